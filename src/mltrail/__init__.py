@@ -1,0 +1,64 @@
+"""mltrail: experiment tracking for machine learning.
+
+The public surface is small and import is light: SQLAlchemy, FastAPI and Click load only when
+a store, the server or the CLI is used.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from mltrail.core.errors import (
+    AuthenticationError,
+    ConflictError,
+    ExperimentStopped,
+    MltrailError,
+    NotFoundError,
+    PermissionDeniedError,
+    TransportError,
+    ValidationError,
+)
+from mltrail.core.weights import weights_hash
+
+if TYPE_CHECKING:
+    from mltrail.api import Api
+    from mltrail.sdk.experiment import Experiment
+
+__all__ = [
+    "AuthenticationError",
+    "ConflictError",
+    "ExperimentStopped",
+    "MltrailError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "TransportError",
+    "ValidationError",
+    "as_api",
+    "start",
+    "weights_hash",
+]
+
+__version__ = "0.1.0"
+
+
+def as_api(url: str | None = None, token: str | None = None) -> Api:
+    """The contract's entry point: ``as_api().experiments.list(project)`` and friends.
+
+    Args:
+        url: server URL; defaults to ``MLTRAIL_URL``; embedded mode when neither is set.
+        token: API token; defaults to ``MLTRAIL_TOKEN``.
+    """
+    from mltrail.api import Api
+    from mltrail.config import Settings
+
+    settings = Settings.from_env()
+    if url is not None:
+        settings = settings.with_(url=url, token=token if token is not None else settings.token)
+    return Api.from_settings(settings)
+
+
+def start(project: int | str | None = None, display_name: str | None = None, **kwargs: Any) -> Experiment:
+    """Start recording an experiment; see :func:`mltrail.sdk.experiment.start`."""
+    from mltrail.sdk.experiment import start as _start
+
+    return _start(project, display_name=display_name, **kwargs)

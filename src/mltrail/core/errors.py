@@ -1,0 +1,113 @@
+"""The mltrail error tree.
+
+Every user error carries the name of the field at fault, so the server can answer with a 4xx
+JSON body, the API can raise it as is, and the CLI can print it as one line.
+"""
+
+from __future__ import annotations
+
+
+class MltrailError(Exception):
+    """Base class of every error mltrail raises on purpose.
+
+    Attributes:
+        field: the input field at fault, when one is ("metrics", "project", ...).
+        status_code: the HTTP status the server answers with.
+    """
+
+    status_code = 400
+    kind = "error"
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}" if self.field else self.message
+
+    def to_dict(self) -> dict[str, str | None]:
+        """The JSON body the server sends for this error."""
+        return {"type": self.kind, "field": self.field, "message": self.message}
+
+
+class ValidationError(MltrailError, ValueError):
+    """Input that is malformed, of the wrong type or out of range."""
+
+    status_code = 422
+    kind = "validation_error"
+
+
+class NotFoundError(MltrailError, LookupError):
+    """A project, experiment, weights hash or other object that does not exist."""
+
+    status_code = 404
+    kind = "not_found"
+
+
+class AuthenticationError(MltrailError, PermissionError):
+    """Missing, unknown or revoked API token."""
+
+    status_code = 401
+    kind = "authentication_error"
+
+
+class PermissionDeniedError(MltrailError, PermissionError):
+    """The token is valid but its user may not touch that project."""
+
+    status_code = 403
+    kind = "permission_denied"
+
+
+class ConflictError(MltrailError):
+    """The request conflicts with the current state (a stop for a finished experiment ...)."""
+
+    status_code = 409
+    kind = "conflict"
+
+
+class PayloadTooLargeError(MltrailError):
+    """A request body over the server's limit."""
+
+    status_code = 413
+    kind = "payload_too_large"
+
+
+class TransportError(MltrailError, ConnectionError):
+    """The server could not be reached or answered with a server error."""
+
+    status_code = 503
+    kind = "transport_error"
+
+
+class ExperimentStopped(MltrailError):  # noqa: N818 - reads as an event, like StopIteration
+    """Raised inside training code when someone asked the experiment to stop."""
+
+    status_code = 409
+    kind = "experiment_stopped"
+
+
+ERRORS_BY_KIND: dict[str, type[MltrailError]] = {
+    cls.kind: cls
+    for cls in (
+        MltrailError,
+        ValidationError,
+        NotFoundError,
+        AuthenticationError,
+        PermissionDeniedError,
+        ConflictError,
+        PayloadTooLargeError,
+        TransportError,
+        ExperimentStopped,
+    )
+}
+
+
+def error_from_dict(body: dict[str, object], status_code: int) -> MltrailError:
+    """Rebuild the error a server sent, so HttpStore raises what SqlStore would have."""
+    kind = str(body.get("type", ""))
+    cls = ERRORS_BY_KIND.get(kind)
+    if cls is None:
+        cls = TransportError if status_code >= 500 else MltrailError
+    field = body.get("field")
+    return cls(str(body.get("message", f"HTTP {status_code}")), str(field) if field else None)

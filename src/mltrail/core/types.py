@@ -1,0 +1,241 @@
+"""Domain types shared by every layer: frozen dataclasses and enums, no I/O."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+JsonScalar = str | int | float | bool
+
+
+class Status(str, enum.Enum):
+    """Lifecycle of an experiment."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    STOPPED = "stopped"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (Status.DONE, Status.FAILED, Status.STOPPED)
+
+
+class Phase(str, enum.Enum):
+    """Which part of training a metric point belongs to."""
+
+    TRAIN = "train"
+    VALIDATION = "validation"
+    TEST = "test"
+
+
+class ChartScope(str, enum.Enum):
+    TEST = "test"
+    VALIDATION = "validation"
+    TRAIN = "train"
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+@dataclass(frozen=True)
+class Project:
+    id: int
+    display_name: str
+    description: str
+    created_at: float
+    experiment_count: int = 0
+    last_activity: float | None = None
+
+
+@dataclass(frozen=True)
+class ExperimentRef:
+    """The public address of an experiment: project id and per-project number."""
+
+    project_id: int
+    experiment_id: int
+
+
+@dataclass(frozen=True)
+class MetricSummary:
+    """Running summary of one series, kept up to date on ingest."""
+
+    key: str
+    phase: str
+    count: int
+    last: float
+    min: float
+    max: float
+    last_iteration: int
+    last_epoch: int | None
+
+    @property
+    def name(self) -> str:
+        """Column name used in lists and tables: ``train/loss``."""
+        return f"{self.phase}/{self.key}"
+
+
+@dataclass(frozen=True)
+class Experiment:
+    project_id: int
+    experiment_id: int
+    display_name: str
+    description: str
+    status: Status
+    created_at: float
+    started_at: float | None = None
+    ended_at: float | None = None
+    hyperparameters: dict[str, Any] = field(default_factory=dict)
+    environment: dict[str, Any] = field(default_factory=dict)
+    source: dict[str, Any] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()
+    metrics: dict[str, float] = field(default_factory=dict)
+    ex_metrics: dict[str, JsonScalar] = field(default_factory=dict)
+    stop_requested: bool = False
+
+    @property
+    def ref(self) -> ExperimentRef:
+        return ExperimentRef(self.project_id, self.experiment_id)
+
+    @property
+    def duration(self) -> float | None:
+        if self.started_at is None:
+            return None
+        return (self.ended_at or self.started_at) - self.started_at
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a listing plus the total, so callers can page to the end."""
+
+    items: tuple[Any, ...]
+    total: int
+    offset: int
+
+
+@dataclass(frozen=True, eq=False)
+class SeriesChunk:
+    """Columnar points of one series (key, phase), as the SDK batches them.
+
+    ``epochs`` uses -1 for "no epoch"; ``times`` are unix seconds.
+    """
+
+    key: str
+    phase: str
+    iterations: np.ndarray  # int64
+    epochs: np.ndarray  # int64, -1 = none
+    values: np.ndarray  # float64, NaN and infinities allowed
+    times: np.ndarray  # float64
+
+    def __len__(self) -> int:
+        return int(self.iterations.shape[0])
+
+
+@dataclass(frozen=True)
+class MetricBatch:
+    """What one SDK flush sends. (client_id, seq) makes a retried batch land once."""
+
+    client_id: str
+    seq: int
+    chunks: tuple[SeriesChunk, ...]
+
+    @property
+    def point_count(self) -> int:
+        return sum(len(c) for c in self.chunks)
+
+
+@dataclass(frozen=True, eq=False)
+class Series:
+    """A series as read for a chart or an export.
+
+    ``downsampled`` tells whether min/max bucketing was applied; ``total`` is the number of
+    stored points, whatever was returned.
+    """
+
+    key: str
+    phase: str
+    iterations: np.ndarray
+    epochs: np.ndarray
+    values: np.ndarray
+    total: int
+    downsampled: bool
+
+
+@dataclass(frozen=True)
+class WeightsLink:
+    """Which point of which experiment produced a weights hash."""
+
+    weights_hash: str
+    project_id: int
+    experiment_id: int
+    iteration: int | None
+    epoch: int | None
+    created_at: float
+
+
+@dataclass(frozen=True)
+class IterationMetric:
+    """An external metric attached to an (experiment, iteration, epoch) through a hash."""
+
+    key: str
+    iteration: int | None
+    epoch: int | None
+    value: JsonScalar
+    weights_hash: str
+
+
+@dataclass(frozen=True)
+class ChartSpec:
+    """A validated custom chart. ``y`` rows have one value (single line) or n (multi-line)."""
+
+    name: str
+    scope: str
+    type: str
+    x_name: str
+    y_names: tuple[str, ...]
+    x: tuple[JsonScalar, ...]
+    y: tuple[tuple[float, ...], ...]
+
+    @property
+    def chart_id(self) -> str:
+        from mltrail.core.validation import chart_id
+
+        return chart_id(self.name)
+
+
+@dataclass(frozen=True)
+class Chart:
+    chart_id: str
+    project_id: int
+    experiment_id: int
+    spec: ChartSpec
+    updated_at: float
+
+
+@dataclass(frozen=True)
+class LogLine:
+    """One captured line. ``seq`` is assigned by the store, in arrival order."""
+
+    time: float
+    stream: str
+    level: str
+    message: str
+    seq: int = 0
+
+
+@dataclass(frozen=True)
+class LogBatch:
+    client_id: str
+    seq: int
+    lines: tuple[LogLine, ...]
+
+
+@dataclass(frozen=True)
+class User:
+    id: int
+    name: str
+    is_admin: bool

@@ -1,0 +1,314 @@
+"""Validation and normalisation of everything users send, shared by every layer.
+
+Each function raises :class:`ValidationError` naming the field at fault, and returns the
+normalised value. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import numbers
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from mltrail.core.errors import ValidationError
+from mltrail.core.types import LOG_LEVELS, ChartScope, ChartSpec, JsonScalar, Phase, SeriesChunk
+
+MAX_KEY_LEN = 250
+MAX_PROJECT_NAME_LEN = 140
+MAX_PROJECT_DESCRIPTION_LEN = 140
+MAX_EXPERIMENT_NAME_LEN = 250
+MAX_EXPERIMENT_DESCRIPTION_LEN = 10_000
+MAX_EX_STRING_LEN = 1_000_000
+MAX_LOG_MESSAGE_LEN = 65_536
+MAX_STREAM_LEN = 200
+MAX_CHART_POINTS = 1_000_000
+MAX_CHART_LINES = 256
+CHART_TYPES = ("line",)
+EX_PREFIX = "ex_"
+
+_HASH_RE = re.compile(r"^[0-9a-f]{40}$")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def parse_json_arg(value: Any, field: str) -> Any:
+    """Accept a JSON string (the contract's form) or the equivalent Python object.
+
+    Python's json accepts NaN and Infinity, so non-finite floats round-trip.
+    """
+    if isinstance(value, (bytes, bytearray)):
+        value = value.decode("utf-8", errors="replace")
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ValidationError(f"not valid JSON ({exc.msg} at position {exc.pos})", field) from None
+    return value
+
+
+def require_int(value: Any, field: str, *, minimum: int | None = None) -> int:
+    """An integer (not a bool), optionally at least ``minimum``; numeric strings are accepted."""
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ValidationError(f"must be an integer, got {type(value).__name__}", field)
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ValidationError(f"must be >= {minimum}, got {value}", field)
+    return value
+
+
+def require_text(value: Any, field: str, *, min_len: int = 0, max_len: int) -> str:
+    """A string of bounded length without control characters."""
+    if not isinstance(value, str):
+        raise ValidationError(f"must be a string, got {type(value).__name__}", field)
+    if len(value) < min_len:
+        raise ValidationError("must not be empty" if min_len == 1 else f"must be at least {min_len} characters", field)
+    if len(value) > max_len:
+        raise ValidationError(f"must be at most {max_len} characters, got {len(value)}", field)
+    if _CONTROL_RE.search(value):
+        raise ValidationError("must not contain control characters", field)
+    return value
+
+
+def project_name(value: Any) -> str:
+    return require_text(value, "display_name", min_len=1, max_len=MAX_PROJECT_NAME_LEN).strip() or _empty("display_name")
+
+
+def project_description(value: Any) -> str:
+    return require_text(value or "", "description", max_len=MAX_PROJECT_DESCRIPTION_LEN)
+
+
+def experiment_name(value: Any) -> str:
+    return require_text(value, "display_name", min_len=1, max_len=MAX_EXPERIMENT_NAME_LEN)
+
+
+def experiment_description(value: Any) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ValidationError(f"must be a string, got {type(value).__name__}", "description")
+    if len(value) > MAX_EXPERIMENT_DESCRIPTION_LEN:
+        raise ValidationError(f"must be at most {MAX_EXPERIMENT_DESCRIPTION_LEN} characters", "description")
+    return value
+
+
+def _empty(field: str) -> str:
+    raise ValidationError("must not be blank", field)
+
+
+def metric_key(value: Any, field: str = "key") -> str:
+    """A metric key: 1-250 characters, no control characters, not blank."""
+    key = require_text(value, field, min_len=1, max_len=MAX_KEY_LEN)
+    if not key.strip():
+        raise ValidationError("must not be blank", field)
+    return key
+
+
+def phase(value: Any, field: str = "phase") -> str:
+    try:
+        return Phase(value).value
+    except ValueError:
+        allowed = ", ".join(p.value for p in Phase)
+        raise ValidationError(f"must be one of {allowed}, got {value!r}", field) from None
+
+
+def metric_value(value: Any, field: str) -> float:
+    """A numeric point value. NaN and infinities are valid; bools and strings are not."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValidationError(f"must be a number, got {type(value).__name__}", field)
+    return float(value)
+
+
+def weights_hash(value: Any, field: str = "weights_hash") -> str:
+    """A hexadecimal sha1: 40 hex digits, returned lower-cased."""
+    if not isinstance(value, str) or not _HASH_RE.match(value.strip().lower()):
+        raise ValidationError("must be a 40-digit hexadecimal sha1", field)
+    return value.strip().lower()
+
+
+def ex_metrics(value: Any, field: str = "metrics") -> dict[str, JsonScalar]:
+    """Normalise external metrics: a JSON object of str/float/int/bool, keys get ``ex_``."""
+    parsed = parse_json_arg(value, field)
+    if not isinstance(parsed, Mapping):
+        raise ValidationError(f"must be a JSON object of metric name to value, got {type(parsed).__name__}", field)
+    if not parsed:
+        raise ValidationError("must contain at least one metric", field)
+    result: dict[str, JsonScalar] = {}
+    for raw_key, raw_value in parsed.items():
+        key = metric_key(raw_key, f"{field}.{raw_key}")
+        if not key.startswith(EX_PREFIX):
+            key = EX_PREFIX + key
+        if len(key) > MAX_KEY_LEN:
+            raise ValidationError(f"must be at most {MAX_KEY_LEN} characters with the ex_ prefix", f"{field}.{raw_key}")
+        result[key] = ex_value(raw_value, f"{field}.{raw_key}")
+    return result
+
+
+def ex_value(value: Any, field: str) -> JsonScalar:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value)
+    if isinstance(value, str):
+        if len(value) > MAX_EX_STRING_LEN:
+            raise ValidationError(f"string values must be at most {MAX_EX_STRING_LEN} characters", field)
+        return value
+    raise ValidationError(f"must be a string, number or boolean, got {type(value).__name__}", field)
+
+
+def chart_id(name: str) -> str:
+    """The chart's id: sha256 of its lower-cased, stripped name."""
+    return hashlib.sha256(name.strip().lower().encode("utf-8")).hexdigest()
+
+
+def chart(
+    chart_name: Any,
+    *,
+    chart_x_name: Any = "X",
+    chart_y_name: Any = "Y",
+    chart_scope: Any = "test",
+    chart_type: Any = "line",
+    chart_x: Any = None,
+    chart_y: Any = None,
+) -> ChartSpec:
+    """Validate a custom chart as the contract's ``update_chart`` receives it."""
+    name = metric_key(chart_name, "chart_name").strip()
+    x_name = require_text(chart_x_name, "chart_x_name", min_len=1, max_len=MAX_KEY_LEN)
+    try:
+        scope = ChartScope(chart_scope).value
+    except ValueError:
+        raise ValidationError(f"must be one of test, validation, train, got {chart_scope!r}", "chart_scope") from None
+    if chart_type not in CHART_TYPES:
+        raise ValidationError(f"must be one of {', '.join(CHART_TYPES)}, got {chart_type!r}", "chart_type")
+    xs = _chart_x(chart_x)
+    ys = _chart_y(chart_y, len(xs))
+    y_names = _chart_y_names(chart_y_name, len(ys[0]))
+    return ChartSpec(name, scope, chart_type, x_name, y_names, xs, ys)
+
+
+def _chart_x(raw: Any) -> tuple[JsonScalar, ...]:
+    xs = parse_json_arg(raw, "chart_x")
+    if xs is None:
+        raise ValidationError("is required: a JSON list of x values", "chart_x")
+    if not isinstance(xs, list) or not xs:
+        raise ValidationError("must be a non-empty JSON list", "chart_x")
+    if len(xs) > MAX_CHART_POINTS:
+        raise ValidationError(f"must have at most {MAX_CHART_POINTS} values", "chart_x")
+    kinds = {_x_kind(v) for v in xs}
+    if None in kinds:
+        raise ValidationError("values must be strings, integers or floats", "chart_x")
+    if len(kinds) > 1:
+        raise ValidationError(f"values must all be of one type, got {', '.join(sorted(kinds))}", "chart_x")  # type: ignore[arg-type]
+    return tuple(xs)
+
+
+def _x_kind(v: Any) -> str | None:
+    if isinstance(v, bool):
+        return None
+    if isinstance(v, int):
+        return "int"
+    if isinstance(v, float):
+        return "float"
+    if isinstance(v, str):
+        return "str"
+    return None
+
+
+def _chart_y(raw: Any, n_x: int) -> tuple[tuple[float, ...], ...]:
+    ys = parse_json_arg(raw, "chart_y")
+    if ys is None:
+        raise ValidationError("is required: a JSON list with one value or one row per x", "chart_y")
+    if not isinstance(ys, list):
+        raise ValidationError("must be a JSON list", "chart_y")
+    if len(ys) != n_x:
+        raise ValidationError(f"must have one entry per x value: {len(ys)} for {n_x} x values", "chart_y")
+    multi = isinstance(ys[0], list)
+    rows: list[tuple[float, ...]] = []
+    for i, row in enumerate(ys):
+        if isinstance(row, list) != multi:
+            raise ValidationError("must be all numbers (single line) or all lists (multi-line)", "chart_y")
+        cells = row if multi else [row]
+        if not cells or len(cells) > MAX_CHART_LINES:
+            raise ValidationError(f"row {i} must have 1 to {MAX_CHART_LINES} values", "chart_y")
+        if rows and len(cells) != len(rows[0]):
+            raise ValidationError(f"every row must have the same width: row {i} has {len(cells)}, row 0 has {len(rows[0])}", "chart_y")
+        rows.append(tuple(metric_value(c, f"chart_y[{i}]") for c in cells))
+    return tuple(rows)
+
+
+def _chart_y_names(raw: Any, width: int) -> tuple[str, ...]:
+    names = raw
+    if isinstance(raw, str) and raw.lstrip().startswith("["):
+        names = parse_json_arg(raw, "chart_y_name")
+    if isinstance(names, str):
+        require_text(names, "chart_y_name", min_len=1, max_len=MAX_KEY_LEN)
+        return (names,) if width == 1 else tuple(f"{names} {i + 1}" for i in range(width))
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ValidationError("must be a string or a JSON list of strings", "chart_y_name")
+    if len(names) != width:
+        raise ValidationError(f"must have one name per line: {len(names)} names for {width} lines", "chart_y_name")
+    return tuple(require_text(n, "chart_y_name", min_len=1, max_len=MAX_KEY_LEN) for n in names)
+
+
+def log_level(value: Any) -> str:
+    level = str(value).upper()
+    if level == "WARN":
+        level = "WARNING"
+    if level not in LOG_LEVELS:
+        raise ValidationError(f"must be one of {', '.join(LOG_LEVELS)}, got {value!r}", "level")
+    return level
+
+
+def log_message(value: Any) -> str:
+    """Log messages over the limit are truncated, with a marker saying how much was cut."""
+    if not isinstance(value, str):
+        raise ValidationError(f"must be a string, got {type(value).__name__}", "message")
+    if len(value) > MAX_LOG_MESSAGE_LEN:
+        cut = len(value) - MAX_LOG_MESSAGE_LEN
+        return value[:MAX_LOG_MESSAGE_LEN] + f" [truncated {cut} characters]"
+    return value
+
+
+def log_stream(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValidationError("must be a non-empty string", "stream")
+    return value[:MAX_STREAM_LEN]
+
+
+def series_chunk(chunk: SeriesChunk) -> SeriesChunk:
+    """Check a columnar chunk: key, phase, equal-length arrays, iterations and epochs >= 0."""
+    key = metric_key(chunk.key)
+    ph = phase(chunk.phase)
+    n = len(chunk.iterations)
+    for name in ("epochs", "values", "times"):
+        if len(getattr(chunk, name)) != n:
+            raise ValidationError(f"has {len(getattr(chunk, name))} entries for {n} iterations", f"{key}.{name}")
+    iterations = np.asarray(chunk.iterations, dtype=np.int64)
+    epochs = np.asarray(chunk.epochs, dtype=np.int64)
+    if n and int(iterations.min()) < 0:
+        raise ValidationError("must be >= 0", f"{key}.iteration")
+    if n and int(epochs.min()) < -1:
+        raise ValidationError("must be >= 0", f"{key}.epoch")
+    values = np.asarray(chunk.values, dtype=np.float64)
+    times = np.asarray(chunk.times, dtype=np.float64)
+    if n and not np.isfinite(times).all():
+        raise ValidationError("must be finite unix times", f"{key}.time")
+    return SeriesChunk(key, ph, iterations, epochs, values, times)
+
+
+def is_finite(value: float) -> bool:
+    return math.isfinite(value)
+
+
+def sequence_of(value: Any, field: str) -> Sequence[Any]:
+    if not isinstance(value, (list, tuple)):
+        raise ValidationError(f"must be a list, got {type(value).__name__}", field)
+    return value

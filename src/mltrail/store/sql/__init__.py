@@ -1,0 +1,1 @@
+"""mltrail.store.sql."""

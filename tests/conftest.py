@@ -1,0 +1,63 @@
+"""Fixtures every test module may use: a clean environment, SQLite and PostgreSQL URLs."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+PG_ADMIN_URL = os.environ.get("MLTRAIL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """No test sees the developer's MLTRAIL_* settings; each gets its own MLTRAIL_HOME."""
+    for name in list(os.environ):
+        if name.startswith("MLTRAIL_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("MLTRAIL_HOME", str(tmp_path_factory.mktemp("mltrail-home")))
+
+
+@pytest.fixture
+def sqlite_url(tmp_path) -> str:
+    return f"sqlite:///{tmp_path / 'mltrail.db'}"
+
+
+def _pg_connect(dbname: str = "postgres"):
+    import psycopg
+
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + dbname
+    return psycopg.connect(url, autocommit=True, connect_timeout=3)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[str]:
+    """The local PostgreSQL server's base URL (without database), or skip when it is down."""
+    try:
+        _pg_connect().close()
+    except Exception as exc:  # pragma: no cover - depends on the machine
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(f"PostgreSQL not reachable: {exc}")
+    yield PG_ADMIN_URL.rsplit("/", 1)[0]
+
+
+@pytest.fixture
+def pg_url(pg_server: str) -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    name = f"mltrail_test_{uuid.uuid4().hex[:12]}"
+    with _pg_connect() as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield pg_server.replace("postgresql://", "postgresql+psycopg://") + "/" + name
+    with _pg_connect() as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest) -> str:
+    """Each test using this runs on SQLite and on PostgreSQL."""
+    if request.param == "sqlite":
+        return request.getfixturevalue("sqlite_url")
+    return request.getfixturevalue("pg_url")
