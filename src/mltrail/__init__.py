@@ -57,7 +57,9 @@ def as_api(url: str | None = None, token: str | None = None) -> Api:
     return Api.from_settings(settings)
 
 
-def start(project: int | str | None = None, display_name: str | None = None, **kwargs: Any) -> Experiment:
+def start(
+    project: int | str | None = None, display_name: str | None = None, **kwargs: Any
+) -> Experiment:
     """Start recording an experiment; see :func:`mltrail.sdk.experiment.start`."""
     from mltrail.sdk.experiment import start as _start
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 DEFAULT_PORT = 5870
@@ -27,7 +27,7 @@ class Settings:
 
     url: str | None = None
     token: str | None = None
-    home: Path = Path("~/.mltrail").expanduser()
+    home: Path = field(default_factory=lambda: Path("~/.mltrail").expanduser())
     project: str | None = None
     experiment: int | None = None
     strict: bool = False

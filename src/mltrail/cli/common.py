@@ -73,7 +73,11 @@ def output_format_option(func: F) -> F:
 
 
 def echo_json(value: Any) -> None:
-    click.echo(orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY, default=_json_default).decode())
+    click.echo(
+        orjson.dumps(
+            value, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY, default=_json_default
+        ).decode()
+    )
 
 
 def _json_default(value: Any) -> Any:
@@ -84,7 +88,9 @@ def _json_default(value: Any) -> Any:
     raise TypeError(type(value).__name__)
 
 
-def echo_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None) -> None:
+def echo_table(
+    columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None
+) -> None:
     """Render rows with rich, to stdout, wide enough not to wrap in pipes."""
     from rich.console import Console
     from rich.table import Table

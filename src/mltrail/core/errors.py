@@ -80,7 +80,7 @@ class TransportError(MltrailError, ConnectionError):
     kind = "transport_error"
 
 
-class ExperimentStopped(MltrailError):  # noqa: N818 - reads as an event, like StopIteration
+class ExperimentStopped(MltrailError):
     """Raised inside training code when someone asked the experiment to stop."""
 
     status_code = 409

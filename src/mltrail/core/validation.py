@@ -47,7 +47,9 @@ def parse_json_arg(value: Any, field: str) -> Any:
         try:
             return json.loads(value)
         except json.JSONDecodeError as exc:
-            raise ValidationError(f"not valid JSON ({exc.msg} at position {exc.pos})", field) from None
+            raise ValidationError(
+                f"not valid JSON ({exc.msg} at position {exc.pos})", field
+            ) from None
     return value
 
 
@@ -68,7 +70,9 @@ def require_text(value: Any, field: str, *, min_len: int = 0, max_len: int) -> s
     if not isinstance(value, str):
         raise ValidationError(f"must be a string, got {type(value).__name__}", field)
     if len(value) < min_len:
-        raise ValidationError("must not be empty" if min_len == 1 else f"must be at least {min_len} characters", field)
+        raise ValidationError(
+            "must not be empty" if min_len == 1 else f"must be at least {min_len} characters", field
+        )
     if len(value) > max_len:
         raise ValidationError(f"must be at most {max_len} characters, got {len(value)}", field)
     if _CONTROL_RE.search(value):
@@ -77,7 +81,9 @@ def require_text(value: Any, field: str, *, min_len: int = 0, max_len: int) -> s
 
 
 def project_name(value: Any) -> str:
-    return require_text(value, "display_name", min_len=1, max_len=MAX_PROJECT_NAME_LEN).strip() or _empty("display_name")
+    return require_text(
+        value, "display_name", min_len=1, max_len=MAX_PROJECT_NAME_LEN
+    ).strip() or _empty("display_name")
 
 
 def project_description(value: Any) -> str:
@@ -94,7 +100,9 @@ def experiment_description(value: Any) -> str:
     if not isinstance(value, str):
         raise ValidationError(f"must be a string, got {type(value).__name__}", "description")
     if len(value) > MAX_EXPERIMENT_DESCRIPTION_LEN:
-        raise ValidationError(f"must be at most {MAX_EXPERIMENT_DESCRIPTION_LEN} characters", "description")
+        raise ValidationError(
+            f"must be at most {MAX_EXPERIMENT_DESCRIPTION_LEN} characters", "description"
+        )
     return value
 
 
@@ -136,7 +144,9 @@ def ex_metrics(value: Any, field: str = "metrics") -> dict[str, JsonScalar]:
     """Normalise external metrics: a JSON object of str/float/int/bool, keys get ``ex_``."""
     parsed = parse_json_arg(value, field)
     if not isinstance(parsed, Mapping):
-        raise ValidationError(f"must be a JSON object of metric name to value, got {type(parsed).__name__}", field)
+        raise ValidationError(
+            f"must be a JSON object of metric name to value, got {type(parsed).__name__}", field
+        )
     if not parsed:
         raise ValidationError("must contain at least one metric", field)
     result: dict[str, JsonScalar] = {}
@@ -145,7 +155,10 @@ def ex_metrics(value: Any, field: str = "metrics") -> dict[str, JsonScalar]:
         if not key.startswith(EX_PREFIX):
             key = EX_PREFIX + key
         if len(key) > MAX_KEY_LEN:
-            raise ValidationError(f"must be at most {MAX_KEY_LEN} characters with the ex_ prefix", f"{field}.{raw_key}")
+            raise ValidationError(
+                f"must be at most {MAX_KEY_LEN} characters with the ex_ prefix",
+                f"{field}.{raw_key}",
+            )
         result[key] = ex_value(raw_value, f"{field}.{raw_key}")
     return result
 
@@ -159,7 +172,9 @@ def ex_value(value: Any, field: str) -> JsonScalar:
         return float(value)
     if isinstance(value, str):
         if len(value) > MAX_EX_STRING_LEN:
-            raise ValidationError(f"string values must be at most {MAX_EX_STRING_LEN} characters", field)
+            raise ValidationError(
+                f"string values must be at most {MAX_EX_STRING_LEN} characters", field
+            )
         return value
     raise ValidationError(f"must be a string, number or boolean, got {type(value).__name__}", field)
 
@@ -185,9 +200,13 @@ def chart(
     try:
         scope = ChartScope(chart_scope).value
     except ValueError:
-        raise ValidationError(f"must be one of test, validation, train, got {chart_scope!r}", "chart_scope") from None
+        raise ValidationError(
+            f"must be one of test, validation, train, got {chart_scope!r}", "chart_scope"
+        ) from None
     if chart_type not in CHART_TYPES:
-        raise ValidationError(f"must be one of {', '.join(CHART_TYPES)}, got {chart_type!r}", "chart_type")
+        raise ValidationError(
+            f"must be one of {', '.join(CHART_TYPES)}, got {chart_type!r}", "chart_type"
+        )
     xs = _chart_x(chart_x)
     ys = _chart_y(chart_y, len(xs))
     y_names = _chart_y_names(chart_y_name, len(ys[0]))
@@ -206,7 +225,9 @@ def _chart_x(raw: Any) -> tuple[JsonScalar, ...]:
     if None in kinds:
         raise ValidationError("values must be strings, integers or floats", "chart_x")
     if len(kinds) > 1:
-        raise ValidationError(f"values must all be of one type, got {', '.join(sorted(kinds))}", "chart_x")  # type: ignore[arg-type]
+        raise ValidationError(
+            f"values must all be of one type, got {', '.join(sorted(kinds))}", "chart_x"
+        )  # type: ignore[arg-type]
     return tuple(xs)
 
 
@@ -229,17 +250,24 @@ def _chart_y(raw: Any, n_x: int) -> tuple[tuple[float, ...], ...]:
     if not isinstance(ys, list):
         raise ValidationError("must be a JSON list", "chart_y")
     if len(ys) != n_x:
-        raise ValidationError(f"must have one entry per x value: {len(ys)} for {n_x} x values", "chart_y")
+        raise ValidationError(
+            f"must have one entry per x value: {len(ys)} for {n_x} x values", "chart_y"
+        )
     multi = isinstance(ys[0], list)
     rows: list[tuple[float, ...]] = []
     for i, row in enumerate(ys):
         if isinstance(row, list) != multi:
-            raise ValidationError("must be all numbers (single line) or all lists (multi-line)", "chart_y")
+            raise ValidationError(
+                "must be all numbers (single line) or all lists (multi-line)", "chart_y"
+            )
         cells = row if multi else [row]
         if not cells or len(cells) > MAX_CHART_LINES:
             raise ValidationError(f"row {i} must have 1 to {MAX_CHART_LINES} values", "chart_y")
         if rows and len(cells) != len(rows[0]):
-            raise ValidationError(f"every row must have the same width: row {i} has {len(cells)}, row 0 has {len(rows[0])}", "chart_y")
+            raise ValidationError(
+                f"every row must have the same width: row {i} has {len(cells)}, row 0 has {len(rows[0])}",
+                "chart_y",
+            )
         rows.append(tuple(metric_value(c, f"chart_y[{i}]") for c in cells))
     return tuple(rows)
 
@@ -254,7 +282,9 @@ def _chart_y_names(raw: Any, width: int) -> tuple[str, ...]:
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
         raise ValidationError("must be a string or a JSON list of strings", "chart_y_name")
     if len(names) != width:
-        raise ValidationError(f"must have one name per line: {len(names)} names for {width} lines", "chart_y_name")
+        raise ValidationError(
+            f"must have one name per line: {len(names)} names for {width} lines", "chart_y_name"
+        )
     return tuple(require_text(n, "chart_y_name", min_len=1, max_len=MAX_KEY_LEN) for n in names)
 
 
@@ -290,7 +320,9 @@ def series_chunk(chunk: SeriesChunk) -> SeriesChunk:
     n = len(chunk.iterations)
     for name in ("epochs", "values", "times"):
         if len(getattr(chunk, name)) != n:
-            raise ValidationError(f"has {len(getattr(chunk, name))} entries for {n} iterations", f"{key}.{name}")
+            raise ValidationError(
+                f"has {len(getattr(chunk, name))} entries for {n} iterations", f"{key}.{name}"
+            )
     iterations = np.asarray(chunk.iterations, dtype=np.int64)
     epochs = np.asarray(chunk.epochs, dtype=np.int64)
     if n and int(iterations.min()) < 0:

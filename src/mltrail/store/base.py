@@ -80,7 +80,9 @@ class Store(abc.ABC):
         """One experiment with its last metric values and ex_ metrics."""
 
     @abc.abstractmethod
-    def list_experiments(self, project_id: int, *, offset: int = 0, limit: int = LIST_PAGE_SIZE) -> Page:
+    def list_experiments(
+        self, project_id: int, *, offset: int = 0, limit: int = LIST_PAGE_SIZE
+    ) -> Page:
         """A page of the project's experiments in id order, with summaries and ex_ metrics."""
 
     @abc.abstractmethod
@@ -121,19 +123,33 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def read_series(
-        self, project_id: int, experiment_id: int, key: str, phase: str, *, max_points: int | None = None
+        self,
+        project_id: int,
+        experiment_id: int,
+        key: str,
+        phase: str,
+        *,
+        max_points: int | None = None,
     ) -> Series:
         """A series in iteration order; with ``max_points``, min/max downsampled to at most that
         many points (first and last kept), at a cost independent of the series length."""
 
     # --- external metrics, weights hashes, charts -----------------------------------------------
     @abc.abstractmethod
-    def put_external_metrics(self, refs: Sequence[ExperimentRef], metrics: Mapping[str, JsonScalar]) -> None:
+    def put_external_metrics(
+        self, refs: Sequence[ExperimentRef], metrics: Mapping[str, JsonScalar]
+    ) -> None:
         """Set ex_ metrics on every experiment in ``refs``, all or none."""
 
     @abc.abstractmethod
     def link_weights_hash(
-        self, project_id: int, experiment_id: int, weights_hash: str, *, iteration: int | None, epoch: int | None
+        self,
+        project_id: int,
+        experiment_id: int,
+        weights_hash: str,
+        *,
+        iteration: int | None,
+        epoch: int | None,
     ) -> WeightsLink:
         """Record that this point of the experiment produced that hash."""
 
