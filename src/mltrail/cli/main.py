@@ -9,21 +9,24 @@ import click
 
 from mltrail.cli.common import run_cli
 
-# command name -> "module:attribute"; each module owns one resource's commands
+# command name -> ("module:attribute", one-line help); each module owns one resource's commands
 COMMANDS = {
-    "agent": "mltrail.cli.jobs:agent",
-    "agents": "mltrail.cli.jobs:agents",
-    "db": "mltrail.cli.db:db",
-    "demo": "mltrail.cli.demo:demo",
-    "experiments": "mltrail.cli.experiments:experiments",
-    "jobs": "mltrail.cli.jobs:jobs",
-    "models": "mltrail.cli.models:models",
-    "projects": "mltrail.cli.projects:projects",
-    "run": "mltrail.cli.jobs:run",
-    "server": "mltrail.cli.server:server",
-    "sync": "mltrail.cli.sync:sync",
-    "token": "mltrail.cli.server:token",
-    "ui": "mltrail.cli.server:ui",
+    "agent": ("mltrail.cli.jobs:agent", "Run queued jobs on this machine."),
+    "agents": ("mltrail.cli.jobs:agents", "List agents and their heartbeats."),
+    "db": ("mltrail.cli.db:db", "Upgrade or back up the database."),
+    "demo": ("mltrail.cli.demo:demo", "Record demo experiments and open the UI."),
+    "experiments": (
+        "mltrail.cli.experiments:experiments",
+        "List, follow, stop and enrich experiments.",
+    ),
+    "jobs": ("mltrail.cli.jobs:jobs", "List remote jobs."),
+    "models": ("mltrail.cli.models:models", "Weights hashes of saved models."),
+    "projects": ("mltrail.cli.projects:projects", "List and create projects."),
+    "run": ("mltrail.cli.jobs:run", "Queue a command as a remote experiment."),
+    "server": ("mltrail.cli.server:server", "Start the tracking server."),
+    "sync": ("mltrail.cli.sync:sync", "Upload batches spooled while the server was away."),
+    "token": ("mltrail.cli.server:token", "Create API tokens."),
+    "ui": ("mltrail.cli.server:ui", "Serve the web UI on the embedded store."),
 }
 
 
@@ -37,8 +40,15 @@ class LazyGroup(click.Group):
         target = COMMANDS.get(cmd_name)
         if target is None:
             return None
-        module_name, attr = target.split(":")
+        module_name, attr = target[0].split(":")
         return getattr(importlib.import_module(module_name), attr)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """List commands from the table above, without importing them."""
+        with formatter.section("Commands"):
+            formatter.write_dl(
+                [(name, help_text) for name, (_, help_text) in sorted(COMMANDS.items())]
+            )
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})

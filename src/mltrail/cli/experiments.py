@@ -1,0 +1,207 @@
+"""``mltrail experiments``: the contract's methods from the shell. Parse, call, render."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+
+from mltrail.cli.common import echo_json, echo_table, output_format_option, with_api
+
+project_option = click.option("--project", "-p", type=int, help="Project id.")
+experiment_option = click.option("--experiment", "-e", type=int, help="Experiment id.")
+weights_hash_option = click.option(
+    "--weights-hash", help="Hexadecimal sha1 of the model's weights."
+)
+
+
+@click.group()
+def experiments() -> None:
+    """List, follow, stop and enrich experiments."""
+
+
+@experiments.command("list")
+@click.option("--project", "-p", type=int, required=True, help="Project id.")
+@output_format_option
+@with_api
+def list_experiments(api: Any, project: int, output_format: str) -> None:
+    """Every experiment of a project with hyperparameters and last metric values."""
+    rows = api.experiments.list(project)
+    if output_format == "json":
+        echo_json(rows)
+        return
+    metric_names = sorted({k for r in rows for k in r["metrics"]})
+    ex_names = sorted({k for r in rows for k in r["ex_metrics"]})
+    columns = ["id", "name", "status", "created_at", "hyperparameters", *metric_names, *ex_names]
+    echo_table(
+        columns,
+        (
+            [
+                r["experiment_id"],
+                r["display_name"],
+                r["status"],
+                r["created_at"],
+                r["hyperparameters"],
+                *(r["metrics"].get(m) for m in metric_names),
+                *(r["ex_metrics"].get(m) for m in ex_names),
+            ]
+            for r in rows
+        ),
+    )
+
+
+@experiments.command("get")
+@click.option("--project", "-p", type=int, required=True, help="Project id.")
+@click.option("--experiment", "-e", type=int, required=True, help="Experiment id.")
+@output_format_option
+@with_api
+def get_experiment(api: Any, project: int, experiment: int, output_format: str) -> None:
+    """One experiment in detail: parameters, environment, summaries, weights hashes."""
+    exp = api.experiments.get(project, experiment)
+    if output_format == "json":
+        echo_json(exp)
+        return
+    fields = (
+        "experiment_id",
+        "display_name",
+        "status",
+        "created_at",
+        "duration",
+        "hyperparameters",
+        "ex_metrics",
+    )
+    echo_table(("field", "value"), ((f, exp[f]) for f in fields), title=f"project {project}")
+    echo_table(
+        ("metric", "count", "last", "min", "max", "last_iteration"),
+        (
+            (s["name"], s["count"], s["last"], s["min"], s["max"], s["last_iteration"])
+            for s in exp["summaries"]
+        ),
+    )
+
+
+@experiments.command("logs")
+@click.option("--project", "-p", type=int, required=True, help="Project id.")
+@experiment_option
+@click.option("--disable-colors", is_flag=True, help="Print without ANSI colours.")
+@click.option("--no-follow", is_flag=True, help="Print what is there and exit.")
+@with_api
+def logs(
+    api: Any, project: int, experiment: int | None, disable_colors: bool, no_follow: bool
+) -> None:
+    """Print an experiment's log lines, following them while it runs (latest when -e is omitted)."""
+    colours = not disable_colors and sys.stdout.isatty()
+    api.experiments.logs(project, experiment, disable_colors=not colours, follow=not no_follow)
+
+
+@experiments.command("update-metrics")
+@click.option("--metrics", required=True, help="JSON object, e.g. '{\"ex_cost\": 99}'.")
+@project_option
+@experiment_option
+@weights_hash_option
+@output_format_option
+@with_api
+def update_metrics(
+    api: Any,
+    metrics: str,
+    project: int | None,
+    experiment: int | None,
+    weights_hash: str | None,
+    output_format: str,
+) -> None:
+    """Add ex_ metrics to an experiment (by -p/-e, or to every experiment holding --weights-hash)."""
+    updated = api.experiments.update_metrics(
+        metrics, project=project, experiment=experiment, weights_hash=weights_hash
+    )
+    _echo_updated(updated, output_format, "metrics")
+
+
+@experiments.command("update-chart")
+@click.option("--chart-name", required=True, help="Chart name (same name replaces the chart).")
+@project_option
+@experiment_option
+@weights_hash_option
+@click.option("--chart-x-name", default="X", show_default=True)
+@click.option(
+    "--chart-y-name",
+    default="Y",
+    show_default=True,
+    help="A name, or a JSON list with one name per line.",
+)
+@click.option("--chart-scope", default="test", show_default=True, help="test, validation or train.")
+@click.option("--chart-type", default="line", show_default=True)
+@click.option("--chart-x", required=True, help="JSON list of x values.")
+@click.option(
+    "--chart-y", required=True, help="JSON list: one value per x, or one row of n values per x."
+)
+@output_format_option
+@with_api
+def update_chart(api: Any, output_format: str, **options: Any) -> None:
+    """Create or replace a custom chart on an experiment."""
+    updated = api.experiments.update_chart(**options)
+    _echo_updated(updated, output_format, f"chart {options['chart_name']!r}")
+
+
+@experiments.command("update-metrics-per-iteration")
+@click.option("--weights-hash", required=True, help="Hexadecimal sha1 of the model's weights.")
+@click.option("--metrics", required=True, help="JSON object, e.g. '{\"ex_accuracy\": 0.9}'.")
+@output_format_option
+@with_api
+def update_metrics_per_iteration(
+    api: Any, weights_hash: str, metrics: str, output_format: str
+) -> None:
+    """Attach ex_ metrics to every experiment iteration/epoch that produced the hash."""
+    touched = api.experiments.update_metrics_per_iteration(weights_hash, metrics)
+    if output_format == "json":
+        echo_json({"touched": touched})
+    else:
+        click.echo(f"updated {touched} experiment iteration(s)")
+
+
+@experiments.command("stop")
+@click.option("--project", "-p", type=int, required=True, help="Project id.")
+@click.option("--experiment", "-e", type=int, required=True, help="Experiment id.")
+@with_api
+def stop(api: Any, project: int, experiment: int) -> None:
+    """Ask a queued or running experiment to stop."""
+    exp = api.experiments.stop(project, experiment)
+    click.echo(
+        f"stop requested for project {project} experiment {experiment} (status {exp['status']})"
+    )
+
+
+@experiments.command("series")
+@click.option("--project", "-p", type=int, required=True, help="Project id.")
+@click.option("--experiment", "-e", type=int, required=True, help="Experiment id.")
+@click.option("--key", required=True, help="Metric key.")
+@click.option("--phase", default="train", show_default=True)
+@click.option("--max-points", type=int, help="Downsample to at most this many points.")
+@output_format_option
+@with_api
+def series(
+    api: Any,
+    project: int,
+    experiment: int,
+    key: str,
+    phase: str,
+    max_points: int | None,
+    output_format: str,
+) -> None:
+    """Print a metric series (iteration, epoch, value)."""
+    data = api.experiments.series(project, experiment, key, phase, max_points)
+    if output_format == "json":
+        echo_json(data)
+        return
+    echo_table(
+        ("iteration", "epoch", "value"),
+        zip(data["iterations"], data["epochs"], data["values"], strict=True),
+    )
+
+
+def _echo_updated(updated: list[dict[str, int]], output_format: str, what: str) -> None:
+    if output_format == "json":
+        echo_json(updated)
+        return
+    targets = ", ".join(f"project {u['project']} experiment {u['experiment']}" for u in updated)
+    click.echo(f"updated {what} on {targets}")
