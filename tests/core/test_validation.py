@@ -20,18 +20,18 @@ keys = st.text(
 ).filter(str.strip)
 
 
-@given(st.dictionaries(keys, scalars, min_size=1, max_size=10))
+@given(
+    st.dictionaries(
+        keys.filter(lambda k: not k.startswith("ex_")), scalars, min_size=1, max_size=10
+    )
+)
 def test_ex_metrics_round_trip_through_json_text_with_types_and_prefix(metrics):
     parsed = v.ex_metrics(json.dumps(metrics))
-    assert len(parsed) == len({(k if k.startswith("ex_") else "ex_" + k) for k in metrics})
+    assert set(parsed) == {"ex_" + k for k in metrics}
     for key, value in metrics.items():
-        got = parsed["ex_" + key if not key.startswith("ex_") else key]
-        if isinstance(value, float) and math.isnan(value):
-            continue  # a later "ex_x" may overwrite "x" with the same normalised key
-        if ("ex_" + key) in metrics and not key.startswith("ex_"):
-            continue
+        got = parsed["ex_" + key]
         assert type(got) is type(value)
-        assert got == value
+        assert got == value or (isinstance(value, float) and math.isnan(value) and math.isnan(got))
 
 
 @given(
