@@ -1,0 +1,1 @@
+"""Benchmarks of mltrail side by side with MLflow: ``python -m bench [--quick] [--vs mlflow]``."""

@@ -1,0 +1,155 @@
+"""Rows of the result table, their Markdown rendering, and the machine they were measured on."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+NOT_RUN = "—"
+
+
+@dataclass
+class Row:
+    """One line of the table: a workload measured on mltrail and (maybe) on MLflow.
+
+    ``ratio`` is always "how many times better mltrail is" (MLflow cost / mltrail cost, or
+    mltrail rate / MLflow rate), so a target reads ``>= 50x`` whatever the unit.
+    """
+
+    workload: str
+    mltrail: str
+    mlflow: str = NOT_RUN
+    ratio: float | None = None
+    target: str = ""
+    passed: bool | None = None
+
+    @property
+    def verdict(self) -> str:
+        if self.passed is None:
+            return "n/a"
+        return "PASS" if self.passed else "FAIL"
+
+    def cells(self) -> list[str]:
+        ratio = NOT_RUN if self.ratio is None else f"{self.ratio:,.1f}x"
+        return [self.workload, self.mltrail, self.mlflow, ratio, self.target, self.verdict]
+
+
+HEADER = ["workload", "mltrail", "MLflow", "ratio", "target", "result"]
+
+
+def times_better(mltrail_cost: float | None, mlflow_cost: float | None) -> float | None:
+    """MLflow cost over mltrail cost (None when either is missing or mltrail's is zero)."""
+    if mltrail_cost is None or mlflow_cost is None or mltrail_cost <= 0:
+        return None
+    return mlflow_cost / mltrail_cost
+
+
+def judge(ratio: float | None, minimum: float, *absolute: bool) -> bool | None:
+    """PASS when the ratio reaches ``minimum`` and every absolute condition holds.
+
+    Without a ratio (MLflow not run) only the absolute conditions decide, and with none of
+    those the row is not judged.
+    """
+    if ratio is None:
+        return all(absolute) if absolute else None
+    return ratio >= minimum and all(absolute)
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A GitHub Markdown table with columns padded for plain-text reading too."""
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+
+    def line(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"
+
+    rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    return "\n".join([line(header), rule, *(line(r) for r in rows)])
+
+
+def results_table(rows: Sequence[Row]) -> str:
+    return markdown_table(HEADER, [r.cells() for r in rows])
+
+
+def machine_info() -> dict[str, str]:
+    """nproc, CPU model, RAM, Python, OS, date and the mltrail commit."""
+    return {
+        "nproc": str(os.cpu_count()),
+        "cpu": _cpu_model(),
+        "ram": _ram(),
+        "python": platform.python_version(),
+        "os": f"{platform.system()} {platform.release()}",
+        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "commit": _git_commit(),
+    }
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _ram() -> str:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+    except OSError:
+        pass
+    return "unknown"
+
+
+def _git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, timeout=5, cwd=Path(__file__).parent)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+
+
+def render_markdown(rows: Sequence[Row], scaling: str, info: dict[str, str], command: str,
+                    notes: Sequence[str] = ()) -> str:
+    """The whole results document: table, scaling curve, notes and machine."""
+    machine = "\n".join(f"- {k}: {v}" for k, v in info.items())
+    parts = [
+        "# mltrail benchmark results", "",
+        f"Command: `{command}`", "",
+        results_table(rows), "",
+        "Scaling curve (one series of N points; ingest from the SDK until committed, then a "
+        "chart read at max_points=2000):", "",
+        scaling, "",
+    ]  # fmt: skip
+    if notes:
+        parts += ["Notes:", "", *(f"- {n}" for n in notes), ""]
+    parts += ["Machine:", "", machine, ""]
+    return "\n".join(parts)
+
+
+def fmt_us(seconds: float) -> str:
+    return f"{seconds * 1e6:,.2f} µs"
+
+
+def fmt_ms(seconds: float) -> str:
+    return f"{seconds * 1e3:,.1f} ms"
+
+
+def fmt_rate(points_per_s: float) -> str:
+    return f"{points_per_s:,.0f} pts/s"
+
+
+def fmt_bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if abs(n) < 1024 or unit == "GiB":
+            return f"{n:,.0f} {unit}" if unit == "B" else f"{n:,.1f} {unit}"
+        n /= 1024
+    return f"{n:,.1f} GiB"
