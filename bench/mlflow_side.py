@@ -49,8 +49,9 @@ class MlflowSide:
             "--default-artifact-root", str(workdir / "mlflow-artifacts"),
             "--host", procs.LOOPBACK, "--port", str(port),
         ]  # fmt: skip
-        self.server = procs.Server("mlflow server", argv, port, workdir / "mlflow-server.log",
-                                   env=self._env())
+        self.server = procs.Server(
+            "mlflow server", argv, port, workdir / "mlflow-server.log", env=self._env()
+        )
         self.server.wait_ready("/health", timeout=180)
 
     def _env(self) -> dict[str, str]:

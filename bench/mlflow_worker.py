@@ -69,7 +69,12 @@ def ingest(args: dict[str, Any]) -> dict[str, Any]:
     run_id = _new_run(client, "ingest")
     seconds = _log_points(client, run_id, int(args["keys"]), int(args["iterations"]))
     points = int(args["keys"]) * int(args["iterations"])
-    return {"points": points, "seconds": seconds, "points_per_s": points / seconds, "run_id": run_id}
+    return {
+        "points": points,
+        "seconds": seconds,
+        "points_per_s": points / seconds,
+        "run_id": run_id,
+    }
 
 
 def history(args: dict[str, Any]) -> dict[str, Any]:

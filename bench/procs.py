@@ -30,15 +30,24 @@ def free_port() -> int:
 class Server:
     """A server subprocess in its own process group, stopped with its children on exit."""
 
-    def __init__(self, name: str, argv: Sequence[str], port: int, log_path: Path,
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        argv: Sequence[str],
+        port: int,
+        log_path: Path,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.name = name
         self.port = port
         self.url = f"http://{LOOPBACK}:{port}"
         self.log_path = log_path
         self._log = open(log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            list(argv), stdout=self._log, stderr=subprocess.STDOUT, env=env,
+            list(argv),
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
             start_new_session=True,
         )
 
@@ -156,16 +165,20 @@ class PeakSampler:
         self.peak = max(self.peak, self._measure())
 
 
-def run_json(argv: Sequence[str], timeout: float, env: dict[str, str] | None = None,
-             cwd: Path | None = None) -> dict[str, Any]:
+def run_json(
+    argv: Sequence[str], timeout: float, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> dict[str, Any]:
     """Run a worker that prints one JSON object as its last stdout line; return it."""
-    done = subprocess.run(list(argv), capture_output=True, text=True, timeout=timeout, env=env,
-                          cwd=cwd)
+    done = subprocess.run(
+        list(argv), capture_output=True, text=True, timeout=timeout, env=env, cwd=cwd
+    )
     if done.returncode != 0:
         raise RuntimeError(f"{argv[1:3]} failed ({done.returncode}):\n{done.stderr[-4000:]}")
     lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
     if not lines:
-        raise RuntimeError(f"{argv[1:3]} printed no JSON:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+        raise RuntimeError(
+            f"{argv[1:3]} printed no JSON:\n{done.stdout[-2000:]}{done.stderr[-2000:]}"
+        )
     return json.loads(lines[-1])
 
 

@@ -65,7 +65,7 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
 
     def line(cells: Sequence[str]) -> str:
-        return "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"
+        return "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
 
     rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
     return "\n".join([line(header), rule, *(line(r) for r in rows)])
@@ -110,15 +110,21 @@ def _ram() -> str:
 
 def _git_commit() -> str:
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, timeout=5, cwd=Path(__file__).parent)
+        out = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            cwd=Path(__file__).parent,
+        )
         return out.stdout.strip() or "unknown"
     except (OSError, subprocess.TimeoutExpired):
         return "unknown"
 
 
-def render_markdown(rows: Sequence[Row], scaling: str, info: dict[str, str], command: str,
-                    notes: Sequence[str] = ()) -> str:
+def render_markdown(
+    rows: Sequence[Row], scaling: str, info: dict[str, str], command: str, notes: Sequence[str] = ()
+) -> str:
     """The whole results document: table, scaling curve, notes and machine."""
     machine = "\n".join(f"- {k}: {v}" for k, v in info.items())
     parts = [
