@@ -1,0 +1,524 @@
+"""Jobs and agents in the database: submission, atomic claims, leases, heartbeats.
+
+Claims take the oldest queued job with ``SELECT ... FOR UPDATE SKIP LOCKED`` on PostgreSQL;
+on SQLite the same statement runs inside the ``BEGIN IMMEDIATE`` write transaction, which
+serialises claimers. The job row and its experiment's status change in one transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Connection,
+    Double,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Table,
+    Text,
+    and_,
+    select,
+    update,
+)
+
+from mltrail.core import validation
+from mltrail.core.errors import ConflictError, NotFoundError
+from mltrail.core.types import Status
+from mltrail.store import jobs_base as jb
+from mltrail.store.jobs_base import Agent, HeartbeatReply, Job
+from mltrail.store.sql import experiments as exp
+from mltrail.store.sql.access import Scope, check_project, dump_json, load_json
+from mltrail.store.sql.tables import experiments, metadata, projects
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column(
+        "experiment_id", Integer, ForeignKey("experiments.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("queue", String(100), nullable=False),
+    Column("command", Text, nullable=False),
+    Column("env", Text, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("snapshot", LargeBinary),
+    Column("status", String(16), nullable=False),
+    Column("max_retries", Integer, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("agent_id", String(100)),
+    Column("exit_code", Integer),
+    Column("error", Text),
+    Column("created_at", Double, nullable=False),
+    Column("claimed_at", Double),
+    Column("ended_at", Double),
+    Column("lease_expires_at", Double),
+)
+
+agents = Table(
+    "agents",
+    metadata,
+    Column("id", String(100), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="SET NULL")),
+    Column("name", String(200), nullable=False),
+    Column("queues", Text, nullable=False),
+    Column("lease_seconds", Double, nullable=False),
+    Column("registered_at", Double, nullable=False),
+    Column("last_seen_at", Double, nullable=False),
+    Column("job_id", Integer),
+    Column("gone", Boolean, nullable=False),
+)
+
+# every column but the snapshot, which only get_job_snapshot reads
+_JOB_COLUMNS = [c for c in jobs.c if c.name != "snapshot"]
+_CLAIM_SCAN = 20  # jobs skipped per claim because their experiment was asked to stop
+
+
+def _job_select() -> Any:
+    return select(*_JOB_COLUMNS, experiments.c.number).join(
+        experiments, experiments.c.id == jobs.c.experiment_id
+    )
+
+
+def _to_job(row: Any, served: bool | None = None) -> Job:
+    return Job(
+        job_id=row.id,
+        project_id=row.project_id,
+        experiment_id=row.number,
+        queue=row.queue,
+        command=tuple(load_json(row.command, [])),
+        env=load_json(row.env, {}),
+        source=load_json(row.source, {}),
+        status=Status(row.status),
+        created_at=row.created_at,
+        max_retries=row.max_retries,
+        attempts=row.attempts,
+        agent_id=row.agent_id,
+        exit_code=row.exit_code,
+        error=row.error,
+        claimed_at=row.claimed_at,
+        ended_at=row.ended_at,
+        lease_expires_at=row.lease_expires_at,
+        queue_served=served,
+    )
+
+
+def _to_agent(row: Any, now: float) -> Agent:
+    return Agent(
+        agent_id=row.id,
+        name=row.name,
+        queues=tuple(load_json(row.queues, [])),
+        lease_seconds=row.lease_seconds,
+        registered_at=row.registered_at,
+        last_seen_at=row.last_seen_at,
+        job_id=row.job_id,
+        alive=not row.gone and jb.is_alive(row.last_seen_at, row.lease_seconds, now),
+    )
+
+
+def _visible(scope: Scope) -> Any:
+    return jobs.c.project_id.in_(select(projects.c.id).where(scope.visible_projects()))
+
+
+def _load_job(conn: Connection, scope: Scope, job_id: Any, *, lock: bool = False) -> Any:
+    jid = validation.require_int(job_id, "job", minimum=1)
+    query = _job_select().where(jobs.c.id == jid).where(_visible(scope))
+    if lock:
+        query = query.with_for_update(of=jobs)
+    row = conn.execute(query).first()
+    if row is None:
+        raise NotFoundError(f"job {jid} does not exist", "job")
+    return row
+
+
+def _set_experiment_status(
+    conn: Connection, scope: Scope, now: float, row: Any, status: Status
+) -> None:
+    exp.update_experiment(conn, scope, now, (row.project_id, row.number), {"status": status})
+
+
+# --- submission and reads --------------------------------------------------------------------
+def submit_job(
+    conn: Connection,
+    scope: Scope,
+    now: float,
+    project_id: Any,
+    spec: jb.JobSpec,
+    fields: dict[str, Any],
+    snapshot: bytes | None,
+) -> Job:
+    """Create the queued experiment and its job in one transaction."""
+    check_project(conn, scope, project_id)
+    experiment = exp.create_experiment(
+        conn, scope, now, project_id, {**fields, "status": Status.QUEUED}
+    )
+    pk = conn.execute(
+        select(experiments.c.id).where(
+            and_(
+                experiments.c.project_id == experiment.project_id,
+                experiments.c.number == experiment.experiment_id,
+            )
+        )
+    ).scalar_one()
+    source = dict(spec.source)
+    if snapshot is not None:
+        source = {
+            "kind": "tarball",
+            "size": len(snapshot),
+            "sha256": hashlib.sha256(snapshot).hexdigest(),
+        }
+    job_id = conn.execute(
+        jobs.insert().values(
+            project_id=experiment.project_id,
+            experiment_id=pk,
+            queue=spec.queue,
+            command=dump_json(list(spec.command), "command"),
+            env=dump_json(spec.env, "env"),
+            source=dump_json(source, "source"),
+            snapshot=snapshot,
+            status=Status.QUEUED.value,
+            max_retries=spec.max_retries,
+            attempts=0,
+            created_at=now,
+        )
+    ).inserted_primary_key[0]
+    return _to_job(_load_job(conn, scope, job_id))
+
+
+def get_job(conn: Connection, scope: Scope, job_id: Any) -> Job:
+    return _to_job(_load_job(conn, scope, job_id))
+
+
+def get_job_snapshot(conn: Connection, scope: Scope, job_id: Any) -> bytes:
+    row = _load_job(conn, scope, job_id)
+    data = conn.execute(select(jobs.c.snapshot).where(jobs.c.id == row.id)).scalar()
+    if data is None:
+        raise NotFoundError(f"job {row.id} has no uploaded snapshot", "job")
+    return bytes(data)
+
+
+def list_jobs(
+    conn: Connection,
+    scope: Scope,
+    now: float,
+    *,
+    project_id: Any = None,
+    queue: Any = None,
+    status: Any = None,
+    limit: Any = 1000,
+) -> list[Job]:
+    """Newest first; ``queue_served`` tells whether a live agent serves each job's queue."""
+    query = _job_select().where(_visible(scope)).order_by(jobs.c.id.desc())
+    if project_id is not None:
+        query = query.where(jobs.c.project_id == check_project(conn, scope, project_id))
+    if queue is not None:
+        query = query.where(jobs.c.queue == jb.queue_name(queue))
+    if status is not None:
+        query = query.where(jobs.c.status == exp._status(status).value)
+    query = query.limit(validation.require_int(limit, "limit", minimum=1))
+    served = served_queues(conn, now)
+    return [_to_job(r, r.queue in served) for r in conn.execute(query).all()]
+
+
+def served_queues(conn: Connection, now: float) -> set[str]:
+    """Queues that at least one live agent serves."""
+    served: set[str] = set()
+    for row in conn.execute(select(agents).where(agents.c.gone.is_(False))).all():
+        if jb.is_alive(row.last_seen_at, row.lease_seconds, now):
+            served.update(load_json(row.queues, []))
+    return served
+
+
+# --- agents ----------------------------------------------------------------------------------
+def register_agent(
+    conn: Connection, scope: Scope, now: float, agent_id: Any, name: Any, queues: Any, lease: Any
+) -> Agent:
+    aid = jb.agent_id(agent_id)
+    values = {
+        "name": validation.require_text(name, "name", min_len=1, max_len=200),
+        "queues": dump_json(list(jb.queue_names(queues)), "queues"),
+        "lease_seconds": jb.lease_seconds(lease),
+        "last_seen_at": now,
+        "gone": False,
+        "user_id": scope.user.id if scope.user else None,
+    }
+    if conn.execute(select(agents.c.id).where(agents.c.id == aid)).first():
+        conn.execute(update(agents).where(agents.c.id == aid).values(**values))
+    else:
+        conn.execute(agents.insert().values(id=aid, registered_at=now, **values))
+    return _to_agent(conn.execute(select(agents).where(agents.c.id == aid)).one(), now)
+
+
+def deregister_agent(conn: Connection, scope: Scope, now: float, agent_id: Any) -> None:
+    aid = jb.agent_id(agent_id)
+    conn.execute(
+        update(agents).where(agents.c.id == aid).values(gone=True, job_id=None, last_seen_at=now)
+    )
+
+
+def list_agents(conn: Connection, scope: Scope, now: float) -> list[Agent]:
+    query = select(agents).order_by(agents.c.last_seen_at.desc())
+    if not scope.sees_all:
+        assert scope.user is not None
+        query = query.where(agents.c.user_id == scope.user.id)
+    return [_to_agent(r, now) for r in conn.execute(query).all()]
+
+
+def _touch_agent(conn: Connection, agent_id: str, now: float, **values: Any) -> None:
+    found = conn.execute(
+        update(agents).where(agents.c.id == agent_id).values(last_seen_at=now, gone=False, **values)
+    ).rowcount
+    if not found:
+        raise NotFoundError(f"agent {agent_id} is not registered", "agent_id")
+
+
+# --- claims and leases --------------------------------------------------------------------------
+def claim_job(
+    conn: Connection, scope: Scope, now: float, agent_id: Any, queues: Any, lease: Any
+) -> Job | None:
+    """Take the oldest queued job of ``queues`` for the agent, or ``None``."""
+    aid, names, lease_s = jb.agent_id(agent_id), jb.queue_names(queues), jb.lease_seconds(lease)
+    _touch_agent(conn, aid, now)
+    for _ in range(_CLAIM_SCAN):
+        row = conn.execute(
+            _job_select()
+            .add_columns(experiments.c.stop_requested)
+            .where(jobs.c.status == Status.QUEUED.value, jobs.c.queue.in_(names), _visible(scope))
+            .order_by(jobs.c.id)
+            .limit(1)
+            .with_for_update(of=jobs, skip_locked=True)
+        ).first()
+        if row is None:
+            return None
+        if row.stop_requested:  # stopped while queued: it never runs
+            _end_job(conn, scope, now, row, Status.STOPPED, error="stopped before it started")
+            continue
+        conn.execute(
+            update(jobs)
+            .where(jobs.c.id == row.id)
+            .values(
+                status=Status.RUNNING.value,
+                agent_id=aid,
+                attempts=jobs.c.attempts + 1,
+                claimed_at=now,
+                lease_expires_at=now + lease_s,
+                exit_code=None,
+                error=None,
+            )
+        )
+        _touch_agent(conn, aid, now, job_id=row.id)
+        _set_experiment_status(conn, scope, now, row, Status.RUNNING)
+        return _to_job(_load_job(conn, scope, row.id))
+    return None
+
+
+def heartbeat(
+    conn: Connection, scope: Scope, now: float, agent_id: Any, job_id: Any, lease: Any
+) -> HeartbeatReply:
+    aid, lease_s = jb.agent_id(agent_id), jb.lease_seconds(lease)
+    _touch_agent(conn, aid, now)
+    if job_id is None:
+        return HeartbeatReply()
+    row = conn.execute(
+        _job_select().add_columns(experiments.c.stop_requested).where(jobs.c.id == int(job_id))
+    ).first()
+    if row is None or row.agent_id != aid or row.status != Status.RUNNING.value:
+        return HeartbeatReply(lease_lost=True)
+    conn.execute(update(jobs).where(jobs.c.id == row.id).values(lease_expires_at=now + lease_s))
+    return HeartbeatReply(stop_requested=bool(row.stop_requested))
+
+
+def finish_job(
+    conn: Connection,
+    scope: Scope,
+    now: float,
+    job_id: Any,
+    agent_id: Any,
+    status: Any,
+    exit_code: Any,
+    error: Any,
+) -> Job:
+    aid, final = jb.agent_id(agent_id), jb.final_status(status)
+    row = _load_job(conn, scope, job_id, lock=True)
+    if row.agent_id != aid or row.status != Status.RUNNING.value:
+        raise ConflictError(
+            f"job {row.id} is not running on agent {aid} (status {row.status})", "job"
+        )
+    code = None if exit_code is None else validation.require_int(exit_code, "exit_code")
+    message = None if error is None else str(error)[:10_000]
+    _end_job(conn, scope, now, row, final, exit_code=code, error=message)
+    conn.execute(update(agents).where(agents.c.id == aid).values(job_id=None, last_seen_at=now))
+    return _to_job(_load_job(conn, scope, row.id))
+
+
+def _end_job(
+    conn: Connection,
+    scope: Scope,
+    now: float,
+    row: Any,
+    status: Status,
+    *,
+    exit_code: int | None = None,
+    error: str | None = None,
+) -> None:
+    conn.execute(
+        update(jobs)
+        .where(jobs.c.id == row.id)
+        .values(
+            status=status.value,
+            exit_code=exit_code,
+            error=error,
+            ended_at=now,
+            lease_expires_at=None,
+        )
+    )
+    _set_experiment_status(conn, scope, now, row, status)
+
+
+def expire_leases(conn: Connection, scope: Scope, now: float) -> list[Job]:
+    """Re-queue or fail every running job whose lease ran out."""
+    rows = conn.execute(
+        _job_select()
+        .where(jobs.c.status == Status.RUNNING.value, jobs.c.lease_expires_at < now)
+        .order_by(jobs.c.id)
+        .with_for_update(of=jobs, skip_locked=True)
+    ).all()
+    unscoped = Scope()  # whoever notices an expired lease may recover it
+    for row in rows:
+        note = f"lease expired: agent {row.agent_id} stopped heartbeating (attempt {row.attempts})"
+        if row.attempts <= row.max_retries:
+            conn.execute(
+                update(jobs)
+                .where(jobs.c.id == row.id)
+                .values(
+                    status=Status.QUEUED.value, lease_expires_at=None, error=note + "; re-queued"
+                )
+            )
+            _set_experiment_status(conn, unscoped, now, row, Status.QUEUED)
+        else:
+            _end_job(conn, unscoped, now, row, Status.FAILED, error=note)
+        conn.execute(update(agents).where(agents.c.job_id == row.id).values(job_id=None))
+    return [_to_job(_load_job(conn, unscoped, r.id)) for r in rows]
+
+
+class SqlJobStore(jb.JobStore):
+    """The JobStore half of SqlStore. Needs ``self._db`` (engine.Database) and ``self._scope``."""
+
+    _db: Any
+    _scope: Scope
+
+    def _now(self) -> float:
+        return float(self._db.clock())
+
+    def submit_job(
+        self,
+        project_id: int,
+        command: Sequence[str],
+        *,
+        queue: str = jb.DEFAULT_QUEUE,
+        display_name: str | None = None,
+        description: str = "",
+        env: Mapping[str, str] | None = None,
+        source: Mapping[str, Any] | None = None,
+        snapshot: bytes | None = None,
+        max_retries: int = 0,
+    ) -> Job:
+        spec = jb.job_spec(command, queue=queue, env=env, source=source, max_retries=max_retries)
+        data = jb.snapshot_bytes(snapshot)
+        fields: dict[str, Any] = {"display_name": display_name, "description": description}
+        if spec.source.get("kind") == "git":
+            fields["source"] = {"commit": spec.source["commit"], "remote": spec.source["url"]}
+        with self._db.write() as conn:
+            return submit_job(conn, self._scope, self._now(), project_id, spec, fields, data)
+
+    def get_job(self, job_id: int) -> Job:
+        with self._db.read() as conn:
+            return get_job(conn, self._scope, job_id)
+
+    def get_job_snapshot(self, job_id: int) -> bytes:
+        with self._db.read() as conn:
+            return get_job_snapshot(conn, self._scope, job_id)
+
+    def list_jobs(
+        self,
+        *,
+        project_id: int | None = None,
+        queue: str | None = None,
+        status: Status | None = None,
+        limit: int = 1000,
+    ) -> list[Job]:
+        self.expire_leases()
+        with self._db.read() as conn:
+            return list_jobs(
+                conn,
+                self._scope,
+                self._now(),
+                project_id=project_id,
+                queue=queue,
+                status=status,
+                limit=limit,
+            )
+
+    def register_agent(
+        self, agent_id: str, *, name: str, queues: Sequence[str], lease_seconds: float
+    ) -> Agent:
+        with self._db.write() as conn:
+            return register_agent(
+                conn, self._scope, self._now(), agent_id, name, queues, lease_seconds
+            )
+
+    def deregister_agent(self, agent_id: str) -> None:
+        with self._db.write() as conn:
+            deregister_agent(conn, self._scope, self._now(), agent_id)
+
+    def list_agents(self) -> list[Agent]:
+        with self._db.read() as conn:
+            return list_agents(conn, self._scope, self._now())
+
+    def claim_job(
+        self,
+        agent_id: str,
+        queues: Sequence[str],
+        *,
+        lease_seconds: float,
+        wait_seconds: float = 0.0,
+    ) -> Job | None:
+        deadline = time.monotonic() + min(max(float(wait_seconds), 0.0), jb.MAX_WAIT_SECONDS)
+        while True:
+            self.expire_leases()
+            with self._db.write() as conn:
+                job = claim_job(conn, self._scope, self._now(), agent_id, queues, lease_seconds)
+            if job is not None or time.monotonic() >= deadline:
+                return job
+            time.sleep(min(0.25, max(deadline - time.monotonic(), 0.0)))
+
+    def heartbeat(
+        self, agent_id: str, job_id: int | None = None, *, lease_seconds: float
+    ) -> HeartbeatReply:
+        with self._db.write() as conn:
+            return heartbeat(conn, self._scope, self._now(), agent_id, job_id, lease_seconds)
+
+    def finish_job(
+        self,
+        job_id: int,
+        agent_id: str,
+        *,
+        status: Status,
+        exit_code: int | None = None,
+        error: str | None = None,
+    ) -> Job:
+        with self._db.write() as conn:
+            return finish_job(
+                conn, self._scope, self._now(), job_id, agent_id, status, exit_code, error
+            )
+
+    def expire_leases(self, now: float | None = None) -> list[Job]:
+        with self._db.write() as conn:
+            return expire_leases(conn, self._scope, self._now() if now is None else now)
