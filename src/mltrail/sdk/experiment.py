@@ -1,0 +1,501 @@
+"""``mltrail.start()`` and the :class:`Experiment` training code records into.
+
+One hop per point: ``exp.log`` validates cheaply (keys are checked once and remembered) and
+appends to the background :class:`~mltrail.sdk.writer.Writer`; the writer calls the store.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import sys
+import threading
+import time
+import traceback
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from mltrail.config import Settings
+from mltrail.core import validation
+from mltrail.core.errors import ExperimentStopped, ValidationError
+from mltrail.core.types import ExperimentRef, LogLine, Phase, Status
+from mltrail.core.weights import weights_hash
+from mltrail.sdk.console import ConsoleCapture
+from mltrail.sdk.environment import collect_environment, collect_source
+from mltrail.sdk.inputs import jsonable, metric_number, params_mapping, resolve_project, tags_tuple
+from mltrail.sdk.spool import Spool, encode_status, is_transient, sync, target_of
+from mltrail.sdk.stop import POLL_SECONDS, StopWatcher
+from mltrail.sdk.writer import CLOSE_TIMEOUT_SECONDS, Writer
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from mltrail.core.types import Experiment as ExperimentRecord
+    from mltrail.store.base import Store
+
+_PHASES = frozenset(p.value for p in Phase)
+_MAX_KEY_LEN = validation.MAX_KEY_LEN
+
+
+def start(
+    project: int | str | None = None,
+    display_name: str | None = None,
+    description: str | None = None,
+    hyperparams: Mapping[str, Any] | Any | None = None,
+    tags: Sequence[str] | None = None,
+    *,
+    settings: Settings | None = None,
+    store: Store | None = None,
+    on_stop: Callable[[], None] | None = None,
+    stop_poll_seconds: float = POLL_SECONDS,
+) -> Experiment:
+    """Start recording an experiment (``with mltrail.start("mnist") as exp: ...``).
+
+    Args:
+        project: project id or display name; a new name creates the project.
+        display_name: the experiment's name; ``experiment-<n>`` by default.
+        description: free text.
+        hyperparams: a mapping (or an ``argparse.Namespace``) of hyperparameters.
+        tags: labels to filter by.
+        settings: defaults to ``Settings.from_env()``. When ``settings.project`` and
+            ``settings.experiment`` are set (the remote agent sets ``MLTRAIL_PROJECT`` and
+            ``MLTRAIL_EXPERIMENT``), the pre-created experiment is attached to instead.
+        store: the store to write to; opened from ``settings`` (and closed at the end) when
+            omitted.
+        on_stop: called (from a background thread) when someone asks the experiment to stop;
+            without it, the next ``exp.log`` raises :class:`ExperimentStopped`.
+        stop_poll_seconds: how often the stop request is checked.
+
+    Returns:
+        The running :class:`Experiment`.
+
+    Raises:
+        ValidationError: a bad argument, naming it.
+        NotFoundError: an unknown project id, or the agent's experiment does not exist.
+    """
+    settings = settings or Settings.from_env()
+    owns_store = store is None
+    if store is None:
+        from mltrail.store import open_store
+
+        store = open_store(settings)
+    try:
+        record = _open_record(
+            store, settings, project, display_name, description, hyperparams, tags
+        )
+    except BaseException:
+        if owns_store:
+            store.close()
+        raise
+    return Experiment(
+        store,
+        record,
+        settings=settings,
+        owns_store=owns_store,
+        on_stop=on_stop,
+        stop_poll_seconds=stop_poll_seconds,
+    )
+
+
+def _open_record(
+    store: Store,
+    settings: Settings,
+    project: int | str | None,
+    display_name: str | None,
+    description: str | None,
+    hyperparams: Any,
+    tags: Sequence[str] | None,
+) -> ExperimentRecord:
+    params = jsonable(params_mapping(hyperparams))
+    environment, source = collect_environment(), collect_source()
+    if settings.project and settings.experiment:  # started by the agent: attach
+        project_id = resolve_project(store, settings.project, create=False)
+        return store.update_experiment(
+            project_id,
+            settings.experiment,
+            status=Status.RUNNING,
+            hyperparameters=params or None,
+            environment=environment,
+            source=source,
+        )
+    if project is None:
+        raise ValidationError("is required: a project id or display name", "project")
+    project_id = resolve_project(store, project)
+    return store.create_experiment(
+        project_id,
+        display_name=None if display_name is None else validation.experiment_name(display_name),
+        description=validation.experiment_description(description),
+        hyperparameters=params,
+        environment=environment,
+        source=source,
+        tags=tags_tuple(tags),
+        status=Status.RUNNING,
+    )
+
+
+class Experiment:
+    """A running experiment: log metrics, weights hashes and console output into it.
+
+    Use it as a context manager, or call :meth:`end`; an experiment still running at
+    interpreter exit is ended then (failed if an exception went uncaught).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        record: ExperimentRecord,
+        *,
+        settings: Settings,
+        owns_store: bool = False,
+        on_stop: Callable[[], None] | None = None,
+        stop_poll_seconds: float = POLL_SECONDS,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.project_id = record.project_id
+        self.experiment_id = record.experiment_id
+        self.display_name = record.display_name
+        self.status = Status.RUNNING
+        self._owns_store = owns_store
+        self._on_stop = on_stop
+        self._iteration = -1
+        self._epoch = -1  # -1: no epoch known yet
+        self._keys: set[str] = set()
+        self._ended = False
+        self._warned_after_end = False
+        self._stop_requested = False
+        self._lock = threading.Lock()
+        self._writer = Writer(
+            store,
+            self.project_id,
+            self.experiment_id,
+            spool=Spool.from_settings(settings),
+            target=target_of(settings),
+            strict=settings.strict,
+        ).start()
+        self._console = (
+            ConsoleCapture(self._writer.add_line).start() if settings.capture_console else None
+        )
+        self._watcher = StopWatcher(
+            store, self.project_id, self.experiment_id, self._stop_seen, stop_poll_seconds
+        ).start()
+        self._previous_excepthook = sys.excepthook
+        sys.excepthook = self._excepthook
+        atexit.register(self._at_exit)
+        _sync_spool_in_background(store, settings)
+
+    # --- identity ------------------------------------------------------------------------------
+    @property
+    def ref(self) -> ExperimentRef:
+        return ExperimentRef(self.project_id, self.experiment_id)
+
+    @property
+    def iteration(self) -> int:
+        """The last iteration logged (-1 before the first)."""
+        return self._iteration
+
+    @property
+    def epoch(self) -> int | None:
+        """The current epoch, if known."""
+        return None if self._epoch < 0 else self._epoch
+
+    @property
+    def client_id(self) -> str:
+        return self._writer.client_id
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop_requested
+
+    def __repr__(self) -> str:
+        return (
+            f"<Experiment project={self.project_id} experiment={self.experiment_id} "
+            f"{self.display_name!r} {self.status.value}>"
+        )
+
+    # --- logging -------------------------------------------------------------------------------
+    def log(
+        self,
+        metrics: Mapping[str, float],
+        iteration: int | None = None,
+        epoch: int | None = None,
+        phase: str = "train",
+    ) -> None:
+        """Record metric values at one step. Only appends to memory; a thread sends them.
+
+        Args:
+            metrics: metric name to number (NaN and infinities are valid values).
+            iteration: the global batch counter; without it, a ``train`` call counts up by one
+                and other phases use the current iteration.
+            epoch: the epoch; without it, the last one given (or ended by ``epoch_end``).
+            phase: ``train``, ``validation`` or ``test``.
+
+        Raises:
+            ValidationError: (a ``ValueError``) a bad value, key, phase or iteration.
+            ExperimentStopped: a stop was requested and no ``on_stop`` callback was given
+                (the values of this call are recorded first).
+        """
+        if self._ended:
+            self._warn_after_end()
+            return
+        if phase not in _PHASES:
+            phase = validation.phase(phase)
+        iteration = self._next_iteration(iteration, phase)
+        epoch = self._epoch if epoch is None else self._set_epoch(epoch)
+        items = self._items(metrics)
+        self._writer.add_points(phase, iteration, epoch, time.time(), items)
+        if self._stop_requested or self._writer.error is not None:
+            self._raise_pending()
+
+    def _next_iteration(self, iteration: int | None, phase: str) -> int:
+        if iteration is None:
+            if phase == "train":
+                self._iteration += 1
+            return self._iteration if self._iteration >= 0 else 0
+        if type(iteration) is not int or iteration < 0:
+            iteration = validation.require_int(iteration, "iteration", minimum=0)
+        self._iteration = iteration
+        return iteration
+
+    def _set_epoch(self, epoch: int) -> int:
+        if type(epoch) is not int or epoch < 0:
+            epoch = validation.require_int(epoch, "epoch", minimum=0)
+        self._epoch = epoch
+        return epoch
+
+    def _items(self, metrics: Mapping[str, Any]) -> list[tuple[str, float]]:
+        try:
+            pairs = metrics.items()
+        except AttributeError:
+            raise ValidationError(
+                f"must be a dict of metric name to number, got {type(metrics).__name__}", "metrics"
+            ) from None
+        keys = self._keys
+        items = []
+        for key, value in pairs:
+            if key not in keys:
+                self._check_key(key)
+            if type(value) is not float:
+                value = metric_number(value, key)
+            items.append((key, value))
+        return items
+
+    def _check_key(self, key: Any) -> None:
+        field = f"metrics.{str(key)[:50]}"
+        if isinstance(key, str) and len(key) > _MAX_KEY_LEN:
+            raise ValidationError(
+                f"key must be at most {_MAX_KEY_LEN} characters, got {len(key)}", field
+            )
+        validation.metric_key(key, field)
+        self._keys.add(key)
+
+    def _raise_pending(self) -> None:
+        error = self._writer.error
+        if error is not None and self.settings.strict:
+            self._writer.error = None
+            raise error
+        if self._stop_requested and self._on_stop is None:
+            raise ExperimentStopped(
+                f"experiment {self.project_id}/{self.experiment_id} was asked to stop", "experiment"
+            )
+
+    def set_hyperparams(self, params: Mapping[str, Any] | None = None, **more: Any) -> None:
+        """Add or change hyperparameters (merged into those already recorded)."""
+        values = jsonable({**params_mapping(params), **more})
+        if values:
+            self._store_call(
+                lambda: self.store.update_experiment(
+                    self.project_id, self.experiment_id, hyperparameters=values
+                )
+            )
+
+    def log_weights(
+        self, model: Any, iteration: int | None = None, epoch: int | None = None
+    ) -> str:
+        """Hash the model's weights and link the hash to this point of the experiment.
+
+        Args:
+            model: a PyTorch module or state_dict, a Keras model, or a list/dict of arrays.
+            iteration: defaults to the current iteration.
+            epoch: defaults to the current epoch.
+
+        Returns:
+            The weights hash (see :func:`mltrail.weights_hash`).
+        """
+        digest = weights_hash(model)
+        if self._ended:
+            self._warn_after_end()
+            return digest
+        it = (
+            max(self._iteration, 0)
+            if iteration is None
+            else validation.require_int(iteration, "iteration", minimum=0)
+        )
+        ep = self.epoch if epoch is None else validation.require_int(epoch, "epoch", minimum=0)
+        self._writer.add_link(digest, it, ep)
+        return digest
+
+    def epoch_end(
+        self,
+        metrics: Mapping[str, float] | None = None,
+        *,
+        model: Any = None,
+        epoch: int | None = None,
+        phase: str = "validation",
+    ) -> str | None:
+        """Close an epoch: log its metrics, link the model's weights hash, count the epoch up.
+
+        Args:
+            metrics: epoch metrics (validation by default), logged at the current iteration.
+            model: when given, its weights hash is linked to this epoch and returned.
+            epoch: the epoch ending; the current one (0 at first) by default.
+            phase: the phase of ``metrics``.
+
+        Returns:
+            The weights hash, or ``None`` without a model.
+        """
+        ended = self._set_epoch(epoch) if epoch is not None else max(self._epoch, 0)
+        if metrics:
+            self.log(metrics, epoch=ended, phase=phase)
+        digest = self.log_weights(model, epoch=ended) if model is not None else None
+        self._epoch = ended + 1
+        return digest
+
+    def flush(self) -> None:
+        """Send everything buffered now (normally the background thread does this)."""
+        self._writer.flush()
+
+    # --- ending --------------------------------------------------------------------------------
+    def end(
+        self, status: Status | str = Status.DONE, *, timeout: float = CLOSE_TIMEOUT_SECONDS
+    ) -> None:
+        """Flush everything (waiting at most ``timeout`` seconds) and record the final status.
+
+        ``done`` becomes ``stopped`` when a stop had been requested. Calling it again does
+        nothing.
+        """
+        with self._lock:
+            if self._ended:
+                return
+            self._ended = True
+        final = Status(status)
+        if final is Status.DONE and self._stop_requested:
+            final = Status.STOPPED
+        self._watcher.close()
+        if self._console is not None:
+            self._console.stop()
+        self._writer.close(timeout)
+        self._record_status(final)
+        self.status = final
+        self._detach()
+        if self._owns_store:
+            self.store.close()
+        if self._writer.error is not None and self.settings.strict:
+            raise self._writer.error
+
+    def _record_status(self, status: Status) -> None:
+        try:
+            self.store.update_experiment(self.project_id, self.experiment_id, status=status)
+        except Exception as exc:
+            if not is_transient(exc):
+                warnings.warn(
+                    f"mltrail: could not record status {status.value}: {exc}",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+                return
+            w = self._writer
+            w.spool.write(
+                w.target, self.project_id, self.experiment_id, w.client_id, encode_status(status)
+            )
+
+    def _detach(self) -> None:
+        atexit.unregister(self._at_exit)
+        if sys.excepthook == self._excepthook:
+            sys.excepthook = self._previous_excepthook
+
+    def record_failure(self, exc: BaseException) -> None:
+        """Put an exception's traceback into the logs (stream ``traceback``, level ERROR)."""
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        now = time.time()
+        for line in text.rstrip("\n").split("\n"):
+            self._writer.add_line(LogLine(now, "traceback", "ERROR", line))
+
+    def __enter__(self) -> Experiment:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
+        if exc is None:
+            self.end(Status.DONE)
+            return False
+        if isinstance(exc, (ExperimentStopped, KeyboardInterrupt)):
+            self.end(Status.STOPPED)
+            return isinstance(exc, ExperimentStopped)  # a requested stop ends the block cleanly
+        self.record_failure(exc)
+        self.end(Status.FAILED)
+        return False
+
+    # --- background events -----------------------------------------------------------------------
+    def _stop_seen(self) -> None:
+        self._stop_requested = True
+        if self._on_stop is not None:
+            try:
+                self._on_stop()
+            except Exception as exc:
+                warnings.warn(
+                    f"mltrail: on_stop callback failed: {exc!r}", RuntimeWarning, stacklevel=1
+                )
+
+    def _excepthook(
+        self, exc_type: type[BaseException], exc: BaseException, tb: TracebackType | None
+    ) -> None:
+        if not self._ended:
+            stopped = isinstance(exc, (ExperimentStopped, KeyboardInterrupt))
+            if not stopped:
+                self.record_failure(exc)
+            with contextlib.suppress(Exception):
+                self.end(Status.STOPPED if stopped else Status.FAILED)
+        self._previous_excepthook(exc_type, exc, tb)
+
+    def _at_exit(self) -> None:
+        self.end(Status.DONE)
+
+    def _warn_after_end(self) -> None:
+        if not self._warned_after_end:
+            self._warned_after_end = True
+            warnings.warn(
+                f"experiment {self.project_id}/{self.experiment_id} has ended: this and later "
+                "log/log_weights calls are not recorded",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+
+    def _store_call(self, call: Callable[[], Any]) -> None:
+        try:
+            call()
+        except Exception as exc:
+            if self.settings.strict or not is_transient(exc):
+                raise
+            warnings.warn(
+                f"mltrail: store unreachable, change not recorded: {exc}",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+
+
+def _sync_spool_in_background(store: Store, settings: Settings) -> None:
+    """Upload what earlier runs left in the spool, without delaying this one."""
+    if not Spool.from_settings(settings).files():
+        return
+
+    def run() -> None:
+        with contextlib.suppress(Exception):  # `mltrail sync` reports problems; a run must not
+            sync(store, settings)
+
+    threading.Thread(target=run, name="mltrail-spool-sync", daemon=True).start()

@@ -1,0 +1,308 @@
+"""The local spool: batches the store could not take wait in files until ``sync`` uploads them.
+
+Each unsent batch is one JSON file under ``settings.spool_dir`` holding everything needed to
+replay it: the target (server URL or embedded database), the experiment, and the batch with its
+``(client_id, seq)``, so a batch replayed twice is still stored once. File names start with a
+nanosecond timestamp, so sorting them gives the order the batches were written in. When the
+spool outgrows ``settings.spool_limit_bytes`` the oldest files are dropped, with a warning.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import threading
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mltrail.core.errors import (
+    AuthenticationError,
+    MltrailError,
+    PermissionDeniedError,
+    TransportError,
+)
+from mltrail.core.types import LogBatch, LogLine, MetricBatch, SeriesChunk, Status
+from mltrail.core.wire import pack_array, unpack_array
+
+if TYPE_CHECKING:
+    from mltrail.config import Settings
+    from mltrail.store.base import Store
+
+SPOOL_VERSION = 1
+SUFFIX = ".json"
+REJECTED_DIR = "rejected"
+
+
+class SpoolWarning(UserWarning):
+    """Something happened to spooled data that the user should know about."""
+
+
+@dataclass
+class SyncResult:
+    """What one ``sync`` did.
+
+    Attributes:
+        sent: files uploaded and removed.
+        points / lines: metric points and log lines stored by those uploads (0 for replays the
+            store had already seen).
+        remaining: files left because the store is unreachable or for another target.
+        rejected: files the store refused (moved to ``spool/rejected``).
+        errors: one message per problem met.
+    """
+
+    sent: int = 0
+    points: int = 0
+    lines: int = 0
+    remaining: int = 0
+    rejected: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for faults worth retrying: transport errors and anything not an mltrail error."""
+    if isinstance(exc, TransportError):
+        return True
+    return not isinstance(exc, MltrailError)
+
+
+def target_of(settings: Settings) -> str:
+    """The string that says where spooled batches belong: server URL or embedded database."""
+    return settings.url.rstrip("/") if settings.url else settings.db_url
+
+
+class Spool:
+    """A directory of unsent batches, bounded in size.
+
+    Args:
+        directory: where the files live (created on first write).
+        limit_bytes: total size above which the oldest files are dropped.
+    """
+
+    _counter = itertools.count()
+    _lock = threading.Lock()
+
+    def __init__(self, directory: Path, limit_bytes: int) -> None:
+        self.directory = Path(directory)
+        self.limit_bytes = limit_bytes
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Spool:
+        return cls(settings.spool_dir, settings.spool_limit_bytes)
+
+    # --- writing -------------------------------------------------------------------------------
+    def write(
+        self,
+        target: str,
+        project_id: int,
+        experiment_id: int,
+        client_id: str,
+        record: dict[str, Any],
+    ) -> Path | None:
+        """Append one record (see :func:`encode_metrics` and friends) to the spool.
+
+        Returns:
+            The file written, or ``None`` when the record alone is over the limit.
+        """
+        body = {
+            "version": SPOOL_VERSION,
+            "target": target,
+            "project_id": project_id,
+            "experiment_id": experiment_id,
+            "client_id": client_id,
+            **record,
+        }
+        data = json.dumps(body, separators=(",", ":")).encode("utf-8")
+        if len(data) > self.limit_bytes:
+            warnings.warn(
+                f"mltrail spool: a {record['kind']} batch of {len(data)} bytes is over the spool "
+                f"limit of {self.limit_bytes} bytes and was dropped",
+                SpoolWarning,
+                stacklevel=2,
+            )
+            return None
+        with self._lock:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            self._make_room(len(data))
+            name = f"{time.time_ns():020d}-{client_id}-{next(self._counter):06d}{SUFFIX}"
+            path = self.directory / name
+            tmp = path.with_suffix(".tmp")
+            tmp.write_bytes(data)
+            os.replace(tmp, path)  # a kill mid-write leaves a .tmp, never half a batch
+        return path
+
+    def _make_room(self, incoming: int) -> None:
+        files = self.files()
+        sizes = {p: _size(p) for p in files}
+        total = sum(sizes.values())
+        for oldest in files:
+            if total + incoming <= self.limit_bytes:
+                return
+            total -= sizes[oldest]
+            oldest.unlink(missing_ok=True)
+            warnings.warn(
+                f"mltrail spool over its limit of {self.limit_bytes} bytes: dropped the oldest "
+                f"unsent batch {oldest.name} ({sizes[oldest]} bytes); raise "
+                "MLTRAIL_SPOOL_LIMIT_BYTES or run `mltrail sync` sooner",
+                SpoolWarning,
+                stacklevel=3,
+            )
+
+    # --- reading -------------------------------------------------------------------------------
+    def files(self, client_id: str | None = None) -> list[Path]:
+        """Spooled files, oldest first; only one writer's when ``client_id`` is given."""
+        if not self.directory.is_dir():
+            return []
+        pattern = f"*-{client_id}-*{SUFFIX}" if client_id else f"*{SUFFIX}"
+        return sorted(self.directory.glob(pattern))
+
+    def size_bytes(self) -> int:
+        return sum(_size(p) for p in self.files())
+
+    def replay(self, store: Store, target: str, *, client_id: str | None = None) -> SyncResult:
+        """Upload spooled files for ``target`` in order, removing each once stored.
+
+        Stops at the first transient fault (the rest stay for next time). Files the store
+        rejects as invalid move to ``rejected/``. Authentication and permission errors raise.
+        """
+        result = SyncResult()
+        pending = self.files(client_id)
+        for index, path in enumerate(pending):
+            body = _read(path)
+            if body is None:
+                continue
+            if body.get("target") != target:
+                result.remaining += 1
+                continue
+            try:
+                stored = apply_record(store, body)
+            except (AuthenticationError, PermissionDeniedError):
+                raise
+            except Exception as exc:
+                if is_transient(exc):
+                    result.remaining += len(pending) - index
+                    result.errors.append(f"{type(exc).__name__}: {exc}")
+                    return result
+                self._reject(path, exc, result)
+                continue
+            path.unlink(missing_ok=True)
+            result.sent += 1
+            key = "points" if body["kind"] == "metrics" else "lines"
+            if body["kind"] in ("metrics", "logs"):
+                setattr(result, key, getattr(result, key) + stored)
+        return result
+
+    def _reject(self, path: Path, exc: Exception, result: SyncResult) -> None:
+        rejected = self.directory / REJECTED_DIR
+        rejected.mkdir(exist_ok=True)
+        os.replace(path, rejected / path.name)
+        result.rejected += 1
+        message = f"{path.name} rejected by the store ({exc}); kept in {rejected}"
+        result.errors.append(message)
+        warnings.warn(f"mltrail spool: {message}", SpoolWarning, stacklevel=3)
+
+
+def sync(store: Store, settings: Settings) -> SyncResult:
+    """Upload every spooled batch that belongs to the store ``settings`` select.
+
+    Args:
+        store: the store to upload into (the one ``open_store(settings)`` gives).
+        settings: where the spool lives and which target it is for.
+
+    Returns:
+        What was sent, what remains and what was rejected.
+    """
+    return Spool.from_settings(settings).replay(store, target_of(settings))
+
+
+# --- records ------------------------------------------------------------------------------------
+def encode_metrics(batch: MetricBatch) -> dict[str, Any]:
+    """A metric batch as a JSON-ready record, arrays packed exactly (NaN and inf kept)."""
+    chunks = [
+        {
+            "key": c.key,
+            "phase": c.phase,
+            "n": len(c),
+            "iterations": pack_array(c.iterations, "<i8"),
+            "epochs": pack_array(c.epochs, "<i8"),
+            "values": pack_array(c.values, "<f8"),
+            "times": pack_array(c.times, "<f8"),
+        }
+        for c in batch.chunks
+    ]
+    return {"kind": "metrics", "seq": batch.seq, "chunks": chunks}
+
+
+def encode_logs(batch: LogBatch) -> dict[str, Any]:
+    lines = [[ln.time, ln.stream, ln.level, ln.message] for ln in batch.lines]
+    return {"kind": "logs", "seq": batch.seq, "lines": lines}
+
+
+def encode_link(weights_hash: str, iteration: int | None, epoch: int | None) -> dict[str, Any]:
+    return {"kind": "link", "weights_hash": weights_hash, "iteration": iteration, "epoch": epoch}
+
+
+def encode_status(status: Status) -> dict[str, Any]:
+    return {"kind": "status", "status": Status(status).value}
+
+
+def decode_metrics(body: dict[str, Any]) -> MetricBatch:
+    chunks = []
+    for c in body["chunks"]:
+        n = int(c["n"])
+        chunks.append(
+            SeriesChunk(
+                c["key"],
+                c["phase"],
+                unpack_array(c["iterations"], "<i8", n, "iterations"),
+                unpack_array(c["epochs"], "<i8", n, "epochs"),
+                unpack_array(c["values"], "<f8", n, "values"),
+                unpack_array(c["times"], "<f8", n, "times"),
+            )
+        )
+    return MetricBatch(body["client_id"], int(body["seq"]), tuple(chunks))
+
+
+def decode_logs(body: dict[str, Any]) -> LogBatch:
+    lines = tuple(LogLine(float(t), s, lvl, m) for t, s, lvl, m in body["lines"])
+    return LogBatch(body["client_id"], int(body["seq"]), lines)
+
+
+def apply_record(store: Store, body: dict[str, Any]) -> int:
+    """Send one spooled record to the store; returns points or lines stored (0 otherwise)."""
+    p, e, kind = int(body["project_id"]), int(body["experiment_id"]), body["kind"]
+    if kind == "metrics":
+        return store.append_points(p, e, decode_metrics(body))
+    if kind == "logs":
+        return store.append_logs(p, e, decode_logs(body))
+    if kind == "link":
+        store.link_weights_hash(
+            p, e, body["weights_hash"], iteration=body["iteration"], epoch=body["epoch"]
+        )
+        return 0
+    if kind == "status":
+        store.update_experiment(p, e, status=Status(body["status"]))
+        return 0
+    raise ValueError(f"unknown spool record kind {kind!r}")
+
+
+def _read(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_bytes())
+    except FileNotFoundError:  # another sync took it
+        return None
+    except ValueError:
+        warnings.warn(
+            f"mltrail spool: {path.name} is unreadable, skipped", SpoolWarning, stacklevel=3
+        )
+        return None
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
