@@ -1,0 +1,108 @@
+"""Who may touch what, and turning public ids into row ids.
+
+Every project-bound store call goes through :func:`check_project` or :func:`experiment_pk`,
+so membership is enforced in one place. An unscoped store (embedded, single user) and admins
+see everything.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sqlalchemy import ColumnElement, Connection, and_, select, true
+
+from mltrail.core import validation
+from mltrail.core.errors import NotFoundError, PermissionDeniedError, ValidationError
+from mltrail.core.types import User
+from mltrail.store.sql.tables import experiments, project_members, projects
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The user a store acts for; ``None`` is the embedded single user."""
+
+    user: User | None = None
+
+    @property
+    def sees_all(self) -> bool:
+        return self.user is None or self.user.is_admin
+
+    def visible_projects(self) -> ColumnElement[bool]:
+        """A WHERE clause on ``projects`` keeping the projects this scope may see."""
+        if self.sees_all:
+            return true()
+        assert self.user is not None
+        members = select(project_members.c.project_id).where(
+            project_members.c.user_id == self.user.id
+        )
+        return projects.c.id.in_(members)
+
+
+def check_project(conn: Connection, scope: Scope, project_id: Any) -> int:
+    """The project's id once it is known to exist and be visible.
+
+    Raises:
+        NotFoundError: no such project (field ``project``).
+        PermissionDeniedError: the user is not a member (field ``project``).
+    """
+    pid = validation.require_int(project_id, "project", minimum=1)
+    query = select(projects.c.id)
+    if not scope.sees_all:
+        assert scope.user is not None
+        member = (
+            select(project_members.c.user_id)
+            .where(project_members.c.project_id == projects.c.id)
+            .where(project_members.c.user_id == scope.user.id)
+            .exists()
+        )
+        query = select(projects.c.id, member)
+    row = conn.execute(query.where(projects.c.id == pid)).first()
+    if row is None:
+        raise NotFoundError(f"project {pid} does not exist", "project")
+    if not scope.sees_all and not row[1]:
+        raise PermissionDeniedError(f"not a member of project {pid}", "project")
+    return pid
+
+
+def experiment_pk(conn: Connection, scope: Scope, project_id: Any, experiment_id: Any) -> int:
+    """The surrogate key of (project, experiment number), after the access check.
+
+    Raises:
+        NotFoundError: unknown project or experiment (field ``project`` / ``experiment``).
+        PermissionDeniedError: the user is not a member of the project.
+    """
+    pid = check_project(conn, scope, project_id)
+    number = validation.require_int(experiment_id, "experiment", minimum=1)
+    pk = conn.execute(
+        select(experiments.c.id).where(
+            and_(experiments.c.project_id == pid, experiments.c.number == number)
+        )
+    ).scalar()
+    if pk is None:
+        raise NotFoundError(f"experiment {number} does not exist in project {pid}", "experiment")
+    return int(pk)
+
+
+def dump_json(value: Any, field: str) -> str:
+    """JSON text with Python's encoder, so NaN, infinities and huge numbers survive exactly."""
+    try:
+        return json.dumps(value, default=_json_default, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"must be JSON-serialisable: {exc}", field) from None
+
+
+def load_json(text: str | None, empty: Any = None) -> Any:
+    return empty if text is None else json.loads(text)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, (set, frozenset)):
+        return sorted(value, key=str)
+    raise TypeError(f"{type(value).__name__} is not JSON-serialisable")

@@ -1,0 +1,114 @@
+"""Users and API tokens. Tokens are stored as their sha256 only and compared in constant time."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from typing import Any
+
+from sqlalchemy import delete, func, select
+
+from mltrail.core import validation
+from mltrail.core.errors import AuthenticationError, NotFoundError, ValidationError
+from mltrail.core.types import User
+from mltrail.store.sql.engine import Database
+from mltrail.store.sql.tables import api_tokens, users
+
+TOKEN_PREFIX = "mlt_"
+ADMIN_NAME = "admin"
+
+
+def token_digest(token: str) -> str:
+    """The sha256 hex digest stored in place of the token."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def _to_user(row: Any) -> User:
+    return User(id=row.id, name=row.name, is_admin=bool(row.is_admin))
+
+
+class Auth:
+    """User and token management over the store's database.
+
+    Args:
+        db: the database the store uses.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def create_user(self, name: str, is_admin: bool = False) -> User:
+        """Create a user. ValidationError (field ``name``) when the name is taken."""
+        name = validation.require_text(name, "name", min_len=1, max_len=140).strip()
+        if not name:
+            raise ValidationError("must not be blank", "name")
+        with self._db.write() as conn:
+            if conn.execute(select(users.c.id).where(users.c.name == name)).first():
+                raise ValidationError(f"user {name!r} already exists", "name")
+            uid = conn.execute(
+                users.insert().values(name=name, is_admin=is_admin, created_at=self._db.clock())
+            ).inserted_primary_key[0]
+        return User(int(uid), name, bool(is_admin))
+
+    def get_user(self, name: str) -> User:
+        """NotFoundError (field ``user_name``) for an unknown user."""
+        with self._db.read() as conn:
+            row = conn.execute(select(users).where(users.c.name == name)).first()
+        if row is None:
+            raise NotFoundError(f"user {name!r} does not exist", "user_name")
+        return _to_user(row)
+
+    def list_users(self) -> list[User]:
+        with self._db.read() as conn:
+            return [_to_user(r) for r in conn.execute(select(users).order_by(users.c.id))]
+
+    def create_token(self, user_name: str, label: str = "") -> str:
+        """A new token for the user: ``mlt_`` + 43 url-safe characters, shown only now."""
+        user = self.get_user(user_name)
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+        with self._db.write() as conn:
+            conn.execute(
+                api_tokens.insert().values(
+                    user_id=user.id,
+                    token_sha256=token_digest(token),
+                    label=str(label)[:200],
+                    created_at=self._db.clock(),
+                )
+            )
+        return token
+
+    def authenticate(self, token: str | None) -> User:
+        """The user owning ``token``. AuthenticationError when missing, unknown or revoked."""
+        if not token:
+            raise AuthenticationError("an API token is required", "token")
+        digest = token_digest(token)
+        with self._db.read() as conn:
+            row = conn.execute(
+                select(api_tokens.c.token_sha256, users)
+                .join(users, users.c.id == api_tokens.c.user_id)
+                .where(api_tokens.c.token_sha256 == digest)
+            ).first()
+        # The index finds the row; the constant-time compare keeps the check itself timing-safe.
+        if row is None or not hmac.compare_digest(row.token_sha256, digest):
+            raise AuthenticationError("unknown or revoked API token", "token")
+        return User(id=row.id, name=row.name, is_admin=bool(row.is_admin))
+
+    def revoke_token(self, token: str) -> None:
+        """Delete a token. NotFoundError (field ``token``) when it is unknown."""
+        with self._db.write() as conn:
+            result = conn.execute(
+                delete(api_tokens).where(api_tokens.c.token_sha256 == token_digest(token or ""))
+            )
+        if result.rowcount == 0:
+            raise NotFoundError("unknown API token", "token")
+
+    def ensure_admin(self) -> str | None:
+        """On a database without users, create ``admin`` and return its first token."""
+        with self._db.write() as conn:
+            if conn.execute(select(func.count()).select_from(users)).scalar_one():
+                return None
+            conn.execute(
+                users.insert().values(name=ADMIN_NAME, is_admin=True, created_at=self._db.clock())
+            )
+        return self.create_token(ADMIN_NAME, label="initial admin token")

@@ -1,0 +1,121 @@
+"""Engine set-up for SQLite and PostgreSQL, transactions, and migrations on open.
+
+SQLite runs in WAL mode with a 30 s busy timeout and foreign keys on. Writes begin with
+``BEGIN IMMEDIATE`` so two writers queue on the lock instead of deadlocking on a lock upgrade;
+reads begin deferred, so readers in other processes never block the writer.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.pool import StaticPool
+
+from mltrail.core.errors import ValidationError
+
+BUSY_TIMEOUT_MS = 30_000
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+_WRITE = "mltrail_write"
+
+
+@dataclass
+class Database:
+    """An engine plus the helpers every store module uses.
+
+    Attributes:
+        engine: the SQLAlchemy engine.
+        clock: source of unix times (injectable for tests).
+    """
+
+    engine: Engine
+    clock: Callable[[], float] = time.time
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A connection inside a write transaction, committed on success."""
+        with self.engine.connect() as conn:
+            conn.execution_options(**{_WRITE: True})
+            with conn.begin():
+                yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A connection inside a read transaction (one consistent snapshot)."""
+        with self.engine.connect() as conn, conn.begin():
+            yield conn
+
+    def insert(self, table: Any) -> Any:
+        """A dialect insert, which has ``on_conflict_do_nothing`` / ``on_conflict_do_update``."""
+        return sqlite.insert(table) if self.is_sqlite else postgresql.insert(table)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url`` with mltrail's connection settings.
+
+    Raises:
+        ValidationError: for a URL that is neither SQLite nor PostgreSQL.
+    """
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    if url.startswith("sqlite"):
+        return _sqlite_engine(url)
+    if url.startswith("postgresql+psycopg://"):
+        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    raise ValidationError("must be sqlite:///PATH or postgresql+psycopg://...", "db_url")
+
+
+def _sqlite_engine(url: str) -> Engine:
+    memory = url in ("sqlite://", "sqlite:///:memory:")
+    kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": 30}}
+    if memory:
+        kwargs["poolclass"] = StaticPool
+    else:
+        kwargs.update(pool_size=10, max_overflow=20)
+    engine = create_engine(url, **kwargs)
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves (see _on_begin)
+        cursor = dbapi_conn.cursor()
+        if not memory:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        write = conn.get_execution_options().get(_WRITE, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+    return engine
+
+
+def upgrade(db: Database) -> None:
+    """Apply every pending Alembic migration shipped in the package (idempotent)."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with db.write() as conn:
+        if not db.is_sqlite:
+            # Two processes opening a fresh database at once must not both create the tables.
+            conn.exec_driver_sql("SELECT pg_advisory_xact_lock(58700001)")
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")

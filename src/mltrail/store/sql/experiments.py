@@ -1,0 +1,218 @@
+"""Experiments: atomic per-project numbering, status transitions, listing with summaries."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import Connection, Select, func, select, update
+
+from mltrail.core import validation
+from mltrail.core.errors import ConflictError, NotFoundError, ValidationError
+from mltrail.core.types import Experiment, Page, Status
+from mltrail.store.sql.access import Scope, check_project, dump_json, experiment_pk, load_json
+from mltrail.store.sql.tables import experiments, external_metrics, metric_series, projects
+
+_JSON_FIELDS = ("hyperparameters", "environment", "source")
+
+
+def _status(value: Any) -> Status:
+    try:
+        return Status(value)
+    except ValueError:
+        allowed = ", ".join(s.value for s in Status)
+        raise ValidationError(f"must be one of {allowed}, got {value!r}", "status") from None
+
+
+def _mapping(value: Any, field: str) -> dict[str, Any]:
+    if not isinstance(value, Mapping):
+        raise ValidationError(f"must be a mapping, got {type(value).__name__}", field)
+    return {str(k): v for k, v in value.items()}
+
+
+def _tags(value: Any) -> list[str]:
+    tags = validation.sequence_of(
+        list(value) if isinstance(value, (set, frozenset)) else value, "tags"
+    )
+    return [validation.require_text(t, "tags", min_len=1, max_len=250) for t in tags]
+
+
+def create_experiment(
+    conn: Connection, scope: Scope, now: float, project_id: Any, fields: dict[str, Any]
+) -> Experiment:
+    """Take the project's next number (``UPDATE ... RETURNING`` locks the counter) and insert."""
+    pid = check_project(conn, scope, project_id)
+    status = _status(fields.get("status") or Status.RUNNING)
+    values: dict[str, Any] = {
+        "description": validation.experiment_description(fields.get("description")),
+        "tags": dump_json(_tags(fields.get("tags") or ()), "tags"),
+    }
+    for name in _JSON_FIELDS:
+        values[name] = dump_json(_mapping(fields.get(name) or {}, name), name)
+    display_name = fields.get("display_name")
+    if display_name is not None:
+        display_name = validation.experiment_name(display_name)
+    number = (
+        conn.execute(
+            update(projects)
+            .where(projects.c.id == pid)
+            .values(next_experiment=projects.c.next_experiment + 1)
+            .returning(projects.c.next_experiment)
+        ).scalar_one()
+        - 1
+    )
+    pk = conn.execute(
+        experiments.insert().values(
+            project_id=pid,
+            number=number,
+            display_name=display_name or f"experiment-{number}",
+            status=status.value,
+            created_at=now,
+            updated_at=now,
+            started_at=now if status == Status.RUNNING else None,
+            ended_at=now if status.is_final else None,
+            stop_requested=False,
+            log_count=0,
+            **values,
+        )
+    ).inserted_primary_key[0]
+    return load_experiments(conn, select(experiments.c.id).where(experiments.c.id == pk))[0]
+
+
+def update_experiment(
+    conn: Connection, scope: Scope, now: float, ref: tuple[Any, Any], changes: dict[str, Any]
+) -> Experiment:
+    """Apply changes; JSON fields merge into the old ones; status moves set timestamps."""
+    pk = experiment_pk(conn, scope, *ref)
+    row = conn.execute(select(experiments).where(experiments.c.id == pk).with_for_update()).one()
+    values: dict[str, Any] = {"updated_at": now}
+    if changes.get("display_name") is not None:
+        values["display_name"] = validation.experiment_name(changes["display_name"])
+    if changes.get("description") is not None:
+        values["description"] = validation.experiment_description(changes["description"])
+    if changes.get("tags") is not None:
+        values["tags"] = dump_json(_tags(changes["tags"]), "tags")
+    for name in _JSON_FIELDS:
+        if changes.get(name) is not None:
+            merged = {**load_json(getattr(row, name), {}), **_mapping(changes[name], name)}
+            values[name] = dump_json(merged, name)
+    if changes.get("status") is not None:
+        values.update(_status_change(row, _status(changes["status"]), now))
+    conn.execute(update(experiments).where(experiments.c.id == pk).values(**values))
+    return load_experiments(conn, select(experiments.c.id).where(experiments.c.id == pk))[0]
+
+
+def _status_change(row: Any, status: Status, now: float) -> dict[str, Any]:
+    values: dict[str, Any] = {"status": status.value}
+    if status == Status.RUNNING:
+        values["started_at"] = row.started_at or now
+        values["ended_at"] = None
+    elif status.is_final and row.status != status.value:
+        values["ended_at"] = now
+    elif status == Status.QUEUED:
+        values["ended_at"] = None
+    return values
+
+
+def request_stop(conn: Connection, scope: Scope, now: float, ref: tuple[Any, Any]) -> Experiment:
+    """Flag the experiment for stopping. ConflictError when it already ended."""
+    pk = experiment_pk(conn, scope, *ref)
+    status = conn.execute(
+        select(experiments.c.status).where(experiments.c.id == pk).with_for_update()
+    ).scalar_one()
+    if Status(status).is_final:
+        raise ConflictError(f"experiment {ref[1]} already ended ({status})", "experiment")
+    conn.execute(
+        update(experiments)
+        .where(experiments.c.id == pk)
+        .values(stop_requested=True, updated_at=now)
+    )
+    return load_experiments(conn, select(experiments.c.id).where(experiments.c.id == pk))[0]
+
+
+def get_experiment(conn: Connection, scope: Scope, ref: tuple[Any, Any]) -> Experiment:
+    pk = experiment_pk(conn, scope, *ref)
+    return load_experiments(conn, select(experiments.c.id).where(experiments.c.id == pk))[0]
+
+
+def latest_experiment(conn: Connection, scope: Scope, project_id: Any) -> Experiment:
+    pid = check_project(conn, scope, project_id)
+    ids = (
+        select(experiments.c.id)
+        .where(experiments.c.project_id == pid)
+        .order_by(experiments.c.number.desc())
+        .limit(1)
+    )
+    found = load_experiments(conn, ids)
+    if not found:
+        raise NotFoundError(f"project {pid} has no experiments", "experiment")
+    return found[0]
+
+
+def list_experiments(
+    conn: Connection, scope: Scope, project_id: Any, offset: int, limit: int
+) -> Page:
+    """A page of experiments in number order: three queries whatever the page size."""
+    pid = check_project(conn, scope, project_id)
+    offset = validation.require_int(offset, "offset", minimum=0)
+    limit = validation.require_int(limit, "limit", minimum=1)
+    total = conn.execute(
+        select(func.count()).select_from(experiments).where(experiments.c.project_id == pid)
+    ).scalar_one()
+    ids = (
+        select(experiments.c.id)
+        .where(experiments.c.project_id == pid)
+        .order_by(experiments.c.number)
+        .offset(offset)
+        .limit(limit)
+    )
+    return Page(tuple(load_experiments(conn, ids)), int(total), offset)
+
+
+def load_experiments(conn: Connection, ids: Select[Any]) -> list[Experiment]:
+    """Experiments whose row ids ``ids`` selects, with metric summaries and ex_ metrics.
+
+    One query each for experiments, summaries and ex metrics (no N+1).
+    """
+    id_subquery = ids.subquery()
+    rows = conn.execute(
+        select(experiments)
+        .where(experiments.c.id.in_(select(id_subquery.c.id)))
+        .order_by(experiments.c.number)
+    ).all()
+    metrics: dict[int, dict[str, float]] = {r.id: {} for r in rows}
+    ex: dict[int, dict[str, Any]] = {r.id: {} for r in rows}
+    summaries = select(
+        metric_series.c.experiment_id,
+        metric_series.c.key,
+        metric_series.c.phase,
+        metric_series.c.last_value,
+    ).where(metric_series.c.experiment_id.in_(select(id_subquery.c.id)))
+    for sid, key, phase, last in conn.execute(summaries):
+        metrics[sid][f"{phase}/{key}"] = float("nan") if last is None else last
+    ex_rows = select(
+        external_metrics.c.experiment_id, external_metrics.c.key, external_metrics.c.value
+    ).where(external_metrics.c.experiment_id.in_(select(id_subquery.c.id)))
+    for eid, key, value in conn.execute(ex_rows):
+        ex[eid][key] = load_json(value)
+    return [_to_experiment(r, metrics[r.id], ex[r.id]) for r in rows]
+
+
+def _to_experiment(row: Any, metrics: dict[str, float], ex: dict[str, Any]) -> Experiment:
+    return Experiment(
+        project_id=row.project_id,
+        experiment_id=row.number,
+        display_name=row.display_name,
+        description=row.description,
+        status=Status(row.status),
+        created_at=row.created_at,
+        started_at=row.started_at,
+        ended_at=row.ended_at,
+        hyperparameters=load_json(row.hyperparameters, {}),
+        environment=load_json(row.environment, {}),
+        source=load_json(row.source, {}),
+        tags=tuple(load_json(row.tags, [])),
+        metrics=dict(sorted(metrics.items())),
+        ex_metrics=dict(sorted(ex.items())),
+        stop_requested=bool(row.stop_requested),
+    )

@@ -1,0 +1,71 @@
+"""Log lines: sequence numbers assigned in arrival order, one executemany per batch."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+
+from mltrail.core import validation
+from mltrail.core.errors import ValidationError
+from mltrail.core.types import LogBatch, LogLine
+from mltrail.store.sql.access import Scope, experiment_pk
+from mltrail.store.sql.batches import claim_batch
+from mltrail.store.sql.engine import Database
+from mltrail.store.sql.tables import experiments, log_lines
+
+
+def _clean(line: LogLine, index: int) -> dict[str, Any]:
+    if isinstance(line.time, bool) or not isinstance(line.time, (int, float)):
+        raise ValidationError(f"line {index}: must be a unix time", "time")
+    if not math.isfinite(line.time):
+        raise ValidationError(f"line {index}: must be a finite unix time", "time")
+    return {
+        "time": float(line.time),
+        "stream": validation.log_stream(line.stream),
+        "level": validation.log_level(line.level),
+        "message": validation.log_message(line.message),
+    }
+
+
+def append_logs(
+    conn: Connection, db: Database, scope: Scope, ref: tuple[Any, Any], batch: LogBatch
+) -> int:
+    """Store the batch's lines after the experiment's last one; 0 for a replayed batch."""
+    rows = [_clean(line, i) for i, line in enumerate(batch.lines)]
+    pk = experiment_pk(conn, scope, *ref)
+    if not claim_batch(conn, db, pk, "logs", batch.client_id, batch.seq):
+        return 0
+    if not rows:
+        return 0
+    # The counter update takes the experiment's row lock, so concurrent batches get
+    # disjoint, gap-free sequence numbers.
+    end = conn.execute(
+        update(experiments)
+        .where(experiments.c.id == pk)
+        .values(log_count=experiments.c.log_count + len(rows), updated_at=db.clock())
+        .returning(experiments.c.log_count)
+    ).scalar_one()
+    first = end - len(rows) + 1
+    for offset, row in enumerate(rows):
+        row["experiment_id"] = pk
+        row["seq"] = first + offset
+    conn.execute(log_lines.insert(), rows)
+    return len(rows)
+
+
+def read_logs(
+    conn: Connection, scope: Scope, ref: tuple[Any, Any], after_seq: Any, limit: Any
+) -> list[LogLine]:
+    pk = experiment_pk(conn, scope, *ref)
+    after = validation.require_int(after_seq, "after_seq", minimum=0)
+    count = validation.require_int(limit, "limit", minimum=1)
+    t = log_lines.c
+    query = (
+        select(t.time, t.stream, t.level, t.message, t.seq)
+        .where(t.experiment_id == pk, t.seq > after)
+        .order_by(t.seq)
+        .limit(count)
+    )
+    return [LogLine(*row) for row in conn.execute(query)]

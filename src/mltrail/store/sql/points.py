@@ -1,0 +1,310 @@
+"""Metric points: packed chunks, summaries and rollups written on ingest; series reads.
+
+A batch writes, per series, one chunk row holding its columns packed and zlib-compressed
+(not one row per point), folds the points into the series summary and into every rollup
+level, all in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Connection, and_, bindparam, or_, select, update
+
+from mltrail.core import validation
+from mltrail.core.errors import NotFoundError
+from mltrail.core.types import MetricBatch, MetricSummary, Series, SeriesChunk
+from mltrail.store.sql import rollups
+from mltrail.store.sql.access import Scope, experiment_pk
+from mltrail.store.sql.batches import claim_batch
+from mltrail.store.sql.engine import Database
+from mltrail.store.sql.tables import experiments, metric_chunks, metric_rollups, metric_series
+
+_COLUMNS = 4  # iteration deltas, epochs, value bits, time deltas (ms): all int64
+
+
+def encode_chunk(chunk: SeriesChunk) -> bytes:
+    """Pack a chunk: int64 columns, byte-shuffled (so zlib sees the zero bytes), level 1."""
+    n = len(chunk)
+    millis = np.round(chunk.times * 1000.0).astype(np.int64)
+    table = np.empty((_COLUMNS, n), dtype="<i8")
+    table[0] = np.diff(chunk.iterations, prepend=0)
+    table[1] = chunk.epochs
+    table[2] = np.ascontiguousarray(chunk.values, dtype="<f8").view("<i8")
+    table[3] = np.diff(millis, prepend=0)
+    shuffled = table.view(np.uint8).reshape(_COLUMNS, n, 8).transpose(0, 2, 1)
+    return zlib.compress(shuffled.tobytes(), 1)
+
+
+def decode_chunk(data: bytes, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Inverse of :func:`encode_chunk`: iterations, epochs, values (bit-exact), times."""
+    raw = np.frombuffer(zlib.decompress(data), dtype=np.uint8).reshape(_COLUMNS, 8, n)
+    table = np.ascontiguousarray(raw.transpose(0, 2, 1)).view("<i8").reshape(_COLUMNS, n)
+    iterations = np.cumsum(table[0])
+    values = table[2].view("<f8").astype(np.float64)
+    times = np.cumsum(table[3]) / 1000.0
+    return iterations, table[1].astype(np.int64), values, times
+
+
+def _merge_chunks(chunks: list[SeriesChunk]) -> list[SeriesChunk]:
+    """One chunk per (key, phase), concatenated in batch order; empty ones dropped."""
+    grouped: dict[tuple[str, str], list[SeriesChunk]] = {}
+    for chunk in chunks:
+        if len(chunk):
+            grouped.setdefault((chunk.key, chunk.phase), []).append(chunk)
+    merged = []
+    for (key, phase), parts in grouped.items():
+        if len(parts) == 1:
+            merged.append(parts[0])
+            continue
+        cols = [
+            np.concatenate([getattr(p, c) for p in parts])
+            for c in ("iterations", "epochs", "values", "times")
+        ]
+        merged.append(SeriesChunk(key, phase, *cols))
+    return merged
+
+
+def append_points(
+    conn: Connection, db: Database, scope: Scope, ref: tuple[Any, Any], batch: MetricBatch
+) -> int:
+    """Store a batch once; returns the points stored (0 for a replayed (client_id, seq))."""
+    chunks = _merge_chunks([validation.series_chunk(c) for c in batch.chunks])
+    pk = experiment_pk(conn, scope, *ref)
+    if not claim_batch(conn, db, pk, "points", batch.client_id, batch.seq):
+        return 0
+    if not chunks:
+        return 0
+    series = _lock_series(conn, db, pk, chunks)
+    stored = _stored_partials(conn, [(series[(c.key, c.phase)], c) for c in chunks])
+    writes = _Writes()
+    for chunk in chunks:
+        row = series[(chunk.key, chunk.phase)]
+        writes.add(row, chunk, stored)
+    writes.flush(conn)
+    conn.execute(update(experiments).where(experiments.c.id == pk).values(updated_at=db.clock()))
+    return sum(len(c) for c in chunks)
+
+
+def _lock_series(
+    conn: Connection, db: Database, pk: int, chunks: list[SeriesChunk]
+) -> dict[tuple[str, str], Any]:
+    """Create missing series rows, then lock all of the batch's series for the append."""
+    stmt = db.insert(metric_series).on_conflict_do_nothing(
+        index_elements=["experiment_id", "key", "phase"]
+    )
+    rows = [{"experiment_id": pk, "key": c.key, "phase": c.phase, "count": 0} for c in chunks]
+    conn.execute(stmt, rows)
+    keys = sorted({c.key for c in chunks})
+    query = (
+        select(metric_series)
+        .where(metric_series.c.experiment_id == pk, metric_series.c.key.in_(keys))
+        .order_by(metric_series.c.id)
+        .with_for_update()
+    )
+    return {(r.key, r.phase): r for r in conn.execute(query)}
+
+
+def _stored_partials(conn: Connection, pairs: list[tuple[Any, SeriesChunk]]) -> dict[tuple, dict]:
+    """The partial last bucket of each level of each series, keyed (series_id, level)."""
+    conditions = []
+    for row, _chunk in pairs:
+        for level, size in enumerate(rollups.LEVEL_SIZES, start=1):
+            if row.count % size:
+                conditions.append(
+                    and_(
+                        metric_rollups.c.series_id == row.id,
+                        metric_rollups.c.level == level,
+                        metric_rollups.c.bucket == row.count // size,
+                    )
+                )
+    if not conditions:
+        return {}
+    found = conn.execute(select(metric_rollups).where(or_(*conditions))).mappings()
+    return {(r["series_id"], r["level"]): dict(r) for r in found}
+
+
+class _Writes:
+    """Rows collected over a batch's series, written with one executemany per statement."""
+
+    def __init__(self) -> None:
+        self.chunks: list[dict[str, Any]] = []
+        self.series: list[dict[str, Any]] = []
+        self.new_buckets: list[dict[str, Any]] = []
+        self.merged_buckets: list[dict[str, Any]] = []
+
+    def add(self, row: Any, chunk: SeriesChunk, stored: dict[tuple, dict]) -> None:
+        n = len(chunk)
+        it, ep, v = chunk.iterations, chunk.epochs, chunk.values
+        self.chunks.append(
+            {
+                "series_id": row.id,
+                "start": row.count,
+                "count": n,
+                "first_iteration": int(it[0]),
+                "last_iteration": int(it[-1]),
+                "data": encode_chunk(chunk),
+            }
+        )
+        self.series.append(_summary(row, chunk))
+        for level, size in enumerate(rollups.LEVEL_SIZES, start=1):
+            buckets = rollups.compute_buckets(row.count, size, it, ep, v)
+            previous = stored.get((row.id, level))
+            split = 0
+            if previous is not None:
+                rollups.merge_into_first(buckets, previous)
+                split = 1
+                merged = rollups.bucket_rows(buckets, slice(0, 1))[0]
+                merged["b_bucket"] = merged.pop("bucket")
+                self.merged_buckets.append({"b_series_id": row.id, "b_level": level, **merged})
+            self.new_buckets += _tag(
+                rollups.bucket_rows(buckets, slice(split, None)), row.id, level
+            )
+
+    def flush(self, conn: Connection) -> None:
+        conn.execute(metric_chunks.insert(), self.chunks)
+        conn.execute(_SERIES_UPDATE, self.series)
+        if self.merged_buckets:
+            conn.execute(_ROLLUP_UPDATE, self.merged_buckets)
+        if self.new_buckets:
+            conn.execute(metric_rollups.insert(), self.new_buckets)
+
+
+def _tag(rows: list[dict[str, Any]], series_id: int, level: int) -> list[dict[str, Any]]:
+    for r in rows:
+        r["series_id"] = series_id
+        r["level"] = level
+    return rows
+
+
+def _summary(row: Any, chunk: SeriesChunk) -> dict[str, Any]:
+    v = chunk.values
+    finite = v[~np.isnan(v)]
+    old_min = np.nan if row.min_value is None else row.min_value
+    old_max = np.nan if row.max_value is None else row.max_value
+    new_min = float(finite.min()) if finite.size else np.nan
+    new_max = float(finite.max()) if finite.size else np.nan
+    return {
+        "b_id": row.id,
+        "count": row.count + len(chunk),
+        "last_value": float(v[-1]),
+        "last_iteration": int(chunk.iterations[-1]),
+        "last_epoch": int(chunk.epochs[-1]),
+        "min_value": float(np.fmin(old_min, new_min)),
+        "max_value": float(np.fmax(old_max, new_max)),
+    }
+
+
+# executemany UPDATEs: the SET clause comes from each row's keys other than the b_* ones.
+_SERIES_UPDATE = update(metric_series).where(metric_series.c.id == bindparam("b_id"))
+
+_ROLLUP_UPDATE = update(metric_rollups).where(
+    metric_rollups.c.series_id == bindparam("b_series_id"),
+    metric_rollups.c.level == bindparam("b_level"),
+    metric_rollups.c.bucket == bindparam("b_bucket"),
+)
+
+
+def _summary_of(row: Any) -> MetricSummary:
+    def nan(x: Any) -> float:
+        return float("nan") if x is None else float(x)
+
+    epoch = row.last_epoch
+    return MetricSummary(
+        key=row.key,
+        phase=row.phase,
+        count=row.count,
+        last=nan(row.last_value),
+        min=nan(row.min_value),
+        max=nan(row.max_value),
+        last_iteration=int(row.last_iteration),
+        last_epoch=None if epoch is None or epoch < 0 else int(epoch),
+    )
+
+
+def list_series(conn: Connection, scope: Scope, ref: tuple[Any, Any]) -> list[MetricSummary]:
+    pk = experiment_pk(conn, scope, *ref)
+    query = (
+        select(metric_series)
+        .where(metric_series.c.experiment_id == pk, metric_series.c.count > 0)
+        .order_by(metric_series.c.phase, metric_series.c.key)
+    )
+    return [_summary_of(r) for r in conn.execute(query)]
+
+
+@dataclass(frozen=True)
+class SeriesRead:
+    """A read series plus how it was read: ``level`` 0 is raw; ``rows`` the rows fetched."""
+
+    series: Series
+    level: int
+    rows: int
+
+
+def read_series(
+    conn: Connection,
+    scope: Scope,
+    ref: tuple[Any, Any],
+    key: Any,
+    phase: Any,
+    max_points: Any = None,
+) -> SeriesRead:
+    """Full series (arrival order) or, with ``max_points``, a min/max downsampled view whose
+    cost depends on ``max_points`` only."""
+    key = validation.metric_key(key)
+    phase = validation.phase(phase)
+    if max_points is not None:
+        max_points = validation.require_int(max_points, "max_points", minimum=2)
+    pk = experiment_pk(conn, scope, *ref)
+    row = conn.execute(
+        select(metric_series.c.id, metric_series.c.count).where(
+            metric_series.c.experiment_id == pk,
+            metric_series.c.key == key,
+            metric_series.c.phase == phase,
+        )
+    ).first()
+    if row is None or row.count == 0:
+        raise NotFoundError(f"experiment {ref[1]} has no series {phase}/{key}", "key")
+    level = 0 if max_points is None else rollups.choose_level(row.count, max_points)
+    if level == 0:
+        it, ep, v, rows = _read_raw(conn, row.id)
+        if max_points is None or row.count <= max_points:
+            return SeriesRead(Series(key, phase, it, ep, v, row.count, False), 0, rows)
+        items = {
+            f"{p}_{f}": a
+            for p in rollups.PARTS
+            for f, a in zip(rollups.POINT_FIELDS, (it, ep, v), strict=True)
+        }
+    else:
+        items, rows = _read_level(conn, row.id, level)
+    it, ep, v = rollups.downsample(items, max_points)
+    return SeriesRead(Series(key, phase, it, ep, v, row.count, True), level, rows)
+
+
+def _read_raw(conn: Connection, series_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    query = (
+        select(metric_chunks.c.data, metric_chunks.c.count)
+        .where(metric_chunks.c.series_id == series_id)
+        .order_by(metric_chunks.c.start)
+    )
+    decoded = [decode_chunk(data, n) for data, n in conn.execute(query)]
+    if not decoded:
+        empty = np.empty(0, dtype=np.int64)
+        return empty, empty, np.empty(0, dtype=np.float64), 0
+    cols = [np.concatenate([d[i] for d in decoded]) for i in range(3)]
+    return cols[0], cols[1], cols[2], len(decoded)
+
+
+def _read_level(conn: Connection, series_id: int, level: int) -> tuple[dict[str, np.ndarray], int]:
+    names = [f"{p}_{f}" for p in rollups.PARTS for f in rollups.POINT_FIELDS]
+    query = (
+        select(*(metric_rollups.c[n] for n in names))
+        .where(metric_rollups.c.series_id == series_id, metric_rollups.c.level == level)
+        .order_by(metric_rollups.c.bucket)
+    )
+    rows = conn.execute(query).all()
+    table = np.array(rows, dtype=np.float64).reshape(len(rows), len(names))
+    return {n: table[:, i] for i, n in enumerate(names)}, len(rows)

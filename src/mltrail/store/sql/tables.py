@@ -1,0 +1,215 @@
+"""The schema as SQLAlchemy Core tables. Migrations create it; the code reads it from here.
+
+Times are unix seconds (double). Float columns that may hold NaN are nullable because SQLite
+stores NaN as NULL; readers turn NULL back into NaN. Raw metric points live packed in
+``metric_chunks``; ``metric_series`` is both the series registry and its summary.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Double,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+
+_CASCADE = {"ondelete": "CASCADE"}
+
+
+def _experiment_fk() -> Column:
+    return Column(
+        "experiment_id", Integer, ForeignKey("experiments.id", **_CASCADE), nullable=False
+    )
+
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("display_name", String(140), nullable=False),
+    Column("description", String(140), nullable=False, default=""),
+    Column("created_at", Double, nullable=False),
+    Column("next_experiment", Integer, nullable=False, default=1),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(140), nullable=False, unique=True),
+    Column("is_admin", Boolean, nullable=False, default=False),
+    Column("created_at", Double, nullable=False),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", **_CASCADE), nullable=False),
+    Column("token_sha256", String(64), nullable=False, unique=True),
+    Column("label", String(200), nullable=False, default=""),
+    Column("created_at", Double, nullable=False),
+)
+
+project_members = Table(
+    "project_members",
+    metadata,
+    Column("project_id", Integer, ForeignKey("projects.id", **_CASCADE), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", **_CASCADE), primary_key=True),
+)
+
+experiments = Table(
+    "experiments",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", **_CASCADE), nullable=False),
+    Column("number", Integer, nullable=False),
+    Column("display_name", String(250), nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("status", String(16), nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("started_at", Double),
+    Column("ended_at", Double),
+    Column("updated_at", Double, nullable=False),
+    Column("hyperparameters", Text, nullable=False, default="{}"),
+    Column("environment", Text, nullable=False, default="{}"),
+    Column("source", Text, nullable=False, default="{}"),
+    Column("tags", Text, nullable=False, default="[]"),
+    Column("stop_requested", Boolean, nullable=False, default=False),
+    Column("log_count", Integer, nullable=False, default=0),
+    UniqueConstraint("project_id", "number", name="uq_experiments_project_number"),
+)
+
+metric_series = Table(
+    "metric_series",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    _experiment_fk(),
+    Column("key", String(250), nullable=False),
+    Column("phase", String(16), nullable=False),
+    Column("count", Integer, nullable=False, default=0),
+    Column("last_value", Double),
+    Column("last_iteration", BigInteger),
+    Column("last_epoch", Integer),
+    Column("min_value", Double),
+    Column("max_value", Double),
+    UniqueConstraint("experiment_id", "key", "phase", name="uq_metric_series_key"),
+)
+
+metric_chunks = Table(
+    "metric_chunks",
+    metadata,
+    Column("series_id", Integer, ForeignKey("metric_series.id", **_CASCADE), primary_key=True),
+    Column("start", Integer, primary_key=True, autoincrement=False),
+    Column("count", Integer, nullable=False),
+    Column("first_iteration", BigInteger, nullable=False),
+    Column("last_iteration", BigInteger, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+)
+
+
+def _point_columns(prefix: str) -> list[Column]:
+    return [
+        Column(f"{prefix}_iteration", BigInteger, nullable=False),
+        Column(f"{prefix}_epoch", Integer, nullable=False),
+        Column(f"{prefix}_value", Double),
+    ]
+
+
+metric_rollups = Table(
+    "metric_rollups",
+    metadata,
+    Column("series_id", Integer, ForeignKey("metric_series.id", **_CASCADE), primary_key=True),
+    Column("level", Integer, primary_key=True, autoincrement=False),
+    Column("bucket", Integer, primary_key=True, autoincrement=False),
+    Column("n", Integer, nullable=False),
+    *_point_columns("first"),
+    *_point_columns("last"),
+    *_point_columns("min"),
+    *_point_columns("max"),
+)
+
+ingest_batches = Table(
+    "ingest_batches",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    _experiment_fk(),
+    Column("kind", String(16), nullable=False),
+    Column("client_id", String(200), nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("created_at", Double, nullable=False),
+    UniqueConstraint("experiment_id", "kind", "client_id", "seq", name="uq_ingest_batches"),
+)
+
+external_metrics = Table(
+    "external_metrics",
+    metadata,
+    Column("experiment_id", Integer, ForeignKey("experiments.id", **_CASCADE), primary_key=True),
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_at", Double, nullable=False),
+)
+
+weights_links = Table(
+    "weights_links",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("weights_hash", String(40), nullable=False, index=True),
+    _experiment_fk(),
+    Column("iteration", BigInteger),
+    Column("epoch", Integer),
+    Column("created_at", Double, nullable=False),
+    Index("ix_weights_links_experiment", "experiment_id"),
+)
+
+iteration_metrics = Table(
+    "iteration_metrics",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    _experiment_fk(),
+    Column("key", String(250), nullable=False),
+    Column("iteration", BigInteger),
+    Column("epoch", Integer),
+    Column("value", Text, nullable=False),
+    Column("weights_hash", String(40), nullable=False),
+    Column("updated_at", Double, nullable=False),
+    Index("ix_iteration_metrics_experiment", "experiment_id", "weights_hash"),
+)
+
+charts = Table(
+    "charts",
+    metadata,
+    Column("experiment_id", Integer, ForeignKey("experiments.id", **_CASCADE), primary_key=True),
+    Column("chart_id", String(64), primary_key=True),
+    Column("name", String(250), nullable=False),
+    Column("scope", String(16), nullable=False),
+    Column("type", String(16), nullable=False),
+    Column("x_name", String(250), nullable=False),
+    Column("y_names", Text, nullable=False),
+    Column("x", Text, nullable=False),
+    Column("y", Text, nullable=False),
+    Column("updated_at", Double, nullable=False),
+)
+
+log_lines = Table(
+    "log_lines",
+    metadata,
+    Column("experiment_id", Integer, ForeignKey("experiments.id", **_CASCADE), primary_key=True),
+    Column("seq", Integer, primary_key=True, autoincrement=False),
+    Column("time", Double, nullable=False),
+    Column("stream", String(200), nullable=False),
+    Column("level", String(16), nullable=False),
+    Column("message", Text, nullable=False),
+)
