@@ -10,9 +10,14 @@ import pytest
 
 PG_ADMIN_URL = os.environ.get("MLTRAIL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
+# real `mltrail server` subprocesses: server_factory, server, live_server
+pytest_plugins = ["support.servers"]
+
 
 @pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
+def clean_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     """No test sees the developer's MLTRAIL_* settings; each gets its own MLTRAIL_HOME."""
     for name in list(os.environ):
         if name.startswith("MLTRAIL_"):

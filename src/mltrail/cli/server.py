@@ -1,0 +1,110 @@
+"""``mltrail server``, ``mltrail token create`` and ``mltrail ui``."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from mltrail.config import DEFAULT_HOST, DEFAULT_PORT, Settings
+
+DB_HELP = "Database URL: sqlite:///PATH or postgresql+psycopg://... [default: embedded SQLite]"
+
+
+def _open_sql_store(settings: Settings, db_url: str | None):  # -> SqlStore
+    from mltrail.store.sql import SqlStore
+
+    if db_url is None:
+        settings.home.mkdir(parents=True, exist_ok=True)
+    return SqlStore.open(db_url or settings.db_url)
+
+
+def _serve(app: object, host: str, port: int) -> None:
+    import uvicorn
+
+    # bounded graceful shutdown: open log streams must not hold the process forever
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
+
+
+@click.command()
+@click.option("--db", "db_url", default=None, help=DB_HELP)
+@click.option("--host", default=DEFAULT_HOST, show_default=True, help="Interface to listen on.")
+@click.option("--port", default=DEFAULT_PORT, show_default=True, type=int, help="TCP port.")
+def server(db_url: str | None, host: str, port: int) -> None:
+    """Run the mltrail server: REST API under /api/v1, a token on every request.
+
+    On the first start on an empty database it creates user "admin" and prints its token once.
+    """
+    from mltrail.server import create_app
+
+    settings = Settings.from_env()
+    store = _open_sql_store(settings, db_url)
+    try:
+        admin_token = store.auth.ensure_admin()
+        if admin_token:
+            click.echo(f"admin token: {admin_token}")
+            click.echo("(shown once; `mltrail token create --user NAME` makes more)")
+            sys.stdout.flush()
+        click.echo(f"mltrail server listening on http://{host}:{port}", err=True)
+        _serve(create_app(settings, store), host, port)
+    finally:
+        store.close()
+
+
+@click.group()
+def token() -> None:
+    """API tokens for the server."""
+
+
+@token.command("create")
+@click.option("--db", "db_url", default=None, help=DB_HELP)
+@click.option("--user", "user_name", required=True, help="User name (created when new).")
+@click.option("--admin", is_flag=True, help="Make a new user an administrator.")
+@click.option("--label", default="", help="A note stored with the token.")
+def create_token(db_url: str | None, user_name: str, admin: bool, label: str) -> None:
+    """Create a token for USER (and the user when new); prints the token."""
+    from mltrail.core.errors import NotFoundError
+
+    store = _open_sql_store(Settings.from_env(), db_url)
+    try:
+        try:
+            store.auth.get_user(user_name)
+        except NotFoundError:
+            store.auth.create_user(user_name, is_admin=admin)
+        click.echo(store.auth.create_token(user_name, label=label))
+    finally:
+        store.close()
+
+
+def run_ui(
+    settings: Settings,
+    *,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    open_message: bool = True,
+) -> None:
+    """Serve the embedded store and the web UI without authentication; blocks until Ctrl-C.
+
+    Args:
+        settings: where the embedded database lives (``settings.home``).
+        host: interface; keep 127.0.0.1, there is no authentication.
+        port: TCP port.
+        open_message: print the URL to open.
+    """
+    from mltrail.server import create_app
+
+    store = _open_sql_store(settings, None)
+    try:
+        if open_message:
+            click.echo(f"mltrail UI at http://{host}:{port}/  (Ctrl-C to stop)")
+            sys.stdout.flush()
+        _serve(create_app(settings, store, require_auth=False), host, port)
+    finally:
+        store.close()
+
+
+@click.command()
+@click.option("--port", default=DEFAULT_PORT, show_default=True, type=int, help="TCP port.")
+def ui(port: int) -> None:
+    """Open the web UI on the embedded database (no token; 127.0.0.1 only)."""
+    run_ui(Settings.from_env(), port=port)

@@ -1,0 +1,75 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import anyio.to_thread
+from fastapi import APIRouter, FastAPI
+
+from mltrail import __version__
+from mltrail.config import Settings
+from mltrail.server.deps import OrjsonResponse
+from mltrail.server.errors import BodyLimitMiddleware, install_error_handlers
+from mltrail.server.routes import charts, experiments, logs, metrics, points, projects, weights
+from mltrail.store.base import Store
+
+API_PREFIX = "/api/v1"
+MAX_BODY_BYTES = 64 * 1024 * 1024
+WORKER_THREADS = 64
+
+
+def create_app(settings: Settings, store: Store, *, require_auth: bool = True) -> FastAPI:
+    """Build the server around a store.
+
+    Args:
+        settings: the process settings (read once by the caller).
+        store: the unscoped store (a SqlStore); each request works on
+            ``store.as_user(user)`` of the token's user.
+        require_auth: False for the embedded single-user UI (``mltrail ui``): no token, the
+            unscoped store.
+
+    Returns:
+        The ASGI app, with the REST API under ``/api/v1`` and ``/healthz``.
+    """
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # sync handlers run in worker threads; long ingests must not starve the others
+        anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
+        yield
+
+    app = FastAPI(
+        title="mltrail",
+        version=__version__,
+        description="Experiment tracking for machine learning.",
+        openapi_url=f"{API_PREFIX}/openapi.json",
+        docs_url=f"{API_PREFIX}/docs",
+        redoc_url=None,
+        default_response_class=OrjsonResponse,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.store = store
+    app.state.require_auth = require_auth
+    install_error_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=MAX_BODY_BYTES)
+    app.include_router(_api_router(), prefix=API_PREFIX)
+
+    @app.get("/healthz", tags=["health"], include_in_schema=True)
+    async def healthz() -> dict[str, str]:
+        """Liveness, without a token; answered on the event loop, never behind ingest."""
+        return {"status": "ok"}
+
+    # --- web UI: server/ui.py (owned by the UI engineer) adds its router here, last, -------
+    # --- so the API routes above take precedence over its catch-all paths. ---------------
+
+    return app
+
+
+def _api_router() -> APIRouter:
+    api = APIRouter()
+    for module in (projects, experiments, points, metrics, weights, charts, logs):
+        api.include_router(module.router)
+    return api

@@ -1,0 +1,129 @@
+"""Every error becomes ``{"error": {"type", "field", "message"}}`` with the right status.
+
+User errors (MltrailError, request validation, a body over the limit) are 4xx, never 500.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from mltrail.core.errors import MltrailError, PayloadTooLargeError
+from mltrail.server.deps import OrjsonResponse
+
+log = logging.getLogger("mltrail.server")
+
+_HTTP_KINDS = {401: "authentication_error", 404: "not_found", 405: "method_not_allowed"}
+_LOCATIONS = ("body", "query", "path", "header", "cookie")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+
+def error_response(
+    status_code: int, kind: str, message: str, field: str | None = None
+) -> OrjsonResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if status_code == 401 else None
+    body = {"error": {"type": kind, "field": field, "message": message}}
+    return OrjsonResponse(body, status_code=status_code, headers=headers)
+
+
+def validation_field(loc: tuple[Any, ...] | list[Any]) -> str:
+    """``("body", "chunks", 0, "key")`` -> ``"chunks[0].key"``."""
+    parts = list(loc[1:] if loc and loc[0] in _LOCATIONS else loc)
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text or (str(loc[0]) if loc else "body")
+
+
+async def _mltrail_error(request: Request, exc: Exception) -> OrjsonResponse:
+    assert isinstance(exc, MltrailError)
+    return error_response(exc.status_code, exc.kind, exc.message, exc.field)
+
+
+async def _request_validation_error(request: Request, exc: Exception) -> OrjsonResponse:
+    assert isinstance(exc, RequestValidationError)
+    first = exc.errors()[0] if exc.errors() else {"loc": ("body",), "msg": "invalid request"}
+    field = validation_field(first.get("loc", ()))
+    message = str(first.get("msg", "invalid value"))
+    if first.get("type") == "json_invalid":
+        field, message = "body", f"not valid JSON: {first.get('ctx', {}).get('error', message)}"
+    return error_response(422, "validation_error", message, field)
+
+
+async def _http_error(request: Request, exc: Exception) -> OrjsonResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 413:
+        return _too_large()
+    kind = _HTTP_KINDS.get(exc.status_code, "http_error")
+    return error_response(exc.status_code, kind, str(exc.detail))
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> OrjsonResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    return error_response(500, "internal_error", "internal server error")
+
+
+def _too_large() -> OrjsonResponse:
+    exc = PayloadTooLargeError("request body is over the server's limit", "body")
+    return error_response(exc.status_code, exc.kind, exc.message, exc.field)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map every exception to the one error body shape."""
+    app.add_exception_handler(MltrailError, _mltrail_error)
+    app.add_exception_handler(RequestValidationError, _request_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected_error)
+
+
+class BodyTooLarge(StarletteHTTPException):
+    def __init__(self) -> None:
+        super().__init__(413, "request body is over the server's limit")
+
+
+class BodyLimitMiddleware:
+    """Answer 413 to bodies over ``max_bytes``: declared (Content-Length) or streamed."""
+
+    def __init__(self, app: Callable[..., Awaitable[None]], max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = dict(scope.get("headers") or ()).get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await _too_large()(scope, receive, send)
+            return
+        received = 0
+        started = False
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                raise BodyTooLarge()
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, limited_receive, tracking_send)
+        except BodyTooLarge:
+            if started:
+                raise
+            await _too_large()(scope, receive, send)

@@ -1,0 +1,45 @@
+"""Metric points: columnar ingest, series summaries and (downsampled) series reads."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Query
+
+from mltrail.core.codec import metric_batch_from_wire, series_to_wire, summary_to_wire
+from mltrail.server.deps import OrjsonResponse, StoreDep
+from mltrail.server.schemas import ERROR_RESPONSES, PointsIn, SeriesOut, StoredOut, SummaryOut
+
+MAX_READ_POINTS = 1_000_000
+
+router = APIRouter(
+    prefix="/projects/{project_id}/experiments/{experiment_id}",
+    tags=["metrics"],
+    responses=ERROR_RESPONSES,
+)
+
+
+@router.post("/points", response_model=StoredOut)
+def append_points(project_id: int, experiment_id: int, body: PointsIn, store: StoreDep) -> dict:
+    """Store a batch once: a retried (client_id, seq) answers ``{"stored": 0}``."""
+    batch = metric_batch_from_wire(body.model_dump())
+    return {"stored": store.append_points(project_id, experiment_id, batch)}
+
+
+@router.get("/series", response_model=list[SummaryOut])
+def list_series(project_id: int, experiment_id: int, store: StoreDep) -> list[dict]:
+    """Count, last, min and max of every series of the experiment."""
+    return [summary_to_wire(s) for s in store.list_series(project_id, experiment_id)]
+
+
+@router.get("/series/read", response_model=SeriesOut)
+def read_series(
+    project_id: int,
+    experiment_id: int,
+    store: StoreDep,
+    key: str = Query(..., min_length=1),
+    phase: str = Query("train"),
+    max_points: int | None = Query(None, ge=2, le=MAX_READ_POINTS),
+) -> OrjsonResponse:
+    """A series in iteration order, min/max downsampled to ``max_points`` when given."""
+    series = store.read_series(project_id, experiment_id, key, phase, max_points=max_points)
+    # returned as a response so large series skip response-model validation
+    return OrjsonResponse(series_to_wire(series))

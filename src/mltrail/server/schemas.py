@@ -1,0 +1,269 @@
+"""Request and response models of the REST API (they make the OpenAPI description).
+
+Request models check shapes and types; the rules (lengths, phases, chart shapes ...) live once in
+:mod:`mltrail.core.validation`, applied by the store. Non-finite floats travel as
+``{"$float": "NaN" | "Infinity" | "-Infinity"}``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mltrail.core.types import Status
+
+
+class FloatTag(BaseModel):
+    """A non-finite float: ``Number(v.$float)`` in JavaScript."""
+
+    model_config = ConfigDict(populate_by_name=True)
+    float_: Literal["NaN", "Infinity", "-Infinity"] = Field(alias="$float")
+
+
+WireFloat = float | FloatTag
+WireScalar = bool | int | float | str | FloatTag
+
+
+class ErrorDetail(BaseModel):
+    type: str
+    field: str | None = None
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """Every error the API answers with."""
+
+    error: ErrorDetail
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    code: {"model": ErrorBody, "description": text}
+    for code, text in (
+        (401, "missing or unknown token"),
+        (403, "not a member of the project"),
+        (404, "no such object"),
+        (409, "conflicts with the current state"),
+        (413, "request body over the limit"),
+        (422, "invalid input; `error.field` names the field"),
+    )
+}
+
+
+# --- responses --------------------------------------------------------------------------------
+class UserOut(BaseModel):
+    id: int
+    name: str
+    is_admin: bool
+
+
+class ProjectOut(BaseModel):
+    id: int
+    display_name: str
+    description: str
+    created_at: float
+    experiment_count: int
+    last_activity: float | None
+
+
+class ExperimentOut(BaseModel):
+    project_id: int
+    experiment_id: int
+    display_name: str
+    description: str
+    status: Status
+    created_at: float
+    started_at: float | None
+    ended_at: float | None
+    duration: float | None
+    hyperparameters: dict[str, Any]
+    environment: dict[str, Any]
+    source: dict[str, Any]
+    tags: list[str]
+    metrics: dict[str, WireFloat]
+    ex_metrics: dict[str, WireScalar]
+    stop_requested: bool
+
+
+class ExperimentPage(BaseModel):
+    items: list[ExperimentOut]
+    total: int
+    offset: int
+
+
+class SummaryOut(BaseModel):
+    key: str
+    phase: str
+    count: int
+    last: WireFloat
+    min: WireFloat
+    max: WireFloat
+    last_iteration: int
+    last_epoch: int | None
+
+
+class SeriesOut(BaseModel):
+    key: str
+    phase: str
+    total: int
+    downsampled: bool
+    iterations: list[int]
+    epochs: list[int | None]
+    values: list[WireFloat]
+
+
+class StoredOut(BaseModel):
+    stored: int
+
+
+class TouchedOut(BaseModel):
+    touched: int
+
+
+class OkOut(BaseModel):
+    ok: bool = True
+
+
+class LinkOut(BaseModel):
+    weights_hash: str
+    project_id: int
+    experiment_id: int
+    iteration: int | None
+    epoch: int | None
+    created_at: float
+
+
+class IterationMetricOut(BaseModel):
+    key: str
+    iteration: int | None
+    epoch: int | None
+    value: WireScalar
+    weights_hash: str
+
+
+class ChartSpecOut(BaseModel):
+    name: str
+    scope: str
+    type: str
+    x_name: str
+    y_names: list[str]
+    x: list[WireScalar]
+    y: list[list[WireFloat]]
+
+
+class ChartOut(BaseModel):
+    chart_id: str
+    project_id: int
+    experiment_id: int
+    updated_at: float
+    spec: ChartSpecOut
+
+
+class LogLineOut(BaseModel):
+    seq: int
+    time: float
+    stream: str
+    level: str
+    message: str
+
+
+class LogsOut(BaseModel):
+    lines: list[LogLineOut]
+    status: Status
+    last_seq: int
+
+
+# --- requests ---------------------------------------------------------------------------------
+class ProjectIn(BaseModel):
+    display_name: str
+    description: str = ""
+
+
+class MemberIn(BaseModel):
+    user_name: str = Field(min_length=1)
+
+
+class ExperimentIn(BaseModel):
+    display_name: str | None = None
+    description: str = ""
+    hyperparameters: dict[str, Any] | None = None
+    environment: dict[str, Any] | None = None
+    source: dict[str, Any] | None = None
+    tags: list[str] = Field(default_factory=list)
+    status: Status = Status.RUNNING
+
+
+class ExperimentPatch(BaseModel):
+    status: Status | None = None
+    display_name: str | None = None
+    description: str | None = None
+    hyperparameters: dict[str, Any] | None = None
+    environment: dict[str, Any] | None = None
+    source: dict[str, Any] | None = None
+    tags: list[str] | None = None
+
+
+class ChunkIn(BaseModel):
+    """One series of a batch; columns are base64 of little-endian arrays."""
+
+    key: str
+    phase: str
+    n: int = Field(ge=0)
+    iterations: str = Field(description="base64 of <i8 (int64)")
+    epochs: str = Field(description="base64 of <i8, -1 = no epoch")
+    values: str = Field(description="base64 of <f8 (float64, NaN/inf allowed)")
+    times: str = Field(description="base64 of <f8 unix seconds")
+
+
+class PointsIn(BaseModel):
+    client_id: str = Field(min_length=1, max_length=200)
+    seq: int = Field(ge=0)
+    chunks: list[ChunkIn]
+
+
+class TargetIn(BaseModel):
+    project_id: int
+    experiment_id: int
+
+
+class ExternalMetricsIn(BaseModel):
+    targets: list[TargetIn] = Field(min_length=1)
+    metrics: str = Field(description="JSON text of an object; keep NaN/Infinity and value types")
+
+
+class WeightsLinkIn(BaseModel):
+    weights_hash: str
+    iteration: int | None = None
+    epoch: int | None = None
+
+
+class IterationMetricsIn(BaseModel):
+    metrics: str = Field(description="JSON text of an object of ex_ metrics")
+
+
+class ChartSpecIn(BaseModel):
+    name: str
+    scope: str = "test"
+    type: str = "line"
+    x_name: str = "X"
+    y_names: list[str] | str = "Y"
+    x: list[Any]
+    y: list[Any]
+
+
+class ChartIn(BaseModel):
+    targets: list[TargetIn] = Field(min_length=1)
+    chart: ChartSpecIn
+
+
+class LogLineIn(BaseModel):
+    time: float
+    stream: str
+    level: str
+    message: str
+
+
+class LogsIn(BaseModel):
+    client_id: str = Field(min_length=1, max_length=200)
+    seq: int = Field(ge=0)
+    lines: list[LogLineIn]

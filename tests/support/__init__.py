@@ -1,0 +1,1 @@
+"""Test helpers shared across test packages (loaded as a pytest plugin from tests/conftest.py)."""

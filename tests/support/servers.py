@@ -1,0 +1,171 @@
+"""Real ``mltrail server`` subprocesses for tests.
+
+Fixtures:
+    server_factory: ``server_factory(db_url) -> ServerProcess``; every server it starts is
+        terminated at teardown.
+    server: a server on a fresh SQLite file.
+    live_server: parametrised over SQLite and PostgreSQL.
+
+A :class:`ServerProcess` has ``.url``, ``.admin_token``, ``.db_url``, ``make_token(user,
+admin=False)`` and ``stop()`` / ``kill()`` (SIGKILL) / ``start()`` (same port and database).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+START_TIMEOUT = 60.0
+_LAUNCH = "import sys; from mltrail.cli.main import main; main(sys.argv[1:])"
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ServerProcess:
+    """One ``mltrail server`` subprocess on 127.0.0.1, restartable on the same port and DB."""
+
+    def __init__(self, db_url: str, home: Path, port: int | None = None) -> None:
+        self.db_url = db_url
+        self.home = home
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.admin_token: str | None = None
+        self.stdout_lines: list[str] = []
+        self.proc: subprocess.Popen[str] | None = None
+        self._stderr_path = home / f"server-{self.port}.stderr"
+        self._sql_store = None
+
+    def start(self) -> ServerProcess:
+        """Start (or restart) the server and wait until /healthz answers."""
+        assert self.proc is None or self.proc.poll() is not None, "already running"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MLTRAIL_")}
+        env["MLTRAIL_HOME"] = str(self.home)
+        args = ["server", "--db", self.db_url, "--host", "127.0.0.1", "--port", str(self.port)]
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", _LAUNCH, *args],
+            stdout=subprocess.PIPE,
+            stderr=self._stderr_path.open("ab"),
+            stdin=subprocess.DEVNULL,
+            text=True,
+            env=env,
+        )
+        lines: list[str] = []
+        threading.Thread(target=self._read_stdout, args=(self.proc, lines), daemon=True).start()
+        self.stdout_lines = lines
+        self._wait_healthy()
+        for line in lines:
+            if line.startswith("admin token: "):
+                self.admin_token = line.split(": ", 1)[1].strip()
+        return self
+
+    @staticmethod
+    def _read_stdout(proc: subprocess.Popen[str], lines: list[str]) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            lines.append(line.rstrip("\n"))
+
+    def _wait_healthy(self) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"mltrail server exited {self.proc.returncode}: {self.stderr}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=1.0).status_code == 200:
+                    time.sleep(0.05)  # let the stdout reader catch up with the token line
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise RuntimeError(f"mltrail server did not become healthy: {self.stderr}")
+
+    @property
+    def stderr(self) -> str:
+        return self._stderr_path.read_text(errors="replace") if self._stderr_path.exists() else ""
+
+    @property
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM and wait (SIGKILL after ``timeout``)."""
+        if not self.running:
+            return
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown at all, as in a crash."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def make_token(self, user: str, admin: bool = False) -> str:
+        """A token for ``user``, creating the user when new (straight in the database)."""
+        from mltrail.core.errors import NotFoundError
+        from mltrail.store.sql import SqlStore
+
+        if self._sql_store is None:
+            self._sql_store = SqlStore.open(self.db_url)
+        auth = self._sql_store.auth
+        try:
+            auth.get_user(user)
+        except NotFoundError:
+            auth.create_user(user, is_admin=admin)
+        return auth.create_token(user)
+
+    def close(self) -> None:
+        self.stop()
+        if self._sql_store is not None:
+            self._sql_store.close()
+            self._sql_store = None
+
+
+@pytest.fixture
+def server_factory(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[..., ServerProcess]]:
+    """``server_factory(db_url, port=None)``: start a real server; all stopped at teardown."""
+    started: list[ServerProcess] = []
+
+    def start(db_url: str, port: int | None = None) -> ServerProcess:
+        home = tmp_path_factory.mktemp("server-home")
+        started.append(ServerProcess(db_url, home, port))
+        return started[-1].start()
+
+    yield start
+    for proc in started:
+        proc.close()
+
+
+@pytest.fixture
+def server(server_factory: Callable[..., ServerProcess], sqlite_url: str) -> ServerProcess:
+    """A real server on a fresh SQLite database."""
+    return server_factory(sqlite_url)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def live_server(request: pytest.FixtureRequest) -> ServerProcess:
+    """A real server on a fresh SQLite, then PostgreSQL, database."""
+    # the database first, so it is dropped only after the server has stopped
+    db_url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+    return request.getfixturevalue("server_factory")(db_url)
