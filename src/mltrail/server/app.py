@@ -13,6 +13,7 @@ from mltrail.config import Settings
 from mltrail.server.deps import OrjsonResponse
 from mltrail.server.errors import BodyLimitMiddleware, install_error_handlers
 from mltrail.server.routes import charts, experiments, logs, metrics, points, projects, weights
+from mltrail.server.routes import jobs as job_routes
 from mltrail.store.base import Store
 
 API_PREFIX = "/api/v1"
@@ -64,6 +65,9 @@ def create_app(settings: Settings, store: Store, *, require_auth: bool = True) -
 
     # --- web UI: server/ui.py (owned by the UI engineer) adds its router here, last, -------
     # --- so the API routes above take precedence over its catch-all paths. ---------------
+    from mltrail.server.ui import ui_router
+
+    app.include_router(ui_router)
 
     return app
 
@@ -72,4 +76,5 @@ def _api_router() -> APIRouter:
     api = APIRouter()
     for module in (projects, experiments, points, metrics, weights, charts, logs):
         api.include_router(module.router)
+    api.include_router(job_routes.router)
     return api

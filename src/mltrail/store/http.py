@@ -40,6 +40,7 @@ from mltrail.core.types import (
 )
 from mltrail.core.wire import to_wire
 from mltrail.store.base import LIST_PAGE_SIZE, Store
+from mltrail.store.http_jobs import HttpJobStore
 
 RETRY_STATUSES = frozenset({502, 503, 504})
 _NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
@@ -51,7 +52,7 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-class HttpStore(Store):
+class HttpStore(HttpJobStore, Store):
     """A Store that talks to ``mltrail server``.
 
     Args:

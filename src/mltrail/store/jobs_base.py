@@ -14,6 +14,7 @@ records the exit. When an agent stops heartbeating, ``expire_leases`` re-queues 
 from __future__ import annotations
 
 import abc
+import dataclasses
 import re
 import time
 from collections.abc import Mapping, Sequence
@@ -24,7 +25,7 @@ from mltrail.core.errors import ValidationError
 from mltrail.core.types import Status
 
 DEFAULT_QUEUE = "default"
-MAX_SNAPSHOT_BYTES = 64 * 1024 * 1024
+MAX_SNAPSHOT_BYTES = 32 * 1024 * 1024  # base64 in a JSON body stays under the server limit
 MAX_COMMAND_ARGS = 1000
 MAX_COMMAND_CHARS = 100_000
 MAX_RETRIES = 100
@@ -377,3 +378,25 @@ def is_alive(last_seen_at: float, lease: float, now: float | None = None) -> boo
     """An agent is alive when it was seen within its lease (with a little slack for polling)."""
     now = time.time() if now is None else now
     return now - last_seen_at <= lease + 2.0
+
+
+# --- wire form (server answers, HttpStore reads) -------------------------------------------------
+def job_to_wire(job: Job) -> dict[str, Any]:
+    """A job as JSON: the dataclass fields, status as its value, command as a list."""
+    return {**dataclasses.asdict(job), "status": job.status.value, "command": list(job.command)}
+
+
+def job_from_wire(data: Mapping[str, Any]) -> Job:
+    names = {f.name for f in dataclasses.fields(Job)}
+    fields = {k: v for k, v in data.items() if k in names}
+    return Job(**{**fields, "status": Status(data["status"]), "command": tuple(data["command"])})
+
+
+def agent_to_wire(agent: Agent) -> dict[str, Any]:
+    return {**dataclasses.asdict(agent), "queues": list(agent.queues)}
+
+
+def agent_from_wire(data: Mapping[str, Any]) -> Agent:
+    names = {f.name for f in dataclasses.fields(Agent)}
+    fields = {k: v for k, v in data.items() if k in names}
+    return Agent(**{**fields, "queues": tuple(data["queues"])})

@@ -347,6 +347,8 @@ def finish_job(
 ) -> Job:
     aid, final = jb.agent_id(agent_id), jb.final_status(status)
     row = _load_job(conn, scope, job_id, lock=True)
+    if row.agent_id == aid and row.status == final.value:  # a retried report
+        return _to_job(row)
     if row.agent_id != aid or row.status != Status.RUNNING.value:
         raise ConflictError(
             f"job {row.id} is not running on agent {aid} (status {row.status})", "job"
