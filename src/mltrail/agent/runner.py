@@ -1,0 +1,321 @@
+"""The agent: long-polls for jobs, runs each in a fresh directory, streams its output, reports.
+
+It never crashes on a bad job: whatever goes wrong while preparing or running a job ends that
+job as ``failed`` with a message in the experiment's logs, and the agent takes the next one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mltrail.agent.logship import LogShipper, start_pump
+from mltrail.agent.workdir import WorkdirError, prepare_workdir, remove_workdir
+from mltrail.core.errors import ConflictError, MltrailError, TransportError
+from mltrail.core.types import Status
+from mltrail.store.jobs_base import DEFAULT_LEASE_SECONDS, Job, lease_seconds, queue_names
+
+log = logging.getLogger("mltrail.agent")
+
+AGENT_STREAM = "agent"
+PUMP_JOIN_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class AgentOptions:
+    """How an agent behaves.
+
+    Attributes:
+        queues: the queues it serves.
+        max_jobs: exit after this many jobs (``None``: run forever).
+        lease_seconds: how long a claimed job stays ours without a heartbeat.
+        poll_seconds: how long one long-poll waits for a job.
+        grace_seconds: between SIGTERM and SIGKILL when stopping a job.
+        work_root: where job directories are created (and removed afterwards).
+        keep_workdirs: leave job directories on disk (debugging).
+        flush_seconds: the longest an output line waits before it is sent.
+    """
+
+    queues: tuple[str, ...] = ("default",)
+    max_jobs: int | None = None
+    lease_seconds: float = DEFAULT_LEASE_SECONDS
+    poll_seconds: float = 20.0
+    grace_seconds: float = 10.0
+    work_root: Path | None = None
+    keep_workdirs: bool = False
+    flush_seconds: float = 0.5
+    name: str = field(default_factory=socket.gethostname)
+
+
+class AgentRunner:
+    """Runs jobs from a store that implements both Store and JobStore.
+
+    Args:
+        store: SqlStore (embedded) or HttpStore (server).
+        options: behaviour, see :class:`AgentOptions`.
+        child_env: the environment commands inherit, before the job's own and MLTRAIL_* ones.
+        url / token: passed to commands as MLTRAIL_URL / MLTRAIL_TOKEN (server mode).
+        should_exit: polled between jobs; lets a signal handler end the agent cleanly.
+    """
+
+    def __init__(
+        self,
+        store: Any,
+        options: AgentOptions,
+        *,
+        child_env: Mapping[str, str],
+        url: str | None = None,
+        token: str | None = None,
+        should_exit: Callable[[], bool] = lambda: False,
+    ) -> None:
+        self.store = store
+        self.options = options
+        self.queues = queue_names(list(options.queues))
+        self.lease = lease_seconds(options.lease_seconds)
+        self.agent_id = f"{options.name[:60]}-{uuid.uuid4().hex[:12]}"
+        self._child_env = dict(child_env)
+        self._url = url
+        self._token = token
+        self._should_exit = should_exit
+        self.jobs_run = 0
+
+    # --- the loop ------------------------------------------------------------------------------
+    def run(self) -> int:
+        """Register, then claim and run jobs until ``max_jobs`` or ``should_exit``.
+
+        Returns:
+            How many jobs ran.
+
+        Raises:
+            AuthenticationError / PermissionDeniedError: the token is refused (at registration).
+        """
+        self.store.register_agent(
+            self.agent_id, name=self.options.name, queues=self.queues, lease_seconds=self.lease
+        )
+        log.info("agent %s serving queue(s) %s", self.agent_id, ", ".join(self.queues))
+        try:
+            while not self._done():
+                job = self._claim()
+                if job is not None:
+                    self.run_job(job)
+                    self.jobs_run += 1
+        finally:
+            self._deregister()
+        return self.jobs_run
+
+    def _done(self) -> bool:
+        limit = self.options.max_jobs
+        return self._should_exit() or (limit is not None and self.jobs_run >= limit)
+
+    def _claim(self) -> Job | None:
+        wait = min(self.options.poll_seconds, max(self.lease / 2, 0.5))
+        try:
+            return self.store.claim_job(
+                self.agent_id, self.queues, lease_seconds=self.lease, wait_seconds=wait
+            )
+        except TransportError as exc:
+            log.warning("cannot reach the server: %s; retrying", exc)
+            time.sleep(min(2.0, self.lease / 2))
+            return None
+
+    def _deregister(self) -> None:
+        try:
+            self.store.deregister_agent(self.agent_id)
+        except MltrailError as exc:
+            log.warning("could not deregister: %s", exc)
+
+    # --- one job ---------------------------------------------------------------------------------
+    def run_job(self, job: Job) -> Status:
+        """Run one claimed job to its end and report it. Never raises for a bad job."""
+        log.info(
+            "job %d: %s (project %d, experiment %d)",
+            job.job_id,
+            " ".join(job.command),
+            job.project_id,
+            job.experiment_id,
+        )
+        shipper = LogShipper(
+            lambda batch: self.store.append_logs(job.project_id, job.experiment_id, batch),
+            f"agent:{self.agent_id}:job:{job.job_id}:{job.attempts}",
+            flush_seconds=self.options.flush_seconds,
+        )
+        workdir: Path | None = None
+        outcome = _Outcome(Status.FAILED)
+        try:
+            workdir = prepare_workdir(
+                self.options.work_root or Path(tempfile.gettempdir()) / "mltrail-agent",
+                job.job_id,
+                job.source,
+                lambda: self.store.get_job_snapshot(job.job_id),
+            )
+            outcome = self._execute(job, workdir, shipper)
+        except (WorkdirError, MltrailError) as exc:
+            outcome = _Outcome(
+                Status.FAILED, error=f"could not prepare the working directory: {exc}"
+            )
+        except Exception as exc:  # the agent outlives any job
+            log.exception("job %d crashed the runner", job.job_id)
+            outcome = _Outcome(Status.FAILED, error=f"agent error: {type(exc).__name__}: {exc}")
+        finally:
+            if outcome.error:
+                shipper.put(AGENT_STREAM, outcome.error, "ERROR")
+            elif outcome.status is Status.STOPPED:
+                shipper.put(AGENT_STREAM, "stopped on request", "WARNING")
+            shipper.close()
+            if workdir is not None and not self.options.keep_workdirs:
+                remove_workdir(workdir)
+        self._report(job, outcome)
+        return outcome.status
+
+    def _execute(self, job: Job, workdir: Path, shipper: LogShipper) -> _Outcome:
+        try:
+            proc = subprocess.Popen(
+                list(job.command),
+                cwd=workdir,
+                env=self.job_env(job),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                start_new_session=True,  # its own process group, so stop reaches its children
+            )
+        except FileNotFoundError:
+            return _Outcome(
+                Status.FAILED, exit_code=127, error=f"command not found: {job.command[0]}"
+            )
+        except PermissionError:
+            return _Outcome(
+                Status.FAILED, exit_code=126, error=f"command not executable: {job.command[0]}"
+            )
+        except OSError as exc:
+            return _Outcome(
+                Status.FAILED, error=f"could not start {job.command[0]}: {exc.strerror or exc}"
+            )
+        assert proc.stdout is not None and proc.stderr is not None
+        pumps = [
+            start_pump(proc.stdout, "stdout", shipper),
+            start_pump(proc.stderr, "stderr", shipper),
+        ]
+        outcome = self._supervise(job, proc)
+        _kill_group(proc.pid, signal.SIGKILL)  # leftovers holding the pipes open
+        for pump in pumps:
+            pump.join(PUMP_JOIN_SECONDS)
+        return outcome
+
+    def _supervise(self, job: Job, proc: subprocess.Popen[bytes]) -> _Outcome:
+        """Heartbeat while the process runs; stop it when asked or when the lease is lost."""
+        interval = max(self.lease / 3, 0.2)
+        while True:
+            try:
+                code = proc.wait(timeout=interval)
+            except subprocess.TimeoutExpired:
+                code = None
+            if code is not None:
+                return _exit_outcome(code)
+            if self._should_exit():
+                self._terminate(proc)
+                return _Outcome(Status.FAILED, error="the agent was shut down while the job ran")
+            reply = self._heartbeat(job)
+            if reply is not None and reply.lease_lost:
+                self._terminate(proc)
+                return _Outcome(
+                    Status.FAILED, error="lease lost: the job was taken away", lost=True
+                )
+            if reply is not None and reply.stop_requested:
+                code = self._terminate(proc)
+                return _Outcome(Status.STOPPED, exit_code=code)
+
+    def _heartbeat(self, job: Job) -> Any:
+        try:
+            return self.store.heartbeat(self.agent_id, job.job_id, lease_seconds=self.lease)
+        except TransportError as exc:
+            log.warning("heartbeat failed: %s", exc)
+            return None
+
+    def _terminate(self, proc: subprocess.Popen[bytes]) -> int:
+        """SIGTERM the job's process group, then SIGKILL after the grace period."""
+        _kill_group(proc.pid, signal.SIGTERM)
+        try:
+            return proc.wait(timeout=self.options.grace_seconds)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc.pid, signal.SIGKILL)
+            return proc.wait()
+
+    def _report(self, job: Job, outcome: _Outcome) -> None:
+        if outcome.lost:
+            log.warning("job %d: lease lost, not reporting", job.job_id)
+            return
+        for attempt in range(20):
+            try:
+                self.store.finish_job(
+                    job.job_id,
+                    self.agent_id,
+                    status=outcome.status,
+                    exit_code=outcome.exit_code,
+                    error=outcome.error,
+                )
+                log.info(
+                    "job %d: %s (exit code %s)", job.job_id, outcome.status.value, outcome.exit_code
+                )
+                return
+            except ConflictError as exc:
+                log.warning("job %d: %s", job.job_id, exc)
+                return
+            except TransportError as exc:
+                log.warning(
+                    "reporting job %d failed (attempt %d): %s", job.job_id, attempt + 1, exc
+                )
+                time.sleep(min(2.0 * (attempt + 1), 10.0))
+
+    def job_env(self, job: Job) -> dict[str, str]:
+        """The command's environment: the agent's, the job's, then the MLTRAIL_* ones."""
+        env = {
+            k: v
+            for k, v in self._child_env.items()
+            if not k.startswith("MLTRAIL_") or k == "MLTRAIL_HOME"
+        }
+        env.update(job.env)
+        env.update(
+            MLTRAIL_PROJECT=str(job.project_id),
+            MLTRAIL_EXPERIMENT=str(job.experiment_id),
+            MLTRAIL_NO_CAPTURE="1",
+            MLTRAIL_JOB=str(job.job_id),
+        )
+        if self._url:
+            env["MLTRAIL_URL"] = self._url
+        if self._token:
+            env["MLTRAIL_TOKEN"] = self._token
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        return env
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    status: Status
+    exit_code: int | None = None
+    error: str | None = None
+    lost: bool = False
+
+
+def _exit_outcome(code: int) -> _Outcome:
+    if code == 0:
+        return _Outcome(Status.DONE, exit_code=0)
+    if code < 0:
+        name = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
+        return _Outcome(Status.FAILED, exit_code=code, error=f"killed by signal {name}")
+    return _Outcome(Status.FAILED, exit_code=code, error=f"exited with code {code}")
+
+
+def _kill_group(pid: int, sig: signal.Signals) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)

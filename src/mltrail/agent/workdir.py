@@ -1,0 +1,162 @@
+"""Fresh working directories for jobs: from an uploaded tarball or a git commit.
+
+Tarballs come from users, so extraction refuses anything that would land outside the
+directory: absolute paths, ``..`` components, links pointing out, devices (tar-slip).
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from collections.abc import Callable
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from mltrail.core.errors import ValidationError
+
+GIT_TIMEOUT_SECONDS = 600
+MAX_EXTRACTED_BYTES = 4 * 1024 * 1024 * 1024
+
+
+class WorkdirError(Exception):
+    """The job's working directory could not be prepared; the message says why."""
+
+
+def prepare_workdir(
+    root: Path, job_id: int, source: dict[str, Any], fetch_snapshot: Callable[[], bytes]
+) -> Path:
+    """Create a fresh directory under ``root`` and fill it from the job's source.
+
+    Args:
+        root: where the agent keeps job directories.
+        job_id: used in the directory name, for people looking at the disk.
+        source: the job's source description (kind none, git or tarball).
+        fetch_snapshot: returns the tarball bytes; called only for tarball sources.
+
+    Returns:
+        The new directory.
+
+    Raises:
+        WorkdirError: the tarball is unsafe or corrupt, or the git checkout failed.
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    workdir = Path(tempfile.mkdtemp(prefix=f"job-{job_id}-", dir=root))
+    try:
+        kind = source.get("kind", "none")
+        if kind == "tarball":
+            extract_tarball(fetch_snapshot(), workdir)
+        elif kind == "git":
+            checkout_git(str(source["url"]), str(source["commit"]), workdir)
+        elif kind != "none":
+            raise WorkdirError(f"unknown source kind {kind!r}")
+    except BaseException:
+        remove_workdir(workdir)
+        raise
+    return workdir
+
+
+def remove_workdir(workdir: Path) -> None:
+    """Delete a job directory, ignoring what cannot be deleted."""
+    shutil.rmtree(workdir, ignore_errors=True)
+
+
+def check_member(member: tarfile.TarInfo) -> None:
+    """Refuse a tar member that could write outside the extraction directory.
+
+    Raises:
+        WorkdirError: naming the member and the problem.
+    """
+    name = member.name
+    path = PurePosixPath(name)
+    if name.startswith(("/", "\\")) or path.is_absolute() or (len(name) > 1 and name[1] == ":"):
+        raise WorkdirError(f"unsafe tarball: absolute path {name!r}")
+    if ".." in path.parts or "\\" in name:
+        raise WorkdirError(f"unsafe tarball: path escapes the directory {name!r}")
+    if member.isdev() or member.isfifo():
+        raise WorkdirError(f"unsafe tarball: device or fifo {name!r}")
+    if member.issym() or member.islnk():
+        target = PurePosixPath(member.linkname)
+        base = path.parent if member.issym() else PurePosixPath()
+        if target.is_absolute() or ".." in (base / target).parts:
+            raise WorkdirError(
+                f"unsafe tarball: link {name!r} points outside ({member.linkname!r})"
+            )
+
+
+def extract_tarball(data: bytes, dest: Path) -> None:
+    """Extract a (gzip) tarball into ``dest`` after checking every member.
+
+    Python's ``data`` filter is applied as a second line of defence.
+    """
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
+            members = tar.getmembers()
+            total = 0
+            for member in members:
+                check_member(member)
+                total += max(member.size, 0)
+            if total > MAX_EXTRACTED_BYTES:
+                raise WorkdirError(f"tarball expands to {total} bytes, over {MAX_EXTRACTED_BYTES}")
+            tar.extractall(dest, members=members, filter="data")
+    except tarfile.TarError as exc:
+        raise WorkdirError(f"bad tarball: {exc}") from None
+
+
+def build_tarball(directory: Path, *, limit: int, exclude: tuple[str, ...] = (".git",)) -> bytes:
+    """A gzip tarball of ``directory`` (relative paths), refusing to grow past ``limit`` bytes.
+
+    Raises:
+        ValidationError: the directory is larger than the limit (field ``snapshot``).
+    """
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for path in sorted(directory.rglob("*")):
+            rel = path.relative_to(directory)
+            if rel.parts[0] in exclude or any(p in ("__pycache__",) for p in rel.parts):
+                continue
+            if path.is_symlink() or path.is_file() or path.is_dir():
+                tar.add(path, arcname=rel.as_posix(), recursive=False)
+            if buffer.tell() > limit:
+                raise ValidationError(
+                    f"the working directory is over {limit} bytes compressed; "
+                    "run from a smaller directory or use --source git",
+                    "snapshot",
+                )
+    data = buffer.getvalue()
+    if len(data) > limit:
+        raise ValidationError(f"the working directory is over {limit} bytes compressed", "snapshot")
+    return data
+
+
+def checkout_git(url: str, commit: str, dest: Path) -> None:
+    """Clone ``url`` into ``dest`` and check out ``commit`` (detached).
+
+    Raises:
+        WorkdirError: git is missing, the clone failed or the commit does not exist.
+    """
+    if url.startswith("-") or commit.startswith("-"):
+        raise WorkdirError("git url and commit must not start with '-'")
+    _git(["git", "clone", "--quiet", "--no-checkout", "--", url, str(dest)], cwd=None)
+    _git(
+        ["git", "-c", "advice.detachedHead=false", "checkout", "--quiet", "--detach", commit],
+        cwd=dest,
+    )
+
+
+def _git(args: list[str], cwd: Path | None) -> None:
+    try:
+        result = subprocess.run(
+            args, cwd=cwd, capture_output=True, text=True, timeout=GIT_TIMEOUT_SECONDS, check=False
+        )
+    except FileNotFoundError:
+        raise WorkdirError("git is not installed on the agent's machine") from None
+    except subprocess.TimeoutExpired:
+        raise WorkdirError(f"{' '.join(args[:2])} timed out") from None
+    if result.returncode != 0:
+        detail = (result.stderr or result.stdout).strip().splitlines()
+        raise WorkdirError(
+            f"{args[1] if args[1] != '-c' else 'checkout'} failed: {detail[-1] if detail else result.returncode}"
+        )

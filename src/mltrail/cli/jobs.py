@@ -1,0 +1,347 @@
+"""``mltrail run``, ``mltrail agent``, ``mltrail agents list``, ``mltrail jobs list``.
+
+Parse, call the store's job methods, render. The agent itself lives in :mod:`mltrail.agent`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+
+from mltrail.cli.common import echo_json, echo_table, get_api, output_format_option
+
+SOURCES = ("auto", "git", "tarball", "none")
+
+
+def _store(ctx: click.Context | None = None) -> Any:
+    return get_api(ctx).store
+
+
+# --- mltrail run -------------------------------------------------------------------------------
+@click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
+@click.option("--project", "-p", type=int, required=True, help="Project id.")
+@click.option(
+    "--queue", "-q", default="default", show_default=True, help="Queue agents claim from."
+)
+@click.option("--display-name", help="The experiment's display name.")
+@click.option("--description", default="", help="The experiment's description.")
+@click.option(
+    "--env", "env", multiple=True, metavar="K=V", help="Environment variable (repeatable)."
+)
+@click.option(
+    "--retries",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Re-queue this many times when the agent dies mid-run.",
+)
+@click.option(
+    "--source",
+    type=click.Choice(SOURCES),
+    default="auto",
+    show_default=True,
+    help="Working directory for the job: git commit (clean repo pushed to a remote), "
+    "tarball of the current directory, or none. auto picks git, else tarball.",
+)
+@click.option("--attach", is_flag=True, help="Follow the experiment's logs until it ends.")
+@click.argument("command", nargs=-1, required=True, type=click.UNPROCESSED)
+def run(
+    project: int,
+    queue: str,
+    display_name: str | None,
+    description: str,
+    env: tuple[str, ...],
+    retries: int,
+    source: str,
+    attach: bool,
+    command: tuple[str, ...],
+) -> None:
+    """Queue COMMAND as a new experiment of PROJECT; prints the experiment id.
+
+    Example: mltrail run -p 1 --queue gpu -- python train.py --lr 0.1
+    """
+    from mltrail.store import jobs_base as jb
+
+    spec = jb.job_spec(list(command), queue=queue, env=list(env), max_retries=retries)
+    store = _store()
+    src, snapshot = _snapshot_source(Path.cwd(), source)
+    job = store.submit_job(
+        project,
+        spec.command,
+        queue=spec.queue,
+        display_name=display_name,
+        description=description,
+        env=spec.env,
+        source=src,
+        snapshot=snapshot,
+        max_retries=spec.max_retries,
+    )
+    click.echo(job.experiment_id)
+    click.echo(
+        f"queued job {job.job_id}: project {job.project_id}, experiment "
+        f"{job.experiment_id}, queue {job.queue!r}",
+        err=True,
+    )
+    if not any(j.queue_served for j in store.list_jobs(queue=job.queue, limit=1)):
+        click.echo(
+            f"warning: no live agent serves queue {job.queue!r}; the job stays queued "
+            "until one does (mltrail agent --queue ...)",
+            err=True,
+        )
+    if attach:
+        _attach(job.project_id, job.experiment_id)
+
+
+def _attach(project_id: int, experiment_id: int) -> None:
+    api = get_api()
+    api.experiments.logs(project_id, experiment_id, disable_colors=not sys.stdout.isatty())
+    status = api.store.get_experiment(project_id, experiment_id).status.value
+    click.echo(f"experiment {experiment_id}: {status}", err=True)
+    if status != "done":
+        raise click.exceptions.Exit(1)
+
+
+def _snapshot_source(cwd: Path, mode: str) -> tuple[dict[str, Any] | None, bytes | None]:
+    """The job's source description and, for a tarball, its bytes."""
+    from mltrail.agent.workdir import build_tarball
+    from mltrail.store.jobs_base import MAX_SNAPSHOT_BYTES
+
+    if mode == "none":
+        return None, None
+    if mode in ("git", "auto"):
+        git = _git_source(cwd)
+        if git is not None:
+            return git, None
+        if mode == "git":
+            raise click.UsageError(
+                "--source git needs a clean git checkout whose HEAD is on a remote branch"
+            )
+    return {"kind": "tarball"}, build_tarball(cwd, limit=MAX_SNAPSHOT_BYTES)
+
+
+def _git_source(cwd: Path) -> dict[str, Any] | None:
+    """git remote URL and commit when the checkout is clean and HEAD is pushed, else None."""
+
+    def git(*args: str) -> str | None:
+        try:
+            result = subprocess.run(
+                ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=30
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        return result.stdout.strip() if result.returncode == 0 else None
+
+    commit = git("rev-parse", "HEAD")
+    if not commit or git("status", "--porcelain") != "":
+        return None
+    remotes = git("branch", "-r", "--contains", "HEAD")
+    url = git("remote", "get-url", "origin")
+    if not remotes or not url:
+        return None
+    return {"kind": "git", "url": url, "commit": commit}
+
+
+# --- mltrail agent -----------------------------------------------------------------------------
+@click.command()
+@click.option(
+    "--queue", "-q", "queues", multiple=True, help="Queue to serve (repeatable) [default: default]."
+)
+@click.option("--max-jobs", type=click.IntRange(min=1), help="Exit after this many jobs.")
+@click.option(
+    "--lease-timeout",
+    type=float,
+    default=30.0,
+    show_default=True,
+    help="Seconds a job stays ours without a heartbeat.",
+)
+@click.option(
+    "--grace-period",
+    type=float,
+    default=10.0,
+    show_default=True,
+    help="Seconds between SIGTERM and SIGKILL when a job is stopped.",
+)
+@click.option(
+    "--poll",
+    type=float,
+    default=20.0,
+    show_default=True,
+    help="Longest wait for a job in one long-poll.",
+)
+@click.option(
+    "--work-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where job directories are made [default: $MLTRAIL_HOME/agent].",
+)
+@click.option("--keep-workdirs", is_flag=True, help="Leave job directories on disk.")
+@click.option(
+    "--name", default=None, help="Name shown in `mltrail agents list` [default: host name]."
+)
+def agent(
+    queues: tuple[str, ...],
+    max_jobs: int | None,
+    lease_timeout: float,
+    grace_period: float,
+    poll: float,
+    work_dir: Path | None,
+    keep_workdirs: bool,
+    name: str | None,
+) -> None:
+    """Run queued jobs: long-poll, claim, run in a fresh directory, stream logs, report.
+
+    Uses MLTRAIL_URL and MLTRAIL_TOKEN (or the embedded database); SIGTERM or Ctrl-C stops
+    the current job and exits.
+    """
+    from mltrail.agent.runner import AgentOptions, AgentRunner
+    from mltrail.config import Settings
+    from mltrail.store import jobs_base as jb
+
+    settings = Settings.from_env()
+    names = jb.queue_names(list(queues))
+    jb.lease_seconds(lease_timeout)
+    options = AgentOptions(
+        queues=names,
+        max_jobs=max_jobs,
+        lease_seconds=lease_timeout,
+        poll_seconds=poll,
+        grace_seconds=grace_period,
+        work_root=work_dir or settings.home / "agent",
+        keep_workdirs=keep_workdirs,
+        **({"name": name} if name else {}),
+    )
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="%(asctime)s mltrail agent: %(message)s"
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    exiting: list[int] = []
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda signum, _frame: exiting.append(signum))
+    runner = AgentRunner(
+        _store(),
+        options,
+        child_env=os.environ,
+        url=settings.url,
+        token=settings.token,
+        should_exit=lambda: bool(exiting),
+    )
+    count = runner.run()
+    click.echo(f"agent {runner.agent_id} ran {count} job(s)", err=True)
+
+
+# --- listings --------------------------------------------------------------------------------
+@click.group()
+def agents() -> None:
+    """Agents that run jobs."""
+
+
+@agents.command("list")
+@output_format_option
+def list_agents(output_format: str) -> None:
+    """Every registered agent: queues, whether it is alive, its current job."""
+    from mltrail.store import jobs_base as jb
+
+    found = _store().list_agents()
+    if output_format == "json":
+        echo_json([jb.agent_to_wire(a) for a in found])
+        return
+    now = time.time()
+    echo_table(
+        ["agent", "name", "queues", "alive", "last seen", "job"],
+        (
+            [
+                a.agent_id,
+                a.name,
+                ", ".join(a.queues),
+                "yes" if a.alive else "no",
+                _ago(now - a.last_seen_at),
+                a.job_id,
+            ]
+            for a in found
+        ),
+    )
+
+
+@click.group()
+def jobs() -> None:
+    """Queued, running and finished jobs."""
+
+
+@jobs.command("list")
+@click.option("--project", "-p", type=int, help="Only this project's jobs.")
+@click.option("--queue", "-q", help="Only this queue.")
+@click.option("--status", type=click.Choice(["queued", "running", "done", "failed", "stopped"]))
+@click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)
+@output_format_option
+def list_jobs(
+    project: int | None, queue: str | None, status: str | None, limit: int, output_format: str
+) -> None:
+    """Jobs, newest first; says when a queued job's queue has no live agent."""
+    from mltrail.store import jobs_base as jb
+
+    found = _store().list_jobs(project_id=project, queue=queue, status=status, limit=limit)
+    if output_format == "json":
+        echo_json([jb.job_to_wire(j) for j in found])
+        return
+    echo_table(
+        [
+            "job",
+            "project",
+            "experiment",
+            "queue",
+            "status",
+            "attempts",
+            "agent",
+            "exit code",
+            "command",
+            "note",
+        ],
+        (
+            [
+                j.job_id,
+                j.project_id,
+                j.experiment_id,
+                j.queue,
+                j.status.value,
+                j.attempts,
+                j.agent_id,
+                j.exit_code,
+                " ".join(j.command),
+                _note(j),
+            ]
+            for j in found
+        ),
+    )
+    unserved = sorted({j.queue for j in found if _unserved(j)})
+    if unserved:
+        click.echo(
+            f"warning: no live agent serves queue(s) {', '.join(unserved)}: "
+            "their jobs stay queued until one does",
+            err=True,
+        )
+
+
+def _unserved(job: Any) -> bool:
+    return job.status.value == "queued" and job.queue_served is False
+
+
+def _note(job: Any) -> str:
+    if _unserved(job):
+        return f"no agent serves queue {job.queue!r}"
+    return job.error or ""
+
+
+def _ago(seconds: float) -> str:
+    seconds = max(seconds, 0.0)
+    if seconds < 120:
+        return f"{seconds:.0f}s ago"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f}m ago"
+    return f"{seconds / 3600:.1f}h ago"
