@@ -1,0 +1,223 @@
+// The experiment page: header, metric charts (one per key, a line per phase), per-iteration
+// external metrics, custom charts, tables (hyperparameters, ex_ metrics, environment, source,
+// weights hashes) and the live log panel. A running experiment refreshes every 2 s.
+
+import { api, experimentPath } from "../api.js";
+import { replaceQuery } from "../app.js";
+import { LineChart, PALETTE, PHASE_COLOURS, customChartLines, resizeWithWindow } from "../charts.js";
+import { h, keyValueTable, link, sleep, setChildren } from "../dom.js";
+import { formatDuration, formatTime, formatValue } from "../format.js";
+import { LogPanel } from "../logs.js";
+import { SeriesCharts, chartControls, settingsFromParams, settingsToParams } from "./series-charts.js";
+
+const REFRESH_MS = 2000;
+const FINAL = new Set(["done", "failed", "stopped"]);
+const PHASE_ORDER = ["train", "validation", "test"];
+
+/** Render the experiment page and keep it live while the experiment runs. */
+export async function renderExperiment(ctx, projectId, experimentId) {
+  const [project, experiment] = await Promise.all([
+    api(`/projects/${projectId}`, { signal: ctx.signal }),
+    api(experimentPath(projectId, experimentId), { signal: ctx.signal }),
+  ]);
+  const view = new ExperimentView(ctx, project, experiment);
+  view.mount();
+  await view.load();
+  view.logs.start().catch((error) => ctx.fail(error));
+  view.followLive().catch((error) => ctx.fail(error));
+}
+
+function metricSpecs(experiment, summaries) {
+  const byKey = new Map();
+  for (const s of summaries) {
+    if (!byKey.has(s.key)) byKey.set(s.key, []);
+    byKey.get(s.key).push(s.phase);
+  }
+  return [...byKey.keys()].sort().map((key) => ({
+    id: key, title: key, yLabel: key,
+    lines: byKey.get(key)
+      .sort((a, b) => PHASE_ORDER.indexOf(a) - PHASE_ORDER.indexOf(b))
+      .map((phase) => ({
+        label: phase, colour: PHASE_COLOURS[phase] || PALETTE[4],
+        project: experiment.project_id, experiment: experiment.experiment_id, key, phase,
+      })),
+  }));
+}
+
+class ExperimentView {
+  constructor(ctx, project, experiment) {
+    this.ctx = ctx;
+    this.project = project;
+    this.experiment = experiment;
+    this.settings = settingsFromParams(ctx.params);
+    this.metricCharts = new SeriesCharts(ctx, this.settings);
+    this.iterationCharts = new Map();
+    this.customCharts = new Map();
+    this.iterationGrid = h("div", { class: "chart-grid" });
+    this.customGrid = h("div", { class: "chart-grid" });
+    this.iterationSection = h("section", { class: "iteration-metrics", hidden: true },
+      h("h2", {}, "External metrics per iteration"), this.iterationGrid);
+    this.customSection = h("section", { class: "custom-charts", hidden: true },
+      h("h2", {}, "Custom charts"), this.customGrid);
+    this.header = h("div", { class: "experiment-head" });
+    this.tables = h("div", { class: "tables" });
+    this.logs = new LogPanel(ctx, experiment.project_id, experiment.experiment_id);
+    const stop = resizeWithWindow(() => [...this.iterationCharts.values(), ...this.customCharts.values()]);
+    ctx.signal.addEventListener("abort", stop);
+  }
+
+  path(rest = "") {
+    return experimentPath(this.experiment.project_id, this.experiment.experiment_id, rest);
+  }
+
+  mount() {
+    const { project } = this;
+    this.ctx.setTitle(this.experiment.display_name);
+    setChildren(this.ctx.main,
+      h("nav", { class: "breadcrumbs" }, link("/", "Projects"), " / ",
+        link(`/projects/${project.id}`, project.display_name), " / ", this.experiment.display_name),
+      this.header,
+      chartControls(this.settings, (what) => this.onSettings(what)),
+      h("section", { class: "metrics" }, h("h2", {}, "Metrics"), this.metricCharts.element),
+      this.iterationSection,
+      this.customSection,
+      this.tables,
+      this.logs.element,
+    );
+    this.renderHeader();
+    this.renderTables([]);
+  }
+
+  onSettings(what) {
+    replaceQuery(settingsToParams(this.settings));
+    const others = [...this.iterationCharts.values(), ...this.customCharts.values()];
+    if (what === "axis") {
+      this.metricCharts.setAxis(this.settings.axis);
+      this.drawIterationMetrics();
+    } else if (what === "smoothing") {
+      this.metricCharts.setSmoothing(this.settings.smoothing);
+      [...this.iterationCharts.values()].forEach((c) => c.setSmoothing(this.settings.smoothing));
+    } else {
+      this.metricCharts.setLogScale(this.settings.logScale);
+      others.forEach((c) => c.setLogScale(this.settings.logScale));
+    }
+  }
+
+  /** Read everything once (also called on every live refresh). */
+  async load() {
+    const signal = this.ctx.signal;
+    const [summaries, iterationMetrics, charts, weights] = await Promise.all([
+      api(this.path("/series"), { signal }),
+      api(this.path("/iteration-metrics"), { signal }),
+      api(this.path("/charts"), { signal }),
+      api(this.path("/weights"), { signal }),
+    ]);
+    this.summaries = summaries;
+    this.iterationMetrics = iterationMetrics;
+    await this.metricCharts.sync(metricSpecs(this.experiment, summaries));
+    if (!summaries.length && !this.metricCharts.element.querySelector(".empty")) {
+      this.metricCharts.element.append(h("p", { class: "muted empty" }, "No metrics recorded yet."));
+    } else if (summaries.length) {
+      this.metricCharts.element.querySelector(".empty")?.remove();
+    }
+    this.drawIterationMetrics();
+    this.drawCustomCharts(charts);
+    this.renderTables(weights);
+  }
+
+  async followLive() {
+    while (!FINAL.has(this.experiment.status) && !this.ctx.signal.aborted) {
+      await sleep(REFRESH_MS, this.ctx.signal);
+      if (this.ctx.signal.aborted) return;
+      this.experiment = await api(this.path(), { signal: this.ctx.signal });
+      this.renderHeader();
+      await this.load();
+    }
+  }
+
+  renderHeader() {
+    const e = this.experiment;
+    const facts = [
+      ["Experiment", `#${e.experiment_id}`],
+      ["Created", formatTime(e.created_at)],
+      ["Started", formatTime(e.started_at)],
+      ["Ended", formatTime(e.ended_at)],
+      ["Duration", formatDuration(e.duration)],
+    ].filter(([, v]) => v);
+    setChildren(this.header,
+      h("h1", {}, e.display_name, " ", h("span", { class: `status status-${e.status}` }, e.status)),
+      e.description ? h("p", { class: "description" }, e.description) : null,
+      h("dl", { class: "facts" }, facts.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),
+      e.tags?.length ? h("p", { class: "tags" }, e.tags.map((t) => h("span", { class: "tag" }, t))) : null,
+      e.stop_requested ? h("p", { class: "warning" }, "A stop was requested.") : null,
+    );
+  }
+
+  drawIterationMetrics() {
+    const byKey = new Map();
+    const xField = this.settings.axis;
+    for (const m of this.iterationMetrics || []) {
+      const value = typeof m.value === "boolean" ? Number(m.value) : m.value;
+      if (typeof value !== "number" || m[xField] === null || m[xField] === undefined) continue;
+      if (!byKey.has(m.key)) byKey.set(m.key, new Map());
+      byKey.get(m.key).set(m[xField], value);
+    }
+    this.iterationSection.hidden = !(this.iterationMetrics || []).length;
+    for (const [i, key] of [...byKey.keys()].sort().entries()) {
+      if (!this.iterationCharts.has(key)) {
+        this.iterationCharts.set(key, new LineChart(this.iterationGrid, {
+          title: key, subtitle: "per iteration", xLabel: xField, yLabel: key,
+          smoothing: this.settings.smoothing, logScale: this.settings.logScale,
+        }));
+      }
+      const chart = this.iterationCharts.get(key);
+      if (chart.options.xLabel !== xField) chart.setXLabel(xField);
+      const points = [...byKey.get(key)].sort((a, b) => a[0] - b[0]);
+      chart.setLines([{
+        label: key, colour: PALETTE[(i + 3) % PALETTE.length], points: true,
+        xs: points.map((p) => p[0]), ys: points.map((p) => p[1]),
+      }]);
+    }
+  }
+
+  drawCustomCharts(charts) {
+    this.customSection.hidden = !charts.length;
+    for (const chart of [...charts].sort((a, b) => a.spec.name.localeCompare(b.spec.name))) {
+      const { options, lines } = customChartLines(chart.spec);
+      const known = this.customCharts.get(chart.chart_id);
+      if (known && known.updatedAt === chart.updated_at) continue;
+      known?.destroy();
+      const drawn = new LineChart(this.customGrid, { ...options, logScale: this.settings.logScale });
+      drawn.updatedAt = chart.updated_at;
+      drawn.setLines(lines);
+      this.customCharts.set(chart.chart_id, drawn);
+    }
+  }
+
+  renderTables(weights) {
+    const e = this.experiment;
+    const entries = (obj) => Object.entries(obj || {}).sort(([a], [b]) => a.localeCompare(b));
+    const weightsTable = weights.length ? h("table", { class: "data weights" },
+      h("thead", {}, h("tr", {}, ["Weights hash", "Iteration", "Epoch", "Recorded"].map((t) => h("th", {}, t)))),
+      h("tbody", {}, weights.map((w) => h("tr", {},
+        h("td", { class: "hash" }, h("code", {}, w.weights_hash)),
+        h("td", { class: "num" }, formatValue(w.iteration)),
+        h("td", { class: "num" }, formatValue(w.epoch)),
+        h("td", {}, formatTime(w.created_at))))))
+      : h("p", { class: "muted" }, "No weights hashes recorded.");
+    const summaryRows = (this.summaries || []).map((s) => [`${s.phase}/${s.key}`,
+      `last ${formatValue(s.last)} · min ${formatValue(s.min)} · max ${formatValue(s.max)} · ${s.count} points`]);
+    this.tables.replaceChildren(
+      card("Hyperparameters", "hyperparameters", keyValueTable(entries(e.hyperparameters), { format: formatValue })),
+      card("External metrics", "ex-metrics", keyValueTable(entries(e.ex_metrics), { format: formatValue })),
+      card("Metric summaries", "metric-summaries", keyValueTable(summaryRows)),
+      card("Environment", "environment", keyValueTable(entries(e.environment), { format: formatValue })),
+      card("Source", "source", keyValueTable(entries(e.source), { format: formatValue })),
+      card("Weights hashes", "weights", weightsTable),
+    );
+  }
+}
+
+function card(title, name, content) {
+  return h("section", { class: `table-card ${name}` }, h("h2", {}, title), content);
+}
