@@ -49,7 +49,8 @@ class SyncResult:
         sent: files uploaded and removed.
         points / lines: metric points and log lines stored by those uploads (0 for replays the
             store had already seen).
-        remaining: files left because the store is unreachable or for another target.
+        remaining: files left because the store is unreachable.
+        other_target: files spooled for another server or database, left alone.
         rejected: files the store refused (moved to ``spool/rejected``).
         errors: one message per problem met.
     """
@@ -58,6 +59,7 @@ class SyncResult:
     points: int = 0
     lines: int = 0
     remaining: int = 0
+    other_target: int = 0
     rejected: int = 0
     errors: list[str] = field(default_factory=list)
 
@@ -175,7 +177,7 @@ class Spool:
             if body is None:
                 continue
             if body.get("target") != target:
-                result.remaining += 1
+                result.other_target += 1
                 continue
             try:
                 stored = apply_record(store, body)

@@ -1,0 +1,52 @@
+"""``mltrail models``: weights hashes of saved models, and which experiments produced them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from mltrail.cli.common import echo_json, echo_table, output_format_option, with_api
+
+FRAMEWORK_CHOICES = ("pytorch", "keras", "numpy")
+
+
+@click.group()
+def models() -> None:
+    """Weights hashes: compute one from a file, find where one came from."""
+
+
+@models.command("get-weights-hash")
+@click.option(
+    "--framework", "-f", required=True, type=click.Choice(FRAMEWORK_CHOICES), help="Saved by."
+)
+@click.option(
+    "--model",
+    "-m",
+    "model_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="torch.save state_dict / checkpoint, .safetensors, .keras/.h5, .npz or .npy.",
+)
+def get_weights_hash(framework: str, model_path: str) -> None:
+    """Print the weights hash of a saved model file (nothing in it is executed)."""
+    from mltrail.sdk.checkpoints import weights_hash_from_file
+
+    click.echo(weights_hash_from_file(framework, model_path))
+
+
+@models.command("find")
+@click.option("--weights-hash", "-w", required=True, help="40-digit hexadecimal sha1.")
+@output_format_option
+@with_api
+def find(api: Any, weights_hash: str, output_format: str) -> None:
+    """Which experiments, iterations and epochs produced a weights hash."""
+    rows = api.models.find(weights_hash)
+    if output_format == "json":
+        echo_json(rows)
+        return
+    if not rows:
+        click.echo(f"no experiment recorded weights hash {weights_hash}")
+        return
+    columns = ("project", "experiment", "iteration", "epoch", "created_at")
+    echo_table(columns, ([r[c] for c in columns] for r in rows), title=weights_hash)

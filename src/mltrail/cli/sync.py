@@ -1,0 +1,40 @@
+"""``mltrail sync``: upload what the SDK spooled while the store was unreachable."""
+
+from __future__ import annotations
+
+import click
+
+from mltrail.cli.common import get_api
+
+
+@click.command()
+def sync() -> None:
+    """Upload spooled batches ($MLTRAIL_HOME/spool) to the configured store.
+
+    Replays are idempotent: a batch already stored is not stored twice. Exits non-zero when
+    batches remain because the store is still unreachable.
+    """
+    from mltrail.config import Settings
+    from mltrail.sdk.spool import Spool
+    from mltrail.sdk.spool import sync as sync_spool
+
+    settings = Settings.from_env()
+    spool = Spool.from_settings(settings)
+    waiting = len(spool.files())
+    if not waiting:
+        click.echo(f"nothing to sync: {spool.directory} is empty")
+        return
+    result = sync_spool(get_api().store, settings)
+    click.echo(
+        f"synced {result.sent} of {waiting} spooled batches "
+        f"({result.points} points, {result.lines} log lines stored)"
+    )
+    if result.other_target:
+        click.echo(f"{result.other_target} batches belong to another server or database: left")
+    for message in result.errors:
+        click.echo(f"  {message}", err=True)
+    if result.remaining:
+        raise click.ClickException(
+            f"{result.remaining} batches remain in {spool.directory} "
+            "(the store is unreachable); run `mltrail sync` again"
+        )

@@ -1,0 +1,163 @@
+"""Weights hashes of saved model files, loaded without running code from the file.
+
+``weights_hash_from_file`` gives the hash :func:`mltrail.weights_hash` gives for the model
+in memory, so a checkpoint found on disk can be traced back to the experiment and epoch that
+produced it (``mltrail models find --weights-hash H``).
+
+Supported files:
+
+- ``pytorch``: ``torch.save(model.state_dict(), f)`` (also checkpoints holding the state dict
+  under ``state_dict`` / ``model_state_dict``, as Lightning's ``.ckpt`` do), TorchScript
+  archives, and ``.safetensors`` (hashed in the file's tensor order, which safetensors sorts
+  by dtype and name: it matches the in-memory hash only when that order is the same).
+  Pickled whole modules (``torch.save(model, f)``) are refused: loading them runs code.
+- ``keras``: ``.keras`` / ``.h5`` full models (through Keras, safe mode), or ``.npz``.
+- ``numpy``: ``.npz`` (in the order the arrays were saved) or ``.npy``, never unpickled.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from mltrail.core.errors import ValidationError
+from mltrail.core.weights import weights_hash
+
+FRAMEWORKS = ("pytorch", "keras", "numpy")
+_ALIASES = {"torch": "pytorch", "pytorch": "pytorch", "keras": "keras", "numpy": "numpy"}
+_STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model")
+
+
+def weights_hash_from_file(framework: str, path: str | Path) -> str:
+    """The weights hash of a saved model file.
+
+    Args:
+        framework: ``pytorch``, ``keras`` or ``numpy``.
+        path: the file.
+
+    Returns:
+        The 40-character hex sha1, as :func:`mltrail.weights_hash` defines it.
+
+    Raises:
+        ValidationError: an unknown framework, a missing or unreadable file, or a file kind
+            the framework cannot hold (the field is ``framework`` or ``model``).
+    """
+    kind = _ALIASES.get(str(framework).strip().lower())
+    if kind is None:
+        raise ValidationError(
+            f"must be one of {', '.join(FRAMEWORKS)}, got {framework!r}", "framework"
+        )
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise ValidationError(f"no such file: {file}", "model")
+    loader = {"pytorch": _torch_tensors, "keras": _keras_tensors, "numpy": _numpy_tensors}[kind]
+    return weights_hash(loader(file))
+
+
+def _numpy_tensors(file: Path) -> list[Any]:
+    import numpy as np
+
+    if file.suffix not in (".npz", ".npy"):
+        raise ValidationError(f"numpy models must be .npz or .npy files, got {file.name}", "model")
+    try:
+        loaded = np.load(file, allow_pickle=False)
+    except (ValueError, OSError) as exc:
+        raise ValidationError(f"cannot read {file.name} as numpy arrays: {exc}", "model") from None
+    if isinstance(loaded, np.ndarray):
+        return [loaded]
+    with loaded:
+        try:
+            return [loaded[name] for name in loaded.files]
+        except ValueError as exc:  # object arrays would need pickle
+            raise ValidationError(f"cannot read {file.name}: {exc}", "model") from None
+
+
+def _torch_tensors(file: Path) -> Any:
+    if file.suffix == ".safetensors":
+        return _safetensors(file)
+    if file.suffix in (".npz", ".npy"):
+        return _numpy_tensors(file)
+    try:
+        import torch
+    except ImportError:
+        raise ValidationError("PyTorch is not installed: pip install torch", "framework") from None
+    try:
+        loaded = torch.load(file, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        return _torchscript_or_refuse(torch, file, exc)
+    return _state_dict_of(loaded, file)
+
+
+def _torchscript_or_refuse(torch: Any, file: Path, first_error: Exception) -> Any:
+    try:
+        return torch.jit.load(str(file), map_location="cpu").state_dict()
+    except Exception:
+        raise ValidationError(
+            f"{file.name} is not a state_dict, checkpoint or TorchScript file that loads without "
+            "running code (save model.state_dict() instead of the pickled module): "
+            f"{str(first_error).splitlines()[0] if str(first_error) else type(first_error).__name__}",
+            "model",
+        ) from None
+
+
+def _state_dict_of(loaded: Any, file: Path) -> Mapping[str, Any]:
+    if isinstance(loaded, Mapping):
+        for key in _STATE_DICT_KEYS:
+            inner = loaded.get(key)
+            if isinstance(inner, Mapping) and inner and _all_tensors(inner):
+                return inner
+        if loaded and _all_tensors(loaded):
+            return loaded
+    raise ValidationError(
+        f"{file.name} holds no state_dict (a mapping of names to tensors)", "model"
+    )
+
+
+def _all_tensors(mapping: Mapping[str, Any]) -> bool:
+    return all(
+        type(v).__module__.startswith("torch") and hasattr(v, "shape") for v in mapping.values()
+    )
+
+
+def _safetensors(file: Path) -> list[Any]:
+    try:
+        from safetensors.numpy import load_file
+    except ImportError:
+        raise ValidationError(
+            "safetensors is not installed: pip install safetensors", "model"
+        ) from None
+    try:
+        tensors = load_file(str(file))
+    except Exception:
+        return _safetensors_torch(file)
+    return list(tensors.values())
+
+
+def _safetensors_torch(file: Path) -> list[Any]:
+    """bfloat16 and other dtypes numpy lacks load through torch."""
+    try:
+        from safetensors.torch import load_file
+    except ImportError:
+        raise ValidationError(f"cannot read {file.name} without PyTorch", "model") from None
+    try:
+        return list(load_file(str(file)).values())
+    except Exception as exc:
+        raise ValidationError(f"cannot read {file.name} as safetensors: {exc}", "model") from None
+
+
+def _keras_tensors(file: Path) -> Any:
+    if file.suffix in (".npz", ".npy"):
+        return _numpy_tensors(file)
+    if file.suffix not in (".keras", ".h5"):
+        raise ValidationError(
+            f"keras models must be .keras, .h5 or .npz files, got {file.name}", "model"
+        )
+    try:
+        import keras
+    except ImportError:
+        raise ValidationError("Keras is not installed: pip install keras", "framework") from None
+    try:
+        return keras.saving.load_model(file, compile=False, safe_mode=True)
+    except Exception as exc:
+        raise ValidationError(f"cannot load {file.name} with Keras: {exc}", "model") from None
