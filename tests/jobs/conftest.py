@@ -1,0 +1,114 @@
+"""Fixtures for remote-execution tests: real agent subprocesses against a real server.
+
+``agent_factory(server, *args, token=None)`` starts ``mltrail agent`` with the server's URL and
+a token; every agent it starts is killed at teardown. ``wait_for(predicate)`` polls.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+LAUNCH = "import sys; from mltrail.cli.main import main; main(sys.argv[1:])"
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, interval: float = 0.1) -> Any:
+    """Poll until ``predicate()`` is truthy and return it; fail the test after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {predicate}")
+        time.sleep(interval)
+
+
+class AgentProcess:
+    """One ``mltrail agent`` subprocess; its stderr goes to a file the test can read."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], stderr_path: Path) -> None:
+        self.proc = proc
+        self.stderr_path = stderr_path
+
+    @property
+    def stderr(self) -> str:
+        return self.stderr_path.read_text(errors="replace")
+
+    def wait(self, timeout: float = 60.0) -> int:
+        return self.proc.wait(timeout)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+
+
+def cli_env(home: Path, url: str | None = None, token: str | None = None) -> dict[str, str]:
+    """The environment for a CLI subprocess: no inherited MLTRAIL_*, this home, url and token."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLTRAIL_")}
+    env["MLTRAIL_HOME"] = str(home)
+    if url:
+        env["MLTRAIL_URL"] = url
+    if token:
+        env["MLTRAIL_TOKEN"] = token
+    return env
+
+
+def run_cli(
+    args: list[str], env: dict[str, str], cwd: Path | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """Run ``mltrail ARGS`` in a subprocess and capture its output."""
+    return subprocess.run(
+        [sys.executable, "-c", LAUNCH, *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+@pytest.fixture
+def agent_factory(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[..., AgentProcess]]:
+    """``agent_factory(server, *args, token=None)``: start a real agent on the server."""
+    started: list[AgentProcess] = []
+
+    def start(server: Any, *args: str, token: str | None = None) -> AgentProcess:
+        home = tmp_path_factory.mktemp("agent-home")
+        stderr_path = home / "agent.stderr"
+        proc = subprocess.Popen(
+            [sys.executable, "-c", LAUNCH, "agent", *args],
+            env=cli_env(home, server.url, token or server.admin_token),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr_path.open("wb"),
+            start_new_session=True,  # SIGKILL reaches the agent and its job alike
+        )
+        started.append(AgentProcess(proc, stderr_path))
+        return started[-1]
+
+    yield start
+    for agent in started:
+        agent.kill()
+
+
+@pytest.fixture
+def http_store(server: Any) -> Iterator[Any]:
+    """An HttpStore on the real server, as its admin."""
+    from mltrail.store.http import HttpStore
+
+    store = HttpStore(server.url, server.admin_token)
+    yield store
+    store.close()
