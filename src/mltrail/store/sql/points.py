@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, and_, bindparam, or_, select, update
+from sqlalchemy import Connection, bindparam, select, tuple_, update
 
 from mltrail.core import validation
 from mltrail.core.errors import NotFoundError
@@ -79,11 +79,9 @@ def append_points(
     if not chunks:
         return 0
     series = _lock_series(conn, db, pk, chunks)
-    stored = _stored_partials(conn, [(series[(c.key, c.phase)], c) for c in chunks])
-    writes = _Writes()
-    for chunk in chunks:
-        row = series[(chunk.key, chunk.phase)]
-        writes.add(row, chunk, stored)
+    rows = [series[(c.key, c.phase)] for c in chunks]
+    writes = _Writes(rows, chunks)
+    writes.add_rollups(_stored_partials(conn, rows))
     writes.flush(conn)
     conn.execute(update(experiments).where(experiments.c.id == pk).values(updated_at=db.clock()))
     return sum(len(c) for c in chunks)
@@ -108,76 +106,93 @@ def _lock_series(
     return {(r.key, r.phase): r for r in conn.execute(query)}
 
 
-def _stored_partials(conn: Connection, pairs: list[tuple[Any, SeriesChunk]]) -> dict[tuple, dict]:
+def _stored_partials(conn: Connection, rows: list[Any]) -> dict[tuple[int, int], dict]:
     """The partial last bucket of each level of each series, keyed (series_id, level)."""
-    conditions = []
-    for row, _chunk in pairs:
-        for level, size in enumerate(rollups.LEVEL_SIZES, start=1):
-            if row.count % size:
-                conditions.append(
-                    and_(
-                        metric_rollups.c.series_id == row.id,
-                        metric_rollups.c.level == level,
-                        metric_rollups.c.bucket == row.count // size,
-                    )
-                )
-    if not conditions:
+    wanted = [
+        (row.id, level, row.count // size)
+        for row in rows
+        for level, size in enumerate(rollups.LEVEL_SIZES, start=1)
+        if row.count % size
+    ]
+    if not wanted:
         return {}
-    found = conn.execute(select(metric_rollups).where(or_(*conditions))).mappings()
+    key = tuple_(metric_rollups.c.series_id, metric_rollups.c.level, metric_rollups.c.bucket)
+    found = conn.execute(select(metric_rollups).where(key.in_(wanted))).mappings()
     return {(r["series_id"], r["level"]): dict(r) for r in found}
 
 
 class _Writes:
-    """Rows collected over a batch's series, written with one executemany per statement."""
+    """Rows of a whole batch (all its series), written with one executemany per statement.
 
-    def __init__(self) -> None:
-        self.chunks: list[dict[str, Any]] = []
-        self.series: list[dict[str, Any]] = []
+    Rollups are computed for every series of the batch at once, level by level.
+    """
+
+    def __init__(self, rows: list[Any], chunks: list[SeriesChunk]) -> None:
+        self.rows = rows
+        self.chunks = chunks
+        self.series_ids = np.array([r.id for r in rows], dtype=np.int64)
         self.new_buckets: list[dict[str, Any]] = []
         self.merged_buckets: list[dict[str, Any]] = []
 
-    def add(self, row: Any, chunk: SeriesChunk, stored: dict[tuple, dict]) -> None:
-        n = len(chunk)
-        it, ep, v = chunk.iterations, chunk.epochs, chunk.values
-        self.chunks.append(
+    def chunk_rows(self) -> list[dict[str, Any]]:
+        return [
             {
                 "series_id": row.id,
                 "start": row.count,
-                "count": n,
-                "first_iteration": int(it[0]),
-                "last_iteration": int(it[-1]),
+                "count": len(chunk),
+                "first_iteration": int(chunk.iterations[0]),
+                "last_iteration": int(chunk.iterations[-1]),
                 "data": encode_chunk(chunk),
             }
+            for row, chunk in zip(self.rows, self.chunks, strict=True)
+        ]
+
+    def add_rollups(self, stored: dict[tuple[int, int], dict]) -> None:
+        lengths = [len(c) for c in self.chunks]
+        series = np.repeat(np.arange(len(lengths)), lengths)
+        ordinals = np.concatenate(
+            [
+                np.arange(r.count, r.count + n, dtype=np.int64)
+                for r, n in zip(self.rows, lengths, strict=True)
+            ]
         )
-        self.series.append(_summary(row, chunk))
+        it, ep, v = (
+            np.concatenate([getattr(c, a) for c in self.chunks])
+            for a in ("iterations", "epochs", "values")
+        )
         for level, size in enumerate(rollups.LEVEL_SIZES, start=1):
-            buckets = rollups.compute_buckets(row.count, size, it, ep, v)
-            previous = stored.get((row.id, level))
-            split = 0
-            if previous is not None:
-                rollups.merge_into_first(buckets, previous)
-                split = 1
-                merged = rollups.bucket_rows(buckets, slice(0, 1))[0]
-                merged["b_bucket"] = merged.pop("bucket")
-                self.merged_buckets.append({"b_series_id": row.id, "b_level": level, **merged})
-            self.new_buckets += _tag(
-                rollups.bucket_rows(buckets, slice(split, None)), row.id, level
-            )
+            buckets = rollups.compute_buckets(series, ordinals, size, it, ep, v)
+            is_first = np.r_[True, buckets["series"][1:] != buckets["series"][:-1]]
+            merged = np.zeros(len(is_first), dtype=bool)
+            for i in np.flatnonzero(is_first).tolist():
+                previous = stored.get((self.rows[buckets["series"][i]].id, level))
+                if previous is not None:
+                    rollups.merge_into(buckets, i, previous)
+                    merged[i] = True
+            extra = {
+                "series_id": self.series_ids[buckets["series"]],
+                "level": np.full(len(merged), level),
+            }
+            for row, was_merged in zip(
+                rollups.bucket_rows(buckets, extra), merged.tolist(), strict=True
+            ):
+                if was_merged:
+                    row["b_series_id"] = row.pop("series_id")
+                    row["b_level"] = row.pop("level")
+                    row["b_bucket"] = row.pop("bucket")
+                    self.merged_buckets.append(row)
+                else:
+                    self.new_buckets.append(row)
 
     def flush(self, conn: Connection) -> None:
-        conn.execute(metric_chunks.insert(), self.chunks)
-        conn.execute(_SERIES_UPDATE, self.series)
+        conn.execute(metric_chunks.insert(), self.chunk_rows())
+        conn.execute(
+            _SERIES_UPDATE, [_summary(r, c) for r, c in zip(self.rows, self.chunks, strict=True)]
+        )
         if self.merged_buckets:
             conn.execute(_ROLLUP_UPDATE, self.merged_buckets)
         if self.new_buckets:
             conn.execute(metric_rollups.insert(), self.new_buckets)
-
-
-def _tag(rows: list[dict[str, Any]], series_id: int, level: int) -> list[dict[str, Any]]:
-    for r in rows:
-        r["series_id"] = series_id
-        r["level"] = level
-    return rows
 
 
 def _summary(row: Any, chunk: SeriesChunk) -> dict[str, Any]:

@@ -57,16 +57,32 @@ def _points(prefix: str, idx: np.ndarray, it: np.ndarray, ep: np.ndarray, v: np.
 
 
 def compute_buckets(
-    start: int, size: int, it: np.ndarray, ep: np.ndarray, v: np.ndarray
+    series: np.ndarray,
+    ordinals: np.ndarray,
+    size: int,
+    it: np.ndarray,
+    ep: np.ndarray,
+    v: np.ndarray,
 ) -> Buckets:
-    """Buckets of ``size`` covering points with ordinals ``start .. start + len(v) - 1``."""
+    """Buckets of ``size`` points for several series at once.
+
+    Args:
+        series: per point, the index of its series (points of a series contiguous, in order).
+        ordinals: per point, its arrival ordinal within its series.
+        size: the level's bucket size.
+        it, ep, v: per point, iteration, epoch (-1 = none) and value.
+
+    Returns:
+        Columns per bucket: ``series``, ``bucket`` and :data:`COLUMNS`.
+    """
     n = len(v)
-    bucket_ids = (start + np.arange(n, dtype=np.int64)) // size
-    change = np.r_[True, bucket_ids[1:] != bucket_ids[:-1]]
+    bucket_ids = ordinals // size
+    change = np.ones(n, dtype=bool)
+    change[1:] = (bucket_ids[1:] != bucket_ids[:-1]) | (series[1:] != series[:-1])
     starts = np.flatnonzero(change)
     seg = np.cumsum(change) - 1
     ends = np.r_[starts[1:], n] - 1
-    out: Buckets = {"bucket": bucket_ids[starts], "n": ends - starts + 1}
+    out: Buckets = {"series": series[starts], "bucket": bucket_ids[starts], "n": ends - starts + 1}
     out.update(_points("first", starts, it, ep, v))
     out.update(_points("last", ends, it, ep, v))
     out.update(_points("min", _segment_pick(v, seg, starts, False), it, ep, v))
@@ -82,30 +98,35 @@ def _better(new: float, old: float, pick_max: bool) -> bool:
     return new > old if pick_max else new < old
 
 
-def merge_into_first(buckets: Buckets, stored: dict[str, Any]) -> None:
-    """Fold a stored partial bucket (same bucket id) into ``buckets``' first bucket in place."""
-    buckets["n"][0] += stored["n"]
-    _copy_point(buckets, stored, "first")
+def merge_into(buckets: Buckets, i: int, stored: dict[str, Any]) -> None:
+    """Fold a stored partial bucket (same series and bucket id) into bucket ``i`` in place.
+
+    The stored points came first, so they supply ``first`` and win min/max ties.
+    """
+    buckets["n"][i] += stored["n"]
+    _copy_point(buckets, i, stored, "first")
     for part, pick_max in (("min", False), ("max", True)):
         old = _nan(stored[f"{part}_value"])
-        if not _better(float(buckets[f"{part}_value"][0]), old, pick_max):
-            _copy_point(buckets, stored, part)
+        if not _better(float(buckets[f"{part}_value"][i]), old, pick_max):
+            _copy_point(buckets, i, stored, part)
 
 
-def _copy_point(buckets: Buckets, stored: dict[str, Any], part: str) -> None:
-    buckets[f"{part}_iteration"][0] = stored[f"{part}_iteration"]
-    buckets[f"{part}_epoch"][0] = stored[f"{part}_epoch"]
-    buckets[f"{part}_value"][0] = _nan(stored[f"{part}_value"])
+def _copy_point(buckets: Buckets, i: int, stored: dict[str, Any], part: str) -> None:
+    buckets[f"{part}_iteration"][i] = stored[f"{part}_iteration"]
+    buckets[f"{part}_epoch"][i] = stored[f"{part}_epoch"]
+    buckets[f"{part}_value"][i] = _nan(stored[f"{part}_value"])
 
 
 def _nan(value: Any) -> float:
     return math.nan if value is None else float(value)
 
 
-def bucket_rows(buckets: Buckets, index: slice) -> list[dict[str, Any]]:
-    """Plain-Python row dicts (NaN kept as float NaN) for a slice of the buckets."""
-    names = ["bucket", *COLUMNS]
-    columns = [buckets[name][index].tolist() for name in names]
+def bucket_rows(buckets: Buckets, extra: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+    """Plain-Python row dicts (NaN kept as float NaN): :data:`COLUMNS`, ``bucket`` and
+    the ``extra`` columns."""
+    names = ["bucket", *COLUMNS, *extra]
+    columns = [buckets[name].tolist() for name in ["bucket", *COLUMNS]]
+    columns += [np.asarray(col).tolist() for col in extra.values()]
     return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
 
 
