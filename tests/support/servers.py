@@ -4,6 +4,8 @@ Fixtures:
     server_factory: ``server_factory(db_url) -> ServerProcess``; every server it starts is
         terminated at teardown.
     server: a server on a fresh SQLite file.
+    shared_server: one SQLite-backed server for the whole session; tests keep apart by using
+        their own users (``make_token(unique_name())``), which see only their own projects.
     live_server: parametrised over SQLite and PostgreSQL.
 
 A :class:`ServerProcess` has ``.url``, ``.admin_token``, ``.db_url``, ``make_token(user,
@@ -19,6 +21,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -27,6 +30,11 @@ import pytest
 
 START_TIMEOUT = 60.0
 _LAUNCH = "import sys; from mltrail.cli.main import main; main(sys.argv[1:])"
+
+
+def unique_name(prefix: str = "user") -> str:
+    """A user name no other test uses."""
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
 def free_port() -> int:
@@ -161,6 +169,15 @@ def server_factory(
 def server(server_factory: Callable[..., ServerProcess], sqlite_url: str) -> ServerProcess:
     """A real server on a fresh SQLite database."""
     return server_factory(sqlite_url)
+
+
+@pytest.fixture(scope="session")
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One real server on SQLite for the session (start-up costs seconds)."""
+    home = tmp_path_factory.mktemp("shared-server")
+    proc = ServerProcess(f"sqlite:///{home / 'mltrail.db'}", home).start()
+    yield proc
+    proc.close()
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -1,0 +1,175 @@
+"""Bad input answers 4xx with ``{"error": {"type", "field", "message"}}``: never a 500."""
+
+from __future__ import annotations
+
+import base64
+
+import httpx
+import numpy as np
+import pytest
+
+from mltrail.core.errors import ConflictError, NotFoundError, ValidationError
+from mltrail.core.types import Status
+from support.servers import unique_name
+
+LIMIT = 64 * 1024 * 1024
+
+
+@pytest.fixture
+def client(shared_server):
+    token = shared_server.make_token(unique_name())
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=shared_server.url + "/api/v1", headers=headers, timeout=60) as c:
+        yield c
+
+
+@pytest.fixture
+def experiment(client) -> str:
+    """The path of a fresh experiment of the client's user."""
+    project = client.post("/projects", json={"display_name": "errors"}).json()["id"]
+    exp = client.post(f"/projects/{project}/experiments", json={}).json()["experiment_id"]
+    return f"/projects/{project}/experiments/{exp}"
+
+
+def _error(response: httpx.Response, status: int) -> dict:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"}
+    assert set(body["error"]) == {"type", "field", "message"}
+    return body["error"]
+
+
+def _b64(array, dtype) -> str:
+    return base64.b64encode(np.asarray(array, dtype=dtype).tobytes()).decode()
+
+
+def _chunk(n=2, **overrides):
+    chunk = {
+        "key": "loss",
+        "phase": "train",
+        "n": n,
+        "iterations": _b64(range(n), "<i8"),
+        "epochs": _b64([-1] * n, "<i8"),
+        "values": _b64([0.5] * n, "<f8"),
+        "times": _b64([1.0] * n, "<f8"),
+    }
+    return chunk | overrides
+
+
+def test_a_body_over_64_mib_is_413(client, experiment):
+    body = b'{"client_id": "c", "seq": 1, "chunks": [], "pad": "' + b"x" * LIMIT + b'"}'
+    response = client.post(experiment + "/points", content=body)
+    error = _error(response, 413)
+    assert (error["type"], error["field"]) == ("payload_too_large", "body")
+
+
+def test_a_streamed_body_over_the_limit_is_413(client, experiment):
+    def pieces():
+        yield b'{"client_id": "c", "seq": 1, "chunks": [], "pad": "'
+        for _ in range(LIMIT // (1 << 20) + 1):
+            yield b"x" * (1 << 20)
+        yield b'"}'
+
+    response = client.post(experiment + "/logs", content=pieces())
+    assert _error(response, 413)["type"] == "payload_too_large"
+
+
+def test_a_body_just_under_the_limit_is_read(client, experiment):
+    pad = "x" * (8 * 1024 * 1024)
+    response = client.post(
+        experiment + "/points", json={"client_id": "c", "seq": 1, "chunks": [], "pad": pad}
+    )
+    assert response.json() == {"stored": 0}
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/projects", {}, "display_name"),
+        ("/projects", {"display_name": 5}, "display_name"),
+        ("/projects", {"display_name": "   "}, "display_name"),
+        ("/projects", {"display_name": "x" * 141}, "display_name"),
+    ],
+)
+def test_422_names_the_field_of_a_project(client, path, body, field):
+    error = _error(client.post(path, json=body), 422)
+    assert (error["type"], error["field"]) == ("validation_error", field)
+    assert error["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"seq": 1, "chunks": []}, "client_id"),
+        ({"client_id": "c", "seq": "one", "chunks": []}, "seq"),
+        ({"client_id": "c", "seq": 1, "chunks": [_chunk(n=-1)]}, "chunks[0].n"),
+        ({"client_id": "c", "seq": 1, "chunks": [_chunk(values="!!!")]}, "chunks[0].values"),
+        ({"client_id": "c", "seq": 1, "chunks": [_chunk() | {"n": 3}]}, "chunks[0].iterations"),
+        ({"client_id": "c", "seq": 1, "chunks": [_chunk(phase="dev")]}, "phase"),
+    ],
+)
+def test_422_names_the_field_of_a_points_batch(client, experiment, body, field):
+    error = _error(client.post(experiment + "/points", json=body), 422)
+    assert error["field"] == field, error
+
+
+def test_invalid_json_is_422_on_body(client, experiment):
+    response = client.post(
+        experiment + "/logs", content=b"{not json", headers={"Content-Type": "application/json"}
+    )
+    error = _error(response, 422)
+    assert error["field"] == "body"
+    assert "JSON" in error["message"]
+
+
+def test_bad_query_parameters_are_422(client, experiment):
+    project = experiment.split("/")[2]
+    assert _error(client.get(f"/projects/{project}/experiments?limit=abc"), 422)["field"] == (
+        "limit"
+    )
+    read = client.get(experiment + "/series/read", params={"key": "loss", "max_points": 1})
+    assert _error(read, 422)["field"] == "max_points"
+    assert _error(client.get(experiment + "/logs?after_seq=-1"), 422)["field"] == "after_seq"
+
+
+def test_ex_metrics_text_that_is_not_json_is_422(client, experiment):
+    _, _, p, _, e = experiment.split("/")
+    target = {"project_id": int(p), "experiment_id": int(e)}
+    body = {"targets": [target], "metrics": "{ex_cost: 1"}
+    error = _error(client.post("/external-metrics", json=body), 422)
+    assert error["field"] == "metrics"
+
+
+def test_chart_shape_mismatch_is_422_naming_chart_y(client, experiment):
+    _, _, p, _, e = experiment.split("/")
+    chart = {"name": "roc", "x": [1, 2, 3], "y": [1, 2]}
+    body = {"targets": [{"project_id": int(p), "experiment_id": int(e)}], "chart": chart}
+    assert _error(client.post("/charts", json=body), 422)["field"] == "chart_y"
+    chart = {"name": "roc", "scope": "prod", "x": [1], "y": [1]}
+    body["chart"] = chart
+    assert _error(client.post("/charts", json=body), 422)["field"] == "chart_scope"
+
+
+def test_unknown_objects_are_404(client, experiment):
+    project = experiment.split("/")[2]
+    assert _error(client.get(f"/projects/{project}/experiments/999"), 404)["type"] == "not_found"
+    assert _error(client.get("/nowhere"), 404)["type"] == "not_found"
+    unknown_hash = "f" * 40
+    body = {"metrics": '{"ex_acc": 1}'}
+    error = _error(client.post(f"/weights/{unknown_hash}/iteration-metrics", json=body), 404)
+    assert error["field"] == "weights_hash"
+
+
+def test_http_store_raises_the_stores_error_classes(shared_server, http_store_factory):
+    store = http_store_factory(shared_server.url, shared_server.make_token(unique_name()))
+    project = store.create_project("errors")
+    with pytest.raises(ValidationError) as info:
+        store.create_project("")
+    assert info.value.field == "display_name"
+    with pytest.raises(NotFoundError) as missing:
+        store.get_experiment(project.id, 42)
+    assert missing.value.field == "experiment"
+    exp = store.create_experiment(project.id)
+    store.update_experiment(project.id, exp.experiment_id, status=Status.DONE)
+    with pytest.raises(ConflictError):
+        store.request_stop(project.id, exp.experiment_id)
