@@ -49,15 +49,20 @@ def times_better(mltrail_cost: float | None, mlflow_cost: float | None) -> float
     return mlflow_cost / mltrail_cost
 
 
-def judge(ratio: float | None, minimum: float, *absolute: bool) -> bool | None:
-    """PASS when the ratio reaches ``minimum`` and every absolute condition holds.
+def judge(
+    ratio: float | None, minimum: float, targets: Sequence[bool] = (), checks: Sequence[bool] = ()
+) -> bool | None:
+    """PASS when the ratio reaches ``minimum`` and every absolute target and check holds.
 
-    Without a ratio (MLflow not run) only the absolute conditions decide, and with none of
-    those the row is not judged.
+    ``targets`` are absolute goals (judged even without MLflow); ``checks`` are sanity
+    conditions (the right number of points came back). Without a ratio and without targets
+    the row is not judged, unless a check failed.
     """
+    if not all(checks):
+        return False
     if ratio is None:
-        return all(absolute) if absolute else None
-    return ratio >= minimum and all(absolute)
+        return all(targets) if targets else None
+    return ratio >= minimum and all(targets)
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
