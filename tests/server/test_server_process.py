@@ -1,0 +1,115 @@
+"""The ``mltrail server`` process: first-start admin token, restarts, ``db upgrade``, ``ui``."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import pytest
+
+from mltrail.core.errors import TransportError
+from mltrail.store.http import HttpStore
+from support.servers import ServerProcess, free_port
+
+LAUNCH = "import sys; from mltrail.cli.main import main; main(sys.argv[1:])"
+
+
+def test_admin_token_is_printed_once_on_first_start(server: ServerProcess):
+    first = [line for line in server.stdout_lines if line.startswith("admin token: ")]
+    assert len(first) == 1 and server.admin_token and server.admin_token.startswith("mlt_")
+    token = server.admin_token
+    server.stop()
+    server.start()
+    assert not [line for line in server.stdout_lines if "token" in line]
+    with HttpStore(server.url, token) as store:  # the first token still works
+        assert store.me().is_admin
+
+
+def test_data_survives_sigkill_and_restart(server: ServerProcess):
+    with HttpStore(server.url, server.admin_token) as store:
+        project = store.create_project("durable")
+        store.create_experiment(project.id, display_name="kept")
+        server.kill()
+        server.start()
+        assert store.latest_experiment(project.id).display_name == "kept"
+
+
+def test_http_store_retries_until_the_server_is_back(server: ServerProcess):
+    with HttpStore(server.url, server.admin_token, retries=40, backoff=0.1) as store:
+        project = store.create_project("retried")
+        server.kill()
+        restart = threading.Thread(target=server.start)
+        restart.start()
+        try:
+            assert store.get_project(project.id).display_name == "retried"
+        finally:
+            restart.join()
+
+
+def test_http_store_gives_up_with_transport_error():
+    sleeps: list[float] = []
+    store = HttpStore(f"http://127.0.0.1:{free_port()}", "t", retries=3, sleep=sleeps.append)
+    with store, pytest.raises(TransportError) as info:
+        store.list_projects()
+    assert "cannot reach" in str(info.value)
+    assert sleeps == [0.2, 0.4, 0.8]  # backoff doubles between attempts
+
+
+def test_server_on_postgres(live_server: ServerProcess):
+    with HttpStore(live_server.url, live_server.admin_token) as store:
+        project = store.create_project("pg")
+        assert store.create_experiment(project.id).experiment_id == 1
+        assert store.create_experiment(project.id).experiment_id == 2
+
+
+def _run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", LAUNCH, *args], capture_output=True, text=True, timeout=60, env=env
+    )
+
+
+def test_db_upgrade_is_repeatable(tmp_path):
+    url = f"sqlite:///{tmp_path / 'up.db'}"
+    for _ in range(2):
+        done = _run("db", "upgrade", "--db", url)
+        assert done.returncode == 0, done.stderr
+        assert "up to date" in done.stdout
+    assert (tmp_path / "up.db").stat().st_size > 0
+
+
+def test_ui_serves_the_embedded_store_without_a_token(tmp_path):
+    import os
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLTRAIL_")}
+    env["MLTRAIL_HOME"] = str(tmp_path)
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", LAUNCH, "ui", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        me = _wait_json(f"http://127.0.0.1:{port}/api/v1/me", proc)
+        assert me == {"id": 0, "name": "local", "is_admin": True}
+        created = httpx.post(f"http://127.0.0.1:{port}/api/v1/projects", json={"display_name": "u"})
+        assert created.status_code == 201
+        assert (tmp_path / "mltrail.db").exists()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def _wait_json(url: str, proc: subprocess.Popen[str]) -> object:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+        try:
+            return httpx.get(url, timeout=1).json()
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise AssertionError(f"{url} never answered")
