@@ -1,0 +1,95 @@
+"""Pure numpy parts of the metric layout: chunk codec, buckets, level choice, downsampling."""
+
+from __future__ import annotations
+
+import math
+import struct
+
+import numpy as np
+
+from mltrail.core.types import SeriesChunk
+from mltrail.store.sql import points, rollups
+
+
+def test_chunk_codec_round_trips_bit_exact() -> None:
+    odd_nan = struct.unpack("<d", struct.pack("<Q", 0x7FF4_0000_0000_0001))[0]
+    values = np.array([1.5, math.nan, math.inf, -math.inf, -0.0, odd_nan, 1e-310])
+    it = np.array([0, 1, 5, 5, 1_000_000_000_000, 3, 4], dtype=np.int64)
+    ep = np.array([-1, 0, 0, 1, 2, -1, 7], dtype=np.int64)
+    times = np.array([1.7e9, 1.7e9 + 0.001, 1.7e9 + 2, 1.7e9 + 2, 1.7e9 - 5, 1.7e9, 1.7e9])
+    data = points.encode_chunk(SeriesChunk("k", "train", it, ep, values, times))
+    got_it, got_ep, got_values, got_times = points.decode_chunk(data, len(it))
+    assert got_it.tolist() == it.tolist() and got_ep.tolist() == ep.tolist()
+    assert got_values.view(np.uint64).tolist() == values.view(np.uint64).tolist()
+    assert np.allclose(got_times, times, rtol=0, atol=0.0005)
+
+
+def test_packed_chunks_are_small_for_regular_series() -> None:
+    n = 10_000
+    it = np.arange(n, dtype=np.int64)
+    chunk = SeriesChunk(
+        "k", "train", it, it // 1000, np.random.default_rng(0).normal(size=n), 1.7e9 + it * 0.02
+    )
+    assert len(points.encode_chunk(chunk)) < 9 * n
+
+
+def test_buckets_ignore_nan_and_keep_nan_when_all_nan() -> None:
+    values = np.array([math.nan, 3.0, 1.0, math.nan, math.nan, math.nan, math.nan, math.inf])
+    n = len(values)
+    it = np.arange(10, 10 + n, dtype=np.int64)
+    ep = np.full(n, -1, dtype=np.int64)
+    series = np.zeros(n, dtype=np.int64)
+    b = rollups.compute_buckets(series, np.arange(2, 2 + n, dtype=np.int64), 3, it, ep, values)
+    # ordinals 2..9 with size 3: buckets 0:[2], 1:[3,4,5], 2:[6,7,8], 3:[9]
+    assert b["bucket"].tolist() == [0, 1, 2, 3] and b["n"].tolist() == [1, 3, 3, 1]
+    assert math.isnan(b["min_value"][0]) and b["min_iteration"][0] == 10
+    assert b["min_value"][1] == 1.0 and b["min_iteration"][1] == 12
+    assert b["max_value"][1] == 3.0 and b["max_iteration"][1] == 11
+    assert math.isnan(b["min_value"][2]) and math.isnan(b["max_value"][2])
+    assert b["max_value"][3] == math.inf and b["last_iteration"][3] == 17
+
+
+def test_merge_keeps_stored_first_point_and_better_extremes() -> None:
+    n = 2
+    b = rollups.compute_buckets(
+        np.zeros(n, dtype=np.int64),
+        np.array([2, 3]),
+        4,
+        np.array([7, 8]),
+        np.array([0, 0]),
+        np.array([5.0, math.nan]),
+    )
+    stored = {"n": 2, **{f"{p}_{f}": None for p in rollups.PARTS for f in rollups.POINT_FIELDS}}
+    stored.update(first_iteration=1, first_epoch=0, min_iteration=1, min_epoch=0, max_iteration=1)
+    stored.update(max_epoch=0, min_value=9.0, max_value=9.0)
+    rollups.merge_into(b, 0, stored)
+    assert b["n"][0] == 4 and b["first_iteration"][0] == 1
+    assert b["min_value"][0] == 5.0 and b["min_iteration"][0] == 7
+    assert b["max_value"][0] == 9.0 and b["max_iteration"][0] == 1
+
+
+def test_choose_level_bounds_items_read() -> None:
+    assert rollups.choose_level(1000, 2000) == 0
+    assert rollups.choose_level(32_000, 2000) == 0
+    for total in (10**5, 10**6, 10**7, 10**8):
+        level = rollups.choose_level(total, 2000)
+        assert level >= 1
+        assert math.ceil(total / rollups.LEVEL_SIZES[level - 1]) <= 16 * 2000
+
+
+def test_downsample_of_raw_points() -> None:
+    n = 10_000
+    v = np.sin(np.arange(n) / 100.0)
+    v[5000:5100] = np.nan
+    v[4321] = 10.0
+    it = np.arange(n, dtype=np.int64)
+    ep = np.zeros(n, dtype=np.int64)
+    items = {
+        f"{p}_{f}": a
+        for p in rollups.PARTS
+        for f, a in zip(rollups.POINT_FIELDS, (it, ep, v), strict=True)
+    }
+    got_it, _, got_v = rollups.downsample(items, 100)
+    assert len(got_it) <= 100
+    assert got_it[0] == 0 and got_it[-1] == n - 1 and np.all(np.diff(got_it) >= 0)
+    assert 10.0 in got_v.tolist() and 4321 in got_it.tolist()

@@ -1,0 +1,249 @@
+"""SqlStore-specific behaviour: users and membership, tokens, migrations, read cost, processes."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sqlalchemy import inspect, select, text
+
+from mltrail.core.errors import (
+    AuthenticationError,
+    NotFoundError,
+    PermissionDeniedError,
+    ValidationError,
+)
+from mltrail.core.types import MetricBatch, SeriesChunk
+from mltrail.store.sql import SqlStore, points, rollups
+from mltrail.store.sql.tables import metric_rollups
+
+
+def _chunk(key: str, start: int, n: int, rng: np.random.Generator) -> SeriesChunk:
+    it = np.arange(start, start + n, dtype=np.int64)
+    return SeriesChunk(key, "train", it, it // 1000, rng.normal(size=n), 1.7e9 + it * 0.01)
+
+
+# --- users and membership -------------------------------------------------------------------------
+def test_members_see_only_their_projects(sql_store: SqlStore) -> None:
+    alice = sql_store.as_user(sql_store.auth.create_user("alice"))
+    bob = sql_store.as_user(sql_store.auth.create_user("bob"))
+    admin = sql_store.as_user(sql_store.auth.create_user("root", is_admin=True))
+    mine = alice.create_project("alice's")
+    alice.create_experiment(mine.id)
+    assert [p.id for p in bob.list_projects()] == []
+    assert bob.find_project("alice's") is None
+    for call in (
+        lambda: bob.get_project(mine.id),
+        lambda: bob.get_experiment(mine.id, 1),
+        lambda: bob.create_experiment(mine.id),
+        lambda: bob.list_experiments(mine.id),
+        lambda: bob.read_logs(mine.id, 1),
+    ):
+        with pytest.raises(PermissionDeniedError) as err:
+            call()
+        assert err.value.field == "project"
+        assert str(mine.id) in err.value.message
+    assert [p.id for p in admin.list_projects()] == [mine.id]
+    assert [p.id for p in sql_store.list_projects()] == [mine.id]  # embedded: sees all
+    alice.add_project_member(mine.id, "bob")
+    assert bob.get_experiment(mine.id, 1).experiment_id == 1
+    with pytest.raises(NotFoundError) as err:
+        alice.add_project_member(mine.id, "nobody")
+    assert err.value.field == "user_name"
+
+
+def test_weights_hash_lookups_respect_membership(sql_store: SqlStore) -> None:
+    alice = sql_store.as_user(sql_store.auth.create_user("alice"))
+    bob = sql_store.as_user(sql_store.auth.create_user("bob"))
+    p = alice.create_project("p")
+    alice.create_experiment(p.id)
+    alice.link_weights_hash(p.id, 1, "d" * 40, iteration=1, epoch=1)
+    assert bob.find_weights_hash("d" * 40) == []
+    with pytest.raises(NotFoundError):
+        bob.put_iteration_metrics("d" * 40, {"acc": 1})
+    assert alice.put_iteration_metrics("d" * 40, {"acc": 1}) == 1
+
+
+# --- auth ----------------------------------------------------------------------------------------
+def test_tokens_authenticate_and_revoke(sql_store: SqlStore) -> None:
+    auth = sql_store.auth
+    user = auth.create_user("carol")
+    with pytest.raises(ValidationError) as err:
+        auth.create_user("carol")
+    assert err.value.field == "name"
+    token = auth.create_token("carol", label="laptop")
+    assert token.startswith("mlt_") and len(token) > 40
+    assert auth.authenticate(token) == user
+    for bad in (None, "", "mlt_wrong", token + "x"):
+        with pytest.raises(AuthenticationError):
+            auth.authenticate(bad)
+    auth.revoke_token(token)
+    with pytest.raises(AuthenticationError):
+        auth.authenticate(token)
+    with pytest.raises(NotFoundError):
+        auth.revoke_token(token)
+    assert [u.name for u in auth.list_users()] == ["carol"]
+    assert auth.get_user("carol") == user
+
+
+def test_ensure_admin_only_on_an_empty_database(sql_store: SqlStore) -> None:
+    token = sql_store.auth.ensure_admin()
+    assert token is not None
+    admin = sql_store.auth.authenticate(token)
+    assert admin.name == "admin" and admin.is_admin
+    assert sql_store.auth.ensure_admin() is None
+
+
+def test_raw_token_is_nowhere_in_the_database(sql_store: SqlStore) -> None:
+    sql_store.auth.create_user("dave")
+    token = sql_store.auth.create_token("dave", label="ci")
+    engine = sql_store._db.engine
+    with engine.connect() as conn:
+        dump = [
+            repr(row)
+            for table in inspect(engine).get_table_names()
+            for row in conn.execute(text(f'SELECT * FROM "{table}"'))
+        ]
+    assert dump, "the dump should contain rows"
+    assert not any(token in row or token[4:] in row for row in dump)
+
+
+# --- migrations and engine ---------------------------------------------------------------------------
+def test_migrations_are_idempotent(db_url: str) -> None:
+    first = SqlStore.open(db_url)
+    project = first.create_project("kept")
+    first.close()
+    second = SqlStore.open(db_url)
+    try:
+        assert second.get_project(project.id).display_name == "kept"
+        with second._db.engine.connect() as conn:
+            versions = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+        assert len(versions) == 1 and versions[0] != ""
+    finally:
+        second.close()
+
+
+def test_sqlite_runs_in_wal_mode_with_foreign_keys(sqlite_url: str) -> None:
+    store = SqlStore.open(sqlite_url)
+    try:
+        with store._db.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+            assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
+            assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 30_000
+    finally:
+        store.close()
+
+
+def test_unsupported_url_names_the_field() -> None:
+    with pytest.raises(ValidationError) as err:
+        SqlStore.open("mysql://localhost/x")
+    assert err.value.field == "db_url"
+
+
+_CREATE_MANY = """
+import sys
+from mltrail.store.sql import SqlStore
+store = SqlStore.open(sys.argv[1])
+for _ in range(15):
+    store.create_experiment(1)
+store.close()
+"""
+
+
+def test_writer_processes_share_a_sqlite_file(sqlite_url: str, tmp_path: Path) -> None:
+    store = SqlStore.open(sqlite_url)
+    store.create_project("shared")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLTRAIL_")}
+    procs = [
+        subprocess.Popen([sys.executable, "-c", _CREATE_MANY, sqlite_url], env=env)
+        for _ in range(3)
+    ]
+    assert [p.wait(timeout=120) for p in procs] == [0, 0, 0]
+    page = store.list_experiments(1)
+    assert [e.experiment_id for e in page.items] == list(range(1, 46))
+    store.close()
+
+
+# --- read cost ---------------------------------------------------------------------------------------
+def test_chart_read_of_a_million_points_reads_a_bounded_level(sql_store: SqlStore) -> None:
+    rng = np.random.default_rng(3)
+    p = sql_store.create_project("big")
+    sql_store.create_experiment(p.id)
+    n, per = 1_000_000, 100_000
+    for seq, start in enumerate(range(0, n, per)):
+        batch = MetricBatch("c", seq, (_chunk("loss", start, per, rng),))
+        sql_store.append_points(p.id, 1, batch)
+    with sql_store._db.read() as conn:
+        for max_points in (100, 2000):
+            read = points.read_series(
+                conn, sql_store._scope, (p.id, 1), "loss", "train", max_points
+            )
+            assert read.level >= 1
+            assert read.rows <= rollups.ITEMS_PER_POINT * max_points
+            assert len(read.series.values) <= max_points
+            assert read.series.iterations[-1] == n - 1
+        full = points.read_series(conn, sql_store._scope, (p.id, 1), "loss", "train", None)
+    assert full.series.total == n and len(full.series.values) == n
+
+
+def test_incremental_rollups_equal_one_shot_rollups(sqlite_url: str) -> None:
+    rng = np.random.default_rng(11)
+    store = SqlStore.open(sqlite_url)
+    p = store.create_project("r")
+    store.create_experiment(p.id)
+    store.create_experiment(p.id)
+    n = 40_000
+    whole = _chunk("x", 0, n, rng)
+    values = whole.values.copy()
+    values[100:300] = np.nan  # a whole level-1 bucket of NaN, and partial ones
+    whole = SeriesChunk("x", "train", whole.iterations, whole.epochs, values, whole.times)
+    store.append_points(p.id, 1, MetricBatch("c", 0, (whole,)))
+    cuts = np.unique(np.r_[0, rng.integers(1, n, 40), 63, 64, 65, n])
+    for seq, (a, b) in enumerate(itertools.pairwise(cuts)):
+        part = SeriesChunk(
+            "x", "train", whole.iterations[a:b], whole.epochs[a:b], values[a:b], whole.times[a:b]
+        )
+        store.append_points(p.id, 2, MetricBatch("c", seq, (part,)))
+    cols = [c for c in metric_rollups.c if c.name != "series_id"]
+    with store._db.read() as conn:
+        by_series = [
+            conn.execute(
+                select(*cols).where(metric_rollups.c.series_id == sid).order_by("level", "bucket")
+            ).all()
+            for sid in (1, 2)
+        ]
+    store.close()
+    assert len(by_series[0]) > 600
+    assert np.array_equal(
+        np.array(by_series[0], float), np.array(by_series[1], float), equal_nan=True
+    )
+
+
+def test_measure_ingest_throughput_and_size(tmp_path: Path) -> None:
+    """Prints in-process ingest throughput and bytes per point (run with -s); not a timing test."""
+    path = tmp_path / "bench.db"
+    store = SqlStore.open(f"sqlite:///{path}")
+    p = store.create_project("bench")
+    store.create_experiment(p.id)
+    rng = np.random.default_rng(0)
+    keys, iterations, per = [f"metric_{i}" for i in range(20)], 50_000, 2_500
+    started = time.perf_counter()
+    for seq, start in enumerate(range(0, iterations, per)):
+        chunks = tuple(_chunk(k, start, per, rng) for k in keys)
+        assert store.append_points(p.id, 1, MetricBatch("c", seq, chunks)) == 20 * per
+    elapsed = time.perf_counter() - started
+    with store._db.engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    store.close()
+    total = 20 * iterations
+    size = path.stat().st_size + sum(f.stat().st_size for f in tmp_path.glob("bench.db-*"))
+    print(
+        f"\nSqlStore SQLite ingest: {total / elapsed:,.0f} points/s, {size / total:.1f} bytes/point"
+    )
+    assert size > 0
