@@ -1,0 +1,81 @@
+"""The Lightning logger against real Lightning and torch (skipped when not installed)."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+lightning = pytest.importorskip("lightning")
+
+from mltrail.config import Settings  # noqa: E402
+from mltrail.core.types import Status  # noqa: E402
+from mltrail.core.weights import weights_hash  # noqa: E402
+from mltrail.integrations.lightning import MltrailLogger  # noqa: E402
+
+
+class TinyRegressor(lightning.LightningModule):
+    def __init__(self, lr: float = 0.05) -> None:
+        super().__init__()
+        self.save_hyperparameters()
+        self.net = torch.nn.Sequential(
+            torch.nn.Linear(3, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1)
+        )
+
+    def training_step(self, batch, batch_idx):
+        x, y = batch
+        loss = torch.nn.functional.mse_loss(self.net(x), y)
+        self.log("train_loss", loss)
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        x, y = batch
+        self.log("val_loss", torch.nn.functional.mse_loss(self.net(x), y))
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=self.hparams.lr)
+
+
+def _loader(seed: int):
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(64, 3, generator=gen)
+    y = x.sum(dim=1, keepdim=True)
+    return torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=16)
+
+
+def test_lightning_fit_records_steps_epochs_and_weights(tmp_path):
+    torch.manual_seed(0)
+    settings = Settings.from_env().with_(strict=True, capture_console=False)
+    logger = MltrailLogger("lightning", "tiny", settings=settings)
+    model = TinyRegressor()
+    trainer = lightning.Trainer(
+        max_epochs=2,
+        logger=logger,
+        callbacks=[logger.weights_callback()],
+        log_every_n_steps=1,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+        accelerator="cpu",
+    )
+    trainer.fit(model, _loader(0), _loader(1))
+    exp = logger.experiment
+    final_hash = weights_hash(model)
+    logger.end()
+
+    from mltrail.store import open_store
+
+    with open_store(settings) as store:
+        p, e = exp.project_id, exp.experiment_id
+        record = store.get_experiment(p, e)
+        assert record.status is Status.DONE
+        assert record.hyperparameters["lr"] == 0.05
+        train = store.read_series(p, e, "loss", "train")
+        assert train.total == 8  # 4 steps x 2 epochs, one point per step
+        assert train.iterations.tolist() == list(range(8))
+        assert train.epochs.tolist() == [0] * 4 + [1] * 4
+        val = store.read_series(p, e, "loss", "validation")
+        assert val.total == 2 and val.epochs.tolist() == [0, 1]
+        links = store.list_weights_links(p, e)
+        assert [(w.iteration, w.epoch) for w in links] == [(4, 0), (8, 1)]
+        assert links[-1].weights_hash == final_hash
