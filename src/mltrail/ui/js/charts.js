@@ -131,6 +131,13 @@ export class LineChart {
       return;
     }
     const data = this.data();
+    // State a reader (or a test) can check without decoding the canvas.
+    Object.assign(this.card.dataset, {
+      yScale: this.options.logScale ? "log" : "linear",
+      xAxis: this.options.xLabel,
+      points: String(data[0].length),
+      smoothing: String(this.options.smoothing || 0),
+    });
     if (this.plot && labelsKey === this.labelsKey) {
       this.plot.setData(data);
       return;
