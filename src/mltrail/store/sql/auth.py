@@ -47,8 +47,10 @@ class Auth:
             if conn.execute(select(users.c.id).where(users.c.name == name)).first():
                 raise ValidationError(f"user {name!r} already exists", "name")
             uid = conn.execute(
-                users.insert().values(name=name, is_admin=is_admin, created_at=self._db.clock())
-            ).inserted_primary_key[0]
+                users.insert()
+                .values(name=name, is_admin=is_admin, created_at=self._db.clock())
+                .returning(users.c.id)
+            ).scalar_one()
         return User(int(uid), name, bool(is_admin))
 
     def get_user(self, name: str) -> User:

@@ -62,7 +62,8 @@ def create_experiment(
         - 1
     )
     pk = conn.execute(
-        experiments.insert().values(
+        experiments.insert()
+        .values(
             project_id=pid,
             number=number,
             display_name=display_name or f"experiment-{number}",
@@ -75,7 +76,8 @@ def create_experiment(
             log_count=0,
             **values,
         )
-    ).inserted_primary_key[0]
+        .returning(experiments.c.id)
+    ).scalar_one()
     return load_experiments(conn, select(experiments.c.id).where(experiments.c.id == pk))[0]
 
 

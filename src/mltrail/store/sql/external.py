@@ -118,7 +118,7 @@ def _visible_links(conn: Connection, scope: Scope, digest: str) -> list[Any]:
         .where(weights_links.c.weights_hash == digest, scope.visible_projects())
         .order_by(weights_links.c.id)
     )
-    return conn.execute(query).all()
+    return list(conn.execute(query).all())
 
 
 def find_weights_hash(conn: Connection, scope: Scope, weights_hash: Any) -> list[WeightsLink]:

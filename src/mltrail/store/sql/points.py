@@ -275,19 +275,19 @@ def read_series(
         max_points = validation.require_int(max_points, "max_points", minimum=2)
     pk = experiment_pk(conn, scope, *ref)
     row = conn.execute(
-        select(metric_series.c.id, metric_series.c.count).where(
+        select(metric_series.c.id, metric_series.c.count.label("total")).where(
             metric_series.c.experiment_id == pk,
             metric_series.c.key == key,
             metric_series.c.phase == phase,
         )
     ).first()
-    if row is None or row.count == 0:
+    if row is None or row.total == 0:
         raise NotFoundError(f"experiment {ref[1]} has no series {phase}/{key}", "key")
-    level = 0 if max_points is None else rollups.choose_level(row.count, max_points)
+    level = 0 if max_points is None else rollups.choose_level(row.total, max_points)
     if level == 0:
         it, ep, v, rows = _read_raw(conn, row.id)
-        if max_points is None or row.count <= max_points:
-            return SeriesRead(Series(key, phase, it, ep, v, row.count, False), 0, rows)
+        if max_points is None or row.total <= max_points:
+            return SeriesRead(Series(key, phase, it, ep, v, row.total, False), 0, rows)
         items = {
             f"{p}_{f}": a
             for p in rollups.PARTS
@@ -296,7 +296,7 @@ def read_series(
     else:
         items, rows = _read_level(conn, row.id, level)
     it, ep, v = rollups.downsample(items, max_points)
-    return SeriesRead(Series(key, phase, it, ep, v, row.count, True), level, rows)
+    return SeriesRead(Series(key, phase, it, ep, v, row.total, True), level, rows)
 
 
 def _read_raw(conn: Connection, series_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:

@@ -20,10 +20,10 @@ def create_project(
     name = validation.project_name(display_name)
     desc = validation.project_description(description)
     pid = conn.execute(
-        projects.insert().values(
-            display_name=name, description=desc, created_at=now, next_experiment=1
-        )
-    ).inserted_primary_key[0]
+        projects.insert()
+        .values(display_name=name, description=desc, created_at=now, next_experiment=1)
+        .returning(projects.c.id)
+    ).scalar_one()
     if scope.user is not None:
         conn.execute(project_members.insert().values(project_id=pid, user_id=scope.user.id))
     return Project(int(pid), name, desc, now, 0, None)

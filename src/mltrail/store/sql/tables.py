@@ -25,12 +25,10 @@ from sqlalchemy import (
 
 metadata = MetaData()
 
-_CASCADE = {"ondelete": "CASCADE"}
-
 
 def _experiment_fk() -> Column:
     return Column(
-        "experiment_id", Integer, ForeignKey("experiments.id", **_CASCADE), nullable=False
+        "experiment_id", Integer, ForeignKey("experiments.id", ondelete="CASCADE"), nullable=False
     )
 
 
@@ -57,7 +55,7 @@ api_tokens = Table(
     "api_tokens",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("user_id", Integer, ForeignKey("users.id", **_CASCADE), nullable=False),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
     Column("token_sha256", String(64), nullable=False, unique=True),
     Column("label", String(200), nullable=False, default=""),
     Column("created_at", Double, nullable=False),
@@ -66,15 +64,15 @@ api_tokens = Table(
 project_members = Table(
     "project_members",
     metadata,
-    Column("project_id", Integer, ForeignKey("projects.id", **_CASCADE), primary_key=True),
-    Column("user_id", Integer, ForeignKey("users.id", **_CASCADE), primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
 )
 
 experiments = Table(
     "experiments",
     metadata,
     Column("id", Integer, primary_key=True),
-    Column("project_id", Integer, ForeignKey("projects.id", **_CASCADE), nullable=False),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
     Column("number", Integer, nullable=False),
     Column("display_name", String(250), nullable=False),
     Column("description", Text, nullable=False, default=""),
@@ -111,7 +109,9 @@ metric_series = Table(
 metric_chunks = Table(
     "metric_chunks",
     metadata,
-    Column("series_id", Integer, ForeignKey("metric_series.id", **_CASCADE), primary_key=True),
+    Column(
+        "series_id", Integer, ForeignKey("metric_series.id", ondelete="CASCADE"), primary_key=True
+    ),
     Column("start", Integer, primary_key=True, autoincrement=False),
     Column("count", Integer, nullable=False),
     Column("first_iteration", BigInteger, nullable=False),
@@ -131,7 +131,9 @@ def _point_columns(prefix: str) -> list[Column]:
 metric_rollups = Table(
     "metric_rollups",
     metadata,
-    Column("series_id", Integer, ForeignKey("metric_series.id", **_CASCADE), primary_key=True),
+    Column(
+        "series_id", Integer, ForeignKey("metric_series.id", ondelete="CASCADE"), primary_key=True
+    ),
     Column("level", Integer, primary_key=True, autoincrement=False),
     Column("bucket", Integer, primary_key=True, autoincrement=False),
     Column("n", Integer, nullable=False),
@@ -156,7 +158,9 @@ ingest_batches = Table(
 external_metrics = Table(
     "external_metrics",
     metadata,
-    Column("experiment_id", Integer, ForeignKey("experiments.id", **_CASCADE), primary_key=True),
+    Column(
+        "experiment_id", Integer, ForeignKey("experiments.id", ondelete="CASCADE"), primary_key=True
+    ),
     Column("key", String(250), primary_key=True),
     Column("value", Text, nullable=False),
     Column("updated_at", Double, nullable=False),
@@ -191,7 +195,9 @@ iteration_metrics = Table(
 charts = Table(
     "charts",
     metadata,
-    Column("experiment_id", Integer, ForeignKey("experiments.id", **_CASCADE), primary_key=True),
+    Column(
+        "experiment_id", Integer, ForeignKey("experiments.id", ondelete="CASCADE"), primary_key=True
+    ),
     Column("chart_id", String(64), primary_key=True),
     Column("name", String(250), nullable=False),
     Column("scope", String(16), nullable=False),
@@ -206,7 +212,9 @@ charts = Table(
 log_lines = Table(
     "log_lines",
     metadata,
-    Column("experiment_id", Integer, ForeignKey("experiments.id", **_CASCADE), primary_key=True),
+    Column(
+        "experiment_id", Integer, ForeignKey("experiments.id", ondelete="CASCADE"), primary_key=True
+    ),
     Column("seq", Integer, primary_key=True, autoincrement=False),
     Column("time", Double, nullable=False),
     Column("stream", String(200), nullable=False),
