@@ -6,6 +6,7 @@ Fixtures:
     server: a server on a fresh SQLite file.
     shared_server: one SQLite-backed server for the whole session; tests keep apart by using
         their own users (``make_token(unique_name())``), which see only their own projects.
+    shared_pg_server: the same on a PostgreSQL database of its own.
     live_server: parametrised over SQLite and PostgreSQL.
 
 A :class:`ServerProcess` has ``.url``, ``.admin_token``, ``.db_url``, ``make_token(user,
@@ -178,6 +179,25 @@ def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerPr
     proc = ServerProcess(f"sqlite:///{home / 'mltrail.db'}", home).start()
     yield proc
     proc.close()
+
+
+@pytest.fixture(scope="session")
+def shared_pg_server(
+    pg_server: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """One real server on a PostgreSQL database of its own for the session."""
+    import psycopg
+
+    name = f"mltrail_test_shared_{uuid.uuid4().hex[:12]}"
+    admin_url = pg_server + "/postgres"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    db_url = pg_server.replace("postgresql://", "postgresql+psycopg://") + "/" + name
+    proc = ServerProcess(db_url, tmp_path_factory.mktemp("shared-pg-server")).start()
+    yield proc
+    proc.close()
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -163,6 +163,33 @@ def series_from_wire(d: Json) -> Series:
     )
 
 
+def series_to_packed(s: Series) -> Json:
+    """A series with its columns packed (exact to the bit, compact): for exports and HttpStore."""
+    return {
+        "key": s.key,
+        "phase": s.phase,
+        "total": s.total,
+        "downsampled": s.downsampled,
+        "n": len(s.iterations),
+        "iterations": pack_array(s.iterations, "<i8"),
+        "epochs": pack_array(s.epochs, "<i8"),
+        "values": pack_array(s.values, "<f8"),
+    }
+
+
+def series_from_packed(d: Json) -> Series:
+    n = d["n"]
+    return Series(
+        key=d["key"],
+        phase=d["phase"],
+        iterations=_unpack(d["iterations"], "<i8", n, "iterations"),
+        epochs=_unpack(d["epochs"], "<i8", n, "epochs"),
+        values=_unpack(d["values"], "<f8", n, "values"),
+        total=d["total"],
+        downsampled=d["downsampled"],
+    )
+
+
 _COLUMNS = (("iterations", "<i8"), ("epochs", "<i8"), ("values", "<f8"), ("times", "<f8"))
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any
 
 import orjson
@@ -22,7 +23,10 @@ class OrjsonResponse(JSONResponse):
     """JSON via orjson: several times faster than the standard library for large bodies."""
 
     def render(self, content: Any) -> bytes:
-        return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+        try:
+            return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
+        except TypeError:  # integers beyond 64 bits (hyperparameters may hold them)
+            return json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode()
 
 
 def current_user(

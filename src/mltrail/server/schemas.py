@@ -112,6 +112,19 @@ class SeriesOut(BaseModel):
     values: list[WireFloat]
 
 
+class SeriesPackedOut(BaseModel):
+    """``format=packed``: columns as base64 of little-endian arrays, exact to the bit."""
+
+    key: str
+    phase: str
+    total: int
+    downsampled: bool
+    n: int
+    iterations: str = Field(description="base64 of <i8")
+    epochs: str = Field(description="base64 of <i8, -1 = no epoch")
+    values: str = Field(description="base64 of <f8")
+
+
 class StoredOut(BaseModel):
     stored: int
 

@@ -52,6 +52,14 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
+def _encode(body: Any) -> bytes:
+    """JSON bytes; orjson, or the standard library for integers beyond 64 bits."""
+    try:
+        return orjson.dumps(body, default=_json_default, option=orjson.OPT_SERIALIZE_NUMPY)
+    except TypeError:
+        return json.dumps(body, default=_json_default, separators=(",", ":")).encode()
+
+
 class HttpStore(HttpJobStore, Store):
     """A Store that talks to ``mltrail server``.
 
@@ -105,9 +113,7 @@ class HttpStore(HttpJobStore, Store):
         content = None
         headers = {}
         if body is not None:
-            content = orjson.dumps(
-                to_wire(body), default=_json_default, option=orjson.OPT_SERIALIZE_NUMPY
-            )
+            content = _encode(to_wire(body))
             headers["Content-Type"] = "application/json"
         extra = {} if timeout is None else {"timeout": timeout}
         for attempt in range(self._retries + 1):
@@ -134,10 +140,12 @@ class HttpStore(HttpJobStore, Store):
     @staticmethod
     def _decode(response: httpx.Response) -> Any:
         if response.is_success:
-            return orjson.loads(response.content) if response.content else None
+            # the standard library keeps integers beyond 64 bits exact (orjson makes floats);
+            # bulk columns travel packed, so this is not the slow part
+            return json.loads(response.content) if response.content else None
         try:
-            error = orjson.loads(response.content)["error"]
-        except (orjson.JSONDecodeError, KeyError, TypeError):
+            error = json.loads(response.content)["error"]
+        except (ValueError, KeyError, TypeError):
             error = None
         if isinstance(error, dict):
             raise error_from_dict(error, response.status_code)
@@ -270,8 +278,8 @@ class HttpStore(HttpJobStore, Store):
         max_points: int | None = None,
     ) -> Series:
         path = self._exp(project_id, experiment_id) + "/series/read"
-        found = self._get(path, key=key, phase=phase, max_points=max_points)
-        return codec.series_from_wire(found)
+        found = self._get(path, key=key, phase=phase, max_points=max_points, format="packed")
+        return codec.series_from_packed(found)
 
     # --- external metrics, weights hashes, charts ----------------------------------------------
     def put_external_metrics(

@@ -2,11 +2,25 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from fastapi import APIRouter, Query
 
-from mltrail.core.codec import metric_batch_from_wire, series_to_wire, summary_to_wire
+from mltrail.core.codec import (
+    metric_batch_from_wire,
+    series_to_packed,
+    series_to_wire,
+    summary_to_wire,
+)
 from mltrail.server.deps import OrjsonResponse, StoreDep
-from mltrail.server.schemas import ERROR_RESPONSES, PointsIn, SeriesOut, StoredOut, SummaryOut
+from mltrail.server.schemas import (
+    ERROR_RESPONSES,
+    PointsIn,
+    SeriesOut,
+    SeriesPackedOut,
+    StoredOut,
+    SummaryOut,
+)
 
 MAX_READ_POINTS = 1_000_000
 
@@ -30,7 +44,7 @@ def list_series(project_id: int, experiment_id: int, store: StoreDep) -> list[di
     return [summary_to_wire(s) for s in store.list_series(project_id, experiment_id)]
 
 
-@router.get("/series/read", response_model=SeriesOut)
+@router.get("/series/read", response_model=SeriesOut | SeriesPackedOut)
 def read_series(
     project_id: int,
     experiment_id: int,
@@ -38,8 +52,13 @@ def read_series(
     key: str = Query(..., min_length=1),
     phase: str = Query("train"),
     max_points: int | None = Query(None, ge=2, le=MAX_READ_POINTS),
+    format: Literal["json", "packed"] = Query("json"),
 ) -> OrjsonResponse:
-    """A series in iteration order, min/max downsampled to ``max_points`` when given."""
+    """A series in iteration order, min/max downsampled to ``max_points`` when given.
+
+    ``format=packed`` sends the columns as base64 arrays: exact and compact, for exports.
+    """
     series = store.read_series(project_id, experiment_id, key, phase, max_points=max_points)
+    encode = series_to_packed if format == "packed" else series_to_wire
     # returned as a response so large series skip response-model validation
-    return OrjsonResponse(series_to_wire(series))
+    return OrjsonResponse(encode(series))
