@@ -20,16 +20,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mltrail.agent.lease import LeaseKeeper
 from mltrail.agent.logship import LogShipper, start_pump
 from mltrail.agent.workdir import WorkdirError, prepare_workdir, remove_workdir
 from mltrail.core.errors import ConflictError, MltrailError, TransportError
 from mltrail.core.types import Status
-from mltrail.store.jobs_base import DEFAULT_LEASE_SECONDS, Job, lease_seconds, queue_names
+from mltrail.store.jobs_base import (
+    DEFAULT_LEASE_SECONDS,
+    HeartbeatReply,
+    Job,
+    lease_seconds,
+    queue_names,
+)
 
 log = logging.getLogger("mltrail.agent")
 
 AGENT_STREAM = "agent"
 PUMP_JOIN_SECONDS = 5.0
+SUPERVISE_SECONDS = 0.2
 
 
 @dataclass(frozen=True)
@@ -150,6 +158,12 @@ class AgentRunner:
             f"agent:{self.agent_id}:job:{job.job_id}:{job.attempts}",
             flush_seconds=self.options.flush_seconds,
         )
+        with LeaseKeeper(lambda: self._heartbeat(job), max(self.lease / 3, 0.2)) as lease:
+            outcome = self._run_claimed(job, shipper, lease)
+            self._report(job, outcome)
+        return outcome.status
+
+    def _run_claimed(self, job: Job, shipper: LogShipper, lease: LeaseKeeper) -> _Outcome:
         workdir: Path | None = None
         outcome = _Outcome(Status.FAILED)
         try:
@@ -159,7 +173,7 @@ class AgentRunner:
                 job.source,
                 lambda: self.store.get_job_snapshot(job.job_id),
             )
-            outcome = self._execute(job, workdir, shipper)
+            outcome = self._execute(job, workdir, shipper, lease)
         except (WorkdirError, MltrailError) as exc:
             outcome = _Outcome(
                 Status.FAILED, error=f"could not prepare the working directory: {exc}"
@@ -175,10 +189,11 @@ class AgentRunner:
             shipper.close()
             if workdir is not None and not self.options.keep_workdirs:
                 remove_workdir(workdir)
-        self._report(job, outcome)
-        return outcome.status
+        return outcome
 
-    def _execute(self, job: Job, workdir: Path, shipper: LogShipper) -> _Outcome:
+    def _execute(
+        self, job: Job, workdir: Path, shipper: LogShipper, lease: LeaseKeeper
+    ) -> _Outcome:
         try:
             proc = subprocess.Popen(
                 list(job.command),
@@ -206,41 +221,32 @@ class AgentRunner:
             start_pump(proc.stdout, "stdout", shipper),
             start_pump(proc.stderr, "stderr", shipper),
         ]
-        outcome = self._supervise(job, proc)
+        outcome = self._supervise(proc, lease)
         _kill_group(proc.pid, signal.SIGKILL)  # leftovers holding the pipes open
         for pump in pumps:
             pump.join(PUMP_JOIN_SECONDS)
         return outcome
 
-    def _supervise(self, job: Job, proc: subprocess.Popen[bytes]) -> _Outcome:
-        """Heartbeat while the process runs; stop it when asked or when the lease is lost."""
-        interval = max(self.lease / 3, 0.2)
+    def _supervise(self, proc: subprocess.Popen[bytes], lease: LeaseKeeper) -> _Outcome:
+        """Wait for the process; stop it when asked, when the lease is lost or on shutdown."""
         while True:
             try:
-                code = proc.wait(timeout=interval)
+                return _exit_outcome(proc.wait(timeout=SUPERVISE_SECONDS))
             except subprocess.TimeoutExpired:
-                code = None
-            if code is not None:
-                return _exit_outcome(code)
-            if self._should_exit():
-                self._terminate(proc)
-                return _Outcome(Status.FAILED, error="the agent was shut down while the job ran")
-            reply = self._heartbeat(job)
-            if reply is not None and reply.lease_lost:
+                pass
+            if lease.lease_lost.is_set():
                 self._terminate(proc)
                 return _Outcome(
                     Status.FAILED, error="lease lost: the job was taken away", lost=True
                 )
-            if reply is not None and reply.stop_requested:
-                code = self._terminate(proc)
-                return _Outcome(Status.STOPPED, exit_code=code)
+            if lease.stop_requested.is_set():
+                return _Outcome(Status.STOPPED, exit_code=self._terminate(proc))
+            if self._should_exit():
+                self._terminate(proc)
+                return _Outcome(Status.FAILED, error="the agent was shut down while the job ran")
 
-    def _heartbeat(self, job: Job) -> Any:
-        try:
-            return self.store.heartbeat(self.agent_id, job.job_id, lease_seconds=self.lease)
-        except TransportError as exc:
-            log.warning("heartbeat failed: %s", exc)
-            return None
+    def _heartbeat(self, job: Job) -> HeartbeatReply:
+        return self.store.heartbeat(self.agent_id, job.job_id, lease_seconds=self.lease)
 
     def _terminate(self, proc: subprocess.Popen[bytes]) -> int:
         """SIGTERM the job's process group, then SIGKILL after the grace period."""

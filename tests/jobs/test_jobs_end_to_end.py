@@ -1,0 +1,176 @@
+"""A real server, real agent processes, real commands: the issue's "done when".
+
+Agents run with a 3 s lease and a 2 s grace period so these tests stay quick.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from conftest import wait_for
+from mltrail.core.types import Status
+
+AGENT_ARGS = ("--lease-timeout", "3", "--grace-period", "2", "--poll", "2")
+PY = sys.executable
+
+
+def _py(code: str) -> list[str]:
+    return [PY, "-c", code]
+
+
+def _final(store: Any, job_id: int) -> Any:
+    job = store.get_job(job_id)
+    return job if job.status.is_final else None
+
+
+def _messages(store: Any, job: Any, stream: str | None = None) -> list[str]:
+    lines: list[Any] = []
+    while True:
+        batch = store.read_logs(
+            job.project_id, job.experiment_id, after_seq=lines[-1].seq if lines else 0, limit=50_000
+        )
+        if not batch:
+            break
+        lines.extend(batch)
+    return [x.message for x in lines if stream is None or x.stream == stream]
+
+
+def _logged(store: Any, job: Any, text: str) -> bool:
+    return any(text in m for m in _messages(store, job))
+
+
+def test_two_agents_run_every_job_once_with_statuses_exit_codes_and_logs(
+    server: Any, agent_factory: Any, http_store: Any
+) -> None:
+    project = http_store.create_project("remote").id
+    submit = lambda command, **kw: http_store.submit_job(project, command, **kw)  # noqa: E731
+    many = submit(_py("for i in range(100000): print(i)"), display_name="many lines")
+    ok = submit(_py("import sys; print('hello'); print('to stderr', file=sys.stderr)"))
+    failing = submit(_py("import sys; print('about to fail'); sys.exit(3)"))
+    missing = submit(["no-such-command-mltrail-test"])
+    env = submit(
+        _py(
+            "import os; print(*[os.environ.get(k) for k in ('MLTRAIL_PROJECT', 'MLTRAIL_EXPERIMENT',"
+            " 'MLTRAIL_NO_CAPTURE', 'MLTRAIL_URL', 'FOO')])"
+        ),
+        env={"FOO": "bar"},
+    )
+    stoppable = submit(_py("import time; print('started', flush=True); time.sleep(600)"))
+    stubborn = submit(
+        _py(
+            "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN);"
+            " print('ignoring SIGTERM', flush=True); time.sleep(600)"
+        )
+    )
+    agents = [agent_factory(server, *AGENT_ARGS), agent_factory(server, *AGENT_ARGS)]
+
+    wait_for(lambda: _logged(http_store, stoppable, "started"))
+    http_store.request_stop(project, stoppable.experiment_id)
+    wait_for(lambda: _logged(http_store, stubborn, "ignoring SIGTERM"))
+    asked = time.monotonic()
+    http_store.request_stop(project, stubborn.experiment_id)
+    jobs = {
+        j.job_id: wait_for(lambda j=j: _final(http_store, j.job_id), timeout=120)
+        for j in (many, ok, failing, missing, env, stoppable, stubborn)
+    }
+    assert time.monotonic() - asked >= 2  # the grace period was honoured before SIGKILL
+
+    expected = {
+        many.job_id: (Status.DONE, 0),
+        ok.job_id: (Status.DONE, 0),
+        failing.job_id: (Status.FAILED, 3),
+        missing.job_id: (Status.FAILED, 127),
+        env.job_id: (Status.DONE, 0),
+        stoppable.job_id: (Status.STOPPED, -signal.SIGTERM),
+        stubborn.job_id: (Status.STOPPED, -signal.SIGKILL),
+    }
+    assert {k: (j.status, j.exit_code) for k, j in jobs.items()} == expected, [
+        j.error for j in jobs.values()
+    ]
+    for job in jobs.values():
+        experiment = http_store.get_experiment(project, job.experiment_id)
+        assert experiment.status is job.status and experiment.ended_at is not None
+
+    assert _messages(http_store, many, "stdout") == [str(i) for i in range(100_000)]
+    assert _messages(http_store, ok, "stdout") == ["hello"]
+    assert _messages(http_store, ok, "stderr") == ["to stderr"]
+    assert _messages(http_store, failing, "agent") == ["exited with code 3"]
+    assert _messages(http_store, missing, "agent") == [
+        "command not found: no-such-command-mltrail-test"
+    ]
+    assert _messages(http_store, env, "stdout") == [
+        f"{project} {env.experiment_id} 1 {server.url} bar"
+    ]
+    assert _messages(http_store, stoppable, "agent") == ["stopped on request"]
+
+    # no job ran twice: one claim each, one start line each across both agents' logs
+    assert all(j.attempts == 1 for j in jobs.values())
+    starts = [
+        int(m)
+        for a in agents
+        for m in re.findall(r"job (\d+): .*\(project \d+, experiment \d+\)", a.stderr)
+    ]
+    assert sorted(starts) == sorted(jobs)
+    assert len({j.agent_id for j in jobs.values()}) == 2  # both agents worked
+    assert all(a.proc.poll() is None for a in agents)  # a bad job never kills an agent
+
+
+def _pid_from_logs(store: Any, job: Any) -> int:
+    for message in _messages(store, job, "stdout"):
+        if message.startswith("pid "):
+            return int(message.split()[1])
+    return 0
+
+
+def _run_once_then_finish(marker: Path) -> list[str]:
+    """First run: leave a marker, print its pid and hang. Later runs: finish at once."""
+    return _py(
+        "import os, sys, time\n"
+        f"marker = {str(marker)!r}\n"
+        "if os.path.exists(marker):\n    print('second run'); sys.exit(0)\n"
+        "open(marker, 'w').close(); print('pid', os.getpid(), flush=True); time.sleep(600)\n"
+    )
+
+
+def test_sigkilled_agent_lease_expires_and_the_job_is_requeued(
+    server: Any, agent_factory: Any, http_store: Any, tmp_path: Path
+) -> None:
+    project = http_store.create_project("crash").id
+    job = http_store.submit_job(project, _run_once_then_finish(tmp_path / "marker"), max_retries=1)
+    doomed = agent_factory(server, *AGENT_ARGS)
+    pid = wait_for(lambda: _pid_from_logs(http_store, job))
+    doomed.kill()
+    os.kill(pid, signal.SIGKILL)  # the job ran in its own session; a dead machine takes it too
+    rescuer = agent_factory(server, *AGENT_ARGS)
+    done = wait_for(lambda: _final(http_store, job.job_id), timeout=60)
+    assert (done.status, done.exit_code, done.attempts) == (Status.DONE, 0, 2)
+    assert done.agent_id in rescuer.stderr and done.agent_id not in doomed.stderr
+    assert _messages(http_store, job, "stdout") == [f"pid {pid}", "second run"]
+    assert http_store.get_experiment(project, job.experiment_id).status is Status.DONE
+
+
+def test_sigkilled_agent_without_retries_leaves_the_job_failed(
+    server: Any, agent_factory: Any, http_store: Any, tmp_path: Path
+) -> None:
+    project = http_store.create_project("crash").id
+    job = http_store.submit_job(project, _run_once_then_finish(tmp_path / "marker"))
+    doomed = agent_factory(server, *AGENT_ARGS)
+    pid = wait_for(lambda: _pid_from_logs(http_store, job))
+    doomed.kill()
+    os.kill(pid, signal.SIGKILL)
+    # nobody else polls: listing jobs is enough to notice the expired lease
+    failed = wait_for(
+        lambda: next(
+            (j for j in http_store.list_jobs(project_id=project) if j.status is Status.FAILED), None
+        ),
+        timeout=30,
+    )
+    assert failed.job_id == job.job_id and failed.attempts == 1
+    assert "lease expired" in (failed.error or "")
+    assert http_store.get_experiment(project, job.experiment_id).status is Status.FAILED
