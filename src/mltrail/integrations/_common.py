@@ -101,7 +101,10 @@ class ExperimentHandle:
 
 
 def epoch_index(epoch: float | int | None) -> int | None:
-    """A framework's epoch number as a non-negative int (Transformers counts in floats)."""
-    if epoch is None or (isinstance(epoch, float) and not math.isfinite(epoch)):
+    """A fractional epoch count (Transformers: 1.0 = first epoch done) as a 0-based index.
+
+    ``0.25`` and ``1.0`` fall in epoch 0, ``1.5`` in epoch 1.
+    """
+    if epoch is None or not math.isfinite(float(epoch)):
         return None
-    return max(int(epoch), 0)
+    return max(math.ceil(float(epoch)) - 1, 0)

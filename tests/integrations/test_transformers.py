@@ -1,0 +1,88 @@
+"""The Transformers callback against a real ``Trainer`` on a tiny local model (no download)."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+pytest.importorskip("accelerate")  # Trainer needs it
+
+from mltrail.config import Settings  # noqa: E402
+from mltrail.core.types import Status  # noqa: E402
+from mltrail.core.weights import weights_hash  # noqa: E402
+from mltrail.integrations._common import epoch_index  # noqa: E402
+from mltrail.integrations.transformers import MltrailCallback  # noqa: E402
+from mltrail.store import open_store  # noqa: E402
+
+
+class Pairs(torch.utils.data.Dataset):
+    def __init__(self, n: int, seed: int) -> None:
+        gen = torch.Generator().manual_seed(seed)
+        self.ids = torch.randint(1, 50, (n, 6), generator=gen)
+        self.labels = (self.ids[:, 0] > 25).long()
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, i: int) -> dict:
+        return {"input_ids": self.ids[i], "labels": self.labels[i]}
+
+
+def test_trainer_run_records_steps_evals_hyperparameters_and_weights(tmp_path):
+    torch.manual_seed(0)
+    config = transformers.BertConfig(
+        vocab_size=50,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=16,
+        num_labels=2,
+    )
+    model = transformers.BertForSequenceClassification(config)
+    args = transformers.TrainingArguments(
+        output_dir=str(tmp_path),
+        num_train_epochs=2,
+        per_device_train_batch_size=8,
+        learning_rate=1e-3,
+        logging_steps=1,
+        eval_strategy="epoch",
+        save_strategy="no",
+        report_to=[],
+        use_cpu=True,
+        disable_tqdm=True,
+        seed=0,
+    )
+    settings = Settings.from_env().with_(strict=True, capture_console=False)
+    callback = MltrailCallback("hf", "bert-tiny", settings=settings)
+    trainer = transformers.Trainer(
+        model=model,
+        args=args,
+        train_dataset=Pairs(32, 0),
+        eval_dataset=Pairs(16, 1),
+        callbacks=[callback],
+    )
+    trainer.train()
+    exp = callback.experiment
+    assert exp.status is Status.DONE
+
+    with open_store(settings) as store:
+        p, e = exp.project_id, exp.experiment_id
+        record = store.get_experiment(p, e)
+        assert record.hyperparameters["learning_rate"] == 1e-3
+        assert record.hyperparameters["model"] == "BertForSequenceClassification"
+        loss = store.read_series(p, e, "loss", "train")
+        assert loss.iterations.tolist() == list(range(1, 9))  # 32 / 8 = 4 steps per epoch
+        assert loss.epochs.tolist() == [0] * 4 + [1] * 4
+        val = store.read_series(p, e, "loss", "validation")
+        assert val.iterations.tolist() == [4, 8] and val.epochs.tolist() == [0, 1]
+        keys = {s.key for s in store.list_series(p, e)}
+        assert {"summary/train_runtime", "summary/train_loss", "grad_norm"} <= keys
+        links = store.list_weights_links(p, e)
+        assert [(w.iteration, w.epoch) for w in links] == [(4, 0), (8, 1)]
+        assert links[-1].weights_hash == weights_hash(model)
+
+
+def test_fractional_epochs_map_to_the_epoch_they_fall_in():
+    assert [epoch_index(x) for x in (0.25, 1.0, 1.5, 2.0, None)] == [0, 0, 1, 1, None]
