@@ -7,11 +7,13 @@ import argparse
 import sys
 import tempfile
 import time
+import traceback
+from collections.abc import Callable
 from pathlib import Path
 
 from bench import workloads
 from bench.mltrail_side import MltrailSide
-from bench.report import machine_info, render_markdown, results_table
+from bench.report import Row, machine_info, render_markdown, results_table
 from bench.sizes import FULL, QUICK
 
 TARGET_FAILED = 3  # exit status when a judged target fails (1 stays "crashed")
@@ -57,17 +59,35 @@ def run(workdir: Path, sizes, vs_mlflow: bool) -> workloads.Results:
             from bench.mlflow_side import MlflowSide
 
             mlflow = MlflowSide(workdir)
-        workloads.call_cost(res, side, mlflow, sizes)
-        workloads.ingest(res, side, mlflow, sizes)
-        workloads.reads_and_scaling(res, side, mlflow, sizes)
-        workloads.experiments_list(res, side, mlflow, sizes)
-        workloads.stalled_sdk(res, side, sizes)
-        workloads.concurrency(res, side, sizes, workdir)
+        steps = [
+            ("1", "call cost", lambda: workloads.call_cost(res, side, mlflow, sizes)),
+            ("2", "ingest", lambda: workloads.ingest(res, side, mlflow, sizes)),
+            (
+                "4",
+                "reads and scaling",
+                lambda: workloads.reads_and_scaling(res, side, mlflow, sizes),
+            ),
+            ("5", "experiment list", lambda: workloads.experiments_list(res, side, mlflow, sizes)),
+            ("6", "stalled server", lambda: workloads.stalled_sdk(res, side, sizes)),
+            ("8", "concurrency", lambda: workloads.concurrency(res, side, sizes, workdir)),
+        ]
+        for number, name, step in steps:
+            run_step(res, number, name, step)
     finally:
         side.close()
         if mlflow is not None:
             mlflow.close()
     return res
+
+
+def run_step(res: workloads.Results, number: str, name: str, step: Callable[[], None]) -> None:
+    """Run one workload; a crash becomes a FAIL row (and a note) instead of ending the run."""
+    try:
+        step()
+    except Exception as exc:
+        res.add(Row(f"{number}. {name}", f"error: {type(exc).__name__}", passed=False))
+        res.notes.append(f"workload {number} ({name}) crashed: {str(exc)[-1500:]}")
+        traceback.print_exc()
 
 
 if __name__ == "__main__":
