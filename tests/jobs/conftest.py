@@ -112,3 +112,14 @@ def http_store(server: Any) -> Iterator[Any]:
     store = HttpStore(server.url, server.admin_token)
     yield store
     store.close()
+
+
+@pytest.fixture(scope="module")
+def module_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """One real server (SQLite) for a whole module, for tests that each use their own project."""
+    from support.servers import ServerProcess
+
+    home = tmp_path_factory.mktemp("module-server")
+    server = ServerProcess(f"sqlite:///{home / 'mltrail.db'}", home).start()
+    yield server
+    server.close()

@@ -6,8 +6,16 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from conftest import cli_env, run_cli, wait_for
 from mltrail.core.types import Status
+
+
+@pytest.fixture
+def server(module_server: Any) -> Any:
+    """Every test here shares one server; each works in its own project and queue."""
+    return module_server
 
 
 def _env(server: Any, home: Path, token: str | None = None) -> dict[str, str]:
@@ -84,8 +92,8 @@ def test_stop_for_a_finished_experiment_is_a_clear_error(
     server: Any, agent_factory: Any, http_store: Any, tmp_path: Path
 ) -> None:
     project = http_store.create_project("stop").id
-    job = http_store.submit_job(project, [sys.executable, "-c", "print(1)"])
-    agent_factory(server, "--lease-timeout", "3", "--max-jobs", "1")
+    job = http_store.submit_job(project, [sys.executable, "-c", "print(1)"], queue="stop-q")
+    agent_factory(server, "--lease-timeout", "3", "--max-jobs", "1", "--queue", "stop-q")
     wait_for(lambda: http_store.get_job(job.job_id).status is Status.DONE)
     result = run_cli(
         ["experiments", "stop", "-p", str(project), "-e", str(job.experiment_id)],
@@ -110,7 +118,8 @@ def test_agent_with_max_jobs_exits_and_agents_list_shows_it_gone(
     assert "ran 2 job(s)" in agent.stderr
     assert {j.status for j in http_store.list_jobs(project_id=project)} == {Status.DONE}
     listing = run_cli(["agents", "list"], _env(server, tmp_path))
-    assert listing.returncode == 0 and "worker-7" in listing.stdout and "no" in listing.stdout
+    [row] = [line for line in listing.stdout.splitlines() if "worker-7" in line]
+    assert listing.returncode == 0 and "two" in row and " no " in row
     as_json = run_cli(["agents", "list", "-o", "json"], _env(server, tmp_path))
     assert '"alive": false' in as_json.stdout and '"queues"' in as_json.stdout
 
@@ -129,4 +138,4 @@ def test_run_rejects_bad_input_naming_the_field(
     assert bad_queue.returncode == 1 and bad_queue.stderr.startswith("Error: queue:")
     missing = run_cli(["run", "-p", "999", "--source", "none", "--", "echo"], env)
     assert missing.returncode == 1 and "project" in missing.stderr
-    assert http_store.list_jobs() == []
+    assert http_store.list_jobs(project_id=project) == []
