@@ -8,8 +8,9 @@ Supported files:
 
 - ``pytorch``: ``torch.save(model.state_dict(), f)`` (also checkpoints holding the state dict
   under ``state_dict`` / ``model_state_dict``, as Lightning's ``.ckpt`` do), TorchScript
-  archives, and ``.safetensors`` (hashed in the file's tensor order, which safetensors sorts
-  by dtype and name: it matches the in-memory hash only when that order is the same).
+  archives, and ``.safetensors``. A safetensors file does not keep the state_dict order, so
+  its tensors are taken in name order: the hash equals
+  ``weights_hash({k: sd[k] for k in sorted(sd)})``, not ``weights_hash(sd)``.
   Pickled whole modules (``torch.save(model, f)``) are refused: loading them runs code.
 - ``keras``: ``.keras`` / ``.h5`` full models (through Keras, safe mode), or ``.npz``.
 - ``numpy``: ``.npz`` (in the order the arrays were saved) or ``.npy``, never unpickled.
@@ -121,29 +122,24 @@ def _all_tensors(mapping: Mapping[str, Any]) -> bool:
 
 
 def _safetensors(file: Path) -> list[Any]:
+    """Tensors in name order: safetensors files do not keep the state_dict order."""
     try:
-        from safetensors.numpy import load_file
+        from safetensors import safe_open
     except ImportError:
         raise ValidationError(
             "safetensors is not installed: pip install safetensors", "model"
         ) from None
     try:
-        tensors = load_file(str(file))
-    except Exception:
-        return _safetensors_torch(file)
-    return list(tensors.values())
-
-
-def _safetensors_torch(file: Path) -> list[Any]:
-    """bfloat16 and other dtypes numpy lacks load through torch."""
-    try:
-        from safetensors.torch import load_file
-    except ImportError:
-        raise ValidationError(f"cannot read {file.name} without PyTorch", "model") from None
-    try:
-        return list(load_file(str(file)).values())
+        return _safetensors_in_name_order(safe_open, file, "np")
+    except TypeError:  # bfloat16 and other dtypes numpy lacks load through torch
+        return _safetensors_in_name_order(safe_open, file, "pt")
     except Exception as exc:
         raise ValidationError(f"cannot read {file.name} as safetensors: {exc}", "model") from None
+
+
+def _safetensors_in_name_order(safe_open: Any, file: Path, framework: str) -> list[Any]:
+    with safe_open(str(file), framework) as handle:
+        return [handle.get_tensor(name) for name in sorted(handle.keys())]
 
 
 def _keras_tensors(file: Path) -> Any:
@@ -155,8 +151,10 @@ def _keras_tensors(file: Path) -> Any:
         )
     try:
         import keras
-    except ImportError:
-        raise ValidationError("Keras is not installed: pip install keras", "framework") from None
+    except ImportError as exc:  # Keras 3 also fails here when its backend is missing
+        raise ValidationError(
+            f"cannot import Keras ({exc}); install keras, or set KERAS_BACKEND=torch", "framework"
+        ) from None
     try:
         return keras.saving.load_model(file, compile=False, safe_mode=True)
     except Exception as exc:
