@@ -70,11 +70,11 @@ def test_merge_keeps_stored_first_point_and_better_extremes() -> None:
 
 def test_choose_level_bounds_items_read() -> None:
     assert rollups.choose_level(1000, 2000) == 0
-    assert rollups.choose_level(32_000, 2000) == 0
+    assert rollups.choose_level(rollups.ITEMS_PER_POINT * 2000, 2000) == 0
     for total in (10**5, 10**6, 10**7, 10**8):
         level = rollups.choose_level(total, 2000)
         assert level >= 1
-        assert math.ceil(total / rollups.LEVEL_SIZES[level - 1]) <= 16 * 2000
+        assert math.ceil(total / rollups.LEVEL_SIZES[level - 1]) <= rollups.ITEMS_PER_POINT * 2000
 
 
 def test_downsample_of_raw_points() -> None:

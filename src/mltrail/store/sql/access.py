@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import ColumnElement, Connection, and_, select, true
+from sqlalchemy import ColumnElement, Connection, select, true
 
 from mltrail.core import validation
 from mltrail.core.errors import NotFoundError, PermissionDeniedError, ValidationError
@@ -70,18 +70,26 @@ def check_project(conn: Connection, scope: Scope, project_id: Any) -> int:
 def experiment_pk(conn: Connection, scope: Scope, project_id: Any, experiment_id: Any) -> int:
     """The surrogate key of (project, experiment number), after the access check.
 
+    One query on the hot path; the precise error is worked out only when it finds nothing.
+
     Raises:
         NotFoundError: unknown project or experiment (field ``project`` / ``experiment``).
         PermissionDeniedError: the user is not a member of the project.
     """
-    pid = check_project(conn, scope, project_id)
+    pid = validation.require_int(project_id, "project", minimum=1)
     number = validation.require_int(experiment_id, "experiment", minimum=1)
-    pk = conn.execute(
-        select(experiments.c.id).where(
-            and_(experiments.c.project_id == pid, experiments.c.number == number)
+    query = select(experiments.c.id).where(
+        experiments.c.project_id == pid, experiments.c.number == number
+    )
+    if not scope.sees_all:
+        assert scope.user is not None
+        members = select(project_members.c.project_id).where(
+            project_members.c.user_id == scope.user.id
         )
-    ).scalar()
+        query = query.where(experiments.c.project_id.in_(members))
+    pk = conn.execute(query).scalar()
     if pk is None:
+        check_project(conn, scope, pid)
         raise NotFoundError(f"experiment {number} does not exist in project {pid}", "experiment")
     return int(pk)
 

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 LEVEL_SIZES = (64, 512, 4096, 32768, 262144)
-ITEMS_PER_POINT = 16  # a read scans at most this many items per returned point
+ITEMS_PER_POINT = 4  # a read scans at most this many items per returned point (see choose_level)
 PARTS = ("first", "last", "min", "max")
 POINT_FIELDS = ("iteration", "epoch", "value")
 COLUMNS = ("n", *(f"{p}_{f}" for p in PARTS for f in POINT_FIELDS))
@@ -23,7 +23,12 @@ Buckets = dict[str, np.ndarray]
 
 
 def choose_level(total: int, max_points: int) -> int:
-    """The finest level with at most ``ITEMS_PER_POINT * max_points`` items (0 = raw)."""
+    """The finest level with at most ``ITEMS_PER_POINT * max_points`` items (0 = raw).
+
+    A small factor keeps the rows read close to ``max_points`` whatever the series length
+    (a 1e5- and a 1e7-point series read 1,563 and 2,442 rows for 2,000 points), while every
+    group of the downsampling still spans whole buckets, whose min and max are exact.
+    """
     budget = ITEMS_PER_POINT * max_points
     if total <= budget:
         return 0
