@@ -163,6 +163,41 @@ def test_retried_batch_is_stored_once(store: Store, project, exp) -> None:
     assert series.total == 200 and len(series.values) == 200
 
 
+def test_concurrent_appends_to_one_experiment_all_land(store: Store, project, exp) -> None:
+    errors: list[BaseException] = []
+
+    def writer(worker: int) -> None:
+        try:
+            for seq in range(5):
+                start = seq * 100
+                chunks = (
+                    chunk("shared", range(start, start + 100), np.full(100, float(worker))),
+                    chunk(f"own-{worker}", range(start, start + 100), np.arange(100.0)),
+                )
+                store.append_points(
+                    project.id, exp.experiment_id, batch(seq, *chunks, client=f"w{worker}")
+                )
+                lines = (LogLine(time.time(), "stdout", "INFO", f"{worker}-{seq}"),)
+                store.append_logs(project.id, exp.experiment_id, LogBatch(f"w{worker}", seq, lines))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    shared = store.read_series(project.id, exp.experiment_id, "shared", "train")
+    assert shared.total == 2000 and len(shared.values) == 2000
+    assert sorted(np.bincount(shared.values.astype(int)).tolist()) == [500] * 4
+    summaries = {s.name: s.count for s in store.list_series(project.id, exp.experiment_id)}
+    assert summaries == {"train/shared": 2000, **{f"train/own-{w}": 500 for w in range(4)}}
+    assert [line.seq for line in store.read_logs(project.id, exp.experiment_id)] == list(
+        range(1, 21)
+    )
+
+
 def test_non_finite_values_round_trip_bit_exact(store: Store, project, exp) -> None:
     odd_nan = struct.unpack("<d", struct.pack("<Q", 0x7FF8_0000_DEAD_BEEF))[0]
     values = [math.nan, math.inf, -math.inf, -0.0, 5e-324, 1.7976931348623157e308, odd_nan]
