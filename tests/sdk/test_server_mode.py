@@ -128,3 +128,45 @@ def test_server_back_before_the_end_gets_the_spool_from_the_writer(settings, ser
         series = check.read_series(exp.project_id, exp.experiment_id, "loss", "train")
         assert series.iterations.tolist() == list(range(300))
         assert check.get_experiment(exp.project_id, exp.experiment_id).status is Status.DONE
+
+
+def test_a_training_script_in_server_mode_never_imports_sqlalchemy(server):
+    # (click is not checked: httpx imports it for its own command line when it is installed)
+    code = (
+        "import sys, mltrail\n"
+        "with mltrail.start('light') as exp:\n"
+        "    exp.log({'loss': 1.0})\n"
+        "print(sorted(m for m in ('sqlalchemy', 'fastapi', 'alembic', 'uvicorn') if m in sys.modules))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLTRAIL_")}
+    env |= {
+        "MLTRAIL_HOME": os.environ["MLTRAIL_HOME"],
+        "MLTRAIL_URL": server.url,
+        "MLTRAIL_TOKEN": server.admin_token,
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_sync_with_the_server_down_keeps_the_spool_and_fails(settings, tmp_path):
+    from mltrail.sdk.spool import encode_status
+    from support.servers import free_port
+
+    url = f"http://127.0.0.1:{free_port()}"
+    spool = Spool.from_settings(settings.with_(url=url))
+    spool.write(url, 1, 1, "c", encode_status(Status.DONE))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLTRAIL_")}
+    env |= {"MLTRAIL_HOME": str(settings.home), "MLTRAIL_URL": url, "MLTRAIL_TOKEN": "t"}
+    done = subprocess.run(
+        [sys.executable, "-m", "mltrail", "sync"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 1
+    assert "1 batches remain" in done.stderr and "run `mltrail sync` again" in done.stderr
+    assert len(spool.files()) == 1
