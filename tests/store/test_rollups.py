@@ -93,3 +93,14 @@ def test_downsample_of_raw_points() -> None:
     assert len(got_it) <= 100
     assert got_it[0] == 0 and got_it[-1] == n - 1 and np.all(np.diff(got_it) >= 0)
     assert 10.0 in got_v.tolist() and 4321 in got_it.tolist()
+
+
+def test_chunk_codec_handles_one_point_and_constant_columns() -> None:
+    for n in (1, 2, 500):
+        it = np.full(n, 7, dtype=np.int64) if n == 2 else np.arange(3, 3 + n, dtype=np.int64)
+        chunk = SeriesChunk(
+            "k", "train", it, np.full(n, -1), np.full(n, 0.25), np.full(n, 1.7e9 + 0.5)
+        )
+        got_it, got_ep, got_values, got_times = points.decode_chunk(points.encode_chunk(chunk), n)
+        assert got_it.tolist() == it.tolist() and got_ep.tolist() == [-1] * n
+        assert got_values.tolist() == [0.25] * n and got_times.tolist() == [1.7e9 + 0.5] * n

@@ -7,6 +7,7 @@ level, all in the caller's transaction.
 
 from __future__ import annotations
 
+import struct
 import zlib
 from dataclasses import dataclass
 from typing import Any
@@ -24,29 +25,64 @@ from mltrail.store.sql.engine import Database
 from mltrail.store.sql.tables import experiments, metric_chunks, metric_rollups, metric_series
 
 _COLUMNS = 4  # iteration deltas, epochs, value bits, time deltas (ms): all int64
+_PLANES = _COLUMNS * 8
+_FORMAT = 1
+_HEADER = struct.Struct("<BqqI")  # format, first iteration, first time (ms), constant planes
+
+
+def _deltas(column: np.ndarray) -> np.ndarray:
+    """Deltas with the first slot filled like the second, so regular columns stay constant."""
+    out = np.diff(column, prepend=column[:1])
+    if len(out) > 1:
+        out[0] = out[1]
+    return out
 
 
 def encode_chunk(chunk: SeriesChunk) -> bytes:
-    """Pack a chunk: int64 columns, byte-shuffled (so zlib sees the zero bytes), level 1."""
+    """Pack a chunk's columns into bytes (values bit-exact).
+
+    The four int64 columns are byte-shuffled into 32 byte planes; planes holding one repeated
+    byte (regular iterations, a constant epoch, the zero high bytes of small deltas) are stored
+    as that byte in the header, the rest are deflated at level 1.
+    """
     n = len(chunk)
     millis = np.round(chunk.times * 1000.0).astype(np.int64)
     table = np.empty((_COLUMNS, n), dtype="<i8")
-    table[0] = np.diff(chunk.iterations, prepend=0)
+    table[0] = _deltas(chunk.iterations)
     table[1] = chunk.epochs
     table[2] = np.ascontiguousarray(chunk.values, dtype="<f8").view("<i8")
-    table[3] = np.diff(millis, prepend=0)
-    shuffled = table.view(np.uint8).reshape(_COLUMNS, n, 8).transpose(0, 2, 1)
-    return zlib.compress(shuffled.tobytes(), 1)
+    table[3] = _deltas(millis)
+    planes = table.view(np.uint8).reshape(_COLUMNS, n, 8).transpose(0, 2, 1).reshape(_PLANES, n)
+    constant = np.all(planes == planes[:, :1], axis=1)
+    mask = int(np.packbits(constant, bitorder="little").view("<u4")[0])
+    header = _HEADER.pack(_FORMAT, int(chunk.iterations[0]), int(millis[0]), mask)
+    body = zlib.compress(np.ascontiguousarray(planes[~constant]).tobytes(), 1)
+    return header + planes[constant, 0].tobytes() + body
 
 
 def decode_chunk(data: bytes, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Inverse of :func:`encode_chunk`: iterations, epochs, values (bit-exact), times."""
-    raw = np.frombuffer(zlib.decompress(data), dtype=np.uint8).reshape(_COLUMNS, 8, n)
-    table = np.ascontiguousarray(raw.transpose(0, 2, 1)).view("<i8").reshape(_COLUMNS, n)
-    iterations = np.cumsum(table[0])
+    _format, first_iteration, first_millis, mask = _HEADER.unpack_from(data)
+    constant = np.unpackbits(np.array([mask], dtype="<u4").view(np.uint8), bitorder="little")
+    constant = constant.astype(bool)
+    k = int(constant.sum())
+    planes = np.empty((_PLANES, n), dtype=np.uint8)
+    planes[constant] = np.frombuffer(data, np.uint8, k, _HEADER.size)[:, None]
+    rest = zlib.decompress(data[_HEADER.size + k :])
+    planes[~constant] = np.frombuffer(rest, dtype=np.uint8).reshape(-1, n)
+    table = (
+        planes.reshape(_COLUMNS, 8, n).transpose(0, 2, 1).copy().view("<i8").reshape(_COLUMNS, n)
+    )
+    iterations = _undelta(table[0], first_iteration)
     values = table[2].view("<f8").astype(np.float64)
-    times = np.cumsum(table[3]) / 1000.0
+    times = _undelta(table[3], first_millis) / 1000.0
     return iterations, table[1].astype(np.int64), values, times
+
+
+def _undelta(deltas: np.ndarray, first: int) -> np.ndarray:
+    out = np.cumsum(deltas)
+    out += first - out[0]
+    return out
 
 
 def _merge_chunks(chunks: list[SeriesChunk]) -> list[SeriesChunk]:
@@ -82,7 +118,7 @@ def append_points(
     rows = [series[(c.key, c.phase)] for c in chunks]
     writes = _Writes(rows, chunks)
     writes.add_rollups(_stored_partials(conn, rows))
-    writes.flush(conn)
+    writes.flush(conn, db)
     conn.execute(update(experiments).where(experiments.c.id == pk).values(updated_at=db.clock()))
     return sum(len(c) for c in chunks)
 
@@ -184,15 +220,14 @@ class _Writes:
                 else:
                     self.new_buckets.append(row)
 
-    def flush(self, conn: Connection) -> None:
+    def flush(self, conn: Connection, db: Database) -> None:
         conn.execute(metric_chunks.insert(), self.chunk_rows())
         conn.execute(
             _SERIES_UPDATE, [_summary(r, c) for r, c in zip(self.rows, self.chunks, strict=True)]
         )
         if self.merged_buckets:
             conn.execute(_ROLLUP_UPDATE, self.merged_buckets)
-        if self.new_buckets:
-            conn.execute(metric_rollups.insert(), self.new_buckets)
+        db.insert_many(conn, metric_rollups, self.new_buckets)
 
 
 def _summary(row: Any, chunk: SeriesChunk) -> dict[str, Any]:
