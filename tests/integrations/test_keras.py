@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 
 import numpy as np
 import pytest
@@ -87,3 +88,24 @@ def test_keras_evaluate_goes_to_test_phase_of_a_given_experiment():
             if s.phase == "test"
         }
     assert test == {("loss", 1), ("accuracy", 1)}
+
+
+def test_a_stop_request_ends_fit_early_and_the_run_is_stopped():
+    settings = Settings.from_env().with_(strict=True, capture_console=False)
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(40, 4)).astype("float32")
+    y = (x.sum(axis=1) > 0).astype("float32")
+    callback = MltrailCallback("keras", settings=settings, stop_poll_seconds=0.02)
+
+    class AskToStop(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                exp = callback.experiment
+                exp.store.request_stop(exp.project_id, exp.experiment_id)
+                time.sleep(0.5)  # the watcher polls every 20 ms
+
+    history = _model().fit(
+        x, y, epochs=50, batch_size=20, callbacks=[AskToStop(), callback], verbose=0
+    )
+    assert len(history.epoch) < 50
+    assert callback.experiment.status is Status.STOPPED

@@ -181,3 +181,9 @@ class _Null:
 
     def flush(self) -> None:
         pass
+
+
+def test_mltrail_project_alone_names_the_default_project(settings, store):
+    with start(settings=settings.with_(project="from-env")) as exp:
+        exp.log({"loss": 1.0})
+    assert store.find_project("from-env").id == exp.project_id

@@ -53,7 +53,8 @@ def start(
     """Start recording an experiment (``with mltrail.start("mnist") as exp: ...``).
 
     Args:
-        project: project id or display name; a new name creates the project.
+        project: project id or display name; a new name creates the project. Defaults to
+            ``settings.project`` (``MLTRAIL_PROJECT``).
         display_name: the experiment's name; ``experiment-<n>`` by default.
         description: free text.
         hyperparams: a mapping (or an ``argparse.Namespace``) of hyperparameters.
@@ -119,6 +120,8 @@ def _open_record(
             environment=environment,
             source=source,
         )
+    if project is None:
+        project = settings.project  # MLTRAIL_PROJECT alone names the default project
     if project is None:
         raise ValidationError("is required: a project id or display name", "project")
     project_id = resolve_project(store, project)
