@@ -174,3 +174,34 @@ def test_sigkilled_agent_without_retries_leaves_the_job_failed(
     assert failed.job_id == job.job_id and failed.attempts == 1
     assert "lease expired" in (failed.error or "")
     assert http_store.get_experiment(project, job.experiment_id).status is Status.FAILED
+
+
+SDK_SCRIPT = """
+import time
+import mltrail
+with mltrail.start() as exp:
+    for i in range(100000):
+        exp.log({"loss": 1.0 / (i + 1)})
+        if i == 5:
+            print("training", flush=True)
+        time.sleep(0.02)
+"""
+
+
+def test_the_sdk_inside_a_job_attaches_to_its_experiment_and_sees_the_stop(
+    server: Any, agent_factory: Any, http_store: Any
+) -> None:
+    project = http_store.create_project("sdk").id
+    job = http_store.submit_job(project, [PY, "-c", SDK_SCRIPT], display_name="sdk run")
+    agent_factory(server, *AGENT_ARGS)
+    wait_for(lambda: _logged(http_store, job, "training"))
+    [before] = wait_for(lambda: http_store.list_series(project, job.experiment_id))
+    http_store.request_stop(project, job.experiment_id)
+    done = wait_for(lambda: _final(http_store, job.job_id), timeout=60)
+    assert done.status is Status.STOPPED
+    page = http_store.list_experiments(project)
+    assert page.total == 1  # attached, not a second experiment
+    experiment = page.items[0]
+    assert (experiment.display_name, experiment.status) == ("sdk run", Status.STOPPED)
+    [series] = http_store.list_series(project, job.experiment_id)
+    assert series.key == "loss" and series.count >= before.count >= 1

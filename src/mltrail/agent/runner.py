@@ -222,6 +222,9 @@ class AgentRunner:
             start_pump(proc.stderr, "stderr", shipper),
         ]
         outcome = self._supervise(proc, lease)
+        if outcome.status is Status.FAILED and not outcome.lost and self._stop_asked(job, lease):
+            # the SDK inside saw the stop first and ended the process itself
+            outcome = _Outcome(Status.STOPPED, exit_code=outcome.exit_code)
         _kill_group(proc.pid, signal.SIGKILL)  # leftovers holding the pipes open
         for pump in pumps:
             pump.join(PUMP_JOIN_SECONDS)
@@ -244,6 +247,14 @@ class AgentRunner:
             if self._should_exit():
                 self._terminate(proc)
                 return _Outcome(Status.FAILED, error="the agent was shut down while the job ran")
+
+    def _stop_asked(self, job: Job, lease: LeaseKeeper) -> bool:
+        if lease.stop_requested.is_set():
+            return True
+        try:
+            return self._heartbeat(job).stop_requested
+        except MltrailError:
+            return False
 
     def _heartbeat(self, job: Job) -> HeartbeatReply:
         return self.store.heartbeat(self.agent_id, job.job_id, lease_seconds=self.lease)
