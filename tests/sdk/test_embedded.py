@@ -109,8 +109,10 @@ def test_bad_log_input_is_a_value_error_naming_the_field(settings, store, kwargs
         with pytest.raises(ValueError) as info:
             exp.log(**kwargs)
         assert info.value.field == field
-    # the bad call stored nothing, the good one is there
-    assert [s.count for s in store.list_series(exp.project_id, exp.experiment_id)] == [1]
+        exp.log({"loss": 0.2})
+    # the bad call stored nothing and did not move the iteration counter
+    series = store.read_series(exp.project_id, exp.experiment_id, "loss", "train")
+    assert series.iterations.tolist() == [0, 1]
 
 
 def test_iteration_counts_up_and_other_phases_share_it(settings, store):

@@ -244,9 +244,13 @@ class Experiment:
             return
         if phase not in _PHASES:
             phase = validation.phase(phase)
+        items = self._items(metrics)  # everything is checked before any state changes
+        if epoch is None:
+            epoch = self._epoch
+        elif type(epoch) is not int or epoch < 0:
+            epoch = validation.require_int(epoch, "epoch", minimum=0)
         iteration = self._next_iteration(iteration, phase)
-        epoch = self._epoch if epoch is None else self._set_epoch(epoch)
-        items = self._items(metrics)
+        self._epoch = epoch
         self._writer.add_points(phase, iteration, epoch, time.time(), items)
         if self._stop_requested or self._writer.error is not None:
             self._raise_pending()
