@@ -11,9 +11,9 @@ import asyncio
 import base64
 import binascii
 import time
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -24,6 +24,8 @@ from mltrail.server.schemas import ERROR_RESPONSES
 from mltrail.store import jobs_base as jb
 
 POLL_SECONDS = 0.25
+MAX_ID = 2**31 - 1  # database integers: larger ids cannot exist
+JobId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 router = APIRouter(tags=["jobs"], responses=ERROR_RESPONSES)
 
@@ -39,7 +41,7 @@ class JobIn(BaseModel):
     env: dict[str, str] = Field(default_factory=dict)
     source: dict[str, Any] | None = None
     snapshot_base64: str | None = Field(None, description="gzip tarball of the working directory")
-    max_retries: int = 0
+    max_retries: int = Field(0, ge=0, le=jb.MAX_RETRIES)
 
 
 class JobOut(BaseModel):
@@ -77,7 +79,7 @@ class ClaimOut(BaseModel):
 class FinishIn(BaseModel):
     agent_id: str
     status: Status
-    exit_code: int | None = None
+    exit_code: int | None = Field(None, ge=-MAX_ID, le=MAX_ID)
     error: str | None = None
 
 
@@ -100,7 +102,7 @@ class AgentOut(BaseModel):
 
 
 class HeartbeatIn(BaseModel):
-    job_id: int | None = None
+    job_id: int | None = Field(None, ge=1, le=MAX_ID)
     lease_seconds: float = jb.DEFAULT_LEASE_SECONDS
 
 
@@ -124,7 +126,9 @@ def _decode_snapshot(text: str | None) -> bytes | None:
 
 # --- jobs --------------------------------------------------------------------------------------
 @router.post("/projects/{project_id}/jobs", response_model=JobOut, status_code=201)
-def submit_job(project_id: int, body: JobIn, store: StoreDep) -> dict:
+def submit_job(
+    project_id: Annotated[int, Path(ge=1, le=MAX_ID)], body: JobIn, store: StoreDep
+) -> dict:
     """Create the experiment (status ``queued``) and its job."""
     job = store.submit_job(  # type: ignore[attr-defined]
         project_id,
@@ -143,7 +147,7 @@ def submit_job(project_id: int, body: JobIn, store: StoreDep) -> dict:
 @router.get("/jobs", response_model=list[JobOut])
 def list_jobs(
     store: StoreDep,
-    project_id: int | None = Query(None, ge=1),
+    project_id: int | None = Query(None, ge=1, le=MAX_ID),
     queue: str | None = None,
     status: Status | None = None,
     limit: int = Query(1000, ge=1, le=10_000),
@@ -171,19 +175,19 @@ async def claim_job(body: ClaimIn, store: StoreDep) -> dict:
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut)
-def get_job(job_id: int, store: StoreDep) -> dict:
+def get_job(job_id: JobId, store: StoreDep) -> dict:
     return jb.job_to_wire(store.get_job(job_id))  # type: ignore[attr-defined]
 
 
 @router.get("/jobs/{job_id}/snapshot", response_model=SnapshotOut)
-def get_job_snapshot(job_id: int, store: StoreDep) -> dict:
+def get_job_snapshot(job_id: JobId, store: StoreDep) -> dict:
     """The uploaded tarball, base64-encoded."""
     data = store.get_job_snapshot(job_id)  # type: ignore[attr-defined]
     return {"snapshot_base64": base64.b64encode(data).decode("ascii")}
 
 
 @router.post("/jobs/{job_id}/finish", response_model=JobOut)
-def finish_job(job_id: int, body: FinishIn, store: StoreDep) -> dict:
+def finish_job(job_id: JobId, body: FinishIn, store: StoreDep) -> dict:
     """Record the exit; 409 when the agent no longer holds the job."""
     job = store.finish_job(  # type: ignore[attr-defined]
         job_id, body.agent_id, status=body.status, exit_code=body.exit_code, error=body.error

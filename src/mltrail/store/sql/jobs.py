@@ -29,7 +29,7 @@ from sqlalchemy import (
 )
 
 from mltrail.core import validation
-from mltrail.core.errors import ConflictError, NotFoundError
+from mltrail.core.errors import ConflictError, NotFoundError, ValidationError
 from mltrail.core.types import Status
 from mltrail.store import jobs_base as jb
 from mltrail.store.jobs_base import Agent, HeartbeatReply, Job
@@ -168,6 +168,8 @@ def submit_job(
         )
     ).scalar_one()
     source = dict(spec.source)
+    if source.get("kind") == "tarball" and snapshot is None:
+        raise ValidationError("a tarball source needs the snapshot bytes", "snapshot")
     if snapshot is not None:
         source = {
             "kind": "tarball",
@@ -188,8 +190,8 @@ def submit_job(
             attempts=0,
             created_at=now,
         )
-    ).inserted_primary_key[0]
-    return _to_job(_load_job(conn, scope, job_id))
+    ).inserted_primary_key
+    return _to_job(_load_job(conn, scope, int(job_id[0])))
 
 
 def get_job(conn: Connection, scope: Scope, job_id: Any) -> Job:
