@@ -24,7 +24,7 @@ from mltrail.core.weights import weights_hash
 from mltrail.sdk.console import ConsoleCapture
 from mltrail.sdk.environment import collect_environment, collect_source
 from mltrail.sdk.inputs import jsonable, metric_number, params_mapping, resolve_project, tags_tuple
-from mltrail.sdk.spool import Spool, encode_status, is_transient, sync, target_of
+from mltrail.sdk.spool import Spool, encode_status, is_transient, sync_in_background, target_of
 from mltrail.sdk.stop import POLL_SECONDS, StopWatcher
 from mltrail.sdk.writer import CLOSE_TIMEOUT_SECONDS, Writer
 
@@ -186,7 +186,7 @@ class Experiment:
         self._previous_excepthook = sys.excepthook
         sys.excepthook = self._excepthook
         atexit.register(self._at_exit)
-        _sync_spool_in_background(store, settings)
+        sync_in_background(store, settings)
 
     # --- identity ------------------------------------------------------------------------------
     @property
@@ -494,15 +494,3 @@ class Experiment:
                 RuntimeWarning,
                 stacklevel=3,
             )
-
-
-def _sync_spool_in_background(store: Store, settings: Settings) -> None:
-    """Upload what earlier runs left in the spool, without delaying this one."""
-    if not Spool.from_settings(settings).files():
-        return
-
-    def run() -> None:
-        with contextlib.suppress(Exception):  # `mltrail sync` reports problems; a run must not
-            sync(store, settings)
-
-    threading.Thread(target=run, name="mltrail-spool-sync", daemon=True).start()

@@ -9,6 +9,7 @@ spool outgrows ``settings.spool_limit_bytes`` the oldest files are dropped, with
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import os
@@ -218,6 +219,18 @@ def sync(store: Store, settings: Settings) -> SyncResult:
         What was sent, what remains and what was rejected.
     """
     return Spool.from_settings(settings).replay(store, target_of(settings))
+
+
+def sync_in_background(store: Store, settings: Settings) -> None:
+    """Upload what earlier runs left in the spool, without delaying this one."""
+    if not Spool.from_settings(settings).files():  # the common case costs one listdir
+        return
+
+    def run() -> None:
+        with contextlib.suppress(Exception):  # `mltrail sync` reports problems; a run must not
+            sync(store, settings)
+
+    threading.Thread(target=run, name="mltrail-spool-sync", daemon=True).start()
 
 
 # --- records ------------------------------------------------------------------------------------
