@@ -10,11 +10,32 @@ import re
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from conftest import wait_for
 from mltrail.core.types import Status
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_server(request: pytest.FixtureRequest) -> Any:
+    """A real server on SQLite, then on PostgreSQL (claims use SKIP LOCKED there)."""
+    # the database first, so it is dropped only after the server has stopped
+    db_url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+    return request.getfixturevalue("server_factory")(db_url)
+
+
+@pytest.fixture
+def db_store(db_server: Any) -> Iterator[Any]:
+    from mltrail.store.http import HttpStore
+
+    store = HttpStore(db_server.url, db_server.admin_token)
+    yield store
+    store.close()
+
 
 AGENT_ARGS = ("--lease-timeout", "3", "--grace-period", "2", "--poll", "2")
 PY = sys.executable
@@ -46,10 +67,10 @@ def _logged(store: Any, job: Any, text: str) -> bool:
 
 
 def test_two_agents_run_every_job_once_with_statuses_exit_codes_and_logs(
-    server: Any, agent_factory: Any, http_store: Any
+    db_server: Any, agent_factory: Any, db_store: Any
 ) -> None:
-    project = http_store.create_project("remote").id
-    submit = lambda command, **kw: http_store.submit_job(project, command, **kw)  # noqa: E731
+    project = db_store.create_project("remote").id
+    submit = lambda command, **kw: db_store.submit_job(project, command, **kw)  # noqa: E731
     many = submit(_py("for i in range(100000): print(i)"), display_name="many lines")
     ok = submit(_py("import sys; print('hello'); print('to stderr', file=sys.stderr)"))
     failing = submit(_py("import sys; print('about to fail'); sys.exit(3)"))
@@ -68,15 +89,15 @@ def test_two_agents_run_every_job_once_with_statuses_exit_codes_and_logs(
             " print('ignoring SIGTERM', flush=True); time.sleep(600)"
         )
     )
-    agents = [agent_factory(server, *AGENT_ARGS), agent_factory(server, *AGENT_ARGS)]
+    agents = [agent_factory(db_server, *AGENT_ARGS), agent_factory(db_server, *AGENT_ARGS)]
 
-    wait_for(lambda: _logged(http_store, stoppable, "started"))
-    http_store.request_stop(project, stoppable.experiment_id)
-    wait_for(lambda: _logged(http_store, stubborn, "ignoring SIGTERM"))
+    wait_for(lambda: _logged(db_store, stoppable, "started"))
+    db_store.request_stop(project, stoppable.experiment_id)
+    wait_for(lambda: _logged(db_store, stubborn, "ignoring SIGTERM"))
     asked = time.monotonic()
-    http_store.request_stop(project, stubborn.experiment_id)
+    db_store.request_stop(project, stubborn.experiment_id)
     jobs = {
-        j.job_id: wait_for(lambda j=j: _final(http_store, j.job_id), timeout=120)
+        j.job_id: wait_for(lambda j=j: _final(db_store, j.job_id), timeout=120)
         for j in (many, ok, failing, missing, env, stoppable, stubborn)
     }
     assert time.monotonic() - asked >= 2  # the grace period was honoured before SIGKILL
@@ -94,20 +115,20 @@ def test_two_agents_run_every_job_once_with_statuses_exit_codes_and_logs(
         j.error for j in jobs.values()
     ]
     for job in jobs.values():
-        experiment = http_store.get_experiment(project, job.experiment_id)
+        experiment = db_store.get_experiment(project, job.experiment_id)
         assert experiment.status is job.status and experiment.ended_at is not None
 
-    assert _messages(http_store, many, "stdout") == [str(i) for i in range(100_000)]
-    assert _messages(http_store, ok, "stdout") == ["hello"]
-    assert _messages(http_store, ok, "stderr") == ["to stderr"]
-    assert _messages(http_store, failing, "agent") == ["exited with code 3"]
-    assert _messages(http_store, missing, "agent") == [
+    assert _messages(db_store, many, "stdout") == [str(i) for i in range(100_000)]
+    assert _messages(db_store, ok, "stdout") == ["hello"]
+    assert _messages(db_store, ok, "stderr") == ["to stderr"]
+    assert _messages(db_store, failing, "agent") == ["exited with code 3"]
+    assert _messages(db_store, missing, "agent") == [
         "command not found: no-such-command-mltrail-test"
     ]
-    assert _messages(http_store, env, "stdout") == [
-        f"{project} {env.experiment_id} 1 {server.url} bar"
+    assert _messages(db_store, env, "stdout") == [
+        f"{project} {env.experiment_id} 1 {db_server.url} bar"
     ]
-    assert _messages(http_store, stoppable, "agent") == ["stopped on request"]
+    assert _messages(db_store, stoppable, "agent") == ["stopped on request"]
 
     # no job ran twice: one claim each, one start line each across both agents' logs
     assert all(j.attempts == 1 for j in jobs.values())
@@ -139,20 +160,20 @@ def _run_once_then_finish(marker: Path) -> list[str]:
 
 
 def test_sigkilled_agent_lease_expires_and_the_job_is_requeued(
-    server: Any, agent_factory: Any, http_store: Any, tmp_path: Path
+    db_server: Any, agent_factory: Any, db_store: Any, tmp_path: Path
 ) -> None:
-    project = http_store.create_project("crash").id
-    job = http_store.submit_job(project, _run_once_then_finish(tmp_path / "marker"), max_retries=1)
-    doomed = agent_factory(server, *AGENT_ARGS)
-    pid = wait_for(lambda: _pid_from_logs(http_store, job))
+    project = db_store.create_project("crash").id
+    job = db_store.submit_job(project, _run_once_then_finish(tmp_path / "marker"), max_retries=1)
+    doomed = agent_factory(db_server, *AGENT_ARGS)
+    pid = wait_for(lambda: _pid_from_logs(db_store, job))
     doomed.kill()
     os.kill(pid, signal.SIGKILL)  # the job ran in its own session; a dead machine takes it too
-    rescuer = agent_factory(server, *AGENT_ARGS)
-    done = wait_for(lambda: _final(http_store, job.job_id), timeout=60)
+    rescuer = agent_factory(db_server, *AGENT_ARGS)
+    done = wait_for(lambda: _final(db_store, job.job_id), timeout=60)
     assert (done.status, done.exit_code, done.attempts) == (Status.DONE, 0, 2)
     assert done.agent_id in rescuer.stderr and done.agent_id not in doomed.stderr
-    assert _messages(http_store, job, "stdout") == [f"pid {pid}", "second run"]
-    assert http_store.get_experiment(project, job.experiment_id).status is Status.DONE
+    assert _messages(db_store, job, "stdout") == [f"pid {pid}", "second run"]
+    assert db_store.get_experiment(project, job.experiment_id).status is Status.DONE
 
 
 def test_sigkilled_agent_without_retries_leaves_the_job_failed(

@@ -176,7 +176,7 @@ def submit_job(
             "size": len(snapshot),
             "sha256": hashlib.sha256(snapshot).hexdigest(),
         }
-    job_id = conn.execute(
+    inserted = conn.execute(
         jobs.insert().values(
             project_id=experiment.project_id,
             experiment_id=pk,
@@ -190,8 +190,10 @@ def submit_job(
             attempts=0,
             created_at=now,
         )
-    ).inserted_primary_key
-    return _to_job(_load_job(conn, scope, int(job_id[0])))
+    )
+    key = inserted.inserted_primary_key
+    assert key is not None
+    return _to_job(_load_job(conn, scope, int(key[0])))
 
 
 def get_job(conn: Connection, scope: Scope, job_id: Any) -> Job:
