@@ -24,6 +24,7 @@ from ui_seed import UiServer, open_page
 
 from mltrail.api import Api
 from mltrail.store.sql import SqlStore
+from support.servers import ServerProcess
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -36,12 +37,31 @@ CHROMIUM_ARGS = [
 ]
 
 
-@pytest.fixture
-def ui_server(server) -> Iterator[UiServer]:
+def _ui_server(server: ServerProcess) -> Iterator[UiServer]:
     store = SqlStore.open(server.db_url)
     scoped = store.as_user(store.auth.get_user("admin"))
     yield UiServer(server.url, server.admin_token, scoped, Api(scoped))
     store.close()
+
+
+@pytest.fixture(scope="session")
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One real server for the browser tests; each test works in projects of its own."""
+    home = tmp_path_factory.mktemp("ui-server")
+    proc = ServerProcess(f"sqlite:///{home / 'mltrail.db'}", home).start()
+    yield proc
+    proc.close()
+
+
+@pytest.fixture
+def ui_server(shared_server: ServerProcess) -> Iterator[UiServer]:
+    yield from _ui_server(shared_server)
+
+
+@pytest.fixture
+def empty_ui_server(server: ServerProcess) -> Iterator[UiServer]:
+    """A server of its own, on an empty database (for empty-state checks)."""
+    yield from _ui_server(server)
 
 
 @pytest.fixture(scope="session")

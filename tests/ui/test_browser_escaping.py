@@ -60,7 +60,8 @@ def assert_inert(page) -> None:
 
 def test_projects_and_table_show_html_as_text(page, ui_server, hostile) -> None:
     page.goto(ui_server.url + "/")
-    expect(page.locator("table.projects td.name")).to_have_text(PROJECT)
+    row = page.locator(f"table.projects tr[data-project-id='{hostile['project']}']")
+    expect(row.locator("td.name")).to_have_text(PROJECT)
     assert_inert(page)
     page.goto(f"{ui_server.url}/#/projects/{hostile['project']}")
     expect(page.locator("table.experiments tbody tr")).to_have_count(2)

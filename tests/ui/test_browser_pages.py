@@ -19,7 +19,8 @@ def test_projects_list_shows_counts_and_opens_a_project(page, ui_server) -> None
     expect(row.locator("td.name")).to_have_text("cifar10-resnet")
     expect(row.locator("td.count")).to_have_text("2")
     expect(row.locator("td.description")).to_have_text("Image classification baselines")
-    expect(page.locator("table.projects tbody tr")).to_have_count(2)
+    empty = page.locator("table.projects tr", has_text="empty-project")
+    expect(empty.locator("td.count")).to_have_text("0")
     expect(page.locator("#user")).to_contain_text("admin")
     row.locator("td.name a").click()
     expect(page).to_have_url(re.compile(rf"#/projects/{ids['project']}$"))
@@ -27,9 +28,15 @@ def test_projects_list_shows_counts_and_opens_a_project(page, ui_server) -> None
     assert page.errors == []
 
 
+def test_an_empty_server_says_how_to_start(browser, empty_ui_server) -> None:
+    for page in open_page(browser, empty_ui_server.token):
+        page.goto(empty_ui_server.url + "/")
+        expect(page.locator(".empty")).to_contain_text("No projects yet")
+        expect(page.locator("table.projects")).to_have_count(0)
+
+
 def test_create_project_from_the_form(page, ui_server) -> None:
     page.goto(ui_server.url + "/")
-    expect(page.locator(".empty")).to_contain_text("No projects yet")
     page.fill("input[name=display_name]", "speech-models")
     page.fill("input[name=description]", "wav2vec fine-tuning")
     page.click("button:has-text('Create project')")
@@ -44,7 +51,7 @@ def test_create_project_shows_the_servers_message_with_the_field(page, ui_server
     page.click("button:has-text('Create project')")
     error = page.locator(".create-project .form-error")
     expect(error).to_contain_text("display_name")
-    assert ui_server.store.list_projects() == []
+    assert all(p.display_name.strip() for p in ui_server.store.list_projects())
 
 
 def test_missing_token_shows_the_login_form_then_the_page(anonymous_page, ui_server) -> None:
@@ -86,7 +93,7 @@ def test_sign_out_forgets_the_token(page, ui_server) -> None:
     [
         ("/#/projects/9999", "9999"),
         ("/#/projects/{project}/experiments/9999", "9999"),
-        ("/#/projects/{project}/compare?ids=1,9999", "9999"),
+        ("/#/projects/{project}/compare?ids=9999", "9999"),
         ("/#/no/such/page", "/no/such/page"),
         ("/projects/9999", "9999"),
     ],

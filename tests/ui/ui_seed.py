@@ -129,12 +129,15 @@ def add_training_run(
         project, e, metric_batch("accuracy", "validation", ends, acc, epoch_of[ends])
     )
     for epoch, iteration in enumerate(ends.tolist()):
-        store.link_weights_hash(project, e, _hash(name, epoch), iteration=iteration, epoch=epoch)
+        store.link_weights_hash(
+            project, e, demo_hash(project, name, epoch), iteration=iteration, epoch=epoch
+        )
     return e
 
 
-def _hash(name: str, epoch: int) -> str:
-    return hashlib.sha1(f"{name}/{epoch}".encode()).hexdigest()
+def demo_hash(project: int, name: str, epoch: int) -> str:
+    """The weights hash the demo runs record at each epoch end (distinct per project)."""
+    return hashlib.sha1(f"{project}/{name}/{epoch}".encode()).hexdigest()
 
 
 def add_demo_project(server: UiServer) -> dict[str, int]:
@@ -149,7 +152,7 @@ def add_demo_project(server: UiServer) -> dict[str, int]:
     api.experiments.update_metrics('{"ex_cost": 9.75}', project=project, experiment=second)
     for epoch in range(0, 10, 3):
         api.experiments.update_metrics_per_iteration(
-            _hash("resnet18-lr0.1", epoch), {"ex_robust_acc": 0.5 + 0.04 * epoch}
+            demo_hash(project, "resnet18-lr0.1", epoch), {"ex_robust_acc": 0.5 + 0.04 * epoch}
         )
     api.experiments.update_chart(
         "Per-class accuracy",
