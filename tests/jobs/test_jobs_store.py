@@ -146,6 +146,8 @@ def test_expired_lease_requeues_while_retries_allow_then_fails(
     [failed] = store.expire_leases(now=second.lease_expires_at + 1)
     assert failed.status is Status.FAILED
     assert store.get_experiment(project_id, job.experiment_id).status is Status.FAILED
+    notes = [x.message for x in store.read_logs(project_id, job.experiment_id)]
+    assert len(notes) == 2 and all("lease expired: agent agent-1" in n for n in notes)
 
 
 def test_heartbeat_extends_the_lease_and_reports_stop(store: SqlStore, project_id: int) -> None:

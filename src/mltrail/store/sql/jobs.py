@@ -30,11 +30,13 @@ from sqlalchemy import (
 
 from mltrail.core import validation
 from mltrail.core.errors import ConflictError, NotFoundError, ValidationError
-from mltrail.core.types import Status
+from mltrail.core.types import LogBatch, LogLine, Status
 from mltrail.store import jobs_base as jb
 from mltrail.store.jobs_base import Agent, HeartbeatReply, Job
 from mltrail.store.sql import experiments as exp
+from mltrail.store.sql import logs
 from mltrail.store.sql.access import Scope, check_project, dump_json, load_json
+from mltrail.store.sql.engine import Database
 from mltrail.store.sql.tables import experiments, metadata, projects
 
 jobs = Table(
@@ -388,8 +390,8 @@ def _end_job(
     _set_experiment_status(conn, scope, now, row, status)
 
 
-def expire_leases(conn: Connection, scope: Scope, now: float) -> list[Job]:
-    """Re-queue or fail every running job whose lease ran out."""
+def expire_leases(conn: Connection, db: Database, now: float) -> list[Job]:
+    """Re-queue or fail every running job whose lease ran out, saying so in its logs."""
     rows = conn.execute(
         _job_select()
         .where(jobs.c.status == Status.RUNNING.value, jobs.c.lease_expires_at < now)
@@ -411,6 +413,9 @@ def expire_leases(conn: Connection, scope: Scope, now: float) -> list[Job]:
         else:
             _end_job(conn, unscoped, now, row, Status.FAILED, error=note)
         conn.execute(update(agents).where(agents.c.job_id == row.id).values(job_id=None))
+        line = LogLine(time=now, stream="agent", level="ERROR", message=note)
+        batch = LogBatch(client_id=f"mltrail-lease:job:{row.id}", seq=row.attempts, lines=(line,))
+        logs.append_logs(conn, db, unscoped, (row.project_id, row.number), batch)
     return [_to_job(_load_job(conn, unscoped, r.id)) for r in rows]
 
 
@@ -527,4 +532,4 @@ class SqlJobStore(jb.JobStore):
 
     def expire_leases(self, now: float | None = None) -> list[Job]:
         with self._db.write() as conn:
-            return expire_leases(conn, self._scope, self._now() if now is None else now)
+            return expire_leases(conn, self._db, self._now() if now is None else now)
