@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 import pytest
 from playwright.sync_api import expect
-from ui_seed import add_demo_project, add_training_run, bulk_experiments
+from ui_seed import add_demo_project, add_training_run, bulk_experiments, metric_batch
 
 pytestmark = pytest.mark.browser
 
@@ -114,3 +115,20 @@ def test_ten_thousand_experiments_page_sort_and_filter(page, ui_server) -> None:
     page.click("button.next")
     expect(page.locator(".page-info")).to_have_text("Page 2 of 200")
     assert "page=2" in page.url
+
+
+def test_non_finite_values_are_shown_not_crashed_on(page, ui_server) -> None:
+    store = ui_server.store
+    project = store.create_project("nan-project").id
+    e = store.create_experiment(project, display_name="diverged").experiment_id
+    store.append_points(project, e, metric_batch("loss", "train", [0, 1, 2], [1.0, 2.0, math.nan]))
+    store.append_points(project, e, metric_batch("loss", "validation", [2], [math.inf]))
+    page.goto(f"{ui_server.url}/#/projects/{project}")
+    expect(page.locator("table.experiments tbody tr")).to_have_count(1)
+    assert column_texts(page, "train/loss") == ["NaN"]
+    assert column_texts(page, "validation/loss") == ["Infinity"]
+    page.click("td.name a")
+    loss = page.locator(".chart-card[data-title='loss']")
+    expect(loss.locator("canvas")).to_have_count(1)
+    expect(page.locator(".metric-summaries")).to_contain_text("last NaN")
+    assert page.errors == []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -114,3 +115,41 @@ def _wait_for_project(store, name: str, timeout: float = 30.0) -> int:
             return project.id
         time.sleep(0.1)
     raise AssertionError(f"the training script did not create project {name!r}")
+
+
+def test_zoom_and_scroll_position_survive_live_refreshes(page, ui_server) -> None:
+    store = ui_server.store
+    project = store.create_project("live-zoom").id
+    e = store.create_experiment(project, display_name="zoomed", status=Status.RUNNING).experiment_id
+    store.append_points(project, e, metric_batch("loss", "train", np.arange(100), np.ones(100)))
+    append_logs(store, project, e, [("INFO", f"line {i}") for i in range(200)])
+    page.goto(f"{ui_server.url}/#/projects/{project}/experiments/{e}")
+    loss = page.locator(".chart-card[data-title='loss']")
+    expect(loss).to_have_attribute("data-points", "100")
+    box = loss.locator(".u-over").bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.5, box["y"] + 30)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.8, box["y"] + 30, steps=5)
+    page.mouse.up()
+    zoomed = (float(loss.get_attribute("data-x-min")), float(loss.get_attribute("data-x-max")))
+    assert 30 < zoomed[0] < zoomed[1] < 90, zoomed
+
+    logs = page.locator(".log-lines")
+    logs.evaluate("el => { el.scrollTop = 0; el.dispatchEvent(new Event('scroll')); }")
+    expect(page.locator("input[name=follow]")).not_to_be_checked()
+
+    store.append_points(project, e, metric_batch("loss", "train", np.arange(100, 150), np.ones(50)))
+    append_logs(store, project, e, [("INFO", "new line")])
+    expect(loss).to_have_attribute("data-points", "150", timeout=LIVE_TIMEOUT_MS)
+    expect(page.locator(".log-line").last).to_have_text(re.compile("new line"))
+    assert (
+        float(loss.get_attribute("data-x-min")),
+        float(loss.get_attribute("data-x-max")),
+    ) == zoomed
+    assert logs.evaluate("el => el.scrollTop") == 0  # the reader's place is kept
+
+    loss.locator(".u-over").dblclick()
+    expect(loss).to_have_attribute("data-x-max", "149")
+    page.check("input[name=follow]")
+    assert logs.evaluate("el => el.scrollHeight - el.scrollTop - el.clientHeight") < 4
+    store.update_experiment(project, e, status=Status.DONE)

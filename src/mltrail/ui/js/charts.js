@@ -139,13 +139,20 @@ export class LineChart {
       smoothing: String(this.options.smoothing || 0),
     });
     if (this.plot && labelsKey === this.labelsKey) {
-      this.plot.setData(data);
+      this.redraw(data);
       return;
     }
     this.destroyPlot();
     this.body.replaceChildren();
     this.labelsKey = labelsKey;
     this.plot = new uPlot(this.plotOptions(), data, this.body);
+  }
+
+  /** New data into the existing plot, keeping the x range the user zoomed to (live charts). */
+  redraw(data) {
+    const { min, max } = this.plot.scales.x;
+    this.plot.setData(data);
+    if (this.zoomed && min !== null && max !== null) this.plot.setScale("x", { min, max });
   }
 
   plotOptions() {
@@ -177,6 +184,15 @@ export class LineChart {
         })),
       ],
       legend: { live: true },
+      hooks: {
+        // A drag selects a zoom; a double-click resets it (uPlot's defaults). Remember which,
+        // so live refreshes do not throw the user's zoom away.
+        setSelect: [(u) => { if (u.select.width > 0) this.zoomed = true; }],
+        ready: [(u) => u.over.addEventListener("dblclick", () => { this.zoomed = false; })],
+        setScale: [(u, key) => {
+          if (key === "x") Object.assign(this.card.dataset, { xMin: u.scales.x.min, xMax: u.scales.x.max });
+        }],
+      },
     };
   }
 

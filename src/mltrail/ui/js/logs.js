@@ -27,9 +27,19 @@ export class LogPanel {
     this.path = experimentPath(projectId, experimentId, "/logs");
     this.lastSeq = 0;
     this.count = 0;
-    this.follow = h("input", { type: "checkbox", checked: true, name: "follow" });
+    this.follow = h("input", {
+      type: "checkbox", checked: true, name: "follow",
+      onchange: () => { if (this.follow.checked) this.lines.scrollTop = this.lines.scrollHeight; },
+    });
     this.state = h("span", { class: "muted log-state" }, "");
-    this.lines = h("div", { class: "log-lines", role: "log", "aria-live": "polite" });
+    this.lines = h("div", {
+      class: "log-lines", role: "log", "aria-live": "polite",
+      // Scrolling up to read pauses following; scrolling back to the end resumes it.
+      onscroll: () => {
+        const atEnd = this.lines.scrollHeight - this.lines.scrollTop - this.lines.clientHeight < 4;
+        this.follow.checked = atEnd;
+      },
+    });
     this.element = h("section", { class: "logs" },
       h("div", { class: "section-head" }, h("h2", {}, "Logs"),
         h("label", { class: "follow" }, this.follow, " Follow"), this.state),
