@@ -226,3 +226,20 @@ def test_the_sdk_inside_a_job_attaches_to_its_experiment_and_sees_the_stop(
     assert (experiment.display_name, experiment.status) == ("sdk run", Status.STOPPED)
     [series] = http_store.list_series(project, job.experiment_id)
     assert series.key == "loss" and series.count >= before.count >= 1
+
+
+def test_a_server_restart_mid_job_loses_and_doubles_no_output(
+    server: Any, agent_factory: Any, http_store: Any
+) -> None:
+    project = http_store.create_project("restart").id
+    code = "import time\nfor i in range(80):\n    print(i, flush=True)\n    time.sleep(0.1)\n"
+    job = http_store.submit_job(project, _py(code))
+    agent = agent_factory(server, "--lease-timeout", "30", "--poll", "2")
+    wait_for(lambda: _logged(http_store, job, "5"))
+    server.stop()
+    time.sleep(1.0)
+    server.start()
+    done = wait_for(lambda: _final(http_store, job.job_id), timeout=120)
+    assert (done.status, done.exit_code, done.attempts) == (Status.DONE, 0, 1)
+    assert _messages(http_store, job, "stdout") == [str(i) for i in range(80)]
+    assert agent.proc.poll() is None
