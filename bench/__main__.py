@@ -4,6 +4,7 @@ and write it (with the machine it ran on) to ``bench/results/latest.md``."""
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
 import time
@@ -39,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="mltrail-bench-") as tmp:
         res = run(Path(tmp), sizes, args.vs == "mlflow")
+        keep_server_logs(Path(tmp), out.parent / "logs")
     res.notes.append(f"total wall time {time.monotonic() - started:.0f} s")
     print("\n" + results_table(res.rows) + "\n\n" + res.scaling_table())
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -78,6 +80,13 @@ def run(workdir: Path, sizes, vs_mlflow: bool) -> workloads.Results:
         if mlflow is not None:
             mlflow.close()
     return res
+
+
+def keep_server_logs(workdir: Path, dest: Path) -> None:
+    """Copy the servers' output next to the results (the scratch directory is deleted)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for log in workdir.glob("*.log"):
+        shutil.copyfile(log, dest / log.name)
 
 
 def run_step(res: workloads.Results, number: str, name: str, step: Callable[[], None]) -> None:

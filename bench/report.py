@@ -81,7 +81,7 @@ def results_table(rows: Sequence[Row]) -> str:
 
 
 def machine_info() -> dict[str, str]:
-    """nproc, CPU model, RAM, Python, OS, date and the mltrail commit."""
+    """nproc, CPU model, RAM, Python, OS, date, the mltrail commit and the load average."""
     return {
         "nproc": str(os.cpu_count()),
         "cpu": _cpu_model(),
@@ -90,7 +90,16 @@ def machine_info() -> dict[str, str]:
         "os": f"{platform.system()} {platform.release()}",
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "commit": _git_commit(),
+        "load average (1/5/15 min) at the end": _load_average(),
     }
+
+
+def _load_average() -> str:
+    """Other processes share the cores; a busy machine explains noisy figures."""
+    try:
+        return " ".join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:
+        return "unknown"
 
 
 def _cpu_model() -> str:
