@@ -139,3 +139,24 @@ def test_run_rejects_bad_input_naming_the_field(
     missing = run_cli(["run", "-p", "999", "--source", "none", "--", "echo"], env)
     assert missing.returncode == 1 and "project" in missing.stderr
     assert http_store.list_jobs(project_id=project) == []
+
+
+def test_embedded_mode_run_and_agent_share_the_local_database(tmp_path: Path) -> None:
+    from mltrail.store.sql import SqlStore
+
+    env = cli_env(tmp_path / "home")
+    assert run_cli(["projects", "create", "local"], env).returncode == 0
+    submitted = run_cli(
+        ["run", "-p", "1", "--source", "none", "--", sys.executable, "-c", "print('embedded ok')"],
+        env,
+    )
+    assert submitted.returncode == 0, submitted.stderr
+    agent = run_cli(["agent", "--max-jobs", "1", "--lease-timeout", "3"], env)
+    assert agent.returncode == 0, agent.stderr
+    store = SqlStore.open(f"sqlite:///{tmp_path / 'home' / 'mltrail.db'}")
+    try:
+        experiment = store.get_experiment(1, int(submitted.stdout.strip()))
+        assert experiment.status is Status.DONE
+        assert [x.message for x in store.read_logs(1, experiment.experiment_id)] == ["embedded ok"]
+    finally:
+        store.close()

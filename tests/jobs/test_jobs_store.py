@@ -198,3 +198,13 @@ def test_unregistered_agent_cannot_claim(store: SqlStore, project_id: int) -> No
     with pytest.raises(NotFoundError) as info:
         store.claim_job("ghost", ["default"], lease_seconds=5)
     assert info.value.field == "agent_id"
+
+
+def test_finish_keeps_an_error_message_with_nul_characters(
+    store: SqlStore, project_id: int
+) -> None:
+    job = store.submit_job(project_id, ["echo"])
+    agent = _agent(store)
+    store.claim_job(agent, ["default"], lease_seconds=5)
+    done = store.finish_job(job.job_id, agent, status=Status.FAILED, error="bad\x00byte")
+    assert done.error == "bad\ufffdbyte"

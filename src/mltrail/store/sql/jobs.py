@@ -360,7 +360,8 @@ def finish_job(
             f"job {row.id} is not running on agent {aid} (status {row.status})", "job"
         )
     code = None if exit_code is None else validation.require_int(exit_code, "exit_code")
-    message = None if error is None else str(error)[:10_000]
+    # PostgreSQL text cannot hold NUL; an agent's message is free text, so replace rather than refuse
+    message = None if error is None else str(error).replace("\x00", "\ufffd")[:10_000]
     _end_job(conn, scope, now, row, final, exit_code=code, error=message)
     conn.execute(update(agents).where(agents.c.id == aid).values(job_id=None, last_seen_at=now))
     return _to_job(_load_job(conn, scope, row.id))
