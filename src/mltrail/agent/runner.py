@@ -23,7 +23,7 @@ from typing import Any
 from mltrail.agent.lease import LeaseKeeper
 from mltrail.agent.logship import LogShipper, start_pump
 from mltrail.agent.workdir import WorkdirError, prepare_workdir, remove_workdir
-from mltrail.core.errors import ConflictError, MltrailError, TransportError
+from mltrail.core.errors import ConflictError, MltrailError, NotFoundError, TransportError
 from mltrail.core.types import Status
 from mltrail.store.jobs_base import (
     DEFAULT_LEASE_SECONDS,
@@ -108,9 +108,7 @@ class AgentRunner:
         Raises:
             AuthenticationError / PermissionDeniedError: the token is refused (at registration).
         """
-        self.store.register_agent(
-            self.agent_id, name=self.options.name, queues=self.queues, lease_seconds=self.lease
-        )
+        self._register()
         log.info("agent %s serving queue(s) %s", self.agent_id, ", ".join(self.queues))
         try:
             while not self._done():
@@ -135,7 +133,17 @@ class AgentRunner:
         except TransportError as exc:
             log.warning("cannot reach the server: %s; retrying", exc)
             time.sleep(min(2.0, self.lease / 2))
-            return None
+        except NotFoundError as exc:
+            if exc.field != "agent_id":
+                raise
+            log.warning("the server forgot this agent; registering again")
+            self._register()
+        return None
+
+    def _register(self) -> None:
+        self.store.register_agent(
+            self.agent_id, name=self.options.name, queues=self.queues, lease_seconds=self.lease
+        )
 
     def _deregister(self) -> None:
         try:
