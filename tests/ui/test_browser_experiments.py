@@ -47,8 +47,10 @@ def test_sort_by_any_column_both_ways(page, project) -> None:
     expect(page.locator("th[data-column='hp.lr']")).to_contain_text("▲")
     page.click("table.experiments th[data-column='hp.lr']")
     assert column_texts(page, "hp.lr") == ["0.1", "0.05", "0.01"]
-    page.click("table.experiments th[data-column='ex_cost']")
+    page.focus("table.experiments th[data-column='ex_cost']")
+    page.keyboard.press("Enter")  # headers sort from the keyboard too
     assert column_texts(page, "ex_cost") == ["9.75", "12.5", ""]  # missing values last
+    expect(page.locator("th[data-column='ex_cost']")).to_have_attribute("aria-sort", "ascending")
     assert "sort=ex_cost" in page.url  # bookmarkable
     page.reload()
     expect(page.locator("th[data-column='ex_cost']")).to_contain_text("▲")

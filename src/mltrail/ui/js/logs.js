@@ -6,7 +6,7 @@ import { renderAnsi } from "./ansi.js";
 import { h, sleep } from "./dom.js";
 import { formatClock } from "./format.js";
 
-const BATCH = 1000;
+const BATCH = 5000;
 const MAX_LINES = 20000;
 const WAIT_SECONDS = 10;
 const FINAL = new Set(["done", "failed", "stopped"]);

@@ -8,6 +8,7 @@ import { h, link, setChildren } from "../dom.js";
 import { formatCount } from "../format.js";
 import { buildColumns, cellText, parseFilter, sortRows } from "../table.js";
 
+const FIRST_FETCH = 200;
 const FETCH_SIZE = 1000;
 const PAGE_SIZE = 50;
 const DEFAULT_VISIBLE_HP = 6;
@@ -27,7 +28,8 @@ function loadHidden(project) {
 /** Render the experiments page of a project. */
 export async function renderExperiments(ctx, projectId) {
   const project = await api(`/projects/${projectId}`, { signal: ctx.signal });
-  const first = await api(`/projects/${projectId}/experiments${query({ offset: 0, limit: FETCH_SIZE })}`,
+  // A small first page shows rows at once; the rest follows in larger pages.
+  const first = await api(`/projects/${projectId}/experiments${query({ offset: 0, limit: FIRST_FETCH })}`,
     { signal: ctx.signal });
   ctx.setTitle(project.display_name);
   const view = new ExperimentsView(ctx, project, first);
@@ -123,8 +125,14 @@ class ExperimentsView {
     const header = h("tr", {}, h("th", { class: "select" }, ""), columns.map((c) => {
       const arrow = c.id === this.sortId ? (this.descending ? " ▼" : " ▲") : "";
       return h("th", {
-        class: "sortable", title: `${c.group}: ${c.id}`, dataset: { column: c.id },
+        class: "sortable", title: `${c.group}: ${c.id}`, dataset: { column: c.id }, tabindex: 0,
+        "aria-sort": c.id === this.sortId ? (this.descending ? "descending" : "ascending") : null,
         onclick: () => this.sortBy(c.id),
+        onkeydown: (event) => {
+          if (event.key !== "Enter" && event.key !== " ") return;
+          event.preventDefault();
+          this.sortBy(c.id);
+        },
       }, c.label, arrow);
     }));
     const body = rows.map((e) => h("tr", { dataset: { experimentId: e.experiment_id } },
