@@ -6,7 +6,7 @@ import json
 from typing import Annotated, Any
 
 import orjson
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -47,6 +47,11 @@ def request_store(request: Request, user: Annotated[User, Depends(current_user)]
         return store
     return store.as_user(user)
 
+
+MAX_INT64 = 2**63 - 1
+# ids beyond 64 bits can name nothing: 422, not a database overflow
+ProjectId = Annotated[int, Path(ge=1, le=MAX_INT64)]
+ExperimentId = Annotated[int, Path(ge=1, le=MAX_INT64)]
 
 StoreDep = Annotated[Store, Depends(request_store)]
 UserDep = Annotated[User, Depends(current_user)]

@@ -7,7 +7,7 @@ Request models check shapes and types; the rules (lengths, phases, chart shapes 
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -21,6 +21,8 @@ class FloatTag(BaseModel):
     float_: Literal["NaN", "Infinity", "-Infinity"] = Field(alias="$float")
 
 
+Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
+Id = Annotated[int, Field(ge=1, le=2**63 - 1)]
 WireFloat = float | FloatTag
 WireScalar = bool | int | float | str | FloatTag
 
@@ -221,7 +223,7 @@ class ChunkIn(BaseModel):
 
     key: str
     phase: str
-    n: int = Field(ge=0)
+    n: int = Field(ge=0, le=2**40)
     iterations: str = Field(description="base64 of <i8 (int64)")
     epochs: str = Field(description="base64 of <i8, -1 = no epoch")
     values: str = Field(description="base64 of <f8 (float64, NaN/inf allowed)")
@@ -230,13 +232,13 @@ class ChunkIn(BaseModel):
 
 class PointsIn(BaseModel):
     client_id: str = Field(min_length=1, max_length=200)
-    seq: int = Field(ge=0)
+    seq: int = Field(ge=0, le=2**63 - 1)
     chunks: list[ChunkIn]
 
 
 class TargetIn(BaseModel):
-    project_id: int
-    experiment_id: int
+    project_id: Id
+    experiment_id: Id
 
 
 class ExternalMetricsIn(BaseModel):
@@ -246,8 +248,8 @@ class ExternalMetricsIn(BaseModel):
 
 class WeightsLinkIn(BaseModel):
     weights_hash: str
-    iteration: int | None = None
-    epoch: int | None = None
+    iteration: Int64 | None = None
+    epoch: Int64 | None = None
 
 
 class IterationMetricsIn(BaseModel):
@@ -278,5 +280,5 @@ class LogLineIn(BaseModel):
 
 class LogsIn(BaseModel):
     client_id: str = Field(min_length=1, max_length=200)
-    seq: int = Field(ge=0)
+    seq: int = Field(ge=0, le=2**63 - 1)
     lines: list[LogLineIn]

@@ -8,7 +8,7 @@ from mltrail.core import validation
 from mltrail.core.codec import chart_to_wire
 from mltrail.core.types import ExperimentRef
 from mltrail.core.wire import from_wire
-from mltrail.server.deps import StoreDep
+from mltrail.server.deps import ExperimentId, ProjectId, StoreDep
 from mltrail.server.schemas import ERROR_RESPONSES, ChartIn, ChartOut, OkOut
 
 router = APIRouter(tags=["charts"], responses=ERROR_RESPONSES)
@@ -35,5 +35,5 @@ def put_chart(body: ChartIn, store: StoreDep) -> dict:
 @router.get(
     "/projects/{project_id}/experiments/{experiment_id}/charts", response_model=list[ChartOut]
 )
-def list_charts(project_id: int, experiment_id: int, store: StoreDep) -> list[dict]:
+def list_charts(project_id: ProjectId, experiment_id: ExperimentId, store: StoreDep) -> list[dict]:
     return [chart_to_wire(c) for c in store.list_charts(project_id, experiment_id)]

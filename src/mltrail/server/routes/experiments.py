@@ -6,7 +6,7 @@ from fastapi import APIRouter, Query
 
 from mltrail.core.codec import experiment_to_wire
 from mltrail.core.wire import from_wire
-from mltrail.server.deps import StoreDep
+from mltrail.server.deps import ExperimentId, ProjectId, StoreDep
 from mltrail.server.schemas import (
     ERROR_RESPONSES,
     ExperimentIn,
@@ -23,7 +23,7 @@ router = APIRouter(
 
 @router.get("", response_model=ExperimentPage)
 def list_experiments(
-    project_id: int,
+    project_id: ProjectId,
     store: StoreDep,
     offset: int = Query(0, ge=0),
     limit: int = Query(LIST_PAGE_SIZE, ge=1, le=LIST_PAGE_SIZE),
@@ -35,25 +35,25 @@ def list_experiments(
 
 
 @router.post("", response_model=ExperimentOut, status_code=201)
-def create_experiment(project_id: int, body: ExperimentIn, store: StoreDep) -> dict:
+def create_experiment(project_id: ProjectId, body: ExperimentIn, store: StoreDep) -> dict:
     """Create the project's next experiment."""
     fields = from_wire(body.model_dump(exclude={"status"}))
     return experiment_to_wire(store.create_experiment(project_id, status=body.status, **fields))
 
 
 @router.get("/latest", response_model=ExperimentOut)
-def latest_experiment(project_id: int, store: StoreDep) -> dict:
+def latest_experiment(project_id: ProjectId, store: StoreDep) -> dict:
     return experiment_to_wire(store.latest_experiment(project_id))
 
 
 @router.get("/{experiment_id}", response_model=ExperimentOut)
-def get_experiment(project_id: int, experiment_id: int, store: StoreDep) -> dict:
+def get_experiment(project_id: ProjectId, experiment_id: ExperimentId, store: StoreDep) -> dict:
     return experiment_to_wire(store.get_experiment(project_id, experiment_id))
 
 
 @router.patch("/{experiment_id}", response_model=ExperimentOut)
 def update_experiment(
-    project_id: int, experiment_id: int, body: ExperimentPatch, store: StoreDep
+    project_id: ProjectId, experiment_id: ExperimentId, body: ExperimentPatch, store: StoreDep
 ) -> dict:
     """Change the fields sent; hyperparameters, environment and source are merged."""
     fields = from_wire(body.model_dump(exclude_unset=True, exclude_none=True))
@@ -61,6 +61,6 @@ def update_experiment(
 
 
 @router.post("/{experiment_id}/stop", response_model=ExperimentOut)
-def request_stop(project_id: int, experiment_id: int, store: StoreDep) -> dict:
+def request_stop(project_id: ProjectId, experiment_id: ExperimentId, store: StoreDep) -> dict:
     """Ask a queued or running experiment to stop (409 when it already ended)."""
     return experiment_to_wire(store.request_stop(project_id, experiment_id))

@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 
 from mltrail.core.codec import log_batch_from_wire, log_line_to_wire
 from mltrail.core.types import LogLine, Status
-from mltrail.server.deps import StoreDep
+from mltrail.server.deps import ExperimentId, ProjectId, StoreDep
 from mltrail.server.schemas import ERROR_RESPONSES, LogsIn, LogsOut, StoredOut
 from mltrail.store.base import Store
 
@@ -30,7 +30,9 @@ router = APIRouter(
 
 
 @router.post("", response_model=StoredOut)
-def append_logs(project_id: int, experiment_id: int, body: LogsIn, store: StoreDep) -> dict:
+def append_logs(
+    project_id: ProjectId, experiment_id: ExperimentId, body: LogsIn, store: StoreDep
+) -> dict:
     """Store lines in order; a retried (client_id, seq) answers ``{"stored": 0}``."""
     batch = log_batch_from_wire(body.model_dump())
     return {"stored": store.append_logs(project_id, experiment_id, batch)}
@@ -43,8 +45,8 @@ def _read(store: Store, p: int, e: int, after: int, limit: int) -> tuple[list[Lo
 
 @router.get("", response_model=LogsOut)
 async def read_logs(
-    project_id: int,
-    experiment_id: int,
+    project_id: ProjectId,
+    experiment_id: ExperimentId,
     store: StoreDep,
     after_seq: int = Query(0, ge=0),
     limit: int = Query(10_000, ge=1, le=100_000),
@@ -66,8 +68,8 @@ async def read_logs(
 
 @router.get("/stream", response_class=StreamingResponse)
 async def stream_logs(
-    project_id: int,
-    experiment_id: int,
+    project_id: ProjectId,
+    experiment_id: ExperimentId,
     request: Request,
     store: StoreDep,
     after_seq: int = Query(0, ge=0),

@@ -12,7 +12,7 @@ from mltrail.core.codec import (
     series_to_wire,
     summary_to_wire,
 )
-from mltrail.server.deps import OrjsonResponse, StoreDep
+from mltrail.server.deps import ExperimentId, OrjsonResponse, ProjectId, StoreDep
 from mltrail.server.schemas import (
     ERROR_RESPONSES,
     PointsIn,
@@ -32,22 +32,24 @@ router = APIRouter(
 
 
 @router.post("/points", response_model=StoredOut)
-def append_points(project_id: int, experiment_id: int, body: PointsIn, store: StoreDep) -> dict:
+def append_points(
+    project_id: ProjectId, experiment_id: ExperimentId, body: PointsIn, store: StoreDep
+) -> dict:
     """Store a batch once: a retried (client_id, seq) answers ``{"stored": 0}``."""
     batch = metric_batch_from_wire(body.model_dump())
     return {"stored": store.append_points(project_id, experiment_id, batch)}
 
 
 @router.get("/series", response_model=list[SummaryOut])
-def list_series(project_id: int, experiment_id: int, store: StoreDep) -> list[dict]:
+def list_series(project_id: ProjectId, experiment_id: ExperimentId, store: StoreDep) -> list[dict]:
     """Count, last, min and max of every series of the experiment."""
     return [summary_to_wire(s) for s in store.list_series(project_id, experiment_id)]
 
 
 @router.get("/series/read", response_model=SeriesOut | SeriesPackedOut)
 def read_series(
-    project_id: int,
-    experiment_id: int,
+    project_id: ProjectId,
+    experiment_id: ExperimentId,
     store: StoreDep,
     key: str = Query(..., min_length=1),
     phase: str = Query("train"),

@@ -6,7 +6,7 @@ from fastapi import APIRouter, Query
 
 from mltrail.core.codec import project_to_wire, user_to_wire
 from mltrail.core.types import Project
-from mltrail.server.deps import StoreDep, UserDep
+from mltrail.server.deps import ProjectId, StoreDep, UserDep
 from mltrail.server.schemas import ERROR_RESPONSES, MemberIn, OkOut, ProjectIn, ProjectOut, UserOut
 
 router = APIRouter(tags=["projects"], responses=ERROR_RESPONSES)
@@ -35,12 +35,12 @@ def create_project(body: ProjectIn, store: StoreDep) -> dict:
 
 
 @router.get("/projects/{project_id}", response_model=ProjectOut)
-def get_project(project_id: int, store: StoreDep) -> dict:
+def get_project(project_id: ProjectId, store: StoreDep) -> dict:
     return project_to_wire(store.get_project(project_id))
 
 
 @router.post("/projects/{project_id}/members", response_model=OkOut)
-def add_member(project_id: int, body: MemberIn, store: StoreDep) -> dict:
+def add_member(project_id: ProjectId, body: MemberIn, store: StoreDep) -> dict:
     """Let another user see and change the project."""
     store.add_project_member(project_id, body.user_name)
     return {"ok": True}

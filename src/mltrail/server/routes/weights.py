@@ -6,7 +6,7 @@ from fastapi import APIRouter
 
 from mltrail.core import validation
 from mltrail.core.codec import iteration_metric_to_wire, link_to_wire
-from mltrail.server.deps import StoreDep
+from mltrail.server.deps import ExperimentId, ProjectId, StoreDep
 from mltrail.server.schemas import (
     ERROR_RESPONSES,
     IterationMetricOut,
@@ -22,7 +22,7 @@ _EXPERIMENT = "/projects/{project_id}/experiments/{experiment_id}"
 
 @router.post(_EXPERIMENT + "/weights", response_model=LinkOut, status_code=201)
 def link_weights_hash(
-    project_id: int, experiment_id: int, body: WeightsLinkIn, store: StoreDep
+    project_id: ProjectId, experiment_id: ExperimentId, body: WeightsLinkIn, store: StoreDep
 ) -> dict:
     """Record that this point of the experiment produced that hash."""
     link = store.link_weights_hash(
@@ -32,7 +32,9 @@ def link_weights_hash(
 
 
 @router.get(_EXPERIMENT + "/weights", response_model=list[LinkOut])
-def list_weights_links(project_id: int, experiment_id: int, store: StoreDep) -> list[dict]:
+def list_weights_links(
+    project_id: ProjectId, experiment_id: ExperimentId, store: StoreDep
+) -> list[dict]:
     return [link_to_wire(w) for w in store.list_weights_links(project_id, experiment_id)]
 
 
@@ -50,6 +52,8 @@ def put_iteration_metrics(weights_hash: str, body: IterationMetricsIn, store: St
 
 
 @router.get(_EXPERIMENT + "/iteration-metrics", response_model=list[IterationMetricOut])
-def read_iteration_metrics(project_id: int, experiment_id: int, store: StoreDep) -> list[dict]:
+def read_iteration_metrics(
+    project_id: ProjectId, experiment_id: ExperimentId, store: StoreDep
+) -> list[dict]:
     metrics = store.read_iteration_metrics(project_id, experiment_id)
     return [iteration_metric_to_wire(m) for m in metrics]
