@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 from playwright.sync_api import expect
-from ui_seed import append_logs, metric_batch
+from ui_seed import append_logs, metric_batch, open_page
 
 from mltrail.core.types import Status
 
@@ -153,3 +153,23 @@ def test_zoom_and_scroll_position_survive_live_refreshes(page, ui_server) -> Non
     page.check("input[name=follow]")
     assert logs.evaluate("el => el.scrollHeight - el.scrollTop - el.clientHeight") < 4
     store.update_experiment(project, e, status=Status.DONE)
+
+
+def test_live_page_survives_a_server_restart(browser, server, empty_ui_server) -> None:
+    store = empty_ui_server.store
+    project = store.create_project("restart").id
+    e = store.create_experiment(project, display_name="long", status=Status.RUNNING).experiment_id
+    append_logs(store, project, e, [("INFO", "before restart")])
+    for page in open_page(browser, empty_ui_server.token):
+        page.goto(f"{empty_ui_server.url}/#/projects/{project}/experiments/{e}")
+        expect(page.locator(".log-line")).to_have_count(1)
+        server.kill()
+        expect(page.locator(".live-state")).to_contain_text("retrying", timeout=LIVE_TIMEOUT_MS)
+        expect(page.locator("main h1")).to_contain_text("long")  # the page stays
+        server.start()
+        append_logs(store, project, e, [("INFO", "after restart")])
+        expect(page.locator(".log-line")).to_have_count(2, timeout=10_000)
+        expect(page.locator(".live-state")).to_have_text("", timeout=LIVE_TIMEOUT_MS)
+        expect(page.locator(".log-state")).to_have_text("following live output")
+        store.update_experiment(project, e, status=Status.DONE)
+        expect(page.locator("main h1 .status")).to_have_text("done", timeout=LIVE_TIMEOUT_MS)

@@ -108,3 +108,13 @@ export function query(params) {
 export function experimentPath(project, experiment, rest = "") {
   return `/projects/${encodeURIComponent(project)}/experiments/${encodeURIComponent(experiment)}${rest}`;
 }
+
+/**
+ * Whether a failed live refresh is worth retrying: the network or the server hiccupped
+ * (no answer, 5xx, 429), as opposed to a 401/404 that the page must show.
+ */
+export function isTransient(error) {
+  if (error?.name === "AbortError") return false;
+  if (error instanceof ApiError) return error.status >= 500 || error.status === 429;
+  return error instanceof TypeError; // fetch: network failure
+}

@@ -1,7 +1,7 @@
 // The live log panel: long-polls the logs endpoint (EventSource cannot send the Authorization
 // header) and appends lines coloured by level, with ANSI colours rendered as spans.
 
-import { api, experimentPath, query } from "./api.js";
+import { api, experimentPath, isTransient, query } from "./api.js";
 import { renderAnsi } from "./ansi.js";
 import { h, sleep } from "./dom.js";
 import { formatClock } from "./format.js";
@@ -77,7 +77,16 @@ export class LogPanel {
   async start() {
     let wait = 0;
     while (!this.ctx.signal.aborted) {
-      const { status, full, elapsed } = await this.poll(wait);
+      let page;
+      try {
+        page = await this.poll(wait);
+      } catch (error) {
+        if (!isTransient(error)) throw error;
+        this.state.textContent = `connection problem (${error.message}); retrying…`;
+        await sleep(2000, this.ctx.signal);
+        continue;
+      }
+      const { status, full, elapsed } = page;
       const live = status && !FINAL.has(status);
       this.state.textContent = live ? "following live output" : "";
       if (!this.count && !this.lines.querySelector(".log-empty")) {

@@ -2,7 +2,7 @@
 // external metrics, custom charts, tables (hyperparameters, ex_ metrics, environment, source,
 // weights hashes) and the live log panel. A running experiment refreshes every 2 s.
 
-import { api, experimentPath } from "../api.js";
+import { api, experimentPath, isTransient } from "../api.js";
 import { replaceQuery } from "../app.js";
 import { LineChart, PALETTE, PHASE_COLOURS, customChartLines, resizeWithWindow } from "../charts.js";
 import { h, keyValueTable, link, sleep, setChildren } from "../dom.js";
@@ -60,6 +60,7 @@ class ExperimentView {
     this.customSection = h("section", { class: "custom-charts", hidden: true },
       h("h2", {}, "Custom charts"), this.customGrid);
     this.header = h("div", { class: "experiment-head" });
+    this.liveState = h("p", { class: "warning live-state", role: "status" });
     this.tables = h("div", { class: "tables" });
     this.logs = new LogPanel(ctx, experiment.project_id, experiment.experiment_id);
     const stop = resizeWithWindow(() => [...this.iterationCharts.values(), ...this.customCharts.values()]);
@@ -77,6 +78,7 @@ class ExperimentView {
       h("nav", { class: "breadcrumbs" }, link("/", "Projects"), " / ",
         link(`/projects/${project.id}`, project.display_name), " / ", this.experiment.display_name),
       this.header,
+      this.liveState,
       chartControls(this.settings, (what) => this.onSettings(what)),
       h("section", { class: "metrics" }, h("h2", {}, "Metrics"), this.metricCharts.element),
       this.iterationSection,
@@ -129,9 +131,15 @@ class ExperimentView {
     while (!FINAL.has(this.experiment.status) && !this.ctx.signal.aborted) {
       await sleep(REFRESH_MS, this.ctx.signal);
       if (this.ctx.signal.aborted) return;
-      this.experiment = await api(this.path(), { signal: this.ctx.signal });
-      this.renderHeader();
-      await this.load();
+      try {
+        this.experiment = await api(this.path(), { signal: this.ctx.signal });
+        this.renderHeader();
+        await this.load();
+        this.liveState.textContent = "";
+      } catch (error) {
+        if (!isTransient(error)) throw error;
+        this.liveState.textContent = `Connection problem (${error.message}); retrying…`;
+      }
     }
   }
 
