@@ -87,12 +87,17 @@ def test_build_tarball_round_trips_and_skips_git(tmp_path: Path) -> None:
     (src / "data").mkdir()
     (src / "data" / "a.txt").write_text("hello")
     (src / "run.py").write_text("print(2)")
+    (src / ".venv" / "bin").mkdir(parents=True)
+    (src / "data" / "outside").symlink_to("/etc/hostname")
+    (src / "data" / "alias.txt").symlink_to("a.txt")
     dest = tmp_path / "dest"
     dest.mkdir()
     extract_tarball(build_tarball(src, limit=1_000_000), dest)
     assert (dest / "data" / "a.txt").read_text() == "hello"
     assert (dest / "run.py").read_text() == "print(2)"
-    assert not (dest / ".git").exists()
+    assert not (dest / ".git").exists() and not (dest / ".venv").exists()
+    assert (dest / "data" / "alias.txt").read_text() == "hello"
+    assert not (dest / "data" / "outside").exists()
 
 
 def test_build_tarball_refuses_a_directory_over_the_limit(tmp_path: Path) -> None:

@@ -105,8 +105,23 @@ def extract_tarball(data: bytes, dest: Path) -> None:
         raise WorkdirError(f"bad tarball: {exc}") from None
 
 
-def build_tarball(directory: Path, *, limit: int, exclude: tuple[str, ...] = (".git",)) -> bytes:
+SKIPPED_DIRS = (
+    ".git",
+    ".venv",
+    "venv",
+    "__pycache__",
+    "node_modules",
+    ".mypy_cache",
+    ".pytest_cache",
+    ".ruff_cache",
+)
+
+
+def build_tarball(directory: Path, *, limit: int, exclude: tuple[str, ...] = SKIPPED_DIRS) -> bytes:
     """A gzip tarball of ``directory`` (relative paths), refusing to grow past ``limit`` bytes.
+
+    Directories named in ``exclude`` are left out, and so are symlinks pointing outside
+    ``directory`` (the agent would refuse them).
 
     Raises:
         ValidationError: the directory is larger than the limit (field ``snapshot``).
@@ -115,7 +130,9 @@ def build_tarball(directory: Path, *, limit: int, exclude: tuple[str, ...] = (".
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
         for path in sorted(directory.rglob("*")):
             rel = path.relative_to(directory)
-            if rel.parts[0] in exclude or any(p in ("__pycache__",) for p in rel.parts):
+            if any(part in exclude for part in rel.parts):
+                continue
+            if path.is_symlink() and not _inside(path, directory):
                 continue
             if path.is_symlink() or path.is_file() or path.is_dir():
                 tar.add(path, arcname=rel.as_posix(), recursive=False)
@@ -129,6 +146,14 @@ def build_tarball(directory: Path, *, limit: int, exclude: tuple[str, ...] = (".
     if len(data) > limit:
         raise ValidationError(f"the working directory is over {limit} bytes compressed", "snapshot")
     return data
+
+
+def _inside(link: Path, directory: Path) -> bool:
+    try:
+        link.resolve().relative_to(directory.resolve())
+    except (ValueError, OSError, RuntimeError):
+        return False
+    return True
 
 
 def checkout_git(url: str, commit: str, dest: Path) -> None:
