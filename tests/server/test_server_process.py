@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import threading
 import time
 
 import httpx
+import numpy as np
 import pytest
 
 from mltrail.core.errors import TransportError
+from mltrail.core.types import MetricBatch, SeriesChunk
 from mltrail.store.http import HttpStore
-from support.servers import ServerProcess, free_port
+from support.servers import ServerProcess, free_port, unique_name
 
 LAUNCH = "import sys; from mltrail.cli.main import main; main(sys.argv[1:])"
 
@@ -81,8 +84,6 @@ def test_db_upgrade_is_repeatable(tmp_path):
 
 
 def test_ui_serves_the_embedded_store_without_a_token(tmp_path):
-    import os
-
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLTRAIL_")}
     env["MLTRAIL_HOME"] = str(tmp_path)
     port = free_port()
@@ -113,3 +114,29 @@ def _wait_json(url: str, proc: subprocess.Popen[str]) -> object:
         except httpx.TransportError:
             time.sleep(0.1)
     raise AssertionError(f"{url} never answered")
+
+
+def test_health_answers_while_a_large_batch_is_ingested(shared_server):
+    per = 250_000
+    chunks = tuple(
+        SeriesChunk(f"m{k}", "train", np.arange(per), np.full(per, -1), np.ones(per), np.ones(per))
+        for k in range(4)
+    )
+    token = shared_server.make_token(unique_name())
+    with HttpStore(shared_server.url, token) as store:
+        project = store.create_project("big")
+        exp = store.create_experiment(project.id)
+        stored: list[int] = []
+        ingest = threading.Thread(
+            target=lambda: stored.append(
+                store.append_points(project.id, exp.experiment_id, MetricBatch("c", 1, chunks))
+            )
+        )
+        ingest.start()
+        answers = []
+        while ingest.is_alive():
+            answers.append(httpx.get(shared_server.url + "/healthz", timeout=10).status_code)
+            time.sleep(0.05)
+        ingest.join()
+    assert stored == [1_000_000]
+    assert answers and set(answers) == {200}
