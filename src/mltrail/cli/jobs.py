@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -215,7 +216,7 @@ def agent(
         grace_seconds=grace_period,
         work_root=work_dir or settings.home / "agent",
         keep_workdirs=keep_workdirs,
-        **({"name": name} if name else {}),
+        name=name or socket.gethostname(),
     )
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s mltrail agent: %(message)s"

@@ -13,16 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import (
-    Boolean,
-    Column,
     Connection,
-    Double,
-    ForeignKey,
-    Integer,
-    LargeBinary,
-    String,
-    Table,
-    Text,
     and_,
     select,
     update,
@@ -37,107 +28,18 @@ from mltrail.store.sql import experiments as exp
 from mltrail.store.sql import logs
 from mltrail.store.sql.access import Scope, check_project, dump_json, load_json
 from mltrail.store.sql.engine import Database
-from mltrail.store.sql.tables import experiments, metadata, projects
-
-jobs = Table(
-    "jobs",
-    metadata,
-    Column("id", Integer, primary_key=True),
-    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
-    Column(
-        "experiment_id", Integer, ForeignKey("experiments.id", ondelete="CASCADE"), nullable=False
-    ),
-    Column("queue", String(100), nullable=False),
-    Column("command", Text, nullable=False),
-    Column("env", Text, nullable=False),
-    Column("source", Text, nullable=False),
-    Column("snapshot", LargeBinary),
-    Column("status", String(16), nullable=False),
-    Column("max_retries", Integer, nullable=False),
-    Column("attempts", Integer, nullable=False),
-    Column("agent_id", String(100)),
-    Column("exit_code", Integer),
-    Column("error", Text),
-    Column("created_at", Double, nullable=False),
-    Column("claimed_at", Double),
-    Column("ended_at", Double),
-    Column("lease_expires_at", Double),
+from mltrail.store.sql.job_rows import (
+    agents,
+    job_select,
+    jobs,
+    load_job,
+    to_agent,
+    to_job,
+    visible,
 )
+from mltrail.store.sql.tables import experiments
 
-agents = Table(
-    "agents",
-    metadata,
-    Column("id", String(100), primary_key=True),
-    Column("user_id", Integer, ForeignKey("users.id", ondelete="SET NULL")),
-    Column("name", String(200), nullable=False),
-    Column("queues", Text, nullable=False),
-    Column("lease_seconds", Double, nullable=False),
-    Column("registered_at", Double, nullable=False),
-    Column("last_seen_at", Double, nullable=False),
-    Column("job_id", Integer),
-    Column("gone", Boolean, nullable=False),
-)
-
-# every column but the snapshot, which only get_job_snapshot reads
-_JOB_COLUMNS = [c for c in jobs.c if c.name != "snapshot"]
 _CLAIM_SCAN = 20  # jobs skipped per claim because their experiment was asked to stop
-
-
-def _job_select() -> Any:
-    return select(*_JOB_COLUMNS, experiments.c.number).join(
-        experiments, experiments.c.id == jobs.c.experiment_id
-    )
-
-
-def _to_job(row: Any, served: bool | None = None) -> Job:
-    return Job(
-        job_id=row.id,
-        project_id=row.project_id,
-        experiment_id=row.number,
-        queue=row.queue,
-        command=tuple(load_json(row.command, [])),
-        env=load_json(row.env, {}),
-        source=load_json(row.source, {}),
-        status=Status(row.status),
-        created_at=row.created_at,
-        max_retries=row.max_retries,
-        attempts=row.attempts,
-        agent_id=row.agent_id,
-        exit_code=row.exit_code,
-        error=row.error,
-        claimed_at=row.claimed_at,
-        ended_at=row.ended_at,
-        lease_expires_at=row.lease_expires_at,
-        queue_served=served,
-    )
-
-
-def _to_agent(row: Any, now: float) -> Agent:
-    return Agent(
-        agent_id=row.id,
-        name=row.name,
-        queues=tuple(load_json(row.queues, [])),
-        lease_seconds=row.lease_seconds,
-        registered_at=row.registered_at,
-        last_seen_at=row.last_seen_at,
-        job_id=row.job_id,
-        alive=not row.gone and jb.is_alive(row.last_seen_at, row.lease_seconds, now),
-    )
-
-
-def _visible(scope: Scope) -> Any:
-    return jobs.c.project_id.in_(select(projects.c.id).where(scope.visible_projects()))
-
-
-def _load_job(conn: Connection, scope: Scope, job_id: Any, *, lock: bool = False) -> Any:
-    jid = validation.require_int(job_id, "job", minimum=1)
-    query = _job_select().where(jobs.c.id == jid).where(_visible(scope))
-    if lock:
-        query = query.with_for_update(of=jobs)
-    row = conn.execute(query).first()
-    if row is None:
-        raise NotFoundError(f"job {jid} does not exist", "job")
-    return row
 
 
 def _set_experiment_status(
@@ -195,15 +97,15 @@ def submit_job(
     )
     key = inserted.inserted_primary_key
     assert key is not None
-    return _to_job(_load_job(conn, scope, int(key[0])))
+    return to_job(load_job(conn, scope, int(key[0])))
 
 
 def get_job(conn: Connection, scope: Scope, job_id: Any) -> Job:
-    return _to_job(_load_job(conn, scope, job_id))
+    return to_job(load_job(conn, scope, job_id))
 
 
 def get_job_snapshot(conn: Connection, scope: Scope, job_id: Any) -> bytes:
-    row = _load_job(conn, scope, job_id)
+    row = load_job(conn, scope, job_id)
     data = conn.execute(select(jobs.c.snapshot).where(jobs.c.id == row.id)).scalar()
     if data is None:
         raise NotFoundError(f"job {row.id} has no uploaded snapshot", "job")
@@ -221,7 +123,7 @@ def list_jobs(
     limit: Any = 1000,
 ) -> list[Job]:
     """Newest first; ``queue_served`` tells whether a live agent serves each job's queue."""
-    query = _job_select().where(_visible(scope)).order_by(jobs.c.id.desc())
+    query = job_select().where(visible(scope)).order_by(jobs.c.id.desc())
     if project_id is not None:
         query = query.where(jobs.c.project_id == check_project(conn, scope, project_id))
     if queue is not None:
@@ -230,7 +132,7 @@ def list_jobs(
         query = query.where(jobs.c.status == exp._status(status).value)
     query = query.limit(validation.require_int(limit, "limit", minimum=1))
     served = served_queues(conn, now)
-    return [_to_job(r, r.queue in served) for r in conn.execute(query).all()]
+    return [to_job(r, r.queue in served) for r in conn.execute(query).all()]
 
 
 def served_queues(conn: Connection, now: float) -> set[str]:
@@ -259,7 +161,7 @@ def register_agent(
         conn.execute(update(agents).where(agents.c.id == aid).values(**values))
     else:
         conn.execute(agents.insert().values(id=aid, registered_at=now, **values))
-    return _to_agent(conn.execute(select(agents).where(agents.c.id == aid)).one(), now)
+    return to_agent(conn.execute(select(agents).where(agents.c.id == aid)).one(), now)
 
 
 def deregister_agent(conn: Connection, scope: Scope, now: float, agent_id: Any) -> None:
@@ -274,7 +176,7 @@ def list_agents(conn: Connection, scope: Scope, now: float) -> list[Agent]:
     if not scope.sees_all:
         assert scope.user is not None
         query = query.where(agents.c.user_id == scope.user.id)
-    return [_to_agent(r, now) for r in conn.execute(query).all()]
+    return [to_agent(r, now) for r in conn.execute(query).all()]
 
 
 def _touch_agent(conn: Connection, agent_id: str, now: float, **values: Any) -> None:
@@ -294,9 +196,9 @@ def claim_job(
     _touch_agent(conn, aid, now)
     for _ in range(_CLAIM_SCAN):
         row = conn.execute(
-            _job_select()
+            job_select()
             .add_columns(experiments.c.stop_requested)
-            .where(jobs.c.status == Status.QUEUED.value, jobs.c.queue.in_(names), _visible(scope))
+            .where(jobs.c.status == Status.QUEUED.value, jobs.c.queue.in_(names), visible(scope))
             .order_by(jobs.c.id)
             .limit(1)
             .with_for_update(of=jobs, skip_locked=True)
@@ -321,7 +223,7 @@ def claim_job(
         )
         _touch_agent(conn, aid, now, job_id=row.id)
         _set_experiment_status(conn, scope, now, row, Status.RUNNING)
-        return _to_job(_load_job(conn, scope, row.id))
+        return to_job(load_job(conn, scope, row.id))
     return None
 
 
@@ -333,7 +235,7 @@ def heartbeat(
     if job_id is None:
         return HeartbeatReply()
     row = conn.execute(
-        _job_select().add_columns(experiments.c.stop_requested).where(jobs.c.id == int(job_id))
+        job_select().add_columns(experiments.c.stop_requested).where(jobs.c.id == int(job_id))
     ).first()
     if row is None or row.agent_id != aid or row.status != Status.RUNNING.value:
         return HeartbeatReply(lease_lost=True)
@@ -352,9 +254,9 @@ def finish_job(
     error: Any,
 ) -> Job:
     aid, final = jb.agent_id(agent_id), jb.final_status(status)
-    row = _load_job(conn, scope, job_id, lock=True)
+    row = load_job(conn, scope, job_id, lock=True)
     if row.agent_id == aid and row.status == final.value:  # a retried report
-        return _to_job(row)
+        return to_job(row)
     if row.agent_id != aid or row.status != Status.RUNNING.value:
         raise ConflictError(
             f"job {row.id} is not running on agent {aid} (status {row.status})", "job"
@@ -364,7 +266,7 @@ def finish_job(
     message = None if error is None else str(error).replace("\x00", "\ufffd")[:10_000]
     _end_job(conn, scope, now, row, final, exit_code=code, error=message)
     conn.execute(update(agents).where(agents.c.id == aid).values(job_id=None, last_seen_at=now))
-    return _to_job(_load_job(conn, scope, row.id))
+    return to_job(load_job(conn, scope, row.id))
 
 
 def _end_job(
@@ -394,7 +296,7 @@ def _end_job(
 def expire_leases(conn: Connection, db: Database, now: float) -> list[Job]:
     """Re-queue or fail every running job whose lease ran out, saying so in its logs."""
     rows = conn.execute(
-        _job_select()
+        job_select()
         .where(jobs.c.status == Status.RUNNING.value, jobs.c.lease_expires_at < now)
         .order_by(jobs.c.id)
         .with_for_update(of=jobs, skip_locked=True)
@@ -417,7 +319,7 @@ def expire_leases(conn: Connection, db: Database, now: float) -> list[Job]:
         line = LogLine(time=now, stream="agent", level="ERROR", message=note)
         batch = LogBatch(client_id=f"mltrail-lease:job:{row.id}", seq=row.attempts, lines=(line,))
         logs.append_logs(conn, db, unscoped, (row.project_id, row.number), batch)
-    return [_to_job(_load_job(conn, unscoped, r.id)) for r in rows]
+    return [to_job(load_job(conn, unscoped, r.id)) for r in rows]
 
 
 class SqlJobStore(jb.JobStore):
