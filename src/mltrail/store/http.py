@@ -115,13 +115,18 @@ class HttpStore(HttpJobStore, Store):
         if body is not None:
             content = _encode(to_wire(body))
             headers["Content-Type"] = "application/json"
-        extra = {} if timeout is None else {"timeout": timeout}
+        request = self._client.build_request(
+            method,
+            path,
+            content=content,
+            params=params,
+            headers=headers,
+            timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout,
+        )
         for attempt in range(self._retries + 1):
             last = attempt == self._retries
             try:
-                response = self._client.request(
-                    method, path, content=content, params=params, headers=headers, **extra
-                )
+                response = self._client.send(request)
             except _NEVER_SENT as exc:
                 if last:
                     raise self._unreachable(exc) from exc
