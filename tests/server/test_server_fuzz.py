@@ -30,7 +30,8 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[object, s
     n = 10
     chunk = SeriesChunk("loss", "train", np.arange(n), np.full(n, -1), np.ones(n), np.ones(n))
     store.append_points(project.id, exp.experiment_id, MetricBatch("seed", 1, (chunk,)))
-    yield create_app(Settings(home=home), store), token
+    # Starlette's test client sends "Host: testserver"; the DNS-rebinding guard must allow it
+    yield create_app(Settings(home=home), store, allowed_hosts=["testserver"]), token
     store.close()
 
 

@@ -1,4 +1,4 @@
-"""``mltrail db upgrade``: apply the database migrations."""
+"""``mltrail db upgrade`` (apply the migrations) and ``mltrail db backup`` (online copy)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,21 @@ def upgrade(db_url: str | None) -> None:
     url = db_url or settings.db_url
     SqlStore.open(url).close()  # opening runs the migrations
     click.echo(f"database is up to date: {_redact(url)}")
+
+
+@db.command("backup")
+@click.argument("path", type=click.Path(dir_okay=False, writable=True))
+@click.option("--db", "db_url", default=None, help="Database URL [default: embedded SQLite].")
+def backup(path: str, db_url: str | None) -> None:
+    """Copy a SQLite database to PATH while it is in use (a consistent snapshot).
+
+    PostgreSQL is backed up with its own tool: ``pg_dump -Fc -f PATH DBNAME``.
+    """
+    from mltrail.cli.backup import backup_sqlite
+
+    url = db_url or Settings.from_env().db_url
+    pages = backup_sqlite(url, path)
+    click.echo(f"backed up {_redact(url)} to {path} ({pages} pages)")
 
 
 def _redact(url: str) -> str:

@@ -30,7 +30,14 @@ def _serve(app: object, host: str, port: int) -> None:
 @click.option("--db", "db_url", default=None, help=DB_HELP)
 @click.option("--host", default=DEFAULT_HOST, show_default=True, help="Interface to listen on.")
 @click.option("--port", default=DEFAULT_PORT, show_default=True, type=int, help="TCP port.")
-def server(db_url: str | None, host: str, port: int) -> None:
+@click.option(
+    "--allowed-host",
+    "allowed_hosts",
+    multiple=True,
+    help="Another Host header name to answer to (repeatable; '*' for any). "
+    "Default: localhost, 127.0.0.1, ::1 and --host.",
+)
+def server(db_url: str | None, host: str, port: int, allowed_hosts: tuple[str, ...]) -> None:
     """Run the mltrail server: REST API under /api/v1, a token on every request.
 
     On the first start on an empty database it creates user "admin" and prints its token once.
@@ -46,7 +53,10 @@ def server(db_url: str | None, host: str, port: int) -> None:
             click.echo("(shown once; `mltrail token create --user NAME` makes more)")
             sys.stdout.flush()
         click.echo(f"mltrail server listening on http://{host}:{port}", err=True)
-        _serve(create_app(settings, store), host, port)
+        from mltrail.server.security import allowed_host_list
+
+        hosts = allowed_host_list(host, allowed_hosts)
+        _serve(create_app(settings, store, allowed_hosts=hosts, access_log=True), host, port)
     finally:
         store.close()
 

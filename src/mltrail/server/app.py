@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 import anyio.to_thread
 from fastapi import APIRouter, FastAPI
@@ -14,6 +14,7 @@ from mltrail.server.deps import OrjsonResponse
 from mltrail.server.errors import BodyLimitMiddleware, install_error_handlers
 from mltrail.server.routes import charts, experiments, logs, metrics, points, projects, weights
 from mltrail.server.routes import jobs as job_routes
+from mltrail.server.security import install_security
 from mltrail.store.base import Store
 
 API_PREFIX = "/api/v1"
@@ -21,7 +22,14 @@ MAX_BODY_BYTES = 64 * 1024 * 1024
 WORKER_THREADS = 64
 
 
-def create_app(settings: Settings, store: Store, *, require_auth: bool = True) -> FastAPI:
+def create_app(
+    settings: Settings,
+    store: Store,
+    *,
+    require_auth: bool = True,
+    allowed_hosts: Sequence[str] | None = None,
+    access_log: bool = False,
+) -> FastAPI:
     """Build the server around a store.
 
     Args:
@@ -30,6 +38,9 @@ def create_app(settings: Settings, store: Store, *, require_auth: bool = True) -
             ``store.as_user(user)`` of the token's user.
         require_auth: False for the embedded single-user UI (``mltrail ui``): no token, the
             unscoped store.
+        allowed_hosts: Host header names to answer to (DNS rebinding guard, see
+            ``server/security.py``); localhost names when None, ``*`` for any.
+        access_log: one JSON line per request on stderr (``mltrail server`` sets it).
 
     Returns:
         The ASGI app, with the REST API under ``/api/v1`` and ``/healthz``.
@@ -56,6 +67,7 @@ def create_app(settings: Settings, store: Store, *, require_auth: bool = True) -
     app.state.require_auth = require_auth
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=MAX_BODY_BYTES)
+    install_security(app, allowed_hosts=allowed_hosts, access_log=access_log)
     app.include_router(_api_router(), prefix=API_PREFIX)
 
     @app.get("/healthz", tags=["health"], include_in_schema=True)

@@ -37,7 +37,9 @@ def current_user(
     if not request.app.state.require_auth:
         return LOCAL_USER
     token = credentials.credentials if credentials else None
-    return request.app.state.store.auth.authenticate(token)
+    user = request.app.state.store.auth.authenticate(token)
+    request.state.user = user.name  # named in the access log (server/security.py)
+    return user
 
 
 def request_store(request: Request, user: Annotated[User, Depends(current_user)]) -> Store:
