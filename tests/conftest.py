@@ -60,6 +60,17 @@ def pg_url(pg_server: str) -> Iterator[str]:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture(scope="session")
+def pg_session_url(pg_server: str) -> Iterator[str]:
+    """A fresh PostgreSQL database shared by a whole test session, dropped at its end."""
+    name = f"mltrail_test_session_{uuid.uuid4().hex[:12]}"
+    with _pg_connect() as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    yield pg_server.replace("postgresql://", "postgresql+psycopg://") + "/" + name
+    with _pg_connect() as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def db_url(request: pytest.FixtureRequest) -> str:
     """Each test using this runs on SQLite and on PostgreSQL."""

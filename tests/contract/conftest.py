@@ -1,18 +1,16 @@
 """The contract test modules run in every mode: embedded SqlStore and HttpStore -> real server,
-each on SQLite and on PostgreSQL."""
+each on SQLite and on PostgreSQL. Backends are shared by the session (a server takes seconds to
+start); every test works in projects of its own, so tests stay independent."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
-import numpy as np
 import pytest
 
 from mltrail.api import Api
-from mltrail.core.types import LogBatch, LogLine, MetricBatch, SeriesChunk
-from mltrail.store.base import Store
 
 MODES = ["embedded-sqlite", "embedded-postgres", "server-sqlite", "server-postgres"]
 
@@ -26,20 +24,33 @@ class Mode:
     new_user_api: Callable[[str], Api] | None  # server modes: an Api for a fresh non-admin user
 
 
-@pytest.fixture(params=MODES)
-def mode(request: pytest.FixtureRequest) -> Iterator[Mode]:
-    kind, backend = request.param.split("-")
-    db_url = request.getfixturevalue("sqlite_url" if backend == "sqlite" else "pg_url")
-    if kind == "embedded":
-        from mltrail.store.sql import SqlStore
+@pytest.fixture(scope="session")
+def embedded_stores(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """One SqlStore per backend for the session, opened on first use."""
+    opened: dict[str, Any] = {}
+    yield opened
+    for store in opened.values():
+        store.close()
 
-        api = Api(SqlStore.open(db_url))
-        yield Mode(request.param, api, None)
-        api.close()
+
+@pytest.fixture(params=MODES)
+def mode(request: pytest.FixtureRequest, embedded_stores: dict[str, Any]) -> Iterator[Mode]:
+    kind, backend = request.param.split("-")
+    if kind == "embedded":
+        if backend not in embedded_stores:
+            from mltrail.store.sql import SqlStore
+
+            url = request.getfixturevalue("pg_session_url") if backend == "postgres" else None
+            url = (
+                url
+                or f"sqlite:///{request.getfixturevalue('tmp_path_factory').mktemp('embedded') / 'mltrail.db'}"
+            )
+            embedded_stores[backend] = SqlStore.open(url)
+        yield Mode(request.param, Api(embedded_stores[backend]), None)
         return
-    server = request.getfixturevalue("server_factory")(db_url)
     from mltrail.store.http import HttpStore
 
+    server = request.getfixturevalue("shared_server" if backend == "sqlite" else "shared_pg_server")
     opened: list[Api] = []
 
     def new_user_api(name: str) -> Api:
@@ -55,35 +66,3 @@ def mode(request: pytest.FixtureRequest) -> Iterator[Mode]:
 @pytest.fixture
 def api(mode: Mode) -> Api:
     return mode.api
-
-
-def seed_experiment(
-    store: Store, project_id: int, *, n: int = 10, hparams: dict | None = None, status: str = "done"
-) -> int:
-    """An experiment with a train loss and a validation accuracy series; returns its id."""
-    from mltrail.core.types import Status
-
-    exp = store.create_experiment(
-        project_id, display_name=f"run-{time.time_ns()}", hyperparameters=hparams or {"lr": 0.1}
-    )
-    iterations = np.arange(n, dtype=np.int64)
-    epochs = iterations // 5
-    now = np.full(n, time.time())
-    chunks = (
-        SeriesChunk("loss", "train", iterations, epochs, 1.0 / (iterations + 1), now),
-        SeriesChunk("accuracy", "validation", iterations, epochs, iterations / n, now),
-    )
-    store.append_points(project_id, exp.experiment_id, MetricBatch("seed", 1, chunks))
-    store.update_experiment(project_id, exp.experiment_id, status=Status(status))
-    return exp.experiment_id
-
-
-def seed_logs(
-    store: Store,
-    project_id: int,
-    experiment_id: int,
-    messages: list[tuple[str, str, str]],
-    seq: int = 1,
-) -> None:
-    lines = tuple(LogLine(time.time(), stream, level, msg) for stream, level, msg in messages)
-    store.append_logs(project_id, experiment_id, LogBatch("seed-logs", seq, lines))

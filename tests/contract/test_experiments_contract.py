@@ -6,13 +6,13 @@ import io
 import math
 import threading
 import time
+import uuid
 
 import pytest
+from contract_seed import seed_experiment, seed_logs
 
 from mltrail import NotFoundError, PermissionDeniedError, ValidationError
 from mltrail.core.types import Status
-
-from .conftest import Mode, seed_experiment, seed_logs
 
 HASH_A = "a" * 40
 HASH_B = "b" * 40
@@ -47,7 +47,7 @@ def test_experiments_are_numbered_per_project(api):
     assert ids == [1, 2, 1]
 
 
-def test_list_pages_through_more_than_one_page(api, mode: Mode):
+def test_list_pages_through_more_than_one_page(api, mode):
     project = api.projects.create("many")["project_id"]
     count = 10_000 if mode.name == "embedded-sqlite" else 1_050
     for _ in range(count):
@@ -323,12 +323,13 @@ def test_logs_unknown_experiment_is_not_found(api, project):
 
 
 # --- isolation between users (server modes) -----------------------------------------------------------
-def test_a_token_cannot_touch_a_project_it_is_not_a_member_of(mode: Mode, project):
+def test_a_token_cannot_touch_a_project_it_is_not_a_member_of(mode, project):
     if mode.new_user_api is None:
         pytest.skip("embedded mode is single-user")
     exp = seed_experiment(mode.api.store, project)
     mode.api.store.link_weights_hash(project, exp, HASH_A, iteration=1, epoch=0)
-    other = mode.new_user_api("mallory")
+    mallory = f"mallory-{uuid.uuid4().hex[:8]}"
+    other = mode.new_user_api(mallory)
 
     calls = [
         lambda: other.experiments.list(project),
@@ -350,5 +351,5 @@ def test_a_token_cannot_touch_a_project_it_is_not_a_member_of(mode: Mode, projec
     assert other.projects.list() == []
     assert mode.api.experiments.list(project)[0]["ex_metrics"] == {}
 
-    mode.api.projects.add_member(project, "mallory")
+    mode.api.projects.add_member(project, mallory)
     assert [r["experiment_id"] for r in other.experiments.list(project)] == [exp]
