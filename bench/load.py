@@ -68,6 +68,7 @@ class LoadResult:
     p99_ms: float
     max_ms: float
     points_per_second: float
+    acknowledged_per_server: list[int]
     error_samples: list[str]
 
     @property
@@ -138,7 +139,11 @@ def run_load(urls: list[str], token: str, args: Namespace, database: str) -> Loa
         thread.join()
     elapsed = time.monotonic() - started
     stored, duplicates = _read_back(urls[0], token, stats)
-    return _totals(stats, args, len(urls), database, elapsed, stored, duplicates)
+    result = _totals(stats, args, len(urls), database, elapsed, stored, duplicates)
+    result.acknowledged_per_server = [
+        sum(s.acknowledged for s in stats if s.server == url) for url in urls
+    ]
+    return result
 
 
 def _guarded(url: str, token: str, project_id: int, stats: WriterStats, args: Namespace) -> None:
@@ -190,6 +195,7 @@ def _totals(
         p99_ms=round(float(np.percentile(latencies, 99)), 1),
         max_ms=round(float(latencies.max()), 1),
         points_per_second=round(acknowledged / elapsed, 0) if elapsed else 0.0,
+        acknowledged_per_server=[],
         error_samples=errors[:5],
     )
 
@@ -264,6 +270,7 @@ def render(result: LoadResult) -> str:
         ("batches", str(result.batches)),
         ("ack latency p50 / p99 / max", f"{result.p50_ms} / {result.p99_ms} / {result.max_ms} ms"),
         ("throughput", f"{result.points_per_second:.0f} points/s"),
+        ("acknowledged per server", " / ".join(map(str, result.acknowledged_per_server))),
         ("verdict", "OK" if result.ok else "FAILED"),
     ]  # fmt: skip
     width = max(len(k) for k, _ in rows)
