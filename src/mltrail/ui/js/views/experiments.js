@@ -97,6 +97,7 @@ class ExperimentsView {
   }
 
   update() {
+    if (this.ctx.signal.aborted) return; // a late page must not touch the next view's URL
     const columnIds = this.columns.map((c) => c.id).join("\n");
     this.columns = buildColumns(this.experiments);
     if (columnIds !== this.columns.map((c) => c.id).join("\n")) this.renderColumnsMenu();
