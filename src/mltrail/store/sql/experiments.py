@@ -190,12 +190,12 @@ def load_experiments(conn: Connection, ids: Select[Any]) -> list[Experiment]:
         metric_series.c.phase,
         metric_series.c.last_value,
     ).where(metric_series.c.experiment_id.in_(select(id_subquery.c.id)))
-    for sid, key, phase, last in conn.execute(summaries):
+    for sid, key, phase, last in conn.execute(summaries).all():
         metrics[sid][f"{phase}/{key}"] = float("nan") if last is None else last
     ex_rows = select(
         external_metrics.c.experiment_id, external_metrics.c.key, external_metrics.c.value
     ).where(external_metrics.c.experiment_id.in_(select(id_subquery.c.id)))
-    for eid, key, value in conn.execute(ex_rows):
+    for eid, key, value in conn.execute(ex_rows).all():
         ex[eid][key] = load_json(value)
     return [_to_experiment(r, metrics[r.id], ex[r.id]) for r in rows]
 
