@@ -91,8 +91,10 @@ def keep_server_logs(workdir: Path, dest: Path) -> None:
 
 def run_step(res: workloads.Results, number: str, name: str, step: Callable[[], None]) -> None:
     """Run one workload; a crash becomes a FAIL row (and a note) instead of ending the run."""
+    started = time.monotonic()
     try:
         step()
+        res.notes.append(f"workload {number} ({name}) took {time.monotonic() - started:.0f} s")
     except Exception as exc:
         res.add(Row(f"{number}. {name}", f"error: {type(exc).__name__}", passed=False))
         res.notes.append(f"workload {number} ({name}) crashed: {str(exc)[-1500:]}")
