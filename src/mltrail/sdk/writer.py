@@ -193,7 +193,7 @@ class Writer:
 
     def _deliver(self, encode: Callable[[Any], dict], batch: Any, call: Callable[..., Any]) -> None:
         """Send with retries; spool when the store stays unreachable. Never raises."""
-        if self._spool_pending and not self._replay_spooled():
+        if self._spool_pending and (self._past_deadline() or not self._replay_spooled()):
             self._to_spool(encode(batch), None)  # keep order: older batches are still waiting
             return
         fault: BaseException | None = None
@@ -211,6 +211,9 @@ class Writer:
                 if not is_transient(exc):
                     break
         self._to_spool(encode(batch), fault)
+
+    def _past_deadline(self) -> bool:
+        return self._deadline is not None and time.monotonic() > self._deadline
 
     def _may_wait(self, delay: float) -> bool:
         if self._deadline is not None and time.monotonic() + delay > self._deadline:
