@@ -81,9 +81,16 @@ class ProjectsApi:
 
 
 class ExperimentsApi:
-    def __init__(self, store: Store, *, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        page_size: int = LIST_PAGE_SIZE,
+    ) -> None:
         self._store = store
         self._sleep = sleep
+        self._page_size = page_size
 
     # --- the contract ------------------------------------------------------------------------
     def logs(
@@ -126,7 +133,9 @@ class ExperimentsApi:
         project_id = _project_id(project)
         items: list[Experiment] = []
         while True:
-            page = self._store.list_experiments(project_id, offset=len(items), limit=LIST_PAGE_SIZE)
+            page = self._store.list_experiments(
+                project_id, offset=len(items), limit=self._page_size
+            )
             items.extend(page.items)
             if not page.items or len(items) >= page.total:
                 return [experiment_dict(e) for e in items]
