@@ -230,8 +230,12 @@ class AgentRunner:
             start_pump(proc.stderr, "stderr", shipper),
         ]
         outcome = self._supervise(proc, lease)
-        if outcome.status is Status.FAILED and not outcome.lost and self._stop_asked(job, lease):
-            # the SDK inside saw the stop first and ended the process itself
+        if (
+            outcome.status is not Status.STOPPED
+            and not outcome.lost
+            and self._stop_asked(job, lease)
+        ):
+            # the SDK inside saw the stop first and ended the process itself (often with 0)
             outcome = _Outcome(Status.STOPPED, exit_code=outcome.exit_code)
         _kill_group(proc.pid, signal.SIGKILL)  # leftovers holding the pipes open
         for pump in pumps:
