@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -79,3 +81,51 @@ def test_lightning_fit_records_steps_epochs_and_weights(tmp_path):
         links = store.list_weights_links(p, e)
         assert [(w.iteration, w.epoch) for w in links] == [(4, 0), (8, 1)]
         assert links[-1].weights_hash == final_hash
+
+
+class Exploding(TinyRegressor):
+    def training_step(self, batch, batch_idx):
+        if self.global_step == 2:
+            raise RuntimeError("loss went NaN")
+        return super().training_step(batch, batch_idx)
+
+
+def _trainer(logger, tmp_path, epochs):
+    return lightning.Trainer(
+        max_epochs=epochs,
+        logger=logger,
+        callbacks=[logger.weights_callback()],
+        log_every_n_steps=1,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+        accelerator="cpu",
+    )
+
+
+def test_a_failing_fit_ends_the_experiment_failed(tmp_path):
+    settings = Settings.from_env().with_(strict=True, capture_console=False)
+    logger = MltrailLogger("lightning", "exploding", settings=settings)
+    with pytest.raises(RuntimeError, match="loss went NaN"):
+        _trainer(logger, tmp_path, 2).fit(Exploding(), _loader(0))
+    assert logger.experiment.status is Status.FAILED
+
+
+def test_a_stop_request_sets_should_stop(tmp_path):
+    settings = Settings.from_env().with_(strict=True, capture_console=False)
+    logger = MltrailLogger("lightning", "stoppable", settings=settings, stop_poll_seconds=0.02)
+
+    class AskToStop(lightning.Callback):
+        def on_train_epoch_end(self, trainer, pl_module):
+            if trainer.current_epoch == 0:
+                exp = logger.experiment
+                exp.store.request_stop(exp.project_id, exp.experiment_id)
+                time.sleep(0.5)  # the watcher polls every 20 ms
+
+    trainer = _trainer(logger, tmp_path, 50)
+    trainer.callbacks.append(AskToStop())
+    trainer.fit(TinyRegressor(), _loader(0))
+    assert trainer.current_epoch < 50
+    logger.end()
+    assert logger.experiment.status is Status.STOPPED
