@@ -8,6 +8,8 @@ import sys
 import time
 import warnings
 
+import pytest
+
 import mltrail
 from mltrail.core.types import Status
 from mltrail.sdk.experiment import start
@@ -170,3 +172,22 @@ def test_sync_with_the_server_down_keeps_the_spool_and_fails(settings, tmp_path)
     assert done.returncode == 1
     assert "1 batches remain" in done.stderr and "run `mltrail sync` again" in done.stderr
     assert len(spool.files()) == 1
+
+
+def test_strict_mode_raises_the_transport_fault_into_training(settings, server):
+    from mltrail.core.errors import TransportError
+
+    store = HttpStore(server.url, server.admin_token, retries=0)
+    exp = start("strict", settings=_server_settings(settings, server), store=store)
+    exp.log({"loss": 1.0})
+    exp.flush()
+    server.kill()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        deadline = time.monotonic() + 60
+        with pytest.raises(TransportError, match="spooled"):
+            while time.monotonic() < deadline:
+                exp.log({"loss": 0.5})
+                time.sleep(0.05)
+        exp.end(timeout=2)
+    assert Spool.from_settings(_server_settings(settings, server)).files()  # nothing was lost
