@@ -110,3 +110,25 @@ def test_the_job_environment_sets_mltrail_variables_over_the_agents(
         str(job.experiment_id),
     )
     assert env["MLTRAIL_NO_CAPTURE"] == "1"
+
+
+def test_a_run_that_ends_cleanly_after_a_stop_request_is_stopped(
+    store: SqlStore, tmp_path: Path
+) -> None:
+    """The SDK swallows ExperimentStopped and exits 0; the stop must not be reported as done."""
+    import threading
+    import time
+
+    project = store.create_project("clean-stop").id
+    job = store.submit_job(project, [sys.executable, "-c", "import time; time.sleep(1.5)"])
+    options = AgentOptions(max_jobs=1, lease_seconds=60, poll_seconds=0.5, work_root=tmp_path)
+    runner = AgentRunner(store, options, child_env=os.environ)  # heartbeats every 20 s: none here
+    thread = threading.Thread(target=runner.run)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while store.get_job(job.job_id).status is Status.QUEUED and time.monotonic() < deadline:
+        time.sleep(0.05)
+    store.request_stop(project, job.experiment_id)
+    thread.join(60)
+    done = store.get_job(job.job_id)
+    assert (done.status, done.exit_code) == (Status.STOPPED, 0)
