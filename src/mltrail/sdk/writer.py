@@ -176,10 +176,10 @@ class Writer:
             for batch in metric_batches(self.client_id, self._seq, series, self.batch_points):
                 self._deliver(encode_metrics, batch, self.store.append_points)
             for start in range(0, len(lines), BATCH_LINES):
-                batch = LogBatch(
+                log_batch = LogBatch(
                     self.client_id, next(self._seq), tuple(lines[start : start + BATCH_LINES])
                 )
-                self._deliver(encode_logs, batch, self.store.append_logs)
+                self._deliver(encode_logs, log_batch, self.store.append_logs)
             for weights_hash, iteration, epoch in links:
                 self._deliver_link(weights_hash, iteration, epoch)
 
