@@ -132,3 +132,11 @@ def test_a_run_that_ends_cleanly_after_a_stop_request_is_stopped(
     thread.join(60)
     done = store.get_job(job.job_id)
     assert (done.status, done.exit_code) == (Status.STOPPED, 0)
+
+
+def test_any_agent_name_gives_a_valid_agent_id(store: SqlStore, tmp_path: Path) -> None:
+    for name in ("my box (gpu #2)", "---", "é"):
+        runner = AgentRunner(store, AgentOptions(name=name, work_root=tmp_path), child_env={})
+        runner._register()
+        [agent] = [a for a in store.list_agents() if a.agent_id == runner.agent_id]
+        assert agent.name == name

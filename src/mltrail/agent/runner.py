@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -91,7 +92,7 @@ class AgentRunner:
         self.options = options
         self.queues = queue_names(list(options.queues))
         self.lease = lease_seconds(options.lease_seconds)
-        self.agent_id = f"{options.name[:60]}-{uuid.uuid4().hex[:12]}"
+        self.agent_id = _agent_id_for(options.name)
         self._child_env = dict(child_env)
         self._url = url
         self._token = token
@@ -343,6 +344,12 @@ def _exit_outcome(code: int) -> _Outcome:
         name = signal.Signals(-code).name if -code in signal.valid_signals() else str(-code)
         return _Outcome(Status.FAILED, exit_code=code, error=f"killed by signal {name}")
     return _Outcome(Status.FAILED, exit_code=code, error=f"exited with code {code}")
+
+
+def _agent_id_for(name: str) -> str:
+    """A unique agent id that starts with a tidy form of the agent's name."""
+    tidy = re.sub(r"[^A-Za-z0-9_.:\-]+", "-", name).strip("-_.:")[:60]
+    return f"{tidy or 'agent'}-{uuid.uuid4().hex[:12]}"
 
 
 def _kill_group(pid: int, sig: signal.Signals) -> None:
