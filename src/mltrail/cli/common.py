@@ -92,16 +92,26 @@ def echo_table(
     columns: Sequence[str], rows: Iterable[Sequence[Any]], title: str | None = None
 ) -> None:
     """Render rows with rich, to stdout, wide enough not to wrap in pipes."""
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=title, show_lines=False, header_style="bold")
+    table = Table(
+        title=title, box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold"
+    )
     for column in columns:
         table.add_column(column, overflow="fold")
     for row in rows:
         table.add_row(*(format_cell(v) for v in row))
-    console = Console(width=None if sys.stdout.isatty() else 200, highlight=False, markup=False)
-    console.print(table)
+    # piped output: never wrap, so scripts and logs get one row per line
+    if sys.stdout.isatty():
+        Console(highlight=False, markup=False).print(table)
+        return
+    # piped output: never wrap, one row per line, no trailing padding
+    console = Console(width=10_000, highlight=False, markup=False, color_system=None)
+    with console.capture() as captured:
+        console.print(table)
+    click.echo("\n".join(line.rstrip() for line in captured.get().splitlines()))
 
 
 def format_cell(value: Any) -> str:

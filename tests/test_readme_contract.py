@@ -1,0 +1,74 @@
+"""The README's Experiments API section is real: its Python and CLI blocks are run after
+`mltrail demo --no-serve` and must print exactly what the README shows, timestamps aside."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(\.\d+)?(\+00:00)?")
+
+
+def normalise(text: str) -> list[str]:
+    return [TIMESTAMP.sub("<time>", line.rstrip()) for line in text.strip().splitlines()]
+
+
+def section() -> str:
+    return README.read_text().split("## The Experiments API", 1)[1].split("\n## ", 1)[0]
+
+
+def fenced(kind: str) -> list[str]:
+    return re.findall(rf"```{kind}\n(.*?)\n```", section(), flags=re.S)
+
+
+@pytest.fixture(scope="module")
+def demo_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLTRAIL_")}
+    env["MLTRAIL_HOME"] = str(tmp_path_factory.mktemp("readme-home"))
+    subprocess.run(
+        [sys.executable, "-m", "mltrail", "demo", "--no-serve"],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    return env
+
+
+def test_python_block_prints_what_the_readme_shows(demo_env):
+    (code,), (expected,) = fenced("python"), fenced("text")
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=demo_env, capture_output=True, text=True, timeout=120
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert normalise(proc.stdout) == normalise(expected)
+
+
+def test_cli_block_prints_what_the_readme_shows(demo_env):
+    # the CLI block continues from the state the Python block left
+    (code,) = fenced("python")
+    subprocess.run(
+        [sys.executable, "-c", code], env=demo_env, capture_output=True, check=False, timeout=120
+    )
+    (console,) = fenced("console")
+    commands = re.split(r"^\$ ", console, flags=re.M)[1:]
+    for block in commands:
+        command, _, expected = block.partition("\n")
+        args = shlex.split(command)
+        assert args[0] == "mltrail"
+        proc = subprocess.run(
+            [sys.executable, "-m", "mltrail", *args[1:]],
+            env=demo_env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert normalise(proc.stdout + proc.stderr) == normalise(expected), command
+        assert (proc.returncode != 0) == expected.startswith("Error:"), command
