@@ -3,11 +3,11 @@
     python -m bench.load [--writers 50] [--seconds 60] [--pg] [--json PATH]
 
 Each writer is a thread with its own HTTP client and experiment, sending a metric batch of
-``--batch`` points every ``--interval`` seconds (a busy training process flushes about once a
-second; ten times that rate per writer makes the load) for ``--seconds``. Without ``--pg``
-one server runs on a fresh SQLite file; with ``--pg`` two server processes share one fresh
-PostgreSQL database and the writers are split between them (stateless servers scale out over
-PostgreSQL). Afterwards every experiment is read back exactly: stored must equal acknowledged,
+``--batch`` points every ``--interval`` seconds for ``--seconds`` (the SDK's writer flushes
+once a second; 500 points a second is a fast loop logging several metrics per step).
+Without ``--pg`` one server runs on a fresh SQLite file; with ``--pg`` two server processes
+share one fresh PostgreSQL database and the writers are split between them (stateless servers
+scale out over PostgreSQL). Afterwards every experiment is read back exactly: stored must equal acknowledged,
 with no duplicate iteration. Prints a table and one JSON line (``RESULT {...}``); exit status 1
 when any error, loss or duplicate was seen. Bounded: loopback only, fixed duration, databases
 created for the run and dropped after it.
@@ -242,11 +242,12 @@ def _pg_database() -> Iterator[str]:
 
 def run(args: Namespace) -> LoadResult:
     """Start the servers the options ask for, run the load, stop everything."""
-    with (
-        tempfile.TemporaryDirectory(prefix="mltrail-load-") as tmp,
-        contextlib.ExitStack() as stack,
-    ):
-        home = Path(tmp)
+    with contextlib.ExitStack() as stack:
+        if args.keep:
+            home = args.keep
+            home.mkdir(parents=True, exist_ok=True)
+        else:
+            home = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="mltrail-load-")))
         if args.pg:
             db_url, database, count = stack.enter_context(_pg_database()), "postgresql", 2
         else:
@@ -256,7 +257,13 @@ def run(args: Namespace) -> LoadResult:
             stack.enter_context(_start_server(db_url, home, f"server-{i}")) for i in range(count)
         ]
         token = _admin_token(servers[0])
-        return run_load([s.url for s in servers], token, args, database)
+        result = run_load([s.url for s in servers], token, args, database)
+        if not result.ok:  # the servers' own words, without the access log's JSON lines
+            for server in servers:
+                text = server.log_path.read_text(errors="replace").splitlines()
+                tail = [x for x in text if not x.startswith("{")][-40:]
+                print(f"--- {server.name} log ---", *tail, sep="\n", file=sys.stderr)
+        return result
 
 
 def render(result: LoadResult) -> str:
@@ -286,10 +293,13 @@ def parse_args(argv: list[str] | None = None) -> Namespace:
     )
     parser.add_argument("--writers", type=int, default=50, help="concurrent writers [50]")
     parser.add_argument("--seconds", type=float, default=60.0, help="how long they write [60]")
-    parser.add_argument("--batch", type=int, default=200, help="points per batch [200]")
-    parser.add_argument("--interval", type=float, default=0.1, help="seconds between batches")
+    parser.add_argument("--batch", type=int, default=500, help="points per batch [500]")
+    parser.add_argument(
+        "--interval", type=float, default=1.0, help="seconds between a writer's batches [1.0]"
+    )
     parser.add_argument("--pg", action="store_true", help="two servers on one PostgreSQL db")
     parser.add_argument("--json", type=Path, default=None, help="also write the result here")
+    parser.add_argument("--keep", type=Path, default=None, help="keep databases and logs here")
     args = parser.parse_args(argv)
     if args.writers < 1 or args.seconds <= 0 or args.batch < 1:
         parser.error("--writers, --seconds and --batch must be positive")

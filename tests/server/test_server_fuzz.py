@@ -11,6 +11,12 @@ import numpy as np
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from mltrail.config import Settings
 from mltrail.core.types import MetricBatch, SeriesChunk
@@ -35,6 +41,16 @@ def fuzzed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[object, s
     store.close()
 
 
+SCHEMA_CHECKS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_schema_conformance,
+]
+# long-polls, event streams and the agents' job claims wait; fuzzed with the jobs tests
+SKIPPED_PATHS = r"(/logs/stream$|/jobs|/agents)"
+
+
 def _check_operation(operation, token: str) -> None:
     @given(case=operation.as_strategy())
     @settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
@@ -43,6 +59,7 @@ def _check_operation(operation, token: str) -> None:
         assert response.status_code < 500, (operation.label, response.text)
         if response.status_code >= 400:
             assert set(response.json()["error"]) == {"type", "field", "message"}
+        case.validate_response(response, checks=SCHEMA_CHECKS)  # status, type, body documented
 
     run()
 
@@ -62,3 +79,36 @@ def test_no_input_makes_a_server_error(fuzzed, monkeypatch):
         _check_operation(operation, token)
         checked += 1
     assert checked >= 25
+
+
+def test_stateful_sequences_make_no_server_error_and_match_the_schema(fuzzed, monkeypatch):
+    """Sequences of calls (schemathesis links inferred from the schema), derandomised."""
+    app, token = fuzzed
+    monkeypatch.setattr("mltrail.server.routes.logs.MAX_WAIT_SECONDS", 0.2)
+    schema = schemathesis.openapi.from_asgi("/api/v1/openapi.json", app)
+    machine = schema.exclude(path_regex=SKIPPED_PATHS).as_state_machine()
+    calls: list[tuple[str, int]] = []
+
+    class Workflow(machine):  # type: ignore[misc,valid-type]
+        def before_call(self, case):
+            # the generated cases carry made-up bearer tokens of their own: use the real one
+            case.headers = {**(case.headers or {}), "Authorization": f"Bearer {token}"}
+
+        def after_call(self, response, case):
+            calls.append((f"{case.method} {case.path}", response.status_code))
+
+        def validate_response(self, response, case, additional_checks=None, **kwargs):
+            case.validate_response(response, checks=SCHEMA_CHECKS)
+
+    Workflow.run(
+        settings=settings(
+            max_examples=25,
+            stateful_step_count=8,
+            derandomize=True,  # the same sequences every run: a CI failure reproduces
+            deadline=None,
+            suppress_health_check=list(HealthCheck),
+        )
+    )
+    created = [op for op, status in calls if status == 201]
+    print(f"stateful calls: {len(calls)}, of which created something: {len(created)}")
+    assert len(calls) >= 50 and created

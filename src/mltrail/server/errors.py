@@ -20,6 +20,7 @@ log = logging.getLogger("mltrail.server")
 
 _HTTP_KINDS = {401: "authentication_error", 404: "not_found", 405: "method_not_allowed"}
 _LOCATIONS = ("body", "query", "path", "header", "cookie")
+BODY_PARSE_ERROR = "There was an error parsing the body"  # FastAPI's 400 for undecodable bodies
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -63,13 +64,30 @@ async def _http_error(request: Request, exc: Exception) -> OrjsonResponse:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 413:
         return _too_large()
+    if exc.status_code == 400 and exc.detail == BODY_PARSE_ERROR:  # e.g. not UTF-8: bad input
+        return error_response(422, "validation_error", "body is not valid UTF-8 JSON", "body")
     kind = _HTTP_KINDS.get(exc.status_code, "http_error")
     return error_response(exc.status_code, kind, str(exc.detail))
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> OrjsonResponse:
+    if database_unavailable(exc):
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+        response = error_response(503, "transport_error", "the database is busy or unreachable")
+        response.headers["Retry-After"] = "1"  # clients retry; idempotent batches store once
+        return response
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return error_response(500, "internal_error", "internal server error")
+
+
+# SQLAlchemy's classes for a locked SQLite file or a lost/refused PostgreSQL connection,
+# matched by name: SQLAlchemy stays in store/sql
+_DB_UNAVAILABLE = frozenset({"OperationalError", "InterfaceError", "DisconnectionError"})
+
+
+def database_unavailable(exc: BaseException) -> bool:
+    """True for a database that is locked, restarting or unreachable: worth a retry (503)."""
+    return type(exc).__module__ == "sqlalchemy.exc" and type(exc).__name__ in _DB_UNAVAILABLE
 
 
 def _too_large() -> OrjsonResponse:
