@@ -302,7 +302,7 @@ class ModelsApi:
 
     def get_weights_hash(self, framework: str, model_path: str) -> str:
         """The weights hash of a saved model file (never unpickled unsafely)."""
-        from mltrail.sdk.checkpoints import weights_hash_from_file
+        from mltrail.checkpoints import weights_hash_from_file
 
         return weights_hash_from_file(framework, model_path)
 

@@ -12,7 +12,7 @@ import pytest
 
 from mltrail.core.errors import ValidationError
 from mltrail.core.weights import weights_hash
-from mltrail.sdk.checkpoints import weights_hash_from_file
+from mltrail.checkpoints import weights_hash_from_file
 
 
 def test_npz_hash_follows_the_saved_order_and_matches_by_hand(tmp_path):

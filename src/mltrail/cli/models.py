@@ -30,7 +30,7 @@ def models() -> None:
 )
 def get_weights_hash(framework: str, model_path: str) -> None:
     """Print the weights hash of a saved model file (nothing in it is executed)."""
-    from mltrail.sdk.checkpoints import weights_hash_from_file
+    from mltrail.checkpoints import weights_hash_from_file
 
     click.echo(weights_hash_from_file(framework, model_path))
 
