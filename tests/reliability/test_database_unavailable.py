@@ -108,3 +108,4 @@ def test_only_database_faults_count_as_unavailable():
     assert database_unavailable(locked)
     assert not database_unavailable(sqlalchemy.exc.IntegrityError("x", {}, Exception()))
     assert not database_unavailable(RuntimeError("OperationalError"))
+    assert database_unavailable(sqlalchemy.exc.InvalidatePoolError())  # a DisconnectionError

@@ -87,7 +87,10 @@ _DB_UNAVAILABLE = frozenset({"OperationalError", "InterfaceError", "Disconnectio
 
 def database_unavailable(exc: BaseException) -> bool:
     """True for a database that is locked, restarting or unreachable: worth a retry (503)."""
-    return type(exc).__module__ == "sqlalchemy.exc" and type(exc).__name__ in _DB_UNAVAILABLE
+    return any(
+        cls.__module__ == "sqlalchemy.exc" and cls.__name__ in _DB_UNAVAILABLE
+        for cls in type(exc).__mro__
+    )
 
 
 def _too_large() -> OrjsonResponse:

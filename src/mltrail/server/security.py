@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from mltrail.server.errors import error_response
+from mltrail.server.errors import database_unavailable, error_response
 
 DEFAULT_ALLOWED_HOSTS = ("localhost", "127.0.0.1", "::1")
 """Host names every server answers to; ``mltrail server --allowed-host`` adds more."""
@@ -161,6 +161,10 @@ class AccessLogMiddleware:
 
         try:
             await self.app(scope, receive, recording_send)
+        except Exception as exc:
+            # answered by the outermost error handler, after this middleware: same mapping
+            status = 503 if database_unavailable(exc) else 500
+            raise
         finally:
             self.write(scope, status, time.perf_counter() - started, state.get("user"))
 

@@ -1,0 +1,130 @@
+"""PostgreSQL restarted under a server that is ingesting: the writers retry, nothing is lost.
+
+Named to run last among the reliability tests; self-contained: whatever happens, PostgreSQL is
+running again before the test ends (other tests need it). Restarting the cluster needs root
+and ``pg_ctlcluster`` (Debian's PostgreSQL packaging); the test skips without them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+
+from mltrail.core.types import Status
+from mltrail.store.http import HttpStore
+from reliability.test_faults import (
+    PROCESS_TIMEOUT,
+    expect_line,
+    launch,
+    report,
+    run_sync,
+    stored_iterations,
+    trainer_env,
+)
+from support.servers import ServerProcess
+
+PG_ETC = Path("/etc/postgresql")
+READY_TIMEOUT = 60.0
+
+
+def _cluster() -> list[str]:
+    versions = sorted(p.name for p in PG_ETC.iterdir()) if PG_ETC.is_dir() else []
+    if not versions or not shutil.which("pg_ctlcluster") or os.geteuid() != 0:
+        pytest.skip("restarting PostgreSQL needs root and pg_ctlcluster")
+    return ["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1], "main"]
+
+
+def _started_at(pg_server: str) -> float:
+    with psycopg.connect(pg_server + "/postgres", connect_timeout=3) as conn:
+        return conn.execute("SELECT extract(epoch FROM pg_postmaster_start_time())").fetchone()[0]
+
+
+def _ensure_running(cluster: list[str]) -> None:
+    """Wait for PostgreSQL to accept connections, starting it when it stays down."""
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        ready = subprocess.run(["pg_isready", "-q", "-h", "127.0.0.1", "-p", "5432"])
+        if ready.returncode == 0:
+            return
+        if time.monotonic() > deadline - READY_TIMEOUT / 2:
+            subprocess.run([*cluster, "start"], capture_output=True)
+        time.sleep(0.5)
+    raise AssertionError("PostgreSQL did not come back")
+
+
+class _Probe:
+    """Reads an experiment every 20 ms from a thread, counting the answers' statuses."""
+
+    def __init__(self, server: ServerProcess, project_id: int, experiment_id: int) -> None:
+        self.url = f"{server.url}/api/v1/projects/{project_id}/experiments/{experiment_id}"
+        self.headers = {"Authorization": f"Bearer {server.admin_token}"}
+        self.statuses: dict[int, int] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> _Probe:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+    def _run(self) -> None:
+        with httpx.Client(headers=self.headers, timeout=30) as client:
+            while not self._stop.wait(0.02):
+                status = client.get(self.url).status_code
+                self.statuses[status] = self.statuses.get(status, 0) + 1
+
+
+def test_postgresql_restart_while_ingesting_loses_nothing(
+    pg_server: str, pg_url: str, server_factory, tmp_path: Path
+):
+    cluster = _cluster()
+    server: ServerProcess = server_factory(pg_url)
+    home = tmp_path / "trainers"
+    env = trainer_env(server, home)
+    n = 6000
+    procs = [launch(env, f"pg-writer-{i}", n, 0.001, 5, "run") for i in range(3)]
+    experiments = [tuple(map(int, expect_line(proc, "STARTED"))) for proc in procs]
+    before = _started_at(pg_server)
+    time.sleep(1.0)
+    probe = _Probe(server, *experiments[0]).start()
+    try:
+        restart = subprocess.run([*cluster, "restart"], capture_output=True, text=True, timeout=120)
+        assert restart.returncode == 0, restart.stderr
+    finally:
+        _ensure_running(cluster)
+        time.sleep(0.5)
+        probe.stop()
+    assert _started_at(pg_server) > before, "PostgreSQL was not restarted"
+    for proc in procs:
+        _, err = proc.communicate(timeout=PROCESS_TIMEOUT)
+        assert proc.returncode == 0, err
+    done = run_sync(env)
+    assert done.returncode == 0, done.stderr
+
+    stored = duplicates = 0
+    for p, e in experiments:
+        its = stored_iterations(server, p, e)
+        stored += len(its)
+        duplicates += len(its) - len(set(its))
+        assert its == list(range(n))
+        with HttpStore(server.url, server.admin_token) as store:
+            assert store.get_experiment(p, e).status is Status.DONE
+    log = [json.loads(x) for x in server.stderr.splitlines() if x.startswith("{")]
+    statuses = sorted({x["status"] for x in log if x["status"] >= 500})
+    print(f"probe reads during the restart: {probe.statuses}; server 5xx statuses: {statuses}")
+    assert probe.statuses.get(503), "the restart was never seen by the server"
+    assert set(probe.statuses) <= {200, 503} and statuses == [503]  # retry, never a 500
+    report("PostgreSQL restarted, 3 trainers", 3 * n, stored, stored, duplicates)
+    assert stored == 3 * n and duplicates == 0
