@@ -40,6 +40,8 @@ from mltrail.store.sql.job_rows import (
 from mltrail.store.sql.tables import experiments
 
 _CLAIM_SCAN = 20  # jobs skipped per claim because their experiment was asked to stop
+EXPIRY_INTERVAL_SECONDS = 1.0
+_LAST_EXPIRY: dict[int, float] = {}  # id(engine) -> monotonic time of the last expiry sweep
 
 
 def _set_experiment_status(
@@ -406,12 +408,20 @@ class SqlJobStore(jb.JobStore):
     ) -> Job | None:
         deadline = time.monotonic() + min(max(float(wait_seconds), 0.0), jb.MAX_WAIT_SECONDS)
         while True:
-            self.expire_leases()
+            self._expire_now_and_then()
             with self._db.write() as conn:
                 job = claim_job(conn, self._scope, self._now(), agent_id, queues, lease_seconds)
             if job is not None or time.monotonic() >= deadline:
                 return job
             time.sleep(min(0.25, max(deadline - time.monotonic(), 0.0)))
+
+    def _expire_now_and_then(self) -> None:
+        """Expire leases at most once a second per database: claims poll several times a second."""
+        key = id(self._db.engine)
+        now = time.monotonic()
+        if now - _LAST_EXPIRY.get(key, 0.0) >= EXPIRY_INTERVAL_SECONDS:
+            _LAST_EXPIRY[key] = now
+            self.expire_leases()
 
     def heartbeat(
         self, agent_id: str, job_id: int | None = None, *, lease_seconds: float
