@@ -21,6 +21,7 @@ from mltrail.core import validation
 from mltrail.core.errors import ExperimentStopped, ValidationError
 from mltrail.core.types import ExperimentRef, LogLine, Phase, Status
 from mltrail.core.weights import weights_hash
+from mltrail.sdk.buffer import MAX_INT64
 from mltrail.sdk.console import ConsoleCapture
 from mltrail.sdk.environment import collect_environment, collect_source
 from mltrail.sdk.inputs import jsonable, metric_number, params_mapping, resolve_project, tags_tuple
@@ -36,6 +37,16 @@ if TYPE_CHECKING:
 
 _PHASES = frozenset(p.value for p in Phase)
 _MAX_KEY_LEN = validation.MAX_KEY_LEN
+_MAX_INT64 = MAX_INT64
+_now = time.time
+
+
+def _int64(value: Any, field: str) -> int:
+    """A non-negative integer that fits the stored 64-bit columns, or ValidationError."""
+    number = validation.require_int(value, field, minimum=0)
+    if number > _MAX_INT64:
+        raise ValidationError(f"must be at most {_MAX_INT64}, got {number}", field)
+    return number
 
 
 def start(
@@ -244,15 +255,25 @@ class Experiment:
             return
         if phase not in _PHASES:
             phase = validation.phase(phase)
-        items = self._items(metrics)  # everything is checked before any state changes
+        # everything is checked before any state changes; known keys with float values (the
+        # common case) are appended straight from the mapping, without a copy
+        keys = self._keys
+        try:
+            for key, value in metrics.items():
+                if type(value) is not float or key not in keys:
+                    metrics = self._items(metrics)
+                    break
+        except AttributeError:
+            metrics = self._items(metrics)  # raises, naming the field
         if epoch is None:
             epoch = self._epoch
-        elif type(epoch) is not int or epoch < 0:
-            epoch = validation.require_int(epoch, "epoch", minimum=0)
+        elif type(epoch) is not int or not 0 <= epoch <= _MAX_INT64:
+            epoch = _int64(epoch, "epoch")
         iteration = self._next_iteration(iteration, phase)
         self._epoch = epoch
-        self._writer.add_points(phase, iteration, epoch, time.time(), items)
-        if self._stop_requested or self._writer.error is not None:
+        writer = self._writer
+        writer.add_points(phase, iteration, epoch, _now(), metrics.items())
+        if self._stop_requested or writer.error is not None:
             self._raise_pending()
 
     def _next_iteration(self, iteration: int | None, phase: str) -> int:
@@ -260,18 +281,19 @@ class Experiment:
             if phase == "train":
                 self._iteration += 1
             return self._iteration if self._iteration >= 0 else 0
-        if type(iteration) is not int or iteration < 0:
-            iteration = validation.require_int(iteration, "iteration", minimum=0)
+        if type(iteration) is not int or not 0 <= iteration <= _MAX_INT64:
+            iteration = _int64(iteration, "iteration")
         self._iteration = iteration
         return iteration
 
     def _set_epoch(self, epoch: int) -> int:
-        if type(epoch) is not int or epoch < 0:
-            epoch = validation.require_int(epoch, "epoch", minimum=0)
+        if type(epoch) is not int or not 0 <= epoch <= _MAX_INT64:
+            epoch = _int64(epoch, "epoch")
         self._epoch = epoch
         return epoch
 
-    def _items(self, metrics: Mapping[str, Any]) -> list[tuple[str, float]]:
+    def _items(self, metrics: Mapping[str, Any]) -> dict[str, float]:
+        """The metrics checked, as a new dict of key to float (the slow path of ``log``)."""
         try:
             pairs = metrics.items()
         except AttributeError:
@@ -279,13 +301,13 @@ class Experiment:
                 f"must be a dict of metric name to number, got {type(metrics).__name__}", "metrics"
             ) from None
         keys = self._keys
-        items = []
+        items = {}
         for key, value in pairs:
             if key not in keys:
                 self._check_key(key)
             if type(value) is not float:
                 value = metric_number(value, key)
-            items.append((key, value))
+            items[key] = value
         return items
 
     def _check_key(self, key: Any) -> None:

@@ -104,8 +104,15 @@ class Spool:
         experiment_id: int,
         client_id: str,
         record: dict[str, Any],
+        *,
+        stamp: int | None = None,
     ) -> Path | None:
         """Append one record (see :func:`encode_metrics` and friends) to the spool.
+
+        Args:
+            target / project_id / experiment_id / client_id: where the record belongs.
+            record: the batch, as :func:`encode_metrics` and friends make it.
+            stamp: nanosecond time the file sorts by (replay order); now by default.
 
         Returns:
             The file written, or ``None`` when the record alone is over the limit.
@@ -130,7 +137,8 @@ class Spool:
         with self._lock:
             self.directory.mkdir(parents=True, exist_ok=True)
             self._make_room(len(data))
-            name = f"{time.time_ns():020d}-{client_id}-{next(self._counter):06d}{SUFFIX}"
+            when = time.time_ns() if stamp is None else stamp
+            name = f"{when:020d}-{client_id}-{next(self._counter):06d}{SUFFIX}"
             path = self.directory / name
             tmp = path.with_suffix(".tmp")
             tmp.write_bytes(data)

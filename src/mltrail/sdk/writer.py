@@ -1,12 +1,18 @@
 """The background writer: buffers what training code logs and sends it in columnar batches.
 
-``exp.log`` only appends tuples to per-series lists under a lock; a daemon thread wakes every
-``flush_interval`` seconds (or when ``batch_points`` points are waiting), turns the lists into
-numpy columns and sends :class:`MetricBatch` / :class:`LogBatch` objects, each with this
-writer's ``client_id`` and its own ``seq``, so a batch retried after a lost answer is stored
-once. Transport faults are retried with backoff, then the batch goes to the spool; training
-is never interrupted unless ``strict`` is set, in which case the fault is raised at the next
-``log`` or at the end.
+``exp.log`` only appends to per-series ``array`` columns under a lock (see
+:mod:`mltrail.sdk.buffer`); a daemon thread wakes every ``flush_interval`` seconds (or when
+``batch_points`` points are waiting), turns the columns into numpy arrays and sends
+:class:`MetricBatch` / :class:`LogBatch` objects, each with this writer's ``client_id`` and its
+own ``seq``, so a batch retried after a lost answer is stored once. Transport faults are
+retried with backoff, then the batch goes to the spool; training is never interrupted unless
+``strict`` is set, in which case the fault is raised at the next ``log`` or at the end.
+
+Memory stays bounded when the store stalls: once more than ``max_buffered_points`` points wait
+while the thread has been stuck in one store call for ``stall_seconds`` (or the store is known
+to be unreachable), or more than ``hard_limit_points`` wait at all, the training thread cuts
+them into batches and writes those to the spool. While anything of this writer is spooled,
+every batch goes through the spool, so batches are stored in the order they were cut.
 """
 
 from __future__ import annotations
@@ -17,13 +23,12 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from mltrail.core.errors import TransportError, ValidationError
-from mltrail.core.types import LogBatch, LogLine, MetricBatch, SeriesChunk
+from mltrail.core.types import LogBatch, LogLine
+from mltrail.sdk.buffer import PointBuffer, metric_batches
 from mltrail.sdk.spool import (
     Spool,
     SpoolWarning,
@@ -41,8 +46,9 @@ BATCH_POINTS = 50_000
 BATCH_LINES = 5_000
 RETRY_DELAYS = (0.25, 0.5, 1.0, 2.0)
 CLOSE_TIMEOUT_SECONDS = 30.0
-
-Row = tuple[int, int, float, float]  # iteration, epoch (-1 = none), value, time
+BUFFERED_BATCHES = 4  # points held in memory while the store stalls, in batches
+HARD_LIMIT_BATCHES = 20  # points held in memory whatever the store does, in batches
+STALL_SECONDS = 1.0  # a store call this long counts as a stall
 
 
 class Writer:
@@ -57,6 +63,11 @@ class Writer:
         flush_interval: seconds between time-triggered flushes.
         batch_points: points that trigger a flush, and the most one batch carries.
         retry_delays: waits between attempts before a batch is spooled.
+        max_buffered_points: points kept in memory while the store stalls; beyond, they are
+            spooled (default ``BUFFERED_BATCHES * batch_points``).
+        hard_limit_points: points kept in memory even while the store answers slowly
+            (default ``HARD_LIMIT_BATCHES * batch_points``).
+        stall_seconds: how long one store call must take to count as a stall.
     """
 
     def __init__(
@@ -71,6 +82,9 @@ class Writer:
         flush_interval: float = FLUSH_INTERVAL_SECONDS,
         batch_points: int = BATCH_POINTS,
         retry_delays: Sequence[float] = RETRY_DELAYS,
+        max_buffered_points: int | None = None,
+        hard_limit_points: int | None = None,
+        stall_seconds: float = STALL_SECONDS,
     ) -> None:
         self.store = store
         self.project_id = project_id
@@ -81,14 +95,21 @@ class Writer:
         self.flush_interval = flush_interval
         self.batch_points = batch_points
         self.retry_delays = tuple(retry_delays)
+        self.max_buffered_points = max_buffered_points or BUFFERED_BATCHES * batch_points
+        self.hard_limit_points = max(
+            hard_limit_points or HARD_LIMIT_BATCHES * batch_points, self.max_buffered_points
+        )
+        self.stall_seconds = stall_seconds
         self.client_id = uuid.uuid4().hex
         self.error: BaseException | None = None  # strict mode: raised by the training thread
         self.spooled_batches = 0
         self._seq = itertools.count(1)
         self._lock = threading.Lock()  # guards the buffers below
         self._send_lock = threading.Lock()  # one drain at a time, so batches stay in order
-        self._series: dict[tuple[str, str], list[Row]] = {}
-        self._points = 0
+        self._buffer = PointBuffer()
+        self._busy_since: float | None = None  # monotonic start of the store call in progress
+        self._overflowed = False  # the training thread spooled points since the last drain
+        self.overflow_batches = 0
         self._lines: list[LogLine] = []
         self._links: list[tuple[str, int | None, int | None]] = []
         self._wake = threading.Event()
@@ -99,18 +120,31 @@ class Writer:
         self._thread: threading.Thread | None = None
 
     # --- what the training thread calls --------------------------------------------------------
-    def add_points(self, phase: str, iteration: int, epoch: int, t: float, items: list) -> None:
+    def add_points(
+        self, phase: str, iteration: int, epoch: int, t: float, pairs: Iterable[tuple[str, float]]
+    ) -> None:
         """Buffer already-validated ``(key, value)`` pairs of one step. The hot path."""
         with self._lock:
-            series = self._series
-            for key, value in items:
-                rows = series.get((key, phase))
-                if rows is None:
-                    rows = series[(key, phase)] = []
-                rows.append((iteration, epoch, value, t))
-            self._points += len(items)
-            if self._points >= self.batch_points:
+            held = self._buffer.append(phase, iteration, epoch, t, pairs)
+            if held >= self.batch_points:
                 self._wake.set()
+                if held >= self.max_buffered_points and self._stalled(held):
+                    self._overflow()
+
+    def _stalled(self, held: int) -> bool:
+        if held >= self.hard_limit_points or self._spool_pending:
+            return True
+        since = self._busy_since
+        return since is not None and time.monotonic() - since >= self.stall_seconds
+
+    def _overflow(self) -> None:
+        """Move the buffered points to the spool (called with the buffer lock held)."""
+        buffer, self._buffer = self._buffer, PointBuffer()
+        stamp = time.time_ns()
+        for batch in metric_batches(self.client_id, self._seq, buffer.chunks(), self.batch_points):
+            self._to_spool(encode_metrics(batch), None, stamp)
+            self.overflow_batches += 1
+        self._overflowed = True
 
     def add_line(self, line: LogLine) -> None:
         with self._lock:
@@ -170,36 +204,51 @@ class Writer:
     def _drain(self) -> None:
         with self._send_lock:
             with self._lock:
-                series, self._series, self._points = self._series, {}, 0
+                buffer, self._buffer = self._buffer, PointBuffer()
                 lines, self._lines = self._lines, []
                 links, self._links = self._links, []
-            for batch in metric_batches(self.client_id, self._seq, series, self.batch_points):
-                self._deliver(encode_metrics, batch, self.store.append_points)
+                if self._overflowed:  # newer batches must not overtake the spooled ones
+                    self._overflowed, self._spool_pending = False, True
+                stamp = time.time_ns()  # under the lock: an overflow cut later sorts after
+            chunks = buffer.chunks()
+            del buffer
+            for batch in metric_batches(self.client_id, self._seq, chunks, self.batch_points):
+                self._deliver(encode_metrics, batch, self.store.append_points, stamp)
             for start in range(0, len(lines), BATCH_LINES):
                 log_batch = LogBatch(
                     self.client_id, next(self._seq), tuple(lines[start : start + BATCH_LINES])
                 )
-                self._deliver(encode_logs, log_batch, self.store.append_logs)
+                self._deliver(encode_logs, log_batch, self.store.append_logs, stamp)
             for weights_hash, iteration, epoch in links:
-                self._deliver_link(weights_hash, iteration, epoch)
+                self._deliver_link(weights_hash, iteration, epoch, stamp)
 
-    def _deliver_link(self, weights_hash: str, iteration: int | None, epoch: int | None) -> None:
+    def _deliver_link(
+        self, weights_hash: str, iteration: int | None, epoch: int | None, stamp: int
+    ) -> None:
         def call(p: int, e: int, _: Any) -> Any:
             return self.store.link_weights_hash(
                 p, e, weights_hash, iteration=iteration, epoch=epoch
             )
 
-        self._deliver(lambda _: encode_link(weights_hash, iteration, epoch), None, call)
+        self._deliver(lambda _: encode_link(weights_hash, iteration, epoch), None, call, stamp)
 
-    def _deliver(self, encode: Callable[[Any], dict], batch: Any, call: Callable[..., Any]) -> None:
-        """Send with retries; spool when the store stays unreachable. Never raises."""
-        if self._spool_pending and (self._past_deadline() or not self._replay_spooled()):
-            self._to_spool(encode(batch), None)  # keep order: older batches are still waiting
+    def _deliver(
+        self, encode: Callable[[Any], dict], batch: Any, call: Callable[..., Any], stamp: int
+    ) -> None:
+        """Send with retries; spool when the store stays unreachable. Never raises.
+
+        ``stamp`` (ns) is when the batch was cut from the buffer; spooled, it sorts by it.
+        """
+        if self._spool_pending:  # keep order: older batches are waiting in the spool
+            self._to_spool(encode(batch), None, stamp)
+            if not self._past_deadline():
+                self._replay_spooled()
             return
         fault: BaseException | None = None
         for delay in (0.0, *self.retry_delays):
             if delay and not self._may_wait(delay):
                 break
+            self._busy_since = time.monotonic()
             try:
                 call(self.project_id, self.experiment_id, batch)
                 return
@@ -210,7 +259,9 @@ class Writer:
                     return
                 if not is_transient(exc):
                     break
-        self._to_spool(encode(batch), fault)
+            finally:
+                self._busy_since = None
+        self._to_spool(encode(batch), fault, stamp)
 
     def _past_deadline(self) -> bool:
         return self._deadline is not None and time.monotonic() > self._deadline
@@ -222,23 +273,29 @@ class Writer:
         return True
 
     def _replay_spooled(self) -> bool:
+        self._busy_since = time.monotonic()
         try:
             result = self.spool.replay(self.store, self.target, client_id=self.client_id)
         except Exception:
             return False
+        finally:
+            self._busy_since = None
         self._spool_pending = result.remaining > 0
         return not self._spool_pending
 
-    def _to_spool(self, record: dict, fault: BaseException | None) -> None:
+    def _to_spool(self, record: dict, fault: BaseException | None, stamp: int) -> None:
         if self.strict and fault is not None and self.error is None:
             self.error = TransportError(f"store unreachable, batch spooled: {fault}")
-        self.spool.write(self.target, self.project_id, self.experiment_id, self.client_id, record)
+        self.spool.write(
+            self.target, self.project_id, self.experiment_id, self.client_id, record, stamp=stamp
+        )
         self.spooled_batches += 1
         self._spool_pending = True
         if not self._warned_offline:
             self._warned_offline = True
+            why = f"unreachable ({fault})" if fault is not None else "stalled"
             warnings.warn(
-                f"mltrail: the store is unreachable ({fault}); unsent batches are kept in "
+                f"mltrail: the store is {why}; unsent batches are kept in "
                 f"{self.spool.directory} and uploaded by `mltrail sync` or the next run",
                 SpoolWarning,
                 stacklevel=1,
@@ -252,32 +309,3 @@ class Writer:
             RuntimeWarning,
             stacklevel=1,
         )
-
-
-def metric_batches(
-    client_id: str, seq: itertools.count, series: dict[tuple[str, str], list[Row]], limit: int
-) -> list[MetricBatch]:
-    """Turn buffered rows into columnar batches of at most ``limit`` points each."""
-    batches: list[MetricBatch] = []
-    chunks: list[SeriesChunk] = []
-    size = 0
-    for (key, phase), rows in series.items():
-        for start in range(0, len(rows), limit):
-            part = rows[start : start + limit]
-            if size and size + len(part) > limit:
-                batches.append(MetricBatch(client_id, next(seq), tuple(chunks)))
-                chunks, size = [], 0
-            chunks.append(series_chunk(key, phase, part))
-            size += len(part)
-    if chunks:
-        batches.append(MetricBatch(client_id, next(seq), tuple(chunks)))
-    return batches
-
-
-def series_chunk(key: str, phase: str, rows: list[Row]) -> SeriesChunk:
-    """Columns of one series from ``(iteration, epoch, value, time)`` rows."""
-    iterations = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
-    epochs = np.fromiter((r[1] for r in rows), dtype=np.int64, count=len(rows))
-    values = np.fromiter((r[2] for r in rows), dtype=np.float64, count=len(rows))
-    times = np.fromiter((r[3] for r in rows), dtype=np.float64, count=len(rows))
-    return SeriesChunk(key, phase, iterations, epochs, values, times)
