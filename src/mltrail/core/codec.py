@@ -7,10 +7,14 @@ unix seconds; metric columns travel packed with :func:`~mltrail.core.wire.pack_a
 
 from __future__ import annotations
 
+import json
+import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import orjson
 
 from mltrail.core.types import (
     Chart,
@@ -32,6 +36,40 @@ from mltrail.core.wire import encode_float, floats_to_wire, from_wire, pack_arra
 from mltrail.core.wire import unpack_array as _unpack
 
 Json = dict[str, Any]
+
+_DIGIT_RUN = 19  # digits an integer needs to go beyond 64 bits
+_SHORT_TEXT = 4096  # below this many bytes a regex scan beats numpy's set-up
+_LONG_DIGITS = re.compile(r"\d{19}")
+
+
+def _may_hold_long_int(text: str | bytes) -> bool:
+    """Whether ``text`` has a run of 19 digits (a superset of integers beyond 64 bits)."""
+    if len(text) < _SHORT_TEXT:
+        if isinstance(text, bytes):
+            text = text.decode("utf-8", "replace")
+        return _LONG_DIGITS.search(text) is not None
+    raw = text.encode() if isinstance(text, str) else text
+    digits = (np.frombuffer(raw, np.uint8) - np.uint8(48)) < 10
+    runs = np.cumsum(digits, dtype=np.int64)
+    return bool((runs[_DIGIT_RUN:] - runs[:-_DIGIT_RUN] == _DIGIT_RUN).any()) or bool(
+        runs.size >= _DIGIT_RUN and runs[_DIGIT_RUN - 1] == _DIGIT_RUN
+    )
+
+
+def parse_json(text: str | bytes) -> Any:
+    """JSON text to Python values, exactly: orjson when it can be trusted, else the standard
+    library.
+
+    orjson parses several times faster, but turns integers beyond 64 bits into floats without
+    a word and refuses ``NaN``/``Infinity`` tokens and lone surrogates; such texts go to
+    :func:`json.loads`, which keeps all of them exact.
+    """
+    if not _may_hold_long_int(text):
+        try:
+            return orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+    return json.loads(text)
 
 
 # --- projects, users --------------------------------------------------------------------------
@@ -66,6 +104,28 @@ def user_from_wire(d: Json) -> User:
 
 
 # --- experiments ------------------------------------------------------------------------------
+_PLAIN = frozenset({str, int, bool, type(None)})
+_STATUSES = {s.value: s for s in Status}
+
+
+def _mapping_to_wire(d: Mapping[str, Any]) -> Json:
+    """``to_wire`` of a mapping, skipping the recursive walk when every value is a plain
+    scalar (the usual hyperparameters and metrics: 1,000 experiments hold 5,000 of them)."""
+    for v in d.values():
+        if type(v) in _PLAIN or (type(v) is float and math.isfinite(v)):
+            continue
+        return to_wire(dict(d))
+    return dict(d)
+
+
+def _mapping_from_wire(d: Json) -> Json:
+    """``from_wire`` of a mapping; only nested values (tagged floats, lists) need the walk."""
+    for v in d.values():
+        if isinstance(v, (dict, list)):
+            return from_wire(d)
+    return d
+
+
 def experiment_to_wire(e: Experiment) -> Json:
     return {
         "project_id": e.project_id,
@@ -77,32 +137,56 @@ def experiment_to_wire(e: Experiment) -> Json:
         "started_at": e.started_at,
         "ended_at": e.ended_at,
         "duration": e.duration,
-        "hyperparameters": to_wire(dict(e.hyperparameters)),
-        "environment": to_wire(dict(e.environment)),
-        "source": to_wire(dict(e.source)),
+        "hyperparameters": _mapping_to_wire(e.hyperparameters),
+        "environment": _mapping_to_wire(e.environment),
+        "source": _mapping_to_wire(e.source),
         "tags": list(e.tags),
-        "metrics": to_wire(dict(e.metrics)),
-        "ex_metrics": to_wire(dict(e.ex_metrics)),
+        "metrics": _mapping_to_wire(e.metrics),
+        "ex_metrics": _mapping_to_wire(e.ex_metrics),
         "stop_requested": e.stop_requested,
     }
 
 
-def experiment_from_wire(d: Json) -> Experiment:
+def experiment_from_wire(d: Json, *, tagged: bool = True) -> Experiment:
+    """An experiment from its wire form; ``tagged=False`` promises that no value in ``d``
+    is a tagged float (a page whose body lacks ``"$float"``), which skips the walk."""
+    if not tagged:
+        return _experiment_from_plain(d)
     return Experiment(
         project_id=d["project_id"],
         experiment_id=d["experiment_id"],
         display_name=d["display_name"],
         description=d["description"],
-        status=Status(d["status"]),
+        status=_STATUSES.get(d["status"]) or Status(d["status"]),
         created_at=d["created_at"],
         started_at=d.get("started_at"),
         ended_at=d.get("ended_at"),
-        hyperparameters=from_wire(d.get("hyperparameters") or {}),
-        environment=from_wire(d.get("environment") or {}),
-        source=from_wire(d.get("source") or {}),
+        hyperparameters=_mapping_from_wire(d.get("hyperparameters") or {}),
+        environment=_mapping_from_wire(d.get("environment") or {}),
+        source=_mapping_from_wire(d.get("source") or {}),
         tags=tuple(d.get("tags") or ()),
-        metrics=from_wire(d.get("metrics") or {}),
-        ex_metrics=from_wire(d.get("ex_metrics") or {}),
+        metrics=_mapping_from_wire(d.get("metrics") or {}),
+        ex_metrics=_mapping_from_wire(d.get("ex_metrics") or {}),
+        stop_requested=bool(d.get("stop_requested", False)),
+    )
+
+
+def _experiment_from_plain(d: Json) -> Experiment:
+    return Experiment(
+        project_id=d["project_id"],
+        experiment_id=d["experiment_id"],
+        display_name=d["display_name"],
+        description=d["description"],
+        status=_STATUSES.get(d["status"]) or Status(d["status"]),
+        created_at=d["created_at"],
+        started_at=d.get("started_at"),
+        ended_at=d.get("ended_at"),
+        hyperparameters=d.get("hyperparameters") or {},
+        environment=d.get("environment") or {},
+        source=d.get("source") or {},
+        tags=tuple(d.get("tags") or ()),
+        metrics=d.get("metrics") or {},
+        ex_metrics=d.get("ex_metrics") or {},
         stop_requested=bool(d.get("stop_requested", False)),
     )
 

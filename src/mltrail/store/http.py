@@ -108,8 +108,10 @@ class HttpStore(HttpJobStore, Store):
         params: Mapping[str, Any] | None = None,
         repeatable: bool = False,
         timeout: float | None = None,
+        raw: bool = False,
     ) -> Any:
-        """Send one request, retrying as its kind allows; the decoded JSON answer."""
+        """Send one request, retrying as its kind allows; the decoded JSON answer (its bytes
+        with ``raw``)."""
         content = None
         headers = {}
         if body is not None:
@@ -135,7 +137,7 @@ class HttpStore(HttpJobStore, Store):
                     raise self._unreachable(exc) from exc
             else:
                 if not (repeatable and response.status_code in RETRY_STATUSES and not last):
-                    return self._decode(response)
+                    return self._decode(response, raw)
             self._sleep(min(self._backoff * 2**attempt, 5.0))
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -143,11 +145,12 @@ class HttpStore(HttpJobStore, Store):
         return TransportError(f"cannot reach the mltrail server at {self.url}: {exc}")
 
     @staticmethod
-    def _decode(response: httpx.Response) -> Any:
+    def _decode(response: httpx.Response, raw: bool = False) -> Any:
+        if response.is_success and raw:
+            return response.content
         if response.is_success:
-            # the standard library keeps integers beyond 64 bits exact (orjson makes floats);
-            # bulk columns travel packed, so this is not the slow part
-            return json.loads(response.content) if response.content else None
+            # orjson unless the body may hold integers beyond 64 bits (see codec.parse_json)
+            return codec.parse_json(response.content) if response.content else None
         try:
             error = json.loads(response.content)["error"]
         except (ValueError, KeyError, TypeError):
@@ -224,8 +227,11 @@ class HttpStore(HttpJobStore, Store):
         self, project_id: int, *, offset: int = 0, limit: int = LIST_PAGE_SIZE
     ) -> Page:
         path = f"/projects/{int(project_id)}/experiments"
-        page = self._get(path, offset=offset, limit=limit)
-        items = tuple(codec.experiment_from_wire(e) for e in page["items"])
+        params = {"offset": offset, "limit": limit}
+        content = self._request("GET", path, params=params, repeatable=True, raw=True)
+        page = codec.parse_json(content)
+        tagged = b'"$float"' in content  # else no value needs from_wire's walk
+        items = tuple(codec.experiment_from_wire(e, tagged=tagged) for e in page["items"])
         return Page(items=items, total=page["total"], offset=page["offset"])
 
     def latest_experiment(self, project_id: int) -> Experiment:

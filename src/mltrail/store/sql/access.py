@@ -15,6 +15,7 @@ import numpy as np
 from sqlalchemy import ColumnElement, Connection, select, true
 
 from mltrail.core import validation
+from mltrail.core.codec import parse_json
 from mltrail.core.errors import NotFoundError, PermissionDeniedError, ValidationError
 from mltrail.core.types import User
 from mltrail.store.sql.tables import experiments, project_members, projects
@@ -107,11 +108,18 @@ _EMPTY_JSON = {"{}": dict, "[]": list}
 
 def load_json(text: str | None, empty: Any = None) -> Any:
     """Parse JSON text; ``None`` gives ``empty``. Empty objects skip the parser (lists of
-    1,000 experiments hold thousands of them)."""
+    1,000 experiments hold thousands of them).
+
+    :func:`~mltrail.core.codec.parse_json`: orjson, or the standard library for what orjson
+    would refuse or round (``NaN`` tokens, integers beyond 64 bits), so every value comes
+    back exactly as :func:`dump_json` wrote it.
+    """
     if text is None:
         return empty
     make = _EMPTY_JSON.get(text)
-    return make() if make is not None else json.loads(text)
+    if make is not None:
+        return make()
+    return parse_json(text)
 
 
 def _json_default(value: Any) -> Any:

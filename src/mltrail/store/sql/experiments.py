@@ -200,21 +200,25 @@ def load_experiments(conn: Connection, ids: Select[Any]) -> list[Experiment]:
     return [_to_experiment(r, metrics[r.id], ex[r.id]) for r in rows]
 
 
+_STATUSES = {s.value: s for s in Status}
+
+
 def _to_experiment(row: Any, metrics: dict[str, float], ex: dict[str, Any]) -> Experiment:
+    m = row._mapping  # one mapping lookup per field: cheaper than Row attributes x 1,000 rows
     return Experiment(
-        project_id=row.project_id,
-        experiment_id=row.number,
-        display_name=row.display_name,
-        description=row.description,
-        status=Status(row.status),
-        created_at=row.created_at,
-        started_at=row.started_at,
-        ended_at=row.ended_at,
-        hyperparameters=load_json(row.hyperparameters, {}),
-        environment=load_json(row.environment, {}),
-        source=load_json(row.source, {}),
-        tags=tuple(load_json(row.tags, [])),
+        project_id=m["project_id"],
+        experiment_id=m["number"],
+        display_name=m["display_name"],
+        description=m["description"],
+        status=_STATUSES[m["status"]],
+        created_at=m["created_at"],
+        started_at=m["started_at"],
+        ended_at=m["ended_at"],
+        hyperparameters=load_json(m["hyperparameters"], {}),
+        environment=load_json(m["environment"], {}),
+        source=load_json(m["source"], {}),
+        tags=tuple(load_json(m["tags"], [])),
         metrics=dict(sorted(metrics.items())),
         ex_metrics=dict(sorted(ex.items())),
-        stop_requested=bool(row.stop_requested),
+        stop_requested=bool(m["stop_requested"]),
     )

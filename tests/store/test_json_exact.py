@@ -1,0 +1,58 @@
+"""JSON parsing on the list paths: orjson where it is exact, the standard library elsewhere."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from mltrail.core.codec import parse_json
+from mltrail.store.sql.access import dump_json, load_json
+
+BIG = 2**64 + 1
+NEG_BIG = -(2**63) - 1
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"a": BIG},
+        {"a": NEG_BIG, "b": [1, 2.5]},
+        {"lr": 1e-3, "n": 2**63 - 1, "m": -(2**63)},
+        {"s": "\ud800"},
+        {"x": 0.1 + 0.2, "y": -0.0, "z": 1.7976931348623157e308},
+        [BIG] * 1000,  # long text: the vectorised scan
+        {"pad": "x" * 5000, "tail": BIG},
+        {"pad": "x" * 5000, "ok": 12},
+    ],
+)
+def test_parse_json_keeps_values_exact(value: object) -> None:
+    text = dump_json(value, "hyperparameters")
+    parsed = parse_json(text)
+    assert parsed == value
+    assert json.dumps(parsed) == json.dumps(value)  # int stays int, float stays float
+    assert parse_json(text.encode()) == value
+
+
+def test_parse_json_reads_non_finite_tokens() -> None:
+    parsed = parse_json('{"a": NaN, "b": Infinity, "c": -Infinity}')
+    assert math.isnan(parsed["a"])
+    assert parsed["b"] == math.inf and parsed["c"] == -math.inf
+
+
+@pytest.mark.parametrize("text", [str(BIG), " " * 4096 + str(BIG), "1" * 19])
+def test_parse_json_long_integer_at_either_end(text: str) -> None:
+    assert parse_json(text) == int(text)
+    assert isinstance(parse_json(text.encode()), int)
+
+
+def test_load_json_empty_and_none() -> None:
+    assert load_json(None, {}) == {}
+    assert load_json("{}") == {} and load_json("[]") == []
+    assert load_json('{"a": [1, {"b": null}]}') == {"a": [1, {"b": None}]}
+
+
+def test_parse_json_rejects_garbage_like_json_does() -> None:
+    with pytest.raises(ValueError):
+        parse_json("{not json")
