@@ -340,7 +340,7 @@ def _read_raw(conn: Connection, series_id: int) -> tuple[np.ndarray, np.ndarray,
         .where(metric_chunks.c.series_id == series_id)
         .order_by(metric_chunks.c.start)
     )
-    decoded = [decode_chunk(data, n) for data, n in conn.execute(query)]
+    decoded = [decode_chunk(data, n) for data, n in _fetch_tuples(conn, query)]
     if not decoded:
         empty = np.empty(0, dtype=np.int64)
         return empty, empty, np.empty(0, dtype=np.float64), 0
@@ -355,7 +355,20 @@ def _read_level(conn: Connection, series_id: int, level: int) -> tuple[dict[str,
         .where(metric_rollups.c.series_id == series_id, metric_rollups.c.level == level)
         .order_by(metric_rollups.c.bucket)
     )
-    # plain tuples: numpy probing SQLAlchemy Rows for array attributes is 100x slower
-    rows = [tuple(r) for r in conn.execute(query)]
+    rows = _fetch_tuples(conn, query)
     table = np.array(rows, dtype=np.float64).reshape(len(rows), len(names))
     return {n: table[:, i] for i, n in enumerate(names)}, len(rows)
+
+
+def _fetch_tuples(conn: Connection, query: Any) -> list[tuple[Any, ...]]:
+    """All rows of ``query`` as the driver's plain tuples, in one ``fetchall``.
+
+    Iterating a SQLAlchemy result fetches one row per call and wraps each in a Row (numpy
+    probing Rows for array attributes is slower still); these columns need no result
+    processing (floats, integers, bytes), so the driver's tuples are used as they come.
+    """
+    result = conn.execute(query)
+    try:
+        return list(result.cursor.fetchall())
+    finally:
+        result.close()
