@@ -8,10 +8,11 @@ reads begin deferred, so readers in other processes never block the writer.
 from __future__ import annotations
 
 import operator
+import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ class Database:
 
     engine: Engine
     clock: Callable[[], float] = time.time
+    _write_lock: threading.RLock | None = field(default=None, init=False, repr=False)
 
     @property
     def is_sqlite(self) -> bool:
@@ -44,8 +46,17 @@ class Database:
 
     @contextmanager
     def write(self) -> Iterator[Connection]:
-        """A connection inside a write transaction, committed on success."""
-        with self.engine.connect() as conn:
+        """A connection inside a write transaction, committed on success.
+
+        On SQLite, write transactions of this process queue on one lock per database file
+        before taking a connection: SQLite's busy handler makes waiting writers poll with
+        sleeps, so under many concurrent writers some waited seconds while newcomers went
+        first (p99 acknowledgements of 6-14 s with 16 trainers). Other processes still
+        queue on ``BEGIN IMMEDIATE`` and the busy timeout.
+        """
+        if self.is_sqlite and self._write_lock is None:
+            self._write_lock = _sqlite_write_lock(self.engine)
+        with self._write_lock or nullcontext(), self.engine.connect() as conn:
             conn.execution_options(**{_WRITE: True})
             with conn.begin():
                 yield conn
@@ -81,6 +92,20 @@ class Database:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+_SQLITE_WRITE_LOCKS: dict[str, threading.RLock] = {}
+_LOCKS_GUARD = threading.Lock()
+
+
+def _sqlite_write_lock(engine: Engine) -> threading.RLock:
+    """The process-wide write lock of the engine's SQLite file (re-entrant: a nested write
+    in one thread meets SQLite's own lock, as before, instead of hanging here)."""
+    name = engine.url.database or ""
+    if name in ("", ":memory:"):  # each in-memory engine is a database of its own
+        return threading.RLock()
+    with _LOCKS_GUARD:
+        return _SQLITE_WRITE_LOCKS.setdefault(str(Path(name).resolve()), threading.RLock())
 
 
 def make_engine(url: str) -> Engine:
