@@ -75,7 +75,7 @@ def test_writer_spools_when_the_store_is_unreachable_and_sync_stores_once(settin
     writer = Writer(
         dead, exp.project_id, exp.experiment_id, spool=spool, target=target, retry_delays=(0.01,)
     )
-    writer.add_points("train", 0, -1, time.time(), [("loss", 1.0), ("acc", 0.5)])
+    writer.add_points("train", 0, -1, time.time(), {"loss": 1.0, "acc": 0.5})
     writer.add_line(LogLine(time.time(), "stdout", "INFO", "offline line"))
     writer.add_link("a" * 40, 0, None)
     with pytest.warns(SpoolWarning, match="unreachable"):

@@ -1,16 +1,17 @@
-"""Columnar in-memory buffer of metric points, and its conversion to batches.
+"""In-memory buffer of metric points, and its conversion to columnar batches.
 
-Each ``exp.log`` call appends its iteration, epoch and time once to per-call columns, and per
-metric only the value and the call's index to that series' columns (``array`` objects, no
-tuple per point). Turning the buffer into batches is then a few numpy operations per series:
-``np.frombuffer`` over the arrays and one gather of the per-call columns.
+``exp.log`` appends one record per call, ``(phase, iteration, epoch, time, {key: value})``
+(the dict is the caller's, copied), so the training thread does one list append per call
+whatever the number of metrics. The writer thread turns records into numpy columns: calls with
+the same phase and keys become one values matrix (``np.fromiter`` over the dicts' values), and
+each series gathers the per-call iteration, epoch and time columns by call index.
 """
 
 from __future__ import annotations
 
 import itertools
-from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from operator import itemgetter
 
 import numpy as np
 
@@ -18,81 +19,51 @@ from mltrail.core.types import MetricBatch, SeriesChunk
 
 MAX_INT64 = 2**63 - 1
 
-
-class Column:
-    """One series' buffered points: values and the index of the call each came from."""
-
-    __slots__ = ("calls", "values")
-
-    def __init__(self) -> None:
-        self.values = array("d")
-        self.calls = array("q")
+Call = tuple[str, int, int, float, dict[str, float]]  # phase, iteration, epoch, time, values
+_ITERATION, _EPOCH, _TIME = itemgetter(1), itemgetter(2), itemgetter(3)
 
 
-class PointBuffer:
-    """Points buffered since the last drain, by phase and key.
+def series_chunks(calls: Sequence[Call]) -> list[SeriesChunk]:
+    """The buffered calls as one chunk of numpy columns per series, each in call order."""
+    n = len(calls)
+    if not n:
+        return []
+    iterations = np.fromiter(map(_ITERATION, calls), np.int64, n)
+    epochs = np.fromiter(map(_EPOCH, calls), np.int64, n)
+    times = np.fromiter(map(_TIME, calls), np.float64, n)
+    groups: dict[tuple[str, ...], list[int]] = {}
+    for index, call in enumerate(calls):
+        signature = (call[0], *call[4])
+        group = groups.get(signature)
+        if group is None:
+            groups[signature] = [index]
+        else:
+            group.append(index)
+    pieces: dict[tuple[str, str], list[tuple[np.ndarray, np.ndarray]]] = {}
+    for (phase, *keys), indices in groups.items():
+        if not keys:
+            continue
+        values = itertools.chain.from_iterable(calls[i][4].values() for i in indices)
+        matrix = np.fromiter(values, np.float64, len(indices) * len(keys))
+        matrix = matrix.reshape(len(indices), len(keys))
+        where = np.array(indices, dtype=np.int64)
+        for column, key in enumerate(keys):
+            pieces.setdefault((phase, key), []).append((where, matrix[:, column]))
+    out = []
+    for (phase, key), parts in pieces.items():
+        where, values = _in_call_order(parts)
+        out.append(SeriesChunk(key, phase, iterations[where], epochs[where], values, times[where]))
+    return out
 
-    Attributes:
-        iterations / epochs / times: one entry per ``append`` call.
-        phases: phase -> key -> :class:`Column`.
-        points: metric points held.
-    """
 
-    __slots__ = ("epochs", "iterations", "phases", "points", "times")
-
-    def __init__(self) -> None:
-        self.iterations = array("q")
-        self.epochs = array("q")
-        self.times = array("d")
-        self.phases: dict[str, dict[str, Column]] = {}
-        self.points = 0
-
-    def append(
-        self, phase: str, iteration: int, epoch: int, t: float, pairs: Iterable[tuple[str, float]]
-    ) -> int:
-        """Add one step's already-validated ``(key, value)`` pairs; returns points now held."""
-        call = len(self.times)
-        self.iterations.append(iteration)
-        self.epochs.append(epoch)
-        self.times.append(t)
-        columns = self.phases.get(phase)
-        if columns is None:
-            columns = self.phases[phase] = {}
-        n = 0
-        for key, value in pairs:
-            column = columns.get(key)
-            if column is None:
-                column = columns[key] = Column()
-            column.values.append(value)
-            column.calls.append(call)
-            n += 1
-        self.points += n
-        return self.points
-
-    def chunks(self) -> list[SeriesChunk]:
-        """Every buffered series as one chunk of numpy columns."""
-        if not self.points:
-            return []
-        iterations = np.frombuffer(self.iterations, dtype=np.int64)
-        epochs = np.frombuffer(self.epochs, dtype=np.int64)
-        times = np.frombuffer(self.times, dtype=np.float64)
-        out = []
-        for phase, columns in self.phases.items():
-            for key, column in columns.items():
-                calls = np.frombuffer(column.calls, dtype=np.int64)
-                # fancy indexing and copy() give arrays that own their memory, so the
-                # buffer's arrays can be freed (or reused) independently
-                out.append(
-                    SeriesChunk(
-                        key,
-                        phase,
-                        iterations[calls],
-                        epochs[calls],
-                        np.frombuffer(column.values, dtype=np.float64).copy(),
-                        times[calls],
-                    )
-                )
-        return out
+def _in_call_order(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    if len(parts) == 1:
+        where, values = parts[0]
+        return where, np.ascontiguousarray(values)
+    where = np.concatenate([p[0] for p in parts])
+    values = np.concatenate([p[1] for p in parts])
+    order = np.argsort(where, kind="stable")
+    return where[order], values[order]
 
 
 def metric_batches(

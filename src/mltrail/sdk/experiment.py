@@ -255,16 +255,17 @@ class Experiment:
             return
         if phase not in _PHASES:
             phase = validation.phase(phase)
-        # everything is checked before any state changes; known keys with float values (the
-        # common case) are appended straight from the mapping, without a copy
-        keys = self._keys
-        try:
-            for key, value in metrics.items():
-                if type(value) is not float or key not in keys:
+        # everything is checked before any state changes; a dict of known keys to floats (the
+        # common case) is only copied, anything else goes through the full checks
+        if type(metrics) is dict and self._keys.issuperset(metrics):
+            for value in metrics.values():
+                if type(value) is not float:
                     metrics = self._items(metrics)
                     break
-        except AttributeError:
-            metrics = self._items(metrics)  # raises, naming the field
+            else:
+                metrics = metrics.copy()
+        else:
+            metrics = self._items(metrics)
         if epoch is None:
             epoch = self._epoch
         elif type(epoch) is not int or not 0 <= epoch <= _MAX_INT64:
@@ -272,7 +273,7 @@ class Experiment:
         iteration = self._next_iteration(iteration, phase)
         self._epoch = epoch
         writer = self._writer
-        writer.add_points(phase, iteration, epoch, _now(), metrics.items())
+        writer.add_points(phase, iteration, epoch, _now(), metrics)
         if self._stop_requested or writer.error is not None:
             self._raise_pending()
 

@@ -1,6 +1,6 @@
 """The background writer: buffers what training code logs and sends it in columnar batches.
 
-``exp.log`` only appends to per-series ``array`` columns under a lock (see
+``exp.log`` only appends one record per call to a list under a lock (see
 :mod:`mltrail.sdk.buffer`); a daemon thread wakes every ``flush_interval`` seconds (or when
 ``batch_points`` points are waiting), turns the columns into numpy arrays and sends
 :class:`MetricBatch` / :class:`LogBatch` objects, each with this writer's ``client_id`` and its
@@ -23,12 +23,12 @@ import threading
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from mltrail.core.errors import TransportError, ValidationError
 from mltrail.core.types import LogBatch, LogLine
-from mltrail.sdk.buffer import PointBuffer, metric_batches
+from mltrail.sdk.buffer import Call, metric_batches, series_chunks
 from mltrail.sdk.spool import (
     Spool,
     SpoolWarning,
@@ -47,7 +47,7 @@ BATCH_LINES = 5_000
 RETRY_DELAYS = (0.25, 0.5, 1.0, 2.0)
 CLOSE_TIMEOUT_SECONDS = 30.0
 BUFFERED_BATCHES = 4  # points held in memory while the store stalls, in batches
-HARD_LIMIT_BATCHES = 20  # points held in memory whatever the store does, in batches
+HARD_LIMIT_BATCHES = 8  # points held in memory whatever the store does, in batches
 STALL_SECONDS = 1.0  # a store call this long counts as a stall
 
 
@@ -106,7 +106,8 @@ class Writer:
         self._seq = itertools.count(1)
         self._lock = threading.Lock()  # guards the buffers below
         self._send_lock = threading.Lock()  # one drain at a time, so batches stay in order
-        self._buffer = PointBuffer()
+        self._calls: list[Call] = []
+        self._points = 0
         self._busy_since: float | None = None  # monotonic start of the store call in progress
         self._overflowed = False  # the training thread spooled points since the last drain
         self.overflow_batches = 0
@@ -121,11 +122,15 @@ class Writer:
 
     # --- what the training thread calls --------------------------------------------------------
     def add_points(
-        self, phase: str, iteration: int, epoch: int, t: float, pairs: Iterable[tuple[str, float]]
+        self, phase: str, iteration: int, epoch: int, t: float, values: dict[str, float]
     ) -> None:
-        """Buffer already-validated ``(key, value)`` pairs of one step. The hot path."""
+        """Buffer one step's already-validated values. The hot path.
+
+        ``values`` becomes the writer's: pass a dict nobody changes afterwards (a copy).
+        """
         with self._lock:
-            held = self._buffer.append(phase, iteration, epoch, t, pairs)
+            self._calls.append((phase, iteration, epoch, t, values))
+            self._points = held = self._points + len(values)
             if held >= self.batch_points:
                 self._wake.set()
                 if held >= self.max_buffered_points and self._stalled(held):
@@ -139,9 +144,11 @@ class Writer:
 
     def _overflow(self) -> None:
         """Move the buffered points to the spool (called with the buffer lock held)."""
-        buffer, self._buffer = self._buffer, PointBuffer()
+        calls, self._calls, self._points = self._calls, [], 0
         stamp = time.time_ns()
-        for batch in metric_batches(self.client_id, self._seq, buffer.chunks(), self.batch_points):
+        chunks = series_chunks(calls)
+        del calls
+        for batch in metric_batches(self.client_id, self._seq, chunks, self.batch_points):
             self._to_spool(encode_metrics(batch), None, stamp)
             self.overflow_batches += 1
         self._overflowed = True
@@ -204,14 +211,14 @@ class Writer:
     def _drain(self) -> None:
         with self._send_lock:
             with self._lock:
-                buffer, self._buffer = self._buffer, PointBuffer()
+                calls, self._calls, self._points = self._calls, [], 0
                 lines, self._lines = self._lines, []
                 links, self._links = self._links, []
                 if self._overflowed:  # newer batches must not overtake the spooled ones
                     self._overflowed, self._spool_pending = False, True
                 stamp = time.time_ns()  # under the lock: an overflow cut later sorts after
-            chunks = buffer.chunks()
-            del buffer
+            chunks = series_chunks(calls)
+            del calls
             for batch in metric_batches(self.client_id, self._seq, chunks, self.batch_points):
                 self._deliver(encode_metrics, batch, self.store.append_points, stamp)
             for start in range(0, len(lines), BATCH_LINES):
