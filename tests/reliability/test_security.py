@@ -304,3 +304,57 @@ def test_a_malicious_pickle_checkpoint_is_never_executed(tmp_path, suffix):
     assert done.returncode != 0
     assert "Traceback" not in done.stderr and done.stderr.strip()
     assert not marker.exists(), "the checkpoint's pickle was executed"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("Example.ORG:8080", ("example.org", 8080)),
+        ("localhost", ("localhost", 80)),
+        ("[::1]:5870", ("::1", 5870)),
+        ("[::1]", ("::1", 80)),
+        ("::1", ("::1", 80)),
+    ],
+)
+def test_split_host(value, expected):
+    from mltrail.server.security import split_host
+
+    assert split_host(value) == expected
+
+
+def test_allowed_host_list_defaults_bound_host_wildcards_and_extras():
+    import socket
+
+    from mltrail.server.security import allowed_host_list
+
+    assert allowed_host_list("127.0.0.1") == ("localhost", "127.0.0.1", "::1")
+    assert allowed_host_list("10.0.0.5", ["Tracker.Lan", "[fe80::1]"]) == (
+        "localhost", "127.0.0.1", "::1", "10.0.0.5", "tracker.lan", "fe80::1",
+    )  # fmt: skip
+    assert socket.gethostname().lower() in allowed_host_list("0.0.0.0")
+
+
+def test_star_allows_any_host_but_still_refuses_cross_origin_writes(tmp_path):
+    from starlette.testclient import TestClient
+
+    from mltrail.config import Settings
+    from mltrail.server import create_app
+    from mltrail.store.sql import SqlStore
+
+    store = SqlStore.open(f"sqlite:///{tmp_path / 'any.db'}")
+    try:
+        app = create_app(Settings(home=tmp_path), store, require_auth=False, allowed_hosts=["*"])
+        with TestClient(app, base_url="http://anything.example") as client:
+            assert client.get("/healthz").status_code == 200
+            cross = client.post(
+                "/api/v1/projects", json={"display_name": "x"}, headers={"Origin": "http://a.b"}
+            )
+            assert cross.status_code == 403 and cross.json()["error"]["field"] == "origin"
+            same = client.post(
+                "/api/v1/projects",
+                json={"display_name": "x"},
+                headers={"Origin": "http://anything.example"},
+            )
+            assert same.status_code in (200, 201)
+    finally:
+        store.close()
