@@ -10,9 +10,9 @@ import sys
 import numpy as np
 import pytest
 
+from mltrail.checkpoints import weights_hash_from_file
 from mltrail.core.errors import ValidationError
 from mltrail.core.weights import weights_hash
-from mltrail.checkpoints import weights_hash_from_file
 
 
 def test_npz_hash_follows_the_saved_order_and_matches_by_hand(tmp_path):

@@ -39,6 +39,8 @@ _PHASES = frozenset(p.value for p in Phase)
 _MAX_KEY_LEN = validation.MAX_KEY_LEN
 _MAX_INT64 = MAX_INT64
 _now = time.time
+HTTP_TIMEOUT_SECONDS = 30.0  # per request of a run's own HttpStore (a 50,000-point batch fits)
+HTTP_RETRIES = 1  # the writer has its own retries, then the spool
 
 
 def _int64(value: Any, field: str) -> int:
@@ -89,9 +91,7 @@ def start(
     settings = settings or Settings.from_env()
     owns_store = store is None
     if store is None:
-        from mltrail.store import open_store
-
-        store = open_store(settings)
+        store = _open_store(settings)
     try:
         record = _open_record(
             store, settings, project, display_name, description, hyperparams, tags
@@ -108,6 +108,20 @@ def start(
         on_stop=on_stop,
         stop_poll_seconds=stop_poll_seconds,
     )
+
+
+def _open_store(settings: Settings) -> Store:
+    """The store a run writes to. In server mode, requests give up sooner than HttpStore's
+    defaults: the writer retries and spools by itself, so training is not held for minutes."""
+    if settings.url:
+        from mltrail.store.http import HttpStore
+
+        return HttpStore(
+            settings.url, settings.token, timeout=HTTP_TIMEOUT_SECONDS, retries=HTTP_RETRIES
+        )
+    from mltrail.store import open_store
+
+    return open_store(settings)
 
 
 def _open_record(

@@ -1,0 +1,71 @@
+"""A stalled server: the writer's memory stays capped (points go to the spool), and once the
+server answers again every point is stored exactly once, in order."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import warnings
+
+from mltrail.config import Settings
+from mltrail.sdk.experiment import HTTP_RETRIES, start
+from mltrail.sdk.spool import Spool, SpoolWarning, target_of
+from mltrail.sdk.writer import Writer
+from mltrail.store.http import HttpStore
+
+KEYS = [f"m{k}" for k in range(10)]
+
+
+def _log(writer: Writer, start_it: int, stop_it: int, peak: list[int]) -> None:
+    for i in range(start_it, stop_it):
+        writer.add_points(
+            "train", i, -1, time.time(), {key: i + k / 10 for k, key in enumerate(KEYS)}
+        )
+        peak[0] = max(peak[0], writer._points)
+
+
+def test_stalled_server_spools_past_the_cap_then_stores_everything_once(settings, server):
+    server_settings = settings.with_(url=server.url, token=server.admin_token, strict=False)
+    store = HttpStore(server.url, server.admin_token, timeout=60, retries=0)
+    exp = store.create_experiment(store.create_project("stall").id)
+    spool = Spool.from_settings(server_settings)
+    writer = Writer(
+        store,
+        exp.project_id,
+        exp.experiment_id,
+        spool=spool,
+        target=target_of(server_settings),
+        batch_points=1000,
+        max_buffered_points=2000,
+        stall_seconds=0.2,
+        flush_interval=60,
+    ).start()
+    peak = [0]
+    os.kill(server.proc.pid, signal.SIGSTOP)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SpoolWarning)
+            _log(writer, 0, 100, peak)  # 1,000 points: the writer sends them and hangs
+            time.sleep(0.5)
+            _log(writer, 100, 2000, peak)
+        assert writer.overflow_batches >= 8, writer.overflow_batches
+        assert len(spool.files(writer.client_id)) >= 8
+        assert peak[0] <= 2000 + len(KEYS), peak[0]
+    finally:
+        os.kill(server.proc.pid, signal.SIGCONT)
+    writer.close(timeout=60)
+
+    assert spool.files(writer.client_id) == []
+    with HttpStore(server.url, server.admin_token) as check:
+        for k, key in enumerate(KEYS):
+            series = check.read_series(exp.project_id, exp.experiment_id, key, "train")
+            assert series.iterations.tolist() == list(range(2000)), key
+            assert series.values.tolist() == [i + k / 10 for i in range(2000)], key
+
+
+def test_a_run_in_server_mode_gives_up_on_requests_sooner_than_httpstore_defaults(server):
+    settings = Settings.from_env().with_(url=server.url, token=server.admin_token)
+    with start("quick-giveup", settings=settings) as exp:
+        assert isinstance(exp.store, HttpStore)
+        assert exp.store._retries == HTTP_RETRIES < HttpStore(server.url)._retries
