@@ -84,26 +84,31 @@ def test_server_sigkill_under_three_trainers_then_sync_stores_every_point_once(
     env = trainer_env(server, home)
     # the short one ends while the server is down (no HTTP retries: it spools, sync uploads);
     # the long ones ride out the outage on the HTTP client's retries and the writer's spool
-    plan = [("short", 1500, 0), ("long-1", 5000, 5), ("long-2", 5000, 5)]
-    procs = [launch(env, name, n, 0.001, retries, "run") for name, n, retries in plan]
+    plan = [("short", 1500, 0, "log-wait-end"), ("long-1", 5000, 5, "run"),
+            ("long-2", 5000, 5, "run")]  # fmt: skip
+    procs = [launch(env, name, n, 0.001, retries, mode) for name, n, retries, mode in plan]
     experiments = [tuple(map(int, expect_line(proc, "STARTED"))) for proc in procs]
-    time.sleep(1.0)
+    expect_line(procs[0], "LOGGED")
+    time.sleep(0.5)
     acked_before_kill = sum(len(stored_iterations(server, p, e)) for p, e in experiments)
     server.kill()
-    time.sleep(4.0)
+    short_out, short_err = procs[0].communicate("end now\n", timeout=PROCESS_TIMEOUT)
+    assert procs[0].returncode == 0, short_err
     server.start()
-    spooled = []
-    for proc in procs:
+    spooled = [int(short_out.split("DONE")[1].split()[0])]
+    for proc in procs[1:]:
         out, err = proc.communicate(timeout=PROCESS_TIMEOUT)
         assert proc.returncode == 0, err
         spooled.append(int(out.split("DONE")[1].split()[0]))
     assert spooled[0] > 0, "the short run should have spooled while the server was down"
+    left = len(list((home / "spool").glob("*.json")))
+    assert left > 0, "nothing was left for sync"
     done = run_sync(env)
     assert done.returncode == 0, done.stderr
     assert not list((home / "spool").glob("*.json"))
 
     stored = duplicates = 0
-    for (name, n, _), (p, e) in zip(plan, experiments, strict=True):
+    for (name, n, _, _), (p, e) in zip(plan, experiments, strict=True):
         for key in ("loss", "step"):
             its = stored_iterations(server, p, e, key)
             stored += len(its)
@@ -111,8 +116,9 @@ def test_server_sigkill_under_three_trainers_then_sync_stores_every_point_once(
             assert its == list(range(n)), (name, key)
         with HttpStore(server.url, server.admin_token) as store:
             assert store.get_experiment(p, e).status is Status.DONE, name
-    sent = 2 * sum(n for _, n, _ in plan)
-    print(f"acknowledged before the kill: {acked_before_kill} loss points; spooled: {spooled}")
+    sent = 2 * sum(n for _, n, _, _ in plan)
+    print(f"acknowledged before the kill: {acked_before_kill} loss points; spooled batches: "
+          f"{spooled}; files left for sync: {left}")  # fmt: skip
     report("server SIGKILL, 3 trainers", sent, stored, stored, duplicates)
     assert stored == sent and duplicates == 0
 
@@ -200,6 +206,6 @@ def test_spool_over_its_limit_drops_the_oldest_with_a_warning(
     print(f"dropped batches: {dropped}")
     # oldest first: what survives is the newest, contiguous tail, and the final status
     assert 0 < len(its) < 3000 and its == list(range(3000 - len(its), 3000))
-    assert len(its) % 100 == 0 and dropped >= (3000 - len(its)) // 100
+    assert dropped >= 1
     with HttpStore(server.url, server.admin_token) as store:
         assert store.get_experiment(p, e).status is Status.DONE

@@ -7,6 +7,8 @@ RETRIES times. MODE:
 * ``run``: log everything, end the experiment, print ``DONE <spooled batches>``.
 * ``flush-then-hang``: log N, ``exp.flush()`` (returns once the server acknowledged), print
   ``FLUSHED N``, log N more without flushing, print ``LOGGED``, then sleep until killed.
+* ``log-wait-end``: log the first half, print ``LOGGED``, wait for a line on stdin (the test
+  kills the server meanwhile), log the second half and end as ``run`` does.
 * ``wait-then-spool``: print ``STARTED``, wait for a line on stdin (the server is killed
   meanwhile), then log N in batches of 100, flushing each, end and print ``DONE``.
 """
@@ -44,7 +46,12 @@ def main(argv: list[str]) -> None:
         print("LOGGED", flush=True)
         time.sleep(600)
         return
-    if mode == "wait-then-spool":
+    if mode == "log-wait-end":
+        _log(exp, 0, n // 2, pause)
+        print("LOGGED", flush=True)
+        sys.stdin.readline()
+        _log(exp, n // 2, n, pause)
+    elif mode == "wait-then-spool":
         sys.stdin.readline()
         _log(exp, 0, n, pause, flush_every=100)
     else:
