@@ -139,7 +139,7 @@ def _lock_series(
         .order_by(metric_series.c.id)
         .with_for_update()
     )
-    return {(r.key, r.phase): r for r in conn.execute(query)}
+    return {(r.key, r.phase): r for r in conn.execute(query).all()}  # one fetchall
 
 
 def _stored_partials(conn: Connection, rows: list[Any]) -> dict[tuple[int, int], dict]:
@@ -153,7 +153,7 @@ def _stored_partials(conn: Connection, rows: list[Any]) -> dict[tuple[int, int],
     if not wanted:
         return {}
     key = tuple_(metric_rollups.c.series_id, metric_rollups.c.level, metric_rollups.c.bucket)
-    found = conn.execute(select(metric_rollups).where(key.in_(wanted))).mappings()
+    found = conn.execute(select(metric_rollups).where(key.in_(wanted))).mappings().all()
     return {(r["series_id"], r["level"]): dict(r) for r in found}
 
 
