@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from jobs_helpers import cli_env, run_cli, wait_for
 
-from conftest import cli_env, run_cli, wait_for
 from mltrail.core.types import Status
 
 

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from jobs_helpers import wait_for
 
-from conftest import wait_for
 from mltrail.core.types import Status
 
 
