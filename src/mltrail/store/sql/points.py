@@ -349,15 +349,29 @@ def _read_raw(conn: Connection, series_id: int) -> tuple[np.ndarray, np.ndarray,
 
 
 def _read_level(conn: Connection, series_id: int, level: int) -> tuple[dict[str, np.ndarray], int]:
-    names = [f"{p}_{f}" for p in rollups.PARTS for f in rollups.POINT_FIELDS]
-    query = (
-        select(*(metric_rollups.c[n] for n in names))
-        .where(metric_rollups.c.series_id == series_id, metric_rollups.c.level == level)
-        .order_by(metric_rollups.c.bucket)
-    )
-    rows = _fetch_tuples(conn, query)
+    """A level's buckets as :func:`rollups.downsample` reads them.
+
+    Downsampling takes min and max of every bucket but only the first point of the first
+    bucket and the last point of the last one, so the rows carry the six min/max columns
+    and two one-row queries add those two points: half the values to fetch per row.
+    """
+    where = (metric_rollups.c.series_id == series_id, metric_rollups.c.level == level)
+    names = [f"{p}_{f}" for p in ("min", "max") for f in rollups.POINT_FIELDS]
+    query = select(*(metric_rollups.c[n] for n in names)).where(*where)
+    rows = _fetch_tuples(conn, query.order_by(metric_rollups.c.bucket))
     table = np.array(rows, dtype=np.float64).reshape(len(rows), len(names))
-    return {n: table[:, i] for i, n in enumerate(names)}, len(rows)
+    items = {n: table[:, i] for i, n in enumerate(names)}
+    for part, order in (
+        ("first", metric_rollups.c.bucket),
+        ("last", metric_rollups.c.bucket.desc()),
+    ):
+        cols = [metric_rollups.c[f"{part}_{f}"] for f in rollups.POINT_FIELDS]
+        end = _fetch_tuples(conn, select(*cols).where(*where).order_by(order).limit(1))
+        point = np.array(end, dtype=np.float64).reshape(-1)
+        for f, value in zip(rollups.POINT_FIELDS, point.tolist(), strict=True):
+            # read only at index 0 (first) and len - 1 (last): one value broadcast over all
+            items[f"{part}_{f}"] = np.broadcast_to(np.float64(value), (len(rows),))
+    return items, len(rows)
 
 
 def _fetch_tuples(conn: Connection, query: Any) -> list[tuple[Any, ...]]:

@@ -1,0 +1,58 @@
+"""Chart reads fetch only what downsampling uses; the result equals downsampling whole rows."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from sqlalchemy import select
+
+from mltrail.core.types import MetricBatch, SeriesChunk
+from mltrail.store.sql import SqlStore, points, rollups
+from mltrail.store.sql.tables import metric_rollups
+
+
+def _chunk(start: int, n: int, rng: np.random.Generator) -> SeriesChunk:
+    it = np.arange(start, start + n, dtype=np.int64)
+    values = rng.normal(size=n)
+    values[rng.integers(0, n, 3)] = math.nan
+    epochs = it // 1000
+    return SeriesChunk("loss", "train", it, epochs, values, it * 0.01)
+
+
+def _full_rows(conn, series_id: int, level: int) -> dict[str, np.ndarray]:
+    names = [f"{p}_{f}" for p in rollups.PARTS for f in rollups.POINT_FIELDS]
+    query = (
+        select(*(metric_rollups.c[n] for n in names))
+        .where(metric_rollups.c.series_id == series_id, metric_rollups.c.level == level)
+        .order_by(metric_rollups.c.bucket)
+    )
+    table = np.array([tuple(r) for r in conn.execute(query)], dtype=np.float64)
+    return {n: table[:, i] for i, n in enumerate(names)}
+
+
+def test_level_read_equals_downsampling_every_column(db_url: str) -> None:
+    rng = np.random.default_rng(5)
+    store = SqlStore.open(db_url)
+    try:
+        p = store.create_project("read")
+        store.create_experiment(p.id)
+        for seq, start in enumerate(range(0, 300_000, 37_000)):
+            n = min(37_000, 300_000 - start)
+            store.append_points(p.id, 1, MetricBatch("c", seq, (_chunk(start, n, rng),)))
+        with store._db.read() as conn:
+            for max_points in (2, 7, 500, 2000):
+                read = points.read_series(
+                    conn, store._scope, (p.id, 1), "loss", "train", max_points
+                )
+                assert read.level >= 1
+                sid = conn.execute(select(metric_rollups.c.series_id).limit(1)).scalar_one()
+                want = rollups.downsample(_full_rows(conn, sid, read.level), max_points)
+                got = (read.series.iterations, read.series.epochs, read.series.values)
+                for g, w in zip(got, want, strict=True):
+                    np.testing.assert_array_equal(g, w)
+                assert read.series.iterations[0] == 0
+                assert read.series.iterations[-1] == 299_999
+                assert read.series.epochs[-1] == 299
+    finally:
+        store.close()
