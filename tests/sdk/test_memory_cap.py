@@ -8,6 +8,8 @@ import signal
 import time
 import warnings
 
+import pytest
+
 from mltrail.config import Settings
 from mltrail.sdk.experiment import HTTP_RETRIES, start
 from mltrail.sdk.spool import Spool, SpoolWarning, target_of
@@ -22,7 +24,7 @@ def _log(writer: Writer, start_it: int, stop_it: int, peak: list[int]) -> None:
         writer.add_points(
             "train", i, -1, time.time(), {key: i + k / 10 for k, key in enumerate(KEYS)}
         )
-        peak[0] = max(peak[0], writer._points)
+        peak[0] = max(peak[0], writer.buffered_points)
 
 
 def test_stalled_server_spools_past_the_cap_then_stores_everything_once(settings, server):
@@ -69,3 +71,31 @@ def test_a_run_in_server_mode_gives_up_on_requests_sooner_than_httpstore_default
     with start("quick-giveup", settings=settings) as exp:
         assert isinstance(exp.store, HttpStore)
         assert exp.store._retries == HTTP_RETRIES < HttpStore(server.url)._retries
+
+
+@pytest.mark.parametrize("hard_limit", [10**9, None], ids=["in-memory", "over-hard-limit"])
+def test_appends_racing_drains_lose_and_double_nothing(settings, store, hard_limit):
+    # the logging thread appends without the lock while the writer thread takes records; with
+    # the default hard limit the logger outruns SQLite, so overflow to the spool races too
+    exp = store.create_experiment(store.create_project("race").id)
+    writer = Writer(
+        store,
+        exp.project_id,
+        exp.experiment_id,
+        spool=Spool.from_settings(settings),
+        target=target_of(settings),
+        batch_points=500,
+        flush_interval=0.001,
+        hard_limit_points=hard_limit,
+    ).start()
+    for i in range(20_000):
+        writer.add_points("train", i, -1, 0.0, {"a": float(i), "b": -float(i)})
+    writer.close()
+    assert writer.buffered_points == 0
+    assert Spool.from_settings(settings).files() == []
+    if hard_limit:
+        assert writer.spooled_batches == 0
+    for key, sign in (("a", 1), ("b", -1)):
+        series = store.read_series(exp.project_id, exp.experiment_id, key, "train")
+        assert series.iterations.tolist() == list(range(20_000)), key
+        assert series.values.tolist() == [sign * float(i) for i in range(20_000)], key

@@ -284,7 +284,10 @@ class Experiment:
             epoch = self._epoch
         elif type(epoch) is not int or not 0 <= epoch <= _MAX_INT64:
             epoch = _int64(epoch, "epoch")
-        iteration = self._next_iteration(iteration, phase)
+        if iteration is None and phase == "train":  # the common case, inlined
+            iteration = self._iteration = self._iteration + 1
+        else:
+            iteration = self._next_iteration(iteration, phase)
         self._epoch = epoch
         writer = self._writer
         writer.add_points(phase, iteration, epoch, _now(), metrics)

@@ -50,6 +50,8 @@ BUFFERED_BATCHES = 4  # points held in memory while the store stalls, in batches
 HARD_LIMIT_BATCHES = 8  # points held in memory whatever the store does, in batches
 STALL_SECONDS = 1.0  # a store call this long counts as a stall
 
+_Item = tuple[Callable[[Any], dict], Any, Callable[..., Any]]  # encode, batch, store call
+
 
 class Writer:
     """Buffers points, log lines and weights links of one experiment and sends them.
@@ -104,10 +106,11 @@ class Writer:
         self.error: BaseException | None = None  # strict mode: raised by the training thread
         self.spooled_batches = 0
         self._seq = itertools.count(1)
-        self._lock = threading.Lock()  # guards the buffers below
+        self._lock = threading.Lock()  # guards the buffers below (appends to _calls excepted)
         self._send_lock = threading.Lock()  # one drain at a time, so batches stay in order
-        self._calls: list[Call] = []
-        self._points = 0
+        self._calls: list[Call] = []  # appended without the lock: see _take_calls
+        self._logged = 0  # points ever appended (written by the logging thread only)
+        self._taken = 0  # points ever taken from _calls (written under the lock only)
         self._busy_since: float | None = None  # monotonic start of the store call in progress
         self._overflowed = False  # the training thread spooled points since the last drain
         self.overflow_batches = 0
@@ -128,13 +131,33 @@ class Writer:
 
         ``values`` becomes the writer's: pass a dict nobody changes afterwards (a copy).
         """
-        with self._lock:
-            self._calls.append((phase, iteration, epoch, t, values))
-            self._points = held = self._points + len(values)
-            if held >= self.batch_points:
-                self._wake.set()
-                if held >= self.max_buffered_points and self._stalled(held):
+        self._calls.append((phase, iteration, epoch, t, values))  # atomic, so no lock
+        self._logged = logged = self._logged + len(values)
+        held = logged - self._taken
+        if held >= self.batch_points:
+            self._wake.set()
+            if held >= self.max_buffered_points and self._stalled(held):
+                with self._lock:
                     self._overflow()
+
+    @property
+    def buffered_points(self) -> int:
+        """Points logged and not yet taken by a drain or an overflow."""
+        return self._logged - self._taken
+
+    def _take_calls(self) -> list[Call]:
+        """Take every buffered call (with the lock held).
+
+        The logging thread appends without the lock, so the list is never swapped: the first
+        ``n`` records are copied and then deleted, each one atomic step, and a record appended
+        in between stays for the next drain.
+        """
+        calls = self._calls
+        n = len(calls)
+        taken = calls[:n]
+        del calls[:n]
+        self._taken += sum([len(call[4]) for call in taken])
+        return taken
 
     def _stalled(self, held: int) -> bool:
         if held >= self.hard_limit_points or self._spool_pending:
@@ -144,7 +167,7 @@ class Writer:
 
     def _overflow(self) -> None:
         """Move the buffered points to the spool (called with the buffer lock held)."""
-        calls, self._calls, self._points = self._calls, [], 0
+        calls = self._take_calls()
         stamp = time.time_ns()
         chunks = series_chunks(calls)
         del calls
@@ -211,33 +234,46 @@ class Writer:
     def _drain(self) -> None:
         with self._send_lock:
             with self._lock:
-                calls, self._calls, self._points = self._calls, [], 0
+                calls = self._take_calls()
                 lines, self._lines = self._lines, []
                 links, self._links = self._links, []
                 if self._overflowed:  # newer batches must not overtake the spooled ones
                     self._overflowed, self._spool_pending = False, True
                 stamp = time.time_ns()  # under the lock: an overflow cut later sorts after
-            chunks = series_chunks(calls)
+            outbox = self._outbox(series_chunks(calls), lines, links)
             del calls
-            for batch in metric_batches(self.client_id, self._seq, chunks, self.batch_points):
-                self._deliver(encode_metrics, batch, self.store.append_points, stamp)
-            for start in range(0, len(lines), BATCH_LINES):
-                log_batch = LogBatch(
-                    self.client_id, next(self._seq), tuple(lines[start : start + BATCH_LINES])
-                )
-                self._deliver(encode_logs, log_batch, self.store.append_logs, stamp)
-            for weights_hash, iteration, epoch in links:
-                self._deliver_link(weights_hash, iteration, epoch, stamp)
+            for index, (encode, batch, call) in enumerate(outbox):
+                if self._spool_pending:  # keep order: all that is left goes behind the spool
+                    for left_encode, left_batch, _ in outbox[index:]:
+                        self._to_spool(left_encode(left_batch), None, stamp)
+                    break
+                self._deliver(encode, batch, call, stamp)
+            if self._spool_pending and not self._past_deadline():
+                self._replay_spooled()  # in file order: cut time, so the order things were logged
 
-    def _deliver_link(
-        self, weights_hash: str, iteration: int | None, epoch: int | None, stamp: int
-    ) -> None:
+    def _outbox(self, chunks: list, lines: list[LogLine], links: list) -> list[_Item]:
+        """What one drain sends, in order: metric batches, log batches, weights links."""
+        store = self.store
+        outbox: list[_Item] = [
+            (encode_metrics, batch, store.append_points)
+            for batch in metric_batches(self.client_id, self._seq, chunks, self.batch_points)
+        ]
+        for start in range(0, len(lines), BATCH_LINES):
+            log_batch = LogBatch(
+                self.client_id, next(self._seq), tuple(lines[start : start + BATCH_LINES])
+            )
+            outbox.append((encode_logs, log_batch, store.append_logs))
+        for weights_hash, iteration, epoch in links:
+            outbox.append(self._link_item(weights_hash, iteration, epoch))
+        return outbox
+
+    def _link_item(self, weights_hash: str, iteration: int | None, epoch: int | None) -> _Item:
         def call(p: int, e: int, _: Any) -> Any:
             return self.store.link_weights_hash(
                 p, e, weights_hash, iteration=iteration, epoch=epoch
             )
 
-        self._deliver(lambda _: encode_link(weights_hash, iteration, epoch), None, call, stamp)
+        return (lambda _: encode_link(weights_hash, iteration, epoch), None, call)
 
     def _deliver(
         self, encode: Callable[[Any], dict], batch: Any, call: Callable[..., Any], stamp: int
@@ -246,11 +282,6 @@ class Writer:
 
         ``stamp`` (ns) is when the batch was cut from the buffer; spooled, it sorts by it.
         """
-        if self._spool_pending:  # keep order: older batches are waiting in the spool
-            self._to_spool(encode(batch), None, stamp)
-            if not self._past_deadline():
-                self._replay_spooled()
-            return
         fault: BaseException | None = None
         for delay in (0.0, *self.retry_delays):
             if delay and not self._may_wait(delay):
