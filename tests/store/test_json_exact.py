@@ -22,7 +22,7 @@ NEG_BIG = -(2**63) - 1
         {"lr": 1e-3, "n": 2**63 - 1, "m": -(2**63)},
         {"s": "\ud800"},
         {"x": 0.1 + 0.2, "y": -0.0, "z": 1.7976931348623157e308},
-        [BIG] * 1000,  # long text: the vectorised scan
+        [BIG] * 1000,  # long text: the translate scan
         {"pad": "x" * 5000, "tail": BIG},
         {"pad": "x" * 5000, "ok": 12},
     ],

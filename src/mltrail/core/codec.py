@@ -37,23 +37,21 @@ from mltrail.core.wire import unpack_array as _unpack
 
 Json = dict[str, Any]
 
-_DIGIT_RUN = 19  # digits an integer needs to go beyond 64 bits
-_SHORT_TEXT = 4096  # below this many bytes a regex scan beats numpy's set-up
-_LONG_DIGITS = re.compile(r"\d{19}")
+_SHORT_TEXT = 4096  # below this many characters a regex scan is cheapest
+_LONG_DIGITS = re.compile(r"\d{19}")  # 19 digits: what an integer beyond 64 bits needs
+# bytes.translate maps every digit to b"1" and everything else to b"0": one C pass, then a
+# substring search, ~1 GB/s (a regex or a numpy scan took longer than parsing the body)
+_DIGITS_TO_ONES = bytes(0x31 if 0x30 <= i <= 0x39 else 0x30 for i in range(256))
+_DIGIT_RUN = b"1" * 19
 
 
 def _may_hold_long_int(text: str | bytes) -> bool:
     """Whether ``text`` has a run of 19 digits (a superset of integers beyond 64 bits)."""
-    if len(text) < _SHORT_TEXT:
-        if isinstance(text, bytes):
-            text = text.decode("utf-8", "replace")
-        return _LONG_DIGITS.search(text) is not None
-    raw = text.encode() if isinstance(text, str) else text
-    digits = (np.frombuffer(raw, np.uint8) - np.uint8(48)) < 10
-    runs = np.cumsum(digits, dtype=np.int64)
-    return bool((runs[_DIGIT_RUN:] - runs[:-_DIGIT_RUN] == _DIGIT_RUN).any()) or bool(
-        runs.size >= _DIGIT_RUN and runs[_DIGIT_RUN - 1] == _DIGIT_RUN
-    )
+    if isinstance(text, str):
+        if len(text) < _SHORT_TEXT:
+            return _LONG_DIGITS.search(text) is not None
+        text = text.encode()
+    return _DIGIT_RUN in text.translate(_DIGITS_TO_ONES)
 
 
 def parse_json(text: str | bytes) -> Any:
