@@ -300,6 +300,25 @@ def test_list_experiments_pages_with_metrics_and_ex_metrics(store: Store, projec
     assert page.items[0].hyperparameters == {"i": 2}
 
 
+def test_list_experiments_keeps_values_exact(store: Store, project) -> None:
+    """Pages with and without tagged floats, and with integers beyond 64 bits."""
+    plain = store.create_experiment(project.id, hyperparameters={"n": 10**30, "lr": 0.1})
+    odd = store.create_experiment(
+        project.id, hyperparameters={"inf": math.inf, "nan": math.nan, "m": -(2**70)}
+    )
+    store.append_points(project.id, odd.experiment_id, batch(1, chunk("l", [0], [math.nan])))
+    store.put_external_metrics([odd.ref], {"cost": -math.inf, "count": 2**64})
+    first = store.list_experiments(project.id, limit=1).items[0]  # no non-finite value
+    assert first.experiment_id == plain.experiment_id
+    assert first.hyperparameters == {"n": 10**30, "lr": 0.1}
+    assert type(first.hyperparameters["n"]) is int
+    got = store.list_experiments(project.id).items[1]
+    assert got.hyperparameters["inf"] == math.inf and math.isnan(got.hyperparameters["nan"])
+    assert got.hyperparameters["m"] == -(2**70) and type(got.hyperparameters["m"]) is int
+    assert math.isnan(got.metrics["train/l"])
+    assert got.ex_metrics == {"ex_cost": -math.inf, "ex_count": 2**64}
+
+
 # --- external metrics, weights, charts ---------------------------------------------------------
 def test_ex_metrics_round_trip_with_their_types(store: Store, project, exp) -> None:
     metrics = {"ex_cost": 99, "ratio": 0.5, "ok": True, "note": "fine", "inf": math.inf}
