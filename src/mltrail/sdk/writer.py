@@ -8,10 +8,11 @@ own ``seq``, so a batch retried after a lost answer is stored once. Transport fa
 retried with backoff, then the batch goes to the spool; training is never interrupted unless
 ``strict`` is set, in which case the fault is raised at the next ``log`` or at the end.
 
-Memory stays bounded when the store stalls: once more than ``max_buffered_points`` points wait
-while the thread has been stuck in one store call for ``stall_seconds`` (or the store is known
-to be unreachable), or more than ``hard_limit_points`` wait at all, the training thread cuts
-them into batches and writes those to the spool. While anything of this writer is spooled,
+Memory stays bounded: once more than ``max_buffered_points`` points wait while the thread has
+been stuck sending one batch for ``stall_seconds`` (or the store is known to be unreachable),
+the training thread cuts them into batches and writes those to the spool. While the store
+answers, only slower than training logs, the training thread compacts the records into numpy
+columns instead, and spools only past ``hard_limit_points``. While anything of this writer is spooled,
 every batch goes through the spool, so batches are stored in the order they were cut.
 """
 
@@ -27,7 +28,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from mltrail.core.errors import TransportError, ValidationError
-from mltrail.core.types import LogBatch, LogLine
+from mltrail.core.types import LogBatch, LogLine, SeriesChunk
 from mltrail.sdk.buffer import Call, metric_batches, series_chunks
 from mltrail.sdk.spool import (
     Spool,
@@ -47,8 +48,8 @@ BATCH_LINES = 5_000
 RETRY_DELAYS = (0.25, 0.5, 1.0, 2.0)
 CLOSE_TIMEOUT_SECONDS = 30.0
 BUFFERED_BATCHES = 4  # points held in memory while the store stalls, in batches
-HARD_LIMIT_BATCHES = 8  # points held in memory whatever the store does, in batches
-STALL_SECONDS = 1.0  # a store call this long counts as a stall
+HARD_LIMIT_BATCHES = 20  # points held whatever the store does (then spooled), in batches
+STALL_SECONDS = 0.5  # a store call this long counts as a stall
 
 _Item = tuple[Callable[[Any], dict], Any, Callable[..., Any]]  # encode, batch, store call
 
@@ -67,8 +68,8 @@ class Writer:
         retry_delays: waits between attempts before a batch is spooled.
         max_buffered_points: points kept in memory while the store stalls; beyond, they are
             spooled (default ``BUFFERED_BATCHES * batch_points``).
-        hard_limit_points: points kept in memory even while the store answers slowly
-            (default ``HARD_LIMIT_BATCHES * batch_points``).
+        hard_limit_points: points held in memory even while the store answers (compacted);
+            beyond, they are spooled (default ``HARD_LIMIT_BATCHES * batch_points``).
         stall_seconds: how long one store call must take to count as a stall.
     """
 
@@ -111,9 +112,12 @@ class Writer:
         self._calls: list[Call] = []  # appended without the lock: see _take_calls
         self._logged = 0  # points ever appended (written by the logging thread only)
         self._taken = 0  # points ever taken from _calls (written under the lock only)
+        self._compacted: list[SeriesChunk] = []  # records turned into columns, not yet sent
+        self._compacted_points = 0
         self._busy_since: float | None = None  # monotonic start of the store call in progress
         self._overflowed = False  # the training thread spooled points since the last drain
-        self.overflow_batches = 0
+        self.overflow_batches = 0  # batches the training thread spooled past the cap
+        self.compactions = 0  # times the training thread turned records into columns
         self._lines: list[LogLine] = []
         self._links: list[tuple[str, int | None, int | None]] = []
         self._wake = threading.Event()
@@ -136,14 +140,30 @@ class Writer:
         held = logged - self._taken
         if held >= self.batch_points:
             self._wake.set()
-            if held >= self.max_buffered_points and self._stalled(held):
-                with self._lock:
-                    self._overflow()
+            if held >= self.max_buffered_points:
+                self._relieve()
+
+    def _relieve(self) -> None:
+        """Past the memory cap: spool when the store stalls (or everything held passes the
+        hard limit); otherwise compact the records into numpy columns (a third of the size)."""
+        with self._lock:
+            if self._stalled() or self._compacted_points >= self.hard_limit_points:
+                self._overflow()
+                return
+            chunks = series_chunks(self._take_calls())
+            self._compacted.extend(chunks)
+            self._compacted_points += sum(len(c) for c in chunks)
+            self.compactions += 1
 
     @property
     def buffered_points(self) -> int:
         """Points logged and not yet taken by a drain or an overflow."""
-        return self._logged - self._taken
+        return self._logged - self._taken + self._compacted_points
+
+    def _take_all(self) -> tuple[list[SeriesChunk], list[Call]]:
+        """Compacted chunks and records, oldest first (with the lock held)."""
+        compacted, self._compacted, self._compacted_points = self._compacted, [], 0
+        return compacted, self._take_calls()
 
     def _take_calls(self) -> list[Call]:
         """Take every buffered call (with the lock held).
@@ -159,18 +179,18 @@ class Writer:
         self._taken += sum([len(call[4]) for call in taken])
         return taken
 
-    def _stalled(self, held: int) -> bool:
-        if held >= self.hard_limit_points or self._spool_pending:
+    def _stalled(self) -> bool:
+        if self._spool_pending:
             return True
         since = self._busy_since
         return since is not None and time.monotonic() - since >= self.stall_seconds
 
     def _overflow(self) -> None:
         """Move the buffered points to the spool (called with the buffer lock held)."""
-        calls = self._take_calls()
+        compacted, calls = self._take_all()
         stamp = time.time_ns()
-        chunks = series_chunks(calls)
-        del calls
+        chunks = compacted + series_chunks(calls)
+        del calls, compacted
         for batch in metric_batches(self.client_id, self._seq, chunks, self.batch_points):
             self._to_spool(encode_metrics(batch), None, stamp)
             self.overflow_batches += 1
@@ -234,14 +254,14 @@ class Writer:
     def _drain(self) -> None:
         with self._send_lock:
             with self._lock:
-                calls = self._take_calls()
+                compacted, calls = self._take_all()
                 lines, self._lines = self._lines, []
                 links, self._links = self._links, []
                 if self._overflowed:  # newer batches must not overtake the spooled ones
                     self._overflowed, self._spool_pending = False, True
                 stamp = time.time_ns()  # under the lock: an overflow cut later sorts after
-            outbox = self._outbox(series_chunks(calls), lines, links)
-            del calls
+            outbox = self._outbox(compacted + series_chunks(calls), lines, links)
+            del calls, compacted
             for index, (encode, batch, call) in enumerate(outbox):
                 if self._spool_pending:  # keep order: all that is left goes behind the spool
                     for left_encode, left_batch, _ in outbox[index:]:
@@ -283,22 +303,23 @@ class Writer:
         ``stamp`` (ns) is when the batch was cut from the buffer; spooled, it sorts by it.
         """
         fault: BaseException | None = None
-        for delay in (0.0, *self.retry_delays):
-            if delay and not self._may_wait(delay):
-                break
-            self._busy_since = time.monotonic()
-            try:
-                call(self.project_id, self.experiment_id, batch)
-                return
-            except Exception as exc:
-                fault = exc
-                if isinstance(exc, ValidationError):
-                    self._reject(exc, encode(batch))
-                    return
-                if not is_transient(exc):
+        self._busy_since = time.monotonic()  # retries included: a stall is a stall
+        try:
+            for delay in (0.0, *self.retry_delays):
+                if delay and not self._may_wait(delay):
                     break
-            finally:
-                self._busy_since = None
+                try:
+                    call(self.project_id, self.experiment_id, batch)
+                    return
+                except Exception as exc:
+                    fault = exc
+                    if isinstance(exc, ValidationError):
+                        self._reject(exc, encode(batch))
+                        return
+                    if not is_transient(exc):
+                        break
+        finally:
+            self._busy_since = None
         self._to_spool(encode(batch), fault, stamp)
 
     def _past_deadline(self) -> bool:
