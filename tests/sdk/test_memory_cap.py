@@ -11,7 +11,8 @@ import warnings
 import pytest
 
 from mltrail.config import Settings
-from mltrail.sdk.experiment import HTTP_RETRIES, start
+from mltrail.sdk.experiment import start
+from mltrail.sdk.opening import HTTP_RETRIES
 from mltrail.sdk.spool import Spool, SpoolWarning, target_of
 from mltrail.sdk.writer import Writer
 from mltrail.store.http import HttpStore

@@ -43,8 +43,8 @@ def series_chunks(calls: Sequence[Call]) -> list[SeriesChunk]:
     for (phase, *keys), indices in groups.items():
         if not keys:
             continue
-        values = itertools.chain.from_iterable(calls[i][4].values() for i in indices)
-        matrix = np.fromiter(values, np.float64, len(indices) * len(keys))
+        flat = itertools.chain.from_iterable(calls[i][4].values() for i in indices)
+        matrix = np.fromiter(flat, np.float64, len(indices) * len(keys))
         matrix = matrix.reshape(len(indices), len(keys))
         where = np.array(indices, dtype=np.int64)
         for column, key in enumerate(keys):

@@ -23,8 +23,8 @@ from mltrail.core.types import ExperimentRef, LogLine, Phase, Status
 from mltrail.core.weights import weights_hash
 from mltrail.sdk.buffer import MAX_INT64
 from mltrail.sdk.console import ConsoleCapture
-from mltrail.sdk.environment import collect_environment, collect_source
-from mltrail.sdk.inputs import jsonable, metric_number, params_mapping, resolve_project, tags_tuple
+from mltrail.sdk.inputs import jsonable, metric_number, params_mapping
+from mltrail.sdk.opening import int64_field, open_record, open_run_store
 from mltrail.sdk.spool import Spool, encode_status, is_transient, sync_in_background, target_of
 from mltrail.sdk.stop import POLL_SECONDS, StopWatcher
 from mltrail.sdk.writer import CLOSE_TIMEOUT_SECONDS, Writer
@@ -39,16 +39,6 @@ _PHASES = frozenset(p.value for p in Phase)
 _MAX_KEY_LEN = validation.MAX_KEY_LEN
 _MAX_INT64 = MAX_INT64
 _now = time.time
-HTTP_TIMEOUT_SECONDS = 30.0  # per request of a run's own HttpStore (a 50,000-point batch fits)
-HTTP_RETRIES = 1  # the writer has its own retries, then the spool
-
-
-def _int64(value: Any, field: str) -> int:
-    """A non-negative integer that fits the stored 64-bit columns, or ValidationError."""
-    number = validation.require_int(value, field, minimum=0)
-    if number > _MAX_INT64:
-        raise ValidationError(f"must be at most {_MAX_INT64}, got {number}", field)
-    return number
 
 
 def start(
@@ -91,11 +81,9 @@ def start(
     settings = settings or Settings.from_env()
     owns_store = store is None
     if store is None:
-        store = _open_store(settings)
+        store = open_run_store(settings)
     try:
-        record = _open_record(
-            store, settings, project, display_name, description, hyperparams, tags
-        )
+        record = open_record(store, settings, project, display_name, description, hyperparams, tags)
     except BaseException:
         if owns_store:
             store.close()
@@ -107,58 +95,6 @@ def start(
         owns_store=owns_store,
         on_stop=on_stop,
         stop_poll_seconds=stop_poll_seconds,
-    )
-
-
-def _open_store(settings: Settings) -> Store:
-    """The store a run writes to. In server mode, requests give up sooner than HttpStore's
-    defaults: the writer retries and spools by itself, so training is not held for minutes."""
-    if settings.url:
-        from mltrail.store.http import HttpStore
-
-        return HttpStore(
-            settings.url, settings.token, timeout=HTTP_TIMEOUT_SECONDS, retries=HTTP_RETRIES
-        )
-    from mltrail.store import open_store
-
-    return open_store(settings)
-
-
-def _open_record(
-    store: Store,
-    settings: Settings,
-    project: int | str | None,
-    display_name: str | None,
-    description: str | None,
-    hyperparams: Any,
-    tags: Sequence[str] | None,
-) -> ExperimentRecord:
-    params = jsonable(params_mapping(hyperparams))
-    environment, source = collect_environment(), collect_source()
-    if settings.project and settings.experiment:  # started by the agent: attach
-        project_id = resolve_project(store, settings.project, create=False)
-        return store.update_experiment(
-            project_id,
-            settings.experiment,
-            status=Status.RUNNING,
-            hyperparameters=params or None,
-            environment=environment,
-            source=source,
-        )
-    if project is None:
-        project = settings.project  # MLTRAIL_PROJECT alone names the default project
-    if project is None:
-        raise ValidationError("is required: a project id or display name", "project")
-    project_id = resolve_project(store, project)
-    return store.create_experiment(
-        project_id,
-        display_name=None if display_name is None else validation.experiment_name(display_name),
-        description=validation.experiment_description(description),
-        hyperparameters=params,
-        environment=environment,
-        source=source,
-        tags=tags_tuple(tags),
-        status=Status.RUNNING,
     )
 
 
@@ -283,7 +219,7 @@ class Experiment:
         if epoch is None:
             epoch = self._epoch
         elif type(epoch) is not int or not 0 <= epoch <= _MAX_INT64:
-            epoch = _int64(epoch, "epoch")
+            epoch = int64_field(epoch, "epoch")
         if iteration is None and phase == "train":  # the common case, inlined
             iteration = self._iteration = self._iteration + 1
         else:
@@ -300,13 +236,13 @@ class Experiment:
                 self._iteration += 1
             return self._iteration if self._iteration >= 0 else 0
         if type(iteration) is not int or not 0 <= iteration <= _MAX_INT64:
-            iteration = _int64(iteration, "iteration")
+            iteration = int64_field(iteration, "iteration")
         self._iteration = iteration
         return iteration
 
     def _set_epoch(self, epoch: int) -> int:
         if type(epoch) is not int or not 0 <= epoch <= _MAX_INT64:
-            epoch = _int64(epoch, "epoch")
+            epoch = int64_field(epoch, "epoch")
         self._epoch = epoch
         return epoch
 

@@ -1,0 +1,82 @@
+"""Opening a run: its store, its experiment record, and checks of its integer fields."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from mltrail.config import Settings
+from mltrail.core import validation
+from mltrail.core.errors import ValidationError
+from mltrail.core.types import Status
+from mltrail.sdk.buffer import MAX_INT64
+from mltrail.sdk.environment import collect_environment, collect_source
+from mltrail.sdk.inputs import jsonable, params_mapping, resolve_project, tags_tuple
+
+if TYPE_CHECKING:
+    from mltrail.core.types import Experiment as ExperimentRecord
+    from mltrail.store.base import Store
+
+HTTP_TIMEOUT_SECONDS = 30.0  # per request of a run's own HttpStore (a 50,000-point batch fits)
+HTTP_RETRIES = 1  # the writer has its own retries, then the spool
+
+
+def int64_field(value: Any, field: str) -> int:
+    """A non-negative integer that fits the stored 64-bit columns, or ValidationError."""
+    number = validation.require_int(value, field, minimum=0)
+    if number > MAX_INT64:
+        raise ValidationError(f"must be at most {MAX_INT64}, got {number}", field)
+    return number
+
+
+def open_run_store(settings: Settings) -> Store:
+    """The store a run writes to. In server mode, requests give up sooner than HttpStore's
+    defaults: the writer retries and spools by itself, so training is not held for minutes."""
+    if settings.url:
+        from mltrail.store.http import HttpStore
+
+        return HttpStore(
+            settings.url, settings.token, timeout=HTTP_TIMEOUT_SECONDS, retries=HTTP_RETRIES
+        )
+    from mltrail.store import open_store
+
+    return open_store(settings)
+
+
+def open_record(
+    store: Store,
+    settings: Settings,
+    project: int | str | None,
+    display_name: str | None,
+    description: str | None,
+    hyperparams: Any,
+    tags: Sequence[str] | None,
+) -> ExperimentRecord:
+    """Create the run's experiment record, or attach to the one the agent pre-created."""
+    params = jsonable(params_mapping(hyperparams))
+    environment, source = collect_environment(), collect_source()
+    if settings.project and settings.experiment:  # started by the agent: attach
+        project_id = resolve_project(store, settings.project, create=False)
+        return store.update_experiment(
+            project_id,
+            settings.experiment,
+            status=Status.RUNNING,
+            hyperparameters=params or None,
+            environment=environment,
+            source=source,
+        )
+    if project is None:
+        project = settings.project  # MLTRAIL_PROJECT alone names the default project
+    if project is None:
+        raise ValidationError("is required: a project id or display name", "project")
+    project_id = resolve_project(store, project)
+    return store.create_experiment(
+        project_id,
+        display_name=None if display_name is None else validation.experiment_name(display_name),
+        description=validation.experiment_description(description),
+        hyperparameters=params,
+        environment=environment,
+        source=source,
+        tags=tags_tuple(tags),
+        status=Status.RUNNING,
+    )
