@@ -53,6 +53,7 @@ class MlflowSide:
             "mlflow server", argv, port, workdir / "mlflow-server.log", env=self._env()
         )
         self.server.wait_ready("/health", timeout=180)
+        self.server.wait_idle()  # its workers keep importing after /health answers
 
     def _env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}

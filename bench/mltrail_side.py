@@ -47,6 +47,7 @@ class MltrailSide:
             env=self._base_env(),
         )
         self.server.wait_ready("/healthz", timeout=60)
+        self.server.wait_idle()
         self.token = self._read_token()
         self.project = f"bench-{name}"
 

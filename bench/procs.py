@@ -18,6 +18,7 @@ from typing import Any
 
 LOOPBACK = "127.0.0.1"
 _PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
 def free_port() -> int:
@@ -50,6 +51,10 @@ class Server:
             env=env,
             start_new_session=True,
         )
+
+    def wait_idle(self) -> None:
+        """Wait until the server's process tree has settled (see :func:`wait_idle`)."""
+        wait_idle(self.proc.pid)
 
     def wait_ready(self, path: str, timeout: float = 120.0) -> None:
         """Poll ``path`` until it answers; RuntimeError with the server's log when it dies."""
@@ -137,6 +142,31 @@ def rss(pid: int) -> int:
 
 def tree_rss(pid: int) -> int:
     return sum(rss(p) for p in [pid, *descendants(pid)])
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of one process (0 when it is gone)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _TICKS
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def wait_idle(
+    pid: int, *, busy_fraction: float = 0.05, window: float = 1.0, timeout: float = 60.0
+) -> None:
+    """Wait until the process tree uses under ``busy_fraction`` of a core over ``window``.
+
+    A server that answers its health check may still be starting workers; timing anything
+    while it burns CPU on the same two cores would measure the start-up, not the workload.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        before = sum(cpu_seconds(p) for p in [pid, *descendants(pid)])
+        time.sleep(window)
+        if sum(cpu_seconds(p) for p in [pid, *descendants(pid)]) - before < busy_fraction * window:
+            return
 
 
 class PeakSampler:
