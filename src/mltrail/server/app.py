@@ -15,6 +15,7 @@ from mltrail.server.errors import BodyLimitMiddleware, install_error_handlers
 from mltrail.server.routes import charts, experiments, logs, metrics, points, projects, weights
 from mltrail.server.routes import jobs as job_routes
 from mltrail.server.security import install_security
+from mltrail.server.ui import ui_router
 from mltrail.store.base import Store
 
 API_PREFIX = "/api/v1"
@@ -75,10 +76,7 @@ def create_app(
         """Liveness, without a token; answered on the event loop, never behind ingest."""
         return {"status": "ok"}
 
-    # --- web UI: server/ui.py (owned by the UI engineer) adds its router here, last, -------
-    # --- so the API routes above take precedence over its catch-all paths. ---------------
-    from mltrail.server.ui import ui_router
-
+    # the web UI comes last, so the API routes above take precedence over its catch-all paths
     app.include_router(ui_router)
 
     return app
