@@ -7,6 +7,7 @@ Python objects are both accepted.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import sys
 import time
@@ -101,7 +102,7 @@ class ExperimentsApi:
         *,
         follow: bool = True,
         file: IO[str] | None = None,
-    ) -> list[LogLine]:
+    ) -> builtins.list[LogLine]:
         """Print the experiment's log lines, following them while it runs.
 
         Args:
@@ -121,17 +122,17 @@ class ExperimentsApi:
             experiment_id = _experiment_id(experiment)
             self._store.get_experiment(project_id, experiment_id)
         out = file or sys.stdout
-        printed: list[LogLine] = []
+        printed: builtins.list[LogLine] = []
         with contextlib.suppress(KeyboardInterrupt):
             self._print_logs(
                 project_id, experiment_id, out, printed, colours=not disable_colors, follow=follow
             )
         return printed
 
-    def list(self, project: int) -> list[dict[str, Any]]:
+    def list(self, project: int) -> builtins.list[dict[str, Any]]:
         """Every experiment of the project, with hyperparameters and last metric values."""
         project_id = _project_id(project)
-        items: list[Experiment] = []
+        items: builtins.list[Experiment] = []
         while True:
             page = self._store.list_experiments(
                 project_id, offset=len(items), limit=self._page_size
@@ -146,7 +147,7 @@ class ExperimentsApi:
         project: int | None = None,
         experiment: int | None = None,
         weights_hash: str | None = None,
-    ) -> list[dict[str, int]]:
+    ) -> builtins.list[dict[str, int]]:
         """Add ex_ metrics to an experiment, or to every experiment holding ``weights_hash``.
 
         Returns:
@@ -167,9 +168,9 @@ class ExperimentsApi:
         chart_y_name: str = "Y",
         chart_scope: str = "test",
         chart_type: str = "line",
-        chart_x: str | list[Any] | None = None,
-        chart_y: str | list[Any] | None = None,
-    ) -> list[dict[str, int]]:
+        chart_x: str | builtins.list[Any] | None = None,
+        chart_y: str | builtins.list[Any] | None = None,
+    ) -> builtins.list[dict[str, int]]:
         """Create or replace a custom chart (single- or multi-line) on the chosen experiments."""
         spec = v.chart(
             chart_name,
@@ -244,7 +245,9 @@ class ExperimentsApi:
         }
 
     # --- helpers -----------------------------------------------------------------------------
-    def _targets(self, project: Any, experiment: Any, weights_hash: Any) -> list[ExperimentRef]:
+    def _targets(
+        self, project: Any, experiment: Any, weights_hash: Any
+    ) -> builtins.list[ExperimentRef]:
         """(project, experiment) when both are given, else every experiment holding the hash."""
         if project is not None and experiment is not None:
             ref = ExperimentRef(_project_id(project), _experiment_id(experiment))
@@ -271,7 +274,7 @@ class ExperimentsApi:
         project_id: int,
         experiment_id: int,
         out: IO[str],
-        printed: list[LogLine],
+        printed: builtins.list[LogLine],
         *,
         colours: bool,
         follow: bool,

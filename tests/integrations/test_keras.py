@@ -11,11 +11,11 @@ import pytest
 os.environ.setdefault("KERAS_BACKEND", "torch")  # Keras 3 without TensorFlow
 keras = pytest.importorskip("keras")
 
+from mltrail.checkpoints import weights_hash_from_file  # noqa: E402
 from mltrail.config import Settings  # noqa: E402
 from mltrail.core.types import Status  # noqa: E402
 from mltrail.core.weights import weights_hash  # noqa: E402
 from mltrail.integrations.keras import MltrailCallback  # noqa: E402
-from mltrail.checkpoints import weights_hash_from_file  # noqa: E402
 from mltrail.store import open_store  # noqa: E402
 
 

@@ -225,9 +225,8 @@ def _chart_x(raw: Any) -> tuple[JsonScalar, ...]:
     if None in kinds:
         raise ValidationError("values must be strings, integers or floats", "chart_x")
     if len(kinds) > 1:
-        raise ValidationError(
-            f"values must all be of one type, got {', '.join(sorted(kinds))}", "chart_x"
-        )  # type: ignore[arg-type]
+        names = ", ".join(sorted(k for k in kinds if k is not None))
+        raise ValidationError(f"values must all be of one type, got {names}", "chart_x")
     return tuple(xs)
 
 
