@@ -44,17 +44,9 @@ def _ui_server(server: ServerProcess) -> Iterator[UiServer]:
     store.close()
 
 
-@pytest.fixture(scope="session")
-def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """One real server for the browser tests; each test works in projects of its own."""
-    home = tmp_path_factory.mktemp("ui-server")
-    proc = ServerProcess(f"sqlite:///{home / 'mltrail.db'}", home).start()
-    yield proc
-    proc.close()
-
-
 @pytest.fixture
 def ui_server(shared_server: ServerProcess) -> Iterator[UiServer]:
+    """The session's shared server (support.servers); each test works in projects of its own."""
     yield from _ui_server(shared_server)
 
 
