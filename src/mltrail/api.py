@@ -254,10 +254,11 @@ class ExperimentsApi:
             self._store.get_experiment(ref.project_id, ref.experiment_id)
             return [ref]
         if project is not None or experiment is not None:
-            missing = "experiment" if project is not None else "project"
+            given, missing = (
+                ("project", "experiment") if project is not None else ("experiment", "project")
+            )
             raise ValidationError(
-                f"is required when {'project' if missing == 'experiment' else 'experiment'} is given (or pass weights_hash alone)",
-                missing,
+                f"is required when {given} is given (or pass weights_hash alone)", missing
             )
         if weights_hash is None:
             raise ValidationError("give project and experiment, or weights_hash", "weights_hash")
@@ -280,23 +281,23 @@ class ExperimentsApi:
         follow: bool,
     ) -> None:
         after = 0
+        ended = False  # once the experiment has ended, one more empty read finishes
         while True:
             lines = self._store.read_logs(project_id, experiment_id, after_seq=after)
             for line in lines:
                 out.write(format_log_line(line, colours=colours) + "\n")
             out.flush()
             printed.extend(lines)
-            after = lines[-1].seq if lines else after
-            if lines or not follow:
-                if not follow:
-                    return
+            if not follow:
+                return
+            if lines:
+                after = lines[-1].seq
                 continue
-            if Status(self._store.get_experiment(project_id, experiment_id).status).is_final:
-                final = self._store.read_logs(project_id, experiment_id, after_seq=after)
-                if not final:
-                    return
-                continue
-            self._sleep(FOLLOW_POLL_SECONDS)
+            if ended:
+                return
+            ended = Status(self._store.get_experiment(project_id, experiment_id).status).is_final
+            if not ended:
+                self._sleep(FOLLOW_POLL_SECONDS)
 
 
 class ModelsApi:
