@@ -288,12 +288,10 @@ class ExperimentsApi:
                 out.write(format_log_line(line, colours=colours) + "\n")
             out.flush()
             printed.extend(lines)
-            if not follow:
-                return
-            if lines:
+            if lines:  # read pages until caught up, following or not
                 after = lines[-1].seq
                 continue
-            if ended:
+            if ended or not follow:
                 return
             ended = Status(self._store.get_experiment(project_id, experiment_id).status).is_final
             if not ended:

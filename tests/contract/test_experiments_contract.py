@@ -332,6 +332,17 @@ def test_logs_follows_a_running_experiment_until_it_ends(api, project):
     assert [line.message for line in lines] == [f"step {i}" for i in range(5)]
 
 
+def test_logs_without_following_prints_every_page(api, project):
+    exp = seed_experiment(api.store, project)
+    for batch in range(3):
+        lines = [("stdout", "INFO", f"line {batch * 5000 + i}") for i in range(5000)]
+        seed_logs(api.store, project, exp, lines, seq=batch + 1)
+    printed = api.experiments.logs(
+        project, exp, follow=False, disable_colors=True, file=io.StringIO()
+    )
+    assert [line.message for line in printed] == [f"line {i}" for i in range(15_000)]
+
+
 def test_logs_unknown_experiment_is_not_found(api, project):
     with pytest.raises(NotFoundError) as err:
         api.experiments.logs(project, 42)
