@@ -1,5 +1,9 @@
 """The README's Experiments API section is real: its Python and CLI blocks are run after
-`mltrail demo --no-serve` and must print exactly what the README shows, timestamps aside."""
+`mltrail demo --no-serve` and must print exactly what the README shows, timestamps aside.
+
+The demo's numbers and weights hashes must not depend on the CPU, so the whole module runs twice:
+once with the machine's own math kernels, once with OpenBLAS forced to its oldest x86-64 kernel
+and numpy's SIMD dispatch limited to its baseline (as on an older CPU)."""
 
 from __future__ import annotations
 
@@ -11,6 +15,11 @@ import sys
 from pathlib import Path
 
 import pytest
+
+try:
+    from numpy._core._multiarray_umath import __cpu_dispatch__
+except ImportError:  # numpy < 2
+    from numpy.core._multiarray_umath import __cpu_dispatch__
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(\.\d+)?(\+00:00)?")
@@ -28,9 +37,21 @@ def fenced(kind: str) -> list[str]:
     return re.findall(rf"```{kind}\n(.*?)\n```", section(), flags=re.S)
 
 
-@pytest.fixture(scope="module")
-def demo_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+KERNELS = {
+    "native": {},
+    "oldest-kernels": {
+        "OPENBLAS_CORETYPE": "Prescott",
+        "NPY_DISABLE_CPU_FEATURES": ",".join(__cpu_dispatch__),
+    },
+}
+
+
+@pytest.fixture(scope="module", params=sorted(KERNELS))
+def demo_env(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLTRAIL_")}
+    env.update(KERNELS[request.param])
     env["MLTRAIL_HOME"] = str(tmp_path_factory.mktemp("readme-home"))
     subprocess.run(
         [sys.executable, "-m", "mltrail", "demo", "--no-serve"],

@@ -1,6 +1,6 @@
 """``mltrail demo``: record a few real (tiny) training runs, enrich them, open the UI.
 
-A one-hidden-layer MLP written in numpy learns a noisy disc-inside-a-ring problem with several
+A one-hidden-layer MLP written in numpy (bit-identical on every CPU) learns a noisy disc-inside-a-ring problem with several
 learning rates and widths. Each run is a real mltrail experiment: per-iteration train metrics,
 per-epoch validation metrics, the weights hash at every epoch end, console output through
 ``print`` and ``logging``. Then the contract's methods add an ``ex_`` metric, a per-iteration
@@ -20,8 +20,8 @@ from mltrail.config import DEFAULT_PORT
 
 DEMO_PROJECT = "mltrail-demo"
 CONFIGS = (
-    {"learning_rate": 0.1, "hidden": 4},
-    {"learning_rate": 0.5, "hidden": 8},
+    {"learning_rate": 0.5, "hidden": 4},
+    {"learning_rate": 1.0, "hidden": 8},
     {"learning_rate": 2.0, "hidden": 16},
 )
 EPOCHS = 8
@@ -77,58 +77,80 @@ def _configure_logging() -> None:
 
 
 # --- the model -------------------------------------------------------------------------------------
+# Every number the demo prints or hashes must be the same on every CPU, so the model uses only
+# what IEEE 754 defines exactly: + - * / and sqrt, element by element, and sums in numpy's fixed
+# order. No BLAS (``@`` picks a kernel per CPU, see OPENBLAS_CORETYPE), no exp/log/tanh/sin (numpy
+# and libm choose SIMD variants per CPU) and no normal sampling (its tails use log).
+
+
 def make_data(rng: np.random.Generator, n: int = 768) -> dict[str, np.ndarray]:
     """A noisy disc inside a ring (not linearly separable), split 2:1 into train and validation."""
-    label = rng.integers(0, 2, size=n)
-    radius = np.where(label == 1, rng.uniform(0.0, 0.55, n), rng.uniform(0.65, 1.0, n))
-    angle = rng.uniform(0, 2 * np.pi, n)
-    x = np.stack([radius * np.cos(angle), radius * np.sin(angle)], axis=1)
-    x += rng.normal(scale=0.05, size=x.shape)
+    points = rng.uniform(-1.0, 1.0, size=(4 * n, 2))
+    r2 = (points * points).sum(axis=1)
+    inside, ring = r2 < 0.3, (r2 > 0.42) & (r2 < 1.0)
+    keep = np.flatnonzero(inside | ring)[:n]
+    x = points[keep] + rng.uniform(-0.05, 0.05, size=(len(keep), 2))
+    label = inside[keep].astype(np.int64)
     cut = 2 * n // 3
     return {"x": x[:cut], "y": label[:cut], "x_val": x[cut:], "y_val": label[cut:]}
 
 
 def init_weights(rng: np.random.Generator, hidden: int) -> dict[str, np.ndarray]:
+    scale = 1.0 / np.sqrt(hidden)
     return {
-        "w1": rng.normal(scale=1.0, size=(2, hidden)),
+        "w1": rng.uniform(-1.5, 1.5, size=(2, hidden)),
         "b1": np.zeros(hidden),
-        "w2": rng.normal(scale=1.0 / np.sqrt(hidden), size=(hidden, 1)),
+        "w2": rng.uniform(-scale, scale, size=(hidden, 1)),
         "b2": np.zeros(1),
     }
 
 
-def forward(params: dict[str, np.ndarray], x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    hidden = np.tanh(x @ params["w1"] + params["b1"])
-    logits = (hidden @ params["w2"] + params["b2"])[:, 0]
-    return hidden, 1.0 / (1.0 + np.exp(-logits))
+def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` as products and a sum in a fixed order (bit-identical on every CPU)."""
+    return (a[:, :, None] * b[None, :, :]).sum(axis=1)
+
+
+def softsign(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``z / (1 + |z|)`` and its derivative: a tanh-like squashing with no transcendental."""
+    denominator = 1.0 + np.abs(z)
+    return z / denominator, 1.0 / (denominator * denominator)
+
+
+def forward(
+    params: dict[str, np.ndarray], x: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Hidden activations, their slopes, class-1 probabilities and their slopes."""
+    hidden, hidden_slope = softsign(matmul(x, params["w1"]) + params["b1"])
+    squashed, out_slope = softsign(matmul(hidden, params["w2"])[:, 0] + params["b2"])
+    return hidden, hidden_slope, 0.5 + 0.5 * squashed, 0.5 * out_slope
 
 
 def sgd_step(
     params: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray, lr: float
 ) -> tuple[float, float]:
-    """One minibatch of gradient descent on the cross-entropy; returns (loss, accuracy)."""
-    hidden, p = forward(params, x)
-    loss = float(-np.mean(y * np.log(p + 1e-9) + (1 - y) * np.log(1 - p + 1e-9)))
-    grad_logits = (p - y)[:, None] / len(x)
-    grad_hidden = grad_logits @ params["w2"].T * (1 - hidden**2)
-    params["w2"] -= lr * hidden.T @ grad_logits
-    params["b2"] -= lr * grad_logits.sum(axis=0)
-    params["w1"] -= lr * x.T @ grad_hidden
+    """One minibatch of gradient descent on the squared error; returns (loss, accuracy)."""
+    hidden, hidden_slope, p, out_slope = forward(params, x)
+    error = p - y
+    grad_out = (2.0 * error * out_slope)[:, None] / len(x)
+    grad_hidden = matmul(grad_out, params["w2"].T) * hidden_slope
+    params["w2"] -= lr * matmul(hidden.T, grad_out)
+    params["b2"] -= lr * grad_out.sum(axis=0)
+    params["w1"] -= lr * matmul(x.T, grad_hidden)
     params["b1"] -= lr * grad_hidden.sum(axis=0)
-    return loss, float(np.mean((p > 0.5) == y))
+    return float(np.mean(error * error)), float(np.mean((p > 0.5) == y))
 
 
 def evaluate(params: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    _, p = forward(params, x)
-    loss = float(-np.mean(y * np.log(p + 1e-9) + (1 - y) * np.log(1 - p + 1e-9)))
-    return loss, float(np.mean((p > 0.5) == y))
+    _, _, p, _ = forward(params, x)
+    error = p - y
+    return float(np.mean(error * error)), float(np.mean((p > 0.5) == y))
 
 
 def precision_recall(
     params: dict[str, np.ndarray], x: np.ndarray, y: np.ndarray
 ) -> tuple[list[float], list[list[float]]]:
     """Precision and recall of class 1 at thresholds 0.1 ... 0.9 (the custom chart's lines)."""
-    _, p = forward(params, x)
+    _, _, p, _ = forward(params, x)
     thresholds = [round(t, 1) for t in np.linspace(0.1, 0.9, 9)]
     rows = []
     for t in thresholds:
