@@ -10,8 +10,9 @@ import pytest
 
 PG_ADMIN_URL = os.environ.get("MLTRAIL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
-# real `mltrail server` subprocesses: server_factory, server, live_server
-pytest_plugins = ["support.servers"]
+# real `mltrail server` subprocesses (server_factory, server, live_server) and private
+# PostgreSQL clusters for restart tests (private_pg)
+pytest_plugins = ["support.servers", "support.pg_cluster"]
 
 
 @pytest.fixture(autouse=True)

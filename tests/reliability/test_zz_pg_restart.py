@@ -1,23 +1,17 @@
 """PostgreSQL restarted under a server that is ingesting: the writers retry, nothing is lost.
 
-Named to run last among the reliability tests; self-contained: whatever happens, PostgreSQL is
-running again before the test ends (other tests need it). Restarting the cluster needs root
-and ``pg_ctlcluster`` (Debian's PostgreSQL packaging); the test skips without them.
+The restarted database is a private cluster of the test's own (``support.pg_cluster``: initdb in a
+temporary folder, its own port, removed afterwards); the machine's shared cluster is never touched.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 import threading
 import time
 from pathlib import Path
 
 import httpx
-import psycopg
-import pytest
 
 from mltrail.core.types import Status
 from mltrail.store.http import HttpStore
@@ -30,35 +24,8 @@ from reliability.test_faults import (
     stored_iterations,
     trainer_env,
 )
+from support.pg_cluster import PgCluster
 from support.servers import ServerProcess
-
-PG_ETC = Path("/etc/postgresql")
-READY_TIMEOUT = 60.0
-
-
-def _cluster() -> list[str]:
-    versions = sorted(p.name for p in PG_ETC.iterdir()) if PG_ETC.is_dir() else []
-    if not versions or not shutil.which("pg_ctlcluster") or os.geteuid() != 0:
-        pytest.skip("restarting PostgreSQL needs root and pg_ctlcluster")
-    return ["pg_ctlcluster", "--skip-systemctl-redirect", versions[-1], "main"]
-
-
-def _started_at(pg_server: str) -> float:
-    with psycopg.connect(pg_server + "/postgres", connect_timeout=3) as conn:
-        return conn.execute("SELECT extract(epoch FROM pg_postmaster_start_time())").fetchone()[0]
-
-
-def _ensure_running(cluster: list[str]) -> None:
-    """Wait for PostgreSQL to accept connections, starting it when it stays down."""
-    deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline:
-        ready = subprocess.run(["pg_isready", "-q", "-h", "127.0.0.1", "-p", "5432"])
-        if ready.returncode == 0:
-            return
-        if time.monotonic() > deadline - READY_TIMEOUT / 2:
-            subprocess.run([*cluster, "start"], capture_output=True)
-        time.sleep(0.5)
-    raise AssertionError("PostgreSQL did not come back")
 
 
 class _Probe:
@@ -87,26 +54,26 @@ class _Probe:
 
 
 def test_postgresql_restart_while_ingesting_loses_nothing(
-    pg_server: str, pg_url: str, server_factory, tmp_path: Path
+    private_pg: PgCluster, server_factory, tmp_path: Path
 ):
-    cluster = _cluster()
-    server: ServerProcess = server_factory(pg_url)
+    server: ServerProcess = server_factory(
+        private_pg.url.replace("postgresql://", "postgresql+psycopg://") + "/postgres"
+    )
     home = tmp_path / "trainers"
     env = trainer_env(server, home)
     n = 6000
     procs = [launch(env, f"pg-writer-{i}", n, 0.001, 5, "run") for i in range(3)]
     experiments = [tuple(map(int, expect_line(proc, "STARTED"))) for proc in procs]
-    before = _started_at(pg_server)
+    before = private_pg.started_at()
     time.sleep(1.0)
     probe = _Probe(server, *experiments[0]).start()
     try:
-        restart = subprocess.run([*cluster, "restart"], capture_output=True, text=True, timeout=120)
-        assert restart.returncode == 0, restart.stderr
+        private_pg.restart()
     finally:
-        _ensure_running(cluster)
+        private_pg.wait_ready()
         time.sleep(0.5)
         probe.stop()
-    assert _started_at(pg_server) > before, "PostgreSQL was not restarted"
+    assert private_pg.started_at() > before, "PostgreSQL was not restarted"
     for proc in procs:
         _, err = proc.communicate(timeout=PROCESS_TIMEOUT)
         assert proc.returncode == 0, err
