@@ -53,6 +53,7 @@ def test_stalled_server_spools_past_the_cap_then_stores_everything_once(settings
             time.sleep(0.5)
             _log(writer, 100, 2000, peak)
         assert writer.overflow_batches >= 8, writer.overflow_batches
+        assert writer.wait_for_spooler(30)  # the spooler thread writes what training queued
         assert len(spool.files(writer.client_id)) >= 8
         assert peak[0] <= 2000 + len(KEYS), peak[0]
     finally:

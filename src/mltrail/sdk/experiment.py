@@ -389,9 +389,21 @@ class Experiment:
                 )
                 return
             w = self._writer
-            w.spool.write(
-                w.target, self.project_id, self.experiment_id, w.client_id, encode_status(status)
-            )
+            try:
+                w.spool.write(
+                    w.target,
+                    self.project_id,
+                    self.experiment_id,
+                    w.client_id,
+                    encode_status(status),
+                )
+            except OSError as error:  # full or unwritable spool: say so, never fail the run
+                warnings.warn(
+                    f"mltrail: could not record status {status.value} (store unreachable: {exc}) "
+                    f"nor spool it ({error})",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
 
     def _detach(self) -> None:
         atexit.unregister(self._at_exit)

@@ -10,10 +10,19 @@ retried with backoff, then the batch goes to the spool; training is never interr
 
 Memory stays bounded: once more than ``max_buffered_points`` points wait while the thread has
 been stuck sending one batch for ``stall_seconds`` (or the store is known to be unreachable),
-the training thread cuts them into batches and writes those to the spool. While the store
-answers, only slower than training logs, the training thread compacts the records into numpy
-columns instead, and spools only past ``hard_limit_points``. While anything of this writer is spooled,
-every batch goes through the spool, so batches are stored in the order they were cut.
+the training thread cuts them into batches and queues those for the spooler thread
+(:mod:`mltrail.sdk.spooler`), which writes them to the spool or, when it cannot, drops the
+oldest with a warning and a counter. While the store answers, only slower than training logs,
+the training thread compacts the records into numpy columns instead, and spools only past
+``hard_limit_points``. While anything of this writer is spooled, every batch goes through the
+spool, so batches are stored in the order they were cut.
+
+No deadlock through console capture, by construction: console capture and the SDK call
+:meth:`Writer.add_line` from any thread, even from inside a ``print`` or a warning the writer
+itself caused. ``add_line`` (like ``add_points`` and ``add_link``) takes no lock: it appends to
+a list, and drains take records by copy-then-delete. And the writer's lock is held only around
+list and numpy work and :meth:`Spooler.put` (a deque append): never around I/O, a store call, a
+warning, logging or printing. The training thread does no I/O at all.
 """
 
 from __future__ import annotations
@@ -38,6 +47,7 @@ from mltrail.sdk.spool import (
     encode_metrics,
     is_transient,
 )
+from mltrail.sdk.spooler import Spoolable, Spooler
 
 if TYPE_CHECKING:
     from mltrail.store.base import Store
@@ -45,13 +55,24 @@ if TYPE_CHECKING:
 FLUSH_INTERVAL_SECONDS = 1.0  # a kill -9 loses at most about this much
 BATCH_POINTS = 50_000
 BATCH_LINES = 5_000
+MAX_HELD_LINES = 200_000  # log lines held while the store stalls; newer ones are counted, dropped
 RETRY_DELAYS = (0.25, 0.5, 1.0, 2.0)
 CLOSE_TIMEOUT_SECONDS = 30.0
 BUFFERED_BATCHES = 4  # points held in memory while the store stalls, in batches
 HARD_LIMIT_BATCHES = 20  # points held whatever the store does (then spooled), in batches
 STALL_SECONDS = 0.5  # a store call this long counts as a stall
+SPOOLER_IDLE_WAIT = 5.0  # how long a replay waits for queued batches to reach the spool
 
 _Item = tuple[Callable[[Any], dict], Any, Callable[..., Any]]  # encode, batch, store call
+
+
+def _size_of(batch: Any) -> tuple[int, str]:
+    """How many points or log lines a batch holds (what a drop of it loses)."""
+    if isinstance(batch, LogBatch):
+        return len(batch.lines), "lines"
+    if batch is None:  # a weights link
+        return 0, "points"
+    return batch.point_count, "points"
 
 
 class Writer:
@@ -107,7 +128,7 @@ class Writer:
         self.error: BaseException | None = None  # strict mode: raised by the training thread
         self.spooled_batches = 0
         self._seq = itertools.count(1)
-        self._lock = threading.Lock()  # guards the buffers below (appends to _calls excepted)
+        self._lock = threading.Lock()  # guards takes and the compacted buffer; appends go without
         self._send_lock = threading.Lock()  # one drain at a time, so batches stay in order
         self._calls: list[Call] = []  # appended without the lock: see _take_calls
         self._logged = 0  # points ever appended (written by the logging thread only)
@@ -118,14 +139,24 @@ class Writer:
         self._overflowed = False  # the training thread spooled points since the last drain
         self.overflow_batches = 0  # batches the training thread spooled past the cap
         self.compactions = 0  # times the training thread turned records into columns
-        self._lines: list[LogLine] = []
-        self._links: list[tuple[str, int | None, int | None]] = []
+        self._lines: list[LogLine] = []  # appended without the lock, like _calls
+        self._links: list[tuple[str, int | None, int | None]] = []  # likewise
+        self.dropped_lines = 0  # lines not held while the store stalled (MAX_HELD_LINES)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._deadline: float | None = None
         self._spool_pending = False
         self._warned_offline = False
         self._thread: threading.Thread | None = None
+        self._spooler = Spooler(
+            spool,
+            target,
+            project_id,
+            experiment_id,
+            self.client_id,
+            limit_points=self.hard_limit_points,
+            on_error=self._remember_spool_error,
+        )
 
     # --- what the training thread calls --------------------------------------------------------
     def add_points(
@@ -145,7 +176,9 @@ class Writer:
 
     def _relieve(self) -> None:
         """Past the memory cap: spool when the store stalls (or everything held passes the
-        hard limit); otherwise compact the records into numpy columns (a third of the size)."""
+        hard limit); otherwise compact the records into numpy columns (a third of the size).
+
+        Runs on the training thread: list and numpy work only, the spooler does the I/O."""
         with self._lock:
             if self._stalled() or self._compacted_points >= self.hard_limit_points:
                 self._overflow()
@@ -166,16 +199,8 @@ class Writer:
         return compacted, self._take_calls()
 
     def _take_calls(self) -> list[Call]:
-        """Take every buffered call (with the lock held).
-
-        The logging thread appends without the lock, so the list is never swapped: the first
-        ``n`` records are copied and then deleted, each one atomic step, and a record appended
-        in between stays for the next drain.
-        """
-        calls = self._calls
-        n = len(calls)
-        taken = calls[:n]
-        del calls[:n]
+        """Take every buffered call (with the lock held)."""
+        taken = _take(self._calls)
         self._taken += sum([len(call[4]) for call in taken])
         return taken
 
@@ -186,25 +211,41 @@ class Writer:
         return since is not None and time.monotonic() - since >= self.stall_seconds
 
     def _overflow(self) -> None:
-        """Move the buffered points to the spool (called with the buffer lock held)."""
+        """Queue the buffered points for the spool (with the buffer lock held: no I/O here)."""
         compacted, calls = self._take_all()
         stamp = time.time_ns()
         chunks = compacted + series_chunks(calls)
         del calls, compacted
         for batch in metric_batches(self.client_id, self._seq, chunks, self.batch_points):
-            self._to_spool(encode_metrics(batch), None, stamp)
+            self._spooler.put(Spoolable(encode_metrics, batch, batch.point_count, "points", stamp))
             self.overflow_batches += 1
         self._overflowed = True
 
     def add_line(self, line: LogLine) -> None:
-        with self._lock:
-            self._lines.append(line)
-            if len(self._lines) >= BATCH_LINES:
-                self._wake.set()
+        """Buffer one log line. Takes no lock and never blocks: callable from anywhere."""
+        lines = self._lines
+        if len(lines) >= MAX_HELD_LINES:
+            self.dropped_lines += 1  # only while the store stalls; counted, reported at close
+            return
+        lines.append(line)
+        if len(lines) >= BATCH_LINES:
+            self._wake.set()
 
     def add_link(self, weights_hash: str, iteration: int | None, epoch: int | None) -> None:
-        with self._lock:
-            self._links.append((weights_hash, iteration, epoch))
+        self._links.append((weights_hash, iteration, epoch))
+
+    @property
+    def dropped_points(self) -> int:
+        """Points that could be neither sent nor spooled (full or unwritable spool)."""
+        return self._spooler.dropped["points"]
+
+    def wait_for_spooler(self, timeout: float) -> bool:
+        """True once every batch queued for the spool is written (or dropped)."""
+        return self._spooler.wait_idle(timeout)
+
+    def _remember_spool_error(self, exc: BaseException) -> None:
+        if self.strict and self.error is None:
+            self.error = exc
 
     # --- lifecycle -------------------------------------------------------------------------------
     def start(self) -> Writer:
@@ -230,8 +271,20 @@ class Writer:
         if thread is not None and thread.is_alive() and thread is not threading.current_thread():
             thread.join(timeout)
             if thread.is_alive():  # stuck in a store call: it still owns its batch
+                self._spooler.close(max(self._deadline - time.monotonic(), 1.0))
                 return
         self._drain()  # whatever arrived while the thread was finishing
+        self._spooler.close(max(self._deadline - time.monotonic(), 1.0))
+        self._report_dropped_lines()
+
+    def _report_dropped_lines(self) -> None:
+        if self.dropped_lines:
+            warnings.warn(
+                f"mltrail: {self.dropped_lines} log lines were not kept: more than "
+                f"{MAX_HELD_LINES} waited while the store stalled",
+                SpoolWarning,
+                stacklevel=1,
+            )
 
     @property
     def closed(self) -> bool:
@@ -255,8 +308,8 @@ class Writer:
         with self._send_lock:
             with self._lock:
                 compacted, calls = self._take_all()
-                lines, self._lines = self._lines, []
-                links, self._links = self._links, []
+                lines = _take(self._lines)
+                links = _take(self._links)
                 if self._overflowed:  # newer batches must not overtake the spooled ones
                     self._overflowed, self._spool_pending = False, True
                 stamp = time.time_ns()  # under the lock: an overflow cut later sorts after
@@ -265,7 +318,7 @@ class Writer:
             for index, (encode, batch, call) in enumerate(outbox):
                 if self._spool_pending:  # keep order: all that is left goes behind the spool
                     for left_encode, left_batch, _ in outbox[index:]:
-                        self._to_spool(left_encode(left_batch), None, stamp)
+                        self._to_spool(left_encode, left_batch, None, stamp)
                     break
                 self._deliver(encode, batch, call, stamp)
             if self._spool_pending and not self._past_deadline():
@@ -320,7 +373,7 @@ class Writer:
                         break
         finally:
             self._busy_since = None
-        self._to_spool(encode(batch), fault, stamp)
+        self._to_spool(encode, batch, fault, stamp)
 
     def _past_deadline(self) -> bool:
         return self._deadline is not None and time.monotonic() > self._deadline
@@ -332,6 +385,8 @@ class Writer:
         return True
 
     def _replay_spooled(self) -> bool:
+        if not self._spooler.wait_idle(SPOOLER_IDLE_WAIT):  # older batches still on their way
+            return False
         self._busy_since = time.monotonic()
         try:
             result = self.spool.replay(self.store, self.target, client_id=self.client_id)
@@ -342,12 +397,14 @@ class Writer:
         self._spool_pending = result.remaining > 0
         return not self._spool_pending
 
-    def _to_spool(self, record: dict, fault: BaseException | None, stamp: int) -> None:
+    def _to_spool(
+        self, encode: Callable[[Any], dict], batch: Any, fault: BaseException | None, stamp: int
+    ) -> None:
+        """Queue a batch for the spooler (writer thread, no lock held), warn once if offline."""
         if self.strict and fault is not None and self.error is None:
             self.error = TransportError(f"store unreachable, batch spooled: {fault}")
-        self.spool.write(
-            self.target, self.project_id, self.experiment_id, self.client_id, record, stamp=stamp
-        )
+        size, kind = _size_of(batch)
+        self._spooler.put(Spoolable(encode, batch, size, kind, stamp))
         self.spooled_batches += 1
         self._spool_pending = True
         if not self._warned_offline:
@@ -368,3 +425,15 @@ class Writer:
             RuntimeWarning,
             stacklevel=1,
         )
+
+
+def _take(items: list) -> list:
+    """Take every item of a list other threads append to without a lock.
+
+    The list is never swapped: the first ``n`` items are copied and then deleted, each one atomic
+    step (under the GIL), so an item appended in between stays for the next take.
+    """
+    n = len(items)
+    taken = items[:n]
+    del items[:n]
+    return taken
