@@ -18,6 +18,7 @@ from mltrail.core.errors import (
     TransportError,
     ValidationError,
 )
+from mltrail.core.version import __version__ as __version__
 from mltrail.core.weights import weights_hash
 
 if TYPE_CHECKING:
@@ -37,8 +38,6 @@ __all__ = [
     "start",
     "weights_hash",
 ]
-
-__version__ = "0.1.0"
 
 
 def as_api(url: str | None = None, token: str | None = None) -> Api:

@@ -20,6 +20,7 @@ class Settings:
         token: API token for the server.
         home: directory holding the embedded database and the spool.
         project / experiment: set by the agent so the SDK attaches to a pre-created experiment.
+        job: set by the agent: the job the process runs for.
         strict: raise transport faults into training code instead of spooling (tests).
         spool_limit_bytes: spool size after which the oldest batches are dropped, with a warning.
         capture_console: whether the SDK captures stdout/stderr (the agent captures instead).
@@ -30,25 +31,56 @@ class Settings:
     home: Path = field(default_factory=lambda: Path("~/.mltrail").expanduser())
     project: str | None = None
     experiment: int | None = None
+    job: int | None = None
     strict: bool = False
     spool_limit_bytes: int = 512 * 1024 * 1024
     capture_console: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Settings from ``MLTRAIL_*`` variables (``os.environ`` when ``environ`` is None).
+
+        The one reader of ``MLTRAIL_*``: every edge (CLI root group, server factory's caller,
+        SDK start, agent) calls it once and passes the result down.
+        """
         env = os.environ if environ is None else environ
         home = Path(env.get("MLTRAIL_HOME") or "~/.mltrail").expanduser()
-        experiment = env.get("MLTRAIL_EXPERIMENT")
         return cls(
             url=(env.get("MLTRAIL_URL") or None),
             token=(env.get("MLTRAIL_TOKEN") or None),
             home=home,
             project=(env.get("MLTRAIL_PROJECT") or None),
-            experiment=int(experiment) if experiment and experiment.isdigit() else None,
+            experiment=_number(env.get("MLTRAIL_EXPERIMENT")),
+            job=_number(env.get("MLTRAIL_JOB")),
             strict=_flag(env.get("MLTRAIL_STRICT")),
             spool_limit_bytes=int(env.get("MLTRAIL_SPOOL_LIMIT_BYTES") or cls.spool_limit_bytes),
             capture_console=not _flag(env.get("MLTRAIL_NO_CAPTURE")),
         )
+
+    def to_env(self) -> dict[str, str]:
+        """The ``MLTRAIL_*`` variables that make a child process's :meth:`from_env` return
+        these settings (the inverse of :meth:`from_env`; defaults are left out)."""
+        env = {"MLTRAIL_HOME": str(self.home)}
+        optional = {
+            "MLTRAIL_URL": self.url,
+            "MLTRAIL_TOKEN": self.token,
+            "MLTRAIL_PROJECT": self.project,
+            "MLTRAIL_EXPERIMENT": self.experiment,
+            "MLTRAIL_JOB": self.job,
+            "MLTRAIL_STRICT": "1" if self.strict else None,
+            "MLTRAIL_NO_CAPTURE": None if self.capture_console else "1",
+        }
+        env.update({name: str(value) for name, value in optional.items() if value is not None})
+        if self.spool_limit_bytes != Settings.spool_limit_bytes:
+            env["MLTRAIL_SPOOL_LIMIT_BYTES"] = str(self.spool_limit_bytes)
+        return env
+
+    def child_environ(self, inherited: Mapping[str, str]) -> dict[str, str]:
+        """``inherited`` without its ``MLTRAIL_*`` variables, plus :meth:`to_env`: what a child
+        process (an agent's job, a demo trainer) is started with."""
+        env = {k: v for k, v in inherited.items() if not k.startswith("MLTRAIL_")}
+        env.update(self.to_env())
+        return env
 
     @property
     def embedded(self) -> bool:
@@ -65,6 +97,10 @@ class Settings:
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _number(value: str | None) -> int | None:
+    return int(value) if value and value.isdigit() else None
 
 
 def _flag(value: str | None) -> bool:

@@ -11,6 +11,7 @@ import pytest
 
 from mltrail.agent.runner import AgentOptions, AgentRunner
 from mltrail.agent.workdir import build_tarball
+from mltrail.config import Settings
 from mltrail.core.types import Status
 from mltrail.store.sql import SqlStore
 from mltrail.store.sql.jobs import agents
@@ -32,7 +33,7 @@ def _runner(store: SqlStore, tmp_path: Path, max_jobs: int) -> AgentRunner:
         work_root=tmp_path / "work",
         flush_seconds=0.05,
     )
-    return AgentRunner(store, options, child_env=os.environ)
+    return AgentRunner(store, options, settings=Settings.from_env(), child_env=os.environ)
 
 
 def _logs(store: SqlStore, job) -> list[str]:
@@ -98,9 +99,8 @@ def test_the_job_environment_sets_mltrail_variables_over_the_agents(
     runner = AgentRunner(
         store,
         options,
-        child_env={"PATH": "/bin", "MLTRAIL_TOKEN": "agent-own", "MLTRAIL_HOME": "/h"},
-        url="http://server:1",
-        token="tok",
+        settings=Settings(url="http://server:1", token="tok", home=Path("/h")),
+        child_env={"PATH": "/bin", "MLTRAIL_TOKEN": "agent-own", "MLTRAIL_HOME": "/elsewhere"},
     )
     env = runner.job_env(job)
     assert env["A"] == "1" and env["PATH"] == "/bin" and env["MLTRAIL_HOME"] == "/h"
@@ -122,7 +122,9 @@ def test_a_run_that_ends_cleanly_after_a_stop_request_is_stopped(
     project = store.create_project("clean-stop").id
     job = store.submit_job(project, [sys.executable, "-c", "import time; time.sleep(1.5)"])
     options = AgentOptions(max_jobs=1, lease_seconds=60, poll_seconds=0.5, work_root=tmp_path)
-    runner = AgentRunner(store, options, child_env=os.environ)  # heartbeats every 20 s: none here
+    runner = AgentRunner(
+        store, options, settings=Settings.from_env(), child_env=os.environ
+    )  # heartbeats every 20 s: none here
     thread = threading.Thread(target=runner.run)
     thread.start()
     deadline = time.monotonic() + 30
@@ -136,7 +138,9 @@ def test_a_run_that_ends_cleanly_after_a_stop_request_is_stopped(
 
 def test_any_agent_name_gives_a_valid_agent_id(store: SqlStore, tmp_path: Path) -> None:
     for name in ("my box (gpu #2)", "---", "é"):
-        runner = AgentRunner(store, AgentOptions(name=name, work_root=tmp_path), child_env={})
+        runner = AgentRunner(
+            store, AgentOptions(name=name, work_root=tmp_path), settings=Settings(), child_env={}
+        )
         runner._register()
         [agent] = [a for a in store.list_agents() if a.agent_id == runner.agent_id]
         assert agent.name == name

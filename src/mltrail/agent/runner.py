@@ -24,6 +24,7 @@ from typing import Any
 from mltrail.agent.lease import LeaseKeeper
 from mltrail.agent.logship import LogShipper, start_pump
 from mltrail.agent.workdir import WorkdirError, prepare_workdir, remove_workdir
+from mltrail.config import Settings
 from mltrail.core.errors import ConflictError, MltrailError, NotFoundError, TransportError
 from mltrail.core.types import Status
 from mltrail.store.jobs_base import (
@@ -73,8 +74,9 @@ class AgentRunner:
     Args:
         store: SqlStore (embedded) or HttpStore (server).
         options: behaviour, see :class:`AgentOptions`.
+        settings: the agent's own settings; commands get its url, token and home (through
+            :meth:`Settings.to_env`), never its other MLTRAIL_* variables.
         child_env: the environment commands inherit, before the job's own and MLTRAIL_* ones.
-        url / token: passed to commands as MLTRAIL_URL / MLTRAIL_TOKEN (server mode).
         should_exit: polled between jobs; lets a signal handler end the agent cleanly.
     """
 
@@ -83,9 +85,8 @@ class AgentRunner:
         store: Any,
         options: AgentOptions,
         *,
+        settings: Settings,
         child_env: Mapping[str, str],
-        url: str | None = None,
-        token: str | None = None,
         should_exit: Callable[[], bool] = lambda: False,
     ) -> None:
         self.store = store
@@ -93,9 +94,8 @@ class AgentRunner:
         self.queues = queue_names(list(options.queues))
         self.lease = lease_seconds(options.lease_seconds)
         self.agent_id = _agent_id_for(options.name)
+        self._settings = settings
         self._child_env = dict(child_env)
-        self._url = url
-        self._token = token
         self._should_exit = should_exit
         self.jobs_run = 0
 
@@ -308,23 +308,20 @@ class AgentRunner:
                 time.sleep(min(2.0 * (attempt + 1), 10.0))
 
     def job_env(self, job: Job) -> dict[str, str]:
-        """The command's environment: the agent's, the job's, then the MLTRAIL_* ones."""
-        env = {
-            k: v
-            for k, v in self._child_env.items()
-            if not k.startswith("MLTRAIL_") or k == "MLTRAIL_HOME"
-        }
-        env.update(job.env)
-        env.update(
-            MLTRAIL_PROJECT=str(job.project_id),
-            MLTRAIL_EXPERIMENT=str(job.experiment_id),
-            MLTRAIL_NO_CAPTURE="1",
-            MLTRAIL_JOB=str(job.job_id),
+        """The command's environment: the agent's, the job's, then the MLTRAIL_* ones, which
+        attach the command's ``mltrail.start()`` to the job's experiment (the agent captures
+        the output itself, so the SDK does not)."""
+        job_settings = Settings(
+            url=self._settings.url,
+            token=self._settings.token,
+            home=self._settings.home,
+            project=str(job.project_id),
+            experiment=job.experiment_id,
+            job=job.job_id,
+            capture_console=False,
         )
-        if self._url:
-            env["MLTRAIL_URL"] = self._url
-        if self._token:
-            env["MLTRAIL_TOKEN"] = self._token
+        env = job_settings.child_environ(self._child_env)
+        env.update(job.env)  # job variables never start with MLTRAIL_ (checked on submission)
         env.setdefault("PYTHONUNBUFFERED", "1")
         return env
 

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import orjson
 
+from mltrail.config import Settings
 from mltrail.core.errors import MltrailError
+
+if TYPE_CHECKING:
+    from mltrail.api import Api
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -34,19 +38,46 @@ def run_cli(group: click.Group, argv: list[str] | None) -> int:
     return 0
 
 
-def get_api(ctx: click.Context | None = None) -> Any:
-    """The Api for this invocation, built once from the environment."""
-    ctx = ctx or click.get_current_context()
-    root = ctx.find_root()
-    if not isinstance(root.obj, dict):
-        root.obj = {}
-    if "api" not in root.obj:
-        from mltrail.api import Api
-        from mltrail.config import Settings
+class CliContext:
+    """What the root group builds once per invocation: the Settings, and the Api on first use.
 
-        root.obj["api"] = Api.from_settings(Settings.from_env())
-        root.call_on_close(root.obj["api"].close)
-    return root.obj["api"]
+    Args:
+        settings: read from the environment by the root group.
+        close_later: registers the Api's close with the root context.
+    """
+
+    def __init__(self, settings: Settings, close_later: Callable[[Callable[[], Any]], Any]):
+        self.settings = settings
+        self._close_later = close_later
+        self._api: Api | None = None
+
+    @property
+    def api(self) -> Api:
+        if self._api is None:
+            from mltrail.api import Api
+
+            self._api = Api.from_settings(self.settings)
+            self._close_later(self._api.close)
+        return self._api
+
+
+def cli_context(ctx: click.Context | None = None) -> CliContext:
+    """The invocation's :class:`CliContext`, made by the root group from ``Settings.from_env``
+    (also when a sub-command runs on its own, as in tests)."""
+    root = (ctx or click.get_current_context()).find_root()
+    if not isinstance(root.obj, CliContext):
+        root.obj = CliContext(Settings.from_env(), root.call_on_close)
+    return root.obj
+
+
+def get_settings(ctx: click.Context | None = None) -> Settings:
+    """The invocation's Settings, read once by the root group."""
+    return cli_context(ctx).settings
+
+
+def get_api(ctx: click.Context | None = None) -> Api:
+    """The invocation's Api, built once from its Settings."""
+    return cli_context(ctx).api
 
 
 def with_api(func: F) -> F:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from mltrail.config import Settings
+from mltrail.cli.common import get_settings
 
 
 @click.group()
@@ -18,10 +18,7 @@ def upgrade(db_url: str | None) -> None:
     """Create or migrate the schema to the latest revision (safe to repeat)."""
     from mltrail.store.sql import SqlStore
 
-    settings = Settings.from_env()
-    if db_url is None:
-        settings.home.mkdir(parents=True, exist_ok=True)
-    url = db_url or settings.db_url
+    url = db_url or get_settings().db_url
     SqlStore.open(url).close()  # opening runs the migrations
     click.echo(f"database is up to date: {_redact(url)}")
 
@@ -36,7 +33,7 @@ def backup(path: str, db_url: str | None) -> None:
     """
     from mltrail.cli.backup import backup_sqlite
 
-    url = db_url or Settings.from_env().db_url
+    url = db_url or get_settings().db_url
     pages = backup_sqlite(url, path)
     click.echo(f"backed up {_redact(url)} to {path} ({pages} pages)")
 

@@ -47,9 +47,9 @@ class RunResult:
 def demo(no_serve: bool, port: int) -> None:
     """Train a tiny numpy model a few ways, record it all, then open the web UI."""
     from mltrail.api import Api
-    from mltrail.config import Settings
+    from mltrail.cli.common import get_settings
 
-    settings = Settings.from_env()
+    settings = get_settings()
     _configure_logging()
     data = make_data(np.random.default_rng(7))
     with Api.from_settings(settings) as api:  # one store for every run and the enrichment

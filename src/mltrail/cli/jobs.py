@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 
-from mltrail.cli.common import echo_json, echo_table, get_api, output_format_option
+from mltrail.cli.common import echo_json, echo_table, get_api, get_settings, output_format_option
 
 SOURCES = ("auto", "git", "tarball", "none")
 
@@ -202,10 +202,9 @@ def agent(
     the current job and exits.
     """
     from mltrail.agent.runner import AgentOptions, AgentRunner
-    from mltrail.config import Settings
     from mltrail.store import jobs_base as jb
 
-    settings = Settings.from_env()
+    settings = get_settings()
     names = jb.queue_names(list(queues))
     jb.lease_seconds(lease_timeout)
     options = AgentOptions(
@@ -228,9 +227,8 @@ def agent(
     runner = AgentRunner(
         _store(),
         options,
+        settings=settings,
         child_env=os.environ,
-        url=settings.url,
-        token=settings.token,
         should_exit=lambda: bool(exiting),
     )
     count = runner.run()

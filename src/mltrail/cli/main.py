@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from mltrail.cli.common import run_cli
+from mltrail.cli.common import cli_context, run_cli
 
 # command name -> ("module:attribute", one-line help); each module owns one resource's commands
 COMMANDS = {
@@ -53,12 +53,14 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="mltrail")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """mltrail: experiment tracking for machine learning.
 
     Embedded mode (a SQLite file under $MLTRAIL_HOME, default ~/.mltrail) unless MLTRAIL_URL
     and MLTRAIL_TOKEN select a server.
     """
+    cli_context(ctx)  # Settings are read here, once; commands receive them through ctx.obj
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -3,19 +3,23 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 import click
 
+from mltrail.cli.common import get_settings
 from mltrail.config import DEFAULT_HOST, DEFAULT_PORT, Settings
+
+if TYPE_CHECKING:
+    from mltrail.store.sql import SqlStore
 
 DB_HELP = "Database URL: sqlite:///PATH or postgresql+psycopg://... [default: embedded SQLite]"
 
 
-def _open_sql_store(settings: Settings, db_url: str | None):  # -> SqlStore
+def _open_sql_store(settings: Settings, db_url: str | None) -> SqlStore:
+    """The server side always stores in a database, whatever MLTRAIL_URL says."""
     from mltrail.store.sql import SqlStore
 
-    if db_url is None:
-        settings.home.mkdir(parents=True, exist_ok=True)
     return SqlStore.open(db_url or settings.db_url)
 
 
@@ -44,7 +48,7 @@ def server(db_url: str | None, host: str, port: int, allowed_hosts: tuple[str, .
     """
     from mltrail.server import create_app
 
-    settings = Settings.from_env()
+    settings = get_settings()
     store = _open_sql_store(settings, db_url)
     try:
         admin_token = store.auth.ensure_admin()
@@ -75,7 +79,7 @@ def create_token(db_url: str | None, user_name: str, admin: bool, label: str) ->
     """Create a token for USER (and the user when new); prints the token."""
     from mltrail.core.errors import NotFoundError
 
-    store = _open_sql_store(Settings.from_env(), db_url)
+    store = _open_sql_store(get_settings(), db_url)
     try:
         try:
             store.auth.get_user(user_name)
@@ -117,4 +121,4 @@ def run_ui(
 @click.option("--port", default=DEFAULT_PORT, show_default=True, type=int, help="TCP port.")
 def ui(port: int) -> None:
     """Open the web UI on the embedded database (no token; 127.0.0.1 only)."""
-    run_ui(Settings.from_env(), port=port)
+    run_ui(get_settings(), port=port)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from mltrail.cli.common import get_api
+from mltrail.cli.common import get_api, get_settings
 
 
 @click.command()
@@ -14,11 +14,10 @@ def sync() -> None:
     Replays are idempotent: a batch already stored is not stored twice. Exits non-zero when
     batches remain because the store is still unreachable.
     """
-    from mltrail.config import Settings
     from mltrail.sdk.spool import Spool
     from mltrail.sdk.spool import sync as sync_spool
 
-    settings = Settings.from_env()
+    settings = get_settings()
     spool = Spool.from_settings(settings)
     waiting = len(spool.files())
     if not waiting:

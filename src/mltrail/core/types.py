@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -202,9 +203,12 @@ class ChartSpec:
 
     @property
     def chart_id(self) -> str:
-        from mltrail.core.validation import chart_id
-
         return chart_id(self.name)
+
+
+def chart_id(name: str) -> str:
+    """A chart's id: sha256 of its lower-cased, stripped name."""
+    return hashlib.sha256(name.strip().lower().encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)

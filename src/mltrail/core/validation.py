@@ -6,7 +6,6 @@ normalised value. Nothing here does I/O.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import numbers
@@ -17,7 +16,18 @@ from typing import Any
 import numpy as np
 
 from mltrail.core.errors import ValidationError
-from mltrail.core.types import LOG_LEVELS, ChartScope, ChartSpec, JsonScalar, Phase, SeriesChunk
+from mltrail.core.types import (
+    LOG_LEVELS,
+    ChartScope,
+    ChartSpec,
+    JsonScalar,
+    Phase,
+    SeriesChunk,
+    Status,
+    chart_id,
+)
+
+chart_id = chart_id  # the id rule, re-exported next to the chart rules
 
 MAX_KEY_LEN = 250
 MAX_PROJECT_NAME_LEN = 140
@@ -118,6 +128,15 @@ def metric_key(value: Any, field: str = "key") -> str:
     return key
 
 
+def status(value: Any, field: str = "status") -> Status:
+    """An experiment status by its value (``"running"``) or as the enum."""
+    try:
+        return Status(value)
+    except ValueError:
+        allowed = ", ".join(s.value for s in Status)
+        raise ValidationError(f"must be one of {allowed}, got {value!r}", field) from None
+
+
 def phase(value: Any, field: str = "phase") -> str:
     try:
         return Phase(value).value
@@ -177,11 +196,6 @@ def ex_value(value: Any, field: str) -> JsonScalar:
             )
         return value
     raise ValidationError(f"must be a string, number or boolean, got {type(value).__name__}", field)
-
-
-def chart_id(name: str) -> str:
-    """The chart's id: sha256 of its lower-cased, stripped name."""
-    return hashlib.sha256(name.strip().lower().encode("utf-8")).hexdigest()
 
 
 def chart(

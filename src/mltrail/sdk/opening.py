@@ -32,15 +32,9 @@ def int64_field(value: Any, field: str) -> int:
 def open_run_store(settings: Settings) -> Store:
     """The store a run writes to. In server mode, requests give up sooner than HttpStore's
     defaults: the writer retries and spools by itself, so training is not held for minutes."""
-    if settings.url:
-        from mltrail.store.http import HttpStore
-
-        return HttpStore(
-            settings.url, settings.token, timeout=HTTP_TIMEOUT_SECONDS, retries=HTTP_RETRIES
-        )
     from mltrail.store import open_store
 
-    return open_store(settings)
+    return open_store(settings, http_timeout=HTTP_TIMEOUT_SECONDS, http_retries=HTTP_RETRIES)
 
 
 def open_record(

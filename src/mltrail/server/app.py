@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator, Sequence
 import anyio.to_thread
 from fastapi import APIRouter, FastAPI
 
-from mltrail import __version__
 from mltrail.config import Settings
+from mltrail.core.version import __version__
 from mltrail.server.deps import OrjsonResponse
 from mltrail.server.errors import BodyLimitMiddleware, install_error_handlers
 from mltrail.server.routes import charts, experiments, logs, metrics, points, projects, weights

@@ -9,16 +9,28 @@ if TYPE_CHECKING:
     from mltrail.store.base import Store
 
 
-def open_store(settings: Settings) -> Store:
-    """HttpStore when ``settings.url`` is set, else SqlStore on the embedded SQLite file.
+def open_store(
+    settings: Settings, *, http_timeout: float | None = None, http_retries: int | None = None
+) -> Store:
+    """The one way to open the store ``settings`` select: HttpStore when ``settings.url`` is
+    set, else SqlStore on the embedded SQLite file under ``settings.home``.
 
     Imports lazily, so a training script in server mode never imports SQLAlchemy.
+
+    Args:
+        settings: read once by the caller's edge.
+        http_timeout: seconds per request of an HttpStore (its default when None).
+        http_retries: extra attempts of an HttpStore (its default when None).
     """
     if settings.url:
-        from mltrail.store.http import HttpStore
+        from mltrail.store.http import DEFAULT_RETRIES, DEFAULT_TIMEOUT, HttpStore
 
-        return HttpStore(settings.url, settings.token)
+        return HttpStore(
+            settings.url,
+            settings.token,
+            timeout=DEFAULT_TIMEOUT if http_timeout is None else http_timeout,
+            retries=DEFAULT_RETRIES if http_retries is None else http_retries,
+        )
     from mltrail.store.sql import SqlStore
 
-    settings.home.mkdir(parents=True, exist_ok=True)
     return SqlStore.open(settings.db_url)

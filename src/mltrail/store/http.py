@@ -43,6 +43,8 @@ from mltrail.store.base import LIST_PAGE_SIZE, Store
 from mltrail.store.http_jobs import HttpJobStore
 
 RETRY_STATUSES = frozenset({502, 503, 504})
+DEFAULT_TIMEOUT = 60.0
+DEFAULT_RETRIES = 5
 _NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
@@ -80,8 +82,8 @@ class HttpStore(HttpJobStore, Store):
         token: str | None = None,
         *,
         transport: httpx.BaseTransport | None = None,
-        timeout: float = 60.0,
-        retries: int = 5,
+        timeout: float = DEFAULT_TIMEOUT,
+        retries: int = DEFAULT_RETRIES,
         backoff: float = 0.2,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:

@@ -34,10 +34,13 @@ class Database:
     Attributes:
         engine: the SQLAlchemy engine.
         clock: source of unix times (injectable for tests).
+        last_expiry: monotonic time of the last job-lease expiry sweep (claims poll several
+            times a second; the sweep runs at most once a second per database).
     """
 
     engine: Engine
     clock: Callable[[], float] = time.time
+    last_expiry: float = field(default=0.0, init=False)
     _write_lock: threading.RLock | None = field(default=None, init=False, repr=False)
 
     @property
@@ -125,6 +128,9 @@ def make_engine(url: str) -> Engine:
 
 def _sqlite_engine(url: str) -> Engine:
     memory = url in ("sqlite://", "sqlite:///:memory:")
+    if not memory and url.startswith("sqlite:///"):
+        # the embedded database's folder ($MLTRAIL_HOME) is made on first use
+        Path(url[len("sqlite:///") :].split("?", 1)[0]).parent.mkdir(parents=True, exist_ok=True)
     kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False, "timeout": 30}}
     if memory:
         kwargs["poolclass"] = StaticPool

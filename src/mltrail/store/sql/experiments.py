@@ -16,14 +16,6 @@ from mltrail.store.sql.tables import experiments, external_metrics, metric_serie
 _JSON_FIELDS = ("hyperparameters", "environment", "source")
 
 
-def _status(value: Any) -> Status:
-    try:
-        return Status(value)
-    except ValueError:
-        allowed = ", ".join(s.value for s in Status)
-        raise ValidationError(f"must be one of {allowed}, got {value!r}", "status") from None
-
-
 def _mapping(value: Any, field: str) -> dict[str, Any]:
     if not isinstance(value, Mapping):
         raise ValidationError(f"must be a mapping, got {type(value).__name__}", field)
@@ -42,7 +34,7 @@ def create_experiment(
 ) -> Experiment:
     """Take the project's next number (``UPDATE ... RETURNING`` locks the counter) and insert."""
     pid = check_project(conn, scope, project_id)
-    status = _status(fields.get("status") or Status.RUNNING)
+    status = validation.status(fields.get("status") or Status.RUNNING)
     values: dict[str, Any] = {
         "description": validation.experiment_description(fields.get("description")),
         "tags": dump_json(_tags(fields.get("tags") or ()), "tags"),
@@ -99,7 +91,7 @@ def update_experiment(
             merged = {**load_json(getattr(row, name), {}), **_mapping(changes[name], name)}
             values[name] = dump_json(merged, name)
     if changes.get("status") is not None:
-        values.update(_status_change(row, _status(changes["status"]), now))
+        values.update(_status_change(row, validation.status(changes["status"]), now))
     conn.execute(update(experiments).where(experiments.c.id == pk).values(**values))
     return load_experiments(conn, select(experiments.c.id).where(experiments.c.id == pk))[0]
 

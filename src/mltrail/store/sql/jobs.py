@@ -41,7 +41,6 @@ from mltrail.store.sql.tables import experiments
 
 _CLAIM_SCAN = 20  # jobs skipped per claim because their experiment was asked to stop
 EXPIRY_INTERVAL_SECONDS = 1.0
-_LAST_EXPIRY: dict[int, float] = {}  # id(engine) -> monotonic time of the last expiry sweep
 
 
 def _set_experiment_status(
@@ -131,7 +130,7 @@ def list_jobs(
     if queue is not None:
         query = query.where(jobs.c.queue == jb.queue_name(queue))
     if status is not None:
-        query = query.where(jobs.c.status == exp._status(status).value)
+        query = query.where(jobs.c.status == validation.status(status).value)
     query = query.limit(validation.require_int(limit, "limit", minimum=1))
     served = served_queues(conn, now)
     return [to_job(r, r.queue in served) for r in conn.execute(query).all()]
@@ -417,10 +416,9 @@ class SqlJobStore(jb.JobStore):
 
     def _expire_now_and_then(self) -> None:
         """Expire leases at most once a second per database: claims poll several times a second."""
-        key = id(self._db.engine)
         now = time.monotonic()
-        if now - _LAST_EXPIRY.get(key, 0.0) >= EXPIRY_INTERVAL_SECONDS:
-            _LAST_EXPIRY[key] = now
+        if now - self._db.last_expiry >= EXPIRY_INTERVAL_SECONDS:
+            self._db.last_expiry = now
             self.expire_leases()
 
     def heartbeat(
