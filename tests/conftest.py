@@ -10,9 +10,9 @@ import pytest
 
 PG_ADMIN_URL = os.environ.get("MLTRAIL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
-# real `mltrail server` subprocesses (server_factory, server, live_server) and private
-# PostgreSQL clusters for restart tests (private_pg)
-pytest_plugins = ["support.servers", "support.pg_cluster"]
+# real `mltrail server` subprocesses (server_factory, server, live_server, shared_server), store
+# fixtures (sql_store, sqlite_store) and private PostgreSQL clusters for restart tests (private_pg)
+pytest_plugins = ["support.servers", "support.stores", "support.pg_cluster"]
 
 
 @pytest.fixture(autouse=True)

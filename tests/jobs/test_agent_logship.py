@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -15,10 +14,8 @@ from mltrail.store.sql import SqlStore
 
 
 @pytest.fixture
-def store(sqlite_url: str) -> Iterator[SqlStore]:
-    store = SqlStore.open(sqlite_url)
-    yield store
-    store.close()
+def store(sqlite_store: SqlStore) -> SqlStore:
+    return sqlite_store
 
 
 def test_lines_arrive_once_and_in_order_across_batches(store: SqlStore) -> None:

@@ -4,24 +4,22 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from mltrail.agent.runner import AgentOptions, AgentRunner
-from mltrail.agent.workdir import build_tarball
+from mltrail.api import Api
+from mltrail.api.snapshots import build_tarball
 from mltrail.config import Settings
 from mltrail.core.types import Status
 from mltrail.store.sql import SqlStore
-from mltrail.store.sql.jobs import agents
+from mltrail.store.sql.tables import agents
 
 
 @pytest.fixture
-def store(sqlite_url: str) -> Iterator[SqlStore]:
-    store = SqlStore.open(sqlite_url)
-    yield store
-    store.close()
+def store(sqlite_store: SqlStore) -> SqlStore:
+    return sqlite_store
 
 
 def _runner(store: SqlStore, tmp_path: Path, max_jobs: int) -> AgentRunner:
@@ -33,7 +31,7 @@ def _runner(store: SqlStore, tmp_path: Path, max_jobs: int) -> AgentRunner:
         work_root=tmp_path / "work",
         flush_seconds=0.05,
     )
-    return AgentRunner(store, options, settings=Settings.from_env(), child_env=os.environ)
+    return AgentRunner(Api(store), options, settings=Settings.from_env(), child_env=os.environ)
 
 
 def _logs(store: SqlStore, job) -> list[str]:
@@ -97,7 +95,7 @@ def test_the_job_environment_sets_mltrail_variables_over_the_agents(
     job = store.submit_job(project, ["true"], env={"A": "1"})
     options = AgentOptions(lease_seconds=3, work_root=tmp_path)
     runner = AgentRunner(
-        store,
+        Api(store),
         options,
         settings=Settings(url="http://server:1", token="tok", home=Path("/h")),
         child_env={"PATH": "/bin", "MLTRAIL_TOKEN": "agent-own", "MLTRAIL_HOME": "/elsewhere"},
@@ -123,7 +121,7 @@ def test_a_run_that_ends_cleanly_after_a_stop_request_is_stopped(
     job = store.submit_job(project, [sys.executable, "-c", "import time; time.sleep(1.5)"])
     options = AgentOptions(max_jobs=1, lease_seconds=60, poll_seconds=0.5, work_root=tmp_path)
     runner = AgentRunner(
-        store, options, settings=Settings.from_env(), child_env=os.environ
+        Api(store), options, settings=Settings.from_env(), child_env=os.environ
     )  # heartbeats every 20 s: none here
     thread = threading.Thread(target=runner.run)
     thread.start()
@@ -139,7 +137,10 @@ def test_a_run_that_ends_cleanly_after_a_stop_request_is_stopped(
 def test_any_agent_name_gives_a_valid_agent_id(store: SqlStore, tmp_path: Path) -> None:
     for name in ("my box (gpu #2)", "---", "é"):
         runner = AgentRunner(
-            store, AgentOptions(name=name, work_root=tmp_path), settings=Settings(), child_env={}
+            Api(store),
+            AgentOptions(name=name, work_root=tmp_path),
+            settings=Settings(),
+            child_env={},
         )
         runner._register()
         [agent] = [a for a in store.list_agents() if a.agent_id == runner.agent_id]

@@ -9,12 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from mltrail.agent.workdir import (
-    WorkdirError,
-    build_tarball,
-    extract_tarball,
-    prepare_workdir,
-)
+from mltrail.agent.workdir import WorkdirError, extract_tarball, prepare_workdir
+from mltrail.api.snapshots import build_tarball
 from mltrail.core.errors import ValidationError
 
 

@@ -8,6 +8,8 @@ from typing import Any
 import httpx
 import pytest
 
+from support.clients import error_of, rest_client
+
 
 @pytest.fixture
 def server(module_server: Any) -> Any:
@@ -16,8 +18,7 @@ def server(module_server: Any) -> Any:
 
 @pytest.fixture
 def client(server: Any) -> Iterator[httpx.Client]:
-    headers = {"Authorization": f"Bearer {server.admin_token}"}
-    with httpx.Client(base_url=server.url + "/api/v1", headers=headers, timeout=30) as client:
+    with rest_client(server.url, server.admin_token, timeout=30) as client:
         yield client
 
 
@@ -26,9 +27,7 @@ def project(client: httpx.Client) -> int:
     return client.post("/projects", json={"display_name": "api"}).json()["id"]
 
 
-def _error(response: httpx.Response, status: int) -> dict:
-    assert response.status_code == status, response.text
-    return response.json()["error"]
+_error = error_of
 
 
 def test_submit_list_claim_finish_round_trip(client: httpx.Client, project: int) -> None:

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mltrail.core.types import MetricBatch, SeriesChunk
+from mltrail.core.types import MetricBatch
 from mltrail.store.sql import SqlStore
+from support.factories import batch, chunk
 
 
 def mltrail_cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -25,8 +26,7 @@ def mltrail_cli(*args: str) -> subprocess.CompletedProcess[str]:
 
 def _batch(seq: int, n: int = 1000) -> MetricBatch:
     its = np.arange((seq - 1) * n, seq * n)
-    chunk = SeriesChunk("loss", "train", its, np.full(n, -1), its * 0.5, np.ones(n))
-    return MetricBatch("backup-writer", seq, (chunk,))
+    return batch(seq, chunk("loss", its, its * 0.5), client="backup-writer")
 
 
 def test_backup_while_writing_is_a_consistent_snapshot(tmp_path: Path):

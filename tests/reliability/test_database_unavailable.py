@@ -23,6 +23,7 @@ from mltrail.server import create_app
 from mltrail.server.errors import database_unavailable
 from mltrail.store.http import HttpStore
 from mltrail.store.sql import SqlStore
+from support.factories import chunk
 
 
 @pytest.fixture
@@ -39,8 +40,7 @@ def locked_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
 
 
 def _chunks(n: int = 20) -> tuple[SeriesChunk, ...]:
-    its = np.arange(n)
-    return (SeriesChunk("loss", "train", its, np.full(n, -1), np.ones(n), np.ones(n)),)
+    return (chunk("loss", range(n), np.ones(n)),)
 
 
 def _points() -> dict:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 
-import httpx
 import numpy as np
 import pytest
 
@@ -14,6 +13,7 @@ from mltrail.core import codec
 from mltrail.core.types import LogBatch, LogLine, MetricBatch, SeriesChunk
 from mltrail.core.validation import MAX_KEY_LEN, MAX_LOG_MESSAGE_LEN
 from mltrail.store.http import HttpStore
+from support.clients import error_of, rest_client
 from support.servers import ServerProcess, unique_name
 
 
@@ -23,15 +23,12 @@ def client(shared_server: ServerProcess):
     store = HttpStore(shared_server.url, token)
     project = store.create_project("limits")
     exp = store.create_experiment(project.id)
-    headers = {"Authorization": f"Bearer {token}"}
-    with httpx.Client(base_url=shared_server.url + "/api/v1", headers=headers) as http:
+    with rest_client(shared_server.url, token) as http:
         yield http, store, f"/projects/{project.id}/experiments/{exp.experiment_id}", exp
     store.close()
 
 
-def _error(response: httpx.Response) -> dict:
-    assert response.status_code == 422, response.text
-    return response.json()["error"]
+_error = error_of
 
 
 def test_a_metric_key_over_the_limit_is_422(client):

@@ -21,8 +21,9 @@ import pytest
 
 from mltrail.core import validation
 from mltrail.core.errors import NotFoundError, PermissionDeniedError
-from mltrail.core.types import ExperimentRef, LogBatch, LogLine, MetricBatch, SeriesChunk, Status
+from mltrail.core.types import ExperimentRef, LogBatch, LogLine, MetricBatch, Status
 from mltrail.store.http import HttpStore
+from support.factories import batch, chunk
 from support.servers import ServerProcess, free_port, unique_name
 
 REPO = Path(__file__).resolve().parents[2]
@@ -31,9 +32,7 @@ HASH = "ab" * 20
 
 
 def _batch(seq: int, start: int = 0, n: int = 5) -> MetricBatch:
-    its = np.arange(start, start + n)
-    chunk = SeriesChunk("loss", "train", its, np.full(n, -1), np.ones(n), np.full(n, 1.0))
-    return MetricBatch("security", seq, (chunk,))
+    return batch(seq, chunk("loss", range(start, start + n), np.ones(n)), client="security")
 
 
 @pytest.fixture
@@ -62,7 +61,7 @@ def _record_paths(store: HttpStore) -> list[tuple[str, str, int]]:
     def hook(response: httpx.Response) -> None:
         seen.append((response.request.method, response.request.url.path, response.status_code))
 
-    store._client.event_hooks["response"].append(hook)
+    store._http.client.event_hooks["response"].append(hook)
     return seen
 
 
@@ -141,7 +140,7 @@ def test_another_users_token_reaches_nothing_of_the_project(two_users, shared_se
     assert wanted - tried == set(), f"routes not covered: {sorted(wanted - tried)}"
     stream = httpx.get(
         f"{shared_server.url}/api/v1/projects/{p}/experiments/{e}/logs/stream",
-        headers={"Authorization": f"Bearer {bob._client.headers['Authorization'][7:]}"},
+        headers={"Authorization": f"Bearer {bob._http.client.headers['Authorization'][7:]}"},
         timeout=10,
     )
     assert stream.status_code in (403, 404)
@@ -174,7 +173,7 @@ def test_tokens_are_hashed_at_rest_and_checked_in_constant_time(server: ServerPr
     forged = token[:-1] + ("A" if token[-1] != "A" else "B")
     answer = httpx.get(server.url + "/api/v1/me", headers={"Authorization": f"Bearer {forged}"})
     assert answer.status_code == 401
-    source = (REPO / "src/mltrail/store/sql/auth.py").read_text()
+    source = (REPO / "src/mltrail/store/sql/users.py").read_text()
     body = source.split("def authenticate", 1)[1].split("\n    def ", 1)[0]
     assert "hmac.compare_digest(" in body and "token_digest(token)" in body
     assert not re.search(r"token_sha256\s*==\s*token\b", source)

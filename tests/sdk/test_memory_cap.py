@@ -72,7 +72,11 @@ def test_a_run_in_server_mode_gives_up_on_requests_sooner_than_httpstore_default
     settings = Settings.from_env().with_(url=server.url, token=server.admin_token)
     with start("quick-giveup", settings=settings) as exp:
         assert isinstance(exp.store, HttpStore)
-        assert exp.store._retries == HTTP_RETRIES < HttpStore(server.url)._retries
+        assert (
+            exp.store._http.policy.retries
+            == HTTP_RETRIES
+            < HttpStore(server.url)._http.policy.retries
+        )
 
 
 @pytest.mark.parametrize("hard_limit", [10**9, None], ids=["in-memory", "over-hard-limit"])

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from mltrail.core.types import LogBatch, LogLine, MetricBatch, SeriesChunk, Status
+from mltrail.core.types import LogBatch, LogLine, MetricBatch, Status
 from mltrail.sdk.spool import (
     Spool,
     SpoolWarning,
@@ -23,17 +23,16 @@ from mltrail.sdk.spool import (
 )
 from mltrail.sdk.writer import Writer
 from mltrail.store.http import HttpStore
+from support.factories import batch, chunk
 from support.servers import free_port
 
 
 def _batch(seq: int, n: int = 10, start: int = 0) -> MetricBatch:
-    its = np.arange(start, start + n, dtype=np.int64)
     values = np.linspace(0, 1, n)
     values[0] = math.nan
-    chunk = SeriesChunk(
-        "loss", "train", its, np.full(n, -1, np.int64), values, np.full(n, time.time())
+    return batch(
+        seq, chunk("loss", range(start, start + n), values, t0=time.time()), client="client"
     )
-    return MetricBatch("client", seq, (chunk,))
 
 
 def test_metric_and_log_records_round_trip_exactly():

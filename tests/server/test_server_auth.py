@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from mltrail.core.errors import AuthenticationError, PermissionDeniedError
-from mltrail.core.types import ExperimentRef, LogBatch, LogLine, MetricBatch, SeriesChunk
+from mltrail.core.types import ExperimentRef, LogBatch, LogLine, MetricBatch
+from support.factories import chunk
 from support.servers import unique_name
 
 HASH = "0123456789abcdef0123456789abcdef01234567"
@@ -67,8 +68,7 @@ def _seeded(store):
 
 
 def _chunk():
-    n = 3
-    return SeriesChunk("loss", "train", np.arange(n), np.full(n, -1), np.ones(n), np.ones(n))
+    return chunk("loss", range(3), np.ones(3))
 
 
 def test_non_member_gets_403_on_reads_and_writes(shared_server, http_store_factory):

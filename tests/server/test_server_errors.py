@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import base64
-
-import httpx
-import numpy as np
 import pytest
 
 from mltrail.core.errors import ConflictError, NotFoundError, ValidationError
 from mltrail.core.types import Status
+from support.clients import error_of, rest_client
+from support.factories import wire_chunk
 from support.servers import unique_name
 
 LIMIT = 64 * 1024 * 1024
@@ -17,9 +15,7 @@ LIMIT = 64 * 1024 * 1024
 
 @pytest.fixture
 def client(shared_server):
-    token = shared_server.make_token(unique_name())
-    headers = {"Authorization": f"Bearer {token}"}
-    with httpx.Client(base_url=shared_server.url + "/api/v1", headers=headers, timeout=60) as c:
+    with rest_client(shared_server.url, shared_server.make_token(unique_name())) as c:
         yield c
 
 
@@ -31,29 +27,10 @@ def experiment(client) -> str:
     return f"/projects/{project}/experiments/{exp}"
 
 
-def _error(response: httpx.Response, status: int) -> dict:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"error"}
-    assert set(body["error"]) == {"type", "field", "message"}
-    return body["error"]
+_error = error_of
 
 
-def _b64(array, dtype) -> str:
-    return base64.b64encode(np.asarray(array, dtype=dtype).tobytes()).decode()
-
-
-def _chunk(n=2, **overrides):
-    chunk = {
-        "key": "loss",
-        "phase": "train",
-        "n": n,
-        "iterations": _b64(range(n), "<i8"),
-        "epochs": _b64([-1] * n, "<i8"),
-        "values": _b64([0.5] * n, "<f8"),
-        "times": _b64([1.0] * n, "<f8"),
-    }
-    return chunk | overrides
+_chunk = wire_chunk
 
 
 def test_a_body_over_64_mib_is_413(client, experiment):

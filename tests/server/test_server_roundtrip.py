@@ -113,11 +113,11 @@ def test_long_poll_returns_as_soon_as_a_line_arrives(user):
     timer = threading.Timer(0.5, _log, (store, p, e, 1, "late line"))
     timer.start()
     started = time.monotonic()
-    lines, status = store.wait_logs(p, e, after_seq=0, wait=20)
+    tail = store.tail_logs(p, e, after_seq=0, wait=20)
     elapsed = time.monotonic() - started
     timer.join()
-    assert [x.message for x in lines] == ["late line"]
-    assert status is Status.RUNNING
+    assert [x.message for x in tail.lines] == ["late line"]
+    assert tail.status is Status.RUNNING and not tail.ended
     assert elapsed < 15  # woke up on the line, not at the deadline
 
 
@@ -126,8 +126,8 @@ def test_long_poll_on_an_ended_experiment_does_not_wait(user):
     p, e = _experiment(store)
     store.update_experiment(p, e, status=Status.DONE)
     started = time.monotonic()
-    lines, status = store.wait_logs(p, e, after_seq=0, wait=20)
-    assert (lines, status) == ([], Status.DONE)
+    tail = store.tail_logs(p, e, after_seq=0, wait=20)
+    assert (tail.lines, tail.status, tail.ended) == ((), Status.DONE, True)
     assert time.monotonic() - started < 15
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from mltrail.core.types import MetricBatch, SeriesChunk
 from mltrail.store.sql import SqlStore, points, rollups
 from mltrail.store.sql.tables import metric_rollups
+from support.factories import chunk
 
 
 def _chunk(start: int, n: int, rng: np.random.Generator) -> SeriesChunk:
@@ -17,7 +18,7 @@ def _chunk(start: int, n: int, rng: np.random.Generator) -> SeriesChunk:
     values = rng.normal(size=n)
     values[rng.integers(0, n, 3)] = math.nan
     epochs = it // 1000
-    return SeriesChunk("loss", "train", it, epochs, values, it * 0.01)
+    return chunk("loss", it, values, epochs=epochs)
 
 
 def _full_rows(conn, series_id: int, level: int) -> dict[str, np.ndarray]:

@@ -22,11 +22,12 @@ from mltrail.core.errors import (
 from mltrail.core.types import MetricBatch, SeriesChunk
 from mltrail.store.sql import SqlStore, points, rollups
 from mltrail.store.sql.tables import metric_rollups
+from support.factories import chunk
 
 
 def _chunk(key: str, start: int, n: int, rng: np.random.Generator) -> SeriesChunk:
     it = np.arange(start, start + n, dtype=np.int64)
-    return SeriesChunk(key, "train", it, it // 1000, rng.normal(size=n), 1.7e9 + it * 0.01)
+    return chunk(key, it, rng.normal(size=n), epochs=it // 1000)
 
 
 # --- users and membership -------------------------------------------------------------------------

@@ -6,14 +6,14 @@ import threading
 
 import numpy as np
 
-from mltrail.core.types import MetricBatch, SeriesChunk
+from mltrail.core.types import MetricBatch
 from mltrail.store.sql import SqlStore
+from support.factories import batch, chunk
 
 
 def _batch(client: str, seq: int, start: int, n: int) -> MetricBatch:
     it = np.arange(start, start + n, dtype=np.int64)
-    chunk = SeriesChunk("loss", "train", it, np.full(n, -1), it * 0.5, it * 1.0)
-    return MetricBatch(client, seq, (chunk,))
+    return batch(seq, chunk("loss", it, it * 0.5), client=client)
 
 
 def test_write_holds_the_file_lock_shared_by_stores_on_that_file(sqlite_url: str) -> None:

@@ -21,25 +21,13 @@ from mltrail.core.types import (
     LogBatch,
     LogLine,
     MetricBatch,
-    SeriesChunk,
     Status,
 )
 from mltrail.store.base import Store
+from support.factories import batch, chunk
 
 HASH_A = "a" * 40
 HASH_B = "b" * 40
-
-
-def chunk(key, iterations, values, phase="train", epochs=None, t0=1_700_000_000.0):
-    it = np.asarray(iterations, dtype=np.int64)
-    ep = np.full(len(it), -1, dtype=np.int64) if epochs is None else np.asarray(epochs)
-    vals = np.asarray(values, dtype=np.float64)
-    times = t0 + np.arange(len(it), dtype=np.float64) * 0.01
-    return SeriesChunk(key, phase, it, ep.astype(np.int64), vals, times)
-
-
-def batch(seq, *chunks, client="client-1"):
-    return MetricBatch(client, seq, tuple(chunks))
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable
 
 from mltrail.core.errors import MltrailError
-from mltrail.store.jobs_base import HeartbeatReply
+from mltrail.core.jobs import HeartbeatReply
 
 log = logging.getLogger("mltrail.agent")
 

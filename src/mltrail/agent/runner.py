@@ -19,21 +19,21 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from mltrail.agent.lease import LeaseKeeper
 from mltrail.agent.logship import LogShipper, start_pump
 from mltrail.agent.workdir import WorkdirError, prepare_workdir, remove_workdir
+from mltrail.api import Api
 from mltrail.config import Settings
 from mltrail.core.errors import ConflictError, MltrailError, NotFoundError, TransportError
-from mltrail.core.types import Status
-from mltrail.store.jobs_base import (
+from mltrail.core.jobs import (
     DEFAULT_LEASE_SECONDS,
     HeartbeatReply,
     Job,
     lease_seconds,
     queue_names,
 )
+from mltrail.core.types import Status
 
 log = logging.getLogger("mltrail.agent")
 
@@ -69,10 +69,10 @@ class AgentOptions:
 
 
 class AgentRunner:
-    """Runs jobs from a store that implements both Store and JobStore.
+    """Runs jobs it claims through ``api.jobs`` and ``api.agents``.
 
     Args:
-        store: SqlStore (embedded) or HttpStore (server).
+        api: the Api on the embedded store or a server.
         options: behaviour, see :class:`AgentOptions`.
         settings: the agent's own settings; commands get its url, token and home (through
             :meth:`Settings.to_env`), never its other MLTRAIL_* variables.
@@ -82,14 +82,14 @@ class AgentRunner:
 
     def __init__(
         self,
-        store: Any,
+        api: Api,
         options: AgentOptions,
         *,
         settings: Settings,
         child_env: Mapping[str, str],
         should_exit: Callable[[], bool] = lambda: False,
     ) -> None:
-        self.store = store
+        self.api = api
         self.options = options
         self.queues = queue_names(list(options.queues))
         self.lease = lease_seconds(options.lease_seconds)
@@ -128,7 +128,7 @@ class AgentRunner:
     def _claim(self) -> Job | None:
         wait = min(self.options.poll_seconds, max(self.lease / 2, 0.5))
         try:
-            return self.store.claim_job(
+            return self.api.jobs.claim(
                 self.agent_id, self.queues, lease_seconds=self.lease, wait_seconds=wait
             )
         except TransportError as exc:
@@ -142,13 +142,13 @@ class AgentRunner:
         return None
 
     def _register(self) -> None:
-        self.store.register_agent(
+        self.api.agents.register(
             self.agent_id, name=self.options.name, queues=self.queues, lease_seconds=self.lease
         )
 
     def _deregister(self) -> None:
         try:
-            self.store.deregister_agent(self.agent_id)
+            self.api.agents.deregister(self.agent_id)
         except MltrailError as exc:
             log.warning("could not deregister: %s", exc)
 
@@ -163,7 +163,7 @@ class AgentRunner:
             job.experiment_id,
         )
         shipper = LogShipper(
-            lambda batch: self.store.append_logs(job.project_id, job.experiment_id, batch),
+            lambda batch: self.api.jobs.append_output(job, batch),
             f"agent:{self.agent_id}:job:{job.job_id}:{job.attempts}",
             flush_seconds=self.options.flush_seconds,
         )
@@ -180,7 +180,7 @@ class AgentRunner:
                 self.options.work_root or Path(tempfile.gettempdir()) / "mltrail-agent",
                 job.job_id,
                 job.source,
-                lambda: self.store.get_job_snapshot(job.job_id),
+                lambda: self.api.jobs.snapshot(job.job_id),
             )
             outcome = self._execute(job, workdir, shipper, lease)
         except (WorkdirError, MltrailError) as exc:
@@ -270,7 +270,7 @@ class AgentRunner:
             return False
 
     def _heartbeat(self, job: Job) -> HeartbeatReply:
-        return self.store.heartbeat(self.agent_id, job.job_id, lease_seconds=self.lease)
+        return self.api.agents.heartbeat(self.agent_id, job.job_id, lease_seconds=self.lease)
 
     def _terminate(self, proc: subprocess.Popen[bytes]) -> int:
         """SIGTERM the job's process group, then SIGKILL after the grace period."""
@@ -287,7 +287,7 @@ class AgentRunner:
             return
         for attempt in range(20):
             try:
-                self.store.finish_job(
+                self.api.jobs.finish(
                     job.job_id,
                     self.agent_id,
                     status=outcome.status,

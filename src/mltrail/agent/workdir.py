@@ -15,8 +15,6 @@ from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from mltrail.core.errors import ValidationError
-
 GIT_TIMEOUT_SECONDS = 600
 MAX_EXTRACTED_BYTES = 4 * 1024 * 1024 * 1024
 
@@ -103,57 +101,6 @@ def extract_tarball(data: bytes, dest: Path) -> None:
             tar.extractall(dest, members=members, filter="data")
     except tarfile.TarError as exc:
         raise WorkdirError(f"bad tarball: {exc}") from None
-
-
-SKIPPED_DIRS = (
-    ".git",
-    ".venv",
-    "venv",
-    "__pycache__",
-    "node_modules",
-    ".mypy_cache",
-    ".pytest_cache",
-    ".ruff_cache",
-)
-
-
-def build_tarball(directory: Path, *, limit: int, exclude: tuple[str, ...] = SKIPPED_DIRS) -> bytes:
-    """A gzip tarball of ``directory`` (relative paths), refusing to grow past ``limit`` bytes.
-
-    Directories named in ``exclude`` are left out, and so are symlinks pointing outside
-    ``directory`` (the agent would refuse them).
-
-    Raises:
-        ValidationError: the directory is larger than the limit (field ``snapshot``).
-    """
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for path in sorted(directory.rglob("*")):
-            rel = path.relative_to(directory)
-            if any(part in exclude for part in rel.parts):
-                continue
-            if path.is_symlink() and not _inside(path, directory):
-                continue
-            if path.is_symlink() or path.is_file() or path.is_dir():
-                tar.add(path, arcname=rel.as_posix(), recursive=False)
-            if buffer.tell() > limit:
-                raise ValidationError(
-                    f"the working directory is over {limit} bytes compressed; "
-                    "run from a smaller directory or use --source git",
-                    "snapshot",
-                )
-    data = buffer.getvalue()
-    if len(data) > limit:
-        raise ValidationError(f"the working directory is over {limit} bytes compressed", "snapshot")
-    return data
-
-
-def _inside(link: Path, directory: Path) -> bool:
-    try:
-        link.resolve().relative_to(directory.resolve())
-    except (ValueError, OSError, RuntimeError):
-        return False
-    return True
 
 
 def checkout_git(url: str, commit: str, dest: Path) -> None:

@@ -1,6 +1,7 @@
 """``mltrail run``, ``mltrail agent``, ``mltrail agents list``, ``mltrail jobs list``.
 
-Parse, call the store's job methods, render. The agent itself lives in :mod:`mltrail.agent`.
+Parse, call ``api.jobs`` / ``api.agents``, render. The agent itself lives in
+:mod:`mltrail.agent`.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ import logging
 import os
 import signal
 import socket
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -17,13 +17,8 @@ from typing import Any
 
 import click
 
+from mltrail.api.snapshots import SOURCES
 from mltrail.cli.common import echo_json, echo_table, get_api, get_settings, output_format_option
-
-SOURCES = ("auto", "git", "tarball", "none")
-
-
-def _store(ctx: click.Context | None = None) -> Any:
-    return get_api(ctx).store
 
 
 # --- mltrail run -------------------------------------------------------------------------------
@@ -69,21 +64,15 @@ def run(
 
     Example: mltrail run -p 1 --queue gpu -- python train.py --lr 0.1
     """
-    from mltrail.store import jobs_base as jb
-
-    spec = jb.job_spec(list(command), queue=queue, env=list(env), max_retries=retries)
-    store = _store()
-    src, snapshot = _snapshot_source(Path.cwd(), source)
-    job = store.submit_job(
+    job = get_api().jobs.submit(
         project,
-        spec.command,
-        queue=spec.queue,
+        command,
+        queue=queue,
         display_name=display_name,
         description=description,
-        env=spec.env,
-        source=src,
-        snapshot=snapshot,
-        max_retries=spec.max_retries,
+        env=list(env),
+        retries=retries,
+        source=source,
     )
     click.echo(job.experiment_id)
     click.echo(
@@ -91,7 +80,7 @@ def run(
         f"{job.experiment_id}, queue {job.queue!r}",
         err=True,
     )
-    if not any(j.queue_served for j in store.list_jobs(queue=job.queue, limit=1)):
+    if not get_api().jobs.queue_served(job.queue):
         click.echo(
             f"warning: no live agent serves queue {job.queue!r}; the job stays queued "
             "until one does (mltrail agent --queue ...)",
@@ -104,50 +93,10 @@ def run(
 def _attach(project_id: int, experiment_id: int) -> None:
     api = get_api()
     api.experiments.logs(project_id, experiment_id, disable_colors=not sys.stdout.isatty())
-    status = api.store.get_experiment(project_id, experiment_id).status.value
+    status = api.experiments.get(project_id, experiment_id)["status"]
     click.echo(f"experiment {experiment_id}: {status}", err=True)
     if status != "done":
         raise click.exceptions.Exit(1)
-
-
-def _snapshot_source(cwd: Path, mode: str) -> tuple[dict[str, Any] | None, bytes | None]:
-    """The job's source description and, for a tarball, its bytes."""
-    from mltrail.agent.workdir import build_tarball
-    from mltrail.store.jobs_base import MAX_SNAPSHOT_BYTES
-
-    if mode == "none":
-        return None, None
-    if mode in ("git", "auto"):
-        git = _git_source(cwd)
-        if git is not None:
-            return git, None
-        if mode == "git":
-            raise click.UsageError(
-                "--source git needs a clean git checkout whose HEAD is on a remote branch"
-            )
-    return {"kind": "tarball"}, build_tarball(cwd, limit=MAX_SNAPSHOT_BYTES)
-
-
-def _git_source(cwd: Path) -> dict[str, Any] | None:
-    """git remote URL and commit when the checkout is clean and HEAD is pushed, else None."""
-
-    def git(*args: str) -> str | None:
-        try:
-            result = subprocess.run(
-                ["git", *args], cwd=cwd, capture_output=True, text=True, timeout=30
-            )
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        return result.stdout.strip() if result.returncode == 0 else None
-
-    commit = git("rev-parse", "HEAD")
-    if not commit or git("status", "--porcelain") != "":
-        return None
-    remotes = git("branch", "-r", "--contains", "HEAD")
-    url = git("remote", "get-url", "origin")
-    if not remotes or not url:
-        return None
-    return {"kind": "git", "url": url, "commit": commit}
 
 
 # --- mltrail agent -----------------------------------------------------------------------------
@@ -202,11 +151,11 @@ def agent(
     the current job and exits.
     """
     from mltrail.agent.runner import AgentOptions, AgentRunner
-    from mltrail.store import jobs_base as jb
+    from mltrail.core import jobs as jobs_core
 
     settings = get_settings()
-    names = jb.queue_names(list(queues))
-    jb.lease_seconds(lease_timeout)
+    names = jobs_core.queue_names(list(queues))
+    jobs_core.lease_seconds(lease_timeout)
     options = AgentOptions(
         queues=names,
         max_jobs=max_jobs,
@@ -225,7 +174,7 @@ def agent(
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, _frame: exiting.append(signum))
     runner = AgentRunner(
-        _store(),
+        get_api(),
         options,
         settings=settings,
         child_env=os.environ,
@@ -245,11 +194,11 @@ def agents() -> None:
 @output_format_option
 def list_agents(output_format: str) -> None:
     """Every registered agent: queues, whether it is alive, its current job."""
-    from mltrail.store import jobs_base as jb
+    from mltrail.core import codec
 
-    found = _store().list_agents()
+    found = get_api().agents.list()
     if output_format == "json":
-        echo_json([jb.agent_to_wire(a) for a in found])
+        echo_json([codec.agent_to_wire(a) for a in found])
         return
     now = time.time()
     echo_table(
@@ -283,11 +232,11 @@ def list_jobs(
     project: int | None, queue: str | None, status: str | None, limit: int, output_format: str
 ) -> None:
     """Jobs, newest first; says when a queued job's queue has no live agent."""
-    from mltrail.store import jobs_base as jb
+    from mltrail.core import codec
 
-    found = _store().list_jobs(project_id=project, queue=queue, status=status, limit=limit)
+    found = get_api().jobs.list(project=project, queue=queue, status=status, limit=limit)
     if output_format == "json":
-        echo_json([jb.job_to_wire(j) for j in found])
+        echo_json([codec.job_to_wire(j) for j in found])
         return
     echo_table(
         [

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -23,7 +23,7 @@ def _open_sql_store(settings: Settings, db_url: str | None) -> SqlStore:
     return SqlStore.open(db_url or settings.db_url)
 
 
-def _serve(app: object, host: str, port: int) -> None:
+def _serve(app: Any, host: str, port: int) -> None:
     import uvicorn
 
     # bounded graceful shutdown: open log streams must not hold the process forever

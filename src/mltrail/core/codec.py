@@ -1,73 +1,56 @@
-"""Domain objects to and from their JSON wire form (the REST API's bodies).
+"""Domain objects to and from their one JSON wire form: the REST API's bodies, the spool's files.
 
-One module, used by the server to answer and by HttpStore to read the answers, so both sides
-agree by construction. Non-finite floats travel tagged (see :mod:`mltrail.core.wire`); times are
-unix seconds; metric columns travel packed with :func:`~mltrail.core.wire.pack_array`.
+One module, used by the server to answer, by HttpStore to read the answers and by the SDK's
+spool, so every side agrees by construction; the Python API renders the same shapes for people
+(ISO times, plain floats). Non-finite floats travel tagged and big integers exactly (see
+:mod:`mltrail.core.wire`); times are unix seconds; metric columns travel packed with
+:func:`~mltrail.core.wire.pack_array`. Key names follow docs/architecture.md: a record's own
+ids are ``<noun>_id``; references to a project or experiment are ``project`` / ``experiment``.
 """
 
 from __future__ import annotations
 
-import json
+import dataclasses
 import math
-import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
-import orjson
 
+from mltrail.core.jobs import Agent, HeartbeatReply, Job
 from mltrail.core.types import (
     Chart,
     ChartSpec,
+    ExMetrics,
     Experiment,
+    ExperimentRef,
     IterationMetric,
     LogBatch,
     LogLine,
+    LogTail,
     MetricBatch,
     MetricSummary,
     Project,
     Series,
     SeriesChunk,
     Status,
+    Target,
     User,
     WeightsLink,
 )
-from mltrail.core.wire import encode_float, floats_to_wire, from_wire, pack_array, to_wire
+from mltrail.core.wire import (
+    encode_float,
+    floats_to_wire,
+    from_wire,
+    pack_array,
+    parse_json,
+    to_wire,
+)
 from mltrail.core.wire import unpack_array as _unpack
 
+__all__ = ["parse_json"]  # and every *_to_wire / *_from_wire below
+
 Json = dict[str, Any]
-
-_SHORT_TEXT = 4096  # below this many characters a regex scan is cheapest
-_LONG_DIGITS = re.compile(r"\d{19}")  # 19 digits: what an integer beyond 64 bits needs
-# bytes.translate maps every digit to b"1" and everything else to b"0": one C pass, then a
-# substring search, ~1 GB/s (a regex or a numpy scan took longer than parsing the body)
-_DIGITS_TO_ONES = bytes(0x31 if 0x30 <= i <= 0x39 else 0x30 for i in range(256))
-_DIGIT_RUN = b"1" * 19
-
-
-def _may_hold_long_int(text: str | bytes) -> bool:
-    """Whether ``text`` has a run of 19 digits (a superset of integers beyond 64 bits)."""
-    if isinstance(text, str):
-        if len(text) < _SHORT_TEXT:
-            return _LONG_DIGITS.search(text) is not None
-        text = text.encode()
-    return _DIGIT_RUN in text.translate(_DIGITS_TO_ONES)
-
-
-def parse_json(text: str | bytes) -> Any:
-    """JSON text to Python values, exactly: orjson when it can be trusted, else the standard
-    library.
-
-    orjson parses several times faster, but turns integers beyond 64 bits into floats without
-    a word and refuses ``NaN``/``Infinity`` tokens and lone surrogates; such texts go to
-    :func:`json.loads`, which keeps all of them exact.
-    """
-    if not _may_hold_long_int(text):
-        try:
-            return orjson.loads(text)
-        except orjson.JSONDecodeError:
-            pass
-    return json.loads(text)
 
 
 # --- projects, users --------------------------------------------------------------------------
@@ -124,7 +107,9 @@ def _mapping_from_wire(d: Json) -> Json:
     return d
 
 
-def experiment_to_wire(e: Experiment) -> Json:
+def experiment_record(e: Experiment, mapping: Callable[[Mapping[str, Any]], Json] = dict) -> Json:
+    """An experiment's one shape, in the contract's key order; ``mapping`` converts its
+    mapping fields (``dict`` for Python values, tagging for the wire)."""
     return {
         "project_id": e.project_id,
         "experiment_id": e.experiment_id,
@@ -135,21 +120,24 @@ def experiment_to_wire(e: Experiment) -> Json:
         "started_at": e.started_at,
         "ended_at": e.ended_at,
         "duration": e.duration,
-        "hyperparameters": _mapping_to_wire(e.hyperparameters),
-        "environment": _mapping_to_wire(e.environment),
-        "source": _mapping_to_wire(e.source),
+        "hyperparameters": mapping(e.hyperparameters),
+        "metrics": mapping(e.metrics),
+        "ex_metrics": mapping(e.ex_metrics),
         "tags": list(e.tags),
-        "metrics": _mapping_to_wire(e.metrics),
-        "ex_metrics": _mapping_to_wire(e.ex_metrics),
+        "environment": mapping(e.environment),
+        "source": mapping(e.source),
         "stop_requested": e.stop_requested,
     }
+
+
+def experiment_to_wire(e: Experiment) -> Json:
+    return experiment_record(e, _mapping_to_wire)
 
 
 def experiment_from_wire(d: Json, *, tagged: bool = True) -> Experiment:
     """An experiment from its wire form; ``tagged=False`` promises that no value in ``d``
     is a tagged float (a page whose body lacks ``"$float"``), which skips the walk."""
-    if not tagged:
-        return _experiment_from_plain(d)
+    mapping = _mapping_from_wire if tagged else _same
     return Experiment(
         project_id=d["project_id"],
         experiment_id=d["experiment_id"],
@@ -159,34 +147,49 @@ def experiment_from_wire(d: Json, *, tagged: bool = True) -> Experiment:
         created_at=d["created_at"],
         started_at=d.get("started_at"),
         ended_at=d.get("ended_at"),
-        hyperparameters=_mapping_from_wire(d.get("hyperparameters") or {}),
-        environment=_mapping_from_wire(d.get("environment") or {}),
-        source=_mapping_from_wire(d.get("source") or {}),
+        hyperparameters=mapping(d.get("hyperparameters") or {}),
+        environment=mapping(d.get("environment") or {}),
+        source=mapping(d.get("source") or {}),
         tags=tuple(d.get("tags") or ()),
-        metrics=_mapping_from_wire(d.get("metrics") or {}),
-        ex_metrics=_mapping_from_wire(d.get("ex_metrics") or {}),
+        metrics=mapping(d.get("metrics") or {}),
+        ex_metrics=mapping(d.get("ex_metrics") or {}),
         stop_requested=bool(d.get("stop_requested", False)),
     )
 
 
-def _experiment_from_plain(d: Json) -> Experiment:
-    return Experiment(
-        project_id=d["project_id"],
-        experiment_id=d["experiment_id"],
-        display_name=d["display_name"],
-        description=d["description"],
-        status=_STATUSES.get(d["status"]) or Status(d["status"]),
-        created_at=d["created_at"],
-        started_at=d.get("started_at"),
-        ended_at=d.get("ended_at"),
-        hyperparameters=d.get("hyperparameters") or {},
-        environment=d.get("environment") or {},
-        source=d.get("source") or {},
-        tags=tuple(d.get("tags") or ()),
-        metrics=d.get("metrics") or {},
-        ex_metrics=d.get("ex_metrics") or {},
-        stop_requested=bool(d.get("stop_requested", False)),
-    )
+def _same(d: Json) -> Json:
+    return d
+
+
+# --- targets and ex_ metrics (multi-target writes) ----------------------------------------------
+def ref_to_wire(ref: ExperimentRef) -> dict[str, int]:
+    """``{"project": p, "experiment": e}``: how a reference to an experiment is written."""
+    return {"project": ref.project_id, "experiment": ref.experiment_id}
+
+
+def ref_from_wire(d: Mapping[str, Any]) -> ExperimentRef:
+    return ExperimentRef(d["project"], d["experiment"])
+
+
+def target_to_wire(target: Target) -> Json:
+    """An experiment reference, or ``{"weights_hash": h}`` for every experiment holding it."""
+    if isinstance(target, ExperimentRef):
+        return ref_to_wire(target)
+    return {"weights_hash": str(target)}
+
+
+def ex_metrics_to_wire(metrics: ExMetrics | Mapping[str, Any]) -> Json:
+    """ex_ metrics as a JSON object; non-finite values tagged, ints and floats kept apart."""
+    return to_wire(dict(metrics))
+
+
+def updated_to_wire(refs: list[ExperimentRef]) -> Json:
+    """The answer of a multi-target write: which experiments were written."""
+    return {"ok": True, "updated": [ref_to_wire(r) for r in refs]}
+
+
+def updated_from_wire(d: Json) -> list[ExperimentRef]:
+    return [ref_from_wire(r) for r in d["updated"]]
 
 
 # --- metric points ----------------------------------------------------------------------------
@@ -216,8 +219,9 @@ def summary_from_wire(d: Json) -> MetricSummary:
     )
 
 
-def series_to_wire(s: Series) -> Json:
-    """A series for charts: epochs of -1 ("no epoch") become null."""
+def series_to_wire(s: Series, *, tagged: bool = True) -> Json:
+    """A series for charts: epochs of -1 ("no epoch") become null; ``tagged=False`` keeps
+    non-finite values as Python floats (the Python API's form)."""
     epochs: list[Any] = np.asarray(s.epochs, dtype=np.int64).tolist()
     if epochs and min(epochs) < 0:
         epochs = [None if e < 0 else e for e in epochs]
@@ -228,7 +232,7 @@ def series_to_wire(s: Series) -> Json:
         "downsampled": s.downsampled,
         "iterations": np.asarray(s.iterations, dtype=np.int64).tolist(),
         "epochs": epochs,
-        "values": floats_to_wire(s.values),
+        "values": floats_to_wire(s.values) if tagged else np.asarray(s.values).tolist(),
     }
 
 
@@ -301,8 +305,8 @@ def metric_batch_from_wire(d: Mapping[str, Any]) -> MetricBatch:
 def link_to_wire(w: WeightsLink) -> Json:
     return {
         "weights_hash": w.weights_hash,
-        "project_id": w.project_id,
-        "experiment_id": w.experiment_id,
+        "project": w.project_id,
+        "experiment": w.experiment_id,
         "iteration": w.iteration,
         "epoch": w.epoch,
         "created_at": w.created_at,
@@ -312,8 +316,8 @@ def link_to_wire(w: WeightsLink) -> Json:
 def link_from_wire(d: Json) -> WeightsLink:
     return WeightsLink(
         weights_hash=d["weights_hash"],
-        project_id=d["project_id"],
-        experiment_id=d["experiment_id"],
+        project_id=d["project"],
+        experiment_id=d["experiment"],
         iteration=d.get("iteration"),
         epoch=d.get("epoch"),
         created_at=d["created_at"],
@@ -367,8 +371,8 @@ def chart_spec_from_wire(d: Json) -> ChartSpec:
 def chart_to_wire(c: Chart) -> Json:
     return {
         "chart_id": c.chart_id,
-        "project_id": c.project_id,
-        "experiment_id": c.experiment_id,
+        "project": c.project_id,
+        "experiment": c.experiment_id,
         "updated_at": c.updated_at,
         "spec": chart_spec_to_wire(c.spec),
     }
@@ -377,8 +381,8 @@ def chart_to_wire(c: Chart) -> Json:
 def chart_from_wire(d: Json) -> Chart:
     return Chart(
         chart_id=d["chart_id"],
-        project_id=d["project_id"],
-        experiment_id=d["experiment_id"],
+        project_id=d["project"],
+        experiment_id=d["experiment"],
         spec=chart_spec_from_wire(d["spec"]),
         updated_at=d["updated_at"],
     )
@@ -413,3 +417,46 @@ def log_batch_to_wire(b: LogBatch) -> Json:
 def log_batch_from_wire(d: Mapping[str, Any]) -> LogBatch:
     lines = tuple(log_line_from_wire(x) for x in d["lines"])
     return LogBatch(client_id=d["client_id"], seq=d["seq"], lines=lines)
+
+
+def log_tail_to_wire(tail: LogTail) -> Json:
+    return {
+        "lines": [log_line_to_wire(x) for x in tail.lines],
+        "status": Status(tail.status).value,
+        "last_seq": tail.last_seq,
+    }
+
+
+def log_tail_from_wire(d: Json) -> LogTail:
+    lines = tuple(log_line_from_wire(x) for x in d["lines"])
+    return LogTail(lines, Status(d["status"]), int(d["last_seq"]))
+
+
+# --- jobs and agents ----------------------------------------------------------------------------
+def job_to_wire(job: Job) -> Json:
+    """A job as JSON: the dataclass fields, status as its value, command as a list."""
+    return {**dataclasses.asdict(job), "status": job.status.value, "command": list(job.command)}
+
+
+def job_from_wire(d: Mapping[str, Any]) -> Job:
+    names = {f.name for f in dataclasses.fields(Job)}
+    fields = {k: v for k, v in d.items() if k in names}
+    return Job(**{**fields, "status": Status(d["status"]), "command": tuple(d["command"])})
+
+
+def agent_to_wire(agent: Agent) -> Json:
+    return {**dataclasses.asdict(agent), "queues": list(agent.queues)}
+
+
+def agent_from_wire(d: Mapping[str, Any]) -> Agent:
+    names = {f.name for f in dataclasses.fields(Agent)}
+    fields = {k: v for k, v in d.items() if k in names}
+    return Agent(**{**fields, "queues": tuple(d["queues"])})
+
+
+def heartbeat_to_wire(reply: HeartbeatReply) -> Json:
+    return {"stop_requested": reply.stop_requested, "lease_lost": reply.lease_lost}
+
+
+def heartbeat_from_wire(d: Mapping[str, Any]) -> HeartbeatReply:
+    return HeartbeatReply(stop_requested=d["stop_requested"], lease_lost=d["lease_lost"])

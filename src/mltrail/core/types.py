@@ -1,11 +1,17 @@
-"""Domain types shared by every layer: frozen dataclasses and enums, no I/O."""
+"""Domain types shared by every layer: frozen dataclasses and enums, no I/O.
+
+Values that arrive from users (ex_ metrics, weights hashes, charts, experiment references) have
+types of their own, made by the parse constructors of :mod:`mltrail.core.validation`: a value of
+such a type has been checked once, and every layer below the entrance trusts it.
+"""
 
 from __future__ import annotations
 
 import enum
 import hashlib
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 
@@ -23,7 +29,10 @@ class Status(str, enum.Enum):
 
     @property
     def is_final(self) -> bool:
-        return self in (Status.DONE, Status.FAILED, Status.STOPPED)
+        return self in _FINAL
+
+
+_FINAL = frozenset({Status.DONE, Status.FAILED, Status.STOPPED})
 
 
 class Phase(str, enum.Enum):
@@ -59,6 +68,40 @@ class ExperimentRef:
 
     project_id: int
     experiment_id: int
+
+
+class WeightsHash(str):
+    """A checked weights hash: 40 lower-case hexadecimal digits (``validation.weights_hash``)."""
+
+    __slots__ = ()
+
+
+Target: TypeAlias = "ExperimentRef | WeightsHash"
+"""What a multi-target write names: one experiment, or every experiment holding a hash."""
+
+
+class ExMetrics(Mapping[str, "JsonScalar"]):
+    """Checked external metrics: ``ex_``-prefixed keys to str, int, float or bool values.
+
+    Immutable; made by ``validation.ex_metrics``, which is the only place their rules run.
+    """
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: Mapping[str, JsonScalar]) -> None:
+        self._values = dict(values)
+
+    def __getitem__(self, key: str) -> JsonScalar:
+        return self._values[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"ExMetrics({self._values!r})"
 
 
 @dataclass(frozen=True)
@@ -232,6 +275,27 @@ class LogLine:
 
 
 @dataclass(frozen=True)
+class LogTail:
+    """A read of an experiment's log lines together with its status, taken so that an empty
+    read of an ended experiment means no line will follow (the status is read first).
+
+    Attributes:
+        lines: lines after the ``after_seq`` asked for, oldest first.
+        status: the experiment's status, read before the lines.
+        last_seq: the last line's seq, or the ``after_seq`` asked for when there is none.
+    """
+
+    lines: tuple[LogLine, ...]
+    status: Status
+    last_seq: int
+
+    @property
+    def ended(self) -> bool:
+        """Whether a follower is done: the run had ended and no line was left to read."""
+        return not self.lines and Status(self.status).is_final
+
+
+@dataclass(frozen=True)
 class LogBatch:
     client_id: str
     seq: int
@@ -243,3 +307,7 @@ class User:
     id: int
     name: str
     is_admin: bool
+
+
+LOCAL_USER = User(id=0, name="local", is_admin=True)
+"""The single user of the embedded store (and of the server's ``require_auth=False`` UI)."""

@@ -1,7 +1,11 @@
-"""Validation and normalisation of everything users send, shared by every layer.
+"""Parse constructors: everything users send is checked here, once, at the entrance.
 
 Each function raises :class:`ValidationError` naming the field at fault, and returns the
-normalised value. Nothing here does I/O.
+normalised value; for the values that travel down the layers (ex_ metrics, weights hashes,
+charts, experiment references, targets) that value has a type of its own (``ExMetrics``,
+``WeightsHash``, ``ChartSpec``, ``ExperimentRef``), which the layers below trust. The ``as_*``
+functions return such a value unchanged and parse anything else, so a direct caller of the
+Store still gets the same checks while an entrance that parsed pays nothing twice. No I/O.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ import json
 import math
 import numbers
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -20,14 +24,16 @@ from mltrail.core.types import (
     LOG_LEVELS,
     ChartScope,
     ChartSpec,
+    ExMetrics,
+    ExperimentRef,
     JsonScalar,
     Phase,
     SeriesChunk,
     Status,
-    chart_id,
+    Target,
+    WeightsHash,
 )
-
-chart_id = chart_id  # the id rule, re-exported next to the chart rules
+from mltrail.core.types import chart_id as chart_id  # the id rule, next to the chart rules
 
 MAX_KEY_LEN = 250
 MAX_PROJECT_NAME_LEN = 140
@@ -152,14 +158,59 @@ def metric_value(value: Any, field: str) -> float:
     return float(value)
 
 
-def weights_hash(value: Any, field: str = "weights_hash") -> str:
+def weights_hash(value: Any, field: str = "weights_hash") -> WeightsHash:
     """A hexadecimal sha1: 40 hex digits, returned lower-cased."""
     if not isinstance(value, str) or not _HASH_RE.match(value.strip().lower()):
         raise ValidationError("must be a 40-digit hexadecimal sha1", field)
-    return value.strip().lower()
+    return WeightsHash(value.strip().lower())
 
 
-def ex_metrics(value: Any, field: str = "metrics") -> dict[str, JsonScalar]:
+def as_weights_hash(value: Any) -> WeightsHash:
+    """``value`` when already checked, else :func:`weights_hash` of it."""
+    return value if isinstance(value, WeightsHash) else weights_hash(value)
+
+
+def experiment_ref(project: Any, experiment: Any) -> ExperimentRef:
+    """The address of one experiment: both ids required, integers >= 1."""
+    if project is None:
+        raise ValidationError("is required", "project")
+    if experiment is None:
+        raise ValidationError("is required", "experiment")
+    return ExperimentRef(
+        require_int(project, "project", minimum=1), require_int(experiment, "experiment", minimum=1)
+    )
+
+
+def targets(project: Any, experiment: Any, weights_hash_value: Any) -> tuple[Target, ...]:
+    """The contract's way to name experiments to write to: ``project`` and ``experiment``, or
+    ``weights_hash`` alone (every experiment holding it)."""
+    if project is not None and experiment is not None:
+        return (experiment_ref(project, experiment),)
+    if project is not None or experiment is not None:
+        given, missing = (
+            ("project", "experiment") if project is not None else ("experiment", "project")
+        )
+        raise ValidationError(
+            f"is required when {given} is given (or pass weights_hash alone)", missing
+        )
+    if weights_hash_value is None:
+        raise ValidationError("give project and experiment, or weights_hash", "weights_hash")
+    return (weights_hash(weights_hash_value),)
+
+
+def as_targets(values: Iterable[Any]) -> tuple[Target, ...]:
+    """Targets as a Store method receives them: checked values pass, strings are parsed as
+    weights hashes; at least one is required."""
+    result = tuple(
+        value if isinstance(value, (ExperimentRef, WeightsHash)) else weights_hash(value)
+        for value in values
+    )
+    if not result:
+        raise ValidationError("no experiment given", "experiment")
+    return result
+
+
+def ex_metrics(value: Any, field: str = "metrics") -> ExMetrics:
     """Normalise external metrics: a JSON object of str/float/int/bool, keys get ``ex_``."""
     parsed = parse_json_arg(value, field)
     if not isinstance(parsed, Mapping):
@@ -179,7 +230,12 @@ def ex_metrics(value: Any, field: str = "metrics") -> dict[str, JsonScalar]:
                 f"{field}.{raw_key}",
             )
         result[key] = ex_value(raw_value, f"{field}.{raw_key}")
-    return result
+    return ExMetrics(result)
+
+
+def as_ex_metrics(value: Any) -> ExMetrics:
+    """``value`` when already checked, else :func:`ex_metrics` of it."""
+    return value if isinstance(value, ExMetrics) else ex_metrics(value)
 
 
 def ex_value(value: Any, field: str) -> JsonScalar:

@@ -58,7 +58,9 @@ class MltrailCallback(keras.callbacks.Callback):
 
     def on_train_begin(self, logs: dict[str, Any] | None = None) -> None:
         self._fitting = True
-        params = {k: v for k, v in (self.params or {}).items() if isinstance(v, (int, float, str))}
+        params: dict[str, int | float | str | None] = {
+            k: v for k, v in (self.params or {}).items() if isinstance(v, (int, float, str))
+        }
         optimizer = getattr(self.model, "optimizer", None)
         if optimizer is not None:
             params["optimizer"] = type(optimizer).__name__

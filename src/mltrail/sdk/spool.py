@@ -2,7 +2,8 @@
 
 Each unsent batch is one JSON file under ``settings.spool_dir`` holding everything needed to
 replay it: the target (server URL or embedded database), the experiment, and the batch with its
-``(client_id, seq)``, so a batch replayed twice is still stored once. File names start with a
+``(client_id, seq)`` in the REST API's wire form (:mod:`mltrail.core.codec`), so a batch replayed
+twice is still stored once. File names start with a
 nanosecond timestamp, so sorting them gives the order the batches were written in. When the
 spool outgrows ``settings.spool_limit_bytes`` the oldest files are dropped, with a warning.
 """
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import json
 import os
 import threading
 import time
@@ -20,20 +20,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mltrail.core import codec
 from mltrail.core.errors import (
     AuthenticationError,
     MltrailError,
     PermissionDeniedError,
     TransportError,
 )
-from mltrail.core.types import LogBatch, LogLine, MetricBatch, SeriesChunk, Status
-from mltrail.core.wire import pack_array, unpack_array
+from mltrail.core.types import LogBatch, MetricBatch, Status
+from mltrail.core.wire import dump_json, parse_json
 
 if TYPE_CHECKING:
     from mltrail.config import Settings
     from mltrail.store.base import Store
 
-SPOOL_VERSION = 1
+SPOOL_VERSION = 2  # 1: log lines as [time, stream, level, message] lists
 SUFFIX = ".json"
 REJECTED_DIR = "rejected"
 
@@ -125,7 +126,7 @@ class Spool:
             "client_id": client_id,
             **record,
         }
-        data = json.dumps(body, separators=(",", ":")).encode("utf-8")
+        data = dump_json(body)
         if len(data) > self.limit_bytes:
             warnings.warn(
                 f"mltrail spool: a {record['kind']} batch of {len(data)} bytes is over the spool "
@@ -243,25 +244,12 @@ def sync_in_background(store: Store, settings: Settings) -> None:
 
 # --- records ------------------------------------------------------------------------------------
 def encode_metrics(batch: MetricBatch) -> dict[str, Any]:
-    """A metric batch as a JSON-ready record, arrays packed exactly (NaN and inf kept)."""
-    chunks = [
-        {
-            "key": c.key,
-            "phase": c.phase,
-            "n": len(c),
-            "iterations": pack_array(c.iterations, "<i8"),
-            "epochs": pack_array(c.epochs, "<i8"),
-            "values": pack_array(c.values, "<f8"),
-            "times": pack_array(c.times, "<f8"),
-        }
-        for c in batch.chunks
-    ]
-    return {"kind": "metrics", "seq": batch.seq, "chunks": chunks}
+    """A metric batch as a JSON-ready record: its wire form, arrays packed exactly."""
+    return {"kind": "metrics", **codec.metric_batch_to_wire(batch)}
 
 
 def encode_logs(batch: LogBatch) -> dict[str, Any]:
-    lines = [[ln.time, ln.stream, ln.level, ln.message] for ln in batch.lines]
-    return {"kind": "logs", "seq": batch.seq, "lines": lines}
+    return {"kind": "logs", **codec.log_batch_to_wire(batch)}
 
 
 def encode_link(weights_hash: str, iteration: int | None, epoch: int | None) -> dict[str, Any]:
@@ -273,25 +261,14 @@ def encode_status(status: Status) -> dict[str, Any]:
 
 
 def decode_metrics(body: dict[str, Any]) -> MetricBatch:
-    chunks = []
-    for c in body["chunks"]:
-        n = int(c["n"])
-        chunks.append(
-            SeriesChunk(
-                c["key"],
-                c["phase"],
-                unpack_array(c["iterations"], "<i8", n, "iterations"),
-                unpack_array(c["epochs"], "<i8", n, "epochs"),
-                unpack_array(c["values"], "<f8", n, "values"),
-                unpack_array(c["times"], "<f8", n, "times"),
-            )
-        )
-    return MetricBatch(body["client_id"], int(body["seq"]), tuple(chunks))
+    return codec.metric_batch_from_wire(body)
 
 
 def decode_logs(body: dict[str, Any]) -> LogBatch:
-    lines = tuple(LogLine(float(t), s, lvl, m) for t, s, lvl, m in body["lines"])
-    return LogBatch(body["client_id"], int(body["seq"]), lines)
+    if body.get("version", SPOOL_VERSION) < 2:  # written by an older mltrail
+        keys = ("time", "stream", "level", "message")
+        body = {**body, "lines": [dict(zip(keys, line, strict=True)) for line in body["lines"]]}
+    return codec.log_batch_from_wire(body)
 
 
 def apply_record(store: Store, body: dict[str, Any]) -> int:
@@ -314,7 +291,7 @@ def apply_record(store: Store, body: dict[str, Any]) -> int:
 
 def _read(path: Path) -> dict[str, Any] | None:
     try:
-        return json.loads(path.read_bytes())
+        return parse_json(path.read_bytes())
     except FileNotFoundError:  # another sync took it
         return None
     except ValueError:

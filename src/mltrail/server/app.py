@@ -12,8 +12,18 @@ from mltrail.config import Settings
 from mltrail.core.version import __version__
 from mltrail.server.deps import OrjsonResponse
 from mltrail.server.errors import BodyLimitMiddleware, install_error_handlers
-from mltrail.server.routes import charts, experiments, logs, metrics, points, projects, weights
-from mltrail.server.routes import jobs as job_routes
+from mltrail.server.routes import (
+    agents,
+    charts,
+    experiments,
+    external,
+    jobs,
+    logs,
+    points,
+    projects,
+    users,
+    weights,
+)
 from mltrail.server.security import install_security
 from mltrail.server.ui import ui_router
 from mltrail.store.base import Store
@@ -84,7 +94,17 @@ def create_app(
 
 def _api_router() -> APIRouter:
     api = APIRouter()
-    for module in (projects, experiments, points, metrics, weights, charts, logs):
-        api.include_router(module.router)
-    api.include_router(job_routes.router)
+    for noun in (
+        users,
+        projects,
+        experiments,
+        points,
+        external,
+        weights,
+        charts,
+        logs,
+        jobs,
+        agents,
+    ):
+        api.include_router(noun.router)
     return api

@@ -2,31 +2,25 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
-import orjson
 from fastapi import Depends, Path, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from mltrail.core.types import User
+from mltrail.core.types import LOCAL_USER, User
+from mltrail.core.wire import dump_json
 from mltrail.store.base import Store
-
-LOCAL_USER = User(id=0, name="local", is_admin=True)
-"""The single user of the embedded UI (``require_auth=False``)."""
 
 _bearer = HTTPBearer(auto_error=False, description="An API token: `mltrail token create`")
 
 
 class OrjsonResponse(JSONResponse):
-    """JSON via orjson: several times faster than the standard library for large bodies."""
+    """JSON via orjson (several times faster than the standard library for large bodies),
+    integers beyond 64 bits kept exact: :func:`mltrail.core.wire.dump_json`."""
 
     def render(self, content: Any) -> bytes:
-        try:
-            return orjson.dumps(content, option=orjson.OPT_SERIALIZE_NUMPY)
-        except TypeError:  # integers beyond 64 bits (hyperparameters may hold them)
-            return json.dumps(content, ensure_ascii=False, separators=(",", ":")).encode()
+        return dump_json(content)
 
 
 def current_user(

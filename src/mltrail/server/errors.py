@@ -52,7 +52,10 @@ async def _mltrail_error(request: Request, exc: Exception) -> OrjsonResponse:
 
 async def _request_validation_error(request: Request, exc: Exception) -> OrjsonResponse:
     assert isinstance(exc, RequestValidationError)
-    first = exc.errors()[0] if exc.errors() else {"loc": ("body",), "msg": "invalid request"}
+    errors = exc.errors()
+    first: dict[str, Any] = (
+        dict(errors[0]) if errors else {"loc": ("body",), "msg": "invalid request"}
+    )
     field = validation_field(first.get("loc", ()))
     message = str(first.get("msg", "invalid value"))
     if first.get("type") == "json_invalid":

@@ -1,15 +1,15 @@
 """Request and response models of the REST API (they make the OpenAPI description).
 
 Request models check shapes and types; the rules (lengths, phases, chart shapes ...) live once in
-:mod:`mltrail.core.validation`, applied by the store. Non-finite floats travel as
-``{"$float": "NaN" | "Infinity" | "-Infinity"}``.
+:mod:`mltrail.core.validation`, applied by the route (for the values it parses into checked
+types) or the store. Non-finite floats travel as ``{"$float": "NaN" | "Infinity" | "-Infinity"}``.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
 from mltrail.core.types import Status
 
@@ -139,10 +139,22 @@ class OkOut(BaseModel):
     ok: bool = True
 
 
+class RefOut(BaseModel):
+    project: int
+    experiment: int
+
+
+class UpdatedOut(BaseModel):
+    """The answer of a multi-target write: the experiments written."""
+
+    ok: bool = True
+    updated: list[RefOut]
+
+
 class LinkOut(BaseModel):
     weights_hash: str
-    project_id: int
-    experiment_id: int
+    project: int
+    experiment: int
     iteration: int | None
     epoch: int | None
     created_at: float
@@ -168,8 +180,8 @@ class ChartSpecOut(BaseModel):
 
 class ChartOut(BaseModel):
     chart_id: str
-    project_id: int
-    experiment_id: int
+    project: int
+    experiment: int
     updated_at: float
     spec: ChartSpecOut
 
@@ -237,13 +249,34 @@ class PointsIn(BaseModel):
 
 
 class TargetIn(BaseModel):
-    project_id: Id
-    experiment_id: Id
+    """One experiment (``project`` and ``experiment``; ``project_id`` / ``experiment_id`` are
+    accepted too), or ``weights_hash``: every experiment holding it."""
+
+    project: Id | None = Field(None, validation_alias=AliasChoices("project", "project_id"))
+    experiment: Id | None = Field(
+        None, validation_alias=AliasChoices("experiment", "experiment_id")
+    )
+    weights_hash: str | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> TargetIn:
+        if self.weights_hash is None and (self.project is None or self.experiment is None):
+            raise ValueError("give project and experiment, or weights_hash")
+        return self
+
+
+ExMetricsBody = Annotated[
+    dict[str, Any] | str,
+    Field(
+        description="An object of ex_ metrics (non-finite floats tagged), or the contract's "
+        "JSON text of one"
+    ),
+]
 
 
 class ExternalMetricsIn(BaseModel):
     targets: list[TargetIn] = Field(min_length=1)
-    metrics: str = Field(description="JSON text of an object; keep NaN/Infinity and value types")
+    metrics: ExMetricsBody
 
 
 class WeightsLinkIn(BaseModel):
@@ -253,7 +286,7 @@ class WeightsLinkIn(BaseModel):
 
 
 class IterationMetricsIn(BaseModel):
-    metrics: str = Field(description="JSON text of an object of ex_ metrics")
+    metrics: ExMetricsBody
 
 
 class ChartSpecIn(BaseModel):

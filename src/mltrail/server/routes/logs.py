@@ -1,4 +1,8 @@
-"""Log lines: idempotent batch appends, long-poll reads and a server-sent event stream."""
+"""Log lines: idempotent batch appends, long-poll reads and a server-sent event stream.
+
+Both reads are ``store.tail_logs``: the lines with the status read before them, whose
+``ended`` says when a follower is done (the same end condition the CLI uses).
+"""
 
 from __future__ import annotations
 
@@ -11,15 +15,16 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
-from mltrail.core.codec import log_batch_from_wire, log_line_to_wire
-from mltrail.core.types import LogLine, Status
+from mltrail.core import codec
+from mltrail.core.types import LogTail, Status
 from mltrail.server.deps import ExperimentId, ProjectId, StoreDep
+from mltrail.server.polling import poll_in_threads
 from mltrail.server.schemas import ERROR_RESPONSES, LogsIn, LogsOut, StoredOut
 from mltrail.store.base import Store
+from mltrail.store.logs import MAX_WAIT_SECONDS, READ_LIMIT
 
-MAX_WAIT_SECONDS = 30.0
-POLL_SECONDS = 0.25
 STREAM_POLL_SECONDS = 0.5
+STREAM_PAGE = 1000
 HEARTBEAT_SECONDS = 15.0
 
 router = APIRouter(
@@ -34,13 +39,12 @@ def append_logs(
     project_id: ProjectId, experiment_id: ExperimentId, body: LogsIn, store: StoreDep
 ) -> dict:
     """Store lines in order; a retried (client_id, seq) answers ``{"stored": 0}``."""
-    batch = log_batch_from_wire(body.model_dump())
+    batch = codec.log_batch_from_wire(body.model_dump())
     return {"stored": store.append_logs(project_id, experiment_id, batch)}
 
 
-def _read(store: Store, p: int, e: int, after: int, limit: int) -> tuple[list[LogLine], Status]:
-    lines = store.read_logs(p, e, after_seq=after, limit=limit)
-    return lines, Status(store.get_experiment(p, e).status)
+def _worth_answering(tail: LogTail) -> bool:
+    return bool(tail.lines) or Status(tail.status).is_final
 
 
 @router.get("", response_model=LogsOut)
@@ -49,21 +53,16 @@ async def read_logs(
     experiment_id: ExperimentId,
     store: StoreDep,
     after_seq: int = Query(0, ge=0),
-    limit: int = Query(10_000, ge=1, le=100_000),
+    limit: int = Query(READ_LIMIT, ge=1, le=100_000),
     wait: float = Query(0.0, ge=0, description="long-poll seconds (at most 30)"),
 ) -> dict:
     """Lines after ``after_seq``; waits up to ``wait`` s for new ones while the run is live."""
-    deadline = time.monotonic() + min(wait, MAX_WAIT_SECONDS)
-    while True:
-        lines, status = await run_in_threadpool(
-            _read, store, project_id, experiment_id, after_seq, limit
-        )
-        remaining = deadline - time.monotonic()
-        if lines or status.is_final or remaining <= 0:
-            break
-        await asyncio.sleep(min(POLL_SECONDS, remaining))
-    last_seq = lines[-1].seq if lines else after_seq
-    return {"lines": [log_line_to_wire(x) for x in lines], "status": status, "last_seq": last_seq}
+
+    def read() -> LogTail:
+        return store.tail_logs(project_id, experiment_id, after_seq=after_seq, limit=limit)
+
+    tail = await poll_in_threads(read, _worth_answering, min(wait, MAX_WAIT_SECONDS))
+    return codec.log_tail_to_wire(tail)
 
 
 @router.get("/stream", response_class=StreamingResponse)
@@ -92,15 +91,15 @@ async def _log_events(
 ) -> AsyncIterator[bytes]:
     last_sent = time.monotonic()
     while not await request.is_disconnected():
-        lines, status = await run_in_threadpool(_read, store, p, e, after, 1000)
-        for line in lines:
-            data = orjson.dumps(log_line_to_wire(line))
+        tail = await run_in_threadpool(store.tail_logs, p, e, after_seq=after, limit=STREAM_PAGE)
+        for line in tail.lines:
+            data = orjson.dumps(codec.log_line_to_wire(line))
             yield b"id: %d\nevent: line\ndata: %s\n\n" % (line.seq, data)
-        if lines:
-            after, last_sent = lines[-1].seq, time.monotonic()
+        if tail.lines:
+            after, last_sent = tail.last_seq, time.monotonic()
             continue
-        if status.is_final:
-            yield b"event: end\ndata: %s\n\n" % orjson.dumps({"status": status.value})
+        if tail.ended:
+            yield b"event: end\ndata: %s\n\n" % orjson.dumps({"status": tail.status.value})
             return
         if time.monotonic() - last_sent > HEARTBEAT_SECONDS:
             yield b": keep-alive\n\n"

@@ -1,21 +1,15 @@
-"""``/api/v1/me`` and ``/api/v1/projects``."""
+"""``/api/v1/projects``: create, list (or find by name), read, add members."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Query
 
-from mltrail.core.codec import project_to_wire, user_to_wire
+from mltrail.core.codec import project_to_wire
 from mltrail.core.types import Project
-from mltrail.server.deps import ProjectId, StoreDep, UserDep
-from mltrail.server.schemas import ERROR_RESPONSES, MemberIn, OkOut, ProjectIn, ProjectOut, UserOut
+from mltrail.server.deps import ProjectId, StoreDep
+from mltrail.server.schemas import ERROR_RESPONSES, MemberIn, OkOut, ProjectIn, ProjectOut
 
 router = APIRouter(tags=["projects"], responses=ERROR_RESPONSES)
-
-
-@router.get("/me", response_model=UserOut)
-def read_me(user: UserDep) -> dict:
-    """The token's user (the local user in embedded mode)."""
-    return user_to_wire(user)
 
 
 @router.get("/projects", response_model=list[ProjectOut])

@@ -1,20 +1,12 @@
-"""Weights hashes: links to (experiment, iteration, epoch) and per-iteration metrics."""
+"""Weights hashes: links to the (experiment, iteration, epoch) that produced them."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter
 
-from mltrail.core import validation
-from mltrail.core.codec import iteration_metric_to_wire, link_to_wire
+from mltrail.core import codec
 from mltrail.server.deps import ExperimentId, ProjectId, StoreDep
-from mltrail.server.schemas import (
-    ERROR_RESPONSES,
-    IterationMetricOut,
-    IterationMetricsIn,
-    LinkOut,
-    TouchedOut,
-    WeightsLinkIn,
-)
+from mltrail.server.schemas import ERROR_RESPONSES, LinkOut, WeightsLinkIn
 
 router = APIRouter(tags=["weights"], responses=ERROR_RESPONSES)
 _EXPERIMENT = "/projects/{project_id}/experiments/{experiment_id}"
@@ -28,32 +20,17 @@ def link_weights_hash(
     link = store.link_weights_hash(
         project_id, experiment_id, body.weights_hash, iteration=body.iteration, epoch=body.epoch
     )
-    return link_to_wire(link)
+    return codec.link_to_wire(link)
 
 
 @router.get(_EXPERIMENT + "/weights", response_model=list[LinkOut])
 def list_weights_links(
     project_id: ProjectId, experiment_id: ExperimentId, store: StoreDep
 ) -> list[dict]:
-    return [link_to_wire(w) for w in store.list_weights_links(project_id, experiment_id)]
+    return [codec.link_to_wire(w) for w in store.list_weights_links(project_id, experiment_id)]
 
 
 @router.get("/weights/{weights_hash}", response_model=list[LinkOut])
 def find_weights_hash(weights_hash: str, store: StoreDep) -> list[dict]:
     """Every link of the hash in the user's projects (empty when none)."""
-    return [link_to_wire(w) for w in store.find_weights_hash(weights_hash)]
-
-
-@router.post("/weights/{weights_hash}/iteration-metrics", response_model=TouchedOut)
-def put_iteration_metrics(weights_hash: str, body: IterationMetricsIn, store: StoreDep) -> dict:
-    """Attach metrics to every (experiment, iteration, epoch) linked to the hash."""
-    touched = store.put_iteration_metrics(weights_hash, validation.ex_metrics(body.metrics))
-    return {"touched": touched}
-
-
-@router.get(_EXPERIMENT + "/iteration-metrics", response_model=list[IterationMetricOut])
-def read_iteration_metrics(
-    project_id: ProjectId, experiment_id: ExperimentId, store: StoreDep
-) -> list[dict]:
-    metrics = store.read_iteration_metrics(project_id, experiment_id)
-    return [iteration_metric_to_wire(m) for m in metrics]
+    return [codec.link_to_wire(w) for w in store.find_weights_hash(weights_hash)]

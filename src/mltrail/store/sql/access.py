@@ -15,9 +15,10 @@ import numpy as np
 from sqlalchemy import ColumnElement, Connection, select, true
 
 from mltrail.core import validation
-from mltrail.core.codec import parse_json
 from mltrail.core.errors import NotFoundError, PermissionDeniedError, ValidationError
 from mltrail.core.types import User
+from mltrail.core.wire import parse_json
+from mltrail.store.sql.engine import Database
 from mltrail.store.sql.tables import experiments, project_members, projects
 
 
@@ -40,6 +41,21 @@ class Scope:
             project_members.c.user_id == self.user.id
         )
         return projects.c.id.in_(members)
+
+
+class SqlNoun:
+    """What every ``Sql<Noun>`` half of SqlStore shares: the database and the user's scope.
+
+    Each Store method opens one transaction (``self._db.write()`` / ``read()``) and calls the
+    noun module's functions, which take the connection, so one noun's function can run inside
+    another noun's transaction (a job submission creates its experiment).
+    """
+
+    _db: Database
+    _scope: Scope
+
+    def _now(self) -> float:
+        return float(self._db.clock())
 
 
 def check_project(conn: Connection, scope: Scope, project_id: Any) -> int:
@@ -110,7 +126,7 @@ def load_json(text: str | None, empty: Any = None) -> Any:
     """Parse JSON text; ``None`` gives ``empty``. Empty objects skip the parser (lists of
     1,000 experiments hold thousands of them).
 
-    :func:`~mltrail.core.codec.parse_json`: orjson, or the standard library for what orjson
+    :func:`~mltrail.core.wire.parse_json`: orjson, or the standard library for what orjson
     would refuse or round (``NaN`` tokens, integers beyond 64 bits), so every value comes
     back exactly as :func:`dump_json` wrote it.
     """

@@ -7,33 +7,22 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from mltrail.core import validation
-from mltrail.core.types import Chart, ChartSpec, ExperimentRef
-from mltrail.store.sql.access import Scope, dump_json, experiment_pk, load_json
+from mltrail.core.types import Chart, ChartSpec, ExperimentRef, Target
+from mltrail.store.charts import ChartStore
+from mltrail.store.sql.access import Scope, SqlNoun, dump_json, experiment_pk, load_json
 from mltrail.store.sql.engine import Database
-from mltrail.store.sql.external import resolve_refs
 from mltrail.store.sql.tables import charts, experiments
-
-
-def _revalidate(spec: ChartSpec) -> ChartSpec:
-    """Check a spec again: it may have been rebuilt from a request body."""
-    return validation.chart(
-        spec.name,
-        chart_x_name=spec.x_name,
-        chart_y_name=list(spec.y_names),
-        chart_scope=spec.scope,
-        chart_type=spec.type,
-        chart_x=list(spec.x),
-        chart_y=[list(row) for row in spec.y],
-    )
+from mltrail.store.sql.targets import resolve_targets
 
 
 def put_chart(
-    conn: Connection, db: Database, scope: Scope, refs: Sequence[ExperimentRef], spec: ChartSpec
-) -> None:
-    """Create or replace the chart on every experiment in ``refs``."""
-    spec = _revalidate(spec)
-    pks = resolve_refs(conn, scope, refs)
+    conn: Connection, db: Database, scope: Scope, targets: Sequence[Target], spec: ChartSpec
+) -> list[ExperimentRef]:
+    """Create or replace the chart on every experiment the targets name.
+
+    ``spec`` is a checked ChartSpec (``validation.chart`` made it at the entrance): trusted.
+    """
+    resolved = resolve_targets(conn, scope, targets)
     values = {
         "chart_id": spec.chart_id,
         "name": spec.name,
@@ -50,7 +39,8 @@ def put_chart(
         index_elements=["experiment_id", "chart_id"],
         set_={k: stmt.excluded[k] for k in values if k != "chart_id"},
     )
-    conn.execute(stmt, [{"experiment_id": pk, **values} for pk in pks])
+    conn.execute(stmt, [{"experiment_id": pk, **values} for pk in resolved.values()])
+    return list(resolved)
 
 
 def list_charts(conn: Connection, scope: Scope, ref: tuple[Any, Any]) -> list[Chart]:
@@ -75,3 +65,15 @@ def _to_chart(row: Any) -> Chart:
         y=tuple(tuple(r) for r in load_json(row.y)),
     )
     return Chart(row.chart_id, row.project_id, row.number, spec, row.updated_at)
+
+
+class SqlCharts(SqlNoun, ChartStore):
+    """The custom charts half of SqlStore."""
+
+    def put_chart(self, targets: Sequence[Target], chart: ChartSpec) -> list[ExperimentRef]:
+        with self._db.write() as conn:
+            return put_chart(conn, self._db, self._scope, targets, chart)
+
+    def list_charts(self, project_id: int, experiment_id: int) -> list[Chart]:
+        with self._db.read() as conn:
+            return list_charts(conn, self._scope, (project_id, experiment_id))

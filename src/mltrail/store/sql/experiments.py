@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Select, func, select, update
@@ -10,7 +10,15 @@ from sqlalchemy import Connection, Select, func, select, update
 from mltrail.core import validation
 from mltrail.core.errors import ConflictError, NotFoundError, ValidationError
 from mltrail.core.types import Experiment, Page, Status
-from mltrail.store.sql.access import Scope, check_project, dump_json, experiment_pk, load_json
+from mltrail.store.experiments import LIST_PAGE_SIZE, ExperimentStore
+from mltrail.store.sql.access import (
+    Scope,
+    SqlNoun,
+    check_project,
+    dump_json,
+    experiment_pk,
+    load_json,
+)
 from mltrail.store.sql.tables import experiments, external_metrics, metric_series, projects
 
 _JSON_FIELDS = ("hyperparameters", "environment", "source")
@@ -251,3 +259,75 @@ def _to_experiment(
         ex_metrics=dict(sorted(ex.items())),
         stop_requested=bool(stop),
     )
+
+
+class SqlExperiments(SqlNoun, ExperimentStore):
+    """The experiments half of SqlStore."""
+
+    def create_experiment(
+        self,
+        project_id: int,
+        *,
+        display_name: str | None = None,
+        description: str = "",
+        hyperparameters: Mapping[str, Any] | None = None,
+        environment: Mapping[str, Any] | None = None,
+        source: Mapping[str, Any] | None = None,
+        tags: Sequence[str] = (),
+        status: Status = Status.RUNNING,
+    ) -> Experiment:
+        fields = {
+            "display_name": display_name,
+            "description": description,
+            "hyperparameters": hyperparameters,
+            "environment": environment,
+            "source": source,
+            "tags": tags,
+            "status": status,
+        }
+        with self._db.write() as conn:
+            return create_experiment(conn, self._scope, self._now(), project_id, fields)
+
+    def get_experiment(self, project_id: int, experiment_id: int) -> Experiment:
+        with self._db.read() as conn:
+            return get_experiment(conn, self._scope, (project_id, experiment_id))
+
+    def list_experiments(
+        self, project_id: int, *, offset: int = 0, limit: int = LIST_PAGE_SIZE
+    ) -> Page:
+        with self._db.read() as conn:
+            return list_experiments(conn, self._scope, project_id, offset, limit)
+
+    def latest_experiment(self, project_id: int) -> Experiment:
+        with self._db.read() as conn:
+            return latest_experiment(conn, self._scope, project_id)
+
+    def update_experiment(
+        self,
+        project_id: int,
+        experiment_id: int,
+        *,
+        status: Status | None = None,
+        display_name: str | None = None,
+        description: str | None = None,
+        hyperparameters: Mapping[str, Any] | None = None,
+        environment: Mapping[str, Any] | None = None,
+        source: Mapping[str, Any] | None = None,
+        tags: Sequence[str] | None = None,
+    ) -> Experiment:
+        changes = {
+            "status": status,
+            "display_name": display_name,
+            "description": description,
+            "hyperparameters": hyperparameters,
+            "environment": environment,
+            "source": source,
+            "tags": tags,
+        }
+        with self._db.write() as conn:
+            ref = (project_id, experiment_id)
+            return update_experiment(conn, self._scope, self._now(), ref, changes)
+
+    def request_stop(self, project_id: int, experiment_id: int) -> Experiment:
+        with self._db.write() as conn:
+            return request_stop(conn, self._scope, self._now(), (project_id, experiment_id))

@@ -1,69 +1,18 @@
-"""The jobs and agents tables, and turning their rows into :class:`Job` / :class:`Agent`."""
+"""Rows of the jobs and agents tables, shared by ``jobs.py`` and ``agents.py``: selecting them
+(within the user's scope), turning them into :class:`Job` / :class:`Agent`, touching agents."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import (
-    Boolean,
-    Column,
-    Connection,
-    Double,
-    ForeignKey,
-    Integer,
-    LargeBinary,
-    String,
-    Table,
-    Text,
-    select,
-)
+from sqlalchemy import Connection, select, update
 
 from mltrail.core import validation
 from mltrail.core.errors import NotFoundError
+from mltrail.core.jobs import Agent, Job, is_alive
 from mltrail.core.types import Status
-from mltrail.store import jobs_base as jb
-from mltrail.store.jobs_base import Agent, Job
 from mltrail.store.sql.access import Scope, load_json
-from mltrail.store.sql.tables import experiments, metadata, projects
-
-jobs = Table(
-    "jobs",
-    metadata,
-    Column("id", Integer, primary_key=True),
-    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
-    Column(
-        "experiment_id", Integer, ForeignKey("experiments.id", ondelete="CASCADE"), nullable=False
-    ),
-    Column("queue", String(100), nullable=False),
-    Column("command", Text, nullable=False),
-    Column("env", Text, nullable=False),
-    Column("source", Text, nullable=False),
-    Column("snapshot", LargeBinary),
-    Column("status", String(16), nullable=False),
-    Column("max_retries", Integer, nullable=False),
-    Column("attempts", Integer, nullable=False),
-    Column("agent_id", String(100)),
-    Column("exit_code", Integer),
-    Column("error", Text),
-    Column("created_at", Double, nullable=False),
-    Column("claimed_at", Double),
-    Column("ended_at", Double),
-    Column("lease_expires_at", Double),
-)
-
-agents = Table(
-    "agents",
-    metadata,
-    Column("id", String(100), primary_key=True),
-    Column("user_id", Integer, ForeignKey("users.id", ondelete="SET NULL")),
-    Column("name", String(200), nullable=False),
-    Column("queues", Text, nullable=False),
-    Column("lease_seconds", Double, nullable=False),
-    Column("registered_at", Double, nullable=False),
-    Column("last_seen_at", Double, nullable=False),
-    Column("job_id", Integer),
-    Column("gone", Boolean, nullable=False),
-)
+from mltrail.store.sql.tables import agents, experiments, jobs, projects
 
 # every column but the snapshot, which only get_job_snapshot reads
 JOB_COLUMNS = [c for c in jobs.c if c.name != "snapshot"]
@@ -107,7 +56,7 @@ def to_agent(row: Any, now: float) -> Agent:
         registered_at=row.registered_at,
         last_seen_at=row.last_seen_at,
         job_id=row.job_id,
-        alive=not row.gone and jb.is_alive(row.last_seen_at, row.lease_seconds, now),
+        alive=not row.gone and is_alive(row.last_seen_at, row.lease_seconds, now),
     )
 
 
@@ -124,3 +73,21 @@ def load_job(conn: Connection, scope: Scope, job_id: Any, *, lock: bool = False)
     if row is None:
         raise NotFoundError(f"job {jid} does not exist", "job")
     return row
+
+
+def touch_agent(conn: Connection, agent_id: str, now: float, **values: Any) -> None:
+    """Mark the agent seen now (and set ``values``). NotFoundError when it is not registered."""
+    found = conn.execute(
+        update(agents).where(agents.c.id == agent_id).values(last_seen_at=now, gone=False, **values)
+    ).rowcount
+    if not found:
+        raise NotFoundError(f"agent {agent_id} is not registered", "agent_id")
+
+
+def served_queues(conn: Connection, now: float) -> set[str]:
+    """Queues that at least one live agent serves."""
+    served: set[str] = set()
+    for row in conn.execute(select(agents).where(agents.c.gone.is_(False))).all():
+        if is_alive(row.last_seen_at, row.lease_seconds, now):
+            served.update(load_json(row.queues, []))
+    return served

@@ -12,32 +12,28 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import (
-    Connection,
-    and_,
-    select,
-    update,
-)
+from sqlalchemy import Connection, and_, select, update
 
+from mltrail.core import jobs as jobs_core
 from mltrail.core import validation
 from mltrail.core.errors import ConflictError, NotFoundError, ValidationError
+from mltrail.core.jobs import DEFAULT_QUEUE, MAX_WAIT_SECONDS, Job, JobSpec
+from mltrail.core.polling import poll
 from mltrail.core.types import LogBatch, LogLine, Status
-from mltrail.store import jobs_base as jb
-from mltrail.store.jobs_base import Agent, HeartbeatReply, Job
+from mltrail.store.jobs import JobStore
 from mltrail.store.sql import experiments as exp
 from mltrail.store.sql import logs
-from mltrail.store.sql.access import Scope, check_project, dump_json, load_json
+from mltrail.store.sql.access import Scope, SqlNoun, check_project, dump_json
 from mltrail.store.sql.engine import Database
 from mltrail.store.sql.job_rows import (
-    agents,
     job_select,
-    jobs,
     load_job,
-    to_agent,
+    served_queues,
     to_job,
+    touch_agent,
     visible,
 )
-from mltrail.store.sql.tables import experiments
+from mltrail.store.sql.tables import agents, experiments, jobs
 
 _CLAIM_SCAN = 20  # jobs skipped per claim because their experiment was asked to stop
 EXPIRY_INTERVAL_SECONDS = 1.0
@@ -55,7 +51,7 @@ def submit_job(
     scope: Scope,
     now: float,
     project_id: Any,
-    spec: jb.JobSpec,
+    spec: JobSpec,
     fields: dict[str, Any],
     snapshot: bytes | None,
 ) -> Job:
@@ -128,7 +124,7 @@ def list_jobs(
     if project_id is not None:
         query = query.where(jobs.c.project_id == check_project(conn, scope, project_id))
     if queue is not None:
-        query = query.where(jobs.c.queue == jb.queue_name(queue))
+        query = query.where(jobs.c.queue == jobs_core.queue_name(queue))
     if status is not None:
         query = query.where(jobs.c.status == validation.status(status).value)
     query = query.limit(validation.require_int(limit, "limit", minimum=1))
@@ -136,65 +132,14 @@ def list_jobs(
     return [to_job(r, r.queue in served) for r in conn.execute(query).all()]
 
 
-def served_queues(conn: Connection, now: float) -> set[str]:
-    """Queues that at least one live agent serves."""
-    served: set[str] = set()
-    for row in conn.execute(select(agents).where(agents.c.gone.is_(False))).all():
-        if jb.is_alive(row.last_seen_at, row.lease_seconds, now):
-            served.update(load_json(row.queues, []))
-    return served
-
-
-# --- agents ----------------------------------------------------------------------------------
-def register_agent(
-    conn: Connection, scope: Scope, now: float, agent_id: Any, name: Any, queues: Any, lease: Any
-) -> Agent:
-    aid = jb.agent_id(agent_id)
-    values = {
-        "name": validation.require_text(name, "name", min_len=1, max_len=200),
-        "queues": dump_json(list(jb.queue_names(queues)), "queues"),
-        "lease_seconds": jb.lease_seconds(lease),
-        "last_seen_at": now,
-        "gone": False,
-        "user_id": scope.user.id if scope.user else None,
-    }
-    if conn.execute(select(agents.c.id).where(agents.c.id == aid)).first():
-        conn.execute(update(agents).where(agents.c.id == aid).values(**values))
-    else:
-        conn.execute(agents.insert().values(id=aid, registered_at=now, **values))
-    return to_agent(conn.execute(select(agents).where(agents.c.id == aid)).one(), now)
-
-
-def deregister_agent(conn: Connection, scope: Scope, now: float, agent_id: Any) -> None:
-    aid = jb.agent_id(agent_id)
-    conn.execute(
-        update(agents).where(agents.c.id == aid).values(gone=True, job_id=None, last_seen_at=now)
-    )
-
-
-def list_agents(conn: Connection, scope: Scope, now: float) -> list[Agent]:
-    query = select(agents).order_by(agents.c.last_seen_at.desc())
-    if not scope.sees_all:
-        assert scope.user is not None
-        query = query.where(agents.c.user_id == scope.user.id)
-    return [to_agent(r, now) for r in conn.execute(query).all()]
-
-
-def _touch_agent(conn: Connection, agent_id: str, now: float, **values: Any) -> None:
-    found = conn.execute(
-        update(agents).where(agents.c.id == agent_id).values(last_seen_at=now, gone=False, **values)
-    ).rowcount
-    if not found:
-        raise NotFoundError(f"agent {agent_id} is not registered", "agent_id")
-
-
 # --- claims and leases --------------------------------------------------------------------------
 def claim_job(
     conn: Connection, scope: Scope, now: float, agent_id: Any, queues: Any, lease: Any
 ) -> Job | None:
     """Take the oldest queued job of ``queues`` for the agent, or ``None``."""
-    aid, names, lease_s = jb.agent_id(agent_id), jb.queue_names(queues), jb.lease_seconds(lease)
-    _touch_agent(conn, aid, now)
+    aid, names = jobs_core.agent_id(agent_id), jobs_core.queue_names(queues)
+    lease_s = jobs_core.lease_seconds(lease)
+    touch_agent(conn, aid, now)
     for _ in range(_CLAIM_SCAN):
         row = conn.execute(
             job_select()
@@ -222,26 +167,10 @@ def claim_job(
                 error=None,
             )
         )
-        _touch_agent(conn, aid, now, job_id=row.id)
+        touch_agent(conn, aid, now, job_id=row.id)
         _set_experiment_status(conn, scope, now, row, Status.RUNNING)
         return to_job(load_job(conn, scope, row.id))
     return None
-
-
-def heartbeat(
-    conn: Connection, scope: Scope, now: float, agent_id: Any, job_id: Any, lease: Any
-) -> HeartbeatReply:
-    aid, lease_s = jb.agent_id(agent_id), jb.lease_seconds(lease)
-    _touch_agent(conn, aid, now)
-    if job_id is None:
-        return HeartbeatReply()
-    row = conn.execute(
-        job_select().add_columns(experiments.c.stop_requested).where(jobs.c.id == int(job_id))
-    ).first()
-    if row is None or row.agent_id != aid or row.status != Status.RUNNING.value:
-        return HeartbeatReply(lease_lost=True)
-    conn.execute(update(jobs).where(jobs.c.id == row.id).values(lease_expires_at=now + lease_s))
-    return HeartbeatReply(stop_requested=bool(row.stop_requested))
 
 
 def finish_job(
@@ -254,7 +183,7 @@ def finish_job(
     exit_code: Any,
     error: Any,
 ) -> Job:
-    aid, final = jb.agent_id(agent_id), jb.final_status(status)
+    aid, final = jobs_core.agent_id(agent_id), jobs_core.final_status(status)
     row = load_job(conn, scope, job_id, lock=True)
     if row.agent_id == aid and row.status == final.value:  # a retried report
         return to_job(row)
@@ -323,21 +252,15 @@ def expire_leases(conn: Connection, db: Database, now: float) -> list[Job]:
     return [to_job(load_job(conn, unscoped, r.id)) for r in rows]
 
 
-class SqlJobStore(jb.JobStore):
-    """The JobStore half of SqlStore. Needs ``self._db`` (engine.Database) and ``self._scope``."""
-
-    _db: Any
-    _scope: Scope
-
-    def _now(self) -> float:
-        return float(self._db.clock())
+class SqlJobs(SqlNoun, JobStore):
+    """The jobs half of SqlStore."""
 
     def submit_job(
         self,
         project_id: int,
         command: Sequence[str],
         *,
-        queue: str = jb.DEFAULT_QUEUE,
+        queue: str = DEFAULT_QUEUE,
         display_name: str | None = None,
         description: str = "",
         env: Mapping[str, str] | None = None,
@@ -345,8 +268,10 @@ class SqlJobStore(jb.JobStore):
         snapshot: bytes | None = None,
         max_retries: int = 0,
     ) -> Job:
-        spec = jb.job_spec(command, queue=queue, env=env, source=source, max_retries=max_retries)
-        data = jb.snapshot_bytes(snapshot)
+        spec = jobs_core.job_spec(
+            command, queue=queue, env=env, source=source, max_retries=max_retries
+        )
+        data = jobs_core.snapshot_bytes(snapshot)
         fields: dict[str, Any] = {"display_name": display_name, "description": description}
         if spec.source.get("kind") == "git":
             fields["source"] = {"commit": spec.source["commit"], "remote": spec.source["url"]}
@@ -371,31 +296,8 @@ class SqlJobStore(jb.JobStore):
     ) -> list[Job]:
         self.expire_leases()
         with self._db.read() as conn:
-            return list_jobs(
-                conn,
-                self._scope,
-                self._now(),
-                project_id=project_id,
-                queue=queue,
-                status=status,
-                limit=limit,
-            )
-
-    def register_agent(
-        self, agent_id: str, *, name: str, queues: Sequence[str], lease_seconds: float
-    ) -> Agent:
-        with self._db.write() as conn:
-            return register_agent(
-                conn, self._scope, self._now(), agent_id, name, queues, lease_seconds
-            )
-
-    def deregister_agent(self, agent_id: str) -> None:
-        with self._db.write() as conn:
-            deregister_agent(conn, self._scope, self._now(), agent_id)
-
-    def list_agents(self) -> list[Agent]:
-        with self._db.read() as conn:
-            return list_agents(conn, self._scope, self._now())
+            filters = {"project_id": project_id, "queue": queue, "status": status}
+            return list_jobs(conn, self._scope, self._now(), limit=limit, **filters)
 
     def claim_job(
         self,
@@ -405,14 +307,14 @@ class SqlJobStore(jb.JobStore):
         lease_seconds: float,
         wait_seconds: float = 0.0,
     ) -> Job | None:
-        deadline = time.monotonic() + min(max(float(wait_seconds), 0.0), jb.MAX_WAIT_SECONDS)
-        while True:
+        def claim_once() -> Job | None:
             self._expire_now_and_then()
             with self._db.write() as conn:
-                job = claim_job(conn, self._scope, self._now(), agent_id, queues, lease_seconds)
-            if job is not None or time.monotonic() >= deadline:
-                return job
-            time.sleep(min(0.25, max(deadline - time.monotonic(), 0.0)))
+                now = self._now()
+                return claim_job(conn, self._scope, now, agent_id, queues, lease_seconds)
+
+        wait = min(float(wait_seconds), MAX_WAIT_SECONDS)
+        return poll(claim_once, lambda job: job is not None, wait)
 
     def _expire_now_and_then(self) -> None:
         """Expire leases at most once a second per database: claims poll several times a second."""
@@ -420,12 +322,6 @@ class SqlJobStore(jb.JobStore):
         if now - self._db.last_expiry >= EXPIRY_INTERVAL_SECONDS:
             self._db.last_expiry = now
             self.expire_leases()
-
-    def heartbeat(
-        self, agent_id: str, job_id: int | None = None, *, lease_seconds: float
-    ) -> HeartbeatReply:
-        with self._db.write() as conn:
-            return heartbeat(conn, self._scope, self._now(), agent_id, job_id, lease_seconds)
 
     def finish_job(
         self,
@@ -437,9 +333,8 @@ class SqlJobStore(jb.JobStore):
         error: str | None = None,
     ) -> Job:
         with self._db.write() as conn:
-            return finish_job(
-                conn, self._scope, self._now(), job_id, agent_id, status, exit_code, error
-            )
+            now = self._now()
+            return finish_job(conn, self._scope, now, job_id, agent_id, status, exit_code, error)
 
     def expire_leases(self, now: float | None = None) -> list[Job]:
         with self._db.write() as conn:

@@ -9,8 +9,10 @@ from sqlalchemy import Connection, select, update
 
 from mltrail.core import validation
 from mltrail.core.errors import ValidationError
-from mltrail.core.types import LogBatch, LogLine
-from mltrail.store.sql.access import Scope, experiment_pk
+from mltrail.core.polling import poll
+from mltrail.core.types import LogBatch, LogLine, LogTail, Status
+from mltrail.store.logs import MAX_WAIT_SECONDS, READ_LIMIT, LogStore
+from mltrail.store.sql.access import Scope, SqlNoun, experiment_pk
 from mltrail.store.sql.batches import claim_batch
 from mltrail.store.sql.engine import Database
 from mltrail.store.sql.tables import experiments, log_lines
@@ -59,6 +61,10 @@ def read_logs(
     conn: Connection, scope: Scope, ref: tuple[Any, Any], after_seq: Any, limit: Any
 ) -> list[LogLine]:
     pk = experiment_pk(conn, scope, *ref)
+    return _lines(conn, pk, after_seq, limit)
+
+
+def _lines(conn: Connection, pk: int, after_seq: Any, limit: Any) -> list[LogLine]:
     after = validation.require_int(after_seq, "after_seq", minimum=0)
     count = validation.require_int(limit, "limit", minimum=1)
     t = log_lines.c
@@ -69,3 +75,50 @@ def read_logs(
         .limit(count)
     )
     return [LogLine(*row) for row in conn.execute(query)]
+
+
+def tail_logs(
+    conn: Connection, scope: Scope, ref: tuple[Any, Any], after_seq: Any, limit: Any
+) -> LogTail:
+    """Lines after ``after_seq`` and the status, the status read first: on PostgreSQL each
+    statement sees what was committed before it, so a final status read first means every
+    line the run wrote before ending is visible to the read of the lines after it."""
+    pk = experiment_pk(conn, scope, *ref)
+    status = conn.execute(select(experiments.c.status).where(experiments.c.id == pk)).scalar_one()
+    lines = _lines(conn, pk, after_seq, limit)
+    return LogTail(tuple(lines), Status(status), lines[-1].seq if lines else int(after_seq))
+
+
+class SqlLogs(SqlNoun, LogStore):
+    """The log lines half of SqlStore."""
+
+    def append_logs(self, project_id: int, experiment_id: int, batch: LogBatch) -> int:
+        with self._db.write() as conn:
+            return append_logs(conn, self._db, self._scope, (project_id, experiment_id), batch)
+
+    def read_logs(
+        self, project_id: int, experiment_id: int, *, after_seq: int = 0, limit: int = READ_LIMIT
+    ) -> list[LogLine]:
+        with self._db.read() as conn:
+            ref = (project_id, experiment_id)
+            return read_logs(conn, self._scope, ref, after_seq, limit)
+
+    def tail_logs(
+        self,
+        project_id: int,
+        experiment_id: int,
+        *,
+        after_seq: int = 0,
+        limit: int = READ_LIMIT,
+        wait: float = 0.0,
+    ) -> LogTail:
+        def read() -> LogTail:
+            with self._db.read() as conn:
+                ref = (project_id, experiment_id)
+                return tail_logs(conn, self._scope, ref, after_seq, limit)
+
+        return poll(read, _worth_returning, min(wait, MAX_WAIT_SECONDS))
+
+
+def _worth_returning(tail: LogTail) -> bool:
+    return bool(tail.lines) or Status(tail.status).is_final

@@ -18,8 +18,9 @@ from sqlalchemy import Connection, bindparam, select, tuple_, update
 from mltrail.core import validation
 from mltrail.core.errors import NotFoundError
 from mltrail.core.types import MetricBatch, MetricSummary, Series, SeriesChunk
+from mltrail.store.points import PointStore
 from mltrail.store.sql import rollups
-from mltrail.store.sql.access import Scope, experiment_pk
+from mltrail.store.sql.access import Scope, SqlNoun, experiment_pk
 from mltrail.store.sql.batches import claim_batch
 from mltrail.store.sql.engine import Database
 from mltrail.store.sql.tables import experiments, metric_chunks, metric_rollups, metric_series
@@ -386,3 +387,29 @@ def _fetch_tuples(conn: Connection, query: Any) -> list[tuple[Any, ...]]:
         return list(result.cursor.fetchall())
     finally:
         result.close()
+
+
+class SqlPoints(SqlNoun, PointStore):
+    """The metric points half of SqlStore."""
+
+    def append_points(self, project_id: int, experiment_id: int, batch: MetricBatch) -> int:
+        with self._db.write() as conn:
+            ref = (project_id, experiment_id)
+            return append_points(conn, self._db, self._scope, ref, batch)
+
+    def list_series(self, project_id: int, experiment_id: int) -> list[MetricSummary]:
+        with self._db.read() as conn:
+            return list_series(conn, self._scope, (project_id, experiment_id))
+
+    def read_series(
+        self,
+        project_id: int,
+        experiment_id: int,
+        key: str,
+        phase: str,
+        *,
+        max_points: int | None = None,
+    ) -> Series:
+        with self._db.read() as conn:
+            ref = (project_id, experiment_id)
+            return read_series(conn, self._scope, ref, key, phase, max_points).series

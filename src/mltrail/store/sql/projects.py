@@ -9,7 +9,8 @@ from sqlalchemy import Connection, Select, func, select
 from mltrail.core import validation
 from mltrail.core.errors import NotFoundError
 from mltrail.core.types import Project
-from mltrail.store.sql.access import Scope, check_project
+from mltrail.store.projects import ProjectStore
+from mltrail.store.sql.access import Scope, SqlNoun, check_project
 from mltrail.store.sql.tables import experiments, project_members, projects, users
 
 
@@ -87,3 +88,27 @@ def add_member(conn: Connection, scope: Scope, project_id: Any, user_name: str) 
     ).first()
     if exists is None:
         conn.execute(project_members.insert().values(project_id=pid, user_id=uid))
+
+
+class SqlProjects(SqlNoun, ProjectStore):
+    """The projects half of SqlStore."""
+
+    def create_project(self, display_name: str, description: str = "") -> Project:
+        with self._db.write() as conn:
+            return create_project(conn, self._scope, self._now(), display_name, description)
+
+    def list_projects(self) -> list[Project]:
+        with self._db.read() as conn:
+            return list_projects(conn, self._scope)
+
+    def get_project(self, project_id: int) -> Project:
+        with self._db.read() as conn:
+            return get_project(conn, self._scope, project_id)
+
+    def find_project(self, display_name: str) -> Project | None:
+        with self._db.read() as conn:
+            return find_project(conn, self._scope, display_name)
+
+    def add_project_member(self, project_id: int, user_name: str) -> None:
+        with self._db.write() as conn:
+            add_member(conn, self._scope, project_id, user_name)

@@ -221,3 +221,42 @@ log_lines = Table(
     Column("level", String(16), nullable=False),
     Column("message", Text, nullable=False),
 )
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), nullable=False),
+    Column(
+        "experiment_id", Integer, ForeignKey("experiments.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("queue", String(100), nullable=False),
+    Column("command", Text, nullable=False),
+    Column("env", Text, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("snapshot", LargeBinary),
+    Column("status", String(16), nullable=False),
+    Column("max_retries", Integer, nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("agent_id", String(100)),
+    Column("exit_code", Integer),
+    Column("error", Text),
+    Column("created_at", Double, nullable=False),
+    Column("claimed_at", Double),
+    Column("ended_at", Double),
+    Column("lease_expires_at", Double),
+)
+
+agents = Table(
+    "agents",
+    metadata,
+    Column("id", String(100), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="SET NULL")),
+    Column("name", String(200), nullable=False),
+    Column("queues", Text, nullable=False),
+    Column("lease_seconds", Double, nullable=False),
+    Column("registered_at", Double, nullable=False),
+    Column("last_seen_at", Double, nullable=False),
+    Column("job_id", Integer),
+    Column("gone", Boolean, nullable=False),
+)

@@ -1,8 +1,7 @@
-"""The JobStore interface: jobs on queues, agents that claim them, leases that expire.
+"""Jobs and agents: their types, limits and parse constructors (pure, no I/O).
 
-SqlStore implements it over the database (``store/sql/jobs.py``), HttpStore over the server
-(``store/http_jobs.py``). The types and input checks live here too: they are pure and shared by
-the CLI, the agent, the server and both stores.
+The store's ``JobStore`` and ``AgentStore`` (``store/jobs.py``, ``store/agents.py``) work on
+these; the CLI, the agent, the server and both stores share them.
 
 A job's life: ``submit_job`` creates the experiment (status ``queued``) and the job; an agent's
 ``claim_job`` takes the oldest queued job of its queues atomically and holds a lease on it;
@@ -13,11 +12,9 @@ records the exit. When an agent stops heartbeating, ``expire_leases`` re-queues 
 
 from __future__ import annotations
 
-import abc
-import dataclasses
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -236,13 +233,10 @@ def agent_id(value: Any) -> str:
 
 def final_status(value: Any) -> Status:
     """The status an agent may report at the end: done, failed or stopped."""
-    try:
-        status = Status(value)
-    except ValueError:
-        status = None
-    if status not in FINAL_JOB_STATUSES:
-        raise ValidationError(f"must be one of done, failed, stopped, got {value!r}", "status")
-    return status  # type: ignore[return-value]
+    for status in FINAL_JOB_STATUSES:
+        if value == status or value == status.value:
+            return status
+    raise ValidationError(f"must be one of done, failed, stopped, got {value!r}", "status")
 
 
 def job_spec(
@@ -263,140 +257,7 @@ def job_spec(
     )
 
 
-class JobStore(abc.ABC):
-    """Jobs, queues and agents, behind intent-named methods. Mixed into SqlStore and HttpStore."""
-
-    @abc.abstractmethod
-    def submit_job(
-        self,
-        project_id: int,
-        command: Sequence[str],
-        *,
-        queue: str = DEFAULT_QUEUE,
-        display_name: str | None = None,
-        description: str = "",
-        env: Mapping[str, str] | None = None,
-        source: Mapping[str, Any] | None = None,
-        snapshot: bytes | None = None,
-        max_retries: int = 0,
-    ) -> Job:
-        """Create the experiment (status ``queued``) and its job.
-
-        Args:
-            project_id: the project the experiment belongs to.
-            command: argv of the command to run.
-            queue: the queue agents claim from.
-            display_name: the experiment's display name.
-            description: the experiment's description.
-            env: extra environment variables for the command (MLTRAIL_* reserved).
-            source: where the working directory comes from (see :class:`Job`).
-            snapshot: the tarball (gzip) when ``source`` is of kind ``tarball``.
-            max_retries: how many times a job whose agent died is re-queued before failing.
-
-        Raises:
-            ValidationError: naming the field at fault; nothing is written then.
-        """
-
-    @abc.abstractmethod
-    def get_job(self, job_id: int) -> Job:
-        """One job. NotFoundError when it does not exist or is in a project the user cannot see."""
-
-    @abc.abstractmethod
-    def get_job_snapshot(self, job_id: int) -> bytes:
-        """The uploaded tarball of the job. NotFoundError when the job has none."""
-
-    @abc.abstractmethod
-    def list_jobs(
-        self,
-        *,
-        project_id: int | None = None,
-        queue: str | None = None,
-        status: Status | None = None,
-        limit: int = 1000,
-    ) -> list[Job]:
-        """Jobs, newest first, with ``queue_served`` filled in (a live agent serves the queue)."""
-
-    @abc.abstractmethod
-    def register_agent(
-        self, agent_id: str, *, name: str, queues: Sequence[str], lease_seconds: float
-    ) -> Agent:
-        """Create or refresh an agent. The first call an agent makes, so a bad token fails early."""
-
-    @abc.abstractmethod
-    def deregister_agent(self, agent_id: str) -> None:
-        """Mark an agent as gone (it exits cleanly)."""
-
-    @abc.abstractmethod
-    def list_agents(self) -> list[Agent]:
-        """Every agent ever registered, most recently seen first, with ``alive`` filled in."""
-
-    @abc.abstractmethod
-    def claim_job(
-        self,
-        agent_id: str,
-        queues: Sequence[str],
-        *,
-        lease_seconds: float,
-        wait_seconds: float = 0.0,
-    ) -> Job | None:
-        """Atomically take the oldest queued job of ``queues``; ``None`` when none came in time.
-
-        Expires stale leases first. Two agents never get the same job: PostgreSQL uses
-        ``SELECT ... FOR UPDATE SKIP LOCKED``, SQLite an immediate transaction. Jobs whose
-        experiment was asked to stop while queued are marked stopped instead of handed out.
-        Waits up to ``wait_seconds`` (a long poll) for a job to arrive.
-        """
-
-    @abc.abstractmethod
-    def heartbeat(
-        self, agent_id: str, job_id: int | None = None, *, lease_seconds: float
-    ) -> HeartbeatReply:
-        """Say the agent is alive and extend its job's lease by ``lease_seconds``."""
-
-    @abc.abstractmethod
-    def finish_job(
-        self,
-        job_id: int,
-        agent_id: str,
-        *,
-        status: Status,
-        exit_code: int | None = None,
-        error: str | None = None,
-    ) -> Job:
-        """Record the end of a job and of its experiment.
-
-        Raises:
-            ConflictError: the agent no longer holds the job (its lease expired).
-        """
-
-    @abc.abstractmethod
-    def expire_leases(self, now: float | None = None) -> list[Job]:
-        """Re-queue (while retries allow) or fail running jobs whose lease has expired."""
-
-
 def is_alive(last_seen_at: float, lease: float, now: float | None = None) -> bool:
     """An agent is alive when it was seen within its lease (with a little slack for polling)."""
     now = time.time() if now is None else now
     return now - last_seen_at <= lease + 2.0
-
-
-# --- wire form (server answers, HttpStore reads) -------------------------------------------------
-def job_to_wire(job: Job) -> dict[str, Any]:
-    """A job as JSON: the dataclass fields, status as its value, command as a list."""
-    return {**dataclasses.asdict(job), "status": job.status.value, "command": list(job.command)}
-
-
-def job_from_wire(data: Mapping[str, Any]) -> Job:
-    names = {f.name for f in dataclasses.fields(Job)}
-    fields = {k: v for k, v in data.items() if k in names}
-    return Job(**{**fields, "status": Status(data["status"]), "command": tuple(data["command"])})
-
-
-def agent_to_wire(agent: Agent) -> dict[str, Any]:
-    return {**dataclasses.asdict(agent), "queues": list(agent.queues)}
-
-
-def agent_from_wire(data: Mapping[str, Any]) -> Agent:
-    names = {f.name for f in dataclasses.fields(Agent)}
-    fields = {k: v for k, v in data.items() if k in names}
-    return Agent(**{**fields, "queues": tuple(data["queues"])})

@@ -11,9 +11,11 @@ from sqlalchemy import delete, func, select
 
 from mltrail.core import validation
 from mltrail.core.errors import AuthenticationError, NotFoundError, ValidationError
-from mltrail.core.types import User
+from mltrail.core.types import LOCAL_USER, User
+from mltrail.store.sql.access import SqlNoun
 from mltrail.store.sql.engine import Database
 from mltrail.store.sql.tables import api_tokens, users
+from mltrail.store.users import UserStore
 
 TOKEN_PREFIX = "mlt_"
 ADMIN_NAME = "admin"
@@ -114,3 +116,10 @@ class Auth:
                 users.insert().values(name=ADMIN_NAME, is_admin=True, created_at=self._db.clock())
             )
         return self.create_token(ADMIN_NAME, label="initial admin token")
+
+
+class SqlUsers(SqlNoun, UserStore):
+    """The users half of SqlStore."""
+
+    def me(self) -> User:
+        return self._scope.user or LOCAL_USER

@@ -1,0 +1,187 @@
+"""``api.experiments``: the contract's methods (``logs``, ``list``, ``update_metrics``,
+``update_chart``, ``update_metrics_per_iteration``) and a few more.
+
+Each method adapts the contract's parameter forms (JSON strings or Python objects, positional
+order, defaults), parses them once with :mod:`mltrail.core.validation`, makes one Store call and
+renders what it answers. Behaviour lives in the Store.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import sys
+from typing import IO, Any
+
+from mltrail.api.logs import print_logs
+from mltrail.api.models import link_dict
+from mltrail.api.projects import project_id
+from mltrail.api.render import with_iso_times
+from mltrail.core import codec, validation
+from mltrail.core.errors import ValidationError
+from mltrail.core.types import Experiment, ExperimentRef, LogLine
+from mltrail.store.base import LIST_PAGE_SIZE, Store
+
+_TIMES = ("created_at", "started_at", "ended_at")
+
+
+class ExperimentsApi:
+    def __init__(self, store: Store, *, page_size: int = LIST_PAGE_SIZE) -> None:
+        self._store = store
+        self._page_size = page_size
+
+    # --- the contract ------------------------------------------------------------------------
+    def logs(
+        self,
+        project: int,
+        experiment: int | None = None,
+        disable_colors: bool = False,
+        *,
+        follow: bool = True,
+        file: IO[str] | None = None,
+    ) -> builtins.list[LogLine]:
+        """Print the experiment's log lines, following them while it runs.
+
+        Args:
+            project: project id.
+            experiment: experiment id; the project's latest experiment when omitted.
+            disable_colors: print without ANSI colours.
+            follow: keep printing new lines until the experiment ends (Ctrl-C stops).
+            file: where to print; stdout by default.
+
+        Returns:
+            The lines printed.
+        """
+        pid = project_id(project)
+        if experiment is None:
+            number = self._store.latest_experiment(pid).experiment_id
+        else:
+            number = experiment_id(experiment)
+        printed: builtins.list[LogLine] = []
+        with contextlib.suppress(KeyboardInterrupt):
+            print_logs(
+                self._store,
+                pid,
+                number,
+                file or sys.stdout,
+                printed,
+                colours=not disable_colors,
+                follow=follow,
+            )
+        return printed
+
+    def list(self, project: int) -> builtins.list[dict[str, Any]]:
+        """Every experiment of the project, with hyperparameters and last metric values."""
+        pid = project_id(project)
+        items: builtins.list[Experiment] = []
+        while True:
+            page = self._store.list_experiments(pid, offset=len(items), limit=self._page_size)
+            items.extend(page.items)
+            if not page.items or len(items) >= page.total:
+                return [experiment_dict(e) for e in items]
+
+    def update_metrics(
+        self,
+        metrics: str | dict[str, Any],
+        project: int | None = None,
+        experiment: int | None = None,
+        weights_hash: str | None = None,
+    ) -> builtins.list[dict[str, int]]:
+        """Add ex_ metrics to an experiment, or to every experiment holding ``weights_hash``;
+        all or none, in one Store call (one request in server mode).
+
+        Returns:
+            The experiments updated, as ``{"project": p, "experiment": e}``.
+        """
+        values = validation.ex_metrics(metrics)
+        targets = validation.targets(project, experiment, weights_hash)
+        return _refs(self._store.put_external_metrics(targets, values))
+
+    def update_chart(
+        self,
+        chart_name: str,
+        weights_hash: str | None = None,
+        project: int | None = None,
+        experiment: int | None = None,
+        chart_x_name: str = "X",
+        chart_y_name: str = "Y",
+        chart_scope: str = "test",
+        chart_type: str = "line",
+        chart_x: str | builtins.list[Any] | None = None,
+        chart_y: str | builtins.list[Any] | None = None,
+    ) -> builtins.list[dict[str, int]]:
+        """Create or replace a custom chart (single- or multi-line) on the chosen experiments,
+        all or none, in one Store call."""
+        spec = validation.chart(
+            chart_name,
+            chart_x_name=chart_x_name,
+            chart_y_name=chart_y_name,
+            chart_scope=chart_scope,
+            chart_type=chart_type,
+            chart_x=chart_x,
+            chart_y=chart_y,
+        )
+        targets = validation.targets(project, experiment, weights_hash)
+        return _refs(self._store.put_chart(targets, spec))
+
+    def update_metrics_per_iteration(self, weights_hash: str, metrics: str | dict[str, Any]) -> int:
+        """Attach ex_ metrics to every (experiment, iteration, epoch) that produced the hash.
+
+        Returns:
+            How many (experiment, iteration, epoch) links were touched.
+        """
+        values = validation.ex_metrics(metrics)
+        return self._store.put_iteration_metrics(validation.weights_hash(weights_hash), values)
+
+    # --- beyond the contract ------------------------------------------------------------------
+    def get(self, project: int, experiment: int) -> dict[str, Any]:
+        """One experiment with environment, source, metric summaries and weights hashes."""
+        pid, number = project_id(project), experiment_id(experiment)
+        result = experiment_dict(self._store.get_experiment(pid, number))
+        result["summaries"] = [
+            s.__dict__ | {"name": s.name} for s in self._store.list_series(pid, number)
+        ]
+        result["weights"] = [link_dict(w) for w in self._store.list_weights_links(pid, number)]
+        return result
+
+    def stop(self, project: int, experiment: int) -> dict[str, Any]:
+        """Ask a queued or running experiment to stop (the SDK or agent sees it within seconds)."""
+        return experiment_dict(
+            self._store.request_stop(project_id(project), experiment_id(experiment))
+        )
+
+    def series(
+        self,
+        project: int,
+        experiment: int,
+        key: str,
+        phase: str = "train",
+        max_points: int | None = None,
+    ) -> dict[str, Any]:
+        """A metric series, downsampled to ``max_points`` when given."""
+        if max_points is not None:
+            max_points = validation.require_int(max_points, "max_points", minimum=2)
+        s = self._store.read_series(
+            project_id(project),
+            experiment_id(experiment),
+            validation.metric_key(key),
+            validation.phase(phase),
+            max_points=max_points,
+        )
+        return codec.series_to_wire(s, tagged=False)
+
+
+def experiment_dict(e: Experiment) -> dict[str, Any]:
+    """The experiment's record for people (ISO times, plain floats)."""
+    return with_iso_times(codec.experiment_record(e), _TIMES)
+
+
+def experiment_id(value: Any) -> int:
+    """The contract's ``experiment`` parameter: required, an integer >= 1."""
+    if value is None:
+        raise ValidationError("is required", "experiment")
+    return validation.require_int(value, "experiment", minimum=1)
+
+
+def _refs(refs: builtins.list[ExperimentRef]) -> builtins.list[dict[str, int]]:
+    return [codec.ref_to_wire(r) for r in refs]

@@ -1,0 +1,61 @@
+"""Printing and following an experiment's log lines (``experiments.logs``).
+
+The end condition lives in the store: ``store.tail_logs`` answers lines with the status read
+before them, and ``LogTail.ended`` says when a follower is done, for every surface alike.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import IO
+
+from mltrail.core.types import LogLine
+from mltrail.store.base import Store
+
+FOLLOW_WAIT_SECONDS = 10.0  # one long poll; the store answers as soon as a line arrives
+
+_LEVEL_COLOURS = {
+    "DEBUG": "\x1b[2m",
+    "INFO": "",
+    "WARNING": "\x1b[33m",
+    "ERROR": "\x1b[31m",
+    "CRITICAL": "\x1b[1;31m",
+}
+_STDERR_COLOUR = "\x1b[35m"
+_RESET = "\x1b[0m"
+
+
+def print_logs(
+    store: Store,
+    project_id: int,
+    experiment_id: int,
+    out: IO[str],
+    printed: list[LogLine],
+    *,
+    colours: bool,
+    follow: bool,
+) -> None:
+    """Print every line (page after page), then, with ``follow``, new ones until the run ends."""
+    after = 0
+    while True:
+        wait = FOLLOW_WAIT_SECONDS if follow else 0.0
+        tail = store.tail_logs(project_id, experiment_id, after_seq=after, wait=wait)
+        for line in tail.lines:
+            out.write(format_log_line(line, colours=colours) + "\n")
+        out.flush()
+        printed.extend(tail.lines)
+        after = tail.last_seq
+        if not tail.lines and (tail.ended or not follow):
+            return
+
+
+def format_log_line(line: LogLine, *, colours: bool) -> str:
+    """``2026-11-28 12:00:01.123 stdout INFO message``, coloured by level and stream."""
+    stamp = datetime.fromtimestamp(line.time).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    text = f"{stamp} {line.stream} {line.level} {line.message}"
+    if not colours:
+        return text
+    colour = _LEVEL_COLOURS.get(line.level, "")
+    if not colour and line.stream == "stderr":
+        colour = _STDERR_COLOUR
+    return f"{colour}{text}{_RESET}" if colour else text

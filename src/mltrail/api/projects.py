@@ -1,0 +1,49 @@
+"""``api.projects``: list, create, read projects and add members."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mltrail.api.render import with_iso_times
+from mltrail.core import codec, validation
+from mltrail.core.errors import ValidationError
+from mltrail.core.types import Project
+from mltrail.store.base import Store
+
+
+class ProjectsApi:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def list(self) -> list[dict[str, Any]]:
+        """Every project you are a member of, with experiment counts and last activity."""
+        return [project_dict(p) for p in self._store.list_projects()]
+
+    def create(self, display_name: str, description: str = "") -> dict[str, Any]:
+        """Create a project (display name 1-140 characters, description up to 140)."""
+        return project_dict(self._store.create_project(display_name, description))
+
+    def get(self, project: int) -> dict[str, Any]:
+        return project_dict(self._store.get_project(project_id(project)))
+
+    def add_member(self, project: int, user_name: str) -> None:
+        """Let another user see and change the project."""
+        self._store.add_project_member(
+            project_id(project),
+            validation.require_text(user_name, "user_name", min_len=1, max_len=140),
+        )
+
+
+def project_dict(p: Project) -> dict[str, Any]:
+    """The project's wire record for people; its own id is ``project_id`` here (``id`` on the
+    REST wire, the one exception to the key rule, see docs/architecture.md)."""
+    record = codec.project_to_wire(p)
+    record = {"project_id": record.pop("id"), **record}
+    return with_iso_times(record, ("created_at", "last_activity"))
+
+
+def project_id(value: Any) -> int:
+    """The contract's ``project`` parameter: required, an integer >= 1."""
+    if value is None:
+        raise ValidationError("is required", "project")
+    return validation.require_int(value, "project", minimum=1)

@@ -1,0 +1,70 @@
+"""The experiments noun of the Store: numbered per project, with status and metadata."""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from mltrail.core.types import Experiment, Page, Status
+
+LIST_PAGE_SIZE = 1000
+
+
+class ExperimentStore(abc.ABC):
+    """Experiments: creation with per-project numbers, reads, changes, stop requests."""
+
+    @abc.abstractmethod
+    def create_experiment(
+        self,
+        project_id: int,
+        *,
+        display_name: str | None = None,
+        description: str = "",
+        hyperparameters: Mapping[str, Any] | None = None,
+        environment: Mapping[str, Any] | None = None,
+        source: Mapping[str, Any] | None = None,
+        tags: Sequence[str] = (),
+        status: Status = Status.RUNNING,
+    ) -> Experiment:
+        """Create the project's next experiment (numbered from 1 per project).
+
+        ``display_name`` defaults to ``experiment-<n>``.
+        """
+
+    @abc.abstractmethod
+    def get_experiment(self, project_id: int, experiment_id: int) -> Experiment:
+        """One experiment with its last metric values and ex_ metrics."""
+
+    @abc.abstractmethod
+    def list_experiments(
+        self, project_id: int, *, offset: int = 0, limit: int = LIST_PAGE_SIZE
+    ) -> Page:
+        """A page of the project's experiments in id order, with summaries and ex_ metrics."""
+
+    @abc.abstractmethod
+    def latest_experiment(self, project_id: int) -> Experiment:
+        """The project's most recently created experiment. NotFoundError when it has none."""
+
+    @abc.abstractmethod
+    def update_experiment(
+        self,
+        project_id: int,
+        experiment_id: int,
+        *,
+        status: Status | None = None,
+        display_name: str | None = None,
+        description: str | None = None,
+        hyperparameters: Mapping[str, Any] | None = None,
+        environment: Mapping[str, Any] | None = None,
+        source: Mapping[str, Any] | None = None,
+        tags: Sequence[str] | None = None,
+    ) -> Experiment:
+        """Change fields; hyperparameters, environment and source are merged into the old ones.
+
+        Moving to running sets started_at, to a final status sets ended_at.
+        """
+
+    @abc.abstractmethod
+    def request_stop(self, project_id: int, experiment_id: int) -> Experiment:
+        """Ask a running or queued experiment to stop. ConflictError if it already ended."""

@@ -1,0 +1,96 @@
+"""The experiments half of HttpStore: ``/api/v1/projects/{p}/experiments``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from mltrail.core import codec
+from mltrail.core.types import Experiment, Page, Status
+from mltrail.core.wire import to_wire
+from mltrail.store.experiments import LIST_PAGE_SIZE, ExperimentStore
+from mltrail.store.http.transport import HttpNoun
+
+
+class HttpExperiments(HttpNoun, ExperimentStore):
+    def create_experiment(
+        self,
+        project_id: int,
+        *,
+        display_name: str | None = None,
+        description: str = "",
+        hyperparameters: Mapping[str, Any] | None = None,
+        environment: Mapping[str, Any] | None = None,
+        source: Mapping[str, Any] | None = None,
+        tags: Sequence[str] = (),
+        status: Status = Status.RUNNING,
+    ) -> Experiment:
+        body = {
+            "display_name": display_name,
+            "description": description,
+            "hyperparameters": _plain(hyperparameters),
+            "environment": _plain(environment),
+            "source": _plain(source),
+            "tags": list(tags),
+            "status": Status(status).value,
+        }
+        path = f"/projects/{int(project_id)}/experiments"
+        answer = self._http.call("POST", path, body=to_wire(body))
+        return codec.experiment_from_wire(answer)
+
+    def get_experiment(self, project_id: int, experiment_id: int) -> Experiment:
+        return codec.experiment_from_wire(
+            self._get(self._experiment_path(project_id, experiment_id))
+        )
+
+    def list_experiments(
+        self, project_id: int, *, offset: int = 0, limit: int = LIST_PAGE_SIZE
+    ) -> Page:
+        path = f"/projects/{int(project_id)}/experiments"
+        params = {"offset": offset, "limit": limit}
+        content = self._http.call("GET", path, params=params, repeatable=True, raw=True)
+        page = codec.parse_json(content)
+        tagged = b'"$float"' in content  # else no value needs from_wire's walk
+        items = tuple(codec.experiment_from_wire(e, tagged=tagged) for e in page["items"])
+        return Page(items=items, total=page["total"], offset=page["offset"])
+
+    def latest_experiment(self, project_id: int) -> Experiment:
+        return codec.experiment_from_wire(
+            self._get(f"/projects/{int(project_id)}/experiments/latest")
+        )
+
+    def update_experiment(
+        self,
+        project_id: int,
+        experiment_id: int,
+        *,
+        status: Status | None = None,
+        display_name: str | None = None,
+        description: str | None = None,
+        hyperparameters: Mapping[str, Any] | None = None,
+        environment: Mapping[str, Any] | None = None,
+        source: Mapping[str, Any] | None = None,
+        tags: Sequence[str] | None = None,
+    ) -> Experiment:
+        changes = {
+            "status": None if status is None else Status(status).value,
+            "display_name": display_name,
+            "description": description,
+            "hyperparameters": _plain(hyperparameters),
+            "environment": _plain(environment),
+            "source": _plain(source),
+            "tags": None if tags is None else list(tags),
+        }
+        body = to_wire({k: v for k, v in changes.items() if v is not None})
+        path = self._experiment_path(project_id, experiment_id)
+        # a repeated merge-update leaves the same state: safe to retry
+        answer = self._http.call("PATCH", path, body=body, repeatable=True)
+        return codec.experiment_from_wire(answer)
+
+    def request_stop(self, project_id: int, experiment_id: int) -> Experiment:
+        path = self._experiment_path(project_id, experiment_id) + "/stop"
+        return codec.experiment_from_wire(self._http.call("POST", path))
+
+
+def _plain(value: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    return None if value is None else dict(value)

@@ -1,0 +1,28 @@
+"""The projects half of HttpStore: ``/api/v1/projects``."""
+
+from __future__ import annotations
+
+from mltrail.core import codec
+from mltrail.core.types import Project
+from mltrail.store.http.transport import HttpNoun
+from mltrail.store.projects import ProjectStore
+
+
+class HttpProjects(HttpNoun, ProjectStore):
+    def create_project(self, display_name: str, description: str = "") -> Project:
+        body = {"display_name": display_name, "description": description}
+        return codec.project_from_wire(self._http.call("POST", "/projects", body=body))
+
+    def list_projects(self) -> list[Project]:
+        return [codec.project_from_wire(p) for p in self._get("/projects")]
+
+    def get_project(self, project_id: int) -> Project:
+        return codec.project_from_wire(self._get(f"/projects/{int(project_id)}"))
+
+    def find_project(self, display_name: str) -> Project | None:
+        found = self._get("/projects", display_name=display_name)
+        return codec.project_from_wire(found[0]) if found else None
+
+    def add_project_member(self, project_id: int, user_name: str) -> None:
+        path = f"/projects/{int(project_id)}/members"
+        self._http.call("POST", path, body={"user_name": user_name})

@@ -1,0 +1,181 @@
+"""How HttpStore talks to a server: build one request, send it under the retry policy, decode
+the answer. Three small functions, so every Store method behaves alike on faults.
+
+Requests that are safe to repeat (reads, idempotent batch appends, set-style writes) are retried
+with backoff on connection faults and 502/503/504; others only when the request was never sent
+(connection refused). Errors the server sends come back as the same :mod:`mltrail.core.errors`
+classes SqlStore raises.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from mltrail.core.errors import MltrailError, TransportError, error_from_dict
+from mltrail.core.wire import dump_json, parse_json
+
+RETRY_STATUSES = frozenset({502, 503, 504})
+DEFAULT_TIMEOUT = 60.0
+DEFAULT_RETRIES = 5
+_NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often and how patiently a request is sent again.
+
+    Attributes:
+        retries: extra attempts for requests that may be repeated.
+        backoff: first retry delay in seconds, doubled each attempt (capped at 5 s).
+        sleep: injectable for tests.
+    """
+
+    retries: int = DEFAULT_RETRIES
+    backoff: float = 0.2
+    sleep: Callable[[float], None] = field(default=time.sleep)
+
+    def delay(self, attempt: int) -> float:
+        return min(self.backoff * 2**attempt, 5.0)
+
+
+def build_request(
+    client: httpx.Client,
+    method: str,
+    path: str,
+    *,
+    body: Any = None,
+    params: Mapping[str, Any] | None = None,
+    timeout: float | None = None,
+) -> httpx.Request:
+    """One request; ``body`` is already in wire form (tagged floats), sent as JSON bytes."""
+    headers = {"Content-Type": "application/json"} if body is not None else {}
+    return client.build_request(
+        method,
+        path,
+        content=None if body is None else dump_json(body),
+        params=None if params is None else {k: v for k, v in params.items() if v is not None},
+        headers=headers,
+        timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout,
+    )
+
+
+def send(
+    client: httpx.Client, request: httpx.Request, policy: RetryPolicy, *, repeatable: bool
+) -> httpx.Response:
+    """Send ``request``, retrying as its kind and the policy allow.
+
+    Raises:
+        TransportError: the server stayed unreachable.
+    """
+    for attempt in range(policy.retries + 1):
+        last = attempt == policy.retries
+        try:
+            response = client.send(request)
+        except _NEVER_SENT as exc:
+            if last:
+                raise _unreachable(client, exc) from exc
+        except httpx.TransportError as exc:
+            if last or not repeatable:
+                raise _unreachable(client, exc) from exc
+        else:
+            if not (repeatable and response.status_code in RETRY_STATUSES and not last):
+                return response
+        policy.sleep(policy.delay(attempt))
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _unreachable(client: httpx.Client, exc: Exception) -> TransportError:
+    base = str(client.base_url).removesuffix("/api/v1/").removesuffix("/api/v1")
+    return TransportError(f"cannot reach the mltrail server at {base}: {exc}")
+
+
+def decode(response: httpx.Response, *, raw: bool = False) -> Any:
+    """The answer's JSON (its bytes with ``raw``), or the error the server sent, raised."""
+    if response.is_success:
+        if raw:
+            return response.content
+        # orjson unless the body may hold integers beyond 64 bits (see wire.parse_json)
+        return parse_json(response.content) if response.content else None
+    try:
+        error = json.loads(response.content)["error"]
+    except (ValueError, KeyError, TypeError):
+        error = None
+    if isinstance(error, dict):
+        raise error_from_dict(error, response.status_code)
+    cls = TransportError if response.status_code >= 500 else MltrailError
+    raise cls(f"server answered HTTP {response.status_code}: {response.text[:200]}")
+
+
+class Transport:
+    """An httpx client on a server's ``/api/v1`` with the retry policy: what every
+    ``Http<Noun>`` half of HttpStore calls through :meth:`call`.
+
+    Args:
+        url: the server's base URL (a trailing ``/api/v1`` is accepted).
+        token: API token sent as ``Authorization: Bearer``.
+        transport: an httpx transport (tests run the server app in-process); real HTTP when None.
+        timeout: seconds per request (long polls add their wait).
+        policy: the retry policy.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        token: str | None,
+        *,
+        transport: httpx.BaseTransport | None,
+        timeout: float,
+        policy: RetryPolicy,
+    ) -> None:
+        base = url.rstrip("/").removesuffix("/api/v1")
+        headers = {"Accept": "application/json", "User-Agent": "mltrail-httpstore"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self.url = base
+        self.policy = policy
+        self.client = httpx.Client(
+            base_url=base + "/api/v1", headers=headers, transport=transport, timeout=timeout
+        )
+
+    @property
+    def read_timeout(self) -> float:
+        return self.client.timeout.read or DEFAULT_TIMEOUT
+
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: Mapping[str, Any] | None = None,
+        repeatable: bool = False,
+        timeout: float | None = None,
+        raw: bool = False,
+    ) -> Any:
+        """One Store call: build, send (retrying as ``repeatable`` allows), decode."""
+        request = build_request(
+            self.client, method, path, body=body, params=params, timeout=timeout
+        )
+        return decode(send(self.client, request, self.policy, repeatable=repeatable), raw=raw)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+class HttpNoun:
+    """What every ``Http<Noun>`` half of HttpStore shares: the transport and path helpers."""
+
+    _http: Transport
+
+    def _get(self, path: str, **params: Any) -> Any:
+        return self._http.call("GET", path, params=params, repeatable=True)
+
+    @staticmethod
+    def _experiment_path(project_id: int, experiment_id: int) -> str:
+        return f"/projects/{int(project_id)}/experiments/{int(experiment_id)}"

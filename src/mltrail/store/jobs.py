@@ -1,0 +1,108 @@
+"""The jobs noun of the Store: commands queued for agents, claimed atomically under a lease.
+
+A job's life: ``submit_job`` creates the experiment (status ``queued``) and the job; an agent's
+``claim_job`` takes the oldest queued job of its queues atomically and holds a lease on it;
+``AgentStore.heartbeat`` extends the lease and tells the agent whether a stop was requested;
+``finish_job`` records the exit. When an agent stops heartbeating, ``expire_leases`` re-queues
+the job while ``max_retries`` allows, else marks it failed.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from mltrail.core.jobs import DEFAULT_QUEUE, Job
+from mltrail.core.types import Status
+
+
+class JobStore(abc.ABC):
+    """Jobs on queues, behind intent-named methods."""
+
+    @abc.abstractmethod
+    def submit_job(
+        self,
+        project_id: int,
+        command: Sequence[str],
+        *,
+        queue: str = DEFAULT_QUEUE,
+        display_name: str | None = None,
+        description: str = "",
+        env: Mapping[str, str] | None = None,
+        source: Mapping[str, Any] | None = None,
+        snapshot: bytes | None = None,
+        max_retries: int = 0,
+    ) -> Job:
+        """Create the experiment (status ``queued``) and its job, in one transaction.
+
+        Args:
+            project_id: the project the experiment belongs to.
+            command: argv of the command to run.
+            queue: the queue agents claim from.
+            display_name: the experiment's display name.
+            description: the experiment's description.
+            env: extra environment variables for the command (MLTRAIL_* reserved).
+            source: where the working directory comes from (see :class:`Job`).
+            snapshot: the tarball (gzip) when ``source`` is of kind ``tarball``.
+            max_retries: how many times a job whose agent died is re-queued before failing.
+
+        Raises:
+            ValidationError: naming the field at fault; nothing is written then.
+        """
+
+    @abc.abstractmethod
+    def get_job(self, job_id: int) -> Job:
+        """One job. NotFoundError when it does not exist or is in a project the user cannot see."""
+
+    @abc.abstractmethod
+    def get_job_snapshot(self, job_id: int) -> bytes:
+        """The uploaded tarball of the job. NotFoundError when the job has none."""
+
+    @abc.abstractmethod
+    def list_jobs(
+        self,
+        *,
+        project_id: int | None = None,
+        queue: str | None = None,
+        status: Status | None = None,
+        limit: int = 1000,
+    ) -> list[Job]:
+        """Jobs, newest first, with ``queue_served`` filled in (a live agent serves the queue)."""
+
+    @abc.abstractmethod
+    def claim_job(
+        self,
+        agent_id: str,
+        queues: Sequence[str],
+        *,
+        lease_seconds: float,
+        wait_seconds: float = 0.0,
+    ) -> Job | None:
+        """Atomically take the oldest queued job of ``queues``; ``None`` when none came in time.
+
+        Expires stale leases first. Two agents never get the same job: PostgreSQL uses
+        ``SELECT ... FOR UPDATE SKIP LOCKED``, SQLite an immediate transaction. Jobs whose
+        experiment was asked to stop while queued are marked stopped instead of handed out.
+        Waits up to ``wait_seconds`` (a long poll) for a job to arrive.
+        """
+
+    @abc.abstractmethod
+    def finish_job(
+        self,
+        job_id: int,
+        agent_id: str,
+        *,
+        status: Status,
+        exit_code: int | None = None,
+        error: str | None = None,
+    ) -> Job:
+        """Record the end of a job and of its experiment.
+
+        Raises:
+            ConflictError: the agent no longer holds the job (its lease expired).
+        """
+
+    @abc.abstractmethod
+    def expire_leases(self, now: float | None = None) -> list[Job]:
+        """Re-queue (while retries allow) or fail running jobs whose lease has expired."""

@@ -1,0 +1,32 @@
+"""The metric points noun of the Store: columnar batch ingest, summaries, series reads."""
+
+from __future__ import annotations
+
+import abc
+
+from mltrail.core.types import MetricBatch, MetricSummary, Series
+
+
+class PointStore(abc.ABC):
+    """Metric points of experiments, ingested in idempotent batches."""
+
+    @abc.abstractmethod
+    def append_points(self, project_id: int, experiment_id: int, batch: MetricBatch) -> int:
+        """Store a batch atomically; returns points stored, 0 when (client_id, seq) was seen."""
+
+    @abc.abstractmethod
+    def list_series(self, project_id: int, experiment_id: int) -> list[MetricSummary]:
+        """Summaries (count, last, min, max) of every series of the experiment."""
+
+    @abc.abstractmethod
+    def read_series(
+        self,
+        project_id: int,
+        experiment_id: int,
+        key: str,
+        phase: str,
+        *,
+        max_points: int | None = None,
+    ) -> Series:
+        """A series in iteration order; with ``max_points``, min/max downsampled to at most that
+        many points (first and last kept), at a cost independent of the series length."""

@@ -1,0 +1,115 @@
+"""Weights-hash links: which (experiment, iteration, epoch) produced a hash."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Connection, select
+
+from mltrail.core import validation
+from mltrail.core.types import WeightsHash, WeightsLink
+from mltrail.store.sql.access import Scope, SqlNoun, experiment_pk
+from mltrail.store.sql.engine import Database
+from mltrail.store.sql.tables import experiments, projects, weights_links
+from mltrail.store.weights import WeightStore
+
+
+def _optional_int(value: Any, field: str) -> int | None:
+    return None if value is None else validation.require_int(value, field, minimum=0)
+
+
+def _links_query() -> Any:
+    return select(
+        weights_links.c.weights_hash,
+        experiments.c.project_id,
+        experiments.c.number,
+        weights_links.c.iteration,
+        weights_links.c.epoch,
+        weights_links.c.created_at,
+        weights_links.c.experiment_id,
+    ).join(experiments, experiments.c.id == weights_links.c.experiment_id)
+
+
+def _to_link(row: Any) -> WeightsLink:
+    return WeightsLink(row[0], row[1], row[2], row[3], row[4], row[5])
+
+
+def link_weights_hash(
+    conn: Connection,
+    db: Database,
+    scope: Scope,
+    ref: tuple[Any, Any],
+    weights_hash: Any,
+    point: tuple[Any, Any],
+) -> WeightsLink:
+    """Link the hash to (experiment, iteration, epoch); linking twice keeps one link."""
+    digest = validation.as_weights_hash(weights_hash)
+    iteration = _optional_int(point[0], "iteration")
+    epoch = _optional_int(point[1], "epoch")
+    pk = experiment_pk(conn, scope, *ref)
+    existing = conn.execute(
+        _links_query().where(
+            weights_links.c.experiment_id == pk,
+            weights_links.c.weights_hash == digest,
+            weights_links.c.iteration.is_not_distinct_from(iteration),
+            weights_links.c.epoch.is_not_distinct_from(epoch),
+        )
+    ).first()
+    if existing is not None:
+        return _to_link(existing)
+    now = db.clock()
+    conn.execute(
+        weights_links.insert().values(
+            weights_hash=digest, experiment_id=pk, iteration=iteration, epoch=epoch, created_at=now
+        )
+    )
+    number = conn.execute(select(experiments.c.number).where(experiments.c.id == pk)).scalar_one()
+    return WeightsLink(digest, int(ref[0]), int(number), iteration, epoch, now)
+
+
+def visible_links(conn: Connection, scope: Scope, digest: WeightsHash) -> list[Any]:
+    """Rows of the hash's links in projects the scope sees, oldest first; each row has the
+    public ids, ``iteration``, ``epoch`` and the experiment's row id (``experiment_id``)."""
+    query = (
+        _links_query()
+        .join(projects, projects.c.id == experiments.c.project_id)
+        .where(weights_links.c.weights_hash == digest, scope.visible_projects())
+        .order_by(weights_links.c.id)
+    )
+    return list(conn.execute(query).all())
+
+
+def find_weights_hash(conn: Connection, scope: Scope, weights_hash: Any) -> list[WeightsLink]:
+    digest = validation.as_weights_hash(weights_hash)
+    return [_to_link(r) for r in visible_links(conn, scope, digest)]
+
+
+def list_weights_links(conn: Connection, scope: Scope, ref: tuple[Any, Any]) -> list[WeightsLink]:
+    pk = experiment_pk(conn, scope, *ref)
+    query = _links_query().where(weights_links.c.experiment_id == pk).order_by(weights_links.c.id)
+    return [_to_link(r) for r in conn.execute(query)]
+
+
+class SqlWeights(SqlNoun, WeightStore):
+    """The weights-hash half of SqlStore."""
+
+    def link_weights_hash(
+        self,
+        project_id: int,
+        experiment_id: int,
+        weights_hash: str,
+        *,
+        iteration: int | None,
+        epoch: int | None,
+    ) -> WeightsLink:
+        with self._db.write() as conn:
+            ref, point = (project_id, experiment_id), (iteration, epoch)
+            return link_weights_hash(conn, self._db, self._scope, ref, weights_hash, point)
+
+    def find_weights_hash(self, weights_hash: str) -> list[WeightsLink]:
+        with self._db.read() as conn:
+            return find_weights_hash(conn, self._scope, weights_hash)
+
+    def list_weights_links(self, project_id: int, experiment_id: int) -> list[WeightsLink]:
+        with self._db.read() as conn:
+            return list_weights_links(conn, self._scope, (project_id, experiment_id))
