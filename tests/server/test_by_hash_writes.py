@@ -1,0 +1,158 @@
+"""Writes by weights hash are one Store call: one HTTP request in server mode (counted in the
+server's JSON access log) and all-or-nothing (a database trigger refuses one target's row; no
+other target keeps a write), embedded and through a real server."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import select, text
+
+from mltrail.api import Api
+from mltrail.core.errors import MltrailError
+from mltrail.store.http import HttpStore
+from mltrail.store.sql import SqlStore
+from mltrail.store.sql.tables import experiments
+from support.servers import ServerProcess
+
+HASH = "cd" * 20
+
+
+def _seed(store) -> tuple[int, list[int]]:
+    """A project with two experiments holding HASH (and one without it)."""
+    project = store.create_project("by-hash").id
+    numbers = []
+    for epoch in range(2):
+        number = store.create_experiment(project).experiment_id
+        store.link_weights_hash(project, number, HASH, iteration=10 * epoch, epoch=epoch)
+        numbers.append(number)
+    store.create_experiment(project)
+    return project, numbers
+
+
+def _requests(server: ServerProcess) -> list[tuple[str, str]]:
+    lines = [json.loads(x) for x in server.stderr.splitlines() if x.startswith("{")]
+    return [(x["method"], x["path"]) for x in lines]
+
+
+def _new_requests(server: ServerProcess, before: int) -> list[tuple[str, str]]:
+    """Requests logged after the first ``before``, once the log has stopped growing."""
+    deadline, seen = time.monotonic() + 10, -1
+    while time.monotonic() < deadline:
+        found = _requests(server)[before:]
+        if found and len(found) == seen:
+            return found
+        seen = len(found)
+        time.sleep(0.2)
+    return _requests(server)[before:]
+
+
+@pytest.fixture
+def server_api(server: ServerProcess) -> Iterator[Api]:
+    with Api(HttpStore(server.url, server.admin_token)) as api:
+        yield api
+
+
+def test_each_by_hash_write_is_one_request(server: ServerProcess, server_api: Api) -> None:
+    project, numbers = _seed(server_api.store)
+    calls = [
+        (
+            lambda: server_api.experiments.update_metrics('{"ex_audit": "ok"}', weights_hash=HASH),
+            ("POST", "/api/v1/external-metrics"),
+        ),
+        (
+            lambda: server_api.experiments.update_chart(
+                "roc", weights_hash=HASH, chart_x="[1, 2]", chart_y="[0.5, 0.7]"
+            ),
+            ("POST", "/api/v1/charts"),
+        ),
+        (
+            lambda: server_api.experiments.update_metrics_per_iteration(HASH, {"ex_acc": 0.9}),
+            ("POST", f"/api/v1/weights/{HASH}/iteration-metrics"),
+        ),
+    ]
+    for call, request in calls:
+        before = len(_requests(server))
+        call()
+        assert _new_requests(server, before) == [request]
+    for number in numbers:
+        assert server_api.store.get_experiment(project, number).ex_metrics == {"ex_audit": "ok"}
+        assert [c.spec.name for c in server_api.store.list_charts(project, number)] == ["roc"]
+        assert len(server_api.store.read_iteration_metrics(project, number)) == 1
+
+
+# --- all or nothing --------------------------------------------------------------------------------
+def _refuse_rows_of(sql: SqlStore, table: str, project: int, number: int) -> None:
+    """A trigger that makes the database refuse ``table`` rows of that experiment."""
+    with sql._db.write() as conn:
+        pk = conn.execute(
+            select(experiments.c.id).where(
+                experiments.c.project_id == project, experiments.c.number == number
+            )
+        ).scalar_one()
+        if sql._db.is_sqlite:
+            conn.execute(
+                text(
+                    f"CREATE TRIGGER refuse_{table} BEFORE INSERT ON {table} "
+                    f"WHEN NEW.experiment_id = {pk} "
+                    "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
+                )
+            )
+            return
+        conn.execute(
+            text(
+                f"CREATE FUNCTION refuse_{table}() RETURNS trigger AS $$ BEGIN "
+                f"IF NEW.experiment_id = {pk} THEN RAISE EXCEPTION 'refused by the test'; END IF; "
+                "RETURN NEW; END $$ LANGUAGE plpgsql"
+            )
+        )
+        conn.execute(
+            text(
+                f"CREATE TRIGGER refuse_{table} BEFORE INSERT ON {table} "
+                f"FOR EACH ROW EXECUTE FUNCTION refuse_{table}()"
+            )
+        )
+
+
+def _assert_nothing_written(store, project: int, numbers: list[int]) -> None:
+    for number in numbers:
+        assert store.get_experiment(project, number).ex_metrics == {}
+        assert store.list_charts(project, number) == []
+        assert store.read_iteration_metrics(project, number) == []
+
+
+def _writes(api: Api) -> list:
+    return [
+        lambda: api.experiments.update_metrics({"ex_audit": "ok"}, weights_hash=HASH),
+        lambda: api.experiments.update_chart(
+            "roc", weights_hash=HASH, chart_x=[1, 2], chart_y=[0.5, 0.7]
+        ),
+        lambda: api.experiments.update_metrics_per_iteration(HASH, {"ex_acc": 0.9}),
+    ]
+
+
+@pytest.mark.parametrize("mode", ["embedded", "server"])
+def test_a_refused_target_leaves_no_partial_write(
+    mode: str, db_url: str, server_factory, request: pytest.FixtureRequest
+) -> None:
+    sql = SqlStore.open(db_url)
+    server = server_factory(db_url) if mode == "server" else None
+    store = HttpStore(server.url, server.admin_token, retries=2, backoff=0.05) if server else sql
+    try:
+        project, numbers = _seed(store)
+        for table in ("external_metrics", "charts", "iteration_metrics"):
+            _refuse_rows_of(sql, table, project, numbers[-1])  # the last target fails
+        for write in _writes(Api(store)):
+            with pytest.raises(Exception) as failure:
+                write()
+            if server:
+                assert isinstance(failure.value, MltrailError)
+            assert "refused by the test" in str(failure.value) or server
+        _assert_nothing_written(store, project, numbers)
+    finally:
+        if server:
+            store.close()
+        sql.close()
