@@ -13,13 +13,11 @@ import pytest
 
 from mltrail.store.http import HttpStore
 from store.test_store_contract import *  # noqa: F403 - the suite's tests and fixtures
-from support.servers import unique_name
+from support.servers import shared_server_for, unique_name
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
 def store(request: pytest.FixtureRequest) -> Iterator[HttpStore]:
-    server = request.getfixturevalue(
-        "shared_server" if request.param == "sqlite" else "shared_pg_server"
-    )
+    server = shared_server_for(request)
     with HttpStore(server.url, server.make_token(unique_name("contract"))) as http_store:
         yield http_store

@@ -200,6 +200,12 @@ def shared_pg_server(
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def shared_server_for(request: pytest.FixtureRequest) -> ServerProcess:
+    """The session's shared server for a test parametrised with ``"sqlite"`` / ``"postgres"``."""
+    name = "shared_server" if request.param == "sqlite" else "shared_pg_server"
+    return request.getfixturevalue(name)
+
+
 @pytest.fixture(params=["sqlite", "postgres"])
 def live_server(request: pytest.FixtureRequest) -> ServerProcess:
     """A real server on a fresh SQLite, then PostgreSQL, database."""

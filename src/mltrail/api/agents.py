@@ -9,6 +9,8 @@ from mltrail.store.base import Store
 
 
 class AgentsApi:
+    """``api.agents``: the agents that run jobs."""
+
     def __init__(self, store: Store) -> None:
         self._store = store
 

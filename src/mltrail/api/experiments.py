@@ -26,6 +26,8 @@ _TIMES = ("created_at", "started_at", "ended_at")
 
 
 class ExperimentsApi:
+    """``api.experiments``: the contract's methods and a few more."""
+
     def __init__(self, store: Store, *, page_size: int = LIST_PAGE_SIZE) -> None:
         self._store = store
         self._page_size = page_size

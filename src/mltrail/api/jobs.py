@@ -18,6 +18,8 @@ from mltrail.store.base import Store
 
 
 class JobsApi:
+    """``api.jobs``: submit, list and run remote jobs."""
+
     def __init__(self, store: Store) -> None:
         self._store = store
 

@@ -11,6 +11,8 @@ from mltrail.store.base import Store
 
 
 class ModelsApi:
+    """``api.models``: weights hashes of model files and where a hash came from."""
+
     def __init__(self, store: Store) -> None:
         self._store = store
 

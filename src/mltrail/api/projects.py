@@ -12,6 +12,8 @@ from mltrail.store.base import Store
 
 
 class ProjectsApi:
+    """``api.projects``: the projects you are a member of."""
+
     def __init__(self, store: Store) -> None:
         self._store = store
 

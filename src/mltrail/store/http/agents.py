@@ -12,6 +12,8 @@ from mltrail.store.http.transport import HttpNoun
 
 
 class HttpAgents(HttpNoun, AgentStore):
+    """The agents half of HttpStore: each :class:`AgentStore` method is one request."""
+
     def register_agent(
         self, agent_id: str, *, name: str, queues: Sequence[str], lease_seconds: float
     ) -> Agent:

@@ -11,6 +11,8 @@ from mltrail.store.http.transport import HttpNoun
 
 
 class HttpCharts(HttpNoun, ChartStore):
+    """The charts half of HttpStore: each :class:`ChartStore` method is one request."""
+
     def put_chart(self, targets: Sequence[Target], chart: ChartSpec) -> list[ExperimentRef]:
         body = {
             "targets": [codec.target_to_wire(t) for t in validation.as_targets(targets)],

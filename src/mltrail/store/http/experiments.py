@@ -13,6 +13,8 @@ from mltrail.store.http.transport import HttpNoun
 
 
 class HttpExperiments(HttpNoun, ExperimentStore):
+    """The experiments half of HttpStore: each :class:`ExperimentStore` method is one request."""
+
     def create_experiment(
         self,
         project_id: int,

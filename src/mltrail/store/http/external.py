@@ -12,6 +12,8 @@ from mltrail.store.http.transport import HttpNoun
 
 
 class HttpExternal(HttpNoun, ExternalStore):
+    """The external half of HttpStore: each :class:`ExternalStore` method is one request."""
+
     def put_external_metrics(
         self, targets: Sequence[Target], metrics: ExMetrics | Mapping[str, JsonScalar]
     ) -> list[ExperimentRef]:

@@ -17,6 +17,8 @@ CLAIM_TIMEOUT_MARGIN = 30.0
 
 
 class HttpJobs(HttpNoun, JobStore):
+    """The jobs half of HttpStore: each :class:`JobStore` method is one request."""
+
     def submit_job(
         self,
         project_id: int,

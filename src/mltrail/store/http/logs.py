@@ -9,6 +9,8 @@ from mltrail.store.logs import MAX_WAIT_SECONDS, READ_LIMIT, LogStore
 
 
 class HttpLogs(HttpNoun, LogStore):
+    """The logs half of HttpStore: each :class:`LogStore` method is one request."""
+
     def append_logs(self, project_id: int, experiment_id: int, batch: LogBatch) -> int:
         path = self._experiment_path(project_id, experiment_id) + "/logs"
         body = codec.log_batch_to_wire(batch)

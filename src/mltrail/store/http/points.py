@@ -12,6 +12,8 @@ from mltrail.store.points import PointStore
 
 
 class HttpPoints(HttpNoun, PointStore):
+    """The points half of HttpStore: each :class:`PointStore` method is one request."""
+
     def append_points(self, project_id: int, experiment_id: int, batch: MetricBatch) -> int:
         path = self._experiment_path(project_id, experiment_id) + "/points"
         body = codec.metric_batch_to_wire(batch)

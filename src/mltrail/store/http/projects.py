@@ -9,6 +9,8 @@ from mltrail.store.projects import ProjectStore
 
 
 class HttpProjects(HttpNoun, ProjectStore):
+    """The projects half of HttpStore: each :class:`ProjectStore` method is one request."""
+
     def create_project(self, display_name: str, description: str = "") -> Project:
         body = {"display_name": display_name, "description": description}
         return codec.project_from_wire(self._http.call("POST", "/projects", body=body))

@@ -9,5 +9,7 @@ from mltrail.store.users import UserStore
 
 
 class HttpUsers(HttpNoun, UserStore):
+    """The users half of HttpStore: each :class:`UserStore` method is one request."""
+
     def me(self) -> User:
         return codec.user_from_wire(self._get("/me"))

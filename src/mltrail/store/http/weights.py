@@ -11,6 +11,8 @@ from mltrail.store.weights import WeightStore
 
 
 class HttpWeights(HttpNoun, WeightStore):
+    """The weights half of HttpStore: each :class:`WeightStore` method is one request."""
+
     def link_weights_hash(
         self,
         project_id: int,
