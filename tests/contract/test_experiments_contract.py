@@ -205,6 +205,20 @@ def test_update_chart_single_and_multi_line_and_replace_by_name(api, project):
     assert multi.x == ("cat", "dog") and multi.y[1] == (0.6, 0.5, 0.4)
 
 
+def test_update_chart_keeps_its_chart_type(api, project):
+    exp = seed_experiment(api.store, project)
+    api.experiments.update_chart(
+        "per class",
+        project=project,
+        experiment=exp,
+        chart_type="bar",
+        chart_x='["cat", "dog"]',
+        chart_y="[0.9, 0.8]",
+    )
+    (chart,) = api.store.list_charts(project, exp)
+    assert chart.spec.type == "bar"
+
+
 def test_update_chart_by_weights_hash(api, project, hashes):
     hash_a, _ = hashes
     e1, e2 = seed_experiment(api.store, project), seed_experiment(api.store, project)

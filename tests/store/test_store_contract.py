@@ -236,6 +236,41 @@ def test_downsampling_keeps_first_last_min_and_max(store: Store, project, exp) -
             assert 123_457 in s.iterations.tolist()
 
 
+def test_iteration_range_is_read_at_the_resolution_of_the_range(store: Store, project, exp) -> None:
+    """A zoomed chart's re-read: only the range's points, raw when they fit in max_points,
+    else downsampled from them alone (min and max of the range kept)."""
+    n = 300_000
+    values = np.sin(np.arange(n) / 1000.0)
+    values[150_321] = 9.0  # inside the zoom below
+    values[10] = -9.0  # outside it
+    for seq, start in enumerate(range(0, n, 50_000)):  # SDK-sized batches
+        part = slice(start, start + 50_000)
+        c = chunk("loss", np.arange(n)[part], values[part])
+        store.append_points(project.id, exp.experiment_id, batch(seq, c))
+    ref = (project.id, exp.experiment_id, "loss", "train")
+    zoom = store.read_series(*ref, max_points=500, start=140_000, end=160_000)
+    assert zoom.downsampled and zoom.total == n
+    assert 0 < len(zoom.values) <= 500
+    assert zoom.iterations.min() >= 140_000 and zoom.iterations.max() <= 160_000
+    assert zoom.iterations[0] - 140_000 < 100 and 160_000 - zoom.iterations[-1] < 100
+    assert 9.0 in zoom.values.tolist() and -9.0 not in zoom.values.tolist()
+    whole = store.read_series(*ref, max_points=500)
+    assert len(zoom.values) > 0.8 * 500  # a range is not a slice of the whole read's points
+    assert np.count_nonzero((whole.iterations >= 140_000) & (whole.iterations <= 160_000)) < 60
+    raw = store.read_series(*ref, max_points=500, start=150_000, end=150_399)
+    assert not raw.downsampled
+    assert raw.iterations.tolist() == list(range(150_000, 150_400))
+    assert raw.values.tolist() == values[150_000:150_400].tolist()
+    across = store.read_series(*ref, start=49_990, end=50_009)  # two batches, no max_points
+    assert across.iterations.tolist() == list(range(49_990, 50_010))
+    tail = store.read_series(*ref, max_points=100, start=n - 50)  # open end
+    assert tail.iterations.tolist() == list(range(n - 50, n)) and not tail.downsampled
+    assert len(store.read_series(*ref, start=n + 10, end=n + 20).values) == 0
+    with pytest.raises(ValidationError) as err:
+        store.read_series(*ref, start=10, end=5)
+    assert err.value.field == "end"
+
+
 def test_small_series_with_max_points_is_returned_raw(store: Store, project, exp) -> None:
     store.append_points(project.id, exp.experiment_id, batch(1, chunk("l", range(10), range(10))))
     s = store.read_series(project.id, exp.experiment_id, "l", "train", max_points=100)

@@ -45,7 +45,7 @@ MAX_LOG_MESSAGE_LEN = 65_536
 MAX_STREAM_LEN = 200
 MAX_CHART_POINTS = 1_000_000
 MAX_CHART_LINES = 256
-CHART_TYPES = ("line",)
+CHART_TYPES = ("line", "bar")  # how the UI draws the chart
 EX_PREFIX = "ex_"
 
 _HASH_RE = re.compile(r"^[0-9a-f]{40}$")

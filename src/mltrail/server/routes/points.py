@@ -54,13 +54,18 @@ def read_series(
     key: str = Query(..., min_length=1),
     phase: str = Query("train"),
     max_points: int | None = Query(None, ge=2, le=MAX_READ_POINTS),
+    start: int | None = Query(None, description="first iteration to keep (inclusive)"),
+    end: int | None = Query(None, description="last iteration to keep (inclusive)"),
     format: Literal["json", "packed"] = Query("json"),
 ) -> OrjsonResponse:
     """A series in iteration order, min/max downsampled to ``max_points`` when given.
 
-    ``format=packed`` sends the columns as base64 arrays: exact and compact, for exports.
+    ``start``/``end`` keep only that iteration range (a zoomed chart re-reads it at its own
+    resolution). ``format=packed`` sends the columns as base64 arrays: exact and compact.
     """
-    series = store.read_series(project_id, experiment_id, key, phase, max_points=max_points)
+    series = store.read_series(
+        project_id, experiment_id, key, phase, max_points=max_points, start=start, end=end
+    )
     encode = series_to_packed if format == "packed" else series_to_wire
     # returned as a response so large series skip response-model validation
     return OrjsonResponse(encode(series))

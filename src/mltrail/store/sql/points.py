@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import struct
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, bindparam, select, tuple_, update
+from sqlalchemy import Connection, bindparam, func, select, tuple_, update
 
 from mltrail.core import validation
-from mltrail.core.errors import NotFoundError
+from mltrail.core.errors import NotFoundError, ValidationError
 from mltrail.core.types import MetricBatch, MetricSummary, Series, SeriesChunk
 from mltrail.store.points import PointStore
 from mltrail.store.sql import rollups
@@ -302,13 +302,18 @@ def read_series(
     key: Any,
     phase: Any,
     max_points: Any = None,
+    start: Any = None,
+    end: Any = None,
 ) -> SeriesRead:
     """Full series (arrival order) or, with ``max_points``, a min/max downsampled view whose
-    cost depends on ``max_points`` only."""
+    cost depends on ``max_points`` only. ``start``/``end`` (inclusive iterations) keep only
+    that range, read from the chunks or rollup buckets overlapping it (see :func:`_read_range`).
+    """
     key = validation.metric_key(key)
     phase = validation.phase(phase)
     if max_points is not None:
         max_points = validation.require_int(max_points, "max_points", minimum=2)
+    bounds = _iteration_bounds(start, end)
     pk = experiment_pk(conn, scope, *ref)
     row = conn.execute(
         select(metric_series.c.id, metric_series.c.count.label("total")).where(
@@ -319,6 +324,10 @@ def read_series(
     ).first()
     if row is None or row.total == 0:
         raise NotFoundError(f"experiment {ref[1]} has no series {phase}/{key}", "key")
+    if bounds is not None:
+        return _read_range(
+            conn, Series(key, phase, *_EMPTY, row.total, False), row.id, max_points, bounds
+        )
     level = 0 if max_points is None else rollups.choose_level(row.total, max_points)
     if level == 0:
         it, ep, v, rows = _read_raw(conn, row.id)
@@ -335,10 +344,102 @@ def read_series(
     return SeriesRead(Series(key, phase, it, ep, v, row.total, True), level, rows)
 
 
-def _read_raw(conn: Connection, series_id: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+_INT64 = (-(2**63), 2**63 - 1)
+_EMPTY = (np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float64))
+
+
+def _iteration_bounds(start: Any, end: Any) -> tuple[int, int] | None:
+    """``(start, end)`` as int64 bounds (a missing one open), or None when both are missing."""
+    if start is None and end is None:
+        return None
+    lo = _INT64[0] if start is None else validation.require_int(start, "start")
+    hi = _INT64[1] if end is None else validation.require_int(end, "end")
+    if hi < lo:
+        raise ValidationError(f"must be >= start ({lo}), got {hi}", "end")
+    return max(lo, _INT64[0]), min(hi, _INT64[1])
+
+
+def _read_range(
+    conn: Connection, empty: Series, series_id: int, max_points: int | None, bounds: tuple[int, int]
+) -> SeriesRead:
+    """The points with ``lo <= iteration <= hi``, downsampled to ``max_points`` when given.
+
+    Raw points come from the chunks overlapping the range by their first and last iteration
+    (iterations are taken as ascending within a batch, as the SDK logs them); a downsampled
+    read uses the finest rollup level with few enough buckets in the range, so a zoomed view
+    costs what a whole read of that many points costs, whatever the series length.
+    """
+    lo, hi = bounds
+    level, span = 0, None
+    if max_points is not None:
+        level, span = _range_level(conn, series_id, bounds, max_points, empty.total)
+    if level == 0:
+        it, ep, v, rows = _read_raw(conn, series_id, bounds)
+        keep = (it >= lo) & (it <= hi)
+        it, ep, v = it[keep], ep[keep], v[keep]
+        if max_points is None or len(v) <= max_points:
+            return SeriesRead(replace(empty, iterations=it, epochs=ep, values=v), 0, rows)
+        fields = zip(rollups.POINT_FIELDS, (it, ep, v), strict=True)
+        items = {f"{p}_{f}": a for f, a in fields for p in rollups.PARTS}
+    else:
+        assert span is not None
+        items, rows = _read_level(conn, series_id, level, (span, bounds))
+    assert max_points is not None  # without it, the raw branch returned
+    it, ep, v = rollups.downsample(items, max_points)
+    # edge buckets straddle the range: their first/last/min/max points may lie outside it
+    keep = (it >= lo) & (it <= hi)
+    series = replace(empty, iterations=it[keep], epochs=ep[keep], values=v[keep], downsampled=True)
+    return SeriesRead(series, level, rows)
+
+
+def _range_level(
+    conn: Connection, series_id: int, bounds: tuple[int, int], max_points: int, total: int
+) -> tuple[int, tuple[int, int] | None]:
+    """The finest level with at most ``ITEMS_PER_POINT * max_points`` buckets overlapping
+    ``bounds``, and that level's span of bucket numbers; ``(0, None)`` when raw points fit.
+
+    Walks from the coarsest level down, each level's count confined to the ordinals of the
+    buckets found at the level above, so every query touches a bounded number of rows.
+    """
+    r = metric_rollups.c
+    budget = rollups.ITEMS_PER_POINT * max_points
+    first, last = 0, total - 1  # ordinals of the points to look at
+    found: tuple[int, tuple[int, int] | None] = (0, None)
+    for level in range(len(rollups.LEVEL_SIZES), 0, -1):
+        size = rollups.LEVEL_SIZES[level - 1]
+        query = select(func.min(r.bucket), func.max(r.bucket), func.count()).where(
+            r.series_id == series_id,
+            r.level == level,
+            r.bucket >= first // size,
+            r.bucket <= last // size,
+            r.last_iteration >= bounds[0],
+            r.first_iteration <= bounds[1],
+        )
+        b0, b1, count = conn.execute(query).one()
+        if not count or (count > budget and found[1] is not None):
+            return found
+        found = (level, (b0, b1))
+        first, last = b0 * size, (b1 + 1) * size - 1
+    return (0, None) if last - first + 1 <= budget else found
+
+
+def _chunks_overlapping(series_id: int, bounds: tuple[int, int] | None) -> tuple[Any, ...]:
+    where = (metric_chunks.c.series_id == series_id,)
+    if bounds is None:
+        return where
+    return (
+        *where,
+        metric_chunks.c.last_iteration >= bounds[0],
+        metric_chunks.c.first_iteration <= bounds[1],
+    )
+
+
+def _read_raw(
+    conn: Connection, series_id: int, bounds: tuple[int, int] | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     query = (
         select(metric_chunks.c.data, metric_chunks.c.count)
-        .where(metric_chunks.c.series_id == series_id)
+        .where(*_chunks_overlapping(series_id, bounds))
         .order_by(metric_chunks.c.start)
     )
     decoded = [decode_chunk(data, n) for data, n in _fetch_tuples(conn, query)]
@@ -349,14 +450,25 @@ def _read_raw(conn: Connection, series_id: int) -> tuple[np.ndarray, np.ndarray,
     return cols[0], cols[1], cols[2], len(decoded)
 
 
-def _read_level(conn: Connection, series_id: int, level: int) -> tuple[dict[str, np.ndarray], int]:
+def _read_level(
+    conn: Connection,
+    series_id: int,
+    level: int,
+    within: tuple[tuple[int, int], tuple[int, int]] | None = None,
+) -> tuple[dict[str, np.ndarray], int]:
     """A level's buckets as :func:`rollups.downsample` reads them.
 
     Downsampling takes min and max of every bucket but only the first point of the first
     bucket and the last point of the last one, so the rows carry the six min/max columns
     and two one-row queries add those two points: half the values to fetch per row.
+    ``within`` = ((first bucket, last bucket), (lo, hi)) keeps the buckets in that ordinal
+    span whose iterations overlap ``lo..hi``.
     """
-    where = (metric_rollups.c.series_id == series_id, metric_rollups.c.level == level)
+    r = metric_rollups.c
+    where: tuple[Any, ...] = (r.series_id == series_id, r.level == level)
+    if within is not None:
+        (b0, b1), (lo, hi) = within
+        where += (r.bucket >= b0, r.bucket <= b1, r.last_iteration >= lo, r.first_iteration <= hi)
     names = [f"{p}_{f}" for p in ("min", "max") for f in rollups.POINT_FIELDS]
     query = select(*(metric_rollups.c[n] for n in names)).where(*where)
     rows = _fetch_tuples(conn, query.order_by(metric_rollups.c.bucket))
@@ -409,7 +521,9 @@ class SqlPoints(SqlNoun, PointStore):
         phase: str,
         *,
         max_points: int | None = None,
+        start: int | None = None,
+        end: int | None = None,
     ) -> Series:
         with self._db.read() as conn:
             ref = (project_id, experiment_id)
-            return read_series(conn, self._scope, ref, key, phase, max_points).series
+            return read_series(conn, self._scope, ref, key, phase, max_points, start, end).series
