@@ -9,6 +9,8 @@ Fixtures:
     page: a fresh page signed in with the admin token; ``page.errors`` collects page errors,
         console errors and dialogs (an XSS would show up there).
     anonymous_page: the same without a token.
+    sweep: a 30-run sweep on the shared server, seeded once per session (read-only for tests).
+    many_runs: (project, ids) of 100 short runs, seeded once per session (read-only).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ui_seed import UiServer, open_page
+from ui_seed import Sweep, UiServer, add_many_runs, add_sweep, open_page
 
 from mltrail.api import Api
 from mltrail.store.sql import SqlStore
@@ -48,6 +50,22 @@ def _ui_server(server: ServerProcess) -> Iterator[UiServer]:
 def ui_server(shared_server: ServerProcess) -> Iterator[UiServer]:
     """The session's shared server (support.servers); each test works in projects of its own."""
     yield from _ui_server(shared_server)
+
+
+@pytest.fixture(scope="session")
+def seed_server(shared_server: ServerProcess) -> Iterator[UiServer]:
+    """The shared server, for data seeded once per session."""
+    yield from _ui_server(shared_server)
+
+
+@pytest.fixture(scope="session")
+def sweep(seed_server: UiServer) -> Sweep:
+    return add_sweep(seed_server)
+
+
+@pytest.fixture(scope="session")
+def many_runs(seed_server: UiServer) -> tuple[int, list[int]]:
+    return add_many_runs(seed_server, 100)
 
 
 @pytest.fixture

@@ -1,11 +1,12 @@
-"""The compare view: overlaid series with a legend, hyperparameters side by side with the
-differences highlighted; saves docs/screenshots/compare-view.png."""
+"""The compare view of a few runs: overlaid series under one shared legend, hyperparameters
+side by side with the differences highlighted (the sweep-scale checks are in
+test_browser_sweep_compare.py)."""
 
 from __future__ import annotations
 
 import pytest
 from playwright.sync_api import expect
-from ui_seed import SCREENSHOTS, add_demo_project, add_training_run
+from ui_seed import add_demo_project, add_training_run
 
 pytestmark = pytest.mark.browser
 
@@ -26,12 +27,11 @@ def test_metrics_overlaid_one_line_per_experiment(page, compare_url) -> None:
     )
     assert titles == ["train/loss", "validation/accuracy", "validation/loss"]
     card = page.locator(".chart-card[data-title='validation/loss']")
-    labels = card.locator(".u-legend .u-series .u-label").all_inner_texts()
-    assert labels == ["iteration", "#1 resnet18-lr0.1", "#2 resnet18-lr0.01", "#3 resnet34-lr0.05"]
+    expect(card).to_have_attribute("data-lines", "3")
+    expect(card.locator(".chart-legend")).to_be_hidden()  # one legend for every chart
+    labels = page.locator(".shared-legend .legend-chip .legend-label").all_inner_texts()
+    assert labels == ["#1 resnet18-lr0.1", "#2 resnet18-lr0.01", "#3 resnet34-lr0.05"]
     expect(page.locator("main h1")).to_have_text("Compare 3 experiments")
-    page.mouse.move(0, 0)
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "compare-view.png"), full_page=True)
     assert page.errors == []
 
 

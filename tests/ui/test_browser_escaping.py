@@ -33,7 +33,7 @@ def hostile(ui_server) -> dict[str, int]:
             project,
             display_name=EXPERIMENT,
             description=DESCRIPTION,
-            hyperparameters={HP_KEY: HP_VALUE, "lr": lr},
+            hyperparameters={HP_KEY: f"{HP_VALUE}{lr}", "lr": lr},  # varies: shown everywhere
             tags=["<i>tag</i>"],
         ).experiment_id
         store.append_points(project, exp, metric_batch(METRIC, "train", np.arange(5), np.ones(5)))
@@ -54,7 +54,10 @@ def hostile(ui_server) -> dict[str, int]:
 
 def assert_inert(page) -> None:
     assert page.evaluate("window.__xss") is None
-    assert page.locator("main img, main script, main svg, main b, main i").count() == 0
+    injected = (
+        "main img, main script, main svg:not(.parallel-coordinates, .scatter-plot), main b, main i"
+    )
+    assert page.locator(injected).count() == 0
     assert [e for e in page.errors if not e.startswith("console: Failed to load")] == []
 
 
@@ -81,8 +84,8 @@ def test_experiment_page_shows_html_as_text(page, ui_server, hostile) -> None:
     custom = page.locator(".custom-charts .chart-card")
     expect(custom.locator(".chart-title")).to_contain_text(CHART)
     expect(custom.locator(".axis-x")).to_have_text(f"x: {AXIS}")
-    labels = custom.locator(".u-legend .u-series .u-label").all_inner_texts()
-    assert labels == [AXIS, *LINE_NAMES]
+    labels = custom.locator(".chart-legend .legend-label").all_inner_texts()
+    assert labels == LINE_NAMES
     expect(page.locator(".hyperparameters")).to_contain_text(HP_KEY + HP_VALUE)
     expect(page.locator(".ex-metrics")).to_contain_text(EX_KEY)
     messages = page.locator(".log-message").all_inner_texts()
@@ -99,6 +102,9 @@ def test_compare_view_shows_html_as_text(page, ui_server, hostile) -> None:
     expect(page.locator(".metrics .chart-card canvas")).to_have_count(1)
     expect(page.locator(".compare-table thead")).to_contain_text(f"#1 {EXPERIMENT}")
     assert HP_KEY in page.locator(".compare-table tbody th").all_inner_texts()
-    labels = page.locator(".u-legend .u-series .u-label").all_inner_texts()
-    assert labels[1:] == [f"#1 {EXPERIMENT}", f"#2 {EXPERIMENT}"]
+    labels = page.locator(".shared-legend .legend-label").all_inner_texts()
+    assert labels == [f"#1 {EXPERIMENT}", f"#2 {EXPERIMENT}"]
+    page.locator(".chart-card .u-over").first.hover(position={"x": 30, "y": 30})
+    expect(page.locator(".chart-tooltip .tooltip-label").first).to_contain_text(EXPERIMENT)
+    expect(page.locator(".parallel-coordinates text.axis-name").first).to_have_text(HP_KEY)
     assert_inert(page)

@@ -19,7 +19,18 @@ def chart(page, title: str):
 
 
 def legend_labels(card) -> list[str]:
-    return card.locator(".u-legend .u-series .u-label").all_inner_texts()
+    return card.locator(".chart-legend .legend-label").all_inner_texts()
+
+
+def hover_rows(card, x: float, y: float) -> list[dict]:
+    """Hover the plot at (x, y) px and read the tooltip's rows."""
+    card.locator(".u-over").hover(position={"x": x, "y": y})
+    expect(card.locator(".chart-tooltip")).to_be_visible()
+    return card.locator(".chart-tooltip .tooltip-row").evaluate_all(
+        """rows => rows.map(r => ({label: r.dataset.label, value:
+             r.querySelector('.tooltip-value').textContent,
+             raw: r.querySelector('.tooltip-raw')?.textContent ?? null}))"""
+    )
 
 
 @pytest.fixture
@@ -34,12 +45,12 @@ def test_a_chart_per_metric_with_a_line_per_phase(page, demo) -> None:
     expect(page.locator("main h1")).to_contain_text("resnet18-lr0.1")
     expect(page.locator("main h1 .status")).to_have_text("done")
     loss = chart(page, "loss")
-    assert legend_labels(loss) == ["iteration", "train", "validation"]
-    assert legend_labels(chart(page, "accuracy")) == ["iteration", "validation"]
+    assert legend_labels(loss) == ["train", "validation"]
+    assert legend_labels(chart(page, "accuracy")) == ["validation"]
     expect(loss.locator(".axis-x")).to_have_text("x: iteration")
-    loss.locator(".u-over").hover(position={"x": 150, "y": 60})
-    value = loss.locator(".u-legend .u-series").nth(1).locator(".u-value")
-    assert re.fullmatch(r"-?\d+(\.\d+)?(e-?\d+)?", value.inner_text())  # hover shows values
+    rows = hover_rows(loss, 150, 60)
+    train = next(r for r in rows if r["label"] == "train")
+    assert re.fullmatch(r"-?\d+(\.\d+)?(e-?\d+)?", train["value"])  # hover shows values
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.mouse.move(0, 0)
     page.screenshot(path=str(SCREENSHOTS / "experiment-page.png"), full_page=True)
@@ -69,7 +80,7 @@ def test_iteration_epoch_toggle_is_in_the_url(page, ui_server, demo) -> None:
     page.click("button.axis-toggle[data-axis='epoch']")
     expect(loss.locator(".axis-x")).to_have_text("x: epoch")
     expect(loss).to_have_attribute("data-x-axis", "epoch")
-    assert legend_labels(loss)[0] == "epoch"
+    expect(loss).to_have_attribute("data-x-axis", "epoch")
     assert int(loss.get_attribute("data-points")) == 10  # one point per epoch
     assert iteration_points > 10
     assert "x=epoch" in page.url
@@ -82,19 +93,19 @@ def test_iteration_epoch_toggle_is_in_the_url(page, ui_server, demo) -> None:
 
 def test_smoothing_slider_changes_the_plotted_values(page, demo) -> None:
     loss = chart(page, "loss")
-    over = loss.locator(".u-over")
-    train_value = loss.locator(".u-legend .u-series").nth(1).locator(".u-value")
-    over.hover(position={"x": 120, "y": 60})
-    raw = float(train_value.inner_text())
+    train = next(r for r in hover_rows(loss, 120, 60) if r["label"] == "train")
+    raw = float(train["value"])
+    expect(loss).to_have_attribute("data-raw-lines", "0")
     page.locator("input[name=smoothing]").evaluate(
         "el => { el.value = '0.95'; el.dispatchEvent(new Event('input', {bubbles: true})); }"
     )
     expect(page.locator(".smoothing-value")).to_have_text("0.95")
     expect(loss).to_have_attribute("data-smoothing", "0.95")
+    expect(loss).to_have_attribute("data-raw-lines", "2")  # the raw lines stay, faded
     page.mouse.move(0, 0)
-    over.hover(position={"x": 120, "y": 60})
-    smoothed = float(train_value.inner_text())
-    assert smoothed != pytest.approx(raw, rel=1e-3)
+    smoothed_row = next(r for r in hover_rows(loss, 120, 60) if r["label"] == "train")
+    assert float(smoothed_row["value"]) != pytest.approx(raw, rel=1e-3)
+    assert smoothed_row["raw"] == f"raw {train['value']}"  # the tooltip keeps the raw value
     assert "smooth=0.95" in page.url
 
 
@@ -110,14 +121,15 @@ def test_log_scale_rebuilds_every_chart(page, demo) -> None:
 def test_custom_multi_line_chart_with_axis_names_and_scope(page, demo) -> None:
     card = page.locator(".custom-charts .chart-card[data-title='Per-class accuracy']")
     expect(card.locator("canvas")).to_have_count(1)
-    assert legend_labels(card) == ["class", "baseline", "augmented"]
+    assert legend_labels(card) == ["baseline", "augmented"]
     expect(card.locator(".axis-x")).to_have_text("x: class")
     expect(card.locator(".axis-y")).to_contain_text("baseline, augmented")
     expect(card.locator(".badge")).to_have_text("validation · line")
-    card.locator(".u-over").hover(position={"x": 2, "y": 40})
-    expect(card.locator(".u-legend .u-series").first.locator(".u-value")).to_have_text("cat")
+    assert card.get_attribute("data-x-ticks") == '["cat","dog","ship","truck"]'  # every category
+    hover_rows(card, 2, 40)
+    expect(card.locator(".chart-tooltip .tooltip-head")).to_have_text("class cat")
     single = page.locator(".custom-charts .chart-card[data-title='ROC']")
-    assert legend_labels(single) == ["false positive rate", "true positive rate"]
+    assert legend_labels(single) == ["true positive rate"]
     expect(single.locator(".badge")).to_have_text("test · line")
 
 

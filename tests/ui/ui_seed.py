@@ -227,3 +227,158 @@ def bulk_experiments(db_url: str, project_id: int, count: int) -> None:
             update(projects).where(projects.c.id == project_id).values(next_experiment=count + 1)
         )
     engine.dispose()
+
+
+# --- a hyperparameter sweep (issue 16: the UI at sweep scale) --------------------------------
+
+SWEEP_LRS = (1e-4, 3e-4, 1e-3, 3e-3, 1e-2)
+SWEEP_BATCHES = (32, 128, 512)
+SWEEP_OPTIMIZERS = ("adam", "sgd")
+SWEEP_CONSTANTS = {
+    "augment": True,
+    "dataset": "cifar10",
+    "dropout": 0.1,
+    "epochs": 10,
+    "model": "resnet18",
+}
+SWEEP_ITERATIONS = 5_000
+LONG_POINTS = 5_000_000
+TRACEBACK = (
+    "Traceback (most recent call last):",
+    '  File "train.py", line 88, in <module>',
+    "    loss = step(model, batch)",
+    '  File "train.py", line 41, in step',
+    "    out = model(x)",
+    "RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB",
+)
+
+
+@dataclass
+class Sweep:
+    """A 30-run sweep (lr x batch x optimizer): one running for 20 minutes, one failed with a
+    traceback at the end of its log, one holding a 5,000,000-point series (``grad_norm``)."""
+
+    project: int
+    ids: list[int]
+    running: int
+    failed: int
+    long: int
+    hyperparameters: dict[int, dict[str, Any]]
+
+
+def sweep_loss(it: np.ndarray, lr: float, batch: int, optimizer: str) -> np.ndarray:
+    """A deterministic training curve that depends on every swept value."""
+    speed = (0.6 if optimizer == "adam" else 0.25) * (lr / 1e-3) ** 0.5 * (128 / batch) ** 0.25
+    floor = 0.05 + 0.02 * math.log10(batch) + (0.03 if optimizer == "sgd" else 0.0)
+    return 2.3 * np.exp(-it * speed / 1200.0) + floor + 0.02 * np.sin(it / 37.0)
+
+
+def set_run_times(
+    db_url: str, project: int, number: int, started: float, ended: float | None
+) -> None:
+    """Backdate a run's start (and end): the store stamps them with the time of the call."""
+    from sqlalchemy import create_engine, update
+
+    from mltrail.store.sql.tables import experiments
+
+    engine = create_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(
+            update(experiments)
+            .where(experiments.c.project_id == project, experiments.c.number == number)
+            .values(started_at=started, ended_at=ended)
+        )
+    engine.dispose()
+
+
+def _sweep_run(
+    store: SqlStore, project: int, index: int, lr: float, batch: int, opt: str, status: Status
+) -> int:
+    hp = {"lr": lr, "batch": batch, "optimizer": opt, **SWEEP_CONSTANTS}
+    name = f"sweep-{opt}-lr{lr:g}-b{batch}"
+    e = store.create_experiment(
+        project, display_name=name, hyperparameters=hp, status=status
+    ).experiment_id
+    length = {Status.RUNNING: 2_500, Status.FAILED: 3_200}.get(status, SWEEP_ITERATIONS)
+    it = np.arange(length)
+    loss = sweep_loss(it, lr, batch, opt)
+    store.append_points(project, e, metric_batch("loss", "train", it, loss, it // 500))
+    ends = np.arange(499, length, 500)
+    store.append_points(
+        project, e, metric_batch("loss", "validation", ends, loss[ends] + 0.1, ends // 500)
+    )
+    accuracy = 1 - loss[ends] / 2.6
+    store.append_points(
+        project, e, metric_batch("accuracy", "validation", ends, accuracy, ends // 500)
+    )
+    if status == Status.DONE:  # one point: invisible without point markers
+        store.append_points(
+            project, e, metric_batch("accuracy", "test", [length - 1], [accuracy[-1] - 0.01])
+        )
+    return e
+
+
+def add_sweep(server: UiServer, *, long_points: int = LONG_POINTS) -> Sweep:
+    """The sweep, in a project of its own (about 8 s, most of it the long series)."""
+    store = server.store
+    project = store.create_project(f"sweep-{uuid.uuid4().hex[:6]}", "lr x batch x optimizer").id
+    grid = [(lr, b, o) for o in SWEEP_OPTIMIZERS for b in SWEEP_BATCHES for lr in SWEEP_LRS]
+    running, failed = 8, 17  # ids of the live and the failed run
+    ids, hps = [], {}
+    now = time.time()
+    for index, (lr, batch, opt) in enumerate(grid, start=1):
+        status = {running: Status.RUNNING, failed: Status.FAILED}.get(index, Status.DONE)
+        e = _sweep_run(store, project, index, lr, batch, opt, status)
+        ids.append(e)
+        hps[e] = {"lr": lr, "batch": batch, "optimizer": opt, **SWEEP_CONSTANTS}
+        started = now - 3_600 + 60 * index
+        if e == running:
+            set_run_times(store.url, project, e, now - 20 * 60, None)
+        else:
+            set_run_times(store.url, project, e, started, started + 600 + 7 * index)
+    append_logs(
+        store, project, failed, [("INFO", "epoch 1/10 loss=0.9"), ("INFO", "epoch 6/10 loss=0.4")]
+    )
+    batch = LogBatch(
+        client_id=uuid.uuid4().hex,
+        seq=1,
+        lines=tuple(
+            LogLine(time=time.time(), stream="stderr", level="ERROR", message=m) for m in TRACEBACK
+        ),
+    )
+    store.append_logs(project, failed, batch)
+    append_logs(store, project, running, [("INFO", "epoch 5/10 loss=0.31")])
+    long = ids[-1]
+    it = np.arange(long_points)
+    signal = np.sin(it / 1000.0) + 0.25 * np.sin(it / 7.0) + 2.0  # structure at every scale
+    for start in range(0, long_points, 50_000):  # the SDK's batch size
+        part = slice(start, start + 50_000)
+        store.append_points(
+            project, long, metric_batch("grad_norm", "train", it[part], signal[part])
+        )
+    return Sweep(project, ids, running, failed, long, hps)
+
+
+def add_many_runs(server: UiServer, count: int, *, points: int = 200) -> tuple[int, list[int]]:
+    """``count`` short runs with two metrics each (the compare view at 100 runs)."""
+    store = server.store
+    project = store.create_project(f"many-{uuid.uuid4().hex[:6]}").id
+    ids = []
+    it = np.arange(points)
+    for n in range(count):
+        hp = {
+            "lr": 10 ** (-4 + (n % 10) / 3),
+            "seed": n // 10,
+            "optimizer": "adam" if n % 2 else "sgd",
+        }
+        e = store.create_experiment(
+            project, display_name=f"run-{n:03d}", hyperparameters=hp
+        ).experiment_id
+        loss = 1.0 / (1 + it * (0.01 + n / 2000)) + n / 1000
+        store.append_points(project, e, metric_batch("loss", "train", it, loss))
+        store.append_points(
+            project, e, metric_batch("accuracy", "validation", it[::20], 1 - loss[::20])
+        )
+        store.update_experiment(project, e, status=Status.DONE)
+        ids.append(e)
+    return project, ids

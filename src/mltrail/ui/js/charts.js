@@ -1,17 +1,22 @@
-// Line charts over uPlot: aligned lines, smoothing, log scale, categorical x, hover legend,
-// drag-to-zoom (double-click resets). Axis names are also written as DOM captions.
+// Charts over uPlot: lines (or bars) aligned on x, point markers where lines are sparse,
+// smoothing drawn over the faded raw line, min/max bands, log scale, categorical x, a
+// floating tooltip, a compact legend (left out when a page shows one legend for all charts),
+// drag-to-zoom that asks the page for the zoomed range at full resolution, and CSV export.
 
 import uPlot from "../vendor/uplot/uPlot.esm.js";
+import { downloadText, safeFilename, toCsv } from "./csv.js";
 import { h } from "./dom.js";
 import { formatValue } from "./format.js";
+import { PHASE_COLOURS, colourAt, withAlpha } from "./palette.js";
+import { axisWidth, labelSpace, logTickLabels, paddedRange, tickLabels } from "./ticks.js";
+import { tooltipPlugin } from "./tooltip.js";
 
-export const PHASE_COLOURS = { train: "#1f77b4", validation: "#ff7f0e", test: "#2ca02c" };
-export const PALETTE = [
-  "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
-  "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
-];
-
+export { PHASE_COLOURS };
 export const CHART_HEIGHT = 240;
+/** Charts with more lines than this show no legend of their own (the tooltip names lines). */
+export const LEGEND_MAX = 12;
+const AXIS_FONT = "12px system-ui, sans-serif";
+const POINT_SPACING = 6; // px per point below which a line gets markers
 
 /**
  * Exponential moving average with TensorBoard's debiasing; gaps (null/NaN) are kept.
@@ -43,44 +48,92 @@ function plottable(ys, logScale) {
   );
 }
 
-/** Sort a line's points by x (custom charts may send x out of order). */
-function sortedByX(xs, ys) {
+/** A line's columns sorted by x (custom charts may send x out of order). */
+function sortedLine(line) {
+  const { xs } = line;
   let ascending = true;
   for (let i = 1; i < xs.length; i++) if (xs[i] < xs[i - 1]) ascending = false;
-  if (ascending) return [xs, ys];
-  const order = xs.map((_, i) => i).sort((a, b) => xs[a] - xs[b]);
-  return [order.map((i) => xs[i]), order.map((i) => ys[i])];
+  const pick = (col) => (ascending || !col ? col : order.map((i) => col[i]));
+  const order = ascending ? null : xs.map((_, i) => i).sort((a, b) => xs[a] - xs[b]);
+  return { xs: pick(xs), ys: pick(line.ys), lo: pick(line.band?.lo), hi: pick(line.band?.hi) };
+}
+
+/** Indices of values with no neighbour to draw a segment to (shown as markers). */
+function isolatedPoints(ys) {
+  const out = [];
+  let prev = null; // the previous value that is not an alignment artifact (undefined)
+  for (let i = 0; i < ys.length; i++) {
+    if (ys[i] === undefined) continue;
+    if (ys[i] !== null) {
+      let next = i + 1;
+      while (next < ys.length && ys[next] === undefined) next++;
+      if ((prev === null) && (next >= ys.length || ys[next] === null)) out.push(i);
+    }
+    prev = ys[i];
+  }
+  return out;
+}
+
+const pointCache = new WeakMap();
+
+/** A drawn column's number of values and its isolated points (cached per data array). */
+function pointsOf(ys) {
+  let found = pointCache.get(ys);
+  if (!found) {
+    let count = 0;
+    for (const y of ys) if (y !== null && y !== undefined) count++;
+    found = { count, isolated: isolatedPoints(ys) };
+    pointCache.set(ys, found);
+  }
+  return found;
+}
+
+function themeColours() {
+  const style = getComputedStyle(document.documentElement);
+  const read = (name, fallback) => style.getPropertyValue(name).trim() || fallback;
+  return { axis: read("--chart-axis", "#555"), grid: read("--chart-grid", "#eee") };
 }
 
 /**
- * One chart card: title, uPlot canvas, axis captions, notes.
- *
- * `lines` are `{label, xs, ys, colour}`; xs numeric (iteration, epoch, value or category index).
+ * One chart card: title, tools (CSV, reset zoom), uPlot canvas, legend, axis captions, note.
+ * `lines` are `{label, colour, xs, ys, band?: {lo, hi}, noSmoothing?, id?}`.
  */
 export class LineChart {
   /**
    * @param {HTMLElement} parent where the card is appended
    * @param {{title: string, subtitle?: string, xLabel: string, yLabel?: string,
-   *          categories?: string[], logScale?: boolean, smoothing?: number}} options
+   *          categories?: string[], logScale?: boolean, smoothing?: number, kind?: string,
+   *          legend?: boolean, onZoom?: (range: {min: number, max: number}|null) => void}} options
    */
   constructor(parent, options) {
-    this.options = { smoothing: 0, logScale: false, ...options };
+    this.options = { smoothing: 0, logScale: false, kind: "line", legend: true, ...options };
     this.plot = null;
     this.lines = [];
-    this.labelsKey = "";
+    this.meta = [];
+    this.hidden = new Set();
+    this.structure = "";
+    this.zoomed = false;
     this.body = h("div", { class: "chart-body" });
+    this.legend = h("div", { class: "chart-legend" });
     this.note = h("p", { class: "chart-note muted" });
-    this.card = h(
-      "figure",
-      { class: "chart-card", dataset: { title: options.title } },
-      h("figcaption", { class: "chart-title" }, options.title,
-        options.subtitle ? h("span", { class: "badge" }, options.subtitle) : null),
+    this.resetButton = h("button", {
+      type: "button", class: "chart-tool chart-reset", hidden: true, onclick: () => this.resetZoom(),
+    }, "Reset zoom");
+    this.card = h("figure", { class: "chart-card", dataset: { title: options.title, kind: this.options.kind } },
+      h("figcaption", { class: "chart-head" },
+        h("span", { class: "chart-title" }, options.title,
+          options.subtitle ? h("span", { class: "badge" }, options.subtitle) : null),
+        h("span", { class: "chart-tools" }, this.resetButton,
+          h("button", {
+            type: "button", class: "chart-tool chart-csv", title: `Download the data of ${options.title} as CSV`,
+            onclick: () => this.downloadCsv(),
+          }, "CSV"))),
       this.body,
+      this.legend,
       h("p", { class: "chart-axes muted" },
         h("span", { class: "axis-x" }, "x: ", options.xLabel),
         options.yLabel ? h("span", { class: "axis-y" }, " · y: ", options.yLabel) : null),
-      this.note,
-    );
+      this.note);
     parent.append(this.card);
   }
 
@@ -105,6 +158,7 @@ export class LineChart {
   setXLabel(xLabel) {
     this.options.xLabel = xLabel;
     this.card.querySelector(".axis-x").textContent = `x: ${xLabel}`;
+    this.zoomed = false;
     this.destroyPlot();
   }
 
@@ -114,86 +168,251 @@ export class LineChart {
     this.render();
   }
 
+  /** Hide the lines whose `id` is in the set (a shared legend's toggles). */
+  setHidden(ids) {
+    this.hidden = new Set(ids);
+    if (!this.plot) return;
+    this.meta.forEach((m, i) => {
+      const show = !this.hidden.has(this.lines[m.line].id);
+      if (this.plot.series[i + 1].show !== show) this.plot.setSeries(i + 1, { show });
+    });
+  }
+
+  /** Emphasise one line (by `id`), or none. */
+  highlight(id) {
+    if (!this.plot) return;
+    const index = this.meta.findIndex((m) => m.role === "main" && this.lines[m.line].id === id);
+    this.plot.setSeries(index >= 0 ? index + 1 : null, { focus: true });
+  }
+
+  /** uPlot's aligned data and, per uPlot series, which line and role it draws. */
   data() {
     const { smoothing, logScale } = this.options;
-    const tables = this.lines.map((line) => {
-      const [xs, ys] = sortedByX(line.xs, line.ys);
-      return [xs, plottable(smooth(ys, line.noSmoothing ? 0 : smoothing), logScale)];
+    const tables = [];
+    const meta = [];
+    this.lines.forEach((line, index) => {
+      const { xs, ys, lo, hi } = sortedLine(line);
+      const table = [xs];
+      const raw = plottable(ys, logScale);
+      if (smoothing && !line.noSmoothing && this.options.kind !== "bar") {
+        table.push(raw, plottable(smooth(ys, smoothing), logScale));
+        meta.push({ line: index, role: "raw" }, { line: index, role: "main" });
+      } else {
+        table.push(raw);
+        meta.push({ line: index, role: "main" });
+      }
+      if (lo && hi) {
+        table.push(plottable(lo, logScale), plottable(hi, logScale));
+        meta.push({ line: index, role: "lo" }, { line: index, role: "hi" });
+      }
+      tables.push(table);
     });
-    return tables.length ? uPlot.join(tables) : [[]];
+    return { data: tables.length ? uPlot.join(tables) : [[]], meta };
   }
 
   render() {
-    const labelsKey = JSON.stringify(this.lines.map((l) => [l.label, l.colour]));
     if (!this.lines.length) {
       this.destroyPlot();
       this.body.replaceChildren(h("p", { class: "muted empty-chart" }, "No points to show."));
+      this.legend.replaceChildren();
       return;
     }
-    const data = this.data();
+    const { data, meta } = this.data();
+    const structure = JSON.stringify([meta, this.lines.map((l) => [l.label, l.colour, l.id])]);
     // State a reader (or a test) can check without decoding the canvas.
     Object.assign(this.card.dataset, {
       yScale: this.options.logScale ? "log" : "linear",
       xAxis: this.options.xLabel,
       points: String(data[0].length),
+      lines: String(this.lines.length),
+      rawLines: String(meta.filter((m) => m.role === "raw").length),
+      bands: String(meta.filter((m) => m.role === "hi").length),
       smoothing: String(this.options.smoothing || 0),
     });
-    if (this.plot && labelsKey === this.labelsKey) {
+    this.renderLegend();
+    if (this.plot && structure === this.structure) {
+      this.meta = meta;
       this.redraw(data);
       return;
     }
     this.destroyPlot();
     this.body.replaceChildren();
-    this.labelsKey = labelsKey;
-    this.plot = new uPlot(this.plotOptions(), data, this.body);
+    this.meta = meta;
+    this.structure = structure;
+    this.plot = new uPlot(this.plotOptions(data), data, this.body);
+    this.setHidden(this.hidden);
   }
 
-  /** New data into the existing plot, keeping the x range the user zoomed to (live charts). */
+  /** New data into the existing plot, keeping the x range the user zoomed to. */
   redraw(data) {
     const { min, max } = this.plot.scales.x;
     this.plot.setData(data);
     if (this.zoomed && min !== null && max !== null) this.plot.setScale("x", { min, max });
   }
 
+  renderLegend() {
+    const show = this.options.legend && this.lines.length <= LEGEND_MAX;
+    this.legend.hidden = !show;
+    if (!show) return this.legend.replaceChildren();
+    this.legend.replaceChildren(...this.lines.map((line) => {
+      const last = [...line.ys].reverse().find((y) => typeof y === "number" && !Number.isNaN(y));
+      const mark = h("span", { class: "swatch", "aria-hidden": "true" });
+      mark.style.background = line.colour;
+      return h("span", { class: "legend-item", dataset: { colour: line.colour } }, mark,
+        h("span", { class: "legend-label" }, line.label),
+        last === undefined ? null : h("span", { class: "legend-value muted", title: "last value" }, formatValue(last)));
+    }));
+  }
+
+  xAxis(theme) {
+    const { categories, xLabel } = this.options;
+    const axis = {
+      label: xLabel, stroke: theme.axis, font: AXIS_FONT, labelFont: AXIS_FONT,
+      grid: { stroke: theme.grid }, ticks: { stroke: theme.grid },
+    };
+    if (!categories) {
+      axis.space = (u, i, min, max) => labelSpace(min, max);
+      axis.values = (u, splits, i, space, step) => this.recordTicks("x", tickLabels(splits, step));
+      return axis;
+    }
+    const longest = Math.max(1, ...categories.map((c) => c.length));
+    const fits = this.width / Math.max(1, categories.length) >= longest * 7 + 8;
+    axis.splits = (u) => categories.map((_, i) => i).filter((i) => i >= u.scales.x.min && i <= u.scales.x.max);
+    axis.values = (u, splits) => this.recordTicks("x", splits.map((i) => categories[i] ?? ""));
+    if (!fits) Object.assign(axis, { rotate: -40, size: Math.min(120, longest * 5 + 30) });
+    return axis;
+  }
+
+  yAxis(theme) {
+    const { logScale, yLabel } = this.options;
+    return {
+      label: yLabel || "", stroke: theme.axis, font: AXIS_FONT, labelFont: AXIS_FONT,
+      grid: { stroke: theme.grid }, ticks: { stroke: theme.grid },
+      values: (u, splits, i, space, step) =>
+        this.recordTicks("y", logScale ? logTickLabels(splits) : tickLabels(splits, step)),
+      size: (u, values) => axisWidth(values) + (yLabel ? 18 : 0),
+    };
+  }
+
+  /** Keep the drawn tick labels on the card (data-x-ticks / data-y-ticks) for readers. */
+  recordTicks(axis, labels) {
+    this.card.dataset[`${axis}Ticks`] = JSON.stringify(labels);
+    return labels;
+  }
+
+  scales() {
+    const { categories, logScale, kind } = this.options;
+    const x = { time: false };
+    if (categories) x.range = () => [-0.5, categories.length - 0.5];
+    else {
+      x.range = (u, min, max) => {
+        // uPlot widens a single x to a round range first (4999 -> 0..10,000): centre it instead
+        const xs = u.data?.[0] ?? [];
+        if (!this.zoomed && xs.length && xs[0] === xs[xs.length - 1]) return paddedRange(xs[0], xs[0], { integer: true });
+        return paddedRange(min, max, { integer: true });
+      };
+    }
+    let y;
+    if (logScale) {
+      y = { distr: 3, range: (u, min, max) => (min === max ? [min / 2, max * 2] : uPlot.rangeLog(min, max, 10, true)) };
+    } else {
+      y = {
+        range: (u, min, max) => {
+          if (kind === "bar") [min, max] = [Math.min(0, min), Math.max(0, max)];
+          return min === max ? paddedRange(min, max) : uPlot.rangeNum(min, max, 0.1, true);
+        },
+      };
+    }
+    return { x, y };
+  }
+
+  seriesOptions(m) {
+    const line = this.lines[m.line];
+    const colour = line.colour;
+    if (m.role === "raw") return { label: `${line.label} (raw)`, stroke: withAlpha(colour, 0.3), width: 1, points: { show: false } };
+    if (m.role !== "main") return { label: `${line.label} (${m.role})`, stroke: "transparent", width: 0, points: { show: false } };
+    if (this.options.kind === "bar") {
+      return { label: line.label, stroke: colour, fill: withAlpha(colour, 0.7), width: 1,
+        paths: uPlot.paths.bars({ size: [line.barWidth ?? 0.8, 120] }), points: { show: false } };
+    }
+    return {
+      label: line.label, stroke: colour, width: line.width ?? (this.lines.length > LEGEND_MAX ? 1.25 : 1.5),
+      points: {
+        size: 6, fill: colour, stroke: colour,
+        // markers where the line is sparse; else only on points no segment reaches
+        show: (u, si) => pointsOf(u.data[si]).count * POINT_SPACING <= u.bbox.width / devicePixelRatio,
+        filter: (u, si, show) => (show ? null : pointsOf(u.data[si]).isolated),
+      },
+    };
+  }
+
   plotOptions() {
-    const { categories, logScale, xLabel, yLabel } = this.options;
-    const xValues = categories
-      ? (u, ticks) => ticks.map((t) => (Number.isInteger(t) ? categories[t] ?? "" : ""))
-      : undefined;
+    const theme = themeColours();
+    const bands = [];
+    this.meta.forEach((m, i) => {
+      if (m.role !== "hi") return;
+      const lo = this.meta.findIndex((r) => r.line === m.line && r.role === "lo");
+      bands.push({ series: [i + 1, lo + 1], fill: withAlpha(this.lines[m.line].colour, 0.16) });
+    });
+    const many = this.lines.length > 1;
     return {
       width: this.width,
       height: CHART_HEIGHT,
-      cursor: { drag: { x: true, y: false } },
-      scales: { x: { time: false }, y: logScale ? { distr: 3 } : {} },
-      axes: [
-        { label: xLabel, values: xValues, stroke: "#555", grid: { stroke: "#eee" } },
-        { label: yLabel || "", stroke: "#555", grid: { stroke: "#eee" }, size: 60 },
-      ],
-      series: [
-        {
-          label: xLabel,
-          value: (u, v) => (v === null || v === undefined ? "--" :
-            categories ? categories[v] ?? String(v) : formatValue(v)),
-        },
-        ...this.lines.map((line) => ({
-          label: line.label,
-          stroke: line.colour,
-          width: line.width ?? 1.5,
-          points: { show: line.points ?? false, size: 5 },
-          value: (u, v) => (v === null || v === undefined ? "--" : formatValue(v)),
-        })),
-      ],
-      legend: { live: true },
+      cursor: {
+        drag: { x: !this.options.categories, y: false },
+        focus: { prox: 12 },
+        hover: { prox: 40 },
+        points: { show: (u, si) => this.meta[si - 1]?.role === "main" },
+      },
+      focus: { alpha: many ? 0.3 : 1 },
+      scales: this.scales(),
+      axes: [this.xAxis(theme), this.yAxis(theme)],
+      series: [{ label: this.options.xLabel }, ...this.meta.map((m) => this.seriesOptions(m))],
+      bands,
+      legend: { show: false },
+      plugins: [tooltipPlugin(this)],
       hooks: {
-        // A drag selects a zoom; a double-click resets it (uPlot's defaults). Remember which,
-        // so live refreshes do not throw the user's zoom away.
-        setSelect: [(u) => { if (u.select.width > 0) this.zoomed = true; }],
-        ready: [(u) => u.over.addEventListener("dblclick", () => { this.zoomed = false; })],
+        setSelect: [(u) => { if (u.select.width > 0) this.pendingZoom = true; }],
         setScale: [(u, key) => {
-          if (key === "x") Object.assign(this.card.dataset, { xMin: u.scales.x.min, xMax: u.scales.x.max });
+          if (key !== "x") return;
+          Object.assign(this.card.dataset, { xMin: u.scales.x.min, xMax: u.scales.x.max });
+          if (!this.pendingZoom) return;
+          this.pendingZoom = false;
+          this.zoomed = true;
+          this.resetButton.hidden = false;
+          this.options.onZoom?.({ min: u.scales.x.min, max: u.scales.x.max });
         }],
+        ready: [(u) => u.over.addEventListener("dblclick", () => this.resetZoom())],
       },
     };
+  }
+
+  /** Back to the whole x range (double-click or the Reset zoom button). */
+  resetZoom() {
+    const wasZoomed = this.zoomed;
+    this.zoomed = false;
+    this.resetButton.hidden = true;
+    if (this.options.onZoom && wasZoomed) this.options.onZoom(null);
+    else if (this.plot) this.plot.setData(this.plot.data);
+  }
+
+  /** The chart's data (before smoothing) as CSV: one row per x, one column per line. */
+  csv() {
+    const columns = [];
+    for (const line of this.lines) {
+      const { xs, ys, lo, hi } = sortedLine(line);
+      columns.push([line.label, xs, ys]);
+      if (lo && hi) columns.push([`${line.label} (min)`, xs, lo], [`${line.label} (max)`, xs, hi]);
+    }
+    const allX = [...new Set(columns.flatMap(([, xs]) => xs))].sort((a, b) => a - b);
+    const maps = columns.map(([, xs, ys]) => new Map(xs.map((x, i) => [x, ys[i]])));
+    const { categories } = this.options;
+    const rows = allX.map((x) => [categories ? categories[x] ?? x : x, ...maps.map((m) => m.get(x))]);
+    return toCsv([this.options.xLabel, ...columns.map(([label]) => label)], rows);
+  }
+
+  downloadCsv() {
+    downloadText(`${safeFilename(this.options.exportName ?? this.options.title)}.csv`, this.csv());
   }
 
   resize() {
@@ -204,7 +423,7 @@ export class LineChart {
     if (this.plot) {
       this.plot.destroy();
       this.plot = null;
-      this.labelsKey = "";
+      this.structure = "";
     }
   }
 
@@ -243,32 +462,37 @@ export function seriesPoints(series, axis) {
 }
 
 /**
- * A custom chart spec ({name, scope, x_name, y_names, x, y}) as LineChart options and lines.
- * String x values become categories; each column of the y rows becomes a line.
+ * A custom chart spec ({name, scope, type, x_name, y_names, x, y}) as chart options and
+ * lines. String x values become categories; each column of the y rows becomes a line (a
+ * group of bars when the type is `bar`, each series shifted within its category).
  */
 export function customChartLines(spec) {
   const categorical = spec.x.some((x) => typeof x === "string");
-  const xs = categorical ? spec.x.map((_, i) => i) : spec.x.map(Number);
+  const bar = spec.type === "bar";
+  const xs = categorical || bar ? spec.x.map((_, i) => i) : spec.x.map(Number);
   const width = spec.y.reduce((n, row) => Math.max(n, Array.isArray(row) ? row.length : 1), 0);
   const names = spec.y_names?.length ? spec.y_names : ["Y"];
+  const slot = bar ? 0.8 / width : 0;
   const lines = [];
   for (let j = 0; j < width; j++) {
+    const offset = bar ? (j - (width - 1) / 2) * slot : 0;
     lines.push({
       label: names[j] ?? `${names[0]} ${j + 1}`,
-      colour: PALETTE[j % PALETTE.length],
-      xs,
+      colour: colourAt(j),
+      xs: offset ? xs.map((x) => x + offset) : xs,
       ys: spec.y.map((row) => (Array.isArray(row) ? row[j] : j === 0 ? row : null) ?? null),
-      points: xs.length < 60,
       noSmoothing: true,
+      barWidth: bar ? slot * 0.9 : undefined, // of a category's width: grouped bars side by side
     });
   }
   return {
     options: {
       title: spec.name,
       subtitle: `${spec.scope} · ${spec.type}`,
+      kind: bar ? "bar" : "line",
       xLabel: spec.x_name,
       yLabel: names.length === 1 ? names[0] : names.join(", "),
-      categories: categorical ? spec.x.map(String) : undefined,
+      categories: categorical || bar ? spec.x.map(String) : undefined,
     },
     lines,
   };

@@ -1,14 +1,17 @@
-// The experiments table's model, independent of the DOM: columns derived from the data,
-// the filter language ("train/loss < 0.5, lr >= 0.01, resnet"), and sorting.
+// The experiments table's model, independent of the DOM: columns derived from the data (the
+// hyperparameters that vary across runs first), the filter language ("train/loss < 0.5,
+// lr >= 0.01, resnet"), sorting, and the rows as CSV.
 
+import { toCsv } from "./csv.js";
 import { formatDuration, formatTime, formatValue } from "./format.js";
+import { runDuration } from "./status.js";
 
 const BASE_COLUMNS = [
   { id: "id", label: "#", group: "Experiment", get: (e) => e.experiment_id, kind: "num" },
   { id: "name", label: "Name", group: "Experiment", get: (e) => e.display_name, kind: "str" },
   { id: "status", label: "Status", group: "Experiment", get: (e) => e.status, kind: "str" },
   { id: "created", label: "Created", group: "Experiment", get: (e) => e.created_at, kind: "time" },
-  { id: "duration", label: "Duration", group: "Experiment", get: (e) => e.duration, kind: "dur" },
+  { id: "duration", label: "Duration", group: "Experiment", get: (e) => runDuration(e), kind: "dur" },
   { id: "tags", label: "Tags", group: "Experiment", get: (e) => (e.tags || []).join(", "), kind: "str" },
 ];
 
@@ -18,22 +21,56 @@ function unionKeys(experiments, pick) {
   return [...keys].sort();
 }
 
+/** Whether the runs hold more than one value for the key (a run without it counts as one). */
+function varies(experiments, key) {
+  let first;
+  for (let i = 0; i < experiments.length; i++) {
+    const hp = experiments[i].hyperparameters || {};
+    const text = key in hp ? JSON.stringify(hp[key]) : "\u0000missing";
+    if (i === 0) first = text;
+    else if (text !== first) return true;
+  }
+  return false;
+}
+
 /**
- * Every column the experiments can fill: base columns, `hp.<name>` per hyperparameter,
- * `<phase>/<key>` per metric (last value) and one per ex_ metric.
+ * Every column the experiments can fill: base columns, `hp.<name>` per hyperparameter (those
+ * that vary across the runs first, `varies` set), `<phase>/<key>` per metric (last value) and
+ * one per ex_ metric.
  */
 export function buildColumns(experiments) {
   const hp = unionKeys(experiments, (e) => e.hyperparameters).map((key) => ({
-    id: `hp.${key}`, label: key, group: "Hyperparameters",
+    id: `hp.${key}`, label: key, group: "Hyperparameters", varies: varies(experiments, key),
     get: (e) => e.hyperparameters?.[key], kind: "value",
   }));
+  hp.sort((a, b) => Number(b.varies) - Number(a.varies));
   const metrics = unionKeys(experiments, (e) => e.metrics).map((key) => ({
     id: key, label: key, group: "Metrics", get: (e) => e.metrics?.[key], kind: "value",
   }));
   const ex = unionKeys(experiments, (e) => e.ex_metrics).map((key) => ({
     id: key, label: key, group: "External metrics", get: (e) => e.ex_metrics?.[key], kind: "value",
   }));
-  return [...BASE_COLUMNS, ...hp, ...metrics, ...ex];
+  const tagged = experiments.some((e) => e.tags?.length);
+  const base = BASE_COLUMNS.map((c) => (c.id === "tags" ? { ...c, empty: !tagged } : c));
+  return [...base, ...hp, ...metrics, ...ex];
+}
+
+/** Whether a column shows when the user chose nothing: all but constant hyperparameters
+ * (and tags when no run has any). */
+export function shownByDefault(column) {
+  if (column.empty) return false;
+  return column.group !== "Hyperparameters" || column.varies;
+}
+
+/** The rows as CSV: exact values (not the table's rounded text), times in ISO 8601 UTC. */
+export function rowsCsv(columns, rows) {
+  const value = (column, e) => {
+    const v = column.get(e);
+    if (column.kind === "time" && typeof v === "number") return new Date(v * 1000).toISOString();
+    return v;
+  };
+  return toCsv(columns.map((c) => c.group === "Hyperparameters" ? `hp.${c.label}` : c.label),
+    rows.map((e) => columns.map((c) => value(c, e))));
 }
 
 /** A cell's text. */

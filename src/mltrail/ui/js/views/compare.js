@@ -1,110 +1,179 @@
 // Compare: the selected experiments' metrics overlaid (one chart per phase/key, a line per
-// experiment) and their hyperparameters side by side with differing rows highlighted.
+// run) under one shared legend, runs coloured by run or by a hyperparameter (optionally drawn
+// as one mean line with a min/max band per value), hyperparameters against metrics
+// (parallel coordinates, scatter), and the runs side by side with differences highlighted.
 
 import { api, experimentPath } from "../api.js";
 import { replaceQuery } from "../app.js";
-import { PALETTE } from "../charts.js";
 import { h, link, setChildren } from "../dom.js";
-import { formatDuration, formatValue } from "../format.js";
+import { groupLines, groupRuns, groupValue } from "../groups.js";
+import { HparamPlots } from "../hpplots.js";
+import { colourAt } from "../palette.js";
+import { limiter } from "../series.js";
+import { buildColumns } from "../table.js";
+import { comparisonTable, experimentLabel } from "./compare-table.js";
 import { SeriesCharts, chartControls, settingsFromParams, settingsToParams } from "./series-charts.js";
 
-function experimentLabel(e) {
-  return `#${e.experiment_id} ${e.display_name}`;
-}
+const fetchQueue = limiter(6);
 
-function chartSpecs(experiments, summaries) {
+/** One chart per phase/key any run has (from the runs' last values: no extra request). */
+function chartSpecs(experiments, colourOf) {
   const byName = new Map();
-  experiments.forEach((e, i) => {
-    for (const s of summaries[i]) {
-      const name = `${s.phase}/${s.key}`;
-      if (!byName.has(name)) byName.set(name, { id: name, title: name, yLabel: s.key, lines: [] });
+  for (const e of experiments) {
+    for (const name of Object.keys(e.metrics || {})) {
+      const cut = name.indexOf("/");
+      const [phase, key] = [name.slice(0, cut), name.slice(cut + 1)];
+      if (!byName.has(name)) byName.set(name, { id: name, title: name, yLabel: key, lines: [] });
       byName.get(name).lines.push({
-        label: experimentLabel(e), colour: PALETTE[i % PALETTE.length],
-        project: e.project_id, experiment: e.experiment_id, key: s.key, phase: s.phase,
+        id: e.experiment_id, label: experimentLabel(e), colour: colourOf(e),
+        project: e.project_id, experiment: e.experiment_id, key, phase,
       });
     }
-  });
+  }
   return [...byName.values()].sort((a, b) => a.id.localeCompare(b.id));
-}
-
-function sameValues(values) {
-  const texts = values.map((v) => (v === undefined ? "\u0000missing" : JSON.stringify(v)));
-  return texts.every((t) => t === texts[0]);
-}
-
-function comparisonRows(experiments) {
-  const rows = [];
-  const section = (title, pick) => {
-    const keys = new Set();
-    experiments.forEach((e) => Object.keys(pick(e) || {}).forEach((k) => keys.add(k)));
-    if (!keys.size) return;
-    rows.push({ heading: title });
-    for (const key of [...keys].sort()) {
-      rows.push({ key, values: experiments.map((e) => (pick(e) || {})[key]) });
-    }
-  };
-  rows.push({ heading: "Experiment" });
-  rows.push({ key: "status", values: experiments.map((e) => e.status) });
-  rows.push({ key: "duration", values: experiments.map((e) => e.duration), format: formatDuration });
-  section("Hyperparameters", (e) => e.hyperparameters);
-  section("Metrics (last value)", (e) => e.metrics);
-  section("External metrics", (e) => e.ex_metrics);
-  return rows;
-}
-
-function comparisonTable(experiments, onlyDifferences) {
-  const rows = comparisonRows(experiments);
-  return h("table", { class: "data compare-table" },
-    h("thead", {}, h("tr", {}, h("th", {}, ""), experiments.map((e, i) => h("th", {},
-      h("span", { class: "swatch", dataset: { colour: i % PALETTE.length } }),
-      link(`/projects/${e.project_id}/experiments/${e.experiment_id}`, experimentLabel(e)))))),
-    h("tbody", {}, rows.map((row) => {
-      if (row.heading) {
-        return h("tr", { class: "group" }, h("th", { colspan: experiments.length + 1 }, row.heading));
-      }
-      const differs = !sameValues(row.values);
-      if (onlyDifferences && !differs) return null;
-      const format = row.format || formatValue;
-      return h("tr", { class: differs ? "differs" : "same", dataset: { key: row.key } },
-        h("th", {}, row.key),
-        row.values.map((v) => h("td", { class: v === undefined ? "missing" : null },
-          v === undefined ? "—" : format(v))));
-    })));
 }
 
 /** Render the compare view for `?ids=1,2,3`. */
 export async function renderCompare(ctx, projectId) {
   const ids = [...new Set((ctx.params.get("ids") || "").split(",").map(Number).filter((n) => n > 0))];
   const project = await api(`/projects/${projectId}`, { signal: ctx.signal });
-  const experiments = await Promise.all(ids.map((id) => api(experimentPath(projectId, id), { signal: ctx.signal })));
-  const summaries = await Promise.all(ids.map((id) => api(experimentPath(projectId, id, "/series"), { signal: ctx.signal })));
+  const experiments = await Promise.all(ids.map((id) =>
+    fetchQueue(() => api(experimentPath(projectId, id), { signal: ctx.signal }))));
   ctx.setTitle(`Compare ${ids.length} experiments`);
-  const settings = settingsFromParams(ctx.params);
-  const charts = new SeriesCharts(ctx, settings);
-  const onlyDiff = h("input", { type: "checkbox", name: "only-differences", checked: ctx.params.get("diff") === "1" });
-  const tableSlot = h("div", { class: "table-scroll" }, comparisonTable(experiments, onlyDiff.checked));
-  const saveState = () => replaceQuery({ ids: ids.join(","), ...settingsToParams(settings), diff: onlyDiff.checked ? 1 : null });
-  onlyDiff.addEventListener("change", () => {
-    tableSlot.replaceChildren(comparisonTable(experiments, onlyDiff.checked));
-    saveState();
-  });
-  const controls = chartControls(settings, (what) => {
-    saveState();
-    if (what === "axis") charts.setAxis(settings.axis);
-    else if (what === "smoothing") charts.setSmoothing(settings.smoothing);
-    else charts.setLogScale(settings.logScale);
-  });
-  setChildren(ctx.main,
-    h("nav", { class: "breadcrumbs" }, link("/", "Projects"), " / ",
-      link(`/projects/${project.id}`, project.display_name), " / Compare"),
-    h("h1", {}, `Compare ${experiments.length} experiments`),
-    experiments.length < 2 ? h("p", { class: "muted" }, "Select at least two experiments in the table to compare them.") : null,
-    controls,
-    h("section", { class: "metrics" }, h("h2", {}, "Metrics"), charts.element),
-    h("section", { class: "hyperparameters" },
-      h("div", { class: "section-head" }, h("h2", {}, "Side by side"),
-        h("label", {}, onlyDiff, " Only differences")),
-      tableSlot),
-  );
-  await charts.sync(chartSpecs(experiments, summaries));
+  const view = new CompareView(ctx, project, experiments);
+  view.mount();
+  await view.charts.sync(chartSpecs(experiments, (e) => view.colourOf(e)));
+}
+
+class CompareView {
+  constructor(ctx, project, experiments) {
+    this.ctx = ctx;
+    this.project = project;
+    this.experiments = experiments;
+    this.settings = settingsFromParams(ctx.params);
+    this.columns = buildColumns(experiments);
+    const keys = this.columns.filter((c) => c.group === "Hyperparameters" && c.varies).map((c) => c.label);
+    this.colourKeys = [...keys, "status"];
+    const wanted = ctx.params.get("colour");
+    this.colourKey = this.colourKeys.includes(wanted) ? wanted : "";
+    this.grouped = Boolean(this.colourKey) && ctx.params.get("group") === "1";
+    this.hidden = new Set();
+    this.runIndex = new Map(experiments.map((e, i) => [e.experiment_id, i]));
+    this.charts = new SeriesCharts(ctx, this.settings, {
+      legend: false, shape: (lines) => (this.grouped ? groupLines(lines, this.groups) : lines),
+    });
+    this.plots = new HparamPlots({ labelOf: experimentLabel, colourOf: (e) => this.colourOf(e) });
+    this.legend = h("div", { class: "shared-legend", role: "group", "aria-label": "Runs shown" });
+    this.onlyDiff = h("input", { type: "checkbox", name: "only-differences", checked: ctx.params.get("diff") === "1",
+      onchange: () => { this.renderTable(); this.saveState(); } });
+    this.tableSlot = h("div", { class: "table-scroll compare-scroll", tabindex: 0, role: "region", "aria-label": "Side by side" });
+    this.regroup();
+  }
+
+  /** The colour of a run: its own, or its group's. */
+  colourOf(e) {
+    if (!this.colourKey) return colourAt(this.runIndex.get(e.experiment_id) ?? 0);
+    const value = groupValue(e, this.colourKey);
+    return this.groups.find((g) => g.value === value)?.colour ?? colourAt(0);
+  }
+
+  regroup() {
+    this.groups = this.colourKey ? groupRuns(this.experiments, this.colourKey) : [];
+  }
+
+  saveState() {
+    replaceQuery({
+      ids: this.experiments.map((e) => e.experiment_id).join(","), ...settingsToParams(this.settings),
+      diff: this.onlyDiff.checked ? 1 : null, colour: this.colourKey || null, group: this.grouped ? 1 : null,
+    });
+  }
+
+  groupControls() {
+    const colour = h("select", { name: "colour-by", onchange: () => {
+      this.colourKey = colour.value;
+      group.disabled = !this.colourKey;
+      if (!this.colourKey) group.checked = false;
+      this.grouped = group.checked;
+      this.recolour();
+    } },
+    h("option", { value: "" }, "run"),
+    this.colourKeys.map((key) => h("option", { value: key, selected: key === this.colourKey }, key)));
+    const group = h("input", { type: "checkbox", name: "group", checked: this.grouped, disabled: !this.colourKey,
+      onchange: () => { this.grouped = group.checked; this.recolour(); } });
+    return h("div", { class: "chart-controls group-controls" },
+      h("label", {}, "Colour by ", colour),
+      h("label", {}, group, " Group: mean line with min/max band"));
+  }
+
+  /** Colours or grouping changed: new colours on every line, legend, plots and table. */
+  recolour() {
+    this.regroup();
+    for (const entry of this.charts.charts.values()) {
+      for (const line of entry.spec.lines) line.colour = this.colourOf(this.experiments[this.runIndex.get(line.id)]);
+    }
+    this.charts.redrawAll();
+    this.renderLegend();
+    this.renderTable();
+    this.plots.update(this.experiments, this.columns);
+    this.saveState();
+  }
+
+  legendItem(id, label, colour, detail) {
+    const mark = h("span", { class: "swatch", "aria-hidden": "true" });
+    mark.style.background = colour;
+    return h("button", {
+      type: "button", class: "legend-chip", dataset: { id, colour }, "aria-pressed": String(!this.hidden.has(id)),
+      title: detail ?? label,
+      onclick: (event) => {
+        if (this.hidden.has(id)) this.hidden.delete(id);
+        else this.hidden.add(id);
+        event.currentTarget.setAttribute("aria-pressed", String(!this.hidden.has(id)));
+        this.charts.setHidden(this.hidden);
+      },
+      onmouseenter: () => this.charts.highlight(id),
+      onmouseleave: () => this.charts.highlight(null),
+    }, mark, h("span", { class: "legend-label" }, label));
+  }
+
+  renderLegend() {
+    const items = this.grouped
+      ? this.groups.map((g) => this.legendItem(`group:${g.value}`, `${g.label} (${g.ids.length})`, g.colour))
+      : this.experiments.map((e) => this.legendItem(e.experiment_id, experimentLabel(e), this.colourOf(e),
+        this.colourKey ? `${experimentLabel(e)}: ${this.colourKey}=${groupValue(e, this.colourKey)}` : null));
+    this.legend.replaceChildren(...items);
+  }
+
+  renderTable() {
+    this.tableSlot.replaceChildren(comparisonTable(this.experiments, (e) => this.colourOf(e), this.onlyDiff.checked));
+  }
+
+  mount() {
+    const { project, experiments } = this;
+    const controls = chartControls(this.settings, (what) => {
+      this.saveState();
+      if (what === "axis") this.charts.setAxis(this.settings.axis).catch((error) => this.ctx.fail(error));
+      else if (what === "smoothing") this.charts.setSmoothing(this.settings.smoothing);
+      else this.charts.setLogScale(this.settings.logScale);
+    });
+    const plotsPanel = h("details", { class: "plots-panel", open: true },
+      h("summary", {}, "Hyperparameters vs metrics: parallel coordinates and scatter"), this.plots.element);
+    setChildren(this.ctx.main,
+      h("nav", { class: "breadcrumbs", "aria-label": "Breadcrumbs" }, link("/", "Projects"), " / ",
+        link(`/projects/${project.id}`, project.display_name), " / Compare"),
+      h("h1", {}, `Compare ${experiments.length} experiments`),
+      experiments.length < 2 ? h("p", { class: "muted" }, "Select at least two experiments in the table to compare them.") : null,
+      controls,
+      this.groupControls(),
+      h("section", { class: "metrics" }, h("h2", {}, "Metrics"), this.legend, this.charts.element),
+      h("section", { class: "hparams" }, plotsPanel),
+      h("section", { class: "hyperparameters" },
+        h("div", { class: "section-head" }, h("h2", {}, "Side by side"),
+          h("label", {}, this.onlyDiff, " Only differences")),
+        this.tableSlot),
+    );
+    this.renderLegend();
+    this.renderTable();
+    this.plots.update(experiments, this.columns);
+    this.saveState();
+  }
 }

@@ -1,17 +1,20 @@
-// The experiment page: header, metric charts (one per key, a line per phase), per-iteration
-// external metrics, custom charts, tables (hyperparameters, ex_ metrics, environment, source,
-// weights hashes) and the live log panel. A running experiment refreshes every 2 s.
+// The experiment page: header (status, live duration, actions), for a failed or crashed run
+// the end of its log right under the header, metric charts (one per key, a line per phase),
+// per-iteration external metrics, custom charts, tables (hyperparameters, ex_ metrics,
+// environment, source, weights hashes) and the log panel. A live experiment refreshes every 2 s.
 
 import { api, experimentPath, isTransient } from "../api.js";
 import { replaceQuery } from "../app.js";
-import { LineChart, PALETTE, PHASE_COLOURS, customChartLines, resizeWithWindow } from "../charts.js";
-import { h, keyValueTable, link, sleep, setChildren } from "../dom.js";
-import { formatDuration, formatTime, formatValue } from "../format.js";
-import { LogPanel } from "../logs.js";
+import { LineChart, PHASE_COLOURS, customChartLines, resizeWithWindow } from "../charts.js";
+import { h, keyValueTable, link, setChildren, sleep } from "../dom.js";
+import { formatTime, formatValue } from "../format.js";
+import { LogPanel, failureTail, lineText } from "../logs.js";
+import { actionsMenu } from "../menu.js";
+import { colourAt } from "../palette.js";
+import { durationText, isFailure, isFinal, statusPill, tickDurations } from "../status.js";
 import { SeriesCharts, chartControls, settingsFromParams, settingsToParams } from "./series-charts.js";
 
 const REFRESH_MS = 2000;
-const FINAL = new Set(["done", "failed", "stopped"]);
 const PHASE_ORDER = ["train", "validation", "test"];
 
 /** Render the experiment page and keep it live while the experiment runs. */
@@ -24,6 +27,7 @@ export async function renderExperiment(ctx, projectId, experimentId) {
   view.mount();
   await view.load();
   view.logs.start().catch((error) => ctx.fail(error));
+  view.logs.caughtUp.then(() => view.renderFailure());
   view.followLive().catch((error) => ctx.fail(error));
 }
 
@@ -38,7 +42,7 @@ function metricSpecs(experiment, summaries) {
     lines: byKey.get(key)
       .sort((a, b) => PHASE_ORDER.indexOf(a) - PHASE_ORDER.indexOf(b))
       .map((phase) => ({
-        label: phase, colour: PHASE_COLOURS[phase] || PALETTE[4],
+        id: phase, label: phase, colour: PHASE_COLOURS[phase] || colourAt(4),
         project: experiment.project_id, experiment: experiment.experiment_id, key, phase,
       })),
   }));
@@ -60,9 +64,12 @@ class ExperimentView {
     this.customSection = h("section", { class: "custom-charts", hidden: true },
       h("h2", {}, "Custom charts"), this.customGrid);
     this.header = h("div", { class: "experiment-head" });
+    this.failure = h("section", { class: "failure", hidden: true, "aria-live": "polite" });
     this.liveState = h("p", { class: "warning live-state", role: "status" });
+    this.actionsMenu = actionsMenu(() => this.actions(), { signal: ctx.signal });
     this.tables = h("div", { class: "tables" });
-    this.logs = new LogPanel(ctx, experiment.project_id, experiment.experiment_id);
+    this.logs = new LogPanel(ctx, experiment.project_id, experiment.experiment_id,
+      { name: `${project.display_name}-${experiment.experiment_id}` });
     const stop = resizeWithWindow(() => [...this.iterationCharts.values(), ...this.customCharts.values()]);
     ctx.signal.addEventListener("abort", stop);
   }
@@ -75,9 +82,10 @@ class ExperimentView {
     const { project } = this;
     this.ctx.setTitle(this.experiment.display_name);
     setChildren(this.ctx.main,
-      h("nav", { class: "breadcrumbs" }, link("/", "Projects"), " / ",
+      h("nav", { class: "breadcrumbs", "aria-label": "Breadcrumbs" }, link("/", "Projects"), " / ",
         link(`/projects/${project.id}`, project.display_name), " / ", this.experiment.display_name),
       this.header,
+      this.failure,
       this.liveState,
       chartControls(this.settings, (what) => this.onSettings(what)),
       h("section", { class: "metrics" }, h("h2", {}, "Metrics"), this.metricCharts.element),
@@ -86,6 +94,7 @@ class ExperimentView {
       this.tables,
       this.logs.element,
     );
+    tickDurations(this.header, this.ctx.signal);
     this.renderHeader();
     this.renderTables([]);
   }
@@ -94,7 +103,7 @@ class ExperimentView {
     replaceQuery(settingsToParams(this.settings));
     const others = [...this.iterationCharts.values(), ...this.customCharts.values()];
     if (what === "axis") {
-      this.metricCharts.setAxis(this.settings.axis);
+      this.metricCharts.setAxis(this.settings.axis).catch((error) => this.ctx.fail(error));
       this.drawIterationMetrics();
     } else if (what === "smoothing") {
       this.metricCharts.setSmoothing(this.settings.smoothing);
@@ -128,7 +137,7 @@ class ExperimentView {
   }
 
   async followLive() {
-    while (!FINAL.has(this.experiment.status) && !this.ctx.signal.aborted) {
+    while (!isFinal(this.experiment.status) && !this.ctx.signal.aborted) {
       await sleep(REFRESH_MS, this.ctx.signal);
       if (this.ctx.signal.aborted) return;
       try {
@@ -141,6 +150,31 @@ class ExperimentView {
         this.liveState.textContent = `Connection problem (${error.message}); retrying…`;
       }
     }
+    await this.logs.caughtUp;
+    this.renderFailure();
+  }
+
+  actions() {
+    const e = this.experiment;
+    const live = e.status === "running" || e.status === "queued";
+    return [
+      {
+        id: "stop", label: e.stop_requested ? "Stop requested" : "Stop run", enabled: live && !e.stop_requested,
+        title: live ? "Ask the run to stop (its next log call raises ExperimentStopped)" : "The run has ended",
+        run: () => this.stop(),
+      },
+      { id: "download-log", label: "Download log", enabled: true, run: () => this.logs.download() },
+    ];
+  }
+
+  async stop() {
+    try {
+      this.experiment = await api(this.path("/stop"), { method: "POST", signal: this.ctx.signal });
+    } catch (error) {
+      if (error.status === 409) this.experiment = await api(this.path(), { signal: this.ctx.signal });
+      else throw error;
+    }
+    this.renderHeader();
   }
 
   renderHeader() {
@@ -150,15 +184,38 @@ class ExperimentView {
       ["Created", formatTime(e.created_at)],
       ["Started", formatTime(e.started_at)],
       ["Ended", formatTime(e.ended_at)],
-      ["Duration", formatDuration(e.duration)],
+      ["Duration", e.started_at ? durationText(e) : ""],
     ].filter(([, v]) => v);
     setChildren(this.header,
-      h("h1", {}, e.display_name, " ", h("span", { class: `status status-${e.status}` }, e.status)),
+      h("div", { class: "title-row" },
+        h("h1", {}, e.display_name, " ", statusPill(e.status)),
+        this.actionsMenu.element),
       e.description ? h("p", { class: "description" }, e.description) : null,
       h("dl", { class: "facts" }, facts.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),
       e.tags?.length ? h("p", { class: "tags" }, e.tags.map((t) => h("span", { class: "tag" }, t))) : null,
-      e.stop_requested ? h("p", { class: "warning" }, "A stop was requested.") : null,
+      e.stop_requested && !isFinal(e.status) ? h("p", { class: "warning stop-requested" }, "A stop was requested.") : null,
     );
+  }
+
+  /** A failed or crashed run: what happened, and the end of its log, at the top of the page. */
+  renderFailure() {
+    const e = this.experiment;
+    if (!isFailure(e.status)) {
+      this.failure.hidden = true;
+      return;
+    }
+    const tail = failureTail(this.logs.tail);
+    const what = e.status === "crashed"
+      ? "This run crashed: its heartbeats stopped (the process died or lost its connection)."
+      : "This run failed.";
+    setChildren(this.failure,
+      h("h2", {}, e.status === "crashed" ? "Crashed" : "Failed"),
+      h("p", {}, what, e.ended_at ? ` Ended ${formatTime(e.ended_at)}.` : ""),
+      tail.length
+        ? [h("p", { class: "muted" }, "End of the log:"),
+          h("pre", { class: "failure-log", tabindex: 0 }, tail.map(lineText).join("\n"))]
+        : h("p", { class: "muted" }, "The run left no log lines."));
+    this.failure.hidden = false;
   }
 
   drawIterationMetrics() {
@@ -182,7 +239,7 @@ class ExperimentView {
       if (chart.options.xLabel !== xField) chart.setXLabel(xField);
       const points = [...byKey.get(key)].sort((a, b) => a[0] - b[0]);
       chart.setLines([{
-        label: key, colour: PALETTE[(i + 3) % PALETTE.length], points: true,
+        label: key, colour: colourAt(i + 3),
         xs: points.map((p) => p[0]), ys: points.map((p) => p[1]),
       }]);
     }
@@ -205,13 +262,13 @@ class ExperimentView {
   renderTables(weights) {
     const e = this.experiment;
     const entries = (obj) => Object.entries(obj || {}).sort(([a], [b]) => a.localeCompare(b));
-    const weightsTable = weights.length ? h("table", { class: "data weights" },
+    const weightsTable = weights.length ? h("div", { class: "table-scroll", tabindex: 0 }, h("table", { class: "data weights" },
       h("thead", {}, h("tr", {}, ["Weights hash", "Iteration", "Epoch", "Recorded"].map((t) => h("th", {}, t)))),
       h("tbody", {}, weights.map((w) => h("tr", {},
         h("td", { class: "hash" }, h("code", {}, w.weights_hash)),
         h("td", { class: "num" }, formatValue(w.iteration)),
         h("td", { class: "num" }, formatValue(w.epoch)),
-        h("td", {}, formatTime(w.created_at))))))
+        h("td", {}, formatTime(w.created_at)))))))
       : h("p", { class: "muted" }, "No weights hashes recorded.");
     const summaryRows = (this.summaries || []).map((s) => [`${s.phase}/${s.key}`,
       `last ${formatValue(s.last)} · min ${formatValue(s.min)} · max ${formatValue(s.max)} · ${s.count} points`]);

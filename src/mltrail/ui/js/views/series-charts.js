@@ -1,21 +1,26 @@
 // A grid of metric charts whose lines are stored series, shared by the experiment page (one
-// line per phase) and the compare view (one line per experiment). Each line is read
-// downsampled to about the chart's pixel width.
+// line per phase) and the compare view (one line per experiment, or per group). Each line is
+// read downsampled to about the chart's pixel width; a zoomed chart re-reads its visible
+// iterations at that resolution, so zooming shows real points, not stretched buckets.
 
-import { api, experimentPath, query } from "../api.js";
 import { LineChart, resizeWithWindow, seriesPoints } from "../charts.js";
 import { h } from "../dom.js";
 import { formatCount } from "../format.js";
+import { readLines } from "../series.js";
 
 /**
  * Charts keyed by id. `sync(specs)` creates missing charts, re-reads every line and redraws.
- * A spec is `{id, title, yLabel, lines: [{label, colour, project, experiment, key, phase}]}`.
+ * A spec is `{id, title, yLabel, lines: [{id, label, colour, project, experiment, key, phase}]}`.
+ * `shape(lines, spec)` may turn the drawn lines into others (groups with bands).
  */
 export class SeriesCharts {
-  constructor(ctx, settings) {
+  constructor(ctx, settings, { legend = true, shape = (lines) => lines } = {}) {
     this.ctx = ctx;
     this.settings = settings; // {axis, smoothing, logScale}
-    this.charts = new Map(); // id -> {chart, spec, data: [series]}
+    this.legend = legend;
+    this.shape = shape;
+    this.hidden = new Set();
+    this.charts = new Map(); // id -> {chart, spec, data: [series], range}
     this.element = h("div", { class: "chart-grid" });
     this.stopResize = resizeWithWindow(() => [...this.charts.values()].map((c) => c.chart));
     ctx.signal.addEventListener("abort", () => this.stopResize());
@@ -24,47 +29,88 @@ export class SeriesCharts {
   async sync(specs) {
     for (const spec of specs) {
       if (!this.charts.has(spec.id)) {
-        const chart = new LineChart(this.element, {
-          title: spec.title, xLabel: this.settings.axis, yLabel: spec.yLabel,
+        const entry = { spec, data: [], range: null };
+        entry.chart = new LineChart(this.element, {
+          title: spec.title, xLabel: this.settings.axis, yLabel: spec.yLabel, legend: this.legend,
           smoothing: this.settings.smoothing, logScale: this.settings.logScale,
+          onZoom: (range) => this.zoom(entry, range).catch((error) => this.ctx.fail(error)),
         });
-        this.charts.set(spec.id, { chart, spec, data: [] });
+        entry.chart.setHidden(this.hidden);
+        this.charts.set(spec.id, entry);
       }
       this.charts.get(spec.id).spec = spec;
     }
     await Promise.all(specs.map((spec) => this.refresh(this.charts.get(spec.id))));
   }
 
+  /** Re-read a chart's lines (the zoomed iterations only, when zoomed on the iteration axis). */
   async refresh(entry) {
-    const maxPoints = entry.chart.width;
-    entry.data = await Promise.all(entry.spec.lines.map((line) => api(
-      experimentPath(line.project, line.experiment, "/series/read") +
-        query({ key: line.key, phase: line.phase, max_points: maxPoints }),
-      { signal: this.ctx.signal })));
+    const range = this.settings.axis === "iteration" ? entry.range : null;
+    const data = await readLines(entry.spec.lines, { maxPoints: entry.chart.width, range, signal: this.ctx.signal });
+    if (range !== (this.settings.axis === "iteration" ? entry.range : null)) return; // zoom moved on
+    entry.data = data;
+    entry.readRange = range;
     this.draw(entry);
+  }
+
+  async zoom(entry, range) {
+    entry.range = range;
+    if (this.settings.axis === "iteration") await this.refresh(entry);
   }
 
   draw(entry) {
     const { axis } = this.settings;
     const lines = entry.spec.lines.map((line, i) => ({
-      label: line.label, colour: line.colour, ...seriesPoints(entry.data[i], axis),
+      id: line.id, label: line.label, colour: line.colour, source: line, ...seriesPoints(entry.data[i], axis),
     }));
-    const shown = lines.filter((line) => line.xs.length);
-    const notes = entry.data
-      .map((s, i) => (s.downsampled ? `${entry.spec.lines[i].label}: ${formatCount(s.values.length)} ` +
-        `of ${formatCount(s.total)} points` : null))
-      .filter(Boolean);
-    let note = notes.length ? `Downsampled for display: ${notes.join("; ")}` : "";
-    if (axis === "epoch" && shown.length < lines.length) note = `${note} Lines without epochs are hidden.`.trim();
-    entry.chart.setLines(shown, note);
+    const shown = this.shape(lines.filter((line) => line.xs.length), entry.spec);
+    entry.chart.setLines(shown, this.note(entry, lines, shown));
+    const range = entry.readRange;
+    Object.assign(entry.chart.card.dataset, {
+      readStart: range ? Math.floor(range.min) : "", readEnd: range ? Math.ceil(range.max) : "",
+      downsampled: String(entry.data.some((s) => s.downsampled)),
+    });
+  }
+
+  note(entry, lines, shown) {
+    const thinned = entry.data.map((s, i) => [s, entry.spec.lines[i]]).filter(([s]) => s.downsampled);
+    const parts = [];
+    if (entry.readRange) {
+      const { min, max } = entry.readRange;
+      parts.push(`Zoomed to iterations ${formatCount(Math.floor(min))}–${formatCount(Math.ceil(max))}` +
+        (thinned.length ? ", re-read at the chart's resolution." : ": every stored point shown."));
+    }
+    if (thinned.length && thinned.length <= 3) {
+      parts.push("Downsampled for display: " + thinned.map(([s, line]) =>
+        `${line.label}: ${formatCount(s.values.length)} of ${formatCount(s.total)} points`).join("; ") + ".");
+    } else if (thinned.length) {
+      parts.push(`Downsampled for display: ${thinned.length} of ${lines.length} lines, to about ` +
+        `${formatCount(entry.chart.width)} points each (min and max kept).`);
+    }
+    if (this.settings.axis === "epoch" && shown.length < lines.length) parts.push("Lines without epochs are hidden.");
+    return parts.join(" ");
+  }
+
+  /** Redraw every chart from the data already read (grouping or colours changed). */
+  redrawAll() {
+    for (const entry of this.charts.values()) if (entry.data.length) this.draw(entry);
+  }
+
+  /** Re-read every chart (live refresh), keeping each chart's zoom. */
+  async refreshAll() {
+    await Promise.all([...this.charts.values()].map((entry) => this.refresh(entry)));
   }
 
   setAxis(axis) {
     this.settings.axis = axis;
+    const reads = [];
     for (const entry of this.charts.values()) {
       entry.chart.setXLabel(axis);
-      this.draw(entry);
+      entry.range = null;
+      if (entry.readRange) reads.push(this.refresh(entry));
+      else this.draw(entry);
     }
+    return Promise.all(reads);
   }
 
   setSmoothing(weight) {
@@ -76,9 +122,18 @@ export class SeriesCharts {
     this.settings.logScale = logScale;
     for (const entry of this.charts.values()) entry.chart.setLogScale(logScale);
   }
+
+  setHidden(ids) {
+    this.hidden = new Set(ids);
+    for (const entry of this.charts.values()) entry.chart.setHidden(this.hidden);
+  }
+
+  highlight(id) {
+    for (const entry of this.charts.values()) entry.chart.highlight(id);
+  }
 }
 
-/** The axis / smoothing / log-scale controls; `onChange(settings)` fires on every change. */
+/** The axis / smoothing / log-scale controls; `onChange(what)` fires on every change. */
 export function chartControls(settings, onChange) {
   const axisButtons = ["iteration", "epoch"].map((axis) => h("button", {
     type: "button", class: `axis-toggle${settings.axis === axis ? " active" : ""}`,
@@ -109,7 +164,7 @@ export function chartControls(settings, onChange) {
     h("span", { class: "segmented", role: "group", "aria-label": "x axis" }, "x axis: ", axisButtons),
     h("label", { class: "smoothing" }, "Smoothing ", slider, " ", value),
     h("label", { class: "log-scale" }, log, " Log scale"),
-    h("span", { class: "muted hint" }, "Drag to zoom, double-click to reset."));
+    h("span", { class: "muted hint" }, "Drag to zoom (re-read at full resolution), double-click to reset."));
 }
 
 /** Chart settings read from the URL query (x=epoch&smooth=0.6&log=1). */
