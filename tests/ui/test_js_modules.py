@@ -128,3 +128,95 @@ def test_value_formatting(js) -> None:
         "2m 05s",
         "2h 02m",
     ]
+
+
+def test_palette_gives_distinct_colours_that_do_not_move(js) -> None:
+    out = js(
+        "palette.js",
+        """const a = m.palette(100, "light"), b = m.palette(10, "light");
+           const labs = a.map((c) => m.oklab([1, 3, 5].map((i) => parseInt(c.slice(i, i + 2), 16) / 255)));
+           let nearest = Infinity;
+           for (let i = 0; i < labs.length; i++) for (let j = i + 1; j < labs.length; j++)
+             nearest = Math.min(nearest, Math.hypot(...labs[i].map((v, k) => v - labs[j][k])));
+           return {unique: new Set(a).size, stable: b.every((c, i) => c === a[i]), nearest,
+                   dark: m.palette(100, "dark").length, alpha: m.withAlpha("#ff8000", 0.5)};""",
+    )
+    assert out["unique"] == 100 and out["stable"] and out["dark"] == 100
+    assert out["nearest"] >= 0.035  # OKLab distance: no two of the first 100 look alike
+    assert out["alpha"] == "rgba(255,128,0,0.5)"
+
+
+def test_tick_labels_are_distinct_exact_and_short(js) -> None:
+    out = js(
+        "ticks.js",
+        """return [m.tickLabels([0.0031, 0.0032, 0.0033], 0.0001),
+                   m.tickLabels([0, 0.25, 0.5, 0.75], 0.25),
+                   m.tickLabels([0, 1e6, 2e6, 3e6], 1e6),
+                   m.tickLabels([4e6, 4.5e6, 5e6], 5e5),
+                   m.tickLabels([1e-5, 2e-5, 3e-5], 1e-5),
+                   m.logTickLabels([1e-5, 1e-4, 1e-3, 1e-2, 0.1, 1]),
+                   m.niceTicks(0.247, 0.969).values,
+                   m.paddedRange(120, 120, {integer: true}), m.paddedRange(0.83, 0.83)];""",
+    )
+    assert out[0] == ["0.0031", "0.0032", "0.0033"]
+    assert out[1] == ["0", "0.25", "0.5", "0.75"]  # not 0.3 for 0.25
+    assert out[2] == ["0", "1M", "2M", "3M"] and out[3] == ["4M", "4.5M", "5M"]
+    assert out[4] == ["1e-5", "2e-5", "3e-5"]
+    assert out[5] == ["1e-5", "1e-4", "0.001", "0.01", "0.1", "1"] and "0" not in out[5]
+    assert out[6] == [0.4, 0.6, 0.8]
+    assert out[7] == [114, 126] and out[8][0] < 0.83 < out[8][1]
+
+
+def test_csv_quotes_and_keeps_exact_values(js) -> None:
+    out = js(
+        "csv.js",
+        """return m.toCsv(["a", "b,c"], [[0.1 + 0.2, 'say "hi"'], [NaN, "=cmd()"], [null, -1.5]]);""",
+    )
+    assert out == 'a,"b,c"\r\n0.30000000000000004,"say ""hi"""\r\nNaN,\'=cmd()\r\n,-1.5\r\n'
+
+
+def test_groups_average_runs_read_at_different_iterations(js) -> None:
+    out = js(
+        "groups.js",
+        """const g = m.aggregate([{xs: [0, 10], ys: [0, 10]}, {xs: [0, 5, 20], ys: [2, 2, 2]}]);
+           const groups = m.groupRuns([{experiment_id: 1, hyperparameters: {opt: "sgd"}},
+             {experiment_id: 2, hyperparameters: {opt: "adam"}}, {experiment_id: 3,
+             hyperparameters: {}}], "opt");
+           return [g, groups.map((x) => [x.label, x.ids])];""",
+    )
+    agg, groups = out
+    assert agg["xs"] == [0, 5, 10, 20]
+    assert agg["mean"] == [1, 3.5, 6, 2]  # the first run ends at 10: not extended to 20
+    assert (
+        agg["lo"] == [0, 2, 2, 2] and agg["hi"] == [2, 5, 10, 2] and agg["counts"] == [2, 2, 2, 1]
+    )
+    assert groups == [["opt=adam", [2]], ["opt=sgd", [1]], ["opt=—", [3]]]
+
+
+def test_logs_show_what_a_terminal_shows_and_find_the_traceback(js) -> None:
+    out = js(
+        "logs.js",
+        """const lines = ["start", "Traceback (most recent call last):", "  File x", "ValueError: bad"]
+             .map((message, i) => ({seq: i + 1, message}));
+           return [m.visibleText("a 10%\\rb 50%\\rc 100%\\r"), m.visibleText("plain"),
+                   m.failureTail(lines).map((l) => l.message), m.failureTail(lines.slice(0, 1)).length];""",
+    )
+    assert out[0] == "c 100%" and out[1] == "plain"
+    assert out[2] == ["Traceback (most recent call last):", "  File x", "ValueError: bad"]
+    assert out[3] == 1
+
+
+def test_status_knows_crashed_and_counts_running_time(js) -> None:
+    out = js(
+        "status.js",
+        """const pill = m.statusPill("crashed");
+           return [pill.className, m.isFinal("crashed"), m.isFailure("crashed"), m.isFinal("running"),
+             m.runDuration({status: "running", started_at: 1000, ended_at: null, duration: 0}, 2200),
+             m.runDuration({status: "done", started_at: 1000, ended_at: 1600}, 9999),
+             m.runDuration({status: "running", started_at: 3000, ended_at: null}, 2000),
+             m.statusPill("paused").className];""",
+    )
+    assert out[0] == "status status-crashed status-failure"
+    assert out[1:4] == [True, True, False]
+    assert out[4:7] == [1200, 600, 0]  # now - start while running; never negative
+    assert out[7] == "status status-unknown"

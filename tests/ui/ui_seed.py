@@ -32,11 +32,24 @@ class UiServer:
     api: Api
 
 
-def open_page(browser: Any, token: str | None) -> Iterator[Any]:
-    """A page in a fresh context (token preset when given); ``page.errors`` collects errors."""
-    context = browser.new_context(viewport=VIEWPORT)
+def open_page(
+    browser: Any,
+    token: str | None,
+    *,
+    viewport: dict[str, int] | None = None,
+    color_scheme: str | None = None,
+    scripts: tuple[Path, ...] = (),
+) -> Iterator[Any]:
+    """A page in a fresh context (token preset when given); ``page.errors`` collects errors.
+
+    ``scripts`` run in every page before the app (the accessibility checker); they are
+    injected by the browser, so the UI's Content-Security-Policy stays as served.
+    """
+    context = browser.new_context(viewport=viewport or VIEWPORT, color_scheme=color_scheme)
     if token:
         context.add_init_script(f"localStorage.setItem('mltrail.token', {token!r});")
+    for script in scripts:
+        context.add_init_script(path=str(script))
     page = context.new_page()
     page.errors = []
     page.on("pageerror", lambda exc: page.errors.append(f"pageerror: {exc}"))

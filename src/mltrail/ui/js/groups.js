@@ -6,15 +6,17 @@
 import { colourAt } from "./palette.js";
 import { formatValue } from "./format.js";
 
+const MISSING = "—";
+
 /** The group key of a run: the hyperparameter's value as text ("—" when missing). */
 export function groupValue(experiment, key) {
   const hp = experiment.hyperparameters || {};
   if (key === "status") return experiment.status;
-  return key in hp ? formatValue(hp[key]) : "—";
+  return key in hp ? formatValue(hp[key]) : MISSING;
 }
 
 /**
- * Groups of runs by `key`, in a stable order (numeric values ascending).
+ * Groups of runs by `key`, in a stable order (numeric values ascending, runs without it last).
  * @returns {Array<{value: string, label: string, colour: string, ids: number[]}>}
  */
 export function groupRuns(experiments, key) {
@@ -24,7 +26,9 @@ export function groupRuns(experiments, key) {
     if (!byValue.has(value)) byValue.set(value, []);
     byValue.get(value).push(e.experiment_id);
   }
-  const values = [...byValue.keys()].sort((a, b) => a.localeCompare(b, undefined, { numeric: true }));
+  const missing = (v) => (v === MISSING ? 1 : 0);
+  const values = [...byValue.keys()].sort((a, b) =>
+    missing(a) - missing(b) || a.localeCompare(b, undefined, { numeric: true }));
   return values.map((value, i) => ({
     value, label: `${key}=${value}`, colour: colourAt(i), ids: byValue.get(value),
   }));

@@ -191,7 +191,7 @@ class ExperimentView {
         h("h1", {}, e.display_name, " ", statusPill(e.status)),
         this.actionsMenu.element),
       e.description ? h("p", { class: "description" }, e.description) : null,
-      h("dl", { class: "facts" }, facts.map(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),
+      h("dl", { class: "facts" }, facts.map(([k, v]) => h("div", { class: "fact" }, h("dt", {}, k), h("dd", {}, v)))),
       e.tags?.length ? h("p", { class: "tags" }, e.tags.map((t) => h("span", { class: "tag" }, t))) : null,
       e.stop_requested && !isFinal(e.status) ? h("p", { class: "warning stop-requested" }, "A stop was requested.") : null,
     );

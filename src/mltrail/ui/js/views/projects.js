@@ -10,7 +10,7 @@ function projectsTable(projects) {
       "No projects yet. Create one here, or start a run with mltrail.start(project=\"name\").");
   }
   const sorted = [...projects].sort((a, b) => (b.last_activity ?? b.created_at) - (a.last_activity ?? a.created_at));
-  return h("table", { class: "data projects" },
+  return h("div", { class: "table-scroll", tabindex: 0, role: "region", "aria-label": "Projects" }, h("table", { class: "data projects" },
     h("thead", {}, h("tr", {},
       ["#", "Name", "Description", "Experiments", "Last activity", "Created"].map((t) => h("th", {}, t)))),
     h("tbody", {}, sorted.map((p) => h("tr", { dataset: { projectId: p.id } },
@@ -19,12 +19,12 @@ function projectsTable(projects) {
       h("td", { class: "description" }, p.description),
       h("td", { class: "num count" }, formatCount(p.experiment_count ?? 0)),
       h("td", {}, formatTime(p.last_activity)),
-      h("td", {}, formatTime(p.created_at))))));
+      h("td", {}, formatTime(p.created_at)))))));
 }
 
 function createForm(ctx) {
-  const name = h("input", { name: "display_name", placeholder: "Name", maxlength: 140, required: true });
-  const description = h("input", { name: "description", placeholder: "Description (optional)", maxlength: 140 });
+  const name = h("input", { name: "display_name", placeholder: "Name", maxlength: 140, required: true, "aria-label": "Project name" });
+  const description = h("input", { name: "description", placeholder: "Description (optional)", maxlength: 140, "aria-label": "Project description" });
   const error = h("span", { class: "form-error", role: "alert" });
   const form = h("form", { class: "inline-form create-project", onsubmit: submit },
     name, description, h("button", { type: "submit" }, "Create project"), error);
