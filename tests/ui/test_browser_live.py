@@ -12,7 +12,7 @@ import time
 import numpy as np
 import pytest
 from playwright.sync_api import expect
-from ui_seed import append_logs, metric_batch, open_page
+from ui_seed import add_running_run, append_logs, metric_batch, open_page
 
 from mltrail.core.types import Status
 
@@ -23,10 +23,7 @@ LIVE_TIMEOUT_MS = 5_000  # the page polls at least every 2 s
 
 def test_logs_and_charts_follow_a_running_experiment(page, ui_server) -> None:
     store = ui_server.store
-    project = store.create_project("live").id
-    exp = store.create_experiment(project, display_name="running", status=Status.RUNNING)
-    e = exp.experiment_id
-    store.append_points(project, e, metric_batch("loss", "train", np.arange(10), np.ones(10)))
+    project, e = add_running_run(store, "live", "running")
     append_logs(store, project, e, [("INFO", "starting")])
     page.goto(f"{ui_server.url}/#/projects/{project}/experiments/{e}")
     lines = page.locator(".log-lines .log-line")

@@ -8,10 +8,9 @@ import json
 import re
 import time
 
-import numpy as np
 import pytest
 from playwright.sync_api import expect
-from ui_seed import append_logs, metric_batch, set_run_times
+from ui_seed import add_running_run, append_logs, metric_batch, set_run_times
 
 from mltrail.core.types import Status
 
@@ -45,10 +44,7 @@ def test_a_running_run_counts_its_duration_from_its_start(page, ui_server, sweep
 
 def test_the_experiments_table_follows_new_and_live_runs(page, ui_server) -> None:
     store = ui_server.store
-    project = store.create_project("live-table").id
-    live = store.create_experiment(project, display_name="live", status=Status.RUNNING)
-    e = live.experiment_id
-    store.append_points(project, e, metric_batch("loss", "train", np.arange(10), np.ones(10)))
+    project, e = add_running_run(store, "live-table", "live")
     page.goto(f"{ui_server.url}/#/projects/{project}")
     rows = page.locator("table.experiments tbody tr")
     expect(rows).to_have_count(1)

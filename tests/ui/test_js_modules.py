@@ -71,7 +71,7 @@ def test_smoothing_is_debiased_and_keeps_gaps(js) -> None:
 
 def test_epoch_axis_takes_the_last_value_of_each_epoch(js) -> None:
     out = js(
-        "charts.js",
+        "chart-data.js",
         """return m.seriesPoints({iterations: [0, 1, 2, 3, 4], epochs: [0, 0, 1, 1, null],
              values: [5, 6, 7, 8, 9]}, "epoch");""",
     )
@@ -80,7 +80,7 @@ def test_epoch_axis_takes_the_last_value_of_each_epoch(js) -> None:
 
 def test_custom_chart_with_string_x_becomes_categories(js) -> None:
     out = js(
-        "charts.js",
+        "chart-data.js",
         """const c = m.customChartLines({name: "n", scope: "test", type: "line", x_name: "cls",
              y_names: ["a", "b"], x: ["cat", "dog"], y: [[1, 2], [3, 4]]});
            return [c.options.categories, c.lines.map((l) => [l.label, l.xs, l.ys])];""",

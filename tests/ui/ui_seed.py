@@ -88,6 +88,14 @@ def metric_batch(key: str, phase: str, iterations, values, epochs=None) -> Metri
     return MetricBatch(client_id=uuid.uuid4().hex, seq=1, chunks=(chunk,))
 
 
+def add_running_run(store: SqlStore, project_name: str, name: str) -> tuple[int, int]:
+    """A project with one running experiment holding 10 points of train/loss."""
+    project = store.create_project(project_name).id
+    e = store.create_experiment(project, display_name=name, status=Status.RUNNING).experiment_id
+    store.append_points(project, e, metric_batch("loss", "train", np.arange(10), np.ones(10)))
+    return project, e
+
+
 def append_logs(
     store: SqlStore, project: int, experiment: int, lines: list[tuple[str, str]]
 ) -> None:

@@ -5,7 +5,8 @@
 
 import { api, experimentPath, isTransient } from "../api.js";
 import { replaceQuery } from "../app.js";
-import { LineChart, PHASE_COLOURS, customChartLines, resizeWithWindow } from "../charts.js";
+import { customChartLines } from "../chart-data.js";
+import { LineChart, PHASE_COLOURS, resizeWithWindow } from "../charts.js";
 import { h, keyValueTable, link, setChildren, sleep } from "../dom.js";
 import { formatTime, formatValue } from "../format.js";
 import { LogPanel, failureTail, lineText } from "../logs.js";

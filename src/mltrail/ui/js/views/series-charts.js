@@ -3,7 +3,8 @@
 // read downsampled to about the chart's pixel width; a zoomed chart re-reads its visible
 // iterations at that resolution, so zooming shows real points, not stretched buckets.
 
-import { LineChart, resizeWithWindow, seriesPoints } from "../charts.js";
+import { seriesPoints } from "../chart-data.js";
+import { LineChart, resizeWithWindow } from "../charts.js";
 import { h } from "../dom.js";
 import { formatCount } from "../format.js";
 import { readLines } from "../series.js";
