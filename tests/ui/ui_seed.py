@@ -209,8 +209,11 @@ def add_demo_project(server: UiServer) -> dict[str, int]:
     return {"project": project, "first": first, "second": second}
 
 
-def bulk_experiments(db_url: str, project_id: int, count: int) -> None:
-    """Insert ``count`` finished experiments in one transaction.
+def bulk_experiments(
+    db_url: str, project_id: int, count: int, running: tuple[int, ...] = ()
+) -> None:
+    """Insert ``count`` finished experiments (those numbered in ``running`` still running) in
+    one transaction.
 
     Creating 10,000 experiments one store call at a time takes about a minute on SQLite; the
     table test needs the rows, not the per-call path (which the store suite covers), so this
@@ -227,7 +230,7 @@ def bulk_experiments(db_url: str, project_id: int, count: int) -> None:
             "number": n,
             "display_name": f"sweep-{n:05d}",
             "description": "",
-            "status": "done",
+            "status": "running" if n in running else "done",
             "created_at": now + n,
             "started_at": now + n,
             "ended_at": now + n + (n % 97),

@@ -8,6 +8,7 @@ import { isFinal } from "./status.js";
 
 const FIRST_FETCH = 200;
 const FETCH_SIZE = 1000;
+const MAX_SINGLE = 20; // live runs read one by one per refresh, at most
 
 export class ExperimentList {
   constructor(projectId, signal) {
@@ -47,6 +48,11 @@ export class ExperimentList {
     const firstLive = this.items.findIndex((e) => !isFinal(e.status));
     let offset = firstLive >= 0 ? firstLive : this.items.length;
     let changed = false;
+    if (this.items.length - offset > 2 * FETCH_SIZE) {
+      // an old run still live far back: read the live runs one by one, then only the tail
+      changed = await this.refreshEach(this.items.filter((e) => !isFinal(e.status)).slice(0, MAX_SINGLE));
+      offset = Math.max(0, this.items.length - FETCH_SIZE);
+    }
     for (;;) {
       const page = await this.page(offset, FETCH_SIZE);
       changed = this.merge(offset, page.items) || changed;
@@ -54,6 +60,19 @@ export class ExperimentList {
       this.total = page.total;
       offset += page.items.length;
       if (!page.items.length || offset >= page.total) break;
+    }
+    return changed;
+  }
+
+  async refreshEach(live) {
+    const fresh = await Promise.all(live.map((e) =>
+      api(`${this.path}/${e.experiment_id}`, { signal: this.signal })));
+    let changed = false;
+    for (const item of fresh) {
+      const at = this.items.findIndex((e) => e.experiment_id === item.experiment_id);
+      if (JSON.stringify(this.items[at]) === JSON.stringify(item)) continue;
+      this.items[at] = item;
+      changed = true;
     }
     return changed;
   }
