@@ -137,8 +137,25 @@ def test_sqlite_runs_in_wal_mode_with_foreign_keys(sqlite_url: str) -> None:
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
             assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
             assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 30_000
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
     finally:
         store.close()
+
+
+def test_sqlite_synchronous_full_is_a_url_parameter(tmp_path: Path) -> None:
+    path = tmp_path / "full.db"
+    store = SqlStore.open(f"sqlite:///{path}?synchronous=full")
+    try:
+        store.create_project("durable")
+        with store._db.engine.connect() as conn:
+            assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 2  # FULL
+            assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    finally:
+        store.close()
+    assert path.exists() and not (tmp_path / "full.db?synchronous=full").exists()
+    with pytest.raises(ValidationError) as err:
+        SqlStore.open(f"sqlite:///{path}?synchronous=off")
+    assert err.value.field == "db_url" and "synchronous" in str(err.value)
 
 
 def test_unsupported_url_names_the_field() -> None:

@@ -1,6 +1,9 @@
 """Engine set-up for SQLite and PostgreSQL, transactions, and migrations on open.
 
-SQLite runs in WAL mode with a 30 s busy timeout and foreign keys on. Writes begin with
+SQLite runs in WAL mode with a 30 s busy timeout and foreign keys on, and
+``synchronous=NORMAL``: a commit survives a crash of the process, and a power loss or OS crash
+may undo the last commits but never corrupts the file. ``sqlite:///PATH?synchronous=full``
+syncs the WAL on every commit instead, so a commit also survives a power loss. Writes begin with
 ``BEGIN IMMEDIATE`` so two writers queue on the lock instead of deadlocking on a lock upgrade;
 reads begin deferred, so readers in other processes never block the writer.
 """
@@ -16,13 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.pool import StaticPool
 
 from mltrail.core.errors import ValidationError
 
 BUSY_TIMEOUT_MS = 30_000
+SYNCHRONOUS_MODES = ("normal", "full")  # the ``?synchronous=`` a SQLite URL may carry
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 _WRITE = "mltrail_write"
 
@@ -127,6 +131,12 @@ def make_engine(url: str) -> Engine:
 
 
 def _sqlite_engine(url: str) -> Engine:
+    parsed = make_url(url)
+    synchronous = str(parsed.query.get("synchronous", "normal")).lower()
+    if synchronous not in SYNCHRONOUS_MODES:
+        raise ValidationError("?synchronous= must be normal or full", "db_url")
+    if "synchronous" in parsed.query:
+        url = parsed.difference_update_query(["synchronous"]).render_as_string()
     memory = url in ("sqlite://", "sqlite:///:memory:")
     if not memory and url.startswith("sqlite:///"):
         # the embedded database's folder ($MLTRAIL_HOME) is made on first use
@@ -144,7 +154,7 @@ def _sqlite_engine(url: str) -> Engine:
         cursor = dbapi_conn.cursor()
         if not memory:
             cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute(f"PRAGMA synchronous={synchronous.upper()}")
         cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
