@@ -1,1 +1,2 @@
-"""Benchmarks of mltrail side by side with MLflow: ``python -m bench [--quick] [--vs mlflow]``."""
+"""Benchmarks of mltrail side by side with MLflow-compatible peers (MLflow, FastTrackML):
+``python -m bench [--quick] [--vs mlflow] [--vs fasttrackml]``."""

@@ -1,9 +1,16 @@
-"""``python -m bench [--quick] [--vs mlflow] [--out FILE]``: run every workload, print the table
-and write it (with the machine it ran on) to ``bench/results/latest.md``."""
+"""``python -m bench [--quick] [--vs mlflow] [--vs fasttrackml] [--out FILE]``: run every
+workload on mltrail (and each peer named), print the table and write it, with the peers'
+winning configurations and the machine it ran on, to ``bench/results/``.
+
+A full run is kept whatever its outcome: ``bench/results/<UTC date and time>.md`` and a copy in
+``latest.md``. ``--quick`` writes ``quick.md`` (not kept in git). Exit status 3 when a judged
+target fails, 1 when the benchmark itself crashed.
+"""
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import shutil
 import sys
 import tempfile
@@ -12,10 +19,11 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import workloads
+from bench import rows, workloads
 from bench.mltrail_side import MltrailSide
+from bench.peers import PEERS
 from bench.report import Row, machine_info, render_markdown, results_table
-from bench.sizes import FULL, QUICK
+from bench.sizes import FULL, QUICK, Sizes
 
 TARGET_FAILED = 3  # exit status when a judged target fails (1 stays "crashed")
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -24,7 +32,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="reduced sizes (< 2 minutes)")
-    parser.add_argument("--vs", choices=["mlflow"], help="also run the MLflow anchor")
+    parser.add_argument("--vs", action="append", default=[], choices=list(PEERS),
+                        help="also measure this peer (repeatable)")  # fmt: skip
     parser.add_argument("--out", type=Path, help="results file (default bench/results/...)")
     return parser.parse_args(argv)
 
@@ -33,53 +42,77 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; exit status 3 when a judged target fails."""
     args = parse_args(argv)
     sizes = QUICK if args.quick else FULL
-    command = (
-        "python -m bench" + (" --quick" if args.quick else "") + (" --vs mlflow" if args.vs else "")
-    )
-    out = args.out or RESULTS / ("quick.md" if args.quick else "latest.md")
+    peers = list(dict.fromkeys(args.vs))
+    command = "python -m bench" + " --quick" * args.quick + "".join(f" --vs {p}" for p in peers)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="mltrail-bench-") as tmp:
-        res = run(Path(tmp), sizes, args.vs == "mlflow")
-        keep_server_logs(Path(tmp), out.parent / "logs")
+        res = run(Path(tmp), sizes, peers)
+        keep_server_logs(Path(tmp), RESULTS / "logs")
     res.notes.append(f"total wall time {time.monotonic() - started:.0f} s")
-    print("\n" + results_table(res.rows) + "\n\n" + res.scaling_table())
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(
-        render_markdown(res.rows, res.scaling_table(), machine_info(), command, res.notes)
-    )
-    print(f"\nwritten to {out}")
+    columns = {name: PEERS[name].column for name in peers}
+    table = results_table(res.rows, columns)
+    tables = [("", table)]
+    if res.peers:
+        tables.append(("Peers: the best configuration per workload (fastest; smallest for "
+                       "memory), and every configuration tried:", rows.peer_table(res.peers)))  # fmt: skip
+    tables.append(("Scaling curve (one series of N points, batched by the SDK: ingest until "
+                   "committed, then a chart read at max_points=2000):", res.scaling_table()))  # fmt: skip
+    document = render_markdown(tables, machine_info(), command, res.notes)
+    print("\n" + "\n\n".join(t for _, t in tables))
+    for path in outputs(args):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(document)
+        print(f"written to {path}")
     return TARGET_FAILED if any(r.passed is False for r in res.rows) else 0
 
 
-def run(workdir: Path, sizes, vs_mlflow: bool) -> workloads.Results:
-    """Start the servers fresh, run workloads 1-8 in order, stop everything."""
+def outputs(args: argparse.Namespace) -> list[Path]:
+    """Where the results go: ``--out``; else quick.md, or a dated file plus latest.md."""
+    if args.out:
+        return [args.out]
+    if args.quick:
+        return [RESULTS / "quick.md"]
+    stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d-%H%M")
+    return [RESULTS / f"{stamp}.md", RESULTS / "latest.md"]
+
+
+def run(workdir: Path, sizes: Sizes, peers: list[str]) -> workloads.Results:
+    """mltrail's workloads on fresh servers, then each peer's, then the rows."""
     res = workloads.Results()
     side = MltrailSide(workdir)
-    mlflow = None
     try:
-        if vs_mlflow:
-            from bench.mlflow_side import MlflowSide
-
-            mlflow = MlflowSide(workdir)
-        steps = [
-            ("1", "call cost", lambda: workloads.call_cost(res, side, mlflow, sizes)),
-            ("2", "ingest", lambda: workloads.ingest(res, side, mlflow, sizes)),
-            (
-                "4",
-                "reads and scaling",
-                lambda: workloads.reads_and_scaling(res, side, mlflow, sizes),
-            ),
-            ("5", "experiment list", lambda: workloads.experiments_list(res, side, mlflow, sizes)),
-            ("6", "stalled server", lambda: workloads.stalled_sdk(res, side, sizes)),
-            ("8", "concurrency", lambda: workloads.concurrency(res, side, sizes, workdir)),
+        steps: list[tuple[str, Callable[[], None]]] = [
+            ("exp.log call cost", lambda: workloads.calls(res, side, sizes)),
+            ("ingest", lambda: workloads.ingest(res, side, sizes)),
+            ("realistic flushes", lambda: workloads.flushes(res, side, sizes)),
+            ("reads and scaling", lambda: workloads.reads(res, side, sizes)),
+            ("experiment list", lambda: workloads.experiments_list(res, side, sizes)),
+            ("stalled server", lambda: workloads.stalled_sdk(res, side, sizes)),
+            ("concurrency", lambda: workloads.concurrency(res, side, sizes, workdir)),
         ]
-        for number, name, step in steps:
-            run_step(res, number, name, step)
+        for name, step in steps:
+            run_step(res, name, step)
     finally:
         side.close()
-        if mlflow is not None:
-            mlflow.close()
+    run_step(res, "synchronous=FULL", lambda: workloads.durable(res, workdir, sizes))
+    run_step(res, "physical floor", lambda: workloads.floor(res, workdir, sizes))
+    for name in peers:
+        run_step(res, PEERS[name].title, lambda name=name: _peer(res, name, workdir, sizes))
+    rows.build(res, sizes)
     return res
+
+
+def _peer(res: workloads.Results, name: str, workdir: Path, sizes: Sizes) -> None:
+    from bench.peer_side import measure
+
+    figures = measure(PEERS[name], workdir, sizes)
+    res.peers[name] = figures
+    res.notes.extend(figures.notes)
+    res.notes.append(f"{figures.peer.title} configurations: " + "; ".join(figures.timings))
+    for missing in ("bulk_interval_missing",):
+        if missing in figures.once:
+            res.notes.append(f"{figures.peer.title} has no get-history-bulk-interval "
+                             f"({figures.once[missing]})")  # fmt: skip
 
 
 def keep_server_logs(workdir: Path, dest: Path) -> None:
@@ -89,15 +122,16 @@ def keep_server_logs(workdir: Path, dest: Path) -> None:
         shutil.copyfile(log, dest / log.name)
 
 
-def run_step(res: workloads.Results, number: str, name: str, step: Callable[[], None]) -> None:
+def run_step(res: workloads.Results, name: str, step: Callable[[], None]) -> None:
     """Run one workload; a crash becomes a FAIL row (and a note) instead of ending the run."""
     started = time.monotonic()
+    print(f"-- {name}", flush=True)
     try:
         step()
-        res.notes.append(f"workload {number} ({name}) took {time.monotonic() - started:.0f} s")
+        res.notes.append(f"{name} took {time.monotonic() - started:.0f} s")
     except Exception as exc:
-        res.add(Row(f"{number}. {name}", f"error: {type(exc).__name__}", passed=False))
-        res.notes.append(f"workload {number} ({name}) crashed: {str(exc)[-1500:]}")
+        res.add(Row(name, f"error: {type(exc).__name__}", passed=False))
+        res.notes.append(f"{name} crashed: {str(exc)[-1500:]}")
         traceback.print_exc()
 
 

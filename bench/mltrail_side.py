@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import procs
+from bench.disk import used_sqlite_bytes
 
 REPO = Path(__file__).resolve().parent.parent
 CLI = "from mltrail.cli.main import main; main()"
@@ -29,11 +30,14 @@ class MltrailSide:
         workdir: scratch directory (database file, logs, MLTRAIL_HOME of the workers).
         db_url: the server's database; a fresh SQLite file under ``workdir`` by default.
         name: label for logs.
+        query: appended to the SQLite URL, e.g. ``?synchronous=full``.
     """
 
-    def __init__(self, workdir: Path, db_url: str | None = None, name: str = "sqlite") -> None:
+    def __init__(
+        self, workdir: Path, db_url: str | None = None, name: str = "sqlite", query: str = ""
+    ) -> None:
         self.db_path = workdir / f"mltrail-{name}.db"
-        self.db_url = db_url or f"sqlite:///{self.db_path}"
+        self.db_url = db_url or f"sqlite:///{self.db_path}{query}"
         self.home = workdir / f"home-{name}"
         self.home.mkdir(parents=True, exist_ok=True)
         port = procs.free_port()
@@ -88,8 +92,6 @@ class MltrailSide:
                                 stderr=subprocess.PIPE)  # fmt: skip
 
     def used_db_bytes(self) -> int:
-        from bench.mlflow_side import used_sqlite_bytes
-
         return used_sqlite_bytes(self.db_path)
 
     def close(self) -> None:

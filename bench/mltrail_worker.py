@@ -3,6 +3,9 @@
 Usage: ``python -m bench.mltrail_worker WORKLOAD '<json args>'``; prints one JSON object. The
 server address and token arrive as ``MLTRAIL_URL`` / ``MLTRAIL_TOKEN`` in this process's
 environment, which the SDK reads through ``Settings.from_env`` like any training script.
+Every workload logs the random walks of :mod:`bench.series_data` and reads back what it logged:
+``problems`` lists every difference (a missing point, a changed value), and the parent fails
+the row when it is not empty.
 """
 
 from __future__ import annotations
@@ -11,15 +14,20 @@ import json
 import os
 import statistics
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 import mltrail
 from bench.procs import PeakSampler, rss
+from bench.series_data import SEED, key_names, random_walk
 
 CHART_POINTS = 2000
+_TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def _store() -> Any:
@@ -32,78 +40,171 @@ def _ids(exp: Any) -> tuple[int, int]:
     return int(exp.project_id), int(exp.experiment_id)
 
 
-def _stored_points(project: int, experiment: int) -> int:
+def stored_problems(store: Any, project: int, experiment: int, values: np.ndarray) -> list[str]:
+    """Differences between the stored series and ``values`` (iterations 0..n-1, one column
+    per key of :func:`key_names`); empty when every point is stored exactly once."""
+    problems = []
+    for k, name in enumerate(key_names(values.shape[1])):
+        series = store.read_series(project, experiment, name, "train")
+        want = values[:, k]
+        if len(series.values) != len(want):
+            problems.append(f"{name}: {len(series.values):,} of {len(want):,} points stored")
+        elif not np.array_equal(series.iterations, np.arange(len(want))):
+            problems.append(f"{name}: stored iterations are not 0..{len(want) - 1}")
+        elif not np.array_equal(series.values, want):
+            problems.append(f"{name}: stored values differ from the values logged")
+    return problems
+
+
+def _problems(ids: tuple[int, int], values: np.ndarray) -> list[str]:
     with _store() as store:
-        return sum(s.count for s in store.list_series(project, experiment))
+        return stored_problems(store, *ids, values)
+
+
+def _rows(values: np.ndarray, step: int = 100_000) -> Iterator[tuple[int, dict[str, float]]]:
+    """(iteration, {key: value}) per row, converted a slice at a time (bounded memory)."""
+    names = key_names(values.shape[1])
+    for start in range(0, len(values), step):
+        for offset, row in enumerate(values[start : start + step].tolist()):
+            yield start + offset, dict(zip(names, row, strict=True))
+
+
+def _thread_cpu(native_id: int) -> float:
+    """User + system CPU seconds of one thread of this process."""
+    fields = Path(f"/proc/self/task/{native_id}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _TICKS
+
+
+def _writer_thread() -> threading.Thread:
+    return next(t for t in threading.enumerate() if t.name.startswith("mltrail-writer-"))
+
+
+def _wait_stored(project: int, experiment: int, points: int, timeout: float = 120.0) -> None:
+    """Poll until the server holds ``points`` points of the experiment (the writer is idle)."""
+    deadline = time.monotonic() + timeout
+    with _store() as store:
+        while time.monotonic() < deadline:
+            if sum(s.count for s in store.list_series(project, experiment)) >= points:
+                return
+            time.sleep(0.2)
 
 
 def call_cost(args: dict[str, Any]) -> dict[str, Any]:
-    """Median and p99 cost of ``exp.log`` with 4 metrics, each call timed on its own."""
+    """Median and p99 cost of ``exp.log`` with 4 metrics, each call timed on its own, and the
+    CPU time the background writer thread spent per point to send them all."""
     calls = int(args["calls"])
+    values = random_walk(4, calls)
     costs = np.empty(calls, dtype=np.int64)
     clock = time.perf_counter_ns
     with mltrail.start(args["project"], display_name="call-cost") as exp:
-        for i in range(calls):
-            x = i * 1e-5
+        writer = _writer_thread()
+        for i, metrics in _rows(values):
             t0 = clock()
-            exp.log({"loss": x, "acc": 1 - x, "lr": 0.001, "grad_norm": x * 2})
+            exp.log(metrics, iteration=i)
             costs[i] = clock() - t0
         ids = _ids(exp)
+        _wait_stored(*ids, 4 * calls)
+        writer_cpu = _thread_cpu(writer.native_id or 0)
     return {
         "median_us": float(np.median(costs)) / 1000,
         "p99_us": float(np.percentile(costs, 99)) / 1000,
+        "writer_cpu_us_per_point": writer_cpu / (4 * calls) * 1e6,
         "calls": calls,
-        "stored": _stored_points(*ids),
+        "problems": _problems(ids, values),
     }
 
 
 def ingest(args: dict[str, Any]) -> dict[str, Any]:
-    """keys x iterations points from the first ``exp.log`` until the end of the run has
-    flushed them all (the server acknowledges a batch only after its commit)."""
+    """keys x iterations points per thread, ``threads`` experiments logged at once, from the
+    first ``exp.log`` until the end of every run has flushed them all (the server acknowledges
+    a batch only after its commit)."""
     keys, iterations = int(args["keys"]), int(args["iterations"])
-    names = [f"metric_{k:02d}" for k in range(keys)]
-    with mltrail.start(args["project"], display_name="ingest") as exp:
-        started = time.perf_counter()  # starting the run is not ingest: timed from the 1st log
-        for i in range(iterations):
-            exp.log({name: (i * 7 + k) % 1000 / 997.0 for k, name in enumerate(names)}, iteration=i)
-        logged = time.perf_counter()
+    threads = int(args.get("threads", 1))
+    matrices = [random_walk(keys, iterations, SEED + t) for t in range(threads)]
+    ids: list[tuple[int, int]] = [(0, 0)] * threads
+    gate = threading.Barrier(threads + 1)
+    errors: list[BaseException] = []
+
+    def one(t: int) -> None:
+        try:
+            with mltrail.start(args["project"], display_name=f"ingest-{t}") as exp:
+                rows = list(_rows(matrices[t]))  # converted before the clock starts
+                gate.wait()
+                for i, metrics in rows:
+                    exp.log(metrics, iteration=i)
+                ids[t] = _ids(exp)
+        except BaseException as exc:
+            errors.append(exc)
+            gate.abort()
+
+    workers = [threading.Thread(target=one, args=(t,)) for t in range(threads)]
+    for w in workers:
+        w.start()
+    gate.wait()
+    started = time.perf_counter()
+    for w in workers:
+        w.join()
+    seconds = time.perf_counter() - started
+    if errors:
+        raise errors[0]
+    points = threads * keys * iterations
+    problems = [p for t in range(threads) for p in _problems(ids[t], matrices[t])]
+    return {"points": points, "seconds": seconds, "points_per_s": points / seconds,
+            "problems": problems}  # fmt: skip
+
+
+def flushes(args: dict[str, Any]) -> dict[str, Any]:
+    """keys x iterations points with ``exp.flush()`` every ``per_flush`` iterations: the small
+    batches a training loop sends when its writer flushes about once a second."""
+    keys, iterations, per_flush = int(args["keys"]), int(args["iterations"]), int(args["per_flush"])
+    values = random_walk(keys, iterations, int(args.get("seed", SEED)))
+    rows = list(_rows(values))
+    with mltrail.start(args["project"], display_name=f"flushes-{keys}x{iterations}") as exp:
+        started = time.perf_counter()
+        for i, metrics in rows:
+            exp.log(metrics, iteration=i)
+            if (i + 1) % per_flush == 0:
+                exp.flush()
         ids = _ids(exp)
-    ended = time.perf_counter()
-    return {
-        "points": keys * iterations,
-        "seconds": ended - started,
-        "log_seconds": logged - started,
-        "points_per_s": keys * iterations / (ended - started),
-        "stored": _stored_points(*ids),
-    }
+    seconds = time.perf_counter() - started
+    return {"points": keys * iterations, "seconds": seconds, "ids": ids,
+            "problems": _problems(ids, values)}  # fmt: skip
 
 
 def series(args: dict[str, Any]) -> dict[str, Any]:
-    """Ingest one series of ``points`` points, then time chart reads (and full exports)."""
-    points = int(args["points"])
+    """Ingest one random-walk series of ``points`` points (flushed every ``per_flush``
+    iterations when given, else batched by the SDK), then time chart reads and full exports.
+
+    A chart read passes its checks when it returns between 1 and 2,000 points and keeps the
+    series' true minimum and maximum; a full export when it returns every value exactly.
+    """
+    points, per_flush = int(args["points"]), args.get("per_flush")
+    values = random_walk(1, points, int(args.get("seed", SEED)))
     with mltrail.start(args["project"], display_name=f"series-{points}") as exp:
         started = time.perf_counter()
-        for i in range(points):
-            exp.log({"loss": 1.0 / (1 + i) + (i % 97) * 1e-4}, iteration=i)
+        for i, metrics in _rows(values):
+            exp.log(metrics, iteration=i)
+            if per_flush and (i + 1) % per_flush == 0:
+                exp.flush()
         project, experiment = _ids(exp)
-    ingest_s = time.perf_counter() - started
-    result: dict[str, Any] = {"points": points, "ingest_s": ingest_s}
+    result: dict[str, Any] = {"points": points, "ingest_s": time.perf_counter() - started}
+    name, want = key_names(1)[0], values[:, 0]
     with _store() as store:
-        chart = _timed(
-            lambda: store.read_series(
-                project, experiment, "loss", "train", max_points=CHART_POINTS
-            ),
+        chart_s, chart = _timed(
+            lambda: store.read_series(project, experiment, name, "train", max_points=CHART_POINTS),
             int(args["repeats"]),
         )
-        result.update(
-            chart_s=chart[0], chart_returned=len(chart[1].values), total=int(chart[1].total)
-        )
+        got = np.asarray(chart.values)
+        result.update(chart_s=chart_s, chart_returned=len(got),
+                      chart_keeps_min_max=bool(len(got) and np.nanmin(got) == want.min()
+                                               and np.nanmax(got) == want.max()))  # fmt: skip
         if args.get("full_repeats"):
-            full = _timed(
-                lambda: store.read_series(project, experiment, "loss", "train"),
+            full_s, full = _timed(
+                lambda: store.read_series(project, experiment, name, "train"),
                 int(args["full_repeats"]),
             )
-            result.update(full_s=full[0], full_returned=len(full[1].values))
+            result.update(full_s=full_s, full_returned=len(full.values),
+                          full_exact=bool(np.array_equal(full.values, want)))  # fmt: skip
     return result
 
 
@@ -116,6 +217,20 @@ def _timed(read: Any, repeats: int) -> tuple[float, Any]:
         value = read()
         times.append(time.perf_counter() - t0)
     return statistics.median(times), value
+
+
+def sync_log(args: dict[str, Any]) -> dict[str, Any]:
+    """Latency of ``exp.log`` + ``exp.flush()`` (one point, acknowledged after its commit)."""
+    calls = int(args["calls"])
+    costs = []
+    with mltrail.start(args["project"], display_name="sync-log") as exp:
+        for i, metrics in _rows(random_walk(1, calls)):
+            t0 = time.perf_counter()
+            exp.log(metrics, iteration=i)
+            exp.flush()
+            costs.append(time.perf_counter() - t0)
+    costs.sort()
+    return {"median_s": statistics.median(costs), "p99_s": costs[int(0.99 * (calls - 1))]}
 
 
 def experiments_list(args: dict[str, Any]) -> dict[str, Any]:
@@ -145,72 +260,74 @@ def stalled(args: dict[str, Any]) -> dict[str, Any]:
     """Log ``points`` points while the server tree is stopped (SIGSTOP by the parent after
     ``ready``), sampling this process's resident memory; the parent resumes the server after."""
     points, keys = int(args["points"]), 20
-    names = [f"metric_{k:02d}" for k in range(keys)]
+    values = random_walk(keys, points // keys)
     me = os.getpid()
     with mltrail.start(args["project"], display_name="stalled") as exp:
         exp.log({"warmup": 1.0})
         exp.flush()
+        rows = _rows(values, step=1000)  # converted as logged: only the SDK holds points
         baseline = rss(me)
-        sys.stdout.write(json.dumps({"ready": True}) + "\n")
-        sys.stdout.flush()
+        _say({"ready": True})
         sys.stdin.readline()  # the parent has stopped the server
         with PeakSampler(lambda: rss(me), interval=0.05) as sampler:
-            for i in range(points // keys):
-                exp.log({name: i * 1e-3 + k for k, name in enumerate(names)}, iteration=i)
+            for i, metrics in rows:
+                exp.log(metrics, iteration=i)
             time.sleep(float(args.get("settle_s", 3.0)))  # let the writer time out and spool
-        sys.stdout.write(json.dumps({"logged": True}) + "\n")
-        sys.stdout.flush()
+        _say({"logged": True})
         sys.stdin.readline()  # the parent has resumed the server
-    return {
-        "points": points,
-        "baseline": baseline,
-        "peak": sampler.peak,
-        "growth": sampler.peak - baseline,
-    }
+    return {"points": points, "baseline": baseline, "peak": sampler.peak,
+            "growth": sampler.peak - baseline}  # fmt: skip
 
 
 def concurrent(args: dict[str, Any]) -> dict[str, Any]:
-    """One of N concurrent training processes: SDK-shaped columnar batches sent with the SDK's
-    transport (HttpStore.append_points), each batch's acknowledgement timed."""
-    from mltrail.core.types import MetricBatch, SeriesChunk
-
+    """One of N training processes logging at once through the SDK: ``batches`` times
+    ``iterations_per_batch`` iterations of ``keys`` metrics, then ``exp.flush()``, each flush
+    (the server's acknowledgement of that batch) timed. The parent checks the stored data."""
     keys, per_batch, batches = (
-        int(args["keys"]),
-        int(args["iterations_per_batch"]),
-        int(args["batches"]),
-    )
-    with _store() as store:
-        exp = store.create_experiment(int(args["project_id"]))
-        sys.stdout.write(json.dumps({"ready": True}) + "\n")
-        sys.stdout.flush()
+        int(args["keys"]), int(args["iterations_per_batch"]), int(args["batches"]),
+    )  # fmt: skip
+    values = random_walk(keys, per_batch * batches, SEED + int(args["index"]))
+    rows = list(_rows(values))
+    with mltrail.start(int(args["project_id"]), display_name=f"proc-{args['index']}") as exp:
+        _say({"ready": True})
         sys.stdin.readline()  # every process starts together
-        started = time.time()
-        latencies = []
+        started, latencies = time.time(), []
         for b in range(batches):
-            its = np.arange(b * per_batch, (b + 1) * per_batch, dtype=np.int64)
-            now = np.full(per_batch, time.time())
-            chunks = tuple(
-                SeriesChunk(f"metric_{k:02d}", "train", its, np.full(per_batch, -1), its * 1e-3 + k, now)
-                for k in range(keys)
-            )  # fmt: skip
+            for i, metrics in rows[b * per_batch : (b + 1) * per_batch]:
+                exp.log(metrics, iteration=i)
             t0 = time.perf_counter()
-            store.append_points(exp.project_id, exp.experiment_id, MetricBatch("c", b + 1, chunks))
+            exp.flush()
             latencies.append(time.perf_counter() - t0)
-    return {
-        "started": started,
-        "ended": time.time(),
-        "points": keys * per_batch * batches,
-        "latencies": latencies,
-    }
+        ended = time.time()
+        ids = _ids(exp)
+    return {"started": started, "ended": ended, "points": keys * per_batch * batches,
+            "latencies": latencies, "experiment_id": ids[1], "index": int(args["index"])}  # fmt: skip
+
+
+def floor(args: dict[str, Any]) -> dict[str, Any]:
+    """The physical floor of ingest (see :mod:`bench.floor`), in SDK-sized batches."""
+    from bench.floor import physical_floor
+    from mltrail.sdk.writer import BATCH_POINTS
+
+    keys, iterations = int(args["keys"]), int(args["iterations"])
+    return physical_floor(Path(args["path"]), keys, iterations, BATCH_POINTS)
+
+
+def _say(message: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(message) + "\n")
+    sys.stdout.flush()
 
 
 WORKLOADS = {
     "call_cost": call_cost,
     "ingest": ingest,
+    "flushes": flushes,
     "series": series,
+    "sync_log": sync_log,
     "experiments_list": experiments_list,
     "stalled": stalled,
     "concurrent": concurrent,
+    "floor": floor,
 }
 
 

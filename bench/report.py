@@ -6,8 +6,8 @@ import datetime as dt
 import os
 import platform
 import subprocess
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 NOT_RUN = "—"
@@ -15,16 +15,16 @@ NOT_RUN = "—"
 
 @dataclass
 class Row:
-    """One line of the table: a workload measured on mltrail and (maybe) on MLflow.
+    """One line of the table: a workload measured on mltrail and (maybe) on each peer.
 
-    ``ratio`` is always "how many times better mltrail is" (MLflow cost / mltrail cost, or
-    mltrail rate / MLflow rate), so a target reads ``>= 50x`` whatever the unit.
+    ``ratios`` are always "how many times better mltrail is" (the peer's cost / mltrail's
+    cost, or mltrail's rate / the peer's rate), so a target reads ``>= 50x`` whatever the unit.
     """
 
     workload: str
     mltrail: str
-    mlflow: str = NOT_RUN
-    ratio: float | None = None
+    peers: dict[str, str] = field(default_factory=dict)
+    ratios: dict[str, float | None] = field(default_factory=dict)
     target: str = ""
     passed: bool | None = None
 
@@ -34,35 +34,50 @@ class Row:
             return "n/a"
         return "PASS" if self.passed else "FAIL"
 
-    def cells(self) -> list[str]:
-        ratio = NOT_RUN if self.ratio is None else f"{self.ratio:,.1f}x"
-        return [self.workload, self.mltrail, self.mlflow, ratio, self.target, self.verdict]
+    def cells(self, peer_names: Sequence[str]) -> list[str]:
+        ratios = [self.ratios.get(n) for n in peer_names]
+        return [
+            self.workload,
+            self.mltrail,
+            *(self.peers.get(n, NOT_RUN) for n in peer_names),
+            *(NOT_RUN if r is None else f"{r:,.1f}x" for r in ratios),
+            self.target,
+            self.verdict,
+        ]
 
 
-HEADER = ["workload", "mltrail", "MLflow", "ratio", "target", "result"]
+def header(columns: Mapping[str, str]) -> list[str]:
+    """The table's heading for peers ``{name: column title}``, in that order."""
+    titles = list(columns.values())
+    return ["workload", "mltrail", *titles, *(f"vs {t}" for t in titles), "target", "result"]
 
 
-def times_better(mltrail_cost: float | None, mlflow_cost: float | None) -> float | None:
-    """MLflow cost over mltrail cost (None when either is missing or mltrail's is zero)."""
-    if mltrail_cost is None or mlflow_cost is None or mltrail_cost <= 0:
+def times_better(mltrail_cost: float | None, peer_cost: float | None) -> float | None:
+    """The peer's cost over mltrail's (None when either is missing or mltrail's is zero)."""
+    if mltrail_cost is None or peer_cost is None or mltrail_cost <= 0:
         return None
-    return mlflow_cost / mltrail_cost
+    return peer_cost / mltrail_cost
 
 
 def judge(
-    ratio: float | None, minimum: float, targets: Sequence[bool] = (), checks: Sequence[bool] = ()
+    ratios: Mapping[str, float | None],
+    minimums: Mapping[str, float],
+    targets: Sequence[bool] = (),
+    checks: Sequence[bool] = (),
 ) -> bool | None:
-    """PASS when the ratio reaches ``minimum`` and every absolute target and check holds.
+    """PASS when every measured peer's ratio reaches its minimum and every target and check holds.
 
-    ``targets`` are absolute goals (judged even without MLflow); ``checks`` are sanity
-    conditions (the right number of points came back). Without a ratio and without targets
-    the row is not judged, unless a check failed.
+    ``minimums`` maps a peer to the ratio it must reach (peers not run are skipped);
+    ``targets`` are absolute goals, judged without any peer too; ``checks`` are conditions
+    on the data (stored == logged, chart reads keep the extremes): one failing fails the row.
+    Nothing measured against and no absolute target: not judged.
     """
     if not all(checks):
         return False
-    if ratio is None:
-        return all(targets) if targets else None
-    return ratio >= minimum and all(targets)
+    judged = [r >= m for n, m in minimums.items() if (r := ratios.get(n)) is not None]
+    if not judged and not targets:
+        return None
+    return all(judged) and all(targets)
 
 
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -76,8 +91,9 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join([line(header), rule, *(line(r) for r in rows)])
 
 
-def results_table(rows: Sequence[Row]) -> str:
-    return markdown_table(HEADER, [r.cells() for r in rows])
+def results_table(rows: Sequence[Row], columns: Mapping[str, str]) -> str:
+    """The rows as a Markdown table with one column (and one ratio column) per peer."""
+    return markdown_table(header(columns), [r.cells(list(columns)) for r in rows])
 
 
 def machine_info() -> dict[str, str]:
@@ -137,18 +153,13 @@ def _git_commit() -> str:
 
 
 def render_markdown(
-    rows: Sequence[Row], scaling: str, info: dict[str, str], command: str, notes: Sequence[str] = ()
+    tables: Sequence[tuple[str, str]], info: dict[str, str], command: str, notes: Sequence[str] = ()
 ) -> str:
-    """The whole results document: table, scaling curve, notes and machine."""
+    """The whole results document: titled tables (results, peers, scaling), notes, machine."""
     machine = "\n".join(f"- {k}: {v}" for k, v in info.items())
-    parts = [
-        "# mltrail benchmark results", "",
-        f"Command: `{command}`", "",
-        results_table(rows), "",
-        "Scaling curve (one series of N points; ingest from the SDK until committed, then a "
-        "chart read at max_points=2000):", "",
-        scaling, "",
-    ]  # fmt: skip
+    parts = ["# mltrail benchmark results", "", f"Command: `{command}`", ""]
+    for title, table in tables:
+        parts += [title, "", table, ""] if title else [table, ""]
     if notes:
         parts += ["Notes:", "", *(f"- {n}" for n in notes), ""]
     parts += ["Machine:", "", machine, ""]

@@ -7,23 +7,32 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Sizes:
-    """Workload sizes. MLflow gets fewer points where it would take minutes: its figures are
-    per call or per point, so the ratio does not depend on the count."""
+    """Workload sizes. Peers get fewer points where they would take minutes: their figures are
+    per call or per point (ingest rates, bytes per point), so the ratio does not depend on the
+    count; reads and lists are the same size on every side."""
 
-    call_calls: int  # 1: exp.log calls timed one by one
-    mlflow_call_calls: int
-    ingest_keys: int  # 2: keys x iterations from the SDK
+    call_calls: int  # exp.log calls timed one by one
+    peer_call_calls: int  # async log_metric calls
+    sync_calls: int  # exp.log + flush, and sync log_metric
+    peer_sync_calls: int
+    ingest_keys: int  # keys x iterations from the SDK (and from the MLflow client)
     ingest_iterations: int
-    mlflow_ingest_iterations: int
-    history_points: int  # 4: the series read at chart resolution and exported in full
+    ingest_threads: int  # runs logged at once from as many threads
+    peer_ingest_iterations: int  # per peer run; split over the threads for the threaded run
+    flush_iterations: int  # realistic flushes: iterations (points per series) per flush
+    flush_experiment_iterations: int  # keys x this, flushed every flush_iterations
+    peer_flush_iterations: int
+    history_points: int  # the series read at chart resolution and exported in full
     chart_repeats: int
+    peer_chart_repeats: int
     full_repeats: int
-    mlflow_history_repeats: int
-    list_experiments: int  # 5
+    peer_history_repeats: int
+    list_experiments: int  # experiments listed / runs searched
     list_repeats: int
-    scaling: tuple[int, ...]  # 7: series lengths
-    stalled_points: int  # 6: points logged while the server is stopped
-    concurrent_processes: int  # 8
+    peer_list_repeats: int
+    scaling: tuple[int, ...]  # series lengths of the scaling curve
+    stalled_points: int  # points logged while the server is stopped
+    concurrent_processes: int
     concurrent_batches: int
     concurrent_iterations_per_batch: int
     concurrent_keys: int
@@ -31,16 +40,24 @@ class Sizes:
 
 FULL = Sizes(
     call_calls=100_000,
-    mlflow_call_calls=10_000,
+    peer_call_calls=10_000,
+    sync_calls=300,
+    peer_sync_calls=100,
     ingest_keys=20,
     ingest_iterations=50_000,
-    mlflow_ingest_iterations=2_500,
+    ingest_threads=4,
+    peer_ingest_iterations=2_500,
+    flush_iterations=10,
+    flush_experiment_iterations=5_000,
+    peer_flush_iterations=1_000,
     history_points=100_000,
     chart_repeats=20,
+    peer_chart_repeats=10,
     full_repeats=5,
-    mlflow_history_repeats=3,
+    peer_history_repeats=1,
     list_experiments=1_000,
     list_repeats=10,
+    peer_list_repeats=5,
     scaling=(10_000, 100_000, 1_000_000, 10_000_000),
     stalled_points=1_000_000,
     concurrent_processes=16,
@@ -51,16 +68,24 @@ FULL = Sizes(
 
 QUICK = Sizes(
     call_calls=20_000,
-    mlflow_call_calls=1_000,
+    peer_call_calls=1_000,
+    sync_calls=50,
+    peer_sync_calls=20,
     ingest_keys=20,
     ingest_iterations=5_000,
-    mlflow_ingest_iterations=250,
-    history_points=10_000,
+    ingest_threads=4,
+    peer_ingest_iterations=400,
+    flush_iterations=10,
+    flush_experiment_iterations=500,
+    peer_flush_iterations=100,
+    history_points=5_000,
     chart_repeats=5,
+    peer_chart_repeats=3,
     full_repeats=2,
-    mlflow_history_repeats=1,
+    peer_history_repeats=1,
     list_experiments=100,
     list_repeats=3,
+    peer_list_repeats=3,
     scaling=(10_000, 100_000),
     stalled_points=200_000,
     concurrent_processes=4,  # 16 interpreters starting at once dominate a 2-core quick run
