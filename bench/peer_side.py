@@ -93,7 +93,7 @@ def _setup(
     peer: Peer, server: procs.Server, db: Path, sizes: Sizes, figures: PeerFigures
 ) -> dict[str, str]:
     """The untimed data, the async call cost and the storage figure (realistic flushes)."""
-    made = run_steps(server.url, [
+    made = run_steps(server, peer, [
         ("setup_runs", {"runs": sizes.list_experiments}),
         ("setup_history", {"points": sizes.history_points}),
         ("call_cost", {"calls": sizes.peer_call_calls}),
@@ -104,7 +104,7 @@ def _setup(
     if made[2]["ok"]:
         figures.once["call_cost"] = made[2]
     before = used_sqlite_bytes(db)
-    (flush,) = run_steps(server.url, [("flushes", {
+    (flush,) = run_steps(server, peer, [("flushes", {
         "keys": sizes.ingest_keys, "iterations": sizes.peer_flush_iterations,
         "per_flush": sizes.flush_iterations})])  # fmt: skip
     if flush["ok"]:
@@ -123,7 +123,7 @@ def _timed_workloads(
     keys = sizes.ingest_keys
     before = used_sqlite_bytes(db)
     with procs.PeakSampler(server.tree_rss) as memory:
-        (single,) = run_steps(server.url, [("ingest", {
+        (single,) = run_steps(server, peer, [("ingest", {
             "keys": keys, "iterations": sizes.peer_ingest_iterations})])  # fmt: skip
     if single["ok"]:
         figures.offer("ingest", single["points_per_s"], config, single)
@@ -144,7 +144,7 @@ def _timed_workloads(
                                 "repeats": sizes.peer_history_repeats}),
         *((name, name, chart) for name in peer.chart_reads),
     ]  # fmt: skip
-    answers = run_steps(server.url, [(workload, args) for _, workload, args in steps])
+    answers = run_steps(server, peer, [(workload, args) for _, workload, args in steps])
     results = {label: answer for (label, _, _), answer in zip(steps, answers, strict=True)}
     for name, result in results.items():
         _offer_step(figures, config, name, result)
@@ -177,14 +177,18 @@ def _record_problems(figures: PeerFigures, workload: str, result: dict[str, Any]
         figures.problems.setdefault(workload, []).extend(result["problems"])
 
 
-def run_steps(uri: str, steps: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
-    """Run MLflow-client workloads against the tracking server at ``uri``, in one process
-    of the client's virtualenv; one result per step (``ok`` false with the error if it failed)."""
-    payload = json.dumps({"uri": uri, "steps": [list(s) for s in steps]})
+def run_steps(
+    server: procs.Server, peer: Peer, steps: list[tuple[str, dict[str, Any]]]
+) -> list[dict[str, Any]]:
+    """Run MLflow-client workloads against ``server``'s tracking URI, in one process of the
+    client's virtualenv; one result per step (``ok`` false with the error if it failed)."""
+    payload = json.dumps({"uri": server.url, "steps": [list(s) for s in steps]})
     argv = [str(CLIENT.python), "-P", str(WORKER), "steps", payload]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLTRAIL_"))}
     env["MLFLOW_ASYNC_LOGGING_BUFFERING_SECONDS"] = "1"
     env.pop("PYTHONPATH", None)
+    if peer.client_env is not None:
+        env.update(peer.client_env(server))
     return procs.run_json(argv, timeout=1800, env=env, cwd=WORKER.parent)["results"]
 
 

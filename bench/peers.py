@@ -3,8 +3,14 @@ its own virtualenv under ``bench/``, each with the configurations the benchmark 
 
 A peer is only a way to start a server on a SQLite file and the URL it answers on: every
 workload runs through the MLflow client against that tracking URI (see
-:mod:`bench.mlflow_client_worker`). Another MLflow-speaking server (mltrail's own MLflow surface,
-say) is one more entry in :data:`PEERS`.
+:mod:`bench.mlflow_client_worker`). Another MLflow-speaking server is one more entry in
+:data:`PEERS`; mltrail's own MLflow surface (issue 14) would be, roughly::
+
+    Peer("mltrail-mlflow", "mltrail (MLflow API)", "mltrail (MLflow)", None,
+         lambda _, db, port, wd: [sys.executable, "-m", "mltrail", "server", "--db",
+                                  f"sqlite:///{db}", "--host", procs.LOOPBACK, "--port", str(port)],
+         (Config("defaults"),), "/healthz", "WAL, synchronous=NORMAL",
+         client_env=lambda server: {"MLFLOW_TRACKING_TOKEN": admin_token(server)})
 """
 
 from __future__ import annotations
@@ -60,7 +66,8 @@ class Config:
     env: Mapping[str, str] = field(default_factory=dict)
 
 
-Command = Callable[[Path, Path, int, Path], list[str]]  # venv, database, port, workdir
+Command = Callable[[Path, Path, int, Path], list[str]]  # venv (or prefix), database, port, workdir
+ClientEnv = Callable[[procs.Server], Mapping[str, str]]
 
 
 @dataclass(frozen=True)
@@ -71,33 +78,38 @@ class Peer:
         name: the ``--vs`` value and results key.
         title: name and version as printed.
         column: its column's heading in the results table.
-        venv: where its server is installed.
+        venv: where its server is installed (None: this interpreter's environment).
         command: argv of its server for a database file, a port and a scratch directory.
         configs: tried in order, the peer's defaults last; the first that starts also serves
             the untimed setup (a tuned one: MLflow's defaults take minutes more).
         health: a path answering once the server is up.
         durability: how its SQLite commits reach the disk (for the README).
         chart_reads: chart endpoints it is asked for (``bulk_interval``, ``aim_chart``).
+        client_env: what the MLflow client needs to reach a started server, e.g.
+            ``MLFLOW_TRACKING_TOKEN`` read from its first-start output.
     """
 
     name: str
     title: str
     column: str
-    venv: Venv
+    venv: Venv | None
     command: Command
     configs: Sequence[Config]
     health: str
     durability: str
     chart_reads: tuple[str, ...] = ("bulk_interval",)
+    client_env: ClientEnv | None = None
 
     def ensure_installed(self) -> None:
-        self.venv.ensure()
+        if self.venv is not None:
+            self.venv.ensure()
         CLIENT.ensure()
 
     def start(self, config: Config, db_path: Path, workdir: Path) -> procs.Server:
         """Start the server on ``db_path`` with ``config``; return once it answers and idles."""
         port = procs.free_port()
-        argv = [*self.command(self.venv.path, db_path, port, workdir), *config.args]
+        prefix = Path(sys.prefix) if self.venv is None else self.venv.path
+        argv = [*self.command(prefix, db_path, port, workdir), *config.args]
         env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLTRAIL_"))}
         env.update(config.env)
         slug = "".join(c if c.isalnum() else "-" for c in config.label)
