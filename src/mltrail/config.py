@@ -9,6 +9,7 @@ from pathlib import Path
 
 DEFAULT_PORT = 5870
 DEFAULT_HOST = "127.0.0.1"
+CAPTURE_LEVELS = ("fd", "python", "off")
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,8 @@ class Settings:
         strict: raise transport faults into training code instead of spooling (tests).
         spool_limit_bytes: spool size after which the oldest batches are dropped, with a warning.
         capture_console: whether the SDK captures stdout/stderr (the agent captures instead).
+        capture_fds: capture at the file-descriptor level where the platform allows (so child
+            processes and C extensions are captured); else at the Python level.
     """
 
     url: str | None = None
@@ -35,6 +38,7 @@ class Settings:
     strict: bool = False
     spool_limit_bytes: int = 512 * 1024 * 1024
     capture_console: bool = True
+    capture_fds: bool = True
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -45,6 +49,7 @@ class Settings:
         """
         env = os.environ if environ is None else environ
         home = Path(env.get("MLTRAIL_HOME") or "~/.mltrail").expanduser()
+        capture = _capture_level(env.get("MLTRAIL_CAPTURE"))
         return cls(
             url=(env.get("MLTRAIL_URL") or None),
             token=(env.get("MLTRAIL_TOKEN") or None),
@@ -54,7 +59,8 @@ class Settings:
             job=_number(env.get("MLTRAIL_JOB")),
             strict=_flag(env.get("MLTRAIL_STRICT")),
             spool_limit_bytes=int(env.get("MLTRAIL_SPOOL_LIMIT_BYTES") or cls.spool_limit_bytes),
-            capture_console=not _flag(env.get("MLTRAIL_NO_CAPTURE")),
+            capture_console=capture != "off" and not _flag(env.get("MLTRAIL_NO_CAPTURE")),
+            capture_fds=capture == "fd",
         )
 
     def to_env(self) -> dict[str, str]:
@@ -69,6 +75,7 @@ class Settings:
             "MLTRAIL_JOB": self.job,
             "MLTRAIL_STRICT": "1" if self.strict else None,
             "MLTRAIL_NO_CAPTURE": None if self.capture_console else "1",
+            "MLTRAIL_CAPTURE": None if self.capture_fds or not self.capture_console else "python",
         }
         env.update({name: str(value) for name, value in optional.items() if value is not None})
         if self.spool_limit_bytes != Settings.spool_limit_bytes:
@@ -101,6 +108,14 @@ class Settings:
 
 def _number(value: str | None) -> int | None:
     return int(value) if value and value.isdigit() else None
+
+
+def _capture_level(value: str | None) -> str:
+    """``MLTRAIL_CAPTURE``: ``fd`` (the default), ``python`` or ``off``."""
+    level = (value or "fd").strip().lower()
+    if level not in CAPTURE_LEVELS:
+        raise ValueError(f"MLTRAIL_CAPTURE must be one of fd, python, off; got {value!r}")
+    return level
 
 
 def _flag(value: str | None) -> bool:

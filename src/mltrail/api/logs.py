@@ -6,6 +6,7 @@ before them, and ``LogTail.ended`` says when a follower is done, for every surfa
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import IO
 
@@ -23,6 +24,11 @@ _LEVEL_COLOURS = {
 }
 _STDERR_COLOUR = "\x1b[35m"
 _RESET = "\x1b[0m"
+# every ANSI escape sequence: CSI (colours, cursor moves), OSC (titles, links, up to BEL or ST),
+# other string commands, two-byte escapes; with disable_colors the script's own go too
+_ANSI_SEQUENCE = re.compile(
+    r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)?|[PX^_][^\x1b]*(?:\x1b\\)?|[ -/]*[0-~])?"
+)
 
 
 def print_logs(
@@ -54,7 +60,7 @@ def format_log_line(line: LogLine, *, colours: bool) -> str:
     stamp = datetime.fromtimestamp(line.time).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
     text = f"{stamp} {line.stream} {line.level} {line.message}"
     if not colours:
-        return text
+        return _ANSI_SEQUENCE.sub("", text)
     colour = _LEVEL_COLOURS.get(line.level, "")
     if not colour and line.stream == "stderr":
         colour = _STDERR_COLOUR

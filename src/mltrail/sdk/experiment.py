@@ -22,7 +22,7 @@ from mltrail.core.errors import ExperimentStopped, ValidationError
 from mltrail.core.types import ExperimentRef, LogLine, Phase, Status
 from mltrail.core.weights import weights_hash
 from mltrail.sdk.buffer import MAX_INT64
-from mltrail.sdk.console import ConsoleCapture
+from mltrail.sdk.console import ConsoleCapture, quiet_library_loggers
 from mltrail.sdk.inputs import jsonable, metric_number, params_mapping
 from mltrail.sdk.opening import int64_field, open_record, open_run_store
 from mltrail.sdk.spool import Spool, encode_status, is_transient, sync_in_background, target_of
@@ -79,6 +79,7 @@ def start(
         NotFoundError: an unknown project id, or the agent's experiment does not exist.
     """
     settings = settings or Settings.from_env()
+    quiet_library_loggers()  # no Alembic steps nor an httpx line per upload at INFO
     owns_store = store is None
     if store is None:
         store = open_run_store(settings)
@@ -139,7 +140,9 @@ class Experiment:
             strict=settings.strict,
         ).start()
         self._console = (
-            ConsoleCapture(self._writer.add_line).start() if settings.capture_console else None
+            ConsoleCapture(self._writer.add_line, fd_level=settings.capture_fds).start()
+            if settings.capture_console
+            else None
         )
         self._watcher = StopWatcher(
             store, self.project_id, self.experiment_id, self._stop_seen, stop_poll_seconds
