@@ -58,9 +58,16 @@ def _ids(stdout: str) -> tuple[int, int]:
 def _logs(project: int, experiment: int, server: ServerProcess | None = None) -> list[LogLine]:
     if server is not None:
         with HttpStore(server.url, server.admin_token) as store:
-            return store.read_logs(project, experiment)
+            return _read_all(store, project, experiment)
     with open_store(Settings.from_env()) as store:
-        return store.read_logs(project, experiment)
+        return _read_all(store, project, experiment)
+
+
+def _read_all(store, project: int, experiment: int) -> list[LogLine]:
+    lines: list[LogLine] = []
+    while page := store.read_logs(project, experiment, after_seq=lines[-1].seq if lines else 0):
+        lines += page
+    return lines
 
 
 def _lines(logs: list[LogLine]) -> list[tuple[str, str, str]]:
@@ -374,3 +381,93 @@ def test_an_exception_restores_the_console_before_the_traceback_prints(tmp_path)
     assert [ln.message for ln in logs if ln.stream == "stderr"] == ["about to fail"]
     assert [ln.message for ln in logs if ln.stream == "traceback"][-1] == "RuntimeError: boom"
     assert mltrail.as_api().experiments.get(project, experiment)["status"] == "failed"
+
+
+def test_a_c_call_writing_megabytes_while_holding_the_gil_never_freezes(tmp_path):
+    """A reader *thread* would wait for the GIL the writer holds while the pipe is full: a
+    freeze. The relay is a process of its own, so the write completes."""
+    script = _script(
+        tmp_path,
+        """
+        import ctypes
+        import mltrail
+
+        with mltrail.start("gil-held") as exp:
+            print("STARTED", exp.project_id, exp.experiment_id, flush=True)
+            data = b"".join(b"line %05d " % i + b"x" * 88 + b"\\n" for i in range(30_000))
+            libc = ctypes.PyDLL(None)  # PyDLL: the GIL stays held during the call
+            assert libc.write(1, data, len(data)) == len(data)  # 3 MB, three times the pipe
+            print("after the C call")
+        """,
+    )
+    done = _run(script, _env())
+    project, experiment = _ids(done.stdout)
+    assert done.stdout.count("\n") == 30_002 and done.stdout.endswith("after the C call\n")
+    logs = _logs(project, experiment)
+    assert [ln.message[:10] for ln in logs[1:-1]] == [f"line {i:05d}" for i in range(30_000)]
+    assert logs[-1].message == "after the C call"
+
+
+def test_a_sweep_of_runs_in_one_process_captures_each_into_its_own(tmp_path):
+    script = _script(
+        tmp_path,
+        """
+        import logging, os, subprocess
+        import mltrail
+
+        fds_before = sorted(os.listdir("/proc/self/fd"))
+        for lr in range(4):
+            with mltrail.start("sweep", f"lr-{lr}") as exp:
+                print("STARTED", exp.project_id, exp.experiment_id, flush=True)
+                subprocess.run(["echo", f"child of run {lr}"], check=True)
+                logging.getLogger("sweep").warning("run %d", lr)
+        print("fds kept:", sorted(os.listdir("/proc/self/fd")) == fds_before)
+        print("hooks removed:", logging.getLogRecordFactory() is logging.LogRecord,
+              "format" not in vars(logging.StreamHandler))
+        """,
+    )
+    done = _run(script, _env())
+    assert done.stdout.endswith("fds kept: True\nhooks removed: True True\n")
+    assert done.stderr == "".join(f"run {lr}\n" for lr in range(4))  # the last-resort handler
+    for lr, started in enumerate(done.stdout.splitlines()[::2][:4]):
+        project, experiment = _ids(started + "\n")
+        assert _lines(_logs(project, experiment)) == [
+            ("stdout", "INFO", started),
+            ("stdout", "INFO", f"child of run {lr}"),
+            ("sweep", "WARNING", f"run {lr}"),
+        ]
+
+
+def test_a_killed_relay_gives_the_console_back_and_training_goes_on(tmp_path):
+    script = _script(
+        tmp_path,
+        """
+        import os, signal, time
+        import mltrail
+
+        def relay_pid():
+            for pid in filter(str.isdigit, os.listdir("/proc")):
+                try:
+                    cmdline = open(f"/proc/{pid}/cmdline", "rb").read()
+                    ppid = int(open(f"/proc/{pid}/stat").read().rsplit(") ", 1)[1].split()[1])
+                except OSError:
+                    continue
+                if b"relay.py" in cmdline and ppid == os.getpid():
+                    return int(pid)
+
+        with mltrail.start("relay-dies") as exp:
+            print("STARTED", exp.project_id, exp.experiment_id, flush=True)
+            print("before the relay died", flush=True)
+            time.sleep(0.5)
+            os.kill(relay_pid(), signal.SIGKILL)
+            time.sleep(1)
+            for i in range(3):
+                print("after", i, flush=True)
+        """,
+    )
+    done = _run(script, _env())
+    project, experiment = _ids(done.stdout)
+    assert done.stdout.endswith("before the relay died\nafter 0\nafter 1\nafter 2\n")
+    assert "the console relay ended; console output is no longer recorded" in done.stderr
+    assert _lines(_logs(project, experiment))[1] == ("stdout", "INFO", "before the relay died")
+    assert mltrail.as_api().experiments.get(project, experiment)["status"] == "done"

@@ -29,6 +29,13 @@ it, no lock of ours is held while calling out:
   nothing of ours (at the fd level it also writes a sync request to the relay's control pipe,
   without blocking); the handler hook appends to a deque. A signal handler that logs or prints
   in the middle of either finds no lock to wait for.
+
+**Limits.** A record's console echo is recognised for ``logging.StreamHandler`` and its
+subclasses; a handler that prints another way (rich's ``RichHandler``) has its output stored as
+console lines besides the record. stdout and stderr are two pipes: lines written to both within
+the same instant may show in another order than without capture. Python ``warnings`` are
+stderr lines. A child process still running after the run ends keeps printing to the console
+through the relay (which exits when the last writer closes), not into the run.
 """
 
 from __future__ import annotations

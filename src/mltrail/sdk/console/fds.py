@@ -151,9 +151,8 @@ class FdCapture:
         self._restore()
         self._request(b"d", 0, wait=True)
         drained = self._drained.wait(DRAIN_TIMEOUT_SECONDS)
-        if not drained:  # the reader is stuck behind the console: records go as they are
-            self._release(None)
-        self._closed = True
+        self._closed = True  # from now on records go straight to the sink
+        self._release(None)  # those queued since the drain (all, if the reader is stuck)
         with self._fd_lock:
             for fd in (self._control, *self._saved.values(), *self._held.values()):
                 with contextlib.suppress(OSError):
