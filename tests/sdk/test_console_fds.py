@@ -6,10 +6,12 @@ lines from the store and compares them with what the process printed on its real
 
 from __future__ import annotations
 
+import fcntl
 import io
 import itertools
 import os
 import pty
+import struct
 import subprocess
 import sys
 import termios
@@ -294,9 +296,6 @@ def test_a_terminal_stays_a_terminal_and_its_bytes_pass_unchanged(tmp_path):
     attrs[1] &= ~termios.OPOST  # read exactly what the process wrote
     termios.tcsetattr(slave, termios.TCSANOW, attrs)
     os.set_blocking(master, True)
-    import fcntl
-    import struct
-
     fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
     proc = subprocess.Popen(
         [sys.executable, script], env=_env(), stdin=subprocess.DEVNULL, stdout=slave, stderr=slave
