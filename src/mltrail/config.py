@@ -7,8 +7,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from mltrail.core.errors import ValidationError
-
 DEFAULT_PORT = 5870
 DEFAULT_HOST = "127.0.0.1"
 CAPTURE_LEVELS = ("fd", "python", "off")
@@ -116,7 +114,7 @@ def _capture_level(value: str | None) -> str:
     """``MLTRAIL_CAPTURE``: ``fd`` (the default), ``python`` or ``off``."""
     level = (value or "fd").strip().lower()
     if level not in CAPTURE_LEVELS:
-        raise ValidationError(f"must be one of fd, python, off; got {value!r}", "MLTRAIL_CAPTURE")
+        raise ValueError(f"MLTRAIL_CAPTURE must be one of fd, python, off; got {value!r}")
     return level
 
 

@@ -165,9 +165,10 @@ def test_capture_settings_from_the_environment():
     )
     python = Settings.from_env({"MLTRAIL_CAPTURE": "python"})
     assert (python.capture_console, python.capture_fds) == (True, False)
+    assert Settings.from_env(python.to_env()).capture_fds is False  # a child gets the same
     assert not Settings.from_env({"MLTRAIL_CAPTURE": "off"}).capture_console
     assert not Settings.from_env({"MLTRAIL_NO_CAPTURE": "1"}).capture_console
-    with pytest.raises(ValueError, match="MLTRAIL_CAPTURE: must be one of fd, python, off"):
+    with pytest.raises(ValueError, match="MLTRAIL_CAPTURE must be one of fd, python, off"):
         Settings.from_env({"MLTRAIL_CAPTURE": "pipes"})
 
 

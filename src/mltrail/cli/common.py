@@ -66,7 +66,11 @@ def cli_context(ctx: click.Context | None = None) -> CliContext:
     (also when a sub-command runs on its own, as in tests)."""
     root = (ctx or click.get_current_context()).find_root()
     if not isinstance(root.obj, CliContext):
-        root.obj = CliContext(Settings.from_env(), root.call_on_close)
+        try:
+            settings = Settings.from_env()
+        except ValueError as exc:  # a bad MLTRAIL_* variable: one line, not a traceback
+            raise click.ClickException(str(exc)) from None
+        root.obj = CliContext(settings, root.call_on_close)
     return root.obj
 
 
