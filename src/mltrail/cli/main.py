@@ -20,6 +20,10 @@ COMMANDS = {
         "List, follow, stop and enrich experiments.",
     ),
     "jobs": ("mltrail.cli.jobs:jobs", "List remote jobs."),
+    "missinglink": (
+        "mltrail.cli.missinglink:missinglink",
+        "Set up the original MissingLink client.",
+    ),
     "models": ("mltrail.cli.models:models", "Weights hashes of saved models."),
     "projects": ("mltrail.cli.projects:projects", "List and create projects."),
     "run": ("mltrail.cli.jobs:run", "Queue a command as a remote experiment."),

@@ -12,6 +12,8 @@ from mltrail.config import Settings
 from mltrail.core.version import __version__
 from mltrail.server.deps import OrjsonResponse
 from mltrail.server.errors import BodyLimitMiddleware, install_error_handlers
+from mltrail.server.missinglink import PREFIX as MISSINGLINK_PREFIX
+from mltrail.server.missinglink import missinglink_router
 from mltrail.server.routes import (
     agents,
     charts,
@@ -80,6 +82,7 @@ def create_app(
     app.add_middleware(BodyLimitMiddleware, max_bytes=MAX_BODY_BYTES)
     install_security(app, allowed_hosts=allowed_hosts, access_log=access_log)
     app.include_router(_api_router(), prefix=API_PREFIX)
+    app.include_router(missinglink_router(), prefix=MISSINGLINK_PREFIX)  # the original client
 
     @app.get("/healthz", tags=["health"], include_in_schema=True)
     async def healthz() -> dict[str, str]:

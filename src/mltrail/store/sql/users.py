@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import delete, func, select
 
@@ -24,6 +24,14 @@ ADMIN_NAME = "admin"
 def token_digest(token: str) -> str:
     """The sha256 hex digest stored in place of the token."""
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+class IssuedToken(NamedTuple):
+    """An API token as stored: its row id, its sha256 and its user (never the token itself)."""
+
+    id: int
+    sha256: str
+    user: User
 
 
 def _to_user(row: Any) -> User:
@@ -84,19 +92,43 @@ class Auth:
 
     def authenticate(self, token: str | None) -> User:
         """The user owning ``token``. AuthenticationError when missing, unknown or revoked."""
+        return self.find_token(token).user
+
+    def find_token(self, token: str | None) -> IssuedToken:
+        """The stored record of ``token``, checked as :meth:`authenticate` checks it.
+
+        Raises:
+            AuthenticationError: missing, unknown or revoked.
+        """
         if not token:
             raise AuthenticationError("an API token is required", "token")
         digest = token_digest(token)
         with self._db.read() as conn:
             row = conn.execute(
-                select(api_tokens.c.token_sha256, users)
+                select(api_tokens.c.id.label("token_id"), api_tokens.c.token_sha256, users)
                 .join(users, users.c.id == api_tokens.c.user_id)
                 .where(api_tokens.c.token_sha256 == digest)
             ).first()
         # The index finds the row; the constant-time compare keeps the check itself timing-safe.
         if row is None or not hmac.compare_digest(row.token_sha256, digest):
             raise AuthenticationError("unknown or revoked API token", "token")
-        return User(id=row.id, name=row.name, is_admin=bool(row.is_admin))
+        return IssuedToken(int(row.token_id), digest, _to_user(row))
+
+    def get_token(self, token_id: int) -> IssuedToken:
+        """The stored record of the token with that row id (tokens minted from it name it).
+
+        Raises:
+            AuthenticationError: no such token (revoked).
+        """
+        with self._db.read() as conn:
+            row = conn.execute(
+                select(api_tokens.c.id.label("token_id"), api_tokens.c.token_sha256, users)
+                .join(users, users.c.id == api_tokens.c.user_id)
+                .where(api_tokens.c.id == token_id)
+            ).first()
+        if row is None:
+            raise AuthenticationError("the API token this was issued from is revoked", "token")
+        return IssuedToken(int(row.token_id), row.token_sha256, _to_user(row))
 
     def revoke_token(self, token: str) -> None:
         """Delete a token. NotFoundError (field ``token``) when it is unknown."""

@@ -1,0 +1,41 @@
+"""The original MissingLink client's REST surface, under ``/_ah/api/missinglink/v1``.
+
+A thin translation of the ``missinglink`` 19.10 CLI/SDK's calls onto the contract's methods
+(``as_api().experiments``) and the Store, with mltrail's tokens and project membership.
+``docs/missinglink.md`` lists every call the client makes, what is served and what is not.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Request
+
+from mltrail.core.errors import ValidationError
+from mltrail.server.missinglink import experiments, logs, tokens
+from mltrail.server.missinglink.errors import MissingLinkJSONResponse, MissingLinkRoute
+
+PREFIX = "/_ah/api/missinglink/v1"
+
+_users = APIRouter(route_class=MissingLinkRoute)
+
+
+@_users.post("/users/refresh_token")
+def refresh_token(request: Request, body: Annotated[Any, Body()] = None) -> dict[str, str]:
+    """Exchange an mltrail API token (the config's ``refresh_token``) for an id_token."""
+    token = body.get("refresh_token") if isinstance(body, dict) else None
+    if not isinstance(token, str) or not token:
+        raise ValidationError("is required: an mltrail API token", "refresh_token")
+    return {"id_token": tokens.mint(request.app.state.store.auth.find_token(token))}
+
+
+def missinglink_router() -> APIRouter:
+    """Every MissingLink route, to include under :data:`PREFIX` (kept out of the OpenAPI)."""
+    router = APIRouter(
+        include_in_schema=False,
+        default_response_class=MissingLinkJSONResponse,
+        tags=["missinglink"],
+    )
+    for part in (_users, experiments.router, logs.router):
+        router.include_router(part)
+    return router

@@ -1,0 +1,144 @@
+"""The original MissingLink client (``missinglink`` 19.10 from PyPI) in a cached virtualenv.
+
+The client pins Click 7 and other old releases that conflict with mltrail's own, so it never
+goes into mltrail's venv: :func:`client_venv` builds a virtualenv of its own under
+``~/.cache/mltrail-tests/missinglink-<hash of the pins>`` with exactly the install lines of
+issue 18, and reuses it while it is complete (a ``.complete`` marker is written last, so an
+interrupted build is redone). Tests skip only when the package registry cannot be reached; any
+other failure to build is an error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+# `pip install --no-deps` of the client's own packages: their declared pins are outdated
+CLIENT_PINS = (
+    "missinglink==19.10.26630",
+    "missinglink-sdk==19.9.26893",
+    "ml-core==19.9.3999",
+    "ml-legit==19.9.8734",
+    "missinglink-kernel==19.9.26893",
+    "ml-crypto==0.7.811",
+)
+# then the dependencies it imports, at releases that work together on Python 3.11
+DEPENDENCY_PINS = (
+    "click==7.1.2",
+    "click-completion==0.5.2",
+    "Flask==1.1.4",
+    "Werkzeug==1.0.1",
+    "Jinja2==2.11.3",
+    "itsdangerous==1.1.0",
+    "MarkupSafe==2.0.1",
+    "PyJWT==1.7.1",
+    "sentry-sdk==0.11.2",
+    "requests",
+    "six",
+    "humanize",
+    "tqdm",
+    "terminaltables",
+    "pyyaml",
+    "colorama",
+    "sseclient",
+    "msgpack",
+    "chardet",
+    "wcwidth",
+    "pygments",
+    "docker",
+    "GitPython",
+    "boto3",
+    "httplib2",
+    "pycryptodome",
+    "pycryptodomex",
+    "numpy",
+    "ply",
+    "retrying",
+    "blinker",
+)
+CACHE_ROOT = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mltrail-tests"
+_MARKER = ".complete"
+_PROBE_PACKAGE = "missinglink==19.10.26630"
+
+
+@dataclass(frozen=True)
+class ClientVenv:
+    """A virtualenv holding the MissingLink client.
+
+    Attributes:
+        root: the virtualenv's folder.
+    """
+
+    root: Path
+
+    @property
+    def python(self) -> Path:
+        """The venv's interpreter."""
+        return self.root / "bin" / "python"
+
+    @property
+    def ml(self) -> Path:
+        """The client's ``ml`` console script."""
+        return self.root / "bin" / "ml"
+
+
+def pins_digest() -> str:
+    """A short hash of the pins and the interpreter's version: the cache key."""
+    text = "\n".join((*CLIENT_PINS, "--", *DEPENDENCY_PINS, sys.version.split()[0]))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def client_venv() -> ClientVenv:
+    """The cached client virtualenv, built on first use.
+
+    Returns:
+        The ready virtualenv.
+
+    Raises:
+        pytest.skip.Exception: the package registry cannot be reached (nothing else skips).
+        RuntimeError: the build failed for another reason (its pip output is in the message).
+    """
+    venv = ClientVenv(CACHE_ROOT / f"missinglink-{pins_digest()}")
+    if (venv.root / _MARKER).exists() and venv.python.exists():
+        return venv
+    shutil.rmtree(venv.root, ignore_errors=True)
+    venv.root.parent.mkdir(parents=True, exist_ok=True)
+    _run([sys.executable, "-m", "venv", str(venv.root)])
+    pip = [str(venv.python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
+    try:
+        _run([*pip, "--no-deps", *CLIENT_PINS])
+    except RuntimeError as exc:
+        if not _registry_reachable(venv):
+            shutil.rmtree(venv.root, ignore_errors=True)
+            pytest.skip(f"package registry unreachable, cannot install the MissingLink client: {exc}")
+        raise
+    _run([*pip, *DEPENDENCY_PINS])
+    _run([str(venv.python), "-c", "from missinglink.commands.as_api import as_api"])
+    (venv.root / _MARKER).write_text("\n".join((*CLIENT_PINS, *DEPENDENCY_PINS)) + "\n")
+    return venv
+
+
+def _run(argv: list[str]) -> None:
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=900, check=False)
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} exited {done.returncode}:\n{done.stdout}{done.stderr}")
+
+
+def _registry_reachable(venv: ClientVenv) -> bool:
+    """Whether pip can fetch the client's own package at all (a download, nothing installed)."""
+    probe = venv.root / "probe"
+    done = subprocess.run(
+        [str(venv.python), "-m", "pip", "download", "-q", "--no-deps", "-d", str(probe), _PROBE_PACKAGE],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    return done.returncode == 0
