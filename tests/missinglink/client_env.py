@@ -11,12 +11,14 @@ other failure to build is an error.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -63,6 +65,17 @@ DEPENDENCY_PINS = (
     "retrying",
     "blinker",
 )
+# The client reports exceptions to MissingLink's Sentry project unless its version reads as a
+# development one, and its SDK checks the registry for a newer release (and installs it) when
+# imported; both are turned off, and anything else it tries to reach goes to a closed local port.
+CLIENT_ENV = {
+    "_ML_FORCE_VERSION": "0",
+    "ML_DISABLE_SELF_UPDATE": "1",
+    "ML_DISABLE_DEPRECATED_WARNINGS": "1",
+    "HTTP_PROXY": "http://127.0.0.1:9",
+    "HTTPS_PROXY": "http://127.0.0.1:9",
+    "NO_PROXY": "127.0.0.1,localhost",
+}
 CACHE_ROOT = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "mltrail-tests"
 _MARKER = ".complete"
 _PROBE_PACKAGE = "missinglink==19.10.26630"
@@ -117,28 +130,130 @@ def client_venv() -> ClientVenv:
     except RuntimeError as exc:
         if not _registry_reachable(venv):
             shutil.rmtree(venv.root, ignore_errors=True)
-            pytest.skip(f"package registry unreachable, cannot install the MissingLink client: {exc}")
+            pytest.skip(
+                f"package registry unreachable, cannot install the MissingLink client: {exc}"
+            )
         raise
     _run([*pip, *DEPENDENCY_PINS])
-    _run([str(venv.python), "-c", "from missinglink.commands.as_api import as_api"])
+    _run([str(venv.python), "-c", "from missinglink.commands.as_api import as_api"], CLIENT_ENV)
     (venv.root / _MARKER).write_text("\n".join((*CLIENT_PINS, *DEPENDENCY_PINS)) + "\n")
     return venv
 
 
-def _run(argv: list[str]) -> None:
-    done = subprocess.run(argv, capture_output=True, text=True, timeout=900, check=False)
+def _run(argv: list[str], env_overrides: dict[str, str] | None = None) -> None:
+    env = {**os.environ, **(env_overrides or {})}
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=900, check=False, env=env)
     if done.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv)} exited {done.returncode}:\n{done.stdout}{done.stderr}")
+        raise RuntimeError(
+            f"{' '.join(argv)} exited {done.returncode}:\n{done.stdout}{done.stderr}"
+        )
 
 
 def _registry_reachable(venv: ClientVenv) -> bool:
     """Whether pip can fetch the client's own package at all (a download, nothing installed)."""
     probe = venv.root / "probe"
     done = subprocess.run(
-        [str(venv.python), "-m", "pip", "download", "-q", "--no-deps", "-d", str(probe), _PROBE_PACKAGE],
+        [
+            str(venv.python),
+            "-m",
+            "pip",
+            "download",
+            "-q",
+            "--no-deps",
+            "-d",
+            str(probe),
+            _PROBE_PACKAGE,
+        ],
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
     )
     return done.returncode == 0
+
+
+DRIVER = Path(__file__).with_name("client_driver.py")
+RESULTS_MARK = "MISSINGLINK-RESULTS "
+
+
+class ClientCallError(Exception):
+    """An ``as_api()`` call raised in the client; ``str()`` is the message it raised with."""
+
+
+@dataclass
+class MissingLinkClient:
+    """The client configured for one mltrail user, run as subprocesses of its virtualenv.
+
+    Attributes:
+        venv: the client's virtualenv.
+        config: its config file (``mltrail missinglink config`` output).
+        home: HOME for the client (it keeps ``~/.MissingLinkAI`` there).
+    """
+
+    venv: ClientVenv
+    config: Path
+    home: Path
+
+    def env(self) -> dict[str, str]:
+        """The client's environment: no MLTRAIL_*, a HOME of its own, :data:`CLIENT_ENV`."""
+        base = {k: v for k, v in os.environ.items() if not k.startswith("MLTRAIL_")}
+        return {**base, **CLIENT_ENV, "HOME": str(self.home)}
+
+    def api_calls(self, *calls: tuple[str, dict[str, Any]], timeout: float = 120) -> list[dict]:
+        """Run ``as_api().experiments.<method>(**kwargs)`` calls in one client process.
+
+        Returns:
+            Per call ``{"result": ...}`` or ``{"error": type name, "message": ...}``.
+        """
+        spec = json.dumps({"config": str(self.config), "calls": [list(c) for c in calls]})
+        done = subprocess.run(
+            [str(self.venv.python), str(DRIVER), spec],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=self.env(),
+            check=False,
+        )
+        marked = [x for x in done.stdout.splitlines() if x.startswith(RESULTS_MARK)]
+        if done.returncode != 0 or not marked:
+            raise RuntimeError(f"client exited {done.returncode}:\n{done.stdout}\n{done.stderr}")
+        return json.loads(marked[-1][len(RESULTS_MARK) :])  # type: ignore[no-any-return]
+
+    def api(self, method: str, **kwargs: Any) -> Any:
+        """One ``as_api().experiments`` call's result; :class:`ClientCallError` if it raised."""
+        (outcome,) = self.api_calls((method, kwargs))
+        if "error" in outcome:
+            raise ClientCallError(outcome["message"])
+        return outcome["result"]
+
+    def start_api(self, method: str, **kwargs: Any) -> subprocess.Popen[str]:
+        """Start one call in the background (a live log follow), stdout and stderr piped."""
+        spec = json.dumps({"config": str(self.config), "calls": [[method, kwargs]]})
+        return subprocess.Popen(
+            [str(self.venv.python), str(DRIVER), spec],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=self.env(),
+        )
+
+    def ml(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        """The client's ``ml`` command: ``ml --config-file CONFIG -nvc ARGS...``."""
+        return subprocess.run(
+            [str(self.venv.ml), "--config-file", str(self.config), "-nvc", *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=self.env(),
+            check=False,
+        )
+
+    def start_ml(self, *args: str) -> subprocess.Popen[str]:
+        """``ml ...`` in the background, stdout and stderr piped."""
+        return subprocess.Popen(
+            [str(self.venv.ml), "--config-file", str(self.config), "-nvc", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=self.env(),
+        )
