@@ -48,7 +48,7 @@ def chart_arguments(body: Any, chart_id: str) -> dict[str, Any]:
 
     The client sends ``{"name", "labels": [x name, y name...], "x_int"|"x_float"|"x_str",
     "y_data" (flattened row by row), "chart", "scope"}``; a multi-line chart's rows are
-    rebuilt from the number of y names.
+    rebuilt from the number of values per x.
 
     Raises:
         ValidationError: a body that is not that shape, or a path id of another name.
@@ -67,9 +67,10 @@ def chart_arguments(body: Any, chart_id: str) -> dict[str, Any]:
     if not (isinstance(labels, list) and len(labels) >= 2):
         raise ValidationError("must be [x name, y name, ...]", "labels")
     xs, ys = body[x_fields[0]], body.get("y_data")
+    if isinstance(xs, list) and isinstance(ys, list) and xs and len(ys) % len(xs) == 0:
+        width = len(ys) // len(xs)  # the client flattened one row of `width` values per x
+        ys = ys if width == 1 else [ys[i * width : (i + 1) * width] for i in range(len(xs))]
     lines = len(labels) - 1
-    if lines > 1 and isinstance(xs, list) and isinstance(ys, list) and len(ys) == len(xs) * lines:
-        ys = [ys[i * lines : (i + 1) * lines] for i in range(len(xs))]
     return {
         "chart_name": name,
         "chart_x_name": labels[0],
