@@ -110,6 +110,7 @@ def bad_requests(s: Setup, good: str, experiment: int) -> list[tuple[str, str, d
         ("PUT", f"{exp}/chart/abc", {**auth, "json": {"name": "c", "labels": ["X", "Y"], "x_int": [1], "y_data": [1]}}, 400),
         ("PUT", f"{exp}/chart/abc", {**auth, "json": ["not", "an", "object"]}, 400),
         ("PUT", f"{exp}/chart/abc", {**auth, "json": {"labels": 3}}, 400),
+        ("GET", "/projects", auth, 404),
     ]  # fmt: skip
 
 

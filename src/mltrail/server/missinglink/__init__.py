@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request
 
-from mltrail.core.errors import ValidationError
+from mltrail.core.errors import NotFoundError, ValidationError
 from mltrail.server.missinglink import experiments, logs, tokens
 from mltrail.server.missinglink.errors import MissingLinkJSONResponse, MissingLinkRoute
 
@@ -29,6 +29,17 @@ def refresh_token(request: Request, body: Annotated[Any, Body()] = None) -> dict
     return {"id_token": tokens.mint(request.app.state.store.auth.find_token(token))}
 
 
+_unserved = APIRouter(route_class=MissingLinkRoute)
+
+
+@_unserved.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+def not_served(path: str) -> None:
+    """Any other MissingLink path: a JSON 404 the client can show (not the web UI's page)."""
+    raise NotFoundError(
+        f"the MissingLink call {path!r} is not served by mltrail (see docs/missinglink.md)", "path"
+    )
+
+
 def missinglink_router() -> APIRouter:
     """Every MissingLink route, to include under :data:`PREFIX` (kept out of the OpenAPI)."""
     router = APIRouter(
@@ -36,6 +47,6 @@ def missinglink_router() -> APIRouter:
         default_response_class=MissingLinkJSONResponse,
         tags=["missinglink"],
     )
-    for part in (_users, experiments.router, logs.router):
+    for part in (_users, experiments.router, logs.router, _unserved):  # _unserved last
         router.include_router(part)
     return router
