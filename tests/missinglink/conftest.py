@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 from client_env import ClientVenv, MissingLinkClient, client_venv
-from seed import Setup
+from missinglink_seed import Setup
 
 from mltrail.api import Api
 from mltrail.cli.missinglink import config_text

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import missinglink_seed as seed
 import pytest
-import seed
 from client_env import ClientCallError
-from seed import Setup
+from missinglink_seed import Setup
 
 from mltrail.api import Api
 from mltrail.store.http import HttpStore

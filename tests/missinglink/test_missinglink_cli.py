@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
-import seed
-from seed import Setup
+import missinglink_seed as seed
+from missinglink_seed import Setup
 from test_missinglink_api import charts_of, iteration_metrics_of, twins
 
 

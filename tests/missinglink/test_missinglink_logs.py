@@ -9,10 +9,10 @@ import json
 import threading
 import time
 
+import missinglink_seed as seed
 import pytest
-import seed
 from client_env import RESULTS_MARK
-from seed import Setup
+from missinglink_seed import Setup
 
 from mltrail.core.types import LogLine, Status
 from mltrail.server.missinglink.shapes import log_record, log_timestamp

@@ -13,10 +13,10 @@ from collections.abc import Callable
 
 import httpx
 import jwt
+import missinglink_seed as seed
 import pytest
-import seed
 from client_env import ClientCallError
-from seed import Setup
+from missinglink_seed import Setup
 
 from mltrail.server.missinglink import PREFIX
 from mltrail.server.missinglink.tokens import LOGS_AUDIENCE, mint
