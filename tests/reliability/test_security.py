@@ -174,7 +174,10 @@ def test_tokens_are_hashed_at_rest_and_checked_in_constant_time(server: ServerPr
     answer = httpx.get(server.url + "/api/v1/me", headers={"Authorization": f"Bearer {forged}"})
     assert answer.status_code == 401
     source = (REPO / "src/mltrail/store/sql/users.py").read_text()
-    body = source.split("def authenticate", 1)[1].split("\n    def ", 1)[0]
+    # authenticate() is find_token()'s user; the lookup and the compare live in find_token
+    authenticate = source.split("def authenticate", 1)[1].split("\n    def ", 1)[0]
+    assert "self.find_token(token)" in authenticate
+    body = source.split("def find_token", 1)[1].split("\n    def ", 1)[0]
     assert "hmac.compare_digest(" in body and "token_digest(token)" in body
     assert not re.search(r"token_sha256\s*==\s*token\b", source)
 

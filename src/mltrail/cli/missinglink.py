@@ -38,9 +38,13 @@ def write_config(output: Path) -> None:
     """
     settings = Settings.from_env()
     if settings.url is None:
-        raise click.ClickException("MLTRAIL_URL is not set: the MissingLink client talks to a server")
+        raise click.ClickException(
+            "MLTRAIL_URL is not set: the MissingLink client talks to a server"
+        )
     if settings.token is None:
-        raise click.ClickException("MLTRAIL_TOKEN is not set: it becomes the client's refresh_token")
+        raise click.ClickException(
+            "MLTRAIL_TOKEN is not set: it becomes the client's refresh_token"
+        )
     path = output.expanduser()
     _write_private(path, config_text(settings.url, settings.token))
     click.echo(f"wrote {path}")

@@ -16,7 +16,7 @@ import hashlib
 import hmac
 import time
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import jwt
 from fastapi import Depends, Request
@@ -26,7 +26,9 @@ from mltrail.core.errors import AuthenticationError
 from mltrail.core.types import User
 from mltrail.server.deps import LOCAL_USER
 from mltrail.store.base import Store
-from mltrail.store.sql.auth import Auth, IssuedToken
+
+if TYPE_CHECKING:  # the server reaches the SQL store's Auth through app.state, never by import
+    from mltrail.store.sql.auth import Auth, IssuedToken
 
 ID_TOKEN_SECONDS = 3600
 ISSUER = "mltrail"
