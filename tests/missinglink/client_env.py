@@ -10,6 +10,7 @@ other failure to build is an error.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -119,14 +120,23 @@ def client_venv() -> ClientVenv:
         RuntimeError: the build failed for another reason (its pip output is in the message).
     """
     venv = ClientVenv(CACHE_ROOT / f"missinglink-{pins_digest()}")
-    if (venv.root / _MARKER).exists() and venv.python.exists():
-        return venv
+    CACHE_ROOT.mkdir(parents=True, exist_ok=True)
+    # one build at a time: another test session on this machine may be building it right now
+    with (CACHE_ROOT / f"{venv.root.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not ((venv.root / _MARKER).exists() and venv.python.exists()):
+            _build(venv)
+    return venv
+
+
+def _build(venv: ClientVenv) -> None:
+    """Create the virtualenv with the issue's two install lines, then check the client imports."""
     shutil.rmtree(venv.root, ignore_errors=True)
-    venv.root.parent.mkdir(parents=True, exist_ok=True)
     _run([sys.executable, "-m", "venv", str(venv.root)])
     pip = [str(venv.python), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
     try:
         _run([*pip, "--no-deps", *CLIENT_PINS])
+        _run([*pip, *DEPENDENCY_PINS])
     except RuntimeError as exc:
         if not _registry_reachable(venv):
             shutil.rmtree(venv.root, ignore_errors=True)
@@ -134,10 +144,8 @@ def client_venv() -> ClientVenv:
                 f"package registry unreachable, cannot install the MissingLink client: {exc}"
             )
         raise
-    _run([*pip, *DEPENDENCY_PINS])
     _run([str(venv.python), "-c", "from missinglink.commands.as_api import as_api"], CLIENT_ENV)
     (venv.root / _MARKER).write_text("\n".join((*CLIENT_PINS, *DEPENDENCY_PINS)) + "\n")
-    return venv
 
 
 def _run(argv: list[str], env_overrides: dict[str, str] | None = None) -> None:
