@@ -38,6 +38,12 @@ def current_user(
 
 def request_store(request: Request, user: Annotated[User, Depends(current_user)]) -> Store:
     """The store as this request's user sees it (the whole store in embedded mode)."""
+    return user_store(request, user)
+
+
+def user_store(request: Request, user: User) -> Store:
+    """The app's store scoped to ``user`` (the whole store in embedded mode), for any surface
+    that authenticated the user its own way."""
     store = request.app.state.store
     if not request.app.state.require_auth:
         return store

@@ -1,17 +1,25 @@
 """Long polls on the event loop: :func:`mltrail.core.polling.poll`'s loop, with each ask in a
 worker thread and the waits on the loop, so a waiting client (an agent's claim, a log follower)
-holds no worker thread."""
+holds no worker thread; and the one log follower every server-sent event stream formats."""
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import TypeVar
 
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
 
 from mltrail.core.polling import POLL_SECONDS
+from mltrail.core.types import LogTail
+from mltrail.store.base import Store
+
+FOLLOW_POLL_SECONDS = 0.5
+FOLLOW_PAGE = 1000
+HEARTBEAT_SECONDS = 15.0
 
 T = TypeVar("T")
 
@@ -28,3 +36,28 @@ async def poll_in_threads(
         if ready(answer) or remaining <= 0:
             return answer
         await asyncio.sleep(min(interval, remaining))
+
+
+async def follow_logs(
+    request: Request, store: Store, project_id: int, experiment_id: int, after_seq: int
+) -> AsyncIterator[LogTail | None]:
+    """The experiment's lines as they arrive, read with ``store.tail_logs``, for a stream.
+
+    Yields every tail that has lines, then the tail that is :attr:`LogTail.ended` (last), or
+    stops when the client leaves; ``None`` when ``HEARTBEAT_SECONDS`` passed without a line (a
+    stream writes a keep-alive then).
+    """
+    read = functools.partial(store.tail_logs, project_id, experiment_id, limit=FOLLOW_PAGE)
+    last_sent = time.monotonic()
+    while not await request.is_disconnected():
+        tail = await run_in_threadpool(read, after_seq=after_seq)
+        if tail.lines or tail.ended:
+            yield tail
+            if tail.ended:
+                return
+            after_seq, last_sent = tail.last_seq, time.monotonic()
+            continue
+        if time.monotonic() - last_sent > HEARTBEAT_SECONDS:
+            yield None
+            last_sent = time.monotonic()
+        await asyncio.sleep(FOLLOW_POLL_SECONDS)

@@ -6,8 +6,6 @@ Both reads are ``store.tail_logs``: the lines with the status read before them, 
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import AsyncIterator
 
 import orjson
@@ -18,14 +16,10 @@ from starlette.concurrency import run_in_threadpool
 from mltrail.core import codec
 from mltrail.core.types import LogTail, Status
 from mltrail.server.deps import ExperimentId, ProjectId, StoreDep
-from mltrail.server.polling import poll_in_threads
+from mltrail.server.polling import follow_logs, poll_in_threads
 from mltrail.server.schemas import ERROR_RESPONSES, LogsIn, LogsOut, StoredOut
 from mltrail.store.base import Store
 from mltrail.store.logs import MAX_WAIT_SECONDS, READ_LIMIT
-
-STREAM_POLL_SECONDS = 0.5
-STREAM_PAGE = 1000
-HEARTBEAT_SECONDS = 15.0
 
 router = APIRouter(
     prefix="/projects/{project_id}/experiments/{experiment_id}/logs",
@@ -89,19 +83,12 @@ async def stream_logs(
 async def _log_events(
     request: Request, store: Store, p: int, e: int, after: int
 ) -> AsyncIterator[bytes]:
-    last_sent = time.monotonic()
-    while not await request.is_disconnected():
-        tail = await run_in_threadpool(store.tail_logs, p, e, after_seq=after, limit=STREAM_PAGE)
+    async for tail in follow_logs(request, store, p, e, after):
+        if tail is None:
+            yield b": keep-alive\n\n"
+            continue
         for line in tail.lines:
             data = orjson.dumps(codec.log_line_to_wire(line))
             yield b"id: %d\nevent: line\ndata: %s\n\n" % (line.seq, data)
-        if tail.lines:
-            after, last_sent = tail.last_seq, time.monotonic()
-            continue
         if tail.ended:
             yield b"event: end\ndata: %s\n\n" % orjson.dumps({"status": tail.status.value})
-            return
-        if time.monotonic() - last_sent > HEARTBEAT_SECONDS:
-            yield b": keep-alive\n\n"
-            last_sent = time.monotonic()
-        await asyncio.sleep(STREAM_POLL_SECONDS)
