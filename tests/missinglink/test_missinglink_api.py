@@ -63,7 +63,7 @@ def test_update_metrics_by_ids_and_by_hash_land_as_mltrails(setup: Setup) -> Non
     metrics = '{"ex_cost": 99, "approved": true, "note": "checked", "ratio": 0.25}'
     by_ids = s.client.api("update_metrics", metrics=metrics, project=s.project, experiment=a)
     s.mltrail.experiments.update_metrics(metrics, project=s.project, experiment=b)
-    assert by_ids["experiments"] == [{"project": s.project, "experiment": a}]
+    assert by_ids["updated"] == [{"project": s.project, "experiment": a}]
     s.client.api("update_metrics", metrics='{"ex_audit": "passed"}', weights_hash=hash_a)
     s.mltrail.experiments.update_metrics('{"ex_audit": "passed"}', weights_hash=hash_b)
     ours = s.mltrail.experiments.get(s.project, a)["ex_metrics"]
@@ -135,7 +135,7 @@ def test_update_metrics_per_iteration_lands_as_mltrails(setup: Setup) -> None:
     (a, hash_a), (b, hash_b) = twins(s)
     metrics = '{"ex_holdout_accuracy": 0.968, "reviewed": "yes"}'
     result = s.client.api("update_metrics_per_iteration", weights_hash=hash_a, metrics=metrics)
-    assert result["updated"] == s.mltrail.experiments.update_metrics_per_iteration(hash_b, metrics)
+    assert result["touched"] == s.mltrail.experiments.update_metrics_per_iteration(hash_b, metrics)
     ours = iteration_metrics_of(s.mltrail, s.project, a)
     assert ours == iteration_metrics_of(s.mltrail, s.project, b)
     assert ("ex_holdout_accuracy", 19, 1, 0.968) in ours and len(ours) == 4

@@ -117,7 +117,7 @@ def bad_requests(s: Setup, good: str, experiment: int) -> list[tuple[str, str, d
 def mint_stream_token(s: Setup, experiment: int) -> str:
     with SqlStore.open(s.server.db_url) as store:
         record = store.auth.find_token(s.token)
-    claims = {"project_id": s.project, "experiment_id": experiment}
+    claims = {"project": s.project, "experiment": experiment}
     return mint(record, audience=LOGS_AUDIENCE, claims=claims)
 
 

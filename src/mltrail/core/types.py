@@ -311,3 +311,18 @@ class User:
 
 LOCAL_USER = User(id=0, name="local", is_admin=True)
 """The single user of the embedded store (and of the server's ``require_auth=False`` UI)."""
+
+
+@dataclass(frozen=True)
+class IssuedToken:
+    """An API token as the server's database keeps it (never the token itself).
+
+    Attributes:
+        id: its row id (tokens the server derives from it name it).
+        sha256: the hex digest stored in place of the token.
+        user: whom it was issued to.
+    """
+
+    id: int
+    sha256: str
+    user: User

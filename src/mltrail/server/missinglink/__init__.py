@@ -1,7 +1,8 @@
 """The original MissingLink client's REST surface, under ``/_ah/api/missinglink/v1``.
 
-A thin translation of the ``missinglink`` 19.10 CLI/SDK's calls onto the contract's methods
-(``as_api().experiments``) and the Store, with mltrail's tokens and project membership.
+A thin translation of the ``missinglink`` 19.10 CLI/SDK's calls onto the same parse
+constructors and the same one Store call per operation as ``/api/v1``, with mltrail's tokens and
+project membership.
 ``docs/missinglink.md`` lists every call the client makes, what is served and what is not.
 """
 

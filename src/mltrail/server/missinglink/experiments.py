@@ -1,7 +1,10 @@
 """The client's experiment calls: list, get, ex_ metrics, charts, per-iteration metrics.
 
-Each handler translates the request (shapes.py) and makes the contract's call on the request
-user's store, the same call ``as_api().experiments`` and ``/api/v1`` make.
+Each handler translates the request (shapes.py), parses it with the parse constructors
+``/api/v1`` uses and makes the one Store call ``/api/v1`` makes, on the request user's store:
+a by-hash write is one transaction for every experiment holding the hash, all or none. The
+writes answer as ``/api/v1`` does (``{"ok", "updated": [{"project", "experiment"}]}``,
+``{"touched"}``).
 """
 
 from __future__ import annotations
@@ -10,12 +13,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Query
 
-from mltrail.api import ExperimentsApi
+from mltrail.core import codec, validation
 from mltrail.core.errors import ValidationError
+from mltrail.core.types import Target
 from mltrail.server.deps import ExperimentId, ProjectId
 from mltrail.server.missinglink.errors import MissingLinkRoute
-from mltrail.server.missinglink.shapes import chart_arguments, experiment_shape
+from mltrail.server.missinglink.shapes import chart_spec, experiment_shape
 from mltrail.server.missinglink.tokens import MissingLinkStore
+from mltrail.server.routes.external import parse_ex_metrics
+from mltrail.store.base import Store
 
 LIST_PAGE_SIZE = 100  # the client asks for the next page only after a full page of 100
 _MAX_CURSOR_DIGITS = 18
@@ -51,8 +57,8 @@ def update_metrics(
     project_id: ProjectId, experiment_id: ExperimentId, body: JsonBody, store: MissingLinkStore
 ) -> dict[str, Any]:
     """``update_metrics(metrics=body, project=, experiment=)``."""
-    refs = ExperimentsApi(store).update_metrics(body, project=project_id, experiment=experiment_id)
-    return {"ok": True, "experiments": refs}
+    target = validation.experiment_ref(project_id, experiment_id)
+    return _put_external_metrics(store, target, body)
 
 
 @router.post("/model_weights_hashes/{weights_hash}/metrics")
@@ -64,10 +70,10 @@ def update_metrics_by_hash(
 ) -> dict[str, Any]:
     """``experiment_only=1``: ``update_metrics(weights_hash=)``, every experiment holding it;
     without it: ``update_metrics_per_iteration``, every (experiment, iteration) holding it."""
-    api = ExperimentsApi(store)
+    digest = validation.weights_hash(weights_hash)
     if experiment_only not in (None, "", "0"):
-        return {"ok": True, "experiments": api.update_metrics(body, weights_hash=weights_hash)}
-    return {"ok": True, "updated": api.update_metrics_per_iteration(weights_hash, body)}
+        return _put_external_metrics(store, digest, body)
+    return {"touched": store.put_iteration_metrics(digest, parse_ex_metrics(body))}
 
 
 @router.put("/projects/{project_id}/experiments/{experiment_id}/chart/{chart_id}")
@@ -79,11 +85,9 @@ def update_chart(
     store: MissingLinkStore,
 ) -> dict[str, Any]:
     """``update_chart(..., project=, experiment=)``; the same name replaces the chart."""
-    arguments = chart_arguments(body, chart_id)
-    refs = ExperimentsApi(store).update_chart(
-        project=project_id, experiment=experiment_id, **arguments
-    )
-    return {"ok": True, "experiments": refs}
+    spec = chart_spec(body, chart_id)
+    target = validation.experiment_ref(project_id, experiment_id)
+    return codec.updated_to_wire(store.put_chart((target,), spec))
 
 
 @router.put("/model_weights_hashes/{weights_hash}/chart/{chart_id}")
@@ -91,9 +95,14 @@ def update_chart_by_hash(
     weights_hash: str, chart_id: str, body: JsonBody, store: MissingLinkStore
 ) -> dict[str, Any]:
     """``update_chart(..., weights_hash=)``: every experiment holding the hash."""
-    arguments = chart_arguments(body, chart_id)
-    refs = ExperimentsApi(store).update_chart(weights_hash=weights_hash, **arguments)
-    return {"ok": True, "experiments": refs}
+    spec = chart_spec(body, chart_id)
+    digest = validation.weights_hash(weights_hash)
+    return codec.updated_to_wire(store.put_chart((digest,), spec))
+
+
+def _put_external_metrics(store: Store, target: Target, body: Any) -> dict[str, Any]:
+    metrics = parse_ex_metrics(body)
+    return codec.updated_to_wire(store.put_external_metrics((target,), metrics))
 
 
 def _cursor(token: str | None) -> int:

@@ -17,10 +17,9 @@ HTTPError's traceback on stderr, after every line was printed).
 
 from __future__ import annotations
 
-import asyncio
+import functools
 import itertools
 import json
-import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -29,8 +28,8 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from mltrail.core.errors import AuthenticationError, MltrailError
-from mltrail.core.types import LogLine, Status
-from mltrail.server.deps import LOCAL_USER, ExperimentId, ProjectId
+from mltrail.core.types import LOCAL_USER, LogLine
+from mltrail.server.deps import ExperimentId, ProjectId, user_store
 from mltrail.server.missinglink import tokens
 from mltrail.server.missinglink.errors import MissingLinkRoute
 from mltrail.server.missinglink.shapes import (
@@ -39,13 +38,11 @@ from mltrail.server.missinglink.shapes import (
     parse_log_timestamp,
     stream_record,
 )
-from mltrail.server.missinglink.tokens import MissingLinkStore, user_store
+from mltrail.server.missinglink.tokens import MissingLinkStore
+from mltrail.server.polling import follow_logs
 from mltrail.store.base import Store
 
 MAX_AMOUNT = 50_000
-STREAM_BATCH = 1000
-STREAM_POLL_SECONDS = 0.5
-KEEP_ALIVE_SECONDS = 15.0
 RECONNECT_MILLISECONDS = 100
 KEEP_ALIVE = b"event: keep-alive\ndata: null\n\n"
 # The last bytes of a stream: a keep-alive left open, so the chunked-encoding trailer that the
@@ -91,7 +88,7 @@ def live_logs_url(
     issued_from = getattr(request.state, "missinglink_token", None)
     if issued_from is None:  # the embedded UI's server: no tokens at all
         return {"url": url}
-    claims = {"project_id": project_id, "experiment_id": experiment_id}
+    claims = {"project": project_id, "experiment": experiment_id}
     token = tokens.mint(issued_from, audience=tokens.LOGS_AUDIENCE, claims=claims)
     return {"url": f"{url}?auth={token}"}
 
@@ -107,9 +104,13 @@ async def stream_logs(
     """Firebase-style server-sent events of the run's lines until it ends; 410 after that."""
     store = await run_in_threadpool(_stream_store, request, auth, project_id, experiment_id)
     after = int(last_event_id) if last_event_id and last_event_id.isdigit() else 0
-    lines, status = await run_in_threadpool(_read, store, project_id, experiment_id, after, 1)
-    if status.is_final and not lines:
-        raise _Ended(f"project {project_id} experiment {experiment_id} has ended ({status.value})")
+    tail = await run_in_threadpool(
+        functools.partial(store.tail_logs, project_id, experiment_id, after_seq=after, limit=1)
+    )
+    if tail.ended:  # a reconnect after the last line: the client stops following
+        raise _Ended(
+            f"project {project_id} experiment {experiment_id} has ended ({tail.status.value})"
+        )
     events = _events(request, store, project_id, experiment_id, after)
     headers = {"Cache-Control": "no-cache", "Connection": "close", "X-Accel-Buffering": "no"}
     return StreamingResponse(events, media_type="text/event-stream", headers=headers)
@@ -126,36 +127,24 @@ def _stream_store(request: Request, auth: str | None, project_id: int, experimen
     """The store of the user the stream URL's token was minted for, for that experiment only."""
     if not request.app.state.require_auth:
         return user_store(request, LOCAL_USER)
-    claims = tokens.verify(request.app.state.store.auth, auth, audience=tokens.LOGS_AUDIENCE)
-    if (claims.get("project_id"), claims.get("experiment_id")) != (project_id, experiment_id):
+    claims = tokens.verify(tokens.token_lookup(request), auth, audience=tokens.LOGS_AUDIENCE)
+    if (claims.get("project"), claims.get("experiment")) != (project_id, experiment_id):
         raise AuthenticationError("this stream token is for another experiment's logs", "auth")
     return user_store(request, claims["user"])
-
-
-def _read(store: Store, p: int, e: int, after: int, limit: int) -> tuple[list[LogLine], Status]:
-    lines = store.read_logs(p, e, after_seq=after, limit=limit)
-    return lines, Status(store.get_experiment(p, e).status)
 
 
 async def _events(
     request: Request, store: Store, p: int, e: int, after: int
 ) -> AsyncIterator[bytes]:
-    last_sent = time.monotonic()
-    while not await request.is_disconnected():
-        lines, status = await run_in_threadpool(_read, store, p, e, after, STREAM_BATCH)
-        for line in lines:
+    async for tail in follow_logs(request, store, p, e, after):
+        if tail is None:
+            yield KEEP_ALIVE
+            continue
+        for line in tail.lines:
             data = json.dumps({"path": f"/{line.seq}", "data": stream_record(line)})
             yield b"id: %d\nevent: put\ndata: %s\n\n" % (line.seq, data.encode())
-        if lines:
-            after, last_sent = lines[-1].seq, time.monotonic()
-            continue
-        if status.is_final:
+        if tail.ended:
             yield STREAM_END
-            return
-        if time.monotonic() - last_sent > KEEP_ALIVE_SECONDS:
-            yield KEEP_ALIVE
-            last_sent = time.monotonic()
-        await asyncio.sleep(STREAM_POLL_SECONDS)
 
 
 Reader = Callable[[int, int], list[LogLine]]

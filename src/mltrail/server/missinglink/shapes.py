@@ -1,6 +1,7 @@
 """Pure translation between the MissingLink client's JSON shapes and mltrail's values.
 
-No behaviour lives here: shapes in, the contract's arguments out (and back).
+No behaviour lives here: the client's shapes in, checked values out (by the parse constructors
+every other entrance uses), records back in the client's shapes.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 from mltrail.api import experiment_dict
+from mltrail.core import validation
 from mltrail.core.errors import ValidationError
-from mltrail.core.types import Experiment, LogLine
+from mltrail.core.types import ChartSpec, Experiment, LogLine
 
 # the client reads a run's logs from logs/read once its status is one of these, else it
 # follows the live stream; MissingLink had no "crashed", which is final: it reads as failed
@@ -43,8 +45,8 @@ def client_chart_id(name: str) -> str:
     return hashlib.sha256(name.encode("utf-8").lower().strip()).hexdigest()
 
 
-def chart_arguments(body: Any, chart_id: str) -> dict[str, Any]:
-    """The ``update_chart`` keyword arguments for the client's chart body.
+def chart_spec(body: Any, chart_id: str) -> ChartSpec:
+    """The client's chart body, checked by the parse constructor ``update_chart`` uses.
 
     The client sends ``{"name", "labels": [x name, y name...], "x_int"|"x_float"|"x_str",
     "y_data" (flattened row by row), "chart", "scope"}``; a multi-line chart's rows are
@@ -53,6 +55,23 @@ def chart_arguments(body: Any, chart_id: str) -> dict[str, Any]:
     Raises:
         ValidationError: a body that is not that shape, or a path id of another name.
     """
+    name, labels, xs = _chart_name_labels_x(body, chart_id)
+    ys = body.get("y_data")
+    if isinstance(xs, list) and isinstance(ys, list) and xs and len(ys) % len(xs) == 0:
+        width = len(ys) // len(xs)  # the client flattened one row of `width` values per x
+        ys = ys if width == 1 else [ys[i * width : (i + 1) * width] for i in range(len(xs))]
+    return validation.chart(
+        name,
+        chart_x_name=labels[0],
+        chart_y_name=labels[1] if len(labels) == 2 else labels[1:],
+        chart_scope=body.get("scope", "test"),
+        chart_type=body.get("chart", "line"),
+        chart_x=xs,
+        chart_y=ys,
+    )
+
+
+def _chart_name_labels_x(body: Any, chart_id: str) -> tuple[str, list[Any], Any]:
     if not isinstance(body, dict):
         raise ValidationError("must be a JSON object", "body")
     name = body.get("name")
@@ -66,20 +85,7 @@ def chart_arguments(body: Any, chart_id: str) -> dict[str, Any]:
     labels = body.get("labels")
     if not (isinstance(labels, list) and len(labels) >= 2):
         raise ValidationError("must be [x name, y name, ...]", "labels")
-    xs, ys = body[x_fields[0]], body.get("y_data")
-    if isinstance(xs, list) and isinstance(ys, list) and xs and len(ys) % len(xs) == 0:
-        width = len(ys) // len(xs)  # the client flattened one row of `width` values per x
-        ys = ys if width == 1 else [ys[i * width : (i + 1) * width] for i in range(len(xs))]
-    lines = len(labels) - 1
-    return {
-        "chart_name": name,
-        "chart_x_name": labels[0],
-        "chart_y_name": labels[1] if lines == 1 else labels[1:],
-        "chart_scope": body.get("scope", "test"),
-        "chart_type": body.get("chart", "line"),
-        "chart_x": xs,
-        "chart_y": ys,
-    }
+    return name, labels, body[x_fields[0]]
 
 
 def log_timestamp(line: LogLine) -> str:

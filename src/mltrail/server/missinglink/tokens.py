@@ -8,6 +8,10 @@ from and names that token's row in its ``kid`` header, so:
 - revoking the API token revokes every id_token minted from it at once,
 - no table is added. Anyone who can read the database could mint id_tokens, as they could
   already read or change every experiment in it.
+
+The token records come from ``SqlStore.auth`` (``find_token``, ``get_token``), beside the
+``authenticate`` that ``/api/v1`` uses: server-internal, not Store methods, since the stored
+digest is the signing key and must never be served (see ``store/users.py``).
 """
 
 from __future__ import annotations
@@ -15,20 +19,17 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Annotated, Any
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any
 
 import jwt
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from mltrail.core.errors import AuthenticationError
-from mltrail.core.types import User
-from mltrail.server.deps import LOCAL_USER
+from mltrail.core.types import LOCAL_USER, IssuedToken, User
+from mltrail.server.deps import user_store
 from mltrail.store.base import Store
-
-if TYPE_CHECKING:  # the server reaches the SQL store's Auth through app.state, never by import
-    from mltrail.store.sql.auth import Auth, IssuedToken
 
 ID_TOKEN_SECONDS = 3600
 ISSUER = "mltrail"
@@ -82,8 +83,19 @@ def mint(
     )
 
 
-def verify(auth: Auth, encoded: str | None, *, audience: str = API_AUDIENCE) -> dict[str, Any]:
+TokenLookup = Callable[[int], IssuedToken]
+"""The stored API token of a row id: ``SqlStore.auth.get_token`` of the served store."""
+
+
+def verify(
+    get_token: TokenLookup, encoded: str | None, *, audience: str = API_AUDIENCE
+) -> dict[str, Any]:
     """The claims of a valid, unexpired JWT minted by :func:`mint` for ``audience``.
+
+    Args:
+        get_token: looks up the API token the JWT names (its ``kid``).
+        encoded: the JWT.
+        audience: the audience it must have been minted for.
 
     Raises:
         AuthenticationError: missing, malformed, expired, forged, or its API token revoked.
@@ -96,7 +108,7 @@ def verify(auth: Auth, encoded: str | None, *, audience: str = API_AUDIENCE) -> 
         raise AuthenticationError(f"malformed id_token: {exc}", "token") from None
     if not (isinstance(kid, str) and kid.isdigit() and len(kid) <= _MAX_KID_DIGITS):
         raise AuthenticationError("malformed id_token: no key id", "token")
-    record = auth.get_token(int(kid))
+    record = get_token(int(kid))
     try:
         claims: dict[str, Any] = jwt.decode(
             encoded,
@@ -114,6 +126,13 @@ def verify(auth: Auth, encoded: str | None, *, audience: str = API_AUDIENCE) -> 
     return claims
 
 
+def token_lookup(request: Request) -> TokenLookup:
+    """Token records of the served store's database: server-internal, as ``/api/v1``'s
+    ``authenticate`` is (see ``store/users.py``)."""
+    lookup: TokenLookup = request.app.state.store.auth.get_token
+    return lookup
+
+
 def missinglink_user(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
@@ -121,7 +140,7 @@ def missinglink_user(
     """The user of the request's id_token (the embedded UI's single user without auth)."""
     if not request.app.state.require_auth:
         return LOCAL_USER
-    claims = verify(request.app.state.store.auth, credentials.credentials if credentials else None)
+    claims = verify(token_lookup(request), credentials.credentials if credentials else None)
     request.state.user = claims["user"].name  # named in the access log
     request.state.missinglink_token = claims["token"]  # live log URLs are minted from it
     user: User = claims["user"]
@@ -131,12 +150,6 @@ def missinglink_user(
 def missinglink_store(request: Request, user: Annotated[User, Depends(missinglink_user)]) -> Store:
     """The store as the id_token's user sees it: project membership applies as on ``/api/v1``."""
     return user_store(request, user)
-
-
-def user_store(request: Request, user: User) -> Store:
-    """The app's store scoped to ``user`` (the whole store for the embedded UI's server)."""
-    store = request.app.state.store
-    return store if not request.app.state.require_auth else store.as_user(user)  # type: ignore[no-any-return]
 
 
 MissingLinkStore = Annotated[Store, Depends(missinglink_store)]

@@ -5,13 +5,13 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from typing import Any, NamedTuple
+from typing import Any
 
 from sqlalchemy import delete, func, select
 
 from mltrail.core import validation
 from mltrail.core.errors import AuthenticationError, NotFoundError, ValidationError
-from mltrail.core.types import LOCAL_USER, User
+from mltrail.core.types import LOCAL_USER, IssuedToken, User
 from mltrail.store.sql.access import SqlNoun
 from mltrail.store.sql.engine import Database
 from mltrail.store.sql.tables import api_tokens, users
@@ -24,14 +24,6 @@ ADMIN_NAME = "admin"
 def token_digest(token: str) -> str:
     """The sha256 hex digest stored in place of the token."""
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
-class IssuedToken(NamedTuple):
-    """An API token as stored: its row id, its sha256 and its user (never the token itself)."""
-
-    id: int
-    sha256: str
-    user: User
 
 
 def _to_user(row: Any) -> User:
@@ -103,32 +95,32 @@ class Auth:
         if not token:
             raise AuthenticationError("an API token is required", "token")
         digest = token_digest(token)
-        with self._db.read() as conn:
-            row = conn.execute(
-                select(api_tokens.c.id.label("token_id"), api_tokens.c.token_sha256, users)
-                .join(users, users.c.id == api_tokens.c.user_id)
-                .where(api_tokens.c.token_sha256 == digest)
-            ).first()
+        row = self._token_row(api_tokens.c.token_sha256 == digest)
         # The index finds the row; the constant-time compare keeps the check itself timing-safe.
         if row is None or not hmac.compare_digest(row.token_sha256, digest):
             raise AuthenticationError("unknown or revoked API token", "token")
         return IssuedToken(int(row.token_id), digest, _to_user(row))
 
     def get_token(self, token_id: int) -> IssuedToken:
-        """The stored record of the token with that row id (tokens minted from it name it).
+        """The stored record of the token with that row id (an id_token names the API token it
+        was minted from by this id).
 
         Raises:
             AuthenticationError: no such token (revoked).
         """
-        with self._db.read() as conn:
-            row = conn.execute(
-                select(api_tokens.c.id.label("token_id"), api_tokens.c.token_sha256, users)
-                .join(users, users.c.id == api_tokens.c.user_id)
-                .where(api_tokens.c.id == token_id)
-            ).first()
+        row = self._token_row(api_tokens.c.id == token_id)
         if row is None:
             raise AuthenticationError("the API token this was issued from is revoked", "token")
         return IssuedToken(int(row.token_id), row.token_sha256, _to_user(row))
+
+    def _token_row(self, condition: Any) -> Any:
+        """The one token row matching ``condition``, joined with its user (None when none)."""
+        with self._db.read() as conn:
+            return conn.execute(
+                select(api_tokens.c.id.label("token_id"), api_tokens.c.token_sha256, users)
+                .join(users, users.c.id == api_tokens.c.user_id)
+                .where(condition)
+            ).first()
 
     def revoke_token(self, token: str) -> None:
         """Delete a token. NotFoundError (field ``token``) when it is unknown."""
