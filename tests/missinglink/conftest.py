@@ -3,7 +3,7 @@ real ``mltrail server``, on SQLite and on PostgreSQL, and that user's own mltrai
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 from client_env import ClientVenv, MissingLinkClient, client_venv
@@ -29,14 +29,31 @@ def backend(request: pytest.FixtureRequest) -> ServerProcess:
 
 
 @pytest.fixture
-def setup(
-    backend: ServerProcess, missinglink_venv: ClientVenv, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Setup]:
-    token = backend.make_token(unique_name())
-    api = Api(HttpStore(backend.url, token))
-    project = api.projects.create(unique_name("missinglink"))["project_id"]
-    home = tmp_path_factory.mktemp("missinglink-home")
-    config = home / "missinglink.cfg"
-    config.write_text(config_text(backend.url, token))
-    yield Setup(backend, token, project, api, MissingLinkClient(missinglink_venv, config, home))
-    api.close()
+def setup_for(
+    missinglink_venv: ClientVenv, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[[ServerProcess], Setup]]:
+    """Makes a :class:`Setup` on a given server: a fresh user with a project and a client
+    config for that user."""
+    made: list[Setup] = []
+
+    def make(server: ServerProcess) -> Setup:
+        token = server.make_token(unique_name())
+        api = Api(HttpStore(server.url, token))
+        project = api.projects.create(unique_name("missinglink"))["project_id"]
+        home = tmp_path_factory.mktemp("missinglink-home")
+        config = home / "missinglink.cfg"
+        config.write_text(config_text(server.url, token))
+        made.append(
+            Setup(server, token, project, api, MissingLinkClient(missinglink_venv, config, home))
+        )
+        return made[-1]
+
+    yield make
+    for setup in made:
+        setup.mltrail.close()
+
+
+@pytest.fixture
+def setup(backend: ServerProcess, setup_for: Callable[[ServerProcess], Setup]) -> Setup:
+    """A :class:`Setup` on the session's shared server, on SQLite and on PostgreSQL."""
+    return setup_for(backend)

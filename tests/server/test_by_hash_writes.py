@@ -9,14 +9,13 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import select, text
 
 from mltrail.api import Api
 from mltrail.core.errors import MltrailError
 from mltrail.store.http import HttpStore
 from mltrail.store.sql import SqlStore
-from mltrail.store.sql.tables import experiments
 from support.servers import ServerProcess
+from support.stores import refuse_rows_of
 
 HASH = "cd" * 20
 
@@ -85,38 +84,6 @@ def test_each_by_hash_write_is_one_request(server: ServerProcess, server_api: Ap
 
 
 # --- all or nothing --------------------------------------------------------------------------------
-def _refuse_rows_of(sql: SqlStore, table: str, project: int, number: int) -> None:
-    """A trigger that makes the database refuse ``table`` rows of that experiment."""
-    with sql._db.write() as conn:
-        pk = conn.execute(
-            select(experiments.c.id).where(
-                experiments.c.project_id == project, experiments.c.number == number
-            )
-        ).scalar_one()
-        if sql._db.is_sqlite:
-            conn.execute(
-                text(
-                    f"CREATE TRIGGER refuse_{table} BEFORE INSERT ON {table} "
-                    f"WHEN NEW.experiment_id = {pk} "
-                    "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END"
-                )
-            )
-            return
-        conn.execute(
-            text(
-                f"CREATE FUNCTION refuse_{table}() RETURNS trigger AS $$ BEGIN "
-                f"IF NEW.experiment_id = {pk} THEN RAISE EXCEPTION 'refused by the test'; END IF; "
-                "RETURN NEW; END $$ LANGUAGE plpgsql"
-            )
-        )
-        conn.execute(
-            text(
-                f"CREATE TRIGGER refuse_{table} BEFORE INSERT ON {table} "
-                f"FOR EACH ROW EXECUTE FUNCTION refuse_{table}()"
-            )
-        )
-
-
 def _assert_nothing_written(store, project: int, numbers: list[int]) -> None:
     for number in numbers:
         assert store.get_experiment(project, number).ex_metrics == {}
@@ -144,7 +111,7 @@ def test_a_refused_target_leaves_no_partial_write(
     try:
         project, numbers = _seed(store)
         for table in ("external_metrics", "charts", "iteration_metrics"):
-            _refuse_rows_of(sql, table, project, numbers[-1])  # the last target fails
+            refuse_rows_of(sql, table, project, numbers[-1])  # the last target fails
         for write in _writes(Api(store)):
             with pytest.raises(Exception) as failure:
                 write()
