@@ -36,7 +36,6 @@ from mltrail.server.missinglink.shapes import (
     log_record,
     log_timestamp,
     parse_log_timestamp,
-    stream_record,
 )
 from mltrail.server.missinglink.tokens import MissingLinkStore
 from mltrail.server.polling import follow_logs
@@ -141,7 +140,7 @@ async def _events(
             yield KEEP_ALIVE
             continue
         for line in tail.lines:
-            data = json.dumps({"path": f"/{line.seq}", "data": stream_record(line)})
+            data = json.dumps({"path": f"/{line.seq}", "data": log_record(line, "ts")})
             yield b"id: %d\nevent: put\ndata: %s\n\n" % (line.seq, data.encode())
         if tail.ended:
             yield STREAM_END

@@ -113,20 +113,11 @@ def parse_log_timestamp(value: str) -> str:
     return parsed.astimezone(timezone.utc).isoformat(timespec="microseconds")
 
 
-def log_record(line: LogLine) -> dict[str, Any]:
-    """A line as ``logs/read`` returns it."""
+def log_record(line: LogLine, time_key: str = "timestamp") -> dict[str, Any]:
+    """A line as ``logs/read`` returns it; the live stream carries it with ``time_key="ts"``
+    (Firebase's ``put`` of one child)."""
     return {
-        "timestamp": log_timestamp(line),
-        "category": line.stream,
-        "level": line.level,
-        "message": line.message,
-    }
-
-
-def stream_record(line: LogLine) -> dict[str, Any]:
-    """A line as the live stream carries it (Firebase's ``put`` of one child)."""
-    return {
-        "ts": log_timestamp(line),
+        time_key: log_timestamp(line),
         "category": line.stream,
         "level": line.level,
         "message": line.message,
