@@ -27,6 +27,10 @@ class Settings:
         capture_console: whether the SDK captures stdout/stderr (the agent captures instead).
         capture_fds: capture at the file-descriptor level where the platform allows (so child
             processes and C extensions are captured); else at the Python level.
+        artifacts: where the embedded store (and ``mltrail server`` by default) keeps artifact
+            bytes: a folder or ``s3://bucket/prefix``; ``$MLTRAIL_HOME/artifacts`` when None.
+        artifact_max_file_bytes / artifact_quota_bytes: the per-file limit and per-project
+            quota of artifacts; the defaults of ``mltrail.core.artifacts`` when None.
     """
 
     url: str | None = None
@@ -39,6 +43,9 @@ class Settings:
     spool_limit_bytes: int = 512 * 1024 * 1024
     capture_console: bool = True
     capture_fds: bool = True
+    artifacts: str | None = None
+    artifact_max_file_bytes: int | None = None
+    artifact_quota_bytes: int | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -61,6 +68,9 @@ class Settings:
             spool_limit_bytes=int(env.get("MLTRAIL_SPOOL_LIMIT_BYTES") or cls.spool_limit_bytes),
             capture_console=capture != "off" and not _flag(env.get("MLTRAIL_NO_CAPTURE")),
             capture_fds=capture == "fd",
+            artifacts=(env.get("MLTRAIL_ARTIFACTS") or None),
+            artifact_max_file_bytes=_number(env.get("MLTRAIL_ARTIFACT_MAX_FILE_BYTES")),
+            artifact_quota_bytes=_number(env.get("MLTRAIL_ARTIFACT_QUOTA_BYTES")),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -76,6 +86,9 @@ class Settings:
             "MLTRAIL_STRICT": "1" if self.strict else None,
             "MLTRAIL_NO_CAPTURE": None if self.capture_console else "1",
             "MLTRAIL_CAPTURE": None if self.capture_fds or not self.capture_console else "python",
+            "MLTRAIL_ARTIFACTS": self.artifacts,
+            "MLTRAIL_ARTIFACT_MAX_FILE_BYTES": self.artifact_max_file_bytes,
+            "MLTRAIL_ARTIFACT_QUOTA_BYTES": self.artifact_quota_bytes,
         }
         env.update({name: str(value) for name, value in optional.items() if value is not None})
         if self.spool_limit_bytes != Settings.spool_limit_bytes:
@@ -101,6 +114,16 @@ class Settings:
     @property
     def spool_dir(self) -> Path:
         return self.home / "spool"
+
+    @property
+    def artifacts_location(self) -> str:
+        """Where artifact bytes go: ``artifacts``, else ``$MLTRAIL_HOME/artifacts``."""
+        return self.artifacts or str(self.home / "artifacts")
+
+    @property
+    def upload_dir(self) -> Path:
+        """Where the SDK keeps copies of files waiting to be uploaded."""
+        return self.home / "uploads"
 
     def with_(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]

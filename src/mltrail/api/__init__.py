@@ -1,5 +1,5 @@
 """The contract: ``as_api()`` with its ``projects``, ``experiments`` and ``models`` namespaces,
-plus ``jobs`` and ``agents`` for remote execution.
+plus ``artifacts`` (an experiment's files), and ``jobs`` and ``agents`` for remote execution.
 
 Behaviour lives in the Store, once: each namespace (``api/<noun>.py``) adapts the contract's
 parameter forms (JSON strings or Python objects, positional order, defaults), makes one Store
@@ -9,6 +9,7 @@ call and renders. ``from mltrail.api import Api`` is the public import path.
 from __future__ import annotations
 
 from mltrail.api.agents import AgentsApi
+from mltrail.api.artifacts import ArtifactsApi, artifact_dict
 from mltrail.api.experiments import ExperimentsApi, experiment_dict
 from mltrail.api.jobs import JobsApi
 from mltrail.api.logs import format_log_line
@@ -22,10 +23,12 @@ from mltrail.store.base import Store
 __all__ = [
     "AgentsApi",
     "Api",
+    "ArtifactsApi",
     "ExperimentsApi",
     "JobsApi",
     "ModelsApi",
     "ProjectsApi",
+    "artifact_dict",
     "experiment_dict",
     "format_log_line",
     "iso_time",
@@ -48,6 +51,7 @@ class Api:
         self.models = ModelsApi(store)
         self.jobs = JobsApi(store)
         self.agents = AgentsApi(store)
+        self.artifacts = ArtifactsApi(store)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Api:

@@ -13,18 +13,20 @@ from mltrail.cli.common import cli_context, run_cli
 COMMANDS = {
     "agent": ("mltrail.cli.jobs:agent", "Run queued jobs on this machine."),
     "agents": ("mltrail.cli.jobs:agents", "List agents and their heartbeats."),
+    "artifacts": ("mltrail.cli.artifacts:artifacts", "List, download and upload files of runs."),
     "db": ("mltrail.cli.db:db", "Upgrade or back up the database."),
     "demo": ("mltrail.cli.demo:demo", "Record demo experiments and open the UI."),
     "experiments": (
         "mltrail.cli.experiments:experiments",
         "List, follow, stop and enrich experiments.",
     ),
+    "gc": ("mltrail.cli.artifacts:gc", "Delete artifact bytes nothing references."),
     "jobs": ("mltrail.cli.jobs:jobs", "List remote jobs."),
     "missinglink": (
         "mltrail.cli.missinglink:missinglink",
         "Set up the original MissingLink client.",
     ),
-    "models": ("mltrail.cli.models:models", "Weights hashes of saved models."),
+    "models": ("mltrail.cli.models:models", "Weights hashes and stored checkpoints."),
     "projects": ("mltrail.cli.projects:projects", "List and create projects."),
     "run": ("mltrail.cli.jobs:run", "Queue a command as a remote experiment."),
     "server": ("mltrail.cli.server:server", "Start the tracking server."),

@@ -13,7 +13,8 @@ FRAMEWORK_CHOICES = ("pytorch", "keras", "numpy")
 
 @click.group()
 def models() -> None:
-    """Weights hashes: compute one from a file, find where one came from."""
+    """Weights hashes: compute one from a file, find where one came from, download its
+    stored checkpoint."""
 
 
 @models.command("get-weights-hash")
@@ -48,5 +49,25 @@ def find(api: Any, weights_hash: str, output_format: str) -> None:
     if not rows:
         click.echo(f"no experiment recorded weights hash {weights_hash}")
         return
-    columns = ("project", "experiment", "iteration", "epoch", "created_at")
-    echo_table(columns, ([r[c] for c in columns] for r in rows), title=weights_hash)
+    columns = ("project", "experiment", "iteration", "epoch", "checkpoint", "created_at")
+    echo_table(
+        columns,
+        ([r[c] if c != "checkpoint" else r[c] or "-" for c in columns] for r in rows),
+        title=weights_hash,
+    )
+
+
+@models.command("download")
+@click.option("--weights-hash", "-w", required=True, help="40-digit hexadecimal sha1.")
+@click.option("--dest", "-d", default=".", show_default=True, help="File or folder to write.")
+@with_api
+def download(api: Any, weights_hash: str, dest: str) -> None:
+    """Download the stored checkpoint holding these weights (nothing in it is loaded)."""
+    found = api.models.download(weights_hash, dest)
+    point = ", ".join(
+        f"{name} {found[name]}" for name in ("epoch", "iteration") if found[name] is not None
+    )
+    click.echo(
+        f"{found['file']}: {found['path']} of project {found['project']}, experiment "
+        f"{found['experiment']}{f' ({point})' if point else ''}, sha256 {found['sha256']}"
+    )

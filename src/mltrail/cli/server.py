@@ -16,11 +16,25 @@ if TYPE_CHECKING:
 DB_HELP = "Database URL: sqlite:///PATH or postgresql+psycopg://... [default: embedded SQLite]"
 
 
-def _open_sql_store(settings: Settings, db_url: str | None) -> SqlStore:
+ARTIFACTS_HELP = (
+    "Where artifact bytes go: a folder or s3://bucket/prefix (endpoint and credentials from the "
+    "AWS_* variables) [default: $MLTRAIL_ARTIFACTS, else $MLTRAIL_HOME/artifacts]"
+)
+
+
+def _open_sql_store(
+    settings: Settings,
+    db_url: str | None,
+    artifacts: str | None = None,
+    presign: bool = False,
+) -> SqlStore:
     """The server side always stores in a database, whatever MLTRAIL_URL says."""
+    from mltrail.store import artifact_limits
+    from mltrail.store.blobs import open_blobs
     from mltrail.store.sql import SqlStore
 
-    return SqlStore.open(db_url or settings.db_url)
+    blobs = open_blobs(artifacts or settings.artifacts_location, presign=presign)
+    return SqlStore.open(db_url or settings.db_url, blobs=blobs, limits=artifact_limits(settings))
 
 
 def _serve(app: Any, host: str, port: int) -> None:
@@ -41,7 +55,20 @@ def _serve(app: Any, host: str, port: int) -> None:
     help="Another Host header name to answer to (repeatable; '*' for any). "
     "Default: localhost, 127.0.0.1, ::1 and --host.",
 )
-def server(db_url: str | None, host: str, port: int, allowed_hosts: tuple[str, ...]) -> None:
+@click.option("--artifacts", "artifacts", default=None, help=ARTIFACTS_HELP)
+@click.option(
+    "--artifacts-presign",
+    is_flag=True,
+    help="Answer S3 artifact downloads with presigned URLs, so large files bypass the server.",
+)
+def server(
+    db_url: str | None,
+    host: str,
+    port: int,
+    allowed_hosts: tuple[str, ...],
+    artifacts: str | None,
+    artifacts_presign: bool,
+) -> None:
     """Run the mltrail server: REST API under /api/v1, a token on every request.
 
     On the first start on an empty database it creates user "admin" and prints its token once.
@@ -49,7 +76,7 @@ def server(db_url: str | None, host: str, port: int, allowed_hosts: tuple[str, .
     from mltrail.server import create_app
 
     settings = get_settings()
-    store = _open_sql_store(settings, db_url)
+    store = _open_sql_store(settings, db_url, artifacts, artifacts_presign)
     try:
         admin_token = store.auth.ensure_admin()
         if admin_token:

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from mltrail.core.artifacts import Artifact
 from mltrail.core.jobs import Agent, HeartbeatReply, Job
 from mltrail.core.types import (
     Chart,
@@ -310,6 +311,7 @@ def link_to_wire(w: WeightsLink) -> Json:
         "iteration": w.iteration,
         "epoch": w.epoch,
         "created_at": w.created_at,
+        "checkpoint": w.checkpoint,
     }
 
 
@@ -321,6 +323,33 @@ def link_from_wire(d: Json) -> WeightsLink:
         iteration=d.get("iteration"),
         epoch=d.get("epoch"),
         created_at=d["created_at"],
+        checkpoint=d.get("checkpoint"),
+    )
+
+
+_ARTIFACT_FIELDS = ("path", "sha256", "size", "media_type", "created_at", "iteration", "epoch")
+
+
+def artifact_to_wire(a: Artifact) -> Json:
+    """An artifact's record; ``project`` / ``experiment`` reference its experiment."""
+    record: Json = {"project": a.project_id, "experiment": a.experiment_id}
+    record.update({name: getattr(a, name) for name in _ARTIFACT_FIELDS})
+    record["weights_hash"] = a.weights_hash
+    return record
+
+
+def artifact_from_wire(d: Json) -> Artifact:
+    return Artifact(
+        project_id=d["project"],
+        experiment_id=d["experiment"],
+        path=d["path"],
+        sha256=d["sha256"],
+        size=d["size"],
+        media_type=d["media_type"],
+        created_at=d["created_at"],
+        iteration=d.get("iteration"),
+        epoch=d.get("epoch"),
+        weights_hash=d.get("weights_hash"),
     )
 
 

@@ -211,7 +211,8 @@ class Series:
 
 @dataclass(frozen=True)
 class WeightsLink:
-    """Which point of which experiment produced a weights hash."""
+    """Which point of which experiment produced a weights hash; ``checkpoint`` is the path of
+    the experiment's stored checkpoint artifact holding those weights, when one was logged."""
 
     weights_hash: str
     project_id: int
@@ -219,6 +220,7 @@ class WeightsLink:
     iteration: int | None
     epoch: int | None
     created_at: float
+    checkpoint: str | None = None
 
 
 @dataclass(frozen=True)

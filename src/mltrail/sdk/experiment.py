@@ -21,12 +21,14 @@ from mltrail.core import validation
 from mltrail.core.errors import ExperimentStopped, ValidationError
 from mltrail.core.types import ExperimentRef, LogLine, Phase, Status
 from mltrail.core.weights import weights_hash
+from mltrail.sdk.artifact_logging import ArtifactLogging
 from mltrail.sdk.buffer import MAX_INT64
 from mltrail.sdk.console import ConsoleCapture, quiet_library_loggers
 from mltrail.sdk.inputs import jsonable, metric_number, params_mapping
 from mltrail.sdk.opening import int64_field, open_record, open_run_store
 from mltrail.sdk.spool import Spool, encode_status, is_transient, sync_in_background, target_of
 from mltrail.sdk.stop import POLL_SECONDS, StopWatcher
+from mltrail.sdk.uploads import Uploader
 from mltrail.sdk.writer import CLOSE_TIMEOUT_SECONDS, Writer
 
 if TYPE_CHECKING:
@@ -99,8 +101,8 @@ def start(
     )
 
 
-class Experiment:
-    """A running experiment: log metrics, weights hashes and console output into it.
+class Experiment(ArtifactLogging):
+    """A running experiment: log metrics, weights hashes, files and console output into it.
 
     Use it as a context manager, or call :meth:`end`; an experiment still running at
     interpreter exit is ended then (failed if an exception went uncaught).
@@ -139,6 +141,15 @@ class Experiment:
             target=target_of(settings),
             strict=settings.strict,
         ).start()
+        self._uploads = Uploader(
+            store,
+            self.project_id,
+            self.experiment_id,
+            spool=self._writer.spool,
+            target=self._writer.target,
+            client_id=f"{self._writer.client_id}u",  # its own spool files, replayed by sync
+            on_weights_hash=self._writer.add_link,
+        )
         self._console = (
             ConsoleCapture(self._writer.add_line, fd_level=settings.capture_fds).start()
             if settings.capture_console
@@ -313,14 +324,18 @@ class Experiment:
         if self._ended:
             self._warn_after_end()
             return digest
+        self._writer.add_link(digest, *self._point(iteration, epoch))
+        return digest
+
+    def _point(self, iteration: int | None, epoch: int | None) -> tuple[int, int | None]:
+        """(iteration, epoch) given, or the current ones."""
         it = (
             max(self._iteration, 0)
             if iteration is None
             else validation.require_int(iteration, "iteration", minimum=0)
         )
         ep = self.epoch if epoch is None else validation.require_int(epoch, "epoch", minimum=0)
-        self._writer.add_link(digest, it, ep)
-        return digest
+        return it, ep
 
     def epoch_end(
         self,
@@ -371,6 +386,7 @@ class Experiment:
         self._watcher.close()
         if self._console is not None:
             self._console.stop()
+        self._uploads.close(timeout)
         self._writer.close(timeout)
         self._record_status(final)
         self.status = final

@@ -286,6 +286,10 @@ def apply_record(store: Store, body: dict[str, Any]) -> int:
     if kind == "status":
         store.update_experiment(p, e, status=Status(body["status"]))
         return 0
+    if kind == "artifact":  # a reference to a kept file, never its bytes (sdk/uploads.py)
+        from mltrail.sdk.uploads import apply_artifact
+
+        return apply_artifact(store, body)
     raise ValueError(f"unknown spool record kind {kind!r}")
 
 

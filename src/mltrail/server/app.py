@@ -16,6 +16,7 @@ from mltrail.server.missinglink import PREFIX as MISSINGLINK_PREFIX
 from mltrail.server.missinglink import missinglink_router
 from mltrail.server.routes import (
     agents,
+    artifacts,
     charts,
     experiments,
     external,
@@ -79,7 +80,7 @@ def create_app(
     app.state.store = store
     app.state.require_auth = require_auth
     install_error_handlers(app)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=MAX_BODY_BYTES)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=MAX_BODY_BYTES, unlimited=artifacts.is_upload)
     install_security(app, allowed_hosts=allowed_hosts, access_log=access_log)
     app.include_router(_api_router(), prefix=API_PREFIX)
     app.include_router(missinglink_router(), prefix=MISSINGLINK_PREFIX)  # the original client
@@ -108,6 +109,7 @@ def _api_router() -> APIRouter:
         logs,
         jobs,
         agents,
+        artifacts,
     ):
         api.include_router(noun.router)
     return api

@@ -115,14 +115,29 @@ class BodyTooLarge(StarletteHTTPException):
 
 
 class BodyLimitMiddleware:
-    """Answer 413 to bodies over ``max_bytes``: declared (Content-Length) or streamed."""
+    """Answer 413 to bodies over ``max_bytes``: declared (Content-Length) or streamed.
 
-    def __init__(self, app: Callable[..., Awaitable[None]], max_bytes: int) -> None:
+    Args:
+        app: the wrapped ASGI app.
+        max_bytes: the limit.
+        unlimited: ``(method, path) -> bool`` for requests that stream their bodies and check
+            limits of their own (artifact uploads).
+    """
+
+    def __init__(
+        self,
+        app: Callable[..., Awaitable[None]],
+        max_bytes: int,
+        unlimited: Callable[[str, str], bool] | None = None,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.unlimited = unlimited
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or (
+            self.unlimited is not None and self.unlimited(scope["method"], scope["path"])
+        ):
             await self.app(scope, receive, send)
             return
         declared = dict(scope.get("headers") or ()).get(b"content-length")

@@ -158,6 +158,28 @@ class LinkOut(BaseModel):
     iteration: int | None
     epoch: int | None
     created_at: float
+    checkpoint: str | None = None
+
+
+class ArtifactOut(BaseModel):
+    """One file of an experiment's artifact tree."""
+
+    project: int
+    experiment: int
+    path: str
+    sha256: str
+    size: int
+    media_type: str
+    created_at: float
+    iteration: int | None
+    epoch: int | None
+    weights_hash: str | None
+
+
+class GcOut(BaseModel):
+    blobs: int
+    bytes: int
+    staging: int
 
 
 class IterationMetricOut(BaseModel):

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from mltrail.config import Settings
+    from mltrail.core.artifacts import ArtifactLimits
     from mltrail.store.base import Store
 
 
@@ -31,6 +32,19 @@ def open_store(
             timeout=DEFAULT_TIMEOUT if http_timeout is None else http_timeout,
             retries=DEFAULT_RETRIES if http_retries is None else http_retries,
         )
+    from mltrail.store.blobs import open_blobs
     from mltrail.store.sql import SqlStore
 
-    return SqlStore.open(settings.db_url)
+    blobs = open_blobs(settings.artifacts_location)
+    return SqlStore.open(settings.db_url, blobs=blobs, limits=artifact_limits(settings))
+
+
+def artifact_limits(settings: Settings) -> ArtifactLimits:
+    """The per-file limit and per-project quota ``settings`` set (defaults where unset)."""
+    from mltrail.core.artifacts import ArtifactLimits
+
+    defaults = ArtifactLimits()
+    return ArtifactLimits(
+        max_file_bytes=settings.artifact_max_file_bytes or defaults.max_file_bytes,
+        project_quota_bytes=settings.artifact_quota_bytes or defaults.project_quota_bytes,
+    )

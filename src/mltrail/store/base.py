@@ -12,6 +12,7 @@ with ``as_user``; the embedded store is single-user and sees all). Errors are th
 from __future__ import annotations
 
 from mltrail.store.agents import AgentStore
+from mltrail.store.artifacts import ArtifactStore
 from mltrail.store.charts import ChartStore
 from mltrail.store.experiments import LIST_PAGE_SIZE, ExperimentStore
 from mltrail.store.external import ExternalStore
@@ -36,6 +37,7 @@ class Store(
     JobStore,
     AgentStore,
     UserStore,
+    ArtifactStore,
 ):
     """Everything mltrail stores, behind intent-named methods, one interface per noun."""
 

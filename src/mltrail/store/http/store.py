@@ -15,6 +15,7 @@ import httpx
 
 from mltrail.store.base import Store
 from mltrail.store.http.agents import HttpAgents
+from mltrail.store.http.artifacts import HttpArtifacts
 from mltrail.store.http.charts import HttpCharts
 from mltrail.store.http.experiments import HttpExperiments
 from mltrail.store.http.external import HttpExternal
@@ -43,6 +44,7 @@ class HttpStore(
     HttpJobs,
     HttpAgents,
     HttpUsers,
+    HttpArtifacts,
     Store,
 ):
     """A Store that talks to ``mltrail server``.

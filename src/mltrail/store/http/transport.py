@@ -66,9 +66,17 @@ def build_request(
 
 
 def send(
-    client: httpx.Client, request: httpx.Request, policy: RetryPolicy, *, repeatable: bool
+    client: httpx.Client,
+    request: httpx.Request,
+    policy: RetryPolicy,
+    *,
+    repeatable: bool,
+    stream: bool = False,
 ) -> httpx.Response:
     """Send ``request``, retrying as its kind and the policy allow.
+
+    Args:
+        stream: leave the body unread (the caller reads and closes the response).
 
     Raises:
         TransportError: the server stayed unreachable.
@@ -76,7 +84,7 @@ def send(
     for attempt in range(policy.retries + 1):
         last = attempt == policy.retries
         try:
-            response = client.send(request)
+            response = client.send(request, stream=stream)
         except _NEVER_SENT as exc:
             if last:
                 raise _unreachable(client, exc) from exc
@@ -86,6 +94,7 @@ def send(
         else:
             if not (repeatable and response.status_code in RETRY_STATUSES and not last):
                 return response
+            response.close()
         policy.sleep(policy.delay(attempt))
     raise AssertionError("unreachable")  # pragma: no cover
 

@@ -9,10 +9,13 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from mltrail.core.artifacts import ArtifactLimits
 from mltrail.core.types import User
+from mltrail.store.artifacts import BlobStore
 from mltrail.store.base import Store
 from mltrail.store.sql.access import Scope
 from mltrail.store.sql.agents import SqlAgents
+from mltrail.store.sql.artifacts import SqlArtifacts
 from mltrail.store.sql.charts import SqlCharts
 from mltrail.store.sql.engine import Database, make_engine, upgrade
 from mltrail.store.sql.experiments import SqlExperiments
@@ -36,6 +39,7 @@ class SqlStore(
     SqlJobs,
     SqlAgents,
     SqlUsers,
+    SqlArtifacts,
     Store,
 ):
     """The embedded and server-side store.
@@ -44,29 +48,48 @@ class SqlStore(
     request). Unscoped, it is the embedded single user and sees every project.
     """
 
-    def __init__(self, db: Database, scope: Scope | None = None) -> None:
+    def __init__(
+        self,
+        db: Database,
+        scope: Scope | None = None,
+        *,
+        blobs: BlobStore | None = None,
+        limits: ArtifactLimits | None = None,
+    ) -> None:
         self._db = db
         self._scope = scope or Scope()
+        self._blobs = blobs
+        self._limits = limits or ArtifactLimits()
         self.auth = Auth(db)
 
     @classmethod
-    def open(cls, url: str, *, clock: Callable[[], float] = time.time) -> SqlStore:
+    def open(
+        cls,
+        url: str,
+        *,
+        clock: Callable[[], float] = time.time,
+        blobs: BlobStore | None = None,
+        limits: ArtifactLimits | None = None,
+    ) -> SqlStore:
         """Connect to ``url`` (``sqlite:///PATH`` or ``postgresql+psycopg://...``) and migrate.
 
         Args:
             url: the database URL; a SQLite file's folder is created when missing.
             clock: source of unix times, injectable for tests.
+            blobs: where artifact bytes go (``store.blobs.open_blobs``); without it, artifact
+                operations answer that no storage is configured.
+            limits: per-file limit and per-project quota of artifacts (defaults when None).
 
         Raises:
             ValidationError: for an unsupported URL (field ``db_url``).
         """
         db = Database(make_engine(url), clock)
         upgrade(db)
-        return cls(db)
+        return cls(db, blobs=blobs, limits=limits)
 
     def as_user(self, user: User) -> SqlStore:
-        """A view acting for ``user``, sharing this store's engine."""
-        return SqlStore(self._db, Scope(user))
+        """A view acting for ``user``, sharing this store's engine and blob store."""
+        return SqlStore(self._db, Scope(user), blobs=self._blobs, limits=self._limits)
 
     @property
     def user(self) -> User | None:

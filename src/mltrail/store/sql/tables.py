@@ -178,6 +178,37 @@ weights_links = Table(
     Index("ix_weights_links_experiment", "experiment_id"),
 )
 
+artifact_blobs = Table(
+    "artifact_blobs",
+    metadata,
+    Column("sha256", String(64), primary_key=True),
+    Column("size", BigInteger, nullable=False),
+    Column("created_at", Double, nullable=False),
+)
+
+artifacts = Table(
+    "artifacts",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    _experiment_fk(),
+    Column("path", Text, nullable=False),
+    Column(
+        "sha256",
+        String(64),
+        ForeignKey("artifact_blobs.sha256", ondelete="RESTRICT"),
+        nullable=False,
+    ),
+    Column("size", BigInteger, nullable=False),
+    Column("media_type", String(200), nullable=False),
+    Column("created_at", Double, nullable=False),
+    Column("iteration", BigInteger),
+    Column("epoch", Integer),
+    Column("weights_hash", String(40)),
+    UniqueConstraint("experiment_id", "path", name="uq_artifacts_path"),
+    Index("ix_artifacts_sha256", "sha256"),
+    Index("ix_artifacts_weights_hash", "weights_hash"),
+)
+
 iteration_metrics = Table(
     "iteration_metrics",
     metadata,

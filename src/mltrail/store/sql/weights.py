@@ -10,12 +10,26 @@ from mltrail.core import validation
 from mltrail.core.types import WeightsHash, WeightsLink
 from mltrail.store.sql.access import Scope, SqlNoun, experiment_pk
 from mltrail.store.sql.engine import Database
-from mltrail.store.sql.tables import experiments, projects, weights_links
+from mltrail.store.sql.tables import artifacts, experiments, projects, weights_links
 from mltrail.store.weights import WeightStore
 
 
 def _optional_int(value: Any, field: str) -> int | None:
     return None if value is None else validation.require_int(value, field, minimum=0)
+
+
+def _checkpoint_path() -> Any:
+    """The newest stored checkpoint of the link's experiment holding the link's weights."""
+    return (
+        select(artifacts.c.path)
+        .where(
+            artifacts.c.experiment_id == weights_links.c.experiment_id,
+            artifacts.c.weights_hash == weights_links.c.weights_hash,
+        )
+        .order_by(artifacts.c.created_at.desc(), artifacts.c.id.desc())
+        .limit(1)
+        .scalar_subquery()
+    )
 
 
 def _links_query() -> Any:
@@ -27,11 +41,12 @@ def _links_query() -> Any:
         weights_links.c.epoch,
         weights_links.c.created_at,
         weights_links.c.experiment_id,
+        _checkpoint_path().label("checkpoint"),
     ).join(experiments, experiments.c.id == weights_links.c.experiment_id)
 
 
 def _to_link(row: Any) -> WeightsLink:
-    return WeightsLink(row[0], row[1], row[2], row[3], row[4], row[5])
+    return WeightsLink(row[0], row[1], row[2], row[3], row[4], row[5], row[7])
 
 
 def link_weights_hash(

@@ -1,0 +1,199 @@
+"""``api.artifacts``: list, download and upload an experiment's files.
+
+Downloads stream to a temporary file beside the destination, are checked against the
+artifact's sha256 while they are written, and are renamed into place only when they match, so
+a destination is either the whole verified file or untouched. Uploads hash the file first (one
+read), then stream it; the store verifies the digest against the bytes it received.
+"""
+
+from __future__ import annotations
+
+import builtins
+import hashlib
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from mltrail.api.render import with_iso_times
+from mltrail.core import codec, validation
+from mltrail.core.artifacts import (
+    Artifact,
+    GcReport,
+    artifact_path,
+    artifact_prefix,
+    artifact_upload,
+)
+from mltrail.core.errors import NotFoundError, ValidationError
+from mltrail.store.artifacts import ArtifactReader
+from mltrail.store.base import Store
+from mltrail.store.blobs.staging import stream_verified
+
+HASH_BLOCK = 4 * 1024 * 1024
+
+
+def file_sha256(path: str | Path) -> tuple[str, int]:
+    """(sha256, size) of a local file, read once in blocks."""
+    digest = hashlib.sha256()
+    size = 0
+    with open(path, "rb") as handle:
+        while block := handle.read(HASH_BLOCK):
+            digest.update(block)
+            size += len(block)
+    return digest.hexdigest(), size
+
+
+def artifact_dict(a: Artifact) -> dict[str, Any]:
+    """An artifact for people: its wire record with an ISO time."""
+    return with_iso_times(codec.artifact_to_wire(a), ("created_at",))
+
+
+def save_verified(reader: ArtifactReader, dest: Path) -> Path:
+    """Write a download to ``dest`` only if its bytes hash to the artifact's sha256.
+
+    Raises:
+        ValidationError: the bytes did not match (``dest`` is left as it was).
+    """
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    partial = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
+    try:
+        with reader, partial.open("wb") as out:
+            for chunk in stream_verified(reader.chunks, reader.artifact.sha256):
+                out.write(chunk)
+        os.replace(partial, dest)
+    finally:
+        partial.unlink(missing_ok=True)
+    return dest
+
+
+def upload_file(
+    store: Store,
+    ref: tuple[int, int],
+    file: Path,
+    name: str,
+    **point: Any,
+) -> Artifact:
+    """Upload one local file as artifact ``name`` (hashed first, then streamed)."""
+    digest, size = file_sha256(file)
+    upload = artifact_upload(
+        name,
+        size=size,
+        sha256_value=digest,
+        iteration=point.get("iteration"),
+        epoch=point.get("epoch"),
+        weights_hash_value=point.get("weights_hash"),
+    )
+    with file.open("rb") as source:
+        return store.put_artifact(ref[0], ref[1], upload, source)
+
+
+def files_of(path: Path, name: str) -> Iterator[tuple[Path, str]]:
+    """(local file, artifact name) for a file, or for every file under a folder."""
+    if path.is_file():
+        yield path, name
+        return
+    if not path.is_dir():
+        raise ValidationError(f"no such file or folder: {path}", "path")
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        yield file, f"{name}/{file.relative_to(path).as_posix()}"
+
+
+class ArtifactsApi:
+    """``api.artifacts``: an experiment's files."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def list(
+        self, project: int, experiment: int, prefix: str | None = None
+    ) -> list[dict[str, Any]]:
+        """The experiment's artifacts by path (those under the folder ``prefix`` when given)."""
+        ref = validation.experiment_ref(project, experiment)
+        found = self._store.list_artifacts(
+            ref.project_id, ref.experiment_id, artifact_prefix(prefix)
+        )
+        return [artifact_dict(a) for a in found]
+
+    def download(self, project: int, experiment: int, name: str, dest: str | Path) -> Path:
+        """Download artifact ``name`` (or every artifact under the folder ``name``) to ``dest``.
+
+        Args:
+            project / experiment: the experiment.
+            name: the artifact's path, or a folder of the tree.
+            dest: a file to write; an existing folder receives the file under its own name
+                (a folder download recreates the tree below ``dest``).
+
+        Returns:
+            The file written (the folder, for a folder download).
+
+        Raises:
+            NotFoundError: no artifact (nor folder) of that name.
+            ValidationError: the bytes received did not match the stored sha256.
+        """
+        ref = validation.experiment_ref(project, experiment)
+        target = Path(dest).expanduser()
+        checked = artifact_path(name, "name")
+        p, e = ref.project_id, ref.experiment_id
+        try:
+            reader = self._store.open_artifact(p, e, checked)
+        except NotFoundError:
+            return self._download_folder(p, e, checked, target)
+        if target.is_dir():
+            target = target / checked.rsplit("/", 1)[-1]
+        return save_verified(reader, target)
+
+    def _download_folder(self, project: int, experiment: int, name: str, dest: Path) -> Path:
+        found = self._store.list_artifacts(project, experiment, name + "/")
+        if not found:
+            raise NotFoundError(
+                f"no artifact or folder {name!r} in experiment {experiment} of project {project}",
+                "name",
+            )
+        for artifact in found:
+            relative = artifact.path[len(name) + 1 :]
+            save_verified(
+                self._store.open_artifact(project, experiment, artifact.path), dest / relative
+            )
+        return dest
+
+    def upload(
+        self,
+        project: int,
+        experiment: int,
+        path: str | Path,
+        name: str | None = None,
+        *,
+        iteration: int | None = None,
+        epoch: int | None = None,
+    ) -> builtins.list[dict[str, Any]]:
+        """Upload a local file (or every file of a folder) to an experiment, after its run too.
+
+        Args:
+            project / experiment: the experiment.
+            path: the local file or folder.
+            name: its path in the tree; the file or folder's own name by default.
+            iteration / epoch: the training point it belongs to.
+
+        Returns:
+            The artifacts stored.
+        """
+        ref = validation.experiment_ref(project, experiment)
+        local = Path(path).expanduser()
+        base = str(artifact_path(name if name is not None else local.name, "name"))
+        point = {"iteration": iteration, "epoch": epoch}
+        stored = [
+            upload_file(self._store, (ref.project_id, ref.experiment_id), file, target, **point)
+            for file, target in files_of(local, base)
+        ]
+        return [artifact_dict(a) for a in stored]
+
+    def delete(self, project: int, experiment: int, name: str) -> None:
+        """Remove an artifact from the tree (``collect_garbage`` frees its bytes)."""
+        ref = validation.experiment_ref(project, experiment)
+        self._store.delete_artifact(ref.project_id, ref.experiment_id, artifact_path(name, "name"))
+
+    def collect_garbage(self, older_than_seconds: float = 3600.0) -> GcReport:
+        """Delete blobs no artifact references, and upload leftovers older than the grace
+        period (administrators)."""
+        return self._store.collect_garbage(older_than_seconds)

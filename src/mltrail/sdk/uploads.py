@@ -1,0 +1,349 @@
+"""The upload queue: artifact files leave the training thread as a local file and a queue entry.
+
+``exp.log_artifact`` / ``exp.log_checkpoint`` write one local file (a copy, or the model saved)
+and append a :class:`PendingUpload`; this module's daemon thread then computes what needs
+reading the file (a checkpoint's weights hash, the sha256) and streams it to the store. Faults
+are retried with backoff; when the store stays unreachable the upload is spooled as a small JSON
+record naming the kept file (never the bytes), and ``mltrail sync`` or the next run uploads it.
+Putting the same bytes at the same path twice stores them once, so a replay after a lost answer
+changes nothing: every artifact is stored exactly once.
+"""
+
+from __future__ import annotations
+
+import collections
+import threading
+import time
+import warnings
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from mltrail.api.artifacts import file_sha256
+from mltrail.core.artifacts import artifact_upload
+from mltrail.core.errors import ValidationError
+from mltrail.sdk.spool import Spool, SpoolWarning, is_transient
+
+if TYPE_CHECKING:
+    from mltrail.store.base import Store
+
+RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0)
+CLOSE_TIMEOUT_SECONDS = 300.0
+
+
+@dataclass
+class PendingUpload:
+    """One file waiting for the uploader.
+
+    Attributes:
+        file: the local file to send.
+        name: its artifact path (checked).
+        owned: the file is the SDK's own copy, deleted once stored.
+        iteration / epoch: the training point.
+        framework: for a checkpoint, how to read its weights hash from the file.
+        weights_hash / sha256 / size: filled in by the uploader thread.
+        result: resolves to the weights hash (checkpoints) or the sha256 once computed.
+    """
+
+    file: Path
+    name: str
+    owned: bool
+    iteration: int | None = None
+    epoch: int | None = None
+    framework: str | None = None
+    weights_hash: str | None = None
+    sha256: str | None = None
+    size: int | None = None
+    result: Future[str] = field(default_factory=Future)
+
+
+def encode_upload(item: PendingUpload) -> dict[str, Any]:
+    """The spool record of an upload: the kept file's path and the metadata, not the bytes."""
+    return {
+        "kind": "artifact",
+        "file": str(item.file),
+        "path": item.name,
+        "owned": item.owned,
+        "iteration": item.iteration,
+        "epoch": item.epoch,
+        "framework": item.framework,
+        "weights_hash": item.weights_hash,
+        "sha256": item.sha256,
+        "size": item.size,
+    }
+
+
+def prepare(item: PendingUpload) -> None:
+    """Read what the upload declares from its file: the weights hash, then the sha256."""
+    if item.framework is not None and item.weights_hash is None:
+        from mltrail.checkpoints import weights_hash_from_file
+
+        item.weights_hash = weights_hash_from_file(item.framework, item.file)
+    if item.sha256 is None:
+        item.sha256, item.size = file_sha256(item.file)
+
+
+def put(store: Store, project_id: int, experiment_id: int, item: PendingUpload) -> None:
+    """One upload of a prepared item (the kept copy is deleted once stored)."""
+    upload = artifact_upload(
+        item.name,
+        size=item.size,
+        sha256_value=item.sha256,
+        iteration=item.iteration,
+        epoch=item.epoch,
+        weights_hash_value=item.weights_hash,
+    )
+    with item.file.open("rb") as source:
+        store.put_artifact(project_id, experiment_id, upload, source)
+    if item.owned:
+        item.file.unlink(missing_ok=True)
+
+
+def apply_artifact(store: Store, body: dict[str, Any]) -> int:
+    """Replay a spooled upload (``spool.apply_record`` calls it for ``kind: artifact``)."""
+    keys = ("iteration", "epoch", "framework", "weights_hash", "sha256", "size")
+    item = PendingUpload(Path(body["file"]), body["path"], bool(body["owned"]))
+    for key in keys:
+        setattr(item, key, body.get(key))
+    p, e = int(body["project_id"]), int(body["experiment_id"])
+    if not item.file.is_file():
+        stored = store.list_artifacts(p, e)
+        if any(a.path == item.name and a.sha256 == item.sha256 for a in stored):
+            return 0  # uploaded already; only the spool record was left behind
+        raise ValidationError(f"the file to upload is gone: {item.file}", "file")
+    prepare(item)
+    put(store, p, e, item)
+    return 0
+
+
+class Uploader:
+    """Uploads one experiment's artifact files from a daemon thread.
+
+    Args:
+        store: where artifacts go.
+        project_id / experiment_id: the experiment.
+        spool: where uploads wait while the store is unreachable.
+        target: the spool's name for this store.
+        client_id: names this uploader's spool records.
+        on_weights_hash: called with (hash, iteration, epoch) once a checkpoint's hash is known
+            (the writer links it, as ``log_weights`` does).
+        retry_delays: waits between attempts before an upload is spooled.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        project_id: int,
+        experiment_id: int,
+        *,
+        spool: Spool,
+        target: str,
+        client_id: str,
+        on_weights_hash: Callable[[str, int | None, int | None], None],
+        retry_delays: Sequence[float] = RETRY_DELAYS,
+    ) -> None:
+        self.store = store
+        self.project_id = project_id
+        self.experiment_id = experiment_id
+        self.spool = spool
+        self.target = target
+        self.client_id = client_id
+        self.on_weights_hash = on_weights_hash
+        self.retry_delays = tuple(retry_delays)
+        self.uploaded = 0
+        self.spooled = 0
+        self.error: BaseException | None = None
+        self._queue: collections.deque[PendingUpload] = collections.deque()
+        self._wake = threading.Event()
+        self._idle = threading.Event()
+        self._idle.set()
+        self._stop = threading.Event()
+        self._offline = False
+        self._deadline: float | None = None
+        self._thread: threading.Thread | None = None
+        self._current: PendingUpload | None = None
+
+    def add(self, item: PendingUpload) -> Future[str]:
+        """Queue an upload (an append, no I/O); starts the thread on first use."""
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, name=f"mltrail-uploader-{self.experiment_id}", daemon=True
+            )
+            self._thread.start()
+        self._idle.clear()
+        self._queue.append(item)
+        self._wake.set()
+        return item.result
+
+    def wait_idle(self, timeout: float) -> bool:
+        """True once every queued upload is stored or spooled."""
+        return self._idle.wait(timeout)
+
+    def close(self, timeout: float = CLOSE_TIMEOUT_SECONDS) -> None:
+        """Upload what is queued for up to ``timeout`` seconds, then spool the rest."""
+        self._deadline = time.monotonic() + timeout
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout + 5.0)
+        current = self._current
+        if current is not None and self._thread is not None and self._thread.is_alive():
+            self._to_spool(current, None)  # may land twice: a put of the same bytes is a no-op
+        while self._queue:  # the thread is stuck or gone: keep the rest for `mltrail sync`
+            self._to_spool(self._queue.popleft(), None)
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(1.0)
+            self._wake.clear()
+            while self._queue:
+                if self._past_deadline():
+                    return
+                self._current = self._queue.popleft()
+                self._process(self._current)
+                self._current = None
+            self._idle.set()
+            if self._stop.is_set():
+                return
+
+    def _past_deadline(self) -> bool:
+        return self._deadline is not None and time.monotonic() > self._deadline
+
+    def _process(self, item: PendingUpload) -> None:
+        try:
+            prepare(item)
+        except Exception as exc:  # unreadable checkpoint, deleted file: say so, go on
+            self._fail(item, exc)
+            return
+        if item.weights_hash is not None:
+            self.on_weights_hash(item.weights_hash, item.iteration, item.epoch)
+        item.result.set_result(item.weights_hash or item.sha256 or "")
+        self._send(item)
+
+    def _send(self, item: PendingUpload) -> None:
+        fault: BaseException | None = None
+        delays = (0.0,) if self._offline else (0.0, *self.retry_delays)
+        for delay in delays:
+            if delay and not self._sleep(delay):
+                break
+            try:
+                put(self.store, self.project_id, self.experiment_id, item)
+            except Exception as exc:
+                fault = exc
+                if not is_transient(exc):
+                    self._reject(item, exc)
+                    return
+                continue
+            self._offline = False
+            self.uploaded += 1
+            return
+        self._offline = True
+        self._to_spool(item, fault)
+
+    def _sleep(self, delay: float) -> bool:
+        if self._deadline is not None and time.monotonic() + delay > self._deadline:
+            return False
+        time.sleep(delay)
+        return True
+
+    def _to_spool(self, item: PendingUpload, fault: BaseException | None) -> None:
+        try:
+            self.spool.write(
+                self.target,
+                self.project_id,
+                self.experiment_id,
+                self.client_id,
+                encode_upload(item),
+            )
+        except OSError as exc:
+            self._fail(item, exc)
+            return
+        self.spooled += 1
+        if self.spooled == 1:
+            why = f"unreachable ({fault})" if fault is not None else "still busy at the end"
+            warnings.warn(
+                f"mltrail: the store is {why}; artifact {item.name!r} and later ones wait in "
+                f"{self.spool.directory} for `mltrail sync` or the next run",
+                SpoolWarning,
+                stacklevel=1,
+            )
+
+    def _reject(self, item: PendingUpload, exc: BaseException) -> None:
+        self.error = self.error or exc
+        warnings.warn(
+            f"mltrail: the store refused artifact {item.name!r}: {exc}",
+            RuntimeWarning,
+            stacklevel=1,
+        )
+
+    def _fail(self, item: PendingUpload, exc: BaseException) -> None:
+        self.error = self.error or exc
+        if not item.result.done():
+            item.result.set_exception(exc)
+        warnings.warn(
+            f"mltrail: could not upload artifact {item.name!r}: {exc}", RuntimeWarning, stacklevel=1
+        )
+
+
+# --- what the training thread calls ----------------------------------------------------------------
+def queue_files(
+    uploader: Uploader, folder: Path, path: str | Path, name: str | None, *, copy: bool
+) -> list[str]:
+    """Queue a file, or every file under a folder, as artifacts; returns their paths.
+
+    Raises:
+        ValidationError: no such file or folder, or a name that is not a valid artifact path.
+    """
+    from mltrail.api.artifacts import files_of
+    from mltrail.sdk.checkpoint_files import keep_copy
+
+    local = Path(path).expanduser()
+    base = artifact_upload(name if name is not None else local.name).path
+    queued = []
+    for file, target in list(files_of(local, base)):
+        checked = artifact_upload(target).path
+        kept = keep_copy(file, folder, checked) if copy else file
+        uploader.add(PendingUpload(kept, checked, owned=copy))
+        queued.append(str(checked))
+    return queued
+
+
+def queue_checkpoint(
+    uploader: Uploader,
+    folder: Path,
+    model_or_path: Any,
+    point: tuple[int | None, int | None],
+    name: str | None,
+) -> Future[str]:
+    """Save or copy a checkpoint once and queue it; the future resolves to its weights hash.
+
+    Raises:
+        ValidationError: an unknown kind of model or checkpoint file, or a bad name.
+    """
+    from mltrail.core.artifacts import checkpoint_framework
+    from mltrail.sdk.checkpoint_files import (
+        checkpoint_name,
+        keep_copy,
+        kept_name,
+        model_suffix,
+        save_model,
+    )
+
+    iteration, epoch = point
+    if isinstance(model_or_path, (str, Path)):
+        file = Path(model_or_path).expanduser()
+        if not file.is_file():
+            raise ValidationError(f"no such file: {file}", "model")
+        framework = checkpoint_framework(file.name)
+        target = artifact_upload(name or f"checkpoints/{file.name}").path
+        kept = keep_copy(file, folder, target)
+    else:
+        suffix = model_suffix(model_or_path)
+        framework = checkpoint_framework(suffix)
+        target = artifact_upload(name or checkpoint_name(suffix, iteration, epoch)).path
+        kept = kept_name(folder, target)
+        save_model(model_or_path, kept)
+    item = PendingUpload(kept, target, True, iteration, epoch, framework)
+    return uploader.add(item)

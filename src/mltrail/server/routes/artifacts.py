@@ -1,0 +1,190 @@
+"""Artifacts: streamed uploads (``PUT``, any size) and downloads, the tree, checkpoints by hash.
+
+An upload's body is not read by the server's body limit (see :func:`is_upload`): the Store
+streams it into the blob store from a worker thread, pulling blocks from the event loop, so
+memory stays bounded whatever the size; the per-file limit and the project's quota apply instead.
+Downloads are served as attachments in a sandbox, never rendered by the browser as a page.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import AsyncIterator, Iterator
+from typing import Annotated, Any
+from urllib.parse import quote
+
+import anyio.from_thread
+import anyio.to_thread
+from fastapi import APIRouter, Query, Request, Response
+from fastapi.responses import RedirectResponse, StreamingResponse
+from starlette.requests import ClientDisconnect
+
+from mltrail.core import codec
+from mltrail.core.artifacts import Artifact, artifact_upload
+from mltrail.core.wire import dump_json
+from mltrail.server.deps import ExperimentId, ProjectId, StoreDep
+from mltrail.server.errors import error_response
+from mltrail.server.schemas import ERROR_RESPONSES, ArtifactOut, GcOut
+from mltrail.store.artifacts import CHUNK_BYTES, ArtifactReader
+
+router = APIRouter(tags=["artifacts"], responses=ERROR_RESPONSES)
+_EXPERIMENT = "/projects/{project_id}/experiments/{experiment_id}"
+_UPLOAD_PATH = re.compile(r"^/api/v1/projects/[^/]+/experiments/[^/]+/artifacts/.")
+Count = Annotated[int | None, Query(ge=0, le=2**63 - 1)]
+
+
+def is_upload(method: str, path: str) -> bool:
+    """Whether a request is an artifact upload, which the server's body limit leaves alone."""
+    return method == "PUT" and _UPLOAD_PATH.match(path) is not None
+
+
+class RequestBody:
+    """A request body read from a worker thread: each :meth:`read` pulls blocks of about
+    ``size`` bytes from the event loop, so nothing waits in memory beyond one block."""
+
+    def __init__(self, request: Request) -> None:
+        self._stream: AsyncIterator[bytes] = request.stream().__aiter__()
+        self._done = False
+
+    async def _gather(self, size: int) -> bytes:
+        parts: list[bytes] = []
+        held = 0
+        while held < size:
+            try:
+                chunk = await self._stream.__anext__()
+            except StopAsyncIteration:
+                break
+            parts.append(chunk)
+            held += len(chunk)
+        return b"".join(parts)
+
+    def read(self, size: int = -1, /) -> bytes:
+        if self._done:
+            return b""
+        data: bytes = anyio.from_thread.run(self._gather, size if size > 0 else CHUNK_BYTES)
+        self._done = not data
+        return data
+
+
+@router.put(
+    _EXPERIMENT + "/artifacts/{path:path}",
+    response_model=ArtifactOut,
+    status_code=201,
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            }
+        }
+    },
+)
+async def put_artifact(
+    request: Request,
+    project_id: ProjectId,
+    experiment_id: ExperimentId,
+    path: str,
+    store: StoreDep,
+    sha256: str | None = None,
+    media_type: str | None = None,
+    iteration: Count = None,
+    epoch: Count = None,
+    weights_hash: str | None = None,
+) -> Any:
+    """Store the body's bytes at ``path`` (streamed; ``sha256`` and Content-Length, when
+    sent, are verified). Visible only once every byte is stored."""
+    declared = request.headers.get("content-length")
+    upload = artifact_upload(
+        path,
+        media_type_value=media_type,
+        size=int(declared) if declared and declared.isdigit() else None,
+        sha256_value=sha256,
+        iteration=iteration,
+        epoch=epoch,
+        weights_hash_value=weights_hash,
+    )
+    body = RequestBody(request)
+    try:
+        artifact = await anyio.to_thread.run_sync(
+            store.put_artifact, project_id, experiment_id, upload, body
+        )
+    except ClientDisconnect:
+        return error_response(400, "validation_error", "the upload was cut short", "body")
+    return codec.artifact_to_wire(artifact)
+
+
+@router.get(_EXPERIMENT + "/artifacts", response_model=list[ArtifactOut])
+def list_artifacts(
+    project_id: ProjectId, experiment_id: ExperimentId, store: StoreDep, prefix: str | None = None
+) -> list[dict]:
+    """The experiment's artifacts by path (those under ``prefix/`` when given)."""
+    found = store.list_artifacts(project_id, experiment_id, prefix)
+    return [codec.artifact_to_wire(a) for a in found]
+
+
+def _headers(artifact: Artifact) -> dict[str, str]:
+    record = base64.urlsafe_b64encode(dump_json(codec.artifact_to_wire(artifact)))
+    name = artifact.path.rsplit("/", 1)[-1]
+    return {
+        "X-Mltrail-Artifact": record.decode().rstrip("="),
+        "X-Mltrail-Sha256": artifact.sha256,
+        "ETag": f'"{artifact.sha256}"',
+        "Content-Disposition": f"attachment; filename*=UTF-8''{quote(name, safe='')}",
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "sandbox; default-src 'none'",
+        "Cache-Control": "private, max-age=0, must-revalidate",
+    }
+
+
+def _stream(reader: ArtifactReader) -> Iterator[bytes]:
+    try:
+        yield from reader.chunks
+    finally:
+        reader.close()
+
+
+@router.get(
+    _EXPERIMENT + "/artifacts/{path:path}",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"application/octet-stream": {}}}},
+)
+def download_artifact(
+    project_id: ProjectId,
+    experiment_id: ExperimentId,
+    path: str,
+    store: StoreDep,
+    redirect: bool = True,
+) -> Response:
+    """The artifact's bytes, streamed, with its record in ``X-Mltrail-Artifact`` and its digest
+    in ``X-Mltrail-Sha256``. With presigned URLs on, a 307 to the object storage instead
+    (``redirect=false`` streams through the server anyway)."""
+    reader = store.open_artifact(project_id, experiment_id, path)
+    headers = _headers(reader.artifact)
+    if reader.url is not None and redirect:
+        reader.close()
+        return RedirectResponse(reader.url, status_code=307, headers=headers)
+    headers["Content-Length"] = str(reader.artifact.size)
+    media_type = reader.artifact.media_type
+    return StreamingResponse(_stream(reader), media_type=media_type, headers=headers)
+
+
+@router.delete(_EXPERIMENT + "/artifacts/{path:path}", status_code=204)
+def delete_artifact(
+    project_id: ProjectId, experiment_id: ExperimentId, path: str, store: StoreDep
+) -> Response:
+    """Remove the path from the tree; ``mltrail gc`` deletes its bytes if nothing else uses them."""
+    store.delete_artifact(project_id, experiment_id, path)
+    return Response(status_code=204)
+
+
+@router.get("/weights/{weights_hash}/checkpoints", response_model=list[ArtifactOut])
+def find_checkpoints(weights_hash: str, store: StoreDep) -> list[dict]:
+    """Stored checkpoints holding these weights, newest first, in the user's projects."""
+    return [codec.artifact_to_wire(a) for a in store.find_checkpoints(weights_hash)]
+
+
+@router.post("/gc", response_model=GcOut)
+def collect_garbage(store: StoreDep, older_than_seconds: float = Query(3600.0, ge=0)) -> dict:
+    """Delete blobs no artifact references and stale upload leftovers (administrators)."""
+    report = store.collect_garbage(older_than_seconds)
+    return {"blobs": report.blobs, "bytes": report.bytes, "staging": report.staging}

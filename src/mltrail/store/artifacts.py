@@ -1,0 +1,205 @@
+"""The artifacts noun of the Store, and the one small interface the bytes go through.
+
+:class:`ArtifactStore` is the Store's part: each method is one operation (one transaction in
+SqlStore, one request in HttpStore). :class:`BlobStore` is where SqlStore keeps the bytes,
+content-addressed by sha256: a local folder or S3-compatible object storage
+(``store/blobs/``). Bytes stream both ways in chunks; nothing holds a whole file in memory.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from mltrail.core.artifacts import Artifact, ArtifactUpload, GcReport
+
+CHUNK_BYTES = 1024 * 1024
+"""Bytes per read and per streamed chunk."""
+
+
+class Readable(Protocol):
+    """Where an upload's bytes come from: a file opened ``rb`` or a request body."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+class ArtifactReader:
+    """An artifact being downloaded: its record and its bytes, chunk by chunk.
+
+    Use it as a context manager (or call :meth:`close`) so the file or connection is released.
+    The bytes are not verified here; :func:`mltrail.api.artifacts.save_verified` checks them
+    against ``artifact.sha256`` while writing.
+
+    Args:
+        artifact: the record.
+        chunks: the bytes, in order.
+        close: releases what ``chunks`` reads from.
+        url: a presigned URL the bytes can be fetched from instead, when the store gave one.
+    """
+
+    def __init__(
+        self,
+        artifact: Artifact,
+        chunks: Iterator[bytes],
+        close: Callable[[], None],
+        url: str | None = None,
+    ) -> None:
+        self.artifact = artifact
+        self.chunks = chunks
+        self.url = url
+        self._close = close
+
+    def close(self) -> None:
+        self._close()
+
+    def __enter__(self) -> ArtifactReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class ArtifactStore(abc.ABC):
+    """Files of experiments: a tree of paths per experiment over content-addressed blobs."""
+
+    @abc.abstractmethod
+    def put_artifact(
+        self, project_id: int, experiment_id: int, upload: ArtifactUpload | str, source: Readable
+    ) -> Artifact:
+        """Store ``source``'s bytes at ``upload.path`` of the experiment's tree.
+
+        The bytes are streamed into the blob store and verified (``upload.sha256`` and
+        ``upload.size`` when given); the artifact becomes visible only once they are all
+        stored. Putting the same bytes at the same path again changes nothing; other bytes
+        replace the path's artifact. A checkpoint's ``weights_hash`` is also linked to
+        (experiment, iteration, epoch), as :meth:`link_weights_hash` does, in the same step.
+
+        Raises:
+            ValidationError: the bytes do not match the declared sha256 or size.
+            PayloadTooLargeError: over the per-file limit or the project's quota.
+        """
+
+    @abc.abstractmethod
+    def list_artifacts(
+        self, project_id: int, experiment_id: int, prefix: str | None = None
+    ) -> list[Artifact]:
+        """The experiment's artifacts (those under ``prefix/`` when given), by path."""
+
+    @abc.abstractmethod
+    def open_artifact(self, project_id: int, experiment_id: int, path: str) -> ArtifactReader:
+        """The artifact at ``path`` with its bytes to read.
+
+        Raises:
+            NotFoundError: no artifact at that path (field ``path``).
+        """
+
+    @abc.abstractmethod
+    def delete_artifact(self, project_id: int, experiment_id: int, path: str) -> None:
+        """Remove the path from the tree (its blob goes at the next :meth:`collect_garbage`
+        when nothing else references it).
+
+        Raises:
+            NotFoundError: no artifact at that path.
+        """
+
+    @abc.abstractmethod
+    def find_checkpoints(self, weights_hash: str) -> list[Artifact]:
+        """Checkpoint artifacts holding these weights, in projects the user can see, newest
+        first (empty when none)."""
+
+    @abc.abstractmethod
+    def collect_garbage(self, older_than_seconds: float = 3600.0) -> GcReport:
+        """Delete blobs no artifact references, and leftovers of interrupted uploads older
+        than ``older_than_seconds``. Administrators only.
+
+        Raises:
+            PermissionDeniedError: the user is not an administrator.
+        """
+
+
+# --- where SqlStore keeps the bytes --------------------------------------------------------------
+class BlobMissingError(Exception):
+    """A blob expected in the blob store is not there (a collection raced an upload)."""
+
+
+@dataclass(frozen=True)
+class BlobInfo:
+    """A blob in the store: its digest and when it was last written (unix seconds)."""
+
+    sha256: str
+    modified: float
+
+
+class StagedBlob(abc.ABC):
+    """Bytes received and verified, not yet published under their digest.
+
+    Attributes:
+        sha256: the digest of the bytes received.
+        size: how many bytes.
+    """
+
+    sha256: str
+    size: int
+
+    @abc.abstractmethod
+    def publish(self) -> None:
+        """Make the blob readable under its digest (idempotent). SqlStore calls it inside the
+        transaction that records the artifact, so a collection cannot delete it in between.
+
+        Raises:
+            BlobMissingError: the blob cannot be made visible (the upload must be sent again).
+        """
+
+    @abc.abstractmethod
+    def discard(self) -> None:
+        """Remove what staging left (idempotent; after :meth:`publish` it keeps the blob)."""
+
+
+class BlobStore(abc.ABC):
+    """Content-addressed bytes outside the database. Implementations: ``store/blobs/``.
+
+    Attributes:
+        url: where the blobs live (a folder or ``s3://bucket/prefix``), for messages.
+    """
+
+    url: str
+
+    @abc.abstractmethod
+    def stage(self, source: Readable, *, expected_sha256: str | None, max_bytes: int) -> StagedBlob:
+        """Stream ``source`` to staging, hashing as it goes; nothing is visible yet.
+
+        Raises:
+            ValidationError: the bytes' digest is not ``expected_sha256`` (field ``sha256``).
+            PayloadTooLargeError: more than ``max_bytes`` arrived (reading stops there).
+        """
+
+    @abc.abstractmethod
+    def exists(self, sha256: str) -> bool:
+        """Whether the blob is stored."""
+
+    @abc.abstractmethod
+    def read(self, sha256: str) -> tuple[Iterator[bytes], Callable[[], None]]:
+        """The blob's bytes in chunks, and how to release them.
+
+        Raises:
+            BlobMissingError: no such blob.
+        """
+
+    @abc.abstractmethod
+    def delete(self, sha256: str) -> None:
+        """Delete the blob (no error when it is gone already)."""
+
+    @abc.abstractmethod
+    def list_blobs(self) -> Iterator[BlobInfo]:
+        """Every stored blob (for the collection of orphans)."""
+
+    @abc.abstractmethod
+    def clean_staging(self, older_than: float) -> int:
+        """Delete staging leftovers last written before ``older_than`` (unix seconds); returns
+        how many."""
+
+    def presigned_url(self, sha256: str, filename: str, media_type: str) -> str | None:
+        """A time-limited URL that serves the blob without this server, or None (default)."""
+        return None

@@ -1,0 +1,131 @@
+"""Blobs in a local folder: ``blobs/<ab>/<sha256>``, uploads staged in ``staging/``.
+
+A blob is written to a staging file, flushed to disk (fsync), verified, and only then renamed
+to its digest (an atomic rename; the folder is fsynced too), so a reader never sees half a file
+and a crash loses nothing that was acknowledged. The rename happens inside the database
+transaction that records the artifact (:meth:`LocalStaged.publish`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from mltrail.store.artifacts import (
+    CHUNK_BYTES,
+    BlobInfo,
+    BlobMissingError,
+    BlobStore,
+    Readable,
+    StagedBlob,
+)
+from mltrail.store.blobs.staging import HashingReader
+
+READ_BYTES = 4 * CHUNK_BYTES
+
+
+def _fsync_dir(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class LocalStaged(StagedBlob):
+    """A verified staging file, renamed to its digest by :meth:`publish`."""
+
+    def __init__(self, blobs: LocalBlobs, staging: Path, sha256: str, size: int) -> None:
+        self._blobs = blobs
+        self._staging = staging
+        self.sha256 = sha256
+        self.size = size
+
+    def publish(self) -> None:
+        final = self._blobs.path_of(self.sha256)
+        if final.exists():
+            return  # the same bytes are stored already: deduplicated
+        if not self._staging.exists():
+            raise BlobMissingError(self.sha256)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self._staging, final)
+        _fsync_dir(final.parent)
+
+    def discard(self) -> None:
+        self._staging.unlink(missing_ok=True)
+
+
+class LocalBlobs(BlobStore):
+    """Blobs under ``root``.
+
+    Args:
+        root: the folder (made on first write).
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.url = str(self.root)
+
+    def path_of(self, sha256: str) -> Path:
+        return self.root / "blobs" / sha256[:2] / sha256
+
+    @property
+    def staging_dir(self) -> Path:
+        return self.root / "staging"
+
+    def stage(self, source: Readable, *, expected_sha256: str | None, max_bytes: int) -> StagedBlob:
+        self.staging_dir.mkdir(parents=True, exist_ok=True)
+        staging = self.staging_dir / f"{uuid.uuid4().hex}.part"
+        reader = HashingReader(source, max_bytes, READ_BYTES)
+        try:
+            with staging.open("wb") as out:
+                for block in reader.blocks():
+                    out.write(block)
+                out.flush()
+                os.fsync(out.fileno())
+            digest = reader.verified_digest(expected_sha256)
+        except BaseException:
+            staging.unlink(missing_ok=True)
+            raise
+        return LocalStaged(self, staging, digest, reader.size)
+
+    def exists(self, sha256: str) -> bool:
+        return self.path_of(sha256).is_file()
+
+    def read(self, sha256: str) -> tuple[Iterator[bytes], Callable[[], None]]:
+        try:
+            handle = self.path_of(sha256).open("rb")
+        except FileNotFoundError:
+            raise BlobMissingError(sha256) from None
+
+        def chunks() -> Iterator[bytes]:
+            while block := handle.read(READ_BYTES):
+                yield block
+
+        return chunks(), handle.close
+
+    def delete(self, sha256: str) -> None:
+        self.path_of(sha256).unlink(missing_ok=True)
+
+    def list_blobs(self) -> Iterator[BlobInfo]:
+        top = self.root / "blobs"
+        if not top.is_dir():
+            return
+        for folder in top.iterdir():
+            for path in folder.iterdir() if folder.is_dir() else ():
+                with contextlib.suppress(FileNotFoundError):
+                    yield BlobInfo(path.name, path.stat().st_mtime)
+
+    def clean_staging(self, older_than: float) -> int:
+        if not self.staging_dir.is_dir():
+            return 0
+        removed = 0
+        for path in self.staging_dir.iterdir():
+            with contextlib.suppress(FileNotFoundError):
+                if path.stat().st_mtime < older_than:
+                    path.unlink()
+                    removed += 1
+        return removed

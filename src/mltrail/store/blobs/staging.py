@@ -1,0 +1,83 @@
+"""Reading an upload's bytes once: hashed, counted against the limit, handed on in blocks."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+
+from mltrail.core.errors import PayloadTooLargeError, ValidationError
+from mltrail.store.artifacts import CHUNK_BYTES, Readable
+
+
+class HashingReader:
+    """Blocks of ``source`` with their sha256 and count kept up to date.
+
+    Args:
+        source: where the bytes come from.
+        max_bytes: more than this raises PayloadTooLargeError as soon as it arrives.
+        block: bytes per block handed on (reads are gathered up to it).
+    """
+
+    def __init__(self, source: Readable, max_bytes: int, block: int = CHUNK_BYTES) -> None:
+        self.source = source
+        self.max_bytes = max_bytes
+        self.block = block
+        self.size = 0
+        self._hash = hashlib.sha256()
+
+    def blocks(self) -> Iterator[bytes]:
+        """The bytes in blocks of ``block`` (the last one shorter)."""
+        pending: list[bytes] = []
+        held = 0
+        while True:
+            data = self.source.read(self.block - held)
+            if not data:
+                break
+            self._count(data)
+            pending.append(data)
+            held += len(data)
+            if held >= self.block:
+                yield pending[0] if len(pending) == 1 else b"".join(pending)
+                pending, held = [], 0
+        if pending:
+            yield b"".join(pending)
+
+    def _count(self, data: bytes) -> None:
+        self.size += len(data)
+        if self.size > self.max_bytes:
+            raise PayloadTooLargeError(
+                f"the file is over the limit of {self.max_bytes} bytes (per-file limit or the "
+                "project's remaining quota)",
+                "size",
+            )
+        self._hash.update(data)
+
+    def verified_digest(self, expected: str | None, expected_size: int | None = None) -> str:
+        """The digest of everything read, checked against what the upload declared.
+
+        Raises:
+            ValidationError: a different digest or size (field ``sha256`` / ``size``).
+        """
+        digest = self._hash.hexdigest()
+        if expected_size is not None and expected_size != self.size:
+            raise ValidationError(
+                f"declared {expected_size} bytes, received {self.size} (upload cut short?)", "size"
+            )
+        if expected is not None and expected != digest:
+            raise ValidationError(
+                f"the bytes received hash to {digest}, not the declared {expected}", "sha256"
+            )
+        return digest
+
+
+def stream_verified(chunks: Iterator[bytes], expected: str) -> Iterator[bytes]:
+    """``chunks`` passed through, raising ValidationError at the end if they do not hash to
+    ``expected`` (how a download is checked while it is written)."""
+    digest = hashlib.sha256()
+    for chunk in chunks:
+        digest.update(chunk)
+        yield chunk
+    if digest.hexdigest() != expected:
+        raise ValidationError(
+            f"downloaded bytes hash to {digest.hexdigest()}, not {expected}", "sha256"
+        )

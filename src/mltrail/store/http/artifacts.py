@@ -1,0 +1,122 @@
+"""The artifacts half of HttpStore: uploads and downloads stream, never held whole in memory."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Iterator
+from urllib.parse import quote
+
+import httpx
+
+from mltrail.core import codec
+from mltrail.core.artifacts import Artifact, ArtifactUpload, GcReport, as_artifact_upload
+from mltrail.core.errors import TransportError
+from mltrail.core.wire import parse_json
+from mltrail.store.artifacts import CHUNK_BYTES, ArtifactReader, ArtifactStore, Readable
+from mltrail.store.http.transport import HttpNoun, decode, send
+
+ARTIFACT_HEADER = "X-Mltrail-Artifact"
+"""The response header carrying a download's artifact record (base64url of its JSON)."""
+UPLOAD_READ_TIMEOUT = 600.0  # the answer to an upload comes after the server stored it all
+
+
+def artifact_from_header(value: str) -> Artifact:
+    """The artifact record a download's ``X-Mltrail-Artifact`` header carries."""
+    padded = value + "=" * (-len(value) % 4)
+    return codec.artifact_from_wire(parse_json(base64.urlsafe_b64decode(padded)))
+
+
+def _chunks(source: Readable) -> Iterator[bytes]:
+    while data := source.read(CHUNK_BYTES):
+        yield data
+
+
+class HttpArtifacts(HttpNoun, ArtifactStore):
+    """The artifacts half of HttpStore: each :class:`ArtifactStore` method is one request."""
+
+    def _artifact_path(self, project_id: int, experiment_id: int, path: str) -> str:
+        return (
+            f"{self._experiment_path(project_id, experiment_id)}/artifacts/{quote(path, safe='/')}"
+        )
+
+    def put_artifact(
+        self, project_id: int, experiment_id: int, upload: ArtifactUpload | str, source: Readable
+    ) -> Artifact:
+        checked = as_artifact_upload(upload)
+        params = {
+            "sha256": checked.sha256,
+            "media_type": checked.media_type,
+            "iteration": checked.iteration,
+            "epoch": checked.epoch,
+            "weights_hash": checked.weights_hash,
+        }
+        headers = {"Content-Type": "application/octet-stream"}
+        if checked.size is not None:
+            headers["Content-Length"] = str(checked.size)
+        client = self._http.client
+        timeout = httpx.Timeout(self._http.read_timeout, read=UPLOAD_READ_TIMEOUT)
+        request = client.build_request(
+            "PUT",
+            self._artifact_path(project_id, experiment_id, checked.path),
+            content=_chunks(source),
+            params={k: v for k, v in params.items() if v is not None},
+            headers=headers,
+            timeout=timeout,
+        )
+        # a streamed body cannot be sent twice: only never-sent requests are retried
+        response = send(client, request, self._http.policy, repeatable=False)
+        return codec.artifact_from_wire(decode(response))
+
+    def list_artifacts(
+        self, project_id: int, experiment_id: int, prefix: str | None = None
+    ) -> list[Artifact]:
+        found = self._get(
+            self._experiment_path(project_id, experiment_id) + "/artifacts", prefix=prefix
+        )
+        return [codec.artifact_from_wire(a) for a in found]
+
+    def open_artifact(self, project_id: int, experiment_id: int, path: str) -> ArtifactReader:
+        client = self._http.client
+        request = client.build_request("GET", self._artifact_path(project_id, experiment_id, path))
+        response = send(client, request, self._http.policy, repeatable=True, stream=True)
+        if response.is_redirect and ARTIFACT_HEADER in response.headers:
+            return self._open_presigned(response)
+        if not response.is_success:
+            response.read()
+            response.close()
+            decode(response)  # raises the error the server sent
+        artifact = artifact_from_header(response.headers[ARTIFACT_HEADER])
+        return ArtifactReader(artifact, response.iter_raw(), response.close)
+
+    def _open_presigned(self, redirect: httpx.Response) -> ArtifactReader:
+        """Follow a presigned URL with a client of its own: the token must not go along."""
+        artifact = artifact_from_header(redirect.headers[ARTIFACT_HEADER])
+        url = redirect.headers["location"]
+        redirect.close()
+        direct = httpx.Client(timeout=self._http.read_timeout)
+        try:
+            response = direct.send(direct.build_request("GET", url), stream=True)
+        except httpx.TransportError as exc:
+            direct.close()
+            raise TransportError(f"cannot fetch the artifact from its storage: {exc}") from exc
+        if not response.is_success:
+            response.close()
+            direct.close()
+            raise TransportError(f"the artifact storage answered HTTP {response.status_code}")
+
+        def close() -> None:
+            response.close()
+            direct.close()
+
+        return ArtifactReader(artifact, response.iter_raw(), close, url)
+
+    def delete_artifact(self, project_id: int, experiment_id: int, path: str) -> None:
+        self._http.call("DELETE", self._artifact_path(project_id, experiment_id, path))
+
+    def find_checkpoints(self, weights_hash: str) -> list[Artifact]:
+        found = self._get(f"/weights/{quote(str(weights_hash), safe='')}/checkpoints")
+        return [codec.artifact_from_wire(a) for a in found]
+
+    def collect_garbage(self, older_than_seconds: float = 3600.0) -> GcReport:
+        body = self._http.call("POST", "/gc", params={"older_than_seconds": older_than_seconds})
+        return GcReport(body["blobs"], body["bytes"], body["staging"])
