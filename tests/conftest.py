@@ -12,7 +12,8 @@ PG_ADMIN_URL = os.environ.get("MLTRAIL_TEST_PG", "postgresql://postgres@127.0.0.
 
 # real `mltrail server` subprocesses (server_factory, server, live_server, shared_server), store
 # fixtures (sql_store, sqlite_store) and private PostgreSQL clusters for restart tests (private_pg)
-pytest_plugins = ["support.servers", "support.stores", "support.pg_cluster"]
+# and a real S3-compatible server (moto) for artifact storage tests (s3_server, s3_location)
+pytest_plugins = ["support.servers", "support.stores", "support.pg_cluster", "support.s3"]
 
 
 @pytest.fixture(autouse=True)

@@ -48,9 +48,12 @@ def free_port() -> int:
 class ServerProcess:
     """One ``mltrail server`` subprocess on 127.0.0.1, restartable on the same port and DB."""
 
-    def __init__(self, db_url: str, home: Path, port: int | None = None) -> None:
+    def __init__(
+        self, db_url: str, home: Path, port: int | None = None, extra_args: tuple[str, ...] = ()
+    ) -> None:
         self.db_url = db_url
         self.home = home
+        self.extra_args = extra_args
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.admin_token: str | None = None
@@ -65,6 +68,7 @@ class ServerProcess:
         env = {k: v for k, v in os.environ.items() if not k.startswith("MLTRAIL_")}
         env["MLTRAIL_HOME"] = str(self.home)
         args = ["server", "--db", self.db_url, "--host", "127.0.0.1", "--port", str(self.port)]
+        args += self.extra_args
         self.proc = subprocess.Popen(
             [sys.executable, "-c", _LAUNCH, *args],
             stdout=subprocess.PIPE,
@@ -153,12 +157,15 @@ class ServerProcess:
 def server_factory(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Callable[..., ServerProcess]]:
-    """``server_factory(db_url, port=None)``: start a real server; all stopped at teardown."""
+    """``server_factory(db_url, port=None, extra_args=())``: start a real server (``extra_args``
+    go to ``mltrail server``, e.g. ``("--artifacts", url)``); all stopped at teardown."""
     started: list[ServerProcess] = []
 
-    def start(db_url: str, port: int | None = None) -> ServerProcess:
+    def start(
+        db_url: str, port: int | None = None, extra_args: tuple[str, ...] = ()
+    ) -> ServerProcess:
         home = tmp_path_factory.mktemp("server-home")
-        started.append(ServerProcess(db_url, home, port))
+        started.append(ServerProcess(db_url, home, port, extra_args))
         return started[-1].start()
 
     yield start

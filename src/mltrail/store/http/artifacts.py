@@ -9,7 +9,13 @@ from urllib.parse import quote
 import httpx
 
 from mltrail.core import codec
-from mltrail.core.artifacts import Artifact, ArtifactUpload, GcReport, as_artifact_upload
+from mltrail.core.artifacts import (
+    Artifact,
+    ArtifactUpload,
+    GcReport,
+    artifact_path,
+    as_artifact_upload,
+)
 from mltrail.core.errors import TransportError
 from mltrail.core.wire import parse_json
 from mltrail.store.artifacts import CHUNK_BYTES, ArtifactReader, ArtifactStore, Readable
@@ -35,9 +41,9 @@ class HttpArtifacts(HttpNoun, ArtifactStore):
     """The artifacts half of HttpStore: each :class:`ArtifactStore` method is one request."""
 
     def _artifact_path(self, project_id: int, experiment_id: int, path: str) -> str:
-        return (
-            f"{self._experiment_path(project_id, experiment_id)}/artifacts/{quote(path, safe='/')}"
-        )
+        checked = artifact_path(path)  # before the URL: a client would resolve ".." away
+        base = self._experiment_path(project_id, experiment_id)
+        return f"{base}/artifacts/{quote(checked, safe='/')}"
 
     def put_artifact(
         self, project_id: int, experiment_id: int, upload: ArtifactUpload | str, source: Readable
