@@ -129,3 +129,58 @@ def test_a_stop_request_sets_should_stop(tmp_path):
     assert trainer.current_epoch < 50
     logger.end()
     assert logger.experiment.status is Status.STOPPED
+
+
+def test_checkpoints_are_stored_and_download_by_weights_hash(tmp_path):
+    """log_checkpoints stores ModelCheckpoint's last/best files; `mltrail models download
+    --weights-hash` returns the file torch.load(weights_only=True) loads into the same weights."""
+    import os
+    import subprocess
+    import sys
+
+    torch.manual_seed(0)
+    settings = Settings.from_env()  # the user's defaults: console capture, background writer
+    logger = MltrailLogger("lightning", "checkpointed", settings=settings, log_checkpoints=True)
+    checkpoints = lightning.pytorch.callbacks.ModelCheckpoint(
+        dirpath=tmp_path / "ckpt", monitor="val_loss", save_last=True
+    )
+    trainer = lightning.Trainer(
+        max_epochs=2,
+        logger=logger,
+        callbacks=[logger.weights_callback(), checkpoints],
+        log_every_n_steps=1,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
+        accelerator="cpu",
+    )
+    model = TinyRegressor()
+    trainer.fit(model, _loader(0), _loader(1))
+    final_hash = weights_hash(model)
+    exp = logger.experiment
+    logger.end()
+
+    env = {**os.environ, **settings.to_env()}
+    found = subprocess.run(
+        [sys.executable, "-m", "mltrail", "models", "find", "-w", final_hash],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "checkpoints/last.ckpt" in found.stdout
+    dest = tmp_path / "downloaded.ckpt"
+    done = subprocess.run(
+        [sys.executable, "-m", "mltrail", "models", "download", "-w", final_hash, "-d", str(dest)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert f"experiment {exp.experiment_id}" in done.stdout and "epoch 1" in done.stdout
+    loaded = torch.load(dest, weights_only=True)
+    fresh = TinyRegressor()
+    fresh.load_state_dict(loaded["state_dict"])
+    assert weights_hash(fresh) == final_hash
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(fresh.state_dict()[name], tensor)

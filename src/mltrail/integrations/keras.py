@@ -11,6 +11,10 @@ Per batch: the running train metrics at the global step. Per epoch: the epoch's 
 ``epoch/<name>`` (phase train) and ``val_<name>`` as ``<name>`` in phase validation, then the
 weights hash of ``model.get_weights()``. ``evaluate`` results go to phase test. A stop request
 sets ``model.stop_training``. An experiment the callback started ends with ``fit``.
+
+With ``log_checkpoints=True`` the model is stored as ``checkpoints/best<suffix>`` whenever the
+``monitor`` metric improves and as ``checkpoints/last<suffix>`` when ``fit`` ends
+(``exp.log_checkpoint``: saved once, uploaded in the background, linked to its weights hash).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import keras
 
 from mltrail.core.types import Status
 from mltrail.integrations._common import ExperimentHandle, numeric_metrics, split_phase
+from mltrail.sdk.checkpoint_files import model_suffix
 from mltrail.sdk.experiment import Experiment
 
 
@@ -32,6 +37,9 @@ class MltrailCallback(keras.callbacks.Callback):
         display_name: the experiment's name.
         experiment: an already started experiment to write to instead (you end it).
         log_every_n_steps: record batch metrics every n steps (1: every step).
+        log_checkpoints: store the best (by ``monitor``) and the last model.
+        monitor: the epoch metric whose improvement makes a best checkpoint.
+        mode: ``min`` or ``max``: which way ``monitor`` improves.
         **start_kwargs: more arguments for :func:`mltrail.start`.
     """
 
@@ -42,6 +50,9 @@ class MltrailCallback(keras.callbacks.Callback):
         *,
         experiment: Experiment | None = None,
         log_every_n_steps: int = 1,
+        log_checkpoints: bool = False,
+        monitor: str = "val_loss",
+        mode: str = "min",
         **start_kwargs: Any,
     ) -> None:
         super().__init__()
@@ -51,6 +62,10 @@ class MltrailCallback(keras.callbacks.Callback):
         self._step = -1
         self._epoch = 0
         self._fitting = False  # fit's own validation runs the test hooks too
+        self._log_checkpoints = log_checkpoints
+        self._monitor = monitor
+        self._sign = -1.0 if mode == "max" else 1.0
+        self._best: float | None = None
 
     @property
     def experiment(self) -> Experiment:
@@ -93,6 +108,19 @@ class MltrailCallback(keras.callbacks.Callback):
         if validation:
             exp.log(validation, iteration=step, epoch=int(epoch), phase="validation")
         exp.log_weights(self.model, iteration=step, epoch=int(epoch))
+        watched = numeric_metrics(logs or {}).get(self._monitor)
+        if self._log_checkpoints and watched is not None and self._improved(watched):
+            self._store_model("best", step, int(epoch))
+
+    def _improved(self, value: float) -> bool:
+        if self._best is not None and self._sign * value >= self._sign * self._best:
+            return False
+        self._best = value
+        return True
+
+    def _store_model(self, kind: str, step: int, epoch: int) -> None:
+        name = f"checkpoints/{kind}{model_suffix(self.model)}"
+        self.experiment.log_checkpoint(self.model, iteration=step, epoch=epoch, name=name)
 
     def on_test_end(self, logs: dict[str, Any] | None = None) -> None:
         values = numeric_metrics(logs or {})
@@ -101,6 +129,8 @@ class MltrailCallback(keras.callbacks.Callback):
 
     def on_train_end(self, logs: dict[str, Any] | None = None) -> None:
         self._fitting = False
+        if self._log_checkpoints:
+            self._store_model("last", max(self._step, 0), self._epoch)
         self._handle.end(Status.DONE)
 
     def _request_stop(self) -> None:

@@ -12,10 +12,15 @@ Example::
 Metrics named ``val_*`` / ``val/*`` go to phase validation, ``test_*`` to test, the rest to
 train, at Lightning's step as iteration and the current epoch. The weights callback links the
 module's weights hash at every training epoch end. A stop request sets ``trainer.should_stop``.
+
+With ``log_checkpoints=True`` the last and best checkpoints ``ModelCheckpoint`` writes are stored
+with the experiment (``exp.log_checkpoint``: copied once, uploaded in the background), each
+linked to its weights hash, so ``mltrail models download --weights-hash H`` fetches them.
 """
 
 from __future__ import annotations
 
+import os
 from argparse import Namespace
 from collections.abc import Mapping
 from typing import Any
@@ -36,6 +41,7 @@ class MltrailLogger(Logger):
         project: project id or display name (created if new).
         display_name: the experiment's name.
         experiment: an already started experiment to write to instead (you end it).
+        log_checkpoints: store the last and best checkpoint files ``ModelCheckpoint`` saves.
         **start_kwargs: more arguments for :func:`mltrail.start` (``tags``, ``settings`` ...).
     """
 
@@ -45,6 +51,7 @@ class MltrailLogger(Logger):
         display_name: str | None = None,
         *,
         experiment: Experiment | None = None,
+        log_checkpoints: bool = False,
         **start_kwargs: Any,
     ) -> None:
         super().__init__()
@@ -52,6 +59,8 @@ class MltrailLogger(Logger):
         self._handle = ExperimentHandle(experiment, kwargs, self._request_stop)
         self._trainer: Trainer | None = None
         self._epoch: int | None = None
+        self._log_checkpoints = log_checkpoints
+        self._logged_files: dict[str, float] = {}  # checkpoint path -> mtime already stored
 
     @property
     def name(self) -> str:
@@ -88,6 +97,27 @@ class MltrailLogger(Logger):
     def log_weights(self, module: LightningModule, step: int, epoch: int) -> str:
         """Link the module's weights hash to (step, epoch)."""
         return self.experiment.log_weights(module, iteration=step, epoch=epoch)
+
+    @rank_zero_only
+    def after_save_checkpoint(self, checkpoint_callback: Any) -> None:
+        """Lightning calls this after ``ModelCheckpoint`` saved: store its last and best files
+        (when ``log_checkpoints``), each once per version written."""
+        if not self._log_checkpoints:
+            return
+        paths = (
+            getattr(checkpoint_callback, "last_model_path", ""),
+            getattr(checkpoint_callback, "best_model_path", ""),
+        )
+        trainer = self._trainer
+        step = trainer.global_step if trainer is not None else None
+        epoch = trainer.current_epoch if trainer is not None else self._epoch
+        for path in dict.fromkeys(p for p in paths if p and os.path.isfile(p)):
+            mtime = os.path.getmtime(path)
+            if self._logged_files.get(path) == mtime:
+                continue
+            self._logged_files[path] = mtime
+            name = f"checkpoints/{os.path.basename(path)}"
+            self.experiment.log_checkpoint(path, iteration=step, epoch=epoch, name=name)
 
     def weights_callback(self) -> Callback:
         """A callback linking the weights hash at each training epoch end; pass it to the Trainer."""

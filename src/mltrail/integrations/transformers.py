@@ -14,6 +14,11 @@ Example::
 arguments become hyperparameters; the model's weights hash is linked at every epoch end. A stop
 request sets ``control.should_training_stop``. An experiment the callback started ends with
 training (failed when training raised).
+
+With ``log_checkpoints=True`` the model's state_dict is stored as ``checkpoints/last.pt`` each
+time the Trainer saves a checkpoint, and as ``checkpoints/best.pt`` when an evaluation improves
+``args.metric_for_best_model`` (``exp.log_checkpoint``: saved once, uploaded in the background,
+linked to its weights hash).
 """
 
 from __future__ import annotations
@@ -55,6 +60,7 @@ class MltrailCallback(TrainerCallback):
         project: project id or display name (created if new).
         display_name: the experiment's name.
         experiment: an already started experiment to write to instead (you end it).
+        log_checkpoints: store the last and best model (see the module docstring).
         **start_kwargs: more arguments for :func:`mltrail.start`.
     """
 
@@ -64,10 +70,13 @@ class MltrailCallback(TrainerCallback):
         display_name: str | None = None,
         *,
         experiment: Experiment | None = None,
+        log_checkpoints: bool = False,
         **start_kwargs: Any,
     ) -> None:
         kwargs = {"project": project, "display_name": display_name, **start_kwargs}
         self._handle = ExperimentHandle(experiment, kwargs, lambda: None)
+        self._log_checkpoints = log_checkpoints
+        self._best: float | None = None
 
     @property
     def experiment(self) -> Experiment:
@@ -110,6 +119,38 @@ class MltrailCallback(TrainerCallback):
         if state.is_world_process_zero and model is not None:
             epoch = epoch_index(state.epoch)
             self.experiment.log_weights(model, iteration=state.global_step, epoch=epoch)
+
+    def on_save(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        model = kwargs.get("model")
+        if self._log_checkpoints and state.is_world_process_zero and model is not None:
+            self._store(model, state, "last")
+
+    def on_evaluate(
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        metrics: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        model, key = kwargs.get("model"), args.metric_for_best_model
+        if not (self._log_checkpoints and state.is_world_process_zero and model and key):
+            return
+        values = numeric_metrics(metrics or {})
+        value = values.get(key if key.startswith("eval_") else f"eval_{key}")
+        if value is None:
+            return
+        sign = 1.0 if args.greater_is_better else -1.0
+        if self._best is None or sign * value > sign * self._best:
+            self._best = value
+            self._store(model, state, "best")
+
+    def _store(self, model: Any, state: TrainerState, kind: str) -> None:
+        epoch = epoch_index(state.epoch)
+        name = f"checkpoints/{kind}.pt"
+        self.experiment.log_checkpoint(model, iteration=state.global_step, epoch=epoch, name=name)
 
     def on_step_end(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
