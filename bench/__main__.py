@@ -19,7 +19,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import rows, workloads
+from bench import artifacts, rows, workloads
 from bench.mltrail_side import MltrailSide
 from bench.peers import PEERS
 from bench.report import Row, machine_info, render_markdown, results_table
@@ -89,6 +89,7 @@ def run(workdir: Path, sizes: Sizes, peers: list[str]) -> workloads.Results:
             ("experiment list", lambda: workloads.experiments_list(res, side, sizes)),
             ("stalled server", lambda: workloads.stalled_sdk(res, side, sizes)),
             ("concurrency", lambda: workloads.concurrency(res, side, sizes, workdir)),
+            ("artifacts", lambda: artifacts.run(res, side, sizes is QUICK, workdir)),
         ]
         for name, step in steps:
             run_step(res, name, step)

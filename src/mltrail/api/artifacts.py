@@ -2,8 +2,9 @@
 
 Downloads stream to a temporary file beside the destination, are checked against the
 artifact's sha256 while they are written, and are renamed into place only when they match, so
-a destination is either the whole verified file or untouched. Uploads hash the file first (one
-read), then stream it; the store verifies the digest against the bytes it received.
+a destination is either the whole verified file or untouched. Uploads stream the file once,
+hashing it on the way; the store checks the declared size and hashes what it received, and the
+two digests must agree (else the artifact is removed again).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from mltrail.api.render import with_iso_times
 from mltrail.core import codec, validation
@@ -67,6 +68,19 @@ def save_verified(reader: ArtifactReader, dest: Path) -> Path:
     return dest
 
 
+class _HashingFile:
+    """A file read for an upload, hashed as it goes (so it is read once)."""
+
+    def __init__(self, handle: BinaryIO) -> None:
+        self.handle = handle
+        self.digest = hashlib.sha256()
+
+    def read(self, size: int = -1, /) -> bytes:
+        data = self.handle.read(size)
+        self.digest.update(data)
+        return data
+
+
 def upload_file(
     store: Store,
     ref: tuple[int, int],
@@ -74,18 +88,31 @@ def upload_file(
     name: str,
     **point: Any,
 ) -> Artifact:
-    """Upload one local file as artifact ``name`` (hashed first, then streamed)."""
-    digest, size = file_sha256(file)
+    """Upload one local file as artifact ``name``, read once.
+
+    The store counts the bytes against the declared size (a cut-short upload is never
+    recorded) and hashes them; the file's own sha256, computed while sending, must match the
+    stored one, else the artifact is deleted again and ValidationError raised.
+    """
     upload = artifact_upload(
         name,
-        size=size,
-        sha256_value=digest,
+        size=file.stat().st_size,
         iteration=point.get("iteration"),
         epoch=point.get("epoch"),
         weights_hash_value=point.get("weights_hash"),
     )
-    with file.open("rb") as source:
-        return store.put_artifact(ref[0], ref[1], upload, source)
+    with file.open("rb") as handle:
+        source = _HashingFile(handle)
+        stored = store.put_artifact(ref[0], ref[1], upload, source)
+    sent = source.digest.hexdigest()
+    if stored.sha256 != sent:
+        store.delete_artifact(ref[0], ref[1], stored.path)
+        raise ValidationError(
+            f"the store received bytes hashing to {stored.sha256}, not the file's {sent}; "
+            "the artifact was removed, upload it again",
+            "sha256",
+        )
+    return stored
 
 
 def files_of(path: Path, name: str) -> Iterator[tuple[Path, str]]:

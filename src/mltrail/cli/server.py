@@ -27,13 +27,14 @@ def _open_sql_store(
     db_url: str | None,
     artifacts: str | None = None,
     presign: bool = False,
+    fsync: bool = False,
 ) -> SqlStore:
     """The server side always stores in a database, whatever MLTRAIL_URL says."""
     from mltrail.store import artifact_limits
     from mltrail.store.blobs import open_blobs
     from mltrail.store.sql import SqlStore
 
-    blobs = open_blobs(artifacts or settings.artifacts_location, presign=presign)
+    blobs = open_blobs(artifacts or settings.artifacts_location, presign=presign, fsync=fsync)
     return SqlStore.open(db_url or settings.db_url, blobs=blobs, limits=artifact_limits(settings))
 
 
@@ -61,6 +62,12 @@ def _serve(app: Any, host: str, port: int) -> None:
     is_flag=True,
     help="Answer S3 artifact downloads with presigned URLs, so large files bypass the server.",
 )
+@click.option(
+    "--artifacts-fsync",
+    is_flag=True,
+    help="Flush each artifact in a local folder to disk before acknowledging it (survives a "
+    "power loss; uploads then wait for the disk).",
+)
 def server(
     db_url: str | None,
     host: str,
@@ -68,6 +75,7 @@ def server(
     allowed_hosts: tuple[str, ...],
     artifacts: str | None,
     artifacts_presign: bool,
+    artifacts_fsync: bool,
 ) -> None:
     """Run the mltrail server: REST API under /api/v1, a token on every request.
 
@@ -76,7 +84,7 @@ def server(
     from mltrail.server import create_app
 
     settings = get_settings()
-    store = _open_sql_store(settings, db_url, artifacts, artifacts_presign)
+    store = _open_sql_store(settings, db_url, artifacts, artifacts_presign, artifacts_fsync)
     try:
         admin_token = store.auth.ensure_admin()
         if admin_token:

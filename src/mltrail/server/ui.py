@@ -17,7 +17,7 @@ CONTENT_SECURITY_POLICY = "; ".join(
         "default-src 'none'",
         "script-src 'self'",
         "style-src 'self'",
-        "img-src 'self' data:",
+        "img-src 'self' data: blob:",  # artifact previews: images fetched with the token
         "font-src 'self'",
         "connect-src 'self'",
         "manifest-src 'self'",

@@ -16,7 +16,7 @@ from mltrail.store.blobs.staging import stream_verified
 __all__ = ["LocalBlobs", "open_blobs", "stream_verified"]
 
 
-def open_blobs(location: str | Path, *, presign: bool = False) -> BlobStore:
+def open_blobs(location: str | Path, *, presign: bool = False, fsync: bool = False) -> BlobStore:
     """The blob store at ``location``: ``s3://bucket/prefix``, or a folder (created on first use).
 
     Args:
@@ -25,6 +25,8 @@ def open_blobs(location: str | Path, *, presign: bool = False) -> BlobStore:
             ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``, ``AWS_REGION`` ...).
         presign: hand out presigned URLs for downloads (S3 only), so large files bypass the
             server.
+        fsync: flush each local blob to disk before recording it (local folders only; S3
+            acknowledges stored objects itself).
 
     Raises:
         ValidationError: an unsupported URL scheme, or S3 without boto3 installed.
@@ -40,4 +42,4 @@ def open_blobs(location: str | Path, *, presign: bool = False) -> BlobStore:
         return S3Blobs.from_url(text, presign=presign)
     if "://" in text and not text.startswith("file://"):
         raise ValidationError(f"must be a folder or an s3:// URL, got {text!r}", "artifacts")
-    return LocalBlobs(Path(text.removeprefix("file://")).expanduser())
+    return LocalBlobs(Path(text.removeprefix("file://")).expanduser(), fsync=fsync)

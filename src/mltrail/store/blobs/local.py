@@ -1,9 +1,12 @@
 """Blobs in a local folder: ``blobs/<ab>/<sha256>``, uploads staged in ``staging/``.
 
-A blob is written to a staging file, flushed to disk (fsync), verified, and only then renamed
-to its digest (an atomic rename; the folder is fsynced too), so a reader never sees half a file
-and a crash loses nothing that was acknowledged. The rename happens inside the database
-transaction that records the artifact (:meth:`LocalStaged.publish`).
+A blob is written to a staging file, verified, and only then renamed to its digest (an atomic
+rename), so a reader never sees half a file and a killed server loses nothing it acknowledged
+(the bytes are in the kernel's page cache, as committed SQLite WAL pages are). With ``fsync``
+the file and its folder are also flushed to disk before the artifact is recorded, which survives
+a power loss too but waits for the disk (``mltrail server --artifacts-fsync``). The rename
+happens inside the database transaction that records the artifact (:meth:`LocalStaged.publish`);
+a blob damaged on disk anyway is caught by the digest check of every download.
 """
 
 from __future__ import annotations
@@ -52,7 +55,8 @@ class LocalStaged(StagedBlob):
             raise BlobMissingError(self.sha256)
         final.parent.mkdir(parents=True, exist_ok=True)
         os.replace(self._staging, final)
-        _fsync_dir(final.parent)
+        if self._blobs.fsync:
+            _fsync_dir(final.parent)
 
     def discard(self) -> None:
         self._staging.unlink(missing_ok=True)
@@ -63,10 +67,12 @@ class LocalBlobs(BlobStore):
 
     Args:
         root: the folder (made on first write).
+        fsync: flush each blob to disk before it is recorded.
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, fsync: bool = False) -> None:
         self.root = Path(root)
+        self.fsync = fsync
         self.url = str(self.root)
 
     def path_of(self, sha256: str) -> Path:
@@ -84,8 +90,9 @@ class LocalBlobs(BlobStore):
             with staging.open("wb") as out:
                 for block in reader.blocks():
                     out.write(block)
-                out.flush()
-                os.fsync(out.fileno())
+                if self.fsync:
+                    out.flush()
+                    os.fsync(out.fileno())
             digest = reader.verified_digest(expected_sha256)
         except BaseException:
             staging.unlink(missing_ok=True)

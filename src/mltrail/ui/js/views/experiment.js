@@ -1,7 +1,8 @@
 // The experiment page: header (status, live duration, actions), for a failed or crashed run
 // the end of its log right under the header, metric charts (one per key, a line per phase),
 // per-iteration external metrics, custom charts, tables (hyperparameters, ex_ metrics,
-// environment, source, weights hashes) and the log panel. A live experiment refreshes every 2 s.
+// environment, source, weights hashes), artifacts (views/artifacts.js) and the log panel. A live
+// experiment refreshes every 2 s.
 
 import { api, experimentPath, isTransient } from "../api.js";
 import { replaceQuery } from "../app.js";
@@ -13,6 +14,7 @@ import { LogPanel, failureTail, lineText } from "../logs.js";
 import { actionsMenu } from "../menu.js";
 import { colourAt } from "../palette.js";
 import { durationText, isFailure, isFinal, statusPill, tickDurations } from "../status.js";
+import { ArtifactsPanel, weightsHashCell } from "./artifacts.js";
 import { SeriesCharts, chartControls, settingsFromParams, settingsToParams } from "./series-charts.js";
 
 const REFRESH_MS = 2000;
@@ -71,6 +73,7 @@ class ExperimentView {
     this.tables = h("div", { class: "tables" });
     this.logs = new LogPanel(ctx, experiment.project_id, experiment.experiment_id,
       { name: `${project.display_name}-${experiment.experiment_id}` });
+    this.artifacts = new ArtifactsPanel(ctx, experiment.project_id, experiment.experiment_id);
     const stop = resizeWithWindow(() => [...this.iterationCharts.values(), ...this.customCharts.values()]);
     ctx.signal.addEventListener("abort", stop);
   }
@@ -93,6 +96,7 @@ class ExperimentView {
       this.iterationSection,
       this.customSection,
       this.tables,
+      this.artifacts.element,
       this.logs.element,
     );
     tickDurations(this.header, this.ctx.signal);
@@ -135,6 +139,7 @@ class ExperimentView {
     this.drawIterationMetrics();
     this.drawCustomCharts(charts);
     this.renderTables(weights);
+    await this.artifacts.load();
   }
 
   async followLive() {
@@ -264,11 +269,12 @@ class ExperimentView {
     const e = this.experiment;
     const entries = (obj) => Object.entries(obj || {}).sort(([a], [b]) => a.localeCompare(b));
     const weightsTable = weights.length ? h("div", { class: "table-scroll", tabindex: 0 }, h("table", { class: "data weights" },
-      h("thead", {}, h("tr", {}, ["Weights hash", "Iteration", "Epoch", "Recorded"].map((t) => h("th", {}, t)))),
+      h("thead", {}, h("tr", {}, ["Weights hash", "Iteration", "Epoch", "Checkpoint", "Recorded"].map((t) => h("th", {}, t)))),
       h("tbody", {}, weights.map((w) => h("tr", {},
-        h("td", { class: "hash" }, h("code", {}, w.weights_hash)),
+        h("td", { class: "hash" }, weightsHashCell(w.weights_hash, this.ctx.signal)),
         h("td", { class: "num" }, formatValue(w.iteration)),
         h("td", { class: "num" }, formatValue(w.epoch)),
+        h("td", { class: "checkpoint" }, w.checkpoint || ""),
         h("td", {}, formatTime(w.created_at)))))))
       : h("p", { class: "muted" }, "No weights hashes recorded.");
     const summaryRows = (this.summaries || []).map((s) => [`${s.phase}/${s.key}`,
