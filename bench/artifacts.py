@@ -145,12 +145,12 @@ def worker_training(mode: str, epochs: int, megabytes: int, folder: str) -> dict
     width = 1024
     layers = max(megabytes * MIB // (width * width * 4), 1)
     model = torch.nn.Sequential(*[torch.nn.Linear(width, width) for _ in range(layers)])
-    batch = torch.randn(512, width)
+    batch = torch.randn(256, width)
     exp = mltrail.start("bench-checkpoints", mode) if mode == "log_checkpoint" else None
     seconds = []
     for epoch in range(epochs):
         started = time.perf_counter()
-        for _ in range(8):  # the epoch's "training": forward passes, about a second here
+        for _ in range(4):  # the epoch's "training": forward passes, about a second here
             with torch.no_grad():
                 model(batch)
         if mode == "local_write":

@@ -109,3 +109,22 @@ def test_a_stop_request_ends_fit_early_and_the_run_is_stopped():
     )
     assert len(history.epoch) < 50
     assert callback.experiment.status is Status.STOPPED
+
+
+def test_log_checkpoints_stores_the_best_and_the_last_model(tmp_path):
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(80, 4)).astype("float32")
+    y = (x.sum(axis=1) > 0).astype("float32")
+    settings = Settings.from_env()  # the user's defaults
+    callback = MltrailCallback("keras", "checkpointed", settings=settings, log_checkpoints=True)
+    model = _model()
+    model.fit(x, y, epochs=2, batch_size=20, validation_split=0.25, callbacks=[callback], verbose=0)
+    exp = callback.experiment
+    with open_store(settings) as store:
+        stored = {a.path: a for a in store.list_artifacts(exp.project_id, exp.experiment_id)}
+        assert {"checkpoints/best.pt", "checkpoints/last.pt"} <= set(stored)
+        last = stored["checkpoints/last.pt"]
+        assert last.weights_hash == weights_hash(model) and last.epoch == 1
+        with store.open_artifact(exp.project_id, exp.experiment_id, last.path) as reader:
+            (tmp_path / "last.pt").write_bytes(b"".join(reader.chunks))
+    assert weights_hash_from_file("pytorch", tmp_path / "last.pt") == weights_hash(model)

@@ -86,3 +86,48 @@ def test_trainer_run_records_steps_evals_hyperparameters_and_weights(tmp_path):
 
 def test_fractional_epochs_map_to_the_epoch_they_fall_in():
     assert [epoch_index(x) for x in (0.25, 1.0, 1.5, 2.0, None)] == [0, 0, 1, 1, None]
+
+
+def test_log_checkpoints_stores_the_last_and_the_best_model(tmp_path):
+    torch.manual_seed(1)
+    config = transformers.BertConfig(
+        vocab_size=50,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=16,
+        num_labels=2,
+    )
+    model = transformers.BertForSequenceClassification(config)
+    args = transformers.TrainingArguments(
+        output_dir=str(tmp_path),
+        num_train_epochs=2,
+        per_device_train_batch_size=8,
+        eval_strategy="epoch",
+        save_strategy="epoch",
+        metric_for_best_model="loss",
+        report_to=[],
+        use_cpu=True,
+        disable_tqdm=True,
+        seed=0,
+    )
+    settings = Settings.from_env()  # the user's defaults
+    callback = MltrailCallback("hf", "checkpointed", settings=settings, log_checkpoints=True)
+    trainer = transformers.Trainer(
+        model=model,
+        args=args,
+        train_dataset=Pairs(32, 0),
+        eval_dataset=Pairs(16, 1),
+        callbacks=[callback],
+    )
+    trainer.train()
+    exp = callback.experiment
+    with open_store(settings) as store:
+        stored = {a.path: a for a in store.list_artifacts(exp.project_id, exp.experiment_id)}
+        assert {"checkpoints/best.pt", "checkpoints/last.pt"} <= set(stored)
+        last = stored["checkpoints/last.pt"]
+        assert (last.iteration, last.epoch) == (8, 1)
+        assert last.weights_hash == weights_hash(model)
+        [link] = [w for w in store.find_weights_hash(last.weights_hash) if w.epoch == 1]
+        assert link.checkpoint == "checkpoints/last.pt"

@@ -8,24 +8,16 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import Future
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mltrail.sdk.uploads import Uploader, queue_checkpoint, queue_files
-
-if TYPE_CHECKING:
-    from mltrail.config import Settings
 
 
 class ArtifactLogging:
     """The artifact methods of :class:`mltrail.sdk.experiment.Experiment`."""
 
-    settings: Settings
     _uploads: Uploader
     _ended: bool
-
-    @property
-    def client_id(self) -> str:
-        raise NotImplementedError
 
     def _warn_after_end(self) -> None:
         raise NotImplementedError
@@ -57,8 +49,7 @@ class ArtifactLogging:
         if self._ended:
             self._warn_after_end()
             return []
-        folder = self.settings.upload_dir / self.client_id
-        return queue_files(self._uploads, folder, os.fspath(path), name, copy=copy)
+        return queue_files(self._uploads, os.fspath(path), name, copy=copy)
 
     def log_checkpoint(
         self,
@@ -97,5 +88,4 @@ class ArtifactLogging:
         model = (
             os.fspath(model_or_path) if isinstance(model_or_path, os.PathLike) else model_or_path
         )
-        folder = self.settings.upload_dir / self.client_id
-        return queue_checkpoint(self._uploads, folder, model, self._point(iteration, epoch), name)
+        return queue_checkpoint(self._uploads, model, self._point(iteration, epoch), name)

@@ -149,6 +149,7 @@ class Experiment(ArtifactLogging):
             target=self._writer.target,
             client_id=f"{self._writer.client_id}u",  # its own spool files, replayed by sync
             on_weights_hash=self._writer.add_link,
+            folder=settings.upload_dir / self._writer.client_id,
         )
         self._console = (
             ConsoleCapture(self._writer.add_line, fd_level=settings.capture_fds).start()

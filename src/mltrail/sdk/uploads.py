@@ -12,6 +12,9 @@ changes nothing: every artifact is stored exactly once.
 from __future__ import annotations
 
 import collections
+import contextlib
+import os
+import sys
 import threading
 import time
 import warnings
@@ -30,6 +33,7 @@ if TYPE_CHECKING:
     from mltrail.store.base import Store
 
 RETRY_DELAYS = (0.5, 1.0, 2.0, 4.0)
+UPLOAD_NICE = 10  # the upload thread yields the CPU to training
 CLOSE_TIMEOUT_SECONDS = 300.0
 
 
@@ -129,6 +133,7 @@ class Uploader:
         client_id: names this uploader's spool records.
         on_weights_hash: called with (hash, iteration, epoch) once a checkpoint's hash is known
             (the writer links it, as ``log_weights`` does).
+        folder: where the training thread keeps the copies it queues (removed when empty).
         retry_delays: waits between attempts before an upload is spooled.
     """
 
@@ -142,8 +147,10 @@ class Uploader:
         target: str,
         client_id: str,
         on_weights_hash: Callable[[str, int | None, int | None], None],
+        folder: Path,
         retry_delays: Sequence[float] = RETRY_DELAYS,
     ) -> None:
+        self.folder = folder
         self.store = store
         self.project_id = project_id
         self.experiment_id = experiment_id
@@ -193,8 +200,11 @@ class Uploader:
             self._to_spool(current, None)  # may land twice: a put of the same bytes is a no-op
         while self._queue:  # the thread is stuck or gone: keep the rest for `mltrail sync`
             self._to_spool(self._queue.popleft(), None)
+        with contextlib.suppress(OSError):  # only when empty: spooled uploads keep their copies
+            self.folder.rmdir()
 
     def _run(self) -> None:
+        _lower_priority()
         while True:
             self._wake.wait(1.0)
             self._wake.clear()
@@ -287,10 +297,16 @@ class Uploader:
         )
 
 
+def _lower_priority() -> None:
+    """Give this thread's hashing and sending a lower CPU priority than training (Linux: a
+    thread's own nice value; elsewhere the call would renice a process, so it is skipped)."""
+    if sys.platform == "linux":
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), UPLOAD_NICE)
+
+
 # --- what the training thread calls ----------------------------------------------------------------
-def queue_files(
-    uploader: Uploader, folder: Path, path: str | Path, name: str | None, *, copy: bool
-) -> list[str]:
+def queue_files(uploader: Uploader, path: str | Path, name: str | None, *, copy: bool) -> list[str]:
     """Queue a file, or every file under a folder, as artifacts; returns their paths.
 
     Raises:
@@ -304,7 +320,7 @@ def queue_files(
     queued = []
     for file, target in list(files_of(local, base)):
         checked = artifact_upload(target).path
-        kept = keep_copy(file, folder, checked) if copy else file
+        kept = keep_copy(file, uploader.folder, checked) if copy else file
         uploader.add(PendingUpload(kept, checked, owned=copy))
         queued.append(str(checked))
     return queued
@@ -312,7 +328,6 @@ def queue_files(
 
 def queue_checkpoint(
     uploader: Uploader,
-    folder: Path,
     model_or_path: Any,
     point: tuple[int | None, int | None],
     name: str | None,
@@ -338,12 +353,12 @@ def queue_checkpoint(
             raise ValidationError(f"no such file: {file}", "model")
         framework = checkpoint_framework(file.name)
         target = artifact_upload(name or f"checkpoints/{file.name}").path
-        kept = keep_copy(file, folder, target)
+        kept = keep_copy(file, uploader.folder, target)
     else:
         suffix = model_suffix(model_or_path)
         framework = checkpoint_framework(suffix)
         target = artifact_upload(name or checkpoint_name(suffix, iteration, epoch)).path
-        kept = kept_name(folder, target)
+        kept = kept_name(uploader.folder, target)
         save_model(model_or_path, kept)
     item = PendingUpload(kept, target, True, iteration, epoch, framework)
     return uploader.add(item)
