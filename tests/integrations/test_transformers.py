@@ -29,8 +29,8 @@ class Pairs(torch.utils.data.Dataset):
         return {"input_ids": self.ids[i], "labels": self.labels[i]}
 
 
-def test_trainer_run_records_steps_evals_hyperparameters_and_weights(tmp_path):
-    torch.manual_seed(0)
+def tiny_bert():
+    """A one-layer BERT classifier made from a config (nothing downloaded)."""
     config = transformers.BertConfig(
         vocab_size=50,
         hidden_size=16,
@@ -40,7 +40,12 @@ def test_trainer_run_records_steps_evals_hyperparameters_and_weights(tmp_path):
         max_position_embeddings=16,
         num_labels=2,
     )
-    model = transformers.BertForSequenceClassification(config)
+    return transformers.BertForSequenceClassification(config)
+
+
+def test_trainer_run_records_steps_evals_hyperparameters_and_weights(tmp_path):
+    torch.manual_seed(0)
+    model = tiny_bert()
     args = transformers.TrainingArguments(
         output_dir=str(tmp_path),
         num_train_epochs=2,
@@ -90,16 +95,7 @@ def test_fractional_epochs_map_to_the_epoch_they_fall_in():
 
 def test_log_checkpoints_stores_the_last_and_the_best_model(tmp_path):
     torch.manual_seed(1)
-    config = transformers.BertConfig(
-        vocab_size=50,
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=16,
-        num_labels=2,
-    )
-    model = transformers.BertForSequenceClassification(config)
+    model = tiny_bert()
     args = transformers.TrainingArguments(
         output_dir=str(tmp_path),
         num_train_epochs=2,

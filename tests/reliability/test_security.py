@@ -7,6 +7,7 @@ with a matrix over every OpenAPI route that names a project, experiment or job.
 
 from __future__ import annotations
 
+import io
 import json
 import pickle
 import re
@@ -69,6 +70,7 @@ def _as_template(path: str) -> str:
     path = path.removeprefix("/api/v1")
     path = re.sub(r"/projects/\d+", "/projects/{project_id}", path)
     path = re.sub(r"/experiments/\d+", "/experiments/{experiment_id}", path)
+    path = re.sub(r"/artifacts/.+$", "/artifacts/{path}", path)
     return re.sub(r"/jobs/\d+", "/jobs/{job_id}", path)
 
 
@@ -100,6 +102,10 @@ def _bob_attempts(bob: HttpStore, p: int, e: int, job_id: int, bob_project: int)
         "job_snapshot": lambda: bob.get_job_snapshot(job_id),
         "finish_job": lambda: bob.finish_job(job_id, "lease", status=Status.DONE, exit_code=0),
         "jobs_of_project": lambda: bob.list_jobs(project_id=p),
+        "put_artifact": lambda: bob.put_artifact(p, e, "planted.txt", io.BytesIO(b"x")),
+        "list_artifacts": lambda: bob.list_artifacts(p, e),
+        "open_artifact": lambda: bob.open_artifact(p, e, "planted.txt"),
+        "delete_artifact": lambda: bob.delete_artifact(p, e, "planted.txt"),
         # a chart or ex_ metric naming Bob's own experiment AND Alice's must be refused whole
         "mixed_chart": lambda: bob.put_chart(
             [ExperimentRef(bob_project, 1), ref], validation.chart("m", chart_x=[1], chart_y=[1.0])

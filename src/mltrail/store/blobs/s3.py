@@ -76,7 +76,7 @@ class S3Blobs(BlobStore):
         if not bucket:
             raise ValidationError(f"must be s3://bucket/prefix, got {url!r}", "artifacts")
         prefix = prefix.strip("/")
-        config = Config(retries={"max_attempts": 5, "mode": "standard"})
+        config = Config(signature_version="s3v4", retries={"max_attempts": 5, "mode": "standard"})
         client = boto3.client("s3", config=config)
         return cls(client, bucket, f"{prefix}/" if prefix else "", presign=presign)
 
