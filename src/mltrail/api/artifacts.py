@@ -12,6 +12,8 @@ from __future__ import annotations
 import builtins
 import hashlib
 import os
+import queue
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -68,17 +70,53 @@ def save_verified(reader: ArtifactReader, dest: Path) -> Path:
     return dest
 
 
-class _HashingFile:
-    """A file read for an upload, hashed as it goes (so it is read once)."""
+class ReadAhead:
+    """A file read and hashed by a thread a few blocks ahead of whoever sends it, so reading
+    and hashing overlap the upload; ``digest`` is complete once :meth:`read` returned ``b""``.
 
-    def __init__(self, handle: BinaryIO) -> None:
-        self.handle = handle
+    Args:
+        handle: the file, opened ``rb``.
+        depth: blocks held ahead (of :data:`HASH_BLOCK` bytes each).
+    """
+
+    def __init__(self, handle: BinaryIO, depth: int = 3) -> None:
         self.digest = hashlib.sha256()
+        self._queue: queue.Queue[bytes | BaseException] = queue.Queue(depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(handle,), daemon=True)
+        self._thread.start()
+
+    def _run(self, handle: BinaryIO) -> None:
+        try:
+            while block := handle.read(HASH_BLOCK):
+                self.digest.update(block)
+                if not self._put(block):
+                    return
+        except Exception as exc:
+            self._put(exc)
+            return
+        self._put(b"")
+
+    def _put(self, item: bytes | BaseException) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
 
     def read(self, size: int = -1, /) -> bytes:
-        data = self.handle.read(size)
-        self.digest.update(data)
-        return data
+        item = self._queue.get()
+        if isinstance(item, BaseException):
+            raise item
+        if not item:
+            self._queue.put(b"")  # later reads see the end too
+        return item
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 def upload_file(
@@ -102,8 +140,11 @@ def upload_file(
         weights_hash_value=point.get("weights_hash"),
     )
     with file.open("rb") as handle:
-        source = _HashingFile(handle)
-        stored = store.put_artifact(ref[0], ref[1], upload, source)
+        source = ReadAhead(handle)
+        try:
+            stored = store.put_artifact(ref[0], ref[1], upload, source)
+        finally:
+            source.close()
     sent = source.digest.hexdigest()
     if stored.sha256 != sent:
         store.delete_artifact(ref[0], ref[1], stored.path)

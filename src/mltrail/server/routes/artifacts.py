@@ -8,9 +8,10 @@ Downloads are served as attachments in a sandbox, never rendered by the browser 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import re
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Annotated, Any
 from urllib.parse import quote
 
@@ -32,6 +33,8 @@ router = APIRouter(tags=["artifacts"], responses=ERROR_RESPONSES)
 _EXPERIMENT = "/projects/{project_id}/experiments/{experiment_id}"
 _UPLOAD_PATH = re.compile(r"^/api/v1/projects/[^/]+/experiments/[^/]+/artifacts/.")
 Count = Annotated[int | None, Query(ge=0, le=2**63 - 1)]
+BLOCK_BYTES = 4 * CHUNK_BYTES
+BLOCKS_AHEAD = 3
 
 
 def is_upload(method: str, path: str) -> bool:
@@ -40,31 +43,48 @@ def is_upload(method: str, path: str) -> bool:
 
 
 class RequestBody:
-    """A request body read from a worker thread: each :meth:`read` pulls blocks of about
-    ``size`` bytes from the event loop, so nothing waits in memory beyond one block."""
+    """A request body read from a worker thread, received ahead by the event loop.
+
+    A task on the event loop receives the body into blocks of :data:`BLOCK_BYTES` and queues
+    up to :data:`BLOCKS_AHEAD` of them while the worker thread hashes and stores the previous
+    ones, so receiving and storing overlap and memory stays bounded (about 16 MiB).
+    """
 
     def __init__(self, request: Request) -> None:
-        self._stream: AsyncIterator[bytes] = request.stream().__aiter__()
+        self._request = request
+        self._queue: asyncio.Queue[bytes | BaseException] = asyncio.Queue(BLOCKS_AHEAD)
         self._done = False
+        self._task = asyncio.get_running_loop().create_task(self._receive())
 
-    async def _gather(self, size: int) -> bytes:
+    async def _receive(self) -> None:
         parts: list[bytes] = []
         held = 0
-        while held < size:
-            try:
-                chunk = await self._stream.__anext__()
-            except StopAsyncIteration:
-                break
-            parts.append(chunk)
-            held += len(chunk)
-        return b"".join(parts)
+        try:
+            async for chunk in self._request.stream():
+                parts.append(chunk)
+                held += len(chunk)
+                if held >= BLOCK_BYTES:
+                    await self._queue.put(b"".join(parts))
+                    parts, held = [], 0
+            if parts:
+                await self._queue.put(b"".join(parts))
+            await self._queue.put(b"")
+        except Exception as exc:  # a client that went away: the reader raises it
+            await self._queue.put(exc)
 
     def read(self, size: int = -1, /) -> bytes:
         if self._done:
             return b""
-        data: bytes = anyio.from_thread.run(self._gather, size if size > 0 else CHUNK_BYTES)
-        self._done = not data
-        return data
+        item = anyio.from_thread.run(self._queue.get)
+        if isinstance(item, BaseException):
+            self._done = True
+            raise item
+        self._done = not item
+        return item
+
+    def stop(self) -> None:
+        """Stop receiving (the store finished or gave up early)."""
+        self._task.cancel()
 
 
 @router.put(
@@ -110,6 +130,8 @@ async def put_artifact(
         )
     except ClientDisconnect:
         return error_response(400, "validation_error", "the upload was cut short", "body")
+    finally:
+        body.stop()
     return codec.artifact_to_wire(artifact)
 
 
