@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -10,6 +11,7 @@ from pathlib import Path
 DEFAULT_PORT = 5870
 DEFAULT_HOST = "127.0.0.1"
 CAPTURE_LEVELS = ("fd", "python", "off")
+DEFAULT_CRASH_AFTER_SECONDS = 300.0
 
 
 @dataclass(frozen=True)
@@ -31,6 +33,9 @@ class Settings:
             bytes: a folder or ``s3://bucket/prefix``; ``$MLTRAIL_HOME/artifacts`` when None.
         artifact_max_file_bytes / artifact_quota_bytes: the per-file limit and per-project
             quota of artifacts; the defaults of ``mltrail.core.artifacts`` when None.
+        crash_after: seconds without a heartbeat after which a running experiment reads
+            ``crashed`` (``MLTRAIL_CRASH_AFTER``); read by the server and by every embedded-mode
+            reader (CLI, UI, scripts), and a run's SDK beats a few times within it.
     """
 
     url: str | None = None
@@ -46,6 +51,7 @@ class Settings:
     artifacts: str | None = None
     artifact_max_file_bytes: int | None = None
     artifact_quota_bytes: int | None = None
+    crash_after: float = DEFAULT_CRASH_AFTER_SECONDS
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -71,6 +77,7 @@ class Settings:
             artifacts=(env.get("MLTRAIL_ARTIFACTS") or None),
             artifact_max_file_bytes=_number(env.get("MLTRAIL_ARTIFACT_MAX_FILE_BYTES")),
             artifact_quota_bytes=_number(env.get("MLTRAIL_ARTIFACT_QUOTA_BYTES")),
+            crash_after=_seconds(env, "MLTRAIL_CRASH_AFTER", DEFAULT_CRASH_AFTER_SECONDS),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -93,6 +100,8 @@ class Settings:
         env.update({name: str(value) for name, value in optional.items() if value is not None})
         if self.spool_limit_bytes != Settings.spool_limit_bytes:
             env["MLTRAIL_SPOOL_LIMIT_BYTES"] = str(self.spool_limit_bytes)
+        if self.crash_after != DEFAULT_CRASH_AFTER_SECONDS:
+            env["MLTRAIL_CRASH_AFTER"] = repr(self.crash_after)
         return env
 
     def child_environ(self, inherited: Mapping[str, str]) -> dict[str, str]:
@@ -139,6 +148,20 @@ def _capture_level(value: str | None) -> str:
     if level not in CAPTURE_LEVELS:
         raise ValueError(f"MLTRAIL_CAPTURE must be one of fd, python, off; got {value!r}")
     return level
+
+
+def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
+    """A positive, finite number of seconds from ``env[name]``; ValueError naming it if bad."""
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name}: must be a positive number of seconds, got {raw!r}")
+    return value
 
 
 def _flag(value: str | None) -> bool:

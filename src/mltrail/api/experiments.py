@@ -22,7 +22,7 @@ from mltrail.core.errors import ValidationError
 from mltrail.core.types import Experiment, ExperimentRef, LogLine
 from mltrail.store.base import LIST_PAGE_SIZE, Store
 
-_TIMES = ("created_at", "started_at", "ended_at")
+_TIMES = ("created_at", "started_at", "ended_at", "last_heartbeat")
 
 
 class ExperimentsApi:

@@ -10,6 +10,7 @@ import re
 from datetime import datetime
 from typing import IO
 
+from mltrail.core.liveness import ending_note
 from mltrail.core.types import LogLine
 from mltrail.store.base import Store
 
@@ -41,7 +42,8 @@ def print_logs(
     colours: bool,
     follow: bool,
 ) -> None:
-    """Print every line (page after page), then, with ``follow``, new ones until the run ends."""
+    """Print every line (page after page), then, with ``follow``, new ones until the run ends
+    (done, failed, stopped or crashed); a follower of a crashed run says so in a last line."""
     after = 0
     while True:
         wait = FOLLOW_WAIT_SECONDS if follow else 0.0
@@ -52,6 +54,10 @@ def print_logs(
         printed.extend(tail.lines)
         after = tail.last_seq
         if not tail.lines and (tail.ended or not follow):
+            note = ending_note(tail.status, tail.last_heartbeat) if follow else None
+            if note:
+                out.write(note + "\n")
+                out.flush()
             return
 
 

@@ -33,14 +33,15 @@ def list_experiments(api: Any, project: int, output_format: str) -> None:
         return
     metric_names = sorted({k for r in rows for k in r["metrics"]})
     ex_names = sorted({k for r in rows for k in r["ex_metrics"]})
-    columns = ["id", "name", "status", "created_at", "hyperparameters", *metric_names, *ex_names]
+    columns = ["id", "name", "status", "last_heartbeat", "created_at", "hyperparameters"]
     echo_table(
-        columns,
+        [*columns, *metric_names, *ex_names],
         (
             [
                 r["experiment_id"],
                 r["display_name"],
                 r["status"],
+                r["last_heartbeat"],
                 r["created_at"],
                 r["hyperparameters"],
                 *(r["metrics"].get(m) for m in metric_names),
@@ -66,6 +67,7 @@ def get_experiment(api: Any, project: int, experiment: int, output_format: str) 
         "experiment_id",
         "display_name",
         "status",
+        "last_heartbeat",
         "created_at",
         "duration",
         "hyperparameters",

@@ -35,7 +35,12 @@ def _open_sql_store(
     from mltrail.store.sql import SqlStore
 
     blobs = open_blobs(artifacts or settings.artifacts_location, presign=presign, fsync=fsync)
-    return SqlStore.open(db_url or settings.db_url, blobs=blobs, limits=artifact_limits(settings))
+    return SqlStore.open(
+        db_url or settings.db_url,
+        blobs=blobs,
+        limits=artifact_limits(settings),
+        crash_after=settings.crash_after,
+    )
 
 
 def _serve(app: Any, host: str, port: int) -> None:

@@ -19,6 +19,8 @@ import numpy as np
 
 from mltrail.core.artifacts import Artifact
 from mltrail.core.jobs import Agent, HeartbeatReply, Job
+from mltrail.core.liveness import Liveness
+from mltrail.core.text import as_text, escape_text, unescape_text
 from mltrail.core.types import (
     Chart,
     ChartSpec,
@@ -128,6 +130,7 @@ def experiment_record(e: Experiment, mapping: Callable[[Mapping[str, Any]], Json
         "environment": mapping(e.environment),
         "source": mapping(e.source),
         "stop_requested": e.stop_requested,
+        "last_heartbeat": e.last_heartbeat,
     }
 
 
@@ -155,6 +158,7 @@ def experiment_from_wire(d: Json, *, tagged: bool = True) -> Experiment:
         metrics=mapping(d.get("metrics") or {}),
         ex_metrics=mapping(d.get("ex_metrics") or {}),
         stop_requested=bool(d.get("stop_requested", False)),
+        last_heartbeat=d.get("last_heartbeat"),
     )
 
 
@@ -419,21 +423,28 @@ def chart_from_wire(d: Json) -> Chart:
 
 # --- logs -------------------------------------------------------------------------------------
 def log_line_to_wire(line: LogLine) -> Json:
-    return {
+    """A line as JSON; a message holding NUL or invalid UTF-8 travels escaped, with
+    ``"escaped": true`` (see :mod:`mltrail.core.text`), so every body is strict UTF-8."""
+    message, escaped = escape_text(as_text(line.message))
+    wire: Json = {
         "seq": line.seq,
         "time": line.time,
         "stream": line.stream,
         "level": line.level,
-        "message": line.message,
+        "message": message,
     }
+    if escaped:
+        wire["escaped"] = True
+    return wire
 
 
 def log_line_from_wire(d: Mapping[str, Any]) -> LogLine:
+    message = d["message"]
     return LogLine(
         time=d["time"],
         stream=d["stream"],
         level=d["level"],
-        message=d["message"],
+        message=unescape_text(message, True) if d.get("escaped") else message,
         seq=d.get("seq", 0),
     )
 
@@ -453,12 +464,25 @@ def log_tail_to_wire(tail: LogTail) -> Json:
         "lines": [log_line_to_wire(x) for x in tail.lines],
         "status": Status(tail.status).value,
         "last_seq": tail.last_seq,
+        "last_heartbeat": tail.last_heartbeat,
     }
 
 
 def log_tail_from_wire(d: Json) -> LogTail:
     lines = tuple(log_line_from_wire(x) for x in d["lines"])
-    return LogTail(lines, Status(d["status"]), int(d["last_seq"]))
+    return LogTail(lines, Status(d["status"]), int(d["last_seq"]), d.get("last_heartbeat"))
+
+
+def liveness_to_wire(live: Liveness) -> Json:
+    return {
+        "status": Status(live.status).value,
+        "last_heartbeat": live.last_heartbeat,
+        "crash_after": live.crash_after,
+    }
+
+
+def liveness_from_wire(d: Mapping[str, Any]) -> Liveness:
+    return Liveness(Status(d["status"]), float(d["last_heartbeat"]), float(d["crash_after"]))
 
 
 # --- jobs and agents ----------------------------------------------------------------------------

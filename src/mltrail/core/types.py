@@ -26,13 +26,14 @@ class Status(str, enum.Enum):
     DONE = "done"
     FAILED = "failed"
     STOPPED = "stopped"
+    CRASHED = "crashed"  # running, but its heartbeats stopped (see core/liveness.py)
 
     @property
     def is_final(self) -> bool:
         return self in _FINAL
 
 
-_FINAL = frozenset({Status.DONE, Status.FAILED, Status.STOPPED})
+_FINAL = frozenset({Status.DONE, Status.FAILED, Status.STOPPED, Status.CRASHED})
 
 
 class Phase(str, enum.Enum):
@@ -140,6 +141,7 @@ class Experiment:
     metrics: dict[str, float] = field(default_factory=dict)
     ex_metrics: dict[str, JsonScalar] = field(default_factory=dict)
     stop_requested: bool = False
+    last_heartbeat: float | None = None
 
     @property
     def ref(self) -> ExperimentRef:
@@ -285,11 +287,14 @@ class LogTail:
         lines: lines after the ``after_seq`` asked for, oldest first.
         status: the experiment's status, read before the lines.
         last_seq: the last line's seq, or the ``after_seq`` asked for when there is none.
+        last_heartbeat: when the run last said it was alive (what a crashed run's follower
+            reports), ``None`` when it never did.
     """
 
     lines: tuple[LogLine, ...]
     status: Status
     last_seq: int
+    last_heartbeat: float | None = None
 
     @property
     def ended(self) -> bool:

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from mltrail.core.errors import ValidationError
+from mltrail.core.text import as_text
 from mltrail.core.types import (
     LOG_LEVELS,
     ChartScope,
@@ -50,6 +51,7 @@ EX_PREFIX = "ex_"
 
 _HASH_RE = re.compile(r"^[0-9a-f]{40}$")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+_UNSTORABLE_RE = re.compile("[\x00\ud800-\udfff]")
 
 
 def parse_json_arg(value: Any, field: str) -> Any:
@@ -367,7 +369,13 @@ def log_level(value: Any) -> str:
 
 
 def log_message(value: Any) -> str:
-    """Log messages over the limit are truncated, with a marker saying how much was cut."""
+    """Log messages over the limit are truncated, with a marker saying how much was cut.
+
+    Any text is kept, NUL and lone surrogates included (the store escapes them, see
+    :mod:`mltrail.core.text`); bytes are decoded as UTF-8 with invalid bytes kept.
+    """
+    if isinstance(value, bytes):
+        value = as_text(value)
     if not isinstance(value, str):
         raise ValidationError(f"must be a string, got {type(value).__name__}", "message")
     if len(value) > MAX_LOG_MESSAGE_LEN:
@@ -377,9 +385,10 @@ def log_message(value: Any) -> str:
 
 
 def log_stream(value: Any) -> str:
+    """A stream or logger name: a name, not content, so NUL and lone surrogates become U+FFFD."""
     if not isinstance(value, str) or not value:
         raise ValidationError("must be a non-empty string", "stream")
-    return value[:MAX_STREAM_LEN]
+    return _UNSTORABLE_RE.sub("\ufffd", value[:MAX_STREAM_LEN])
 
 
 def series_chunk(chunk: SeriesChunk) -> SeriesChunk:

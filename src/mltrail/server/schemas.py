@@ -25,6 +25,10 @@ Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]
 Id = Annotated[int, Field(ge=1, le=2**63 - 1)]
 WireFloat = float | FloatTag
 WireScalar = bool | int | float | str | FloatTag
+_ESCAPED = (
+    "true: message is escaped because the text holds NUL or invalid UTF-8: \\\\ is a "
+    "backslash, \\0 NUL, \\xHH the invalid byte HH, \\uHHHH a lone surrogate (docs/rest.md)"
+)
 
 
 class ErrorDetail(BaseModel):
@@ -85,6 +89,15 @@ class ExperimentOut(BaseModel):
     metrics: dict[str, WireFloat]
     ex_metrics: dict[str, WireScalar]
     stop_requested: bool
+    last_heartbeat: float | None = Field(
+        None, description="unix time the run last heartbeated; null: it never did"
+    )
+
+
+class LivenessOut(BaseModel):
+    status: Status = Field(description="the stored status after the heartbeat")
+    last_heartbeat: float
+    crash_after: float = Field(description="seconds without a heartbeat before it reads crashed")
 
 
 class ExperimentPage(BaseModel):
@@ -214,12 +227,14 @@ class LogLineOut(BaseModel):
     stream: str
     level: str
     message: str
+    escaped: bool = Field(False, description=_ESCAPED)
 
 
 class LogsOut(BaseModel):
     lines: list[LogLineOut]
     status: Status
     last_seq: int
+    last_heartbeat: float | None = None
 
 
 # --- requests ---------------------------------------------------------------------------------
@@ -331,6 +346,7 @@ class LogLineIn(BaseModel):
     stream: str
     level: str
     message: str
+    escaped: bool = Field(False, description=_ESCAPED)
 
 
 class LogsIn(BaseModel):

@@ -36,7 +36,12 @@ def open_store(
     from mltrail.store.sql import SqlStore
 
     blobs = open_blobs(settings.artifacts_location)
-    return SqlStore.open(settings.db_url, blobs=blobs, limits=artifact_limits(settings))
+    return SqlStore.open(
+        settings.db_url,
+        blobs=blobs,
+        limits=artifact_limits(settings),
+        crash_after=settings.crash_after,
+    )
 
 
 def artifact_limits(settings: Settings) -> ArtifactLimits:

@@ -1,4 +1,5 @@
-"""The experiments noun of the Store: numbered per project, with status and metadata."""
+"""The experiments noun of the Store: numbered per project, with status, metadata and
+liveness (heartbeats; see :mod:`mltrail.core.liveness`)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import abc
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from mltrail.core.liveness import Liveness
 from mltrail.core.types import Experiment, Page, Status
 
 LIST_PAGE_SIZE = 1000
@@ -67,4 +69,17 @@ class ExperimentStore(abc.ABC):
 
     @abc.abstractmethod
     def request_stop(self, project_id: int, experiment_id: int) -> Experiment:
-        """Ask a running or queued experiment to stop. ConflictError if it already ended."""
+        """Ask a running or queued experiment to stop. ConflictError if it already ended.
+
+        A run that reads crashed, or has not heartbeated lately (nobody would see the
+        request), is recorded ``stopped`` at once; its followers end.
+        """
+
+    @abc.abstractmethod
+    def record_heartbeat(self, project_id: int, experiment_id: int) -> Liveness:
+        """Record that the run is alive now (its SDK's writer thread calls this every few
+        seconds); a run whose heartbeats stop for ``crash_after`` seconds reads ``crashed``.
+
+        Returns:
+            The stored status, the time recorded and the store's ``crash_after``.
+        """

@@ -1,10 +1,10 @@
-"""``/api/v1/projects/{p}/experiments``: create, list, read, update, stop."""
+"""``/api/v1/projects/{p}/experiments``: create, list, read, update, stop, heartbeat."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Query
 
-from mltrail.core.codec import experiment_to_wire
+from mltrail.core.codec import experiment_to_wire, liveness_to_wire
 from mltrail.core.wire import from_wire
 from mltrail.server.deps import ExperimentId, OrjsonResponse, ProjectId, StoreDep
 from mltrail.server.schemas import (
@@ -13,6 +13,7 @@ from mltrail.server.schemas import (
     ExperimentOut,
     ExperimentPage,
     ExperimentPatch,
+    LivenessOut,
 )
 from mltrail.store.base import LIST_PAGE_SIZE
 
@@ -64,5 +65,12 @@ def update_experiment(
 
 @router.post("/{experiment_id}/stop", response_model=ExperimentOut)
 def request_stop(project_id: ProjectId, experiment_id: ExperimentId, store: StoreDep) -> dict:
-    """Ask a queued or running experiment to stop (409 when it already ended)."""
+    """Ask a queued or running experiment to stop (409 when it already ended); a crashed or
+    silent run is recorded ``stopped`` at once."""
     return experiment_to_wire(store.request_stop(project_id, experiment_id))
+
+
+@router.post("/{experiment_id}/heartbeat", response_model=LivenessOut)
+def record_heartbeat(project_id: ProjectId, experiment_id: ExperimentId, store: StoreDep) -> dict:
+    """The run is alive now; one whose heartbeats stop for ``crash_after`` s reads crashed."""
+    return liveness_to_wire(store.record_heartbeat(project_id, experiment_id))

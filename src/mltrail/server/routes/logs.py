@@ -91,4 +91,5 @@ async def _log_events(
             data = orjson.dumps(codec.log_line_to_wire(line))
             yield b"id: %d\nevent: line\ndata: %s\n\n" % (line.seq, data)
         if tail.ended:
-            yield b"event: end\ndata: %s\n\n" % orjson.dumps({"status": tail.status.value})
+            end = {"status": tail.status.value, "last_heartbeat": tail.last_heartbeat}
+            yield b"event: end\ndata: %s\n\n" % orjson.dumps(end)

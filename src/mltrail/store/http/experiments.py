@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from mltrail.core import codec
+from mltrail.core.liveness import Liveness
 from mltrail.core.types import Experiment, Page, Status
 from mltrail.core.wire import to_wire
 from mltrail.store.experiments import LIST_PAGE_SIZE, ExperimentStore
@@ -92,6 +93,11 @@ class HttpExperiments(HttpNoun, ExperimentStore):
     def request_stop(self, project_id: int, experiment_id: int) -> Experiment:
         path = self._experiment_path(project_id, experiment_id) + "/stop"
         return codec.experiment_from_wire(self._http.call("POST", path))
+
+    def record_heartbeat(self, project_id: int, experiment_id: int) -> Liveness:
+        path = self._experiment_path(project_id, experiment_id) + "/heartbeat"
+        # a repeated heartbeat only moves the time on: safe to retry
+        return codec.liveness_from_wire(self._http.call("POST", path, repeatable=True))
 
 
 def _plain(value: Mapping[str, Any] | None) -> dict[str, Any] | None:

@@ -19,6 +19,7 @@ from mltrail.core.errors import NotFoundError, PermissionDeniedError, Validation
 from mltrail.core.types import User
 from mltrail.core.wire import parse_json
 from mltrail.store.sql.engine import Database
+from mltrail.store.sql.liveness import Judge
 from mltrail.store.sql.tables import experiments, project_members, projects
 
 
@@ -56,6 +57,10 @@ class SqlNoun:
 
     def _now(self) -> float:
         return float(self._db.clock())
+
+    def _judge(self) -> Judge:
+        """Now, and the store's ``crash_after``: what reads judge liveness by."""
+        return Judge(self._now(), self._db.crash_after)
 
 
 def check_project(conn: Connection, scope: Scope, project_id: Any) -> int:

@@ -64,6 +64,10 @@ def heartbeat(
     if row is None or row.agent_id != aid or row.status != Status.RUNNING.value:
         return HeartbeatReply(lease_lost=True)
     conn.execute(update(jobs).where(jobs.c.id == row.id).values(lease_expires_at=now + lease_s))
+    # the job's experiment is alive as long as its agent is (see core/liveness.py)
+    conn.execute(
+        update(experiments).where(experiments.c.id == row.experiment_id).values(last_heartbeat=now)
+    )
     return HeartbeatReply(stop_requested=bool(row.stop_requested))
 
 

@@ -1,15 +1,17 @@
-"""Experiments: atomic per-project numbering, status transitions, listing with summaries."""
+"""Experiments: atomic per-project numbering, status transitions, listing with summaries,
+heartbeats and the crashed status judged at read time (see ``core/liveness.py``)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Select, func, select, update
+from sqlalchemy import Connection, Select, and_, func, or_, select, update
 
 from mltrail.core import validation
 from mltrail.core.errors import ConflictError, NotFoundError, ValidationError
-from mltrail.core.types import Experiment, Page, Status
+from mltrail.core.liveness import Liveness, revival_note, stop_grace
+from mltrail.core.types import Experiment, LogLine, Page, Status
 from mltrail.store.experiments import LIST_PAGE_SIZE, ExperimentStore
 from mltrail.store.sql.access import (
     Scope,
@@ -19,9 +21,16 @@ from mltrail.store.sql.access import (
     experiment_pk,
     load_json,
 )
+from mltrail.store.sql.engine import Database
+from mltrail.store.sql.liveness import Judge
+from mltrail.store.sql.logs import append_note
 from mltrail.store.sql.tables import experiments, external_metrics, metric_series, projects
 
 _JSON_FIELDS = ("hyperparameters", "environment", "source")
+
+
+def _judged(conn: Connection, judge: Judge, pk: int) -> Experiment:
+    return load_experiments(conn, select(experiments.c.id).where(experiments.c.id == pk), judge)[0]
 
 
 def _mapping(value: Any, field: str) -> dict[str, Any]:
@@ -38,9 +47,10 @@ def _tags(value: Any) -> list[str]:
 
 
 def create_experiment(
-    conn: Connection, scope: Scope, now: float, project_id: Any, fields: dict[str, Any]
+    conn: Connection, scope: Scope, judge: Judge, project_id: Any, fields: dict[str, Any]
 ) -> Experiment:
     """Take the project's next number (``UPDATE ... RETURNING`` locks the counter) and insert."""
+    now = judge.now
     pid = check_project(conn, scope, project_id)
     status = validation.status(fields.get("status") or Status.RUNNING)
     values: dict[str, Any] = {
@@ -78,13 +88,14 @@ def create_experiment(
         )
         .returning(experiments.c.id)
     ).scalar_one()
-    return load_experiments(conn, select(experiments.c.id).where(experiments.c.id == pk))[0]
+    return _judged(conn, judge, pk)
 
 
 def update_experiment(
-    conn: Connection, scope: Scope, now: float, ref: tuple[Any, Any], changes: dict[str, Any]
+    conn: Connection, scope: Scope, judge: Judge, ref: tuple[Any, Any], changes: dict[str, Any]
 ) -> Experiment:
     """Apply changes; JSON fields merge into the old ones; status moves set timestamps."""
+    now = judge.now
     pk = experiment_pk(conn, scope, *ref)
     row = conn.execute(select(experiments).where(experiments.c.id == pk).with_for_update()).one()
     values: dict[str, Any] = {"updated_at": now}
@@ -101,7 +112,7 @@ def update_experiment(
     if changes.get("status") is not None:
         values.update(_status_change(row, validation.status(changes["status"]), now))
     conn.execute(update(experiments).where(experiments.c.id == pk).values(**values))
-    return load_experiments(conn, select(experiments.c.id).where(experiments.c.id == pk))[0]
+    return _judged(conn, judge, pk)
 
 
 def _status_change(row: Any, status: Status, now: float) -> dict[str, Any]:
@@ -116,28 +127,61 @@ def _status_change(row: Any, status: Status, now: float) -> dict[str, Any]:
     return values
 
 
-def request_stop(conn: Connection, scope: Scope, now: float, ref: tuple[Any, Any]) -> Experiment:
-    """Flag the experiment for stopping. ConflictError when it already ended."""
+def request_stop(conn: Connection, scope: Scope, judge: Judge, ref: tuple[Any, Any]) -> Experiment:
+    """Flag the experiment for stopping; ConflictError when it already ended.
+
+    A run nobody can stop any more is recorded ``stopped`` at once, ending its followers: one
+    that reads crashed, or a running one without a job's live lease that has not heartbeated
+    for :func:`~mltrail.core.liveness.stop_grace` seconds (or never did: a client that does
+    not heartbeat does not watch for stop requests either). It ended at its last heartbeat.
+    """
     pk = experiment_pk(conn, scope, *ref)
-    status = conn.execute(
-        select(experiments.c.status).where(experiments.c.id == pk).with_for_update()
-    ).scalar_one()
-    if Status(status).is_final:
-        raise ConflictError(f"experiment {ref[1]} already ended ({status})", "experiment")
-    conn.execute(
-        update(experiments)
-        .where(experiments.c.id == pk)
-        .values(stop_requested=True, updated_at=now)
-    )
-    return load_experiments(conn, select(experiments.c.id).where(experiments.c.id == pk))[0]
+    c = experiments.c
+    conn.execute(select(c.id).where(c.id == pk).with_for_update()).one()  # lock, then judge
+    grace = stop_grace(judge.crash_after)
+    silent = or_(c.last_heartbeat.is_(None), c.last_heartbeat < judge.now - grace)
+    row = conn.execute(
+        select(
+            judge.status().label("status"),
+            c.last_heartbeat,
+            and_(c.status == Status.RUNNING.value, silent, ~judge.leased()).label("dead"),
+        ).where(c.id == pk)
+    ).one()
+    status = Status(row.status)
+    values: dict[str, Any] = {"stop_requested": True, "updated_at": judge.now}
+    if status is Status.CRASHED or row.dead:
+        ended = judge.now if row.last_heartbeat is None else min(row.last_heartbeat, judge.now)
+        values.update(status=Status.STOPPED.value, ended_at=ended)
+    elif status.is_final:
+        raise ConflictError(f"experiment {ref[1]} already ended ({status.value})", "experiment")
+    conn.execute(update(experiments).where(c.id == pk).values(**values))
+    return _judged(conn, judge, pk)
 
 
-def get_experiment(conn: Connection, scope: Scope, ref: tuple[Any, Any]) -> Experiment:
+def record_heartbeat(
+    conn: Connection, db: Database, scope: Scope, judge: Judge, ref: tuple[Any, Any]
+) -> Liveness:
+    """Record that the run is alive now. A run that read crashed reads running again, and a
+    ``mltrail`` WARNING line in its logs says how long it was silent."""
     pk = experiment_pk(conn, scope, *ref)
-    return load_experiments(conn, select(experiments.c.id).where(experiments.c.id == pk))[0]
+    c = experiments.c
+    row = conn.execute(select(c.status, c.last_heartbeat).where(c.id == pk)).one()
+    conn.execute(update(experiments).where(c.id == pk).values(last_heartbeat=judge.now))
+    silent = None if row.last_heartbeat is None else judge.now - row.last_heartbeat
+    if row.status == Status.RUNNING.value and silent is not None and silent > judge.crash_after:
+        note = LogLine(judge.now, "mltrail", "WARNING", revival_note(silent, judge.crash_after))
+        append_note(conn, db, pk, note)
+    return Liveness(Status(row.status), judge.now, judge.crash_after)
 
 
-def latest_experiment(conn: Connection, scope: Scope, project_id: Any) -> Experiment:
+def get_experiment(
+    conn: Connection, scope: Scope, ref: tuple[Any, Any], judge: Judge
+) -> Experiment:
+    pk = experiment_pk(conn, scope, *ref)
+    return _judged(conn, judge, pk)
+
+
+def latest_experiment(conn: Connection, scope: Scope, project_id: Any, judge: Judge) -> Experiment:
     pid = check_project(conn, scope, project_id)
     ids = (
         select(experiments.c.id)
@@ -145,14 +189,14 @@ def latest_experiment(conn: Connection, scope: Scope, project_id: Any) -> Experi
         .order_by(experiments.c.number.desc())
         .limit(1)
     )
-    found = load_experiments(conn, ids)
+    found = load_experiments(conn, ids, judge)
     if not found:
         raise NotFoundError(f"project {pid} has no experiments", "experiment")
     return found[0]
 
 
 def list_experiments(
-    conn: Connection, scope: Scope, project_id: Any, offset: int, limit: int
+    conn: Connection, scope: Scope, project_id: Any, offset: int, limit: int, judge: Judge
 ) -> Page:
     """A page of experiments in number order: three queries whatever the page size."""
     pid = check_project(conn, scope, project_id)
@@ -168,17 +212,19 @@ def list_experiments(
         .offset(offset)
         .limit(limit)
     )
-    return Page(tuple(load_experiments(conn, ids)), int(total), offset)
+    return Page(tuple(load_experiments(conn, ids, judge)), int(total), offset)
 
 
-def load_experiments(conn: Connection, ids: Select[Any]) -> list[Experiment]:
-    """Experiments whose row ids ``ids`` selects, with metric summaries and ex_ metrics.
+def load_experiments(conn: Connection, ids: Select[Any], judge: Judge) -> list[Experiment]:
+    """Experiments whose row ids ``ids`` selects, with metric summaries and ex_ metrics, their
+    status as ``judge`` reports it.
 
     One query each for experiments, summaries and ex metrics (no N+1).
     """
     id_subquery = ids.subquery()
+    columns = [judge.status() if n == "status" else experiments.c[n] for n in _FIELDS]
     rows = conn.execute(
-        select(*(experiments.c[n] for n in _FIELDS))
+        select(*columns)
         .where(experiments.c.id.in_(select(id_subquery.c.id)))
         .order_by(experiments.c.number)
     ).all()
@@ -219,6 +265,7 @@ _FIELDS = (
     "source",
     "tags",
     "stop_requested",
+    "last_heartbeat",
 )
 
 
@@ -241,6 +288,7 @@ def _to_experiment(
         src,
         tags,
         stop,
+        heartbeat,
     ) = row
     return Experiment(
         project_id=pid,
@@ -258,6 +306,7 @@ def _to_experiment(
         metrics=dict(sorted(metrics.items())),
         ex_metrics=dict(sorted(ex.items())),
         stop_requested=bool(stop),
+        last_heartbeat=heartbeat,
     )
 
 
@@ -286,21 +335,21 @@ class SqlExperiments(SqlNoun, ExperimentStore):
             "status": status,
         }
         with self._db.write() as conn:
-            return create_experiment(conn, self._scope, self._now(), project_id, fields)
+            return create_experiment(conn, self._scope, self._judge(), project_id, fields)
 
     def get_experiment(self, project_id: int, experiment_id: int) -> Experiment:
         with self._db.read() as conn:
-            return get_experiment(conn, self._scope, (project_id, experiment_id))
+            return get_experiment(conn, self._scope, (project_id, experiment_id), self._judge())
 
     def list_experiments(
         self, project_id: int, *, offset: int = 0, limit: int = LIST_PAGE_SIZE
     ) -> Page:
         with self._db.read() as conn:
-            return list_experiments(conn, self._scope, project_id, offset, limit)
+            return list_experiments(conn, self._scope, project_id, offset, limit, self._judge())
 
     def latest_experiment(self, project_id: int) -> Experiment:
         with self._db.read() as conn:
-            return latest_experiment(conn, self._scope, project_id)
+            return latest_experiment(conn, self._scope, project_id, self._judge())
 
     def update_experiment(
         self,
@@ -326,8 +375,13 @@ class SqlExperiments(SqlNoun, ExperimentStore):
         }
         with self._db.write() as conn:
             ref = (project_id, experiment_id)
-            return update_experiment(conn, self._scope, self._now(), ref, changes)
+            return update_experiment(conn, self._scope, self._judge(), ref, changes)
 
     def request_stop(self, project_id: int, experiment_id: int) -> Experiment:
         with self._db.write() as conn:
-            return request_stop(conn, self._scope, self._now(), (project_id, experiment_id))
+            return request_stop(conn, self._scope, self._judge(), (project_id, experiment_id))
+
+    def record_heartbeat(self, project_id: int, experiment_id: int) -> Liveness:
+        with self._db.write() as conn:
+            ref = (project_id, experiment_id)
+            return record_heartbeat(conn, self._db, self._scope, self._judge(), ref)

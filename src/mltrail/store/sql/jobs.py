@@ -33,6 +33,7 @@ from mltrail.store.sql.job_rows import (
     touch_agent,
     visible,
 )
+from mltrail.store.sql.liveness import Judge
 from mltrail.store.sql.tables import agents, experiments, jobs
 
 _CLAIM_SCAN = 20  # jobs skipped per claim because their experiment was asked to stop
@@ -42,7 +43,8 @@ EXPIRY_INTERVAL_SECONDS = 1.0
 def _set_experiment_status(
     conn: Connection, scope: Scope, now: float, row: Any, status: Status
 ) -> None:
-    exp.update_experiment(conn, scope, now, (row.project_id, row.number), {"status": status})
+    ref = (row.project_id, row.number)
+    exp.update_experiment(conn, scope, Judge.stored(now), ref, {"status": status})
 
 
 # --- submission and reads --------------------------------------------------------------------
@@ -58,7 +60,7 @@ def submit_job(
     """Create the queued experiment and its job in one transaction."""
     check_project(conn, scope, project_id)
     experiment = exp.create_experiment(
-        conn, scope, now, project_id, {**fields, "status": Status.QUEUED}
+        conn, scope, Judge.stored(now), project_id, {**fields, "status": Status.QUEUED}
     )
     pk = conn.execute(
         select(experiments.c.id).where(

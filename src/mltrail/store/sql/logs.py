@@ -1,4 +1,9 @@
-"""Log lines: sequence numbers assigned in arrival order, one executemany per batch."""
+"""Log lines: sequence numbers assigned in arrival order, one executemany per batch.
+
+A message holding NUL or invalid UTF-8 (lone surrogates) is stored escaped with the
+``escaped`` flag on, and unescaped when read (:mod:`mltrail.core.text`): PostgreSQL text
+cannot hold NUL and SQLite's driver refuses lone surrogates, and any text must be kept.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +15,13 @@ from sqlalchemy import Connection, select, update
 from mltrail.core import validation
 from mltrail.core.errors import ValidationError
 from mltrail.core.polling import poll
+from mltrail.core.text import escape_text, unescape_text
 from mltrail.core.types import LogBatch, LogLine, LogTail, Status
 from mltrail.store.logs import MAX_WAIT_SECONDS, READ_LIMIT, LogStore
 from mltrail.store.sql.access import Scope, SqlNoun, experiment_pk
 from mltrail.store.sql.batches import claim_batch
 from mltrail.store.sql.engine import Database
+from mltrail.store.sql.liveness import Judge
 from mltrail.store.sql.tables import experiments, log_lines
 
 
@@ -23,11 +30,13 @@ def _clean(line: LogLine, index: int) -> dict[str, Any]:
         raise ValidationError(f"line {index}: must be a unix time", "time")
     if not math.isfinite(line.time):
         raise ValidationError(f"line {index}: must be a finite unix time", "time")
+    message, escaped = escape_text(validation.log_message(line.message))
     return {
         "time": float(line.time),
         "stream": validation.log_stream(line.stream),
         "level": validation.log_level(line.level),
-        "message": validation.log_message(line.message),
+        "message": message,
+        "escaped": escaped,
     }
 
 
@@ -39,6 +48,16 @@ def append_logs(
     pk = experiment_pk(conn, scope, *ref)
     if not claim_batch(conn, db, pk, "logs", batch.client_id, batch.seq):
         return 0
+    return _insert(conn, db, pk, rows)
+
+
+def append_note(conn: Connection, db: Database, pk: int, line: LogLine) -> None:
+    """Add one line the store itself writes (no batch id: it is written once, in this
+    transaction) to the experiment of row id ``pk``."""
+    _insert(conn, db, pk, [_clean(line, 0)])
+
+
+def _insert(conn: Connection, db: Database, pk: int, rows: list[dict[str, Any]]) -> int:
     if not rows:
         return 0
     # The counter update takes the experiment's row lock, so concurrent batches get
@@ -69,24 +88,31 @@ def _lines(conn: Connection, pk: int, after_seq: Any, limit: Any) -> list[LogLin
     count = validation.require_int(limit, "limit", minimum=1)
     t = log_lines.c
     query = (
-        select(t.time, t.stream, t.level, t.message, t.seq)
+        select(t.time, t.stream, t.level, t.message, t.seq, t.escaped)
         .where(t.experiment_id == pk, t.seq > after)
         .order_by(t.seq)
         .limit(count)
     )
-    return [LogLine(*row) for row in conn.execute(query)]
+    return [
+        LogLine(time, stream, level, unescape_text(message) if escaped else message, seq)
+        for time, stream, level, message, seq, escaped in conn.execute(query)
+    ]
 
 
 def tail_logs(
-    conn: Connection, scope: Scope, ref: tuple[Any, Any], after_seq: Any, limit: Any
+    conn: Connection, scope: Scope, judge: Judge, ref: tuple[Any, Any], after_seq: Any, limit: Any
 ) -> LogTail:
-    """Lines after ``after_seq`` and the status, the status read first: on PostgreSQL each
-    statement sees what was committed before it, so a final status read first means every
-    line the run wrote before ending is visible to the read of the lines after it."""
+    """Lines after ``after_seq`` and the status (as ``judge`` reports it), the status read
+    first: on PostgreSQL each statement sees what was committed before it, so a final status
+    read first means every line the run wrote before ending is visible to the read of the
+    lines after it. A crashed run's lines stay visible to it too: it wrote nothing since."""
     pk = experiment_pk(conn, scope, *ref)
-    status = conn.execute(select(experiments.c.status).where(experiments.c.id == pk)).scalar_one()
+    status, heartbeat = conn.execute(
+        select(judge.status(), experiments.c.last_heartbeat).where(experiments.c.id == pk)
+    ).one()
     lines = _lines(conn, pk, after_seq, limit)
-    return LogTail(tuple(lines), Status(status), lines[-1].seq if lines else int(after_seq))
+    last_seq = lines[-1].seq if lines else int(after_seq)
+    return LogTail(tuple(lines), Status(status), last_seq, heartbeat)
 
 
 class SqlLogs(SqlNoun, LogStore):
@@ -115,7 +141,7 @@ class SqlLogs(SqlNoun, LogStore):
         def read() -> LogTail:
             with self._db.read() as conn:
                 ref = (project_id, experiment_id)
-                return tail_logs(conn, self._scope, ref, after_seq, limit)
+                return tail_logs(conn, self._scope, self._judge(), ref, after_seq, limit)
 
         return poll(read, _worth_returning, min(wait, MAX_WAIT_SECONDS))
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from mltrail.config import DEFAULT_CRASH_AFTER_SECONDS
 from mltrail.core.artifacts import ArtifactLimits
 from mltrail.core.types import User
 from mltrail.store.artifacts import BlobStore
@@ -70,6 +71,7 @@ class SqlStore(
         clock: Callable[[], float] = time.time,
         blobs: BlobStore | None = None,
         limits: ArtifactLimits | None = None,
+        crash_after: float = DEFAULT_CRASH_AFTER_SECONDS,
     ) -> SqlStore:
         """Connect to ``url`` (``sqlite:///PATH`` or ``postgresql+psycopg://...``) and migrate.
 
@@ -79,11 +81,13 @@ class SqlStore(
             blobs: where artifact bytes go (``store.blobs.open_blobs``); without it, artifact
                 operations answer that no storage is configured.
             limits: per-file limit and per-project quota of artifacts (defaults when None).
+            crash_after: seconds without a heartbeat after which a running experiment reads
+                ``crashed`` (``Settings.crash_after``).
 
         Raises:
             ValidationError: for an unsupported URL (field ``db_url``).
         """
-        db = Database(make_engine(url), clock)
+        db = Database(make_engine(url), clock, crash_after)
         upgrade(db)
         return cls(db, blobs=blobs, limits=limits)
 

@@ -87,6 +87,7 @@ experiments = Table(
     Column("tags", Text, nullable=False, default="[]"),
     Column("stop_requested", Boolean, nullable=False, default=False),
     Column("log_count", Integer, nullable=False, default=0),
+    Column("last_heartbeat", Double),  # NULL: never heartbeated, never judged crashed
     UniqueConstraint("project_id", "number", name="uq_experiments_project_number"),
 )
 
@@ -251,6 +252,7 @@ log_lines = Table(
     Column("stream", String(200), nullable=False),
     Column("level", String(16), nullable=False),
     Column("message", Text, nullable=False),
+    Column("escaped", Boolean, nullable=False, default=False),  # see core/text.py
 )
 
 jobs = Table(
