@@ -23,6 +23,12 @@ itself caused. ``add_line`` (like ``add_points`` and ``add_link``) takes no lock
 a list, and drains take records by copy-then-delete. And the writer's lock is held only around
 list and numpy work and :meth:`Spooler.put` (a deque append): never around I/O, a store call, a
 warning, logging or printing. The training thread does no I/O at all.
+
+Liveness: the writer's thread, and only it, heartbeats (``store.record_heartbeat``) at its
+first wake and then every :func:`~mltrail.core.liveness.heartbeat_interval` seconds of the
+store's ``crash_after``, right after a drain and with no lock held; a failed heartbeat is
+silent (the batches' own path warns about faults). So a run reads ``crashed`` once its process
+dies, hangs outside Python or loses the store, however idle its training loop is.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from mltrail.core.errors import TransportError, ValidationError
+from mltrail.core.liveness import HEARTBEAT_SECONDS, heartbeat_interval
 from mltrail.core.types import LogBatch, LogLine, SeriesChunk
 from mltrail.sdk.buffer import Call, metric_batches, series_chunks
 from mltrail.sdk.spool import (
@@ -147,6 +154,8 @@ class Writer:
         self._deadline: float | None = None
         self._spool_pending = False
         self._warned_offline = False
+        self._heartbeat_every = HEARTBEAT_SECONDS  # until the store says its crash_after
+        self._next_heartbeat = 0.0  # monotonic; the first wake heartbeats
         self._thread: threading.Thread | None = None
         self._spooler = Spooler(
             spool,
@@ -291,8 +300,9 @@ class Writer:
         return self._stop.is_set()
 
     def _run(self) -> None:
+        self._heartbeat()
         while True:
-            self._wake.wait(self.flush_interval)
+            self._wake.wait(min(self.flush_interval, self._until_heartbeat()))
             self._wake.clear()
             stopping = self._stop.is_set()
             try:
@@ -302,6 +312,24 @@ class Writer:
                 warnings.warn(f"mltrail writer failed: {exc!r}", RuntimeWarning, stacklevel=1)
             if stopping:
                 return
+            if self._until_heartbeat() <= 0:
+                self._heartbeat()
+
+    # --- liveness (the writer's thread only, no lock held) --------------------------------------
+    def _until_heartbeat(self) -> float:
+        return max(self._next_heartbeat - time.monotonic(), 0.0)
+
+    def _heartbeat(self) -> None:
+        """Tell the store this run is alive; beat as often as its ``crash_after`` asks."""
+        self._busy_since = time.monotonic()  # a heartbeat that hangs is a stall too
+        try:
+            liveness = self.store.record_heartbeat(self.project_id, self.experiment_id)
+            self._heartbeat_every = heartbeat_interval(liveness.crash_after)
+        except Exception:  # unreachable or refused: the batches' path says so, and retries
+            pass
+        finally:
+            self._busy_since = None
+        self._next_heartbeat = time.monotonic() + self._heartbeat_every
 
     # --- sending -----------------------------------------------------------------------------------
     def _drain(self) -> None:
