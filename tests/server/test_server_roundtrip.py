@@ -152,7 +152,7 @@ def test_log_stream_sends_lines_then_ends(user, shared_server):
     assert events[0].startswith("id: 1\nevent: line\ndata: ")
     assert '"message":"first"' in events[0]
     assert '"message":"<b>second</b>"' in events[1]
-    assert events[-1] == 'event: end\ndata: {"status":"failed"}'
+    assert events[-1] == 'event: end\ndata: {"status":"failed","last_heartbeat":null}'
 
 
 def test_log_stream_resumes_after_last_event_id(user, shared_server):

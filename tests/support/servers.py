@@ -49,11 +49,17 @@ class ServerProcess:
     """One ``mltrail server`` subprocess on 127.0.0.1, restartable on the same port and DB."""
 
     def __init__(
-        self, db_url: str, home: Path, port: int | None = None, extra_args: tuple[str, ...] = ()
+        self,
+        db_url: str,
+        home: Path,
+        port: int | None = None,
+        extra_args: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
     ) -> None:
         self.db_url = db_url
         self.home = home
         self.extra_args = extra_args
+        self.extra_env = dict(env or {})  # more MLTRAIL_* settings, e.g. MLTRAIL_CRASH_AFTER
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.admin_token: str | None = None
@@ -67,6 +73,7 @@ class ServerProcess:
         assert self.proc is None or self.proc.poll() is not None, "already running"
         env = {k: v for k, v in os.environ.items() if not k.startswith("MLTRAIL_")}
         env["MLTRAIL_HOME"] = str(self.home)
+        env.update(self.extra_env)
         args = ["server", "--db", self.db_url, "--host", "127.0.0.1", "--port", str(self.port)]
         args += self.extra_args
         self.proc = subprocess.Popen(
@@ -157,15 +164,19 @@ class ServerProcess:
 def server_factory(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Callable[..., ServerProcess]]:
-    """``server_factory(db_url, port=None, extra_args=())``: start a real server (``extra_args``
-    go to ``mltrail server``, e.g. ``("--artifacts", url)``); all stopped at teardown."""
+    """``server_factory(db_url, port=None, extra_args=(), env=None)``: start a real server
+    (``extra_args`` go to ``mltrail server``, e.g. ``("--artifacts", url)``; ``env``: extra
+    variables, e.g. ``{"MLTRAIL_CRASH_AFTER": "3"}``); all stopped at teardown."""
     started: list[ServerProcess] = []
 
     def start(
-        db_url: str, port: int | None = None, extra_args: tuple[str, ...] = ()
+        db_url: str,
+        port: int | None = None,
+        extra_args: tuple[str, ...] = (),
+        env: dict[str, str] | None = None,
     ) -> ServerProcess:
         home = tmp_path_factory.mktemp("server-home")
-        started.append(ServerProcess(db_url, home, port, extra_args))
+        started.append(ServerProcess(db_url, home, port, extra_args, env))
         return started[-1].start()
 
     yield start
