@@ -188,3 +188,17 @@ def test_an_agents_lease_keeps_its_jobs_experiment_running(store, clock):
     assert store.get_experiment(project_id, e).status is Status.CRASHED
     store.expire_leases()
     assert store.get_experiment(project_id, e).status is Status.FAILED
+
+
+def test_stopping_a_job_whose_agent_died_ends_it_stopped_for_good(store, clock):
+    project_id = store.create_project("dead-agent").id
+    store.register_agent("agent-d", name="host", queues=["default"], lease_seconds=5)
+    job = store.submit_job(project_id, ["sleep", "1000"], max_retries=3)
+    store.claim_job("agent-d", ["default"], lease_seconds=5)
+    store.heartbeat("agent-d", job.job_id, lease_seconds=5)
+    clock.advance(GRACE + 1)  # the agent died with its job; its lease ran out
+    stopped = store.request_stop(project_id, job.experiment_id)
+    assert (stopped.status, stopped.ended_at) == (Status.STOPPED, T0)
+    store.expire_leases()  # not re-queued (retries are left) nor failed: it was stopped
+    assert store.get_job(job.job_id).status is Status.STOPPED
+    assert store.get_experiment(project_id, job.experiment_id).status is Status.STOPPED

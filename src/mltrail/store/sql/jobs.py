@@ -226,9 +226,11 @@ def _end_job(
 
 
 def expire_leases(conn: Connection, db: Database, now: float) -> list[Job]:
-    """Re-queue or fail every running job whose lease ran out, saying so in its logs."""
+    """Re-queue or fail every running job whose lease ran out, saying so in its logs; a job
+    asked to stop ends stopped (a stop of its dead run may have recorded that already)."""
     rows = conn.execute(
         job_select()
+        .add_columns(experiments.c.stop_requested)
         .where(jobs.c.status == Status.RUNNING.value, jobs.c.lease_expires_at < now)
         .order_by(jobs.c.id)
         .with_for_update(of=jobs, skip_locked=True)
@@ -236,7 +238,9 @@ def expire_leases(conn: Connection, db: Database, now: float) -> list[Job]:
     unscoped = Scope()  # whoever notices an expired lease may recover it
     for row in rows:
         note = f"lease expired: agent {row.agent_id} stopped heartbeating (attempt {row.attempts})"
-        if row.attempts <= row.max_retries:
+        if row.stop_requested:
+            _end_job(conn, unscoped, now, row, Status.STOPPED, error=note + "; asked to stop")
+        elif row.attempts <= row.max_retries:
             conn.execute(
                 update(jobs)
                 .where(jobs.c.id == row.id)
