@@ -171,6 +171,12 @@ def claim_job(
         )
         touch_agent(conn, aid, now, job_id=row.id)
         _set_experiment_status(conn, scope, now, row, Status.RUNNING)
+        # the claim is the agent's first heartbeat for the run (see core/liveness.py)
+        conn.execute(
+            update(experiments)
+            .where(experiments.c.id == row.experiment_id)
+            .values(last_heartbeat=now)
+        )
         return to_job(load_job(conn, scope, row.id))
     return None
 
