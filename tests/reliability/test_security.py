@@ -86,6 +86,7 @@ def _bob_attempts(bob: HttpStore, p: int, e: int, job_id: int, bob_project: int)
         "get_experiment": lambda: bob.get_experiment(p, e),
         "update": lambda: bob.update_experiment(p, e, display_name="pwned"),
         "stop": lambda: bob.request_stop(p, e),
+        "heartbeat": lambda: bob.record_heartbeat(p, e),
         "append_points": lambda: bob.append_points(p, e, _batch(1, 100)),
         "list_series": lambda: bob.list_series(p, e),
         "read_series": lambda: bob.read_series(p, e, "loss", "train"),

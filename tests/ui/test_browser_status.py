@@ -138,6 +138,7 @@ def test_stop_a_running_run_from_its_actions_menu(page, ui_server) -> None:
         project, display_name="long-job", status=Status.RUNNING
     ).experiment_id
     set_run_times(store.url, project, e, time.time() - 90, None)
+    store.record_heartbeat(project, e)  # a live run heartbeats: a stop is asked, not recorded
     append_logs(store, project, e, [("INFO", "working")])
     page.goto(f"{ui_server.url}/#/projects/{project}/experiments/{e}")
     menu = page.locator(".actions-menu")
