@@ -1,5 +1,5 @@
 """Log lines keep any text exactly, end to end: a real trainer (SDK defaults, console capture
-on) prints NUL and invalid UTF-8, in embedded mode and against real servers on SQLite and
+on, at the fd level) prints NUL and invalid UTF-8 and writes raw bytes to fd 1, in embedded mode and against real servers on SQLite and
 PostgreSQL; every line comes back as printed through the Python API, the batch holding them
 never blocks the batches after it, nothing is spooled and no request fails. The Store-level
 contract is tests/store/test_log_text_contract.py."""
@@ -30,13 +30,14 @@ AFTER = 60
 # stdout takes lone surrogates back to bytes (surrogateescape), as for os.listdir() names
 TRAINER = textwrap.dedent(
     """
-    import sys, json
+    import json, os, sys
     import mltrail
     odd = json.loads(sys.argv[1])
     with mltrail.start("text", "odd lines") as exp:
         print("before")
         for line in odd:
-            print(line)
+            print(line, flush=True)
+        os.write(1, b"raw bytes \\xff\\x00 below Python\\n")  # fd-level capture takes these
         exp.flush()  # the odd lines go in a batch of their own
         for i in range(int(sys.argv[2])):
             print("after", i)
@@ -64,7 +65,8 @@ def test_nul_and_invalid_utf8_lines_round_trip_and_never_block_later_batches(mod
     assert done.returncode == 0, done.stderr.decode(errors="replace")
     last = done.stdout.decode("utf-8", "surrogateescape").splitlines()[-1]
     _, p, e, spooled = last.split()
-    expected = ["before", *ODD_LINES, *(f"after {i}" for i in range(AFTER))]
+    raw = b"raw bytes \xff\x00 below Python".decode("utf-8", "surrogateescape")
+    expected = ["before", *ODD_LINES, raw, *(f"after {i}" for i in range(AFTER))]
     with Api.from_settings(mode.settings) as api:
         lines = api.experiments.logs(int(p), int(e), follow=False, file=io.StringIO())
     messages = [line.message for line in lines]

@@ -80,8 +80,10 @@ class FdCapture:
         self._cutters = cutters
         self._deliver = deliver
         encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
+        # invalid bytes stay as lone surrogates, which the store keeps exactly (core/text.py)
         self._decoders = {
-            name: codecs.getincrementaldecoder(encoding)(errors="replace") for name in cutters
+            name: codecs.getincrementaldecoder(encoding)(errors="surrogateescape")
+            for name in cutters
         }
         self._pid = os.getpid()
         self._saved: dict[int, int] = {}  # fd -> a copy of the original console fd
