@@ -27,6 +27,7 @@ from mltrail.config import Settings
 from mltrail.core.liveness import stop_grace
 from support.clients import rest_client
 from support.servers import ServerProcess
+from support.trainers import launch_trainer
 
 CRASH_AFTER = 3.0
 PROCESS_TIMEOUT = 120
@@ -85,19 +86,7 @@ def mode(request: pytest.FixtureRequest, tmp_path: Path) -> Mode:
 
 def launch(mode: Mode, name: str, sleep: float) -> tuple[subprocess.Popen[str], int, int]:
     """A trainer that logs, prints STARTED and sleeps ``sleep`` seconds; its experiment."""
-    proc = subprocess.Popen(
-        [sys.executable, "-c", TRAINER, name, str(sleep)],
-        env=mode.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if line.startswith("STARTED"):
-            _, p, e = line.split()
-            return proc, int(p), int(e)
-    raise AssertionError(f"trainer exited {proc.wait()}: {proc.stderr.read()}")  # type: ignore[union-attr]
+    return launch_trainer(TRAINER, [name, str(sleep)], mode.env)
 
 
 class Follower(threading.Thread):

@@ -4,16 +4,27 @@ end of their log, and a live run can be stopped from its actions menu."""
 
 from __future__ import annotations
 
-import json
+import os
 import re
+import textwrap
 import time
+from pathlib import Path
 from urllib.parse import parse_qs, urlparse
 
 import pytest
 from playwright.sync_api import expect
-from ui_seed import add_running_run, append_logs, bulk_experiments, metric_batch, set_run_times
+from ui_seed import (
+    add_running_run,
+    append_logs,
+    bulk_experiments,
+    metric_batch,
+    open_page,
+    set_run_times,
+)
 
 from mltrail.core.types import Status
+from support.servers import ServerProcess
+from support.trainers import launch_trainer
 
 pytestmark = pytest.mark.browser
 
@@ -101,34 +112,102 @@ def test_a_failed_run_shows_its_traceback_at_the_top(page, ui_server, sweep) -> 
     expect(page.locator(".failure")).to_be_hidden()  # a finished run has none
 
 
-def test_crashed_is_shown_like_failed(page, ui_server, sweep) -> None:
-    """The server's crashed status (heartbeats stopped) lands with the run-trust work; until
-    then the experiment's JSON is answered with status 'crashed' by the browser itself."""
-    path = f"/api/v1/projects/{sweep.project}/experiments/{sweep.failed}"
+CRASH_AFTER = 3.0  # the crash test's server judges a run crashed after 3 s without heartbeats
 
-    def crashed(route) -> None:
-        response = route.fetch()
-        body = json.loads(response.text())
-        body["status"] = "crashed"
-        route.fulfill(response=response, body=json.dumps(body))
+TRAINER = textwrap.dedent(
+    """
+    import sys, time
+    import mltrail
+    with mltrail.start("crash-ui", "doomed", hyperparams={"lr": 0.1}) as exp:
+        print("epoch 1/10: loss 0.52", flush=True)
+        exp.log({"loss": 0.52})
+        print("STARTED", exp.project_id, exp.experiment_id, flush=True)
+        time.sleep(600)
+    """
+)
 
-    page.route(re.compile(re.escape(path) + "$"), crashed)
+
+@pytest.fixture
+def crash_server(server_factory, sqlite_url: str) -> ServerProcess:
+    """A server of its own that judges runs after CRASH_AFTER seconds (the shared one: 300 s)."""
+    return server_factory(sqlite_url, env={"MLTRAIL_CRASH_AFTER": str(CRASH_AFTER)})
+
+
+def trainer_env(server: ServerProcess, home: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLTRAIL_")}
+    return env | {
+        "MLTRAIL_URL": server.url,
+        "MLTRAIL_TOKEN": server.admin_token or "",
+        "MLTRAIL_HOME": str(home),
+    }
+
+
+def test_a_sigkilled_trainer_shows_crashed_at_the_top_live(browser, crash_server, tmp_path) -> None:
+    """The page is open while the run trains; the trainer is SIGKILLed; without a reload the
+    page says crashed, like a failed run: red pill, a Crashed box with the end of its log above
+    the charts, the last heartbeat, a duration that stopped counting; the table row too."""
+    proc, p, e = launch_trainer(TRAINER, [], trainer_env(crash_server, tmp_path / "home"))
+    pages = open_page(browser, crash_server.admin_token)
+    page = next(pages)
+    try:
+        page.goto(f"{crash_server.url}/#/projects/{p}/experiments/{e}")
+        pill = page.locator("main h1 .status")
+        expect(pill).to_have_text("running")
+        expect(page.locator(".log-line").first).to_contain_text("epoch 1/10")
+        time.sleep(2 * CRASH_AFTER)  # heartbeats keep a live run running past crash_after
+        expect(pill).to_have_text("running")
+        proc.kill()
+        proc.wait(10)
+        expect(pill).to_have_text("crashed", timeout=(CRASH_AFTER + 15) * 1000)
+        expect(pill).to_have_class(re.compile("status-failure"))
+        failure = page.locator(".failure")
+        expect(failure.locator("h2")).to_have_text("Crashed")
+        expect(failure).to_contain_text("heartbeats stopped")
+        expect(failure).to_contain_text("No heartbeat since ")
+        expect(failure.locator(".failure-log")).to_contain_text("epoch 1/10: loss 0.52")
+        top = failure.bounding_box()["y"]
+        assert top < 400 and top < page.locator(".metrics").bounding_box()["y"]
+        facts = page.locator(".experiment-head .facts")
+        expect(facts).to_contain_text("Last heartbeat")
+        duration = facts.locator(".duration")
+        assert duration.get_attribute("data-live-since") is None  # no longer counting
+        frozen = duration.inner_text()
+        assert seconds(frozen) >= 2 * CRASH_AFTER
+        failed_colours = pill.evaluate(
+            "el => [getComputedStyle(el).color, getComputedStyle(el).backgroundColor]"
+        )
+        page.goto(f"{crash_server.url}/#/projects/{p}")
+        row = page.locator(f"tr[data-experiment-id='{e}']")
+        expect(row.locator(".status")).to_have_text("crashed")
+        expect(row).to_have_class("run-failure")
+        expect(row.locator("td[data-column='duration']")).to_have_text(frozen)
+        assert (
+            row.locator(".status").evaluate(
+                "el => [getComputedStyle(el).color, getComputedStyle(el).backgroundColor]"
+            )
+            == failed_colours
+        )
+        assert page.errors == []
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+        pages.close()
+
+
+def test_crashed_and_failed_pills_look_alike(page, ui_server, sweep) -> None:
     page.goto(f"{ui_server.url}/#/projects/{sweep.project}/experiments/{sweep.failed}")
     pill = page.locator("main h1 .status")
-    expect(pill).to_have_text("crashed")
-    expect(page.locator(".failure h2")).to_have_text("Crashed")
-    expect(page.locator(".failure")).to_contain_text("heartbeats stopped")
-    expect(page.locator(".failure .failure-log")).to_contain_text("RuntimeError")
-    crashed_colours = pill.evaluate(
+    expect(pill).to_have_text("failed")
+    colours = pill.evaluate(
         "el => [getComputedStyle(el).color, getComputedStyle(el).backgroundColor]"
     )
-    page.unroute(re.compile(re.escape(path) + "$"))
-    page.reload()
-    expect(pill).to_have_text("failed")
-    assert (
-        pill.evaluate("el => [getComputedStyle(el).color, getComputedStyle(el).backgroundColor]")
-        == crashed_colours
+    crashed = page.evaluate(
+        """async () => { const m = await import('/ui/js/status.js');
+           const el = m.statusPill('crashed'); document.body.append(el);
+           const style = getComputedStyle(el); return [style.color, style.backgroundColor]; }"""
     )
+    assert crashed == colours
 
 
 def test_stop_a_running_run_from_its_actions_menu(page, ui_server) -> None:

@@ -214,9 +214,12 @@ def test_status_knows_crashed_and_counts_running_time(js) -> None:
              m.runDuration({status: "running", started_at: 1000, ended_at: null, duration: 0}, 2200),
              m.runDuration({status: "done", started_at: 1000, ended_at: 1600}, 9999),
              m.runDuration({status: "running", started_at: 3000, ended_at: null}, 2000),
-             m.statusPill("paused").className];""",
+             m.statusPill("paused").className,
+             m.runDuration({status: "crashed", started_at: 1000, ended_at: null, last_heartbeat: 1450,
+               duration: 0}, 9999)];""",
     )
     assert out[0] == "status status-crashed status-failure"
     assert out[1:4] == [True, True, False]
     assert out[4:7] == [1200, 600, 0]  # now - start while running; never negative
     assert out[7] == "status status-unknown"
+    assert out[8] == 450  # a crashed run lasted until its last heartbeat

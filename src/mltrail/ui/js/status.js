@@ -38,13 +38,15 @@ export function statusPill(status) {
 
 /**
  * Seconds the run has taken: ended - started once it ended; for a running run, now - started
- * by the client's clock (never negative, whatever the clocks' skew).
+ * by the client's clock (never negative, whatever the clocks' skew); for a crashed run, until
+ * its last heartbeat (the last moment it was known alive).
  */
 export function runDuration(experiment, now = Date.now() / 1000) {
-  const { started_at: started, ended_at: ended, status } = experiment;
+  const { started_at: started, ended_at: ended, status, last_heartbeat: beat } = experiment;
   if (started === null || started === undefined) return null;
   if (ended !== null && ended !== undefined) return Math.max(0, ended - started);
   if (status === "running") return Math.max(0, now - started);
+  if (status === "crashed" && beat !== null && beat !== undefined) return Math.max(0, beat - started);
   return experiment.duration ?? null;
 }
 

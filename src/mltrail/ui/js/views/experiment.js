@@ -191,6 +191,7 @@ class ExperimentView {
       ["Started", formatTime(e.started_at)],
       ["Ended", formatTime(e.ended_at)],
       ["Duration", e.started_at ? durationText(e) : ""],
+      ["Last heartbeat", isFinal(e.status) && e.status !== "crashed" ? "" : formatTime(e.last_heartbeat)],
     ].filter(([, v]) => v);
     setChildren(this.header,
       h("div", { class: "title-row" },
@@ -214,9 +215,11 @@ class ExperimentView {
     const what = e.status === "crashed"
       ? "This run crashed: its heartbeats stopped (the process died or lost its connection)."
       : "This run failed.";
+    const when = e.ended_at ? ` Ended ${formatTime(e.ended_at)}.`
+      : e.status === "crashed" && e.last_heartbeat ? ` No heartbeat since ${formatTime(e.last_heartbeat)}.` : "";
     setChildren(this.failure,
       h("h2", {}, e.status === "crashed" ? "Crashed" : "Failed"),
-      h("p", {}, what, e.ended_at ? ` Ended ${formatTime(e.ended_at)}.` : ""),
+      h("p", {}, what, when),
       tail.length
         ? [h("p", { class: "muted" }, "End of the log:"),
           h("pre", { class: "failure-log", tabindex: 0 }, tail.map(lineText).join("\n"))]

@@ -11,7 +11,7 @@ import { formatCount } from "../format.js";
 import { ExperimentList } from "../experiment-list.js";
 import { HparamPlots } from "../hpplots.js";
 import { popover } from "../menu.js";
-import { durationText, statusPill, tickDurations } from "../status.js";
+import { durationText, isFailure, statusPill, tickDurations } from "../status.js";
 import { buildColumns, cellText, parseFilter, rowsCsv, shownByDefault, sortRows } from "../table.js";
 
 const PAGE_SIZE = 50;
@@ -193,7 +193,9 @@ class ExperimentsView {
     const columns = this.visibleColumns();
     const header = h("tr", {}, h("th", { class: "select pinned pinned-select", scope: "col" }, this.selectAllBox()),
       columns.map((c) => this.headerCell(c)));
-    const body = rows.map((e) => h("tr", { dataset: { experimentId: e.experiment_id } },
+    const body = rows.map((e) => h("tr", {
+      dataset: { experimentId: e.experiment_id }, class: isFailure(e.status) ? "run-failure" : null,
+    },
       h("td", { class: "select pinned pinned-select" }, h("input", {
         type: "checkbox", checked: this.selected.has(e.experiment_id),
         "aria-label": `Select experiment ${e.experiment_id}`,
