@@ -36,8 +36,13 @@ def trainer_env(server: ServerProcess, home: Path, **extra: str) -> dict[str, st
 
 
 def launch(env: dict[str, str], *args: object) -> subprocess.Popen[str]:
+    return launch_script(TRAINER, env, *args)
+
+
+def launch_script(script: str, env: dict[str, str], *args: object) -> subprocess.Popen[str]:
+    """A script of this folder (or a path) as a process with piped stdin, stdout and stderr."""
     return subprocess.Popen(
-        [sys.executable, TRAINER, *map(str, args)],
+        [sys.executable, str(Path(__file__).parent / script), *map(str, args)],
         env=env,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,

@@ -3,9 +3,15 @@
 Each unsent batch is one JSON file under ``settings.spool_dir`` holding everything needed to
 replay it: the target (server URL or embedded database), the experiment, and the batch with its
 ``(client_id, seq)`` in the REST API's wire form (:mod:`mltrail.core.codec`), so a batch replayed
-twice is still stored once. File names start with a
-nanosecond timestamp, so sorting them gives the order the batches were written in. When the
-spool outgrows ``settings.spool_limit_bytes`` the oldest files are dropped, with a warning.
+twice is still stored once. When the spool outgrows ``settings.spool_limit_bytes`` the oldest
+files are dropped, with a warning.
+
+Order is never the wall clock, which jumps (NTP, a VM resumed, a user setting it): a file name
+starts with ``b<boot>-<monotonic ns>``, where ``<monotonic ns>`` is the system-wide monotonic
+clock when the batch was cut (:func:`order_stamp`, comparable between processes of one boot) and
+``<boot>`` numbers the machine's boots in the order this spool first saw them (the ``boots``
+file). So sorting the names gives the order batches were cut in, across processes and reboots.
+Names from older mltrail versions (a wall-clock stamp first) sort before every new one.
 """
 
 from __future__ import annotations
@@ -15,7 +21,9 @@ import itertools
 import os
 import threading
 import time
+import uuid
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,6 +45,28 @@ if TYPE_CHECKING:
 SPOOL_VERSION = 2  # 1: log lines as [time, stream, level, message] lists
 SUFFIX = ".json"
 REJECTED_DIR = "rejected"
+BOOTS_FILE = "boots"
+_BOOT_ID_FILE = Path("/proc/sys/kernel/random/boot_id")
+_PROCESS_BOOT = f"process-{uuid.uuid4().hex}"  # where the boot is unknown: each process is one
+
+
+def order_stamp() -> int:
+    """The spool's order key of a batch cut now: the monotonic clock in ns (no I/O, so the
+    training thread may call it)."""
+    return time.monotonic_ns()
+
+
+def _boot_id() -> str:
+    """This boot's id (Linux); elsewhere one per process, which keeps order within a process."""
+    try:
+        return _BOOT_ID_FILE.read_text().strip() or _PROCESS_BOOT
+    except OSError:
+        return _PROCESS_BOOT
+
+
+def _order_key(path: Path) -> tuple[int, str]:
+    """Files sort by name; older versions' names (a wall-clock stamp first) before all others."""
+    return (0 if path.name[:1].isdigit() else 1, path.name)
 
 
 class SpoolWarning(UserWarning):
@@ -92,6 +122,7 @@ class Spool:
     def __init__(self, directory: Path, limit_bytes: int) -> None:
         self.directory = Path(directory)
         self.limit_bytes = limit_bytes
+        self._boot: int | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Spool:
@@ -113,7 +144,7 @@ class Spool:
         Args:
             target / project_id / experiment_id / client_id: where the record belongs.
             record: the batch, as :func:`encode_metrics` and friends make it.
-            stamp: nanosecond time the file sorts by (replay order); now by default.
+            stamp: the order key (:func:`order_stamp`) the file sorts by; now by default.
 
         Returns:
             The file written, or ``None`` when the record alone is over the limit.
@@ -138,13 +169,29 @@ class Spool:
         with self._lock:
             self.directory.mkdir(parents=True, exist_ok=True)
             self._make_room(len(data))
-            when = time.time_ns() if stamp is None else stamp
-            name = f"{when:020d}-{client_id}-{next(self._counter):06d}{SUFFIX}"
+            when = order_stamp() if stamp is None else stamp
+            boot = self._boot_number()
+            name = f"b{boot:06d}-{when:020d}-{client_id}-{next(self._counter):06d}{SUFFIX}"
             path = self.directory / name
             tmp = path.with_suffix(".tmp")
             tmp.write_bytes(data)
             os.replace(tmp, path)  # a kill mid-write leaves a .tmp, never half a batch
         return path
+
+    def _boot_number(self) -> int:
+        """This boot's number in the spool's ``boots`` file (1 for the first boot it saw),
+        added when new; read once per process (with the class lock held)."""
+        if self._boot is None:
+            boot_id = _boot_id()
+            path = self.directory / BOOTS_FILE
+            with path.open("a+", encoding="utf-8") as f, _file_lock(f):
+                f.seek(0)
+                boots = f.read().split()
+                if boot_id not in boots:
+                    f.write(boot_id + "\n")
+                    boots.append(boot_id)
+            self._boot = boots.index(boot_id) + 1
+        return self._boot
 
     def _make_room(self, incoming: int) -> None:
         files = self.files()
@@ -169,7 +216,7 @@ class Spool:
         if not self.directory.is_dir():
             return []
         pattern = f"*-{client_id}-*{SUFFIX}" if client_id else f"*{SUFFIX}"
-        return sorted(self.directory.glob(pattern))
+        return sorted(self.directory.glob(pattern), key=_order_key)
 
     def size_bytes(self) -> int:
         return sum(_size(p) for p in self.files())
@@ -303,6 +350,21 @@ def _read(path: Path) -> dict[str, Any] | None:
             f"mltrail spool: {path.name} is unreadable, skipped", SpoolWarning, stacklevel=3
         )
         return None
+
+
+@contextlib.contextmanager
+def _file_lock(f: Any) -> Iterator[None]:
+    """An exclusive lock on an open file between processes (POSIX; elsewhere none)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    fcntl.flock(f.fileno(), fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        fcntl.flock(f.fileno(), fcntl.LOCK_UN)
 
 
 def _size(path: Path) -> int:

@@ -37,7 +37,7 @@ class Spoolable:
     batch: Any
     size: int
     kind: str  # "points" or "lines": what ``size`` counts
-    stamp: int  # ns; spool files sort by it
+    stamp: int  # spool.order_stamp() when cut; spool files sort by it
 
 
 class Spooler:

@@ -53,6 +53,7 @@ from mltrail.sdk.spool import (
     encode_logs,
     encode_metrics,
     is_transient,
+    order_stamp,
 )
 from mltrail.sdk.spooler import Spoolable, Spooler
 
@@ -222,7 +223,7 @@ class Writer:
     def _overflow(self) -> None:
         """Queue the buffered points for the spool (with the buffer lock held: no I/O here)."""
         compacted, calls = self._take_all()
-        stamp = time.time_ns()
+        stamp = order_stamp()
         chunks = compacted + series_chunks(calls)
         del calls, compacted
         for batch in metric_batches(self.client_id, self._seq, chunks, self.batch_points):
@@ -340,7 +341,7 @@ class Writer:
                 links = _take(self._links)
                 if self._overflowed:  # newer batches must not overtake the spooled ones
                     self._overflowed, self._spool_pending = False, True
-                stamp = time.time_ns()  # under the lock: an overflow cut later sorts after
+                stamp = order_stamp()  # under the lock: an overflow cut later sorts after
             outbox = self._outbox(compacted + series_chunks(calls), lines, links)
             del calls, compacted
             for index, (encode, batch, call) in enumerate(outbox):
@@ -381,7 +382,8 @@ class Writer:
     ) -> None:
         """Send with retries; spool when the store stays unreachable. Never raises.
 
-        ``stamp`` (ns) is when the batch was cut from the buffer; spooled, it sorts by it.
+        ``stamp`` (:func:`~mltrail.sdk.spool.order_stamp`) is when the batch was cut from the
+        buffer; spooled, it sorts by it.
         """
         fault: BaseException | None = None
         self._busy_since = time.monotonic()  # retries included: a stall is a stall
