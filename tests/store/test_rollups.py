@@ -77,6 +77,21 @@ def test_choose_level_bounds_items_read() -> None:
         assert math.ceil(total / rollups.LEVEL_SIZES[level - 1]) <= rollups.ITEMS_PER_POINT * 2000
 
 
+def test_choose_level_keeps_enough_buckets_for_the_resolution() -> None:
+    """A level is used only when it has a bucket per group of the chart: a 10^4-point series
+    at 2,000 points is read raw, not from 157 level-1 buckets (about 300 points)."""
+    for max_points in (100, 500, 2000):
+        groups = rollups.groups_for(max_points)
+        for total in (10**4, 3 * 10**4, 10**5, 3 * 10**5, 10**6, 10**7):
+            level = rollups.choose_level(total, max_points)
+            if level:
+                assert math.ceil(total / rollups.LEVEL_SIZES[level - 1]) >= groups
+            else:
+                assert math.ceil(total / rollups.LEVEL_SIZES[0]) < groups or (
+                    total <= rollups.ITEMS_PER_POINT * max_points
+                )
+
+
 def test_downsample_of_raw_points() -> None:
     n = 10_000
     v = np.sin(np.arange(n) / 100.0)
@@ -87,9 +102,10 @@ def test_downsample_of_raw_points() -> None:
     items = {
         f"{p}_{f}": a
         for p in rollups.PARTS
-        for f, a in zip(rollups.POINT_FIELDS, (it, ep, v), strict=True)
+        for f, a in zip(rollups.POINT_FIELDS[:3], (it, ep, v), strict=True)
     }
-    got_it, _, got_v = rollups.downsample(items, 100)
+    got_it, _, got_v, got_t = rollups.downsample(items, 100)
+    assert np.isnan(got_t).all()  # no times given
     assert len(got_it) <= 100
     assert got_it[0] == 0 and got_it[-1] == n - 1 and np.all(np.diff(got_it) >= 0)
     assert 10.0 in got_v.tolist() and 4321 in got_it.tolist()

@@ -159,8 +159,14 @@ class ExperimentsApi:
         key: str,
         phase: str = "train",
         max_points: int | None = None,
+        times: bool = False,
     ) -> dict[str, Any]:
-        """A metric series, downsampled to ``max_points`` when given."""
+        """A metric series, downsampled to ``max_points`` when given.
+
+        Args:
+            times: add ``times``, each point's wall-clock time (unix seconds; None where
+                unknown), for charts and exports over wall time or time since the start.
+        """
         if max_points is not None:
             max_points = validation.require_int(max_points, "max_points", minimum=2)
         s = self._store.read_series(
@@ -169,6 +175,7 @@ class ExperimentsApi:
             validation.metric_key(key),
             validation.phase(phase),
             max_points=max_points,
+            times=bool(times),
         )
         return codec.series_to_wire(s, tagged=False)
 

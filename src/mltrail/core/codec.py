@@ -238,11 +238,21 @@ def series_to_wire(s: Series, *, tagged: bool = True) -> Json:
         "iterations": np.asarray(s.iterations, dtype=np.int64).tolist(),
         "epochs": epochs,
         "values": floats_to_wire(s.values) if tagged else np.asarray(s.values).tolist(),
+        **({} if s.times is None else {"times": _times_to_wire(s.times)}),
     }
+
+
+def _times_to_wire(times: np.ndarray) -> list[float | None]:
+    """Unix seconds; an unknown time (NaN: points stored before times were kept) is null."""
+    out: list[Any] = np.round(np.asarray(times, dtype=np.float64), 3).tolist()
+    if np.isnan(times).any():
+        out = [None if t != t else t for t in out]
+    return out
 
 
 def series_from_wire(d: Json) -> Series:
     values = [v if isinstance(v, (int, float)) else from_wire(v) for v in d["values"]]
+    times = d.get("times")
     return Series(
         key=d["key"],
         phase=d["phase"],
@@ -251,6 +261,7 @@ def series_from_wire(d: Json) -> Series:
         values=np.asarray(values, dtype=np.float64),
         total=d["total"],
         downsampled=d["downsampled"],
+        times=None if times is None else np.array(times, dtype=np.float64),
     )
 
 
@@ -265,6 +276,7 @@ def series_to_packed(s: Series) -> Json:
         "iterations": pack_array(s.iterations, "<i8"),
         "epochs": pack_array(s.epochs, "<i8"),
         "values": pack_array(s.values, "<f8"),
+        **({} if s.times is None else {"times": pack_array(s.times, "<f8")}),
     }
 
 
@@ -278,6 +290,7 @@ def series_from_packed(d: Json) -> Series:
         values=_unpack(d["values"], "<f8", n, "values"),
         total=d["total"],
         downsampled=d["downsampled"],
+        times=_unpack(d["times"], "<f8", n, "times") if "times" in d else None,
     )
 
 

@@ -199,7 +199,8 @@ class Series:
     """A series as read for a chart or an export.
 
     ``downsampled`` tells whether min/max bucketing was applied; ``total`` is the number of
-    stored points, whatever was returned.
+    stored points, whatever was returned. ``times`` (unix seconds, kept to the millisecond;
+    NaN where unknown) is None unless the read asked for wall-clock times.
     """
 
     key: str
@@ -209,6 +210,7 @@ class Series:
     values: np.ndarray
     total: int
     downsampled: bool
+    times: np.ndarray | None = None
 
 
 @dataclass(frozen=True)

@@ -125,6 +125,9 @@ class SeriesOut(BaseModel):
     iterations: list[int]
     epochs: list[int | None]
     values: list[WireFloat]
+    times: list[float | None] | None = Field(
+        None, description="with times=true: unix seconds per point, null where unknown"
+    )
 
 
 class SeriesPackedOut(BaseModel):
@@ -138,6 +141,7 @@ class SeriesPackedOut(BaseModel):
     iterations: str = Field(description="base64 of <i8")
     epochs: str = Field(description="base64 of <i8, -1 = no epoch")
     values: str = Field(description="base64 of <f8")
+    times: str | None = Field(None, description="with times=true: base64 of <f8 unix seconds")
 
 
 class StoredOut(BaseModel):

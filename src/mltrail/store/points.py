@@ -29,8 +29,10 @@ class PointStore(abc.ABC):
         max_points: int | None = None,
         start: int | None = None,
         end: int | None = None,
+        times: bool = False,
     ) -> Series:
         """A series in iteration order; with ``max_points``, min/max downsampled to at most that
         many points (first and last kept), at a cost independent of the series length.
         ``start``/``end`` keep the iterations in that inclusive range (a chart's zoom), each
-        open when None; ``max_points`` then applies to the points of the range."""
+        open when None; ``max_points`` then applies to the points of the range. ``times``
+        fills ``Series.times`` with each returned point's wall-clock time (unix seconds)."""

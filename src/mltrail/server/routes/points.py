@@ -57,14 +57,23 @@ def read_series(
     start: int | None = Query(None, description="first iteration to keep (inclusive)"),
     end: int | None = Query(None, description="last iteration to keep (inclusive)"),
     format: Literal["json", "packed"] = Query("json"),
+    times: bool = Query(False, description="add each point's wall-clock time (unix seconds)"),
 ) -> OrjsonResponse:
     """A series in iteration order, min/max downsampled to ``max_points`` when given.
 
     ``start``/``end`` keep only that iteration range (a zoomed chart re-reads it at its own
     resolution). ``format=packed`` sends the columns as base64 arrays: exact and compact.
+    ``times=true`` adds a ``times`` column (unix seconds, null where unknown).
     """
     series = store.read_series(
-        project_id, experiment_id, key, phase, max_points=max_points, start=start, end=end
+        project_id,
+        experiment_id,
+        key,
+        phase,
+        max_points=max_points,
+        start=start,
+        end=end,
+        times=times,
     )
     encode = series_to_packed if format == "packed" else series_to_wire
     # returned as a response so large series skip response-model validation

@@ -33,10 +33,13 @@ class HttpPoints(HttpNoun, PointStore):
         max_points: int | None = None,
         start: int | None = None,
         end: int | None = None,
+        times: bool = False,
     ) -> Series:
         path = self._experiment_path(project_id, experiment_id) + "/series/read"
         params: dict[str, Any] = {"key": key, "phase": phase, "format": "packed"}
         params.update(max_points=max_points, start=start, end=end)
+        if times:
+            params["times"] = "true"
         content = self._http.call("GET", path, params=params, repeatable=True, raw=True)
         # a packed body is mostly base64 text, which the standard library parses as fast as
         # orjson: parse_json's digit scan would only add to a 100,000-point export

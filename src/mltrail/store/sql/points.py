@@ -193,12 +193,13 @@ class _Writes:
                 for r, n in zip(self.rows, lengths, strict=True)
             ]
         )
-        it, ep, v = (
+        it, ep, v, t = (
             np.concatenate([getattr(c, a) for c in self.chunks])
-            for a in ("iterations", "epochs", "values")
+            for a in ("iterations", "epochs", "values", "times")
         )
+        millis = np.round(t * 1000.0).astype(np.int64)  # as the chunk codec keeps them
         for level, size in enumerate(rollups.LEVEL_SIZES, start=1):
-            buckets = rollups.compute_buckets(series, ordinals, size, it, ep, v)
+            buckets = rollups.compute_buckets(series, ordinals, size, it, ep, v, millis)
             is_first = np.r_[True, buckets["series"][1:] != buckets["series"][:-1]]
             merged = np.zeros(len(is_first), dtype=bool)
             for i in np.flatnonzero(is_first).tolist():
@@ -308,6 +309,7 @@ def read_series(
     """Full series (arrival order) or, with ``max_points``, a min/max downsampled view whose
     cost depends on ``max_points`` only. ``start``/``end`` (inclusive iterations) keep only
     that range, read from the chunks or rollup buckets overlapping it (see :func:`_read_range`).
+    Every read carries the points' wall-clock times (``Series.times``).
     """
     key = validation.metric_key(key)
     phase = validation.phase(phase)
@@ -324,28 +326,47 @@ def read_series(
     ).first()
     if row is None or row.total == 0:
         raise NotFoundError(f"experiment {ref[1]} has no series {phase}/{key}", "key")
+    return read_stored(
+        conn, Series(key, phase, *_EMPTY, row.total, False), row.id, max_points, bounds
+    )
+
+
+def read_stored(
+    conn: Connection,
+    empty: Series,
+    series_id: int,
+    max_points: int | None,
+    bounds: tuple[int, int] | None,
+) -> SeriesRead:
+    """The read of :func:`read_series` once the series row is found (``empty`` names it)."""
     if bounds is not None:
-        return _read_range(
-            conn, Series(key, phase, *_EMPTY, row.total, False), row.id, max_points, bounds
-        )
-    level = 0 if max_points is None else rollups.choose_level(row.total, max_points)
+        return _read_range(conn, empty, series_id, max_points, bounds)
+    level = 0 if max_points is None else rollups.choose_level(empty.total, max_points)
     if level == 0:
-        it, ep, v, rows = _read_raw(conn, row.id)
-        if max_points is None or row.total <= max_points:
-            return SeriesRead(Series(key, phase, it, ep, v, row.total, False), 0, rows)
-        items = {
-            f"{p}_{f}": a
-            for p in rollups.PARTS
-            for f, a in zip(rollups.POINT_FIELDS, (it, ep, v), strict=True)
-        }
+        cols, rows = _read_raw(conn, series_id)
+        if max_points is None or len(cols[0]) <= max_points:
+            return SeriesRead(_with(empty, cols, False), 0, rows)
+        items = _raw_items(cols)
     else:
-        items, rows = _read_level(conn, row.id, level)
-    it, ep, v = rollups.downsample(items, max_points)
-    return SeriesRead(Series(key, phase, it, ep, v, row.total, True), level, rows)
+        items, rows = _read_level(conn, series_id, level)
+    assert max_points is not None  # without it, the raw branch returned
+    return SeriesRead(_with(empty, rollups.downsample(items, max_points), True), level, rows)
 
 
 _INT64 = (-(2**63), 2**63 - 1)
 _EMPTY = (np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float64))
+Columns = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # iterations, epochs, values, times
+
+
+def _with(empty: Series, cols: Columns, downsampled: bool) -> Series:
+    it, ep, v, t = cols
+    return replace(empty, iterations=it, epochs=ep, values=v, times=t, downsampled=downsampled)
+
+
+def _raw_items(cols: Columns) -> dict[str, np.ndarray]:
+    """Raw points as :func:`rollups.downsample` reads them: every part is the point itself."""
+    fields = zip(rollups.POINT_FIELDS, cols, strict=True)
+    return {f"{p}_{f}": a for f, a in fields for p in rollups.PARTS}
 
 
 def _iteration_bounds(start: Any, end: Any) -> tuple[int, int] | None:
@@ -366,61 +387,63 @@ def _read_range(
 
     Raw points come from the chunks overlapping the range by their first and last iteration
     (iterations are taken as ascending within a batch, as the SDK logs them); a downsampled
-    read uses the finest rollup level with few enough buckets in the range, so a zoomed view
-    costs what a whole read of that many points costs, whatever the series length.
+    read uses the coarsest rollup level with enough buckets in the range for ``max_points``
+    (raw points when even the first level has too few), so a zoomed view costs what a whole
+    read of that many points costs, whatever the series length.
     """
     lo, hi = bounds
     level, span = 0, None
     if max_points is not None:
-        level, span = _range_level(conn, series_id, bounds, max_points, empty.total)
+        level, span = _range_level(conn, series_id, bounds, max_points)
     if level == 0:
-        it, ep, v, rows = _read_raw(conn, series_id, bounds)
-        keep = (it >= lo) & (it <= hi)
-        it, ep, v = it[keep], ep[keep], v[keep]
-        if max_points is None or len(v) <= max_points:
-            return SeriesRead(replace(empty, iterations=it, epochs=ep, values=v), 0, rows)
-        fields = zip(rollups.POINT_FIELDS, (it, ep, v), strict=True)
-        items = {f"{p}_{f}": a for f, a in fields for p in rollups.PARTS}
+        cols, rows = _read_raw(conn, series_id, bounds)
+        keep = (cols[0] >= lo) & (cols[0] <= hi)
+        cols = (cols[0][keep], cols[1][keep], cols[2][keep], cols[3][keep])
+        if max_points is None or len(cols[0]) <= max_points:
+            return SeriesRead(_with(empty, cols, False), 0, rows)
+        items = _raw_items(cols)
     else:
         assert span is not None
         items, rows = _read_level(conn, series_id, level, (span, bounds))
     assert max_points is not None  # without it, the raw branch returned
-    it, ep, v = rollups.downsample(items, max_points)
+    it, ep, v, t = rollups.downsample(items, max_points)
     # edge buckets straddle the range: their first/last/min/max points may lie outside it
     keep = (it >= lo) & (it <= hi)
-    series = replace(empty, iterations=it[keep], epochs=ep[keep], values=v[keep], downsampled=True)
-    return SeriesRead(series, level, rows)
+    return SeriesRead(_with(empty, (it[keep], ep[keep], v[keep], t[keep]), True), level, rows)
 
 
 def _range_level(
-    conn: Connection, series_id: int, bounds: tuple[int, int], max_points: int, total: int
+    conn: Connection, series_id: int, bounds: tuple[int, int], max_points: int
 ) -> tuple[int, tuple[int, int] | None]:
-    """The finest level with at most ``ITEMS_PER_POINT * max_points`` buckets overlapping
-    ``bounds``, and that level's span of bucket numbers; ``(0, None)`` when raw points fit.
+    """The coarsest level with at least :func:`rollups.groups_for` buckets overlapping
+    ``bounds``, and that level's span of bucket numbers; ``(0, None)`` when even the first
+    level has fewer (the range's raw points are read).
 
-    Walks from the coarsest level down, each level's count confined to the ordinals of the
-    buckets found at the level above, so every query touches a bounded number of rows.
+    Walks from the coarsest level down, each level's count confined to the buckets found at
+    the level above, so every query touches a bounded number of rows.
     """
     r = metric_rollups.c
-    budget = rollups.ITEMS_PER_POINT * max_points
-    first, last = 0, total - 1  # ordinals of the points to look at
-    found: tuple[int, tuple[int, int] | None] = (0, None)
+    groups = rollups.groups_for(max_points)
+    first: int | None = None  # ordinals of the points to look at
+    last: int | None = None
     for level in range(len(rollups.LEVEL_SIZES), 0, -1):
         size = rollups.LEVEL_SIZES[level - 1]
-        query = select(func.min(r.bucket), func.max(r.bucket), func.count()).where(
+        where = [
             r.series_id == series_id,
             r.level == level,
-            r.bucket >= first // size,
-            r.bucket <= last // size,
             r.last_iteration >= bounds[0],
             r.first_iteration <= bounds[1],
-        )
+        ]
+        if first is not None and last is not None:
+            where += [r.bucket >= first // size, r.bucket <= last // size]
+        query = select(func.min(r.bucket), func.max(r.bucket), func.count()).where(*where)
         b0, b1, count = conn.execute(query).one()
-        if not count or (count > budget and found[1] is not None):
-            return found
-        found = (level, (b0, b1))
+        if not count:
+            continue
+        if count >= groups:
+            return level, (b0, b1)
         first, last = b0 * size, (b1 + 1) * size - 1
-    return (0, None) if last - first + 1 <= budget else found
+    return 0, None
 
 
 def _chunks_overlapping(series_id: int, bounds: tuple[int, int] | None) -> tuple[Any, ...]:
@@ -436,7 +459,7 @@ def _chunks_overlapping(series_id: int, bounds: tuple[int, int] | None) -> tuple
 
 def _read_raw(
     conn: Connection, series_id: int, bounds: tuple[int, int] | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+) -> tuple[Columns, int]:
     query = (
         select(metric_chunks.c.data, metric_chunks.c.count)
         .where(*_chunks_overlapping(series_id, bounds))
@@ -444,10 +467,9 @@ def _read_raw(
     )
     decoded = [decode_chunk(data, n) for data, n in _fetch_tuples(conn, query)]
     if not decoded:
-        empty = np.empty(0, dtype=np.int64)
-        return empty, empty, np.empty(0, dtype=np.float64), 0
-    cols = [np.concatenate([d[i] for d in decoded]) for i in range(3)]
-    return cols[0], cols[1], cols[2], len(decoded)
+        return (*_EMPTY, np.empty(0, dtype=np.float64)), 0
+    it, ep, v, t = (np.concatenate([d[i] for d in decoded]) for i in range(4))
+    return (it, ep, v, t), len(decoded)
 
 
 def _read_level(
@@ -456,10 +478,10 @@ def _read_level(
     level: int,
     within: tuple[tuple[int, int], tuple[int, int]] | None = None,
 ) -> tuple[dict[str, np.ndarray], int]:
-    """A level's buckets as :func:`rollups.downsample` reads them.
+    """A level's buckets as :func:`rollups.downsample` reads them (times in seconds).
 
     Downsampling takes min and max of every bucket but only the first point of the first
-    bucket and the last point of the last one, so the rows carry the six min/max columns
+    bucket and the last point of the last one, so the rows carry the min/max columns
     and two one-row queries add those two points: half the values to fetch per row.
     ``within`` = ((first bucket, last bucket), (lo, hi)) keeps the buckets in that ordinal
     span whose iterations overlap ``lo..hi``.
@@ -484,6 +506,8 @@ def _read_level(
         for f, value in zip(rollups.POINT_FIELDS, point.tolist(), strict=True):
             # read only at index 0 (first) and len - 1 (last): one value broadcast over all
             items[f"{part}_{f}"] = np.broadcast_to(np.float64(value), (len(rows),))
+    for part in rollups.PARTS:
+        items[f"{part}_time"] = items[f"{part}_time"] / 1000.0  # stored in milliseconds
     return items, len(rows)
 
 
@@ -523,7 +547,9 @@ class SqlPoints(SqlNoun, PointStore):
         max_points: int | None = None,
         start: int | None = None,
         end: int | None = None,
+        times: bool = False,
     ) -> Series:
         with self._db.read() as conn:
             ref = (project_id, experiment_id)
-            return read_series(conn, self._scope, ref, key, phase, max_points, start, end).series
+            read = read_series(conn, self._scope, ref, key, phase, max_points, start, end)
+        return read.series if times else replace(read.series, times=None)

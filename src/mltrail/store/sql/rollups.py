@@ -2,7 +2,8 @@
 
 Level 0 is the raw points; level k >= 1 groups points by arrival ordinal into buckets of
 ``LEVEL_SIZES[k - 1]`` points. Each bucket keeps n and its first, last, min and max points
-(iteration, epoch, value). Only the last bucket of a level can be partial, so an append merges
+(iteration, epoch, value, time in integer milliseconds: NULL for buckets written before
+times were kept). Only the last bucket of a level can be partial, so an append merges
 into at most one stored bucket per level. min/max ignore NaN; an all-NaN bucket keeps NaN.
 """
 
@@ -16,26 +17,36 @@ import numpy as np
 LEVEL_SIZES = (64, 512, 4096, 32768, 262144)
 ITEMS_PER_POINT = 4  # a read scans at most this many items per returned point (see choose_level)
 PARTS = ("first", "last", "min", "max")
-POINT_FIELDS = ("iteration", "epoch", "value")
+POINT_FIELDS = ("iteration", "epoch", "value", "time")
 COLUMNS = ("n", *(f"{p}_{f}" for p in PARTS for f in POINT_FIELDS))
 
 Buckets = dict[str, np.ndarray]
 
 
-def choose_level(total: int, max_points: int) -> int:
-    """The finest level with at most ``ITEMS_PER_POINT * max_points`` items (0 = raw).
+def groups_for(max_points: int) -> int:
+    """How many groups a read of ``max_points`` points cuts its items into (a min and a max
+    point each, see :func:`downsample`)."""
+    return max(1, (max_points - 2) // 2)
 
-    A small factor keeps the rows read close to ``max_points`` whatever the series length
-    (a 1e5- and a 1e7-point series read 1,563 and 2,442 rows for 2,000 points), while every
-    group of the downsampling still spans whole buckets, whose min and max are exact.
+
+def choose_level(total: int, max_points: int) -> int:
+    """The coarsest level with at least :func:`groups_for` buckets (0 = raw points).
+
+    Every group of the downsampling then spans whole buckets (whose min and max are exact) and
+    the read still returns about ``max_points`` points. The level above has fewer buckets than
+    groups, so a read fetches at most ``8 * groups`` < :data:`ITEMS_PER_POINT` ``* max_points``
+    rows; a series whose first level has fewer buckets than groups (under ``64 * groups``
+    points: 64,000 for a 2,000-point chart) is read raw instead of coarsely.
     """
-    budget = ITEMS_PER_POINT * max_points
-    if total <= budget:
+    if total <= ITEMS_PER_POINT * max_points:
         return 0
+    groups = groups_for(max_points)
+    chosen = 0
     for level, size in enumerate(LEVEL_SIZES, start=1):
-        if math.ceil(total / size) <= budget:
-            return level
-    return len(LEVEL_SIZES)
+        if math.ceil(total / size) < groups:
+            break
+        chosen = level
+    return chosen
 
 
 def _segment_pick(
@@ -53,12 +64,8 @@ def _segment_pick(
     return hits[first_of_segment]
 
 
-def _points(prefix: str, idx: np.ndarray, it: np.ndarray, ep: np.ndarray, v: np.ndarray) -> Buckets:
-    return {
-        f"{prefix}_iteration": it[idx],
-        f"{prefix}_epoch": ep[idx],
-        f"{prefix}_value": v[idx],
-    }
+def _points(prefix: str, idx: np.ndarray, columns: tuple[np.ndarray, ...]) -> Buckets:
+    return {f"{prefix}_{f}": c[idx] for f, c in zip(POINT_FIELDS, columns, strict=True)}
 
 
 def compute_buckets(
@@ -68,6 +75,7 @@ def compute_buckets(
     it: np.ndarray,
     ep: np.ndarray,
     v: np.ndarray,
+    millis: np.ndarray | None = None,
 ) -> Buckets:
     """Buckets of ``size`` points for several series at once.
 
@@ -76,6 +84,7 @@ def compute_buckets(
         ordinals: per point, its arrival ordinal within its series.
         size: the level's bucket size.
         it, ep, v: per point, iteration, epoch (-1 = none) and value.
+        millis: per point, its wall-clock time in integer milliseconds (NaN when None).
 
     Returns:
         Columns per bucket: ``series``, ``bucket`` and :data:`COLUMNS`.
@@ -88,10 +97,11 @@ def compute_buckets(
     seg = np.cumsum(change) - 1
     ends = np.r_[starts[1:], n] - 1
     out: Buckets = {"series": series[starts], "bucket": bucket_ids[starts], "n": ends - starts + 1}
-    out.update(_points("first", starts, it, ep, v))
-    out.update(_points("last", ends, it, ep, v))
-    out.update(_points("min", _segment_pick(v, seg, starts, False), it, ep, v))
-    out.update(_points("max", _segment_pick(v, seg, starts, True), it, ep, v))
+    columns = (it, ep, v, np.full(n, np.nan) if millis is None else millis)
+    out.update(_points("first", starts, columns))
+    out.update(_points("last", ends, columns))
+    out.update(_points("min", _segment_pick(v, seg, starts, False), columns))
+    out.update(_points("max", _segment_pick(v, seg, starts, True), columns))
     return out
 
 
@@ -120,6 +130,10 @@ def _copy_point(buckets: Buckets, i: int, stored: dict[str, Any], part: str) -> 
     buckets[f"{part}_iteration"][i] = stored[f"{part}_iteration"]
     buckets[f"{part}_epoch"][i] = stored[f"{part}_epoch"]
     buckets[f"{part}_value"][i] = _nan(stored[f"{part}_value"])
+    stored_time = stored.get(f"{part}_time")
+    if stored_time is None and buckets[f"{part}_time"].dtype.kind in "iu":
+        buckets[f"{part}_time"] = buckets[f"{part}_time"].astype(np.float64)  # room for NaN
+    buckets[f"{part}_time"][i] = _nan(stored_time)
 
 
 def _nan(value: Any) -> float:
@@ -135,18 +149,22 @@ def bucket_rows(buckets: Buckets, extra: dict[str, np.ndarray]) -> list[dict[str
     return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
 
 
-def downsample(items: Buckets, max_points: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+Points = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def downsample(items: Buckets, max_points: int) -> Points:
     """At most ``max_points`` points: per group of items its min and max point, plus the very
     first and very last point, sorted by iteration.
 
-    ``items`` has the point columns of :data:`COLUMNS` (raw points: all four parts equal).
+    ``items`` has the point columns of :data:`COLUMNS` (raw points: all four parts equal; the
+    ``*_time`` ones may be missing: NaN). Returns iterations, epochs, values and times (ms).
     """
     m = len(items["min_value"])
     first = _stack(items, "first", slice(0, 1))
     last = _stack(items, "last", slice(m - 1, m))
     if max_points < 4:
         return _finish(np.concatenate([first, last], axis=1), max_points)
-    groups = max(1, min((max_points - 2) // 2, m))
+    groups = max(1, min(groups_for(max_points), m))
     starts = (np.arange(groups, dtype=np.int64) * m) // groups
     change = np.zeros(m, dtype=bool)
     change[starts] = True
@@ -160,13 +178,17 @@ def downsample(items: Buckets, max_points: int) -> tuple[np.ndarray, np.ndarray,
 
 
 def _stack(items: Buckets, part: str, idx: Any) -> np.ndarray:
-    """A (3, k) float array of iteration, epoch, value."""
-    return np.vstack(
-        [np.asarray(items[f"{part}_{f}"][idx], dtype=np.float64) for f in POINT_FIELDS]
-    )
+    """A (4, k) float array of iteration, epoch, value, time (NaN when not given)."""
+    rows = []
+    for f in POINT_FIELDS:
+        column = items.get(f"{part}_{f}")
+        if column is None:
+            column = np.broadcast_to(np.float64(np.nan), (len(items["min_value"]),))
+        rows.append(np.asarray(column[idx], dtype=np.float64))
+    return np.vstack(rows)
 
 
-def _finish(points: np.ndarray, max_points: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _finish(points: np.ndarray, max_points: int) -> Points:
     order = np.lexsort((points[1], points[0]))
     points = points[:, order]
     if points.shape[1] > 1:
@@ -178,4 +200,4 @@ def _finish(points: np.ndarray, max_points: int) -> tuple[np.ndarray, np.ndarray
     if points.shape[1] > max_points:
         keep = np.r_[np.arange(max_points - 1), points.shape[1] - 1]
         points = points[:, keep]
-    return points[0].astype(np.int64), points[1].astype(np.int64), points[2]
+    return points[0].astype(np.int64), points[1].astype(np.int64), points[2], points[3]

@@ -126,6 +126,9 @@ def _point_columns(prefix: str) -> list[Column]:
         Column(f"{prefix}_iteration", BigInteger, nullable=False),
         Column(f"{prefix}_epoch", Integer, nullable=False),
         Column(f"{prefix}_value", Double),
+        # unix milliseconds, whole numbers (SQLite stores them as 6-byte integers); NULL in
+        # buckets written before migration 0012
+        Column(f"{prefix}_time", Double),
     ]
 
 
