@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
 
 import numpy as np
 import pytest
 from starlette.testclient import TestClient
 
-from mltrail.config import Settings
-from mltrail.server import create_app
 from mltrail.store.sql import SqlStore
 from support.factories import batch, chunk
+from support.inprocess import app_client, ok_json
 
 T0 = 1_764_331_200.0
 
@@ -24,21 +22,15 @@ def client(sql_store: SqlStore) -> Iterator[TestClient]:
     for seq, key in enumerate(("loss", "acc")):
         c = chunk(key, range(5000), np.sin(np.arange(5000) / 50.0), t0=T0 + seq)
         sql_store.append_points(project.id, exp.experiment_id, batch(seq, c))
-    app = create_app(Settings(), sql_store, require_auth=False, allowed_hosts=["testserver"])
-    with TestClient(app) as test_client:
+    with app_client(sql_store) as test_client:
         yield test_client
-
-
-def _ok(response: Any) -> Any:
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 def test_times_are_sent_only_when_asked(client: TestClient) -> None:
     path = "/api/v1/projects/1/experiments/1/series/read"
-    plain = _ok(client.get(path, params={"key": "loss", "max_points": 100}))
+    plain = ok_json(client.get(path, params={"key": "loss", "max_points": 100}))
     assert "times" not in plain
-    timed = _ok(client.get(path, params={"key": "loss", "max_points": 100, "times": "true"}))
+    timed = ok_json(client.get(path, params={"key": "loss", "max_points": 100, "times": "true"}))
     assert len(timed["times"]) == len(timed["iterations"]) == len(plain["iterations"])
     want = [round(T0 + i * 0.01, 3) for i in timed["iterations"]]  # the factory's 10 ms steps
     assert np.allclose(timed["times"], want, rtol=0, atol=1e-6)

@@ -10,10 +10,9 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from mltrail.config import Settings
 from mltrail.core import validation
-from mltrail.server import create_app
 from mltrail.store.sql import SqlStore
+from support.inprocess import app_client, ok_json
 
 HASH = "ab" * 20
 RULES = ("ex_metrics", "weights_hash", "chart", "experiment_ref")
@@ -42,26 +41,20 @@ def client(sqlite_store: SqlStore) -> Iterator[TestClient]:
     for _ in range(2):
         exp = sqlite_store.create_experiment(project.id)
         sqlite_store.link_weights_hash(project.id, exp.experiment_id, HASH, iteration=1, epoch=0)
-    app = create_app(Settings(), sqlite_store, require_auth=False, allowed_hosts=["testserver"])
-    with TestClient(app) as test_client:
+    with app_client(sqlite_store) as test_client:
         yield test_client
-
-
-def _ok(response: Any) -> Any:
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 def test_ex_metrics_by_hash_are_checked_once(client: TestClient, calls: Counter[str]) -> None:
     body = {"targets": [{"weights_hash": HASH}], "metrics": {"cost": 1.5, "ok": True}}
-    answer = _ok(client.post("/api/v1/external-metrics", json=body))
+    answer = ok_json(client.post("/api/v1/external-metrics", json=body))
     assert answer["updated"] == [{"project": 1, "experiment": 1}, {"project": 1, "experiment": 2}]
     assert calls == Counter({"ex_metrics": 1, "weights_hash": 1})
 
 
 def test_ex_metrics_by_experiment_are_checked_once(client: TestClient, calls: Counter[str]):
     body = {"targets": [{"project_id": 1, "experiment_id": 2}], "metrics": '{"ex_cost": 2}'}
-    assert _ok(client.post("/api/v1/external-metrics", json=body))["updated"] == [
+    assert ok_json(client.post("/api/v1/external-metrics", json=body))["updated"] == [
         {"project": 1, "experiment": 2}
     ]
     assert calls == Counter({"ex_metrics": 1, "experiment_ref": 1})
@@ -75,12 +68,12 @@ def test_a_chart_is_checked_once(client: TestClient, calls: Counter[str]) -> Non
         "y_names": ["a", "b"],
     }
     body = {"targets": [{"weights_hash": HASH}], "chart": chart}
-    assert len(_ok(client.post("/api/v1/charts", json=body))["updated"]) == 2
+    assert len(ok_json(client.post("/api/v1/charts", json=body))["updated"]) == 2
     assert calls == Counter({"chart": 1, "weights_hash": 1})
 
 
 def test_iteration_metrics_are_checked_once(client: TestClient, calls: Counter[str]) -> None:
     body = {"metrics": {"ex_acc": 0.9}}
-    answer = _ok(client.post(f"/api/v1/weights/{HASH}/iteration-metrics", json=body))
+    answer = ok_json(client.post(f"/api/v1/weights/{HASH}/iteration-metrics", json=body))
     assert answer == {"touched": 2}
     assert calls == Counter({"ex_metrics": 1, "weights_hash": 1})

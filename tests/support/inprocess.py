@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import httpx
 from starlette.testclient import TestClient
@@ -55,3 +56,17 @@ def inprocess_store(sql_store: SqlStore, token: str | None = None) -> Iterator[H
             yield store
         finally:
             store.close()
+
+
+@contextmanager
+def app_client(sql_store: SqlStore) -> Iterator[TestClient]:
+    """A TestClient on the app served from ``sql_store`` without authentication (raw routes)."""
+    app = create_app(Settings(), sql_store, require_auth=False, allowed_hosts=["testserver"])
+    with TestClient(app) as client:
+        yield client
+
+
+def ok_json(response: httpx.Response) -> Any:
+    """The JSON body of a 200 answer (the body is shown when the status differs)."""
+    assert response.status_code == 200, response.text
+    return response.json()
