@@ -22,6 +22,7 @@ def views(ui_server, sweep) -> list[tuple[str, str, str]]:
     demo = add_demo_project(ui_server)
     p, d = sweep.project, demo["project"]
     ids = ",".join(map(str, sweep.ids))
+    job = ui_server.store.submit_job(d, ["python", "train.py", "--lr", "0.1"], queue="layout-q")
     return [
         ("projects", "/#/", "table.projects"),
         ("experiments", f"/#/projects/{p}", "table.experiments tbody tr"),
@@ -33,6 +34,8 @@ def views(ui_server, sweep) -> list[tuple[str, str, str]]:
             f"/#/projects/{p}/compare?ids={ids}",
             ".chart-card[data-title='validation/loss'] canvas",
         ),
+        ("jobs", f"/#/jobs?project={d}", "table.jobs tbody tr[data-job-id]"),
+        ("job", f"/#/jobs/{job.job_id}", ".job-command"),
         ("not found", "/#/projects/999999", ".not-found"),
     ]
 

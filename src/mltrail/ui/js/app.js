@@ -7,6 +7,7 @@ import { h, setChildren } from "./dom.js";
 import { renderCompare } from "./views/compare.js";
 import { renderExperiment } from "./views/experiment.js";
 import { renderExperiments } from "./views/experiments.js";
+import { renderJob, renderJobs } from "./views/jobs.js";
 import { renderLogin } from "./views/login.js";
 import { renderError, renderNotFound } from "./views/notfound.js";
 import { renderProjects } from "./views/projects.js";
@@ -17,6 +18,8 @@ const ROUTES = [
   [/^\/projects\/(\d+)\/?$/, (ctx, [p]) => renderExperiments(ctx, Number(p))],
   [/^\/projects\/(\d+)\/experiments\/(\d+)\/?$/, (ctx, [p, e]) => renderExperiment(ctx, Number(p), Number(e))],
   [/^\/projects\/(\d+)\/compare\/?$/, (ctx, [p]) => renderCompare(ctx, Number(p))],
+  [/^\/jobs\/?$/, renderJobs],
+  [/^\/jobs\/(\d+)\/?$/, (ctx, [j]) => renderJob(ctx, Number(j))],
   [/^\/login\/?$/, (ctx) => renderLogin(ctx, "")],
 ];
 
