@@ -19,7 +19,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import artifacts, rows, workloads
+from bench import artifacts, cliffs, rows, workloads
 from bench.mltrail_side import MltrailSide
 from bench.peers import PEERS
 from bench.report import Row, machine_info, render_markdown, results_table
@@ -97,6 +97,8 @@ def run(workdir: Path, sizes: Sizes, peers: list[str]) -> workloads.Results:
         side.close()
     run_step(res, "synchronous=FULL", lambda: workloads.durable(res, workdir, sizes))
     run_step(res, "physical floor", lambda: workloads.floor(res, workdir, sizes))
+    run_step(res, "cliff: update_metrics_per_iteration",
+             lambda: cliffs.iteration_metrics(res, sizes, workdir))  # fmt: skip
     for name in peers:
         run_step(res, PEERS[name].title, lambda name=name: _peer(res, name, workdir, sizes))
     rows.build(res, sizes)

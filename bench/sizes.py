@@ -36,6 +36,7 @@ class Sizes:
     concurrent_batches: int
     concurrent_iterations_per_batch: int
     concurrent_keys: int
+    cliff_links: int  # weights links of the hash that update_metrics_per_iteration writes to
 
 
 FULL = Sizes(
@@ -64,6 +65,7 @@ FULL = Sizes(
     concurrent_batches=20,
     concurrent_iterations_per_batch=500,
     concurrent_keys=20,
+    cliff_links=10_000,
 )
 
 QUICK = Sizes(
@@ -92,4 +94,5 @@ QUICK = Sizes(
     concurrent_batches=4,
     concurrent_iterations_per_batch=100,
     concurrent_keys=20,
+    cliff_links=1_000,
 )

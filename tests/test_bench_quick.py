@@ -29,6 +29,7 @@ ROWS = [  # the start of every row the quick run must produce
     "chart read of 100,000 vs 10,000 pts", "scaling 10,000 -> 100,000 pts",
     "SDK RSS growth", "4 processes through the SDK, SQLite",
     "4 processes through the SDK, PostgreSQL",
+    "update_metrics_per_iteration on a hash of 1,000 epochs",
 ]  # fmt: skip
 
 

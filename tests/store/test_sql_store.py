@@ -265,3 +265,20 @@ def test_measure_ingest_throughput_and_size(tmp_path: Path) -> None:
         f"\nSqlStore SQLite ingest: {total / elapsed:,.0f} points/s, {size / total:.1f} bytes/point"
     )
     assert size > 0
+
+
+def test_iteration_metrics_by_hash_reach_only_the_writers_projects(sql_store: SqlStore) -> None:
+    """The set-based write keeps to the projects its user sees: the same hash in another
+    user's project is neither counted nor written."""
+    digest = "cd" * 20
+    alice = sql_store.as_user(sql_store.auth.create_user("alice"))
+    bob = sql_store.as_user(sql_store.auth.create_user("bob"))
+    pa, pb = alice.create_project("a"), bob.create_project("b")
+    for store, p in ((alice, pa), (bob, pb)):
+        store.create_experiment(p.id)
+        for epoch in range(3):
+            store.link_weights_hash(p.id, 1, digest, iteration=epoch, epoch=epoch)
+    bob.put_iteration_metrics(digest, {"owner": "bob"})
+    assert alice.put_iteration_metrics(digest, {"owner": "alice"}) == 3
+    assert {m.value for m in bob.read_iteration_metrics(pb.id, 1)} == {"bob"}
+    assert [m.value for m in alice.read_iteration_metrics(pa.id, 1)] == ["alice"] * 3

@@ -387,6 +387,36 @@ def test_weights_links_fan_out_to_every_experiment_and_epoch(store: Store, proje
     assert [(m.iteration, m.epoch, m.weights_hash) for m in got2] == [(50, None, HASH_A)]
 
 
+def test_iteration_metrics_on_a_hash_of_many_epochs_overwrite_each_point_once(
+    store: Store, project
+) -> None:
+    """A hash linked to 600 epochs of one run and 2 of another (the set-based write): every
+    link gets the key once, a second write replaces it, other keys and hashes stay."""
+    e1, e2 = store.create_experiment(project.id), store.create_experiment(project.id)
+    for epoch in range(600):
+        store.link_weights_hash(
+            project.id, e1.experiment_id, HASH_A, iteration=epoch * 10, epoch=epoch
+        )
+    store.link_weights_hash(project.id, e2.experiment_id, HASH_A, iteration=None, epoch=None)
+    store.link_weights_hash(project.id, e2.experiment_id, HASH_A, iteration=7, epoch=None)
+    store.link_weights_hash(project.id, e2.experiment_id, HASH_B, iteration=7, epoch=None)
+    store.put_iteration_metrics(HASH_B, {"acc": 0.1})
+    assert store.put_iteration_metrics(HASH_A, {"acc": 0.5, "f1": 0.4}) == 602
+    assert store.put_iteration_metrics(HASH_A, {"acc": 0.9}) == 602
+    got1 = store.read_iteration_metrics(project.id, e1.experiment_id)
+    assert len(got1) == 1200
+    assert {(m.key, m.value) for m in got1} == {("ex_acc", 0.9), ("ex_f1", 0.4)}
+    assert sorted(m.epoch for m in got1 if m.key == "ex_acc") == list(range(600))
+    got2 = store.read_iteration_metrics(project.id, e2.experiment_id)
+    assert sorted((m.key, m.iteration or -1, m.value, m.weights_hash) for m in got2) == [
+        ("ex_acc", -1, 0.9, HASH_A),
+        ("ex_acc", 7, 0.1, HASH_B),
+        ("ex_acc", 7, 0.9, HASH_A),
+        ("ex_f1", -1, 0.4, HASH_A),
+        ("ex_f1", 7, 0.4, HASH_A),
+    ]
+
+
 def test_iteration_metrics_for_unknown_hash_is_an_error(store: Store, project, exp) -> None:
     with pytest.raises(NotFoundError) as err:
         store.put_iteration_metrics("c" * 40, {"acc": 1})

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, Double, String, delete, func, literal, select
 
 from mltrail.core import validation
 from mltrail.core.errors import NotFoundError
@@ -14,9 +14,9 @@ from mltrail.core.types import ExMetrics, ExperimentRef, IterationMetric, JsonSc
 from mltrail.store.external import ExternalStore
 from mltrail.store.sql.access import Scope, SqlNoun, dump_json, experiment_pk, load_json
 from mltrail.store.sql.engine import Database
-from mltrail.store.sql.tables import external_metrics, iteration_metrics
+from mltrail.store.sql.tables import external_metrics, iteration_metrics, weights_links
 from mltrail.store.sql.targets import resolve_targets
-from mltrail.store.sql.weights import visible_links
+from mltrail.store.sql.weights import visible_links_select
 
 
 def put_external_metrics(
@@ -48,40 +48,44 @@ def put_iteration_metrics(
 ) -> int:
     """Attach metrics to every visible link of the hash; returns the number of links touched.
 
+    Set-based, so a hash linked to thousands of epochs costs a few statements and no Python
+    per link: the keys' old values for the hash are deleted in the experiments of its visible
+    links (links are never removed, so every such row belongs to one of them), then each key
+    is inserted for every distinct (experiment, iteration, epoch) by ``INSERT ... SELECT``.
+
     Raises:
         NotFoundError: no visible experiment holds the hash (field ``weights_hash``).
     """
     digest = validation.as_weights_hash(weights_hash)
-    links = visible_links(conn, scope, digest)
-    if not links:
+    links = visible_links_select(scope, digest)
+    touched = conn.execute(select(func.count()).select_from(links.subquery())).scalar_one()
+    if not touched:
         raise NotFoundError(f"no experiment holds weights hash {digest}", "weights_hash")
+    t = iteration_metrics.c
+    pks = select(links.subquery().c.experiment_id)
+    conn.execute(
+        delete(iteration_metrics).where(
+            t.weights_hash == digest, t.key.in_(list(metrics)), t.experiment_id.in_(pks)
+        )
+    )
     now = db.clock()
-    rows = []
-    for link in links:
-        pk, iteration, epoch = link.experiment_id, link.iteration, link.epoch
+    points = links.with_only_columns(
+        weights_links.c.experiment_id, weights_links.c.iteration, weights_links.c.epoch
+    ).distinct()
+    for key, value in metrics.items():
+        constants = (
+            literal(key, String).label("key"),
+            literal(dump_json(value, f"metrics.{key}"), String).label("value"),
+            literal(digest, String).label("weights_hash"),
+            literal(now, Double).label("updated_at"),
+        )
+        columns = ["experiment_id", "iteration", "epoch", "key", "value", "weights_hash"]
         conn.execute(
-            delete(iteration_metrics).where(
-                iteration_metrics.c.experiment_id == pk,
-                iteration_metrics.c.weights_hash == digest,
-                iteration_metrics.c.key.in_(list(metrics)),
-                iteration_metrics.c.iteration.is_not_distinct_from(iteration),
-                iteration_metrics.c.epoch.is_not_distinct_from(epoch),
+            iteration_metrics.insert().from_select(
+                [*columns, "updated_at"], points.add_columns(*constants)
             )
         )
-        rows += [
-            {
-                "experiment_id": pk,
-                "key": key,
-                "iteration": iteration,
-                "epoch": epoch,
-                "value": dump_json(value, f"metrics.{key}"),
-                "weights_hash": digest,
-                "updated_at": now,
-            }
-            for key, value in metrics.items()
-        ]
-    conn.execute(iteration_metrics.insert(), rows)
-    return len(links)
+    return int(touched)
 
 
 def read_iteration_metrics(

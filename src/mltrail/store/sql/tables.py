@@ -180,6 +180,7 @@ weights_links = Table(
     Column("epoch", Integer),
     Column("created_at", Double, nullable=False),
     Index("ix_weights_links_experiment", "experiment_id"),
+    Index("ix_weights_links_point", "experiment_id", "weights_hash", "iteration", "epoch"),
 )
 
 artifact_blobs = Table(

@@ -49,6 +49,12 @@ def _to_link(row: Any) -> WeightsLink:
     return WeightsLink(row[0], row[1], row[2], row[3], row[4], row[5], row[7])
 
 
+def _equals(column: Any, value: int | None) -> Any:
+    """``column`` equal to ``value``, NULL matching None, in a form an index serves
+    (PostgreSQL's ``IS NOT DISTINCT FROM`` scans every link of the hash)."""
+    return column.is_(None) if value is None else column == value
+
+
 def link_weights_hash(
     conn: Connection,
     db: Database,
@@ -66,8 +72,8 @@ def link_weights_hash(
         _links_query().where(
             weights_links.c.experiment_id == pk,
             weights_links.c.weights_hash == digest,
-            weights_links.c.iteration.is_not_distinct_from(iteration),
-            weights_links.c.epoch.is_not_distinct_from(epoch),
+            _equals(weights_links.c.iteration, iteration),
+            _equals(weights_links.c.epoch, epoch),
         )
     ).first()
     if existing is not None:
@@ -80,6 +86,17 @@ def link_weights_hash(
     )
     number = conn.execute(select(experiments.c.number).where(experiments.c.id == pk)).scalar_one()
     return WeightsLink(digest, int(ref[0]), int(number), iteration, epoch, now)
+
+
+def visible_links_select(scope: Scope, digest: WeightsHash) -> Any:
+    """The hash's links in projects the scope sees (a SELECT of weights_links joined to their
+    experiments, with no checkpoint column: set-based writes build on it)."""
+    return (
+        select(weights_links.c.id, weights_links.c.experiment_id)
+        .join(experiments, experiments.c.id == weights_links.c.experiment_id)
+        .join(projects, projects.c.id == experiments.c.project_id)
+        .where(weights_links.c.weights_hash == digest, scope.visible_projects())
+    )
 
 
 def visible_links(conn: Connection, scope: Scope, digest: WeightsHash) -> list[Any]:

@@ -1,4 +1,5 @@
-"""Wall-clock times in rollup buckets, so downsampled reads carry each point's time.
+"""Wall-clock times in rollup buckets, so downsampled reads carry each point's time; an index
+finding a weights link by its point, so linking a hash to N epochs is not O(N^2).
 
 Raw chunks always kept times (a delta-encoded column); buckets written before this migration
 keep NULL times (a downsampled read answers NaN for their points).
@@ -24,10 +25,16 @@ def upgrade() -> None:
     """Add ``<part>_time`` (unix milliseconds) to metric_rollups (no table rewrite)."""
     for part in _PARTS:
         op.add_column("metric_rollups", sa.Column(f"{part}_time", sa.Double(), nullable=True))
+    op.create_index(
+        "ix_weights_links_point",
+        "weights_links",
+        ["experiment_id", "weights_hash", "iteration", "epoch"],
+    )
 
 
 def downgrade() -> None:
-    """Drop the time columns."""
+    """Drop the time columns and the index."""
+    op.drop_index("ix_weights_links_point", table_name="weights_links")
     with op.batch_alter_table("metric_rollups") as batch:
         for part in _PARTS:
             batch.drop_column(f"{part}_time")
