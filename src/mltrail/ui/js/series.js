@@ -7,6 +7,11 @@ import { api, experimentPath, query } from "./api.js";
 
 const CONCURRENCY = 6;
 
+/** Whether a series key is a system metric (`system/cpu_percent`, from the SDK's sampler). */
+export function isSystemKey(key) {
+  return String(key).startsWith("system/");
+}
+
 /** A function that runs at most `n` of the tasks given to it at once, in order. */
 export function limiter(n) {
   let running = 0;

@@ -4,6 +4,7 @@
 
 import { toCsv } from "./csv.js";
 import { formatDuration, formatTime, formatValue } from "./format.js";
+import { isSystemKey } from "./series.js";
 import { runDuration } from "./status.js";
 
 const BASE_COLUMNS = [
@@ -45,7 +46,8 @@ export function buildColumns(experiments) {
   }));
   hp.sort((a, b) => Number(b.varies) - Number(a.varies));
   const metrics = unionKeys(experiments, (e) => e.metrics).map((key) => ({
-    id: key, label: key, group: "Metrics", get: (e) => e.metrics?.[key], kind: "value",
+    id: key, label: key, group: isSystemKey(key.slice(key.indexOf("/") + 1)) ? "System metrics" : "Metrics",
+    get: (e) => e.metrics?.[key], kind: "value",
   }));
   const ex = unionKeys(experiments, (e) => e.ex_metrics).map((key) => ({
     id: key, label: key, group: "External metrics", get: (e) => e.ex_metrics?.[key], kind: "value",
@@ -55,10 +57,10 @@ export function buildColumns(experiments) {
   return [...base, ...hp, ...metrics, ...ex];
 }
 
-/** Whether a column shows when the user chose nothing: all but constant hyperparameters
- * (and tags when no run has any). */
+/** Whether a column shows when the user chose nothing: all but constant hyperparameters,
+ * system metrics (and tags when no run has any). */
 export function shownByDefault(column) {
-  if (column.empty) return false;
+  if (column.empty || column.group === "System metrics") return false;
   return column.group !== "Hyperparameters" || column.varies;
 }
 

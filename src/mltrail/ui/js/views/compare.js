@@ -13,6 +13,7 @@ import { limiter } from "../series.js";
 import { buildColumns } from "../table.js";
 import { comparisonTable, experimentLabel } from "./compare-table.js";
 import { SeriesCharts, chartControls, settingsFromParams, settingsToParams } from "./series-charts.js";
+import { SystemCharts, splitSystemSpecs } from "./system-charts.js";
 
 const fetchQueue = limiter(6);
 
@@ -42,7 +43,8 @@ export async function renderCompare(ctx, projectId) {
   ctx.setTitle(`Compare ${ids.length} experiments`);
   const view = new CompareView(ctx, project, experiments);
   view.mount();
-  await view.charts.sync(chartSpecs(experiments, (e) => view.colourOf(e)));
+  const [training, system] = splitSystemSpecs(chartSpecs(experiments, (e) => view.colourOf(e)));
+  await Promise.all([view.charts.sync(training), view.system.sync(system)]);
 }
 
 class CompareView {
@@ -59,9 +61,10 @@ class CompareView {
     this.grouped = Boolean(this.colourKey) && ctx.params.get("group") === "1";
     this.hidden = new Set();
     this.runIndex = new Map(experiments.map((e, i) => [e.experiment_id, i]));
-    this.charts = new SeriesCharts(ctx, this.settings, {
-      legend: false, shape: (lines) => (this.grouped ? groupLines(lines, this.groups) : lines),
-    });
+    const chartOptions = { legend: false, shape: (lines) => (this.grouped ? groupLines(lines, this.groups) : lines) };
+    this.charts = new SeriesCharts(ctx, this.settings, chartOptions);
+    this.system = new SystemCharts(ctx, this.settings, chartOptions);
+    this.allCharts = [this.charts, this.system.charts];
     this.plots = new HparamPlots({ labelOf: experimentLabel, colourOf: (e) => this.colourOf(e) });
     this.legend = h("div", { class: "shared-legend", role: "group", "aria-label": "Runs shown" });
     this.onlyDiff = h("input", { type: "checkbox", name: "only-differences", checked: ctx.params.get("diff") === "1",
@@ -108,10 +111,11 @@ class CompareView {
   /** Colours or grouping changed: new colours on every line, legend, plots and table. */
   recolour() {
     this.regroup();
-    for (const entry of this.charts.charts.values()) {
-      for (const line of entry.spec.lines) line.colour = this.colourOf(this.experiments[this.runIndex.get(line.id)]);
+    const specs = [...this.charts.charts.values()].map((entry) => entry.spec).concat(this.system.specs);
+    for (const spec of specs) {
+      for (const line of spec.lines) line.colour = this.colourOf(this.experiments[this.runIndex.get(line.id)]);
     }
-    this.charts.redrawAll();
+    this.allCharts.forEach((charts) => charts.redrawAll());
     this.renderLegend();
     this.renderTable();
     this.plots.update(this.experiments, this.columns);
@@ -128,10 +132,10 @@ class CompareView {
         if (this.hidden.has(id)) this.hidden.delete(id);
         else this.hidden.add(id);
         event.currentTarget.setAttribute("aria-pressed", String(!this.hidden.has(id)));
-        this.charts.setHidden(this.hidden);
+        this.allCharts.forEach((charts) => charts.setHidden(this.hidden));
       },
-      onmouseenter: () => this.charts.highlight(id),
-      onmouseleave: () => this.charts.highlight(null),
+      onmouseenter: () => this.allCharts.forEach((charts) => charts.highlight(id)),
+      onmouseleave: () => this.allCharts.forEach((charts) => charts.highlight(null)),
     }, mark, h("span", { class: "legend-label" }, label));
   }
 
@@ -151,9 +155,11 @@ class CompareView {
     const { project, experiments } = this;
     const controls = chartControls(this.settings, (what) => {
       this.saveState();
-      if (what === "axis") this.charts.setAxis(this.settings.axis).catch((error) => this.ctx.fail(error));
-      else if (what === "smoothing") this.charts.setSmoothing(this.settings.smoothing);
-      else this.charts.setLogScale(this.settings.logScale);
+      for (const charts of this.allCharts) {
+        if (what === "axis") charts.setAxis(this.settings.axis).catch((error) => this.ctx.fail(error));
+        else if (what === "smoothing") charts.setSmoothing(this.settings.smoothing);
+        else charts.setLogScale(this.settings.logScale);
+      }
     });
     const plotsPanel = h("details", { class: "plots-panel", open: true },
       h("summary", {}, "Hyperparameters vs metrics: parallel coordinates and scatter"), this.plots.element);
@@ -165,6 +171,7 @@ class CompareView {
       controls,
       this.groupControls(),
       h("section", { class: "metrics" }, h("h2", {}, "Metrics"), this.legend, this.charts.element),
+      this.system.element,
       h("section", { class: "hparams" }, plotsPanel),
       h("section", { class: "hyperparameters" },
         h("div", { class: "section-head" }, h("h2", {}, "Side by side"),

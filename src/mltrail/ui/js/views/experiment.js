@@ -16,6 +16,7 @@ import { colourAt } from "../palette.js";
 import { durationText, isFailure, isFinal, statusPill, tickDurations } from "../status.js";
 import { ArtifactsPanel, weightsHashCell } from "./artifacts.js";
 import { SeriesCharts, chartControls, settingsFromParams, settingsToParams } from "./series-charts.js";
+import { SystemCharts, splitSystemSpecs } from "./system-charts.js";
 
 const REFRESH_MS = 2000;
 const PHASE_ORDER = ["train", "validation", "test"];
@@ -58,6 +59,7 @@ class ExperimentView {
     this.experiment = experiment;
     this.settings = settingsFromParams(ctx.params);
     this.metricCharts = new SeriesCharts(ctx, this.settings);
+    this.systemCharts = new SystemCharts(ctx, this.settings);
     this.iterationCharts = new Map();
     this.customCharts = new Map();
     this.iterationGrid = h("div", { class: "chart-grid" });
@@ -93,6 +95,7 @@ class ExperimentView {
       this.liveState,
       chartControls(this.settings, (what) => this.onSettings(what)),
       h("section", { class: "metrics" }, h("h2", {}, "Metrics"), this.metricCharts.element),
+      this.systemCharts.element,
       this.iterationSection,
       this.customSection,
       this.tables,
@@ -108,13 +111,17 @@ class ExperimentView {
     replaceQuery(settingsToParams(this.settings));
     const others = [...this.iterationCharts.values(), ...this.customCharts.values()];
     if (what === "axis") {
-      this.metricCharts.setAxis(this.settings.axis).catch((error) => this.ctx.fail(error));
+      for (const charts of [this.metricCharts, this.systemCharts.charts]) {
+        charts.setAxis(this.settings.axis).catch((error) => this.ctx.fail(error));
+      }
       this.drawIterationMetrics();
     } else if (what === "smoothing") {
       this.metricCharts.setSmoothing(this.settings.smoothing);
+      this.systemCharts.charts.setSmoothing(this.settings.smoothing);
       [...this.iterationCharts.values()].forEach((c) => c.setSmoothing(this.settings.smoothing));
     } else {
       this.metricCharts.setLogScale(this.settings.logScale);
+      this.systemCharts.charts.setLogScale(this.settings.logScale);
       others.forEach((c) => c.setLogScale(this.settings.logScale));
     }
   }
@@ -130,10 +137,12 @@ class ExperimentView {
     ]);
     this.summaries = summaries;
     this.iterationMetrics = iterationMetrics;
-    await this.metricCharts.sync(metricSpecs(this.experiment, summaries));
-    if (!summaries.length && !this.metricCharts.element.querySelector(".empty")) {
-      this.metricCharts.element.append(h("p", { class: "muted empty" }, "No metrics recorded yet."));
-    } else if (summaries.length) {
+    const [training, system] = splitSystemSpecs(metricSpecs(this.experiment, summaries));
+    await Promise.all([this.metricCharts.sync(training), this.systemCharts.sync(system)]);
+    if (!training.length && !this.metricCharts.element.querySelector(".empty")) {
+      this.metricCharts.element.append(h("p", { class: "muted empty" },
+        system.length ? "No training metrics recorded yet." : "No metrics recorded yet."));
+    } else if (training.length) {
       this.metricCharts.element.querySelector(".empty")?.remove();
     }
     this.drawIterationMetrics();
