@@ -10,6 +10,7 @@ from fastapi import APIRouter, FastAPI
 
 from mltrail.config import Settings
 from mltrail.core.version import __version__
+from mltrail.server import mlflow
 from mltrail.server.deps import OrjsonResponse
 from mltrail.server.errors import BodyLimitMiddleware, install_error_handlers
 from mltrail.server.missinglink import PREFIX as MISSINGLINK_PREFIX
@@ -80,10 +81,14 @@ def create_app(
     app.state.store = store
     app.state.require_auth = require_auth
     install_error_handlers(app)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=MAX_BODY_BYTES, unlimited=artifacts.is_upload)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=MAX_BODY_BYTES, unlimited=_is_upload)
     install_security(app, allowed_hosts=allowed_hosts, access_log=access_log)
     app.include_router(_api_router(), prefix=API_PREFIX)
     app.include_router(missinglink_router(), prefix=MISSINGLINK_PREFIX)  # the original client
+    for prefix in mlflow.PREFIXES:  # the MLflow client and everything logging through it
+        app.include_router(mlflow.mlflow_router(), prefix=prefix)
+    for prefix in mlflow.ARTIFACT_PREFIXES:
+        app.include_router(mlflow.mlflow_artifacts_router(), prefix=prefix)
 
     @app.get("/healthz", tags=["health"], include_in_schema=True)
     async def healthz() -> dict[str, str]:
@@ -94,6 +99,11 @@ def create_app(
     app.include_router(ui_router)
 
     return app
+
+
+def _is_upload(method: str, path: str) -> bool:
+    """Artifact uploads stream past the body limit (the per-file limit applies instead)."""
+    return artifacts.is_upload(method, path) or mlflow.artifacts.is_upload(method, path)
 
 
 def _api_router() -> APIRouter:

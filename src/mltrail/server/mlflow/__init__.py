@@ -1,0 +1,47 @@
+"""The MLflow tracking REST API, under ``/api/2.0/mlflow`` and ``/ajax-api/2.0/mlflow``.
+
+A thin translation of the MLflow client's tracking calls onto the same parse constructors and
+Store calls as ``/api/v1``, with mltrail's tokens (``MLFLOW_TRACKING_TOKEN``) and project
+membership; run artifacts through the ``mlflow-artifacts`` proxy endpoints. ``docs/mlflow.md``
+has the mapping and lists what is not served.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from mltrail.core.errors import NotFoundError
+from mltrail.server.mlflow import artifacts, experiments, metrics, runs
+from mltrail.server.mlflow.errors import MlflowJSONResponse, MlflowRoute
+
+PREFIXES = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow")
+ARTIFACT_PREFIXES = ("/api/2.0/mlflow-artifacts", "/ajax-api/2.0/mlflow-artifacts")
+
+_unserved = APIRouter(route_class=MlflowRoute)
+
+
+@_unserved.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
+def not_served(path: str) -> None:
+    """Any other MLflow call: ENDPOINT_NOT_FOUND-like 404 in MLflow's shape."""
+    raise NotFoundError(
+        f"the MLflow call {path!r} is not served by mltrail (see docs/mlflow.md)", "path"
+    )
+
+
+def _router(*parts: APIRouter) -> APIRouter:
+    router = APIRouter(
+        include_in_schema=False, default_response_class=MlflowJSONResponse, tags=["mlflow"]
+    )
+    for part in (*parts, _unserved):  # _unserved last
+        router.include_router(part)
+    return router
+
+
+def mlflow_router() -> APIRouter:
+    """Every tracking route, to include under each of :data:`PREFIXES`."""
+    return _router(experiments.router, runs.router, metrics.router)
+
+
+def mlflow_artifacts_router() -> APIRouter:
+    """The artifact proxy routes, to include under each of :data:`ARTIFACT_PREFIXES`."""
+    return _router(artifacts.router)

@@ -1,0 +1,103 @@
+"""The MLflow surface's responses: protobuf-style JSON and MLflow's error shape.
+
+The MLflow client raises ``MlflowException`` / ``RestException`` from
+``{"error_code": ..., "message": ...}`` and retries 429 and 5xx answers, so every client error is
+answered in that shape with a 4xx status (never a retried 5xx for bad input), and the message names
+the field at fault, as mltrail's own errors do.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from fastapi import Request, Response
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+
+from mltrail.core.errors import MltrailError
+from mltrail.server.errors import validation_field
+
+# mltrail's error kinds as MLflow's error codes (databricks.proto's ErrorCode names) and statuses
+_CODES: dict[str, tuple[str, int]] = {
+    "validation_error": ("INVALID_PARAMETER_VALUE", 400),
+    "not_found": ("RESOURCE_DOES_NOT_EXIST", 404),
+    "authentication_error": ("UNAUTHENTICATED", 401),
+    "permission_denied": ("PERMISSION_DENIED", 403),
+    "conflict": ("INVALID_STATE", 400),
+    "experiment_stopped": ("INVALID_STATE", 400),
+    "payload_too_large": ("RESOURCE_LIMIT_EXCEEDED", 400),
+    "already_exists": ("RESOURCE_ALREADY_EXISTS", 400),
+    "transport_error": ("TEMPORARILY_UNAVAILABLE", 503),
+}
+
+
+def _finite(value: Any) -> Any:
+    """Non-finite floats as protobuf's JSON writes them ("NaN", "Infinity", "-Infinity")."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+class MlflowJSONResponse(JSONResponse):
+    """JSON as MLflow's server writes it: non-finite metric values as protobuf strings."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return json.dumps(content, allow_nan=False, separators=(",", ":")).encode()
+        except ValueError:  # a NaN or an infinity somewhere: the rare, slower path
+            return json.dumps(_finite(content), separators=(",", ":")).encode()
+
+
+def mlflow_error(code: str, message: str, status: int) -> Response:
+    """The one error body the MLflow client reads."""
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    body = {"error_code": code, "message": message}
+    return MlflowJSONResponse(body, status_code=status, headers=headers)
+
+
+def error_of(exc: MltrailError) -> Response:
+    """An mltrail error in MLflow's shape: the message starts with the field it names."""
+    code, status = _CODES.get(exc.kind, ("BAD_REQUEST", 400))
+    message = f"{exc.field}: {exc.message}" if exc.field else exc.message
+    return mlflow_error(code, message, status)
+
+
+class MlflowRoute(APIRoute):
+    """A route answering mltrail errors and request validation in MLflow's error shape.
+
+    Handlers return plain dicts that :class:`MlflowJSONResponse` renders as they are: no
+    response model, whose JSON serialisation would turn NaN metric values into null.
+    """
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        kwargs["response_model"] = None
+        super().__init__(path, endpoint, **kwargs)
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def handle(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except MltrailError as exc:
+                return error_of(exc)
+            except RequestValidationError as exc:
+                return _validation_error(exc)
+
+        return handle
+
+
+def _validation_error(exc: RequestValidationError) -> Response:
+    first = exc.errors()[0] if exc.errors() else {"loc": ("body",), "msg": "invalid request"}
+    if first.get("type") == "json_invalid":
+        return mlflow_error("MALFORMED_REQUEST", "body: is not valid JSON", 400)
+    field = validation_field(tuple(first.get("loc", ())))
+    return mlflow_error("INVALID_PARAMETER_VALUE", f"{field}: {first.get('msg')}", 400)

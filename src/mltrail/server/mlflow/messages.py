@@ -1,0 +1,79 @@
+"""The request message of an MLflow call: query parameters for GET, a JSON object otherwise.
+
+The MLflow client sends GET calls' fields as query parameters (a repeated field as the same
+name repeated) and every other call's as a JSON body; a handler reads both the same way.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+
+from mltrail.core.errors import ValidationError
+from mltrail.server.deps import StoreDep
+from mltrail.server.mlflow import shapes
+from mltrail.store.base import Store
+
+
+class Message:
+    """The fields of one request, with the accessors the handlers parse them through."""
+
+    def __init__(self, fields: Mapping[str, Any]) -> None:
+        self.fields = fields
+
+    def get(self, name: str) -> Any:
+        return self.fields.get(name)
+
+    def items(self, name: str, max_items: int | None = None) -> list[Any]:
+        """A repeated field (absent: empty), at most ``max_items`` long."""
+        value = self.fields.get(name)
+        if value is None:
+            return []
+        found = value if isinstance(value, list) else [value]
+        if max_items is not None and len(found) > max_items:
+            raise ValidationError(f"must have at most {max_items} items, got {len(found)}", name)
+        return found
+
+    def run(self) -> Any:
+        """The run a call names: ``run_id``, or the older ``run_uuid``."""
+        return shapes.parse_run_id(self.get("run_id") or self.get("run_uuid"))
+
+
+async def _message(request: Request) -> Message:
+    if request.method in ("GET", "DELETE"):
+        query = request.query_params
+        fields: dict[str, Any] = {}
+        for name in query:
+            values = query.getlist(name)
+            fields[name] = values[0] if len(values) == 1 else values
+        return Message(fields)
+    raw = await request.body()
+    if not raw.strip():
+        return Message({})
+    try:
+        parsed = json.loads(raw)
+    except ValueError:
+        raise ValidationError("is not valid JSON", "body") from None
+    if not isinstance(parsed, dict):
+        raise ValidationError(f"must be a JSON object, got {type(parsed).__name__}", "body")
+    return Message(parsed)
+
+
+MessageDep = Annotated[Message, Depends(_message)]
+
+
+def project_of(store: Store, experiment_id: Any, field: str = "experiment_id") -> int:
+    """The mltrail project an MLflow ``experiment_id`` names; ``"0"`` (MLflow's Default, which
+    the fluent client logs to when no experiment is set) is the user's project "Default",
+    created on first use."""
+    pid = shapes.parse_experiment_id(experiment_id, field)
+    if pid != 0:
+        return pid
+    found = store.find_project(shapes.DEFAULT_EXPERIMENT_NAME)
+    return (found or store.create_project(shapes.DEFAULT_EXPERIMENT_NAME)).id
+
+
+__all__ = ["Message", "MessageDep", "StoreDep", "project_of"]

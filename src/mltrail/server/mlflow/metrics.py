@@ -1,0 +1,185 @@
+"""MLflow metrics: log-metric, log-batch, get-history and get-history-bulk-interval.
+
+Points go through ``append_points`` as one batch per request (MLflow's ``step`` is mltrail's
+iteration, its ``timestamp`` the point's time, epochs are not set); histories are read with
+``read_series``, and get-history-bulk-interval from its min/max rollups (``max_points``,
+``start``/``end``), so each bucket's smallest and largest value are kept.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter
+
+from mltrail.core.errors import NotFoundError, ValidationError
+from mltrail.core.types import ExperimentRef, MetricBatch, Series, SeriesChunk
+from mltrail.server.mlflow import runs, shapes
+from mltrail.server.mlflow.errors import MlflowRoute
+from mltrail.server.mlflow.messages import MessageDep, StoreDep
+from mltrail.store.base import Store
+
+# MLflow's documented log-batch limits (mlflow/utils/validation.py)
+MAX_METRICS_PER_BATCH = 1000
+MAX_PARAMS_TAGS_PER_BATCH = 100
+MAX_ENTITIES_PER_BATCH = 1000
+MAX_RUNS_PER_BULK_READ = 100
+MAX_RESULTS_PER_RUN = 2500
+
+router = APIRouter(route_class=MlflowRoute)
+
+Point = tuple[str, float, int, int]  # key, value, timestamp (ms), step
+
+
+@router.post("/runs/log-metric")
+def log_metric(message: MessageDep, store: StoreDep) -> dict[str, Any]:
+    """One point of a series."""
+    ref = message.run()
+    point = _point(message.fields, "")
+    append(store, ref, [point])
+    return {}
+
+
+@router.post("/runs/log-batch")
+def log_batch(message: MessageDep, store: StoreDep) -> dict[str, Any]:
+    """Metrics, params and tags of one run (MLflow's limits: 1,000 metrics, 100 params, 100
+    tags, 1,000 in all)."""
+    ref = message.run()
+    metrics = message.items("metrics", MAX_METRICS_PER_BATCH)
+    raw_params = message.items("params", MAX_PARAMS_TAGS_PER_BATCH)
+    raw_tags = message.items("tags", MAX_PARAMS_TAGS_PER_BATCH)
+    if len(metrics) + len(raw_params) + len(raw_tags) > MAX_ENTITIES_PER_BATCH:
+        raise ValidationError(
+            f"must hold at most {MAX_ENTITIES_PER_BATCH} metrics, params and tags in all", "body"
+        )
+    points = [_point(m, f"metrics[{i}].") for i, m in enumerate(metrics)]
+    params = _params(raw_params)
+    tags: dict[str, str | None] = dict(shapes.tag_pairs(raw_tags))
+    runs.log_params(store, ref, params)
+    runs.set_tags(store, ref, tags)
+    append(store, ref, points)
+    return {}
+
+
+@router.get("/metrics/get-history")
+def get_history(message: MessageDep, store: StoreDep) -> dict[str, Any]:
+    """Every point of a metric, in the order logged (empty for a metric never logged)."""
+    ref = message.run()
+    name = shapes.key(message.get("metric_key"), "metric_key")
+    phase, key = shapes.series_of(name)
+    try:
+        series = store.read_series(ref.project_id, ref.experiment_id, key, phase)
+    except NotFoundError as exc:
+        if exc.field != "key":
+            raise
+        return {"metrics": []}
+    return {"metrics": _history(series, name)}
+
+
+@router.get("/metrics/get-history-bulk-interval")
+def get_history_bulk_interval(message: MessageDep, store: StoreDep) -> dict[str, Any]:
+    """A metric of up to 100 runs, each downsampled to ``max_results`` points over
+    ``start_step..end_step`` from the min/max rollups: every bucket's extremes are kept."""
+    run_ids = message.items("run_ids", MAX_RUNS_PER_BULK_READ)
+    if not run_ids:
+        raise ValidationError("is required: at least one run id", "run_ids")
+    refs = [shapes.parse_run_id(r, f"run_ids[{i}]") for i, r in enumerate(run_ids)]
+    name = shapes.key(message.get("metric_key"), "metric_key")
+    max_results = shapes.integer(message.get("max_results"), "max_results", MAX_RESULTS_PER_RUN)
+    if not 1 <= max_results <= MAX_RESULTS_PER_RUN:
+        raise ValidationError(f"must be between 1 and {MAX_RESULTS_PER_RUN}", "max_results")
+    start, end = _step_range(message.get("start_step"), message.get("end_step"))
+    phase, key = shapes.series_of(name)
+    found: list[dict[str, Any]] = []
+    for ref in refs:
+        try:
+            series = store.read_series(
+                ref.project_id,
+                ref.experiment_id,
+                key,
+                phase,
+                max_points=max(max_results, 2),
+                start=start,
+                end=end,
+            )
+        except NotFoundError as exc:
+            if exc.field != "key":
+                raise
+            continue
+        rid = shapes.run_id(ref)
+        found += [{**m, "run_id": rid} for m in _history(series, name)]
+    return {"metrics": found}
+
+
+def append(store: Store, ref: ExperimentRef, points: list[Point]) -> None:
+    """The points as one batch: a series per key, each in step order (as the SDK sends)."""
+    if not points:
+        return
+    grouped: dict[str, list[Point]] = {}
+    for point in points:
+        grouped.setdefault(point[0], []).append(point)
+    chunks = tuple(_chunk(name, rows) for name, rows in grouped.items())
+    # each MLflow request is a batch of its own: the client does not number its retries
+    batch = MetricBatch(client_id=f"mlflow-{uuid.uuid4().hex}", seq=0, chunks=chunks)
+    store.append_points(ref.project_id, ref.experiment_id, batch)
+
+
+def _chunk(name: str, rows: list[Point]) -> SeriesChunk:
+    rows = sorted(rows, key=lambda p: p[3])  # stable: same-step points keep their order
+    phase, key = shapes.series_of(name)
+    return SeriesChunk(
+        key=key,
+        phase=phase,
+        iterations=np.fromiter((p[3] for p in rows), np.int64, len(rows)),
+        epochs=np.full(len(rows), -1, np.int64),
+        values=np.fromiter((p[1] for p in rows), np.float64, len(rows)),
+        times=np.fromiter((p[2] for p in rows), np.float64, len(rows)) / 1000.0,
+    )
+
+
+def _point(fields: Mapping[str, Any], prefix: str) -> Point:
+    if not isinstance(fields, Mapping):
+        raise ValidationError("must be an object", prefix.rstrip(".") or "body")
+    name = shapes.key(fields.get("key"), f"{prefix}key")
+    value = shapes.number(fields.get("value"), f"{prefix}value")
+    timestamp = shapes.integer(fields.get("timestamp"), f"{prefix}timestamp")
+    step = shapes.integer(fields.get("step"), f"{prefix}step", 0)
+    return name, value, timestamp, step
+
+
+def _params(items: Iterable[Any]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for i, item in enumerate(items):
+        if not isinstance(item, Mapping):
+            raise ValidationError("must be an object with key and value", f"params[{i}]")
+        name = shapes.key(item.get("key"), f"params[{i}].key")
+        value = shapes.text_value(item.get("value"), f"params[{i}].value", shapes.MAX_PARAM_VAL_LEN)
+        if name in found and found[name] != value:
+            raise ValidationError(f"gives {name!r} two different values", f"params[{i}]")
+        found[name] = value
+    return found
+
+
+def _step_range(start: Any, end: Any) -> tuple[int | None, int | None]:
+    if (start is None) != (end is None):
+        raise ValidationError("give both start_step and end_step, or neither", "start_step")
+    if start is None:
+        return None, None
+    lo, hi = shapes.integer(start, "start_step"), shapes.integer(end, "end_step")
+    if lo > hi:
+        raise ValidationError(f"must be >= start_step ({lo}), got {hi}", "end_step")
+    return lo, hi
+
+
+def _history(series: Series, name: str) -> list[dict[str, Any]]:
+    """The points as MLflow ``Metric`` records (times in ms; 0 where the read kept none)."""
+    n = len(series.values)
+    times = series.times if series.times is not None else np.zeros(n)
+    millis = np.round(times * 1000.0).astype(np.int64).tolist()
+    return [
+        {"key": name, "value": v, "timestamp": t, "step": s}
+        for v, t, s in zip(series.values.tolist(), millis, series.iterations.tolist(), strict=True)
+    ]

@@ -1,0 +1,170 @@
+"""MLflow runs: create, get, update, search, params and tags, onto mltrail's experiments.
+
+A run is an mltrail experiment (its ``run_id`` is ``"<project>-<experiment>"``); each handler
+parses MLflow's message with :mod:`shapes` and makes the Store call ``/api/v1`` makes for the
+same change (``docs/mlflow.md`` has the mapping).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+
+from mltrail.core.errors import NotFoundError, ValidationError
+from mltrail.core.types import Experiment, ExperimentRef, Status
+from mltrail.server.mlflow import shapes
+from mltrail.server.mlflow.errors import MlflowRoute
+from mltrail.server.mlflow.messages import MessageDep, StoreDep, project_of
+from mltrail.store.base import Store
+
+router = APIRouter(route_class=MlflowRoute)
+
+
+@router.post("/runs/create")
+def create_run(message: MessageDep, store: StoreDep) -> dict[str, Any]:
+    """A new running experiment in the project the MLflow experiment is."""
+    project = project_of(store, message.get("experiment_id") or shapes.DEFAULT_EXPERIMENT_ID)
+    tags = shapes.tag_pairs(message.items("tags"))
+    name = message.get("run_name")
+    if name:
+        tags[shapes.RUN_NAME_TAG] = shapes.text_value(name, "run_name", shapes.MAX_TAG_VAL_LEN)
+    fields = shapes.tag_changes(tags)
+    user = message.get("user_id")
+    environment = {"user": user} if isinstance(user, str) and user else None
+    experiment = store.create_experiment(
+        project,
+        display_name=fields.get("display_name"),
+        description=fields.get("description", ""),
+        source=fields.get("source"),
+        tags=fields.get("tags", ()),
+        environment=environment,
+        status=Status.RUNNING,
+    )
+    return {"run": shapes.run_shape(experiment, [])}
+
+
+@router.get("/runs/get")
+def get_run(message: MessageDep, store: StoreDep) -> dict[str, Any]:
+    """The run with its latest metrics (with their steps), params and tags."""
+    ref = message.run()
+    experiment = store.get_experiment(ref.project_id, ref.experiment_id)
+    series = store.list_series(ref.project_id, ref.experiment_id)
+    return {"run": shapes.run_shape(experiment, series)}
+
+
+@router.post("/runs/update")
+def update_run(message: MessageDep, store: StoreDep) -> dict[str, Any]:
+    """A new status (``end_run``) and / or name."""
+    ref = message.run()
+    raw_status = message.get("status")
+    name = message.get("run_name")
+    experiment = store.update_experiment(
+        ref.project_id,
+        ref.experiment_id,
+        status=None if raw_status is None else shapes.status(raw_status),
+        display_name=shapes.text_value(name, "run_name", shapes.MAX_TAG_VAL_LEN) or None,
+    )
+    return {"run_info": shapes.run_info(experiment)}
+
+
+@router.post("/runs/log-parameter")
+def log_param(message: MessageDep, store: StoreDep) -> dict[str, Any]:
+    """One hyperparameter; changing a logged value is refused, as MLflow does."""
+    ref = message.run()
+    name = shapes.key(message.get("key"))
+    value = shapes.text_value(message.get("value"), "value", shapes.MAX_PARAM_VAL_LEN)
+    log_params(store, ref, {name: value})
+    return {}
+
+
+@router.post("/runs/set-tag")
+def set_tag(message: MessageDep, store: StoreDep) -> dict[str, Any]:
+    """One tag (``mlflow.runName`` renames the run, ``mlflow.note.content`` is its description)."""
+    ref = message.run()
+    name = shapes.key(message.get("key"))
+    value = shapes.text_value(message.get("value"), "value", shapes.MAX_TAG_VAL_LEN)
+    set_tags(store, ref, {name: value})
+    return {}
+
+
+@router.post("/runs/delete-tag")
+def delete_tag(message: MessageDep, store: StoreDep) -> dict[str, Any]:
+    """Remove a tag; a tag the run does not have is RESOURCE_DOES_NOT_EXIST, as in MLflow."""
+    ref = message.run()
+    name = shapes.key(message.get("key"))
+    experiment = store.get_experiment(ref.project_id, ref.experiment_id)
+    if name not in {t["key"] for t in shapes.run_tags(experiment)}:
+        raise NotFoundError(f"the run has no tag {name!r}", "key")
+    set_tags(store, ref, {name: None}, experiment)
+    return {}
+
+
+def log_params(store: Store, ref: ExperimentRef, params: dict[str, str]) -> None:
+    """Merge params into the hyperparameters, refusing a changed value (MLflow's rule)."""
+    if not params:
+        return
+    current = store.get_experiment(ref.project_id, ref.experiment_id).hyperparameters
+    for name, value in params.items():
+        if name in current and shapes.params_text(current[name]) != value:
+            raise ValidationError(
+                f"changing a logged param is not allowed: {name!r} is "
+                f"{shapes.params_text(current[name])!r}, got {value!r}",
+                "params",
+            )
+    store.update_experiment(ref.project_id, ref.experiment_id, hyperparameters=params)
+
+
+def set_tags(
+    store: Store,
+    ref: ExperimentRef,
+    tags: dict[str, str | None],
+    experiment: Experiment | None = None,
+) -> None:
+    """Set (a value) or delete (None) tags: one update of the experiment."""
+    if not tags:
+        return
+    labels: tuple[str, ...] = ()
+    if shapes.label_changes(tags):
+        experiment = experiment or store.get_experiment(ref.project_id, ref.experiment_id)
+        labels = experiment.tags
+    store.update_experiment(ref.project_id, ref.experiment_id, **shapes.tag_changes(tags, labels))
+
+
+@router.post("/runs/search")
+def search_runs(message: MessageDep, store: StoreDep) -> dict[str, Any]:
+    """Runs of the given experiments, newest first, a page at a time."""
+    projects = [
+        project_of(store, e, f"experiment_ids[{i}]")
+        for i, e in enumerate(message.items("experiment_ids"))
+    ]
+    if not projects:
+        raise ValidationError("is required: at least one experiment id", "experiment_ids")
+    limit = shapes.integer(message.get("max_results"), "max_results", SEARCH_PAGE_SIZE)
+    if not 1 <= limit <= MAX_SEARCH_RESULTS:
+        raise ValidationError(f"must be between 1 and {MAX_SEARCH_RESULTS}", "max_results")
+    offset = shapes.page_offset(message.get("page_token"))
+    if message.get("filter") or message.items("order_by"):
+        raise ValidationError("filters and order_by are not served yet", "filter")
+    found: list[Experiment] = []
+    for project in dict.fromkeys(projects):
+        found += _all_experiments(store, project)
+    found.sort(key=lambda e: (-(e.started_at or e.created_at), -e.experiment_id))
+    page = found[offset : offset + limit]
+    answer: dict[str, Any] = {"runs": [shapes.run_shape(e) for e in page]}
+    if offset + limit < len(found):
+        answer["next_page_token"] = str(offset + limit)
+    return answer
+
+
+SEARCH_PAGE_SIZE = 1000  # MLflow's SEARCH_MAX_RESULTS_DEFAULT
+MAX_SEARCH_RESULTS = 50_000
+
+
+def _all_experiments(store: Store, project: int) -> list[Experiment]:
+    found: list[Experiment] = []
+    while True:
+        page = store.list_experiments(project, offset=len(found))
+        found += page.items
+        if not page.items or len(found) >= page.total:
+            return found
