@@ -1,29 +1,14 @@
 """Fixtures: the real MLflow client pointed at the session's shared ``mltrail server`` (SQLite
-and PostgreSQL) as a fresh mltrail user, and that user's own mltrail ``Api`` to check what
-landed."""
+and PostgreSQL) as a fresh mltrail user (``mlflow_user.configure``)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 
 import pytest
+from mlflow_user import MlflowUser, configure, mlflow
 
-from mltrail.api import Api
-from mltrail.store.http import HttpStore
-from support.servers import ServerProcess, unique_name
-
-mlflow = pytest.importorskip("mlflow")
-
-
-@dataclass
-class MlflowUser:
-    """A fresh mltrail user, the MLflow client configured for them, and their mltrail Api."""
-
-    server: ServerProcess
-    token: str
-    api: Api
-    client: mlflow.MlflowClient
+from support.servers import ServerProcess
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -31,25 +16,6 @@ def backend(request: pytest.FixtureRequest) -> ServerProcess:
     """The session's shared real server on SQLite, then on PostgreSQL."""
     name = "shared_server" if request.param == "sqlite" else "shared_pg_server"
     return request.getfixturevalue(name)  # type: ignore[no-any-return]
-
-
-def configure(server: ServerProcess, monkeypatch: pytest.MonkeyPatch) -> MlflowUser:
-    """Point the MLflow client at ``server`` as a new user: the two variables a user sets."""
-    token = server.make_token(unique_name())
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", server.url)
-    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", token)
-    # a 4xx is never retried; a bug answering 5xx should fail the test fast, not after retries
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
-    mlflow.set_tracking_uri(server.url)
-    # the fluent client keeps the last set_experiment in a module global: forget the previous
-    # test's (another user's) experiment, as a new process would
-    monkeypatch.setattr(mlflow.tracking.fluent, "_active_experiment_id", None)
-    for name in ("MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):  # set_experiment sets them
-        monkeypatch.delenv(name, raising=False)
-    # the client caches artifact repositories by run id for the process, and run ids are only
-    # unique per server (docs/mlflow.md): this process talks to two servers in turn
-    mlflow.tracking._tracking_service.utils._artifact_repos_cache.clear()
-    return MlflowUser(server, token, Api(HttpStore(server.url, token)), mlflow.MlflowClient())
 
 
 @pytest.fixture

@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from mlflow_user import MlflowUser, mlflow
 
-from conftest import MlflowUser, mlflow
 from mltrail.core.types import MetricBatch, SeriesChunk
 from support.servers import unique_name
 

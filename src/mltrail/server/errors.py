@@ -6,11 +6,12 @@ User errors (MltrailError, request validation, a body over the limit) are 4xx, n
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mltrail.core.errors import MltrailError, PayloadTooLargeError
@@ -166,3 +167,27 @@ class BodyLimitMiddleware:
             if started:
                 raise
             await _too_large()(scope, receive, send)
+
+
+class SurfaceRoute(APIRoute):
+    """A route of a second REST surface (MLflow's, MissingLink's), answering mltrail errors
+    and request validation in that surface's own error shape: a subclass says how."""
+
+    def mltrail_error(self, exc: MltrailError) -> Response:
+        raise NotImplementedError
+
+    def validation_error(self, exc: RequestValidationError) -> Response:
+        raise NotImplementedError
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def handle(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except MltrailError as exc:
+                return self.mltrail_error(exc)
+            except RequestValidationError as exc:
+                return self.validation_error(exc)
+
+        return handle

@@ -9,16 +9,14 @@ never an endless retry.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Coroutine
 from typing import Any
 
-from fastapi import Request, Response
+from fastapi import Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 
 from mltrail.core.errors import MltrailError
-from mltrail.server.errors import validation_field
+from mltrail.server.errors import SurfaceRoute, validation_field
 
 _FINAL_STATUSES = frozenset({400, 401, 403, 404, 410})
 
@@ -38,21 +36,14 @@ def error_response(status_code: int, kind: str, message: str, field: str | None)
     return MissingLinkJSONResponse(body, status_code=status, headers=headers)
 
 
-class MissingLinkRoute(APIRoute):
+class MissingLinkRoute(SurfaceRoute):
     """A route answering mltrail errors and request validation in the client's error shape."""
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
+    def mltrail_error(self, exc: MltrailError) -> Response:
+        return error_response(exc.status_code, exc.kind, str(exc), exc.field)
 
-        async def handle(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except MltrailError as exc:
-                return error_response(exc.status_code, exc.kind, str(exc), exc.field)
-            except RequestValidationError as exc:
-                return _validation_error(exc)
-
-        return handle
+    def validation_error(self, exc: RequestValidationError) -> Response:
+        return _validation_error(exc)
 
 
 def _validation_error(exc: RequestValidationError) -> Response:

@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from typing import Any
 
-from fastapi import Request, Response
+from fastapi import Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 
 from mltrail.core.errors import MltrailError
-from mltrail.server.errors import validation_field
+from mltrail.server.errors import SurfaceRoute, validation_field
 
 # mltrail's error kinds as MLflow's error codes (databricks.proto's ErrorCode names) and statuses
 _CODES: dict[str, tuple[str, int]] = {
@@ -70,7 +69,7 @@ def error_of(exc: MltrailError) -> Response:
     return mlflow_error(code, message, status)
 
 
-class MlflowRoute(APIRoute):
+class MlflowRoute(SurfaceRoute):
     """A route answering mltrail errors and request validation in MLflow's error shape.
 
     Handlers return plain dicts that :class:`MlflowJSONResponse` renders as they are: no
@@ -81,18 +80,11 @@ class MlflowRoute(APIRoute):
         kwargs["response_model"] = None
         super().__init__(path, endpoint, **kwargs)
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
+    def mltrail_error(self, exc: MltrailError) -> Response:
+        return error_of(exc)
 
-        async def handle(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except MltrailError as exc:
-                return error_of(exc)
-            except RequestValidationError as exc:
-                return _validation_error(exc)
-
-        return handle
+    def validation_error(self, exc: RequestValidationError) -> Response:
+        return _validation_error(exc)
 
 
 def _validation_error(exc: RequestValidationError) -> Response:

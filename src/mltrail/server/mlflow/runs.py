@@ -15,7 +15,7 @@ from mltrail.core.errors import NotFoundError, ValidationError
 from mltrail.core.types import Experiment, ExperimentRef, Status
 from mltrail.server.mlflow import shapes
 from mltrail.server.mlflow.errors import MlflowRoute
-from mltrail.server.mlflow.messages import MessageDep, StoreDep, project_of
+from mltrail.server.mlflow.messages import Message, MessageDep, StoreDep, project_of
 from mltrail.store.base import Store
 
 router = APIRouter(route_class=MlflowRoute)
@@ -71,9 +71,7 @@ def update_run(message: MessageDep, store: StoreDep) -> dict[str, Any]:
 @router.post("/runs/log-parameter")
 def log_param(message: MessageDep, store: StoreDep) -> dict[str, Any]:
     """One hyperparameter; changing a logged value is refused, as MLflow does."""
-    ref = message.run()
-    name = shapes.key(message.get("key"))
-    value = shapes.text_value(message.get("value"), "value", shapes.MAX_PARAM_VAL_LEN)
+    ref, name, value = _key_value(message, shapes.MAX_PARAM_VAL_LEN)
     log_params(store, ref, {name: value})
     return {}
 
@@ -81,11 +79,15 @@ def log_param(message: MessageDep, store: StoreDep) -> dict[str, Any]:
 @router.post("/runs/set-tag")
 def set_tag(message: MessageDep, store: StoreDep) -> dict[str, Any]:
     """One tag (``mlflow.runName`` renames the run, ``mlflow.note.content`` is its description)."""
-    ref = message.run()
-    name = shapes.key(message.get("key"))
-    value = shapes.text_value(message.get("value"), "value", shapes.MAX_TAG_VAL_LEN)
+    ref, name, value = _key_value(message, shapes.MAX_TAG_VAL_LEN)
     set_tags(store, ref, {name: value})
     return {}
+
+
+def _key_value(message: Message, max_len: int) -> tuple[ExperimentRef, str, str]:
+    """The run, ``key`` and ``value`` of a log-parameter or set-tag call."""
+    value = shapes.text_value(message.get("value"), "value", max_len)
+    return message.run(), shapes.key(message.get("key")), value
 
 
 @router.post("/runs/delete-tag")
