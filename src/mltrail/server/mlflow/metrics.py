@@ -3,7 +3,7 @@
 Points go through ``append_points`` as one batch per request (MLflow's ``step`` is mltrail's
 iteration, its ``timestamp`` the point's time, epochs are not set); histories are read with
 ``read_series``, and get-history-bulk-interval from its min/max rollups (``max_points``,
-``start``/``end``), so each bucket's smallest and largest value are kept.
+``start``/``end``), so each bucket's smallest and largest value are kept, with their times.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def get_history(message: MessageDep, store: StoreDep) -> dict[str, Any]:
     name = shapes.key(message.get("metric_key"), "metric_key")
     phase, key = shapes.series_of(name)
     try:
-        series = store.read_series(ref.project_id, ref.experiment_id, key, phase)
+        series = store.read_series(ref.project_id, ref.experiment_id, key, phase, times=True)
     except NotFoundError as exc:
         if exc.field != "key":
             raise
@@ -104,6 +104,7 @@ def get_history_bulk_interval(message: MessageDep, store: StoreDep) -> dict[str,
                 max_points=max(max_results, 2),
                 start=start,
                 end=end,
+                times=True,
             )
         except NotFoundError as exc:
             if exc.field != "key":
@@ -175,10 +176,10 @@ def _step_range(start: Any, end: Any) -> tuple[int | None, int | None]:
 
 
 def _history(series: Series, name: str) -> list[dict[str, Any]]:
-    """The points as MLflow ``Metric`` records (times in ms; 0 where the read kept none)."""
+    """The points as MLflow ``Metric`` records (times in ms; 0 where none is known)."""
     n = len(series.values)
     times = series.times if series.times is not None else np.zeros(n)
-    millis = np.round(times * 1000.0).astype(np.int64).tolist()
+    millis = np.round(np.nan_to_num(times, nan=0.0) * 1000.0).astype(np.int64).tolist()
     return [
         {"key": name, "value": v, "timestamp": t, "step": s}
         for v, t, s in zip(series.values.tolist(), millis, series.iterations.tolist(), strict=True)
