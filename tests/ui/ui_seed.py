@@ -71,8 +71,8 @@ def open_page(
 # --- filling the store ------------------------------------------------------------------------
 
 
-def metric_batch(key: str, phase: str, iterations, values, epochs=None) -> MetricBatch:
-    """One batch holding one series."""
+def metric_batch(key: str, phase: str, iterations, values, epochs=None, times=None) -> MetricBatch:
+    """One batch holding one series (every point stamped now unless ``times`` are given)."""
     iterations = np.asarray(iterations, dtype=np.int64)
     epochs = (
         np.full(len(iterations), -1, np.int64) if epochs is None else np.asarray(epochs, np.int64)
@@ -83,7 +83,7 @@ def metric_batch(key: str, phase: str, iterations, values, epochs=None) -> Metri
         iterations=iterations,
         epochs=epochs,
         values=np.asarray(values, dtype=np.float64),
-        times=np.full(len(iterations), time.time()),
+        times=np.full(len(iterations), time.time()) if times is None else np.asarray(times, float),
     )
     return MetricBatch(client_id=uuid.uuid4().hex, seq=1, chunks=(chunk,))
 

@@ -1,16 +1,30 @@
-// Chart lines from what the server stores: a series on the iteration or epoch axis, and a
+// Chart lines from what the server stores: a series on the step, epoch or a time axis, and a
 // custom chart spec (update_chart) as lines, categories or groups of bars.
 
+import { pointXs } from "./axes.js";
 import { colourAt } from "./palette.js";
 
 /**
  * A series read from the server as chart points on the chosen axis.
- * On the epoch axis each epoch shows its last value (points without an epoch are skipped).
- * @param {{iterations: number[], epochs: (number|null)[], values: number[]}} series
- * @param {"iteration"|"epoch"} axis
+ * On the epoch axis each epoch shows its last value (points without an epoch are skipped); on
+ * the time axes points whose time is unknown are skipped.
+ * @param {{iterations: number[], epochs: (number|null)[], values: number[], times?: number[]}} series
+ * @param {"iteration"|"epoch"|"time"|"relative"} axis
+ * @param {number|null} [startedAt] the run's start, for relative time
  */
-export function seriesPoints(series, axis) {
+export function seriesPoints(series, axis, startedAt = null) {
   if (axis === "iteration") return { xs: series.iterations, ys: series.values };
+  if (axis !== "epoch") {
+    const all = pointXs(series, axis, startedAt);
+    const xs = [];
+    const ys = [];
+    all.forEach((x, i) => {
+      if (x === null || x === undefined) return;
+      xs.push(x);
+      ys.push(series.values[i]);
+    });
+    return { xs, ys };
+  }
   const byEpoch = new Map();
   for (let i = 0; i < series.values.length; i++) {
     const epoch = series.epochs[i];

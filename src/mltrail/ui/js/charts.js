@@ -8,6 +8,7 @@ import { downloadText, safeFilename, toCsv } from "./csv.js";
 import { h } from "./dom.js";
 import { formatValue } from "./format.js";
 import { PHASE_COLOURS, withAlpha } from "./palette.js";
+import { DURATION_STEPS, durationLabel, timeTickLabels } from "./axes.js";
 import { axisWidth, labelSpace, logTickLabels, paddedRange, tickLabels } from "./ticks.js";
 import { tooltipPlugin } from "./tooltip.js";
 
@@ -101,12 +102,13 @@ function themeColours() {
 export class LineChart {
   /**
    * @param {HTMLElement} parent where the card is appended
-   * @param {{title: string, subtitle?: string, xLabel: string, yLabel?: string,
+   * @param {{title: string, subtitle?: string, xLabel: string, xKind?: "number"|"time"|"duration",
+   *          yLabel?: string,
    *          categories?: string[], logScale?: boolean, smoothing?: number, kind?: string,
    *          legend?: boolean, onZoom?: (range: {min: number, max: number}|null) => void}} options
    */
   constructor(parent, options) {
-    this.options = { smoothing: 0, logScale: false, kind: "line", legend: true, ...options };
+    this.options = { smoothing: 0, logScale: false, kind: "line", legend: true, xKind: "number", ...options };
     this.plot = null;
     this.lines = [];
     this.meta = [];
@@ -154,9 +156,10 @@ export class LineChart {
     this.render();
   }
 
-  /** Change the x axis name (iteration / epoch): caption and plot are rebuilt. */
-  setXLabel(xLabel) {
+  /** Change the x axis (name, and kind: number, time or duration): caption and plot are rebuilt. */
+  setXLabel(xLabel, xKind = this.options.xKind) {
     this.options.xLabel = xLabel;
+    this.options.xKind = xKind;
     this.card.querySelector(".axis-x").textContent = `x: ${xLabel}`;
     this.zoomed = false;
     this.destroyPlot();
@@ -270,6 +273,17 @@ export class LineChart {
       label: xLabel, stroke: theme.axis, font: AXIS_FONT, labelFont: AXIS_FONT,
       grid: { stroke: theme.grid }, ticks: { stroke: theme.grid },
     };
+    if (this.options.xKind === "time") {
+      axis.space = 70;
+      axis.values = (u, splits, i, space, step) => this.recordTicks("x", timeTickLabels(splits, step));
+      return axis;
+    }
+    if (this.options.xKind === "duration") {
+      axis.space = 60;
+      axis.incrs = DURATION_STEPS;
+      axis.values = (u, splits, i, space, step) => this.recordTicks("x", splits.map((v) => durationLabel(v, step)));
+      return axis;
+    }
     if (!categories) {
       axis.space = (u, i, min, max) => labelSpace(min, max);
       axis.values = (u, splits, i, space, step) => this.recordTicks("x", tickLabels(splits, step));
@@ -301,15 +315,16 @@ export class LineChart {
   }
 
   scales() {
-    const { categories, logScale, kind } = this.options;
-    const x = { time: false };
+    const { categories, logScale, kind, xKind } = this.options;
+    const x = { time: xKind === "time" };
+    const integer = xKind === "number";
     if (categories) x.range = () => [-0.5, categories.length - 0.5];
     else {
       x.range = (u, min, max) => {
         // uPlot widens a single x to a round range first (4999 -> 0..10,000): centre it instead
         const xs = u.data?.[0] ?? [];
-        if (!this.zoomed && xs.length && xs[0] === xs[xs.length - 1]) return paddedRange(xs[0], xs[0], { integer: true });
-        return paddedRange(min, max, { integer: true });
+        if (!this.zoomed && xs.length && xs[0] === xs[xs.length - 1]) return paddedRange(xs[0], xs[0], { integer });
+        return paddedRange(min, max, { integer });
       };
     }
     let y;

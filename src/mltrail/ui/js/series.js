@@ -36,11 +36,14 @@ const queue = limiter(CONCURRENCY);
 /**
  * Read one line's series.
  * @param {{project: number, experiment: number, key: string, phase: string}} line
- * @param {{maxPoints: number, range?: {min: number, max: number}|null, signal?: AbortSignal}} options
+ * @param {{maxPoints: number, range?: {min: number, max: number}|null, times?: boolean,
+ *          signal?: AbortSignal}} options `range` in iterations; `times` asks for each point's
+ *          wall-clock time (the time axes)
  */
-export function readLine(line, { maxPoints, range = null, signal }) {
+export function readLine(line, { maxPoints, range = null, times = false, signal }) {
   const params = { key: line.key, phase: line.phase, max_points: Math.max(2, Math.round(maxPoints)) };
   if (range) Object.assign(params, { start: Math.floor(range.min), end: Math.ceil(range.max) });
+  if (times) params.times = "true";
   return queue(() => {
     if (signal?.aborted) return Promise.reject(new DOMException("aborted", "AbortError"));
     return api(experimentPath(line.project, line.experiment, "/series/read") + query(params), { signal });

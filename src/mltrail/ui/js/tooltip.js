@@ -4,6 +4,7 @@
 // lines it lists those nearest the pointer, sorted by value, and says how many it left out.
 
 import { h, setChildren } from "./dom.js";
+import { formatAxisValue } from "./axes.js";
 import { formatCount, formatValue } from "./format.js";
 
 const MAX_ROWS = 10;
@@ -11,8 +12,10 @@ const OFFSET = 14;
 
 /** How an x value reads in the tooltip: category names, iterations with separators. */
 export function formatX(chart, x) {
-  const { categories, xLabel } = chart.options;
+  const { categories, xLabel, xKind } = chart.options;
   if (categories) return `${xLabel} ${categories[Math.round(x)] ?? x}`;
+  const timed = formatAxisValue(xKind, x);
+  if (timed !== null) return `${xLabel} ${timed}`;
   const text = Number.isInteger(x) && Math.abs(x) >= 1e4 ? formatCount(x) : formatValue(x);
   return `${xLabel} ${text}`;
 }

@@ -27,7 +27,7 @@ function chartSpecs(experiments, colourOf) {
       if (!byName.has(name)) byName.set(name, { id: name, title: name, yLabel: key, lines: [] });
       byName.get(name).lines.push({
         id: e.experiment_id, label: experimentLabel(e), colour: colourOf(e),
-        project: e.project_id, experiment: e.experiment_id, key, phase,
+        project: e.project_id, experiment: e.experiment_id, key, phase, startedAt: e.started_at ?? e.created_at,
       });
     }
   }

@@ -48,6 +48,7 @@ function metricSpecs(experiment, summaries) {
       .map((phase) => ({
         id: phase, label: phase, colour: PHASE_COLOURS[phase] || colourAt(4),
         project: experiment.project_id, experiment: experiment.experiment_id, key, phase,
+        startedAt: experiment.started_at ?? experiment.created_at,
       })),
   }));
 }
@@ -238,7 +239,8 @@ class ExperimentView {
 
   drawIterationMetrics() {
     const byKey = new Map();
-    const xField = this.settings.axis;
+    // per-iteration ex_ metrics carry iterations and epochs, no point times
+    const xField = this.settings.axis === "epoch" ? "epoch" : "iteration";
     for (const m of this.iterationMetrics || []) {
       const value = typeof m.value === "boolean" ? Number(m.value) : m.value;
       if (typeof value !== "number" || m[xField] === null || m[xField] === undefined) continue;

@@ -1,8 +1,10 @@
 // A grid of metric charts whose lines are stored series, shared by the experiment page (one
 // line per phase) and the compare view (one line per experiment, or per group). Each line is
 // read downsampled to about the chart's pixel width; a zoomed chart re-reads its visible
-// iterations at that resolution, so zooming shows real points, not stretched buckets.
+// iterations at that resolution (on any x axis: a zoom in epochs or time is turned into the
+// iterations it covers), so zooming shows real points, not stretched buckets.
 
+import { AXES, axisCaption, iterationRange, knownAxis, needsTimes } from "../axes.js";
 import { seriesPoints } from "../chart-data.js";
 import { LineChart, resizeWithWindow } from "../charts.js";
 import { h } from "../dom.js";
@@ -11,7 +13,8 @@ import { readLines } from "../series.js";
 
 /**
  * Charts keyed by id. `sync(specs)` creates missing charts, re-reads every line and redraws.
- * A spec is `{id, title, yLabel, lines: [{id, label, colour, project, experiment, key, phase}]}`.
+ * A spec is `{id, title, yLabel, lines: [{id, label, colour, project, experiment, key, phase,
+ * startedAt}]}` (`startedAt`: the run's start, for relative time).
  * `shape(lines, spec)` may turn the drawn lines into others (groups with bands).
  */
 export class SeriesCharts {
@@ -30,9 +33,10 @@ export class SeriesCharts {
   async sync(specs) {
     for (const spec of specs) {
       if (!this.charts.has(spec.id)) {
-        const entry = { spec, data: [], range: null };
+        const entry = { spec, data: [], iterations: null };
+        const { caption, kind } = axisCaption(this.settings.axis);
         entry.chart = new LineChart(this.element, {
-          title: spec.title, xLabel: this.settings.axis, yLabel: spec.yLabel, legend: this.legend,
+          title: spec.title, xLabel: caption, xKind: kind, yLabel: spec.yLabel, legend: this.legend,
           smoothing: this.settings.smoothing, logScale: this.settings.logScale,
           onZoom: (range) => this.zoom(entry, range).catch((error) => this.ctx.fail(error)),
         });
@@ -44,25 +48,29 @@ export class SeriesCharts {
     await Promise.all(specs.map((spec) => this.refresh(this.charts.get(spec.id))));
   }
 
-  /** Re-read a chart's lines (the zoomed iterations only, when zoomed on the iteration axis). */
+  /** Re-read a chart's lines (only the zoomed iterations, when zoomed). */
   async refresh(entry) {
-    const range = this.settings.axis === "iteration" ? entry.range : null;
-    const data = await readLines(entry.spec.lines, { maxPoints: entry.chart.width, range, signal: this.ctx.signal });
-    if (range !== (this.settings.axis === "iteration" ? entry.range : null)) return; // zoom moved on
+    const range = entry.iterations;
+    const times = needsTimes(this.settings.axis);
+    const data = await readLines(entry.spec.lines, { maxPoints: entry.chart.width, range, times, signal: this.ctx.signal });
+    if (range !== entry.iterations) return; // the zoom moved on
     entry.data = data;
     entry.readRange = range;
     this.draw(entry);
   }
 
+  /** A zoom to `range` (axis units; null: reset) re-reads the iterations it covers. */
   async zoom(entry, range) {
-    entry.range = range;
-    if (this.settings.axis === "iteration") await this.refresh(entry);
+    const starts = entry.spec.lines.map((line) => line.startedAt ?? null);
+    entry.iterations = iterationRange(entry.data, range, this.settings.axis, starts);
+    await this.refresh(entry);
   }
 
   draw(entry) {
     const { axis } = this.settings;
     const lines = entry.spec.lines.map((line, i) => ({
-      id: line.id, label: line.label, colour: line.colour, source: line, ...seriesPoints(entry.data[i], axis),
+      id: line.id, label: line.label, colour: line.colour, source: line,
+      ...seriesPoints(entry.data[i], axis, line.startedAt ?? null),
     }));
     const shown = this.shape(lines.filter((line) => line.xs.length), entry.spec);
     entry.chart.setLines(shown, this.note(entry, lines, shown));
@@ -89,6 +97,7 @@ export class SeriesCharts {
         `${formatCount(entry.chart.width)} points each (min and max kept).`);
     }
     if (this.settings.axis === "epoch" && shown.length < lines.length) parts.push("Lines without epochs are hidden.");
+    if (needsTimes(this.settings.axis) && shown.length < lines.length) parts.push("Lines without point times are hidden.");
     return parts.join(" ");
   }
 
@@ -104,11 +113,13 @@ export class SeriesCharts {
 
   setAxis(axis) {
     this.settings.axis = axis;
+    const { caption, kind } = axisCaption(axis);
     const reads = [];
     for (const entry of this.charts.values()) {
-      entry.chart.setXLabel(axis);
-      entry.range = null;
-      if (entry.readRange) reads.push(this.refresh(entry));
+      entry.chart.setXLabel(caption, kind);
+      entry.iterations = null;
+      const missingTimes = needsTimes(axis) && entry.data.some((s) => !s.times);
+      if (entry.readRange || missingTimes) reads.push(this.refresh(entry));
       else this.draw(entry);
     }
     return Promise.all(reads);
@@ -136,7 +147,7 @@ export class SeriesCharts {
 
 /** The axis / smoothing / log-scale controls; `onChange(what)` fires on every change. */
 export function chartControls(settings, onChange) {
-  const axisButtons = ["iteration", "epoch"].map((axis) => h("button", {
+  const axisButtons = AXES.map(([axis, label]) => h("button", {
     type: "button", class: `axis-toggle${settings.axis === axis ? " active" : ""}`,
     dataset: { axis }, "aria-pressed": String(settings.axis === axis),
     onclick: () => {
@@ -147,7 +158,7 @@ export function chartControls(settings, onChange) {
       });
       onChange("axis");
     },
-  }, axis === "iteration" ? "Iteration" : "Epoch"));
+  }, label));
   const value = h("output", { class: "smoothing-value" }, settings.smoothing.toFixed(2));
   const slider = h("input", {
     type: "range", name: "smoothing", min: 0, max: 0.99, step: 0.01, value: settings.smoothing,
@@ -168,11 +179,11 @@ export function chartControls(settings, onChange) {
     h("span", { class: "muted hint" }, "Drag to zoom (re-read at full resolution), double-click to reset."));
 }
 
-/** Chart settings read from the URL query (x=epoch&smooth=0.6&log=1). */
+/** Chart settings read from the URL query (x=epoch|time|relative&smooth=0.6&log=1). */
 export function settingsFromParams(params) {
   const smoothing = Number(params.get("smooth") || 0);
   return {
-    axis: params.get("x") === "epoch" ? "epoch" : "iteration",
+    axis: knownAxis(params.get("x")),
     smoothing: Number.isFinite(smoothing) ? Math.min(0.99, Math.max(0, smoothing)) : 0,
     logScale: params.get("log") === "1",
   };
@@ -181,7 +192,7 @@ export function settingsFromParams(params) {
 /** The settings as URL query values (defaults left out). */
 export function settingsToParams(settings) {
   return {
-    x: settings.axis === "epoch" ? "epoch" : null,
+    x: settings.axis === "iteration" ? null : settings.axis,
     smooth: settings.smoothing ? settings.smoothing : null,
     log: settings.logScale ? 1 : null,
   };
