@@ -16,7 +16,8 @@ import pytest
 import mltrail
 from mltrail.api import Api
 from mltrail.config import Settings
-from mltrail.sdk.spool import Spool, sync
+from mltrail.sdk.spool import Spool
+from mltrail.sdk.sync import sync
 from mltrail.store import open_store
 from mltrail.store.blobs import open_blobs
 

@@ -7,6 +7,8 @@ calling ``exp.flush()`` after every ``SIZE`` (one batch each) and printing a lin
 the run and prints ``DONE <dropped points> <spooled batches> <experiment>``. Options:
 
 * ``--wait``: after ``STARTED``, wait for a line on stdin (the test stops the server meanwhile).
+* ``--poison-at K``: before batch ``K``, send one batch the store refuses (a metric key with a
+  NUL, put straight into the writer as an SDK bug or a client newer than its server would).
 * ``--clock-back-at K``: before batch ``K``, turn the wall clock back one hour (``time.time`` and
   ``time.time_ns`` of this process), as NTP or a resumed VM can.
 """
@@ -34,6 +36,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("size", type=int)
     parser.add_argument("--wait", action="store_true")
     parser.add_argument("--clock-back-at", type=int, default=-1)
+    parser.add_argument("--poison-at", type=int, default=-1)
     parser.add_argument("--project", default="spool")
     args = parser.parse_args(argv)
     with mltrail.start(args.project, "spool-run") as exp:
@@ -43,6 +46,9 @@ def main(argv: list[str]) -> None:
         for b in range(args.batches):
             if b == args.clock_back_at:
                 _turn_clock_back()
+            if b == args.poison_at:  # skips exp.log's checks on purpose: the store refuses it
+                exp._writer.add_points("train", b * args.size, 0, time.time(), {"bad\x00key": 1.0})
+                exp.flush()
             for i in range(b * args.size, (b + 1) * args.size):
                 exp.log({"loss": i * 0.5})
             exp.flush()

@@ -11,7 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mltrail.sdk.spool import Spool, decode_metrics
+from mltrail.sdk.records import decode_metrics
+from mltrail.sdk.spool import Spool
 from reliability.test_faults import PROCESS_TIMEOUT, expect_line, launch_script, trainer_env
 from support.servers import ServerProcess
 

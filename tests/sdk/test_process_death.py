@@ -11,7 +11,8 @@ import time
 
 from mltrail.core.types import LogBatch, LogLine, Status
 from mltrail.sdk.experiment import start
-from mltrail.sdk.spool import Spool, encode_logs, target_of
+from mltrail.sdk.records import encode_logs
+from mltrail.sdk.spool import Spool, target_of
 
 SCRIPT = textwrap.dedent(
     """

@@ -83,7 +83,7 @@ def test_server_killed_mid_run_then_sync_stores_every_point_once(settings, serve
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
-    assert "synced" in done.stdout
+    assert "uploaded" in done.stdout
     assert spool.files() == []
     # a second sync has nothing left to do
     again = subprocess.run(
@@ -154,7 +154,7 @@ def test_a_training_script_in_server_mode_never_imports_sqlalchemy(server):
 
 
 def test_sync_with_the_server_down_keeps_the_spool_and_fails(settings, tmp_path):
-    from mltrail.sdk.spool import encode_status
+    from mltrail.sdk.records import encode_status
     from support.servers import free_port
 
     url = f"http://127.0.0.1:{free_port()}"

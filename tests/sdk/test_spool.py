@@ -10,17 +10,16 @@ import numpy as np
 import pytest
 
 from mltrail.core.types import LogBatch, LogLine, MetricBatch, Status
-from mltrail.sdk.spool import (
-    Spool,
-    SpoolWarning,
-    apply_record,
+from mltrail.sdk.records import (
     decode_logs,
     decode_metrics,
     encode_logs,
     encode_metrics,
     encode_status,
-    target_of,
+    read_record,
 )
+from mltrail.sdk.spool import Spool, SpoolWarning, target_of
+from mltrail.sdk.sync import replay
 from mltrail.sdk.writer import Writer
 from mltrail.store.http import HttpStore
 from support.factories import batch, chunk
@@ -83,9 +82,9 @@ def test_writer_spools_when_the_store_is_unreachable_and_sync_stores_once(settin
         target, exp.project_id, exp.experiment_id, writer.client_id, encode_status(Status.DONE)
     )
     assert len(spool.files()) == 4 and writer.spooled_batches == 3
-    bodies = [json.loads(f.read_bytes()) for f in spool.files()]
+    bodies = [f.read_bytes() for f in spool.files()]
 
-    result = spool.replay(store, target)
+    result = replay(spool, store, target)
     assert (result.sent, result.points, result.lines, result.remaining) == (4, 2, 1, 0)
     assert spool.files() == []
     p, e = exp.project_id, exp.experiment_id
@@ -98,8 +97,9 @@ def test_writer_spools_when_the_store_is_unreachable_and_sync_stores_once(settin
     assert store.get_experiment(p, e).status is Status.DONE
 
     # a second copy of a stored batch (a replay after a lost answer) is not stored again
-    assert [b["kind"] for b in bodies[:2]] == ["metrics", "logs"]
-    assert apply_record(store, bodies[0]) == 0 and apply_record(store, bodies[1]) == 0
+    records = [read_record(b) for b in bodies[:2]]
+    assert [r.kind for r in records] == ["metrics", "logs"]
+    assert all(r.send(store, p, e) == 0 for r in records)
     assert sorted(s.count for s in store.list_series(p, e)) == [1, 1]
     assert len(store.read_logs(p, e)) == 1
     dead.close()
@@ -108,15 +108,36 @@ def test_writer_spools_when_the_store_is_unreachable_and_sync_stores_once(settin
 def test_files_for_another_target_are_left_alone(settings, store):
     spool = Spool.from_settings(settings)
     spool.write("http://elsewhere:5870", 1, 1, "c", encode_metrics(_batch(1)))
-    result = spool.replay(store, target_of(settings))
+    result = replay(spool, store, target_of(settings))
     assert (result.sent, result.other_target) == (0, 1)
     assert len(spool.files()) == 1
 
 
-def test_rejected_batch_moves_aside(settings, store):
-    spool = Spool.from_settings(settings)
-    spool.write(target_of(settings), 99, 1, "c", encode_metrics(_batch(1)))  # no project 99
-    with pytest.warns(SpoolWarning, match="rejected"):
-        result = spool.replay(store, target_of(settings))
-    assert result.rejected == 1 and spool.files() == []
-    assert len(list((spool.directory / "rejected").iterdir())) == 1
+def test_refused_and_unreadable_files_move_aside_and_the_rest_goes_on(settings, store):
+    """A 4xx-refused batch, an unreadable file and valid JSON missing a field each go to
+    rejected/ with the reason beside them; the good batches around them are stored."""
+    exp = store.create_experiment(store.create_project("poison").id)
+    p, e = exp.project_id, exp.experiment_id
+    spool, target = Spool.from_settings(settings), target_of(settings)
+    spool.write(target, p, e, "c", encode_metrics(_batch(1, start=0)))
+    spool.write(target, 99, 1, "c", encode_metrics(_batch(2)))  # no project 99: a 404
+    broken = spool.write(target, p, e, "c", encode_metrics(_batch(3, start=10)))
+    broken.write_bytes(b"\x00\xffnot json")
+    partial = spool.write(target, p, e, "c", encode_metrics(_batch(4, start=20)))
+    body = json.loads(partial.read_bytes())
+    del body["chunks"]
+    partial.write_bytes(json.dumps(body).encode())
+    spool.write(target, p, e, "c", encode_metrics(_batch(5, start=30)))
+    with pytest.warns(SpoolWarning, match="set aside") as caught:
+        result = replay(spool, store, target)
+    assert (result.sent, result.rejected, result.remaining, result.points) == (2, 3, 0, 20)
+    assert len(caught) == 3
+    assert spool.files() == []
+    reasons = [f.with_suffix(".error").read_text() for f in spool.rejected()]
+    assert "refused by the store" in reasons[0] and "project" in reasons[0]
+    assert "not JSON" in reasons[1]
+    assert "missing field 'chunks'" in reasons[2]
+    assert store.read_series(p, e, "loss", "train").iterations.tolist() == [
+        *range(10),
+        *range(30, 40),
+    ]

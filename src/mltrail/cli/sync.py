@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import click
 
 from mltrail.cli.common import get_api, get_settings
@@ -11,11 +13,12 @@ from mltrail.cli.common import get_api, get_settings
 def sync() -> None:
     """Upload spooled batches ($MLTRAIL_HOME/spool) to the configured store.
 
-    Replays are idempotent: a batch already stored is not stored twice. Exits non-zero when
-    batches remain because the store is still unreachable.
+    Replays are idempotent: a batch already stored is not stored twice. Files the store refuses
+    (4xx) or that cannot be read are set aside in spool/rejected/ with the reason. Exits
+    non-zero only when batches remain because the store is still unreachable.
     """
-    from mltrail.sdk.spool import Spool
-    from mltrail.sdk.spool import sync as sync_spool
+    from mltrail.sdk.spool import Spool, SpoolWarning
+    from mltrail.sdk.sync import sync as sync_spool
 
     settings = get_settings()
     spool = Spool.from_settings(settings)
@@ -23,15 +26,22 @@ def sync() -> None:
     if not waiting:
         click.echo(f"nothing to sync: {spool.directory} is empty")
         return
-    result = sync_spool(get_api().store, settings)
+    with warnings.catch_warnings():  # each problem is echoed below, once
+        warnings.simplefilter("ignore", SpoolWarning)
+        result = sync_spool(get_api().store, settings)
     click.echo(
-        f"synced {result.sent} of {waiting} spooled batches "
-        f"({result.points} points, {result.lines} log lines stored)"
+        f"uploaded {result.sent} of {waiting} spooled batches "
+        f"({result.points} points, {result.lines} log lines stored), "
+        f"created {len(result.created)} experiments, rejected {result.rejected}"
     )
+    for created in result.created:
+        click.echo(f"  created {created}")
     if result.other_target:
         click.echo(f"{result.other_target} batches belong to another server or database: left")
     for message in result.errors:
         click.echo(f"  {message}", err=True)
+    if result.rejected:
+        click.echo(f"rejected batches are kept in {spool.directory / 'rejected'}", err=True)
     if result.remaining:
         raise click.ClickException(
             f"{result.remaining} batches remain in {spool.directory} "

@@ -26,8 +26,10 @@ from mltrail.sdk.buffer import MAX_INT64
 from mltrail.sdk.console import ConsoleCapture, quiet_library_loggers
 from mltrail.sdk.inputs import jsonable, metric_number, params_mapping
 from mltrail.sdk.opening import int64_field, open_record, open_run_store
-from mltrail.sdk.spool import Spool, encode_status, is_transient, sync_in_background, target_of
+from mltrail.sdk.records import encode_status
+from mltrail.sdk.spool import Spool, is_transient, target_of
 from mltrail.sdk.stop import POLL_SECONDS, StopWatcher
+from mltrail.sdk.sync import sync_in_background
 from mltrail.sdk.uploads import Uploader
 from mltrail.sdk.writer import CLOSE_TIMEOUT_SECONDS, Writer
 

@@ -24,25 +24,16 @@ import time
 import uuid
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from mltrail.core import codec
-from mltrail.core.errors import (
-    AuthenticationError,
-    MltrailError,
-    PermissionDeniedError,
-    TransportError,
-)
-from mltrail.core.types import LogBatch, MetricBatch, Status
-from mltrail.core.wire import dump_json, parse_json
+from mltrail.core.errors import MltrailError, TransportError
+from mltrail.core.wire import dump_json
+from mltrail.sdk.records import SPOOL_VERSION
 
 if TYPE_CHECKING:
     from mltrail.config import Settings
-    from mltrail.store.base import Store
 
-SPOOL_VERSION = 2  # 1: log lines as [time, stream, level, message] lists
 SUFFIX = ".json"
 REJECTED_DIR = "rejected"
 BOOTS_FILE = "boots"
@@ -71,29 +62,6 @@ def _order_key(path: Path) -> tuple[int, str]:
 
 class SpoolWarning(UserWarning):
     """Something happened to spooled data that the user should know about."""
-
-
-@dataclass
-class SyncResult:
-    """What one ``sync`` did.
-
-    Attributes:
-        sent: files uploaded and removed.
-        points / lines: metric points and log lines stored by those uploads (0 for replays the
-            store had already seen).
-        remaining: files left because the store is unreachable.
-        other_target: files spooled for another server or database, left alone.
-        rejected: files the store refused (moved to ``spool/rejected``).
-        errors: one message per problem met.
-    """
-
-    sent: int = 0
-    points: int = 0
-    lines: int = 0
-    remaining: int = 0
-    other_target: int = 0
-    rejected: int = 0
-    errors: list[str] = field(default_factory=list)
 
 
 def is_transient(exc: BaseException) -> bool:
@@ -139,25 +107,17 @@ class Spool:
         *,
         stamp: int | None = None,
     ) -> Path | None:
-        """Append one record (see :func:`encode_metrics` and friends) to the spool.
+        """Append one record (see :mod:`mltrail.sdk.records`) to the spool.
 
         Args:
             target / project_id / experiment_id / client_id: where the record belongs.
-            record: the batch, as :func:`encode_metrics` and friends make it.
+            record: the batch, as ``records.encode_metrics`` and friends make it.
             stamp: the order key (:func:`order_stamp`) the file sorts by; now by default.
 
         Returns:
             The file written, or ``None`` when the record alone is over the limit.
         """
-        body = {
-            "version": SPOOL_VERSION,
-            "target": target,
-            "project_id": project_id,
-            "experiment_id": experiment_id,
-            "client_id": client_id,
-            **record,
-        }
-        data = dump_json(body)
+        data = dump_json(self._body(target, project_id, experiment_id, client_id, record))
         if len(data) > self.limit_bytes:
             warnings.warn(
                 f"mltrail spool: a {record['kind']} batch of {len(data)} bytes is over the spool "
@@ -169,14 +129,32 @@ class Spool:
         with self._lock:
             self.directory.mkdir(parents=True, exist_ok=True)
             self._make_room(len(data))
-            when = order_stamp() if stamp is None else stamp
-            boot = self._boot_number()
-            name = f"b{boot:06d}-{when:020d}-{client_id}-{next(self._counter):06d}{SUFFIX}"
-            path = self.directory / name
-            tmp = path.with_suffix(".tmp")
-            tmp.write_bytes(data)
-            os.replace(tmp, path)  # a kill mid-write leaves a .tmp, never half a batch
+            path = self.directory / self._name(client_id, stamp)
+            _write_whole(path, data)
         return path
+
+    @staticmethod
+    def _body(
+        target: str,
+        project_id: int | None,
+        experiment_id: int | None,
+        client_id: str,
+        record: dict[str, Any],
+    ) -> dict[str, Any]:
+        return {
+            "version": SPOOL_VERSION,
+            "target": target,
+            "project_id": project_id,
+            "experiment_id": experiment_id,
+            "client_id": client_id,
+            **record,
+        }
+
+    def _name(self, client_id: str, stamp: int | None) -> str:
+        """A new file's name, sorting in cut order (with the class lock held)."""
+        when = order_stamp() if stamp is None else stamp
+        boot = self._boot_number()
+        return f"b{boot:06d}-{when:020d}-{client_id}-{next(self._counter):06d}{SUFFIX}"
 
     def _boot_number(self) -> int:
         """This boot's number in the spool's ``boots`` file (1 for the first boot it saw),
@@ -221,135 +199,50 @@ class Spool:
     def size_bytes(self) -> int:
         return sum(_size(p) for p in self.files())
 
-    def replay(self, store: Store, target: str, *, client_id: str | None = None) -> SyncResult:
-        """Upload spooled files for ``target`` in order, removing each once stored.
+    def set_aside(self, path: Path, reason: str) -> Path:
+        """Move a spool file the store refused (or that cannot be read) to ``rejected/``, with
+        ``reason`` beside it (``<name>.error``), so later files go on. Returns its new path."""
+        dest = self.directory / REJECTED_DIR / path.name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(path, dest)
+        dest.with_suffix(".error").write_text(reason + "\n", encoding="utf-8")
+        return dest
 
-        Stops at the first transient fault (the rest stay for next time). Files the store
-        rejects as invalid move to ``rejected/``. Authentication and permission errors raise.
-        """
-        result = SyncResult()
-        pending = self.files(client_id)
-        for index, path in enumerate(pending):
-            body = _read(path)
-            if body is None:
-                continue
-            if body.get("target") != target:
-                result.other_target += 1
-                continue
-            try:
-                stored = apply_record(store, body)
-            except (AuthenticationError, PermissionDeniedError):
-                raise
-            except Exception as exc:
-                if is_transient(exc):
-                    result.remaining += len(pending) - index
-                    result.errors.append(f"{type(exc).__name__}: {exc}")
-                    return result
-                self._reject(path, exc, result)
-                continue
-            path.unlink(missing_ok=True)
-            result.sent += 1
-            key = "points" if body["kind"] == "metrics" else "lines"
-            if body["kind"] in ("metrics", "logs"):
-                setattr(result, key, getattr(result, key) + stored)
-        return result
+    def write_rejected(
+        self,
+        target: str,
+        project_id: int,
+        experiment_id: int,
+        client_id: str,
+        record: dict[str, Any],
+        reason: str,
+    ) -> Path:
+        """Keep a batch the store refused in ``rejected/`` (never replayed), with ``reason``."""
+        body = self._body(target, project_id, experiment_id, client_id, record)
+        with self._lock:
+            folder = self.directory / REJECTED_DIR
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / self._name(client_id, None)
+            _write_whole(path, dump_json(body))
+        path.with_suffix(".error").write_text(reason + "\n", encoding="utf-8")
+        return path
 
-    def _reject(self, path: Path, exc: Exception, result: SyncResult) -> None:
-        rejected = self.directory / REJECTED_DIR
-        rejected.mkdir(exist_ok=True)
-        os.replace(path, rejected / path.name)
-        result.rejected += 1
-        message = f"{path.name} rejected by the store ({exc}); kept in {rejected}"
-        result.errors.append(message)
-        warnings.warn(f"mltrail spool: {message}", SpoolWarning, stacklevel=3)
+    def rejected(self) -> list[Path]:
+        """Files set aside in ``rejected/``, oldest first."""
+        folder = self.directory / REJECTED_DIR
+        return sorted(folder.glob(f"*{SUFFIX}"), key=_order_key) if folder.is_dir() else []
 
 
-def sync(store: Store, settings: Settings) -> SyncResult:
-    """Upload every spooled batch that belongs to the store ``settings`` select.
-
-    Args:
-        store: the store to upload into (the one ``open_store(settings)`` gives).
-        settings: where the spool lives and which target it is for.
-
-    Returns:
-        What was sent, what remains and what was rejected.
-    """
-    return Spool.from_settings(settings).replay(store, target_of(settings))
-
-
-def sync_in_background(store: Store, settings: Settings) -> None:
-    """Upload what earlier runs left in the spool, without delaying this one."""
-    if not Spool.from_settings(settings).files():  # the common case costs one listdir
-        return
-
-    def run() -> None:
-        with contextlib.suppress(Exception):  # `mltrail sync` reports problems; a run must not
-            sync(store, settings)
-
-    threading.Thread(target=run, name="mltrail-spool-sync", daemon=True).start()
-
-
-# --- records ------------------------------------------------------------------------------------
-def encode_metrics(batch: MetricBatch) -> dict[str, Any]:
-    """A metric batch as a JSON-ready record: its wire form, arrays packed exactly."""
-    return {"kind": "metrics", **codec.metric_batch_to_wire(batch)}
-
-
-def encode_logs(batch: LogBatch) -> dict[str, Any]:
-    return {"kind": "logs", **codec.log_batch_to_wire(batch)}
-
-
-def encode_link(weights_hash: str, iteration: int | None, epoch: int | None) -> dict[str, Any]:
-    return {"kind": "link", "weights_hash": weights_hash, "iteration": iteration, "epoch": epoch}
-
-
-def encode_status(status: Status) -> dict[str, Any]:
-    return {"kind": "status", "status": Status(status).value}
-
-
-def decode_metrics(body: dict[str, Any]) -> MetricBatch:
-    return codec.metric_batch_from_wire(body)
-
-
-def decode_logs(body: dict[str, Any]) -> LogBatch:
-    if body.get("version", SPOOL_VERSION) < 2:  # written by an older mltrail
-        keys = ("time", "stream", "level", "message")
-        body = {**body, "lines": [dict(zip(keys, line, strict=True)) for line in body["lines"]]}
-    return codec.log_batch_from_wire(body)
-
-
-def apply_record(store: Store, body: dict[str, Any]) -> int:
-    """Send one spooled record to the store; returns points or lines stored (0 otherwise)."""
-    p, e, kind = int(body["project_id"]), int(body["experiment_id"]), body["kind"]
-    if kind == "metrics":
-        return store.append_points(p, e, decode_metrics(body))
-    if kind == "logs":
-        return store.append_logs(p, e, decode_logs(body))
-    if kind == "link":
-        store.link_weights_hash(
-            p, e, body["weights_hash"], iteration=body["iteration"], epoch=body["epoch"]
-        )
-        return 0
-    if kind == "status":
-        store.update_experiment(p, e, status=Status(body["status"]))
-        return 0
-    if kind == "artifact":  # a reference to a kept file, never its bytes (sdk/uploads.py)
-        from mltrail.sdk.uploads import apply_artifact
-
-        return apply_artifact(store, body)
-    raise ValueError(f"unknown spool record kind {kind!r}")
-
-
-def _read(path: Path) -> dict[str, Any] | None:
+def _write_whole(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` whole or not at all: a kill leaves a ``.tmp`` at most, and a
+    failed write (full disk) removes its partial copy before raising."""
+    tmp = path.with_suffix(".tmp")
     try:
-        return parse_json(path.read_bytes())
-    except FileNotFoundError:  # another sync took it
-        return None
-    except ValueError:
-        warnings.warn(
-            f"mltrail spool: {path.name} is unreadable, skipped", SpoolWarning, stacklevel=3
-        )
-        return None
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 @contextlib.contextmanager

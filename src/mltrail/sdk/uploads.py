@@ -105,13 +105,17 @@ def put(store: Store, project_id: int, experiment_id: int, item: PendingUpload) 
         item.file.unlink(missing_ok=True)
 
 
-def apply_artifact(store: Store, body: dict[str, Any]) -> int:
-    """Replay a spooled upload (``spool.apply_record`` calls it for ``kind: artifact``)."""
+def read_upload(body: dict[str, Any]) -> PendingUpload:
+    """A spooled upload record (``encode_upload``) back as the item to upload."""
     keys = ("iteration", "epoch", "framework", "weights_hash", "sha256", "size")
-    item = PendingUpload(Path(body["file"]), body["path"], bool(body["owned"]))
+    item = PendingUpload(Path(body["file"]), str(body["path"]), bool(body["owned"]))
     for key in keys:
         setattr(item, key, body.get(key))
-    p, e = int(body["project_id"]), int(body["experiment_id"])
+    return item
+
+
+def apply_upload(store: Store, p: int, e: int, item: PendingUpload) -> int:
+    """Replay a spooled upload into experiment ``(p, e)`` (the spool's replay calls it)."""
     if not item.file.is_file():
         stored = store.list_artifacts(p, e)
         if any(a.path == item.name and a.sha256 == item.sha256 for a in stored):

@@ -42,20 +42,14 @@ import warnings
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from mltrail.core.errors import TransportError, ValidationError
+from mltrail.core.errors import MltrailError, TransportError
 from mltrail.core.liveness import HEARTBEAT_SECONDS, heartbeat_interval
 from mltrail.core.types import LogBatch, LogLine, SeriesChunk
 from mltrail.sdk.buffer import Call, metric_batches, series_chunks
-from mltrail.sdk.spool import (
-    Spool,
-    SpoolWarning,
-    encode_link,
-    encode_logs,
-    encode_metrics,
-    is_transient,
-    order_stamp,
-)
+from mltrail.sdk.records import encode_link, encode_logs, encode_metrics
+from mltrail.sdk.spool import Spool, SpoolWarning, is_transient, order_stamp
 from mltrail.sdk.spooler import Spoolable, Spooler
+from mltrail.sdk.sync import is_refusal, replay
 
 if TYPE_CHECKING:
     from mltrail.store.base import Store
@@ -135,6 +129,7 @@ class Writer:
         self.client_id = uuid.uuid4().hex
         self.error: BaseException | None = None  # strict mode: raised by the training thread
         self.spooled_batches = 0
+        self.rejected_batches = 0  # refused by the store (4xx), kept in spool/rejected
         self._seq = itertools.count(1)
         self._lock = threading.Lock()  # guards takes and the compacted buffer; appends go without
         self._send_lock = threading.Lock()  # one drain at a time, so batches stay in order
@@ -396,8 +391,8 @@ class Writer:
                     return
                 except Exception as exc:
                     fault = exc
-                    if isinstance(exc, ValidationError):
-                        self._reject(exc, encode(batch))
+                    if isinstance(exc, MltrailError) and is_refusal(exc):  # a poison batch:
+                        self._reject(exc, encode(batch))  # never retried, never blocks the rest
                         return
                     if not is_transient(exc):
                         break
@@ -419,7 +414,7 @@ class Writer:
             return False
         self._busy_since = time.monotonic()
         try:
-            result = self.spool.replay(self.store, self.target, client_id=self.client_id)
+            result = replay(self.spool, self.store, self.target, client_id=self.client_id)
         except Exception:
             return False
         finally:
@@ -447,12 +442,29 @@ class Writer:
                 stacklevel=1,
             )
 
-    def _reject(self, exc: ValidationError, record: dict) -> None:
+    def _reject(self, exc: MltrailError, record: dict) -> None:
+        """Keep a batch the store refused in ``spool/rejected/`` with its answer; warn naming it
+        (writer thread, no lock held)."""
         if self.strict and self.error is None:
             self.error = exc
+        try:
+            where = str(
+                self.spool.write_rejected(
+                    self.target,
+                    self.project_id,
+                    self.experiment_id,
+                    self.client_id,
+                    record,
+                    f"refused by the store: {exc}",
+                )
+            )
+        except OSError as error:  # full or unwritable spool: the batch is lost, say so
+            where = f"nowhere (the spool could not be written: {error})"
+        self.rejected_batches += 1
         warnings.warn(
-            f"mltrail: the store refused a {record['kind']} batch: {exc}",
-            RuntimeWarning,
+            f"mltrail: the store refused a {record['kind']} batch ({exc}); it was not stored "
+            f"and later batches go on. Kept in {where}",
+            SpoolWarning,
             stacklevel=1,
         )
 
