@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,9 +18,15 @@ import pytest
 from mltrail.config import Settings
 from mltrail.core.types import Status
 from mltrail.sdk.records import encode_metrics
-from mltrail.sdk.spool import Spool, target_of
+from mltrail.sdk.spool import RunAddress, Spool, target_of
 from mltrail.store import open_store
-from reliability.test_faults import PROCESS_TIMEOUT, expect_line, launch_script, trainer_env
+from reliability.test_faults import (
+    PROCESS_TIMEOUT,
+    expect_line,
+    launch_script,
+    run_sync,
+    trainer_env,
+)
 from support.factories import batch, chunk
 from support.servers import ServerProcess
 
@@ -83,16 +87,6 @@ def test_a_refused_batch_is_set_aside_and_later_batches_are_stored(
     )
 
 
-def _sync(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mltrail", "sync"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=PROCESS_TIMEOUT,
-    )
-
-
 def test_sync_sets_bad_files_aside_reports_counts_and_fails_only_when_unreachable(
     tmp_path: Path, mode: ServerProcess | None
 ):
@@ -104,7 +98,9 @@ def test_sync_sets_bad_files_aside_reports_counts_and_fails_only_when_unreachabl
 
     def write(seq: int, start: int, project: int = p) -> Path:
         points = chunk("loss", range(start, start + 100), [0.5] * 100)
-        path = spool.write(target, project, e, "c", encode_metrics(batch(seq, points)))
+        path = spool.write(
+            RunAddress(target, (project, e)), "c", encode_metrics(batch(seq, points))
+        )
         assert path is not None
         return path
 
@@ -118,7 +114,7 @@ def test_sync_sets_bad_files_aside_reports_counts_and_fails_only_when_unreachabl
     for seq in range(5, 80):  # 7,500 good points behind them
         write(seq, seq * 100)
 
-    done = _sync(_env(tmp_path, mode))
+    done = run_sync(_env(tmp_path, mode))
     assert done.returncode == 0, done.stderr
     assert "uploaded 76 of 79 spooled batches (7600 points, 0 log lines stored)" in done.stdout
     assert "rejected 3" in done.stdout
@@ -132,6 +128,6 @@ def test_sync_sets_bad_files_aside_reports_counts_and_fails_only_when_unreachabl
         return  # an embedded store is never unreachable (a locked file is waited for)
     write(80, 8_000)  # the server down now: the only case that exits non-zero
     mode.stop()
-    done = _sync(_env(tmp_path, mode))
+    done = run_sync(_env(tmp_path, mode))
     assert done.returncode != 0
     assert "1 batches remain" in done.stderr, done.stderr

@@ -12,7 +12,7 @@ import time
 from mltrail.core.types import LogBatch, LogLine, Status
 from mltrail.sdk.experiment import start
 from mltrail.sdk.records import encode_logs
-from mltrail.sdk.spool import Spool, target_of
+from mltrail.sdk.spool import RunAddress, Spool, target_of
 
 SCRIPT = textwrap.dedent(
     """
@@ -51,9 +51,7 @@ def test_next_start_uploads_what_an_earlier_run_spooled(settings, store):
     spool = Spool.from_settings(settings)
     batch_lines = (LogLine(time.time(), "stdout", "INFO", "spooled by an earlier run"),)
     spool.write(
-        target_of(settings),
-        earlier.project_id,
-        earlier.experiment_id,
+        RunAddress(target_of(settings), (earlier.project_id, earlier.experiment_id)),
         "old",
         encode_logs(LogBatch("old", 1, batch_lines)),
     )

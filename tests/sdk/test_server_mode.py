@@ -13,7 +13,7 @@ import pytest
 import mltrail
 from mltrail.core.types import Status
 from mltrail.sdk.experiment import start
-from mltrail.sdk.spool import Spool
+from mltrail.sdk.spool import RunAddress, Spool
 from mltrail.store.http import HttpStore
 from sdk.training import train_logistic
 
@@ -159,7 +159,7 @@ def test_sync_with_the_server_down_keeps_the_spool_and_fails(settings, tmp_path)
 
     url = f"http://127.0.0.1:{free_port()}"
     spool = Spool.from_settings(settings.with_(url=url))
-    spool.write(url, 1, 1, "c", encode_status(Status.DONE))
+    spool.write(RunAddress(url, (1, 1)), "c", encode_status(Status.DONE))
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLTRAIL_")}
     env |= {"MLTRAIL_HOME": str(settings.home), "MLTRAIL_URL": url, "MLTRAIL_TOKEN": "t"}
     done = subprocess.run(

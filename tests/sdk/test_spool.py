@@ -18,7 +18,7 @@ from mltrail.sdk.records import (
     encode_status,
     read_record,
 )
-from mltrail.sdk.spool import Spool, SpoolWarning, target_of
+from mltrail.sdk.spool import RunAddress, Spool, SpoolWarning, target_of
 from mltrail.sdk.sync import replay
 from mltrail.sdk.writer import Writer
 from mltrail.store.http import HttpStore
@@ -47,12 +47,12 @@ def test_metric_and_log_records_round_trip_exactly():
 
 def test_spool_over_limit_drops_oldest_with_a_warning(tmp_path):
     spool = Spool(tmp_path / "spool", limit_bytes=1_000_000)
-    first = spool.write("t", 1, 1, "c", encode_metrics(_batch(1, n=100)))
+    first = spool.write(RunAddress("t", (1, 1)), "c", encode_metrics(_batch(1, n=100)))
     size = first.stat().st_size
     spool.limit_bytes = int(size * 2.5)
-    spool.write("t", 1, 1, "c", encode_metrics(_batch(2, n=100)))
+    spool.write(RunAddress("t", (1, 1)), "c", encode_metrics(_batch(2, n=100)))
     with pytest.warns(SpoolWarning, match="dropped the oldest unsent batch"):
-        spool.write("t", 1, 1, "c", encode_metrics(_batch(3, n=100)))
+        spool.write(RunAddress("t", (1, 1)), "c", encode_metrics(_batch(3, n=100)))
     assert not first.exists()
     assert len(spool.files()) == 2
     assert spool.size_bytes() <= spool.limit_bytes
@@ -61,7 +61,7 @@ def test_spool_over_limit_drops_oldest_with_a_warning(tmp_path):
 def test_a_batch_larger_than_the_limit_is_dropped_with_a_warning(tmp_path):
     spool = Spool(tmp_path / "spool", limit_bytes=100)
     with pytest.warns(SpoolWarning, match="over the spool limit"):
-        assert spool.write("t", 1, 1, "c", encode_metrics(_batch(1))) is None
+        assert spool.write(RunAddress("t", (1, 1)), "c", encode_metrics(_batch(1))) is None
     assert spool.files() == []
 
 
@@ -79,7 +79,9 @@ def test_writer_spools_when_the_store_is_unreachable_and_sync_stores_once(settin
     with pytest.warns(SpoolWarning, match="unreachable"):
         writer.flush()
     spool.write(
-        target, exp.project_id, exp.experiment_id, writer.client_id, encode_status(Status.DONE)
+        RunAddress(target, (exp.project_id, exp.experiment_id)),
+        writer.client_id,
+        encode_status(Status.DONE),
     )
     assert len(spool.files()) == 4 and writer.spooled_batches == 3
     bodies = [f.read_bytes() for f in spool.files()]
@@ -107,7 +109,7 @@ def test_writer_spools_when_the_store_is_unreachable_and_sync_stores_once(settin
 
 def test_files_for_another_target_are_left_alone(settings, store):
     spool = Spool.from_settings(settings)
-    spool.write("http://elsewhere:5870", 1, 1, "c", encode_metrics(_batch(1)))
+    spool.write(RunAddress("http://elsewhere:5870", (1, 1)), "c", encode_metrics(_batch(1)))
     result = replay(spool, store, target_of(settings))
     assert (result.sent, result.other_target) == (0, 1)
     assert len(spool.files()) == 1
@@ -119,15 +121,15 @@ def test_refused_and_unreadable_files_move_aside_and_the_rest_goes_on(settings, 
     exp = store.create_experiment(store.create_project("poison").id)
     p, e = exp.project_id, exp.experiment_id
     spool, target = Spool.from_settings(settings), target_of(settings)
-    spool.write(target, p, e, "c", encode_metrics(_batch(1, start=0)))
-    spool.write(target, 99, 1, "c", encode_metrics(_batch(2)))  # no project 99: a 404
-    broken = spool.write(target, p, e, "c", encode_metrics(_batch(3, start=10)))
+    spool.write(RunAddress(target, (p, e)), "c", encode_metrics(_batch(1, start=0)))
+    spool.write(RunAddress(target, (99, 1)), "c", encode_metrics(_batch(2)))  # no project 99: a 404
+    broken = spool.write(RunAddress(target, (p, e)), "c", encode_metrics(_batch(3, start=10)))
     broken.write_bytes(b"\x00\xffnot json")
-    partial = spool.write(target, p, e, "c", encode_metrics(_batch(4, start=20)))
+    partial = spool.write(RunAddress(target, (p, e)), "c", encode_metrics(_batch(4, start=20)))
     body = json.loads(partial.read_bytes())
     del body["chunks"]
     partial.write_bytes(json.dumps(body).encode())
-    spool.write(target, p, e, "c", encode_metrics(_batch(5, start=30)))
+    spool.write(RunAddress(target, (p, e)), "c", encode_metrics(_batch(5, start=30)))
     with pytest.warns(SpoolWarning, match="set aside") as caught:
         result = replay(spool, store, target)
     assert (result.sent, result.rejected, result.remaining, result.points) == (2, 3, 0, 20)

@@ -145,10 +145,8 @@ class Experiment(ArtifactLogging):
         ).start()
         self._uploads = Uploader(
             store,
-            self.project_id,
-            self.experiment_id,
+            self._writer.address,
             spool=self._writer.spool,
-            target=self._writer.target,
             client_id=f"{self._writer.client_id}u",  # its own spool files, replayed by sync
             on_weights_hash=self._writer.add_link,
             folder=settings.upload_dir / self._writer.client_id,
@@ -412,13 +410,7 @@ class Experiment(ArtifactLogging):
                 return
             w = self._writer
             try:
-                w.spool.write(
-                    w.target,
-                    self.project_id,
-                    self.experiment_id,
-                    w.client_id,
-                    encode_status(status),
-                )
+                w.spool.write(w.address, w.client_id, encode_status(status))
             except OSError as error:  # full or unwritable spool: say so, never fail the run
                 warnings.warn(
                     f"mltrail: could not record status {status.value} (store unreachable: {exc}) "

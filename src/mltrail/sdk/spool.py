@@ -24,6 +24,7 @@ import time
 import uuid
 import warnings
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -76,6 +77,34 @@ def target_of(settings: Settings) -> str:
     return settings.url.rstrip("/") if settings.url else settings.db_url
 
 
+@dataclass
+class RunAddress:
+    """Where one run's spooled batches belong, shared by its writer, spooler and uploader.
+
+    Attributes:
+        target: the store's name in the spool (see :func:`target_of`).
+        ref: ``(project_id, experiment_id)``; ``None`` while a run started offline has no
+            number yet (set in one assignment once it has, so readers never see half of it).
+        run: the client-generated id of a run started offline (``None`` otherwise).
+    """
+
+    target: str
+    ref: tuple[int, int] | None
+    run: str | None = None
+
+    def body(self) -> dict[str, Any]:
+        """The file fields that say where a batch belongs."""
+        ref = self.ref
+        where: dict[str, Any] = {
+            "target": self.target,
+            "project_id": None if ref is None else ref[0],
+            "experiment_id": None if ref is None else ref[1],
+        }
+        if self.run is not None:
+            where["run"] = self.run
+        return where
+
+
 class Spool:
     """A directory of unsent batches, bounded in size.
 
@@ -99,25 +128,30 @@ class Spool:
     # --- writing -------------------------------------------------------------------------------
     def write(
         self,
-        target: str,
-        project_id: int,
-        experiment_id: int,
+        address: RunAddress,
         client_id: str,
         record: dict[str, Any],
         *,
         stamp: int | None = None,
+        refused: str | None = None,
     ) -> Path | None:
         """Append one record (see :mod:`mltrail.sdk.records`) to the spool.
 
         Args:
-            target / project_id / experiment_id / client_id: where the record belongs.
+            address: where the record belongs.
+            client_id: the writer (or uploader) that spools it; its files sort together.
             record: the batch, as ``records.encode_metrics`` and friends make it.
             stamp: the order key (:func:`order_stamp`) the file sorts by; now by default.
+            refused: the store's answer to a batch it refused: the file goes to ``rejected/``
+                (never replayed, outside the limit) with this reason beside it.
 
         Returns:
             The file written, or ``None`` when the record alone is over the limit.
         """
-        data = dump_json(self._body(target, project_id, experiment_id, client_id, record))
+        body = {"version": SPOOL_VERSION, **address.body(), "client_id": client_id, **record}
+        data = dump_json(body)
+        if refused is not None:
+            return self._write_refused(client_id, data, refused)
         if len(data) > self.limit_bytes:
             warnings.warn(
                 f"mltrail spool: a {record['kind']} batch of {len(data)} bytes is over the spool "
@@ -132,23 +166,6 @@ class Spool:
             path = self.directory / self._name(client_id, stamp)
             _write_whole(path, data)
         return path
-
-    @staticmethod
-    def _body(
-        target: str,
-        project_id: int | None,
-        experiment_id: int | None,
-        client_id: str,
-        record: dict[str, Any],
-    ) -> dict[str, Any]:
-        return {
-            "version": SPOOL_VERSION,
-            "target": target,
-            "project_id": project_id,
-            "experiment_id": experiment_id,
-            "client_id": client_id,
-            **record,
-        }
 
     def _name(self, client_id: str, stamp: int | None) -> str:
         """A new file's name, sorting in cut order (with the class lock held)."""
@@ -208,22 +225,12 @@ class Spool:
         dest.with_suffix(".error").write_text(reason + "\n", encoding="utf-8")
         return dest
 
-    def write_rejected(
-        self,
-        target: str,
-        project_id: int,
-        experiment_id: int,
-        client_id: str,
-        record: dict[str, Any],
-        reason: str,
-    ) -> Path:
-        """Keep a batch the store refused in ``rejected/`` (never replayed), with ``reason``."""
-        body = self._body(target, project_id, experiment_id, client_id, record)
+    def _write_refused(self, client_id: str, data: bytes, reason: str) -> Path:
         with self._lock:
             folder = self.directory / REJECTED_DIR
             folder.mkdir(parents=True, exist_ok=True)
             path = folder / self._name(client_id, None)
-            _write_whole(path, dump_json(body))
+            _write_whole(path, data)
         path.with_suffix(".error").write_text(reason + "\n", encoding="utf-8")
         return path
 

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from mltrail.sdk.spool import Spool, SpoolWarning
+from mltrail.sdk.spool import RunAddress, Spool, SpoolWarning
 
 CLOSE_TIMEOUT_SECONDS = 30.0
 STUCK_SECONDS = 2.0  # a spool write this long means the disk hangs: drop instead of waiting
@@ -45,7 +45,7 @@ class Spooler:
 
     Args:
         spool: the spool directory.
-        target / project_id / experiment_id / client_id: where the batches belong.
+        address / client_id: where the batches belong, and whose they are.
         limit_points: points the queue may hold; beyond, the oldest batches are dropped.
         on_error: called (from this thread) with the first write error, for strict mode.
     """
@@ -53,18 +53,14 @@ class Spooler:
     def __init__(
         self,
         spool: Spool,
-        target: str,
-        project_id: int,
-        experiment_id: int,
+        address: RunAddress,
         client_id: str,
         *,
         limit_points: int,
         on_error: Callable[[BaseException], None] | None = None,
     ) -> None:
         self.spool = spool
-        self.target = target
-        self.project_id = project_id
-        self.experiment_id = experiment_id
+        self.address = address
         self.client_id = client_id
         self.limit_points = limit_points
         self.on_error = on_error
@@ -81,7 +77,7 @@ class Spooler:
         self._warned = 0  # drops already announced
         self._first_error: BaseException | None = None
         self._thread = threading.Thread(
-            target=self._run, name=f"mltrail-spooler-{experiment_id}", daemon=True
+            target=self._run, name=f"mltrail-spooler-{client_id}", daemon=True
         )
         self._thread.start()
 
@@ -147,14 +143,7 @@ class Spooler:
             self._room.notify_all()
         try:
             record = item.encode(item.batch)
-            self.spool.write(
-                self.target,
-                self.project_id,
-                self.experiment_id,
-                self.client_id,
-                record,
-                stamp=item.stamp,
-            )
+            self.spool.write(self.address, self.client_id, record, stamp=item.stamp)
             self.written_batches += 1
         except Exception as exc:  # full disk, read-only folder, a bug: drop, count, go on
             with self._room:
@@ -184,10 +173,14 @@ class Spooler:
             stacklevel=1,
         )
 
+    def _name(self) -> str:
+        ref = self.address.ref
+        return f"{ref[0]}/{ref[1]}" if ref else f"run {self.address.run} (offline)"
+
     def _warn_totals(self) -> None:
         warnings.warn(
             f"mltrail: in all {self.dropped['points']} points and {self.dropped['lines']} log "
-            f"lines of experiment {self.project_id}/{self.experiment_id} could not be sent or "
+            f"lines of experiment {self._name()} could not be sent or "
             "spooled and were dropped",
             SpoolWarning,
             stacklevel=1,

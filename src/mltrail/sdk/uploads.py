@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any
 
 from mltrail.api.artifacts import file_sha256
 from mltrail.core.artifacts import artifact_upload
-from mltrail.core.errors import ValidationError
-from mltrail.sdk.spool import Spool, SpoolWarning, is_transient
+from mltrail.core.errors import TransportError, ValidationError
+from mltrail.sdk.spool import RunAddress, Spool, SpoolWarning, is_transient
 
 if TYPE_CHECKING:
     from mltrail.store.base import Store
@@ -131,9 +131,9 @@ class Uploader:
 
     Args:
         store: where artifacts go.
-        project_id / experiment_id: the experiment.
+        address: the experiment (shared with its writer: a run started offline gets its
+            number there).
         spool: where uploads wait while the store is unreachable.
-        target: the spool's name for this store.
         client_id: names this uploader's spool records.
         on_weights_hash: called with (hash, iteration, epoch) once a checkpoint's hash is known
             (the writer links it, as ``log_weights`` does).
@@ -144,11 +144,9 @@ class Uploader:
     def __init__(
         self,
         store: Store,
-        project_id: int,
-        experiment_id: int,
+        address: RunAddress,
         *,
         spool: Spool,
-        target: str,
         client_id: str,
         on_weights_hash: Callable[[str, int | None, int | None], None],
         folder: Path,
@@ -156,10 +154,8 @@ class Uploader:
     ) -> None:
         self.folder = folder
         self.store = store
-        self.project_id = project_id
-        self.experiment_id = experiment_id
+        self.address = address
         self.spool = spool
-        self.target = target
         self.client_id = client_id
         self.on_weights_hash = on_weights_hash
         self.retry_delays = tuple(retry_delays)
@@ -180,7 +176,7 @@ class Uploader:
         """Queue an upload (an append, no I/O); starts the thread on first use."""
         if self._thread is None:
             self._thread = threading.Thread(
-                target=self._run, name=f"mltrail-uploader-{self.experiment_id}", daemon=True
+                target=self._run, name=f"mltrail-uploader-{self.client_id}", daemon=True
             )
             self._thread.start()
         self._idle.clear()
@@ -243,7 +239,10 @@ class Uploader:
             if delay and not self._sleep(delay):
                 break
             try:
-                put(self.store, self.project_id, self.experiment_id, item)
+                ref = self.address.ref
+                if ref is None:  # a run started offline, not numbered yet: wait in the spool
+                    raise TransportError("the run has no number yet (started offline)")
+                put(self.store, *ref, item)
             except Exception as exc:
                 fault = exc
                 if not is_transient(exc):
@@ -264,13 +263,7 @@ class Uploader:
 
     def _to_spool(self, item: PendingUpload, fault: BaseException | None) -> None:
         try:
-            self.spool.write(
-                self.target,
-                self.project_id,
-                self.experiment_id,
-                self.client_id,
-                encode_upload(item),
-            )
+            self.spool.write(self.address, self.client_id, encode_upload(item))
         except OSError as exc:
             self._fail(item, exc)
             return

@@ -47,7 +47,7 @@ from mltrail.core.liveness import HEARTBEAT_SECONDS, heartbeat_interval
 from mltrail.core.types import LogBatch, LogLine, SeriesChunk
 from mltrail.sdk.buffer import Call, metric_batches, series_chunks
 from mltrail.sdk.records import encode_link, encode_logs, encode_metrics
-from mltrail.sdk.spool import Spool, SpoolWarning, is_transient, order_stamp
+from mltrail.sdk.spool import RunAddress, Spool, SpoolWarning, is_transient, order_stamp
 from mltrail.sdk.spooler import Spoolable, Spooler
 from mltrail.sdk.sync import is_refusal, replay
 
@@ -113,10 +113,8 @@ class Writer:
         stall_seconds: float = STALL_SECONDS,
     ) -> None:
         self.store = store
-        self.project_id = project_id
-        self.experiment_id = experiment_id
+        self.address = RunAddress(target, (project_id, experiment_id))
         self.spool = spool
-        self.target = target
         self.strict = strict
         self.flush_interval = flush_interval
         self.batch_points = batch_points
@@ -155,13 +153,28 @@ class Writer:
         self._thread: threading.Thread | None = None
         self._spooler = Spooler(
             spool,
-            target,
-            project_id,
-            experiment_id,
+            self.address,
             self.client_id,
             limit_points=self.hard_limit_points,
             on_error=self._remember_spool_error,
         )
+
+    @property
+    def project_id(self) -> int:
+        return self._ref()[0]
+
+    @property
+    def experiment_id(self) -> int:
+        return self._ref()[1]
+
+    @property
+    def target(self) -> str:
+        return self.address.target
+
+    def _ref(self) -> tuple[int, int]:
+        ref = self.address.ref
+        assert ref is not None, "the run has no number yet"
+        return ref
 
     # --- what the training thread calls --------------------------------------------------------
     def add_points(
@@ -256,7 +269,7 @@ class Writer:
     def start(self) -> Writer:
         """Start the daemon thread; also drained at interpreter exit."""
         self._thread = threading.Thread(
-            target=self._run, name=f"mltrail-writer-{self.experiment_id}", daemon=True
+            target=self._run, name=f"mltrail-writer-{self.client_id}", daemon=True
         )
         self._thread.start()
         atexit.register(self.close)
@@ -449,13 +462,11 @@ class Writer:
             self.error = exc
         try:
             where = str(
-                self.spool.write_rejected(
-                    self.target,
-                    self.project_id,
-                    self.experiment_id,
+                self.spool.write(
+                    self.address,
                     self.client_id,
                     record,
-                    f"refused by the store: {exc}",
+                    refused=f"refused by the store: {exc}",
                 )
             )
         except OSError as error:  # full or unwritable spool: the batch is lost, say so
