@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import re
 from urllib.parse import parse_qs, urlparse
 
 import numpy as np
@@ -57,6 +58,14 @@ def test_a_single_ex_point_sits_in_the_middle_of_its_frame(page, ui_server) -> N
     y = [float(t) for t in ticks(card, "y") if t]
     assert min(y) < 0.83 < max(y) and max(y) - min(y) < 1  # a frame around the value
     assert colour_pixels(card, card.locator(".legend-item").get_attribute("data-colour")) >= 12
+    # iterations are whole: a frame of a few around one point has no tick between two
+    single = store.create_experiment(project, display_name="single-step").experiment_id
+    store.append_points(project, single, metric_batch("loss", "train", [0], [0.5]))
+    page.goto(f"{ui_server.url}/#/projects/{project}/experiments/{single}")
+    one = page.locator(".metrics .chart-card[data-title='loss']")
+    expect(one.locator("canvas")).to_have_count(1)
+    x_ticks = [t for t in ticks(one, "x") if t]
+    assert x_ticks and all(re.fullmatch(r"-?\d+", t) for t in x_ticks), x_ticks
 
 
 def test_tooltip_names_its_iteration_and_flags_values_from_elsewhere(

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
-from ui_seed import UiServer
+from ui_seed import SCREENSHOTS, UiServer
 
 pytestmark = pytest.mark.browser
 
@@ -89,6 +89,9 @@ def test_jobs_queue_states_logs_and_agents(page, ui_server, agent) -> None:
     agent_row = page.locator("table.agents tr", has_text=f"box-{queue}")
     expect(agent_row.locator(".agent-state")).to_have_text("online")
     expect(agent_row).to_contain_text(queue)
+    page.mouse.move(0, 0)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "jobs-view.png"))
 
     # filters narrow the list and live in the URL
     page.select_option("select[name='job-status']", "queued")

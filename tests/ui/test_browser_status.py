@@ -14,6 +14,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from playwright.sync_api import expect
 from ui_seed import (
+    SCREENSHOTS,
     add_running_run,
     append_logs,
     bulk_experiments,
@@ -173,6 +174,9 @@ def test_a_sigkilled_trainer_shows_crashed_at_the_top_live(browser, crash_server
         assert duration.get_attribute("data-live-since") is None  # no longer counting
         frozen = duration.inner_text()
         assert seconds(frozen) >= 2 * CRASH_AFTER
+        page.mouse.move(0, 0)
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "crashed-run.png"))
         failed_colours = pill.evaluate(
             "el => [getComputedStyle(el).color, getComputedStyle(el).backgroundColor]"
         )

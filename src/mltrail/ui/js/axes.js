@@ -7,8 +7,8 @@ import { formatTime } from "./format.js";
 
 /** [id, button label, axis caption, kind] of every x axis. */
 export const AXES = [
-  ["iteration", "Step", "iteration", "number"],
-  ["epoch", "Epoch", "epoch", "number"],
+  ["iteration", "Step", "iteration", "integer"],
+  ["epoch", "Epoch", "epoch", "integer"],
   ["time", "Wall time", "wall time", "time"],
   ["relative", "Relative time", "relative time", "duration"],
 ];
@@ -20,7 +20,7 @@ export function knownAxis(id) {
   return byId.has(id) ? id : "iteration";
 }
 
-/** The caption of an axis ("relative time") and its kind ("number", "time", "duration"). */
+/** The caption of an axis ("relative time") and its kind ("integer", "time", "duration"). */
 export function axisCaption(id) {
   const [, , caption, kind] = byId.get(knownAxis(id));
   return { caption, kind };

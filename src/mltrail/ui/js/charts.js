@@ -18,6 +18,8 @@ export const CHART_HEIGHT = 240;
 export const LEGEND_MAX = 12;
 const AXIS_FONT = "12px system-ui, sans-serif";
 const POINT_SPACING = 6; // px per point below which a line gets markers
+const INTEGER_STEPS = [1, 2, 2.5, 5].flatMap((m) => Array.from({ length: 13 }, (_, k) => m * 10 ** k))
+  .filter((step) => Number.isInteger(step)).sort((a, b) => a - b);
 
 /**
  * Exponential moving average with TensorBoard's debiasing; gaps (null/NaN) are kept.
@@ -102,7 +104,8 @@ function themeColours() {
 export class LineChart {
   /**
    * @param {HTMLElement} parent where the card is appended
-   * @param {{title: string, subtitle?: string, xLabel: string, xKind?: "number"|"time"|"duration",
+   * @param {{title: string, subtitle?: string, xLabel: string,
+   *          xKind?: "number"|"integer"|"time"|"duration",
    *          yLabel?: string,
    *          categories?: string[], logScale?: boolean, smoothing?: number, kind?: string,
    *          legend?: boolean, onZoom?: (range: {min: number, max: number}|null) => void}} options
@@ -285,6 +288,7 @@ export class LineChart {
       return axis;
     }
     if (!categories) {
+      if (this.options.xKind === "integer") axis.incrs = INTEGER_STEPS; // steps, epochs: no tick between two
       axis.space = (u, i, min, max) => labelSpace(min, max);
       axis.values = (u, splits, i, space, step) => this.recordTicks("x", tickLabels(splits, step));
       return axis;
@@ -317,7 +321,7 @@ export class LineChart {
   scales() {
     const { categories, logScale, kind, xKind } = this.options;
     const x = { time: xKind === "time" };
-    const integer = xKind === "number";
+    const integer = xKind === "integer";
     if (categories) x.range = () => [-0.5, categories.length - 0.5];
     else {
       x.range = (u, min, max) => {

@@ -251,7 +251,7 @@ class ExperimentView {
     for (const [i, key] of [...byKey.keys()].sort().entries()) {
       if (!this.iterationCharts.has(key)) {
         this.iterationCharts.set(key, new LineChart(this.iterationGrid, {
-          title: key, subtitle: "per iteration", xLabel: xField, yLabel: key,
+          title: key, subtitle: "per iteration", xLabel: xField, xKind: "integer", yLabel: key,
           smoothing: this.settings.smoothing, logScale: this.settings.logScale,
         }));
       }
