@@ -13,35 +13,7 @@ from mltrail.config import Settings  # noqa: E402
 from mltrail.core.types import Status  # noqa: E402
 from mltrail.core.weights import weights_hash  # noqa: E402
 from mltrail.integrations.lightning import MltrailLogger  # noqa: E402
-
-
-class TinyRegressor(lightning.LightningModule):
-    def __init__(self, lr: float = 0.05) -> None:
-        super().__init__()
-        self.save_hyperparameters()
-        self.net = torch.nn.Sequential(
-            torch.nn.Linear(3, 8), torch.nn.Tanh(), torch.nn.Linear(8, 1)
-        )
-
-    def training_step(self, batch, batch_idx):
-        x, y = batch
-        loss = torch.nn.functional.mse_loss(self.net(x), y)
-        self.log("train_loss", loss)
-        return loss
-
-    def validation_step(self, batch, batch_idx):
-        x, y = batch
-        self.log("val_loss", torch.nn.functional.mse_loss(self.net(x), y))
-
-    def configure_optimizers(self):
-        return torch.optim.SGD(self.parameters(), lr=self.hparams.lr)
-
-
-def _loader(seed: int):
-    gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(64, 3, generator=gen)
-    y = x.sum(dim=1, keepdim=True)
-    return torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=16)
+from support.tiny_models import TinyRegressor, loader, quiet_trainer  # noqa: E402
 
 
 def test_lightning_fit_records_steps_epochs_and_weights(tmp_path):
@@ -49,18 +21,8 @@ def test_lightning_fit_records_steps_epochs_and_weights(tmp_path):
     settings = Settings.from_env().with_(strict=True, capture_console=False)
     logger = MltrailLogger("lightning", "tiny", settings=settings)
     model = TinyRegressor()
-    trainer = lightning.Trainer(
-        max_epochs=2,
-        logger=logger,
-        callbacks=[logger.weights_callback()],
-        log_every_n_steps=1,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-        accelerator="cpu",
-    )
-    trainer.fit(model, _loader(0), _loader(1))
+    trainer = quiet_trainer(tmp_path, 2, logger=logger, callbacks=[logger.weights_callback()])
+    trainer.fit(model, loader(0), loader(1))
     exp = logger.experiment
     final_hash = weights_hash(model)
     logger.end()
@@ -91,24 +53,14 @@ class Exploding(TinyRegressor):
 
 
 def _trainer(logger, tmp_path, epochs):
-    return lightning.Trainer(
-        max_epochs=epochs,
-        logger=logger,
-        callbacks=[logger.weights_callback()],
-        log_every_n_steps=1,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        default_root_dir=tmp_path,
-        accelerator="cpu",
-    )
+    return quiet_trainer(tmp_path, epochs, logger=logger, callbacks=[logger.weights_callback()])
 
 
 def test_a_failing_fit_ends_the_experiment_failed(tmp_path):
     settings = Settings.from_env().with_(strict=True, capture_console=False)
     logger = MltrailLogger("lightning", "exploding", settings=settings)
     with pytest.raises(RuntimeError, match="loss went NaN"):
-        _trainer(logger, tmp_path, 2).fit(Exploding(), _loader(0))
+        _trainer(logger, tmp_path, 2).fit(Exploding(), loader(0))
     assert logger.experiment.status is Status.FAILED
 
 
@@ -125,7 +77,7 @@ def test_a_stop_request_sets_should_stop(tmp_path):
 
     trainer = _trainer(logger, tmp_path, 50)
     trainer.callbacks.append(AskToStop())
-    trainer.fit(TinyRegressor(), _loader(0))
+    trainer.fit(TinyRegressor(), loader(0))
     assert trainer.current_epoch < 50
     logger.end()
     assert logger.experiment.status is Status.STOPPED
@@ -155,7 +107,7 @@ def test_checkpoints_are_stored_and_download_by_weights_hash(tmp_path):
         accelerator="cpu",
     )
     model = TinyRegressor()
-    trainer.fit(model, _loader(0), _loader(1))
+    trainer.fit(model, loader(0), loader(1))
     final_hash = weights_hash(model)
     exp = logger.experiment
     logger.end()

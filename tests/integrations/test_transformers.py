@@ -14,51 +14,13 @@ from mltrail.core.weights import weights_hash  # noqa: E402
 from mltrail.integrations._common import epoch_index  # noqa: E402
 from mltrail.integrations.transformers import MltrailCallback  # noqa: E402
 from mltrail.store import open_store  # noqa: E402
-
-
-class Pairs(torch.utils.data.Dataset):
-    def __init__(self, n: int, seed: int) -> None:
-        gen = torch.Generator().manual_seed(seed)
-        self.ids = torch.randint(1, 50, (n, 6), generator=gen)
-        self.labels = (self.ids[:, 0] > 25).long()
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def __getitem__(self, i: int) -> dict:
-        return {"input_ids": self.ids[i], "labels": self.labels[i]}
-
-
-def tiny_bert():
-    """A one-layer BERT classifier made from a config (nothing downloaded)."""
-    config = transformers.BertConfig(
-        vocab_size=50,
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        max_position_embeddings=16,
-        num_labels=2,
-    )
-    return transformers.BertForSequenceClassification(config)
+from support.tiny_models import Pairs, tiny_bert, training_args  # noqa: E402
 
 
 def test_trainer_run_records_steps_evals_hyperparameters_and_weights(tmp_path):
     torch.manual_seed(0)
     model = tiny_bert()
-    args = transformers.TrainingArguments(
-        output_dir=str(tmp_path),
-        num_train_epochs=2,
-        per_device_train_batch_size=8,
-        learning_rate=1e-3,
-        logging_steps=1,
-        eval_strategy="epoch",
-        save_strategy="no",
-        report_to=[],
-        use_cpu=True,
-        disable_tqdm=True,
-        seed=0,
-    )
+    args = training_args(tmp_path)
     settings = Settings.from_env().with_(strict=True, capture_console=False)
     callback = MltrailCallback("hf", "bert-tiny", settings=settings)
     trainer = transformers.Trainer(

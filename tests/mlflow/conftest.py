@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from mlflow_user import MlflowUser, configure, mlflow
+from mlflow_user import MlflowUser, user_session
 
 from support.servers import ServerProcess
 
@@ -21,8 +21,4 @@ def backend(request: pytest.FixtureRequest) -> ServerProcess:
 @pytest.fixture
 def user(backend: ServerProcess, monkeypatch: pytest.MonkeyPatch) -> Iterator[MlflowUser]:
     """A fresh user on the shared server (SQLite, then PostgreSQL), MLflow client configured."""
-    found = configure(backend, monkeypatch)
-    yield found
-    while mlflow.active_run() is not None:
-        mlflow.end_run()
-    found.api.close()
+    yield from user_session(backend, monkeypatch)

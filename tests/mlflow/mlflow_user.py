@@ -3,6 +3,7 @@ user's own mltrail ``Api`` to check what landed."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
@@ -41,3 +42,12 @@ def configure(server: ServerProcess, monkeypatch: pytest.MonkeyPatch) -> MlflowU
     # unique per server (docs/mlflow.md): this process talks to two servers in turn
     mlflow.tracking._tracking_service.utils._artifact_repos_cache.clear()
     return MlflowUser(server, token, Api(HttpStore(server.url, token)), mlflow.MlflowClient())
+
+
+def user_session(server: ServerProcess, monkeypatch: pytest.MonkeyPatch) -> Iterator[MlflowUser]:
+    """A fixture's body: a configured user, any run left active ended afterwards."""
+    found = configure(server, monkeypatch)
+    yield found
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+    found.api.close()

@@ -73,10 +73,3 @@ def search_experiments(message: MessageDep, store: StoreDep) -> dict[str, Any]:
 
 def _missing(field: str) -> str:
     raise ValidationError("is required", field)
-
-
-@router.post("/logged-models/search")
-def search_logged_models(message: MessageDep, store: StoreDep) -> dict[str, Any]:
-    """MLflow 3's logged models are not kept by mltrail (docs/mlflow.md): none to list, which
-    the client's artifact listing asks about for every run."""
-    return {"models": []}
