@@ -12,6 +12,7 @@ DEFAULT_PORT = 5870
 DEFAULT_HOST = "127.0.0.1"
 CAPTURE_LEVELS = ("fd", "python", "off")
 DEFAULT_CRASH_AFTER_SECONDS = 300.0
+DEFAULT_TRASH_DAYS = 30.0  # how long a deleted experiment stays restorable
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,8 @@ class Settings:
         crash_after: seconds without a heartbeat after which a running experiment reads
             ``crashed`` (``MLTRAIL_CRASH_AFTER``); read by the server and by every embedded-mode
             reader (CLI, UI, scripts), and a run's SDK beats a few times within it.
+        trash_days: how long a deleted experiment stays restorable in the trash
+            (``MLTRAIL_TRASH_DAYS``, default 30); after that a purge may remove it for good.
     """
 
     url: str | None = None
@@ -52,6 +55,7 @@ class Settings:
     artifact_max_file_bytes: int | None = None
     artifact_quota_bytes: int | None = None
     crash_after: float = DEFAULT_CRASH_AFTER_SECONDS
+    trash_days: float = DEFAULT_TRASH_DAYS
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -78,6 +82,7 @@ class Settings:
             artifact_max_file_bytes=_number(env.get("MLTRAIL_ARTIFACT_MAX_FILE_BYTES")),
             artifact_quota_bytes=_number(env.get("MLTRAIL_ARTIFACT_QUOTA_BYTES")),
             crash_after=_seconds(env, "MLTRAIL_CRASH_AFTER", DEFAULT_CRASH_AFTER_SECONDS),
+            trash_days=_seconds(env, "MLTRAIL_TRASH_DAYS", DEFAULT_TRASH_DAYS),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -102,6 +107,8 @@ class Settings:
             env["MLTRAIL_SPOOL_LIMIT_BYTES"] = str(self.spool_limit_bytes)
         if self.crash_after != DEFAULT_CRASH_AFTER_SECONDS:
             env["MLTRAIL_CRASH_AFTER"] = repr(self.crash_after)
+        if self.trash_days != DEFAULT_TRASH_DAYS:
+            env["MLTRAIL_TRASH_DAYS"] = repr(self.trash_days)
         return env
 
     def child_environ(self, inherited: Mapping[str, str]) -> dict[str, str]:

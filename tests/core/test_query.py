@@ -8,6 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mltrail.core import query as q
+from mltrail.core import query_eval
 from mltrail.core.errors import ValidationError
 
 _names = st.text(
@@ -151,7 +152,7 @@ def test_bad_order_names_position() -> None:
 def test_evaluation_is_three_valued() -> None:
     values = {q.Field("params", "lr"): 0.1, q.Field("params", "opt"): "adam"}
     lookup = values.get
-    check = lambda text: q.evaluate(q.parse_filter(text), lookup)  # noqa: E731
+    check = lambda text: query_eval.evaluate(q.parse_filter(text), lookup)  # noqa: E731
     assert check("params.lr > 0.01") is True
     assert check("params.missing > 0.01") is None
     assert check("not params.missing > 0.01") is None

@@ -40,6 +40,7 @@ def _open_sql_store(
         blobs=blobs,
         limits=artifact_limits(settings),
         crash_after=settings.crash_after,
+        trash_days=settings.trash_days,
     )
 
 

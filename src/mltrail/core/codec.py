@@ -131,6 +131,9 @@ def experiment_record(e: Experiment, mapping: Callable[[Mapping[str, Any]], Json
         "source": mapping(e.source),
         "stop_requested": e.stop_requested,
         "last_heartbeat": e.last_heartbeat,
+        "notes": e.notes,
+        "state": e.state,
+        "deleted_at": e.deleted_at,
     }
 
 
@@ -159,6 +162,9 @@ def experiment_from_wire(d: Json, *, tagged: bool = True) -> Experiment:
         ex_metrics=mapping(d.get("ex_metrics") or {}),
         stop_requested=bool(d.get("stop_requested", False)),
         last_heartbeat=d.get("last_heartbeat"),
+        notes=d.get("notes") or "",
+        state=d.get("state") or "active",
+        deleted_at=d.get("deleted_at"),
     )
 
 

@@ -35,7 +35,7 @@ A name segment that holds spaces, dots or operator characters is written in back
 Strings take single or double quotes; a backslash escapes a quote or a backslash and is kept
 before any other character (so ``'50\\%'`` is the LIKE pattern for a literal ``50%``).
 
-Semantics (the stores and :func:`evaluate` agree on them): a value that is missing (the
+Semantics (the stores and ``core/query_eval.py`` agree on them): a value that is missing (the
 experiment has no such metric or parameter), NaN, or of another type than the literal
 (a number compared with a string) makes a comparison *unknown*, and ``not unknown`` is unknown
 (SQL's three-valued logic), so such experiments never match. ``like`` is case-sensitive,
@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Literal, TypeAlias
@@ -160,6 +160,28 @@ Expr: TypeAlias = "Comparison | Membership | And | Or | Not"
 class OrderKey:
     field: Field
     descending: bool = False
+
+
+@dataclass(frozen=True)
+class Query:
+    """A parsed search: an optional filter and order keys (the store adds the experiment's
+    number as the last key, so pages are stable)."""
+
+    filter: Expr | None = None
+    order_by: tuple[OrderKey, ...] = ()
+
+
+def parse_query(
+    filter: str | Query | None = None, order_by: str | Sequence[str] | None = None
+) -> Query:
+    """Parse a filter and an order (see the module's grammar); a ``Query`` passes as is.
+
+    Raises:
+        QueryError: (field ``filter`` or ``order_by``) naming the position and token.
+    """
+    if isinstance(filter, Query):
+        return filter
+    return Query(parse_filter(filter), parse_order_by(order_by))
 
 
 # ---------------------------------------------------------------- parsing
@@ -504,100 +526,3 @@ def to_text(expr: Expr | None) -> str:
 def order_text(keys: Sequence[OrderKey]) -> list[str]:
     """The canonical text of each order key: ``"metrics.validation/loss asc"``."""
     return [f"{_field_text(k.field)} {'desc' if k.descending else 'asc'}" for k in keys]
-
-
-# ---------------------------------------------------------------- evaluation in Python
-
-
-Lookup = Callable[[Field], "Value | Sequence[str] | None"]
-
-
-def evaluate(expr: Expr, lookup: Lookup) -> bool | None:
-    """Evaluate a filter in Python with the stores' semantics: ``True``, ``False`` or
-    ``None`` (unknown, which does not match).
-
-    Args:
-        expr: a parsed filter.
-        lookup: a field's value for the experiment at hand: ``None`` when missing, the tags
-            as a sequence of strings, times as unix seconds.
-    """
-    if isinstance(expr, And):
-        left, right = evaluate(expr.left, lookup), evaluate(expr.right, lookup)
-        return (
-            False if left is False or right is False else (None if None in (left, right) else True)
-        )
-    if isinstance(expr, Or):
-        left, right = evaluate(expr.left, lookup), evaluate(expr.right, lookup)
-        return True if left is True or right is True else (None if None in (left, right) else False)
-    if isinstance(expr, Not):
-        inner = evaluate(expr.operand, lookup)
-        return None if inner is None else not inner
-    value = lookup(expr.field)
-    if expr.field == Field("attributes", "tags"):
-        return _evaluate_tags(expr, list(value or ()))  # type: ignore[arg-type]
-    if isinstance(expr, Membership):
-        found = [_compare(value, "=", v) for v in expr.values]
-        result = True if True in found else (None if None in found else False)
-        return None if result is None else result != expr.negated
-    return _compare(value, expr.op, expr.value)
-
-
-def _evaluate_tags(expr: Comparison | Membership, tags: list[str]) -> bool:
-    if isinstance(expr, Membership):
-        return any(t in expr.values for t in tags) != expr.negated
-    if expr.op in ("=", "!="):
-        return (expr.value in tags) == (expr.op == "=")
-    negated = expr.op.startswith("not ")
-    return any(_compare(t, expr.op.removeprefix("not "), expr.value) for t in tags) != negated
-
-
-def _compare(value: object, op: str, literal: Value) -> bool | None:
-    if not _same_kind(value, literal):
-        return None
-    if op in ("like", "ilike", "not like", "not ilike"):
-        matched = like_regex(str(literal), fold=op.endswith("ilike")).fullmatch(str(value))
-        return (matched is not None) != op.startswith("not ")
-    a, b = value, literal
-    return {
-        "=": a == b,
-        "!=": a != b,
-        "<": a < b,  # type: ignore[operator]
-        "<=": a <= b,  # type: ignore[operator]
-        ">": a > b,  # type: ignore[operator]
-        ">=": a >= b,  # type: ignore[operator]
-    }[op]
-
-
-def _same_kind(value: object, literal: Value) -> bool:
-    if value is None:
-        return False
-    if isinstance(literal, bool) or isinstance(value, bool):
-        return isinstance(value, bool) and isinstance(literal, bool)
-    if isinstance(literal, str):
-        return isinstance(value, str)
-    return isinstance(value, (int, float)) and not math.isnan(value)
-
-
-def like_regex(pattern: str, *, fold: bool = False) -> re.Pattern[str]:
-    """A LIKE pattern as a regular expression: ``%`` any run, ``_`` one character, a
-    backslash escapes the next one; ``fold`` folds ASCII letters only (as SQLite does)."""
-    out, i = [], 0
-    while i < len(pattern):
-        c = pattern[i]
-        if c == "\\" and i + 1 < len(pattern):
-            out.append(re.escape(pattern[i + 1]))
-            i += 2
-            continue
-        out.append(".*" if c == "%" else "." if c == "_" else re.escape(c))
-        i += 1
-    flags = re.DOTALL | (re.IGNORECASE | re.ASCII if fold else 0)
-    return re.compile("".join(out), flags)
-
-
-def sort_key(value: object) -> tuple[int, float | str]:
-    """Where a value sorts: numbers, then strings, then everything else (missing last)."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and not math.isnan(value):
-        return (0, float(value))
-    if isinstance(value, str):
-        return (1, value)
-    return (2, 0.0)

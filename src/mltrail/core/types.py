@@ -142,6 +142,9 @@ class Experiment:
     ex_metrics: dict[str, JsonScalar] = field(default_factory=dict)
     stop_requested: bool = False
     last_heartbeat: float | None = None
+    notes: str = ""  # markdown
+    state: str = "active"  # core.lifecycle.Lifecycle: active, archived or deleted
+    deleted_at: float | None = None  # when it went to the trash
 
     @property
     def ref(self) -> ExperimentRef:

@@ -41,6 +41,7 @@ MAX_PROJECT_NAME_LEN = 140
 MAX_PROJECT_DESCRIPTION_LEN = 140
 MAX_EXPERIMENT_NAME_LEN = 250
 MAX_EXPERIMENT_DESCRIPTION_LEN = 10_000
+MAX_EXPERIMENT_NOTES_LEN = 1_000_000
 MAX_EX_STRING_LEN = 1_000_000
 MAX_LOG_MESSAGE_LEN = 65_536
 MAX_STREAM_LEN = 200
@@ -121,6 +122,18 @@ def experiment_description(value: Any) -> str:
         raise ValidationError(
             f"must be at most {MAX_EXPERIMENT_DESCRIPTION_LEN} characters", "description"
         )
+    return value
+
+
+def experiment_notes(value: Any) -> str:
+    """An experiment's notes: markdown text (any line breaks) up to 1,000,000 characters,
+    without NUL or unpaired surrogates (which no database stores)."""
+    if not isinstance(value, str):
+        raise ValidationError(f"must be a string, got {type(value).__name__}", "notes")
+    if len(value) > MAX_EXPERIMENT_NOTES_LEN:
+        raise ValidationError(f"must be at most {MAX_EXPERIMENT_NOTES_LEN} characters", "notes")
+    if _UNSTORABLE_RE.search(value):
+        raise ValidationError("must not contain NUL or unpaired surrogates", "notes")
     return value
 
 

@@ -92,6 +92,9 @@ class ExperimentOut(BaseModel):
     last_heartbeat: float | None = Field(
         None, description="unix time the run last heartbeated; null: it never did"
     )
+    notes: str = Field("", description="markdown")
+    state: str = Field("active", description="active, archived or deleted (in the trash)")
+    deleted_at: float | None = Field(None, description="unix time it went to the trash")
 
 
 class LivenessOut(BaseModel):
@@ -268,7 +271,19 @@ class ExperimentPatch(BaseModel):
     hyperparameters: dict[str, Any] | None = None
     environment: dict[str, Any] | None = None
     source: dict[str, Any] | None = None
-    tags: list[str] | None = None
+    tags: list[str] | None = Field(None, description="replaces the tags")
+    notes: str | None = Field(None, description="markdown")
+    add_tags: list[str] | None = None
+    remove_tags: list[str] | None = None
+    resume: bool | None = Field(
+        None, description="let a finished run go back to running (resuming it)"
+    )
+
+
+class PurgeOut(BaseModel):
+    project: int
+    experiment: int
+    blobs_removed: int = Field(description="artifact blobs no other experiment referenced")
 
 
 class ChunkIn(BaseModel):

@@ -41,6 +41,7 @@ def open_store(
         blobs=blobs,
         limits=artifact_limits(settings),
         crash_after=settings.crash_after,
+        trash_days=settings.trash_days,
     )
 
 

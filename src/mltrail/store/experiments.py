@@ -7,7 +7,9 @@ import abc
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from mltrail.core.lifecycle import Lifecycle
 from mltrail.core.liveness import Liveness
+from mltrail.core.query import Query
 from mltrail.core.types import Experiment, Page, Status
 
 LIST_PAGE_SIZE = 1000
@@ -42,7 +44,23 @@ class ExperimentStore(abc.ABC):
     def list_experiments(
         self, project_id: int, *, offset: int = 0, limit: int = LIST_PAGE_SIZE
     ) -> Page:
-        """A page of the project's experiments in id order, with summaries and ex_ metrics."""
+        """A page of the project's active experiments in id order, with summaries and ex_
+        metrics (``search_experiments`` without a query)."""
+
+    @abc.abstractmethod
+    def search_experiments(
+        self,
+        project_id: int,
+        query: Query | None = None,
+        *,
+        offset: int = 0,
+        limit: int = LIST_PAGE_SIZE,
+        include: tuple[Lifecycle, ...] = (Lifecycle.ACTIVE,),
+    ) -> Page:
+        """A page of the project's experiments that match ``query.filter``, in
+        ``query.order_by`` order then by number, executed in the database; ``total`` counts
+        every match. ``include``: the lifecycle states to consider (``core.lifecycle.include``).
+        """
 
     @abc.abstractmethod
     def latest_experiment(self, project_id: int) -> Experiment:
@@ -61,11 +79,37 @@ class ExperimentStore(abc.ABC):
         environment: Mapping[str, Any] | None = None,
         source: Mapping[str, Any] | None = None,
         tags: Sequence[str] | None = None,
+        notes: str | None = None,
+        add_tags: Sequence[str] = (),
+        remove_tags: Sequence[str] = (),
+        resume: bool = False,
     ) -> Experiment:
-        """Change fields; hyperparameters, environment and source are merged into the old ones.
+        """Change fields; hyperparameters, environment and source are merged into the old ones;
+        ``tags`` replaces the tags, ``add_tags`` / ``remove_tags`` change them in place.
 
-        Moving to running sets started_at, to a final status sets ended_at.
+        Moving to running sets started_at, to a final status sets ended_at. A finished run
+        moves back to running or queued only with ``resume=True``
+        (``core.lifecycle.check_status_change``; ConflictError otherwise).
         """
+
+    @abc.abstractmethod
+    def delete_experiment(self, project_id: int, experiment_id: int) -> Experiment:
+        """Move the experiment to the trash: hidden from lists, restorable for the store's
+        trash retention. Also purges the project's experiments whose retention ran out."""
+
+    @abc.abstractmethod
+    def archive_experiment(self, project_id: int, experiment_id: int) -> Experiment:
+        """Hide the experiment from lists (``include="archived"`` shows it); nothing is lost."""
+
+    @abc.abstractmethod
+    def restore_experiment(self, project_id: int, experiment_id: int) -> Experiment:
+        """Bring an archived or deleted experiment back to the active list."""
+
+    @abc.abstractmethod
+    def purge_experiment(self, project_id: int, experiment_id: int) -> int:
+        """Remove the experiment and everything it owns for good: points, logs, charts,
+        ex_ metrics, weights links, artifact paths and the blobs nobody else references.
+        Its number is never given again. Returns the number of blobs removed."""
 
     @abc.abstractmethod
     def request_stop(self, project_id: int, experiment_id: int) -> Experiment:

@@ -1,10 +1,15 @@
-"""``/api/v1/projects/{p}/experiments``: create, list, read, update, stop, heartbeat."""
+"""``/api/v1/projects/{p}/experiments``: create, search, read, update, stop, heartbeat, and
+the lifecycle (trash, archive, restore, purge)."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import APIRouter, Query
 
+from mltrail.core import lifecycle
 from mltrail.core.codec import experiment_to_wire, liveness_to_wire
+from mltrail.core.query import parse_query
 from mltrail.core.wire import from_wire
 from mltrail.server.deps import ExperimentId, OrjsonResponse, ProjectId, StoreDep
 from mltrail.server.schemas import (
@@ -14,6 +19,7 @@ from mltrail.server.schemas import (
     ExperimentPage,
     ExperimentPatch,
     LivenessOut,
+    PurgeOut,
 )
 from mltrail.store.base import LIST_PAGE_SIZE
 
@@ -28,9 +34,20 @@ def list_experiments(
     store: StoreDep,
     offset: int = Query(0, ge=0),
     limit: int = Query(LIST_PAGE_SIZE, ge=1, le=LIST_PAGE_SIZE),
+    filter_text: str | None = Query(
+        None, alias="filter", description="e.g. metrics.validation/loss < 0.5 and params.lr > 0"
+    ),
+    order_by: Annotated[
+        list[str] | None, Query(description='repeatable: "metrics.validation/loss asc"')
+    ] = None,
+    include: str = Query("active", description="active, archived, deleted or all"),
 ) -> OrjsonResponse:
-    """A page of the project's experiments in id order, with last metric values."""
-    page = store.list_experiments(project_id, offset=offset, limit=limit)
+    """A page of the project's experiments matching ``filter`` (the grammar of
+    ``core/query.py``), in ``order_by`` order then by number, with last metric values;
+    ``total`` counts every match."""
+    query = parse_query(filter_text, order_by)
+    states = lifecycle.include(include)
+    page = store.search_experiments(project_id, query, offset=offset, limit=limit, include=states)
     items = [experiment_to_wire(e) for e in page.items]
     # returned as a response: validating 1,000 items against the model (declared above for
     # the OpenAPI schema) cost more than building them; codec's output has that shape
@@ -61,6 +78,31 @@ def update_experiment(
     """Change the fields sent; hyperparameters, environment and source are merged."""
     fields = from_wire(body.model_dump(exclude_unset=True, exclude_none=True))
     return experiment_to_wire(store.update_experiment(project_id, experiment_id, **fields))
+
+
+@router.delete("/{experiment_id}", response_model=ExperimentOut)
+def delete_experiment(project_id: ProjectId, experiment_id: ExperimentId, store: StoreDep) -> dict:
+    """Move the experiment to the trash (restorable for ``MLTRAIL_TRASH_DAYS`` days)."""
+    return experiment_to_wire(store.delete_experiment(project_id, experiment_id))
+
+
+@router.post("/{experiment_id}/archive", response_model=ExperimentOut)
+def archive_experiment(project_id: ProjectId, experiment_id: ExperimentId, store: StoreDep) -> dict:
+    """Hide the experiment from lists (``include=archived`` shows it)."""
+    return experiment_to_wire(store.archive_experiment(project_id, experiment_id))
+
+
+@router.post("/{experiment_id}/restore", response_model=ExperimentOut)
+def restore_experiment(project_id: ProjectId, experiment_id: ExperimentId, store: StoreDep) -> dict:
+    """Bring an archived or trashed experiment back (409 once the trash's retention passed)."""
+    return experiment_to_wire(store.restore_experiment(project_id, experiment_id))
+
+
+@router.post("/{experiment_id}/purge", response_model=PurgeOut)
+def purge_experiment(project_id: ProjectId, experiment_id: ExperimentId, store: StoreDep) -> dict:
+    """Remove the experiment and everything it owns for good (409 while it runs)."""
+    removed = store.purge_experiment(project_id, experiment_id)
+    return {"project": project_id, "experiment": experiment_id, "blobs_removed": removed}
 
 
 @router.post("/{experiment_id}/stop", response_model=ExperimentOut)

@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from mltrail.core import codec
+from mltrail.core import codec, lifecycle
+from mltrail.core.lifecycle import Lifecycle, include_text
 from mltrail.core.liveness import Liveness
+from mltrail.core.query import Query, order_text, to_text
 from mltrail.core.types import Experiment, Page, Status
 from mltrail.core.wire import to_wire
 from mltrail.store.experiments import LIST_PAGE_SIZE, ExperimentStore
@@ -49,8 +51,25 @@ class HttpExperiments(HttpNoun, ExperimentStore):
     def list_experiments(
         self, project_id: int, *, offset: int = 0, limit: int = LIST_PAGE_SIZE
     ) -> Page:
+        return self.search_experiments(project_id, offset=offset, limit=limit)
+
+    def search_experiments(
+        self,
+        project_id: int,
+        query: Query | None = None,
+        *,
+        offset: int = 0,
+        limit: int = LIST_PAGE_SIZE,
+        include: tuple[Lifecycle, ...] = (Lifecycle.ACTIVE,),
+    ) -> Page:
         path = f"/projects/{int(project_id)}/experiments"
-        params = {"offset": offset, "limit": limit}
+        params: dict[str, Any] = {"offset": offset, "limit": limit}
+        if query is not None and query.filter is not None:
+            params["filter"] = to_text(query.filter)
+        if query is not None and query.order_by:
+            params["order_by"] = order_text(query.order_by)
+        if include != (Lifecycle.ACTIVE,):
+            params["include"] = include_text(lifecycle.include(include))
         content = self._http.call("GET", path, params=params, repeatable=True, raw=True)
         page = codec.parse_json(content)
         tagged = b'"$float"' in content  # else no value needs from_wire's walk
@@ -74,8 +93,16 @@ class HttpExperiments(HttpNoun, ExperimentStore):
         environment: Mapping[str, Any] | None = None,
         source: Mapping[str, Any] | None = None,
         tags: Sequence[str] | None = None,
+        notes: str | None = None,
+        add_tags: Sequence[str] = (),
+        remove_tags: Sequence[str] = (),
+        resume: bool = False,
     ) -> Experiment:
         changes = {
+            "notes": notes,
+            "add_tags": list(add_tags) or None,
+            "remove_tags": list(remove_tags) or None,
+            "resume": resume or None,
             "status": None if status is None else Status(status).value,
             "display_name": display_name,
             "description": description,
@@ -89,6 +116,23 @@ class HttpExperiments(HttpNoun, ExperimentStore):
         # a repeated merge-update leaves the same state: safe to retry
         answer = self._http.call("PATCH", path, body=body, repeatable=True)
         return codec.experiment_from_wire(answer)
+
+    def delete_experiment(self, project_id: int, experiment_id: int) -> Experiment:
+        path = self._experiment_path(project_id, experiment_id)
+        # moving to the trash twice leaves it in the trash: safe to retry
+        return codec.experiment_from_wire(self._http.call("DELETE", path, repeatable=True))
+
+    def archive_experiment(self, project_id: int, experiment_id: int) -> Experiment:
+        path = self._experiment_path(project_id, experiment_id) + "/archive"
+        return codec.experiment_from_wire(self._http.call("POST", path, repeatable=True))
+
+    def restore_experiment(self, project_id: int, experiment_id: int) -> Experiment:
+        path = self._experiment_path(project_id, experiment_id) + "/restore"
+        return codec.experiment_from_wire(self._http.call("POST", path, repeatable=True))
+
+    def purge_experiment(self, project_id: int, experiment_id: int) -> int:
+        path = self._experiment_path(project_id, experiment_id) + "/purge"
+        return int(self._http.call("POST", path)["blobs_removed"])
 
     def request_stop(self, project_id: int, experiment_id: int) -> Experiment:
         path = self._experiment_path(project_id, experiment_id) + "/stop"

@@ -201,6 +201,22 @@ def _unreferenced(sha256: Any) -> Any:
     return ~exists().where(artifacts.c.sha256 == sha256)
 
 
+def collect_blob(db: Database, blobs: BlobStore, digest: str) -> int | None:
+    """Delete a blob no artifact references, while holding its row (so an upload of the same
+    bytes waits); its size, or None when something references it again."""
+    with db.write() as conn:
+        row = conn.execute(
+            select(artifact_blobs.c.size)
+            .where(artifact_blobs.c.sha256 == digest, _unreferenced(digest))
+            .with_for_update()
+        ).first()
+        if row is None:
+            return None
+        blobs.delete(digest)
+        conn.execute(artifact_blobs.delete().where(artifact_blobs.c.sha256 == digest))
+        return int(row[0])
+
+
 class SqlArtifacts(SqlNoun, ArtifactStore):
     """The artifacts half of SqlStore: paths in the database, bytes in ``self._blobs``."""
 
@@ -294,18 +310,7 @@ class SqlArtifacts(SqlNoun, ArtifactStore):
         return GcReport(removed, size, blobs.clean_staging(cutoff))
 
     def _collect_row(self, blobs: BlobStore, digest: str) -> int | None:
-        """Delete an unreferenced blob while holding its row; its size, or None if kept."""
-        with self._db.write() as conn:
-            row = conn.execute(
-                select(artifact_blobs.c.size)
-                .where(artifact_blobs.c.sha256 == digest, _unreferenced(digest))
-                .with_for_update()
-            ).first()
-            if row is None:
-                return None
-            blobs.delete(digest)
-            conn.execute(artifact_blobs.delete().where(artifact_blobs.c.sha256 == digest))
-            return int(row[0])
+        return collect_blob(self._db, blobs, digest)
 
     def _collect_orphan(self, blobs: BlobStore, digest: str) -> int:
         """Delete a blob the database never recorded (an upload that died before its commit),

@@ -23,7 +23,7 @@ from sqlalchemy import Connection, Engine, create_engine, event, make_url
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.pool import StaticPool
 
-from mltrail.config import DEFAULT_CRASH_AFTER_SECONDS
+from mltrail.config import DEFAULT_CRASH_AFTER_SECONDS, DEFAULT_TRASH_DAYS
 from mltrail.core.errors import ValidationError
 
 BUSY_TIMEOUT_MS = 30_000
@@ -41,6 +41,7 @@ class Database:
         clock: source of unix times (injectable for tests).
         crash_after: seconds without a heartbeat after which reads report a running
             experiment as crashed (``Settings.crash_after``; see ``core/liveness.py``).
+        trash_retention: seconds a deleted experiment stays restorable (``core/lifecycle.py``).
         last_expiry: monotonic time of the last job-lease expiry sweep (claims poll several
             times a second; the sweep runs at most once a second per database).
     """
@@ -48,6 +49,7 @@ class Database:
     engine: Engine
     clock: Callable[[], float] = time.time
     crash_after: float = DEFAULT_CRASH_AFTER_SECONDS
+    trash_retention: float = DEFAULT_TRASH_DAYS * 86400.0
     last_expiry: float = field(default=0.0, init=False)
     _write_lock: threading.RLock | None = field(default=None, init=False, repr=False)
 

@@ -8,9 +8,11 @@ from typing import Any
 
 from sqlalchemy import Connection, Select, and_, func, or_, select, update
 
-from mltrail.core import validation
+from mltrail.core import lifecycle, validation
 from mltrail.core.errors import ConflictError, NotFoundError, ValidationError
+from mltrail.core.lifecycle import Lifecycle, check_status_change
 from mltrail.core.liveness import Liveness, revival_note, stop_grace
+from mltrail.core.query import Query
 from mltrail.core.types import Experiment, LogLine, Page, Status
 from mltrail.store.experiments import LIST_PAGE_SIZE, ExperimentStore
 from mltrail.store.sql.access import (
@@ -24,7 +26,15 @@ from mltrail.store.sql.access import (
 from mltrail.store.sql.engine import Database
 from mltrail.store.sql.liveness import Judge
 from mltrail.store.sql.logs import append_note
-from mltrail.store.sql.tables import experiments, external_metrics, metric_series, projects
+from mltrail.store.sql.query import Compiler, param_rows
+from mltrail.store.sql.tables import (
+    experiment_params,
+    experiment_tags,
+    experiments,
+    external_metrics,
+    metric_series,
+    projects,
+)
 
 _JSON_FIELDS = ("hyperparameters", "environment", "source")
 
@@ -39,11 +49,28 @@ def _mapping(value: Any, field: str) -> dict[str, Any]:
     return {str(k): v for k, v in value.items()}
 
 
-def _tags(value: Any) -> list[str]:
+def _tags(value: Any, field: str = "tags") -> list[str]:
     tags = validation.sequence_of(
-        list(value) if isinstance(value, (set, frozenset)) else value, "tags"
+        list(value) if isinstance(value, (set, frozenset, tuple)) else value, field
     )
-    return [validation.require_text(t, "tags", min_len=1, max_len=250) for t in tags]
+    checked = [validation.require_text(t, field, min_len=1, max_len=250) for t in tags]
+    return list(dict.fromkeys(checked))
+
+
+def _index_params(conn: Connection, pk: int, hyperparameters: dict[str, Any], fresh: bool) -> None:
+    """Keep ``experiment_params`` (the searchable copy of the hyperparameters) in step."""
+    if not fresh:
+        conn.execute(experiment_params.delete().where(experiment_params.c.experiment_id == pk))
+    rows = param_rows(pk, hyperparameters)
+    if rows:
+        conn.execute(experiment_params.insert(), rows)
+
+
+def _index_tags(conn: Connection, pk: int, tags: list[str], fresh: bool) -> None:
+    if not fresh:
+        conn.execute(experiment_tags.delete().where(experiment_tags.c.experiment_id == pk))
+    if tags:
+        conn.execute(experiment_tags.insert(), [{"experiment_id": pk, "tag": t} for t in tags])
 
 
 def create_experiment(
@@ -53,11 +80,14 @@ def create_experiment(
     now = judge.now
     pid = check_project(conn, scope, project_id)
     status = validation.status(fields.get("status") or Status.RUNNING)
+    tags = _tags(fields.get("tags") or ())
+    hyperparameters = _mapping(fields.get("hyperparameters") or {}, "hyperparameters")
     values: dict[str, Any] = {
         "description": validation.experiment_description(fields.get("description")),
-        "tags": dump_json(_tags(fields.get("tags") or ()), "tags"),
+        "tags": dump_json(tags, "tags"),
+        "hyperparameters": dump_json(hyperparameters, "hyperparameters"),
     }
-    for name in _JSON_FIELDS:
+    for name in ("environment", "source"):
         values[name] = dump_json(_mapping(fields.get(name) or {}, name), name)
     display_name = fields.get("display_name")
     if display_name is not None:
@@ -88,6 +118,8 @@ def create_experiment(
         )
         .returning(experiments.c.id)
     ).scalar_one()
+    _index_params(conn, pk, hyperparameters, fresh=True)
+    _index_tags(conn, pk, tags, fresh=True)
     return _judged(conn, judge, pk)
 
 
@@ -103,16 +135,34 @@ def update_experiment(
         values["display_name"] = validation.experiment_name(changes["display_name"])
     if changes.get("description") is not None:
         values["description"] = validation.experiment_description(changes["description"])
-    if changes.get("tags") is not None:
-        values["tags"] = dump_json(_tags(changes["tags"]), "tags")
+    if changes.get("notes") is not None:
+        values["notes"] = validation.experiment_notes(changes["notes"])
+    tags = _changed_tags(row, changes)
+    if tags is not None:
+        values["tags"] = dump_json(tags, "tags")
+        _index_tags(conn, pk, tags, fresh=False)
     for name in _JSON_FIELDS:
         if changes.get(name) is not None:
             merged = {**load_json(getattr(row, name), {}), **_mapping(changes[name], name)}
             values[name] = dump_json(merged, name)
+            if name == "hyperparameters":
+                _index_params(conn, pk, merged, fresh=False)
     if changes.get("status") is not None:
-        values.update(_status_change(row, validation.status(changes["status"]), now))
+        status = validation.status(changes["status"])
+        check_status_change(Status(row.status), status, resume=bool(changes.get("resume")))
+        values.update(_status_change(row, status, now))
     conn.execute(update(experiments).where(experiments.c.id == pk).values(**values))
     return _judged(conn, judge, pk)
+
+
+def _changed_tags(row: Any, changes: dict[str, Any]) -> list[str] | None:
+    """The new tags: ``tags`` replaces, then ``add_tags`` / ``remove_tags``; None: unchanged."""
+    added = _tags(changes.get("add_tags") or (), "add_tags")
+    removed = set(_tags(changes.get("remove_tags") or (), "remove_tags"))
+    if changes.get("tags") is None and not added and not removed:
+        return None
+    base = _tags(changes["tags"]) if changes.get("tags") is not None else load_json(row.tags, [])
+    return [t for t in dict.fromkeys([*base, *added]) if t not in removed]
 
 
 def _status_change(row: Any, status: Status, now: float) -> dict[str, Any]:
@@ -195,24 +245,33 @@ def latest_experiment(conn: Connection, scope: Scope, project_id: Any, judge: Ju
     return found[0]
 
 
-def list_experiments(
-    conn: Connection, scope: Scope, project_id: Any, offset: int, limit: int, judge: Judge
+def search_experiments(
+    conn: Connection,
+    scope: Scope,
+    judge: Judge,
+    project_id: Any,
+    query: Query,
+    page: tuple[Any, Any],
+    include: tuple[Lifecycle, ...],
 ) -> Page:
-    """A page of experiments in number order: three queries whatever the page size."""
+    """A page of matching experiments: the filter and order run in the database (one count,
+    one page of ids through the ``(project_id, state, number)`` index and the joins the query
+    names), then the page's rows, summaries and ex_ metrics (three queries)."""
     pid = check_project(conn, scope, project_id)
-    offset = validation.require_int(offset, "offset", minimum=0)
-    limit = validation.require_int(limit, "limit", minimum=1)
-    total = conn.execute(
-        select(func.count()).select_from(experiments).where(experiments.c.project_id == pid)
-    ).scalar_one()
-    ids = (
-        select(experiments.c.id)
-        .where(experiments.c.project_id == pid)
-        .order_by(experiments.c.number)
-        .offset(offset)
-        .limit(limit)
-    )
-    return Page(tuple(load_experiments(conn, ids, judge)), int(total), offset)
+    offset = validation.require_int(page[0], "offset", minimum=0)
+    limit = validation.require_int(page[1], "limit", minimum=1)
+    compiled = Compiler(judge, conn.dialect.name).compile(query)
+    c = experiments.c
+    states = [s.value for s in include]
+    where = and_(c.project_id == pid, c.state.in_(states), compiled.where)
+    count = select(func.count()).select_from(compiled.source).where(where)
+    total = int(conn.execute(count).scalar_one())
+    ids_query = select(c.id, c.number).select_from(compiled.source).where(where)
+    rows = conn.execute(ids_query.order_by(*compiled.order_by).offset(offset).limit(limit)).all()
+    order = {number: i for i, (_, number) in enumerate(rows)}
+    found = load_experiments(conn, select(c.id).where(c.id.in_([r[0] for r in rows])), judge)
+    found.sort(key=lambda e: order[e.experiment_id])
+    return Page(tuple(found), total, offset)
 
 
 def load_experiments(conn: Connection, ids: Select[Any], judge: Judge) -> list[Experiment]:
@@ -266,6 +325,9 @@ _FIELDS = (
     "tags",
     "stop_requested",
     "last_heartbeat",
+    "notes",
+    "state",
+    "deleted_at",
 )
 
 
@@ -289,6 +351,9 @@ def _to_experiment(
         tags,
         stop,
         heartbeat,
+        notes,
+        state,
+        deleted_at,
     ) = row
     return Experiment(
         project_id=pid,
@@ -307,6 +372,9 @@ def _to_experiment(
         ex_metrics=dict(sorted(ex.items())),
         stop_requested=bool(stop),
         last_heartbeat=heartbeat,
+        notes=notes,
+        state=state,
+        deleted_at=deleted_at,
     )
 
 
@@ -344,8 +412,23 @@ class SqlExperiments(SqlNoun, ExperimentStore):
     def list_experiments(
         self, project_id: int, *, offset: int = 0, limit: int = LIST_PAGE_SIZE
     ) -> Page:
+        return self.search_experiments(project_id, offset=offset, limit=limit)
+
+    def search_experiments(
+        self,
+        project_id: int,
+        query: Query | None = None,
+        *,
+        offset: int = 0,
+        limit: int = LIST_PAGE_SIZE,
+        include: tuple[Lifecycle, ...] = (Lifecycle.ACTIVE,),
+    ) -> Page:
+        checked = query if isinstance(query, Query) else Query()
+        states = lifecycle.include(include)
         with self._db.read() as conn:
-            return list_experiments(conn, self._scope, project_id, offset, limit, self._judge())
+            return search_experiments(
+                conn, self._scope, self._judge(), project_id, checked, (offset, limit), states
+            )
 
     def latest_experiment(self, project_id: int) -> Experiment:
         with self._db.read() as conn:
@@ -363,6 +446,10 @@ class SqlExperiments(SqlNoun, ExperimentStore):
         environment: Mapping[str, Any] | None = None,
         source: Mapping[str, Any] | None = None,
         tags: Sequence[str] | None = None,
+        notes: str | None = None,
+        add_tags: Sequence[str] = (),
+        remove_tags: Sequence[str] = (),
+        resume: bool = False,
     ) -> Experiment:
         changes = {
             "status": status,
@@ -372,6 +459,10 @@ class SqlExperiments(SqlNoun, ExperimentStore):
             "environment": environment,
             "source": source,
             "tags": tags,
+            "notes": notes,
+            "add_tags": add_tags,
+            "remove_tags": remove_tags,
+            "resume": resume,
         }
         with self._db.write() as conn:
             ref = (project_id, experiment_id)

@@ -9,8 +9,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from mltrail.config import DEFAULT_CRASH_AFTER_SECONDS
+from mltrail.config import DEFAULT_CRASH_AFTER_SECONDS, DEFAULT_TRASH_DAYS
 from mltrail.core.artifacts import ArtifactLimits
+from mltrail.core.lifecycle import trash_seconds
 from mltrail.core.types import User
 from mltrail.store.artifacts import BlobStore
 from mltrail.store.base import Store
@@ -22,6 +23,7 @@ from mltrail.store.sql.engine import Database, make_engine, upgrade
 from mltrail.store.sql.experiments import SqlExperiments
 from mltrail.store.sql.external import SqlExternal
 from mltrail.store.sql.jobs import SqlJobs
+from mltrail.store.sql.lifecycle import SqlLifecycle
 from mltrail.store.sql.logs import SqlLogs
 from mltrail.store.sql.points import SqlPoints
 from mltrail.store.sql.projects import SqlProjects
@@ -32,6 +34,7 @@ from mltrail.store.sql.weights import SqlWeights
 class SqlStore(
     SqlProjects,
     SqlExperiments,
+    SqlLifecycle,
     SqlPoints,
     SqlExternal,
     SqlCharts,
@@ -72,6 +75,7 @@ class SqlStore(
         blobs: BlobStore | None = None,
         limits: ArtifactLimits | None = None,
         crash_after: float = DEFAULT_CRASH_AFTER_SECONDS,
+        trash_days: float = DEFAULT_TRASH_DAYS,
     ) -> SqlStore:
         """Connect to ``url`` (``sqlite:///PATH`` or ``postgresql+psycopg://...``) and migrate.
 
@@ -83,11 +87,12 @@ class SqlStore(
             limits: per-file limit and per-project quota of artifacts (defaults when None).
             crash_after: seconds without a heartbeat after which a running experiment reads
                 ``crashed`` (``Settings.crash_after``).
+            trash_days: how long a deleted experiment stays restorable (``Settings.trash_days``).
 
         Raises:
             ValidationError: for an unsupported URL (field ``db_url``).
         """
-        db = Database(make_engine(url), clock, crash_after)
+        db = Database(make_engine(url), clock, crash_after, trash_seconds(trash_days))
         upgrade(db)
         return cls(db, blobs=blobs, limits=limits)
 

@@ -88,7 +88,35 @@ experiments = Table(
     Column("stop_requested", Boolean, nullable=False, default=False),
     Column("log_count", Integer, nullable=False, default=0),
     Column("last_heartbeat", Double),  # NULL: never heartbeated, never judged crashed
+    Column("notes", Text, nullable=False, default="", server_default=""),
+    Column("state", String(16), nullable=False, default="active", server_default="active"),
+    Column("deleted_at", Double),  # when it went to the trash (core/lifecycle.py)
     UniqueConstraint("project_id", "number", name="uq_experiments_project_number"),
+    Index("ix_experiments_project_state", "project_id", "state", "number"),
+)
+
+# searchable copies of each experiment's top-level hyperparameters and tags (the JSON columns
+# above stay the record): one typed row per scalar parameter, one row per tag
+experiment_params = Table(
+    "experiment_params",
+    metadata,
+    Column(
+        "experiment_id", Integer, ForeignKey("experiments.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("key", Text, primary_key=True),
+    Column("num_value", Double),
+    Column("text_value", Text),
+    Column("bool_value", Boolean),
+)
+
+experiment_tags = Table(
+    "experiment_tags",
+    metadata,
+    Column(
+        "experiment_id", Integer, ForeignKey("experiments.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("tag", String(250), primary_key=True),
+    Index("ix_experiment_tags_tag", "tag"),
 )
 
 metric_series = Table(
@@ -105,6 +133,7 @@ metric_series = Table(
     Column("min_value", Double),
     Column("max_value", Double),
     UniqueConstraint("experiment_id", "key", "phase", name="uq_metric_series_key"),
+    Index("ix_metric_series_key_value", "key", "phase", "last_value"),
 )
 
 metric_chunks = Table(

@@ -1,0 +1,80 @@
+"""Experiment lifecycle and search: notes, state (active, archived, deleted) with the time it
+went to the trash, searchable copies of hyperparameters and tags, and the indexes that keep a
+page of a project's experiments as cheap at 100,000 experiments as at 1,000.
+
+Revision ID: 0009_lifecycle_search
+Revises: 0004_liveness
+"""
+
+from __future__ import annotations
+
+import json
+
+import sqlalchemy as sa
+from alembic import op
+
+from mltrail.store.sql.query import param_rows
+
+revision = "0009_lifecycle_search"
+down_revision = "0004_liveness"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    """Add the columns and tables, then fill the searchable copies from existing experiments."""
+    with op.batch_alter_table("experiments") as batch:
+        batch.add_column(sa.Column("notes", sa.Text(), nullable=False, server_default=""))
+        batch.add_column(
+            sa.Column("state", sa.String(length=16), nullable=False, server_default="active")
+        )
+        batch.add_column(sa.Column("deleted_at", sa.Double(), nullable=True))
+    op.create_index(
+        "ix_experiments_project_state", "experiments", ["project_id", "state", "number"]
+    )
+    params = op.create_table(
+        "experiment_params",
+        sa.Column("experiment_id", sa.Integer(), nullable=False),
+        sa.Column("key", sa.Text(), nullable=False),
+        sa.Column("num_value", sa.Double(), nullable=True),
+        sa.Column("text_value", sa.Text(), nullable=True),
+        sa.Column("bool_value", sa.Boolean(), nullable=True),
+        sa.ForeignKeyConstraint(["experiment_id"], ["experiments.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("experiment_id", "key"),
+    )
+    tags = op.create_table(
+        "experiment_tags",
+        sa.Column("experiment_id", sa.Integer(), nullable=False),
+        sa.Column("tag", sa.String(length=250), nullable=False),
+        sa.ForeignKeyConstraint(["experiment_id"], ["experiments.id"], ondelete="CASCADE"),
+        sa.PrimaryKeyConstraint("experiment_id", "tag"),
+    )
+    op.create_index("ix_experiment_tags_tag", "experiment_tags", ["tag"])
+    op.create_index("ix_metric_series_key_value", "metric_series", ["key", "phase", "last_value"])
+    _fill(params, tags)
+
+
+def _fill(params: sa.Table, tags: sa.Table) -> None:
+    conn = op.get_bind()
+    rows = conn.execute(sa.text("SELECT id, hyperparameters, tags FROM experiments"))
+    for pk, hyperparameters, tag_text in rows.all():
+        found = json.loads(hyperparameters or "{}")
+        values = param_rows(pk, found) if isinstance(found, dict) else []
+        if values:
+            conn.execute(params.insert(), values)
+        names = sorted({str(t) for t in json.loads(tag_text or "[]")})
+        if names:
+            conn.execute(tags.insert(), [{"experiment_id": pk, "tag": t} for t in names])
+
+
+def downgrade() -> None:
+    """Drop the searchable copies and the lifecycle columns."""
+    op.drop_index("ix_metric_series_key_value", table_name="metric_series")
+    op.drop_index("ix_experiment_tags_tag", table_name="experiment_tags")
+    op.drop_table("experiment_tags")
+    op.drop_table("experiment_params")
+    op.drop_index("ix_experiments_project_state", table_name="experiments")
+    with op.batch_alter_table("experiments") as batch:
+        batch.drop_column("deleted_at")
+        batch.drop_column("state")
+        batch.drop_column("notes")

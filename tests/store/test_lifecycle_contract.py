@@ -1,0 +1,128 @@
+"""Lifecycle contract: rename, notes, tags, status transitions, trash, archive, restore and
+purge, through the Store interface (SqlStore with a blob store here; tests/server re-runs it
+through HttpStore in-process and against real servers)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Iterator
+
+import pytest
+
+from mltrail.core.errors import ConflictError, NotFoundError
+from mltrail.core.lifecycle import include
+from mltrail.core.query import parse_query
+from mltrail.core.types import LogBatch, LogLine, Status
+from mltrail.core.validation import chart
+from mltrail.store.base import Store
+from mltrail.store.blobs import open_blobs
+from mltrail.store.sql import SqlStore
+from support.factories import batch, ramp
+from support.servers import unique_name
+
+HASH = "ab" * 20
+
+
+@pytest.fixture
+def store(db_url: str, tmp_path) -> Iterator[Store]:
+    sql = SqlStore.open(db_url, blobs=open_blobs(tmp_path / "blobs"))
+    yield sql
+    sql.close()
+
+
+def _numbers(store: Store, project: int, state: str = "active") -> list[int]:
+    page = store.search_experiments(project, include=include(state))
+    return [e.experiment_id for e in page.items]
+
+
+def _fill(store: Store, project: int, number: int, shared: bytes) -> None:
+    """Give an experiment one of everything an experiment can own."""
+    ref = store.get_experiment(project, number).ref
+    store.append_points(project, number, batch(1, ramp("loss", 0, 50)))
+    line = LogLine(1.0, "stdout", "INFO", f"line of {number}")
+    store.append_logs(project, number, LogBatch("c", 1, (line,)))
+    store.put_external_metrics([ref], {"ex_cost": 3})
+    store.put_chart([ref], chart("roc", chart_x=[1, 2], chart_y=[3, 4]))
+    store.link_weights_hash(project, number, HASH, iteration=10, epoch=1)
+    store.put_iteration_metrics(HASH, {"ex_acc": 0.9})
+    store.put_artifact(project, number, "shared.bin", io.BytesIO(shared))
+    store.put_artifact(project, number, "own.txt", io.BytesIO(f"own {number}".encode()))
+
+
+def test_rename_describe_notes_and_tags(store: Store) -> None:
+    project = store.create_project(unique_name("life")).id
+    store.create_experiment(project, tags=["a", "b"])
+    changed = store.update_experiment(
+        project, 1, display_name="resnet", description="baseline", notes="# Why\n\n- lr"
+    )
+    assert (changed.display_name, changed.description, changed.notes) == (
+        "resnet",
+        "baseline",
+        "# Why\n\n- lr",
+    )
+    tagged = store.update_experiment(project, 1, add_tags=["c", "a"], remove_tags=["b"])
+    assert tagged.tags == ("a", "c")
+    assert store.search_experiments(project, parse_query("tags = 'c'")).total == 1
+    assert store.search_experiments(project, parse_query("tags = 'b'")).total == 0
+    assert store.get_experiment(project, 1).notes == "# Why\n\n- lr"
+
+
+def test_a_finished_run_runs_again_only_by_resuming(store: Store) -> None:
+    project = store.create_project(unique_name("life")).id
+    store.create_experiment(project)
+    store.update_experiment(project, 1, status=Status.DONE)
+    with pytest.raises(ConflictError, match="resum"):
+        store.update_experiment(project, 1, status=Status.RUNNING)
+    assert store.get_experiment(project, 1).status is Status.DONE
+    assert store.update_experiment(project, 1, status=Status.FAILED).status is Status.FAILED
+    resumed = store.update_experiment(project, 1, status=Status.RUNNING, resume=True)
+    assert resumed.status is Status.RUNNING and resumed.ended_at is None
+
+
+def test_trash_archive_and_restore(store: Store) -> None:
+    project = store.create_project(unique_name("life")).id
+    for _ in range(4):
+        store.create_experiment(project)
+    trashed = store.delete_experiment(project, 2)
+    assert trashed.state == "deleted" and trashed.deleted_at is not None
+    assert store.archive_experiment(project, 3).state == "archived"
+    assert _numbers(store, project) == [1, 4]
+    assert store.list_experiments(project).total == 2
+    assert _numbers(store, project, "deleted") == [2]
+    assert _numbers(store, project, "archived") == [3]
+    assert _numbers(store, project, "all") == [1, 2, 3, 4]
+    assert store.get_experiment(project, 2).state == "deleted"  # still readable by number
+    restored = store.restore_experiment(project, 2)
+    assert restored.state == "active" and restored.deleted_at is None
+    store.restore_experiment(project, 3)
+    assert _numbers(store, project) == [1, 2, 3, 4]
+
+
+def test_purge_leaves_nothing_behind_and_numbers_are_not_reused(store: Store) -> None:
+    project = store.create_project(unique_name("life")).id
+    shared = b"shared bytes " * 100
+    for number in (1, 2):
+        store.create_experiment(project)
+        _fill(store, project, number, shared)
+        store.update_experiment(project, number, status=Status.DONE)
+    with pytest.raises(ConflictError):  # a live run is stopped before it is purged
+        store.create_experiment(project)
+        store.purge_experiment(project, 3)
+    store.update_experiment(project, 3, status=Status.STOPPED)
+    removed = store.purge_experiment(project, 1)
+    assert removed == 1  # own.txt's blob; shared.bin's is still used by experiment 2
+    for read in (
+        lambda: store.get_experiment(project, 1),
+        lambda: store.list_series(project, 1),
+        lambda: store.read_logs(project, 1),
+        lambda: store.list_charts(project, 1),
+        lambda: store.list_artifacts(project, 1),
+    ):
+        with pytest.raises(NotFoundError):
+            read()
+    assert [link.experiment_id for link in store.find_weights_hash(HASH)] == [2]
+    assert [a.experiment_id for a in store.find_checkpoints(HASH)] in ([], [2])
+    assert _numbers(store, project, "all") == [2, 3]
+    assert store.create_experiment(project).experiment_id == 4
+    assert hashlib.sha256(shared).hexdigest() == store.list_artifacts(project, 2)[-1].sha256
