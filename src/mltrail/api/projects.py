@@ -6,7 +6,7 @@ from typing import Any
 
 from mltrail.api.render import with_iso_times
 from mltrail.core import codec, validation
-from mltrail.core.errors import ValidationError
+from mltrail.core.errors import NotFoundError, ValidationError
 from mltrail.core.types import Project
 from mltrail.store.base import Store
 
@@ -27,6 +27,10 @@ class ProjectsApi:
 
     def get(self, project: int) -> dict[str, Any]:
         return project_dict(self._store.get_project(project_id(project)))
+
+    def resolve(self, project: int | str) -> int:
+        """The id of a project given as an id or a display name (NotFoundError if unknown)."""
+        return resolve_project(self._store, project, create=False)
 
     def add_member(self, project: int, user_name: str) -> None:
         """Let another user see and change the project."""
@@ -49,3 +53,36 @@ def project_id(value: Any) -> int:
     if value is None:
         raise ValidationError("is required", "project")
     return validation.require_int(value, "project", minimum=1)
+
+
+def resolve_project(store: Store, project: int | str, *, create: bool = True) -> int:
+    """The id of ``project``, given as an id or a display name.
+
+    Args:
+        store: where to look.
+        project: an integer id (also as a digit string) or a display name.
+        create: create a project with that display name when none exists.
+
+    Returns:
+        The project id.
+
+    Raises:
+        NotFoundError: an unknown id, or an unknown name with ``create=False``.
+        ValidationError: neither an id nor a valid name.
+    """
+    if isinstance(project, bool):
+        raise ValidationError("must be a project id or display name, got bool", "project")
+    if isinstance(project, int) or (isinstance(project, str) and project.strip().isdigit()):
+        project_id = validation.require_int(project, "project", minimum=1)
+        return store.get_project(project_id).id
+    if not isinstance(project, str):
+        raise ValidationError(
+            f"must be a project id or display name, got {type(project).__name__}", "project"
+        )
+    name = validation.project_name(project)
+    found = store.find_project(name)
+    if found is not None:
+        return found.id
+    if not create:
+        raise NotFoundError(f"no project named {name!r}", "project")
+    return store.create_project(name).id

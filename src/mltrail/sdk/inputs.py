@@ -4,46 +4,10 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from mltrail.core import validation
-from mltrail.core.errors import NotFoundError, ValidationError
-
-if TYPE_CHECKING:
-    from mltrail.store.base import Store
-
-
-def resolve_project(store: Store, project: int | str, *, create: bool = True) -> int:
-    """The id of ``project``, given as an id or a display name.
-
-    Args:
-        store: where to look.
-        project: an integer id (also as a digit string) or a display name.
-        create: create a project with that display name when none exists.
-
-    Returns:
-        The project id.
-
-    Raises:
-        NotFoundError: an unknown id, or an unknown name with ``create=False``.
-        ValidationError: neither an id nor a valid name.
-    """
-    if isinstance(project, bool):
-        raise ValidationError("must be a project id or display name, got bool", "project")
-    if isinstance(project, int) or (isinstance(project, str) and project.strip().isdigit()):
-        project_id = validation.require_int(project, "project", minimum=1)
-        return store.get_project(project_id).id
-    if not isinstance(project, str):
-        raise ValidationError(
-            f"must be a project id or display name, got {type(project).__name__}", "project"
-        )
-    name = validation.project_name(project)
-    found = store.find_project(name)
-    if found is not None:
-        return found.id
-    if not create:
-        raise NotFoundError(f"no project named {name!r}", "project")
-    return store.create_project(name).id
+from mltrail.core.errors import ValidationError
 
 
 def jsonable(value: Any) -> Any:

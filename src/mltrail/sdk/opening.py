@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+from mltrail.api.projects import resolve_project
 from mltrail.config import Settings
 from mltrail.core import validation
 from mltrail.core.errors import ValidationError
 from mltrail.core.types import Status
 from mltrail.sdk.buffer import MAX_INT64
 from mltrail.sdk.environment import collect_environment, collect_source
-from mltrail.sdk.inputs import jsonable, params_mapping, resolve_project, tags_tuple
+from mltrail.sdk.inputs import jsonable, params_mapping, tags_tuple
 
 if TYPE_CHECKING:
     from mltrail.core.types import Experiment as ExperimentRecord
