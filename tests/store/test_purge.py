@@ -102,7 +102,7 @@ def test_migration_fills_searchable_params_and_tags(db_url: str) -> None:
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     with db.write() as conn:
         config.attributes["connection"] = conn
-        command.upgrade(config, "0004_liveness")
+        command.upgrade(config, "0012_point_times")
         conn.execute(
             text(
                 "INSERT INTO projects (display_name, description, created_at, next_experiment) VALUES ('old', '', 0, 2)"

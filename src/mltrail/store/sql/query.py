@@ -261,28 +261,23 @@ def _pattern_parts(pattern: str) -> list[tuple[str, str]]:
     return parts
 
 
-def _glob_pattern(pattern: str) -> str:
+def _render_pattern(pattern: str, wildcards: tuple[str, str], literal: Callable[[str], str]) -> str:
+    """A LIKE pattern in a database's syntax: its ``(any run, one character)`` wildcards, and
+    each literal character as ``literal`` escapes it."""
     out = []
     for kind, c in _pattern_parts(pattern):
-        if kind == "any":
-            out.append("*")
-        elif kind == "one":
-            out.append("?")
-        else:
-            out.append(f"[{c}]" if c in "*?[" else c)
+        out.append(wildcards[0] if kind == "any" else wildcards[1] if kind == "one" else literal(c))
     return "".join(out)
+
+
+def _glob_pattern(pattern: str) -> str:
+    """SQLite's GLOB (case-sensitive): ``*``, ``?``, and ``[c]`` for a literal ``*?[``."""
+    return _render_pattern(pattern, ("*", "?"), lambda c: f"[{c}]" if c in "*?[" else c)
 
 
 def _pg_pattern(pattern: str) -> str:
-    out = []
-    for kind, c in _pattern_parts(pattern):
-        if kind == "any":
-            out.append("%")
-        elif kind == "one":
-            out.append("_")
-        else:
-            out.append("\\" + c if c in "%_\\" else c)
-    return "".join(out)
+    """PostgreSQL's LIKE with backslash escapes."""
+    return _render_pattern(pattern, ("%", "_"), lambda c: "\\" + c if c in "%_\\" else c)
 
 
 def param_rows(experiment_pk: int, hyperparameters: dict[str, Any]) -> list[dict[str, Any]]:

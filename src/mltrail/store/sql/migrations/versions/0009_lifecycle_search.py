@@ -3,7 +3,7 @@ went to the trash, searchable copies of hyperparameters and tags, and the indexe
 page of a project's experiments as cheap at 100,000 experiments as at 1,000.
 
 Revision ID: 0009_lifecycle_search
-Revises: 0004_liveness
+Revises: 0012_point_times
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from alembic import op
 from mltrail.store.sql.query import param_rows
 
 revision = "0009_lifecycle_search"
-down_revision = "0004_liveness"
+down_revision = "0012_point_times"
 branch_labels = None
 depends_on = None
 
