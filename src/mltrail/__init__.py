@@ -6,7 +6,7 @@ a store, the server or the CLI is used.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from mltrail.core.errors import (
     AuthenticationError,
@@ -20,10 +20,10 @@ from mltrail.core.errors import (
 )
 from mltrail.core.version import __version__ as __version__
 from mltrail.core.weights import weights_hash
+from mltrail.sdk.start import start
 
 if TYPE_CHECKING:
     from mltrail.api import Api
-    from mltrail.sdk.experiment import Experiment
 
 __all__ = [
     "AuthenticationError",
@@ -54,12 +54,3 @@ def as_api(url: str | None = None, token: str | None = None) -> Api:
     if url is not None:
         settings = settings.with_(url=url, token=token if token is not None else settings.token)
     return Api.from_settings(settings)
-
-
-def start(
-    project: int | str | None = None, display_name: str | None = None, **kwargs: Any
-) -> Experiment:
-    """Start recording an experiment; see :func:`mltrail.sdk.experiment.start`."""
-    from mltrail.sdk.experiment import start as _start
-
-    return _start(project, display_name=display_name, **kwargs)

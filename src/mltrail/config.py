@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10
+    import tomli as tomllib
 
 DEFAULT_PORT = 5870
 DEFAULT_HOST = "127.0.0.1"
 CAPTURE_LEVELS = ("fd", "python", "off")
 DEFAULT_CRASH_AFTER_SECONDS = 300.0
 DEFAULT_TRASH_DAYS = 30.0  # how long a deleted experiment stays restorable
+DEFAULT_SYSTEM_METRICS_SECONDS = 10.0
+CONFIG_FILE_NAME = "config.toml"
 
 
 @dataclass(frozen=True)
@@ -39,6 +47,16 @@ class Settings:
             reader (CLI, UI, scripts), and a run's SDK beats a few times within it.
         trash_days: how long a deleted experiment stays restorable in the trash
             (``MLTRAIL_TRASH_DAYS``, default 30); after that a purge may remove it for good.
+        resume: ``(project, experiment)`` a run started without ``resume=`` continues
+            (``MLTRAIL_RESUME=PROJECT/EXPERIMENT``; the project an id or a display name).
+        system_metrics: whether runs (and the agent, for its jobs) sample CPU, memory, disk,
+            network and GPUs into ``system/`` series (``MLTRAIL_SYSTEM_METRICS=off`` stops it).
+        system_metrics_interval: seconds between samples (``MLTRAIL_SYSTEM_METRICS_INTERVAL``).
+
+    Every setting can also come from ``$MLTRAIL_HOME/config.toml`` (default
+    ``~/.mltrail/config.toml``), keyed by the variable's name without ``MLTRAIL_`` in lower
+    case (``url = "..."``, ``token = "..."``, ``system_metrics_interval = 30``); the environment
+    wins over the file.
     """
 
     url: str | None = None
@@ -56,16 +74,24 @@ class Settings:
     artifact_quota_bytes: int | None = None
     crash_after: float = DEFAULT_CRASH_AFTER_SECONDS
     trash_days: float = DEFAULT_TRASH_DAYS
+    resume: tuple[str, int] | None = None
+    system_metrics: bool = True
+    system_metrics_interval: float = DEFAULT_SYSTEM_METRICS_SECONDS
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Settings from ``MLTRAIL_*`` variables (``os.environ`` when ``environ`` is None).
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, config_file: Path | None = None
+    ) -> Settings:
+        """Settings from ``MLTRAIL_*`` variables (``os.environ`` when ``environ`` is None),
+        over those of the config file (``$MLTRAIL_HOME/config.toml`` when ``config_file`` is
+        None; a missing file is no error, a malformed one a ValueError naming it).
 
         The one reader of ``MLTRAIL_*``: every edge (CLI root group, server factory's caller,
         SDK start, agent) calls it once and passes the result down.
         """
         env = os.environ if environ is None else environ
         home = Path(env.get("MLTRAIL_HOME") or "~/.mltrail").expanduser()
+        env = {**read_config_file(config_file or home / CONFIG_FILE_NAME), **env}
         capture = _capture_level(env.get("MLTRAIL_CAPTURE"))
         return cls(
             url=(env.get("MLTRAIL_URL") or None),
@@ -83,6 +109,11 @@ class Settings:
             artifact_quota_bytes=_number(env.get("MLTRAIL_ARTIFACT_QUOTA_BYTES")),
             crash_after=_seconds(env, "MLTRAIL_CRASH_AFTER", DEFAULT_CRASH_AFTER_SECONDS),
             trash_days=_seconds(env, "MLTRAIL_TRASH_DAYS", DEFAULT_TRASH_DAYS),
+            resume=_resume(env.get("MLTRAIL_RESUME")),
+            system_metrics=_switch(env.get("MLTRAIL_SYSTEM_METRICS"), "MLTRAIL_SYSTEM_METRICS"),
+            system_metrics_interval=_seconds(
+                env, "MLTRAIL_SYSTEM_METRICS_INTERVAL", DEFAULT_SYSTEM_METRICS_SECONDS
+            ),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -101,6 +132,8 @@ class Settings:
             "MLTRAIL_ARTIFACTS": self.artifacts,
             "MLTRAIL_ARTIFACT_MAX_FILE_BYTES": self.artifact_max_file_bytes,
             "MLTRAIL_ARTIFACT_QUOTA_BYTES": self.artifact_quota_bytes,
+            "MLTRAIL_RESUME": None if self.resume is None else "/".join(map(str, self.resume)),
+            "MLTRAIL_SYSTEM_METRICS": None if self.system_metrics else "off",
         }
         env.update({name: str(value) for name, value in optional.items() if value is not None})
         if self.spool_limit_bytes != Settings.spool_limit_bytes:
@@ -109,6 +142,8 @@ class Settings:
             env["MLTRAIL_CRASH_AFTER"] = repr(self.crash_after)
         if self.trash_days != DEFAULT_TRASH_DAYS:
             env["MLTRAIL_TRASH_DAYS"] = repr(self.trash_days)
+        if self.system_metrics_interval != DEFAULT_SYSTEM_METRICS_SECONDS:
+            env["MLTRAIL_SYSTEM_METRICS_INTERVAL"] = repr(self.system_metrics_interval)
         return env
 
     def child_environ(self, inherited: Mapping[str, str]) -> dict[str, str]:
@@ -126,6 +161,11 @@ class Settings:
     def db_url(self) -> str:
         """The embedded store's SQLite URL."""
         return f"sqlite:///{self.home / 'mltrail.db'}"
+
+    @property
+    def config_file(self) -> Path:
+        """The config file read below the environment: ``$MLTRAIL_HOME/config.toml``."""
+        return self.home / CONFIG_FILE_NAME
 
     @property
     def spool_dir(self) -> Path:
@@ -169,6 +209,43 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     if not (math.isfinite(value) and value > 0):
         raise ValueError(f"{name}: must be a positive number of seconds, got {raw!r}")
     return value
+
+
+def read_config_file(path: Path) -> dict[str, str]:
+    """The file's settings as ``MLTRAIL_*`` variables (strings, as the environment has them);
+    empty when the file does not exist."""
+    try:
+        with open(path, "rb") as f:
+            table = tomllib.load(f)
+    except FileNotFoundError:
+        return {}
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ValueError(f"{path}: not a readable TOML file: {exc}") from None
+    env = {}
+    for key, value in table.items():
+        if isinstance(value, (dict, list)):
+            raise ValueError(f"{path}: {key}: must be a string, number or boolean")
+        text = ("1" if value else "off") if isinstance(value, bool) else str(value)
+        env[f"MLTRAIL_{key.upper()}"] = text
+    return env
+
+
+def _resume(value: str | None) -> tuple[str, int] | None:
+    """``MLTRAIL_RESUME=PROJECT/EXPERIMENT`` (the project an id or a display name)."""
+    if not value:
+        return None
+    project, _, number = value.strip().rpartition("/")
+    if not project or not number.isdigit() or int(number) < 1:
+        raise ValueError(f"MLTRAIL_RESUME must be PROJECT/EXPERIMENT (e.g. 1/3), got {value!r}")
+    return project, int(number)
+
+
+def _switch(value: str | None, name: str) -> bool:
+    """An on/off setting that is on unless set to 0, false, no or off."""
+    text = (value or "on").strip().lower()
+    if text not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        raise ValueError(f"{name} must be on or off, got {value!r}")
+    return _flag(text)
 
 
 def _flag(value: str | None) -> bool:

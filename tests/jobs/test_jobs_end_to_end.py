@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from jobs_helpers import wait_for
 
-from mltrail.core.types import Status
+from mltrail.core.types import Status, is_system_metric
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -216,7 +216,7 @@ def test_the_sdk_inside_a_job_attaches_to_its_experiment_and_sees_the_stop(
     job = http_store.submit_job(project, [PY, "-c", SDK_SCRIPT], display_name="sdk run")
     agent_factory(server, *AGENT_ARGS)
     wait_for(lambda: _logged(http_store, job, "training"))
-    [before] = wait_for(lambda: http_store.list_series(project, job.experiment_id))
+    [before] = wait_for(lambda: _training_series(http_store, project, job.experiment_id))
     http_store.request_stop(project, job.experiment_id)
     done = wait_for(lambda: _final(http_store, job.job_id), timeout=60)
     assert done.status is Status.STOPPED
@@ -224,8 +224,16 @@ def test_the_sdk_inside_a_job_attaches_to_its_experiment_and_sees_the_stop(
     assert page.total == 1  # attached, not a second experiment
     experiment = page.items[0]
     assert (experiment.display_name, experiment.status) == ("sdk run", Status.STOPPED)
-    [series] = http_store.list_series(project, job.experiment_id)
+    [series] = _training_series(http_store, project, job.experiment_id)
     assert series.key == "loss" and series.count >= before.count >= 1
+    # the agent sampled the job's system metrics (the job's SDK was told not to)
+    system = {s.key: s.count for s in http_store.list_series(project, job.experiment_id)}
+    assert system.get("system/cpu/process_percent", 0) >= 1
+    assert system.get("system/memory/process_rss_mb", 0) >= 1
+
+
+def _training_series(store: Any, project: int, experiment: int) -> list[Any]:
+    return [s for s in store.list_series(project, experiment) if not is_system_metric(s.key)]
 
 
 def test_a_server_restart_mid_job_loses_and_doubles_no_output(

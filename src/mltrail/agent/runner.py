@@ -22,6 +22,7 @@ from pathlib import Path
 
 from mltrail.agent.lease import LeaseKeeper
 from mltrail.agent.logship import LogShipper, start_pump
+from mltrail.agent.system import job_sampler
 from mltrail.agent.workdir import WorkdirError, prepare_workdir, remove_workdir
 from mltrail.api import Api
 from mltrail.config import Settings
@@ -230,7 +231,12 @@ class AgentRunner:
             start_pump(proc.stdout, "stdout", shipper),
             start_pump(proc.stderr, "stderr", shipper),
         ]
-        outcome = self._supervise(proc, lease)
+        sampler = job_sampler(self.api.store, self._settings, job, proc.pid)
+        try:
+            outcome = self._supervise(proc, lease)
+        finally:
+            if sampler is not None:
+                sampler.close()
         if (
             outcome.status is not Status.STOPPED
             and not outcome.lost
@@ -319,6 +325,7 @@ class AgentRunner:
             experiment=job.experiment_id,
             job=job.job_id,
             capture_console=False,
+            system_metrics=False,  # the agent samples the job's machine and processes itself
         )
         env = job_settings.child_environ(self._child_env)
         env.update(job.env)  # job variables never start with MLTRAIL_ (checked on submission)

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from mltrail.cli.common import echo_json, echo_table, output_format_option, with_api
+from mltrail.core.types import is_system_metric
 
 project_option = click.option("--project", "-p", type=int, help="Project id.")
 experiment_option = click.option("--experiment", "-e", type=int, help="Experiment id.")
@@ -31,7 +32,8 @@ def list_experiments(api: Any, project: int, output_format: str) -> None:
     if output_format == "json":
         echo_json(rows)
         return
-    metric_names = sorted({k for r in rows for k in r["metrics"]})
+    # system metrics (CPU, memory ...) would double the columns: `get` and exports show them
+    metric_names = sorted({k for r in rows for k in r["metrics"] if not is_system_metric(k)})
     ex_names = sorted({k for r in rows for k in r["ex_metrics"]})
     columns = ["id", "name", "status", "last_heartbeat", "created_at", "hyperparameters"]
     echo_table(

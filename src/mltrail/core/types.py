@@ -105,6 +105,15 @@ class ExMetrics(Mapping[str, "JsonScalar"]):
         return f"ExMetrics({self._values!r})"
 
 
+SYSTEM_PREFIX = "system/"  # keys of the system-metrics series (CPU, memory, disk, network, GPU)
+
+
+def is_system_metric(name: str) -> bool:
+    """Whether a key (``system/cpu/percent``) or a series name (``train/system/...``) is one
+    of the sampled system metrics."""
+    return name.startswith(SYSTEM_PREFIX) or name.partition("/")[2].startswith(SYSTEM_PREFIX)
+
+
 @dataclass(frozen=True)
 class MetricSummary:
     """Running summary of one series, kept up to date on ingest."""

@@ -13,7 +13,7 @@ import threading
 import time
 import traceback
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from mltrail.config import Settings
@@ -23,13 +23,16 @@ from mltrail.core.types import ExperimentRef, LogLine, Phase, Status
 from mltrail.core.weights import weights_hash
 from mltrail.sdk.artifact_logging import ArtifactLogging
 from mltrail.sdk.buffer import MAX_INT64
-from mltrail.sdk.console import ConsoleCapture, quiet_library_loggers
+from mltrail.sdk.console import ConsoleCapture
 from mltrail.sdk.inputs import jsonable, metric_number, params_mapping
-from mltrail.sdk.opening import int64_field, open_record, open_run_store
-from mltrail.sdk.records import encode_status
+from mltrail.sdk.opening import int64_field
+from mltrail.sdk.resume import StoredSteps
 from mltrail.sdk.spool import Spool, is_transient, target_of
+from mltrail.sdk.start import start as start  # where code has imported it from
+from mltrail.sdk.status import record_final_status
 from mltrail.sdk.stop import POLL_SECONDS, StopWatcher
 from mltrail.sdk.sync import sync_in_background
+from mltrail.sdk.system import system_sampler
 from mltrail.sdk.uploads import Uploader
 from mltrail.sdk.writer import CLOSE_TIMEOUT_SECONDS, Writer
 
@@ -43,64 +46,6 @@ _PHASES = frozenset(p.value for p in Phase)
 _MAX_KEY_LEN = validation.MAX_KEY_LEN
 _MAX_INT64 = MAX_INT64
 _now = time.time
-
-
-def start(
-    project: int | str | None = None,
-    display_name: str | None = None,
-    description: str | None = None,
-    hyperparams: Mapping[str, Any] | Any | None = None,
-    tags: Sequence[str] | None = None,
-    *,
-    settings: Settings | None = None,
-    store: Store | None = None,
-    on_stop: Callable[[], None] | None = None,
-    stop_poll_seconds: float = POLL_SECONDS,
-) -> Experiment:
-    """Start recording an experiment (``with mltrail.start("mnist") as exp: ...``).
-
-    Args:
-        project: project id or display name; a new name creates the project. Defaults to
-            ``settings.project`` (``MLTRAIL_PROJECT``).
-        display_name: the experiment's name; ``experiment-<n>`` by default.
-        description: free text.
-        hyperparams: a mapping (or an ``argparse.Namespace``) of hyperparameters.
-        tags: labels to filter by.
-        settings: defaults to ``Settings.from_env()``. When ``settings.project`` and
-            ``settings.experiment`` are set (the remote agent sets ``MLTRAIL_PROJECT`` and
-            ``MLTRAIL_EXPERIMENT``), the pre-created experiment is attached to instead.
-        store: the store to write to; opened from ``settings`` (and closed at the end) when
-            omitted.
-        on_stop: called (from a background thread) when someone asks the experiment to stop;
-            without it, the next ``exp.log`` raises :class:`ExperimentStopped`.
-        stop_poll_seconds: how often the stop request is checked.
-
-    Returns:
-        The running :class:`Experiment`.
-
-    Raises:
-        ValidationError: a bad argument, naming it.
-        NotFoundError: an unknown project id, or the agent's experiment does not exist.
-    """
-    settings = settings or Settings.from_env()
-    quiet_library_loggers()  # no Alembic steps nor an httpx line per upload at INFO
-    owns_store = store is None
-    if store is None:
-        store = open_run_store(settings)
-    try:
-        record = open_record(store, settings, project, display_name, description, hyperparams, tags)
-    except BaseException:
-        if owns_store:
-            store.close()
-        raise
-    return Experiment(
-        store,
-        record,
-        settings=settings,
-        owns_store=owns_store,
-        on_stop=on_stop,
-        stop_poll_seconds=stop_poll_seconds,
-    )
 
 
 class Experiment(ArtifactLogging):
@@ -119,6 +64,7 @@ class Experiment(ArtifactLogging):
         owns_store: bool = False,
         on_stop: Callable[[], None] | None = None,
         stop_poll_seconds: float = POLL_SECONDS,
+        stored: StoredSteps | None = None,
     ) -> None:
         self.store = store
         self.settings = settings
@@ -128,8 +74,9 @@ class Experiment(ArtifactLogging):
         self.status = Status.RUNNING
         self._owns_store = owns_store
         self._on_stop = on_stop
-        self._iteration = -1
-        self._epoch = -1  # -1: no epoch known yet
+        self._stored = stored or StoredSteps(())  # a resumed run's series ends
+        self._iteration = self._stored.horizon  # -1: nothing logged yet
+        self._epoch = self._stored.last_epoch  # -1: no epoch known yet
         self._keys: set[str] = set()
         self._ended = False
         self._warned_after_end = False
@@ -159,6 +106,9 @@ class Experiment(ArtifactLogging):
         self._watcher = StopWatcher(
             store, self.project_id, self.experiment_id, self._stop_seen, stop_poll_seconds
         ).start()
+        self._system = system_sampler(
+            settings, self._writer, lambda: (self._iteration, self._epoch)
+        )
         self._previous_excepthook = sys.excepthook
         sys.excepthook = self._excepthook
         atexit.register(self._at_exit)
@@ -240,6 +190,10 @@ class Experiment(ArtifactLogging):
         else:
             iteration = self._next_iteration(iteration, phase)
         self._epoch = epoch
+        if iteration <= self._stored.horizon:  # a resumed run logging a stored step again
+            metrics = self._stored.new_only(metrics, phase, iteration)
+            if not metrics:
+                return
         writer = self._writer
         writer.add_points(phase, iteration, epoch, _now(), metrics)
         if self._stop_requested or writer.error is not None:
@@ -368,6 +322,29 @@ class Experiment(ArtifactLogging):
         """Send everything buffered now (normally the background thread does this)."""
         self._writer.flush()
 
+    def rewind(self, iteration: int) -> int:
+        """Go back to ``iteration`` (resuming from an earlier checkpoint): every stored point
+        after it is discarded, in all series at once, and the iteration counter continues
+        from it. The discarded points are not kept (no fork). Waits for what was logged
+        before to be stored, then makes one store call.
+
+        Args:
+            iteration: the last iteration kept.
+
+        Returns:
+            How many stored points were discarded.
+
+        Raises:
+            ValidationError: a bad iteration.
+            TransportError: the store is unreachable (nothing was discarded).
+        """
+        kept = int64_field(iteration, "iteration")
+        self._writer.flush()
+        removed = self.store.rewind_points(self.project_id, self.experiment_id, kept)
+        self._iteration = kept
+        self._stored.rewound(kept)
+        return removed
+
     # --- ending --------------------------------------------------------------------------------
     def end(
         self, status: Status | str = Status.DONE, *, timeout: float = CLOSE_TIMEOUT_SECONDS
@@ -385,39 +362,19 @@ class Experiment(ArtifactLogging):
         if final is Status.DONE and self._stop_requested:
             final = Status.STOPPED
         self._watcher.close()
+        if self._system is not None:
+            self._system.close()
         if self._console is not None:
             self._console.stop()
         self._uploads.close(timeout)
         self._writer.close(timeout)
-        self._record_status(final)
+        record_final_status(self._writer, final)
         self.status = final
         self._detach()
         if self._owns_store:
             self.store.close()
         if self._writer.error is not None and self.settings.strict:
             raise self._writer.error
-
-    def _record_status(self, status: Status) -> None:
-        try:
-            self.store.update_experiment(self.project_id, self.experiment_id, status=status)
-        except Exception as exc:
-            if not is_transient(exc):
-                warnings.warn(
-                    f"mltrail: could not record status {status.value}: {exc}",
-                    RuntimeWarning,
-                    stacklevel=3,
-                )
-                return
-            w = self._writer
-            try:
-                w.spool.write(w.address, w.client_id, encode_status(status))
-            except OSError as error:  # full or unwritable spool: say so, never fail the run
-                warnings.warn(
-                    f"mltrail: could not record status {status.value} (store unreachable: {exc}) "
-                    f"nor spool it ({error})",
-                    RuntimeWarning,
-                    stacklevel=3,
-                )
 
     def _detach(self) -> None:
         atexit.unregister(self._at_exit)

@@ -46,9 +46,14 @@ def open_record(
     description: str | None,
     hyperparams: Any,
     tags: Sequence[str] | None,
+    resume: tuple[int | str, int] | None = None,
 ) -> ExperimentRecord:
-    """Create the run's experiment record, or attach to the one the agent pre-created."""
+    """Create the run's experiment record, attach to the one the agent pre-created, or resume
+    ``(project, experiment)`` (back to ``running``; hyperparameters given are merged in)."""
     params = jsonable(params_mapping(hyperparams))
+    resume = resume or settings.resume
+    if resume is not None:
+        return resume_record(store, resume, params)
     environment, source = collect_environment(), collect_source()
     if settings.project and settings.experiment:  # started by the agent: attach
         project_id = resolve_project(store, settings.project, create=False)
@@ -75,3 +80,15 @@ def open_record(
         tags=tags_tuple(tags),
         status=Status.RUNNING,
     )
+
+
+def resume_record(store: Store, resume: Any, params: dict[str, Any] | None) -> ExperimentRecord:
+    """The resumed experiment, ``running`` again; ValidationError for a malformed pair."""
+    if not isinstance(resume, (tuple, list)) or len(resume) != 2:
+        raise ValidationError(f"must be a (project, experiment) pair, got {resume!r}", "resume")
+    project_id = resolve_project(store, resume[0], create=False)
+    number = validation.require_int(resume[1], "resume.experiment", minimum=1)
+    record = store.resume_experiment(project_id, number)
+    if params:
+        record = store.update_experiment(project_id, number, hyperparameters=params)
+    return record

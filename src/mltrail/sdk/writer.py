@@ -239,6 +239,14 @@ class Writer:
             self.overflow_batches += 1
         self._overflowed = True
 
+    def add_chunks(self, chunks: Sequence[SeriesChunk]) -> None:
+        """Buffer columns from a thread other than the training one (the system-metrics
+        sampler): under the lock, beside the compacted records, so the training thread's
+        lock-free counters stay its own."""
+        with self._lock:
+            self._compacted.extend(chunks)
+            self._compacted_points += sum(len(c) for c in chunks)
+
     def add_line(self, line: LogLine) -> None:
         """Buffer one log line. Takes no lock and never blocks: callable from anywhere."""
         lines = self._lines

@@ -151,6 +151,10 @@ class StoredOut(BaseModel):
     stored: int
 
 
+class RemovedOut(BaseModel):
+    removed: int
+
+
 class TouchedOut(BaseModel):
     touched: int
 
@@ -302,6 +306,10 @@ class PointsIn(BaseModel):
     client_id: str = Field(min_length=1, max_length=200)
     seq: int = Field(ge=0, le=2**63 - 1)
     chunks: list[ChunkIn]
+
+
+class RewindIn(BaseModel):
+    iteration: int = Field(ge=0, le=2**63 - 1, description="the last iteration kept")
 
 
 class TargetIn(BaseModel):

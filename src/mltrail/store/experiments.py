@@ -127,3 +127,10 @@ class ExperimentStore(abc.ABC):
         Returns:
             The stored status, the time recorded and the store's ``crash_after``.
         """
+
+    @abc.abstractmethod
+    def resume_experiment(self, project_id: int, experiment_id: int) -> Experiment:
+        """Continue a run (``mltrail.start(resume=...)``): whatever its status, it becomes
+        ``running`` again with its start time kept, its end time and stop request cleared and
+        a heartbeat recorded now. The one way back to ``running`` from a final status.
+        """

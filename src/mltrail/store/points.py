@@ -36,3 +36,13 @@ class PointStore(abc.ABC):
         ``start``/``end`` keep the iterations in that inclusive range (a chart's zoom), each
         open when None; ``max_points`` then applies to the points of the range. ``times``
         fills ``Series.times`` with each returned point's wall-clock time (unix seconds)."""
+
+    @abc.abstractmethod
+    def rewind_points(self, project_id: int, experiment_id: int, iteration: int) -> int:
+        """Discard every point of the experiment after ``iteration`` (``exp.rewind``), in
+        every series at once: all or nothing. Summaries and rollups are rebuilt from the
+        points kept; the discarded points are not kept anywhere.
+
+        Returns:
+            How many points were discarded.
+        """

@@ -1,5 +1,5 @@
-"""``/api/v1/projects/{p}/experiments``: create, search, read, update, stop, heartbeat, and
-the lifecycle (trash, archive, restore, purge)."""
+"""``/api/v1/projects/{p}/experiments``: create, search, read, update, stop, resume, heartbeat,
+and the lifecycle (trash, archive, restore, purge)."""
 
 from __future__ import annotations
 
@@ -110,6 +110,13 @@ def request_stop(project_id: ProjectId, experiment_id: ExperimentId, store: Stor
     """Ask a queued or running experiment to stop (409 when it already ended); a crashed or
     silent run is recorded ``stopped`` at once."""
     return experiment_to_wire(store.request_stop(project_id, experiment_id))
+
+
+@router.post("/{experiment_id}/resume", response_model=ExperimentOut)
+def resume_experiment(project_id: ProjectId, experiment_id: ExperimentId, store: StoreDep) -> dict:
+    """Continue a run (``mltrail.start(resume=...)``): it reads ``running`` again, whatever it
+    was, heartbeating now; its end time and stop request are cleared."""
+    return experiment_to_wire(store.resume_experiment(project_id, experiment_id))
 
 
 @router.post("/{experiment_id}/heartbeat", response_model=LivenessOut)

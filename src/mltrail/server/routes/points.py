@@ -16,6 +16,8 @@ from mltrail.server.deps import ExperimentId, OrjsonResponse, ProjectId, StoreDe
 from mltrail.server.schemas import (
     ERROR_RESPONSES,
     PointsIn,
+    RemovedOut,
+    RewindIn,
     SeriesOut,
     SeriesPackedOut,
     StoredOut,
@@ -38,6 +40,15 @@ def append_points(
     """Store a batch once: a retried (client_id, seq) answers ``{"stored": 0}``."""
     batch = metric_batch_from_wire(body.model_dump())
     return {"stored": store.append_points(project_id, experiment_id, batch)}
+
+
+@router.post("/points/rewind", response_model=RemovedOut)
+def rewind_points(
+    project_id: ProjectId, experiment_id: ExperimentId, body: RewindIn, store: StoreDep
+) -> dict:
+    """Discard every point after ``iteration`` in all the experiment's series, atomically (the
+    discarded points are not kept); answers how many were removed."""
+    return {"removed": store.rewind_points(project_id, experiment_id, body.iteration)}
 
 
 @router.get("/series", response_model=list[SummaryOut])

@@ -138,6 +138,11 @@ class HttpExperiments(HttpNoun, ExperimentStore):
         path = self._experiment_path(project_id, experiment_id) + "/stop"
         return codec.experiment_from_wire(self._http.call("POST", path))
 
+    def resume_experiment(self, project_id: int, experiment_id: int) -> Experiment:
+        path = self._experiment_path(project_id, experiment_id) + "/resume"
+        # resuming a running run changes nothing but its heartbeat: safe to retry
+        return codec.experiment_from_wire(self._http.call("POST", path, repeatable=True))
+
     def record_heartbeat(self, project_id: int, experiment_id: int) -> Liveness:
         path = self._experiment_path(project_id, experiment_id) + "/heartbeat"
         # a repeated heartbeat only moves the time on: safe to retry

@@ -44,3 +44,9 @@ class HttpPoints(HttpNoun, PointStore):
         # a packed body is mostly base64 text, which the standard library parses as fast as
         # orjson: parse_json's digit scan would only add to a 100,000-point export
         return codec.series_from_packed(json.loads(content))
+
+    def rewind_points(self, project_id: int, experiment_id: int, iteration: int) -> int:
+        path = self._experiment_path(project_id, experiment_id) + "/points/rewind"
+        # the run that rewinds logs nothing until this returns: a repeat discards nothing more
+        answer = self._http.call("POST", path, body={"iteration": int(iteration)}, repeatable=True)
+        return int(answer["removed"])

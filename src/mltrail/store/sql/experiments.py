@@ -177,6 +177,32 @@ def _status_change(row: Any, status: Status, now: float) -> dict[str, Any]:
     return values
 
 
+def resume_experiment(
+    conn: Connection, db: Database, scope: Scope, judge: Judge, ref: tuple[Any, Any]
+) -> Experiment:
+    """Make the experiment ``running`` again (a resumed run), heartbeating now; a
+    ``mltrail`` INFO line in its logs says it was resumed and from which status."""
+    pk = experiment_pk(conn, scope, *ref)
+    c = experiments.c
+    conn.execute(select(c.id).where(c.id == pk).with_for_update()).one()  # lock, then judge
+    row = conn.execute(select(judge.status().label("status"), c.started_at).where(c.id == pk)).one()
+    conn.execute(
+        update(experiments)
+        .where(c.id == pk)
+        .values(
+            status=Status.RUNNING.value,
+            started_at=row.started_at or judge.now,
+            ended_at=None,
+            stop_requested=False,
+            last_heartbeat=judge.now,
+            updated_at=judge.now,
+        )
+    )
+    note = LogLine(judge.now, "mltrail", "INFO", f"run resumed (was {row.status})")
+    append_note(conn, db, pk, note)
+    return _judged(conn, judge, pk)
+
+
 def request_stop(conn: Connection, scope: Scope, judge: Judge, ref: tuple[Any, Any]) -> Experiment:
     """Flag the experiment for stopping; ConflictError when it already ended.
 
@@ -471,6 +497,11 @@ class SqlExperiments(SqlNoun, ExperimentStore):
     def request_stop(self, project_id: int, experiment_id: int) -> Experiment:
         with self._db.write() as conn:
             return request_stop(conn, self._scope, self._judge(), (project_id, experiment_id))
+
+    def resume_experiment(self, project_id: int, experiment_id: int) -> Experiment:
+        with self._db.write() as conn:
+            ref = (project_id, experiment_id)
+            return resume_experiment(conn, self._db, self._scope, self._judge(), ref)
 
     def record_heartbeat(self, project_id: int, experiment_id: int) -> Liveness:
         with self._db.write() as conn:

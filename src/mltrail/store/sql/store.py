@@ -27,6 +27,7 @@ from mltrail.store.sql.lifecycle import SqlLifecycle
 from mltrail.store.sql.logs import SqlLogs
 from mltrail.store.sql.points import SqlPoints
 from mltrail.store.sql.projects import SqlProjects
+from mltrail.store.sql.rewind import SqlRewind
 from mltrail.store.sql.users import Auth, SqlUsers
 from mltrail.store.sql.weights import SqlWeights
 
@@ -36,6 +37,7 @@ class SqlStore(
     SqlExperiments,
     SqlLifecycle,
     SqlPoints,
+    SqlRewind,
     SqlExternal,
     SqlCharts,
     SqlWeights,

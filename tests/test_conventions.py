@@ -1,0 +1,81 @@
+"""Conventions a Python user relies on: real signatures and docstrings, ``py.typed`` shipped,
+settings from ``~/.mltrail/config.toml`` below the environment."""
+
+from __future__ import annotations
+
+import inspect
+import pydoc
+from pathlib import Path
+
+import pytest
+
+import mltrail
+from mltrail.config import Settings, tomllib
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_help_of_start_shows_its_parameters_and_their_meaning():
+    parameters = inspect.signature(mltrail.start).parameters
+    assert list(parameters)[:5] == ["project", "display_name", "description", "hyperparams", "tags"]
+    assert parameters["resume"].kind is inspect.Parameter.KEYWORD_ONLY
+    text = pydoc.render_doc(mltrail.start, renderer=pydoc.plaintext)
+    for name in parameters:
+        assert f"{name}:" in text, name  # every parameter is documented under Args
+    assert "Returns:" in text and "Raises:" in text
+
+
+def test_start_is_the_sdk_function_code_imports():
+    from mltrail.sdk.experiment import start
+
+    assert start is mltrail.start
+
+
+def test_py_typed_is_shipped():
+    assert (Path(mltrail.__file__).parent / "py.typed").is_file()
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert "py.typed" in config["tool"]["setuptools"]["package-data"]["mltrail"]
+
+
+def test_the_config_file_is_read_below_the_environment(tmp_path):
+    (tmp_path / "config.toml").write_text(
+        'url = "http://file:5870"\ntoken = "from-file"\nsystem_metrics_interval = 30\n'
+        "system_metrics = false\n"
+    )
+    env = {"MLTRAIL_HOME": str(tmp_path), "MLTRAIL_TOKEN": "from-env"}
+    settings = Settings.from_env(env)
+    assert (settings.url, settings.token) == ("http://file:5870", "from-env")
+    assert settings.system_metrics_interval == 30.0 and settings.system_metrics is False
+    assert Settings.from_env({"MLTRAIL_HOME": str(tmp_path / "none")}).url is None
+
+
+def test_a_malformed_config_file_names_itself(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text("url = \n")
+    with pytest.raises(ValueError, match=r"config\.toml"):
+        Settings.from_env({"MLTRAIL_HOME": str(tmp_path)})
+    path.write_text("[server]\nurl = 'x'\n")
+    with pytest.raises(ValueError, match="server: must be a string"):
+        Settings.from_env({"MLTRAIL_HOME": str(tmp_path)})
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("3", "PROJECT/EXPERIMENT"), ("p/0", "PROJECT/EXPERIMENT"), ("p/x", "PROJECT/EXPERIMENT")],
+)
+def test_a_bad_resume_variable_is_refused(value, message):
+    with pytest.raises(ValueError, match=message):
+        Settings.from_env({"MLTRAIL_RESUME": value, "MLTRAIL_HOME": "/nonexistent"})
+
+
+def test_settings_round_trip_through_a_child_environment():
+    settings = Settings.from_env(
+        {
+            "MLTRAIL_HOME": "/nonexistent",
+            "MLTRAIL_RESUME": "my project/3",
+            "MLTRAIL_SYSTEM_METRICS": "off",
+            "MLTRAIL_SYSTEM_METRICS_INTERVAL": "2.5",
+        }
+    )
+    assert settings.resume == ("my project", 3)
+    assert Settings.from_env(settings.to_env()) == settings
