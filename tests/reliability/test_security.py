@@ -87,6 +87,8 @@ def _bob_attempts(bob: HttpStore, p: int, e: int, job_id: int, bob_project: int)
         "update": lambda: bob.update_experiment(p, e, display_name="pwned"),
         "stop": lambda: bob.request_stop(p, e),
         "heartbeat": lambda: bob.record_heartbeat(p, e),
+        "resume": lambda: bob.resume_experiment(p, e),
+        "rewind": lambda: bob.rewind_points(p, e, 0),
         "append_points": lambda: bob.append_points(p, e, _batch(1, 100)),
         "list_series": lambda: bob.list_series(p, e),
         "read_series": lambda: bob.read_series(p, e, "loss", "train"),
