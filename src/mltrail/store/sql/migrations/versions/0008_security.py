@@ -6,7 +6,7 @@ attempt runs under a live lease. ``project_invitations`` holds memberships offer
 accepted. ``agents.projects`` lists the projects an agent's owner started it for.
 
 Revision ID: 0008_security
-Revises: 0004_liveness
+Revises: 0012_point_times
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008_security"
-down_revision = "0004_liveness"
+down_revision = "0012_point_times"
 branch_labels = None
 depends_on = None
 
