@@ -6,7 +6,7 @@ attempt runs under a live lease. ``project_invitations`` holds memberships offer
 accepted. ``agents.projects`` lists the projects an agent's owner started it for.
 
 Revision ID: 0008_security
-Revises: 0012_point_times
+Revises: 0009_lifecycle_search
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008_security"
-down_revision = "0012_point_times"
+down_revision = "0009_lifecycle_search"
 branch_labels = None
 depends_on = None
 
