@@ -57,7 +57,7 @@ def test_plots_in_the_project_view_follow_the_filter(page, ui_server, sweep) -> 
     plot = page.locator(".parallel-coordinates")
     expect(plot).to_have_attribute("data-lines", "30")
     assert axis_names(plot)[-1] == "validation/accuracy"
-    page.fill("input.filter", "batch = 512")
+    page.fill("input.filter", "params.batch = 512")
     expect(plot).to_have_attribute("data-lines", "10")
     expect(page.locator(".scatter-plot")).to_have_attribute("data-points", "10")
     # coloured by the metric: the best run is at the bright end of the scale

@@ -23,6 +23,9 @@ def views(ui_server, sweep) -> list[tuple[str, str, str]]:
     p, d = sweep.project, demo["project"]
     ids = ",".join(map(str, sweep.ids))
     job = ui_server.store.submit_job(d, ["python", "train.py", "--lr", "0.1"], queue="layout-q")
+    archived = ui_server.store.create_experiment(d, display_name="archived")
+    ui_server.store.update_experiment(d, archived.experiment_id, notes="why: see the log")
+    ui_server.store.archive_experiment(d, archived.experiment_id)
     return [
         ("projects", "/#/", "table.projects"),
         ("experiments", f"/#/projects/{p}", "table.experiments tbody tr"),
@@ -34,6 +37,8 @@ def views(ui_server, sweep) -> list[tuple[str, str, str]]:
             f"/#/projects/{p}/compare?ids={ids}",
             ".chart-card[data-title='validation/loss'] canvas",
         ),
+        ("archived run", f"/#/projects/{d}/experiments/{archived.experiment_id}", ".state-banner"),
+        ("trash", f"/#/projects/{p}?show=deleted", "table.experiments tbody tr"),
         ("jobs", f"/#/jobs?project={d}", "table.jobs tbody tr[data-job-id]"),
         ("job", f"/#/jobs/{job.job_id}", ".job-command"),
         ("not found", "/#/projects/999999", ".not-found"),
@@ -101,6 +106,10 @@ def test_no_serious_accessibility_violation_on_any_view(browser, ui_server, view
         drawn(page, ui_server.url, *views[1][1:])
         page.locator(".columns-menu .popover-button").click()  # an open menu too
         found["open menu"] = serious_violations(page)
+        drawn(page, ui_server.url, *views[2][1:])
+        page.locator(".actions-menu .popover-button").click()
+        page.locator(".menu-item.action-edit").click()  # the edit form
+        found["edit form"] = serious_violations(page)
     for page in open_page(browser, None, color_scheme=scheme, scripts=(AXE,)):
         drawn(page, ui_server.url, "/#/login", "form.login-form")
         found["login"] = serious_violations(page)

@@ -57,13 +57,13 @@ def test_checkbox_and_name_stay_while_the_table_scrolls_sideways(page, table) ->
     assert abs(header["x"] - name["x"]) < 1
 
 
-def test_select_all_selects_what_the_filter_matches(page, table) -> None:
+def test_select_all_selects_the_page_the_filter_keeps(page, table) -> None:
     select_all = page.locator("input.select-all")
     select_all.check()
     expect(page.locator("button.compare")).to_have_text("Compare (30)")
     select_all.uncheck()
     expect(page.locator("button.compare")).to_have_text("Compare (0)")
-    page.fill("input.filter", "optimizer = adam")
+    page.fill("input.filter", "params.optimizer = 'adam'")
     expect(page.locator("table.experiments tbody tr")).to_have_count(15)
     page.locator("input.select-all").check()
     expect(page.locator("button.compare")).to_have_text("Compare (15)")
@@ -114,7 +114,7 @@ def test_columns_menu_closes_on_escape_and_outside_and_fits_the_viewport(page, t
 
 
 def test_csv_download_of_the_table(page, table, sweep) -> None:
-    page.fill("input.filter", "optimizer = sgd")
+    page.fill("input.filter", "params.optimizer = 'sgd'")
     expect(page.locator("table.experiments tbody tr")).to_have_count(15)
     with page.expect_download() as download:
         page.click("button.download-csv")

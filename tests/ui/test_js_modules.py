@@ -32,34 +32,30 @@ def test_decode_floats_restores_non_finite_values(js) -> None:
     assert out[3] == [1, 2, None] and out[4] == {"$float": "x", "y": 1}
 
 
-def test_filter_language(js) -> None:
+def test_table_queries_are_the_servers_grammar(js) -> None:
     out = js(
-        "table.js",
-        """const rows = [
-             {experiment_id: 1, display_name: "a", status: "done", tags: ["x"],
-              hyperparameters: {lr: 0.1, opt: "sgd"}, metrics: {"train/loss": 0.4}, ex_metrics: {}},
-             {experiment_id: 2, display_name: "b", status: "failed", tags: [],
-              hyperparameters: {lr: 0.01, opt: "adam"}, metrics: {"train/loss": 0.7},
-              ex_metrics: {ex_ok: true}},
-             {experiment_id: 3, display_name: "c", status: "done", tags: [],
-              hyperparameters: {}, metrics: {"train/loss": NaN}, ex_metrics: {}}];
-           const cols = m.buildColumns(rows);
-           const ids = (q) => { const f = m.parseFilter(q, cols);
-             return f.error || rows.filter(f.test).map((e) => e.experiment_id); };
-           return {
-             lt: ids("train/loss < 0.5"), ge: ids("lr >= 0.05"), eq: ids("opt = ADAM"),
-             ne: ids("status != done"), like: ids("opt ~ ad"), text: ids("x"), both: ids("done, lr > 0"),
-             loss: ids("loss > 0.5"), bool: ids("ex_ok = true"), bad: ids("nope < 1"),
-             sorted: m.sortRows(rows, cols.find((c) => c.id === "train/loss"), true)
-               .map((e) => e.experiment_id),
+        "experiment-list.js",
+        """return {
+             free: m.serverFilter("resnet 50%"), typed: m.serverFilter("metrics.train/loss < 0.5"),
+             quote: m.serverFilter("bob's"), none: m.serverFilter("  "),
+             like: m.serverFilter("name like 'a%'"),
+             orders: ["id", "tags", "hp.batch size", "train/loss", "ex_cost", "hp.a`b"]
+               .map((id) => m.orderField({id})),
            };""",
     )
-    assert out["lt"] == [1] and out["ge"] == [1] and out["eq"] == [2] and out["ne"] == [2]
-    assert out["like"] == [2] and out["text"] == [1] and out["both"] == [1]
-    assert out["loss"] == [2]  # a unique metric can be named without its phase
-    assert out["bool"] == [2]
-    assert out["bad"] == 'Unknown column "nope" in filter'
-    assert out["sorted"] == [2, 1, 3]  # NaN sorts with the missing values, last
+    # in the grammar's string a doubled backslash is one: the LIKE pattern escapes the % sign
+    assert out["free"] == r"name ilike '%resnet 50\\%%' or tags ilike '%resnet 50\\%%'"
+    assert out["typed"] == "metrics.train/loss < 0.5" and out["like"] == "name like 'a%'"
+    assert out["quote"] == r"name ilike '%bob\'s%' or tags ilike '%bob\'s%'"
+    assert out["none"] is None
+    assert out["orders"] == [
+        "id",
+        None,
+        "params.`batch size`",
+        "metrics.`train/loss`",
+        "metrics.`ex_cost`",
+        "params.`a``b`",
+    ]
 
 
 def test_smoothing_is_debiased_and_keeps_gaps(js) -> None:

@@ -219,9 +219,10 @@ def bulk_experiments(
     table test needs the rows, not the per-call path (which the store suite covers), so this
     writes them straight into the store's own tables.
     """
-    from sqlalchemy import create_engine, update
+    from sqlalchemy import create_engine, select, update
 
-    from mltrail.store.sql.tables import experiments, projects
+    from mltrail.store.sql.query import param_rows
+    from mltrail.store.sql.tables import experiment_params, experiments, projects
 
     now = time.time()
     rows = [
@@ -247,6 +248,11 @@ def bulk_experiments(
     engine = create_engine(db_url)
     with engine.begin() as conn:
         conn.execute(experiments.insert(), rows)
+        c = experiments.c
+        numbers = select(c.id, c.number).where(c.project_id == project_id)
+        hp = {r["number"]: json.loads(r["hyperparameters"]) for r in rows}
+        params = [p for pk, n in conn.execute(numbers) for p in param_rows(pk, hp[n])]
+        conn.execute(experiment_params.insert(), params)  # the searchable copies the store keeps
         conn.execute(
             update(projects).where(projects.c.id == project_id).values(next_experiment=count + 1)
         )

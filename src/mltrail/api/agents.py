@@ -19,18 +19,11 @@ class AgentsApi:
         return self._store.list_agents()
 
     def register(
-        self,
-        agent_id: str,
-        *,
-        name: str,
-        queues: Sequence[str],
-        lease_seconds: float,
-        projects: Sequence[int] = (),
+        self, agent_id: str, *, name: str, queues: Sequence[str], lease_seconds: float
     ) -> Agent:
-        """Create or refresh an agent (the first call it makes, so a bad token fails early);
-        ``projects`` are those whose every job it runs, besides its owner's own jobs."""
+        """Create or refresh an agent (the first call it makes, so a bad token fails early)."""
         return self._store.register_agent(
-            agent_id, name=name, queues=queues, lease_seconds=lease_seconds, projects=projects
+            agent_id, name=name, queues=queues, lease_seconds=lease_seconds
         )
 
     def deregister(self, agent_id: str) -> None:

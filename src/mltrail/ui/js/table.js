@@ -1,6 +1,6 @@
-// The experiments table's model, independent of the DOM: columns derived from the data (the
-// hyperparameters that vary across runs first), the filter language ("train/loss < 0.5,
-// lr >= 0.01, resnet"), sorting, and the rows as CSV.
+// The experiments table's model, independent of the DOM: columns derived from the rows read
+// (the hyperparameters that vary across runs first), cell texts and the rows as CSV. The
+// server filters, sorts and pages (experiment-list.js).
 
 import { toCsv } from "./csv.js";
 import { formatDuration, formatTime, formatValue } from "./format.js";
@@ -81,95 +81,4 @@ export function cellText(column, experiment) {
   if (column.kind === "time") return formatTime(value);
   if (column.kind === "dur") return formatDuration(value);
   return formatValue(value);
-}
-
-/** Find the column a filter names: exact id, case-insensitive id, hp name, or metric key. */
-export function resolveColumn(name, columns) {
-  const wanted = name.trim();
-  const lower = wanted.toLowerCase();
-  const exact = columns.find((c) => c.id === wanted) ||
-    columns.find((c) => c.id.toLowerCase() === lower) ||
-    columns.find((c) => c.id === `hp.${wanted}`) ||
-    columns.find((c) => c.label.toLowerCase() === lower);
-  if (exact) return exact;
-  const bySuffix = columns.filter((c) => c.group === "Metrics" && c.id.endsWith(`/${wanted}`));
-  return bySuffix.length === 1 ? bySuffix[0] : null;
-}
-
-const COMPARISON = /^(.+?)\s*(<=|>=|!=|==|=|<|>|~)\s*(.+)$/;
-
-function compare(op, left, right) {
-  switch (op) {
-    case "<": return left < right;
-    case "<=": return left <= right;
-    case ">": return left > right;
-    case ">=": return left >= right;
-    case "=": case "==": return left === right;
-    case "!=": return left !== right;
-    default: return false;
-  }
-}
-
-function comparisonPredicate(column, op, rawValue) {
-  const text = rawValue.trim().replace(/^["']|["']$/g, "");
-  const number = Number(text);
-  const numeric = text !== "" && !Number.isNaN(number);
-  return (e) => {
-    const value = column.get(e);
-    if (value === null || value === undefined) return false;
-    if (op === "~") return String(value).toLowerCase().includes(text.toLowerCase());
-    if (numeric && typeof value === "number") return compare(op, value, number);
-    if (numeric && typeof value === "boolean") return compare(op, Number(value), number);
-    const left = typeof value === "object" ? JSON.stringify(value) : String(value);
-    return compare(op, left.toLowerCase(), text.toLowerCase());
-  };
-}
-
-function textPredicate(text) {
-  const needle = text.trim().toLowerCase();
-  return (e) =>
-    [e.display_name, e.description, e.status, String(e.experiment_id), ...(e.tags || [])]
-      .some((s) => String(s ?? "").toLowerCase().includes(needle));
-}
-
-/**
- * Parse a filter: clauses separated by "," or " and "; each either `column op value`
- * (op one of < <= > >= = != ~) or free text matched against name, description, status, tags.
- * @returns {{test: (e) => boolean, error: string|null}}
- */
-export function parseFilter(text, columns) {
-  const clauses = (text || "").split(/,|\s+and\s+|&&/i).map((s) => s.trim()).filter(Boolean);
-  const predicates = [];
-  for (const clause of clauses) {
-    const match = clause.match(COMPARISON);
-    if (!match) {
-      predicates.push(textPredicate(clause));
-      continue;
-    }
-    const column = resolveColumn(match[1], columns);
-    if (!column) return { test: () => true, error: `Unknown column "${match[1].trim()}" in filter` };
-    predicates.push(comparisonPredicate(column, match[2], match[3]));
-  }
-  return { test: (e) => predicates.every((p) => p(e)), error: null };
-}
-
-function sortValue(column, e) {
-  const value = column.get(e);
-  if (value === null || value === undefined || (typeof value === "number" && Number.isNaN(value))) {
-    return null;
-  }
-  return typeof value === "boolean" ? Number(value) : value;
-}
-
-/** Sort a copy of the rows by a column; missing values always last. */
-export function sortRows(rows, column, descending) {
-  const sign = descending ? -1 : 1;
-  const keyed = rows.map((e) => [sortValue(column, e), e]);
-  keyed.sort(([a], [b]) => {
-    if (a === null) return b === null ? 0 : 1;
-    if (b === null) return -1;
-    if (typeof a === "number" && typeof b === "number") return sign * (a - b);
-    return sign * String(a).localeCompare(String(b), undefined, { numeric: true });
-  });
-  return keyed.map(([, e]) => e);
 }

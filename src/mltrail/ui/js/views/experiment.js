@@ -11,6 +11,7 @@ import { LineChart, PHASE_COLOURS, resizeWithWindow } from "../charts.js";
 import { h, keyValueTable, link, setChildren, sleep } from "../dom.js";
 import { formatTime, formatValue } from "../format.js";
 import { LogPanel, failureTail, lineText } from "../logs.js";
+import { LIFECYCLE, editForm, runLifecycle, stateOf } from "../lifecycle.js";
 import { actionsMenu } from "../menu.js";
 import { colourAt } from "../palette.js";
 import { durationText, isFailure, isFinal, statusPill, tickDurations } from "../status.js";
@@ -179,8 +180,25 @@ class ExperimentView {
         title: live ? "Ask the run to stop (its next log call raises ExperimentStopped)" : "The run has ended",
         run: () => this.stop(),
       },
+      { id: "edit", label: "Edit name, tags, notes", enabled: true, run: () => this.edit(true) },
+      ...Object.entries(LIFECYCLE).map(([id, action]) => ({
+        id, label: action.label, enabled: action.from.includes(stateOf(e)),
+        title: action.from.includes(stateOf(e)) ? null : `Not for an experiment that is ${stateOf(e)}`,
+        run: () => this.lifecycle(id),
+      })),
       { id: "download-log", label: "Download log", enabled: true, run: () => this.logs.download() },
     ];
+  }
+
+  edit(on) {
+    this.editing = on;
+    this.renderHeader();
+    if (on) this.header.querySelector(".edit-form input")?.focus();
+  }
+
+  async lifecycle(action) {
+    this.experiment = await runLifecycle(action, this.experiment.project_id, this.experiment.experiment_id, this.ctx.signal);
+    this.renderHeader();
   }
 
   async stop() {
@@ -203,13 +221,26 @@ class ExperimentView {
       ["Duration", e.started_at ? durationText(e) : ""],
       ["Last heartbeat", isFinal(e.status) && e.status !== "crashed" ? "" : formatTime(e.last_heartbeat)],
     ].filter(([, v]) => v);
+    const state = stateOf(e);
+    const form = this.editing ? editForm(e, {
+      signal: this.ctx.signal,
+      onSaved: (record) => { this.experiment = record; this.ctx.setTitle(record.display_name); this.edit(false); },
+      onCancel: () => this.edit(false),
+    }) : null;
     setChildren(this.header,
       h("div", { class: "title-row" },
         h("h1", {}, e.display_name, " ", statusPill(e.status)),
         this.actionsMenu.element),
-      e.description ? h("p", { class: "description" }, e.description) : null,
+      state === "active" ? null : h("p", { class: `state-banner state-${state}`, role: "status" },
+        state === "deleted" ? `This experiment is in the trash${e.deleted_at ? ` since ${formatTime(e.deleted_at)}` : ""}: hidden from lists, removed for good when the trash's retention ends.`
+          : "This experiment is archived: hidden from lists, nothing is lost.", " ",
+        h("button", { type: "button", class: "restore", onclick: () => this.lifecycle("restore").catch((error) => this.ctx.fail(error)) }, "Restore")),
+      form,
+      !form && e.description ? h("p", { class: "description" }, e.description) : null,
       h("dl", { class: "facts" }, facts.map(([k, v]) => h("div", { class: "fact" }, h("dt", {}, k), h("dd", {}, v)))),
-      e.tags?.length ? h("p", { class: "tags" }, e.tags.map((t) => h("span", { class: "tag" }, t))) : null,
+      !form && e.tags?.length ? h("p", { class: "tags" }, e.tags.map((t) => h("span", { class: "tag" }, t))) : null,
+      !form && e.notes ? h("section", { class: "notes", "aria-label": "Notes" }, h("h2", {}, "Notes"),
+        h("div", { class: "notes-text" }, e.notes)) : null,
       e.stop_requested && !isFinal(e.status) ? h("p", { class: "warning stop-requested" }, "A stop was requested.") : null,
     );
   }
