@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import sys
@@ -228,6 +229,33 @@ def read_config_file(path: Path) -> dict[str, str]:
         text = ("1" if value else "off") if isinstance(value, bool) else str(value)
         env[f"MLTRAIL_{key.upper()}"] = text
     return env
+
+
+def write_config_file(path: Path, changes: Mapping[str, str | float | bool]) -> None:
+    """Set ``changes`` in the config file (other settings kept), readable by its owner only
+    (0600: it may hold a token); written to a temporary file and renamed into place."""
+    table: dict[str, object] = {}
+    if path.exists():
+        with open(path, "rb") as f:
+            table = tomllib.load(f)
+    table.update(changes)
+    lines = [f"{key} = {_toml_value(value)}\n" for key, value in table.items()]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.writelines(lines)
+    os.chmod(partial, 0o600)  # also when it existed with wider permissions
+    os.replace(partial, path)
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    # a TOML basic string takes JSON's escapes; DEL is the one control character JSON leaves
+    return json.dumps(str(value), ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
 def _resume(value: str | None) -> tuple[str, int] | None:

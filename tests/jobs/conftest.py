@@ -64,6 +64,14 @@ def agent_factory(
         agent.kill()
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_server(request: pytest.FixtureRequest) -> Any:
+    """A real server on SQLite, then on PostgreSQL (claims use SKIP LOCKED there)."""
+    # the database first, so it is dropped only after the server has stopped
+    db_url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+    return request.getfixturevalue("server_factory")(db_url)
+
+
 @pytest.fixture
 def http_store(server: Any) -> Iterator[Any]:
     """An HttpStore on the real server, as its admin."""

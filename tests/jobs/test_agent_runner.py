@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from pathlib import Path
@@ -100,9 +101,11 @@ def test_the_job_environment_sets_mltrail_variables_over_the_agents(
         settings=Settings(url="http://server:1", token="tok", home=Path("/h")),
         child_env={"PATH": "/bin", "MLTRAIL_TOKEN": "agent-own", "MLTRAIL_HOME": "/elsewhere"},
     )
-    env = runner.job_env(job)
+    env = runner.job_env(dataclasses.replace(job, token="mltj_the-jobs-own"))
     assert env["A"] == "1" and env["PATH"] == "/bin" and env["MLTRAIL_HOME"] == "/h"
-    assert (env["MLTRAIL_URL"], env["MLTRAIL_TOKEN"]) == ("http://server:1", "tok")
+    # the job's own token, never the agent's (from its settings or its environment)
+    assert (env["MLTRAIL_URL"], env["MLTRAIL_TOKEN"]) == ("http://server:1", "mltj_the-jobs-own")
+    assert not {"tok", "agent-own"} & set(env.values())
     assert (env["MLTRAIL_PROJECT"], env["MLTRAIL_EXPERIMENT"]) == (
         str(project),
         str(job.experiment_id),

@@ -67,7 +67,7 @@ def test_submit_list_claim_finish_round_trip(client: httpx.Client, project: int)
     other = client.post(
         f"/jobs/{job_id}/finish", json={"agent_id": "someone-else", "status": "done"}
     )
-    assert _error(other, 409)["field"] == "job"
+    assert _error(other, 404)["field"] == "agent_id"  # an agent nobody registered
     assert [j["job_id"] for j in client.get("/jobs", params={"project_id": project}).json()] == [
         job_id
     ]

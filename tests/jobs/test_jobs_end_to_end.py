@@ -20,14 +20,6 @@ from jobs_helpers import wait_for
 from mltrail.core.types import Status, is_system_metric
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_server(request: pytest.FixtureRequest) -> Any:
-    """A real server on SQLite, then on PostgreSQL (claims use SKIP LOCKED there)."""
-    # the database first, so it is dropped only after the server has stopped
-    db_url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
-    return request.getfixturevalue("server_factory")(db_url)
-
-
 @pytest.fixture
 def db_store(db_server: Any) -> Iterator[Any]:
     from mltrail.store.http import HttpStore

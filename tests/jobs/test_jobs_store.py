@@ -4,6 +4,7 @@ here; tests/server/test_http_jobs_contract.py runs it through HttpStore against 
 from __future__ import annotations
 
 import threading
+import uuid
 
 import pytest
 
@@ -24,11 +25,24 @@ def project_id(store: SqlStore) -> int:
     return store.create_project("jobs").id
 
 
+_RUN = {"id": ""}
+
+
+@pytest.fixture(autouse=True)
+def fresh_agent_ids() -> None:
+    """Agent ids belong to their owner: each test (a new user on a shared server) uses its own."""
+    _RUN["id"] = uuid.uuid4().hex[:8]
+
+
+def _aid(name: str) -> str:
+    return f"{name}-{_RUN['id']}"
+
+
 def _agent(
     store: SqlStore, agent_id: str = "agent-1", queues: tuple[str, ...] = ("default",)
 ) -> str:
-    store.register_agent(agent_id, name="host", queues=queues, lease_seconds=5)
-    return agent_id
+    store.register_agent(_aid(agent_id), name="host", queues=queues, lease_seconds=5)
+    return _aid(agent_id)
 
 
 def test_submit_creates_a_queued_experiment_and_job(store: SqlStore, project_id: int) -> None:
@@ -149,7 +163,7 @@ def test_expired_lease_requeues_while_retries_allow_then_fails(
     assert failed.status is Status.FAILED
     assert store.get_experiment(project_id, job.experiment_id).status is Status.FAILED
     notes = [x.message for x in store.read_logs(project_id, job.experiment_id)]
-    assert len(notes) == 2 and all("lease expired: agent agent-1" in n for n in notes)
+    assert len(notes) == 2 and all(f"lease expired: agent {agent}" in n for n in notes)
 
 
 def test_heartbeat_extends_the_lease_and_reports_stop(store: SqlStore, project_id: int) -> None:
@@ -182,7 +196,7 @@ def test_list_jobs_says_whether_a_live_agent_serves_the_queue(
     _agent(store, queues=("served",))
     served = {j.queue: j.queue_served for j in store.list_jobs()}
     assert served == {"nobody": False, "served": True}
-    store.deregister_agent("agent-1")
+    store.deregister_agent(_aid("agent-1"))
     assert [a.alive for a in store.list_agents()] == [False]
     assert not any(j.queue_served for j in store.list_jobs())
 
@@ -210,3 +224,14 @@ def test_finish_keeps_an_error_message_with_nul_characters(
     store.claim_job(agent, ["default"], lease_seconds=5)
     done = store.finish_job(job.job_id, agent, status=Status.FAILED, error="bad\x00byte")
     assert done.error == "bad\ufffdbyte"
+
+
+def test_a_claim_mints_the_jobs_own_token_shown_nowhere_else(
+    store: SqlStore, project_id: int
+) -> None:
+    job = store.submit_job(project_id, ["true"])
+    claimed = store.claim_job(_agent(store), ["default"], lease_seconds=5)
+    assert claimed is not None and claimed.job_id == job.job_id
+    assert claimed.token is not None and claimed.token.startswith("mltj_")
+    assert store.get_job(job.job_id).token is None
+    assert [j.token for j in store.list_jobs()] == [None]

@@ -1,5 +1,5 @@
-"""Security: one user's token reaches nothing of another's project; Host/Origin guards; tokens
-at rest; access log; checkpoint files never unpickled.
+"""Security: one user's token reaches nothing of another's project, agent or job; Host/Origin
+guards; tokens at rest; access log; checkpoint files never unpickled.
 
 Complements tests/server/test_server_auth.py (401 on every route, 403 on a few reads/writes)
 with a matrix over every OpenAPI route that names a project, experiment or job.
@@ -30,6 +30,7 @@ from support.servers import ServerProcess, free_port, unique_name
 REPO = Path(__file__).resolve().parents[2]
 REFUSED = (PermissionDeniedError, NotFoundError)
 HASH = "ab" * 20
+AGENT = unique_name("alices-agent")
 
 
 def _batch(seq: int, start: int = 0, n: int = 5) -> MetricBatch:
@@ -49,7 +50,9 @@ def two_users(shared_server: ServerProcess):
     )
     alice.link_weights_hash(project.id, exp.experiment_id, HASH, iteration=4, epoch=0)
     alice.put_chart([exp.ref], validation.chart("c", chart_x=[1, 2], chart_y=[1.0, 2.0]))
-    job = alice.submit_job(project.id, ["python", "-c", "pass"], queue=unique_name("q"))
+    queue = unique_name("q")
+    job = alice.submit_job(project.id, ["python", "-c", "pass"], queue=queue)
+    alice.register_agent(AGENT, name="alice's", queues=[queue], lease_seconds=60)
     bob_project = bob.create_project("bob-own")
     yield alice, bob, project, exp, job, bob_project
     alice.close()
@@ -71,6 +74,7 @@ def _as_template(path: str) -> str:
     path = re.sub(r"/projects/\d+", "/projects/{project_id}", path)
     path = re.sub(r"/experiments/\d+", "/experiments/{experiment_id}", path)
     path = re.sub(r"/artifacts/.+$", "/artifacts/{path}", path)
+    path = re.sub(r"/agents/[^/]+", "/agents/{agent_id}", path)
     return re.sub(r"/jobs/\d+", "/jobs/{job_id}", path)
 
 
@@ -86,6 +90,10 @@ def _bob_attempts(bob: HttpStore, p: int, e: int, job_id: int, bob_project: int)
         "get_experiment": lambda: bob.get_experiment(p, e),
         "update": lambda: bob.update_experiment(p, e, display_name="pwned"),
         "stop": lambda: bob.request_stop(p, e),
+        "trash": lambda: bob.delete_experiment(p, e),
+        "archive": lambda: bob.archive_experiment(p, e),
+        "restore": lambda: bob.restore_experiment(p, e),
+        "purge": lambda: bob.purge_experiment(p, e),
         "heartbeat": lambda: bob.record_heartbeat(p, e),
         "resume": lambda: bob.resume_experiment(p, e),
         "rewind": lambda: bob.rewind_points(p, e, 0),
@@ -105,6 +113,14 @@ def _bob_attempts(bob: HttpStore, p: int, e: int, job_id: int, bob_project: int)
         "job_snapshot": lambda: bob.get_job_snapshot(job_id),
         "finish_job": lambda: bob.finish_job(job_id, "lease", status=Status.DONE, exit_code=0),
         "jobs_of_project": lambda: bob.list_jobs(project_id=p),
+        "accept_invitation": lambda: bob.accept_invitation(p),
+        "decline_invitation": lambda: bob.decline_invitation(p),
+        # Alice's agent: registered, heartbeated, claimed with, reported as or removed by Bob
+        "register_agent": lambda: bob.register_agent(AGENT, name="b", queues=["q"], lease_seconds=5),
+        "agent_heartbeat": lambda: bob.heartbeat(AGENT, job_id, lease_seconds=5),
+        "claim_as_agent": lambda: bob.claim_job(AGENT, ["q"], lease_seconds=5),
+        "finish_as_agent": lambda: bob.finish_job(job_id, AGENT, status=Status.DONE),
+        "deregister_agent": lambda: bob.deregister_agent(AGENT),
         "put_artifact": lambda: bob.put_artifact(p, e, "planted.txt", io.BytesIO(b"x")),
         "list_artifacts": lambda: bob.list_artifacts(p, e),
         "open_artifact": lambda: bob.open_artifact(p, e, "planted.txt"),
@@ -164,6 +180,9 @@ def test_another_users_token_reaches_nothing_of_the_project(two_users, shared_se
     assert [w.weights_hash for w in alice.list_weights_links(p, e)] == [HASH]
     assert len(alice.list_experiments(p).items) == 2  # hers and the job's queued one
     assert alice.get_job(job.job_id).status is Status.QUEUED
+    [agent] = alice.list_agents()
+    assert (agent.agent_id, agent.name, agent.alive, agent.job_id) == (AGENT, "alice's", True, None)
+    assert bob.list_agents() == []
     # and Bob's lists do not show her project, experiments or jobs
     assert p not in [x.id for x in bob.list_projects()]
     assert [j.project_id for j in bob.list_jobs()] in ([], [bob_project.id])

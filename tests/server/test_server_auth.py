@@ -111,8 +111,11 @@ def test_adding_a_member_grants_access(shared_server, http_store_factory):
     owner = http_store_factory(shared_server.url, shared_server.make_token(unique_name("owner")))
     bob_token = shared_server.make_token(bob_name := unique_name("bob"))
     p, e = _seeded(owner)
-    owner.add_project_member(p, bob_name)
+    assert owner.add_project_member(p, bob_name) == "invited"
     bob = http_store_factory(shared_server.url, bob_token)
+    assert bob.list_projects() == []  # not before Bob accepts
+    assert [i.project_id for i in bob.list_invitations()] == [p]
+    bob.accept_invitation(p)
     assert bob.get_experiment(p, e).hyperparameters == {"lr": 0.1}
     assert [x.id for x in bob.list_projects()] == [p]
 

@@ -52,11 +52,38 @@ def test_members_see_only_their_projects(sql_store: SqlStore) -> None:
         assert str(mine.id) in err.value.message
     assert [p.id for p in admin.list_projects()] == [mine.id]
     assert [p.id for p in sql_store.list_projects()] == [mine.id]  # embedded: sees all
-    alice.add_project_member(mine.id, "bob")
+    # membership needs the invited user's consent: an invitation, until accepted
+    assert alice.add_project_member(mine.id, "bob") == "invited"
+    with pytest.raises(PermissionDeniedError):
+        bob.get_experiment(mine.id, 1)
+    assert [(i.project_id, i.invited_by) for i in bob.list_invitations()] == [(mine.id, "alice")]
+    assert bob.accept_invitation(mine.id).id == mine.id
     assert bob.get_experiment(mine.id, 1).experiment_id == 1
+    assert bob.list_invitations() == []
+    with pytest.raises(NotFoundError):
+        bob.accept_invitation(mine.id)  # nothing pending any more
+    # a member learns nothing about which user names exist
+    assert alice.add_project_member(mine.id, "nobody") == "invited"
+    assert alice.add_project_member(mine.id, "bob") == "invited"
+    # an administrator adds at once, and may be told a name does not exist
+    carol = sql_store.as_user(sql_store.auth.create_user("carol"))
+    assert admin.add_project_member(mine.id, "carol") == "added"
+    assert carol.get_project(mine.id).id == mine.id
     with pytest.raises(NotFoundError) as err:
-        alice.add_project_member(mine.id, "nobody")
+        admin.add_project_member(mine.id, "nobody")
     assert err.value.field == "user_name"
+
+
+def test_a_declined_invitation_grants_nothing(sql_store: SqlStore) -> None:
+    alice = sql_store.as_user(sql_store.auth.create_user("alice"))
+    bob = sql_store.as_user(sql_store.auth.create_user("bob"))
+    mine = alice.create_project("alice's")
+    alice.add_project_member(mine.id, "bob")
+    bob.decline_invitation(mine.id)
+    assert bob.list_invitations() == []
+    with pytest.raises(NotFoundError):
+        bob.accept_invitation(mine.id)
+    assert bob.list_projects() == []
 
 
 def test_weights_hash_lookups_respect_membership(sql_store: SqlStore) -> None:

@@ -56,6 +56,8 @@ class AgentOptions:
         work_root: where job directories are created (and removed afterwards).
         keep_workdirs: leave job directories on disk (debugging).
         flush_seconds: the longest an output line waits before it is sent.
+        projects: projects whose every job it runs (its owner must be a member of each);
+            without them it runs only the jobs its owner queued.
     """
 
     queues: tuple[str, ...] = ("default",)
@@ -67,6 +69,7 @@ class AgentOptions:
     keep_workdirs: bool = False
     flush_seconds: float = 0.5
     name: str = field(default_factory=socket.gethostname)
+    projects: tuple[int, ...] = ()
 
 
 class AgentRunner:
@@ -75,8 +78,8 @@ class AgentRunner:
     Args:
         api: the Api on the embedded store or a server.
         options: behaviour, see :class:`AgentOptions`.
-        settings: the agent's own settings; commands get its url, token and home (through
-            :meth:`Settings.to_env`), never its other MLTRAIL_* variables.
+        settings: the agent's own settings; commands get its url and home (through
+            :meth:`Settings.to_env`), never its token or its other MLTRAIL_* variables.
         child_env: the environment commands inherit, before the job's own and MLTRAIL_* ones.
         should_exit: polled between jobs; lets a signal handler end the agent cleanly.
     """
@@ -144,7 +147,11 @@ class AgentRunner:
 
     def _register(self) -> None:
         self.api.agents.register(
-            self.agent_id, name=self.options.name, queues=self.queues, lease_seconds=self.lease
+            self.agent_id,
+            name=self.options.name,
+            queues=self.queues,
+            lease_seconds=self.lease,
+            projects=self.options.projects,
         )
 
     def _deregister(self) -> None:
@@ -316,10 +323,12 @@ class AgentRunner:
     def job_env(self, job: Job) -> dict[str, str]:
         """The command's environment: the agent's, the job's, then the MLTRAIL_* ones, which
         attach the command's ``mltrail.start()`` to the job's experiment (the agent captures
-        the output itself, so the SDK does not)."""
+        the output itself, so the SDK does not). The token is the job's own, minted at the
+        claim (limited to its project and experiment, ending with the job); the agent's token
+        is never in it."""
         job_settings = Settings(
             url=self._settings.url,
-            token=self._settings.token,
+            token=job.token if self._settings.url else None,
             home=self._settings.home,
             project=str(job.project_id),
             experiment=job.experiment_id,

@@ -19,11 +19,18 @@ class AgentsApi:
         return self._store.list_agents()
 
     def register(
-        self, agent_id: str, *, name: str, queues: Sequence[str], lease_seconds: float
+        self,
+        agent_id: str,
+        *,
+        name: str,
+        queues: Sequence[str],
+        lease_seconds: float,
+        projects: Sequence[int] = (),
     ) -> Agent:
-        """Create or refresh an agent (the first call it makes, so a bad token fails early)."""
+        """Create or refresh an agent (the first call it makes, so a bad token fails early);
+        ``projects`` are those whose every job it runs, besides its owner's own jobs."""
         return self._store.register_agent(
-            agent_id, name=name, queues=queues, lease_seconds=lease_seconds
+            agent_id, name=name, queues=queues, lease_seconds=lease_seconds, projects=projects
         )
 
     def deregister(self, agent_id: str) -> None:

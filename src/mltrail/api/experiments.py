@@ -13,6 +13,7 @@ import contextlib
 import sys
 from typing import IO, Any
 
+from mltrail.api.history import HistoryMethods
 from mltrail.api.logs import print_logs
 from mltrail.api.models import link_dict
 from mltrail.api.projects import project_id
@@ -25,7 +26,7 @@ from mltrail.store.base import LIST_PAGE_SIZE, Store
 _TIMES = ("created_at", "started_at", "ended_at", "last_heartbeat")
 
 
-class ExperimentsApi:
+class ExperimentsApi(HistoryMethods):
     """``api.experiments``: the contract's methods and a few more."""
 
     def __init__(self, store: Store, *, page_size: int = LIST_PAGE_SIZE) -> None:

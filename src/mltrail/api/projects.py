@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 from typing import Any
 
 from mltrail.api.render import with_iso_times
@@ -32,12 +33,28 @@ class ProjectsApi:
         """The id of a project given as an id or a display name (NotFoundError if unknown)."""
         return resolve_project(self._store, project, create=False)
 
-    def add_member(self, project: int, user_name: str) -> None:
-        """Let another user see and change the project."""
-        self._store.add_project_member(
+    def add_member(self, project: int, user_name: str) -> str:
+        """Offer another user membership; they become a member when they accept it
+        (``"invited"``). An administrator adds them at once (``"added"``)."""
+        return self._store.add_project_member(
             project_id(project),
             validation.require_text(user_name, "user_name", min_len=1, max_len=140),
         )
+
+    def invitations(self) -> builtins.list[dict[str, Any]]:
+        """Memberships offered to you and not yet accepted."""
+        return [
+            with_iso_times(codec.invitation_to_wire(i), ("created_at",))
+            for i in self._store.list_invitations()
+        ]
+
+    def accept(self, project: int) -> dict[str, Any]:
+        """Accept a project's invitation; returns the project."""
+        return project_dict(self._store.accept_invitation(project_id(project)))
+
+    def decline(self, project: int) -> None:
+        """Decline a project's invitation."""
+        self._store.decline_invitation(project_id(project))
 
 
 def project_dict(p: Project) -> dict[str, Any]:

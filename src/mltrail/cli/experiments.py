@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from mltrail.cli.common import echo_json, echo_table, output_format_option, with_api
+from mltrail.cli.history import export
 from mltrail.core.types import is_system_metric
 
 project_option = click.option("--project", "-p", type=int, help="Project id.")
@@ -209,3 +210,6 @@ def _echo_updated(updated: list[dict[str, int]], output_format: str, what: str) 
         return
     targets = ", ".join(f"project {u['project']} experiment {u['experiment']}" for u in updated)
     click.echo(f"updated {what} on {targets}")
+
+
+experiments.add_command(export)

@@ -135,6 +135,15 @@ def _attach(project_id: int, experiment_id: int) -> None:
 @click.option(
     "--name", default=None, help="Name shown in `mltrail agents list` [default: host name]."
 )
+@click.option(
+    "--project",
+    "-p",
+    "projects",
+    type=click.IntRange(min=1),
+    multiple=True,
+    help="Also run every job of this project (repeatable; you must be a member) "
+    "[default: only jobs you queued].",
+)
 def agent(
     queues: tuple[str, ...],
     max_jobs: int | None,
@@ -144,11 +153,13 @@ def agent(
     work_dir: Path | None,
     keep_workdirs: bool,
     name: str | None,
+    projects: tuple[int, ...],
 ) -> None:
     """Run queued jobs: long-poll, claim, run in a fresh directory, stream logs, report.
 
     Uses MLTRAIL_URL and MLTRAIL_TOKEN (or the embedded database); SIGTERM or Ctrl-C stops
-    the current job and exits.
+    the current job and exits. It runs the jobs you queued, and every job of the projects
+    given with --project; each job gets a token of its own, never yours.
     """
     from mltrail.agent.runner import AgentOptions, AgentRunner
     from mltrail.core import jobs as jobs_core
@@ -165,6 +176,7 @@ def agent(
         work_root=work_dir or settings.home / "agent",
         keep_workdirs=keep_workdirs,
         name=name or socket.gethostname(),
+        projects=jobs_core.project_ids(list(projects)),
     )
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s mltrail agent: %(message)s"

@@ -22,6 +22,7 @@ COMMANDS = {
     ),
     "gc": ("mltrail.cli.artifacts:gc", "Delete artifact bytes nothing references."),
     "jobs": ("mltrail.cli.jobs:jobs", "List remote jobs."),
+    "login": ("mltrail.cli.login:login", "Save a server URL and token in the config file."),
     "missinglink": (
         "mltrail.cli.missinglink:missinglink",
         "Set up the original MissingLink client.",

@@ -46,6 +46,42 @@ def create_project(api: Any, display_name: str, description: str, output_format:
 @click.option("--user", "user_name", required=True, help="User name to add.")
 @with_api
 def add_member(api: Any, project: int, user_name: str) -> None:
-    """Let another user see and change a project."""
-    api.projects.add_member(project, user_name)
-    click.echo(f"{user_name} is now a member of project {project}")
+    """Invite another user to a project (an administrator adds them at once)."""
+    if api.projects.add_member(project, user_name) == "added":
+        click.echo(f"{user_name} is now a member of project {project}")
+    else:
+        click.echo(
+            f"invited {user_name} to project {project}: they become a member when they run "
+            f"`mltrail projects accept -p {project}` (if that user exists)"
+        )
+
+
+@projects.command("invitations")
+@output_format_option
+@with_api
+def list_invitations(api: Any, output_format: str) -> None:
+    """Projects that invited you."""
+    rows = api.projects.invitations()
+    if output_format == "json":
+        echo_json(rows)
+        return
+    columns = ("project_id", "display_name", "invited_by", "created_at")
+    echo_table(columns, ([i[c] for c in columns] for i in rows))
+
+
+@projects.command("accept")
+@click.option("--project", "-p", required=True, type=int, help="Project id.")
+@with_api
+def accept_invitation(api: Any, project: int) -> None:
+    """Accept a project's invitation: become a member."""
+    found = api.projects.accept(project)
+    click.echo(f"you are now a member of project {project}: {found['display_name']}")
+
+
+@projects.command("decline")
+@click.option("--project", "-p", required=True, type=int, help="Project id.")
+@with_api
+def decline_invitation(api: Any, project: int) -> None:
+    """Decline a project's invitation."""
+    api.projects.decline(project)
+    click.echo(f"declined the invitation to project {project}")

@@ -27,6 +27,7 @@ from mltrail.core.types import (
     ExMetrics,
     Experiment,
     ExperimentRef,
+    Invitation,
     IterationMetric,
     LogBatch,
     LogLine,
@@ -76,6 +77,19 @@ def project_from_wire(d: Json) -> Project:
         created_at=d["created_at"],
         experiment_count=d.get("experiment_count", 0),
         last_activity=d.get("last_activity"),
+    )
+
+
+def invitation_to_wire(i: Invitation) -> Json:
+    return dataclasses.asdict(i)
+
+
+def invitation_from_wire(d: Mapping[str, Any]) -> Invitation:
+    return Invitation(
+        project_id=d["project_id"],
+        display_name=d["display_name"],
+        invited_by=d.get("invited_by"),
+        created_at=d["created_at"],
     )
 
 
@@ -517,13 +531,18 @@ def job_from_wire(d: Mapping[str, Any]) -> Job:
 
 
 def agent_to_wire(agent: Agent) -> Json:
-    return {**dataclasses.asdict(agent), "queues": list(agent.queues)}
+    return {
+        **dataclasses.asdict(agent),
+        "queues": list(agent.queues),
+        "projects": list(agent.projects),
+    }
 
 
 def agent_from_wire(d: Mapping[str, Any]) -> Agent:
     names = {f.name for f in dataclasses.fields(Agent)}
     fields = {k: v for k, v in d.items() if k in names}
-    return Agent(**{**fields, "queues": tuple(d["queues"])})
+    projects = tuple(d.get("projects") or ())
+    return Agent(**{**fields, "queues": tuple(d["queues"]), "projects": projects})
 
 
 def heartbeat_to_wire(reply: HeartbeatReply) -> Json:

@@ -30,6 +30,7 @@ MIN_LEASE_SECONDS = 1.0
 MAX_LEASE_SECONDS = 3600.0
 DEFAULT_LEASE_SECONDS = 30.0
 MAX_WAIT_SECONDS = 60.0
+MAX_DB_ID = 2**31 - 1  # ids are 32-bit database integers
 
 _QUEUE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,99}$")
 _ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,199}$")
@@ -47,7 +48,12 @@ class Job:
             ``{"kind": "tarball", "size": n, "sha256": ...}`` (the bytes via get_job_snapshot).
         agent_id: the agent holding the lease while running, the last one after.
         attempts: how many times an agent claimed it.
-        queue_served: filled by list_jobs: whether a live agent serves the job's queue.
+        queue_served: filled by list_jobs: whether a live agent that would run this job
+            (see :func:`agent_accepts`) serves its queue.
+        token: only in a claim's answer: the job's own token, minted at the claim, acting for
+            the user who queued the job, limited to its project (and, for writes, its
+            experiment), valid while this attempt holds its lease. Stored hashed.
+        user_id: who queued the job (``None`` in embedded mode).
     """
 
     job_id: int
@@ -68,11 +74,18 @@ class Job:
     ended_at: float | None = None
     lease_expires_at: float | None = None
     queue_served: bool | None = None
+    token: str | None = None
+    user_id: int | None = None
 
 
 @dataclass(frozen=True)
 class Agent:
-    """An agent as last seen. ``alive`` is computed when read: seen within its lease."""
+    """An agent as last seen. ``alive`` is computed when read: seen within its lease.
+
+    Attributes:
+        projects: the projects its owner started it for (``mltrail agent --project``): it runs
+            the jobs of these projects, and otherwise only jobs its owner queued.
+    """
 
     agent_id: str
     name: str
@@ -82,6 +95,7 @@ class Agent:
     last_seen_at: float
     job_id: int | None = None
     alive: bool = True
+    projects: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -229,6 +243,33 @@ def agent_id(value: Any) -> str:
     if not isinstance(value, str) or not _AGENT_ID_RE.match(value):
         raise ValidationError(f"must be 1-100 letters, digits or '_.:-', got {value!r}", "agent_id")
     return value
+
+
+def project_ids(values: Any) -> tuple[int, ...]:
+    """The projects an agent is started for: ids >= 1, deduplicated in order."""
+    if values is None:
+        return ()
+    if isinstance(values, (str, bytes)) or not isinstance(values, (list, tuple)):
+        raise ValidationError("must be a list of project ids", "projects")
+    out: list[int] = []
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_DB_ID:
+            raise ValidationError(
+                f"must be project ids from 1 to {MAX_DB_ID}, got {value!r}", "projects"
+            )
+        out.append(value)
+    return tuple(dict.fromkeys(out))
+
+
+def agent_accepts(
+    owner_id: int | None, agent_projects: tuple[int, ...], job_user_id: int | None, job_project: int
+) -> bool:
+    """Whether an agent may run a job: its owner queued it, or its owner started it for the
+    job's project (the owner's membership of that project is checked by the claim's scope).
+    An agent of the embedded store (no owner) runs every job of its store."""
+    if owner_id is None:
+        return True
+    return job_user_id == owner_id or job_project in agent_projects
 
 
 def final_status(value: Any) -> Status:

@@ -64,6 +64,22 @@ class Project:
 
 
 @dataclass(frozen=True)
+class Invitation:
+    """A membership offered to the store's user and not yet accepted.
+
+    Attributes:
+        project_id / display_name: the project offered.
+        invited_by: the name of the member who offered it (``None`` when that user is gone).
+        created_at: when it was offered.
+    """
+
+    project_id: int
+    display_name: str
+    invited_by: str | None
+    created_at: float
+
+
+@dataclass(frozen=True)
 class ExperimentRef:
     """The public address of an experiment: project id and per-project number."""
 
@@ -347,3 +363,26 @@ class IssuedToken:
     id: int
     sha256: str
     user: User
+
+
+@dataclass(frozen=True)
+class JobGrant:
+    """What a job's own token may touch: its project (reads) and its experiment (writes).
+
+    Attributes:
+        job_id: the job the token was minted for, at its claim.
+        project_id: the job's project; nothing outside it is visible.
+        experiment_id: the job's experiment (its public number); the only one it may write.
+    """
+
+    job_id: int
+    project_id: int
+    experiment_id: int
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a request acts for: a user, and the job grant when the token is a job's own."""
+
+    user: User
+    grant: JobGrant | None = None

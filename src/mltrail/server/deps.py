@@ -8,7 +8,7 @@ from fastapi import Depends, Path, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from mltrail.core.types import LOCAL_USER, User
+from mltrail.core.types import LOCAL_USER, Principal, User
 from mltrail.core.wire import dump_json
 from mltrail.store.base import Store
 
@@ -23,27 +23,38 @@ class OrjsonResponse(JSONResponse):
         return dump_json(content)
 
 
-def current_user(
+def current_principal(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> User:
-    """The token's user; AuthenticationError (401) when missing or unknown."""
+) -> Principal:
+    """Who the token acts for: a user, or a job (its submitter, limited to the job's project
+    and experiment). AuthenticationError (401) when missing, unknown or expired."""
     if not request.app.state.require_auth:
-        return LOCAL_USER
+        return Principal(LOCAL_USER)
     token = credentials.credentials if credentials else None
-    user = request.app.state.store.auth.authenticate(token)
-    request.state.user = user.name  # named in the access log (server/security.py)
-    return user
+    principal: Principal = request.app.state.store.auth.authenticate_request(token)
+    request.state.user = principal.user.name  # named in the access log (server/security.py)
+    return principal
 
 
-def request_store(request: Request, user: Annotated[User, Depends(current_user)]) -> Store:
-    """The store as this request's user sees it (the whole store in embedded mode)."""
-    return user_store(request, user)
+def current_user(principal: Annotated[Principal, Depends(current_principal)]) -> User:
+    """The token's user (a job's token: the user who queued the job, never an admin)."""
+    return principal.user
+
+
+def request_store(
+    request: Request, principal: Annotated[Principal, Depends(current_principal)]
+) -> Store:
+    """The store as this request's user (or job) sees it (the whole store in embedded mode)."""
+    store = request.app.state.store
+    if not request.app.state.require_auth:
+        return store
+    return store.as_user(principal.user, principal.grant)
 
 
 def user_store(request: Request, user: User) -> Store:
     """The app's store scoped to ``user`` (the whole store in embedded mode), for any surface
-    that authenticated the user its own way."""
+    that authenticated the user its own way (with an API token: never a job's)."""
     store = request.app.state.store
     if not request.app.state.require_auth:
         return store

@@ -13,9 +13,24 @@ class AgentStore(abc.ABC):
 
     @abc.abstractmethod
     def register_agent(
-        self, agent_id: str, *, name: str, queues: Sequence[str], lease_seconds: float
+        self,
+        agent_id: str,
+        *,
+        name: str,
+        queues: Sequence[str],
+        lease_seconds: float,
+        projects: Sequence[int] = (),
     ) -> Agent:
-        """Create or refresh an agent. The first call an agent makes, so a bad token fails early."""
+        """Create or refresh an agent. The first call an agent makes, so a bad token fails early.
+
+        Args:
+            agent_id: the agent's id; an id another user registered is refused (403).
+            name: shown in listings.
+            queues: the queues it claims from.
+            lease_seconds: how long a claimed job stays its own without a heartbeat.
+            projects: projects (the owner is a member of each) whose every job it runs; without
+                them it runs only the jobs its owner queued.
+        """
 
     @abc.abstractmethod
     def deregister_agent(self, agent_id: str) -> None:
@@ -23,7 +38,8 @@ class AgentStore(abc.ABC):
 
     @abc.abstractmethod
     def list_agents(self) -> list[Agent]:
-        """Every agent ever registered, most recently seen first, with ``alive`` filled in."""
+        """The user's agents (every agent, for an administrator), most recently seen first,
+        with ``alive`` filled in."""
 
     @abc.abstractmethod
     def heartbeat(

@@ -1,10 +1,16 @@
-"""The projects noun of the Store: create, list, read, find by name, add members."""
+"""The projects noun of the Store: create, list, read, find by name, members by consent.
+
+A member cannot add another user alone: ``add_project_member`` offers the membership, and it
+starts when that user accepts (``accept_invitation``). Administrators (and the embedded single
+user) add members at once. Offering it answers the same whether or not the user exists, so
+user names cannot be enumerated through it.
+"""
 
 from __future__ import annotations
 
 import abc
 
-from mltrail.core.types import Project
+from mltrail.core.types import Invitation, Project
 
 
 class ProjectStore(abc.ABC):
@@ -31,5 +37,27 @@ class ProjectStore(abc.ABC):
         """The user's project with that display name, if any (the SDK's "id or name")."""
 
     @abc.abstractmethod
-    def add_project_member(self, project_id: int, user_name: str) -> None:
-        """Let another user see and change the project (no-op when already a member)."""
+    def add_project_member(self, project_id: int, user_name: str) -> str:
+        """Offer ``user_name`` membership of the project (an administrator adds at once).
+
+        Returns:
+            ``"invited"`` (the user becomes a member on accepting; answered alike for a user
+            that does not exist, or already is a member) or ``"added"`` (administrators).
+
+        Raises:
+            NotFoundError / PermissionDeniedError: the caller is not a member (``project``);
+                an administrator naming an unknown user (``user_name``).
+        """
+
+    @abc.abstractmethod
+    def list_invitations(self) -> list[Invitation]:
+        """Memberships offered to the store's user and not yet accepted, oldest first."""
+
+    @abc.abstractmethod
+    def accept_invitation(self, project_id: int) -> Project:
+        """Become a member of a project that offered it. NotFoundError (``project``) when no
+        invitation to that project is pending."""
+
+    @abc.abstractmethod
+    def decline_invitation(self, project_id: int) -> None:
+        """Drop a pending invitation. NotFoundError (``project``) when none is pending."""

@@ -19,6 +19,11 @@ class AgentIn(BaseModel):
     name: str
     queues: list[str] = Field(default_factory=lambda: [jb.DEFAULT_QUEUE])
     lease_seconds: float = jb.DEFAULT_LEASE_SECONDS
+    projects: list[int] = Field(
+        default_factory=list,
+        max_length=1000,
+        description="projects whose every job it runs; otherwise only its owner's own jobs",
+    )
 
 
 class AgentOut(BaseModel):
@@ -30,6 +35,7 @@ class AgentOut(BaseModel):
     last_seen_at: float
     job_id: int | None
     alive: bool
+    projects: list[int]
 
 
 class HeartbeatIn(BaseModel):
@@ -45,7 +51,11 @@ class HeartbeatOut(BaseModel):
 @router.post("/agents", response_model=AgentOut)
 def register_agent(body: AgentIn, store: StoreDep) -> dict:
     agent = store.register_agent(
-        body.agent_id, name=body.name, queues=body.queues, lease_seconds=body.lease_seconds
+        body.agent_id,
+        name=body.name,
+        queues=body.queues,
+        lease_seconds=body.lease_seconds,
+        projects=body.projects,
     )
     return codec.agent_to_wire(agent)
 

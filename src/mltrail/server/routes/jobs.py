@@ -62,6 +62,10 @@ class JobOut(BaseModel):
     ended_at: float | None
     lease_expires_at: float | None
     queue_served: bool | None
+    token: str | None = Field(
+        None, description="only in a claim's answer: the job's own short-lived token"
+    )
+    user_id: int | None = None
 
 
 class ClaimIn(BaseModel):

@@ -1,13 +1,17 @@
-"""``/api/v1/projects``: create, list (or find by name), read, add members."""
+"""``/api/v1/projects``: create, list (or find by name), read; members by consent (an offer
+the invited user accepts under ``/invitations``)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Query
+from typing import Literal
 
-from mltrail.core.codec import project_to_wire
+from fastapi import APIRouter, Query
+from pydantic import BaseModel
+
+from mltrail.core.codec import invitation_to_wire, project_to_wire
 from mltrail.core.types import Project
 from mltrail.server.deps import ProjectId, StoreDep
-from mltrail.server.schemas import ERROR_RESPONSES, MemberIn, OkOut, ProjectIn, ProjectOut
+from mltrail.server.schemas import ERROR_RESPONSES, MemberIn, ProjectIn, ProjectOut
 
 router = APIRouter(tags=["projects"], responses=ERROR_RESPONSES)
 
@@ -33,8 +37,38 @@ def get_project(project_id: ProjectId, store: StoreDep) -> dict:
     return project_to_wire(store.get_project(project_id))
 
 
-@router.post("/projects/{project_id}/members", response_model=OkOut)
+class MemberOut(BaseModel):
+    ok: bool = True
+    membership: Literal["invited", "added"]
+
+
+class InvitationOut(BaseModel):
+    project_id: int
+    display_name: str
+    invited_by: str | None
+    created_at: float
+
+
+@router.post("/projects/{project_id}/members", response_model=MemberOut)
 def add_member(project_id: ProjectId, body: MemberIn, store: StoreDep) -> dict:
-    """Let another user see and change the project."""
-    store.add_project_member(project_id, body.user_name)
-    return {"ok": True}
+    """Offer another user membership: ``invited`` until they accept (answered alike whether
+    or not the name exists); an administrator adds them at once (``added``)."""
+    return {"ok": True, "membership": store.add_project_member(project_id, body.user_name)}
+
+
+@router.get("/invitations", response_model=list[InvitationOut])
+def list_invitations(store: StoreDep) -> list[dict]:
+    """Memberships offered to you and not yet accepted."""
+    return [invitation_to_wire(i) for i in store.list_invitations()]
+
+
+@router.post("/projects/{project_id}/invitation/accept", response_model=ProjectOut)
+def accept_invitation(project_id: ProjectId, store: StoreDep) -> dict:
+    """Become a member of a project that invited you (404 when no invitation is pending)."""
+    return project_to_wire(store.accept_invitation(project_id))
+
+
+@router.delete("/projects/{project_id}/invitation", status_code=204)
+def decline_invitation(project_id: ProjectId, store: StoreDep) -> None:
+    """Drop a pending invitation (404 when none is pending)."""
+    store.decline_invitation(project_id)

@@ -15,13 +15,20 @@ class HttpAgents(HttpNoun, AgentStore):
     """The agents half of HttpStore: each :class:`AgentStore` method is one request."""
 
     def register_agent(
-        self, agent_id: str, *, name: str, queues: Sequence[str], lease_seconds: float
+        self,
+        agent_id: str,
+        *,
+        name: str,
+        queues: Sequence[str],
+        lease_seconds: float,
+        projects: Sequence[int] = (),
     ) -> Agent:
         body = {
             "agent_id": agent_id,
             "name": name,
             "queues": list(queues),
             "lease_seconds": lease_seconds,
+            "projects": list(projects),
         }
         return codec.agent_from_wire(self._http.call("POST", "/agents", body=body, repeatable=True))
 

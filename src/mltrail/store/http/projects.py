@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mltrail.core import codec
-from mltrail.core.types import Project
+from mltrail.core.types import Invitation, Project
 from mltrail.store.http.transport import HttpNoun
 from mltrail.store.projects import ProjectStore
 
@@ -25,6 +25,16 @@ class HttpProjects(HttpNoun, ProjectStore):
         found = self._get("/projects", display_name=display_name)
         return codec.project_from_wire(found[0]) if found else None
 
-    def add_project_member(self, project_id: int, user_name: str) -> None:
+    def add_project_member(self, project_id: int, user_name: str) -> str:
         path = f"/projects/{int(project_id)}/members"
-        self._http.call("POST", path, body={"user_name": user_name})
+        return str(self._http.call("POST", path, body={"user_name": user_name})["membership"])
+
+    def list_invitations(self) -> list[Invitation]:
+        return [codec.invitation_from_wire(i) for i in self._get("/invitations")]
+
+    def accept_invitation(self, project_id: int) -> Project:
+        path = f"/projects/{int(project_id)}/invitation/accept"
+        return codec.project_from_wire(self._http.call("POST", path, repeatable=True))
+
+    def decline_invitation(self, project_id: int) -> None:
+        self._http.call("DELETE", f"/projects/{int(project_id)}/invitation", repeatable=True)

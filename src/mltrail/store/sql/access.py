@@ -2,7 +2,9 @@
 
 Every project-bound store call goes through :func:`check_project` or :func:`experiment_pk`,
 so membership is enforced in one place. An unscoped store (embedded, single user) and admins
-see everything.
+see everything. A job's token (a scope with a :class:`~mltrail.core.types.JobGrant`) sees only
+its job's project, and writes only its job's experiment: a write transaction reaching any other
+experiment, or a project-level write (new experiments, jobs, members), is refused.
 """
 
 from __future__ import annotations
@@ -16,25 +18,29 @@ from sqlalchemy import ColumnElement, Connection, select, true
 
 from mltrail.core import validation
 from mltrail.core.errors import NotFoundError, PermissionDeniedError, ValidationError
-from mltrail.core.types import User
+from mltrail.core.types import JobGrant, User
 from mltrail.core.wire import parse_json
-from mltrail.store.sql.engine import Database
+from mltrail.store.sql.engine import Database, in_write
 from mltrail.store.sql.liveness import Judge
 from mltrail.store.sql.tables import experiments, project_members, projects
 
 
 @dataclass(frozen=True)
 class Scope:
-    """The user a store acts for; ``None`` is the embedded single user."""
+    """The user a store acts for; ``None`` is the embedded single user. ``grant`` limits a
+    job's token to its project and experiment."""
 
     user: User | None = None
+    grant: JobGrant | None = None
 
     @property
     def sees_all(self) -> bool:
-        return self.user is None or self.user.is_admin
+        return self.grant is None and (self.user is None or self.user.is_admin)
 
     def visible_projects(self) -> ColumnElement[bool]:
         """A WHERE clause on ``projects`` keeping the projects this scope may see."""
+        if self.grant is not None:
+            return projects.c.id == self.grant.project_id
         if self.sees_all:
             return true()
         assert self.user is not None
@@ -71,6 +77,8 @@ def check_project(conn: Connection, scope: Scope, project_id: Any) -> int:
         PermissionDeniedError: the user is not a member (field ``project``).
     """
     pid = validation.require_int(project_id, "project", minimum=1)
+    if scope.grant is not None:
+        return _check_granted_project(conn, scope.grant, pid)
     query = select(projects.c.id)
     if not scope.sees_all:
         assert scope.user is not None
@@ -100,6 +108,12 @@ def experiment_pk(conn: Connection, scope: Scope, project_id: Any, experiment_id
     """
     pid = validation.require_int(project_id, "project", minimum=1)
     number = validation.require_int(experiment_id, "experiment", minimum=1)
+    if scope.grant is not None:
+        if pid != scope.grant.project_id:
+            raise PermissionDeniedError(
+                f"a job's token reaches only project {scope.grant.project_id}", "project"
+            )
+        check_granted_write(conn, scope, pid, number)
     query = select(experiments.c.id).where(
         experiments.c.project_id == pid, experiments.c.number == number
     )
@@ -114,6 +128,48 @@ def experiment_pk(conn: Connection, scope: Scope, project_id: Any, experiment_id
         check_project(conn, scope, pid)
         raise NotFoundError(f"experiment {number} does not exist in project {pid}", "experiment")
     return int(pk)
+
+
+def refuse_job_token(scope: Scope, what: str) -> None:
+    """Refuse an operation no job's token may do (creating projects, running agents, ...).
+
+    Raises:
+        PermissionDeniedError: (field ``token``) when the scope is a job's.
+    """
+    if scope.grant is not None:
+        raise PermissionDeniedError(f"a job's token cannot {what}", "token")
+
+
+def _check_granted_project(conn: Connection, grant: JobGrant, pid: int) -> int:
+    """A job's token names a project: its own, and only to read."""
+    if pid != grant.project_id:
+        raise PermissionDeniedError(
+            f"a job's token reaches only project {grant.project_id}", "project"
+        )
+    if in_write(conn):
+        raise PermissionDeniedError(
+            f"a job's token writes only to its own experiment ({grant.project_id}/{grant.experiment_id})",
+            "project",
+        )
+    return pid
+
+
+def check_granted_write(
+    conn: Connection, scope: Scope, project_id: int, experiment_id: int
+) -> None:
+    """In a write transaction, refuse a job's token any experiment but its job's own.
+
+    Raises:
+        PermissionDeniedError: (field ``experiment``).
+    """
+    grant = scope.grant
+    if grant is None or not in_write(conn):
+        return
+    if (project_id, experiment_id) != (grant.project_id, grant.experiment_id):
+        raise PermissionDeniedError(
+            f"a job's token writes only to its own experiment ({grant.project_id}/{grant.experiment_id})",
+            "experiment",
+        )
 
 
 def dump_json(value: Any, field: str) -> str:

@@ -107,6 +107,11 @@ class Database:
         self.engine.dispose()
 
 
+def in_write(conn: Connection) -> bool:
+    """Whether ``conn`` is inside a :meth:`Database.write` transaction."""
+    return bool(conn.get_execution_options().get(_WRITE, False))
+
+
 _SQLITE_WRITE_LOCKS: dict[str, threading.RLock] = {}
 _LOCKS_GUARD = threading.Lock()
 

@@ -8,10 +8,10 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 
 from mltrail.core import validation
-from mltrail.core.errors import NotFoundError
-from mltrail.core.jobs import Agent, Job, is_alive
+from mltrail.core.errors import NotFoundError, PermissionDeniedError
+from mltrail.core.jobs import Agent, Job, agent_accepts, is_alive
 from mltrail.core.types import Status
-from mltrail.store.sql.access import Scope, load_json
+from mltrail.store.sql.access import Scope, load_json, refuse_job_token
 from mltrail.store.sql.tables import agents, experiments, jobs, projects
 
 # every column but the snapshot, which only get_job_snapshot reads
@@ -44,6 +44,7 @@ def to_job(row: Any, served: bool | None = None) -> Job:
         ended_at=row.ended_at,
         lease_expires_at=row.lease_expires_at,
         queue_served=served,
+        user_id=row.user_id,
     )
 
 
@@ -57,6 +58,7 @@ def to_agent(row: Any, now: float) -> Agent:
         last_seen_at=row.last_seen_at,
         job_id=row.job_id,
         alive=not row.gone and is_alive(row.last_seen_at, row.lease_seconds, now),
+        projects=tuple(load_json(row.projects, [])),
     )
 
 
@@ -84,10 +86,35 @@ def touch_agent(conn: Connection, agent_id: str, now: float, **values: Any) -> N
         raise NotFoundError(f"agent {agent_id} is not registered", "agent_id")
 
 
-def served_queues(conn: Connection, now: float) -> set[str]:
-    """Queues that at least one live agent serves."""
-    served: set[str] = set()
-    for row in conn.execute(select(agents).where(agents.c.gone.is_(False))).all():
-        if is_alive(row.last_seen_at, row.lease_seconds, now):
-            served.update(load_json(row.queues, []))
-    return served
+def owned_agent(conn: Connection, scope: Scope, agent_id: str) -> Any:
+    """The agent's row, when the scope's user owns it (any agent in embedded mode).
+
+    Raises:
+        PermissionDeniedError: another user's agent, or a job's token (field ``agent_id``).
+        NotFoundError: no such agent (field ``agent_id``).
+    """
+    refuse_job_token(scope, "act as an agent")
+    row = conn.execute(select(agents).where(agents.c.id == agent_id)).first()
+    if row is None:
+        raise NotFoundError(f"agent {agent_id} is not registered", "agent_id")
+    if scope.user is not None and row.user_id != scope.user.id:
+        raise PermissionDeniedError(f"agent {agent_id} belongs to another user", "agent_id")
+    return row
+
+
+def live_agents(conn: Connection, now: float) -> list[Any]:
+    """Rows of the agents alive now."""
+    rows = conn.execute(select(agents).where(agents.c.gone.is_(False))).all()
+    return [r for r in rows if is_alive(r.last_seen_at, r.lease_seconds, now)]
+
+
+def is_served(job_row: Any, serving: list[Any]) -> bool:
+    """Whether a live agent that would run the job serves its queue. Only agents that would
+    take it count, so the answer says nothing of other users' queues."""
+    return any(
+        job_row.queue in load_json(a.queues, [])
+        and agent_accepts(
+            a.user_id, tuple(load_json(a.projects, [])), job_row.user_id, job_row.project_id
+        )
+        for a in serving
+    )

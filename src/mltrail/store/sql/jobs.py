@@ -7,12 +7,13 @@ serialises claimers. The job row and its experiment's status change in one trans
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, and_, select, update
+from sqlalchemy import Connection, and_, delete, or_, select, update
 
 from mltrail.core import jobs as jobs_core
 from mltrail.core import validation
@@ -23,18 +24,21 @@ from mltrail.core.types import LogBatch, LogLine, Status
 from mltrail.store.jobs import JobStore
 from mltrail.store.sql import experiments as exp
 from mltrail.store.sql import logs
-from mltrail.store.sql.access import Scope, SqlNoun, check_project, dump_json
+from mltrail.store.sql.access import Scope, SqlNoun, check_project, dump_json, load_json
 from mltrail.store.sql.engine import Database
 from mltrail.store.sql.job_rows import (
+    is_served,
     job_select,
+    live_agents,
     load_job,
-    served_queues,
+    owned_agent,
     to_job,
     touch_agent,
     visible,
 )
 from mltrail.store.sql.liveness import Judge
-from mltrail.store.sql.tables import agents, experiments, jobs
+from mltrail.store.sql.tables import agents, experiments, job_tokens, jobs
+from mltrail.store.sql.users import mint_job_token
 
 _CLAIM_SCAN = 20  # jobs skipped per claim because their experiment was asked to stop
 EXPIRY_INTERVAL_SECONDS = 1.0
@@ -92,6 +96,7 @@ def submit_job(
             max_retries=spec.max_retries,
             attempts=0,
             created_at=now,
+            user_id=scope.user.id if scope.user is not None else None,
         )
     )
     key = inserted.inserted_primary_key
@@ -130,23 +135,32 @@ def list_jobs(
     if status is not None:
         query = query.where(jobs.c.status == validation.status(status).value)
     query = query.limit(validation.require_int(limit, "limit", minimum=1))
-    served = served_queues(conn, now)
-    return [to_job(r, r.queue in served) for r in conn.execute(query).all()]
+    serving = live_agents(conn, now)
+    return [to_job(r, is_served(r, serving)) for r in conn.execute(query).all()]
 
 
 # --- claims and leases --------------------------------------------------------------------------
 def claim_job(
     conn: Connection, scope: Scope, now: float, agent_id: Any, queues: Any, lease: Any
 ) -> Job | None:
-    """Take the oldest queued job of ``queues`` for the agent, or ``None``."""
+    """Take the oldest queued job of ``queues`` that the agent may run (its owner queued it,
+    or started it for the job's project: :func:`~mltrail.core.jobs.agent_accepts`), or
+    ``None``. The job gets a fresh token of its own (:attr:`Job.token`), the only one it sees."""
     aid, names = jobs_core.agent_id(agent_id), jobs_core.queue_names(queues)
     lease_s = jobs_core.lease_seconds(lease)
+    agent = owned_agent(conn, scope, aid)
     touch_agent(conn, aid, now)
+    accepted = visible(scope)
+    if scope.user is not None:  # an embedded agent runs every job of its own store
+        projects = jobs_core.project_ids(load_json(agent.projects, []))
+        accepted = and_(
+            accepted, or_(jobs.c.user_id == scope.user.id, jobs.c.project_id.in_(projects))
+        )
     for _ in range(_CLAIM_SCAN):
         row = conn.execute(
             job_select()
             .add_columns(experiments.c.stop_requested)
-            .where(jobs.c.status == Status.QUEUED.value, jobs.c.queue.in_(names), visible(scope))
+            .where(jobs.c.status == Status.QUEUED.value, jobs.c.queue.in_(names), accepted)
             .order_by(jobs.c.id)
             .limit(1)
             .with_for_update(of=jobs, skip_locked=True)
@@ -177,8 +191,21 @@ def claim_job(
             .where(experiments.c.id == row.experiment_id)
             .values(last_heartbeat=now)
         )
-        return to_job(load_job(conn, scope, row.id))
+        claimed = to_job(load_job(conn, scope, row.id))
+        return dataclasses.replace(claimed, token=_mint_token(conn, now, claimed))
     return None
+
+
+def _mint_token(conn: Connection, now: float, job: Job) -> str:
+    """A fresh token for this attempt of the job; the tokens of earlier attempts go."""
+    conn.execute(delete(job_tokens).where(job_tokens.c.job_id == job.job_id))
+    token, digest = mint_job_token()
+    conn.execute(
+        job_tokens.insert().values(
+            token_sha256=digest, job_id=job.job_id, attempt=job.attempts, created_at=now
+        )
+    )
+    return token
 
 
 def finish_job(
@@ -192,6 +219,7 @@ def finish_job(
     error: Any,
 ) -> Job:
     aid, final = jobs_core.agent_id(agent_id), jobs_core.final_status(status)
+    owned_agent(conn, scope, aid)
     row = load_job(conn, scope, job_id, lock=True)
     if row.agent_id == aid and row.status == final.value:  # a retried report
         return to_job(row)
@@ -228,6 +256,7 @@ def _end_job(
             lease_expires_at=None,
         )
     )
+    conn.execute(delete(job_tokens).where(job_tokens.c.job_id == row.id))  # its token ends too
     _set_experiment_status(conn, scope, now, row, status)
 
 
@@ -254,6 +283,7 @@ def expire_leases(conn: Connection, db: Database, now: float) -> list[Job]:
                     status=Status.QUEUED.value, lease_expires_at=None, error=note + "; re-queued"
                 )
             )
+            conn.execute(delete(job_tokens).where(job_tokens.c.job_id == row.id))
             _set_experiment_status(conn, unscoped, now, row, Status.QUEUED)
         else:
             _end_job(conn, unscoped, now, row, Status.FAILED, error=note)

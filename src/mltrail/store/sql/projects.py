@@ -1,23 +1,31 @@
-"""Projects: creation, listing with experiment counts and last activity, membership."""
+"""Projects: creation, listing with experiment counts and last activity, membership by consent
+(an invitation the invited user accepts; administrators add members at once)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Select, func, select
+from sqlalchemy import Connection, Select, delete, func, select
 
 from mltrail.core import validation
 from mltrail.core.errors import NotFoundError
-from mltrail.core.types import Project
+from mltrail.core.types import Invitation, Project
 from mltrail.store.projects import ProjectStore
-from mltrail.store.sql.access import Scope, SqlNoun, check_project
-from mltrail.store.sql.tables import experiments, project_members, projects, users
+from mltrail.store.sql.access import Scope, SqlNoun, check_project, refuse_job_token
+from mltrail.store.sql.tables import (
+    experiments,
+    project_invitations,
+    project_members,
+    projects,
+    users,
+)
 
 
 def create_project(
     conn: Connection, scope: Scope, now: float, display_name: Any, description: Any
 ) -> Project:
     """Insert a project; the scope's user (if any) becomes its first member."""
+    refuse_job_token(scope, "create projects")
     name = validation.project_name(display_name)
     desc = validation.project_description(description)
     pid = conn.execute(
@@ -75,19 +83,77 @@ def find_project(conn: Connection, scope: Scope, display_name: str) -> Project |
     return None if row is None else _to_project(row)
 
 
-def add_member(conn: Connection, scope: Scope, project_id: Any, user_name: str) -> None:
-    """Make ``user_name`` a member (no-op when already one)."""
+def add_member(conn: Connection, scope: Scope, now: float, project_id: Any, user_name: Any) -> str:
+    """Offer membership to ``user_name`` (``"invited"``), or add them at once when the scope
+    sees all (``"added"``). A member's offer answers the same whatever the name names."""
     pid = check_project(conn, scope, project_id)
-    uid = conn.execute(select(users.c.id).where(users.c.name == user_name)).scalar()
-    if uid is None:
-        raise NotFoundError(f"user {user_name!r} does not exist", "user_name")
-    exists = conn.execute(
+    name = validation.require_text(user_name, "user_name", min_len=1, max_len=140)
+    uid = conn.execute(select(users.c.id).where(users.c.name == name)).scalar()
+    if scope.sees_all:
+        if uid is None:
+            raise NotFoundError(f"user {name!r} does not exist", "user_name")
+        _insert_member(conn, pid, uid)
+        return "added"
+    assert scope.user is not None
+    if uid is not None and not _is_member(conn, pid, uid):
+        conn.execute(delete(project_invitations).where(_invitation(pid, uid)))
+        conn.execute(
+            project_invitations.insert().values(
+                project_id=pid, user_id=uid, invited_by=scope.user.id, created_at=now
+            )
+        )
+    return "invited"
+
+
+def _is_member(conn: Connection, pid: int, uid: int) -> bool:
+    row = conn.execute(
         select(project_members.c.user_id).where(
             project_members.c.project_id == pid, project_members.c.user_id == uid
         )
     ).first()
-    if exists is None:
+    return row is not None
+
+
+def _insert_member(conn: Connection, pid: int, uid: int) -> None:
+    if not _is_member(conn, pid, uid):
         conn.execute(project_members.insert().values(project_id=pid, user_id=uid))
+
+
+def _invitation(pid: int, uid: int) -> Any:
+    return (project_invitations.c.project_id == pid) & (project_invitations.c.user_id == uid)
+
+
+def list_invitations(conn: Connection, scope: Scope) -> list[Invitation]:
+    refuse_job_token(scope, "read invitations")
+    if scope.user is None:
+        return []
+    inviter = users.alias("inviter")
+    rows = conn.execute(
+        select(project_invitations, projects.c.display_name, inviter.c.name.label("by"))
+        .join(projects, projects.c.id == project_invitations.c.project_id)
+        .outerjoin(inviter, inviter.c.id == project_invitations.c.invited_by)
+        .where(project_invitations.c.user_id == scope.user.id)
+        .order_by(project_invitations.c.created_at, project_invitations.c.project_id)
+    ).all()
+    return [Invitation(r.project_id, r.display_name, r.by, r.created_at) for r in rows]
+
+
+def take_invitation(conn: Connection, scope: Scope, project_id: Any, accept: bool) -> int:
+    """Remove the user's pending invitation to the project, joining it when ``accept``.
+
+    Raises:
+        NotFoundError: no invitation is pending (field ``project``).
+    """
+    refuse_job_token(scope, "answer invitations")
+    pid = validation.require_int(project_id, "project", minimum=1)
+    if scope.user is None:  # the embedded single user is in every project already
+        return pid
+    invitation = _invitation(pid, scope.user.id)
+    if not conn.execute(delete(project_invitations).where(invitation)).rowcount:
+        raise NotFoundError(f"no invitation to project {pid} is pending", "project")
+    if accept:
+        _insert_member(conn, pid, scope.user.id)
+    return pid
 
 
 class SqlProjects(SqlNoun, ProjectStore):
@@ -109,6 +175,19 @@ class SqlProjects(SqlNoun, ProjectStore):
         with self._db.read() as conn:
             return find_project(conn, self._scope, display_name)
 
-    def add_project_member(self, project_id: int, user_name: str) -> None:
+    def add_project_member(self, project_id: int, user_name: str) -> str:
         with self._db.write() as conn:
-            add_member(conn, self._scope, project_id, user_name)
+            return add_member(conn, self._scope, self._now(), project_id, user_name)
+
+    def list_invitations(self) -> list[Invitation]:
+        with self._db.read() as conn:
+            return list_invitations(conn, self._scope)
+
+    def accept_invitation(self, project_id: int) -> Project:
+        with self._db.write() as conn:
+            pid = take_invitation(conn, self._scope, project_id, accept=True)
+            return get_project(conn, self._scope, pid)
+
+    def decline_invitation(self, project_id: int) -> None:
+        with self._db.write() as conn:
+            take_invitation(conn, self._scope, project_id, accept=False)

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from mltrail.config import DEFAULT_CRASH_AFTER_SECONDS, DEFAULT_TRASH_DAYS
 from mltrail.core.artifacts import ArtifactLimits
 from mltrail.core.lifecycle import trash_seconds
-from mltrail.core.types import User
+from mltrail.core.types import JobGrant, User
 from mltrail.store.artifacts import BlobStore
 from mltrail.store.base import Store
 from mltrail.store.sql.access import Scope
@@ -98,9 +98,10 @@ class SqlStore(
         upgrade(db)
         return cls(db, blobs=blobs, limits=limits)
 
-    def as_user(self, user: User) -> SqlStore:
-        """A view acting for ``user``, sharing this store's engine and blob store."""
-        return SqlStore(self._db, Scope(user), blobs=self._blobs, limits=self._limits)
+    def as_user(self, user: User, grant: JobGrant | None = None) -> SqlStore:
+        """A view acting for ``user``, sharing this store's engine and blob store; ``grant``
+        limits it to a job's project and experiment (a job's token)."""
+        return SqlStore(self._db, Scope(user, grant), blobs=self._blobs, limits=self._limits)
 
     @property
     def user(self) -> User | None:

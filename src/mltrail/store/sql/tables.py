@@ -311,6 +311,27 @@ jobs = Table(
     Column("claimed_at", Double),
     Column("ended_at", Double),
     Column("lease_expires_at", Double),
+    Column("user_id", Integer),  # who queued it: the user its token acts for
+)
+
+job_tokens = Table(
+    "job_tokens",
+    metadata,
+    Column("token_sha256", String(64), primary_key=True),
+    Column(
+        "job_id", Integer, ForeignKey("jobs.id", ondelete="CASCADE"), nullable=False, index=True
+    ),
+    Column("attempt", Integer, nullable=False),
+    Column("created_at", Double, nullable=False),
+)
+
+project_invitations = Table(
+    "project_invitations",
+    metadata,
+    Column("project_id", Integer, ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", Integer, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("invited_by", Integer),
+    Column("created_at", Double, nullable=False),
 )
 
 agents = Table(
@@ -325,4 +346,5 @@ agents = Table(
     Column("last_seen_at", Double, nullable=False),
     Column("job_id", Integer),
     Column("gone", Boolean, nullable=False),
+    Column("projects", Text),  # JSON list of project ids its owner started it for
 )

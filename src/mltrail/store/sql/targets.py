@@ -9,7 +9,7 @@ from sqlalchemy import Connection
 from mltrail.core import validation
 from mltrail.core.errors import NotFoundError
 from mltrail.core.types import ExperimentRef, Target
-from mltrail.store.sql.access import Scope, experiment_pk
+from mltrail.store.sql.access import Scope, check_granted_write, experiment_pk
 from mltrail.store.sql.weights import visible_links
 
 
@@ -33,5 +33,6 @@ def resolve_targets(
         if not links:
             raise NotFoundError(f"no experiment has weights hash {target}", "weights_hash")
         for link in links:
+            check_granted_write(conn, scope, link.project_id, link.number)
             found[ExperimentRef(link.project_id, link.number)] = link.experiment_id
     return dict(sorted(found.items(), key=lambda item: (item[0].project_id, item[0].experiment_id)))

@@ -1,4 +1,10 @@
-"""Users and API tokens. Tokens are stored as their sha256 only and compared in constant time."""
+"""Users and API tokens. Tokens are stored as their sha256 only and compared in constant time.
+
+A job's own token (``mltj_``, minted by a claim: ``store/sql/jobs.py``) authenticates through
+:meth:`Auth.authenticate_request` only, as a :class:`~mltrail.core.types.Principal` carrying the
+job's grant; :meth:`Auth.authenticate` and :meth:`Auth.find_token` know API tokens alone, so a
+surface that does not pass the grant on never accepts a job's token.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +13,18 @@ import hmac
 import secrets
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import and_, delete, func, select
 
 from mltrail.core import validation
 from mltrail.core.errors import AuthenticationError, NotFoundError, ValidationError
-from mltrail.core.types import LOCAL_USER, IssuedToken, User
+from mltrail.core.types import LOCAL_USER, IssuedToken, JobGrant, Principal, Status, User
 from mltrail.store.sql.access import SqlNoun
 from mltrail.store.sql.engine import Database
-from mltrail.store.sql.tables import api_tokens, users
+from mltrail.store.sql.tables import api_tokens, experiments, job_tokens, jobs, users
 from mltrail.store.users import UserStore
 
 TOKEN_PREFIX = "mlt_"
+JOB_TOKEN_PREFIX = "mltj_"
 ADMIN_NAME = "admin"
 
 
@@ -86,6 +93,48 @@ class Auth:
         """The user owning ``token``. AuthenticationError when missing, unknown or revoked."""
         return self.find_token(token).user
 
+    def authenticate_request(self, token: str | None) -> Principal:
+        """Who a request's token acts for: an API token's user, or a job token's grant.
+
+        A job's token acts for the user who queued the job, never as an administrator, and
+        only while the attempt it was minted for runs under a live lease.
+
+        Raises:
+            AuthenticationError: missing, unknown, revoked or (a job's) expired.
+        """
+        if token and token.startswith(JOB_TOKEN_PREFIX):
+            return self._job_principal(token)
+        return Principal(self.authenticate(token))
+
+    def _job_principal(self, token: str) -> Principal:
+        digest = token_digest(token)
+        with self._db.read() as conn:
+            row = conn.execute(
+                select(
+                    job_tokens.c.token_sha256,
+                    jobs.c.id.label("job_id"),
+                    jobs.c.project_id,
+                    experiments.c.number,
+                    users.c.id.label("user_id"),
+                    users.c.name,
+                )
+                .join(jobs, jobs.c.id == job_tokens.c.job_id)
+                .join(experiments, experiments.c.id == jobs.c.experiment_id)
+                .join(users, users.c.id == jobs.c.user_id)
+                .where(
+                    job_tokens.c.token_sha256 == digest,
+                    and_(
+                        jobs.c.status == Status.RUNNING.value,
+                        jobs.c.attempts == job_tokens.c.attempt,
+                    ),
+                    jobs.c.lease_expires_at >= self._db.clock(),
+                )
+            ).first()
+        if row is None or not hmac.compare_digest(row.token_sha256, digest):
+            raise AuthenticationError("unknown or expired job token (the job has ended)", "token")
+        user = User(int(row.user_id), row.name, is_admin=False)  # a job never acts as an admin
+        return Principal(user, JobGrant(int(row.job_id), int(row.project_id), int(row.number)))
+
     def find_token(self, token: str | None) -> IssuedToken:
         """The stored record of ``token``, checked as :meth:`authenticate` checks it.
 
@@ -147,3 +196,9 @@ class SqlUsers(SqlNoun, UserStore):
 
     def me(self) -> User:
         return self._scope.user or LOCAL_USER
+
+
+def mint_job_token() -> tuple[str, str]:
+    """A new job token and the digest stored in its place."""
+    token = JOB_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    return token, token_digest(token)

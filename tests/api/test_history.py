@@ -1,0 +1,143 @@
+"""History out of the store: records, DataFrames and export files equal to the stored values,
+embedded and through a real server, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import io
+import math
+import uuid
+from collections.abc import Iterator
+
+import numpy as np
+import orjson
+import pandas as pd
+import pytest
+
+from mltrail.api import Api
+from mltrail.core.errors import ValidationError
+from mltrail.sdk.experiment import start
+from mltrail.store.http import HttpStore
+from mltrail.store.sql import SqlStore
+from support.servers import shared_server_for
+
+SPECIAL = [float("nan"), float("inf"), -float("inf"), 1e-300, -0.0, 0.1 + 0.2]
+
+
+@pytest.fixture(params=["embedded-sqlite", "embedded-postgres", "server-sqlite", "server-postgres"])
+def api(request: pytest.FixtureRequest) -> Iterator[Api]:
+    mode, database = request.param.split("-")
+    if mode == "embedded":
+        url = request.getfixturevalue("sqlite_url" if database == "sqlite" else "pg_url")
+        store = SqlStore.open(url)
+    else:
+        request.param = database  # shared_server_for reads the database from it
+        server = shared_server_for(request)
+        store = HttpStore(server.url, server.admin_token)
+    api = Api(store)
+    yield api
+    api.close()
+
+
+@pytest.fixture
+def run(api: Api, settings) -> tuple[int, int]:
+    """Two experiments: train and validation series with special values, epochs, no epochs."""
+    refs = []
+    project = f"history-{uuid.uuid4().hex[:8]}"  # the shared servers' databases outlive a test
+    for name in ("a", "b"):
+        with start(project, name, settings=settings, store=api.store) as exp:
+            for i in range(300):
+                exp.log({"loss": SPECIAL[i % len(SPECIAL)] if i < 12 else 1 / (i + 1)})
+                if i % 100 == 99:
+                    exp.epoch_end({"acc": i / 300})
+        refs.append((exp.project_id, exp.experiment_id))
+    return refs[1]
+
+
+@pytest.fixture
+def settings():
+    from mltrail.config import Settings
+
+    return Settings.from_env().with_(strict=True, system_metrics=False)  # exact row counts
+
+
+def _stored(api: Api, ref: tuple[int, int]) -> pd.DataFrame:
+    """What the store holds, read series by series (the reference every output must equal)."""
+    frames = []
+    for summary in api.store.list_series(*ref):
+        s = api.store.read_series(*ref, summary.key, summary.phase, times=True)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "key": s.key,
+                    "phase": s.phase,
+                    "iteration": s.iterations,
+                    "epoch": pd.array([None if e < 0 else e for e in s.epochs], dtype="Int64"),
+                    "value": s.values,
+                    "time": s.times,
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def _same(frame: pd.DataFrame, stored: pd.DataFrame) -> None:
+    assert len(frame) == len(stored)
+    for column in ("iteration", "epoch"):
+        assert frame[column].astype("Int64").tolist() == stored[column].tolist(), column
+    assert frame["key"].astype(str).tolist() == stored["key"].tolist()
+    assert frame["phase"].astype(str).tolist() == stored["phase"].tolist()
+    # bit-exact values: NaN, infinities, -0.0 and 0.1 + 0.2 included
+    got = np.asarray(frame["value"], dtype=np.float64)
+    assert np.array_equal(got.view(np.int64), stored["value"].to_numpy().view(np.int64))
+    assert np.allclose(frame["time"].astype(float), stored["time"], atol=1e-3, equal_nan=True)
+
+
+def test_history_as_a_dataframe_equals_the_stored_values(api, run):
+    frame = api.experiments.history(*run, to="pandas")
+    stored = _stored(api, run)
+    assert len(stored) == 300 + 3  # 300 train points, 3 validation ones
+    _same(frame, stored)
+    assert set(frame["experiment"]) == {run[1]}
+
+
+def test_history_records_and_key_selection(api, run):
+    rows = api.experiments.history(*run, keys=["validation/acc"])
+    assert [(r["key"], r["phase"], r["iteration"], r["epoch"]) for r in rows] == [
+        ("acc", "validation", 99, 0),
+        ("acc", "validation", 199, 1),
+        ("acc", "validation", 299, 2),
+    ]
+    loss = api.experiments.history(*run, keys="loss")
+    assert len(loss) == 300 and math.isnan(loss[0]["value"]) and loss[0]["epoch"] is None
+    assert len(api.experiments.history(*run, keys="loss", max_points=50)) <= 50
+
+
+def test_exports_equal_the_stored_values(api, run):
+    stored = pd.concat([_stored(api, (run[0], run[1] - 1)), _stored(api, run)], ignore_index=True)
+    out = {fmt: io.BytesIO() for fmt in ("csv", "parquet", "jsonl")}
+    seen: list[tuple[int, int]] = []
+    for fmt, buffer in out.items():
+        written = api.experiments.export(
+            run[0], buffer, format=fmt, progress=lambda d, t: seen.append((d, t))
+        )
+        assert written == len(stored) == 606
+    assert seen[-1] == (606, 606)
+    _same(pd.read_parquet(io.BytesIO(out["parquet"].getvalue())), stored)
+    csv = pd.read_csv(io.BytesIO(out["csv"].getvalue()), float_precision="round_trip")
+    _same(csv, stored)
+    lines = [orjson.loads(line) for line in out["jsonl"].getvalue().splitlines()]
+    for row in lines:
+        if isinstance(row["value"], dict):
+            row["value"] = float(row["value"]["$float"])
+    _same(pd.DataFrame(lines), stored)
+    one = io.BytesIO()
+    assert api.experiments.export(run[0], one, experiment=run[1], format="jsonl") == 303
+
+
+def test_bad_output_choices_name_the_field(api, run):
+    with pytest.raises(ValidationError, match="to: must be one of records, pandas"):
+        api.experiments.history(*run, to="numpy")
+    with pytest.raises(ValidationError, match="format: must be one of csv, parquet, jsonl"):
+        api.experiments.export(run[0], io.BytesIO(), format="xml")
+    with pytest.raises(ValidationError, match="max_points"):
+        api.experiments.history(*run, max_points=1)
