@@ -1,0 +1,89 @@
+"""``python -m bench.export [--quick]``: exporting whole histories, points per second.
+
+Fills an embedded store (SQLite in a temporary folder) with 10^7 points (10 series of one
+experiment, stored in the SDK's 50,000-point batches; ``--quick``: 2 * 10^5), then times
+``api.experiments.export`` to a file in each format, from the first store read to the file
+closed. Targets (issue 15): CSV >= 5M points/s, Parquet >= 10M points/s; JSON lines is shown
+without a target. Prints the load average it ran under: on a shared machine the figures scale
+with the cores actually free. Exit status 3 when a target is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from mltrail.api import Api
+from mltrail.core.types import MetricBatch, SeriesChunk
+from mltrail.store.sql import SqlStore
+
+TARGETS = {"csv": 5e6, "parquet": 10e6}
+SERIES = 10
+BATCH = 50_000
+
+
+def fill(store: SqlStore, points: int) -> tuple[int, int]:
+    """One experiment holding ``points`` points over :data:`SERIES` series."""
+    project = store.create_project("export-bench").id
+    experiment = store.create_experiment(project).experiment_id
+    per_series = points // SERIES
+    rng = np.random.default_rng(0)
+    for seq, first in enumerate(range(0, per_series, BATCH)):
+        n = min(BATCH, per_series - first)
+        it = np.arange(first, first + n, dtype=np.int64)
+        chunks = tuple(
+            SeriesChunk(f"metric_{k}", "train", it, it // 1000, rng.random(n), 1.7e9 + it * 0.01)
+            for k in range(SERIES)
+        )
+        store.append_points(project, experiment, MetricBatch("bench", seq, chunks))
+    return project, experiment
+
+
+def time_export(api: Api, project: int, fmt: str, path: Path) -> tuple[int, float]:
+    started = time.perf_counter()
+    with open(path, "wb") as out:
+        written = api.experiments.export(project, out, format=fmt)
+    return written, time.perf_counter() - started
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.export", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="2 * 10^5 points")
+    args = parser.parse_args(argv)
+    points = 200_000 if args.quick else 10_000_000
+    import pyarrow.csv
+    import pyarrow.parquet  # noqa: F401 - imported once up front, as a long export amortises it
+
+    failed = False
+    with tempfile.TemporaryDirectory(prefix="mltrail-export-bench-") as tmp:
+        store = SqlStore.open(f"sqlite:///{Path(tmp) / 'mltrail.db'}")
+        started = time.perf_counter()
+        project, _ = fill(store, points)
+        print(f"stored {points:,} points in {time.perf_counter() - started:.1f} s")
+        api = Api(store)
+        for fmt in ("csv", "parquet", "jsonl"):
+            path = Path(tmp) / f"export.{fmt}"
+            written, seconds = time_export(api, project, fmt, path)
+            rate = written / seconds
+            target = TARGETS.get(fmt)
+            verdict = "" if target is None else (" ok" if rate >= target else " MISSED")
+            failed |= target is not None and rate < target and not args.quick
+            size = path.stat().st_size / 1e6
+            print(
+                f"{fmt:8} {written:>12,} points {seconds:7.2f} s {rate / 1e6:6.2f}M points/s "
+                f"{size:8.1f} MB" + (f"  (target {target / 1e6:.0f}M/s{verdict})" if target else "")
+            )
+            path.unlink()
+        api.close()
+    print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+    return 3 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
