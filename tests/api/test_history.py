@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import math
 import uuid
-from collections.abc import Iterator
 
 import numpy as np
 import orjson
@@ -16,26 +15,14 @@ import pytest
 from mltrail.api import Api
 from mltrail.core.errors import ValidationError
 from mltrail.sdk.experiment import start
-from mltrail.store.http import HttpStore
-from mltrail.store.sql import SqlStore
-from support.servers import shared_server_for
+from mltrail.store.base import Store
 
 SPECIAL = [float("nan"), float("inf"), -float("inf"), 1e-300, -0.0, 0.1 + 0.2]
 
 
-@pytest.fixture(params=["embedded-sqlite", "embedded-postgres", "server-sqlite", "server-postgres"])
-def api(request: pytest.FixtureRequest) -> Iterator[Api]:
-    mode, database = request.param.split("-")
-    if mode == "embedded":
-        url = request.getfixturevalue("sqlite_url" if database == "sqlite" else "pg_url")
-        store = SqlStore.open(url)
-    else:
-        request.param = database  # shared_server_for reads the database from it
-        server = shared_server_for(request)
-        store = HttpStore(server.url, server.admin_token)
-    api = Api(store)
-    yield api
-    api.close()
+@pytest.fixture
+def api(mode_store: Store) -> Api:
+    return Api(mode_store)  # mode_store closes the store
 
 
 @pytest.fixture

@@ -3,8 +3,6 @@ point counts, status, appended logs, re-logged steps stored once, rewinds all or
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 
@@ -13,25 +11,14 @@ from mltrail.core.errors import NotFoundError, ValidationError
 from mltrail.core.types import Status
 from mltrail.sdk.experiment import start
 from mltrail.store.base import Store
-from mltrail.store.http import HttpStore
 from mltrail.store.sql import SqlStore
-from support.servers import shared_server_for
 from support.stores import refuse_rows_of
 
 
-@pytest.fixture(params=["embedded-sqlite", "embedded-postgres", "server-sqlite", "server-postgres"])
-def store(request: pytest.FixtureRequest) -> Iterator[Store]:
+@pytest.fixture
+def store(mode_store: Store) -> Store:
     """The store a run writes to, in each mode on each database."""
-    mode, database = request.param.split("-")
-    if mode == "embedded":
-        url = request.getfixturevalue("sqlite_url" if database == "sqlite" else "pg_url")
-        opened: Store = SqlStore.open(url)
-    else:
-        request.param = database  # shared_server_for reads the database from it
-        server = shared_server_for(request)
-        opened = HttpStore(server.url, server.admin_token)
-    yield opened
-    opened.close()
+    return mode_store
 
 
 def _series(store: Store, exp, key: str = "loss", phase: str = "train"):

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -13,9 +12,6 @@ from mltrail.core.types import is_system_metric
 from mltrail.sdk.experiment import start
 from mltrail.sdk.system import SystemProbe
 from mltrail.store.base import Store
-from mltrail.store.http import HttpStore
-from mltrail.store.sql import SqlStore
-from support.servers import shared_server_for
 
 KEYS = {
     "system/cpu/percent",
@@ -31,18 +27,9 @@ KEYS = {
 }
 
 
-@pytest.fixture(params=["embedded-sqlite", "embedded-postgres", "server-sqlite", "server-postgres"])
-def store(request: pytest.FixtureRequest) -> Iterator[Store]:
-    mode, database = request.param.split("-")
-    if mode == "embedded":
-        url = request.getfixturevalue("sqlite_url" if database == "sqlite" else "pg_url")
-        opened: Store = SqlStore.open(url)
-    else:
-        request.param = database  # shared_server_for reads the database from it
-        server = shared_server_for(request)
-        opened = HttpStore(server.url, server.admin_token)
-    yield opened
-    opened.close()
+@pytest.fixture
+def store(mode_store: Store) -> Store:
+    return mode_store
 
 
 @pytest.mark.slow

@@ -3,6 +3,8 @@
 Fixtures:
     sql_store: a migrated SqlStore on a fresh database, on SQLite and on PostgreSQL.
     sqlite_store: the same on SQLite only (tests of the embedded store, agents in-process).
+    mode_store: the store a run writes to in each mode: SqlStore on SQLite and PostgreSQL, and
+        HttpStore to the session's shared real server on each.
 
 Functions:
     refuse_rows_of: a database trigger refusing one experiment's rows of a table.
@@ -15,6 +17,7 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import select, text
 
+from mltrail.store.base import Store
 from mltrail.store.sql import SqlStore
 from mltrail.store.sql.tables import experiments
 
@@ -33,6 +36,25 @@ def sqlite_store(sqlite_url: str) -> Iterator[SqlStore]:
     store = SqlStore.open(sqlite_url)
     yield store
     store.close()
+
+
+@pytest.fixture(params=["embedded-sqlite", "embedded-postgres", "server-sqlite", "server-postgres"])
+def mode_store(request: pytest.FixtureRequest) -> Iterator[Store]:
+    """Embedded (SqlStore on a fresh database) or through a real server (HttpStore to the
+    session's shared server, whose database outlives the test), on SQLite and PostgreSQL."""
+    from mltrail.store.http import HttpStore
+    from support.servers import shared_server_for
+
+    mode, database = request.param.split("-")
+    if mode == "embedded":
+        url = request.getfixturevalue("sqlite_url" if database == "sqlite" else "pg_url")
+        opened: Store = SqlStore.open(url)
+    else:
+        request.param = database  # shared_server_for reads the database from it
+        server = shared_server_for(request)
+        opened = HttpStore(server.url, server.admin_token)
+    yield opened
+    opened.close()
 
 
 def refuse_rows_of(sql: SqlStore, table: str, project: int, number: int) -> None:
