@@ -128,3 +128,24 @@ def test_bad_output_choices_name_the_field(api, run):
         api.experiments.export(run[0], io.BytesIO(), format="xml")
     with pytest.raises(ValidationError, match="max_points"):
         api.experiments.history(*run, max_points=1)
+
+
+def test_list_as_a_dataframe_flattens_params_and_metrics(api, run):
+    api.experiments.update_metrics({"ex_cost": 3}, project=run[0], experiment=run[1])
+    frame = api.experiments.list(run[0], to="pandas")
+    assert frame["experiment_id"].tolist() == [run[1] - 1, run[1]]
+    assert frame["display_name"].tolist() == ["a", "b"]
+    stored = api.store.get_experiment(*run)
+    last = frame.iloc[1]
+    assert last["metrics.validation/acc"] == stored.metrics["validation/acc"]
+    assert last["metrics.ex_cost"] == 3
+    assert api.experiments.list(run[0]) == api.experiments.list(run[0], to="records")
+
+
+def test_notebook_cards_escape_what_they_show(api, settings):
+    with start("notebook", "<b>run</b>", settings=settings, store=api.store) as exp:
+        exp.log({"loss": 1.0})
+        card = exp._repr_html_()
+    assert "&lt;b&gt;run&lt;/b&gt;" in card and "<b>run" not in card
+    assert "<th style='text-align:left;padding-right:1em'>iteration</th>" in card
+    assert "experiments" in api._repr_html_()

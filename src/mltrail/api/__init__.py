@@ -17,6 +17,7 @@ from mltrail.api.models import ModelsApi, link_dict
 from mltrail.api.projects import ProjectsApi, project_dict
 from mltrail.api.render import iso_time
 from mltrail.config import Settings
+from mltrail.core.html import html_card
 from mltrail.store import open_store
 from mltrail.store.base import Store
 
@@ -60,6 +61,12 @@ class Api:
 
     def close(self) -> None:
         self.store.close()
+
+    def _repr_html_(self) -> str:
+        """A card for Jupyter: the store and the namespaces to call."""
+        names = ("projects", "experiments", "models", "jobs", "agents", "artifacts")
+        fields = {"store": type(self.store).__name__, "namespaces": ", ".join(names)}
+        return html_card("mltrail API", fields)
 
     def __enter__(self) -> Api:
         return self

@@ -13,7 +13,7 @@ import contextlib
 import sys
 from typing import IO, Any
 
-from mltrail.api.history import HistoryMethods
+from mltrail.api.history import OUTPUTS, HistoryMethods, check_choice, experiments_output
 from mltrail.api.logs import print_logs
 from mltrail.api.models import link_dict
 from mltrail.api.projects import project_id
@@ -73,15 +73,18 @@ class ExperimentsApi(HistoryMethods):
             )
         return printed
 
-    def list(self, project: int) -> builtins.list[dict[str, Any]]:
-        """Every experiment of the project, with hyperparameters and last metric values."""
+    def list(self, project: int, *, to: str = "records") -> Any:
+        """Every experiment of the project, with hyperparameters and last metric values.
+
+        ``to="pandas"`` returns a DataFrame (``params.NAME`` and ``metrics.NAME`` columns)."""
         pid = project_id(project)
+        to = check_choice(to, "to", OUTPUTS)
         items: builtins.list[Experiment] = []
         while True:
             page = self._store.list_experiments(pid, offset=len(items), limit=self._page_size)
             items.extend(page.items)
             if not page.items or len(items) >= page.total:
-                return [experiment_dict(e) for e in items]
+                return experiments_output([experiment_dict(e) for e in items], to)
 
     def update_metrics(
         self,

@@ -93,6 +93,26 @@ def as_output(parts: Sequence[SeriesOf], to: str) -> Any:
     return records(parts)
 
 
+def experiments_output(rows: Sequence[dict[str, Any]], to: str) -> Any:
+    """Experiment dicts (``api.experiments.list`` / ``search`` rows) as ``to`` asks:
+    ``records`` returns them as they are; ``pandas`` a DataFrame of one row per experiment,
+    hyperparameters flattened to ``params.NAME``, last metric values to ``metrics.NAME`` (ex_
+    metrics included, as in the query grammar) and tags joined by commas."""
+    if to != "pandas":
+        return builtins.list(rows)
+    pd = import_optional("pandas", "to", "pandas")
+    nested = ("hyperparameters", "metrics", "ex_metrics", "environment", "source", "tags")
+    flat = []
+    for row in rows:
+        item = {k: v for k, v in row.items() if k not in nested}
+        item["tags"] = ",".join(row.get("tags") or ())
+        item.update({f"params.{k}": v for k, v in (row.get("hyperparameters") or {}).items()})
+        item.update({f"metrics.{k}": v for k, v in (row.get("metrics") or {}).items()})
+        item.update({f"metrics.{k}": v for k, v in (row.get("ex_metrics") or {}).items()})
+        flat.append(item)
+    return pd.DataFrame(flat)
+
+
 def records(parts: Sequence[SeriesOf]) -> builtins.list[dict[str, Any]]:
     rows: builtins.list[dict[str, Any]] = []
     for part in parts:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from mltrail.config import Settings
 from mltrail.core import validation
 from mltrail.core.errors import ExperimentStopped, ValidationError
+from mltrail.core.html import html_card
 from mltrail.core.types import ExperimentRef, LogLine, Phase, Status
 from mltrail.core.weights import weights_hash
 from mltrail.sdk.artifact_logging import ArtifactLogging
@@ -142,6 +143,21 @@ class Experiment(ArtifactLogging):
             f"<Experiment project={self.project_id} experiment={self.experiment_id} "
             f"{self.display_name!r} {self.status.value}>"
         )
+
+    def _repr_html_(self) -> str:
+        """A card for Jupyter: the run's identity, status and progress, linked to the UI."""
+        fields = {
+            "project": self.project_id,
+            "experiment": self.experiment_id,
+            "status": self.status.value,
+            "iteration": self._iteration if self._iteration >= 0 else None,
+            "epoch": self.epoch,
+            "store": self.settings.url or str(self.settings.home / "mltrail.db"),
+        }
+        link = self.settings.url and (
+            f"{self.settings.url}/#/projects/{self.project_id}/experiments/{self.experiment_id}"
+        )
+        return html_card(f"mltrail experiment {self.display_name}", fields, link or None)
 
     # --- logging -------------------------------------------------------------------------------
     def log(
