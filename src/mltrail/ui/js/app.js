@@ -4,13 +4,18 @@
 
 import { ApiError, api, getToken, setToken } from "./api.js";
 import { h, setChildren } from "./dom.js";
-import { renderCompare } from "./views/compare.js";
-import { renderExperiment } from "./views/experiment.js";
-import { renderExperiments } from "./views/experiments.js";
-import { renderJob, renderJobs } from "./views/jobs.js";
 import { renderLogin } from "./views/login.js";
 import { renderError, renderNotFound } from "./views/notfound.js";
-import { renderProjects } from "./views/projects.js";
+
+// Views load when first shown (a dynamic import each), so opening one page does not fetch and
+// parse the code of every other (the charts and uPlot stay out of the experiments table's start).
+const view = (module, name) => async (...args) => (await import(module))[name](...args);
+const renderProjects = view("./views/projects.js", "renderProjects");
+const renderExperiments = view("./views/experiments.js", "renderExperiments");
+const renderExperiment = view("./views/experiment.js", "renderExperiment");
+const renderCompare = view("./views/compare.js", "renderCompare");
+const renderJobs = view("./views/jobs.js", "renderJobs");
+const renderJob = view("./views/jobs.js", "renderJob");
 
 const ROUTES = [
   [/^\/?$/, renderProjects],

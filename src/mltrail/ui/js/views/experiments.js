@@ -45,10 +45,10 @@ function loadChoices(project) {
 
 /** Render the experiments page of a project. */
 export async function renderExperiments(ctx, projectId) {
-  const project = await api(`/projects/${projectId}`, { signal: ctx.signal });
+  const view = new ExperimentsView(ctx, { id: projectId });
+  const [project] = await Promise.all([api(`/projects/${projectId}`, { signal: ctx.signal }), view.reload({ initial: true })]);
+  view.project = project; // the page read does not wait for the project's name
   ctx.setTitle(project.display_name);
-  const view = new ExperimentsView(ctx, project);
-  await view.reload({ initial: true });
   view.mount();
   view.followLive().catch((error) => ctx.fail(error));
 }
