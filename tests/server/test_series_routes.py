@@ -36,3 +36,25 @@ def test_times_are_sent_only_when_asked(client: TestClient) -> None:
     assert np.allclose(timed["times"], want, rtol=0, atol=1e-6)
     bad = client.get(path, params={"key": "loss", "times": "sometimes"})
     assert bad.status_code == 422 and bad.json()["error"]["field"] == "times"
+
+
+def test_one_request_reads_every_chart_of_a_view(client: TestClient) -> None:
+    body = {
+        "series": [{"project": 1, "experiment": 1}, {"project": 1, "experiment": 7, "key": "x"}],
+        "max_points": 100,
+        "times": True,
+    }
+    answer = ok_json(client.post("/api/v1/series/read", json=body))["series"]
+    assert [(a["experiment"], a["key"]) for a in answer] == [(1, "acc"), (1, "loss"), (7, "x")]
+    single = ok_json(
+        client.get(
+            "/api/v1/projects/1/experiments/1/series/read",
+            params={"key": "acc", "max_points": 100, "times": "true"},
+        )
+    )
+    assert {k: answer[0][k] for k in single} == single
+    assert answer[2]["error"]["type"] == "not_found" and "values" not in answer[2]
+    bad = client.post("/api/v1/series/read", json={**body, "series": [{"project": 1}]})
+    assert bad.status_code == 422 and bad.json()["error"]["field"] == "series[0].experiment"
+    empty = client.post("/api/v1/series/read", json={**body, "series": []})
+    assert empty.status_code == 422 and empty.json()["error"]["field"] == "series"

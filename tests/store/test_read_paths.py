@@ -8,7 +8,7 @@ import numpy as np
 from sqlalchemy import select
 
 from mltrail.core.types import MetricBatch, SeriesChunk
-from mltrail.store.sql import SqlStore, points, rollups
+from mltrail.store.sql import SqlStore, rollups, series
 from mltrail.store.sql.tables import metric_rollups
 from support.factories import chunk
 
@@ -43,7 +43,7 @@ def test_level_read_equals_downsampling_every_column(db_url: str) -> None:
             store.append_points(p.id, 1, MetricBatch("c", seq, (_chunk(start, n, rng),)))
         with store._db.read() as conn:
             for max_points in (2, 7, 500, 2000):
-                read = points.read_series(
+                read = series.read_series(
                     conn, store._scope, (p.id, 1), "loss", "train", max_points
                 )
                 assert read.level >= 1
@@ -75,8 +75,8 @@ def test_range_read_uses_a_fine_level_and_few_rows(db_url: str) -> None:
             store.append_points(p.id, 1, MetricBatch("c", seq, (c,)))
         values = np.concatenate([c.values for c in chunks])
         with store._db.read() as conn:
-            whole = points.read_series(conn, store._scope, (p.id, 1), "loss", "train", 500)
-            zoom = points.read_series(
+            whole = series.read_series(conn, store._scope, (p.id, 1), "loss", "train", 500)
+            zoom = series.read_series(
                 conn, store._scope, (p.id, 1), "loss", "train", 500, 64 * 6000, 64 * 7000 - 1
             )
         assert 1 <= zoom.level < whole.level

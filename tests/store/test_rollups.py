@@ -8,7 +8,7 @@ import struct
 import numpy as np
 
 from mltrail.core.types import SeriesChunk
-from mltrail.store.sql import points, rollups
+from mltrail.store.sql import chunks, rollups
 
 
 def test_chunk_codec_round_trips_bit_exact() -> None:
@@ -17,8 +17,8 @@ def test_chunk_codec_round_trips_bit_exact() -> None:
     it = np.array([0, 1, 5, 5, 1_000_000_000_000, 3, 4], dtype=np.int64)
     ep = np.array([-1, 0, 0, 1, 2, -1, 7], dtype=np.int64)
     times = np.array([1.7e9, 1.7e9 + 0.001, 1.7e9 + 2, 1.7e9 + 2, 1.7e9 - 5, 1.7e9, 1.7e9])
-    data = points.encode_chunk(SeriesChunk("k", "train", it, ep, values, times))
-    got_it, got_ep, got_values, got_times = points.decode_chunk(data, len(it))
+    data = chunks.encode_chunk(SeriesChunk("k", "train", it, ep, values, times))
+    got_it, got_ep, got_values, got_times = chunks.decode_chunk(data, len(it))
     assert got_it.tolist() == it.tolist() and got_ep.tolist() == ep.tolist()
     assert got_values.view(np.uint64).tolist() == values.view(np.uint64).tolist()
     assert np.allclose(got_times, times, rtol=0, atol=0.0005)
@@ -30,7 +30,7 @@ def test_packed_chunks_are_small_for_regular_series() -> None:
     chunk = SeriesChunk(
         "k", "train", it, it // 1000, np.random.default_rng(0).normal(size=n), 1.7e9 + it * 0.02
     )
-    assert len(points.encode_chunk(chunk)) < 9 * n
+    assert len(chunks.encode_chunk(chunk)) < 9 * n
 
 
 def test_buckets_ignore_nan_and_keep_nan_when_all_nan() -> None:
@@ -117,6 +117,6 @@ def test_chunk_codec_handles_one_point_and_constant_columns() -> None:
         chunk = SeriesChunk(
             "k", "train", it, np.full(n, -1), np.full(n, 0.25), np.full(n, 1.7e9 + 0.5)
         )
-        got_it, got_ep, got_values, got_times = points.decode_chunk(points.encode_chunk(chunk), n)
+        got_it, got_ep, got_values, got_times = chunks.decode_chunk(chunks.encode_chunk(chunk), n)
         assert got_it.tolist() == it.tolist() and got_ep.tolist() == [-1] * n
         assert got_values.tolist() == [0.25] * n and got_times.tolist() == [1.7e9 + 0.5] * n

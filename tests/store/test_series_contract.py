@@ -9,9 +9,11 @@ import math
 import numpy as np
 import pytest
 
-from mltrail.core.types import SeriesChunk
+from mltrail.core import validation
+from mltrail.core.errors import ValidationError
+from mltrail.core.types import SeriesChunk, SeriesQuery
 from mltrail.store.base import Store
-from support.factories import batch
+from support.factories import batch, chunk
 
 T0 = 1_764_331_200.0
 
@@ -71,3 +73,85 @@ def test_a_chart_read_returns_about_the_points_asked_for(store: Store, project, 
         assert s.values.min() == whole.values.min() and s.values.max() == whole.values.max()
         assert s.iterations[0] == 0 and s.iterations[-1] == n - 1
     assert not math.isnan(float(s.values[0]))
+
+
+def test_a_batched_read_answers_every_series_as_single_reads_do(store: Store, project) -> None:
+    """One call for a view: every series of one run (no key), one series of another, and
+    entries that find nothing answer their error in place."""
+    e1, e2 = store.create_experiment(project.id), store.create_experiment(project.id)
+    rng = np.random.default_rng(1)
+    keys = [f"k{i:03d}" for i in range(40)]
+    parts = [chunk(k, range(3000), rng.normal(size=3000)) for k in keys]
+    parts.append(chunk("acc", range(10), rng.normal(size=10), phase="validation"))
+    store.append_points(project.id, e1.experiment_id, batch(0, *parts))
+    store.append_points(project.id, e2.experiment_id, batch(0, chunk("loss", range(5), [1.0] * 5)))
+    queries = [
+        SeriesQuery(project.id, e1.experiment_id),
+        SeriesQuery(project.id, e2.experiment_id, "loss"),
+        SeriesQuery(project.id, e2.experiment_id, "missing"),
+        SeriesQuery(project.id, 99, "loss"),
+        SeriesQuery(project.id, e1.experiment_id, phase="validation"),
+    ]
+    answers = store.read_series_batch(queries, max_points=500, start=100, times=True)
+    assert [(a.experiment_id, a.phase, a.key) for a in answers] == [
+        *((1, "train", k) for k in keys),
+        (1, "validation", "acc"),
+        (2, "train", "loss"),
+        (2, "train", "missing"),
+        (99, "train", "loss"),
+        (1, "validation", "acc"),
+    ]
+    assert answers[-3].error == "not_found" and "missing" in (answers[-3].message or "")
+    assert answers[-2].error == "not_found" and answers[-2].series is None
+    for a in answers[:41] + answers[-1:]:
+        assert a.series is not None and a.error is None
+        single = store.read_series(
+            project.id, a.experiment_id, a.key, a.phase, max_points=500, start=100, times=True
+        )
+        for column in ("iterations", "epochs", "values", "times"):
+            np.testing.assert_array_equal(getattr(a.series, column), getattr(single, column))
+        assert (a.series.total, a.series.downsampled) == (single.total, single.downsampled)
+    assert answers[0].series is not None and len(answers[0].series.values) == 500
+    plain = store.read_series_batch(queries[1:2], max_points=10)
+    assert plain[0].series is not None and plain[0].series.times is None
+
+
+def test_a_batched_read_of_too_many_series_is_refused(store: Store, project) -> None:
+    exp = store.create_experiment(project.id)
+    keys = [f"m{i}" for i in range(validation.MAX_BATCH_SERIES + 1)]
+    store.append_points(
+        project.id, exp.experiment_id, batch(0, *(chunk(k, [0], [1.0]) for k in keys))
+    )
+    with pytest.raises(ValidationError) as err:
+        store.read_series_batch([SeriesQuery(project.id, exp.experiment_id)], max_points=10)
+    assert err.value.field == "series"
+
+
+def test_small_flushes_read_back_exactly_as_one_batch(store: Store, project) -> None:
+    """10-point flushes (compacted as they grow) read back, whole, zoomed and downsampled,
+    exactly as the same points sent in one batch: values to the bit, NaN, epochs, times."""
+    rng = np.random.default_rng(2)
+    n = 9_000
+    it = np.arange(n, dtype=np.int64)
+    values = np.cumsum(rng.normal(0, 0.01, n))
+    values[rng.integers(0, n, 20)] = np.nan
+    whole = SeriesChunk(
+        "loss", "train", it, it // 1000, values, T0 + np.cumsum(rng.uniform(0, 1, n))
+    )
+    one, flushed = store.create_experiment(project.id), store.create_experiment(project.id)
+    store.append_points(project.id, one.experiment_id, batch(0, whole))
+    for seq, start in enumerate(range(0, n, 10)):
+        cut = slice(start, start + 10)
+        part = SeriesChunk(
+            "loss", "train", it[cut], whole.epochs[cut], values[cut], whole.times[cut]
+        )
+        store.append_points(project.id, flushed.experiment_id, batch(seq, part))
+    for options in ({}, {"start": 4000, "end": 4500}, {"max_points": 300}, {"max_points": 2000}):
+        a, b = (
+            store.read_series(project.id, e.experiment_id, "loss", "train", times=True, **options)
+            for e in (one, flushed)
+        )
+        for column in ("iterations", "epochs", "values", "times"):
+            np.testing.assert_array_equal(getattr(a, column), getattr(b, column))
+    full = store.read_series(project.id, flushed.experiment_id, "loss", "train")
+    assert full.values.view(np.int64).tolist() == values.view(np.int64).tolist()

@@ -20,8 +20,8 @@ from mltrail.core.errors import (
     ValidationError,
 )
 from mltrail.core.types import MetricBatch, SeriesChunk
-from mltrail.store.sql import SqlStore, points, rollups
-from mltrail.store.sql.tables import metric_rollups
+from mltrail.store.sql import SqlStore, rollups, series
+from mltrail.store.sql.tables import metric_chunks, metric_rollups, metric_series
 from support.factories import chunk
 
 
@@ -226,14 +226,14 @@ def test_chart_read_of_a_million_points_reads_a_bounded_level(sql_store: SqlStor
         sql_store.append_points(p.id, 1, batch)
     with sql_store._db.read() as conn:
         for max_points in (100, 2000):
-            read = points.read_series(
+            read = series.read_series(
                 conn, sql_store._scope, (p.id, 1), "loss", "train", max_points
             )
             assert read.level >= 1
             assert read.rows <= rollups.ITEMS_PER_POINT * max_points
             assert len(read.series.values) <= max_points
             assert read.series.iterations[-1] == n - 1
-        full = points.read_series(conn, sql_store._scope, (p.id, 1), "loss", "train", None)
+        full = series.read_series(conn, sql_store._scope, (p.id, 1), "loss", "train", None)
     assert full.series.total == n and len(full.series.values) == n
 
 
@@ -309,3 +309,34 @@ def test_iteration_metrics_by_hash_reach_only_the_writers_projects(sql_store: Sq
     assert alice.put_iteration_metrics(digest, {"owner": "alice"}) == 3
     assert {m.value for m in bob.read_iteration_metrics(pb.id, 1)} == {"bob"}
     assert [m.value for m in alice.read_iteration_metrics(pa.id, 1)] == ["alice"] * 3
+
+
+def test_small_flushes_are_compacted_into_few_chunks(sql_store: SqlStore) -> None:
+    """10-point flushes of 3 keys: each series ends with one chunk per complete 4,096-point
+    window plus a bounded tail, and SDK-sized batches are never merged."""
+    p = sql_store.create_project("compact")
+    sql_store.create_experiment(p.id)
+    sql_store.create_experiment(p.id)
+    rng = np.random.default_rng(4)
+    n = 10_000
+    for seq, start in enumerate(range(0, n, 10)):
+        parts = [_chunk(key, start, 10, rng) for key in ("a", "b", "c")]
+        sql_store.append_points(p.id, 1, MetricBatch("c", seq, tuple(parts)))
+    for seq, start in enumerate(range(0, n, 2500)):
+        sql_store.append_points(p.id, 2, MetricBatch("c", seq, (_chunk("a", start, 2500, rng),)))
+    chunks, series = metric_chunks.c, metric_series.c
+    with sql_store._db.read() as conn:
+        found = conn.execute(
+            select(series.experiment_id, series.key, chunks.start)
+            .join(metric_series, series.id == chunks.series_id)
+            .order_by(chunks.start)
+        ).all()
+    starts: dict[tuple[int, str], list[int]] = {}
+    for pk, key, start in found:
+        starts.setdefault((pk, key), []).append(start)
+    # 2 merged windows of 4,096 (ending on the flush crossing their end), 7 of 256, 1 flush
+    assert [len(starts[(1, k)]) for k in "abc"] == [2 + 7 + 1] * 3
+    assert starts[(1, "a")][:3] == [0, 4100, 8200]
+    assert starts[(2, "a")] == [0, 2500, 5000, 7500]  # SDK-sized batches stay as they came
+    for key in "abc":
+        assert sql_store.read_series(p.id, 1, key, "train").total == n

@@ -36,7 +36,9 @@ from mltrail.core.types import (
     MetricSummary,
     Project,
     Series,
+    SeriesAnswer,
     SeriesChunk,
+    SeriesQuery,
     Status,
     Target,
     User,
@@ -312,6 +314,35 @@ def series_from_packed(d: Json) -> Series:
         downsampled=d["downsampled"],
         times=_unpack(d["times"], "<f8", n, "times") if "times" in d else None,
     )
+
+
+def series_query_to_wire(q: SeriesQuery) -> Json:
+    body: Json = {"project": q.project_id, "experiment": q.experiment_id}
+    if q.key is not None:
+        body["key"] = q.key
+    if q.phase is not None:
+        body["phase"] = q.phase
+    return body
+
+
+def series_answer_to_wire(a: SeriesAnswer, *, packed: bool = False) -> Json:
+    """One entry of a batched read's ``series``: the series (JSON or packed columns) with its
+    ``project`` and ``experiment``, or ``{"project", "experiment", "key", "phase", "error":
+    {"type", "message"}}`` for an entry that found none."""
+    head: Json = {"project": a.project_id, "experiment": a.experiment_id}
+    if a.series is None:
+        error = {"type": a.error, "message": a.message}
+        return head | {"key": a.key, "phase": a.phase, "error": error}
+    return head | (series_to_packed(a.series) if packed else series_to_wire(a.series))
+
+
+def series_answer_from_wire(d: Json) -> SeriesAnswer:
+    if "error" in d:
+        error = d["error"]
+        return SeriesAnswer(d["project"], d["experiment"], d.get("key"), d.get("phase"),
+                            error=error["type"], message=error["message"])  # fmt: skip
+    series = series_from_packed(d) if "n" in d else series_from_wire(d)
+    return SeriesAnswer(d["project"], d["experiment"], series.key, series.phase, series)
 
 
 _COLUMNS = (("iterations", "<i8"), ("epochs", "<i8"), ("values", "<f8"), ("times", "<f8"))

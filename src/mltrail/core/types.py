@@ -242,6 +242,31 @@ class Series:
 
 
 @dataclass(frozen=True)
+class SeriesQuery:
+    """One entry of a batched series read: a series (``key``; ``phase`` "train" when None),
+    or every series of the experiment (``key`` None; of one phase when ``phase`` is given)."""
+
+    project_id: int
+    experiment_id: int
+    key: str | None = None
+    phase: str | None = None
+
+
+@dataclass(frozen=True)
+class SeriesAnswer:
+    """One series of a batched read, or why an entry found none: ``error`` is the error's
+    kind (``not_found``, ``permission_denied``) and ``message`` says what was missing."""
+
+    project_id: int
+    experiment_id: int
+    key: str | None
+    phase: str | None
+    series: Series | None = None
+    error: str | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True)
 class WeightsLink:
     """Which point of which experiment produced a weights hash; ``checkpoint`` is the path of
     the experiment's stored checkpoint artifact holding those weights, when one was logged."""

@@ -30,6 +30,7 @@ from mltrail.core.types import (
     JsonScalar,
     Phase,
     SeriesChunk,
+    SeriesQuery,
     Status,
     Target,
     WeightsHash,
@@ -47,6 +48,7 @@ MAX_LOG_MESSAGE_LEN = 65_536
 MAX_STREAM_LEN = 200
 MAX_CHART_POINTS = 1_000_000
 MAX_CHART_LINES = 256
+MAX_BATCH_SERIES = 5_000  # series one batched read may answer (a view's every chart)
 CHART_TYPES = ("line", "bar")  # how the UI draws the chart
 EX_PREFIX = "ex_"
 
@@ -435,3 +437,31 @@ def sequence_of(value: Any, field: str) -> Sequence[Any]:
     if not isinstance(value, (list, tuple)):
         raise ValidationError(f"must be a list, got {type(value).__name__}", field)
     return value
+
+
+def series_queries(value: Any, field: str = "series") -> tuple[SeriesQuery, ...]:
+    """The entries of a batched series read: a non-empty list of objects with ``project``,
+    ``experiment`` (``project_id`` / ``experiment_id`` accepted), optional ``key`` and
+    ``phase``; at most :data:`MAX_BATCH_SERIES`."""
+    if not isinstance(value, (list, tuple)) or not value:
+        raise ValidationError("must be a non-empty list of series", field)
+    if len(value) > MAX_BATCH_SERIES:
+        raise ValidationError(f"at most {MAX_BATCH_SERIES:,} entries, got {len(value):,}", field)
+    return tuple(_series_query(item, f"{field}[{i}]") for i, item in enumerate(value))
+
+
+def _series_query(item: Any, field: str) -> SeriesQuery:
+    if isinstance(item, SeriesQuery):
+        item = {"project": item.project_id, "experiment": item.experiment_id,
+                "key": item.key, "phase": item.phase}  # fmt: skip
+    if not isinstance(item, Mapping):
+        raise ValidationError("must be an object", field)
+    project = item.get("project", item.get("project_id"))
+    experiment = item.get("experiment", item.get("experiment_id"))
+    key, phase_ = item.get("key"), item.get("phase")
+    return SeriesQuery(
+        require_int(project, f"{field}.project", minimum=1),
+        require_int(experiment, f"{field}.experiment", minimum=1),
+        None if key is None else metric_key(key, f"{field}.key"),
+        None if phase_ is None else phase(phase_, f"{field}.phase"),
+    )

@@ -312,6 +312,20 @@ class RewindIn(BaseModel):
     iteration: int = Field(ge=0, le=2**63 - 1, description="the last iteration kept")
 
 
+class SeriesBatchIn(BaseModel):
+    """A batched series read: every chart of a view in one request."""
+
+    series: list[dict[str, Any]] = Field(
+        description="entries {project, experiment, key?, phase?}: a series, or (no key) every "
+        "series of the experiment (of phase, when given)"
+    )
+    max_points: int = Field(ge=2, le=1_000_000, description="per series, as series/read")
+    start: Int64 | None = Field(None, description="first iteration to keep (inclusive)")
+    end: Int64 | None = Field(None, description="last iteration to keep (inclusive)")
+    times: bool = Field(False, description="add each point's wall-clock time (unix seconds)")
+    format: Literal["json", "packed"] = "json"
+
+
 class TargetIn(BaseModel):
     """One experiment (``project`` and ``experiment``; ``project_id`` / ``experiment_id`` are
     accepted too), or ``weights_hash``: every experiment holding it."""

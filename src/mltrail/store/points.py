@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 
-from mltrail.core.types import MetricBatch, MetricSummary, Series
+from mltrail.core.types import MetricBatch, MetricSummary, Series, SeriesAnswer, SeriesQuery
 
 
 class PointStore(abc.ABC):
@@ -45,4 +46,24 @@ class PointStore(abc.ABC):
 
         Returns:
             How many points were discarded.
+        """
+
+    @abc.abstractmethod
+    def read_series_batch(
+        self,
+        queries: Sequence[SeriesQuery],
+        *,
+        max_points: int,
+        start: int | None = None,
+        end: int | None = None,
+        times: bool = False,
+    ) -> list[SeriesAnswer]:
+        """Many series in one call (a chart view's every line: an experiment page with 1,000
+        keys, a compare of 100 runs), each read as :meth:`read_series` reads it with these
+        options. A query without ``key`` names every series of its experiment (of ``phase``
+        when given). An entry whose experiment or series is missing, or not the user's,
+        answers its error in place (:class:`SeriesAnswer`); the others are read.
+
+        Raises:
+            ValidationError: more than ``MAX_BATCH_SERIES`` series named (field ``series``).
         """

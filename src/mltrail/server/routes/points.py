@@ -6,8 +6,10 @@ from typing import Literal
 
 from fastapi import APIRouter, Query
 
+from mltrail.core import validation
 from mltrail.core.codec import (
     metric_batch_from_wire,
+    series_answer_to_wire,
     series_to_packed,
     series_to_wire,
     summary_to_wire,
@@ -18,6 +20,7 @@ from mltrail.server.schemas import (
     PointsIn,
     RemovedOut,
     RewindIn,
+    SeriesBatchIn,
     SeriesOut,
     SeriesPackedOut,
     StoredOut,
@@ -26,14 +29,11 @@ from mltrail.server.schemas import (
 
 MAX_READ_POINTS = 1_000_000
 
-router = APIRouter(
-    prefix="/projects/{project_id}/experiments/{experiment_id}",
-    tags=["metrics"],
-    responses=ERROR_RESPONSES,
-)
+router = APIRouter(tags=["metrics"], responses=ERROR_RESPONSES)
+experiment_router = APIRouter(prefix="/projects/{project_id}/experiments/{experiment_id}")
 
 
-@router.post("/points", response_model=StoredOut)
+@experiment_router.post("/points", response_model=StoredOut)
 def append_points(
     project_id: ProjectId, experiment_id: ExperimentId, body: PointsIn, store: StoreDep
 ) -> dict:
@@ -42,7 +42,7 @@ def append_points(
     return {"stored": store.append_points(project_id, experiment_id, batch)}
 
 
-@router.post("/points/rewind", response_model=RemovedOut)
+@experiment_router.post("/points/rewind", response_model=RemovedOut)
 def rewind_points(
     project_id: ProjectId, experiment_id: ExperimentId, body: RewindIn, store: StoreDep
 ) -> dict:
@@ -51,13 +51,13 @@ def rewind_points(
     return {"removed": store.rewind_points(project_id, experiment_id, body.iteration)}
 
 
-@router.get("/series", response_model=list[SummaryOut])
+@experiment_router.get("/series", response_model=list[SummaryOut])
 def list_series(project_id: ProjectId, experiment_id: ExperimentId, store: StoreDep) -> list[dict]:
     """Count, last, min and max of every series of the experiment."""
     return [summary_to_wire(s) for s in store.list_series(project_id, experiment_id)]
 
 
-@router.get("/series/read", response_model=SeriesOut | SeriesPackedOut)
+@experiment_router.get("/series/read", response_model=SeriesOut | SeriesPackedOut)
 def read_series(
     project_id: ProjectId,
     experiment_id: ExperimentId,
@@ -89,3 +89,19 @@ def read_series(
     encode = series_to_packed if format == "packed" else series_to_wire
     # returned as a response so large series skip response-model validation
     return OrjsonResponse(encode(series))
+
+
+@router.post("/series/read")
+def read_series_batch(body: SeriesBatchIn, store: StoreDep) -> OrjsonResponse:
+    """Many series in one request: every chart of an experiment page (an entry without
+    ``key``: all its series) or of a compare view. Each is read as ``series/read`` reads one;
+    an entry that finds nothing answers ``error`` in its place (docs/rest.md)."""
+    queries = validation.series_queries(body.series)
+    answers = store.read_series_batch(
+        queries, max_points=body.max_points, start=body.start, end=body.end, times=body.times
+    )
+    packed = body.format == "packed"
+    return OrjsonResponse({"series": [series_answer_to_wire(a, packed=packed) for a in answers]})
+
+
+router.include_router(experiment_router)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from mltrail.core import codec
-from mltrail.core.types import MetricBatch, MetricSummary, Series
+from mltrail.core.types import MetricBatch, MetricSummary, Series, SeriesAnswer, SeriesQuery
 from mltrail.store.http.transport import HttpNoun
 from mltrail.store.points import PointStore
 
@@ -50,3 +51,23 @@ class HttpPoints(HttpNoun, PointStore):
         # the run that rewinds logs nothing until this returns: a repeat discards nothing more
         answer = self._http.call("POST", path, body={"iteration": int(iteration)}, repeatable=True)
         return int(answer["removed"])
+
+    def read_series_batch(
+        self,
+        queries: Sequence[SeriesQuery],
+        *,
+        max_points: int,
+        start: int | None = None,
+        end: int | None = None,
+        times: bool = False,
+    ) -> list[SeriesAnswer]:
+        body: dict[str, Any] = {
+            "series": [codec.series_query_to_wire(q) for q in queries],
+            "max_points": max_points,
+            "start": start,
+            "end": end,
+            "times": times,
+            "format": "packed",
+        }
+        content = self._http.call("POST", "/series/read", body=body, repeatable=True, raw=True)
+        return [codec.series_answer_from_wire(a) for a in json.loads(content)["series"]]

@@ -207,3 +207,17 @@ def _json_default(value: Any) -> Any:
     if isinstance(value, (set, frozenset)):
         return sorted(value, key=str)
     raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
+
+
+def fetch_tuples(conn: Connection, query: Any) -> list[tuple[Any, ...]]:
+    """All rows of ``query`` as the driver's plain tuples, in one ``fetchall``.
+
+    Iterating a SQLAlchemy result fetches one row per call and wraps each in a Row (numpy
+    probing Rows for array attributes is slower still); these columns need no result
+    processing (floats, integers, bytes), so the driver's tuples are used as they come.
+    """
+    result = conn.execute(query)
+    try:
+        return list(result.cursor.fetchall())
+    finally:
+        result.close()

@@ -18,8 +18,9 @@ from sqlalchemy import Connection, delete, select
 from mltrail.core import validation
 from mltrail.core.types import MetricBatch, SeriesChunk
 from mltrail.store.sql.access import Scope, SqlNoun, experiment_pk
+from mltrail.store.sql.chunks import decode_chunk
 from mltrail.store.sql.engine import Database
-from mltrail.store.sql.points import append_points, decode_chunk
+from mltrail.store.sql.points import append_points
 from mltrail.store.sql.tables import metric_chunks, metric_rollups, metric_series
 
 REWRITE_BATCH_POINTS = 50_000  # the SDK's batch size: chunks of a rebuilt series look alike

@@ -1,0 +1,128 @@
+"""The packed form of a chunk of metric points (one ``metric_chunks.data`` value), and the
+compaction that merges small chunks.
+
+Columns are delta-encoded where regular (iterations, times in milliseconds), byte-shuffled
+into planes, constant planes kept as one byte, the rest deflated.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+
+import numpy as np
+from sqlalchemy import Connection, delete, func, select
+
+from mltrail.core.types import SeriesChunk
+from mltrail.store.sql.tables import metric_chunks
+
+_COLUMNS = 4  # iteration deltas, epochs, value bits, time deltas (ms): all int64
+_PLANES = _COLUMNS * 8
+_FORMAT = 1
+_HEADER = struct.Struct("<BqqI")  # format, first iteration, first time (ms), constant planes
+
+
+def _deltas(column: np.ndarray) -> np.ndarray:
+    """Deltas with the first slot filled like the second, so regular columns stay constant."""
+    out = np.diff(column, prepend=column[:1])
+    if len(out) > 1:
+        out[0] = out[1]
+    return out
+
+
+def encode_chunk(chunk: SeriesChunk) -> bytes:
+    """Pack a chunk's columns into bytes (values bit-exact).
+
+    The four int64 columns are byte-shuffled into 32 byte planes; planes holding one repeated
+    byte (regular iterations, a constant epoch, the zero high bytes of small deltas) are stored
+    as that byte in the header, the rest are deflated at level 1.
+    """
+    n = len(chunk)
+    millis = np.round(chunk.times * 1000.0).astype(np.int64)
+    table = np.empty((_COLUMNS, n), dtype="<i8")
+    table[0] = _deltas(chunk.iterations)
+    table[1] = chunk.epochs
+    table[2] = np.ascontiguousarray(chunk.values, dtype="<f8").view("<i8")
+    table[3] = _deltas(millis)
+    planes = table.view(np.uint8).reshape(_COLUMNS, n, 8).transpose(0, 2, 1).reshape(_PLANES, n)
+    constant = np.all(planes == planes[:, :1], axis=1)
+    mask = int(np.packbits(constant, bitorder="little").view("<u4")[0])
+    header = _HEADER.pack(_FORMAT, int(chunk.iterations[0]), int(millis[0]), mask)
+    body = zlib.compress(np.ascontiguousarray(planes[~constant]).tobytes(), 1)
+    return header + planes[constant, 0].tobytes() + body
+
+
+def decode_chunk(data: bytes, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Inverse of :func:`encode_chunk`: iterations, epochs, values (bit-exact), times."""
+    _format, first_iteration, first_millis, mask = _HEADER.unpack_from(data)
+    constant = np.unpackbits(np.array([mask], dtype="<u4").view(np.uint8), bitorder="little")
+    constant = constant.astype(bool)
+    k = int(constant.sum())
+    planes = np.empty((_PLANES, n), dtype=np.uint8)
+    planes[constant] = np.frombuffer(data, np.uint8, k, _HEADER.size)[:, None]
+    rest = zlib.decompress(data[_HEADER.size + k :])
+    planes[~constant] = np.frombuffer(rest, dtype=np.uint8).reshape(-1, n)
+    table = (
+        planes.reshape(_COLUMNS, 8, n).transpose(0, 2, 1).copy().view("<i8").reshape(_COLUMNS, n)
+    )
+    iterations = _undelta(table[0], first_iteration)
+    values = table[2].view("<f8").astype(np.float64)
+    times = _undelta(table[3], first_millis) / 1000.0
+    return iterations, table[1].astype(np.int64), values, times
+
+
+def _undelta(deltas: np.ndarray, first: int) -> np.ndarray:
+    out = np.cumsum(deltas)
+    out += first - out[0]
+    return out
+
+
+# --- compaction ---------------------------------------------------------------------------------
+# A training loop flushing ~10 points per series a second writes one small chunk per flush: rows
+# and headers cost more than the points. When a series' count crosses a multiple of a tier's
+# size, the chunks that start in the windows just completed are merged into one, if there are
+# at least COMPACT_MIN_CHUNKS of them (SDK-sized batches are left alone). Tiers merge the merges,
+# so a series holds at most a few dozen chunks beyond its 4,096-point ones.
+COMPACT_TIERS = (256, 4096)
+COMPACT_MIN_CHUNKS = 8
+
+
+def compact_after_append(conn: Connection, grown: list[tuple[int, int, int]]) -> int:
+    """Merge the small chunks of the windows each series completed; returns chunks removed.
+
+    Args:
+        conn: the append's transaction (the new chunks already inserted).
+        grown: per series appended to, ``(series_id, count before, count after)``.
+    """
+    removed = 0
+    for series_id, before, after in grown:
+        for size in COMPACT_TIERS:
+            if after // size > before // size:
+                window = ((before // size) * size, (after // size) * size)
+                removed += _merge_window(conn, series_id, window)
+    return removed
+
+
+def _merge_window(conn: Connection, series_id: int, window: tuple[int, int]) -> int:
+    c = metric_chunks.c
+    where = (c.series_id == series_id, c.start >= window[0], c.start < window[1])
+    found = conn.execute(select(func.count()).where(*where)).scalar_one()
+    if found < COMPACT_MIN_CHUNKS:
+        return 0
+    rows = conn.execute(select(c.start, c.count, c.data).where(*where).order_by(c.start)).all()
+    parts = [decode_chunk(data, n) for _, n, data in rows]
+    it, ep, v, t = (np.concatenate([p[i] for p in parts]) for i in range(4))
+    merged = SeriesChunk("", "", it, ep, v, t)
+    conn.execute(delete(metric_chunks).where(*where))
+    conn.execute(
+        metric_chunks.insert().values(
+            series_id=series_id,
+            start=rows[0].start,
+            count=len(it),
+            # min/max, not first/last: range reads stay right if iterations went back
+            first_iteration=int(it.min()),
+            last_iteration=int(it.max()),
+            data=encode_chunk(merged),
+        )
+    )
+    return len(rows) - 1

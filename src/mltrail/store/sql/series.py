@@ -1,0 +1,331 @@
+"""Series reads: raw chunks or the rollup level a chart needs, single or batched.
+
+A read with ``max_points`` costs about ``max_points`` rows whatever the series length (see
+:func:`rollups.choose_level`); every read carries the points' wall-clock times.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Connection, func, select
+
+from mltrail.core import validation
+from mltrail.core.errors import MltrailError, NotFoundError, PermissionDeniedError, ValidationError
+from mltrail.core.types import Series, SeriesAnswer, SeriesQuery
+from mltrail.store.sql import rollups
+from mltrail.store.sql.access import Scope, experiment_pk, fetch_tuples
+from mltrail.store.sql.chunks import decode_chunk
+from mltrail.store.sql.tables import metric_chunks, metric_rollups, metric_series
+
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+@dataclass(frozen=True)
+class SeriesRead:
+    """A read series plus how it was read: ``level`` 0 is raw; ``rows`` the rows fetched."""
+
+    series: Series
+    level: int
+    rows: int
+
+
+def read_series(
+    conn: Connection,
+    scope: Scope,
+    ref: tuple[Any, Any],
+    key: Any,
+    phase: Any,
+    max_points: Any = None,
+    start: Any = None,
+    end: Any = None,
+) -> SeriesRead:
+    """Full series (arrival order) or, with ``max_points``, a min/max downsampled view whose
+    cost depends on ``max_points`` only. ``start``/``end`` (inclusive iterations) keep only
+    that range, read from the chunks or rollup buckets overlapping it (see :func:`_read_range`).
+    Every read carries the points' wall-clock times (``Series.times``).
+    """
+    key = validation.metric_key(key)
+    phase = validation.phase(phase)
+    if max_points is not None:
+        max_points = validation.require_int(max_points, "max_points", minimum=2)
+    bounds = _iteration_bounds(start, end)
+    pk = experiment_pk(conn, scope, *ref)
+    row = conn.execute(
+        select(metric_series.c.id, metric_series.c.count.label("total")).where(
+            metric_series.c.experiment_id == pk,
+            metric_series.c.key == key,
+            metric_series.c.phase == phase,
+        )
+    ).first()
+    if row is None or row.total == 0:
+        raise NotFoundError(f"experiment {ref[1]} has no series {phase}/{key}", "key")
+    return read_stored(
+        conn, Series(key, phase, *_EMPTY, row.total, False), row.id, max_points, bounds
+    )
+
+
+def read_stored(
+    conn: Connection,
+    empty: Series,
+    series_id: int,
+    max_points: int | None,
+    bounds: tuple[int, int] | None,
+) -> SeriesRead:
+    """The read of :func:`read_series` once the series row is found (``empty`` names it)."""
+    if bounds is not None:
+        return _read_range(conn, empty, series_id, max_points, bounds)
+    level = 0 if max_points is None else rollups.choose_level(empty.total, max_points)
+    if level == 0:
+        cols, rows = _read_raw(conn, series_id)
+        if max_points is None or len(cols[0]) <= max_points:
+            return SeriesRead(_with(empty, cols, False), 0, rows)
+        items = _raw_items(cols)
+    else:
+        items, rows = _read_level(conn, series_id, level)
+    assert max_points is not None  # without it, the raw branch returned
+    return SeriesRead(_with(empty, rollups.downsample(items, max_points), True), level, rows)
+
+
+_EMPTY = (np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float64))
+Columns = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # iterations, epochs, values, times
+
+
+def _with(empty: Series, cols: Columns, downsampled: bool) -> Series:
+    it, ep, v, t = cols
+    return replace(empty, iterations=it, epochs=ep, values=v, times=t, downsampled=downsampled)
+
+
+def _raw_items(cols: Columns) -> dict[str, np.ndarray]:
+    """Raw points as :func:`rollups.downsample` reads them: every part is the point itself."""
+    fields = zip(rollups.POINT_FIELDS, cols, strict=True)
+    return {f"{p}_{f}": a for f, a in fields for p in rollups.PARTS}
+
+
+def _iteration_bounds(start: Any, end: Any) -> tuple[int, int] | None:
+    """``(start, end)`` as int64 bounds (a missing one open), or None when both are missing."""
+    if start is None and end is None:
+        return None
+    lo = _INT64[0] if start is None else validation.require_int(start, "start")
+    hi = _INT64[1] if end is None else validation.require_int(end, "end")
+    if hi < lo:
+        raise ValidationError(f"must be >= start ({lo}), got {hi}", "end")
+    return max(lo, _INT64[0]), min(hi, _INT64[1])
+
+
+def _read_range(
+    conn: Connection, empty: Series, series_id: int, max_points: int | None, bounds: tuple[int, int]
+) -> SeriesRead:
+    """The points with ``lo <= iteration <= hi``, downsampled to ``max_points`` when given.
+
+    Raw points come from the chunks overlapping the range by their first and last iteration
+    (iterations are taken as ascending within a batch, as the SDK logs them); a downsampled
+    read uses the coarsest rollup level with enough buckets in the range for ``max_points``
+    (raw points when even the first level has too few), so a zoomed view costs what a whole
+    read of that many points costs, whatever the series length.
+    """
+    lo, hi = bounds
+    level, span = 0, None
+    if max_points is not None:
+        level, span = _range_level(conn, series_id, bounds, max_points)
+    if level == 0:
+        cols, rows = _read_raw(conn, series_id, bounds)
+        keep = (cols[0] >= lo) & (cols[0] <= hi)
+        cols = (cols[0][keep], cols[1][keep], cols[2][keep], cols[3][keep])
+        if max_points is None or len(cols[0]) <= max_points:
+            return SeriesRead(_with(empty, cols, False), 0, rows)
+        items = _raw_items(cols)
+    else:
+        assert span is not None
+        items, rows = _read_level(conn, series_id, level, (span, bounds))
+    assert max_points is not None  # without it, the raw branch returned
+    it, ep, v, t = rollups.downsample(items, max_points)
+    # edge buckets straddle the range: their first/last/min/max points may lie outside it
+    keep = (it >= lo) & (it <= hi)
+    return SeriesRead(_with(empty, (it[keep], ep[keep], v[keep], t[keep]), True), level, rows)
+
+
+def _range_level(
+    conn: Connection, series_id: int, bounds: tuple[int, int], max_points: int
+) -> tuple[int, tuple[int, int] | None]:
+    """The coarsest level with at least :func:`rollups.groups_for` buckets overlapping
+    ``bounds``, and that level's span of bucket numbers; ``(0, None)`` when even the first
+    level has fewer (the range's raw points are read).
+
+    Walks from the coarsest level down, each level's count confined to the buckets found at
+    the level above, so every query touches a bounded number of rows.
+    """
+    r = metric_rollups.c
+    groups = rollups.groups_for(max_points)
+    first: int | None = None  # ordinals of the points to look at
+    last: int | None = None
+    for level in range(len(rollups.LEVEL_SIZES), 0, -1):
+        size = rollups.LEVEL_SIZES[level - 1]
+        where = [
+            r.series_id == series_id,
+            r.level == level,
+            r.last_iteration >= bounds[0],
+            r.first_iteration <= bounds[1],
+        ]
+        if first is not None and last is not None:
+            where += [r.bucket >= first // size, r.bucket <= last // size]
+        query = select(func.min(r.bucket), func.max(r.bucket), func.count()).where(*where)
+        b0, b1, count = conn.execute(query).one()
+        if not count:
+            continue
+        if count >= groups:
+            return level, (b0, b1)
+        first, last = b0 * size, (b1 + 1) * size - 1
+    return 0, None
+
+
+def _chunks_overlapping(series_id: int, bounds: tuple[int, int] | None) -> tuple[Any, ...]:
+    where = (metric_chunks.c.series_id == series_id,)
+    if bounds is None:
+        return where
+    return (
+        *where,
+        metric_chunks.c.last_iteration >= bounds[0],
+        metric_chunks.c.first_iteration <= bounds[1],
+    )
+
+
+def _read_raw(
+    conn: Connection, series_id: int, bounds: tuple[int, int] | None = None
+) -> tuple[Columns, int]:
+    query = (
+        select(metric_chunks.c.data, metric_chunks.c.count)
+        .where(*_chunks_overlapping(series_id, bounds))
+        .order_by(metric_chunks.c.start)
+    )
+    decoded = [decode_chunk(data, n) for data, n in fetch_tuples(conn, query)]
+    if not decoded:
+        return (*_EMPTY, np.empty(0, dtype=np.float64)), 0
+    it, ep, v, t = (np.concatenate([d[i] for d in decoded]) for i in range(4))
+    return (it, ep, v, t), len(decoded)
+
+
+def _read_level(
+    conn: Connection,
+    series_id: int,
+    level: int,
+    within: tuple[tuple[int, int], tuple[int, int]] | None = None,
+) -> tuple[dict[str, np.ndarray], int]:
+    """A level's buckets as :func:`rollups.downsample` reads them (times in seconds).
+
+    Downsampling takes min and max of every bucket but only the first point of the first
+    bucket and the last point of the last one, so the rows carry the min/max columns
+    and two one-row queries add those two points: half the values to fetch per row.
+    ``within`` = ((first bucket, last bucket), (lo, hi)) keeps the buckets in that ordinal
+    span whose iterations overlap ``lo..hi``.
+    """
+    r = metric_rollups.c
+    where: tuple[Any, ...] = (r.series_id == series_id, r.level == level)
+    if within is not None:
+        (b0, b1), (lo, hi) = within
+        where += (r.bucket >= b0, r.bucket <= b1, r.last_iteration >= lo, r.first_iteration <= hi)
+    names = [f"{p}_{f}" for p in ("min", "max") for f in rollups.POINT_FIELDS]
+    query = select(*(metric_rollups.c[n] for n in names)).where(*where)
+    rows = fetch_tuples(conn, query.order_by(metric_rollups.c.bucket))
+    table = np.array(rows, dtype=np.float64).reshape(len(rows), len(names))
+    items = {n: table[:, i] for i, n in enumerate(names)}
+    for part, order in (
+        ("first", metric_rollups.c.bucket),
+        ("last", metric_rollups.c.bucket.desc()),
+    ):
+        cols = [metric_rollups.c[f"{part}_{f}"] for f in rollups.POINT_FIELDS]
+        end = fetch_tuples(conn, select(*cols).where(*where).order_by(order).limit(1))
+        point = np.array(end, dtype=np.float64).reshape(-1)
+        for f, value in zip(rollups.POINT_FIELDS, point.tolist(), strict=True):
+            # read only at index 0 (first) and len - 1 (last): one value broadcast over all
+            items[f"{part}_{f}"] = np.broadcast_to(np.float64(value), (len(rows),))
+    for part in rollups.PARTS:
+        items[f"{part}_time"] = items[f"{part}_time"] / 1000.0  # stored in milliseconds
+    return items, len(rows)
+
+
+def read_series_batch(
+    conn: Connection,
+    scope: Scope,
+    queries: Sequence[SeriesQuery],
+    max_points: int,
+    span: tuple[Any, Any] = (None, None),
+) -> list[SeriesAnswer]:
+    """Every series the queries name, each read as :func:`read_series` reads it, in one
+    transaction: the experiments are checked once each and their series found in one query.
+
+    An entry whose experiment or series is missing (or not the user's) answers an error in
+    its place; the others are read. Series come in query order, an experiment's in
+    (phase, key) order.
+    """
+    max_points = validation.require_int(max_points, "max_points", minimum=2)
+    bounds = _iteration_bounds(*span)
+    pks: dict[tuple[int, int], int | MltrailError] = {}
+    for q in queries:
+        ref = (q.project_id, q.experiment_id)
+        if ref not in pks:
+            try:
+                pks[ref] = experiment_pk(conn, scope, *ref)
+            except (NotFoundError, PermissionDeniedError) as exc:
+                pks[ref] = exc
+    rows = _series_rows(conn, [pk for pk in pks.values() if isinstance(pk, int)])
+    plan: list[tuple[SeriesQuery, Any]] = []  # (query, series row or the error answered)
+    for q in queries:
+        pk = pks[(q.project_id, q.experiment_id)]
+        if isinstance(pk, MltrailError):
+            plan.append((q, pk))
+            continue
+        matching = [r for r in rows.get(pk, []) if _matches(q, r)]
+        if q.key is not None and not matching:
+            phase = q.phase or "train"
+            plan.append(
+                (q, NotFoundError(f"experiment {q.experiment_id} has no series {phase}/{q.key}"))
+            )
+        plan += [(q, r) for r in matching]
+    if len(plan) > validation.MAX_BATCH_SERIES:
+        raise ValidationError(
+            f"names {len(plan):,} series, at most {validation.MAX_BATCH_SERIES:,} per request",
+            "series",
+        )
+    return [_answer(conn, q, found, max_points, bounds) for q, found in plan]
+
+
+def _answer(
+    conn: Connection,
+    q: SeriesQuery,
+    found: Any,
+    max_points: int,
+    bounds: tuple[int, int] | None,
+) -> SeriesAnswer:
+    if isinstance(found, MltrailError):
+        phase = q.phase or ("train" if q.key is not None else None)
+        return SeriesAnswer(
+            q.project_id, q.experiment_id, q.key, phase, error=found.kind, message=found.message
+        )
+    empty = Series(found.key, found.phase, *_EMPTY, found.count, False)
+    read = read_stored(conn, empty, found.id, max_points, bounds).series
+    return SeriesAnswer(q.project_id, q.experiment_id, found.key, found.phase, read)
+
+
+def _series_rows(conn: Connection, pks: list[int]) -> dict[int, list[Any]]:
+    """The non-empty series of the experiments, by experiment, in (phase, key) order."""
+    s = metric_series.c
+    found: dict[int, list[Any]] = {pk: [] for pk in pks}
+    for start in range(0, len(pks), 500):  # SQLite bounds a statement's parameters
+        query = (
+            select(s.id, s.experiment_id, s.key, s.phase, s.count)
+            .where(s.experiment_id.in_(pks[start : start + 500]), s.count > 0)
+            .order_by(s.experiment_id, s.phase, s.key)
+        )
+        for row in conn.execute(query):
+            found[row.experiment_id].append(row)
+    return found
+
+
+def _matches(q: SeriesQuery, row: Any) -> bool:
+    if q.key is not None:
+        return bool(row.key == q.key and row.phase == (q.phase or "train"))
+    return q.phase is None or row.phase == q.phase
