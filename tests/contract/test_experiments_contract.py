@@ -357,6 +357,24 @@ def test_logs_without_following_prints_every_page(api, project):
     assert [line.message for line in printed] == [f"line {i}" for i in range(15_000)]
 
 
+def test_logs_without_collecting_prints_the_same_and_keeps_nothing(api, project):
+    """``collect=False`` (the CLI's export of millions of lines) prints what a collecting
+    call prints, page by page, and returns no lines."""
+    exp = seed_experiment(api.store, project)
+    for batch in range(2):
+        lines = [("stdout", "INFO", f"line {batch * 6000 + i}") for i in range(6000)]
+        seed_logs(api.store, project, exp, lines, seq=batch + 1)
+    kept, streamed = io.StringIO(), io.StringIO()
+    api.experiments.logs(project, exp, follow=False, disable_colors=True, file=kept)
+    assert (
+        api.experiments.logs(
+            project, exp, follow=False, disable_colors=True, file=streamed, collect=False
+        )
+        == []
+    )
+    assert streamed.getvalue() == kept.getvalue() and kept.getvalue().count("\n") == 12_000
+
+
 def test_logs_unknown_experiment_is_not_found(api, project):
     with pytest.raises(NotFoundError) as err:
         api.experiments.logs(project, 42)

@@ -42,6 +42,7 @@ class ExperimentsApi(HistoryMethods):
         *,
         follow: bool = True,
         file: IO[str] | None = None,
+        collect: bool = True,
     ) -> builtins.list[LogLine]:
         """Print the experiment's log lines, following them while it runs.
 
@@ -51,16 +52,18 @@ class ExperimentsApi(HistoryMethods):
             disable_colors: print without ANSI colours.
             follow: keep printing new lines until the experiment ends (Ctrl-C stops).
             file: where to print; stdout by default.
+            collect: return the lines printed; False keeps none (an export of millions of
+                lines then runs in bounded memory, page by page).
 
         Returns:
-            The lines printed.
+            The lines printed (empty with ``collect=False``).
         """
         pid = project_id(project)
         if experiment is None:
             number = self._store.latest_experiment(pid).experiment_id
         else:
             number = experiment_id(experiment)
-        printed: builtins.list[LogLine] = []
+        printed: builtins.list[LogLine] | None = [] if collect else None
         with contextlib.suppress(KeyboardInterrupt):
             print_logs(
                 self._store,
@@ -71,7 +74,7 @@ class ExperimentsApi(HistoryMethods):
                 colours=not disable_colors,
                 follow=follow,
             )
-        return printed
+        return printed or []
 
     def list(self, project: int, *, to: str = "records") -> Any:
         """Every experiment of the project, with hyperparameters and last metric values.

@@ -6,7 +6,9 @@ before them, and ``LogTail.ended`` says when a follower is done, for every surfa
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Sequence
 from datetime import datetime
 from typing import IO
 
@@ -37,21 +39,25 @@ def print_logs(
     project_id: int,
     experiment_id: int,
     out: IO[str],
-    printed: list[LogLine],
+    printed: list[LogLine] | None,
     *,
     colours: bool,
     follow: bool,
 ) -> None:
-    """Print every line (page after page), then, with ``follow``, new ones until the run ends
-    (done, failed, stopped or crashed); a follower of a crashed run says so in a last line."""
+    """Print every line (page after page, each written at once), then, with ``follow``, new
+    ones until the run ends (done, failed, stopped or crashed); a follower of a crashed run
+    says so in a last line. ``printed`` collects the lines (None: keep nothing, for exports
+    of millions of lines)."""
     after = 0
+    stamps = _Stamps()
     while True:
         wait = FOLLOW_WAIT_SECONDS if follow else 0.0
         tail = store.tail_logs(project_id, experiment_id, after_seq=after, wait=wait)
-        for line in tail.lines:
-            out.write(format_log_line(line, colours=colours) + "\n")
+        if tail.lines:
+            out.write(format_log_page(tail.lines, colours=colours, stamps=stamps))
         out.flush()
-        printed.extend(tail.lines)
+        if printed is not None:
+            printed.extend(tail.lines)
         after = tail.last_seq
         if not tail.lines and (tail.ended or not follow):
             note = ending_note(tail.status, tail.last_heartbeat) if follow else None
@@ -61,12 +67,47 @@ def print_logs(
             return
 
 
+class _Stamps:
+    """Local date and time of a unix second, formatted once per second (strftime per line
+    was the largest cost of printing a million lines)."""
+
+    def __init__(self) -> None:
+        self._second: int | None = None
+        self._text = ""
+
+    def format(self, time: float) -> str:
+        """As ``datetime.fromtimestamp(time).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]``: the
+        fraction rounded to microseconds as datetime rounds it, then cut to milliseconds."""
+        fraction, whole = math.modf(time)
+        second, micros = int(whole), round(fraction * 1e6)
+        if micros >= 1_000_000:
+            second, micros = second + 1, micros - 1_000_000
+        elif micros < 0:
+            second, micros = second - 1, micros + 1_000_000
+        if second != self._second:
+            self._second = second
+            self._text = datetime.fromtimestamp(second).strftime("%Y-%m-%d %H:%M:%S")
+        return f"{self._text}.{micros // 1000:03d}"
+
+
+def format_log_page(
+    lines: Sequence[LogLine], *, colours: bool, stamps: _Stamps | None = None
+) -> str:
+    """Lines as :func:`format_log_line` formats each, newline-terminated, in one string."""
+    stamps = stamps or _Stamps()
+    if not colours:
+        text = "\n".join(f"{stamps.format(x.time)} {x.stream} {x.level} {x.message}" for x in lines)
+        return _ANSI_SEQUENCE.sub("", text) + "\n"  # one pass over the page
+    return "".join(_coloured(x, stamps) + "\n" for x in lines)
+
+
 def format_log_line(line: LogLine, *, colours: bool) -> str:
     """``2026-11-28 12:00:01.123 stdout INFO message``, coloured by level and stream."""
-    stamp = datetime.fromtimestamp(line.time).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
-    text = f"{stamp} {line.stream} {line.level} {line.message}"
-    if not colours:
-        return _ANSI_SEQUENCE.sub("", text)
+    return format_log_page([line], colours=colours)[:-1]
+
+
+def _coloured(line: LogLine, stamps: _Stamps) -> str:
+    text = f"{stamps.format(line.time)} {line.stream} {line.level} {line.message}"
     colour = _LEVEL_COLOURS.get(line.level, "")
     if not colour and line.stream == "stderr":
         colour = _STDERR_COLOUR

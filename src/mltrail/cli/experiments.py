@@ -97,7 +97,9 @@ def logs(
 ) -> None:
     """Print an experiment's log lines, following them while it runs (latest when -e is omitted)."""
     colours = not disable_colors and sys.stdout.isatty()
-    api.experiments.logs(project, experiment, disable_colors=not colours, follow=not no_follow)
+    api.experiments.logs(
+        project, experiment, disable_colors=not colours, follow=not no_follow, collect=False
+    )
 
 
 @experiments.command("update-metrics")

@@ -18,7 +18,7 @@ from mltrail.core.polling import poll
 from mltrail.core.text import escape_text, unescape_text
 from mltrail.core.types import LogBatch, LogLine, LogTail, Status
 from mltrail.store.logs import MAX_WAIT_SECONDS, READ_LIMIT, LogStore
-from mltrail.store.sql.access import Scope, SqlNoun, experiment_pk
+from mltrail.store.sql.access import Scope, SqlNoun, experiment_pk, fetch_tuples
 from mltrail.store.sql.batches import claim_batch
 from mltrail.store.sql.engine import Database
 from mltrail.store.sql.liveness import Judge
@@ -93,9 +93,10 @@ def _lines(conn: Connection, pk: int, after_seq: Any, limit: Any) -> list[LogLin
         .order_by(t.seq)
         .limit(count)
     )
+    # the driver's tuples (escaped is 0/1 on SQLite): a page of 10,000 lines without Rows
     return [
         LogLine(time, stream, level, unescape_text(message) if escaped else message, seq)
-        for time, stream, level, message, seq, escaped in conn.execute(query)
+        for time, stream, level, message, seq, escaped in fetch_tuples(conn, query)
     ]
 
 
