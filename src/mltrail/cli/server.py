@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -51,6 +54,49 @@ def _serve(app: Any, host: str, port: int) -> None:
     uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
 
 
+def _serve_workers(build_app: Callable[[], Any], host: str, port: int, workers: int) -> int:
+    """Serve from ``workers`` processes sharing one listening socket (the kernel spreads the
+    connections). Each forks before opening its own store (no connection crosses a fork);
+    they share nothing but the database, which every request goes to, so any worker can
+    answer any request. The parent forwards SIGINT/SIGTERM and returns when all have ended
+    (their worst exit status)."""
+    import signal
+    import socket
+    import traceback
+
+    import uvicorn
+
+    sock = socket.create_server((host, port), reuse_port=False, backlog=2048)
+    children = []
+    for _ in range(workers):
+        pid = os.fork()
+        if pid == 0:  # the worker: its own app and store, then serve until told to stop
+            code = 0
+            try:
+                app = build_app()
+                config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5)
+                uvicorn.Server(config).run(sockets=[sock])
+            except BaseException:
+                traceback.print_exc()
+                code = 1
+            finally:
+                os._exit(code)  # never return into the parent's click command
+        children.append(pid)
+    sock.close()
+
+    def forward(signum: int, _frame: Any) -> None:
+        for child in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    statuses = [os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]) for child in children]
+    # uvicorn re-raises the signal it stopped on after its graceful shutdown: not a failure
+    stopped = {-signal.SIGTERM, -signal.SIGINT}
+    return max(0 if code in stopped else abs(code) for code in statuses)
+
+
 @click.command()
 @click.option("--db", "db_url", default=None, help=DB_HELP)
 @click.option("--host", default=DEFAULT_HOST, show_default=True, help="Interface to listen on.")
@@ -69,6 +115,13 @@ def _serve(app: Any, host: str, port: int) -> None:
     help="Answer S3 artifact downloads with presigned URLs, so large files bypass the server.",
 )
 @click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="Server processes sharing the port (stateless over the database; POSIX only).",
+)
+@click.option(
     "--artifacts-fsync",
     is_flag=True,
     help="Flush each artifact in a local folder to disk before acknowledging it (survives a "
@@ -82,15 +135,19 @@ def server(
     artifacts: str | None,
     artifacts_presign: bool,
     artifacts_fsync: bool,
+    workers: int,
 ) -> None:
     """Run the mltrail server: REST API under /api/v1, a token on every request.
 
     On the first start on an empty database it creates user "admin" and prints its token once.
     """
     from mltrail.server import create_app
+    from mltrail.server.security import allowed_host_list
 
     settings = get_settings()
-    store = _open_sql_store(settings, db_url, artifacts, artifacts_presign, artifacts_fsync)
+    hosts = allowed_host_list(host, allowed_hosts)
+    options = (settings, db_url, artifacts, artifacts_presign, artifacts_fsync)
+    store = _open_sql_store(*options)  # migrates the database, once, before any worker
     try:
         admin_token = store.auth.ensure_admin()
         if admin_token:
@@ -98,12 +155,20 @@ def server(
             click.echo("(shown once; `mltrail token create --user NAME` makes more)")
             sys.stdout.flush()
         click.echo(f"mltrail server listening on http://{host}:{port}", err=True)
-        from mltrail.server.security import allowed_host_list
-
-        hosts = allowed_host_list(host, allowed_hosts)
-        _serve(create_app(settings, store, allowed_hosts=hosts, access_log=True), host, port)
+        if workers == 1:
+            _serve(create_app(settings, store, allowed_hosts=hosts, access_log=True), host, port)
+            return
     finally:
         store.close()
+    sys.stdout.flush()
+    sys.stderr.flush()
+
+    def build_app() -> Any:
+        return create_app(settings, _open_sql_store(*options), allowed_hosts=hosts, access_log=True)
+
+    code = _serve_workers(build_app, host, port, workers)
+    if code:
+        raise SystemExit(code)
 
 
 @click.group()
