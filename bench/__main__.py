@@ -89,6 +89,8 @@ def run(workdir: Path, sizes: Sizes, peers: list[str]) -> workloads.Results:
             ("experiment list", lambda: workloads.experiments_list(res, side, sizes)),
             ("stalled server", lambda: workloads.stalled_sdk(res, side, sizes)),
             ("concurrency", lambda: workloads.concurrency(res, side, sizes, workdir)),
+            ("cliff: 1,000 keys", lambda: cliffs.many_keys(res, side, sizes)),
+            ("cliff: exp.log from 8 threads", lambda: cliffs.threads_log(res, side, sizes)),
             ("artifacts", lambda: artifacts.run(res, side, sizes is QUICK, workdir)),
         ]
         for name, step in steps:
@@ -99,6 +101,8 @@ def run(workdir: Path, sizes: Sizes, peers: list[str]) -> workloads.Results:
     run_step(res, "physical floor", lambda: workloads.floor(res, workdir, sizes))
     run_step(res, "cliff: update_metrics_per_iteration",
              lambda: cliffs.iteration_metrics(res, sizes, workdir))  # fmt: skip
+    run_step(res, "cliff: experiments logs", lambda: cliffs.logs_export(res, sizes, workdir))
+    run_step(res, "cliff: compare view", lambda: cliffs.compare(res, sizes, workdir))
     for name in peers:
         run_step(res, PEERS[name].title, lambda name=name: _peer(res, name, workdir, sizes))
     rows.build(res, sizes)

@@ -13,6 +13,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 HASH = "ab" * 20
 
 
@@ -46,8 +48,212 @@ def iteration_metrics(args: dict[str, Any]) -> dict[str, Any]:
     return {"links": n, "first_s": seconds[0], "overwrite_s": seconds[1], "problems": problems}
 
 
+def many_keys(args: dict[str, Any]) -> dict[str, Any]:
+    """Ingest of the same number of points as ``few`` and as ``many`` keys through the SDK and
+    the server (until committed), then the many-keys experiment's page: every series at
+    ``max_points`` one request each, and all of them in one batched request."""
+    import mltrail
+    from bench.mltrail_worker import _ids, _rows, _store, _timed, stored_problems
+    from bench.series_data import key_names, random_walk
+    from mltrail.core.types import SeriesQuery
+
+    points, max_points = int(args["points"]), int(args["max_points"])
+    out: dict[str, Any] = {"problems": []}
+    for label in ("few", "many"):
+        keys = int(args[label])
+        values = random_walk(keys, points // keys)
+        rows = list(_rows(values))
+        started = time.perf_counter()
+        with mltrail.start(args["project"], display_name=f"keys-{keys}") as exp:
+            for i, metrics in rows:
+                exp.log(metrics, iteration=i)
+            ids = _ids(exp)
+        out[f"{label}_s_per_point"] = (time.perf_counter() - started) / values.size
+        with _store() as store:
+            out["problems"] += [f"{keys} keys: {p}" for p in stored_problems(store, *ids, values)]
+    names = key_names(int(args["many"]))
+    with _store() as store:
+        singles_s, singles = _timed(lambda: [store.read_series(
+            *ids, k, "train", max_points=max_points) for k in names], 1)  # fmt: skip
+        batch_s, answers = _timed(
+            lambda: store.read_series_batch([SeriesQuery(*ids)], max_points=max_points), 3
+        )
+    got = {a.key: a.series for a in answers}
+    for name, single in zip(names, singles, strict=True):
+        found = got.get(name)
+        if found is None or not np.array_equal(found.values, single.values):
+            out["problems"].append(f"batched read of {name} differs from its single read")
+    return out | {"keys": len(names), "singles_s": singles_s, "batch_s": batch_s}
+
+
+def logs_export(args: dict[str, Any]) -> dict[str, Any]:
+    """``mltrail experiments logs --no-follow`` of ``lines`` lines from an embedded database
+    (a subprocess, as a user runs it; interpreter start included), output to a file, checked
+    line by line against what was stored."""
+    import os
+    import subprocess
+    from pathlib import Path
+
+    from mltrail.core.types import LogBatch, LogLine
+    from mltrail.store.sql import SqlStore
+
+    n, home = int(args["lines"]), Path(args["home"])
+    home.mkdir(parents=True, exist_ok=True)
+    store = SqlStore.open(f"sqlite:///{home / 'mltrail.db'}")
+    try:
+        p = store.create_project("cliff-logs")
+        e = store.create_experiment(p.id)
+        t0 = 1_764_331_200.0
+        for seq, start in enumerate(range(0, n, 10_000)):
+            lines = tuple(LogLine(t0 + i / 1000, "stdout", "INFO", _log_text(i))
+                          for i in range(start, min(n, start + 10_000)))  # fmt: skip
+            store.append_logs(p.id, e.experiment_id, LogBatch("bench", seq, lines))
+    finally:
+        store.close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLTRAIL_")}
+    env["MLTRAIL_HOME"] = str(home)
+    argv = [sys.executable, "-m", "mltrail", "experiments", "logs", "-p", str(p.id), "-e",
+            str(e.experiment_id), "--no-follow", "--disable-colors"]  # fmt: skip
+    out_path = home / "logs.txt"
+    with open(out_path, "wb") as out:
+        started = time.perf_counter()
+        done = subprocess.run(argv, stdout=out, stderr=subprocess.PIPE, env=env, check=False)
+        seconds = time.perf_counter() - started
+    problems = [] if done.returncode == 0 else [f"exit {done.returncode}: {done.stderr[-500:]!r}"]
+    with open(out_path, encoding="utf-8") as printed:
+        count = 0
+        for count, line in enumerate(printed, start=1):
+            if not line.endswith(f" stdout INFO {_log_text(count - 1)}\n"):
+                problems.append(f"line {count} differs: {line[:120]!r}")
+                break
+    if count != n:
+        problems.append(f"{count:,} lines printed, not {n:,}")
+    out_path.unlink()
+    return {"lines": n, "seconds": seconds, "problems": problems}
+
+
+def threads_log(args: dict[str, Any]) -> dict[str, Any]:
+    """``exp.log`` into one experiment from 1 thread, then from ``threads`` threads at once
+    (each its own keys, the same points in all), to commit; then every series checked."""
+    import threading
+
+    import mltrail
+    from bench.mltrail_worker import _ids, _store
+    from bench.series_data import random_walk
+
+    threads, keys, iterations = int(args["threads"]), int(args["keys"]), int(args["iterations"])
+    out: dict[str, Any] = {"problems": []}
+    for label, count in (("single", 1), ("threaded", threads)):
+        values = [random_walk(keys, iterations // count, seed=t) for t in range(count)]
+        rows = [[{f"t{t}_m{k}": v for k, v in enumerate(r)} for r in m.tolist()] for t, m in
+                enumerate(values)]  # fmt: skip
+        gate = threading.Barrier(count + 1)
+        with mltrail.start(args["project"], display_name=f"threads-{count}") as exp:
+
+            def log(t: int, exp: Any = exp, gate: Any = gate, rows: Any = rows) -> None:
+                gate.wait()
+                for i, metrics in enumerate(rows[t]):
+                    exp.log(metrics, iteration=i)
+
+            workers = [threading.Thread(target=log, args=(t,)) for t in range(count)]
+            for w in workers:
+                w.start()
+            gate.wait()
+            started = time.perf_counter()
+            for w in workers:
+                w.join()
+            ids = _ids(exp)
+        out[f"{label}_points_per_s"] = keys * iterations / (time.perf_counter() - started)
+        with _store() as store:
+            for t, m in enumerate(values):
+                found = _thread_problems(store, ids, m, f"t{t}_m")
+                out["problems"] += [f"{label} thread {t}: {p}" for p in found]
+    return out | {"threads": threads}
+
+
+def _thread_problems(store: Any, ids: tuple[int, int], values: Any, prefix: str) -> list[str]:
+    problems = []
+    for k in range(values.shape[1]):
+        series = store.read_series(*ids, f"{prefix}{k}", "train")
+        if not np.array_equal(series.values, values[:, k]):
+            problems.append(
+                f"{prefix}{k}: {len(series.values)} of {len(values)} points or values differ"
+            )
+    return problems
+
+
+def compare_fill(args: dict[str, Any]) -> dict[str, Any]:
+    """``experiments`` runs of ``points`` random-walk points of ``loss`` each, in large
+    batches straight through HttpStore (the compare view's data, not a timed figure)."""
+    from bench.mltrail_worker import _store
+    from bench.series_data import random_walk
+    from mltrail.core.types import MetricBatch, SeriesChunk
+
+    n = int(args["points"])
+    it, epochs = np.arange(n, dtype=np.int64), np.full(n, -1, dtype=np.int64)
+    with _store() as store:
+        project = store.create_project(f"compare-{time.time_ns()}").id
+        for e in range(int(args["experiments"])):
+            number = store.create_experiment(project, display_name=f"run-{e}").experiment_id
+            values = random_walk(1, n, seed=e)[:, 0]
+            for seq, start in enumerate(range(0, n, 100_000)):
+                cut = slice(start, start + 100_000)
+                part = SeriesChunk("loss", "train", it[cut], epochs[cut], values[cut],
+                                   time.time() + it[cut] * 0.01)  # fmt: skip
+                store.append_points(project, number, MetricBatch("fill", seq, (part,)))
+    return {"project_id": project}
+
+
+def compare_reads(args: dict[str, Any]) -> dict[str, Any]:
+    """A compare view of every run of the project at ``max_points``: one request per run,
+    then one batched request (checked equal); then ``clients`` threads repeating the batched
+    read for ``seconds``: reads per second (what more server workers buy)."""
+    import threading
+
+    from bench.mltrail_worker import _store, _timed
+    from mltrail.core.types import SeriesQuery
+
+    project, max_points = int(args["project_id"]), int(args["max_points"])
+    with _store() as store:
+        numbers = [e.experiment_id for e in store.list_experiments(project, limit=1000).items]
+        queries = [SeriesQuery(project, e, "loss") for e in numbers]
+        singles_s, singles = _timed(lambda: [store.read_series(
+            project, e, "loss", "train", max_points=max_points) for e in numbers], 1)  # fmt: skip
+        batch_s, answers = _timed(
+            lambda: store.read_series_batch(queries, max_points=max_points), 3
+        )
+    problems = [f"run {e}: batched read differs" for e, a, s in zip(numbers, answers, singles,
+                strict=True) if a.series is None or not np.array_equal(a.series.values, s.values)]  # fmt: skip
+    deadline = time.monotonic() + float(args["seconds"])
+    done = [0] * int(args["clients"])
+
+    def client(index: int) -> None:
+        with _store() as own:
+            while time.monotonic() < deadline:
+                own.read_series_batch(queries, max_points=max_points)
+                done[index] += 1
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(len(done))]
+    started = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return {"runs": len(numbers), "singles_s": singles_s, "batch_s": batch_s,
+            "reads_per_s": sum(done) / (time.monotonic() - started), "problems": problems}  # fmt: skip
+
+
+def _log_text(i: int) -> str:
+    return f"epoch {i // 1000} step {i}: loss={1 / (i + 1):.6f} lr=0.001 grad_norm={i % 97 / 7:.3f}"
+
+
 WORKLOADS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "iteration_metrics": iteration_metrics,
+    "many_keys": many_keys,
+    "logs_export": logs_export,
+    "threads_log": threads_log,
+    "compare_fill": compare_fill,
+    "compare_reads": compare_reads,
 }
 
 

@@ -6,16 +6,29 @@ judges an absolute target from the issue and the data read back (``problems``).
 
 from __future__ import annotations
 
+import zlib
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from bench import procs
-from bench.report import Row, fmt_ms
+from bench.mltrail_side import MltrailSide
+from bench.report import Row, fmt_ms, fmt_rate, fmt_us
+from bench.series_data import random_walk
 from bench.sizes import Sizes
 from bench.workloads import Results
 
 REPO = Path(__file__).resolve().parent.parent
 ITERATION_METRICS_LIMIT_S = 0.2  # for 10,000 links (the issue's target); scaled for --quick
+MANY_KEYS_SLOWER = 2.0  # ingest per point with 1,000 keys at most this many times 20 keys'
+PAGE_POINTS = 500  # points per chart of an experiment page
+BATCH_GAIN = 4.0  # one batched request at least this many times faster than one per series
+COMPACT_BYTES = 4.0  # the issue's target for 10-point flushes after compaction
+LOG_LINE_LIMIT_S = 16.2e-6 / 5  # the issue's 1M-line figure, 5x faster
+COMPARE_WORKERS = 2  # server processes against one, on this 2-core machine kind
+WORKERS_GAIN = 1.3  # views per second with COMPARE_WORKERS processes over one
+COMPACT_READ = 1.25  # a full read of compacted flushes vs the same series in large batches
 
 
 def _worker(workload: str, timeout: float = 900, **args: Any) -> dict[str, Any]:
@@ -30,10 +43,147 @@ def iteration_metrics(res: Results, sizes: Sizes, workdir: Path) -> None:
     )
 
 
+def many_keys(res: Results, side: MltrailSide, sizes: Sizes) -> None:
+    """1,000 keys per experiment: ingest per point against 20 keys, and the page's reads."""
+    res.ours["cliff_many_keys"] = side.run(
+        "many_keys", module="bench.cliff_worker", points=sizes.cliff_key_points,
+        few=sizes.ingest_keys, many=sizes.cliff_keys, max_points=PAGE_POINTS,
+    )  # fmt: skip
+
+
+def logs_export(res: Results, sizes: Sizes, workdir: Path) -> None:
+    """``experiments logs`` of a long run's every line."""
+    res.ours["cliff_logs"] = _worker(
+        "logs_export", lines=sizes.cliff_log_lines, home=str(workdir / "cliff-logs")
+    )
+
+
+def threads_log(res: Results, side: MltrailSide, sizes: Sizes) -> None:
+    """``exp.log`` into one experiment from 8 threads against one thread."""
+    res.ours["cliff_threads"] = side.run(
+        "threads_log", module="bench.cliff_worker", threads=8, keys=4,
+        iterations=sizes.cliff_thread_iterations,
+    )  # fmt: skip
+
+
+def compare(res: Results, sizes: Sizes, workdir: Path) -> None:
+    """The compare view of many long runs, read per run and batched, on a server of one
+    worker and then of ``COMPARE_WORKERS`` on the same database, with concurrent readers."""
+    one = MltrailSide(workdir, name="compare")
+    figures: dict[str, Any] = {}
+    try:
+        filled = one.run("compare_fill", module="bench.cliff_worker",
+                         experiments=sizes.cliff_compare_runs, points=sizes.cliff_compare_points)  # fmt: skip
+        reads = _reads(filled, sizes)
+        figures["one"] = one.run("compare_reads", module="bench.cliff_worker", **reads)
+    finally:
+        one.close()
+    many = MltrailSide(workdir, db_url=one.db_url, name="compare-workers", token=one.token,
+                       extra_args=("--workers", str(COMPARE_WORKERS)))  # fmt: skip
+    try:
+        figures["many"] = many.run("compare_reads", module="bench.cliff_worker", **reads)
+    finally:
+        many.close()
+    res.ours["cliff_compare"] = figures
+
+
+def _reads(filled: dict[str, Any], sizes: Sizes) -> dict[str, Any]:
+    return {"project_id": filled["project_id"], "max_points": 1000, "clients": 4,
+            "seconds": sizes.cliff_read_seconds}  # fmt: skip
+
+
 def add_rows(res: Results, sizes: Sizes) -> None:
     """The cliffs' rows, for the workloads that ran."""
     if "cliff_iteration_metrics" in res.ours:
         _iteration_metrics_row(res, res.ours["cliff_iteration_metrics"])
+    if "cliff_many_keys" in res.ours:
+        _many_keys_rows(res, res.ours["cliff_many_keys"])
+    if "flushes" in res.ours and "long_series" in res.ours:
+        _compaction_row(res, sizes)
+    if "cliff_logs" in res.ours:
+        _logs_row(res, res.ours["cliff_logs"])
+    if "cliff_threads" in res.ours:
+        _threads_row(res, res.ours["cliff_threads"])
+    if "cliff_compare" in res.ours:
+        _compare_rows(res, sizes, res.ours["cliff_compare"])
+
+
+def _compare_rows(res: Results, sizes: Sizes, r: dict[str, Any]) -> None:
+    one, many = r["one"], r["many"]
+    problems = one["problems"] + many["problems"]
+    _note(res, "compare reads", problems)
+    title = f"compare {one['runs']:,} runs x {sizes.cliff_compare_points:,} pts at 1,000"
+    gain = one["singles_s"] / one["batch_s"]
+    res.add(Row(f"{title}: one batched request vs one per run",
+                f"{fmt_ms(one['batch_s'])} vs {fmt_ms(one['singles_s'])} ({gain:.1f}x)",
+                target=f">= {BATCH_GAIN:g}x, equal answers",
+                passed=gain >= BATCH_GAIN and not problems))  # fmt: skip
+    scale = many["reads_per_s"] / one["reads_per_s"]
+    res.add(Row(f"{title}, 4 readers: --workers {COMPARE_WORKERS} vs 1",
+                f"{many['reads_per_s']:,.1f} vs {one['reads_per_s']:,.1f} views/s "
+                f"({scale:.2f}x)", target=f">= {WORKERS_GAIN:g}x",
+                passed=scale >= WORKERS_GAIN and not problems))  # fmt: skip
+
+
+def _threads_row(res: Results, r: dict[str, Any]) -> None:
+    single, threaded = r["single_points_per_s"], r["threaded_points_per_s"]
+    _note(res, "exp.log from threads", r["problems"])
+    res.add(Row(f"exp.log into one experiment from {r['threads']} threads vs 1 (to commit)",
+                f"{fmt_rate(threaded)} vs {fmt_rate(single)} ({threaded / single:.2f}x)",
+                target=">= 1x, stored == logged",
+                passed=threaded >= single and not r["problems"]))  # fmt: skip
+
+
+def _logs_row(res: Results, r: dict[str, Any]) -> None:
+    per_line = r["seconds"] / r["lines"]
+    _note(res, "experiments logs", r["problems"])
+    res.add(Row(f"`mltrail experiments logs --no-follow` of {r['lines']:,} lines (embedded, "
+                "process start included)", f"{r['seconds']:,.2f} s ({fmt_us(per_line)}/line)",
+                target=f"<= {fmt_us(LOG_LINE_LIMIT_S)}/line (5x faster than 16 µs), every line",
+                passed=per_line <= LOG_LINE_LIMIT_S and not r["problems"]))  # fmt: skip
+
+
+def values_floor(keys: int, iterations: int) -> float:
+    """Bytes per point of the random walks' values alone, byte-shuffled per series and
+    deflated at zlib's best level in one piece: no lossless store of these float64s does much
+    better (their low mantissa bytes are noise)."""
+    values = random_walk(keys, iterations)
+    planes = np.ascontiguousarray(values.T).view(np.uint8).reshape(keys, iterations, 8)
+    return len(zlib.compress(planes.transpose(0, 2, 1).tobytes(), 9)) / values.size
+
+
+def _compaction_row(res: Results, sizes: Sizes) -> None:
+    """Small flushes after compaction: bytes per point, and a full read against the same
+    series written in SDK-sized batches (when the run measured one of the same length)."""
+    flushed = res.ours["flushes"]["bytes_per_point"]
+    floor = values_floor(sizes.ingest_keys, sizes.flush_experiment_iterations)
+    batched = res.ours.get("scaling", {}).get(sizes.history_points, {})
+    read = res.ours["long_series"]
+    ratio = read["full_s"] / batched["full_s"] if "full_s" in batched else None
+    text = f"{flushed:,.1f} B/pt (values alone, best zlib: {floor:,.1f} B/pt)"
+    if ratio is not None:
+        text += (
+            f"; full read {fmt_ms(read['full_s'])} vs {fmt_ms(batched['full_s'])} ({ratio:.2f}x)"
+        )
+    res.add(Row(f"flushed every {sizes.flush_iterations} iterations, compacted: bytes per point"
+                f"{'' if ratio is None else ', full read vs SDK-sized batches'}", text,
+                target=f"<= {COMPACT_BYTES:g} B/pt, read <= {COMPACT_READ:g}x",
+                passed=flushed <= COMPACT_BYTES and (ratio is None or ratio <= COMPACT_READ)
+                and read["full_exact"]))  # fmt: skip
+
+
+def _many_keys_rows(res: Results, r: dict[str, Any]) -> None:
+    _note(res, f"{r['keys']:,} keys", r["problems"])
+    slower = r["many_s_per_point"] / r["few_s_per_point"]
+    res.add(Row(f"ingest per point, {r['keys']:,} keys vs 20 keys (SDK to commit)",
+                f"{fmt_us(r['many_s_per_point'])} vs {fmt_us(r['few_s_per_point'])} "
+                f"({slower:.2f}x)", target=f"<= {MANY_KEYS_SLOWER:g}x, stored == logged",
+                passed=slower <= MANY_KEYS_SLOWER and not r["problems"]))  # fmt: skip
+    gain = r["singles_s"] / r["batch_s"]
+    res.add(Row(f"experiment page of {r['keys']:,} series at {PAGE_POINTS} pts: one batched "
+                f"request vs {r['keys']:,}", f"{fmt_ms(r['batch_s'])} vs {fmt_ms(r['singles_s'])}"
+                f" ({gain:.1f}x)", target=f">= {BATCH_GAIN:g}x, equal answers",
+                passed=gain >= BATCH_GAIN and not r["problems"]))  # fmt: skip
 
 
 def _note(res: Results, what: str, problems: list[str]) -> None:

@@ -34,7 +34,7 @@ def physical_floor(path: Path, keys: int, iterations: int, batch_points: int) ->
         ``bytes`` of the packed chunks.
     """
     from mltrail.core.types import SeriesChunk
-    from mltrail.store.sql.points import encode_chunk
+    from mltrail.store.sql.chunks import encode_chunk
 
     values = random_walk(keys, iterations)
     iterations_column = np.arange(iterations, dtype=np.int64)

@@ -34,7 +34,13 @@ class MltrailSide:
     """
 
     def __init__(
-        self, workdir: Path, db_url: str | None = None, name: str = "sqlite", query: str = ""
+        self,
+        workdir: Path,
+        db_url: str | None = None,
+        name: str = "sqlite",
+        query: str = "",
+        extra_args: tuple[str, ...] = (),
+        token: str | None = None,
     ) -> None:
         self.db_path = workdir / f"mltrail-{name}.db"
         self.db_url = db_url or f"sqlite:///{self.db_path}{query}"
@@ -42,7 +48,7 @@ class MltrailSide:
         self.home.mkdir(parents=True, exist_ok=True)
         port = procs.free_port()
         argv = [sys.executable, "-c", CLI, "server", "--db", self.db_url,
-                "--host", procs.LOOPBACK, "--port", str(port)]  # fmt: skip
+                "--host", procs.LOOPBACK, "--port", str(port), *extra_args]  # fmt: skip
         self.server = procs.Server(
             f"mltrail server ({name})",
             argv,
@@ -52,7 +58,7 @@ class MltrailSide:
         )
         self.server.wait_ready("/healthz", timeout=60)
         self.server.wait_idle()
-        self.token = self._read_token()
+        self.token = token or self._read_token()  # a token only on a new database
         self.project = f"bench-{name}"
 
     def _base_env(self) -> dict[str, str]:
@@ -77,10 +83,16 @@ class MltrailSide:
         env.update(MLTRAIL_URL=self.server.url, MLTRAIL_TOKEN=self.token, MLTRAIL_NO_CAPTURE="1")
         return env
 
-    def run(self, workload: str, timeout: float = 1200, **args: Any) -> dict[str, Any]:
-        """Run one workload of :mod:`bench.mltrail_worker` against this server."""
+    def run(
+        self,
+        workload: str,
+        timeout: float = 1200,
+        module: str = "bench.mltrail_worker",
+        **args: Any,
+    ) -> dict[str, Any]:
+        """Run one workload of ``module`` (:mod:`bench.mltrail_worker`) against this server."""
         args.setdefault("project", self.project)
-        argv = procs.python_worker("bench.mltrail_worker", workload, args)
+        argv = procs.python_worker(module, workload, args)
         return procs.run_json(argv, timeout=timeout, env=self.worker_env(), cwd=REPO)
 
     def spawn(self, workload: str, **args: Any) -> subprocess.Popen[str]:

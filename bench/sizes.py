@@ -37,6 +37,13 @@ class Sizes:
     concurrent_iterations_per_batch: int
     concurrent_keys: int
     cliff_links: int  # weights links of the hash that update_metrics_per_iteration writes to
+    cliff_keys: int  # keys of the many-keys experiment
+    cliff_key_points: int  # points logged with 20 keys and with cliff_keys keys
+    cliff_log_lines: int  # log lines printed by `experiments logs`
+    cliff_thread_iterations: int  # iterations of 4 keys logged by 1 thread, then by 8
+    cliff_compare_runs: int  # runs of the compare view
+    cliff_compare_points: int  # points per run
+    cliff_read_seconds: float  # concurrent compare reads, per server configuration
 
 
 FULL = Sizes(
@@ -66,6 +73,13 @@ FULL = Sizes(
     concurrent_iterations_per_batch=500,
     concurrent_keys=20,
     cliff_links=10_000,
+    cliff_keys=1_000,
+    cliff_key_points=200_000,
+    cliff_log_lines=1_000_000,
+    cliff_thread_iterations=200_000,
+    cliff_compare_runs=100,
+    cliff_compare_points=100_000,
+    cliff_read_seconds=5.0,
 )
 
 QUICK = Sizes(
@@ -95,4 +109,11 @@ QUICK = Sizes(
     concurrent_iterations_per_batch=100,
     concurrent_keys=20,
     cliff_links=1_000,
+    cliff_keys=200,
+    cliff_key_points=10_000,
+    cliff_log_lines=50_000,
+    cliff_thread_iterations=10_000,
+    cliff_compare_runs=10,
+    cliff_compare_points=10_000,
+    cliff_read_seconds=2.0,
 )

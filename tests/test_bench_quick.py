@@ -30,6 +30,10 @@ ROWS = [  # the start of every row the quick run must produce
     "SDK RSS growth", "4 processes through the SDK, SQLite",
     "4 processes through the SDK, PostgreSQL",
     "update_metrics_per_iteration on a hash of 1,000 epochs",
+    "ingest per point, 200 keys vs 20 keys", "experiment page of 200 series",
+    "exp.log into one experiment from 8 threads", "`mltrail experiments logs --no-follow`",
+    "compare 10 runs x 10,000 pts at 1,000: one batched", "compare 10 runs x 10,000 pts at 1,000, 4 readers",
+    "flushed every 10 iterations, compacted",
 ]  # fmt: skip
 
 
