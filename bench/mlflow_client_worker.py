@@ -12,6 +12,7 @@ are not timed. Imports MLflow, numpy and the sibling ``series_data`` only: never
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import struct
 import sys
@@ -218,6 +219,9 @@ def bulk_interval(args: dict[str, Any]) -> dict[str, Any]:
     params = {"run_ids": args["run_id"], "metric_key": "metric_00",
               "max_results": int(args["max_points"])}  # fmt: skip
     session = requests.Session()
+    token = os.environ.get("MLFLOW_TRACKING_TOKEN")  # what the MLflow client itself sends
+    if token:
+        session.headers["Authorization"] = f"Bearer {token}"
 
     def read() -> requests.Response:
         return session.get(args["uri"] + BULK_INTERVAL, params=params, timeout=300)

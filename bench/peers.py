@@ -4,13 +4,8 @@ its own virtualenv under ``bench/``, each with the configurations the benchmark 
 A peer is only a way to start a server on a SQLite file and the URL it answers on: every
 workload runs through the MLflow client against that tracking URI (see
 :mod:`bench.mlflow_client_worker`). Another MLflow-speaking server is one more entry in
-:data:`PEERS`; mltrail's own MLflow surface (issue 14) would be, roughly::
-
-    Peer("mltrail-mlflow", "mltrail (MLflow API)", "mltrail (MLflow)", None,
-         lambda _, db, port, wd: [sys.executable, "-m", "mltrail", "server", "--db",
-                                  f"sqlite:///{db}", "--host", procs.LOOPBACK, "--port", str(port)],
-         (Config("defaults"),), "/healthz", "WAL, synchronous=NORMAL",
-         client_env=lambda server: {"MLFLOW_TRACKING_TOKEN": admin_token(server)})
+:data:`PEERS`; mltrail's own MLflow surface is one (``--vs mltrail-mlflow``): the same MLflow
+client workloads against ``mltrail server``, with the admin token it prints on its first start.
 """
 
 from __future__ import annotations
@@ -180,4 +175,31 @@ FASTTRACKML = Peer(
     chart_reads=("bulk_interval", "aim_chart"),
 )
 
-PEERS: dict[str, Peer] = {p.name: p for p in (MLFLOW, FASTTRACKML)}
+
+def _mltrail_command(prefix: Path, db: Path, port: int, workdir: Path) -> list[str]:
+    return ["env", f"MLTRAIL_HOME={workdir / 'mltrail-home'}", sys.executable, "-m", "mltrail",
+            "server", "--db", f"sqlite:///{db}", "--host", procs.LOOPBACK, "--port", str(port)]  # fmt: skip
+
+
+def _mltrail_token(server: procs.Server) -> dict[str, str]:
+    """The admin token the first start printed, kept beside the logs for the later starts."""
+    kept = server.log_path.parent / "mltrail-mlflow.token"
+    for line in server.log_tail(200_000).splitlines():
+        if line.startswith("admin token: "):
+            kept.write_text(line.split(": ", 1)[1].strip())
+    return {"MLFLOW_TRACKING_TOKEN": kept.read_text()}
+
+
+MLTRAIL_MLFLOW = Peer(
+    name="mltrail-mlflow",
+    title="mltrail (MLflow API)",
+    column="mltrail via MLflow",
+    venv=None,
+    command=_mltrail_command,
+    configs=(Config("defaults"),),
+    health="/healthz",
+    durability="WAL, synchronous=NORMAL (mltrail's default)",
+    client_env=_mltrail_token,
+)
+
+PEERS: dict[str, Peer] = {p.name: p for p in (MLFLOW, FASTTRACKML, MLTRAIL_MLFLOW)}

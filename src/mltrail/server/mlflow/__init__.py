@@ -11,6 +11,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from mltrail.core.errors import NotFoundError
+from mltrail.server.deps import StoreDep
 from mltrail.server.mlflow import artifacts, experiments, metrics, models, runs
 from mltrail.server.mlflow.errors import MlflowJSONResponse, MlflowRoute
 
@@ -21,8 +22,9 @@ _unserved = APIRouter(route_class=MlflowRoute)
 
 
 @_unserved.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
-def not_served(path: str) -> None:
-    """Any other MLflow call: ENDPOINT_NOT_FOUND-like 404 in MLflow's shape."""
+def not_served(path: str, store: StoreDep) -> None:
+    """Any other MLflow call (after the token check, as every route of the surface): a 404
+    in MLflow's shape naming the call."""
     raise NotFoundError(
         f"the MLflow call {path!r} is not served by mltrail (see docs/mlflow.md)", "path"
     )

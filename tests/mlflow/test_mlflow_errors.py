@@ -1,0 +1,134 @@
+"""Bad input, missing tokens and other users' runs through the MLflow surface: MLflow's error
+shape (``error_code``, a message naming the field) with a 4xx status, so the real MLflow client
+raises its usual exceptions; nothing is half-written."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from mlflow_user import MlflowUser, configure, mlflow
+
+from support.servers import ServerProcess, unique_name
+
+MlflowException = mlflow.exceptions.MlflowException
+
+
+def raw(user: MlflowUser, method: str, path: str, token: str | None = "mine", **kw: object):
+    headers = {} if token is None else {"Authorization": f"Bearer {user.token}"}
+    if token not in (None, "mine"):
+        headers["Authorization"] = f"Bearer {token}"
+    return httpx.request(method, f"{user.server.url}{path}", headers=headers, **kw)
+
+
+def error_of(call) -> tuple[str, str]:
+    """The error code and the server's message (without the client's "CODE: " prefix)."""
+    with pytest.raises(MlflowException) as raised:
+        call()
+    code = raised.value.error_code
+    return code, raised.value.message.removeprefix(f"{code}: ")
+
+
+def test_client_errors_carry_mlflows_codes_and_name_the_field(user: MlflowUser) -> None:
+    c = user.client
+    eid = c.create_experiment(unique_name("errors"))
+    rid = c.create_run(eid).info.run_id
+    code, message = error_of(lambda: c.get_run("not-a-run"))
+    assert code == "INVALID_PARAMETER_VALUE" and message.startswith("run_id:")
+    code, _ = error_of(lambda: c.get_run(f"{eid}-999"))
+    assert code == "RESOURCE_DOES_NOT_EXIST"
+    code, _ = error_of(lambda: c.get_experiment("123456789"))
+    assert code == "RESOURCE_DOES_NOT_EXIST"
+    code, message = error_of(lambda: c.log_metric(rid, "bad=key", 1.0))
+    assert code == "INVALID_PARAMETER_VALUE" and message.startswith("key:")
+    c.log_param(rid, "lr", "0.1")
+    code, message = error_of(lambda: c.log_param(rid, "lr", "0.2"))
+    assert code == "INVALID_PARAMETER_VALUE" and "'0.1'" in message
+    answer = raw(user, "POST", "/api/2.0/mlflow/runs/update", json={"run_id": rid, "status": "Z"})
+    assert answer.status_code == 400  # the client checks statuses itself: sent raw
+    assert answer.json()["message"].startswith("status: must be one of SCHEDULED")
+    code, _ = error_of(lambda: c.delete_tag(rid, "never-set"))
+    assert code == "RESOURCE_DOES_NOT_EXIST"
+    assert c.get_run(rid).data.params == {"lr": "0.1"}
+
+
+def test_log_batch_limits_refuse_the_whole_batch(user: MlflowUser) -> None:
+    c = user.client
+    rid = c.create_run(c.create_experiment(unique_name("limits"))).info.run_id
+    Metric, Param = mlflow.entities.Metric, mlflow.entities.Param
+    body = {"run_id": rid, "metrics": [{"key": "m", "value": 1, "timestamp": 1, "step": i}
+                                       for i in range(1001)]}  # fmt: skip
+    answer = raw(user, "POST", "/api/2.0/mlflow/runs/log-batch", json=body)
+    assert answer.status_code == 400
+    assert answer.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert answer.json()["message"].startswith("metrics:")
+    # the client splits big batches itself, so the limits are sent raw
+    params = [{"key": f"p{i}", "value": "v"} for i in range(101)]
+    answer = raw(
+        user, "POST", "/api/2.0/mlflow/runs/log-batch", json={"run_id": rid, "params": params}
+    )
+    assert answer.status_code == 400 and answer.json()["message"].startswith("params:")
+    mixed = [Metric("ok", 1.0, 1, 0), Metric("ok", 2.0, 1, 1)]
+    bad = [Param("good", "1"), Param("bad=key", "1")]
+    code, message = error_of(lambda: c.log_batch(rid, metrics=mixed, params=bad))
+    assert code == "INVALID_PARAMETER_VALUE" and message.startswith("params[1].key:")
+    run = c.get_run(rid)
+    assert run.data.metrics == {} and run.data.params == {}  # nothing half-written
+    assert c.get_metric_history(rid, "ok") == []
+
+
+def test_malformed_requests_are_400_in_mlflows_shape(user: MlflowUser) -> None:
+    for body in (b"{not json", b"[1, 2]"):
+        answer = raw(user, "POST", "/api/2.0/mlflow/runs/log-metric", content=body)
+        assert answer.status_code == 400
+        assert set(answer.json()) == {"error_code", "message"}
+    answer = raw(user, "POST", "/api/2.0/mlflow/runs/log-metric", json={"run_id": "1-1"})
+    assert answer.status_code in (400, 403, 404) and "error_code" in answer.json()
+    answer = raw(user, "GET", "/api/2.0/mlflow/registered-models/search")
+    assert answer.status_code == 404
+    assert answer.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+
+
+UNAUTHENTICATED_CALLS = [
+    ("GET", "/api/2.0/mlflow/experiments/get?experiment_id=1"),
+    ("POST", "/api/2.0/mlflow/runs/search"),
+    ("POST", "/ajax-api/2.0/mlflow/runs/log-batch"),
+    ("GET", "/api/2.0/mlflow/metrics/get-history-bulk-interval?run_ids=1-1&metric_key=m"),
+    ("GET", "/api/2.0/mlflow-artifacts/artifacts?path=1/1-1/artifacts"),
+    ("PUT", "/api/2.0/mlflow-artifacts/artifacts/1/1-1/artifacts/x.txt"),
+    ("GET", "/api/2.0/mlflow/anything/else"),
+]
+
+
+def test_no_route_answers_without_a_token(user: MlflowUser) -> None:
+    for method, path in UNAUTHENTICATED_CALLS:
+        for token in (None, "not-a-token"):
+            answer = raw(user, method, path, token=token, content=b"{}")
+            assert answer.status_code == 401, (path, answer.text)
+            assert answer.json()["error_code"] == "UNAUTHENTICATED"
+
+
+def test_another_users_runs_are_out_of_reach(
+    user: MlflowUser, backend: ServerProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    eid = user.client.create_experiment(unique_name("private"))
+    rid = user.client.create_run(eid).info.run_id
+    user.client.log_metric(rid, "secret", 1.0)
+    other = configure(backend, monkeypatch)
+    for call in (
+        lambda: other.client.get_run(rid),
+        lambda: other.client.log_metric(rid, "x", 1.0),
+        lambda: other.client.get_metric_history(rid, "secret"),
+        lambda: other.client.create_run(eid),
+        lambda: other.client.search_runs([eid]),
+    ):
+        code, _ = error_of(call)
+        assert code == "PERMISSION_DENIED"
+    answer = httpx.get(
+        f"{backend.url}/api/2.0/mlflow-artifacts/artifacts",
+        params={"path": f"{eid}/{rid}/artifacts"},
+        headers={"Authorization": f"Bearer {other.token}"},
+    )
+    assert answer.status_code == 403
+    project, number = (int(x) for x in rid.split("-"))
+    assert user.api.store.get_experiment(project, number).metrics == {"train/secret": 1.0}
+    other.api.close()
