@@ -8,11 +8,10 @@ the field at fault, as mltrail's own errors do.
 
 from __future__ import annotations
 
-import json
-import math
 from collections.abc import Callable
 from typing import Any
 
+import orjson
 from fastapi import Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -34,25 +33,12 @@ _CODES: dict[str, tuple[str, int]] = {
 }
 
 
-def _finite(value: Any) -> Any:
-    """Non-finite floats as protobuf's JSON writes them ("NaN", "Infinity", "-Infinity")."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
-    return value
-
-
 class MlflowJSONResponse(JSONResponse):
-    """JSON as MLflow's server writes it: non-finite metric values as protobuf strings."""
+    """JSON by orjson. Metric values reach it as ``shapes.json_float`` made them (non-finite
+    ones as protobuf's strings), since orjson would write null for a NaN."""
 
     def render(self, content: Any) -> bytes:
-        try:
-            return json.dumps(content, allow_nan=False, separators=(",", ":")).encode()
-        except ValueError:  # a NaN or an infinity somewhere: the rare, slower path
-            return json.dumps(_finite(content), separators=(",", ":")).encode()
+        return orjson.dumps(content)
 
 
 def mlflow_error(code: str, message: str, status: int) -> Response:

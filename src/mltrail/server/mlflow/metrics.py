@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -38,8 +39,7 @@ Point = tuple[str, float, int, int]  # key, value, timestamp (ms), step
 def log_metric(message: MessageDep, store: StoreDep) -> dict[str, Any]:
     """One point of a series."""
     ref = message.run()
-    point = _point(message.fields, "")
-    append(store, ref, [point])
+    append(store, ref, _rows([_point(message.fields, "")]))
     return {}
 
 
@@ -55,7 +55,7 @@ def log_batch(message: MessageDep, store: StoreDep) -> dict[str, Any]:
         raise ValidationError(
             f"must hold at most {MAX_ENTITIES_PER_BATCH} metrics, params and tags in all", "body"
         )
-    points = [_point(m, f"metrics[{i}].") for i, m in enumerate(metrics)]
+    points = parse_points(metrics)
     params = _params(raw_params)
     tags: dict[str, str | None] = dict(shapes.tag_pairs(raw_tags))
     runs.log_params(store, ref, params)
@@ -115,30 +115,84 @@ def get_history_bulk_interval(message: MessageDep, store: StoreDep) -> dict[str,
     return {"metrics": found}
 
 
-def append(store: Store, ref: ExperimentRef, points: list[Point]) -> None:
-    """The points as one batch: a series per key, each in step order (as the SDK sends)."""
-    if not points:
-        return
-    grouped: dict[str, list[Point]] = {}
-    for point in points:
-        grouped.setdefault(point[0], []).append(point)
-    chunks = tuple(_chunk(name, rows) for name, rows in grouped.items())
-    # each MLflow request is a batch of its own: the client does not number its retries
-    batch = MetricBatch(client_id=f"mlflow-{uuid.uuid4().hex}", seq=0, chunks=chunks)
-    store.append_points(ref.project_id, ref.experiment_id, batch)
+@dataclass(frozen=True)
+class Points:
+    """A request's metric points, column by column (MLflow's key, value, ms, step)."""
+
+    names: list[str]
+    values: np.ndarray
+    millis: np.ndarray
+    steps: np.ndarray
 
 
-def _chunk(name: str, rows: list[Point]) -> SeriesChunk:
-    rows = sorted(rows, key=lambda p: p[3])  # stable: same-step points keep their order
-    phase, key = shapes.series_of(name)
-    return SeriesChunk(
-        key=key,
-        phase=phase,
-        iterations=np.fromiter((p[3] for p in rows), np.int64, len(rows)),
-        epochs=np.full(len(rows), -1, np.int64),
-        values=np.fromiter((p[1] for p in rows), np.float64, len(rows)),
-        times=np.fromiter((p[2] for p in rows), np.float64, len(rows)) / 1000.0,
+def parse_points(items: list[Any]) -> Points:
+    """log-batch's metrics as columns: checked a column at a time (each distinct key once);
+    a batch that fails is read again point by point, so the error names the point and field."""
+    fast = _columns(items)
+    if fast is not None:
+        return fast
+    return _rows([_point(m, f"metrics[{i}].") for i, m in enumerate(items)])
+
+
+def _columns(items: list[Any]) -> Points | None:
+    """The columns of a well-formed batch, None for anything the point-by-point read must
+    judge (strings for NaN or int64s, a bad key, a missing field, an overflow)."""
+    try:
+        names = [m["key"] for m in items]
+        values = [m["value"] for m in items]
+        millis = [m["timestamp"] for m in items]
+        steps = [m.get("step", 0) for m in items]
+    except (TypeError, KeyError, AttributeError):
+        return None
+    plain = set(map(type, values)) <= {int, float} and set(map(type, millis)) <= {int}
+    if not (plain and set(map(type, steps)) <= {int}):
+        return None
+    try:
+        for name in set(names):
+            shapes.key(name)
+        columns = (
+            np.array(values, np.float64),
+            np.array(millis, np.int64),
+            np.array(steps, np.int64),
+        )
+    except (ValidationError, OverflowError):
+        return None
+    return Points(names, *columns)
+
+
+def _rows(rows: list[Point]) -> Points:
+    return Points(
+        [r[0] for r in rows],
+        np.array([r[1] for r in rows], np.float64),
+        np.array([r[2] for r in rows], np.int64),
+        np.array([r[3] for r in rows], np.int64),
     )
+
+
+def append(store: Store, ref: ExperimentRef, points: Points) -> None:
+    """The points as one batch: a series per key, each in step order (as the SDK sends; the
+    sort is stable, so points of one step keep the order they came in)."""
+    if not points.names:
+        return
+    keys, which = np.unique(np.array(points.names, dtype=object), return_inverse=True)
+    order = np.lexsort((points.steps, which))
+    ends = np.cumsum(np.bincount(which, minlength=len(keys)))
+    chunks = []
+    for name, part in zip(keys.tolist(), np.split(order, ends[:-1]), strict=True):
+        phase, key = shapes.series_of(name)
+        chunks.append(
+            SeriesChunk(
+                key=key,
+                phase=phase,
+                iterations=points.steps[part],
+                epochs=np.full(len(part), -1, np.int64),
+                values=points.values[part],
+                times=points.millis[part] / 1000.0,
+            )
+        )
+    # each MLflow request is a batch of its own: the client does not number its retries
+    batch = MetricBatch(client_id=f"mlflow-{uuid.uuid4().hex}", seq=0, chunks=tuple(chunks))
+    store.append_points(ref.project_id, ref.experiment_id, batch)
 
 
 def _point(fields: Mapping[str, Any], prefix: str) -> Point:
@@ -180,7 +234,8 @@ def _history(series: Series, name: str) -> list[dict[str, Any]]:
     n = len(series.values)
     times = series.times if series.times is not None else np.zeros(n)
     millis = np.round(np.nan_to_num(times, nan=0.0) * 1000.0).astype(np.int64).tolist()
+    values = shapes.json_floats(series.values)
     return [
         {"key": name, "value": v, "timestamp": t, "step": s}
-        for v, t, s in zip(series.values.tolist(), millis, series.iterations.tolist(), strict=True)
+        for v, t, s in zip(values, millis, series.iterations.tolist(), strict=True)
     ]

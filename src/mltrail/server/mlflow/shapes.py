@@ -8,9 +8,12 @@ strings or numbers alike, so both are accepted.
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+import numpy as np
 
 from mltrail.core import validation
 from mltrail.core.errors import ValidationError
@@ -210,6 +213,24 @@ def params_text(value: Any) -> str:
 
 
 # --- records ---------------------------------------------------------------------------------
+_NON_FINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}
+
+
+def json_float(value: float) -> float | str:
+    """A metric value as protobuf's JSON writes it: non-finite ones as "NaN" / "Infinity"."""
+    if math.isfinite(value):
+        return value
+    return "NaN" if math.isnan(value) else _NON_FINITE[value]
+
+
+def json_floats(values: np.ndarray) -> list[float | str]:
+    """:func:`json_float` of a column, at numpy speed when every value is finite."""
+    out: list[float | str] = values.tolist()
+    if not np.isfinite(values).all():
+        out = [json_float(v) for v in out]  # type: ignore[arg-type]
+    return out
+
+
 def experiment_shape(project: Project) -> dict[str, Any]:
     """An mltrail project as an MLflow experiment."""
     millis = _millis(project.last_activity or project.created_at)
@@ -256,11 +277,12 @@ def run_shape(e: Experiment, series: list[MetricSummary] | None = None) -> dict[
     for name, value in e.metrics.items():
         phase, _, key_ = name.partition("/")
         step = steps.get((phase, key_), 0)
-        metric = {"key": metric_name(phase, key_), "value": value, "timestamp": millis}
+        metric = {"key": metric_name(phase, key_), "value": json_float(value), "timestamp": millis}
         metrics.append({**metric, "step": step})
     for name, ex_value in e.ex_metrics.items():
         if isinstance(ex_value, (int, float)) and not isinstance(ex_value, bool):
-            metrics.append({"key": name, "value": float(ex_value), "timestamp": millis, "step": 0})
+            number = json_float(float(ex_value))
+            metrics.append({"key": name, "value": number, "timestamp": millis, "step": 0})
     params = [{"key": k, "value": params_text(v)} for k, v in e.hyperparameters.items()]
     return {
         "info": run_info(e),
