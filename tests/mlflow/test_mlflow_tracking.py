@@ -172,3 +172,62 @@ def bulk_interval(user: MlflowUser, **params: object) -> list[dict]:
     )
     assert answer.status_code == 200, answer.text
     return answer.json()["metrics"]
+
+
+def test_search_runs_with_mlflow_filters_and_order(user: MlflowUser) -> None:
+    c = user.client
+    eid = c.create_experiment(unique_name("search"))
+    made = {}
+    for i, (lr, opt) in enumerate([("0.1", "adam"), ("0.01", "sgd"), ("0.001", "adam")]):
+        run = c.create_run(eid, run_name=f"run-{i}", tags={"team": "a" if i < 2 else "b"})
+        rid = run.info.run_id
+        c.log_batch(
+            rid,
+            metrics=[mlflow.entities.Metric("loss", 1.0 - i / 10, 1, 5)],
+            params=[mlflow.entities.Param("lr", lr), mlflow.entities.Param("opt", opt)],
+        )
+        c.set_terminated(rid, status="FINISHED" if i != 1 else "FAILED")
+        made[i] = rid
+
+    def ids(filter_string: str = "", order_by: list[str] | None = None) -> list[str]:
+        found = c.search_runs([eid], filter_string, order_by=order_by)
+        return [r.info.run_id for r in found]
+
+    assert ids() == [made[2], made[1], made[0]]  # MLflow's default: newest first
+    assert ids("metrics.loss < 0.95", ["metrics.loss ASC"]) == [made[2], made[1]]
+    assert ids("params.opt = 'adam'", ["params.lr DESC"]) == [made[0], made[2]]
+    assert ids("tags.team = 'a' and attributes.status = 'FINISHED'") == [made[0]]
+    assert ids("tags.`mlflow.runName` LIKE 'run-%'", ["attributes.run_name DESC"]) == [
+        made[2], made[1], made[0],
+    ]  # fmt: skip
+    assert ids(f"attributes.run_id IN ('{made[0]}', '{made[2]}')", ["start_time"]) == [
+        made[0], made[2],
+    ]  # fmt: skip
+    page = c.search_runs([eid], max_results=2)
+    assert len(page) == 2 and page.token
+    rest = c.search_runs([eid], max_results=2, page_token=page.token)
+    assert [r.info.run_id for r in rest] == [made[0]] and not rest.token
+    with pytest.raises(mlflow.exceptions.MlflowException) as bad:
+        c.search_runs([eid], "metrics.loss < 'low'")
+    assert bad.value.error_code == "INVALID_PARAMETER_VALUE" and "position" in bad.value.message
+
+
+def test_delete_restore_and_run_again(user: MlflowUser) -> None:
+    c = user.client
+    eid = c.create_experiment(unique_name("lifecycle"))
+    rid = c.create_run(eid).info.run_id
+    c.set_terminated(rid)
+    c.delete_run(rid)
+    assert c.get_run(rid).info.lifecycle_stage == "deleted"
+    assert c.search_runs([eid]) == []
+    ViewType = mlflow.entities.ViewType
+    assert [r.info.run_id for r in c.search_runs([eid], run_view_type=ViewType.DELETED_ONLY)] == [
+        rid
+    ]
+    c.restore_run(rid)
+    assert [r.info.run_id for r in c.search_runs([eid])] == [rid]
+    with mlflow.start_run(run_id=rid):  # MLflow runs a finished run again: mltrail resumes it
+        mlflow.log_metric("after", 1.0)
+        assert c.get_run(rid).info.status == "RUNNING"
+    assert c.get_run(rid).info.status == "FINISHED"
+    assert c.get_run(rid).data.metrics == {"after": 1.0}

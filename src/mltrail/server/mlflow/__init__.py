@@ -12,7 +12,7 @@ from fastapi import APIRouter
 
 from mltrail.core.errors import NotFoundError
 from mltrail.server.deps import StoreDep
-from mltrail.server.mlflow import artifacts, experiments, metrics, models, runs
+from mltrail.server.mlflow import artifacts, experiments, metrics, models, runs, search
 from mltrail.server.mlflow.errors import MlflowJSONResponse, MlflowRoute
 
 PREFIXES = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow")
@@ -41,7 +41,7 @@ def _router(*parts: APIRouter) -> APIRouter:
 
 def mlflow_router() -> APIRouter:
     """Every tracking route, to include under each of :data:`PREFIXES`."""
-    return _router(experiments.router, runs.router, metrics.router, models.router)
+    return _router(experiments.router, runs.router, search.router, metrics.router, models.router)
 
 
 def mlflow_artifacts_router() -> APIRouter:

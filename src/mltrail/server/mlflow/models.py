@@ -109,16 +109,10 @@ def search_logged_models(message: MessageDep, store: StoreDep) -> dict[str, Any]
 
 
 @router.post("/runs/outputs")
-def log_outputs(message: MessageDep, store: StoreDep) -> dict[str, Any]:
-    """Which models a run produced: they are already in its artifacts; nothing more is kept."""
-    ref = message.run()
-    store.get_experiment(ref.project_id, ref.experiment_id)
-    return {}
-
-
 @router.post("/runs/log-inputs")
-def log_inputs(message: MessageDep, store: StoreDep) -> dict[str, Any]:
-    """Datasets a run used: accepted for an existing run, not kept (docs/mlflow.md)."""
+def log_inputs_or_outputs(message: MessageDep, store: StoreDep) -> dict[str, Any]:
+    """The datasets a run used and the models it produced (already files of the run):
+    accepted for a run the user may write to, not kept (docs/mlflow.md)."""
     ref = message.run()
     store.get_experiment(ref.project_id, ref.experiment_id)
     return {}

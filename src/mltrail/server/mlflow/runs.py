@@ -59,11 +59,14 @@ def update_run(message: MessageDep, store: StoreDep) -> dict[str, Any]:
     ref = message.run()
     raw_status = message.get("status")
     name = message.get("run_name")
+    status = None if raw_status is None else shapes.status(raw_status)
     experiment = store.update_experiment(
         ref.project_id,
         ref.experiment_id,
-        status=None if raw_status is None else shapes.status(raw_status),
+        status=status,
         display_name=shapes.text_value(name, "run_name", shapes.MAX_TAG_VAL_LEN) or None,
+        # MLflow runs a finished run again (start_run(run_id=...)): mltrail calls that resuming
+        resume=status in (Status.RUNNING, Status.QUEUED),
     )
     return {"run_info": shapes.run_info(experiment)}
 
@@ -133,40 +136,17 @@ def set_tags(
     store.update_experiment(ref.project_id, ref.experiment_id, **shapes.tag_changes(tags, labels))
 
 
-@router.post("/runs/search")
-def search_runs(message: MessageDep, store: StoreDep) -> dict[str, Any]:
-    """Runs of the given experiments, newest first, a page at a time."""
-    projects = [
-        project_of(store, e, f"experiment_ids[{i}]")
-        for i, e in enumerate(message.items("experiment_ids"))
-    ]
-    if not projects:
-        raise ValidationError("is required: at least one experiment id", "experiment_ids")
-    limit = shapes.integer(message.get("max_results"), "max_results", SEARCH_PAGE_SIZE)
-    if not 1 <= limit <= MAX_SEARCH_RESULTS:
-        raise ValidationError(f"must be between 1 and {MAX_SEARCH_RESULTS}", "max_results")
-    offset = shapes.page_offset(message.get("page_token"))
-    if message.get("filter") or message.items("order_by"):
-        raise ValidationError("filters and order_by are not served yet", "filter")
-    found: list[Experiment] = []
-    for project in dict.fromkeys(projects):
-        found += _all_experiments(store, project)
-    found.sort(key=lambda e: (-(e.started_at or e.created_at), -e.experiment_id))
-    page = found[offset : offset + limit]
-    answer: dict[str, Any] = {"runs": [shapes.run_shape(e) for e in page]}
-    if offset + limit < len(found):
-        answer["next_page_token"] = str(offset + limit)
-    return answer
+@router.post("/runs/delete")
+def delete_run(message: MessageDep, store: StoreDep) -> dict[str, Any]:
+    """To mltrail's trash (restorable, as MLflow's deleted runs are until garbage collected)."""
+    ref = message.run()
+    store.delete_experiment(ref.project_id, ref.experiment_id)
+    return {}
 
 
-SEARCH_PAGE_SIZE = 1000  # MLflow's SEARCH_MAX_RESULTS_DEFAULT
-MAX_SEARCH_RESULTS = 50_000
-
-
-def _all_experiments(store: Store, project: int) -> list[Experiment]:
-    found: list[Experiment] = []
-    while True:
-        page = store.list_experiments(project, offset=len(found))
-        found += page.items
-        if not page.items or len(found) >= page.total:
-            return found
+@router.post("/runs/restore")
+def restore_run(message: MessageDep, store: StoreDep) -> dict[str, Any]:
+    """Back to the active runs (from the trash or the archive)."""
+    ref = message.run()
+    store.restore_experiment(ref.project_id, ref.experiment_id)
+    return {}

@@ -26,9 +26,26 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from fastapi import APIRouter
+
 from mltrail.core.errors import ValidationError
-from mltrail.core.query import And, Comparison, Expr, Field, Membership, Not, Or, OrderKey
+from mltrail.core.lifecycle import Lifecycle
+from mltrail.core.query import And, Comparison, Expr, Field, Membership, Not, Or, OrderKey, Query
+from mltrail.core.types import Experiment
 from mltrail.server.mlflow import shapes
+from mltrail.server.mlflow.errors import MlflowRoute
+from mltrail.server.mlflow.messages import MessageDep, StoreDep, project_of
+
+router = APIRouter(route_class=MlflowRoute)
+SEARCH_PAGE_SIZE = 1000  # MLflow's SEARCH_MAX_RESULTS_DEFAULT
+MAX_SEARCH_RESULTS = 50_000
+# MLflow's ViewType: a hidden (archived or trashed) mltrail run is what MLflow calls deleted
+_VIEWS = {
+    "ACTIVE_ONLY": (Lifecycle.ACTIVE,),
+    "DELETED_ONLY": (Lifecycle.ARCHIVED, Lifecycle.DELETED),
+    "ALL": tuple(Lifecycle),
+}
+_VIEW_NUMBERS = {1: "ACTIVE_ONLY", 2: "DELETED_ONLY", 3: "ALL"}
 
 _ENTITIES = {
     "metric": "metrics",
@@ -124,6 +141,50 @@ class _Text:
         if key is None:
             raise self.fail(f"expected a key after '{head}.'")
         return entity, key
+
+
+@router.post("/runs/search")
+def search_runs(message: MessageDep, store: StoreDep) -> dict[str, Any]:
+    """Runs of the given experiments matching the filter, in ``order_by`` order (newest first
+    by default), a page at a time: one database search per experiment, taken in turn."""
+    projects = list(dict.fromkeys(
+        project_of(store, e, f"experiment_ids[{i}]")
+        for i, e in enumerate(message.items("experiment_ids"))
+    ))  # fmt: skip
+    if not projects:
+        raise ValidationError("is required: at least one experiment id", "experiment_ids")
+    limit = shapes.integer(message.get("max_results"), "max_results", SEARCH_PAGE_SIZE)
+    if not 1 <= limit <= MAX_SEARCH_RESULTS:
+        raise ValidationError(f"must be between 1 and {MAX_SEARCH_RESULTS}", "max_results")
+    offset = shapes.page_offset(message.get("page_token"))
+    include = _view(message.get("run_view_type"))
+    order = translate_order_by(message.items("order_by"))
+    found: list[Experiment] = []
+    skip, more = offset, False
+    for project in projects:
+        query = Query(translate_filter(message.get("filter"), project), order)
+        page = store.search_experiments(
+            project, query, offset=skip, limit=limit - len(found), include=include
+        )
+        found += page.items
+        more = skip + len(page.items) < page.total
+        skip = max(0, skip - page.total)
+        if len(found) == limit:
+            more = more or project != projects[-1]
+            break
+    answer: dict[str, Any] = {"runs": [shapes.run_shape(e) for e in found]}
+    if more:
+        answer["next_page_token"] = str(offset + len(found))
+    return answer
+
+
+def _view(value: Any) -> tuple[Lifecycle, ...]:
+    name = _VIEW_NUMBERS.get(value, value) if isinstance(value, int) else value
+    if value is None:
+        return _VIEWS["ACTIVE_ONLY"]
+    if name not in _VIEWS:
+        raise ValidationError(f"must be one of {', '.join(_VIEWS)}, got {value!r}", "run_view_type")
+    return _VIEWS[name]
 
 
 def translate_filter(text: Any, project_id: int) -> Expr | None:

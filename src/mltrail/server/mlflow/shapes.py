@@ -258,7 +258,8 @@ def run_info(e: Experiment) -> dict[str, Any]:
         "status": STATUS_TO_MLFLOW[Status(e.status)],
         "start_time": _millis(e.started_at or e.created_at),
         "artifact_uri": artifact_uri(e.ref),
-        "lifecycle_stage": "active",
+        # MLflow has two stages: an archived run is hidden from lists as a deleted one is
+        "lifecycle_stage": "active" if e.state == "active" else "deleted",
     }
     if e.ended_at is not None:
         info["end_time"] = _millis(e.ended_at)
