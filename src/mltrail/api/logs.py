@@ -6,11 +6,12 @@ before them, and ``LogTail.ended`` says when a follower is done, for every surfa
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Sequence
 from datetime import datetime
 from typing import IO
+
+import numpy as np
 
 from mltrail.core.liveness import ending_note
 from mltrail.core.types import LogLine
@@ -67,38 +68,46 @@ def print_logs(
             return
 
 
+_MILLIS = [f".{i:03d}" for i in range(1000)]
+
+
 class _Stamps:
-    """Local date and time of a unix second, formatted once per second (strftime per line
-    was the largest cost of printing a million lines)."""
+    """Local date and time of unix times, each second formatted once (strftime per line was
+    the largest cost of printing a million lines), a page's fractions rounded at once."""
 
     def __init__(self) -> None:
-        self._second: int | None = None
-        self._text = ""
+        self._seconds: dict[int, str] = {}
 
-    def format(self, time: float) -> str:
-        """As ``datetime.fromtimestamp(time).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]``: the
-        fraction rounded to microseconds as datetime rounds it, then cut to milliseconds."""
-        fraction, whole = math.modf(time)
-        second, micros = int(whole), round(fraction * 1e6)
-        if micros >= 1_000_000:
-            second, micros = second + 1, micros - 1_000_000
-        elif micros < 0:
-            second, micros = second - 1, micros + 1_000_000
-        if second != self._second:
-            self._second = second
-            self._text = datetime.fromtimestamp(second).strftime("%Y-%m-%d %H:%M:%S")
-        return f"{self._text}.{micros // 1000:03d}"
+    def page(self, times: Sequence[float]) -> list[str]:
+        """As ``datetime.fromtimestamp(t).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]`` for each:
+        the fraction rounded to microseconds as datetime rounds it, then cut to milliseconds."""
+        fraction, whole = np.modf(np.asarray(times, dtype=np.float64))
+        micros = np.round(fraction * 1e6).astype(np.int64)
+        seconds = whole.astype(np.int64)
+        seconds += micros >= 1_000_000
+        seconds -= micros < 0
+        micros %= 1_000_000
+        if len(self._seconds) > 100_000:  # a long follow: keep the cache small
+            self._seconds.clear()
+        texts = self._seconds
+        for second in np.unique(seconds).tolist():
+            if second not in texts:
+                texts[second] = datetime.fromtimestamp(second).strftime("%Y-%m-%d %H:%M:%S")
+        millis = (micros // 1000).tolist()
+        return [texts[s] + _MILLIS[m] for s, m in zip(seconds.tolist(), millis, strict=True)]
 
 
 def format_log_page(
     lines: Sequence[LogLine], *, colours: bool, stamps: _Stamps | None = None
 ) -> str:
     """Lines as :func:`format_log_line` formats each, newline-terminated, in one string."""
-    stamps = stamps or _Stamps()
+    when = (stamps or _Stamps()).page([x.time for x in lines])
     if not colours:
-        text = "\n".join(f"{stamps.format(x.time)} {x.stream} {x.level} {x.message}" for x in lines)
+        text = "\n".join(
+            f"{t} {x.stream} {x.level} {x.message}" for t, x in zip(when, lines, strict=True)
+        )
         return _ANSI_SEQUENCE.sub("", text) + "\n"  # one pass over the page
-    return "".join(_coloured(x, stamps) + "\n" for x in lines)
+    return "".join(_coloured(x, t) + "\n" for t, x in zip(when, lines, strict=True))
 
 
 def format_log_line(line: LogLine, *, colours: bool) -> str:
@@ -106,8 +115,8 @@ def format_log_line(line: LogLine, *, colours: bool) -> str:
     return format_log_page([line], colours=colours)[:-1]
 
 
-def _coloured(line: LogLine, stamps: _Stamps) -> str:
-    text = f"{stamps.format(line.time)} {line.stream} {line.level} {line.message}"
+def _coloured(line: LogLine, stamp: str) -> str:
+    text = f"{stamp} {line.stream} {line.level} {line.message}"
     colour = _LEVEL_COLOURS.get(line.level, "")
     if not colour and line.stream == "stderr":
         colour = _STDERR_COLOUR
