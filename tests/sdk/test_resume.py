@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from mltrail.config import Settings
-from mltrail.core.errors import NotFoundError, ValidationError
+from mltrail.core.errors import ConflictError, NotFoundError, ValidationError
 from mltrail.core.types import Status
 from mltrail.sdk.experiment import start
 from mltrail.store.base import Store
@@ -72,8 +72,14 @@ def test_resume_from_the_environment_names_the_project(store, settings):
     assert _series(store, exp).iterations.tolist() == list(range(11))
 
 
-def test_resume_of_a_missing_experiment_or_bad_pair_is_refused(store, settings):
+def test_resume_of_a_missing_trashed_or_bad_experiment_is_refused(store, settings):
     first = _first_run(store, settings, steps=1)
+    store.delete_experiment(first.project_id, first.experiment_id)
+    with pytest.raises(ConflictError, match="restore it before resuming"):
+        start(resume=(first.project_id, first.experiment_id), settings=settings, store=store)
+    store.restore_experiment(first.project_id, first.experiment_id)
+    with start(resume=(first.project_id, first.experiment_id), settings=settings, store=store):
+        pass
     with pytest.raises(NotFoundError):
         start(resume=(first.project_id, 99), settings=settings, store=store)
     with pytest.raises(ValidationError, match="resume"):

@@ -75,3 +75,24 @@ def test_a_short_run_still_gets_one_sample_and_the_probe_reads_this_process(stor
     assert {s.key for s in found} >= KEYS and all(s.count == 1 for s in found)
     sample = SystemProbe().sample()
     assert set(sample) >= KEYS and sample["system/memory/process_rss_mb"] > 1
+
+
+def test_gpu_metrics_follow_what_nvml_finds():
+    """nvidia-ml-py is installed by the test extra; with NVIDIA's driver every GPU has its five
+    series, without it (this machine) none, and sampling goes on."""
+    pynvml = pytest.importorskip("pynvml")
+    try:
+        pynvml.nvmlInit()
+        count = pynvml.nvmlDeviceGetCount()
+        pynvml.nvmlShutdown()
+    except pynvml.NVMLError:
+        count = 0
+    probe = SystemProbe()
+    gpu = {k for k in probe.sample() if k.startswith("system/gpu/")}
+    probe.close()
+    expected = {
+        f"system/gpu/{i}/{name}"
+        for i in range(count)
+        for name in ("utilization_percent", "memory_used_mb", "memory_percent")
+    }
+    assert expected <= gpu and len(gpu) <= 5 * count

@@ -181,11 +181,18 @@ def resume_experiment(
     conn: Connection, db: Database, scope: Scope, judge: Judge, ref: tuple[Any, Any]
 ) -> Experiment:
     """Make the experiment ``running`` again (a resumed run), heartbeating now; a
-    ``mltrail`` INFO line in its logs says it was resumed and from which status."""
+    ``mltrail`` INFO line in its logs says it was resumed and from which status. A run in the
+    trash is refused (ConflictError): restore it first."""
     pk = experiment_pk(conn, scope, *ref)
     c = experiments.c
     conn.execute(select(c.id).where(c.id == pk).with_for_update()).one()  # lock, then judge
-    row = conn.execute(select(judge.status().label("status"), c.started_at).where(c.id == pk)).one()
+    row = conn.execute(
+        select(judge.status().label("status"), c.started_at, c.state).where(c.id == pk)
+    ).one()
+    if row.state == Lifecycle.DELETED.value:
+        raise ConflictError(
+            f"experiment {ref[1]} is in the trash: restore it before resuming", "experiment"
+        )
     conn.execute(
         update(experiments)
         .where(c.id == pk)
