@@ -114,3 +114,13 @@ def test_embedded_mode_needs_no_token(browser, embedded_ui) -> None:
         expect(page.locator("table.projects td.name")).to_have_text("local-project")
         expect(page.locator("form.login-form")).to_have_count(0)
         expect(page.locator("#user button")).to_have_count(0)  # nothing to sign out of
+
+
+def test_the_links_the_mlflow_client_prints_open_the_run_and_the_project(page, ui_server) -> None:
+    ids = add_demo_project(ui_server)
+    p, e = ids["project"], ids["first"]
+    page.goto(f"{ui_server.url}/#/experiments/{p}/runs/{p}-{e}")  # "View run at ..."
+    expect(page.locator("main h1")).to_contain_text("resnet18-lr0.1")
+    page.goto(f"{ui_server.url}/#/experiments/{p}")  # "View experiment at ..."
+    expect(page.locator("main h1")).to_have_text("cifar10-resnet")
+    assert page.errors == []

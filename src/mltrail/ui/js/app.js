@@ -26,6 +26,10 @@ const ROUTES = [
   [/^\/jobs\/?$/, renderJobs],
   [/^\/jobs\/(\d+)\/?$/, (ctx, [j]) => renderJob(ctx, Number(j))],
   [/^\/login\/?$/, (ctx) => renderLogin(ctx, "")],
+  // the links the MLflow client prints ("View run at .../#/experiments/1/runs/1-5"):
+  // an MLflow experiment is a project, a run id "<project>-<experiment>" (docs/mlflow.md)
+  [/^\/experiments\/(\d+)\/?$/, (ctx, [p]) => renderExperiments(ctx, Number(p))],
+  [/^\/experiments\/\d+\/runs\/(\d+)-(\d+)\/?$/, (ctx, [p, e]) => renderExperiment(ctx, Number(p), Number(e))],
 ];
 
 const main = document.getElementById("app");
