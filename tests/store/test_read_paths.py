@@ -28,7 +28,8 @@ def _full_rows(conn, series_id: int, level: int) -> dict[str, np.ndarray]:
         .where(metric_rollups.c.series_id == series_id, metric_rollups.c.level == level)
         .order_by(metric_rollups.c.bucket)
     )
-    table = np.array([tuple(r) for r in conn.execute(query)], dtype=np.float64)
+    rows = [rollups.absolute_times(dict(r._mapping)) for r in conn.execute(query)]
+    table = np.array([[r[n] for n in names] for r in rows], dtype=np.float64)
     return {n: table[:, i] for i, n in enumerate(names)}
 
 

@@ -104,7 +104,7 @@ def _stored_partials(conn: Connection, rows: list[Any]) -> dict[tuple[int, int],
         return {}
     key = tuple_(metric_rollups.c.series_id, metric_rollups.c.level, metric_rollups.c.bucket)
     found = conn.execute(select(metric_rollups).where(key.in_(wanted))).mappings().all()
-    return {(r["series_id"], r["level"]): dict(r) for r in found}
+    return {(r["series_id"], r["level"]): rollups.absolute_times(dict(r)) for r in found}
 
 
 class _Writes:

@@ -140,11 +140,32 @@ def _nan(value: Any) -> float:
     return math.nan if value is None else float(value)
 
 
+# A bucket's first time is stored as unix milliseconds, its other times as milliseconds after
+# it: small whole numbers, which SQLite stores in one to three bytes instead of six.
+RELATIVE_TIMES = ("last_time", "min_time", "max_time")
+
+
+def stored_column(buckets: Buckets, name: str) -> np.ndarray:
+    """Column ``name`` as stored (see :data:`RELATIVE_TIMES`)."""
+    if name in RELATIVE_TIMES:
+        return buckets[name] - buckets["first_time"]
+    return buckets[name]
+
+
+def absolute_times(row: dict[str, Any]) -> dict[str, Any]:
+    """A stored bucket row with its times made absolute again (NULL stays NULL)."""
+    first = row.get("first_time")
+    for name in RELATIVE_TIMES:
+        if name in row:
+            row[name] = None if first is None or row[name] is None else row[name] + first
+    return row
+
+
 def bucket_rows(buckets: Buckets, extra: dict[str, np.ndarray]) -> list[dict[str, Any]]:
-    """Plain-Python row dicts (NaN kept as float NaN): :data:`COLUMNS`, ``bucket`` and
-    the ``extra`` columns."""
+    """Plain-Python row dicts as stored (NaN kept as float NaN): :data:`COLUMNS`, ``bucket``
+    and the ``extra`` columns."""
     names = ["bucket", *COLUMNS, *extra]
-    columns = [buckets[name].tolist() for name in ["bucket", *COLUMNS]]
+    columns = [stored_column(buckets, name).tolist() for name in ["bucket", *COLUMNS]]
     columns += [np.asarray(col).tolist() for col in extra.values()]
     return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
 

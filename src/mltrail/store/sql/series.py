@@ -227,19 +227,25 @@ def _read_level(
     if within is not None:
         (b0, b1), (lo, hi) = within
         where += (r.bucket >= b0, r.bucket <= b1, r.last_iteration >= lo, r.first_iteration <= hi)
-    names = [f"{p}_{f}" for p in ("min", "max") for f in rollups.POINT_FIELDS]
+    names = [f"{p}_{f}" for p in ("min", "max") for f in rollups.POINT_FIELDS] + ["first_time"]
     query = select(*(metric_rollups.c[n] for n in names)).where(*where)
     rows = fetch_tuples(conn, query.order_by(metric_rollups.c.bucket))
     table = np.array(rows, dtype=np.float64).reshape(len(rows), len(names))
     items = {n: table[:, i] for i, n in enumerate(names)}
+    for name in ("min_time", "max_time"):
+        items[name] = items[name] + items["first_time"]  # stored relative to it
     for part, order in (
         ("first", metric_rollups.c.bucket),
         ("last", metric_rollups.c.bucket.desc()),
     ):
         cols = [metric_rollups.c[f"{part}_{f}"] for f in rollups.POINT_FIELDS]
-        end = fetch_tuples(conn, select(*cols).where(*where).order_by(order).limit(1))
+        end = fetch_tuples(
+            conn, select(*cols, metric_rollups.c.first_time).where(*where).order_by(order).limit(1)
+        )
         point = np.array(end, dtype=np.float64).reshape(-1)
-        for f, value in zip(rollups.POINT_FIELDS, point.tolist(), strict=True):
+        if part == "last":
+            point[-2] += point[-1]  # its time, stored after the bucket's first
+        for f, value in zip(rollups.POINT_FIELDS, point[:-1].tolist(), strict=True):
             # read only at index 0 (first) and len - 1 (last): one value broadcast over all
             items[f"{part}_{f}"] = np.broadcast_to(np.float64(value), (len(rows),))
     for part in rollups.PARTS:

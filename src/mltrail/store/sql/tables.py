@@ -155,7 +155,8 @@ def _point_columns(prefix: str) -> list[Column]:
         Column(f"{prefix}_iteration", BigInteger, nullable=False),
         Column(f"{prefix}_epoch", Integer, nullable=False),
         Column(f"{prefix}_value", Double),
-        # unix milliseconds, whole numbers (SQLite stores them as 6-byte integers); NULL in
+        # first_time: unix milliseconds; the others: milliseconds after first_time (small
+        # whole numbers SQLite stores in 1-3 bytes, see rollups.RELATIVE_TIMES); NULL in
         # buckets written before migration 0012
         Column(f"{prefix}_time", Double),
     ]
