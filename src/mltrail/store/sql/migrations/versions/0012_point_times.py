@@ -22,7 +22,8 @@ _PARTS = ("first", "last", "min", "max")
 
 
 def upgrade() -> None:
-    """Add ``<part>_time`` (unix milliseconds) to metric_rollups (no table rewrite)."""
+    """Add ``<part>_time`` to metric_rollups (no table rewrite): first_time in unix ms, the
+    others in ms after it (see rollups.RELATIVE_TIMES)."""
     for part in _PARTS:
         op.add_column("metric_rollups", sa.Column(f"{part}_time", sa.Double(), nullable=True))
     op.create_index(
