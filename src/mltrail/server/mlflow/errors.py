@@ -59,7 +59,10 @@ class MlflowRoute(SurfaceRoute):
     """A route answering mltrail errors and request validation in MLflow's error shape.
 
     Handlers return plain dicts that :class:`MlflowJSONResponse` renders as they are: no
-    response model, whose JSON serialisation would turn NaN metric values into null.
+    response model, whose JSON serialisation would turn NaN metric values into null. Handlers
+    of large answers (histories, searches) return the response itself: FastAPI would walk a
+    returned dict with ``jsonable_encoder`` first, which costs more than the read (100 ms for
+    5,000 points).
     """
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:

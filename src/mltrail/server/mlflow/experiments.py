@@ -13,7 +13,7 @@ from fastapi import APIRouter, Response
 from mltrail.core import validation
 from mltrail.core.errors import NotFoundError, ValidationError
 from mltrail.server.mlflow import shapes
-from mltrail.server.mlflow.errors import MlflowRoute, mlflow_error
+from mltrail.server.mlflow.errors import MlflowJSONResponse, MlflowRoute, mlflow_error
 from mltrail.server.mlflow.messages import MessageDep, StoreDep, project_of
 
 MAX_EXPERIMENTS_PER_PAGE = 50_000  # MLflow's MAX_EXPERIMENTS_LISTED_PER_PAGE
@@ -52,7 +52,7 @@ def get_experiment_by_name(message: MessageDep, store: StoreDep) -> dict[str, An
 
 
 @router.post("/experiments/search")
-def search_experiments(message: MessageDep, store: StoreDep) -> dict[str, Any]:
+def search_experiments(message: MessageDep, store: StoreDep) -> Response:
     """The user's experiments, newest first, a page at a time (``filter`` is not served:
     see docs/mlflow.md)."""
     if message.get("filter"):
@@ -68,7 +68,7 @@ def search_experiments(message: MessageDep, store: StoreDep) -> dict[str, Any]:
     answer: dict[str, Any] = {"experiments": [shapes.experiment_shape(p) for p in page]}
     if offset + limit < len(projects):
         answer["next_page_token"] = str(offset + limit)
-    return answer
+    return MlflowJSONResponse(answer)
 
 
 def _missing(field: str) -> str:

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from mltrail.core.errors import NotFoundError, ValidationError
 from mltrail.core.types import ExperimentRef, MetricBatch, Series, SeriesChunk
 from mltrail.server.mlflow import runs, shapes
-from mltrail.server.mlflow.errors import MlflowRoute
+from mltrail.server.mlflow.errors import MlflowJSONResponse, MlflowRoute
 from mltrail.server.mlflow.messages import MessageDep, StoreDep
 from mltrail.store.base import Store
 
@@ -65,7 +65,7 @@ def log_batch(message: MessageDep, store: StoreDep) -> dict[str, Any]:
 
 
 @router.get("/metrics/get-history")
-def get_history(message: MessageDep, store: StoreDep) -> dict[str, Any]:
+def get_history(message: MessageDep, store: StoreDep) -> Response:
     """Every point of a metric, in the order logged (empty for a metric never logged)."""
     ref = message.run()
     name = shapes.key(message.get("metric_key"), "metric_key")
@@ -75,12 +75,12 @@ def get_history(message: MessageDep, store: StoreDep) -> dict[str, Any]:
     except NotFoundError as exc:
         if exc.field != "key":
             raise
-        return {"metrics": []}
-    return {"metrics": _history(series, name)}
+        return MlflowJSONResponse({"metrics": []})
+    return MlflowJSONResponse({"metrics": _history(series, name)})
 
 
 @router.get("/metrics/get-history-bulk-interval")
-def get_history_bulk_interval(message: MessageDep, store: StoreDep) -> dict[str, Any]:
+def get_history_bulk_interval(message: MessageDep, store: StoreDep) -> Response:
     """A metric of up to 100 runs, each downsampled to ``max_results`` points over
     ``start_step..end_step`` from the min/max rollups: every bucket's extremes are kept."""
     run_ids = message.items("run_ids", MAX_RUNS_PER_BULK_READ)
@@ -112,7 +112,7 @@ def get_history_bulk_interval(message: MessageDep, store: StoreDep) -> dict[str,
             continue
         rid = shapes.run_id(ref)
         found += [{**m, "run_id": rid} for m in _history(series, name)]
-    return {"metrics": found}
+    return MlflowJSONResponse({"metrics": found})
 
 
 @dataclass(frozen=True)

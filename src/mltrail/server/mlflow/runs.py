@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from mltrail.core.errors import NotFoundError, ValidationError
 from mltrail.core.types import Experiment, ExperimentRef, Status
 from mltrail.server.mlflow import shapes
-from mltrail.server.mlflow.errors import MlflowRoute
+from mltrail.server.mlflow.errors import MlflowJSONResponse, MlflowRoute
 from mltrail.server.mlflow.messages import Message, MessageDep, StoreDep, project_of
 from mltrail.store.base import Store
 
@@ -45,12 +45,12 @@ def create_run(message: MessageDep, store: StoreDep) -> dict[str, Any]:
 
 
 @router.get("/runs/get")
-def get_run(message: MessageDep, store: StoreDep) -> dict[str, Any]:
+def get_run(message: MessageDep, store: StoreDep) -> Response:
     """The run with its latest metrics (with their steps), params and tags."""
     ref = message.run()
     experiment = store.get_experiment(ref.project_id, ref.experiment_id)
     series = store.list_series(ref.project_id, ref.experiment_id)
-    return {"run": shapes.run_shape(experiment, series)}
+    return MlflowJSONResponse({"run": shapes.run_shape(experiment, series)})
 
 
 @router.post("/runs/update")

@@ -26,14 +26,14 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from mltrail.core.errors import ValidationError
 from mltrail.core.lifecycle import Lifecycle
 from mltrail.core.query import And, Comparison, Expr, Field, Membership, Not, Or, OrderKey, Query
 from mltrail.core.types import Experiment
 from mltrail.server.mlflow import shapes
-from mltrail.server.mlflow.errors import MlflowRoute
+from mltrail.server.mlflow.errors import MlflowJSONResponse, MlflowRoute
 from mltrail.server.mlflow.messages import MessageDep, StoreDep, project_of
 
 router = APIRouter(route_class=MlflowRoute)
@@ -144,7 +144,7 @@ class _Text:
 
 
 @router.post("/runs/search")
-def search_runs(message: MessageDep, store: StoreDep) -> dict[str, Any]:
+def search_runs(message: MessageDep, store: StoreDep) -> Response:
     """Runs of the given experiments matching the filter, in ``order_by`` order (newest first
     by default), a page at a time: one database search per experiment, taken in turn."""
     projects = list(dict.fromkeys(
@@ -175,7 +175,7 @@ def search_runs(message: MessageDep, store: StoreDep) -> dict[str, Any]:
     answer: dict[str, Any] = {"runs": [shapes.run_shape(e) for e in found]}
     if more:
         answer["next_page_token"] = str(offset + len(found))
-    return answer
+    return MlflowJSONResponse(answer)
 
 
 def _view(value: Any) -> tuple[Lifecycle, ...]:
