@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import hashlib
 import itertools
-import json
 import re
-from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 import pytest
 from playwright.sync_api import expect
-from ui_checks import colour_pixels, drag_zoom, hover_rows, ticks
+from ui_checks import colour_pixels, drag_zoom, hover_rows, is_series_read, series_answer, ticks
 from ui_seed import metric_batch
 
 pytestmark = pytest.mark.browser
@@ -202,34 +200,26 @@ def test_bar_chart_type_draws_bars(page, ui_server) -> None:
     assert colour_pixels(card, colour, min_alpha=150) > 4000  # filled bars, not a 1.5 px line
 
 
-def _read(response) -> dict:
-    """A series read's query (start, end, max_points) and body."""
-    query = {
-        k: int(v[0])
-        for k, v in parse_qs(urlparse(response.url).query).items()
-        if k in ("start", "end", "max_points")
-    }
-    return {**query, **json.loads(response.body())}
-
-
 def test_zoom_re_reads_the_visible_range_at_full_resolution(page, ui_server, sweep) -> None:
     def grad_norm_read(ranged: bool):
         return page.expect_response(
             lambda r: (
-                "/series/read" in r.url and "grad_norm" in r.url and ("start=" in r.url) == ranged
+                is_series_read(r.request)
+                and any(s.get("key") == "grad_norm" for s in r.request.post_data_json["series"])
+                and (r.request.post_data_json.get("start") is not None) == ranged
             )
         )
 
     with grad_norm_read(False) as first:
         open_run(page, ui_server.url, sweep.project, sweep.long)
-    whole = _read(first.value)
+    whole = series_answer(first.value, "grad_norm")
     card = chart(page, "grad_norm")
     expect(card).to_have_attribute("data-downsampled", "true")
     assert whole["total"] == 5_000_000 and whole["downsampled"]
 
     with grad_norm_read(True) as read:
         drag_zoom(page, card, 0.40, 0.02)  # about 100,000 of the 5,000,000 iterations
-    zoom = _read(read.value)
+    zoom = series_answer(read.value, "grad_norm")
     start, end = zoom["start"], zoom["end"]
     assert 50_000 < end - start < 200_000, (start, end)
     its = zoom["iterations"]
@@ -244,7 +234,7 @@ def test_zoom_re_reads_the_visible_range_at_full_resolution(page, ui_server, swe
         drag_zoom(page, card, 0.30, 0.06)  # a few thousand iterations
     with grad_norm_read(True) as read:
         drag_zoom(page, card, 0.30, 0.06)  # a few hundred: fewer points than pixels
-    last = _read(read.value)
+    last = series_answer(read.value, "grad_norm")
     assert last["downsampled"] is False and last["end"] - last["start"] < last["max_points"]
     assert last["iterations"] == list(range(last["start"], last["end"] + 1))  # every point
     expect(card.locator(".chart-note")).to_contain_text("every stored point shown")
@@ -252,6 +242,6 @@ def test_zoom_re_reads_the_visible_range_at_full_resolution(page, ui_server, swe
 
     with grad_norm_read(False) as read:
         card.locator(".u-over").dblclick()  # back to the whole series
-    assert _read(read.value)["downsampled"]
+    assert series_answer(read.value, "grad_norm")["downsampled"]
     expect(card).to_have_attribute("data-read-start", "")
     assert page.errors == []

@@ -4,12 +4,16 @@ custom charts, tables and logs; saves docs/screenshots/experiment-page.png."""
 from __future__ import annotations
 
 import re
-from urllib.parse import parse_qs, urlparse
+import time
+import uuid
 
 import numpy as np
 import pytest
 from playwright.sync_api import expect
+from ui_checks import SeriesReads
 from ui_seed import SCREENSHOTS, add_demo_project, metric_batch
+
+from mltrail.core.types import MetricBatch, SeriesChunk
 
 pytestmark = pytest.mark.browser
 
@@ -63,13 +67,12 @@ def test_series_are_requested_downsampled_to_the_chart_width(page, ui_server) ->
     n = 200_000
     it = np.arange(n)
     ui_server.store.append_points(project, exp, metric_batch("loss", "train", it, 1 / (1 + it)))
-    requests: list[str] = []
-    page.on("request", lambda r: requests.append(r.url) if "/series/read" in r.url else None)
+    reads = SeriesReads(page)
     page.goto(f"{ui_server.url}/#/projects/{project}/experiments/{exp}")
     card = chart(page, "loss")
     expect(card.locator(".chart-note")).to_contain_text("of 200,000 points")
     width = card.locator(".chart-body").evaluate("el => el.clientWidth")
-    max_points = [int(parse_qs(urlparse(u).query)["max_points"][0]) for u in requests]
+    max_points = [line["max_points"] for line in reads.lines()]
     assert max_points and all(abs(m - width) <= 2 for m in max_points), (max_points, width)
     assert int(card.get_attribute("data-points")) <= 2 * width  # min/max pairs at most
 
@@ -164,3 +167,26 @@ def test_log_panel_colours_levels_and_ansi(page, demo) -> None:
     expect(lines.nth(3)).to_have_class(re.compile("level-error"))
     expect(lines.nth(3).locator(".ansi-bold.ansi-fg-31")).to_have_text("CUDA OOM")
     assert "\x1b" not in page.locator(".log-lines").inner_text()
+
+
+def test_a_thousand_metric_experiment_opens_with_one_series_read(page, ui_server) -> None:
+    store = ui_server.store
+    project = store.create_project("thousand-keys").id
+    e = store.create_experiment(project, display_name="wide").experiment_id
+    it = np.arange(5, dtype=np.int64)
+    chunks = tuple(
+        SeriesChunk(
+            f"metric_{k:04d}", "train", it, np.full(5, -1), it * 0.1 + k, np.full(5, time.time())
+        )
+        for k in range(1_000)
+    )
+    store.append_points(project, e, MetricBatch(uuid.uuid4().hex, 1, chunks))
+    reads = SeriesReads(page)
+    singles: list[str] = []
+    page.on("request", lambda r: singles.append(r.url) if "/series/read?" in r.url else None)
+    page.goto(f"{ui_server.url}/#/projects/{project}/experiments/{e}")
+    cards = page.locator(".metrics .chart-card")
+    expect(cards).to_have_count(1_000, timeout=30_000)
+    expect(cards.last).to_have_attribute("data-points", "5", timeout=30_000)
+    assert len(reads.bodies) == 1 and len(reads.lines()) == 1_000  # one request for the view
+    assert singles == []

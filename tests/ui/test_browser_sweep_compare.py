@@ -12,6 +12,7 @@ import math
 
 import pytest
 from playwright.sync_api import expect
+from ui_checks import SeriesReads
 from ui_seed import SCREENSHOTS
 
 pytestmark = pytest.mark.browser
@@ -43,6 +44,9 @@ def test_100_runs_one_legend_distinct_colours_and_room_for_the_plot(
     page, ui_server, many_runs
 ) -> None:
     project, ids = many_runs
+    api_reads: list[str] = []
+    page.on("request", lambda r: api_reads.append(r.url) if "/api/v1/" in r.url else None)
+    series = SeriesReads(page)
     page.goto(compare_url(ui_server.url, project, ids))
     cards = page.locator(".metrics .chart-card")
     expect(cards.locator("canvas")).to_have_count(2, timeout=30_000)
@@ -52,6 +56,10 @@ def test_100_runs_one_legend_distinct_colours_and_room_for_the_plot(
         canvas = card.locator(".u-wrap").bounding_box()
         box = card.bounding_box()
         assert canvas["height"] / box["height"] >= 0.6, (canvas, box)
+    # the view costs a few requests, not one per run or per line: one search, one series read
+    runs = [u for u in api_reads if f"/projects/{project}/experiments" in u]
+    assert len(runs) == 1 and "filter=id+in" in runs[0], runs
+    assert len(series.bodies) == 1 and len(series.lines()) == 200
     chips = page.locator(".shared-legend .legend-chip")
     expect(chips).to_have_count(100)
     legend = page.locator(".shared-legend").bounding_box()

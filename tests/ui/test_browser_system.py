@@ -9,6 +9,7 @@ import textwrap
 
 import pytest
 from playwright.sync_api import expect
+from ui_checks import SeriesReads
 
 from support.trainers import launch_trainer
 
@@ -50,14 +51,9 @@ def system_keys(ui_server, project: int, experiment: int) -> list[str]:
     return sorted(s.key for s in summaries if s.key.startswith("system/"))
 
 
-def system_reads(requests: list[str]) -> list[str]:
-    return [u for u in requests if "/series/read" in u and "key=system%2F" in u]
-
-
 def test_system_metrics_have_a_collapsed_section_of_their_own(page, ui_server, runs) -> None:
     project, ids = runs
-    requests: list[str] = []
-    page.on("request", lambda r: requests.append(r.url))
+    reads = SeriesReads(page)
     page.goto(f"{ui_server.url}/#/projects/{project}/experiments/{ids[0]}")
     training = page.locator(".metrics .chart-card")
     expect(training).to_have_count(1)
@@ -68,7 +64,7 @@ def test_system_metrics_have_a_collapsed_section_of_their_own(page, ui_server, r
     expect(section).to_be_visible()
     expect(section).not_to_have_attribute("open", "")
     expect(section.locator("summary")).to_contain_text(f"System metrics ({len(keys)} charts)")
-    assert system_reads(requests) == []  # nothing read while collapsed
+    assert reads.lines("system/") == []  # nothing read while collapsed
     section.locator("summary").click()
     cards = section.locator(".chart-card")
     expect(cards).to_have_count(len(keys))
@@ -76,7 +72,7 @@ def test_system_metrics_have_a_collapsed_section_of_their_own(page, ui_server, r
         expect(card.locator("canvas")).to_be_visible()
     assert sorted(c.get_attribute("data-title") for c in cards.all()) == keys
     assert int(cards.first.get_attribute("data-points")) >= 2
-    assert len(system_reads(requests)) == len(keys)
+    assert len(reads.lines("system/")) == len(keys)
 
     # the table: system columns are hidden by default, in a group of their own
     page.goto(f"{ui_server.url}/#/projects/{project}")
@@ -89,16 +85,16 @@ def test_system_metrics_have_a_collapsed_section_of_their_own(page, ui_server, r
     expect(page.locator("th[data-column='train/system/cpu/percent']")).to_be_visible()
 
     # compare: the same split
-    requests.clear()
+    reads.clear()
     page.goto(f"{ui_server.url}/#/projects/{project}/compare?ids={ids[0]},{ids[1]}")
     expect(page.locator(".metrics .chart-card")).to_have_count(1)
     expect(page.locator(".metrics .chart-card canvas")).to_be_visible()
-    assert system_reads(requests) == []
+    assert reads.lines("system/") == []
     section = page.locator("details.system-metrics")
     section.locator("summary").click()
     expect(section.locator(".chart-card")).to_have_count(len(keys))
     expect(section.locator(".chart-card canvas")).to_have_count(len(keys))
     for card in section.locator(".chart-card").all():
         expect(card).to_have_attribute("data-lines", "2")
-    assert len(system_reads(requests)) == 2 * len(keys)  # a line per run
+    assert len(reads.lines("system/")) == 2 * len(keys)  # a line per run
     assert page.errors == []

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import re
 import time
-from urllib.parse import parse_qs, urlparse
 
 import numpy as np
 import pytest
 from playwright.sync_api import expect
-from ui_checks import drag_zoom, hover_rows, ticks
+from ui_checks import SeriesReads, drag_zoom, hover_rows, ticks
 from ui_seed import metric_batch, set_run_times
 
 from mltrail.core.types import Status
@@ -43,18 +42,17 @@ def paused_run(ui_server) -> tuple[int, int, float]:
 
 def test_step_epoch_wall_and_relative_time_axes(page, ui_server, paused_run) -> None:
     project, e, start = paused_run
-    reads: list[str] = []
-    page.on("request", lambda r: reads.append(r.url) if "/series/read" in r.url else None)
+    reads = SeriesReads(page)
     page.goto(f"{ui_server.url}/#/projects/{project}/experiments/{e}")
     card = page.locator(".chart-card[data-title='loss']")
     expect(card.locator("canvas")).to_be_visible()
-    assert all("times=" not in u for u in reads)  # the step axis needs no times
+    assert reads.lines() and not any(line["times"] for line in reads.lines())  # step: no times
 
     page.click("button.axis-toggle[data-axis='relative']")
     expect(card).to_have_attribute("data-x-axis", "relative time")
     expect(card.locator(".axis-x")).to_have_text("x: relative time")
     expect(page).to_have_url(re.compile(r"x=relative"))
-    assert any("times=true" in u for u in reads)
+    assert any(line["times"] for line in reads.lines())
     labels = [t for t in ticks(card, "x") if t]
     assert labels and all(DURATION_TICK.match(t) for t in labels), labels
     assert any("h" in t for t in labels), labels  # the hour's pause is on the axis
@@ -74,8 +72,7 @@ def test_step_epoch_wall_and_relative_time_axes(page, ui_server, paused_run) -> 
     )
     assert inside and read_start <= inside[0] and read_end >= inside[-1]
     assert read_end - read_start < STEPS // 2  # the zoomed part, not the whole run
-    zoomed = [parse_qs(urlparse(u).query) for u in reads]
-    assert any(q.get("start") == [str(read_start)] and q.get("times") == ["true"] for q in zoomed)
+    assert any(line["start"] == read_start and line["times"] for line in reads.lines())
 
     page.reload()  # the axis is in the URL
     expect(card).to_have_attribute("data-x-axis", "relative time")

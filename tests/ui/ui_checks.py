@@ -54,3 +54,39 @@ def drag_zoom(page: Any, card: Any, start: float, width: float) -> None:
     page.mouse.down()
     page.mouse.move(box["x"] + box["width"] * (start + width), y, steps=6)
     page.mouse.up()
+
+
+def is_series_read(request: Any) -> bool:
+    """Whether a request is the UI's batched series read (``POST /api/v1/series/read``)."""
+    return request.method == "POST" and request.url.split("?")[0].endswith("/api/v1/series/read")
+
+
+class SeriesReads:
+    """Every batched series read a page makes, as its JSON body (``max_points``, ``start``,
+    ``end``, ``times``, ``series``: the lines asked for)."""
+
+    def __init__(self, page: Any) -> None:
+        self.bodies: list[dict] = []
+        page.on(
+            "request", lambda r: self.bodies.append(r.post_data_json) if is_series_read(r) else None
+        )
+
+    def lines(self, key_prefix: str = "") -> list[dict]:
+        """The lines asked for (each with its request's options), in order."""
+        return [
+            {**{k: v for k, v in body.items() if k != "series"}, **line}
+            for body in self.bodies
+            for line in body["series"]
+            if line.get("key", "").startswith(key_prefix)
+        ]
+
+    def clear(self) -> None:
+        self.bodies.clear()
+
+
+def series_answer(response: Any, key: str) -> dict:
+    """The answer for one key in a batched read's response, with the request's options."""
+    body = response.request.post_data_json
+    series = [s for s in response.json()["series"] if s["key"] == key]
+    assert len(series) == 1, series
+    return {**{k: v for k, v in body.items() if k != "series"}, **series[0]}

@@ -3,19 +3,18 @@
 // as one mean line with a min/max band per value), hyperparameters against metrics
 // (parallel coordinates, scatter), and the runs side by side with differences highlighted.
 
-import { api, experimentPath } from "../api.js";
+import { ApiError, api, query } from "../api.js";
 import { replaceQuery } from "../app.js";
 import { h, link, setChildren } from "../dom.js";
 import { groupLines, groupRuns, groupValue } from "../groups.js";
 import { HparamPlots } from "../hpplots.js";
 import { colourAt } from "../palette.js";
-import { limiter } from "../series.js";
 import { buildColumns } from "../table.js";
 import { comparisonTable, experimentLabel } from "./compare-table.js";
 import { SeriesCharts, chartControls, settingsFromParams, settingsToParams } from "./series-charts.js";
 import { SystemCharts, splitSystemSpecs } from "./system-charts.js";
 
-const fetchQueue = limiter(6);
+const SEARCH_MAX = 1000; // the server's largest page
 
 /** One chart per phase/key any run has (from the runs' last values: no extra request). */
 function chartSpecs(experiments, colourOf) {
@@ -34,12 +33,30 @@ function chartSpecs(experiments, colourOf) {
   return [...byName.values()].sort((a, b) => a.id.localeCompare(b.id));
 }
 
+/**
+ * The experiments of `ids`, in that order, with one search request per 1,000 of them (`id in
+ * (...)`, archived and trashed ones included), not one request per run.
+ * @throws {ApiError} 404 naming the ids the project does not hold
+ */
+async function readExperiments(projectId, ids, signal) {
+  const found = new Map();
+  for (let at = 0; at < ids.length; at += SEARCH_MAX) {
+    const part = ids.slice(at, at + SEARCH_MAX);
+    const page = await api(`/projects/${projectId}/experiments` + query({
+      filter: `id in (${part.join(", ")})`, include: "all", limit: part.length,
+    }), { signal });
+    for (const e of page.items) found.set(e.experiment_id, e);
+  }
+  const missing = ids.filter((id) => !found.has(id));
+  if (missing.length) throw new ApiError(404, `Project ${projectId} has no experiment ${missing.join(", ")}.`);
+  return ids.map((id) => found.get(id));
+}
+
 /** Render the compare view for `?ids=1,2,3`. */
 export async function renderCompare(ctx, projectId) {
   const ids = [...new Set((ctx.params.get("ids") || "").split(",").map(Number).filter((n) => n > 0))];
-  const project = await api(`/projects/${projectId}`, { signal: ctx.signal });
-  const experiments = await Promise.all(ids.map((id) =>
-    fetchQueue(() => api(experimentPath(projectId, id), { signal: ctx.signal }))));
+  const [project, experiments] = await Promise.all([
+    api(`/projects/${projectId}`, { signal: ctx.signal }), readExperiments(projectId, ids, ctx.signal)]);
   ctx.setTitle(`Compare ${ids.length} experiments`);
   const view = new CompareView(ctx, project, experiments);
   view.mount();

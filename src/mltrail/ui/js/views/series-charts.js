@@ -45,18 +45,35 @@ export class SeriesCharts {
       }
       this.charts.get(spec.id).spec = spec;
     }
-    await Promise.all(specs.map((spec) => this.refresh(this.charts.get(spec.id))));
+    await this.refresh(...specs.map((spec) => this.charts.get(spec.id)));
   }
 
-  /** Re-read a chart's lines (only the zoomed iterations, when zoomed). */
-  async refresh(entry) {
-    const range = entry.iterations;
+  /**
+   * Re-read charts' lines (only the zoomed iterations of a zoomed chart): one request for
+   * every chart of the same width and range, so a whole view is usually one round trip.
+   */
+  async refresh(...entries) {
+    const groups = new Map();
+    for (const entry of entries) {
+      const key = JSON.stringify([entry.chart.width, entry.iterations]);
+      if (!groups.has(key)) groups.set(key, []);
+      groups.get(key).push(entry);
+    }
     const times = needsTimes(this.settings.axis);
-    const data = await readLines(entry.spec.lines, { maxPoints: entry.chart.width, range, times, signal: this.ctx.signal });
-    if (range !== entry.iterations) return; // the zoom moved on
-    entry.data = data;
-    entry.readRange = range;
-    this.draw(entry);
+    await Promise.all([...groups.values()].map(async (group) => {
+      const range = group[0].iterations;
+      const lines = group.flatMap((entry) => entry.spec.lines);
+      const data = await readLines(lines, { maxPoints: group[0].chart.width, range, times, signal: this.ctx.signal });
+      let at = 0;
+      for (const entry of group) {
+        const mine = data.slice(at, at + entry.spec.lines.length);
+        at += entry.spec.lines.length;
+        if (range !== entry.iterations) continue; // the zoom moved on
+        entry.data = mine;
+        entry.readRange = range;
+        this.draw(entry);
+      }
+    }));
   }
 
   /** A zoom to `range` (axis units; null: reset) re-reads the iterations it covers. */
@@ -108,7 +125,7 @@ export class SeriesCharts {
 
   /** Re-read every chart (live refresh), keeping each chart's zoom. */
   async refreshAll() {
-    await Promise.all([...this.charts.values()].map((entry) => this.refresh(entry)));
+    await this.refresh(...this.charts.values());
   }
 
   setAxis(axis) {
@@ -119,10 +136,10 @@ export class SeriesCharts {
       entry.chart.setXLabel(caption, kind);
       entry.iterations = null;
       const missingTimes = needsTimes(axis) && entry.data.some((s) => !s.times);
-      if (entry.readRange || missingTimes) reads.push(this.refresh(entry));
+      if (entry.readRange || missingTimes) reads.push(entry);
       else this.draw(entry);
     }
-    return Promise.all(reads);
+    return this.refresh(...reads);
   }
 
   setSmoothing(weight) {
