@@ -205,7 +205,7 @@ def train_run(
         log.info("%s done, best epoch %d", name, best[2])
         thresholds, pr = precision_recall(params, data["x_val"], data["y_val"])
     return RunResult(
-        exp.project_id, exp.experiment_id, name, val_acc, best[1], best[2], thresholds, pr
+        exp.ref.project_id, exp.ref.experiment_id, name, val_acc, best[1], best[2], thresholds, pr
     )
 
 

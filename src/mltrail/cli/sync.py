@@ -6,20 +6,33 @@ import warnings
 
 import click
 
-from mltrail.cli.common import get_api, get_settings
+from mltrail.cli.common import cli_context, get_api, get_settings
 
 
 @click.command()
-def sync() -> None:
+@click.option(
+    "--to",
+    "to_url",
+    metavar="URL",
+    help="Upload every spooled batch to the server at URL (with MLTRAIL_TOKEN), whichever "
+    "server or database it was spooled for.",
+)
+def sync(to_url: str | None) -> None:
     """Upload spooled batches ($MLTRAIL_HOME/spool) to the configured store.
 
-    Replays are idempotent: a batch already stored is not stored twice. Files the store refuses
-    (4xx) or that cannot be read are set aside in spool/rejected/ with the reason. Exits
-    non-zero only when batches remain because the store is still unreachable.
+    A batch belongs to the store it was spooled for, known by the identity the store reports
+    (so another URL of the same server, or a new port, still matches); a run started offline
+    gets its experiment created here, once. Replays are idempotent: a batch already stored is
+    not stored twice. Files the store refuses (4xx) or that cannot be read are set aside in
+    spool/rejected/ with the reason. Exits non-zero only when batches remain because the store
+    is still unreachable.
     """
     from mltrail.sdk.spool import Spool, SpoolWarning
     from mltrail.sdk.sync import sync as sync_spool
 
+    if to_url is not None:
+        context = cli_context()
+        context.settings = context.settings.with_(url=to_url)
     settings = get_settings()
     spool = Spool.from_settings(settings)
     waiting = len(spool.files())
@@ -28,7 +41,7 @@ def sync() -> None:
         return
     with warnings.catch_warnings():  # each problem is echoed below, once
         warnings.simplefilter("ignore", SpoolWarning)
-        result = sync_spool(get_api().store, settings)
+        result = sync_spool(get_api().store, settings, retarget=to_url is not None)
     click.echo(
         f"uploaded {result.sent} of {waiting} spooled batches "
         f"({result.points} points, {result.lines} log lines stored), "

@@ -151,6 +151,16 @@ def metric_key(value: Any, field: str = "key") -> str:
     return key
 
 
+_RUN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def client_run_id(value: Any, field: str = "client_id") -> str:
+    """The id a run started offline generated for itself: 1-64 of ``A-Z a-z 0-9 _ -``."""
+    if not isinstance(value, str) or not _RUN_ID.fullmatch(value):
+        raise ValidationError(f"must be 1-64 letters, digits, '_' or '-', got {value!r}", field)
+    return value
+
+
 def status(value: Any, field: str = "status") -> Status:
     """An experiment status by its value (``"running"``) or as the enum."""
     try:

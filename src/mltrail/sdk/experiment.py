@@ -26,7 +26,8 @@ from mltrail.sdk.artifact_logging import ArtifactLogging
 from mltrail.sdk.buffer import MAX_INT64
 from mltrail.sdk.console import ConsoleCapture
 from mltrail.sdk.inputs import jsonable, metric_number, params_mapping
-from mltrail.sdk.opening import int64_field
+from mltrail.sdk.offline import RunSpec, end_offline, number_run
+from mltrail.sdk.opening import int64_field, store_target
 from mltrail.sdk.resume import StoredSteps
 from mltrail.sdk.spool import Spool, is_transient, target_of
 from mltrail.sdk.start import start as start  # where code has imported it from
@@ -59,8 +60,9 @@ class Experiment(ArtifactLogging):
     def __init__(
         self,
         store: Store,
-        record: ExperimentRecord,
+        record: ExperimentRecord | None,
         *,
+        spec: RunSpec,
         settings: Settings,
         owns_store: bool = False,
         on_stop: Callable[[], None] | None = None,
@@ -69,9 +71,9 @@ class Experiment(ArtifactLogging):
     ) -> None:
         self.store = store
         self.settings = settings
-        self.project_id = record.project_id
-        self.experiment_id = record.experiment_id
-        self.display_name = record.display_name
+        self.display_name = spec.display_name if record is None else record.display_name
+        self._spec = spec
+        self._started_offline = record is None
         self.status = Status.RUNNING
         self._owns_store = owns_store
         self._on_stop = on_stop
@@ -85,10 +87,12 @@ class Experiment(ArtifactLogging):
         self._lock = threading.Lock()
         self._writer = Writer(
             store,
-            self.project_id,
-            self.experiment_id,
+            None if record is None else record.project_id,
+            None if record is None else record.experiment_id,
             spool=Spool.from_settings(settings),
-            target=target_of(settings),
+            target=target_of(settings) if record is None else store_target(store, settings),
+            run=spec.run,
+            number_run=self._number_run if record is None else None,
             strict=settings.strict,
         ).start()
         self._uploads = Uploader(
@@ -105,7 +109,7 @@ class Experiment(ArtifactLogging):
             else None
         )
         self._watcher = StopWatcher(
-            store, self.project_id, self.experiment_id, self._stop_seen, stop_poll_seconds
+            store, self._writer.address, self._stop_seen, stop_poll_seconds
         ).start()
         self._system = system_sampler(
             settings, self._writer, lambda: (self._iteration, self._epoch)
@@ -113,12 +117,41 @@ class Experiment(ArtifactLogging):
         self._previous_excepthook = sys.excepthook
         sys.excepthook = self._excepthook
         atexit.register(self._at_exit)
-        sync_in_background(store, settings)
+        if record is not None:
+            sync_in_background(store, settings)
 
     # --- identity ------------------------------------------------------------------------------
     @property
+    def project_id(self) -> int | None:
+        """The project's id; ``None`` while a run started offline in a project given by name
+        has no number yet."""
+        ref = self._writer.address.ref
+        return self._spec.project_id if ref is None else ref[0]
+
+    @property
+    def experiment_id(self) -> int | None:
+        """The experiment's number in its project; ``None`` while a run started offline waits
+        for the server to number it (:attr:`run_id` names it meanwhile)."""
+        ref = self._writer.address.ref
+        return None if ref is None else ref[1]
+
+    @property
+    def run_id(self) -> str:
+        """The id this client generated for the run (the experiment's ``client_id``)."""
+        return self._spec.run
+
+    @property
     def ref(self) -> ExperimentRef:
-        return ExperimentRef(self.project_id, self.experiment_id)
+        ref = self._writer.address.ref
+        if ref is None:
+            raise ValidationError(f"run {self.run_id} started offline has no number yet", "ref")
+        return ExperimentRef(*ref)
+
+    def _number_run(self) -> tuple[int, int, str]:
+        """Create a run started offline at the store (idempotent); the writer calls it."""
+        target = store_target(self.store, self.settings)
+        p, e, _ = number_run(self.store, self._writer.spool, self._spec, target)
+        return p, e, target
 
     @property
     def iteration(self) -> int:
@@ -274,7 +307,7 @@ class Experiment(ArtifactLogging):
         if values:
             self._store_call(
                 lambda: self.store.update_experiment(
-                    self.project_id, self.experiment_id, hyperparameters=values
+                    self.ref.project_id, self.ref.experiment_id, hyperparameters=values
                 )
             )
 
@@ -356,7 +389,7 @@ class Experiment(ArtifactLogging):
         """
         kept = int64_field(iteration, "iteration")
         self._writer.flush()
-        removed = self.store.rewind_points(self.project_id, self.experiment_id, kept)
+        removed = self.store.rewind_points(self.ref.project_id, self.ref.experiment_id, kept)
         self._iteration = kept
         self._stored.rewound(kept)
         return removed
@@ -385,6 +418,9 @@ class Experiment(ArtifactLogging):
         self._uploads.close(timeout)
         self._writer.close(timeout)
         record_final_status(self._writer, final)
+        if self._started_offline:
+            writers = [self._writer.client_id, self._uploads.client_id]
+            end_offline(self._writer.spool, self._spec, self._writer.address.ref, writers)
         self.status = final
         self._detach()
         if self._owns_store:

@@ -12,7 +12,9 @@ from mltrail.core.errors import ValidationError
 from mltrail.core.types import Status
 from mltrail.sdk.buffer import MAX_INT64
 from mltrail.sdk.environment import collect_environment, collect_source
-from mltrail.sdk.inputs import jsonable, params_mapping, tags_tuple
+from mltrail.sdk.inputs import jsonable, params_mapping
+from mltrail.sdk.offline import RunSpec, create_record
+from mltrail.sdk.spool import identity_target, target_of
 
 if TYPE_CHECKING:
     from mltrail.core.types import Experiment as ExperimentRecord
@@ -38,8 +40,15 @@ def open_run_store(settings: Settings) -> Store:
     return open_store(settings, http_timeout=HTTP_TIMEOUT_SECONDS, http_retries=HTTP_RETRIES)
 
 
-def open_record(
-    store: Store,
+def store_target(store: Store, settings: Settings) -> str:
+    """The spool's name for ``store``: its identity, or (a server too old to say) its URL."""
+    try:
+        return identity_target(store.store_identity())
+    except Exception:
+        return target_of(settings)
+
+
+def run_spec(
     settings: Settings,
     project: int | str | None,
     display_name: str | None,
@@ -47,39 +56,45 @@ def open_record(
     hyperparams: Any,
     tags: Sequence[str] | None,
     resume: tuple[int | str, int] | None = None,
-) -> ExperimentRecord:
-    """Create the run's experiment record, attach to the one the agent pre-created, or resume
-    ``(project, experiment)`` (back to ``running``; hyperparameters given are merged in)."""
+) -> RunSpec:
+    """Everything the run's experiment is created with, checked before the store is asked
+    (so a bad argument raises the same whether the store answers or not)."""
     params = jsonable(params_mapping(hyperparams))
+    if project is None:
+        project = settings.project  # MLTRAIL_PROJECT alone names the default project
+    if project is None and resume is None and settings.resume is None:
+        raise ValidationError("is required: a project id or display name", "project")
+    return RunSpec.checked(
+        project,
+        display_name,
+        description,
+        params,
+        collect_environment(),
+        collect_source(),
+        tags,
+    )
+
+
+def open_record(
+    store: Store, settings: Settings, spec: RunSpec, resume: tuple[int | str, int] | None = None
+) -> ExperimentRecord:
+    """Create the run's experiment (idempotent on ``spec.run``), attach to the one the agent
+    pre-created, or resume ``(project, experiment)`` (back to ``running``; hyperparameters
+    given are merged in)."""
     resume = resume or settings.resume
     if resume is not None:
-        return resume_record(store, resume, params)
-    environment, source = collect_environment(), collect_source()
+        return resume_record(store, resume, spec.hyperparameters)
     if settings.project and settings.experiment:  # started by the agent: attach
         project_id = resolve_project(store, settings.project, create=False)
         return store.update_experiment(
             project_id,
             settings.experiment,
             status=Status.RUNNING,
-            hyperparameters=params or None,
-            environment=environment,
-            source=source,
+            hyperparameters=spec.hyperparameters or None,
+            environment=spec.environment,
+            source=spec.source,
         )
-    if project is None:
-        project = settings.project  # MLTRAIL_PROJECT alone names the default project
-    if project is None:
-        raise ValidationError("is required: a project id or display name", "project")
-    project_id = resolve_project(store, project)
-    return store.create_experiment(
-        project_id,
-        display_name=None if display_name is None else validation.experiment_name(display_name),
-        description=validation.experiment_description(description),
-        hyperparameters=params,
-        environment=environment,
-        source=source,
-        tags=tags_tuple(tags),
-        status=Status.RUNNING,
-    )
+    return create_record(store, spec)
 
 
 def resume_record(store: Store, resume: Any, params: dict[str, Any] | None) -> ExperimentRecord:

@@ -73,8 +73,15 @@ def is_transient(exc: BaseException) -> bool:
 
 
 def target_of(settings: Settings) -> str:
-    """The string that says where spooled batches belong: server URL or embedded database."""
+    """Where spooled batches belong when the store's identity is unknown (a run started
+    offline): the server's URL or the embedded database's."""
     return settings.url.rstrip("/") if settings.url else settings.db_url
+
+
+def identity_target(store_id: str) -> str:
+    """Where spooled batches belong: the store's identity (``store.store_identity()``), the same
+    whichever URL reaches it (``localhost`` or ``127.0.0.1``, another port)."""
+    return f"store:{store_id}"
 
 
 @dataclass

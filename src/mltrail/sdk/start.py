@@ -56,40 +56,57 @@ def start(
     Returns:
         The running :class:`~mltrail.sdk.experiment.Experiment`.
 
+    With the store unreachable, the run starts offline at once: it gets a client-generated
+    :attr:`~mltrail.sdk.experiment.Experiment.run_id` (``experiment_id`` is ``None`` until
+    then), everything is spooled, and its experiment is created exactly once when the store
+    answers (by this run's writer, ``mltrail sync`` or the next run).
+
     Raises:
         ValidationError: a bad argument, naming it.
         NotFoundError: an unknown project id, or the experiment to attach to or resume does
             not exist.
     """
+    from mltrail.core.errors import TransportError
     from mltrail.sdk.console import quiet_library_loggers
     from mltrail.sdk.experiment import Experiment
-    from mltrail.sdk.opening import open_record, open_run_store
+    from mltrail.sdk.offline import start_offline
+    from mltrail.sdk.opening import open_record, open_run_store, run_spec
     from mltrail.sdk.resume import StoredSteps
+    from mltrail.sdk.spool import Spool
 
     settings = settings or Settings.from_env()
     quiet_library_loggers()  # no Alembic steps nor an httpx line per upload at INFO
+    spec = run_spec(settings, project, display_name, description, hyperparams, tags, resume)
+    resuming = bool(resume or settings.resume)
     owns_store = store is None
     if store is None:
         store = open_run_store(settings)
     try:
-        record = open_record(
-            store, settings, project, display_name, description, hyperparams, tags, resume
-        )
+        record = open_record(store, settings, spec, resume)
         stored = (
-            StoredSteps.read(store, record.project_id, record.experiment_id)
-            if resume or settings.resume
-            else None
+            StoredSteps.read(store, record.project_id, record.experiment_id) if resuming else None
         )
+    except TransportError as exc:
+        if resuming or settings.experiment:  # a run that exists already: not started offline
+            _close(store, owns_store)
+            raise
+        record, stored = None, None
+        start_offline(Spool.from_settings(settings), spec, exc)
     except BaseException:
-        if owns_store:
-            store.close()
+        _close(store, owns_store)
         raise
     return Experiment(
         store,
         record,
+        spec=spec,
         settings=settings,
         owns_store=owns_store,
         on_stop=on_stop,
         stop_poll_seconds=stop_poll_seconds,
         stored=stored,
     )
+
+
+def _close(store: Store, owns_store: bool) -> None:
+    if owns_store:
+        store.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 from typing import TYPE_CHECKING
 
+from mltrail.core.errors import TransportError
 from mltrail.core.types import Status
 from mltrail.sdk.records import encode_status
 from mltrail.sdk.spool import is_transient
@@ -17,7 +18,10 @@ def record_final_status(writer: Writer, status: Status) -> None:
     """Record ``status`` on the writer's experiment; spool it when the store is unreachable
     (``mltrail sync`` or the next run sends it). Warns, never raises, when neither works."""
     try:
-        writer.store.update_experiment(writer.project_id, writer.experiment_id, status=status)
+        ref = writer.address.ref
+        if ref is None:  # started offline, never numbered: the status waits in the spool
+            raise TransportError("the run started offline has no number yet")
+        writer.store.update_experiment(*ref, status=status)
     except Exception as exc:
         if not is_transient(exc):
             warnings.warn(

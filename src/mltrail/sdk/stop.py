@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from mltrail.sdk.spool import RunAddress
     from mltrail.store.base import Store
 
 POLL_SECONDS = 2.0
@@ -17,7 +18,8 @@ class StopWatcher:
 
     Args:
         store: the experiment's store.
-        project_id / experiment_id: the experiment watched.
+        address: the experiment watched (not asked about while a run started offline has
+            no number).
         on_request: called once, from this thread, when the request is seen.
         interval: seconds between checks.
     """
@@ -25,19 +27,16 @@ class StopWatcher:
     def __init__(
         self,
         store: Store,
-        project_id: int,
-        experiment_id: int,
+        address: RunAddress,
         on_request: Callable[[], None],
         interval: float = POLL_SECONDS,
     ) -> None:
         self._store = store
-        self._ref = (project_id, experiment_id)
+        self._address = address
         self._on_request = on_request
         self._interval = interval
         self._done = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, name=f"mltrail-stop-{experiment_id}", daemon=True
-        )
+        self._thread = threading.Thread(target=self._run, name="mltrail-stop", daemon=True)
 
     def start(self) -> StopWatcher:
         self._thread.start()
@@ -50,8 +49,11 @@ class StopWatcher:
 
     def _run(self) -> None:
         while not self._done.wait(self._interval):
+            ref = self._address.ref
+            if ref is None:
+                continue
             try:
-                requested = self._store.get_experiment(*self._ref).stop_requested
+                requested = self._store.get_experiment(*ref).stop_requested
             except Exception:  # an unreachable store is the writer's business, not ours
                 continue
             if requested:

@@ -49,7 +49,7 @@ from mltrail.sdk.buffer import Call, metric_batches, series_chunks
 from mltrail.sdk.records import encode_link, encode_logs, encode_metrics
 from mltrail.sdk.spool import RunAddress, Spool, SpoolWarning, is_transient, order_stamp
 from mltrail.sdk.spooler import Spoolable, Spooler
-from mltrail.sdk.sync import is_refusal, replay
+from mltrail.sdk.sync import Destination, is_refusal, replay
 
 if TYPE_CHECKING:
     from mltrail.store.base import Store
@@ -63,6 +63,7 @@ CLOSE_TIMEOUT_SECONDS = 30.0
 BUFFERED_BATCHES = 4  # points held in memory while the store stalls, in batches
 HARD_LIMIT_BATCHES = 20  # points held whatever the store does (then spooled), in batches
 STALL_SECONDS = 0.5  # a store call this long counts as a stall
+NUMBER_RETRY_SECONDS = 2.0  # a run started offline asks the store for its number this often
 SPOOLER_IDLE_WAIT = 5.0  # how long a replay waits for queued batches to reach the spool
 
 _Item = tuple[Callable[[Any], dict], Any, Callable[..., Any]]  # encode, batch, store call
@@ -84,7 +85,11 @@ class Writer:
         store: where batches go.
         project_id / experiment_id: the experiment written to.
         spool: where batches the store cannot take are kept.
-        target: the spool's name for this store (see :func:`spool.target_of`).
+        target: the spool's name for this store (see :func:`spool.identity_target`).
+        run: a run started offline: its client-generated id (``project_id`` and
+            ``experiment_id`` are ``None`` until the store numbers it).
+        number_run: for such a run, creates its experiment (idempotently) and returns
+            ``(project_id, experiment_id, target)``; tried while the run waits for a number.
         strict: remember transport faults so the training thread can raise them.
         flush_interval: seconds between time-triggered flushes.
         batch_points: points that trigger a flush, and the most one batch carries.
@@ -99,11 +104,13 @@ class Writer:
     def __init__(
         self,
         store: Store,
-        project_id: int,
-        experiment_id: int,
+        project_id: int | None,
+        experiment_id: int | None,
         *,
         spool: Spool,
         target: str,
+        run: str | None = None,
+        number_run: Callable[[], tuple[int, int, str]] | None = None,
         strict: bool = False,
         flush_interval: float = FLUSH_INTERVAL_SECONDS,
         batch_points: int = BATCH_POINTS,
@@ -113,7 +120,11 @@ class Writer:
         stall_seconds: float = STALL_SECONDS,
     ) -> None:
         self.store = store
-        self.address = RunAddress(target, (project_id, experiment_id))
+        ref = None if project_id is None or experiment_id is None else (project_id, experiment_id)
+        self.address = RunAddress(target, ref, run)
+        self._first_target = target  # what the files spooled before numbering name
+        self._number_run = number_run
+        self._next_number_try = 0.0  # monotonic
         self.spool = spool
         self.strict = strict
         self.flush_interval = flush_interval
@@ -146,7 +157,7 @@ class Writer:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._deadline: float | None = None
-        self._spool_pending = False
+        self._spool_pending = self.address.ref is None  # offline: all to the spool until numbered
         self._warned_offline = False
         self._heartbeat_every = HEARTBEAT_SECONDS  # until the store says its crash_after
         self._next_heartbeat = 0.0  # monotonic; the first wake heartbeats
@@ -338,9 +349,13 @@ class Writer:
 
     def _heartbeat(self) -> None:
         """Tell the store this run is alive; beat as often as its ``crash_after`` asks."""
+        ref = self.address.ref
+        if ref is None:  # started offline, no number yet: nothing to beat for
+            self._next_heartbeat = time.monotonic() + self._heartbeat_every
+            return
         self._busy_since = time.monotonic()  # a heartbeat that hangs is a stall too
         try:
-            liveness = self.store.record_heartbeat(self.project_id, self.experiment_id)
+            liveness = self.store.record_heartbeat(*ref)
             self._heartbeat_every = heartbeat_interval(liveness.crash_after)
         except Exception:  # unreachable or refused: the batches' path says so, and retries
             pass
@@ -431,17 +446,41 @@ class Writer:
         return True
 
     def _replay_spooled(self) -> bool:
+        if self.address.ref is None and not self._try_number(final=self._stop.is_set()):
+            return False
         if not self._spooler.wait_idle(SPOOLER_IDLE_WAIT):  # older batches still on their way
             return False
+        ref, run = self.address.ref, self.address.run
+        runs = {run: ref} if run is not None and ref is not None else {}
+        here = Destination(self.address.target, self._first_target)
         self._busy_since = time.monotonic()
         try:
-            result = replay(self.spool, self.store, self.target, client_id=self.client_id)
+            result = replay(self.spool, self.store, here, client_id=self.client_id, runs=runs)
         except Exception:
             return False
         finally:
             self._busy_since = None
         self._spool_pending = result.remaining > 0
         return not self._spool_pending
+
+    def _try_number(self, *, final: bool = False) -> bool:
+        """Ask the store to number a run started offline (at most every few seconds, and once
+        more at the end); from then on its batches go to the store, the spooled ones first."""
+        now = time.monotonic()
+        if self._number_run is None or (now < self._next_number_try and not final):
+            return False
+        self._next_number_try = now + NUMBER_RETRY_SECONDS
+        self._busy_since = now
+        try:
+            p, e, target = self._number_run()
+        except Exception:  # unreachable still (or refused: the spool keeps it for `sync`)
+            return False
+        finally:
+            self._busy_since = None
+        self.address.target = target  # before the ref: a reader seeing the ref sees it
+        self.address.ref = (p, e)
+        self._next_heartbeat = 0.0  # beat at the next wake
+        return True
 
     def _to_spool(
         self, encode: Callable[[Any], dict], batch: Any, fault: BaseException | None, stamp: int

@@ -21,6 +21,7 @@ from mltrail.server.routes import (
     charts,
     experiments,
     external,
+    identity,
     jobs,
     logs,
     points,
@@ -109,6 +110,7 @@ def _is_upload(method: str, path: str) -> bool:
 def _api_router() -> APIRouter:
     api = APIRouter()
     for noun in (
+        identity,
         users,
         projects,
         experiments,

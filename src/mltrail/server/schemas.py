@@ -163,6 +163,11 @@ class OkOut(BaseModel):
     ok: bool = True
 
 
+class IdentityOut(BaseModel):
+    store_id: str
+    version: str
+
+
 class RefOut(BaseModel):
     project: int
     experiment: int
@@ -259,6 +264,7 @@ class MemberIn(BaseModel):
 
 
 class ExperimentIn(BaseModel):
+    client_id: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
     display_name: str | None = None
     description: str = ""
     hyperparameters: dict[str, Any] | None = None

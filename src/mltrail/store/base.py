@@ -16,6 +16,7 @@ from mltrail.store.artifacts import ArtifactStore
 from mltrail.store.charts import ChartStore
 from mltrail.store.experiments import LIST_PAGE_SIZE, ExperimentStore
 from mltrail.store.external import ExternalStore
+from mltrail.store.identity import IdentityStore
 from mltrail.store.jobs import JobStore
 from mltrail.store.logs import LogStore
 from mltrail.store.points import PointStore
@@ -38,6 +39,7 @@ class Store(
     AgentStore,
     UserStore,
     ArtifactStore,
+    IdentityStore,
 ):
     """Everything mltrail stores, behind intent-named methods, one interface per noun."""
 

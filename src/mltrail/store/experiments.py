@@ -30,10 +30,13 @@ class ExperimentStore(abc.ABC):
         source: Mapping[str, Any] | None = None,
         tags: Sequence[str] = (),
         status: Status = Status.RUNNING,
+        client_id: str | None = None,
     ) -> Experiment:
         """Create the project's next experiment (numbered from 1 per project).
 
-        ``display_name`` defaults to ``experiment-<n>``.
+        ``display_name`` defaults to ``experiment-<n>``. ``client_id`` makes it idempotent: the
+        id a run started offline generated for itself; creating it again returns the
+        experiment made the first time (ConflictError when that one is in another project).
         """
 
     @abc.abstractmethod

@@ -29,8 +29,10 @@ class HttpExperiments(HttpNoun, ExperimentStore):
         source: Mapping[str, Any] | None = None,
         tags: Sequence[str] = (),
         status: Status = Status.RUNNING,
+        client_id: str | None = None,
     ) -> Experiment:
         body = {
+            "client_id": client_id,
             "display_name": display_name,
             "description": description,
             "hyperparameters": _plain(hyperparameters),
@@ -40,7 +42,8 @@ class HttpExperiments(HttpNoun, ExperimentStore):
             "status": Status(status).value,
         }
         path = f"/projects/{int(project_id)}/experiments"
-        answer = self._http.call("POST", path, body=to_wire(body))
+        # with a client_id a repeat returns the same experiment, so it is safe to retry
+        answer = self._http.call("POST", path, body=to_wire(body), repeatable=client_id is not None)
         return codec.experiment_from_wire(answer)
 
     def get_experiment(self, project_id: int, experiment_id: int) -> Experiment:

@@ -19,6 +19,7 @@ from mltrail.store.http.artifacts import HttpArtifacts
 from mltrail.store.http.charts import HttpCharts
 from mltrail.store.http.experiments import HttpExperiments
 from mltrail.store.http.external import HttpExternal
+from mltrail.store.http.identity import HttpIdentity
 from mltrail.store.http.jobs import HttpJobs
 from mltrail.store.http.logs import HttpLogs
 from mltrail.store.http.points import HttpPoints
@@ -45,6 +46,7 @@ class HttpStore(
     HttpAgents,
     HttpUsers,
     HttpArtifacts,
+    HttpIdentity,
     Store,
 ):
     """A Store that talks to ``mltrail server``.

@@ -76,9 +76,16 @@ def _index_tags(conn: Connection, pk: int, tags: list[str], fresh: bool) -> None
 def create_experiment(
     conn: Connection, scope: Scope, judge: Judge, project_id: Any, fields: dict[str, Any]
 ) -> Experiment:
-    """Take the project's next number (``UPDATE ... RETURNING`` locks the counter) and insert."""
+    """Take the project's next number (``UPDATE ... RETURNING`` locks the counter) and insert;
+    with a ``client_id`` already stored, return that experiment instead."""
     now = judge.now
     pid = check_project(conn, scope, project_id)
+    client_id = fields.get("client_id")
+    if client_id is not None:
+        client_id = validation.client_run_id(client_id)
+        found = _created_before(conn, pid, client_id)
+        if found is not None:
+            return _judged(conn, judge, found)
     status = validation.status(fields.get("status") or Status.RUNNING)
     tags = _tags(fields.get("tags") or ())
     hyperparameters = _mapping(fields.get("hyperparameters") or {}, "hyperparameters")
@@ -114,6 +121,7 @@ def create_experiment(
             ended_at=now if status.is_final else None,
             stop_requested=False,
             log_count=0,
+            client_id=client_id,
             **values,
         )
         .returning(experiments.c.id)
@@ -121,6 +129,23 @@ def create_experiment(
     _index_params(conn, pk, hyperparameters, fresh=True)
     _index_tags(conn, pk, tags, fresh=True)
     return _judged(conn, judge, pk)
+
+
+def _created_before(conn: Connection, pid: int, client_id: str) -> int | None:
+    """The experiment a run started offline already created (its row id), or None.
+
+    The project's row is locked first (PostgreSQL; SQLite writes are serialised anyway), so two
+    uploads of the same run queue here and the second finds the first's experiment."""
+    conn.execute(select(projects.c.id).where(projects.c.id == pid).with_for_update())
+    c = experiments.c
+    row = conn.execute(select(c.id, c.project_id).where(c.client_id == client_id)).first()
+    if row is None:
+        return None
+    if row.project_id != pid:
+        raise ConflictError(
+            f"run {client_id} was created in project {row.project_id}, not {pid}", "client_id"
+        )
+    return int(row.id)
 
 
 def update_experiment(
@@ -425,8 +450,10 @@ class SqlExperiments(SqlNoun, ExperimentStore):
         source: Mapping[str, Any] | None = None,
         tags: Sequence[str] = (),
         status: Status = Status.RUNNING,
+        client_id: str | None = None,
     ) -> Experiment:
         fields = {
+            "client_id": client_id,
             "display_name": display_name,
             "description": description,
             "hyperparameters": hyperparameters,

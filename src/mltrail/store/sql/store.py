@@ -22,6 +22,7 @@ from mltrail.store.sql.charts import SqlCharts
 from mltrail.store.sql.engine import Database, make_engine, upgrade
 from mltrail.store.sql.experiments import SqlExperiments
 from mltrail.store.sql.external import SqlExternal
+from mltrail.store.sql.identity import SqlIdentity
 from mltrail.store.sql.jobs import SqlJobs
 from mltrail.store.sql.lifecycle import SqlLifecycle
 from mltrail.store.sql.logs import SqlLogs
@@ -46,6 +47,7 @@ class SqlStore(
     SqlAgents,
     SqlUsers,
     SqlArtifacts,
+    SqlIdentity,
     Store,
 ):
     """The embedded and server-side store.

@@ -91,8 +91,17 @@ experiments = Table(
     Column("notes", Text, nullable=False, default="", server_default=""),
     Column("state", String(16), nullable=False, default="active", server_default="active"),
     Column("deleted_at", Double),  # when it went to the trash (core/lifecycle.py)
+    Column("client_id", String(64)),  # a run started offline: its own id (idempotent create)
     UniqueConstraint("project_id", "number", name="uq_experiments_project_number"),
     Index("ix_experiments_project_state", "project_id", "state", "number"),
+    Index("uq_experiments_client_id", "client_id", unique=True),
+)
+
+store_identity = Table(  # one row: the id SDK spools know this database by
+    "store_identity",
+    metadata,
+    Column("store_id", String(32), primary_key=True),
+    Column("created_at", Double, nullable=False),
 )
 
 # searchable copies of each experiment's top-level hyperparameters and tags (the JSON columns
