@@ -4,9 +4,12 @@ the background writer), run as ``python spool_trainer.py BATCHES SIZE [OPTIONS]`
 Prints ``STARTED <project> <experiment>`` (the experiment is ``None`` while a run started
 offline has no number), then logs ``loss`` for ``BATCHES * SIZE`` iterations with ``exp.log``,
 calling ``exp.flush()`` after every ``SIZE`` (one batch each) and printing a line per batch, ends
-the run and prints ``DONE <dropped points> <spooled batches> <experiment>``. Options:
+the run and prints ``DONE <dropped points> <spooled batches> <points logged>`` (system metrics
+included) and ``EXPERIMENT <experiment>``. Options:
 
 * ``--wait``: after ``STARTED``, wait for a line on stdin (the test stops the server meanwhile).
+* ``--wait-before-end``: after the last batch, print ``LOGGED`` and wait for a line on stdin
+  (the test restarts the server meanwhile).
 * ``--poison-at K``: before batch ``K``, send one batch the store refuses (a metric key with a
   NUL, put straight into the writer as an SDK bug or a client newer than its server would).
 * ``--clock-back-at K``: before batch ``K``, turn the wall clock back one hour (``time.time`` and
@@ -37,6 +40,7 @@ def main(argv: list[str]) -> None:
     parser.add_argument("--wait", action="store_true")
     parser.add_argument("--clock-back-at", type=int, default=-1)
     parser.add_argument("--poison-at", type=int, default=-1)
+    parser.add_argument("--wait-before-end", action="store_true")
     parser.add_argument("--project", default="spool")
     args = parser.parse_args(argv)
     with mltrail.start(args.project, "spool-run") as exp:
@@ -53,8 +57,12 @@ def main(argv: list[str]) -> None:
                 exp.log({"loss": i * 0.5})
             exp.flush()
             print(f"batch {b}", flush=True)
+        if args.wait_before_end:
+            print("LOGGED", flush=True)
+            sys.stdin.readline()
     writer = exp._writer
-    print("DONE", writer.dropped_points, writer.spooled_batches, exp.experiment_id, flush=True)
+    print("DONE", writer.dropped_points, writer.spooled_batches, writer.logged_points, flush=True)
+    print("EXPERIMENT", exp.experiment_id, flush=True)
 
 
 if __name__ == "__main__":

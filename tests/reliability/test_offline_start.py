@@ -115,7 +115,67 @@ def test_the_run_numbers_itself_when_the_server_comes_back(
     out, err = proc.communicate(timeout=PROCESS_TIMEOUT)
     assert proc.returncode == 0, err[-2000:]
     p, e = _check_one_run(stopped_server, "offline-then-online")
-    assert out.split()[-1] == str(e)  # the run learnt its number
+    assert out.split()[-1] == str(e)  # the run learnt its number (EXPERIMENT <e>)
     assert not list((tmp_path / "spool").glob("*.json"))  # nothing left for `mltrail sync`
     assert not list((tmp_path / "spool" / "runs").glob("*.json"))
     print(f"offline start took {took:.2f} s; the run numbered itself {p}/{e}")
+
+
+def test_a_spool_follows_its_server_to_another_name_and_port_and_sync_to_retargets(
+    tmp_path: Path, server_factory, sqlite_url
+):
+    """Spooled while the server listened on 127.0.0.1:A; synced once it listens on B, reached as
+    ``localhost``: the store's identity matches, so everything uploads. A spool for a server
+    that never answered goes elsewhere with ``mltrail sync --to URL``."""
+    server = server_factory(sqlite_url)
+    proc = launch_script("spool_trainer.py", trainer_env(server, tmp_path), BATCHES, SIZE, "--wait")
+    project, experiment = expect_line(proc, "STARTED")
+    server.stop()  # the run's batches spool, keyed by the server's identity
+    assert proc.stdin is not None
+    proc.stdin.write("go\n")
+    proc.stdin.flush()
+    _, err = proc.communicate(timeout=PROCESS_TIMEOUT)
+    assert proc.returncode == 0, err[-2000:]
+    assert list((tmp_path / "spool").glob("*.json"))
+
+    moved = ServerProcess(server.db_url, server.home)  # same database, a new port
+    moved.admin_token = server.admin_token
+    moved.start()
+    try:
+        env = trainer_env(moved, tmp_path) | {"MLTRAIL_URL": f"http://localhost:{moved.port}"}
+        done = run_sync(env)
+        assert done.returncode == 0, done.stderr
+        assert "belong to another server" not in done.stdout, done.stdout
+        assert not list((tmp_path / "spool").glob("*.json"))
+        with HttpStore(moved.url, moved.admin_token) as store:
+            p, e = int(project), int(experiment)
+            stored = store.read_series(p, e, "loss", "train").iterations.tolist()
+            assert stored == list(range(BATCHES * SIZE))
+            assert store.get_experiment(p, e).status is Status.DONE
+
+        # a run started offline against a server that never answers: --to sends it here
+        nowhere = trainer_env(moved, tmp_path) | {"MLTRAIL_URL": "http://127.0.0.1:9"}
+        lost = launch_script("spool_trainer.py", nowhere, 2, SIZE, "--project", "retarget")
+        expect_line(lost, "STARTED")
+        assert lost.wait(PROCESS_TIMEOUT) == 0
+        plain = run_sync(env)
+        assert "belong to another server" in plain.stdout, plain.stdout
+        moved_env = env | {"MLTRAIL_URL": moved.url}
+        retargeted = subprocess.run(
+            [sys.executable, "-m", "mltrail", "sync", "--to", f"http://localhost:{moved.port}"],
+            env=moved_env,
+            capture_output=True,
+            text=True,
+            timeout=PROCESS_TIMEOUT,
+        )
+        assert retargeted.returncode == 0, retargeted.stderr
+        assert "created 1 experiments" in retargeted.stdout, retargeted.stdout
+        with HttpStore(moved.url, moved.admin_token) as store:
+            found = store.find_project("retarget")
+            assert found is not None
+            [exp] = store.list_experiments(found.id).items
+            count = len(store.read_series(found.id, exp.experiment_id, "loss", "train").iterations)
+            assert count == 2 * SIZE
+    finally:
+        moved.close()
+    print(f"moved from port {server.port} to localhost:{moved.port}: every point synced")

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 SUFFIX = ".json"
 REJECTED_DIR = "rejected"
 BOOTS_FILE = "boots"
+SYNC_LOCK_FILE = "sync.lock"
 _BOOT_ID_FILE = Path("/proc/sys/kernel/random/boot_id")
 _PROCESS_BOOT = f"process-{uuid.uuid4().hex}"  # where the boot is unknown: each process is one
 
@@ -240,6 +241,14 @@ class Spool:
             _write_whole(path, data)
         path.with_suffix(".error").write_text(reason + "\n", encoding="utf-8")
         return path
+
+    @contextlib.contextmanager
+    def sync_lock(self) -> Iterator[None]:
+        """Held by a whole-spool sync, so two syncs (or a sync and a starting run's background
+        sync) never replay the same files at once."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        with (self.directory / SYNC_LOCK_FILE).open("a") as f, _file_lock(f):
+            yield
 
     def rejected(self) -> list[Path]:
         """Files set aside in ``rejected/``, oldest first."""

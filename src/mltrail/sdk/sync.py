@@ -141,7 +141,8 @@ def replay(
             result.points += stored
         elif record.kind == "logs":
             result.lines += stored
-    numbering.forget_ended()
+    if client_id is None:  # a whole-spool replay (sync): ended runs' specs may go
+        numbering.forget_ended()
     return result
 
 
@@ -246,7 +247,8 @@ def sync(store: Store, settings: Settings, *, retarget: bool = False) -> SyncRes
         if not is_transient(exc):
             raise
         return SyncResult(remaining=len(spool.files()), errors=[f"{type(exc).__name__}: {exc}"])
-    return replay(spool, store, Destination(identity, target_of(settings), retarget))
+    with spool.sync_lock():  # one sync at a time: another waits, then finds less to do
+        return replay(spool, store, Destination(identity, target_of(settings), retarget))
 
 
 def sync_in_background(store: Store, settings: Settings) -> None:

@@ -144,6 +144,7 @@ class Writer:
         self._send_lock = threading.Lock()  # one drain at a time, so batches stay in order
         self._calls: list[Call] = []  # appended without the lock: see _take_calls
         self._logged = 0  # points ever appended (written by the logging thread only)
+        self._sampled = 0  # points ever added by add_chunks (under the lock)
         self._taken = 0  # points ever taken from _calls (written under the lock only)
         self._compacted: list[SeriesChunk] = []  # records turned into columns, not yet sent
         self._compacted_points = 0
@@ -158,6 +159,7 @@ class Writer:
         self._stop = threading.Event()
         self._deadline: float | None = None
         self._spool_pending = self.address.ref is None  # offline: all to the spool until numbered
+        self._unreachable = False  # the last delivery failed: try the next once, no retries
         self._warned_offline = False
         self._heartbeat_every = HEARTBEAT_SECONDS  # until the store says its crash_after
         self._next_heartbeat = 0.0  # monotonic; the first wake heartbeats
@@ -254,9 +256,11 @@ class Writer:
         """Buffer columns from a thread other than the training one (the system-metrics
         sampler): under the lock, beside the compacted records, so the training thread's
         lock-free counters stay its own."""
+        points = sum(len(c) for c in chunks)
         with self._lock:
             self._compacted.extend(chunks)
-            self._compacted_points += sum(len(c) for c in chunks)
+            self._compacted_points += points
+            self._sampled += points
 
     def add_line(self, line: LogLine) -> None:
         """Buffer one log line. Takes no lock and never blocks: callable from anywhere."""
@@ -270,6 +274,12 @@ class Writer:
 
     def add_link(self, weights_hash: str, iteration: int | None, epoch: int | None) -> None:
         self._links.append((weights_hash, iteration, epoch))
+
+    @property
+    def logged_points(self) -> int:
+        """Points ever buffered (training's and the system sampler's): each is stored,
+        spooled or counted in :attr:`dropped_points`."""
+        return self._logged + self._sampled
 
     @property
     def dropped_points(self) -> int:
@@ -418,12 +428,14 @@ class Writer:
         """
         fault: BaseException | None = None
         self._busy_since = time.monotonic()  # retries included: a stall is a stall
+        delays = (0.0,) if self._unreachable else (0.0, *self.retry_delays)
         try:
-            for delay in (0.0, *self.retry_delays):
+            for delay in delays:
                 if delay and not self._may_wait(delay):
                     break
                 try:
                     call(self.project_id, self.experiment_id, batch)
+                    self._unreachable = False
                     return
                 except Exception as exc:
                     fault = exc
@@ -491,6 +503,8 @@ class Writer:
         size, kind = _size_of(batch)
         self._spooler.put(Spoolable(encode, batch, size, kind, stamp))
         self.spooled_batches += 1
+        if fault is not None:  # the next batch tries once, not with the retries
+            self._unreachable = True
         self._spool_pending = True
         if not self._warned_offline:
             self._warned_offline = True

@@ -9,8 +9,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from sqlalchemy.exc import OperationalError
+
 from mltrail.config import DEFAULT_CRASH_AFTER_SECONDS, DEFAULT_TRASH_DAYS
 from mltrail.core.artifacts import ArtifactLimits
+from mltrail.core.errors import TransportError, ValidationError
 from mltrail.core.lifecycle import trash_seconds
 from mltrail.core.types import JobGrant, User
 from mltrail.store.artifacts import BlobStore
@@ -96,8 +99,11 @@ class SqlStore(
         Raises:
             ValidationError: for an unsupported URL (field ``db_url``).
         """
-        db = Database(make_engine(url), clock, crash_after, trash_seconds(trash_days))
-        upgrade(db)
+        try:
+            db = Database(make_engine(url), clock, crash_after, trash_seconds(trash_days))
+            upgrade(db)
+        except (OSError, OperationalError) as exc:
+            raise _unopenable(url, exc) from None
         return cls(db, blobs=blobs, limits=limits)
 
     def as_user(self, user: User, grant: JobGrant | None = None) -> SqlStore:
@@ -117,3 +123,17 @@ class SqlStore(
     def close(self) -> None:
         """Dispose of the engine (closes every view sharing it)."""
         self._db.close()
+
+
+def _unopenable(url: str, exc: Exception) -> Exception:
+    """A clear error for a SQLite file that cannot be opened or written (read-only or full
+    folder, no permission): one line naming the file and the fix, not SQLAlchemy's."""
+    if not url.startswith("sqlite:///"):
+        return exc if isinstance(exc, OSError) else TransportError(f"cannot open {url}: {exc}")
+    path = url[len("sqlite:///") :].split("?", 1)[0]
+    reason = getattr(exc, "orig", None) or exc
+    return ValidationError(
+        f"cannot open the database {path} ({reason}): its folder must exist and be writable "
+        "(set MLTRAIL_HOME to a writable folder, or MLTRAIL_URL to use a server)",
+        "db_url",
+    )
