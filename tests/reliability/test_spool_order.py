@@ -30,7 +30,8 @@ def spooled_iterations(home: Path) -> list[int]:
         body = json.loads(path.read_bytes())
         if body["kind"] == "metrics":
             for chunk in decode_metrics(body).chunks:
-                iterations += chunk.iterations.tolist()
+                if chunk.key == "loss":  # not the system metrics sampled meanwhile
+                    iterations += chunk.iterations.tolist()
     return iterations
 
 
