@@ -12,10 +12,11 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable, Sequence
 from operator import itemgetter
+from typing import Any
 
 import numpy as np
 
-from mltrail.core.types import MetricBatch, SeriesChunk
+from mltrail.core.types import LogBatch, MetricBatch, SeriesChunk
 
 MAX_INT64 = 2**63 - 1
 
@@ -97,3 +98,24 @@ def _slice(chunk: SeriesChunk, start: int, stop: int) -> SeriesChunk:
         chunk.values[start:stop],
         chunk.times[start:stop],
     )
+
+
+def size_of(batch: Any) -> tuple[int, str]:
+    """How many points or log lines a batch holds (what a drop of it loses)."""
+    if isinstance(batch, LogBatch):
+        return len(batch.lines), "lines"
+    if batch is None:  # a weights link
+        return 0, "points"
+    return batch.point_count, "points"
+
+
+def take(items: list) -> list:
+    """Take every item of a list other threads append to without a lock.
+
+    The list is never swapped: the first ``n`` items are copied and then deleted, each one atomic
+    step (under the GIL), so an item appended in between stays for the next take.
+    """
+    n = len(items)
+    taken = items[:n]
+    del items[:n]
+    return taken

@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 from mltrail.core.errors import MltrailError, TransportError
 from mltrail.core.liveness import HEARTBEAT_SECONDS, heartbeat_interval
 from mltrail.core.types import LogBatch, LogLine, SeriesChunk
-from mltrail.sdk.buffer import Call, metric_batches, series_chunks
+from mltrail.sdk.buffer import Call, metric_batches, series_chunks, size_of, take
 from mltrail.sdk.records import encode_link, encode_logs, encode_metrics
 from mltrail.sdk.spool import RunAddress, Spool, SpoolWarning, is_transient, order_stamp
 from mltrail.sdk.spooler import Spoolable, Spooler
@@ -67,15 +67,6 @@ NUMBER_RETRY_SECONDS = 2.0  # a run started offline asks the store for its numbe
 SPOOLER_IDLE_WAIT = 5.0  # how long a replay waits for queued batches to reach the spool
 
 _Item = tuple[Callable[[Any], dict], Any, Callable[..., Any]]  # encode, batch, store call
-
-
-def _size_of(batch: Any) -> tuple[int, str]:
-    """How many points or log lines a batch holds (what a drop of it loses)."""
-    if isinstance(batch, LogBatch):
-        return len(batch.lines), "lines"
-    if batch is None:  # a weights link
-        return 0, "points"
-    return batch.point_count, "points"
 
 
 class Writer:
@@ -231,7 +222,7 @@ class Writer:
 
     def _take_calls(self) -> list[Call]:
         """Take every buffered call (with the lock held)."""
-        taken = _take(self._calls)
+        taken = take(self._calls)
         self._taken += sum([len(call[4]) for call in taken])
         return taken
 
@@ -378,8 +369,8 @@ class Writer:
         with self._send_lock:
             with self._lock:
                 compacted, calls = self._take_all()
-                lines = _take(self._lines)
-                links = _take(self._links)
+                lines = take(self._lines)
+                links = take(self._links)
                 if self._overflowed:  # newer batches must not overtake the spooled ones
                     self._overflowed, self._spool_pending = False, True
                 stamp = order_stamp()  # under the lock: an overflow cut later sorts after
@@ -500,7 +491,7 @@ class Writer:
         """Queue a batch for the spooler (writer thread, no lock held), warn once if offline."""
         if self.strict and fault is not None and self.error is None:
             self.error = TransportError(f"store unreachable, batch spooled: {fault}")
-        size, kind = _size_of(batch)
+        size, kind = size_of(batch)
         self._spooler.put(Spoolable(encode, batch, size, kind, stamp))
         self.spooled_batches += 1
         if fault is not None:  # the next batch tries once, not with the retries
@@ -539,15 +530,3 @@ class Writer:
             SpoolWarning,
             stacklevel=1,
         )
-
-
-def _take(items: list) -> list:
-    """Take every item of a list other threads append to without a lock.
-
-    The list is never swapped: the first ``n`` items are copied and then deleted, each one atomic
-    step (under the GIL), so an item appended in between stays for the next take.
-    """
-    n = len(items)
-    taken = items[:n]
-    del items[:n]
-    return taken
