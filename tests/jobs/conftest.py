@@ -73,6 +73,16 @@ def db_server(request: pytest.FixtureRequest) -> Any:
 
 
 @pytest.fixture
+def db_store(db_server: Any) -> Iterator[Any]:
+    """An HttpStore on ``db_server``, as its admin."""
+    from mltrail.store.http import HttpStore
+
+    store = HttpStore(db_server.url, db_server.admin_token)
+    yield store
+    store.close()
+
+
+@pytest.fixture
 def http_store(server: Any) -> Iterator[Any]:
     """An HttpStore on the real server, as its admin."""
     from mltrail.store.http import HttpStore

@@ -83,3 +83,42 @@ def test_pump_decodes_bad_bytes_and_strips_line_endings(store: SqlStore) -> None
         "\ufffd\ufffd",
         "no newline",
     ]
+
+
+def test_a_job_printing_faster_than_lines_are_sent_waits_and_loses_nothing(
+    store: SqlStore,
+) -> None:
+    """The queue is bounded in bytes: past it the pump waits (backpressure on the job's pipe)."""
+    import threading
+
+    from mltrail.agent.logship import MAX_QUEUED_BYTES
+
+    project = store.create_project("logs").id
+    experiment = store.create_experiment(project).experiment_id
+    gate = threading.Event()
+
+    def stalled_append(batch: LogBatch) -> int:
+        gate.wait(60)  # the server is slow: nothing leaves the queue meanwhile
+        return store.append_logs(project, experiment, batch)
+
+    shipper = LogShipper(stalled_append, "flood", flush_seconds=0.05)
+    line = "x" * 1000
+    total = 3 * MAX_QUEUED_BYTES // 1000  # three times what the queue holds
+    produced = [0]
+
+    def flood() -> None:
+        for _ in range(total):
+            shipper.put("stdout", line)
+            produced[0] += 1
+
+    producer = threading.Thread(target=flood, daemon=True)
+    producer.start()
+    producer.join(3)
+    assert producer.is_alive(), "the pump should wait while the queue is full"
+    assert produced[0] * len(line) <= MAX_QUEUED_BYTES
+    gate.set()
+    producer.join(120)
+    shipper.close()
+    assert not producer.is_alive()
+    stored = store.read_logs(project, experiment, limit=100_000)
+    assert len(stored) == total and shipper.lines_dropped == 0

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from mltrail.agent.workdir import WorkdirError, extract_tarball, prepare_workdir
+from mltrail.agent.workdir import TarLimits, WorkdirError, extract_tarball, prepare_workdir
 from mltrail.api.snapshots import build_tarball
 from mltrail.core.errors import ValidationError
 
@@ -62,6 +62,34 @@ def test_tar_slip_is_refused_and_nothing_lands_outside(tmp_path: Path, member: t
         extract_tarball(_tarball(_file("ok.txt"), member), dest)
     assert list(tmp_path.iterdir()) == [dest]
     assert list(dest.iterdir()) == []  # checked before anything is written
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("a" * 5000, "bytes"),
+        ("/".join(["a"] * 1500), "levels deep"),
+        ("d/" + "b" * 300, "name part"),
+    ],
+    ids=["5000-character-name", "1500-levels", "300-byte-part"],
+)
+def test_long_and_deep_names_are_refused_cleanly(tmp_path: Path, name: str, problem: str) -> None:
+    with pytest.raises(WorkdirError, match=problem):  # not a RecursionError, not an OSError
+        extract_tarball(_tarball(_file(name)), tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_tarball_expanding_past_the_limits_is_refused_before_writing(tmp_path: Path) -> None:
+    # 3 members of 1 MiB: a bomb in miniature (gzip makes the tarball a few KiB)
+    bomb = _tarball(*(_file(f"f{i}", bytes(1024 * 1024)) for i in range(3)))
+    assert len(bomb) < 64 * 1024
+    with pytest.raises(WorkdirError, match="expands to over 2097152 bytes"):
+        extract_tarball(bomb, tmp_path, TarLimits(max_bytes=2 * 1024 * 1024))
+    with pytest.raises(WorkdirError, match="over 2 files"):
+        extract_tarball(bomb, tmp_path, TarLimits(max_files=2))
+    assert list(tmp_path.iterdir()) == []
+    extract_tarball(bomb, tmp_path, TarLimits(max_bytes=3 * 1024 * 1024, max_files=3))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f0", "f1", "f2"]
 
 
 def test_device_files_are_refused(tmp_path: Path) -> None:

@@ -10,24 +10,12 @@ import re
 import signal
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import pytest
 from jobs_helpers import wait_for
 
 from mltrail.core.types import Status, is_system_metric
-
-
-@pytest.fixture
-def db_store(db_server: Any) -> Iterator[Any]:
-    from mltrail.store.http import HttpStore
-
-    store = HttpStore(db_server.url, db_server.admin_token)
-    yield store
-    store.close()
-
 
 AGENT_ARGS = ("--lease-timeout", "3", "--grace-period", "2", "--poll", "2")
 PY = sys.executable

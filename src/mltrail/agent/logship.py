@@ -3,6 +3,10 @@
 Two reader threads (stdout, stderr) put lines on one queue; a shipper thread sends them with
 ``store.append_logs`` in batches, at least every ``flush_seconds``. Every batch carries a client
 sequence number, so a batch retried after a transport fault is stored once.
+
+The queue is bounded in bytes (:data:`MAX_QUEUED_BYTES`, batches by :data:`MAX_BATCH_BYTES`): a
+job printing faster than its lines can be sent waits on its pipe (backpressure), so the agent's
+memory stays bounded whatever the job prints, and no line is dropped.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ log = logging.getLogger("mltrail.agent")
 
 MAX_LINE_BYTES = 65_536
 MAX_BATCH_LINES = 5_000
+MAX_BATCH_BYTES = 4 * 1024 * 1024
+MAX_QUEUED_BYTES = 8 * 1024 * 1024
 _STOP = object()
 
 
@@ -47,6 +53,8 @@ class LogShipper:
         self._flush_seconds = flush_seconds
         self._clock = clock
         self._queue: queue.Queue[Any] = queue.Queue()
+        self._room = threading.Condition()
+        self._queued_bytes = 0
         self._seq = 0
         self.lines_sent = 0
         self.lines_dropped = 0
@@ -54,8 +62,21 @@ class LogShipper:
         self._thread.start()
 
     def put(self, stream: str, message: str, level: str = "INFO") -> None:
-        """Queue one line (without its newline)."""
+        """Queue one line (without its newline), waiting while the queue is full."""
+        size = len(message) + 64
+        with self._room:
+            while self._queued_bytes + size > MAX_QUEUED_BYTES and self._queued_bytes:
+                self._room.wait(1.0)
+                if not self._thread.is_alive():
+                    return
+            self._queued_bytes += size
         self._queue.put(LogLine(time=self._clock(), stream=stream, level=level, message=message))
+
+    def _taken(self, lines: list[LogLine]) -> None:
+        """Give back the room of lines that left the queue."""
+        with self._room:
+            self._queued_bytes -= sum(len(line.message) + 64 for line in lines)
+            self._room.notify_all()
 
     def close(self, timeout: float = 60.0) -> None:
         """Send everything queued, then stop the thread."""
@@ -75,8 +96,9 @@ class LogShipper:
         if first is _STOP:
             return [], True
         batch = [first]
+        size = len(first.message)
         deadline = time.monotonic() + self._flush_seconds
-        while len(batch) < MAX_BATCH_LINES:
+        while len(batch) < MAX_BATCH_LINES and size < MAX_BATCH_BYTES:
             remaining = deadline - time.monotonic()
             try:
                 item = (
@@ -89,9 +111,16 @@ class LogShipper:
             if item is _STOP:
                 return batch, True
             batch.append(item)
+            size += len(item.message)
         return batch, False
 
     def _send(self, lines: list[LogLine]) -> None:
+        try:
+            self._deliver(lines)
+        finally:
+            self._taken(lines)
+
+    def _deliver(self, lines: list[LogLine]) -> None:
         self._seq += 1
         batch = LogBatch(client_id=self._client_id, seq=self._seq, lines=tuple(lines))
         delay = 0.2

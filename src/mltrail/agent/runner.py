@@ -22,8 +22,17 @@ from pathlib import Path
 
 from mltrail.agent.lease import LeaseKeeper
 from mltrail.agent.logship import LogShipper, start_pump
+from mltrail.agent.processes import (
+    MARK_VARIABLE,
+    job_mark,
+    kill_marked,
+    kill_orphans,
+    reap_adopted,
+    shim_command,
+    signal_tree,
+)
 from mltrail.agent.system import job_sampler
-from mltrail.agent.workdir import WorkdirError, prepare_workdir, remove_workdir
+from mltrail.agent.workdir import TarLimits, WorkdirError, prepare_workdir, remove_workdir
 from mltrail.api import Api
 from mltrail.config import Settings
 from mltrail.core.errors import ConflictError, MltrailError, NotFoundError, TransportError
@@ -40,6 +49,7 @@ log = logging.getLogger("mltrail.agent")
 
 AGENT_STREAM = "agent"
 PUMP_JOIN_SECONDS = 5.0
+SHIM_MARGIN_SECONDS = 5.0  # past the grace period, the shim itself is SIGKILLed
 SUPERVISE_SECONDS = 0.2
 
 
@@ -58,6 +68,7 @@ class AgentOptions:
         flush_seconds: the longest an output line waits before it is sent.
         projects: projects whose every job it runs (its owner must be a member of each);
             without them it runs only the jobs its owner queued.
+        tar_limits: how far a job's tarball may expand (bytes, files).
     """
 
     queues: tuple[str, ...] = ("default",)
@@ -70,6 +81,7 @@ class AgentOptions:
     flush_seconds: float = 0.5
     name: str = field(default_factory=socket.gethostname)
     projects: tuple[int, ...] = ()
+    tar_limits: TarLimits = field(default_factory=TarLimits)
 
 
 class AgentRunner:
@@ -113,6 +125,11 @@ class AgentRunner:
         Raises:
             AuthenticationError / PermissionDeniedError: the token is refused (at registration).
         """
+        killed = kill_orphans(self._work_root)
+        if killed:
+            log.warning(
+                "killed %d process(es) left by an earlier agent in %s", killed, self._work_root
+            )
         self._register()
         log.info("agent %s serving queue(s) %s", self.agent_id, ", ".join(self.queues))
         try:
@@ -124,6 +141,10 @@ class AgentRunner:
         finally:
             self._deregister()
         return self.jobs_run
+
+    @property
+    def _work_root(self) -> Path:
+        return self.options.work_root or Path(tempfile.gettempdir()) / "mltrail-agent"
 
     def _done(self) -> bool:
         limit = self.options.max_jobs
@@ -185,10 +206,11 @@ class AgentRunner:
         outcome = _Outcome(Status.FAILED)
         try:
             workdir = prepare_workdir(
-                self.options.work_root or Path(tempfile.gettempdir()) / "mltrail-agent",
+                self._work_root,
                 job.job_id,
                 job.source,
                 lambda: self.api.jobs.snapshot(job.job_id),
+                self.options.tar_limits,
             )
             outcome = self._execute(job, workdir, shipper, lease)
         except (WorkdirError, MltrailError) as exc:
@@ -211,28 +233,21 @@ class AgentRunner:
     def _execute(
         self, job: Job, workdir: Path, shipper: LogShipper, lease: LeaseKeeper
     ) -> _Outcome:
+        mark = job_mark(self._work_root, job.job_id)
+        status_read, status_write = os.pipe()
         try:
             proc = subprocess.Popen(
-                list(job.command),
+                shim_command(list(job.command), status_write, self.options.grace_seconds),
                 cwd=workdir,
-                env=self.job_env(job),
+                env={**self.job_env(job, workdir), MARK_VARIABLE: mark},
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
+                pass_fds=(status_write,),
                 start_new_session=True,  # its own process group, so stop reaches its children
             )
-        except FileNotFoundError:
-            return _Outcome(
-                Status.FAILED, exit_code=127, error=f"command not found: {job.command[0]}"
-            )
-        except PermissionError:
-            return _Outcome(
-                Status.FAILED, exit_code=126, error=f"command not executable: {job.command[0]}"
-            )
-        except OSError as exc:
-            return _Outcome(
-                Status.FAILED, error=f"could not start {job.command[0]}: {exc.strerror or exc}"
-            )
+        finally:
+            os.close(status_write)
         assert proc.stdout is not None and proc.stderr is not None
         pumps = [
             start_pump(proc.stdout, "stdout", shipper),
@@ -244,6 +259,7 @@ class AgentRunner:
         finally:
             if sampler is not None:
                 sampler.close()
+        outcome = _start_failure(status_read) or outcome
         if (
             outcome.status is not Status.STOPPED
             and not outcome.lost
@@ -252,6 +268,8 @@ class AgentRunner:
             # the SDK inside saw the stop first and ended the process itself (often with 0)
             outcome = _Outcome(Status.STOPPED, exit_code=outcome.exit_code)
         _kill_group(proc.pid, signal.SIGKILL)  # leftovers holding the pipes open
+        kill_marked(mark)  # and any that escaped the shim's tree (its shim was killed)
+        reap_adopted()
         for pump in pumps:
             pump.join(PUMP_JOIN_SECONDS)
         return outcome
@@ -286,12 +304,14 @@ class AgentRunner:
         return self.api.agents.heartbeat(self.agent_id, job.job_id, lease_seconds=self.lease)
 
     def _terminate(self, proc: subprocess.Popen[bytes]) -> int:
-        """SIGTERM the job's process group, then SIGKILL after the grace period."""
+        """SIGTERM the job's process group (the shim passes it to every descendant and
+        SIGKILLs them after the grace period), then SIGKILL the group if the shim hangs."""
         _kill_group(proc.pid, signal.SIGTERM)
         try:
-            return proc.wait(timeout=self.options.grace_seconds)
+            return proc.wait(timeout=self.options.grace_seconds + SHIM_MARGIN_SECONDS)
         except subprocess.TimeoutExpired:
             _kill_group(proc.pid, signal.SIGKILL)
+            signal_tree(proc.pid, signal.SIGKILL)
             return proc.wait()
 
     def _report(self, job: Job, outcome: _Outcome) -> None:
@@ -320,16 +340,20 @@ class AgentRunner:
                 )
                 time.sleep(min(2.0 * (attempt + 1), 10.0))
 
-    def job_env(self, job: Job) -> dict[str, str]:
+    def job_env(self, job: Job, workdir: Path | None = None) -> dict[str, str]:
         """The command's environment: the agent's, the job's, then the MLTRAIL_* ones, which
         attach the command's ``mltrail.start()`` to the job's experiment (the agent captures
         the output itself, so the SDK does not). The token is the job's own, minted at the
         claim (limited to its project and experiment, ending with the job); the agent's token
-        is never in it."""
+        is never in it. In server mode ``MLTRAIL_HOME`` is the job's own, inside ``workdir``:
+        the agent's home may hold its token (``mltrail login`` writes ``config.toml``)."""
+        home = self._settings.home
+        if self._settings.url and workdir is not None:
+            home = workdir / ".mltrail"
         job_settings = Settings(
             url=self._settings.url,
             token=job.token if self._settings.url else None,
-            home=self._settings.home,
+            home=home,
             project=str(job.project_id),
             experiment=job.experiment_id,
             job=job.job_id,
@@ -348,6 +372,16 @@ class _Outcome:
     exit_code: int | None = None
     error: str | None = None
     lost: bool = False
+
+
+def _start_failure(status_read: int) -> _Outcome | None:
+    """What the shim wrote when the command could not start (``CODE message``), else None."""
+    with os.fdopen(status_read, "rb") as status:
+        text = status.read(10_000).decode(errors="replace")
+    code, _, message = text.partition(" ")
+    if not code.isdigit():
+        return None
+    return _Outcome(Status.FAILED, exit_code=int(code), error=message)
 
 
 def _exit_outcome(code: int) -> _Outcome:

@@ -1,7 +1,10 @@
 """Fresh working directories for jobs: from an uploaded tarball or a git commit.
 
 Tarballs come from users, so extraction refuses anything that would land outside the
-directory: absolute paths, ``..`` components, links pointing out, devices (tar-slip).
+directory: absolute paths, ``..`` components, links pointing out, devices (tar-slip); and
+anything too big to be a working directory: more than :data:`MAX_EXTRACTED_BYTES` expanded or
+:data:`MAX_EXTRACTED_FILES` members (``mltrail agent --max-tarball-bytes / --max-tarball-files``),
+names over :data:`MAX_NAME_BYTES` bytes or :data:`MAX_NAME_DEPTH` levels deep.
 """
 
 from __future__ import annotations
@@ -12,11 +15,24 @@ import subprocess
 import tarfile
 import tempfile
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 GIT_TIMEOUT_SECONDS = 600
-MAX_EXTRACTED_BYTES = 4 * 1024 * 1024 * 1024
+MAX_EXTRACTED_BYTES = 1024 * 1024 * 1024
+MAX_EXTRACTED_FILES = 100_000
+MAX_NAME_BYTES = 4096
+MAX_NAME_DEPTH = 64
+MAX_COMPONENT_BYTES = 255
+
+
+@dataclass(frozen=True)
+class TarLimits:
+    """How big a job's tarball may expand: bytes in all, and members."""
+
+    max_bytes: int = MAX_EXTRACTED_BYTES
+    max_files: int = MAX_EXTRACTED_FILES
 
 
 class WorkdirError(Exception):
@@ -24,7 +40,11 @@ class WorkdirError(Exception):
 
 
 def prepare_workdir(
-    root: Path, job_id: int, source: dict[str, Any], fetch_snapshot: Callable[[], bytes]
+    root: Path,
+    job_id: int,
+    source: dict[str, Any],
+    fetch_snapshot: Callable[[], bytes],
+    limits: TarLimits | None = None,
 ) -> Path:
     """Create a fresh directory under ``root`` and fill it from the job's source.
 
@@ -33,6 +53,7 @@ def prepare_workdir(
         job_id: used in the directory name, for people looking at the disk.
         source: the job's source description (kind none, git or tarball).
         fetch_snapshot: returns the tarball bytes; called only for tarball sources.
+        limits: how far a tarball may expand (:class:`TarLimits` defaults when None).
 
     Returns:
         The new directory.
@@ -45,7 +66,7 @@ def prepare_workdir(
     try:
         kind = source.get("kind", "none")
         if kind == "tarball":
-            extract_tarball(fetch_snapshot(), workdir)
+            extract_tarball(fetch_snapshot(), workdir, limits or TarLimits())
         elif kind == "git":
             checkout_git(str(source["url"]), str(source["commit"]), workdir)
         elif kind != "none":
@@ -68,6 +89,9 @@ def check_member(member: tarfile.TarInfo) -> None:
         WorkdirError: naming the member and the problem.
     """
     name = member.name
+    _check_name(name)
+    if member.issym() or member.islnk():
+        _check_name(member.linkname)
     path = PurePosixPath(name)
     if name.startswith(("/", "\\")) or path.is_absolute() or (len(name) > 1 and name[1] == ":"):
         raise WorkdirError(f"unsafe tarball: absolute path {name!r}")
@@ -84,23 +108,44 @@ def check_member(member: tarfile.TarInfo) -> None:
             )
 
 
-def extract_tarball(data: bytes, dest: Path) -> None:
-    """Extract a (gzip) tarball into ``dest`` after checking every member.
+def _check_name(name: str) -> None:
+    """Refuse a member or link name too long or too deep for any file system (or for the
+    extraction's recursion)."""
+    raw = name.encode("utf-8", errors="surrogateescape")
+    if len(raw) > MAX_NAME_BYTES:
+        raise WorkdirError(f"unsafe tarball: a name of {len(raw)} bytes, over {MAX_NAME_BYTES}")
+    parts = raw.split(b"/")
+    if len(parts) > MAX_NAME_DEPTH:
+        raise WorkdirError(
+            f"unsafe tarball: a path {len(parts)} levels deep, over {MAX_NAME_DEPTH}"
+        )
+    if any(len(p) > MAX_COMPONENT_BYTES for p in parts):
+        raise WorkdirError(f"unsafe tarball: a name part over {MAX_COMPONENT_BYTES} bytes")
+
+
+def extract_tarball(data: bytes, dest: Path, limits: TarLimits | None = None) -> None:
+    """Extract a (gzip) tarball into ``dest`` after checking every member and the totals.
 
     Python's ``data`` filter is applied as a second line of defence.
+
+    Raises:
+        WorkdirError: an unsafe or corrupt tarball, or one over ``limits``.
     """
+    limits = limits or TarLimits()
     try:
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:*") as tar:
-            members = tar.getmembers()
-            total = 0
-            for member in members:
+            members, total = [], 0
+            for member in tar:
                 check_member(member)
+                members.append(member)
                 total += max(member.size, 0)
-            if total > MAX_EXTRACTED_BYTES:
-                raise WorkdirError(f"tarball expands to {total} bytes, over {MAX_EXTRACTED_BYTES}")
+                if len(members) > limits.max_files:
+                    raise WorkdirError(f"tarball holds over {limits.max_files} files")
+                if total > limits.max_bytes:
+                    raise WorkdirError(f"tarball expands to over {limits.max_bytes} bytes")
             tar.extractall(dest, members=members, filter="data")
-    except tarfile.TarError as exc:
-        raise WorkdirError(f"bad tarball: {exc}") from None
+    except (tarfile.TarError, OSError, RecursionError) as exc:
+        raise WorkdirError(f"bad tarball: {type(exc).__name__}: {exc}") from None
 
 
 def checkout_git(url: str, commit: str, dest: Path) -> None:

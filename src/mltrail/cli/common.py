@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -11,6 +12,7 @@ import orjson
 
 from mltrail.config import Settings
 from mltrail.core.errors import MltrailError
+from mltrail.core.wire import to_wire
 
 if TYPE_CHECKING:
     from mltrail.api import Api
@@ -108,11 +110,17 @@ def output_format_option(func: F) -> F:
 
 
 def echo_json(value: Any) -> None:
-    click.echo(
-        orjson.dumps(
-            value, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY, default=_json_default
+    """Print ``value`` as JSON exactly as REST sends it: non-finite floats tagged
+    (``{"$float": "NaN"}``), integers beyond 64 bits whole (the standard library's encoder
+    where orjson refuses them)."""
+    tagged = to_wire(value)
+    try:
+        text = orjson.dumps(
+            tagged, option=orjson.OPT_INDENT_2 | orjson.OPT_SERIALIZE_NUMPY, default=_json_default
         ).decode()
-    )
+    except TypeError:  # an integer beyond 64 bits
+        text = json.dumps(tagged, indent=2, default=_json_default)
+    click.echo(text)
 
 
 def _json_default(value: Any) -> Any:

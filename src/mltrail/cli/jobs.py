@@ -144,6 +144,20 @@ def _attach(project_id: int, experiment_id: int) -> None:
     help="Also run every job of this project (repeatable; you must be a member) "
     "[default: only jobs you queued].",
 )
+@click.option(
+    "--max-tarball-bytes",
+    type=click.IntRange(min=1),
+    default=1024**3,
+    show_default=True,
+    help="Refuse a job's tarball that expands to more bytes.",
+)
+@click.option(
+    "--max-tarball-files",
+    type=click.IntRange(min=1),
+    default=100_000,
+    show_default=True,
+    help="Refuse a job's tarball holding more files.",
+)
 def agent(
     queues: tuple[str, ...],
     max_jobs: int | None,
@@ -154,6 +168,8 @@ def agent(
     keep_workdirs: bool,
     name: str | None,
     projects: tuple[int, ...],
+    max_tarball_bytes: int,
+    max_tarball_files: int,
 ) -> None:
     """Run queued jobs: long-poll, claim, run in a fresh directory, stream logs, report.
 
@@ -161,7 +177,9 @@ def agent(
     the current job and exits. It runs the jobs you queued, and every job of the projects
     given with --project; each job gets a token of its own, never yours.
     """
+    from mltrail.agent.processes import contain_agent
     from mltrail.agent.runner import AgentOptions, AgentRunner
+    from mltrail.agent.workdir import TarLimits
     from mltrail.core import jobs as jobs_core
 
     settings = get_settings()
@@ -177,11 +195,13 @@ def agent(
         keep_workdirs=keep_workdirs,
         name=name or socket.gethostname(),
         projects=jobs_core.project_ids(list(projects)),
+        tar_limits=TarLimits(max_tarball_bytes, max_tarball_files),
     )
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s mltrail agent: %(message)s"
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    contain_agent()  # jobs cannot read its token from /proc; their orphans stay its own
     exiting: list[int] = []
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda signum, _frame: exiting.append(signum))

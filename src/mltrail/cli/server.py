@@ -50,8 +50,17 @@ def _open_sql_store(
 def _serve(app: Any, host: str, port: int) -> None:
     import uvicorn
 
+    from mltrail.server.http_protocol import uvicorn_options
+
     # bounded graceful shutdown: open log streams must not hold the process forever
-    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=5)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        log_level="warning",
+        timeout_graceful_shutdown=5,
+        **uvicorn_options(),  # header deadline, keep-alive and head size (server/http_protocol.py)
+    )
 
 
 def _serve_workers(build_app: Callable[[], Any], host: str, port: int, workers: int) -> int:

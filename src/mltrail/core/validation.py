@@ -74,16 +74,36 @@ def parse_json_arg(value: Any, field: str) -> Any:
     return value
 
 
-def require_int(value: Any, field: str, *, minimum: int | None = None) -> int:
-    """An integer (not a bool), optionally at least ``minimum``; numeric strings are accepted."""
+MAX_INT64 = 2**63 - 1
+"""The largest integer any stored column holds (ids and counters are smaller still)."""
+MAX_DB_ID = 2**31 - 1
+"""Row ids and per-project numbers are 32-bit database integers: a larger one names nothing."""
+
+
+def require_int(
+    value: Any, field: str, *, minimum: int | None = None, maximum: int = MAX_INT64
+) -> int:
+    """An integer (not a bool) from ``minimum`` to ``maximum`` (64 bits by default, what any
+    stored integer holds); numeric strings of up to 20 digits are accepted."""
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        if len(value.strip()) > 20:
+            raise ValidationError(
+                f"must be at most {maximum}, got {len(value.strip())} digits", field
+            )
         value = int(value.strip())
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise ValidationError(f"must be an integer, got {type(value).__name__}", field)
     value = int(value)
     if minimum is not None and value < minimum:
         raise ValidationError(f"must be >= {minimum}, got {value}", field)
+    if value > maximum:
+        raise ValidationError(f"must be at most {maximum}, got {_short(value)}", field)
     return value
+
+
+def _short(value: int) -> str:
+    """An integer for a message: itself, or its digit count when huge."""
+    return str(value) if value.bit_length() < 200 else f"an integer of {value.bit_length()} bits"
 
 
 def require_text(value: Any, field: str, *, min_len: int = 0, max_len: int) -> str:

@@ -108,13 +108,19 @@ def parse_json(text: str | bytes) -> Any:
     orjson parses several times faster, but turns integers beyond 64 bits into floats without
     a word and refuses ``NaN``/``Infinity`` tokens and lone surrogates; such texts go to
     :func:`json.loads`, which keeps all of them exact.
+
+    Raises:
+        ValueError: not JSON, nested too deeply, or an integer over Python's 4,300 digits.
     """
     if not _may_hold_long_int(text):
         try:
             return orjson.loads(text)
         except orjson.JSONDecodeError:
             pass
-    return json.loads(text)
+    try:
+        return json.loads(text)
+    except RecursionError:  # orjson refused it too (over 1,024 levels): not mltrail's JSON
+        raise ValueError("JSON nested too deeply") from None
 
 
 def _default(value: Any) -> Any:

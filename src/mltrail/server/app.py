@@ -13,6 +13,7 @@ from mltrail.core.version import __version__
 from mltrail.server import mlflow
 from mltrail.server.deps import OrjsonResponse
 from mltrail.server.errors import BodyLimitMiddleware, install_error_handlers
+from mltrail.server.http_protocol import FramingGuardMiddleware
 from mltrail.server.missinglink import PREFIX as MISSINGLINK_PREFIX
 from mltrail.server.missinglink import missinglink_router
 from mltrail.server.routes import (
@@ -83,6 +84,7 @@ def create_app(
     app.state.require_auth = require_auth
     install_error_handlers(app)
     app.add_middleware(BodyLimitMiddleware, max_bytes=MAX_BODY_BYTES, unlimited=_is_upload)
+    app.add_middleware(FramingGuardMiddleware)
     install_security(app, allowed_hosts=allowed_hosts, access_log=access_log)
     app.include_router(_api_router(), prefix=API_PREFIX)
     app.include_router(missinglink_router(), prefix=MISSINGLINK_PREFIX)  # the original client

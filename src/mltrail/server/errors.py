@@ -75,6 +75,9 @@ async def _http_error(request: Request, exc: Exception) -> OrjsonResponse:
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> OrjsonResponse:
+    if out_of_range(exc):  # a number past what a column holds, caught by no parse constructor
+        log.warning("value out of range on %s %s: %s", request.method, request.url.path, exc)
+        return error_response(422, "validation_error", "a number is out of range", "body")
     if database_unavailable(exc):
         log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
         response = error_response(503, "transport_error", "the database is busy or unreachable")
@@ -89,6 +92,17 @@ async def _unexpected_error(request: Request, exc: Exception) -> OrjsonResponse:
 _DB_UNAVAILABLE = frozenset({"OperationalError", "InterfaceError", "DisconnectionError"})
 
 
+def out_of_range(exc: BaseException) -> bool:
+    """True for a value the database cannot hold (SQLite's OverflowError, PostgreSQL's
+    numeric out of range): bad input that slipped past the parse constructors."""
+    if isinstance(exc, OverflowError):
+        return True
+    return any(
+        cls.__module__ == "sqlalchemy.exc" and cls.__name__ == "DataError"
+        for cls in type(exc).__mro__
+    )
+
+
 def database_unavailable(exc: BaseException) -> bool:
     """True for a database that is locked, restarting or unreachable: worth a retry (503)."""
     return any(
@@ -98,8 +112,11 @@ def database_unavailable(exc: BaseException) -> bool:
 
 
 def _too_large() -> OrjsonResponse:
+    """The 413 answer; it closes the connection, so the rest of the body is never read."""
     exc = PayloadTooLargeError("request body is over the server's limit", "body")
-    return error_response(exc.status_code, exc.kind, exc.message, exc.field)
+    response = error_response(exc.status_code, exc.kind, exc.message, exc.field)
+    response.headers["Connection"] = "close"
+    return response
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -44,6 +44,8 @@ MEDIA_TYPES = {
 }
 
 
+MAX_ASSET_PATH = 255  # the UI's own file names are short; anything longer is a 404
+
 ui_router = APIRouter(include_in_schema=False)
 
 
@@ -58,8 +60,13 @@ def resolve_asset(relative: str) -> Path | None:
     Args:
         relative: the part of the URL after ``/ui/``.
     """
-    candidate = (UI_DIR / relative).resolve()
-    if not candidate.is_relative_to(UI_DIR) or not candidate.is_file():
+    if len(relative) > MAX_ASSET_PATH or "\x00" in relative:
+        return None  # no UI file has such a name; resolving it would fail (NUL, too long)
+    try:
+        candidate = (UI_DIR / relative).resolve()
+        if not candidate.is_relative_to(UI_DIR) or not candidate.is_file():
+            return None
+    except (OSError, ValueError, RuntimeError):  # name too long, symlink loop
         return None
     return candidate
 

@@ -77,6 +77,8 @@ def check_project(conn: Connection, scope: Scope, project_id: Any) -> int:
         PermissionDeniedError: the user is not a member (field ``project``).
     """
     pid = validation.require_int(project_id, "project", minimum=1)
+    if pid > validation.MAX_DB_ID:  # PostgreSQL would refuse to compare it: it names nothing
+        raise NotFoundError(f"project {pid} does not exist", "project")
     if scope.grant is not None:
         return _check_granted_project(conn, scope.grant, pid)
     query = select(projects.c.id)
@@ -108,6 +110,9 @@ def experiment_pk(conn: Connection, scope: Scope, project_id: Any, experiment_id
     """
     pid = validation.require_int(project_id, "project", minimum=1)
     number = validation.require_int(experiment_id, "experiment", minimum=1)
+    if number > validation.MAX_DB_ID:
+        check_project(conn, scope, pid)
+        raise NotFoundError(f"experiment {number} does not exist in project {pid}", "experiment")
     if scope.grant is not None:
         if pid != scope.grant.project_id:
             raise PermissionDeniedError(

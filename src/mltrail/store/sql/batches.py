@@ -19,7 +19,7 @@ def claim_batch(
     Runs in the caller's transaction, so the receipt commits or rolls back with the data.
     """
     client = validation.require_text(client_id, "client_id", min_len=1, max_len=200)
-    number = validation.require_int(seq, "seq", minimum=0)
+    number = validation.require_int(seq, "seq", minimum=0, maximum=validation.MAX_DB_ID)
     stmt = (
         db.insert(ingest_batches)
         .values(

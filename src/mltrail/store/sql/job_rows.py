@@ -67,7 +67,7 @@ def visible(scope: Scope) -> Any:
 
 
 def load_job(conn: Connection, scope: Scope, job_id: Any, *, lock: bool = False) -> Any:
-    jid = validation.require_int(job_id, "job", minimum=1)
+    jid = validation.require_int(job_id, "job", minimum=1, maximum=validation.MAX_DB_ID)
     query = job_select().where(jobs.c.id == jid).where(visible(scope))
     if lock:
         query = query.with_for_update(of=jobs)

@@ -227,7 +227,13 @@ def finish_job(
         raise ConflictError(
             f"job {row.id} is not running on agent {aid} (status {row.status})", "job"
         )
-    code = None if exit_code is None else validation.require_int(exit_code, "exit_code")
+    code = (
+        None
+        if exit_code is None
+        else validation.require_int(
+            exit_code, "exit_code", minimum=-validation.MAX_DB_ID, maximum=validation.MAX_DB_ID
+        )
+    )
     # PostgreSQL text cannot hold NUL; an agent's message is free text, so replace rather than refuse
     message = None if error is None else str(error).replace("\x00", "\ufffd")[:10_000]
     _end_job(conn, scope, now, row, final, exit_code=code, error=message)

@@ -84,7 +84,7 @@ def read_logs(
 
 
 def _lines(conn: Connection, pk: int, after_seq: Any, limit: Any) -> list[LogLine]:
-    after = validation.require_int(after_seq, "after_seq", minimum=0)
+    after = validation.require_int(after_seq, "after_seq", minimum=0, maximum=validation.MAX_DB_ID)
     count = validation.require_int(limit, "limit", minimum=1)
     t = log_lines.c
     query = (

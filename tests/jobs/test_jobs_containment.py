@@ -1,0 +1,140 @@
+"""A job's whole process tree is contained: it ends with a stop, with the job and with its agent,
+and a job printing at full speed does not grow its agent's memory. Real agents, a real server.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from typing import Any
+
+from jobs_helpers import wait_for
+
+from mltrail.core.types import Status
+
+AGENT_ARGS = ("--lease-timeout", "3", "--grace-period", "2", "--poll", "1")
+
+# the job starts a setsid grandchild and a double-forked daemon, prints every pid, then sleeps
+ESCAPING_JOB = """
+import os, subprocess, sys, time
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"],
+                         start_new_session=True)
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        print("daemon", os.getpid(), flush=True)
+        time.sleep(600)
+    os._exit(0)
+print("setsid", child.pid, flush=True)
+print("main", os.getpid(), flush=True)
+time.sleep(600)
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except OSError:
+        return False
+
+
+def _pids(store: Any, job: Any) -> dict[str, int] | None:
+    pids = {}
+    for line in store.read_logs(job.project_id, job.experiment_id, limit=1000):
+        name, _, pid = line.message.partition(" ")
+        if name in ("daemon", "setsid", "main") and pid.isdigit():
+            pids[name] = int(pid)
+    return pids if len(pids) == 3 else None
+
+
+def _final(store: Any, job_id: int) -> Any:
+    job = store.get_job(job_id)
+    return job if job.status.is_final else None
+
+
+def test_stop_ends_every_descendant_setsid_and_daemons_included(
+    db_server: Any, agent_factory: Any, db_store: Any
+) -> None:
+    http_store = db_store
+    project = http_store.create_project("contain").id
+    job = http_store.submit_job(project, [sys.executable, "-c", ESCAPING_JOB])
+    agent_factory(db_server, *AGENT_ARGS)
+    pids = wait_for(lambda: _pids(http_store, job))
+    assert all(_alive(p) for p in pids.values())
+    http_store.request_stop(project, job.experiment_id)
+    done = wait_for(lambda: _final(http_store, job.job_id))
+    assert done.status is Status.STOPPED
+    alive = wait_for(lambda: not any(_alive(p) for p in pids.values()) or None, timeout=15)
+    assert alive  # every process of the job is gone
+
+
+def test_a_sigkilled_agent_takes_its_job_down_and_the_retry_is_the_only_copy(
+    db_server: Any, agent_factory: Any, db_store: Any
+) -> None:
+    http_store = db_store
+    project = http_store.create_project("contain").id
+    job = http_store.submit_job(project, [sys.executable, "-c", ESCAPING_JOB], max_retries=1)
+    doomed = agent_factory(db_server, *AGENT_ARGS)
+    first = wait_for(lambda: _pids(http_store, job))
+    os.kill(doomed.proc.pid, signal.SIGKILL)  # the agent alone: the job runs in its own session
+    gone = wait_for(lambda: not any(_alive(p) for p in first.values()) or None, timeout=15)
+    assert gone  # nothing of the first attempt outlives its agent
+    agent_factory(db_server, *AGENT_ARGS)
+    second = wait_for(
+        lambda: ((p := _pids(http_store, job)) and p["main"] != first["main"] and p) or None,
+        timeout=60,
+    )
+    assert http_store.get_job(job.job_id).attempts == 2
+    assert not any(_alive(p) for p in first.values())  # one copy runs: the retry
+    http_store.request_stop(project, job.experiment_id)
+    wait_for(lambda: _final(http_store, job.job_id))
+    wait_for(lambda: not any(_alive(p) for p in second.values()) or None, timeout=15)
+
+
+FLOOD_JOB = """
+import sys
+line = "y" * 99 + "\\n"
+out = sys.stdout
+for i in range(200_000):
+    out.write(line)
+out.flush()
+"""
+RSS_BOUND_MIB = 64
+
+
+def _rss_mib(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as f:
+        for row in f:
+            if row.startswith("VmRSS:"):
+                return int(row.split()[1]) / 1024
+    return 0.0
+
+
+def test_an_output_flood_keeps_the_agent_under_its_memory_bound_and_loses_nothing(
+    server: Any, agent_factory: Any, http_store: Any
+) -> None:
+    project = http_store.create_project("flood").id
+    agent = agent_factory(server, *AGENT_ARGS)
+    wait_for(lambda: http_store.list_agents())
+    time.sleep(1)  # the agent has imported everything and registered: its settled size
+    baseline = _rss_mib(agent.proc.pid)
+    job = http_store.submit_job(project, [sys.executable, "-c", FLOOD_JOB])
+    peak = baseline
+    while _final(http_store, job.job_id) is None:
+        peak = max(peak, _rss_mib(agent.proc.pid))
+        time.sleep(0.05)
+    done = http_store.get_job(job.job_id)
+    print(f"agent RSS {baseline:.0f} MiB at rest, peak {peak:.0f} MiB during a 20 MB flood")
+    assert done.status is Status.DONE
+    assert peak - baseline < RSS_BOUND_MIB
+    total = http_store.get_experiment(project, job.experiment_id)
+    lines = []
+    while batch := http_store.read_logs(
+        project, job.experiment_id, after_seq=lines[-1].seq if lines else 0, limit=50_000
+    ):
+        lines.extend(batch)
+    assert total.experiment_id == job.experiment_id
+    assert len([x for x in lines if x.stream == "stdout"]) == 200_000

@@ -1,0 +1,87 @@
+"""HTTP/1.1 hygiene of a real ``mltrail server`` (issue 12, item 7): no request smuggling, a 413
+that stops reading, connections that cannot be held open by sending headers slowly."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+from mltrail.server.http_protocol import HEADER_TIMEOUT_SECONDS
+from support.servers import ServerProcess
+
+
+def _connect(server: ServerProcess, timeout: float) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", server.port))
+    sock.settimeout(timeout)
+    return sock
+
+
+def _read_all(sock: socket.socket) -> bytes:
+    out = b""
+    try:
+        while chunk := sock.recv(65536):
+            out += chunk
+    except (TimeoutError, ConnectionResetError):
+        pass
+    return out
+
+
+def test_a_request_with_both_length_and_chunked_framing_is_refused_alone(
+    shared_server: ServerProcess,
+) -> None:
+    hidden = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    smuggling = (
+        b"POST /api/v1/projects HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: %d\r\n"
+        b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n%s" % (5 + len(hidden), hidden)
+    )
+    with _connect(shared_server, 5) as sock:
+        sock.sendall(smuggling)
+        answer = _read_all(sock)
+    assert answer.startswith(b"HTTP/1.1 400 ")
+    assert answer.count(b"HTTP/1.1 ") == 1  # the request hidden in the body got no answer
+    assert b"connection: close" in answer.lower() and b"Transfer-Encoding" in answer
+
+
+def test_a_413_closes_the_connection_instead_of_reading_the_body(
+    shared_server: ServerProcess,
+) -> None:
+    declared = 500_000_000
+    with _connect(shared_server, 5) as sock:
+        sock.sendall(
+            b"POST /api/v1/projects HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Length: %d\r\n\r\n" % declared
+        )
+        assert sock.recv(200).startswith(b"HTTP/1.1 413 ")
+        sent, deadline = 0, time.monotonic() + 10
+        try:
+            while time.monotonic() < deadline and sent < declared:
+                sent += sock.send(b"x" * 65536)
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
+            pass
+    print(f"bytes the client could push after the 413: {sent:,} of {declared:,}")
+    assert sent < declared // 10  # the server stopped reading long before the end
+
+
+def test_a_client_sending_headers_slowly_is_disconnected(shared_server: ServerProcess) -> None:
+    with _connect(shared_server, HEADER_TIMEOUT_SECONDS + 20) as sock:
+        started = time.monotonic()
+        sock.sendall(b"GET /healthz HTTP/1.1\r\n")
+        try:
+            while time.monotonic() - started < HEADER_TIMEOUT_SECONDS + 15:
+                sock.sendall(b"X-Slow: 1\r\n")  # one header line at a time, never finishing
+                time.sleep(1)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        assert _read_all(sock) == b""
+        waited = time.monotonic() - started
+    assert waited < HEADER_TIMEOUT_SECONDS + 15, waited
+
+
+def test_a_keep_alive_connection_still_serves_many_requests(shared_server: ServerProcess) -> None:
+    with _connect(shared_server, 5) as sock:
+        for _ in range(3):
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            answer = b""
+            while not answer.endswith(b"}"):
+                answer += sock.recv(1000)
+            assert answer.startswith(b"HTTP/1.1 200 ") and b'"ok"' in answer
