@@ -51,34 +51,48 @@ SCHEMA_CHECKS = [
 SKIPPED_PATHS = r"(/logs/stream$|/jobs|/agents)"
 
 
-def _check_operation(operation, token: str) -> None:
+def _check_operation(
+    operation, headers: dict[str, str], checks=SCHEMA_CHECKS, max_examples: int = 10
+) -> None:
     @given(case=operation.as_strategy())
-    @settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=max_examples, deadline=None, suppress_health_check=list(HealthCheck))
     def run(case) -> None:
-        response = case.call(headers={"Authorization": f"Bearer {token}"})
+        # generated cases may carry made-up tokens of their own: only ``headers`` count
+        case.headers = {k: v for k, v in (case.headers or {}).items() if k != "Authorization"}
+        response = case.call(headers=headers)
         assert response.status_code < 500, (operation.label, response.text)
         if response.status_code >= 400:
             assert set(response.json()["error"]) == {"type", "field", "message"}
-        case.validate_response(response, checks=SCHEMA_CHECKS)  # status, type, body documented
+        if "Authorization" not in headers or headers["Authorization"].startswith("Bearer mltj_"):
+            assert response.status_code in (400, 401, 404, 405, 413, 422), operation.label
+        case.validate_response(response, checks=checks)  # status, type, body documented
 
     run()
+
+
+def _operations(app, *, jobs: bool) -> list:
+    """The schema's operations but the endless event streams (and the jobs API's long-poll
+    claims unless ``jobs``: fuzzed with the jobs tests)."""
+    schema = schemathesis.openapi.from_asgi("/api/v1/openapi.json", app)
+    found = []
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        if operation.path.endswith("/logs/stream"):
+            continue
+        if not jobs and ("/jobs" in operation.path or "/agents" in operation.path):
+            continue
+        found.append(operation)
+    return found
 
 
 def test_no_input_makes_a_server_error(fuzzed, monkeypatch):
     app, token = fuzzed
     # long-polls of a running experiment would wait 30 s per example
     monkeypatch.setattr("mltrail.server.routes.logs.MAX_WAIT_SECONDS", 0.2)
-    schema = schemathesis.openapi.from_asgi("/api/v1/openapi.json", app)
-    checked = 0
-    for result in schema.get_all_operations():
-        operation = result.ok()
-        if operation.path.endswith("/logs/stream"):
-            continue  # an endless event stream while the experiment runs
-        if "/jobs" in operation.path or "/agents" in operation.path:
-            continue  # the jobs API's long-poll claims; fuzzed with the jobs tests
-        _check_operation(operation, token)
-        checked += 1
-    assert checked >= 25
+    operations = _operations(app, jobs=False)
+    for operation in operations:
+        _check_operation(operation, {"Authorization": f"Bearer {token}"})
+    assert len(operations) >= 25
 
 
 def test_stateful_sequences_make_no_server_error_and_match_the_schema(fuzzed, monkeypatch):
@@ -112,3 +126,36 @@ def test_stateful_sequences_make_no_server_error_and_match_the_schema(fuzzed, mo
     created = [op for op, status in calls if status == 201]
     print(f"stateful calls: {len(calls)}, of which created something: {len(created)}")
     assert len(calls) >= 50 and created
+
+
+def test_unauthenticated_requests_make_no_server_error(fuzzed, monkeypatch):
+    """Every operation (jobs and agents too: refused before any wait), fuzzed without a token
+    and with a made-up job token: a 4xx, never a 5xx."""
+    app, _ = fuzzed
+    monkeypatch.setattr("mltrail.server.routes.logs.MAX_WAIT_SECONDS", 0.2)
+    operations = [op for op in _operations(app, jobs=True) if op.path != "/healthz"]
+    for operation in operations:
+        for headers in ({}, {"Authorization": "Bearer mltj_made-up"}):
+            _check_operation(operation, headers, checks=[not_a_server_error], max_examples=5)
+    assert len(operations) >= 25
+
+
+def test_ui_paths_make_no_server_error(fuzzed):
+    """The web UI's paths are not in the OpenAPI description: generated paths, no token."""
+    from hypothesis import strategies as st
+    from starlette.testclient import TestClient
+
+    app, _ = fuzzed
+    segment = st.text(min_size=1, max_size=300)
+    client = TestClient(app, raise_server_exceptions=False)
+
+    @given(parts=st.lists(segment, min_size=1, max_size=40), ui=st.booleans())
+    @settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+    def run(parts, ui) -> None:
+        from urllib.parse import quote
+
+        path = ("/ui/" if ui else "/") + "/".join(quote(p, safe="") for p in parts)
+        response = client.get(path)
+        assert response.status_code < 500, (path[:200], response.text[:200])
+
+    run()

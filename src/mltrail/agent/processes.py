@@ -14,7 +14,13 @@ import signal
 import sys
 from pathlib import Path
 
-from mltrail.agent.shim import PR_SET_CHILD_SUBREAPER, descendants, prctl, signal_tree
+from mltrail.agent.shim import (
+    PR_SET_CHILD_SUBREAPER,
+    descendants,
+    prctl,
+    proc_files,
+    signal_tree,
+)
 
 SHIM = Path(__file__).with_name("shim.py")
 MARK_VARIABLE = "MLT_AGENT_JOB"
@@ -72,21 +78,12 @@ def _marks() -> dict[int, str]:
     """pid -> the mark in its environment, for every process that carries one."""
     prefix = MARK_VARIABLE.encode() + b"="
     found: dict[int, str] = {}
-    try:
-        names = os.listdir("/proc")
-    except OSError:
-        return found
-    for name in names:
-        if not name.isdigit() or int(name) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{name}/environ", "rb") as f:
-                environ = f.read()
-        except OSError:
+    for pid, environ in proc_files("environ"):
+        if pid == os.getpid():
             continue
         for entry in environ.split(b"\0"):
             if entry.startswith(prefix):
-                found[int(name)] = entry[len(prefix) :].decode(errors="replace")
+                found[pid] = entry[len(prefix) :].decode(errors="replace")
     return found
 
 

@@ -24,6 +24,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Iterator
 
 PR_SET_PDEATHSIG = 1
 PR_SET_CHILD_SUBREAPER = 36
@@ -40,25 +41,28 @@ def prctl(option: int, value: int) -> bool:
         return False
 
 
+def proc_files(name: str) -> Iterator[tuple[int, bytes]]:
+    """``(pid, contents of /proc/<pid>/<name>)`` for every process that can be read."""
+    try:
+        pids = [int(entry) for entry in os.listdir("/proc") if entry.isdigit()]
+    except OSError:
+        return
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/{name}", "rb") as f:
+                yield pid, f.read()
+        except OSError:
+            continue
+
+
 def _parents() -> dict[int, int]:
     """pid -> parent pid of every process, from ``/proc`` (empty where there is none)."""
     found: dict[int, int] = {}
-    try:
-        names = os.listdir("/proc")
-    except OSError:
-        return found
-    for name in names:
-        if not name.isdigit():
-            continue
-        try:
-            with open(f"/proc/{name}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            continue
+    for pid, stat in proc_files("stat"):
         # "pid (comm) state ppid ...": comm may hold spaces and parentheses
         fields = stat[stat.rfind(b")") + 2 :].split()
         if len(fields) > 1:
-            found[int(name)] = int(fields[1])
+            found[pid] = int(fields[1])
     return found
 
 
