@@ -16,10 +16,11 @@ from typing import IO, Any
 from mltrail.api.history import OUTPUTS, HistoryMethods, check_choice, experiments_output
 from mltrail.api.logs import print_logs
 from mltrail.api.models import link_dict
-from mltrail.api.projects import project_id
+from mltrail.api.projects import project_id, resolve_project
 from mltrail.api.render import with_iso_times
-from mltrail.core import codec, validation
+from mltrail.core import codec, lifecycle, validation
 from mltrail.core.errors import ValidationError
+from mltrail.core.query import parse_query
 from mltrail.core.types import Experiment, ExperimentRef, LogLine
 from mltrail.store.base import LIST_PAGE_SIZE, Store
 
@@ -143,6 +144,106 @@ class ExperimentsApi(HistoryMethods):
         return self._store.put_iteration_metrics(validation.weights_hash(weights_hash), values)
 
     # --- beyond the contract ------------------------------------------------------------------
+    def search(
+        self,
+        project: int | str,
+        filter: str | None = None,
+        order_by: str | builtins.list[str] | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+        include: str = "active",
+    ) -> builtins.list[dict[str, Any]]:
+        """Experiments matching ``filter``, in ``order_by`` order, run in the database.
+
+        Args:
+            project: project id or display name.
+            filter: e.g. ``"metrics.validation/loss < 0.5 and params.lr >= 1e-3"`` (the grammar
+                of :mod:`mltrail.core.query`); every experiment when None.
+            order_by: ``["metrics.validation/loss asc", "created desc"]``; by number when None.
+            limit: at most this many; every match when None.
+            offset: skip this many matches first.
+            include: ``active`` (default), ``archived``, ``deleted`` (the trash) or ``all``.
+
+        Returns:
+            The experiments as :meth:`list` renders them.
+
+        Raises:
+            ValidationError: a filter or order that does not parse (naming position and token).
+        """
+        query = parse_query(filter, order_by)
+        states = lifecycle.include(include)
+        pid = self._project(project)
+        start = 0 if offset is None else validation.require_int(offset, "offset", minimum=0)
+        wanted = None if limit is None else validation.require_int(limit, "limit", minimum=1)
+        items: builtins.list[Experiment] = []
+        while wanted is None or len(items) < wanted:
+            size = self._page_size if wanted is None else min(self._page_size, wanted - len(items))
+            page = self._store.search_experiments(
+                pid, query, offset=start + len(items), limit=size, include=states
+            )
+            items.extend(page.items)
+            if not page.items or start + len(items) >= page.total:
+                break
+        return [experiment_dict(e) for e in items]
+
+    def rename(self, project: int | str, experiment: int, name: str) -> dict[str, Any]:
+        """Change the experiment's display name."""
+        return self._update(project, experiment, display_name=validation.experiment_name(name))
+
+    def set_description(self, project: int | str, experiment: int, text: str) -> dict[str, Any]:
+        return self._update(
+            project, experiment, description=validation.experiment_description(text)
+        )
+
+    def set_notes(self, project: int | str, experiment: int, notes: str) -> dict[str, Any]:
+        """Replace the experiment's notes (markdown)."""
+        return self._update(project, experiment, notes=validation.experiment_notes(notes))
+
+    def add_tags(
+        self, project: int | str, experiment: int, tags: builtins.list[str]
+    ) -> dict[str, Any]:
+        return self._update(project, experiment, add_tags=_tag_list(tags))
+
+    def remove_tags(
+        self, project: int | str, experiment: int, tags: builtins.list[str]
+    ) -> dict[str, Any]:
+        return self._update(project, experiment, remove_tags=_tag_list(tags))
+
+    def delete(self, project: int | str, experiment: int) -> dict[str, Any]:
+        """Move the experiment to the trash (restorable for ``MLTRAIL_TRASH_DAYS`` days)."""
+        pid, number = self._project(project), experiment_id(experiment)
+        return experiment_dict(self._store.delete_experiment(pid, number))
+
+    def archive(self, project: int | str, experiment: int) -> dict[str, Any]:
+        """Hide the experiment from lists; ``search(..., include="archived")`` shows it."""
+        pid, number = self._project(project), experiment_id(experiment)
+        return experiment_dict(self._store.archive_experiment(pid, number))
+
+    def restore(self, project: int | str, experiment: int) -> dict[str, Any]:
+        """Bring an archived or deleted experiment back to the active list."""
+        pid, number = self._project(project), experiment_id(experiment)
+        return experiment_dict(self._store.restore_experiment(pid, number))
+
+    def purge(self, project: int | str, experiment: int) -> dict[str, Any]:
+        """Remove the experiment and everything it owns for good; its number is not reused.
+
+        Returns:
+            ``{"project", "experiment", "blobs_removed"}``.
+        """
+        pid, number = self._project(project), experiment_id(experiment)
+        removed = self._store.purge_experiment(pid, number)
+        return {"project": pid, "experiment": number, "blobs_removed": removed}
+
+    def _update(self, project: int | str, experiment: int, **changes: Any) -> dict[str, Any]:
+        pid, number = self._project(project), experiment_id(experiment)
+        return experiment_dict(self._store.update_experiment(pid, number, **changes))
+
+    def _project(self, project: int | str) -> int:
+        """An id as is (no request); a display name looked up."""
+        if isinstance(project, str) and not project.strip().isdigit():
+            return resolve_project(self._store, project, create=False)
+        return project_id(project)
+
     def get(self, project: int, experiment: int) -> dict[str, Any]:
         """One experiment with environment, source, metric summaries and weights hashes."""
         pid, number = project_id(project), experiment_id(experiment)
@@ -197,6 +298,13 @@ def experiment_id(value: Any) -> int:
     if value is None:
         raise ValidationError("is required", "experiment")
     return validation.require_int(value, "experiment", minimum=1)
+
+
+def _tag_list(tags: Any) -> builtins.list[str]:
+    if isinstance(tags, str):
+        tags = [tags]
+    values = validation.sequence_of(tags, "tags")
+    return [validation.require_text(t, "tags", min_len=1, max_len=250) for t in values]
 
 
 def _refs(refs: builtins.list[ExperimentRef]) -> builtins.list[dict[str, int]]:

@@ -6,9 +6,11 @@ from typing import Any
 
 import click
 
-from mltrail.cli.common import echo_json, echo_table, output_format_option, with_api
+from mltrail.cli.common import PROJECT, echo_json, echo_table, output_format_option, with_api
 
-project_option = click.option("--project", "-p", type=int, required=True, help="Project id.")
+project_option = click.option(
+    "--project", "-p", type=PROJECT, required=True, help="Project id or name."
+)
 experiment_option = click.option(
     "--experiment", "-e", type=int, required=True, help="Experiment id."
 )

@@ -98,6 +98,28 @@ def with_api(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+class ProjectParam(click.ParamType):
+    """``-p``: a project id, or a display name looked up through the invocation's Api."""
+
+    name = "project"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        text = str(value).strip()
+        if text.isdigit():
+            return int(text)
+        from mltrail.core.errors import MltrailError
+
+        try:
+            return get_api(ctx).projects.resolve(text)
+        except MltrailError as exc:  # one line, as for every other user error
+            raise click.ClickException(str(exc)) from None
+
+
+PROJECT = ProjectParam()
+
+
 def output_format_option(func: F) -> F:
     return click.option(
         "--output-format",

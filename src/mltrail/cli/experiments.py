@@ -7,11 +7,12 @@ from typing import Any
 
 import click
 
-from mltrail.cli.common import echo_json, echo_table, output_format_option, with_api
+from mltrail.cli.common import PROJECT, echo_json, echo_table, output_format_option, with_api
 from mltrail.cli.history import export
+from mltrail.core.lifecycle import INCLUDE_CHOICES
 from mltrail.core.types import is_system_metric
 
-project_option = click.option("--project", "-p", type=int, help="Project id.")
+project_option = click.option("--project", "-p", type=PROJECT, help="Project id or name.")
 experiment_option = click.option("--experiment", "-e", type=int, help="Experiment id.")
 weights_hash_option = click.option(
     "--weights-hash", help="Hexadecimal sha1 of the model's weights."
@@ -24,19 +25,53 @@ def experiments() -> None:
 
 
 @experiments.command("list")
-@click.option("--project", "-p", type=int, required=True, help="Project id.")
+@click.option("--project", "-p", type=PROJECT, required=True, help="Project id or name.")
+@click.option(
+    "--filter",
+    "filter_text",
+    help='e.g. "metrics.validation/loss < 0.5 and params.lr >= 1e-3" (see docs/rest.md).',
+)
+@click.option(
+    "--sort",
+    "sort",
+    multiple=True,
+    help='Repeatable: "metrics.validation/loss asc", "created desc".',
+)
+@click.option(
+    "--include",
+    type=click.Choice(INCLUDE_CHOICES),
+    default="active",
+    show_default=True,
+    help="Which experiments: the active list, the archive, the trash, or all.",
+)
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many.")
+@click.option("--offset", type=click.IntRange(min=0), help="Skip this many matches first.")
 @output_format_option
 @with_api
-def list_experiments(api: Any, project: int, output_format: str) -> None:
-    """Every experiment of a project with hyperparameters and last metric values."""
-    rows = api.experiments.list(project)
+def list_experiments(
+    api: Any,
+    project: int,
+    filter_text: str | None,
+    sort: tuple[str, ...],
+    include: str,
+    limit: int | None,
+    offset: int | None,
+    output_format: str,
+) -> None:
+    """A project's experiments with hyperparameters and last metric values, filtered and
+    sorted in the database."""
+    rows = api.experiments.search(
+        project, filter_text, list(sort), limit=limit, offset=offset, include=include
+    )
     if output_format == "json":
         echo_json(rows)
         return
     # system metrics (CPU, memory ...) would double the columns: `get` and exports show them
     metric_names = sorted({k for r in rows for k in r["metrics"] if not is_system_metric(k)})
     ex_names = sorted({k for r in rows for k in r["ex_metrics"]})
-    columns = ["id", "name", "status", "last_heartbeat", "created_at", "hyperparameters"]
+    columns = ["id", "name", "status", "tags", "created_at", "hyperparameters"]
+    if include != "active":
+        columns.insert(3, "state")
     echo_table(
         [*columns, *metric_names, *ex_names],
         (
@@ -44,7 +79,8 @@ def list_experiments(api: Any, project: int, output_format: str) -> None:
                 r["experiment_id"],
                 r["display_name"],
                 r["status"],
-                r["last_heartbeat"],
+                *([r["state"]] if include != "active" else []),
+                ", ".join(r["tags"]),
                 r["created_at"],
                 r["hyperparameters"],
                 *(r["metrics"].get(m) for m in metric_names),
@@ -56,7 +92,7 @@ def list_experiments(api: Any, project: int, output_format: str) -> None:
 
 
 @experiments.command("get")
-@click.option("--project", "-p", type=int, required=True, help="Project id.")
+@click.option("--project", "-p", type=PROJECT, required=True, help="Project id or name.")
 @click.option("--experiment", "-e", type=int, required=True, help="Experiment id.")
 @output_format_option
 @with_api
@@ -87,7 +123,7 @@ def get_experiment(api: Any, project: int, experiment: int, output_format: str) 
 
 
 @experiments.command("logs")
-@click.option("--project", "-p", type=int, required=True, help="Project id.")
+@click.option("--project", "-p", type=PROJECT, required=True, help="Project id or name.")
 @experiment_option
 @click.option("--disable-colors", is_flag=True, help="Print without ANSI colours.")
 @click.option("--no-follow", is_flag=True, help="Print what is there and exit.")
@@ -167,7 +203,7 @@ def update_metrics_per_iteration(
 
 
 @experiments.command("stop")
-@click.option("--project", "-p", type=int, required=True, help="Project id.")
+@click.option("--project", "-p", type=PROJECT, required=True, help="Project id or name.")
 @click.option("--experiment", "-e", type=int, required=True, help="Experiment id.")
 @with_api
 def stop(api: Any, project: int, experiment: int) -> None:
@@ -179,7 +215,7 @@ def stop(api: Any, project: int, experiment: int) -> None:
 
 
 @experiments.command("series")
-@click.option("--project", "-p", type=int, required=True, help="Project id.")
+@click.option("--project", "-p", type=PROJECT, required=True, help="Project id or name.")
 @click.option("--experiment", "-e", type=int, required=True, help="Experiment id.")
 @click.option("--key", required=True, help="Metric key.")
 @click.option("--phase", default="train", show_default=True)
@@ -204,6 +240,93 @@ def series(
         ("iteration", "epoch", "value"),
         zip(data["iterations"], data["epochs"], data["values"], strict=True),
     )
+
+
+@experiments.command("rename")
+@click.option("--project", "-p", type=PROJECT, required=True, help="Project id or name.")
+@click.option("--experiment", "-e", type=int, required=True, help="Experiment id.")
+@click.argument("name")
+@with_api
+def rename(api: Any, project: int, experiment: int, name: str) -> None:
+    """Change an experiment's display name."""
+    exp = api.experiments.rename(project, experiment, name)
+    click.echo(f"experiment {experiment} is now {exp['display_name']!r}")
+
+
+@experiments.command("describe")
+@click.option("--project", "-p", type=PROJECT, required=True, help="Project id or name.")
+@click.option("--experiment", "-e", type=int, required=True, help="Experiment id.")
+@click.argument("description")
+@with_api
+def describe(api: Any, project: int, experiment: int, description: str) -> None:
+    """Replace an experiment's description."""
+    api.experiments.set_description(project, experiment, description)
+    click.echo(f"described experiment {experiment}")
+
+
+@experiments.command("notes")
+@click.option("--project", "-p", type=PROJECT, required=True, help="Project id or name.")
+@click.option("--experiment", "-e", type=int, required=True, help="Experiment id.")
+@click.option(
+    "--file", "notes_file", type=click.File("r"), help="Read the notes from a file ('-': stdin)."
+)
+@click.argument("notes", required=False)
+@with_api
+def notes(api: Any, project: int, experiment: int, notes_file: Any, notes: str | None) -> None:
+    """Replace an experiment's notes (markdown), or print them when none are given."""
+    if notes_file is not None:
+        notes = notes_file.read()
+    if notes is None:
+        click.echo(api.experiments.get(project, experiment)["notes"])
+        return
+    api.experiments.set_notes(project, experiment, notes)
+    click.echo(f"notes of experiment {experiment} saved ({len(notes)} characters)")
+
+
+@experiments.command("tag")
+@click.option("--project", "-p", type=PROJECT, required=True, help="Project id or name.")
+@click.option("--experiment", "-e", type=int, required=True, help="Experiment id.")
+@click.option("--remove", is_flag=True, help="Remove the tags instead of adding them.")
+@click.argument("tags", nargs=-1, required=True)
+@with_api
+def tag(api: Any, project: int, experiment: int, remove: bool, tags: tuple[str, ...]) -> None:
+    """Add tags to an experiment (or --remove them)."""
+    change = api.experiments.remove_tags if remove else api.experiments.add_tags
+    exp = change(project, experiment, list(tags))
+    click.echo(f"experiment {experiment} tags: {', '.join(exp['tags']) or '(none)'}")
+
+
+def _lifecycle_command(action: str, done: str, doc: str) -> None:
+    @experiments.command(action, help=doc)
+    @click.option("--project", "-p", type=PROJECT, required=True, help="Project id or name.")
+    @click.option("--experiment", "-e", type=int, required=True, help="Experiment id.")
+    @with_api
+    def command(api: Any, project: int, experiment: int) -> None:
+        getattr(api.experiments, action)(project, experiment)
+        click.echo(f"experiment {experiment} {done}")
+
+
+_lifecycle_command(
+    "delete",
+    "moved to the trash (mltrail experiments restore brings it back)",
+    "Move an experiment to the trash (restorable for MLTRAIL_TRASH_DAYS days, 30 by default).",
+)
+_lifecycle_command("archive", "archived", "Hide an experiment from lists (--include archived).")
+_lifecycle_command("restore", "restored", "Bring an archived or deleted experiment back.")
+
+
+@experiments.command("purge")
+@click.option("--project", "-p", type=PROJECT, required=True, help="Project id or name.")
+@click.option("--experiment", "-e", type=int, required=True, help="Experiment id.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@with_api
+def purge(api: Any, project: int, experiment: int, yes: bool) -> None:
+    """Remove an experiment and everything it owns for good (points, logs, charts, links,
+    artifacts no other experiment uses). Its number is never given again."""
+    if not yes:
+        click.confirm(f"Purge experiment {experiment} of project {project} for good?", abort=True)
+    answer = api.experiments.purge(project, experiment)
+    click.echo(f"experiment {experiment} purged ({answer['blobs_removed']} artifact blob(s) freed)")
 
 
 def _echo_updated(updated: list[dict[str, int]], output_format: str, what: str) -> None:

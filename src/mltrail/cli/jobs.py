@@ -18,12 +18,19 @@ from typing import Any
 import click
 
 from mltrail.api.snapshots import SOURCES
-from mltrail.cli.common import echo_json, echo_table, get_api, get_settings, output_format_option
+from mltrail.cli.common import (
+    PROJECT,
+    echo_json,
+    echo_table,
+    get_api,
+    get_settings,
+    output_format_option,
+)
 
 
 # --- mltrail run -------------------------------------------------------------------------------
 @click.command(context_settings={"ignore_unknown_options": True, "allow_interspersed_args": False})
-@click.option("--project", "-p", type=int, required=True, help="Project id.")
+@click.option("--project", "-p", type=PROJECT, required=True, help="Project id or name.")
 @click.option(
     "--queue", "-q", default="default", show_default=True, help="Queue agents claim from."
 )
@@ -255,7 +262,7 @@ def jobs() -> None:
 
 
 @jobs.command("list")
-@click.option("--project", "-p", type=int, help="Only this project's jobs.")
+@click.option("--project", "-p", type=PROJECT, help="Only this project's jobs (id or name).")
 @click.option("--queue", "-q", help="Only this queue.")
 @click.option("--status", type=click.Choice(["queued", "running", "done", "failed", "stopped"]))
 @click.option("--limit", type=click.IntRange(min=1), default=100, show_default=True)

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from mltrail.cli.common import echo_json, echo_table, output_format_option, with_api
+from mltrail.cli.common import PROJECT, echo_json, echo_table, output_format_option, with_api
 
 
 @click.group()
@@ -42,7 +42,7 @@ def create_project(api: Any, display_name: str, description: str, output_format:
 
 
 @projects.command("add-member")
-@click.option("--project", "-p", required=True, type=int, help="Project id.")
+@click.option("--project", "-p", required=True, type=PROJECT, help="Project id or name.")
 @click.option("--user", "user_name", required=True, help="User name to add.")
 @with_api
 def add_member(api: Any, project: int, user_name: str) -> None:

@@ -22,6 +22,7 @@ from mltrail.core.errors import ExperimentStopped, ValidationError
 from mltrail.core.html import html_card
 from mltrail.core.types import ExperimentRef, LogLine, Phase, Status
 from mltrail.core.weights import weights_hash
+from mltrail.sdk.annotations import Annotations
 from mltrail.sdk.artifact_logging import ArtifactLogging
 from mltrail.sdk.buffer import MAX_INT64
 from mltrail.sdk.console import ConsoleCapture
@@ -50,7 +51,7 @@ _MAX_INT64 = MAX_INT64
 _now = time.time
 
 
-class Experiment(ArtifactLogging):
+class Experiment(ArtifactLogging, Annotations):
     """A running experiment: log metrics, weights hashes, files and console output into it.
 
     Use it as a context manager, or call :meth:`end`; an experiment still running at
