@@ -19,7 +19,7 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import artifacts, cliffs, rows, workloads
+from bench import artifacts, cliffs, rows, search, workloads
 from bench.mltrail_side import MltrailSide
 from bench.peers import PEERS
 from bench.report import Row, machine_info, render_markdown, results_table
@@ -99,6 +99,7 @@ def run(workdir: Path, sizes: Sizes, peers: list[str]) -> workloads.Results:
         side.close()
     run_step(res, "synchronous=FULL", lambda: workloads.durable(res, workdir, sizes))
     run_step(res, "physical floor", lambda: workloads.floor(res, workdir, sizes))
+    run_step(res, "search at scale", lambda: search.run(res, workdir, sizes is QUICK))
     run_step(res, "cliff: update_metrics_per_iteration",
              lambda: cliffs.iteration_metrics(res, sizes, workdir))  # fmt: skip
     run_step(res, "cliff: experiments logs", lambda: cliffs.logs_export(res, sizes, workdir))

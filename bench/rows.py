@@ -24,7 +24,7 @@ def build(res: Results, sizes: Sizes) -> None:
     """Append every row whose figures were measured (a crashed workload already has its row)."""
     for make in (_ingest, _ingest_durable, _ingest_threads, _floor, _storage, _memory, _chart,
                  _list, _call_cost, _sync, _full_read, _storage_batches, _flush_rate,
-                 _chart_scaling, _scaling, _stalled, _concurrency, _cliffs):  # fmt: skip
+                 _chart_scaling, _scaling, _stalled, _concurrency, _cliffs, _search):  # fmt: skip
         try:
             make(res, sizes)
         except KeyError:
@@ -261,6 +261,12 @@ def _concurrency(res: Results, sizes: Sizes) -> None:
                     f"{fmt_rate(r['points'] / r['seconds'])}, flush ack p50 {fmt_ms(r['p50_s'])}, "
                     f"p99 {fmt_ms(r['p99_s'])}", target="stored == logged (counts, values)",
                     passed=not r["problems"]))  # fmt: skip
+
+
+def _search(res: Results, sizes: Sizes) -> None:
+    from bench import search
+
+    search.add_rows(res)
 
 
 def _cliffs(res: Results, sizes: Sizes) -> None:

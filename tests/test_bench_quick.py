@@ -34,6 +34,8 @@ ROWS = [  # the start of every row the quick run must produce
     "exp.log into one experiment from 8 threads", "`mltrail experiments logs --no-follow`",
     "compare 10 runs x 10,000 pts at 1,000: one batched", "compare 10 runs x 10,000 pts at 1,000, 4 readers",
     "flushed every 10 iterations, compacted",
+    "search page (100 of 3,000 experiments", "search page vs plain list page",
+    "page cost from 300 to 3,000 experiments",
 ]  # fmt: skip
 
 
@@ -54,6 +56,7 @@ def test_quick_bench_reports_every_workload(tmp_path: Path) -> None:
         assert any(c[0].startswith(start) for c in table), f"no row {start!r}:\n{report}"
     assert all(c[3] in ("PASS", "FAIL", "n/a") for c in table)
     assert not any(c[1].startswith("error") for c in table), report
+    assert "search: " not in report  # every search answer checked out (a full, sorted page)
     for c in table:  # data checks never fail, whatever the timings
         assert not (c[2].startswith("stored == logged") and c[3] == "FAIL"), c
         assert not c[0].startswith(("full read", "(secondary)")) or c[3] != "FAIL", c

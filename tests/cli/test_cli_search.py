@@ -11,6 +11,8 @@ import uuid
 
 import pytest
 
+from cli.test_cli_contract import mltrail as run
+
 SEED = """
 import mltrail
 for i, (lr, opt) in enumerate([(0.1, "adam"), (0.01, "sgd"), (0.001, "adam"), (0.01, "adam")]):
@@ -40,19 +42,6 @@ def cli_env(
         server = request.getfixturevalue(name)
         env |= {"MLTRAIL_URL": server.url, "MLTRAIL_TOKEN": server.admin_token}
     return env
-
-
-def run(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "mltrail", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(f"mltrail {' '.join(args)} failed ({proc.returncode}): {proc.stderr}")
-    return proc
 
 
 def listed(env: dict[str, str], project: str, *args: str) -> list[dict]:

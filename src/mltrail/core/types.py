@@ -189,6 +189,7 @@ class Page:
     items: tuple[Any, ...]
     total: int
     offset: int
+    total_exact: bool = True  # False: a filtered search stopped counting; total is a lower bound
 
 
 @dataclass(frozen=True, eq=False)

@@ -107,6 +107,11 @@ class ExperimentPage(BaseModel):
     items: list[ExperimentOut]
     total: int
     offset: int
+    total_exact: bool = Field(
+        True,
+        description="false: a filtered search stopped counting 1,000 matches past the page; "
+        "total is then a lower bound (still more than offset + len(items))",
+    )
 
 
 class SummaryOut(BaseModel):

@@ -51,7 +51,10 @@ def list_experiments(
     items = [experiment_to_wire(e) for e in page.items]
     # returned as a response: validating 1,000 items against the model (declared above for
     # the OpenAPI schema) cost more than building them; codec's output has that shape
-    return OrjsonResponse({"items": items, "total": page.total, "offset": page.offset})
+    answer = {"items": items, "total": page.total, "offset": page.offset}
+    if not page.total_exact:
+        answer["total_exact"] = False
+    return OrjsonResponse(answer)
 
 
 @router.post("", response_model=ExperimentOut, status_code=201)

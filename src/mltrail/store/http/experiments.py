@@ -77,7 +77,8 @@ class HttpExperiments(HttpNoun, ExperimentStore):
         page = codec.parse_json(content)
         tagged = b'"$float"' in content  # else no value needs from_wire's walk
         items = tuple(codec.experiment_from_wire(e, tagged=tagged) for e in page["items"])
-        return Page(items=items, total=page["total"], offset=page["offset"])
+        exact = page.get("total_exact", True)
+        return Page(items=items, total=page["total"], offset=page["offset"], total_exact=exact)
 
     def latest_experiment(self, project_id: int) -> Experiment:
         return codec.experiment_from_wire(

@@ -48,7 +48,9 @@ def _set_experiment_status(
     conn: Connection, scope: Scope, now: float, row: Any, status: Status
 ) -> None:
     ref = (row.project_id, row.number)
-    exp.update_experiment(conn, scope, Judge.stored(now), ref, {"status": status})
+    # a job's claim or retry runs the experiment again: a resume, whatever it recorded last
+    changes = {"status": status, "resume": True}
+    exp.update_experiment(conn, scope, Judge.stored(now), ref, changes)
 
 
 # --- submission and reads --------------------------------------------------------------------

@@ -87,19 +87,51 @@ class Compiled:
     order_by: list[ColumnElement[Any]] = field(default_factory=list)
 
 
-class Compiler:
-    """Turns one query into SQL; joins each metric or parameter it names once."""
+def _join_key(f: q.Field) -> tuple[str, str, str] | None:
+    """Which joined row a field reads: ``(kind, name, phase)``; None for attributes."""
+    if f.namespace == "params":
+        return ("param", f.name, "")
+    if f.namespace == "metrics":
+        phase, key = f.phase_key
+        return ("ex", f.name, "") if f.is_ex else ("series", key, phase)
+    return None
 
-    def __init__(self, judge: Judge, dialect: str) -> None:
-        self.judge, self.pg = judge, dialect == "postgresql"
+
+def needed(expr: q.Expr, truth: bool = True) -> set[q.Field]:
+    """Fields that must hold a value for ``expr`` to be ``truth`` (a comparison with a missing
+    value is unknown, neither true nor false): their rows can be inner-joined."""
+    if isinstance(expr, q.Not):
+        return needed(expr.operand, not truth)
+    if isinstance(expr, (q.And, q.Or)):
+        left, right = needed(expr.left, truth), needed(expr.right, truth)
+        return left | right if isinstance(expr, q.And) == truth else left & right
+    tags = expr.field == q.Field("attributes", "tags")
+    return set() if tags or expr.field.namespace == "attributes" else {expr.field}
+
+
+class Compiler:
+    """Turns one query into SQL; joins each metric or parameter it names once.
+
+    A metric or parameter the filter cannot be true without is inner-joined, and a first
+    order key that the filter guarantees a value is ordered by its bare column, so the
+    database may walk the ``(key, phase, last_value)`` index in order and stop after a page.
+    ``dense``: whether the project holds a good share of the experiments table; when it does
+    not, series values are read through an expression SQLite cannot serve from that index
+    (walking it would visit every other project's rows first).
+    """
+
+    def __init__(self, judge: Judge, dialect: str, *, dense: bool = True) -> None:
+        self.judge, self.pg, self.dense = judge, dialect == "postgresql", dense
         self.source: FromClause = experiments
         self._joined: dict[tuple[str, str, str], Any] = {}
+        self._needed: set[q.Field] = set()
 
     def compile(self, query: q.Query) -> Compiled:
+        self._needed = set() if query.filter is None else needed(query.filter)
         where = true() if query.filter is None else self.predicate(query.filter)
         order: list[ColumnElement[Any]] = []
-        for key in query.order_by:
-            order.extend(self.order_key(key))
+        for i, key in enumerate(query.order_by):
+            order.extend(self.order_key(key, first=i == 0))
         order.append(experiments.c.number)
         return Compiled(self.source, where, order)
 
@@ -118,7 +150,8 @@ class Compiler:
         else:
             t = experiment_params.alias(f"p{len(self._joined)}")
             on = and_(t.c.experiment_id == e.id, t.c.key == name)
-        self.source = self.source.outerjoin(t, on)
+        inner = any(_join_key(f) == (kind, name, phase) for f in self._needed)
+        self.source = self.source.join(t, on) if inner else self.source.outerjoin(t, on)
         self._joined[(kind, name, phase)] = t
         return t
 
@@ -128,7 +161,9 @@ class Compiler:
             phase, key = f.phase_key
             t = self._join("series", key, phase)
             column = t.c[f"{f.aggregate}_value"]
-            return func.nullif(column, literal(math.nan)) if self.pg else column
+            if self.pg:
+                return func.nullif(column, literal(math.nan))
+            return column if self.dense else column + 0
         e = experiments.c
         if f.name == "duration":
             return e.ended_at - e.started_at
@@ -234,9 +269,14 @@ class Compiler:
         return not_(found) if negated else found
 
     # --- ordering -----------------------------------------------------------------------
-    def order_key(self, key: q.OrderKey) -> list[ColumnElement[Any]]:
+    def order_key(self, key: q.OrderKey, *, first: bool = False) -> list[ColumnElement[Any]]:
         f, desc = key.field, key.descending
         kind = q._field_kind(f)
+        if first and kind == "number" and f in self._needed and f.namespace == "metrics":
+            phase, name = f.phase_key  # the filter leaves no NULL or NaN: the bare column
+            column = self._join("series", name, phase).c[f"{f.aggregate}_value"]
+            column = column if self.dense or self.pg else column + 0
+            return [column.desc() if desc else column.asc()]
         if kind is None:
             typed = self.typed(f)
             rank = case((typed.number.is_not(None), 0), (typed.text.is_not(None), 1), else_=2)

@@ -142,7 +142,7 @@ metric_series = Table(
     Column("min_value", Double),
     Column("max_value", Double),
     UniqueConstraint("experiment_id", "key", "phase", name="uq_metric_series_key"),
-    Index("ix_metric_series_key_value", "key", "phase", "last_value"),
+    Index("ix_metric_series_key_value", "key", "phase", "last_value", "experiment_id"),
 )
 
 metric_chunks = Table(

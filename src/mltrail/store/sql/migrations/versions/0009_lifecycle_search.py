@@ -50,7 +50,12 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("experiment_id", "tag"),
     )
     op.create_index("ix_experiment_tags_tag", "experiment_tags", ["tag"])
-    op.create_index("ix_metric_series_key_value", "metric_series", ["key", "phase", "last_value"])
+    # ordered by a metric, a page walks this index and stops (covering: no row lookups)
+    op.create_index(
+        "ix_metric_series_key_value",
+        "metric_series",
+        ["key", "phase", "last_value", "experiment_id"],
+    )
     _fill(params, tags)
 
 
