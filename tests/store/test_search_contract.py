@@ -253,3 +253,20 @@ def test_each_operator_on_each_kind_of_field(store: Store) -> None:
         expr = q.parse_filter(text)
         assert expr is not None
         _check(store, world, expr, keys)
+
+
+def test_pages_sorted_by_an_optional_metric_cross_from_values_to_missing(store: Store) -> None:
+    world = _populate(store, seed=5)
+    keys = list(q.parse_order_by(["metrics.validation/acc desc", "params.lr asc"]))
+    expected = _python_order(world, list(world.values), keys)
+    missing = [n for n in expected if world.values[n].get(keys[0].field) is None]
+    assert 0 < len(missing) < len(expected)  # the pages below cross from values to missing
+    query = q.Query(None, tuple(keys))
+    got = []
+    for offset in range(0, len(expected), 7):
+        page = store.search_experiments(world.project, query, offset=offset, limit=7)
+        assert page.total == len(expected) and page.total_exact
+        got += [e.experiment_id for e in page.items]
+    assert got == expected
+    lone = store.search_experiments(world.project, query, offset=len(expected) - 1, limit=1)
+    assert [e.experiment_id for e in lone.items] == expected[-1:]

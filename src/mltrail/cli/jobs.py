@@ -146,7 +146,7 @@ def _attach(project_id: int, experiment_id: int) -> None:
     "--project",
     "-p",
     "projects",
-    type=click.IntRange(min=1),
+    type=PROJECT,
     multiple=True,
     help="Also run every job of this project (repeatable; you must be a member) "
     "[default: only jobs you queued].",

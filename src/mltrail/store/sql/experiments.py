@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Select, and_, func, literal, or_, select, update
+from sqlalchemy import Connection, Select, and_, or_, select, update
 
 from mltrail.core import lifecycle, validation
 from mltrail.core.errors import ConflictError, NotFoundError, ValidationError
@@ -26,7 +26,8 @@ from mltrail.store.sql.access import (
 from mltrail.store.sql.engine import Database
 from mltrail.store.sql.liveness import Judge
 from mltrail.store.sql.logs import append_note
-from mltrail.store.sql.query import Compiler, param_rows
+from mltrail.store.sql.query import param_rows
+from mltrail.store.sql.search import search_experiments
 from mltrail.store.sql.tables import (
     experiment_params,
     experiment_tags,
@@ -303,59 +304,6 @@ def latest_experiment(conn: Connection, scope: Scope, project_id: Any, judge: Ju
     return found[0]
 
 
-def search_experiments(
-    conn: Connection,
-    scope: Scope,
-    judge: Judge,
-    project_id: Any,
-    query: Query,
-    page: tuple[Any, Any],
-    include: tuple[Lifecycle, ...],
-) -> Page:
-    """A page of matching experiments: the filter and order run in the database (one count,
-    one page of ids through the ``(project_id, state, number)`` index and the joins the query
-    names), then the page's rows, summaries and ex_ metrics (three queries)."""
-    pid = check_project(conn, scope, project_id)
-    offset = validation.require_int(page[0], "offset", minimum=0)
-    limit = validation.require_int(page[1], "limit", minimum=1)
-    dense = conn.dialect.name != "sqlite" or _dense(conn, pid, offset + limit)
-    compiled = Compiler(judge, conn.dialect.name, dense=dense).compile(query)
-    c = experiments.c
-    states = [s.value for s in include]
-    where = and_(c.project_id == pid, c.state.in_(states), compiled.where)
-    total, exact = _count(conn, select(literal(1)).select_from(compiled.source).where(where),
-                          None if query.filter is None else offset + limit + COUNT_AHEAD)  # fmt: skip
-    ids_query = select(c.id, c.number).select_from(compiled.source).where(where)
-    rows = conn.execute(ids_query.order_by(*compiled.order_by).offset(offset).limit(limit)).all()
-    order = {number: i for i, (_, number) in enumerate(rows)}
-    found = load_experiments(conn, select(c.id).where(c.id.in_([r[0] for r in rows])), judge)
-    found.sort(key=lambda e: order[e.experiment_id])
-    return Page(tuple(found), total, offset, exact)
-
-
-COUNT_AHEAD = 1000  # a filtered search counts this many matches past its page, no more
-
-
-def _count(conn: Connection, matches: Select[Any], cap: int | None) -> tuple[int, bool]:
-    """How many rows ``matches`` selects, and whether that is exact: with a ``cap`` the count
-    stops there (the total is then a lower bound, still past the page), so a page's cost does
-    not grow with the number of matches."""
-    counted = matches if cap is None else matches.limit(cap)
-    total = int(conn.execute(select(func.count()).select_from(counted.subquery())).scalar_one())
-    return total, cap is None or total < cap
-
-
-def _dense(conn: Connection, pid: int, rows: int) -> bool:
-    """Whether walking a metric's index in order (visiting every project's rows) finds a page
-    sooner than reading the project's own rows: it visits about ``rows / share`` entries per
-    clause (a quarter of the experiments passing the others, guessed), the project's rows cost
-    ``share * table``; two index reads (its highest number, the table's highest id)."""
-    c = experiments.c
-    mine = conn.execute(select(func.max(c.number)).where(c.project_id == pid)).scalar() or 0
-    every = conn.execute(select(func.max(c.id))).scalar() or 0
-    return mine * mine >= 4 * rows * every
-
-
 def load_experiments(conn: Connection, ids: Select[Any], judge: Judge) -> list[Experiment]:
     """Experiments whose row ids ``ids`` selects, with metric summaries and ex_ metrics, their
     status as ``judge`` reports it.
@@ -510,9 +458,8 @@ class SqlExperiments(SqlNoun, ExperimentStore):
         checked = query if isinstance(query, Query) else Query()
         states = lifecycle.include(include)
         with self._db.read() as conn:
-            return search_experiments(
-                conn, self._scope, self._judge(), project_id, checked, (offset, limit), states
-            )
+            pid = check_project(conn, self._scope, project_id)
+            return search_experiments(conn, self._judge(), pid, checked, (offset, limit), states)
 
     def latest_experiment(self, project_id: int) -> Experiment:
         with self._db.read() as conn:
