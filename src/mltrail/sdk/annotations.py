@@ -12,6 +12,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from mltrail.core import validation
+from mltrail.core.types import ExperimentRef
 
 if TYPE_CHECKING:
     from mltrail.store.base import Store
@@ -21,15 +22,20 @@ class Annotations:
     """The record-editing methods of :class:`mltrail.sdk.experiment.Experiment`."""
 
     store: Store
-    project_id: int
-    experiment_id: int
+
+    @property
+    def ref(self) -> ExperimentRef:
+        raise NotImplementedError
 
     def _store_call(self, call: Callable[[], Any]) -> None:
         raise NotImplementedError
 
     def _update(self, **changes: Any) -> None:
+        """One update of the run's record (as ``set_hyperparams``: a run started offline has
+        no number until the server answers, and says so)."""
+        ref = self.ref
         self._store_call(
-            lambda: self.store.update_experiment(self.project_id, self.experiment_id, **changes)
+            lambda: self.store.update_experiment(ref.project_id, ref.experiment_id, **changes)
         )
 
     def set_name(self, name: str) -> None:
