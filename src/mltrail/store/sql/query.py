@@ -116,7 +116,7 @@ class Compiler:
     order key that the filter guarantees a value is ordered by its bare column, so the
     database may walk the ``(key, phase, last_value)`` index in order and stop after a page.
     ``dense``: whether the project holds a good share of the experiments table; when it does
-    not, series values are read through an expression SQLite cannot serve from that index
+    not, series values are read through an expression the database cannot serve from that index
     (walking it would visit every other project's rows first).
     """
 
@@ -275,7 +275,7 @@ class Compiler:
         if first and kind == "number" and f in self._needed and f.namespace == "metrics":
             phase, name = f.phase_key  # the filter leaves no NULL or NaN: the bare column
             column = self._join("series", name, phase).c[f"{f.aggregate}_value"]
-            column = column if self.dense or self.pg else column + 0
+            column = column if self.dense else column + 0
             return [column.desc() if desc else column.asc()]
         if kind is None:
             typed = self.typed(f)

@@ -41,7 +41,7 @@ def search_experiments(
 
     offset = validation.require_int(page[0], "offset", minimum=0)
     limit = validation.require_int(page[1], "limit", minimum=1)
-    dense = conn.dialect.name != "sqlite" or _dense(conn, pid, offset + limit)
+    dense = _dense(conn, pid, offset + limit)
     scope = and_(
         experiments.c.project_id == pid, experiments.c.state.in_([s.value for s in include])
     )
