@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import math
+import sys
 import uuid
 
 import numpy as np
@@ -140,6 +141,41 @@ def test_list_as_a_dataframe_flattens_params_and_metrics(api, run):
     assert last["metrics.validation/acc"] == stored.metrics["validation/acc"]
     assert last["metrics.ex_cost"] == 3
     assert api.experiments.list(run[0]) == api.experiments.list(run[0], to="records")
+
+
+def test_search_as_a_dataframe_equals_the_stored_values(api, run):
+    pid = run[0]
+    api.experiments.update_metrics({"ex_cost": 0.1 + 0.2}, project=pid, experiment=run[1])
+    api.experiments.add_tags(pid, run[1], ["best", "b"])
+    frame = api.experiments.search(pid, "metrics.validation/acc > 0", "created desc", to="pandas")
+    assert isinstance(frame, pd.DataFrame)
+    assert frame["experiment_id"].tolist() == [run[1], run[1] - 1]
+    for row in frame.itertuples(index=False):
+        stored = api.store.get_experiment(pid, row.experiment_id)
+        got = row._asdict()
+        assert got["display_name"] == stored.display_name
+        assert got["status"] == stored.status.value
+        assert got["tags"] == ",".join(stored.tags)
+        for key, value in stored.metrics.items():
+            assert frame.loc[frame.experiment_id == row.experiment_id, f"metrics.{key}"].item() == (
+                value
+            ), key
+    cost = frame.loc[frame.experiment_id == run[1], "metrics.ex_cost"].item()
+    assert cost == 0.1 + 0.2  # the float as stored, not a rounded copy
+    records = api.experiments.search(pid, "metrics.validation/acc > 0", "created desc")
+    assert records == api.experiments.search(
+        pid, "metrics.validation/acc > 0", "created desc", to="records"
+    )
+    assert [r["experiment_id"] for r in records] == frame["experiment_id"].tolist()
+    with pytest.raises(ValidationError, match="to: must be one of records, pandas"):
+        api.experiments.search(pid, to="polars")
+
+
+def test_search_as_a_dataframe_without_pandas_says_what_to_install(api, run, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pandas", None)  # pandas is an optional dependency
+    with pytest.raises(ValidationError, match=r"to: needs pandas: pip install 'mltrail\[pandas\]'"):
+        api.experiments.search(run[0], to="pandas")
+    assert len(api.experiments.search(run[0])) == 2  # records need nothing extra
 
 
 def test_notebook_cards_escape_what_they_show(api, settings):

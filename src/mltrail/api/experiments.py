@@ -152,7 +152,8 @@ class ExperimentsApi(HistoryMethods):
         limit: int | None = None,
         offset: int | None = None,
         include: str = "active",
-    ) -> builtins.list[dict[str, Any]]:
+        to: str | None = None,
+    ) -> Any:
         """Experiments matching ``filter``, in ``order_by`` order, run in the database.
 
         Args:
@@ -163,13 +164,18 @@ class ExperimentsApi(HistoryMethods):
             limit: at most this many; every match when None.
             offset: skip this many matches first.
             include: ``active`` (default), ``archived``, ``deleted`` (the trash) or ``all``.
+            to: ``records`` (None, the default: a list of dicts) or ``pandas`` (a DataFrame of
+                one row per experiment with ``params.NAME`` and ``metrics.NAME`` columns, as
+                :meth:`list` gives; needs pandas).
 
         Returns:
-            The experiments as :meth:`list` renders them.
+            The experiments as :meth:`list` renders them, in ``to``'s form.
 
         Raises:
-            ValidationError: a filter or order that does not parse (naming position and token).
+            ValidationError: a filter or order that does not parse (naming position and token),
+                an unknown ``to``, or ``to="pandas"`` without pandas installed.
         """
+        to = check_choice("records" if to is None else to, "to", OUTPUTS)
         query = parse_query(filter, order_by)
         states = lifecycle.include(include)
         pid = self._project(project)
@@ -184,7 +190,7 @@ class ExperimentsApi(HistoryMethods):
             items.extend(page.items)
             if not page.items or start + len(items) >= page.total:
                 break
-        return [experiment_dict(e) for e in items]
+        return experiments_output([experiment_dict(e) for e in items], to)
 
     def rename(self, project: int | str, experiment: int, name: str) -> dict[str, Any]:
         """Change the experiment's display name."""
