@@ -108,3 +108,42 @@ def test_compare_view_shows_html_as_text(page, ui_server, hostile) -> None:
     expect(page.locator(".chart-tooltip .tooltip-label").first).to_contain_text(EXPERIMENT)
     expect(page.locator(".parallel-coordinates text.axis-name").first).to_have_text(HP_KEY)
     assert_inert(page)
+
+
+HOSTILE_NOTES = """# Findings
+**lr 0.2** diverged, see [the report](https://example.com/report) and `grad_norm`.
+<script>window.__xss='notes'</script>
+<img src=x onerror="window.__xss='notes-img'">
+- [click me](javascript:window.__xss='link')
+- [tabbed](java\tscript:window.__xss='tab')
+- [data](data:text/html,<script>alert(1)</script>)
+
+```
+<b>code stays text</b>
+```
+"""
+
+
+def test_notes_render_markdown_and_run_nothing(page, ui_server) -> None:
+    store = ui_server.store
+    project = store.create_project("hostile-notes").id
+    e = store.create_experiment(project, display_name="noted").experiment_id
+    store.update_experiment(project, e, notes=HOSTILE_NOTES)
+    page.goto(f"{ui_server.url}/#/projects/{project}/experiments/{e}")
+    notes = page.locator(".notes-text")
+    expect(notes.locator("h3")).to_have_text("Findings")
+    expect(notes.locator("strong")).to_have_text("lr 0.2")
+    expect(notes.locator("code").first).to_have_text("grad_norm")
+    expect(notes.locator("a")).to_have_count(1)  # the https link only
+    expect(notes.locator("a")).to_have_attribute("href", "https://example.com/report")
+    expect(notes.locator("a")).to_have_attribute("rel", "noopener noreferrer nofollow")
+    expect(notes.locator("li")).to_have_count(3)
+    expect(notes.locator("li").first).to_have_text("[click me](javascript:window.__xss='link')")
+    expect(notes.locator("pre code")).to_have_text("<b>code stays text</b>")
+    expect(notes).to_contain_text("<script>window.__xss='notes'</script>")
+    assert (
+        notes.locator("script, img, b, [onerror], [href^='javascript'], [href^='data']").count()
+        == 0
+    )
+    notes.locator("li").first.click()
+    assert_inert(page)

@@ -169,7 +169,9 @@ def test_log_panel_colours_levels_and_ansi(page, demo) -> None:
     assert "\x1b" not in page.locator(".log-lines").inner_text()
 
 
-def test_a_thousand_metric_experiment_opens_with_one_series_read(page, ui_server) -> None:
+def test_a_thousand_metric_experiment_reads_once_and_draws_what_is_on_screen(
+    page, ui_server
+) -> None:
     store = ui_server.store
     project = store.create_project("thousand-keys").id
     e = store.create_experiment(project, display_name="wide").experiment_id
@@ -190,3 +192,14 @@ def test_a_thousand_metric_experiment_opens_with_one_series_read(page, ui_server
     expect(cards.last).to_have_attribute("data-points", "5", timeout=30_000)
     assert len(reads.bodies) == 1 and len(reads.lines()) == 1_000  # one request for the view
     assert singles == []
+    # only the charts on or near the screen are drawn; the others wait for the scroll
+    expect(cards.first).to_have_attribute("data-drawn", "true")
+    expect(cards.first.locator("canvas")).to_have_count(1)
+    drawn = page.locator(".metrics .chart-card[data-drawn=true]")
+    assert 0 < drawn.count() < 60
+    expect(cards.last).to_have_attribute("data-drawn", "false")
+    cards.last.scroll_into_view_if_needed()
+    expect(cards.last).to_have_attribute("data-drawn", "true")
+    expect(cards.last.locator("canvas")).to_have_count(1)
+    assert drawn.count() < 120  # the charts scrolled past are not built on the way
+    assert len(reads.bodies) == 1  # drawing reads nothing more

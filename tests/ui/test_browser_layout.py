@@ -35,7 +35,8 @@ def views(ui_server, sweep) -> list[tuple[str, str, str]]:
         (
             "compare",
             f"/#/projects/{p}/compare?ids={ids}",
-            ".chart-card[data-title='validation/loss'] canvas",
+            # read (charts far below the screen are drawn when scrolled to)
+            ".chart-card[data-title='validation/loss'][data-points]",
         ),
         ("archived run", f"/#/projects/{d}/experiments/{archived.experiment_id}", ".state-banner"),
         ("trash", f"/#/projects/{p}?show=deleted", "table.experiments tbody tr"),

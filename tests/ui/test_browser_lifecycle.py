@@ -50,7 +50,10 @@ def test_edit_name_description_tags_and_notes(page, ui_server, project) -> None:
     expect(form).to_have_count(0)
     expect(page.locator("main h1")).to_contain_text("run-1 (lr 0.2, diverged)")
     expect(page.locator(".experiment-head .tag")).to_have_text(["diverged", "lr-sweep"])
-    expect(page.locator(".notes-text")).to_have_text(NOTES)  # text, never markup
+    notes = page.locator(".notes-text")  # markdown; HTML in it shown as text, never markup
+    expect(notes.locator("h4")).to_have_text("Why it diverged")  # under the h2 "Notes"
+    expect(notes.locator("p")).to_have_text("lr too high <img src=x onerror=alert(1)>")
+    expect(notes.locator("img")).to_have_count(0)
     expect(page).to_have_title(re.compile(r"^run-1 \(lr 0\.2, diverged\)"))
     saved = ui_server.store.get_experiment(project, 2)
     assert (saved.display_name, saved.description) == (

@@ -219,3 +219,33 @@ def test_status_knows_crashed_and_counts_running_time(js) -> None:
     assert out[4:7] == [1200, 600, 0]  # now - start while running; never negative
     assert out[7] == "status status-unknown"
     assert out[8] == 450  # a crashed run lasted until its last heartbeat
+
+
+def test_markdown_links_follow_only_safe_schemes(js) -> None:
+    out = js(
+        "markdown.js",
+        """const urls = ["https://a.example/x", "mailto:me@example.com", "#/projects/1", "/ui/x",
+             "notes.md", "javascript:alert(1)", "JaVaScRiPt:alert(1)", " java\\tscript:alert(1)",
+             "data:text/html,x", "vbscript:x", "file:///etc/passwd", ""];
+           const box = document.createElement("div");
+           box.append(m.renderMarkdown("1. one\\n2. *two* and __three__\\n\\n> quoted `x`\\n\\n---"));
+           return {urls: urls.map(m.safeUrl), html: box.innerHTML};""",
+    )
+    assert out["urls"] == [
+        "https://a.example/x",
+        "mailto:me@example.com",
+        "#/projects/1",
+        "/ui/x",
+        "notes.md",
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+    ]
+    assert out["html"] == (
+        "<ol><li>one</li><li><em>two</em> and <strong>three</strong></li></ol>"
+        "<blockquote><p>quoted <code>x</code></p></blockquote><hr>"
+    )

@@ -79,6 +79,41 @@ function isolatedPoints(ys) {
 
 const pointCache = new WeakMap();
 
+/** Distance (CSS px) beyond the viewport at which a chart is already drawn before it scrolls in. */
+const DRAW_MARGIN = "800px 0px";
+const waitingCharts = new WeakMap(); // card -> LineChart not drawn yet
+let drawObserver = null;
+
+/**
+ * Charts are drawn (their uPlot built) only when their card comes near the screen: a page of
+ * 1,000 metrics builds the dozen it shows, and the rest as they are scrolled to. Their data is
+ * read and summarised (data-points, legend) at once; only the canvas waits.
+ */
+function observeUntilNear(chart) {
+  if (typeof IntersectionObserver === "undefined") {
+    chart.near = true;
+    return;
+  }
+  drawObserver ??= new IntersectionObserver((seen) => {
+    for (const entry of seen) {
+      if (!entry.isIntersecting) continue;
+      drawObserver.unobserve(entry.target);
+      const waiting = waitingCharts.get(entry.target);
+      waitingCharts.delete(entry.target);
+      waiting?.onNear();
+    }
+  }, { rootMargin: DRAW_MARGIN });
+  waitingCharts.set(chart.card, chart);
+  drawObserver.observe(chart.card);
+}
+
+function stopObserving(chart) {
+  if (drawObserver && waitingCharts.has(chart.card)) {
+    drawObserver.unobserve(chart.card);
+    waitingCharts.delete(chart.card);
+  }
+}
+
 /** A drawn column's number of values and its isolated points (cached per data array). */
 function pointsOf(ys) {
   let found = pointCache.get(ys);
@@ -118,6 +153,7 @@ export class LineChart {
     this.hidden = new Set();
     this.structure = "";
     this.zoomed = false;
+    this.near = false; // on or near the screen once: the plot may be built
     this.body = h("div", { class: "chart-body" });
     this.legend = h("div", { class: "chart-legend" });
     this.note = h("p", { class: "chart-note muted" });
@@ -139,7 +175,15 @@ export class LineChart {
         h("span", { class: "axis-x" }, "x: ", options.xLabel),
         options.yLabel ? h("span", { class: "axis-y" }, " · y: ", options.yLabel) : null),
       this.note);
+    this.card.dataset.drawn = "false";
     parent.append(this.card);
+    observeUntilNear(this);
+  }
+
+  /** The card came near the screen: build the plot of the lines it already holds. */
+  onNear() {
+    this.near = true;
+    if (this.lines.length) this.render();
   }
 
   /** The chart's drawing width in CSS pixels (also what series requests use as max_points). */
@@ -220,6 +264,7 @@ export class LineChart {
     if (!this.lines.length) {
       this.destroyPlot();
       this.body.replaceChildren(h("p", { class: "muted empty-chart" }, "No points to show."));
+      this.card.dataset.drawn = "empty";
       this.legend.replaceChildren();
       return;
     }
@@ -244,8 +289,10 @@ export class LineChart {
     this.destroyPlot();
     this.body.replaceChildren();
     this.meta = meta;
+    if (!this.near) return; // built when the card scrolls near (observeUntilNear)
     this.structure = structure;
     this.plot = new uPlot(this.plotOptions(data), data, this.body);
+    this.card.dataset.drawn = "true";
     this.setHidden(this.hidden);
   }
 
@@ -443,10 +490,12 @@ export class LineChart {
       this.plot.destroy();
       this.plot = null;
       this.structure = "";
+      this.card.dataset.drawn = "false";
     }
   }
 
   destroy() {
+    stopObserving(this);
     this.destroyPlot();
     this.card.remove();
   }

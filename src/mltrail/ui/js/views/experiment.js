@@ -12,6 +12,7 @@ import { h, keyValueTable, link, setChildren, sleep } from "../dom.js";
 import { formatTime, formatValue } from "../format.js";
 import { LogPanel, failureTail, lineText } from "../logs.js";
 import { LIFECYCLE, editForm, runLifecycle, stateOf } from "../lifecycle.js";
+import { renderMarkdown } from "../markdown.js";
 import { actionsMenu } from "../menu.js";
 import { colourAt } from "../palette.js";
 import { durationText, isFailure, isFinal, statusPill, tickDurations } from "../status.js";
@@ -240,7 +241,7 @@ class ExperimentView {
       h("dl", { class: "facts" }, facts.map(([k, v]) => h("div", { class: "fact" }, h("dt", {}, k), h("dd", {}, v)))),
       !form && e.tags?.length ? h("p", { class: "tags" }, e.tags.map((t) => h("span", { class: "tag" }, t))) : null,
       !form && e.notes ? h("section", { class: "notes", "aria-label": "Notes" }, h("h2", {}, "Notes"),
-        h("div", { class: "notes-text" }, e.notes)) : null,
+        h("div", { class: "notes-text markdown" }, renderMarkdown(e.notes))) : null,
       e.stop_requested && !isFinal(e.status) ? h("p", { class: "warning stop-requested" }, "A stop was requested.") : null,
     );
   }
