@@ -80,6 +80,45 @@ def test_a_finished_run_runs_again_only_by_resuming(store: Store) -> None:
     assert resumed.status is Status.RUNNING and resumed.ended_at is None
 
 
+RESUMES = {
+    "resume_experiment": lambda store, p, e: store.resume_experiment(p, e),  # POST .../resume
+    "update_experiment(resume=True)": lambda store, p, e: store.update_experiment(
+        p, e, status=Status.RUNNING, resume=True, display_name="again"
+    ),  # PATCH {"resume": true}
+}
+
+
+def test_resume_experiment_resumes(store: Store) -> None:
+    _check_one_resume(store, "resume_experiment")
+
+
+def test_update_with_resume_is_the_same_resume(store: Store) -> None:
+    _check_one_resume(store, "update_experiment(resume=True)")
+
+
+def _check_one_resume(store: Store, entrance: str) -> None:
+    project = store.create_project(unique_name("life")).id
+    created = store.create_experiment(project)
+    beat = store.record_heartbeat(project, 1).last_heartbeat
+    assert store.request_stop(project, 1).stop_requested
+    store.update_experiment(project, 1, status=Status.DONE)
+    resumed = RESUMES[entrance](store, project, 1)
+    assert resumed.status is Status.RUNNING and resumed.ended_at is None
+    assert resumed.stop_requested is False
+    assert resumed.started_at == created.started_at
+    assert resumed.last_heartbeat is not None and resumed.last_heartbeat >= beat
+    notes = [line.message for line in store.read_logs(project, 1)]
+    assert notes[-1] == "run resumed (was done)"
+    if entrance != "resume_experiment":
+        assert resumed.display_name == "again"  # the other changes apply with the resume
+    store.delete_experiment(project, 1)
+    with pytest.raises(ConflictError, match="trash"):
+        RESUMES[entrance](store, project, 1)
+    store.create_experiment(project)  # a client that never heartbeats (MLflow's) is not judged
+    store.update_experiment(project, 2, status=Status.FAILED)
+    assert RESUMES[entrance](store, project, 2).last_heartbeat is None
+
+
 def test_trash_archive_and_restore(store: Store) -> None:
     project = store.create_project(unique_name("life")).id
     for _ in range(4):

@@ -291,7 +291,8 @@ class ExperimentPatch(BaseModel):
     add_tags: list[str] | None = None
     remove_tags: list[str] | None = None
     resume: bool | None = Field(
-        None, description="let a finished run go back to running (resuming it)"
+        None,
+        description="with status running or queued: resume the run, as POST .../resume does",
     )
 
 

@@ -92,7 +92,9 @@ class ExperimentStore(abc.ABC):
 
         Moving to running sets started_at, to a final status sets ended_at. A finished run
         moves back to running or queued only with ``resume=True``
-        (``core.lifecycle.check_status_change``; ConflictError otherwise).
+        (``core.lifecycle.check_status_change``; ConflictError otherwise), which resumes it
+        exactly as :meth:`resume_experiment` does (in the same transaction as the other
+        changes).
         """
 
     @abc.abstractmethod
@@ -134,6 +136,8 @@ class ExperimentStore(abc.ABC):
     @abc.abstractmethod
     def resume_experiment(self, project_id: int, experiment_id: int) -> Experiment:
         """Continue a run (``mltrail.start(resume=...)``): whatever its status, it becomes
-        ``running`` again with its start time kept, its end time and stop request cleared and
-        a heartbeat recorded now. The one way back to ``running`` from a final status.
+        ``running`` again with its start time kept, its end time and stop request cleared, a
+        heartbeat recorded now (when it heartbeated before) and a ``run resumed (was ...)``
+        log line. ``update_experiment(..., status=RUNNING, resume=True)`` is the same resume.
+        ConflictError for a run in the trash.
         """

@@ -175,7 +175,9 @@ def update_experiment(
                 _index_params(conn, pk, merged, fresh=False)
     if changes.get("status") is not None:
         status = validation.status(changes["status"])
-        check_status_change(Status(row.status), status, resume=bool(changes.get("resume")))
+        # ``rerun``: a job's claim or retry, the scheduler moving its own run (a user's resume
+        # is resume_experiment, which SqlExperiments.update_experiment calls for resume=True)
+        check_status_change(Status(row.status), status, resume=bool(changes.get("rerun")))
         values.update(_status_change(row, status, now))
     conn.execute(update(experiments).where(experiments.c.id == pk).values(**values))
     return _judged(conn, judge, pk)
@@ -204,33 +206,35 @@ def _status_change(row: Any, status: Status, now: float) -> dict[str, Any]:
 
 
 def resume_experiment(
-    conn: Connection, db: Database, scope: Scope, judge: Judge, ref: tuple[Any, Any]
+    conn: Connection,
+    db: Database,
+    scope: Scope,
+    judge: Judge,
+    ref: tuple[Any, Any],
+    status: Status = Status.RUNNING,
 ) -> Experiment:
-    """Make the experiment ``running`` again (a resumed run), heartbeating now; a
-    ``mltrail`` INFO line in its logs says it was resumed and from which status. A run in the
-    trash is refused (ConflictError): restore it first."""
+    """The one resume (``POST .../resume``, ``PATCH {"resume": true}``, MLflow's run of a
+    finished run): the experiment goes back to ``status`` (running, or queued) from any status,
+    its start time kept, its end time and stop request cleared, and a ``mltrail`` INFO line in
+    its logs says it was resumed and from which status. A run that heartbeated before gets a
+    heartbeat now (its old one would read crashed at once); one that never did stays unjudged
+    (``core.liveness``). A run in the trash is refused (ConflictError): restore it first."""
     pk = experiment_pk(conn, scope, *ref)
     c = experiments.c
     conn.execute(select(c.id).where(c.id == pk).with_for_update()).one()  # lock, then judge
     row = conn.execute(
-        select(judge.status().label("status"), c.started_at, c.state).where(c.id == pk)
+        select(judge.status().label("status"), c.started_at, c.state, c.last_heartbeat).where(
+            c.id == pk
+        )
     ).one()
     if row.state == Lifecycle.DELETED.value:
         raise ConflictError(
             f"experiment {ref[1]} is in the trash: restore it before resuming", "experiment"
         )
-    conn.execute(
-        update(experiments)
-        .where(c.id == pk)
-        .values(
-            status=Status.RUNNING.value,
-            started_at=row.started_at or judge.now,
-            ended_at=None,
-            stop_requested=False,
-            last_heartbeat=judge.now,
-            updated_at=judge.now,
-        )
-    )
+    values = {**_status_change(row, status, judge.now), "stop_requested": False}
+    if status == Status.RUNNING and row.last_heartbeat is not None:
+        values["last_heartbeat"] = judge.now
+    conn.execute(update(experiments).where(c.id == pk).values(updated_at=judge.now, **values))
     note = LogLine(judge.now, "mltrail", "INFO", f"run resumed (was {row.status})")
     append_note(conn, db, pk, note)
     return _judged(conn, judge, pk)
@@ -493,11 +497,14 @@ class SqlExperiments(SqlNoun, ExperimentStore):
             "notes": notes,
             "add_tags": add_tags,
             "remove_tags": remove_tags,
-            "resume": resume,
         }
         with self._db.write() as conn:
-            ref = (project_id, experiment_id)
-            return update_experiment(conn, self._scope, self._judge(), ref, changes)
+            ref, judge = (project_id, experiment_id), self._judge()
+            moved = None if status is None else validation.status(status)
+            if resume and moved is not None and not moved.is_final:
+                resume_experiment(conn, self._db, self._scope, judge, ref, moved)
+                changes["status"] = None  # resumed: the other changes apply on top
+            return update_experiment(conn, self._scope, judge, ref, changes)
 
     def request_stop(self, project_id: int, experiment_id: int) -> Experiment:
         with self._db.write() as conn:

@@ -48,8 +48,8 @@ def _set_experiment_status(
     conn: Connection, scope: Scope, now: float, row: Any, status: Status
 ) -> None:
     ref = (row.project_id, row.number)
-    # a job's claim or retry runs the experiment again: a resume, whatever it recorded last
-    changes = {"status": status, "resume": True}
+    # a job's claim or retry runs the experiment again, whatever it recorded last
+    changes = {"status": status, "rerun": True}
     exp.update_experiment(conn, scope, Judge.stored(now), ref, changes)
 
 
