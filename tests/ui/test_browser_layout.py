@@ -107,6 +107,9 @@ def test_no_serious_accessibility_violation_on_any_view(browser, ui_server, view
         drawn(page, ui_server.url, *views[1][1:])
         page.locator(".columns-menu .popover-button").click()  # an open menu too
         found["open menu"] = serious_violations(page)
+        page.locator(".columns-menu .popover-button").click()
+        page.locator(".saved-views .popover-button").click()  # saved views, with chart tools
+        found["saved views"] = serious_violations(page)
         drawn(page, ui_server.url, *views[2][1:])
         page.locator(".actions-menu .popover-button").click()
         page.locator(".menu-item.action-edit").click()  # the edit form

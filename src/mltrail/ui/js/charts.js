@@ -8,6 +8,7 @@ import { downloadText, safeFilename, toCsv } from "./csv.js";
 import { h } from "./dom.js";
 import { formatValue } from "./format.js";
 import { PHASE_COLOURS, withAlpha } from "./palette.js";
+import { PANEL_HEIGHTS } from "./panels.js";
 import { DURATION_STEPS, durationLabel, timeTickLabels } from "./axes.js";
 import { axisWidth, labelSpace, logTickLabels, paddedRange, tickLabels } from "./ticks.js";
 import { tooltipPlugin } from "./tooltip.js";
@@ -143,10 +144,13 @@ export class LineChart {
    *          xKind?: "number"|"integer"|"time"|"duration",
    *          yLabel?: string,
    *          categories?: string[], logScale?: boolean, smoothing?: number, kind?: string,
-   *          legend?: boolean, onZoom?: (range: {min: number, max: number}|null) => void}} options
+   *          legend?: boolean, size?: "s"|"m"|"l", tools?: Node[],
+   *          onZoom?: (range: {min: number, max: number}|null) => void}} options
+   *     `size`: the plot's height (a large chart spans its grid row); `tools`: more controls
+   *     in the card's head
    */
   constructor(parent, options) {
-    this.options = { smoothing: 0, logScale: false, kind: "line", legend: true, xKind: "number", ...options };
+    this.options = { smoothing: 0, logScale: false, kind: "line", legend: true, xKind: "number", size: "m", ...options };
     this.plot = null;
     this.lines = [];
     this.meta = [];
@@ -164,7 +168,7 @@ export class LineChart {
       h("figcaption", { class: "chart-head" },
         h("span", { class: "chart-title" }, options.title,
           options.subtitle ? h("span", { class: "badge" }, options.subtitle) : null),
-        h("span", { class: "chart-tools" }, this.resetButton,
+        h("span", { class: "chart-tools" }, this.resetButton, options.tools ?? null,
           h("button", {
             type: "button", class: "chart-tool chart-csv", title: `Download the data of ${options.title} as CSV`,
             onclick: () => this.downloadCsv(),
@@ -176,6 +180,7 @@ export class LineChart {
         options.yLabel ? h("span", { class: "axis-y" }, " · y: ", options.yLabel) : null),
       this.note);
     this.card.dataset.drawn = "false";
+    this.card.dataset.size = this.options.size;
     parent.append(this.card);
     observeUntilNear(this);
   }
@@ -189,6 +194,18 @@ export class LineChart {
   /** The chart's drawing width in CSS pixels (also what series requests use as max_points). */
   get width() {
     return Math.max(200, Math.floor(this.body.clientWidth || this.card.clientWidth || 400));
+  }
+
+  /** The plot's height in CSS pixels (from the panel's size). */
+  get height() {
+    return PANEL_HEIGHTS[this.options.size] ?? CHART_HEIGHT;
+  }
+
+  /** Small, medium or large: a new height (and, large, the grid's whole row). */
+  setSize(size) {
+    this.options.size = size;
+    this.card.dataset.size = size;
+    this.resize();
   }
 
   /** Replace the lines; rebuilds the plot when the set of lines changed, else just redraws. */
@@ -423,7 +440,7 @@ export class LineChart {
     const many = this.lines.length > 1;
     return {
       width: this.width,
-      height: CHART_HEIGHT,
+      height: this.height,
       cursor: {
         drag: { x: !this.options.categories, y: false },
         focus: { prox: 12 },
@@ -482,7 +499,7 @@ export class LineChart {
   }
 
   resize() {
-    if (this.plot) this.plot.setSize({ width: this.width, height: CHART_HEIGHT });
+    if (this.plot) this.plot.setSize({ width: this.width, height: this.height });
   }
 
   destroyPlot() {

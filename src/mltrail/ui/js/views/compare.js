@@ -9,6 +9,8 @@ import { h, link, setChildren } from "../dom.js";
 import { groupLines, groupRuns, groupValue } from "../groups.js";
 import { HparamPlots } from "../hpplots.js";
 import { colourAt } from "../palette.js";
+import { PanelLayout } from "../panels.js";
+import { savedViewsMenu } from "../saved-views.js";
 import { buildColumns } from "../table.js";
 import { comparisonTable, experimentLabel } from "./compare-table.js";
 import { SeriesCharts, chartControls, settingsFromParams, settingsToParams } from "./series-charts.js";
@@ -78,7 +80,10 @@ class CompareView {
     this.grouped = Boolean(this.colourKey) && ctx.params.get("group") === "1";
     this.hidden = new Set();
     this.runIndex = new Map(experiments.map((e, i) => [e.experiment_id, i]));
-    const chartOptions = { legend: false, shape: (lines) => (this.grouped ? groupLines(lines, this.groups) : lines) };
+    const chartOptions = {
+      legend: false, shape: (lines) => (this.grouped ? groupLines(lines, this.groups) : lines),
+      layout: new PanelLayout(`${project.id}/compare`),
+    };
     this.charts = new SeriesCharts(ctx, this.settings, chartOptions);
     this.system = new SystemCharts(ctx, this.settings, chartOptions);
     this.allCharts = [this.charts, this.system.charts];
@@ -183,7 +188,8 @@ class CompareView {
     setChildren(this.ctx.main,
       h("nav", { class: "breadcrumbs", "aria-label": "Breadcrumbs" }, link("/", "Projects"), " / ",
         link(`/projects/${project.id}`, project.display_name), " / Compare"),
-      h("h1", {}, `Compare ${experiments.length} experiments`),
+      h("div", { class: "page-head" }, h("h1", {}, `Compare ${experiments.length} experiments`),
+        savedViewsMenu(project.id, { signal: this.ctx.signal }).element),
       experiments.length < 2 ? h("p", { class: "muted" }, "Select at least two experiments in the table to compare them.") : null,
       controls,
       this.groupControls(),

@@ -9,6 +9,7 @@ import { api } from "../api.js";
 import { replaceQuery } from "../app.js";
 import { downloadText, safeFilename } from "../csv.js";
 import { h, link, setChildren, sleep } from "../dom.js";
+import { savedViewsMenu } from "../saved-views.js";
 import { ExperimentPages, orderField, serverFilter } from "../experiment-list.js";
 import { formatCount } from "../format.js";
 import { HparamPlots } from "../hpplots.js";
@@ -143,6 +144,7 @@ class ExperimentsView {
         link(`/jobs?project=${p.id}`, "Jobs")),
       h("div", { class: "toolbar" }, this.filterInput, this.includeSelect, this.columnsMenu.element,
         h("button", { type: "button", class: "download-csv", onclick: () => this.downloadCsv() }, "CSV"),
+        savedViewsMenu(p.id, { signal: this.ctx.signal }).element,
         this.compareButton, this.actions, this.progress),
       this.filterError,
       h("div", { class: "table-scroll", tabindex: 0, role: "region", "aria-label": "Experiments" }, this.table),

@@ -9,17 +9,20 @@ import { seriesPoints } from "../chart-data.js";
 import { LineChart, resizeWithWindow } from "../charts.js";
 import { h } from "../dom.js";
 import { formatCount } from "../format.js";
+import { panelTools } from "../panels.js";
 import { readLines } from "../series.js";
 
 /**
  * Charts keyed by id. `sync(specs)` creates missing charts, re-reads every line and redraws.
  * A spec is `{id, title, yLabel, lines: [{id, label, colour, project, experiment, key, phase,
  * startedAt}]}` (`startedAt`: the run's start, for relative time).
- * `shape(lines, spec)` may turn the drawn lines into others (groups with bands).
+ * `shape(lines, spec)` may turn the drawn lines into others (groups with bands); `layout` (a
+ * PanelLayout) gives each chart size and move tools, and keeps the sizes and order chosen.
  */
 export class SeriesCharts {
-  constructor(ctx, settings, { legend = true, shape = (lines) => lines } = {}) {
+  constructor(ctx, settings, { legend = true, shape = (lines) => lines, layout = null } = {}) {
     this.ctx = ctx;
+    this.layout = layout;
     this.settings = settings; // {axis, smoothing, logScale}
     this.legend = legend;
     this.shape = shape;
@@ -35,17 +38,51 @@ export class SeriesCharts {
       if (!this.charts.has(spec.id)) {
         const entry = { spec, data: [], iterations: null };
         const { caption, kind } = axisCaption(this.settings.axis);
+        const size = this.layout?.sizeOf(spec.id) ?? "m";
+        const tools = this.layout ? panelTools(spec.title, size, {
+          onSize: (chosen) => this.resizeChart(entry, chosen),
+          onMove: (delta, button) => this.moveChart(spec.id, delta, button),
+        }) : null;
         entry.chart = new LineChart(this.element, {
           title: spec.title, xLabel: caption, xKind: kind, yLabel: spec.yLabel, legend: this.legend,
-          smoothing: this.settings.smoothing, logScale: this.settings.logScale,
+          smoothing: this.settings.smoothing, logScale: this.settings.logScale, size, tools,
           onZoom: (range) => this.zoom(entry, range).catch((error) => this.ctx.fail(error)),
         });
+        entry.chart.card.dataset.panel = spec.id;
         entry.chart.setHidden(this.hidden);
         this.charts.set(spec.id, entry);
       }
       this.charts.get(spec.id).spec = spec;
     }
+    this.arrange();
     await this.refresh(...specs.map((spec) => this.charts.get(spec.id)));
+  }
+
+  /** The charts' ids in the order shown. */
+  shownOrder() {
+    return [...this.element.children].map((card) => card.dataset.panel).filter((id) => this.charts.has(id));
+  }
+
+  /** Put the cards in the layout's saved order (charts it does not know keep theirs, last). */
+  arrange() {
+    if (!this.layout) return;
+    const ids = this.shownOrder();
+    const order = this.layout.arrange(ids);
+    if (order.every((id, i) => id === ids[i])) return;
+    this.element.append(...order.map((id) => this.charts.get(id).chart.card));
+  }
+
+  moveChart(id, delta, button) {
+    this.layout.move(this.shownOrder(), id, delta);
+    this.arrange();
+    button.focus(); // moving the card took the focus away
+  }
+
+  /** A new size: redrawn at once, re-read at the new width (a large chart is wider). */
+  resizeChart(entry, size) {
+    this.layout.setSize(entry.spec.id, size);
+    entry.chart.setSize(size);
+    if (entry.data.length) this.refresh(entry).catch((error) => this.ctx.fail(error));
   }
 
   /**
