@@ -21,6 +21,7 @@ COMMANDS = {
         "List, follow, stop and enrich experiments.",
     ),
     "gc": ("mltrail.cli.artifacts:gc", "Delete artifact bytes nothing references."),
+    "import": ("mltrail.cli.imports:import_group", "Copy runs from MLflow or TensorBoard."),
     "jobs": ("mltrail.cli.jobs:jobs", "List remote jobs."),
     "login": ("mltrail.cli.login:login", "Save a server URL and token in the config file."),
     "missinglink": (

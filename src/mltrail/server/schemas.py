@@ -277,6 +277,8 @@ class ExperimentIn(BaseModel):
     source: dict[str, Any] | None = None
     tags: list[str] = Field(default_factory=list)
     status: Status = Status.RUNNING
+    started_at: float | None = None  # unix seconds; an import's original times
+    ended_at: float | None = None
 
 
 class ExperimentPatch(BaseModel):

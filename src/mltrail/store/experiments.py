@@ -31,10 +31,14 @@ class ExperimentStore(abc.ABC):
         tags: Sequence[str] = (),
         status: Status = Status.RUNNING,
         client_id: str | None = None,
+        started_at: float | None = None,
+        ended_at: float | None = None,
     ) -> Experiment:
         """Create the project's next experiment (numbered from 1 per project).
 
-        ``display_name`` defaults to ``experiment-<n>``. ``client_id`` makes it idempotent: the
+        ``display_name`` defaults to ``experiment-<n>``. ``started_at`` / ``ended_at`` (unix
+        seconds) record times a run had elsewhere (an import); by default a running run starts
+        now and a finished one also ends now. ``client_id`` makes it idempotent: the
         id a run started offline generated for itself; creating it again returns the
         experiment made the first time (ConflictError when that one is in another project).
         """

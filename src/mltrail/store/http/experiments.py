@@ -30,9 +30,13 @@ class HttpExperiments(HttpNoun, ExperimentStore):
         tags: Sequence[str] = (),
         status: Status = Status.RUNNING,
         client_id: str | None = None,
+        started_at: float | None = None,
+        ended_at: float | None = None,
     ) -> Experiment:
         body = {
             "client_id": client_id,
+            "started_at": started_at,
+            "ended_at": ended_at,
             "display_name": display_name,
             "description": description,
             "hyperparameters": _plain(hyperparameters),

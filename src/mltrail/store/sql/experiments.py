@@ -3,6 +3,7 @@ heartbeats and the crashed status judged at read time (see ``core/liveness.py``)
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -118,8 +119,8 @@ def create_experiment(
             status=status.value,
             created_at=now,
             updated_at=now,
-            started_at=now if status == Status.RUNNING else None,
-            ended_at=now if status.is_final else None,
+            started_at=_time(fields.get("started_at"), "started_at", status == Status.RUNNING, now),
+            ended_at=_time(fields.get("ended_at"), "ended_at", status.is_final, now),
             stop_requested=False,
             log_count=0,
             client_id=client_id,
@@ -130,6 +131,15 @@ def create_experiment(
     _index_params(conn, pk, hyperparameters, fresh=True)
     _index_tags(conn, pk, tags, fresh=True)
     return _judged(conn, judge, pk)
+
+
+def _time(value: Any, field: str, default_now: bool, now: float) -> float | None:
+    """A given start or end time (finite unix seconds), else now when the status implies one."""
+    if value is None:
+        return now if default_now else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValidationError(f"must be a finite number of unix seconds, got {value!r}", field)
+    return float(value)
 
 
 def _created_before(conn: Connection, pid: int, client_id: str) -> int | None:
@@ -427,9 +437,13 @@ class SqlExperiments(SqlNoun, ExperimentStore):
         tags: Sequence[str] = (),
         status: Status = Status.RUNNING,
         client_id: str | None = None,
+        started_at: float | None = None,
+        ended_at: float | None = None,
     ) -> Experiment:
         fields = {
             "client_id": client_id,
+            "started_at": started_at,
+            "ended_at": ended_at,
             "display_name": display_name,
             "description": description,
             "hyperparameters": hyperparameters,
