@@ -55,7 +55,7 @@ def test_import_reads_summary_writer_events_exactly_and_once(target, tmp_path):
     _write_runs(root)
     done = _mltrail(target, "import", "tensorboard", str(root), "-p", "from-tb")
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("imported 2 runs (0 already imported, skipped) into 1 projects")
+    assert done.stdout.startswith("imported 2 runs (0 already imported, skipped) into 1 project")
     assert "3 params" in done.stdout and "1,010 metric points" in done.stdout
     settings = Settings.from_env({k: v for k, v in target.items() if k.startswith("MLTRAIL_")})
     with Api.from_settings(settings) as api:

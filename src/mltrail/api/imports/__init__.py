@@ -34,9 +34,10 @@ class ImportReport:
 
     def summary(self) -> str:
         """One line of counts."""
+        projects = self.projects_created + self.projects_reused
         return (
             f"imported {self.runs_imported} runs ({self.runs_skipped} already imported, skipped) "
-            f"into {self.projects_created + self.projects_reused} projects "
+            f"into {projects} project{'' if projects == 1 else 's'} "
             f"({self.projects_created} created): {self.params} params, {self.tags} tags, "
             f"{self.points:,} metric points, {self.artifacts} artifacts "
             f"({self.artifact_bytes:,} bytes)"
