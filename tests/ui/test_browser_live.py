@@ -66,6 +66,9 @@ TRAINING_SCRIPT = textwrap.dedent(
         while not flag.exists() and step < 600:
             exp.log({"loss": 1.0 / (step + 1)}, iteration=step)
             print(f"\\x1b[36mstep {step}\\x1b[0m", flush=True)
+            if step >= 5:  # a progress bar redrawn with \\r on stderr, as tqdm draws it
+                sys.stderr.write(f"\\rbatches {step}/600")
+                sys.stderr.flush()
             if step == 3:
                 logging.getLogger("train").warning("learning rate reduced")
             step += 1
@@ -96,6 +99,10 @@ def test_log_panel_follows_a_training_script_using_the_sdk(page, ui_server, tmp_
         expect(lines).not_to_have_count(seen, timeout=LIVE_TIMEOUT_MS)  # still growing
         expect(page.locator(".log-lines .ansi-fg-36").first).to_contain_text("step ")
         expect(page.locator(".log-line.level-warning")).to_contain_text("learning rate reduced")
+        bar = page.locator(".log-line", has_text=re.compile(r"batches \d+/600"))
+        expect(bar.first).to_be_visible(timeout=LIVE_TIMEOUT_MS)  # the bar shows while it runs
+        expect(bar.first).to_have_class(re.compile(r"\blevel-info\b"))  # stderr is no warning
+        expect(page.locator(".log-line.level-warning")).to_have_count(1)
         expect(page.locator(".chart-card[data-title='loss'] canvas")).to_have_count(1)
     finally:
         flag.touch()

@@ -3,6 +3,8 @@ the experiments table and the compare view, reopened from a list (localStorage, 
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from playwright.sync_api import expect
@@ -107,4 +109,40 @@ def test_saved_views_reopen_a_table_filter_and_a_compare_view(page, ui_server, p
     page.reload()
     open_saved(page)
     expect(page.locator(".saved-list .saved-open")).to_have_text(["first and last"])
+    assert page.errors == []
+
+
+def test_metric_filter_and_full_screen_chart(page, ui_server, project) -> None:
+    page.goto(f"{ui_server.url}/#/projects/{project}/experiments/1")
+    cards = page.locator(".metrics .chart-card")
+    expect(cards.locator("canvas")).to_have_count(3)
+    page.get_by_label("Show only the charts whose metric name contains").fill("L")
+    expect(cards.filter(visible=True)).to_have_count(2)  # loss, lr
+    page.get_by_label("Show only the charts whose metric name contains").fill("lo")
+    expect(cards.filter(visible=True)).to_have_count(1)
+    expect(cards.filter(visible=True)).to_have_attribute("data-panel", "loss")
+    expect(page).to_have_url(re.compile(r"[?&]metrics=lo\b"))
+    page.reload()
+    expect(cards.filter(visible=True)).to_have_count(1)
+    expect(page.get_by_label("Show only the charts whose metric name contains")).to_have_value("lo")
+
+    loss = page.locator(".chart-card[data-panel=loss]")
+    expect(loss.locator("canvas")).to_have_count(1)
+    small = loss.locator("canvas").bounding_box()
+    page.get_by_role("button", name="Full screen: loss").click()
+    expect(page.get_by_role("button", name="Full screen: loss")).to_have_attribute(
+        "aria-pressed", "true"
+    )
+    page.wait_for_function(
+        "() => document.querySelector('.chart-card[data-panel=loss] canvas')"
+        ".getBoundingClientRect().height > 600"
+    )
+    box = loss.bounding_box()
+    assert box["x"] == 0 and box["y"] == 0 and box["width"] == page.viewport_size["width"]
+    assert loss.locator("canvas").bounding_box()["width"] > 2 * small["width"]
+    page.keyboard.press("Escape")
+    page.wait_for_function(
+        "() => document.querySelector('.chart-card[data-panel=loss] canvas')"
+        ".getBoundingClientRect().height < 300"
+    )
     assert page.errors == []

@@ -18,6 +18,7 @@ export const CHART_HEIGHT = 240;
 /** Charts with more lines than this show no legend of their own (the tooltip names lines). */
 export const LEGEND_MAX = 12;
 const AXIS_FONT = "12px system-ui, sans-serif";
+const FULLSCREEN_CHROME = 130; // px of a full-screen card outside its plot (head, captions, note)
 const POINT_SPACING = 6; // px per point below which a line gets markers
 const INTEGER_STEPS = [1, 2, 2.5, 5].flatMap((m) => Array.from({ length: 13 }, (_, k) => m * 10 ** k))
   .filter((step) => Number.isInteger(step)).sort((a, b) => a - b);
@@ -144,7 +145,7 @@ export class LineChart {
    *          xKind?: "number"|"integer"|"time"|"duration",
    *          yLabel?: string,
    *          categories?: string[], logScale?: boolean, smoothing?: number, kind?: string,
-   *          legend?: boolean, size?: "s"|"m"|"l", tools?: Node[],
+   *          legend?: boolean, size?: "s"|"m"|"l", tools?: Node[], onResize?: () => void,
    *          onZoom?: (range: {min: number, max: number}|null) => void}} options
    *     `size`: the plot's height (a large chart spans its grid row); `tools`: more controls
    *     in the card's head
@@ -164,11 +165,18 @@ export class LineChart {
     this.resetButton = h("button", {
       type: "button", class: "chart-tool chart-reset", hidden: true, onclick: () => this.resetZoom(),
     }, "Reset zoom");
+    this.fullscreenButton = h("button", {
+      type: "button", class: "chart-tool chart-fullscreen", "aria-pressed": "false",
+      "aria-label": `Full screen: ${options.title}`, title: "Full screen (Esc to leave)",
+      onclick: () => this.setFullscreen(!this.fullscreen),
+    }, "Full");
+    this.fullscreen = false;
+    this.onKey = (event) => { if (event.key === "Escape") this.setFullscreen(false); };
     this.card = h("figure", { class: "chart-card", dataset: { title: options.title, kind: this.options.kind } },
       h("figcaption", { class: "chart-head" },
         h("span", { class: "chart-title" }, options.title,
           options.subtitle ? h("span", { class: "badge" }, options.subtitle) : null),
-        h("span", { class: "chart-tools" }, this.resetButton, options.tools ?? null,
+        h("span", { class: "chart-tools" }, this.resetButton, options.tools ?? null, this.fullscreenButton,
           h("button", {
             type: "button", class: "chart-tool chart-csv", title: `Download the data of ${options.title} as CSV`,
             onclick: () => this.downloadCsv(),
@@ -196,8 +204,9 @@ export class LineChart {
     return Math.max(200, Math.floor(this.body.clientWidth || this.card.clientWidth || 400));
   }
 
-  /** The plot's height in CSS pixels (from the panel's size). */
+  /** The plot's height in CSS pixels (from the panel's size, or the window in full screen). */
   get height() {
+    if (this.fullscreen) return Math.max(CHART_HEIGHT, window.innerHeight - FULLSCREEN_CHROME);
     return PANEL_HEIGHTS[this.options.size] ?? CHART_HEIGHT;
   }
 
@@ -205,7 +214,26 @@ export class LineChart {
   setSize(size) {
     this.options.size = size;
     this.card.dataset.size = size;
+    this.resized();
+  }
+
+  /** The card over the whole window (Esc, or the button again, puts it back). */
+  setFullscreen(on) {
+    if (on === this.fullscreen) return;
+    this.fullscreen = on;
+    this.card.classList.toggle("fullscreen", on);
+    this.fullscreenButton.setAttribute("aria-pressed", String(on));
+    if (on) document.addEventListener("keydown", this.onKey);
+    else document.removeEventListener("keydown", this.onKey);
+    this.resized();
+    if (on) this.fullscreenButton.focus();
+  }
+
+  /** The card changed size: redraw, and tell the page (it may re-read at the new width). */
+  resized() {
+    if (!this.near && this.fullscreen) this.onNear();
     this.resize();
+    this.options.onResize?.();
   }
 
   /** Replace the lines; rebuilds the plot when the set of lines changed, else just redraws. */
@@ -513,6 +541,7 @@ export class LineChart {
 
   destroy() {
     stopObserving(this);
+    document.removeEventListener("keydown", this.onKey);
     this.destroyPlot();
     this.card.remove();
   }

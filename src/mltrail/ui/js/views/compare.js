@@ -179,6 +179,7 @@ class CompareView {
       this.saveState();
       for (const charts of this.allCharts) {
         if (what === "axis") charts.setAxis(this.settings.axis).catch((error) => this.ctx.fail(error));
+        else if (what === "filter") charts.setFilter(this.settings.filter);
         else if (what === "smoothing") charts.setSmoothing(this.settings.smoothing);
         else charts.setLogScale(this.settings.logScale);
       }

@@ -120,6 +120,9 @@ class ExperimentView {
         charts.setAxis(this.settings.axis).catch((error) => this.ctx.fail(error));
       }
       this.drawIterationMetrics();
+    } else if (what === "filter") {
+      this.metricCharts.setFilter(this.settings.filter);
+      this.systemCharts.charts.setFilter(this.settings.filter);
     } else if (what === "smoothing") {
       this.metricCharts.setSmoothing(this.settings.smoothing);
       this.systemCharts.charts.setSmoothing(this.settings.smoothing);

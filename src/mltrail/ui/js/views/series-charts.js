@@ -47,8 +47,10 @@ export class SeriesCharts {
           title: spec.title, xLabel: caption, xKind: kind, yLabel: spec.yLabel, legend: this.legend,
           smoothing: this.settings.smoothing, logScale: this.settings.logScale, size, tools,
           onZoom: (range) => this.zoom(entry, range).catch((error) => this.ctx.fail(error)),
+          onResize: () => { if (entry.data.length) this.refresh(entry).catch((error) => this.ctx.fail(error)); },
         });
         entry.chart.card.dataset.panel = spec.id;
+        entry.chart.card.hidden = !this.matches(spec);
         entry.chart.setHidden(this.hidden);
         this.charts.set(spec.id, entry);
       }
@@ -82,7 +84,23 @@ export class SeriesCharts {
   resizeChart(entry, size) {
     this.layout.setSize(entry.spec.id, size);
     entry.chart.setSize(size);
-    if (entry.data.length) this.refresh(entry).catch((error) => this.ctx.fail(error));
+  }
+
+  /** Whether a chart's title holds every word of the metric filter (any case). */
+  matches(spec) {
+    const title = spec.title.toLowerCase();
+    return (this.settings.filter || "").toLowerCase().split(/\s+/).every((word) => title.includes(word));
+  }
+
+  /** Show only the charts matching the metric filter; returns how many are shown. */
+  setFilter(text) {
+    this.settings.filter = text;
+    let shown = 0;
+    for (const entry of this.charts.values()) {
+      entry.chart.card.hidden = !this.matches(entry.spec);
+      if (!entry.chart.card.hidden) shown++;
+    }
+    return shown;
   }
 
   /**
@@ -199,7 +217,7 @@ export class SeriesCharts {
   }
 }
 
-/** The axis / smoothing / log-scale controls; `onChange(what)` fires on every change. */
+/** The metric filter, axis, smoothing and log-scale controls; `onChange(what)` fires on every change. */
 export function chartControls(settings, onChange) {
   const axisButtons = AXES.map(([axis, label]) => h("button", {
     type: "button", class: `axis-toggle${settings.axis === axis ? " active" : ""}`,
@@ -222,24 +240,31 @@ export function chartControls(settings, onChange) {
       onChange("smoothing");
     },
   });
+  const filter = h("input", {
+    type: "search", name: "metric-filter", value: settings.filter ?? "", class: "metric-filter",
+    "aria-label": "Show only the charts whose metric name contains", placeholder: "Filter charts",
+    oninput: () => { settings.filter = filter.value.trim(); onChange("filter"); },
+  });
   const log = h("input", {
     type: "checkbox", name: "log-scale", checked: settings.logScale,
     onchange: () => { settings.logScale = log.checked; onChange("logScale"); },
   });
   return h("div", { class: "chart-controls" },
+    filter,
     h("span", { class: "segmented", role: "group", "aria-label": "x axis" }, "x axis: ", axisButtons),
     h("label", { class: "smoothing" }, "Smoothing ", slider, " ", value),
     h("label", { class: "log-scale" }, log, " Log scale"),
     h("span", { class: "muted hint" }, "Drag to zoom (re-read at full resolution), double-click to reset."));
 }
 
-/** Chart settings read from the URL query (x=epoch|time|relative&smooth=0.6&log=1). */
+/** Chart settings read from the URL query (x=epoch|time|relative&smooth=0.6&log=1&metrics=loss). */
 export function settingsFromParams(params) {
   const smoothing = Number(params.get("smooth") || 0);
   return {
     axis: knownAxis(params.get("x")),
     smoothing: Number.isFinite(smoothing) ? Math.min(0.99, Math.max(0, smoothing)) : 0,
     logScale: params.get("log") === "1",
+    filter: (params.get("metrics") || "").trim(),
   };
 }
 
@@ -249,5 +274,6 @@ export function settingsToParams(settings) {
     x: settings.axis === "iteration" ? null : settings.axis,
     smooth: settings.smoothing ? settings.smoothing : null,
     log: settings.logScale ? 1 : null,
+    metrics: settings.filter || null,
   };
 }
