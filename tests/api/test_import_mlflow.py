@@ -33,6 +33,7 @@ STATUS = {"FINISHED": Status.DONE, "FAILED": Status.FAILED, "KILLED": Status.STO
 class MlflowServer:
     url: str
     proc: subprocess.Popen[bytes]
+    db: Path
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +59,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MlflowSe
                 break
         except httpx.TransportError:
             time.sleep(0.2)
-    yield MlflowServer(url, proc)
+    yield MlflowServer(url, proc, home / "mlflow.db")
     proc.terminate()
     try:
         proc.wait(15)
@@ -197,6 +198,48 @@ def _compare_run(api: Api, client: MlflowClient, made, run) -> None:
         for inner in client.list_artifacts(info.run_id, entry.path) if entry.is_dir else [entry]:
             expected_files[inner.path] = inner.file_size
     assert files == expected_files
+
+
+def test_an_interrupted_import_completes_without_doubling(mlflow_server, populated, tmp_path):
+    """An import stopped by an error halfway through a run (its points stored, an artifact
+    over the store's limit) is completed by the next one: nothing stored twice."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLTRAIL_", "MLFLOW_"))}
+    env["MLTRAIL_HOME"] = str(tmp_path)
+    vision = populated.names[0]
+    args = ("import", "mlflow", "--from", mlflow_server.url, "--experiment", vision)
+    cut = _mltrail({**env, "MLTRAIL_ARTIFACT_MAX_FILE_BYTES": "1000"}, *args)
+    assert cut.returncode != 0 and len(cut.stderr.strip().splitlines()) == 1, cut.stderr
+    with _api(env) as api:
+        project = api.store.find_project(vision)
+        assert project is not None
+        (half,) = api.store.list_experiments(project.id).items
+        assert not any(t.startswith("mlflow.run_id=") for t in half.tags)  # not marked done
+        assert sum(s.count for s in api.store.list_series(project.id, 1)) == 10
+    done = _mltrail(env, *args)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("imported 2 runs (0 already imported, skipped) into 1 project")
+    assert "3 metric points, 2 artifacts" in done.stdout  # the first run's 10 were there
+    client = MlflowClient(tracking_uri=mlflow_server.url)
+    with _api(env) as api:
+        found = api.store.list_experiments(project.id).items
+        for made, run_id in zip(found, populated.runs[vision], strict=True):
+            _compare_run(api, client, made, client.get_run(run_id))
+
+
+def test_import_from_the_mlflow_database(mlflow_server, populated, tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLTRAIL_", "MLFLOW_"))}
+    env["MLTRAIL_HOME"] = str(tmp_path)
+    speech = populated.names[1]
+    uri = f"sqlite:///{mlflow_server.db}"
+    done = _mltrail(env, "import", "mlflow", "--from", uri, "--experiment", speech)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("imported 1 runs (0 already imported, skipped) into 1 project")
+    assert "500 metric points" in done.stdout
+    vision = populated.names[0]
+    done = _mltrail(env, "import", "mlflow", "--from", uri, "--experiment", vision)
+    assert done.returncode == 0, done.stderr
+    assert "2 runs" in done.stdout and "0 artifacts" in done.stdout
+    assert "artifacts not copied" in done.stderr and "import from its URL" in done.stderr
 
 
 def test_bad_input_is_one_line_and_writes_nothing(mlflow_server, populated, tmp_path):

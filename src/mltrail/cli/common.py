@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
@@ -187,3 +188,36 @@ def format_cell(value: Any) -> str:
     if isinstance(value, dict):
         return ", ".join(f"{k}={v}" for k, v in value.items())
     return str(value)
+
+
+@contextlib.contextmanager
+def progress_bar(unit: str, minimum: int = 0) -> Iterator[Callable[[int, int], None]]:
+    """A ``progress(done, total)`` callback drawing a bar of ``unit`` on stderr, on a terminal
+    only and once the total reaches ``minimum`` (a short task ends before a bar would help)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    console = Console(stderr=True)
+    bar = Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    )
+    task: list[Any] = []
+
+    def progress(done: int, total: int) -> None:
+        if total < minimum or not console.is_terminal:
+            return
+        if not task:
+            bar.start()
+            task.append(bar.add_task(unit, total=total))
+        bar.update(task[0], completed=done)
+
+    try:
+        yield progress
+    finally:
+        if task:
+            bar.stop()

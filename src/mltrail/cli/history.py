@@ -9,10 +9,8 @@ from pathlib import Path
 from typing import IO, Any
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-from mltrail.cli.common import with_api
+from mltrail.cli.common import progress_bar, with_api
 
 PROGRESS_MIN_POINTS = 1_000_000  # a shorter export finishes before a bar would help
 
@@ -41,7 +39,7 @@ def export(api: Any, project: str, experiment: int | None, fmt: str, output: Pat
     if output is None and fmt == "parquet":
         raise click.UsageError("--output is required for parquet")
     project_id = api.projects.resolve(project)
-    with _destination(output) as out, _progress_bar() as progress:
+    with _destination(output) as out, progress_bar("points", PROGRESS_MIN_POINTS) as progress:
         written = api.experiments.export(
             project_id, out, experiment=experiment, format=fmt, progress=progress
         )
@@ -62,32 +60,3 @@ def _destination(output: Path | None) -> Iterator[IO[bytes]]:
         partial.replace(output)  # nothing half-written under the name asked for
     finally:
         partial.unlink(missing_ok=True)
-
-
-@contextlib.contextmanager
-def _progress_bar() -> Iterator[Any]:
-    """A progress callback drawing a bar on stderr (a terminal) once an export is long."""
-    console = Console(stderr=True)
-    bar = Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-    )
-    task: list[Any] = []
-
-    def progress(done: int, total: int) -> None:
-        if total < PROGRESS_MIN_POINTS or not console.is_terminal:
-            return
-        if not task:
-            bar.start()
-            task.append(bar.add_task("points", total=total))
-        bar.update(task[0], completed=done)
-
-    try:
-        yield progress
-    finally:
-        if task:
-            bar.stop()

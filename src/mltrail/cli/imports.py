@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from mltrail.cli.common import get_api
+from mltrail.cli.common import get_api, progress_bar
 
 
 @click.group(name="import")
@@ -27,7 +27,8 @@ def mlflow_command(uri: str, experiments: tuple[str, ...]) -> None:
     'mltrail[mlflow]'`."""
     from mltrail.api.imports.from_mlflow import import_mlflow
 
-    report = import_mlflow(get_api().store, uri, experiments, progress=_progress)
+    with progress_bar("runs") as progress:
+        report = import_mlflow(get_api().store, uri, experiments, progress=progress)
     _print(report)
 
 
@@ -44,11 +45,9 @@ def tensorboard_command(path: str, project: str | None) -> None:
     from mltrail.api.imports.from_tensorboard import import_tensorboard
 
     target: str | int | None = int(project) if project and project.isdigit() else project
-    _print(import_tensorboard(get_api().store, path, target))
-
-
-def _progress(message: str) -> None:
-    click.echo(f"  {message}", err=True)
+    with progress_bar("runs") as progress:
+        report = import_tensorboard(get_api().store, path, target, progress=progress)
+    _print(report)
 
 
 def _print(report: object) -> None:

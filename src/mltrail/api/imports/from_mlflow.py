@@ -42,7 +42,7 @@ _SOURCE_TAGS = {
 }
 _NAME_TAG, _NOTE_TAG = "mlflow.runName", "mlflow.note.content"
 
-Progress = Callable[[str], None]
+Progress = Callable[[int, int], None]  # (runs done, runs in all)
 
 
 def mlflow_client(uri: str) -> Any:
@@ -80,24 +80,34 @@ def _check_reachable(url: str) -> None:
 def import_mlflow(
     store: Store,
     uri: str,
-    experiment_names: Sequence[str] = (),
+    names: Sequence[str] = (),
     progress: Progress | None = None,
 ) -> ImportReport:
-    """Copy the MLflow experiments named (all active ones by default) into ``store``.
+    """Copy the MLflow experiments ``names`` (all active ones by default) into ``store``;
+    ``progress(done, total)`` is called after each run.
 
     Raises:
         ValidationError: mlflow missing, ``uri`` unreachable or not MLflow.
         NotFoundError: an experiment named is not on the MLflow server (nothing is written).
     """
+    from mlflow.exceptions import MlflowException
+
     client = mlflow_client(uri)
     report = ImportReport()
-    for source in _experiments(client, experiment_names):
-        note = source.tags.get(_NOTE_TAG, "")
-        project = project_named(store, source.name, note, report)
-        for run in _runs(client, source.experiment_id):
-            _import_run(client, store, project.id, run, report)
-            if progress is not None:
-                progress(f"{source.name}: run {run.info.run_id}")
+    try:
+        plan = [(e, list(_runs(client, e.experiment_id))) for e in _experiments(client, names)]
+        total, done = sum(len(runs) for _, runs in plan), 0
+        for source, runs in plan:
+            note = source.tags.get(_NOTE_TAG, "")
+            project = project_named(store, source.name, note, report)
+            for run in runs:
+                _import_run(client, store, project.id, run, report)
+                done += 1
+                if progress is not None:
+                    progress(done, total)
+    except MlflowException as exc:  # the server's or client's refusal, in one line
+        first = str(exc.message).strip().splitlines()[0] if str(exc.message).strip() else exc
+        raise ValidationError(f"MLflow answered: {first}", "from") from None
     return report
 
 
@@ -139,6 +149,12 @@ def _import_run(client: Any, store: Store, project_id: int, run: Any, report: Im
         if (history := client.get_metric_history(info.run_id, key))
     ]
     report.points += append_series(store, ref, f"mlflow-{info.run_id}", series)
+    if _proxied(client, info):
+        report.notes.append(
+            f"run {info.run_id}: artifacts not copied ({info.artifact_uri} is served by the "
+            "tracking server: import from its URL to copy them)"
+        )
+        return _mark_done(store, ref, info.run_id, report)
     with tempfile.TemporaryDirectory(prefix="mltrail-import-") as tmp:
         for path in _artifact_files(client, info.run_id, ""):
             with contextlib.redirect_stderr(io.StringIO()):  # the client's own progress bar
@@ -146,7 +162,17 @@ def _import_run(client: Any, store: Store, project_id: int, run: Any, report: Im
             upload_file(store, ref, local, path)
             report.artifacts += 1
             report.artifact_bytes += local.stat().st_size
-    store.update_experiment(*ref, add_tags=[f"{RUN_ID_TAG}={info.run_id}"])
+    _mark_done(store, ref, info.run_id, report)
+
+
+def _proxied(client: Any, info: Any) -> bool:
+    """Artifacts behind the tracking server's proxy, read from its database instead."""
+    uri = str(client.tracking_uri)
+    return str(info.artifact_uri).startswith("mlflow-artifacts:") and not uri.startswith("http")
+
+
+def _mark_done(store: Store, ref: tuple[int, int], run_id: str, report: ImportReport) -> None:
+    store.update_experiment(*ref, add_tags=[f"{RUN_ID_TAG}={run_id}"])
     report.runs_imported += 1
 
 

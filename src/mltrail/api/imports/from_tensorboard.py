@@ -13,6 +13,7 @@ last, marks it done: importing the folder again skips it.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -67,10 +68,14 @@ def _check_event_file(file: Path) -> None:
 
 
 def import_tensorboard(
-    store: Store, path: str | Path, project: str | int | None = None
+    store: Store,
+    path: str | Path,
+    project: str | int | None = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> ImportReport:
     """Import every run folder under ``path`` into ``project`` (a name or id; by default a
-    project named after the folder, created when missing)."""
+    project named after the folder, created when missing); ``progress(done, total)`` is
+    called after each run."""
     root = Path(path).expanduser()
     ea = _accumulator_class()
     folders = run_folders(root)
@@ -82,9 +87,11 @@ def import_tensorboard(
     else:
         name = project or base.resolve().name or "tensorboard"
         project_id = project_named(store, name, "", report).id
-    for folder in folders:
+    for done, folder in enumerate(folders, 1):
         run = folder.relative_to(base).as_posix() if folder != base else base.resolve().name
         _import_run(store, ea, project_id, folder, run, report)
+        if progress is not None:
+            progress(done, len(folders))
     return report
 
 
