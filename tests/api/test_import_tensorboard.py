@@ -48,6 +48,10 @@ def _write_runs(root: Path) -> None:
     with SummaryWriter(log_dir=str(root / "run-b")) as writer:
         for i in range(1000):
             writer.add_scalar("loss", 1 / (i + 1), global_step=i, walltime=WALL + i)
+        writer.add_hparams({"lr": 0.1, "optimizer": "sgd"}, {"hp/acc": 0.5})  # in a sub-folder
+    with SummaryWriter(log_dir=str(root / "run-c")) as writer:
+        writer.add_scalar("x", 1.0, global_step=0, walltime=WALL)
+        writer.add_scalar("x", 2.0, global_step=5, walltime=WALL + 2.5)
 
 
 def test_import_reads_summary_writer_events_exactly_and_once(target, tmp_path):
@@ -55,18 +59,20 @@ def test_import_reads_summary_writer_events_exactly_and_once(target, tmp_path):
     _write_runs(root)
     done = _mltrail(target, "import", "tensorboard", str(root), "-p", "from-tb")
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("imported 2 runs (0 already imported, skipped) into 1 project")
-    assert "3 params" in done.stdout and "1,010 metric points" in done.stdout
+    assert done.stdout.startswith("imported 3 runs (0 already imported, skipped) into 1 project")
+    assert "5 params" in done.stdout and "1,013 metric points" in done.stdout
     settings = Settings.from_env({k: v for k, v in target.items() if k.startswith("MLTRAIL_")})
     with Api.from_settings(settings) as api:
         project = api.store.find_project("from-tb")
         assert project is not None
-        a, b = api.store.list_experiments(project.id).items
-        assert (a.display_name, b.display_name) == ("run-a", "run-b")
+        a, b, c = api.store.list_experiments(project.id).items
+        assert (a.display_name, b.display_name, c.display_name) == ("run-a", "run-b", "run-c")
         assert a.hyperparameters == {"lr": 0.01, "optimizer": "adam", "layers": 3.0}
+        assert b.hyperparameters == {"lr": 0.1, "optimizer": "sgd"}  # from its sub-folder
+        assert [s.key for s in api.store.list_series(project.id, 2)] == ["hp/acc", "loss"]
         assert "tensorboard.run=run-a" in a.tags
-        assert (b.started_at, b.ended_at) == (WALL, WALL + 999)  # first and last wall time
-        assert a.started_at == WALL  # add_hparams logs hp/acc now: the end is now
+        assert (c.started_at, c.ended_at) == (WALL, WALL + 2.5)  # first and last wall time
+        assert a.started_at == b.started_at == WALL  # add_hparams logs hp/acc now: the end
         loss = api.store.read_series(project.id, a.experiment_id, "loss", "train", times=True)
         assert loss.iterations.tolist() == [10 * i for i in range(len(LOSS))]
         # event files keep 32-bit floats: the values are the float32 of what was written
@@ -80,8 +86,8 @@ def test_import_reads_summary_writer_events_exactly_and_once(target, tmp_path):
         np.testing.assert_array_equal(long.values, np.float32([1 / (i + 1) for i in range(1000)]))
         again = _mltrail(target, "import", "tensorboard", str(root), "-p", "from-tb")
         assert again.returncode == 0, again.stderr
-        assert again.stdout.startswith("imported 0 runs (2 already imported, skipped)")
-        assert api.store.list_experiments(project.id).total == 2
+        assert again.stdout.startswith("imported 0 runs (3 already imported, skipped)")
+        assert api.store.list_experiments(project.id).total == 3
         assert api.store.read_series(project.id, b.experiment_id, "loss", "train").total == 1000
 
 

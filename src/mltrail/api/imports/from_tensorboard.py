@@ -3,7 +3,8 @@
 ``EventAccumulator`` (the ``tensorboard`` extra).
 
 Each folder holding event files is one run and becomes one experiment, named by its path below
-the folder imported: every scalar tag is a series (step -> iteration, wall time -> the point's
+the folder imported (a sub-folder of a run holding ``add_hparams`` data, as PyTorch writes it,
+belongs to that run): every scalar tag is a series (step -> iteration, wall time -> the point's
 time, the value as stored, a 32-bit float), and ``add_hparams``' values are its
 hyperparameters. The experiment is created under a client id made of the project and the
 run's path, its points go in numbered batches, and the tag ``tensorboard.run=<path>``, added
@@ -87,25 +88,51 @@ def import_tensorboard(
     else:
         name = project or base.resolve().name or "tensorboard"
         project_id = project_named(store, name, "", report).id
-    for done, folder in enumerate(folders, 1):
-        run = folder.relative_to(base).as_posix() if folder != base else base.resolve().name
-        _import_run(store, ea, project_id, folder, run, report)
+    runs = _runs(ea, folders, base)
+    for done, (run, readers) in enumerate(runs.items(), 1):
+        _import_run(store, project_id, run, readers, report)
         if progress is not None:
-            progress(done, len(folders))
+            progress(done, len(runs))
     return report
 
 
-def _import_run(
-    store: Store, ea: Any, project_id: int, folder: Path, run: str, report: ImportReport
-) -> None:
-    accumulator = ea.EventAccumulator(str(folder), size_guidance={ea.SCALARS: 0, ea.TENSORS: 0})
+def _runs(ea: Any, folders: list[Path], base: Path) -> dict[str, list[Any]]:
+    """Run name -> its folder's reader, then the readers of its ``add_hparams`` sub-folders
+    (PyTorch writes the hparams of ``writer.add_hparams`` into a sub-folder of the run's)."""
+    runs: dict[Path, list[Any]] = {}
+    for folder in folders:  # in path order: a parent before its sub-folders
+        reader = _load(ea, folder)
+        if folder.parent in runs and folder != base and _hparams(reader):
+            runs[folder.parent].append(reader)
+        else:
+            runs[folder] = [reader]
+    return {
+        (f.relative_to(base).as_posix() if f != base else base.resolve().name): r
+        for f, r in runs.items()
+    }
+
+
+def _load(ea: Any, folder: Path) -> Any:
+    reader = ea.EventAccumulator(str(folder), size_guidance={ea.SCALARS: 0, ea.TENSORS: 0})
     try:
-        accumulator.Reload()
+        reader.Reload()
     except Exception as exc:  # a corrupt or foreign file: the reader's own words, one line
         raise ValidationError(f"cannot read the event files in {folder}: {exc}", "path") from None
+    return reader
+
+
+def _import_run(
+    store: Store, project_id: int, run: str, readers: list[Any], report: ImportReport
+) -> None:
     client_id = "tensorboard-" + hashlib.sha1(f"{project_id}/{run}".encode()).hexdigest()
-    hyperparameters = _hparams(accumulator)
-    times = [e.wall_time for tag in accumulator.Tags()["scalars"] for e in accumulator.Scalars(tag)]
+    hyperparameters = {k: v for reader in readers for k, v in _hparams(reader).items()}
+    rows: dict[str, list[tuple[int, float, float]]] = {}
+    for reader in readers:
+        for tag in reader.Tags()["scalars"]:
+            rows.setdefault(tag, []).extend(
+                (e.step, e.value, e.wall_time) for e in reader.Scalars(tag)
+            )
+    times = [row[2] for found in rows.values() for row in found]
     made = store.create_experiment(
         project_id,
         display_name=run[-140:],
@@ -115,19 +142,14 @@ def _import_run(
         started_at=min(times) if times else None,
         ended_at=max(times) if times else None,
     )
-    if f"{RUN_TAG}={run}"[:250] in made.tags:
+    tag = f"{RUN_TAG}={run}"[:250]
+    if tag in made.tags:
         report.runs_skipped += 1
         return
-    series = [
-        chunk_of(tag, [(e.step, e.value, e.wall_time) for e in events])
-        for tag in sorted(accumulator.Tags()["scalars"])
-        if (events := accumulator.Scalars(tag))
-    ]
+    series = [chunk_of(name, rows[name]) for name in sorted(rows) if rows[name]]
     report.params += len(hyperparameters)
     report.points += append_series(store, (made.project_id, made.experiment_id), client_id, series)
-    store.update_experiment(
-        made.project_id, made.experiment_id, add_tags=[f"{RUN_TAG}={run}"[:250]]
-    )
+    store.update_experiment(made.project_id, made.experiment_id, add_tags=[tag])
     report.runs_imported += 1
 
 
