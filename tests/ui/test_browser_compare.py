@@ -60,3 +60,14 @@ def test_compare_axis_toggle_applies_to_every_chart(page, compare_url) -> None:
     for card in page.locator(".metrics .chart-card").all():
         expect(card).to_have_attribute("data-x-axis", "epoch")
         expect(card).to_have_attribute("data-points", "10")
+
+
+def test_compare_against_another_metric(page, compare_url) -> None:
+    page.get_by_label("x axis: another metric").select_option("accuracy")
+    validation = page.locator(".chart-card[data-title='validation/loss']")
+    expect(validation).to_have_attribute("data-x-axis", "accuracy")
+    expect(validation).to_have_attribute("data-lines", "3")  # each run against its own accuracy
+    train = page.locator(".chart-card[data-title='train/loss']")  # no train/accuracy
+    expect(train.locator(".empty-chart")).to_be_visible()
+    expect(train.locator(".chart-note")).to_contain_text("Lines without accuracy are hidden.")
+    assert "x=metric" in page.url and page.errors == []

@@ -4,6 +4,8 @@ re-read as the iterations it covers."""
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 import time
 
@@ -107,3 +109,38 @@ def test_axis_helpers(page, ui_server) -> None:
     assert out["range"] == {"min": 0, "max": 30}  # 105 inside, neighbours 100 and 200 kept
     assert out["none"] is None and out["unknown"] == "iteration"
     assert out["labels"] == ["0s", "45s", "1m 30s", "1h", "1h 30m", "1d 1h", "0.25s"]
+
+
+def test_x_axis_can_be_another_metric(page, ui_server) -> None:
+    store = ui_server.store
+    project = store.create_project("metric-axis").id
+    e = store.create_experiment(project, display_name="warm-up").experiment_id
+    it = np.arange(0, 100, 2)
+    store.append_points(project, e, metric_batch("lr", "train", it, (it + 2) / 1000))
+    store.append_points(project, e, metric_batch("loss", "train", it, 1.0 / (it + 1)))
+    store.append_points(project, e, metric_batch("loss", "validation", it[::10], np.ones(5)))
+    page.goto(f"{ui_server.url}/#/projects/{project}/experiments/{e}")
+    loss = page.locator(".chart-card[data-title='loss']")
+    expect(loss).to_have_attribute("data-lines", "2")
+    page.get_by_label("x axis: another metric").select_option("lr")
+    expect(loss).to_have_attribute("data-x-axis", "lr")
+    expect(loss).to_have_attribute("data-lines", "1")  # validation has no lr of its own
+    expect(loss.locator(".chart-note")).to_contain_text("Lines without lr are hidden.")
+    expect(page).to_have_url(re.compile(r"[?&]x=metric(:|%3A)lr\b"))
+    expect(page.locator(".axis-toggle[aria-pressed=true]")).to_have_count(0)
+    with page.expect_download() as download:
+        loss.locator("button.chart-csv").click()
+    rows = list(csv.reader(io.StringIO(download.value.path().read_text())))
+    assert rows[0] == ["lr", "train"] and len(rows) == 51
+    stored = dict(zip((it + 2) / 1000, 1.0 / (it + 1), strict=True))
+    for x, y in rows[1:]:  # each loss against the lr of its own iteration
+        assert float(y) == pytest.approx(stored[min(stored, key=lambda k: abs(k - float(x)))])
+    assert all(0 < float(t) <= 0.11 for t in ticks(loss, "x") if t)
+    page.reload()
+    expect(loss).to_have_attribute("data-x-axis", "lr")
+    expect(page.get_by_label("x axis: another metric")).to_have_value("lr")
+    page.locator(".axis-toggle[data-axis=iteration]").click()
+    expect(loss).to_have_attribute("data-x-axis", "iteration")
+    expect(loss).to_have_attribute("data-lines", "2")
+    expect(page.get_by_label("x axis: another metric")).to_have_value("")
+    assert page.errors == []

@@ -1,6 +1,6 @@
 // The x axes a metric chart can use: step (iteration), epoch, wall time and relative time (the
 // point's wall-clock time minus the run's start), from one series read (`times=true` brings
-// each point's time). Also what a zoom on any of them means in iterations, the unit the server
+// each point's time), or another metric of the same run and phase (`metric:<key>`). Also what a zoom on any of them means in iterations, the unit the server
 // reads ranges in, and tick labels for the two time axes.
 
 import { formatTime } from "./format.js";
@@ -15,13 +15,28 @@ export const AXES = [
 
 const byId = new Map(AXES.map((a) => [a[0], a]));
 
+const METRIC_AXIS = "metric:";
+
+/** The metric key of an axis that is another metric (`metric:lr` -> `lr`), else null. */
+export function xMetric(axis) {
+  return typeof axis === "string" && axis.startsWith(METRIC_AXIS) && axis.length > METRIC_AXIS.length
+    ? axis.slice(METRIC_AXIS.length) : null;
+}
+
+/** The axis id of metric `key` as x. */
+export function metricAxis(key) {
+  return METRIC_AXIS + key;
+}
+
 /** The axis id, or "iteration" for anything unknown (an old or hand-edited URL). */
 export function knownAxis(id) {
-  return byId.has(id) ? id : "iteration";
+  return byId.has(id) || xMetric(id) ? id : "iteration";
 }
 
 /** The caption of an axis ("relative time") and its kind ("integer", "time", "duration"). */
 export function axisCaption(id) {
+  const metric = xMetric(id);
+  if (metric) return { caption: metric, kind: "number" };
   const [, , caption, kind] = byId.get(knownAxis(id));
   return { caption, kind };
 }

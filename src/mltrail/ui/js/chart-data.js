@@ -35,6 +35,26 @@ export function seriesPoints(series, axis, startedAt = null) {
 }
 
 /**
+ * A series against another metric of the same run: each point's x is the other metric's value
+ * at the same iteration (points at iterations the other did not log are left out).
+ * @param {{iterations: number[], values: number[]}} series
+ * @param {{iterations: number[], values: number[]}} xSeries
+ */
+export function pointsAgainst(series, xSeries) {
+  const xAt = new Map();
+  xSeries.iterations.forEach((iteration, i) => xAt.set(iteration, xSeries.values[i]));
+  const xs = [];
+  const ys = [];
+  series.iterations.forEach((iteration, i) => {
+    const x = xAt.get(iteration);
+    if (typeof x !== "number" || !Number.isFinite(x)) return;
+    xs.push(x);
+    ys.push(series.values[i]);
+  });
+  return { xs, ys };
+}
+
+/**
  * A custom chart spec ({name, scope, type, x_name, y_names, x, y}) as chart options and
  * lines. String x values become categories; each column of the y rows becomes a line (a
  * group of bars when the type is `bar`, each series shifted within its category).

@@ -63,6 +63,7 @@ export async function renderCompare(ctx, projectId) {
   const view = new CompareView(ctx, project, experiments);
   view.mount();
   const [training, system] = splitSystemSpecs(chartSpecs(experiments, (e) => view.colourOf(e)));
+  view.controls.setMetricKeys([...new Set(training.map((spec) => spec.yLabel))]);
   await Promise.all([view.charts.sync(training), view.system.sync(system)]);
 }
 
@@ -175,7 +176,7 @@ class CompareView {
 
   mount() {
     const { project, experiments } = this;
-    const controls = chartControls(this.settings, (what) => {
+    const controls = this.controls = chartControls(this.settings, (what) => {
       this.saveState();
       for (const charts of this.allCharts) {
         if (what === "axis") charts.setAxis(this.settings.axis).catch((error) => this.ctx.fail(error));

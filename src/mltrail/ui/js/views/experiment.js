@@ -91,6 +91,7 @@ class ExperimentView {
 
   mount() {
     const { project } = this;
+    this.controls = chartControls(this.settings, (what) => this.onSettings(what));
     this.ctx.setTitle(this.experiment.display_name);
     setChildren(this.ctx.main,
       h("nav", { class: "breadcrumbs", "aria-label": "Breadcrumbs" }, link("/", "Projects"), " / ",
@@ -98,7 +99,7 @@ class ExperimentView {
       this.header,
       this.failure,
       this.liveState,
-      chartControls(this.settings, (what) => this.onSettings(what)),
+      this.controls,
       h("section", { class: "metrics" }, h("h2", {}, "Metrics"), this.metricCharts.element),
       this.systemCharts.element,
       this.iterationSection,
@@ -146,6 +147,7 @@ class ExperimentView {
     this.summaries = summaries;
     this.iterationMetrics = iterationMetrics;
     const [training, system] = splitSystemSpecs(metricSpecs(this.experiment, summaries));
+    this.controls.setMetricKeys(training.map((spec) => spec.id));
     await Promise.all([this.metricCharts.sync(training), this.systemCharts.sync(system)]);
     if (!training.length && !this.metricCharts.element.querySelector(".empty")) {
       this.metricCharts.element.append(h("p", { class: "muted empty" },

@@ -4,8 +4,8 @@
 // iterations at that resolution (on any x axis: a zoom in epochs or time is turned into the
 // iterations it covers), so zooming shows real points, not stretched buckets.
 
-import { AXES, axisCaption, iterationRange, knownAxis, needsTimes } from "../axes.js";
-import { seriesPoints } from "../chart-data.js";
+import { AXES, axisCaption, iterationRange, knownAxis, metricAxis, needsTimes, xMetric } from "../axes.js";
+import { pointsAgainst, seriesPoints } from "../chart-data.js";
 import { LineChart, resizeWithWindow } from "../charts.js";
 import { h } from "../dom.js";
 import { formatCount } from "../format.js";
@@ -19,6 +19,8 @@ import { readLines } from "../series.js";
  * `shape(lines, spec)` may turn the drawn lines into others (groups with bands); `layout` (a
  * PanelLayout) gives each chart size and move tools, and keeps the sizes and order chosen.
  */
+const X_METRIC_POINTS = 20_000; // points per line read for a metric x axis
+
 export class SeriesCharts {
   constructor(ctx, settings, { legend = true, shape = (lines) => lines, layout = null } = {}) {
     this.ctx = ctx;
@@ -115,16 +117,25 @@ export class SeriesCharts {
       groups.get(key).push(entry);
     }
     const times = needsTimes(this.settings.axis);
+    const xKey = xMetric(this.settings.axis);
     await Promise.all([...groups.values()].map(async (group) => {
       const range = group[0].iterations;
       const lines = group.flatMap((entry) => entry.spec.lines);
-      const data = await readLines(lines, { maxPoints: group[0].chart.width, range, times, signal: this.ctx.signal });
+      // against another metric: its series of the same run and phase, in the same read, at a
+      // resolution where most points of both share an iteration
+      const read = xKey ? [...lines, ...lines.map((line) => ({ ...line, key: xKey }))] : lines;
+      const maxPoints = xKey ? Math.max(X_METRIC_POINTS, group[0].chart.width) : group[0].chart.width;
+      const data = await readLines(read, { maxPoints, range, times, signal: this.ctx.signal });
       let at = 0;
       for (const entry of group) {
-        const mine = data.slice(at, at + entry.spec.lines.length);
-        at += entry.spec.lines.length;
+        const count = entry.spec.lines.length;
+        const mine = data.slice(at, at + count);
+        const xs = xKey ? data.slice(lines.length + at, lines.length + at + count) : null;
+        at += count;
         if (range !== entry.iterations) continue; // the zoom moved on
         entry.data = mine;
+        entry.xData = xs;
+        entry.xKey = xKey;
         entry.readRange = range;
         this.draw(entry);
       }
@@ -133,6 +144,7 @@ export class SeriesCharts {
 
   /** A zoom to `range` (axis units; null: reset) re-reads the iterations it covers. */
   async zoom(entry, range) {
+    if (xMetric(this.settings.axis)) return; // x is not ordered by iteration: the zoom stays on screen
     const starts = entry.spec.lines.map((line) => line.startedAt ?? null);
     entry.iterations = iterationRange(entry.data, range, this.settings.axis, starts);
     await this.refresh(entry);
@@ -140,9 +152,10 @@ export class SeriesCharts {
 
   draw(entry) {
     const { axis } = this.settings;
+    const against = entry.xKey && entry.xKey === xMetric(axis) ? entry.xData : null;
     const lines = entry.spec.lines.map((line, i) => ({
       id: line.id, label: line.label, colour: line.colour, source: line,
-      ...seriesPoints(entry.data[i], axis, line.startedAt ?? null),
+      ...(against ? pointsAgainst(entry.data[i], against[i]) : seriesPoints(entry.data[i], axis, line.startedAt ?? null)),
     }));
     const shown = this.shape(lines.filter((line) => line.xs.length), entry.spec);
     entry.chart.setLines(shown, this.note(entry, lines, shown));
@@ -170,6 +183,11 @@ export class SeriesCharts {
     }
     if (this.settings.axis === "epoch" && shown.length < lines.length) parts.push("Lines without epochs are hidden.");
     if (needsTimes(this.settings.axis) && shown.length < lines.length) parts.push("Lines without point times are hidden.");
+    const xKey = xMetric(this.settings.axis);
+    if (xKey) {
+      parts.push(`x: ${xKey} at the same iteration.`);
+      if (shown.length < lines.length) parts.push(`Lines without ${xKey} are hidden.`);
+    }
     return parts.join(" ");
   }
 
@@ -191,7 +209,8 @@ export class SeriesCharts {
       entry.chart.setXLabel(caption, kind);
       entry.iterations = null;
       const missingTimes = needsTimes(axis) && entry.data.some((s) => !s.times);
-      if (entry.readRange || missingTimes) reads.push(entry);
+      const missingX = Boolean(xMetric(axis)) && entry.xKey !== xMetric(axis);
+      if (entry.readRange || missingTimes || missingX || entry.xKey) reads.push(entry);
       else this.draw(entry);
     }
     return this.refresh(...reads);
@@ -217,20 +236,37 @@ export class SeriesCharts {
   }
 }
 
-/** The metric filter, axis, smoothing and log-scale controls; `onChange(what)` fires on every change. */
+/**
+ * The metric filter, axis (step, epoch, times, or another metric: `element.setMetricKeys(keys)`
+ * lists those), smoothing and log-scale controls; `onChange(what)` fires on every change.
+ */
 export function chartControls(settings, onChange) {
+  const pressed = () => axisButtons.forEach((b) => {
+    b.classList.toggle("active", b.dataset.axis === settings.axis);
+    b.setAttribute("aria-pressed", String(b.dataset.axis === settings.axis));
+  });
   const axisButtons = AXES.map(([axis, label]) => h("button", {
     type: "button", class: `axis-toggle${settings.axis === axis ? " active" : ""}`,
     dataset: { axis }, "aria-pressed": String(settings.axis === axis),
     onclick: () => {
       settings.axis = axis;
-      axisButtons.forEach((b) => {
-        b.classList.toggle("active", b.dataset.axis === axis);
-        b.setAttribute("aria-pressed", String(b.dataset.axis === axis));
-      });
+      xSelect.value = "";
+      pressed();
       onChange("axis");
     },
   }, label));
+  const xSelect = h("select", { name: "x-metric", "aria-label": "x axis: another metric", onchange: () => {
+    settings.axis = xSelect.value ? metricAxis(xSelect.value) : "iteration";
+    pressed();
+    onChange("axis");
+  } });
+  const setMetricKeys = (keys) => {
+    const current = xMetric(settings.axis);
+    const all = [...new Set([...keys, ...(current ? [current] : [])])].sort();
+    xSelect.replaceChildren(h("option", { value: "" }, "metric…"),
+      ...all.map((key) => h("option", { value: key, selected: key === current }, key)));
+  };
+  setMetricKeys([]);
   const value = h("output", { class: "smoothing-value" }, settings.smoothing.toFixed(2));
   const slider = h("input", {
     type: "range", name: "smoothing", min: 0, max: 0.99, step: 0.01, value: settings.smoothing,
@@ -249,12 +285,14 @@ export function chartControls(settings, onChange) {
     type: "checkbox", name: "log-scale", checked: settings.logScale,
     onchange: () => { settings.logScale = log.checked; onChange("logScale"); },
   });
-  return h("div", { class: "chart-controls" },
+  const element = h("div", { class: "chart-controls" },
     filter,
-    h("span", { class: "segmented", role: "group", "aria-label": "x axis" }, "x axis: ", axisButtons),
+    h("span", { class: "segmented", role: "group", "aria-label": "x axis" }, "x axis: ", axisButtons, xSelect),
     h("label", { class: "smoothing" }, "Smoothing ", slider, " ", value),
     h("label", { class: "log-scale" }, log, " Log scale"),
     h("span", { class: "muted hint" }, "Drag to zoom (re-read at full resolution), double-click to reset."));
+  element.setMetricKeys = setMetricKeys; // the metrics the x axis may be, once they are known
+  return element;
 }
 
 /** Chart settings read from the URL query (x=epoch|time|relative&smooth=0.6&log=1&metrics=loss). */
