@@ -140,6 +140,14 @@ def test_update_status_name_and_tags(user: MlflowUser) -> None:
     assert user.api.store.get_experiment(project, number).status == "stopped"
 
 
+def test_create_run_keeps_the_start_time_the_client_gives(user: MlflowUser) -> None:
+    eid = user.client.create_experiment(unique_name("start-time"))
+    run = user.client.create_run(eid, start_time=1_600_000_000_123)
+    assert user.client.get_run(run.info.run_id).info.start_time == 1_600_000_000_123
+    project, number = (int(x) for x in run.info.run_id.split("-"))
+    assert user.api.store.get_experiment(project, number).started_at == 1_600_000_000.123
+
+
 def test_log_batch_and_the_bulk_interval_read_keep_each_buckets_extremes(
     user: MlflowUser,
 ) -> None:

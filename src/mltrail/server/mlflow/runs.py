@@ -32,6 +32,10 @@ def create_run(message: MessageDep, store: StoreDep) -> dict[str, Any]:
     fields = shapes.tag_changes(tags)
     user = message.get("user_id")
     environment = {"user": user} if isinstance(user, str) and user else None
+    start_time = message.get("start_time")  # ms, as MLflow sends it; the store keeps seconds
+    started_at = (
+        None if start_time in (None, "") else shapes.integer(start_time, "start_time") / 1000
+    )
     experiment = store.create_experiment(
         project,
         display_name=fields.get("display_name"),
@@ -40,6 +44,7 @@ def create_run(message: MessageDep, store: StoreDep) -> dict[str, Any]:
         tags=fields.get("tags", ()),
         environment=environment,
         status=Status.RUNNING,
+        started_at=started_at,
     )
     return {"run": shapes.run_shape(experiment, [])}
 
