@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mltrail.core import query as q
-from mltrail.core import query_eval
+from mltrail.core import query_eval, query_text
 from mltrail.core.errors import ValidationError
 
 _names = st.text(
@@ -78,15 +78,15 @@ filters = st.recursive(
 @settings(max_examples=400, deadline=None)
 @given(filters)
 def test_printed_filter_parses_back_to_the_same_tree(expr: q.Expr) -> None:
-    assert q.parse_filter(q.to_text(expr)) == expr
+    assert q.parse_filter(query_text.to_text(expr)) == expr
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.tuples(fields(), st.booleans()), max_size=4))
 def test_printed_order_parses_back(items: list[tuple[q.Field, bool]]) -> None:
     keys = tuple(q.OrderKey(f, d) for f, d in items if f.name != "tags")
-    assert q.parse_order_by(q.order_text(keys)) == keys
-    assert q.parse_order_by(", ".join(q.order_text(keys))) == keys
+    assert q.parse_order_by(query_text.order_text(keys)) == keys
+    assert q.parse_order_by(", ".join(query_text.order_text(keys))) == keys
 
 
 def test_fields_as_users_write_them() -> None:

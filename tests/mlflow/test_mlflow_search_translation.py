@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 from mltrail.core.errors import ValidationError
-from mltrail.core.query import order_text, parse_filter, to_text
+from mltrail.core.query import parse_filter
+from mltrail.core.query_text import order_text, to_text
 from mltrail.server.mlflow.search import translate_filter, translate_order_by
 
 

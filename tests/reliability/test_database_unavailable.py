@@ -17,7 +17,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from mltrail.config import Settings
-from mltrail.core import codec
+from mltrail.core import series_codec
 from mltrail.core.types import MetricBatch, SeriesChunk
 from mltrail.server import create_app
 from mltrail.server.errors import database_unavailable
@@ -44,7 +44,7 @@ def _chunks(n: int = 20) -> tuple[SeriesChunk, ...]:
 
 
 def _points() -> dict:
-    return codec.metric_batch_to_wire(MetricBatch("busy", 1, _chunks()))
+    return series_codec.metric_batch_to_wire(MetricBatch("busy", 1, _chunks()))
 
 
 def _lock(db_file: Path) -> sqlite3.Connection:

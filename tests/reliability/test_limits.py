@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from mltrail.core import codec
+from mltrail.core import series_codec
 from mltrail.core.types import LogBatch, LogLine, MetricBatch, SeriesChunk
 from mltrail.core.validation import MAX_KEY_LEN, MAX_LOG_MESSAGE_LEN
 from mltrail.store.http import HttpStore
@@ -36,12 +36,12 @@ def test_a_metric_key_over_the_limit_is_422(client):
     n = 3
     chunk = SeriesChunk("k" * (MAX_KEY_LEN + 1), "train", np.arange(n), np.full(n, -1),
                         np.ones(n), np.ones(n))  # fmt: skip
-    body = codec.metric_batch_to_wire(MetricBatch("c", 1, (chunk,)))
+    body = series_codec.metric_batch_to_wire(MetricBatch("c", 1, (chunk,)))
     error = _error(http.post(path + "/points", json=body))
     assert "key" in error["field"] and str(MAX_KEY_LEN) in error["message"]
     ok = SeriesChunk("k" * MAX_KEY_LEN, "train", np.arange(n), np.full(n, -1), np.ones(n),
                      np.ones(n))  # fmt: skip
-    body = codec.metric_batch_to_wire(MetricBatch("c", 2, (ok,)))
+    body = series_codec.metric_batch_to_wire(MetricBatch("c", 2, (ok,)))
     assert http.post(path + "/points", json=body).status_code == 200
 
 

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from mltrail.core import query as q
-from mltrail.core import query_eval
+from mltrail.core import query_eval, query_text
 from mltrail.core.errors import ValidationError
 from mltrail.core.lifecycle import include
 from mltrail.core.types import Status
@@ -176,13 +176,13 @@ def _python_order(world: World, numbers: list[int], keys: list[q.OrderKey]) -> l
 
 
 def _check(store: Store, world: World, expr: q.Expr, keys: list[q.OrderKey]) -> None:
-    text = q.to_text(expr)
+    text = query_text.to_text(expr)
     query = q.Query(q.parse_filter(text), tuple(keys))
     page = store.search_experiments(world.project, query, limit=1000)
     got = [e.experiment_id for e in page.items]
     matches = [n for n, seen in world.values.items() if query_eval.evaluate(expr, seen.get) is True]
     assert sorted(got) == sorted(matches), text
-    assert got == _python_order(world, matches, keys), (text, q.order_text(keys))
+    assert got == _python_order(world, matches, keys), (text, query_text.order_text(keys))
     assert page.total == len(matches)
 
 

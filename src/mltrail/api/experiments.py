@@ -18,7 +18,7 @@ from mltrail.api.logs import print_logs
 from mltrail.api.models import link_dict
 from mltrail.api.projects import project_id, resolve_project
 from mltrail.api.render import with_iso_times
-from mltrail.core import codec, lifecycle, validation
+from mltrail.core import codec, lifecycle, series_codec, validation
 from mltrail.core.errors import ValidationError
 from mltrail.core.query import parse_query
 from mltrail.core.types import Experiment, ExperimentRef, LogLine
@@ -291,7 +291,7 @@ class ExperimentsApi(HistoryMethods):
             max_points=max_points,
             times=bool(times),
         )
-        return codec.series_to_wire(s, tagged=False)
+        return series_codec.series_to_wire(s, tagged=False)
 
 
 def experiment_dict(e: Experiment) -> dict[str, Any]:

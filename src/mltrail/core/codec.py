@@ -6,6 +6,7 @@ spool, so every side agrees by construction; the Python API renders the same sha
 :mod:`mltrail.core.wire`); times are unix seconds; metric columns travel packed with
 :func:`~mltrail.core.wire.pack_array`. Key names follow docs/architecture.md: a record's own
 ids are ``<noun>_id``; references to a project or experiment are ``project`` / ``experiment``.
+Metric points (series, chunks, batches) have their own module, :mod:`mltrail.core.series_codec`.
 """
 
 from __future__ import annotations
@@ -14,8 +15,6 @@ import dataclasses
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
-
-import numpy as np
 
 from mltrail.core.artifacts import Artifact
 from mltrail.core.jobs import Agent, HeartbeatReply, Job
@@ -32,27 +31,17 @@ from mltrail.core.types import (
     LogBatch,
     LogLine,
     LogTail,
-    MetricBatch,
-    MetricSummary,
     Project,
-    Series,
-    SeriesAnswer,
-    SeriesChunk,
-    SeriesQuery,
     Status,
     Target,
     User,
     WeightsLink,
 )
 from mltrail.core.wire import (
-    encode_float,
-    floats_to_wire,
     from_wire,
-    pack_array,
     parse_json,
     to_wire,
 )
-from mltrail.core.wire import unpack_array as _unpack
 
 __all__ = ["parse_json"]  # and every *_to_wire / *_from_wire below
 
@@ -217,157 +206,6 @@ def updated_to_wire(refs: list[ExperimentRef]) -> Json:
 
 def updated_from_wire(d: Json) -> list[ExperimentRef]:
     return [ref_from_wire(r) for r in d["updated"]]
-
-
-# --- metric points ----------------------------------------------------------------------------
-def summary_to_wire(s: MetricSummary) -> Json:
-    return {
-        "key": s.key,
-        "phase": s.phase,
-        "count": s.count,
-        "last": encode_float(s.last),
-        "min": encode_float(s.min),
-        "max": encode_float(s.max),
-        "last_iteration": s.last_iteration,
-        "last_epoch": s.last_epoch,
-    }
-
-
-def summary_from_wire(d: Json) -> MetricSummary:
-    return MetricSummary(
-        key=d["key"],
-        phase=d["phase"],
-        count=d["count"],
-        last=float(from_wire(d["last"])),
-        min=float(from_wire(d["min"])),
-        max=float(from_wire(d["max"])),
-        last_iteration=d["last_iteration"],
-        last_epoch=d.get("last_epoch"),
-    )
-
-
-def series_to_wire(s: Series, *, tagged: bool = True) -> Json:
-    """A series for charts: epochs of -1 ("no epoch") become null; ``tagged=False`` keeps
-    non-finite values as Python floats (the Python API's form)."""
-    epochs: list[Any] = np.asarray(s.epochs, dtype=np.int64).tolist()
-    if epochs and min(epochs) < 0:
-        epochs = [None if e < 0 else e for e in epochs]
-    return {
-        "key": s.key,
-        "phase": s.phase,
-        "total": s.total,
-        "downsampled": s.downsampled,
-        "iterations": np.asarray(s.iterations, dtype=np.int64).tolist(),
-        "epochs": epochs,
-        "values": floats_to_wire(s.values) if tagged else np.asarray(s.values).tolist(),
-        **({} if s.times is None else {"times": _times_to_wire(s.times)}),
-    }
-
-
-def _times_to_wire(times: np.ndarray) -> list[float | None]:
-    """Unix seconds; an unknown time (NaN: points stored before times were kept) is null."""
-    out: list[Any] = np.round(np.asarray(times, dtype=np.float64), 3).tolist()
-    if np.isnan(times).any():
-        out = [None if t != t else t for t in out]
-    return out
-
-
-def series_from_wire(d: Json) -> Series:
-    values = [v if isinstance(v, (int, float)) else from_wire(v) for v in d["values"]]
-    times = d.get("times")
-    return Series(
-        key=d["key"],
-        phase=d["phase"],
-        iterations=np.asarray(d["iterations"], dtype=np.int64),
-        epochs=np.asarray([-1 if e is None else e for e in d["epochs"]], dtype=np.int64),
-        values=np.asarray(values, dtype=np.float64),
-        total=d["total"],
-        downsampled=d["downsampled"],
-        times=None if times is None else np.array(times, dtype=np.float64),
-    )
-
-
-def series_to_packed(s: Series) -> Json:
-    """A series with its columns packed (exact to the bit, compact): for exports and HttpStore."""
-    return {
-        "key": s.key,
-        "phase": s.phase,
-        "total": s.total,
-        "downsampled": s.downsampled,
-        "n": len(s.iterations),
-        "iterations": pack_array(s.iterations, "<i8"),
-        "epochs": pack_array(s.epochs, "<i8"),
-        "values": pack_array(s.values, "<f8"),
-        **({} if s.times is None else {"times": pack_array(s.times, "<f8")}),
-    }
-
-
-def series_from_packed(d: Json) -> Series:
-    n = d["n"]
-    return Series(
-        key=d["key"],
-        phase=d["phase"],
-        iterations=_unpack(d["iterations"], "<i8", n, "iterations"),
-        epochs=_unpack(d["epochs"], "<i8", n, "epochs"),
-        values=_unpack(d["values"], "<f8", n, "values"),
-        total=d["total"],
-        downsampled=d["downsampled"],
-        times=_unpack(d["times"], "<f8", n, "times") if "times" in d else None,
-    )
-
-
-def series_query_to_wire(q: SeriesQuery) -> Json:
-    body: Json = {"project": q.project_id, "experiment": q.experiment_id}
-    if q.key is not None:
-        body["key"] = q.key
-    if q.phase is not None:
-        body["phase"] = q.phase
-    return body
-
-
-def series_answer_to_wire(a: SeriesAnswer, *, packed: bool = False) -> Json:
-    """One entry of a batched read's ``series``: the series (JSON or packed columns) with its
-    ``project`` and ``experiment``, or ``{"project", "experiment", "key", "phase", "error":
-    {"type", "message"}}`` for an entry that found none."""
-    head: Json = {"project": a.project_id, "experiment": a.experiment_id}
-    if a.series is None:
-        error = {"type": a.error, "message": a.message}
-        return head | {"key": a.key, "phase": a.phase, "error": error}
-    return head | (series_to_packed(a.series) if packed else series_to_wire(a.series))
-
-
-def series_answer_from_wire(d: Json) -> SeriesAnswer:
-    if "error" in d:
-        error = d["error"]
-        return SeriesAnswer(d["project"], d["experiment"], d.get("key"), d.get("phase"),
-                            error=error["type"], message=error["message"])  # fmt: skip
-    series = series_from_packed(d) if "n" in d else series_from_wire(d)
-    return SeriesAnswer(d["project"], d["experiment"], series.key, series.phase, series)
-
-
-_COLUMNS = (("iterations", "<i8"), ("epochs", "<i8"), ("values", "<f8"), ("times", "<f8"))
-
-
-def chunk_to_wire(c: SeriesChunk) -> Json:
-    body: Json = {"key": c.key, "phase": c.phase, "n": len(c)}
-    for name, dtype in _COLUMNS:
-        body[name] = pack_array(getattr(c, name), dtype)
-    return body
-
-
-def chunk_from_wire(d: Mapping[str, Any], field: str = "chunks") -> SeriesChunk:
-    n = d["n"]
-    columns = {name: _unpack(d[name], dtype, n, f"{field}.{name}") for name, dtype in _COLUMNS}
-    return SeriesChunk(key=d["key"], phase=d["phase"], **columns)
-
-
-def metric_batch_to_wire(b: MetricBatch) -> Json:
-    return {"client_id": b.client_id, "seq": b.seq, "chunks": [chunk_to_wire(c) for c in b.chunks]}
-
-
-def metric_batch_from_wire(d: Mapping[str, Any]) -> MetricBatch:
-    chunks = tuple(chunk_from_wire(c, f"chunks[{i}]") for i, c in enumerate(d["chunks"]))
-    return MetricBatch(client_id=d["client_id"], seq=d["seq"], chunks=chunks)
 
 
 # --- weights, iteration metrics, charts -------------------------------------------------------

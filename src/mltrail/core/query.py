@@ -3,7 +3,8 @@
 Every entrance (``as_api().experiments.search``, ``mltrail experiments list --filter``,
 ``GET /api/v1/projects/{p}/experiments?filter=...``, the MLflow surface's translation of its
 own filter strings) turns text into the typed tree below with :func:`parse_filter` and
-:func:`parse_order_by`; the stores execute the tree in the database and nothing re-parses it.
+:func:`parse_order_by`; the stores execute the tree in the database and nothing re-parses it
+(:mod:`mltrail.core.query_text` prints a tree back, for HttpStore's one request).
 
 Grammar (keywords are case-insensitive)::
 
@@ -116,6 +117,15 @@ class Field:
         """A series metric's ``(phase, key)``."""
         phase, _, key = self.name.partition("/")
         return phase, key
+
+    @property
+    def text(self) -> str:
+        """The field as a filter writes it (backquoting a name segment that needs it)."""
+        if self.namespace == "attributes":
+            return self.name
+        name = self.name if _BARE.fullmatch(self.name) else f"`{self.name.replace('`', '``')}`"
+        text = f"{self.namespace}.{name}"
+        return text if self.aggregate == "last" else f"{text}.{self.aggregate}"
 
 
 @dataclass(frozen=True)
@@ -358,7 +368,7 @@ def _predicate(cur: _Cursor) -> Expr:
 def _check_pattern_field(cur: _Cursor, field: Field, start: int) -> None:
     numeric = field.namespace == "metrics" and not field.is_ex
     if numeric or (field.namespace == "attributes" and field.name in NUMERIC_ATTRIBUTES):
-        raise cur.fail(f"like needs a text field, not {_field_text(field)}", start)
+        raise cur.fail(f"like needs a text field, not {field.text}", start)
 
 
 def _values(cur: _Cursor, field: Field) -> tuple[Value, ...]:
@@ -383,9 +393,9 @@ def _value(cur: _Cursor, field: Field, op: str) -> Value:
     if kind == "time" and isinstance(value, str):
         return _timestamp(cur, value, start)
     if kind in ("number", "time") and not isinstance(value, (int, float)):
-        raise cur.fail(f"{_field_text(field)} holds numbers", start)
+        raise cur.fail(f"{field.text} holds numbers", start)
     if kind == "text" and not isinstance(value, str):
-        raise cur.fail(f"{_field_text(field)} holds text: quote the value", start)
+        raise cur.fail(f"{field.text} holds text: quote the value", start)
     if field == Field("attributes", "status") and value not in _STATUSES:
         raise cur.fail(f"status is one of {', '.join(_STATUSES)}", start)
     return value
@@ -480,49 +490,3 @@ def _field(cur: _Cursor) -> Field:
     if phase not in _PHASES or not key:
         name = f"train/{name}"
     return Field("metrics", name, aggregate)
-
-
-# ---------------------------------------------------------------- printing
-
-
-def _name_text(name: str) -> str:
-    if _BARE.fullmatch(name):
-        return name
-    return "`" + name.replace("`", "``") + "`"
-
-
-def _field_text(field: Field) -> str:
-    if field.namespace == "attributes":
-        return field.name
-    text = f"{field.namespace}.{_name_text(field.name)}"
-    return text if field.aggregate == "last" else f"{text}.{field.aggregate}"
-
-
-def _value_text(value: Value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-
-
-def to_text(expr: Expr | None) -> str:
-    """The canonical text of a filter: ``parse_filter(to_text(e)) == e`` for every tree."""
-    if expr is None:
-        return ""
-    if isinstance(expr, And):
-        return f"({to_text(expr.left)} and {to_text(expr.right)})"
-    if isinstance(expr, Or):
-        return f"({to_text(expr.left)} or {to_text(expr.right)})"
-    if isinstance(expr, Not):
-        return f"not {to_text(expr.operand)}"
-    if isinstance(expr, Membership):
-        values = ", ".join(_value_text(v) for v in expr.values)
-        neg = "not " if expr.negated else ""
-        return f"{_field_text(expr.field)} {neg}in ({values})"
-    return f"{_field_text(expr.field)} {expr.op} {_value_text(expr.value)}"
-
-
-def order_text(keys: Sequence[OrderKey]) -> list[str]:
-    """The canonical text of each order key: ``"metrics.validation/loss asc"``."""
-    return [f"{_field_text(k.field)} {'desc' if k.descending else 'asc'}" for k in keys]

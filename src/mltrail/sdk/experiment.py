@@ -26,7 +26,7 @@ from mltrail.sdk.annotations import Annotations
 from mltrail.sdk.artifact_logging import ArtifactLogging
 from mltrail.sdk.buffer import MAX_INT64
 from mltrail.sdk.console import ConsoleCapture
-from mltrail.sdk.inputs import jsonable, metric_number, params_mapping
+from mltrail.sdk.inputs import jsonable, metric_items, params_mapping
 from mltrail.sdk.offline import RunSpec, end_offline, number_run
 from mltrail.sdk.opening import int64_field, store_target
 from mltrail.sdk.resume import StoredSteps
@@ -46,7 +46,6 @@ if TYPE_CHECKING:
     from mltrail.store.base import Store
 
 _PHASES = frozenset(p.value for p in Phase)
-_MAX_KEY_LEN = validation.MAX_KEY_LEN
 _MAX_INT64 = MAX_INT64
 _now = time.time
 
@@ -225,12 +224,12 @@ class Experiment(ArtifactLogging, Annotations):
         if type(metrics) is dict and self._keys.issuperset(metrics):
             for value in metrics.values():
                 if type(value) is not float:
-                    metrics = self._items(metrics)
+                    metrics = metric_items(metrics, self._keys)
                     break
             else:
                 metrics = metrics.copy()
         else:
-            metrics = self._items(metrics)
+            metrics = metric_items(metrics, self._keys)
         if epoch is None:
             epoch = self._epoch
         elif type(epoch) is not int or not 0 <= epoch <= _MAX_INT64:
@@ -264,33 +263,6 @@ class Experiment(ArtifactLogging, Annotations):
             epoch = int64_field(epoch, "epoch")
         self._epoch = epoch
         return epoch
-
-    def _items(self, metrics: Mapping[str, Any]) -> dict[str, float]:
-        """The metrics checked, as a new dict of key to float (the slow path of ``log``)."""
-        try:
-            pairs = metrics.items()
-        except AttributeError:
-            raise ValidationError(
-                f"must be a dict of metric name to number, got {type(metrics).__name__}", "metrics"
-            ) from None
-        keys = self._keys
-        items = {}
-        for key, value in pairs:
-            if key not in keys:
-                self._check_key(key)
-            if type(value) is not float:
-                value = metric_number(value, key)
-            items[key] = value
-        return items
-
-    def _check_key(self, key: Any) -> None:
-        field = f"metrics.{str(key)[:50]}"
-        if isinstance(key, str) and len(key) > _MAX_KEY_LEN:
-            raise ValidationError(
-                f"key must be at most {_MAX_KEY_LEN} characters, got {len(key)}", field
-            )
-        validation.metric_key(key, field)
-        self._keys.add(key)
 
     def _raise_pending(self) -> None:
         error = self._writer.error

@@ -60,3 +60,32 @@ def metric_number(value: Any, key: str) -> float:
     raise ValidationError(
         f"must be a number, got {type(value).__name__}", f"metrics.{str(key)[:50]}"
     )
+
+
+def metric_items(metrics: Any, known: set[str]) -> dict[str, float]:
+    """``exp.log``'s metrics checked, as a new dict of key to float (its slow path). Keys are
+    checked once: each new valid key is added to ``known``, and keys in it are trusted."""
+    try:
+        pairs = metrics.items()
+    except AttributeError:
+        raise ValidationError(
+            f"must be a dict of metric name to number, got {type(metrics).__name__}", "metrics"
+        ) from None
+    items = {}
+    for key, value in pairs:
+        if key not in known:
+            _check_metric_key(key)
+            known.add(key)
+        if type(value) is not float:
+            value = metric_number(value, key)
+        items[key] = value
+    return items
+
+
+def _check_metric_key(key: Any) -> None:
+    field = f"metrics.{str(key)[:50]}"
+    if isinstance(key, str) and len(key) > validation.MAX_KEY_LEN:
+        raise ValidationError(
+            f"key must be at most {validation.MAX_KEY_LEN} characters, got {len(key)}", field
+        )
+    validation.metric_key(key, field)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from mltrail.core import codec
+from mltrail.core import codec, series_codec
 from mltrail.core.types import LogBatch, MetricBatch, Status
 from mltrail.core.wire import parse_json
 
@@ -53,7 +53,7 @@ class Record:
 # --- writing --------------------------------------------------------------------------------------
 def encode_metrics(batch: MetricBatch) -> dict[str, Any]:
     """A metric batch as a JSON-ready record: its wire form, arrays packed exactly."""
-    return {"kind": "metrics", **codec.metric_batch_to_wire(batch)}
+    return {"kind": "metrics", **series_codec.metric_batch_to_wire(batch)}
 
 
 def encode_logs(batch: LogBatch) -> dict[str, Any]:
@@ -70,7 +70,7 @@ def encode_status(status: Status) -> dict[str, Any]:
 
 # --- reading --------------------------------------------------------------------------------------
 def decode_metrics(body: dict[str, Any]) -> MetricBatch:
-    return codec.metric_batch_from_wire(body)
+    return series_codec.metric_batch_from_wire(body)
 
 
 def decode_logs(body: dict[str, Any]) -> LogBatch:

@@ -175,6 +175,18 @@ class Spool:
             _write_whole(path, data)
         return path
 
+    def keep_refused(
+        self, address: RunAddress, client_id: str, record: dict[str, Any], exc: Exception
+    ) -> str:
+        """Keep a batch the store refused in ``rejected/`` with its answer; where it went, for
+        the warning (a full or unwritable spool loses it, and the answer says so)."""
+        try:
+            return str(
+                self.write(address, client_id, record, refused=f"refused by the store: {exc}")
+            )
+        except OSError as error:
+            return f"nowhere (the spool could not be written: {error})"
+
     def _name(self, client_id: str, stamp: int | None) -> str:
         """A new file's name, sorting in cut order (with the class lock held)."""
         when = order_stamp() if stamp is None else stamp

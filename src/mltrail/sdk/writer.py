@@ -44,9 +44,10 @@ from typing import TYPE_CHECKING, Any
 
 from mltrail.core.errors import MltrailError, TransportError
 from mltrail.core.liveness import HEARTBEAT_SECONDS, heartbeat_interval
-from mltrail.core.types import LogBatch, LogLine, SeriesChunk
+from mltrail.core.types import LogLine, SeriesChunk
 from mltrail.sdk.buffer import Call, metric_batches, series_chunks, size_of, take
-from mltrail.sdk.records import encode_link, encode_logs, encode_metrics
+from mltrail.sdk.outbox import BATCH_LINES, build_outbox
+from mltrail.sdk.records import encode_metrics
 from mltrail.sdk.spool import RunAddress, Spool, SpoolWarning, is_transient, order_stamp
 from mltrail.sdk.spooler import Spoolable, Spooler
 from mltrail.sdk.sync import Destination, is_refusal, replay
@@ -56,7 +57,6 @@ if TYPE_CHECKING:
 
 FLUSH_INTERVAL_SECONDS = 1.0  # a kill -9 loses at most about this much
 BATCH_POINTS = 50_000
-BATCH_LINES = 5_000
 MAX_HELD_LINES = 200_000  # log lines held while the store stalls; newer ones are counted, dropped
 RETRY_DELAYS = (0.25, 0.5, 1.0, 2.0)
 CLOSE_TIMEOUT_SECONDS = 30.0
@@ -65,8 +65,6 @@ HARD_LIMIT_BATCHES = 20  # points held whatever the store does (then spooled), i
 STALL_SECONDS = 0.5  # a store call this long counts as a stall
 NUMBER_RETRY_SECONDS = 2.0  # a run started offline asks the store for its number this often
 SPOOLER_IDLE_WAIT = 5.0  # how long a replay waits for queued batches to reach the spool
-
-_Item = tuple[Callable[[Any], dict], Any, Callable[..., Any]]  # encode, batch, store call
 
 
 class Writer:
@@ -374,8 +372,11 @@ class Writer:
                 if self._overflowed:  # newer batches must not overtake the spooled ones
                     self._overflowed, self._spool_pending = False, True
                 stamp = order_stamp()  # under the lock: an overflow cut later sorts after
-            outbox = self._outbox(compacted + series_chunks(calls), lines, links)
-            del calls, compacted
+            chunks = compacted + series_chunks(calls)
+            outbox = build_outbox(
+                self.store, self.client_id, self._seq, chunks, lines, links, self.batch_points
+            )
+            del calls, compacted, chunks
             for index, (encode, batch, call) in enumerate(outbox):
                 if self._spool_pending:  # keep order: all that is left goes behind the spool
                     for left_encode, left_batch, _ in outbox[index:]:
@@ -384,30 +385,6 @@ class Writer:
                 self._deliver(encode, batch, call, stamp)
             if self._spool_pending and not self._past_deadline():
                 self._replay_spooled()  # in file order: cut time, so the order things were logged
-
-    def _outbox(self, chunks: list, lines: list[LogLine], links: list) -> list[_Item]:
-        """What one drain sends, in order: metric batches, log batches, weights links."""
-        store = self.store
-        outbox: list[_Item] = [
-            (encode_metrics, batch, store.append_points)
-            for batch in metric_batches(self.client_id, self._seq, chunks, self.batch_points)
-        ]
-        for start in range(0, len(lines), BATCH_LINES):
-            log_batch = LogBatch(
-                self.client_id, next(self._seq), tuple(lines[start : start + BATCH_LINES])
-            )
-            outbox.append((encode_logs, log_batch, store.append_logs))
-        for weights_hash, iteration, epoch in links:
-            outbox.append(self._link_item(weights_hash, iteration, epoch))
-        return outbox
-
-    def _link_item(self, weights_hash: str, iteration: int | None, epoch: int | None) -> _Item:
-        def call(p: int, e: int, _: Any) -> Any:
-            return self.store.link_weights_hash(
-                p, e, weights_hash, iteration=iteration, epoch=epoch
-            )
-
-        return (lambda _: encode_link(weights_hash, iteration, epoch), None, call)
 
     def _deliver(
         self, encode: Callable[[Any], dict], batch: Any, call: Callable[..., Any], stamp: int
@@ -512,17 +489,7 @@ class Writer:
         (writer thread, no lock held)."""
         if self.strict and self.error is None:
             self.error = exc
-        try:
-            where = str(
-                self.spool.write(
-                    self.address,
-                    self.client_id,
-                    record,
-                    refused=f"refused by the store: {exc}",
-                )
-            )
-        except OSError as error:  # full or unwritable spool: the batch is lost, say so
-            where = f"nowhere (the spool could not be written: {error})"
+        where = self.spool.keep_refused(self.address, self.client_id, record, exc)
         self.rejected_batches += 1
         warnings.warn(
             f"mltrail: the store refused a {record['kind']} batch ({exc}); it was not stored "

@@ -7,7 +7,7 @@ from typing import Literal
 from fastapi import APIRouter, Query
 
 from mltrail.core import validation
-from mltrail.core.codec import (
+from mltrail.core.series_codec import (
     metric_batch_from_wire,
     series_answer_to_wire,
     series_to_packed,

@@ -8,7 +8,8 @@ from typing import Any
 from mltrail.core import codec, lifecycle
 from mltrail.core.lifecycle import Lifecycle, include_text
 from mltrail.core.liveness import Liveness
-from mltrail.core.query import Query, order_text, to_text
+from mltrail.core.query import Query
+from mltrail.core.query_text import order_text, to_text
 from mltrail.core.types import Experiment, Page, Status
 from mltrail.core.wire import to_wire
 from mltrail.store.experiments import LIST_PAGE_SIZE, ExperimentStore

@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from mltrail.core import codec
+from mltrail.core import series_codec
 from mltrail.core.types import MetricBatch, MetricSummary, Series, SeriesAnswer, SeriesQuery
 from mltrail.store.http.transport import HttpNoun
 from mltrail.store.points import PointStore
@@ -17,12 +17,12 @@ class HttpPoints(HttpNoun, PointStore):
 
     def append_points(self, project_id: int, experiment_id: int, batch: MetricBatch) -> int:
         path = self._experiment_path(project_id, experiment_id) + "/points"
-        body = codec.metric_batch_to_wire(batch)
+        body = series_codec.metric_batch_to_wire(batch)
         return int(self._http.call("POST", path, body=body, repeatable=True)["stored"])
 
     def list_series(self, project_id: int, experiment_id: int) -> list[MetricSummary]:
         found = self._get(self._experiment_path(project_id, experiment_id) + "/series")
-        return [codec.summary_from_wire(s) for s in found]
+        return [series_codec.summary_from_wire(s) for s in found]
 
     def read_series(
         self,
@@ -44,7 +44,7 @@ class HttpPoints(HttpNoun, PointStore):
         content = self._http.call("GET", path, params=params, repeatable=True, raw=True)
         # a packed body is mostly base64 text, which the standard library parses as fast as
         # orjson: parse_json's digit scan would only add to a 100,000-point export
-        return codec.series_from_packed(json.loads(content))
+        return series_codec.series_from_packed(json.loads(content))
 
     def rewind_points(self, project_id: int, experiment_id: int, iteration: int) -> int:
         path = self._experiment_path(project_id, experiment_id) + "/points/rewind"
@@ -62,7 +62,7 @@ class HttpPoints(HttpNoun, PointStore):
         times: bool = False,
     ) -> list[SeriesAnswer]:
         body: dict[str, Any] = {
-            "series": [codec.series_query_to_wire(q) for q in queries],
+            "series": [series_codec.series_query_to_wire(q) for q in queries],
             "max_points": max_points,
             "start": start,
             "end": end,
@@ -70,4 +70,4 @@ class HttpPoints(HttpNoun, PointStore):
             "format": "packed",
         }
         content = self._http.call("POST", "/series/read", body=body, repeatable=True, raw=True)
-        return [codec.series_answer_from_wire(a) for a in json.loads(content)["series"]]
+        return [series_codec.series_answer_from_wire(a) for a in json.loads(content)["series"]]

@@ -1,5 +1,6 @@
-"""Experiments: atomic per-project numbering, status transitions, listing with summaries,
-heartbeats and the crashed status judged at read time (see ``core/liveness.py``)."""
+"""Experiments: atomic per-project numbering, field and status changes, resume, stop requests
+and heartbeats; rows are read into Experiments by ``experiment_rows.py``, with the crashed
+status judged at read time (see ``core/liveness.py``)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Select, and_, or_, select, update
+from sqlalchemy import Connection, and_, or_, select, update
 
 from mltrail.core import lifecycle, validation
-from mltrail.core.errors import ConflictError, NotFoundError, ValidationError
+from mltrail.core.errors import ConflictError, ValidationError
 from mltrail.core.lifecycle import Lifecycle, check_status_change
 from mltrail.core.liveness import Liveness, revival_note, stop_grace
 from mltrail.core.query import Query
@@ -25,6 +26,7 @@ from mltrail.store.sql.access import (
     load_json,
 )
 from mltrail.store.sql.engine import Database
+from mltrail.store.sql.experiment_rows import get_experiment, judged, latest_experiment
 from mltrail.store.sql.liveness import Judge
 from mltrail.store.sql.logs import append_note
 from mltrail.store.sql.query import param_rows
@@ -33,16 +35,10 @@ from mltrail.store.sql.tables import (
     experiment_params,
     experiment_tags,
     experiments,
-    external_metrics,
-    metric_series,
     projects,
 )
 
 _JSON_FIELDS = ("hyperparameters", "environment", "source")
-
-
-def _judged(conn: Connection, judge: Judge, pk: int) -> Experiment:
-    return load_experiments(conn, select(experiments.c.id).where(experiments.c.id == pk), judge)[0]
 
 
 def _mapping(value: Any, field: str) -> dict[str, Any]:
@@ -87,7 +83,7 @@ def create_experiment(
         client_id = validation.client_run_id(client_id)
         found = _created_before(conn, pid, client_id)
         if found is not None:
-            return _judged(conn, judge, found)
+            return judged(conn, judge, found)
     status = validation.status(fields.get("status") or Status.RUNNING)
     tags = _tags(fields.get("tags") or ())
     hyperparameters = _mapping(fields.get("hyperparameters") or {}, "hyperparameters")
@@ -130,7 +126,7 @@ def create_experiment(
     ).scalar_one()
     _index_params(conn, pk, hyperparameters, fresh=True)
     _index_tags(conn, pk, tags, fresh=True)
-    return _judged(conn, judge, pk)
+    return judged(conn, judge, pk)
 
 
 def _time(value: Any, field: str, default_now: bool, now: float) -> float | None:
@@ -190,7 +186,7 @@ def update_experiment(
         check_status_change(Status(row.status), status, resume=bool(changes.get("rerun")))
         values.update(_status_change(row, status, now))
     conn.execute(update(experiments).where(experiments.c.id == pk).values(**values))
-    return _judged(conn, judge, pk)
+    return judged(conn, judge, pk)
 
 
 def _changed_tags(row: Any, changes: dict[str, Any]) -> list[str] | None:
@@ -247,7 +243,7 @@ def resume_experiment(
     conn.execute(update(experiments).where(c.id == pk).values(updated_at=judge.now, **values))
     note = LogLine(judge.now, "mltrail", "INFO", f"run resumed (was {row.status})")
     append_note(conn, db, pk, note)
-    return _judged(conn, judge, pk)
+    return judged(conn, judge, pk)
 
 
 def request_stop(conn: Connection, scope: Scope, judge: Judge, ref: tuple[Any, Any]) -> Experiment:
@@ -278,7 +274,7 @@ def request_stop(conn: Connection, scope: Scope, judge: Judge, ref: tuple[Any, A
     elif status.is_final:
         raise ConflictError(f"experiment {ref[1]} already ended ({status.value})", "experiment")
     conn.execute(update(experiments).where(c.id == pk).values(**values))
-    return _judged(conn, judge, pk)
+    return judged(conn, judge, pk)
 
 
 def record_heartbeat(
@@ -295,131 +291,6 @@ def record_heartbeat(
         note = LogLine(judge.now, "mltrail", "WARNING", revival_note(silent, judge.crash_after))
         append_note(conn, db, pk, note)
     return Liveness(Status(row.status), judge.now, judge.crash_after)
-
-
-def get_experiment(
-    conn: Connection, scope: Scope, ref: tuple[Any, Any], judge: Judge
-) -> Experiment:
-    pk = experiment_pk(conn, scope, *ref)
-    return _judged(conn, judge, pk)
-
-
-def latest_experiment(conn: Connection, scope: Scope, project_id: Any, judge: Judge) -> Experiment:
-    pid = check_project(conn, scope, project_id)
-    ids = (
-        select(experiments.c.id)
-        .where(experiments.c.project_id == pid)
-        .order_by(experiments.c.number.desc())
-        .limit(1)
-    )
-    found = load_experiments(conn, ids, judge)
-    if not found:
-        raise NotFoundError(f"project {pid} has no experiments", "experiment")
-    return found[0]
-
-
-def load_experiments(conn: Connection, ids: Select[Any], judge: Judge) -> list[Experiment]:
-    """Experiments whose row ids ``ids`` selects, with metric summaries and ex_ metrics, their
-    status as ``judge`` reports it.
-
-    One query each for experiments, summaries and ex metrics (no N+1).
-    """
-    id_subquery = ids.subquery()
-    columns = [judge.status() if n == "status" else experiments.c[n] for n in _FIELDS]
-    rows = conn.execute(
-        select(*columns)
-        .where(experiments.c.id.in_(select(id_subquery.c.id)))
-        .order_by(experiments.c.number)
-    ).all()
-    metrics: dict[int, dict[str, float]] = {r[0]: {} for r in rows}
-    ex: dict[int, dict[str, Any]] = {r[0]: {} for r in rows}
-    summaries = select(
-        metric_series.c.experiment_id,
-        metric_series.c.key,
-        metric_series.c.phase,
-        metric_series.c.last_value,
-    ).where(metric_series.c.experiment_id.in_(select(id_subquery.c.id)))
-    for sid, key, phase, last in conn.execute(summaries).all():
-        metrics[sid][f"{phase}/{key}"] = float("nan") if last is None else last
-    ex_rows = select(
-        external_metrics.c.experiment_id, external_metrics.c.key, external_metrics.c.value
-    ).where(external_metrics.c.experiment_id.in_(select(id_subquery.c.id)))
-    for eid, key, value in conn.execute(ex_rows).all():
-        ex[eid][key] = load_json(value)
-    return [_to_experiment(tuple(r), metrics[r[0]], ex[r[0]]) for r in rows]
-
-
-_STATUSES = {s.value: s for s in Status}
-
-
-# the columns load_experiments reads, in the order _to_experiment unpacks them
-_FIELDS = (
-    "id",
-    "project_id",
-    "number",
-    "display_name",
-    "description",
-    "status",
-    "created_at",
-    "started_at",
-    "ended_at",
-    "hyperparameters",
-    "environment",
-    "source",
-    "tags",
-    "stop_requested",
-    "last_heartbeat",
-    "notes",
-    "state",
-    "deleted_at",
-)
-
-
-def _to_experiment(
-    row: tuple[Any, ...], metrics: dict[str, float], ex: dict[str, Any]
-) -> Experiment:
-    # plain tuple unpacking: Row attribute or mapping access costs more x 1,000 rows
-    (
-        _,
-        pid,
-        number,
-        name,
-        description,
-        status,
-        created,
-        started,
-        ended,
-        hp,
-        env,
-        src,
-        tags,
-        stop,
-        heartbeat,
-        notes,
-        state,
-        deleted_at,
-    ) = row
-    return Experiment(
-        project_id=pid,
-        experiment_id=number,
-        display_name=name,
-        description=description,
-        status=_STATUSES[status],
-        created_at=created,
-        started_at=started,
-        ended_at=ended,
-        hyperparameters=load_json(hp, {}),
-        environment=load_json(env, {}),
-        source=load_json(src, {}),
-        tags=tuple(load_json(tags, [])),
-        metrics=dict(sorted(metrics.items())),
-        ex_metrics=dict(sorted(ex.items())),
-        stop_requested=bool(stop),
-        last_heartbeat=heartbeat,
-        notes=notes,
-        state=state,
-        deleted_at=deleted_at,
-    )
 
 
 class SqlExperiments(SqlNoun, ExperimentStore):

@@ -20,7 +20,7 @@ from mltrail.core.types import Experiment, Status
 from mltrail.store.artifacts import BlobStore
 from mltrail.store.sql.access import Scope, SqlNoun, check_project, experiment_pk
 from mltrail.store.sql.artifacts import collect_blob
-from mltrail.store.sql.experiments import get_experiment
+from mltrail.store.sql.experiment_rows import get_experiment
 from mltrail.store.sql.liveness import Judge
 from mltrail.store.sql.tables import agents, artifacts, experiments, jobs
 

@@ -20,6 +20,7 @@ from sqlalchemy import ColumnElement, Connection, Select, and_, func, literal, s
 from mltrail.core import query as q
 from mltrail.core.lifecycle import Lifecycle
 from mltrail.core.types import Page
+from mltrail.store.sql.experiment_rows import load_experiments
 from mltrail.store.sql.liveness import Judge
 from mltrail.store.sql.query import Compiler, needed
 from mltrail.store.sql.tables import experiments
@@ -37,7 +38,6 @@ def search_experiments(
 ) -> Page:
     """A page of the project's experiments matching ``query`` (``pid`` checked already)."""
     from mltrail.core import validation
-    from mltrail.store.sql.experiments import load_experiments
 
     offset = validation.require_int(page[0], "offset", minimum=0)
     limit = validation.require_int(page[1], "limit", minimum=1)
