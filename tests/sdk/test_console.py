@@ -76,6 +76,37 @@ def test_own_and_dependency_records_are_never_recorded(monkeypatch):
     assert _got(lines) == [("user", "ERROR", "external")]
 
 
+class _StderrForwarder:
+    """A handler stream like MLflow's: no file, it writes to whatever ``sys.stderr`` is now.
+    MLflow puts one on the alembic and sqlalchemy loggers when its client opens a database."""
+
+    def write(self, text: str) -> None:
+        sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+def test_dependency_records_printed_through_a_forwarding_stream_are_not_recorded(monkeypatch):
+    _, err = _fake_console(monkeypatch)
+    handler = logging.StreamHandler(_StderrForwarder())  # type: ignore[arg-type]
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    loggers = [logging.getLogger(name) for name in ("alembic.runtime.migration", "user")]
+    for logger in loggers:
+        logger.addHandler(handler)
+    lines: list[LogLine] = []
+    capture = ConsoleCapture(lines.append).start()
+    try:
+        loggers[0].error("internal")
+        loggers[1].error("external")
+    finally:
+        capture.stop()
+        for logger in loggers:
+            logger.removeHandler(handler)
+    assert "ERROR alembic.runtime.migration: internal" in err.getvalue()  # still printed
+    assert _got(lines) == [("user", "ERROR", "external")]  # once, and no stderr echo
+
+
 def test_a_handler_added_after_start_prints_its_records_which_are_recorded_once(monkeypatch):
     _, err = _fake_console(monkeypatch)
     lines: list[LogLine] = []

@@ -41,6 +41,7 @@ through the relay (which exits when the last writer closes), not into the run.
 from __future__ import annotations
 
 import atexit
+import io
 import subprocess
 import sys
 import time
@@ -135,23 +136,31 @@ class ConsoleCapture:
 
     def note_echo(self, stream: Any, text: str) -> None:
         """A logging handler is about to write ``text`` to ``stream`` (see :mod:`.records`)."""
-        name = self._stream_name(stream)
-        if name is not None:
+        for name in self._stream_names(stream):
             self._echoes.expect(name, text)
 
-    def _stream_name(self, stream: Any) -> str | None:
-        """``stdout``/``stderr`` when writing to ``stream`` comes back to this capture."""
+    def _stream_names(self, stream: Any) -> tuple[str, ...]:
+        """The captured streams (``stdout``/``stderr``) that writing to ``stream`` reaches.
+
+        A handler's stream that is no file at all (not an ``io`` object, no usable descriptor)
+        is a forwarder to whatever ``sys.stderr`` or ``sys.stdout`` is at the time of the write
+        (MLflow's handlers on its own, Alembic's and SQLAlchemy's loggers write through one):
+        its echo may come back on either stream, so both expect it."""
         if self._stopped:
-            return None
+            return ()
         if self._fds is None:
             for name, tee in self._tees.items():
                 if stream is tee:
-                    return name
-            return None
-        try:
-            return fds.STREAMS.get(stream.fileno())
-        except Exception:  # no fileno: a StringIO, a closed stream
-            return None
+                    return (name,)
+        else:
+            try:
+                found = fds.STREAMS.get(stream.fileno())
+                return (found,) if found is not None else ()
+            except Exception:  # no fileno: a StringIO, a closed stream, a forwarder
+                pass
+        if stream is None or isinstance(stream, io.IOBase):
+            return ()  # a file or buffer of its own: nothing comes back to this capture
+        return ("stdout", "stderr")
 
     def _deliver(self, lines: list[LogLine]) -> None:
         for line in lines:
