@@ -69,7 +69,11 @@ def list_experiments(
     # system metrics (CPU, memory ...) would double the columns: `get` and exports show them
     metric_names = sorted({k for r in rows for k in r["metrics"] if not is_system_metric(k)})
     ex_names = sorted({k for r in rows for k in r["ex_metrics"]})
+    # a crashed run's last heartbeat says when its process died: shown when a row has crashed
+    heartbeat = any(r["status"] == "crashed" for r in rows)
     columns = ["id", "name", "status", "tags", "created_at", "hyperparameters"]
+    if heartbeat:
+        columns.insert(3, "last_heartbeat")
     if include != "active":
         columns.insert(3, "state")
     echo_table(
@@ -80,6 +84,7 @@ def list_experiments(
                 r["display_name"],
                 r["status"],
                 *([r["state"]] if include != "active" else []),
+                *([r["last_heartbeat"]] if heartbeat else []),
                 ", ".join(r["tags"]),
                 r["created_at"],
                 r["hyperparameters"],
