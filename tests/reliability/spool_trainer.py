@@ -45,6 +45,7 @@ def main(argv: list[str]) -> None:
     args = parser.parse_args(argv)
     with mltrail.start(args.project, "spool-run") as exp:
         print("STARTED", exp.project_id, exp.experiment_id, flush=True)
+        exp.set_hyperparams(lr=0.01, optimizer="adam")  # offline: kept for the run's creation
         if args.wait:
             sys.stdin.readline()
         for b in range(args.batches):

@@ -52,7 +52,9 @@ def _check_one_run(server: ServerProcess, project: str) -> tuple[int, int]:
         p, e = exp.project_id, exp.experiment_id
         iterations = store.read_series(p, e, "loss", "train").iterations.tolist()
         assert iterations == list(range(BATCHES * SIZE))
-        assert store.get_experiment(p, e).status is Status.DONE
+        record = store.get_experiment(p, e)
+        assert record.status is Status.DONE
+        assert record.hyperparameters == {"lr": 0.01, "optimizer": "adam"}  # set while offline
         printed = [line.message for line in store.read_logs(p, e)]
         assert [m for m in printed if m.startswith("batch ")] == [
             f"batch {b}" for b in range(BATCHES)

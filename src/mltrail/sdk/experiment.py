@@ -73,6 +73,9 @@ class Experiment(ArtifactLogging, Annotations):
         self.settings = settings
         self.display_name = spec.display_name if record is None else record.display_name
         self._spec = spec
+        # held while a run started offline is numbered and while set_hyperparams decides whether
+        # the run has a number: values set before numbering travel in the spec, never lost
+        self._numbering = threading.Lock()
         self._started_offline = record is None
         self.status = Status.RUNNING
         self._owns_store = owns_store
@@ -150,7 +153,12 @@ class Experiment(ArtifactLogging, Annotations):
     def _number_run(self) -> tuple[int, int, str]:
         """Create a run started offline at the store (idempotent); the writer calls it."""
         target = store_target(self.store, self.settings)
-        p, e, _ = number_run(self.store, self._writer.spool, self._spec, target)
+        with self._numbering:
+            p, e, _ = number_run(self.store, self._writer.spool, self._spec, target)
+            if self._spec.hyperparameters:  # `mltrail sync` may have created it from an older spec
+                self.store.update_experiment(p, e, hyperparameters=self._spec.hyperparameters)
+            self._writer.address.target = target  # the writer sets both again: same values
+            self._writer.address.ref = (p, e)
         return p, e, target
 
     @property
@@ -277,12 +285,19 @@ class Experiment(ArtifactLogging, Annotations):
     def set_hyperparams(self, params: Mapping[str, Any] | None = None, **more: Any) -> None:
         """Add or change hyperparameters (merged into those already recorded)."""
         values = jsonable({**params_mapping(params), **more})
-        if values:
-            self._store_call(
-                lambda: self.store.update_experiment(
-                    self.ref.project_id, self.ref.experiment_id, hyperparameters=values
-                )
+        if not values:
+            return
+        with self._numbering:
+            if self._writer.address.ref is None:  # started offline: created with the run
+                self._spec.hyperparameters.update(values)
+                with contextlib.suppress(OSError):  # the spool says what it cannot keep
+                    self._spec.save(self._writer.spool)
+                return
+        self._store_call(
+            lambda: self.store.update_experiment(
+                self.ref.project_id, self.ref.experiment_id, hyperparameters=values
             )
+        )
 
     def log_weights(
         self, model: Any, iteration: int | None = None, epoch: int | None = None
