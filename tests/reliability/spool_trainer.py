@@ -46,6 +46,8 @@ def main(argv: list[str]) -> None:
     with mltrail.start(args.project, "spool-run") as exp:
         print("STARTED", exp.project_id, exp.experiment_id, flush=True)
         exp.set_hyperparams(lr=0.01, optimizer="adam")  # offline: kept for the run's creation
+        exp.add_tags("offline")
+        exp.set_notes("started while the server was down")
         if args.wait:
             sys.stdin.readline()
         for b in range(args.batches):

@@ -55,6 +55,7 @@ def _check_one_run(server: ServerProcess, project: str) -> tuple[int, int]:
         record = store.get_experiment(p, e)
         assert record.status is Status.DONE
         assert record.hyperparameters == {"lr": 0.01, "optimizer": "adam"}  # set while offline
+        assert record.tags == ("offline",) and record.notes == "started while the server was down"
         printed = [line.message for line in store.read_logs(p, e)]
         assert [m for m in printed if m.startswith("batch ")] == [
             f"batch {b}" for b in range(BATCHES)

@@ -15,6 +15,7 @@ from mltrail.core import validation
 from mltrail.core.types import ExperimentRef
 
 if TYPE_CHECKING:
+    from mltrail.sdk.offline import RunSpec
     from mltrail.store.base import Store
 
 
@@ -30,9 +31,14 @@ class Annotations:
     def _store_call(self, call: Callable[[], Any]) -> None:
         raise NotImplementedError
 
+    def _offline_change(self, change: Callable[[RunSpec], None]) -> bool:
+        raise NotImplementedError
+
     def _update(self, **changes: Any) -> None:
-        """One update of the run's record (as ``set_hyperparams``: a run started offline has
-        no number until the server answers, and says so)."""
+        """One update of the run's record; for a run started offline and not yet numbered, kept
+        in its spec and made when the server numbers it."""
+        if self._offline_change(lambda spec: spec.updates.append(changes)):
+            return
         ref = self.ref
         self._store_call(
             lambda: self.store.update_experiment(ref.project_id, ref.experiment_id, **changes)

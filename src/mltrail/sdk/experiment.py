@@ -155,8 +155,6 @@ class Experiment(ArtifactLogging, Annotations):
         target = store_target(self.store, self.settings)
         with self._numbering:
             p, e, _ = number_run(self.store, self._writer.spool, self._spec, target)
-            if self._spec.hyperparameters:  # `mltrail sync` may have created it from an older spec
-                self.store.update_experiment(p, e, hyperparameters=self._spec.hyperparameters)
             self._writer.address.target = target  # the writer sets both again: same values
             self._writer.address.ref = (p, e)
         return p, e, target
@@ -287,17 +285,24 @@ class Experiment(ArtifactLogging, Annotations):
         values = jsonable({**params_mapping(params), **more})
         if not values:
             return
-        with self._numbering:
-            if self._writer.address.ref is None:  # started offline: created with the run
-                self._spec.hyperparameters.update(values)
-                with contextlib.suppress(OSError):  # the spool says what it cannot keep
-                    self._spec.save(self._writer.spool)
-                return
+        if self._offline_change(lambda spec: spec.hyperparameters.update(values)):
+            return
         self._store_call(
             lambda: self.store.update_experiment(
                 self.ref.project_id, self.ref.experiment_id, hyperparameters=values
             )
         )
+
+    def _offline_change(self, change: Callable[[RunSpec], None]) -> bool:
+        """Apply ``change`` to the spec of a run started offline and not yet numbered (it
+        travels in the spool to the run's creation); False once the run has its number."""
+        with self._numbering:
+            if self._writer.address.ref is not None:
+                return False
+            change(self._spec)
+            with contextlib.suppress(OSError):  # the spool says what it cannot keep
+                self._spec.save(self._writer.spool)
+            return True
 
     def log_weights(
         self, model: Any, iteration: int | None = None, epoch: int | None = None

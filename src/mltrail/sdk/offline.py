@@ -48,6 +48,8 @@ class RunSpec:
         project: a project id or display name (a new name creates the project).
         numbered: targets the run was numbered at, to ``[project_id, experiment_id]``.
         ended: the run is over: once nothing of it is spooled, the spec file goes.
+        updates: ``update_experiment`` changes (name, tags, notes...) made before numbering,
+            applied in order each time the run is numbered (each is idempotent).
     """
 
     project: int | str | None  # None: a resumed run, whose project the resume names
@@ -60,6 +62,7 @@ class RunSpec:
     run: str = field(default_factory=lambda: uuid.uuid4().hex)
     numbered: dict[str, list[int]] = field(default_factory=dict)
     ended: bool = False
+    updates: list[dict[str, Any]] = field(default_factory=list)  # record edits made offline
 
     @classmethod
     def checked(
@@ -148,6 +151,12 @@ def number_run(store: Store, spool: Spool, spec: RunSpec, target: str) -> tuple[
         said it was numbered there (by the run's own writer, or an earlier sync).
     """
     record = create_record(store, spec)
+    p, e = record.project_id, record.experiment_id
+    # an earlier numbering (another process's sync) may have created it from an older spec
+    if spec.hyperparameters:
+        store.update_experiment(p, e, hyperparameters=spec.hyperparameters)
+    for changes in spec.updates:
+        store.update_experiment(p, e, **changes)
     created = target not in spec.numbered
     spec.numbered[target] = [record.project_id, record.experiment_id]
     with contextlib.suppress(OSError):  # the record is idempotent: a lost note costs nothing
