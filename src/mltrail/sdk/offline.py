@@ -152,9 +152,11 @@ def number_run(store: Store, spool: Spool, spec: RunSpec, target: str) -> tuple[
     """
     record = create_record(store, spec)
     p, e = record.project_id, record.experiment_id
-    # an earlier numbering (another process's sync) may have created it from an older spec
-    if spec.hyperparameters:
-        store.update_experiment(p, e, hyperparameters=spec.hyperparameters)
+    # an earlier numbering (another process's sync) may have created it from an older spec:
+    # only values the record lacks are sent (a first creation already carried them all)
+    stale = {k: v for k, v in spec.hyperparameters.items() if record.hyperparameters.get(k) != v}
+    if stale:
+        store.update_experiment(p, e, hyperparameters=stale)
     for changes in spec.updates:
         store.update_experiment(p, e, **changes)
     created = target not in spec.numbered
