@@ -3,7 +3,9 @@
 
 from __future__ import annotations
 
-import time
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -12,6 +14,8 @@ from mltrail.core.types import is_system_metric
 from mltrail.sdk.experiment import start
 from mltrail.sdk.system import SystemProbe
 from mltrail.store.base import Store
+from mltrail.store.http import HttpStore
+from mltrail.store.sql import SqlStore
 
 KEYS = {
     "system/cpu/percent",
@@ -32,30 +36,88 @@ def store(mode_store: Store) -> Store:
     return mode_store
 
 
-@pytest.mark.slow
-def test_a_30_second_run_has_its_system_metrics(store):
-    settings = Settings.from_env().with_(strict=True)  # the user's defaults: every 10 s
-    assert settings.system_metrics and settings.system_metrics_interval == 10.0
-    with start("system", settings=settings, store=store) as exp:
-        began = time.monotonic()
-        while time.monotonic() - began < 30.5:
-            exp.log({"loss": 1.0})
-            time.sleep(0.05)
-    summaries = {
-        s.key: s for s in store.list_series(exp.project_id, exp.experiment_id) if s.phase == "train"
+# One run with the user's defaults (every 10 s) for 30 s, in a process of its own; the store is
+# a database URL (embedded) or a server URL and token.
+_THIRTY_SECOND_RUN = """
+import sys, time
+from mltrail.config import Settings
+from mltrail.sdk.experiment import start
+from mltrail.store.http import HttpStore
+from mltrail.store.sql import SqlStore
+
+target, token = sys.argv[1], sys.argv[2]
+store = HttpStore(target, token) if target.startswith("http") else SqlStore.open(target)
+settings = Settings.from_env().with_(strict=True)  # the user's defaults: every 10 s
+assert settings.system_metrics and settings.system_metrics_interval == 10.0
+with start("system", settings=settings, store=store) as exp:
+    began = time.monotonic()
+    while time.monotonic() - began < 30.5:
+        exp.log({"loss": 1.0})
+        time.sleep(0.05)
+print("RUN", exp.project_id, exp.experiment_id, exp.iteration, flush=True)
+store.close()
+"""
+
+
+SERVERS = {"sqlite": "shared_server", "postgres": "shared_pg_server"}
+
+
+def _targets(request: pytest.FixtureRequest) -> dict[str, tuple[str, str]]:
+    """Where each mode's run writes: (database URL, "") or (server URL, admin token)."""
+    servers = {db: request.getfixturevalue(name) for db, name in SERVERS.items()}
+    return {
+        "embedded-sqlite": (request.getfixturevalue("sqlite_url"), ""),
+        "embedded-postgres": (request.getfixturevalue("pg_url"), ""),
+        **{f"server-{db}": (s.url, s.admin_token) for db, s in servers.items()},
     }
-    assert set(summaries) >= KEYS
+
+
+def _open(target: str, token: str) -> Store:
+    return HttpStore(target, token) if token else SqlStore.open(target)
+
+
+def _launch(target: tuple[str, str], output: Path) -> subprocess.Popen[bytes]:
+    """The run in a process of its own; its output in files (a full pipe would stall it)."""
+    with output.with_suffix(".out").open("wb") as out, output.with_suffix(".err").open("wb") as err:
+        argv = [sys.executable, "-c", _THIRTY_SECOND_RUN, *target]
+        return subprocess.Popen(argv, stdout=out, stderr=err)
+
+
+@pytest.mark.slow
+def test_a_30_second_run_has_its_system_metrics(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """Embedded and through a real server, on SQLite and PostgreSQL: the four runs go on at the
+    same time, each in its own process (a run captures its process's stdout and stderr), so
+    the suite waits 30 s once, not four times."""
+    targets = _targets(request)
+    children = {mode: _launch(target, tmp_path / mode) for mode, target in targets.items()}
+    for mode, child in children.items():
+        returncode = child.wait(timeout=300)
+        out, err = ((tmp_path / f"{mode}.{name}").read_text() for name in ("out", "err"))
+        assert returncode == 0, f"{mode}: {err}"
+        project, number, iteration = out.split("RUN ")[-1].split()
+        store = _open(*targets[mode])
+        try:
+            _check_system_series(mode, store, int(project), int(number), int(iteration))
+        finally:
+            store.close()
+
+
+def _check_system_series(
+    mode: str, store: Store, project: int, number: int, iteration: int
+) -> None:
+    summaries = {s.key: s for s in store.list_series(project, number) if s.phase == "train"}
+    assert set(summaries) >= KEYS, mode
     for key in KEYS:
         # samples at about 10, 20 and 30 s, and one when the run ends
-        assert summaries[key].count >= 3, key
-    memory = store.read_series(exp.project_id, exp.experiment_id, "system/memory/percent", "train")
-    assert all(0 < v <= 100 for v in memory.values)
-    rss = store.read_series(
-        exp.project_id, exp.experiment_id, "system/memory/process_rss_mb", "train"
-    )
-    assert all(v > 1 for v in rss.values)  # this Python process holds more than a megabyte
+        assert summaries[key].count >= 3, (mode, key)
+    memory = store.read_series(project, number, "system/memory/percent", "train")
+    assert all(0 < v <= 100 for v in memory.values), mode
+    rss = store.read_series(project, number, "system/memory/process_rss_mb", "train")
+    assert all(v > 1 for v in rss.values), mode  # the training process holds more than 1 MB
     # stored at the run's iteration, so they line up with the training curves
-    assert memory.iterations.max() <= exp.iteration
+    assert memory.iterations.max() <= iteration, mode
 
 
 def test_the_off_switch_records_none(store):
