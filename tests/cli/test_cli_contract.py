@@ -212,3 +212,22 @@ def test_cli_wrong_token_is_one_line(tmp_path, shared_server):
     proc = mltrail(env, "projects", "list", check=False)
     assert proc.returncode != 0
     assert len(proc.stderr.strip().splitlines()) == 1 and "token" in proc.stderr.lower()
+
+
+def test_cli_renames_deletes_and_restores_a_project(cli_env):
+    name = f"cli-life-{uuid.uuid4().hex[:8]}"
+    pid = json.loads(mltrail(cli_env, "projects", "create", name, "-o", "json").stdout)[
+        "project_id"
+    ]
+    assert (
+        "renamed project" in mltrail(cli_env, "projects", "rename", "-p", name, name + "-2").stdout
+    )
+    mltrail(cli_env, "projects", "delete", "-p", str(pid))
+    listed = mltrail(cli_env, "projects", "list", "--include", "deleted", "-o", "json").stdout
+    assert (pid, name + "-2") in [(p["project_id"], p["display_name"]) for p in json.loads(listed)]
+    again = mltrail(cli_env, "projects", "delete", "-p", str(pid), check=False)
+    assert again.returncode != 0 and again.stderr.strip().count("\n") == 0
+    assert "already deleted" in again.stderr
+    mltrail(cli_env, "projects", "restore", "-p", str(pid))
+    active = json.loads(mltrail(cli_env, "projects", "list", "-o", "json").stdout)
+    assert pid in [p["project_id"] for p in active]  # an admin's list: other tests' too

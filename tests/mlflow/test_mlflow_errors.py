@@ -120,6 +120,9 @@ def test_another_users_runs_are_out_of_reach(
         lambda: other.client.get_metric_history(rid, "secret"),
         lambda: other.client.create_run(eid),
         lambda: other.client.search_runs([eid]),
+        lambda: other.client.rename_experiment(eid, unique_name("mine-now")),
+        lambda: other.client.delete_experiment(eid),
+        lambda: other.client.restore_experiment(eid),
     ):
         code, _ = error_of(call)
         assert code == "PERMISSION_DENIED"

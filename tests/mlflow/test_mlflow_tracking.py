@@ -239,3 +239,51 @@ def test_delete_restore_and_run_again(user: MlflowUser) -> None:
         assert c.get_run(rid).info.status == "RUNNING"
     assert c.get_run(rid).info.status == "FINISHED"
     assert c.get_run(rid).data.metrics == {"after": 1.0}
+
+
+def test_rename_delete_and_restore_an_experiment(user: MlflowUser) -> None:
+    """As against MLflow's own server: a deleted experiment keeps its name, is found by id and
+    by name as ``deleted``, is listed only by the view types that ask for it, takes no run and
+    cannot be set active or renamed until restored."""
+    name, other = unique_name("lifecycle"), unique_name("taken")
+    eid = user.client.create_experiment(name)
+    user.client.create_experiment(other)
+    with pytest.raises(mlflow.exceptions.MlflowException) as taken:
+        user.client.rename_experiment(eid, other)
+    assert taken.value.error_code == "RESOURCE_ALREADY_EXISTS"
+    renamed = name + "-renamed"
+    user.client.rename_experiment(eid, renamed)
+    assert user.client.get_experiment(eid).name == renamed
+    assert user.api.projects.get(int(eid))["display_name"] == renamed
+    run = user.client.create_run(eid)
+    user.client.delete_experiment(eid)
+    assert user.client.get_experiment(eid).lifecycle_stage == "deleted"
+    assert user.client.get_experiment_by_name(renamed).lifecycle_stage == "deleted"
+    view = mlflow.entities.ViewType
+    listed = {
+        v: {e.experiment_id for e in user.client.search_experiments(view_type=v)}
+        for v in (view.ACTIVE_ONLY, view.DELETED_ONLY, view.ALL)
+    }
+    assert eid not in listed[view.ACTIVE_ONLY] and listed[view.DELETED_ONLY] == {eid}
+    assert listed[view.ALL] == listed[view.ACTIVE_ONLY] | {eid}
+    assert [p["project_id"] for p in user.api.projects.list("deleted")] == [int(eid)]
+    with pytest.raises(mlflow.exceptions.MlflowException, match="Cannot set a deleted"):
+        mlflow.set_experiment(renamed)
+    with pytest.raises(mlflow.exceptions.MlflowException) as closed:
+        user.client.create_run(eid)
+    assert closed.value.error_code == "INVALID_PARAMETER_VALUE"
+    for call, code in (
+        (lambda: user.client.create_experiment(renamed), "RESOURCE_ALREADY_EXISTS"),
+        (lambda: user.client.rename_experiment(eid, unique_name("x")), "INVALID_STATE"),
+        (lambda: user.client.delete_experiment(eid), "RESOURCE_DOES_NOT_EXIST"),
+    ):
+        with pytest.raises(mlflow.exceptions.MlflowException) as refused:
+            call()
+        assert refused.value.error_code == code
+    assert user.client.get_run(run.info.run_id).info.run_id == run.info.run_id  # kept
+    user.client.restore_experiment(eid)
+    assert user.client.get_experiment(eid).lifecycle_stage == "active"
+    with pytest.raises(mlflow.exceptions.MlflowException) as active:
+        user.client.restore_experiment(eid)
+    assert active.value.error_code == "RESOURCE_DOES_NOT_EXIST"
+    assert mlflow.set_experiment(renamed).experiment_id == eid

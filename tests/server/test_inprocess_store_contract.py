@@ -11,6 +11,7 @@ import pytest
 from mltrail.store.http import HttpStore
 from mltrail.store.sql import SqlStore
 from store.test_identity_contract import *  # noqa: F403
+from store.test_projects_contract import *  # noqa: F403
 from store.test_store_contract import *  # noqa: F403 - the suite's tests and fixtures
 from support.inprocess import inprocess_store
 

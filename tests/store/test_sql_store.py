@@ -74,6 +74,30 @@ def test_members_see_only_their_projects(sql_store: SqlStore) -> None:
     assert err.value.field == "user_name"
 
 
+def test_only_members_and_administrators_rename_delete_and_restore(sql_store: SqlStore) -> None:
+    alice = sql_store.as_user(sql_store.auth.create_user("alice"))
+    bob = sql_store.as_user(sql_store.auth.create_user("bob"))
+    admin = sql_store.as_user(sql_store.auth.create_user("root", is_admin=True))
+    mine = alice.create_project("alice's")
+    for call in (
+        lambda: bob.update_project(mine.id, display_name="bob's"),
+        lambda: bob.delete_project(mine.id),
+        lambda: bob.restore_project(mine.id),
+    ):
+        with pytest.raises(PermissionDeniedError) as err:
+            call()
+        assert err.value.field == "project"
+    assert alice.get_project(mine.id).display_name == "alice's"
+    assert alice.delete_project(mine.id).deleted_at is not None
+    assert bob.list_projects("all") == []
+    assert admin.restore_project(mine.id).deleted_at is None
+    assert admin.update_project(mine.id, display_name="renamed").display_name == "renamed"
+    alice.add_project_member(mine.id, "bob")
+    bob.accept_invitation(mine.id)  # a member, not the creator, may too
+    assert bob.delete_project(mine.id).deleted_at is not None
+    assert [p.id for p in alice.list_projects("deleted")] == [mine.id]
+
+
 def test_a_declined_invitation_grants_nothing(sql_store: SqlStore) -> None:
     alice = sql_store.as_user(sql_store.auth.create_user("alice"))
     bob = sql_store.as_user(sql_store.auth.create_user("bob"))

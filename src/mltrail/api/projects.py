@@ -1,4 +1,4 @@
-"""``api.projects``: list, create, read projects and add members."""
+"""``api.projects``: list, create, read, rename, delete and restore projects; add members."""
 
 from __future__ import annotations
 
@@ -18,9 +18,10 @@ class ProjectsApi:
     def __init__(self, store: Store) -> None:
         self._store = store
 
-    def list(self) -> list[dict[str, Any]]:
-        """Every project you are a member of, with experiment counts and last activity."""
-        return [project_dict(p) for p in self._store.list_projects()]
+    def list(self, include: str = "active") -> list[dict[str, Any]]:
+        """Every project you are a member of, with experiment counts and last activity;
+        ``include``: ``active`` (default), ``deleted`` or ``all``."""
+        return [project_dict(p) for p in self._store.list_projects(include)]
 
     def create(self, display_name: str, description: str = "") -> dict[str, Any]:
         """Create a project (display name 1-140 characters, description up to 140)."""
@@ -32,6 +33,21 @@ class ProjectsApi:
     def resolve(self, project: int | str) -> int:
         """The id of a project given as an id or a display name (NotFoundError if unknown)."""
         return resolve_project(self._store, project, create=False)
+
+    def update(
+        self, project: int, display_name: str | None = None, description: str | None = None
+    ) -> dict[str, Any]:
+        """Rename a project and/or change its description (any member may)."""
+        found = self._store.update_project(project_id(project), display_name, description)
+        return project_dict(found)
+
+    def delete(self, project: int) -> dict[str, Any]:
+        """Delete a project (any member may): hidden from lists, restorable, nothing lost."""
+        return project_dict(self._store.delete_project(project_id(project)))
+
+    def restore(self, project: int) -> dict[str, Any]:
+        """Restore a deleted project."""
+        return project_dict(self._store.restore_project(project_id(project)))
 
     def add_member(self, project: int, user_name: str) -> str:
         """Offer another user membership; they become a member when they accept it
@@ -62,7 +78,7 @@ def project_dict(p: Project) -> dict[str, Any]:
     REST wire, the one exception to the key rule, see docs/architecture.md)."""
     record = codec.project_to_wire(p)
     record = {"project_id": record.pop("id"), **record}
-    return with_iso_times(record, ("created_at", "last_activity"))
+    return with_iso_times(record, ("created_at", "last_activity", "deleted_at"))
 
 
 def project_id(value: Any) -> int:

@@ -1,4 +1,4 @@
-"""``mltrail projects``: list and create projects."""
+"""``mltrail projects``: list, create, rename, delete and restore projects; members."""
 
 from __future__ import annotations
 
@@ -11,15 +11,22 @@ from mltrail.cli.common import PROJECT, echo_json, echo_table, output_format_opt
 
 @click.group()
 def projects() -> None:
-    """List and create projects."""
+    """List, create, rename, delete and restore projects; invite members."""
 
 
 @projects.command("list")
+@click.option(
+    "--include",
+    type=click.Choice(["active", "deleted", "all"]),
+    default="active",
+    show_default=True,
+    help="Which projects: deleted ones are hidden by default.",
+)
 @output_format_option
 @with_api
-def list_projects(api: Any, output_format: str) -> None:
+def list_projects(api: Any, include: str, output_format: str) -> None:
     """Projects you are a member of."""
-    rows = api.projects.list()
+    rows = api.projects.list(include)
     if output_format == "json":
         echo_json(rows)
         return
@@ -39,6 +46,35 @@ def create_project(api: Any, display_name: str, description: str, output_format:
         echo_json(project)
     else:
         click.echo(f"created project {project['project_id']}: {project['display_name']}")
+
+
+@projects.command("rename")
+@click.option("--project", "-p", required=True, type=PROJECT, help="Project id or name.")
+@click.argument("display_name")
+@with_api
+def rename_project(api: Any, project: int, display_name: str) -> None:
+    """Rename a project to DISPLAY_NAME (any member may)."""
+    found = api.projects.update(project, display_name=display_name)
+    click.echo(f"renamed project {project}: {found['display_name']}")
+
+
+@projects.command("delete")
+@click.option("--project", "-p", required=True, type=PROJECT, help="Project id or name.")
+@with_api
+def delete_project(api: Any, project: int) -> None:
+    """Delete a project: hidden from lists and closed to new runs until restored; its
+    experiments are kept (any member may)."""
+    api.projects.delete(project)
+    click.echo(f"deleted project {project} (`mltrail projects restore -p {project}` undoes it)")
+
+
+@projects.command("restore")
+@click.option("--project", "-p", required=True, type=PROJECT, help="Project id or name.")
+@with_api
+def restore_project(api: Any, project: int) -> None:
+    """Restore a deleted project."""
+    found = api.projects.restore(project)
+    click.echo(f"restored project {project}: {found['display_name']}")
 
 
 @projects.command("add-member")

@@ -57,6 +57,7 @@ def project_to_wire(p: Project) -> Json:
         "created_at": p.created_at,
         "experiment_count": p.experiment_count,
         "last_activity": p.last_activity,
+        "deleted_at": p.deleted_at,
     }
 
 
@@ -68,6 +69,7 @@ def project_from_wire(d: Json) -> Project:
         created_at=d["created_at"],
         experiment_count=d.get("experiment_count", 0),
         last_activity=d.get("last_activity"),
+        deleted_at=d.get("deleted_at"),
     )
 
 

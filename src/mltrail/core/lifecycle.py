@@ -55,6 +55,27 @@ def include_text(states: tuple[Lifecycle, ...]) -> str:
     return "all" if len(states) > 1 else states[0].value
 
 
+PROJECT_INCLUDE_CHOICES = ("active", "deleted", "all")
+
+
+def project_include(value: object) -> str:
+    """Parse which projects a listing shows: ``active`` (default), ``deleted`` or ``all``.
+
+    A project has no archive: it is active, or deleted (hidden from lists, restorable, its
+    experiments kept as they are).
+
+    Raises:
+        ValidationError: (field ``include``) anything else.
+    """
+    if value is None:
+        return "active"
+    if isinstance(value, str) and value in PROJECT_INCLUDE_CHOICES:
+        return value
+    raise ValidationError(
+        f"must be one of {', '.join(PROJECT_INCLUDE_CHOICES)}, got {value!r}", "include"
+    )
+
+
 def check_status_change(old: Status, new: Status, *, resume: bool = False) -> None:
     """Refuse moving a finished run back to ``running`` or ``queued`` unless it is resumed.
 

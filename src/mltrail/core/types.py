@@ -61,6 +61,7 @@ class Project:
     created_at: float
     experiment_count: int = 0
     last_activity: float | None = None
+    deleted_at: float | None = None  # set while the project is deleted (restorable)
 
 
 @dataclass(frozen=True)

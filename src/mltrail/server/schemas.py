@@ -70,6 +70,7 @@ class ProjectOut(BaseModel):
     created_at: float
     experiment_count: int
     last_activity: float | None
+    deleted_at: float | None = None
 
 
 class ExperimentOut(BaseModel):
@@ -262,6 +263,11 @@ class LogsOut(BaseModel):
 class ProjectIn(BaseModel):
     display_name: str
     description: str = ""
+
+
+class ProjectPatch(BaseModel):
+    display_name: str | None = None
+    description: str | None = None
 
 
 class MemberIn(BaseModel):

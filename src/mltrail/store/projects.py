@@ -1,4 +1,5 @@
-"""The projects noun of the Store: create, list, read, find by name, members by consent.
+"""The projects noun of the Store: create, list, read, find by name, rename, delete and
+restore, members by consent.
 
 A member cannot add another user alone: ``add_project_member`` offers the membership, and it
 starts when that user accepts (``accept_invitation``). Administrators (and the embedded single
@@ -25,8 +26,15 @@ class ProjectStore(abc.ABC):
         """
 
     @abc.abstractmethod
-    def list_projects(self) -> list[Project]:
-        """Projects the user is a member of, with experiment counts and last activity."""
+    def list_projects(self, include: str = "active") -> list[Project]:
+        """Projects the user is a member of, with experiment counts and last activity.
+
+        Args:
+            include: ``active`` (default), ``deleted`` or ``all``.
+
+        Raises:
+            ValidationError: (field ``include``) another word.
+        """
 
     @abc.abstractmethod
     def get_project(self, project_id: int) -> Project:
@@ -34,7 +42,41 @@ class ProjectStore(abc.ABC):
 
     @abc.abstractmethod
     def find_project(self, display_name: str) -> Project | None:
-        """The user's project with that display name, if any (the SDK's "id or name")."""
+        """The user's project with that display name, if any (the SDK's "id or name"); an
+        active one before a deleted one (``deleted_at`` set), which keeps its name."""
+
+    @abc.abstractmethod
+    def update_project(
+        self, project_id: int, display_name: str | None = None, description: str | None = None
+    ) -> Project:
+        """Rename the project and/or change its description. Any member may (and
+        administrators); a job's token may not.
+
+        Raises:
+            ValidationError: a bad name or description, or neither given.
+            NotFoundError / PermissionDeniedError: (``project``) unknown, or not a member.
+            ConflictError: (``project``) the project is deleted: restore it first.
+        """
+
+    @abc.abstractmethod
+    def delete_project(self, project_id: int) -> Project:
+        """Delete the project: it keeps everything, is hidden from :meth:`list_projects`
+        (``include="deleted"`` shows it) and takes no new experiment until restored; reads and
+        writes of its experiments go on. Any member may (and administrators); a job's token
+        may not.
+
+        Raises:
+            NotFoundError / PermissionDeniedError: (``project``) unknown, or not a member.
+            ConflictError: (``project``) it is already deleted.
+        """
+
+    @abc.abstractmethod
+    def restore_project(self, project_id: int) -> Project:
+        """Make a deleted project active again; same rules as :meth:`delete_project`.
+
+        Raises:
+            ConflictError: (``project``) it is not deleted.
+        """
 
     @abc.abstractmethod
     def add_project_member(self, project_id: int, user_name: str) -> str:

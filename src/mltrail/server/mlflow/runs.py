@@ -11,7 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
-from mltrail.core.errors import NotFoundError, ValidationError
+from mltrail.core.errors import ConflictError, NotFoundError, ValidationError
 from mltrail.core.types import Experiment, ExperimentRef, Status
 from mltrail.server.mlflow import shapes
 from mltrail.server.mlflow.errors import MlflowJSONResponse, MlflowRoute
@@ -36,16 +36,22 @@ def create_run(message: MessageDep, store: StoreDep) -> dict[str, Any]:
     started_at = (
         None if start_time in (None, "") else shapes.integer(start_time, "start_time") / 1000
     )
-    experiment = store.create_experiment(
-        project,
-        display_name=fields.get("display_name"),
-        description=fields.get("description", ""),
-        source=fields.get("source"),
-        tags=fields.get("tags", ()),
-        environment=environment,
-        status=Status.RUNNING,
-        started_at=started_at,
-    )
+    try:
+        experiment = store.create_experiment(
+            project,
+            display_name=fields.get("display_name"),
+            description=fields.get("description", ""),
+            source=fields.get("source"),
+            tags=fields.get("tags", ()),
+            environment=environment,
+            status=Status.RUNNING,
+            started_at=started_at,
+        )
+    except ConflictError:  # a deleted project: MLflow's answer for a deleted experiment
+        raise ValidationError(
+            f"The experiment {project} must be in the 'active' state. Current state is deleted.",
+            "experiment_id",
+        ) from None
     return {"run": shapes.run_shape(experiment, [])}
 
 

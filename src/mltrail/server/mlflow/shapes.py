@@ -239,7 +239,7 @@ def experiment_shape(project: Project) -> dict[str, Any]:
         "experiment_id": str(project.id),
         "name": project.display_name,
         "artifact_location": f"mlflow-artifacts:/{project.id}",
-        "lifecycle_stage": "active",
+        "lifecycle_stage": "active" if project.deleted_at is None else "deleted",
         "creation_time": _millis(project.created_at),
         "last_update_time": millis,
         "tags": tags,

@@ -1,5 +1,5 @@
-"""``/api/v1/projects``: create, list (or find by name), read; members by consent (an offer
-the invited user accepts under ``/invitations``)."""
+"""``/api/v1/projects``: create, list (or find by name), read, rename, delete and restore;
+members by consent (an offer the invited user accepts under ``/invitations``)."""
 
 from __future__ import annotations
 
@@ -11,19 +11,24 @@ from pydantic import BaseModel
 from mltrail.core.codec import invitation_to_wire, project_to_wire
 from mltrail.core.types import Project
 from mltrail.server.deps import ProjectId, StoreDep
-from mltrail.server.schemas import ERROR_RESPONSES, MemberIn, ProjectIn, ProjectOut
+from mltrail.server.schemas import ERROR_RESPONSES, MemberIn, ProjectIn, ProjectOut, ProjectPatch
 
 router = APIRouter(tags=["projects"], responses=ERROR_RESPONSES)
 
 
 @router.get("/projects", response_model=list[ProjectOut])
-def list_projects(store: StoreDep, display_name: str | None = Query(None)) -> list[dict]:
-    """The user's projects; ``display_name`` selects the one with that name."""
+def list_projects(
+    store: StoreDep,
+    display_name: str | None = Query(None),
+    include: str = Query("active", description="active, deleted or all"),
+) -> list[dict]:
+    """The user's projects (``include``: active, deleted or all); ``display_name`` selects the
+    one with that name (an active one first)."""
     if display_name is not None:
         found = store.find_project(display_name)
         projects: list[Project] = [found] if found else []
     else:
-        projects = store.list_projects()
+        projects = store.list_projects(include)
     return [project_to_wire(p) for p in projects]
 
 
@@ -35,6 +40,24 @@ def create_project(body: ProjectIn, store: StoreDep) -> dict:
 @router.get("/projects/{project_id}", response_model=ProjectOut)
 def get_project(project_id: ProjectId, store: StoreDep) -> dict:
     return project_to_wire(store.get_project(project_id))
+
+
+@router.patch("/projects/{project_id}", response_model=ProjectOut)
+def update_project(project_id: ProjectId, body: ProjectPatch, store: StoreDep) -> dict:
+    """Rename a project or change its description (409 while it is deleted)."""
+    return project_to_wire(store.update_project(project_id, body.display_name, body.description))
+
+
+@router.delete("/projects/{project_id}", response_model=ProjectOut)
+def delete_project(project_id: ProjectId, store: StoreDep) -> dict:
+    """Delete a project (restorable; 409 when it already is deleted)."""
+    return project_to_wire(store.delete_project(project_id))
+
+
+@router.post("/projects/{project_id}/restore", response_model=ProjectOut)
+def restore_project(project_id: ProjectId, store: StoreDep) -> dict:
+    """Restore a deleted project (409 when it is not deleted)."""
+    return project_to_wire(store.restore_project(project_id))
 
 
 class MemberOut(BaseModel):

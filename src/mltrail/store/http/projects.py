@@ -15,8 +15,8 @@ class HttpProjects(HttpNoun, ProjectStore):
         body = {"display_name": display_name, "description": description}
         return codec.project_from_wire(self._http.call("POST", "/projects", body=body))
 
-    def list_projects(self) -> list[Project]:
-        return [codec.project_from_wire(p) for p in self._get("/projects")]
+    def list_projects(self, include: str = "active") -> list[Project]:
+        return [codec.project_from_wire(p) for p in self._get("/projects", include=include)]
 
     def get_project(self, project_id: int) -> Project:
         return codec.project_from_wire(self._get(f"/projects/{int(project_id)}"))
@@ -24,6 +24,20 @@ class HttpProjects(HttpNoun, ProjectStore):
     def find_project(self, display_name: str) -> Project | None:
         found = self._get("/projects", display_name=display_name)
         return codec.project_from_wire(found[0]) if found else None
+
+    def update_project(
+        self, project_id: int, display_name: str | None = None, description: str | None = None
+    ) -> Project:
+        body = {"display_name": display_name, "description": description}
+        path = f"/projects/{int(project_id)}"
+        return codec.project_from_wire(self._http.call("PATCH", path, body=body, repeatable=True))
+
+    def delete_project(self, project_id: int) -> Project:
+        return codec.project_from_wire(self._http.call("DELETE", f"/projects/{int(project_id)}"))
+
+    def restore_project(self, project_id: int) -> Project:
+        path = f"/projects/{int(project_id)}/restore"
+        return codec.project_from_wire(self._http.call("POST", path))
 
     def add_project_member(self, project_id: int, user_name: str) -> str:
         path = f"/projects/{int(project_id)}/members"

@@ -97,15 +97,15 @@ def create_experiment(
     display_name = fields.get("display_name")
     if display_name is not None:
         display_name = validation.experiment_name(display_name)
-    number = (
-        conn.execute(
-            update(projects)
-            .where(projects.c.id == pid)
-            .values(next_experiment=projects.c.next_experiment + 1)
-            .returning(projects.c.next_experiment)
-        ).scalar_one()
-        - 1
-    )
+    counter = conn.execute(
+        update(projects)
+        .where((projects.c.id == pid) & projects.c.deleted_at.is_(None))
+        .values(next_experiment=projects.c.next_experiment + 1)
+        .returning(projects.c.next_experiment)
+    ).scalar()
+    if counter is None:
+        raise ConflictError(f"project {pid} is deleted; restore it first", "project")
+    number = counter - 1
     pk = conn.execute(
         experiments.insert()
         .values(

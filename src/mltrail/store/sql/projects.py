@@ -1,14 +1,15 @@
-"""Projects: creation, listing with experiment counts and last activity, membership by consent
-(an invitation the invited user accepts; administrators add members at once)."""
+"""Projects: creation, listing with experiment counts and last activity, rename, delete and
+restore (``deleted_at``), membership by consent (an invitation the invited user accepts;
+administrators add members at once)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, Select, delete, func, select
+from sqlalchemy import Connection, Select, delete, func, select, update
 
-from mltrail.core import validation
-from mltrail.core.errors import NotFoundError
+from mltrail.core import lifecycle, validation
+from mltrail.core.errors import ConflictError, NotFoundError, ValidationError
 from mltrail.core.types import Invitation, Project
 from mltrail.store.projects import ProjectStore
 from mltrail.store.sql.access import Scope, SqlNoun, check_project, refuse_job_token
@@ -64,11 +65,17 @@ def _to_project(row: Any) -> Project:
         created_at=row.created_at,
         experiment_count=int(row.n or 0),
         last_activity=row.last,
+        deleted_at=row.deleted_at,
     )
 
 
-def list_projects(conn: Connection, scope: Scope) -> list[Project]:
-    return [_to_project(r) for r in conn.execute(_project_query(scope))]
+def list_projects(conn: Connection, scope: Scope, include: Any = None) -> list[Project]:
+    query = _project_query(scope)
+    shown = lifecycle.project_include(include)
+    if shown != "all":
+        deleted = projects.c.deleted_at
+        query = query.where(deleted.is_(None) if shown == "active" else deleted.is_not(None))
+    return [_to_project(r) for r in conn.execute(query)]
 
 
 def get_project(conn: Connection, scope: Scope, project_id: Any) -> Project:
@@ -78,9 +85,56 @@ def get_project(conn: Connection, scope: Scope, project_id: Any) -> Project:
 
 
 def find_project(conn: Connection, scope: Scope, display_name: str) -> Project | None:
-    query = _project_query(scope).where(projects.c.display_name == display_name).limit(1)
+    """The project of that name, an active one first (a deleted one keeps its name)."""
+    query = (
+        _project_query(scope)
+        .where(projects.c.display_name == display_name)
+        .order_by(None)
+        .order_by(projects.c.deleted_at.is_not(None), projects.c.id)
+        .limit(1)
+    )
     row = conn.execute(query).first()
     return None if row is None else _to_project(row)
+
+
+def update_project(
+    conn: Connection, scope: Scope, project_id: Any, display_name: Any, description: Any
+) -> Project:
+    """Rename the project or change its description (any member; a deleted project first
+    needs restoring: ConflictError, field ``project``)."""
+    refuse_job_token(scope, "change projects")
+    pid = check_project(conn, scope, project_id)
+    values: dict[str, str] = {}
+    if display_name is not None:
+        values["display_name"] = validation.project_name(display_name)
+    if description is not None:
+        values["description"] = validation.project_description(description)
+    if not values:
+        raise ValidationError("nothing to change: give a display name or a description", "body")
+    active = (projects.c.id == pid) & projects.c.deleted_at.is_(None)
+    if not conn.execute(update(projects).where(active).values(**values)).rowcount:
+        raise ConflictError(f"project {pid} is deleted; restore it first", "project")
+    return get_project(conn, scope, pid)
+
+
+def mark_project_deleted(
+    conn: Connection, scope: Scope, now: float, project_id: Any, deleted: bool
+) -> Project:
+    """Delete (``deleted``) or restore the project: any member may. Its experiments keep
+    their own states; while it is deleted it is hidden from listings and takes no new
+    experiment. ConflictError (field ``project``) when it already is in that state."""
+    refuse_job_token(scope, "delete or restore projects")
+    pid = check_project(conn, scope, project_id)
+    was = projects.c.deleted_at.is_(None) if deleted else projects.c.deleted_at.is_not(None)
+    moved = conn.execute(
+        update(projects)
+        .where((projects.c.id == pid) & was)
+        .values(deleted_at=now if deleted else None)
+    ).rowcount
+    if not moved:
+        state = "already deleted" if deleted else "not deleted"
+        raise ConflictError(f"project {pid} is {state}", "project")
+    return get_project(conn, scope, pid)
 
 
 def add_member(conn: Connection, scope: Scope, now: float, project_id: Any, user_name: Any) -> str:
@@ -163,9 +217,9 @@ class SqlProjects(SqlNoun, ProjectStore):
         with self._db.write() as conn:
             return create_project(conn, self._scope, self._now(), display_name, description)
 
-    def list_projects(self) -> list[Project]:
+    def list_projects(self, include: str = "active") -> list[Project]:
         with self._db.read() as conn:
-            return list_projects(conn, self._scope)
+            return list_projects(conn, self._scope, include)
 
     def get_project(self, project_id: int) -> Project:
         with self._db.read() as conn:
@@ -174,6 +228,20 @@ class SqlProjects(SqlNoun, ProjectStore):
     def find_project(self, display_name: str) -> Project | None:
         with self._db.read() as conn:
             return find_project(conn, self._scope, display_name)
+
+    def update_project(
+        self, project_id: int, display_name: str | None = None, description: str | None = None
+    ) -> Project:
+        with self._db.write() as conn:
+            return update_project(conn, self._scope, project_id, display_name, description)
+
+    def delete_project(self, project_id: int) -> Project:
+        with self._db.write() as conn:
+            return mark_project_deleted(conn, self._scope, self._now(), project_id, True)
+
+    def restore_project(self, project_id: int) -> Project:
+        with self._db.write() as conn:
+            return mark_project_deleted(conn, self._scope, self._now(), project_id, False)
 
     def add_project_member(self, project_id: int, user_name: str) -> str:
         with self._db.write() as conn:

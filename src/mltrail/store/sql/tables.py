@@ -40,6 +40,7 @@ projects = Table(
     Column("description", String(140), nullable=False, default=""),
     Column("created_at", Double, nullable=False),
     Column("next_experiment", Integer, nullable=False, default=1),
+    Column("deleted_at", Double),  # NULL while active; set while deleted (restorable)
 )
 
 users = Table(
