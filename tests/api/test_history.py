@@ -111,7 +111,7 @@ def test_exports_equal_the_stored_values(api, run):
         assert written == len(stored) == 606
     assert seen[-1] == (606, 606)
     _same(pd.read_parquet(io.BytesIO(out["parquet"].getvalue())), stored)
-    csv = pd.read_csv(io.BytesIO(out["csv"].getvalue()), float_precision="round_trip")
+    csv = pd.read_csv(io.BytesIO(out["csv"].getvalue()))  # shortest round-trip text
     _same(csv, stored)
     lines = [orjson.loads(line) for line in out["jsonl"].getvalue().splitlines()]
     for row in lines:
@@ -120,6 +120,18 @@ def test_exports_equal_the_stored_values(api, run):
     _same(pd.DataFrame(lines), stored)
     one = io.BytesIO()
     assert api.experiments.export(run[0], one, experiment=run[1], format="jsonl") == 303
+
+
+def test_csv_export_needs_no_pyarrow_and_parquet_says_what_to_install(api, run, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # pyarrow is an optional dependency
+    out = io.BytesIO()
+    assert api.experiments.export(run[0], out, experiment=run[1], format="csv") == 303
+    with pytest.raises(
+        ValidationError, match=r"format: needs pyarrow: pip install 'mltrail\[parquet\]'"
+    ):
+        api.experiments.export(run[0], io.BytesIO(), format="parquet")
+    monkeypatch.undo()  # pandas reads text columns through pyarrow
+    _same(pd.read_csv(io.BytesIO(out.getvalue())), _stored(api, run))
 
 
 def test_bad_output_choices_name_the_field(api, run):

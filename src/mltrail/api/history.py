@@ -2,7 +2,8 @@
 
 One data function (:func:`read_history`) feeds every renderer: ``api.experiments.history``
 (records or a DataFrame), ``api.experiments.export`` and ``mltrail experiments export`` (CSV,
-Parquet or JSON lines, written series by series so memory holds one series at a time).
+Parquet or JSON lines, written series by series by :mod:`mltrail.api.export`, so memory holds
+about two series at a time: the one written and the next, read meanwhile).
 
 A history is long-form ("tidy"): one row per point with the columns of :data:`COLUMNS`. ``epoch``
 is None (pandas ``<NA>``) where the point had none; ``time`` is the point's wall-clock time in
@@ -13,23 +14,19 @@ unix seconds (NaN for points stored before times were kept). For one column per 
 from __future__ import annotations
 
 import builtins
-import io
-import math
-import os
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO, Any
 
 import numpy as np
 
+from mltrail.api import export
 from mltrail.core import validation
 from mltrail.core.errors import ValidationError
 from mltrail.core.types import Series
-from mltrail.core.wire import dump_json
 from mltrail.store.base import Store
 
-COLUMNS = ("project", "experiment", "key", "phase", "iteration", "epoch", "value", "time")
+COLUMNS = export.COLUMNS
 FORMATS = ("csv", "parquet", "jsonl")
 OUTPUTS = ("records", "pandas")
 
@@ -144,101 +141,29 @@ def _times(s: Series) -> np.ndarray:
 def write_export(
     parts: Iterator[SeriesOf], total: int, fmt: str, out: IO[bytes], progress: Progress | None
 ) -> int:
-    """Write the series to ``out`` in ``fmt`` one at a time; returns the points written."""
-    writer = _WRITERS[fmt](out)
+    """Write the series to ``out`` in ``fmt`` one at a time (the next read while one is
+    written, see :mod:`mltrail.api.export`); returns the points written."""
+    if fmt == "csv":
+        writer: Any = export.CsvWriter(out)
+    elif fmt == "parquet":
+        writer = export.ParquetWriter(out, _arrow())
+    else:
+        writer = export.JsonLinesWriter(out)
     done = 0
-    for part in parts:
-        writer.write(part)
-        done += len(part.series.values)
+    for part in export.prefetched(_as_part(p) for p in parts):
+        if len(part):
+            writer.write(part)
+        done += len(part)
         if progress is not None:
             progress(done, total)
     writer.close()
     return done
 
 
-class _ParquetWriter:
-    """Parquet through pyarrow's streaming writer, one row group per series."""
-
-    def __init__(self, out: IO[bytes]) -> None:
-        _arrow()
-        import pyarrow.parquet as pq
-
-        # dictionary-encoding only the text columns: trying it on the float columns (which
-        # never repeat enough) costs two thirds of the time
-        self._writer = pq.ParquetWriter(
-            out, _schema(), compression="snappy", use_dictionary=["key", "phase"]
-        )
-
-    def write(self, part: SeriesOf) -> None:
-        self._writer.write_table(arrow_table([part]))
-
-    def close(self) -> None:
-        self._writer.close()
-
-
-class _CsvWriter:
-    """CSV through pyarrow: slices of a series are formatted in parallel threads (pyarrow
-    releases the GIL; formatting floats is most of the cost) and written in order."""
-
-    SLICE_ROWS = 250_000
-
-    def __init__(self, out: IO[bytes]) -> None:
-        _arrow()
-        import pyarrow.csv as pcsv
-
-        self._csv = pcsv
-        self._out = out
-        self._pool = ThreadPoolExecutor(max_workers=os.cpu_count() or 1)
-        self._out.write(",".join(f'"{c}"' for c in COLUMNS).encode() + b"\n")
-        self._options = pcsv.WriteOptions(include_header=False)
-
-    def write(self, part: SeriesOf) -> None:
-        table = arrow_table([part])
-        slices = [
-            table.slice(first, self.SLICE_ROWS)
-            for first in range(0, table.num_rows, self.SLICE_ROWS)
-        ]
-        for text in self._pool.map(self._format, slices):
-            self._out.write(text)
-
-    def _format(self, table: Any) -> bytes:
-        buffer = io.BytesIO()
-        self._csv.write_csv(table, buffer, write_options=self._options)
-        return buffer.getvalue()
-
-    def close(self) -> None:
-        self._pool.shutdown()
-        self._out.flush()
-
-
-class _JsonLinesWriter:
-    """One JSON object per line, non-finite values tagged as everywhere in mltrail."""
-
-    def __init__(self, out: IO[bytes]) -> None:
-        self._out = out
-
-    def write(self, part: SeriesOf) -> None:
-        rows = records([part])
-        for row in rows:
-            if not math.isfinite(row["value"]):
-                row["value"] = {"$float": _non_finite(row["value"])}
-            if row["time"] != row["time"]:
-                row["time"] = None
-        self._out.write(b"".join(dump_json(r) + b"\n" for r in rows))
-
-    def close(self) -> None:
-        self._out.flush()
-
-
-def _non_finite(value: float) -> str:
-    return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
-
-
-_WRITERS: dict[str, Callable[[IO[bytes]], Any]] = {
-    "csv": _CsvWriter,
-    "parquet": _ParquetWriter,
-    "jsonl": _JsonLinesWriter,
-}
+def _as_part(part: SeriesOf) -> export.Part:
+    s = part.series
+    arrays = (s.iterations, s.epochs, s.values, _times(s))
+    return export.Part(part.project, part.experiment, s.key, s.phase, *arrays)
 
 
 # --- arrow ---------------------------------------------------------------------------------------
@@ -246,46 +171,11 @@ def _arrow() -> Any:
     return import_optional("pyarrow", "format", "parquet")
 
 
-def _schema() -> Any:
-    pa = _arrow()
-    text = pa.dictionary(pa.int32(), pa.string())
-    return pa.schema(
-        [
-            ("project", pa.int64()),
-            ("experiment", pa.int64()),
-            ("key", text),
-            ("phase", text),
-            ("iteration", pa.int64()),
-            ("epoch", pa.int64()),
-            ("value", pa.float64()),
-            ("time", pa.float64()),
-        ]
-    )
-
-
 def arrow_table(parts: Sequence[SeriesOf]) -> Any:
     """The points of ``parts`` as one Arrow table of :data:`COLUMNS` (columns built whole)."""
     pa = _arrow()
-    tables = [_arrow_part(pa, part) for part in parts]
-    return pa.concat_tables(tables) if tables else _schema().empty_table()
-
-
-def _arrow_part(pa: Any, part: SeriesOf) -> Any:
-    s = part.series
-    n = len(s.values)
-    zeros = np.zeros(n, dtype=np.int32)
-    epochs = np.asarray(s.epochs, dtype=np.int64)
-    columns = [
-        pa.array(np.full(n, part.project, dtype=np.int64)),
-        pa.array(np.full(n, part.experiment, dtype=np.int64)),
-        pa.DictionaryArray.from_arrays(zeros, pa.array([s.key])),
-        pa.DictionaryArray.from_arrays(zeros, pa.array([s.phase])),
-        pa.array(np.asarray(s.iterations, dtype=np.int64)),
-        pa.array(epochs, mask=epochs < 0),
-        pa.array(np.asarray(s.values, dtype=np.float64)),
-        pa.array(_times(s)),
-    ]
-    return pa.Table.from_arrays(columns, schema=_schema())
+    tables = [export.arrow_part(pa, _as_part(part)) for part in parts]
+    return pa.concat_tables(tables) if tables else export.arrow_schema(pa).empty_table()
 
 
 def _has(module: str) -> bool:
@@ -352,15 +242,15 @@ class HistoryMethods:
         progress: Progress | None = None,
     ) -> int:
         """Write whole histories (every experiment of the project, or one) to a binary file,
-        series by series (memory holds one series at a time).
+        series by series (memory holds the series written and the next one, read meanwhile).
 
         Args:
             project: project id.
             out: a file opened for writing bytes.
             experiment: only this experiment.
-            format: ``csv`` or ``parquet`` (need pyarrow: ``pip install 'mltrail[parquet]'``)
-                or ``jsonl`` (one JSON object per point; non-finite values tagged
-                ``{"$float": "NaN"}``).
+            format: ``csv`` (fast with pyarrow, ``pip install 'mltrail[parquet]'``; slower
+                without), ``parquet`` (needs pyarrow) or ``jsonl`` (one JSON object per
+                point; non-finite values tagged ``{"$float": "NaN"}``).
             progress: called with (points written, points in all) after each series.
 
         Returns:
@@ -368,7 +258,7 @@ class HistoryMethods:
         """
         pid = _ids(project, 1)[0]
         fmt = check_choice(format, "format", FORMATS)
-        if fmt != "jsonl":
+        if fmt == "parquet":
             _arrow()
         numbers = [experiment] if experiment is not None else self._experiment_numbers(pid)
         refs = [_ids(pid, n) for n in numbers]

@@ -24,7 +24,7 @@ PROGRESS_MIN_POINTS = 1_000_000  # a shorter export finishes before a bar would 
     type=click.Choice(["csv", "parquet", "jsonl"]),
     default="csv",
     show_default=True,
-    help="csv and parquet need pyarrow (pip install 'mltrail[parquet]').",
+    help="parquet needs pyarrow, which also makes csv fast (pip install 'mltrail[parquet]').",
 )
 @click.option(
     "--output",

@@ -1,0 +1,323 @@
+"""Whole histories written as files: CSV, Parquet, JSON lines (``api.experiments.export``).
+
+Every writer takes the store's arrays as they come and never makes a Python object per point:
+
+- CSV: each column of a slice is formatted by orjson in one call (shortest round-trip text for
+  floats, as ``repr`` gives), cut at its commas with numpy, and the rows are glued by pyarrow
+  (``binary_join_element_wise``, off the GIL, in a thread pool) behind a per-series prefix
+  (project, experiment, key, phase, formatted once). Without pyarrow the same texts are joined
+  in Python (slower, same bytes). NaN and infinities are written ``nan``, ``inf``, ``-inf``;
+  a missing epoch is an empty field.
+- Parquet: one streaming writer, a row group per series (cut at :data:`ROW_GROUP_ROWS`); the
+  constant columns dictionary-encoded, iterations and epochs delta-encoded.
+- JSON lines: one object per point, non-finite values tagged as everywhere in mltrail.
+
+Reads overlap writing: the next series is read in a background thread while one is written.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import IO, Any
+
+import numpy as np
+import orjson
+
+from mltrail.core.wire import dump_json
+
+COLUMNS = ("project", "experiment", "key", "phase", "iteration", "epoch", "value", "time")
+SLICE_ROWS = 262_144  # rows formatted at once: bounds the memory a CSV slice takes (~20 MB)
+ROW_GROUP_ROWS = 1_048_576
+_COMMA = ord(",")
+_NON_FINITE = {"nan": b"nan", "inf": b"inf", "-inf": b"-inf"}
+
+
+class Part:
+    """One series' points as arrays, with what identifies it (what the writers consume)."""
+
+    __slots__ = ("epochs", "experiment", "iterations", "key", "phase", "project", "times", "values")
+
+    def __init__(
+        self, project: int, experiment: int, key: str, phase: str, *arrays: np.ndarray
+    ) -> None:
+        self.project, self.experiment, self.key, self.phase = project, experiment, key, phase
+        it, ep, v, t = arrays
+        self.iterations = np.asarray(it, dtype=np.int64)
+        self.epochs = np.asarray(ep, dtype=np.int64)
+        self.values = np.asarray(v, dtype=np.float64)
+        self.times = np.asarray(t, dtype=np.float64)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+
+def prefetched(parts: Iterator[Part]) -> Iterator[Part]:
+    """``parts``, each read in a background thread while the one before it is written (the
+    store's decoding and the database release the GIL; one read at a time, in order)."""
+    with ThreadPoolExecutor(max_workers=1) as reader:
+        ahead = reader.submit(next, parts, None)
+        while (part := ahead.result()) is not None:
+            ahead = reader.submit(next, parts, None)
+            yield part
+
+
+# --- CSV -----------------------------------------------------------------------------------------
+def csv_header() -> bytes:
+    return ",".join(f'"{c}"' for c in COLUMNS).encode()
+
+
+def _quoted(text: str) -> str:
+    return '"' + text.replace('"', '""') + '"'
+
+
+def _prefix(part: Part) -> bytes:
+    """The start of each of the series' rows, newline first (rows are glued end to end)."""
+    return f"\n{part.project},{part.experiment},{_quoted(part.key)},{_quoted(part.phase)}".encode()
+
+
+def _fields(column: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The column as text, each field with its leading comma: (bytes, n + 1 offsets).
+
+    orjson formats the whole column at once (``[a,b,c]``); the opening bracket becomes a comma
+    so every field starts at a comma, and the closing bracket is left out by the last offset.
+    """
+    text = np.frombuffer(orjson.dumps(column, option=orjson.OPT_SERIALIZE_NUMPY), np.uint8).copy()
+    text[0] = _COMMA
+    starts = np.flatnonzero(text == _COMMA)
+    offsets = np.empty(len(starts) + 1, dtype=np.int64)
+    offsets[:-1] = starts
+    offsets[-1] = len(text) - 1
+    return text, offsets
+
+
+def _non_finite_texts(values: np.ndarray) -> tuple[np.ndarray, list[bytes]] | None:
+    """Where ``values`` are NaN or infinite and their text with its comma (orjson has null)."""
+    bad = np.flatnonzero(~np.isfinite(values))
+    if not len(bad):
+        return None
+    texts = [b"," + _NON_FINITE[str(v)] for v in values[bad].tolist()]
+    return bad, texts
+
+
+def _slice_columns(part: Part, lo: int, hi: int) -> list[Any]:
+    """The four formatted columns of rows ``lo:hi``: iteration, epoch (+ which are missing),
+    value and time (+ their non-finite fixes)."""
+    epochs = part.epochs[lo:hi]
+    values, times = part.values[lo:hi], part.times[lo:hi]
+    return [
+        _fields(part.iterations[lo:hi]),
+        (_fields(epochs), epochs < 0),
+        (_fields(values), _non_finite_texts(values)),
+        (_fields(times), _non_finite_texts(times)),
+    ]
+
+
+class CsvWriter:
+    """Rows as text; pyarrow glues them when installed (``pure=True``: never)."""
+
+    def __init__(self, out: IO[bytes], *, pure: bool = False) -> None:
+        self._out = out
+        self._arrow = None if pure else _optional_arrow()
+        workers = max(2, os.cpu_count() or 1)
+        self._pool = ThreadPoolExecutor(max_workers=workers) if self._arrow else None
+        self._pending: list[Future[Any]] = []
+        self._depth = 2 * workers
+        out.write(csv_header())
+
+    def write(self, part: Part) -> None:
+        prefix = _prefix(part)
+        for lo in range(0, len(part), SLICE_ROWS):
+            columns = _slice_columns(part, lo, min(lo + SLICE_ROWS, len(part)))
+            if self._pool is None:
+                self._out.write(_join_python(prefix, columns))
+                continue
+            self._pending.append(self._pool.submit(_join_arrow, self._arrow, prefix, columns))
+            while len(self._pending) > self._depth:
+                self._flush_one()
+
+    def _flush_one(self) -> None:
+        self._out.write(self._pending.pop(0).result())
+
+    def close(self) -> None:
+        while self._pending:
+            self._flush_one()
+        if self._pool is not None:
+            self._pool.shutdown()
+        self._out.write(b"\n")
+        self._out.flush()
+
+
+def _join_python(prefix: bytes, columns: list[Any]) -> bytes:
+    it, (ep, missing), (v, v_bad), (t, t_bad) = columns
+    texts = [_split(it), _split(ep), _split(v), _split(t)]
+    for i in np.flatnonzero(missing).tolist():
+        texts[1][i] = b","
+    for fixes, target in ((v_bad, texts[2]), (t_bad, texts[3])):
+        if fixes is not None:
+            for i, text in zip(fixes[0].tolist(), fixes[1], strict=True):
+                target[i] = text
+    return b"".join(prefix + b"".join(row) for row in zip(*texts, strict=True))
+
+
+def _split(fields: tuple[np.ndarray, np.ndarray]) -> list[bytes]:
+    text, offsets = fields
+    data = text.tobytes()
+    bounds = offsets.tolist()
+    return [data[a:b] for a, b in itertools.pairwise(bounds)]
+
+
+def _join_arrow(pa: Any, prefix: bytes, columns: list[Any]) -> memoryview:
+    """The slice's rows as one buffer (pyarrow's element-wise join releases the GIL)."""
+    import pyarrow.compute as pc
+
+    it, (ep, missing), (v, v_bad), (t, t_bad) = columns
+    epochs = _strings(pa, ep, ~missing if missing.any() else None)
+    values, times = _strings(pa, v), _strings(pa, t)
+    if v_bad is not None:
+        values = pc.replace_with_mask(
+            values, _mask(len(values), v_bad[0]), pa.array(v_bad[1], pa.large_binary())
+        )
+    if t_bad is not None:
+        times = pc.replace_with_mask(
+            times, _mask(len(times), t_bad[0]), pa.array(t_bad[1], pa.large_binary())
+        )
+    rows = pc.binary_join_element_wise(
+        pa.scalar(prefix, pa.large_binary()),
+        _strings(pa, it),
+        epochs,
+        values,
+        times,
+        pa.scalar(b"", pa.large_binary()),
+        null_handling="replace",
+        null_replacement=",",
+    )
+    offsets = np.frombuffer(rows.buffers()[1], np.int64, len(rows) + 1, rows.offset * 8)
+    return memoryview(rows.buffers()[2])[int(offsets[0]) : int(offsets[-1])]
+
+
+def _mask(n: int, where: np.ndarray) -> np.ndarray:
+    mask = np.zeros(n, dtype=bool)
+    mask[where] = True
+    return mask
+
+
+def _strings(
+    pa: Any, fields: tuple[np.ndarray, np.ndarray], valid: np.ndarray | None = None
+) -> Any:
+    """A large_binary array over the formatted text, without copying it."""
+    text, offsets = fields
+    bitmap = None if valid is None else pa.py_buffer(np.packbits(valid, bitorder="little"))
+    return pa.Array.from_buffers(
+        pa.large_binary(),
+        len(offsets) - 1,
+        [bitmap, pa.py_buffer(offsets), pa.py_buffer(text)],
+        null_count=-1 if valid is None else int(len(valid) - valid.sum()),
+    )
+
+
+def _optional_arrow() -> Any:
+    try:
+        import pyarrow
+        import pyarrow.compute  # the join lives there
+    except ImportError:
+        return None
+    return pyarrow
+
+
+# --- Parquet -------------------------------------------------------------------------------------
+class ParquetWriter:
+    """Parquet through pyarrow's streaming writer, one row group per series (cut at
+    :data:`ROW_GROUP_ROWS`): the constant and repeated columns dictionary-encoded, iterations
+    and epochs delta-encoded (trying a dictionary on float columns costs two thirds of the
+    time, and they never repeat enough)."""
+
+    def __init__(self, out: IO[bytes], pa: Any) -> None:
+        import pyarrow.parquet as pq
+
+        self._pa = pa
+        self._writer = pq.ParquetWriter(
+            out,
+            arrow_schema(pa),
+            compression="snappy",
+            use_dictionary=["project", "experiment", "key", "phase"],
+            column_encoding={"iteration": "DELTA_BINARY_PACKED", "epoch": "DELTA_BINARY_PACKED"},
+        )
+
+    def write(self, part: Part) -> None:
+        self._writer.write_table(arrow_part(self._pa, part), row_group_size=ROW_GROUP_ROWS)
+
+    def close(self) -> None:
+        self._writer.close()
+
+
+def arrow_schema(pa: Any) -> Any:
+    text = pa.dictionary(pa.int32(), pa.string())
+    return pa.schema(
+        [
+            ("project", pa.int64()),
+            ("experiment", pa.int64()),
+            ("key", text),
+            ("phase", text),
+            ("iteration", pa.int64()),
+            ("epoch", pa.int64()),
+            ("value", pa.float64()),
+            ("time", pa.float64()),
+        ]
+    )
+
+
+def arrow_part(pa: Any, part: Part) -> Any:
+    """One series as an Arrow table of :data:`COLUMNS`, over the arrays' memory (built from
+    buffers: ``pa.array`` on numpy would import pandas, a third of a second)."""
+    n = len(part)
+    missing = part.epochs < 0
+    codes = pa.Array.from_buffers(pa.int32(), n, [None, pa.py_buffer(np.zeros(n, np.int32))])
+    columns = [
+        _numeric(pa, pa.int64(), np.full(n, part.project, dtype=np.int64)),
+        _numeric(pa, pa.int64(), np.full(n, part.experiment, dtype=np.int64)),
+        pa.DictionaryArray.from_arrays(codes, pa.array([part.key], pa.string())),
+        pa.DictionaryArray.from_arrays(codes, pa.array([part.phase], pa.string())),
+        _numeric(pa, pa.int64(), part.iterations),
+        _numeric(pa, pa.int64(), part.epochs, None if not missing.any() else ~missing),
+        _numeric(pa, pa.float64(), part.values),
+        _numeric(pa, pa.float64(), part.times),
+    ]
+    return pa.Table.from_arrays(columns, schema=arrow_schema(pa))
+
+
+def _numeric(pa: Any, kind: Any, values: np.ndarray, valid: np.ndarray | None = None) -> Any:
+    values = np.ascontiguousarray(values)
+    bitmap = None if valid is None else pa.py_buffer(np.packbits(valid, bitorder="little"))
+    nulls = 0 if valid is None else int(len(valid) - valid.sum())
+    return pa.Array.from_buffers(kind, len(values), [bitmap, pa.py_buffer(values)], nulls)
+
+
+# --- JSON lines ----------------------------------------------------------------------------------
+class JsonLinesWriter:
+    """One JSON object per line, non-finite values tagged as everywhere in mltrail."""
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self._out = out
+
+    def write(self, part: Part) -> None:
+        head: dict[str, Any] = {"project": part.project, "experiment": part.experiment}
+        head |= {"key": part.key, "phase": part.phase}
+        columns = (part.iterations, part.epochs, part.values, part.times)
+        lines = []
+        for it, ep, value, t in zip(*(c.tolist() for c in columns), strict=True):
+            row = head | {"iteration": it, "epoch": None if ep < 0 else ep}
+            row["value"] = value if math.isfinite(value) else {"$float": _tag(value)}
+            row["time"] = None if t != t else t
+            lines.append(dump_json(row))
+        self._out.write(b"\n".join(lines) + (b"\n" if lines else b""))
+
+    def close(self) -> None:
+        self._out.flush()
+
+
+def _tag(value: float) -> str:
+    return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")

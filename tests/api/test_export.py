@@ -1,0 +1,145 @@
+"""The export writers on their own: CSV text identical with and without pyarrow, values read
+back bit for bit (NaN, infinities, -0.0, subnormals, missing epochs and times), slices and
+row groups cut inside a series, and CSV without pyarrow installed."""
+
+from __future__ import annotations
+
+import io
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mltrail.api import export
+
+SPECIAL = [
+    float("nan"),
+    float("inf"),
+    -float("inf"),
+    -0.0,
+    0.0,
+    5e-324,
+    1e300,
+    0.1 + 0.2,
+    123456789012.0,
+    1e21,
+    1e-7,
+    -2.5,
+]
+
+
+def _parts() -> list[export.Part]:
+    n = 1000
+    rng = np.random.default_rng(7)
+    values = rng.standard_normal(n) * 10.0 ** rng.integers(-30, 30, n)
+    values[: len(SPECIAL)] = SPECIAL
+    epochs = np.where(np.arange(n) % 3 == 0, -1, np.arange(n) // 10)  # every third has none
+    times = np.round((1.7e9 + np.arange(n) * 0.013) * 1000) / 1000
+    times[5] = np.nan  # a point stored before times were kept
+    it = np.arange(n, dtype=np.int64) * 7 - 50
+    return [
+        export.Part(3, 12, 'odd "key", with comma', "train", it, epochs, values, times),
+        export.Part(3, 13, "loss", "validation", it[:10], np.full(10, -1), values[:10], times[:10]),
+        export.Part(3, 13, "acc", "test", it[:1], np.zeros(1), values[20:21], times[:1]),
+    ]
+
+
+def _expected() -> pd.DataFrame:
+    frames = [
+        pd.DataFrame(
+            {
+                "project": p.project,
+                "experiment": p.experiment,
+                "key": p.key,
+                "phase": p.phase,
+                "iteration": p.iterations,
+                "epoch": pd.array([None if e < 0 else e for e in p.epochs], dtype="Int64"),
+                "value": p.values,
+                "time": p.times,
+            }
+        )
+        for p in _parts()
+    ]
+    return pd.concat(frames, ignore_index=True)
+
+
+def _same(frame: pd.DataFrame, expected: pd.DataFrame) -> None:
+    assert len(frame) == len(expected)
+    for column in ("project", "experiment", "iteration", "epoch"):
+        assert frame[column].astype("Int64").tolist() == expected[column].tolist(), column
+    for column in ("key", "phase"):
+        assert frame[column].astype(str).tolist() == expected[column].tolist(), column
+    for column in ("value", "time"):  # bit for bit
+        got = np.asarray(frame[column], dtype=np.float64).view(np.int64)
+        assert np.array_equal(got, expected[column].to_numpy().view(np.int64)), column
+
+
+def _write(writer: object) -> None:
+    for part in _parts():
+        writer.write(part)  # type: ignore[attr-defined]
+    writer.close()  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def small_slices(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(export, "SLICE_ROWS", 64)  # many slices per series, pending queue full
+    monkeypatch.setattr(export, "ROW_GROUP_ROWS", 300)
+
+
+def _read_csv(data: bytes) -> pd.DataFrame:
+    return pd.read_csv(
+        io.BytesIO(data),
+        dtype={"key": str, "phase": str},
+        keep_default_na=False,
+        na_values={"epoch": [""], "value": ["nan"], "time": ["nan"]},
+    )
+
+
+def test_csv_is_the_same_text_with_and_without_pyarrow_and_reads_back_bit_for_bit(small_slices):
+    fast, pure = io.BytesIO(), io.BytesIO()
+    _write(export.CsvWriter(fast))
+    _write(export.CsvWriter(pure, pure=True))
+    assert fast.getvalue() == pure.getvalue()
+    lines = fast.getvalue().split(b"\n")
+    assert lines[0] == b'"project","experiment","key","phase","iteration","epoch","value","time"'
+    assert lines[1] == b'3,12,"odd ""key"", with comma","train",-50,,nan,1700000000.0'
+    assert lines[2:5] == [
+        b'3,12,"odd ""key"", with comma","train",-43,0,inf,1700000000.013',
+        b'3,12,"odd ""key"", with comma","train",-36,0,-inf,1700000000.026',
+        b'3,12,"odd ""key"", with comma","train",-29,,-0.0,1700000000.039',
+    ]
+    assert lines[-1] == b"" and len(lines) == 1 + 1011 + 1
+    _same(_read_csv(fast.getvalue()), _expected())
+
+
+def test_parquet_reads_back_bit_for_bit_in_row_groups(small_slices):
+    import pyarrow.parquet as pq
+
+    out = io.BytesIO()
+    _write(export.ParquetWriter(out, pytest.importorskip("pyarrow")))
+    meta = pq.ParquetFile(io.BytesIO(out.getvalue())).metadata
+    assert meta.num_rows == 1011 and meta.num_row_groups == 4 + 1 + 1  # 1000 rows cut at 300
+    _same(pd.read_parquet(io.BytesIO(out.getvalue())), _expected())
+
+
+def test_jsonl_tags_non_finite_values():
+    out = io.BytesIO()
+    _write(export.JsonLinesWriter(out))
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 1011
+    assert lines[0] == (
+        b'{"project":3,"experiment":12,"key":"odd \\"key\\", with comma","phase":"train",'
+        b'"iteration":-50,"epoch":null,"value":{"$float":"NaN"},"time":1700000000.0}'
+    )
+    assert lines[1].endswith(b'"epoch":0,"value":{"$float":"Infinity"},"time":1700000000.013}')
+    assert lines[5].endswith(b'"time":null}')  # stored before times were kept
+
+
+def test_csv_without_pyarrow_joins_rows_in_python(small_slices, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pyarrow", None)  # pyarrow is an optional dependency
+    out = io.BytesIO()
+    writer = export.CsvWriter(out)
+    assert writer._pool is None  # no pyarrow: the rows are joined in Python
+    _write(writer)
+    _same(_read_csv(out.getvalue()), _expected())
