@@ -2,18 +2,24 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+import pydantic
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.exceptions import RequestValidationError
 
 from mltrail.core import validation
+from mltrail.core.errors import ValidationError
 from mltrail.core.series_codec import (
+    POINTS_MEDIA_TYPE,
+    metric_batch_from_binary,
     metric_batch_from_wire,
     series_answer_to_wire,
     series_to_packed,
     series_to_wire,
     summary_to_wire,
 )
+from mltrail.core.wire import parse_json
 from mltrail.server.deps import ExperimentId, OrjsonResponse, ProjectId, StoreDep
 from mltrail.server.schemas import (
     ERROR_RESPONSES,
@@ -33,13 +39,59 @@ router = APIRouter(tags=["metrics"], responses=ERROR_RESPONSES)
 experiment_router = APIRouter(prefix="/projects/{project_id}/experiments/{experiment_id}")
 
 
-@experiment_router.post("/points", response_model=StoredOut)
+def _points_schema() -> dict[str, Any]:
+    """PointsIn's JSON schema with its chunks inlined (the route reads its body itself)."""
+    schema = PointsIn.model_json_schema()
+    schema["properties"]["chunks"]["items"] = schema.pop("$defs")["ChunkIn"]
+    return schema
+
+
+async def _points_body(request: Request) -> tuple[bool, bytes]:
+    """The body's bytes, and whether it is the binary form (decoded off the event loop)."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return media_type == POINTS_MEDIA_TYPE, await request.body()
+
+
+@experiment_router.post(
+    "/points",
+    response_model=StoredOut,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": _points_schema()},
+                POINTS_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}},
+            },
+        }
+    },
+)
 def append_points(
-    project_id: ProjectId, experiment_id: ExperimentId, body: PointsIn, store: StoreDep
+    project_id: ProjectId,
+    experiment_id: ExperimentId,
+    body: Annotated[tuple[bool, bytes], Depends(_points_body)],
+    store: StoreDep,
 ) -> dict:
-    """Store a batch once: a retried (client_id, seq) answers ``{"stored": 0}``."""
-    batch = metric_batch_from_wire(body.model_dump())
+    """Store a batch once: a retried (client_id, seq) answers ``{"stored": 0}``.
+
+    The body is JSON (``PointsIn``: columns as base64) or, with Content-Type
+    ``application/vnd.mltrail.points``, the same columns as raw little-endian bytes after a
+    JSON header (:func:`mltrail.core.series_codec.metric_batch_to_binary`)."""
+    binary, content = body
+    batch = metric_batch_from_binary(content) if binary else _batch_from_json(content)
     return {"stored": store.append_points(project_id, experiment_id, batch)}
+
+
+def _batch_from_json(content: bytes) -> Any:
+    try:
+        data = parse_json(content)
+    except ValueError:
+        raise ValidationError("body is not valid UTF-8 JSON", "body") from None
+    try:
+        checked = PointsIn.model_validate(data)
+    except pydantic.ValidationError as exc:
+        errors = [{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]
+        raise RequestValidationError(errors) from None
+    return metric_batch_from_wire(checked.model_dump())
 
 
 @experiment_router.post("/points/rewind", response_model=RemovedOut)

@@ -7,16 +7,37 @@ from collections.abc import Sequence
 from typing import Any
 
 from mltrail.core import series_codec
+from mltrail.core.errors import ValidationError
 from mltrail.core.types import MetricBatch, MetricSummary, Series, SeriesAnswer, SeriesQuery
-from mltrail.store.http.transport import HttpNoun
+from mltrail.store.http.transport import HttpNoun, decode, send
 from mltrail.store.points import PointStore
 
 
 class HttpPoints(HttpNoun, PointStore):
     """The points half of HttpStore: each :class:`PointStore` method is one request."""
 
+    _json_points = False  # set once a server (older than the binary body) refused it
+
     def append_points(self, project_id: int, experiment_id: int, batch: MetricBatch) -> int:
+        """One request: the packed columns as raw bytes (a server that does not know that
+        body, answering 422 on ``body``, gets JSON from then on)."""
         path = self._experiment_path(project_id, experiment_id) + "/points"
+        if not self._json_points:
+            client = self._http.client
+            request = client.build_request(
+                "POST",
+                path,
+                content=series_codec.metric_batch_to_binary(batch),
+                headers={"Content-Type": series_codec.POINTS_MEDIA_TYPE},
+            )
+            try:
+                return int(
+                    decode(send(client, request, self._http.policy, repeatable=True))["stored"]
+                )
+            except ValidationError as exc:
+                if exc.field != "body":
+                    raise
+                self._json_points = True
         body = series_codec.metric_batch_to_wire(batch)
         return int(self._http.call("POST", path, body=body, repeatable=True)["stored"])
 
