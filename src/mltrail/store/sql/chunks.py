@@ -11,7 +11,7 @@ import struct
 import zlib
 
 import numpy as np
-from sqlalchemy import Connection, delete, func, select
+from sqlalchemy import Connection, and_, delete, or_, select
 
 from mltrail.core.types import SeriesChunk
 from mltrail.store.sql.tables import metric_chunks
@@ -87,6 +87,11 @@ COMPACT_TIERS = (256, 4096)
 COMPACT_MIN_CHUNKS = 8
 
 
+# conditions OR-ed in one statement: SQLite answers an OR of index ranges with one index search
+# each (a row-value IN is a full table scan there); bounded so the expression stays shallow
+OR_TERMS = 100
+
+
 def compact_after_append(conn: Connection, grown: list[tuple[int, int, int]]) -> int:
     """Merge the small chunks of the windows each series completed; returns chunks removed.
 
@@ -94,21 +99,34 @@ def compact_after_append(conn: Connection, grown: list[tuple[int, int, int]]) ->
         conn: the append's transaction (the new chunks already inserted).
         grown: per series appended to, ``(series_id, count before, count after)``.
     """
+    windows = [
+        (series_id, (before // size) * size, (after // size) * size)
+        for series_id, before, after in grown
+        for size in COMPACT_TIERS
+        if after // size > before // size
+    ]
+    c = metric_chunks.c
+    starts: dict[int, list[int]] = {}
+    for i in range(0, len(windows), OR_TERMS):  # one query for a batch's windows, not one each
+        terms = [
+            and_(c.series_id == sid, c.start >= low, c.start < high)
+            for sid, low, high in windows[i : i + OR_TERMS]
+        ]
+        for sid, start in conn.execute(select(c.series_id, c.start).where(or_(*terms))):
+            starts.setdefault(sid, []).append(start)
     removed = 0
-    for series_id, before, after in grown:
-        for size in COMPACT_TIERS:
-            if after // size > before // size:
-                window = ((before // size) * size, (after // size) * size)
-                removed += _merge_window(conn, series_id, window)
+    for sid, low, high in windows:  # a smaller tier's merge first: the larger one counts it
+        mine = starts.get(sid, [])
+        inside = [s for s in mine if low <= s < high]
+        if len(inside) >= COMPACT_MIN_CHUNKS:
+            removed += _merge_window(conn, sid, (low, high))
+            starts[sid] = [s for s in mine if not low <= s < high] + [min(inside)]
     return removed
 
 
 def _merge_window(conn: Connection, series_id: int, window: tuple[int, int]) -> int:
     c = metric_chunks.c
     where = (c.series_id == series_id, c.start >= window[0], c.start < window[1])
-    found = conn.execute(select(func.count()).where(*where)).scalar_one()
-    if found < COMPACT_MIN_CHUNKS:
-        return 0
     rows = conn.execute(select(c.start, c.count, c.data).where(*where).order_by(c.start)).all()
     parts = [decode_chunk(data, n) for _, n, data in rows]
     it, ep, v, t = (np.concatenate([p[i] for p in parts]) for i in range(4))

@@ -12,7 +12,7 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, bindparam, select, tuple_, update
+from sqlalchemy import Connection, and_, bindparam, or_, select, update
 
 from mltrail.core import validation
 from mltrail.core.types import (
@@ -27,7 +27,7 @@ from mltrail.store.points import PointStore
 from mltrail.store.sql import rollups
 from mltrail.store.sql.access import Scope, SqlNoun, experiment_pk
 from mltrail.store.sql.batches import claim_batch
-from mltrail.store.sql.chunks import compact_after_append, encode_chunk
+from mltrail.store.sql.chunks import OR_TERMS, compact_after_append, encode_chunk
 from mltrail.store.sql.engine import Database
 from mltrail.store.sql.series import read_series, read_series_batch
 from mltrail.store.sql.tables import experiments, metric_chunks, metric_rollups, metric_series
@@ -100,10 +100,14 @@ def _stored_partials(conn: Connection, rows: list[Any]) -> dict[tuple[int, int],
         for level, size in enumerate(rollups.LEVEL_SIZES, start=1)
         if row.count % size
     ]
-    if not wanted:
-        return {}
-    key = tuple_(metric_rollups.c.series_id, metric_rollups.c.level, metric_rollups.c.bucket)
-    found = conn.execute(select(metric_rollups).where(key.in_(wanted))).mappings().all()
+    c = metric_rollups.c
+    found = []
+    for i in range(0, len(wanted), OR_TERMS):  # a row-value IN would scan the table on SQLite
+        terms = [
+            and_(c.series_id == sid, c.level == level, c.bucket == bucket)
+            for sid, level, bucket in wanted[i : i + OR_TERMS]
+        ]
+        found += conn.execute(select(metric_rollups).where(or_(*terms))).mappings().all()
     return {(r["series_id"], r["level"]): rollups.absolute_times(dict(r)) for r in found}
 
 
