@@ -15,7 +15,7 @@ from mltrail.core.series_codec import (
 )
 from mltrail.core.types import MetricBatch, SeriesChunk
 from mltrail.store.http import HttpStore
-from support.clients import error_of, rest_client
+from support.clients import error_of
 from support.servers import unique_name
 
 # NaN with a payload, a negative NaN, infinities, -0.0, the smallest subnormal
@@ -57,19 +57,6 @@ def test_the_codec_round_trips_every_bit():
             assert getattr(got, column).tolist() == getattr(sent, column).tolist()
         assert _bits(got.values) == _bits(sent.values)
         assert _bits(got.times) == _bits(sent.times)
-
-
-@pytest.fixture
-def client(shared_server):
-    with rest_client(shared_server.url, shared_server.make_token(unique_name())) as c:
-        yield c
-
-
-@pytest.fixture
-def experiment(client) -> str:
-    project = client.post("/projects", json={"display_name": "binary points"}).json()["id"]
-    exp = client.post(f"/projects/{project}/experiments", json={}).json()["experiment_id"]
-    return f"/projects/{project}/experiments/{exp}"
 
 
 def _post(client, experiment: str, body: bytes, media_type: str = POINTS_MEDIA_TYPE):

@@ -6,25 +6,11 @@ import pytest
 
 from mltrail.core.errors import ConflictError, NotFoundError, ValidationError
 from mltrail.core.types import Status
-from support.clients import error_of, rest_client
+from support.clients import error_of
 from support.factories import wire_chunk
 from support.servers import unique_name
 
 LIMIT = 64 * 1024 * 1024
-
-
-@pytest.fixture
-def client(shared_server):
-    with rest_client(shared_server.url, shared_server.make_token(unique_name())) as c:
-        yield c
-
-
-@pytest.fixture
-def experiment(client) -> str:
-    """The path of a fresh experiment of the client's user."""
-    project = client.post("/projects", json={"display_name": "errors"}).json()["id"]
-    exp = client.post(f"/projects/{project}/experiments", json={}).json()["experiment_id"]
-    return f"/projects/{project}/experiments/{exp}"
 
 
 _error = error_of

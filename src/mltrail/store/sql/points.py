@@ -101,7 +101,7 @@ def _stored_partials(conn: Connection, rows: list[Any]) -> dict[tuple[int, int],
         if row.count % size
     ]
     c = metric_rollups.c
-    found = []
+    found: list[Any] = []
     for i in range(0, len(wanted), OR_TERMS):  # a row-value IN would scan the table on SQLite
         terms = [
             and_(c.series_id == sid, c.level == level, c.bucket == bucket)
