@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import boto3
+from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
@@ -33,6 +34,9 @@ from mltrail.store.blobs.staging import HashingReader
 
 MIN_PART_BYTES = 8 * 1024 * 1024
 MAX_PARTS = 9_000  # S3 allows 10,000
+# up to 5 GiB, S3's limit for one CopyObject, a staged upload moves in one request; larger ones
+# in parts of 1 GiB (boto3's default of 8 MiB made a 1 GiB move 128 part copies)
+COPY_CONFIG = TransferConfig(multipart_threshold=5 * 1024**3, multipart_chunksize=1024**3)
 PRESIGN_SECONDS = 3600
 
 
@@ -138,7 +142,7 @@ class S3Blobs(BlobStore):
         try:
             if not self.exists(sha256):
                 source = {"Bucket": self.bucket, "Key": staging_key}
-                self.client.copy(source, self.bucket, self.key_of(sha256))
+                self.client.copy(source, self.bucket, self.key_of(sha256), Config=COPY_CONFIG)
         finally:
             self.client.delete_object(Bucket=self.bucket, Key=staging_key)
 
