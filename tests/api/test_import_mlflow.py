@@ -247,7 +247,6 @@ def test_import_from_the_mlflow_database(mlflow_server, populated, tmp_path):
 
 def test_bad_input_is_one_line_and_writes_nothing(mlflow_server, populated, tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLTRAIL_", "MLFLOW_"))}
-    env["MLTRAIL_HOME"] = str(tmp_path)
     dead = f"http://127.0.0.1:{free_port()}"
     cases = [
         (("--from", dead), "cannot reach"),
@@ -255,9 +254,23 @@ def test_bad_input_is_one_line_and_writes_nothing(mlflow_server, populated, tmp_
         (("--from", f"sqlite:///{tmp_path / 'missing.db'}"), "no MLflow database"),
         (("--from", "ftp://example"), "must be an http(s):// URL"),
     ]
-    for args, words in cases:
-        done = _mltrail(env, "import", "mlflow", *args)
-        assert done.returncode != 0
-        assert len(done.stderr.strip().splitlines()) == 1 and words in done.stderr, done.stderr
-    with _api(env) as api:
-        assert api.store.list_projects() == []
+    # the cases run at once (a CLI start-up is seconds), each with a home of its own
+    homes = [tmp_path / f"home-{n}" for n in range(len(cases))]
+    for home in homes:
+        home.mkdir()
+    started = [
+        subprocess.Popen(
+            [sys.executable, "-m", "mltrail", "import", "mlflow", *args],
+            env={**env, "MLTRAIL_HOME": str(home)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for (args, _), home in zip(cases, homes, strict=True)
+    ]
+    for proc, (_, words), home in zip(started, cases, homes, strict=True):
+        _, stderr = proc.communicate(timeout=300)
+        assert proc.returncode != 0
+        assert len(stderr.strip().splitlines()) == 1 and words in stderr, stderr
+        with _api({"MLTRAIL_HOME": str(home)}) as api:
+            assert api.store.list_projects() == []
