@@ -11,9 +11,10 @@ import struct
 import zlib
 
 import numpy as np
-from sqlalchemy import Connection, and_, delete, or_, select
+from sqlalchemy import Connection, delete, select
 
 from mltrail.core.types import SeriesChunk
+from mltrail.store.sql.engine import select_any
 from mltrail.store.sql.tables import metric_chunks
 
 _COLUMNS = 4  # iteration deltas, epochs, value bits, time deltas (ms): all int64
@@ -87,11 +88,6 @@ COMPACT_TIERS = (256, 4096)
 COMPACT_MIN_CHUNKS = 8
 
 
-# conditions OR-ed in one statement: SQLite answers an OR of index ranges with one index search
-# each (a row-value IN is a full table scan there); bounded so the expression stays shallow
-OR_TERMS = 100
-
-
 def compact_after_append(conn: Connection, grown: list[tuple[int, int, int]]) -> int:
     """Merge the small chunks of the windows each series completed; returns chunks removed.
 
@@ -105,15 +101,10 @@ def compact_after_append(conn: Connection, grown: list[tuple[int, int, int]]) ->
         for size in COMPACT_TIERS
         if after // size > before // size
     ]
-    c = metric_chunks.c
     starts: dict[int, list[int]] = {}
-    for i in range(0, len(windows), OR_TERMS):  # one query for a batch's windows, not one each
-        terms = [
-            and_(c.series_id == sid, c.start >= low, c.start < high)
-            for sid, low, high in windows[i : i + OR_TERMS]
-        ]
-        for sid, start in conn.execute(select(c.series_id, c.start).where(or_(*terms))):
-            starts.setdefault(sid, []).append(start)
+    tests = ("series_id =", "start >=", "start <")
+    for row in select_any(conn, metric_chunks, tests, windows):  # one query, not one a window
+        starts.setdefault(row["series_id"], []).append(row["start"])
     removed = 0
     for sid, low, high in windows:  # a smaller tier's merge first: the larger one counts it
         mine = starts.get(sid, [])

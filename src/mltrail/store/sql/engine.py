@@ -10,16 +10,27 @@ reads begin deferred, so readers in other processes never block the writer.
 
 from __future__ import annotations
 
+import functools
 import operator
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, make_url
+from sqlalchemy import (
+    Connection,
+    Engine,
+    RowMapping,
+    Table,
+    TextualSelect,
+    create_engine,
+    event,
+    make_url,
+    text,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.pool import StaticPool
 
@@ -105,6 +116,36 @@ class Database:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+# Terms OR-ed in one statement by select_any: bounded, so the expression stays shallow.
+OR_TERMS = 100
+
+
+def select_any(
+    conn: Connection, table: Table, tests: tuple[str, ...], rows: Sequence[tuple[Any, ...]]
+) -> list[RowMapping]:
+    """The rows of ``table`` matching any entry of ``rows``: each entry's values compared by
+    ``tests`` (``"series_id ="``, ``"start >="`` ...) and AND-ed, the entries OR-ed.
+
+    SQLite answers such an OR with one index search per entry, where a row-value ``IN`` scans
+    the whole table; the statement is plain text cached per shape (building it from
+    SQLAlchemy expressions cost more than running it).
+    """
+    found: list[RowMapping] = []
+    for i in range(0, len(rows), OR_TERMS):
+        part = rows[i : i + OR_TERMS]
+        params = {f"p{k}_{j}": v for k, row in enumerate(part) for j, v in enumerate(row)}
+        found += conn.execute(_any_of(table, tests, len(part)), params).mappings().all()
+    return found
+
+
+@functools.lru_cache(maxsize=32)
+def _any_of(table: Table, tests: tuple[str, ...], count: int) -> TextualSelect:
+    term = " AND ".join(f"{test} :p{{k}}_{j}" for j, test in enumerate(tests))
+    where = " OR ".join("(" + term.format(k=k) + ")" for k in range(count))
+    columns = ", ".join(f'"{c.name}"' for c in table.c)  # names from our schema
+    return text(f'SELECT {columns} FROM "{table.name}" WHERE {where}').columns(*table.c)
 
 
 def in_write(conn: Connection) -> bool:

@@ -12,7 +12,7 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, and_, bindparam, or_, select, update
+from sqlalchemy import Connection, bindparam, select, update
 
 from mltrail.core import validation
 from mltrail.core.types import (
@@ -27,8 +27,8 @@ from mltrail.store.points import PointStore
 from mltrail.store.sql import rollups
 from mltrail.store.sql.access import Scope, SqlNoun, experiment_pk
 from mltrail.store.sql.batches import claim_batch
-from mltrail.store.sql.chunks import OR_TERMS, compact_after_append, encode_chunk
-from mltrail.store.sql.engine import Database
+from mltrail.store.sql.chunks import compact_after_append, encode_chunk
+from mltrail.store.sql.engine import Database, select_any
 from mltrail.store.sql.series import read_series, read_series_batch
 from mltrail.store.sql.tables import experiments, metric_chunks, metric_rollups, metric_series
 
@@ -100,14 +100,7 @@ def _stored_partials(conn: Connection, rows: list[Any]) -> dict[tuple[int, int],
         for level, size in enumerate(rollups.LEVEL_SIZES, start=1)
         if row.count % size
     ]
-    c = metric_rollups.c
-    found: list[Any] = []
-    for i in range(0, len(wanted), OR_TERMS):  # a row-value IN would scan the table on SQLite
-        terms = [
-            and_(c.series_id == sid, c.level == level, c.bucket == bucket)
-            for sid, level, bucket in wanted[i : i + OR_TERMS]
-        ]
-        found += conn.execute(select(metric_rollups).where(or_(*terms))).mappings().all()
+    found = select_any(conn, metric_rollups, ("series_id =", "level =", "bucket ="), wanted)
     return {(r["series_id"], r["level"]): rollups.absolute_times(dict(r)) for r in found}
 
 
