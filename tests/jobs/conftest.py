@@ -1,7 +1,10 @@
 """Fixtures for remote-execution tests: real agent subprocesses against a real server.
 
-``agent_factory(server, *args, token=None)`` starts ``mltrail agent`` with the server's URL and
-a token; every agent it starts is killed at teardown. ``wait_for(predicate)`` polls.
+``agent_factory(server, *args, token=None, token_file=False)`` starts ``mltrail agent`` with the
+server's URL and a token (in ``MLTRAIL_TOKEN``, or in its ``config.toml`` as ``mltrail login``
+writes it); every agent it starts is killed at teardown. Without ``--job-user`` in ``args`` its
+jobs run as the test's own user (root in CI would otherwise run them as ``nobody``, who cannot
+run the test's Python nor read its temporary directory; ``test_jobs_user.py`` tests that user).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from jobs_helpers import LAUNCH, cli_env
+from jobs_helpers import AS_TEST_USER, LAUNCH, cli_env
 
 
 class AgentProcess:
@@ -42,15 +45,24 @@ class AgentProcess:
 def agent_factory(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Callable[..., AgentProcess]]:
-    """``agent_factory(server, *args, token=None)``: start a real agent on the server."""
+    """``agent_factory(server, *args, token=None, token_file=False)``: start a real agent."""
+    from mltrail.config import write_config_file
+
     started: list[AgentProcess] = []
 
-    def start(server: Any, *args: str, token: str | None = None) -> AgentProcess:
+    def start(
+        server: Any, *args: str, token: str | None = None, token_file: bool = False
+    ) -> AgentProcess:
         home = tmp_path_factory.mktemp("agent-home")
         stderr_path = home / "agent.stderr"
+        token = token or server.admin_token
+        if token_file:
+            write_config_file(home / "config.toml", {"token": token})
+        if "--job-user" not in args:
+            args = (*args, *AS_TEST_USER)
         proc = subprocess.Popen(
             [sys.executable, "-c", LAUNCH, "agent", *args],
-            env=cli_env(home, server.url, token or server.admin_token),
+            env=cli_env(home, server.url, None if token_file else token),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=stderr_path.open("wb"),

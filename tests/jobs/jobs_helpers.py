@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 LAUNCH = "import sys; from mltrail.cli.main import main; main(sys.argv[1:])"
+# agents started by tests run jobs as the test's user unless a test names another
+AS_TEST_USER = ("--job-user", str(os.geteuid()))
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, interval: float = 0.1) -> Any:
@@ -50,3 +52,45 @@ def run_cli(
         timeout=timeout,
         check=False,
     )
+
+
+# the job starts a setsid grandchild and a double-forked daemon, prints every pid, then sleeps
+ESCAPING_JOB = """
+import os, subprocess, sys, time
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"],
+                         start_new_session=True)
+if os.fork() == 0:
+    os.setsid()
+    if os.fork() == 0:
+        print("daemon", os.getpid(), flush=True)
+        time.sleep(600)
+    os._exit(0)
+print("setsid", child.pid, flush=True)
+print("main", os.getpid(), flush=True)
+time.sleep(600)
+"""
+
+
+def process_alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie does not)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except OSError:
+        return False
+
+
+def escaping_pids(store: Any, job: Any) -> dict[str, int] | None:
+    """The pids :data:`ESCAPING_JOB` printed, once it printed all three."""
+    pids = {}
+    for line in store.read_logs(job.project_id, job.experiment_id, limit=1000):
+        name, _, pid = line.message.partition(" ")
+        if name in ("daemon", "setsid", "main") and pid.isdigit():
+            pids[name] = int(pid)
+    return pids if len(pids) == 3 else None
+
+
+def final_job(store: Any, job_id: int) -> Any:
+    """The job once it has ended, else None."""
+    job = store.get_job(job_id)
+    return job if job.status.is_final else None

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from jobs_helpers import cli_env, run_cli, wait_for
+from jobs_helpers import AS_TEST_USER, cli_env, run_cli, wait_for
 
 from mltrail.core.types import Status
 
@@ -23,7 +23,9 @@ def _env(server: Any, home: Path, token: str | None = None) -> dict[str, str]:
 
 
 def test_agent_with_a_wrong_token_exits_with_one_clear_line(server: Any, tmp_path: Path) -> None:
-    result = run_cli(["agent", "--max-jobs", "1"], _env(server, tmp_path, "mlt_wrong"), timeout=60)
+    result = run_cli(
+        ["agent", "--max-jobs", "1", *AS_TEST_USER], _env(server, tmp_path, "mlt_wrong"), timeout=60
+    )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error:") and "token" in lines[0].lower()
@@ -151,7 +153,7 @@ def test_embedded_mode_run_and_agent_share_the_local_database(tmp_path: Path) ->
         env,
     )
     assert submitted.returncode == 0, submitted.stderr
-    agent = run_cli(["agent", "--max-jobs", "1", "--lease-timeout", "3"], env)
+    agent = run_cli(["agent", "--max-jobs", "1", "--lease-timeout", "3", *AS_TEST_USER], env)
     assert agent.returncode == 0, agent.stderr
     store = SqlStore.open(f"sqlite:///{tmp_path / 'home' / 'mltrail.db'}")
     try:

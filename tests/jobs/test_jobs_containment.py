@@ -10,49 +10,11 @@ import sys
 import time
 from typing import Any
 
-from jobs_helpers import wait_for
+from jobs_helpers import ESCAPING_JOB, escaping_pids, final_job, process_alive, wait_for
 
 from mltrail.core.types import Status
 
 AGENT_ARGS = ("--lease-timeout", "3", "--grace-period", "2", "--poll", "1")
-
-# the job starts a setsid grandchild and a double-forked daemon, prints every pid, then sleeps
-ESCAPING_JOB = """
-import os, subprocess, sys, time
-child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"],
-                         start_new_session=True)
-if os.fork() == 0:
-    os.setsid()
-    if os.fork() == 0:
-        print("daemon", os.getpid(), flush=True)
-        time.sleep(600)
-    os._exit(0)
-print("setsid", child.pid, flush=True)
-print("main", os.getpid(), flush=True)
-time.sleep(600)
-"""
-
-
-def _alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except OSError:
-        return False
-
-
-def _pids(store: Any, job: Any) -> dict[str, int] | None:
-    pids = {}
-    for line in store.read_logs(job.project_id, job.experiment_id, limit=1000):
-        name, _, pid = line.message.partition(" ")
-        if name in ("daemon", "setsid", "main") and pid.isdigit():
-            pids[name] = int(pid)
-    return pids if len(pids) == 3 else None
-
-
-def _final(store: Any, job_id: int) -> Any:
-    job = store.get_job(job_id)
-    return job if job.status.is_final else None
 
 
 def test_stop_ends_every_descendant_setsid_and_daemons_included(
@@ -62,12 +24,12 @@ def test_stop_ends_every_descendant_setsid_and_daemons_included(
     project = http_store.create_project("contain").id
     job = http_store.submit_job(project, [sys.executable, "-c", ESCAPING_JOB])
     agent_factory(db_server, *AGENT_ARGS)
-    pids = wait_for(lambda: _pids(http_store, job))
-    assert all(_alive(p) for p in pids.values())
+    pids = wait_for(lambda: escaping_pids(http_store, job))
+    assert all(process_alive(p) for p in pids.values())
     http_store.request_stop(project, job.experiment_id)
-    done = wait_for(lambda: _final(http_store, job.job_id))
+    done = wait_for(lambda: final_job(http_store, job.job_id))
     assert done.status is Status.STOPPED
-    alive = wait_for(lambda: not any(_alive(p) for p in pids.values()) or None, timeout=15)
+    alive = wait_for(lambda: not any(process_alive(p) for p in pids.values()) or None, timeout=15)
     assert alive  # every process of the job is gone
 
 
@@ -80,25 +42,29 @@ def test_a_sigkilled_agent_takes_its_job_down_and_the_retry_is_the_only_copy(
     doomed = agent_factory(db_server, *AGENT_ARGS)
     # 120 s: in one clean-clone run of the whole suite the PostgreSQL case did not see the job's
     # pids within 60 s (it passes alone and with its file); the cause is not known yet
-    first = wait_for(lambda: _pids(http_store, job), timeout=120)
+    first = wait_for(lambda: escaping_pids(http_store, job), timeout=120)
     os.kill(doomed.proc.pid, signal.SIGKILL)  # the agent alone: the job runs in its own session
     # 30 s: the shim notices its agent's death at its next poll, slower on a loaded machine
-    gone = wait_for(lambda: not any(_alive(p) for p in first.values()) or None, timeout=30)
+    gone = wait_for(lambda: not any(process_alive(p) for p in first.values()) or None, timeout=30)
     assert gone  # nothing of the first attempt outlives its agent
     agent_factory(db_server, *AGENT_ARGS)
     second = wait_for(
         # every pid from the retry: the log holds both attempts, the retry's lines come last
         lambda: (
-            ((p := _pids(http_store, job)) and set(p.values()).isdisjoint(first.values()) and p)
+            (
+                (p := escaping_pids(http_store, job))
+                and set(p.values()).isdisjoint(first.values())
+                and p
+            )
             or None
         ),
         timeout=90,
     )
     assert http_store.get_job(job.job_id).attempts == 2
-    assert not any(_alive(p) for p in first.values())  # one copy runs: the retry
+    assert not any(process_alive(p) for p in first.values())  # one copy runs: the retry
     http_store.request_stop(project, job.experiment_id)
-    wait_for(lambda: _final(http_store, job.job_id))
-    wait_for(lambda: not any(_alive(p) for p in second.values()) or None, timeout=30)
+    wait_for(lambda: final_job(http_store, job.job_id))
+    wait_for(lambda: not any(process_alive(p) for p in second.values()) or None, timeout=30)
 
 
 FLOOD_JOB = """
@@ -130,7 +96,7 @@ def test_an_output_flood_keeps_the_agent_under_its_memory_bound_and_loses_nothin
     baseline = _rss_mib(agent.proc.pid)
     job = http_store.submit_job(project, [sys.executable, "-c", FLOOD_JOB])
     peak = baseline
-    while _final(http_store, job.job_id) is None:
+    while final_job(http_store, job.job_id) is None:
         peak = max(peak, _rss_mib(agent.proc.pid))
         time.sleep(0.05)
     done = http_store.get_job(job.job_id)

@@ -45,6 +45,8 @@ def agent(ui_server: UiServer, tmp_path: Path) -> Iterator[tuple[str, subprocess
         "5",
         "--poll",
         "2",
+        "--job-user",  # its jobs run the test's Python, which root's job user may not reach
+        str(os.geteuid()),
     ]
     proc = subprocess.Popen(
         [sys.executable, "-m", "mltrail", *args],

@@ -63,9 +63,12 @@ def reap_adopted() -> None:
         pass
 
 
-def shim_command(command: list[str], status_fd: int, grace: float) -> list[str]:
-    """The argv that runs ``command`` under the shim."""
-    args = [str(os.getpid()), str(status_fd), repr(float(grace)), "--"]
+def shim_command(
+    command: list[str], status_fd: int, grace: float, user: tuple[int, int] | None = None
+) -> list[str]:
+    """The argv that runs ``command`` under the shim, as ``user`` (uid, gid) when given."""
+    as_user = "-" if user is None else f"{user[0]}:{user[1]}"
+    args = [str(os.getpid()), str(status_fd), repr(float(grace)), as_user, "--"]
     return [sys.executable, "-I", str(SHIM), *args, *command]
 
 

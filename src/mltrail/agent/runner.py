@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from mltrail.agent.job_user import JobUser, exposure_warning, hand_over, job_user_environ
 from mltrail.agent.lease import LeaseKeeper
 from mltrail.agent.logship import LogShipper, start_pump
 from mltrail.agent.processes import (
@@ -69,6 +70,9 @@ class AgentOptions:
         projects: projects whose every job it runs (its owner must be a member of each);
             without them it runs only the jobs its owner queued.
         tar_limits: how far a job's tarball may expand (bytes, files).
+        job_user: the unprivileged user jobs run as (the agent must be root, and the work
+            root reachable by it: :func:`~mltrail.agent.job_user.open_work_root`); None: the
+            agent's own user.
     """
 
     queues: tuple[str, ...] = ("default",)
@@ -82,6 +86,7 @@ class AgentOptions:
     name: str = field(default_factory=socket.gethostname)
     projects: tuple[int, ...] = ()
     tar_limits: TarLimits = field(default_factory=TarLimits)
+    job_user: JobUser | None = None
 
 
 class AgentRunner:
@@ -132,6 +137,7 @@ class AgentRunner:
             )
         self._register()
         log.info("agent %s serving queue(s) %s", self.agent_id, ", ".join(self.queues))
+        self._say_who_runs_jobs()
         try:
             while not self._done():
                 job = self._claim()
@@ -141,6 +147,13 @@ class AgentRunner:
         finally:
             self._deregister()
         return self.jobs_run
+
+    def _say_who_runs_jobs(self) -> None:
+        user = self.options.job_user
+        if user is not None:
+            log.info("jobs run as %s (uid %d) in %s", user.name, user.uid, self._work_root)
+        elif self._settings.url:  # an embedded agent has no token its jobs could take
+            log.warning("warning: %s", exposure_warning(self._settings))
 
     @property
     def _work_root(self) -> Path:
@@ -212,6 +225,8 @@ class AgentRunner:
                 lambda: self.api.jobs.snapshot(job.job_id),
                 self.options.tar_limits,
             )
+            if self.options.job_user is not None:
+                hand_over(workdir, self.options.job_user)
             outcome = self._execute(job, workdir, shipper, lease)
         except (WorkdirError, MltrailError) as exc:
             outcome = _Outcome(
@@ -237,7 +252,9 @@ class AgentRunner:
         status_read, status_write = os.pipe()
         try:
             proc = subprocess.Popen(
-                shim_command(list(job.command), status_write, self.options.grace_seconds),
+                shim_command(
+                    list(job.command), status_write, self.options.grace_seconds, self._as_user
+                ),
                 cwd=workdir,
                 env={**self.job_env(job, workdir), MARK_VARIABLE: mark},
                 stdin=subprocess.DEVNULL,
@@ -273,6 +290,11 @@ class AgentRunner:
         for pump in pumps:
             pump.join(PUMP_JOIN_SECONDS)
         return outcome
+
+    @property
+    def _as_user(self) -> tuple[int, int] | None:
+        user = self.options.job_user
+        return None if user is None else (user.uid, user.gid)
 
     def _supervise(self, proc: subprocess.Popen[bytes], lease: LeaseKeeper) -> _Outcome:
         """Wait for the process; stop it when asked, when the lease is lost or on shutdown."""
@@ -346,7 +368,8 @@ class AgentRunner:
         the output itself, so the SDK does not). The token is the job's own, minted at the
         claim (limited to its project and experiment, ending with the job); the agent's token
         is never in it. In server mode ``MLTRAIL_HOME`` is the job's own, inside ``workdir``:
-        the agent's home may hold its token (``mltrail login`` writes ``config.toml``)."""
+        the agent's home may hold its token (``mltrail login`` writes ``config.toml``). A job
+        run as a job user also gets ``HOME``, ``USER``, ``LOGNAME`` and ``TMPDIR`` of its own."""
         home = self._settings.home
         if self._settings.url and workdir is not None:
             home = workdir / ".mltrail"
@@ -361,6 +384,8 @@ class AgentRunner:
             system_metrics=False,  # the agent samples the job's machine and processes itself
         )
         env = job_settings.child_environ(self._child_env)
+        if self.options.job_user is not None and workdir is not None:
+            env.update(job_user_environ(workdir, self.options.job_user))
         env.update(job.env)  # job variables never start with MLTRAIL_ (checked on submission)
         env.setdefault("PYTHONUNBUFFERED", "1")
         return env

@@ -1,9 +1,11 @@
 """The job shim: the process between the agent and a job's command, so the job's whole process
 tree ends with the job, with a stop, and with the agent.
 
-Run as a script with the standard library only (``python shim.py AGENT_PID STATUS_FD GRACE --
-COMMAND...``), in the job's own session. On Linux it becomes a *child subreaper*, so every
-descendant of the command, ``setsid`` and double-forked daemons included, stays below it
+Run as a script with the standard library only (``python shim.py AGENT_PID STATUS_FD GRACE USER
+-- COMMAND...``), in the job's own session. ``USER`` is ``UID:GID`` when the agent runs as root:
+the shim stays root (so the job cannot signal it) and starts the command as that user, with no
+supplementary groups; ``-`` keeps the agent's user. On Linux it becomes a *child subreaper*, so
+every descendant of the command, ``setsid`` and double-forked daemons included, stays below it
 instead of escaping to init; and it asks for ``SIGTERM`` when the agent dies
 (``PR_SET_PDEATHSIG``), so a SIGKILLed agent takes its job down too. It then:
 
@@ -97,16 +99,22 @@ def _report_start_failure(status_fd: int, code: int, message: str) -> int:
     return code
 
 
-def _start(command: list[str], status_fd: int) -> int | None:
+def _start(command: list[str], status_fd: int, user: str) -> int | None:
     """The command's pid, or None after writing why it could not start."""
     import subprocess
 
+    drop: dict[str, object] = {}
+    by = ""
+    if user != "-":
+        uid, gid = (int(part) for part in user.split(":"))
+        drop = {"user": uid, "group": gid, "extra_groups": []}
+        by = f" by uid {uid}"
     try:
-        return subprocess.Popen(command, close_fds=True).pid
+        return subprocess.Popen(command, close_fds=True, **drop).pid  # type: ignore[call-overload]
     except FileNotFoundError:
-        _report_start_failure(status_fd, 127, f"command not found: {command[0]}")
+        _report_start_failure(status_fd, 127, f"command not found{by}: {command[0]}")
     except PermissionError:
-        _report_start_failure(status_fd, 126, f"command not executable: {command[0]}")
+        _report_start_failure(status_fd, 126, f"command not executable{by}: {command[0]}")
     except OSError as exc:
         _report_start_failure(status_fd, 1, f"could not start {command[0]}: {exc.strerror or exc}")
     return None
@@ -176,8 +184,8 @@ def exit_like(status: int) -> None:
 
 
 def main(argv: list[str]) -> None:
-    agent, status_fd, grace = int(argv[1]), int(argv[2]), float(argv[3])
-    command = argv[5:]
+    agent, status_fd, grace, user = int(argv[1]), int(argv[2]), float(argv[3]), argv[4]
+    command = argv[6:]
     prctl(PR_SET_CHILD_SUBREAPER, 1)
     stopping: list[int] = []
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
@@ -185,7 +193,7 @@ def main(argv: list[str]) -> None:
     prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
     if os.getppid() != agent:  # the agent died before the death signal was armed
         os._exit(1)
-    pid = _start(command, status_fd)
+    pid = _start(command, status_fd, user)
     os.close(status_fd)
     if pid is None:
         os._exit(1)

@@ -136,7 +136,14 @@ def _attach(project_id: int, experiment_id: int) -> None:
 @click.option(
     "--work-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    help="Where job directories are made [default: $MLTRAIL_HOME/agent].",
+    help="Where job directories are made [default: $MLTRAIL_HOME/agent; with a job user "
+    "$TMPDIR/mltrail-jobs-<agent uid>].",
+)
+@click.option(
+    "--job-user",
+    default=None,
+    help="OS user jobs run as; only root can name another user than its own "
+    "[default: nobody when the agent runs as root, else the agent's user].",
 )
 @click.option("--keep-workdirs", is_flag=True, help="Leave job directories on disk.")
 @click.option(
@@ -177,13 +184,16 @@ def agent(
     projects: tuple[int, ...],
     max_tarball_bytes: int,
     max_tarball_files: int,
+    job_user: str | None,
 ) -> None:
     """Run queued jobs: long-poll, claim, run in a fresh directory, stream logs, report.
 
     Uses MLTRAIL_URL and MLTRAIL_TOKEN (or the embedded database); SIGTERM or Ctrl-C stops
     the current job and exits. It runs the jobs you queued, and every job of the projects
-    given with --project; each job gets a token of its own, never yours.
+    given with --project; each job gets a token of its own, never yours. Run as root, it runs
+    jobs as --job-user, who cannot read your token file.
     """
+    from mltrail.agent import job_user as job_users
     from mltrail.agent.processes import contain_agent
     from mltrail.agent.runner import AgentOptions, AgentRunner
     from mltrail.agent.workdir import TarLimits
@@ -192,22 +202,30 @@ def agent(
     settings = get_settings()
     names = jobs_core.queue_names(list(queues))
     jobs_core.lease_seconds(lease_timeout)
+    user = _job_user(job_user, embedded=settings.embedded)
+    work_root = work_dir or job_users.default_work_root(settings, user)
     options = AgentOptions(
         queues=names,
         max_jobs=max_jobs,
         lease_seconds=lease_timeout,
         poll_seconds=poll,
         grace_seconds=grace_period,
-        work_root=work_dir or settings.home / "agent",
+        work_root=work_root,
         keep_workdirs=keep_workdirs,
         name=name or socket.gethostname(),
         projects=jobs_core.project_ids(list(projects)),
         tar_limits=TarLimits(max_tarball_bytes, max_tarball_files),
+        job_user=user,
     )
     logging.basicConfig(
         level=logging.INFO, stream=sys.stderr, format="%(asctime)s mltrail agent: %(message)s"
     )
     logging.getLogger("httpx").setLevel(logging.WARNING)
+    if user is not None:
+        try:
+            job_users.open_work_root(work_root, user)
+        except job_users.JobUserError as exc:
+            raise click.ClickException(str(exc)) from None
     contain_agent()  # jobs cannot read its token from /proc; their orphans stay its own
     exiting: list[int] = []
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -221,6 +239,24 @@ def agent(
     )
     count = runner.run()
     click.echo(f"agent {runner.agent_id} ran {count} job(s)", err=True)
+
+
+def _job_user(name: str | None, *, embedded: bool) -> Any:
+    """The JobUser of ``--job-user`` (None: the agent's own); a one-line error when unusable."""
+    from mltrail.agent import job_user as job_users
+
+    if embedded and name is None:
+        return None  # no token to protect: the jobs write the agent's own database
+    try:
+        user = job_users.job_user_for(name)
+    except job_users.JobUserError as exc:
+        raise click.ClickException(str(exc)) from None
+    if embedded and user is not None:
+        raise click.ClickException(
+            "--job-user needs a server (MLTRAIL_URL): an embedded agent's jobs write its own "
+            "database"
+        )
+    return user
 
 
 # --- listings --------------------------------------------------------------------------------

@@ -1,0 +1,196 @@
+"""A job runs as an OS user that cannot read its agent's token: real agents, a real server.
+
+An agent running as root runs its jobs as ``--job-user`` (``nobody`` here): the job cannot read
+the agent's ``config.toml`` (``mltrail login`` writes it, 0600), still records its run through
+the SDK with its own token, and its whole process tree stays contained across the change of
+user. An agent running jobs as its own user says at start which file they can read.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import pwd
+import shutil
+import signal
+import subprocess
+import sys
+import sysconfig
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from jobs_helpers import ESCAPING_JOB, escaping_pids, final_job, process_alive, wait_for
+
+from mltrail.core.types import Status
+
+AGENT_ARGS = ("--lease-timeout", "3", "--grace-period", "2", "--poll", "1")
+JOB_USER = "nobody"
+SITE = sysconfig.get_paths()["purelib"]  # this checkout's mltrail and its dependencies
+
+needs_root = pytest.mark.skipif(
+    os.geteuid() != 0, reason="changing a job's user needs an agent running as root"
+)
+
+# the job says who it is, tries the agent's token file, prints its environment, then records
+# one metric through the SDK (with the token the agent put in its environment: its own)
+READER_JOB = """
+import os, site, sys
+print("ids", os.getuid(), os.getgid(), os.getgroups(), flush=True)
+try:
+    print("read", open(sys.argv[1]).read(), flush=True)
+except PermissionError:
+    print("denied", sys.argv[1], flush=True)
+print("environ", sorted(os.environ.items()), flush=True)
+site.addsitedir(sys.argv[2])
+import mltrail
+with mltrail.start() as exp:
+    exp.log({"seen": 1.0})
+    with open("written-by-the-job", "w") as f:  # its directory is its own
+        f.write("ok")
+print("recorded", flush=True)
+"""
+
+
+@pytest.fixture(scope="module")
+def job_python() -> str:
+    """A Python the job user can run and import this checkout's mltrail with."""
+    user = pwd.getpwnam(JOB_USER)
+    probe = f"import site; site.addsitedir({SITE!r}); import httpx, mltrail.sdk"
+    for candidate in dict.fromkeys(
+        [sys.executable, os.path.realpath(sys.executable), "/usr/bin/python3"]
+    ):
+        try:
+            ok = subprocess.run(
+                [candidate, "-c", probe],
+                user=user.pw_uid,
+                group=user.pw_gid,
+                extra_groups=[],
+                cwd="/",
+                capture_output=True,
+                timeout=60,
+                check=False,
+            )
+        except (OSError, subprocess.SubprocessError):
+            continue
+        if ok.returncode == 0:
+            return candidate
+    pytest.skip(f"no Python that {JOB_USER} may run imports this checkout's mltrail")
+
+
+@pytest.fixture
+def work_dir() -> Iterator[Path]:
+    """A work root the job user can reach (pytest's temporary directories are closed to it)."""
+    path = Path(tempfile.mkdtemp(prefix="mltrail-test-jobs-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def _messages(store: Any, job: Any) -> list[str]:
+    return [m.message for m in store.read_logs(job.project_id, job.experiment_id, limit=1000)]
+
+
+def _uid_of(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        return int(next(row for row in f if row.startswith("Uid:")).split()[1])
+
+
+@needs_root
+def test_a_job_of_a_root_agent_cannot_read_its_token_and_still_records_its_run(
+    db_server: Any, agent_factory: Any, db_store: Any, job_python: str, work_dir: Path
+) -> None:
+    project = db_store.create_project("job-user").id
+    agent = agent_factory(
+        db_server, *AGENT_ARGS, "--job-user", JOB_USER, "--work-dir", str(work_dir), token_file=True
+    )
+    home = agent.stderr_path.parent
+    config = home / "config.toml"
+    assert db_server.admin_token in config.read_text()  # the agent's token: in its file only
+    job = db_store.submit_job(project, [job_python, "-c", READER_JOB, str(config), SITE])
+    done = wait_for(lambda: final_job(db_store, job.job_id))
+    messages = _messages(db_store, job)
+    assert done.status is Status.DONE, messages
+    user = pwd.getpwnam(JOB_USER)
+    assert f"ids {user.pw_uid} {user.pw_gid} []" in messages  # no groups of the agent's
+    assert f"denied {config}" in messages
+    assert not any(m.startswith("read") for m in messages)
+    assert not any(db_server.admin_token in m for m in messages)
+    [environ] = [m for m in messages if m.startswith("environ")]
+    assert str(home) not in environ  # neither HOME nor MLTRAIL_HOME lead to the agent's
+    assert f"('HOME', '{work_dir}/job-{job.job_id}-" in environ
+    assert "recorded" in messages
+    assert [s.key for s in db_store.list_series(project, job.experiment_id)].count("seen") == 1
+    assert db_store.get_experiment(project, job.experiment_id).status is Status.DONE
+    assert f"jobs run as {JOB_USER} (uid {user.pw_uid})" in agent.stderr
+    assert "warning" not in agent.stderr
+    assert list(work_dir.iterdir()) == []  # its directory went with it
+
+
+@needs_root
+def test_stop_and_a_dead_agent_end_every_process_of_a_job_run_as_another_user(
+    module_server: Any, agent_factory: Any, job_python: str, work_dir: Path
+) -> None:
+    from mltrail.store.http import HttpStore
+
+    store = HttpStore(module_server.url, module_server.admin_token)
+    project = store.create_project("job-user-contained").id
+    # a queue of its own: the module's server is shared, and this job may outlive a failure
+    queue = ("--queue", "contained")
+    args = (*AGENT_ARGS, *queue, "--job-user", JOB_USER, "--work-dir", str(work_dir))
+    stopped = store.submit_job(project, [job_python, "-c", ESCAPING_JOB], queue="contained")
+    orphaned = store.submit_job(project, [job_python, "-c", ESCAPING_JOB], queue="contained")
+    pids: list[int] = []
+    try:
+        first = agent_factory(module_server, *args)
+        found = wait_for(lambda: escaping_pids(store, stopped))
+        pids += found.values()
+        assert {_uid_of(p) for p in found.values()} == {pwd.getpwnam(JOB_USER).pw_uid}
+        store.request_stop(project, stopped.experiment_id)
+        assert wait_for(lambda: final_job(store, stopped.job_id)).status is Status.STOPPED
+        wait_for(lambda: not any(process_alive(p) for p in found.values()), timeout=15)
+
+        # the agent and the job's shim die at once: the job's processes outlive both...
+        found = wait_for(lambda: escaping_pids(store, orphaned))
+        pids += found.values()
+        shim = int(Path(f"/proc/{found['main']}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        os.kill(shim, signal.SIGKILL)
+        os.kill(first.proc.pid, signal.SIGKILL)
+        first.proc.wait(10)
+        assert all(process_alive(p) for p in found.values())
+        # ... until the next agent on the same work root starts: it kills them, as root
+        agent_factory(module_server, *args)
+        wait_for(lambda: not any(process_alive(p) for p in found.values()), timeout=30)
+    finally:
+        for pid in pids:
+            if process_alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        store.close()
+
+
+def test_an_agent_running_jobs_as_its_own_user_names_the_token_file_they_can_read(
+    module_server: Any, agent_factory: Any
+) -> None:
+    from mltrail.store.http import HttpStore
+
+    agent = agent_factory(module_server, *AGENT_ARGS, "--queue", "own-user", token_file=True)
+    config = agent.stderr_path.parent / "config.toml"
+    store = HttpStore(module_server.url, module_server.admin_token)
+    project = store.create_project("own-user").id
+    job = store.submit_job(
+        project,
+        [sys.executable, "-c", "import os; print(sorted(os.environ.items()))"],
+        queue="own-user",
+    )
+    wait_for(lambda: final_job(store, job.job_id))
+    warnings = [line for line in agent.stderr.splitlines() if "warning" in line]
+    assert len(warnings) == 1
+    assert str(config) in warnings[0] and "--job-user" in warnings[0]
+    [printed] = _messages(store, job)
+    environ = dict(ast.literal_eval(printed))
+    assert module_server.admin_token not in printed
+    # no variable names the agent's home or its file; the job's MLTRAIL_HOME is its own
+    assert not {str(config), str(config.parent)} & set(environ.values())
+    assert Path(environ["MLTRAIL_HOME"]).parent.name.startswith(f"job-{job.job_id}-")
+    store.close()
