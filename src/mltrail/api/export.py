@@ -9,10 +9,10 @@ Every writer takes the store's arrays as they come and never makes a Python obje
   in Python (slower, same bytes). NaN and infinities are written ``nan``, ``inf``, ``-inf``;
   a missing epoch is an empty field.
 - Parquet: one streaming writer, a row group per series (cut at :data:`ROW_GROUP_ROWS`); the
-  constant columns dictionary-encoded, iterations and epochs delta-encoded.
+  constant columns dictionary-encoded, iterations and epochs delta-encoded, times byte-split.
 - JSON lines: one object per point, non-finite values tagged as everywhere in mltrail.
 
-Reads overlap writing: the next series is read in a background thread while one is written.
+Reads overlap writing: the next series are read in background threads while one is written.
 """
 
 from __future__ import annotations
@@ -20,9 +20,10 @@ from __future__ import annotations
 import itertools
 import math
 import os
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import numpy as np
 import orjson
@@ -32,7 +33,9 @@ from mltrail.core.wire import dump_json
 COLUMNS = ("project", "experiment", "key", "phase", "iteration", "epoch", "value", "time")
 SLICE_ROWS = 262_144  # rows formatted at once: bounds the memory a CSV slice takes (~20 MB)
 ROW_GROUP_ROWS = 1_048_576
+READ_AHEAD = 2  # series read while one is written
 _COMMA = ord(",")
+T = TypeVar("T")
 _NON_FINITE = {"nan": b"nan", "inf": b"inf", "-inf": b"-inf"}
 
 
@@ -55,14 +58,17 @@ class Part:
         return len(self.values)
 
 
-def prefetched(parts: Iterator[Part]) -> Iterator[Part]:
-    """``parts``, each read in a background thread while the one before it is written (the
-    store's decoding and the database release the GIL; one read at a time, in order)."""
-    with ThreadPoolExecutor(max_workers=1) as reader:
-        ahead = reader.submit(next, parts, None)
-        while (part := ahead.result()) is not None:
-            ahead = reader.submit(next, parts, None)
-            yield part
+def read_ahead(reads: Sequence[Callable[[], T]], depth: int = READ_AHEAD) -> Iterator[T]:
+    """What ``reads`` read, in order, the next ``depth`` read in background threads while one
+    is written (the database, zlib and numpy release the GIL)."""
+    with ThreadPoolExecutor(max_workers=depth) as pool:
+        ahead: deque[Future[T]] = deque()
+        for read in reads:
+            ahead.append(pool.submit(read))
+            if len(ahead) > depth:
+                yield ahead.popleft().result()
+        while ahead:
+            yield ahead.popleft().result()
 
 
 # --- CSV -----------------------------------------------------------------------------------------
@@ -131,11 +137,12 @@ class CsvWriter:
     def write(self, part: Part) -> None:
         prefix = _prefix(part)
         for lo in range(0, len(part), SLICE_ROWS):
-            columns = _slice_columns(part, lo, min(lo + SLICE_ROWS, len(part)))
+            hi = min(lo + SLICE_ROWS, len(part))
             if self._pool is None:
-                self._out.write(_join_python(prefix, columns))
+                self._out.write(_join_python(prefix, _slice_columns(part, lo, hi)))
                 continue
-            self._pending.append(self._pool.submit(_join_arrow, self._arrow, prefix, columns))
+            job = self._pool.submit(_rows_arrow, self._arrow, prefix, part, lo, hi)
+            self._pending.append(job)
             while len(self._pending) > self._depth:
                 self._flush_one()
 
@@ -168,6 +175,12 @@ def _split(fields: tuple[np.ndarray, np.ndarray]) -> list[bytes]:
     data = text.tobytes()
     bounds = offsets.tolist()
     return [data[a:b] for a, b in itertools.pairwise(bounds)]
+
+
+def _rows_arrow(pa: Any, prefix: bytes, part: Part, lo: int, hi: int) -> memoryview:
+    """Rows ``lo:hi`` of the series as text, in a pool thread: orjson holds the GIL while it
+    formats, numpy and pyarrow mostly do not."""
+    return _join_arrow(pa, prefix, _slice_columns(part, lo, hi))
 
 
 def _join_arrow(pa: Any, prefix: bytes, columns: list[Any]) -> memoryview:
@@ -231,9 +244,9 @@ def _optional_arrow() -> Any:
 # --- Parquet -------------------------------------------------------------------------------------
 class ParquetWriter:
     """Parquet through pyarrow's streaming writer, one row group per series (cut at
-    :data:`ROW_GROUP_ROWS`): the constant and repeated columns dictionary-encoded, iterations
-    and epochs delta-encoded (trying a dictionary on float columns costs two thirds of the
-    time, and they never repeat enough)."""
+    :data:`ROW_GROUP_ROWS`): the constant columns dictionary-encoded, iterations and epochs
+    delta-encoded, times byte-stream-split (a dictionary tried on the float columns, which never
+    repeat enough, cost two thirds of the time)."""
 
     def __init__(self, out: IO[bytes], pa: Any) -> None:
         import pyarrow.parquet as pq
@@ -244,7 +257,11 @@ class ParquetWriter:
             arrow_schema(pa),
             compression="snappy",
             use_dictionary=["project", "experiment", "key", "phase"],
-            column_encoding={"iteration": "DELTA_BINARY_PACKED", "epoch": "DELTA_BINARY_PACKED"},
+            column_encoding={
+                "iteration": "DELTA_BINARY_PACKED",
+                "epoch": "DELTA_BINARY_PACKED",
+                "time": "BYTE_STREAM_SPLIT",  # its high bytes repeat: a third smaller, faster
+            },
         )
 
     def write(self, part: Part) -> None:

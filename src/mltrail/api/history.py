@@ -3,7 +3,7 @@
 One data function (:func:`read_history`) feeds every renderer: ``api.experiments.history``
 (records or a DataFrame), ``api.experiments.export`` and ``mltrail experiments export`` (CSV,
 Parquet or JSON lines, written series by series by :mod:`mltrail.api.export`, so memory holds
-about two series at a time: the one written and the next, read meanwhile).
+a few series at a time: the one written and the next ones, read meanwhile).
 
 A history is long-form ("tidy"): one row per point with the columns of :data:`COLUMNS`. ``epoch``
 is None (pandas ``<NA>``) where the point had none; ``time`` is the point's wall-clock time in
@@ -139,10 +139,15 @@ def _times(s: Series) -> np.ndarray:
 
 # --- files ---------------------------------------------------------------------------------------
 def write_export(
-    parts: Iterator[SeriesOf], total: int, fmt: str, out: IO[bytes], progress: Progress | None
+    reads: Sequence[Callable[[], SeriesOf]],
+    total: int,
+    fmt: str,
+    out: IO[bytes],
+    progress: Progress | None,
 ) -> int:
-    """Write the series to ``out`` in ``fmt`` one at a time (the next read while one is
-    written, see :mod:`mltrail.api.export`); returns the points written."""
+    """Write the series that ``reads`` read to ``out`` in ``fmt``, in order, one at a time (the
+    next ones read meanwhile, see :func:`mltrail.api.export.read_ahead`); returns the points
+    written."""
     if fmt == "csv":
         writer: Any = export.CsvWriter(out)
     elif fmt == "parquet":
@@ -150,7 +155,7 @@ def write_export(
     else:
         writer = export.JsonLinesWriter(out)
     done = 0
-    for part in export.prefetched(_as_part(p) for p in parts):
+    for part in map(_as_part, export.read_ahead(reads)):
         if len(part):
             writer.write(part)
         done += len(part)
@@ -242,7 +247,7 @@ class HistoryMethods:
         progress: Progress | None = None,
     ) -> int:
         """Write whole histories (every experiment of the project, or one) to a binary file,
-        series by series (memory holds the series written and the next one, read meanwhile).
+        series by series (memory holds the series written and the next ones, read meanwhile).
 
         Args:
             project: project id.
@@ -261,10 +266,19 @@ class HistoryMethods:
         if fmt == "parquet":
             _arrow()
         numbers = [experiment] if experiment is not None else self._experiment_numbers(pid)
-        refs = [_ids(pid, n) for n in numbers]
-        total = sum(s.count for ref in refs for s in self._store.list_series(*ref))
-        parts = (part for ref in refs for part in read_history(self._store, *ref))
-        return write_export(parts, total, fmt, out, progress)
+        plan = [
+            (ref, summary)
+            for ref in (_ids(pid, n) for n in numbers)
+            for summary in self._store.list_series(*ref)
+        ]
+        total = sum(summary.count for _, summary in plan)
+        store = self._store
+
+        def reader(ref: tuple[int, int], key: str, phase: str) -> Callable[[], SeriesOf]:
+            return lambda: SeriesOf(*ref, store.read_series(*ref, key, phase, times=True))
+
+        reads = [reader(ref, summary.key, summary.phase) for ref, summary in plan]
+        return write_export(reads, total, fmt, out, progress)
 
     def _experiment_numbers(self, project: int) -> builtins.list[int]:
         numbers: builtins.list[int] = []
