@@ -155,6 +155,7 @@ def test_stop_and_a_dead_agent_end_every_process_of_a_job_run_as_another_user(
         found = wait_for(lambda: escaping_pids(store, orphaned))
         pids += found.values()
         shim = int(Path(f"/proc/{found['main']}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        os.kill(first.proc.pid, signal.SIGSTOP)  # frozen, it cannot sweep when its shim dies
         os.kill(shim, signal.SIGKILL)
         os.kill(first.proc.pid, signal.SIGKILL)
         first.proc.wait(10)
