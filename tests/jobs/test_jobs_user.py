@@ -130,7 +130,7 @@ def test_a_job_of_a_root_agent_cannot_read_its_token_and_still_records_its_run(
 
 @needs_root
 def test_stop_and_a_dead_agent_end_every_process_of_a_job_run_as_another_user(
-    module_server: Any, agent_factory: Any, job_python: str, work_dir: Path
+    module_server: Any, agent_factory: Any, job_python: str, work_dir: Path, tmp_path: Path
 ) -> None:
     from mltrail.store.http import HttpStore
 
@@ -139,11 +139,20 @@ def test_stop_and_a_dead_agent_end_every_process_of_a_job_run_as_another_user(
     # a queue of its own: the module's server is shared, and this job may outlive a failure
     queue = ("--queue", "contained")
     args = (*AGENT_ARGS, *queue, "--job-user", JOB_USER, "--work-dir", str(work_dir))
+    closed = tmp_path / "closed.sh"  # pytest's directories are closed to the job user
+    closed.write_text("#!/bin/sh\necho hi\n")
+    closed.chmod(0o755)
+    refused = store.submit_job(project, [str(closed)], queue="contained")
     stopped = store.submit_job(project, [job_python, "-c", ESCAPING_JOB], queue="contained")
     orphaned = store.submit_job(project, [job_python, "-c", ESCAPING_JOB], queue="contained")
     pids: list[int] = []
     try:
         first = agent_factory(module_server, *args)
+        assert wait_for(lambda: final_job(store, refused.job_id)).exit_code == 126
+        assert _messages(store, refused) == [
+            f"command not executable by uid {pwd.getpwnam(JOB_USER).pw_uid}: {closed} "
+            f"(jobs run as {JOB_USER}: the agent's --job-user must be able to run it)"
+        ]
         found = wait_for(lambda: escaping_pids(store, stopped))
         pids += found.values()
         assert {_uid_of(p) for p in found.values()} == {pwd.getpwnam(JOB_USER).pw_uid}

@@ -276,7 +276,7 @@ class AgentRunner:
         finally:
             if sampler is not None:
                 sampler.close()
-        outcome = _start_failure(status_read) or outcome
+        outcome = _start_failure(status_read, self.options.job_user) or outcome
         if (
             outcome.status is not Status.STOPPED
             and not outcome.lost
@@ -399,13 +399,15 @@ class _Outcome:
     lost: bool = False
 
 
-def _start_failure(status_read: int) -> _Outcome | None:
+def _start_failure(status_read: int, user: JobUser | None) -> _Outcome | None:
     """What the shim wrote when the command could not start (``CODE message``), else None."""
     with os.fdopen(status_read, "rb") as status:
         text = status.read(10_000).decode(errors="replace")
     code, _, message = text.partition(" ")
     if not code.isdigit():
         return None
+    if user is not None:
+        message += f" (jobs run as {user.name}: the agent's --job-user must be able to run it)"
     return _Outcome(Status.FAILED, exit_code=int(code), error=message)
 
 
