@@ -19,12 +19,13 @@ import traceback
 from collections.abc import Callable
 from pathlib import Path
 
-from bench import artifacts, cliffs, rows, search, workloads
+from bench import artifacts, cliffs, procs, rows, search, workloads
 from bench.mltrail_side import MltrailSide
 from bench.peers import PEERS
 from bench.report import Row, machine_info, render_markdown, results_table
 from bench.sizes import FULL, QUICK, Sizes
 
+QUICK_SETTLE_WINDOW = 0.4  # seconds of idle CPU that tell a started server is ready (1 s in full)
 TARGET_FAILED = 3  # exit status when a judged target fails (1 stays "crashed")
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -42,6 +43,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; exit status 3 when a judged target fails."""
     args = parse_args(argv)
     sizes = QUICK if args.quick else FULL
+    if args.quick:
+        procs.SETTLE_WINDOW = QUICK_SETTLE_WINDOW
     peers = list(dict.fromkeys(args.vs))
     command = "python -m bench" + " --quick" * args.quick + "".join(f" --vs {p}" for p in peers)
     started = time.monotonic()

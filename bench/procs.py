@@ -153,14 +153,19 @@ def cpu_seconds(pid: int) -> float:
         return 0.0
 
 
+SETTLE_WINDOW = 1.0  # seconds a started server must stay idle; --quick watches a shorter one
+
+
 def wait_idle(
-    pid: int, *, busy_fraction: float = 0.05, window: float = 1.0, timeout: float = 60.0
+    pid: int, *, busy_fraction: float = 0.05, window: float | None = None, timeout: float = 60.0
 ) -> None:
-    """Wait until the process tree uses under ``busy_fraction`` of a core over ``window``.
+    """Wait until the process tree uses under ``busy_fraction`` of a core over ``window``
+    (:data:`SETTLE_WINDOW` by default).
 
     A server that answers its health check may still be starting workers; timing anything
     while it burns CPU on the same two cores would measure the start-up, not the workload.
     """
+    window = SETTLE_WINDOW if window is None else window
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         before = sum(cpu_seconds(p) for p in [pid, *descendants(pid)])

@@ -94,7 +94,7 @@ QUICK = Sizes(
     flush_iterations=10,
     flush_experiment_iterations=500,
     peer_flush_iterations=100,
-    history_points=5_000,
+    history_points=3_000,  # flushed every 10 iterations: one round trip each
     chart_repeats=5,
     peer_chart_repeats=3,
     full_repeats=2,
@@ -115,5 +115,5 @@ QUICK = Sizes(
     cliff_thread_iterations=10_000,
     cliff_compare_runs=10,
     cliff_compare_points=10_000,
-    cliff_read_seconds=2.0,
+    cliff_read_seconds=1.0,
 )

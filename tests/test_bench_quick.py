@@ -23,8 +23,8 @@ TARGET_FAILED = 3  # bench's exit status when a timing target fails, which is al
 ROWS = [  # the start of every row the quick run must produce
     "ingest 100,000 pts", "same, mltrail at synchronous=FULL", "ingest, 4 runs from 4 threads",
     "ingest vs physical floor", "bytes per point, random walk, flushed every 10",
-    "server peak RSS", "chart read of 5,000 pts at 2,000", "list 100 experiments",
-    "exp.log, 4 metrics", "sync: exp.log + exp.flush()", "full read of 5,000 pts",
+    "server peak RSS", "chart read of 3,000 pts at 2,000", "list 100 experiments",
+    "exp.log, 4 metrics", "sync: exp.log + exp.flush()", "full read of 3,000 pts",
     "(secondary) bytes per point", "(secondary) ingest flushed every 10",
     "chart read of 100,000 vs 10,000 pts", "scaling 10,000 -> 100,000 pts",
     "SDK RSS growth", "4 processes through the SDK, SQLite",
@@ -60,7 +60,7 @@ def test_quick_bench_reports_every_workload(tmp_path: Path) -> None:
     for c in table:  # data checks never fail, whatever the timings
         assert not (c[2].startswith("stored == logged") and c[3] == "FAIL"), c
         assert not c[0].startswith(("full read", "(secondary)")) or c[3] != "FAIL", c
-    chart = next(c for c in table if c[0].startswith("chart read of 5,000"))
+    chart = next(c for c in table if c[0].startswith("chart read of 3,000"))
     assert "min/max kept" in chart[1] and "(0 pts" not in chart[1]
     assert "| 10,000 " in report and "| 100,000 " in report  # scaling curve up to 10^5
     assert "- nproc: " in report and "- python: " in report
@@ -127,8 +127,8 @@ def test_rows_fail_when_data_checks_fail(bench: SimpleNamespace) -> None:
         return next(r.verdict for r in res.rows if r.workload.startswith(start))
 
     assert verdict("ingest 100,000 pts") == "FAIL"  # stored != logged
-    assert verdict("chart read of 5,000 pts") == "FAIL"  # 0 points, extremes lost
-    assert verdict("full read of 5,000 pts") == "n/a"  # exact, and no peer to judge against
+    assert verdict("chart read of 3,000 pts") == "FAIL"  # 0 points, extremes lost
+    assert verdict("full read of 3,000 pts") == "n/a"  # exact, and no peer to judge against
     assert any("9 of 10 points stored" in n for n in res.notes)
 
 
