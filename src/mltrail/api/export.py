@@ -192,19 +192,17 @@ def _join_arrow(pa: Any, prefix: bytes, columns: list[Any]) -> memoryview:
     values, times = _strings(pa, v), _strings(pa, t)
     if v_bad is not None:
         values = pc.replace_with_mask(
-            values, _mask(len(values), v_bad[0]), pa.array(v_bad[1], pa.large_binary())
+            values, _mask(pa, len(values), v_bad[0]), _texts(pa, v_bad[1])
         )
     if t_bad is not None:
-        times = pc.replace_with_mask(
-            times, _mask(len(times), t_bad[0]), pa.array(t_bad[1], pa.large_binary())
-        )
+        times = pc.replace_with_mask(times, _mask(pa, len(times), t_bad[0]), _texts(pa, t_bad[1]))
     rows = pc.binary_join_element_wise(
-        pa.scalar(prefix, pa.large_binary()),
+        _texts(pa, [prefix])[0],
         _strings(pa, it),
         epochs,
         values,
         times,
-        pa.scalar(b"", pa.large_binary()),
+        _texts(pa, [b""])[0],
         null_handling="replace",
         null_replacement=",",
     )
@@ -212,10 +210,22 @@ def _join_arrow(pa: Any, prefix: bytes, columns: list[Any]) -> memoryview:
     return memoryview(rows.buffers()[2])[int(offsets[0]) : int(offsets[-1])]
 
 
-def _mask(n: int, where: np.ndarray) -> np.ndarray:
+def _mask(pa: Any, n: int, where: np.ndarray) -> Any:
     mask = np.zeros(n, dtype=bool)
     mask[where] = True
-    return mask
+    return pa.Array.from_buffers(
+        pa.bool_(), n, [None, pa.py_buffer(np.packbits(mask, bitorder="little"))]
+    )
+
+
+def _texts(pa: Any, items: list[bytes], kind: Any = None) -> Any:
+    """A binary (or ``kind``) array of ``items``, built from buffers: ``pa.array`` and
+    ``pa.scalar`` import pandas (a third of a second) on first use."""
+    kind = pa.large_binary() if kind is None else kind
+    offsets = np.zeros(len(items) + 1, dtype=np.int64 if kind == pa.large_binary() else np.int32)
+    np.cumsum([len(i) for i in items], out=offsets[1:])
+    data = pa.py_buffer(b"".join(items))
+    return pa.Array.from_buffers(kind, len(items), [None, pa.py_buffer(offsets), data])
 
 
 def _strings(
@@ -289,15 +299,15 @@ def arrow_schema(pa: Any) -> Any:
 
 def arrow_part(pa: Any, part: Part) -> Any:
     """One series as an Arrow table of :data:`COLUMNS`, over the arrays' memory (built from
-    buffers: ``pa.array`` on numpy would import pandas, a third of a second)."""
+    buffers: ``pa.array`` would import pandas, a third of a second)."""
     n = len(part)
     missing = part.epochs < 0
     codes = pa.Array.from_buffers(pa.int32(), n, [None, pa.py_buffer(np.zeros(n, np.int32))])
     columns = [
         _numeric(pa, pa.int64(), np.full(n, part.project, dtype=np.int64)),
         _numeric(pa, pa.int64(), np.full(n, part.experiment, dtype=np.int64)),
-        pa.DictionaryArray.from_arrays(codes, pa.array([part.key], pa.string())),
-        pa.DictionaryArray.from_arrays(codes, pa.array([part.phase], pa.string())),
+        pa.DictionaryArray.from_arrays(codes, _texts(pa, [part.key.encode()], pa.string())),
+        pa.DictionaryArray.from_arrays(codes, _texts(pa, [part.phase.encode()], pa.string())),
         _numeric(pa, pa.int64(), part.iterations),
         _numeric(pa, pa.int64(), part.epochs, None if not missing.any() else ~missing),
         _numeric(pa, pa.float64(), part.values),

@@ -67,9 +67,9 @@ def decode_chunk(data: bytes, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarra
         planes.reshape(_COLUMNS, 8, n).transpose(0, 2, 1).copy().view("<i8").reshape(_COLUMNS, n)
     )
     iterations = _undelta(table[0], first_iteration)
-    values = table[2].view("<f8").astype(np.float64)
+    values = table[2].view("<f8").astype(np.float64, copy=False)  # rows of the fresh table
     times = _undelta(table[3], first_millis) / 1000.0
-    return iterations, table[1].astype(np.int64), values, times
+    return iterations, table[1].astype(np.int64, copy=False), values, times
 
 
 def _undelta(deltas: np.ndarray, first: int) -> np.ndarray:
