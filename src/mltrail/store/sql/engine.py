@@ -11,7 +11,6 @@ reads begin deferred, so readers in other processes never block the writer.
 from __future__ import annotations
 
 import functools
-import operator
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -95,8 +94,10 @@ class Database:
         """A dialect insert, which has ``on_conflict_do_nothing`` / ``on_conflict_do_update``."""
         return sqlite.insert(table) if self.is_sqlite else postgresql.insert(table)
 
-    def insert_many(self, conn: Connection, table: Any, rows: list[dict[str, Any]]) -> None:
-        """INSERT many rows sharing the first row's keys.
+    def insert_rows(
+        self, conn: Connection, table: Any, names: list[str], rows: list[tuple[Any, ...]]
+    ) -> None:
+        """INSERT many rows, each a tuple of the ``names`` columns.
 
         On SQLite this goes straight to the driver's executemany: for the thousands of rollup
         rows of a large batch, SQLAlchemy's per-row parameter processing costs more than the
@@ -105,14 +106,12 @@ class Database:
         if not rows:
             return
         if not self.is_sqlite:
-            conn.execute(table.insert(), rows)
+            conn.execute(table.insert(), [dict(zip(names, row, strict=True)) for row in rows])
             return
-        names = list(rows[0])
         columns = ", ".join(f'"{n}"' for n in names)
         marks = ", ".join("?" * len(names))
         sql = f'INSERT INTO "{table.name}" ({columns}) VALUES ({marks})'  # names from our schema
-        getter = operator.itemgetter(*names)
-        conn.exec_driver_sql(sql, [getter(r) for r in rows])
+        conn.exec_driver_sql(sql, rows)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -114,7 +114,8 @@ class _Writes:
         self.rows = rows
         self.chunks = chunks
         self.series_ids = np.array([r.id for r in rows], dtype=np.int64)
-        self.new_buckets: list[dict[str, Any]] = []
+        self.bucket_names: list[str] = []
+        self.new_buckets: list[tuple[Any, ...]] = []
         self.merged_buckets: list[dict[str, Any]] = []
 
     def chunk_rows(self) -> list[dict[str, Any]]:
@@ -157,16 +158,19 @@ class _Writes:
                 "series_id": self.series_ids[buckets["series"]],
                 "level": np.full(len(merged), level),
             }
-            for row, was_merged in zip(
-                rollups.bucket_rows(buckets, extra), merged.tolist(), strict=True
-            ):
-                if was_merged:
-                    row["b_series_id"] = row.pop("series_id")
-                    row["b_level"] = row.pop("level")
-                    row["b_bucket"] = row.pop("bucket")
-                    self.merged_buckets.append(row)
-                else:
-                    self.new_buckets.append(row)
+            names, rows = rollups.bucket_rows(buckets, extra)
+            self.bucket_names = names
+            for i in np.flatnonzero(merged).tolist():
+                row = dict(zip(names, rows[i], strict=True))
+                row["b_series_id"] = row.pop("series_id")
+                row["b_level"] = row.pop("level")
+                row["b_bucket"] = row.pop("bucket")
+                self.merged_buckets.append(row)
+            if merged.any():
+                rows = [
+                    r for r, was_merged in zip(rows, merged.tolist(), strict=True) if not was_merged
+                ]
+            self.new_buckets += rows
 
     def flush(self, conn: Connection, db: Database) -> None:
         conn.execute(metric_chunks.insert(), self.chunk_rows())
@@ -175,7 +179,7 @@ class _Writes:
         )
         if self.merged_buckets:
             conn.execute(_ROLLUP_UPDATE, self.merged_buckets)
-        db.insert_many(conn, metric_rollups, self.new_buckets)
+        db.insert_rows(conn, metric_rollups, self.bucket_names, self.new_buckets)
 
 
 def _summary(row: Any, chunk: SeriesChunk) -> dict[str, Any]:

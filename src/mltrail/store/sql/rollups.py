@@ -161,13 +161,16 @@ def absolute_times(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def bucket_rows(buckets: Buckets, extra: dict[str, np.ndarray]) -> list[dict[str, Any]]:
-    """Plain-Python row dicts as stored (NaN kept as float NaN): :data:`COLUMNS`, ``bucket``
-    and the ``extra`` columns."""
+def bucket_rows(
+    buckets: Buckets, extra: dict[str, np.ndarray]
+) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """Column names and plain-Python row tuples as stored (NaN kept as float NaN):
+    ``bucket``, :data:`COLUMNS` and the ``extra`` columns (tuples: a dict per row cost more
+    than the insert)."""
     names = ["bucket", *COLUMNS, *extra]
     columns = [stored_column(buckets, name).tolist() for name in ["bucket", *COLUMNS]]
     columns += [np.asarray(col).tolist() for col in extra.values()]
-    return [dict(zip(names, values, strict=True)) for values in zip(*columns, strict=True)]
+    return names, list(zip(*columns, strict=True))
 
 
 Points = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
