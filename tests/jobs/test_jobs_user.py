@@ -34,50 +34,71 @@ needs_root = pytest.mark.skipif(
     os.geteuid() != 0, reason="changing a job's user needs an agent running as root"
 )
 
-# the job says who it is, tries the agent's token file, prints its environment, then records
-# one metric through the SDK (with the token the agent put in its environment: its own)
+# the job says who it is, tries the agent's token file and prints its environment (the standard
+# library only: this runs wherever the checkout lives); given this checkout's site folder, it then
+# records one metric through the SDK (with the token the agent put in its environment: its own)
 READER_JOB = """
-import os, site, sys
+import os, sys
 print("ids", os.getuid(), os.getgid(), os.getgroups(), flush=True)
 try:
     print("read", open(sys.argv[1]).read(), flush=True)
 except PermissionError:
     print("denied", sys.argv[1], flush=True)
 print("environ", sorted(os.environ.items()), flush=True)
-site.addsitedir(sys.argv[2])
-import mltrail
-with mltrail.start() as exp:
-    exp.log({"seen": 1.0})
-    with open("written-by-the-job", "w") as f:  # its directory is its own
-        f.write("ok")
-print("recorded", flush=True)
+with open("written-by-the-job", "w") as f:  # its directory is its own
+    f.write("ok")
+if len(sys.argv) > 2:
+    import site
+    site.addsitedir(sys.argv[2])
+    import mltrail
+    with mltrail.start() as exp:
+        exp.log({"seen": 1.0})
+    print("recorded", flush=True)
 """
 
 
-@pytest.fixture(scope="module")
-def job_python() -> str:
-    """A Python the job user can run and import this checkout's mltrail with."""
+def _runs_as_job_user(python: str, *code: str) -> bool:
     user = pwd.getpwnam(JOB_USER)
-    probe = f"import site; site.addsitedir({SITE!r}); import httpx, mltrail.sdk"
-    for candidate in dict.fromkeys(
-        [sys.executable, os.path.realpath(sys.executable), "/usr/bin/python3"]
-    ):
-        try:
-            ok = subprocess.run(
-                [candidate, "-c", probe],
-                user=user.pw_uid,
-                group=user.pw_gid,
-                extra_groups=[],
-                cwd="/",
-                capture_output=True,
-                timeout=60,
-                check=False,
-            )
-        except (OSError, subprocess.SubprocessError):
-            continue
-        if ok.returncode == 0:
+    try:
+        ok = subprocess.run(
+            [python, "-c", "; ".join(code) or "pass"],
+            user=user.pw_uid,
+            group=user.pw_gid,
+            extra_groups=[],
+            cwd="/",
+            capture_output=True,
+            timeout=60,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return ok.returncode == 0
+
+
+def _candidates() -> list[str]:
+    return list(
+        dict.fromkeys([sys.executable, os.path.realpath(sys.executable), "/usr/bin/python3"])
+    )
+
+
+@pytest.fixture(scope="module")
+def plain_python() -> str:
+    """A Python the job user can run (the standard library only): /usr/bin/python3 at worst."""
+    for candidate in _candidates():
+        if _runs_as_job_user(candidate):
             return candidate
-    pytest.skip(f"no Python that {JOB_USER} may run imports this checkout's mltrail")
+    pytest.fail(f"no Python that {JOB_USER} may run, not even /usr/bin/python3")
+
+
+@pytest.fixture(scope="module")
+def sdk_python() -> str:
+    """A Python the job user can run and import this checkout's mltrail with (not when the
+    checkout or its venv lies in a folder closed to the job user, such as /root)."""
+    probe = (f"import site; site.addsitedir({SITE!r})", "import httpx, mltrail.sdk")
+    for candidate in _candidates():
+        if _runs_as_job_user(candidate, *probe):
+            return candidate
+    pytest.skip(f"{JOB_USER} cannot read this checkout's site folder {SITE}")
 
 
 @pytest.fixture
@@ -97,40 +118,58 @@ def _uid_of(pid: int) -> int:
         return int(next(row for row in f if row.startswith("Uid:")).split()[1])
 
 
-@needs_root
-def test_a_job_of_a_root_agent_cannot_read_its_token_and_still_records_its_run(
-    db_server: Any, agent_factory: Any, db_store: Any, job_python: str, work_dir: Path
-) -> None:
-    project = db_store.create_project("job-user").id
+def _run_reader(
+    server: Any, agent_factory: Any, store: Any, work_dir: Path, *job_args: str
+) -> tuple[Any, Path, list[str], Any]:
+    project = store.create_project("job-user").id
     agent = agent_factory(
-        db_server, *AGENT_ARGS, "--job-user", JOB_USER, "--work-dir", str(work_dir), token_file=True
+        server, *AGENT_ARGS, "--job-user", JOB_USER, "--work-dir", str(work_dir), token_file=True
     )
-    home = agent.stderr_path.parent
-    config = home / "config.toml"
-    assert db_server.admin_token in config.read_text()  # the agent's token: in its file only
-    job = db_store.submit_job(project, [job_python, "-c", READER_JOB, str(config), SITE])
-    done = wait_for(lambda: final_job(db_store, job.job_id))
-    messages = _messages(db_store, job)
+    config = agent.stderr_path.parent / "config.toml"
+    assert server.admin_token in config.read_text()  # the agent's token: in its file only
+    job = store.submit_job(project, [job_args[0], "-c", READER_JOB, str(config), *job_args[1:]])
+    done = wait_for(lambda: final_job(store, job.job_id))
+    messages = _messages(store, job)
     assert done.status is Status.DONE, messages
+    return job, config, messages, agent
+
+
+@needs_root
+def test_a_job_of_a_root_agent_cannot_read_its_token(
+    db_server: Any, agent_factory: Any, db_store: Any, plain_python: str, work_dir: Path
+) -> None:
+    job, config, messages, agent = _run_reader(
+        db_server, agent_factory, db_store, work_dir, plain_python
+    )
     user = pwd.getpwnam(JOB_USER)
     assert f"ids {user.pw_uid} {user.pw_gid} []" in messages  # no groups of the agent's
     assert f"denied {config}" in messages
     assert not any(m.startswith("read") for m in messages)
     assert not any(db_server.admin_token in m for m in messages)
     [environ] = [m for m in messages if m.startswith("environ")]
-    assert str(home) not in environ  # neither HOME nor MLTRAIL_HOME lead to the agent's
+    assert str(config.parent) not in environ  # neither HOME nor MLTRAIL_HOME lead to the agent's
     assert f"('HOME', '{work_dir}/job-{job.job_id}-" in environ
-    assert "recorded" in messages
-    assert [s.key for s in db_store.list_series(project, job.experiment_id)].count("seen") == 1
-    assert db_store.get_experiment(project, job.experiment_id).status is Status.DONE
     assert f"jobs run as {JOB_USER} (uid {user.pw_uid})" in agent.stderr
     assert "warning" not in agent.stderr
     assert list(work_dir.iterdir()) == []  # its directory went with it
 
 
 @needs_root
+def test_a_job_of_a_root_agent_records_its_run_with_its_own_token(
+    db_server: Any, agent_factory: Any, db_store: Any, sdk_python: str, work_dir: Path
+) -> None:
+    job, _, messages, _ = _run_reader(
+        db_server, agent_factory, db_store, work_dir, sdk_python, SITE
+    )
+    assert "recorded" in messages
+    project = job.project_id
+    assert [s.key for s in db_store.list_series(project, job.experiment_id)].count("seen") == 1
+    assert db_store.get_experiment(project, job.experiment_id).status is Status.DONE
+
+
+@needs_root
 def test_stop_and_a_dead_agent_end_every_process_of_a_job_run_as_another_user(
-    module_server: Any, agent_factory: Any, job_python: str, work_dir: Path, tmp_path: Path
+    module_server: Any, agent_factory: Any, plain_python: str, work_dir: Path, tmp_path: Path
 ) -> None:
     from mltrail.store.http import HttpStore
 
@@ -143,8 +182,8 @@ def test_stop_and_a_dead_agent_end_every_process_of_a_job_run_as_another_user(
     closed.write_text("#!/bin/sh\necho hi\n")
     closed.chmod(0o755)
     refused = store.submit_job(project, [str(closed)], queue="contained")
-    stopped = store.submit_job(project, [job_python, "-c", ESCAPING_JOB], queue="contained")
-    orphaned = store.submit_job(project, [job_python, "-c", ESCAPING_JOB], queue="contained")
+    stopped = store.submit_job(project, [plain_python, "-c", ESCAPING_JOB], queue="contained")
+    orphaned = store.submit_job(project, [plain_python, "-c", ESCAPING_JOB], queue="contained")
     pids: list[int] = []
     try:
         first = agent_factory(module_server, *args)
