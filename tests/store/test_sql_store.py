@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sqlalchemy import inspect, select, text
+from sqlalchemy import event, inspect, select, text
 
 from mltrail.core.errors import (
     AuthenticationError,
@@ -259,6 +259,33 @@ def test_chart_read_of_a_million_points_reads_a_bounded_level(sql_store: SqlStor
             assert read.series.iterations[-1] == n - 1
         full = series.read_series(conn, sql_store._scope, (p.id, 1), "loss", "train", None)
     assert full.series.total == n and len(full.series.values) == n
+
+
+def test_appending_one_point_is_a_few_indexed_statements(sqlite_url: str) -> None:
+    """What an MLflow ``log_metric`` costs the store: on a series that exists, a handful of
+    statements, none scanning a table that grows with the data (the rollups lookup once did)."""
+    rng = np.random.default_rng(5)
+    store = SqlStore.open(sqlite_url)
+    p = store.create_project("one point")
+    store.create_experiment(p.id)
+    store.append_points(p.id, 1, MetricBatch("c", 0, (_chunk("loss", 0, 5_000, rng),)))
+    seen: list[tuple[str, object]] = []
+
+    def record(_conn: object, _cursor: object, statement: str, params: object, *_: object) -> None:
+        seen.append((statement, params))
+
+    event.listen(store._db.engine, "before_cursor_execute", record)
+    store.append_points(p.id, 1, MetricBatch("c", 1, (_chunk("loss", 5_000, 1, rng),)))
+    event.remove(store._db.engine, "before_cursor_execute", record)
+    writes = [s for s, _ in seen if not s.startswith(("BEGIN", "COMMIT"))]
+    assert len(writes) <= 8, writes
+    with store._db.engine.connect() as conn:
+        for statement, params in seen:
+            if statement.lstrip().upper().startswith(("SELECT", "UPDATE")):
+                plan = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params).all()
+                scans = [row[-1] for row in plan if str(row[-1]).startswith("SCAN metric")]
+                assert scans == [], (statement, plan)
+    store.close()
 
 
 def test_incremental_rollups_equal_one_shot_rollups(sqlite_url: str) -> None:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from sqlalchemy import ColumnElement, Connection, select, true
+from sqlalchemy import ColumnElement, Connection, bindparam, select, true, update
 
 from mltrail.core import validation
 from mltrail.core.errors import NotFoundError, PermissionDeniedError, ValidationError
@@ -133,6 +133,43 @@ def experiment_pk(conn: Connection, scope: Scope, project_id: Any, experiment_id
         check_project(conn, scope, pid)
         raise NotFoundError(f"experiment {number} does not exist in project {pid}", "experiment")
     return int(pk)
+
+
+def touched_experiment_pk(
+    conn: Connection, scope: Scope, project_id: Any, experiment_id: Any, *, now: float
+) -> int:
+    """:func:`experiment_pk` for a write that marks the experiment's last activity
+    (``updated_at``): one ``UPDATE ... RETURNING`` finds it, checks membership and touches it,
+    which is what an append of one point costs most in statements. The precise error is worked
+    out by :func:`experiment_pk` when it finds nothing (and the transaction rolls back).
+    """
+    pid = validation.require_int(project_id, "project", minimum=1)
+    number = validation.require_int(experiment_id, "experiment", minimum=1)
+    if scope.grant is not None or max(pid, number) > validation.MAX_DB_ID:
+        pk = experiment_pk(conn, scope, pid, number)  # a job's checks, or the error
+        conn.execute(update(experiments).where(experiments.c.id == pk).values(updated_at=now))
+        return pk
+    params: dict[str, Any] = {"b_pid": pid, "b_number": number, "b_now": now}
+    if scope.sees_all:
+        found = conn.execute(_TOUCH_ANY, params).scalar()
+    else:
+        assert scope.user is not None
+        found = conn.execute(_TOUCH_MEMBER, {**params, "b_uid": scope.user.id}).scalar()
+    return int(found) if found is not None else experiment_pk(conn, scope, pid, number)
+
+
+_TOUCH_ANY = (
+    update(experiments)
+    .where(experiments.c.project_id == bindparam("b_pid"))
+    .where(experiments.c.number == bindparam("b_number"))
+    .values(updated_at=bindparam("b_now"))
+    .returning(experiments.c.id)
+)
+_TOUCH_MEMBER = _TOUCH_ANY.where(
+    experiments.c.project_id.in_(
+        select(project_members.c.project_id).where(project_members.c.user_id == bindparam("b_uid"))
+    )
+)
 
 
 def refuse_job_token(scope: Scope, what: str) -> None:

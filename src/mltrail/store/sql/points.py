@@ -25,12 +25,12 @@ from mltrail.core.types import (
 )
 from mltrail.store.points import PointStore
 from mltrail.store.sql import rollups
-from mltrail.store.sql.access import Scope, SqlNoun, experiment_pk
+from mltrail.store.sql.access import Scope, SqlNoun, experiment_pk, touched_experiment_pk
 from mltrail.store.sql.batches import claim_batch
 from mltrail.store.sql.chunks import compact_after_append, encode_chunk
 from mltrail.store.sql.engine import Database, select_any
 from mltrail.store.sql.series import read_series, read_series_batch
-from mltrail.store.sql.tables import experiments, metric_chunks, metric_rollups, metric_series
+from mltrail.store.sql.tables import metric_chunks, metric_rollups, metric_series
 
 
 def _merge_chunks(chunks: list[SeriesChunk]) -> list[SeriesChunk]:
@@ -57,7 +57,7 @@ def append_points(
 ) -> int:
     """Store a batch once; returns the points stored (0 for a replayed (client_id, seq))."""
     chunks = _merge_chunks([validation.series_chunk(c) for c in batch.chunks])
-    pk = experiment_pk(conn, scope, *ref)
+    pk = touched_experiment_pk(conn, scope, *ref, now=db.clock())  # its last activity
     if not claim_batch(conn, db, pk, "points", batch.client_id, batch.seq):
         return 0
     if not chunks:
@@ -69,27 +69,37 @@ def append_points(
     writes.flush(conn, db)
     grown = [(r.id, r.count, r.count + len(c)) for r, c in zip(rows, chunks, strict=True)]
     compact_after_append(conn, grown)
-    conn.execute(update(experiments).where(experiments.c.id == pk).values(updated_at=db.clock()))
     return sum(len(c) for c in chunks)
 
 
 def _lock_series(
     conn: Connection, db: Database, pk: int, chunks: list[SeriesChunk]
 ) -> dict[tuple[str, str], Any]:
-    """Create missing series rows, then lock all of the batch's series for the append."""
+    """Lock all of the batch's series for the append, creating the missing ones first (one
+    statement when they all exist, as they do after a run's first batch)."""
+    params = {"pk": pk, "keys": sorted({c.key for c in chunks})}
+    found = {(r.key, r.phase): r for r in conn.execute(_LOCK_SERIES, params).all()}
+    missing = [c for c in chunks if (c.key, c.phase) not in found]
+    if not missing:
+        return found
     stmt = db.insert(metric_series).on_conflict_do_nothing(
         index_elements=["experiment_id", "key", "phase"]
     )
-    rows = [{"experiment_id": pk, "key": c.key, "phase": c.phase, "count": 0} for c in chunks]
+    rows = [{"experiment_id": pk, "key": c.key, "phase": c.phase, "count": 0} for c in missing]
     conn.execute(stmt, rows)
-    keys = sorted({c.key for c in chunks})
-    query = (
-        select(metric_series)
-        .where(metric_series.c.experiment_id == pk, metric_series.c.key.in_(keys))
-        .order_by(metric_series.c.id)
-        .with_for_update()
+    return {(r.key, r.phase): r for r in conn.execute(_LOCK_SERIES, params).all()}
+
+
+# built once: constructing the statement per append cost more than running it
+_LOCK_SERIES = (
+    select(metric_series)
+    .where(
+        metric_series.c.experiment_id == bindparam("pk"),
+        metric_series.c.key.in_(bindparam("keys", expanding=True)),
     )
-    return {(r.key, r.phase): r for r in conn.execute(query).all()}  # one fetchall
+    .order_by(metric_series.c.id)
+    .with_for_update()
+)
 
 
 def _stored_partials(conn: Connection, rows: list[Any]) -> dict[tuple[int, int], dict]:
