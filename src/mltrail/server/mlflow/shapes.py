@@ -255,7 +255,7 @@ def run_info(e: Experiment) -> dict[str, Any]:
         "run_name": e.display_name,
         "experiment_id": str(e.project_id),
         "user_id": str(e.environment.get("user", "")),
-        "status": STATUS_TO_MLFLOW[Status(e.status)],
+        "status": STATUS_TO_MLFLOW[e.status],  # a str enum: its value finds it too
         "start_time": _millis(e.started_at or e.created_at),
         "artifact_uri": artifact_uri(e.ref),
         # MLflow has two stages: an archived run is hidden from lists as a deleted one is
@@ -273,23 +273,32 @@ def run_shape(e: Experiment, series: list[MetricSummary] | None = None) -> dict[
     page) the step is 0, as MLflow's own search answers for runs logged without steps.
     """
     millis = _millis(e.ended_at or e.started_at or e.created_at)
-    steps = {(s.phase, s.key): s.last_iteration for s in series or ()}
-    metrics = []
-    for name, value in e.metrics.items():
-        phase, _, key_ = name.partition("/")
-        step = steps.get((phase, key_), 0)
-        metric = {"key": metric_name(phase, key_), "value": json_float(value), "timestamp": millis}
-        metrics.append({**metric, "step": step})
+    steps = {f"{s.phase}/{s.key}": s.last_iteration for s in series or ()}
+    metrics = [
+        {
+            "key": name[_TRAIN_PREFIX:] if name.startswith("train/") else name,
+            "value": value if math.isfinite(value) else json_float(value),
+            "timestamp": millis,
+            "step": steps.get(name, 0),
+        }
+        for name, value in e.metrics.items()  # "<phase>/<key>": metric_name's inverse
+    ]
     for name, ex_value in e.ex_metrics.items():
         if isinstance(ex_value, (int, float)) and not isinstance(ex_value, bool):
             number = json_float(float(ex_value))
             metrics.append({"key": name, "value": number, "timestamp": millis, "step": 0})
-    params = [{"key": k, "value": params_text(v)} for k, v in e.hyperparameters.items()]
+    params = [
+        {"key": k, "value": v if isinstance(v, str) else json.dumps(v)}  # params_text
+        for k, v in e.hyperparameters.items()
+    ]
     return {
         "info": run_info(e),
         "data": {"metrics": metrics, "params": params, "tags": run_tags(e)},
         "inputs": {},
     }
+
+
+_TRAIN_PREFIX = len(f"{Phase.TRAIN.value}/")
 
 
 def run_tags(e: Experiment) -> list[dict[str, str]]:

@@ -13,7 +13,7 @@ import hmac
 import secrets
 from typing import Any
 
-from sqlalchemy import and_, delete, func, select
+from sqlalchemy import and_, bindparam, delete, func, select
 
 from mltrail.core import validation
 from mltrail.core.errors import AuthenticationError, NotFoundError, ValidationError
@@ -144,7 +144,8 @@ class Auth:
         if not token:
             raise AuthenticationError("an API token is required", "token")
         digest = token_digest(token)
-        row = self._token_row(api_tokens.c.token_sha256 == digest)
+        with self._db.read() as conn:  # every request asks: the statement is built once
+            row = conn.execute(_TOKEN_BY_DIGEST, {"digest": digest}).first()
         # The index finds the row; the constant-time compare keeps the check itself timing-safe.
         if row is None or not hmac.compare_digest(row.token_sha256, digest):
             raise AuthenticationError("unknown or revoked API token", "token")
@@ -202,3 +203,10 @@ def mint_job_token() -> tuple[str, str]:
     """A new job token and the digest stored in its place."""
     token = JOB_TOKEN_PREFIX + secrets.token_urlsafe(32)
     return token, token_digest(token)
+
+
+_TOKEN_BY_DIGEST = (
+    select(api_tokens.c.id.label("token_id"), api_tokens.c.token_sha256, users)
+    .join(users, users.c.id == api_tokens.c.user_id)
+    .where(api_tokens.c.token_sha256 == bindparam("digest"))
+)
