@@ -88,16 +88,23 @@ def _prefix(part: Part) -> bytes:
 def _fields(column: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The column as text, each field with its leading comma: (bytes, n + 1 offsets).
 
-    orjson formats the whole column at once (``[a,b,c]``); the opening bracket becomes a comma
-    so every field starts at a comma, and the closing bracket is left out by the last offset.
+    orjson formats the whole column at once (``[a,b,c]``); fields start at the commas, the
+    first at the opening bracket (made a comma once the row is glued, see :func:`_first_row`),
+    and the closing bracket is left out by the last offset. The text is not copied.
     """
-    text = np.frombuffer(orjson.dumps(column, option=orjson.OPT_SERIALIZE_NUMPY), np.uint8).copy()
-    text[0] = _COMMA
-    starts = np.flatnonzero(text == _COMMA)
-    offsets = np.empty(len(starts) + 1, dtype=np.int64)
-    offsets[:-1] = starts
+    text = np.frombuffer(orjson.dumps(column, option=orjson.OPT_SERIALIZE_NUMPY), np.uint8)
+    commas = np.flatnonzero(text == _COMMA)
+    offsets = np.empty(len(commas) + 2, dtype=np.int64)
+    offsets[0] = 0
+    offsets[1:-1] = commas
     offsets[-1] = len(text) - 1
     return text, offsets
+
+
+def _first_row(prefix: bytes, row: bytes) -> bytes:
+    """The slice's first row with its fields' opening brackets made the commas they stand for
+    (only the prefix, formatted apart, can hold a bracket of its own)."""
+    return row[: len(prefix)] + row[len(prefix) :].replace(b"[", b",")
 
 
 def _non_finite_texts(values: np.ndarray) -> tuple[np.ndarray, list[bytes]] | None:
@@ -147,7 +154,8 @@ class CsvWriter:
                 self._flush_one()
 
     def _flush_one(self) -> None:
-        self._out.write(self._pending.pop(0).result())
+        for piece in self._pending.pop(0).result():
+            self._out.write(piece)
 
     def close(self) -> None:
         while self._pending:
@@ -167,7 +175,9 @@ def _join_python(prefix: bytes, columns: list[Any]) -> bytes:
         if fixes is not None:
             for i, text in zip(fixes[0].tolist(), fixes[1], strict=True):
                 target[i] = text
-    return b"".join(prefix + b"".join(row) for row in zip(*texts, strict=True))
+    rows = [prefix + b"".join(row) for row in zip(*texts, strict=True)]
+    rows[0] = _first_row(prefix, rows[0])
+    return b"".join(rows)
 
 
 def _split(fields: tuple[np.ndarray, np.ndarray]) -> list[bytes]:
@@ -177,14 +187,15 @@ def _split(fields: tuple[np.ndarray, np.ndarray]) -> list[bytes]:
     return [data[a:b] for a, b in itertools.pairwise(bounds)]
 
 
-def _rows_arrow(pa: Any, prefix: bytes, part: Part, lo: int, hi: int) -> memoryview:
+def _rows_arrow(pa: Any, prefix: bytes, part: Part, lo: int, hi: int) -> list[Any]:
     """Rows ``lo:hi`` of the series as text, in a pool thread: orjson holds the GIL while it
     formats, numpy and pyarrow mostly do not."""
     return _join_arrow(pa, prefix, _slice_columns(part, lo, hi))
 
 
-def _join_arrow(pa: Any, prefix: bytes, columns: list[Any]) -> memoryview:
-    """The slice's rows as one buffer (pyarrow's element-wise join releases the GIL)."""
+def _join_arrow(pa: Any, prefix: bytes, columns: list[Any]) -> list[Any]:
+    """The slice's rows: the first one, then the others in one buffer (pyarrow's element-wise
+    join releases the GIL)."""
     import pyarrow.compute as pc
 
     it, (ep, missing), (v, v_bad), (t, t_bad) = columns
@@ -207,7 +218,9 @@ def _join_arrow(pa: Any, prefix: bytes, columns: list[Any]) -> memoryview:
         null_replacement=",",
     )
     offsets = np.frombuffer(rows.buffers()[1], np.int64, len(rows) + 1, rows.offset * 8)
-    return memoryview(rows.buffers()[2])[int(offsets[0]) : int(offsets[-1])]
+    start, second, end = (int(o) for o in offsets[[0, 1, -1]])
+    text = memoryview(rows.buffers()[2])
+    return [_first_row(prefix, bytes(text[start:second])), text[second:end]]
 
 
 def _mask(pa: Any, n: int, where: np.ndarray) -> Any:

@@ -270,6 +270,7 @@ class HistoryMethods:
             (ref, summary)
             for ref in (_ids(pid, n) for n in numbers)
             for summary in self._store.list_series(*ref)
+            if summary.count  # a series rewound to nothing has no points to read
         ]
         total = sum(summary.count for _, summary in plan)
         store = self._store
