@@ -1,4 +1,4 @@
-"""The export writers on their own: CSV text identical with and without pyarrow, values read
+"""The export writers on their own: CSV and JSON-lines text identical with and without pyarrow, values read
 back bit for bit (NaN, infinities, -0.0, subnormals, missing epochs and times), slices and
 row groups cut inside a series, and CSV without pyarrow installed."""
 
@@ -8,6 +8,7 @@ import io
 import sys
 
 import numpy as np
+import orjson
 import pandas as pd
 import pytest
 
@@ -123,9 +124,13 @@ def test_parquet_reads_back_bit_for_bit_in_row_groups(small_slices):
     _same(pd.read_parquet(io.BytesIO(out.getvalue())), _expected())
 
 
-def test_jsonl_tags_non_finite_values():
-    out = io.BytesIO()
+def test_jsonl_is_the_same_text_with_and_without_pyarrow_and_tags_non_finite_values(
+    small_slices,
+):
+    out, pure = io.BytesIO(), io.BytesIO()
     _write(export.JsonLinesWriter(out))
+    _write(export.JsonLinesWriter(pure, pure=True))
+    assert out.getvalue() == pure.getvalue()
     lines = out.getvalue().splitlines()
     assert len(lines) == 1011
     assert lines[0] == (
@@ -134,6 +139,10 @@ def test_jsonl_tags_non_finite_values():
     )
     assert lines[1].endswith(b'"epoch":0,"value":{"$float":"Infinity"},"time":1700000000.013}')
     assert lines[5].endswith(b'"time":null}')  # stored before times were kept
+    frame = pd.DataFrame([orjson.loads(line) for line in lines])
+    frame["value"] = [float(v["$float"]) if isinstance(v, dict) else v for v in frame["value"]]
+    frame["time"] = frame["time"].astype(float)  # null: NaN
+    _same(frame, _expected())
 
 
 def test_csv_without_pyarrow_joins_rows_in_python(small_slices, monkeypatch):

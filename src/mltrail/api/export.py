@@ -10,7 +10,8 @@ Every writer takes the store's arrays as they come and never makes a Python obje
   a missing epoch is an empty field.
 - Parquet: one streaming writer, a row group per series (cut at :data:`ROW_GROUP_ROWS`); the
   constant columns dictionary-encoded, iterations and epochs delta-encoded, times byte-split.
-- JSON lines: one object per point, non-finite values tagged as everywhere in mltrail.
+- JSON lines: one object per point, non-finite values tagged as everywhere in mltrail (with
+  pyarrow, glued from the same column texts as CSV; in Python otherwise, same bytes).
 
 Reads overlap writing: the next series are read in background threads while one is written.
 """
@@ -129,8 +130,9 @@ def _slice_columns(part: Part, lo: int, hi: int) -> list[Any]:
     ]
 
 
-class CsvWriter:
-    """Rows as text; pyarrow glues them when installed (``pure=True``: never)."""
+class _SlicedWriter:
+    """Series cut in slices of :data:`SLICE_ROWS` rows made text in a thread pool when pyarrow
+    is installed (in this thread otherwise, or with ``pure=True``) and written in order."""
 
     def __init__(self, out: IO[bytes], *, pure: bool = False) -> None:
         self._out = out
@@ -139,19 +141,22 @@ class CsvWriter:
         self._pool = ThreadPoolExecutor(max_workers=workers) if self._arrow else None
         self._pending: list[Future[Any]] = []
         self._depth = 2 * workers
-        out.write(csv_header())
 
     def write(self, part: Part) -> None:
-        prefix = _prefix(part)
         for lo in range(0, len(part), SLICE_ROWS):
             hi = min(lo + SLICE_ROWS, len(part))
             if self._pool is None:
-                self._out.write(_join_python(prefix, _slice_columns(part, lo, hi)))
+                self._out.write(self._python(part, lo, hi))
                 continue
-            job = self._pool.submit(_rows_arrow, self._arrow, prefix, part, lo, hi)
-            self._pending.append(job)
+            self._pending.append(self._pool.submit(self._arrow_rows, part, lo, hi))
             while len(self._pending) > self._depth:
                 self._flush_one()
+
+    def _python(self, part: Part, lo: int, hi: int) -> bytes:
+        raise NotImplementedError
+
+    def _arrow_rows(self, part: Part, lo: int, hi: int) -> list[Any]:
+        raise NotImplementedError
 
     def _flush_one(self) -> None:
         for piece in self._pending.pop(0).result():
@@ -162,8 +167,29 @@ class CsvWriter:
             self._flush_one()
         if self._pool is not None:
             self._pool.shutdown()
-        self._out.write(b"\n")
         self._out.flush()
+
+
+class CsvWriter(_SlicedWriter):
+    """Rows as text; pyarrow glues them when installed (``pure=True``: never)."""
+
+    def __init__(self, out: IO[bytes], *, pure: bool = False) -> None:
+        super().__init__(out, pure=pure)
+        out.write(csv_header())
+
+    def _python(self, part: Part, lo: int, hi: int) -> bytes:
+        return _join_python(_prefix(part), _slice_columns(part, lo, hi))
+
+    def _arrow_rows(self, part: Part, lo: int, hi: int) -> list[Any]:
+        """Rows ``lo:hi`` of the series as text, in a pool thread: orjson holds the GIL while
+        it formats, numpy and pyarrow mostly do not."""
+        return _join_arrow(self._arrow, _prefix(part), _slice_columns(part, lo, hi))
+
+    def close(self) -> None:
+        while self._pending:
+            self._flush_one()
+        self._out.write(b"\n")
+        super().close()
 
 
 def _join_python(prefix: bytes, columns: list[Any]) -> bytes:
@@ -185,12 +211,6 @@ def _split(fields: tuple[np.ndarray, np.ndarray]) -> list[bytes]:
     data = text.tobytes()
     bounds = offsets.tolist()
     return [data[a:b] for a, b in itertools.pairwise(bounds)]
-
-
-def _rows_arrow(pa: Any, prefix: bytes, part: Part, lo: int, hi: int) -> list[Any]:
-    """Rows ``lo:hi`` of the series as text, in a pool thread: orjson holds the GIL while it
-    formats, numpy and pyarrow mostly do not."""
-    return _join_arrow(pa, prefix, _slice_columns(part, lo, hi))
 
 
 def _join_arrow(pa: Any, prefix: bytes, columns: list[Any]) -> list[Any]:
@@ -337,26 +357,54 @@ def _numeric(pa: Any, kind: Any, values: np.ndarray, valid: np.ndarray | None = 
 
 
 # --- JSON lines ----------------------------------------------------------------------------------
-class JsonLinesWriter:
-    """One JSON object per line, non-finite values tagged as everywhere in mltrail."""
+class JsonLinesWriter(_SlicedWriter):
+    """One JSON object per line, non-finite values tagged as everywhere in mltrail; with
+    pyarrow, columns formatted by orjson and glued like CSV rows (the same bytes)."""
 
-    def __init__(self, out: IO[bytes]) -> None:
-        self._out = out
-
-    def write(self, part: Part) -> None:
+    def _python(self, part: Part, lo: int, hi: int) -> bytes:
         head: dict[str, Any] = {"project": part.project, "experiment": part.experiment}
         head |= {"key": part.key, "phase": part.phase}
         columns = (part.iterations, part.epochs, part.values, part.times)
         lines = []
-        for it, ep, value, t in zip(*(c.tolist() for c in columns), strict=True):
+        for it, ep, value, t in zip(*(c[lo:hi].tolist() for c in columns), strict=True):
             row = head | {"iteration": it, "epoch": None if ep < 0 else ep}
             row["value"] = value if math.isfinite(value) else {"$float": _tag(value)}
             row["time"] = None if t != t else t
-            lines.append(dump_json(row))
-        self._out.write(b"\n".join(lines) + (b"\n" if lines else b""))
+            lines.append(dump_json(row) + b"\n")
+        return b"".join(lines)
 
-    def close(self) -> None:
-        self._out.flush()
+    def _arrow_rows(self, part: Part, lo: int, hi: int) -> list[Any]:
+        import pyarrow.compute as pc
+
+        pa = self._arrow
+        head = dump_json({"project": part.project, "experiment": part.experiment})[:-1]
+        head += b"," + dump_json({"key": part.key, "phase": part.phase})[1:-1]
+        epochs, values, times = part.epochs[lo:hi], part.values[lo:hi], part.times[lo:hi]
+
+        def plain(column: np.ndarray, valid: np.ndarray | None = None) -> Any:
+            return pc.binary_slice(_strings(pa, _fields(column), valid), 1, 64)  # no comma
+
+        columns = [plain(part.iterations[lo:hi]), plain(epochs, epochs >= 0), plain(values)]
+        bad = np.flatnonzero(~np.isfinite(values))
+        if len(bad):  # orjson wrote null: tagged instead, as everywhere in mltrail
+            tags = [dump_json({"$float": _tag(v)}) for v in values[bad].tolist()]
+            columns[2] = pc.replace_with_mask(
+                columns[2], _mask(pa, len(values), bad), _texts(pa, tags)
+            )
+        columns.append(plain(times))  # a missing (NaN) time is orjson's null, as in _python
+        labels = [b',"iteration":', b',"epoch":', b',"value":', b',"time":']
+        glued = [_texts(pa, [head + labels[0]])[0], columns[0]]
+        for label, column in zip(labels[1:], columns[1:], strict=True):
+            glued += [_texts(pa, [label])[0], column]
+        rows = pc.binary_join_element_wise(
+            *glued,
+            _texts(pa, [b"}\n"])[0],
+            _texts(pa, [b""])[0],
+            null_handling="replace",
+            null_replacement="null",
+        )
+        offsets = np.frombuffer(rows.buffers()[1], np.int64, len(rows) + 1, rows.offset * 8)
+        return [memoryview(rows.buffers()[2])[int(offsets[0]) : int(offsets[-1])]]
 
 
 def _tag(value: float) -> str:
