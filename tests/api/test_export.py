@@ -152,3 +152,24 @@ def test_csv_without_pyarrow_joins_rows_in_python(small_slices, monkeypatch):
     assert writer._pool is None  # no pyarrow: the rows are joined in Python
     _write(writer)
     _same(_read_csv(out.getvalue()), _expected())
+
+
+def test_reads_ahead_in_order_within_the_points_budget():
+    held: list[int] = []  # points read and not yet handed out, seen at each read
+    out: list[int] = []
+
+    def reader(i: int, size: int):
+        def read() -> int:
+            held.append(size)
+            return i
+
+        return read
+
+    sizes = [5, 5, 30, 5, 5, 5, 1]
+    reads = [reader(i, n) for i, n in enumerate(sizes)]
+    for i in export.read_ahead(reads, sizes, depth=2, budget=12):
+        out.append(i)
+        # what was read so far minus what was handed out: the budget, or one longer read
+        ahead = sum(held) - sum(sizes[: len(out)])
+        assert ahead <= 12 or ahead == max(sizes), (i, ahead)
+    assert out == list(range(len(sizes))) and len(held) == len(sizes)

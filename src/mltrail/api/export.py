@@ -35,6 +35,7 @@ COLUMNS = ("project", "experiment", "key", "phase", "iteration", "epoch", "value
 SLICE_ROWS = 262_144  # rows formatted at once: bounds the memory a CSV slice takes (~20 MB)
 ROW_GROUP_ROWS = 1_048_576
 READ_AHEAD = 2  # series read while one is written
+READ_AHEAD_POINTS = 4_000_000  # ... holding at most this many points (~130 MB of arrays)
 _COMMA = ord(",")
 T = TypeVar("T")
 _NON_FINITE = {"nan": b"nan", "inf": b"inf", "-inf": b"-inf"}
@@ -59,17 +60,28 @@ class Part:
         return len(self.values)
 
 
-def read_ahead(reads: Sequence[Callable[[], T]], depth: int = READ_AHEAD) -> Iterator[T]:
-    """What ``reads`` read, in order, the next ``depth`` read in background threads while one
-    is written (the database, zlib and numpy release the GIL)."""
+def read_ahead(
+    reads: Sequence[Callable[[], T]],
+    sizes: Sequence[int],
+    depth: int = READ_AHEAD,
+    budget: int = READ_AHEAD_POINTS,
+) -> Iterator[T]:
+    """What ``reads`` read, in order, up to ``depth`` of them read in background threads while
+    one is written (the database, zlib and numpy release the GIL), as long as the reads ahead
+    hold at most ``budget`` points (``sizes``) or are a single read: memory stays under the
+    series written plus the larger of the budget and the longest series."""
     with ThreadPoolExecutor(max_workers=depth) as pool:
-        ahead: deque[Future[T]] = deque()
-        for read in reads:
-            ahead.append(pool.submit(read))
-            if len(ahead) > depth:
-                yield ahead.popleft().result()
+        ahead: deque[tuple[Future[T], int]] = deque()  # submitted, not yet handed out
+        held = 0  # points in ``ahead``
+        for read, size in zip(reads, sizes, strict=True):
+            while ahead and (len(ahead) > depth or held + size > budget):
+                done, n = ahead.popleft()
+                held -= n
+                yield done.result()  # resumed once the caller has written it
+            ahead.append((pool.submit(read), size))
+            held += size
         while ahead:
-            yield ahead.popleft().result()
+            yield ahead.popleft()[0].result()
 
 
 # --- CSV -----------------------------------------------------------------------------------------

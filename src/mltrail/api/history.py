@@ -140,22 +140,22 @@ def _times(s: Series) -> np.ndarray:
 # --- files ---------------------------------------------------------------------------------------
 def write_export(
     reads: Sequence[Callable[[], SeriesOf]],
-    total: int,
+    sizes: Sequence[int],
     fmt: str,
     out: IO[bytes],
     progress: Progress | None,
 ) -> int:
-    """Write the series that ``reads`` read to ``out`` in ``fmt``, in order, one at a time (the
-    next ones read meanwhile, see :func:`mltrail.api.export.read_ahead`); returns the points
-    written."""
+    """Write the series that ``reads`` read (``sizes`` points each) to ``out`` in ``fmt``, in
+    order, one at a time (the next ones read meanwhile, see
+    :func:`mltrail.api.export.read_ahead`); returns the points written."""
     if fmt == "csv":
         writer: Any = export.CsvWriter(out)
     elif fmt == "parquet":
         writer = export.ParquetWriter(out, _arrow())
     else:
         writer = export.JsonLinesWriter(out)
-    done = 0
-    for part in map(_as_part, export.read_ahead(reads)):
+    done, total = 0, sum(sizes)
+    for part in map(_as_part, export.read_ahead(reads, sizes)):
         if len(part):
             writer.write(part)
         done += len(part)
@@ -272,14 +272,14 @@ class HistoryMethods:
             for summary in self._store.list_series(*ref)
             if summary.count  # a series rewound to nothing has no points to read
         ]
-        total = sum(summary.count for _, summary in plan)
         store = self._store
 
         def reader(ref: tuple[int, int], key: str, phase: str) -> Callable[[], SeriesOf]:
             return lambda: SeriesOf(*ref, store.read_series(*ref, key, phase, times=True))
 
         reads = [reader(ref, summary.key, summary.phase) for ref, summary in plan]
-        return write_export(reads, total, fmt, out, progress)
+        sizes = [summary.count for _, summary in plan]
+        return write_export(reads, sizes, fmt, out, progress)
 
     def _experiment_numbers(self, project: int) -> builtins.list[int]:
         numbers: builtins.list[int] = []
