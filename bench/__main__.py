@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import resource
 import shutil
 import sys
 import tempfile
@@ -133,13 +134,24 @@ def keep_server_logs(workdir: Path, dest: Path) -> None:
         shutil.copyfile(log, dest / log.name)
 
 
+def _cpu_seconds() -> float:
+    """CPU seconds of this process and of its children waited for (servers, workers): what a
+    section costs whatever the machine's load."""
+    own, children = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
 def run_step(res: workloads.Results, name: str, step: Callable[[], None]) -> None:
     """Run one workload; a crash becomes a FAIL row (and a note) instead of ending the run."""
-    started = time.monotonic()
+    started, cpu = time.monotonic(), _cpu_seconds()
     print(f"-- {name}", flush=True)
     try:
         step()
-        res.notes.append(f"{name} took {time.monotonic() - started:.0f} s")
+        res.notes.append(f"{name} took {time.monotonic() - started:.0f} s "
+                         f"({_cpu_seconds() - cpu:.0f} s CPU)")  # fmt: skip
     except Exception as exc:
         res.add(Row(name, f"error: {type(exc).__name__}", passed=False))
         res.notes.append(f"{name} crashed: {str(exc)[-1500:]}")
