@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -54,12 +56,72 @@ def pg_server() -> Iterator[str]:
 @pytest.fixture
 def pg_url(pg_server: str) -> Iterator[str]:
     """A fresh, empty PostgreSQL database for one test, dropped afterwards."""
+    yield from _pg_database(pg_server)
+
+
+def _pg_database(pg_server: str, template: str | None = None) -> Iterator[str]:
     name = f"mltrail_test_{uuid.uuid4().hex[:12]}"
     with _pg_connect() as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
     yield pg_server.replace("postgresql://", "postgresql+psycopg://") + "/" + name
     with _pg_connect() as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+# Migrating a new database takes a few tenths of a second (most on PostgreSQL), hundreds of
+# times a run: store fixtures start from a copy of one database migrated per session instead,
+# with an identity of its own as a fresh migration gives. Migration tests use the empty ones.
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated once for the session."""
+    from mltrail.store.sql import SqlStore
+
+    path = tmp_path_factory.mktemp("migrated") / "template.db"
+    SqlStore.open(f"sqlite:///{path}").close()
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_template(pg_server: str) -> Iterator[str]:
+    """The name of a PostgreSQL database migrated once for the session."""
+    from mltrail.store.sql import SqlStore
+
+    for url in _pg_database(pg_server):
+        SqlStore.open(url).close()
+        yield url.rsplit("/", 1)[1]
+
+
+@pytest.fixture
+def migrated_sqlite_url(sqlite_url: str, sqlite_template: Path) -> str:
+    """``sqlite_url``'s file, already migrated."""
+    shutil.copyfile(sqlite_template, sqlite_url.removeprefix("sqlite:///"))
+    _renew_identity(sqlite_url)
+    return sqlite_url
+
+
+@pytest.fixture
+def migrated_pg_url(pg_server: str, pg_template: str) -> Iterator[str]:
+    """A fresh PostgreSQL database for one test, already migrated, dropped afterwards."""
+    for url in _pg_database(pg_server, template=pg_template):
+        _renew_identity(url)
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def migrated_db_url(request: pytest.FixtureRequest) -> str:
+    """Each test using this runs on SQLite and on PostgreSQL, on a migrated database."""
+    return request.getfixturevalue(
+        f"migrated_{'sqlite' if request.param == 'sqlite' else 'pg'}_url"
+    )
+
+
+def _renew_identity(url: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE store_identity SET store_id = :id"), {"id": uuid.uuid4().hex})
+    engine.dispose()
 
 
 @pytest.fixture(scope="session")

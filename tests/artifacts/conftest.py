@@ -116,7 +116,7 @@ def artifact_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Art
         store.close()
         admin.close()
         return
-    db_url = request.getfixturevalue("sqlite_url" if db == "sqlite" else "pg_url")
+    db_url = request.getfixturevalue("migrated_sqlite_url" if db == "sqlite" else "migrated_pg_url")
     location = _location(request, backend, tmp_path)
     sql = SqlStore.open(db_url, blobs=open_blobs(location))
     yield ArtifactEnv(sql, sql, open_blobs(location), location)

@@ -25,8 +25,8 @@ HASH = "ab" * 20
 
 
 @pytest.fixture
-def store(db_url: str, tmp_path) -> Iterator[Store]:
-    sql = SqlStore.open(db_url, blobs=open_blobs(tmp_path / "blobs"))
+def store(migrated_db_url: str, tmp_path) -> Iterator[Store]:
+    sql = SqlStore.open(migrated_db_url, blobs=open_blobs(tmp_path / "blobs"))
     yield sql
     sql.close()
 

@@ -40,9 +40,9 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def judged_sql_store(db_url: str, clock: FakeClock) -> Iterator[SqlStore]:
+def judged_sql_store(migrated_db_url: str, clock: FakeClock) -> Iterator[SqlStore]:
     """A SqlStore on SQLite and PostgreSQL on ``clock``, judging runs after CRASH_AFTER s."""
-    store = SqlStore.open(db_url, clock=clock, crash_after=CRASH_AFTER)
+    store = SqlStore.open(migrated_db_url, clock=clock, crash_after=CRASH_AFTER)
     yield store
     store.close()
 

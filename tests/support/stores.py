@@ -1,7 +1,8 @@
 """Store fixtures every test module may use (a pytest plugin, see tests/conftest.py).
 
 Fixtures:
-    sql_store: a migrated SqlStore on a fresh database, on SQLite and on PostgreSQL.
+    sql_store: a migrated SqlStore on a fresh database, on SQLite and on PostgreSQL (a copy of
+        one migrated per session: tests/conftest.py's ``migrated_db_url``).
     sqlite_store: the same on SQLite only (tests of the embedded store, agents in-process).
     mode_store: the store a run writes to in each mode: SqlStore on SQLite and PostgreSQL, and
         HttpStore to the session's shared real server on each.
@@ -23,17 +24,17 @@ from mltrail.store.sql.tables import experiments
 
 
 @pytest.fixture
-def sql_store(db_url: str) -> Iterator[SqlStore]:
+def sql_store(migrated_db_url: str) -> Iterator[SqlStore]:
     """A migrated SqlStore on a fresh database (parametrised over sqlite/postgres)."""
-    store = SqlStore.open(db_url)
+    store = SqlStore.open(migrated_db_url)
     yield store
     store.close()
 
 
 @pytest.fixture
-def sqlite_store(sqlite_url: str) -> Iterator[SqlStore]:
-    """A migrated SqlStore on a fresh SQLite file."""
-    store = SqlStore.open(sqlite_url)
+def sqlite_store(migrated_sqlite_url: str) -> Iterator[SqlStore]:
+    """A migrated SqlStore on a fresh SQLite file (``sqlite_url``'s)."""
+    store = SqlStore.open(migrated_sqlite_url)
     yield store
     store.close()
 
@@ -47,7 +48,7 @@ def mode_store(request: pytest.FixtureRequest) -> Iterator[Store]:
 
     mode, database = request.param.split("-")
     if mode == "embedded":
-        url = request.getfixturevalue("sqlite_url" if database == "sqlite" else "pg_url")
+        url = request.getfixturevalue(f"migrated_{'sqlite' if database == 'sqlite' else 'pg'}_url")
         opened: Store = SqlStore.open(url)
     else:
         request.param = database  # shared_server_for reads the database from it
