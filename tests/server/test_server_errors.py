@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import orjson
 import pytest
 
 from mltrail.core.errors import ConflictError, NotFoundError, ValidationError
@@ -74,6 +75,26 @@ def test_422_names_the_field_of_a_project(client, path, body, field):
 def test_422_names_the_field_of_a_points_batch(client, experiment, body, field):
     error = _error(client.post(experiment + "/points", json=body), 422)
     assert error["field"] == field, error
+
+
+def test_a_lone_surrogate_is_422_naming_its_field(client, experiment):
+    """JSON's "\\ud800" parses to text no database stores (it was a 500 on every route)."""
+    project = experiment.split("/")[2]
+    head = {"Content-Type": "application/json"}
+    batch = {"client_id": "c", "seq": 1, "chunks": [_chunk()]}
+    chunk = orjson.dumps(batch).decode()
+    for method, path, raw, field in [
+        ("POST", "/projects", '{"display_name":"x\\ud800"}', "display_name"),
+        ("PATCH", f"/projects/{project}", '{"display_name":"x\\udfff"}', "display_name"),
+        ("PATCH", experiment, '{"tags":["\\udc80"]}', "tags"),
+        ("POST", experiment + "/points", chunk.replace('"loss"', '"\\ud800"'), "key"),
+    ]:
+        response = client.request(method, path, content=raw.encode(), headers=head)
+        assert _error(response, 422)["field"] == field, (path, raw)
+    # hyperparameters keep it in their JSON; only the search index cannot hold it
+    body = b'{"hyperparameters":{"a\\udfff":"b\\ud800","n":1}}'
+    assert client.patch(experiment, content=body, headers=head).status_code == 200
+    assert client.get(experiment).json()["hyperparameters"]["n"] == 1
 
 
 def test_invalid_json_is_422_on_body(client, experiment):

@@ -118,6 +118,8 @@ def require_text(value: Any, field: str, *, min_len: int = 0, max_len: int) -> s
         raise ValidationError(f"must be at most {max_len} characters, got {len(value)}", field)
     if _CONTROL_RE.search(value):
         raise ValidationError("must not contain control characters", field)
+    if _UNSTORABLE_RE.search(value):  # a lone surrogate (\ud800 in JSON): no database stores it
+        raise ValidationError("must not contain unpaired surrogates", field)
     return value
 
 
@@ -457,6 +459,11 @@ def series_chunk(chunk: SeriesChunk) -> SeriesChunk:
     if n and not np.isfinite(times).all():
         raise ValidationError("must be finite unix times", f"{key}.time")
     return SeriesChunk(key, ph, iterations, epochs, values, times)
+
+
+def is_storable(text: str) -> bool:
+    """Whether every database holds ``text`` as it is (no NUL, no unpaired surrogate)."""
+    return _UNSTORABLE_RE.search(text) is None
 
 
 def is_finite(value: float) -> bool:

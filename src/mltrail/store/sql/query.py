@@ -39,6 +39,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql
 
 from mltrail.core import query as q
+from mltrail.core import validation
 from mltrail.store.sql.liveness import Judge
 from mltrail.store.sql.tables import (
     experiment_params,
@@ -322,9 +323,14 @@ def _pg_pattern(pattern: str) -> str:
 
 def param_rows(experiment_pk: int, hyperparameters: dict[str, Any]) -> list[dict[str, Any]]:
     """The ``experiment_params`` rows of an experiment's scalar top-level hyperparameters
-    (NaN, mappings and lists are not searchable and get no row)."""
+    (NaN, mappings, lists and text no database holds, such as a lone surrogate, are not
+    searchable and get no row; the hyperparameters' JSON keeps them all)."""
     rows = []
     for key, value in hyperparameters.items():
+        if not validation.is_storable(str(key)) or (
+            isinstance(value, str) and not validation.is_storable(value)
+        ):
+            continue
         row = {"experiment_id": experiment_pk, "key": str(key)}
         if isinstance(value, bool):
             rows.append({**row, "num_value": None, "text_value": None, "bool_value": value})
