@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import struct
+
 import orjson
 import pytest
 
@@ -18,6 +21,7 @@ _error = error_of
 
 
 _chunk = wire_chunk
+_B64_1E16 = base64.b64encode(struct.pack("<2d", 1e16, 1e16)).decode()
 
 
 def test_a_body_over_64_mib_is_413(client, experiment):
@@ -70,6 +74,8 @@ def test_422_names_the_field_of_a_project(client, path, body, field):
         ({"client_id": "c", "seq": 1, "chunks": [_chunk(values="!!!")]}, "chunks[0].values"),
         ({"client_id": "c", "seq": 1, "chunks": [_chunk() | {"n": 3}]}, "chunks[0].iterations"),
         ({"client_id": "c", "seq": 1, "chunks": [_chunk(phase="dev")]}, "phase"),
+        # past what int64 milliseconds hold: it was stored as -9.2e15 without a word
+        ({"client_id": "c", "seq": 1, "chunks": [_chunk(times=_B64_1E16)]}, "loss.time"),
     ],
 )
 def test_422_names_the_field_of_a_points_batch(client, experiment, body, field):

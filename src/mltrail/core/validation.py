@@ -438,6 +438,10 @@ def log_stream(value: Any) -> str:
     return _UNSTORABLE_RE.sub("\ufffd", value[:MAX_STREAM_LEN])
 
 
+# points keep their times as int64 milliseconds (and their deltas): 1e16 s wrapped to -9.2e15
+MAX_UNIX_TIME = 1e13
+
+
 def series_chunk(chunk: SeriesChunk) -> SeriesChunk:
     """Check a columnar chunk: key, phase, equal-length arrays, iterations and epochs >= 0."""
     key = metric_key(chunk.key)
@@ -456,8 +460,10 @@ def series_chunk(chunk: SeriesChunk) -> SeriesChunk:
         raise ValidationError("must be >= 0", f"{key}.epoch")
     values = np.asarray(chunk.values, dtype=np.float64)
     times = np.asarray(chunk.times, dtype=np.float64)
-    if n and not np.isfinite(times).all():
-        raise ValidationError("must be finite unix times", f"{key}.time")
+    if n and not (np.abs(times) <= MAX_UNIX_TIME).all():  # False for NaN too
+        raise ValidationError(
+            f"must be finite unix times within +-{MAX_UNIX_TIME:.0e} seconds", f"{key}.time"
+        )
     return SeriesChunk(key, ph, iterations, epochs, values, times)
 
 
