@@ -137,14 +137,19 @@ def _git(cwd: Path, *args: str) -> str:
     ).stdout.strip()
 
 
-def test_git_source_checks_out_the_exact_commit(tmp_path: Path) -> None:
-    repo = tmp_path / "repo"
+def _repo(repo: Path, name: str, text: str) -> str:
+    """A new repository at ``repo`` with one commit of ``name``; the commit."""
     repo.mkdir()
     _git(repo, "init", "-q")
-    (repo / "v.txt").write_text("one")
-    _git(repo, "add", "v.txt")
+    (repo / name).write_text(text)
+    _git(repo, "add", name)
     _git(repo, "-c", "user.name=t", "-c", "user.email=t@e", "commit", "-qm", "one")
-    first = _git(repo, "rev-parse", "HEAD")
+    return _git(repo, "rev-parse", "HEAD")
+
+
+def test_git_source_checks_out_the_exact_commit(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    first = _repo(repo, "v.txt", "one")
     (repo / "v.txt").write_text("two")
     _git(repo, "-c", "user.name=t", "-c", "user.email=t@e", "commit", "-qam", "two")
     source = {"kind": "git", "url": str(repo), "commit": first}
@@ -161,3 +166,17 @@ def test_git_source_with_an_unknown_commit_fails_cleanly(tmp_path: Path) -> None
     with pytest.raises(WorkdirError):
         prepare_workdir(tmp_path / "jobs", 1, source, lambda: b"")
     assert list((tmp_path / "jobs").iterdir()) == []  # the half-made directory is removed
+
+
+def test_a_job_user_s_git_source_cannot_be_a_repository_of_the_agent_s_machine(
+    tmp_path: Path,
+) -> None:
+    """The agent clones as root: a path would copy a repository only root can read into the
+    directory handed to the job user."""
+    repo = tmp_path / "private"
+    commit = _repo(repo, "secret.txt", "root only")
+    for url in (str(repo), f"file://{repo}"):
+        source = {"kind": "git", "url": url, "commit": commit}
+        with pytest.raises(WorkdirError, match=r"clone failed: .*not allowed"):
+            prepare_workdir(tmp_path / "jobs", 1, source, lambda: b"", local_git=False)
+    assert list((tmp_path / "jobs").iterdir()) == []

@@ -224,6 +224,7 @@ class AgentRunner:
                 job.source,
                 lambda: self.api.jobs.snapshot(job.job_id),
                 self.options.tar_limits,
+                local_git=self.options.job_user is None,
             )
             if self.options.job_user is not None:
                 hand_over(workdir, self.options.job_user)

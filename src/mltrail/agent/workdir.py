@@ -45,6 +45,8 @@ def prepare_workdir(
     source: dict[str, Any],
     fetch_snapshot: Callable[[], bytes],
     limits: TarLimits | None = None,
+    *,
+    local_git: bool = True,
 ) -> Path:
     """Create a fresh directory under ``root`` and fill it from the job's source.
 
@@ -54,6 +56,9 @@ def prepare_workdir(
         source: the job's source description (kind none, git or tarball).
         fetch_snapshot: returns the tarball bytes; called only for tarball sources.
         limits: how far a tarball may expand (:class:`TarLimits` defaults when None).
+        local_git: whether a git source may be a path or ``file://`` URL on this machine
+            (False for a job user: the agent, root, would copy a repository the job user
+            cannot read into the job's directory).
 
     Returns:
         The new directory.
@@ -68,7 +73,7 @@ def prepare_workdir(
         if kind == "tarball":
             extract_tarball(fetch_snapshot(), workdir, limits or TarLimits())
         elif kind == "git":
-            checkout_git(str(source["url"]), str(source["commit"]), workdir)
+            checkout_git(str(source["url"]), str(source["commit"]), workdir, local=local_git)
         elif kind != "none":
             raise WorkdirError(f"unknown source kind {kind!r}")
     except BaseException:
@@ -148,15 +153,17 @@ def extract_tarball(data: bytes, dest: Path, limits: TarLimits | None = None) ->
         raise WorkdirError(f"bad tarball: {type(exc).__name__}: {exc}") from None
 
 
-def checkout_git(url: str, commit: str, dest: Path) -> None:
-    """Clone ``url`` into ``dest`` and check out ``commit`` (detached).
+def checkout_git(url: str, commit: str, dest: Path, *, local: bool = True) -> None:
+    """Clone ``url`` into ``dest`` and check out ``commit`` (detached); ``local=False``
+    refuses a repository on this machine (a path or ``file://`` URL).
 
     Raises:
         WorkdirError: git is missing, the clone failed or the commit does not exist.
     """
     if url.startswith("-") or commit.startswith("-"):
         raise WorkdirError("git url and commit must not start with '-'")
-    _git(["git", "clone", "--quiet", "--no-checkout", "--", url, str(dest)], cwd=None)
+    transports = [] if local else ["-c", "protocol.file.allow=never"]
+    _git(["git", *transports, "clone", "--quiet", "--no-checkout", "--", url, str(dest)], None)
     _git(
         ["git", "-c", "advice.detachedHead=false", "checkout", "--quiet", "--detach", commit],
         cwd=dest,
@@ -175,5 +182,6 @@ def _git(args: list[str], cwd: Path | None) -> None:
     if result.returncode != 0:
         detail = (result.stderr or result.stdout).strip().splitlines()
         raise WorkdirError(
-            f"{args[1] if args[1] != '-c' else 'checkout'} failed: {detail[-1] if detail else result.returncode}"
+            f"{'clone' if 'clone' in args else 'checkout'} failed: "
+            f"{detail[-1] if detail else result.returncode}"
         )
