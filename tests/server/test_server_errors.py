@@ -93,6 +93,7 @@ def test_a_lone_surrogate_is_422_naming_its_field(client, experiment):
         ("POST", "/projects", '{"display_name":"x\\ud800"}', "display_name"),
         ("PATCH", f"/projects/{project}", '{"display_name":"x\\udfff"}', "display_name"),
         ("PATCH", experiment, '{"tags":["\\udc80"]}', "tags"),
+        ("PATCH", experiment, '{"description":"\\udc80"}', "description"),
         ("POST", experiment + "/points", chunk.replace('"loss"', '"\\ud800"'), "key"),
     ]:
         response = client.request(method, path, content=raw.encode(), headers=head)

@@ -146,6 +146,8 @@ def experiment_description(value: Any) -> str:
         raise ValidationError(
             f"must be at most {MAX_EXPERIMENT_DESCRIPTION_LEN} characters", "description"
         )
+    if _UNSTORABLE_RE.search(value):  # as notes: newlines are fine, NUL and "\ud800" are not
+        raise ValidationError("must not contain NUL or unpaired surrogates", "description")
     return value
 
 
