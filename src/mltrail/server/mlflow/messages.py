@@ -6,13 +6,13 @@ name repeated) and every other call's as a JSON body; a handler reads both the s
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
 from mltrail.core.errors import ValidationError
+from mltrail.core.wire import parse_json
 from mltrail.server.deps import StoreDep
 from mltrail.server.mlflow import shapes
 from mltrail.store.base import Store
@@ -54,7 +54,7 @@ async def _message(request: Request) -> Message:
     if not raw.strip():
         return Message({})
     try:
-        parsed = json.loads(raw)
+        parsed = parse_json(raw)  # orjson unless the body holds what only json keeps exact
     except ValueError:
         raise ValidationError("is not valid JSON", "body") from None
     if not isinstance(parsed, dict):
