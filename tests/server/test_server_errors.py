@@ -104,6 +104,22 @@ def test_a_lone_surrogate_is_422_naming_its_field(client, experiment):
     assert client.get(experiment).json()["hyperparameters"]["n"] == 1
 
 
+def test_a_lone_surrogate_in_a_search_is_refused_naming_it(client, experiment):
+    """A filter or order holding "\\ud800" (MLflow's JSON body) reached the database: a 500."""
+    project = experiment.split("/")[2].encode()
+    search = str(client.base_url).rstrip("/").replace("/api/v1", "/api/2.0/mlflow/runs/search")
+    for raw, field in (
+        (b'{"experiment_ids":["ID"],"filter":"params.a = \'\\udc80\'"}', "filter"),
+        (b'{"experiment_ids":["ID"],"order_by":["params.\\ud800 asc"]}', "order_by"),
+    ):
+        content = raw.replace(b"ID", project)
+        response = client.post(
+            search, content=content, headers={"Content-Type": "application/json"}
+        )
+        assert response.status_code == 400, response.text
+        assert response.json()["message"].startswith(field), response.text
+
+
 def test_invalid_json_is_422_on_body(client, experiment):
     response = client.post(
         experiment + "/logs", content=b"{not json", headers={"Content-Type": "application/json"}

@@ -54,6 +54,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Literal, TypeAlias
 
+from mltrail.core import validation
 from mltrail.core.errors import ValidationError
 from mltrail.core.types import Phase, Status
 
@@ -201,6 +202,8 @@ class _Cursor:
     """A hand-written scanner: the parser asks for what it expects at the current position."""
 
     def __init__(self, text: str, what: str) -> None:
+        if not validation.is_unicode(text):  # "\\ud800" would reach the database: a 500
+            raise ValidationError("must not contain unpaired surrogates", what)
         self.text, self.what, self.pos = text, what, 0
 
     def skip_space(self) -> None:

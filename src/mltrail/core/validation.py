@@ -55,6 +55,7 @@ EX_PREFIX = "ex_"
 _HASH_RE = re.compile(r"^[0-9a-f]{40}$")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 _UNSTORABLE_RE = re.compile("[\x00\ud800-\udfff]")
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
 
 
 def parse_json_arg(value: Any, field: str) -> Any:
@@ -472,6 +473,11 @@ def series_chunk(chunk: SeriesChunk) -> SeriesChunk:
 def is_storable(text: str) -> bool:
     """Whether every database holds ``text`` as it is (no NUL, no unpaired surrogate)."""
     return _UNSTORABLE_RE.search(text) is None
+
+
+def is_unicode(text: str) -> bool:
+    """Whether ``text`` encodes as UTF-8: no unpaired surrogate (JSON's ``"\\ud800"``)."""
+    return _SURROGATE_RE.search(text) is None
 
 
 def is_finite(value: float) -> bool:

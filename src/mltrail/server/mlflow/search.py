@@ -28,6 +28,7 @@ from typing import Any
 
 from fastapi import APIRouter, Response
 
+from mltrail.core import validation
 from mltrail.core.errors import ValidationError
 from mltrail.core.lifecycle import Lifecycle
 from mltrail.core.query import And, Comparison, Expr, Field, Membership, Not, Or, OrderKey, Query
@@ -85,6 +86,8 @@ class _Text:
     """A cursor over MLflow's filter or order text; failures name the position and token."""
 
     def __init__(self, text: str, field: str) -> None:
+        if not validation.is_unicode(text):  # "\\ud800" would reach the database: a 500
+            raise ValidationError("must not contain unpaired surrogates", field)
         self.text, self.field, self.pos = text, field, 0
 
     def fail(self, problem: str) -> ValidationError:
