@@ -84,6 +84,9 @@ def _bob_attempts(bob: HttpStore, p: int, e: int, job_id: int, bob_project: int)
     attempts = {
         "get_project": lambda: bob.get_project(p),
         "add_member": lambda: bob.add_project_member(p, "nobody"),
+        "rename_project": lambda: bob.update_project(p, display_name="pwned"),
+        "delete_project": lambda: bob.delete_project(p),
+        "restore_project": lambda: bob.restore_project(p),
         "list_experiments": lambda: bob.list_experiments(p),
         "create_experiment": lambda: bob.create_experiment(p),
         "latest": lambda: bob.latest_experiment(p),
@@ -172,6 +175,8 @@ def test_another_users_token_reaches_nothing_of_the_project(two_users, shared_se
     print(f"routes tried as the other user: {len(tried)}; refused: {len(seen)} of {len(seen)}")
 
     # Alice's data is exactly as she left it
+    assert alice.get_project(p).display_name == project.display_name
+    assert p in [x.id for x in alice.list_projects()]  # not renamed, not in the trash
     record = alice.get_experiment(p, e)
     assert record.display_name == "secret" and record.status is Status.RUNNING
     assert alice.read_series(p, e, "loss", "train").iterations.tolist() == list(range(5))
