@@ -214,6 +214,28 @@ def test_cli_wrong_token_is_one_line(tmp_path, shared_server):
     assert len(proc.stderr.strip().splitlines()) == 1 and "token" in proc.stderr.lower()
 
 
+def test_cli_restores_a_deleted_project_by_name_beside_an_active_namesake(cli_env):
+    name = f"cli-twin-{uuid.uuid4().hex[:8]}"
+
+    def create() -> int:
+        out = mltrail(cli_env, "projects", "create", name, "-o", "json").stdout
+        return int(json.loads(out)["project_id"])
+
+    first = create()
+    mltrail(cli_env, "projects", "delete", "-p", str(first))
+    second = create()  # active, same name: the name used to resolve to it ("not deleted")
+    restored = mltrail(cli_env, "projects", "restore", "-p", name).stdout
+    assert f"restored project {first}: {name}" in restored
+    for pid in (first, second):
+        mltrail(cli_env, "projects", "delete", "-p", str(pid))
+    both = mltrail(cli_env, "projects", "restore", "-p", name, check=False)
+    assert both.returncode != 0 and both.stderr.strip().count("\n") == 0, both.stderr
+    assert "give the id" in both.stderr and str(first) in both.stderr and str(second) in both.stderr
+    none = mltrail(cli_env, "projects", "restore", "-p", name + "-x", check=False)
+    assert none.returncode != 0 and "no deleted project named" in none.stderr, none.stderr
+    mltrail(cli_env, "projects", "restore", "-p", str(second))  # an id still works
+
+
 def test_cli_renames_deletes_and_restores_a_project(cli_env):
     name = f"cli-life-{uuid.uuid4().hex[:8]}"
     pid = json.loads(mltrail(cli_env, "projects", "create", name, "-o", "json").stdout)[

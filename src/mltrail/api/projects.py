@@ -34,6 +34,28 @@ class ProjectsApi:
         """The id of a project given as an id or a display name (NotFoundError if unknown)."""
         return resolve_project(self._store, project, create=False)
 
+    def resolve_deleted(self, project: int | str) -> int:
+        """The id of a deleted project given as an id or a display name: a name is looked up
+        among deleted projects only (an active project may have taken it since).
+
+        Raises:
+            NotFoundError: no deleted project has that name.
+            ValidationError: several deleted projects have it (give the id).
+        """
+        if not isinstance(project, str) or project.strip().isdigit():
+            return self.resolve(project)
+        name = validation.project_name(project)
+        found = [p.id for p in self._store.list_projects("deleted") if p.display_name == name]
+        if not found:
+            raise NotFoundError(f"no deleted project named {name!r}", "project")
+        if len(found) > 1:
+            ids = ", ".join(map(str, found))
+            raise ValidationError(
+                f"{len(found)} deleted projects are named {name!r} (ids {ids}): give the id",
+                "project",
+            )
+        return found[0]
+
     def update(
         self, project: int, display_name: str | None = None, description: str | None = None
     ) -> dict[str, Any]:

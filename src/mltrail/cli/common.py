@@ -100,9 +100,13 @@ def with_api(func: F) -> F:
 
 
 class ProjectParam(click.ParamType):
-    """``-p``: a project id, or a display name looked up through the invocation's Api."""
+    """``-p``: a project id, or a display name looked up through the invocation's Api
+    (among deleted projects only with ``deleted=True``: what ``projects restore`` acts on)."""
 
     name = "project"
+
+    def __init__(self, *, deleted: bool = False) -> None:
+        self.deleted = deleted
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
         if isinstance(value, int):
@@ -113,12 +117,14 @@ class ProjectParam(click.ParamType):
         from mltrail.core.errors import MltrailError
 
         try:
-            return get_api(ctx).projects.resolve(text)
+            projects = get_api(ctx).projects
+            return projects.resolve_deleted(text) if self.deleted else projects.resolve(text)
         except MltrailError as exc:  # one line, as for every other user error
             raise click.ClickException(str(exc)) from None
 
 
 PROJECT = ProjectParam()
+DELETED_PROJECT = ProjectParam(deleted=True)
 
 
 def output_format_option(func: F) -> F:

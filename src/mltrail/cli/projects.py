@@ -6,7 +6,14 @@ from typing import Any
 
 import click
 
-from mltrail.cli.common import PROJECT, echo_json, echo_table, output_format_option, with_api
+from mltrail.cli.common import (
+    DELETED_PROJECT,
+    PROJECT,
+    echo_json,
+    echo_table,
+    output_format_option,
+    with_api,
+)
 
 
 @click.group()
@@ -69,7 +76,13 @@ def delete_project(api: Any, project: int) -> None:
 
 
 @projects.command("restore")
-@click.option("--project", "-p", required=True, type=PROJECT, help="Project id or name.")
+@click.option(
+    "--project",
+    "-p",
+    required=True,
+    type=DELETED_PROJECT,
+    help="Project id, or the name of a deleted project.",
+)
 @with_api
 def restore_project(api: Any, project: int) -> None:
     """Restore a deleted project."""
