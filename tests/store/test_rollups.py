@@ -61,11 +61,32 @@ def test_merge_keeps_stored_first_point_and_better_extremes() -> None:
     )
     stored = {"n": 2, **{f"{p}_{f}": None for p in rollups.PARTS for f in rollups.POINT_FIELDS}}
     stored.update(first_iteration=1, first_epoch=0, min_iteration=1, min_epoch=0, max_iteration=1)
-    stored.update(max_epoch=0, min_value=9.0, max_value=9.0)
+    stored.update(max_epoch=0, min_value=9.0, max_value=9.0, last_iteration=1, last_epoch=0)
     rollups.merge_into(b, 0, stored)
     assert b["n"][0] == 4 and b["first_iteration"][0] == 1
     assert b["min_value"][0] == 5.0 and b["min_iteration"][0] == 7
     assert b["max_value"][0] == 9.0 and b["max_iteration"][0] == 1
+    assert b["last_iteration"][0] == 8
+
+
+def test_merge_after_points_logged_out_of_order_keeps_the_lowest_and_highest_iteration() -> None:
+    """A stored partial bucket of iterations 10..20, then points at 3..4: first is the new
+    point at 3, last stays the stored one at 20."""
+    b = rollups.compute_buckets(
+        np.zeros(2, dtype=np.int64),
+        np.array([2, 3]),
+        4,
+        np.array([3, 4]),
+        np.array([0, 0]),
+        np.array([5.0, 6.0]),
+    )
+    stored = {"n": 2, **{f"{p}_{f}": 0 for p in rollups.PARTS for f in rollups.POINT_FIELDS}}
+    stored.update(first_iteration=10, last_iteration=20, last_value=7.0, first_value=1.0)
+    stored.update(min_iteration=10, min_value=1.0, max_iteration=20, max_value=7.0)
+    rollups.merge_into(b, 0, stored)
+    assert b["first_iteration"][0] == 3 and b["first_value"][0] == 5.0
+    assert b["last_iteration"][0] == 20 and b["last_value"][0] == 7.0
+    assert b["min_value"][0] == 1.0 and b["max_value"][0] == 7.0
 
 
 def test_choose_level_bounds_items_read() -> None:

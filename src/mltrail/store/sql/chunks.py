@@ -53,6 +53,14 @@ def encode_chunk(chunk: SeriesChunk) -> bytes:
     return header + planes[constant, 0].tobytes() + body
 
 
+def iteration_order(iterations: np.ndarray) -> np.ndarray | None:
+    """The stable sort putting ``iterations`` in order (ties keep arrival order), or None when
+    they already are (the usual case, checked without sorting)."""
+    if len(iterations) < 2 or not np.any(iterations[1:] < iterations[:-1]):
+        return None
+    return np.argsort(iterations, kind="stable")
+
+
 def decode_chunk(data: bytes, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Inverse of :func:`encode_chunk`: iterations, epochs, values (bit-exact), times."""
     _format, first_iteration, first_millis, mask = _HEADER.unpack_from(data)
@@ -121,6 +129,9 @@ def _merge_window(conn: Connection, series_id: int, window: tuple[int, int]) -> 
     rows = conn.execute(select(c.start, c.count, c.data).where(*where).order_by(c.start)).all()
     parts = [decode_chunk(data, n) for _, n, data in rows]
     it, ep, v, t = (np.concatenate([p[i] for p in parts]) for i in range(4))
+    order = iteration_order(it)  # chunks are in order, but a later one may go back
+    if order is not None:
+        it, ep, v, t = it[order], ep[order], v[order], t[order]
     merged = SeriesChunk("", "", it, ep, v, t)
     conn.execute(delete(metric_chunks).where(*where))
     conn.execute(
@@ -128,9 +139,8 @@ def _merge_window(conn: Connection, series_id: int, window: tuple[int, int]) -> 
             series_id=series_id,
             start=rows[0].start,
             count=len(it),
-            # min/max, not first/last: range reads stay right if iterations went back
-            first_iteration=int(it.min()),
-            last_iteration=int(it.max()),
+            first_iteration=int(it[0]),
+            last_iteration=int(it[-1]),
             data=encode_chunk(merged),
         )
     )

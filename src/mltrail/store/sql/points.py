@@ -27,28 +27,35 @@ from mltrail.store.points import PointStore
 from mltrail.store.sql import rollups
 from mltrail.store.sql.access import Scope, SqlNoun, experiment_pk, touched_experiment_pk
 from mltrail.store.sql.batches import claim_batch
-from mltrail.store.sql.chunks import compact_after_append, encode_chunk
+from mltrail.store.sql.chunks import compact_after_append, encode_chunk, iteration_order
 from mltrail.store.sql.engine import Database, select_any
 from mltrail.store.sql.series import read_series, read_series_batch
 from mltrail.store.sql.tables import metric_chunks, metric_rollups, metric_series
 
 
 def _merge_chunks(chunks: list[SeriesChunk]) -> list[SeriesChunk]:
-    """One chunk per (key, phase), concatenated in batch order; empty ones dropped."""
+    """One chunk per (key, phase), concatenated in batch order and then put in iteration
+    order (stable: a re-logged iteration's points keep their arrival order); empty ones
+    dropped. Every chunk stored is thus in order, its first and last iterations its range."""
     grouped: dict[tuple[str, str], list[SeriesChunk]] = {}
     for chunk in chunks:
         if len(chunk):
             grouped.setdefault((chunk.key, chunk.phase), []).append(chunk)
     merged = []
     for (key, phase), parts in grouped.items():
-        if len(parts) == 1:
-            merged.append(parts[0])
-            continue
         cols = [
             np.concatenate([getattr(p, c) for p in parts])
+            if len(parts) > 1
+            else getattr(parts[0], c)
             for c in ("iterations", "epochs", "values", "times")
         ]
-        merged.append(SeriesChunk(key, phase, *cols))
+        order = iteration_order(cols[0])
+        if order is not None:
+            cols = [c[order] for c in cols]
+        if len(parts) == 1 and order is None:
+            merged.append(parts[0])
+        else:
+            merged.append(SeriesChunk(key, phase, *cols))
     return merged
 
 
@@ -193,13 +200,15 @@ class _Writes:
 
 
 def _summary(row: Any, chunk: SeriesChunk) -> dict[str, Any]:
+    """The series row after the chunk: "last" is the point of the highest iteration (the
+    latest to arrive among equals), as MLflow's latest metric is, whatever the arrival order."""
     v = chunk.values
     finite = v[~np.isnan(v)]
     old_min = np.nan if row.min_value is None else row.min_value
     old_max = np.nan if row.max_value is None else row.max_value
     new_min = float(finite.min()) if finite.size else np.nan
     new_max = float(finite.max()) if finite.size else np.nan
-    return {
+    out = {
         "b_id": row.id,
         "count": row.count + len(chunk),
         "last_value": float(v[-1]),
@@ -208,6 +217,10 @@ def _summary(row: Any, chunk: SeriesChunk) -> dict[str, Any]:
         "min_value": float(np.fmin(old_min, new_min)),
         "max_value": float(np.fmax(old_max, new_max)),
     }
+    if row.count and row.last_iteration is not None and row.last_iteration > out["last_iteration"]:
+        out.update(last_value=row.last_value, last_iteration=row.last_iteration)
+        out["last_epoch"] = row.last_epoch
+    return out
 
 
 # executemany UPDATEs: the SET clause comes from each row's keys other than the b_* ones.

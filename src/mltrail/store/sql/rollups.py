@@ -3,7 +3,9 @@
 Level 0 is the raw points; level k >= 1 groups points by arrival ordinal into buckets of
 ``LEVEL_SIZES[k - 1]`` points. Each bucket keeps n and its first, last, min and max points
 (iteration, epoch, value, time in integer milliseconds: NULL for buckets written before
-times were kept). Only the last bucket of a level can be partial, so an append merges
+times were kept); first and last are the points of its lowest and highest iteration (the
+earliest and the latest to arrive among equals), which are its first and last to arrive
+when iterations only grow. Only the last bucket of a level can be partial, so an append merges
 into at most one stored bucket per level. min/max ignore NaN; an all-NaN bucket keeps NaN.
 """
 
@@ -116,10 +118,15 @@ def _better(new: float, old: float, pick_max: bool) -> bool:
 def merge_into(buckets: Buckets, i: int, stored: dict[str, Any]) -> None:
     """Fold a stored partial bucket (same series and bucket id) into bucket ``i`` in place.
 
-    The stored points came first, so they supply ``first`` and win min/max ties.
+    The stored points came first, so they win ties: of ``first`` (the lowest iteration) and of
+    min/max; ``last`` (the highest iteration) stays the new one unless the stored one is higher
+    (points logged out of iteration order).
     """
     buckets["n"][i] += stored["n"]
-    _copy_point(buckets, i, stored, "first")
+    if stored["first_iteration"] <= buckets["first_iteration"][i]:
+        _copy_point(buckets, i, stored, "first")
+    if stored["last_iteration"] > buckets["last_iteration"][i]:
+        _copy_point(buckets, i, stored, "last")
     for part, pick_max in (("min", False), ("max", True)):
         old = _nan(stored[f"{part}_value"])
         if not _better(float(buckets[f"{part}_value"][i]), old, pick_max):

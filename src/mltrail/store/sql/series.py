@@ -18,7 +18,7 @@ from mltrail.core.errors import MltrailError, NotFoundError, PermissionDeniedErr
 from mltrail.core.types import Series, SeriesAnswer, SeriesQuery
 from mltrail.store.sql import rollups
 from mltrail.store.sql.access import Scope, experiment_pk, fetch_tuples
-from mltrail.store.sql.chunks import decode_chunk
+from mltrail.store.sql.chunks import decode_chunk, iteration_order
 from mltrail.store.sql.tables import metric_chunks, metric_rollups, metric_series
 
 _INT64 = (-(2**63), 2**63 - 1)
@@ -43,7 +43,7 @@ def read_series(
     start: Any = None,
     end: Any = None,
 ) -> SeriesRead:
-    """Full series (arrival order) or, with ``max_points``, a min/max downsampled view whose
+    """Full series (iteration order, ties in arrival order) or, with ``max_points``, a min/max downsampled view whose
     cost depends on ``max_points`` only. ``start``/``end`` (inclusive iterations) keep only
     that range, read from the chunks or rollup buckets overlapping it (see :func:`_read_range`).
     Every read carries the points' wall-clock times (``Series.times``).
@@ -122,7 +122,7 @@ def _read_range(
     """The points with ``lo <= iteration <= hi``, downsampled to ``max_points`` when given.
 
     Raw points come from the chunks overlapping the range by their first and last iteration
-    (iterations are taken as ascending within a batch, as the SDK logs them); a downsampled
+    (each chunk is stored in iteration order, so those are its range); a downsampled
     read uses the coarsest rollup level with enough buckets in the range for ``max_points``
     (raw points when even the first level has too few), so a zoomed view costs what a whole
     read of that many points costs, whatever the series length.
@@ -205,6 +205,9 @@ def _read_raw(
     if not decoded:
         return (*_EMPTY, np.empty(0, dtype=np.float64)), 0
     it, ep, v, t = (np.concatenate([d[i] for d in decoded]) for i in range(4))
+    order = iteration_order(it)  # each chunk is in order, but a later batch may go back
+    if order is not None:
+        it, ep, v, t = it[order], ep[order], v[order], t[order]
     return (it, ep, v, t), len(decoded)
 
 
@@ -234,13 +237,15 @@ def _read_level(
     items = {n: table[:, i] for i, n in enumerate(names)}
     for name in ("min_time", "max_time"):
         items[name] = items[name] + items["first_time"]  # stored relative to it
+    # the lowest and highest iteration, earliest and latest to arrive among equals: the first
+    # and last bucket's unless points were logged out of iteration order
     for part, order in (
-        ("first", metric_rollups.c.bucket),
-        ("last", metric_rollups.c.bucket.desc()),
+        ("first", (r.first_iteration, r.bucket)),
+        ("last", (r.last_iteration.desc(), r.bucket.desc())),
     ):
         cols = [metric_rollups.c[f"{part}_{f}"] for f in rollups.POINT_FIELDS]
         end = fetch_tuples(
-            conn, select(*cols, metric_rollups.c.first_time).where(*where).order_by(order).limit(1)
+            conn, select(*cols, metric_rollups.c.first_time).where(*where).order_by(*order).limit(1)
         )
         point = np.array(end, dtype=np.float64).reshape(-1)
         if part == "last":
