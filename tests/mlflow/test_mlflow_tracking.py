@@ -171,6 +171,34 @@ def test_log_batch_and_the_bulk_interval_read_keep_each_buckets_extremes(
     assert max(m["value"] for m in ranged) == values[2000:3000].max()
 
 
+def test_steps_logged_out_of_order_read_back_by_step(user: MlflowUser) -> None:
+    """MLflow clients may log steps in any order and re-log one: every point is kept, the
+    history comes by step (a re-logged step's points in the order logged) and the run's
+    metric is the highest step's, as MLflow's own server answers."""
+    eid = user.client.create_experiment(unique_name("order"))
+    rid = user.client.create_run(eid).info.run_id
+    Metric = mlflow.entities.Metric
+    steps = [5, 4, 3, 2, 1, 9, 0]
+    user.client.log_batch(rid, metrics=[Metric("m", float(s), 1000 + s, s) for s in steps])
+    user.client.log_metric(rid, "m", 2.5, timestamp=2000, step=2)  # re-logged, a later batch
+    history = user.client.get_metric_history(rid, "m")
+    assert [(m.step, m.value) for m in history] == [
+        (0, 0.0),
+        (1, 1.0),
+        (2, 2.0),
+        (2, 2.5),
+        (3, 3.0),
+        (4, 4.0),
+        (5, 5.0),
+        (9, 9.0),
+    ]
+    assert user.client.get_run(rid).data.metrics["m"] == 9.0
+    ranged = bulk_interval(
+        user, run_ids=[rid], metric_key="m", max_results=100, start_step=2, end_step=4
+    )
+    assert [m["step"] for m in ranged] == [2, 2, 3, 4]
+
+
 def bulk_interval(user: MlflowUser, **params: object) -> list[dict]:
     """The UI's call (the Python client has none): ``get-history-bulk-interval``."""
     answer = httpx.get(

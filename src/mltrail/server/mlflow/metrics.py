@@ -66,7 +66,8 @@ def log_batch(message: MessageDep, store: StoreDep) -> dict[str, Any]:
 
 @router.get("/metrics/get-history")
 def get_history(message: MessageDep, store: StoreDep) -> Response:
-    """Every point of a metric, in the order logged (empty for a metric never logged)."""
+    """Every point of a metric by step, a re-logged step's points in the order logged (empty
+    for a metric never logged)."""
     ref = message.run()
     name = shapes.key(message.get("metric_key"), "metric_key")
     phase, key = shapes.series_of(name)
