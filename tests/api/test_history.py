@@ -17,6 +17,7 @@ from mltrail.api import Api
 from mltrail.core.errors import ValidationError
 from mltrail.sdk.experiment import start
 from mltrail.store.base import Store
+from support.factories import batch, chunk
 
 SPECIAL = [float("nan"), float("inf"), -float("inf"), 1e-300, -0.0, 0.1 + 0.2]
 
@@ -197,3 +198,23 @@ def test_notebook_cards_escape_what_they_show(api, settings):
     assert "&lt;b&gt;run&lt;/b&gt;" in card and "<b>run" not in card
     assert "<th style='text-align:left;padding-right:1em'>iteration</th>" in card
     assert "experiments" in api._repr_html_()
+
+
+def test_an_export_of_points_logged_out_of_order_is_in_iteration_order(api):
+    """Steps logged in any order (a re-logged one in a later batch) export by iteration, the
+    re-logged step's points in arrival order, values bit for bit."""
+    project = api.store.create_project(f"order-{uuid.uuid4().hex[:8]}")
+    exp = api.store.create_experiment(project.id)
+    ref = (project.id, exp.experiment_id)
+    odd = [float("nan"), -0.0, float("inf"), 3.0, -float("inf"), 9.5, 0.0]
+    api.store.append_points(*ref, batch(0, chunk("m", [5, 4, 3, 2, 1, 9, 0], odd)))
+    api.store.append_points(*ref, batch(1, chunk("m", [2], [2.5])))
+    out = io.BytesIO()
+    assert api.experiments.export(project.id, out, format="jsonl") == 8
+    rows = [orjson.loads(line) for line in out.getvalue().splitlines()]
+    assert [r["iteration"] for r in rows] == [0, 1, 2, 2, 3, 4, 5, 9]
+    got = [
+        float(r["value"]["$float"]) if isinstance(r["value"], dict) else r["value"] for r in rows
+    ]
+    want = [odd[i] for i in (6, 4, 3)] + [2.5] + [odd[i] for i in (2, 1, 0, 5)]
+    assert np.array(got).view(np.int64).tolist() == np.array(want).view(np.int64).tolist()
