@@ -108,3 +108,5 @@ def test_a_shuffled_long_series_downsamples_with_its_extremes(run, per_batch: in
     z = store.read_series(pid, 1, "loss", "train", max_points=200, start=10_000, end=30_000)
     assert len(z.iterations) and bool(np.all((z.iterations >= 10_000) & (z.iterations <= 30_000)))
     assert _bits(z.values) == _bits(values[z.iterations])
+    inside = values[10_000:30_001]
+    assert z.values.min() == inside.min() and z.values.max() == inside.max()

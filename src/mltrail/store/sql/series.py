@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, case, func, or_, select
 
 from mltrail.core import validation
 from mltrail.core.errors import MltrailError, NotFoundError, PermissionDeniedError, ValidationError
@@ -153,7 +153,8 @@ def _range_level(
 ) -> tuple[int, tuple[int, int] | None]:
     """The coarsest level with at least :func:`rollups.groups_for` buckets overlapping
     ``bounds``, and that level's span of bucket numbers; ``(0, None)`` when even the first
-    level has fewer (the range's raw points are read).
+    level has fewer, or when points logged out of iteration order make more than the two edge
+    buckets straddle the range (the range's raw points are read).
 
     Walks from the coarsest level down, each level's count confined to the buckets found at
     the level above, so every query touches a bounded number of rows.
@@ -172,10 +173,18 @@ def _range_level(
         ]
         if first is not None and last is not None:
             where += [r.bucket >= first // size, r.bucket <= last // size]
-        query = select(func.min(r.bucket), func.max(r.bucket), func.count()).where(*where)
-        b0, b1, count = conn.execute(query).one()
+        # buckets holding points outside the range: only the two edge ones when iterations
+        # grew as they arrived; more means points came out of order, and the range's extremes
+        # may hide behind outside ones, so the range is read raw instead
+        straddling = case((or_(r.first_iteration < bounds[0], r.last_iteration > bounds[1]), 1))
+        query = select(
+            func.min(r.bucket), func.max(r.bucket), func.count(), func.count(straddling)
+        ).where(*where)
+        b0, b1, count, straddled = conn.execute(query).one()
         if not count:
             continue
+        if straddled > 2:
+            return 0, None
         if count >= groups:
             return level, (b0, b1)
         first, last = b0 * size, (b1 + 1) * size - 1
