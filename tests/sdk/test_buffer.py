@@ -49,3 +49,17 @@ def test_metric_batches_split_long_series_and_number_batches():
             got[chunk.key] += chunk.iterations.tolist()
     assert got == {"a": list(range(25)), "b": list(range(25))}
     assert series_chunks([]) == []
+
+
+def test_metric_batches_never_exceed_the_chunk_cap_and_leave_empty_chunks_out():
+    from mltrail.core.types import MAX_BATCH_CHUNKS
+    from support.factories import chunk
+
+    keys = 2 * MAX_BATCH_CHUNKS + 1  # one call logging that many keys: one point per series
+    chunks = [chunk(f"m{i}", [0], [float(i)]) for i in range(keys)]
+    chunks.insert(5, chunk("empty", [], []))
+    batches = metric_batches("c", itertools.count(3), chunks, 50_000)
+    assert [len(b.chunks) for b in batches] == [MAX_BATCH_CHUNKS, MAX_BATCH_CHUNKS, 1]
+    assert [b.seq for b in batches] == [3, 4, 5]
+    sent = [c.key for b in batches for c in b.chunks]
+    assert sent == [f"m{i}" for i in range(keys)]  # every series once, in order, no empty one

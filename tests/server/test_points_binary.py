@@ -13,7 +13,7 @@ from mltrail.core.series_codec import (
     metric_batch_from_binary,
     metric_batch_to_binary,
 )
-from mltrail.core.types import MetricBatch, SeriesChunk
+from mltrail.core.types import MAX_BATCH_CHUNKS, MetricBatch, SeriesChunk
 from mltrail.store.http import HttpStore
 from support.clients import error_of
 from support.servers import unique_name
@@ -44,13 +44,13 @@ def _bits(a: np.ndarray) -> list[int]:
 
 def test_the_codec_round_trips_every_bit():
     strided = np.linspace(-1.0, 1.0, 20)[::2]  # not contiguous: packed as its values
-    batch = _batch(_chunk(), _chunk("acc", 0), _chunk("lr", 10, strided), seq=2**63 - 1)
+    batch = _batch(_chunk(), _chunk("acc", 1), _chunk("lr", 10, strided), seq=2**63 - 1)
     body = metric_batch_to_binary(batch)
     assert body[:4] == b"MLTP" and (8 + struct.unpack_from("<I", body, 4)[0]) % 8 == 0
     back = metric_batch_from_binary(body)
     assert (back.client_id, back.seq) == (batch.client_id, batch.seq)
     assert [(c.key, c.phase, len(c)) for c in back.chunks] == [("loss", "train", 6),
-                                                                ("acc", "train", 0),
+                                                                ("acc", "train", 1),
                                                                 ("lr", "train", 10)]  # fmt: skip
     for sent, got in zip(batch.chunks, back.chunks, strict=True):
         for column in ("iterations", "epochs"):
@@ -98,6 +98,11 @@ def _head(head: bytes, pad: bool = True) -> bytes:
     return b"MLTP" + struct.pack("<I", len(head)) + head
 
 
+def _many_chunks(count: int, n: int = 0) -> bytes:
+    chunk = b'{"key":"a","phase":"train","n":%d}' % n
+    return b'{"client_id":"c","seq":1,"chunks":[' + b",".join([chunk] * count) + b"]}"
+
+
 GOOD_HEAD = b'{"client_id":"c","seq":1,"chunks":[{"key":"loss","phase":"train","n":2}]}'
 COLUMNS = np.zeros(8, dtype="<i8").tobytes()  # 2 points x 4 columns
 
@@ -141,6 +146,11 @@ COLUMNS = np.zeros(8, dtype="<i8").tobytes()  # 2 points x 4 columns
             ),
             "body",
         ),
+        (
+            _head(b'{"client_id":"c","seq":1,"chunks":[{"key":"a","phase":"train","n":0}]}'),
+            "chunks[0].n",  # an empty chunk means nothing
+        ),
+        (_head(_many_chunks(MAX_BATCH_CHUNKS + 1)), "chunks"),  # refused before it is read
         (_head(GOOD_HEAD) + COLUMNS[:-1], "body"),  # a byte short
         (_head(GOOD_HEAD) + COLUMNS + b"\0", "body"),  # a byte over
         (_head(GOOD_HEAD, pad=False) + COLUMNS[:40], "body"),
@@ -172,3 +182,15 @@ def test_json_bodies_are_still_taken(client, experiment):
     assert response.json() == {"stored": 6}
     error = error_of(_post(client, experiment, b"{not json", "application/json"), 422)
     assert error["field"] == "body"
+
+
+def test_a_json_batch_of_too_many_or_empty_chunks_is_422_naming_its_field(client, experiment):
+    from support.factories import wire_chunk
+
+    many = {"client_id": "c", "seq": 1, "chunks": [wire_chunk(1)] * (MAX_BATCH_CHUNKS + 1)}
+    error = error_of(client.post(experiment + "/points", json=many), 422)
+    assert error["field"] == "chunks", error
+    empty = {"client_id": "c", "seq": 2, "chunks": [wire_chunk(1), wire_chunk(0)]}
+    error = error_of(client.post(experiment + "/points", json=empty), 422)
+    assert error["field"] == "chunks[1].n", error
+    assert client.get(experiment + "/series").json() == []  # neither batch stored a point

@@ -11,7 +11,7 @@ import pytest
 
 from mltrail.core import validation
 from mltrail.core.errors import ValidationError
-from mltrail.core.types import SeriesChunk, SeriesQuery
+from mltrail.core.types import MAX_BATCH_CHUNKS, SeriesChunk, SeriesQuery
 from mltrail.store.base import Store
 from support.factories import batch, chunk
 
@@ -125,6 +125,21 @@ def test_a_batched_read_of_too_many_series_is_refused(store: Store, project) -> 
     with pytest.raises(ValidationError) as err:
         store.read_series_batch([SeriesQuery(project.id, exp.experiment_id)], max_points=10)
     assert err.value.field == "series"
+
+
+def test_a_batch_of_too_many_chunks_or_an_empty_chunk_is_refused(store: Store, project) -> None:
+    exp = store.create_experiment(project.id).experiment_id
+    many = batch(0, *(chunk(f"m{i}", [0], [1.0]) for i in range(MAX_BATCH_CHUNKS + 1)))
+    with pytest.raises(ValidationError) as err:
+        store.append_points(project.id, exp, many)
+    assert err.value.field == "chunks" and str(MAX_BATCH_CHUNKS) in str(err.value)
+    empty = batch(1, chunk("loss", [0], [1.0]), chunk("acc", [], []))
+    with pytest.raises(ValidationError) as err:
+        store.append_points(project.id, exp, empty)
+    assert err.value.field in ("acc.n", "chunks[1].n")  # the store's name, the wire's
+    assert store.list_series(project.id, exp) == []  # nothing of either batch was stored
+    full = batch(2, *(chunk(f"m{i}", [0], [1.0]) for i in range(MAX_BATCH_CHUNKS)))
+    assert store.append_points(project.id, exp, full) == MAX_BATCH_CHUNKS  # the cap itself
 
 
 def test_small_flushes_read_back_exactly_as_one_batch(store: Store, project) -> None:

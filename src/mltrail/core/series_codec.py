@@ -25,6 +25,7 @@ from mltrail.core.types import (
     SeriesChunk,
     SeriesQuery,
 )
+from mltrail.core.validation import batch_chunk_count
 from mltrail.core.wire import (
     dump_json,
     encode_float,
@@ -184,6 +185,7 @@ def metric_batch_to_wire(b: MetricBatch) -> Json:
 
 
 def metric_batch_from_wire(d: Mapping[str, Any]) -> MetricBatch:
+    batch_chunk_count(len(d["chunks"]))
     chunks = tuple(chunk_from_wire(c, f"chunks[{i}]") for i, c in enumerate(d["chunks"]))
     return MetricBatch(client_id=d["client_id"], seq=d["seq"], chunks=chunks)
 
@@ -192,7 +194,8 @@ def metric_batch_from_wire(d: Mapping[str, Any]) -> MetricBatch:
 # b"MLTP", the header's length (uint32 LE), the header: UTF-8 JSON {"client_id", "seq",
 # "chunks": [{"key", "phase", "n"}, ...]} padded with spaces to a multiple of 8 bytes; then per
 # chunk, in order, its n iterations (<i8), epochs (<i8), values (<f8) and times (<f8). Nothing
-# else: the body's length is exactly what the header announces.
+# else: the body's length is exactly what the header announces. At most MAX_BATCH_CHUNKS
+# chunks, each of n >= 1 points.
 POINTS_MEDIA_TYPE = "application/vnd.mltrail.points"
 _MAGIC = b"MLTP"
 _PREFIX = struct.Struct("<4sI")
@@ -239,6 +242,7 @@ def metric_batch_from_binary(body: bytes) -> MetricBatch:
         raise ValidationError(f"must be an integer from 0 to {_MAX_SEQ}", "seq")
     if not isinstance(entries, list):
         raise ValidationError("must be a list", "chunks")
+    batch_chunk_count(len(entries))
     heads = [_chunk_head(entry, f"chunks[{i}]") for i, entry in enumerate(entries)]
     columns = 32 * sum(n for _, _, n in heads)
     if len(body) - end != columns:
@@ -262,6 +266,6 @@ def _chunk_head(entry: Any, field: str) -> tuple[str, str, int]:
         raise ValidationError("must be a string", f"{field}.key")
     if not isinstance(phase, str):
         raise ValidationError("must be a string", f"{field}.phase")
-    if type(n) is not int or not 0 <= n <= _MAX_N:
-        raise ValidationError(f"must be an integer from 0 to {_MAX_N}", f"{field}.n")
+    if type(n) is not int or not 1 <= n <= _MAX_N:
+        raise ValidationError(f"must be an integer from 1 to {_MAX_N}", f"{field}.n")
     return key, phase, n

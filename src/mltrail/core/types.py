@@ -211,9 +211,16 @@ class SeriesChunk:
         return int(self.iterations.shape[0])
 
 
+# Chunks (series pieces) one batch may hold, each of at least one point. The SDK sends one
+# chunk per series logged since the last flush and splits a flush above this; the cap bounds
+# what a server spends decoding one body (a header of empty chunks cost seconds of CPU).
+MAX_BATCH_CHUNKS = 10_000
+
+
 @dataclass(frozen=True)
 class MetricBatch:
-    """What one SDK flush sends. (client_id, seq) makes a retried batch land once."""
+    """What one SDK flush sends. (client_id, seq) makes a retried batch land once; it holds at
+    most :data:`MAX_BATCH_CHUNKS` chunks, none empty."""
 
     client_id: str
     seq: int

@@ -23,6 +23,7 @@ from mltrail.core.errors import ValidationError
 from mltrail.core.text import as_text
 from mltrail.core.types import (
     LOG_LEVELS,
+    MAX_BATCH_CHUNKS,
     ChartScope,
     ChartSpec,
     ExMetrics,
@@ -445,11 +446,26 @@ def log_stream(value: Any) -> str:
 MAX_UNIX_TIME = 1e13
 
 
+def batch_chunk_count(count: int, field: str = "chunks") -> int:
+    """A points batch holds at most :data:`MAX_BATCH_CHUNKS` chunks (checked before any is
+    decoded)."""
+    if count > MAX_BATCH_CHUNKS:
+        raise ValidationError(
+            f"holds {count} chunks, at most {MAX_BATCH_CHUNKS} per batch (send several batches)",
+            field,
+        )
+    return count
+
+
 def series_chunk(chunk: SeriesChunk) -> SeriesChunk:
-    """Check a columnar chunk: key, phase, equal-length arrays, iterations and epochs >= 0."""
+    """Check a columnar chunk: key, phase, at least one point, equal-length arrays,
+    iterations and epochs >= 0."""
     key = metric_key(chunk.key)
     ph = phase(chunk.phase)
     n = len(chunk.iterations)
+    if not n:
+        raise ValidationError("must hold at least one point (an empty chunk means nothing)",
+                              f"{key}.n")  # fmt: skip
     for name in ("epochs", "values", "times"):
         if len(getattr(chunk, name)) != n:
             raise ValidationError(

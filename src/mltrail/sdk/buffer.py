@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from mltrail.core.types import LogBatch, MetricBatch, SeriesChunk
+from mltrail.core.types import MAX_BATCH_CHUNKS, LogBatch, MetricBatch, SeriesChunk
 
 MAX_INT64 = 2**63 - 1
 
@@ -68,9 +68,15 @@ def _in_call_order(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarr
 
 
 def metric_batches(
-    client_id: str, seq: itertools.count, chunks: Iterable[SeriesChunk], limit: int
+    client_id: str,
+    seq: itertools.count,
+    chunks: Iterable[SeriesChunk],
+    limit: int,
+    max_chunks: int = MAX_BATCH_CHUNKS,
 ) -> list[MetricBatch]:
-    """Group series chunks into batches of at most ``limit`` points, splitting long series."""
+    """Group series chunks into batches of at most ``limit`` points and ``max_chunks`` chunks
+    (many series logged once each fill a batch by count), splitting long series; empty chunks
+    are left out."""
     batches: list[MetricBatch] = []
     current: list[SeriesChunk] = []
     size = 0
@@ -79,7 +85,7 @@ def metric_batches(
         for start in range(0, n, limit):
             part = chunk if n <= limit else _slice(chunk, start, start + limit)
             length = len(part)
-            if size and size + length > limit:
+            if current and (size + length > limit or len(current) == max_chunks):
                 batches.append(MetricBatch(client_id, next(seq), tuple(current)))
                 current, size = [], 0
             current.append(part)

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
-from mltrail.core.types import Status
+from mltrail.core.types import MAX_BATCH_CHUNKS, Status
 
 
 class FloatTag(BaseModel):
@@ -315,7 +315,7 @@ class ChunkIn(BaseModel):
 
     key: str
     phase: str
-    n: int = Field(ge=0, le=2**40)
+    n: int = Field(ge=1, le=2**40, description="points in the chunk (an empty one is refused)")
     iterations: str = Field(description="base64 of <i8 (int64)")
     epochs: str = Field(description="base64 of <i8, -1 = no epoch")
     values: str = Field(description="base64 of <f8 (float64, NaN/inf allowed)")
@@ -325,7 +325,7 @@ class ChunkIn(BaseModel):
 class PointsIn(BaseModel):
     client_id: str = Field(min_length=1, max_length=200)
     seq: int = Field(ge=0, le=2**63 - 1)
-    chunks: list[ChunkIn]
+    chunks: list[ChunkIn] = Field(max_length=MAX_BATCH_CHUNKS)
 
 
 class RewindIn(BaseModel):

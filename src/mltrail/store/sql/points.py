@@ -35,12 +35,11 @@ from mltrail.store.sql.tables import metric_chunks, metric_rollups, metric_serie
 
 def _merge_chunks(chunks: list[SeriesChunk]) -> list[SeriesChunk]:
     """One chunk per (key, phase), concatenated in batch order and then put in iteration
-    order (stable: a re-logged iteration's points keep their arrival order); empty ones
-    dropped. Every chunk stored is thus in order, its first and last iterations its range."""
+    order (stable: a re-logged iteration's points keep their arrival order). Every chunk
+    stored is thus in order, its first and last iterations its range."""
     grouped: dict[tuple[str, str], list[SeriesChunk]] = {}
     for chunk in chunks:
-        if len(chunk):
-            grouped.setdefault((chunk.key, chunk.phase), []).append(chunk)
+        grouped.setdefault((chunk.key, chunk.phase), []).append(chunk)
     merged = []
     for (key, phase), parts in grouped.items():
         cols = [
@@ -264,6 +263,7 @@ class SqlPoints(SqlNoun, PointStore):
     """The metric points half of SqlStore."""
 
     def append_points(self, project_id: int, experiment_id: int, batch: MetricBatch) -> int:
+        validation.batch_chunk_count(len(batch.chunks))  # internal rewrites may hold more
         with self._db.write() as conn:
             ref = (project_id, experiment_id)
             return append_points(conn, self._db, self._scope, ref, batch)
