@@ -19,7 +19,6 @@ Reads overlap writing: the next series are read in background threads while one 
 from __future__ import annotations
 
 import itertools
-import math
 import os
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -29,7 +28,7 @@ from typing import IO, Any, TypeVar
 import numpy as np
 import orjson
 
-from mltrail.core.wire import dump_json
+from mltrail.core.wire import dump_json, encode_float
 
 COLUMNS = ("project", "experiment", "key", "phase", "iteration", "epoch", "value", "time")
 SLICE_ROWS = 262_144  # rows formatted at once: bounds the memory a CSV slice takes (~20 MB)
@@ -144,7 +143,10 @@ def _slice_columns(part: Part, lo: int, hi: int) -> list[Any]:
 
 class _SlicedWriter:
     """Series cut in slices of :data:`SLICE_ROWS` rows made text in a thread pool when pyarrow
-    is installed (in this thread otherwise, or with ``pure=True``) and written in order."""
+    is installed (in this thread otherwise, or with ``pure=True``) and written in order, then
+    :attr:`TRAILER`."""
+
+    TRAILER = b""
 
     def __init__(self, out: IO[bytes], *, pure: bool = False) -> None:
         self._out = out
@@ -177,6 +179,7 @@ class _SlicedWriter:
     def close(self) -> None:
         while self._pending:
             self._flush_one()
+        self._out.write(self.TRAILER)
         if self._pool is not None:
             self._pool.shutdown()
         self._out.flush()
@@ -184,6 +187,8 @@ class _SlicedWriter:
 
 class CsvWriter(_SlicedWriter):
     """Rows as text; pyarrow glues them when installed (``pure=True``: never)."""
+
+    TRAILER = b"\n"  # rows begin with their newline: the last one ends here
 
     def __init__(self, out: IO[bytes], *, pure: bool = False) -> None:
         super().__init__(out, pure=pure)
@@ -196,12 +201,6 @@ class CsvWriter(_SlicedWriter):
         """Rows ``lo:hi`` of the series as text, in a pool thread: orjson holds the GIL while
         it formats, numpy and pyarrow mostly do not."""
         return _join_arrow(self._arrow, _prefix(part), _slice_columns(part, lo, hi))
-
-    def close(self) -> None:
-        while self._pending:
-            self._flush_one()
-        self._out.write(b"\n")
-        super().close()
 
 
 def _join_python(prefix: bytes, columns: list[Any]) -> bytes:
@@ -380,7 +379,7 @@ class JsonLinesWriter(_SlicedWriter):
         lines = []
         for it, ep, value, t in zip(*(c[lo:hi].tolist() for c in columns), strict=True):
             row = head | {"iteration": it, "epoch": None if ep < 0 else ep}
-            row["value"] = value if math.isfinite(value) else {"$float": _tag(value)}
+            row["value"] = encode_float(value)
             row["time"] = None if t != t else t
             lines.append(dump_json(row) + b"\n")
         return b"".join(lines)
@@ -399,7 +398,7 @@ class JsonLinesWriter(_SlicedWriter):
         columns = [plain(part.iterations[lo:hi]), plain(epochs, epochs >= 0), plain(values)]
         bad = np.flatnonzero(~np.isfinite(values))
         if len(bad):  # orjson wrote null: tagged instead, as everywhere in mltrail
-            tags = [dump_json({"$float": _tag(v)}) for v in values[bad].tolist()]
+            tags = [dump_json(encode_float(v)) for v in values[bad].tolist()]
             columns[2] = pc.replace_with_mask(
                 columns[2], _mask(pa, len(values), bad), _texts(pa, tags)
             )
@@ -417,7 +416,3 @@ class JsonLinesWriter(_SlicedWriter):
         )
         offsets = np.frombuffer(rows.buffers()[1], np.int64, len(rows) + 1, rows.offset * 8)
         return [memoryview(rows.buffers()[2])[int(offsets[0]) : int(offsets[-1])]]
-
-
-def _tag(value: float) -> str:
-    return "NaN" if value != value else ("Infinity" if value > 0 else "-Infinity")
