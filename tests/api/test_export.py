@@ -1,6 +1,6 @@
-"""The export writers on their own: CSV and JSON-lines text identical with and without pyarrow, values read
-back bit for bit (NaN, infinities, -0.0, subnormals, missing epochs and times), slices and
-row groups cut inside a series, and CSV without pyarrow installed."""
+"""The export writers on their own: CSV and JSON-lines text identical with and without pyarrow,
+values read back bit for bit (NaN, infinities, -0.0, subnormals, missing epochs and times),
+slices and row groups cut inside a series, and CSV without pyarrow installed."""
 
 from __future__ import annotations
 

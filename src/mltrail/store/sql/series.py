@@ -43,9 +43,10 @@ def read_series(
     start: Any = None,
     end: Any = None,
 ) -> SeriesRead:
-    """Full series (iteration order, ties in arrival order) or, with ``max_points``, a min/max downsampled view whose
-    cost depends on ``max_points`` only. ``start``/``end`` (inclusive iterations) keep only
-    that range, read from the chunks or rollup buckets overlapping it (see :func:`_read_range`).
+    """Full series (iteration order, ties in arrival order) or, with ``max_points``, a min/max
+    downsampled view whose cost depends on ``max_points`` only. ``start``/``end`` (inclusive
+    iterations) keep only that range, read from the chunks or rollup buckets overlapping it
+    (see :func:`_read_range`).
     Every read carries the points' wall-clock times (``Series.times``).
     """
     key = validation.metric_key(key)
