@@ -114,6 +114,29 @@ def test_csv_is_the_same_text_with_and_without_pyarrow_and_reads_back_bit_for_bi
     _same(_read_csv(fast.getvalue()), _expected())
 
 
+@pytest.mark.parametrize("pure", [False, True])
+def test_csv_text_that_a_spreadsheet_would_run_as_a_formula_starts_with_a_quote(pure):
+    """OWASP's CSV injection: a key beginning with = + - @ (tab or CR) is written after a single
+    quote, so a spreadsheet shows it as text; numbers (-1.5) and other keys are untouched."""
+    keys = ['=HYPERLINK("http://x")', "+1", "-loss", "@SUM(A1)", "\tk", "\rk", "lo=ss", "'q"]
+    ones = np.ones(1)
+    out = io.BytesIO()
+    writer = export.CsvWriter(out, pure=pure)
+    for key in keys:
+        writer.write(export.Part(1, 2, key, "train", [-3], [-1], -1.5 * ones, -ones))
+    writer.close()
+    assert out.getvalue().split(b"\n")[1:-1] == [
+        b'1,2,"\'=HYPERLINK(""http://x"")","train",-3,,-1.5,-1.0',
+        b'1,2,"\'+1","train",-3,,-1.5,-1.0',
+        b'1,2,"\'-loss","train",-3,,-1.5,-1.0',
+        b'1,2,"\'@SUM(A1)","train",-3,,-1.5,-1.0',
+        b'1,2,"\'\tk","train",-3,,-1.5,-1.0',
+        b'1,2,"\'\rk","train",-3,,-1.5,-1.0',
+        b'1,2,"lo=ss","train",-3,,-1.5,-1.0',
+        b'1,2,"\'q","train",-3,,-1.5,-1.0',
+    ]
+
+
 def test_parquet_reads_back_bit_for_bit_in_row_groups(small_slices):
     import pyarrow.parquet as pq
 

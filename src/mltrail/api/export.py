@@ -7,7 +7,8 @@ Every writer takes the store's arrays as they come and never makes a Python obje
   (``binary_join_element_wise``, off the GIL, in a thread pool) behind a per-series prefix
   (project, experiment, key, phase, formatted once). Without pyarrow the same texts are joined
   in Python (slower, same bytes). NaN and infinities are written ``nan``, ``inf``, ``-inf``;
-  a missing epoch is an empty field.
+  a missing epoch is an empty field; a key starting like a formula (``=``, ``+``, ``-``, ``@``,
+  tab, CR) is written after a single quote, so a spreadsheet shows it as text.
 - Parquet: one streaming writer, a row group per series (cut at :data:`ROW_GROUP_ROWS`); the
   constant columns dictionary-encoded, iterations and epochs delta-encoded, times byte-split.
 - JSON lines: one object per point, non-finite values tagged as everywhere in mltrail (with
@@ -92,9 +93,20 @@ def _quoted(text: str) -> str:
     return '"' + text.replace('"', '""') + '"'
 
 
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""What a spreadsheet runs a cell beginning with as a formula (OWASP, CSV injection)."""
+
+
+def _text_cell(text: str) -> str:
+    """A text field quoted, after a single quote when it starts like a formula, so a spreadsheet
+    shows it as text (OWASP's advice); only text columns pass here, never numbers."""
+    return _quoted("'" + text if text.startswith(FORMULA_STARTS) else text)
+
+
 def _prefix(part: Part) -> bytes:
     """The start of each of the series' rows, newline first (rows are glued end to end)."""
-    return f"\n{part.project},{part.experiment},{_quoted(part.key)},{_quoted(part.phase)}".encode()
+    key, phase = _text_cell(part.key), _text_cell(part.phase)
+    return f"\n{part.project},{part.experiment},{key},{phase}".encode()
 
 
 def _fields(column: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
