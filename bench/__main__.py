@@ -2,6 +2,10 @@
 workload on mltrail (and each peer named), print the table and write it, with the peers'
 winning configurations and the machine it ran on, to ``bench/results/``.
 
+``--only mlflow-client`` runs the MLflow-client workloads of the peers named only (e.g.
+``--vs fasttrackml --vs mltrail-mlflow``, a few minutes) and writes their side-by-side table,
+with each server's CPU seconds, to ``bench/results/mlflow-client.md`` (not kept in git).
+
 A full run is kept whatever its outcome: ``bench/results/<UTC date and time>.md`` and a copy in
 ``latest.md``. ``--quick`` writes ``quick.md`` (not kept in git). Exit status 3 when a judged
 target fails, 1 when the benchmark itself crashed.
@@ -37,6 +41,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--vs", action="append", default=[], choices=list(PEERS),
                         help="also measure this peer (repeatable)")  # fmt: skip
     parser.add_argument("--out", type=Path, help="results file (default bench/results/...)")
+    parser.add_argument("--only", choices=["mlflow-client"],
+                        help="only the peers' MLflow-client workloads (no mltrail SDK rows)")  # fmt: skip
     return parser.parse_args(argv)
 
 
@@ -48,6 +54,8 @@ def main(argv: list[str] | None = None) -> int:
         procs.SETTLE_WINDOW = QUICK_SETTLE_WINDOW
     peers = list(dict.fromkeys(args.vs))
     command = "python -m bench" + " --quick" * args.quick + "".join(f" --vs {p}" for p in peers)
+    if args.only:
+        return only_peers(args, sizes, peers, command + f" --only {args.only}")
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="mltrail-bench-") as tmp:
         res = run(Path(tmp), sizes, peers)
@@ -68,6 +76,25 @@ def main(argv: list[str] | None = None) -> int:
         path.write_text(document)
         print(f"written to {path}")
     return TARGET_FAILED if any(r.passed is False for r in res.rows) else 0
+
+
+def only_peers(args: argparse.Namespace, sizes: Sizes, peers: list[str], command: str) -> int:
+    """``--only mlflow-client``: each peer's MLflow-client workloads, side by side."""
+    res = workloads.Results()
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="mltrail-bench-") as tmp:
+        for name in peers:
+            run_step(res, PEERS[name].title, lambda name=name: _peer(res, name, Path(tmp), sizes))
+        keep_server_logs(Path(tmp), RESULTS / "logs")
+    res.notes.append(f"total wall time {time.monotonic() - started:.0f} s")
+    tables = [("", rows.client_table(res.peers, sizes)),
+              ("Peers: the best configuration per workload:", rows.peer_table(res.peers))]  # fmt: skip
+    document = render_markdown(tables, machine_info(), command, res.notes)
+    print("\n" + "\n\n".join(t for _, t in tables))
+    path = args.out or RESULTS / "mlflow-client.md"
+    path.write_text(document)
+    print(f"written to {path}")
+    return 1 if any(r.passed is False for r in res.rows) else 0
 
 
 def outputs(args: argparse.Namespace) -> list[Path]:

@@ -297,12 +297,25 @@ def steps(args: dict[str, Any]) -> dict[str, Any]:
     """Several workloads in one interpreter (importing MLflow takes seconds): ``args["steps"]``
     is a list of ``[workload, args]``; a step that fails is reported, the next ones still run."""
     results = []
+    server = args.get("server_pid")
     for name, step_args in args["steps"]:
+        cpu = _cpu_seconds(server)
         try:
-            results.append({"ok": True, **WORKLOADS[name]({"uri": args["uri"], **step_args})})
+            result = {"ok": True, **WORKLOADS[name]({"uri": args["uri"], **step_args})}
         except Exception as exc:
-            results.append({"ok": False, "error": f"{type(exc).__name__}: {exc}"[:500]})
+            result = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:500]}
+        if server is not None:
+            result["server_cpu_s"] = _cpu_seconds(server) - cpu
+        results.append(result)
     return {"results": results}
+
+
+def _cpu_seconds(pid: int | None) -> float:
+    """User + system CPU seconds of the server process (whatever the machine's load)."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 WORKLOADS["steps"] = steps

@@ -298,3 +298,42 @@ def peer_table(peers: dict[str, PeerFigures]) -> str:
         lines.append([fig.peer.title, "SQLite journal / durability",
                       f"{fig.once.get('journal_mode', '?')}: {fig.peer.durability}"])  # fmt: skip
     return markdown_table(["peer", "workload", "best configuration"], lines)
+
+
+def client_table(peers: dict[str, PeerFigures], sizes: Sizes) -> str:
+    """``--only mlflow-client``: each peer's best per MLflow-client workload, the server CPU
+    it took per unit (the load-independent figure), and the last peer against the first."""
+    from bench.report import markdown_table
+
+    per = {  # workload: title, format, (server CPU unit, how many units the step made)
+        "ingest": ("ingest (log_batch of 1,000)", fmt_rate, "1k pts", lambda r: r["points"] / 1e3),
+        "ingest_threads": ("ingest, 4 threads", fmt_rate, "1k pts", lambda r: r["points"] / 1e3),
+        "server_rss": ("server peak RSS during ingest", fmt_bytes, "", None),
+        "log_metric_sync": ("sync log_metric, median", fmt_ms, "call", lambda r: r["calls"]),
+        "search_runs": ("search_runs, 1,000 runs", fmt_ms, "call",
+                        lambda r: sizes.peer_list_repeats + 1),
+        "history": (f"get_metric_history, {sizes.history_points:,} pts", fmt_ms, "call",
+                    lambda r: sizes.peer_history_repeats + 1),
+        "bulk_interval": ("get-history-bulk-interval", fmt_ms, "call",
+                          lambda r: sizes.peer_chart_repeats + 2),
+    }  # fmt: skip
+    figs = list(peers.values())
+    header = ["workload", *(f.peer.column for f in figs)]
+    if len(figs) > 1:
+        header.append(f"{figs[-1].peer.column} vs {figs[0].peer.column}")
+    lines = []
+    for workload, (title, fmt, unit, units) in per.items():
+        cells = []
+        for fig in figs:
+            best = fig.best.get(workload)
+            cpu = best and best.result.get("server_cpu_s")
+            cells.append(NOT_RUN if best is None else fmt(best.value) + (
+                "" if units is None or cpu is None
+                else f" ({cpu / units(best.result) * 1e3:,.2f} ms CPU/{unit})"))  # fmt: skip
+        if len(figs) > 1:
+            first, last = figs[0].value(workload), figs[-1].value(workload)
+            ratio = None if first is None or last is None else (
+                last / first if workload in ("ingest", "ingest_threads") else first / last)  # fmt: skip
+            cells.append("-" if ratio is None else f"{ratio:.2f}x")
+        lines.append([title, *cells])
+    return markdown_table(header, lines)
