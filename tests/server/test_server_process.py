@@ -68,6 +68,18 @@ def test_server_on_postgres(live_server: ServerProcess):
         assert store.create_experiment(project.id).experiment_id == 2
 
 
+def test_serving_imports_neither_jwt_nor_alembic():
+    """What a server needs only for the MissingLink client's id_tokens (PyJWT, cryptography)
+    or for migrating (Alembic) is not resident in one that serves the rest (~20 MB)."""
+    code = (
+        "import sys, mltrail.cli.server, mltrail.server.app, mltrail.store.sql; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'jwt', 'cryptography', 'alembic'}))"
+    )
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.strip() == "[]"
+
+
 def _run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", LAUNCH, *args], capture_output=True, text=True, timeout=60, env=env

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from alembic.config import Config
+from alembic.script import ScriptDirectory
 from sqlalchemy import event, inspect, select, text
 
 from mltrail.core.errors import (
@@ -20,7 +22,7 @@ from mltrail.core.errors import (
     ValidationError,
 )
 from mltrail.core.types import MetricBatch, SeriesChunk
-from mltrail.store.sql import SqlStore, rollups, series
+from mltrail.store.sql import SqlStore, engine, rollups, series
 from mltrail.store.sql.tables import metric_chunks, metric_rollups, metric_series
 from support.factories import chunk
 
@@ -179,6 +181,26 @@ def test_migrations_are_idempotent(db_url: str) -> None:
         assert len(versions) == 1 and versions[0] != ""
     finally:
         second.close()
+
+
+def test_head_revision_is_the_one_alembic_finds() -> None:
+    config = Config()
+    config.set_main_option("script_location", str(engine.MIGRATIONS_DIR))
+    assert engine.head_revision() == ScriptDirectory.from_config(config).get_current_head()
+
+
+def test_a_migrated_database_opens_without_importing_alembic(db_url: str) -> None:
+    SqlStore.open(db_url).close()
+    code = (
+        "import sys; from mltrail.store.sql import SqlStore; "
+        "SqlStore.open(sys.argv[1]).close(); "
+        "print(sorted(m for m in sys.modules if 'alembic' in m))"
+    )
+    opened = subprocess.run(
+        [sys.executable, "-c", code, db_url], capture_output=True, text=True, timeout=60
+    )
+    assert opened.returncode == 0, opened.stderr
+    assert opened.stdout.strip() == "[]"
 
 
 def test_sqlite_runs_in_wal_mode_with_foreign_keys(sqlite_url: str) -> None:

@@ -22,7 +22,6 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Annotated, Any
 
-import jwt
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
@@ -78,6 +77,9 @@ def mint(
         "exp": issued + seconds,
         **(claims or {}),
     }
+    import jwt  # here, not at the top: PyJWT pulls in cryptography (10 MB resident), which a
+    # server nobody logs to with the MissingLink client never needs
+
     return jwt.encode(
         payload, signing_key(token), algorithm="HS256", headers={"kid": str(token.id)}
     )
@@ -102,6 +104,8 @@ def verify(
     """
     if not encoded:
         raise AuthenticationError("an id_token is required: run users/refresh_token", "token")
+    import jwt  # see mint
+
     try:
         kid = jwt.get_unverified_header(encoded).get("kid")
     except jwt.PyJWTError as exc:
