@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Sequence
 
 import numpy as np
 from sqlalchemy import Connection, delete, select
@@ -63,27 +64,58 @@ def iteration_order(iterations: np.ndarray) -> np.ndarray | None:
 
 def decode_chunk(data: bytes, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Inverse of :func:`encode_chunk`: iterations, epochs, values (bit-exact), times."""
+    return decode_chunks([(data, n)])
+
+
+def decode_chunks(
+    rows: Sequence[tuple[bytes, int]],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The points of consecutive chunks ``(data, count)`` as one set of columns: iterations,
+    epochs, values (bit-exact), times.
+
+    Each chunk is decoded straight into its slice of the result: no per-chunk arrays joined
+    afterwards, and each byte plane is written into its column in place (a copy of a whole
+    transposed table cost twice as much and faulted in twice the memory).
+    """
+    total = sum(n for _, n in rows)
+    columns = np.empty((_COLUMNS, total), dtype="<i8")
+    start = 0
+    for data, n in rows:
+        _decode_into(data, columns[:, start : start + n])
+        start += n
+    times = columns[3].view("<f8")  # milliseconds become seconds in place
+    np.divide(columns[3], 1000.0, out=times)
+    return columns[0], columns[1], columns[2].view("<f8"), times
+
+
+def _decode_into(data: bytes, table: np.ndarray) -> None:
+    """One chunk into ``table`` (four int64 rows of its length): iterations, epochs, value
+    bits, times in milliseconds."""
     _format, first_iteration, first_millis, mask = _HEADER.unpack_from(data)
+    n = table.shape[1]
+    if not n:
+        return
     constant = np.unpackbits(np.array([mask], dtype="<u4").view(np.uint8), bitorder="little")
-    constant = constant.astype(bool)
     k = int(constant.sum())
-    planes = np.empty((_PLANES, n), dtype=np.uint8)
-    planes[constant] = np.frombuffer(data, np.uint8, k, _HEADER.size)[:, None]
-    rest = zlib.decompress(data[_HEADER.size + k :])
-    planes[~constant] = np.frombuffer(rest, dtype=np.uint8).reshape(-1, n)
-    table = (
-        planes.reshape(_COLUMNS, 8, n).transpose(0, 2, 1).copy().view("<i8").reshape(_COLUMNS, n)
-    )
-    iterations = _undelta(table[0], first_iteration)
-    values = table[2].view("<f8").astype(np.float64, copy=False)  # rows of the fresh table
-    times = _undelta(table[3], first_millis) / 1000.0
-    return iterations, table[1].astype(np.int64, copy=False), values, times
+    fills = np.frombuffer(data, np.uint8, k, _HEADER.size).tolist()
+    rest = np.frombuffer(zlib.decompress(data[_HEADER.size + k :]), dtype=np.uint8)
+    stored = iter(rest.reshape(-1, n))
+    filled = iter(fills)
+    for column in range(_COLUMNS):
+        planes = table[column].view(np.uint8).reshape(n, 8)
+        for byte in range(8):
+            if constant[column * 8 + byte]:
+                planes[:, byte] = next(filled)
+            else:
+                planes[:, byte] = next(stored)
+    _undelta(table[0], first_iteration)
+    _undelta(table[3], first_millis)
 
 
-def _undelta(deltas: np.ndarray, first: int) -> np.ndarray:
-    out = np.cumsum(deltas)
-    out += first - out[0]
-    return out
+def _undelta(deltas: np.ndarray, first: int) -> None:
+    """Running sums of ``deltas`` in place, shifted to start at ``first``."""
+    np.cumsum(deltas, out=deltas)
+    deltas += first - deltas[0]
 
 
 # --- compaction ---------------------------------------------------------------------------------
@@ -127,8 +159,7 @@ def _merge_window(conn: Connection, series_id: int, window: tuple[int, int]) -> 
     c = metric_chunks.c
     where = (c.series_id == series_id, c.start >= window[0], c.start < window[1])
     rows = conn.execute(select(c.start, c.count, c.data).where(*where).order_by(c.start)).all()
-    parts = [decode_chunk(data, n) for _, n, data in rows]
-    it, ep, v, t = (np.concatenate([p[i] for p in parts]) for i in range(4))
+    it, ep, v, t = decode_chunks([(data, n) for _, n, data in rows])
     order = iteration_order(it)  # chunks are in order, but a later one may go back
     if order is not None:
         it, ep, v, t = it[order], ep[order], v[order], t[order]

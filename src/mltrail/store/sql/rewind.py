@@ -18,7 +18,7 @@ from sqlalchemy import Connection, delete, select
 from mltrail.core import validation
 from mltrail.core.types import MetricBatch, SeriesChunk
 from mltrail.store.sql.access import Scope, SqlNoun, experiment_pk
-from mltrail.store.sql.chunks import decode_chunk
+from mltrail.store.sql.chunks import decode_chunks
 from mltrail.store.sql.engine import Database
 from mltrail.store.sql.points import append_points
 from mltrail.store.sql.tables import metric_chunks, metric_rollups, metric_series
@@ -60,11 +60,7 @@ def _stored_points(conn: Connection, series_id: int) -> tuple[np.ndarray, ...]:
         .where(metric_chunks.c.series_id == series_id)
         .order_by(metric_chunks.c.start)
     )
-    decoded = [decode_chunk(data, n) for data, n in conn.execute(query).all()]
-    if not decoded:
-        empty = np.empty(0, dtype=np.int64)
-        return empty, empty, np.empty(0), np.empty(0)
-    return tuple(np.concatenate([d[i] for d in decoded]) for i in range(4))
+    return decode_chunks([(data, n) for data, n in conn.execute(query).all()])
 
 
 def _delete_series(conn: Connection, series_id: int) -> None:

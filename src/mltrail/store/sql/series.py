@@ -18,7 +18,7 @@ from mltrail.core.errors import MltrailError, NotFoundError, PermissionDeniedErr
 from mltrail.core.types import Series, SeriesAnswer, SeriesQuery
 from mltrail.store.sql import rollups
 from mltrail.store.sql.access import Scope, experiment_pk, fetch_tuples
-from mltrail.store.sql.chunks import decode_chunk, iteration_order
+from mltrail.store.sql.chunks import decode_chunks, iteration_order
 from mltrail.store.sql.tables import metric_chunks, metric_rollups, metric_series
 
 _INT64 = (-(2**63), 2**63 - 1)
@@ -211,14 +211,12 @@ def _read_raw(
         .where(*_chunks_overlapping(series_id, bounds))
         .order_by(metric_chunks.c.start)
     )
-    decoded = [decode_chunk(data, n) for data, n in fetch_tuples(conn, query)]
-    if not decoded:
-        return (*_EMPTY, np.empty(0, dtype=np.float64)), 0
-    it, ep, v, t = (np.concatenate([d[i] for d in decoded]) for i in range(4))
+    rows = fetch_tuples(conn, query)
+    it, ep, v, t = decode_chunks(rows)
     order = iteration_order(it)  # each chunk is in order, but a later batch may go back
     if order is not None:
         it, ep, v, t = it[order], ep[order], v[order], t[order]
-    return (it, ep, v, t), len(decoded)
+    return (it, ep, v, t), len(rows)
 
 
 def _read_level(
