@@ -24,6 +24,32 @@ def test_chunk_codec_round_trips_bit_exact() -> None:
     assert np.allclose(got_times, times, rtol=0, atol=0.0005)
 
 
+def test_chunks_decode_together_into_one_set_of_columns() -> None:
+    """decode_chunks writes each chunk into its slice: the result equals the chunks' points in
+    order, whatever planes each chunk keeps constant, and no rows give empty columns."""
+    rng = np.random.default_rng(3)
+    pieces = [
+        (np.arange(5, 9), np.full(4, -1), np.full(4, 0.5), 1.7e9 + np.arange(4) * 0.01),
+        (
+            np.array([100, 3, 10**15]),
+            np.array([2, -1, 9]),
+            np.array([math.nan, -0.0, 1e300]),
+            np.array([1.7e9, 1.6e9, 1.8e9]),
+        ),
+        (np.arange(2_000), np.arange(2_000) // 7, rng.normal(size=2_000), rng.random(2_000) * 1e9),
+    ]
+    rows = [
+        (chunks.encode_chunk(SeriesChunk("k", "train", it, ep, v, t)), len(it))
+        for it, ep, v, t in pieces
+    ]
+    got = chunks.decode_chunks(rows)
+    want = [np.concatenate([p[i] for p in pieces]) for i in range(4)]
+    assert got[0].tolist() == want[0].tolist() and got[1].tolist() == want[1].tolist()
+    assert got[2].view(np.uint64).tolist() == want[2].view(np.uint64).tolist()
+    assert np.allclose(got[3], want[3], rtol=0, atol=0.0005)
+    assert [len(c) for c in chunks.decode_chunks([])] == [0, 0, 0, 0]
+
+
 def test_packed_chunks_are_small_for_regular_series() -> None:
     n = 10_000
     it = np.arange(n, dtype=np.int64)
