@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
+import threading
 import time
 import warnings
+from typing import Any
 
 import pytest
 
@@ -79,22 +82,19 @@ def test_a_run_in_server_mode_gives_up_on_requests_sooner_than_httpstore_default
         )
 
 
+def _embedded_writer(settings: Any, store: Any, exp: Any, **options: Any) -> Writer:
+    """A started writer flushing every millisecond into ``exp`` of the embedded store."""
+    return Writer(store, exp.project_id, exp.experiment_id, spool=Spool.from_settings(settings),
+                  target=target_of(settings), flush_interval=0.001, **options).start()  # fmt: skip
+
+
 @pytest.mark.parametrize("hard_limit", [10**9, None], ids=["in-memory", "over-hard-limit"])
 def test_appends_racing_drains_lose_and_double_nothing(settings, store, hard_limit):
     # the logging thread appends without the lock while the writer thread takes records; with
     # the default hard limit the logger outruns SQLite, so overflow to the spool races too
     exp = store.create_experiment(store.create_project("race").id)
-    writer = Writer(
-        store,
-        exp.project_id,
-        exp.experiment_id,
-        spool=Spool.from_settings(settings),
-        target=target_of(settings),
-        batch_points=500,
-        flush_interval=0.001,
-        hard_limit_points=hard_limit,
-        stall_seconds=60 if hard_limit else 0.5,
-    ).start()
+    writer = _embedded_writer(settings, store, exp, batch_points=500, hard_limit_points=hard_limit,
+                              stall_seconds=60 if hard_limit else 0.5)  # fmt: skip
     for i in range(20_000):
         writer.add_points("train", i, -1, 0.0, {"a": float(i), "b": -float(i)})
     writer.close()
@@ -106,3 +106,33 @@ def test_appends_racing_drains_lose_and_double_nothing(settings, store, hard_lim
         series = store.read_series(exp.project_id, exp.experiment_id, key, "train")
         assert series.iterations.tolist() == list(range(20_000)), key
         assert series.values.tolist() == [sign * float(i) for i in range(20_000)], key
+
+
+def test_threads_logging_at_once_past_the_cap_store_every_point_once(settings, store):
+    # several training threads share one writer: past the cap one of them compacts while the
+    # others go on logging (they do not wait for it), and every point is counted and stored once
+    exp = store.create_experiment(store.create_project("threads").id)
+    writer = _embedded_writer(settings, store, exp, batch_points=300, max_buffered_points=600,
+                              hard_limit_points=10**9, stall_seconds=60)  # fmt: skip
+
+    def log(t: int) -> None:
+        for i in range(3_000):
+            writer.add_points("train", i, -1, 0.0, {f"t{t}_a": float(i), f"t{t}_b": float(t)})
+
+    threads = [threading.Thread(target=log, args=(t,)) for t in range(8)]
+    switching = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads interleave inside add_points, as they may anywhere
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(switching)
+    writer.close()
+    assert writer.logged_points == 8 * 3_000 * 2
+    assert writer.buffered_points == 0 and writer.spooled_batches == 0
+    for t in range(8):
+        series = store.read_series(exp.project_id, exp.experiment_id, f"t{t}_a", "train")
+        assert series.iterations.tolist() == list(range(3_000)), t
+        assert series.values.tolist() == [float(i) for i in range(3_000)], t

@@ -21,7 +21,7 @@ from mltrail.core.types import MAX_BATCH_CHUNKS, LogBatch, MetricBatch, SeriesCh
 MAX_INT64 = 2**63 - 1
 
 Call = tuple[str, int, int, float, dict[str, float]]  # phase, iteration, epoch, time, values
-_ITERATION, _EPOCH, _TIME = itemgetter(1), itemgetter(2), itemgetter(3)
+_ITERATION, _EPOCH, _TIME, _VALUES = itemgetter(1), itemgetter(2), itemgetter(3), itemgetter(4)
 
 
 def series_chunks(calls: Sequence[Call]) -> list[SeriesChunk]:
@@ -113,6 +113,11 @@ def size_of(batch: Any) -> tuple[int, str]:
     if batch is None:  # a weights link
         return 0, "points"
     return batch.point_count, "points"
+
+
+def points_of(calls: Sequence[Call]) -> int:
+    """How many points the calls hold (a list other threads append to is read at once)."""
+    return sum(map(len, map(_VALUES, calls[:])))
 
 
 def take(items: list) -> list:

@@ -1,6 +1,6 @@
 """The background writer: buffers what training code logs and sends it in columnar batches.
 
-``exp.log`` only appends one record per call to a list under a lock (see
+``exp.log`` only appends one record per call to a list, without a lock (see
 :mod:`mltrail.sdk.buffer`); a daemon thread wakes every ``flush_interval`` seconds (or when
 ``batch_points`` points are waiting), turns the columns into numpy arrays and sends
 :class:`MetricBatch` / :class:`LogBatch` objects, each with this writer's ``client_id`` and its
@@ -45,7 +45,7 @@ from typing import TYPE_CHECKING, Any
 from mltrail.core.errors import MltrailError, TransportError
 from mltrail.core.liveness import HEARTBEAT_SECONDS, heartbeat_interval
 from mltrail.core.types import LogLine, SeriesChunk
-from mltrail.sdk.buffer import Call, metric_batches, series_chunks, size_of, take
+from mltrail.sdk.buffer import Call, metric_batches, points_of, series_chunks, size_of, take
 from mltrail.sdk.outbox import BATCH_LINES, build_outbox
 from mltrail.sdk.records import encode_metrics
 from mltrail.sdk.spool import RunAddress, Spool, SpoolWarning, is_transient, order_stamp
@@ -132,7 +132,6 @@ class Writer:
         self._lock = threading.Lock()  # guards takes and the compacted buffer; appends go without
         self._send_lock = threading.Lock()  # one drain at a time, so batches stay in order
         self._calls: list[Call] = []  # appended without the lock: see _take_calls
-        self._logged = 0  # points ever appended (written by the logging thread only)
         self._sampled = 0  # points ever added by add_chunks (under the lock)
         self._taken = 0  # points ever taken from _calls (written under the lock only)
         self._compacted: list[SeriesChunk] = []  # records turned into columns, not yet sent
@@ -186,11 +185,12 @@ class Writer:
 
         ``values`` becomes the writer's: pass a dict nobody changes afterwards (a copy).
         """
-        self._calls.append((phase, iteration, epoch, t, values))  # atomic, so no lock
-        self._logged = logged = self._logged + len(values)
-        held = logged - self._taken
+        calls = self._calls
+        calls.append((phase, iteration, epoch, t, values))  # atomic, so no lock
+        held = len(calls) * len(values)  # no counter, threads would lose updates; exact per keys
         if held >= self.batch_points:
-            self._wake.set()
+            if not self._wake.is_set():  # set() takes a lock: logging threads would queue on it
+                self._wake.set()
             if held >= self.max_buffered_points:
                 self._relieve()
 
@@ -198,8 +198,13 @@ class Writer:
         """Past the memory cap: spool when the store stalls (or everything held passes the
         hard limit); otherwise compact the records into numpy columns (a third of the size).
 
-        Runs on the training thread: list and numpy work only, the spooler does the I/O."""
-        with self._lock:
+        Runs on the training thread: list and numpy work only, the spooler does the I/O. Another
+        thread relieving (or a drain taking the records) makes this call's work unneeded."""
+        if not self._lock.acquire(blocking=False):
+            return
+        try:
+            if points_of(self._calls) < self.max_buffered_points:  # the estimate ran ahead
+                return
             if self._stalled() or self._compacted_points >= self.hard_limit_points:
                 self._overflow()
                 return
@@ -207,11 +212,13 @@ class Writer:
             self._compacted.extend(chunks)
             self._compacted_points += sum(len(c) for c in chunks)
             self.compactions += 1
+        finally:
+            self._lock.release()
 
     @property
     def buffered_points(self) -> int:
         """Points logged and not yet taken by a drain or an overflow."""
-        return self._logged - self._taken + self._compacted_points
+        return points_of(self._calls) + self._compacted_points
 
     def _take_all(self) -> tuple[list[SeriesChunk], list[Call]]:
         """Compacted chunks and records, oldest first (with the lock held)."""
@@ -221,7 +228,7 @@ class Writer:
     def _take_calls(self) -> list[Call]:
         """Take every buffered call (with the lock held)."""
         taken = take(self._calls)
-        self._taken += sum([len(call[4]) for call in taken])
+        self._taken += points_of(taken)
         return taken
 
     def _stalled(self) -> bool:
@@ -268,7 +275,7 @@ class Writer:
     def logged_points(self) -> int:
         """Points ever buffered (training's and the system sampler's): each is stored,
         spooled or counted in :attr:`dropped_points`."""
-        return self._logged + self._sampled
+        return self._taken + points_of(self._calls) + self._sampled
 
     @property
     def dropped_points(self) -> int:
