@@ -309,8 +309,21 @@ def test_rename_delete_and_restore_an_experiment(user: MlflowUser) -> None:
             call()
         assert refused.value.error_code == code
     assert user.client.get_run(run.info.run_id).info.run_id == run.info.run_id  # kept
+    rid = run.info.run_id
+    for write in (  # MLflow's server refuses them too (its runs are deleted with the experiment)
+        lambda: user.client.log_metric(rid, "loss", 0.5, step=1),
+        lambda: user.client.set_tag(rid, "k", "v"),
+        lambda: user.client.log_param(rid, "lr", "0.1"),
+        lambda: user.client.log_batch(rid, metrics=[mlflow.entities.Metric("m", 1.0, 1, 2)]),
+        lambda: user.client.set_terminated(rid),
+    ):
+        with pytest.raises(mlflow.exceptions.MlflowException, match=f"project {eid} is deleted"):
+            write()
+    assert user.client.get_run(rid).data.metrics == {}
     user.client.restore_experiment(eid)
     assert user.client.get_experiment(eid).lifecycle_stage == "active"
+    user.client.log_metric(rid, "loss", 0.5, step=1)
+    assert user.client.get_run(rid).data.metrics == {"loss": 0.5}
     with pytest.raises(mlflow.exceptions.MlflowException) as active:
         user.client.restore_experiment(eid)
     assert active.value.error_code == "RESOURCE_DOES_NOT_EXIST"

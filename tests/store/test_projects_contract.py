@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import pytest
 
+from mltrail.core import validation
 from mltrail.core.errors import ConflictError, ValidationError
+from mltrail.core.types import ExperimentRef, Status
 from mltrail.store.base import Store
+from support.factories import log_batch, ramp_batch
 
 
 def test_a_project_is_renamed_and_described(store: Store) -> None:
@@ -55,6 +58,43 @@ def test_a_deleted_project_is_hidden_closed_to_new_runs_and_restorable(store: St
     with pytest.raises(ValidationError) as bad:
         store.list_projects("archived")
     assert bad.value.field == "include"
+
+
+def test_the_runs_of_a_deleted_project_take_no_writes_until_it_is_restored(store: Store) -> None:
+    """As MLflow refuses log_metric / set_tag to the runs of a deleted experiment: every write
+    to an experiment of a deleted project is a ConflictError naming the project; reads, a stop
+    request and heartbeats (liveness, not data) still work, and a restore opens it again."""
+    gone = store.create_project("gone")
+    run = store.create_experiment(gone.id, display_name="run")
+    p, e = gone.id, run.experiment_id
+    store.append_points(p, e, ramp_batch(1))
+    store.delete_project(p)
+    ref = (ExperimentRef(p, e),)
+    chart = validation.chart("c", chart_x=[1], chart_y=[1.0])
+    writes = {
+        "append_points": lambda: store.append_points(p, e, ramp_batch(2, start=5)),
+        "append_logs": lambda: store.append_logs(p, e, log_batch("c", 1, "hello")),
+        "update_experiment": lambda: store.update_experiment(p, e, tags=["t"]),
+        "finish": lambda: store.update_experiment(p, e, status=Status.DONE),
+        "put_external_metrics": lambda: store.put_external_metrics(ref, {"ex_a": 1}),
+        "put_chart": lambda: store.put_chart(ref, chart),
+        "link_weights_hash": lambda: store.link_weights_hash(
+            p, e, "a" * 40, iteration=1, epoch=None
+        ),
+        "rewind_points": lambda: store.rewind_points(p, e, 0),
+    }
+    for name, write in writes.items():
+        with pytest.raises(ConflictError) as err:
+            write()
+        assert err.value.field == "project", name
+        assert f"project {p} is deleted" in err.value.message, name
+    assert [s.count for s in store.list_series(p, e)] == [5]  # nothing was half-written
+    assert store.get_experiment(p, e).tags == ()
+    store.record_heartbeat(p, e)
+    store.request_stop(p, e)
+    store.restore_project(p)
+    assert store.append_points(p, e, ramp_batch(2, start=5)) == 5
+    assert store.update_experiment(p, e, tags=["t"]).tags == ("t",)
 
 
 def test_an_active_project_is_found_before_a_deleted_one_of_the_same_name(store: Store) -> None:

@@ -61,9 +61,10 @@ class ProjectStore(abc.ABC):
     @abc.abstractmethod
     def delete_project(self, project_id: int) -> Project:
         """Delete the project: it keeps everything, is hidden from :meth:`list_projects`
-        (``include="deleted"`` shows it) and takes no new experiment until restored; reads and
-        writes of its experiments go on. Any member may (and administrators); a job's token
-        may not.
+        (``include="deleted"`` shows it) and takes no new experiment and no write to its
+        experiments until restored (ConflictError naming ``project``, as MLflow refuses writes to
+        the runs of a deleted experiment); reads, heartbeats and stop requests go on. Any member
+        may (and administrators); a job's token may not.
 
         Raises:
             NotFoundError / PermissionDeniedError: (``project``) unknown, or not a member.

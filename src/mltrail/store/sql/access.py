@@ -17,7 +17,12 @@ import numpy as np
 from sqlalchemy import ColumnElement, Connection, bindparam, select, true, update
 
 from mltrail.core import validation
-from mltrail.core.errors import NotFoundError, PermissionDeniedError, ValidationError
+from mltrail.core.errors import (
+    ConflictError,
+    NotFoundError,
+    PermissionDeniedError,
+    ValidationError,
+)
 from mltrail.core.types import JobGrant, User
 from mltrail.core.wire import parse_json
 from mltrail.store.sql.engine import Database, in_write
@@ -99,14 +104,19 @@ def check_project(conn: Connection, scope: Scope, project_id: Any) -> int:
     return pid
 
 
-def experiment_pk(conn: Connection, scope: Scope, project_id: Any, experiment_id: Any) -> int:
-    """The surrogate key of (project, experiment number), after the access check.
+def experiment_pk(
+    conn: Connection, scope: Scope, project_id: Any, experiment_id: Any, *, write: bool = False
+) -> int:
+    """The surrogate key of (project, experiment number), after the access check; with
+    ``write``, only while the project is not deleted (as MLflow refuses writes to the runs of a
+    deleted experiment), checked in the same query.
 
     One query on the hot path; the precise error is worked out only when it finds nothing.
 
     Raises:
         NotFoundError: unknown project or experiment (field ``project`` / ``experiment``).
         PermissionDeniedError: the user is not a member of the project.
+        ConflictError: ``write`` to an experiment of a deleted project (field ``project``).
     """
     pid = validation.require_int(project_id, "project", minimum=1)
     number = validation.require_int(experiment_id, "experiment", minimum=1)
@@ -128,11 +138,22 @@ def experiment_pk(conn: Connection, scope: Scope, project_id: Any, experiment_id
             project_members.c.user_id == scope.user.id
         )
         query = query.where(experiments.c.project_id.in_(members))
-    pk = conn.execute(query).scalar()
+    pk = conn.execute(query.where(_LIVE_PROJECT) if write else query).scalar()
     if pk is None:
-        check_project(conn, scope, pid)
-        raise NotFoundError(f"experiment {number} does not exist in project {pid}", "experiment")
+        _refuse_missing(conn, scope, pid, number, write)
     return int(pk)
+
+
+def _refuse_missing(conn: Connection, scope: Scope, pid: int, number: int, write: bool) -> None:
+    """Why (project, experiment) was not found, as the error to raise."""
+    check_project(conn, scope, pid)
+    deleted_at = conn.execute(select(projects.c.deleted_at).where(projects.c.id == pid)).scalar()
+    if write and deleted_at is not None:
+        raise ConflictError(
+            f"project {pid} is deleted: its experiments take no writes; restore it first",
+            "project",
+        )
+    raise NotFoundError(f"experiment {number} does not exist in project {pid}", "experiment")
 
 
 def touched_experiment_pk(
@@ -146,7 +167,7 @@ def touched_experiment_pk(
     pid = validation.require_int(project_id, "project", minimum=1)
     number = validation.require_int(experiment_id, "experiment", minimum=1)
     if scope.grant is not None or max(pid, number) > validation.MAX_DB_ID:
-        pk = experiment_pk(conn, scope, pid, number)  # a job's checks, or the error
+        pk = experiment_pk(conn, scope, pid, number, write=True)  # a job's checks, or the error
         conn.execute(update(experiments).where(experiments.c.id == pk).values(updated_at=now))
         return pk
     params: dict[str, Any] = {"b_pid": pid, "b_number": number, "b_now": now}
@@ -155,13 +176,20 @@ def touched_experiment_pk(
     else:
         assert scope.user is not None
         found = conn.execute(_TOUCH_MEMBER, {**params, "b_uid": scope.user.id}).scalar()
-    return int(found) if found is not None else experiment_pk(conn, scope, pid, number)
+    return int(found) if found is not None else experiment_pk(conn, scope, pid, number, write=True)
 
 
+# the experiment's project is not deleted: a primary-key probe inside the one lookup
+_LIVE_PROJECT = (
+    select(projects.c.id)
+    .where(projects.c.id == experiments.c.project_id, projects.c.deleted_at.is_(None))
+    .exists()
+)
 _TOUCH_ANY = (
     update(experiments)
     .where(experiments.c.project_id == bindparam("b_pid"))
     .where(experiments.c.number == bindparam("b_number"))
+    .where(_LIVE_PROJECT)
     .values(updated_at=bindparam("b_now"))
     .returning(experiments.c.id)
 )

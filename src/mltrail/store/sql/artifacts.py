@@ -87,8 +87,8 @@ def room_for(
     conn: Connection, scope: Scope, limits: ArtifactLimits, ref: tuple[int, int], path: str
 ) -> tuple[int, int]:
     """(experiment row id, bytes one file may have): the per-file limit or what is left of
-    the project's quota, whichever is smaller."""
-    pk = experiment_pk(conn, scope, *ref)
+    the project's quota, whichever is smaller. Refused while the project is deleted."""
+    pk = experiment_pk(conn, scope, *ref, write=True)
     left = limits.project_quota_bytes - _used_bytes(conn, int(ref[0]), pk, path)
     return pk, max(min(limits.max_file_bytes, left), 0)
 

@@ -156,11 +156,18 @@ def _created_before(conn: Connection, pid: int, client_id: str) -> int | None:
 
 
 def update_experiment(
-    conn: Connection, scope: Scope, judge: Judge, ref: tuple[Any, Any], changes: dict[str, Any]
+    conn: Connection,
+    scope: Scope,
+    judge: Judge,
+    ref: tuple[Any, Any],
+    changes: dict[str, Any],
+    *,
+    internal: bool = False,
 ) -> Experiment:
-    """Apply changes; JSON fields merge into the old ones; status moves set timestamps."""
+    """Apply changes; JSON fields merge into the old ones; status moves set timestamps.
+    Refused while the project is deleted, except the ``internal`` moves of a job's run."""
     now = judge.now
-    pk = experiment_pk(conn, scope, *ref)
+    pk = experiment_pk(conn, scope, *ref, write=not internal)
     row = conn.execute(select(experiments).where(experiments.c.id == pk).with_for_update()).one()
     values: dict[str, Any] = {"updated_at": now}
     if changes.get("display_name") is not None:
@@ -224,8 +231,9 @@ def resume_experiment(
     its start time kept, its end time and stop request cleared, and a ``mltrail`` INFO line in
     its logs says it was resumed and from which status. A run that heartbeated before gets a
     heartbeat now (its old one would read crashed at once); one that never did stays unjudged
-    (``core.liveness``). A run in the trash is refused (ConflictError): restore it first."""
-    pk = experiment_pk(conn, scope, *ref)
+    (``core.liveness``). A run in the trash, or of a deleted project, is refused
+    (ConflictError): restore it first."""
+    pk = experiment_pk(conn, scope, *ref, write=True)
     c = experiments.c
     conn.execute(select(c.id).where(c.id == pk).with_for_update()).one()  # lock, then judge
     row = conn.execute(

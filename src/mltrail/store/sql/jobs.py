@@ -50,7 +50,7 @@ def _set_experiment_status(
     ref = (row.project_id, row.number)
     # a job's claim or retry runs the experiment again, whatever it recorded last
     changes = {"status": status, "rerun": True}
-    exp.update_experiment(conn, scope, Judge.stored(now), ref, changes)
+    exp.update_experiment(conn, scope, Judge.stored(now), ref, changes, internal=True)
 
 
 # --- submission and reads --------------------------------------------------------------------
@@ -298,7 +298,7 @@ def expire_leases(conn: Connection, db: Database, now: float) -> list[Job]:
         conn.execute(update(agents).where(agents.c.job_id == row.id).values(job_id=None))
         line = LogLine(time=now, stream="agent", level="ERROR", message=note)
         batch = LogBatch(client_id=f"mltrail-lease:job:{row.id}", seq=row.attempts, lines=(line,))
-        logs.append_logs(conn, db, unscoped, (row.project_id, row.number), batch)
+        logs.append_logs(conn, db, unscoped, (row.project_id, row.number), batch, internal=True)
     return [to_job(load_job(conn, unscoped, r.id)) for r in rows]
 
 

@@ -41,11 +41,18 @@ def _clean(line: LogLine, index: int) -> dict[str, Any]:
 
 
 def append_logs(
-    conn: Connection, db: Database, scope: Scope, ref: tuple[Any, Any], batch: LogBatch
+    conn: Connection,
+    db: Database,
+    scope: Scope,
+    ref: tuple[Any, Any],
+    batch: LogBatch,
+    *,
+    internal: bool = False,
 ) -> int:
-    """Store the batch's lines after the experiment's last one; 0 for a replayed batch."""
+    """Store the batch's lines after the experiment's last one; 0 for a replayed batch.
+    Refused while the project is deleted, except the ``internal`` lines of a job's agent."""
     rows = [_clean(line, i) for i, line in enumerate(batch.lines)]
-    pk = experiment_pk(conn, scope, *ref)
+    pk = experiment_pk(conn, scope, *ref, write=not internal)
     if not claim_batch(conn, db, pk, "logs", batch.client_id, batch.seq):
         return 0
     return _insert(conn, db, pk, rows)

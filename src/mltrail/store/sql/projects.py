@@ -122,7 +122,7 @@ def mark_project_deleted(
 ) -> Project:
     """Delete (``deleted``) or restore the project: any member may. Its experiments keep
     their own states; while it is deleted it is hidden from listings and takes no new
-    experiment. ConflictError (field ``project``) when it already is in that state."""
+    experiment and no write to its experiments (``access.experiment_pk(write=True)``). ConflictError (field ``project``) when it already is in that state."""
     refuse_job_token(scope, "delete or restore projects")
     pid = check_project(conn, scope, project_id)
     was = projects.c.deleted_at.is_(None) if deleted else projects.c.deleted_at.is_not(None)

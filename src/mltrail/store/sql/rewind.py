@@ -31,7 +31,7 @@ def rewind_points(
 ) -> int:
     """Discard the experiment's points with an iteration above ``iteration``; returns how many."""
     last_kept = validation.require_int(iteration, "iteration", minimum=0)
-    pk = experiment_pk(conn, scope, *ref)
+    pk = experiment_pk(conn, scope, *ref, write=True)
     rows = conn.execute(
         select(metric_series.c.id, metric_series.c.key, metric_series.c.phase)
         .where(metric_series.c.experiment_id == pk)

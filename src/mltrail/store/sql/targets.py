@@ -27,7 +27,9 @@ def resolve_targets(
     found: dict[ExperimentRef, int] = {}
     for target in validation.as_targets(targets):
         if isinstance(target, ExperimentRef):
-            found[target] = experiment_pk(conn, scope, target.project_id, target.experiment_id)
+            found[target] = experiment_pk(
+                conn, scope, target.project_id, target.experiment_id, write=True
+            )
             continue
         links = visible_links(conn, scope, target)
         if not links:

@@ -67,7 +67,7 @@ def link_weights_hash(
     digest = validation.as_weights_hash(weights_hash)
     iteration = _optional_int(point[0], "iteration")
     epoch = _optional_int(point[1], "epoch")
-    pk = experiment_pk(conn, scope, *ref)
+    pk = experiment_pk(conn, scope, *ref, write=True)
     existing = conn.execute(
         _links_query().where(
             weights_links.c.experiment_id == pk,
