@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 from sqlalchemy import ColumnElement, Connection, bindparam, select, true, update
@@ -144,7 +144,7 @@ def experiment_pk(
     return int(pk)
 
 
-def _refuse_missing(conn: Connection, scope: Scope, pid: int, number: int, write: bool) -> None:
+def _refuse_missing(conn: Connection, scope: Scope, pid: int, number: int, write: bool) -> NoReturn:
     """Why (project, experiment) was not found, as the error to raise."""
     check_project(conn, scope, pid)
     deleted_at = conn.execute(select(projects.c.deleted_at).where(projects.c.id == pid)).scalar()
