@@ -167,3 +167,34 @@ def test_chunk_codec_handles_one_point_and_constant_columns() -> None:
         got_it, got_ep, got_values, got_times = chunks.decode_chunk(chunks.encode_chunk(chunk), n)
         assert got_it.tolist() == it.tolist() and got_ep.tolist() == [-1] * n
         assert got_values.tolist() == [0.25] * n and got_times.tolist() == [1.7e9 + 0.5] * n
+
+
+def test_coarser_buckets_equal_buckets_computed_from_the_points() -> None:
+    """Folded from the finer level, a level's buckets are those computed from the points:
+    several series, ordinals not starting at a boundary, ties, -0.0, NaN runs, all-NaN buckets,
+    a re-logged iteration and times in milliseconds."""
+    rng = np.random.default_rng(11)
+    lengths, offsets = [700, 5, 1_300], [3, 0, 60]
+    n = sum(lengths)
+    series = np.repeat(np.arange(3), lengths)
+    ordinals = np.concatenate([np.arange(o, o + k) for o, k in zip(offsets, lengths, strict=True)])
+    values = rng.integers(-3, 4, size=n).astype(np.float64)  # many ties
+    values[rng.random(n) < 0.2] = math.nan
+    values[100:180] = math.nan  # whole fine buckets of NaN
+    values[rng.random(n) < 0.05] = -0.0
+    it = ordinals * 2
+    it[400] = it[399]  # a re-logged iteration
+    ep = ordinals // 50
+    millis = 1_700_000_000_000 + ordinals * 7
+    fine = rollups.compute_buckets(series, ordinals, 8, it, ep, values, millis)
+    for factor in (2, 8, 64):
+        want = rollups.compute_buckets(series, ordinals, 8 * factor, it, ep, values, millis)
+        got = rollups.coarser_buckets(fine, factor)
+        assert sorted(got) == sorted(want)
+        for name, column in want.items():
+            assert got[name].dtype == column.dtype, name
+            assert _bits(got[name]) == _bits(column), (factor, name)  # NaN and -0.0 too
+
+
+def _bits(column: np.ndarray) -> list[int]:
+    return (column.view(np.uint64) if column.dtype == np.float64 else column).tolist()

@@ -161,8 +161,12 @@ class _Writes:
             for a in ("iterations", "epochs", "values", "times")
         )
         millis = np.round(t * 1000.0).astype(np.int64)  # as the chunk codec keeps them
-        for level, size in enumerate(rollups.LEVEL_SIZES, start=1):
-            buckets = rollups.compute_buckets(series, ordinals, size, it, ep, v, millis)
+        sizes = rollups.LEVEL_SIZES
+        coarser = rollups.compute_buckets(series, ordinals, sizes[0], it, ep, v, millis)
+        for level, size in enumerate(sizes, start=1):
+            buckets = coarser  # each level from the one below, before stored partials merge in
+            if level < len(sizes):
+                coarser = rollups.coarser_buckets(buckets, sizes[level] // size)
             is_first = np.r_[True, buckets["series"][1:] != buckets["series"][:-1]]
             merged = np.zeros(len(is_first), dtype=bool)
             for i in np.flatnonzero(is_first).tolist():

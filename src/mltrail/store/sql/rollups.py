@@ -107,6 +107,32 @@ def compute_buckets(
     return out
 
 
+def coarser_buckets(fine: Buckets, factor: int) -> Buckets:
+    """Buckets ``factor`` times larger, folded from the finer buckets of the same points (those
+    :func:`compute_buckets` made, before any stored partial is merged into them).
+
+    The same buckets as :func:`compute_buckets` at the coarser size gives, at a few
+    hundredths of the cost: a coarse bucket's first point is its first fine bucket's, its last
+    the last one's, its min the min of the first fine bucket holding the smallest value (each
+    fine min is the first such point of its bucket, an all-NaN bucket's its first point).
+    """
+    series, bucket_ids = fine["series"], fine["bucket"] // factor
+    m = len(series)
+    change = np.ones(m, dtype=bool)
+    change[1:] = (bucket_ids[1:] != bucket_ids[:-1]) | (series[1:] != series[:-1])
+    starts = np.flatnonzero(change)
+    seg = np.cumsum(change) - 1
+    ends = np.r_[starts[1:], m] - 1
+    out: Buckets = {"series": series[starts], "bucket": bucket_ids[starts],
+                    "n": np.add.reduceat(fine["n"], starts)}  # fmt: skip
+    for part, idx in (("first", starts), ("last", ends)):
+        out.update({f"{part}_{f}": fine[f"{part}_{f}"][idx] for f in POINT_FIELDS})
+    for part, pick_max in (("min", False), ("max", True)):
+        idx = _segment_pick(fine[f"{part}_value"], seg, starts, pick_max)
+        out.update({f"{part}_{f}": fine[f"{part}_{f}"][idx] for f in POINT_FIELDS})
+    return out
+
+
 def _better(new: float, old: float, pick_max: bool) -> bool:
     if math.isnan(new):
         return False
