@@ -3,17 +3,21 @@ bit through a real server, and every malformed body a 4xx naming its field, neve
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 
 import numpy as np
 import pytest
 
+from mltrail.core.errors import ValidationError
 from mltrail.core.series_codec import (
+    MAX_HEADER_BYTES,
     POINTS_MEDIA_TYPE,
     metric_batch_from_binary,
     metric_batch_to_binary,
 )
 from mltrail.core.types import MAX_BATCH_CHUNKS, MetricBatch, SeriesChunk
+from mltrail.core.validation import MAX_KEY_LEN
 from mltrail.store.http import HttpStore
 from support.clients import error_of
 from support.servers import unique_name
@@ -151,6 +155,7 @@ COLUMNS = np.zeros(8, dtype="<i8").tobytes()  # 2 points x 4 columns
             "chunks[0].n",  # an empty chunk means nothing
         ),
         (_head(_many_chunks(MAX_BATCH_CHUNKS + 1)), "chunks"),  # refused before it is read
+        (_head(GOOD_HEAD + b" " * MAX_HEADER_BYTES) + COLUMNS, "header"),  # too long to parse
         (_head(GOOD_HEAD) + COLUMNS[:-1], "body"),  # a byte short
         (_head(GOOD_HEAD) + COLUMNS + b"\0", "body"),  # a byte over
         (_head(GOOD_HEAD, pad=False) + COLUMNS[:40], "body"),
@@ -161,6 +166,26 @@ def test_a_malformed_binary_body_is_422_naming_its_field(client, experiment, bod
     error = error_of(_post(client, experiment, body), 422)
     assert (error["type"], error["field"]) == ("validation_error", field), error
     assert error["message"]
+
+
+def test_a_header_is_refused_by_its_length_before_it_is_parsed(monkeypatch):
+    """A header longer than the cap (what 10,000 chunks of the longest keys take) is refused
+    before its JSON is read, however valid; one of exactly the cap is read."""
+    from mltrail.core import series_codec
+
+    exact = _head(GOOD_HEAD.ljust(MAX_HEADER_BYTES))
+    assert len(metric_batch_from_binary(exact + COLUMNS).chunks) == 1
+    parsed: list[int] = []
+    monkeypatch.setattr(series_codec, "parse_json", lambda b: parsed.append(len(b)))
+    with pytest.raises(ValidationError) as err:
+        metric_batch_from_binary(_head(GOOD_HEAD.ljust(MAX_HEADER_BYTES + 1)) + COLUMNS)
+    assert err.value.field == "header" and f"at most {MAX_HEADER_BYTES}" in err.value.message
+    assert parsed == []
+    longest = "\U0001f600" * MAX_KEY_LEN  # 4 UTF-8 bytes a character
+    chunk = dataclasses.replace(_chunk(longest, 1), phase="validation")
+    many = MetricBatch("\U0001f600" * 200, 2**63 - 1, (chunk,) * MAX_BATCH_CHUNKS)
+    full = metric_batch_to_binary(many)
+    assert struct.unpack_from("<I", full, 4)[0] <= MAX_HEADER_BYTES  # what HttpStore sends fits
 
 
 def test_random_bytes_never_make_a_server_error(client, experiment):
@@ -190,6 +215,8 @@ def test_a_json_batch_of_too_many_or_empty_chunks_is_422_naming_its_field(client
     many = {"client_id": "c", "seq": 1, "chunks": [wire_chunk(1)] * (MAX_BATCH_CHUNKS + 1)}
     error = error_of(client.post(experiment + "/points", json=many), 422)
     assert error["field"] == "chunks", error
+    # counted before the chunks are validated one by one (as the binary header's are)
+    assert f"holds {MAX_BATCH_CHUNKS + 1} chunks" in error["message"], error
     empty = {"client_id": "c", "seq": 2, "chunks": [wire_chunk(1), wire_chunk(0)]}
     error = error_of(client.post(experiment + "/points", json=empty), 422)
     assert error["field"] == "chunks[1].n", error

@@ -18,6 +18,7 @@ import numpy as np
 
 from mltrail.core.errors import ValidationError
 from mltrail.core.types import (
+    MAX_BATCH_CHUNKS,
     MetricBatch,
     MetricSummary,
     Series,
@@ -25,7 +26,7 @@ from mltrail.core.types import (
     SeriesChunk,
     SeriesQuery,
 )
-from mltrail.core.validation import batch_chunk_count
+from mltrail.core.validation import MAX_KEY_LEN, batch_chunk_count
 from mltrail.core.wire import (
     dump_json,
     encode_float,
@@ -195,11 +196,16 @@ def metric_batch_from_wire(d: Mapping[str, Any]) -> MetricBatch:
 # "chunks": [{"key", "phase", "n"}, ...]} padded with spaces to a multiple of 8 bytes; then per
 # chunk, in order, its n iterations (<i8), epochs (<i8), values (<f8) and times (<f8). Nothing
 # else: the body's length is exactly what the header announces. At most MAX_BATCH_CHUNKS
-# chunks, each of n >= 1 points.
+# chunks, each of n >= 1 points, and a header of at most MAX_HEADER_BYTES.
 POINTS_MEDIA_TYPE = "application/vnd.mltrail.points"
 _MAGIC = b"MLTP"
 _PREFIX = struct.Struct("<4sI")
 _MAX_N = 2**40
+MAX_HEADER_BYTES = 4_096 + MAX_BATCH_CHUNKS * (4 * MAX_KEY_LEN + 128)
+"""The longest header read (11,284,096 bytes), refused by its length before its JSON is parsed:
+per chunk, the longest key (250 characters of up to 4 UTF-8 bytes) and 128 bytes for its phase,
+``n`` and punctuation; 4 KiB for the client id and ``seq``. So a batch of the most chunks with the
+longest keys fits as HttpStore writes it (orjson: UTF-8, no ``\\u`` escapes)."""
 _MAX_SEQ = 2**63 - 1
 
 
@@ -226,6 +232,11 @@ def metric_batch_from_binary(body: bytes) -> MetricBatch:
         raise ValidationError(f"must start with {_MAGIC!r} and the header's length "
                               f"({POINTS_MEDIA_TYPE})", "body")  # fmt: skip
     size = _PREFIX.unpack_from(body)[1]
+    if size > MAX_HEADER_BYTES:
+        raise ValidationError(
+            f"announces {size} bytes, at most {MAX_HEADER_BYTES} (send fewer chunks per batch)",
+            "header",
+        )
     end = _PREFIX.size + size
     if end > len(body):
         raise ValidationError(f"announces {size} bytes, the body has {len(body)}", "header")

@@ -86,6 +86,8 @@ def _batch_from_json(content: bytes) -> Any:
         data = parse_json(content)
     except ValueError:
         raise ValidationError("body is not valid UTF-8 JSON", "body") from None
+    if isinstance(data, dict) and isinstance(data.get("chunks"), list):
+        validation.batch_chunk_count(len(data["chunks"]))  # before each chunk is validated
     try:
         checked = PointsIn.model_validate(data)
     except pydantic.ValidationError as exc:
