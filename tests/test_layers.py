@@ -20,3 +20,13 @@ def test_import_contracts_are_kept() -> None:
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 broken" in result.stdout
+
+
+def test_core_modules_stay_under_500_lines() -> None:
+    """CONTRIBUTING's module size, kept where every layer's parse constructors live (a module
+    that outgrows it splits along a noun: core/points.py holds the points' checks)."""
+    sizes = {
+        path.relative_to(ROOT).as_posix(): len(path.read_text().splitlines())
+        for path in sorted((ROOT / "src" / "mltrail" / "core").glob("*.py"))
+    }
+    assert {name: n for name, n in sizes.items() if n > 500} == {}

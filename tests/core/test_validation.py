@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 
 from mltrail.core import validation as v
 from mltrail.core.errors import ValidationError
-from mltrail.core.types import SeriesChunk
 
 scalars = st.one_of(st.text(max_size=50), st.integers(), st.floats(allow_nan=True), st.booleans())
 keys = st.text(
@@ -94,39 +93,6 @@ def test_log_messages_are_bounded_and_say_when_truncated(message):
         assert out == message
     else:
         assert out.startswith(message[: v.MAX_LOG_MESSAGE_LEN]) and out.endswith("characters]")
-
-
-@pytest.mark.parametrize(
-    ("chunk_kwargs", "field"),
-    [
-        ({"key": ""}, "key"),
-        ({"key": "x" * 251}, "key"),
-        ({"phase": "eval"}, "phase"),
-        ({"iterations": np.array([-1])}, "loss.iteration"),
-        ({"values": np.array([1.0, 2.0])}, "loss.values"),
-    ],
-)
-def test_series_chunk_errors_name_the_field(chunk_kwargs, field):
-    base = {
-        "key": "loss",
-        "phase": "train",
-        "iterations": np.array([0]),
-        "epochs": np.array([-1]),
-        "values": np.array([1.0]),
-        "times": np.array([1.0]),
-    }
-    with pytest.raises(ValidationError) as err:
-        v.series_chunk(SeriesChunk(**(base | chunk_kwargs)))
-    assert err.value.field == field
-
-
-@given(st.lists(st.floats(allow_nan=True, allow_infinity=True), min_size=1, max_size=50))
-def test_series_chunk_keeps_non_finite_values(values):
-    n = len(values)
-    chunk = v.series_chunk(
-        SeriesChunk("k", "train", np.arange(n), np.full(n, -1), np.array(values), np.ones(n))
-    )
-    assert np.array_equal(chunk.values, np.array(values), equal_nan=True)
 
 
 @pytest.mark.parametrize("value", [True, "1", None, [1]])

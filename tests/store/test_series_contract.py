@@ -9,8 +9,8 @@ import math
 import numpy as np
 import pytest
 
-from mltrail.core import validation
 from mltrail.core.errors import ValidationError
+from mltrail.core.points import MAX_BATCH_SERIES
 from mltrail.core.types import MAX_BATCH_CHUNKS, SeriesChunk, SeriesQuery
 from mltrail.store.base import Store
 from support.factories import batch, chunk
@@ -118,7 +118,7 @@ def test_a_batched_read_answers_every_series_as_single_reads_do(store: Store, pr
 
 def test_a_batched_read_of_too_many_series_is_refused(store: Store, project) -> None:
     exp = store.create_experiment(project.id)
-    keys = [f"m{i}" for i in range(validation.MAX_BATCH_SERIES + 1)]
+    keys = [f"m{i}" for i in range(MAX_BATCH_SERIES + 1)]
     store.append_points(
         project.id, exp.experiment_id, batch(0, *(chunk(k, [0], [1.0]) for k in keys))
     )

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from mltrail.core.errors import ValidationError
+from mltrail.core.points import batch_chunk_count
 from mltrail.core.types import (
     MAX_BATCH_CHUNKS,
     MetricBatch,
@@ -26,7 +27,7 @@ from mltrail.core.types import (
     SeriesChunk,
     SeriesQuery,
 )
-from mltrail.core.validation import MAX_KEY_LEN, batch_chunk_count
+from mltrail.core.validation import MAX_KEY_LEN
 from mltrail.core.wire import (
     dump_json,
     encode_float,

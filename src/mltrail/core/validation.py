@@ -23,15 +23,12 @@ from mltrail.core.errors import ValidationError
 from mltrail.core.text import as_text
 from mltrail.core.types import (
     LOG_LEVELS,
-    MAX_BATCH_CHUNKS,
     ChartScope,
     ChartSpec,
     ExMetrics,
     ExperimentRef,
     JsonScalar,
     Phase,
-    SeriesChunk,
-    SeriesQuery,
     Status,
     Target,
     WeightsHash,
@@ -49,7 +46,6 @@ MAX_LOG_MESSAGE_LEN = 65_536
 MAX_STREAM_LEN = 200
 MAX_CHART_POINTS = 1_000_000
 MAX_CHART_LINES = 256
-MAX_BATCH_SERIES = 5_000  # series one batched read may answer (a view's every chart)
 CHART_TYPES = ("line", "bar")  # how the UI draws the chart
 EX_PREFIX = "ex_"
 
@@ -442,50 +438,6 @@ def log_stream(value: Any) -> str:
     return _UNSTORABLE_RE.sub("\ufffd", value[:MAX_STREAM_LEN])
 
 
-# points keep their times as int64 milliseconds (and their deltas): 1e16 s wrapped to -9.2e15
-MAX_UNIX_TIME = 1e13
-
-
-def batch_chunk_count(count: int, field: str = "chunks") -> int:
-    """A points batch holds at most :data:`MAX_BATCH_CHUNKS` chunks (checked before any is
-    decoded)."""
-    if count > MAX_BATCH_CHUNKS:
-        raise ValidationError(
-            f"holds {count} chunks, at most {MAX_BATCH_CHUNKS} per batch (send several batches)",
-            field,
-        )
-    return count
-
-
-def series_chunk(chunk: SeriesChunk) -> SeriesChunk:
-    """Check a columnar chunk: key, phase, at least one point, equal-length arrays,
-    iterations and epochs >= 0."""
-    key = metric_key(chunk.key)
-    ph = phase(chunk.phase)
-    n = len(chunk.iterations)
-    if not n:
-        raise ValidationError("must hold at least one point (an empty chunk means nothing)",
-                              f"{key}.n")  # fmt: skip
-    for name in ("epochs", "values", "times"):
-        if len(getattr(chunk, name)) != n:
-            raise ValidationError(
-                f"has {len(getattr(chunk, name))} entries for {n} iterations", f"{key}.{name}"
-            )
-    iterations = np.asarray(chunk.iterations, dtype=np.int64)
-    epochs = np.asarray(chunk.epochs, dtype=np.int64)
-    if n and int(iterations.min()) < 0:
-        raise ValidationError("must be >= 0", f"{key}.iteration")
-    if n and int(epochs.min()) < -1:
-        raise ValidationError("must be >= 0", f"{key}.epoch")
-    values = np.asarray(chunk.values, dtype=np.float64)
-    times = np.asarray(chunk.times, dtype=np.float64)
-    if n and not (np.abs(times) <= MAX_UNIX_TIME).all():  # False for NaN too
-        raise ValidationError(
-            f"must be finite unix times within +-{MAX_UNIX_TIME:.0e} seconds", f"{key}.time"
-        )
-    return SeriesChunk(key, ph, iterations, epochs, values, times)
-
-
 def is_storable(text: str) -> bool:
     """Whether every database holds ``text`` as it is (no NUL, no unpaired surrogate)."""
     return _UNSTORABLE_RE.search(text) is None
@@ -504,31 +456,3 @@ def sequence_of(value: Any, field: str) -> Sequence[Any]:
     if not isinstance(value, (list, tuple)):
         raise ValidationError(f"must be a list, got {type(value).__name__}", field)
     return value
-
-
-def series_queries(value: Any, field: str = "series") -> tuple[SeriesQuery, ...]:
-    """The entries of a batched series read: a non-empty list of objects with ``project``,
-    ``experiment`` (``project_id`` / ``experiment_id`` accepted), optional ``key`` and
-    ``phase``; at most :data:`MAX_BATCH_SERIES`."""
-    if not isinstance(value, (list, tuple)) or not value:
-        raise ValidationError("must be a non-empty list of series", field)
-    if len(value) > MAX_BATCH_SERIES:
-        raise ValidationError(f"at most {MAX_BATCH_SERIES:,} entries, got {len(value):,}", field)
-    return tuple(_series_query(item, f"{field}[{i}]") for i, item in enumerate(value))
-
-
-def _series_query(item: Any, field: str) -> SeriesQuery:
-    if isinstance(item, SeriesQuery):
-        item = {"project": item.project_id, "experiment": item.experiment_id,
-                "key": item.key, "phase": item.phase}  # fmt: skip
-    if not isinstance(item, Mapping):
-        raise ValidationError("must be an object", field)
-    project = item.get("project", item.get("project_id"))
-    experiment = item.get("experiment", item.get("experiment_id"))
-    key, phase_ = item.get("key"), item.get("phase")
-    return SeriesQuery(
-        require_int(project, f"{field}.project", minimum=1),
-        require_int(experiment, f"{field}.experiment", minimum=1),
-        None if key is None else metric_key(key, f"{field}.key"),
-        None if phase_ is None else phase(phase_, f"{field}.phase"),
-    )

@@ -8,8 +8,8 @@ import pydantic
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
 
-from mltrail.core import validation
 from mltrail.core.errors import ValidationError
+from mltrail.core.points import batch_chunk_count, series_queries
 from mltrail.core.series_codec import (
     POINTS_MEDIA_TYPE,
     metric_batch_from_binary,
@@ -87,7 +87,7 @@ def _batch_from_json(content: bytes) -> Any:
     except ValueError:
         raise ValidationError("body is not valid UTF-8 JSON", "body") from None
     if isinstance(data, dict) and isinstance(data.get("chunks"), list):
-        validation.batch_chunk_count(len(data["chunks"]))  # before each chunk is validated
+        batch_chunk_count(len(data["chunks"]))  # before each chunk is validated
     try:
         checked = PointsIn.model_validate(data)
     except pydantic.ValidationError as exc:
@@ -150,7 +150,7 @@ def read_series_batch(body: SeriesBatchIn, store: StoreDep) -> OrjsonResponse:
     """Many series in one request: every chart of an experiment page (an entry without
     ``key``: all its series) or of a compare view. Each is read as ``series/read`` reads one;
     an entry that finds nothing answers ``error`` in its place (docs/rest.md)."""
-    queries = validation.series_queries(body.series)
+    queries = series_queries(body.series)
     answers = store.read_series_batch(
         queries, max_points=body.max_points, start=body.start, end=body.end, times=body.times
     )

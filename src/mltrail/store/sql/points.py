@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Connection, bindparam, select, update
 
-from mltrail.core import validation
+from mltrail.core.points import batch_chunk_count, series_chunk
 from mltrail.core.types import (
     MetricBatch,
     MetricSummary,
@@ -62,7 +62,7 @@ def append_points(
     conn: Connection, db: Database, scope: Scope, ref: tuple[Any, Any], batch: MetricBatch
 ) -> int:
     """Store a batch once; returns the points stored (0 for a replayed (client_id, seq))."""
-    chunks = _merge_chunks([validation.series_chunk(c) for c in batch.chunks])
+    chunks = _merge_chunks([series_chunk(c) for c in batch.chunks])
     pk = touched_experiment_pk(conn, scope, *ref, now=db.clock())  # its last activity
     if not claim_batch(conn, db, pk, "points", batch.client_id, batch.seq):
         return 0
@@ -267,7 +267,7 @@ class SqlPoints(SqlNoun, PointStore):
     """The metric points half of SqlStore."""
 
     def append_points(self, project_id: int, experiment_id: int, batch: MetricBatch) -> int:
-        validation.batch_chunk_count(len(batch.chunks))  # internal rewrites may hold more
+        batch_chunk_count(len(batch.chunks))  # internal rewrites may hold more
         with self._db.write() as conn:
             ref = (project_id, experiment_id)
             return append_points(conn, self._db, self._scope, ref, batch)

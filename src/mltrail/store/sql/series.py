@@ -15,6 +15,7 @@ from sqlalchemy import Connection, case, func, or_, select
 
 from mltrail.core import validation
 from mltrail.core.errors import MltrailError, NotFoundError, PermissionDeniedError, ValidationError
+from mltrail.core.points import MAX_BATCH_SERIES
 from mltrail.core.types import Series, SeriesAnswer, SeriesQuery
 from mltrail.store.sql import rollups
 from mltrail.store.sql.access import Scope, experiment_pk, fetch_tuples
@@ -304,9 +305,9 @@ def read_series_batch(
                 (q, NotFoundError(f"experiment {q.experiment_id} has no series {phase}/{q.key}"))
             )
         plan += [(q, r) for r in matching]
-    if len(plan) > validation.MAX_BATCH_SERIES:
+    if len(plan) > MAX_BATCH_SERIES:
         raise ValidationError(
-            f"names {len(plan):,} series, at most {validation.MAX_BATCH_SERIES:,} per request",
+            f"names {len(plan):,} series, at most {MAX_BATCH_SERIES:,} per request",
             "series",
         )
     return [_answer(conn, q, found, max_points, bounds) for q, found in plan]

@@ -1,0 +1,89 @@
+"""Parse constructors of metric points: the chunks a batch carries (and how many it may carry)
+and the entries of a batched series read. Checked once, at the entrance, as
+:mod:`mltrail.core.validation` checks everything else (whose key, phase and integer rules these
+use); :class:`ValidationError` names the field at fault. No I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from mltrail.core.errors import ValidationError
+from mltrail.core.types import MAX_BATCH_CHUNKS, SeriesChunk, SeriesQuery
+from mltrail.core.validation import metric_key, phase, require_int
+
+MAX_BATCH_SERIES = 5_000  # series one batched read may answer (a view's every chart)
+
+# points keep their times as int64 milliseconds (and their deltas): 1e16 s wrapped to -9.2e15
+MAX_UNIX_TIME = 1e13
+
+
+def batch_chunk_count(count: int, field: str = "chunks") -> int:
+    """A points batch holds at most :data:`MAX_BATCH_CHUNKS` chunks (checked before any is
+    decoded)."""
+    if count > MAX_BATCH_CHUNKS:
+        raise ValidationError(
+            f"holds {count} chunks, at most {MAX_BATCH_CHUNKS} per batch (send several batches)",
+            field,
+        )
+    return count
+
+
+def series_chunk(chunk: SeriesChunk) -> SeriesChunk:
+    """Check a columnar chunk: key, phase, at least one point, equal-length arrays,
+    iterations and epochs >= 0."""
+    key = metric_key(chunk.key)
+    ph = phase(chunk.phase)
+    n = len(chunk.iterations)
+    if not n:
+        raise ValidationError("must hold at least one point (an empty chunk means nothing)",
+                              f"{key}.n")  # fmt: skip
+    for name in ("epochs", "values", "times"):
+        if len(getattr(chunk, name)) != n:
+            raise ValidationError(
+                f"has {len(getattr(chunk, name))} entries for {n} iterations", f"{key}.{name}"
+            )
+    iterations = np.asarray(chunk.iterations, dtype=np.int64)
+    epochs = np.asarray(chunk.epochs, dtype=np.int64)
+    if n and int(iterations.min()) < 0:
+        raise ValidationError("must be >= 0", f"{key}.iteration")
+    if n and int(epochs.min()) < -1:
+        raise ValidationError("must be >= 0", f"{key}.epoch")
+    values = np.asarray(chunk.values, dtype=np.float64)
+    times = np.asarray(chunk.times, dtype=np.float64)
+    if n and not (np.abs(times) <= MAX_UNIX_TIME).all():  # False for NaN too
+        raise ValidationError(
+            f"must be finite unix times within +-{MAX_UNIX_TIME:.0e} seconds", f"{key}.time"
+        )
+    return SeriesChunk(key, ph, iterations, epochs, values, times)
+
+
+def series_queries(value: Any, field: str = "series") -> tuple[SeriesQuery, ...]:
+    """The entries of a batched series read: a non-empty list of objects with ``project``,
+    ``experiment`` (``project_id`` / ``experiment_id`` accepted), optional ``key`` and
+    ``phase``; at most :data:`MAX_BATCH_SERIES`."""
+    if not isinstance(value, (list, tuple)) or not value:
+        raise ValidationError("must be a non-empty list of series", field)
+    if len(value) > MAX_BATCH_SERIES:
+        raise ValidationError(f"at most {MAX_BATCH_SERIES:,} entries, got {len(value):,}", field)
+    return tuple(_series_query(item, f"{field}[{i}]") for i, item in enumerate(value))
+
+
+def _series_query(item: Any, field: str) -> SeriesQuery:
+    if isinstance(item, SeriesQuery):
+        item = {"project": item.project_id, "experiment": item.experiment_id,
+                "key": item.key, "phase": item.phase}  # fmt: skip
+    if not isinstance(item, Mapping):
+        raise ValidationError("must be an object", field)
+    project = item.get("project", item.get("project_id"))
+    experiment = item.get("experiment", item.get("experiment_id"))
+    key, phase_ = item.get("key"), item.get("phase")
+    return SeriesQuery(
+        require_int(project, f"{field}.project", minimum=1),
+        require_int(experiment, f"{field}.experiment", minimum=1),
+        None if key is None else metric_key(key, f"{field}.key"),
+        None if phase_ is None else phase(phase_, f"{field}.phase"),
+    )
