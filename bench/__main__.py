@@ -68,7 +68,8 @@ def main(argv: list[str] | None = None) -> int:
         tables.append(("Peers: the best configuration per workload (fastest; smallest for "
                        "memory), and every configuration tried:", rows.peer_table(res.peers)))  # fmt: skip
     tables.append(("Scaling curve (one series of N points, batched by the SDK: ingest until "
-                   "committed, then a chart read at max_points=2000):", res.scaling_table()))  # fmt: skip
+                   "committed; chart reads at max_points=2000 once every size is stored, "
+                   "round-robin over the sizes):", res.scaling_table()))  # fmt: skip
     document = render_markdown(tables, machine_info(), command, res.notes)
     print("\n" + "\n\n".join(t for _, t in tables))
     for path in outputs(args):

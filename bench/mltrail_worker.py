@@ -187,7 +187,8 @@ def series(args: dict[str, Any]) -> dict[str, Any]:
             if per_flush and (i + 1) % per_flush == 0:
                 exp.flush()
         project, experiment = _ids(exp)
-    result: dict[str, Any] = {"points": points, "ingest_s": time.perf_counter() - started}
+    result: dict[str, Any] = {"points": points, "ingest_s": time.perf_counter() - started,
+                              "ids": [project, experiment]}  # fmt: skip
     name, want = key_names(1)[0], values[:, 0]
     with _store() as store:
         chart_s, chart = _timed(
@@ -217,6 +218,24 @@ def _timed(read: Any, repeats: int) -> tuple[float, Any]:
         value = read()
         times.append(time.perf_counter() - t0)
     return statistics.median(times), value
+
+
+def chart_rounds(args: dict[str, Any]) -> dict[str, Any]:
+    """Chart reads (``max_points`` 2,000) of several stored series, timed round-robin: one
+    read of each per round, ``rounds`` rounds after a warm-up read of each, so a change of
+    the machine's load hits every series alike. ``series`` lists [label, project, experiment]
+    of series logged by :func:`series`; answers each label's median seconds."""
+    name = key_names(1)[0]
+    entries = [(str(label), int(p), int(e)) for label, p, e in args["series"]]
+    seconds: dict[str, list[float]] = {label: [] for label, _, _ in entries}
+    with _store() as store:
+        for warm_up in [True] + [False] * int(args["rounds"]):
+            for label, project, experiment in entries:
+                started = time.perf_counter()
+                store.read_series(project, experiment, name, "train", max_points=CHART_POINTS)
+                if not warm_up:
+                    seconds[label].append(time.perf_counter() - started)
+    return {"chart_s": {label: statistics.median(s) for label, s in seconds.items()}}
 
 
 def sync_log(args: dict[str, Any]) -> dict[str, Any]:
@@ -323,6 +342,7 @@ WORKLOADS = {
     "ingest": ingest,
     "flushes": flushes,
     "series": series,
+    "chart_rounds": chart_rounds,
     "sync_log": sync_log,
     "experiments_list": experiments_list,
     "stalled": stalled,
