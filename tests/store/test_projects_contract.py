@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from mltrail.core import validation
-from mltrail.core.errors import ConflictError, ValidationError
+from mltrail.core.errors import ConflictError, NotFoundError, ValidationError
 from mltrail.core.types import ExperimentRef, Status
 from mltrail.store.base import Store
 from support.factories import log_batch, ramp_batch
@@ -95,6 +95,36 @@ def test_the_runs_of_a_deleted_project_take_no_writes_until_it_is_restored(store
     store.restore_project(p)
     assert store.append_points(p, e, ramp_batch(2, start=5)) == 5
     assert store.update_experiment(p, e, tags=["t"]).tags == ("t",)
+
+
+def test_a_write_by_weights_hash_skips_the_experiments_of_deleted_projects(store: Store) -> None:
+    """A hash names experiments in many projects: a deleted one's take no write by it (as by
+    their ids) while the others' do; a hash held only there is not found for writing."""
+    kept, gone = store.create_project("kept"), store.create_project("gone")
+    h, only_gone = "b" * 40, "c" * 40
+    for project in (kept, gone):
+        e = store.create_experiment(project.id).experiment_id
+        store.link_weights_hash(project.id, e, h, iteration=1, epoch=None)
+    store.link_weights_hash(gone.id, 1, only_gone, iteration=2, epoch=None)
+    store.delete_project(gone.id)
+    target = (validation.weights_hash(h),)
+    assert store.put_external_metrics(target, {"ex_a": 1}) == [ExperimentRef(kept.id, 1)]
+    assert store.put_chart(target, validation.chart("c", chart_x=[1], chart_y=[1.0])) == [
+        ExperimentRef(kept.id, 1)
+    ]
+    assert store.put_iteration_metrics(h, {"ex_b": 2}) == 1
+    for write in (
+        lambda: store.put_external_metrics((validation.weights_hash(only_gone),), {"ex_a": 1}),
+        lambda: store.put_iteration_metrics(only_gone, {"ex_b": 2}),
+    ):
+        with pytest.raises(NotFoundError) as err:
+            write()
+        assert err.value.field == "weights_hash" and "deleted" in err.value.message
+    gone_run = store.get_experiment(gone.id, 1)
+    assert "ex_a" not in gone_run.ex_metrics
+    assert store.read_iteration_metrics(gone.id, 1) == []
+    assert store.list_charts(gone.id, 1) == []
+    assert len(store.find_weights_hash(h)) == 2  # reads still see both
 
 
 def test_an_active_project_is_found_before_a_deleted_one_of_the_same_name(store: Store) -> None:

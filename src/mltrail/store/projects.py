@@ -63,7 +63,8 @@ class ProjectStore(abc.ABC):
         """Delete the project: it keeps everything, is hidden from :meth:`list_projects`
         (``include="deleted"`` shows it) and takes no new experiment and no write to its
         experiments until restored (ConflictError naming ``project``, as MLflow refuses writes to
-        the runs of a deleted experiment); reads, heartbeats and stop requests go on. Any member
+        the runs of a deleted experiment; a write by weights hash leaves them out); reads,
+        heartbeats and stop requests go on. Any member
         may (and administrators); a job's token may not.
 
         Raises:

@@ -60,7 +60,10 @@ def put_iteration_metrics(
     links = visible_links_select(scope, digest)
     touched = conn.execute(select(func.count()).select_from(links.subquery())).scalar_one()
     if not touched:
-        raise NotFoundError(f"no experiment holds weights hash {digest}", "weights_hash")
+        raise NotFoundError(
+            f"no experiment holds weights hash {digest} (outside deleted projects)",
+            "weights_hash",
+        )
     t = iteration_metrics.c
     pks = select(links.subquery().c.experiment_id)
     conn.execute(

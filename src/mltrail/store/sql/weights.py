@@ -89,25 +89,32 @@ def link_weights_hash(
 
 
 def visible_links_select(scope: Scope, digest: WeightsHash) -> Any:
-    """The hash's links in projects the scope sees (a SELECT of weights_links joined to their
-    experiments, with no checkpoint column: set-based writes build on it)."""
+    """The hash's links that a write may reach: in projects the scope sees and that are not
+    deleted (a SELECT of weights_links joined to their experiments, with no checkpoint column:
+    set-based writes build on it)."""
     return (
         select(weights_links.c.id, weights_links.c.experiment_id)
         .join(experiments, experiments.c.id == weights_links.c.experiment_id)
         .join(projects, projects.c.id == experiments.c.project_id)
         .where(weights_links.c.weights_hash == digest, scope.visible_projects())
+        .where(projects.c.deleted_at.is_(None))
     )
 
 
-def visible_links(conn: Connection, scope: Scope, digest: WeightsHash) -> list[Any]:
-    """Rows of the hash's links in projects the scope sees, oldest first; each row has the
-    public ids, ``iteration``, ``epoch`` and the experiment's row id (``experiment_id``)."""
+def visible_links(
+    conn: Connection, scope: Scope, digest: WeightsHash, *, write: bool = False
+) -> list[Any]:
+    """Rows of the hash's links in projects the scope sees (``write``: and that are not
+    deleted), oldest first; each row has the public ids, ``iteration``, ``epoch`` and the
+    experiment's row id (``experiment_id``)."""
     query = (
         _links_query()
         .join(projects, projects.c.id == experiments.c.project_id)
         .where(weights_links.c.weights_hash == digest, scope.visible_projects())
         .order_by(weights_links.c.id)
     )
+    if write:
+        query = query.where(projects.c.deleted_at.is_(None))
     return list(conn.execute(query).all())
 
 
