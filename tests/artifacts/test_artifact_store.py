@@ -11,6 +11,7 @@ import pytest
 
 from mltrail.core.artifacts import ArtifactLimits, artifact_upload
 from mltrail.core.errors import (
+    ConflictError,
     NotFoundError,
     PayloadTooLargeError,
     PermissionDeniedError,
@@ -104,6 +105,21 @@ def test_replacing_and_deleting_a_path(artifact_env: ArtifactEnv) -> None:
     assert artifact_env.store.list_artifacts(*ref) == []
     with pytest.raises(NotFoundError):
         artifact_env.store.delete_artifact(*ref, "last.ckpt")
+
+
+def test_a_deleted_project_takes_no_upload_until_restored(artifact_env: ArtifactEnv) -> None:
+    """As every other write to its experiments (MLflow refuses log_artifact to the runs of a
+    deleted experiment): a ConflictError naming the project; its artifacts stay readable."""
+    ref = _experiment(artifact_env)
+    _put(artifact_env, ref, "kept.txt", b"kept")
+    artifact_env.store.delete_project(ref[0])
+    with pytest.raises(ConflictError) as err:
+        _put(artifact_env, ref, "late.txt", b"late")
+    assert err.value.field == "project" and f"project {ref[0]} is deleted" in err.value.message
+    assert [a.path for a in artifact_env.store.list_artifacts(*ref)] == ["kept.txt"]
+    assert _read(artifact_env, ref, "kept.txt") == b"kept"
+    artifact_env.store.restore_project(ref[0])
+    assert _put(artifact_env, ref, "late.txt", b"late").path == "late.txt"
 
 
 def test_checkpoint_links_its_weights_hash(artifact_env: ArtifactEnv) -> None:
