@@ -102,12 +102,14 @@ def _decode_into(data: bytes, table: np.ndarray) -> None:
     stored = iter(rest.reshape(-1, n))
     filled = iter(fills)
     for column in range(_COLUMNS):
+        kept = constant[column * 8 : column * 8 + 8]
+        if kept.all():  # one value (regular deltas, a constant epoch): one contiguous fill
+            word = bytes(next(filled) for _ in range(8))
+            table[column] = int.from_bytes(word, "little", signed=True)
+            continue
         planes = table[column].view(np.uint8).reshape(n, 8)
         for byte in range(8):
-            if constant[column * 8 + byte]:
-                planes[:, byte] = next(filled)
-            else:
-                planes[:, byte] = next(stored)
+            planes[:, byte] = next(filled) if kept[byte] else next(stored)
     _undelta(table[0], first_iteration)
     _undelta(table[3], first_millis)
 
