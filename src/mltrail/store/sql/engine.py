@@ -26,10 +26,13 @@ from sqlalchemy import (
     RowMapping,
     Table,
     TextualSelect,
+    and_,
+    bindparam,
     create_engine,
     event,
     make_url,
     text,
+    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
@@ -114,6 +117,29 @@ class Database:
         marks = ", ".join("?" * len(names))
         sql = f'INSERT INTO "{table.name}" ({columns}) VALUES ({marks})'  # names from our schema
         conn.exec_driver_sql(sql, rows)
+
+    def update_rows(
+        self,
+        conn: Connection,
+        table: Any,
+        names: list[str],
+        keys: tuple[str, ...],
+        rows: list[tuple[Any, ...]],
+    ) -> None:
+        """UPDATE many rows: each a tuple of the ``names`` columns' new values, then the
+        ``keys`` columns' values that pick its row; on SQLite through the driver's executemany,
+        like :meth:`insert_rows`."""
+        if not rows:
+            return
+        if not self.is_sqlite:
+            test = and_(*(table.c[k] == bindparam(f"b_{k}") for k in keys))
+            params = [*names, *(f"b_{k}" for k in keys)]
+            conn.execute(update(table).where(test),
+                         [dict(zip(params, row, strict=True)) for row in rows])  # fmt: skip
+            return
+        assignments = ", ".join(f'"{n}" = ?' for n in names)
+        where = " AND ".join(f'"{k}" = ?' for k in keys)
+        conn.exec_driver_sql(f'UPDATE "{table.name}" SET {assignments} WHERE {where}', rows)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -12,7 +12,7 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, bindparam, select
 
 from mltrail.core.points import batch_chunk_count, series_chunk
 from mltrail.core.types import (
@@ -132,20 +132,16 @@ class _Writes:
         self.series_ids = np.array([r.id for r in rows], dtype=np.int64)
         self.bucket_names: list[str] = []
         self.new_buckets: list[tuple[Any, ...]] = []
-        self.merged_buckets: list[dict[str, Any]] = []
+        self.merged_names: list[str] = []  # the columns a merged bucket's UPDATE sets
+        self.merged_buckets: list[tuple[Any, ...]] = []  # those values, then _BUCKET_KEYS'
 
-    def chunk_rows(self) -> list[dict[str, Any]]:
+    def chunk_rows(self) -> list[tuple[Any, ...]]:
+        """Rows of :data:`_CHUNK_COLUMNS`, one per series."""
         return [
-            {
-                "series_id": row.id,
-                "start": row.count,
-                "count": len(chunk),
-                "first_iteration": int(chunk.iterations[0]),
-                "last_iteration": int(chunk.iterations[-1]),
-                "data": encode_chunk(chunk),
-            }
+            (row.id, row.count, len(chunk), int(chunk.iterations[0]), int(chunk.iterations[-1]),
+             encode_chunk(chunk))
             for row, chunk in zip(self.rows, self.chunks, strict=True)
-        ]
+        ]  # fmt: skip
 
     def add_rollups(self, stored: dict[tuple[int, int], dict]) -> None:
         lengths = [len(c) for c in self.chunks]
@@ -180,12 +176,12 @@ class _Writes:
             }
             names, rows = rollups.bucket_rows(buckets, extra)
             self.bucket_names = names
+            values = [names.index(n) for n in names if n not in _BUCKET_KEYS]
+            where = [names.index(k) for k in _BUCKET_KEYS]
+            self.merged_names = [names[j] for j in values]
             for i in np.flatnonzero(merged).tolist():
-                row = dict(zip(names, rows[i], strict=True))
-                row["b_series_id"] = row.pop("series_id")
-                row["b_level"] = row.pop("level")
-                row["b_bucket"] = row.pop("bucket")
-                self.merged_buckets.append(row)
+                row = rows[i]
+                self.merged_buckets.append(tuple(row[j] for j in (*values, *where)))
             if merged.any():
                 rows = [
                     r for r, was_merged in zip(rows, merged.tolist(), strict=True) if not was_merged
@@ -193,47 +189,35 @@ class _Writes:
             self.new_buckets += rows
 
     def flush(self, conn: Connection, db: Database) -> None:
-        conn.execute(metric_chunks.insert(), self.chunk_rows())
-        conn.execute(
-            _SERIES_UPDATE, [_summary(r, c) for r, c in zip(self.rows, self.chunks, strict=True)]
-        )
-        if self.merged_buckets:
-            conn.execute(_ROLLUP_UPDATE, self.merged_buckets)
+        """Every row of the batch, one executemany per statement (through the driver on
+        SQLite: SQLAlchemy's per-row parameter handling cost more than the statements)."""
+        db.insert_rows(conn, metric_chunks, _CHUNK_COLUMNS, self.chunk_rows())
+        summaries = [_summary(r, c) for r, c in zip(self.rows, self.chunks, strict=True)]
+        db.update_rows(conn, metric_series, _SUMMARY_COLUMNS, ("id",), summaries)
+        db.update_rows(conn, metric_rollups, self.merged_names, _BUCKET_KEYS, self.merged_buckets)
         db.insert_rows(conn, metric_rollups, self.bucket_names, self.new_buckets)
 
 
-def _summary(row: Any, chunk: SeriesChunk) -> dict[str, Any]:
-    """The series row after the chunk: "last" is the point of the highest iteration (the
-    latest to arrive among equals), as MLflow's latest metric is, whatever the arrival order."""
+_CHUNK_COLUMNS = ["series_id", "start", "count", "first_iteration", "last_iteration", "data"]
+_SUMMARY_COLUMNS = ["count", "last_value", "last_iteration", "last_epoch", "min_value", "max_value"]
+_BUCKET_KEYS = ("series_id", "level", "bucket")
+
+
+def _summary(row: Any, chunk: SeriesChunk) -> tuple[Any, ...]:
+    """The series row after the chunk (:data:`_SUMMARY_COLUMNS`, then its id): "last" is the
+    point of the highest iteration (the latest to arrive among equals), as MLflow's latest
+    metric is, whatever the arrival order."""
     v = chunk.values
     finite = v[~np.isnan(v)]
     old_min = np.nan if row.min_value is None else row.min_value
     old_max = np.nan if row.max_value is None else row.max_value
     new_min = float(finite.min()) if finite.size else np.nan
     new_max = float(finite.max()) if finite.size else np.nan
-    out = {
-        "b_id": row.id,
-        "count": row.count + len(chunk),
-        "last_value": float(v[-1]),
-        "last_iteration": int(chunk.iterations[-1]),
-        "last_epoch": int(chunk.epochs[-1]),
-        "min_value": float(np.fmin(old_min, new_min)),
-        "max_value": float(np.fmax(old_max, new_max)),
-    }
-    if row.count and row.last_iteration is not None and row.last_iteration > out["last_iteration"]:
-        out.update(last_value=row.last_value, last_iteration=row.last_iteration)
-        out["last_epoch"] = row.last_epoch
-    return out
-
-
-# executemany UPDATEs: the SET clause comes from each row's keys other than the b_* ones.
-_SERIES_UPDATE = update(metric_series).where(metric_series.c.id == bindparam("b_id"))
-
-_ROLLUP_UPDATE = update(metric_rollups).where(
-    metric_rollups.c.series_id == bindparam("b_series_id"),
-    metric_rollups.c.level == bindparam("b_level"),
-    metric_rollups.c.bucket == bindparam("b_bucket"),
-)
+    last = (float(v[-1]), int(chunk.iterations[-1]), int(chunk.epochs[-1]))
+    if row.count and row.last_iteration is not None and row.last_iteration > last[1]:
+        last = (row.last_value, row.last_iteration, row.last_epoch)
+    extremes = (float(np.fmin(old_min, new_min)), float(np.fmax(old_max, new_max)))
+    return (row.count + len(chunk), *last, *extremes, row.id)
 
 
 def _summary_of(row: Any) -> MetricSummary:
