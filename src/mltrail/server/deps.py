@@ -12,7 +12,7 @@ from mltrail.core.types import LOCAL_USER, Principal, User
 from mltrail.core.wire import dump_json
 from mltrail.store.base import Store
 
-_bearer = HTTPBearer(auto_error=False, description="An API token: `mltrail token create`")
+bearer = HTTPBearer(auto_error=False, description="An API token: `mltrail token create`")
 
 
 class OrjsonResponse(JSONResponse):
@@ -25,10 +25,15 @@ class OrjsonResponse(JSONResponse):
 
 def current_principal(
     request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
     """Who the token acts for: a user, or a job (its submitter, limited to the job's project
     and experiment). AuthenticationError (401) when missing, unknown or expired."""
+    return authenticate(request, credentials)
+
+
+def authenticate(request: Request, credentials: HTTPAuthorizationCredentials | None) -> Principal:
+    """:func:`current_principal`, callable from any thread (it reads the database)."""
     if not request.app.state.require_auth:
         return Principal(LOCAL_USER)
     token = credentials.credentials if credentials else None
@@ -49,10 +54,15 @@ async def request_store(
     request: Request, principal: Annotated[Principal, Depends(current_principal)]
 ) -> Store:
     """The store as this request's user (or job) sees it (the whole store in embedded mode)."""
+    return principal_store(request, principal)
+
+
+def principal_store(request: Request, principal: Principal) -> Store:
+    """The app's store as ``principal`` sees it (the whole store in embedded mode)."""
     store = request.app.state.store
     if not request.app.state.require_auth:
         return store
-    return store.as_user(principal.user, principal.grant)
+    return store.as_user(principal.user, principal.grant)  # type: ignore[no-any-return]
 
 
 def user_store(request: Request, user: User) -> Store:

@@ -11,9 +11,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from mltrail.core.errors import NotFoundError
-from mltrail.server.deps import StoreDep
 from mltrail.server.mlflow import artifacts, experiments, metrics, models, runs, search
 from mltrail.server.mlflow.errors import MlflowJSONResponse, MlflowRoute
+from mltrail.server.mlflow.messages import StoreDep
 
 PREFIXES = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow")
 ARTIFACT_PREFIXES = ("/api/2.0/mlflow-artifacts", "/ajax-api/2.0/mlflow-artifacts")

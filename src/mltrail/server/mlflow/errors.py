@@ -18,6 +18,7 @@ from fastapi.responses import JSONResponse
 
 from mltrail.core.errors import MltrailError
 from mltrail.server.errors import SurfaceRoute, validation_field
+from mltrail.server.mlflow.auth import authenticating
 
 # mltrail's error kinds as MLflow's error codes (databricks.proto's ErrorCode names) and statuses
 _CODES: dict[str, tuple[str, int]] = {
@@ -58,7 +59,8 @@ def error_of(exc: MltrailError) -> Response:
 class MlflowRoute(SurfaceRoute):
     """A route answering mltrail errors and request validation in MLflow's error shape.
 
-    Handlers return plain dicts that :class:`MlflowJSONResponse` renders as they are: no
+    Each handler checks the request's token in its own worker thread first
+    (:func:`~mltrail.server.mlflow.auth.authenticating`). Handlers return plain dicts that :class:`MlflowJSONResponse` renders as they are: no
     response model, whose JSON serialisation would turn NaN metric values into null. Handlers
     of large answers (histories, searches) return the response itself: FastAPI would walk a
     returned dict with ``jsonable_encoder`` first, which costs more than the read (100 ms for
@@ -67,7 +69,7 @@ class MlflowRoute(SurfaceRoute):
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
         kwargs["response_model"] = None
-        super().__init__(path, endpoint, **kwargs)
+        super().__init__(path, authenticating(endpoint), **kwargs)
 
     def mltrail_error(self, exc: MltrailError) -> Response:
         return error_of(exc)

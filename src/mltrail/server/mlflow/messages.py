@@ -13,8 +13,8 @@ from fastapi import Depends, Request
 
 from mltrail.core.errors import ValidationError
 from mltrail.core.wire import parse_json
-from mltrail.server.deps import StoreDep
 from mltrail.server.mlflow import shapes
+from mltrail.server.mlflow.auth import StoreDep
 from mltrail.store.base import Store
 
 
