@@ -6,6 +6,7 @@ import math
 import struct
 
 import numpy as np
+import pytest
 
 from mltrail.core.types import SeriesChunk
 from mltrail.store.sql import chunks, rollups
@@ -73,6 +74,30 @@ def test_buckets_ignore_nan_and_keep_nan_when_all_nan() -> None:
     assert b["max_value"][1] == 3.0 and b["max_iteration"][1] == 11
     assert math.isnan(b["min_value"][2]) and math.isnan(b["max_value"][2])
     assert b["max_value"][3] == math.inf and b["last_iteration"][3] == 17
+
+
+@pytest.mark.parametrize("value", [2.5, math.nan])
+def test_a_lone_point_makes_the_buckets_the_general_path_makes(value: float) -> None:
+    """One point (a sync log_metric) takes a shortcut at every level: the same buckets as when
+    it comes with another series' point, and each part its own copy (a merge changes that
+    part only, never the point's columns nor the coarser level folded from it)."""
+    it, ep, v, ms = np.array([7, 9]), np.array([-1, 2]), np.array([value, 1.0]), np.array([5, 6])
+    pair = rollups.compute_buckets(np.array([0, 1]), np.array([700, 3]), 64, it, ep, v, ms)
+    alone = rollups.compute_buckets(np.zeros(1, np.int64), np.array([700]), 64, *(
+        c[:1] for c in (it, ep, v, ms)))  # fmt: skip
+    for got, want in ((alone, pair), *((rollups.coarser_buckets(b, 8) for b in (alone, pair)),)):
+        assert list(got) == list(want)
+        for name, column in got.items():
+            np.testing.assert_array_equal(column, want[name][:1], err_msg=name)  # NaN == NaN
+    coarse = rollups.coarser_buckets(alone, 8)
+    stored = {"n": 3, **{f"{p}_{f}": 0 for p in rollups.PARTS for f in rollups.POINT_FIELDS}}
+    stored.update(min_value=-1.0, max_value=-1.0)
+    rollups.merge_into(alone, 0, stored)
+    assert alone["n"][0] == 4 and alone["min_value"][0] == -1.0 and alone["min_iteration"][0] == 0
+    assert alone["last_iteration"][0] == 7 and alone["first_iteration"][0] == 0
+    assert coarse["n"][0] == 1 and coarse["first_iteration"][0] == 7
+    np.testing.assert_array_equal(v, [value, 1.0])  # the point's columns untouched
+    assert it.tolist() == [7, 9]
 
 
 def test_merge_keeps_stored_first_point_and_better_extremes() -> None:

@@ -93,13 +93,17 @@ def compute_buckets(
     """
     n = len(v)
     bucket_ids = ordinals // size
+    columns = (it, ep, v, np.full(n, np.nan) if millis is None else millis)
+    if n == 1:  # a lone point (a synchronous log_metric) is its bucket's every part
+        return _lone(series, bucket_ids, np.ones(1, np.intp), {
+            f"{part}_{f}": c for part in PARTS for f, c in zip(POINT_FIELDS, columns, strict=True)
+        })  # fmt: skip
     change = np.ones(n, dtype=bool)
     change[1:] = (bucket_ids[1:] != bucket_ids[:-1]) | (series[1:] != series[:-1])
     starts = np.flatnonzero(change)
     seg = np.cumsum(change) - 1
     ends = np.r_[starts[1:], n] - 1
     out: Buckets = {"series": series[starts], "bucket": bucket_ids[starts], "n": ends - starts + 1}
-    columns = (it, ep, v, np.full(n, np.nan) if millis is None else millis)
     out.update(_points("first", starts, columns))
     out.update(_points("last", ends, columns))
     out.update(_points("min", _segment_pick(v, seg, starts, False), columns))
@@ -118,6 +122,8 @@ def coarser_buckets(fine: Buckets, factor: int) -> Buckets:
     """
     series, bucket_ids = fine["series"], fine["bucket"] // factor
     m = len(series)
+    if m == 1:
+        return _lone(series, bucket_ids, fine["n"], fine)
     change = np.ones(m, dtype=bool)
     change[1:] = (bucket_ids[1:] != bucket_ids[:-1]) | (series[1:] != series[:-1])
     starts = np.flatnonzero(change)
@@ -130,6 +136,18 @@ def coarser_buckets(fine: Buckets, factor: int) -> Buckets:
     for part, pick_max in (("min", False), ("max", True)):
         idx = _segment_pick(fine[f"{part}_value"], seg, starts, pick_max)
         out.update({f"{part}_{f}": fine[f"{part}_{f}"][idx] for f in POINT_FIELDS})
+    return out
+
+
+def _lone(
+    series: np.ndarray, bucket_ids: np.ndarray, n: np.ndarray, parts: dict[str, np.ndarray]
+) -> Buckets:
+    """The one bucket of a single point or of a single finer bucket, at a tenth of the
+    general path's cost (a one-point append makes one per level). Each column is a copy:
+    :func:`merge_into` changes a part in place, which must change nothing else."""
+    first = np.zeros(1, dtype=np.intp)
+    out: Buckets = {"series": series[first], "bucket": bucket_ids[first], "n": n[first]}
+    out.update({f"{p}_{f}": parts[f"{p}_{f}"][first] for p in PARTS for f in POINT_FIELDS})
     return out
 
 
