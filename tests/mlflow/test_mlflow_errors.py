@@ -107,6 +107,20 @@ def test_no_route_answers_without_a_token(user: MlflowUser) -> None:
             assert answer.json()["error_code"] == "UNAUTHENTICATED"
 
 
+def test_a_body_is_read_only_after_its_token_is_checked(user: MlflowUser) -> None:
+    """A call without a valid token is a 401 whatever its body: the JSON is parsed after the
+    token check, so a malformed (or a 64 MiB) body from anyone costs no parse and earns no 400
+    about its fields."""
+    for path in ("/api/2.0/mlflow/runs/log-metric", "/ajax-api/2.0/mlflow/runs/log-batch"):
+        for token in (None, "not-a-token"):
+            for body in (b"{not json", b"[1, 2]"):
+                answer = raw(user, "POST", path, token=token, content=body)
+                assert answer.status_code == 401, (path, token, body, answer.text)
+                assert answer.json()["error_code"] == "UNAUTHENTICATED"
+    answer = raw(user, "POST", "/api/2.0/mlflow/runs/log-metric", content=b"{not json")
+    assert answer.status_code == 400  # with a good token the same body is judged
+
+
 def test_another_users_runs_are_out_of_reach(
     user: MlflowUser, backend: ServerProcess, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -19,10 +19,21 @@ from mltrail.store.base import Store
 
 
 class Message:
-    """The fields of one request, with the accessors the handlers parse them through."""
+    """The fields of one request, with the accessors the handlers parse them through.
 
-    def __init__(self, fields: Mapping[str, Any]) -> None:
-        self.fields = fields
+    A JSON body is parsed on the first access, in the handler, after its token is checked
+    (:mod:`~mltrail.server.mlflow.auth`): a body from a caller without a valid token is never
+    parsed (up to 64 MiB of JSON, a CPU second), and the parse leaves the event loop."""
+
+    def __init__(self, fields: Mapping[str, Any] | None = None, body: bytes = b"") -> None:
+        self._fields = fields
+        self._body = body
+
+    @property
+    def fields(self) -> Mapping[str, Any]:
+        if self._fields is None:
+            self._fields, self._body = _parse_body(self._body), b""
+        return self._fields
 
     def get(self, name: str) -> Any:
         return self.fields.get(name)
@@ -50,16 +61,19 @@ async def _message(request: Request) -> Message:
             values = query.getlist(name)
             fields[name] = values[0] if len(values) == 1 else values
         return Message(fields)
-    raw = await request.body()
+    return Message(body=await request.body())
+
+
+def _parse_body(raw: bytes) -> Mapping[str, Any]:
     if not raw.strip():
-        return Message({})
+        return {}
     try:
         parsed = parse_json(raw)  # orjson unless the body holds what only json keeps exact
     except ValueError:
         raise ValidationError("is not valid JSON", "body") from None
     if not isinstance(parsed, dict):
         raise ValidationError(f"must be a JSON object, got {type(parsed).__name__}", "body")
-    return Message(parsed)
+    return parsed
 
 
 MessageDep = Annotated[Message, Depends(_message)]
