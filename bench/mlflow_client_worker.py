@@ -35,6 +35,7 @@ from series_data import SEED, key_names, random_walk
 
 BATCH = 1000  # MLflow's log_batch limit on metrics per request
 BULK_INTERVAL = "/ajax-api/2.0/mlflow/metrics/get-history-bulk-interval"
+HISTORY = "/api/2.0/mlflow/metrics/get-history"
 AIM_SEARCH = "/aim/api/runs/search/metric"  # FastTrackML's own chart endpoint (Aim's UI)
 
 
@@ -210,7 +211,30 @@ def history(args: dict[str, Any]) -> dict[str, Any]:
     want = random_walk(1, int(args["points"]))[:, 0]
     values = np.array([m.value for m in sorted(got, key=lambda m: m.step)])
     exact = len(values) == len(want) and bool(np.array_equal(values, want))
-    return {"median_s": median, "returned": len(got), "exact": exact}
+    return {"median_s": median, "returned": len(got), "exact": exact,
+            "client_parse_s": _history_parse_seconds(args)}  # fmt: skip
+
+
+def _history_parse_seconds(args: dict[str, Any]) -> float:
+    """The client's own share of get_metric_history: the seconds it takes to turn the server's
+    answer (fetched once, untimed) into ``Metric`` entities, as ``RestStore`` does (JSON, then
+    the response protobuf, then one entity per point); median of 3."""
+    from mlflow.protos.service_pb2 import GetMetricHistory
+    from mlflow.utils.proto_json_utils import parse_dict
+
+    session = requests.Session()
+    token = os.environ.get("MLFLOW_TRACKING_TOKEN")
+    if token:
+        session.headers["Authorization"] = f"Bearer {token}"
+    params = {"run_id": args["run_id"], "metric_key": "metric_00"}
+    body = session.get(args["uri"] + HISTORY, params=params, timeout=300).text
+
+    def parse() -> int:
+        response = GetMetricHistory.Response()
+        parse_dict(json.loads(body), response)
+        return len([Metric.from_proto(m) for m in response.metrics])
+
+    return _timed(parse, 3)[0]
 
 
 def bulk_interval(args: dict[str, Any]) -> dict[str, Any]:

@@ -310,7 +310,7 @@ def client_table(peers: dict[str, PeerFigures], sizes: Sizes) -> str:
         "ingest_threads": ("ingest, 4 threads", fmt_rate, "1k pts", lambda r: r["points"] / 1e3),
         "server_rss": ("server peak RSS during ingest", fmt_bytes, "", None),
         "log_metric_sync": ("sync log_metric, median", fmt_ms, "call", lambda r: r["calls"]),
-        "search_runs": ("search_runs, 1,000 runs", fmt_ms, "call",
+        "search_runs": (f"search_runs, {sizes.list_experiments:,} runs", fmt_ms, "call",
                         lambda r: sizes.peer_list_repeats + 1),
         "history": (f"get_metric_history, {sizes.history_points:,} pts", fmt_ms, "call",
                     lambda r: sizes.peer_history_repeats + 1),
@@ -336,4 +336,11 @@ def client_table(peers: dict[str, PeerFigures], sizes: Sizes) -> str:
                 last / first if workload in ("ingest", "ingest_threads") else first / last)  # fmt: skip
             cells.append("-" if ratio is None else f"{ratio:.2f}x")
         lines.append([title, *cells])
+    parse = ["the client's own parse of that history"]
+    for fig in figs:
+        best = fig.best.get("history")
+        seconds = best and best.result.get("client_parse_s")
+        parse.append(NOT_RUN if not seconds else f"{fmt_ms(seconds)} (history / parse "
+                     f"{best.value / seconds:.2f}x)")  # fmt: skip
+    lines.append(parse + ([""] if len(figs) > 1 else []))
     return markdown_table(header, lines)

@@ -147,6 +147,29 @@ def test_the_best_configuration_wins_per_workload(bench: SimpleNamespace) -> Non
     assert figures.value("history") is None
 
 
+def test_client_table_sets_each_peer_beside_the_first(bench: SimpleNamespace) -> None:
+    """``--only mlflow-client``: a column per peer, server CPU per unit, the last peer's ratio
+    to the first (a rate: higher is better; a time: lower is), history over the client's parse."""
+    config = bench.peers.Config("defaults")
+    theirs = bench.peer_side.PeerFigures(bench.peers.FASTTRACKML)
+    ours = bench.peer_side.PeerFigures(bench.peers.MLTRAIL_MLFLOW)
+    theirs.offer("ingest", 20_000.0, config, {"points": 50_000, "server_cpu_s": 1.0})
+    ours.offer("ingest", 30_000.0, config, {"points": 50_000, "server_cpu_s": 0.5})
+    theirs.offer("log_metric_sync", 0.002, config, {"calls": 100, "server_cpu_s": 0.15})
+    ours.offer("log_metric_sync", 0.004, config, {"calls": 100, "server_cpu_s": 0.25})
+    ours.offer("history", 1.3, config, {"client_parse_s": 1.0})
+    table = bench.rows.client_table({"fasttrackml": theirs, "mltrail-mlflow": ours},
+                                    bench.sizes.FULL)  # fmt: skip
+    lines = [line.strip().strip("|").split("|") for line in table.splitlines()]
+    cells = {r[0].strip(): [c.strip() for c in r[1:]] for r in lines if not r[0].startswith("-")}
+    assert cells["workload"][-1] == "mltrail via MLflow vs FastTrackML"
+    assert cells["ingest (log_batch of 1,000)"][1:] == ["30,000 pts/s (10.00 ms CPU/1k pts)",
+                                                         "1.50x"]  # fmt: skip
+    assert cells["sync log_metric, median"][1:] == ["4.0 ms (2.50 ms CPU/call)", "0.50x"]
+    assert "1.30x" in cells["the client's own parse of that history"][1]
+    assert cells["search_runs, 1,000 runs"][2] == "-"  # measured on neither side
+
+
 def test_every_peer_is_tried_tuned_and_with_its_defaults(bench: SimpleNamespace) -> None:
     anchors = [p for p in bench.peers.PEERS.values() if p is not bench.peers.MLTRAIL_MLFLOW]
     for peer in anchors:
