@@ -145,7 +145,8 @@ def compact_after_append(conn: Connection, grown: list[tuple[int, int, int]]) ->
     ]
     starts: dict[int, list[int]] = {}
     tests = ("series_id =", "start >=", "start <")
-    for row in select_any(conn, metric_chunks, tests, windows):  # one query, not one a window
+    found = select_any(conn, metric_chunks, tests, windows, ("series_id", "start"))  # not data
+    for row in found:  # one query, not one a window
         starts.setdefault(row["series_id"], []).append(row["start"])
     removed = 0
     for sid, low, high in windows:  # a smaller tier's merge first: the larger one counts it

@@ -23,9 +23,7 @@ from typing import Any
 from sqlalchemy import (
     Connection,
     Engine,
-    RowMapping,
     Table,
-    TextualSelect,
     and_,
     bindparam,
     create_engine,
@@ -150,29 +148,45 @@ OR_TERMS = 100
 
 
 def select_any(
-    conn: Connection, table: Table, tests: tuple[str, ...], rows: Sequence[tuple[Any, ...]]
-) -> list[RowMapping]:
-    """The rows of ``table`` matching any entry of ``rows``: each entry's values compared by
-    ``tests`` (``"series_id ="``, ``"start >="`` ...) and AND-ed, the entries OR-ed.
+    conn: Connection,
+    table: Table,
+    tests: tuple[str, ...],
+    rows: Sequence[tuple[Any, ...]],
+    columns: tuple[str, ...] | None = None,
+) -> list[dict[str, Any]]:
+    """The ``columns`` (all by default) of the rows of ``table`` matching any entry of
+    ``rows``: each entry's values compared by ``tests`` (``"series_id ="``, ``"start >="``
+    ...) and AND-ed, the entries OR-ed.
 
     SQLite answers such an OR with one index search per entry, where a row-value ``IN`` scans
     the whole table; the statement is plain text cached per shape (building it from
-    SQLAlchemy expressions cost more than running it).
+    SQLAlchemy expressions cost more than running it), and on SQLite it goes straight to the
+    driver (SQLAlchemy's row objects cost more than the ingest's lookups themselves).
     """
-    found: list[RowMapping] = []
+    names = columns or tuple(c.name for c in table.c)
+    sqlite = conn.dialect.name == "sqlite"
+    found: list[dict[str, Any]] = []
     for i in range(0, len(rows), OR_TERMS):
         part = rows[i : i + OR_TERMS]
-        params = {f"p{k}_{j}": v for k, row in enumerate(part) for j, v in enumerate(row)}
-        found += conn.execute(_any_of(table, tests, len(part)), params).mappings().all()
+        sql = _any_of(table.name, names, tests, len(part), sqlite)
+        if sqlite:
+            values = tuple(v for row in part for v in row)
+            found += [dict(zip(names, r, strict=True)) for r in conn.exec_driver_sql(sql, values)]
+        else:
+            params = {f"p{k}_{j}": v for k, row in enumerate(part) for j, v in enumerate(row)}
+            typed = text(sql).columns(*(table.c[name] for name in names))
+            found += [dict(r) for r in conn.execute(typed, params).mappings()]
     return found
 
 
-@functools.lru_cache(maxsize=32)
-def _any_of(table: Table, tests: tuple[str, ...], count: int) -> TextualSelect:
-    term = " AND ".join(f"{test} :p{{k}}_{j}" for j, test in enumerate(tests))
+@functools.lru_cache(maxsize=64)
+def _any_of(table: str, names: tuple[str, ...], tests: tuple[str, ...], count: int,
+            positional: bool) -> str:  # fmt: skip
+    mark = "?" if positional else ":p{k}_{j}"
+    term = " AND ".join(f"{test} {mark.replace('{j}', str(j))}" for j, test in enumerate(tests))
     where = " OR ".join("(" + term.format(k=k) + ")" for k in range(count))
-    columns = ", ".join(f'"{c.name}"' for c in table.c)  # names from our schema
-    return text(f'SELECT {columns} FROM "{table.name}" WHERE {where}').columns(*table.c)
+    columns = ", ".join(f'"{name}"' for name in names)  # names from our schema
+    return f'SELECT {columns} FROM "{table}" WHERE {where}'
 
 
 def in_write(conn: Connection) -> bool:

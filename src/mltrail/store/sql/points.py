@@ -117,7 +117,7 @@ def _stored_partials(conn: Connection, rows: list[Any]) -> dict[tuple[int, int],
         if row.count % size
     ]
     found = select_any(conn, metric_rollups, ("series_id =", "level =", "bucket ="), wanted)
-    return {(r["series_id"], r["level"]): rollups.absolute_times(dict(r)) for r in found}
+    return {(r["series_id"], r["level"]): rollups.absolute_times(r) for r in found}
 
 
 class _Writes:
