@@ -188,6 +188,21 @@ def test_a_job_stopped_while_queued_never_runs(store: SqlStore, project_id: int)
         store.request_stop(project_id, job.experiment_id)
 
 
+def test_a_job_of_a_deleted_project_waits_until_it_is_restored(
+    store: SqlStore, project_id: int
+) -> None:
+    """Its run would take no write (each a 409 naming the project): it stays queued, handed to
+    no agent, and a restore hands it out as it was."""
+    job = store.submit_job(project_id, ["echo"])
+    store.delete_project(project_id)
+    agent = _agent(store)
+    assert store.claim_job(agent, ["default"], lease_seconds=5) is None
+    assert store.get_job(job.job_id).status is Status.QUEUED
+    store.restore_project(project_id)
+    claimed = store.claim_job(agent, ["default"], lease_seconds=5)
+    assert claimed is not None and claimed.job_id == job.job_id
+
+
 def test_list_jobs_says_whether_a_live_agent_serves_the_queue(
     store: SqlStore, project_id: int
 ) -> None:

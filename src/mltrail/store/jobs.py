@@ -83,8 +83,9 @@ class JobStore(abc.ABC):
 
         Expires stale leases first. Two agents never get the same job: PostgreSQL uses
         ``SELECT ... FOR UPDATE SKIP LOCKED``, SQLite an immediate transaction. Jobs whose
-        experiment was asked to stop while queued are marked stopped instead of handed out.
-        Waits up to ``wait_seconds`` (a long poll) for a job to arrive.
+        experiment was asked to stop while queued are marked stopped instead of handed out;
+        those of a deleted project stay queued until it is restored. Waits up to
+        ``wait_seconds`` (a long poll) for a job to arrive.
         """
 
     @abc.abstractmethod

@@ -38,6 +38,7 @@ from mltrail.store.sql.job_rows import (
 )
 from mltrail.store.sql.liveness import Judge
 from mltrail.store.sql.tables import agents, experiments, job_tokens, jobs
+from mltrail.store.sql.tables import projects as project_rows
 from mltrail.store.sql.users import mint_job_token
 
 _CLAIM_SCAN = 20  # jobs skipped per claim because their experiment was asked to stop
@@ -147,12 +148,14 @@ def claim_job(
 ) -> Job | None:
     """Take the oldest queued job of ``queues`` that the agent may run (its owner queued it,
     or started it for the job's project: :func:`~mltrail.core.jobs.agent_accepts`), or
-    ``None``. The job gets a fresh token of its own (:attr:`Job.token`), the only one it sees."""
+    ``None``. The job gets a fresh token of its own (:attr:`Job.token`), the only one it sees.
+    A job of a deleted project stays queued until it is restored: its run could write nothing."""
     aid, names = jobs_core.agent_id(agent_id), jobs_core.queue_names(queues)
     lease_s = jobs_core.lease_seconds(lease)
     agent = owned_agent(conn, scope, aid)
     touch_agent(conn, aid, now)
-    accepted = visible(scope)
+    live = select(project_rows.c.id).where(project_rows.c.deleted_at.is_(None))
+    accepted = and_(visible(scope), jobs.c.project_id.in_(live))
     if scope.user is not None:  # an embedded agent runs every job of its own store
         projects = jobs_core.project_ids(load_json(agent.projects, []))
         accepted = and_(
