@@ -83,6 +83,11 @@ def test_malformed_requests_are_400_in_mlflows_shape(user: MlflowUser) -> None:
         assert set(answer.json()) == {"error_code", "message"}
     answer = raw(user, "POST", "/api/2.0/mlflow/runs/log-metric", json={"run_id": "1-1"})
     assert answer.status_code in (400, 403, 404) and "error_code" in answer.json()
+    for view in ([], {}, [1]):  # not a name nor a number: unhashable, it was a 500
+        body = {"experiment_ids": ["1"], "run_view_type": view}
+        answer = raw(user, "POST", "/api/2.0/mlflow/runs/search", json=body)
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["message"].startswith("run_view_type:")
     answer = raw(user, "GET", "/api/2.0/mlflow/registered-models/search")
     assert answer.status_code == 404
     assert answer.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"

@@ -185,7 +185,7 @@ def _view(value: Any) -> tuple[Lifecycle, ...]:
     name = _VIEW_NUMBERS.get(value, value) if isinstance(value, int) else value
     if value is None:
         return _VIEWS["ACTIVE_ONLY"]
-    if name not in _VIEWS:
+    if not isinstance(name, str) or name not in _VIEWS:  # a list or object is no name either
         raise ValidationError(f"must be one of {', '.join(_VIEWS)}, got {value!r}", "run_view_type")
     return _VIEWS[name]
 
