@@ -75,24 +75,25 @@ def decode_chunks(
 
     Each chunk is decoded straight into its slice of the result: no per-chunk arrays joined
     afterwards, and each byte plane is written into its column in place (a copy of a whole
-    transposed table cost twice as much and faulted in twice the memory).
+    transposed table cost twice as much and faulted in twice the memory). Each column is an
+    array of its own: a caller keeping one keeps no other alive.
     """
     total = sum(n for _, n in rows)
-    columns = np.empty((_COLUMNS, total), dtype="<i8")
+    columns = [np.empty(total, dtype="<i8") for _ in range(_COLUMNS)]
     start = 0
     for data, n in rows:
-        _decode_into(data, columns[:, start : start + n])
+        _decode_into(data, [column[start : start + n] for column in columns])
         start += n
     times = columns[3].view("<f8")  # milliseconds become seconds in place
     np.divide(columns[3], 1000.0, out=times)
     return columns[0], columns[1], columns[2].view("<f8"), times
 
 
-def _decode_into(data: bytes, table: np.ndarray) -> None:
-    """One chunk into ``table`` (four int64 rows of its length): iterations, epochs, value
+def _decode_into(data: bytes, table: list[np.ndarray]) -> None:
+    """One chunk into ``table`` (four int64 columns of its length): iterations, epochs, value
     bits, times in milliseconds."""
     _format, first_iteration, first_millis, mask = _HEADER.unpack_from(data)
-    n = table.shape[1]
+    n = len(table[0])
     if not n:
         return
     constant = np.unpackbits(np.array([mask], dtype="<u4").view(np.uint8), bitorder="little")
@@ -105,7 +106,7 @@ def _decode_into(data: bytes, table: np.ndarray) -> None:
         kept = constant[column * 8 : column * 8 + 8]
         if kept.all():  # one value (regular deltas, a constant epoch): one contiguous fill
             word = bytes(next(filled) for _ in range(8))
-            table[column] = int.from_bytes(word, "little", signed=True)
+            table[column].fill(int.from_bytes(word, "little", signed=True))
             continue
         planes = table[column].view(np.uint8).reshape(n, 8)
         for byte in range(8):
