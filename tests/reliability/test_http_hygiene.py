@@ -3,10 +3,11 @@ that stops reading, connections that cannot be held open by sending headers slow
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import time
 
-from mltrail.server.http_protocol import HEADER_TIMEOUT_SECONDS
+from mltrail.server.http_protocol import HEADER_TIMEOUT_SECONDS, MAX_HEAD_BYTES
 from support.servers import ServerProcess
 
 
@@ -85,3 +86,41 @@ def test_a_keep_alive_connection_still_serves_many_requests(shared_server: Serve
             while not answer.endswith(b"}"):
                 answer += sock.recv(1000)
             assert answer.startswith(b"HTTP/1.1 200 ") and b'"ok"' in answer
+
+
+def test_a_request_head_over_the_limit_is_refused_and_closed(shared_server: ServerProcess) -> None:
+    padding = b"X-Pad: " + b"a" * 1000 + b"\r\n"
+    head = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n" + padding * (MAX_HEAD_BYTES // 1000)
+    with _connect(shared_server, 5) as sock:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            sock.sendall(head)  # never finished: the limit, not the deadline, must answer
+        answer = _read_all(sock)
+    assert answer.startswith(b"HTTP/1.1 431 ")
+    assert b"connection: close" in answer.lower() and b'"field":"headers"' in answer
+
+
+def test_a_head_just_under_the_limit_is_served(shared_server: ServerProcess) -> None:
+    padding = b"X-Pad: " + b"a" * 1000 + b"\r\n"
+    head = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n" + padding * (MAX_HEAD_BYTES // 1100)
+    with _connect(shared_server, 5) as sock:
+        sock.sendall(head + b"\r\n")
+        answer = b""
+        while not answer.endswith(b"}"):
+            answer += sock.recv(1000)
+    assert answer.startswith(b"HTTP/1.1 200 ")
+
+
+def test_a_chunked_body_is_decoded_for_the_app(shared_server: ServerProcess) -> None:
+    token = shared_server.admin_token
+    assert token is not None
+    body = b'{"name": "chunked-body", "display_name": "sent in two chunks"}'
+    request = (
+        b"POST /api/v1/projects HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n"
+        b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        b"%x\r\n%s\r\n%x\r\n%s\r\n0\r\n\r\n"
+        % (token.encode(), 10, body[:10], len(body) - 10, body[10:])
+    )
+    with _connect(shared_server, 5) as sock:
+        sock.sendall(request)
+        answer = _read_all(sock)
+    assert answer.split(b" ", 2)[1] in (b"200", b"201") and b"sent in two chunks" in answer

@@ -93,7 +93,7 @@ def _serve(app: Any, host: str, port: int) -> None:
         port=port,
         log_level="warning",
         timeout_graceful_shutdown=5,
-        **uvicorn_options(),  # header deadline, keep-alive and head size (server/http_protocol.py)
+        **uvicorn_options(),  # httptools, head deadline and size limit (server/http_protocol.py)
     )
 
 
@@ -109,6 +109,8 @@ def _serve_workers(build_app: Callable[[], Any], host: str, port: int, workers: 
 
     import uvicorn
 
+    from mltrail.server.http_protocol import uvicorn_options
+
     sock = socket.create_server((host, port), reuse_port=False, backlog=2048)
     children = []
     for _ in range(workers):
@@ -118,7 +120,9 @@ def _serve_workers(build_app: Callable[[], Any], host: str, port: int, workers: 
             try:
                 app = build_app()
                 _freeze_long_lived_heap()
-                config = uvicorn.Config(app, log_level="warning", timeout_graceful_shutdown=5)
+                config = uvicorn.Config(
+                    app, log_level="warning", timeout_graceful_shutdown=5, **uvicorn_options()
+                )
                 uvicorn.Server(config).run(sockets=[sock])
             except BaseException:
                 traceback.print_exc()

@@ -1,16 +1,23 @@
-"""HTTP/1.1 hygiene for ``mltrail server``: uvicorn's h11 protocol with a header deadline, and
-the answers that must close their connection.
+"""HTTP/1.1 hygiene for ``mltrail server``: uvicorn's httptools protocol (the llhttp parser) with
+a header deadline and a head-size limit, and the answers that must close their connection.
 
-* :class:`GuardedH11Protocol` (uvicorn ``http=`` option) closes a connection whose request
+* :class:`GuardedHttpToolsProtocol` (uvicorn ``http=`` option) closes a connection whose request
   head is not complete within :data:`HEADER_TIMEOUT_SECONDS` of its first byte (or of the
-  previous answer): slow-header clients cannot hold connections open. uvicorn's own
-  ``timeout_keep_alive`` bounds idle connections, ``h11_max_incomplete_event_size`` the head's
-  size.
+  previous answer): slow-header clients cannot hold connections open. A head over
+  :data:`MAX_HEAD_BYTES` is a 431 that closes the connection (llhttp sets no limit of its own).
+  A request the parser refuses (both ``Content-Length`` and ``Transfer-Encoding``, a duplicate
+  ``Content-Length``, a bad chunk size...) is a JSON 400 naming llhttp's reason, closing the
+  connection. uvicorn's own ``timeout_keep_alive`` bounds idle connections.
 * :class:`FramingGuardMiddleware` refuses a request carrying both ``Content-Length`` and
   ``Transfer-Encoding`` (the request-smuggling shape) with a 400 that closes the connection, so
-  a request hidden in its body is never answered.
+  a request hidden in its body is never answered. llhttp already refuses that request before
+  the app sees it; the middleware keeps the app safe under any other server or parser.
 * Every 413 closes its connection too (``server/errors.py`` sets ``Connection: close``): the
   server stops reading a body over the limit instead of draining it.
+
+httptools instead of h11: h11's pure-Python parser caps a body's rate at about half of a
+loopback copy before the app does anything (artifact uploads and downloads) and costs CPU on
+every small request; llhttp parses in C.
 """
 
 from __future__ import annotations
@@ -18,7 +25,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from uvicorn.protocols.http.h11_impl import H11Protocol
+import httptools
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from mltrail.server.errors import Receive, Scope, Send, error_response
 
@@ -27,19 +35,44 @@ KEEP_ALIVE_SECONDS = 5
 MAX_HEAD_BYTES = 64 * 1024
 
 
-class GuardedH11Protocol(H11Protocol):
-    """uvicorn's h11 protocol, closing connections whose request head arrives too slowly."""
+class GuardedHttpToolsProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol with a deadline and a size limit on each request head, and
+    JSON answers for the requests its parser refuses."""
 
     _head_deadline: asyncio.TimerHandle | None = None
+    _head_pending = True  # bytes that arrive now belong to a request head
+    _head_bytes = 0  # received since that head began (an upper bound: a chunk may hold more)
 
     def connection_made(self, transport: Any) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._arm_head_deadline()
 
     def data_received(self, data: bytes) -> None:
-        super().data_received(data)
-        if self.cycle is not None and not self.cycle.response_complete:
-            self._disarm_head_deadline()  # a whole head arrived: the app has the request
+        self._unset_keepalive_if_required()
+        if self._head_pending:
+            self._head_bytes += len(data)
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self._refuse(400, f"malformed HTTP request: {exc}")
+            return
+        except httptools.HttpParserUpgrade:  # as uvicorn's own protocol does
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+            return
+        if self._head_pending and self._head_bytes > MAX_HEAD_BYTES:
+            self._refuse(431, f"the request head is over {MAX_HEAD_BYTES // 1024} KiB")
+
+    def on_headers_complete(self) -> None:
+        self._head_pending = False
+        self._disarm_head_deadline()  # a whole head arrived: the app gets the request
+        super().on_headers_complete()
+
+    def on_message_complete(self) -> None:
+        super().on_message_complete()
+        self._head_pending, self._head_bytes = True, 0  # what follows is the next head
 
     def on_response_complete(self) -> None:
         super().on_response_complete()
@@ -49,6 +82,14 @@ class GuardedH11Protocol(H11Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_head_deadline()
         super().connection_lost(exc)
+
+    def _refuse(self, status: int, message: str) -> None:
+        """Answer ``status`` with the API's JSON error and close: the parser cannot go on."""
+        answer = error_response(status, "validation_error", message, "headers")
+        head = [STATUS_LINE[status]]
+        head += [name + b": " + value + b"\r\n" for name, value in answer.raw_headers]
+        self.transport.write(b"".join([*head, b"connection: close\r\n\r\n", answer.body]))
+        self.transport.close()
 
     def _arm_head_deadline(self) -> None:
         self._disarm_head_deadline()
@@ -66,12 +107,8 @@ class GuardedH11Protocol(H11Protocol):
 
 
 def uvicorn_options() -> dict[str, Any]:
-    """The uvicorn settings ``mltrail server`` runs with."""
-    return {
-        "http": GuardedH11Protocol,
-        "timeout_keep_alive": KEEP_ALIVE_SECONDS,
-        "h11_max_incomplete_event_size": MAX_HEAD_BYTES,
-    }
+    """The uvicorn settings ``mltrail server`` runs with (one process or ``--workers``)."""
+    return {"http": GuardedHttpToolsProtocol, "timeout_keep_alive": KEEP_ALIVE_SECONDS}
 
 
 class FramingGuardMiddleware:
