@@ -313,7 +313,7 @@ def client_table(peers: dict[str, PeerFigures], sizes: Sizes) -> str:
         "search_runs": (f"search_runs, {sizes.list_experiments:,} runs", fmt_ms, "call",
                         lambda r: sizes.peer_list_repeats + 1),
         "history": (f"get_metric_history, {sizes.history_points:,} pts", fmt_ms, "call",
-                    lambda r: sizes.peer_history_repeats + 1),
+                    lambda r: sizes.peer_history_repeats + 2),  # + the parse fetch
         "bulk_interval": ("get-history-bulk-interval", fmt_ms, "call",
                           lambda r: sizes.peer_chart_repeats + 2),
     }  # fmt: skip
