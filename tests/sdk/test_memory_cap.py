@@ -136,3 +136,41 @@ def test_threads_logging_at_once_past_the_cap_store_every_point_once(settings, s
         series = store.read_series(exp.project_id, exp.experiment_id, f"t{t}_a", "train")
         assert series.iterations.tolist() == list(range(3_000)), t
         assert series.values.tolist() == [float(i) for i in range(3_000)], t
+
+
+def test_threads_wait_for_a_relief_past_twice_the_cap(settings, store, monkeypatch):
+    # the store stalls and the spool's disk is slow: while one thread queues an overflow for
+    # the spool (waiting for room), the others may go on logging, but not past twice the cap
+    exp = store.create_experiment(store.create_project("slow-disk").id)
+    gate = threading.Event()
+
+    class Stalled:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(store, name)
+
+        def append_points(self, *args: Any) -> int:
+            gate.wait()
+            return store.append_points(*args)
+
+    write = Spool.write
+    monkeypatch.setattr(Spool, "write", lambda *a, **k: (time.sleep(0.02), write(*a, **k))[1])
+    writer = Writer(Stalled(), exp.project_id, exp.experiment_id, spool=Spool.from_settings(settings),
+                    target=target_of(settings), batch_points=100, max_buffered_points=400,
+                    hard_limit_points=400, stall_seconds=0.01, flush_interval=0.01).start()  # fmt: skip
+    peak = [0]
+
+    def log(t: int) -> None:
+        for i in range(3_000):
+            writer.add_points("train", i, -1, 0.0, {f"t{t}": float(i)})
+            peak[0] = max(peak[0], len(writer._calls))  # records not yet relieved
+
+    threads = [threading.Thread(target=log, args=(t,)) for t in range(3)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SpoolWarning)
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        gate.set()
+        writer.close(timeout=60)
+    assert peak[0] <= 2 * 400 + 3, peak[0]  # a record per thread may land past the check

@@ -192,15 +192,17 @@ class Writer:
             if not self._wake.is_set():  # set() takes a lock: logging threads would queue on it
                 self._wake.set()
             if held >= self.max_buffered_points:
-                self._relieve()
+                self._relieve(held)
 
-    def _relieve(self) -> None:
+    def _relieve(self, held: int) -> None:
         """Past the memory cap: spool when the store stalls (or everything held passes the
         hard limit); otherwise compact the records into numpy columns (a third of the size).
 
         Runs on the training thread: list and numpy work only, the spooler does the I/O. Another
-        thread relieving (or a drain taking the records) makes this call's work unneeded."""
-        if not self._lock.acquire(blocking=False):
+        thread relieving (or a drain taking the records) makes this call's work unneeded, until
+        twice the cap is held: then this thread waits for it (an overflow waits for the spool's
+        disk), so memory stays bounded."""
+        if not self._lock.acquire(blocking=held >= 2 * self.max_buffered_points):
             return
         try:
             if points_of(self._calls) < self.max_buffered_points:  # the estimate ran ahead
