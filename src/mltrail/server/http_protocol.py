@@ -4,7 +4,8 @@ a header deadline and a head-size limit, and the answers that must close their c
 * :class:`GuardedHttpToolsProtocol` (uvicorn ``http=`` option) closes a connection whose request
   head is not complete within :data:`HEADER_TIMEOUT_SECONDS` of its first byte (or of the
   previous answer): slow-header clients cannot hold connections open. A head over
-  :data:`MAX_HEAD_BYTES` is a 431 that closes the connection (llhttp sets no limit of its own).
+  :data:`MAX_HEAD_BYTES` is a 431 that closes the connection (llhttp sets no limit of its own),
+  and so are a chunked body's trailers over it (header lines llhttp would collect unbounded).
   A request the parser refuses (both ``Content-Length`` and ``Transfer-Encoding``, a duplicate
   ``Content-Length``, a bad chunk size...) is a JSON 400 naming llhttp's reason, closing the
   connection. uvicorn's own ``timeout_keep_alive`` bounds idle connections.
@@ -40,7 +41,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     JSON answers for the requests its parser refuses."""
 
     _head_deadline: asyncio.TimerHandle | None = None
-    _head_pending = True  # bytes that arrive now belong to a request head
+    _head_pending = True  # bytes that arrive now belong to a request head (or trailers)
     _head_bytes = 0  # received since that head began (an upper bound: a chunk may hold more)
 
     def connection_made(self, transport: Any) -> None:  # type: ignore[override]
@@ -63,12 +64,23 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
                 self._unsupported_upgrade_warning()
             return
         if self._head_pending and self._head_bytes > MAX_HEAD_BYTES:
-            self._refuse(431, f"the request head is over {MAX_HEAD_BYTES // 1024} KiB")
+            self._refuse(
+                431, f"the request head (or trailers) is over {MAX_HEAD_BYTES // 1024} KiB"
+            )
 
     def on_headers_complete(self) -> None:
         self._head_pending = False
         self._disarm_head_deadline()  # a whole head arrived: the app gets the request
         super().on_headers_complete()
+
+    def on_chunk_header(self) -> None:
+        """After a chunk's size line come its data or, after the last one, trailers: header
+        lines that llhttp collects without bound, so they count as a head until data arrives."""
+        self._head_pending, self._head_bytes = True, 0
+
+    def on_body(self, body: bytes) -> None:
+        self._head_pending = False
+        super().on_body(body)
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
