@@ -321,25 +321,30 @@ def steps(args: dict[str, Any]) -> dict[str, Any]:
     """Several workloads in one interpreter (importing MLflow takes seconds): ``args["steps"]``
     is a list of ``[workload, args]``; a step that fails is reported, the next ones still run."""
     results = []
-    server = args.get("server_pid")
+    server = args.get("server_pids", [])
     for name, step_args in args["steps"]:
         cpu = _cpu_seconds(server)
         try:
             result = {"ok": True, **WORKLOADS[name]({"uri": args["uri"], **step_args})}
         except Exception as exc:
             result = {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:500]}
-        if server is not None:
+        if server:
             result["server_cpu_s"] = _cpu_seconds(server) - cpu
         results.append(result)
     return {"results": results}
 
 
-def _cpu_seconds(pid: int | None) -> float:
-    """User + system CPU seconds of the server process (whatever the machine's load)."""
-    if pid is None:
-        return 0.0
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds of the server's processes (its workers are live children,
+    whose CPU the parent's own counters do not include), whatever the machine's load."""
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # gone (a worker the server replaced): not counted
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
 
 
 WORKLOADS["steps"] = steps

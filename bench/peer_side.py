@@ -182,8 +182,9 @@ def run_steps(
 ) -> list[dict[str, Any]]:
     """Run MLflow-client workloads against ``server``'s tracking URI, in one process of the
     client's virtualenv; one result per step (``ok`` false with the error if it failed)."""
+    pids = [server.proc.pid, *procs.descendants(server.proc.pid)]  # workers hold the CPU
     payload = json.dumps(
-        {"uri": server.url, "steps": [list(s) for s in steps], "server_pid": server.proc.pid}
+        {"uri": server.url, "steps": [list(s) for s in steps], "server_pids": pids}
     )
     argv = [str(CLIENT.python), "-P", str(WORKER), "steps", payload]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "MLTRAIL_"))}
