@@ -36,7 +36,6 @@ from sqlalchemy import (
     select,
     true,
 )
-from sqlalchemy.dialects import postgresql
 
 from mltrail.core import query as q
 from mltrail.core import validation
@@ -189,6 +188,8 @@ class Compiler:
         number: ColumnElement[Any]
         text: ColumnElement[Any]
         if self.pg:
+            from sqlalchemy.dialects import postgresql  # not loaded by a SQLite server
+
             number = cast(v, postgresql.DOUBLE_PRECISION)
             text = cast(v, postgresql.JSONB).op("#>>", return_type=Text())(
                 literal_column("'{}'::text[]")
