@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 
 import anyio.to_thread
 from fastapi import APIRouter, FastAPI
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mltrail.config import Settings
 from mltrail.core.version import __version__
@@ -14,24 +15,8 @@ from mltrail.server import mlflow
 from mltrail.server.deps import OrjsonResponse
 from mltrail.server.errors import BodyLimitMiddleware, install_error_handlers
 from mltrail.server.http_protocol import FramingGuardMiddleware
-from mltrail.server.missinglink import PREFIX as MISSINGLINK_PREFIX
-from mltrail.server.missinglink import missinglink_router
-from mltrail.server.routes import (
-    agents,
-    artifacts,
-    charts,
-    experiments,
-    external,
-    identity,
-    jobs,
-    logs,
-    points,
-    projects,
-    users,
-    weights,
-)
+from mltrail.server.routes import artifacts
 from mltrail.server.security import install_security
-from mltrail.server.ui import ui_router
 from mltrail.store.base import Store
 
 API_PREFIX = "/api/v1"
@@ -83,6 +68,7 @@ def create_app(
     app.state.store = store
     app.state.require_auth = require_auth
     install_error_handlers(app)
+    app.add_middleware(IncludeOnFirstUse, include=lambda: _include_rest(app), skip=_mlflow_only)
     app.add_middleware(BodyLimitMiddleware, max_bytes=MAX_BODY_BYTES, unlimited=_is_upload)
     app.add_middleware(FramingGuardMiddleware)
     install_security(app, allowed_hosts=allowed_hosts, access_log=access_log)
@@ -93,18 +79,62 @@ def create_app(
         app.mount(prefix, mlflow.mlflow_router())
     for prefix in mlflow.ARTIFACT_PREFIXES:
         app.mount(prefix, mlflow.mlflow_artifacts_router())
-    app.include_router(_api_router(), prefix=API_PREFIX)
-    app.include_router(missinglink_router(), prefix=MISSINGLINK_PREFIX)  # the original client
 
     @app.get("/healthz", tags=["health"], include_in_schema=True)
     async def healthz() -> dict[str, str]:
         """Liveness, without a token; answered on the event loop, never behind ingest."""
         return {"status": "ok"}
 
+    # /api/v1, MissingLink and the UI are added by IncludeOnFirstUse, on the first request
+    # for anything but the MLflow surface and /healthz (the OpenAPI schema is such a request)
+    return app
+
+
+def _include_rest(app: FastAPI) -> None:
+    """Add the routes the MLflow surface does not need, importing their modules (about 4 MB a
+    server that only ever answers the MLflow client would hold for nothing)."""
+    from mltrail.server.missinglink import PREFIX as MISSINGLINK_PREFIX
+    from mltrail.server.missinglink import missinglink_router
+    from mltrail.server.ui import ui_router
+
+    app.include_router(_api_router(), prefix=API_PREFIX)
+    app.include_router(missinglink_router(), prefix=MISSINGLINK_PREFIX)  # the original client
     # the web UI comes last, so the API routes above take precedence over its catch-all paths
     app.include_router(ui_router)
 
-    return app
+
+def _mlflow_only(path: str) -> bool:
+    """Whether the path is answered by the MLflow mounts (or the liveness probe) alone."""
+    return path == "/healthz" or any(
+        path == prefix or path.startswith(prefix + "/")
+        for prefix in (*mlflow.PREFIXES, *mlflow.ARTIFACT_PREFIXES)
+    )
+
+
+class IncludeOnFirstUse:
+    """Runs ``include`` once, before the first request whose path ``skip`` does not accept
+    (lifespan events never do); later requests only test a flag.
+
+    The event loop serves one request at a time up to its first await, so the routes are in
+    place before any request reaches the router.
+    """
+
+    def __init__(
+        self, app: ASGIApp, include: Callable[[], None], skip: Callable[[str], bool]
+    ) -> None:
+        self.app = app
+        self.include: Callable[[], None] | None = include
+        self.skip = skip
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            self.include is not None
+            and scope["type"] in ("http", "websocket")
+            and not self.skip(scope["path"])
+        ):
+            include, self.include = self.include, None
+            include()
+        await self.app(scope, receive, send)
 
 
 def _is_upload(method: str, path: str) -> bool:
@@ -113,6 +143,20 @@ def _is_upload(method: str, path: str) -> bool:
 
 
 def _api_router() -> APIRouter:
+    from mltrail.server.routes import (
+        agents,
+        charts,
+        experiments,
+        external,
+        identity,
+        jobs,
+        logs,
+        points,
+        projects,
+        users,
+        weights,
+    )
+
     api = APIRouter()
     for noun in (
         identity,
