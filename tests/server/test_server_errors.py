@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import struct
 
+import httpx
 import orjson
 import pytest
 
@@ -40,6 +41,45 @@ def test_a_streamed_body_over_the_limit_is_413(client, experiment):
 
     response = client.post(experiment + "/logs", content=pieces())
     assert _error(response, 413)["type"] == "payload_too_large"
+
+
+ANONYMOUS_LIMIT = 1024 * 1024
+# routes that read their body before their token check (FastAPI parses Body() parameters
+# first): MissingLink's metric updates, and its token refresh (which takes no token at all)
+_ML = "/_ah/api/missinglink/v1"
+_ANONYMOUS_POSTS = [
+    f"{_ML}/projects/1/experiments/1/metrics",
+    f"{_ML}/users/refresh_token",
+    "/api/2.0/mlflow/runs/log-batch",
+    "/api/v1/projects",
+]
+
+
+@pytest.mark.parametrize("path", _ANONYMOUS_POSTS)
+def test_an_anonymous_body_over_1_mib_is_413_before_it_is_read(shared_server, path):
+    body = b'{"pad": "' + b"x" * ANONYMOUS_LIMIT + b'"}'
+    with httpx.Client(base_url=shared_server.url, timeout=60) as anonymous:
+        declared = anonymous.post(path, content=body)
+        streamed = anonymous.post(path, content=iter([body[:1000], body[1000:]]))
+    for response in (declared, streamed):
+        error = _error(response, 413)
+        assert (error["type"], error["field"]) == ("payload_too_large", "body")
+        assert "without a token" in error["message"]
+        assert response.headers["connection"] == "close"
+
+
+def test_a_token_lifts_the_anonymous_limit(shared_server):
+    body = b'{"pad": "' + b"x" * ANONYMOUS_LIMIT + b'"}'
+    headers = {"Authorization": "Bearer not-a-token"}
+    with httpx.Client(base_url=shared_server.url, timeout=60, headers=headers) as client:
+        response = client.post(_ANONYMOUS_POSTS[0], content=body)
+    assert response.status_code == 401, response.text
+
+
+def test_a_small_anonymous_body_gets_its_401(shared_server):
+    with httpx.Client(base_url=shared_server.url, timeout=60) as anonymous:
+        response = anonymous.post(_ANONYMOUS_POSTS[0], content=b'{"pad": "' + b"x" * 1000 + b'"}')
+    assert response.status_code == 401, response.text
 
 
 def test_a_body_just_under_the_limit_is_read(client, experiment):

@@ -21,6 +21,7 @@ from mltrail.store.base import Store
 
 API_PREFIX = "/api/v1"
 MAX_BODY_BYTES = 64 * 1024 * 1024
+MAX_ANONYMOUS_BODY_BYTES = 1024 * 1024  # without a token: login, token refresh, a 401 to come
 WORKER_THREADS = 64
 
 
@@ -69,7 +70,12 @@ def create_app(
     app.state.require_auth = require_auth
     install_error_handlers(app)
     app.add_middleware(IncludeOnFirstUse, include=lambda: _include_rest(app), skip=_mlflow_only)
-    app.add_middleware(BodyLimitMiddleware, max_bytes=MAX_BODY_BYTES, unlimited=_is_upload)
+    app.add_middleware(
+        BodyLimitMiddleware,
+        max_bytes=MAX_BODY_BYTES,
+        unlimited=_is_upload,
+        anonymous_max_bytes=MAX_ANONYMOUS_BODY_BYTES,
+    )
     app.add_middleware(FramingGuardMiddleware)
     install_security(app, allowed_hosts=allowed_hosts, access_log=access_log)
     # The MLflow surface is mounted, first: a mount tests its prefix once, where an included

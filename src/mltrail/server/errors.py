@@ -67,7 +67,7 @@ async def _request_validation_error(request: Request, exc: Exception) -> OrjsonR
 async def _http_error(request: Request, exc: Exception) -> OrjsonResponse:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 413:
-        return _too_large()
+        return _too_large(ANONYMOUS_TOO_LARGE if exc.detail == ANONYMOUS_TOO_LARGE else TOO_LARGE)
     if exc.status_code == 400 and exc.detail == BODY_PARSE_ERROR:  # e.g. not UTF-8: bad input
         return error_response(422, "validation_error", "body is not valid UTF-8 JSON", "body")
     kind = _HTTP_KINDS.get(exc.status_code, "http_error")
@@ -111,9 +111,13 @@ def database_unavailable(exc: BaseException) -> bool:
     )
 
 
-def _too_large() -> OrjsonResponse:
+TOO_LARGE = "request body is over the server's limit"
+ANONYMOUS_TOO_LARGE = f"{TOO_LARGE} for a request without a token (send Authorization: Bearer)"
+
+
+def _too_large(message: str = TOO_LARGE) -> OrjsonResponse:
     """The 413 answer; it closes the connection, so the rest of the body is never read."""
-    exc = PayloadTooLargeError("request body is over the server's limit", "body")
+    exc = PayloadTooLargeError(message, "body")
     response = error_response(exc.status_code, exc.kind, exc.message, exc.field)
     response.headers["Connection"] = "close"
     return response
@@ -128,18 +132,25 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 class BodyTooLarge(StarletteHTTPException):
-    def __init__(self) -> None:
-        super().__init__(413, "request body is over the server's limit")
+    def __init__(self, message: str) -> None:
+        super().__init__(413, message)
 
 
 class BodyLimitMiddleware:
     """Answer 413 to bodies over ``max_bytes``: declared (Content-Length) or streamed.
+
+    A request without an ``Authorization`` header gets the smaller ``anonymous_max_bytes``:
+    what a route answers without a token (login, a MissingLink token refresh) is small, and
+    a route that parses its body before its token check (FastAPI reads ``Body()`` parameters
+    first) must not make an anonymous client's megabytes cost the server seconds of CPU.
 
     Args:
         app: the wrapped ASGI app.
         max_bytes: the limit.
         unlimited: ``(method, path) -> bool`` for requests that stream their bodies and check
             limits of their own (artifact uploads).
+        anonymous_max_bytes: the limit without an ``Authorization`` header (default
+            ``max_bytes``).
     """
 
     def __init__(
@@ -147,10 +158,12 @@ class BodyLimitMiddleware:
         app: Callable[..., Awaitable[None]],
         max_bytes: int,
         unlimited: Callable[[str, str], bool] | None = None,
+        anonymous_max_bytes: int | None = None,
     ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.unlimited = unlimited
+        self.anonymous_max_bytes = max_bytes if anonymous_max_bytes is None else anonymous_max_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or (
@@ -158,9 +171,13 @@ class BodyLimitMiddleware:
         ):
             await self.app(scope, receive, send)
             return
-        declared = dict(scope.get("headers") or ()).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await _too_large()(scope, receive, send)
+        headers = dict(scope.get("headers") or ())
+        anonymous = b"authorization" not in headers
+        limit = self.anonymous_max_bytes if anonymous else self.max_bytes
+        refusal = ANONYMOUS_TOO_LARGE if anonymous else TOO_LARGE
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await _too_large(refusal)(scope, receive, send)
             return
         received = 0
         started = False
@@ -169,8 +186,8 @@ class BodyLimitMiddleware:
             nonlocal received
             message = await receive()
             received += len(message.get("body", b""))
-            if received > self.max_bytes:
-                raise BodyTooLarge()
+            if received > limit:
+                raise BodyTooLarge(refusal)
             return message
 
         async def tracking_send(message: Message) -> None:
@@ -183,7 +200,7 @@ class BodyLimitMiddleware:
         except BodyTooLarge:
             if started:
                 raise
-            await _too_large()(scope, receive, send)
+            await _too_large(refusal)(scope, receive, send)
 
 
 class SurfaceRoute(APIRoute):
