@@ -234,3 +234,56 @@ def test_coarser_buckets_equal_buckets_computed_from_the_points() -> None:
 
 def _bits(column: np.ndarray) -> list[int]:
     return (column.view(np.uint64) if column.dtype == np.float64 else column).tolist()
+
+
+def _stored_partial(rng: np.random.Generator, count: int, level: int) -> dict:
+    """A stored partial bucket as _stored_partials hands it (times absolute, some NULL)."""
+    it = [int(x) for x in rng.integers(0, 40, 4)]
+    values = [float(x) for x in rng.choice([math.nan, -1.0, 0.5, 2.0, 3.0], 4)]
+    times = [None if rng.random() < 0.2 else int(x) for x in rng.integers(1_000, 9_000, 4)]
+    stored: dict = {"n": count % rollups.LEVEL_SIZES[level - 1], "bucket": 0}
+    for i, part in enumerate(rollups.PARTS):
+        stored.update({f"{part}_iteration": it[i], f"{part}_epoch": int(rng.integers(-1, 3)),
+                       f"{part}_value": None if math.isnan(values[i]) else values[i],
+                       f"{part}_time": times[i]})  # fmt: skip
+    return stored
+
+
+def _same(a: list, b: list) -> bool:
+    """Rows equal value for value and type (NaN equal to NaN)."""
+    return len(a) == len(b) and all(
+        type(x) is type(y)
+        and (x == y or (isinstance(x, float) and math.isnan(x) and math.isnan(y)))
+        for ra, rb in zip(a, b, strict=True)
+        for x, y in zip(ra, rb, strict=True)
+    )
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_a_lone_point_makes_the_rows_the_array_path_makes(seed: int) -> None:
+    """A one-point append (synchronous log_metric) takes a plain-Python path; its rows, merged
+    with whatever partials are stored, are those of the general path."""
+    from types import SimpleNamespace
+
+    from mltrail.store.sql.points import _Writes
+
+    rng = np.random.default_rng(seed)
+    count = int(rng.choice([0, 1, 63, 64, 100, 511, 4095, 70_000]))
+    row = SimpleNamespace(id=7, count=count)
+    value = float(rng.choice([math.nan, -2.0, 0.5, 2.5]))
+    chunk = SeriesChunk("k", "train", np.array([int(rng.integers(0, 40))]),
+                        np.array([int(rng.integers(-1, 3))]), np.array([value]),
+                        np.array([1.0 + rng.random() * 10]))  # fmt: skip
+    stored = {
+        (7, level): _stored_partial(rng, count, level)
+        for level, size in enumerate(rollups.LEVEL_SIZES, start=1)
+        if count % size and rng.random() < 0.8
+    }
+    lone, arrays = _Writes([row], [chunk]), _Writes([row], [chunk])
+    lone.add_lone_rollups({k: dict(v) for k, v in stored.items()})
+    arrays.add_array_rollups({k: dict(v) for k, v in stored.items()})
+    assert lone.bucket_names == arrays.bucket_names
+    assert lone.merged_names == arrays.merged_names
+    assert _same(lone.new_buckets, arrays.new_buckets), (lone.new_buckets, arrays.new_buckets)
+    assert _same(lone.merged_buckets, arrays.merged_buckets)
+    assert len(lone.new_buckets) + len(lone.merged_buckets) == len(rollups.LEVEL_SIZES)

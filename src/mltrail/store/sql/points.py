@@ -144,6 +144,34 @@ class _Writes:
         ]  # fmt: skip
 
     def add_rollups(self, stored: dict[tuple[int, int], dict]) -> None:
+        """Every level's buckets of the batch, merged with the ``stored`` partials."""
+        if len(self.chunks) == 1 and len(self.chunks[0]) == 1:
+            self.add_lone_rollups(stored)  # a synchronous log_metric: no arrays
+        else:
+            self.add_array_rollups(stored)
+
+    def add_lone_rollups(self, stored: dict[tuple[int, int], dict]) -> None:
+        """:meth:`add_array_rollups` for a batch of one point, in plain Python."""
+        row, chunk = self.rows[0], self.chunks[0]
+        millis = np.round(chunk.times * 1000.0).astype(np.int64)  # as add_array_rollups
+        point = (int(chunk.iterations[0]), int(chunk.epochs[0]), float(chunk.values[0]),
+                 int(millis[0]))  # fmt: skip
+        mine = {level: p for (series_id, level), p in stored.items() if series_id == row.id}
+        names = ["bucket", *rollups.COLUMNS, "series_id", "level"]
+        self.bucket_names = names
+        self.merged_names = [n for n in names if n not in _BUCKET_KEYS]
+        for level, bucket, merged in rollups.lone_point_rows(row.count, point, mine):
+            bucket["series_id"] = int(row.id)
+            bucket["level"] = level
+            if merged:
+                self.merged_buckets.append(
+                    tuple(bucket[n] for n in (*self.merged_names, *_BUCKET_KEYS))
+                )
+            else:
+                self.new_buckets.append(tuple(bucket[n] for n in names))
+
+    def add_array_rollups(self, stored: dict[tuple[int, int], dict]) -> None:
+        """The buckets of any batch, all its series at once, level by level."""
         lengths = [len(c) for c in self.chunks]
         series = np.repeat(np.arange(len(lengths)), lengths)
         ordinals = np.concatenate(
