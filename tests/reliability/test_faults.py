@@ -61,9 +61,9 @@ def expect_line(proc: subprocess.Popen[str], word: str) -> list[str]:
     return line.split()[1:]
 
 
-def run_sync(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def run_sync(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "mltrail", "sync"],
+        [sys.executable, "-m", "mltrail", "sync", *args],
         env=env,
         capture_output=True,
         text=True,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -87,13 +88,16 @@ def test_a_refused_batch_is_set_aside_and_later_batches_are_stored(
     )
 
 
-def test_sync_sets_bad_files_aside_reports_counts_and_fails_only_when_unreachable(
-    tmp_path: Path, mode: ServerProcess | None
-):
-    settings = _settings(tmp_path, mode)
+def _spooled_run(
+    settings: Settings, name: str, *, deleted: bool = False
+) -> tuple[int, int, Spool, Callable[..., Path]]:
+    """A new experiment (its project deleted if asked), the spool, and ``write(seq, start,
+    project=p)``, which spools batch ``seq`` of 100 points from ``start`` for it."""
     with open_store(settings) as store:
-        exp = store.create_experiment(store.create_project("sync-counts").id)
-    p, e = exp.project_id, exp.experiment_id
+        exp = store.create_experiment(store.create_project(name).id)
+        p, e = exp.project_id, exp.experiment_id
+        if deleted:
+            store.delete_project(p)
     spool, target = Spool.from_settings(settings), target_of(settings)
 
     def write(seq: int, start: int, project: int = p) -> Path:
@@ -103,6 +107,15 @@ def test_sync_sets_bad_files_aside_reports_counts_and_fails_only_when_unreachabl
         )
         assert path is not None
         return path
+
+    return p, e, spool, write
+
+
+def test_sync_sets_bad_files_aside_reports_counts_and_fails_only_when_unreachable(
+    tmp_path: Path, mode: ServerProcess | None
+):
+    settings = _settings(tmp_path, mode)
+    p, e, spool, write = _spooled_run(settings, "sync-counts")
 
     write(1, 0)
     write(2, 100, project=999)  # no such project: the store refuses it (404)
@@ -131,3 +144,29 @@ def test_sync_sets_bad_files_aside_reports_counts_and_fails_only_when_unreachabl
     done = run_sync(_env(tmp_path, mode))
     assert done.returncode != 0
     assert "1 batches remain" in done.stderr, done.stderr
+
+
+def test_batches_refused_while_their_project_was_deleted_are_replayed_by_retry_rejected(
+    tmp_path: Path, mode: ServerProcess | None
+):
+    settings = _settings(tmp_path, mode)
+    p, e, spool, write = _spooled_run(settings, "deleted-then-restored", deleted=True)
+    write(1, 100)
+    write(2, 200)
+    write(3, 0, project=999)
+
+    done = run_sync(_env(tmp_path, mode))
+    assert done.returncode == 0 and "rejected 3" in done.stdout, done.stdout + done.stderr
+    assert "is deleted" in (spool.rejected()[0].with_suffix(".error").read_text())
+
+    with open_store(settings) as store:
+        store.restore_project(p)
+    done = run_sync(_env(tmp_path, mode), "--retry-rejected")
+    assert done.returncode == 0, done.stderr
+    assert "moved 3 rejected batches back into the spool" in done.stdout
+    assert "uploaded 2 of 3 spooled batches (200 points" in done.stdout, done.stdout
+    assert "rejected 1" in done.stdout  # project 999 still does not exist: set aside again
+    [still] = spool.rejected()
+    assert still.with_suffix(".error").exists() and spool.files() == []
+    with open_store(settings) as store:
+        assert store.read_series(p, e, "loss", "train").iterations.tolist() == list(range(100, 300))

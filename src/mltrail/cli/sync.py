@@ -17,7 +17,14 @@ from mltrail.cli.common import cli_context, get_api, get_settings
     help="Upload every spooled batch to the server at URL (with MLTRAIL_TOKEN), whichever "
     "server or database it was spooled for.",
 )
-def sync(to_url: str | None) -> None:
+@click.option(
+    "--retry-rejected",
+    is_flag=True,
+    help="First move the batches set aside in spool/rejected/ back into the spool (once what "
+    "the store refused them for is fixed, e.g. a deleted project restored); a batch refused "
+    "again is set aside again.",
+)
+def sync(to_url: str | None, retry_rejected: bool) -> None:
     """Upload spooled batches ($MLTRAIL_HOME/spool) to the configured store.
 
     A batch belongs to the store it was spooled for, known by the identity the store reports
@@ -35,6 +42,8 @@ def sync(to_url: str | None) -> None:
         context.settings = context.settings.with_(url=to_url)
     settings = get_settings()
     spool = Spool.from_settings(settings)
+    if retry_rejected:
+        click.echo(f"moved {spool.requeue_rejected()} rejected batches back into the spool")
     waiting = len(spool.files())
     if not waiting:
         click.echo(f"nothing to sync: {spool.directory} is empty")

@@ -267,6 +267,18 @@ class Spool:
         folder = self.directory / REJECTED_DIR
         return sorted(folder.glob(f"*{SUFFIX}"), key=_order_key) if folder.is_dir() else []
 
+    def requeue_rejected(self) -> int:
+        """Move every file of ``rejected/`` back into the spool (its ``.error`` note removed),
+        for a sync after the cause is fixed (a deleted project restored, say); its name keeps
+        its place in cut order. Returns how many. Replays stay idempotent: a batch the store
+        already holds is not stored twice."""
+        with self.sync_lock():
+            moved = self.rejected()
+            for path in moved:
+                os.replace(path, self.directory / path.name)
+                path.with_suffix(".error").unlink(missing_ok=True)
+        return len(moved)
+
 
 def _write_whole(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` whole or not at all: a kill leaves a ``.tmp`` at most, and a
