@@ -142,3 +142,46 @@ def test_a_chunked_body_is_decoded_for_the_app(shared_server: ServerProcess) -> 
         sock.sendall(request)
         answer = _read_all(sock)
     assert answer.split(b" ", 2)[1] in (b"200", b"201") and b"sent in two chunks" in answer
+
+
+def test_connections_accepted_from_a_plain_listening_socket_have_nagle_off() -> None:
+    # `mltrail server --workers N` hands uvicorn a socket from socket.create_server (protocol
+    # number 0), on whose connections asyncio leaves Nagle on: every small answer then waited
+    # for the client's delayed ACK (~40 ms). The protocol turns it off itself.
+    import asyncio
+
+    import uvicorn
+    from uvicorn.server import ServerState
+
+    from mltrail.server.http_protocol import GuardedHttpToolsProtocol
+
+    async def app(scope, receive, send) -> None:  # never reached: no request is sent
+        raise AssertionError(scope)
+
+    async def accepted_nodelay() -> int:
+        config = uvicorn.Config(app, lifespan="off")
+        config.load()
+        state = ServerState()
+        made: list[GuardedHttpToolsProtocol] = []
+
+        def factory() -> GuardedHttpToolsProtocol:
+            made.append(GuardedHttpToolsProtocol(config, state, {}))
+            return made[-1]
+
+        listening = socket.create_server(("127.0.0.1", 0))
+        assert listening.proto == 0  # as --workers makes it
+        server = await asyncio.get_running_loop().create_server(factory, sock=listening)
+        _, writer = await asyncio.open_connection(*listening.getsockname())
+        for _ in range(200):
+            if made:
+                break
+            await asyncio.sleep(0.01)
+        accepted = made[0].transport.get_extra_info("socket")
+        nodelay = accepted.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        writer.close()
+        made[0].transport.close()
+        server.close()
+        await server.wait_closed()
+        return nodelay
+
+    assert asyncio.run(accepted_nodelay()) != 0
