@@ -67,7 +67,7 @@ async def _request_validation_error(request: Request, exc: Exception) -> OrjsonR
 async def _http_error(request: Request, exc: Exception) -> OrjsonResponse:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 413:
-        return _too_large(ANONYMOUS_TOO_LARGE if exc.detail == ANONYMOUS_TOO_LARGE else TOO_LARGE)
+        return _too_large(exc.detail if isinstance(exc, BodyTooLarge) else TOO_LARGE)
     if exc.status_code == 400 and exc.detail == BODY_PARSE_ERROR:  # e.g. not UTF-8: bad input
         return error_response(422, "validation_error", "body is not valid UTF-8 JSON", "body")
     kind = _HTTP_KINDS.get(exc.status_code, "http_error")
