@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -54,19 +54,24 @@ def run_cli(
     )
 
 
-# the job starts a setsid grandchild and a double-forked daemon, prints every pid, then sleeps
+# the job starts a setsid grandchild and a double-forked daemon, prints every pid, then sleeps.
+# Each line is one write(2): jobs run unbuffered (PYTHONUNBUFFERED), where print() writes its
+# pieces one by one, and the daemon's line then lands inside main's ("setsiddaemon 17423" then
+# " 17421"): the pids were never all found and the test timed out now and then
 ESCAPING_JOB = """
 import os, subprocess, sys, time
+def say(name, pid):
+    os.write(1, f"{name} {pid}\\n".encode())
 child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"],
                          start_new_session=True)
 if os.fork() == 0:
     os.setsid()
     if os.fork() == 0:
-        print("daemon", os.getpid(), flush=True)
+        say("daemon", os.getpid())
         time.sleep(600)
     os._exit(0)
-print("setsid", child.pid, flush=True)
-print("main", os.getpid(), flush=True)
+say("setsid", child.pid)
+say("main", os.getpid())
 time.sleep(600)
 """
 
@@ -88,6 +93,40 @@ def escaping_pids(store: Any, job: Any) -> dict[str, int] | None:
         if name in ("daemon", "setsid", "main") and pid.isdigit():
             pids[name] = int(pid)
     return pids if len(pids) == 3 else None
+
+
+def wait_for_escaping_pids(
+    store: Any,
+    job: Any,
+    agent: Any,
+    server: Any = None,
+    timeout: float = 60.0,
+    other_than: Collection[int] = (),
+) -> dict[str, int]:
+    """The pids :data:`ESCAPING_JOB` printed (none of ``other_than``, an earlier attempt's), or a
+    failure saying what the job, its agent, its server and the machine's processes did instead."""
+
+    def printed() -> dict[str, int] | None:
+        pids = escaping_pids(store, job)
+        return pids if pids and set(pids.values()).isdisjoint(other_than) else None
+
+    try:
+        return wait_for(printed, timeout=timeout)  # type: ignore[no-any-return]
+    except AssertionError as exc:
+        lines = store.read_logs(job.project_id, job.experiment_id, limit=1000)
+        tree = subprocess.run(
+            ["ps", "-eo", "pid,ppid,stat,etime,args", "--forest"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
+        raise AssertionError(
+            f"{exc}\njob: {store.get_job(job.job_id)}\n"
+            f"its log: {[(x.stream, x.message) for x in lines][-20:]}\n"
+            f"agent stderr (tail): {agent.stderr[-3000:]}\n"
+            f"server stderr (tail): {server.stderr[-3000:] if server is not None else '-'}\n"
+            f"processes:\n{tree[-6000:]}"
+        ) from exc
 
 
 def final_job(store: Any, job_id: int) -> Any:

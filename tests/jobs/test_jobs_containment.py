@@ -10,7 +10,13 @@ import sys
 import time
 from typing import Any
 
-from jobs_helpers import ESCAPING_JOB, escaping_pids, final_job, process_alive, wait_for
+from jobs_helpers import (
+    ESCAPING_JOB,
+    final_job,
+    process_alive,
+    wait_for,
+    wait_for_escaping_pids,
+)
 
 from mltrail.core.types import Status
 
@@ -23,8 +29,8 @@ def test_stop_ends_every_descendant_setsid_and_daemons_included(
     http_store = db_store
     project = http_store.create_project("contain").id
     job = http_store.submit_job(project, [sys.executable, "-c", ESCAPING_JOB])
-    agent_factory(db_server, *AGENT_ARGS)
-    pids = wait_for(lambda: escaping_pids(http_store, job))
+    agent = agent_factory(db_server, *AGENT_ARGS)
+    pids = wait_for_escaping_pids(http_store, job, agent, db_server)
     assert all(process_alive(p) for p in pids.values())
     http_store.request_stop(project, job.experiment_id)
     done = wait_for(lambda: final_job(http_store, job.job_id))
@@ -40,25 +46,15 @@ def test_a_sigkilled_agent_takes_its_job_down_and_the_retry_is_the_only_copy(
     project = http_store.create_project("contain").id
     job = http_store.submit_job(project, [sys.executable, "-c", ESCAPING_JOB], max_retries=1)
     doomed = agent_factory(db_server, *AGENT_ARGS)
-    # 120 s: in one clean-clone run of the whole suite the PostgreSQL case did not see the job's
-    # pids within 60 s (it passes alone and with its file); the cause is not known yet
-    first = wait_for(lambda: escaping_pids(http_store, job), timeout=120)
+    first = wait_for_escaping_pids(http_store, job, doomed, db_server)
     os.kill(doomed.proc.pid, signal.SIGKILL)  # the agent alone: the job runs in its own session
     # 30 s: the shim notices its agent's death at its next poll, slower on a loaded machine
     gone = wait_for(lambda: not any(process_alive(p) for p in first.values()) or None, timeout=30)
     assert gone  # nothing of the first attempt outlives its agent
-    agent_factory(db_server, *AGENT_ARGS)
-    second = wait_for(
-        # every pid from the retry: the log holds both attempts, the retry's lines come last
-        lambda: (
-            (
-                (p := escaping_pids(http_store, job))
-                and set(p.values()).isdisjoint(first.values())
-                and p
-            )
-            or None
-        ),
-        timeout=90,
+    retrying = agent_factory(db_server, *AGENT_ARGS)
+    # every pid from the retry: the log holds both attempts, the retry's lines come last
+    second = wait_for_escaping_pids(
+        http_store, job, retrying, db_server, other_than=set(first.values())
     )
     assert http_store.get_job(job.job_id).attempts == 2
     assert not any(process_alive(p) for p in first.values())  # one copy runs: the retry

@@ -22,7 +22,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from jobs_helpers import ESCAPING_JOB, escaping_pids, final_job, process_alive, wait_for
+from jobs_helpers import (
+    ESCAPING_JOB,
+    final_job,
+    process_alive,
+    wait_for,
+    wait_for_escaping_pids,
+)
 
 from mltrail.core.types import Status
 
@@ -113,19 +119,6 @@ def _messages(store: Any, job: Any) -> list[str]:
     return [m.message for m in store.read_logs(job.project_id, job.experiment_id, limit=1000)]
 
 
-def _escaped(store: Any, job: Any, agent: Any) -> dict[str, int]:
-    """The job's three pids, or a failure saying what the job and its agent did instead
-    (this wait timed out once in CI at 60 s and never since: the next failure says why)."""
-    try:
-        return wait_for(lambda: escaping_pids(store, job))  # type: ignore[no-any-return]
-    except AssertionError as exc:
-        state = store.get_job(job.job_id)
-        raise AssertionError(
-            f"{exc}\njob: {state}\nits log: {_messages(store, job)[-20:]}\n"
-            f"agent stderr (tail): {agent.stderr[-3000:]}"
-        ) from exc
-
-
 def _uid_of(pid: int) -> int:
     with open(f"/proc/{pid}/status") as f:
         return int(next(row for row in f if row.startswith("Uid:")).split()[1])
@@ -205,7 +198,7 @@ def test_stop_and_a_dead_agent_end_every_process_of_a_job_run_as_another_user(
             f"command not executable by uid {pwd.getpwnam(JOB_USER).pw_uid}: {closed} "
             f"(jobs run as {JOB_USER}: the agent's --job-user must be able to run it)"
         ]
-        found = _escaped(store, stopped, first)
+        found = wait_for_escaping_pids(store, stopped, first, module_server)
         pids += found.values()
         assert {_uid_of(p) for p in found.values()} == {pwd.getpwnam(JOB_USER).pw_uid}
         store.request_stop(project, stopped.experiment_id)
@@ -213,7 +206,7 @@ def test_stop_and_a_dead_agent_end_every_process_of_a_job_run_as_another_user(
         wait_for(lambda: not any(process_alive(p) for p in found.values()), timeout=15)
 
         # the agent and the job's shim die at once: the job's processes outlive both...
-        found = _escaped(store, orphaned, first)
+        found = wait_for_escaping_pids(store, orphaned, first, module_server)
         pids += found.values()
         shim = int(Path(f"/proc/{found['main']}/stat").read_text().rsplit(")", 1)[1].split()[1])
         os.kill(first.proc.pid, signal.SIGSTOP)  # frozen, it cannot sweep when its shim dies
