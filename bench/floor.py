@@ -33,8 +33,8 @@ def physical_floor(path: Path, keys: int, iterations: int, batch_points: int) ->
         ``seconds`` (packing and inserting, commits included), ``points_per_s`` and the
         ``bytes`` of the packed chunks.
     """
+    from mltrail.core.chunk_codec import encode_chunk
     from mltrail.core.types import SeriesChunk
-    from mltrail.store.sql.chunks import encode_chunk
 
     values = random_walk(keys, iterations)
     iterations_column = np.arange(iterations, dtype=np.int64)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 import mltrail
+from mltrail.core.points import MAX_EPOCH
 from mltrail.core.types import Status
 from mltrail.sdk.experiment import start
 from sdk.training import train_logistic
@@ -189,3 +190,16 @@ def test_mltrail_project_alone_names_the_default_project(settings, store):
     with start(settings=settings.with_(project="from-env")) as exp:
         exp.log({"loss": 1.0})
     assert store.find_project("from-env").id == exp.project_id
+
+
+def test_an_epoch_past_what_the_store_keeps_is_refused_when_logged(settings, store):
+    """Epochs are stored in 32-bit columns: a larger one raises at ``log`` (not a batch of
+    every series refused by the store later), and the largest kept is stored as logged."""
+    with start("epochs", settings=settings) as exp:
+        for epoch in (MAX_EPOCH + 1, 2**63 - 1):
+            with pytest.raises(mltrail.ValidationError) as info:
+                exp.log({"loss": 1.0}, epoch=epoch)
+            assert info.value.field == "epoch"
+        exp.log({"loss": 0.5}, epoch=MAX_EPOCH)
+    series = store.list_series(exp.project_id, exp.experiment_id)
+    assert [(s.count, s.last_epoch) for s in series if s.key == "loss"] == [(1, MAX_EPOCH)]

@@ -8,7 +8,7 @@ import numpy as np
 from sqlalchemy import select
 
 from mltrail.core.types import MetricBatch, SeriesChunk
-from mltrail.store.sql import SqlStore, rollups, series
+from mltrail.store.sql import SqlStore, rollup_blocks, rollups, series
 from mltrail.store.sql.tables import metric_rollups
 from support.factories import chunk
 
@@ -22,15 +22,9 @@ def _chunk(start: int, n: int, rng: np.random.Generator) -> SeriesChunk:
 
 
 def _full_rows(conn, series_id: int, level: int) -> dict[str, np.ndarray]:
-    names = [f"{p}_{f}" for p in rollups.PARTS for f in rollups.POINT_FIELDS]
-    query = (
-        select(*(metric_rollups.c[n] for n in names))
-        .where(metric_rollups.c.series_id == series_id, metric_rollups.c.level == level)
-        .order_by(metric_rollups.c.bucket)
-    )
-    rows = [rollups.absolute_times(dict(r._mapping)) for r in conn.execute(query)]
-    table = np.array([[r[n] for n in names] for r in rows], dtype=np.float64)
-    return {n: table[:, i] for i, n in enumerate(names)}
+    """Every column of every bucket of the level (packed blocks and rows alike)."""
+    table = rollup_blocks.level_tables(conn, level, [series_id])[series_id]
+    return {f"{p}_{f}": table[f"{p}_{f}"] for p in rollups.PARTS for f in rollups.POINT_FIELDS}
 
 
 def test_level_read_equals_downsampling_every_column(db_url: str) -> None:

@@ -8,8 +8,9 @@ import struct
 import numpy as np
 import pytest
 
+from mltrail.core import chunk_codec as chunks
 from mltrail.core.types import SeriesChunk
-from mltrail.store.sql import chunks, rollups
+from mltrail.store.sql import rollups
 
 
 def test_chunk_codec_round_trips_bit_exact() -> None:
@@ -49,6 +50,29 @@ def test_chunks_decode_together_into_one_set_of_columns() -> None:
     assert got[2].view(np.uint64).tolist() == want[2].view(np.uint64).tolist()
     assert np.allclose(got[3], want[3], rtol=0, atol=0.0005)
     assert [len(c) for c in chunks.decode_chunks([])] == [0, 0, 0, 0]
+
+
+def test_chunks_encoded_together_each_read_back_alone() -> None:
+    """encode_chunks builds the planes of a whole batch at once: each chunk's bytes still
+    decode to exactly its own points, whatever its length (one point too) and neighbours."""
+    rng = np.random.default_rng(5)
+    odd_nan = struct.unpack("<d", struct.pack("<Q", 0x7FF4_0000_0000_0001))[0]
+    pieces = [
+        SeriesChunk("a", "train", np.array([7]), np.array([-1]), np.array([odd_nan]),
+                    np.array([1.7e9])),
+        SeriesChunk("b", "train", np.arange(50) * 3, np.full(50, 2), rng.normal(size=50),
+                    1.7e9 + np.arange(50) * 0.01),
+        SeriesChunk("c", "train", np.array([10**15, 3, 3]), np.array([9, -1, 0]),
+                    np.array([-0.0, math.inf, 1e-310]), np.array([1.8e9, 1.6e9, 1.7e9])),
+        SeriesChunk("d", "train", np.array([4, 4]), np.array([0, 0]), np.array([1.0, 1.0]),
+                    np.array([1.7e9, 1.7e9])),
+    ]  # fmt: skip
+    for chunk, data in zip(pieces, chunks.encode_chunks(pieces), strict=True):
+        it, ep, values, times = chunks.decode_chunk(data, len(chunk))
+        assert it.tolist() == chunk.iterations.tolist() and ep.tolist() == chunk.epochs.tolist()
+        assert values.view(np.uint64).tolist() == chunk.values.view(np.uint64).tolist()
+        assert np.allclose(times, chunk.times, rtol=0, atol=0.0005)
+        assert data == chunks.encode_chunk(chunk)  # the same bytes as encoded alone
 
 
 def test_decoded_columns_keep_only_their_own_memory() -> None:
@@ -287,3 +311,17 @@ def test_a_lone_point_makes_the_rows_the_array_path_makes(seed: int) -> None:
     assert _same(lone.new_buckets, arrays.new_buckets), (lone.new_buckets, arrays.new_buckets)
     assert _same(lone.merged_buckets, arrays.merged_buckets)
     assert len(lone.new_buckets) + len(lone.merged_buckets) == len(rollups.LEVEL_SIZES)
+
+
+@pytest.mark.parametrize("epochs_back", [False, True])
+def test_downsample_orders_by_iteration_then_epoch_ties_in_arrival_order(epochs_back: bool) -> None:
+    """Picks re-logged at an iteration (with a lower epoch when ``epochs_back``) come out by
+    (iteration, epoch), equal ones in the order picked, whichever sort finds it."""
+    rng = np.random.default_rng(4)
+    it = np.repeat(np.arange(40), 3)[rng.permutation(120)].astype(np.float64)
+    ep = (10 - it // 10 - np.arange(120) % 2) if epochs_back else it // 10
+    points = np.vstack([it, ep, rng.normal(size=120), np.arange(120.0)])
+    got = rollups._finish((points[:2].astype(np.int64), points[2:]), 1000)
+    want = points[:, np.lexsort((ep, it))]  # no two picks are the same point here
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_array_equal(g, w)

@@ -22,8 +22,13 @@ from mltrail.core.errors import (
     ValidationError,
 )
 from mltrail.core.types import MetricBatch, SeriesChunk
-from mltrail.store.sql import SqlStore, engine, rollups, series
-from mltrail.store.sql.tables import metric_chunks, metric_rollups, metric_series
+from mltrail.store.sql import SqlStore, engine, rollup_blocks, rollups, series
+from mltrail.store.sql.tables import (
+    metric_chunks,
+    metric_rollup_blocks,
+    metric_rollups,
+    metric_series,
+)
 from support.factories import chunk
 
 
@@ -336,11 +341,29 @@ def test_incremental_rollups_equal_one_shot_rollups(sqlite_url: str) -> None:
             ).all()
             for sid in (1, 2)
         ]
+        blocks = [
+            conn.execute(
+                select(metric_rollup_blocks.c.level, metric_rollup_blocks.c.block)
+                .where(metric_rollup_blocks.c.series_id == sid)
+                .order_by("level", "block")
+            ).all()
+            for sid in (1, 2)
+        ]
+        levels = [
+            [rollup_blocks.level_tables(conn, level, [sid])[sid] for level in range(1, 6)]
+            for sid in (1, 2)
+        ]
     store.close()
-    assert len(by_series[0]) > 600
+    assert len(by_series[0]) > 100
+    assert len(blocks[0]) == 4  # level 1's first 512 buckets are packed
+    assert blocks[0] == blocks[1]
     assert np.array_equal(
         np.array(by_series[0], float), np.array(by_series[1], float), equal_nan=True
     )
+    for size, one, other in zip(rollups.LEVEL_SIZES, *levels, strict=True):
+        assert np.array_equal(one["bucket"], np.arange(-(-40_000 // size)))
+        for name, column in one.items():
+            assert np.array_equal(column, other[name], equal_nan=True), name
 
 
 def test_measure_ingest_throughput_and_size(tmp_path: Path) -> None:

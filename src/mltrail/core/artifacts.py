@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from mltrail.core.errors import ValidationError
+from mltrail.core.points import MAX_EPOCH
 from mltrail.core.types import WeightsHash
-from mltrail.core.validation import require_int, weights_hash
+from mltrail.core.validation import MAX_INT64, require_int, weights_hash
 
 MAX_PATH_LEN = 1024
 MAX_SEGMENT_LEN = 255
@@ -246,8 +247,10 @@ def checkpoint_framework(path: str) -> str:
     return framework
 
 
-def _optional_count(value: Any, field: str) -> int | None:
-    return None if value is None or value == "" else require_int(value, field, minimum=0)
+def _optional_count(value: Any, field: str, maximum: int = MAX_INT64) -> int | None:
+    if value is None or value == "":
+        return None
+    return require_int(value, field, minimum=0, maximum=maximum)
 
 
 def artifact_upload(
@@ -268,7 +271,7 @@ def artifact_upload(
         size=_optional_count(size, "size"),
         sha256=None if sha256_value in (None, "") else sha256(sha256_value),
         iteration=_optional_count(iteration, "iteration"),
-        epoch=_optional_count(epoch, "epoch"),
+        epoch=_optional_count(epoch, "epoch", MAX_EPOCH),  # a 32-bit column
         weights_hash=None if weights_hash_value in (None, "") else weights_hash(weights_hash_value),
     )
 

@@ -19,6 +19,9 @@ MAX_BATCH_SERIES = 5_000  # series one batched read may answer (a view's every c
 
 # points keep their times as int64 milliseconds (and their deltas): 1e16 s wrapped to -9.2e15
 MAX_UNIX_TIME = 1e13
+# epochs are stored in 32-bit columns (a series' last epoch, its rollups' epochs): PostgreSQL
+# refuses a larger one mid-append, SQLite kept it
+MAX_EPOCH = 2**31 - 1
 
 
 def batch_chunk_count(count: int, field: str = "chunks") -> int:
@@ -34,7 +37,7 @@ def batch_chunk_count(count: int, field: str = "chunks") -> int:
 
 def series_chunk(chunk: SeriesChunk) -> SeriesChunk:
     """Check a columnar chunk: key, phase, at least one point, equal-length arrays,
-    iterations and epochs >= 0."""
+    iterations >= 0, epochs from 0 to :data:`MAX_EPOCH` (or -1: none)."""
     key = metric_key(chunk.key)
     ph = phase(chunk.phase)
     n = len(chunk.iterations)
@@ -52,13 +55,15 @@ def series_chunk(chunk: SeriesChunk) -> SeriesChunk:
         raise ValidationError("must be >= 0", f"{key}.iteration")
     if n and int(epochs.min()) < -1:
         raise ValidationError("must be >= 0", f"{key}.epoch")
+    if n and int(epochs.max()) > MAX_EPOCH:
+        raise ValidationError(f"must be at most {MAX_EPOCH}", f"{key}.epoch")
     values = np.asarray(chunk.values, dtype=np.float64)
     times = np.asarray(chunk.times, dtype=np.float64)
     if n and not (np.abs(times) <= MAX_UNIX_TIME).all():  # False for NaN too
         raise ValidationError(
             f"must be finite unix times within +-{MAX_UNIX_TIME:.0e} seconds", f"{key}.time"
         )
-    return SeriesChunk(key, ph, iterations, epochs, values, times)
+    return SeriesChunk(key, ph, iterations, epochs, values, times, chunk.packed)
 
 
 def series_queries(value: Any, field: str = "series") -> tuple[SeriesQuery, ...]:

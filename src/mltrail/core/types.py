@@ -197,7 +197,9 @@ class Page:
 class SeriesChunk:
     """Columnar points of one series (key, phase), as the SDK batches them.
 
-    ``epochs`` uses -1 for "no epoch"; ``times`` are unix seconds.
+    ``epochs`` uses -1 for "no epoch"; ``times`` are unix seconds. ``packed``, when set, is
+    these columns as stored (:func:`mltrail.core.chunk_codec.pack_chunks`, or the bytes a chunk
+    was unpacked from): a store keeps it instead of packing the columns again.
     """
 
     key: str
@@ -206,6 +208,7 @@ class SeriesChunk:
     epochs: np.ndarray  # int64, -1 = none
     values: np.ndarray  # float64, NaN and infinities allowed
     times: np.ndarray  # float64
+    packed: bytes | None = None
 
     def __len__(self) -> int:
         return int(self.iterations.shape[0])

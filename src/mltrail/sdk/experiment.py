@@ -20,6 +20,7 @@ from mltrail.config import Settings
 from mltrail.core import validation
 from mltrail.core.errors import ExperimentStopped, ValidationError
 from mltrail.core.html import html_card
+from mltrail.core.points import MAX_EPOCH
 from mltrail.core.types import ExperimentRef, LogLine, Phase, Status
 from mltrail.core.weights import weights_hash
 from mltrail.sdk.annotations import Annotations
@@ -28,7 +29,7 @@ from mltrail.sdk.buffer import MAX_INT64
 from mltrail.sdk.console import ConsoleCapture
 from mltrail.sdk.inputs import jsonable, metric_items, params_mapping
 from mltrail.sdk.offline import RunSpec, end_offline, number_run
-from mltrail.sdk.opening import int64_field, store_target
+from mltrail.sdk.opening import epoch_field, int64_field, store_target
 from mltrail.sdk.resume import StoredSteps
 from mltrail.sdk.spool import Spool, is_transient, target_of
 from mltrail.sdk.start import start as start  # where code has imported it from
@@ -238,8 +239,8 @@ class Experiment(ArtifactLogging, Annotations):
             metrics = metric_items(metrics, self._keys)
         if epoch is None:
             epoch = self._epoch
-        elif type(epoch) is not int or not 0 <= epoch <= _MAX_INT64:
-            epoch = int64_field(epoch, "epoch")
+        elif type(epoch) is not int or not 0 <= epoch <= MAX_EPOCH:
+            epoch = epoch_field(epoch)
         if iteration is None and phase == "train":  # the common case, inlined
             iteration = self._iteration = self._iteration + 1
         else:
@@ -265,8 +266,8 @@ class Experiment(ArtifactLogging, Annotations):
         return iteration
 
     def _set_epoch(self, epoch: int) -> int:
-        if type(epoch) is not int or not 0 <= epoch <= _MAX_INT64:
-            epoch = int64_field(epoch, "epoch")
+        if type(epoch) is not int or not 0 <= epoch <= MAX_EPOCH:
+            epoch = epoch_field(epoch)
         self._epoch = epoch
         return epoch
 
@@ -331,7 +332,7 @@ class Experiment(ArtifactLogging, Annotations):
             if iteration is None
             else validation.require_int(iteration, "iteration", minimum=0)
         )
-        ep = self.epoch if epoch is None else validation.require_int(epoch, "epoch", minimum=0)
+        ep = self.epoch if epoch is None else epoch_field(epoch)
         return it, ep
 
     def epoch_end(

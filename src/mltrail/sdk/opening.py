@@ -9,6 +9,7 @@ from mltrail.api.projects import resolve_project
 from mltrail.config import Settings
 from mltrail.core import validation
 from mltrail.core.errors import ValidationError
+from mltrail.core.points import MAX_EPOCH
 from mltrail.core.types import Status
 from mltrail.sdk.buffer import MAX_INT64
 from mltrail.sdk.environment import collect_environment, collect_source
@@ -30,6 +31,12 @@ def int64_field(value: Any, field: str) -> int:
     if number > MAX_INT64:
         raise ValidationError(f"must be at most {MAX_INT64}, got {number}", field)
     return number
+
+
+def epoch_field(value: Any) -> int:
+    """An epoch the store keeps (0 to :data:`~mltrail.core.points.MAX_EPOCH`, a 32-bit
+    column), or ValidationError when logged rather than a batch refused later."""
+    return validation.require_int(value, "epoch", minimum=0, maximum=MAX_EPOCH)
 
 
 def open_run_store(settings: Settings) -> Store:

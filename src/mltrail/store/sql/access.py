@@ -120,8 +120,8 @@ def experiment_pk(
     """
     pid = validation.require_int(project_id, "project", minimum=1)
     number = validation.require_int(experiment_id, "experiment", minimum=1)
-    if number > validation.MAX_DB_ID:
-        check_project(conn, scope, pid)
+    if max(pid, number) > validation.MAX_DB_ID:  # names nothing: PostgreSQL refuses to compare
+        check_project(conn, scope, pid)  # a project past 32 bits: not found
         raise NotFoundError(f"experiment {number} does not exist in project {pid}", "experiment")
     if scope.grant is not None:
         if pid != scope.grant.project_id:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Connection, bindparam, select
 
+from mltrail.core.chunk_codec import packed_data
 from mltrail.core.points import batch_chunk_count, series_chunk
 from mltrail.core.types import (
     MetricBatch,
@@ -27,8 +28,9 @@ from mltrail.store.points import PointStore
 from mltrail.store.sql import rollups
 from mltrail.store.sql.access import Scope, SqlNoun, experiment_pk, touched_experiment_pk
 from mltrail.store.sql.batches import claim_batch
-from mltrail.store.sql.chunks import compact_after_append, encode_chunk, iteration_order
+from mltrail.store.sql.chunks import compact_after_append, iteration_order
 from mltrail.store.sql.engine import Database, select_any
+from mltrail.store.sql.rollup_blocks import BLOCK_BUCKETS, Fresh, seal_blocks, store_blocks
 from mltrail.store.sql.series import read_series, read_series_batch
 from mltrail.store.sql.tables import metric_chunks, metric_rollups, metric_series
 
@@ -54,27 +56,47 @@ def _merge_chunks(chunks: list[SeriesChunk]) -> list[SeriesChunk]:
         if len(parts) == 1 and order is None:
             merged.append(parts[0])
         else:
-            merged.append(SeriesChunk(key, phase, *cols))
+            merged.append(SeriesChunk(key, phase, cols[0], cols[1], cols[2], cols[3]))
     return merged
 
 
+class PackedBatch:
+    """A batch checked, merged into one chunk per series and packed as stored: the work of an
+    append that needs nothing stored, done before its write transaction (so a concurrent
+    append's transaction runs meanwhile: the packing's zlib releases the GIL). A chunk stored
+    as it came keeps its ``packed`` bytes (the SDK packs, see :mod:`mltrail.core.chunk_codec`);
+    a merged or reordered one is packed here."""
+
+    def __init__(self, batch: MetricBatch) -> None:
+        self.client_id, self.seq = batch.client_id, batch.seq
+        self.chunks = _merge_chunks([series_chunk(c) for c in batch.chunks])
+        self.data = packed_data(self.chunks)
+
+
 def append_points(
-    conn: Connection, db: Database, scope: Scope, ref: tuple[Any, Any], batch: MetricBatch
+    conn: Connection,
+    db: Database,
+    scope: Scope,
+    ref: tuple[Any, Any],
+    batch: MetricBatch | PackedBatch,
 ) -> int:
     """Store a batch once; returns the points stored (0 for a replayed (client_id, seq))."""
-    chunks = _merge_chunks([series_chunk(c) for c in batch.chunks])
+    packed = batch if isinstance(batch, PackedBatch) else PackedBatch(batch)
+    chunks = packed.chunks
     pk = touched_experiment_pk(conn, scope, *ref, now=db.clock())  # its last activity
-    if not claim_batch(conn, db, pk, "points", batch.client_id, batch.seq):
+    if not claim_batch(conn, db, pk, "points", packed.client_id, packed.seq):
         return 0
     if not chunks:
         return 0
     series = _lock_series(conn, db, pk, chunks)
     rows = [series[(c.key, c.phase)] for c in chunks]
-    writes = _Writes(rows, chunks)
+    writes = _Writes(rows, chunks, packed.data)
     writes.add_rollups(_stored_partials(conn, rows))
-    writes.flush(conn, db)
     grown = [(r.id, r.count, r.count + len(c)) for r, c in zip(rows, chunks, strict=True)]
+    blocks = seal_blocks(conn, grown, writes.fresh, db.is_sqlite)  # before the rows are written
+    writes.flush(conn, db, {(s, level, k) for s, level, k, *_ in blocks})
     compact_after_append(conn, grown)
+    store_blocks(conn, db, blocks)
     return sum(len(c) for c in chunks)
 
 
@@ -126,21 +148,26 @@ class _Writes:
     Rollups are computed for every series of the batch at once, level by level.
     """
 
-    def __init__(self, rows: list[Any], chunks: list[SeriesChunk]) -> None:
+    def __init__(
+        self, rows: list[Any], chunks: list[SeriesChunk], data: list[bytes] | None = None
+    ) -> None:
         self.rows = rows
         self.chunks = chunks
+        self.data = data  # each chunk packed (packed_data), when done before the transaction
         self.series_ids = np.array([r.id for r in rows], dtype=np.int64)
         self.bucket_names: list[str] = []
         self.new_buckets: list[tuple[Any, ...]] = []
         self.merged_names: list[str] = []  # the columns a merged bucket's UPDATE sets
         self.merged_buckets: list[tuple[Any, ...]] = []  # those values, then _BUCKET_KEYS'
+        self.levels: dict[int, Any] = {}  # each level's buckets: (series ids, Buckets) or rows
 
     def chunk_rows(self) -> list[tuple[Any, ...]]:
         """Rows of :data:`_CHUNK_COLUMNS`, one per series."""
+        data = self.data or packed_data(self.chunks)
         return [
             (row.id, row.count, len(chunk), int(chunk.iterations[0]), int(chunk.iterations[-1]),
-             encode_chunk(chunk))
-            for row, chunk in zip(self.rows, self.chunks, strict=True)
+             packed)
+            for row, chunk, packed in zip(self.rows, self.chunks, data, strict=True)
         ]  # fmt: skip
 
     def add_rollups(self, stored: dict[tuple[int, int], dict]) -> None:
@@ -163,6 +190,7 @@ class _Writes:
         for level, bucket, merged in rollups.lone_point_rows(row.count, point, mine):
             bucket["series_id"] = int(row.id)
             bucket["level"] = level
+            self.levels[level] = bucket
             if merged:
                 self.merged_buckets.append(
                     tuple(bucket[n] for n in (*self.merged_names, *_BUCKET_KEYS))
@@ -191,7 +219,7 @@ class _Writes:
             buckets = coarser  # each level from the one below, before stored partials merge in
             if level < len(sizes):
                 coarser = rollups.coarser_buckets(buckets, sizes[level] // size)
-            is_first = np.r_[True, buckets["series"][1:] != buckets["series"][:-1]]
+            is_first = rollups.changes(buckets["series"])
             merged = np.zeros(len(is_first), dtype=bool)
             for i in np.flatnonzero(is_first).tolist():
                 previous = stored.get((self.rows[buckets["series"][i]].id, level))
@@ -202,6 +230,7 @@ class _Writes:
                 "series_id": self.series_ids[buckets["series"]],
                 "level": np.full(len(merged), level),
             }
+            self.levels[level] = (extra["series_id"], buckets)
             names, rows = rollups.bucket_rows(buckets, extra)
             self.bucket_names = names
             values = [names.index(n) for n in names if n not in _BUCKET_KEYS]
@@ -216,14 +245,39 @@ class _Writes:
                 ]
             self.new_buckets += rows
 
-    def flush(self, conn: Connection, db: Database) -> None:
+    def fresh(self, level: int) -> Fresh:
+        """The buckets of ``level`` (see :func:`seal_blocks`), as stored."""
+        found = self.levels[level]
+        if isinstance(found, dict):  # a lone point's
+            one = [np.array([found[name]]) for name in ("series_id", "bucket", *rollups.COLUMNS)]
+            return one[0], one[1], one[2:]
+        series, buckets = found
+        columns = [rollups.stored_column(buckets, name) for name in rollups.COLUMNS]
+        return series, buckets["bucket"], columns
+
+    def flush(
+        self, conn: Connection, db: Database, sealed: set[tuple[int, int, int]] | None = None
+    ) -> None:
         """Every row of the batch, one executemany per statement (through the driver on
-        SQLite: SQLAlchemy's per-row parameter handling cost more than the statements)."""
+        SQLite: SQLAlchemy's per-row parameter handling cost more than the statements), but
+        those of the ``sealed`` blocks (series id, level, block): they are packed instead."""
+        if sealed:
+            names, keys = self.bucket_names, (*self.merged_names, *_BUCKET_KEYS)
+            self.new_buckets = _unsealed(self.new_buckets, sealed, names)
+            self.merged_buckets = _unsealed(self.merged_buckets, sealed, keys)
         db.insert_rows(conn, metric_chunks, _CHUNK_COLUMNS, self.chunk_rows())
         summaries = [_summary(r, c) for r, c in zip(self.rows, self.chunks, strict=True)]
         db.update_rows(conn, metric_series, _SUMMARY_COLUMNS, ("id",), summaries)
         db.update_rows(conn, metric_rollups, self.merged_names, _BUCKET_KEYS, self.merged_buckets)
         db.insert_rows(conn, metric_rollups, self.bucket_names, self.new_buckets)
+
+
+def _unsealed(
+    rows: list[tuple[Any, ...]], sealed: set[tuple[int, int, int]], names: Sequence[str]
+) -> list[tuple[Any, ...]]:
+    """The bucket rows (of columns ``names``) not in a ``sealed`` block."""
+    s, level, bucket = (list(names).index(k) for k in _BUCKET_KEYS)
+    return [r for r in rows if (r[s], r[level], r[bucket] // BLOCK_BUCKETS) not in sealed]
 
 
 _CHUNK_COLUMNS = ["series_id", "start", "count", "first_iteration", "last_iteration", "data"]
@@ -280,9 +334,10 @@ class SqlPoints(SqlNoun, PointStore):
 
     def append_points(self, project_id: int, experiment_id: int, batch: MetricBatch) -> int:
         batch_chunk_count(len(batch.chunks))  # internal rewrites may hold more
+        packed = PackedBatch(batch)  # outside the transaction: needs nothing stored
         with self._db.write() as conn:
             ref = (project_id, experiment_id)
-            return append_points(conn, self._db, self._scope, ref, batch)
+            return append_points(conn, self._db, self._scope, ref, packed)
 
     def list_series(self, project_id: int, experiment_id: int) -> list[MetricSummary]:
         with self._db.read() as conn:

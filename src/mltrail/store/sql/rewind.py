@@ -16,12 +16,17 @@ import numpy as np
 from sqlalchemy import Connection, delete, select
 
 from mltrail.core import validation
+from mltrail.core.chunk_codec import decode_chunks
 from mltrail.core.types import MetricBatch, SeriesChunk
 from mltrail.store.sql.access import Scope, SqlNoun, experiment_pk
-from mltrail.store.sql.chunks import decode_chunks
 from mltrail.store.sql.engine import Database
 from mltrail.store.sql.points import append_points
-from mltrail.store.sql.tables import metric_chunks, metric_rollups, metric_series
+from mltrail.store.sql.tables import (
+    metric_chunks,
+    metric_rollup_blocks,
+    metric_rollups,
+    metric_series,
+)
 
 REWRITE_BATCH_POINTS = 50_000  # the SDK's batch size: chunks of a rebuilt series look alike
 
@@ -48,7 +53,8 @@ def rewind_points(
         removed += int((~keep).sum())
         _delete_series(conn, series_id)
         if keep.any():
-            kept.append(SeriesChunk(key, phase, *(c[keep] for c in columns)))
+            it, ep, v, t = (c[keep] for c in columns)
+            kept.append(SeriesChunk(key, phase, it, ep, v, t))
     _append_again(conn, db, scope, ref, kept)
     return removed
 
@@ -65,6 +71,8 @@ def _stored_points(conn: Connection, series_id: int) -> tuple[np.ndarray, ...]:
 
 def _delete_series(conn: Connection, series_id: int) -> None:
     conn.execute(delete(metric_rollups).where(metric_rollups.c.series_id == series_id))
+    blocks = metric_rollup_blocks.c
+    conn.execute(delete(metric_rollup_blocks).where(blocks.series_id == series_id))
     conn.execute(delete(metric_chunks).where(metric_chunks.c.series_id == series_id))
     conn.execute(delete(metric_series).where(metric_series.c.id == series_id))
 

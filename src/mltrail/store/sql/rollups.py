@@ -51,18 +51,37 @@ def choose_level(total: int, max_points: int) -> int:
     return chosen
 
 
+def changes(column: np.ndarray) -> np.ndarray:
+    """True where an element differs from the one before it, and at the first (``np.r_``
+    built the same flags at several times the cost, which a batch paid a few dozen times)."""
+    out = np.empty(len(column), dtype=bool)
+    out[:1] = True
+    np.not_equal(column[1:], column[:-1], out=out[1:])
+    return out
+
+
+def _ends(starts: np.ndarray, n: int) -> np.ndarray:
+    """The last index of each segment, given the first ones and the length."""
+    ends = np.empty_like(starts)
+    ends[:-1] = starts[1:] - 1
+    ends[-1:] = n - 1
+    return ends
+
+
 def _segment_pick(
     values: np.ndarray, seg: np.ndarray, starts: np.ndarray, pick_max: bool
 ) -> np.ndarray:
     """Index of the first min (or max) non-NaN value of each segment; first index if all NaN."""
     nan = np.isnan(values)
-    fill = -np.inf if pick_max else np.inf
-    filled = np.where(nan, fill, values)
     reduce = np.maximum if pick_max else np.minimum
-    best = reduce.reduceat(filled, starts)
-    has_value = np.add.reduceat(~nan, starts) > 0
-    hits = np.flatnonzero((filled == best[seg]) & (~nan | ~has_value[seg]))
-    first_of_segment = np.r_[True, seg[hits][1:] != seg[hits][:-1]]
+    if not nan.any():  # the usual case: no NaN to set aside
+        hits = np.flatnonzero(values == reduce.reduceat(values, starts)[seg])
+    else:
+        filled = np.where(nan, -np.inf if pick_max else np.inf, values)
+        best = reduce.reduceat(filled, starts)
+        has_value = np.add.reduceat(~nan, starts) > 0
+        hits = np.flatnonzero((filled == best[seg]) & (~nan | ~has_value[seg]))
+    first_of_segment = changes(seg[hits])
     return hits[first_of_segment]
 
 
@@ -102,7 +121,7 @@ def compute_buckets(
     change[1:] = (bucket_ids[1:] != bucket_ids[:-1]) | (series[1:] != series[:-1])
     starts = np.flatnonzero(change)
     seg = np.cumsum(change) - 1
-    ends = np.r_[starts[1:], n] - 1
+    ends = _ends(starts, n)
     out: Buckets = {"series": series[starts], "bucket": bucket_ids[starts], "n": ends - starts + 1}
     out.update(_points("first", starts, columns))
     out.update(_points("last", ends, columns))
@@ -128,7 +147,7 @@ def coarser_buckets(fine: Buckets, factor: int) -> Buckets:
     change[1:] = (bucket_ids[1:] != bucket_ids[:-1]) | (series[1:] != series[:-1])
     starts = np.flatnonzero(change)
     seg = np.cumsum(change) - 1
-    ends = np.r_[starts[1:], m] - 1
+    ends = _ends(starts, m)
     out: Buckets = {"series": series[starts], "bucket": bucket_ids[starts],
                     "n": np.add.reduceat(fine["n"], starts)}  # fmt: skip
     for part, idx in (("first", starts), ("last", ends)):
@@ -235,10 +254,9 @@ def downsample(items: Buckets, max_points: int) -> Points:
     ``*_time`` ones may be missing: NaN). Returns iterations, epochs, values and times (ms).
     """
     m = len(items["min_value"])
-    first = _stack(items, "first", slice(0, 1))
-    last = _stack(items, "last", slice(m - 1, m))
-    if max_points < 4:
-        return _finish(np.concatenate([first, last], axis=1), max_points)
+    first, last = ("first", np.zeros(1, np.intp)), ("last", np.full(1, m - 1, np.intp))
+    if max_points < 4 or not m:
+        return _finish(_gather(items, [first, last] if m else []), max_points)
     groups = max(1, min(groups_for(max_points), m))
     starts = (np.arange(groups, dtype=np.int64) * m) // groups
     change = np.zeros(m, dtype=bool)
@@ -246,36 +264,47 @@ def downsample(items: Buckets, max_points: int) -> Points:
     seg = np.cumsum(change) - 1
     picks = [first]
     for part, pick_max in (("min", False), ("max", True)):
-        idx = _segment_pick(items[f"{part}_value"].astype(np.float64), seg, starts, pick_max)
-        picks.append(_stack(items, part, idx))
+        idx = _segment_pick(np.asarray(items[f"{part}_value"], np.float64), seg, starts, pick_max)
+        picks.append((part, idx))
     picks.append(last)
-    return _finish(np.concatenate(picks, axis=1), max_points)
+    return _finish(_gather(items, picks), max_points)
 
 
-def _stack(items: Buckets, part: str, idx: Any) -> np.ndarray:
-    """A (4, k) float array of iteration, epoch, value, time (NaN when not given)."""
-    rows = []
-    for f in POINT_FIELDS:
-        column = items.get(f"{part}_{f}")
-        if column is None:
-            column = np.broadcast_to(np.float64(np.nan), (len(items["min_value"]),))
-        rows.append(np.asarray(column[idx], dtype=np.float64))
-    return np.vstack(rows)
+def _gather(items: Buckets, picks: list[tuple[str, np.ndarray]]) -> tuple[np.ndarray, ...]:
+    """The (2, k) int64 array of iteration and epoch (exact past 2^53) and the (2, k) float64
+    one of value and time (NaN when not given) of the picked items, each pick a part and the
+    indexes of its items, in that order."""
+    k = sum(len(idx) for _, idx in picks)
+    out = (np.empty((2, k), np.int64), np.empty((2, k)))
+    for row, f in enumerate(POINT_FIELDS):
+        at, target = 0, out[row // 2][row % 2]
+        for part, idx in picks:
+            column = items.get(f"{part}_{f}")
+            target[at : at + len(idx)] = np.nan if column is None else column[idx]
+            at += len(idx)
+    return out
 
 
-def _finish(points: np.ndarray, max_points: int) -> Points:
-    order = np.lexsort((points[1], points[0]))
-    points = points[:, order]
-    if points.shape[1] > 1:
-        same = (points[0, 1:] == points[0, :-1]) & (points[1, 1:] == points[1, :-1])
-        same &= (points[2, 1:] == points[2, :-1]) | (
-            np.isnan(points[2, 1:]) & np.isnan(points[2, :-1])
+def _finish(points: tuple[np.ndarray, ...], max_points: int) -> Points:
+    # sorted by (iteration, epoch), ties kept in order: a stable sort by iteration alone is
+    # that (and merges the picks' few sorted runs fast) unless an iteration's epochs go back
+    ints, floats = points
+    order = np.argsort(ints[0], kind="stable")
+    it, ep = ints[0, order], ints[1, order]
+    if np.any((it[1:] == it[:-1]) & (ep[1:] < ep[:-1])):
+        order = np.lexsort((ints[1], ints[0]))
+    ints, floats = ints[:, order], floats[:, order]
+    if ints.shape[1] > 1:
+        same = (ints[0, 1:] == ints[0, :-1]) & (ints[1, 1:] == ints[1, :-1])
+        same &= (floats[0, 1:] == floats[0, :-1]) | (
+            np.isnan(floats[0, 1:]) & np.isnan(floats[0, :-1])
         )
-        points = points[:, np.r_[True, ~same]]
-    if points.shape[1] > max_points:
-        keep = np.r_[np.arange(max_points - 1), points.shape[1] - 1]
-        points = points[:, keep]
-    return points[0].astype(np.int64), points[1].astype(np.int64), points[2], points[3]
+        keep = np.r_[True, ~same]
+        ints, floats = ints[:, keep], floats[:, keep]
+    if ints.shape[1] > max_points:
+        keep = np.r_[np.arange(max_points - 1), ints.shape[1] - 1]
+        ints, floats = ints[:, keep], floats[:, keep]
+    return ints[0], ints[1], floats[0], floats[1]
 
 
 def lone_point_rows(

@@ -11,16 +11,17 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, case, func, or_, select
+from sqlalchemy import Connection, select
 
 from mltrail.core import validation
+from mltrail.core.chunk_codec import decode_chunks
 from mltrail.core.errors import MltrailError, NotFoundError, PermissionDeniedError, ValidationError
 from mltrail.core.points import MAX_BATCH_SERIES
 from mltrail.core.types import Series, SeriesAnswer, SeriesQuery
-from mltrail.store.sql import rollups
+from mltrail.store.sql import rollup_blocks, rollups
 from mltrail.store.sql.access import Scope, experiment_pk, fetch_tuples
-from mltrail.store.sql.chunks import decode_chunks, iteration_order
-from mltrail.store.sql.tables import metric_chunks, metric_rollups, metric_series
+from mltrail.store.sql.chunks import iteration_order
+from mltrail.store.sql.tables import experiments, metric_chunks, metric_series, project_members
 
 _INT64 = (-(2**63), 2**63 - 1)
 
@@ -76,8 +77,11 @@ def read_stored(
     series_id: int,
     max_points: int | None,
     bounds: tuple[int, int] | None,
+    table: rollup_blocks.Table | None = None,
 ) -> SeriesRead:
-    """The read of :func:`read_series` once the series row is found (``empty`` names it)."""
+    """The read of :func:`read_series` once the series row is found (``empty`` names it);
+    ``table``: the level's buckets when already fetched (a batched read fetches every
+    series' at once)."""
     if bounds is not None:
         return _read_range(conn, empty, series_id, max_points, bounds)
     level = 0 if max_points is None else rollups.choose_level(empty.total, max_points)
@@ -87,7 +91,9 @@ def read_stored(
             return SeriesRead(_with(empty, cols, False), 0, rows)
         items = _raw_items(cols)
     else:
-        items, rows = _read_level(conn, series_id, level)
+        if table is None:
+            table = rollup_blocks.level_tables(conn, level, [series_id])[series_id]
+        items, rows = _level_items(table), len(table["bucket"])
     assert max_points is not None  # without it, the raw branch returned
     return SeriesRead(_with(empty, rollups.downsample(items, max_points), True), level, rows)
 
@@ -130,9 +136,9 @@ def _read_range(
     read of that many points costs, whatever the series length.
     """
     lo, hi = bounds
-    level, span = 0, None
+    level, table = 0, None
     if max_points is not None:
-        level, span = _range_level(conn, series_id, bounds, max_points)
+        level, table = _range_level(conn, series_id, bounds, max_points)
     if level == 0:
         cols, rows = _read_raw(conn, series_id, bounds)
         keep = (cols[0] >= lo) & (cols[0] <= hi)
@@ -141,8 +147,8 @@ def _read_range(
             return SeriesRead(_with(empty, cols, False), 0, rows)
         items = _raw_items(cols)
     else:
-        assert span is not None
-        items, rows = _read_level(conn, series_id, level, (span, bounds))
+        assert table is not None
+        items, rows = _level_items(table), len(table["bucket"])
     assert max_points is not None  # without it, the raw branch returned
     it, ep, v, t = rollups.downsample(items, max_points)
     # edge buckets straddle the range: their first/last/min/max points may lie outside it
@@ -152,43 +158,36 @@ def _read_range(
 
 def _range_level(
     conn: Connection, series_id: int, bounds: tuple[int, int], max_points: int
-) -> tuple[int, tuple[int, int] | None]:
+) -> tuple[int, rollup_blocks.Table | None]:
     """The coarsest level with at least :func:`rollups.groups_for` buckets overlapping
-    ``bounds``, and that level's span of bucket numbers; ``(0, None)`` when even the first
-    level has fewer, or when points logged out of iteration order make more than the two edge
-    buckets straddle the range (the range's raw points are read).
+    ``bounds``, and those buckets; ``(0, None)`` when even the first level has fewer, or when
+    points logged out of iteration order make more than the two edge buckets straddle the
+    range (the range's raw points are read).
 
-    Walks from the coarsest level down, each level's count confined to the buckets found at
-    the level above, so every query touches a bounded number of rows.
+    Walks from the coarsest level down, each level's buckets confined to the span found at
+    the level above, so every read touches a bounded number of buckets.
     """
-    r = metric_rollups.c
     groups = rollups.groups_for(max_points)
+    span: tuple[int, int] | None = None  # bucket numbers to look at, at the next level
     first: int | None = None  # ordinals of the points to look at
     last: int | None = None
     for level in range(len(rollups.LEVEL_SIZES), 0, -1):
         size = rollups.LEVEL_SIZES[level - 1]
-        where = [
-            r.series_id == series_id,
-            r.level == level,
-            r.last_iteration >= bounds[0],
-            r.first_iteration <= bounds[1],
-        ]
         if first is not None and last is not None:
-            where += [r.bucket >= first // size, r.bucket <= last // size]
+            span = (first // size, last // size)
+        table = rollup_blocks.level_range(conn, series_id, level, bounds, span)
+        count = len(table["bucket"])
+        if not count:
+            continue
         # buckets holding points outside the range: only the two edge ones when iterations
         # grew as they arrived; more means points came out of order, and the range's extremes
         # may hide behind outside ones, so the range is read raw instead
-        straddling = case((or_(r.first_iteration < bounds[0], r.last_iteration > bounds[1]), 1))
-        query = select(
-            func.min(r.bucket), func.max(r.bucket), func.count(), func.count(straddling)
-        ).where(*where)
-        b0, b1, count, straddled = conn.execute(query).one()
-        if not count:
-            continue
-        if straddled > 2:
+        outside = (table["first_iteration"] < bounds[0]) | (table["last_iteration"] > bounds[1])
+        if int(outside.sum()) > 2:
             return 0, None
         if count >= groups:
-            return level, (b0, b1)
+            return level, table
+        b0, b1 = int(table["bucket"][0]), int(table["bucket"][-1])
         first, last = b0 * size, (b1 + 1) * size - 1
     return 0, None
 
@@ -220,51 +219,27 @@ def _read_raw(
     return (it, ep, v, t), len(rows)
 
 
-def _read_level(
-    conn: Connection,
-    series_id: int,
-    level: int,
-    within: tuple[tuple[int, int], tuple[int, int]] | None = None,
-) -> tuple[dict[str, np.ndarray], int]:
+def _level_items(table: rollup_blocks.Table) -> dict[str, np.ndarray]:
     """A level's buckets as :func:`rollups.downsample` reads them (times in seconds).
 
     Downsampling takes min and max of every bucket but only the first point of the first
-    bucket and the last point of the last one, so the rows carry the min/max columns
-    and two one-row queries add those two points: half the values to fetch per row.
-    ``within`` = ((first bucket, last bucket), (lo, hi)) keeps the buckets in that ordinal
-    span whose iterations overlap ``lo..hi``.
+    bucket and the last point of the last one: those are the lowest and highest iteration,
+    earliest and latest to arrive among equals (the first and last bucket's unless points
+    were logged out of iteration order), broadcast over the buckets.
     """
-    r = metric_rollups.c
-    where: tuple[Any, ...] = (r.series_id == series_id, r.level == level)
-    if within is not None:
-        (b0, b1), (lo, hi) = within
-        where += (r.bucket >= b0, r.bucket <= b1, r.last_iteration >= lo, r.first_iteration <= hi)
-    names = [f"{p}_{f}" for p in ("min", "max") for f in rollups.POINT_FIELDS] + ["first_time"]
-    query = select(*(metric_rollups.c[n] for n in names)).where(*where)
-    rows = fetch_tuples(conn, query.order_by(metric_rollups.c.bucket))
-    table = np.array(rows, dtype=np.float64).reshape(len(rows), len(names))
-    items = {n: table[:, i] for i, n in enumerate(names)}
-    for name in ("min_time", "max_time"):
-        items[name] = items[name] + items["first_time"]  # stored relative to it
-    # the lowest and highest iteration, earliest and latest to arrive among equals: the first
-    # and last bucket's unless points were logged out of iteration order
-    for part, order in (
-        ("first", (r.first_iteration, r.bucket)),
-        ("last", (r.last_iteration.desc(), r.bucket.desc())),
-    ):
-        cols = [metric_rollups.c[f"{part}_{f}"] for f in rollups.POINT_FIELDS]
-        end = fetch_tuples(
-            conn, select(*cols, metric_rollups.c.first_time).where(*where).order_by(*order).limit(1)
-        )
-        point = np.array(end, dtype=np.float64).reshape(-1)
-        if part == "last":
-            point[-2] += point[-1]  # its time, stored after the bucket's first
-        for f, value in zip(rollups.POINT_FIELDS, point[:-1].tolist(), strict=True):
-            # read only at index 0 (first) and len - 1 (last): one value broadcast over all
-            items[f"{part}_{f}"] = np.broadcast_to(np.float64(value), (len(rows),))
+    m = len(table["bucket"])
+    items = {f"{p}_{f}": table[f"{p}_{f}"] for p in ("min", "max") for f in rollups.POINT_FIELDS}
+    ends = (
+        ("first", int(np.lexsort((table["bucket"], table["first_iteration"]))[0])),
+        ("last", int(np.lexsort((table["bucket"], table["last_iteration"]))[-1])),
+    )
+    for part, i in ends:
+        for f in rollups.POINT_FIELDS:
+            # read only at index 0 (first) and m - 1 (last): one value broadcast over all
+            items[f"{part}_{f}"] = np.broadcast_to(table[f"{part}_{f}"][i], (m,))
     for part in rollups.PARTS:
         items[f"{part}_time"] = items[f"{part}_time"] / 1000.0  # stored in milliseconds
-    return items, len(rows)
+    return items
 
 
 def read_series_batch(
@@ -283,14 +258,7 @@ def read_series_batch(
     """
     max_points = validation.require_int(max_points, "max_points", minimum=2)
     bounds = _iteration_bounds(*span)
-    pks: dict[tuple[int, int], int | MltrailError] = {}
-    for q in queries:
-        ref = (q.project_id, q.experiment_id)
-        if ref not in pks:
-            try:
-                pks[ref] = experiment_pk(conn, scope, *ref)
-            except (NotFoundError, PermissionDeniedError) as exc:
-                pks[ref] = exc
+    pks = _experiment_pks(conn, scope, [(q.project_id, q.experiment_id) for q in queries])
     rows = _series_rows(conn, [pk for pk in pks.values() if isinstance(pk, int)])
     plan: list[tuple[SeriesQuery, Any]] = []  # (query, series row or the error answered)
     for q in queries:
@@ -310,7 +278,54 @@ def read_series_batch(
             f"names {len(plan):,} series, at most {MAX_BATCH_SERIES:,} per request",
             "series",
         )
-    return [_answer(conn, q, found, max_points, bounds) for q, found in plan]
+    tables: dict[int, rollup_blocks.Table] = {}
+    if bounds is None:  # every series' level read at once: two queries per level
+        levels: dict[int, list[int]] = {}
+        for _, found in plan:
+            if not isinstance(found, MltrailError):
+                level = rollups.choose_level(found.count, max_points)
+                if level:
+                    levels.setdefault(level, []).append(found.id)
+        for level, ids in levels.items():
+            tables.update(rollup_blocks.level_tables(conn, level, ids))
+    return [_answer(conn, q, found, max_points, bounds, tables) for q, found in plan]
+
+
+def _experiment_pks(
+    conn: Connection, scope: Scope, refs: list[tuple[Any, Any]]
+) -> dict[tuple[Any, Any], int | MltrailError]:
+    """Each (project, experiment)'s key as :func:`experiment_pk` finds it, or the error it
+    raises for a missing or forbidden one: one query per project for the common case (a
+    compare view's 100 runs), :func:`experiment_pk` itself for what that does not find."""
+    pks: dict[tuple[Any, Any], int | MltrailError] = {}
+    if scope.grant is None:
+        numbers: dict[int, set[int]] = {}
+        for pid, number in refs:
+            if _small_id(pid) and _small_id(number):
+                numbers.setdefault(pid, set()).add(number)
+        e = experiments.c
+        parts = [(pid, sorted(wanted)[i : i + 500]) for pid, wanted in numbers.items()
+                 for i in range(0, len(wanted), 500)]  # fmt: skip
+        for pid, part in parts:  # (SQLite bounds a statement's parameters)
+            query = select(e.number, e.id).where(e.project_id == pid, e.number.in_(part))
+            if not scope.sees_all:
+                assert scope.user is not None
+                members = select(project_members.c.project_id).where(
+                    project_members.c.user_id == scope.user.id
+                )
+                query = query.where(e.project_id.in_(members))
+            pks.update({(pid, number): pk for number, pk in conn.execute(query).all()})
+    for ref in refs:
+        if ref not in pks:
+            try:
+                pks[ref] = experiment_pk(conn, scope, *ref)
+            except (NotFoundError, PermissionDeniedError) as exc:
+                pks[ref] = exc
+    return pks
+
+
+def _small_id(value: Any) -> bool:
+    return type(value) is int and 1 <= value <= validation.MAX_DB_ID
 
 
 def _answer(
@@ -319,6 +334,7 @@ def _answer(
     found: Any,
     max_points: int,
     bounds: tuple[int, int] | None,
+    tables: dict[int, rollup_blocks.Table],
 ) -> SeriesAnswer:
     if isinstance(found, MltrailError):
         phase = q.phase or ("train" if q.key is not None else None)
@@ -326,7 +342,7 @@ def _answer(
             q.project_id, q.experiment_id, q.key, phase, error=found.kind, message=found.message
         )
     empty = Series(found.key, found.phase, *_EMPTY, found.count, False)
-    read = read_stored(conn, empty, found.id, max_points, bounds).series
+    read = read_stored(conn, empty, found.id, max_points, bounds, tables.get(found.id)).series
     return SeriesAnswer(q.project_id, q.experiment_id, found.key, found.phase, read)
 
 

@@ -172,19 +172,40 @@ def _point_columns(prefix: str) -> list[Column]:
     ]
 
 
+def _level_key(last: str) -> list[Column]:
+    """(series_id, level, ``last``): the key of a rollup level's rows or blocks."""
+    return [
+        Column(
+            "series_id",
+            Integer,
+            ForeignKey("metric_series.id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
+        Column("level", Integer, primary_key=True, autoincrement=False),
+        Column(last, Integer, primary_key=True, autoincrement=False),
+    ]
+
+
 metric_rollups = Table(
     "metric_rollups",
     metadata,
-    Column(
-        "series_id", Integer, ForeignKey("metric_series.id", ondelete="CASCADE"), primary_key=True
-    ),
-    Column("level", Integer, primary_key=True, autoincrement=False),
-    Column("bucket", Integer, primary_key=True, autoincrement=False),
+    *_level_key("bucket"),
     Column("n", Integer, nullable=False),
     *_point_columns("first"),
     *_point_columns("last"),
     *_point_columns("min"),
     *_point_columns("max"),
+)
+
+# Complete rollup buckets packed BLOCK_BUCKETS at a time (rollup_blocks.py): a chart read
+# fetches a few blobs instead of a row per bucket; the buckets of a block have no rows left.
+metric_rollup_blocks = Table(
+    "metric_rollup_blocks",
+    metadata,
+    *_level_key("block"),
+    Column("first_iteration", BigInteger, nullable=False),  # lowest of its buckets'
+    Column("last_iteration", BigInteger, nullable=False),  # highest of its buckets'
+    Column("data", LargeBinary, nullable=False),
 )
 
 ingest_batches = Table(

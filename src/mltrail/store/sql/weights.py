@@ -7,6 +7,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from mltrail.core import validation
+from mltrail.core.points import MAX_EPOCH
 from mltrail.core.types import WeightsHash, WeightsLink
 from mltrail.store.sql.access import Scope, SqlNoun, experiment_pk
 from mltrail.store.sql.engine import Database
@@ -14,8 +15,9 @@ from mltrail.store.sql.tables import artifacts, experiments, projects, weights_l
 from mltrail.store.weights import WeightStore
 
 
-def _optional_int(value: Any, field: str) -> int | None:
-    return None if value is None else validation.require_int(value, field, minimum=0)
+def _optional_int(value: Any, field: str, maximum: int = validation.MAX_INT64) -> int | None:
+    return None if value is None else validation.require_int(value, field, minimum=0,
+                                                              maximum=maximum)  # fmt: skip
 
 
 def _checkpoint_path() -> Any:
@@ -66,7 +68,7 @@ def link_weights_hash(
     """Link the hash to (experiment, iteration, epoch); linking twice keeps one link."""
     digest = validation.as_weights_hash(weights_hash)
     iteration = _optional_int(point[0], "iteration")
-    epoch = _optional_int(point[1], "epoch")
+    epoch = _optional_int(point[1], "epoch", MAX_EPOCH)  # a 32-bit column
     pk = experiment_pk(conn, scope, *ref, write=True)
     existing = conn.execute(
         _links_query().where(

@@ -1,0 +1,436 @@
+"""Rollup levels read as arrays: complete buckets packed :data:`BLOCK_BUCKETS` at a time in
+``metric_rollup_blocks``, the rest (the last block's buckets so far, and buckets stored before
+migration 0014) one row each in ``metric_rollups``.
+
+A chart read of a level fetches a few blobs and at most a block's worth of rows, instead of a
+row per bucket (a 100,000-point series at 2,000 points: 12 blobs and 27 rows, not 1,563 rows).
+An append seals the blocks its points complete (:func:`seal_blocks`); a sealed block never
+changes (only the last bucket of a level is ever partial), and a rewind deletes the series.
+
+A block's columns are :data:`rollups.COLUMNS` as stored, made small (a bucket's iterations
+after its first, first iteration and first time as deltas along the block, values as their
+bits), each kept as its offsets from the block's smallest in the fewest whole bytes that hold
+them (0, 1, 2, 4 or 8): about 45 bytes a bucket (a row took about 90). Not deflated, nor
+byte-shuffled: blocks of the same widths decode together as one numpy record array, a few
+array operations for a compare view's thousand blocks.
+
+A level reads back as a :data:`Table`: n, iterations and epochs as exact int64 (past 2^53 too:
+blocks keep every integer column exactly, rows are taken exactly when a column reaches 2^53),
+values and times as float64.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import struct
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+from sqlalchemy import Connection, and_, bindparam, delete, select
+
+from mltrail.store.sql import rollups
+from mltrail.store.sql.access import fetch_tuples
+from mltrail.store.sql.engine import Database
+from mltrail.store.sql.tables import metric_rollup_blocks, metric_rollups
+
+BLOCK_BUCKETS = 128
+_FORMAT = 2
+_COLUMNS = rollups.COLUMNS
+_WIDTH = len(_COLUMNS)
+# format, buckets, each column's width in bytes, its base, the two delta columns' first values
+_HEADER = struct.Struct(f"<BI{_WIDTH}s{_WIDTH}q2q")
+_SIZES = (0, 1, 2, 4, 8)
+_INDEX = {name: i for i, name in enumerate(_COLUMNS)}
+_VALUES = [_INDEX[f"{p}_value"] for p in rollups.PARTS]
+_TIMES = [_INDEX[f"{p}_time"] for p in rollups.PARTS]
+_ITERATIONS = [_INDEX[f"{p}_iteration"] for p in rollups.PARTS[1:]]  # after first_iteration
+_FIRST_IT, _FIRST_TIME = _INDEX["first_iteration"], _INDEX["first_time"]
+# a level's columns as read: n, iterations and epochs exact int64 (past 2^53 too), values and
+# times (ms) float64
+_INTS = [j for j in range(_WIDTH) if j not in _VALUES and j not in _TIMES]
+_FLOATS = [*_VALUES, *_TIMES]
+_TIME_AT = {j: i for i, j in enumerate(_FLOATS) if j in _TIMES}  # a time's row in the floats
+_BIG = 2.0**53  # from here on a double skips whole numbers
+
+# "bucket" and COLUMNS: "bucket", n, iterations and epochs int64, values and times float64,
+# times absolute ms (NaN: none)
+Table = dict[str, np.ndarray]
+
+
+# --- the packed form ----------------------------------------------------------------------------
+def encode_block(rows: Sequence[tuple[Any, ...]]) -> bytes | None:
+    """A block of stored bucket rows (the :data:`rollups.COLUMNS` values, in bucket order),
+    packed; None when a time is missing or not whole milliseconds (the rows stay rows)."""
+    floats = np.array(rows, dtype=np.float64).reshape(len(rows), _WIDTH).T  # NULL becomes NaN
+    return encode_columns(floats, lambda j: np.array([row[j] for row in rows], dtype=np.int64))
+
+
+def encode_columns(floats: np.ndarray, exact: Callable[[int], np.ndarray]) -> bytes | None:
+    """:func:`encode_block` of the rows' (COLUMNS, buckets) float64 array (values NaN for
+    NULL), ``exact(j)`` giving column ``j`` as exact integers (read past 2^53 only)."""
+    n = floats.shape[1]
+    if np.isnan(floats[_TIMES]).any():
+        return None
+    table = np.empty((_WIDTH, n), dtype="<i8")
+    table[_VALUES] = floats[_VALUES].view("<i8")
+    others = [j for j in range(_WIDTH) if j not in _VALUES]
+    table[others] = floats[others].astype(np.int64)
+    if not np.array_equal(table[_TIMES], floats[_TIMES]):
+        return None  # not whole milliseconds
+    for j in others:
+        if np.abs(floats[j]).max() >= _BIG:  # beyond a double's whole numbers: exactly
+            table[j] = exact(j)
+    table[_ITERATIONS] -= table[_FIRST_IT]
+    starts = table[[_FIRST_IT, _FIRST_TIME], 0].tolist()
+    for j in (_FIRST_IT, _FIRST_TIME):
+        table[j] = np.diff(table[j], prepend=table[j, :1])
+    bases = table.min(axis=1)
+    offsets = table.view(np.uint64) - bases.view(np.uint64)[:, None]  # wraps: always >= 0
+    largest = offsets.max(axis=1).tolist()
+    widths = [next(w for w in _SIZES if x < 256**w) if x < 2**56 else 8 for x in largest]
+    fields = [(f"c{j}", f"<u{w}") for j, w in enumerate(widths) if w]
+    records = np.empty(n, dtype=fields)
+    for name, _ in fields:
+        records[name] = offsets[int(name[1:])]
+    head = _HEADER.pack(_FORMAT, n, bytes(widths), *bases.tolist(), *starts)
+    return head + records.tobytes()
+
+
+def decode_blocks(blobs: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """Inverse of :func:`encode_block` for blocks of :data:`BLOCK_BUCKETS` buckets: the
+    (blocks, _INTS, buckets) int64 and (blocks, _FLOATS, buckets) float64 arrays, times as
+    stored."""
+    ints = _decode_ints(blobs)
+    floats = np.empty((len(blobs), len(_FLOATS), BLOCK_BUCKETS))
+    floats[:, : len(_VALUES)] = ints[:, _VALUES].view("<f8")
+    floats[:, len(_VALUES) :] = ints[:, _TIMES]
+    return ints[:, _INTS], floats
+
+
+def _row_arrays(rows: Sequence[tuple[Any, ...]], lead: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stored rows (``lead`` key columns, then :data:`COLUMNS`) as the int64 array of the key
+    columns and :data:`_INTS` (exact past 2^53 too) and the float64 array of :data:`_FLOATS`
+    (NULL: NaN)."""
+    floats = np.array(rows, dtype=np.float64).reshape(-1, lead + _WIDTH).T
+    at, fat = _ROW_AT[lead]
+    exact = floats[at]
+    ints = exact.astype(np.int64)
+    if len(rows) and np.abs(exact, out=exact).max() >= _BIG:
+        for i in np.flatnonzero(exact.max(axis=1) >= _BIG).tolist():
+            ints[i] = np.array([row[at[i]] for row in rows], dtype=np.int64)
+    return ints, floats[fat]
+
+
+# per number of key columns: the rows' columns :func:`_row_arrays` takes as int64 and as float64
+_ROW_AT = {
+    lead: (np.array([*range(lead), *(lead + j for j in _INTS)]), np.array(_FLOATS) + lead)
+    for lead in (1, 2)
+}
+
+
+def _decode_ints(blobs: Sequence[bytes]) -> np.ndarray:
+    """The (blocks, COLUMNS, buckets) int64 array of blocks, values as their bits; the blocks
+    of the same column widths (most of a series' blocks) decoded together."""
+    n = BLOCK_BUCKETS
+    ints = np.empty((len(blobs), _WIDTH, n), dtype=np.int64)  # filled when widths differ
+    alike: dict[bytes, list[tuple[int, bytes, tuple[int, ...]]]] = {}
+    for k, blob in enumerate(blobs):
+        data = bytes(blob)
+        _format, size, widths, *values = _HEADER.unpack_from(data)
+        if size != n:
+            raise ValueError(f"a rollup block of {size} buckets, not {n}")
+        alike.setdefault(widths, []).append((k, data, tuple(values)))
+    for widths, found in alike.items():
+        at = np.array([k for k, _, _ in found])
+        numbers = np.array([x for _, _, x in found], dtype=np.int64)
+        bases, starts = numbers[:, :_WIDTH].view(np.uint64), numbers[:, _WIDTH:]
+        fields = [(f"c{j}", f"<u{w}") for j, w in enumerate(widths) if w]
+        body = b"".join(data[_HEADER.size :] for _, data, _ in found)
+        records = np.frombuffer(body, dtype=fields).reshape(len(found), n)
+        part = np.empty((len(found), _WIDTH, n), dtype=np.uint64)
+        for j, w in enumerate(widths):
+            if w:
+                np.add(records[f"c{j}"], bases[:, j, None], out=part[:, j], casting="unsafe")
+            else:
+                part[:, j] = bases[:, j, None]
+        signed = part.view(np.int64)
+        for i, j in enumerate((_FIRST_IT, _FIRST_TIME)):
+            np.cumsum(signed[:, j], axis=1, out=signed[:, j])
+            signed[:, j] += starts[:, i, None]
+        signed[:, _ITERATIONS] += signed[:, _FIRST_IT, None]
+        if len(alike) == 1:
+            return signed  # every block, in order
+        ints[at] = signed
+    return ints
+
+
+# --- reads --------------------------------------------------------------------------------------
+def _table(buckets: np.ndarray, ints: np.ndarray, floats: np.ndarray) -> Table:
+    """A level's table from bucket numbers and the (_INTS, buckets) and (_FLOATS, buckets)
+    arrays as stored, sorted by bucket, every time absolute."""
+    order = None if np.all(buckets[1:] > buckets[:-1]) else np.argsort(buckets, kind="stable")
+    if order is not None:
+        buckets, ints, floats = buckets[order], ints[:, order], floats[:, order]
+    out: Table = {"bucket": buckets}
+    out.update({_COLUMNS[j]: ints[i] for i, j in enumerate(_INTS)})
+    out.update({_COLUMNS[j]: floats[i] for i, j in enumerate(_FLOATS)})
+    for name in rollups.RELATIVE_TIMES:
+        out[name] = out[name] + out["first_time"]
+    return out
+
+
+def level_tables(conn: Connection, level: int, series_ids: Sequence[int]) -> dict[int, Table]:
+    """Every bucket of ``level`` of each series: one query for their blocks and one for their
+    rows (in parts of 500 series: SQLite bounds a statement's parameters), written straight
+    into one array of all series' columns (each series' table is a slice of it)."""
+    blocks: list[tuple[Any, ...]] = []
+    rows: list[tuple[Any, ...]] = []
+    b, r = metric_rollup_blocks.c, metric_rollups.c
+    for start in range(0, len(series_ids), 500):
+        ids = list(series_ids[start : start + 500])
+        query = select(b.series_id, b.block, b.data).where(b.level == level, b.series_id.in_(ids))
+        blocks += fetch_tuples(conn, query.order_by(b.series_id, b.block))
+        cols = [r.series_id, r.bucket, *(r[c] for c in _COLUMNS)]
+        query = select(*cols).where(r.level == level, r.series_id.in_(ids))
+        rows += fetch_tuples(conn, query.order_by(r.series_id, r.bucket))
+    numbers = np.array([row[:2] for row in blocks], dtype=np.int64).reshape(-1, 2)
+    ints = _decode_ints([row[2] for row in blocks])
+    row_ints, row_floats = _row_arrays(rows, 2)
+    in_blocks = dict(_run_map(numbers[:, 0]))
+    in_rows = dict(_run_map(row_ints[0]))
+    spans, total = {}, 0
+    for s in series_ids:
+        if s not in spans:
+            (b0, b1), (r0, r1) = in_blocks.get(s, (0, 0)), in_rows.get(s, (0, 0))
+            spans[s] = (total, (b0, b1), (r0, r1))
+            total += (b1 - b0) * BLOCK_BUCKETS + r1 - r0
+    bucket = np.empty(total, np.int64)
+    icols, fcols = np.empty((len(_INTS), total), np.int64), np.empty((len(_FLOATS), total))
+    values = ints.view("<f8")
+    for at, (b0, b1), (r0, r1) in spans.values():
+        end = at + (b1 - b0) * BLOCK_BUCKETS
+        first = numbers[b0:b1, 1, None] * BLOCK_BUCKETS
+        bucket[at:end] = (first + np.arange(BLOCK_BUCKETS)).reshape(-1)
+        exact = icols[:, at:end].reshape(len(_INTS), b1 - b0, BLOCK_BUCKETS)
+        exact[:] = ints[b0:b1, _INTS].transpose(1, 0, 2)
+        picked = fcols[:, at:end].reshape(len(_FLOATS), b1 - b0, BLOCK_BUCKETS)
+        picked[: len(_VALUES)] = values[b0:b1, _VALUES].transpose(1, 0, 2)
+        picked[len(_VALUES) :] = ints[b0:b1, _TIMES].transpose(1, 0, 2)
+        bucket[end : end + r1 - r0] = row_ints[1, r0:r1]
+        icols[:, end : end + r1 - r0] = row_ints[2:, r0:r1]
+        fcols[:, end : end + r1 - r0] = row_floats[:, r0:r1]
+    for name in rollups.RELATIVE_TIMES:
+        fcols[_TIME_AT[_INDEX[name]]] += fcols[_TIME_AT[_FIRST_TIME]]
+    out = {}
+    for s, (at, (b0, b1), (r0, r1)) in spans.items():
+        end = at + (b1 - b0) * BLOCK_BUCKETS + r1 - r0
+        mine = bucket[at:end], icols[:, at:end], fcols[:, at:end]
+        if b1 > b0 and r1 > r0 and not np.all(mine[0][1:] > mine[0][:-1]):
+            order = np.argsort(mine[0], kind="stable")  # rows stored before their blocks
+            mine = mine[0][order], mine[1][:, order], mine[2][:, order]
+        out[s] = {"bucket": mine[0]}
+        out[s].update({_COLUMNS[j]: mine[1][i] for i, j in enumerate(_INTS)})
+        out[s].update({_COLUMNS[j]: mine[2][i] for i, j in enumerate(_FLOATS)})
+    return out
+
+
+def _run_map(owners: np.ndarray) -> list[tuple[int, tuple[int, int]]]:
+    """(value, (start, end)) of each run of equal values."""
+    return [(int(owners[lo]), (lo, hi)) for lo, hi in _runs(owners)] if len(owners) else []
+
+
+def _runs(owners: np.ndarray) -> list[tuple[int, int]]:
+    """(start, end) of each run of equal values."""
+    cuts = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1], True]).tolist()
+    return list(itertools.pairwise(cuts))
+
+
+def _joined(found: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> Table:
+    if not found:
+        empty = np.empty(0, np.int64)
+        return _table(empty, np.empty((len(_INTS), 0), np.int64), np.empty((len(_FLOATS), 0)))
+    buckets = np.concatenate([f[0] for f in found]).astype(np.int64)
+    ints = np.concatenate([f[1] for f in found], axis=1)
+    return _table(buckets, ints, np.concatenate([f[2] for f in found], axis=1))
+
+
+def level_range(
+    conn: Connection,
+    series_id: int,
+    level: int,
+    bounds: tuple[int, int],
+    span: tuple[int, int] | None = None,
+) -> Table:
+    """The buckets of ``level`` whose iterations overlap ``bounds`` (inclusive), within the
+    bucket numbers ``span`` when given: the blocks overlapping them and the matching rows."""
+    lo, hi = bounds
+    b, r = metric_rollup_blocks.c, metric_rollups.c
+    where = [b.series_id == series_id, b.level == level]
+    where += [b.last_iteration >= lo, b.first_iteration <= hi]
+    rows_where = [r.series_id == series_id, r.level == level]
+    rows_where += [r.last_iteration >= lo, r.first_iteration <= hi]
+    if span is not None:
+        where += [b.block >= span[0] // BLOCK_BUCKETS, b.block <= span[1] // BLOCK_BUCKETS]
+        rows_where += [r.bucket >= span[0], r.bucket <= span[1]]
+    found = []
+    blocks = fetch_tuples(conn, select(b.block, b.data).where(and_(*where)))
+    if blocks:
+        ints, floats = decode_blocks([data for _, data in blocks])
+        last, first = _INTS.index(_INDEX["last_iteration"]), _INTS.index(_FIRST_IT)
+        for (block, _), i, f in zip(blocks, ints, floats, strict=True):
+            buckets = np.arange(BLOCK_BUCKETS, dtype=np.int64) + block * BLOCK_BUCKETS
+            keep = (i[last] >= lo) & (i[first] <= hi)
+            if span is not None:
+                keep &= (buckets >= span[0]) & (buckets <= span[1])
+            found.append((buckets[keep], i[:, keep], f[:, keep]))
+    rows = fetch_tuples(conn, select(r.bucket, *(r[c] for c in _COLUMNS)).where(*rows_where))
+    if rows:
+        ints, floats = _row_arrays(rows, 1)
+        found.append((ints[0], ints[1:], floats))
+    return _joined(found)
+
+
+# --- writes -------------------------------------------------------------------------------------
+# A level's buckets an append computed: per bucket its series id and bucket number, and the
+# :data:`rollups.COLUMNS` as stored (exact integers; times relative as in the rows)
+Fresh = tuple[np.ndarray, np.ndarray, list[np.ndarray]]
+Block = tuple[int, int, int, int, int, bytes]  # series, level, block, iterations, data
+
+
+def seal_blocks(
+    conn: Connection,
+    grown: Sequence[tuple[int, int, int]],
+    fresh: Callable[[int], Fresh],
+    sqlite: bool,
+) -> list[Block]:
+    """The blocks an append completes: ``grown`` lists (series id, points before, points
+    after), ``fresh(level)`` the level's buckets the append computed. A level's block is
+    complete once the series holds its every point; it packs the rows of its buckets as they
+    are stored after the append (those of earlier complete blocks still stored as rows too),
+    read back only for the buckets stored before the append (the append's own come from
+    ``fresh``, as the database would give them back: ``sqlite`` keeps no -0.0).
+    The caller writes the blocks (:func:`store_blocks`) and no row of their buckets."""
+    blocks: list[Block] = []
+    levels: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, list[np.ndarray]]] = {}
+    for series_id, before, after in grown:
+        for level, size in enumerate(rollups.LEVEL_SIZES, start=1):
+            span = BLOCK_BUCKETS * size
+            if after // span > before // span:
+                if level not in levels:
+                    levels[level] = _as_read(fresh(level), sqlite)
+                end = (after // span) * BLOCK_BUCKETS
+                blocks += _level_blocks(conn, (series_id, level), (before // size, end),
+                                        levels[level])  # fmt: skip
+    return blocks
+
+
+def _as_read(fresh: Fresh, sqlite: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, list]:
+    """``fresh`` with its columns also as one float64 array, as the database gives them back
+    (NaN values as NULL: the one NaN; on SQLite -0.0 as 0.0; times as doubles)."""
+    series, bucket, columns = fresh
+    floats = np.array(columns, dtype=np.float64).reshape(_WIDTH, len(bucket))
+    values = floats[_VALUES]
+    if sqlite:
+        values += 0.0  # -0.0 + 0.0 is 0.0
+    values[np.isnan(values)] = np.nan
+    floats[_VALUES] = values
+    return series, bucket, floats, columns
+
+
+def store_blocks(conn: Connection, db: Database, blocks: list[Block]) -> None:
+    """Write the blocks :func:`seal_blocks` packed with one insert, and delete their buckets'
+    rows stored before the append with one executemany delete."""
+    if not blocks:
+        return
+    names = ["series_id", "level", "block", "first_iteration", "last_iteration", "data"]
+    db.insert_rows(conn, metric_rollup_blocks, names, blocks)
+    gone = [{"s": s, "l": level, "lo": k * BLOCK_BUCKETS, "hi": (k + 1) * BLOCK_BUCKETS}
+            for s, level, k, *_ in blocks]  # fmt: skip
+    conn.execute(_DELETE_ROWS, gone)
+
+
+_R = metric_rollups.c
+# built once: an append that completes blocks runs them per series and level
+_BLOCK_ROWS = (
+    select(_R.bucket, *(_R[c] for c in _COLUMNS))
+    .where(_R.series_id == bindparam("s"), _R.level == bindparam("l"), _R.bucket < bindparam("end"))
+    .order_by(_R.bucket)
+)
+_DELETE_ROWS = delete(metric_rollups).where(
+    _R.series_id == bindparam("s"),
+    _R.level == bindparam("l"),
+    _R.bucket >= bindparam("lo"),
+    _R.bucket < bindparam("hi"),
+)
+
+
+def _level_blocks(
+    conn: Connection,
+    key: tuple[int, int],
+    bounds: tuple[int, int],
+    level: tuple[np.ndarray, np.ndarray, np.ndarray, list[np.ndarray]],
+) -> list[Block]:
+    """The blocks packing every complete block of buckets below ``bounds[1]`` still stored as
+    rows, those from ``bounds[0]`` on (the append's) taken from ``level`` (a block with a
+    bucket without times stays rows)."""
+    (series_id, number), (lo, end) = key, bounds
+    result = conn.execute(_BLOCK_ROWS, {"s": series_id, "l": number, "end": lo})
+    try:
+        rows = list(result.cursor.fetchall())
+    finally:
+        result.close()
+    series, bucket, floats, columns = level
+    mine = np.flatnonzero((series == series_id) & (bucket < end))
+    buckets = [row[0] for row in rows] + bucket[mine].tolist()
+    table = np.empty((_WIDTH, len(buckets)))
+    table[:, : len(rows)] = np.array([row[1:] for row in rows], np.float64).reshape(-1, _WIDTH).T
+    table[:, len(rows) :] = floats[:, mine]
+    held = len(rows)
+
+    def exact(j: int, start: int, stop: int) -> np.ndarray:
+        """Column ``j`` of buckets ``start:stop`` as exact integers (as stored)."""
+        old = [row[1 + j] for row in rows[start:stop]]
+        picked = mine[max(start - held, 0) : max(stop - held, 0)]
+        new = floats[j, picked] if j in _TIMES else columns[j][picked]  # times stored as doubles
+        return np.concatenate([np.array(old, dtype=np.int64), new.astype(np.int64)])
+
+    blocks = []
+    for start in range(0, len(buckets), BLOCK_BUCKETS):
+        stop = start + BLOCK_BUCKETS
+        first = buckets[start]
+        if (
+            stop > len(buckets)
+            or buckets[stop - 1] != first + BLOCK_BUCKETS - 1
+            or first % BLOCK_BUCKETS
+        ):
+            break  # buckets missing (never, as buckets are written): leave the rest as rows
+        data = encode_columns(
+            table[:, start:stop], functools.partial(exact, start=start, stop=stop)
+        )
+        if data is None:
+            continue
+        lowest = int(exact(_FIRST_IT, start, stop).min())
+        highest = int(exact(_INDEX["last_iteration"], start, stop).max())
+        blocks.append((series_id, number, first // BLOCK_BUCKETS, lowest, highest, data))
+    return blocks
+
+
+def unpack_all(conn: Connection) -> None:
+    """Every block back into rows (migration 0014's downgrade)."""
+    b = metric_rollup_blocks.c
+    for series_id, level, block, data in fetch_tuples(
+        conn, select(b.series_id, b.level, b.block, b.data)
+    ):
+        ints = _decode_ints([data])[0]
+        values = ints[_VALUES].view("<f8")
+        rows = []
+        for k in range(ints.shape[1]):
+            row = dict(zip(_COLUMNS, ints[:, k].tolist(), strict=True))
+            for i, value in zip(_VALUES, values[:, k].tolist(), strict=True):
+                row[_COLUMNS[i]] = None if value != value else value
+            rows.append({"series_id": series_id, "level": level,
+                         "bucket": block * BLOCK_BUCKETS + k, **row})  # fmt: skip
+        conn.execute(metric_rollups.insert(), rows)
+    conn.execute(delete(metric_rollup_blocks))

@@ -1,0 +1,128 @@
+"""Packed rollup blocks: exact to the bit, and buckets stored as rows before migration 0014
+(or after its downgrade) read the same and get packed by later appends."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import func, select
+
+from mltrail.core.types import MetricBatch, SeriesChunk, SeriesQuery
+from mltrail.store.sql import SqlStore, rollup_blocks, rollups
+from mltrail.store.sql.engine import MIGRATIONS_DIR, Database, make_engine
+from mltrail.store.sql.tables import metric_rollup_blocks
+from support.factories import chunk
+
+
+def test_a_block_decodes_to_the_rows_it_packed() -> None:
+    rng = np.random.default_rng(3)
+    n = rollup_blocks.BLOCK_BUCKETS
+    first = 2**62 + np.arange(n, dtype=np.int64) * 64
+    rows = []
+    for k in range(n):
+        values = rng.normal(size=4).tolist()
+        if k % 7 == 0:
+            values[2] = math.nan  # an all-NaN bucket's min (SQLite gives NULL: None)
+        values[3] = None if k % 11 == 0 else values[3]
+        epoch = -1 if k % 2 else k
+        point = {
+            "n": 64,
+            "first": (int(first[k]), epoch, values[0], 1_700_000_000_000 + k * 640),
+            "last": (int(first[k]) + 63, epoch, values[1], 630 + k % 3),
+            "min": (int(first[k]) + k % 64, epoch, values[2], k % 64),
+            "max": (int(first[k]) + 5, epoch, values[3], 5),
+        }
+        rows.append((point["n"], *(x for p in rollups.PARTS for x in point[p])))
+    data = rollup_blocks.encode_block(rows)
+    assert data is not None
+    table = rollup_blocks._decode_ints([data])[0]
+    values = table.view("<f8")
+    for j, name in enumerate(rollups.COLUMNS):
+        want = [row[j] for row in rows]
+        if name.endswith("_value"):
+            got = values[j].tolist()
+            assert all((math.isnan(g) and (w is None or math.isnan(w))) or g == w
+                       for g, w in zip(got, want, strict=True)), name  # fmt: skip
+        else:
+            assert table[j].tolist() == want, name
+    rows[5] = (*rows[5][:4], None, *rows[5][5:])  # a bucket without times stays rows
+    assert rollup_blocks.encode_block(rows) is None
+
+
+def _points(start: int, n: int, rng: np.random.Generator) -> SeriesChunk:
+    it = np.arange(start, start + n, dtype=np.int64)
+    values = rng.normal(size=n)
+    values[rng.integers(0, n, 5)] = math.nan
+    return chunk("loss", it, values, epochs=it // 1000)
+
+
+def _reads(store: SqlStore, project: int, experiment: int) -> list[tuple[np.ndarray, ...]]:
+    out = []
+    for max_points in (2, 500, 2000):
+        s = store.read_series(project, experiment, "loss", "train", max_points=max_points,
+                              times=True)  # fmt: skip
+        out.append((s.iterations, s.epochs, s.values, s.times))
+    zoom = store.read_series(project, experiment, "loss", "train", max_points=300,
+                             start=20_000, end=90_000, times=True)  # fmt: skip
+    out.append((zoom.iterations, zoom.epochs, zoom.values, zoom.times))
+    return out
+
+
+def _assert_same(one: list[tuple[np.ndarray, ...]], other: list[tuple[np.ndarray, ...]]) -> None:
+    for a, b in zip(one, other, strict=True):
+        for x, y in zip(a, b, strict=True):
+            np.testing.assert_array_equal(x, y)
+
+
+def _blocks(store: SqlStore) -> int:
+    with store._db.read() as conn:
+        return int(conn.execute(select(func.count()).select_from(metric_rollup_blocks)).scalar())
+
+
+def test_rows_from_before_blocks_read_alike_and_get_packed(db_url: str) -> None:
+    rng = np.random.default_rng(8)
+    parts = [_points(start, 37_000, rng) for start in range(0, 111_000, 37_000)]
+    more = _points(111_000, 40_000, rng)
+    store = SqlStore.open(db_url)
+    p = store.create_project("blocks")
+    for _ in range(2):
+        store.create_experiment(p.id)
+    for seq, part in enumerate(parts):
+        store.append_points(p.id, 1, MetricBatch("c", seq, (part,)))
+    packed = _reads(store, p.id, 1)
+    assert _blocks(store) > 0
+    store.close()
+
+    db = Database(make_engine(db_url))  # migration 0014's downgrade unpacks every block
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with db.write() as conn:
+        config.attributes["connection"] = conn
+        command.downgrade(config, "0013_project_lifecycle")
+    db.close()
+
+    store = SqlStore.open(db_url)  # upgraded again: the buckets stay rows
+    assert _blocks(store) == 0
+    _assert_same(_reads(store, p.id, 1), packed)
+    store.append_points(p.id, 1, MetricBatch("c", len(parts), (more,)))
+    assert _blocks(store) > 0
+    for seq, part in enumerate([*parts, more]):  # the same points, packed as they came
+        store.append_points(p.id, 2, MetricBatch("c", seq, (part,)))
+    _assert_same(_reads(store, p.id, 1), _reads(store, p.id, 2))
+    queries = [SeriesQuery(p.id, e, "loss") for e in (1, 2, 1)]
+    for max_points in (2, 1000):  # every series' blocks and rows fetched at once
+        batch = store.read_series_batch(queries, max_points=max_points)
+        for q, answer in zip(queries, batch, strict=True):
+            alone = store.read_series(p.id, q.experiment_id, "loss", "train",
+                                      max_points=max_points)  # fmt: skip
+            assert answer.series is not None
+            np.testing.assert_array_equal(answer.series.iterations, alone.iterations)
+            np.testing.assert_array_equal(answer.series.values, alone.values)
+    whole = store.read_series(p.id, 1, "loss", "train", max_points=2000)
+    values = np.concatenate([c.values for c in [*parts, more]])
+    assert np.nanmin(whole.values) == np.nanmin(values)
+    assert np.nanmax(whole.values) == np.nanmax(values)
+    store.close()

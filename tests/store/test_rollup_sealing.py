@@ -1,0 +1,126 @@
+"""An append seals its blocks from the buckets it computed (rollup_blocks.seal_blocks), not
+from its rows read back: the blocks must be the very bytes that packing the rows as stored
+gives (what sealing did before), on SQLite (no -0.0, NaN as NULL) and on PostgreSQL."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from sqlalchemy import select, update
+
+from mltrail.core.types import MetricBatch, SeriesChunk
+from mltrail.store.sql import SqlStore, rollup_blocks, rollups
+from mltrail.store.sql.tables import metric_rollup_blocks, metric_rollups, metric_series
+
+_ODD = np.array([math.nan, -math.nan, math.inf, -math.inf, -0.0, 0.0])
+
+
+def _chunk(key: str, start: int, n: int, rng: np.random.Generator) -> SeriesChunk:
+    it = np.arange(start, start + n, dtype=np.int64)
+    if n > 10 and rng.random() < 0.3:
+        it[-5:] = it[-5:] - 20  # re-logged iterations: the chunk is put in iteration order
+    values = rng.normal(size=n)
+    odd = rng.integers(0, n, max(1, n // 50))
+    values[odd] = _ODD[rng.integers(0, len(_ODD), len(odd))]
+    times = 1.7e9 + it * 0.013 + rng.integers(0, 2, n) * 0.001
+    return SeriesChunk(key, "train", it, it // 1000, values, times)
+
+
+def _state(store: SqlStore) -> tuple[dict, list]:
+    b, r = metric_rollup_blocks.c, metric_rollups.c
+    with store._db.read() as conn:
+        blocks = {
+            (row[0], row[1], row[2]): (row[3], row[4], bytes(row[5]))
+            for row in conn.execute(
+                select(b.series_id, b.level, b.block, b.first_iteration, b.last_iteration, b.data)
+            )
+        }
+        rows = [tuple("NaN" if x != x else x for x in row)  # NaN (PostgreSQL) equal to NaN
+                for row in conn.execute(select(metric_rollups).order_by(*r))]  # fmt: skip
+    return blocks, rows
+
+
+def _sealed_from_rows(store: SqlStore) -> tuple[dict, list]:
+    """Every block unpacked to rows (migration 0014's downgrade), then every complete block
+    packed from its rows as stored, as sealing did before: the blocks and rows it leaves."""
+    r = metric_rollups.c
+    with store._db.write() as conn:
+        rollup_blocks.unpack_all(conn)
+        counts = conn.execute(select(metric_series.c.id, metric_series.c.count)).all()
+        blocks = []
+        for series_id, count in counts:
+            for level, size in enumerate(rollups.LEVEL_SIZES, start=1):
+                end = count // (size * rollup_blocks.BLOCK_BUCKETS) * rollup_blocks.BLOCK_BUCKETS
+                cols = [r.bucket, *(r[c] for c in rollups.COLUMNS)]
+                query = select(*cols).where(r.series_id == series_id, r.level == level)
+                rows = conn.execute(query.where(r.bucket < end).order_by(r.bucket)).all()
+                for start in range(0, len(rows), rollup_blocks.BLOCK_BUCKETS):
+                    part = rows[start : start + rollup_blocks.BLOCK_BUCKETS]
+                    data = rollup_blocks.encode_block([tuple(row[1:]) for row in part])
+                    if data is not None:
+                        k = part[0][0] // rollup_blocks.BLOCK_BUCKETS
+                        lowest = min(row[2] for row in part)
+                        highest = max(row[1 + rollups.COLUMNS.index("last_iteration")]
+                                      for row in part)  # fmt: skip
+                        blocks.append((series_id, level, k, lowest, highest, data))
+        store_rows = metric_rollups.delete()
+        for s, level, k, *_ in blocks:
+            lo = k * rollup_blocks.BLOCK_BUCKETS
+            conn.execute(store_rows.where(r.series_id == s, r.level == level, r.bucket >= lo,
+                                          r.bucket < lo + rollup_blocks.BLOCK_BUCKETS))  # fmt: skip
+        names = ["series_id", "level", "block", "first_iteration", "last_iteration", "data"]
+        if blocks:
+            conn.execute(
+                metric_rollup_blocks.insert(), [dict(zip(names, b, strict=True)) for b in blocks]
+            )
+    return _state(store)
+
+
+def _reads(store: SqlStore, p: int) -> list[np.ndarray]:
+    out = []
+    for key in ("a", "b"):
+        for max_points in (None, 3, 700, 2000):
+            s = store.read_series(p, 1, key, "train", max_points=max_points, times=True)
+            out += [s.iterations, s.epochs, s.values, s.times]
+        zoom = store.read_series(p, 1, key, "train", max_points=300, start=9_000, end=150_000)
+        out += [zoom.iterations, zoom.values]
+    return out
+
+
+def test_blocks_sealed_from_the_append_are_those_packed_from_the_rows(db_url: str) -> None:
+    rng = np.random.default_rng(14)
+    store = SqlStore.open(db_url)
+    p = store.create_project("sealing").id
+    store.create_experiment(p)
+    counts = {"a": 0, "b": 0}
+    # sizes straddling blocks (level 1: 8,192 points, level 2: 65,536), one-point appends
+    # completing a block, and random ones
+    plan = [("a", 8191), ("a", 1), ("b", 8190), ("b", 1), ("b", 1), ("a", 50), ("a", 3000)]
+    plan += [(k, int(n)) for k, n in zip("abab", rng.integers(9_000, 70_000, 4), strict=True)]
+    plan += [("a", 130_000)] + [(k, int(rng.integers(1, 5_000))) for k in "abababab"]
+    for seq, (key, n) in enumerate(plan):
+        if seq == 6:  # a stored partial without times (as before migration 0012): its
+            nulls = {f"{part}_time": None for part in rollups.PARTS}  # block stays rows
+            with store._db.write() as conn:
+                conn.execute(update(metric_rollups).where(metric_rollups.c.level == 1,
+                             metric_rollups.c.bucket == counts["a"] // 64).values(nulls))  # fmt: skip
+        chunks = [_chunk(key, counts[key], n, rng)]
+        if seq % 3 == 0:
+            other = "b" if key == "a" else "a"  # two series in one batch
+            chunks.append(_chunk(other, counts[other], 777, rng))
+        for c in chunks:
+            counts[c.key] += len(c.values)
+        store.append_points(p, 1, MetricBatch("c", seq, tuple(chunks)))
+    sealed = _state(store)
+    reads = _reads(store, p)
+    assert len(sealed[0]) > 20
+    assert any(level == 2 for _, level, _ in sealed[0])
+    with store._db.read() as conn:  # the block of the bucket without times stayed rows
+        r = metric_rollups.c
+        kept = select(r.bucket).where(r.level == 1, r.bucket >= 128, r.bucket < 256)
+        assert len(conn.execute(kept).all()) >= 128  # its block: 128 rows (of each series)
+    assert _sealed_from_rows(store) == sealed
+    for got, want in zip(_reads(store, p), reads, strict=True):
+        np.testing.assert_array_equal(got, want)
+    store.close()
