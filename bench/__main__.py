@@ -5,6 +5,9 @@ winning configurations and the machine it ran on, to ``bench/results/``.
 ``--only mlflow-client`` runs the MLflow-client workloads of the peers named only (e.g.
 ``--vs fasttrackml --vs mltrail-mlflow``, a few minutes) and writes their side-by-side table,
 with each server's CPU seconds, to ``bench/results/mlflow-client.md`` (not kept in git).
+``--only ingest`` runs mltrail's SDK-to-commit ingest rows alone (one run and 4 threads, at
+``synchronous=FULL``, the physical floor, ``exp.log`` from 8 threads; a minute or two) and
+writes them to ``bench/results/ingest.md`` (not kept in git); the peer ratios need a full run.
 
 A full run is kept whatever its outcome: ``bench/results/<UTC date and time>.md`` and a copy in
 ``latest.md``. ``--quick`` writes ``quick.md`` (not kept in git). Exit status 3 when a judged
@@ -41,8 +44,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--vs", action="append", default=[], choices=list(PEERS),
                         help="also measure this peer (repeatable)")  # fmt: skip
     parser.add_argument("--out", type=Path, help="results file (default bench/results/...)")
-    parser.add_argument("--only", choices=["mlflow-client"],
-                        help="only the peers' MLflow-client workloads (no mltrail SDK rows)")  # fmt: skip
+    parser.add_argument("--only", choices=["mlflow-client", "ingest"],
+                        help="mlflow-client: only the peers' MLflow-client workloads (no mltrail "
+                             "SDK rows); ingest: only mltrail's ingest rows")  # fmt: skip
     return parser.parse_args(argv)
 
 
@@ -54,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         procs.SETTLE_WINDOW = QUICK_SETTLE_WINDOW
     peers = list(dict.fromkeys(args.vs))
     command = "python -m bench" + " --quick" * args.quick + "".join(f" --vs {p}" for p in peers)
+    if args.only == "ingest":
+        return only_ingest(args, sizes, command + " --only ingest")
     if args.only:
         return only_peers(args, sizes, peers, command + f" --only {args.only}")
     started = time.monotonic()
@@ -96,6 +102,29 @@ def only_peers(args: argparse.Namespace, sizes: Sizes, peers: list[str], command
     path.write_text(document)
     print(f"written to {path}")
     return 1 if any(r.passed is False for r in res.rows) else 0
+
+
+def only_ingest(args: argparse.Namespace, sizes: Sizes, command: str) -> int:
+    """``--only ingest``: mltrail's ingest rows (no peers), to ``bench/results/ingest.md``."""
+    res = workloads.Results()
+    with tempfile.TemporaryDirectory(prefix="mltrail-bench-") as tmp:
+        side = MltrailSide(Path(tmp))
+        try:
+            run_step(res, "ingest", lambda: workloads.ingest(res, side, sizes))
+            run_step(res, "cliff: exp.log from 8 threads",
+                     lambda: cliffs.threads_log(res, side, sizes))  # fmt: skip
+        finally:
+            side.close()
+        run_step(res, "synchronous=FULL", lambda: workloads.durable(res, Path(tmp), sizes))
+        run_step(res, "physical floor", lambda: workloads.floor(res, Path(tmp), sizes))
+    rows.build(res, sizes)
+    table = results_table(res.rows, {})
+    document = render_markdown([("", table)], machine_info(), command, res.notes)
+    print("\n" + table)
+    path = args.out or RESULTS / "ingest.md"
+    path.write_text(document)
+    print(f"written to {path}")
+    return TARGET_FAILED if any(r.passed is False for r in res.rows) else 0
 
 
 def outputs(args: argparse.Namespace) -> list[Path]:

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -66,6 +67,16 @@ def _record_paths(store: HttpStore) -> list[tuple[str, str, int]]:
         seen.append((response.request.method, response.request.url.path, response.status_code))
 
     store._http.client.event_hooks["response"].append(hook)
+    poster = store._http._poster  # point batches skip httpx: the lean poster sends them
+    if poster is not None:
+        post = poster.post
+
+        def recorded(path: str, content: bytes, content_type: str) -> Any:
+            answer = post(path, content, content_type)
+            seen.append(("POST", path, answer.status_code))
+            return answer
+
+        poster.post = recorded  # type: ignore[method-assign]
     return seen
 
 

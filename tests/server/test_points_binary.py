@@ -15,6 +15,7 @@ from mltrail.core.series_codec import (
     POINTS_MEDIA_TYPE,
     metric_batch_from_binary,
     metric_batch_to_binary,
+    metric_batch_to_packed,
 )
 from mltrail.core.types import MAX_BATCH_CHUNKS, MetricBatch, SeriesChunk
 from mltrail.core.validation import MAX_KEY_LEN
@@ -92,7 +93,7 @@ def test_http_store_sends_binary_and_reads_back_every_bit(shared_server):
                             np.full(values.size, -1, dtype=np.int64), values,
                             1.7e9 + np.arange(values.size) * 0.5)  # fmt: skip
         assert store.append_points(project, exp, MetricBatch("c", 1, (chunk,))) == values.size
-        assert store._json_points is False  # the binary body was taken, no JSON fallback
+        assert store._FORMS[store._form] == "packed"  # the packed body was taken, no fallback
         series = store.read_series(project, exp, "v", "train")
         assert _bits(series.values) == _bits(values)
 
@@ -188,9 +189,10 @@ def test_a_header_is_refused_by_its_length_before_it_is_parsed(monkeypatch):
     assert struct.unpack_from("<I", full, 4)[0] <= MAX_HEADER_BYTES  # what HttpStore sends fits
 
 
-def test_random_bytes_never_make_a_server_error(client, experiment):
+@pytest.mark.parametrize("encode", [metric_batch_to_binary, metric_batch_to_packed])
+def test_random_bytes_never_make_a_server_error(client, experiment, encode):
     rng = np.random.default_rng(17)
-    good = metric_batch_to_binary(_batch())
+    good = encode(_batch(_chunk(), _chunk("acc", 3)))
     for _ in range(40):  # flipped bytes, cuts and noise: stored or refused, never a 5xx
         body = bytearray(good[: int(rng.integers(0, len(good) + 1))])
         for i in rng.integers(0, max(len(body), 1), 3).tolist():

@@ -10,12 +10,14 @@ times in unix seconds, columns as base64 of little-endian arrays via
 
 from __future__ import annotations
 
+import base64
 import struct
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
 
+from mltrail.core.chunk_codec import packed_data, unpack_chunk
 from mltrail.core.errors import ValidationError
 from mltrail.core.points import batch_chunk_count
 from mltrail.core.types import (
@@ -111,16 +113,18 @@ def series_from_wire(d: Json) -> Series:
 def series_to_packed(s: Series) -> Json:
     """A series with its columns packed (exact to the bit, compact): for exports and HttpStore."""
     return {
-        "key": s.key,
-        "phase": s.phase,
-        "total": s.total,
-        "downsampled": s.downsampled,
-        "n": len(s.iterations),
+        **_packed_head(s),
         "iterations": pack_array(s.iterations, "<i8"),
         "epochs": pack_array(s.epochs, "<i8"),
         "values": pack_array(s.values, "<f8"),
         **({} if s.times is None else {"times": pack_array(s.times, "<f8")}),
     }
+
+
+def _packed_head(s: Series) -> Json:
+    """The fields of a packed series before its columns."""
+    return {"key": s.key, "phase": s.phase, "total": s.total, "downsampled": s.downsampled,
+            "n": len(s.iterations)}  # fmt: skip
 
 
 def series_from_packed(d: Json) -> Series:
@@ -135,6 +139,42 @@ def series_from_packed(d: Json) -> Series:
         downsampled=d["downsampled"],
         times=_unpack(d["times"], "<f8", n, "times") if "times" in d else None,
     )
+
+
+PIECE_POINTS = 3 * 2**14  # a multiple of 3 points: each piece's base64 ends without padding
+
+
+def packed_series_body(s: Series) -> bytearray:
+    """The JSON bytes of :func:`series_to_packed` (as :func:`~mltrail.core.wire.dump_json`
+    writes them), each column base64-encoded :data:`PIECE_POINTS` points at a time straight
+    into the body: a long series' answer is made beside its columns without every column as
+    text and orjson's output buffer (which reserves several times the text it copies) too."""
+    columns = [("iterations", s.iterations, "<i8"), ("epochs", s.epochs, "<i8"),
+               ("values", s.values, "<f8")]  # fmt: skip
+    if s.times is not None:
+        columns.append(("times", s.times, "<f8"))
+    opening = dump_json(_packed_head(s))[:-1]  # without its closing brace: columns follow
+    n = len(s.iterations)
+    text = 4 * -(-8 * n // 3)  # base64 characters of one column
+    body = bytearray(len(opening) + sum(len(f',"{name}":""') + text for name, _, _ in columns) + 1)
+    end = 0
+    for piece in _packed_pieces(opening, columns, n):
+        body[end : end + len(piece)] = piece
+        end += len(piece)
+    return body
+
+
+def _packed_pieces(
+    opening: bytes, columns: list[tuple[str, np.ndarray, str]], n: int
+) -> Iterator[bytes]:
+    yield opening
+    for name, column, dtype in columns:
+        array = np.ascontiguousarray(column, dtype=dtype)
+        yield f',"{name}":"'.encode()
+        for start in range(0, n, PIECE_POINTS):
+            yield base64.b64encode(array[start : start + PIECE_POINTS].tobytes())
+        yield b'"'
+    yield b"}"
 
 
 def series_query_to_wire(q: SeriesQuery) -> Json:
@@ -178,8 +218,8 @@ def chunk_to_wire(c: SeriesChunk) -> Json:
 
 def chunk_from_wire(d: Mapping[str, Any], field: str = "chunks") -> SeriesChunk:
     n = d["n"]
-    columns = {name: _unpack(d[name], dtype, n, f"{field}.{name}") for name, dtype in _COLUMNS}
-    return SeriesChunk(key=d["key"], phase=d["phase"], **columns)
+    it, ep, v, t = (_unpack(d[name], dtype, n, f"{field}.{name}") for name, dtype in _COLUMNS)
+    return SeriesChunk(d["key"], d["phase"], it, ep, v, t)
 
 
 def metric_batch_to_wire(b: MetricBatch) -> Json:
@@ -198,10 +238,17 @@ def metric_batch_from_wire(d: Mapping[str, Any]) -> MetricBatch:
 # chunk, in order, its n iterations (<i8), epochs (<i8), values (<f8) and times (<f8). Nothing
 # else: the body's length is exactly what the header announces. At most MAX_BATCH_CHUNKS
 # chunks, each of n >= 1 points, and a header of at most MAX_HEADER_BYTES.
+# b"MLTC" instead: the chunks packed as stored (mltrail.core.chunk_codec), each header entry
+# {"key", "phase", "n", "size"} and then each chunk's ``size`` bytes: what the SDK sends, about
+# a fifth of the raw columns, which the server unpacks to check and keeps as they are.
 POINTS_MEDIA_TYPE = "application/vnd.mltrail.points"
 _MAGIC = b"MLTP"
+_PACKED_MAGIC = b"MLTC"
 _PREFIX = struct.Struct("<4sI")
 _MAX_N = 2**40
+MAX_PACKED_POINTS = 2**21
+"""Points one packed body may announce: what a raw body of the server's 64 MiB limit holds, so
+a few packed bytes never inflate to more memory than a raw body could take."""
 MAX_HEADER_BYTES = 4_096 + MAX_BATCH_CHUNKS * (4 * MAX_KEY_LEN + 128)
 """The longest header read (11,284,096 bytes), refused by its length before its JSON is parsed:
 per chunk, the longest key (250 characters of up to 4 UTF-8 bytes) and 128 bytes for its phase,
@@ -213,25 +260,50 @@ _MAX_SEQ = 2**63 - 1
 def metric_batch_to_binary(b: MetricBatch) -> bytes:
     """The batch as a :data:`POINTS_MEDIA_TYPE` body (values exact to the bit, no base64)."""
     chunks = [{"key": c.key, "phase": c.phase, "n": len(c)} for c in b.chunks]
-    head = dump_json({"client_id": b.client_id, "seq": b.seq, "chunks": chunks})
-    head += b" " * (-(_PREFIX.size + len(head)) % 8)
-    parts: list[Any] = [_PREFIX.pack(_MAGIC, len(head)), head]
+    parts: list[Any] = _head(_MAGIC, b, chunks)
     for c in b.chunks:
         for name, dtype in _COLUMNS:
             parts.append(np.ascontiguousarray(getattr(c, name), dtype=dtype).data)
     return b"".join(parts)
 
 
+def metric_batch_to_packed(b: MetricBatch) -> bytes:
+    """The batch as a :data:`POINTS_MEDIA_TYPE` body of packed chunks (each chunk's
+    ``packed`` bytes, packed here when not set)."""
+    data = packed_data(b.chunks)
+    chunks = [{"key": c.key, "phase": c.phase, "n": len(c), "size": len(d)}
+              for c, d in zip(b.chunks, data, strict=True)]  # fmt: skip
+    return b"".join([*_head(_PACKED_MAGIC, b, chunks), *data])
+
+
+def _head(magic: bytes, b: MetricBatch, chunks: list[Json]) -> list[Any]:
+    head = dump_json({"client_id": b.client_id, "seq": b.seq, "chunks": chunks})
+    head += b" " * (-(_PREFIX.size + len(head)) % 8)
+    return [_PREFIX.pack(magic, len(head)), head]
+
+
 def metric_batch_from_binary(body: bytes) -> MetricBatch:
-    """Inverse of :func:`metric_batch_to_binary`, checking every size and type strictly.
+    """Inverse of :func:`metric_batch_to_binary` and :func:`metric_batch_to_packed`, checking
+    every size and type strictly.
 
     Raises:
         ValidationError: naming the field at fault (``body``, ``header``, ``client_id``,
             ``seq``, ``chunks[i].key`` ...).
     """
-    if len(body) < _PREFIX.size or body[:4] != _MAGIC:
-        raise ValidationError(f"must start with {_MAGIC!r} and the header's length "
-                              f"({POINTS_MEDIA_TYPE})", "body")  # fmt: skip
+    magic = body[:4]
+    if len(body) < _PREFIX.size or magic not in (_MAGIC, _PACKED_MAGIC):
+        raise ValidationError(f"must start with {_MAGIC!r} or {_PACKED_MAGIC!r} and the "
+                              f"header's length ({POINTS_MEDIA_TYPE})", "body")  # fmt: skip
+    client_id, seq, entries, end = _read_head(body)
+    batch_chunk_count(len(entries))
+    packed = magic == _PACKED_MAGIC
+    heads = [_chunk_head(entry, f"chunks[{i}]", packed) for i, entry in enumerate(entries)]
+    read = _packed_chunks if packed else _raw_chunks
+    return MetricBatch(client_id=client_id, seq=seq, chunks=read(body, end, heads))
+
+
+def _read_head(body: bytes) -> tuple[str, int, list[Any], int]:
+    """client_id, seq, the chunks' entries and where the header ends."""
     size = _PREFIX.unpack_from(body)[1]
     if size > MAX_HEADER_BYTES:
         raise ValidationError(
@@ -254,23 +326,46 @@ def metric_batch_from_binary(body: bytes) -> MetricBatch:
         raise ValidationError(f"must be an integer from 0 to {_MAX_SEQ}", "seq")
     if not isinstance(entries, list):
         raise ValidationError("must be a list", "chunks")
-    batch_chunk_count(len(entries))
-    heads = [_chunk_head(entry, f"chunks[{i}]") for i, entry in enumerate(entries)]
-    columns = 32 * sum(n for _, _, n in heads)
+    return client_id, seq, entries, end
+
+
+_Head = tuple[str, str, int, int]  # key, phase, n, packed size (0 in a raw body)
+
+
+def _raw_chunks(body: bytes, end: int, heads: list[_Head]) -> tuple[SeriesChunk, ...]:
+    columns = 32 * sum(n for _, _, n, _ in heads)
     if len(body) - end != columns:
         raise ValidationError(f"holds {len(body) - end} bytes of columns, the header's chunks "
                               f"need {columns}", "body")  # fmt: skip
     chunks, offset = [], end
-    for key, phase, n in heads:
-        cols = []
-        for _, dtype in _COLUMNS:
-            cols.append(np.frombuffer(body, dtype, n, offset).astype(dtype[1:], copy=False))
-            offset += 8 * n
-        chunks.append(SeriesChunk(key, phase, *cols))
-    return MetricBatch(client_id=client_id, seq=seq, chunks=tuple(chunks))
+    for key, phase, n, _ in heads:
+        it, ep, v, t = (
+            np.frombuffer(body, dtype, n, offset + 8 * n * i).astype(dtype[1:], copy=False)
+            for i, (_, dtype) in enumerate(_COLUMNS)
+        )
+        offset += 32 * n
+        chunks.append(SeriesChunk(key, phase, it, ep, v, t))
+    return tuple(chunks)
 
 
-def _chunk_head(entry: Any, field: str) -> tuple[str, str, int]:
+def _packed_chunks(body: bytes, end: int, heads: list[_Head]) -> tuple[SeriesChunk, ...]:
+    points, size = sum(h[2] for h in heads), sum(h[3] for h in heads)
+    if points > MAX_PACKED_POINTS:
+        raise ValidationError(f"announces {points} points, at most {MAX_PACKED_POINTS} per "
+                              "batch (send several batches)", "chunks")  # fmt: skip
+    if len(body) - end != size:
+        raise ValidationError(f"holds {len(body) - end} bytes of chunks, the header's chunks "
+                              f"announce {size}", "body")  # fmt: skip
+    chunks, offset = [], end
+    for i, (key, phase, n, length) in enumerate(heads):
+        data = body[offset : offset + length]
+        offset += length
+        columns = unpack_chunk(data, n, f"chunks[{i}].data")
+        chunks.append(SeriesChunk(key, phase, *columns, packed=data))
+    return tuple(chunks)
+
+
+def _chunk_head(entry: Any, field: str, packed: bool) -> _Head:
     if not isinstance(entry, dict):
         raise ValidationError("must be an object {key, phase, n}", field)
     key, phase, n = entry.get("key"), entry.get("phase"), entry.get("n")
@@ -280,4 +375,7 @@ def _chunk_head(entry: Any, field: str) -> tuple[str, str, int]:
         raise ValidationError("must be a string", f"{field}.phase")
     if type(n) is not int or not 1 <= n <= _MAX_N:
         raise ValidationError(f"must be an integer from 1 to {_MAX_N}", f"{field}.n")
-    return key, phase, n
+    size = entry.get("size") if packed else 0
+    if type(size) is not int or not 0 <= size <= _MAX_N:
+        raise ValidationError(f"must be an integer from 0 to {_MAX_N}", f"{field}.size")
+    return key, phase, n, size

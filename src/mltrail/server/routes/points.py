@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 import pydantic
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
 
 from mltrail.core.errors import ValidationError
 from mltrail.core.points import batch_chunk_count, series_queries
@@ -14,8 +15,8 @@ from mltrail.core.series_codec import (
     POINTS_MEDIA_TYPE,
     metric_batch_from_binary,
     metric_batch_from_wire,
+    packed_series_body,
     series_answer_to_wire,
-    series_to_packed,
     series_to_wire,
     summary_to_wire,
 )
@@ -123,7 +124,7 @@ def read_series(
     end: int | None = Query(None, description="last iteration to keep (inclusive)"),
     format: Literal["json", "packed"] = Query("json"),
     times: bool = Query(False, description="add each point's wall-clock time (unix seconds)"),
-) -> OrjsonResponse:
+) -> Response:
     """A series in iteration order, min/max downsampled to ``max_points`` when given.
 
     ``start``/``end`` keep only that iteration range (a zoomed chart re-reads it at its own
@@ -140,9 +141,11 @@ def read_series(
         end=end,
         times=times,
     )
-    encode = series_to_packed if format == "packed" else series_to_wire
     # returned as a response so large series skip response-model validation
-    return OrjsonResponse(encode(series))
+    if format == "json":
+        return OrjsonResponse(series_to_wire(series))
+    # an export: base64 written straight into the body (core/series_codec.py)
+    return Response(memoryview(packed_series_body(series)), media_type="application/json")
 
 
 @router.post("/series/read")

@@ -9,35 +9,33 @@ from typing import Any
 from mltrail.core import series_codec
 from mltrail.core.errors import ValidationError
 from mltrail.core.types import MetricBatch, MetricSummary, Series, SeriesAnswer, SeriesQuery
-from mltrail.store.http.transport import HttpNoun, decode, send
+from mltrail.store.http.transport import HttpNoun
 from mltrail.store.points import PointStore
 
 
 class HttpPoints(HttpNoun, PointStore):
     """The points half of HttpStore: each :class:`PointStore` method is one request."""
 
-    _json_points = False  # set once a server (older than the binary body) refused it
+    # the body forms tried in turn: a server that does not read one (older than it, answering
+    # 422 on ``body``) gets the next from then on
+    _FORMS = ("packed", "binary", "json")
+    _form = 0
 
     def append_points(self, project_id: int, experiment_id: int, batch: MetricBatch) -> int:
-        """One request: the packed columns as raw bytes (a server that does not know that
-        body, answering 422 on ``body``, gets JSON from then on)."""
+        """One request: the chunks packed as stored (:func:`series_codec.metric_batch_to_packed`),
+        or, to an older server, the raw columns as bytes or JSON."""
         path = self._experiment_path(project_id, experiment_id) + "/points"
-        if not self._json_points:
-            client = self._http.client
-            request = client.build_request(
-                "POST",
-                path,
-                content=series_codec.metric_batch_to_binary(batch),
-                headers={"Content-Type": series_codec.POINTS_MEDIA_TYPE},
-            )
+        while self._FORMS[self._form] != "json":
+            packed = self._FORMS[self._form] == "packed"
+            encode = series_codec.metric_batch_to_packed if packed else (
+                series_codec.metric_batch_to_binary)  # fmt: skip
             try:
-                return int(
-                    decode(send(client, request, self._http.policy, repeatable=True))["stored"]
-                )
+                answer = self._http.post_bytes(path, encode(batch), series_codec.POINTS_MEDIA_TYPE)
+                return int(answer["stored"])
             except ValidationError as exc:
                 if exc.field != "body":
                     raise
-                self._json_points = True
+                self._form += 1
         body = series_codec.metric_batch_to_wire(batch)
         return int(self._http.call("POST", path, body=body, repeatable=True)["stored"])
 

@@ -10,15 +10,18 @@ classes SqlStore raises.
 from __future__ import annotations
 
 import json
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import httpx
 
 from mltrail.core.errors import MltrailError, TransportError, error_from_dict
 from mltrail.core.wire import dump_json, parse_json
+from mltrail.store.http.poster import Poster, lean_target
 
 RETRY_STATUSES = frozenset({502, 503, 504})
 DEFAULT_TIMEOUT = 60.0
@@ -104,7 +107,20 @@ def _unreachable(client: httpx.Client, exc: Exception) -> TransportError:
     return TransportError(f"cannot reach the mltrail server at {base}: {exc}")
 
 
-def decode(response: httpx.Response, *, raw: bool = False) -> Any:
+class _Answer(Protocol):
+    """What :func:`decode` reads of an answer (an httpx response or a :class:`Poster`'s)."""
+
+    @property
+    def status_code(self) -> int: ...
+    @property
+    def is_success(self) -> bool: ...
+    @property
+    def content(self) -> bytes: ...
+    @property
+    def text(self) -> str: ...
+
+
+def decode(response: _Answer, *, raw: bool = False) -> Any:
     """The answer's JSON (its bytes with ``raw``), or the error the server sent, raised."""
     if response.is_success:
         if raw:
@@ -151,6 +167,10 @@ class Transport:
         self.client = httpx.Client(
             base_url=base + "/api/v1", headers=headers, transport=transport, timeout=timeout
         )
+        lean = lean_target(base) if transport is None else None
+        self._poster = None if lean is None else Poster(*lean, headers, timeout)
+        self._poster_lock = threading.Lock()
+        self._prefix = urlsplit(base).path + "/api/v1"
 
     @property
     def read_timeout(self) -> float:
@@ -173,8 +193,42 @@ class Transport:
         )
         return decode(send(self.client, request, self.policy, repeatable=repeatable), raw=raw)
 
+    def post_bytes(self, path: str, content: bytes, content_type: str) -> Any:
+        """A repeatable POST of a bytes body (point batches), decoded: through the lean
+        :class:`~mltrail.store.http.poster.Poster` (two system calls, so two waits for the GIL)
+        when the server is plain HTTP and no other thread is using it, else through httpx."""
+        if self._poster is None or not self._poster_lock.acquire(blocking=False):
+            request = self.client.build_request(
+                "POST", path, content=content, headers={"Content-Type": content_type}
+            )
+            return decode(send(self.client, request, self.policy, repeatable=True))
+        try:
+            for attempt in range(self.policy.retries + 1):
+                last = attempt == self.policy.retries
+                try:
+                    answer = self._poster.post(self._prefix + path, content, content_type)
+                except TransportError:
+                    if last:
+                        raise
+                else:
+                    if last or answer.status_code not in RETRY_STATUSES:
+                        return decode(answer)
+                self.policy.sleep(self.policy.delay(attempt))
+            raise AssertionError("unreachable")  # pragma: no cover
+        finally:
+            self._poster_lock.release()
+
     def close(self) -> None:
         self.client.close()
+        if self._poster is None:
+            return
+        if not self._poster_lock.acquire(blocking=False):  # a request in flight: never wait
+            self._poster.abort()
+            return
+        try:
+            self._poster.close()
+        finally:
+            self._poster_lock.release()
 
 
 class HttpNoun:

@@ -1,0 +1,154 @@
+"""A lean HTTP/1.1 POST for point batches: two system calls per request where httpx makes ten.
+
+The SDK's writer thread sends point batches while training threads run Python code. Every
+blocking system call releases the GIL, and getting it back waits for the interpreter's switch
+interval (5 ms) behind those threads, longer with several of them. httpx (through httpcore)
+makes about ten GIL-releasing calls per request: a readability poll before reusing the
+connection, a poll and a send for the head, a poll and a send for the body, a poll and a read
+for the answer, two more polls after it. :class:`Poster` keeps one blocking connection and sends
+the whole request with one ``sendall`` and reads the answer with one ``recv`` (more only when
+it is longer than 64 KiB or split), so a batch costs two waits for the GIL instead of ten.
+
+Timeouts are the socket's own (``SO_SNDTIMEO``/``SO_RCVTIMEO``), not Python's: a Python
+timeout would poll before each call. Only plain ``http://`` servers reached without a proxy use
+it (:func:`lean_target`); everything else, and every other request, goes through httpx.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import struct
+import urllib.request
+from urllib.parse import urlsplit
+
+from mltrail.core.errors import TransportError
+
+_RECV = 65536
+
+
+class Answer:
+    """The status and body of one answer (what :func:`~.transport.decode` reads)."""
+
+    def __init__(self, status_code: int, content: bytes) -> None:
+        self.status_code = status_code
+        self.content = content
+
+    @property
+    def is_success(self) -> bool:
+        return 200 <= self.status_code < 300
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
+
+
+def lean_target(url: str) -> tuple[str, int] | None:
+    """``(host, port)`` of a plain-HTTP server reached directly, or ``None`` (https, a proxy)."""
+    parts = urlsplit(url)
+    if parts.scheme != "http" or not parts.hostname:
+        return None
+    proxies = urllib.request.getproxies()
+    if ("http" in proxies or "all" in proxies) and not urllib.request.proxy_bypass(parts.hostname):
+        return None
+    return parts.hostname, parts.port or 80
+
+
+class Poster:
+    """One keep-alive connection POSTing bodies to one server (one thread at a time).
+
+    Args:
+        host / port: the server.
+        headers: sent with every request (``Authorization``, ``User-Agent``...).
+        timeout: seconds one send or one read may block.
+    """
+
+    def __init__(self, host: str, port: int, headers: dict[str, str], timeout: float) -> None:
+        self.host, self.port, self.timeout = host, port, timeout
+        name = f"[{host}]" if ":" in host else host  # an IPv6 address
+        netloc = name if port == 80 else f"{name}:{port}"
+        self._head = "".join(f"{k}: {v}\r\n" for k, v in {"Host": netloc, **headers}.items())
+        self._sock: socket.socket | None = None
+
+    def post(self, path: str, content: bytes, content_type: str) -> Answer:
+        """Send one request and read its answer; a kept connection the server closed in
+        between is reopened once (the request was not read: safe to send again).
+
+        Raises:
+            TransportError: the server could not be reached or broke the connection.
+        """
+        head = (
+            f"POST {path} HTTP/1.1\r\n{self._head}Content-Type: {content_type}\r\n"
+            f"Content-Length: {len(content)}\r\n\r\n"
+        ).encode("latin-1")
+        request = head + content  # one sendall: one wait for the GIL
+        for fresh in (self._sock is None, True):
+            try:
+                return self._exchange(request)
+            except (OSError, _Closed) as exc:
+                self.close()
+                if fresh or not isinstance(exc, _Closed | ConnectionError):
+                    raise TransportError(
+                        f"cannot reach the mltrail server at {self.host}:{self.port}: {exc!r}"
+                    ) from exc
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def close(self) -> None:
+        sock, self._sock = self._sock, None
+        if sock is not None:
+            sock.close()
+
+    def abort(self) -> None:
+        """From another thread: end the connection a request may be waiting on (it fails with
+        a :class:`TransportError` at once instead of at its timeout)."""
+        sock = self._sock
+        if sock is not None:
+            with contextlib.suppress(OSError):  # already closed
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def _connect(self) -> socket.socket:
+        sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+        sock.settimeout(None)  # blocking: no poll before each call; the kernel times out
+        seconds = max(int(self.timeout), 1)
+        limit = struct.pack("ll", seconds, 0)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, limit)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, limit)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._sock = sock
+        return sock
+
+    def _exchange(self, request: bytes) -> Answer:
+        sock = self._sock or self._connect()
+        sock.sendall(request)
+        data = sock.recv(_RECV)
+        if not data:
+            raise _Closed("the server closed the connection")
+        while b"\r\n\r\n" not in data:
+            more = sock.recv(_RECV)
+            if not more:
+                raise _Closed("the answer's head was cut")
+            data += more
+        head, _, body = data.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        fields = dict(_field(line) for line in lines[1:] if ":" in line)
+        if "chunked" in fields.get("transfer-encoding", ""):
+            raise OSError("a chunked answer")  # the server never sends one to a POST
+        length = int(fields.get("content-length", "0"))
+        while len(body) < length:
+            more = sock.recv(max(length - len(body), _RECV))
+            if not more:
+                raise _Closed("the answer's body was cut")
+            body += more
+        if fields.get("connection", "").lower() == "close":
+            self.close()
+        return Answer(status, body[:length])
+
+
+class _Closed(Exception):
+    """The connection ended before a whole answer came."""
+
+
+def _field(line: str) -> tuple[str, str]:
+    name, _, value = line.partition(":")
+    return name.strip().lower(), value.strip()
