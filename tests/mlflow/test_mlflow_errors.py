@@ -154,3 +154,97 @@ def test_another_users_runs_are_out_of_reach(
     project, number = (int(x) for x in rid.split("-"))
     assert user.api.store.get_experiment(project, number).metrics == {"train/secret": 1.0}
     other.api.close()
+
+
+def test_a_run_id_naming_a_project_past_32_bits_is_not_found(user: MlflowUser) -> None:
+    """Project ids are 32-bit: a run id whose project part is larger names nothing (a 404 in
+    MLflow's shape on both backends; PostgreSQL refused the comparison, a 422 in mltrail's
+    REST shape through the catch-all handler, which also closed the connection)."""
+    for run in ("99999999999-1", "99999999999-99999999999"):
+        for method, path, kw in (
+            ("GET", "/api/2.0/mlflow/runs/get", {"params": {"run_id": run}}),
+            ("POST", "/api/2.0/mlflow/runs/update", {"json": {"run_id": run, "status": "FAILED"}}),
+            ("POST", "/api/2.0/mlflow/runs/log-metric",
+             {"json": {"run_id": run, "key": "m", "value": 1.0, "timestamp": 1, "step": 0}}),
+        ):  # fmt: skip
+            answer = raw(user, method, path, **kw)
+            assert answer.status_code == 404, (path, run, answer.text)
+            assert answer.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST", answer.text
+
+
+def test_a_negative_step_is_refused_naming_mlflows_field(user: MlflowUser) -> None:
+    """MLflow takes negative steps; mltrail's iterations start at 0, so the point is refused,
+    naming MLflow's field (not mltrail's ``iteration``), and nothing of the call is stored."""
+    c = user.client
+    rid = c.create_run(c.create_experiment(unique_name("steps"))).info.run_id
+    code, message = error_of(lambda: c.log_metric(rid, "m", 1.0, step=-1))
+    assert code == "INVALID_PARAMETER_VALUE" and message.startswith("step: must be >= 0"), message
+    Metric, Param = mlflow.entities.Metric, mlflow.entities.Param
+    points = [Metric("m", 1.0, 1, 0), Metric("m", 2.0, 1, -3)]
+    code, message = error_of(lambda: c.log_batch(rid, metrics=points, params=[Param("p", "1")]))
+    assert code == "INVALID_PARAMETER_VALUE", message
+    assert message.startswith("metrics[1].step: must be >= 0"), message
+    assert c.get_metric_history(rid, "m") == [] and c.get_run(rid).data.params == {}
+
+
+def test_a_list_field_sent_as_anything_else_is_refused(user: MlflowUser) -> None:
+    """MLflow's ``_assert_array``: a repeated field in a JSON body must be a list; a dict was
+    read as one item (``metrics[0].key: is required``), a string as a list of one id."""
+    c = user.client
+    eid = c.create_experiment(unique_name("lists"))
+    rid = c.create_run(eid).info.run_id
+    item = {"key": "k", "value": "1"}
+    for name, value in (("metrics", {"key": "m", "value": 1, "timestamp": 1}),
+                        ("params", item), ("tags", item), ("tags", "k")):  # fmt: skip
+        answer = raw(user, "POST", "/api/2.0/mlflow/runs/log-batch",
+                     json={"run_id": rid, name: value})  # fmt: skip
+        assert answer.status_code == 400, answer.text
+        assert answer.json() == {
+            "error_code": "INVALID_PARAMETER_VALUE",
+            "message": f"{name}: must be a list, got {type(value).__name__}",
+        }
+    for ids in (eid, {eid: eid}):
+        answer = raw(user, "POST", "/api/2.0/mlflow/runs/search", json={"experiment_ids": ids})
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["message"].startswith("experiment_ids: must be a list"), answer.text
+    answer = raw(user, "POST", "/api/2.0/mlflow/runs/create",
+                 json={"experiment_id": eid, "tags": item})  # fmt: skip
+    assert answer.status_code == 400 and answer.json()["message"].startswith("tags: must be a list")
+    run = c.get_run(rid)
+    assert run.data.metrics == {} and run.data.params == {} and "k" not in run.data.tags
+    assert [r.info.run_id for r in c.search_runs([eid])] == [rid]  # no run created
+    # a query parameter given once is still a repeated field of one (GET calls)
+    answer = raw(user, "GET", "/api/2.0/mlflow/metrics/get-history-bulk-interval",
+                 params={"run_ids": rid, "metric_key": "m"})  # fmt: skip
+    assert answer.status_code == 200 and answer.json() == {"metrics": []}
+
+
+def test_times_past_what_mltrail_keeps_exactly_are_refused(user: MlflowUser) -> None:
+    """Times are kept as float seconds, exact to the millisecond up to +-1e15 ms: a larger
+    int64 (2**63-1 came back as 2**63) is refused naming the field, and nothing is stored."""
+    c = user.client
+    eid = c.create_experiment(unique_name("times"))
+    top = 2**63 - 1
+    code, message = error_of(lambda: c.create_run(eid, start_time=top))
+    assert code == "INVALID_PARAMETER_VALUE" and message.startswith("start_time:"), message
+    assert c.search_runs([eid]) == []
+    run = c.create_run(eid, start_time=10**15)  # the largest kept: read back exactly
+    rid = run.info.run_id
+    assert run.info.start_time == 10**15 and c.get_run(rid).info.start_time == 10**15
+    code, message = error_of(lambda: c.log_metric(rid, "m", 1.0, timestamp=top))
+    assert code == "INVALID_PARAMETER_VALUE" and message.startswith("timestamp:"), message
+    Metric = mlflow.entities.Metric
+    code, message = error_of(
+        lambda: c.log_batch(rid, [Metric("m", 1.0, 1, 0), Metric("m", 2.0, top, 1)])
+    )
+    assert code == "INVALID_PARAMETER_VALUE" and message.startswith("metrics[1].timestamp:")
+    body = {"run_id": rid, "metrics": [{"key": "m", "value": 1, "timestamp": -(2**63), "step": 0}]}
+    answer = raw(user, "POST", "/api/2.0/mlflow/runs/log-batch", json=body)
+    assert answer.status_code == 400 and answer.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert answer.json()["message"].startswith("metrics[0].timestamp:"), answer.text
+    assert c.get_metric_history(rid, "m") == []
+    c.log_metric(rid, "m", 1.0, timestamp=10**15 - 1, step=0)
+    assert [p.timestamp for p in c.get_metric_history(rid, "m")] == [10**15 - 1]
+    code, message = error_of(lambda: c.set_terminated(rid, end_time=top))
+    assert code == "INVALID_PARAMETER_VALUE" and message.startswith("end_time:"), message
+    assert c.get_run(rid).info.status == "RUNNING"

@@ -6,6 +6,7 @@ temporary folder, its own port, removed afterwards); the machine's shared cluste
 
 from __future__ import annotations
 
+import http.client
 import json
 import threading
 import time
@@ -95,3 +96,39 @@ def test_postgresql_restart_while_ingesting_loses_nothing(
     assert set(probe.statuses) <= {200, 503} and statuses == [503]  # retry, never a 500
     report("PostgreSQL restarted, 3 trainers", 3 * n, stored, stored, duplicates)
     assert stored == 3 * n and duplicates == 0
+
+
+def test_a_database_that_is_down_answers_503_and_keeps_the_connection(
+    private_pg: PgCluster, server_factory
+):
+    """A 503 used to close the client's keep-alive connection (Starlette's outermost error
+    middleware answers, then re-raises): the next request on it failed with a reset."""
+    server: ServerProcess = server_factory(
+        private_pg.url.replace("postgresql://", "postgresql+psycopg://") + "/postgres"
+    )
+    conn = http.client.HTTPConnection("127.0.0.1", int(server.url.rsplit(":", 1)[1]), timeout=60)
+    headers = {"Authorization": f"Bearer {server.admin_token}"}
+
+    def answer(path: str) -> tuple[int, str | None, dict[str, object]]:
+        conn.request("GET", path, headers=headers)
+        response = conn.getresponse()
+        return response.status, response.getheader("Retry-After"), json.loads(response.read())
+
+    assert answer("/api/v1/projects")[0] == 200
+    sock = conn.sock
+    private_pg.stop()
+    try:
+        for path in ("/api/v1/projects", "/api/2.0/mlflow/experiments/get?experiment_id=1"):
+            status, retry_after, body = answer(path)
+            assert (status, retry_after) == (503, "1"), body
+            assert conn.sock is sock  # the same connection, still open
+        assert body == {
+            "error_code": "TEMPORARILY_UNAVAILABLE",
+            "message": "the database is busy or unreachable",
+        }  # the MLflow surface answers in MLflow's shape
+    finally:
+        private_pg.start()
+        private_pg.wait_ready()
+    assert answer("/api/v1/projects")[0] == 200
+    assert conn.sock is sock
+    conn.close()

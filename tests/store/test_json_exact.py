@@ -7,6 +7,7 @@ import math
 
 import pytest
 
+from mltrail.core import wire
 from mltrail.core.codec import parse_json
 from mltrail.store.sql.access import dump_json, load_json
 
@@ -56,3 +57,25 @@ def test_load_json_empty_and_none() -> None:
 def test_parse_json_rejects_garbage_like_json_does() -> None:
     with pytest.raises(ValueError):
         parse_json("{not json")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"v": 0.0016565795211280765}',  # 19 digits after the point: a float
+        '{"v": -0.0025475081255511567, "w": 1.5e-0000000000000000005}',
+        '{"id": "1-2", "values": [0.00012345678901234567, 2.5]}',
+    ],
+)
+def test_long_fractions_take_the_fast_parser(text: str) -> None:
+    assert not wire._may_hold_long_int(text)
+    assert not wire._may_hold_long_int(text.encode())
+    assert parse_json(text) == json.loads(text)
+
+
+@pytest.mark.parametrize(
+    "text", [f'{{"a": {BIG}}}', f"[1.5,{NEG_BIG}]", f'{{"s": "{BIG}"}}', f"[{-BIG}]"]
+)
+def test_long_integers_take_the_exact_parser(text: str) -> None:
+    assert wire._may_hold_long_int(text)
+    assert parse_json(text) == json.loads(text)

@@ -14,7 +14,12 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from mltrail.core.errors import MltrailError, PayloadTooLargeError
+from mltrail.core.errors import (
+    MltrailError,
+    PayloadTooLargeError,
+    TransportError,
+    ValidationError,
+)
 from mltrail.server.deps import OrjsonResponse
 
 log = logging.getLogger("mltrail.server")
@@ -74,17 +79,56 @@ async def _http_error(request: Request, exc: Exception) -> OrjsonResponse:
     return error_response(exc.status_code, kind, str(exc.detail))
 
 
-async def _unexpected_error(request: Request, exc: Exception) -> OrjsonResponse:
+def known_error(exc: BaseException) -> MltrailError | None:
+    """The mltrail error a database exception stands for (a value out of range: 422; a
+    database busy or unreachable: 503), logged; None for a bug."""
     if out_of_range(exc):  # a number past what a column holds, caught by no parse constructor
-        log.warning("value out of range on %s %s: %s", request.method, request.url.path, exc)
-        return error_response(422, "validation_error", "a number is out of range", "body")
+        log.warning("value out of range: %s", exc)
+        return ValidationError("a number is out of range", "body")
     if database_unavailable(exc):
-        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
-        response = error_response(503, "transport_error", "the database is busy or unreachable")
+        log.warning("database unavailable: %s", exc)
+        return TransportError("the database is busy or unreachable")
+    return None
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> OrjsonResponse:
+    known = known_error(exc)
+    if known is None:
+        log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+        return error_response(500, "internal_error", "internal server error")
+    response = error_response(known.status_code, known.kind, known.message, known.field)
+    if isinstance(known, TransportError):
         response.headers["Retry-After"] = "1"  # clients retry; idempotent batches store once
-        return response
-    log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
-    return error_response(500, "internal_error", "internal server error")
+    return response
+
+
+class AnswerUnexpectedErrors:
+    """Answers an exception no handler took (a database error, a bug) itself, when the
+    response has not started: Starlette's outermost error middleware would answer it too, but
+    then re-raises, and the server closes the connection, so a client's next request on that
+    keep-alive connection failed with a reset (every 503 "database busy" cost a reconnect)."""
+
+    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except Exception as exc:
+            if started:
+                raise
+            response = await _unexpected_error(Request(scope), exc)
+            await response(scope, receive, send)
 
 
 # SQLAlchemy's classes for a locked SQLite file or a lost/refused PostgreSQL connection,
@@ -128,7 +172,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(MltrailError, _mltrail_error)
     app.add_exception_handler(RequestValidationError, _request_validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected_error)
+    app.add_exception_handler(Exception, _unexpected_error)  # once a response has started
+    app.add_middleware(AnswerUnexpectedErrors)  # innermost: added before every other one
 
 
 class BodyTooLarge(StarletteHTTPException):
@@ -223,5 +268,10 @@ class SurfaceRoute(APIRoute):
                 return self.mltrail_error(exc)
             except RequestValidationError as exc:
                 return self.validation_error(exc)
+            except Exception as exc:  # a database error standing for bad input or a busy database
+                known = known_error(exc)
+                if known is None:
+                    raise
+                return self.mltrail_error(known)
 
         return handle

@@ -37,14 +37,14 @@ class PendingStore:
         return principal_store(self.request, authenticate(self.request, self.credentials))
 
 
-async def _pending_store(
+async def pending_store(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> PendingStore:
     return PendingStore(request, credentials)
 
 
-StoreDep = Annotated[Store, Depends(_pending_store)]
+StoreDep = Annotated[Store, Depends(pending_store)]
 """What a handler declares: it receives the store as the token's user sees it."""
 
 

@@ -28,6 +28,8 @@ class Message:
     def __init__(self, fields: Mapping[str, Any] | None = None, body: bytes = b"") -> None:
         self._fields = fields
         self._body = body
+        # a query gives a repeated field sent once as a single value; a JSON body gives a list
+        self._query = fields is not None
 
     @property
     def fields(self) -> Mapping[str, Any]:
@@ -39,10 +41,14 @@ class Message:
         return self.fields.get(name)
 
     def items(self, name: str, max_items: int | None = None) -> list[Any]:
-        """A repeated field (absent: empty), at most ``max_items`` long."""
+        """A repeated field (absent: empty), at most ``max_items`` long: a JSON list in a body
+        (anything else is refused, as MLflow's ``_assert_array`` does), a query parameter
+        given once or repeated."""
         value = self.fields.get(name)
         if value is None:
             return []
+        if not isinstance(value, list) and not self._query:
+            raise ValidationError(f"must be a list, got {type(value).__name__}", name)
         found = value if isinstance(value, list) else [value]
         if max_items is not None and len(found) > max_items:
             raise ValidationError(f"must have at most {max_items} items, got {len(found)}", name)
@@ -53,7 +59,8 @@ class Message:
         return shapes.parse_run_id(self.get("run_id") or self.get("run_uuid"))
 
 
-async def _message(request: Request) -> Message:
+async def read_message(request: Request) -> Message:
+    """The request's fields: its query for GET and DELETE, else its body (parsed later)."""
     if request.method in ("GET", "DELETE"):
         query = request.query_params
         fields: dict[str, Any] = {}
@@ -76,7 +83,7 @@ def _parse_body(raw: bytes) -> Mapping[str, Any]:
     return parsed
 
 
-MessageDep = Annotated[Message, Depends(_message)]
+MessageDep = Annotated[Message, Depends(read_message)]
 
 
 def project_of(store: Store, experiment_id: Any, field: str = "experiment_id") -> int:
@@ -90,4 +97,4 @@ def project_of(store: Store, experiment_id: Any, field: str = "experiment_id") -
     return (found or store.create_project(shapes.DEFAULT_EXPERIMENT_NAME)).id
 
 
-__all__ = ["Message", "MessageDep", "StoreDep", "project_of"]
+__all__ = ["Message", "MessageDep", "StoreDep", "project_of", "read_message"]

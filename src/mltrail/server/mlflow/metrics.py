@@ -137,7 +137,8 @@ def parse_points(items: list[Any]) -> Points:
 
 def _columns(items: list[Any]) -> Points | None:
     """The columns of a well-formed batch, None for anything the point-by-point read must
-    judge (strings for NaN or int64s, a bad key, a missing field, an overflow)."""
+    judge (strings for NaN or int64s, a bad key, a missing field, an overflow, a negative
+    step, a time past ``shapes.MAX_MILLIS``)."""
     try:
         names = [m["key"] for m in items]
         values = [m["value"] for m in items]
@@ -158,6 +159,12 @@ def _columns(items: list[Any]) -> Points | None:
         )
     except (ValidationError, OverflowError):
         return None
+    times, iterations = columns[1], columns[2]  # compared, not np.abs'd: -2**63 has no abs
+    if len(items) and not (
+        iterations.min() >= 0
+        and -shapes.MAX_MILLIS <= times.min() <= times.max() <= shapes.MAX_MILLIS
+    ):
+        return None
     return Points(names, *columns)
 
 
@@ -175,25 +182,30 @@ def append(store: Store, ref: ExperimentRef, points: Points) -> None:
     sort is stable, so points of one step keep the order they came in)."""
     if not points.names:
         return
-    keys, which = np.unique(np.array(points.names, dtype=object), return_inverse=True)
-    order = np.lexsort((points.steps, which))
-    ends = np.cumsum(np.bincount(which, minlength=len(keys)))
+    keys = sorted(set(points.names))
+    order, ends = _key_order(points, keys)
+    # the columns put in order once; each series' chunk is a slice of them
+    steps, values = points.steps[order], points.values[order]
+    times, epochs = points.millis[order] / 1000.0, np.full(len(order), -1, np.int64)
     chunks = []
-    for name, part in zip(keys.tolist(), np.split(order, ends[:-1]), strict=True):
+    for name, lo, hi in zip(keys, [0, *ends[:-1]], ends, strict=True):
         phase, key = shapes.series_of(name)
-        chunks.append(
-            SeriesChunk(
-                key=key,
-                phase=phase,
-                iterations=points.steps[part],
-                epochs=np.full(len(part), -1, np.int64),
-                values=points.values[part],
-                times=points.millis[part] / 1000.0,
-            )
-        )
+        part = slice(lo, hi)
+        chunks.append(SeriesChunk(key, phase, steps[part], epochs[part], values[part], times[part]))
     # each MLflow request is a batch of its own: the client does not number its retries
     batch = MetricBatch(client_id=f"mlflow-{uuid.uuid4().hex}", seq=0, chunks=tuple(chunks))
     store.append_points(ref.project_id, ref.experiment_id, batch)
+
+
+def _key_order(points: Points, keys: list[str]) -> tuple[np.ndarray, list[int]]:
+    """The points' indices grouped by key (``keys`` sorted), each key's in step order (stable),
+    and where each key's group ends."""
+    if len(keys) == 1:  # a log_metric, or a batch of one metric: nothing to group
+        return np.argsort(points.steps, kind="stable"), [len(points.names)]
+    index = {name: i for i, name in enumerate(keys)}  # np.unique sorted every point's string
+    which = np.fromiter(map(index.__getitem__, points.names), np.int64, len(points.names))
+    order = np.lexsort((points.steps, which))
+    return order, np.cumsum(np.bincount(which, minlength=len(keys))).tolist()
 
 
 def _point(fields: Mapping[str, Any], prefix: str) -> Point:
@@ -201,8 +213,11 @@ def _point(fields: Mapping[str, Any], prefix: str) -> Point:
         raise ValidationError("must be an object", prefix.rstrip(".") or "body")
     name = shapes.key(fields.get("key"), f"{prefix}key")
     value = shapes.number(fields.get("value"), f"{prefix}value")
-    timestamp = shapes.integer(fields.get("timestamp"), f"{prefix}timestamp")
+    timestamp = shapes.millis(fields.get("timestamp"), f"{prefix}timestamp")
     step = shapes.integer(fields.get("step"), f"{prefix}step", 0)
+    if step < 0:  # MLflow takes negative steps; mltrail's iterations count from 0
+        raise ValidationError(f"must be >= 0 (mltrail's iterations start at 0), got {step}",
+                              f"{prefix}step")  # fmt: skip
     return name, value, timestamp, step
 
 

@@ -34,7 +34,7 @@ def create_run(message: MessageDep, store: StoreDep) -> dict[str, Any]:
     environment = {"user": user} if isinstance(user, str) and user else None
     start_time = message.get("start_time")  # ms, as MLflow sends it; the store keeps seconds
     started_at = (
-        None if start_time in (None, "") else shapes.integer(start_time, "start_time") / 1000
+        None if start_time in (None, "") else shapes.millis(start_time, "start_time") / 1000
     )
     try:
         experiment = store.create_experiment(
@@ -71,6 +71,8 @@ def update_run(message: MessageDep, store: StoreDep) -> dict[str, Any]:
     raw_status = message.get("status")
     name = message.get("run_name")
     status = None if raw_status is None else shapes.status(raw_status)
+    if message.get("end_time") not in (None, ""):  # checked, not kept: the change's time is
+        shapes.millis(message.get("end_time"), "end_time")
     experiment = store.update_experiment(
         ref.project_id,
         ref.experiment_id,

@@ -24,6 +24,10 @@ DEFAULT_EXPERIMENT_ID = "0"
 DEFAULT_EXPERIMENT_NAME = "Default"
 
 MAX_KEY_LEN = 250  # MLflow's MAX_ENTITY_KEY_LENGTH
+# mltrail keeps times as float unix seconds: a millisecond time comes back exact up to +-1e15 ms
+# (year 33658); MLflow's int64 reaches 9.2e18, which float seconds would round (2**63-1 read
+# back as 2**63), so a time past the bound is refused rather than stored changed
+MAX_MILLIS = 10**15
 MAX_PARAM_VAL_LEN = 6000
 MAX_TAG_VAL_LEN = 8000
 
@@ -145,6 +149,18 @@ def integer(value: Any, field: str, default: int | None = None) -> int:
     if not -(2**63) <= number < 2**63:
         raise ValidationError("must fit in 64 bits", field)
     return number
+
+
+def millis(value: Any, field: str) -> int:
+    """A time in unix milliseconds, within what mltrail stores exactly (:data:`MAX_MILLIS`)."""
+    found = integer(value, field)
+    if not -MAX_MILLIS <= found <= MAX_MILLIS:
+        raise ValidationError(
+            f"must be a unix time in milliseconds within +-{MAX_MILLIS} (what mltrail stores "
+            f"exactly), got {found}",
+            field,
+        )
+    return found
 
 
 def number(value: Any, field: str) -> float:
