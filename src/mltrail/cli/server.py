@@ -79,12 +79,21 @@ def _freeze_long_lived_heap() -> None:
     gc.freeze()
 
 
+def _prepare_serving() -> None:
+    """What a serving process does before it answers: its long-lived heap frozen, and one
+    malloc arena for all its threads (``server/memory.py``)."""
+    from mltrail.server.memory import use_one_malloc_arena
+
+    _freeze_long_lived_heap()
+    use_one_malloc_arena()
+
+
 def _serve(app: Any, host: str, port: int) -> None:
     import uvicorn
 
     from mltrail.server.http_protocol import uvicorn_options
 
-    _freeze_long_lived_heap()
+    _prepare_serving()
 
     # bounded graceful shutdown: open log streams must not hold the process forever
     uvicorn.run(
@@ -119,7 +128,7 @@ def _serve_workers(build_app: Callable[[], Any], host: str, port: int, workers: 
             code = 0
             try:
                 app = build_app()
-                _freeze_long_lived_heap()
+                _prepare_serving()
                 config = uvicorn.Config(
                     app, log_level="warning", timeout_graceful_shutdown=5, **uvicorn_options()
                 )

@@ -15,6 +15,7 @@ from mltrail.server import mlflow
 from mltrail.server.deps import OrjsonResponse
 from mltrail.server.errors import BodyLimitMiddleware, install_error_handlers
 from mltrail.server.http_protocol import FramingGuardMiddleware
+from mltrail.server.memory import ReleaseMemoryMiddleware
 from mltrail.server.routes import artifacts
 from mltrail.server.security import install_security
 from mltrail.store.base import Store
@@ -78,6 +79,7 @@ def create_app(
     )
     app.add_middleware(FramingGuardMiddleware)
     install_security(app, allowed_hosts=allowed_hosts, access_log=access_log)
+    app.add_middleware(ReleaseMemoryMiddleware)  # outermost: after a large request is answered
     # The MLflow surface is mounted, first: a mount tests its prefix once, where an included
     # router's routes are each tried in turn (every /api/v1 route was matched against each
     # MLflow request, a tenth of a one-point log_metric's time). Its routes are not in the schema.
