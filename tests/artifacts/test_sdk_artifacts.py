@@ -160,3 +160,37 @@ def test_uploads_wait_in_the_spool_while_the_server_is_down_and_sync_once(
     assert sorted(a.path for a in stored) == ["checkpoints/epoch-0000.pt", "config.yaml"]
     assert [link.checkpoint for link in links] == ["checkpoints/epoch-0000.pt"]
     assert all(not Path(r["file"]).exists() for r in uploads)  # kept copies removed once stored
+
+
+def test_checkpoints_hold_the_weights_of_their_call_when_the_model_changes_right_after(
+    tmp_path: Path,
+) -> None:
+    """A PyTorch model is copied at the call and written later by the uploader: each stored
+    file (and future) holds that epoch's weights, tied weights stay one tensor in the file."""
+    settings = Settings.from_env().with_(home=tmp_path / "home")
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(300, 300), torch.nn.Linear(300, 300))
+    model[1].weight = model[0].weight  # tied
+    expected, logged = [], []
+    with mltrail.start("snapshots", settings=settings) as exp:
+        for epoch in range(4):
+            expected.append(mltrail.weights_hash(model))
+            logged.append(exp.log_checkpoint(model, epoch=epoch))
+            with torch.no_grad():  # the next step changes the weights at once
+                model[0].weight.add_(1.0)
+                model[1].bias.mul_(2.0)
+    assert [f.result(timeout=60) for f in logged] == expected
+    assert len(set(expected)) == 4
+    with Api.from_settings(settings) as api:
+        for epoch, digest in enumerate(expected):
+            dest = api.artifacts.download(
+                exp.project_id,
+                exp.experiment_id,
+                f"checkpoints/epoch-{epoch:04d}.pt",
+                tmp_path / f"{epoch}.pt",
+            )
+            loaded = torch.load(dest, weights_only=True)
+            assert mltrail.weights_hash(loaded) == digest
+            assert loaded["0.weight"].data_ptr() == loaded["1.weight"].data_ptr()
+            [link] = api.models.find(digest)
+            assert link["epoch"] == epoch

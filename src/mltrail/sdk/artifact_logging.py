@@ -1,7 +1,7 @@
 """``exp.log_artifact`` and ``exp.log_checkpoint``: the training thread's side of uploads.
 
-Each call does one local write (a copy of the file, or the model saved once) and queues the
-upload for :class:`~mltrail.sdk.uploads.Uploader`; hashing and sending happen in its thread.
+Each call does one local write (a copy of the file, or the model saved once; a PyTorch model on
+the CPU is copied in memory instead and written by the uploader) and queues the upload for :class:`~mltrail.sdk.uploads.Uploader`; hashing and sending happen in its thread.
 """
 
 from __future__ import annotations
@@ -65,7 +65,9 @@ class ArtifactLogging:
         local file (``torch.save(state_dict)``: it loads with ``torch.load(weights_only=True)``);
         a checkpoint file (``.pt``, ``.ckpt``, ``.safetensors``, ``.keras``, ``.npz`` ...) is
         copied once. The weights hash (as :func:`mltrail.weights_hash` defines it) is then read
-        from that file and the file uploaded, both in a background thread; ``mltrail models
+        from that file and the file uploaded, both in a background thread. A PyTorch model on
+        the CPU is copied in memory instead (the weights as they are at this call) and saved,
+        hashed and uploaded by that thread, one copy held at most; ``mltrail models
         download --weights-hash H`` fetches it back.
 
         Args:

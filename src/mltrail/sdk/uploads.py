@@ -49,6 +49,8 @@ class PendingUpload:
         framework: for a checkpoint, how to read its weights hash from the file.
         weights_hash / sha256 / size: filled in by the uploader thread.
         result: resolves to the weights hash (checkpoints) or the sha256 once computed.
+        snapshot: a PyTorch model's state_dict copied in memory at the call, not yet written to
+            ``file`` (the uploader thread writes it, hashing as it goes).
     """
 
     file: Path
@@ -61,6 +63,7 @@ class PendingUpload:
     sha256: str | None = None
     size: int | None = None
     result: Future[str] = field(default_factory=Future)
+    snapshot: dict[str, Any] | None = None
 
 
 def encode_upload(item: PendingUpload) -> dict[str, Any]:
@@ -80,13 +83,32 @@ def encode_upload(item: PendingUpload) -> dict[str, Any]:
 
 
 def prepare(item: PendingUpload) -> None:
-    """Read what the upload declares from its file: the weights hash, then the sha256."""
+    """Read what the upload declares from its file: the weights hash, then the sha256 (a
+    snapshot's from the copy in memory, then written to its file)."""
+    if item.snapshot is not None:
+        write_snapshot(item)
+        return
     if item.framework is not None and item.weights_hash is None:
         from mltrail.checkpoints import weights_hash_from_file
 
         item.weights_hash = weights_hash_from_file(item.framework, item.file)
     if item.sha256 is None:
         item.sha256, item.size = file_sha256(item.file)
+
+
+def write_snapshot(item: PendingUpload) -> None:
+    """Write a snapshot to its file: the weights hash from the copy, the sha256 while writing."""
+    from mltrail.core.weights import weights_hash
+    from mltrail.sdk.checkpoint_files import save_snapshot
+
+    snapshot, item.snapshot = item.snapshot, None
+    if snapshot is not None:
+        item.weights_hash = weights_hash(snapshot)
+        try:
+            item.sha256, item.size = save_snapshot(snapshot, item.file)
+        except BaseException:
+            item.file.unlink(missing_ok=True)  # never uploaded half written
+            raise
 
 
 def put(store: Store, project_id: int, experiment_id: int, item: PendingUpload) -> None:
@@ -171,6 +193,8 @@ class Uploader:
         self._deadline: float | None = None
         self._thread: threading.Thread | None = None
         self._current: PendingUpload | None = None
+        self._snapshot_slot = threading.BoundedSemaphore(1)  # one model copy in memory at most
+        self._spare: dict[str, Any] | None = None  # the last snapshot, written: reused
 
     def add(self, item: PendingUpload) -> Future[str]:
         """Queue an upload (an append, no I/O); starts the thread on first use."""
@@ -183,6 +207,19 @@ class Uploader:
         self._queue.append(item)
         self._wake.set()
         return item.result
+
+    def hold_snapshot(self) -> bool:
+        """Reserve the one snapshot slot (False while the last snapshot is not written yet)."""
+        return self._snapshot_slot.acquire(blocking=False)
+
+    def take_spare(self) -> dict[str, Any] | None:
+        """The last snapshot's tensors to copy the next one into (while holding the slot)."""
+        spare, self._spare = self._spare, None
+        return spare
+
+    def release_snapshot(self) -> None:
+        with contextlib.suppress(ValueError):  # released already (close raced the thread)
+            self._snapshot_slot.release()
 
     def wait_idle(self, timeout: float) -> bool:
         """True once every queued upload is stored or spooled."""
@@ -200,6 +237,7 @@ class Uploader:
             self._to_spool(current, None)  # may land twice: a put of the same bytes is a no-op
         while self._queue:  # the thread is stuck or gone: keep the rest for `mltrail sync`
             self._to_spool(self._queue.popleft(), None)
+        self._spare = None
         with contextlib.suppress(OSError):  # only when empty: spooled uploads keep their copies
             self.folder.rmdir()
 
@@ -211,6 +249,7 @@ class Uploader:
             while self._queue:
                 if self._past_deadline():
                     return
+                self._write_snapshots()
                 self._current = self._queue.popleft()
                 self._process(self._current)
                 self._current = None
@@ -221,8 +260,27 @@ class Uploader:
     def _past_deadline(self) -> bool:
         return self._deadline is not None and time.monotonic() > self._deadline
 
+    def _write_snapshots(self) -> None:
+        """Write a queued snapshot before the next upload, so the slot is free again for the
+        next ``log_checkpoint`` even while uploads fall behind (a failed write fails its
+        upload: the file is gone)."""
+        for queued in list(self._queue):
+            if queued.snapshot is not None:
+                with contextlib.suppress(Exception):
+                    self._write_held(queued)
+
+    def _write_held(self, item: PendingUpload) -> None:
+        held = item.snapshot
+        try:
+            write_snapshot(item)
+        finally:
+            if held is not None:
+                self._spare = held
+                self.release_snapshot()
+
     def _process(self, item: PendingUpload) -> None:
         try:
+            self._write_held(item)
             prepare(item)
         except Exception as exc:  # unreadable checkpoint, deleted file: say so, go on
             self._fail(item, exc)
@@ -263,6 +321,9 @@ class Uploader:
 
     def _to_spool(self, item: PendingUpload, fault: BaseException | None) -> None:
         try:
+            if item.snapshot is not None:  # still in memory at close: the spool needs the file
+                write_snapshot(item)
+                self.release_snapshot()
             self.spool.write(self.address, self.client_id, encode_upload(item))
         except OSError as exc:
             self._fail(item, exc)
@@ -344,6 +405,7 @@ def queue_checkpoint(
     )
 
     iteration, epoch = point
+    snapshot = None
     if isinstance(model_or_path, (str, Path)):
         file = Path(model_or_path).expanduser()
         if not file.is_file():
@@ -356,6 +418,26 @@ def queue_checkpoint(
         framework = checkpoint_framework(suffix)
         target = artifact_upload(name or checkpoint_name(suffix, iteration, epoch)).path
         kept = kept_name(uploader.folder, target)
-        save_model(model_or_path, kept)
+        snapshot = _snapshot(uploader, model_or_path) if suffix == ".pt" else None
+        if snapshot is None:
+            save_model(model_or_path, kept)
     item = PendingUpload(kept, target, True, iteration, epoch, framework)
+    item.snapshot = snapshot
     return uploader.add(item)
+
+
+def _snapshot(uploader: Uploader, model: Any) -> dict[str, Any] | None:
+    """A copy of the model's tensors for the uploader thread to write, when the slot is free
+    (else None: the training thread saves the file itself, as when uploads fall behind)."""
+    from mltrail.sdk.checkpoint_files import snapshot_state
+
+    if not uploader.hold_snapshot():
+        return None
+    try:
+        snapshot = snapshot_state(model, uploader.take_spare())
+    except BaseException:
+        uploader.release_snapshot()
+        raise
+    if snapshot is None:
+        uploader.release_snapshot()
+    return snapshot

@@ -14,8 +14,10 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import BinaryIO
 
 from mltrail.store.artifacts import (
     CHUNK_BYTES,
@@ -28,6 +30,23 @@ from mltrail.store.artifacts import (
 from mltrail.store.blobs.staging import HashingReader
 
 READ_BYTES = 4 * CHUNK_BYTES
+
+
+def write_behind(out: BinaryIO, blocks: Iterable[bytes]) -> None:
+    """Write each block from a second thread while the next one is received and hashed.
+
+    The write's copy into the page cache and the sha256 each keep a core busy (both release
+    the GIL), so one after the other in one thread they made the server's upload thread the
+    slowest stage of an upload; at most one block is written while the next is read.
+    """
+    with ThreadPoolExecutor(1, thread_name_prefix="mltrail-blob-write") as pool:
+        pending: Future[int] | None = None
+        for block in blocks:
+            if pending is not None:
+                pending.result()
+            pending = pool.submit(out.write, block)
+        if pending is not None:
+            pending.result()
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -88,8 +107,7 @@ class LocalBlobs(BlobStore):
         reader = HashingReader(source, max_bytes, READ_BYTES)
         try:
             with staging.open("wb") as out:
-                for block in reader.blocks():
-                    out.write(block)
+                write_behind(out, reader.blocks())
                 if self.fsync:
                     out.flush()
                     os.fsync(out.fileno())
