@@ -121,8 +121,8 @@ def report(rows: list[str], points: int) -> str:
             "",
             "CPU seconds count every thread of the process (reads ahead, formatting pool, the "
             "writes' kernel time); on a shared machine the wall rate follows the cores left free. "
-            "The system part is mostly the kernel filling fresh page cache for the file: on this "
-            "VM it varies from run to run (writing the same 670 MB of CSV again costs 0.12 s).",
+            "The system part is the kernel copying the file into page cache and zeroing fresh "
+            "memory on first touch (buffers the allocator did not reuse).",
             "",
         ]
     )

@@ -2,17 +2,21 @@
 
 Every writer takes the store's arrays as they come and never makes a Python object per point:
 
-- CSV: each column of a slice is formatted by orjson in one call (shortest round-trip text for
-  floats, as ``repr`` gives), cut at its commas with numpy, and the rows are glued by pyarrow
-  (``binary_join_element_wise``, off the GIL, in a thread pool) behind a per-series prefix
-  (project, experiment, key, phase, formatted once). Without pyarrow the same texts are joined
-  in Python (slower, same bytes). NaN and infinities are written ``nan``, ``inf``, ``-inf``;
-  a missing epoch is an empty field; a key starting like a formula (``=``, ``+``, ``-``, ``@``,
-  tab, CR) is written after a single quote, so a spreadsheet shows it as text.
+- CSV: the columns of a slice are formatted by orjson in one call per type (shortest
+  round-trip text for floats, as ``repr`` gives): iterations and epochs interleaved in one
+  integer array (apart when some epochs are missing), values and times in one float array, so
+  a row's ``,iteration,epoch`` and ``,value,time`` are each one field, cut at every other comma
+  with numpy; pyarrow glues the rows (``binary_join_element_wise``, off the GIL, in a thread
+  pool) behind a per-series prefix (project, experiment, key, phase, formatted once). Without
+  pyarrow the same fields are joined in Python (slower, same bytes). NaN and infinities are
+  written ``nan``, ``inf``, ``-inf``; a missing epoch is an empty field; a key starting like a
+  formula (``=``, ``+``, ``-``, ``@``, tab, CR) is written after a single quote, so a
+  spreadsheet shows it as text.
 - Parquet: one streaming writer, a row group per series (cut at :data:`ROW_GROUP_ROWS`); the
   constant columns dictionary-encoded, iterations and epochs delta-encoded, times byte-split.
 - JSON lines: one object per point, non-finite values tagged as everywhere in mltrail (with
-  pyarrow, glued from the same column texts as CSV; in Python otherwise, same bytes).
+  pyarrow, glued from orjson's text of each column, a colon written over each field's leading
+  comma, behind its key; in Python otherwise, same bytes).
 
 Reads overlap writing: the next series are read in background threads while one is written.
 """
@@ -20,6 +24,7 @@ Reads overlap writing: the next series are read in background threads while one 
 from __future__ import annotations
 
 import itertools
+import math
 import os
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
@@ -32,11 +37,13 @@ import orjson
 from mltrail.core.wire import dump_json, encode_float
 
 COLUMNS = ("project", "experiment", "key", "phase", "iteration", "epoch", "value", "time")
-SLICE_ROWS = 262_144  # rows formatted at once: bounds the memory a CSV slice takes (~20 MB)
+SLICE_ROWS = 32_768  # rows formatted at once (~2 MB of CSV): small enough that the allocator
+# reuses its memory from slice to slice (at 262,144 rows every slice's buffers were fresh pages,
+# and the kernel zeroing them cost as much CPU as the formatting)
 ROW_GROUP_ROWS = 1_048_576
 READ_AHEAD = 2  # series read while one is written
 READ_AHEAD_POINTS = 4_000_000  # ... holding at most this many points (~130 MB of arrays)
-_COMMA = ord(",")
+_COMMA, _COLON = ord(","), ord(":")
 T = TypeVar("T")
 _NON_FINITE = {"nan": b"nan", "inf": b"inf", "-inf": b"-inf"}
 
@@ -109,18 +116,26 @@ def _prefix(part: Part) -> bytes:
     return f"\n{part.project},{part.experiment},{key},{phase}".encode()
 
 
-def _fields(column: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The column as text, each field with its leading comma: (bytes, n + 1 offsets).
+def _fields(*columns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The columns (of one dtype) as text, a field per row holding the row's values with a
+    leading comma each: (bytes, n + 1 offsets).
 
-    orjson formats the whole column at once (``[a,b,c]``); fields start at the commas, the
-    first at the opening bracket (made a comma once the row is glued, see :func:`_first_row`),
-    and the closing bracket is left out by the last offset. The text is not copied.
+    orjson formats the columns interleaved in one call (``[a1,b1,a2,b2]``); a row's field starts
+    at every ``len(columns)``-th comma, the first at the opening bracket (made a comma once the
+    row is glued, see :func:`_first_row`), and the closing bracket is left out by the last
+    offset. The text is not copied.
     """
-    text = np.frombuffer(orjson.dumps(column, option=orjson.OPT_SERIALIZE_NUMPY), np.uint8)
+    if len(columns) == 1:
+        both = columns[0]
+    else:
+        both = np.empty(len(columns) * len(columns[0]), dtype=columns[0].dtype)
+        for i, column in enumerate(columns):
+            both[i :: len(columns)] = column
+    text = np.frombuffer(orjson.dumps(both, option=orjson.OPT_SERIALIZE_NUMPY), np.uint8)
     commas = np.flatnonzero(text == _COMMA)
-    offsets = np.empty(len(commas) + 2, dtype=np.int64)
+    offsets = np.empty(len(columns[0]) + 1, dtype=np.int32)  # a slice is far below 2 GB
     offsets[0] = 0
-    offsets[1:-1] = commas
+    offsets[1:-1] = commas[len(columns) - 1 :: len(columns)]
     offsets[-1] = len(text) - 1
     return text, offsets
 
@@ -131,26 +146,40 @@ def _first_row(prefix: bytes, row: bytes) -> bytes:
     return row[: len(prefix)] + row[len(prefix) :].replace(b"[", b",")
 
 
-def _non_finite_texts(values: np.ndarray) -> tuple[np.ndarray, list[bytes]] | None:
-    """Where ``values`` are NaN or infinite and their text with its comma (orjson has null)."""
-    bad = np.flatnonzero(~np.isfinite(values))
+Fields = tuple[np.ndarray, np.ndarray]  # text and n + 1 offsets (see _fields)
+
+
+def _row_fields(part: Part, lo: int, hi: int) -> tuple[list[tuple[Fields, Any]], Fields, Any]:
+    """Rows ``lo:hi`` as the fields a row is glued from after its prefix: the integers
+    (``,iteration,epoch`` as one field; iteration and epoch apart, with which epochs are
+    present, when some are missing), then ``,value,time`` and the fixes of the rows where
+    those are NaN or infinite (their indexes and texts; None if there are none)."""
+    iterations, epochs = part.iterations[lo:hi], part.epochs[lo:hi]
+    present = epochs >= 0
+    numbers: list[tuple[Fields, Any]] = [(_fields(iterations, epochs), None)]
+    if not present.all():
+        numbers = [(_fields(iterations), None), (_fields(epochs), present)]
+    values, times = part.values[lo:hi], part.times[lo:hi]
+    floats = _fields(values, times)
+    return numbers, floats, _non_finite_fixes(floats, values, times)
+
+
+def _non_finite_fixes(floats: Fields, values: np.ndarray, times: np.ndarray) -> Any:
+    """The rows whose value or time is NaN or infinite (orjson wrote null) and their
+    ``,value,time`` field with ``nan``, ``inf`` or ``-inf`` in its place."""
+    bad = np.flatnonzero(~(np.isfinite(values) & np.isfinite(times)))
     if not len(bad):
         return None
-    texts = [b"," + _NON_FINITE[str(v)] for v in values[bad].tolist()]
-    return bad, texts
-
-
-def _slice_columns(part: Part, lo: int, hi: int) -> list[Any]:
-    """The four formatted columns of rows ``lo:hi``: iteration, epoch (+ which are missing),
-    value and time (+ their non-finite fixes)."""
-    epochs = part.epochs[lo:hi]
-    values, times = part.values[lo:hi], part.times[lo:hi]
-    return [
-        _fields(part.iterations[lo:hi]),
-        (_fields(epochs), epochs < 0),
-        (_fields(values), _non_finite_texts(values)),
-        (_fields(times), _non_finite_texts(times)),
-    ]
+    text, offsets = floats
+    fixed = []
+    for i in bad.tolist():
+        field = text[offsets[i] : offsets[i + 1]].tobytes()
+        texts = field[1:].split(b",")
+        for j, number in enumerate((float(values[i]), float(times[i]))):
+            if not math.isfinite(number):
+                texts[j] = _NON_FINITE[str(number)]
+        fixed.append(field[:1] + b",".join(texts))  # the first row keeps its bracket
+    return bad, fixed
 
 
 class _SlicedWriter:
@@ -207,63 +236,69 @@ class CsvWriter(_SlicedWriter):
         out.write(csv_header())
 
     def _python(self, part: Part, lo: int, hi: int) -> bytes:
-        return _join_python(_prefix(part), _slice_columns(part, lo, hi))
+        return _join_python(_prefix(part), _row_fields(part, lo, hi))
 
     def _arrow_rows(self, part: Part, lo: int, hi: int) -> list[Any]:
         """Rows ``lo:hi`` of the series as text, in a pool thread: orjson holds the GIL while
         it formats, numpy and pyarrow mostly do not."""
-        return _join_arrow(self._arrow, _prefix(part), _slice_columns(part, lo, hi))
+        return _join_arrow(self._arrow, _prefix(part), _row_fields(part, lo, hi))
 
 
-def _join_python(prefix: bytes, columns: list[Any]) -> bytes:
-    it, (ep, missing), (v, v_bad), (t, t_bad) = columns
-    texts = [_split(it), _split(ep), _split(v), _split(t)]
-    for i in np.flatnonzero(missing).tolist():
-        texts[1][i] = b","
-    for fixes, target in ((v_bad, texts[2]), (t_bad, texts[3])):
-        if fixes is not None:
-            for i, text in zip(fixes[0].tolist(), fixes[1], strict=True):
-                target[i] = text
+def _join_python(prefix: bytes, fields: tuple[list[tuple[Fields, Any]], Fields, Any]) -> bytes:
+    numbers, floats, fixes = fields
+    texts = []
+    for column, present in numbers:
+        texts.append(_split(column))
+        if present is not None:
+            for i in np.flatnonzero(~present).tolist():
+                texts[-1][i] = b","
+    texts.append(_split(floats))
+    if fixes is not None:
+        for i, text in zip(fixes[0].tolist(), fixes[1], strict=True):
+            texts[-1][i] = text
     rows = [prefix + b"".join(row) for row in zip(*texts, strict=True)]
     rows[0] = _first_row(prefix, rows[0])
     return b"".join(rows)
 
 
-def _split(fields: tuple[np.ndarray, np.ndarray]) -> list[bytes]:
+def _split(fields: Fields) -> list[bytes]:
     text, offsets = fields
     data = text.tobytes()
     bounds = offsets.tolist()
     return [data[a:b] for a, b in itertools.pairwise(bounds)]
 
 
-def _join_arrow(pa: Any, prefix: bytes, columns: list[Any]) -> list[Any]:
+def _join_arrow(
+    pa: Any, prefix: bytes, fields: tuple[list[tuple[Fields, Any]], Fields, Any]
+) -> list[Any]:
     """The slice's rows: the first one, then the others in one buffer (pyarrow's element-wise
-    join releases the GIL)."""
+    join releases the GIL; a missing epoch is a null, written as its comma)."""
     import pyarrow.compute as pc
 
-    it, (ep, missing), (v, v_bad), (t, t_bad) = columns
-    epochs = _strings(pa, ep, ~missing if missing.any() else None)
-    values, times = _strings(pa, v), _strings(pa, t)
-    if v_bad is not None:
-        values = pc.replace_with_mask(
-            values, _mask(pa, len(values), v_bad[0]), _texts(pa, v_bad[1])
+    numbers, floats, fixes = fields
+    columns = [_strings(pa, column, present) for column, present in numbers]
+    columns.append(_strings(pa, floats))
+    if fixes is not None:
+        where, texts = fixes
+        columns[-1] = pc.replace_with_mask(
+            columns[-1], _mask(pa, len(columns[-1]), where), _texts(pa, texts)
         )
-    if t_bad is not None:
-        times = pc.replace_with_mask(times, _mask(pa, len(times), t_bad[0]), _texts(pa, t_bad[1]))
     rows = pc.binary_join_element_wise(
         _texts(pa, [prefix])[0],
-        _strings(pa, it),
-        epochs,
-        values,
-        times,
+        *columns,
         _texts(pa, [b""])[0],
         null_handling="replace",
         null_replacement=",",
     )
-    offsets = np.frombuffer(rows.buffers()[1], np.int64, len(rows) + 1, rows.offset * 8)
+    text, offsets = _text_of(rows)
     start, second, end = (int(o) for o in offsets[[0, 1, -1]])
-    text = memoryview(rows.buffers()[2])
     return [_first_row(prefix, bytes(text[start:second])), text[second:end]]
+
+
+def _text_of(rows: Any) -> tuple[memoryview, np.ndarray]:
+    """A binary array's data and its n + 1 offsets into it."""
+    offsets = np.frombuffer(rows.buffers()[1], np.int32, len(rows) + 1, rows.offset * 4)
+    return memoryview(rows.buffers()[2]), offsets
 
 
 def _mask(pa: Any, n: int, where: np.ndarray) -> Any:
@@ -277,8 +312,8 @@ def _mask(pa: Any, n: int, where: np.ndarray) -> Any:
 def _texts(pa: Any, items: list[bytes], kind: Any = None) -> Any:
     """A binary (or ``kind``) array of ``items``, built from buffers: ``pa.array`` and
     ``pa.scalar`` import pandas (a third of a second) on first use."""
-    kind = pa.large_binary() if kind is None else kind
-    offsets = np.zeros(len(items) + 1, dtype=np.int64 if kind == pa.large_binary() else np.int32)
+    kind = pa.binary() if kind is None else kind
+    offsets = np.zeros(len(items) + 1, dtype=np.int32)
     np.cumsum([len(i) for i in items], out=offsets[1:])
     data = pa.py_buffer(b"".join(items))
     return pa.Array.from_buffers(kind, len(items), [None, pa.py_buffer(offsets), data])
@@ -287,11 +322,11 @@ def _texts(pa: Any, items: list[bytes], kind: Any = None) -> Any:
 def _strings(
     pa: Any, fields: tuple[np.ndarray, np.ndarray], valid: np.ndarray | None = None
 ) -> Any:
-    """A large_binary array over the formatted text, without copying it."""
+    """A binary array over the formatted text, without copying it."""
     text, offsets = fields
     bitmap = None if valid is None else pa.py_buffer(np.packbits(valid, bitorder="little"))
     return pa.Array.from_buffers(
-        pa.large_binary(),
+        pa.binary(),
         len(offsets) - 1,
         [bitmap, pa.py_buffer(offsets), pa.py_buffer(text)],
         null_count=-1 if valid is None else int(len(valid) - valid.sum()),
@@ -404,18 +439,23 @@ class JsonLinesWriter(_SlicedWriter):
         head += b"," + dump_json({"key": part.key, "phase": part.phase})[1:-1]
         epochs, values, times = part.epochs[lo:hi], part.values[lo:hi], part.times[lo:hi]
 
-        def plain(column: np.ndarray, valid: np.ndarray | None = None) -> Any:
-            return pc.binary_slice(_strings(pa, _fields(column), valid), 1, 64)  # no comma
+        def keyed(column: np.ndarray, valid: np.ndarray | None = None) -> Any:
+            """The column's fields with a colon for their leading comma (or bracket), to
+            follow their key: no copy of each field as slicing the comma off made."""
+            text, offsets = _fields(column)
+            text = text.copy()  # orjson's bytes are read-only
+            text[offsets[:-1]] = _COLON
+            return _strings(pa, (text, offsets), valid)
 
-        columns = [plain(part.iterations[lo:hi]), plain(epochs, epochs >= 0), plain(values)]
+        columns = [keyed(part.iterations[lo:hi]), keyed(epochs, epochs >= 0), keyed(values)]
         bad = np.flatnonzero(~np.isfinite(values))
         if len(bad):  # orjson wrote null: tagged instead, as everywhere in mltrail
-            tags = [dump_json(encode_float(v)) for v in values[bad].tolist()]
+            tags = [b":" + dump_json(encode_float(v)) for v in values[bad].tolist()]
             columns[2] = pc.replace_with_mask(
                 columns[2], _mask(pa, len(values), bad), _texts(pa, tags)
             )
-        columns.append(plain(times))  # a missing (NaN) time is orjson's null, as in _python
-        labels = [b',"iteration":', b',"epoch":', b',"value":', b',"time":']
+        columns.append(keyed(times))  # a missing (NaN) time is orjson's null, as in _python
+        labels = [b',"iteration"', b',"epoch"', b',"value"', b',"time"']
         glued = [_texts(pa, [head + labels[0]])[0], columns[0]]
         for label, column in zip(labels[1:], columns[1:], strict=True):
             glued += [_texts(pa, [label])[0], column]
@@ -424,7 +464,7 @@ class JsonLinesWriter(_SlicedWriter):
             _texts(pa, [b"}\n"])[0],
             _texts(pa, [b""])[0],
             null_handling="replace",
-            null_replacement="null",
+            null_replacement=":null",
         )
-        offsets = np.frombuffer(rows.buffers()[1], np.int64, len(rows) + 1, rows.offset * 8)
-        return [memoryview(rows.buffers()[2])[int(offsets[0]) : int(offsets[-1])]]
+        text, offsets = _text_of(rows)
+        return [text[int(offsets[0]) : int(offsets[-1])]]
