@@ -154,3 +154,68 @@ def test_models_cli_computes_a_hash_and_finds_where_it_came_from(tmp_path, setti
         timeout=120,
     )
     assert bad.returncode == 1 and bad.stderr.strip().startswith("Error: model: no such file")
+
+
+_TRUNCATE_BEFORE_HASHING = """
+import sys
+from pathlib import Path
+
+from mltrail import checkpoints
+
+path = Path(sys.argv[1])
+real = checkpoints.weights_hash
+
+
+def truncating(tensors):  # the training loop starts writing its next checkpoint
+    path.write_bytes(b"")
+    return real(tensors)
+
+
+checkpoints.weights_hash = truncating
+print(checkpoints.weights_hash_from_file("pytorch", path))
+"""
+
+
+@pytest.mark.parametrize("name", ["sd.pt", "m.safetensors"])
+def test_a_file_truncated_after_loading_hashes_what_was_read_not_sigbus(
+    tmp_path, torch_model, name
+):
+    """A memory-mapped file truncated while its tensors are hashed killed the process with
+    SIGBUS; the tensors are now read into memory, so the hash is of the version read."""
+    torch, model = torch_model
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    if name.endswith(".safetensors"):
+        from safetensors.torch import save_file
+
+        save_file(state, tmp_path / name)
+        expected = weights_hash([state[k] for k in sorted(state)])
+    else:
+        torch.save(state, tmp_path / name)
+        expected = weights_hash(state)
+    done = subprocess.run(
+        [sys.executable, "-c", _TRUNCATE_BEFORE_HASHING, str(tmp_path / name)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert done.returncode == 0, (done.returncode, done.stderr[-2000:])
+    assert done.stdout.strip() == expected
+    assert (tmp_path / name).stat().st_size == 0  # the file did change under the hash
+
+
+def test_a_file_rewritten_while_it_is_read_is_refused(tmp_path, monkeypatch):
+    from mltrail import checkpoints
+
+    path = tmp_path / "model.npz"
+    np.savez(path, w=np.arange(4.0))
+    real = checkpoints._numpy_tensors
+
+    def rewritten_meanwhile(file):
+        tensors = real(file)
+        np.savez(path, w=np.arange(5.0))  # the next epoch's checkpoint, in place
+        return tensors
+
+    monkeypatch.setattr(checkpoints, "_numpy_tensors", rewritten_meanwhile)
+    with pytest.raises(ValidationError, match="changed while it was read") as info:
+        weights_hash_from_file("numpy", path)
+    assert info.value.field == "model"
