@@ -41,3 +41,27 @@ def test_the_api_answers_after_mlflow_and_health_requests(fresh) -> None:
     assert projects.status_code == 200, projects.text
     assert "e" in projects.text
     assert client.get("/api/v1/projects").status_code == 401  # still behind the token check
+
+
+def test_an_include_that_fails_is_retried_by_the_next_request() -> None:
+    """The flag was cleared before including: one failed import and the routes were never
+    added, every later request a 404."""
+    from fastapi import FastAPI
+
+    from mltrail.server.app import IncludeOnFirstUse
+
+    app = FastAPI()
+    attempts: list[int] = []
+
+    def include() -> None:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise ImportError("a module failed to import")
+        app.add_api_route("/late", lambda: {"ok": True})
+
+    app.add_middleware(IncludeOnFirstUse, include=include, skip=lambda path: False)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        assert client.get("/late").status_code == 500
+        assert client.get("/late").json() == {"ok": True}
+        assert client.get("/late").status_code == 200
+    assert len(attempts) == 2  # run again once, then never

@@ -105,8 +105,11 @@ def _include_rest(app: FastAPI) -> None:
     from mltrail.server.missinglink import missinglink_router
     from mltrail.server.ui import ui_router
 
-    app.include_router(_api_router(), prefix=API_PREFIX)
-    app.include_router(missinglink_router(), prefix=MISSINGLINK_PREFIX)  # the original client
+    # every router built before any is added: a failure (an import) leaves the app unchanged,
+    # so the next request's retry adds each route once
+    api, missinglink = _api_router(), missinglink_router()
+    app.include_router(api, prefix=API_PREFIX)
+    app.include_router(missinglink, prefix=MISSINGLINK_PREFIX)  # the original client
     # the web UI comes last, so the API routes above take precedence over its catch-all paths
     app.include_router(ui_router)
 
@@ -121,7 +124,8 @@ def _mlflow_only(path: str) -> bool:
 
 class IncludeOnFirstUse:
     """Runs ``include`` once, before the first request whose path ``skip`` does not accept
-    (lifespan events never do); later requests only test a flag.
+    (lifespan events never do); later requests only test a flag. An ``include`` that raises
+    is run again by the next such request (the flag is cleared only once it returned).
 
     The event loop serves one request at a time up to its first await, so the routes are in
     place before any request reaches the router.
@@ -140,8 +144,8 @@ class IncludeOnFirstUse:
             and scope["type"] in ("http", "websocket")
             and not self.skip(scope["path"])
         ):
-            include, self.include = self.include, None
-            include()
+            self.include()
+            self.include = None
         await self.app(scope, receive, send)
 
 
