@@ -59,7 +59,7 @@ def test_level_read_equals_downsampling_every_column(db_url: str) -> None:
 def test_range_read_uses_a_fine_level_and_few_rows(db_url: str) -> None:
     """A zoom into 6% of a long series reads about as many rows as a whole read does, from a
     finer level, and finds the same extremes as the raw points of the range (its ends on bucket
-    edges of level 1: a bucket straddling an end may hold its extreme outside the range)."""
+    edges of level 1; test_zoom_edges.py checks ends anywhere)."""
     rng = np.random.default_rng(6)
     store = SqlStore.open(db_url)
     try:

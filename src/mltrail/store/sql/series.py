@@ -6,6 +6,7 @@ A read with ``max_points`` costs about ``max_points`` rows whatever the series l
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -18,7 +19,7 @@ from mltrail.core.chunk_codec import decode_chunks
 from mltrail.core.errors import MltrailError, NotFoundError, PermissionDeniedError, ValidationError
 from mltrail.core.points import MAX_BATCH_SERIES
 from mltrail.core.types import Series, SeriesAnswer, SeriesQuery
-from mltrail.store.sql import rollup_blocks, rollups
+from mltrail.store.sql import range_edges, rollup_blocks, rollups
 from mltrail.store.sql.access import Scope, experiment_pk, fetch_tuples
 from mltrail.store.sql.chunks import iteration_order
 from mltrail.store.sql.tables import experiments, metric_chunks, metric_series, project_members
@@ -135,25 +136,21 @@ def _read_range(
     (raw points when even the first level has too few), so a zoomed view costs what a whole
     read of that many points costs, whatever the series length.
     """
-    lo, hi = bounds
     level, table = 0, None
     if max_points is not None:
         level, table = _range_level(conn, series_id, bounds, max_points)
     if level == 0:
-        cols, rows = _read_raw(conn, series_id, bounds)
-        keep = (cols[0] >= lo) & (cols[0] <= hi)
-        cols = (cols[0][keep], cols[1][keep], cols[2][keep], cols[3][keep])
+        cols, rows = _read_inside(conn, series_id, bounds)
         if max_points is None or len(cols[0]) <= max_points:
             return SeriesRead(_with(empty, cols, False), 0, rows)
         items = _raw_items(cols)
     else:
         assert table is not None
-        items, rows = _level_items(table), len(table["bucket"])
+        # buckets straddling an end are split down to their points inside the range
+        read_raw = functools.partial(_read_inside, conn, series_id)
+        items, rows = range_edges.in_range_items(conn, series_id, level, table, bounds, read_raw)
     assert max_points is not None  # without it, the raw branch returned
-    it, ep, v, t = rollups.downsample(items, max_points)
-    # edge buckets straddle the range: their first/last/min/max points may lie outside it
-    keep = (it >= lo) & (it <= hi)
-    return SeriesRead(_with(empty, (it[keep], ep[keep], v[keep], t[keep]), True), level, rows)
+    return SeriesRead(_with(empty, rollups.downsample(items, max_points), True), level, rows)
 
 
 def _range_level(
@@ -217,6 +214,13 @@ def _read_raw(
     if order is not None:
         it, ep, v, t = it[order], ep[order], v[order], t[order]
     return (it, ep, v, t), len(rows)
+
+
+def _read_inside(conn: Connection, series_id: int, bounds: tuple[int, int]) -> tuple[Columns, int]:
+    """The raw points with iterations in ``bounds``, in iteration order, and the rows read."""
+    cols, rows = _read_raw(conn, series_id, bounds)
+    keep = (cols[0] >= bounds[0]) & (cols[0] <= bounds[1])
+    return (cols[0][keep], cols[1][keep], cols[2][keep], cols[3][keep]), rows
 
 
 def _level_items(table: rollup_blocks.Table) -> dict[str, np.ndarray]:
