@@ -248,3 +248,13 @@ def test_times_past_what_mltrail_keeps_exactly_are_refused(user: MlflowUser) -> 
     code, message = error_of(lambda: c.set_terminated(rid, end_time=top))
     assert code == "INVALID_PARAMETER_VALUE" and message.startswith("end_time:"), message
     assert c.get_run(rid).info.status == "RUNNING"
+    for bad in ("soon", 1.5, True):
+        body = {"run_id": rid, "status": "FINISHED", "end_time": bad}
+        answer = raw(user, "POST", "/api/2.0/mlflow/runs/update", json=body)
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+        assert answer.json()["message"].startswith("end_time:"), answer.text
+    body = {"run_id": rid, "end_time": 10**15}  # a running run has no end time (yet)
+    answer = raw(user, "POST", "/api/2.0/mlflow/runs/update", json=body)
+    assert answer.status_code == 400 and answer.json()["message"].startswith("end_time:")
+    assert c.get_run(rid).info.status == "RUNNING" and c.get_run(rid).info.end_time is None

@@ -148,6 +148,25 @@ def test_create_run_keeps_the_start_time_the_client_gives(user: MlflowUser) -> N
     assert user.api.store.get_experiment(project, number).started_at == 1_600_000_000.123
 
 
+def test_set_terminated_keeps_the_end_time_the_client_gives(user: MlflowUser) -> None:
+    c = user.client
+    eid = c.create_experiment(unique_name("end-time"))
+    rid = c.create_run(eid, start_time=1_600_000_000_123).info.run_id
+    c.set_terminated(rid, status="FAILED", end_time=1_600_000_360_456)
+    info = c.get_run(rid).info
+    assert (info.status, info.end_time) == ("FAILED", 1_600_000_360_456)
+    project, number = (int(x) for x in rid.split("-"))
+    assert user.api.store.get_experiment(project, number).ended_at == 1_600_000_360.456
+    [listed] = user.api.experiments.search(project, "ended = 1600000360.456")  # mltrail's own
+    assert listed["experiment_id"] == number
+    [found] = c.search_runs([eid], "attributes.end_time = 1600000360456")
+    assert found.info.run_id == rid
+    c.update_run(rid, status="FINISHED")  # the client sends the end it read: kept
+    assert c.get_run(rid).info.end_time == 1_600_000_360_456
+    c.set_terminated(rid, end_time=1_600_000_720_000)  # a finished run's end, moved
+    assert c.get_run(rid).info.end_time == 1_600_000_720_000
+
+
 def test_log_batch_and_the_bulk_interval_read_keep_each_buckets_extremes(
     user: MlflowUser,
 ) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from mltrail.core.errors import ConflictError, NotFoundError
+from mltrail.core.errors import ConflictError, NotFoundError, ValidationError
 from mltrail.core.lifecycle import include
 from mltrail.core.query import parse_query
 from mltrail.core.types import LogBatch, LogLine, Status
@@ -78,6 +78,29 @@ def test_a_finished_run_runs_again_only_by_resuming(store: Store) -> None:
     assert store.update_experiment(project, 1, status=Status.FAILED).status is Status.FAILED
     resumed = store.update_experiment(project, 1, status=Status.RUNNING, resume=True)
     assert resumed.status is Status.RUNNING and resumed.ended_at is None
+
+
+def test_a_given_end_time_is_the_stored_end(store: Store) -> None:
+    project = store.create_project(unique_name("life")).id
+    store.create_experiment(project, started_at=1_000.0)
+    with pytest.raises(ValidationError) as running:  # a running run has no end
+        store.update_experiment(project, 1, ended_at=2_000.5)
+    assert running.value.field == "ended_at"
+    for bad in (float("nan"), float("inf"), "soon", True):
+        with pytest.raises(ValidationError) as refused:
+            store.update_experiment(project, 1, status=Status.DONE, ended_at=bad)
+        assert refused.value.field == "ended_at"
+    assert store.get_experiment(project, 1).status is Status.RUNNING  # refused: nothing moved
+    ended = store.update_experiment(project, 1, status=Status.DONE, ended_at=2_000.5)
+    assert ended.status is Status.DONE and ended.ended_at == 2_000.5
+    assert store.get_experiment(project, 1).ended_at == 2_000.5
+    assert store.search_experiments(project, parse_query("ended = 2000.5")).total == 1
+    later = store.update_experiment(project, 1, ended_at=3_000.25)  # a finished run's end
+    assert later.ended_at == 3_000.25 and later.status is Status.DONE
+    with pytest.raises(ValidationError) as resumed:  # a resume clears the end: refused whole
+        store.update_experiment(project, 1, status=Status.RUNNING, resume=True, ended_at=4.0)
+    assert resumed.value.field == "ended_at"
+    assert store.get_experiment(project, 1).status is Status.DONE
 
 
 RESUMES = {

@@ -302,6 +302,9 @@ class ExperimentPatch(BaseModel):
         None,
         description="with status running or queued: resume the run, as POST .../resume does",
     )
+    ended_at: float | None = Field(  # strict: true is not 1.0 s (the store refuses it too)
+        None, strict=True, description="unix seconds: the end time a finished run records"
+    )
 
 
 class PurgeOut(BaseModel):

@@ -90,11 +90,15 @@ class ExperimentStore(abc.ABC):
         add_tags: Sequence[str] = (),
         remove_tags: Sequence[str] = (),
         resume: bool = False,
+        ended_at: float | None = None,
     ) -> Experiment:
         """Change fields; hyperparameters, environment and source are merged into the old ones;
         ``tags`` replaces the tags, ``add_tags`` / ``remove_tags`` change them in place.
 
-        Moving to running sets started_at, to a final status sets ended_at. A finished run
+        Moving to running sets started_at, to a final status sets ended_at (now, or the
+        ``ended_at`` given: unix seconds, the time a client says its run ended; it is also
+        kept for a run already finished, and refused for one that stays running or queued,
+        which has no end). A finished run
         moves back to running or queued only with ``resume=True``
         (``core.lifecycle.check_status_change``; ConflictError otherwise), which resumes it
         exactly as :meth:`resume_experiment` does (in the same transaction as the other

@@ -66,21 +66,30 @@ def get_run(message: MessageDep, store: StoreDep) -> Response:
 
 @router.post("/runs/update")
 def update_run(message: MessageDep, store: StoreDep) -> dict[str, Any]:
-    """A new status (``end_run``) and / or name."""
+    """A new status (``end_run``, ``set_terminated``: with the client's ``end_time``, kept as
+    the run's end) and / or name."""
     ref = message.run()
     raw_status = message.get("status")
     name = message.get("run_name")
     status = None if raw_status is None else shapes.status(raw_status)
-    if message.get("end_time") not in (None, ""):  # checked, not kept: the change's time is
-        shapes.millis(message.get("end_time"), "end_time")
-    experiment = store.update_experiment(
-        ref.project_id,
-        ref.experiment_id,
-        status=status,
-        display_name=shapes.text_value(name, "run_name", shapes.MAX_TAG_VAL_LEN) or None,
-        # MLflow runs a finished run again (start_run(run_id=...)): mltrail calls that resuming
-        resume=status in (Status.RUNNING, Status.QUEUED),
-    )
+    end_time = message.get("end_time")  # ms, as MLflow sends it; the store keeps seconds
+    ended_at = None if end_time in (None, "") else shapes.millis(end_time, "end_time") / 1000
+    # MLflow runs a finished run again (start_run(run_id=...)): mltrail calls it resuming,
+    # which clears the end (the client sends the old end_time along: its field is required)
+    resume = status in (Status.RUNNING, Status.QUEUED)
+    try:
+        experiment = store.update_experiment(
+            ref.project_id,
+            ref.experiment_id,
+            status=status,
+            display_name=shapes.text_value(name, "run_name", shapes.MAX_TAG_VAL_LEN) or None,
+            resume=resume,
+            ended_at=None if resume else ended_at,
+        )
+    except ValidationError as exc:  # the store's name for the field is not the client's
+        if exc.field != "ended_at":
+            raise
+        raise ValidationError(exc.message, "end_time") from None
     return {"run_info": shapes.run_info(experiment)}
 
 

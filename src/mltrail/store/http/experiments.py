@@ -106,9 +106,11 @@ class HttpExperiments(HttpNoun, ExperimentStore):
         add_tags: Sequence[str] = (),
         remove_tags: Sequence[str] = (),
         resume: bool = False,
+        ended_at: float | None = None,
     ) -> Experiment:
         changes = {
             "notes": notes,
+            "ended_at": ended_at,
             "add_tags": list(add_tags) or None,
             "remove_tags": list(remove_tags) or None,
             "resume": resume or None,

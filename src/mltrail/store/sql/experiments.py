@@ -133,6 +133,10 @@ def _time(value: Any, field: str, default_now: bool, now: float) -> float | None
     """A given start or end time (finite unix seconds), else now when the status implies one."""
     if value is None:
         return now if default_now else None
+    return _seconds(value, field)
+
+
+def _seconds(value: Any, field: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ValidationError(f"must be a finite number of unix seconds, got {value!r}", field)
     return float(value)
@@ -192,6 +196,8 @@ def update_experiment(
         # is resume_experiment, which SqlExperiments.update_experiment calls for resume=True)
         check_status_change(Status(row.status), status, resume=bool(changes.get("rerun")))
         values.update(_status_change(row, status, now))
+    if changes.get("ended_at") is not None:
+        values["ended_at"] = _given_end(changes["ended_at"], values.get("status", row.status))
     conn.execute(update(experiments).where(experiments.c.id == pk).values(**values))
     return judged(conn, judge, pk)
 
@@ -204,6 +210,15 @@ def _changed_tags(row: Any, changes: dict[str, Any]) -> list[str] | None:
         return None
     base = _tags(changes["tags"]) if changes.get("tags") is not None else load_json(row.tags, [])
     return [t for t in dict.fromkeys([*base, *added]) if t not in removed]
+
+
+def _given_end(value: Any, status: str) -> float:
+    """The end time a client gave (finite unix seconds), for a run that is (or is becoming)
+    finished: a running or queued run has no end time."""
+    ended = _seconds(value, "ended_at")
+    if not Status(status).is_final:
+        raise ValidationError(f"is only kept for a finished run; this one is {status}", "ended_at")
+    return ended
 
 
 def _status_change(row: Any, status: Status, now: float) -> dict[str, Any]:
@@ -378,6 +393,7 @@ class SqlExperiments(SqlNoun, ExperimentStore):
         add_tags: Sequence[str] = (),
         remove_tags: Sequence[str] = (),
         resume: bool = False,
+        ended_at: float | None = None,
     ) -> Experiment:
         changes = {
             "status": status,
@@ -390,6 +406,7 @@ class SqlExperiments(SqlNoun, ExperimentStore):
             "notes": notes,
             "add_tags": add_tags,
             "remove_tags": remove_tags,
+            "ended_at": ended_at,
         }
         with self._db.write() as conn:
             ref, judge = (project_id, experiment_id), self._judge()
