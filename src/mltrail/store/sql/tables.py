@@ -136,7 +136,7 @@ metric_series = Table(
     _experiment_fk(),
     Column("key", String(250), nullable=False),
     Column("phase", String(16), nullable=False),
-    Column("count", Integer, nullable=False, default=0),
+    Column("count", BigInteger, nullable=False, default=0),  # 64-bit since migration 0015
     Column("last_value", Double),
     Column("last_iteration", BigInteger),
     Column("last_epoch", Integer),
@@ -152,7 +152,8 @@ metric_chunks = Table(
     Column(
         "series_id", Integer, ForeignKey("metric_series.id", ondelete="CASCADE"), primary_key=True
     ),
-    Column("start", Integer, primary_key=True, autoincrement=False),
+    # the ordinal of its first point in the series (64-bit since migration 0015)
+    Column("start", BigInteger, primary_key=True, autoincrement=False),
     Column("count", Integer, nullable=False),
     Column("first_iteration", BigInteger, nullable=False),
     Column("last_iteration", BigInteger, nullable=False),
