@@ -258,3 +258,18 @@ def test_times_past_what_mltrail_keeps_exactly_are_refused(user: MlflowUser) -> 
     answer = raw(user, "POST", "/api/2.0/mlflow/runs/update", json=body)
     assert answer.status_code == 400 and answer.json()["message"].startswith("end_time:")
     assert c.get_run(rid).info.status == "RUNNING" and c.get_run(rid).info.end_time is None
+
+
+def test_a_metric_key_of_the_wrong_type_is_refused_naming_it(user: MlflowUser) -> None:
+    """A list or dict key made the column read's set of names raise: a 500, in mltrail's
+    error shape instead of MLflow's."""
+    c = user.client
+    rid = c.create_run(c.create_experiment(unique_name("keys"))).info.run_id
+    for key in ([], {"a": 1}, 7, None):
+        metric = {"key": key, "value": 1.0, "timestamp": 1, "step": 0}
+        answer = raw(user, "POST", "/api/2.0/mlflow/runs/log-batch",
+                     json={"run_id": rid, "metrics": [metric]})  # fmt: skip
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+        assert answer.json()["message"].startswith("metrics[0].key:"), answer.text
+    assert c.get_run(rid).data.metrics == {}

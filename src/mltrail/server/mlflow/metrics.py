@@ -147,8 +147,8 @@ def _columns(items: list[Any]) -> Points | None:
     except (TypeError, KeyError, AttributeError):
         return None
     plain = set(map(type, values)) <= {int, float} and set(map(type, millis)) <= {int}
-    if not (plain and set(map(type, steps)) <= {int}):
-        return None
+    if not (plain and set(map(type, steps)) <= {int} and set(map(type, names)) <= {str}):
+        return None  # (a list or dict key cannot even go in the set of names)
     try:
         for name in set(names):
             shapes.key(name)
