@@ -4,6 +4,8 @@ raises its usual exceptions; nothing is half-written."""
 
 from __future__ import annotations
 
+import threading
+
 import httpx
 import pytest
 from mlflow_user import MlflowUser, configure, mlflow
@@ -273,3 +275,29 @@ def test_a_metric_key_of_the_wrong_type_is_refused_naming_it(user: MlflowUser) -
         assert answer.json()["error_code"] == "INVALID_PARAMETER_VALUE"
         assert answer.json()["message"].startswith("metrics[0].key:"), answer.text
     assert c.get_run(rid).data.metrics == {}
+
+
+def test_concurrent_batches_logging_a_param_differently_keep_one(user: MlflowUser) -> None:
+    """Each request checked the run's params, then merged its own in another transaction: of
+    16 concurrent batches giving a new param 16 values, several were answered 200 and the
+    param changed after it was logged. Now one is, and the param holds its value."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    c = user.client
+    rid = c.create_run(c.create_experiment(unique_name("param-race"))).info.run_id
+    start = threading.Barrier(16)
+
+    def log(i: int) -> httpx.Response:
+        body = {"run_id": rid, "params": [{"key": f"p{j}", "value": str(i)} for j in range(3)]}
+        start.wait()
+        return raw(user, "POST", "/api/2.0/mlflow/runs/log-batch", json=body)
+
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(log, range(16)))
+    assert sorted(a.status_code for a in answers) == [200] + [400] * 15, [a.text for a in answers]
+    winner = next(i for i, a in enumerate(answers) if a.status_code == 200)
+    for a in answers:
+        if a.status_code == 400:
+            assert a.json()["error_code"] == "INVALID_PARAMETER_VALUE", a.text
+            assert "changing a logged param is not allowed" in a.json()["message"], a.text
+    assert c.get_run(rid).data.params == {f"p{j}": str(winner) for j in range(3)}

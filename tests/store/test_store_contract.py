@@ -109,6 +109,23 @@ def test_update_merges_json_fields(store: Store, project) -> None:
     assert e.tags == ("b", "c")
 
 
+def test_kept_hyperparameters_only_add_keys(store: Store, project) -> None:
+    e = store.create_experiment(project.id, hyperparameters={"lr": "0.1"}, tags=["a"])
+    ref = (project.id, e.experiment_id)
+    e = store.update_experiment(*ref, hyperparameters={"lr": "0.1", "bs": "32"},
+                                keep_hyperparameters=True)  # fmt: skip
+    assert e.hyperparameters == {"lr": "0.1", "bs": "32"}
+    with pytest.raises(ValidationError) as info:
+        store.update_experiment(*ref, hyperparameters={"wd": "0", "lr": "0.2"}, add_tags=["b"],
+                                keep_hyperparameters=True)  # fmt: skip
+    assert info.value.field == "hyperparameters" and "'lr'" in info.value.message
+    after = store.get_experiment(*ref)  # the whole update refused: no key, no tag added
+    assert after.hyperparameters == {"lr": "0.1", "bs": "32"} and after.tags == ("a",)
+    assert (
+        store.update_experiment(*ref, hyperparameters={"lr": "0.2"}).hyperparameters["lr"] == "0.2"
+    )
+
+
 def test_hyperparameters_keep_non_finite_and_huge_values(store: Store, project) -> None:
     big = "x" * 10_000_000
     e = store.create_experiment(

@@ -305,6 +305,10 @@ class ExperimentPatch(BaseModel):
     ended_at: float | None = Field(  # strict: true is not 1.0 s (the store refuses it too)
         None, strict=True, description="unix seconds: the end time a finished run records"
     )
+    keep_hyperparameters: bool | None = Field(
+        None,
+        description="hyperparameters may only add keys: a key set to another value is a 422",
+    )
 
 
 class PurgeOut(BaseModel):

@@ -91,9 +91,16 @@ class ExperimentStore(abc.ABC):
         remove_tags: Sequence[str] = (),
         resume: bool = False,
         ended_at: float | None = None,
+        keep_hyperparameters: bool = False,
     ) -> Experiment:
         """Change fields; hyperparameters, environment and source are merged into the old ones;
         ``tags`` replaces the tags, ``add_tags`` / ``remove_tags`` change them in place.
+
+        ``keep_hyperparameters``: the hyperparameters given may only add keys (or repeat a
+        key's value): one already set to another value refuses the whole update
+        (ValidationError naming ``hyperparameters``), judged in the update's transaction, so
+        of two concurrent calls setting a new key differently, one is refused (MLflow's
+        params never change).
 
         Moving to running sets started_at, to a final status sets ended_at (now, or the
         ``ended_at`` given: unix seconds, the time a client says its run ended; it is also

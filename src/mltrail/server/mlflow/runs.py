@@ -132,6 +132,23 @@ def log_params(store: Store, ref: ExperimentRef, params: dict[str, str]) -> None
     if not params:
         return
     current = store.get_experiment(ref.project_id, ref.experiment_id).hyperparameters
+    _check_params(current, params)
+    fresh = {name: value for name, value in params.items() if name not in current}
+    if not fresh:
+        return
+    try:  # kept: a param another request logged meanwhile refuses the whole update
+        store.update_experiment(
+            ref.project_id, ref.experiment_id, hyperparameters=fresh, keep_hyperparameters=True
+        )
+    except ValidationError as exc:
+        if exc.field != "hyperparameters":
+            raise
+        _check_params(store.get_experiment(ref.project_id, ref.experiment_id).hyperparameters,
+                      params)  # fmt: skip
+        raise ValidationError(exc.message, "params") from None
+
+
+def _check_params(current: dict[str, Any], params: dict[str, str]) -> None:
     for name, value in params.items():
         if name in current and shapes.params_text(current[name]) != value:
             raise ValidationError(
@@ -139,7 +156,6 @@ def log_params(store: Store, ref: ExperimentRef, params: dict[str, str]) -> None
                 f"{shapes.params_text(current[name])!r}, got {value!r}",
                 "params",
             )
-    store.update_experiment(ref.project_id, ref.experiment_id, hyperparameters=params)
 
 
 def set_tags(

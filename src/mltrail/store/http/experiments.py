@@ -107,9 +107,11 @@ class HttpExperiments(HttpNoun, ExperimentStore):
         remove_tags: Sequence[str] = (),
         resume: bool = False,
         ended_at: float | None = None,
+        keep_hyperparameters: bool = False,
     ) -> Experiment:
         changes = {
             "notes": notes,
+            "keep_hyperparameters": keep_hyperparameters or None,
             "ended_at": ended_at,
             "add_tags": list(add_tags) or None,
             "remove_tags": list(remove_tags) or None,

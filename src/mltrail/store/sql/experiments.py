@@ -186,7 +186,10 @@ def update_experiment(
         _index_tags(conn, pk, tags, fresh=False)
     for name in _JSON_FIELDS:
         if changes.get(name) is not None:
-            merged = {**load_json(getattr(row, name), {}), **_mapping(changes[name], name)}
+            old, new = load_json(getattr(row, name), {}), _mapping(changes[name], name)
+            if name == "hyperparameters" and changes.get("keep_hyperparameters"):
+                _check_kept(old, new)
+            merged = {**old, **new}
             values[name] = dump_json(merged, name)
             if name == "hyperparameters":
                 _index_params(conn, pk, merged, fresh=False)
@@ -200,6 +203,15 @@ def update_experiment(
         values["ended_at"] = _given_end(changes["ended_at"], values.get("status", row.status))
     conn.execute(update(experiments).where(experiments.c.id == pk).values(**values))
     return judged(conn, judge, pk)
+
+
+def _check_kept(old: dict[str, Any], new: dict[str, Any]) -> None:
+    """Refuse changing a hyperparameter already set (``keep_hyperparameters``)."""
+    for key, value in new.items():
+        if key in old and old[key] != value:
+            raise ValidationError(
+                f"{key!r} is already {old[key]!r} and is kept, got {value!r}", "hyperparameters"
+            )
 
 
 def _changed_tags(row: Any, changes: dict[str, Any]) -> list[str] | None:
@@ -394,6 +406,7 @@ class SqlExperiments(SqlNoun, ExperimentStore):
         remove_tags: Sequence[str] = (),
         resume: bool = False,
         ended_at: float | None = None,
+        keep_hyperparameters: bool = False,
     ) -> Experiment:
         changes = {
             "status": status,
@@ -407,6 +420,7 @@ class SqlExperiments(SqlNoun, ExperimentStore):
             "add_tags": add_tags,
             "remove_tags": remove_tags,
             "ended_at": ended_at,
+            "keep_hyperparameters": keep_hyperparameters,
         }
         with self._db.write() as conn:
             ref, judge = (project_id, experiment_id), self._judge()
