@@ -24,6 +24,7 @@ from mltrail.core.errors import (
 from mltrail.core.types import MetricBatch, SeriesChunk
 from mltrail.store.sql import SqlStore, engine, rollup_blocks, rollups, series
 from mltrail.store.sql.tables import (
+    ingest_batches,
     metric_chunks,
     metric_rollup_blocks,
     metric_rollups,
@@ -436,3 +437,21 @@ def test_small_flushes_are_compacted_into_few_chunks(sql_store: SqlStore) -> Non
     assert starts[(2, "a")] == [0, 2500, 5000, 7500]  # SDK-sized batches stay as they came
     for key in "abc":
         assert sql_store.read_series(p.id, 1, key, "train").total == n
+
+
+def test_a_batch_without_a_client_id_keeps_no_receipt(sql_store: SqlStore) -> None:
+    """An MLflow request's batch (nobody sends it again under an id): stored each time it
+    comes, leaving no ingest receipt behind; a numbered batch still lands once."""
+    project = sql_store.create_project("receipts").id
+    number = sql_store.create_experiment(project).experiment_id
+    lone = MetricBatch(None, 0, (chunk("loss", [0], [1.0]),))
+    assert sql_store.append_points(project, number, lone) == 1
+    assert sql_store.append_points(project, number, lone) == 1
+    numbered = MetricBatch("sdk", 1, (chunk("loss", [1], [2.0]),))
+    assert sql_store.append_points(project, number, numbered) == 1
+    assert sql_store.append_points(project, number, numbered) == 0
+    series = sql_store.read_series(project, number, "loss", "train")
+    assert series.iterations.tolist() == [0, 0, 1] and series.values.tolist() == [1.0, 1.0, 2.0]
+    with sql_store._db.engine.connect() as conn:
+        receipts = conn.execute(select(ingest_batches.c.client_id)).scalars().all()
+    assert receipts == ["sdk"]

@@ -223,9 +223,11 @@ MAX_BATCH_CHUNKS = 10_000
 @dataclass(frozen=True)
 class MetricBatch:
     """What one SDK flush sends. (client_id, seq) makes a retried batch land once; it holds at
-    most :data:`MAX_BATCH_CHUNKS` chunks, none empty."""
+    most :data:`MAX_BATCH_CHUNKS` chunks, none empty. ``client_id=None``: a batch nobody will
+    send again under the same id (an MLflow request: its client does not number its retries),
+    stored without a receipt; the REST surface requires an id."""
 
-    client_id: str
+    client_id: str | None
     seq: int
     chunks: tuple[SeriesChunk, ...]
 

@@ -13,7 +13,8 @@ class PointStore(abc.ABC):
 
     @abc.abstractmethod
     def append_points(self, project_id: int, experiment_id: int, batch: MetricBatch) -> int:
-        """Store a batch atomically; returns points stored, 0 when (client_id, seq) was seen."""
+        """Store a batch atomically; returns points stored, 0 when (client_id, seq) was seen
+        (a batch without a client_id is always stored: it keeps no receipt)."""
 
     @abc.abstractmethod
     def list_series(self, project_id: int, experiment_id: int) -> list[MetricSummary]:

@@ -8,7 +8,6 @@ iteration, its ``timestamp`` the point's time, epochs are not set); histories ar
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -192,8 +191,9 @@ def append(store: Store, ref: ExperimentRef, points: Points) -> None:
         phase, key = shapes.series_of(name)
         part = slice(lo, hi)
         chunks.append(SeriesChunk(key, phase, steps[part], epochs[part], values[part], times[part]))
-    # each MLflow request is a batch of its own: the client does not number its retries
-    batch = MetricBatch(client_id=f"mlflow-{uuid.uuid4().hex}", seq=0, chunks=tuple(chunks))
+    # each MLflow request is a batch of its own, without a receipt: the client does not
+    # number its retries, so no later request could be recognised as this one again
+    batch = MetricBatch(client_id=None, seq=0, chunks=tuple(chunks))
     store.append_points(ref.project_id, ref.experiment_id, batch)
 
 

@@ -80,11 +80,15 @@ def append_points(
     ref: tuple[Any, Any],
     batch: MetricBatch | PackedBatch,
 ) -> int:
-    """Store a batch once; returns the points stored (0 for a replayed (client_id, seq))."""
+    """Store a batch once; returns the points stored (0 for a replayed (client_id, seq)).
+    A batch without a client_id keeps no receipt: a receipt nobody can replay was a row per
+    MLflow request, kept for good, and one statement more for each one-point append."""
     packed = batch if isinstance(batch, PackedBatch) else PackedBatch(batch)
     chunks = packed.chunks
     pk = touched_experiment_pk(conn, scope, *ref, now=db.clock())  # its last activity
-    if not claim_batch(conn, db, pk, "points", packed.client_id, packed.seq):
+    if packed.client_id is not None and not claim_batch(
+        conn, db, pk, "points", packed.client_id, packed.seq
+    ):
         return 0
     if not chunks:
         return 0
