@@ -81,7 +81,16 @@ def feed_then_finish(s: Setup, experiment: int) -> threading.Thread:
     """In the background: three more batches of lines while the client follows, then done."""
 
     def feed() -> None:
-        time.sleep(2.0)  # the client is connected and waiting by now
+        # The client follows only a run that reads running when it first asks: wait for that
+        # request in the server's access log (starting the client took over 3 s on a loaded
+        # machine, and a run already done was shown in its pager, which waited for a key)
+        asked = (
+            f'"GET","path":"/_ah/api/missinglink/v1/projects/{s.project}/experiments/{experiment}"'
+        )
+        deadline = time.monotonic() + 60
+        while asked not in s.server.stderr and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # and it has opened the stream
         for batch in range(3):
             lines = [
                 LogLine(time.time(), "stdout", "INFO", f"epoch {batch} step {i}") for i in range(4)
