@@ -95,7 +95,7 @@ def parse_experiment_id(value: Any, field: str = "experiment_id") -> int:
     return int(text)
 
 
-def artifact_uri(ref: ExperimentRef) -> str:
+def artifact_uri(ref: ExperimentRef | Experiment) -> str:
     """Where the MLflow client sends a run's artifacts: the ``mlflow-artifacts`` proxy."""
     return f"mlflow-artifacts:/{ref.project_id}/{run_id(ref)}/artifacts"
 
@@ -273,7 +273,7 @@ def run_info(e: Experiment) -> dict[str, Any]:
         "user_id": str(e.environment.get("user", "")),
         "status": STATUS_TO_MLFLOW[e.status],  # a str enum: its value finds it too
         "start_time": _millis(e.started_at or e.created_at),
-        "artifact_uri": artifact_uri(e.ref),
+        "artifact_uri": artifact_uri(e),  # not e.ref: a search page builds 1,000 of these
         # MLflow has two stages: an archived run is hidden from lists as a deleted one is
         "lifecycle_stage": "active" if e.state == "active" else "deleted",
     }
@@ -289,7 +289,7 @@ def run_shape(e: Experiment, series: list[MetricSummary] | None = None) -> dict[
     page) the step is 0, as MLflow's own search answers for runs logged without steps.
     """
     millis = _millis(e.ended_at or e.started_at or e.created_at)
-    steps = {f"{s.phase}/{s.key}": s.last_iteration for s in series or ()}
+    steps = {f"{s.phase}/{s.key}": s.last_iteration for s in series} if series else {}
     metrics = [
         {
             "key": name[_TRAIN_PREFIX:] if name.startswith("train/") else name,
@@ -299,7 +299,7 @@ def run_shape(e: Experiment, series: list[MetricSummary] | None = None) -> dict[
         }
         for name, value in e.metrics.items()  # "<phase>/<key>": metric_name's inverse
     ]
-    for name, ex_value in e.ex_metrics.items():
+    for name, ex_value in e.ex_metrics.items() if e.ex_metrics else ():
         if isinstance(ex_value, (int, float)) and not isinstance(ex_value, bool):
             number = json_float(float(ex_value))
             metrics.append({"key": name, "value": number, "timestamp": millis, "step": 0})
@@ -322,10 +322,12 @@ def run_tags(e: Experiment) -> list[dict[str, str]]:
     tags = {RUN_NAME_TAG: e.display_name}
     if e.description:
         tags[NOTE_TAG] = e.description
-    for tag, field in SOURCE_TAGS.items():
-        if e.source.get(field):
-            tags[tag] = str(e.source[field])
-    tags.update(label_tag(t) for t in e.tags)
+    if e.source:  # most runs have none: a search page asks 1,000 times
+        for tag, field in SOURCE_TAGS.items():
+            if e.source.get(field):
+                tags[tag] = str(e.source[field])
+    if e.tags:
+        tags.update(label_tag(t) for t in e.tags)
     return [{"key": k, "value": v} for k, v in tags.items()]
 
 

@@ -59,14 +59,11 @@ def load_experiments(conn: Connection, ids: Select[Any], judge: Judge) -> list[E
     ).all()
     metrics: dict[int, dict[str, float]] = {r[0]: {} for r in rows}
     ex: dict[int, dict[str, Any]] = {r[0]: {} for r in rows}
-    summaries = select(
-        metric_series.c.experiment_id,
-        metric_series.c.key,
-        metric_series.c.phase,
-        metric_series.c.last_value,
-    ).where(metric_series.c.experiment_id.in_(select(id_subquery.c.id)))
-    for sid, key, phase, last in conn.execute(summaries).all():
-        metrics[sid][f"{phase}/{key}"] = float("nan") if last is None else last
+    s = metric_series.c  # "<phase>/<key>" made in the query: one string a row, not three
+    summaries = select(s.experiment_id, (s.phase + "/" + s.key).label("name"), s.last_value)
+    summaries = summaries.where(s.experiment_id.in_(select(id_subquery.c.id)))
+    for sid, name, last in conn.execute(summaries).all():
+        metrics[sid][name] = float("nan") if last is None else last
     ex_rows = select(
         external_metrics.c.experiment_id, external_metrics.c.key, external_metrics.c.value
     ).where(external_metrics.c.experiment_id.in_(select(id_subquery.c.id)))
@@ -139,7 +136,7 @@ def _to_experiment(
         source=load_json(src, {}),
         tags=tuple(load_json(tags, [])),
         metrics=dict(sorted(metrics.items())),
-        ex_metrics=dict(sorted(ex.items())),
+        ex_metrics=dict(sorted(ex.items())) if ex else {},
         stop_requested=bool(stop),
         last_heartbeat=heartbeat,
         notes=notes,
