@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import itertools
 
-from mltrail.sdk.buffer import metric_batches, series_chunks
+import numpy as np
+
+from mltrail.core.types import SeriesChunk
+from mltrail.sdk.buffer import merge_series, metric_batches, series_chunks
 
 
 def _calls() -> list:
@@ -38,11 +41,17 @@ def test_series_chunks_keep_call_order_across_different_key_sets():
     assert val.times.tolist() == [2006.0, 2013.0, 2020.0, 2027.0]
 
 
-def test_metric_batches_split_long_series_and_number_batches():
+def test_metric_batches_fill_each_batch_splitting_series_and_number_batches():
     calls = [("train", i, -1, float(i), {"a": float(i), "b": -float(i)}) for i in range(25)]
     batches = metric_batches("c", itertools.count(7), series_chunks(calls), 10)
-    assert [b.seq for b in batches] == [7, 8, 9, 10, 11, 12]  # a: 10+10+5, b: 10+10+5
-    assert all(sum(len(c) for c in b.chunks) <= 10 for b in batches)
+    assert [b.seq for b in batches] == [7, 8, 9, 10, 11]  # every batch full but the last
+    assert [[(c.key, len(c)) for c in b.chunks] for b in batches] == [
+        [("a", 10)],
+        [("a", 10)],
+        [("a", 5), ("b", 5)],
+        [("b", 10)],
+        [("b", 10)],
+    ]
     got: dict[str, list[int]] = {"a": [], "b": []}
     for batch in batches:
         for chunk in batch.chunks:
@@ -63,3 +72,34 @@ def test_metric_batches_never_exceed_the_chunk_cap_and_leave_empty_chunks_out():
     assert [b.seq for b in batches] == [3, 4, 5]
     sent = [c.key for b in batches for c in b.chunks]
     assert sent == [f"m{i}" for i in range(keys)]  # every series once, in order, no empty one
+
+
+def _piece(
+    key: str, iterations: list[int], values: list[float], phase: str = "train"
+) -> SeriesChunk:
+    its = np.array(iterations, dtype=np.int64)
+    return SeriesChunk(key, phase, its, its // 10, np.array(values), its * 0.5 + 1000.0)
+
+
+def test_merge_series_joins_each_series_pieces_in_order_bit_exact():
+    nan = np.frombuffer(np.array([0x7FF8_0000_DEAD_BEEF], dtype=np.uint64).tobytes(), np.float64)
+    first = _piece("a", [0, 1], [-0.0, 1.5])
+    pieces = [
+        first,
+        _piece("b", [0], [2.0]),
+        _piece("a", [], []),  # an empty piece adds nothing
+        _piece("a", [2, 3], [float(nan[0]), 0.1 + 0.2]),
+        _piece("a", [1], [7.0], phase="validation"),
+        _piece("a", [9, 4], [3.0, 4.0]),  # logged out of order: kept as logged
+    ]
+    merged = merge_series(pieces)
+    assert [(c.key, c.phase) for c in merged] == [("a", "train"), ("b", "train"),
+                                                  ("a", "validation")]  # fmt: skip
+    a = merged[0]
+    assert a.iterations.tolist() == [0, 1, 2, 3, 9, 4]
+    assert a.epochs.tolist() == [0, 0, 0, 0, 0, 0]
+    assert a.times.tolist() == [1000.0, 1000.5, 1001.0, 1001.5, 1004.5, 1002.0]
+    want = np.concatenate([first.values, nan, [0.1 + 0.2, 3.0, 4.0]])
+    assert a.values.view(np.uint64).tolist() == want.view(np.uint64).tolist()
+    assert merged[1] is pieces[1]  # a series in one piece is passed on as it is
+    assert merge_series([]) == []

@@ -67,6 +67,30 @@ def _in_call_order(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarr
     return where[order], values[order]
 
 
+def merge_series(chunks: Iterable[SeriesChunk]) -> list[SeriesChunk]:
+    """One chunk per series (key, phase), its pieces joined in the order given (so each
+    series' points keep the order they were logged in), series in order of first appearance.
+
+    A drain holds a series in several pieces (one per compaction of the records, one from the
+    records left); a server spends about as much on each chunk of a batch as on thousands of
+    its points (a summary, a rollup merge per level, a block seal), so the fewer, longer
+    chunks the better."""
+    grouped: dict[tuple[str, str], list[SeriesChunk]] = {}
+    for chunk in chunks:
+        if len(chunk):
+            grouped.setdefault((chunk.key, chunk.phase), []).append(chunk)
+    return [parts[0] if len(parts) == 1 else _joined(parts) for parts in grouped.values()]
+
+
+def _joined(parts: list[SeriesChunk]) -> SeriesChunk:
+    first = parts[0]
+    iterations, epochs, values, times = (
+        np.concatenate([getattr(p, name) for p in parts])
+        for name in ("iterations", "epochs", "values", "times")
+    )
+    return SeriesChunk(first.key, first.phase, iterations, epochs, values, times)
+
+
 def metric_batches(
     client_id: str,
     seq: itertools.count,
@@ -74,22 +98,26 @@ def metric_batches(
     limit: int,
     max_chunks: int = MAX_BATCH_CHUNKS,
 ) -> list[MetricBatch]:
-    """Group series chunks into batches of at most ``limit`` points and ``max_chunks`` chunks
-    (many series logged once each fill a batch by count), splitting long series; empty chunks
-    are left out."""
+    """Group series chunks into batches of at most ``limit`` points and ``max_chunks`` chunks,
+    each batch filled before the next is started (a series that does not fit is split, its
+    rest opening the next batch: fewer requests, each about as cheap); empty chunks are left
+    out. Each series' pieces stay in order, in batches of rising ``seq``."""
+    if limit < 1:
+        raise ValueError(f"a batch holds at least one point, not {limit}")
     batches: list[MetricBatch] = []
     current: list[SeriesChunk] = []
     size = 0
     for chunk in chunks:
-        n = len(chunk)
-        for start in range(0, n, limit):
-            part = chunk if n <= limit else _slice(chunk, start, start + limit)
-            length = len(part)
-            if current and (size + length > limit or len(current) == max_chunks):
+        n, start = len(chunk), 0
+        while start < n:
+            if size == limit or len(current) == max_chunks:
                 batches.append(MetricBatch(client_id, next(seq), tuple(current)))
                 current, size = [], 0
+            stop = min(n, start + limit - size)
+            part = chunk if start == 0 and stop == n else _slice(chunk, start, stop)
             current.append(part)
-            size += length
+            size += stop - start
+            start = stop
     if current:
         batches.append(MetricBatch(client_id, next(seq), tuple(current)))
     return batches

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from mltrail.core.chunk_codec import pack_chunks
 from mltrail.core.types import LogBatch, LogLine, MetricBatch, SeriesChunk
-from mltrail.sdk.buffer import metric_batches
+from mltrail.sdk.buffer import merge_series, metric_batches
 from mltrail.sdk.records import encode_link, encode_logs, encode_metrics
 
 if TYPE_CHECKING:
@@ -34,8 +34,9 @@ def build_outbox(
     links: Sequence[Link],
     batch_points: int,
 ) -> list[Item]:
-    """The items of one drain; ``seq`` numbers the batches (a retried one is stored once)."""
-    batches = metric_batches(client_id, seq, chunks, batch_points)
+    """The items of one drain; ``seq`` numbers the batches (a retried one is stored once).
+    ``chunks`` are joined into one per series first (:func:`merge_series`)."""
+    batches = metric_batches(client_id, seq, merge_series(chunks), batch_points)
     packer = Packer(batches) if len(batches) > 1 else None
     outbox: list[Item] = [
         (encode_metrics, batch, store.append_points if packer is None else packer.sender(store, i))
