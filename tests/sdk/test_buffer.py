@@ -103,3 +103,17 @@ def test_merge_series_joins_each_series_pieces_in_order_bit_exact():
     assert a.values.view(np.uint64).tolist() == want.view(np.uint64).tolist()
     assert merged[1] is pieces[1]  # a series in one piece is passed on as it is
     assert merge_series([]) == []
+
+
+def test_series_chunks_tell_keys_logged_in_another_order_from_the_same_keys():
+    calls = [("train", i, -1, float(i), {"a": float(i), "b": -float(i)}) for i in range(6)]
+    same = {c.key: c.values.tolist() for c in series_chunks(calls)}
+    assert same == {"a": [0.0, 1.0, 2.0, 3.0, 4.0, 5.0], "b": [-0.0, -1.0, -2.0, -3.0, -4.0, -5.0]}
+    calls[3] = ("train", 3, -1, 3.0, {"b": -3.0, "a": 3.0})  # same keys, the other way round
+    calls[4] = ("train", 4, -1, 4.0, {"a": 4.0})  # fewer keys...
+    calls.insert(5, ("train", 9, -1, 9.0, {"b": -9.0, "c": 9.0}))  # ...made up by the next call
+    chunks = {c.key: c for c in series_chunks(calls)}
+    assert chunks["a"].values.tolist() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
+    assert chunks["b"].values.tolist() == [-0.0, -1.0, -2.0, -3.0, -9.0, -5.0]
+    assert chunks["b"].iterations.tolist() == [0, 1, 2, 3, 9, 5]
+    assert chunks["c"].iterations.tolist() == [9]

@@ -21,7 +21,8 @@ from mltrail.core.types import MAX_BATCH_CHUNKS, LogBatch, MetricBatch, SeriesCh
 MAX_INT64 = 2**63 - 1
 
 Call = tuple[str, int, int, float, dict[str, float]]  # phase, iteration, epoch, time, values
-_ITERATION, _EPOCH, _TIME, _VALUES = itemgetter(1), itemgetter(2), itemgetter(3), itemgetter(4)
+_PHASE, _ITERATION, _EPOCH = itemgetter(0), itemgetter(1), itemgetter(2)
+_TIME, _VALUES = itemgetter(3), itemgetter(4)
 
 
 def series_chunks(calls: Sequence[Call]) -> list[SeriesChunk]:
@@ -32,22 +33,15 @@ def series_chunks(calls: Sequence[Call]) -> list[SeriesChunk]:
     iterations = np.fromiter(map(_ITERATION, calls), np.int64, n)
     epochs = np.fromiter(map(_EPOCH, calls), np.int64, n)
     times = np.fromiter(map(_TIME, calls), np.float64, n)
-    groups: dict[tuple[str, ...], list[int]] = {}
-    for index, call in enumerate(calls):
-        signature = (call[0], *call[4])
-        group = groups.get(signature)
-        if group is None:
-            groups[signature] = [index]
-        else:
-            group.append(index)
     pieces: dict[tuple[str, str], list[tuple[np.ndarray, np.ndarray]]] = {}
-    for (phase, *keys), indices in groups.items():
+    for (phase, keys), indices in _groups(calls).items():
         if not keys:
             continue
-        flat = itertools.chain.from_iterable(calls[i][4].values() for i in indices)
-        matrix = np.fromiter(flat, np.float64, len(indices) * len(keys))
-        matrix = matrix.reshape(len(indices), len(keys))
-        where = np.array(indices, dtype=np.int64)
+        picked = calls if indices is None else map(calls.__getitem__, indices)
+        count = n if indices is None else len(indices)
+        flat = itertools.chain.from_iterable(map(dict.values, map(_VALUES, picked)))
+        matrix = np.fromiter(flat, np.float64, count * len(keys)).reshape(count, len(keys))
+        where = np.arange(n) if indices is None else np.array(indices, dtype=np.int64)
         for column, key in enumerate(keys):
             pieces.setdefault((phase, key), []).append((where, matrix[:, column]))
     out = []
@@ -55,6 +49,29 @@ def series_chunks(calls: Sequence[Call]) -> list[SeriesChunk]:
         where, values = _in_call_order(parts)
         out.append(SeriesChunk(key, phase, iterations[where], epochs[where], values, times[where]))
     return out
+
+
+def _groups(calls: Sequence[Call]) -> dict[tuple[str, tuple[str, ...]], list[int] | None]:
+    """The calls' indices by signature: phase and keys in order (which lays out the values).
+    ``None`` stands for every call: the usual case (one call site logging the same keys),
+    told without a Python-level loop over the calls."""
+    phases = list(map(_PHASE, calls))
+    first = tuple(calls[0][4])
+    if phases.count(phases[0]) == len(calls):
+        # every dict's keys in a row equal to the first's repeated: as no dict repeats a key,
+        # each then holds exactly the first's keys, in its order
+        flat = list(itertools.chain.from_iterable(map(_VALUES, calls)))
+        if len(flat) == len(first) * len(calls) and flat == list(first) * len(calls):
+            return {(phases[0], first): None}
+    groups: dict[tuple[str, tuple[str, ...]], list[int] | None] = {}
+    keys = map(tuple, map(_VALUES, calls))
+    for index, signature in enumerate(zip(phases, keys, strict=True)):
+        group = groups.get(signature)
+        if group is None:
+            groups[signature] = [index]
+        else:
+            group.append(index)
+    return groups
 
 
 def _in_call_order(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
