@@ -301,3 +301,32 @@ def test_concurrent_batches_logging_a_param_differently_keep_one(user: MlflowUse
             assert a.json()["error_code"] == "INVALID_PARAMETER_VALUE", a.text
             assert "changing a logged param is not allowed" in a.json()["message"], a.text
     assert c.get_run(rid).data.params == {f"p{j}": str(winner) for j in range(3)}
+
+
+def test_concurrent_creates_and_renames_leave_one_experiment_of_a_name(user: MlflowUser) -> None:
+    """The name was looked up, then the project created in another transaction: on
+    PostgreSQL, 16 concurrent creates of one name made up to 9 experiments of that name."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    name, start = unique_name("name-race"), threading.Barrier(16)
+    others = [user.client.create_experiment(unique_name("rename")) for _ in range(2)]
+    target = unique_name("renamed")
+
+    def create(i: int) -> httpx.Response:
+        start.wait()
+        if i % 2:
+            body = {"experiment_id": others[i // 2 % 2], "new_name": target}
+            return raw(user, "POST", "/api/2.0/mlflow/experiments/update", json=body)
+        return raw(user, "POST", "/api/2.0/mlflow/experiments/create", json={"name": name})
+
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(create, range(16)))
+    created = [a for a in answers[::2] if a.status_code == 200]
+    assert len(created) == 1, [a.text for a in answers[::2]]
+    for a in answers:
+        assert a.status_code in (200, 400), a.text
+        if a.status_code == 400:
+            assert a.json()["error_code"] == "RESOURCE_ALREADY_EXISTS", a.text
+    names = [p["display_name"] for p in raw(user, "GET", "/api/v1/projects").json()]
+    assert names.count(target) == 1  # one of the two renamed experiments has the name
+    assert names.count(name) == 1

@@ -132,3 +132,22 @@ def test_an_active_project_is_found_before_a_deleted_one_of_the_same_name(store:
     store.delete_project(old.id)
     new = store.create_project("twin")
     assert store.find_project("twin").id == new.id
+
+
+def test_a_unique_name_is_refused_when_another_project_has_it(store: Store) -> None:
+    taken = store.create_project("taken-name")
+    other = store.create_project("other-name")
+    with pytest.raises(ConflictError) as err:
+        store.create_project("taken-name", unique_name=True)
+    assert err.value.field == "display_name"
+    with pytest.raises(ConflictError) as err:
+        store.update_project(other.id, display_name="taken-name", unique_name=True)
+    assert err.value.field == "display_name"
+    assert store.get_project(other.id).display_name == "other-name"
+    store.delete_project(taken.id)  # a deleted project keeps its name
+    with pytest.raises(ConflictError):
+        store.create_project("taken-name", unique_name=True)
+    # its own name, a free one, and without the check a taken one (names may repeat)
+    assert store.update_project(other.id, "other-name", unique_name=True).id == other.id
+    assert store.create_project("free-name", unique_name=True).display_name == "free-name"
+    assert store.create_project("taken-name").id not in (taken.id, other.id)

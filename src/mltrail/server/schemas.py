@@ -260,14 +260,19 @@ class LogsOut(BaseModel):
 
 
 # --- requests ---------------------------------------------------------------------------------
+_UNIQUE_NAME = "refuse (409) a name another of your projects has, deleted ones too"
+
+
 class ProjectIn(BaseModel):
     display_name: str
     description: str = ""
+    unique_name: bool = Field(False, description=_UNIQUE_NAME)
 
 
 class ProjectPatch(BaseModel):
     display_name: str | None = None
     description: str | None = None
+    unique_name: bool = Field(False, description=_UNIQUE_NAME)
 
 
 class MemberIn(BaseModel):

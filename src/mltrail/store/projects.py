@@ -18,11 +18,18 @@ class ProjectStore(abc.ABC):
     """Projects the store's user is a member of (the embedded single user sees all)."""
 
     @abc.abstractmethod
-    def create_project(self, display_name: str, description: str = "") -> Project:
+    def create_project(
+        self, display_name: str, description: str = "", *, unique_name: bool = False
+    ) -> Project:
         """Create a project; its creator becomes a member.
+
+        ``unique_name``: refused when the user already has a project of that name (deleted
+        ones too, as :meth:`find_project` finds them), judged in the creating transaction: of
+        two concurrent calls, one is refused (MLflow's experiment names are unique).
 
         Raises:
             ValidationError: a bad display name (1-140 characters) or description (0-140).
+            ConflictError: (``display_name``) the name is taken, with ``unique_name``.
         """
 
     @abc.abstractmethod
@@ -47,10 +54,16 @@ class ProjectStore(abc.ABC):
 
     @abc.abstractmethod
     def update_project(
-        self, project_id: int, display_name: str | None = None, description: str | None = None
+        self,
+        project_id: int,
+        display_name: str | None = None,
+        description: str | None = None,
+        *,
+        unique_name: bool = False,
     ) -> Project:
         """Rename the project and/or change its description. Any member may (and
-        administrators); a job's token may not.
+        administrators); a job's token may not. ``unique_name``: refuse a name another of the
+        user's projects has, as :meth:`create_project` does (ConflictError, ``display_name``).
 
         Raises:
             ValidationError: a bad name or description, or neither given.

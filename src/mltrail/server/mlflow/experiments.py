@@ -14,7 +14,7 @@ from typing import Any
 from fastapi import APIRouter, Response
 
 from mltrail.core import validation
-from mltrail.core.errors import NotFoundError, ValidationError
+from mltrail.core.errors import ConflictError, NotFoundError, ValidationError
 from mltrail.core.types import Project
 from mltrail.server.mlflow import shapes
 from mltrail.server.mlflow.errors import MlflowJSONResponse, MlflowRoute, mlflow_error
@@ -36,7 +36,13 @@ def create_experiment(message: MessageDep, store: StoreDep) -> dict[str, Any] | 
     if store.find_project(name) is not None:  # a deleted one keeps its name, as in MLflow
         return _name_taken(name)
     description = validation.project_description(tags.get(shapes.NOTE_TAG, ""))
-    return {"experiment_id": str(store.create_project(name, description).id)}
+    try:  # unique: a request creating the name meanwhile wins
+        project = store.create_project(name, description, unique_name=True)
+    except ConflictError as exc:
+        if exc.field != "display_name":
+            raise
+        return _name_taken(name)
+    return {"experiment_id": str(project.id)}
 
 
 @router.get("/experiments/get")
@@ -68,7 +74,12 @@ def update_experiment(message: MessageDep, store: StoreDep) -> dict[str, Any] | 
     project = store.get_project(pid)
     if project.deleted_at is not None:
         return mlflow_error("INVALID_STATE", "Cannot rename a non-active experiment.", 400)
-    store.update_project(pid, display_name=name)
+    try:  # unique: a request giving another experiment the name meanwhile wins
+        store.update_project(pid, display_name=name, unique_name=True)
+    except ConflictError as exc:
+        if exc.field != "display_name":
+            raise
+        return _name_taken(name)
     return {}
 
 

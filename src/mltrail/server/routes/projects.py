@@ -34,7 +34,9 @@ def list_projects(
 
 @router.post("/projects", response_model=ProjectOut, status_code=201)
 def create_project(body: ProjectIn, store: StoreDep) -> dict:
-    return project_to_wire(store.create_project(body.display_name, body.description))
+    return project_to_wire(
+        store.create_project(body.display_name, body.description, unique_name=body.unique_name)
+    )
 
 
 @router.get("/projects/{project_id}", response_model=ProjectOut)
@@ -45,7 +47,11 @@ def get_project(project_id: ProjectId, store: StoreDep) -> dict:
 @router.patch("/projects/{project_id}", response_model=ProjectOut)
 def update_project(project_id: ProjectId, body: ProjectPatch, store: StoreDep) -> dict:
     """Rename a project or change its description (409 while it is deleted)."""
-    return project_to_wire(store.update_project(project_id, body.display_name, body.description))
+    return project_to_wire(
+        store.update_project(
+            project_id, body.display_name, body.description, unique_name=body.unique_name
+        )
+    )
 
 
 @router.delete("/projects/{project_id}", response_model=ProjectOut)

@@ -11,8 +11,12 @@ from mltrail.store.projects import ProjectStore
 class HttpProjects(HttpNoun, ProjectStore):
     """The projects half of HttpStore: each :class:`ProjectStore` method is one request."""
 
-    def create_project(self, display_name: str, description: str = "") -> Project:
-        body = {"display_name": display_name, "description": description}
+    def create_project(
+        self, display_name: str, description: str = "", *, unique_name: bool = False
+    ) -> Project:
+        body: dict[str, object] = {"display_name": display_name, "description": description}
+        if unique_name:
+            body["unique_name"] = True
         return codec.project_from_wire(self._http.call("POST", "/projects", body=body))
 
     def list_projects(self, include: str = "active") -> list[Project]:
@@ -26,9 +30,16 @@ class HttpProjects(HttpNoun, ProjectStore):
         return codec.project_from_wire(found[0]) if found else None
 
     def update_project(
-        self, project_id: int, display_name: str | None = None, description: str | None = None
+        self,
+        project_id: int,
+        display_name: str | None = None,
+        description: str | None = None,
+        *,
+        unique_name: bool = False,
     ) -> Project:
-        body = {"display_name": display_name, "description": description}
+        body: dict[str, object] = {"display_name": display_name, "description": description}
+        if unique_name:
+            body["unique_name"] = True
         path = f"/projects/{int(project_id)}"
         return codec.project_from_wire(self._http.call("PATCH", path, body=body, repeatable=True))
 

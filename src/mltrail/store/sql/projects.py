@@ -23,12 +23,19 @@ from mltrail.store.sql.tables import (
 
 
 def create_project(
-    conn: Connection, scope: Scope, now: float, display_name: Any, description: Any
+    conn: Connection,
+    scope: Scope,
+    now: float,
+    fields: tuple[Any, Any],
+    unique_name: bool = False,
 ) -> Project:
-    """Insert a project; the scope's user (if any) becomes its first member."""
+    """Insert a project (``fields``: display name and description); the scope's user (if
+    any) becomes its first member. ``unique_name``: see :func:`check_name_free`."""
     refuse_job_token(scope, "create projects")
-    name = validation.project_name(display_name)
-    desc = validation.project_description(description)
+    name = validation.project_name(fields[0])
+    desc = validation.project_description(fields[1])
+    if unique_name:
+        check_name_free(conn, scope, name, None)
     pid = conn.execute(
         projects.insert()
         .values(display_name=name, description=desc, created_at=now, next_experiment=1)
@@ -97,16 +104,36 @@ def find_project(conn: Connection, scope: Scope, display_name: str) -> Project |
     return None if row is None else _to_project(row)
 
 
+def check_name_free(conn: Connection, scope: Scope, name: str, project_id: int | None) -> None:
+    """ConflictError (``display_name``) when another of the user's projects has the name.
+
+    On PostgreSQL the check and the write that follows it hold a transaction lock, so two
+    transactions naming projects alike queue here and the second sees the first's name
+    (SQLite's write transactions are serialised already)."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SELECT pg_advisory_xact_lock(58700002)")
+    found = find_project(conn, scope, name)
+    if found is not None and found.id != project_id:
+        raise ConflictError(f"the name {name!r} is taken by project {found.id}", "display_name")
+
+
 def update_project(
-    conn: Connection, scope: Scope, project_id: Any, display_name: Any, description: Any
+    conn: Connection,
+    scope: Scope,
+    project_id: Any,
+    fields: tuple[Any, Any],
+    unique_name: bool = False,
 ) -> Project:
     """Rename the project or change its description (any member; a deleted project first
     needs restoring: ConflictError, field ``project``)."""
     refuse_job_token(scope, "change projects")
     pid = check_project(conn, scope, project_id)
+    display_name, description = fields
     values: dict[str, str] = {}
     if display_name is not None:
         values["display_name"] = validation.project_name(display_name)
+        if unique_name:
+            check_name_free(conn, scope, values["display_name"], pid)
     if description is not None:
         values["description"] = validation.project_description(description)
     if not values:
@@ -213,9 +240,12 @@ def take_invitation(conn: Connection, scope: Scope, project_id: Any, accept: boo
 class SqlProjects(SqlNoun, ProjectStore):
     """The projects half of SqlStore."""
 
-    def create_project(self, display_name: str, description: str = "") -> Project:
+    def create_project(
+        self, display_name: str, description: str = "", *, unique_name: bool = False
+    ) -> Project:
         with self._db.write() as conn:
-            return create_project(conn, self._scope, self._now(), display_name, description)
+            fields = (display_name, description)
+            return create_project(conn, self._scope, self._now(), fields, unique_name)
 
     def list_projects(self, include: str = "active") -> list[Project]:
         with self._db.read() as conn:
@@ -230,10 +260,16 @@ class SqlProjects(SqlNoun, ProjectStore):
             return find_project(conn, self._scope, display_name)
 
     def update_project(
-        self, project_id: int, display_name: str | None = None, description: str | None = None
+        self,
+        project_id: int,
+        display_name: str | None = None,
+        description: str | None = None,
+        *,
+        unique_name: bool = False,
     ) -> Project:
         with self._db.write() as conn:
-            return update_project(conn, self._scope, project_id, display_name, description)
+            fields = (display_name, description)
+            return update_project(conn, self._scope, project_id, fields, unique_name)
 
     def delete_project(self, project_id: int) -> Project:
         with self._db.write() as conn:
