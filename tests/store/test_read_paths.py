@@ -8,7 +8,7 @@ import numpy as np
 from sqlalchemy import select
 
 from mltrail.core.types import MetricBatch, SeriesChunk
-from mltrail.store.sql import SqlStore, rollup_blocks, rollups, series
+from mltrail.store.sql import SqlStore, rollup_levels, rollups, series
 from mltrail.store.sql.tables import metric_rollups
 from support.factories import chunk
 
@@ -23,7 +23,7 @@ def _chunk(start: int, n: int, rng: np.random.Generator) -> SeriesChunk:
 
 def _full_rows(conn, series_id: int, level: int) -> dict[str, np.ndarray]:
     """Every column of every bucket of the level (packed blocks and rows alike)."""
-    table = rollup_blocks.level_tables(conn, level, [series_id])[series_id]
+    table = rollup_levels.level_tables(conn, level, [series_id])[series_id]
     return {f"{p}_{f}": table[f"{p}_{f}"] for p in rollups.PARTS for f in rollups.POINT_FIELDS}
 
 

@@ -22,7 +22,7 @@ from mltrail.core.errors import (
     ValidationError,
 )
 from mltrail.core.types import MetricBatch, SeriesChunk
-from mltrail.store.sql import SqlStore, engine, rollup_blocks, rollups, series
+from mltrail.store.sql import SqlStore, engine, rollup_levels, rollups, series
 from mltrail.store.sql.tables import (
     ingest_batches,
     metric_chunks,
@@ -351,7 +351,7 @@ def test_incremental_rollups_equal_one_shot_rollups(sqlite_url: str) -> None:
             for sid in (1, 2)
         ]
         levels = [
-            [rollup_blocks.level_tables(conn, level, [sid])[sid] for level in range(1, 6)]
+            [rollup_levels.level_tables(conn, level, [sid])[sid] for level in range(1, 6)]
             for sid in (1, 2)
         ]
     store.close()

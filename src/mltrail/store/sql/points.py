@@ -374,7 +374,4 @@ class SqlPoints(SqlNoun, PointStore):
         times: bool = False,
     ) -> list[SeriesAnswer]:
         with self._db.read() as conn:
-            found = read_series_batch(conn, self._scope, queries, max_points, (start, end))
-        if times:
-            return found
-        return [replace(a, series=a.series and replace(a.series, times=None)) for a in found]
+            return read_series_batch(conn, self._scope, queries, max_points, (start, end), times)

@@ -22,7 +22,6 @@ values and times as float64.
 from __future__ import annotations
 
 import functools
-import itertools
 import struct
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -131,38 +130,46 @@ _ROW_AT = {
 
 
 def _decode_ints(blobs: Sequence[bytes]) -> np.ndarray:
-    """The (blocks, COLUMNS, buckets) int64 array of blocks, values as their bits; the blocks
-    of the same column widths (most of a series' blocks) decoded together."""
+    """The (blocks, COLUMNS, buckets) int64 array of blocks, values as their bits (a view of
+    :func:`_decode_columns`)."""
+    return _decode_columns(blobs).transpose(1, 0, 2)
+
+
+def _decode_columns(blobs: Sequence[bytes]) -> np.ndarray:
+    """The (COLUMNS, blocks, buckets) int64 array of blocks, values as their bits: each
+    column contiguous (a level's reads gather columns); the blocks of the same column widths
+    (most of a series' blocks) decoded together."""
     n = BLOCK_BUCKETS
-    ints = np.empty((len(blobs), _WIDTH, n), dtype=np.int64)  # filled when widths differ
-    alike: dict[bytes, list[tuple[int, bytes, tuple[int, ...]]]] = {}
+    ints = np.empty((_WIDTH, len(blobs), n), dtype=np.int64)
+    alike: dict[bytes, list[tuple[int, Any, tuple[int, ...]]]] = {}
+    skip = _HEADER.size
     for k, blob in enumerate(blobs):
-        data = bytes(blob)
+        data = memoryview(blob)
         _format, size, widths, *values = _HEADER.unpack_from(data)
         if size != n:
             raise ValueError(f"a rollup block of {size} buckets, not {n}")
-        alike.setdefault(widths, []).append((k, data, tuple(values)))
+        alike.setdefault(widths, []).append((k, data[skip:], tuple(values)))
     for widths, found in alike.items():
-        at = np.array([k for k, _, _ in found])
         numbers = np.array([x for _, _, x in found], dtype=np.int64)
         bases, starts = numbers[:, :_WIDTH].view(np.uint64), numbers[:, _WIDTH:]
         fields = [(f"c{j}", f"<u{w}") for j, w in enumerate(widths) if w]
-        body = b"".join(data[_HEADER.size :] for _, data, _ in found)
+        body = b"".join([data for _, data, _ in found])
         records = np.frombuffer(body, dtype=fields).reshape(len(found), n)
-        part = np.empty((len(found), _WIDTH, n), dtype=np.uint64)
+        whole = len(alike) == 1
+        part = ints if whole else np.empty((_WIDTH, len(found), n), dtype=np.int64)
+        unsigned = part.view(np.uint64)
         for j, w in enumerate(widths):
             if w:
-                np.add(records[f"c{j}"], bases[:, j, None], out=part[:, j], casting="unsafe")
+                np.add(records[f"c{j}"], bases[:, j, None], out=unsigned[j], casting="unsafe")
             else:
-                part[:, j] = bases[:, j, None]
-        signed = part.view(np.int64)
+                unsigned[j] = bases[:, j, None]
         for i, j in enumerate((_FIRST_IT, _FIRST_TIME)):
-            np.cumsum(signed[:, j], axis=1, out=signed[:, j])
-            signed[:, j] += starts[:, i, None]
-        signed[:, _ITERATIONS] += signed[:, _FIRST_IT, None]
-        if len(alike) == 1:
-            return signed  # every block, in order
-        ints[at] = signed
+            np.cumsum(part[j], axis=1, out=part[j])
+            part[j] += starts[:, i, None]
+        part[_ITERATIONS] += part[_FIRST_IT]
+        if whole:
+            return ints  # every block, in order
+        ints[:, [k for k, _, _ in found]] = part
     return ints
 
 
@@ -181,10 +188,9 @@ def _table(buckets: np.ndarray, ints: np.ndarray, floats: np.ndarray) -> Table:
     return out
 
 
-def level_tables(conn: Connection, level: int, series_ids: Sequence[int]) -> dict[int, Table]:
-    """Every bucket of ``level`` of each series: one query for their blocks and one for their
-    rows (in parts of 500 series: SQLite bounds a statement's parameters), written straight
-    into one array of all series' columns (each series' table is a slice of it)."""
+def fetch_level(conn: Connection, level: int, series_ids: Sequence[int]) -> StoredLevel:
+    """Every bucket of ``level`` of each series, as stored: one query for their blocks and
+    one for their rows (in parts of 500 series: SQLite bounds a statement's parameters)."""
     blocks: list[tuple[Any, ...]] = []
     rows: list[tuple[Any, ...]] = []
     b, r = metric_rollup_blocks.c, metric_rollups.c
@@ -195,56 +201,88 @@ def level_tables(conn: Connection, level: int, series_ids: Sequence[int]) -> dic
         cols = [r.series_id, r.bucket, *(r[c] for c in _COLUMNS)]
         query = select(*cols).where(r.level == level, r.series_id.in_(ids))
         rows += fetch_tuples(conn, query.order_by(r.series_id, r.bucket))
-    numbers = np.array([row[:2] for row in blocks], dtype=np.int64).reshape(-1, 2)
-    ints = _decode_ints([row[2] for row in blocks])
-    row_ints, row_floats = _row_arrays(rows, 2)
-    in_blocks = dict(_run_map(numbers[:, 0]))
-    in_rows = dict(_run_map(row_ints[0]))
-    spans, total = {}, 0
-    for s in series_ids:
-        if s not in spans:
-            (b0, b1), (r0, r1) = in_blocks.get(s, (0, 0)), in_rows.get(s, (0, 0))
-            spans[s] = (total, (b0, b1), (r0, r1))
-            total += (b1 - b0) * BLOCK_BUCKETS + r1 - r0
-    bucket = np.empty(total, np.int64)
-    icols, fcols = np.empty((len(_INTS), total), np.int64), np.empty((len(_FLOATS), total))
-    values = ints.view("<f8")
-    for at, (b0, b1), (r0, r1) in spans.values():
-        end = at + (b1 - b0) * BLOCK_BUCKETS
-        first = numbers[b0:b1, 1, None] * BLOCK_BUCKETS
-        bucket[at:end] = (first + np.arange(BLOCK_BUCKETS)).reshape(-1)
-        exact = icols[:, at:end].reshape(len(_INTS), b1 - b0, BLOCK_BUCKETS)
-        exact[:] = ints[b0:b1, _INTS].transpose(1, 0, 2)
-        picked = fcols[:, at:end].reshape(len(_FLOATS), b1 - b0, BLOCK_BUCKETS)
-        picked[: len(_VALUES)] = values[b0:b1, _VALUES].transpose(1, 0, 2)
-        picked[len(_VALUES) :] = ints[b0:b1, _TIMES].transpose(1, 0, 2)
-        bucket[end : end + r1 - r0] = row_ints[1, r0:r1]
-        icols[:, end : end + r1 - r0] = row_ints[2:, r0:r1]
-        fcols[:, end : end + r1 - r0] = row_floats[:, r0:r1]
-    for name in rollups.RELATIVE_TIMES:
-        fcols[_TIME_AT[_INDEX[name]]] += fcols[_TIME_AT[_FIRST_TIME]]
-    out = {}
-    for s, (at, (b0, b1), (r0, r1)) in spans.items():
-        end = at + (b1 - b0) * BLOCK_BUCKETS + r1 - r0
-        mine = bucket[at:end], icols[:, at:end], fcols[:, at:end]
-        if b1 > b0 and r1 > r0 and not np.all(mine[0][1:] > mine[0][:-1]):
-            order = np.argsort(mine[0], kind="stable")  # rows stored before their blocks
-            mine = mine[0][order], mine[1][:, order], mine[2][:, order]
-        out[s] = {"bucket": mine[0]}
-        out[s].update({_COLUMNS[j]: mine[1][i] for i, j in enumerate(_INTS)})
-        out[s].update({_COLUMNS[j]: mine[2][i] for i, j in enumerate(_FLOATS)})
-    return out
+    return StoredLevel(blocks, rows)
 
 
-def _run_map(owners: np.ndarray) -> list[tuple[int, tuple[int, int]]]:
-    """(value, (start, end)) of each run of equal values."""
-    return [(int(owners[lo]), (lo, hi)) for lo, hi in _runs(owners)] if len(owners) else []
+class StoredLevel:
+    """The buckets of a level of several series as :func:`fetch_level` found them, a column
+    at a time (a read decodes only the columns it uses): :meth:`source` lists the blocks'
+    buckets (``numbers``: series and block number of each block, by series, then block)
+    followed by the rows' (``row_keys``: series and bucket of each row, by series, then
+    bucket)."""
+
+    def __init__(self, blocks: list[tuple[Any, ...]], rows: list[tuple[Any, ...]]) -> None:
+        self.numbers = np.array([row[:2] for row in blocks], dtype=np.int64).reshape(-1, 2)
+        self._blocks = _Blocks([row[2] for row in blocks])
+        self._ints, self._floats = _row_arrays(rows, 2)
+        self.row_keys = self._ints[:2]
+        self._sources: dict[str, np.ndarray] = {}
+
+    def source(self, name: str) -> np.ndarray:
+        """Column ``name`` (``bucket`` or one of :data:`rollups.COLUMNS`) of the blocks'
+        buckets followed by the rows': n, iterations and epochs int64, values and times
+        float64, times absolute (ms)."""
+        if name in self._sources:
+            return self._sources[name]
+        if name == "bucket":
+            first = self.numbers[:, 1, None] * BLOCK_BUCKETS
+            held = (first + np.arange(BLOCK_BUCKETS)).reshape(-1)
+            found = np.concatenate((held, self._ints[1]))
+        elif _INDEX[name] in _INTS:
+            j = _INDEX[name]
+            found = np.concatenate((self._blocks.column(j), self._ints[2 + _INTS.index(j)]))
+        else:  # values from their bits, times (ms) as doubles
+            j = _INDEX[name]
+            stored = self._blocks.column(j)
+            stored = stored.view("<f8") if j in _VALUES else stored
+            found = np.concatenate((stored, self._floats[_FLOATS.index(j)]), dtype=np.float64)
+            if name in rollups.RELATIVE_TIMES:
+                found += self.source("first_time")
+        self._sources[name] = found
+        return found
 
 
-def _runs(owners: np.ndarray) -> list[tuple[int, int]]:
-    """(start, end) of each run of equal values."""
-    cuts = np.flatnonzero(np.r_[True, owners[1:] != owners[:-1], True]).tolist()
-    return list(itertools.pairwise(cuts))
+class _Blocks:
+    """Blocks decoded a column at a time (:func:`_decode_columns`' columns, each flat)."""
+
+    def __init__(self, blobs: Sequence[bytes]) -> None:
+        self._count = len(blobs)
+        self._columns: dict[int, np.ndarray] = {}
+        heads = [_HEADER.unpack_from(blob) for blob in blobs]
+        widths = {head[2] for head in heads}
+        self._whole: np.ndarray | None = None
+        if len(widths) > 1:  # blocks of several widths: decoded all at once
+            self._whole = _decode_columns(blobs)
+            return
+        if any(head[1] != BLOCK_BUCKETS for head in heads):
+            raise ValueError(f"a rollup block not of {BLOCK_BUCKETS} buckets")
+        self._widths = next(iter(widths)) if heads else bytes(_WIDTH)
+        numbers = np.array([head[3:] for head in heads], dtype=np.int64).reshape(-1, _WIDTH + 2)
+        self._bases, self._starts = numbers[:, :_WIDTH].view(np.uint64), numbers[:, _WIDTH:]
+        fields = [(f"c{j}", f"<u{w}") for j, w in enumerate(self._widths) if w]
+        body = b"".join([memoryview(blob)[_HEADER.size :] for blob in blobs])
+        records = np.frombuffer(body, dtype=fields) if fields else None  # None: no field
+        self._records = records if records is None else records.reshape(-1, BLOCK_BUCKETS)
+
+    def column(self, j: int) -> np.ndarray:
+        """Column ``j`` of every bucket of the blocks in order, int64 (values as bits)."""
+        if self._whole is not None:
+            return self._whole[j].reshape(-1)
+        if j in self._columns:
+            return self._columns[j]
+        out = np.empty((self._count, BLOCK_BUCKETS), np.uint64)
+        if self._widths[j] and self._records is not None:
+            np.add(self._records[f"c{j}"], self._bases[:, j, None], out=out, casting="unsafe")
+        else:
+            out[:] = self._bases[:, j, None]
+        signed = out.view(np.int64)
+        if j in (_FIRST_IT, _FIRST_TIME):
+            np.cumsum(signed, axis=1, out=signed)
+            signed += self._starts[:, (_FIRST_IT, _FIRST_TIME).index(j), None]
+        if j in _ITERATIONS:
+            signed += self.column(_FIRST_IT).reshape(self._count, BLOCK_BUCKETS)
+        self._columns[j] = signed.reshape(-1)
+        return self._columns[j]
 
 
 def _joined(found: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> Table:

@@ -68,7 +68,7 @@ def _ends(starts: np.ndarray, n: int) -> np.ndarray:
     return ends
 
 
-def _segment_pick(
+def segment_pick(
     values: np.ndarray, seg: np.ndarray, starts: np.ndarray, pick_max: bool
 ) -> np.ndarray:
     """Index of the first min (or max) non-NaN value of each segment; first index if all NaN."""
@@ -125,8 +125,8 @@ def compute_buckets(
     out: Buckets = {"series": series[starts], "bucket": bucket_ids[starts], "n": ends - starts + 1}
     out.update(_points("first", starts, columns))
     out.update(_points("last", ends, columns))
-    out.update(_points("min", _segment_pick(v, seg, starts, False), columns))
-    out.update(_points("max", _segment_pick(v, seg, starts, True), columns))
+    out.update(_points("min", segment_pick(v, seg, starts, False), columns))
+    out.update(_points("max", segment_pick(v, seg, starts, True), columns))
     return out
 
 
@@ -153,7 +153,7 @@ def coarser_buckets(fine: Buckets, factor: int) -> Buckets:
     for part, idx in (("first", starts), ("last", ends)):
         out.update({f"{part}_{f}": fine[f"{part}_{f}"][idx] for f in POINT_FIELDS})
     for part, pick_max in (("min", False), ("max", True)):
-        idx = _segment_pick(fine[f"{part}_value"], seg, starts, pick_max)
+        idx = segment_pick(fine[f"{part}_value"], seg, starts, pick_max)
         out.update({f"{part}_{f}": fine[f"{part}_{f}"][idx] for f in POINT_FIELDS})
     return out
 
@@ -264,7 +264,7 @@ def downsample(items: Buckets, max_points: int) -> Points:
     seg = np.cumsum(change) - 1
     picks = [first]
     for part, pick_max in (("min", False), ("max", True)):
-        idx = _segment_pick(np.asarray(items[f"{part}_value"], np.float64), seg, starts, pick_max)
+        idx = segment_pick(np.asarray(items[f"{part}_value"], np.float64), seg, starts, pick_max)
         picks.append((part, idx))
     picks.append(last)
     return _finish(_gather(items, picks), max_points)

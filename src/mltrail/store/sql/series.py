@@ -19,7 +19,7 @@ from mltrail.core.chunk_codec import decode_chunks
 from mltrail.core.errors import MltrailError, NotFoundError, PermissionDeniedError, ValidationError
 from mltrail.core.points import MAX_BATCH_SERIES
 from mltrail.core.types import Series, SeriesAnswer, SeriesQuery
-from mltrail.store.sql import range_edges, rollup_blocks, rollups
+from mltrail.store.sql import range_edges, rollup_batch, rollup_blocks, rollup_levels, rollups
 from mltrail.store.sql.access import Scope, experiment_pk, fetch_tuples
 from mltrail.store.sql.chunks import iteration_order
 from mltrail.store.sql.tables import experiments, metric_chunks, metric_series, project_members
@@ -93,7 +93,7 @@ def read_stored(
         items = _raw_items(cols)
     else:
         if table is None:
-            table = rollup_blocks.level_tables(conn, level, [series_id])[series_id]
+            table = rollup_levels.level_tables(conn, level, [series_id])[series_id]
         items, rows = _level_items(table), len(table["bucket"])
     assert max_points is not None  # without it, the raw branch returned
     return SeriesRead(_with(empty, rollups.downsample(items, max_points), True), level, rows)
@@ -252,9 +252,12 @@ def read_series_batch(
     queries: Sequence[SeriesQuery],
     max_points: int,
     span: tuple[Any, Any] = (None, None),
+    times: bool = True,
 ) -> list[SeriesAnswer]:
     """Every series the queries name, each read as :func:`read_series` reads it, in one
-    transaction: the experiments are checked once each and their series found in one query.
+    transaction: the experiments are checked once each and their series found in one query;
+    the series read from a rollup level are fetched and downsampled together, a level at a
+    time (:func:`rollup_batch.downsample_level`). ``times``: False leaves them out.
 
     An entry whose experiment or series is missing (or not the user's) answers an error in
     its place; the others are read. Series come in query order, an experiment's in
@@ -283,6 +286,7 @@ def read_series_batch(
             "series",
         )
     tables: dict[int, rollup_blocks.Table] = {}
+    ready: dict[int, rollup_batch.Points] = {}
     if bounds is None:  # every series' level read at once: two queries per level
         levels: dict[int, list[int]] = {}
         for _, found in plan:
@@ -291,8 +295,13 @@ def read_series_batch(
                 if level:
                     levels.setdefault(level, []).append(found.id)
         for level, ids in levels.items():
-            tables.update(rollup_blocks.level_tables(conn, level, ids))
-    return [_answer(conn, q, found, max_points, bounds, tables) for q, found in plan]
+            if max_points < 4:  # only the ends kept: rollups.downsample's own case
+                tables.update(rollup_levels.level_tables(conn, level, ids))
+            else:
+                found = rollup_levels.level_columns(conn, level, ids)
+                ready.update(rollup_batch.downsample_level(found, max_points, times))
+    read = functools.partial(_answer, conn, max_points=max_points, bounds=bounds, times=times)
+    return [read(q, found, tables=tables, ready=ready) for q, found in plan]
 
 
 def _experiment_pks(
@@ -336,9 +345,12 @@ def _answer(
     conn: Connection,
     q: SeriesQuery,
     found: Any,
+    *,
     max_points: int,
     bounds: tuple[int, int] | None,
+    times: bool,
     tables: dict[int, rollup_blocks.Table],
+    ready: dict[int, rollup_batch.Points],
 ) -> SeriesAnswer:
     if isinstance(found, MltrailError):
         phase = q.phase or ("train" if q.key is not None else None)
@@ -346,7 +358,14 @@ def _answer(
             q.project_id, q.experiment_id, q.key, phase, error=found.kind, message=found.message
         )
     empty = Series(found.key, found.phase, *_EMPTY, found.count, False)
-    read = read_stored(conn, empty, found.id, max_points, bounds, tables.get(found.id)).series
+    if found.id in ready:  # downsampled with its level's other series
+        it, ep, v, t = ready[found.id]
+        read = replace(empty, iterations=it, epochs=ep, values=v, times=t, downsampled=True)
+    else:
+        table = tables.get(found.id)
+        read = read_stored(conn, empty, found.id, max_points, bounds, table).series
+    if not times:
+        read = replace(read, times=None)
     return SeriesAnswer(q.project_id, q.experiment_id, found.key, found.phase, read)
 
 
