@@ -241,6 +241,28 @@ class StoredLevel:
         self._sources[name] = found
         return found
 
+    def at(self, name: str, where: np.ndarray) -> np.ndarray:
+        """``source(name).take(where)``, decoding only those buckets of a column not decoded
+        yet (a read takes some columns only at the points it picks)."""
+        j = _INDEX.get(name)
+        if name in self._sources or j is None or j in (_FIRST_IT, _FIRST_TIME):
+            return self.source(name).take(where)
+        held = self._blocks.held
+        inside = where < held
+        rows = where[~inside] - held
+        if j in _INTS:
+            out = np.empty(len(where), np.int64)
+            out[inside] = self._blocks.at(j, where[inside])
+            out[~inside] = self._ints[2 + _INTS.index(j)].take(rows)
+            return out
+        found = np.empty(len(where))
+        stored = self._blocks.at(j, where[inside])
+        found[inside] = stored.view("<f8") if j in _VALUES else stored
+        found[~inside] = self._floats[_FLOATS.index(j)].take(rows)
+        if name in rollups.RELATIVE_TIMES:
+            found += self.at("first_time", where)
+        return found
+
 
 class _Blocks:
     """Blocks decoded a column at a time (:func:`_decode_columns`' columns, each flat)."""
@@ -263,6 +285,25 @@ class _Blocks:
         body = b"".join([memoryview(blob)[_HEADER.size :] for blob in blobs])
         records = np.frombuffer(body, dtype=fields) if fields else None  # None: no field
         self._records = records if records is None else records.reshape(-1, BLOCK_BUCKETS)
+
+    @property
+    def held(self) -> int:
+        """How many buckets the blocks hold."""
+        return self._count * BLOCK_BUCKETS
+
+    def at(self, j: int, where: np.ndarray) -> np.ndarray:
+        """``column(j).take(where)``: only those buckets decoded, unless the column is a
+        running sum (first iteration and time) or decoded already."""
+        if self._whole is not None or j in self._columns or j in (_FIRST_IT, _FIRST_TIME):
+            return self.column(j).take(where)
+        block, bucket = np.divmod(where, BLOCK_BUCKETS)
+        found = self._bases[block, j]
+        if self._widths[j] and self._records is not None:
+            found += self._records[f"c{j}"][block, bucket]  # uint64: wraps as column() does
+        signed = found.view(np.int64)
+        if j in _ITERATIONS:
+            signed += self.column(_FIRST_IT).take(where)
+        return signed
 
     def column(self, j: int) -> np.ndarray:
         """Column ``j`` of every bucket of the blocks in order, int64 (values as bits)."""

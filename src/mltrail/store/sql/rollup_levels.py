@@ -49,7 +49,7 @@ class LevelColumns:
 
     def at(self, name: str, index: np.ndarray) -> np.ndarray:
         """Column ``name`` of the buckets at ``index`` (positions in :meth:`column`)."""
-        return self._stored.source(name).take(self._order.take(index))
+        return self._stored.at(name, self._order.take(index))
 
 
 def _layout(
