@@ -357,15 +357,14 @@ def _answer(
         return SeriesAnswer(
             q.project_id, q.experiment_id, q.key, phase, error=found.kind, message=found.message
         )
-    empty = Series(found.key, found.phase, *_EMPTY, found.count, False)
-    if found.id in ready:  # downsampled with its level's other series
+    if found.id in ready:  # downsampled with its level's other series (times when asked)
         it, ep, v, t = ready[found.id]
-        read = replace(empty, iterations=it, epochs=ep, values=v, times=t, downsampled=True)
+        read = Series(found.key, found.phase, it, ep, v, found.count, True, t)
     else:
+        empty = Series(found.key, found.phase, *_EMPTY, found.count, False)
         table = tables.get(found.id)
         read = read_stored(conn, empty, found.id, max_points, bounds, table).series
-    if not times:
-        read = replace(read, times=None)
+        read = read if times else replace(read, times=None)
     return SeriesAnswer(q.project_id, q.experiment_id, found.key, found.phase, read)
 
 
