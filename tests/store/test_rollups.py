@@ -260,8 +260,9 @@ def _bits(column: np.ndarray) -> list[int]:
     return (column.view(np.uint64) if column.dtype == np.float64 else column).tolist()
 
 
-def _stored_partial(rng: np.random.Generator, count: int, level: int) -> dict:
-    """A stored partial bucket as _stored_partials hands it (times absolute, some NULL)."""
+def _stored_partial(rng: np.random.Generator, count: int, level: int) -> tuple:
+    """A stored partial bucket as _stored_partials hands it: series 7, the level, then
+    rollups.COLUMNS as stored (times after the first relative to it, as doubles; some NULL)."""
     it = [int(x) for x in rng.integers(0, 40, 4)]
     values = [float(x) for x in rng.choice([math.nan, -1.0, 0.5, 2.0, 3.0], 4)]
     times = [None if rng.random() < 0.2 else int(x) for x in rng.integers(1_000, 9_000, 4)]
@@ -270,7 +271,12 @@ def _stored_partial(rng: np.random.Generator, count: int, level: int) -> dict:
         stored.update({f"{part}_iteration": it[i], f"{part}_epoch": int(rng.integers(-1, 3)),
                        f"{part}_value": None if math.isnan(values[i]) else values[i],
                        f"{part}_time": times[i]})  # fmt: skip
-    return stored
+    first = stored["first_time"]
+    for name in rollups.RELATIVE_TIMES:
+        stored[name] = None if first is None or stored[name] is None else stored[name] - first
+    as_stored = [float(stored[c]) if c.endswith("_time") and stored[c] is not None else stored[c]
+                 for c in rollups.COLUMNS]  # fmt: skip
+    return (7, level, *as_stored)
 
 
 def _same(a: list, b: list) -> bool:
@@ -304,8 +310,8 @@ def test_a_lone_point_makes_the_rows_the_array_path_makes(seed: int) -> None:
         if count % size and rng.random() < 0.8
     }
     lone, arrays = _Writes([row], [chunk]), _Writes([row], [chunk])
-    lone.add_lone_rollups({k: dict(v) for k, v in stored.items()})
-    arrays.add_array_rollups({k: dict(v) for k, v in stored.items()})
+    lone.add_lone_rollups(stored)
+    arrays.add_array_rollups(stored)
     assert lone.bucket_names == arrays.bucket_names
     assert lone.merged_names == arrays.merged_names
     assert _same(lone.new_buckets, arrays.new_buckets), (lone.new_buckets, arrays.new_buckets)

@@ -169,18 +169,35 @@ def select_any(
     driver (SQLAlchemy's row objects cost more than the ingest's lookups themselves).
     """
     names = columns or tuple(c.name for c in table.c)
+    return [
+        dict(zip(names, r, strict=True)) for r in select_any_tuples(conn, table, tests, rows, names)
+    ]
+
+
+def select_any_tuples(
+    conn: Connection,
+    table: Table,
+    tests: tuple[str, ...],
+    rows: Sequence[tuple[Any, ...]],
+    columns: tuple[str, ...],
+) -> list[tuple[Any, ...]]:
+    """:func:`select_any` of the ``columns``, each row a plain tuple (on SQLite the driver's
+    own, fetched at once: an append's 100 stored partial buckets cost more as dicts)."""
     sqlite = conn.dialect.name == "sqlite"
-    found: list[dict[str, Any]] = []
+    found: list[tuple[Any, ...]] = []
     for i in range(0, len(rows), OR_TERMS):
         part = rows[i : i + OR_TERMS]
-        sql = _any_of(table.name, names, tests, len(part), sqlite)
+        sql = _any_of(table.name, columns, tests, len(part), sqlite)
         if sqlite:
-            values = tuple(v for row in part for v in row)
-            found += [dict(zip(names, r, strict=True)) for r in conn.exec_driver_sql(sql, values)]
+            result = conn.exec_driver_sql(sql, tuple(v for row in part for v in row))
+            try:
+                found += result.cursor.fetchall()
+            finally:
+                result.close()
         else:
             params = {f"p{k}_{j}": v for k, row in enumerate(part) for j, v in enumerate(row)}
-            typed = text(sql).columns(*(table.c[name] for name in names))
-            found += [dict(r) for r in conn.execute(typed, params).mappings()]
+            typed = text(sql).columns(*(table.c[name] for name in columns))
+            found += [tuple(r) for r in conn.execute(typed, params)]
     return found
 
 

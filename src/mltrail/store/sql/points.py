@@ -7,6 +7,8 @@ every rollup level, all in the caller's transaction.
 
 from __future__ import annotations
 
+import operator
+from collections import namedtuple
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
@@ -29,7 +31,7 @@ from mltrail.store.sql import rollups
 from mltrail.store.sql.access import Scope, SqlNoun, experiment_pk, touched_experiment_pk
 from mltrail.store.sql.batches import claim_batch
 from mltrail.store.sql.chunks import compact_after_append, iteration_order
-from mltrail.store.sql.engine import Database, select_any
+from mltrail.store.sql.engine import Database, select_any_tuples
 from mltrail.store.sql.rollup_blocks import BLOCK_BUCKETS, Fresh, seal_blocks, store_blocks
 from mltrail.store.sql.series import read_series, read_series_batch
 from mltrail.store.sql.tables import metric_chunks, metric_rollups, metric_series
@@ -110,7 +112,7 @@ def _lock_series(
     """Lock all of the batch's series for the append, creating the missing ones first (one
     statement when they all exist, as they do after a run's first batch)."""
     params = {"pk": pk, "keys": sorted({c.key for c in chunks})}
-    found = {(r.key, r.phase): r for r in conn.execute(_LOCK_SERIES, params).all()}
+    found = _series_rows(conn, params)
     missing = [c for c in chunks if (c.key, c.phase) not in found]
     if not missing:
         return found
@@ -119,7 +121,17 @@ def _lock_series(
     )
     rows = [{"experiment_id": pk, "key": c.key, "phase": c.phase, "count": 0} for c in missing]
     conn.execute(stmt, rows)
-    return {(r.key, r.phase): r for r in conn.execute(_LOCK_SERIES, params).all()}
+    return _series_rows(conn, params)
+
+
+# a locked series row as a plain named tuple: an append reads its fields a few hundred times,
+# and a SQLAlchemy Row's attribute lookup cost more than the lookups' work
+SeriesRow = namedtuple("SeriesRow", list(metric_series.c.keys()))  # type: ignore[misc]
+
+
+def _series_rows(conn: Connection, params: dict[str, Any]) -> dict[tuple[str, str], Any]:
+    rows: list[Any] = [SeriesRow(*r) for r in conn.execute(_LOCK_SERIES, params).all()]
+    return {(r.key, r.phase): r for r in rows}
 
 
 # built once: constructing the statement per append cost more than running it
@@ -134,7 +146,13 @@ _LOCK_SERIES = (
 )
 
 
-def _stored_partials(conn: Connection, rows: list[Any]) -> dict[tuple[int, int], dict]:
+# a stored partial bucket as _stored_partials hands it: its series id, level, then COLUMNS as
+# stored (times after the first relative, see rollups.RELATIVE_TIMES; None for NULL)
+_PARTIAL_COLUMNS = ("series_id", "level", *rollups.COLUMNS)
+Partials = dict[tuple[int, int], tuple[Any, ...]]
+
+
+def _stored_partials(conn: Connection, rows: list[Any]) -> Partials:
     """The partial last bucket of each level of each series, keyed (series_id, level)."""
     wanted = [
         (row.id, level, row.count // size)
@@ -142,8 +160,24 @@ def _stored_partials(conn: Connection, rows: list[Any]) -> dict[tuple[int, int],
         for level, size in enumerate(rollups.LEVEL_SIZES, start=1)
         if row.count % size
     ]
-    found = select_any(conn, metric_rollups, ("series_id =", "level =", "bucket ="), wanted)
-    return {(r["series_id"], r["level"]): rollups.absolute_times(r) for r in found}
+    tests = ("series_id =", "level =", "bucket =")
+    found = select_any_tuples(conn, metric_rollups, tests, wanted, _PARTIAL_COLUMNS)
+    return {(r[0], r[1]): r for r in found}
+
+
+def _partial_dict(row: tuple[Any, ...]) -> dict[str, Any]:
+    """A stored partial as a dict of its COLUMNS, times absolute (None for NULL)."""
+    return rollups.absolute_times(dict(zip(rollups.COLUMNS, row[2:], strict=True)))
+
+
+def _partial_columns(rows: list[tuple[Any, ...]]) -> dict[str, Any]:
+    """Stored partials as columns (:func:`rollups.merge_stored`'s ``stored``), times absolute
+    (NaN for NULL, as :func:`rollups.absolute_times` gives None)."""
+    columns: dict[str, Any] = dict(zip(_PARTIAL_COLUMNS, zip(*rows, strict=True), strict=True))
+    first = np.array(columns["first_time"], np.float64)
+    for name in rollups.RELATIVE_TIMES:
+        columns[name] = np.array(columns[name], np.float64) + first
+    return columns
 
 
 class _Writes:
@@ -174,20 +208,21 @@ class _Writes:
             for row, chunk, packed in zip(self.rows, self.chunks, data, strict=True)
         ]  # fmt: skip
 
-    def add_rollups(self, stored: dict[tuple[int, int], dict]) -> None:
+    def add_rollups(self, stored: Partials) -> None:
         """Every level's buckets of the batch, merged with the ``stored`` partials."""
         if len(self.chunks) == 1 and len(self.chunks[0]) == 1:
             self.add_lone_rollups(stored)  # a synchronous log_metric: no arrays
         else:
             self.add_array_rollups(stored)
 
-    def add_lone_rollups(self, stored: dict[tuple[int, int], dict]) -> None:
+    def add_lone_rollups(self, stored: Partials) -> None:
         """:meth:`add_array_rollups` for a batch of one point, in plain Python."""
         row, chunk = self.rows[0], self.chunks[0]
         millis = np.round(chunk.times * 1000.0).astype(np.int64)  # as add_array_rollups
         point = (int(chunk.iterations[0]), int(chunk.epochs[0]), float(chunk.values[0]),
                  int(millis[0]))  # fmt: skip
-        mine = {level: p for (series_id, level), p in stored.items() if series_id == row.id}
+        mine = {level: _partial_dict(p) for (series_id, level), p in stored.items()
+                if series_id == row.id}  # fmt: skip
         names = ["bucket", *rollups.COLUMNS, "series_id", "level"]
         self.bucket_names = names
         self.merged_names = [n for n in names if n not in _BUCKET_KEYS]
@@ -202,7 +237,7 @@ class _Writes:
             else:
                 self.new_buckets.append(tuple(bucket[n] for n in names))
 
-    def add_array_rollups(self, stored: dict[tuple[int, int], dict]) -> None:
+    def add_array_rollups(self, stored: Partials) -> None:
         """The buckets of any batch, all its series at once, level by level."""
         lengths = [len(c) for c in self.chunks]
         series = np.repeat(np.arange(len(lengths)), lengths)
@@ -223,13 +258,15 @@ class _Writes:
             buckets = coarser  # each level from the one below, before stored partials merge in
             if level < len(sizes):
                 coarser = rollups.coarser_buckets(buckets, sizes[level] // size)
-            is_first = rollups.changes(buckets["series"])
-            merged = np.zeros(len(is_first), dtype=bool)
-            for i in np.flatnonzero(is_first).tolist():
-                previous = stored.get((self.rows[buckets["series"][i]].id, level))
-                if previous is not None:
-                    rollups.merge_into(buckets, i, previous)
-                    merged[i] = True
+            firsts = np.flatnonzero(rollups.changes(buckets["series"]))
+            merged = np.zeros(len(buckets["series"]), dtype=bool)
+            owners = self.series_ids[buckets["series"][firsts]].tolist()
+            mine = zip(firsts.tolist(), owners, strict=True)
+            picked = [(i, (s, level)) for i, s in mine if (s, level) in stored]
+            if picked:
+                at = np.array([i for i, _ in picked], np.intp)
+                rollups.merge_stored(buckets, at, _partial_columns([stored[k] for _, k in picked]))
+                merged[at] = True
             extra = {
                 "series_id": self.series_ids[buckets["series"]],
                 "level": np.full(len(merged), level),
@@ -240,9 +277,8 @@ class _Writes:
             values = [names.index(n) for n in names if n not in _BUCKET_KEYS]
             where = [names.index(k) for k in _BUCKET_KEYS]
             self.merged_names = [names[j] for j in values]
-            for i in np.flatnonzero(merged).tolist():
-                row = rows[i]
-                self.merged_buckets.append(tuple(row[j] for j in (*values, *where)))
+            reorder = operator.itemgetter(*values, *where)
+            self.merged_buckets += [reorder(rows[i]) for i in np.flatnonzero(merged).tolist()]
             if merged.any():
                 rows = [
                     r for r, was_merged in zip(rows, merged.tolist(), strict=True) if not was_merged

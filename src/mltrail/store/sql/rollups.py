@@ -12,6 +12,7 @@ into at most one stored bucket per level. min/max ignore NaN; an all-NaN bucket 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -179,31 +180,51 @@ def _better(new: float, old: float, pick_max: bool) -> bool:
 
 
 def merge_into(buckets: Buckets, i: int, stored: dict[str, Any]) -> None:
-    """Fold a stored partial bucket (same series and bucket id) into bucket ``i`` in place.
+    """Fold a stored partial bucket (same series and bucket id) into bucket ``i`` in place:
+    :func:`merge_stored` of one partial."""
+    merge_stored(buckets, np.array([i], np.intp), {name: [stored.get(name)] for name in COLUMNS})
+
+
+def merge_stored(buckets: Buckets, at: np.ndarray, stored: dict[str, Sequence[Any]]) -> None:
+    """Fold stored partial buckets into buckets ``at`` (one a series, distinct) in place, all
+    at once: ``stored[name][k]`` is column ``name`` of the partial of bucket ``at[k]`` (same
+    series and bucket id), times absolute, None for NULL.
 
     The stored points came first, so they win ties: of ``first`` (the lowest iteration) and of
     min/max; ``last`` (the highest iteration) stays the new one unless the stored one is higher
     (points logged out of iteration order).
     """
-    buckets["n"][i] += stored["n"]
-    if stored["first_iteration"] <= buckets["first_iteration"][i]:
-        _copy_point(buckets, i, stored, "first")
-    if stored["last_iteration"] > buckets["last_iteration"][i]:
-        _copy_point(buckets, i, stored, "last")
+    buckets["n"][at] += np.array(stored["n"], np.int64)
+    first = np.array(stored["first_iteration"], np.int64) <= buckets["first_iteration"][at]
+    _copy_points(buckets, at, stored, "first", first)
+    last = np.array(stored["last_iteration"], np.int64) > buckets["last_iteration"][at]
+    _copy_points(buckets, at, stored, "last", last)
     for part, pick_max in (("min", False), ("max", True)):
-        old = _nan(stored[f"{part}_value"])
-        if not _better(float(buckets[f"{part}_value"][i]), old, pick_max):
-            _copy_point(buckets, i, stored, part)
+        old = np.array(stored[f"{part}_value"], np.float64)  # None: NaN
+        new = buckets[f"{part}_value"][at]
+        wins = np.isnan(old) | (new > old if pick_max else new < old)
+        _copy_points(buckets, at, stored, part, ~(~np.isnan(new) & wins))
 
 
-def _copy_point(buckets: Buckets, i: int, stored: dict[str, Any], part: str) -> None:
-    buckets[f"{part}_iteration"][i] = stored[f"{part}_iteration"]
-    buckets[f"{part}_epoch"][i] = stored[f"{part}_epoch"]
-    buckets[f"{part}_value"][i] = _nan(stored[f"{part}_value"])
-    stored_time = stored.get(f"{part}_time")
-    if stored_time is None and buckets[f"{part}_time"].dtype.kind in "iu":
-        buckets[f"{part}_time"] = buckets[f"{part}_time"].astype(np.float64)  # room for NaN
-    buckets[f"{part}_time"][i] = _nan(stored_time)
+def _copy_points(
+    buckets: Buckets,
+    at: np.ndarray,
+    stored: dict[str, Sequence[Any]],
+    part: str,
+    picked: np.ndarray,
+) -> None:
+    """Part ``part`` of the ``picked`` stored partials copied into their buckets."""
+    if not picked.any():
+        return
+    rows, which = at[picked], np.flatnonzero(picked)
+    for f in ("iteration", "epoch"):
+        buckets[f"{part}_{f}"][rows] = np.array(stored[f"{part}_{f}"], np.int64)[which]
+    buckets[f"{part}_value"][rows] = np.array(stored[f"{part}_value"], np.float64)[which]
+    times = np.array(stored[f"{part}_time"], np.float64)[which]
+    column = buckets[f"{part}_time"]
+    if column.dtype.kind in "iu" and np.isnan(times).any():
+        column = buckets[f"{part}_time"] = column.astype(np.float64)  # room for NaN
+    column[rows] = times
 
 
 def _nan(value: Any) -> float:
@@ -348,5 +369,5 @@ def _copy_lone(bucket: dict[str, Any], stored: dict[str, Any], part: str) -> Non
     bucket[f"{part}_iteration"] = stored[f"{part}_iteration"]
     bucket[f"{part}_epoch"] = stored[f"{part}_epoch"]
     bucket[f"{part}_value"] = _nan(stored[f"{part}_value"])
-    stored_time = stored.get(f"{part}_time")
-    bucket[f"{part}_time"] = math.nan if stored_time is None else int(stored_time)
+    stored_time = _nan(stored.get(f"{part}_time"))  # NULL, or NaN as PostgreSQL keeps it
+    bucket[f"{part}_time"] = stored_time if math.isnan(stored_time) else int(stored_time)

@@ -1,0 +1,134 @@
+"""An append merges the stored partial buckets of all its series and levels with numpy
+(rollups.merge_stored), where it merged one bucket at a time in Python: the result must be
+exactly that of the one-bucket merge (the one-point path still merges a bucket at a time), in
+the arrays and in the rows stored, on SQLite (no -0.0, NaN as NULL) and on PostgreSQL."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from sqlalchemy import select, update
+
+from mltrail.core.types import MetricBatch, SeriesChunk
+from mltrail.store.sql import SqlStore, rollups
+from mltrail.store.sql.tables import (
+    experiments,
+    metric_rollup_blocks,
+    metric_rollups,
+    metric_series,
+)
+
+_ODD = [math.nan, math.inf, -math.inf, -0.0, 0.0, 1.0, -1.0]
+
+
+def _random_stored(rng: np.random.Generator) -> dict:
+    """A stored partial as the one-bucket merge takes it: times absolute, None for NULL."""
+    stored: dict = {"n": int(rng.integers(1, 60))}
+    for part in rollups.PARTS:
+        value = float(rng.choice(_ODD)) if rng.random() < 0.4 else float(rng.normal())
+        stored.update({f"{part}_iteration": int(rng.integers(0, 30)),
+                       f"{part}_epoch": int(rng.integers(-1, 3)),
+                       f"{part}_value": None if math.isnan(value) else value,
+                       f"{part}_time": None if rng.random() < 0.15
+                       else float(rng.integers(1_000, 9_000))})  # fmt: skip
+    return stored
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_merging_all_partials_at_once_equals_merging_one_bucket_at_a_time(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 40))
+    series = np.sort(rng.integers(0, 6, n))
+    ordinals = np.arange(n, dtype=np.int64) + int(rng.integers(0, 200))
+    it = rng.integers(0, 30, n)
+    values = rng.normal(size=n)
+    odd = rng.random(n) < 0.3
+    values[odd] = rng.choice(_ODD, int(odd.sum()))
+    millis = rng.integers(1_000, 9_000, n)
+    buckets = rollups.compute_buckets(series, ordinals, 8, it, rng.integers(-1, 3, n), values,
+                                      millis)  # fmt: skip
+    firsts = np.flatnonzero(rollups.changes(buckets["series"]))
+    at = np.sort(rng.choice(firsts, int(rng.integers(1, len(firsts) + 1)), replace=False))
+    stored = [_random_stored(rng) for _ in at]
+    want = {name: column.copy() for name, column in buckets.items()}
+    for i, one in zip(at.tolist(), stored, strict=True):  # the one-bucket merge of each
+        bucket = {name: want[name][i].item() for name in rollups.COLUMNS}
+        rollups._merge_lone(bucket, one)
+        for name in rollups.COLUMNS:
+            if (
+                name.endswith("_time")
+                and want[name].dtype.kind in "iu"
+                and math.isnan(bucket[name])
+            ):
+                want[name] = want[name].astype(np.float64)
+            want[name][i] = bucket[name]
+    columns = {name: [s[name] for s in stored] for name in rollups.COLUMNS}
+    rollups.merge_stored(buckets, at, columns)
+    for name in rollups.COLUMNS:
+        assert buckets[name].dtype == want[name].dtype, name
+        got, expected = buckets[name], want[name]
+        if got.dtype == np.float64:
+            got, expected = got.view(np.uint64), expected.view(np.uint64)  # -0.0 and NaN too
+        assert got.tolist() == expected.tolist(), name
+
+
+def _chunk(key: str, iterations: np.ndarray, rng: np.random.Generator) -> SeriesChunk:
+    n = len(iterations)
+    values = rng.normal(size=n)
+    odd = rng.random(n) < 0.1
+    values[odd] = rng.choice(_ODD, int(odd.sum()))
+    times = 1.7e9 + rng.integers(0, 10**6, n) / 1000.0
+    return SeriesChunk(key, "train", iterations, rng.integers(-1, 3, n), values, times)
+
+
+def _rollups(store: SqlStore, project: int, number: int) -> tuple[list, list]:
+    """The experiment's rollup rows and blocks, by series key (NaN made comparable)."""
+    s, r, b, e = metric_series.c, metric_rollups.c, metric_rollup_blocks.c, experiments.c
+    with store._db.read() as conn:
+        pk = select(e.id).where(e.project_id == project, e.number == number).scalar_subquery()
+        keys = dict(conn.execute(select(s.id, s.key).where(s.experiment_id == pk)).all())
+        rows = [
+            (keys[row[0]], *("NaN" if x != x else x for x in row[1:]))
+            for row in conn.execute(select(metric_rollups).where(r.series_id.in_(keys)))
+        ]
+        blocks = [(keys[row.series_id], *row[1:])
+                  for row in conn.execute(select(metric_rollup_blocks)
+                                          .where(b.series_id.in_(keys)))]  # fmt: skip
+    return sorted(rows, key=str), sorted(blocks, key=str)
+
+
+def test_batches_store_the_rollups_of_the_same_points_appended_one_at_a_time(db_url: str) -> None:
+    """Batches of two series (iterations going back between batches, re-logged ones, NaN,
+    infinities and signed zeros, stored partials without times) store the rollup rows the
+    one-point path stores for the same points in the same order."""
+    rng = np.random.default_rng(17)
+    store = SqlStore.open(db_url)
+    p = store.create_project("merges").id
+    batched, single = (store.create_experiment(p) for _ in range(2))
+    at = {"a": 0, "b": 0}
+    for seq in range(10):
+        chunks = []
+        for key in "ab":
+            n = int(rng.integers(1, 130))
+            back = rng.random() < 0.4  # iterations logged again: ties with the stored ones
+            start = max(at[key] - int(rng.integers(0, 2)) * 60, 0) if back else at[key]
+            it = np.sort(start + rng.integers(0, min(n, 64) if back else n, n))
+            at[key] = max(at[key], int(it[-1]) + 1)
+            chunks.append(_chunk(key, it, rng))
+        store.append_points(p, batched.experiment_id, MetricBatch("b", seq, tuple(chunks)))
+        for k, c in enumerate(chunks):
+            for i in range(len(c.iterations)):
+                one = SeriesChunk(c.key, c.phase, c.iterations[i : i + 1], c.epochs[i : i + 1],
+                                  c.values[i : i + 1], c.times[i : i + 1])  # fmt: skip
+                store.append_points(p, single.experiment_id,
+                                    MetricBatch("s", seq * 10_000 + k * 1_000 + i, (one,)))  # fmt: skip
+        if seq == 5:  # stored partials without times (as before migration 0012), in both
+            with store._db.write() as conn:
+                conn.execute(update(metric_rollups).where(metric_rollups.c.level >= 2)
+                             .values(min_time=None, last_time=None))  # fmt: skip
+    got, want = _rollups(store, p, batched.experiment_id), _rollups(store, p, single.experiment_id)
+    assert len(got[0]) > 20 and any(row[1] == 2 for row in got[0])
+    assert got == want
+    store.close()
