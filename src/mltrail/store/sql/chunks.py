@@ -4,11 +4,11 @@
 from __future__ import annotations
 
 import numpy as np
-from sqlalchemy import Connection, delete, select
+from sqlalchemy import Connection, bindparam, delete
 
-from mltrail.core.chunk_codec import decode_chunks, encode_chunk
+from mltrail.core.chunk_codec import decode_chunks, encode_chunks
 from mltrail.core.types import SeriesChunk
-from mltrail.store.sql.engine import select_any
+from mltrail.store.sql.engine import select_any_tuples
 from mltrail.store.sql.tables import metric_chunks
 
 __all__ = ["compact_after_append", "iteration_order"]
@@ -45,39 +45,65 @@ def compact_after_append(conn: Connection, grown: list[tuple[int, int, int]]) ->
         for size in COMPACT_TIERS
         if after // size > before // size
     ]
+    if not windows:
+        return 0
     starts: dict[int, list[int]] = {}
     tests = ("series_id =", "start >=", "start <")
-    found = select_any(conn, metric_chunks, tests, windows, ("series_id", "start"))  # not data
-    for row in found:  # one query, not one a window
-        starts.setdefault(row["series_id"], []).append(row["start"])
-    removed = 0
+    found = select_any_tuples(conn, metric_chunks, tests, windows, ("series_id", "start"))
+    for series_id, start in found:  # one query, not one a window; not their data
+        starts.setdefault(series_id, []).append(start)
+    # each series' chunks (by start) as the merges leave them: a merge's chunk stands at its
+    # first chunk's start and holds the chunks it merged (a later merge may take it in too)
+    held: dict[int, dict[int, list[int]]] = {s: {x: [x] for x in xs} for s, xs in starts.items()}
+    merged: dict[int, set[int]] = {}  # per series, the starts of the chunks merges made
     for sid, low, high in windows:  # a smaller tier's merge first: the larger one counts it
-        mine = starts.get(sid, [])
-        inside = [s for s in mine if low <= s < high]
+        mine = held.get(sid, {})
+        inside = sorted(s for s in mine if low <= s < high)
         if len(inside) >= COMPACT_MIN_CHUNKS:
-            removed += _merge_window(conn, sid, (low, high))
-            starts[sid] = [s for s in mine if not low <= s < high] + [min(inside)]
-    return removed
+            mine[inside[0]] = [x for s in inside for x in mine.pop(s)]
+            merged.setdefault(sid, set()).add(inside[0])
+    groups = [(sid, held[sid][s]) for sid in merged for s in sorted(merged[sid]) if s in held[sid]]
+    for at in range(0, len(groups), MERGES_AT_ONCE):
+        _merge_groups(conn, groups[at : at + MERGES_AT_ONCE])
+    return sum(len(members) - 1 for _, members in groups)
 
 
-def _merge_window(conn: Connection, series_id: int, window: tuple[int, int]) -> int:
-    c = metric_chunks.c
-    where = (c.series_id == series_id, c.start >= window[0], c.start < window[1])
-    rows = conn.execute(select(c.start, c.count, c.data).where(*where).order_by(c.start)).all()
-    it, ep, v, t = decode_chunks([(data, n) for _, n, data in rows])
-    order = iteration_order(it)  # chunks are in order, but a later one may go back
-    if order is not None:
-        it, ep, v, t = it[order], ep[order], v[order], t[order]
-    merged = SeriesChunk("", "", it, ep, v, t)
-    conn.execute(delete(metric_chunks).where(*where))
+# merges decoded together (each a window of up to a few thousand points): a batch of a
+# thousand series completing windows at once stays within a few megabytes
+MERGES_AT_ONCE = 16
+
+
+def _merge_groups(conn: Connection, groups: list[tuple[int, list[int]]]) -> None:
+    """Replace each group of a series' chunks (their starts, in order) by one chunk of their
+    points in iteration order (stable: a merge of chunks already merged gives the very points
+    merging them again gives), all groups read with one query and written with one insert."""
+    wanted = [(sid, start) for sid, members in groups for start in members]
+    columns = ("series_id", "start", "count", "data")
+    tests = ("series_id =", "start =")
+    rows = {(r[0], r[1]): r for r in select_any_tuples(conn, metric_chunks, tests, wanted, columns)}
+    it, ep, v, t = decode_chunks([(rows[k][3], rows[k][2]) for k in wanted])
+    chunks, at = [], 0
+    for sid, members in groups:
+        n = sum(rows[sid, start][2] for start in members)
+        part = slice(at, at + n)
+        at += n
+        order = iteration_order(it[part])  # chunks are in order, but a later one may go back
+        cols = [c[part] if order is None else c[part][order] for c in (it, ep, v, t)]
+        chunks.append(SeriesChunk("", "", cols[0], cols[1], cols[2], cols[3]))
+    conn.execute(_DELETE_CHUNK, [{"s": sid, "x": start} for sid, start in wanted])
     conn.execute(
-        metric_chunks.insert().values(
-            series_id=series_id,
-            start=rows[0].start,
-            count=len(it),
-            first_iteration=int(it[0]),
-            last_iteration=int(it[-1]),
-            data=encode_chunk(merged),
-        )
-    )
-    return len(rows) - 1
+        metric_chunks.insert(),
+        [
+            {"series_id": sid, "start": members[0], "count": len(chunk),
+             "first_iteration": int(chunk.iterations[0]),
+             "last_iteration": int(chunk.iterations[-1]), "data": data}
+            for (sid, members), chunk, data in zip(groups, chunks, encode_chunks(chunks),
+                                                   strict=True)
+        ],
+    )  # fmt: skip
+
+
+_C = metric_chunks.c
+_DELETE_CHUNK = delete(metric_chunks).where(
+    _C.series_id == bindparam("s"), _C.start == bindparam("x")
+)
