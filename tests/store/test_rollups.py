@@ -75,6 +75,30 @@ def test_chunks_encoded_together_each_read_back_alone() -> None:
         assert data == chunks.encode_chunk(chunk)  # the same bytes as encoded alone
 
 
+@pytest.mark.parametrize("seed", range(12))
+def test_many_small_chunks_decode_as_decode_chunks_decodes_them(seed: int) -> None:
+    """decode_many (compaction's decoder) gives decode_chunks' very columns, bit for bit,
+    whatever planes each chunk keeps constant, for one-point chunks too."""
+    rng = np.random.default_rng(seed)
+    odd = [math.nan, -0.0, math.inf, -math.inf, 1e-310, 5e-324]
+    rows = []
+    for _ in range(int(rng.integers(1, 60))):
+        n = int(rng.choice([1, 2, 7, 50, 300]))
+        it = np.sort(rng.integers(0, 10 ** int(rng.integers(1, 18)), n))
+        if n > 3 and rng.random() < 0.3:
+            it[-2:] -= 1  # going back
+        ep = np.full(n, -1) if rng.random() < 0.5 else rng.integers(-1, 2**31 - 1, n)
+        values = np.cumsum(rng.normal(size=n)) if rng.random() < 0.7 else np.full(n, 0.25)
+        values[rng.random(n) < 0.1] = rng.choice(odd)
+        times = 1.7e9 + np.sort(rng.integers(0, 10**7, n)) / 1000.0
+        chunk = SeriesChunk("k", "train", it, ep, values, times)
+        rows.append((chunks.encode_chunk(chunk), n))
+    got, want = chunks.decode_many(rows), chunks.decode_chunks(rows)
+    for a, b in zip(got, want, strict=True):
+        assert a.dtype == b.dtype and a.flags.c_contiguous
+        assert a.view(np.uint64).tolist() == b.view(np.uint64).tolist()
+
+
 def test_decoded_columns_keep_only_their_own_memory() -> None:
     """Each column a read returns holds its own buffer: a caller keeping a series' values alone
     does not keep its iterations, epochs and times alive too (4x the memory of what it kept)."""

@@ -9,6 +9,7 @@ a chunk never inflates past its announced points).
 
 from __future__ import annotations
 
+import functools
 import struct
 import zlib
 from collections.abc import Sequence
@@ -110,6 +111,51 @@ def decode_chunks(
         _decode_into(data, [column[start : start + n] for column in columns])
         start += n
     return _as_points(columns)
+
+
+def decode_many(
+    rows: Sequence[tuple[bytes, int]],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`decode_chunks` for many small chunks (a compaction's ~80 chunks of ~50 points a
+    window): each chunk's byte planes are written with two array operations, not one a
+    plane, into one table of every point's 32 bytes, and the running sums of all chunks are
+    taken at once. The table is as large again as the points: for bounded reads only."""
+    total = sum(n for _, n in rows)
+    table = np.empty((total, _PLANES), dtype=np.uint8)
+    starts, firsts = [], []
+    at = 0
+    for data, n in rows:
+        if not n:
+            continue
+        _format, first_iteration, first_millis, mask = _HEADER.unpack_from(data)
+        kept, rest = _planes_of(mask)
+        part = table[at : at + n]
+        if len(kept):
+            part[:, kept] = np.frombuffer(data, np.uint8, len(kept), _HEADER.size)
+        if len(rest):
+            inflated = zlib.decompress(data[_HEADER.size + len(kept) :])
+            part[:, rest] = np.frombuffer(inflated, np.uint8).reshape(len(rest), n).T
+        starts.append(at)
+        firsts.append((first_iteration, first_millis))
+        at += n
+    words = table.view("<i8")  # (points, columns): the planes are each column's bytes
+    columns = [np.ascontiguousarray(words[:, c]) for c in range(_COLUMNS)]
+    if starts:
+        at_start = np.array(starts, dtype=np.intp)
+        lengths = np.diff(at_start, append=total)
+        first = np.array(firsts, dtype=np.int64)
+        for c, j in ((0, 0), (3, 1)):  # :func:`_undelta` of every chunk
+            np.cumsum(columns[c], out=columns[c])
+            columns[c] += np.repeat(first[:, j] - columns[c][at_start], lengths)
+    return _as_points(columns)
+
+
+@functools.lru_cache(maxsize=1024)
+def _planes_of(mask: int) -> tuple[np.ndarray, np.ndarray]:
+    """The constant planes a chunk header's mask marks, and the others, each in order."""
+    kept = np.array([j for j in range(_PLANES) if mask >> j & 1], dtype=np.intp)
+    rest = np.array([j for j in range(_PLANES) if not mask >> j & 1], dtype=np.intp)
+    return kept, rest
 
 
 def _as_points(columns: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

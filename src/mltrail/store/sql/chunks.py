@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from sqlalchemy import Connection, bindparam, delete
 
-from mltrail.core.chunk_codec import decode_chunks, encode_chunks
+from mltrail.core.chunk_codec import decode_many, encode_chunks
 from mltrail.core.types import SeriesChunk
 from mltrail.store.sql.engine import select_any_tuples
 from mltrail.store.sql.tables import metric_chunks
@@ -77,11 +77,13 @@ def _merge_groups(conn: Connection, groups: list[tuple[int, list[int]]]) -> None
     """Replace each group of a series' chunks (their starts, in order) by one chunk of their
     points in iteration order (stable: a merge of chunks already merged gives the very points
     merging them again gives), all groups read with one query and written with one insert."""
-    wanted = [(sid, start) for sid, members in groups for start in members]
+    spans = [(sid, members[0], members[-1]) for sid, members in groups]  # no others between
     columns = ("series_id", "start", "count", "data")
-    tests = ("series_id =", "start =")
-    rows = {(r[0], r[1]): r for r in select_any_tuples(conn, metric_chunks, tests, wanted, columns)}
-    it, ep, v, t = decode_chunks([(rows[k][3], rows[k][2]) for k in wanted])
+    tests = ("series_id =", "start >=", "start <=")
+    rows = {(r[0], r[1]): r for r in select_any_tuples(conn, metric_chunks, tests, spans, columns)}
+    wanted = [(sid, start) for sid, members in groups for start in members]
+    assert len(rows) == len(wanted), "a merge's chunks are the only ones within its span"
+    it, ep, v, t = decode_many([(rows[k][3], rows[k][2]) for k in wanted])
     chunks, at = [], 0
     for sid, members in groups:
         n = sum(rows[sid, start][2] for start in members)
@@ -90,7 +92,7 @@ def _merge_groups(conn: Connection, groups: list[tuple[int, list[int]]]) -> None
         order = iteration_order(it[part])  # chunks are in order, but a later one may go back
         cols = [c[part] if order is None else c[part][order] for c in (it, ep, v, t)]
         chunks.append(SeriesChunk("", "", cols[0], cols[1], cols[2], cols[3]))
-    conn.execute(_DELETE_CHUNK, [{"s": sid, "x": start} for sid, start in wanted])
+    conn.execute(_DELETE_CHUNKS, [{"s": sid, "lo": lo, "hi": hi} for sid, lo, hi in spans])
     conn.execute(
         metric_chunks.insert(),
         [
@@ -104,6 +106,6 @@ def _merge_groups(conn: Connection, groups: list[tuple[int, list[int]]]) -> None
 
 
 _C = metric_chunks.c
-_DELETE_CHUNK = delete(metric_chunks).where(
-    _C.series_id == bindparam("s"), _C.start == bindparam("x")
+_DELETE_CHUNKS = delete(metric_chunks).where(
+    _C.series_id == bindparam("s"), _C.start >= bindparam("lo"), _C.start <= bindparam("hi")
 )
