@@ -6,7 +6,7 @@ use); :class:`ValidationError` names the field at fault. No I/O.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -64,6 +64,47 @@ def series_chunk(chunk: SeriesChunk) -> SeriesChunk:
             f"must be finite unix times within +-{MAX_UNIX_TIME:.0e} seconds", f"{key}.time"
         )
     return SeriesChunk(key, ph, iterations, epochs, values, times, chunk.packed)
+
+
+def series_chunks(chunks: Sequence[SeriesChunk]) -> list[SeriesChunk]:
+    """:func:`series_chunk` of each chunk of a batch, the numeric bounds checked once over all
+    of their points (a batch of 20 series paid 8 numpy reductions a chunk); a batch that fails
+    them is checked chunk by chunk, so the error names the chunk and field at fault."""
+    if len(chunks) < 4:
+        return [series_chunk(c) for c in chunks]
+    checked = []
+    for chunk in chunks:
+        n = len(chunk.iterations)
+        lengths = (len(getattr(chunk, name)) for name in ("epochs", "values", "times"))
+        if not n or any(m != n for m in lengths) or not _plain_key(chunk):
+            return [series_chunk(c) for c in chunks]  # the first error, naming its chunk
+        checked.append(SeriesChunk(
+            chunk.key, chunk.phase,
+            np.asarray(chunk.iterations, dtype=np.int64), np.asarray(chunk.epochs, dtype=np.int64),
+            np.asarray(chunk.values, dtype=np.float64), np.asarray(chunk.times, dtype=np.float64),
+            chunk.packed,
+        ))  # fmt: skip
+    iterations = np.concatenate([c.iterations for c in checked])
+    epochs = np.concatenate([c.epochs for c in checked])
+    times = np.concatenate([c.times for c in checked])
+    if not (
+        iterations.min() >= 0
+        and epochs.min() >= -1
+        and epochs.max() <= MAX_EPOCH
+        and (np.abs(times) <= MAX_UNIX_TIME).all()  # False for NaN too
+    ):
+        return [series_chunk(c) for c in chunks]
+    return checked
+
+
+def _plain_key(chunk: SeriesChunk) -> bool:
+    """Whether the chunk's key and phase are plain strings that pass their checks as they are."""
+    if type(chunk.key) is not str or type(chunk.phase) is not str:
+        return False
+    try:
+        return metric_key(chunk.key) == chunk.key and phase(chunk.phase) == chunk.phase
+    except ValidationError:
+        return False
 
 
 def series_queries(value: Any, field: str = "series") -> tuple[SeriesQuery, ...]:

@@ -17,7 +17,7 @@ import numpy as np
 from sqlalchemy import Connection, bindparam, select
 
 from mltrail.core.chunk_codec import packed_data
-from mltrail.core.points import batch_chunk_count, series_chunk
+from mltrail.core.points import batch_chunk_count, series_chunks
 from mltrail.core.types import (
     MetricBatch,
     MetricSummary,
@@ -44,6 +44,8 @@ def _merge_chunks(chunks: list[SeriesChunk]) -> list[SeriesChunk]:
     grouped: dict[tuple[str, str], list[SeriesChunk]] = {}
     for chunk in chunks:
         grouped.setdefault((chunk.key, chunk.phase), []).append(chunk)
+    if len(grouped) == len(chunks) > 1 and _all_in_order(chunks):
+        return chunks  # the usual batch (the SDK's, MLflow's): nothing to merge or sort
     merged = []
     for (key, phase), parts in grouped.items():
         cols = [
@@ -62,6 +64,14 @@ def _merge_chunks(chunks: list[SeriesChunk]) -> list[SeriesChunk]:
     return merged
 
 
+def _all_in_order(chunks: list[SeriesChunk]) -> bool:
+    """Whether every chunk's iterations are in order (one check for all of them)."""
+    iterations = np.concatenate([c.iterations for c in chunks])
+    back = iterations[1:] < iterations[:-1]
+    back[np.cumsum([len(c) for c in chunks[:-1]]) - 1] = False  # from one chunk to the next
+    return not back.any()
+
+
 class PackedBatch:
     """A batch checked, merged into one chunk per series and packed as stored: the work of an
     append that needs nothing stored, done before its write transaction (so a concurrent
@@ -71,7 +81,7 @@ class PackedBatch:
 
     def __init__(self, batch: MetricBatch) -> None:
         self.client_id, self.seq = batch.client_id, batch.seq
-        self.chunks = _merge_chunks([series_chunk(c) for c in batch.chunks])
+        self.chunks = _merge_chunks(series_chunks(batch.chunks))
         self.data = packed_data(self.chunks)
 
 
