@@ -6,7 +6,8 @@ last point may lie outside the range, and dropping them (or it) loses the range'
 and ends. Such a bucket is split into its buckets one level finer (those inside kept whole,
 those still straddling split again), and at the first level into the raw points of its
 iterations inside the range; each step reads at most one bucket's children, so the edges of
-a zoom cost a few dozen rows and at most a first-level bucket's worth of points.
+a zoom cost a few dozen rows and about a first-level bucket's worth of points each (more when
+iterations repeat: the raw read goes by iteration range, and the repeats are dropped after).
 """
 
 from __future__ import annotations
