@@ -38,7 +38,7 @@ def test_a_block_decodes_to_the_rows_it_packed() -> None:
         rows.append((point["n"], *(x for p in rollups.PARTS for x in point[p])))
     data = rollup_blocks.encode_block(rows)
     assert data is not None
-    table = rollup_blocks._decode_ints([data])[0]
+    table = rollup_blocks.decode_ints([data])[0]
     values = table.view("<f8")
     for j, name in enumerate(rollups.COLUMNS):
         want = [row[j] for row in rows]

@@ -1,4 +1,4 @@
-"""An append seals its blocks from the buckets it computed (rollup_blocks.seal_blocks), not
+"""An append seals its blocks from the buckets it computed (rollup_sealing.seal_blocks), not
 from its rows read back: the blocks must be the very bytes that packing the rows as stored
 gives (what sealing did before), on SQLite (no -0.0, NaN as NULL) and on PostgreSQL."""
 
@@ -10,7 +10,7 @@ import numpy as np
 from sqlalchemy import select, update
 
 from mltrail.core.types import MetricBatch, SeriesChunk
-from mltrail.store.sql import SqlStore, rollup_blocks, rollups
+from mltrail.store.sql import SqlStore, rollup_blocks, rollup_sealing, rollups
 from mltrail.store.sql.tables import metric_rollup_blocks, metric_rollups, metric_series
 
 _ODD = np.array([math.nan, -math.nan, math.inf, -math.inf, -0.0, 0.0])
@@ -46,7 +46,7 @@ def _sealed_from_rows(store: SqlStore) -> tuple[dict, list]:
     packed from its rows as stored, as sealing did before: the blocks and rows it leaves."""
     r = metric_rollups.c
     with store._db.write() as conn:
-        rollup_blocks.unpack_all(conn)
+        rollup_sealing.unpack_all(conn)
         counts = conn.execute(select(metric_series.c.id, metric_series.c.count)).all()
         blocks = []
         for series_id, count in counts:

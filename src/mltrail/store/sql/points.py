@@ -32,7 +32,8 @@ from mltrail.store.sql.access import Scope, SqlNoun, experiment_pk, touched_expe
 from mltrail.store.sql.batches import claim_batch
 from mltrail.store.sql.chunks import compact_after_append, iteration_order
 from mltrail.store.sql.engine import Database, select_any_tuples
-from mltrail.store.sql.rollup_blocks import BLOCK_BUCKETS, Fresh, seal_blocks, store_blocks
+from mltrail.store.sql.rollup_blocks import BLOCK_BUCKETS
+from mltrail.store.sql.rollup_sealing import Fresh, seal_blocks, store_blocks
 from mltrail.store.sql.series import read_series, read_series_batch
 from mltrail.store.sql.tables import metric_chunks, metric_rollups, metric_series
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 import numpy as np
 from sqlalchemy import Connection
 
-from mltrail.store.sql import rollup_blocks, rollups
+from mltrail.store.sql import rollup_reads, rollups
 
 # the raw points (iterations, epochs, values, times in seconds) of the iterations in
 # ``bounds``, in iteration order, and how many rows were read for them
@@ -31,7 +31,7 @@ def in_range_items(
     conn: Connection,
     series_id: int,
     level: int,
-    table: rollup_blocks.Table,
+    table: rollup_reads.Table,
     bounds: tuple[int, int],
     read_raw: RawReader,
 ) -> tuple[Items, int]:
@@ -48,7 +48,7 @@ def in_range_items(
 def _collect(
     where: tuple[Connection, int, tuple[int, int], RawReader],
     level: int,
-    table: rollup_blocks.Table,
+    table: rollup_reads.Table,
     pieces: list[Items],
 ) -> int:
     """Append the in-range parts of the table's buckets to ``pieces``; the rows read for the
@@ -75,7 +75,7 @@ def _collect(
         factor = rollups.LEVEL_SIZES[level - 1] // rollups.LEVEL_SIZES[level - 2]
         bucket = int(table["bucket"][i])
         span = (bucket * factor, (bucket + 1) * factor - 1)
-        finer = rollup_blocks.level_range(conn, series_id, level - 1, part, span)
+        finer = rollup_reads.level_range(conn, series_id, level - 1, part, span)
         rows += len(finer["bucket"])
         rows += _collect(where, level - 1, finer, pieces)
     return rows

@@ -3,7 +3,7 @@
 :func:`rollups.downsample` of one series' level costs a few dozen numpy calls, about a tenth of
 a millisecond whatever its size: a hundred series paid it a hundred times. Here every series
 read from a level is downsampled by the same few calls over the level's arrays of all of
-them (:class:`rollup_blocks.LevelArrays`), giving each series exactly what
+them (:class:`rollup_levels.LevelColumns`), giving each series exactly what
 ``rollups.downsample(series._level_items(table), max_points)`` gives it (the picks, their
 order, the duplicates dropped and the cap; checked in tests/store/test_batched_reads.py).
 """

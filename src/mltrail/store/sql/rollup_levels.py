@@ -2,7 +2,7 @@
 chart read of a series (:func:`level_tables`) and a compare view's batched read
 (``rollup_batch.downsample_level``) downsample.
 
-The blocks and rows of a level (:class:`rollup_blocks.StoredLevel`) are laid out series by
+The blocks and rows of a level (:class:`rollup_reads.StoredLevel`) are laid out series by
 series in bucket order, a column decoded and gathered only when a read asks for it.
 """
 
@@ -15,7 +15,8 @@ import numpy as np
 from sqlalchemy import Connection
 
 from mltrail.store.sql import rollups
-from mltrail.store.sql.rollup_blocks import BLOCK_BUCKETS, StoredLevel, Table, fetch_level
+from mltrail.store.sql.rollup_blocks import BLOCK_BUCKETS
+from mltrail.store.sql.rollup_reads import StoredLevel, Table, fetch_level
 
 
 def level_tables(conn: Connection, level: int, series_ids: Sequence[int]) -> dict[int, Table]:

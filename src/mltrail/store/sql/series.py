@@ -19,7 +19,7 @@ from mltrail.core.chunk_codec import decode_chunks
 from mltrail.core.errors import MltrailError, NotFoundError, PermissionDeniedError, ValidationError
 from mltrail.core.points import MAX_BATCH_SERIES
 from mltrail.core.types import Series, SeriesAnswer, SeriesQuery
-from mltrail.store.sql import range_edges, rollup_batch, rollup_blocks, rollup_levels, rollups
+from mltrail.store.sql import range_edges, rollup_batch, rollup_levels, rollup_reads, rollups
 from mltrail.store.sql.access import Scope, experiment_pk, fetch_tuples
 from mltrail.store.sql.chunks import iteration_order
 from mltrail.store.sql.tables import experiments, metric_chunks, metric_series, project_members
@@ -78,7 +78,7 @@ def read_stored(
     series_id: int,
     max_points: int | None,
     bounds: tuple[int, int] | None,
-    table: rollup_blocks.Table | None = None,
+    table: rollup_reads.Table | None = None,
 ) -> SeriesRead:
     """The read of :func:`read_series` once the series row is found (``empty`` names it);
     ``table``: the level's buckets when already fetched (a batched read fetches every
@@ -155,7 +155,7 @@ def _read_range(
 
 def _range_level(
     conn: Connection, series_id: int, bounds: tuple[int, int], max_points: int
-) -> tuple[int, rollup_blocks.Table | None]:
+) -> tuple[int, rollup_reads.Table | None]:
     """The coarsest level with at least :func:`rollups.groups_for` buckets overlapping
     ``bounds``, and those buckets; ``(0, None)`` when even the first level has fewer, or when
     points logged out of iteration order make more than the two edge buckets straddle the
@@ -172,7 +172,7 @@ def _range_level(
         size = rollups.LEVEL_SIZES[level - 1]
         if first is not None and last is not None:
             span = (first // size, last // size)
-        table = rollup_blocks.level_range(conn, series_id, level, bounds, span)
+        table = rollup_reads.level_range(conn, series_id, level, bounds, span)
         count = len(table["bucket"])
         if not count:
             continue
@@ -223,7 +223,7 @@ def _read_inside(conn: Connection, series_id: int, bounds: tuple[int, int]) -> t
     return (cols[0][keep], cols[1][keep], cols[2][keep], cols[3][keep]), rows
 
 
-def _level_items(table: rollup_blocks.Table) -> dict[str, np.ndarray]:
+def _level_items(table: rollup_reads.Table) -> dict[str, np.ndarray]:
     """A level's buckets as :func:`rollups.downsample` reads them (times in seconds).
 
     Downsampling takes min and max of every bucket but only the first point of the first
@@ -285,7 +285,7 @@ def read_series_batch(
             f"names {len(plan):,} series, at most {MAX_BATCH_SERIES:,} per request",
             "series",
         )
-    tables: dict[int, rollup_blocks.Table] = {}
+    tables: dict[int, rollup_reads.Table] = {}
     ready: dict[int, rollup_batch.Points] = {}
     if bounds is None:  # every series' level read at once: two queries per level
         levels: dict[int, list[int]] = {}
@@ -349,7 +349,7 @@ def _answer(
     max_points: int,
     bounds: tuple[int, int] | None,
     times: bool,
-    tables: dict[int, rollup_blocks.Table],
+    tables: dict[int, rollup_reads.Table],
     ready: dict[int, rollup_batch.Points],
 ) -> SeriesAnswer:
     if isinstance(found, MltrailError):

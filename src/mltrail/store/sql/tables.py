@@ -198,8 +198,9 @@ metric_rollups = Table(
     *_point_columns("max"),
 )
 
-# Complete rollup buckets packed BLOCK_BUCKETS at a time (rollup_blocks.py): a chart read
-# fetches a few blobs instead of a row per bucket; the buckets of a block have no rows left.
+# Complete rollup buckets packed BLOCK_BUCKETS at a time (rollup_blocks.py, sealed by
+# rollup_sealing.py): a chart read fetches a few blobs instead of a row per bucket; the buckets
+# of a block have no rows left.
 metric_rollup_blocks = Table(
     "metric_rollup_blocks",
     metadata,

@@ -2,7 +2,7 @@
 a few blobs instead of one row per bucket.
 
 Buckets already stored stay rows and read as before: a read joins a level's blocks and rows,
-and an append seals the complete blocks of the levels it fills (store/sql/rollup_blocks.py).
+and an append seals the complete blocks of the levels it fills (store/sql/rollup_sealing.py).
 
 Revision ID: 0014_rollup_blocks
 Revises: 0013_project_lifecycle
@@ -39,7 +39,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     """Unpack every block back into rows, then drop the table."""
-    from mltrail.store.sql.rollup_blocks import unpack_all
+    from mltrail.store.sql.rollup_sealing import unpack_all
 
     unpack_all(op.get_bind())
     op.drop_table("metric_rollup_blocks")

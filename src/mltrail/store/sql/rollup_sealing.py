@@ -1,0 +1,171 @@
+"""Sealing rollup blocks: an append packs the blocks its points complete (:func:`seal_blocks`)
+into ``metric_rollup_blocks`` (:func:`store_blocks`), in the form :mod:`rollup_blocks` defines,
+and deletes their buckets' rows. A sealed block never changes (only the last bucket of a level
+is ever partial), and a rewind deletes the series.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from sqlalchemy import Connection, bindparam, delete, select
+
+from mltrail.store.sql import rollups
+from mltrail.store.sql.access import fetch_tuples
+from mltrail.store.sql.engine import Database
+from mltrail.store.sql.rollup_blocks import (
+    BLOCK_BUCKETS,
+    COLUMNS,
+    FIRST_IT,
+    INDEX,
+    TIMES,
+    VALUES,
+    WIDTH,
+    decode_ints,
+    encode_columns,
+)
+from mltrail.store.sql.tables import metric_rollup_blocks, metric_rollups
+
+# A level's buckets an append computed: per bucket its series id and bucket number, and the
+# :data:`rollups.COLUMNS` as stored (exact integers; times relative as in the rows)
+Fresh = tuple[np.ndarray, np.ndarray, list[np.ndarray]]
+Block = tuple[int, int, int, int, int, bytes]  # series, level, block, iterations, data
+
+
+def seal_blocks(
+    conn: Connection,
+    grown: Sequence[tuple[int, int, int]],
+    fresh: Callable[[int], Fresh],
+    sqlite: bool,
+) -> list[Block]:
+    """The blocks an append completes: ``grown`` lists (series id, points before, points
+    after), ``fresh(level)`` the level's buckets the append computed. A level's block is
+    complete once the series holds its every point; it packs the rows of its buckets as they
+    are stored after the append (those of earlier complete blocks still stored as rows too),
+    read back only for the buckets stored before the append (the append's own come from
+    ``fresh``, as the database would give them back: ``sqlite`` keeps no -0.0).
+    The caller writes the blocks (:func:`store_blocks`) and no row of their buckets."""
+    blocks: list[Block] = []
+    levels: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, list[np.ndarray]]] = {}
+    for series_id, before, after in grown:
+        for level, size in enumerate(rollups.LEVEL_SIZES, start=1):
+            span = BLOCK_BUCKETS * size
+            if after // span > before // span:
+                if level not in levels:
+                    levels[level] = _as_read(fresh(level), sqlite)
+                end = (after // span) * BLOCK_BUCKETS
+                blocks += _level_blocks(conn, (series_id, level), (before // size, end),
+                                        levels[level])  # fmt: skip
+    return blocks
+
+
+def _as_read(fresh: Fresh, sqlite: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, list]:
+    """``fresh`` with its columns also as one float64 array, as the database gives them back
+    (NaN values as NULL: the one NaN; on SQLite -0.0 as 0.0; times as doubles)."""
+    series, bucket, columns = fresh
+    floats = np.array(columns, dtype=np.float64).reshape(WIDTH, len(bucket))
+    values = floats[VALUES]
+    if sqlite:
+        values += 0.0  # -0.0 + 0.0 is 0.0
+    values[np.isnan(values)] = np.nan
+    floats[VALUES] = values
+    return series, bucket, floats, columns
+
+
+def store_blocks(conn: Connection, db: Database, blocks: list[Block]) -> None:
+    """Write the blocks :func:`seal_blocks` packed with one insert, and delete their buckets'
+    rows stored before the append with one executemany delete."""
+    if not blocks:
+        return
+    names = ["series_id", "level", "block", "first_iteration", "last_iteration", "data"]
+    db.insert_rows(conn, metric_rollup_blocks, names, blocks)
+    gone = [{"s": s, "l": level, "lo": k * BLOCK_BUCKETS, "hi": (k + 1) * BLOCK_BUCKETS}
+            for s, level, k, *_ in blocks]  # fmt: skip
+    conn.execute(_DELETE_ROWS, gone)
+
+
+_R = metric_rollups.c
+# built once: an append that completes blocks runs them per series and level
+_BLOCK_ROWS = (
+    select(_R.bucket, *(_R[c] for c in COLUMNS))
+    .where(_R.series_id == bindparam("s"), _R.level == bindparam("l"), _R.bucket < bindparam("end"))
+    .order_by(_R.bucket)
+)
+_DELETE_ROWS = delete(metric_rollups).where(
+    _R.series_id == bindparam("s"),
+    _R.level == bindparam("l"),
+    _R.bucket >= bindparam("lo"),
+    _R.bucket < bindparam("hi"),
+)
+
+
+def _level_blocks(
+    conn: Connection,
+    key: tuple[int, int],
+    bounds: tuple[int, int],
+    level: tuple[np.ndarray, np.ndarray, np.ndarray, list[np.ndarray]],
+) -> list[Block]:
+    """The blocks packing every complete block of buckets below ``bounds[1]`` still stored as
+    rows, those from ``bounds[0]`` on (the append's) taken from ``level`` (a block with a
+    bucket without times stays rows)."""
+    (series_id, number), (lo, end) = key, bounds
+    result = conn.execute(_BLOCK_ROWS, {"s": series_id, "l": number, "end": lo})
+    try:
+        rows = list(result.cursor.fetchall())
+    finally:
+        result.close()
+    series, bucket, floats, columns = level
+    mine = np.flatnonzero((series == series_id) & (bucket < end))
+    buckets = [row[0] for row in rows] + bucket[mine].tolist()
+    table = np.empty((WIDTH, len(buckets)))
+    table[:, : len(rows)] = np.array([row[1:] for row in rows], np.float64).reshape(-1, WIDTH).T
+    table[:, len(rows) :] = floats[:, mine]
+    held = len(rows)
+
+    def exact(j: int, start: int, stop: int) -> np.ndarray:
+        """Column ``j`` of buckets ``start:stop`` as exact integers (as stored)."""
+        old = [row[1 + j] for row in rows[start:stop]]
+        picked = mine[max(start - held, 0) : max(stop - held, 0)]
+        new = floats[j, picked] if j in TIMES else columns[j][picked]  # times stored as doubles
+        return np.concatenate([np.array(old, dtype=np.int64), new.astype(np.int64)])
+
+    blocks = []
+    for start in range(0, len(buckets), BLOCK_BUCKETS):
+        stop = start + BLOCK_BUCKETS
+        first = buckets[start]
+        if (
+            stop > len(buckets)
+            or buckets[stop - 1] != first + BLOCK_BUCKETS - 1
+            or first % BLOCK_BUCKETS
+        ):
+            break  # buckets missing (never, as buckets are written): leave the rest as rows
+        data = encode_columns(
+            table[:, start:stop], functools.partial(exact, start=start, stop=stop)
+        )
+        if data is None:
+            continue
+        lowest = int(exact(FIRST_IT, start, stop).min())
+        highest = int(exact(INDEX["last_iteration"], start, stop).max())
+        blocks.append((series_id, number, first // BLOCK_BUCKETS, lowest, highest, data))
+    return blocks
+
+
+def unpack_all(conn: Connection) -> None:
+    """Every block back into rows (migration 0014's downgrade)."""
+    b = metric_rollup_blocks.c
+    for series_id, level, block, data in fetch_tuples(
+        conn, select(b.series_id, b.level, b.block, b.data)
+    ):
+        ints = decode_ints([data])[0]
+        values = ints[VALUES].view("<f8")
+        rows = []
+        for k in range(ints.shape[1]):
+            row = dict(zip(COLUMNS, ints[:, k].tolist(), strict=True))
+            for i, value in zip(VALUES, values[:, k].tolist(), strict=True):
+                row[COLUMNS[i]] = None if value != value else value
+            rows.append({"series_id": series_id, "level": level,
+                         "bucket": block * BLOCK_BUCKETS + k, **row})  # fmt: skip
+        conn.execute(metric_rollups.insert(), rows)
+    conn.execute(delete(metric_rollup_blocks))
