@@ -5,8 +5,9 @@
 ``batch_points`` points are waiting), turns the columns into numpy arrays and sends
 :class:`MetricBatch` / :class:`LogBatch` objects, each with this writer's ``client_id`` and its
 own ``seq``, so a batch retried after a lost answer is stored once. Transport faults are
-retried with backoff, then the batch goes to the spool; training is never interrupted unless
-``strict`` is set, in which case the fault is raised at the next ``log`` or at the end.
+retried with backoff, then the batch goes to the spool (:mod:`mltrail.sdk.delivery`); training
+is never interrupted unless ``strict`` is set, in which case the fault is raised at the next
+``log`` or at the end.
 
 Memory stays bounded: once more than ``max_buffered_points`` points wait while the thread has
 been stuck sending one batch for ``stall_seconds`` (or the store is known to be unreachable),
@@ -24,11 +25,7 @@ a list, and drains take records by copy-then-delete. And the writer's lock is he
 list and numpy work and :meth:`Spooler.put` (a deque append): never around I/O, a store call, a
 warning, logging or printing. The training thread does no I/O at all.
 
-Liveness: the writer's thread, and only it, heartbeats (``store.record_heartbeat``) at its
-first wake and then every :func:`~mltrail.core.liveness.heartbeat_interval` seconds of the
-store's ``crash_after``, right after a drain and with no lock held; a failed heartbeat is
-silent (the batches' own path warns about faults). So a run reads ``crashed`` once its process
-dies, hangs outside Python or loses the store, however idle its training loop is.
+Liveness: the writer's thread, and only it, heartbeats (see :mod:`mltrail.sdk.delivery`).
 """
 
 from __future__ import annotations
@@ -37,20 +34,17 @@ import atexit
 import itertools
 import threading
 import time
-import uuid
 import warnings
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from mltrail.core.errors import MltrailError, TransportError
-from mltrail.core.liveness import HEARTBEAT_SECONDS, heartbeat_interval
 from mltrail.core.types import LogLine, SeriesChunk
-from mltrail.sdk.buffer import Call, metric_batches, points_of, series_chunks, size_of, take
+from mltrail.sdk.buffer import Call, metric_batches, points_of, series_chunks, take
+from mltrail.sdk.delivery import RETRY_DELAYS, Delivery
 from mltrail.sdk.outbox import BATCH_LINES, build_outbox
 from mltrail.sdk.records import encode_metrics
-from mltrail.sdk.spool import RunAddress, Spool, SpoolWarning, is_transient, order_stamp
-from mltrail.sdk.spooler import Spoolable, Spooler
-from mltrail.sdk.sync import Destination, is_refusal, replay
+from mltrail.sdk.spool import RunAddress, Spool, SpoolWarning, order_stamp
+from mltrail.sdk.spooler import Spoolable
 
 if TYPE_CHECKING:
     from mltrail.store.base import Store
@@ -58,16 +52,13 @@ if TYPE_CHECKING:
 FLUSH_INTERVAL_SECONDS = 1.0  # a kill -9 loses at most about this much
 BATCH_POINTS = 50_000
 MAX_HELD_LINES = 200_000  # log lines held while the store stalls; newer ones are counted, dropped
-RETRY_DELAYS = (0.25, 0.5, 1.0, 2.0)
 CLOSE_TIMEOUT_SECONDS = 30.0
 BUFFERED_BATCHES = 4  # points held in memory while the store stalls, in batches
 HARD_LIMIT_BATCHES = 20  # points held whatever the store does (then spooled), in batches
 STALL_SECONDS = 0.5  # a store call this long counts as a stall
-NUMBER_RETRY_SECONDS = 2.0  # a run started offline asks the store for its number this often
-SPOOLER_IDLE_WAIT = 5.0  # how long a replay waits for queued batches to reach the spool
 
 
-class Writer:
+class Writer(Delivery):
     """Buffers points, log lines and weights links of one experiment and sends them.
 
     Args:
@@ -108,26 +99,23 @@ class Writer:
         hard_limit_points: int | None = None,
         stall_seconds: float = STALL_SECONDS,
     ) -> None:
-        self.store = store
-        ref = None if project_id is None or experiment_id is None else (project_id, experiment_id)
-        self.address = RunAddress(target, ref, run)
-        self._first_target = target  # what the files spooled before numbering name
-        self._number_run = number_run
-        self._next_number_try = 0.0  # monotonic
-        self.spool = spool
-        self.strict = strict
         self.flush_interval = flush_interval
         self.batch_points = batch_points
-        self.retry_delays = tuple(retry_delays)
         self.max_buffered_points = max_buffered_points or BUFFERED_BATCHES * batch_points
         self.hard_limit_points = max(
             hard_limit_points or HARD_LIMIT_BATCHES * batch_points, self.max_buffered_points
         )
         self.stall_seconds = stall_seconds
-        self.client_id = uuid.uuid4().hex
-        self.error: BaseException | None = None  # strict mode: raised by the training thread
-        self.spooled_batches = 0
-        self.rejected_batches = 0  # refused by the store (4xx), kept in spool/rejected
+        ref = None if project_id is None or experiment_id is None else (project_id, experiment_id)
+        super().__init__(
+            store,
+            RunAddress(target, ref, run),
+            spool=spool,
+            number_run=number_run,
+            strict=strict,
+            retry_delays=retry_delays,
+            spool_limit_points=self.hard_limit_points,
+        )
         self._seq = itertools.count(1)
         self._lock = threading.Lock()  # guards takes and the compacted buffer; appends go without
         self._send_lock = threading.Lock()  # one drain at a time, so batches stay in order
@@ -136,7 +124,6 @@ class Writer:
         self._taken = 0  # points ever taken from _calls (written under the lock only)
         self._compacted: list[SeriesChunk] = []  # records turned into columns, not yet sent
         self._compacted_points = 0
-        self._busy_since: float | None = None  # monotonic start of the store call in progress
         self._overflowed = False  # the training thread spooled points since the last drain
         self.overflow_batches = 0  # batches the training thread spooled past the cap
         self.compactions = 0  # times the training thread turned records into columns
@@ -145,37 +132,7 @@ class Writer:
         self.dropped_lines = 0  # lines not held while the store stalled (MAX_HELD_LINES)
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._deadline: float | None = None
-        self._spool_pending = self.address.ref is None  # offline: all to the spool until numbered
-        self._unreachable = False  # the last delivery failed: try the next once, no retries
-        self._warned_offline = False
-        self._heartbeat_every = HEARTBEAT_SECONDS  # until the store says its crash_after
-        self._next_heartbeat = 0.0  # monotonic; the first wake heartbeats
         self._thread: threading.Thread | None = None
-        self._spooler = Spooler(
-            spool,
-            self.address,
-            self.client_id,
-            limit_points=self.hard_limit_points,
-            on_error=self._remember_spool_error,
-        )
-
-    @property
-    def project_id(self) -> int:
-        return self._ref()[0]
-
-    @property
-    def experiment_id(self) -> int:
-        return self._ref()[1]
-
-    @property
-    def target(self) -> str:
-        return self.address.target
-
-    def _ref(self) -> tuple[int, int]:
-        ref = self.address.ref
-        assert ref is not None, "the run has no number yet"
-        return ref
 
     # --- what the training thread calls --------------------------------------------------------
     def add_points(
@@ -288,10 +245,6 @@ class Writer:
         """True once every batch queued for the spool is written (or dropped)."""
         return self._spooler.wait_idle(timeout)
 
-    def _remember_spool_error(self, exc: BaseException) -> None:
-        if self.strict and self.error is None:
-            self.error = exc
-
     # --- lifecycle -------------------------------------------------------------------------------
     def start(self) -> Writer:
         """Start the daemon thread; also drained at interpreter exit."""
@@ -351,26 +304,6 @@ class Writer:
             if self._until_heartbeat() <= 0:
                 self._heartbeat()
 
-    # --- liveness (the writer's thread only, no lock held) --------------------------------------
-    def _until_heartbeat(self) -> float:
-        return max(self._next_heartbeat - time.monotonic(), 0.0)
-
-    def _heartbeat(self) -> None:
-        """Tell the store this run is alive; beat as often as its ``crash_after`` asks."""
-        ref = self.address.ref
-        if ref is None:  # started offline, no number yet: nothing to beat for
-            self._next_heartbeat = time.monotonic() + self._heartbeat_every
-            return
-        self._busy_since = time.monotonic()  # a heartbeat that hangs is a stall too
-        try:
-            liveness = self.store.record_heartbeat(*ref)
-            self._heartbeat_every = heartbeat_interval(liveness.crash_after)
-        except Exception:  # unreachable or refused: the batches' path says so, and retries
-            pass
-        finally:
-            self._busy_since = None
-        self._next_heartbeat = time.monotonic() + self._heartbeat_every
-
     # --- sending -----------------------------------------------------------------------------------
     def _drain(self) -> None:
         with self._send_lock:
@@ -393,116 +326,5 @@ class Writer:
                     break
                 self._deliver(encode, batch, call, stamp)
             if self._spool_pending and not self._past_deadline():
-                self._replay_spooled()  # in file order: cut time, so the order things were logged
-
-    def _deliver(
-        self, encode: Callable[[Any], dict], batch: Any, call: Callable[..., Any], stamp: int
-    ) -> None:
-        """Send with retries; spool when the store stays unreachable. Never raises.
-
-        ``stamp`` (:func:`~mltrail.sdk.spool.order_stamp`) is when the batch was cut from the
-        buffer; spooled, it sorts by it.
-        """
-        fault: BaseException | None = None
-        self._busy_since = time.monotonic()  # retries included: a stall is a stall
-        delays = (0.0,) if self._unreachable else (0.0, *self.retry_delays)
-        try:
-            for delay in delays:
-                if delay and not self._may_wait(delay):
-                    break
-                try:
-                    call(self.project_id, self.experiment_id, batch)
-                    self._unreachable = False
-                    return
-                except Exception as exc:
-                    fault = exc
-                    if isinstance(exc, MltrailError) and is_refusal(exc):  # a poison batch:
-                        self._reject(exc, encode(batch))  # never retried, never blocks the rest
-                        return
-                    if not is_transient(exc):
-                        break
-        finally:
-            self._busy_since = None
-        self._to_spool(encode, batch, fault, stamp)
-
-    def _past_deadline(self) -> bool:
-        return self._deadline is not None and time.monotonic() > self._deadline
-
-    def _may_wait(self, delay: float) -> bool:
-        if self._deadline is not None and time.monotonic() + delay > self._deadline:
-            return False
-        time.sleep(delay)
-        return True
-
-    def _replay_spooled(self) -> bool:
-        if self.address.ref is None and not self._try_number(final=self._stop.is_set()):
-            return False
-        if not self._spooler.wait_idle(SPOOLER_IDLE_WAIT):  # older batches still on their way
-            return False
-        ref, run = self.address.ref, self.address.run
-        runs = {run: ref} if run is not None and ref is not None else {}
-        here = Destination(self.address.target, self._first_target)
-        self._busy_since = time.monotonic()
-        try:
-            result = replay(self.spool, self.store, here, client_id=self.client_id, runs=runs)
-        except Exception:
-            return False
-        finally:
-            self._busy_since = None
-        self._spool_pending = result.remaining > 0
-        return not self._spool_pending
-
-    def _try_number(self, *, final: bool = False) -> bool:
-        """Ask the store to number a run started offline (at most every few seconds, and once
-        more at the end); from then on its batches go to the store, the spooled ones first."""
-        now = time.monotonic()
-        if self._number_run is None or (now < self._next_number_try and not final):
-            return False
-        self._next_number_try = now + NUMBER_RETRY_SECONDS
-        self._busy_since = now
-        try:
-            p, e, target = self._number_run()
-        except Exception:  # unreachable still (or refused: the spool keeps it for `sync`)
-            return False
-        finally:
-            self._busy_since = None
-        self.address.target = target  # before the ref: a reader seeing the ref sees it
-        self.address.ref = (p, e)
-        self._next_heartbeat = 0.0  # beat at the next wake
-        return True
-
-    def _to_spool(
-        self, encode: Callable[[Any], dict], batch: Any, fault: BaseException | None, stamp: int
-    ) -> None:
-        """Queue a batch for the spooler (writer thread, no lock held), warn once if offline."""
-        if self.strict and fault is not None and self.error is None:
-            self.error = TransportError(f"store unreachable, batch spooled: {fault}")
-        size, kind = size_of(batch)
-        self._spooler.put(Spoolable(encode, batch, size, kind, stamp))
-        self.spooled_batches += 1
-        if fault is not None:  # the next batch tries once, not with the retries
-            self._unreachable = True
-        self._spool_pending = True
-        if not self._warned_offline:
-            self._warned_offline = True
-            why = f"unreachable ({fault})" if fault is not None else "stalled"
-            warnings.warn(
-                f"mltrail: the store is {why}; unsent batches are kept in "
-                f"{self.spool.directory} and uploaded by `mltrail sync` or the next run",
-                SpoolWarning,
-                stacklevel=1,
-            )
-
-    def _reject(self, exc: MltrailError, record: dict) -> None:
-        """Keep a batch the store refused in ``spool/rejected/`` with its answer; warn naming it
-        (writer thread, no lock held)."""
-        if self.strict and self.error is None:
-            self.error = exc
-        where = self.spool.keep_refused(self.address, self.client_id, record, exc)
-        self.rejected_batches += 1
-        warnings.warn(
-            f"mltrail: the store refused a {record['kind']} batch ({exc}); it was not stored "
-            f"and later batches go on. Kept in {where}",
-            SpoolWarning,
-            stacklevel=1,
-        )
+                # in file order: cut time, so the order things were logged
+                self._replay_spooled(final=self._stop.is_set())
