@@ -12,6 +12,7 @@ class HttpLogs(HttpNoun, LogStore):
     """The logs half of HttpStore: each :class:`LogStore` method is one request."""
 
     def append_logs(self, project_id: int, experiment_id: int, batch: LogBatch) -> int:
+        self._require_client_id(batch)
         path = self._experiment_path(project_id, experiment_id) + "/logs"
         body = codec.log_batch_to_wire(batch)
         return int(self._http.call("POST", path, body=body, repeatable=True)["stored"])

@@ -24,6 +24,7 @@ class HttpPoints(HttpNoun, PointStore):
     def append_points(self, project_id: int, experiment_id: int, batch: MetricBatch) -> int:
         """One request: the chunks packed as stored (:func:`series_codec.metric_batch_to_packed`),
         or, to an older server, the raw columns as bytes or JSON."""
+        self._require_client_id(batch)
         path = self._experiment_path(project_id, experiment_id) + "/points"
         while self._FORMS[self._form] != "json":
             packed = self._FORMS[self._form] == "packed"

@@ -19,7 +19,8 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from mltrail.core.errors import MltrailError, TransportError, error_from_dict
+from mltrail.core.errors import MltrailError, TransportError, ValidationError, error_from_dict
+from mltrail.core.types import LogBatch, MetricBatch
 from mltrail.core.wire import dump_json, parse_json
 from mltrail.store.http.poster import Poster, lean_target
 
@@ -242,3 +243,19 @@ class HttpNoun:
     @staticmethod
     def _experiment_path(project_id: int, experiment_id: int) -> str:
         return f"/projects/{int(project_id)}/experiments/{int(experiment_id)}"
+
+    @staticmethod
+    def _require_client_id(batch: MetricBatch | LogBatch) -> None:
+        """Refuse, before sending, a batch without a ``client_id``: stored without a receipt is
+        for the embedded store only (the MLflow surface's requests); the REST surface numbers
+        every batch, and a retried request must land once.
+
+        Raises:
+            ValidationError: naming ``client_id``.
+        """
+        if batch.client_id is None:
+            raise ValidationError(
+                "a batch without a client_id (stored without a receipt) is embedded-only; "
+                "HttpStore sends only batches with a client_id and seq",
+                "client_id",
+            )
