@@ -15,28 +15,24 @@ from sqlalchemy import Connection, delete, select
 from mltrail.core.chunk_codec import decode_chunks, encode_chunk
 from mltrail.core.types import MetricBatch, SeriesChunk
 from mltrail.store.sql import SqlStore, points
-from mltrail.store.sql.chunks import COMPACT_MIN_CHUNKS, COMPACT_TIERS, iteration_order
+from mltrail.store.sql.chunks import completed_windows, iteration_order
 from mltrail.store.sql.engine import select_any
 from mltrail.store.sql.tables import experiments, metric_chunks, metric_series
 
 
 def _compact_one_window_at_a_time(conn: Connection, grown: list[tuple[int, int, int]]) -> int:
     """The compaction as it was: each window's chunks read, merged and written on their own."""
-    windows = [
-        (series_id, (before // size) * size, (after // size) * size)
-        for series_id, before, after in grown
-        for size in COMPACT_TIERS
-        if after // size > before // size
-    ]
+    windows = completed_windows(grown)  # which windows to search: the same rule
     starts: dict[int, list[int]] = {}
     tests = ("series_id =", "start >=", "start <")
-    for row in select_any(conn, metric_chunks, tests, windows, ("series_id", "start")):
+    spans = [w[:3] for w in windows]
+    for row in select_any(conn, metric_chunks, tests, spans, ("series_id", "start")):
         starts.setdefault(row["series_id"], []).append(row["start"])
     removed = 0
-    for sid, low, high in windows:
+    for sid, low, high, least in windows:
         mine = starts.get(sid, [])
         inside = [s for s in mine if low <= s < high]
-        if len(inside) >= COMPACT_MIN_CHUNKS:
+        if len(inside) >= least:
             removed += _merge_window(conn, sid, (low, high))
             starts[sid] = [s for s in mine if not low <= s < high] + [min(inside)]
     return removed
@@ -63,14 +59,15 @@ def _merge_window(conn: Connection, series_id: int, window: tuple[int, int]) -> 
 
 def _plan(rng: np.random.Generator) -> list[list[tuple[str, int, bool]]]:
     """Batches of (key, points, logged back) : 10-point flushes mostly, some larger batches
-    completing a 256 and a 4,096 window at once (overlapping windows), iterations going back."""
+    completing a 4,096 window (at most 512 points: larger appends do not search one), small
+    flushes completing a 64, a 256 and a 4,096 window at once, iterations going back."""
     plan = []
     for _ in range(330):
         batch = []
         for key in "abc":
             if rng.random() < 0.8:
                 big = rng.random() < 0.04
-                n = int(rng.integers(200, 700)) if big else int(rng.integers(1, 25))
+                n = int(rng.integers(200, 513)) if big else int(rng.integers(1, 25))
                 batch.append((key, n, bool(rng.random() < 0.1)))
         if batch:
             plan.append(batch)

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 from sqlalchemy import Connection, bindparam, delete
 
@@ -11,7 +13,7 @@ from mltrail.core.types import SeriesChunk
 from mltrail.store.sql.engine import select_any_tuples
 from mltrail.store.sql.tables import metric_chunks
 
-__all__ = ["compact_after_append", "iteration_order"]
+__all__ = ["COMPACT_TIERS", "Tier", "compact_after_append", "completed_windows", "iteration_order"]
 
 
 def iteration_order(iterations: np.ndarray) -> np.ndarray | None:
@@ -26,10 +28,33 @@ def iteration_order(iterations: np.ndarray) -> np.ndarray | None:
 # A training loop flushing ~10 points per series a second writes one small chunk per flush: rows
 # and headers cost more than the points. When a series' count crosses a multiple of a tier's
 # size, the chunks that start in the windows just completed are merged into one, if there are
-# at least COMPACT_MIN_CHUNKS of them (SDK-sized batches are left alone). Tiers merge the merges,
-# so a series holds at most a few dozen chunks beyond its 4,096-point ones.
-COMPACT_TIERS = (256, 4096)
-COMPACT_MIN_CHUNKS = 8
+# at least the tier's ``min_chunks`` of them. Tiers merge the merges (four 64-point merges make a
+# 256-point one), so a series holds at most a few dozen chunks beyond its 4,096-point ones.
+# A window is only searched when the append that completed it put at most ``small`` points into
+# the series: appends of larger chunks leave too few chunks in a window to merge (SDK-sized
+# batches and MLflow's 1,000-metric log_batch requests are left alone, without a query), and
+# the next tier still catches what an irregular pattern leaves behind.
+
+
+@dataclass(frozen=True)
+class Tier:
+    size: int  # points per window
+    min_chunks: int  # a window holding fewer chunks is left alone
+    small: int  # an append of more points into the series does not search this tier's window
+
+
+COMPACT_TIERS = (Tier(64, 4, 16), Tier(256, 4, 32), Tier(4096, 8, 512))
+
+
+def completed_windows(grown: list[tuple[int, int, int]]) -> list[tuple[int, int, int, int]]:
+    """``(series_id, low, high, min_chunks)`` of each tier window an append completed and
+    should search (smaller tiers first), for ``grown`` as :func:`compact_after_append` takes."""
+    return [
+        (series_id, (before // t.size) * t.size, (after // t.size) * t.size, t.min_chunks)
+        for series_id, before, after in grown
+        for t in COMPACT_TIERS
+        if after // t.size > before // t.size and after - before <= t.small
+    ]
 
 
 def compact_after_append(conn: Connection, grown: list[tuple[int, int, int]]) -> int:
@@ -39,27 +64,23 @@ def compact_after_append(conn: Connection, grown: list[tuple[int, int, int]]) ->
         conn: the append's transaction (the new chunks already inserted).
         grown: per series appended to, ``(series_id, count before, count after)``.
     """
-    windows = [
-        (series_id, (before // size) * size, (after // size) * size)
-        for series_id, before, after in grown
-        for size in COMPACT_TIERS
-        if after // size > before // size
-    ]
+    windows = completed_windows(grown)
     if not windows:
         return 0
     starts: dict[int, list[int]] = {}
     tests = ("series_id =", "start >=", "start <")
-    found = select_any_tuples(conn, metric_chunks, tests, windows, ("series_id", "start"))
+    spans = [w[:3] for w in windows]
+    found = select_any_tuples(conn, metric_chunks, tests, spans, ("series_id", "start"))
     for series_id, start in found:  # one query, not one a window; not their data
         starts.setdefault(series_id, []).append(start)
     # each series' chunks (by start) as the merges leave them: a merge's chunk stands at its
     # first chunk's start and holds the chunks it merged (a later merge may take it in too)
     held: dict[int, dict[int, list[int]]] = {s: {x: [x] for x in xs} for s, xs in starts.items()}
     merged: dict[int, set[int]] = {}  # per series, the starts of the chunks merges made
-    for sid, low, high in windows:  # a smaller tier's merge first: the larger one counts it
+    for sid, low, high, least in windows:  # a smaller tier's merge first: the larger counts it
         mine = held.get(sid, {})
         inside = sorted(s for s in mine if low <= s < high)
-        if len(inside) >= COMPACT_MIN_CHUNKS:
+        if len(inside) >= least:
             mine[inside[0]] = [x for s in inside for x in mine.pop(s)]
             merged.setdefault(sid, set()).add(inside[0])
     groups = [(sid, held[sid][s]) for sid in merged for s in sorted(merged[sid]) if s in held[sid]]
