@@ -126,6 +126,22 @@ def test_kept_hyperparameters_only_add_keys(store: Store, project) -> None:
     )
 
 
+def test_kept_hyperparameters_take_a_repeated_nan(store: Store, project) -> None:
+    """A NaN sent again is the value already kept (NaN != NaN must not refuse it), nested too."""
+    nan = float("nan")
+    first = {"wd": nan, "sched": {"warmup": nan, "steps": [1, nan]}}
+    e = store.create_experiment(project.id, hyperparameters=first)
+    ref = (project.id, e.experiment_id)
+    again = {"wd": float("nan"), "sched": {"warmup": float("nan"), "steps": [1.0, float("nan")]}}
+    e = store.update_experiment(*ref, hyperparameters={**again, "bs": 32},
+                                keep_hyperparameters=True)  # fmt: skip
+    assert math.isnan(e.hyperparameters["wd"]) and e.hyperparameters["bs"] == 32
+    for changed in ({"wd": 0.1}, {"sched": {"warmup": nan, "steps": [1, 2]}}, {"bs": nan}):
+        with pytest.raises(ValidationError) as info:
+            store.update_experiment(*ref, hyperparameters=changed, keep_hyperparameters=True)
+        assert info.value.field == "hyperparameters"
+
+
 def test_hyperparameters_keep_non_finite_and_huge_values(store: Store, project) -> None:
     big = "x" * 10_000_000
     e = store.create_experiment(

@@ -208,10 +208,21 @@ def update_experiment(
 def _check_kept(old: dict[str, Any], new: dict[str, Any]) -> None:
     """Refuse changing a hyperparameter already set (``keep_hyperparameters``)."""
     for key, value in new.items():
-        if key in old and old[key] != value:
+        if key in old and not _same_value(old[key], value):
             raise ValidationError(
                 f"{key!r} is already {old[key]!r} and is kept, got {value!r}", "hyperparameters"
             )
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    """``a == b``, except that a NaN is the same as a NaN (a value sent again), at any depth."""
+    if isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b):
+        return True
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same_value(a[k], b[k]) for k in a)
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(_same_value(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
 
 
 def _changed_tags(row: Any, changes: dict[str, Any]) -> list[str] | None:
