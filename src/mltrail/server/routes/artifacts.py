@@ -13,7 +13,7 @@ import base64
 import re
 from collections.abc import Iterator
 from typing import Annotated, Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote_to_bytes
 
 import anyio.from_thread
 import anyio.to_thread
@@ -23,6 +23,7 @@ from starlette.requests import ClientDisconnect
 
 from mltrail.core import codec
 from mltrail.core.artifacts import Artifact, artifact_upload
+from mltrail.core.errors import ValidationError
 from mltrail.core.wire import dump_json
 from mltrail.server.deps import ExperimentId, ProjectId, StoreDep
 from mltrail.server.errors import error_response
@@ -35,6 +36,31 @@ _UPLOAD_PATH = re.compile(r"^/api/v1/projects/[^/]+/experiments/[^/]+/artifacts/
 Count = Annotated[int | None, Query(ge=0, le=2**63 - 1)]
 BLOCK_BYTES = 4 * CHUNK_BYTES
 BLOCKS_AHEAD = 3
+
+
+class PathEncodingError(ValidationError):
+    """A URL path whose %-escapes are not UTF-8: a malformed request, 400."""
+
+    status_code = 400
+
+
+def url_path(request: Request, path: str) -> str:
+    """``path`` (a route's path parameter), refused when the URL's %-escapes do not decode as
+    UTF-8: the server decodes those to U+FFFD, which would become part of the stored name. A
+    path spelling U+FFFD itself (``%EF%BF%BD``) is kept.
+
+    Raises:
+        PathEncodingError: naming ``path``, with the path as the URL spelled it.
+    """
+    raw = request.scope.get("raw_path")
+    if "\ufffd" not in path or not isinstance(raw, bytes):
+        return path
+    try:
+        unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeDecodeError:
+        sent = raw.decode("ascii", "backslashreplace")
+        raise PathEncodingError(f"{sent}: its %-escapes are not UTF-8", "path") from None
+    return path
 
 
 def is_upload(method: str, path: str) -> bool:
@@ -113,6 +139,7 @@ async def put_artifact(
 ) -> Any:
     """Store the body's bytes at ``path`` (streamed; ``sha256`` and Content-Length, when
     sent, are verified). Visible only once every byte is stored."""
+    path = url_path(request, path)
     declared = request.headers.get("content-length")
     upload = artifact_upload(
         path,
@@ -171,6 +198,7 @@ def _stream(reader: ArtifactReader) -> Iterator[bytes]:
     responses={200: {"content": {"application/octet-stream": {}}}},
 )
 def download_artifact(
+    request: Request,
     project_id: ProjectId,
     experiment_id: ExperimentId,
     path: str,
@@ -180,7 +208,7 @@ def download_artifact(
     """The artifact's bytes, streamed, with its record in ``X-Mltrail-Artifact`` and its digest
     in ``X-Mltrail-Sha256``. With presigned URLs on, a 307 to the object storage instead
     (``redirect=false`` streams through the server anyway)."""
-    reader = store.open_artifact(project_id, experiment_id, path)
+    reader = store.open_artifact(project_id, experiment_id, url_path(request, path))
     headers = _headers(reader.artifact)
     if reader.url is not None and redirect:
         reader.close()
@@ -192,10 +220,10 @@ def download_artifact(
 
 @router.delete(_EXPERIMENT + "/artifacts/{path:path}", status_code=204)
 def delete_artifact(
-    project_id: ProjectId, experiment_id: ExperimentId, path: str, store: StoreDep
+    request: Request, project_id: ProjectId, experiment_id: ExperimentId, path: str, store: StoreDep
 ) -> Response:
     """Remove the path from the tree; ``mltrail gc`` deletes its bytes if nothing else uses them."""
-    store.delete_artifact(project_id, experiment_id, path)
+    store.delete_artifact(project_id, experiment_id, url_path(request, path))
     return Response(status_code=204)
 
 
