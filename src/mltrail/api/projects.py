@@ -7,7 +7,7 @@ from typing import Any
 
 from mltrail.api.render import with_iso_times
 from mltrail.core import codec, validation
-from mltrail.core.errors import NotFoundError, ValidationError
+from mltrail.core.errors import ConflictError, NotFoundError, ValidationError
 from mltrail.core.types import Project
 from mltrail.store.base import Store
 
@@ -116,7 +116,9 @@ def resolve_project(store: Store, project: int | str, *, create: bool = True) ->
     Args:
         store: where to look.
         project: an integer id (also as a digit string) or a display name.
-        create: create a project with that display name when none exists.
+        create: create a project with that display name when none exists (created with
+            ``unique_name``: of two processes starting at once, one creates it and the other
+            gets the same project).
 
     Returns:
         The project id.
@@ -140,4 +142,10 @@ def resolve_project(store: Store, project: int | str, *, create: bool = True) ->
         return found.id
     if not create:
         raise NotFoundError(f"no project named {name!r}", "project")
-    return store.create_project(name).id
+    try:  # unique: of two processes starting at once, one creates it, the other finds it
+        return store.create_project(name, unique_name=True).id
+    except ConflictError:
+        found = store.find_project(name)
+        if found is None:
+            raise
+        return found.id

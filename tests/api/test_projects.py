@@ -1,0 +1,34 @@
+"""``resolve_project``: a project named by a run is found, or created once."""
+
+from __future__ import annotations
+
+import pytest
+
+from mltrail.api.projects import resolve_project
+from mltrail.store.sql import SqlStore
+
+
+def test_two_runs_naming_a_new_project_at_once_end_with_one(
+    migrated_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The other process creates the project between this one's find and its create: this
+    one's create is refused (unique name) and it takes the other's project."""
+    mine, other = SqlStore.open(migrated_db_url), SqlStore.open(migrated_db_url)
+    try:
+        theirs: list[int] = []
+        find = mine.find_project
+
+        def find_and_lose_the_race(name: str):
+            found = find(name)
+            if not theirs:
+                theirs.append(resolve_project(other, name))  # in between: the other start
+            return found
+
+        monkeypatch.setattr(mine, "find_project", find_and_lose_the_race)
+        project = resolve_project(mine, "race")
+        assert theirs and project == theirs[0]
+        named = [p.id for p in other.list_projects("all") if p.display_name == "race"]
+        assert named == [project]
+    finally:
+        mine.close()
+        other.close()
