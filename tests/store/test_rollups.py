@@ -75,6 +75,25 @@ def test_chunks_encoded_together_each_read_back_alone() -> None:
         assert data == chunks.encode_chunk(chunk)  # the same bytes as encoded alone
 
 
+def test_chunks_below_stored_below_are_packed_without_deflating_and_read_the_same() -> None:
+    """An append packs a chunk a compaction will pack again without deflating it (zlib's
+    level 0, the same format): its points read back exactly; larger chunks deflate as ever."""
+    pieces = [
+        SeriesChunk(k, "train", np.arange(n), np.full(n, -1), np.tile([0.5, 0.25, 2.0], n)[:n],
+                    1.7e9 + np.arange(n) * 0.01)
+        for k, n in (("a", 50), ("b", 300))
+    ]  # fmt: skip
+    small, large = chunks.encode_chunks(pieces, stored_below=100)
+    assert large == chunks.encode_chunk(pieces[1])
+    assert len(small) > len(chunks.encode_chunk(pieces[0]))  # its repeats not deflated
+    for chunk, data in ((pieces[0], small), (pieces[1], large)):
+        it, ep, values, times = chunks.decode_chunk(data, len(chunk))
+        assert it.tolist() == chunk.iterations.tolist() and ep.tolist() == [-1] * len(chunk)
+        assert values.tolist() == chunk.values.tolist()
+        assert np.allclose(times, chunk.times, rtol=0, atol=0.0005)
+        assert chunks.unpack_chunk(data, len(chunk), "data")[2].tolist() == values.tolist()
+
+
 @pytest.mark.parametrize("seed", range(12))
 def test_many_small_chunks_decode_as_decode_chunks_decodes_them(seed: int) -> None:
     """decode_many (compaction's decoder) gives decode_chunks' very columns, bit for bit,

@@ -44,13 +44,18 @@ def encode_chunk(chunk: SeriesChunk) -> bytes:
     return encode_chunks([chunk])[0]
 
 
-def encode_chunks(chunks: Sequence[SeriesChunk]) -> list[bytes]:
+def encode_chunks(chunks: Sequence[SeriesChunk], stored_below: int = 0) -> list[bytes]:
     """:func:`encode_chunk` of each chunk, the byte planes of all of them built at once: a
     batch of 20 series paid the numpy calls of each one's planes 20 times over. An empty
-    chunk packs to no bytes: a store refuses it by its count (``n``) before reading them."""
+    chunk packs to no bytes: a store refuses it by its count (``n``) before reading them.
+
+    A chunk of fewer than ``stored_below`` points is deflated at level 0: the same format
+    (stored deflate blocks, read as any other), without the search for matches, which cost a
+    small chunk's packing most of its time and saved a few bytes at best (a 50-point chunk of
+    a noisy metric came out larger). For chunks that a compaction will pack again."""
     if not all(len(c) for c in chunks):
         full = [c for c in chunks if len(c)]
-        packed = iter(encode_chunks(full) if full else [])
+        packed = iter(encode_chunks(full, stored_below) if full else [])
         return [next(packed) if len(c) else b"" for c in chunks]
     lengths = np.array([len(c) for c in chunks], dtype=np.int64)
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
@@ -73,7 +78,8 @@ def encode_chunks(chunks: Sequence[SeriesChunk]) -> list[bytes]:
         part = planes[:, start : start + length]
         kept = constant[:, k]
         header = _HEADER.pack(_FORMAT, int(iterations[start]), int(millis[start]), masks[k])
-        body = zlib.compress(np.ascontiguousarray(part[~kept]).tobytes(), 1)
+        level = 0 if length < stored_below else 1
+        body = zlib.compress(np.ascontiguousarray(part[~kept]).tobytes(), level)
         out.append(header + part[kept, 0].tobytes() + body)
     return out
 
@@ -208,10 +214,11 @@ def pack_chunks(chunks: Sequence[SeriesChunk]) -> list[SeriesChunk]:
     return [replace(c, packed=data) for c, data in zip(chunks, encode_chunks(chunks), strict=True)]
 
 
-def packed_data(chunks: Sequence[SeriesChunk]) -> list[bytes]:
-    """Each chunk's stored bytes: its ``packed`` when set, else packed now (together)."""
+def packed_data(chunks: Sequence[SeriesChunk], stored_below: int = 0) -> list[bytes]:
+    """Each chunk's stored bytes: its ``packed`` when set, else packed now (together, as
+    :func:`encode_chunks` packs them with ``stored_below``)."""
     bare = [c for c in chunks if c.packed is None]
-    fresh = iter(encode_chunks(bare) if bare else [])
+    fresh = iter(encode_chunks(bare, stored_below) if bare else [])
     return [c.packed if c.packed is not None else next(fresh) for c in chunks]
 
 

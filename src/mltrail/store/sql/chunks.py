@@ -13,7 +13,14 @@ from mltrail.core.types import SeriesChunk
 from mltrail.store.sql.engine import select_any_tuples
 from mltrail.store.sql.tables import metric_chunks
 
-__all__ = ["COMPACT_TIERS", "Tier", "compact_after_append", "completed_windows", "iteration_order"]
+__all__ = [
+    "COMPACTED_BELOW",
+    "COMPACT_TIERS",
+    "Tier",
+    "compact_after_append",
+    "completed_windows",
+    "iteration_order",
+]
 
 
 def iteration_order(iterations: np.ndarray) -> np.ndarray | None:
@@ -44,6 +51,11 @@ class Tier:
 
 
 COMPACT_TIERS = (Tier(64, 4, 16), Tier(256, 4, 32), Tier(4096, 8, 512))
+# A chunk of fewer points than this is merged (and packed again) once its largest window
+# completes: that window then holds the min_chunks it needs, unless larger chunks share it or
+# a larger append completes it. So an append packs such a chunk without deflating it
+# (chunk_codec's ``stored_below``): the merge deflates its points.
+COMPACTED_BELOW = COMPACT_TIERS[-1].size // COMPACT_TIERS[-1].min_chunks
 
 
 def completed_windows(grown: list[tuple[int, int, int]]) -> list[tuple[int, int, int, int]]:

@@ -30,7 +30,7 @@ from mltrail.store.points import PointStore
 from mltrail.store.sql import rollups
 from mltrail.store.sql.access import Scope, SqlNoun, experiment_pk, touched_experiment_pk
 from mltrail.store.sql.batches import claim_batch
-from mltrail.store.sql.chunks import compact_after_append, iteration_order
+from mltrail.store.sql.chunks import COMPACTED_BELOW, compact_after_append, iteration_order
 from mltrail.store.sql.engine import Database, select_any_tuples
 from mltrail.store.sql.rollup_blocks import BLOCK_BUCKETS
 from mltrail.store.sql.rollup_sealing import Fresh, seal_blocks, store_blocks
@@ -78,12 +78,13 @@ class PackedBatch:
     append that needs nothing stored, done before its write transaction (so a concurrent
     append's transaction runs meanwhile: the packing's zlib releases the GIL). A chunk stored
     as it came keeps its ``packed`` bytes (the SDK packs, see :mod:`mltrail.core.chunk_codec`);
-    a merged or reordered one is packed here."""
+    a merged or reordered one is packed here, not deflated when small (a compaction packs it
+    again, see :data:`~mltrail.store.sql.chunks.COMPACTED_BELOW`)."""
 
     def __init__(self, batch: MetricBatch) -> None:
         self.client_id, self.seq = batch.client_id, batch.seq
         self.chunks = _merge_chunks(series_chunks(batch.chunks))
-        self.data = packed_data(self.chunks)
+        self.data = packed_data(self.chunks, COMPACTED_BELOW)
 
 
 def append_points(
