@@ -272,10 +272,9 @@ def test_chunk_codec_handles_one_point_and_constant_columns() -> None:
         assert got_values.tolist() == [0.25] * n and got_times.tolist() == [1.7e9 + 0.5] * n
 
 
-def test_coarser_buckets_equal_buckets_computed_from_the_points() -> None:
-    """Folded from the finer level, a level's buckets are those computed from the points:
-    several series, ordinals not starting at a boundary, ties, -0.0, NaN runs, all-NaN buckets,
-    a re-logged iteration and times in milliseconds."""
+def _fold_case() -> tuple[np.ndarray, ...]:
+    """Points of several series, ordinals not starting at a boundary, ties, -0.0, NaN runs,
+    all-NaN buckets, a re-logged iteration and times in milliseconds."""
     rng = np.random.default_rng(11)
     lengths, offsets = [700, 5, 1_300], [3, 0, 60]
     n = sum(lengths)
@@ -289,6 +288,12 @@ def test_coarser_buckets_equal_buckets_computed_from_the_points() -> None:
     it[400] = it[399]  # a re-logged iteration
     ep = ordinals // 50
     millis = 1_700_000_000_000 + ordinals * 7
+    return series, ordinals, it, ep, values, millis
+
+
+def test_coarser_buckets_equal_buckets_computed_from_the_points() -> None:
+    """Folded from the finer level, a level's buckets are those computed from the points."""
+    series, ordinals, it, ep, values, millis = _fold_case()
     fine = rollups.compute_buckets(series, ordinals, 8, it, ep, values, millis)
     for factor in (2, 8, 64):
         want = rollups.compute_buckets(series, ordinals, 8 * factor, it, ep, values, millis)
@@ -297,6 +302,25 @@ def test_coarser_buckets_equal_buckets_computed_from_the_points() -> None:
         for name, column in want.items():
             assert got[name].dtype == column.dtype, name
             assert _bits(got[name]) == _bits(column), (factor, name)  # NaN and -0.0 too
+
+
+@pytest.mark.parametrize("cut", [None, 1, 700])
+def test_all_levels_fold_each_level_as_coarser_buckets_folds_it_alone(cut: int | None) -> None:
+    """Every coarser level folded at once (an append's path) gives each level the buckets
+    coarser_buckets gives it, one level after another (also for one point, one series)."""
+    series, ordinals, it, ep, values, millis = (c[:cut] for c in _fold_case())
+    fine = rollups.compute_buckets(series, ordinals, 8, it, ep, values, millis)
+    sizes = (8, 16, 64, 512, 4096)
+    stacked, levels = rollups.all_levels(fine, sizes)
+    assert [s.start for s in levels[1:]] == [s.stop for s in levels[:-1]]
+    assert levels[-1].stop == len(stacked["level"])
+    for level, size in enumerate(sizes, start=1):
+        want = rollups.coarser_buckets(fine, size // 8) if level > 1 else fine
+        assert stacked["level"][levels[level - 1]].tolist() == [level] * len(want["series"])
+        for name, column in want.items():
+            got = stacked[name][levels[level - 1]]
+            assert got.dtype == column.dtype, name
+            assert _bits(got) == _bits(column), (level, name)
 
 
 def _bits(column: np.ndarray) -> list[int]:

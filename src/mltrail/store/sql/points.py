@@ -209,7 +209,9 @@ class _Writes:
         self.new_buckets: list[tuple[Any, ...]] = []
         self.merged_names: list[str] = []  # the columns a merged bucket's UPDATE sets
         self.merged_buckets: list[tuple[Any, ...]] = []  # those values, then _BUCKET_KEYS'
-        self.levels: dict[int, Any] = {}  # each level's buckets: (series ids, Buckets) or rows
+        self.levels: dict[int, Any] = {}  # a lone point's bucket of each level
+        # the array path's buckets of every level: series ids, columns, each level's slice
+        self.stacked: tuple[np.ndarray, rollups.Buckets, list[slice]] | None = None
 
     def chunk_rows(self) -> list[tuple[Any, ...]]:
         """Rows of :data:`_CHUNK_COLUMNS`, one per series."""
@@ -250,7 +252,9 @@ class _Writes:
                 self.new_buckets.append(tuple(bucket[n] for n in names))
 
     def add_array_rollups(self, stored: Partials) -> None:
-        """The buckets of any batch, all its series at once, level by level."""
+        """The buckets of any batch, all its series and levels at once: level 1 from the
+        points, the coarser levels folded from it together, every stored partial merged in
+        with one call and every row built with one call."""
         lengths = [len(c) for c in self.chunks]
         series = np.repeat(np.arange(len(lengths)), lengths)
         ordinals = np.concatenate(
@@ -265,47 +269,40 @@ class _Writes:
         )
         millis = np.round(t * 1000.0).astype(np.int64)  # as the chunk codec keeps them
         sizes = rollups.LEVEL_SIZES
-        coarser = rollups.compute_buckets(series, ordinals, sizes[0], it, ep, v, millis)
-        for level, size in enumerate(sizes, start=1):
-            buckets = coarser  # each level from the one below, before stored partials merge in
-            if level < len(sizes):
-                coarser = rollups.coarser_buckets(buckets, sizes[level] // size)
-            firsts = np.flatnonzero(rollups.changes(buckets["series"]))
-            merged = np.zeros(len(buckets["series"]), dtype=bool)
-            owners = self.series_ids[buckets["series"][firsts]].tolist()
-            mine = zip(firsts.tolist(), owners, strict=True)
-            picked = [(i, (s, level)) for i, s in mine if (s, level) in stored]
-            if picked:
-                at = np.array([i for i, _ in picked], np.intp)
-                rollups.merge_stored(buckets, at, _partial_columns([stored[k] for _, k in picked]))
-                merged[at] = True
-            extra = {
-                "series_id": self.series_ids[buckets["series"]],
-                "level": np.full(len(merged), level),
-            }
-            self.levels[level] = (extra["series_id"], buckets)
-            names, rows = rollups.bucket_rows(buckets, extra)
-            self.bucket_names = names
-            values = [names.index(n) for n in names if n not in _BUCKET_KEYS]
-            where = [names.index(k) for k in _BUCKET_KEYS]
-            self.merged_names = [names[j] for j in values]
-            reorder = operator.itemgetter(*values, *where)
-            self.merged_buckets += [reorder(rows[i]) for i in np.flatnonzero(merged).tolist()]
-            if merged.any():
-                rows = [
-                    r for r, was_merged in zip(rows, merged.tolist(), strict=True) if not was_merged
-                ]
-            self.new_buckets += rows
+        fine = rollups.compute_buckets(series, ordinals, sizes[0], it, ep, v, millis)
+        buckets, spans = rollups.all_levels(fine, sizes)
+        owners, levels = self.series_ids[buckets["series"]], buckets["level"]
+        # each (series, level)'s first bucket: the one a stored partial of it merges into
+        firsts = np.flatnonzero(rollups.changes(buckets["series"]) | rollups.changes(levels))
+        mine = zip(firsts.tolist(), owners[firsts].tolist(), levels[firsts].tolist(), strict=True)
+        picked = [(i, (s, level)) for i, s, level in mine if (s, level) in stored]
+        merged = np.zeros(len(owners), dtype=bool)
+        if picked:
+            at = np.array([i for i, _ in picked], np.intp)
+            rollups.merge_stored(buckets, at, _partial_columns([stored[k] for _, k in picked]))
+            merged[at] = True
+        self.stacked = (owners, buckets, spans)
+        names, rows = rollups.bucket_rows(buckets, {"series_id": owners, "level": levels}, spans)
+        self.bucket_names = names
+        values = [names.index(n) for n in names if n not in _BUCKET_KEYS]
+        self.merged_names = [names[j] for j in values]
+        reorder = operator.itemgetter(*values, *(names.index(k) for k in _BUCKET_KEYS))
+        self.merged_buckets += [reorder(rows[i]) for i in np.flatnonzero(merged).tolist()]
+        if picked:
+            rows = [r for r, was_merged in zip(rows, merged.tolist(), strict=True)
+                    if not was_merged]  # fmt: skip
+        self.new_buckets += rows
 
     def fresh(self, level: int) -> Fresh:
         """The buckets of ``level`` (see :func:`seal_blocks`), as stored."""
-        found = self.levels[level]
-        if isinstance(found, dict):  # a lone point's
+        if self.stacked is None:  # a lone point's
+            found = self.levels[level]
             one = [np.array([found[name]]) for name in ("series_id", "bucket", *rollups.COLUMNS)]
             return one[0], one[1], one[2:]
-        series, buckets = found
-        columns = [rollups.stored_column(buckets, name) for name in rollups.COLUMNS]
-        return series, buckets["bucket"], columns
+        owners, buckets, spans = self.stacked
+        span = spans[level - 1]
+        columns = [rollups.stored_column(buckets, name)[span] for name in rollups.COLUMNS]
+        return owners[span], buckets["bucket"][span], columns
 
     def flush(
         self, conn: Connection, db: Database, sealed: set[tuple[int, int, int]] | None = None

@@ -11,6 +11,7 @@ into at most one stored bucket per level. min/max ignore NaN; an all-NaN bucket 
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -141,22 +142,49 @@ def coarser_buckets(fine: Buckets, factor: int) -> Buckets:
     fine min is the first such point of its bucket, an all-NaN bucket's its first point).
     """
     series, bucket_ids = fine["series"], fine["bucket"] // factor
-    m = len(series)
-    if m == 1:
+    if len(series) == 1:
         return _lone(series, bucket_ids, fine["n"], fine)
+    return _fold(fine, bucket_ids, (series,))[0]
+
+
+def all_levels(fine: Buckets, sizes: Sequence[int]) -> tuple[Buckets, list[slice]]:
+    """Every level's buckets, one level after another, from ``fine`` (those of ``sizes[0]``,
+    as :func:`compute_buckets` made them): each coarser level is :func:`coarser_buckets` of
+    ``fine``, all of them folded at once (a level a fold cost a batch its few dozen numpy
+    calls four times over). Returns the columns with ``level`` (1 for ``fine``) added, and
+    each level's slice of them."""
+    m, coarser = len(fine["series"]), len(sizes) - 1
+    factors = np.repeat(np.array([size // sizes[0] for size in sizes[1:]], np.int64), m)
+    level = np.repeat(np.arange(2, len(sizes) + 1, dtype=np.int64), m)
+    tiled = {name: np.tile(column, coarser) for name, column in fine.items()}
+    folded, starts = _fold(tiled, tiled["bucket"] // factors, (tiled["series"], level))
+    stacked = {name: np.concatenate([fine[name], folded[name]]) for name in fine}
+    stacked["level"] = np.concatenate([np.ones(m, np.int64), level[starts]])
+    bounds = np.searchsorted(stacked["level"], np.arange(1, len(sizes) + 2)).tolist()
+    return stacked, [slice(lo, hi) for lo, hi in itertools.pairwise(bounds)]
+
+
+def _fold(
+    fine: Buckets, bucket_ids: np.ndarray, keys: tuple[np.ndarray, ...]
+) -> tuple[Buckets, np.ndarray]:
+    """:func:`coarser_buckets` of ``fine`` into ``bucket_ids``, a bucket ending where its id
+    or any of ``keys`` changes; and each bucket's first fine bucket."""
+    m = len(bucket_ids)
     change = np.ones(m, dtype=bool)
-    change[1:] = (bucket_ids[1:] != bucket_ids[:-1]) | (series[1:] != series[:-1])
+    change[1:] = bucket_ids[1:] != bucket_ids[:-1]
+    for key in keys:
+        change[1:] |= key[1:] != key[:-1]
     starts = np.flatnonzero(change)
     seg = np.cumsum(change) - 1
     ends = _ends(starts, m)
-    out: Buckets = {"series": series[starts], "bucket": bucket_ids[starts],
+    out: Buckets = {"series": fine["series"][starts], "bucket": bucket_ids[starts],
                     "n": np.add.reduceat(fine["n"], starts)}  # fmt: skip
     for part, idx in (("first", starts), ("last", ends)):
         out.update({f"{part}_{f}": fine[f"{part}_{f}"][idx] for f in POINT_FIELDS})
     for part, pick_max in (("min", False), ("max", True)):
         idx = segment_pick(fine[f"{part}_value"], seg, starts, pick_max)
         out.update({f"{part}_{f}": fine[f"{part}_{f}"][idx] for f in POINT_FIELDS})
-    return out
+    return out, starts
 
 
 def _lone(
@@ -253,15 +281,30 @@ def absolute_times(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def bucket_rows(
-    buckets: Buckets, extra: dict[str, np.ndarray]
+    buckets: Buckets, extra: dict[str, np.ndarray], levels: Sequence[slice] | None = None
 ) -> tuple[list[str], list[tuple[Any, ...]]]:
     """Column names and plain-Python row tuples as stored (NaN kept as float NaN):
     ``bucket``, :data:`COLUMNS` and the ``extra`` columns (tuples: a dict per row cost more
-    than the insert)."""
+    than the insert). With the ``levels`` of buckets of several levels (:func:`all_levels`),
+    each level's times are listed as that level's buckets alone list them: integers unless a
+    stored partial brought a NULL time (NaN) into that level."""
     names = ["bucket", *COLUMNS, *extra]
-    columns = [stored_column(buckets, name).tolist() for name in ["bucket", *COLUMNS]]
+    columns = [
+        _listed(stored_column(buckets, name), levels if name.endswith("_time") else None)
+        for name in ["bucket", *COLUMNS]
+    ]
     columns += [np.asarray(col).tolist() for col in extra.values()]
     return names, list(zip(*columns, strict=True))
+
+
+def _listed(column: np.ndarray, levels: Sequence[slice] | None) -> list[Any]:
+    if levels is None or column.dtype.kind != "f":
+        return column.tolist()
+    out: list[Any] = []
+    for level in levels:
+        part = column[level]
+        out += part.tolist() if np.isnan(part).any() else part.astype(np.int64).tolist()
+    return out
 
 
 Points = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
