@@ -6,6 +6,7 @@ the arrays and in the rows stored, on SQLite (no -0.0, NaN as NULL) and on Postg
 from __future__ import annotations
 
 import math
+import struct
 
 import numpy as np
 import pytest
@@ -132,3 +133,48 @@ def test_batches_store_the_rollups_of_the_same_points_appended_one_at_a_time(db_
     assert len(got[0]) > 20 and any(row[1] == 2 for row in got[0])
     assert got == want
     store.close()
+
+
+def _summary_alone(row, chunk: SeriesChunk) -> tuple:
+    """A series row after one chunk, reduced on its own (as appends did, a chunk a time)."""
+    finite = chunk.values[~np.isnan(chunk.values)]
+    low = float(finite.min()) if finite.size else math.nan
+    high = float(finite.max()) if finite.size else math.nan
+    last = (float(chunk.values[-1]), int(chunk.iterations[-1]), int(chunk.epochs[-1]))
+    if row.count and row.last_iteration is not None and row.last_iteration > last[1]:
+        last = (row.last_value, row.last_iteration, row.last_epoch)
+    old_min = math.nan if row.min_value is None else row.min_value
+    old_max = math.nan if row.max_value is None else row.max_value
+    extremes = (float(np.fmin(old_min, low)), float(np.fmax(old_max, high)))
+    return (row.count + len(chunk), *last, *extremes, row.id)
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_a_batch_summarises_each_series_as_its_chunk_alone_would(seed: int) -> None:
+    """The series rows an append writes (count, last point, min and max skipping NaN), all
+    chunks reduced at once, equal each chunk's reduced alone, to the bit (NaN, infinities,
+    which of 0.0 and -0.0)."""
+    from types import SimpleNamespace
+
+    from mltrail.store.sql.points import _summaries
+
+    rng = np.random.default_rng(seed)
+    rows, chunks = [], []
+    for i in range(int(rng.integers(1, 8))):
+        n = int(rng.integers(1, 6))
+        values = rng.choice([*_ODD, 2.5, -3.0], n).astype(np.float64)
+        it = np.sort(rng.integers(0, 9, n))
+        chunks.append(SeriesChunk("k", "train", it, rng.integers(-1, 3, n), values, np.zeros(n)))
+        count = int(rng.integers(0, 3))
+        rows.append(SimpleNamespace(
+            id=i, count=count, last_value=0.5, last_epoch=1,
+            last_iteration=int(rng.integers(0, 12)) if count else None,
+            min_value=None if rng.random() < 0.3 else float(rng.choice([*_ODD, 1.5])),
+            max_value=None if rng.random() < 0.3 else float(rng.choice([*_ODD, 1.5])),
+        ))  # fmt: skip
+    want = [_summary_alone(r, c) for r, c in zip(rows, chunks, strict=True)]
+    assert _as_bits(_summaries(rows, chunks)) == _as_bits(want)
+
+
+def _as_bits(rows: list[tuple]) -> list[list]:
+    return [[struct.pack("<d", x) if isinstance(x, float) else x for x in row] for row in rows]

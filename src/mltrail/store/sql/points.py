@@ -315,7 +315,7 @@ class _Writes:
             self.new_buckets = _unsealed(self.new_buckets, sealed, names)
             self.merged_buckets = _unsealed(self.merged_buckets, sealed, keys)
         db.insert_rows(conn, metric_chunks, _CHUNK_COLUMNS, self.chunk_rows())
-        summaries = [_summary(r, c) for r, c in zip(self.rows, self.chunks, strict=True)]
+        summaries = _summaries(self.rows, self.chunks)
         db.update_rows(conn, metric_series, _SUMMARY_COLUMNS, ("id",), summaries)
         db.update_rows(conn, metric_rollups, self.merged_names, _BUCKET_KEYS, self.merged_buckets)
         db.insert_rows(conn, metric_rollups, self.bucket_names, self.new_buckets)
@@ -334,21 +334,44 @@ _SUMMARY_COLUMNS = ["count", "last_value", "last_iteration", "last_epoch", "min_
 _BUCKET_KEYS = ("series_id", "level", "bucket")
 
 
-def _summary(row: Any, chunk: SeriesChunk) -> tuple[Any, ...]:
-    """The series row after the chunk (:data:`_SUMMARY_COLUMNS`, then its id): "last" is the
-    point of the highest iteration (the latest to arrive among equals), as MLflow's latest
-    metric is, whatever the arrival order."""
-    v = chunk.values
-    finite = v[~np.isnan(v)]
-    old_min = np.nan if row.min_value is None else row.min_value
-    old_max = np.nan if row.max_value is None else row.max_value
-    new_min = float(finite.min()) if finite.size else np.nan
-    new_max = float(finite.max()) if finite.size else np.nan
-    last = (float(v[-1]), int(chunk.iterations[-1]), int(chunk.epochs[-1]))
-    if row.count and row.last_iteration is not None and row.last_iteration > last[1]:
-        last = (row.last_value, row.last_iteration, row.last_epoch)
-    extremes = (float(np.fmin(old_min, new_min)), float(np.fmax(old_max, new_max)))
-    return (row.count + len(chunk), *last, *extremes, row.id)
+def _summaries(rows: list[Any], chunks: list[SeriesChunk]) -> list[tuple[Any, ...]]:
+    """Each series row after its chunk (:data:`_SUMMARY_COLUMNS`, then its id), all chunks'
+    extremes reduced at once (a chunk at a time, a 20-series batch paid a few hundred numpy
+    calls): "last" is the point of the highest iteration (the latest to arrive among equals),
+    as MLflow's latest metric is, whatever the arrival order; min and max skip NaN."""
+    lengths = [len(c) for c in chunks]
+    starts = np.cumsum([0, *lengths[:-1]])
+    v = np.concatenate([c.values for c in chunks]) if len(chunks) > 1 else chunks[0].values
+    new_min, new_max = _extremes(v, starts)
+    out = []
+    for row, chunk, low, high in zip(rows, chunks, new_min.tolist(), new_max.tolist(),
+                                     strict=True):  # fmt: skip
+        last = (float(chunk.values[-1]), int(chunk.iterations[-1]), int(chunk.epochs[-1]))
+        if row.count and row.last_iteration is not None and row.last_iteration > last[1]:
+            last = (row.last_value, row.last_iteration, row.last_epoch)
+        # scalar fmin/fmax, as ever: numpy's array loops may pick the other of 0.0 and -0.0
+        old_min = np.nan if row.min_value is None else row.min_value
+        old_max = np.nan if row.max_value is None else row.max_value
+        extremes = (float(np.fmin(old_min, low)), float(np.fmax(old_max, high)))
+        out.append((row.count + len(chunk), *last, *extremes, row.id))
+    return out
+
+
+def _extremes(v: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The smallest and largest non-NaN value of each segment of ``v`` (NaN for none), each
+    reduced as ``np.min`` of the segment's non-NaN values reduces them (which zero of 0.0 and
+    -0.0 wins goes by the reduction's order)."""
+    finite = ~np.isnan(v)
+    counts = np.add.reduceat(finite, starts)
+    kept = counts > 0
+    if kept.all() and len(counts) and finite.all():
+        return np.minimum.reduceat(v, starts), np.maximum.reduceat(v, starts)
+    at = (np.cumsum(counts) - counts)[kept]
+    low, high = np.full(len(starts), np.nan), np.full(len(starts), np.nan)
+    if at.size:
+        low[kept] = np.minimum.reduceat(v[finite], at)
+        high[kept] = np.maximum.reduceat(v[finite], at)
+    return low, high
 
 
 def _summary_of(row: Any) -> MetricSummary:
