@@ -161,6 +161,10 @@ COLUMNS = np.zeros(8, dtype="<i8").tobytes()  # 2 points x 4 columns
         (_head(GOOD_HEAD) + COLUMNS + b"\0", "body"),  # a byte over
         (_head(GOOD_HEAD, pad=False) + COLUMNS[:40], "body"),
         (_head(GOOD_HEAD.replace(b'"train"', b'"dev"')) + COLUMNS, "phase"),  # the store's check
+        # a newer client's field is refused by name, not dropped
+        (_head(GOOD_HEAD.replace(b'"seq":1', b'"seq":1,"ordered":true')) + COLUMNS, "ordered"),
+        (_head(GOOD_HEAD.replace(b'"n":2', b'"n":2,"unit":"s"')) + COLUMNS, "chunks[0].unit"),
+        (_head(GOOD_HEAD.replace(b'"n":2', b'"n":2,"size":0')) + COLUMNS, "chunks[0].size"),
     ],
 )
 def test_a_malformed_binary_body_is_422_naming_its_field(client, experiment, body, field):

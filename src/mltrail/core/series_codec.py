@@ -326,7 +326,19 @@ def _read_head(body: bytes) -> tuple[str, int, list[Any], int]:
         raise ValidationError(f"must be an integer from 0 to {_MAX_SEQ}", "seq")
     if not isinstance(entries, list):
         raise ValidationError("must be a list", "chunks")
+    if len(head) > 3:  # a newer client's field: refused by name rather than dropped
+        _refuse_unknown(head, ("client_id", "seq", "chunks"), "")
     return client_id, seq, entries, end
+
+
+def _refuse_unknown(entry: dict[str, Any], known: tuple[str, ...], field: str) -> None:
+    """Refuse the first key of ``entry`` not in ``known`` (field ``<field>.<key>``)."""
+    for name in entry:
+        if name not in known:
+            raise ValidationError(
+                "unknown field: this server does not take it (is the client newer?)",
+                f"{field}.{name}" if field else name,
+            )
 
 
 _Head = tuple[str, str, int, int]  # key, phase, n, packed size (0 in a raw body)
@@ -378,4 +390,10 @@ def _chunk_head(entry: Any, field: str, packed: bool) -> _Head:
     size = entry.get("size") if packed else 0
     if type(size) is not int or not 0 <= size <= _MAX_N:
         raise ValidationError(f"must be an integer from 0 to {_MAX_N}", f"{field}.size")
+    if len(entry) > (4 if packed else 3):
+        _refuse_unknown(entry, _PACKED_HEAD if packed else _RAW_HEAD, field)
     return key, phase, n, size
+
+
+_RAW_HEAD = ("key", "phase", "n")
+_PACKED_HEAD = (*_RAW_HEAD, "size")
