@@ -8,6 +8,8 @@ Fixtures:
         their own users (``make_token(unique_name())``), which see only their own projects.
     shared_pg_server: the same on a PostgreSQL database of its own.
     live_server: parametrised over SQLite and PostgreSQL.
+    (``server`` and ``live_server`` start on copies of the session's migrated database; the
+    shared servers start on empty ones, so a server migrating at start-up stays tested.)
 
 A :class:`ServerProcess` has ``.url``, ``.admin_token``, ``.db_url``, ``make_token(user,
 admin=False)`` and ``stop()`` / ``kill()`` (SIGKILL) / ``start()`` (same port and database).
@@ -185,9 +187,11 @@ def server_factory(
 
 
 @pytest.fixture
-def server(server_factory: Callable[..., ServerProcess], sqlite_url: str) -> ServerProcess:
-    """A real server on a fresh SQLite database."""
-    return server_factory(sqlite_url)
+def server(server_factory: Callable[..., ServerProcess], migrated_sqlite_url: str) -> ServerProcess:
+    """A real server on a fresh SQLite database (``sqlite_url``'s file, a copy of the session's
+    migrated one: migrating at start-up adds seconds to every test; the session's shared
+    servers still start on empty databases and migrate them)."""
+    return server_factory(migrated_sqlite_url)
 
 
 @pytest.fixture(scope="session")
@@ -227,6 +231,9 @@ def shared_server_for(request: pytest.FixtureRequest) -> ServerProcess:
 @pytest.fixture(params=["sqlite", "postgres"])
 def live_server(request: pytest.FixtureRequest) -> ServerProcess:
     """A real server on a fresh SQLite, then PostgreSQL, database."""
-    # the database first, so it is dropped only after the server has stopped
-    db_url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+    # the database first, so it is dropped only after the server has stopped; a migrated copy,
+    # as for ``server``
+    db_url = request.getfixturevalue(
+        "migrated_sqlite_url" if request.param == "sqlite" else "migrated_pg_url"
+    )
     return request.getfixturevalue("server_factory")(db_url)
