@@ -115,6 +115,25 @@ def migrated_db_url(request: pytest.FixtureRequest) -> str:
     )
 
 
+@pytest.fixture(scope="module")
+def module_migrated_sqlite_url(
+    tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path
+) -> str:
+    """A migrated SQLite file shared by one test module (for a module's shared server)."""
+    path = tmp_path_factory.mktemp("module-db") / "mltrail.db"
+    shutil.copyfile(sqlite_template, path)
+    _renew_identity(f"sqlite:///{path}")
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture(scope="module")
+def module_migrated_pg_url(pg_server: str, pg_template: str) -> Iterator[str]:
+    """A migrated PostgreSQL database shared by one test module, dropped after it."""
+    for url in _pg_database(pg_server, template=pg_template):
+        _renew_identity(url)
+        yield url
+
+
 def _renew_identity(url: str) -> None:
     from sqlalchemy import create_engine, text
 

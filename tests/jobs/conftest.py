@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from jobs_helpers import AS_TEST_USER, LAUNCH, cli_env
+from jobs_helpers import AS_TEST_USER, LAUNCH, AsOwnAdmin, cli_env
 
 
 class AgentProcess:
@@ -76,12 +76,30 @@ def agent_factory(
         agent.kill()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def db_server(request: pytest.FixtureRequest) -> Any:
-    """A real server on SQLite, then on PostgreSQL (claims use SKIP LOCKED there)."""
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def module_db_server(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
+    """A real server on SQLite, then on PostgreSQL (claims use SKIP LOCKED there), shared by the
+    module's tests of that database: a start costs 5-10 s on a loaded 2-core machine."""
+    from support.servers import ServerProcess
+
     # the database first, so it is dropped only after the server has stopped
-    db_url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
-    return request.getfixturevalue("server_factory")(db_url)
+    db_url = request.getfixturevalue(
+        "module_migrated_sqlite_url" if request.param == "sqlite" else "module_migrated_pg_url"
+    )
+    server = ServerProcess(db_url, tmp_path_factory.mktemp("db-server")).start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def db_server(module_db_server: Any) -> AsOwnAdmin:
+    """The module's server on SQLite, then on PostgreSQL, as an administrator of this test's own
+    (``admin_token``): another test's agents never claim this test's jobs."""
+    return AsOwnAdmin(module_db_server)
 
 
 @pytest.fixture

@@ -11,9 +11,28 @@ from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
+from support.servers import unique_name
+
 LAUNCH = "import sys; from mltrail.cli.main import main; main(sys.argv[1:])"
 # agents started by tests run jobs as the test's user unless a test names another
 AS_TEST_USER = ("--job-user", str(os.geteuid()))
+
+
+class AsOwnAdmin:
+    """A server shared by several tests, as one test sees it: ``admin_token`` is the token of an
+    administrator of that test's own; everything else is the server's.
+
+    A killed agent's last long-poll claim stays open on the server for up to its ``--poll``
+    seconds and may claim a job submitted meanwhile, for an agent that no longer exists (the
+    lease expires, a retry is spent): on a shared server a test's jobs and agents therefore
+    belong to a user of its own, and an agent claims only its own user's jobs."""
+
+    def __init__(self, server: Any) -> None:
+        self._server = server
+        self.admin_token: str = server.make_token(unique_name("admin"), admin=True)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._server, name)
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, interval: float = 0.1) -> Any:

@@ -10,10 +10,12 @@ import re
 import signal
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from jobs_helpers import wait_for
+import pytest
+from jobs_helpers import AsOwnAdmin, wait_for
 
 from mltrail.core.types import Status, is_system_metric
 
@@ -156,9 +158,25 @@ def test_sigkilled_agent_lease_expires_and_the_job_is_requeued(
     assert db_store.get_experiment(project, job.experiment_id).status is Status.DONE
 
 
+@pytest.fixture
+def own_server(module_server: Any) -> AsOwnAdmin:
+    """The module's shared server (SQLite) as an administrator of this test's own: for the
+    tests that neither restart their server nor need both databases."""
+    return AsOwnAdmin(module_server)
+
+
+@pytest.fixture
+def own_store(own_server: AsOwnAdmin) -> Iterator[Any]:
+    from mltrail.store.http import HttpStore
+
+    with HttpStore(own_server.url, own_server.admin_token) as store:
+        yield store
+
+
 def test_sigkilled_agent_without_retries_leaves_the_job_failed(
-    server: Any, agent_factory: Any, http_store: Any, tmp_path: Path
+    own_server: Any, agent_factory: Any, own_store: Any, tmp_path: Path
 ) -> None:
+    server, http_store = own_server, own_store
     project = http_store.create_project("crash").id
     job = http_store.submit_job(project, _run_once_then_finish(tmp_path / "marker"))
     doomed = agent_factory(server, *AGENT_ARGS)
@@ -190,8 +208,9 @@ with mltrail.start() as exp:
 
 
 def test_the_sdk_inside_a_job_attaches_to_its_experiment_and_sees_the_stop(
-    server: Any, agent_factory: Any, http_store: Any
+    own_server: Any, agent_factory: Any, own_store: Any
 ) -> None:
+    server, http_store = own_server, own_store
     project = http_store.create_project("sdk").id
     job = http_store.submit_job(project, [PY, "-c", SDK_SCRIPT], display_name="sdk run")
     agent_factory(server, *AGENT_ARGS)
