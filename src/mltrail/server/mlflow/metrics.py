@@ -18,7 +18,7 @@ from fastapi import APIRouter, Response
 from mltrail.core.errors import NotFoundError, ValidationError
 from mltrail.core.types import ExperimentRef, MetricBatch, Series, SeriesChunk
 from mltrail.server.mlflow import runs, shapes
-from mltrail.server.mlflow.errors import MlflowJSONResponse, MlflowRoute
+from mltrail.server.mlflow.errors import MlflowJSONResponse, MlflowRoute, small_write
 from mltrail.server.mlflow.messages import MessageDep, StoreDep
 from mltrail.store.base import Store
 
@@ -35,6 +35,7 @@ Point = tuple[str, float, int, int]  # key, value, timestamp (ms), step
 
 
 @router.post("/runs/log-metric")
+@small_write
 def log_metric(message: MessageDep, store: StoreDep) -> dict[str, Any]:
     """One point of a series."""
     ref = message.run()

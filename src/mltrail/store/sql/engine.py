@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import re
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -38,6 +39,7 @@ from sqlalchemy.pool import StaticPool
 
 from mltrail.config import DEFAULT_CRASH_AFTER_SECONDS, DEFAULT_TRASH_DAYS
 from mltrail.core.errors import ValidationError
+from mltrail.store.waiting import WouldWait, waiting_forbidden
 
 BUSY_TIMEOUT_MS = 30_000
 SYNCHRONOUS_MODES = ("normal", "full")  # the ``?synchronous=`` a SQLite URL may carry
@@ -82,14 +84,33 @@ class Database:
         """
         if self.is_sqlite and self._write_lock is None:
             self._write_lock = _sqlite_write_lock(self.engine)
+        if waiting_forbidden():
+            with self._write_now(), self.engine.connect() as conn:
+                conn.execution_options(**{_WRITE: True})
+                with conn.begin():  # SQLite's lock without a busy timeout: see _on_begin
+                    yield conn
+            return
         with self._write_lock or nullcontext(), self.engine.connect() as conn:
             conn.execution_options(**{_WRITE: True})
             with conn.begin():
                 yield conn
 
     @contextmanager
+    def _write_now(self) -> Iterator[None]:
+        """This process's write lock if it is free at once, else :class:`WouldWait`
+        (``store/waiting.py``); on PostgreSQL always :class:`WouldWait`."""
+        if self._write_lock is None or not self._write_lock.acquire(blocking=False):
+            raise WouldWait("the write lock is taken" if self.is_sqlite else "not on SQLite")
+        try:
+            yield
+        finally:
+            self._write_lock.release()
+
+    @contextmanager
     def read(self) -> Iterator[Connection]:
         """A connection inside a read transaction (one consistent snapshot)."""
+        if not self.is_sqlite and waiting_forbidden():
+            raise WouldWait("a PostgreSQL read waits on the network")
         with self.engine.connect() as conn, conn.begin():
             yield conn
 
@@ -277,9 +298,27 @@ def _sqlite_engine(url: str) -> Engine:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         write = conn.get_execution_options().get(_WRITE, False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+        if write and waiting_forbidden():
+            _begin_immediate_now(conn)
+        else:
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine
+
+
+def _begin_immediate_now(conn: Connection) -> None:
+    """BEGIN IMMEDIATE with no busy timeout: another process's write lock is a
+    :class:`WouldWait` at once instead of a wait (in WAL mode nothing else in a write
+    transaction waits once it holds the lock, so the usual timeout is back right after)."""
+    driver = conn.connection.driver_connection
+    assert driver is not None
+    driver.execute("PRAGMA busy_timeout=0")
+    try:  # through the driver: any failure is a WouldWait, the retry meets it as usual
+        driver.execute("BEGIN IMMEDIATE")
+    except sqlite3.Error as exc:
+        raise WouldWait("another process holds the database's write lock") from exc
+    finally:
+        driver.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
 
 
 def upgrade(db: Database) -> None:
