@@ -98,6 +98,22 @@ def test_a_write_behind_another_connections_lock_would_wait_and_keeps_the_timeou
     assert _count(store, ref) == 1
 
 
+def test_a_read_with_every_pooled_connection_taken_would_wait(sqlite_run) -> None:
+    store, ref = sqlite_run
+    engine = store._db.engine
+    taken = []
+    try:
+        while engine.pool.checkedout() < engine.pool.size() + engine.pool._max_overflow:  # type: ignore[attr-defined]
+            taken.append(engine.connect())
+        with without_waiting(), pytest.raises(WouldWait):
+            store.list_series(ref.project_id, ref.experiment_id)
+    finally:
+        for conn in taken:
+            conn.close()
+    with without_waiting():
+        assert store.list_series(ref.project_id, ref.experiment_id) == []
+
+
 def test_postgresql_never_goes_ahead_without_waiting(pg_url: str) -> None:
     store = SqlStore.open(pg_url)
     try:

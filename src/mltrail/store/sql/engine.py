@@ -35,7 +35,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.pool import StaticPool
+from sqlalchemy.pool import QueuePool, StaticPool
 
 from mltrail.config import DEFAULT_CRASH_AFTER_SECONDS, DEFAULT_TRASH_DAYS
 from mltrail.core.errors import ValidationError
@@ -85,7 +85,7 @@ class Database:
         if self.is_sqlite and self._write_lock is None:
             self._write_lock = _sqlite_write_lock(self.engine)
         if waiting_forbidden():
-            with self._write_now(), self.engine.connect() as conn:
+            with self._write_now(), self._connect_now() as conn:
                 conn.execution_options(**{_WRITE: True})
                 with conn.begin():  # SQLite's lock without a busy timeout: see _on_begin
                     yield conn
@@ -109,10 +109,24 @@ class Database:
     @contextmanager
     def read(self) -> Iterator[Connection]:
         """A connection inside a read transaction (one consistent snapshot)."""
-        if not self.is_sqlite and waiting_forbidden():
-            raise WouldWait("a PostgreSQL read waits on the network")
+        if waiting_forbidden():
+            if not self.is_sqlite:
+                raise WouldWait("a PostgreSQL read waits on the network")
+            with self._connect_now() as conn, conn.begin():
+                yield conn
+            return
         with self.engine.connect() as conn, conn.begin():
             yield conn
+
+    def _connect_now(self) -> Connection:
+        """A connection from the pool, or :class:`WouldWait` when every one is taken (the
+        pool would block until another thread returns one)."""
+        pool = self.engine.pool
+        if isinstance(pool, QueuePool):
+            limit = pool.size() + pool._max_overflow  # (an overflow of -1 has no limit)
+            if pool._max_overflow >= 0 and pool.checkedout() >= limit:
+                raise WouldWait("every pooled connection is taken")
+        return self.engine.connect()
 
     def insert(self, table: Any) -> Any:
         """A dialect insert, which has ``on_conflict_do_nothing`` / ``on_conflict_do_update``."""
