@@ -87,7 +87,39 @@ def test_a_body_just_under_the_limit_is_read(client, experiment):
     response = client.post(
         experiment + "/points", json={"client_id": "c", "seq": 1, "chunks": [], "pad": pad}
     )
-    assert response.json() == {"stored": 0}
+    assert _error(response, 422)["field"] == "pad"  # read and parsed: its unknown field named
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        # what a newer client adds, refused by name rather than dropped
+        ("POST", "/projects", {"display_name": "p", "unique_nam": True}, "unique_nam"),
+        ("PATCH", "{experiment}", {"keep_hyperparameter": True}, "keep_hyperparameter"),
+        ("POST", "{experiment}/logs",
+         {"client_id": "c", "seq": 1, "lines": [{"time": 1.0, "stream": "stdout", "level": "INFO",
+                                                 "message": "m", "colour": "red"}]},
+         "lines[0].colour"),
+        ("POST", "/external-metrics",
+         {"targets": [{"weights_hash": "ab", "run": 1}], "metrics": {"ex_a": 1}},
+         "targets[0].run"),
+    ],
+)  # fmt: skip
+def test_an_unknown_field_is_422_naming_it(client, experiment, method, path, body, field):
+    response = client.request(method, path.format(experiment=experiment), json=body)
+    error = _error(response, 422)
+    assert (error["type"], error["field"]) == ("validation_error", field), error
+    assert "unknown field" in error["message"]
+
+
+def test_the_mlflow_surface_still_ignores_fields_it_does_not_model(shared_server):
+    token = shared_server.make_token(unique_name())
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=shared_server.url, headers=headers, timeout=60) as mlflow:
+        body = {"name": unique_name("mlflow"), "a_newer_mlflow_field": 1}
+        response = mlflow.post("/api/2.0/mlflow/experiments/create", json=body)
+    assert response.status_code == 200, response.text
+    assert response.json()["experiment_id"]
 
 
 @pytest.mark.parametrize(

@@ -66,6 +66,8 @@ async def _request_validation_error(request: Request, exc: Exception) -> OrjsonR
     message = str(first.get("msg", "invalid value"))
     if first.get("type") == "json_invalid":
         field, message = "body", f"not valid JSON: {first.get('ctx', {}).get('error', message)}"
+    if first.get("type") == "extra_forbidden":  # e.g. a newer client's flag: not dropped
+        message = "unknown field: this server does not take it (is the client newer?)"
     return error_response(422, "validation_error", message, field)
 
 

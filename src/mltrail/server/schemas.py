@@ -260,26 +260,34 @@ class LogsOut(BaseModel):
 
 
 # --- requests ---------------------------------------------------------------------------------
+class RequestModel(BaseModel):
+    """A request body of /api/v1: a field it does not know is a 422 naming it, not dropped, so
+    a client newer than the server learns its flag was not understood (the MLflow surface's
+    models stay lenient: its clients send fields mltrail does not model)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
 _UNIQUE_NAME = "refuse (409) a name another of your projects has, deleted ones too"
 
 
-class ProjectIn(BaseModel):
+class ProjectIn(RequestModel):
     display_name: str
     description: str = ""
     unique_name: bool = Field(False, description=_UNIQUE_NAME)
 
 
-class ProjectPatch(BaseModel):
+class ProjectPatch(RequestModel):
     display_name: str | None = None
     description: str | None = None
     unique_name: bool = Field(False, description=_UNIQUE_NAME)
 
 
-class MemberIn(BaseModel):
+class MemberIn(RequestModel):
     user_name: str = Field(min_length=1)
 
 
-class ExperimentIn(BaseModel):
+class ExperimentIn(RequestModel):
     client_id: str | None = Field(None, min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
     display_name: str | None = None
     description: str = ""
@@ -292,7 +300,7 @@ class ExperimentIn(BaseModel):
     ended_at: float | None = None
 
 
-class ExperimentPatch(BaseModel):
+class ExperimentPatch(RequestModel):
     status: Status | None = None
     display_name: str | None = None
     description: str | None = None
@@ -322,7 +330,7 @@ class PurgeOut(BaseModel):
     blobs_removed: int = Field(description="artifact blobs no other experiment referenced")
 
 
-class ChunkIn(BaseModel):
+class ChunkIn(RequestModel):
     """One series of a batch; columns are base64 of little-endian arrays."""
 
     key: str
@@ -334,17 +342,17 @@ class ChunkIn(BaseModel):
     times: str = Field(description="base64 of <f8 unix seconds")
 
 
-class PointsIn(BaseModel):
+class PointsIn(RequestModel):
     client_id: str = Field(min_length=1, max_length=200)
     seq: int = Field(ge=0, le=2**63 - 1)
     chunks: list[ChunkIn] = Field(max_length=MAX_BATCH_CHUNKS)
 
 
-class RewindIn(BaseModel):
+class RewindIn(RequestModel):
     iteration: int = Field(ge=0, le=2**63 - 1, description="the last iteration kept")
 
 
-class SeriesBatchIn(BaseModel):
+class SeriesBatchIn(RequestModel):
     """A batched series read: every chart of a view in one request."""
 
     series: list[dict[str, Any]] = Field(
@@ -358,7 +366,7 @@ class SeriesBatchIn(BaseModel):
     format: Literal["json", "packed"] = "json"
 
 
-class TargetIn(BaseModel):
+class TargetIn(RequestModel):
     """One experiment (``project`` and ``experiment``; ``project_id`` / ``experiment_id`` are
     accepted too), or ``weights_hash``: every experiment holding it."""
 
@@ -384,22 +392,22 @@ ExMetricsBody = Annotated[
 ]
 
 
-class ExternalMetricsIn(BaseModel):
+class ExternalMetricsIn(RequestModel):
     targets: list[TargetIn] = Field(min_length=1)
     metrics: ExMetricsBody
 
 
-class WeightsLinkIn(BaseModel):
+class WeightsLinkIn(RequestModel):
     weights_hash: str
     iteration: Int64 | None = None
     epoch: Int64 | None = None
 
 
-class IterationMetricsIn(BaseModel):
+class IterationMetricsIn(RequestModel):
     metrics: ExMetricsBody
 
 
-class ChartSpecIn(BaseModel):
+class ChartSpecIn(RequestModel):
     name: str
     scope: str = "test"
     type: str = "line"
@@ -409,12 +417,12 @@ class ChartSpecIn(BaseModel):
     y: list[Any]
 
 
-class ChartIn(BaseModel):
+class ChartIn(RequestModel):
     targets: list[TargetIn] = Field(min_length=1)
     chart: ChartSpecIn
 
 
-class LogLineIn(BaseModel):
+class LogLineIn(RequestModel):
     time: float
     stream: str
     level: str
@@ -422,7 +430,7 @@ class LogLineIn(BaseModel):
     escaped: bool = Field(False, description=_ESCAPED)
 
 
-class LogsIn(BaseModel):
+class LogsIn(RequestModel):
     client_id: str = Field(min_length=1, max_length=200)
     seq: int = Field(ge=0, le=2**63 - 1)
     lines: list[LogLineIn]

@@ -9,12 +9,12 @@ from mltrail.core import codec
 from mltrail.core import jobs as jb
 from mltrail.server.deps import StoreDep
 from mltrail.server.routes.jobs import MAX_ID
-from mltrail.server.schemas import ERROR_RESPONSES
+from mltrail.server.schemas import ERROR_RESPONSES, RequestModel
 
 router = APIRouter(tags=["agents"], responses=ERROR_RESPONSES)
 
 
-class AgentIn(BaseModel):
+class AgentIn(RequestModel):
     agent_id: str
     name: str
     queues: list[str] = Field(default_factory=lambda: [jb.DEFAULT_QUEUE])
@@ -38,7 +38,7 @@ class AgentOut(BaseModel):
     projects: list[int]
 
 
-class HeartbeatIn(BaseModel):
+class HeartbeatIn(RequestModel):
     job_id: int | None = Field(None, ge=1, le=MAX_ID)
     lease_seconds: float = jb.DEFAULT_LEASE_SECONDS
 

@@ -21,7 +21,7 @@ from mltrail.core.jobs import Job
 from mltrail.core.types import Status
 from mltrail.server.deps import StoreDep
 from mltrail.server.polling import poll_in_threads
-from mltrail.server.schemas import ERROR_RESPONSES
+from mltrail.server.schemas import ERROR_RESPONSES, RequestModel
 
 MAX_ID = 2**31 - 1  # database integers: larger ids cannot exist
 JobId = Annotated[int, Path(ge=1, le=MAX_ID)]
@@ -30,7 +30,7 @@ router = APIRouter(tags=["jobs"], responses=ERROR_RESPONSES)
 
 
 # --- bodies ------------------------------------------------------------------------------------
-class JobIn(BaseModel):
+class JobIn(RequestModel):
     """A job to queue: the command, where its files come from, its environment."""
 
     command: list[str] = Field(min_length=1)
@@ -68,7 +68,7 @@ class JobOut(BaseModel):
     user_id: int | None = None
 
 
-class ClaimIn(BaseModel):
+class ClaimIn(RequestModel):
     agent_id: str
     queues: list[str] = Field(default_factory=lambda: [jb.DEFAULT_QUEUE])
     lease_seconds: float = jb.DEFAULT_LEASE_SECONDS
@@ -79,7 +79,7 @@ class ClaimOut(BaseModel):
     job: JobOut | None
 
 
-class FinishIn(BaseModel):
+class FinishIn(RequestModel):
     agent_id: str
     status: Status
     exit_code: int | None = Field(None, ge=-MAX_ID, le=MAX_ID)
