@@ -18,8 +18,8 @@ CRASH_AFTER = "2"
 
 
 @pytest.fixture
-def judging_server(server_factory: Any, sqlite_url: str) -> Any:
-    return server_factory(sqlite_url, env={"MLTRAIL_CRASH_AFTER": CRASH_AFTER})
+def judging_server(server_factory: Any, migrated_sqlite_url: str) -> Any:
+    return server_factory(migrated_sqlite_url, env={"MLTRAIL_CRASH_AFTER": CRASH_AFTER})
 
 
 @pytest.fixture

@@ -73,7 +73,9 @@ def make_mode(request: pytest.FixtureRequest, tmp_path: Path, crash_after: float
     """Embedded mode, or a real server on SQLite or PostgreSQL judging after ``crash_after``."""
     if request.param == "embedded":
         return _mode("embedded", tmp_path / "home", crash_after, None)
-    db_url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
+    db_url = request.getfixturevalue(
+        "migrated_sqlite_url" if request.param == "sqlite" else "migrated_pg_url"
+    )
     factory = request.getfixturevalue("server_factory")
     server = factory(db_url, env={"MLTRAIL_CRASH_AFTER": str(crash_after)})
     return _mode(request.param, tmp_path / "home", crash_after, server)

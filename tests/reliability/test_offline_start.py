@@ -33,9 +33,14 @@ BATCHES, SIZE = 8, 500
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
-def stopped_server(request: pytest.FixtureRequest, server_factory, sqlite_url) -> ServerProcess:
+def stopped_server(
+    request: pytest.FixtureRequest, server_factory, migrated_sqlite_url
+) -> ServerProcess:
     """A real server (with its admin token made), stopped: its port refuses connections."""
-    url = sqlite_url if request.param == "sqlite" else request.getfixturevalue("pg_url")
+    if request.param == "sqlite":
+        url = migrated_sqlite_url
+    else:
+        url = request.getfixturevalue("migrated_pg_url")
     server = server_factory(url)
     server.stop()
     return server
@@ -125,12 +130,12 @@ def test_the_run_numbers_itself_when_the_server_comes_back(
 
 
 def test_a_spool_follows_its_server_to_another_name_and_port_and_sync_to_retargets(
-    tmp_path: Path, server_factory, sqlite_url
+    tmp_path: Path, server_factory, migrated_sqlite_url
 ):
     """Spooled while the server listened on 127.0.0.1:A; synced once it listens on B, reached as
     ``localhost``: the store's identity matches, so everything uploads. A spool for a server
     that never answered goes elsewhere with ``mltrail sync --to URL``."""
-    server = server_factory(sqlite_url)
+    server = server_factory(migrated_sqlite_url)
     proc = launch_script("spool_trainer.py", trainer_env(server, tmp_path), BATCHES, SIZE, "--wait")
     project, experiment = expect_line(proc, "STARTED")
     server.stop()  # the run's batches spool, keyed by the server's identity

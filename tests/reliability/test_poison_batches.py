@@ -49,12 +49,14 @@ def _settings(home: Path, server: ServerProcess | None) -> Settings:
 
 
 @pytest.fixture(params=["embedded", "sqlite-server", "postgres-server"])
-def mode(request: pytest.FixtureRequest, server_factory, sqlite_url) -> ServerProcess | None:
+def mode(
+    request: pytest.FixtureRequest, server_factory, migrated_sqlite_url
+) -> ServerProcess | None:
     if request.param == "embedded":
         return None
     if request.param == "sqlite-server":
-        return server_factory(sqlite_url)
-    return server_factory(request.getfixturevalue("pg_url"))
+        return server_factory(migrated_sqlite_url)
+    return server_factory(request.getfixturevalue("migrated_pg_url"))
 
 
 def test_a_refused_batch_is_set_aside_and_later_batches_are_stored(

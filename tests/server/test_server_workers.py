@@ -17,7 +17,7 @@ from support.factories import batch, chunk
 def test_workers_share_the_port_and_the_data(request, server_factory, backend: str) -> None:
     """Eight clients write and read at once through two workers; every point is stored once,
     each client reads what the others wrote, and SIGTERM ends every process."""
-    db_url = request.getfixturevalue("sqlite_url" if backend == "sqlite" else "pg_url")
+    db_url = request.getfixturevalue(f"migrated_{'sqlite' if backend == 'sqlite' else 'pg'}_url")
     server = server_factory(db_url, extra_args=("--workers", "2"))
     workers = psutil.Process(server.proc.pid).children()
     assert len(workers) == 2 and all(w.is_running() for w in workers)

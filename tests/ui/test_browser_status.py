@@ -128,9 +128,9 @@ TRAINER = textwrap.dedent(
 
 
 @pytest.fixture
-def crash_server(server_factory, sqlite_url: str) -> ServerProcess:
+def crash_server(server_factory, migrated_sqlite_url: str) -> ServerProcess:
     """A server of its own that judges runs after CRASH_AFTER seconds (the shared one: 300 s)."""
-    return server_factory(sqlite_url, env={"MLTRAIL_CRASH_AFTER": str(CRASH_AFTER)})
+    return server_factory(migrated_sqlite_url, env={"MLTRAIL_CRASH_AFTER": str(CRASH_AFTER)})
 
 
 def trainer_env(server: ServerProcess, home: Path) -> dict[str, str]:
