@@ -103,6 +103,11 @@ def test_a_body_just_under_the_limit_is_read(client, experiment):
         ("POST", "/external-metrics",
          {"targets": [{"weights_hash": "ab", "run": 1}], "metrics": {"ex_a": 1}},
          "targets[0].run"),
+        # a batched read's entries are objects the route parses itself, not a model
+        ("POST", "/series/read",
+         {"series": [{"project": 1, "experiment": 1, "key": "loss", "colour": "red"}],
+          "max_points": 10},
+         "series[0].colour"),
     ],
 )  # fmt: skip
 def test_an_unknown_field_is_422_naming_it(client, experiment, method, path, body, field):

@@ -118,12 +118,21 @@ def series_queries(value: Any, field: str = "series") -> tuple[SeriesQuery, ...]
     return tuple(_series_query(item, f"{field}[{i}]") for i, item in enumerate(value))
 
 
+_QUERY_FIELDS = frozenset(("project", "experiment", "project_id", "experiment_id", "key", "phase"))
+
+
 def _series_query(item: Any, field: str) -> SeriesQuery:
     if isinstance(item, SeriesQuery):
         item = {"project": item.project_id, "experiment": item.experiment_id,
                 "key": item.key, "phase": item.phase}  # fmt: skip
     if not isinstance(item, Mapping):
         raise ValidationError("must be an object", field)
+    for name in item:  # a newer client's flag: refused by name, as the request models do
+        if name not in _QUERY_FIELDS:
+            raise ValidationError(
+                "unknown field: this server does not take it (is the client newer?)",
+                f"{field}.{name}",
+            )
     project = item.get("project", item.get("project_id"))
     experiment = item.get("experiment", item.get("experiment_id"))
     key, phase_ = item.get("key"), item.get("phase")
