@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mltrail.core.errors import ConflictError
 from mltrail.core.types import MetricBatch, Phase, Project, SeriesChunk
 from mltrail.store.base import Store
 
@@ -45,13 +46,21 @@ class ImportReport:
 
 
 def project_named(store: Store, name: str, description: str, report: ImportReport) -> Project:
-    """The user's project with that display name, created when missing."""
+    """The user's project with that display name, created when missing (with
+    ``unique_name``: of two imports starting at once, one creates it, the other reuses it)."""
     found = store.find_project(name)
-    if found is not None:
-        report.projects_reused += 1
-        return found
-    report.projects_created += 1
-    return store.create_project(name, description)
+    if found is None:
+        try:
+            created = store.create_project(name, description, unique_name=True)
+        except ConflictError:
+            found = store.find_project(name)
+            if found is None:
+                raise
+        else:
+            report.projects_created += 1
+            return created
+    report.projects_reused += 1
+    return found
 
 
 def series_of(name: str) -> tuple[str, str]:
