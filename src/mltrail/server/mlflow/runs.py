@@ -14,7 +14,7 @@ from fastapi import APIRouter, Response
 from mltrail.core.errors import ConflictError, NotFoundError, ValidationError
 from mltrail.core.types import Experiment, ExperimentRef, Status
 from mltrail.server.mlflow import shapes
-from mltrail.server.mlflow.errors import MlflowJSONResponse, MlflowRoute, small_write
+from mltrail.server.mlflow.errors import MlflowJSONResponse, MlflowRoute
 from mltrail.server.mlflow.messages import Message, MessageDep, StoreDep, project_of
 from mltrail.store.base import Store
 
@@ -94,7 +94,6 @@ def update_run(message: MessageDep, store: StoreDep) -> dict[str, Any]:
 
 
 @router.post("/runs/log-parameter")
-@small_write
 def log_param(message: MessageDep, store: StoreDep) -> dict[str, Any]:
     """One hyperparameter; changing a logged value is refused, as MLflow does."""
     ref, name, value = _key_value(message, shapes.MAX_PARAM_VAL_LEN)
@@ -103,7 +102,6 @@ def log_param(message: MessageDep, store: StoreDep) -> dict[str, Any]:
 
 
 @router.post("/runs/set-tag")
-@small_write
 def set_tag(message: MessageDep, store: StoreDep) -> dict[str, Any]:
     """One tag (``mlflow.runName`` renames the run, ``mlflow.note.content`` is its description)."""
     ref, name, value = _key_value(message, shapes.MAX_TAG_VAL_LEN)
@@ -118,7 +116,6 @@ def _key_value(message: Message, max_len: int) -> tuple[ExperimentRef, str, str]
 
 
 @router.post("/runs/delete-tag")
-@small_write
 def delete_tag(message: MessageDep, store: StoreDep) -> dict[str, Any]:
     """Remove a tag; a tag the run does not have is RESOURCE_DOES_NOT_EXIST, as in MLflow."""
     ref = message.run()
