@@ -50,12 +50,13 @@ class Tier:
     small: int  # an append of more points into the series does not search this tier's window
 
 
-COMPACT_TIERS = (Tier(64, 4, 16), Tier(256, 4, 32), Tier(4096, 8, 512))
-# A chunk of fewer points than this is merged (and packed again) once its largest window
-# completes: that window then holds the min_chunks it needs, unless larger chunks share it or
-# a larger append completes it. So an append packs such a chunk without deflating it
-# (chunk_codec's ``stored_below``): the merge deflates its points.
-COMPACTED_BELOW = COMPACT_TIERS[-1].size // COMPACT_TIERS[-1].min_chunks
+COMPACT_TIERS = (Tier(64, 4, 16), Tier(256, 4, 32), Tier(1024, 8, 128), Tier(4096, 4, 512))
+# A chunk of at most the largest ``small`` points is merged (and packed again) once a window of
+# a tier that searches after it completes, if that window then holds the chunks it needs. So an
+# append packs such a chunk without deflating it (chunk_codec's ``stored_below``): the merge
+# deflates its points. What stays so is a series' tail below its next window, and windows an
+# irregular pattern left with too few chunks.
+COMPACTED_BELOW = max(t.small for t in COMPACT_TIERS) + 1
 
 
 def completed_windows(grown: list[tuple[int, int, int]]) -> list[tuple[int, int, int, int]]:
