@@ -131,7 +131,7 @@ def test_a_head_just_under_the_limit_is_served(shared_server: ServerProcess) -> 
 def test_a_chunked_body_is_decoded_for_the_app(shared_server: ServerProcess) -> None:
     token = shared_server.admin_token
     assert token is not None
-    body = b'{"name": "chunked-body", "display_name": "sent in two chunks"}'
+    body = b'{"display_name": "sent in two chunks", "description": "chunked body"}'
     request = (
         b"POST /api/v1/projects HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n"
         b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
