@@ -224,16 +224,22 @@ def select_any_tuples(
         part = rows[i : i + OR_TERMS]
         sql = _any_of(table.name, columns, tests, len(part), sqlite)
         if sqlite:
-            result = conn.exec_driver_sql(sql, tuple(v for row in part for v in row))
-            try:
-                found += result.cursor.fetchall()
-            finally:
-                result.close()
+            found += driver_tuples(conn, sql, tuple(v for row in part for v in row))
         else:
             params = {f"p{k}_{j}": v for k, row in enumerate(part) for j, v in enumerate(row)}
             typed = text(sql).columns(*(table.c[name] for name in columns))
             found += [tuple(r) for r in conn.execute(typed, params)]
     return found
+
+
+def driver_tuples(conn: Connection, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
+    """The rows of plain ``sql`` (the driver's paramstyle) as the driver's own tuples, fetched
+    at once, without SQLAlchemy's result handling (SQLite: no type to convert)."""
+    result = conn.exec_driver_sql(sql, params)
+    try:
+        return list(result.cursor.fetchall())
+    finally:
+        result.close()
 
 
 @functools.lru_cache(maxsize=64)

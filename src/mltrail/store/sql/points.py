@@ -32,7 +32,7 @@ from mltrail.store.sql import rollups
 from mltrail.store.sql.access import Scope, SqlNoun, experiment_pk, touched_experiment_pk
 from mltrail.store.sql.batches import claim_batch
 from mltrail.store.sql.chunks import COMPACTED_BELOW, compact_after_append, iteration_order
-from mltrail.store.sql.engine import Database, select_any_tuples
+from mltrail.store.sql.engine import Database, driver_tuples, select_any_tuples
 from mltrail.store.sql.rollup_blocks import BLOCK_BUCKETS
 from mltrail.store.sql.rollup_sealing import Fresh, seal_blocks, store_blocks
 from mltrail.store.sql.series import read_series, read_series_batch
@@ -143,13 +143,10 @@ SeriesRow = namedtuple("SeriesRow", list(metric_series.c.keys()))  # type: ignor
 
 
 def _series_rows(conn: Connection, params: dict[str, Any]) -> dict[tuple[str, str], Any]:
+    found: Sequence[Any]
     if conn.dialect.name == "sqlite":  # no row locks to take: the driver's rows, as they come
-        sql = _series_rows_sql(len(params["keys"]))
-        result = conn.exec_driver_sql(sql, (params["pk"], *params["keys"]))
-        try:
-            found = result.cursor.fetchall()
-        finally:
-            result.close()
+        found = driver_tuples(conn, _series_rows_sql(len(params["keys"])),
+                              (params["pk"], *params["keys"]))  # fmt: skip
     else:
         found = conn.execute(_LOCK_SERIES, params).all()
     rows: list[Any] = [SeriesRow(*r) for r in found]
