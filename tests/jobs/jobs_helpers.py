@@ -22,10 +22,11 @@ class AsOwnAdmin:
     """A server shared by several tests, as one test sees it: ``admin_token`` is the token of an
     administrator of that test's own; everything else is the server's.
 
-    A killed agent's last long-poll claim stays open on the server for up to its ``--poll``
-    seconds and may claim a job submitted meanwhile, for an agent that no longer exists (the
-    lease expires, a retry is spent): on a shared server a test's jobs and agents therefore
-    belong to a user of its own, and an agent claims only its own user's jobs."""
+    A test's jobs and agents on a shared server belong to a user of its own: an agent
+    claims only its own user's jobs, and a job's ``queue_served`` counts only agents that would
+    take it, so an earlier test's agents (killed, yet alive for their lease; one killed during
+    its claim's own transaction could still take a job) never touch this test's jobs. (An agent
+    killed during its long poll takes no job: the server stops polling once it has gone.)"""
 
     def __init__(self, server: Any) -> None:
         self._server = server

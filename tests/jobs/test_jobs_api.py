@@ -1,13 +1,19 @@
-"""The jobs REST API's answers to bad requests: 4xx JSON naming the field, never a 500."""
+"""The jobs REST API: its answers to bad requests (4xx JSON naming the field, never a 500) and
+its long-poll claim."""
 
 from __future__ import annotations
 
+import json
+import socket
+import time
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
+from jobs_helpers import wait_for
 
+from mltrail.core.polling import POLL_SECONDS
 from support.clients import error_of, rest_client
 
 
@@ -138,3 +144,39 @@ def test_another_users_jobs_are_invisible(server: Any, client: httpx.Client, pro
         assert claim.json() == {"job": None}
         submit = outsider.post(f"/projects/{project}/jobs", json={"command": ["echo"]})
         assert _error(submit, 403)["field"] == "project"
+
+
+def _last_seen(client: httpx.Client, agent_id: str) -> float:
+    return next(a for a in client.get("/agents").json() if a["agent_id"] == agent_id)[
+        "last_seen_at"
+    ]
+
+
+def test_a_long_poll_claim_whose_agent_hung_up_takes_no_job(
+    server: Any, client: httpx.Client, project: int
+) -> None:
+    """An agent killed during its long poll: the claim it left open on the server must not take
+    the next job (it would run nowhere until its lease expired, and spend an attempt)."""
+    for agent_id in ("ghost", "live"):
+        agent = {"agent_id": agent_id, "name": "h", "queues": ["hang-up"], "lease_seconds": 30}
+        assert client.post("/agents", json=agent).status_code == 200
+    registered = _last_seen(client, "ghost")
+    claim = {"agent_id": "ghost", "queues": ["hang-up"], "lease_seconds": 30, "wait_seconds": 30}
+    body = json.dumps(claim).encode()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(
+            b"POST /api/v1/jobs/claim HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Authorization: Bearer %s\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n%s" % (server.admin_token.encode(), len(body), body)
+        )
+        # each ask of the poll touches the agent: the server is polling for it now
+        wait_for(lambda: _last_seen(client, "ghost") > registered)
+    job = client.post(
+        f"/projects/{project}/jobs", json={"command": ["echo"], "queue": "hang-up"}
+    ).json()
+    time.sleep(8 * POLL_SECONDS)  # the ghost's poll would have asked again several times by now
+    assert client.get(f"/jobs/{job['job_id']}").json()["status"] == "queued"
+    taken = client.post(
+        "/jobs/claim", json={"agent_id": "live", "queues": ["hang-up"], "lease_seconds": 30}
+    ).json()["job"]
+    assert (taken["job_id"], taken["agent_id"], taken["attempts"]) == (job["job_id"], "live", 1)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
 
 from starlette.concurrency import run_in_threadpool
@@ -29,9 +29,37 @@ async def poll_in_threads(
 ) -> T:
     """Run ``fetch`` in a worker thread until ``ready`` of its answer or ``wait`` seconds pass;
     returns the last answer."""
+    return await _poll(functools.partial(run_in_threadpool, fetch), ready, wait, interval)
+
+
+async def poll_while_connected(
+    request: Request, fetch: Callable[[], T | None], wait: float, interval: float = POLL_SECONDS
+) -> T | None:
+    """Run ``fetch`` in a worker thread until it answers something other than ``None`` or
+    ``wait`` seconds pass, asking only while the request's client is still there.
+
+    For a poll that acts: a job claim made for a client that has gone (an agent killed during
+    its long poll) would take a job that nobody runs until its lease expires, and spend one of
+    its retries. The client is checked before each ask, so only one leaving during the ask's own
+    transaction can still be answered in vain.
+    """
+    left = False
+
+    async def ask() -> T | None:
+        nonlocal left
+        left = await request.is_disconnected()
+        return None if left else await run_in_threadpool(fetch)
+
+    return await _poll(ask, lambda answer: left or answer is not None, wait, interval)
+
+
+async def _poll(
+    ask: Callable[[], Awaitable[T]], ready: Callable[[T], bool], wait: float, interval: float
+) -> T:
+    """:func:`mltrail.core.polling.poll`'s loop with awaited asks and waits on the event loop."""
     deadline = time.monotonic() + max(float(wait), 0.0)
     while True:
-        answer = await run_in_threadpool(fetch)
+        answer = await ask()
         remaining = deadline - time.monotonic()
         if ready(answer) or remaining <= 0:
             return answer

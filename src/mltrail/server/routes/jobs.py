@@ -2,7 +2,7 @@
 
 Thin handlers: each parses its body, makes one store call and answers. The claim long-poll runs
 on the event loop (``server/polling.py``): each ask is one ``claim_job`` in a worker thread, so a
-waiting agent holds no worker thread.
+waiting agent holds no worker thread, and none is made once the agent's connection has closed.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import base64
 import binascii
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, Field
 
 from mltrail.core import codec
@@ -20,7 +20,7 @@ from mltrail.core.errors import ValidationError
 from mltrail.core.jobs import Job
 from mltrail.core.types import Status
 from mltrail.server.deps import StoreDep
-from mltrail.server.polling import poll_in_threads
+from mltrail.server.polling import poll_while_connected
 from mltrail.server.schemas import ERROR_RESPONSES, RequestModel
 
 MAX_ID = 2**31 - 1  # database integers: larger ids cannot exist
@@ -133,13 +133,14 @@ def list_jobs(
 
 
 @router.post("/jobs/claim", response_model=ClaimOut)
-async def claim_job(body: ClaimIn, store: StoreDep) -> dict:
-    """Take the oldest queued job of the agent's queues, waiting up to ``wait_seconds``."""
+async def claim_job(body: ClaimIn, request: Request, store: StoreDep) -> dict:
+    """Take the oldest queued job of the agent's queues, waiting up to ``wait_seconds``; an
+    agent that went away while it waited (killed, say) takes none."""
 
     def claim() -> Job | None:
         return store.claim_job(body.agent_id, body.queues, lease_seconds=body.lease_seconds)
 
-    job = await poll_in_threads(claim, lambda found: found is not None, body.wait_seconds)
+    job = await poll_while_connected(request, claim, body.wait_seconds)
     return {"job": None if job is None else codec.job_to_wire(job)}
 
 
