@@ -34,8 +34,11 @@ router = APIRouter(tags=["artifacts"], responses=ERROR_RESPONSES)
 _EXPERIMENT = "/projects/{project_id}/experiments/{experiment_id}"
 _UPLOAD_PATH = re.compile(r"^/api/v1/projects/[^/]+/experiments/[^/]+/artifacts/.")
 Count = Annotated[int | None, Query(ge=0, le=2**63 - 1)]
-BLOCK_BYTES = 4 * CHUNK_BYTES
-BLOCKS_AHEAD = 3
+# 1 MiB blocks stay in the CPU's caches between being joined, hashed and written: 4 MiB blocks
+# made the page-cache write and the sha256 read them from memory (server CPU per GiB uploaded
+# 3.2-3.9 s with 4 MiB blocks, 1.8-2.0 s with 1 MiB)
+BLOCK_BYTES = CHUNK_BYTES
+BLOCKS_AHEAD = 8
 
 
 class PathEncodingError(ValidationError):
@@ -73,7 +76,7 @@ class RequestBody:
 
     A task on the event loop receives the body into blocks of :data:`BLOCK_BYTES` and queues
     up to :data:`BLOCKS_AHEAD` of them while the worker thread hashes and stores the previous
-    ones, so receiving and storing overlap and memory stays bounded (about 16 MiB).
+    ones, so receiving and storing overlap and memory stays bounded (about 10 MiB).
     """
 
     def __init__(self, request: Request) -> None:

@@ -29,7 +29,7 @@ from mltrail.store.artifacts import (
 )
 from mltrail.store.blobs.staging import HashingReader
 
-READ_BYTES = 4 * CHUNK_BYTES
+READ_BYTES = CHUNK_BYTES  # blocks that stay cached from the sha256 to the write (not 4 MiB)
 
 
 def write_behind(out: BinaryIO, blocks: Iterable[bytes]) -> None:
