@@ -496,6 +496,27 @@ def test_logs_keep_order_and_replays_land_once(store: Store, project, exp) -> No
     assert [line.seq for line in store.read_logs(*ref, after_seq=4, limit=1)] == [5]
 
 
+def test_log_pages_are_the_lines_as_columns_from_any_line(store: Store, project, exp) -> None:
+    ref = (project.id, exp.experiment_id)
+    texts = ["a", "b\x00nul", "c \\ back", "\udcff byte", "e", "f", "g"]
+    sizes = (1, 3, 2, 1)  # batches of several sizes: a page starts and ends anywhere
+    start = 0
+    for seq, size in enumerate(sizes):
+        lines = tuple(
+            LogLine(1.5 + i, "stdout", "INFO", texts[i]) for i in range(start, start + size)
+        )
+        store.append_logs(*ref, LogBatch("c", seq, lines))
+        start += size
+    for after in range(len(texts) + 1):
+        for limit in (1, 2, 3, 10):
+            page = store.read_log_page(*ref, after_seq=after, limit=limit)
+            want = texts[after : after + limit]
+            assert list(page.messages) == want
+            assert list(page.seqs) == list(range(after + 1, after + 1 + len(want)))
+            assert list(page.times) == [1.5 + i for i in range(after, after + len(want))]
+            assert page.lines() == store.read_logs(*ref, after_seq=after, limit=limit)
+
+
 def test_bad_log_level_names_the_field(store: Store, project, exp) -> None:
     bad = (LogLine(time.time(), "stdout", "LOUD", "x"),)
     with pytest.raises(ValidationError) as err:

@@ -14,7 +14,7 @@ from typing import IO
 import numpy as np
 
 from mltrail.core.liveness import ending_note
-from mltrail.core.types import LogLine
+from mltrail.core.types import LogLine, LogPage
 from mltrail.store.base import Store
 
 FOLLOW_WAIT_SECONDS = 10.0  # one long poll; the store answers as soon as a line arrives
@@ -45,23 +45,28 @@ def print_logs(
     colours: bool,
     follow: bool,
 ) -> None:
-    """Print every line (page after page, each written at once), then, with ``follow``, new
-    ones until the run ends (done, failed, stopped or crashed); a follower of a crashed run
-    says so in a last line. ``printed`` collects the lines (None: keep nothing, for exports
-    of millions of lines)."""
-    after = 0
+    """Print every line (page after page of columns, each written at once), then, with
+    ``follow``, new ones until the run ends (done, failed, stopped or crashed); a follower of a
+    crashed run says so in a last line. ``printed`` collects the lines (None: keep nothing, for
+    exports of millions of lines)."""
     stamps = _Stamps()
-    while True:
-        wait = FOLLOW_WAIT_SECONDS if follow else 0.0
-        tail = store.tail_logs(project_id, experiment_id, after_seq=after, wait=wait)
+    after = 0
+    while page := store.read_log_page(project_id, experiment_id, after_seq=after):
+        out.write(format_log_columns(page, colours=colours, stamps=stamps))
+        out.flush()
+        if printed is not None:
+            printed.extend(page.lines())
+        after = page.seqs[-1]
+    while follow:
+        tail = store.tail_logs(project_id, experiment_id, after_seq=after, wait=FOLLOW_WAIT_SECONDS)
         if tail.lines:
             out.write(format_log_page(tail.lines, colours=colours, stamps=stamps))
-        out.flush()
+            out.flush()
         if printed is not None:
             printed.extend(tail.lines)
         after = tail.last_seq
-        if not tail.lines and (tail.ended or not follow):
-            note = ending_note(tail.status, tail.last_heartbeat) if follow else None
+        if tail.ended:
+            note = ending_note(tail.status, tail.last_heartbeat)
             if note:
                 out.write(note + "\n")
                 out.flush()
@@ -101,17 +106,22 @@ def format_log_page(
     lines: Sequence[LogLine], *, colours: bool, stamps: _Stamps | None = None
 ) -> str:
     """Lines as :func:`format_log_line` formats each, newline-terminated, in one string."""
-    when = (stamps or _Stamps()).page([x.time for x in lines])
+    return format_log_columns(LogPage.of_lines(lines), colours=colours, stamps=stamps)
+
+
+def format_log_columns(page: LogPage, *, colours: bool, stamps: _Stamps | None = None) -> str:
+    """A page's lines as :func:`format_log_line` formats each, newline-terminated, in one
+    string, made from its columns."""
+    when = (stamps or _Stamps()).page(page.times)
+    columns = (when, page.streams, page.levels, page.messages)
     if not colours:
         # a list, not a generator: join makes one of it anyway, and a comprehension's list is
         # built faster (a fifth of a microsecond per line of a million-line export)
-        text = "\n".join(
-            [f"{t} {x.stream} {x.level} {x.message}" for t, x in zip(when, lines, strict=True)]
-        )
+        text = "\n".join([f"{t} {s} {v} {m}" for t, s, v, m in zip(*columns, strict=True)])
         if "\x1b" in text:  # one pass over the page, when it holds an escape at all
             text = _ANSI_SEQUENCE.sub("", text)
         return text + "\n"
-    return "".join(_coloured(x, t) + "\n" for t, x in zip(when, lines, strict=True))
+    return "".join(_coloured(t, s, v, m) + "\n" for t, s, v, m in zip(*columns, strict=True))
 
 
 def format_log_line(line: LogLine, *, colours: bool) -> str:
@@ -119,9 +129,9 @@ def format_log_line(line: LogLine, *, colours: bool) -> str:
     return format_log_page([line], colours=colours)[:-1]
 
 
-def _coloured(line: LogLine, stamp: str) -> str:
-    text = f"{stamp} {line.stream} {line.level} {line.message}"
-    colour = _LEVEL_COLOURS.get(line.level, "")
-    if not colour and line.stream == "stderr":
+def _coloured(stamp: str, stream: str, level: str, message: str) -> str:
+    text = f"{stamp} {stream} {level} {message}"
+    colour = _LEVEL_COLOURS.get(level, "")
+    if not colour and stream == "stderr":
         colour = _STDERR_COLOUR
     return f"{colour}{text}{_RESET}" if colour else text

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 
@@ -345,6 +345,49 @@ class LogLine:
     level: str
     message: str
     seq: int = 0
+
+
+@dataclass(frozen=True)
+class LogPage:
+    """Consecutive log lines as columns, oldest first: what an export of millions of lines
+    reads and prints without making an object per line (``lines()`` makes them)."""
+
+    times: Sequence[float]
+    streams: Sequence[str]
+    levels: Sequence[str]
+    messages: Sequence[str]
+    seqs: Sequence[int]
+
+    def __len__(self) -> int:
+        return len(self.seqs)
+
+    def lines(self) -> list[LogLine]:
+        """The page's lines as :class:`LogLine` values, each made as the frozen dataclass's
+        ``__init__`` makes it but with its fields set in the instance's ``__dict__`` at once:
+        ``__init__``'s ``object.__setattr__`` per field was a fifth of the time of
+        ``experiments logs`` of a million lines."""
+        new = object.__new__
+        lines: list[LogLine] = []
+        append = lines.append
+        columns = (self.times, self.streams, self.levels, self.messages, self.seqs)
+        for time, stream, level, message, seq in zip(*columns, strict=True):
+            line = new(LogLine)
+            fields = line.__dict__
+            fields["time"], fields["stream"], fields["level"] = time, stream, level
+            fields["message"], fields["seq"] = message, seq
+            append(line)
+        return lines
+
+    @classmethod
+    def of_lines(cls, lines: Sequence[LogLine]) -> LogPage:
+        """The columns of ``lines``."""
+        return cls(
+            [x.time for x in lines],
+            [x.stream for x in lines],
+            [x.level for x in lines],
+            [x.message for x in lines],
+            [x.seq for x in lines],
+        )
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import abc
 
-from mltrail.core.types import LogBatch, LogLine, LogTail
+from mltrail.core.types import LogBatch, LogLine, LogPage, LogTail
 
 READ_LIMIT = 10_000
 MAX_WAIT_SECONDS = 30.0
@@ -22,6 +22,14 @@ class LogStore(abc.ABC):
         self, project_id: int, experiment_id: int, *, after_seq: int = 0, limit: int = READ_LIMIT
     ) -> list[LogLine]:
         """Log lines with seq > after_seq, oldest first."""
+
+    def read_log_page(
+        self, project_id: int, experiment_id: int, *, after_seq: int = 0, limit: int = READ_LIMIT
+    ) -> LogPage:
+        """:meth:`read_logs` as columns (a store that can skips a LogLine per line)."""
+        return LogPage.of_lines(
+            self.read_logs(project_id, experiment_id, after_seq=after_seq, limit=limit)
+        )
 
     @abc.abstractmethod
     def tail_logs(

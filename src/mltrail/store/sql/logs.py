@@ -16,7 +16,7 @@ from mltrail.core import validation
 from mltrail.core.errors import ValidationError
 from mltrail.core.polling import poll
 from mltrail.core.text import escape_text, unescape_text
-from mltrail.core.types import LogBatch, LogLine, LogTail, Status
+from mltrail.core.types import LogBatch, LogLine, LogPage, LogTail, Status
 from mltrail.store.logs import MAX_WAIT_SECONDS, READ_LIMIT, LogStore
 from mltrail.store.sql.access import Scope, SqlNoun, experiment_pk, fetch_tuples
 from mltrail.store.sql.batches import claim_batch
@@ -90,7 +90,20 @@ def read_logs(
     return _lines(conn, pk, after_seq, limit)
 
 
+def read_log_page(
+    conn: Connection, scope: Scope, ref: tuple[Any, Any], after_seq: Any, limit: Any
+) -> LogPage:
+    pk = experiment_pk(conn, scope, *ref)
+    return _page(conn, pk, after_seq, limit)
+
+
 def _lines(conn: Connection, pk: int, after_seq: Any, limit: Any) -> list[LogLine]:
+    return _page(conn, pk, after_seq, limit).lines()
+
+
+def _page(conn: Connection, pk: int, after_seq: Any, limit: Any) -> LogPage:
+    """The lines after ``after_seq`` as columns: the driver's tuples transposed at once
+    (escaped is 0/1 on SQLite), messages unescaped only in a page that holds an escaped one."""
     after = validation.require_int(after_seq, "after_seq", minimum=0, maximum=validation.MAX_DB_ID)
     count = validation.require_int(limit, "limit", minimum=1)
     t = log_lines.c
@@ -100,25 +113,13 @@ def _lines(conn: Connection, pk: int, after_seq: Any, limit: Any) -> list[LogLin
         .order_by(t.seq)
         .limit(count)
     )
-    return _log_lines(fetch_tuples(conn, query))
-
-
-def _log_lines(rows: list[tuple[Any, ...]]) -> list[LogLine]:
-    """LogLines of the driver's tuples (escaped is 0/1 on SQLite), each made as the frozen
-    dataclass's ``__init__`` makes it but with its fields set in the instance's ``__dict__``
-    at once: ``__init__``'s ``object.__setattr__`` per field was a fifth of the time of
-    ``experiments logs`` of a million lines."""
-    new = object.__new__
-    lines: list[LogLine] = []
-    append = lines.append
-    for time, stream, level, message, seq, escaped in rows:
-        line = new(LogLine)
-        fields = line.__dict__
-        fields["time"], fields["stream"], fields["level"] = time, stream, level
-        fields["message"] = unescape_text(message) if escaped else message
-        fields["seq"] = seq
-        append(line)
-    return lines
+    rows = fetch_tuples(conn, query)
+    if not rows:
+        return LogPage((), (), (), (), ())
+    times, streams, levels, messages, seqs, escaped = zip(*rows, strict=True)
+    if any(escaped):
+        messages = tuple(map(unescape_text, messages, escaped))
+    return LogPage(times, streams, levels, messages, seqs)
 
 
 def tail_logs(
@@ -150,6 +151,13 @@ class SqlLogs(SqlNoun, LogStore):
         with self._db.read() as conn:
             ref = (project_id, experiment_id)
             return read_logs(conn, self._scope, ref, after_seq, limit)
+
+    def read_log_page(
+        self, project_id: int, experiment_id: int, *, after_seq: int = 0, limit: int = READ_LIMIT
+    ) -> LogPage:
+        with self._db.read() as conn:
+            ref = (project_id, experiment_id)
+            return read_log_page(conn, self._scope, ref, after_seq, limit)
 
     def tail_logs(
         self,
