@@ -9,7 +9,7 @@ import pytest
 
 from mltrail.core import wire
 from mltrail.core.codec import parse_json
-from mltrail.store.sql.access import dump_json, load_json
+from mltrail.store.sql.access import dump_json, load_json, load_json_all
 
 BIG = 2**64 + 1
 NEG_BIG = -(2**63) - 1
@@ -52,6 +52,23 @@ def test_load_json_empty_and_none() -> None:
     assert load_json(None, {}) == {}
     assert load_json("{}") == {} and load_json("[]") == []
     assert load_json('{"a": [1, {"b": null}]}') == {"a": [1, {"b": None}]}
+
+
+@pytest.mark.parametrize(
+    "texts",
+    [
+        ["{}", '{"lr": 0.001, "n": 3}', "[]", '["a", "b"]', "{}"],
+        ['{"a": NaN}', "{}", f'{{"b": {BIG}}}', '{"c": -Infinity}'],  # the exact parser, all
+        ["{}", "[]", "{}"],
+        [],
+    ],
+)
+def test_load_json_all_parses_each_text_as_load_json_does(texts: list[str]) -> None:
+    parsed = load_json_all(texts)
+    assert json.dumps(parsed) == json.dumps([load_json(t) for t in texts])
+    # every empty value is an object of its own: an experiment's dict is not another's
+    empties = [v for v in parsed if not v]
+    assert len({id(v) for v in empties}) == len(empties)
 
 
 def test_parse_json_rejects_garbage_like_json_does() -> None:

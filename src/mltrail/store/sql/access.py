@@ -10,11 +10,25 @@ experiment, or a project-level write (new experiments, jobs, members), is refuse
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
 import numpy as np
-from sqlalchemy import ColumnElement, Connection, bindparam, select, true, update
+from sqlalchemy import (
+    BigInteger,
+    BindParameter,
+    ColumnElement,
+    Connection,
+    any_,
+    bindparam,
+    func,
+    literal_column,
+    select,
+    true,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from mltrail.core import validation
 from mltrail.core.errors import (
@@ -269,6 +283,15 @@ def load_json(text: str | None, empty: Any = None) -> Any:
     return parse_json(text)
 
 
+def load_json_all(texts: Sequence[str]) -> list[Any]:
+    """:func:`load_json` of each text (none None), the non-empty ones parsed in one call as
+    the items of one JSON array: a page of 1,000 experiments' JSON columns parsed one text at
+    a time paid the parser's set-up (and its integer scan) a thousand times over."""
+    joined = ",".join([t for t in texts if t not in _EMPTY_JSON])
+    values = iter(parse_json(f"[{joined}]") if joined else ())
+    return [make() if (make := _EMPTY_JSON.get(t)) is not None else next(values) for t in texts]
+
+
 def _json_default(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
@@ -291,3 +314,15 @@ def fetch_tuples(conn: Connection, query: Any) -> list[tuple[Any, ...]]:
         return list(result.cursor.fetchall())
     finally:
         result.close()
+
+
+def among(column: ColumnElement[Any], ids: Sequence[int], dialect: str) -> ColumnElement[bool]:
+    """``column IN ids`` with the ids bound as one parameter: an array on PostgreSQL, a JSON
+    array read by ``json_each`` on SQLite. An IN list binds a parameter per id, which
+    SQLAlchemy expands (a name, a placeholder and a value each) at every execution: for the
+    1,000 ids of a list page, in each of its three queries, a tenth of the page's read.
+    """
+    if dialect == "postgresql":
+        return column == any_(bindparam(None, [int(i) for i in ids], type_=ARRAY(BigInteger)))
+    listed: BindParameter[str] = bindparam(None, "[" + ",".join([str(int(i)) for i in ids]) + "]")
+    return column.in_(select(literal_column("value")).select_from(func.json_each(listed)))

@@ -12,8 +12,14 @@ from typing import Any
 from sqlalchemy import Connection, Select, select
 
 from mltrail.core.errors import NotFoundError
-from mltrail.core.types import Experiment, Status
-from mltrail.store.sql.access import Scope, check_project, experiment_pk, load_json
+from mltrail.core.types import Experiment, Status, assemble
+from mltrail.store.sql.access import (
+    Scope,
+    check_project,
+    experiment_pk,
+    fetch_tuples,
+    load_json_all,
+)
 from mltrail.store.sql.liveness import Judge
 from mltrail.store.sql.tables import experiments, external_metrics, metric_series
 
@@ -48,28 +54,36 @@ def load_experiments(conn: Connection, ids: Select[Any], judge: Judge) -> list[E
     """Experiments whose row ids ``ids`` selects, with metric summaries and ex_ metrics, their
     status as ``judge`` reports it.
 
-    One query each for experiments, summaries and ex metrics (no N+1).
+    One query each for experiments, summaries and ex metrics (no N+1), each fetched as the
+    driver's tuples (every column is a plain number or text), the JSON columns of all rows
+    parsed at once.
     """
     id_subquery = ids.subquery()
     columns = [judge.status() if n == "status" else experiments.c[n] for n in _FIELDS]
-    rows = conn.execute(
+    rows = fetch_tuples(
+        conn,
         select(*columns)
         .where(experiments.c.id.in_(select(id_subquery.c.id)))
-        .order_by(experiments.c.number)
-    ).all()
+        .order_by(experiments.c.number),
+    )
     metrics: dict[int, dict[str, float]] = {r[0]: {} for r in rows}
     ex: dict[int, dict[str, Any]] = {r[0]: {} for r in rows}
     s = metric_series.c  # "<phase>/<key>" made in the query: one string a row, not three
     summaries = select(s.experiment_id, (s.phase + "/" + s.key).label("name"), s.last_value)
     summaries = summaries.where(s.experiment_id.in_(select(id_subquery.c.id)))
-    for sid, name, last in conn.execute(summaries).all():
+    for sid, name, last in fetch_tuples(conn, summaries):
         metrics[sid][name] = float("nan") if last is None else last
     ex_rows = select(
         external_metrics.c.experiment_id, external_metrics.c.key, external_metrics.c.value
     ).where(external_metrics.c.experiment_id.in_(select(id_subquery.c.id)))
-    for eid, key, value in conn.execute(ex_rows).all():
-        ex[eid][key] = load_json(value)
-    return [_to_experiment(tuple(r), metrics[r[0]], ex[r[0]]) for r in rows]
+    found = fetch_tuples(conn, ex_rows)
+    for (eid, key, _), value in zip(found, load_json_all([r[2] for r in found]), strict=True):
+        ex[eid][key] = value
+    parsed = load_json_all([r[i] for r in rows for i in _JSON_AT])
+    return [
+        _to_experiment(r, parsed[4 * k : 4 * k + 4], metrics[r[0]], ex[r[0]])
+        for k, r in enumerate(rows)
+    ]
 
 
 _STATUSES = {s.value: s for s in Status}
@@ -96,10 +110,12 @@ _FIELDS = (
     "state",
     "deleted_at",
 )
+# where the JSON columns are (hyperparameters, environment, source, tags), parsed together
+_JSON_AT = tuple(_FIELDS.index(n) for n in ("hyperparameters", "environment", "source", "tags"))
 
 
 def _to_experiment(
-    row: tuple[Any, ...], metrics: dict[str, float], ex: dict[str, Any]
+    row: tuple[Any, ...], parsed: list[Any], metrics: dict[str, float], ex: dict[str, Any]
 ) -> Experiment:
     # plain tuple unpacking: Row attribute or mapping access costs more x 1,000 rows
     (
@@ -112,34 +128,38 @@ def _to_experiment(
         created,
         started,
         ended,
-        hp,
-        env,
-        src,
-        tags,
+        _hp,
+        _env,
+        _src,
+        _tags,
         stop,
         heartbeat,
         notes,
         state,
         deleted_at,
     ) = row
-    return Experiment(
-        project_id=pid,
-        experiment_id=number,
-        display_name=name,
-        description=description,
-        status=_STATUSES[status],
-        created_at=created,
-        started_at=started,
-        ended_at=ended,
-        hyperparameters=load_json(hp, {}),
-        environment=load_json(env, {}),
-        source=load_json(src, {}),
-        tags=tuple(load_json(tags, [])),
-        metrics=dict(sorted(metrics.items())),
-        ex_metrics=dict(sorted(ex.items())) if ex else {},
-        stop_requested=bool(stop),
-        last_heartbeat=heartbeat,
-        notes=notes,
-        state=state,
-        deleted_at=deleted_at,
+    hp, env, src, tags = parsed
+    return assemble(
+        Experiment,
+        {
+            "project_id": pid,
+            "experiment_id": number,
+            "display_name": name,
+            "description": description,
+            "status": _STATUSES[status],
+            "created_at": created,
+            "started_at": started,
+            "ended_at": ended,
+            "hyperparameters": hp,
+            "environment": env,
+            "source": src,
+            "tags": tuple(tags),
+            "metrics": dict(sorted(metrics.items())),
+            "ex_metrics": dict(sorted(ex.items())) if ex else {},
+            "stop_requested": bool(stop),
+            "last_heartbeat": heartbeat,
+            "notes": notes,
+            "state": state,
+            "deleted_at": deleted_at,
+        },
     )

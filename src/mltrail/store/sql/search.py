@@ -20,6 +20,7 @@ from sqlalchemy import ColumnElement, Connection, Select, and_, func, literal, s
 from mltrail.core import query as q
 from mltrail.core.lifecycle import Lifecycle
 from mltrail.core.types import Page
+from mltrail.store.sql.access import among
 from mltrail.store.sql.experiment_rows import load_experiments
 from mltrail.store.sql.liveness import Judge
 from mltrail.store.sql.query import Compiler, needed
@@ -56,7 +57,8 @@ def search_experiments(
         rows = search.split_page(query, split, offset, limit)
     c = experiments.c
     order = {number: i for i, (_, number) in enumerate(rows)}
-    found = load_experiments(conn, select(c.id).where(c.id.in_([r[0] for r in rows])), judge)
+    ids = select(c.id).where(among(c.id, [r[0] for r in rows], conn.dialect.name))
+    found = load_experiments(conn, ids, judge)
     found.sort(key=lambda e: order[e.experiment_id])
     return Page(tuple(found), total, offset, exact)
 
