@@ -36,6 +36,7 @@ from mltrail.core.types import (
     Target,
     User,
     WeightsLink,
+    assemble,
 )
 from mltrail.core.wire import (
     from_wire,
@@ -97,6 +98,7 @@ def user_from_wire(d: Json) -> User:
 # --- experiments ------------------------------------------------------------------------------
 _PLAIN = frozenset({str, int, bool, type(None)})
 _STATUSES = {s.value: s for s in Status}
+_STATUS_TEXT = {s: s.value for s in Status}  # Status(e.status) each time cost a microsecond
 
 
 def _mapping_to_wire(d: Mapping[str, Any]) -> Json:
@@ -125,7 +127,7 @@ def experiment_record(e: Experiment, mapping: Callable[[Mapping[str, Any]], Json
         "experiment_id": e.experiment_id,
         "display_name": e.display_name,
         "description": e.description,
-        "status": Status(e.status).value,
+        "status": _STATUS_TEXT.get(e.status) or Status(e.status).value,
         "created_at": e.created_at,
         "started_at": e.started_at,
         "ended_at": e.ended_at,
@@ -152,26 +154,29 @@ def experiment_from_wire(d: Json, *, tagged: bool = True) -> Experiment:
     """An experiment from its wire form; ``tagged=False`` promises that no value in ``d``
     is a tagged float (a page whose body lacks ``"$float"``), which skips the walk."""
     mapping = _mapping_from_wire if tagged else _same
-    return Experiment(
-        project_id=d["project_id"],
-        experiment_id=d["experiment_id"],
-        display_name=d["display_name"],
-        description=d["description"],
-        status=_STATUSES.get(d["status"]) or Status(d["status"]),
-        created_at=d["created_at"],
-        started_at=d.get("started_at"),
-        ended_at=d.get("ended_at"),
-        hyperparameters=mapping(d.get("hyperparameters") or {}),
-        environment=mapping(d.get("environment") or {}),
-        source=mapping(d.get("source") or {}),
-        tags=tuple(d.get("tags") or ()),
-        metrics=mapping(d.get("metrics") or {}),
-        ex_metrics=mapping(d.get("ex_metrics") or {}),
-        stop_requested=bool(d.get("stop_requested", False)),
-        last_heartbeat=d.get("last_heartbeat"),
-        notes=d.get("notes") or "",
-        state=d.get("state") or "active",
-        deleted_at=d.get("deleted_at"),
+    return assemble(
+        Experiment,
+        {
+            "project_id": d["project_id"],
+            "experiment_id": d["experiment_id"],
+            "display_name": d["display_name"],
+            "description": d["description"],
+            "status": _STATUSES.get(d["status"]) or Status(d["status"]),
+            "created_at": d["created_at"],
+            "started_at": d.get("started_at"),
+            "ended_at": d.get("ended_at"),
+            "hyperparameters": mapping(d.get("hyperparameters") or {}),
+            "environment": mapping(d.get("environment") or {}),
+            "source": mapping(d.get("source") or {}),
+            "tags": tuple(d.get("tags") or ()),
+            "metrics": mapping(d.get("metrics") or {}),
+            "ex_metrics": mapping(d.get("ex_metrics") or {}),
+            "stop_requested": bool(d.get("stop_requested", False)),
+            "last_heartbeat": d.get("last_heartbeat"),
+            "notes": d.get("notes") or "",
+            "state": d.get("state") or "active",
+            "deleted_at": d.get("deleted_at"),
+        },
     )
 
 
