@@ -4,27 +4,16 @@ first ordinals are 64-bit), and the migration goes down and up again keeping eve
 from __future__ import annotations
 
 import numpy as np
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import text, update
 
 from mltrail.core.types import MetricBatch
 from mltrail.store.sql import SqlStore
-from mltrail.store.sql.engine import MIGRATIONS_DIR, Database, make_engine
+from mltrail.store.sql.engine import Database, make_engine
 from mltrail.store.sql.tables import metric_chunks, metric_series
 from support.factories import chunk
+from support.stores import migrate
 
 _LIFE = 2**31 + 1000  # points a long-lived series logged before this test's
-
-
-def _migrate(url: str, revision: str, down: bool) -> None:
-    db = Database(make_engine(url))
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    with db.write() as conn:
-        config.attributes["connection"] = conn
-        (command.downgrade if down else command.upgrade)(config, revision)
-    db.close()
 
 
 def test_a_series_takes_points_past_two_to_the_31(db_url: str) -> None:
@@ -56,7 +45,7 @@ def test_the_migration_goes_down_and_up_keeping_every_point(db_url: str) -> None
     values = np.random.default_rng(3).normal(size=5000)
     store.append_points(p.id, 1, MetricBatch("c", 0, (chunk("loss", range(5000), values),)))
     store.close()
-    _migrate(db_url, "0014_rollup_blocks", down=True)
+    migrate(db_url, "0014_rollup_blocks", down=True)
     if not db_url.startswith("sqlite"):  # narrowed back: 32-bit again
         db = Database(make_engine(db_url))
         with db.read() as conn:

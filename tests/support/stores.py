@@ -9,6 +9,7 @@ Fixtures:
 
 Functions:
     refuse_rows_of: a database trigger refusing one experiment's rows of a table.
+    migrate: upgrade or downgrade a database to a revision (tests of a migration).
 """
 
 from __future__ import annotations
@@ -16,10 +17,13 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from alembic import command
+from alembic.config import Config
 from sqlalchemy import select, text
 
 from mltrail.store.base import Store
 from mltrail.store.sql import SqlStore
+from mltrail.store.sql.engine import MIGRATIONS_DIR, Database, make_engine
 from mltrail.store.sql.tables import experiments
 
 
@@ -89,3 +93,14 @@ def refuse_rows_of(sql: SqlStore, table: str, project: int, number: int) -> None
                 f"FOR EACH ROW EXECUTE FUNCTION refuse_{table}()"
             )
         )
+
+
+def migrate(url: str, revision: str, *, down: bool) -> None:
+    """Upgrade (or, ``down``, downgrade) the database at ``url`` to ``revision``."""
+    db = Database(make_engine(url))
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with db.write() as conn:
+        config.attributes["connection"] = conn
+        (command.downgrade if down else command.upgrade)(config, revision)
+    db.close()

@@ -4,8 +4,8 @@ Captured output is not always valid text: a NUL byte (``"a\\x00b"``), or bytes t
 UTF-8, which Python decodes with ``errors="surrogateescape"`` into lone surrogates
 (``b"\\xff"`` -> ``"\\udcff"``). PostgreSQL refuses NUL in text, SQLite's driver and orjson
 refuse lone surrogates. So a log message holding either is *escaped*, and carries a flag
-saying so (the ``escaped`` column of ``log_lines``; ``"escaped": true`` on the wire and in
-spool files):
+saying so (the ``escaped`` list of a log block, ``store/sql/log_blocks.py``;
+``"escaped": true`` on the wire and in spool files):
 
 * ``\\`` becomes ``\\\\``;
 * NUL becomes ``\\0``;

@@ -1,7 +1,8 @@
-"""Log lines: sequence numbers assigned in arrival order, one executemany per batch.
+"""Log lines: sequence numbers assigned in arrival order, a batch stored as blocks of lines
+(:mod:`mltrail.store.sql.log_blocks`).
 
-A message holding NUL or invalid UTF-8 (lone surrogates) is stored escaped with the
-``escaped`` flag on, and unescaped when read (:mod:`mltrail.core.text`): PostgreSQL text
+A message holding NUL or invalid UTF-8 (lone surrogates) is stored escaped, listed in its
+block's ``escaped``, and unescaped when read (:mod:`mltrail.core.text`): PostgreSQL text
 cannot hold NUL and SQLite's driver refuses lone surrogates, and any text must be kept.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, func, select, update
 
 from mltrail.core import validation
 from mltrail.core.errors import ValidationError
@@ -22,7 +23,8 @@ from mltrail.store.sql.access import Scope, SqlNoun, experiment_pk, fetch_tuples
 from mltrail.store.sql.batches import claim_batch
 from mltrail.store.sql.engine import Database
 from mltrail.store.sql.liveness import Judge
-from mltrail.store.sql.tables import experiments, log_lines
+from mltrail.store.sql.log_blocks import BLOCK_LINES, decode_block, encode_block
+from mltrail.store.sql.tables import experiments, log_blocks
 
 
 def _clean(line: LogLine, index: int) -> dict[str, Any]:
@@ -76,11 +78,19 @@ def _insert(conn: Connection, db: Database, pk: int, rows: list[dict[str, Any]])
         .returning(experiments.c.log_count)
     ).scalar_one()
     first = end - len(rows) + 1
-    for offset, row in enumerate(rows):
-        row["experiment_id"] = pk
-        row["seq"] = first + offset
-    conn.execute(log_lines.insert(), rows)
+    blocks = []
+    for start in range(0, len(rows), BLOCK_LINES):
+        part = rows[start : start + BLOCK_LINES]
+        columns = [[row[name] for row in part] for name in _COLUMNS]
+        data = encode_block(*columns)
+        blocks.append(
+            {"experiment_id": pk, "first_seq": first + start, "count": len(part), "data": data}
+        )
+    conn.execute(log_blocks.insert(), blocks)
     return len(rows)
+
+
+_COLUMNS = ("time", "stream", "level", "message", "escaped")
 
 
 def read_logs(
@@ -102,23 +112,41 @@ def _lines(conn: Connection, pk: int, after_seq: Any, limit: Any) -> list[LogLin
 
 
 def _page(conn: Connection, pk: int, after_seq: Any, limit: Any) -> LogPage:
-    """The lines after ``after_seq`` as columns: the driver's tuples transposed at once
-    (escaped is 0/1 on SQLite), messages unescaped only in a page that holds an escaped one."""
+    """The lines after ``after_seq`` as columns, from the blocks holding them: the one holding
+    line ``after_seq + 1`` and those after it up to the ``limit``-th line (seqs are gap-free),
+    messages unescaped only where a block says they are escaped."""
     after = validation.require_int(after_seq, "after_seq", minimum=0, maximum=validation.MAX_DB_ID)
     count = validation.require_int(limit, "limit", minimum=1)
-    t = log_lines.c
+    last = min(after + count, validation.MAX_DB_ID)
+    b = log_blocks.c
+    start = select(func.max(b.first_seq)).where(b.experiment_id == pk, b.first_seq <= after + 1)
     query = (
-        select(t.time, t.stream, t.level, t.message, t.seq, t.escaped)
-        .where(t.experiment_id == pk, t.seq > after)
-        .order_by(t.seq)
-        .limit(count)
+        select(b.first_seq, b.data)
+        .where(
+            b.experiment_id == pk,
+            b.first_seq >= start.scalar_subquery(),
+            b.first_seq <= last,
+            b.first_seq + b.count > after + 1,
+        )
+        .order_by(b.first_seq)
     )
-    rows = fetch_tuples(conn, query)
-    if not rows:
-        return LogPage((), (), (), (), ())
-    times, streams, levels, messages, seqs, escaped = zip(*rows, strict=True)
-    if any(escaped):
-        messages = tuple(map(unescape_text, messages, escaped))
+    times: list[float] = []
+    streams: list[str] = []
+    levels: list[str] = []
+    messages: list[str] = []
+    seqs: list[int] = []
+    for first, data in fetch_tuples(conn, query):
+        block = decode_block(data)
+        text = block["message"]
+        for i in block["escaped"]:
+            text[i] = unescape_text(text[i])
+        skip = max(after + 1 - first, 0)
+        take = slice(skip, skip + count - len(seqs))
+        times += block["time"][take]
+        streams += block["stream"][take]
+        levels += block["level"][take]
+        messages += text[take]
+        seqs += range(first, first + len(text))[take]
     return LogPage(times, streams, levels, messages, seqs)
 
 

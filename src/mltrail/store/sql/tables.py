@@ -308,18 +308,15 @@ charts = Table(
     Column("updated_at", Double, nullable=False),
 )
 
-log_lines = Table(
-    "log_lines",
+log_blocks = Table(  # consecutive lines of an experiment in one row: see log_blocks.py
+    "log_blocks",
     metadata,
     Column(
         "experiment_id", Integer, ForeignKey("experiments.id", ondelete="CASCADE"), primary_key=True
     ),
-    Column("seq", Integer, primary_key=True, autoincrement=False),
-    Column("time", Double, nullable=False),
-    Column("stream", String(200), nullable=False),
-    Column("level", String(16), nullable=False),
-    Column("message", Text, nullable=False),
-    Column("escaped", Boolean, nullable=False, default=False),  # see core/text.py
+    Column("first_seq", Integer, primary_key=True, autoincrement=False),
+    Column("count", Integer, nullable=False),
+    Column("data", LargeBinary, nullable=False),
 )
 
 jobs = Table(

@@ -1,0 +1,44 @@
+"""Log lines kept in blocks: up to ``BLOCK_LINES`` consecutive lines of one experiment in one
+row of ``log_blocks``, their columns in one JSON document.
+
+Reading a million lines then takes a few hundred rows, not a million: the driver's cost per
+row (a tuple and six values made in Python) was the floor of ``experiments logs``. A block
+holds the lines ``first_seq`` .. ``first_seq + count - 1``; a batch's lines are numbered
+consecutively by the experiment's ``log_count`` counter, so a block is written once, whole,
+and never changed. Messages are kept in their stored form (see :mod:`mltrail.core.text`):
+``escaped`` lists the block's lines whose message is escaped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+
+BLOCK_LINES = 4096  # a page read from an arbitrary line decodes at most this many it skips
+
+
+def encode_block(
+    times: Sequence[float],
+    streams: Sequence[str],
+    levels: Sequence[str],
+    messages: Sequence[str],
+    escaped: Sequence[bool],
+) -> bytes:
+    """One block's ``data``: the lines' columns, messages in their stored (escaped) form."""
+    return orjson.dumps(
+        {
+            "time": list(times),
+            "stream": list(streams),
+            "level": list(levels),
+            "message": list(messages),
+            "escaped": [i for i, flag in enumerate(escaped) if flag],
+        }
+    )
+
+
+def decode_block(data: bytes | memoryview) -> dict[str, Any]:
+    """The columns of :func:`encode_block` (``escaped`` as the indices of escaped lines)."""
+    block: dict[str, Any] = orjson.loads(data)
+    return block

@@ -1,0 +1,75 @@
+"""Migration 0016: log lines kept in blocks of consecutive lines; the migration goes down to a
+row per line and up again keeping every line, its seq, time, stream, level and exact text."""
+
+from __future__ import annotations
+
+from sqlalchemy import text
+
+from mltrail.core.types import LogBatch, LogLine
+from mltrail.store.sql import SqlStore
+from mltrail.store.sql.log_blocks import BLOCK_LINES
+from support.stores import migrate
+
+_ODD = ["plain", "nul \x00 inside", "back \\ slash", "byte \udcff", "é ünïcode"]
+
+
+def _lines(start: int, count: int) -> tuple[LogLine, ...]:
+    return tuple(
+        LogLine(1_764_331_200.0 + i / 7, "stderr" if i % 3 else "stdout",
+                "WARNING" if i % 5 else "INFO", f"{_ODD[i % len(_ODD)]} {i}")
+        for i in range(start, start + count)
+    )  # fmt: skip
+
+
+def _every_line(store: SqlStore, pid: int, number: int) -> list[LogLine]:
+    lines: list[LogLine] = []
+    while page := store.read_logs(pid, number, after_seq=len(lines), limit=1000):
+        lines += page
+    return lines
+
+
+def _block_sizes(store: SqlStore) -> list[int]:
+    with store._db.read() as conn:
+        query = text("SELECT count FROM log_blocks ORDER BY experiment_id, first_seq")
+        return list(conn.execute(query).scalars())
+
+
+def test_a_batch_is_stored_in_blocks_and_read_from_any_line(db_url: str) -> None:
+    store = SqlStore.open(db_url)
+    try:
+        p = store.create_project("blocks")
+        store.create_experiment(p.id)
+        sizes = (3, BLOCK_LINES + 5, 1)
+        start = 0
+        for seq, size in enumerate(sizes):
+            store.append_logs(p.id, 1, LogBatch("c", seq, _lines(start, size)))
+            start += size
+        assert _block_sizes(store) == [3, BLOCK_LINES, 5, 1]
+        want = [LogLine(x.time, x.stream, x.level, x.message, i + 1)
+                for i, x in enumerate(_lines(0, start))]  # fmt: skip
+        assert _every_line(store, p.id, 1) == want
+        for after in (0, 2, 3, BLOCK_LINES + 2, BLOCK_LINES + 3, start - 1, start):
+            page = store.read_log_page(p.id, 1, after_seq=after, limit=BLOCK_LINES + 1)
+            assert page.lines() == want[after : after + BLOCK_LINES + 1]
+    finally:
+        store.close()
+
+
+def test_the_migration_goes_down_and_up_keeping_every_line(db_url: str) -> None:
+    store = SqlStore.open(db_url)
+    p = store.create_project("down")
+    for number, count in ((1, 10), (2, 0), (3, BLOCK_LINES + 2)):
+        store.create_experiment(p.id)
+        if count:
+            store.append_logs(p.id, number, LogBatch("c", 0, _lines(0, count)))
+    before = {n: _every_line(store, p.id, n) for n in (1, 2, 3)}
+    store.close()
+    migrate(db_url, "0015_wide_counts", down=True)
+    store = SqlStore.open(db_url)  # upgraded to the head again
+    try:
+        assert {n: _every_line(store, p.id, n) for n in (1, 2, 3)} == before
+        assert _block_sizes(store) == [10, BLOCK_LINES, 2]
+        store.append_logs(p.id, 1, LogBatch("c", 1, _lines(10, 2)))
+        assert [x.seq for x in _every_line(store, p.id, 1)] == list(range(1, 13))
+    finally:
+        store.close()
