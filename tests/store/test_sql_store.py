@@ -14,6 +14,7 @@ import pytest
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import event, inspect, select, text
+from sqlalchemy.exc import IntegrityError
 
 from mltrail.core.errors import (
     AuthenticationError,
@@ -29,6 +30,7 @@ from mltrail.store.sql.tables import (
     metric_rollup_blocks,
     metric_rollups,
     metric_series,
+    users,
 )
 from support.factories import chunk
 
@@ -313,6 +315,36 @@ def test_appending_one_point_is_a_few_indexed_statements(sqlite_url: str) -> Non
                 plan = conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", params).all()
                 scans = [row[-1] for row in plan if str(row[-1]).startswith("SCAN metric")]
                 assert scans == [], (statement, plan)
+    store.close()
+
+
+def test_statements_through_the_driver_behave_as_through_sqlalchemy(sqlite_url: str) -> None:
+    """The driver path (an append's statements on SQLite) is seen by a statement listener and
+    raises SQLAlchemy's wrapped errors, which the server maps (a locked database is a 503)."""
+    store = SqlStore.open(sqlite_url)
+    seen: list[tuple[str, object, bool]] = []
+
+    def record(_c: object, _cur: object, statement: str, params: object, _x: object,
+               many: bool) -> None:  # fmt: skip
+        seen.append((statement, params, many))
+
+    event.listen(store._db.engine, "before_cursor_execute", record)
+    with store._db.write() as conn:
+        names = ["name", "is_admin", "created_at"]
+        store._db.insert_rows(conn, users, names, [("a", 0, 1.0), ("b", 0, 2.0)])
+        found = engine.driver_tuples(conn, 'SELECT "name" FROM "users" WHERE "created_at" > ?',
+                                     (1.5,))  # fmt: skip
+    with pytest.raises(IntegrityError), store._db.write() as conn:  # SQLAlchemy's error class
+        store._db.insert_rows(conn, users, names, [("c", 0, 3.0)])
+        store._db.insert_rows(conn, users, names, [("a", 0, 4.0)])  # a unique name twice
+    event.remove(store._db.engine, "before_cursor_execute", record)
+    assert found == [("b",)]
+    inserts = [(p, many) for s, p, many in seen if s.startswith('INSERT INTO "users"')]
+    assert inserts == [([("a", 0, 1.0), ("b", 0, 2.0)], True), ([("c", 0, 3.0)], True),
+                       ([("a", 0, 4.0)], True)]  # fmt: skip
+    assert [s for s, _, _ in seen].count("BEGIN IMMEDIATE") == 2
+    with store._db.read() as conn:  # the failed transaction rolled back: nothing of it stays
+        assert conn.execute(select(users.c.name)).scalars().all() == ["a", "b"]
     store.close()
 
 

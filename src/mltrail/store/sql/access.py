@@ -39,7 +39,7 @@ from mltrail.core.errors import (
 )
 from mltrail.core.types import JobGrant, User
 from mltrail.core.wire import parse_json
-from mltrail.store.sql.engine import Database, in_write
+from mltrail.store.sql.engine import Database, DriverStatement, in_write
 from mltrail.store.sql.liveness import Judge
 from mltrail.store.sql.tables import experiments, project_members, projects
 
@@ -185,12 +185,12 @@ def touched_experiment_pk(
         conn.execute(update(experiments).where(experiments.c.id == pk).values(updated_at=now))
         return pk
     params: dict[str, Any] = {"b_pid": pid, "b_number": number, "b_now": now}
-    if scope.sees_all:
-        found = conn.execute(_TOUCH_ANY, params).scalar()
-    else:
+    if not scope.sees_all:
         assert scope.user is not None
-        found = conn.execute(_TOUCH_MEMBER, {**params, "b_uid": scope.user.id}).scalar()
-    return int(found) if found is not None else experiment_pk(conn, scope, pid, number, write=True)
+        params["b_uid"] = scope.user.id
+    touch = _TOUCH_ANY if scope.sees_all else _TOUCH_MEMBER
+    found = touch.first(conn, params)  # on SQLite through the driver: see DriverStatement
+    return int(found[0]) if found else experiment_pk(conn, scope, pid, number, write=True)
 
 
 # the experiment's project is not deleted: a primary-key probe inside the one lookup
@@ -199,7 +199,7 @@ _LIVE_PROJECT = (
     .where(projects.c.id == experiments.c.project_id, projects.c.deleted_at.is_(None))
     .exists()
 )
-_TOUCH_ANY = (
+_TOUCH_ANY_STATEMENT = (
     update(experiments)
     .where(experiments.c.project_id == bindparam("b_pid"))
     .where(experiments.c.number == bindparam("b_number"))
@@ -207,9 +207,14 @@ _TOUCH_ANY = (
     .values(updated_at=bindparam("b_now"))
     .returning(experiments.c.id)
 )
-_TOUCH_MEMBER = _TOUCH_ANY.where(
-    experiments.c.project_id.in_(
-        select(project_members.c.project_id).where(project_members.c.user_id == bindparam("b_uid"))
+_TOUCH_ANY = DriverStatement(_TOUCH_ANY_STATEMENT)
+_TOUCH_MEMBER = DriverStatement(
+    _TOUCH_ANY_STATEMENT.where(
+        experiments.c.project_id.in_(
+            select(project_members.c.project_id).where(
+                project_members.c.user_id == bindparam("b_uid")
+            )
+        )
     )
 )
 

@@ -142,19 +142,17 @@ class Database:
     ) -> None:
         """INSERT many rows, each a tuple of the ``names`` columns.
 
-        On SQLite this goes straight to the driver's executemany: for the thousands of rollup
-        rows of a large batch, SQLAlchemy's per-row parameter processing costs more than the
-        insert itself. Elsewhere SQLAlchemy's batched multi-VALUES insert is the fast path.
+        On SQLite this goes straight to the driver's executemany (:func:`driver_cursor`): for the
+        thousands of rollup rows of a large batch, SQLAlchemy's per-row parameter processing
+        costs more than the insert itself. Elsewhere SQLAlchemy's batched multi-VALUES insert is
+        the fast path.
         """
         if not rows:
             return
         if not self.is_sqlite:
             conn.execute(table.insert(), [dict(zip(names, row, strict=True)) for row in rows])
             return
-        columns = ", ".join(f'"{n}"' for n in names)
-        marks = ", ".join("?" * len(names))
-        sql = f'INSERT INTO "{table.name}" ({columns}) VALUES ({marks})'  # names from our schema
-        conn.exec_driver_sql(sql, rows)
+        driver_cursor(conn, _insert_sql(table.name, tuple(names)), rows, many=True).close()
 
     def update_rows(
         self,
@@ -175,9 +173,8 @@ class Database:
             conn.execute(update(table).where(test),
                          [dict(zip(params, row, strict=True)) for row in rows])  # fmt: skip
             return
-        assignments = ", ".join(f'"{n}" = ?' for n in names)
-        where = " AND ".join(f'"{k}" = ?' for k in keys)
-        conn.exec_driver_sql(f'UPDATE "{table.name}" SET {assignments} WHERE {where}', rows)
+        sql = _update_sql(table.name, tuple(names), keys)
+        driver_cursor(conn, sql, rows, many=True).close()
 
     def close(self) -> None:
         self.engine.dispose()
@@ -233,13 +230,81 @@ def select_any_tuples(
 
 
 def driver_tuples(conn: Connection, sql: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-    """The rows of plain ``sql`` (the driver's paramstyle) as the driver's own tuples, fetched
+    """The rows of plain ``sql`` (SQLite's ``?`` paramstyle) as the driver's own tuples, fetched
     at once, without SQLAlchemy's result handling (SQLite: no type to convert)."""
-    result = conn.exec_driver_sql(sql, params)
+    cursor = driver_cursor(conn, sql, params)
     try:
-        return list(result.cursor.fetchall())
+        return cursor.fetchall()
     finally:
-        result.close()
+        cursor.close()
+
+
+def driver_cursor(conn: Connection, sql: str, params: Any, *, many: bool = False) -> Any:
+    """The SQLite driver's cursor after running plain ``sql`` (``?`` paramstyle; ``params`` a
+    sequence of rows when ``many``) on ``conn``'s own driver connection, in its transaction.
+
+    SQLAlchemy's statement and result machinery cost a one-point append more than its
+    statements did, for nothing on SQLite (no type to convert). What that machinery gave is
+    kept: a ``before_cursor_execute`` listener (a test's statement recorder) still sees the
+    statement, and a driver error is raised as SQLAlchemy's wrapped one (``OperationalError``
+    for a locked database ...), which the server's error mapping knows.
+    """
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    if conn.dispatch.before_cursor_execute:
+        conn.dispatch.before_cursor_execute(conn, cursor, sql, params, None, many)
+    try:
+        if many:
+            cursor.executemany(sql, params)
+        else:
+            cursor.execute(sql, params)
+    except sqlite3.Error as exc:
+        cursor.close()
+        raise DBAPIError.instance(sql, params, exc, sqlite3.Error, ismulti=many) from exc
+    return cursor
+
+
+class DriverStatement:
+    """A Core statement run on SQLite through :func:`driver_cursor` (compiled once, on first
+    use, to its text and its parameters' order), elsewhere through SQLAlchemy. For statements whose parameters and columns
+    SQLite's driver takes and gives as they are (numbers, strings, bytes; a Boolean column
+    comes back as 0 or 1)."""
+
+    def __init__(self, statement: Any) -> None:
+        self.statement = statement
+        self._compiled: tuple[str, tuple[str, ...]] | None = None
+
+    def cursor(self, conn: Connection, params: dict[str, Any]) -> Any:
+        """The driver's cursor after running the statement with ``params`` (by name)."""
+        if self._compiled is None:
+            compiled = self.statement.compile(dialect=conn.dialect)
+            self._compiled = (str(compiled), tuple(compiled.positiontup or ()))
+        sql, names = self._compiled
+        return driver_cursor(conn, sql, tuple(params[name] for name in names))
+
+    def first(self, conn: Connection, params: dict[str, Any]) -> Sequence[Any] | None:
+        """The first row the statement gives (None for none): on SQLite the driver's tuple,
+        elsewhere (through SQLAlchemy, which converts the types) its row."""
+        if conn.dialect.name != "sqlite":
+            return conn.execute(self.statement, params).first()
+        cursor = self.cursor(conn, params)
+        try:
+            row: tuple[Any, ...] | None = cursor.fetchone()
+            return row
+        finally:
+            cursor.close()
+
+
+@functools.lru_cache(maxsize=64)
+def _insert_sql(table: str, names: tuple[str, ...]) -> str:
+    columns = ", ".join(f'"{n}"' for n in names)  # names from our schema
+    return f'INSERT INTO "{table}" ({columns}) VALUES ({", ".join("?" * len(names))})'
+
+
+@functools.lru_cache(maxsize=64)
+def _update_sql(table: str, names: tuple[str, ...], keys: tuple[str, ...]) -> str:
+    assignments = ", ".join(f'"{n}" = ?' for n in names)  # names from our schema
+    where = " AND ".join(f'"{k}" = ?' for k in keys)
+    return f'UPDATE "{table}" SET {assignments} WHERE {where}'
 
 
 @functools.lru_cache(maxsize=64)
@@ -321,7 +386,7 @@ def _sqlite_engine(url: str) -> Engine:
         if write and waiting_forbidden():
             _begin_immediate_now(conn)
         else:
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+            driver_cursor(conn, "BEGIN IMMEDIATE" if write else "BEGIN", ()).close()
 
     return engine
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+from collections import namedtuple
 from typing import Any
 
 from sqlalchemy import and_, bindparam, delete, func, select
@@ -19,7 +20,7 @@ from mltrail.core import validation
 from mltrail.core.errors import AuthenticationError, NotFoundError, ValidationError
 from mltrail.core.types import LOCAL_USER, IssuedToken, JobGrant, Principal, Status, User
 from mltrail.store.sql.access import SqlNoun
-from mltrail.store.sql.engine import Database
+from mltrail.store.sql.engine import Database, DriverStatement
 from mltrail.store.sql.tables import api_tokens, experiments, job_tokens, jobs, users
 from mltrail.store.users import UserStore
 
@@ -144,8 +145,9 @@ class Auth:
         if not token:
             raise AuthenticationError("an API token is required", "token")
         digest = token_digest(token)
-        with self._db.read() as conn:  # every request asks: the statement is built once
-            row = conn.execute(_TOKEN_BY_DIGEST, {"digest": digest}).first()
+        with self._db.read() as conn:  # every request asks: built once, run by the driver
+            found = _TOKEN_BY_DIGEST.first(conn, {"digest": digest})
+        row: Any = None if found is None else _TokenRow(*found)
         # The index finds the row; the constant-time compare keeps the check itself timing-safe.
         if row is None or not hmac.compare_digest(row.token_sha256, digest):
             raise AuthenticationError("unknown or revoked API token", "token")
@@ -205,8 +207,10 @@ def mint_job_token() -> tuple[str, str]:
     return token, token_digest(token)
 
 
-_TOKEN_BY_DIGEST = (
+_TOKEN_BY_DIGEST = DriverStatement(
     select(api_tokens.c.id.label("token_id"), api_tokens.c.token_sha256, users)
     .join(users, users.c.id == api_tokens.c.user_id)
     .where(api_tokens.c.token_sha256 == bindparam("digest"))
 )
+# its row by name, whichever way it came (SQLite's driver gives plain tuples)
+_TokenRow = namedtuple("_TokenRow", ["token_id", "token_sha256", *users.c.keys()])  # type: ignore[misc]
