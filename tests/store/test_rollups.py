@@ -75,6 +75,25 @@ def test_chunks_encoded_together_each_read_back_alone() -> None:
         assert data == chunks.encode_chunk(chunk)  # the same bytes as encoded alone
 
 
+@pytest.mark.parametrize("stored_below", [0, 1, 2, 64])
+def test_a_lone_point_packs_to_the_bytes_the_array_path_gives(stored_below: int) -> None:
+    """A one-point chunk packed alone (plain Python, an MLflow log_metric's) gives the very
+    bytes it gets packed among others (numpy), NaN payloads, -0.0 and half milliseconds too."""
+    rng = np.random.default_rng(stored_below)
+    odd_nan = struct.unpack("<d", struct.pack("<Q", 0xFFF4_0000_0000_0003))[0]
+    values = [odd_nan, -0.0, math.inf, -math.inf, 5e-324, *rng.normal(size=20)]
+    times = [1.7e9 + 0.0005, 1.7e9 + 0.0015, -1e9 - 0.0025, 0.0, *(rng.random(21) * 2e9)]
+    other = SeriesChunk("z", "train", np.arange(3), np.full(3, 2), np.ones(3), np.full(3, 1e9))
+    for k, (value, t) in enumerate(zip(values, times, strict=False)):
+        lone = SeriesChunk("a", "train", np.array([k * 10**13]), np.array([k % 3 - 1]),
+                           np.array([value]), np.array([t]))  # fmt: skip
+        alone = chunks.encode_chunks([lone], stored_below)[0]
+        assert alone == chunks.encode_chunks([lone, other], stored_below)[0], (value, t)
+        it, ep, got, _ = chunks.decode_chunk(alone, 1)
+        assert (it[0], ep[0]) == (k * 10**13, k % 3 - 1)
+        assert got.view(np.uint64)[0] == np.array([value]).view(np.uint64)[0]
+
+
 def test_chunks_below_stored_below_are_packed_without_deflating_and_read_the_same() -> None:
     """An append packs a chunk a compaction will pack again without deflating it (zlib's
     level 0, the same format): its points read back exactly; larger chunks deflate as ever."""

@@ -53,6 +53,8 @@ def encode_chunks(chunks: Sequence[SeriesChunk], stored_below: int = 0) -> list[
     (stored deflate blocks, read as any other), without the search for matches, which cost a
     small chunk's packing most of its time and saved a few bytes at best (a 50-point chunk of
     a noisy metric came out larger). For chunks that a compaction will pack again."""
+    if len(chunks) == 1 and len(chunks[0]) == 1:
+        return [_encode_lone(chunks[0], stored_below)]
     if not all(len(c) for c in chunks):
         full = [c for c in chunks if len(c)]
         packed = iter(encode_chunks(full, stored_below) if full else [])
@@ -82,6 +84,23 @@ def encode_chunks(chunks: Sequence[SeriesChunk], stored_below: int = 0) -> list[
         body = zlib.compress(np.ascontiguousarray(part[~kept]).tobytes(), level)
         out.append(header + part[kept, 0].tobytes() + body)
     return out
+
+
+# a lone point: every plane holds its one byte (all kept in the header), nothing to deflate
+_ALL_PLANES = 2**_PLANES - 1
+_LONE_PLANES = struct.Struct("<qqqq")  # the four columns' bytes: each byte a plane, in order
+_EMPTY_BODIES = (zlib.compress(b"", 0), zlib.compress(b"", 1))
+
+
+def _encode_lone(chunk: SeriesChunk, stored_below: int) -> bytes:
+    """:func:`encode_chunks` of one chunk of one point, the same bytes without numpy's work
+    (a synchronous MLflow ``log_metric`` packs one point a request): its deltas are 0, and
+    ``round`` rounds half to even as ``np.round`` does."""
+    millis = round(float(chunk.times[0]) * 1000.0)
+    header = _HEADER.pack(_FORMAT, int(chunk.iterations[0]), millis, _ALL_PLANES)
+    bits = int(np.asarray(chunk.values[:1], "<f8").view("<i8")[0])
+    planes = _LONE_PLANES.pack(0, int(chunk.epochs[0]), bits, 0)
+    return header + planes + _EMPTY_BODIES[0 if stored_below > 1 else 1]
 
 
 def _chunk_deltas(column: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
