@@ -1,12 +1,16 @@
-"""The /api/v1, MissingLink and UI routes are added on the first request that needs them: a
-fresh app answers them and describes them whatever the MLflow client asked before."""
+"""Each surface is added on the first request that needs it (/api/v1 with the UI, MLflow's,
+MissingLink's): a fresh app answers each and describes /api/v1 whatever was asked before, and
+a server the SDK alone talks to never imports the other two."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from starlette.routing import Mount
 from starlette.testclient import TestClient
 
 from mltrail.config import Settings
@@ -41,6 +45,53 @@ def test_the_api_answers_after_mlflow_and_health_requests(fresh) -> None:
     assert projects.status_code == 200, projects.text
     assert "e" in projects.text
     assert client.get("/api/v1/projects").status_code == 401  # still behind the token check
+
+
+def test_mlflow_and_missinglink_answer_after_the_api(fresh) -> None:
+    client, auth = fresh
+    made = client.post("/api/v1/projects", json={"display_name": "first"}, headers=auth)
+    assert made.status_code in (200, 201), made.text
+    found = client.get(
+        "/api/2.0/mlflow/experiments/get-by-name?experiment_name=first", headers=auth
+    )
+    assert found.status_code == 200, found.text
+    assert found.json()["experiment"]["name"] == "first"
+    unknown = client.get("/api/2.0/mlflow/no/such/call", headers=auth)
+    assert unknown.status_code == 404
+    assert unknown.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"  # MLflow's shape
+    token = auth["Authorization"].removeprefix("Bearer ")
+    refreshed = client.post(
+        "/_ah/api/missinglink/v1/users/refresh_token", json={"refresh_token": token}
+    )
+    assert refreshed.status_code == 200, refreshed.text
+    assert refreshed.json()["id_token"]
+    unserved = client.get("/_ah/api/missinglink/v1/no/such/call", headers=auth)
+    assert unserved.status_code == 404
+    assert "not served" in unserved.text  # MissingLink's JSON 404, not the web UI's page
+    assert client.get("/projects/1").headers["content-type"].startswith("text/html")  # the UI
+
+
+def test_the_mounts_come_before_the_api_routes(fresh) -> None:
+    """MLflow's requests test one prefix each, never every /api/v1 route (issue 14)."""
+    client, auth = fresh
+    assert client.get("/api/v1/projects", headers=auth).status_code == 200
+    client.get("/api/2.0/mlflow/experiments/search?max_results=1", headers=auth)
+    client.get("/_ah/api/missinglink/v1/no/such/call", headers=auth)
+    routes = client.app.router.routes  # type: ignore[attr-defined]
+    mounts = [i for i, route in enumerate(routes) if isinstance(route, Mount)]
+    assert len(mounts) == 5  # two MLflow tracking prefixes, two artifact ones, MissingLink
+    assert mounts == list(range(5))
+
+
+def test_a_server_the_sdk_talks_to_imports_neither_other_surface() -> None:
+    code = (
+        "import sys, mltrail.cli.server, mltrail.server.app; "
+        "print(sorted(m for m in sys.modules if m.startswith('mltrail.server.') and "
+        "m.split('.')[2] in ('mlflow', 'missinglink')))"
+    )
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.strip() == "['mltrail.server.missinglink', 'mltrail.server.mlflow']"
 
 
 def test_an_include_that_fails_is_retried_by_the_next_request() -> None:

@@ -7,11 +7,12 @@ from collections.abc import AsyncIterator, Callable, Sequence
 
 import anyio.to_thread
 from fastapi import APIRouter, FastAPI
+from starlette.routing import Mount
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mltrail.config import Settings
 from mltrail.core.version import __version__
-from mltrail.server import mlflow
+from mltrail.server import missinglink, mlflow
 from mltrail.server.deps import OrjsonResponse
 from mltrail.server.errors import BodyLimitMiddleware, install_error_handlers
 from mltrail.server.http_protocol import FramingGuardMiddleware
@@ -70,7 +71,11 @@ def create_app(
     app.state.store = store
     app.state.require_auth = require_auth
     install_error_handlers(app)
-    app.add_middleware(IncludeOnFirstUse, include=lambda: _include_rest(app), skip=_mlflow_only)
+    app.add_middleware(IncludeOnFirstUse, include=lambda: _include_rest(app), skip=_not_rest)
+    app.add_middleware(IncludeOnFirstUse, include=lambda: _mount_mlflow(app), skip=_not_mlflow)
+    app.add_middleware(
+        IncludeOnFirstUse, include=lambda: _mount_missinglink(app), skip=_not_missinglink
+    )
     app.add_middleware(
         BodyLimitMiddleware,
         max_bytes=MAX_BODY_BYTES,
@@ -80,46 +85,67 @@ def create_app(
     app.add_middleware(FramingGuardMiddleware)
     install_security(app, allowed_hosts=allowed_hosts, access_log=access_log)
     app.add_middleware(ReleaseMemoryMiddleware)  # outermost: after a large request is answered
-    # The MLflow surface is mounted, first: a mount tests its prefix once, where an included
-    # router's routes are each tried in turn (every /api/v1 route was matched against each
-    # MLflow request, a tenth of a one-point log_metric's time). Its routes are not in the schema.
-    for prefix in mlflow.PREFIXES:  # the MLflow client and everything logging through it
-        app.mount(prefix, mlflow.mlflow_router())
-    for prefix in mlflow.ARTIFACT_PREFIXES:
-        app.mount(prefix, mlflow.mlflow_artifacts_router())
 
     @app.get("/healthz", tags=["health"], include_in_schema=True)
     async def healthz() -> dict[str, str]:
         """Liveness, without a token; answered on the event loop, never behind ingest."""
         return {"status": "ok"}
 
-    # /api/v1, MissingLink and the UI are added by IncludeOnFirstUse, on the first request
-    # for anything but the MLflow surface and /healthz (the OpenAPI schema is such a request)
+    # Each surface is added by IncludeOnFirstUse on the first request for it: the MLflow
+    # surface, MissingLink's, and /api/v1 with the UI for any other path (the OpenAPI schema is
+    # such a request). A server the mltrail SDK alone talks to never imports the other two.
     return app
 
 
+def _mount_mlflow(app: FastAPI) -> None:
+    """Mount the MLflow surface, importing its modules (0.7 MB). Mounted ahead of every other
+    route: a mount tests its prefix once, where an included router's routes are each tried in
+    turn (every /api/v1 route was matched against each MLflow request, a tenth of a one-point
+    log_metric's time). Its routes are not in the OpenAPI schema."""
+    from mltrail.server.mlflow.routers import mlflow_artifacts_router, mlflow_router
+
+    tracking, artifact_proxy = mlflow_router(), mlflow_artifacts_router()  # before any is added
+    mounts = [Mount(prefix, app=tracking) for prefix in mlflow.PREFIXES]
+    mounts += [Mount(prefix, app=artifact_proxy) for prefix in mlflow.ARTIFACT_PREFIXES]
+    app.router.routes[:0] = mounts
+
+
+def _mount_missinglink(app: FastAPI) -> None:
+    """Mount the original MissingLink client's surface, importing its modules and the ``api``
+    layer they render with (1.4 MB). Mounted ahead of the web UI's catch-all paths; its routes
+    are not in the OpenAPI schema."""
+    from mltrail.server.missinglink.routers import missinglink_router
+
+    app.router.routes.insert(0, Mount(missinglink.PREFIX, app=missinglink_router()))
+
+
 def _include_rest(app: FastAPI) -> None:
-    """Add the routes the MLflow surface does not need, importing their modules (about 4 MB a
-    server that only ever answers the MLflow client would hold for nothing)."""
-    from mltrail.server.missinglink import PREFIX as MISSINGLINK_PREFIX
-    from mltrail.server.missinglink import missinglink_router
+    """Add /api/v1 and the web UI, importing their modules (2.3 MB a server that only ever
+    answers the MLflow client would hold for nothing)."""
     from mltrail.server.ui import ui_router
 
-    # every router built before any is added: a failure (an import) leaves the app unchanged,
+    # the router built before any is added: a failure (an import) leaves the app unchanged,
     # so the next request's retry adds each route once
-    api, missinglink = _api_router(), missinglink_router()
-    app.include_router(api, prefix=API_PREFIX)
-    app.include_router(missinglink, prefix=MISSINGLINK_PREFIX)  # the original client
+    app.include_router(_api_router(), prefix=API_PREFIX)
     # the web UI comes last, so the API routes above take precedence over its catch-all paths
     app.include_router(ui_router)
 
 
-def _mlflow_only(path: str) -> bool:
-    """Whether the path is answered by the MLflow mounts (or the liveness probe) alone."""
-    return path == "/healthz" or any(
-        path == prefix or path.startswith(prefix + "/")
-        for prefix in (*mlflow.PREFIXES, *mlflow.ARTIFACT_PREFIXES)
-    )
+def _under(path: str, prefixes: Sequence[str]) -> bool:
+    return any(path == prefix or path.startswith(prefix + "/") for prefix in prefixes)
+
+
+def _not_mlflow(path: str) -> bool:
+    return not _under(path, (*mlflow.PREFIXES, *mlflow.ARTIFACT_PREFIXES))
+
+
+def _not_missinglink(path: str) -> bool:
+    return not _under(path, (missinglink.PREFIX,))
+
+
+def _not_rest(path: str) -> bool:
+    """Whether the path is answered by another surface's mount (or the liveness probe) alone."""
+    return path == "/healthz" or not _not_mlflow(path) or not _not_missinglink(path)
 
 
 class IncludeOnFirstUse:
@@ -151,7 +177,7 @@ class IncludeOnFirstUse:
 
 def _is_upload(method: str, path: str) -> bool:
     """Artifact uploads stream past the body limit (the per-file limit applies instead)."""
-    return artifacts.is_upload(method, path) or mlflow.artifacts.is_upload(method, path)
+    return artifacts.is_upload(method, path) or mlflow.is_upload(method, path)
 
 
 def _api_router() -> APIRouter:

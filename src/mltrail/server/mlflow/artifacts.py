@@ -28,12 +28,6 @@ from mltrail.store.artifacts import ArtifactReader
 
 router = APIRouter(route_class=MlflowRoute)
 _RUN_ROOT = re.compile(r"^(?P<project>[^/]+)/(?P<run>[^/]+)/artifacts(?:/(?P<path>.*))?$")
-_UPLOAD_PATH = re.compile(r"^/(?:ajax-)?api/2\.0/mlflow-artifacts/artifacts/.")
-
-
-def is_upload(method: str, path: str) -> bool:
-    """Whether a request is an MLflow artifact upload (streamed, not under the body limit)."""
-    return method == "PUT" and _UPLOAD_PATH.match(path) is not None
 
 
 def _locate(full: str) -> tuple[ExperimentRef, str | None]:
