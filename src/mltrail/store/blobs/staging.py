@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
 
 from mltrail.core.errors import PayloadTooLargeError, ValidationError
 from mltrail.store.artifacts import CHUNK_BYTES, Readable
+
+Block = TypeVar("Block")
 
 
 class HashingReader:
@@ -81,3 +85,35 @@ def stream_verified(chunks: Iterator[bytes], expected: str) -> Iterator[bytes]:
         raise ValidationError(
             f"downloaded bytes hash to {digest.hexdigest()}, not {expected}", "sha256"
         )
+
+
+def write_behind(write: Callable[[Block], object], blocks: Iterable[Block]) -> None:
+    """``write`` each block from a second thread while the next one is received and hashed.
+
+    The write's copy into the page cache and the sha256 each keep a core busy (both release
+    the GIL), so one after the other in one thread they made the server's upload thread (and a
+    download's writer) the slowest stage; at most one block is written while the next is read.
+    """
+    with ThreadPoolExecutor(1, thread_name_prefix="mltrail-blob-write") as pool:
+        pending: Future[object] | None = None
+        for block in blocks:
+            if pending is not None:
+                pending.result()
+            pending = pool.submit(write, block)
+        if pending is not None:
+            pending.result()
+
+
+def gathered(chunks: Iterable[bytes], size: int = CHUNK_BYTES) -> Iterator[list[bytes]]:
+    """``chunks`` in lists of about ``size`` bytes (the last one shorter), not joined: a
+    thread handed each list pays its handoff once per ``size`` bytes, not once per chunk."""
+    pending: list[bytes] = []
+    held = 0
+    for chunk in chunks:
+        pending.append(chunk)
+        held += len(chunk)
+        if held >= size:
+            yield pending
+            pending, held = [], 0
+    if pending:
+        yield pending

@@ -39,6 +39,7 @@ from mltrail.store.artifacts import (
     BlobStore,
     Readable,
     StagedBlob,
+    file_chunks,
 )
 from mltrail.store.sql.access import Scope, SqlNoun, check_project, experiment_pk
 from mltrail.store.sql.engine import Database
@@ -264,6 +265,9 @@ class SqlArtifacts(SqlNoun, ArtifactStore):
         name = artifact.path.rsplit("/", 1)[-1]
         url = blobs.presigned_url(artifact.sha256, name, artifact.media_type)
         try:
+            file = blobs.open_file(artifact.sha256)
+            if file is not None:
+                return ArtifactReader(artifact, file_chunks(file), file.close, url, file)
             chunks, close = blobs.read(artifact.sha256)
         except BlobMissingError:
             raise NotFoundError(
