@@ -80,6 +80,22 @@ def test_serving_imports_neither_jwt_nor_alembic():
     assert found.stdout.strip() == "[]"
 
 
+def test_serving_sqlite_does_not_import_the_postgresql_dialect(tmp_path):
+    """SQLAlchemy's PostgreSQL dialect (2 MB resident) loads only where a PostgreSQL database
+    is opened: a server on a migrated SQLite database, its store open, never imports it."""
+    url = f"sqlite:///{tmp_path / 'served.db'}"
+    assert _run("db", "upgrade", "--db", url).returncode == 0  # as the server's forked child
+    code = (
+        "import sys, mltrail.cli.server, mltrail.server.app; "
+        "from mltrail.store.sql import SqlStore; "
+        f"SqlStore.open({url!r}).close(); "
+        "print(sorted(m for m in sys.modules if m.startswith('sqlalchemy.dialects.postgresql')))"
+    )
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.strip() == "[]"
+
+
 def _run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", LAUNCH, *args], capture_output=True, text=True, timeout=60, env=env

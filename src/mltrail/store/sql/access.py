@@ -28,7 +28,6 @@ from sqlalchemy import (
     true,
     update,
 )
-from sqlalchemy.dialects.postgresql import ARRAY
 
 from mltrail.core import validation
 from mltrail.core.errors import (
@@ -328,6 +327,8 @@ def among(column: ColumnElement[Any], ids: Sequence[int], dialect: str) -> Colum
     1,000 ids of a list page, in each of its three queries, a tenth of the page's read.
     """
     if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import ARRAY  # 2 MB a SQLite server never needs
+
         return column == any_(bindparam(None, [int(i) for i in ids], type_=ARRAY(BigInteger)))
     listed: BindParameter[str] = bindparam(None, "[" + ",".join([str(int(i)) for i in ids]) + "]")
     return column.in_(select(literal_column("value")).select_from(func.json_each(listed)))
