@@ -20,6 +20,7 @@ from sqlalchemy import (
     BindParameter,
     ColumnElement,
     Connection,
+    Select,
     any_,
     bindparam,
     func,
@@ -142,19 +143,14 @@ def experiment_pk(
                 f"a job's token reaches only project {scope.grant.project_id}", "project"
             )
         check_granted_write(conn, scope, pid, number)
-    query = select(experiments.c.id).where(
-        experiments.c.project_id == pid, experiments.c.number == number
-    )
+    params = {"pid": pid, "number": number}
     if not scope.sees_all:
         assert scope.user is not None
-        members = select(project_members.c.project_id).where(
-            project_members.c.user_id == scope.user.id
-        )
-        query = query.where(experiments.c.project_id.in_(members))
-    pk = conn.execute(query.where(_LIVE_PROJECT) if write else query).scalar()
-    if pk is None:
+        params["user"] = scope.user.id
+    found = _PK_QUERIES[scope.sees_all, write].first(conn, params)  # SQLite: see DriverStatement
+    if found is None:
         _refuse_missing(conn, scope, pid, number, write)
-    return int(pk)
+    return int(found[0])
 
 
 def _refuse_missing(conn: Connection, scope: Scope, pid: int, number: int, write: bool) -> NoReturn:
@@ -198,6 +194,25 @@ _LIVE_PROJECT = (
     .where(projects.c.id == experiments.c.project_id, projects.c.deleted_at.is_(None))
     .exists()
 )
+
+
+def _pk_query(sees_all: bool, write: bool) -> Select[Any]:
+    query = select(experiments.c.id).where(
+        experiments.c.project_id == bindparam("pid"), experiments.c.number == bindparam("number")
+    )
+    if not sees_all:
+        members = select(project_members.c.project_id).where(
+            project_members.c.user_id == bindparam("user")
+        )
+        query = query.where(experiments.c.project_id.in_(members))
+    return query.where(_LIVE_PROJECT) if write else query
+
+
+# built once (for a scope that sees every project or not, to read or to write): building the
+# statement and its cache key each time cost five times running it
+_PK_QUERIES = {(sees_all, write): DriverStatement(_pk_query(sees_all, write))
+               for sees_all in (False, True) for write in (False, True)}  # fmt: skip
+
 _TOUCH_ANY_STATEMENT = (
     update(experiments)
     .where(experiments.c.project_id == bindparam("b_pid"))
@@ -306,14 +321,17 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON-serialisable")
 
 
-def fetch_tuples(conn: Connection, query: Any) -> list[tuple[Any, ...]]:
+def fetch_tuples(
+    conn: Connection, query: Any, params: dict[str, Any] | None = None
+) -> list[tuple[Any, ...]]:
     """All rows of ``query`` as the driver's plain tuples, in one ``fetchall``.
 
     Iterating a SQLAlchemy result fetches one row per call and wraps each in a Row (numpy
     probing Rows for array attributes is slower still); these columns need no result
     processing (floats, integers, bytes), so the driver's tuples are used as they come.
+    ``params``: the values of the query's bound parameters (a statement built once).
     """
-    result = conn.execute(query)
+    result = conn.execute(query, params)
     try:
         return list(result.cursor.fetchall())
     finally:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, and_, select
+from sqlalchemy import Connection, and_, bindparam, select
 
 from mltrail.store.sql import rollups
 from mltrail.store.sql.access import fetch_tuples
@@ -83,15 +83,26 @@ def fetch_level(conn: Connection, level: int, series_ids: Sequence[int]) -> Stor
     one for their rows (in parts of 500 series: SQLite bounds a statement's parameters)."""
     blocks: list[tuple[Any, ...]] = []
     rows: list[tuple[Any, ...]] = []
-    b, r = metric_rollup_blocks.c, metric_rollups.c
     for start in range(0, len(series_ids), 500):
-        ids = list(series_ids[start : start + 500])
-        query = select(b.series_id, b.block, b.data).where(b.level == level, b.series_id.in_(ids))
-        blocks += fetch_tuples(conn, query.order_by(b.series_id, b.block))
-        cols = [r.series_id, r.bucket, *(r[c] for c in COLUMNS)]
-        query = select(*cols).where(r.level == level, r.series_id.in_(ids))
-        rows += fetch_tuples(conn, query.order_by(r.series_id, r.bucket))
+        params = {"level": level, "ids": list(series_ids[start : start + 500])}
+        blocks += fetch_tuples(conn, _LEVEL_BLOCKS, params)
+        rows += fetch_tuples(conn, _LEVEL_ROWS, params)
     return StoredLevel(blocks, rows)
+
+
+# built once: building the statements (and their cache keys) per read cost more than a chart
+# read's two queries take to run
+_b, _r = metric_rollup_blocks.c, metric_rollups.c
+_LEVEL_BLOCKS = (
+    select(_b.series_id, _b.block, _b.data)
+    .where(_b.level == bindparam("level"), _b.series_id.in_(bindparam("ids", expanding=True)))
+    .order_by(_b.series_id, _b.block)
+)
+_LEVEL_ROWS = (
+    select(_r.series_id, _r.bucket, *(_r[c] for c in COLUMNS))
+    .where(_r.level == bindparam("level"), _r.series_id.in_(bindparam("ids", expanding=True)))
+    .order_by(_r.series_id, _r.bucket)
+)
 
 
 class StoredLevel:

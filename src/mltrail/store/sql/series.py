@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 
 from mltrail.core import validation
 from mltrail.core.chunk_codec import decode_chunks
@@ -22,6 +22,7 @@ from mltrail.core.types import Series, SeriesAnswer, SeriesQuery
 from mltrail.store.sql import range_edges, rollup_batch, rollup_levels, rollup_reads, rollups
 from mltrail.store.sql.access import Scope, experiment_pk, fetch_tuples
 from mltrail.store.sql.chunks import iteration_order
+from mltrail.store.sql.engine import DriverStatement
 from mltrail.store.sql.tables import experiments, metric_chunks, metric_series, project_members
 
 _INT64 = (-(2**63), 2**63 - 1)
@@ -58,18 +59,23 @@ def read_series(
         max_points = validation.require_int(max_points, "max_points", minimum=2)
     bounds = _iteration_bounds(start, end)
     pk = experiment_pk(conn, scope, *ref)
-    row = conn.execute(
-        select(metric_series.c.id, metric_series.c.count.label("total")).where(
-            metric_series.c.experiment_id == pk,
-            metric_series.c.key == key,
-            metric_series.c.phase == phase,
-        )
-    ).first()
-    if row is None or row.total == 0:
+    row = _SERIES_ROW.first(conn, {"pk": pk, "key": key, "phase": phase})
+    if row is None or row[1] == 0:
         raise NotFoundError(f"experiment {ref[1]} has no series {phase}/{key}", "key")
+    series_id, total = row
     return read_stored(
-        conn, Series(key, phase, *_EMPTY, row.total, False), row.id, max_points, bounds
+        conn, Series(key, phase, *_EMPTY, total, False), series_id, max_points, bounds
     )
+
+
+# built once: building the statement (and its cache key) per read cost more than running it
+_SERIES_ROW = DriverStatement(
+    select(metric_series.c.id, metric_series.c.count).where(
+        metric_series.c.experiment_id == bindparam("pk"),
+        metric_series.c.key == bindparam("key"),
+        metric_series.c.phase == bindparam("phase"),
+    )
+)
 
 
 def read_stored(
