@@ -55,16 +55,12 @@ def test_merging_all_partials_at_once_equals_merging_one_bucket_at_a_time(seed: 
     stored = [_random_stored(rng) for _ in at]
     want = {name: column.copy() for name, column in buckets.items()}
     for i, one in zip(at.tolist(), stored, strict=True):  # the one-bucket merge of each
-        bucket = {name: want[name][i].item() for name in rollups.COLUMNS}
-        rollups._merge_lone(bucket, one)
-        for name in rollups.COLUMNS:
-            if (
-                name.endswith("_time")
-                and want[name].dtype.kind in "iu"
-                and math.isnan(bucket[name])
-            ):
+        bucket = [want[name][i].item() for name in rollups.COLUMNS]
+        rollups._merge_lone(bucket, [one[name] for name in rollups.COLUMNS])
+        for name, merged in zip(rollups.COLUMNS, bucket, strict=True):
+            if name.endswith("_time") and want[name].dtype.kind in "iu" and math.isnan(merged):
                 want[name] = want[name].astype(np.float64)
-            want[name][i] = bucket[name]
+            want[name][i] = merged
     columns = {name: [s[name] for s in stored] for name in rollups.COLUMNS}
     rollups.merge_stored(buckets, at, columns)
     for name in rollups.COLUMNS:

@@ -194,11 +194,6 @@ def _stored_partials(conn: Connection, rows: list[Any]) -> Partials:
     return {(r[0], r[1]): r for r in found}
 
 
-def _partial_dict(row: tuple[Any, ...]) -> dict[str, Any]:
-    """A stored partial as a dict of its COLUMNS, times absolute (None for NULL)."""
-    return rollups.absolute_times(dict(zip(rollups.COLUMNS, row[2:], strict=True)))
-
-
 def _partial_columns(rows: list[tuple[Any, ...]]) -> dict[str, Any]:
     """Stored partials as columns (:func:`rollups.merge_stored`'s ``stored``), times absolute
     (NaN for NULL, as :func:`rollups.absolute_times` gives None)."""
@@ -252,21 +247,17 @@ class _Writes:
         millis = np.round(chunk.times * 1000.0).astype(np.int64)  # as add_array_rollups
         point = (int(chunk.iterations[0]), int(chunk.epochs[0]), float(chunk.values[0]),
                  int(millis[0]))  # fmt: skip
-        mine = {level: _partial_dict(p) for (series_id, level), p in stored.items()
+        mine = {level: rollups.absolute_times(p[2:]) for (series_id, level), p in stored.items()
                 if series_id == row.id}  # fmt: skip
-        names = ["bucket", *rollups.COLUMNS, "series_id", "level"]
-        self.bucket_names = names
-        self.merged_names = [n for n in names if n not in _BUCKET_KEYS]
-        for level, bucket, merged in rollups.lone_point_rows(row.count, point, mine):
-            bucket["series_id"] = int(row.id)
-            bucket["level"] = level
-            self.levels[level] = bucket
+        self.bucket_names = ["bucket", *rollups.COLUMNS, "series_id", "level"]
+        self.merged_names = list(rollups.COLUMNS)  # then _BUCKET_KEYS
+        series_id = int(row.id)
+        for level, number, bucket, merged in rollups.lone_point_rows(row.count, point, mine):
+            self.levels[level] = (series_id, number, bucket)
             if merged:
-                self.merged_buckets.append(
-                    tuple(bucket[n] for n in (*self.merged_names, *_BUCKET_KEYS))
-                )
+                self.merged_buckets.append((*bucket, series_id, level, number))
             else:
-                self.new_buckets.append(tuple(bucket[n] for n in names))
+                self.new_buckets.append((number, *bucket, series_id, level))
 
     def add_array_rollups(self, stored: Partials) -> None:
         """The buckets of any batch, all its series and levels at once: level 1 from the
@@ -313,9 +304,8 @@ class _Writes:
     def fresh(self, level: int) -> Fresh:
         """The buckets of ``level`` (see :func:`seal_blocks`), as stored."""
         if self.stacked is None:  # a lone point's
-            found = self.levels[level]
-            one = [np.array([found[name]]) for name in ("series_id", "bucket", *rollups.COLUMNS)]
-            return one[0], one[1], one[2:]
+            series_id, number, bucket = self.levels[level]
+            return np.array([series_id]), np.array([number]), [np.array([v]) for v in bucket]
         owners, buckets, spans = self.stacked
         span = spans[level - 1]
         columns = [rollups.stored_column(buckets, name)[span] for name in rollups.COLUMNS]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -262,6 +262,11 @@ def _nan(value: Any) -> float:
 # A bucket's first time is stored as unix milliseconds, its other times as milliseconds after
 # it: small whole numbers, which SQLite stores in one to three bytes instead of six.
 RELATIVE_TIMES = ("last_time", "min_time", "max_time")
+# A bucket as a list of COLUMNS' values (a lone point's): where each part's four fields start
+# (iteration, epoch, value, time), and where the times kept relative to the first one are
+_FIRST, _LAST, _MIN, _MAX = (COLUMNS.index(f"{part}_iteration") for part in PARTS)
+_RELATIVE = tuple(COLUMNS.index(name) for name in RELATIVE_TIMES)
+_FIRST_TIME = COLUMNS.index("first_time")
 
 
 def stored_column(buckets: Buckets, name: str) -> np.ndarray:
@@ -271,13 +276,14 @@ def stored_column(buckets: Buckets, name: str) -> np.ndarray:
     return buckets[name]
 
 
-def absolute_times(row: dict[str, Any]) -> dict[str, Any]:
-    """A stored bucket row with its times made absolute again (NULL stays NULL)."""
-    first = row.get("first_time")
-    for name in RELATIVE_TIMES:
-        if name in row:
-            row[name] = None if first is None or row[name] is None else row[name] + first
-    return row
+def absolute_times(columns: Sequence[Any]) -> list[Any]:
+    """A stored bucket's :data:`COLUMNS` with its times made absolute again (NULL stays
+    NULL)."""
+    found = list(columns)
+    first = found[_FIRST_TIME]
+    for at in _RELATIVE:
+        found[at] = None if first is None or found[at] is None else found[at] + first
+    return found
 
 
 def bucket_rows(
@@ -372,45 +378,47 @@ def _finish(points: tuple[np.ndarray, ...], max_points: int) -> Points:
 
 
 def lone_point_rows(
-    ordinal: int, point: tuple[Any, ...], stored: dict[int, dict[str, Any]]
-) -> list[tuple[int, dict[str, Any], bool]]:
+    ordinal: int, point: tuple[Any, ...], stored: Mapping[int, Sequence[Any]]
+) -> list[tuple[int, int, list[Any], bool]]:
     """Each level's bucket of one point at ``ordinal`` (iteration, epoch, value, integer ms),
-    as plain Python, with the stored partial of that level (``stored[level]``) merged in as
-    :func:`merge_into` merges it: ``(level, columns as stored, merged)`` per level.
+    as plain Python, with the stored partial of that level (``stored[level]``: its
+    :data:`COLUMNS`, times absolute) merged in as :func:`merge_into` merges it:
+    ``(level, bucket number, COLUMNS as stored, merged)`` per level.
 
     The same rows :func:`compute_buckets`, :func:`merge_into` and :func:`bucket_rows` give
     for a lone point, without their arrays: a synchronous ``log_metric`` appends one point,
-    and the array work of five levels was a tenth of its server time.
+    and the array work of five levels was a tenth of its server time (lists indexed by
+    position, not dicts keyed by formatted names: those were still a tenth of what is left).
     """
     out = []
     for level, size in enumerate(LEVEL_SIZES, start=1):
-        bucket: dict[str, Any] = {"bucket": ordinal // size, "n": 1}
-        for part in PARTS:
-            bucket.update(zip([f"{part}_{f}" for f in POINT_FIELDS], point, strict=True))
+        bucket = [1, *point, *point, *point, *point]
         previous = stored.get(level)
         if previous is not None:
             _merge_lone(bucket, previous)
-        for name in RELATIVE_TIMES:
-            bucket[name] = bucket[name] - bucket["first_time"]
-        out.append((level, bucket, previous is not None))
+        first = bucket[_FIRST_TIME]
+        for at in _RELATIVE:
+            bucket[at] = bucket[at] - first
+        out.append((level, ordinal // size, bucket, previous is not None))
     return out
 
 
-def _merge_lone(bucket: dict[str, Any], stored: dict[str, Any]) -> None:
-    """:func:`merge_into` on one bucket of Python scalars."""
-    bucket["n"] += stored["n"]
-    if stored["first_iteration"] <= bucket["first_iteration"]:
-        _copy_lone(bucket, stored, "first")
-    if stored["last_iteration"] > bucket["last_iteration"]:
-        _copy_lone(bucket, stored, "last")
-    for part, pick_max in (("min", False), ("max", True)):
-        if not _better(float(bucket[f"{part}_value"]), _nan(stored[f"{part}_value"]), pick_max):
-            _copy_lone(bucket, stored, part)
+def _merge_lone(bucket: list[Any], stored: Sequence[Any]) -> None:
+    """:func:`merge_into` on one bucket of Python scalars (both of :data:`COLUMNS`)."""
+    bucket[0] += stored[0]
+    if stored[_FIRST] <= bucket[_FIRST]:
+        _copy_lone(bucket, stored, _FIRST)
+    if stored[_LAST] > bucket[_LAST]:
+        _copy_lone(bucket, stored, _LAST)
+    for at, pick_max in ((_MIN, False), (_MAX, True)):
+        if not _better(float(bucket[at + 2]), _nan(stored[at + 2]), pick_max):
+            _copy_lone(bucket, stored, at)
 
 
-def _copy_lone(bucket: dict[str, Any], stored: dict[str, Any], part: str) -> None:
-    bucket[f"{part}_iteration"] = stored[f"{part}_iteration"]
-    bucket[f"{part}_epoch"] = stored[f"{part}_epoch"]
-    bucket[f"{part}_value"] = _nan(stored[f"{part}_value"])
-    stored_time = _nan(stored.get(f"{part}_time"))  # NULL, or NaN as PostgreSQL keeps it
-    bucket[f"{part}_time"] = stored_time if math.isnan(stored_time) else int(stored_time)
+def _copy_lone(bucket: list[Any], stored: Sequence[Any], at: int) -> None:
+    """The stored part whose fields start at ``at`` copied into the bucket."""
+    bucket[at] = stored[at]
+    bucket[at + 1] = stored[at + 1]
+    bucket[at + 2] = _nan(stored[at + 2])
+    stored_time = _nan(stored[at + 3])  # NULL, or NaN as PostgreSQL keeps it
+    bucket[at + 3] = stored_time if math.isnan(stored_time) else int(stored_time)
