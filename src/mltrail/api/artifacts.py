@@ -31,7 +31,7 @@ from mltrail.core.artifacts import (
 from mltrail.core.errors import NotFoundError, ValidationError
 from mltrail.store.artifacts import ArtifactReader
 from mltrail.store.base import Store
-from mltrail.store.blobs.staging import gathered, stream_verified, write_behind
+from mltrail.store.blobs.staging import write_verified
 
 HASH_BLOCK = 1024 * 1024
 
@@ -62,9 +62,7 @@ def save_verified(reader: ArtifactReader, dest: Path) -> Path:
     partial = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
     try:
         with reader, partial.open("wb") as out:
-            # hashed here, written by a second thread: the two copies run on two cores
-            verified = stream_verified(reader.chunks, reader.artifact.sha256)
-            write_behind(out.writelines, gathered(verified))
+            write_verified(out.writelines, reader.chunks, reader.artifact.sha256)
         os.replace(partial, dest)
     finally:
         partial.unlink(missing_ok=True)

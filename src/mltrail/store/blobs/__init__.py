@@ -11,9 +11,9 @@ from pathlib import Path
 from mltrail.core.errors import ValidationError
 from mltrail.store.artifacts import BlobStore
 from mltrail.store.blobs.local import LocalBlobs
-from mltrail.store.blobs.staging import stream_verified
+from mltrail.store.blobs.staging import write_verified
 
-__all__ = ["LocalBlobs", "open_blobs", "stream_verified"]
+__all__ = ["LocalBlobs", "open_blobs", "write_verified"]
 
 
 def open_blobs(location: str | Path, *, presign: bool = False, fsync: bool = False) -> BlobStore:

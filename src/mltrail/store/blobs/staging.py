@@ -74,19 +74,6 @@ class HashingReader:
         return digest
 
 
-def stream_verified(chunks: Iterator[bytes], expected: str) -> Iterator[bytes]:
-    """``chunks`` passed through, raising ValidationError at the end if they do not hash to
-    ``expected`` (how a download is checked while it is written)."""
-    digest = hashlib.sha256()
-    for chunk in chunks:
-        digest.update(chunk)
-        yield chunk
-    if digest.hexdigest() != expected:
-        raise ValidationError(
-            f"downloaded bytes hash to {digest.hexdigest()}, not {expected}", "sha256"
-        )
-
-
 def write_behind(write: Callable[[Block], object], blocks: Iterable[Block]) -> None:
     """``write`` each block from a second thread while the next one is received and hashed.
 
@@ -117,3 +104,27 @@ def gathered(chunks: Iterable[bytes], size: int = CHUNK_BYTES) -> Iterator[list[
             pending, held = [], 0
     if pending:
         yield pending
+
+
+def write_verified(
+    write: Callable[[list[bytes]], object], chunks: Iterable[bytes], expected: str
+) -> None:
+    """``write`` ``chunks`` in lists of about :data:`CHUNK_BYTES`, hashed and written by a
+    second thread while this one receives the next (how a download is checked while it is
+    written); ValidationError at the end if they do not hash to ``expected``.
+
+    Receiving (HTTP parsing, the socket's copy) keeps one core busy, hashing and the
+    page-cache write another: hashed on the receiving thread, a download's bytes waited on it.
+    """
+    digest = hashlib.sha256()
+
+    def hash_and_write(part: list[bytes]) -> None:
+        for chunk in part:
+            digest.update(chunk)
+        write(part)
+
+    write_behind(hash_and_write, gathered(chunks))
+    if digest.hexdigest() != expected:
+        raise ValidationError(
+            f"downloaded bytes hash to {digest.hexdigest()}, not {expected}", "sha256"
+        )
