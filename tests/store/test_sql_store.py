@@ -154,6 +154,28 @@ def test_tokens_authenticate_and_revoke(sql_store: SqlStore) -> None:
     assert auth.get_user("carol") == user
 
 
+def test_a_token_check_on_sqlite_is_one_statement(sqlite_url: str) -> None:
+    """Every request checks its token: on SQLite one SELECT, without BEGIN and COMMIT (a lone
+    statement reads one snapshot), and a token revoked meanwhile is refused at once."""
+    store = SqlStore.open(sqlite_url)
+    store.auth.create_user("dan", is_admin=True)
+    token = store.auth.create_token("dan")
+    seen: list[str] = []
+
+    def record(_c: object, _cur: object, statement: str, *_: object) -> None:
+        seen.append(statement)
+
+    event.listen(store._db.engine, "before_cursor_execute", record)
+    user = store.auth.authenticate(token)
+    event.remove(store._db.engine, "before_cursor_execute", record)
+    assert (user.name, user.is_admin) == ("dan", True) and isinstance(user.is_admin, bool)
+    assert len(seen) == 1 and seen[0].lstrip().startswith("SELECT"), seen
+    store.auth.revoke_token(token)
+    with pytest.raises(AuthenticationError):
+        store.auth.authenticate(token)
+    store.close()
+
+
 def test_ensure_admin_only_on_an_empty_database(sql_store: SqlStore) -> None:
     token = sql_store.auth.ensure_admin()
     assert token is not None
