@@ -7,7 +7,7 @@ from sqlalchemy import text
 
 from mltrail.core.types import LogBatch, LogLine
 from mltrail.store.sql import SqlStore
-from mltrail.store.sql.log_blocks import BLOCK_LINES
+from mltrail.store.sql.log_blocks import BLOCK_LINES, SHORT_BLOCK
 from support.stores import migrate
 
 _ODD = ["plain", "nul \x00 inside", "back \\ slash", "byte \udcff", "é ünïcode"]
@@ -44,13 +44,29 @@ def test_a_batch_is_stored_in_blocks_and_read_from_any_line(db_url: str) -> None
         for seq, size in enumerate(sizes):
             store.append_logs(p.id, 1, LogBatch("c", seq, _lines(start, size)))
             start += size
-        assert _block_sizes(store) == [3, BLOCK_LINES, 5, 1]
+        assert _block_sizes(store) == [BLOCK_LINES, 8, 1]  # the second batch took the first's
         want = [LogLine(x.time, x.stream, x.level, x.message, i + 1)
                 for i, x in enumerate(_lines(0, start))]  # fmt: skip
         assert _every_line(store, p.id, 1) == want
         for after in (0, 2, 3, BLOCK_LINES + 2, BLOCK_LINES + 3, start - 1, start):
             page = store.read_log_page(p.id, 1, after_seq=after, limit=BLOCK_LINES + 1)
             assert page.lines() == want[after : after + BLOCK_LINES + 1]
+    finally:
+        store.close()
+
+
+def test_batches_of_a_few_lines_are_merged_at_each_multiple_of_short_block(db_url: str) -> None:
+    store = SqlStore.open(db_url)
+    try:
+        p = store.create_project("few")
+        store.create_experiment(p.id)
+        count = 2 * SHORT_BLOCK + 44
+        for seq in range(0, count, 2):
+            store.append_logs(p.id, 1, LogBatch("c", seq, _lines(seq, 2)))
+        assert _block_sizes(store) == [SHORT_BLOCK, SHORT_BLOCK] + [2] * 22
+        want = [LogLine(x.time, x.stream, x.level, x.message, i + 1)
+                for i, x in enumerate(_lines(0, count))]  # fmt: skip
+        assert _every_line(store, p.id, 1) == want
     finally:
         store.close()
 

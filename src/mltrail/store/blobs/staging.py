@@ -1,5 +1,4 @@
-"""Reading an upload's bytes once (hashed, counted against the limit, handed on in blocks), and
-writing bytes from a second thread while the next ones arrive (uploads and downloads alike)."""
+"""Reading an upload's bytes once: hashed, counted against the limit, handed on in blocks."""
 
 from __future__ import annotations
 

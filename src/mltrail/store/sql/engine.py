@@ -118,20 +118,6 @@ class Database:
         with self.engine.connect() as conn, conn.begin():
             yield conn
 
-    @contextmanager
-    def lone_read(self) -> Iterator[Connection]:
-        """A connection for a read of one statement run through the driver
-        (:class:`DriverStatement`): on SQLite without BEGIN and COMMIT, as a lone statement
-        reads one snapshot of its own (they were most of a token check's cost, which every
-        request pays); elsewhere :meth:`read`. A statement run through SQLAlchemy on it still
-        begins a transaction, rolled back when the connection goes back to the pool."""
-        if not self.is_sqlite:
-            with self.read() as conn:
-                yield conn
-            return
-        with self._connect_now() if waiting_forbidden() else self.engine.connect() as conn:
-            yield conn
-
     def _connect_now(self) -> Connection:
         """A connection from the pool, or :class:`WouldWait` when every one is taken (the
         pool would block until another thread returns one)."""
@@ -294,6 +280,16 @@ class DriverStatement:
             self._compiled = (str(compiled), tuple(compiled.positiontup or ()))
         sql, names = self._compiled
         return driver_cursor(conn, sql, tuple(params[name] for name in names))
+
+    def all(self, conn: Connection, params: dict[str, Any]) -> list[Sequence[Any]]:
+        """Every row the statement gives: on SQLite the driver's tuples, elsewhere its rows."""
+        if conn.dialect.name != "sqlite":
+            return list(conn.execute(self.statement, params).all())
+        cursor = self.cursor(conn, params)
+        try:
+            return list(cursor.fetchall())
+        finally:
+            cursor.close()
 
     def first(self, conn: Connection, params: dict[str, Any]) -> Sequence[Any] | None:
         """The first row the statement gives (None for none): on SQLite the driver's tuple,

@@ -3,10 +3,14 @@ row of ``log_blocks``, their columns in one JSON document.
 
 Reading a million lines then takes a few hundred rows, not a million: the driver's cost per
 row (a tuple and six values made in Python) was the floor of ``experiments logs``. A block
-holds the lines ``first_seq`` .. ``first_seq + count - 1``; a batch's lines are numbered
-consecutively by the experiment's ``log_count`` counter, so a block is written once, whole,
-and never changed. Messages are kept in their stored form (see :mod:`mltrail.core.text`):
-``escaped`` lists the block's lines whose message is escaped.
+holds the lines ``first_seq`` .. ``first_seq + count - 1``; lines are numbered gap-free by
+the experiment's ``log_count`` counter. A batch's lines go into new blocks; a batch holding
+a multiple of ``SHORT_BLOCK`` first takes back the blocks written since the previous one
+(batches that held none, so shorter than it) and writes them again with its own lines, in
+its transaction. The SDK sends a second's lines at a time, often a handful: blocks stay about
+``SHORT_BLOCK`` lines or longer, and a batch rewrites lines only once per ``SHORT_BLOCK``.
+Messages are kept in their stored form (see :mod:`mltrail.core.text`): ``escaped``
+lists the block's lines whose message is escaped.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any
 import orjson
 
 BLOCK_LINES = 4096  # a page read from an arbitrary line decodes at most this many it skips
+SHORT_BLOCK = 128  # blocks written since a multiple of this are merged at the next one
 
 
 def encode_block(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, bindparam, delete, func, select, update
 
 from mltrail.core import validation
 from mltrail.core.errors import ValidationError
@@ -21,9 +21,9 @@ from mltrail.core.types import LogBatch, LogLine, LogPage, LogTail, Status
 from mltrail.store.logs import MAX_WAIT_SECONDS, READ_LIMIT, LogStore
 from mltrail.store.sql.access import Scope, SqlNoun, experiment_pk, fetch_tuples
 from mltrail.store.sql.batches import claim_batch
-from mltrail.store.sql.engine import Database
+from mltrail.store.sql.engine import Database, DriverStatement
 from mltrail.store.sql.liveness import Judge
-from mltrail.store.sql.log_blocks import BLOCK_LINES, decode_block, encode_block
+from mltrail.store.sql.log_blocks import BLOCK_LINES, SHORT_BLOCK, decode_block, encode_block
 from mltrail.store.sql.tables import experiments, log_blocks
 
 
@@ -71,26 +71,63 @@ def _insert(conn: Connection, db: Database, pk: int, rows: list[dict[str, Any]])
         return 0
     # The counter update takes the experiment's row lock, so concurrent batches get
     # disjoint, gap-free sequence numbers.
-    end = conn.execute(
-        update(experiments)
-        .where(experiments.c.id == pk)
-        .values(log_count=experiments.c.log_count + len(rows), updated_at=db.clock())
-        .returning(experiments.c.log_count)
-    ).scalar_one()
+    counted = _COUNT_LINES.first(conn, {"pk": pk, "lines": len(rows), "now": db.clock()})
+    end = int(counted[0]) if counted else 0
     first = end - len(rows) + 1
+    columns = [[row[name] for row in rows] for name in _COLUMNS]
+    if (first - 1) // SHORT_BLOCK != end // SHORT_BLOCK:  # a multiple of SHORT_BLOCK: merge
+        first, columns = _take_short_blocks(conn, pk, first, columns)
     blocks = []
-    for start in range(0, len(rows), BLOCK_LINES):
-        part = rows[start : start + BLOCK_LINES]
-        columns = [[row[name] for row in part] for name in _COLUMNS]
-        data = encode_block(*columns)
-        blocks.append(
-            {"experiment_id": pk, "first_seq": first + start, "count": len(part), "data": data}
-        )
-    conn.execute(log_blocks.insert(), blocks)
+    for start in range(0, len(columns[0]), BLOCK_LINES):
+        part = [column[start : start + BLOCK_LINES] for column in columns]
+        blocks.append((pk, first + start, len(part[0]), encode_block(*part)))
+    db.insert_rows(conn, log_blocks, ["experiment_id", "first_seq", "count", "data"], blocks)
     return len(rows)
 
 
 _COLUMNS = ("time", "stream", "level", "message", "escaped")
+
+# built once (constructing a statement per batch cost more than running it); on SQLite run
+# through the driver (see DriverStatement)
+_COUNT_LINES = DriverStatement(
+    update(experiments)
+    .where(experiments.c.id == bindparam("pk"))
+    .values(log_count=experiments.c.log_count + bindparam("lines"), updated_at=bindparam("now"))
+    .returning(experiments.c.log_count)
+)
+_TAKE_BLOCKS = DriverStatement(
+    delete(log_blocks)
+    .where(
+        log_blocks.c.experiment_id == bindparam("pk"),
+        log_blocks.c.first_seq > bindparam("low"),
+        log_blocks.c.first_seq < bindparam("first"),
+    )
+    .returning(log_blocks.c.first_seq, log_blocks.c.data)
+)
+
+
+def _take_short_blocks(
+    conn: Connection, pk: int, first: int, columns: list[list[Any]]
+) -> tuple[int, list[list[Any]]]:
+    """The blocks written since the last multiple of ``SHORT_BLOCK`` before line ``first``
+    (batches that held none, so each shorter than it), deleted, and their lines put before
+    ``columns``: the first seq of the lines and their columns."""
+    low = (first - 1) // SHORT_BLOCK * SHORT_BLOCK
+    found = _TAKE_BLOCKS.all(conn, {"pk": pk, "low": low, "first": first})
+    taken = sorted((int(row[0]), row[1]) for row in found)
+    if not taken:
+        return first, columns
+    stored: list[list[Any]] = [[] for _ in _COLUMNS]
+    for _, data in taken:
+        block = decode_block(data)
+        escaped = [False] * len(block["message"])
+        for i in block["escaped"]:
+            escaped[i] = True
+        for column, values in zip(
+            stored, (*(block[n] for n in _COLUMNS[:4]), escaped), strict=True
+        ):
+            column += values
+    return taken[0][0], [old + new for old, new in zip(stored, columns, strict=True)]
 
 
 def read_logs(
