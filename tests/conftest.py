@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -100,6 +100,16 @@ def migrated_sqlite_url(sqlite_url: str, sqlite_template: Path) -> str:
 
 
 @pytest.fixture
+def migrated_home(sqlite_template: Path) -> Path:
+    """The test's MLTRAIL_HOME (``clean_environment``'s) with its embedded database already
+    migrated: a copy of the session's, as ``migrated_sqlite_url``."""
+    home = Path(os.environ["MLTRAIL_HOME"])
+    shutil.copyfile(sqlite_template, home / "mltrail.db")
+    _renew_identity(f"sqlite:///{home / 'mltrail.db'}")
+    return home
+
+
+@pytest.fixture
 def migrated_pg_url(pg_server: str, pg_template: str) -> Iterator[str]:
     """A fresh PostgreSQL database for one test, already migrated, dropped afterwards."""
     for url in _pg_database(pg_server, template=pg_template):
@@ -115,15 +125,19 @@ def migrated_db_url(request: pytest.FixtureRequest) -> str:
     )
 
 
+def _copy_of_template(tmp_path_factory: pytest.TempPathFactory, template: Path) -> str:
+    path = tmp_path_factory.mktemp("module-db") / "mltrail.db"
+    shutil.copyfile(template, path)
+    _renew_identity(f"sqlite:///{path}")
+    return f"sqlite:///{path}"
+
+
 @pytest.fixture(scope="module")
 def module_migrated_sqlite_url(
     tmp_path_factory: pytest.TempPathFactory, sqlite_template: Path
 ) -> str:
     """A migrated SQLite file shared by one test module (for a module's shared server)."""
-    path = tmp_path_factory.mktemp("module-db") / "mltrail.db"
-    shutil.copyfile(sqlite_template, path)
-    _renew_identity(f"sqlite:///{path}")
-    return f"sqlite:///{path}"
+    return _copy_of_template(tmp_path_factory, sqlite_template)
 
 
 @pytest.fixture(scope="module")
@@ -132,6 +146,29 @@ def module_migrated_pg_url(pg_server: str, pg_template: str) -> Iterator[str]:
     for url in _pg_database(pg_server, template=pg_template):
         _renew_identity(url)
         yield url
+
+
+@pytest.fixture(scope="module")
+def module_migrated_urls(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[[str], str]]:
+    """``new("sqlite" | "postgres")``: one more migrated database for the module, for modules
+    that share several servers differing in their settings. The PostgreSQL ones are dropped
+    after the module, so after the servers of a fixture that asked for this one."""
+    made: list[Iterator[str]] = []
+
+    def new(database: str) -> str:
+        if database == "sqlite":
+            return _copy_of_template(tmp_path_factory, request.getfixturevalue("sqlite_template"))
+        pg_server = request.getfixturevalue("pg_server")
+        made.append(_pg_database(pg_server, template=request.getfixturevalue("pg_template")))
+        url = next(made[-1])
+        _renew_identity(url)
+        return url
+
+    yield new
+    for database in made:
+        next(database, None)  # drops it
 
 
 def _renew_identity(url: str) -> None:

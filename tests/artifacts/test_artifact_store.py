@@ -188,10 +188,10 @@ def test_another_user_reaches_no_artifact(artifact_env: ArtifactEnv) -> None:
     assert [a.path for a in artifact_env.store.list_artifacts(*ref)] == ["secret.pt"]
 
 
-def test_scoped_store_denies_others(sqlite_url: str, tmp_path) -> None:
+def test_scoped_store_denies_others(migrated_sqlite_url: str, tmp_path) -> None:
     from mltrail.core.types import User
 
-    store = SqlStore.open(sqlite_url, blobs=open_blobs(tmp_path / "blobs"))
+    store = SqlStore.open(migrated_sqlite_url, blobs=open_blobs(tmp_path / "blobs"))
     alice = store.as_user(store.auth.create_user("alice"))
     bob = store.as_user(User(store.auth.create_user("bob").id, "bob", False))
     project = alice.create_project("private")
@@ -204,9 +204,9 @@ def test_scoped_store_denies_others(sqlite_url: str, tmp_path) -> None:
     store.close()
 
 
-def test_per_file_limit_and_project_quota(sqlite_url: str, tmp_path) -> None:
+def test_per_file_limit_and_project_quota(migrated_sqlite_url: str, tmp_path) -> None:
     limits = ArtifactLimits(max_file_bytes=1000, project_quota_bytes=1500)
-    store = SqlStore.open(sqlite_url, blobs=open_blobs(tmp_path / "blobs"), limits=limits)
+    store = SqlStore.open(migrated_sqlite_url, blobs=open_blobs(tmp_path / "blobs"), limits=limits)
     project = store.create_project("quota")
     number = store.create_experiment(project.id).experiment_id
     with pytest.raises(PayloadTooLargeError) as caught:

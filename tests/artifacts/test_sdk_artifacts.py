@@ -123,9 +123,11 @@ def test_bad_names_raise_on_the_training_thread(tmp_path: Path) -> None:
 
 
 def test_uploads_wait_in_the_spool_while_the_server_is_down_and_sync_once(
-    server_factory, sqlite_url: str, tmp_path: Path
+    server_factory, migrated_sqlite_url: str, tmp_path: Path
 ) -> None:
-    server = server_factory(sqlite_url, extra_args=("--artifacts", str(tmp_path / "blobs")))
+    server = server_factory(
+        migrated_sqlite_url, extra_args=("--artifacts", str(tmp_path / "blobs"))
+    )
     settings = Settings.from_env().with_(
         home=tmp_path / "home", url=server.url, token=server.admin_token
     )

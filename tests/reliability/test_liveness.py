@@ -17,6 +17,7 @@ import sys
 import textwrap
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,7 +37,7 @@ TRAINER = textwrap.dedent(
     """
     import sys, time
     import mltrail
-    with mltrail.start("liveness", sys.argv[1]) as exp:
+    with mltrail.start("liveness-" + sys.argv[1], sys.argv[1]) as exp:
         print("hello from the trainer", flush=True)
         exp.log({"loss": 1.0})
         print("STARTED", exp.project_id, exp.experiment_id, flush=True)
@@ -69,15 +70,35 @@ def _mode(name: str, home: Path, crash_after: float, server: ServerProcess | Non
     return Mode(name, env, server)
 
 
+@pytest.fixture(scope="module")
+def judging_servers(
+    module_migrated_urls: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Callable[[str, float], ServerProcess]]:
+    """``judging(database, crash_after)``: a real server on a migrated database of its own that
+    reads a run crashed ``crash_after`` s after its last heartbeat, started when first asked for
+    and shared by the module's tests (a start costs seconds; each test's runs are in a project
+    of their own, named after the run)."""
+    started: dict[tuple[str, float], ServerProcess] = {}
+
+    def judging(database: str, crash_after: float) -> ServerProcess:
+        key = (database, crash_after)
+        if key not in started:
+            home = tmp_path_factory.mktemp("judging-server")
+            env = {"MLTRAIL_CRASH_AFTER": str(crash_after)}
+            started[key] = ServerProcess(module_migrated_urls(database), home, env=env)
+            started[key].start()
+        return started[key]
+
+    yield judging
+    for server in started.values():
+        server.close()
+
+
 def make_mode(request: pytest.FixtureRequest, tmp_path: Path, crash_after: float) -> Mode:
     """Embedded mode, or a real server on SQLite or PostgreSQL judging after ``crash_after``."""
     if request.param == "embedded":
         return _mode("embedded", tmp_path / "home", crash_after, None)
-    db_url = request.getfixturevalue(
-        "migrated_sqlite_url" if request.param == "sqlite" else "migrated_pg_url"
-    )
-    factory = request.getfixturevalue("server_factory")
-    server = factory(db_url, env={"MLTRAIL_CRASH_AFTER": str(crash_after)})
+    server = request.getfixturevalue("judging_servers")(request.param, crash_after)
     return _mode(request.param, tmp_path / "home", crash_after, server)
 
 

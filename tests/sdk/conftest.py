@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -11,8 +12,9 @@ from mltrail.config import Settings
 
 
 @pytest.fixture
-def settings() -> Settings:
-    """Strict embedded settings on the test's MLTRAIL_HOME (set by the autouse fixture)."""
+def settings(migrated_home: Path) -> Settings:
+    """Strict embedded settings on the test's MLTRAIL_HOME (set by the autouse fixture), its
+    database already migrated (a copy of the session's)."""
     return Settings.from_env().with_(strict=True)
 
 

@@ -66,8 +66,8 @@ def _targets(request: pytest.FixtureRequest) -> dict[str, tuple[str, str]]:
     """Where each mode's run writes: (database URL, "") or (server URL, admin token)."""
     servers = {db: request.getfixturevalue(name) for db, name in SERVERS.items()}
     return {
-        "embedded-sqlite": (request.getfixturevalue("sqlite_url"), ""),
-        "embedded-postgres": (request.getfixturevalue("pg_url"), ""),
+        "embedded-sqlite": (request.getfixturevalue("migrated_sqlite_url"), ""),
+        "embedded-postgres": (request.getfixturevalue("migrated_pg_url"), ""),
         **{f"server-{db}": (s.url, s.admin_token) for db, s in servers.items()},
     }
 

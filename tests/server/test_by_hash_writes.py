@@ -103,10 +103,10 @@ def _writes(api: Api) -> list:
 
 @pytest.mark.parametrize("mode", ["embedded", "server"])
 def test_a_refused_target_leaves_no_partial_write(
-    mode: str, db_url: str, server_factory, request: pytest.FixtureRequest
+    mode: str, migrated_db_url: str, server_factory, request: pytest.FixtureRequest
 ) -> None:
-    sql = SqlStore.open(db_url)
-    server = server_factory(db_url) if mode == "server" else None
+    sql = SqlStore.open(migrated_db_url)
+    server = server_factory(migrated_db_url) if mode == "server" else None
     store = HttpStore(server.url, server.admin_token, retries=2, backoff=0.05) if server else sql
     try:
         project, numbers = _seed(store)

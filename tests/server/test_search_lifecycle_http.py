@@ -32,7 +32,7 @@ def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[HttpStore]
         with HttpStore(server.url, server.make_token(unique_name("search"))) as http_store:
             yield http_store
         return
-    db_url = request.getfixturevalue("sqlite_url" if db == "sqlite" else "pg_url")
+    db_url = request.getfixturevalue("migrated_sqlite_url" if db == "sqlite" else "migrated_pg_url")
     sql = SqlStore.open(db_url, blobs=open_blobs(tmp_path / "blobs"))
     with inprocess_store(sql) as http_store:
         yield http_store

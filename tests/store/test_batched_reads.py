@@ -53,8 +53,8 @@ def _log(store: SqlStore, project: int, rng: np.random.Generator, n: int, rewind
 
 
 @pytest.fixture
-def filled(db_url: str):
-    store = SqlStore.open(db_url)
+def filled(migrated_db_url: str):
+    store = SqlStore.open(migrated_db_url)
     project = store.create_project("batched").id
     rng = np.random.default_rng(17)
     for n, rewind in (

@@ -44,8 +44,8 @@ def _check(read: Series, key: str, lo: int | None = None, hi: int | None = None)
         assert read.iterations[0] == it[0] and read.iterations[-1] == it[-1]
 
 
-def test_downsampled_reads_return_only_logged_points(db_url: str) -> None:
-    store = SqlStore.open(db_url)
+def test_downsampled_reads_return_only_logged_points(migrated_db_url: str) -> None:
+    store = SqlStore.open(migrated_db_url)
     try:
         p = store.create_project("big")
         store.create_experiment(p.id)
@@ -79,9 +79,9 @@ def test_downsampled_reads_return_only_logged_points(db_url: str) -> None:
 
 
 def test_a_real_server_answers_only_logged_iterations(
-    server_factory: Callable[..., ServerProcess], sqlite_url: str
+    server_factory: Callable[..., ServerProcess], migrated_sqlite_url: str
 ) -> None:
-    store = SqlStore.open(sqlite_url)
+    store = SqlStore.open(migrated_sqlite_url)
     try:
         p = store.create_project("big")
         store.create_experiment(p.id)
@@ -89,7 +89,7 @@ def test_a_real_server_answers_only_logged_iterations(
         store.append_points(p.id, 1, MetricBatch("c", 0, (chunk("far", it, v, epochs=ep),)))
     finally:
         store.close()
-    server = server_factory(sqlite_url)
+    server = server_factory(migrated_sqlite_url)
     path = f"{server.url}/api/v1/projects/{p.id}/experiments/1/series/read"
     headers = {"Authorization": f"Bearer {server.admin_token}"}
     for params in ({"max_points": 1_000}, {"max_points": 50, "start": int(it[ZOOM[0]])}):

@@ -49,8 +49,8 @@ def _blob_files(root: Path) -> set[str]:
     return {p.name for p in root.rglob("*") if p.is_file() and len(p.name) == 64}
 
 
-def test_purge_removes_every_row_and_unshared_blob(db_url: str, tmp_path: Path) -> None:
-    sql = SqlStore.open(db_url, blobs=open_blobs(tmp_path / "blobs"))
+def test_purge_removes_every_row_and_unshared_blob(migrated_db_url: str, tmp_path: Path) -> None:
+    sql = SqlStore.open(migrated_db_url, blobs=open_blobs(tmp_path / "blobs"))
     project = sql.create_project("purge").id
     for number in (1, 2):
         sql.create_experiment(project, hyperparameters={"lr": 0.1}, tags=["t"])
@@ -77,9 +77,11 @@ def test_purge_removes_every_row_and_unshared_blob(db_url: str, tmp_path: Path) 
     sql.close()
 
 
-def test_the_trash_keeps_experiments_for_its_retention(db_url: str, tmp_path: Path) -> None:
+def test_the_trash_keeps_experiments_for_its_retention(
+    migrated_db_url: str, tmp_path: Path
+) -> None:
     now = [1_000_000.0]
-    sql = SqlStore.open(db_url, clock=lambda: now[0], trash_days=1)
+    sql = SqlStore.open(migrated_db_url, clock=lambda: now[0], trash_days=1)
     project = sql.create_project("trash").id
     for _ in range(3):
         sql.create_experiment(project, status=Status.DONE)

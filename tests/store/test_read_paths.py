@@ -27,9 +27,9 @@ def _full_rows(conn, series_id: int, level: int) -> dict[str, np.ndarray]:
     return {f"{p}_{f}": table[f"{p}_{f}"] for p in rollups.PARTS for f in rollups.POINT_FIELDS}
 
 
-def test_level_read_equals_downsampling_every_column(db_url: str) -> None:
+def test_level_read_equals_downsampling_every_column(migrated_db_url: str) -> None:
     rng = np.random.default_rng(5)
-    store = SqlStore.open(db_url)
+    store = SqlStore.open(migrated_db_url)
     try:
         p = store.create_project("read")
         store.create_experiment(p.id)
@@ -56,12 +56,12 @@ def test_level_read_equals_downsampling_every_column(db_url: str) -> None:
         store.close()
 
 
-def test_range_read_uses_a_fine_level_and_few_rows(db_url: str) -> None:
+def test_range_read_uses_a_fine_level_and_few_rows(migrated_db_url: str) -> None:
     """A zoom into 6% of a long series reads about as many rows as a whole read does, from a
     finer level, and finds the same extremes as the raw points of the range (its ends on bucket
     edges of level 1; test_zoom_edges.py checks ends anywhere)."""
     rng = np.random.default_rng(6)
-    store = SqlStore.open(db_url)
+    store = SqlStore.open(migrated_db_url)
     try:
         p = store.create_project("zoom")
         store.create_experiment(p.id)

@@ -96,12 +96,14 @@ def _rollups(store: SqlStore, project: int, number: int) -> tuple[list, list]:
     return sorted(rows, key=str), sorted(blocks, key=str)
 
 
-def test_batches_store_the_rollups_of_the_same_points_appended_one_at_a_time(db_url: str) -> None:
+def test_batches_store_the_rollups_of_the_same_points_appended_one_at_a_time(
+    migrated_db_url: str,
+) -> None:
     """Batches of two series (iterations going back between batches, re-logged ones, NaN,
     infinities and signed zeros, stored partials without times) store the rollup rows the
     one-point path stores for the same points in the same order."""
     rng = np.random.default_rng(17)
-    store = SqlStore.open(db_url)
+    store = SqlStore.open(migrated_db_url)
     p = store.create_project("merges").id
     batched, single = (store.create_experiment(p) for _ in range(2))
     at = {"a": 0, "b": 0}

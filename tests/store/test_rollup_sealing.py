@@ -88,9 +88,9 @@ def _reads(store: SqlStore, p: int) -> list[np.ndarray]:
     return out
 
 
-def test_blocks_sealed_from_the_append_are_those_packed_from_the_rows(db_url: str) -> None:
+def test_blocks_sealed_from_the_append_are_those_packed_from_the_rows(migrated_db_url: str) -> None:
     rng = np.random.default_rng(14)
-    store = SqlStore.open(db_url)
+    store = SqlStore.open(migrated_db_url)
     p = store.create_project("sealing").id
     store.create_experiment(p)
     counts = {"a": 0, "b": 0}

@@ -154,6 +154,28 @@ def test_tokens_authenticate_and_revoke(sql_store: SqlStore) -> None:
     assert auth.get_user("carol") == user
 
 
+def test_a_token_check_on_sqlite_is_one_statement(sqlite_url: str) -> None:
+    """Every request checks its token: on SQLite one SELECT, without BEGIN and COMMIT (a lone
+    statement reads one snapshot), and a token revoked meanwhile is refused at once."""
+    store = SqlStore.open(sqlite_url)
+    store.auth.create_user("dan", is_admin=True)
+    token = store.auth.create_token("dan")
+    seen: list[str] = []
+
+    def record(_c: object, _cur: object, statement: str, *_: object) -> None:
+        seen.append(statement)
+
+    event.listen(store._db.engine, "before_cursor_execute", record)
+    user = store.auth.authenticate(token)
+    event.remove(store._db.engine, "before_cursor_execute", record)
+    assert (user.name, user.is_admin) == ("dan", True) and isinstance(user.is_admin, bool)
+    assert len(seen) == 1 and seen[0].lstrip().startswith("SELECT"), seen
+    store.auth.revoke_token(token)
+    with pytest.raises(AuthenticationError):
+        store.auth.authenticate(token)
+    store.close()
+
+
 def test_ensure_admin_only_on_an_empty_database(sql_store: SqlStore) -> None:
     token = sql_store.auth.ensure_admin()
     assert token is not None
@@ -197,22 +219,22 @@ def test_head_revision_is_the_one_alembic_finds() -> None:
     assert engine.head_revision() == ScriptDirectory.from_config(config).get_current_head()
 
 
-def test_a_migrated_database_opens_without_importing_alembic(db_url: str) -> None:
-    SqlStore.open(db_url).close()
+def test_a_migrated_database_opens_without_importing_alembic(migrated_db_url: str) -> None:
+    SqlStore.open(migrated_db_url).close()
     code = (
         "import sys; from mltrail.store.sql import SqlStore; "
         "SqlStore.open(sys.argv[1]).close(); "
         "print(sorted(m for m in sys.modules if 'alembic' in m))"
     )
     opened = subprocess.run(
-        [sys.executable, "-c", code, db_url], capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", code, migrated_db_url], capture_output=True, text=True, timeout=60
     )
     assert opened.returncode == 0, opened.stderr
     assert opened.stdout.strip() == "[]"
 
 
-def test_sqlite_runs_in_wal_mode_with_foreign_keys(sqlite_url: str) -> None:
-    store = SqlStore.open(sqlite_url)
+def test_sqlite_runs_in_wal_mode_with_foreign_keys(migrated_sqlite_url: str) -> None:
+    store = SqlStore.open(migrated_sqlite_url)
     try:
         with store._db.engine.connect() as conn:
             assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
@@ -255,12 +277,12 @@ store.close()
 """
 
 
-def test_writer_processes_share_a_sqlite_file(sqlite_url: str, tmp_path: Path) -> None:
-    store = SqlStore.open(sqlite_url)
+def test_writer_processes_share_a_sqlite_file(migrated_sqlite_url: str, tmp_path: Path) -> None:
+    store = SqlStore.open(migrated_sqlite_url)
     store.create_project("shared")
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLTRAIL_")}
     procs = [
-        subprocess.Popen([sys.executable, "-c", _CREATE_MANY, sqlite_url], env=env)
+        subprocess.Popen([sys.executable, "-c", _CREATE_MANY, migrated_sqlite_url], env=env)
         for _ in range(3)
     ]
     assert [p.wait(timeout=120) for p in procs] == [0, 0, 0]
@@ -291,11 +313,11 @@ def test_chart_read_of_a_million_points_reads_a_bounded_level(sql_store: SqlStor
     assert full.series.total == n and len(full.series.values) == n
 
 
-def test_appending_one_point_is_a_few_indexed_statements(sqlite_url: str) -> None:
+def test_appending_one_point_is_a_few_indexed_statements(migrated_sqlite_url: str) -> None:
     """What an MLflow ``log_metric`` costs the store: on a series that exists, a handful of
     statements, none scanning a table that grows with the data (the rollups lookup once did)."""
     rng = np.random.default_rng(5)
-    store = SqlStore.open(sqlite_url)
+    store = SqlStore.open(migrated_sqlite_url)
     p = store.create_project("one point")
     store.create_experiment(p.id)
     store.append_points(p.id, 1, MetricBatch("c", 0, (_chunk("loss", 0, 5_000, rng),)))
@@ -318,10 +340,12 @@ def test_appending_one_point_is_a_few_indexed_statements(sqlite_url: str) -> Non
     store.close()
 
 
-def test_statements_through_the_driver_behave_as_through_sqlalchemy(sqlite_url: str) -> None:
+def test_statements_through_the_driver_behave_as_through_sqlalchemy(
+    migrated_sqlite_url: str,
+) -> None:
     """The driver path (an append's statements on SQLite) is seen by a statement listener and
     raises SQLAlchemy's wrapped errors, which the server maps (a locked database is a 503)."""
-    store = SqlStore.open(sqlite_url)
+    store = SqlStore.open(migrated_sqlite_url)
     seen: list[tuple[str, object, bool]] = []
 
     def record(_c: object, _cur: object, statement: str, params: object, _x: object,
@@ -348,9 +372,9 @@ def test_statements_through_the_driver_behave_as_through_sqlalchemy(sqlite_url: 
     store.close()
 
 
-def test_incremental_rollups_equal_one_shot_rollups(sqlite_url: str) -> None:
+def test_incremental_rollups_equal_one_shot_rollups(migrated_sqlite_url: str) -> None:
     rng = np.random.default_rng(11)
-    store = SqlStore.open(sqlite_url)
+    store = SqlStore.open(migrated_sqlite_url)
     p = store.create_project("r")
     store.create_experiment(p.id)
     store.create_experiment(p.id)

@@ -16,8 +16,8 @@ def _batch(client: str, seq: int, start: int, n: int) -> MetricBatch:
     return batch(seq, chunk("loss", it, it * 0.5), client=client)
 
 
-def test_write_holds_the_file_lock_shared_by_stores_on_that_file(sqlite_url: str) -> None:
-    first, second = SqlStore.open(sqlite_url), SqlStore.open(sqlite_url)
+def test_write_holds_the_file_lock_shared_by_stores_on_that_file(migrated_sqlite_url: str) -> None:
+    first, second = SqlStore.open(migrated_sqlite_url), SqlStore.open(migrated_sqlite_url)
     try:
         first.create_project("a")
         second.create_project("b")
@@ -47,8 +47,8 @@ def test_in_memory_databases_do_not_share_a_lock() -> None:
         b.close()
 
 
-def test_sixteen_threads_appending_store_every_point_once(sqlite_url: str) -> None:
-    store = SqlStore.open(sqlite_url)
+def test_sixteen_threads_appending_store_every_point_once(migrated_sqlite_url: str) -> None:
+    store = SqlStore.open(migrated_sqlite_url)
     try:
         project = store.create_project("p").id
         exps = [store.create_experiment(project).experiment_id for _ in range(16)]

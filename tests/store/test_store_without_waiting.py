@@ -23,8 +23,8 @@ def _one_point(step: int) -> MetricBatch:
 
 
 @pytest.fixture
-def sqlite_run(sqlite_url: str) -> Iterator[tuple[SqlStore, ExperimentRef]]:
-    store = SqlStore.open(sqlite_url)
+def sqlite_run(migrated_sqlite_url: str) -> Iterator[tuple[SqlStore, ExperimentRef]]:
+    store = SqlStore.open(migrated_sqlite_url)
     project = store.create_project("p")
     yield store, store.create_experiment(project.id)
     store.close()
@@ -114,8 +114,8 @@ def test_a_read_with_every_pooled_connection_taken_would_wait(sqlite_run) -> Non
         assert store.list_series(ref.project_id, ref.experiment_id) == []
 
 
-def test_postgresql_never_goes_ahead_without_waiting(pg_url: str) -> None:
-    store = SqlStore.open(pg_url)
+def test_postgresql_never_goes_ahead_without_waiting(migrated_pg_url: str) -> None:
+    store = SqlStore.open(migrated_pg_url)
     try:
         ref = store.create_experiment(store.create_project("p").id)
         with without_waiting():

@@ -16,8 +16,8 @@ from support.stores import migrate
 _LIFE = 2**31 + 1000  # points a long-lived series logged before this test's
 
 
-def test_a_series_takes_points_past_two_to_the_31(db_url: str) -> None:
-    store = SqlStore.open(db_url)
+def test_a_series_takes_points_past_two_to_the_31(migrated_db_url: str) -> None:
+    store = SqlStore.open(migrated_db_url)
     try:
         p = store.create_project("long")
         store.create_experiment(p.id)

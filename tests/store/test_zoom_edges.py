@@ -48,11 +48,11 @@ def _same(a: float, b: float) -> bool:
 
 
 @pytest.mark.parametrize("back", [False, True], ids=["in-order", "going-back"])
-def test_zoomed_reads_keep_the_range_extremes_and_ends(db_url: str, back: bool) -> None:
+def test_zoomed_reads_keep_the_range_extremes_and_ends(migrated_db_url: str, back: bool) -> None:
     rng = np.random.default_rng(17 + back)
     batches = _batches(rng, 160_000, back)
     it, ep, v = _truth(batches)
-    store = SqlStore.open(db_url)
+    store = SqlStore.open(migrated_db_url)
     try:
         p = store.create_project("zoom")
         store.create_experiment(p.id)

@@ -196,12 +196,15 @@ def _api_router() -> APIRouter:
     )
 
     api = APIRouter()
+    # a request is matched against each route in turn, up to its own: the nouns every run and
+    # chart call all the time come first (matching the nouns before them cost a chart read a
+    # tenth of its server time); no two nouns answer the same path (test_route_order.py)
     for noun in (
+        points,
+        experiments,
         identity,
         users,
         projects,
-        experiments,
-        points,
         external,
         weights,
         charts,

@@ -240,6 +240,9 @@ def with_zero_copy_send(cycle: RequestResponseCycle) -> Callable[[Any], Coroutin
             raise RuntimeError("Response content longer than Content-Length")
         if cycle.flow.write_paused:
             await cycle.flow.drain()
+        if cycle.transport.is_closing():  # the client went away before the file
+            cycle.disconnected = True
+            return
         try:
             sent = await cycle.transport.sendfile(file, offset, count)  # type: ignore[attr-defined]
         except OSError:  # the client went away: as uvicorn's own send, nothing to raise

@@ -1,4 +1,5 @@
-"""Reading an upload's bytes once: hashed, counted against the limit, handed on in blocks."""
+"""Reading an upload's bytes once (hashed, counted against the limit, handed on in blocks), and
+writing bytes from a second thread while the next ones arrive (uploads and downloads alike)."""
 
 from __future__ import annotations
 

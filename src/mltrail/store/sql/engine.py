@@ -118,6 +118,20 @@ class Database:
         with self.engine.connect() as conn, conn.begin():
             yield conn
 
+    @contextmanager
+    def lone_read(self) -> Iterator[Connection]:
+        """A connection for a read of one statement run through the driver
+        (:class:`DriverStatement`): on SQLite without BEGIN and COMMIT, as a lone statement
+        reads one snapshot of its own (they were most of a token check's cost, which every
+        request pays); elsewhere :meth:`read`. A statement run through SQLAlchemy on it still
+        begins a transaction, rolled back when the connection goes back to the pool."""
+        if not self.is_sqlite:
+            with self.read() as conn:
+                yield conn
+            return
+        with self._connect_now() if waiting_forbidden() else self.engine.connect() as conn:
+            yield conn
+
     def _connect_now(self) -> Connection:
         """A connection from the pool, or :class:`WouldWait` when every one is taken (the
         pool would block until another thread returns one)."""

@@ -145,7 +145,7 @@ class Auth:
         if not token:
             raise AuthenticationError("an API token is required", "token")
         digest = token_digest(token)
-        with self._db.read() as conn:  # every request asks: built once, run by the driver
+        with self._db.lone_read() as conn:  # every request asks: built once, run by the driver
             found = _TOKEN_BY_DIGEST.first(conn, {"digest": digest})
         row: Any = None if found is None else _TokenRow(*found)
         # The index finds the row; the constant-time compare keeps the check itself timing-safe.
