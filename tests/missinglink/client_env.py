@@ -181,6 +181,7 @@ def _registry_reachable(venv: ClientVenv) -> bool:
 
 
 DRIVER = Path(__file__).with_name("client_driver.py")
+ML_DRIVER = Path(__file__).with_name("client_ml_driver.py")
 RESULTS_MARK = "MISSINGLINK-RESULTS "
 
 
@@ -214,8 +215,12 @@ class MissingLinkClient:
             Per call ``{"result": ...}`` or ``{"error": type name, "message": ...}``.
         """
         spec = json.dumps({"config": str(self.config), "calls": [list(c) for c in calls]})
+        return self._run_driver(DRIVER, spec, timeout)
+
+    def _run_driver(self, driver: Path, spec: str, timeout: float) -> list[dict]:
+        """Run ``driver`` in the client's venv; the JSON list on its last marked stdout line."""
         done = subprocess.run(
-            [str(self.venv.python), str(DRIVER), spec],
+            [str(self.venv.python), str(driver), spec],
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -255,6 +260,18 @@ class MissingLinkClient:
             env=self.env(),
             check=False,
         )
+
+    def ml_batch(
+        self, *commands: list[str], timeout: float = 120
+    ) -> list[subprocess.CompletedProcess[str]]:
+        """Several ``ml`` commands, each as :meth:`ml` runs it, in one client process, in order:
+        the client takes seconds to start."""
+        argvs = [["--config-file", str(self.config), "-nvc", *args] for args in commands]
+        outcomes = self._run_driver(ML_DRIVER, json.dumps(argvs), timeout)
+        return [
+            subprocess.CompletedProcess([str(self.venv.ml), *argv], **outcome)
+            for argv, outcome in zip(argvs, outcomes, strict=True)
+        ]
 
     def start_ml(self, *args: str) -> subprocess.Popen[str]:
         """``ml ...`` in the background, stdout and stderr piped."""

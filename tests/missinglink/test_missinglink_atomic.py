@@ -17,14 +17,14 @@ REFUSED_TABLES = ("external_metrics", "charts", "iteration_metrics")
 
 
 def test_a_refused_target_leaves_no_partial_write(
-    db_url: str,
+    migrated_db_url: str,
     server_factory: Callable[..., ServerProcess],
     setup_for: Callable[[ServerProcess], Setup],
 ) -> None:
-    s = setup_for(server_factory(db_url))
+    s = setup_for(server_factory(migrated_db_url))
     weights_hash = seed.new_hash()
     first, last = (seed.experiment(s.mltrail, s.project, weights_hash=weights_hash) for _ in "ab")
-    with SqlStore.open(db_url) as sql:
+    with SqlStore.open(migrated_db_url) as sql:
         for table in REFUSED_TABLES:
             refuse_rows_of(sql, table, s.project, last)
     outcomes = s.client.api_calls(
