@@ -123,11 +123,14 @@ def http_store(server: Any) -> Iterator[Any]:
 
 
 @pytest.fixture(scope="module")
-def module_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """One real server (SQLite) for a whole module, for tests that each use their own project."""
+def module_server(
+    module_migrated_sqlite_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
+    """One real server (SQLite, a migrated database) for a whole module, for tests that each
+    use their own project."""
     from support.servers import ServerProcess
 
     home = tmp_path_factory.mktemp("module-server")
-    server = ServerProcess(f"sqlite:///{home / 'mltrail.db'}", home).start()
+    server = ServerProcess(module_migrated_sqlite_url, home).start()
     yield server
     server.close()
