@@ -6,16 +6,22 @@ the floor of ``experiments logs``.
 Every line is copied, an experiment at a time and a block at a time, with its seq, time,
 stream, level, message and escaped flag; the downgrade copies them back, a row per line.
 
+The block's format is written out here as it was at this revision, not imported from
+``log_blocks.py``: a later change of the live module must not change what this migration
+writes (a database upgraded from before it would get the new format under the old revision).
+
 Revision ID: 0016_log_blocks
 Revises: 0015_wide_counts
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
 import sqlalchemy as sa
 from alembic import op
-
-from mltrail.store.sql.log_blocks import BLOCK_LINES, decode_block, encode_block
 
 revision = "0016_log_blocks"
 down_revision = "0015_wide_counts"
@@ -32,6 +38,33 @@ _BLOCKS = sa.table(
     *(sa.column(c) for c in ("experiment_id", "first_seq", "count")),
     sa.column("data", sa.LargeBinary()),
 )
+BLOCK_LINES = 4096
+
+
+def encode_block(
+    times: Sequence[float],
+    streams: Sequence[str],
+    levels: Sequence[str],
+    messages: Sequence[str],
+    escaped: Sequence[bool],
+) -> bytes:
+    """A block's ``data`` at this revision: the lines' columns in one JSON document,
+    ``escaped`` listing the indices of the lines whose message is stored escaped."""
+    return orjson.dumps(
+        {
+            "time": list(times),
+            "stream": list(streams),
+            "level": list(levels),
+            "message": list(messages),
+            "escaped": [i for i, flag in enumerate(escaped) if flag],
+        }
+    )
+
+
+def decode_block(data: bytes | memoryview) -> dict[str, Any]:
+    """The columns of :func:`encode_block`."""
+    block: dict[str, Any] = orjson.loads(data)
+    return block
 
 
 def upgrade() -> None:
