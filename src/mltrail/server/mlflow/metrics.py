@@ -39,7 +39,7 @@ Point = tuple[str, float, int, int]  # key, value, timestamp (ms), step
 def log_metric(message: MessageDep, store: StoreDep) -> dict[str, Any]:
     """One point of a series."""
     ref = message.run()
-    append(store, ref, _rows([_point(message.fields, "")]))
+    append_one(store, ref, _point(message.fields, ""))
     return {}
 
 
@@ -195,6 +195,17 @@ def append(store: Store, ref: ExperimentRef, points: Points) -> None:
     # each MLflow request is a batch of its own, without a receipt: the client does not
     # number its retries, so no later request could be recognised as this one again
     batch = MetricBatch(client_id=None, seq=0, chunks=tuple(chunks))
+    store.append_points(ref.project_id, ref.experiment_id, batch)
+
+
+def append_one(store: Store, ref: ExperimentRef, point: Point) -> None:
+    """:func:`append` of one point, its chunk built straight from it (the grouping and
+    ordering of a batch's columns was a tenth of a log_metric's own Python)."""
+    name, value, millis, step = point
+    phase, key = shapes.series_of(name)
+    chunk = SeriesChunk(key, phase, np.array([step], np.int64), np.array([-1], np.int64),
+                        np.array([value], np.float64), np.array([millis / 1000.0]))  # fmt: skip
+    batch = MetricBatch(client_id=None, seq=0, chunks=(chunk,))  # no receipt: see append
     store.append_points(ref.project_id, ref.experiment_id, batch)
 
 
