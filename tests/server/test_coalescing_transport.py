@@ -5,9 +5,14 @@ close."""
 from __future__ import annotations
 
 import asyncio
+import socket
+import threading
 from typing import Any
 
+from uvicorn.server import ServerState
+
 from mltrail.server.http_protocol import COALESCE_BYTES, CoalescingTransport
+from server.test_zero_copy_send import serve
 
 
 class RecordingTransport:
@@ -78,3 +83,34 @@ def test_everything_else_is_the_wrapped_transports() -> None:
         return inner
 
     asyncio.run(run())
+
+
+def test_a_complete_answer_leaves_before_the_app_goes_on() -> None:
+    """The protocol sends an answer once it is complete, not at the loop's next turn: the
+    client has it while the app still works (the access log's line, a middleware's
+    bookkeeping). The app here blocks the loop until the client has its answer."""
+    received = threading.Event()
+    seen: list[bool] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        headers = [(b"content-length", b"2")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": b"{}"})
+        seen.append(received.wait(timeout=10))  # no later turn of the loop can flush it
+
+    async def check(port: int, _state: ServerState) -> None:
+        def client() -> None:
+            with socket.create_connection(("127.0.0.1", port)) as sock:
+                sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                data = b""
+                while not data.endswith(b"\r\n\r\n{}"):
+                    data += sock.recv(4096)
+                received.set()
+
+        thread = threading.Thread(target=client)
+        thread.start()
+        while thread.is_alive():
+            await asyncio.sleep(0.01)
+
+    asyncio.run(serve(app, check))
+    assert seen == [True]

@@ -116,6 +116,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._head_pending, self._head_bytes = True, 0  # what follows is the next head
 
     def on_response_complete(self) -> None:
+        # the whole answer leaves now, not at the loop's next turn: the app's remaining work
+        # (the middleware's bookkeeping, the access log's line) comes after it, not before
+        self.transport.flush()  # type: ignore[attr-defined]
         super().on_response_complete()
         if not self.transport.is_closing():
             self._arm_head_deadline()  # the next request's head has the same deadline
@@ -155,9 +158,10 @@ class CoalescingTransport:
 
     uvicorn writes a response's head and its body with a write each: with Nagle off, two TCP
     segments, two sends for the server and two receives for the client, for every small
-    answer (a one-point ``log_metric``'s ``{}``). Writes are gathered until the loop's next
-    turn (the app sends head and body without yielding in between) or until
-    :data:`COALESCE_BYTES` are pending; anything else is the wrapped transport's.
+    answer (a one-point ``log_metric``'s ``{}``). Writes are gathered until the response is
+    complete (the protocol flushes then), the loop's next turn (the app sends head and body
+    without yielding in between) or until :data:`COALESCE_BYTES` are pending; anything else
+    is the wrapped transport's.
     """
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
