@@ -27,6 +27,12 @@ def file_app(path: Path) -> Callable[..., Awaitable[None]]:
             await send({"type": "http.response.start", "status": 200, "headers": headers})
             await send({"type": "http.response.body", "body": b"next"})
             return
+        if scope["path"] == "/empty":  # an empty artifact: nothing for sendfile to send
+            headers = [(b"content-length", b"0")]
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            with path.open("rb") as handle:
+                await send({"type": ZERO_COPY_SEND, "file": handle, "offset": 0, "count": 0})
+            return
         assert ZERO_COPY_SEND in scope["extensions"]
         headers = [(b"content-length", str(COUNT).encode())]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
@@ -103,6 +109,24 @@ def test_a_client_leaving_halfway_leaves_the_server_answering(tmp_path: Path) ->
         await asyncio.sleep(0.2)
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(b"GET /small HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert (await read_answer(reader))[1] == b"next"
+        writer.close()
+
+    asyncio.run(serve(file_app(path), check))
+
+
+def test_an_empty_file_is_an_empty_body_on_a_connection_kept_alive(tmp_path: Path) -> None:
+    """loop.sendfile refuses a count of 0 (ValueError): an empty artifact's download raised
+    into the app after its head, logged as an unhandled error and closing the connection."""
+    path = tmp_path / "blob"
+    path.write_bytes(b"")
+
+    async def check(port: int, state: ServerState) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"GET /empty HTTP/1.1\r\nHost: x\r\n\r\n")
+        head, body = await read_answer(reader)
+        assert head.startswith(b"HTTP/1.1 200 ") and body == b""
+        writer.write(b"GET /small HTTP/1.1\r\nHost: x\r\n\r\n")  # same connection
         assert (await read_answer(reader))[1] == b"next"
         writer.close()
 

@@ -238,6 +238,9 @@ def with_zero_copy_send(cycle: RequestResponseCycle) -> Callable[[Any], Coroutin
         count = message.get("count")
         if count is None:
             count = os.fstat(file.fileno()).st_size - offset
+        if count == 0:  # an empty file (loop.sendfile refuses a count of 0)
+            await plain({"type": "http.response.body", "body": b"", **more})
+            return
         if cycle.chunked_encoding:
             raise RuntimeError("zerocopysend needs a response with a Content-Length")
         if count > cycle.expected_content_length:
