@@ -5,8 +5,8 @@ checkpoint every epoch of a training loop against one local write of it.
 The loopback copy rate is ``curl`` downloading the same file from a static file server that
 answers with ``sendfile`` (the kernel copies; no Python in the data path) into a file on the same
 disk: the best a copy over loopback does here. The mltrail figures include everything a user gets:
-the client's sha256 of the file before sending, the server's hashing and fsync, the download's
-verification. Workers run in subprocesses (``python -m bench.artifacts worker ...``) so each
+the client's sha256 of the file before sending, the server's hashing, the download's
+verification (the server runs with its defaults: no ``--artifacts-fsync``, so no fsync). Workers run in subprocesses (``python -m bench.artifacts worker ...``) so each
 process's RSS is its own.
 """
 
