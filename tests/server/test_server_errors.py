@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import struct
 
 import httpx
@@ -80,6 +81,18 @@ def test_a_small_anonymous_body_gets_its_401(shared_server):
     with httpx.Client(base_url=shared_server.url, timeout=60) as anonymous:
         response = anonymous.post(_ANONYMOUS_POSTS[0], content=b'{"pad": "' + b"x" * 1000 + b'"}')
     assert response.status_code == 401, response.text
+
+
+@pytest.mark.parametrize("token", ["\ud800", "mlt_\udcff", "x\x00"])
+def test_a_refresh_token_that_is_no_text_is_a_401(shared_server, token):
+    """JSON may carry a lone surrogate (``"\\ud800"``), which no token holds: it was a 500
+    (UnicodeEncodeError hashing it) on MissingLink's token exchange, which takes no token."""
+    body = json.dumps({"refresh_token": token}).encode()  # "\\ud800": orjson refuses to write it
+    with httpx.Client(base_url=shared_server.url, timeout=60) as anonymous:
+        response = anonymous.post(
+            f"{_ML}/users/refresh_token", content=body, headers={"Content-Type": "application/json"}
+        )
+    assert _error(response, 401)["type"] == "authentication_error"
 
 
 def test_a_body_just_under_the_limit_is_read(client, experiment):

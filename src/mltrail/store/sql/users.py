@@ -30,8 +30,10 @@ ADMIN_NAME = "admin"
 
 
 def token_digest(token: str) -> str:
-    """The sha256 hex digest stored in place of the token."""
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+    """The sha256 hex digest stored in place of the token. A lone surrogate (JSON's
+    ``"\\ud800"``, in a MissingLink ``refresh_token``) is hashed as it is: no token holds one,
+    so it is unknown (a 401), not a UnicodeEncodeError (a 500)."""
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _to_user(row: Any) -> User:
