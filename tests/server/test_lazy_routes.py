@@ -4,6 +4,7 @@ a server the SDK alone talks to never imports the other two."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -116,3 +117,43 @@ def test_an_include_that_fails_is_retried_by_the_next_request() -> None:
         assert client.get("/late").json() == {"ok": True}
         assert client.get("/late").status_code == 200
     assert len(attempts) == 2  # run again once, then never
+
+
+def _surface_calls() -> list[tuple[str, str]]:
+    """(method, path) of every route of the two lazily mounted surfaces, under each prefix."""
+    from mltrail.server import missinglink, mlflow
+    from mltrail.server.missinglink import experiments, logs
+    from mltrail.server.missinglink import routers as missinglink_routers
+    from mltrail.server.mlflow.routers import mlflow_artifacts_router, mlflow_router
+
+    calls = []
+    for prefixes, router in ((mlflow.PREFIXES, mlflow_router()),
+                             (mlflow.ARTIFACT_PREFIXES, mlflow_artifacts_router())):  # fmt: skip
+        calls += [(m, p + r.path) for r in router.routes for p in prefixes for m in r.methods]
+    parts = (missinglink_routers._users, experiments.router, logs.router,
+             missinglink_routers._unserved)  # fmt: skip
+    calls += [(m, missinglink.PREFIX + r.path) for part in parts for r in part.routes
+              for m in r.methods]  # fmt: skip
+    return calls
+
+
+# answered without a token by design: the exchange of an API token for an id_token, and the
+# JSON 404 naming a MissingLink call mltrail does not serve
+_TOKENLESS = {"/_ah/api/missinglink/v1/users/refresh_token": 400,
+              "/_ah/api/missinglink/v1/{path:path}": 404}  # fmt: skip
+
+
+@pytest.mark.parametrize("first", ["/api/2.0/mlflow/x", "/_ah/api/missinglink/v1/x", "/api/v1/x"])
+def test_no_route_of_a_lazily_mounted_surface_answers_without_a_token(fresh, first) -> None:
+    """Whichever surface a fresh server mounts first, every MLflow and MissingLink route asks
+    for a token (routes mounted on first use are in no list taken at start)."""
+    client, _ = fresh
+    client.get(first)
+    calls = _surface_calls()
+    assert len(calls) > 60
+    for method, path in calls:
+        url = re.sub(r"\{[^}]+\}", "1", path)
+        answer = client.request(
+            method, url, content=b"{}", headers={"Content-Type": "application/json"}
+        )
+        assert answer.status_code == _TOKENLESS.get(path, 401), (method, path, answer.text)
