@@ -43,16 +43,28 @@ def to_wire(value: Any) -> Any:
 
 
 def from_wire(value: Any) -> Any:
-    """Recursively turn tagged floats back into Python floats."""
+    """Recursively turn tagged floats back into Python floats.
+
+    Raises:
+        ValidationError: an unknown tag, or JSON nested deeper than Python's stack can walk
+            (a few hundred levels parse, then the walk's RecursionError was a 500).
+    """
+    try:
+        return _from_wire(value)
+    except RecursionError:
+        raise ValidationError("is nested too deeply", "body") from None
+
+
+def _from_wire(value: Any) -> Any:
     if isinstance(value, dict):
         if len(value) == 1 and "$float" in value:
             tag = value["$float"]
             if tag not in _NON_FINITE:
                 raise ValidationError(f"unknown $float tag {tag!r}", "$float")
             return _NON_FINITE[tag]
-        return {k: from_wire(v) for k, v in value.items()}
+        return {k: _from_wire(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [from_wire(v) for v in value]
+        return [_from_wire(v) for v in value]
     return value
 
 
