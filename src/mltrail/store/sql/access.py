@@ -275,12 +275,36 @@ def check_granted_write(
         )
 
 
+MAX_JSON_DEPTH = 200  # orjson writes 254 levels, an answer's serialiser not many more
+
+
 def dump_json(value: Any, field: str) -> str:
-    """JSON text with Python's encoder, so NaN, infinities and huge numbers survive exactly."""
+    """JSON text with Python's encoder, so NaN, infinities and huge numbers survive exactly.
+    A value nested deeper than :data:`MAX_JSON_DEPTH` is refused: stored, it could not be
+    sent back (the write succeeded and its answer failed)."""
+    if _deeper_than(value, MAX_JSON_DEPTH):
+        raise ValidationError(f"is nested deeper than {MAX_JSON_DEPTH} levels", field)
     try:
         return json.dumps(value, default=_json_default, separators=(",", ":"))
     except (TypeError, ValueError) as exc:
         raise ValidationError(f"must be JSON-serialisable: {exc}", field) from None
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether lists and mappings nest in ``value`` more than ``limit`` levels (no recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, (list, tuple)):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
 
 
 _EMPTY_JSON = {"{}": dict, "[]": list}
