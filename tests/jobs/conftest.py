@@ -124,13 +124,15 @@ def http_store(server: Any) -> Iterator[Any]:
 
 @pytest.fixture(scope="module")
 def module_server(
-    module_migrated_sqlite_url: str, tmp_path_factory: pytest.TempPathFactory
+    module_migrated_urls: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Any]:
-    """One real server (SQLite, a migrated database) for a whole module, for tests that each
-    use their own project."""
+    """One real server (SQLite, a migrated database of its own) for a whole module, for tests
+    that each use their own project. Its own: a server started earlier on the module's
+    ``module_migrated_sqlite_url`` (``module_db_server``) made the administrator, and this one
+    would print no admin token."""
     from support.servers import ServerProcess
 
     home = tmp_path_factory.mktemp("module-server")
-    server = ServerProcess(module_migrated_sqlite_url, home).start()
+    server = ServerProcess(module_migrated_urls("sqlite"), home).start()
     yield server
     server.close()

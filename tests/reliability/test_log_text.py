@@ -17,7 +17,7 @@ import pytest
 
 from mltrail.api import Api
 from mltrail.core.text import escape_text
-from reliability.test_liveness import Mode, make_mode
+from reliability.test_liveness import Mode, judging_servers, make_mode  # noqa: F401 (a fixture make_mode asks for)
 from support.clients import rest_client
 
 ODD_LINES = [
