@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, delete, func, select, update
 
 from mltrail.core import validation
-from mltrail.core.errors import ValidationError
+from mltrail.core.errors import NotFoundError, ValidationError
 from mltrail.core.polling import poll
 from mltrail.core.text import escape_text, unescape_text
 from mltrail.core.types import LogBatch, LogLine, LogPage, LogTail, Status
@@ -72,7 +72,9 @@ def _insert(conn: Connection, db: Database, pk: int, rows: list[dict[str, Any]])
     # The counter update takes the experiment's row lock, so concurrent batches get
     # disjoint, gap-free sequence numbers.
     counted = _COUNT_LINES.first(conn, {"pk": pk, "lines": len(rows), "now": db.clock()})
-    end = int(counted[0]) if counted else 0
+    if counted is None:  # deleted (purged) since the batch found it
+        raise NotFoundError(f"experiment row {pk} no longer exists", "experiment")
+    end = int(counted[0])
     first = end - len(rows) + 1
     columns = [[row[name] for row in rows] for name in _COLUMNS]
     if (first - 1) // SHORT_BLOCK != end // SHORT_BLOCK:  # a multiple of SHORT_BLOCK: merge
