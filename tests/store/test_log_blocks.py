@@ -6,8 +6,9 @@ from __future__ import annotations
 from sqlalchemy import text
 
 from mltrail.core.types import LogBatch, LogLine
+from mltrail.core.validation import MAX_LOG_MESSAGE_LEN
 from mltrail.store.sql import SqlStore
-from mltrail.store.sql.log_blocks import BLOCK_LINES, SHORT_BLOCK
+from mltrail.store.sql.log_blocks import BLOCK_CHARS, BLOCK_LINES, SHORT_BLOCK
 from support.stores import migrate
 
 _ODD = ["plain", "nul \x00 inside", "back \\ slash", "byte \udcff", "é ünïcode"]
@@ -87,5 +88,36 @@ def test_the_migration_goes_down_and_up_keeping_every_line(db_url: str) -> None:
         assert _block_sizes(store) == [10, BLOCK_LINES, 2]
         store.append_logs(p.id, 1, LogBatch("c", 1, _lines(10, 2)))
         assert [x.seq for x in _every_line(store, p.id, 1)] == list(range(1, 13))
+    finally:
+        store.close()
+
+
+def test_long_messages_cut_a_block_at_block_chars_in_the_store_and_the_migration(
+    db_url: str,
+) -> None:
+    """Lines of up to MAX_LOG_MESSAGE_LEN characters, 4,096 to a block, would pass the
+    databases' 1 GB value limit: a block also ends before its messages pass BLOCK_CHARS
+    characters, in the store and in the migration alike."""
+    per_block = BLOCK_CHARS // MAX_LOG_MESSAGE_LEN
+    count = per_block + 3
+    lines = tuple(
+        LogLine(1.0 + i, "stdout", "INFO", chr(97 + i % 26) * MAX_LOG_MESSAGE_LEN)
+        for i in range(count)
+    )
+    want = [LogLine(x.time, x.stream, x.level, x.message, i + 1) for i, x in enumerate(lines)]
+    store = SqlStore.open(db_url)
+    p = store.create_project("long")
+    store.create_experiment(p.id)
+    store.append_logs(p.id, 1, LogBatch("c", 0, lines))
+    try:
+        assert _block_sizes(store) == [per_block, 3]
+        assert _every_line(store, p.id, 1) == want
+    finally:
+        store.close()
+    migrate(db_url, "0015_wide_counts", down=True)
+    store = SqlStore.open(db_url)  # upgraded again: the migration cuts the same way
+    try:
+        assert _block_sizes(store) == [per_block, 3]
+        assert _every_line(store, p.id, 1) == want
     finally:
         store.close()

@@ -1,5 +1,6 @@
-"""Log lines kept in blocks: up to ``BLOCK_LINES`` consecutive lines of one experiment in one
-row of ``log_blocks``, their columns in one JSON document.
+"""Log lines kept in blocks: up to ``BLOCK_LINES`` consecutive lines of one experiment (and
+``BLOCK_CHARS`` characters of messages) in one row of ``log_blocks``, their columns in one JSON
+document.
 
 Reading a million lines then takes a few hundred rows, not a million: the driver's cost per
 row (a tuple and six values made in Python) was the floor of ``experiments logs``. A block
@@ -22,6 +23,26 @@ import orjson
 
 BLOCK_LINES = 4096  # a page read from an arbitrary line decodes at most this many it skips
 SHORT_BLOCK = 128  # blocks written since a multiple of this are merged at the next one
+# and at most this many characters of messages past a block's first line: 4,096 lines of up to
+# 65,536 characters, JSON-escaped at up to 6 bytes each, would pass SQLite's and PostgreSQL's
+# 1 GB value limits; capped, a block stays under about 25 MB
+BLOCK_CHARS = 1 << 22
+
+
+def block_bounds(messages: Sequence[str]) -> list[tuple[int, int]]:
+    """Where consecutive lines are cut into blocks: ``(start, stop)`` of each, at most
+    ``BLOCK_LINES`` lines and, past its first line, ``BLOCK_CHARS`` characters of messages."""
+    count = len(messages)
+    if sum(map(len, messages)) <= BLOCK_CHARS:  # the common case: lines alone decide
+        return [(start, min(start + BLOCK_LINES, count)) for start in range(0, count, BLOCK_LINES)]
+    bounds, start, chars = [], 0, 0
+    for i, size in enumerate(map(len, messages)):
+        if i > start and (i - start == BLOCK_LINES or chars + size > BLOCK_CHARS):
+            bounds.append((start, i))
+            start, chars = i, 0
+        chars += size
+    bounds.append((start, count))
+    return bounds
 
 
 def encode_block(

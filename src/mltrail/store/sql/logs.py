@@ -23,7 +23,7 @@ from mltrail.store.sql.access import Scope, SqlNoun, experiment_pk, fetch_tuples
 from mltrail.store.sql.batches import claim_batch
 from mltrail.store.sql.engine import Database, DriverStatement
 from mltrail.store.sql.liveness import Judge
-from mltrail.store.sql.log_blocks import BLOCK_LINES, SHORT_BLOCK, decode_block, encode_block
+from mltrail.store.sql.log_blocks import SHORT_BLOCK, block_bounds, decode_block, encode_block
 from mltrail.store.sql.tables import experiments, log_blocks
 
 
@@ -80,9 +80,9 @@ def _insert(conn: Connection, db: Database, pk: int, rows: list[dict[str, Any]])
     if (first - 1) // SHORT_BLOCK != end // SHORT_BLOCK:  # a multiple of SHORT_BLOCK: merge
         first, columns = _take_short_blocks(conn, pk, first, columns)
     blocks = []
-    for start in range(0, len(columns[0]), BLOCK_LINES):
-        part = [column[start : start + BLOCK_LINES] for column in columns]
-        blocks.append((pk, first + start, len(part[0]), encode_block(*part)))
+    for start, stop in block_bounds(columns[_COLUMNS.index("message")]):
+        part = [column[start:stop] for column in columns]
+        blocks.append((pk, first + start, stop - start, encode_block(*part)))
     db.insert_rows(conn, log_blocks, ["experiment_id", "first_seq", "count", "data"], blocks)
     return len(rows)
 

@@ -39,6 +39,7 @@ _BLOCKS = sa.table(
     sa.column("data", sa.LargeBinary()),
 )
 BLOCK_LINES = 4096
+BLOCK_CHARS = 1 << 22  # characters of messages past a block's first line (1 GB value limits)
 
 
 def encode_block(
@@ -86,7 +87,8 @@ def upgrade() -> None:
 
 def _copy_lines(conn: sa.Connection, pk: int) -> None:
     """The experiment's lines as blocks of consecutive seqs (a gap, which the store never
-    leaves, would start a new block)."""
+    leaves, would start a new block), past a block's first line at most ``BLOCK_CHARS``
+    characters of messages."""
     t = _LINES.c
     after = 0
     while True:
@@ -99,14 +101,16 @@ def _copy_lines(conn: sa.Connection, pk: int) -> None:
         rows = conn.execute(query).all()
         if not rows:
             return
-        start = 0
+        start, chars = 0, len(rows[0].message)
         for i in range(1, len(rows) + 1):
-            if i == len(rows) or rows[i].seq != rows[i - 1].seq + 1:
+            size = len(rows[i].message) if i < len(rows) else 0
+            if i == len(rows) or rows[i].seq != rows[i - 1].seq + 1 or chars + size > BLOCK_CHARS:
                 part = rows[start:i]
                 data = encode_block(*([r[c] for r in part] for c in range(1, 6)))
                 row = {"experiment_id": pk, "first_seq": part[0].seq, "count": len(part)}
                 conn.execute(sa.insert(_BLOCKS).values(**row, data=data))
-                start = i
+                start, chars = i, 0
+            chars += size
         after = rows[-1].seq
 
 
