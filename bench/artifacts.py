@@ -238,7 +238,7 @@ def checkpoint_overhead(res: Any, side: Any, folder: Path, epochs: int, megabyte
             f"log_checkpoint per epoch ({megabytes} MB, {epochs} epochs)",
             f"+{logged * 1000:,.0f} ms/epoch (one local write: {write * 1000:,.0f} ms; "
             f"uploads finished {times['log_checkpoint']['drain']:.1f} s after the loop)",
-            target="<= one local write",
+            target="<= one local write (+10%, +20 ms of timer noise)",
             passed=logged <= max(write, 0.0) * 1.1 + 0.02,
         )
     )
