@@ -99,6 +99,11 @@ def test_presigned_downloads_bypass_the_server(
     )
     assert raw.status_code == 307 and raw.headers["location"].startswith(s3_server)
     assert "X-Amz-Signature" in raw.headers["location"]
+    head = httpx.head(
+        f"{server.url}/api/v1/projects/{project}/experiments/{number}/artifacts/big.bin",
+        headers={"Authorization": f"Bearer {server.admin_token}"},
+    )
+    assert head.status_code == 307 and head.headers["location"].startswith(s3_server)
     with store.open_artifact(project, number, "big.bin") as reader:
         assert reader.url is not None and b"".join(reader.chunks) == data
     streamed = httpx.get(
@@ -123,3 +128,29 @@ def test_raw_traversal_requests_are_refused(artifact_env: ArtifactEnv) -> None:
         assert answer.status_code == 422, (name, answer.text)
         assert answer.json()["error"]["field"] == "path"
     assert store.list_artifacts(project, number) == []
+
+
+def test_head_answers_a_downloads_headers_without_its_bytes(artifact_servers) -> None:
+    """``curl -I`` on a download (405 before): the same status and headers as GET, the
+    artifact's size as Content-Length, no body; an unknown path is a 404."""
+    proc, _ = artifact_servers("sqlite", "local")
+    store = HttpStore(proc.url, proc.admin_token)
+    project = store.create_project(f"head-{os.urandom(3).hex()}").id
+    number = store.create_experiment(project).experiment_id
+    data = os.urandom(300_000)
+    store.put_artifact(project, number, "model.bin", io.BytesIO(data))
+    store.put_artifact(project, number, "empty.txt", io.BytesIO(b""))
+    store.close()
+    url = f"{proc.url}/api/v1/projects/{project}/experiments/{number}/artifacts"
+    auth = {"Authorization": f"Bearer {proc.admin_token}"}
+    with httpx.Client(headers=auth) as client:
+        got, head = client.get(f"{url}/model.bin"), client.head(f"{url}/model.bin")
+        assert got.status_code == head.status_code == 200 and got.content == data
+        assert head.content == b"" and head.headers["content-length"] == str(len(data))
+        for name in ("x-mltrail-sha256", "x-mltrail-artifact", "content-type"):
+            assert head.headers[name] == got.headers[name]
+        assert head.headers["x-mltrail-sha256"] == hashlib.sha256(data).hexdigest()
+        empty = client.head(f"{url}/empty.txt")
+        assert empty.status_code == 200 and empty.headers["content-length"] == "0"
+        assert client.head(f"{url}/missing.bin").status_code == 404
+        assert httpx.head(f"{url}/model.bin").status_code == 401

@@ -80,6 +80,15 @@ def _record_paths(store: HttpStore) -> list[tuple[str, str, int]]:
     return seen
 
 
+def _raw_refused(store: HttpStore, method: str, path: str) -> int:
+    """A request with the store's own client and token; refused (403/404) raises as a store
+    call would, anything else is answered."""
+    status = store._http.client.request(method, path).status_code
+    if status in (403, 404):
+        raise NotFoundError(f"{method} {path}: {status}", "path")
+    return status
+
+
 def _as_template(path: str) -> str:
     path = path.removeprefix("/api/v1")
     path = re.sub(r"/projects/\d+", "/projects/{project_id}", path)
@@ -138,6 +147,8 @@ def _bob_attempts(bob: HttpStore, p: int, e: int, job_id: int, bob_project: int)
         "put_artifact": lambda: bob.put_artifact(p, e, "planted.txt", io.BytesIO(b"x")),
         "list_artifacts": lambda: bob.list_artifacts(p, e),
         "open_artifact": lambda: bob.open_artifact(p, e, "planted.txt"),
+        # no store method sends a HEAD: Bob's own client does
+        "head_artifact": lambda: _raw_refused(bob, "HEAD", f"/projects/{p}/experiments/{e}/artifacts/planted.txt"),
         "delete_artifact": lambda: bob.delete_artifact(p, e, "planted.txt"),
         # a chart or ex_ metric naming Bob's own experiment AND Alice's must be refused whole
         "mixed_chart": lambda: bob.put_chart(

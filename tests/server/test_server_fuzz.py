@@ -70,7 +70,7 @@ def _check_operation(
         case.headers = {k: v for k, v in (case.headers or {}).items() if k != "Authorization"}
         response = case.call(headers=headers)
         assert response.status_code < 500, (operation.label, response.text)
-        if response.status_code >= 400:
+        if response.status_code >= 400 and case.method != "HEAD":  # a HEAD answer has no body
             assert set(response.json()["error"]) == {"type", "field", "message"}
         if "Authorization" not in headers or headers["Authorization"].startswith("Bearer mltj_"):
             assert response.status_code in (400, 401, 404, 405, 413, 422), operation.label

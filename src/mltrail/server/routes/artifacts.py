@@ -236,8 +236,7 @@ def download_artifact(
     """The artifact's bytes, streamed, with its record in ``X-Mltrail-Artifact`` and its digest
     in ``X-Mltrail-Sha256``. With presigned URLs on, a 307 to the object storage instead
     (``redirect=false`` streams through the server anyway)."""
-    reader = store.open_artifact(project_id, experiment_id, url_path(request, path))
-    headers = _headers(reader.artifact)
+    reader, headers = _opened(request, store, (project_id, experiment_id), path)
     if reader.url is not None and redirect:
         reader.close()
         return RedirectResponse(reader.url, status_code=307, headers=headers)
@@ -246,6 +245,36 @@ def download_artifact(
     if reader.file is not None and ZERO_COPY_SEND in request.scope.get("extensions", {}):
         return FileSendResponse(reader, media_type=media_type, headers=headers)
     return StreamingResponse(_stream(reader), media_type=media_type, headers=headers)
+
+
+@router.head(
+    _EXPERIMENT + "/artifacts/{path:path}",
+    responses={200: {"description": "the download's headers, without its bytes"}},
+)
+def artifact_head(
+    request: Request,
+    project_id: ProjectId,
+    experiment_id: ExperimentId,
+    path: str,
+    store: StoreDep,
+    redirect: bool = True,
+) -> Response:
+    """The download's answer without its bytes (``curl -I``, a client checking the size or the
+    digest first): the same status and headers, Content-Length the artifact's size."""
+    reader, headers = _opened(request, store, (project_id, experiment_id), path)
+    reader.close()
+    if reader.url is not None and redirect:
+        return RedirectResponse(reader.url, status_code=307, headers=headers)
+    headers["Content-Length"] = str(reader.artifact.size)
+    return Response(headers=headers, media_type=reader.artifact.media_type)
+
+
+def _opened(
+    request: Request, store: StoreDep, ref: tuple[int, int], path: str
+) -> tuple[ArtifactReader, dict[str, str]]:
+    """The artifact's reader and its download's headers (record, digest; a redirect's too)."""
+    reader = store.open_artifact(*ref, url_path(request, path))
+    return reader, _headers(reader.artifact)
 
 
 @router.delete(_EXPERIMENT + "/artifacts/{path:path}", status_code=204)
