@@ -1,6 +1,7 @@
 """An artifact path whose %-escapes are not UTF-8 (``%FF``) is a 400 naming the path, on
-/api/v1 and on the mlflow-artifacts proxy: the server decodes such escapes to U+FFFD, which
-was stored as part of the name. A path spelling U+FFFD itself (``%EF%BF%BD``) is a name."""
+/api/v1 and on the mlflow-artifacts proxy (server/url_guard.py checks every URL): the server
+decodes such escapes to U+FFFD, which was stored as part of the name. A path spelling U+FFFD
+itself (``%EF%BF%BD``) is a name."""
 
 from __future__ import annotations
 

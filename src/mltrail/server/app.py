@@ -19,6 +19,7 @@ from mltrail.server.http_protocol import FramingGuardMiddleware
 from mltrail.server.memory import ReleaseMemoryMiddleware
 from mltrail.server.routes import artifacts
 from mltrail.server.security import install_security
+from mltrail.server.url_guard import UrlDecodingGuardMiddleware
 from mltrail.store.base import Store
 
 API_PREFIX = "/api/v1"
@@ -82,6 +83,7 @@ def create_app(
         unlimited=_is_upload,
         anonymous_max_bytes=MAX_ANONYMOUS_BODY_BYTES,
     )
+    app.add_middleware(UrlDecodingGuardMiddleware)  # before any route reads a parameter
     app.add_middleware(FramingGuardMiddleware)
     install_security(app, allowed_hosts=allowed_hosts, access_log=access_log)
     app.add_middleware(ReleaseMemoryMiddleware)  # outermost: after a large request is answered

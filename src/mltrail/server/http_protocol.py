@@ -78,8 +78,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self._head_bytes += len(data)
         try:
             self.parser.feed_data(data)
-        except httptools.HttpParserError as exc:
-            self._refuse(400, f"malformed HTTP request: {exc}")
+        except httptools.HttpParserError as exc:  # a raw non-ASCII byte in the URL too
+            self._refuse(400, f"malformed HTTP request: {exc}", _refused_part(str(exc)))
             return
         except httptools.HttpParserUpgrade:  # as uvicorn's own protocol does
             if self._should_upgrade():
@@ -127,9 +127,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._disarm_head_deadline()
         super().connection_lost(exc)
 
-    def _refuse(self, status: int, message: str) -> None:
+    def _refuse(self, status: int, message: str, field: str = "headers") -> None:
         """Answer ``status`` with the API's JSON error and close: the parser cannot go on."""
-        answer = error_response(status, "validation_error", message, "headers")
+        answer = error_response(status, "validation_error", message, field)
         head = [STATUS_LINE[status]]
         head += [name + b": " + value + b"\r\n" for name, value in answer.raw_headers]
         self.transport.write(b"".join([*head, b"connection: close\r\n\r\n", answer.body]))
@@ -148,6 +148,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._head_deadline = None
         if self.cycle is None or self.cycle.response_complete:
             self.transport.close()
+
+
+def _refused_part(reason: str) -> str:
+    """The field llhttp's reason names: ``"Invalid char in url query"`` is the URL's."""
+    return "url" if " url" in reason.lower() else "headers"
 
 
 COALESCE_BYTES = 64 * 1024

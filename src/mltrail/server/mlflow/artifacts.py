@@ -23,7 +23,7 @@ from mltrail.core.types import ExperimentRef
 from mltrail.server.mlflow import shapes
 from mltrail.server.mlflow.errors import MlflowRoute, mlflow_error
 from mltrail.server.mlflow.messages import MessageDep, StoreDep
-from mltrail.server.routes.artifacts import RequestBody, url_path
+from mltrail.server.routes.artifacts import RequestBody
 from mltrail.store.artifacts import ArtifactReader
 
 router = APIRouter(route_class=MlflowRoute)
@@ -46,7 +46,7 @@ def _locate(full: str) -> tuple[ExperimentRef, str | None]:
 @router.put("/artifacts/{path:path}")
 async def upload_artifact(request: Request, path: str, store: StoreDep) -> dict[str, Any]:
     """Store the body at the path of the run's tree."""
-    ref, inner = _locate(url_path(request, path))
+    ref, inner = _locate(path)
     declared = request.headers.get("content-length")
     upload = artifact_upload(
         inner or "", size=int(declared) if declared and declared.isdigit() else None
@@ -84,9 +84,9 @@ def list_artifacts(message: MessageDep, store: StoreDep) -> dict[str, Any]:
 
 
 @router.get("/artifacts/{path:path}", response_model=None)
-def download_artifact(request: Request, path: str, store: StoreDep) -> Response:
+def download_artifact(path: str, store: StoreDep) -> Response:
     """The artifact's bytes, streamed."""
-    ref, inner = _locate(url_path(request, path))
+    ref, inner = _locate(path)
     if inner is None:
         return mlflow_error("INVALID_PARAMETER_VALUE", "path: names a folder, not a file", 400)
     reader = store.open_artifact(ref.project_id, ref.experiment_id, artifact_path(inner))
@@ -100,9 +100,9 @@ def download_artifact(request: Request, path: str, store: StoreDep) -> Response:
 
 
 @router.delete("/artifacts/{path:path}")
-def delete_artifact(request: Request, path: str, store: StoreDep) -> dict[str, Any]:
+def delete_artifact(path: str, store: StoreDep) -> dict[str, Any]:
     """Remove a file, or every file under a folder, from the run's tree."""
-    ref, inner = _locate(url_path(request, path))
+    ref, inner = _locate(path)
     found = store.list_artifacts(ref.project_id, ref.experiment_id, inner)
     targets = [a.path for a in found] or ([inner] if inner else [])
     for target in targets:

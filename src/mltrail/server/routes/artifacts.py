@@ -13,7 +13,7 @@ import base64
 import re
 from collections.abc import Iterator
 from typing import Annotated, Any
-from urllib.parse import quote, unquote_to_bytes
+from urllib.parse import quote
 
 import anyio.from_thread
 import anyio.to_thread
@@ -23,7 +23,6 @@ from starlette.requests import ClientDisconnect
 
 from mltrail.core import codec
 from mltrail.core.artifacts import Artifact, artifact_upload
-from mltrail.core.errors import ValidationError
 from mltrail.core.wire import dump_json
 from mltrail.server.deps import ExperimentId, ProjectId, StoreDep
 from mltrail.server.errors import error_response
@@ -40,31 +39,6 @@ Count = Annotated[int | None, Query(ge=0, le=2**63 - 1)]
 # 3.2-3.9 s with 4 MiB blocks, 1.8-2.0 s with 1 MiB)
 BLOCK_BYTES = CHUNK_BYTES
 BLOCKS_AHEAD = 8
-
-
-class PathEncodingError(ValidationError):
-    """A URL path whose %-escapes are not UTF-8: a malformed request, 400."""
-
-    status_code = 400
-
-
-def url_path(request: Request, path: str) -> str:
-    """``path`` (a route's path parameter), refused when the URL's %-escapes do not decode as
-    UTF-8: the server decodes those to U+FFFD, which would become part of the stored name. A
-    path spelling U+FFFD itself (``%EF%BF%BD``) is kept.
-
-    Raises:
-        PathEncodingError: naming ``path``, with the path as the URL spelled it.
-    """
-    raw = request.scope.get("raw_path")
-    if "\ufffd" not in path or not isinstance(raw, bytes):
-        return path
-    try:
-        unquote_to_bytes(raw).decode("utf-8")
-    except UnicodeDecodeError:
-        sent = raw.decode("ascii", "backslashreplace")
-        raise PathEncodingError(f"{sent}: its %-escapes are not UTF-8", "path") from None
-    return path
 
 
 def is_upload(method: str, path: str) -> bool:
@@ -143,7 +117,6 @@ async def put_artifact(
 ) -> Any:
     """Store the body's bytes at ``path`` (streamed; ``sha256`` and Content-Length, when
     sent, are verified). Visible only once every byte is stored."""
-    path = url_path(request, path)
     declared = request.headers.get("content-length")
     upload = artifact_upload(
         path,
@@ -236,7 +209,7 @@ def download_artifact(
     """The artifact's bytes, streamed, with its record in ``X-Mltrail-Artifact`` and its digest
     in ``X-Mltrail-Sha256``. With presigned URLs on, a 307 to the object storage instead
     (``redirect=false`` streams through the server anyway)."""
-    reader, headers = _opened(request, store, (project_id, experiment_id), path)
+    reader, headers = _opened(store, (project_id, experiment_id), path)
     if reader.url is not None and redirect:
         reader.close()
         return RedirectResponse(reader.url, status_code=307, headers=headers)
@@ -261,7 +234,7 @@ def artifact_head(
 ) -> Response:
     """The download's answer without its bytes (``curl -I``, a client checking the size or the
     digest first): the same status and headers, Content-Length the artifact's size."""
-    reader, headers = _opened(request, store, (project_id, experiment_id), path)
+    reader, headers = _opened(store, (project_id, experiment_id), path)
     reader.close()
     if reader.url is not None and redirect:
         return RedirectResponse(reader.url, status_code=307, headers=headers)
@@ -270,19 +243,19 @@ def artifact_head(
 
 
 def _opened(
-    request: Request, store: StoreDep, ref: tuple[int, int], path: str
+    store: StoreDep, ref: tuple[int, int], path: str
 ) -> tuple[ArtifactReader, dict[str, str]]:
     """The artifact's reader and its download's headers (record, digest; a redirect's too)."""
-    reader = store.open_artifact(*ref, url_path(request, path))
+    reader = store.open_artifact(*ref, path)
     return reader, _headers(reader.artifact)
 
 
 @router.delete(_EXPERIMENT + "/artifacts/{path:path}", status_code=204)
 def delete_artifact(
-    request: Request, project_id: ProjectId, experiment_id: ExperimentId, path: str, store: StoreDep
+    project_id: ProjectId, experiment_id: ExperimentId, path: str, store: StoreDep
 ) -> Response:
     """Remove the path from the tree; ``mltrail gc`` deletes its bytes if nothing else uses them."""
-    store.delete_artifact(project_id, experiment_id, url_path(request, path))
+    store.delete_artifact(project_id, experiment_id, path)
     return Response(status_code=204)
 
 
