@@ -24,9 +24,9 @@ class AsOwnAdmin:
 
     A test's jobs and agents on a shared server belong to a user of its own: an agent
     claims only its own user's jobs, and a job's ``queue_served`` counts only agents that would
-    take it, so an earlier test's agents (killed, yet alive for their lease; one killed during
-    its claim's own transaction could still take a job) never touch this test's jobs. (An agent
-    killed during its long poll takes no job: the server stops polling once it has gone.)"""
+    take it, so an earlier test's agents (killed, yet alive for their lease) never touch this
+    test's jobs. (An agent killed during its long poll keeps no job: the server stops polling
+    once it has gone, and hands back a job its claim took while it went.)"""
 
     def __init__(self, server: Any) -> None:
         self._server = server

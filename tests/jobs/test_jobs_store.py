@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from mltrail.core.errors import ConflictError, NotFoundError, ValidationError
+from mltrail.core.errors import AuthenticationError, ConflictError, NotFoundError, ValidationError
 from mltrail.core.types import Status
 from mltrail.store.sql import SqlStore
 
@@ -250,3 +250,49 @@ def test_a_claim_mints_the_jobs_own_token_shown_nowhere_else(
     assert claimed.token is not None and claimed.token.startswith("mltj_")
     assert store.get_job(job.job_id).token is None
     assert [j.token for j in store.list_jobs()] == [None]
+
+
+def test_a_claim_handed_back_leaves_the_job_queued_as_before(
+    store: SqlStore, project_id: int
+) -> None:
+    """A claim whose answer could not be delivered: the job goes back to its queue with no
+    attempt spent, its token revoked, and the next claim gets it as the first."""
+    job = store.submit_job(project_id, ["echo"])
+    agent = _agent(store)
+    claimed = store.claim_job(agent, ["default"], lease_seconds=30)
+    assert claimed is not None and claimed.lease_expires_at is not None
+    as_claimed = {"attempt": claimed.attempts, "lease_expires_at": claimed.lease_expires_at}
+    # another agent of the same owner hands back nothing
+    assert not store.hand_back_job(job.job_id, _agent(store, "agent-2"), **as_claimed)
+    assert store.hand_back_job(job.job_id, agent, **as_claimed)
+    back = store.get_job(job.job_id)
+    assert (back.status, back.attempts, back.agent_id) == (Status.QUEUED, 0, None)
+    assert (back.claimed_at, back.lease_expires_at) == (None, None)
+    assert store.get_experiment(project_id, job.experiment_id).status is Status.QUEUED
+    assert store.heartbeat(agent, job.job_id, lease_seconds=30).lease_lost
+    assert not store.hand_back_job(job.job_id, agent, **as_claimed)  # done already: no change
+    again = store.claim_job(agent, ["default"], lease_seconds=30)
+    assert again is not None and (again.job_id, again.attempts) == (job.job_id, 1)
+    assert again.token != claimed.token
+    if isinstance(store, SqlStore):
+        with pytest.raises(AuthenticationError):
+            store.auth.authenticate_request(claimed.token)
+
+
+def test_a_job_that_moved_on_since_its_claim_is_not_handed_back(
+    store: SqlStore, project_id: int
+) -> None:
+    job = store.submit_job(project_id, ["echo"])
+    agent = _agent(store)
+    claimed = store.claim_job(agent, ["default"], lease_seconds=30)
+    assert claimed is not None and claimed.lease_expires_at is not None
+    as_claimed = {"attempt": claimed.attempts, "lease_expires_at": claimed.lease_expires_at}
+    store.heartbeat(agent, job.job_id, lease_seconds=60)  # the agent runs it: a new lease
+    assert not store.hand_back_job(job.job_id, agent, **as_claimed)
+    assert store.get_job(job.job_id).status is Status.RUNNING
+    store.finish_job(job.job_id, agent, status=Status.DONE, exit_code=0)
+    lease = store.get_job(job.job_id).lease_expires_at
+    assert not store.hand_back_job(job.job_id, agent, attempt=1, lease_expires_at=lease or 0.0)
+    assert store.get_job(job.job_id).status is Status.DONE
+    with pytest.raises(NotFoundError):
+        store.hand_back_job(job.job_id + 10_000, agent, **as_claimed)

@@ -143,6 +143,7 @@ def _bob_attempts(bob: HttpStore, p: int, e: int, job_id: int, bob_project: int)
         "agent_heartbeat": lambda: bob.heartbeat(AGENT, job_id, lease_seconds=5),
         "claim_as_agent": lambda: bob.claim_job(AGENT, ["q"], lease_seconds=5),
         "finish_as_agent": lambda: bob.finish_job(job_id, AGENT, status=Status.DONE),
+        "hand_back_as_agent": lambda: bob.hand_back_job(job_id, AGENT, attempt=1, lease_expires_at=0.0),
         "deregister_agent": lambda: bob.deregister_agent(AGENT),
         "put_artifact": lambda: bob.put_artifact(p, e, "planted.txt", io.BytesIO(b"x")),
         "list_artifacts": lambda: bob.list_artifacts(p, e),

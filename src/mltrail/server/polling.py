@@ -33,15 +33,22 @@ async def poll_in_threads(
 
 
 async def poll_while_connected(
-    request: Request, fetch: Callable[[], T | None], wait: float, interval: float = POLL_SECONDS
+    request: Request,
+    fetch: Callable[[], T | None],
+    wait: float,
+    undo: Callable[[T], object],
+    interval: float = POLL_SECONDS,
 ) -> T | None:
     """Run ``fetch`` in a worker thread until it answers something other than ``None`` or
-    ``wait`` seconds pass, asking only while the request's client is still there.
+    ``wait`` seconds pass, asking only while the request's client is still there; ``None``
+    when it left.
 
     For a poll that acts: a job claim made for a client that has gone (an agent killed during
     its long poll) would take a job that nobody runs until its lease expires, and spend one of
-    its retries. The client is checked before each ask, so only one leaving during the ask's own
-    transaction can still be answered in vain.
+    its retries. The client is checked before each ask, and again after the ask that answered:
+    a client that left during that ask's own transaction gets nothing, and ``undo(answer)``
+    (in a worker thread) takes the answer's effect back. A client leaving after that check,
+    while its answer is being written, is not seen (a job's lease expiry covers it).
     """
     left = False
 
@@ -50,7 +57,11 @@ async def poll_while_connected(
         left = await request.is_disconnected()
         return None if left else await run_in_threadpool(fetch)
 
-    return await _poll(ask, lambda answer: left or answer is not None, wait, interval)
+    answer = await _poll(ask, lambda answer: left or answer is not None, wait, interval)
+    if answer is not None and await request.is_disconnected():
+        await run_in_threadpool(undo, answer)
+        return None
+    return answer
 
 
 async def _poll(

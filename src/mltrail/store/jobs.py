@@ -89,6 +89,33 @@ class JobStore(abc.ABC):
         """
 
     @abc.abstractmethod
+    def hand_back_job(
+        self, job_id: int, agent_id: str, *, attempt: int, lease_expires_at: float
+    ) -> bool:
+        """Put a job just claimed back on its queue, as if the claim had not happened: for a
+        claim whose answer cannot be delivered (its agent's connection closed during the
+        claim's own transaction), so no job sits claimed by an agent that never heard of it.
+
+        Atomic, and only while the job is exactly as that claim left it: running on
+        ``agent_id``, in attempt ``attempt``, under the lease the claim set (no heartbeat,
+        finish, expiry or later claim since). The job is queued again, the attempt not
+        counted, its token revoked, its experiment ``queued`` and the agent free.
+
+        Args:
+            job_id: the claimed job.
+            agent_id: the agent that claimed it.
+            attempt: ``attempts`` of the claim's answer.
+            lease_expires_at: ``lease_expires_at`` of the claim's answer.
+
+        Returns:
+            True when the job went back to its queue; False when it had moved on (nothing is
+            written then; so a repeated hand-back answers False too).
+
+        Raises:
+            NotFoundError: no such job (or agent) the user can see.
+        """
+
+    @abc.abstractmethod
     def finish_job(
         self,
         job_id: int,

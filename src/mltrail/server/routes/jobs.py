@@ -135,13 +135,41 @@ def list_jobs(
 @router.post("/jobs/claim", response_model=ClaimOut)
 async def claim_job(body: ClaimIn, request: Request, store: StoreDep) -> dict:
     """Take the oldest queued job of the agent's queues, waiting up to ``wait_seconds``; an
-    agent that went away while it waited (killed, say) takes none."""
+    agent that went away while it waited (killed, say) takes none, and a job claimed for one
+    that went away during the claim itself goes back to its queue."""
 
     def claim() -> Job | None:
         return store.claim_job(body.agent_id, body.queues, lease_seconds=body.lease_seconds)
 
-    job = await poll_while_connected(request, claim, body.wait_seconds)
+    def hand_back(job: Job) -> bool:
+        lease = job.lease_expires_at  # a claim's answer holds its lease
+        return lease is not None and store.hand_back_job(
+            job.job_id, body.agent_id, attempt=job.attempts, lease_expires_at=lease
+        )
+
+    job = await poll_while_connected(request, claim, body.wait_seconds, hand_back)
     return {"job": None if job is None else codec.job_to_wire(job)}
+
+
+class HandBackIn(RequestModel):
+    agent_id: str
+    attempt: int = Field(ge=1, le=MAX_ID)
+    lease_expires_at: float
+
+
+class HandBackOut(BaseModel):
+    handed_back: bool
+
+
+@router.post("/jobs/{job_id}/hand-back", response_model=HandBackOut)
+def hand_back_job(job_id: JobId, body: HandBackIn, store: StoreDep) -> dict:
+    """Put a job the agent just claimed back on its queue, while it is as that claim left it
+    (``attempt`` and ``lease_expires_at`` from the claim's answer); ``handed_back`` false when
+    it had moved on (nothing written then)."""
+    handed_back = store.hand_back_job(
+        job_id, body.agent_id, attempt=body.attempt, lease_expires_at=body.lease_expires_at
+    )
+    return {"handed_back": handed_back}
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut)

@@ -95,6 +95,13 @@ class HttpJobs(HttpNoun, JobStore):
         answer = self._http.call("POST", "/jobs/claim", body=body, timeout=timeout)
         return None if answer["job"] is None else codec.job_from_wire(answer["job"])
 
+    def hand_back_job(
+        self, job_id: int, agent_id: str, *, attempt: int, lease_expires_at: float
+    ) -> bool:
+        body = {"agent_id": agent_id, "attempt": attempt, "lease_expires_at": lease_expires_at}
+        path = f"/jobs/{int(job_id)}/hand-back"
+        return bool(self._http.call("POST", path, body=body, repeatable=True)["handed_back"])
+
     def finish_job(
         self,
         job_id: int,

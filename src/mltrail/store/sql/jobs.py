@@ -175,18 +175,16 @@ def claim_job(
         if row.stop_requested:  # stopped while queued: it never runs
             _end_job(conn, scope, now, row, Status.STOPPED, error="stopped before it started")
             continue
-        conn.execute(
-            update(jobs)
-            .where(jobs.c.id == row.id)
-            .values(
-                status=Status.RUNNING.value,
-                agent_id=aid,
-                attempts=jobs.c.attempts + 1,
-                claimed_at=now,
-                lease_expires_at=now + lease_s,
-                exit_code=None,
-                error=None,
-            )
+        _update_job(
+            conn,
+            row.id,
+            status=Status.RUNNING.value,
+            agent_id=aid,
+            attempts=jobs.c.attempts + 1,
+            claimed_at=now,
+            lease_expires_at=now + lease_s,
+            exit_code=None,
+            error=None,
         )
         touch_agent(conn, aid, now, job_id=row.id)
         _set_experiment_status(conn, scope, now, row, Status.RUNNING)
@@ -199,6 +197,42 @@ def claim_job(
         claimed = to_job(load_job(conn, scope, row.id))
         return dataclasses.replace(claimed, token=_mint_token(conn, now, claimed))
     return None
+
+
+def hand_back_job(
+    conn: Connection, scope: Scope, now: float, job_id: Any, agent_id: Any, attempt: Any, lease: Any
+) -> bool:
+    """:meth:`JobStore.hand_back_job`: the claim's changes undone, while its state holds."""
+    aid = jobs_core.agent_id(agent_id)
+    owned_agent(conn, scope, aid)
+    row = load_job(conn, scope, job_id, lock=True)
+    as_claimed = (
+        row.status == Status.RUNNING.value
+        and row.agent_id == aid
+        and row.attempts == attempt
+        and row.lease_expires_at == lease
+    )
+    if not as_claimed:
+        return False
+    _update_job(
+        conn,
+        row.id,
+        status=Status.QUEUED.value,
+        agent_id=None,
+        attempts=jobs.c.attempts - 1,
+        claimed_at=None,
+        lease_expires_at=None,
+    )
+    conn.execute(delete(job_tokens).where(job_tokens.c.job_id == row.id))
+    conn.execute(
+        update(agents).where(agents.c.id == aid, agents.c.job_id == row.id).values(job_id=None)
+    )
+    _set_experiment_status(conn, scope, now, row, Status.QUEUED)
+    return True
+
+
+def _update_job(conn: Connection, job_id: int, **values: Any) -> None:
+    conn.execute(update(jobs).where(jobs.c.id == job_id).values(**values))
 
 
 def _mint_token(conn: Connection, now: float, job: Job) -> str:
@@ -256,16 +290,14 @@ def _end_job(
     exit_code: int | None = None,
     error: str | None = None,
 ) -> None:
-    conn.execute(
-        update(jobs)
-        .where(jobs.c.id == row.id)
-        .values(
-            status=status.value,
-            exit_code=exit_code,
-            error=error,
-            ended_at=now,
-            lease_expires_at=None,
-        )
+    _update_job(
+        conn,
+        row.id,
+        status=status.value,
+        exit_code=exit_code,
+        error=error,
+        ended_at=now,
+        lease_expires_at=None,
     )
     conn.execute(delete(job_tokens).where(job_tokens.c.job_id == row.id))  # its token ends too
     _set_experiment_status(conn, scope, now, row, status)
@@ -287,12 +319,12 @@ def expire_leases(conn: Connection, db: Database, now: float) -> list[Job]:
         if row.stop_requested:
             _end_job(conn, unscoped, now, row, Status.STOPPED, error=note + "; asked to stop")
         elif row.attempts <= row.max_retries:
-            conn.execute(
-                update(jobs)
-                .where(jobs.c.id == row.id)
-                .values(
-                    status=Status.QUEUED.value, lease_expires_at=None, error=note + "; re-queued"
-                )
+            _update_job(
+                conn,
+                row.id,
+                status=Status.QUEUED.value,
+                lease_expires_at=None,
+                error=note + "; re-queued",
             )
             conn.execute(delete(job_tokens).where(job_tokens.c.job_id == row.id))
             _set_experiment_status(conn, unscoped, now, row, Status.QUEUED)
@@ -368,6 +400,15 @@ class SqlJobs(SqlNoun, JobStore):
 
         wait = min(float(wait_seconds), MAX_WAIT_SECONDS)
         return poll(claim_once, lambda job: job is not None, wait)
+
+    def hand_back_job(
+        self, job_id: int, agent_id: str, *, attempt: int, lease_expires_at: float
+    ) -> bool:
+        with self._db.write() as conn:
+            now = self._now()
+            return hand_back_job(
+                conn, self._scope, now, job_id, agent_id, attempt, lease_expires_at
+            )
 
     def _expire_now_and_then(self) -> None:
         """Expire leases at most once a second per database: claims poll several times a second."""
