@@ -4,6 +4,7 @@ trash's retention, and migration 0009 filling the searchable copies of existing 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -117,10 +118,39 @@ def test_migration_fills_searchable_params_and_tags(db_url: str) -> None:
                 "stop_requested, log_count) VALUES (1, 1, 'old', '', 'done', 0, 0, :hp, '{}', "
                 "'{}', :tags, false, 0)"
             ),
-            {"hp": json.dumps({"lr": 0.5, "opt": "adam", "nested": {"a": 1}}), "tags": '["x"]'},
+            {"hp": json.dumps(_OLD_HYPERPARAMETERS), "tags": '["x"]'},
         )
     db.close()
     sql = SqlStore.open(db_url)
     query = parse_query("params.lr = 0.5 and params.opt = 'adam' and tags = 'x'")
     assert [e.notes for e in sql.search_experiments(1, query).items] == [""]
+    with sql._db.read() as conn:
+        found = conn.execute(
+            text(
+                "SELECT key, num_value, text_value, bool_value FROM experiment_params ORDER BY key"
+            )
+        ).all()
     sql.close()
+    # the rows of migration 0009's own rule (not store/sql/query.py's, which may change later):
+    # scalars only; NaN, mappings, lists and text no database holds get none
+    assert [tuple(row) for row in found] == [
+        ("big", math.inf, None, None),
+        ("epochs", 3.0, None, None),
+        ("lr", 0.5, None, None),
+        ("on", None, None, True),
+        ("opt", None, "adam", None),
+    ]
+
+
+_OLD_HYPERPARAMETERS = {
+    "lr": 0.5,
+    "opt": "adam",
+    "nested": {"a": 1},
+    "list": [1, 2],
+    "on": True,
+    "epochs": 3,
+    "big": math.inf,
+    "nan": math.nan,
+    "nul": "a\x00b",
+    "none": None,
+}

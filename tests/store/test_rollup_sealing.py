@@ -4,13 +4,16 @@ gives (what sealing did before), on SQLite (no -0.0, NaN as NULL) and on Postgre
 
 from __future__ import annotations
 
+import importlib.util
 import math
+from types import ModuleType
 
 import numpy as np
 from sqlalchemy import select, update
 
 from mltrail.core.types import MetricBatch, SeriesChunk
-from mltrail.store.sql import SqlStore, rollup_blocks, rollup_sealing, rollups
+from mltrail.store.sql import SqlStore, rollup_blocks, rollups
+from mltrail.store.sql.engine import MIGRATIONS_DIR
 from mltrail.store.sql.tables import metric_rollup_blocks, metric_rollups, metric_series
 
 _ODD = np.array([math.nan, -math.nan, math.inf, -math.inf, -0.0, 0.0])
@@ -41,12 +44,22 @@ def _state(store: SqlStore) -> tuple[dict, list]:
     return blocks, rows
 
 
+def migration(name: str) -> ModuleType:
+    """A migration's module, loaded from its file (its functions, outside Alembic)."""
+    spec = importlib.util.spec_from_file_location(name, MIGRATIONS_DIR / "versions" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def _sealed_from_rows(store: SqlStore) -> tuple[dict, list]:
-    """Every block unpacked to rows (migration 0014's downgrade), then every complete block
-    packed from its rows as stored, as sealing did before: the blocks and rows it leaves."""
+    """Every block unpacked to rows (migration 0014's downgrade, with the block format of its
+    revision), then every complete block packed from its rows as stored, as sealing did
+    before: the blocks and rows it leaves."""
     r = metric_rollups.c
     with store._db.write() as conn:
-        rollup_sealing.unpack_all(conn)
+        migration("0014_rollup_blocks").unpack_all(conn)
         counts = conn.execute(select(metric_series.c.id, metric_series.c.count)).all()
         blocks = []
         for series_id, count in counts:

@@ -220,11 +220,6 @@ def test_head_revision_is_the_one_alembic_finds() -> None:
     assert engine.head_revision() == ScriptDirectory.from_config(config).get_current_head()
 
 
-# older than the rule: 0009's param_rows (store/sql/query.py) and 0014's downgrade
-# (store/sql/rollup_sealing.py) are debt, not a precedent
-_OLDER_LIVE_IMPORTS = {"0009_lifecycle_search.py", "0014_rollup_blocks.py"}
-
-
 def test_migrations_import_no_live_mltrail_code() -> None:
     """A migration is a snapshot: what it writes must not change when a live module does (a
     database upgraded later would get the new format under the old revision)."""
@@ -236,7 +231,7 @@ def test_migrations_import_no_live_mltrail_code() -> None:
                 names = [node.module or ""]
             if any(n == "mltrail" or n.startswith("mltrail.") for n in names):
                 found.setdefault(path.name, []).extend(names)
-    assert set(found) == _OLDER_LIVE_IMPORTS, found
+    assert found == {}
 
 
 def test_a_migrated_database_opens_without_importing_alembic(migrated_db_url: str) -> None:

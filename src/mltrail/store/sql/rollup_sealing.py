@@ -13,7 +13,6 @@ import numpy as np
 from sqlalchemy import Connection, bindparam, delete, select
 
 from mltrail.store.sql import rollups
-from mltrail.store.sql.access import fetch_tuples
 from mltrail.store.sql.engine import Database
 from mltrail.store.sql.rollup_blocks import (
     BLOCK_BUCKETS,
@@ -23,7 +22,6 @@ from mltrail.store.sql.rollup_blocks import (
     TIMES,
     VALUES,
     WIDTH,
-    decode_ints,
     encode_columns,
 )
 from mltrail.store.sql.tables import metric_rollup_blocks, metric_rollups
@@ -150,22 +148,3 @@ def _level_blocks(
         highest = int(exact(INDEX["last_iteration"], start, stop).max())
         blocks.append((series_id, number, first // BLOCK_BUCKETS, lowest, highest, data))
     return blocks
-
-
-def unpack_all(conn: Connection) -> None:
-    """Every block back into rows (migration 0014's downgrade)."""
-    b = metric_rollup_blocks.c
-    for series_id, level, block, data in fetch_tuples(
-        conn, select(b.series_id, b.level, b.block, b.data)
-    ):
-        ints = decode_ints([data])[0]
-        values = ints[VALUES].view("<f8")
-        rows = []
-        for k in range(ints.shape[1]):
-            row = dict(zip(COLUMNS, ints[:, k].tolist(), strict=True))
-            for i, value in zip(VALUES, values[:, k].tolist(), strict=True):
-                row[COLUMNS[i]] = None if value != value else value
-            rows.append({"series_id": series_id, "level": level,
-                         "bucket": block * BLOCK_BUCKETS + k, **row})  # fmt: skip
-        conn.execute(metric_rollups.insert(), rows)
-    conn.execute(delete(metric_rollup_blocks))

@@ -2,6 +2,10 @@
 went to the trash, searchable copies of hyperparameters and tags, and the indexes that keep a
 page of a project's experiments as cheap at 100,000 experiments as at 1,000.
 
+The searchable rows of a hyperparameter are written out here as they were at this revision
+(:func:`param_rows`), not imported from ``store/sql/query.py``: a later change of the live
+rule must not change what this migration writes.
+
 Revision ID: 0009_lifecycle_search
 Revises: 0012_point_times
 """
@@ -9,11 +13,12 @@ Revises: 0012_point_times
 from __future__ import annotations
 
 import json
+import math
+import re
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
-
-from mltrail.store.sql.query import param_rows
 
 revision = "0009_lifecycle_search"
 down_revision = "0012_point_times"
@@ -70,6 +75,28 @@ def _fill(params: sa.Table, tags: sa.Table) -> None:
         names = sorted({str(t) for t in json.loads(tag_text or "[]")})
         if names:
             conn.execute(tags.insert(), [{"experiment_id": pk, "tag": t} for t in names])
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")  # text no database holds: NUL, a lone surrogate
+
+
+def param_rows(experiment_pk: int, hyperparameters: dict[str, Any]) -> list[dict[str, Any]]:
+    """The ``experiment_params`` rows of an experiment's scalar top-level hyperparameters, at
+    this revision: NaN, mappings, lists and text no database holds get no row; a number of
+    1e308 or more (in magnitude) is its infinity."""
+    rows = []
+    for key, value in hyperparameters.items():
+        if _UNSTORABLE.search(str(key)) or (isinstance(value, str) and _UNSTORABLE.search(value)):
+            continue
+        row = {"experiment_id": experiment_pk, "key": str(key)}
+        if isinstance(value, bool):
+            rows.append({**row, "num_value": None, "text_value": None, "bool_value": value})
+        elif isinstance(value, (int, float)) and not math.isnan(value):
+            number = float(value) if abs(value) < 1e308 else math.copysign(math.inf, value)
+            rows.append({**row, "num_value": number, "text_value": None, "bool_value": None})
+        elif isinstance(value, str):
+            rows.append({**row, "num_value": None, "text_value": value, "bool_value": None})
+    return rows
 
 
 def downgrade() -> None:
