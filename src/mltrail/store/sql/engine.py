@@ -289,11 +289,15 @@ class DriverStatement:
 
     def cursor(self, conn: Connection, params: dict[str, Any]) -> Any:
         """The driver's cursor after running the statement with ``params`` (by name)."""
+        sql, names = self._compile(conn)
+        return driver_cursor(conn, sql, tuple(params[name] for name in names))
+
+    def _compile(self, conn: Connection) -> tuple[str, tuple[str, ...]]:
+        """The statement's SQLite text and its parameters' names in order (compiled once)."""
         if self._compiled is None:
             compiled = self.statement.compile(dialect=conn.dialect)
             self._compiled = (str(compiled), tuple(compiled.positiontup or ()))
-        sql, names = self._compiled
-        return driver_cursor(conn, sql, tuple(params[name] for name in names))
+        return self._compiled
 
     def all(self, conn: Connection, params: dict[str, Any]) -> list[Sequence[Any]]:
         """Every row the statement gives: on SQLite the driver's tuples, elsewhere its rows."""
@@ -304,6 +308,16 @@ class DriverStatement:
             return list(cursor.fetchall())
         finally:
             cursor.close()
+
+    def run_many(self, conn: Connection, params: Sequence[dict[str, Any]]) -> None:
+        """Run the statement once per parameter set (an executemany): on SQLite through the
+        driver, elsewhere through SQLAlchemy."""
+        if conn.dialect.name != "sqlite":
+            conn.execute(self.statement, list(params))
+            return
+        sql, names = self._compile(conn)
+        rows = [tuple(p[name] for name in names) for p in params]
+        driver_cursor(conn, sql, rows, many=True).close()
 
     def first(self, conn: Connection, params: dict[str, Any]) -> Sequence[Any] | None:
         """The first row the statement gives (None for none): on SQLite the driver's tuple,

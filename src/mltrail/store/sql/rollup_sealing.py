@@ -13,7 +13,7 @@ import numpy as np
 from sqlalchemy import Connection, bindparam, delete, select
 
 from mltrail.store.sql import rollups
-from mltrail.store.sql.engine import Database
+from mltrail.store.sql.engine import Database, DriverStatement
 from mltrail.store.sql.rollup_blocks import (
     BLOCK_BUCKETS,
     COLUMNS,
@@ -81,21 +81,24 @@ def store_blocks(conn: Connection, db: Database, blocks: list[Block]) -> None:
     db.insert_rows(conn, metric_rollup_blocks, names, blocks)
     gone = [{"s": s, "l": level, "lo": k * BLOCK_BUCKETS, "hi": (k + 1) * BLOCK_BUCKETS}
             for s, level, k, *_ in blocks]  # fmt: skip
-    conn.execute(_DELETE_ROWS, gone)
+    _DELETE_ROWS.run_many(conn, gone)
 
 
 _R = metric_rollups.c
-# built once: an append that completes blocks runs them per series and level
-_BLOCK_ROWS = (
+# built once: an append that completes blocks runs them per series and level, on SQLite
+# through the driver (SQLAlchemy's execution cost about as much as each query)
+_BLOCK_ROWS = DriverStatement(
     select(_R.bucket, *(_R[c] for c in COLUMNS))
     .where(_R.series_id == bindparam("s"), _R.level == bindparam("l"), _R.bucket < bindparam("end"))
     .order_by(_R.bucket)
 )
-_DELETE_ROWS = delete(metric_rollups).where(
-    _R.series_id == bindparam("s"),
-    _R.level == bindparam("l"),
-    _R.bucket >= bindparam("lo"),
-    _R.bucket < bindparam("hi"),
+_DELETE_ROWS = DriverStatement(
+    delete(metric_rollups).where(
+        _R.series_id == bindparam("s"),
+        _R.level == bindparam("l"),
+        _R.bucket >= bindparam("lo"),
+        _R.bucket < bindparam("hi"),
+    )
 )
 
 
@@ -109,11 +112,7 @@ def _level_blocks(
     rows, those from ``bounds[0]`` on (the append's) taken from ``level`` (a block with a
     bucket without times stays rows)."""
     (series_id, number), (lo, end) = key, bounds
-    result = conn.execute(_BLOCK_ROWS, {"s": series_id, "l": number, "end": lo})
-    try:
-        rows = list(result.cursor.fetchall())
-    finally:
-        result.close()
+    rows = _BLOCK_ROWS.all(conn, {"s": series_id, "l": number, "end": lo})
     series, bucket, floats, columns = level
     mine = np.flatnonzero((series == series_id) & (bucket < end))
     buckets = [row[0] for row in rows] + bucket[mine].tolist()
