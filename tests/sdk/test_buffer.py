@@ -24,6 +24,18 @@ def _calls() -> list:
     return calls
 
 
+def test_series_chunks_of_one_key_set_share_the_calls_columns_read_only():
+    calls = [("train", i, -1, 100.0 + i, {"loss": float(i), "acc": -float(i)}) for i in range(5)]
+    loss, acc = series_chunks(calls)
+    assert (loss.key, acc.key) == ("loss", "acc")
+    assert loss.iterations.tolist() == acc.iterations.tolist() == list(range(5))
+    assert loss.times.tolist() == [100.0 + i for i in range(5)]
+    assert acc.values.tolist() == [-float(i) for i in range(5)]
+    for column in (loss.iterations, loss.epochs, loss.times):
+        assert not column.flags.writeable  # shared by both series: nobody may change it
+    assert np.shares_memory(loss.iterations, acc.iterations)
+
+
 def test_series_chunks_keep_call_order_across_different_key_sets():
     chunks = {(c.key, c.phase): c for c in series_chunks(_calls())}
     assert sorted(chunks) == [("loss", "train"), ("loss", "validation"), ("lr", "train")]

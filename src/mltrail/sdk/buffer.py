@@ -33,7 +33,7 @@ def series_chunks(calls: Sequence[Call]) -> list[SeriesChunk]:
     iterations = np.fromiter(map(_ITERATION, calls), np.int64, n)
     epochs = np.fromiter(map(_EPOCH, calls), np.int64, n)
     times = np.fromiter(map(_TIME, calls), np.float64, n)
-    pieces: dict[tuple[str, str], list[tuple[np.ndarray, np.ndarray]]] = {}
+    pieces: dict[tuple[str, str], list[tuple[np.ndarray | None, np.ndarray]]] = {}
     for (phase, keys), indices in _groups(calls).items():
         if not keys:
             continue
@@ -41,12 +41,17 @@ def series_chunks(calls: Sequence[Call]) -> list[SeriesChunk]:
         count = n if indices is None else len(indices)
         flat = itertools.chain.from_iterable(map(dict.values, map(_VALUES, picked)))
         matrix = np.fromiter(flat, np.float64, count * len(keys)).reshape(count, len(keys))
-        where = np.arange(n) if indices is None else np.array(indices, dtype=np.int64)
+        where = None if indices is None else np.array(indices, dtype=np.int64)
         for column, key in enumerate(keys):
             pieces.setdefault((phase, key), []).append((where, matrix[:, column]))
+    for shared in (iterations, epochs, times):
+        shared.flags.writeable = False  # shared by the series of the usual case, below
     out = []
     for (phase, key), parts in pieces.items():
         where, values = _in_call_order(parts)
+        if where is None:  # every call logged this series: its columns are the calls' own
+            out.append(SeriesChunk(key, phase, iterations, epochs, values, times))
+            continue
         out.append(SeriesChunk(key, phase, iterations[where], epochs[where], values, times[where]))
     return out
 
@@ -74,7 +79,10 @@ def _groups(calls: Sequence[Call]) -> dict[tuple[str, tuple[str, ...]], list[int
     return groups
 
 
-def _in_call_order(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+def _in_call_order(
+    parts: list[tuple[np.ndarray | None, np.ndarray]],
+) -> tuple[np.ndarray | None, np.ndarray]:
+    """A series' call indices and values in call order (``None``: every call, in order)."""
     if len(parts) == 1:
         where, values = parts[0]
         return where, np.ascontiguousarray(values)
