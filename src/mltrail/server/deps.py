@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import Depends, Path, Request
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from mltrail.core.types import LOCAL_USER, Principal, User
 from mltrail.core.wire import dump_json
@@ -72,6 +77,61 @@ def user_store(request: Request, user: User) -> Store:
     if not request.app.state.require_auth:
         return store
     return store.as_user(user)
+
+
+# The token checked in the handler's own worker thread (the MLflow surface's handlers, the SDK's
+# point batches): FastAPI runs each plain-function dependency in a worker thread of its own
+# before the handler's, so the token check (a database read) and the handler were two thread
+# hops per request. A handler wrapped in :func:`authenticating` declares
+# :data:`PendingStoreDep` (no I/O: a coroutine taking the request and its bearer credentials)
+# and gets the store as the token's user sees it, checked first thing in its own thread. A bad
+# token is still answered 401 before the handler reads any field.
+@dataclass(frozen=True)
+class PendingStore:
+    """A request's store before its token is checked."""
+
+    request: Request
+    credentials: HTTPAuthorizationCredentials | None
+
+    def resolve(self) -> Store:
+        """Check the token (AuthenticationError when bad) and scope the store to its user."""
+        return principal_store(self.request, authenticate(self.request, self.credentials))
+
+
+async def pending_store(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> PendingStore:
+    return PendingStore(request, credentials)
+
+
+PendingStoreDep = Annotated[Store, Depends(pending_store)]
+"""What a handler wrapped in :func:`authenticating` declares: it receives the store as the
+token's user sees it."""
+
+
+def authenticating(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    """``endpoint`` with each :class:`PendingStore` argument resolved before it runs, in the
+    same worker thread (a coroutine handler resolves it in one of its own)."""
+    if inspect.iscoroutinefunction(endpoint):
+
+        @functools.wraps(endpoint)
+        async def run_async(*args: Any, **kwargs: Any) -> Any:
+            for name, value in kwargs.items():
+                if isinstance(value, PendingStore):
+                    kwargs[name] = await run_in_threadpool(value.resolve)
+            return await endpoint(*args, **kwargs)
+
+        return run_async
+
+    @functools.wraps(endpoint)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        for name, value in kwargs.items():
+            if isinstance(value, PendingStore):
+                kwargs[name] = value.resolve()
+        return endpoint(*args, **kwargs)
+
+    return run
 
 
 MAX_INT64 = 2**63 - 1

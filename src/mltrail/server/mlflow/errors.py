@@ -20,9 +20,8 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from mltrail.core.errors import MltrailError
-from mltrail.server.deps import bearer
+from mltrail.server.deps import PendingStore, authenticating, bearer, pending_store
 from mltrail.server.errors import SurfaceRoute, known_error, validation_field
-from mltrail.server.mlflow.auth import PendingStore, authenticating, pending_store
 from mltrail.server.mlflow.messages import read_message
 from mltrail.store.waiting import WouldWait, without_waiting
 
@@ -69,7 +68,7 @@ class MlflowRoute(SurfaceRoute):
     """A route answering mltrail errors and request validation in MLflow's error shape.
 
     Each handler checks the request's token in its own worker thread first
-    (:func:`~mltrail.server.mlflow.auth.authenticating`). Handlers return plain dicts that :class:`MlflowJSONResponse` renders as they are: no
+    (:func:`~mltrail.server.deps.authenticating`). Handlers return plain dicts that :class:`MlflowJSONResponse` renders as they are: no
     response model, whose JSON serialisation would turn NaN metric values into null. Handlers
     of large answers (histories, searches) return the response itself: FastAPI would walk a
     returned dict with ``jsonable_encoder`` first, which costs more than the read (100 ms for
@@ -118,7 +117,7 @@ def _direct_handler(
 ) -> Callable[[Request], Coroutine[Any, Any, Response]]:
     """What FastAPI's handler does for such an endpoint, without its machinery: read the
     message, take the bearer credentials, run the endpoint (which checks the token first, see
-    :func:`~mltrail.server.mlflow.auth.authenticating`) in a worker thread, render a dict.
+    :func:`~mltrail.server.deps.authenticating`) in a worker thread, render a dict.
 
     A :func:`small_write` endpoint with a small body runs on the event loop itself when the
     store can begin its transactions at once (``store/waiting.py``), and in a worker thread

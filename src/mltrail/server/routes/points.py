@@ -21,7 +21,14 @@ from mltrail.core.series_codec import (
     summary_to_wire,
 )
 from mltrail.core.wire import parse_json
-from mltrail.server.deps import ExperimentId, OrjsonResponse, ProjectId, StoreDep
+from mltrail.server.deps import (
+    ExperimentId,
+    OrjsonResponse,
+    PendingStoreDep,
+    ProjectId,
+    StoreDep,
+    authenticating,
+)
 from mltrail.server.schemas import (
     ERROR_RESPONSES,
     PointsIn,
@@ -66,11 +73,12 @@ async def _points_body(request: Request) -> tuple[bool, bytes]:
         }
     },
 )
+@authenticating  # the token is checked in this handler's worker thread: one hop a batch
 def append_points(
     project_id: ProjectId,
     experiment_id: ExperimentId,
     body: Annotated[tuple[bool, bytes], Depends(_points_body)],
-    store: StoreDep,
+    store: PendingStoreDep,
 ) -> dict:
     """Store a batch once: a retried (client_id, seq) answers ``{"stored": 0}``.
 
