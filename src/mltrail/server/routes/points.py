@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, Literal
 
 import pydantic
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from fastapi.routing import APIRoute
+from starlette.concurrency import run_in_threadpool
 
 from mltrail.core.errors import ValidationError
 from mltrail.core.points import batch_chunk_count, series_queries
@@ -22,12 +25,15 @@ from mltrail.core.series_codec import (
 )
 from mltrail.core.wire import parse_json
 from mltrail.server.deps import (
+    MAX_INT64,
     ExperimentId,
     OrjsonResponse,
+    PendingStore,
     PendingStoreDep,
     ProjectId,
     StoreDep,
     authenticating,
+    bearer,
 )
 from mltrail.server.schemas import (
     ERROR_RESPONSES,
@@ -60,19 +66,42 @@ async def _points_body(request: Request) -> tuple[bool, bytes]:
     return media_type == POINTS_MEDIA_TYPE, await request.body()
 
 
-@experiment_router.post(
-    "/points",
-    response_model=StoredOut,
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/json": {"schema": _points_schema()},
-                POINTS_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}},
-            },
-        }
-    },
-)
+class PointsRoute(APIRoute):
+    """The point-batch route, called without FastAPI's dependency solving when its ids are
+    plain: the SDK sends a batch every 50,000 points, and solving the route's four
+    dependencies and encoding its answer cost the server's event loop about as much as
+    reading the batch's body. Anything else (an id FastAPI would refuse) goes through
+    FastAPI's own handler, so its answers stay FastAPI's."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        full = super().get_route_handler()
+        endpoint = self.dependant.call
+        assert endpoint is not None
+
+        async def handle(request: Request) -> Response:
+            ids = [_plain_id(request.path_params.get(name)) for name in _IDS]
+            if None in ids:
+                return await full(request)
+            pending = PendingStore(request, await bearer(request))
+            body = await _points_body(request)
+            kwargs = dict(zip(_IDS, ids, strict=True), body=body, store=pending)
+            return OrjsonResponse(await run_in_threadpool(endpoint, **kwargs))
+
+        return handle
+
+
+_IDS = ("project_id", "experiment_id")
+
+
+def _plain_id(text: Any) -> int | None:
+    """A path id of plain ASCII digits without a leading zero, within 1..MAX_INT64 (what
+    :data:`ProjectId` takes as it is); None for anything else."""
+    if not isinstance(text, str) or not (text.isascii() and text.isdigit()) or text[0] == "0":
+        return None
+    value = int(text) if len(text) <= 19 else 0
+    return value if 1 <= value <= MAX_INT64 else None
+
+
 @authenticating  # the token is checked in this handler's worker thread: one hop a batch
 def append_points(
     project_id: ProjectId,
@@ -88,6 +117,24 @@ def append_points(
     binary, content = body
     batch = metric_batch_from_binary(content) if binary else _batch_from_json(content)
     return {"stored": store.append_points(project_id, experiment_id, batch)}
+
+
+experiment_router.add_api_route(
+    "/points",
+    append_points,
+    methods=["POST"],
+    response_model=StoredOut,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": _points_schema()},
+                POINTS_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}},
+            },
+        }
+    },
+    route_class_override=PointsRoute,
+)
 
 
 def _batch_from_json(content: bytes) -> Any:
