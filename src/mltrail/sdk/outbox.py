@@ -14,12 +14,14 @@ from typing import TYPE_CHECKING, Any
 from mltrail.core.chunk_codec import pack_chunks
 from mltrail.core.types import LogBatch, LogLine, MetricBatch, SeriesChunk
 from mltrail.sdk.buffer import merge_series, metric_batches
+from mltrail.sdk.priority import WriterPriority
 from mltrail.sdk.records import encode_link, encode_logs, encode_metrics
 
 if TYPE_CHECKING:
     from mltrail.store.base import Store
 
 BATCH_LINES = 5_000
+PACK_AHEAD_POINTS = 4_096  # a lone batch this large is packed by the drain (see build_outbox)
 
 Link = tuple[str, int | None, int | None]  # weights hash, iteration, epoch
 Item = tuple[Callable[[Any], dict], Any, Callable[..., Any]]  # encode, batch, store call
@@ -33,11 +35,20 @@ def build_outbox(
     lines: Sequence[LogLine],
     links: Sequence[Link],
     batch_points: int,
+    priority: WriterPriority,
 ) -> list[Item]:
     """The items of one drain; ``seq`` numbers the batches (a retried one is stored once).
-    ``chunks`` are joined into one per series first (:func:`merge_series`)."""
+    ``chunks`` are joined into one per series first (:func:`merge_series`).
+
+    Several batches are packed by a :class:`Packer`; a lone one of at least
+    :data:`PACK_AHEAD_POINTS` here, by the caller holding ``priority`` (packed in its store
+    call, it waited for the GIL behind every logging thread once per chunk). A smaller one is
+    left to its store call: an embedded store keeps small chunks undeflated for its compaction.
+    """
     batches = metric_batches(client_id, seq, merge_series(chunks), batch_points)
-    packer = Packer(batches) if len(batches) > 1 else None
+    packer = Packer(batches, priority) if len(batches) > 1 else None
+    if packer is None and batches and batches[0].point_count >= PACK_AHEAD_POINTS:
+        batches = [_packed(batches[0])]
     outbox: list[Item] = [
         (encode_metrics, batch, store.append_points if packer is None else packer.sender(store, i))
         for i, batch in enumerate(batches)
@@ -57,13 +68,24 @@ def _link_item(store: Store, weights_hash: str, iteration: int | None, epoch: in
     return (lambda _: encode_link(weights_hash, iteration, epoch), None, call)
 
 
+def _packed(batch: MetricBatch) -> MetricBatch:
+    """The batch with its chunks packed as stored; as it is if packing fails (its store call
+    packs it then)."""
+    try:
+        return MetricBatch(batch.client_id, batch.seq, tuple(pack_chunks(batch.chunks)))
+    except Exception:
+        return batch
+
+
 class Packer:
     """Packs a drain's metric batches as stored (:func:`~mltrail.core.chunk_codec.pack_chunks`),
     in order, on a thread of its own: batch k+1 is packed while batch k is on its way (zlib and
-    numpy release the GIL), and the store keeps the bytes instead of packing the columns."""
+    numpy release the GIL), and the store keeps the bytes instead of packing the columns. Each
+    batch is packed with ``priority`` held: logging threads give way."""
 
-    def __init__(self, batches: Sequence[MetricBatch]) -> None:
+    def __init__(self, batches: Sequence[MetricBatch], priority: WriterPriority) -> None:
         self._batches = batches
+        self._priority = priority
         self._packed: list[MetricBatch | None] = [None] * len(batches)
         self._ready = [threading.Event() for _ in batches]
         threading.Thread(target=self._pack_all, name="mltrail-packer", daemon=True).start()
@@ -71,10 +93,8 @@ class Packer:
     def _pack_all(self) -> None:
         for i, batch in enumerate(self._batches):
             try:
-                chunks = tuple(pack_chunks(batch.chunks))
-                self._packed[i] = MetricBatch(batch.client_id, batch.seq, chunks)
-            except Exception:  # the batch goes as it is, packed by its store call
-                pass
+                with self._priority.hold():
+                    self._packed[i] = _packed(batch)
             finally:
                 self._ready[i].set()
 

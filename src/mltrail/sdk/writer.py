@@ -20,10 +20,13 @@ spool, so batches are stored in the order they were cut.
 
 No deadlock through console capture, by construction: console capture and the SDK call
 :meth:`Writer.add_line` from any thread, even from inside a ``print`` or a warning the writer
-itself caused. ``add_line`` (like ``add_points`` and ``add_link``) takes no lock: it appends to
-a list, and drains take records by copy-then-delete. And the writer's lock is held only around
-list and numpy work and :meth:`Spooler.put` (a deque append): never around I/O, a store call, a
-warning, logging or printing. The training thread does no I/O at all.
+itself caused. ``add_line`` (like ``add_link``) takes no lock: it appends to a list, and drains
+take records by copy-then-delete. ``add_points`` appends the same way; it only gives way (at
+most :data:`~mltrail.sdk.priority.GIVE_WAY_SECONDS`) while a drain or another logging thread
+cuts and packs records, CPU work (:mod:`mltrail.sdk.priority`), and a holder that logs does not
+wait on itself. And the writer's lock is held only around list and numpy work and
+:meth:`Spooler.put` (a deque append): never around I/O, a store call, a warning, logging or
+printing. The training thread does no I/O at all.
 
 Liveness: the writer's thread, and only it, heartbeats (see :mod:`mltrail.sdk.delivery`).
 """
@@ -41,7 +44,8 @@ from typing import TYPE_CHECKING
 from mltrail.core.types import LogLine, SeriesChunk
 from mltrail.sdk.buffer import Call, metric_batches, points_of, series_chunks, take
 from mltrail.sdk.delivery import RETRY_DELAYS, Delivery
-from mltrail.sdk.outbox import BATCH_LINES, build_outbox
+from mltrail.sdk.outbox import BATCH_LINES, Item, build_outbox
+from mltrail.sdk.priority import GIVE_WAY_SECONDS, WriterPriority
 from mltrail.sdk.records import encode_metrics
 from mltrail.sdk.spool import RunAddress, Spool, SpoolWarning, order_stamp
 from mltrail.sdk.spooler import Spoolable
@@ -119,6 +123,7 @@ class Writer(Delivery):
         self._seq = itertools.count(1)
         self._lock = threading.Lock()  # guards takes and the compacted buffer; appends go without
         self._send_lock = threading.Lock()  # one drain at a time, so batches stay in order
+        self._priority = WriterPriority()  # loggers wait while a drain cuts and packs
         self._calls: list[Call] = []  # appended without the lock: see _take_calls
         self._sampled = 0  # points ever added by add_chunks (under the lock)
         self._taken = 0  # points ever taken from _calls (written under the lock only)
@@ -142,6 +147,8 @@ class Writer(Delivery):
 
         ``values`` becomes the writer's: pass a dict nobody changes afterwards (a copy).
         """
+        if self._priority.held:
+            self._priority.give_way()
         calls = self._calls
         calls.append((phase, iteration, epoch, t, values))  # atomic, so no lock
         held = len(calls) * len(values)  # no counter, threads would lose updates; exact per keys
@@ -153,18 +160,31 @@ class Writer(Delivery):
 
     def _relieve(self, held: int) -> None:
         """Past the memory cap: spool when the store stalls (or everything held passes the
-        hard limit); otherwise compact the records into numpy columns (a third of the size).
+        hard limit); otherwise compact the records into numpy columns (a third of the size),
+        the other logging threads giving way meanwhile (see :mod:`mltrail.sdk.priority`).
 
         Runs on the training thread: list and numpy work only, the spooler does the I/O. Another
         thread relieving (or a drain taking the records) makes this call's work unneeded, until
         twice the cap is held: then this thread waits for it (an overflow waits for the spool's
         disk), so memory stays bounded."""
+        if self._must_spool():
+            self._relieve_locked(held, spool=True)
+        else:
+            with self._priority.hold(GIVE_WAY_SECONDS):
+                self._relieve_locked(held, spool=False)
+
+    def _must_spool(self) -> bool:
+        return self._stalled() or self._compacted_points >= self.hard_limit_points
+
+    def _relieve_locked(self, held: int, *, spool: bool) -> None:
         if not self._lock.acquire(blocking=held >= 2 * self.max_buffered_points):
             return
         try:
             if points_of(self._calls) < self.max_buffered_points:  # the estimate ran ahead
                 return
-            if self._stalled() or self._compacted_points >= self.hard_limit_points:
+            if self._must_spool() != spool:  # the store changed: the next call decides again
+                return
+            if spool:
                 self._overflow()
                 return
             chunks = series_chunks(self._take_calls())
@@ -305,20 +325,25 @@ class Writer(Delivery):
                 self._heartbeat()
 
     # --- sending -----------------------------------------------------------------------------------
+    def _cut(self) -> tuple[list[Item], int]:
+        """Take everything buffered and cut it into the drain's outbox, and its order stamp."""
+        with self._lock:
+            compacted, calls = self._take_all()
+            lines = take(self._lines)
+            links = take(self._links)
+            if self._overflowed:  # newer batches must not overtake the spooled ones
+                self._overflowed, self._spool_pending = False, True
+            stamp = order_stamp()  # under the lock: an overflow cut later sorts after
+        chunks = compacted + series_chunks(calls)
+        del calls, compacted
+        outbox = build_outbox(self.store, self.client_id, self._seq, chunks, lines, links,
+                              self.batch_points, self._priority)  # fmt: skip
+        return outbox, stamp
+
     def _drain(self) -> None:
         with self._send_lock:
-            with self._lock:
-                compacted, calls = self._take_all()
-                lines = take(self._lines)
-                links = take(self._links)
-                if self._overflowed:  # newer batches must not overtake the spooled ones
-                    self._overflowed, self._spool_pending = False, True
-                stamp = order_stamp()  # under the lock: an overflow cut later sorts after
-            chunks = compacted + series_chunks(calls)
-            outbox = build_outbox(
-                self.store, self.client_id, self._seq, chunks, lines, links, self.batch_points
-            )
-            del calls, compacted, chunks
+            with self._priority.hold():
+                outbox, stamp = self._cut()
             for index, (encode, batch, call) in enumerate(outbox):
                 if self._spool_pending:  # keep order: all that is left goes behind the spool
                     for left_encode, left_batch, _ in outbox[index:]:

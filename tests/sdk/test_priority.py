@@ -1,0 +1,114 @@
+"""The writer's priority over logging threads (:mod:`mltrail.sdk.priority`), and the drain's
+packing ahead of a lone large batch (:func:`mltrail.sdk.outbox.build_outbox`)."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import numpy as np
+
+from mltrail.core.types import SeriesChunk
+from mltrail.sdk import priority as priority_module
+from mltrail.sdk.outbox import PACK_AHEAD_POINTS, build_outbox
+from mltrail.sdk.priority import WriterPriority
+
+
+@contextmanager
+def _held_by_another_thread(priority: WriterPriority) -> Iterator[threading.Event]:
+    """``priority`` held by a thread until the yielded event is set (at the latest on exit)."""
+    holding, release = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with priority.hold():
+            holding.set()
+            release.wait()
+
+    thread = threading.Thread(target=holder)
+    thread.start()
+    holding.wait()
+    try:
+        yield release
+    finally:
+        release.set()
+        thread.join()
+
+
+def test_a_logging_thread_waits_for_the_hold_to_end():
+    priority = WriterPriority()
+    with _held_by_another_thread(priority) as release:
+        assert priority.held
+        threading.Timer(0.05, release.set).start()
+        priority.give_way()
+        assert not priority.held  # returned once the hold had ended, not before
+
+
+def test_the_holding_thread_itself_does_not_wait():
+    priority = WriterPriority()
+    with priority.hold():
+        with priority.hold():
+            priority.give_way()  # a log from inside the hold (reentrant): returns at once
+        assert priority.held  # the inner hold's end leaves the outer one in place
+    assert not priority.held
+
+
+def test_a_hold_that_never_ends_stalls_a_logging_thread_at_most_the_limit(monkeypatch):
+    monkeypatch.setattr(priority_module, "GIVE_WAY_SECONDS", 0.05)
+    priority = WriterPriority()
+    with _held_by_another_thread(priority):
+        priority.give_way()  # returns: the writer stuck holding does not freeze training
+        assert priority.held
+
+
+def test_a_forked_child_starts_without_the_parents_hold():
+    # after fork, the thread holding in the parent does not exist in the child: the reset
+    # run at fork gives the child a free lock
+    priority = WriterPriority()
+    with _held_by_another_thread(priority):
+        priority_module._reset_in_child()
+        assert not priority.held
+        assert priority._lock.acquire(blocking=False)
+        priority._lock.release()
+
+
+def _chunk(key: str, n: int) -> SeriesChunk:
+    it = np.arange(n, dtype=np.int64)
+    return SeriesChunk(key, "train", it, np.full(n, -1, np.int64), it * 0.5, 1e9 + it * 0.01)
+
+
+class _Store:
+    def append_points(self, *args: object) -> int:
+        raise AssertionError("not called by build_outbox")
+
+
+def test_a_lone_large_batch_is_packed_by_the_drain_a_small_one_by_its_store():
+    for points, packed in ((PACK_AHEAD_POINTS, True), (PACK_AHEAD_POINTS - 1, False)):
+        chunks = [_chunk("a", points // 2), _chunk("b", points - points // 2)]
+        outbox = build_outbox(_Store(), "c", itertools.count(1), chunks, [], [], 50_000,  # type: ignore[arg-type]
+                              WriterPriority())  # fmt: skip
+        ((_, batch, _),) = outbox
+        assert [c.packed is not None for c in batch.chunks] == [packed, packed], points
+        assert [len(c) for c in batch.chunks] == [len(c) for c in chunks]
+
+
+def test_a_drains_batches_are_packed_with_the_priority_held():
+    priority, seen = WriterPriority(), []
+    sizes = [PACK_AHEAD_POINTS] * 3
+    chunks = [_chunk(f"k{i}", n) for i, n in enumerate(sizes)]
+    original = priority.hold
+
+    def recording_hold():  # type: ignore[no-untyped-def]
+        seen.append(threading.current_thread().name)
+        return original()
+
+    priority.hold = recording_hold  # type: ignore[method-assign]
+    outbox = build_outbox(_Store(), "c", itertools.count(1), chunks, [], [], PACK_AHEAD_POINTS,  # type: ignore[arg-type]
+                          priority)  # fmt: skip
+    assert len(outbox) == 3
+    deadline = time.monotonic() + 10
+    while len(seen) < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert seen == ["mltrail-packer"] * 3
