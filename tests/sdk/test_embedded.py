@@ -94,6 +94,7 @@ def test_nan_and_infinities_round_trip(settings, store):
         ({"metrics": {"loss": "0.5"}}, "metrics.loss"),
         ({"metrics": {"loss": True}}, "metrics.loss"),
         ({"metrics": {"loss": None}}, "metrics.loss"),
+        ({"metrics": {"loss": 10**400}}, "metrics.loss"),  # past float: was an OverflowError
         ({"metrics": {"loss": 1.0}, "phase": "training"}, "phase"),
         ({"metrics": {"loss": 1.0}, "iteration": -1}, "iteration"),
         ({"metrics": {"loss": 1.0}, "iteration": 1.5}, "iteration"),

@@ -51,7 +51,13 @@ def tags_tuple(tags: Sequence[str] | None) -> tuple[str, ...]:
 def metric_number(value: Any, key: str) -> float:
     """A metric value as float: ints, numpy and 0-d tensor scalars; never bools or strings."""
     if isinstance(value, numbers.Real) and not isinstance(value, bool):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:  # an int past float's range: say which metric, not a traceback
+            raise ValidationError(
+                "must fit a float (at most about 1.8e308), got a larger integer",
+                f"metrics.{str(key)[:50]}",
+            ) from None
     if not isinstance(value, (bool, str, bytes)) and hasattr(value, "item"):
         try:
             return metric_number(value.item(), key)
