@@ -526,3 +526,13 @@ def test_a_batch_without_a_client_id_keeps_no_receipt(sql_store: SqlStore) -> No
     with sql_store._db.engine.connect() as conn:
         receipts = conn.execute(select(ingest_batches.c.client_id)).scalars().all()
     assert receipts == ["sdk"]
+
+
+def test_a_postgresql_url_without_its_driver_names_the_extra_to_install(monkeypatch, tmp_path):
+    # a fresh `pip install -e .` has no psycopg: the README's `mltrail server --db
+    # postgresql+psycopg://...` printed a ModuleNotFoundError traceback instead of one line
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # makes `import psycopg` fail
+    with pytest.raises(ValidationError) as info:
+        SqlStore.open("postgresql+psycopg://postgres@127.0.0.1:5432/nothing")
+    assert info.value.field == "db_url"
+    assert "pip install 'mltrail[postgres]'" in str(info.value)

@@ -378,13 +378,20 @@ def make_engine(url: str) -> Engine:
     """An engine for ``url`` with mltrail's connection settings.
 
     Raises:
-        ValidationError: for a URL that is neither SQLite nor PostgreSQL.
+        ValidationError: for a URL that is neither SQLite nor PostgreSQL, or a PostgreSQL one
+            without the psycopg driver installed.
     """
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]
     if url.startswith("sqlite"):
         return _sqlite_engine(url)
     if url.startswith("postgresql+psycopg://"):
+        try:
+            import psycopg  # noqa: F401  (SQLAlchemy imports it later, as a traceback)
+        except ImportError:
+            raise ValidationError(
+                "PostgreSQL needs the psycopg driver: pip install 'mltrail[postgres]'", "db_url"
+            ) from None
         return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
     raise ValidationError("must be sqlite:///PATH or postgresql+psycopg://...", "db_url")
 
