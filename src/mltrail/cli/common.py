@@ -38,7 +38,18 @@ def run_cli(group: click.Group, argv: list[str] | None) -> int:
         return 2 if exc.status_code in (401, 403) else 1
     except KeyboardInterrupt:
         return 130
+    except OSError as exc:  # a file it cannot write or read (-o, -d, a full disk); Click
+        # handles a closed pipe (`| head`) itself
+        click.echo(f"Error: {_os_error_line(exc)}", err=True)
+        return 1
     return 0
+
+
+def _os_error_line(exc: OSError) -> str:
+    """``PATH: reason`` for a file error, else the error's own text."""
+    if exc.filename is not None and exc.strerror:
+        return f"{exc.filename}: {exc.strerror}"
+    return str(exc)
 
 
 class CliContext:
