@@ -39,6 +39,7 @@ def _open_sql_store(
     from mltrail.store.sql import SqlStore
 
     blobs = open_blobs(artifacts or settings.artifacts_location, presign=presign, fsync=fsync)
+    blobs.check_reachable()
     return SqlStore.open(
         db_url or settings.db_url,
         blobs=blobs,

@@ -176,6 +176,14 @@ class BlobStore(abc.ABC):
 
     url: str
 
+    def check_reachable(self) -> None:  # noqa: B027  (a folder needs no check: it is made)
+        """Raise when the storage cannot be used at all (a missing bucket), so the server says
+        so once at start instead of answering the first upload with a 500.
+
+        Raises:
+            ValidationError: (field ``artifacts``) the storage cannot be reached.
+        """
+
     @abc.abstractmethod
     def stage(self, source: Readable, *, expected_sha256: str | None, max_bytes: int) -> StagedBlob:
         """Stream ``source`` to staging, hashing as it goes; nothing is visible yet.

@@ -19,7 +19,7 @@ from typing import Any
 import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from mltrail.core.errors import ValidationError
 from mltrail.store.artifacts import (
@@ -83,6 +83,17 @@ class S3Blobs(BlobStore):
         config = Config(signature_version="s3v4", retries={"max_attempts": 5, "mode": "standard"})
         client = boto3.client("s3", config=config)
         return cls(client, bucket, f"{prefix}/" if prefix else "", presign=presign)
+
+    def check_reachable(self) -> None:
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except (ClientError, BotoCoreError) as exc:
+            endpoint = self.client.meta.endpoint_url
+            raise ValidationError(
+                f"cannot use the bucket {self.bucket!r} at {endpoint} (it must exist, and "
+                f"AWS_ENDPOINT_URL and the AWS_* credentials reach it): {exc}",
+                "artifacts",
+            ) from None
 
     def key_of(self, sha256: str) -> str:
         return f"{self.prefix}blobs/{sha256}"

@@ -1,0 +1,37 @@
+"""A server whose artifact storage cannot be used says so at start, not with a 500 at the first
+upload (a real moto S3 server)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mltrail.core.errors import ValidationError
+from mltrail.store.blobs import open_blobs
+
+
+def test_a_missing_bucket_is_a_validation_error_naming_it(s3_location: str) -> None:
+    open_blobs(s3_location).check_reachable()  # the test bucket exists: no error
+    with pytest.raises(ValidationError) as info:
+        open_blobs("s3://no-such-bucket-anywhere/runs").check_reachable()
+    assert info.value.field == "artifacts"
+    assert "'no-such-bucket-anywhere'" in str(info.value)
+
+
+def test_mltrail_server_with_a_missing_bucket_exits_with_one_line(
+    s3_location: str, tmp_path: Path
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLTRAIL_")}
+    env["MLTRAIL_HOME"] = str(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "mltrail", "server", "--port", "0", "--artifacts",
+         "s3://no-such-bucket-anywhere/runs"],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.startswith("Error: artifacts: cannot use the bucket 'no-such-bucket-any")
+    assert len(done.stderr.splitlines()) == 1
