@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -168,3 +169,22 @@ def test_health_answers_while_a_large_batch_is_ingested(shared_server):
         ingest.join()
     assert stored == [1_000_000]
     assert answers and set(answers) == {200}
+
+
+@pytest.mark.parametrize("command", ["server", "ui"])
+def test_a_port_in_use_is_one_line_before_any_listening_message(tmp_path, command):
+    # it printed "mltrail server listening on ..." and then uvicorn's bind error, exit 3
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLTRAIL_")}
+    env["MLTRAIL_HOME"] = str(tmp_path)
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-c", LAUNCH, command, "--port", str(port)],
+            env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+    assert done.returncode == 1
+    assert "listening" not in done.stderr and "UI at" not in done.stdout
+    assert done.stderr.splitlines()[-1] == (
+        f"Error: port: cannot listen on 127.0.0.1:{port}: Address already in use (is another "
+        "server running there? choose another --port)"
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import socket
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -89,7 +90,22 @@ def _prepare_serving() -> None:
     use_one_malloc_arena()
 
 
-def _serve(app: Any, host: str, port: int) -> None:
+def _listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything says the server listens (a port in use is
+    one line naming it, not uvicorn's log line after "listening on"; ``--port 0`` then prints
+    the port the system chose)."""
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        return socket.create_server((host, port), family=family, backlog=2048)
+    except OSError as exc:
+        reason = os.strerror(exc.errno) if exc.errno else str(exc)
+        raise click.ClickException(
+            f"port: cannot listen on {host}:{port}: {reason} (is another server running "
+            "there? choose another --port)"
+        ) from None
+
+
+def _serve(app: Any, sock: socket.socket) -> None:
     import uvicorn
 
     from mltrail.server.http_protocol import uvicorn_options
@@ -97,31 +113,28 @@ def _serve(app: Any, host: str, port: int) -> None:
     _prepare_serving()
 
     # bounded graceful shutdown: open log streams must not hold the process forever
-    uvicorn.run(
+    config = uvicorn.Config(
         app,
-        host=host,
-        port=port,
         log_level="warning",
         timeout_graceful_shutdown=5,
         **uvicorn_options(),  # httptools, head deadline and size limit (server/http_protocol.py)
     )
+    uvicorn.Server(config).run(sockets=[sock])
 
 
-def _serve_workers(build_app: Callable[[], Any], host: str, port: int, workers: int) -> int:
+def _serve_workers(build_app: Callable[[], Any], sock: socket.socket, workers: int) -> int:
     """Serve from ``workers`` processes sharing one listening socket (the kernel spreads the
     connections). Each forks before opening its own store (no connection crosses a fork);
     they share nothing but the database, which every request goes to, so any worker can
     answer any request. The parent forwards SIGINT/SIGTERM and returns when all have ended
     (their worst exit status)."""
     import signal
-    import socket
     import traceback
 
     import uvicorn
 
     from mltrail.server.http_protocol import uvicorn_options
 
-    sock = socket.create_server((host, port), reuse_port=False, backlog=2048)
     children = []
     for _ in range(workers):
         pid = os.fork()
@@ -213,9 +226,11 @@ def server(
             click.echo(f"admin token: {admin_token}")
             click.echo("(shown once; `mltrail token create --user NAME` makes more)")
             sys.stdout.flush()
+        sock = _listen(host, port)
+        port = sock.getsockname()[1]
         click.echo(f"mltrail server listening on http://{host}:{port}", err=True)
         if workers == 1:
-            _serve(create_app(settings, store, allowed_hosts=hosts, access_log=True), host, port)
+            _serve(create_app(settings, store, allowed_hosts=hosts, access_log=True), sock)
             return
     finally:
         store.close()
@@ -225,7 +240,7 @@ def server(
     def build_app() -> Any:
         return create_app(settings, _open_sql_store(*options), allowed_hosts=hosts, access_log=True)
 
-    code = _serve_workers(build_app, host, port, workers)
+    code = _serve_workers(build_app, sock, workers)
     if code:
         raise SystemExit(code)
 
@@ -274,10 +289,11 @@ def run_ui(
 
     store = _open_sql_store(settings, None)
     try:
+        sock = _listen(host, port)
         if open_message:
-            click.echo(f"mltrail UI at http://{host}:{port}/  (Ctrl-C to stop)")
+            click.echo(f"mltrail UI at http://{host}:{sock.getsockname()[1]}/  (Ctrl-C to stop)")
             sys.stdout.flush()
-        _serve(create_app(settings, store, require_auth=False), host, port)
+        _serve(create_app(settings, store, require_auth=False), sock)
     finally:
         store.close()
 
