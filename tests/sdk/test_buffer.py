@@ -129,3 +129,16 @@ def test_series_chunks_tell_keys_logged_in_another_order_from_the_same_keys():
     assert chunks["b"].values.tolist() == [-0.0, -1.0, -2.0, -3.0, -9.0, -5.0]
     assert chunks["b"].iterations.tolist() == [0, 1, 2, 3, 9, 5]
     assert chunks["c"].iterations.tolist() == [9]
+
+
+def test_merged_series_of_compactions_share_their_joined_columns():
+    calls = [("train", i, 0, 50.0 + i, {"loss": float(i), "acc": 1.0 - i}) for i in range(6)]
+    pieces = series_chunks(calls[:4]) + series_chunks(calls[4:])  # two compactions
+    loss, acc = merge_series(pieces)
+    assert (loss.key, acc.key) == ("loss", "acc")
+    assert loss.iterations.tolist() == acc.iterations.tolist() == list(range(6))
+    assert loss.times.tolist() == [50.0 + i for i in range(6)]
+    assert loss.values.tolist() == [float(i) for i in range(6)]
+    assert acc.values.tolist() == [1.0 - i for i in range(6)]
+    assert loss.iterations is acc.iterations and not loss.iterations.flags.writeable
+    assert not np.shares_memory(loss.values, acc.values)

@@ -104,15 +104,27 @@ def merge_series(chunks: Iterable[SeriesChunk]) -> list[SeriesChunk]:
     for chunk in chunks:
         if len(chunk):
             grouped.setdefault((chunk.key, chunk.phase), []).append(chunk)
-    return [parts[0] if len(parts) == 1 else _joined(parts) for parts in grouped.values()]
+    joined: dict[tuple[int, ...], np.ndarray] = {}
+    return [parts[0] if len(parts) == 1 else _joined(parts, joined) for parts in grouped.values()]
 
 
-def _joined(parts: list[SeriesChunk]) -> SeriesChunk:
+def _joined(parts: list[SeriesChunk], joined: dict[tuple[int, ...], np.ndarray]) -> SeriesChunk:
+    """The pieces of one series as one chunk. ``joined``: columns already joined, by the
+    identity of their pieces: the series of one compaction share their iteration, epoch and
+    time columns (:func:`series_chunks`), so those are joined once for all of them."""
     first = parts[0]
-    iterations, epochs, values, times = (
-        np.concatenate([getattr(p, name) for p in parts])
-        for name in ("iterations", "epochs", "values", "times")
-    )
+    columns = []
+    for name in ("iterations", "epochs", "values", "times"):
+        pieces = [getattr(p, name) for p in parts]
+        if name == "values":
+            columns.append(np.concatenate(pieces))
+            continue
+        ids = tuple(map(id, pieces))  # the pieces stay alive in ``parts`` meanwhile
+        if ids not in joined:
+            joined[ids] = np.concatenate(pieces)
+            joined[ids].flags.writeable = False  # shared, like the pieces
+        columns.append(joined[ids])
+    iterations, epochs, values, times = columns
     return SeriesChunk(first.key, first.phase, iterations, epochs, values, times)
 
 
