@@ -44,6 +44,7 @@ class ExperimentsApi(HistoryMethods):
         follow: bool = True,
         file: IO[str] | None = None,
         collect: bool = True,
+        catch_interrupt: bool = True,
     ) -> builtins.list[LogLine]:
         """Print the experiment's log lines, following them while it runs.
 
@@ -55,6 +56,9 @@ class ExperimentsApi(HistoryMethods):
             file: where to print; stdout by default.
             collect: return the lines printed; False keeps none (an export of millions of
                 lines then runs in bounded memory, page by page).
+            catch_interrupt: Ctrl-C ends the follow and the lines printed are returned (the
+                contract's behaviour); False lets ``KeyboardInterrupt`` through (the CLI, so
+                its exit status says it was interrupted).
 
         Returns:
             The lines printed (empty with ``collect=False``).
@@ -65,7 +69,8 @@ class ExperimentsApi(HistoryMethods):
         else:
             number = experiment_id(experiment)
         printed: builtins.list[LogLine] | None = [] if collect else None
-        with contextlib.suppress(KeyboardInterrupt):
+        interrupt: tuple[type[BaseException], ...] = (KeyboardInterrupt,) if catch_interrupt else ()
+        with contextlib.suppress(*interrupt):
             print_logs(
                 self._store,
                 pid,

@@ -139,7 +139,12 @@ def logs(
     """Print an experiment's log lines, following them while it runs (latest when -e is omitted)."""
     colours = not disable_colors and sys.stdout.isatty()
     api.experiments.logs(
-        project, experiment, disable_colors=not colours, follow=not no_follow, collect=False
+        project,
+        experiment,
+        disable_colors=not colours,
+        follow=not no_follow,
+        collect=False,
+        catch_interrupt=False,  # Ctrl-C: exit 130 (run_cli), as a shell expects
     )
 
 
