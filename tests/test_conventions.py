@@ -59,6 +59,13 @@ def test_a_malformed_config_file_names_itself(tmp_path):
         Settings.from_env({"MLTRAIL_HOME": str(tmp_path)})
 
 
+def test_a_misspelt_config_key_is_named_not_ignored(tmp_path):
+    # `tokne = "mlt_..."` was ignored, and the next command said a token is required
+    (tmp_path / "config.toml").write_text('url = "http://h:5870"\ntokne = "mlt_x"\n')
+    with pytest.raises(ValueError, match=r"config\.toml: tokne: not a setting \(one of .*token"):
+        Settings.from_env({"MLTRAIL_HOME": str(tmp_path)})
+
+
 @pytest.mark.parametrize(
     ("value", "message"),
     [("3", "PROJECT/EXPERIMENT"), ("p/0", "PROJECT/EXPERIMENT"), ("p/x", "PROJECT/EXPERIMENT")],

@@ -22,6 +22,12 @@ DEFAULT_CRASH_AFTER_SECONDS = 300.0
 DEFAULT_TRASH_DAYS = 30.0  # how long a deleted experiment stays restorable
 DEFAULT_SYSTEM_METRICS_SECONDS = 10.0
 CONFIG_FILE_NAME = "config.toml"
+# the keys config.toml may hold: the MLTRAIL_* variables Settings reads, without the prefix
+CONFIG_KEYS = (
+    "url", "token", "project", "experiment", "job", "strict", "capture", "no_capture",
+    "artifacts", "artifact_max_file_bytes", "artifact_quota_bytes", "spool_limit_bytes",
+    "crash_after", "trash_days", "resume", "system_metrics", "system_metrics_interval",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -226,6 +232,8 @@ def read_config_file(path: Path) -> dict[str, str]:
     for key, value in table.items():
         if isinstance(value, (dict, list)):
             raise ValueError(f"{path}: {key}: must be a string, number or boolean")
+        if key.lower() not in CONFIG_KEYS:  # a typo would be ignored silently otherwise
+            raise ValueError(f"{path}: {key}: not a setting (one of {', '.join(CONFIG_KEYS)})")
         text = ("1" if value else "off") if isinstance(value, bool) else str(value)
         env[f"MLTRAIL_{key.upper()}"] = text
     return env
