@@ -3,6 +3,7 @@ upload (a real moto S3 server)."""
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mltrail.core.errors import ValidationError
+from mltrail.core.errors import TransportError, ValidationError
 from mltrail.store.blobs import open_blobs
 
 
@@ -35,3 +36,12 @@ def test_mltrail_server_with_a_missing_bucket_exits_with_one_line(
     assert done.returncode == 1
     assert done.stderr.startswith("Error: artifacts: cannot use the bucket 'no-such-bucket-any")
     assert len(done.stderr.splitlines()) == 1
+
+
+def test_an_upload_to_a_bucket_gone_is_a_503_naming_it_not_a_500(s3_location: str) -> None:
+    # the server answered 500 "internal server error" (botocore's NoSuchBucket in its log)
+    blobs = open_blobs("s3://no-such-bucket-anywhere/runs")
+    with pytest.raises(TransportError) as info:
+        blobs.stage(io.BytesIO(b"id,label\n"), expected_sha256=None, max_bytes=1024)
+    assert info.value.status_code == 503 and info.value.field == "artifacts"
+    assert "'no-such-bucket-anywhere'" in str(info.value)

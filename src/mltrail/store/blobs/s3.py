@@ -11,17 +11,18 @@ variables (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID`` ...), read by boto3 itsel
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import uuid
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import boto3
 from boto3.s3.transfer import TransferConfig
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from mltrail.core.errors import ValidationError
+from mltrail.core.errors import TransportError, ValidationError
 from mltrail.store.artifacts import (
     CHUNK_BYTES,
     BlobInfo,
@@ -38,6 +39,26 @@ MAX_PARTS = 9_000  # S3 allows 10,000
 # in parts of 1 GiB (boto3's default of 8 MiB made a 1 GiB move 128 part copies)
 COPY_CONFIG = TransferConfig(multipart_threshold=5 * 1024**3, multipart_chunksize=1024**3)
 PRESIGN_SECONDS = 3600
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _storage_faults(method: F) -> F:
+    """S3 refusing or failing a call (a bucket gone, wrong credentials, the endpoint down) is a
+    TransportError naming the bucket (503: the client retries), not a 500 with botocore's
+    traceback in the server log."""
+
+    @functools.wraps(method)
+    def wrapper(self: S3Blobs, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(self, *args, **kwargs)
+        except (ClientError, BotoCoreError) as exc:
+            endpoint = self.client.meta.endpoint_url
+            raise TransportError(
+                f"the S3 bucket {self.bucket!r} at {endpoint} failed: {exc}", "artifacts"
+            ) from None
+
+    return wrapper  # type: ignore[return-value]
 
 
 class S3Staged(StagedBlob):
@@ -99,6 +120,7 @@ class S3Blobs(BlobStore):
         return f"{self.prefix}blobs/{sha256}"
 
     # --- writing -------------------------------------------------------------------------------
+    @_storage_faults
     def stage(self, source: Readable, *, expected_sha256: str | None, max_bytes: int) -> StagedBlob:
         part_bytes = max(MIN_PART_BYTES, math.ceil(max_bytes / MAX_PARTS))
         reader = HashingReader(source, max_bytes, part_bytes)
@@ -158,6 +180,7 @@ class S3Blobs(BlobStore):
             self.client.delete_object(Bucket=self.bucket, Key=staging_key)
 
     # --- reading -------------------------------------------------------------------------------
+    @_storage_faults
     def exists(self, sha256: str) -> bool:
         try:
             self.client.head_object(Bucket=self.bucket, Key=self.key_of(sha256))
@@ -167,6 +190,7 @@ class S3Blobs(BlobStore):
             raise
         return True
 
+    @_storage_faults
     def read(self, sha256: str) -> tuple[Iterator[bytes], Callable[[], None]]:
         try:
             answer = self.client.get_object(Bucket=self.bucket, Key=self.key_of(sha256))
@@ -192,6 +216,7 @@ class S3Blobs(BlobStore):
         return url
 
     # --- collection ----------------------------------------------------------------------------
+    @_storage_faults
     def delete(self, sha256: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self.key_of(sha256))
 
@@ -205,6 +230,7 @@ class S3Blobs(BlobStore):
             name = item["Key"].rsplit("/", 1)[-1]
             yield BlobInfo(name, item["LastModified"].timestamp())
 
+    @_storage_faults
     def clean_staging(self, older_than: float) -> int:
         removed = 0
         for item in self._objects("staging"):
