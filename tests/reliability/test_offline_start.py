@@ -168,6 +168,7 @@ def test_a_spool_follows_its_server_to_another_name_and_port_and_sync_to_retarge
         assert lost.wait(PROCESS_TIMEOUT) == 0
         plain = run_sync(env)
         assert "belong to another server" in plain.stdout, plain.stdout
+        assert "`mltrail sync --to URL` sends them" in plain.stdout, plain.stdout  # the way out
         moved_env = env | {"MLTRAIL_URL": moved.url}
         retargeted = subprocess.run(
             [sys.executable, "-m", "mltrail", "sync", "--to", f"http://localhost:{moved.port}"],

@@ -59,7 +59,10 @@ def sync(to_url: str | None, retry_rejected: bool) -> None:
     for created in result.created:
         click.echo(f"  created {created}")
     if result.other_target:
-        click.echo(f"{result.other_target} batches belong to another server or database: left")
+        click.echo(
+            f"{result.other_target} batches belong to another server or database: left "
+            "(`mltrail sync --to URL` sends them to the server at URL)"
+        )
     for message in result.errors:
         click.echo(f"  {message}", err=True)
     if result.rejected:
