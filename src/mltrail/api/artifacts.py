@@ -31,7 +31,7 @@ from mltrail.core.artifacts import (
 from mltrail.core.errors import NotFoundError, ValidationError
 from mltrail.store.artifacts import ArtifactReader
 from mltrail.store.base import Store
-from mltrail.store.blobs.staging import write_verified
+from mltrail.store.blobs.staging import copy_verified, write_verified
 
 HASH_BLOCK = 1024 * 1024
 
@@ -62,7 +62,11 @@ def save_verified(reader: ArtifactReader, dest: Path) -> Path:
     partial = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
     try:
         with reader, partial.open("wb") as out:
-            write_verified(out.writelines, reader.chunks, reader.artifact.sha256)
+            artifact = reader.artifact
+            if reader.readinto is not None:
+                copy_verified(reader.readinto, out.write, artifact.sha256, artifact.size)
+            else:
+                write_verified(out.writelines, reader.chunks, artifact.sha256)
         os.replace(partial, dest)
     finally:
         partial.unlink(missing_ok=True)

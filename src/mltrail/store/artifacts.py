@@ -39,6 +39,8 @@ class ArtifactReader:
         url: a presigned URL the bytes can be fetched from instead, when the store gave one.
         file: the open local file ``chunks`` reads, when there is one: a server can hand it to
             the kernel (``sendfile``) instead of reading it.
+        readinto: reads the next bytes into a buffer (0 at the end), where the source can fill
+            a caller's buffer (no new bytes object per block); ``file.readinto`` by default.
     """
 
     def __init__(
@@ -48,11 +50,13 @@ class ArtifactReader:
         close: Callable[[], None],
         url: str | None = None,
         file: BinaryIO | None = None,
+        readinto: Callable[[memoryview], int] | None = None,
     ) -> None:
         self.artifact = artifact
         self.chunks = chunks
         self.url = url
         self.file = file
+        self.readinto = readinto or (file.readinto if file is not None else None)  # type: ignore[attr-defined]
         self._close = close
 
     def close(self) -> None:

@@ -19,6 +19,7 @@ from mltrail.core.artifacts import (
 from mltrail.core.errors import TransportError
 from mltrail.core.wire import parse_json
 from mltrail.store.artifacts import CHUNK_BYTES, ArtifactReader, ArtifactStore, Readable
+from mltrail.store.http.direct import DirectConnection, read_answer
 from mltrail.store.http.transport import HttpNoun, decode, send
 
 ARTIFACT_HEADER = "X-Mltrail-Artifact"
@@ -81,12 +82,26 @@ class HttpArtifacts(HttpNoun, ArtifactStore):
         )
         return [codec.artifact_from_wire(a) for a in found]
 
+    def _direct(self) -> DirectConnection | None:
+        """Artifact bytes' own connection, for a plain-HTTP server reached directly."""
+        lean = self._http.lean
+        if lean is None:
+            return None
+        prefix = self._http.client.base_url.raw_path.decode("ascii").rstrip("/")
+        timeout = self._http.read_timeout
+        return DirectConnection(*lean, prefix, self._http.headers, timeout, self._http.policy)
+
     def open_artifact(self, project_id: int, experiment_id: int, path: str) -> ArtifactReader:
+        direct = self._direct()
+        if direct is not None:
+            return self._open_direct(direct, self._artifact_path(project_id, experiment_id, path))
         client = self._http.client
         request = client.build_request("GET", self._artifact_path(project_id, experiment_id, path))
         response = send(client, request, self._http.policy, repeatable=True, stream=True)
         if response.is_redirect and ARTIFACT_HEADER in response.headers:
-            return self._open_presigned(response)
+            location = response.headers["location"]
+            response.close()
+            return self._open_presigned(response.headers[ARTIFACT_HEADER], location)
         if not response.is_success:
             response.read()
             response.close()
@@ -94,11 +109,27 @@ class HttpArtifacts(HttpNoun, ArtifactStore):
         artifact = artifact_from_header(response.headers[ARTIFACT_HEADER])
         return ArtifactReader(artifact, response.iter_raw(), response.close)
 
-    def _open_presigned(self, redirect: httpx.Response) -> ArtifactReader:
+    def _open_direct(self, direct: DirectConnection, path: str) -> ArtifactReader:
+        """The download over a connection of its own, read into the caller's buffers."""
+        conn, response = direct.get(direct.url(path))
+        record = response.headers.get(ARTIFACT_HEADER)
+        if 300 <= response.status < 400 and record and "location" in response.headers:
+            conn.close()
+            return self._open_presigned(record, response.headers["location"])
+        if not 200 <= response.status < 300 or record is None:
+            try:
+                decode(read_answer(response))  # raises the error the server sent
+            finally:
+                conn.close()
+            raise TransportError(f"the server answered HTTP {response.status} without a record")
+        chunks = iter(lambda: response.read(CHUNK_BYTES), b"")
+        return ArtifactReader(
+            artifact_from_header(record), chunks, conn.close, readinto=response.readinto
+        )
+
+    def _open_presigned(self, record: str, url: str) -> ArtifactReader:
         """Follow a presigned URL with a client of its own: the token must not go along."""
-        artifact = artifact_from_header(redirect.headers[ARTIFACT_HEADER])
-        url = redirect.headers["location"]
-        redirect.close()
+        artifact = artifact_from_header(record)
         direct = httpx.Client(timeout=self._http.read_timeout)
         try:
             response = direct.send(direct.build_request("GET", url), stream=True)

@@ -172,6 +172,9 @@ class Transport:
         self._poster = None if lean is None else Poster(*lean, headers, timeout)
         self._poster_lock = threading.Lock()
         self._prefix = urlsplit(base).path + "/api/v1"
+        self.lean = lean
+        """``(host, port)`` of a plain-HTTP server reached directly, else None."""
+        self.headers = headers
 
     @property
     def read_timeout(self) -> float:

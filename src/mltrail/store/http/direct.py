@@ -1,0 +1,105 @@
+"""Artifact bytes over a plain HTTP connection of their own (the standard library's
+``http.client``), for ``http://`` servers reached without a proxy (:func:`.poster.lean_target`).
+
+httpx reads a response body through httpcore in 64 KiB reads, each a new bytes object passed
+through h11 and three layers of Python: a 2 GiB download cost its client about 1 s of CPU per
+GiB before any hashing or writing. ``http.client`` parses the head, then
+:meth:`~http.client.HTTPResponse.readinto` fills the caller's buffer straight from the socket
+(``recv_into``), so :func:`~mltrail.store.blobs.staging.copy_verified` reuses a few buffers for
+the whole file. Everything else, and every server reached over https or a proxy, goes through
+httpx.
+"""
+
+from __future__ import annotations
+
+import http.client
+from collections.abc import Mapping
+from urllib.parse import urlencode
+
+from mltrail.core.errors import TransportError
+from mltrail.store.http.poster import Answer
+from mltrail.store.http.transport import RETRY_STATUSES, RetryPolicy
+
+
+class DirectConnection:
+    """Opens one connection per transfer to a plain-HTTP server.
+
+    Args:
+        host / port: the server.
+        prefix: the API's path (``/api/v1`` below the server's base path).
+        headers: sent with every request (``Authorization``, ``User-Agent``...).
+        timeout: seconds one connect, send or read may block.
+        policy: how often a request that may be repeated is sent again.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        prefix: str,
+        headers: Mapping[str, str],
+        timeout: float,
+        policy: RetryPolicy,
+    ) -> None:
+        self.host, self.port, self.prefix = host, port, prefix
+        self.headers = dict(headers)
+        self.timeout = timeout
+        self.policy = policy
+
+    def url(self, path: str, params: Mapping[str, object] | None = None) -> str:
+        """The request target of API ``path`` (already %-quoted) with ``params``."""
+        query = urlencode({k: v for k, v in (params or {}).items() if v is not None})
+        return self.prefix + path + (f"?{query}" if query else "")
+
+    def connect(self) -> http.client.HTTPConnection:
+        """A connected connection; connection faults retried as the policy allows (nothing was
+        sent yet).
+
+        Raises:
+            TransportError: the server stayed unreachable.
+        """
+        for attempt in range(self.policy.retries + 1):
+            conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+            try:
+                conn.connect()
+                return conn
+            except OSError as exc:
+                conn.close()
+                if attempt == self.policy.retries:
+                    raise self._unreachable(exc) from exc
+            self.policy.sleep(self.policy.delay(attempt))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def get(self, url: str) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
+        """Send a GET and read its answer's head (retried on faults and 502/503/504: a read
+        may be repeated); the caller reads the body and closes the connection.
+
+        Raises:
+            TransportError: the server stayed unreachable or broke the connection.
+        """
+        for attempt in range(self.policy.retries + 1):
+            last = attempt == self.policy.retries
+            conn = self.connect()
+            try:
+                conn.request("GET", url, headers=self.headers)
+                response = conn.getresponse()
+            except (OSError, http.client.HTTPException) as exc:
+                conn.close()
+                if last:
+                    raise self._unreachable(exc) from exc
+            else:
+                if last or response.status not in RETRY_STATUSES:
+                    return conn, response
+                conn.close()
+            self.policy.sleep(self.policy.delay(attempt))
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _unreachable(self, exc: BaseException) -> TransportError:
+        return TransportError(
+            f"cannot reach the mltrail server at {self.host}:{self.port}: {exc!r}"
+        )
+
+
+def read_answer(response: http.client.HTTPResponse) -> Answer:
+    """The whole answer (an error's JSON) for :func:`~.transport.decode`."""
+    return Answer(response.status, response.read())
