@@ -15,6 +15,7 @@ import contextlib
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import BinaryIO
 
@@ -27,7 +28,7 @@ from mltrail.store.artifacts import (
     StagedBlob,
     file_chunks,
 )
-from mltrail.store.blobs.staging import HashingReader, write_behind
+from mltrail.store.blobs.staging import HashingReader, write_behind, write_pieces
 
 READ_BYTES = CHUNK_BYTES  # blocks that stay cached from the sha256 to the write (not 4 MiB)
 
@@ -90,7 +91,7 @@ class LocalBlobs(BlobStore):
         reader = HashingReader(source, max_bytes, READ_BYTES)
         try:
             with staging.open("wb") as out:
-                write_behind(out.write, reader.blocks())
+                write_behind(partial(write_pieces, out.write), reader.blocks())
                 if self.fsync:
                     out.flush()
                     os.fsync(out.fileno())
