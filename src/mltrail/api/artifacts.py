@@ -15,7 +15,7 @@ import os
 import queue
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -75,23 +75,30 @@ def save_verified(reader: ArtifactReader, dest: Path) -> Path:
 
 class ReadAhead:
     """A file read and hashed by a thread a few blocks ahead of whoever sends it, so reading
-    and hashing overlap the upload; ``digest`` is complete once :meth:`read` returned ``b""``.
+    and hashing overlap the upload; ``digest`` is complete once :meth:`read` returned ``b""``
+    (or, after :meth:`claim_file`, once :meth:`close` returned).
 
     Args:
-        handle: the file, opened ``rb``.
+        handle: the file, opened ``rb``, at its start.
         depth: blocks held ahead (of :data:`HASH_BLOCK` bytes each).
     """
 
     def __init__(self, handle: BinaryIO, depth: int = 8) -> None:
         self.digest = hashlib.sha256()
+        self._handle = handle
         self._queue: queue.Queue[bytes | BaseException] = queue.Queue(depth)
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(handle,), daemon=True)
-        self._thread.start()
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
 
-    def _run(self, handle: BinaryIO) -> None:
+    def _start(self, target: Callable[[], None]) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=target, daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
         try:
-            while block := handle.read(HASH_BLOCK):
+            while block := self._handle.read(HASH_BLOCK):
                 self.digest.update(block)
                 if not self._put(block):
                     return
@@ -99,6 +106,21 @@ class ReadAhead:
             self._put(exc)
             return
         self._put(b"")
+
+    def _hash_only(self) -> None:
+        """Hash the file with positional reads into one buffer (a sender owns its position)."""
+        buffer = bytearray(HASH_BLOCK)
+        view = memoryview(buffer)
+        offset = 0
+        try:
+            while True:
+                got = os.preadv(self._handle.fileno(), [buffer], offset)
+                if not got:
+                    return
+                self.digest.update(view[:got])
+                offset += got
+        except Exception as exc:
+            self._error = exc
 
     def _put(self, item: bytes | BaseException) -> bool:
         while not self._stop.is_set():
@@ -110,6 +132,7 @@ class ReadAhead:
         return False
 
     def read(self, size: int = -1, /) -> bytes:
+        self._start(self._run)
         item = self._queue.get()
         if isinstance(item, BaseException):
             raise item
@@ -117,9 +140,22 @@ class ReadAhead:
             self._queue.put(b"")  # later reads see the end too
         return item
 
+    def claim_file(self) -> BinaryIO:
+        """The file for a store that sends it itself (``sendfile``): a thread hashes it
+        meanwhile, and its digest is the sent bytes' only if the file did not change (else the
+        store's digest differs and the upload is refused)."""
+        self._start(self._hash_only)
+        return self._handle
+
     def close(self) -> None:
+        """Stop reading ahead; a claimed file's hashing is waited for (it ends with the file)."""
         self._stop.set()
-        self._thread.join()
+        if self._thread is not None:
+            self._thread.join()
+
+    def hexdigest(self) -> str | None:
+        """The file's sha256 once :meth:`close` returned; None when reading it failed."""
+        return None if self._error is not None else self.digest.hexdigest()
 
 
 def upload_file(
@@ -148,11 +184,12 @@ def upload_file(
             stored = store.put_artifact(ref[0], ref[1], upload, source)
         finally:
             source.close()
-    sent = source.digest.hexdigest()
+    sent = source.hexdigest()
     if stored.sha256 != sent:
         store.delete_artifact(ref[0], ref[1], stored.path)
         raise ValidationError(
-            f"the store received bytes hashing to {stored.sha256}, not the file's {sent}; "
+            f"the store received bytes hashing to {stored.sha256}, not the file's "
+            f"{sent or '(unreadable while sent)'}; "
             "the artifact was removed, upload it again",
             "sha256",
         )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import abc
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, runtime_checkable
 
 from mltrail.core.artifacts import Artifact, ArtifactUpload, GcReport
 
@@ -23,6 +23,17 @@ class Readable(Protocol):
     """Where an upload's bytes come from: a file opened ``rb`` or a request body."""
 
     def read(self, size: int = -1, /) -> bytes: ...
+
+
+@runtime_checkable
+class SendableFile(Readable, Protocol):
+    """An upload read from a whole local file, which a store may send itself (``sendfile``)
+    instead of calling :meth:`read`."""
+
+    def claim_file(self) -> BinaryIO:
+        """The file, to send from offset 0 (its position is not used); the source still
+        computes what it computes (its digest) from the file meanwhile. Not with :meth:`read`."""
+        ...
 
 
 class ArtifactReader:

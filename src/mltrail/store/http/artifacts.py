@@ -58,13 +58,19 @@ class HttpArtifacts(HttpNoun, ArtifactStore):
             "weights_hash": checked.weights_hash,
         }
         headers = {"Content-Type": "application/octet-stream"}
+        path = self._artifact_path(project_id, experiment_id, checked.path)
+        direct = self._direct()
+        if direct is not None and checked.size is not None:
+            url = direct.url(path, params)
+            answer = direct.put(url, headers, source, checked.size, UPLOAD_READ_TIMEOUT)
+            return codec.artifact_from_wire(decode(answer))
         if checked.size is not None:
             headers["Content-Length"] = str(checked.size)
         client = self._http.client
         timeout = httpx.Timeout(self._http.read_timeout, read=UPLOAD_READ_TIMEOUT)
         request = client.build_request(
             "PUT",
-            self._artifact_path(project_id, experiment_id, checked.path),
+            path,
             content=_chunks(source),
             params={k: v for k, v in params.items() if v is not None},
             headers=headers,

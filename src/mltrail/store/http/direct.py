@@ -6,17 +6,21 @@ through h11 and three layers of Python: a 2 GiB download cost its client about 1
 GiB before any hashing or writing. ``http.client`` parses the head, then
 :meth:`~http.client.HTTPResponse.readinto` fills the caller's buffer straight from the socket
 (``recv_into``), so :func:`~mltrail.store.blobs.staging.copy_verified` reuses a few buffers for
-the whole file. Everything else, and every server reached over https or a proxy, goes through
-httpx.
+the whole file. An upload from a local file goes out with ``sendfile`` (the kernel copies
+from the page cache; the file is hashed by another thread meanwhile) where httpx sent 1 MiB
+bytes objects read in Python. Everything else, and every server reached over https or a proxy,
+goes through httpx.
 """
 
 from __future__ import annotations
 
 import http.client
+import socket
 from collections.abc import Mapping
 from urllib.parse import urlencode
 
-from mltrail.core.errors import TransportError
+from mltrail.core.errors import TransportError, ValidationError
+from mltrail.store.artifacts import CHUNK_BYTES, Readable, SendableFile
 from mltrail.store.http.poster import Answer
 from mltrail.store.http.transport import RETRY_STATUSES, RetryPolicy
 
@@ -98,6 +102,54 @@ class DirectConnection:
         return TransportError(
             f"cannot reach the mltrail server at {self.host}:{self.port}: {exc!r}"
         )
+
+    def put(
+        self, url: str, headers: Mapping[str, str], source: Readable, size: int, timeout: float
+    ) -> Answer:
+        """Send ``size`` bytes of ``source`` as a PUT body (a :class:`SendableFile` with
+        ``sendfile``: the kernel copies from the page cache) and read the answer, waiting up to
+        ``timeout`` for it. Not repeated once anything was sent.
+
+        Raises:
+            TransportError: the server was unreachable or broke the connection.
+            ValidationError: the source held fewer than ``size`` bytes (field ``size``; the
+                connection is closed, so the server drops what it received).
+        """
+        conn = self.connect()
+        try:
+            conn.putrequest("PUT", url, skip_accept_encoding=True)
+            for name, value in {**self.headers, **headers, "Content-Length": str(size)}.items():
+                conn.putheader(name, value)
+            conn.endheaders()
+            sock = conn.sock
+            try:
+                sent = send_body(sock, source, size)
+            except OSError:  # the server may have answered already (an error): read it
+                sent = size
+            if sent < size:
+                raise ValidationError(
+                    f"the file held {sent} bytes of the {size} announced (it changed while "
+                    "being sent?)",
+                    "size",
+                )
+            sock.settimeout(timeout)
+            return read_answer(conn.getresponse())
+        except (OSError, http.client.HTTPException) as exc:
+            raise self._unreachable(exc) from exc
+        finally:
+            conn.close()
+
+
+def send_body(sock: socket.socket, source: Readable, size: int) -> int:
+    """Send at most ``size`` bytes of ``source``; how many it held up to that."""
+    if isinstance(source, SendableFile):
+        return sock.sendfile(source.claim_file(), 0, size)
+    sent = 0
+    while sent < size and (data := source.read(CHUNK_BYTES)):
+        block = data[: size - sent]
+        sock.sendall(block)
+        sent += len(block)
+    return sent
 
 
 def read_answer(response: http.client.HTTPResponse) -> Answer:

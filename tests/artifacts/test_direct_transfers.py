@@ -1,8 +1,10 @@
-"""Downloads from a plain-HTTP server read the body into reused buffers over a connection of
-their own (``store/http/direct.py``): a whole body is saved, a corrupted or cut-short one fails
-loudly and leaves the destination as it was, the server's errors come back as the Store's, and
-a 503 is retried. A one-connection-at-a-time fake server sends exactly the bytes each test
-needs."""
+"""Artifact bytes to and from a plain-HTTP server over a connection of their own
+(``store/http/direct.py``). Downloads read the body into reused buffers: a whole body is saved,
+a corrupted or cut-short one fails loudly and leaves the destination as it was, the server's
+errors come back as the Store's, and a 503 is retried. Uploads from a local file go out with
+sendfile, hashed meanwhile: the server stores exactly the file, and a file shorter than
+announced fails without leaving an artifact. A one-connection-at-a-time fake server sends
+exactly the bytes each test needs; the upload tests use a real server."""
 
 from __future__ import annotations
 
@@ -16,12 +18,15 @@ from pathlib import Path
 
 import pytest
 
-from mltrail.api.artifacts import save_verified
+from mltrail.api import Api
+from mltrail.api.artifacts import ReadAhead, save_verified
 from mltrail.core import codec
-from mltrail.core.artifacts import Artifact
+from mltrail.core.artifacts import Artifact, artifact_upload
 from mltrail.core.errors import NotFoundError, ValidationError
 from mltrail.core.wire import dump_json
+from mltrail.store.artifacts import SendableFile
 from mltrail.store.http import HttpStore
+from support.servers import unique_name
 
 DATA = os.urandom(3 * 1024 * 1024 + 7)
 
@@ -124,4 +129,51 @@ def test_the_servers_error_is_raised_and_a_503_retried(fake_server) -> None:
     with pytest.raises(NotFoundError, match="no artifact"):
         store.open_artifact(1, 1, "data/x.bin")
     assert len(heads) == 2
+    store.close()
+
+
+def test_a_file_upload_goes_by_sendfile_and_is_stored_exactly(artifact_servers, tmp_path) -> None:
+    proc, _ = artifact_servers("sqlite", "local")
+    store = HttpStore(proc.url, proc.make_token(unique_name()))
+    assert store._http.lean is not None  # the direct path, not httpx
+    project = store.create_project("direct-up").id
+    number = store.create_experiment(project).experiment_id
+    source = tmp_path / "x.bin"
+    source.write_bytes(DATA)
+    with source.open("rb") as handle:
+        assert isinstance(ReadAhead(handle), SendableFile)
+    (stored,) = Api(store).artifacts.upload(project, number, source, "data/x.bin")
+    assert stored["sha256"] == hashlib.sha256(DATA).hexdigest() and stored["size"] == len(DATA)
+    back = Api(store).artifacts.download(project, number, "data/x.bin", tmp_path / "back.bin")
+    assert back.read_bytes() == DATA
+    store.close()
+
+
+class ShorterFile:
+    """A sendable source whose file holds fewer bytes than the upload announces."""
+
+    def __init__(self, path: Path) -> None:
+        self.handle = path.open("rb")
+
+    def read(self, size: int = -1, /) -> bytes:
+        raise AssertionError("a sendable file is sent, not read")
+
+    def claim_file(self):
+        return self.handle
+
+
+def test_a_file_shorter_than_announced_fails_and_stores_nothing(artifact_servers, tmp_path) -> None:
+    proc, _ = artifact_servers("sqlite", "local")
+    store = HttpStore(proc.url, proc.make_token(unique_name()))
+    project = store.create_project("direct-short").id
+    number = store.create_experiment(project).experiment_id
+    source = tmp_path / "x.bin"
+    source.write_bytes(DATA)
+    shorter = ShorterFile(source)
+    upload = artifact_upload("data/x.bin", size=len(DATA) + 4096)
+    with pytest.raises(ValidationError) as raised:
+        store.put_artifact(project, number, upload, shorter)
+    shorter.handle.close()
+    assert raised.value.field == "size"
+    assert store.list_artifacts(project, number) == []
     store.close()
