@@ -8,6 +8,9 @@ with each server's CPU seconds, to ``bench/results/mlflow-client.md`` (not kept 
 ``--only ingest`` runs mltrail's SDK-to-commit ingest rows alone (one run and 4 threads, at
 ``synchronous=FULL``, the physical floor, ``exp.log`` from 8 threads; a minute or two) and
 writes them to ``bench/results/ingest.md`` (not kept in git); the peer ratios need a full run.
+``--only artifacts`` runs the artifact rows alone (2 GiB up and down against the loopback copy,
+RSS growth, checkpoint overhead; about a minute) and writes them to
+``bench/results/artifacts.md`` (not kept in git).
 
 A full run is kept whatever its outcome: ``bench/results/<UTC date and time>.md`` and a copy in
 ``latest.md``. ``--quick`` writes ``quick.md`` (not kept in git). Exit status 3 when a judged
@@ -44,9 +47,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--vs", action="append", default=[], choices=list(PEERS),
                         help="also measure this peer (repeatable)")  # fmt: skip
     parser.add_argument("--out", type=Path, help="results file (default bench/results/...)")
-    parser.add_argument("--only", choices=["mlflow-client", "ingest"],
+    parser.add_argument("--only", choices=["mlflow-client", "ingest", "artifacts"],
                         help="mlflow-client: only the peers' MLflow-client workloads (no mltrail "
-                             "SDK rows); ingest: only mltrail's ingest rows")  # fmt: skip
+                             "SDK rows); ingest: only mltrail's ingest rows; artifacts: only "
+                             "mltrail's artifact rows")  # fmt: skip
     return parser.parse_args(argv)
 
 
@@ -60,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     command = "python -m bench" + " --quick" * args.quick + "".join(f" --vs {p}" for p in peers)
     if args.only == "ingest":
         return only_ingest(args, sizes, command + " --only ingest")
+    if args.only == "artifacts":
+        return only_artifacts(args, sizes, command + " --only artifacts")
     if args.only:
         return only_peers(args, sizes, peers, command + f" --only {args.only}")
     started = time.monotonic()
@@ -122,6 +128,25 @@ def only_ingest(args: argparse.Namespace, sizes: Sizes, command: str) -> int:
     document = render_markdown([("", table)], machine_info(), command, res.notes)
     print("\n" + table)
     path = args.out or RESULTS / "ingest.md"
+    path.write_text(document)
+    print(f"written to {path}")
+    return TARGET_FAILED if any(r.passed is False for r in res.rows) else 0
+
+
+def only_artifacts(args: argparse.Namespace, sizes: Sizes, command: str) -> int:
+    """``--only artifacts``: mltrail's artifact rows, to ``bench/results/artifacts.md``."""
+    res = workloads.Results()
+    with tempfile.TemporaryDirectory(prefix="mltrail-bench-") as tmp:
+        side = MltrailSide(Path(tmp))
+        try:
+            run_step(res, "artifacts",
+                     lambda: artifacts.run(res, side, sizes is QUICK, Path(tmp)))  # fmt: skip
+        finally:
+            side.close()
+    table = results_table(res.rows, {})
+    document = render_markdown([("", table)], machine_info(), command, res.notes)
+    print("\n" + table)
+    path = args.out or RESULTS / "artifacts.md"
     path.write_text(document)
     print(f"written to {path}")
     return TARGET_FAILED if any(r.passed is False for r in res.rows) else 0
