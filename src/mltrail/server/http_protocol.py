@@ -41,6 +41,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import httptools
+from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
 from uvicorn.protocols.http.httptools_impl import (
     STATUS_LINE,
     HttpToolsProtocol,
@@ -112,8 +113,22 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._head_pending, self._head_bytes = True, 0
 
     def on_body(self, body: bytes) -> None:
+        """uvicorn's, except that the first piece since the app's last receive is kept as the
+        bytes object it is: the receive's ``bytes()`` of it is then the same object, where the
+        bytearray's append and ``bytes()`` made two copies of every upload's bytes."""
         self._head_pending = False
-        super().on_body(body)
+        cycle = self.cycle
+        if (self.parser.should_upgrade() and self._should_upgrade()) or cycle.response_complete:
+            return
+        if not cycle.body:
+            cycle.body = body  # type: ignore[assignment]
+        else:
+            if isinstance(cycle.body, bytes):
+                cycle.body = bytearray(cycle.body)  # a second piece: gathered as uvicorn does
+            cycle.body += body
+        if len(cycle.body) > HIGH_WATER_LIMIT:
+            self.flow.pause_reading()
+        cycle.message_event.set()
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
