@@ -124,13 +124,7 @@ def only_ingest(args: argparse.Namespace, sizes: Sizes, command: str) -> int:
         run_step(res, "synchronous=FULL", lambda: workloads.durable(res, Path(tmp), sizes))
         run_step(res, "physical floor", lambda: workloads.floor(res, Path(tmp), sizes))
     rows.build(res, sizes)
-    table = results_table(res.rows, {})
-    document = render_markdown([("", table)], machine_info(), command, res.notes)
-    print("\n" + table)
-    path = args.out or RESULTS / "ingest.md"
-    path.write_text(document)
-    print(f"written to {path}")
-    return TARGET_FAILED if any(r.passed is False for r in res.rows) else 0
+    return write_part(res, command, args.out or RESULTS / "ingest.md")
 
 
 def only_artifacts(args: argparse.Namespace, sizes: Sizes, command: str) -> int:
@@ -143,10 +137,14 @@ def only_artifacts(args: argparse.Namespace, sizes: Sizes, command: str) -> int:
                      lambda: artifacts.run(res, side, sizes is QUICK, Path(tmp)))  # fmt: skip
         finally:
             side.close()
+    return write_part(res, command, args.out or RESULTS / "artifacts.md")
+
+
+def write_part(res: workloads.Results, command: str, path: Path) -> int:
+    """Print and write the rows of a ``--only`` part; exit status 3 when a target failed."""
     table = results_table(res.rows, {})
     document = render_markdown([("", table)], machine_info(), command, res.notes)
     print("\n" + table)
-    path = args.out or RESULTS / "artifacts.md"
     path.write_text(document)
     print(f"written to {path}")
     return TARGET_FAILED if any(r.passed is False for r in res.rows) else 0
