@@ -138,4 +138,6 @@ def test_token_create_cli_makes_a_working_token(shared_server, http_store_factor
     assert done.returncode == 0, done.stderr
     token = done.stdout.strip()
     assert token.startswith("mlt_") and "\n" not in token
+    # stderr names the database, so a token made without the server's --db is noticed
+    assert done.stderr.strip().endswith(f"user {name!r} in {shared_server.db_url}")
     assert http_store_factory(shared_server.url, token).me().name == name

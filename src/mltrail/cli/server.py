@@ -261,11 +261,15 @@ def create_token(db_url: str | None, user_name: str, admin: bool, label: str) ->
 
     store = _open_sql_store(get_settings(), db_url)
     try:
+        new = ""
         try:
             store.auth.get_user(user_name)
         except NotFoundError:
             store.auth.create_user(user_name, is_admin=admin)
+            new = "new "
         click.echo(store.auth.create_token(user_name, label=label))
+        # which database: a token made without the server's --db works only in the embedded one
+        click.echo(f"token for {new}user {user_name!r} in {store.url}", err=True)
     finally:
         store.close()
 
