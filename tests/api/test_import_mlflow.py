@@ -274,3 +274,16 @@ def test_bad_input_is_one_line_and_writes_nothing(mlflow_server, populated, tmp_
         assert len(stderr.strip().splitlines()) == 1 and words in stderr, stderr
         with _api({"MLTRAIL_HOME": str(home)}) as api:
             assert api.store.list_projects() == []
+
+
+def test_without_mlflow_installed_the_import_names_the_extra(monkeypatch, tmp_path):
+    # a fresh `pip install -e .` has no mlflow: `mltrail import mlflow` was a ModuleNotFoundError
+    for name in ("mlflow", "mlflow.exceptions", "mlflow.tracking"):
+        monkeypatch.setitem(sys.modules, name, None)  # makes importing them fail
+    from mltrail.api.imports.from_mlflow import import_mlflow
+    from mltrail.core.errors import ValidationError
+
+    with _api({"MLTRAIL_HOME": str(tmp_path)}) as api, pytest.raises(ValidationError) as info:
+        import_mlflow(api.store, f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert info.value.field == "mlflow"
+    assert "pip install 'mltrail[mlflow]'" in str(info.value)

@@ -90,9 +90,9 @@ def import_mlflow(
         ValidationError: mlflow missing, ``uri`` unreachable or not MLflow.
         NotFoundError: an experiment named is not on the MLflow server (nothing is written).
     """
+    client = mlflow_client(uri)  # first: without mlflow installed, one line naming the extra
     from mlflow.exceptions import MlflowException
 
-    client = mlflow_client(uri)
     report = ImportReport()
     try:
         plan = [(e, list(_runs(client, e.experiment_id))) for e in _experiments(client, names)]
