@@ -71,3 +71,43 @@ def test_flush_waits_for_what_other_threads_logged_before_it(settings, store):
         assert series.values.tolist() == [float(i) for i in range(half)], t
     for t in range(THREADS):
         assert len(store.read_series(*ids, f"t{t}", "train").values) == ITERATIONS, t
+
+
+class _RecordingLock:
+    """The writer's buffer lock, recording whether logging threads were giving way to the
+    writer each time a thread asked for it."""
+
+    def __init__(self, lock: Any, priority: Any) -> None:
+        self._lock, self._priority, self.asked_while_held = lock, priority, []
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        self.asked_while_held.append(self._priority.held)
+        return bool(self._lock.acquire(blocking, timeout))
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def test_a_drain_waits_for_the_buffer_lock_without_logging_threads_giving_way(settings, store):
+    """The buffer lock can be held across a wait for the spool's disk (an overflow past the
+    cap): a drain, or a logging thread compacting, waiting for it must not make every other
+    logging thread wait meanwhile (a second per exp.log call)."""
+    with mltrail.start("drain-lock", settings=settings, store=store) as exp:
+        writer = exp._writer
+        recording = _RecordingLock(writer._lock, writer._priority)
+        writer._lock = recording
+        writer.batch_points = writer.max_buffered_points = 40  # past it, this thread compacts
+        for i in range(100):
+            exp.log({"loss": 1.0, "acc": 0.5}, iteration=i)
+        compactions = writer.compactions
+        exp.flush()
+        writer._lock = recording._lock
+    assert compactions > 0
+    assert len(recording.asked_while_held) > compactions, "the drain took the buffer lock"
+    assert not any(recording.asked_while_held)

@@ -6,8 +6,9 @@ thread queued ahead of it: with 8 threads logging, packing a 50,000-point batch 
 instead of 17 ms, so batches reached the server only once logging stopped, and the server's
 core idled meanwhile. While the writer (or its packer) cuts and packs a batch, pure CPU work
 bounded by the batch's size, logging threads wait on a lock instead of queueing for the GIL,
-so the writer gets it back at once. Never while it sends, retries or spools, and a logging
-thread waits at most :data:`GIVE_WAY_SECONDS`: a stall of the writer never freezes training.
+so the writer gets it back at once. Never while it sends, retries, spools or waits for the
+buffer lock (an overflow holds that across the spool's disk), and a logging thread waits at
+most :data:`GIVE_WAY_SECONDS`: a stall of the writer never freezes training.
 """
 
 from __future__ import annotations

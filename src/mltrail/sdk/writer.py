@@ -167,11 +167,7 @@ class Writer(Delivery):
         thread relieving (or a drain taking the records) makes this call's work unneeded, until
         twice the cap is held: then this thread waits for it (an overflow waits for the spool's
         disk), so memory stays bounded."""
-        if self._must_spool():
-            self._relieve_locked(held, spool=True)
-        else:
-            with self._priority.hold(GIVE_WAY_SECONDS):
-                self._relieve_locked(held, spool=False)
+        self._relieve_locked(held, spool=self._must_spool())
 
     def _must_spool(self) -> bool:
         return self._stalled() or self._compacted_points >= self.hard_limit_points
@@ -187,7 +183,10 @@ class Writer(Delivery):
             if spool:
                 self._overflow()
                 return
-            chunks = series_chunks(self._take_calls())
+            # priority only once the lock is ours: an overflow holds it while the spool's
+            # disk catches up, and loggers must not give way to a thread waiting for that
+            with self._priority.hold(GIVE_WAY_SECONDS):
+                chunks = series_chunks(self._take_calls())
             self._compacted.extend(chunks)
             self._compacted_points += sum(len(c) for c in chunks)
             self.compactions += 1
@@ -334,16 +333,18 @@ class Writer(Delivery):
             if self._overflowed:  # newer batches must not overtake the spooled ones
                 self._overflowed, self._spool_pending = False, True
             stamp = order_stamp()  # under the lock: an overflow cut later sorts after
-        chunks = compacted + series_chunks(calls)
-        del calls, compacted
-        outbox = build_outbox(self.store, self.client_id, self._seq, chunks, lines, links,
-                              self.batch_points, self._priority)  # fmt: skip
+        # priority only once the lock is ours: an overflow holds it while the spool's disk
+        # catches up, and loggers must not give way to a drain waiting for that
+        with self._priority.hold():
+            chunks = compacted + series_chunks(calls)
+            del calls, compacted
+            outbox = build_outbox(self.store, self.client_id, self._seq, chunks, lines, links,
+                                  self.batch_points, self._priority)  # fmt: skip
         return outbox, stamp
 
     def _drain(self) -> None:
         with self._send_lock:
-            with self._priority.hold():
-                outbox, stamp = self._cut()
+            outbox, stamp = self._cut()
             for index, (encode, batch, call) in enumerate(outbox):
                 if self._spool_pending:  # keep order: all that is left goes behind the spool
                     for left_encode, left_batch, _ in outbox[index:]:
