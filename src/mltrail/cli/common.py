@@ -197,14 +197,25 @@ def echo_table(
     click.echo("\n".join(line.rstrip() for line in captured.get().splitlines()))
 
 
+# a table cell shows at most this much of one hyperparameter (or other value): a 2 MB value
+# made `experiments list` print 13,000 lines; `-o json` shows every value whole
+MAX_VALUE_CHARS = 200
+
+
 def format_cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
         return f"{value:.6g}"
     if isinstance(value, dict):
-        return ", ".join(f"{k}={v}" for k, v in value.items())
-    return str(value)
+        return ", ".join(f"{k}={_shorten(str(v))}" for k, v in value.items())
+    return _shorten(str(value))
+
+
+def _shorten(text: str) -> str:
+    if len(text) <= MAX_VALUE_CHARS:
+        return text
+    return f"{text[: MAX_VALUE_CHARS - 1]}… ({len(text):,} characters; -o json shows all)"
 
 
 @contextlib.contextmanager
