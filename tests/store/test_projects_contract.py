@@ -151,3 +151,11 @@ def test_a_unique_name_is_refused_when_another_project_has_it(store: Store) -> N
     assert store.update_project(other.id, "other-name", unique_name=True).id == other.id
     assert store.create_project("free-name", unique_name=True).display_name == "free-name"
     assert store.create_project("taken-name").id not in (taken.id, other.id)
+
+
+def test_a_name_no_project_can_have_finds_none(store: Store) -> None:
+    """MLflow's get-by-name passes any text: one with NUL was a 400 'a number is out of range'
+    naming the body on PostgreSQL (its text cannot hold NUL), instead of 'no such experiment'."""
+    store.create_project("plain")
+    for name in ("plain\x00", "\x00", "plain\t", "p" * 1000):
+        assert store.find_project(name) is None, repr(name)

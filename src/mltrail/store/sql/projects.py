@@ -93,6 +93,12 @@ def get_project(conn: Connection, scope: Scope, project_id: Any) -> Project:
 
 def find_project(conn: Connection, scope: Scope, display_name: str) -> Project | None:
     """The project of that name, an active one first (a deleted one keeps its name)."""
+    try:  # no project has a name it refuses; and PostgreSQL refuses NUL in a query's text
+        validation.require_text(
+            display_name, "display_name", max_len=validation.MAX_PROJECT_NAME_LEN
+        )
+    except ValidationError:
+        return None
     query = (
         _project_query(scope)
         .where(projects.c.display_name == display_name)
