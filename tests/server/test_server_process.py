@@ -188,3 +188,14 @@ def test_a_port_in_use_is_one_line_before_any_listening_message(tmp_path, comman
         f"Error: port: cannot listen on 127.0.0.1:{port}: Address already in use (is another "
         "server running there? choose another --port)"
     )
+
+
+@pytest.mark.skipif(not socket.has_dualstack_ipv6(), reason="no dual-stack IPv6 here")
+def test_host_any_ipv6_address_accepts_ipv4_clients_too():
+    # uvicorn's own bind left '::' dual-stack; binding the socket ourselves made it IPv6-only
+    from mltrail.cli.server import _listen
+
+    with _listen("::", 0) as listening:
+        port = listening.getsockname()[1]
+        with socket.create_connection(("127.0.0.1", port), timeout=10):
+            pass

@@ -96,7 +96,12 @@ def _listen(host: str, port: int) -> socket.socket:
     the port the system chose)."""
     try:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        return socket.create_server((host, port), family=family, backlog=2048)
+        # '::' serves IPv4 clients too, as uvicorn's own bind did (create_server's default
+        # would make it IPv6-only)
+        dualstack = family == socket.AF_INET6 and socket.has_dualstack_ipv6()
+        return socket.create_server(
+            (host, port), family=family, backlog=2048, dualstack_ipv6=dualstack
+        )
     except OSError as exc:
         reason = os.strerror(exc.errno) if exc.errno else str(exc)
         raise click.ClickException(
