@@ -108,13 +108,23 @@ class S3Blobs(BlobStore):
     def check_reachable(self) -> None:
         try:
             self.client.head_bucket(Bucket=self.bucket)
-        except (ClientError, BotoCoreError) as exc:
-            endpoint = self.client.meta.endpoint_url
-            raise ValidationError(
-                f"cannot use the bucket {self.bucket!r} at {endpoint} (it must exist, and "
-                f"AWS_ENDPOINT_URL and the AWS_* credentials reach it): {exc}",
-                "artifacts",
-            ) from None
+        except ClientError as exc:
+            if exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") == 403:
+                # HeadBucket needs s3:ListBucket, which a policy granting only the prefix's
+                # objects lacks though uploads work; bad credentials show at the first
+                # upload instead (a 503 naming the bucket)
+                return
+            raise self._unusable(exc) from None
+        except BotoCoreError as exc:
+            raise self._unusable(exc) from None
+
+    def _unusable(self, exc: Exception) -> ValidationError:
+        endpoint = self.client.meta.endpoint_url
+        return ValidationError(
+            f"cannot use the bucket {self.bucket!r} at {endpoint} (it must exist, and "
+            f"AWS_ENDPOINT_URL and the AWS_* credentials reach it): {exc}",
+            "artifacts",
+        )
 
     def key_of(self, sha256: str) -> str:
         return f"{self.prefix}blobs/{sha256}"
