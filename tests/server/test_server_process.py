@@ -199,3 +199,27 @@ def test_host_any_ipv6_address_accepts_ipv4_clients_too():
         port = listening.getsockname()[1]
         with socket.create_connection(("127.0.0.1", port), timeout=10):
             pass
+
+
+def test_a_log_long_poll_ends_normally_when_the_server_is_stopped(server: ServerProcess):
+    # a follower's long poll (up to 10 s) outlived uvicorn's 5 s graceful shutdown, which
+    # cancelled it and answered 500: `mltrail experiments logs` then died with "HTTP 500"
+    with HttpStore(server.url, server.admin_token) as store:
+        project = store.create_project("stopping")
+        run = store.create_experiment(project.id, display_name="live")  # running, no lines
+    url = f"{server.url}/api/v1/projects/{project.id}/experiments/{run.experiment_id}/logs"
+    answers: list[httpx.Response] = []
+    poll = threading.Thread(
+        target=lambda: answers.append(
+            httpx.get(
+                url, params={"wait": 20}, timeout=30,
+                headers={"Authorization": f"Bearer {server.admin_token}"},
+            )
+        )
+    )  # fmt: skip
+    poll.start()
+    time.sleep(3.0)  # the poll is waiting on the server now (it waits up to 20 s)
+    server.stop(timeout=20)
+    poll.join(30)
+    assert [a.status_code for a in answers] == [200]
+    assert answers[0].json()["lines"] == []

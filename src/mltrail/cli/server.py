@@ -111,11 +111,23 @@ def _listen(host: str, port: int) -> socket.socket:
 
 
 def _serve(app: Any, sock: socket.socket) -> None:
+    _prepare_serving()
+    _uvicorn_server(app).run(sockets=[sock])
+
+
+def _uvicorn_server(app: Any) -> Any:
+    """uvicorn's Server for ``app``, which on SIGINT/SIGTERM also ends the long polls and log
+    streams in progress (``server.polling.STOPPING``) so they answer before the graceful
+    shutdown's bound, instead of being cancelled into a 500."""
     import uvicorn
 
     from mltrail.server.http_protocol import uvicorn_options
+    from mltrail.server.polling import STOPPING
 
-    _prepare_serving()
+    class StoppingServer(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            STOPPING.set()
+            super().handle_exit(sig, frame)
 
     # bounded graceful shutdown: open log streams must not hold the process forever
     config = uvicorn.Config(
@@ -124,7 +136,7 @@ def _serve(app: Any, sock: socket.socket) -> None:
         timeout_graceful_shutdown=5,
         **uvicorn_options(),  # httptools, head deadline and size limit (server/http_protocol.py)
     )
-    uvicorn.Server(config).run(sockets=[sock])
+    return StoppingServer(config)
 
 
 def _serve_workers(build_app: Callable[[], Any], sock: socket.socket, workers: int) -> int:
@@ -136,10 +148,6 @@ def _serve_workers(build_app: Callable[[], Any], sock: socket.socket, workers: i
     import signal
     import traceback
 
-    import uvicorn
-
-    from mltrail.server.http_protocol import uvicorn_options
-
     children = []
     for _ in range(workers):
         pid = os.fork()
@@ -148,10 +156,7 @@ def _serve_workers(build_app: Callable[[], Any], sock: socket.socket, workers: i
             try:
                 app = build_app()
                 _prepare_serving()
-                config = uvicorn.Config(
-                    app, log_level="warning", timeout_graceful_shutdown=5, **uvicorn_options()
-                )
-                uvicorn.Server(config).run(sockets=[sock])
+                _uvicorn_server(app).run(sockets=[sock])
             except BaseException:
                 traceback.print_exc()
                 code = 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TypeVar
@@ -22,6 +23,11 @@ FOLLOW_PAGE = 1000
 HEARTBEAT_SECONDS = 15.0
 
 T = TypeVar("T")
+
+# set when the server process is asked to stop (SIGINT, SIGTERM; `mltrail server` sets it):
+# long polls and log streams then answer at once with what they have, instead of being cancelled
+# by uvicorn's graceful-shutdown timeout, which answers a poll still waiting with a 500
+STOPPING = threading.Event()
 
 
 async def poll_in_threads(
@@ -72,7 +78,7 @@ async def _poll(
     while True:
         answer = await ask()
         remaining = deadline - time.monotonic()
-        if ready(answer) or remaining <= 0:
+        if ready(answer) or remaining <= 0 or STOPPING.is_set():
             return answer
         await asyncio.sleep(min(interval, remaining))
 
@@ -88,7 +94,7 @@ async def follow_logs(
     """
     read = functools.partial(store.tail_logs, project_id, experiment_id, limit=FOLLOW_PAGE)
     last_sent = time.monotonic()
-    while not await request.is_disconnected():
+    while not STOPPING.is_set() and not await request.is_disconnected():
         tail = await run_in_threadpool(read, after_seq=after_seq)
         if tail.lines or tail.ended:
             yield tail
