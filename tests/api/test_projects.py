@@ -32,3 +32,18 @@ def test_two_runs_naming_a_new_project_at_once_end_with_one(
     finally:
         mine.close()
         other.close()
+
+
+def test_a_project_name_given_where_an_id_is_needed_says_where_names_work() -> None:
+    # `api.experiments.list("mnist")` said only "project: must be an integer, got str"
+    from mltrail.api.projects import project_id
+    from mltrail.core.errors import ValidationError
+
+    with pytest.raises(ValidationError) as info:
+        project_id("mnist")
+    assert info.value.field == "project"
+    assert str(info.value) == (
+        "project: must be a project id (an integer), got the name 'mnist'; "
+        "experiments.search and the CLI's -p also take a name"
+    )
+    assert project_id("3") == 3

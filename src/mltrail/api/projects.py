@@ -107,6 +107,12 @@ def project_id(value: Any) -> int:
     """The contract's ``project`` parameter: required, an integer >= 1."""
     if value is None:
         raise ValidationError("is required", "project")
+    if isinstance(value, str) and not value.strip().lstrip("-").isdigit():
+        raise ValidationError(
+            f"must be a project id (an integer), got the name {value[:140]!r}; "
+            "experiments.search and the CLI's -p also take a name",
+            "project",
+        )
     return validation.require_int(value, "project", minimum=1)
 
 
