@@ -286,3 +286,22 @@ def test_http_store_raises_the_stores_error_classes(shared_server, http_store_fa
     store.update_experiment(project.id, exp.experiment_id, status=Status.DONE)
     with pytest.raises(ConflictError):
         store.request_stop(project.id, exp.experiment_id)
+
+
+def test_text_the_database_cannot_hold_is_not_called_a_number_out_of_range():
+    # PostgreSQL refuses NUL in text with a DataError, which read "a number is out of range"
+    import sqlalchemy.exc
+
+    from mltrail.server.errors import known_error
+
+    nul = sqlalchemy.exc.DataError(
+        "SELECT 1", {}, ValueError("PostgreSQL text fields cannot contain NUL (0x00) bytes")
+    )
+    known = known_error(nul)
+    assert isinstance(known, ValidationError)
+    assert "NUL" in str(known) and "number" not in str(known)
+    number = sqlalchemy.exc.DataError(
+        "SELECT 1 WHERE x IS NULL", {}, ValueError("integer out of range")
+    )
+    for exc in (number, OverflowError("Python int too large to convert to SQLite INTEGER")):
+        assert "a number is out of range" in str(known_error(exc))

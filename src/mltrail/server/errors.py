@@ -86,6 +86,8 @@ def known_error(exc: BaseException) -> MltrailError | None:
     database busy or unreachable: 503), logged; None for a bug."""
     if out_of_range(exc):  # a number past what a column holds, caught by no parse constructor
         log.warning("value out of range: %s", exc)
+        if "cannot contain NUL (0x00)" in str(exc):  # psycopg: PostgreSQL text holds no NUL
+            return ValidationError("a text value holds NUL (\\u0000), which is not stored", "body")
         return ValidationError("a number is out of range", "body")
     if database_unavailable(exc):
         log.warning("database unavailable: %s", exc)
