@@ -2,22 +2,34 @@
 
 The end condition lives in the store: ``store.tail_logs`` answers lines with the status read
 before them, and ``LogTail.ended`` says when a follower is done, for every surface alike.
+A follower rides out a server restart: it retries while the server is unreachable and resumes
+after the last line it printed.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+import sys
+import time
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import IO
+from functools import partial
+from typing import IO, TypeVar
 
 import numpy as np
 
+from mltrail.core.errors import TransportError
 from mltrail.core.liveness import ending_note
 from mltrail.core.types import LogLine, LogPage
 from mltrail.store.base import Store
 
 FOLLOW_WAIT_SECONDS = 10.0  # one long poll; the store answers as soon as a line arrives
+FOLLOW_RETRY_SECONDS = 300.0  # a follower waits this long for an unreachable server, then fails
+UNREACHABLE_NOTE = "server unreachable, retrying..."
+_RETRY_FIRST_DELAY = 0.5
+_RETRY_MAX_DELAY = 5.0
+
+_T = TypeVar("_T")
 
 _LEVEL_COLOURS = {
     "DEBUG": "\x1b[2m",
@@ -44,21 +56,38 @@ def print_logs(
     *,
     colours: bool,
     follow: bool,
+    err: IO[str] | None = None,
+    retry_seconds: float = FOLLOW_RETRY_SECONDS,
 ) -> None:
     """Print every line (page after page of columns, each written at once), then, with
     ``follow``, new ones until the run ends (done, failed, stopped or crashed); a follower of a
     crashed run says so in a last line. ``printed`` collects the lines (None: keep nothing, for
-    exports of millions of lines)."""
+    exports of millions of lines).
+
+    A follower rides out a server restart: while the server is unreachable (TransportError) it
+    says so once on ``err`` (stderr by default) and asks again, 0.5 s apart growing to 5 s,
+    then resumes after the last line it printed; after ``retry_seconds`` of one outage it
+    raises the TransportError. Other errors (401, 404, ...) raise at once, as without
+    ``follow``."""
     stamps = _Stamps()
     after = 0
-    while page := store.read_log_page(project_id, experiment_id, after_seq=after):
+    ask = _Patience(err or sys.stderr, retry_seconds).call if follow else _at_once
+    while page := ask(partial(store.read_log_page, project_id, experiment_id, after_seq=after)):
         out.write(format_log_columns(page, colours=colours, stamps=stamps))
         out.flush()
         if printed is not None:
             printed.extend(page.lines())
         after = page.seqs[-1]
     while follow:
-        tail = store.tail_logs(project_id, experiment_id, after_seq=after, wait=FOLLOW_WAIT_SECONDS)
+        tail = ask(
+            partial(
+                store.tail_logs,
+                project_id,
+                experiment_id,
+                after_seq=after,
+                wait=FOLLOW_WAIT_SECONDS,
+            )
+        )
         if tail.lines:
             out.write(format_log_page(tail.lines, colours=colours, stamps=stamps))
             out.flush()
@@ -71,6 +100,38 @@ def print_logs(
                 out.write(note + "\n")
                 out.flush()
             return
+
+
+def _at_once(read: Callable[[], _T]) -> _T:
+    return read()
+
+
+class _Patience:
+    """A follower's reads, asked again while the server is unreachable (restarting): one note
+    on ``err`` when an outage begins, waits of 0.5 s doubling to 5 s, and the TransportError
+    raised once an outage has lasted ``seconds``. Ctrl-C during a wait interrupts it."""
+
+    def __init__(self, err: IO[str], seconds: float) -> None:
+        self._err = err
+        self._seconds = seconds
+
+    def call(self, read: Callable[[], _T]) -> _T:
+        began: float | None = None
+        delay = _RETRY_FIRST_DELAY
+        while True:
+            try:
+                return read()
+            except TransportError:
+                now = time.monotonic()
+                if began is None:
+                    began = now
+                    self._err.write(UNREACHABLE_NOTE + "\n")
+                    self._err.flush()
+                left = began + self._seconds - now
+                if left <= 0:
+                    raise
+                time.sleep(min(delay, left))
+                delay = min(delay * 2, _RETRY_MAX_DELAY)
 
 
 _MILLIS = [f".{i:03d}" for i in range(1000)]

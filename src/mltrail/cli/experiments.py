@@ -136,7 +136,11 @@ def get_experiment(api: Any, project: int, experiment: int, output_format: str) 
 def logs(
     api: Any, project: int, experiment: int | None, disable_colors: bool, no_follow: bool
 ) -> None:
-    """Print an experiment's log lines, following them while it runs (latest when -e is omitted)."""
+    """Print an experiment's log lines, following them while it runs (latest when -e is omitted).
+
+    A follower rides out a server restart: it says "server unreachable, retrying..." once on
+    stderr and resumes after the last line it printed; it gives up after 5 minutes of one outage.
+    """
     colours = not disable_colors and sys.stdout.isatty()
     api.experiments.logs(
         project,
