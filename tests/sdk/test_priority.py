@@ -63,6 +63,24 @@ def test_a_hold_that_never_ends_stalls_a_logging_thread_at_most_the_limit(monkey
         assert priority.held
 
 
+def test_a_hold_that_never_ends_does_not_block_the_drain_forever(monkeypatch):
+    # a hold leaked (an interrupt, a stuck thread): the drain's own hold, taken with no
+    # timeout as the drain takes it, runs its block without priority once the wait is over
+    monkeypatch.setattr(priority_module, "HOLD_WAIT_SECONDS", 0.05)
+    priority, ran = WriterPriority(), threading.Event()
+
+    def drain() -> None:
+        with priority.hold():
+            ran.set()
+
+    with _held_by_another_thread(priority):
+        thread = threading.Thread(target=drain, daemon=True)
+        thread.start()
+        thread.join(30)  # generous: only "it returns" is asserted
+        assert ran.is_set() and not thread.is_alive()
+        assert priority.held  # still the other thread's hold: the drain did not take it over
+
+
 def test_a_forked_child_starts_without_the_parents_hold():
     # after fork, the thread holding in the parent does not exist in the child: the reset
     # run at fork gives the child a free lock

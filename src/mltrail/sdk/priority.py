@@ -20,6 +20,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 GIVE_WAY_SECONDS = 1.0  # the longest a logging thread waits for the writer's CPU work
+# the longest a drain (or its packer) waits for another holder: a hold leaked by an interrupt
+# must not freeze the writer, so past it the drain runs without priority
+HOLD_WAIT_SECONDS = 5.0
 
 _ALL: weakref.WeakSet[WriterPriority] = weakref.WeakSet()
 
@@ -33,18 +36,24 @@ class WriterPriority:
         _ALL.add(self)
 
     @contextmanager
-    def hold(self, timeout: float = -1) -> Iterator[None]:
-        """Run the block ahead of logging threads (CPU work only: no I/O, no waiting). Past
-        ``timeout`` seconds waiting for another holder, the block runs without priority."""
-        if not self._lock.acquire(timeout=timeout):
-            yield
-            return
-        outer, self.held = self.held, True
-        try:
+    def hold(self, timeout: float | None = None) -> Iterator[None]:
+        """Run the block ahead of logging threads (CPU work only: no I/O, no waiting).
+
+        Args:
+            timeout: the longest to wait for another holder, :data:`HOLD_WAIT_SECONDS` if
+                None; past it, the block runs without priority.
+        """
+        wait = HOLD_WAIT_SECONDS if timeout is None else timeout
+        acquired, outer = False, self.held
+        try:  # acquired inside the try: an interrupt right after it still releases the lock
+            acquired = self._lock.acquire(timeout=wait)
+            if acquired:
+                self.held = True
             yield
         finally:
-            self.held = outer
-            self._lock.release()
+            if acquired:
+                self.held = outer
+                self._lock.release()
 
     def give_way(self) -> None:
         """Wait until the holder is done (at once for the holding thread itself)."""
