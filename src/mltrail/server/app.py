@@ -17,6 +17,7 @@ from mltrail.server.deps import OrjsonResponse
 from mltrail.server.errors import BodyLimitMiddleware, install_error_handlers
 from mltrail.server.http_protocol import FramingGuardMiddleware
 from mltrail.server.memory import ReleaseMemoryMiddleware
+from mltrail.server.polling import STOPPING
 from mltrail.server.routes import artifacts
 from mltrail.server.security import install_security
 from mltrail.server.url_guard import UrlDecodingGuardMiddleware
@@ -56,6 +57,9 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # sync handlers run in worker threads; long ingests must not starve the others
         anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
+        # a server stopped earlier in this process (tests, embedded use) must not end this
+        # one's long polls at once: the flag is the process's, so each start clears it
+        STOPPING.clear()
         yield
 
     app = FastAPI(

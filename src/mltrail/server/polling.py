@@ -26,7 +26,9 @@ T = TypeVar("T")
 
 # set when the server process is asked to stop (SIGINT, SIGTERM; `mltrail server` sets it):
 # long polls and log streams then answer at once with what they have, instead of being cancelled
-# by uvicorn's graceful-shutdown timeout, which answers a poll still waiting with a 500
+# by uvicorn's graceful-shutdown timeout, which answers a poll still waiting with a 500; cleared
+# by each app's start-up (create_app's lifespan), so a server started after one was stopped in the
+# same process waits again
 STOPPING = threading.Event()
 
 
