@@ -107,12 +107,20 @@ class JobStore(abc.ABC):
             attempt: ``attempts`` of the claim's answer.
             lease_expires_at: ``lease_expires_at`` of the claim's answer.
 
+        Not idempotent: a repeated hand-back of the same claim answers False (the job moved
+        on: it is queued already). So HttpStore sends it once and never retries it; when its
+        answer is lost, it raises :class:`~mltrail.core.errors.TransportError` and the caller
+        learns the outcome by reading the job (``queued`` with ``attempts`` one less: handed
+        back).
+
         Returns:
             True when the job went back to its queue; False when it had moved on (nothing is
             written then; so a repeated hand-back answers False too).
 
         Raises:
             NotFoundError: no such job (or agent) the user can see.
+            TransportError: (HttpStore) the answer did not arrive; the hand-back may have
+                happened.
         """
 
     @abc.abstractmethod

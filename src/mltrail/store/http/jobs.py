@@ -100,7 +100,9 @@ class HttpJobs(HttpNoun, JobStore):
     ) -> bool:
         body = {"agent_id": agent_id, "attempt": attempt, "lease_expires_at": lease_expires_at}
         path = f"/jobs/{int(job_id)}/hand-back"
-        return bool(self._http.call("POST", path, body=body, repeatable=True)["handed_back"])
+        # not repeatable: a second hand-back of the same claim answers False, so a retry after a
+        # lost answer would report a job handed back as not handed back; the caller reads the job
+        return bool(self._http.call("POST", path, body=body)["handed_back"])
 
     def finish_job(
         self,
