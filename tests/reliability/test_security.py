@@ -148,6 +148,9 @@ def _bob_attempts(bob: HttpStore, p: int, e: int, job_id: int, bob_project: int)
         "put_artifact": lambda: bob.put_artifact(p, e, "planted.txt", io.BytesIO(b"x")),
         "list_artifacts": lambda: bob.list_artifacts(p, e),
         "open_artifact": lambda: bob.open_artifact(p, e, "planted.txt"),
+        # open_artifact reads over a connection of its own (store/http/direct.py), which the
+        # recording hooks do not see: the same GET through the recorded client covers the route
+        "get_artifact": lambda: _raw_refused(bob, "GET", f"/projects/{p}/experiments/{e}/artifacts/planted.txt"),
         # no store method sends a HEAD: Bob's own client does
         "head_artifact": lambda: _raw_refused(bob, "HEAD", f"/projects/{p}/experiments/{e}/artifacts/planted.txt"),
         "delete_artifact": lambda: bob.delete_artifact(p, e, "planted.txt"),
