@@ -44,16 +44,17 @@ class WriterPriority:
                 None; past it, the block runs without priority.
         """
         wait = HOLD_WAIT_SECONDS if timeout is None else timeout
+        lock = self._lock  # the one released: a fork's reset may replace self._lock meanwhile
         acquired, outer = False, self.held
         try:  # acquired inside the try: an interrupt right after it still releases the lock
-            acquired = self._lock.acquire(timeout=wait)
+            acquired = lock.acquire(timeout=wait)
             if acquired:
                 self.held = True
             yield
         finally:
             if acquired:
                 self.held = outer
-                self._lock.release()
+                lock.release()
 
     def give_way(self) -> None:
         """Wait until the holder is done (at once for the holding thread itself)."""
