@@ -167,20 +167,12 @@ class Writer(Delivery):
         thread relieving (or a drain taking the records) makes this call's work unneeded, until
         twice the cap is held: then this thread waits for it (an overflow waits for the spool's
         disk), so memory stays bounded."""
-        self._relieve_locked(held, spool=self._must_spool())
-
-    def _must_spool(self) -> bool:
-        return self._stalled() or self._compacted_points >= self.hard_limit_points
-
-    def _relieve_locked(self, held: int, *, spool: bool) -> None:
         if not self._lock.acquire(blocking=held >= 2 * self.max_buffered_points):
             return
         try:
             if points_of(self._calls) < self.max_buffered_points:  # the estimate ran ahead
                 return
-            if self._must_spool() != spool:  # the store changed: the next call decides again
-                return
-            if spool:
+            if self._stalled() or self._compacted_points >= self.hard_limit_points:
                 self._overflow()
                 return
             # priority only once the lock is ours: an overflow holds it while the spool's
