@@ -126,10 +126,7 @@ def write_verified(
         write(part)
 
     write_behind(hash_and_write, gathered(chunks))
-    if digest.hexdigest() != expected:
-        raise ValidationError(
-            f"downloaded bytes hash to {digest.hexdigest()}, not {expected}", "sha256"
-        )
+    _check_digest(digest.hexdigest(), expected)
 
 
 COPY_BUFFERS = 4
@@ -206,7 +203,11 @@ def copy_verified(
             for _, hashed, written in in_flight:  # after an error: wait, the buffers are in use
                 hashed.exception()
                 written.exception()
-    _check(digest.hexdigest(), size, expected, expected_size)
+    if size != expected_size:
+        raise ValidationError(
+            f"downloaded {size} bytes, not the artifact's {expected_size} (cut short?)", "size"
+        )
+    _check_digest(digest.hexdigest(), expected)
 
 
 def _settled(in_flight: deque[tuple[bytearray, Future[None], Future[None]]]) -> bytearray:
@@ -217,10 +218,7 @@ def _settled(in_flight: deque[tuple[bytearray, Future[None], Future[None]]]) -> 
     return buffer
 
 
-def _check(digest: str, size: int, expected: str, expected_size: int) -> None:
-    if size != expected_size:
-        raise ValidationError(
-            f"downloaded {size} bytes, not the artifact's {expected_size} (cut short?)", "size"
-        )
+def _check_digest(digest: str, expected: str) -> None:
+    """ValidationError (field ``sha256``) when a download's bytes hash to another digest."""
     if digest != expected:
         raise ValidationError(f"downloaded bytes hash to {digest}, not {expected}", "sha256")
