@@ -4,7 +4,7 @@ Downloads stream to a temporary file beside the destination, are checked against
 artifact's sha256 while they are written, and are renamed into place only when they match, so
 a destination is either the whole verified file or untouched. Uploads stream the file once,
 hashing it on the way; the store checks the declared size and hashes what it received, and the
-two digests must agree (else the artifact is removed again).
+two digests must agree before it records anything (else the path keeps its earlier version).
 """
 
 from __future__ import annotations
@@ -157,6 +157,12 @@ class ReadAhead:
         """The file's sha256 once :meth:`close` returned; None when reading it failed."""
         return None if self._error is not None else self.digest.hexdigest()
 
+    def sent_sha256(self) -> str | None:
+        """The sha256 of what was read or sent (:class:`~mltrail.store.artifacts.DigestedSource`):
+        the store compares it with what it received before it replaces anything."""
+        self.close()
+        return self.hexdigest()
+
 
 def upload_file(
     store: Store,
@@ -168,8 +174,13 @@ def upload_file(
     """Upload one local file as artifact ``name``, read once.
 
     The store counts the bytes against the declared size (a cut-short upload is never
-    recorded) and hashes them; the file's own sha256, computed while sending, must match the
-    stored one, else the artifact is deleted again and ValidationError raised.
+    recorded) and hashes them; the file's own sha256, computed while sending, must match
+    before the store records anything (the source is a ``DigestedSource``), so a failed
+    re-upload leaves the earlier version in place.
+
+    Raises:
+        ValidationError: the bytes received were not the file's (field ``sha256``) or fewer
+            than it held (``size``).
     """
     upload = artifact_upload(
         name,
@@ -181,19 +192,9 @@ def upload_file(
     with file.open("rb") as handle:
         source = ReadAhead(handle)
         try:
-            stored = store.put_artifact(ref[0], ref[1], upload, source)
+            return store.put_artifact(ref[0], ref[1], upload, source)
         finally:
             source.close()
-    sent = source.hexdigest()
-    if stored.sha256 != sent:
-        store.delete_artifact(ref[0], ref[1], stored.path)
-        raise ValidationError(
-            f"the store received bytes hashing to {stored.sha256}, not the file's "
-            f"{sent or '(unreadable while sent)'}; "
-            "the artifact was removed, upload it again",
-            "sha256",
-        )
-    return stored
 
 
 def files_of(path: Path, name: str) -> Iterator[tuple[Path, str]]:

@@ -212,6 +212,25 @@ def sha256(value: Any, field: str = "sha256") -> Sha256:
     return Sha256(value.strip().lower())
 
 
+SHA256_TRAILER = "trailer"
+"""An upload's ``sha256`` parameter saying the body ends with the sender's digest: the 64 hex
+digits of the sha256 of the bytes before them, computed while it sent them. The store compares
+it with what it received before it records anything (a mismatch replaces nothing)."""
+TRAILER_BYTES = 64
+
+
+def sha256_trailer(digest: str | None) -> bytes:
+    """The trailer a sender appends: its digest, or (it could not tell) 64 bytes that are not
+    one, which the store refuses."""
+    return (digest or "?" * TRAILER_BYTES).encode("ascii")
+
+
+def read_sha256_trailer(data: bytes) -> str | None:
+    """The digest a trailer carries; None when it is not exactly one."""
+    text = data.decode("ascii", "replace")
+    return text if _SHA256_RE.fullmatch(text) else None
+
+
 def media_type(value: Any, path: str) -> str:
     """The media type given, or the one the path's extension says."""
     if value is None or value == "":

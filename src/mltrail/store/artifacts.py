@@ -36,6 +36,18 @@ class SendableFile(Readable, Protocol):
         ...
 
 
+@runtime_checkable
+class DigestedSource(Readable, Protocol):
+    """An upload that hashes the bytes it gives (a client's local file, a body ending with its
+    sender's digest): the store compares that digest with the one of the bytes it received
+    before it records anything, so bytes changed on the way never replace an artifact."""
+
+    def sent_sha256(self) -> str | None:
+        """The sha256 of every byte the source gave, asked once they were all read; None when
+        it cannot tell (the upload is then refused)."""
+        ...
+
+
 class ArtifactReader:
     """An artifact being downloaded: its record and its bytes, chunk by chunk.
 
@@ -96,7 +108,9 @@ class ArtifactStore(abc.ABC):
         """Store ``source``'s bytes at ``upload.path`` of the experiment's tree.
 
         The bytes are streamed into the blob store and verified (``upload.sha256`` and
-        ``upload.size`` when given); the artifact becomes visible only once they are all
+        ``upload.size`` when given, and the source's own digest when it is a
+        :class:`DigestedSource`) before anything is recorded, so a failed upload leaves the
+        path's earlier artifact in place; the artifact becomes visible only once they are all
         stored. Putting the same bytes at the same path again changes nothing; other bytes
         replace the path's artifact. A checkpoint's ``weights_hash`` is also linked to
         (experiment, iteration, epoch), as :meth:`link_weights_hash` does, in the same step.

@@ -22,7 +22,15 @@ from fastapi.responses import RedirectResponse, StreamingResponse
 from starlette.requests import ClientDisconnect
 
 from mltrail.core import codec
-from mltrail.core.artifacts import Artifact, artifact_upload
+from mltrail.core.artifacts import (
+    SHA256_TRAILER,
+    TRAILER_BYTES,
+    Artifact,
+    ArtifactUpload,
+    artifact_upload,
+    read_sha256_trailer,
+)
+from mltrail.core.errors import ValidationError
 from mltrail.core.wire import dump_json
 from mltrail.server.deps import ExperimentId, ProjectId, StoreDep
 from mltrail.server.errors import error_response
@@ -91,6 +99,50 @@ class RequestBody:
         self._task.cancel()
 
 
+class TrailedBody:
+    """An upload body that ends with its sender's sha256 (``sha256=trailer``): :meth:`read`
+    gives the ``size`` bytes before the trailer, :meth:`sent_sha256` the digest after them
+    (a :class:`~mltrail.store.artifacts.DigestedSource`, checked before anything is recorded).
+    """
+
+    def __init__(self, body: RequestBody, size: int) -> None:
+        self._body = body
+        self._left = size
+        self._rest = b""
+
+    def read(self, size: int = -1, /) -> bytes:
+        if self._left == 0:
+            return b""
+        block, self._rest = self._rest or self._body.read(), b""
+        if len(block) > self._left:
+            block, self._rest = block[: self._left], block[self._left :]
+        self._left -= len(block)
+        return block
+
+    def sent_sha256(self) -> str | None:
+        tail = self._rest
+        while len(tail) <= TRAILER_BYTES and (more := self._body.read()):
+            tail += more
+        return read_sha256_trailer(tail)
+
+
+def _declared_upload(
+    request: Request, path: str, sha256: str | None, **point: Any
+) -> tuple[ArtifactUpload, bool]:
+    """The upload the request declares: its size from Content-Length (less a trailer's)."""
+    declared = request.headers.get("content-length")
+    size = int(declared) if declared and declared.isdigit() else None
+    trailed = sha256 == SHA256_TRAILER
+    if trailed:
+        if size is None or size < TRAILER_BYTES:
+            raise ValidationError(
+                f"sha256=trailer needs a Content-Length of at least {TRAILER_BYTES}", "sha256"
+            )
+        size -= TRAILER_BYTES
+    upload = artifact_upload(path, size=size, sha256_value=None if trailed else sha256, **point)
+    return upload, trailed
+
+
 @router.put(
     _EXPERIMENT + "/artifacts/{path:path}",
     response_model=ArtifactOut,
@@ -116,21 +168,23 @@ async def put_artifact(
     weights_hash: str | None = None,
 ) -> Any:
     """Store the body's bytes at ``path`` (streamed; ``sha256`` and Content-Length, when
-    sent, are verified). Visible only once every byte is stored."""
-    declared = request.headers.get("content-length")
-    upload = artifact_upload(
+    sent, are verified; ``sha256=trailer``: the body ends with the sender's digest). Visible
+    only once every byte is stored and verified."""
+    upload, trailed = _declared_upload(
+        request,
         path,
+        sha256,
         media_type_value=media_type,
-        size=int(declared) if declared and declared.isdigit() else None,
-        sha256_value=sha256,
         iteration=iteration,
         epoch=epoch,
         weights_hash_value=weights_hash,
     )
     body = RequestBody(request)
+    size = upload.size
+    source = TrailedBody(body, size) if trailed and size is not None else body
     try:
         artifact = await anyio.to_thread.run_sync(
-            store.put_artifact, project_id, experiment_id, upload, body
+            store.put_artifact, project_id, experiment_id, upload, source
         )
     except ClientDisconnect:
         return error_response(400, "validation_error", "the upload was cut short", "body")

@@ -3,22 +3,31 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from urllib.parse import quote
 
 import httpx
 
 from mltrail.core import codec
 from mltrail.core.artifacts import (
+    SHA256_TRAILER,
+    TRAILER_BYTES,
     Artifact,
     ArtifactUpload,
     GcReport,
     artifact_path,
     as_artifact_upload,
+    sha256_trailer,
 )
 from mltrail.core.errors import TransportError
 from mltrail.core.wire import parse_json
-from mltrail.store.artifacts import CHUNK_BYTES, ArtifactReader, ArtifactStore, Readable
+from mltrail.store.artifacts import (
+    CHUNK_BYTES,
+    ArtifactReader,
+    ArtifactStore,
+    DigestedSource,
+    Readable,
+)
 from mltrail.store.http.direct import DirectConnection, read_answer
 from mltrail.store.http.transport import HttpNoun, decode, send
 
@@ -33,9 +42,21 @@ def artifact_from_header(value: str) -> Artifact:
     return codec.artifact_from_wire(parse_json(base64.urlsafe_b64decode(padded)))
 
 
-def _chunks(source: Readable) -> Iterator[bytes]:
+def _chunks(source: Readable, trailer: Callable[[], bytes] | None) -> Iterator[bytes]:
     while data := source.read(CHUNK_BYTES):
         yield data
+    if trailer is not None:
+        yield trailer()
+
+
+def _trailer_of(source: Readable, upload: ArtifactUpload) -> Callable[[], bytes] | None:
+    """The sender's digest to append to the body (``sha256=trailer``), for a source that
+    hashes itself and a body of known size, so the server checks it before it replaces."""
+    if upload.sha256 is not None or upload.size is None:
+        return None
+    if not isinstance(source, DigestedSource):
+        return None
+    return lambda: sha256_trailer(source.sent_sha256())
 
 
 class HttpArtifacts(HttpNoun, ArtifactStore):
@@ -50,8 +71,9 @@ class HttpArtifacts(HttpNoun, ArtifactStore):
         self, project_id: int, experiment_id: int, upload: ArtifactUpload | str, source: Readable
     ) -> Artifact:
         checked = as_artifact_upload(upload)
+        trailer = _trailer_of(source, checked)
         params = {
-            "sha256": checked.sha256,
+            "sha256": checked.sha256 if trailer is None else SHA256_TRAILER,
             "media_type": checked.media_type,
             "iteration": checked.iteration,
             "epoch": checked.epoch,
@@ -62,16 +84,17 @@ class HttpArtifacts(HttpNoun, ArtifactStore):
         direct = self._direct()
         if direct is not None and checked.size is not None:
             url = direct.url(path, params)
-            answer = direct.put(url, headers, source, checked.size, UPLOAD_READ_TIMEOUT)
+            answer = direct.put(url, headers, source, checked.size, UPLOAD_READ_TIMEOUT, trailer)
             return codec.artifact_from_wire(decode(answer))
         if checked.size is not None:
-            headers["Content-Length"] = str(checked.size)
+            extra = TRAILER_BYTES if trailer is not None else 0
+            headers["Content-Length"] = str(checked.size + extra)
         client = self._http.client
         timeout = httpx.Timeout(self._http.read_timeout, read=UPLOAD_READ_TIMEOUT)
         request = client.build_request(
             "PUT",
             path,
-            content=_chunks(source),
+            content=_chunks(source, trailer),
             params={k: v for k, v in params.items() if v is not None},
             headers=headers,
             timeout=timeout,

@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import http.client
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from urllib.parse import urlencode
 
+from mltrail.core.artifacts import TRAILER_BYTES
 from mltrail.core.errors import TransportError, ValidationError
 from mltrail.store.artifacts import CHUNK_BYTES, Readable, SendableFile
 from mltrail.store.http.poster import Answer
@@ -104,11 +105,18 @@ class DirectConnection:
         )
 
     def put(
-        self, url: str, headers: Mapping[str, str], source: Readable, size: int, timeout: float
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        source: Readable,
+        size: int,
+        timeout: float,
+        trailer: Callable[[], bytes] | None = None,
     ) -> Answer:
         """Send ``size`` bytes of ``source`` as a PUT body (a :class:`SendableFile` with
-        ``sendfile``: the kernel copies from the page cache) and read the answer, waiting up to
-        ``timeout`` for it. Not repeated once anything was sent.
+        ``sendfile``: the kernel copies from the page cache), then ``trailer()``'s
+        :data:`~mltrail.core.artifacts.TRAILER_BYTES` bytes when given, and read the answer,
+        waiting up to ``timeout`` for it. Not repeated once anything was sent.
 
         Raises:
             TransportError: the server was unreachable or broke the connection.
@@ -118,12 +126,15 @@ class DirectConnection:
         conn = self.connect()
         try:
             conn.putrequest("PUT", url, skip_accept_encoding=True)
-            for name, value in {**self.headers, **headers, "Content-Length": str(size)}.items():
+            length = size + (TRAILER_BYTES if trailer is not None else 0)
+            for name, value in {**self.headers, **headers, "Content-Length": str(length)}.items():
                 conn.putheader(name, value)
             conn.endheaders()
             sock = conn.sock
             try:
                 sent = send_body(sock, source, size)
+                if trailer is not None and sent == size:
+                    sock.sendall(trailer())
             except OSError:  # the server may have answered already (an error): read it
                 sent = size
             if sent < size:

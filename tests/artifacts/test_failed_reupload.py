@@ -1,0 +1,82 @@
+"""A re-upload whose bytes change on the way (the file was rewritten while it was sent, or the
+bytes were corrupted) is refused before it replaces anything: the earlier version stays, on
+every backend (SqlStore and HttpStore -> real server; SQLite and PostgreSQL; local and S3)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import BinaryIO
+
+import pytest
+
+from mltrail.api import Api
+from mltrail.api import artifacts as artifacts_api
+from mltrail.core.errors import NotFoundError, ValidationError
+from mltrail.store.http import HttpStore
+from support.servers import unique_name
+
+from .conftest import ArtifactEnv
+
+
+class ChangedWhileSent(artifacts_api.ReadAhead):
+    """The file as its reader hashed it differs from the bytes the store receives: what a file
+    rewritten between the hashing thread's read and ``sendfile``'s (or a flipped bit) gives."""
+
+    def __init__(self, handle: BinaryIO, depth: int = 8) -> None:
+        super().__init__(handle, depth)
+        self.digest.update(b"a byte the store never received")
+
+
+def _read(env: ArtifactEnv, ref: tuple[int, int], path: str) -> bytes:
+    with env.store.open_artifact(ref[0], ref[1], path) as reader:
+        return b"".join(reader.chunks)
+
+
+def _upload(api: Api, ref: tuple[int, int], file: Path, name: str) -> None:
+    api.artifacts.upload(ref[0], ref[1], file, name)
+
+
+def test_a_failed_reupload_keeps_the_earlier_version(
+    artifact_env: ArtifactEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = Api(artifact_env.store)
+    project = artifact_env.store.create_project("reupload").id
+    ref = (project, artifact_env.store.create_experiment(project).experiment_id)
+    first, second = tmp_path / "v1.csv", tmp_path / "v2.csv"
+    first.write_bytes(b"id,label\n1,cat\n")
+    second.write_bytes(b"id,label\n1,dog\n2,cat\n" * 1000)
+    _upload(api, ref, first, "preds.csv")
+    monkeypatch.setattr(artifacts_api, "ReadAhead", ChangedWhileSent)
+    with pytest.raises(ValidationError) as caught:
+        _upload(api, ref, second, "preds.csv")
+    assert caught.value.field == "sha256"
+    assert _read(artifact_env, ref, "preds.csv") == first.read_bytes()
+    with pytest.raises(ValidationError):
+        _upload(api, ref, second, "new.csv")
+    with pytest.raises(NotFoundError):
+        artifact_env.store.open_artifact(*ref, "new.csv")
+    monkeypatch.undo()
+    _upload(api, ref, second, "preds.csv")  # an honest re-upload still replaces
+    assert _read(artifact_env, ref, "preds.csv") == second.read_bytes()
+
+
+def test_a_failed_reupload_through_httpx_keeps_the_earlier_version(
+    artifact_servers, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The path https servers and proxies take (httpx streams the body, no ``sendfile``)."""
+    proc, _ = artifact_servers("sqlite", "local")
+    store = HttpStore(proc.url, proc.make_token(unique_name()))
+    store._http.lean = None
+    api = Api(store)
+    project = store.create_project("reupload-httpx").id
+    ref = (project, store.create_experiment(project).experiment_id)
+    file = tmp_path / "model.bin"
+    file.write_bytes(b"weights v1")
+    _upload(api, ref, file, "model.bin")
+    file.write_bytes(b"weights v2, longer")
+    monkeypatch.setattr(artifacts_api, "ReadAhead", ChangedWhileSent)
+    with pytest.raises(ValidationError):
+        _upload(api, ref, file, "model.bin")
+    with store.open_artifact(*ref, "model.bin") as reader:
+        assert b"".join(reader.chunks) == b"weights v1"
+    store.close()
