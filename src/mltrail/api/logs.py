@@ -64,10 +64,11 @@ def print_logs(
     crashed run says so in a last line. ``printed`` collects the lines (None: keep nothing, for
     exports of millions of lines).
 
-    A follower rides out a server restart: while the server is unreachable (TransportError) it
+    A follower rides out a server restart: while the server is unreachable (a TransportError
+    with no answer, or a 502/503/504 from a proxy in front of it or from the server itself) it
     says so once on ``err`` (stderr by default) and asks again, 0.5 s apart growing to 5 s,
     then resumes after the last line it printed; after ``retry_seconds`` of one outage it
-    raises the TransportError. Other errors (401, 404, ...) raise at once, as without
+    raises the TransportError. Other errors (401, 404, a 500, ...) raise at once, as without
     ``follow``."""
     stamps = _Stamps()
     after = 0
@@ -107,8 +108,9 @@ def _at_once(read: Callable[[], _T]) -> _T:
 
 
 class _Patience:
-    """A follower's reads, asked again while the server is unreachable (restarting): one note
-    on ``err`` when an outage begins, waits of 0.5 s doubling to 5 s, and the TransportError
+    """A follower's reads, asked again while the server is unreachable (restarting, or a proxy
+    before it answering 502/503/504; a 500 raises at once): one note on ``err`` when an outage
+    begins, waits of 0.5 s doubling to 5 s, and the TransportError
     raised once an outage has lasted ``seconds``. Ctrl-C during a wait interrupts it."""
 
     def __init__(self, err: IO[str], seconds: float) -> None:
@@ -121,7 +123,9 @@ class _Patience:
         while True:
             try:
                 return read()
-            except TransportError:
+            except TransportError as exc:
+                if not exc.outage:  # a 500 is a failing request, not a restart: asking again
+                    raise  # would print "unreachable" for minutes over a bug
                 now = time.monotonic()
                 if began is None:
                     began = now

@@ -73,11 +73,33 @@ class PayloadTooLargeError(MltrailError):
     kind = "payload_too_large"
 
 
+OUTAGE_STATUSES = frozenset({502, 503, 504})
+"""Answers saying the server is away for now (a gateway before it, or the server itself while
+its database restarts), not that the request failed: a client may wait and ask again."""
+
+
 class TransportError(MltrailError, ConnectionError):
-    """The server could not be reached or answered with a server error."""
+    """The server could not be reached or answered with a server error.
+
+    Attributes:
+        answered: the HTTP status the server (or a proxy before it) answered with; None when
+            no answer came (refused, reset, timed out).
+    """
 
     status_code = 503
     kind = "transport_error"
+
+    def __init__(
+        self, message: str, field: str | None = None, *, answered: int | None = None
+    ) -> None:
+        super().__init__(message, field)
+        self.answered = answered
+
+    @property
+    def outage(self) -> bool:
+        """Whether the server is away for now (unreachable, or a 502/503/504: restarting
+        behind a proxy, its database busy) rather than failing on the request (a 500)."""
+        return self.answered is None or self.answered in OUTAGE_STATUSES
 
 
 class ExperimentStopped(MltrailError):
@@ -110,4 +132,7 @@ def error_from_dict(body: dict[str, object], status_code: int) -> MltrailError:
     if cls is None:
         cls = TransportError if status_code >= 500 else MltrailError
     field = body.get("field")
-    return cls(str(body.get("message", f"HTTP {status_code}")), str(field) if field else None)
+    message = str(body.get("message", f"HTTP {status_code}"))
+    if issubclass(cls, TransportError):
+        return cls(message, str(field) if field else None, answered=status_code)
+    return cls(message, str(field) if field else None)

@@ -134,8 +134,10 @@ def decode(response: _Answer, *, raw: bool = False) -> Any:
         error = None
     if isinstance(error, dict):
         raise error_from_dict(error, response.status_code)
-    cls = TransportError if response.status_code >= 500 else MltrailError
-    raise cls(f"server answered HTTP {response.status_code}: {response.text[:200]}")
+    message = f"server answered HTTP {response.status_code}: {response.text[:200]}"
+    if response.status_code >= 500:
+        raise TransportError(message, answered=response.status_code)
+    raise MltrailError(message)
 
 
 class Transport:

@@ -1,0 +1,164 @@
+"""A log follower behind a proxy: a 502/503/504 the proxy answers while the server restarts
+is ridden out like a refused connection (one note, every line once after), while a 500 (a
+failing request, not an outage) raises at once instead of being asked again for minutes.
+
+The server is a real ``mltrail server`` process; the proxy a small real HTTP server on
+loopback that forwards to it, or answers a fixed status while told to."""
+
+from __future__ import annotations
+
+import http.client
+import io
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from mltrail.api.logs import UNREACHABLE_NOTE, print_logs
+from mltrail.core.errors import TransportError
+from mltrail.core.types import Status
+from mltrail.store.http import HttpStore
+from support.factories import log_batch
+from support.servers import ServerProcess
+
+_HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "host"}
+
+
+class Proxy(ThreadingHTTPServer):
+    """Forwards every request to ``upstream`` (host, port), or answers ``outage`` (a status
+    with an HTML page, as nginx does) while it is set; ``refused`` counts those answers."""
+
+    daemon_threads = True
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        super().__init__(("127.0.0.1", 0), _Forward)
+        self.upstream = upstream
+        self.outage: int | None = None
+        self.refused = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class _Forward(BaseHTTPRequestHandler):
+    server: Proxy
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: object) -> None:  # quiet
+        pass
+
+    def _any(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else None
+        status = self.server.outage
+        if status is not None:
+            self.server.refused += 1
+            page = f"<html><body><h1>{status} Bad Gateway or so</h1></body></html>".encode()
+            self._answer(status, {"Content-Type": "text/html"}, page)
+            return
+        upstream = http.client.HTTPConnection(*self.server.upstream, timeout=60)
+        headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_HEADERS}
+        upstream.request(self.command, self.path, body=body, headers=headers)
+        answer = upstream.getresponse()
+        kept = {k: v for k, v in answer.getheaders() if k.lower() not in _HOP_HEADERS}
+        self._answer(answer.status, kept, answer.read())
+        upstream.close()
+
+    def _answer(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        self.send_response(status)
+        for name, value in headers.items():
+            if name.lower() != "content-length":
+                self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _any
+
+
+@pytest.fixture
+def proxy(server: ServerProcess) -> Iterator[Proxy]:
+    host, port = server.url.removeprefix("http://").split("/")[0].rsplit(":", 1)
+    front = Proxy((host, int(port)))
+    thread = threading.Thread(target=front.serve_forever, daemon=True)
+    thread.start()
+    yield front
+    front.shutdown()
+    front.server_close()
+
+
+def _wait_for(condition: Callable[[], bool], seconds: float = 60.0) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+class Follower:
+    """``print_logs(follow=True)`` through the proxy in a thread of its own."""
+
+    def __init__(self, proxy: Proxy, token: str, ref: tuple[int, int]) -> None:
+        self.out, self.err = io.StringIO(), io.StringIO()
+        self.raised: BaseException | None = None
+        # the store's own retries kept short, so the follower's patience is what rides it out
+        self.store = HttpStore(proxy.url, token, backoff=0.01)
+        self.thread = threading.Thread(target=self._run, args=ref, daemon=True)
+        self.thread.start()
+
+    def _run(self, project: int, experiment: int) -> None:
+        try:
+            print_logs(
+                self.store, project, experiment, self.out, None,
+                colours=False, follow=True, err=self.err, retry_seconds=30.0,
+            )  # fmt: skip
+        except BaseException as exc:
+            self.raised = exc
+
+    def messages(self) -> list[str]:
+        return [line.rsplit(" INFO ", 1)[1] for line in self.out.getvalue().splitlines()]
+
+    def join(self) -> None:
+        self.thread.join(timeout=90)
+        assert not self.thread.is_alive()
+        self.store.close()
+
+
+def _running(server: ServerProcess) -> tuple[HttpStore, tuple[int, int]]:
+    store = HttpStore(server.url, server.admin_token)
+    project = store.create_project("behind-a-proxy").id
+    run = store.create_experiment(project, display_name="live").experiment_id
+    store.append_logs(project, run, log_batch("w", 1, "before"))
+    return store, (project, run)
+
+
+@pytest.mark.parametrize("status", [502, 503, 504])
+def test_a_gateway_outage_is_ridden_out(server: ServerProcess, proxy: Proxy, status: int) -> None:
+    direct, ref = _running(server)
+    follower = Follower(proxy, server.admin_token or "", ref)
+    _wait_for(lambda: follower.messages() == ["before"])
+    proxy.outage = status
+    direct.append_logs(*ref, log_batch("w", 2, "during"))  # ends the long poll under way
+    _wait_for(lambda: UNREACHABLE_NOTE in follower.err.getvalue() and proxy.refused >= 8)
+    assert follower.thread.is_alive() and follower.raised is None
+    direct.append_logs(*ref, log_batch("w", 3, "after"))
+    direct.update_experiment(*ref, status=Status.DONE)
+    proxy.outage = None
+    follower.join()
+    direct.close()
+    assert follower.raised is None
+    assert follower.messages() == ["before", "during", "after"]
+    assert follower.err.getvalue() == UNREACHABLE_NOTE + "\n"
+
+
+def test_a_server_error_is_not_asked_again(server: ServerProcess, proxy: Proxy) -> None:
+    direct, ref = _running(server)
+    direct.close()
+    proxy.outage = 500
+    follower = Follower(proxy, server.admin_token or "", ref)
+    follower.join()
+    assert isinstance(follower.raised, TransportError)
+    assert "HTTP 500" in str(follower.raised) and follower.raised.answered == 500
+    assert proxy.refused == 1 and follower.err.getvalue() == ""
