@@ -86,3 +86,28 @@ def test_settings_round_trip_through_a_child_environment():
     )
     assert settings.resume == ("my project", 3)
     assert Settings.from_env(settings.to_env()) == settings
+
+
+BAD_VALUES = [  # (toml key, its TOML text, the same value as an environment variable's)
+    ("crash_after", "0", "0"),
+    ("system_metrics_interval", '"soon"', "soon"),
+    ("capture", '"pipes"', "pipes"),
+    ("resume", '"3"', "3"),
+    ("system_metrics", '"maybe"', "maybe"),
+    ("spool_limit_bytes", '"lots"', "lots"),
+]
+
+
+@pytest.mark.parametrize(("key", "toml", "raw"), BAD_VALUES, ids=[v[0] for v in BAD_VALUES])
+def test_a_bad_setting_names_where_it_was_written(tmp_path, key, toml, raw):
+    # a bad value in config.toml named MLTRAIL_<KEY>, which the user never set
+    path = tmp_path / "config.toml"
+    path.write_text(f"{key} = {toml}\n")
+    variable = f"MLTRAIL_{key.upper()}"
+    with pytest.raises(ValueError) as from_file:
+        Settings.from_env({"MLTRAIL_HOME": str(tmp_path)})
+    assert str(from_file.value).startswith(f"{path}: {key}")
+    assert variable not in str(from_file.value) and repr(raw) in str(from_file.value)
+    with pytest.raises(ValueError) as from_env:
+        Settings.from_env({"MLTRAIL_HOME": str(tmp_path), variable: raw})
+    assert str(from_env.value).startswith(variable) and "config.toml" not in str(from_env.value)

@@ -98,28 +98,28 @@ class Settings:
         """
         env = os.environ if environ is None else environ
         home = Path(env.get("MLTRAIL_HOME") or "~/.mltrail").expanduser()
-        env = {**read_config_file(config_file or home / CONFIG_FILE_NAME), **env}
-        capture = _capture_level(env.get("MLTRAIL_CAPTURE"))
+        values = _Values(env, config_file or home / CONFIG_FILE_NAME)
+        capture = _capture_level(values, "MLTRAIL_CAPTURE")
         return cls(
-            url=(env.get("MLTRAIL_URL") or None),
-            token=(env.get("MLTRAIL_TOKEN") or None),
+            url=(values.get("MLTRAIL_URL") or None),
+            token=(values.get("MLTRAIL_TOKEN") or None),
             home=home,
-            project=(env.get("MLTRAIL_PROJECT") or None),
-            experiment=_number(env.get("MLTRAIL_EXPERIMENT")),
-            job=_number(env.get("MLTRAIL_JOB")),
-            strict=_flag(env.get("MLTRAIL_STRICT")),
-            spool_limit_bytes=int(env.get("MLTRAIL_SPOOL_LIMIT_BYTES") or cls.spool_limit_bytes),
-            capture_console=capture != "off" and not _flag(env.get("MLTRAIL_NO_CAPTURE")),
+            project=(values.get("MLTRAIL_PROJECT") or None),
+            experiment=_number(values.get("MLTRAIL_EXPERIMENT")),
+            job=_number(values.get("MLTRAIL_JOB")),
+            strict=_flag(values.get("MLTRAIL_STRICT")),
+            spool_limit_bytes=_bytes(values, "MLTRAIL_SPOOL_LIMIT_BYTES", cls.spool_limit_bytes),
+            capture_console=capture != "off" and not _flag(values.get("MLTRAIL_NO_CAPTURE")),
             capture_fds=capture == "fd",
-            artifacts=(env.get("MLTRAIL_ARTIFACTS") or None),
-            artifact_max_file_bytes=_number(env.get("MLTRAIL_ARTIFACT_MAX_FILE_BYTES")),
-            artifact_quota_bytes=_number(env.get("MLTRAIL_ARTIFACT_QUOTA_BYTES")),
-            crash_after=_seconds(env, "MLTRAIL_CRASH_AFTER", DEFAULT_CRASH_AFTER_SECONDS),
-            trash_days=_seconds(env, "MLTRAIL_TRASH_DAYS", DEFAULT_TRASH_DAYS),
-            resume=_resume(env.get("MLTRAIL_RESUME")),
-            system_metrics=_switch(env.get("MLTRAIL_SYSTEM_METRICS"), "MLTRAIL_SYSTEM_METRICS"),
+            artifacts=(values.get("MLTRAIL_ARTIFACTS") or None),
+            artifact_max_file_bytes=_number(values.get("MLTRAIL_ARTIFACT_MAX_FILE_BYTES")),
+            artifact_quota_bytes=_number(values.get("MLTRAIL_ARTIFACT_QUOTA_BYTES")),
+            crash_after=_seconds(values, "MLTRAIL_CRASH_AFTER", DEFAULT_CRASH_AFTER_SECONDS),
+            trash_days=_seconds(values, "MLTRAIL_TRASH_DAYS", DEFAULT_TRASH_DAYS),
+            resume=_resume(values, "MLTRAIL_RESUME"),
+            system_metrics=_switch(values, "MLTRAIL_SYSTEM_METRICS"),
             system_metrics_interval=_seconds(
-                env, "MLTRAIL_SYSTEM_METRICS_INTERVAL", DEFAULT_SYSTEM_METRICS_SECONDS
+                values, "MLTRAIL_SYSTEM_METRICS_INTERVAL", DEFAULT_SYSTEM_METRICS_SECONDS
             ),
         )
 
@@ -192,21 +192,53 @@ class Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
 
 
+class _Values:
+    """The settings' text by variable name, the environment over the config file, each value
+    knowing where it came from, so an error names what the user wrote: the variable, or the
+    file and its key."""
+
+    def __init__(self, env: Mapping[str, str], config_file: Path) -> None:
+        from_file = read_config_file(config_file)
+        self._values = {**from_file, **env}
+        self._from_file = {name for name in from_file if name not in env}
+        self._file = config_file
+
+    def get(self, name: str) -> str | None:
+        return self._values.get(name)
+
+    def origin(self, name: str) -> str:
+        """``MLTRAIL_X``, or ``<file>: x`` when the value came from the config file."""
+        if name in self._from_file:
+            return f"{self._file}: {name.removeprefix('MLTRAIL_').lower()}"
+        return name
+
+
 def _number(value: str | None) -> int | None:
     return int(value) if value and value.isdigit() else None
 
 
-def _capture_level(value: str | None) -> str:
+def _bytes(values: _Values, name: str, default: int) -> int:
+    """A count of bytes; ValueError naming where it came from if it is not one."""
+    raw = (values.get(name) or "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit():
+        raise ValueError(f"{values.origin(name)}: must be a number of bytes, got {raw!r}")
+    return int(raw)
+
+
+def _capture_level(values: _Values, name: str) -> str:
     """``MLTRAIL_CAPTURE``: ``fd`` (the default), ``python`` or ``off``."""
+    value = values.get(name)
     level = (value or "fd").strip().lower()
     if level not in CAPTURE_LEVELS:
-        raise ValueError(f"MLTRAIL_CAPTURE must be one of fd, python, off; got {value!r}")
+        raise ValueError(f"{values.origin(name)} must be one of fd, python, off; got {value!r}")
     return level
 
 
-def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
-    """A positive, finite number of seconds from ``env[name]``; ValueError naming it if bad."""
-    raw = env.get(name)
+def _seconds(values: _Values, name: str, default: float) -> float:
+    """A positive, finite number of seconds; ValueError naming where it came from if bad."""
+    raw = values.get(name)
     if not raw:
         return default
     try:
@@ -214,7 +246,9 @@ def _seconds(env: Mapping[str, str], name: str, default: float) -> float:
     except ValueError:
         value = math.nan
     if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name}: must be a positive number of seconds, got {raw!r}")
+        raise ValueError(
+            f"{values.origin(name)}: must be a positive number of seconds, got {raw!r}"
+        )
     return value
 
 
@@ -266,21 +300,25 @@ def _toml_value(value: object) -> str:
     return json.dumps(str(value), ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
-def _resume(value: str | None) -> tuple[str, int] | None:
+def _resume(values: _Values, name: str) -> tuple[str, int] | None:
     """``MLTRAIL_RESUME=PROJECT/EXPERIMENT`` (the project an id or a display name)."""
+    value = values.get(name)
     if not value:
         return None
     project, _, number = value.strip().rpartition("/")
     if not project or not number.isdigit() or int(number) < 1:
-        raise ValueError(f"MLTRAIL_RESUME must be PROJECT/EXPERIMENT (e.g. 1/3), got {value!r}")
+        raise ValueError(
+            f"{values.origin(name)} must be PROJECT/EXPERIMENT (e.g. 1/3), got {value!r}"
+        )
     return project, int(number)
 
 
-def _switch(value: str | None, name: str) -> bool:
+def _switch(values: _Values, name: str) -> bool:
     """An on/off setting that is on unless set to 0, false, no or off."""
+    value = values.get(name)
     text = (value or "on").strip().lower()
     if text not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
-        raise ValueError(f"{name} must be on or off, got {value!r}")
+        raise ValueError(f"{values.origin(name)} must be on or off, got {value!r}")
     return _flag(text)
 
 
