@@ -111,3 +111,25 @@ def test_a_bad_setting_names_where_it_was_written(tmp_path, key, toml, raw):
     with pytest.raises(ValueError) as from_env:
         Settings.from_env({"MLTRAIL_HOME": str(tmp_path), variable: raw})
     assert str(from_env.value).startswith(variable) and "config.toml" not in str(from_env.value)
+
+
+def test_every_setting_read_has_its_config_key_and_every_key_is_read(tmp_path, monkeypatch):
+    # CONFIG_KEYS is a list beside from_env: a variable added to one and not the other was
+    # either refused in config.toml as "not a setting" or accepted there and never read
+    from mltrail import config
+
+    read: list[str] = []
+    original = config._Values.get
+
+    def recording(self: config._Values, name: str) -> str | None:
+        read.append(name)
+        return original(self, name)
+
+    monkeypatch.setattr(config._Values, "get", recording)
+    settings = Settings.from_env({"MLTRAIL_HOME": str(tmp_path)})
+    assert all(name.startswith("MLTRAIL_") for name in read)
+    keys = {name.removeprefix("MLTRAIL_").lower() for name in read}
+    assert sorted(keys) == sorted(config.CONFIG_KEYS)
+    assert len(config.CONFIG_KEYS) == len(set(config.CONFIG_KEYS))
+    written = set(settings.with_(system_metrics=False, strict=True).to_env()) - {"MLTRAIL_HOME"}
+    assert {name.removeprefix("MLTRAIL_").lower() for name in written} <= keys
