@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import socket
-import sqlite3
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -181,51 +180,3 @@ def test_a_long_poll_claim_whose_agent_hung_up_takes_no_job(
         "/jobs/claim", json={"agent_id": "live", "queues": ["hang-up"], "lease_seconds": 30}
     ).json()["job"]
     assert (taken["job_id"], taken["agent_id"], taken["attempts"]) == (job["job_id"], "live", 1)
-
-
-def test_a_claim_whose_agent_hung_up_during_its_transaction_hands_the_job_back(
-    server: Any, client: httpx.Client, project: int
-) -> None:
-    """An agent gone while its claim's own transaction runs (after the poll's last check of the
-    connection): the job it took goes back to its queue, no attempt spent, instead of running
-    nowhere until its lease expires. Over a real socket: this test holds SQLite's write lock,
-    so the server's claim waits inside its transaction while the agent hangs up."""
-    for agent_id in ("late-ghost", "late-live"):
-        agent = {"agent_id": agent_id, "name": "h", "queues": ["hang-up-late"], "lease_seconds": 30}
-        assert client.post("/agents", json=agent).status_code == 200
-    job = client.post(
-        f"/projects/{project}/jobs", json={"command": ["echo"], "queue": "hang-up-late"}
-    ).json()
-    registered = _last_seen(client, "late-ghost")
-    claim = {"agent_id": "late-ghost", "queues": ["hang-up-late"], "lease_seconds": 30}
-    body = json.dumps(claim).encode()
-    locker = sqlite3.connect(server.db_url.removeprefix("sqlite:///"), isolation_level=None)
-    locker.execute("BEGIN IMMEDIATE")  # every write of the server waits from now on
-    try:
-        with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
-            sock.sendall(
-                b"POST /api/v1/jobs/claim HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                b"Authorization: Bearer %s\r\nContent-Type: application/json\r\n"
-                b"Content-Length: %d\r\n\r\n%s" % (server.admin_token.encode(), len(body), body)
-            )
-            # the token check only reads: the claim reaches its transaction and waits there
-            time.sleep(1.5)
-        time.sleep(0.2)  # the hang-up reaches the server's event loop
-    finally:
-        locker.execute("ROLLBACK")
-        locker.close()
-    # the claim's transaction did run (it marks its agent seen)...
-    wait_for(lambda: _last_seen(client, "late-ghost") > registered, timeout=30)
-    # ...and its job went back to the queue
-    wait_for(lambda: client.get(f"/jobs/{job['job_id']}").json()["status"] == "queued", 10)
-    back = client.get(f"/jobs/{job['job_id']}").json()
-    assert (back["status"], back["attempts"], back["agent_id"]) == ("queued", 0, None)
-    taken = client.post(
-        "/jobs/claim",
-        json={"agent_id": "late-live", "queues": ["hang-up-late"], "lease_seconds": 30},
-    ).json()["job"]
-    assert (taken["job_id"], taken["agent_id"], taken["attempts"]) == (
-        job["job_id"],
-        "late-live",
-        1,
-    )
