@@ -1,5 +1,5 @@
 """The writer's priority over logging threads (:mod:`mltrail.sdk.priority`), and the drain's
-packing ahead of a lone large batch (:func:`mltrail.sdk.outbox.build_outbox`)."""
+packing of its batches (:func:`mltrail.sdk.outbox.build_outbox`)."""
 
 from __future__ import annotations
 
@@ -11,10 +11,13 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from mltrail.core.types import SeriesChunk
+from mltrail.core.types import MetricBatch, SeriesChunk
+from mltrail.sdk import outbox as outbox_module
 from mltrail.sdk import priority as priority_module
 from mltrail.sdk.outbox import PACK_AHEAD_POINTS, build_outbox
 from mltrail.sdk.priority import WriterPriority
+from mltrail.sdk.spool import Spool
+from mltrail.sdk.writer import Writer
 
 
 @contextmanager
@@ -102,6 +105,17 @@ class _Store:
         raise AssertionError("not called by build_outbox")
 
 
+class _Sink:
+    """A store that takes every batch at once."""
+
+    def __init__(self) -> None:
+        self.points = 0
+
+    def append_points(self, project_id: int, experiment_id: int, batch: MetricBatch) -> int:
+        self.points += batch.point_count
+        return batch.point_count
+
+
 def test_a_lone_large_batch_is_packed_by_the_drain_a_small_one_by_its_store():
     for points, packed in ((PACK_AHEAD_POINTS, True), (PACK_AHEAD_POINTS - 1, False)):
         chunks = [_chunk("a", points // 2), _chunk("b", points - points // 2)]
@@ -112,21 +126,49 @@ def test_a_lone_large_batch_is_packed_by_the_drain_a_small_one_by_its_store():
         assert [len(c) for c in batch.chunks] == [len(c) for c in chunks]
 
 
-def test_a_drains_batches_are_packed_with_the_priority_held():
+def test_a_drains_batches_are_packed_by_the_drain_with_the_priority_held(monkeypatch):
     priority, seen = WriterPriority(), []
-    sizes = [PACK_AHEAD_POINTS] * 3
-    chunks = [_chunk(f"k{i}", n) for i, n in enumerate(sizes)]
-    original = priority.hold
+    original = outbox_module._packed
 
-    def recording_hold():  # type: ignore[no-untyped-def]
-        seen.append(threading.current_thread().name)
-        return original()
+    def recording(batch):  # type: ignore[no-untyped-def]
+        seen.append((threading.current_thread().name, priority.held))
+        return original(batch)
 
-    priority.hold = recording_hold  # type: ignore[method-assign]
+    monkeypatch.setattr(outbox_module, "_packed", recording)
+    chunks = [_chunk(f"k{i}", PACK_AHEAD_POINTS) for i in range(3)]
     outbox = build_outbox(_Store(), "c", itertools.count(1), chunks, [], [], PACK_AHEAD_POINTS,  # type: ignore[arg-type]
                           priority)  # fmt: skip
-    assert len(outbox) == 3
-    deadline = time.monotonic() + 10
-    while len(seen) < 3 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert seen == ["mltrail-packer"] * 3
+    # every batch packed once build_outbox returns, on the drain's thread: none waits for
+    # another thread (and the GIL) while the drain's store call has begun
+    assert all(c.packed is not None for _, batch, _ in outbox for c in batch.chunks)
+    assert seen == [(threading.current_thread().name, True)] * 3
+
+
+def test_a_slow_packing_is_not_a_stalled_store(monkeypatch, tmp_path):
+    # packing a drain's batches is the writer's CPU work, not a store call: a training thread
+    # past the memory cap must not take it for a stall (and spool the points)
+    packing, release = threading.Event(), threading.Event()
+    original = outbox_module._packed
+
+    def slow(batch):  # type: ignore[no-untyped-def]
+        packing.set()
+        release.wait(10)
+        return original(batch)
+
+    monkeypatch.setattr(outbox_module, "_packed", slow)
+    writer = Writer(_Sink(), 1, 1, spool=Spool(tmp_path, 10**9), target="t", batch_points=100,
+                    stall_seconds=0.01, flush_interval=60)  # fmt: skip
+    for i in range(300):
+        writer.add_points("train", i, -1, 1e9 + i, {"a": float(i)})
+    drain = threading.Thread(target=writer.flush)
+    drain.start()
+    try:
+        assert packing.wait(10)
+        deadline = time.monotonic() + 0.5
+        while time.monotonic() < deadline:
+            assert not writer._stalled()
+            time.sleep(0.01)
+    finally:
+        release.set()
+        drain.join(10)
+    assert writer.spooled_batches == 0 and writer.store.points == 300  # type: ignore[attr-defined]

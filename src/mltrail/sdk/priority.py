@@ -4,7 +4,7 @@ With several threads logging, the writer's thread waits for the GIL behind all o
 time it lets it go (numpy and zlib do, once per chunk packed), a switch interval (5 ms) per
 thread queued ahead of it: with 8 threads logging, packing a 50,000-point batch took 0.35-0.56 s
 instead of 17 ms, so batches reached the server only once logging stopped, and the server's
-core idled meanwhile. While the writer (or its packer) cuts and packs a batch, pure CPU work
+core idled meanwhile. While the writer cuts and packs a drain's batches, pure CPU work
 bounded by the batch's size, logging threads wait on a lock instead of queueing for the GIL,
 so the writer gets it back at once. Never while it sends, retries, spools or waits for the
 buffer lock (an overflow holds that across the spool's disk), and a logging thread waits at
@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 GIVE_WAY_SECONDS = 1.0  # the longest a logging thread waits for the writer's CPU work
-# the longest a drain (or its packer) waits for another holder: a hold leaked by an interrupt
+# the longest a drain waits for another holder: a hold leaked by an interrupt
 # must not freeze the writer, so past it the drain runs without priority
 HOLD_WAIT_SECONDS = 5.0
 
