@@ -39,6 +39,7 @@ from sqlalchemy.pool import QueuePool, StaticPool
 
 from mltrail.config import DEFAULT_CRASH_AFTER_SECONDS, DEFAULT_TRASH_DAYS
 from mltrail.core.errors import ValidationError
+from mltrail.store.sql.wal import CONNECTION_PRAGMAS, WalCheckpointer
 from mltrail.store.waiting import WouldWait, waiting_forbidden
 
 BUSY_TIMEOUT_MS = 30_000
@@ -67,6 +68,7 @@ class Database:
     trash_retention: float = DEFAULT_TRASH_DAYS * 86400.0
     last_expiry: float = field(default=0.0, init=False)
     _write_lock: threading.RLock | None = field(default=None, init=False, repr=False)
+    _wal: WalCheckpointer | None = field(default=None, init=False, repr=False)
 
     @property
     def is_sqlite(self) -> bool:
@@ -84,16 +86,19 @@ class Database:
         """
         if self.is_sqlite and self._write_lock is None:
             self._write_lock = _sqlite_write_lock(self.engine)
+            self._wal = WalCheckpointer.of_file(self.engine)
         if waiting_forbidden():
             with self._write_now(), self._connect_now() as conn:
                 conn.execution_options(**{_WRITE: True})
                 with conn.begin():  # SQLite's lock without a busy timeout: see _on_begin
                     yield conn
-            return
-        with self._write_lock or nullcontext(), self.engine.connect() as conn:
-            conn.execution_options(**{_WRITE: True})
-            with conn.begin():
-                yield conn
+        else:
+            with self._write_lock or nullcontext(), self.engine.connect() as conn:
+                conn.execution_options(**{_WRITE: True})
+                with conn.begin():
+                    yield conn
+        if self._wal is not None:  # committed, the lock released: see store/sql/wal.py
+            self._wal.after_commit()
 
     @contextmanager
     def _write_now(self) -> Iterator[None]:
@@ -191,6 +196,8 @@ class Database:
         driver_cursor(conn, sql, rows, many=True).close()
 
     def close(self) -> None:
+        if self._wal is not None:
+            self._wal.close()
         self.engine.dispose()
 
 
@@ -421,6 +428,8 @@ def _sqlite_engine(url: str) -> Engine:
         if not memory:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute(f"PRAGMA synchronous={synchronous.upper()}")
+            for pragma in CONNECTION_PRAGMAS:  # checkpoints beside the writes: sql/wal.py
+                cursor.execute(pragma)
         cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()

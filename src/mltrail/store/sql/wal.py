@@ -1,0 +1,96 @@
+"""SQLite's WAL checkpoints, run beside this process's writes instead of inside one of them.
+
+SQLite checkpoints the write-ahead log (copies its pages into the database file and syncs it)
+in the commit that grows it past 1,000 pages: 20-60 ms of a 50,000-point batch's commit, during
+which this process's write lock (:meth:`engine.Database.write`) kept every other writer
+waiting, so four runs ingesting at once stalled together. Connections here checkpoint by
+themselves only past :data:`AUTOCHECKPOINT_PAGES`, a safety net; after a write transaction
+commits, :meth:`WalCheckpointer.after_commit` sees the log holding :data:`CHECKPOINT_BYTES` or
+more and checkpoints it (``PASSIVE``) in a short-lived thread of its own. A passive checkpoint
+never blocks a writer, and the request that committed is answered without waiting for it.
+
+How much the log holds is read from its file's size (one ``stat`` a commit; never by opening
+it or the ``-shm`` index: closing any descriptor of a file drops the process's POSIX locks on
+it, SQLite's among them): the log is truncated when SQLite restarts it from the top
+(``journal_size_limit``), so its size is what it holds.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from pathlib import Path
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+# SQLite's own default threshold (1,000 pages of 4 KiB): the log stays about as long as before
+CHECKPOINT_BYTES = 4_096_000
+# where a commit still checkpoints by itself: a log nobody checkpoints meanwhile (a process
+# that only writes from the event loop, a checkpoint that keeps failing) stays bounded
+AUTOCHECKPOINT_PAGES = 4_000
+
+CONNECTION_PRAGMAS = (
+    f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}",
+    "PRAGMA journal_size_limit=0",  # truncated at each restart: its size is what it holds
+)
+
+
+class WalCheckpointer:
+    """Checkpoints one SQLite file's log after the commits that grew it past the threshold,
+    one checkpoint at a time, each in a thread that ends with it.
+
+    Args:
+        engine: the file's engine (a checkpoint takes a pooled connection of its own).
+        path: the database file.
+    """
+
+    def __init__(self, engine: Engine, path: Path) -> None:
+        self._engine = engine
+        self._log = f"{path}-wal"
+        self._guard = threading.Lock()
+        self._running: threading.Thread | None = None
+
+    @classmethod
+    def of_file(cls, engine: Engine) -> WalCheckpointer | None:
+        """The checkpointer of a SQLite engine's file; None in memory (no log)."""
+        name = engine.url.database or ""
+        return None if name in ("", ":memory:") else cls(engine, Path(name).resolve())
+
+    def after_commit(self) -> None:
+        """Start a checkpoint when the log holds :data:`CHECKPOINT_BYTES` or more and none
+        is running; returns at once (it never waits, so the event loop may call it too)."""
+        if log_bytes(self._log) < CHECKPOINT_BYTES:
+            return
+        with self._guard:
+            if self._running is not None and self._running.is_alive():
+                return
+            self._running = threading.Thread(
+                target=self._checkpoint, name="mltrail-wal-checkpoint", daemon=True
+            )
+            self._running.start()
+
+    def _checkpoint(self) -> None:
+        try:
+            with self._engine.connect() as conn:
+                driver = conn.connection.driver_connection
+                assert driver is not None
+                driver.execute("PRAGMA wal_checkpoint(PASSIVE)").close()
+        except (SQLAlchemyError, sqlite3.Error):
+            pass  # the next commit past the threshold tries again; SQLite's own net is below
+
+    def close(self) -> None:
+        """Wait for a running checkpoint (before the engine is disposed)."""
+        with self._guard:
+            running = self._running
+        if running is not None:
+            running.join()
+
+
+def log_bytes(log: str) -> int:
+    """The size of the log file ``log`` (0 when there is none yet)."""
+    try:
+        return os.stat(log).st_size
+    except OSError:
+        return 0

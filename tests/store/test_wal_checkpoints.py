@@ -1,0 +1,77 @@
+"""SQLite's log is checkpointed beside this process's writes, not inside the commit that grew it
+(store/sql/wal.py): a 20-60 ms checkpoint no longer holds the write lock every writer queues on."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+from mltrail.store.sql import SqlStore, wal
+
+_FILL = (  # about 1,500 pages of log: past the threshold, in one commit
+    "INSERT INTO scratch SELECT randomblob(4000) FROM (WITH RECURSIVE n(i) AS "
+    "(SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1500) SELECT i FROM n)"
+)
+
+
+def test_a_commit_past_the_threshold_is_checkpointed_beside_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "w.db"
+    store = SqlStore.open(f"sqlite:///{path}")
+    release, original = threading.Event(), wal.WalCheckpointer._checkpoint
+
+    def held(self: wal.WalCheckpointer) -> None:
+        assert release.wait(30)
+        original(self)
+
+    monkeypatch.setattr(wal.WalCheckpointer, "_checkpoint", held)
+    try:
+        db = store._db
+        with db.write() as conn:
+            conn.exec_driver_sql("CREATE TABLE scratch (b BLOB)")
+        size = path.stat().st_size
+        with db.write() as conn:
+            conn.exec_driver_sql(_FILL)
+        assert wal.log_bytes(f"{path}-wal") >= wal.CHECKPOINT_BYTES
+        assert path.stat().st_size == size  # the commit did not copy the log into the file
+        with db.write() as conn:  # a writer goes on while the checkpoint is due
+            conn.exec_driver_sql("INSERT INTO scratch VALUES (x'00')")
+        release.set()
+        assert db._wal is not None
+        db._wal.close()  # waits for the checkpoint
+        assert path.stat().st_size > size + 1500 * 4000  # copied into the file
+        with db.write() as conn:
+            conn.exec_driver_sql("INSERT INTO scratch VALUES (x'01')")
+        assert wal.log_bytes(f"{path}-wal") < 100_000  # the log restarted from the top
+        with db.read() as conn:
+            assert conn.exec_driver_sql("SELECT count(*) FROM scratch").scalar() == 1502
+    finally:
+        release.set()
+        store.close()
+
+
+def test_connections_keep_sqlites_own_checkpoint_as_a_safety_net(tmp_path: Path) -> None:
+    store = SqlStore.open(f"sqlite:///{tmp_path / 'n.db'}")
+    try:
+        with store._db.read() as conn:
+            pages = conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar()
+            limit = conn.exec_driver_sql("PRAGMA journal_size_limit").scalar()
+        assert pages * 4096 > wal.CHECKPOINT_BYTES and limit == 0
+    finally:
+        store.close()
+
+
+def test_no_log_file_reads_as_an_empty_log(tmp_path: Path) -> None:
+    assert wal.log_bytes(str(tmp_path / "missing.db-wal")) == 0
+
+
+def test_in_memory_databases_have_no_checkpointer() -> None:
+    store = SqlStore.open("sqlite://")
+    try:
+        store.create_project("p")
+        assert store._db._wal is None
+    finally:
+        store.close()
