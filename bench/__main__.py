@@ -4,7 +4,8 @@ winning configurations and the machine it ran on, to ``bench/results/``.
 
 ``--only mlflow-client`` runs the MLflow-client workloads of the peers named only (e.g.
 ``--vs fasttrackml --vs mltrail-mlflow``, a few minutes) and writes their side-by-side table,
-with each server's CPU seconds, to ``bench/results/mlflow-client.md`` (not kept in git).
+with each server's and the MLflow client's own CPU seconds and the ratio's ceiling by CPU (the
+last peer's server free), to ``bench/results/mlflow-client.md`` (not kept in git).
 ``--only ingest`` runs mltrail's SDK-to-commit ingest rows alone (one run and 4 threads, at
 ``synchronous=FULL``, the physical floor, ``exp.log`` from 8 threads; a minute or two) and
 writes them to ``bench/results/ingest.md`` (not kept in git); the peer ratios need a full run.

@@ -300,9 +300,16 @@ def peer_table(peers: dict[str, PeerFigures]) -> str:
     return markdown_table(["peer", "workload", "best configuration"], lines)
 
 
+CLIENT_BOUND = ("ingest", "ingest_threads", "log_metric_sync", "search_runs")
+"""Workloads whose every unit waits on the client's own CPU: one client process (its threads
+share one GIL) builds each request and parses each answer before the next."""
+
+
 def client_table(peers: dict[str, PeerFigures], sizes: Sizes) -> str:
-    """``--only mlflow-client``: each peer's best per MLflow-client workload, the server CPU
-    it took per unit (the load-independent figure), and the last peer against the first."""
+    """``--only mlflow-client``: each peer's best per MLflow-client workload, the server and
+    client CPU it took per unit (load-independent figures), the last peer against the first,
+    and the ceiling of that ratio, what the last peer would reach if its server took no CPU
+    (:func:`_ceiling`, for the workloads of :data:`CLIENT_BOUND`)."""
     from bench.report import markdown_table
 
     per = {  # workload: title, format, (server CPU unit, how many units the step made)
@@ -321,20 +328,20 @@ def client_table(peers: dict[str, PeerFigures], sizes: Sizes) -> str:
     header = ["workload", *(f.peer.column for f in figs)]
     if len(figs) > 1:
         header.append(f"{figs[-1].peer.column} vs {figs[0].peer.column}")
+        header.append("ceiling by CPU: its server free")
     lines = []
     for workload, (title, fmt, unit, units) in per.items():
         cells = []
         for fig in figs:
             best = fig.best.get(workload)
-            cpu = best and best.result.get("server_cpu_s")
             cells.append(NOT_RUN if best is None else fmt(best.value) + (
-                "" if units is None or cpu is None
-                else f" ({cpu / units(best.result) * 1e3:,.2f} ms CPU/{unit})"))  # fmt: skip
+                "" if units is None else _cpu_note(best.result, units(best.result), unit)))  # fmt: skip
         if len(figs) > 1:
             first, last = figs[0].value(workload), figs[-1].value(workload)
             ratio = None if first is None or last is None else (
                 last / first if workload in ("ingest", "ingest_threads") else first / last)  # fmt: skip
             cells.append("-" if ratio is None else f"{ratio:.2f}x")
+            cells.append(_ceiling(figs[0], figs[-1], workload, units))
         lines.append([title, *cells])
     parse = ["the client's own parse of that history"]
     for fig in figs:
@@ -342,5 +349,30 @@ def client_table(peers: dict[str, PeerFigures], sizes: Sizes) -> str:
         seconds = best and best.result.get("client_parse_s")
         parse.append(NOT_RUN if not seconds else f"{fmt_ms(seconds)} (history / parse "
                      f"{best.value / seconds:.2f}x)")  # fmt: skip
-    lines.append(parse + ([""] if len(figs) > 1 else []))
+    lines.append(parse + (["", ""] if len(figs) > 1 else []))
     return markdown_table(header, lines)
+
+
+def _cpu_note(result: dict[str, Any], units: float, unit: str) -> str:
+    """`` (server S + client C ms CPU/unit)``, each part only when it was measured."""
+    parts = [f"{name} {result[key] / units * 1e3:,.2f}" for name, key in
+             (("server", "server_cpu_s"), ("client", "client_cpu_s")) if key in result]  # fmt: skip
+    return f" ({' + '.join(parts)} ms CPU/{unit})" if parts else ""
+
+
+def _ceiling(
+    first: PeerFigures, last: PeerFigures, workload: str, units: Callable[[Any], float] | None
+) -> str:
+    """The last peer's best ratio to the first if its server took no CPU at all: the first
+    peer's server and client CPU per unit against the last one's client CPU alone (a client
+    waits on each answer, so a unit takes at least its client's CPU plus the server's; CPU
+    seconds, so whatever the machine's load). With 4 client threads the peer's server overlaps
+    the client in part, so the real ceiling there is lower. "-" when not measured."""
+    ours, theirs = last.best.get(workload), first.best.get(workload)
+    if workload not in CLIENT_BOUND or units is None or ours is None or theirs is None:
+        return "-"
+    client = ours.result.get("client_cpu_s", 0.0) / units(ours.result)
+    peer = [theirs.result.get(k) for k in ("server_cpu_s", "client_cpu_s")]
+    if not client or None in peer:
+        return "-"
+    return f"{sum(peer) / units(theirs.result) / client:.2f}x"

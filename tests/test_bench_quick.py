@@ -153,21 +153,37 @@ def test_client_table_sets_each_peer_beside_the_first(bench: SimpleNamespace) ->
     config = bench.peers.Config("defaults")
     theirs = bench.peer_side.PeerFigures(bench.peers.FASTTRACKML)
     ours = bench.peer_side.PeerFigures(bench.peers.MLTRAIL_MLFLOW)
-    theirs.offer("ingest", 20_000.0, config, {"points": 50_000, "server_cpu_s": 1.0})
-    ours.offer("ingest", 30_000.0, config, {"points": 50_000, "server_cpu_s": 0.5})
+    theirs.offer("ingest", 20_000.0, config,
+                 {"points": 50_000, "server_cpu_s": 1.0, "client_cpu_s": 1.5})  # fmt: skip
+    ours.offer("ingest", 30_000.0, config,
+               {"points": 50_000, "server_cpu_s": 0.5, "client_cpu_s": 1.25})  # fmt: skip
     theirs.offer("log_metric_sync", 0.002, config, {"calls": 100, "server_cpu_s": 0.15})
-    ours.offer("log_metric_sync", 0.004, config, {"calls": 100, "server_cpu_s": 0.25})
+    ours.offer("log_metric_sync", 0.004, config,
+               {"calls": 100, "server_cpu_s": 0.25, "client_cpu_s": 0.16})  # fmt: skip
     ours.offer("history", 1.3, config, {"client_parse_s": 1.0})
     table = bench.rows.client_table({"fasttrackml": theirs, "mltrail-mlflow": ours},
                                     bench.sizes.FULL)  # fmt: skip
     lines = [line.strip().strip("|").split("|") for line in table.splitlines()]
     cells = {r[0].strip(): [c.strip() for c in r[1:]] for r in lines if not r[0].startswith("-")}
-    assert cells["workload"][-1] == "mltrail via MLflow vs FastTrackML"
-    assert cells["ingest (log_batch of 1,000)"][1:] == ["30,000 pts/s (10.00 ms CPU/1k pts)",
-                                                         "1.50x"]  # fmt: skip
-    assert cells["sync log_metric, median"][1:] == ["4.0 ms (2.50 ms CPU/call)", "0.50x"]
+    assert cells["workload"][-2:] == ["mltrail via MLflow vs FastTrackML",
+                                      "ceiling by CPU: its server free"]  # fmt: skip
+    # the ceiling: FastTrackML's server + client CPU per unit against our client's alone
+    # ((20 + 30) / 25 ms per 1,000 points); not measured for log_metric: no client CPU there
+    assert cells["ingest (log_batch of 1,000)"][1:] == [
+        "30,000 pts/s (server 10.00 + client 25.00 ms CPU/1k pts)",
+        "1.50x",
+        "2.00x",
+    ]
+    assert cells["sync log_metric, median"][1:] == [
+        "4.0 ms (server 2.50 + client 1.60 ms CPU/call)",
+        "0.50x",
+        "-",
+    ]
+    assert cells["ingest (log_batch of 1,000)"][0] == (
+        "20,000 pts/s (server 20.00 + client 30.00 ms CPU/1k pts)"
+    )
     assert "1.30x" in cells["the client's own parse of that history"][1]
-    assert cells["search_runs, 1,000 runs"][2] == "-"  # measured on neither side
+    assert cells["search_runs, 1,000 runs"][2:] == ["-", "-"]  # measured on neither side
 
 
 def test_every_peer_is_tried_tuned_and_with_its_defaults(bench: SimpleNamespace) -> None:
