@@ -253,3 +253,15 @@ def test_cli_renames_deletes_and_restores_a_project(cli_env):
     mltrail(cli_env, "projects", "restore", "-p", str(pid))
     active = json.loads(mltrail(cli_env, "projects", "list", "-o", "json").stdout)
     assert pid in [p["project_id"] for p in active]  # an admin's list: other tests' too
+
+
+def test_cli_refuses_a_project_name_that_several_projects_have(cli_env):
+    # `-p NAME` took the lower id silently: the user's command could act on the wrong project
+    name = f"cli-namesake-{uuid.uuid4().hex[:8]}"
+    created = [mltrail(cli_env, "projects", "create", name, "-o", "json") for _ in range(2)]
+    ids = [int(json.loads(c.stdout)["project_id"]) for c in created]
+    listed = mltrail(cli_env, "experiments", "list", "-p", name, check=False)
+    assert listed.returncode != 0 and listed.stderr.strip().count("\n") == 0, listed.stderr
+    assert f"2 projects are named {name!r} (ids {ids[0]}, {ids[1]}): give the id" in listed.stderr
+    mltrail(cli_env, "projects", "delete", "-p", str(ids[0]))
+    mltrail(cli_env, "experiments", "list", "-p", name)  # the one active project of the name

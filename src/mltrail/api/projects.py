@@ -48,13 +48,7 @@ class ProjectsApi:
         found = [p.id for p in self._store.list_projects("deleted") if p.display_name == name]
         if not found:
             raise NotFoundError(f"no deleted project named {name!r}", "project")
-        if len(found) > 1:
-            ids = ", ".join(map(str, found))
-            raise ValidationError(
-                f"{len(found)} deleted projects are named {name!r} (ids {ids}): give the id",
-                "project",
-            )
-        return found[0]
+        return _the_one(found, name, "deleted projects")
 
     def update(
         self, project: int, display_name: str | None = None, description: str | None = None
@@ -131,7 +125,9 @@ def resolve_project(store: Store, project: int | str, *, create: bool = True) ->
 
     Raises:
         NotFoundError: an unknown id, or an unknown name with ``create=False``.
-        ValidationError: neither an id nor a valid name.
+        ValidationError: neither an id nor a valid name; or, with ``create=False``, a name
+            several projects have (:func:`named_project`). A run's ``start`` (``create``)
+            takes the active project of the name with the lowest id, as it always has.
     """
     if isinstance(project, bool):
         raise ValidationError("must be a project id or display name, got bool", "project")
@@ -143,11 +139,14 @@ def resolve_project(store: Store, project: int | str, *, create: bool = True) ->
             f"must be a project id or display name, got {type(project).__name__}", "project"
         )
     name = validation.project_name(project)
+    if not create:
+        named = named_project(store, name)
+        if named is None:
+            raise NotFoundError(f"no project named {name!r}", "project")
+        return named
     found = store.find_project(name)
     if found is not None:
         return found.id
-    if not create:
-        raise NotFoundError(f"no project named {name!r}", "project")
     try:  # unique: of two processes starting at once, one creates it, the other finds it
         return store.create_project(name, unique_name=True).id
     except ConflictError:
@@ -155,3 +154,27 @@ def resolve_project(store: Store, project: int | str, *, create: bool = True) ->
         if found is None:
             raise
         return found.id
+
+
+def named_project(store: Store, name: str) -> int | None:
+    """The id of your project named ``name`` (the active one; with none active, the deleted
+    one), or None when no project has it.
+
+    Raises:
+        ValidationError: (``project``) several projects have the name (active ones, or with
+            none active, deleted ones): names may repeat, and taking one of them silently
+            could act on the wrong project; the message names the ids to give instead.
+    """
+    found = [p for p in store.list_projects("all") if p.display_name == name]
+    active = [p.id for p in found if p.deleted_at is None]
+    ids = active or [p.id for p in found]
+    return _the_one(ids, name, "projects") if ids else None
+
+
+def _the_one(ids: builtins.list[int], name: str, kind: str) -> int:
+    if len(ids) > 1:
+        listed = ", ".join(map(str, ids))
+        raise ValidationError(
+            f"{len(ids)} {kind} are named {name!r} (ids {listed}): give the id", "project"
+        )
+    return ids[0]
