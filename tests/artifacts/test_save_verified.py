@@ -4,6 +4,7 @@ when its bytes hash to the artifact's sha256; otherwise the destination stays as
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 from pathlib import Path
 
@@ -11,9 +12,15 @@ import pytest
 
 from mltrail.api.artifacts import save_verified
 from mltrail.core.artifacts import Artifact
-from mltrail.core.errors import ValidationError
-from mltrail.store.artifacts import ArtifactReader
-from mltrail.store.blobs.staging import WRITE_PIECE, copy_verified, gathered, write_pieces
+from mltrail.core.errors import PayloadTooLargeError, ValidationError
+from mltrail.store.artifacts import CHUNK_BYTES, ArtifactReader
+from mltrail.store.blobs.staging import (
+    WRITE_PIECE,
+    copy_hashed,
+    copy_verified,
+    gathered,
+    write_pieces,
+)
 
 CHUNKS = [os.urandom(65536) for _ in range(40)] + [b"tail"]  # 2.5 MiB in 64 KiB chunks
 
@@ -117,3 +124,14 @@ def test_write_pieces_hands_on_views_no_larger_than_a_piece() -> None:
     write_pieces(lambda view: pieces.append(bytes(view)), data)
     assert [len(p) for p in pieces] == [WRITE_PIECE, WRITE_PIECE, 5]
     assert b"".join(pieces) == data
+
+
+def test_copy_hashed_refuses_bytes_over_the_limit_before_writing_them() -> None:
+    data = os.urandom(3 * CHUNK_BYTES)
+    written: list[bytes] = []
+    with pytest.raises(PayloadTooLargeError):
+        copy_hashed(io.BytesIO(data).readinto, lambda v: written.append(bytes(v)), CHUNK_BYTES)
+    assert b"".join(written) == data[: len(b"".join(written))]
+    assert len(b"".join(written)) <= CHUNK_BYTES
+    digest, size = copy_hashed(io.BytesIO(data).readinto, lambda v: None, len(data))
+    assert (digest, size) == (hashlib.sha256(data).hexdigest(), len(data))

@@ -23,6 +23,10 @@ a header deadline and a head-size limit, and the answers that must close their c
 * A response may hand the kernel an open file (the ASGI ``http.response.zerocopysend``
   extension, :func:`with_zero_copy_send`): the protocol sends it with ``sendfile``, so an
   artifact download's bytes never pass through Python.
+* A body of :data:`LARGE_BODY_BYTES` or more may be read by the app's thread straight from the
+  socket (:mod:`.body_tap`, the scope extension ``mltrail.body.tap``): reading stops until that
+  body ends, then a fresh parser reads the next request (or the connection closes, when the app
+  answered before the body ended).
 * Every 413 closes its connection too (``server/errors.py`` sets ``Connection: close``): the
   server stops reading a body over the limit instead of draining it.
 
@@ -48,6 +52,7 @@ from uvicorn.protocols.http.httptools_impl import (
     RequestResponseCycle,
 )
 
+from mltrail.server.body_tap import BODY_TAP, BodyTap
 from mltrail.server.errors import Receive, Scope, Send, error_response
 
 HEADER_TIMEOUT_SECONDS = 10.0
@@ -64,6 +69,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     _head_deadline: asyncio.TimerHandle | None = None
     _head_pending = True  # bytes that arrive now belong to a request head (or trailers)
     _head_bytes = 0  # received since that head began (an upper bound: a chunk may hold more)
+    _body_seen = 0  # body bytes of the current request the parser passed on
+    _tap: BodyTap | None = None  # the current request's body, read by the app from the socket
 
     def connection_made(self, transport: Any) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -99,10 +106,14 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._head_pending = False
         self._disarm_head_deadline()  # a whole head arrived: the app gets the request
         previous = self.cycle
+        self._body_seen, self._tap = 0, None
+        large = self._declared_length() >= LARGE_BODY_BYTES
         if isinstance(self.loop, asyncio.BaseEventLoop):  # its sendfile (not uvloop's loop)
             self.scope["extensions"] = {ZERO_COPY_SEND: {}}
+            if large:
+                self.scope["extensions"][BODY_TAP] = {"open": self._open_tap}
         super().on_headers_complete()
-        if self._declared_length() >= LARGE_BODY_BYTES:
+        if large:
             self._set_read_size(LARGE_BODY_BYTES)
         if self.cycle is not previous and self.cycle is not None:  # the app has not run yet
             self.cycle.send = with_zero_copy_send(self.cycle)  # type: ignore[method-assign,assignment]
@@ -117,6 +128,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         bytes object it is: the receive's ``bytes()`` of it is then the same object, where the
         bytearray's append and ``bytes()`` made two copies of every upload's bytes."""
         self._head_pending = False
+        self._body_seen += len(body)
         cycle = self.cycle
         if (self.parser.should_upgrade() and self._should_upgrade()) or cycle.response_complete:
             return
@@ -139,6 +151,9 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         # the whole answer leaves now, not at the loop's next turn: the app's remaining work
         # (the middleware's bookkeeping, the access log's line) comes after it, not before
         self.transport.flush()  # type: ignore[attr-defined]
+        tap = self._tap
+        if tap is not None:  # answered before its body ended: the connection cannot go on
+            self.tap_ended(tap, complete=not tap.remaining and not tap.broken)
         super().on_response_complete()
         if not self.transport.is_closing():
             self._arm_head_deadline()  # the next request's head has the same deadline
@@ -146,6 +161,44 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_head_deadline()
         super().connection_lost(exc)
+
+    def _open_tap(self) -> BodyTap | None:
+        """Hand the rest of the current request's body to the app (see :mod:`.body_tap`):
+        reading stops until :meth:`tap_ended`. None once the app received any of the body, or
+        when the answer was sent or the connection lost."""
+        cycle = self.cycle
+        sock = self._socket_transport.get_extra_info("socket")
+        if cycle is None or cycle.response_complete or cycle.disconnected or sock is None:
+            return None
+        if self._tap is not None or self._body_seen > len(cycle.body):
+            return None  # the app took some of the body already (or a tap)
+        remaining = self._declared_length() - self._body_seen if cycle.more_body else 0
+        received = bytes(cycle.body)
+        cycle.body = bytearray()
+        if cycle.waiting_for_100_continue and not self.transport.is_closing():
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")  # as receive() would
+            cycle.waiting_for_100_continue = False
+        if remaining:
+            self._socket_transport.pause_reading()
+            # uvicorn's flow control may not resume it (a receive() would, were it paused)
+            self.flow.read_paused = False
+        self._tap = BodyTap(self, sock, received, remaining)
+        return self._tap
+
+    def tap_ended(self, tap: BodyTap, complete: bool) -> None:
+        """The tapped body was read to its end (``complete``: the connection reads the next
+        request with a fresh parser) or was not (it is closed). On the event loop."""
+        if tap is not self._tap:
+            return  # told already
+        self._tap = None
+        tap.stop()
+        if not complete or self.transport.is_closing():
+            self.transport.close()
+            return
+        if tap.remaining == 0 and self.cycle is not None and self.cycle.more_body:
+            self.parser = httptools.HttpRequestParser(self)  # the old one expects the body
+            self.on_message_complete()
+        self._socket_transport.resume_reading()
 
     def _declared_length(self) -> int:
         for name, value in self.headers:

@@ -23,7 +23,7 @@ from mltrail.core.types import ExperimentRef
 from mltrail.server.mlflow import shapes
 from mltrail.server.mlflow.errors import MlflowRoute, mlflow_error
 from mltrail.server.mlflow.messages import MessageDep, StoreDep
-from mltrail.server.routes.artifacts import RequestBody
+from mltrail.server.routes.artifacts import upload_body
 from mltrail.store.artifacts import ArtifactReader
 
 router = APIRouter(route_class=MlflowRoute)
@@ -51,7 +51,7 @@ async def upload_artifact(request: Request, path: str, store: StoreDep) -> dict[
     upload = artifact_upload(
         inner or "", size=int(declared) if declared and declared.isdigit() else None
     )
-    body = RequestBody(request)
+    body = upload_body(request)
     try:
         await anyio.to_thread.run_sync(
             store.put_artifact, ref.project_id, ref.experiment_id, upload, body

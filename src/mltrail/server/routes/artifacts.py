@@ -32,11 +32,12 @@ from mltrail.core.artifacts import (
 )
 from mltrail.core.errors import ValidationError
 from mltrail.core.wire import dump_json
+from mltrail.server.body_tap import BodyTap, open_tap
 from mltrail.server.deps import ExperimentId, ProjectId, StoreDep
 from mltrail.server.errors import error_response
 from mltrail.server.http_protocol import ZERO_COPY_SEND
 from mltrail.server.schemas import ERROR_RESPONSES, ArtifactOut, GcOut
-from mltrail.store.artifacts import CHUNK_BYTES, ArtifactReader
+from mltrail.store.artifacts import CHUNK_BYTES, ArtifactReader, Readable
 
 router = APIRouter(tags=["artifacts"], responses=ERROR_RESPONSES)
 _EXPERIMENT = "/projects/{project_id}/experiments/{experiment_id}"
@@ -105,7 +106,7 @@ class TrailedBody:
     (a :class:`~mltrail.store.artifacts.DigestedSource`, checked before anything is recorded).
     """
 
-    def __init__(self, body: RequestBody, size: int) -> None:
+    def __init__(self, body: RequestBody | BodyTap, size: int) -> None:
         self._body = body
         self._left = size
         self._rest = b""
@@ -141,6 +142,27 @@ def _declared_upload(
         size -= TRAILER_BYTES
     upload = artifact_upload(path, size=size, sha256_value=None if trailed else sha256, **point)
     return upload, trailed
+
+
+class TrailedTap(TrailedBody):
+    """A trailed body read from the socket (:mod:`~mltrail.server.body_tap`): :meth:`readinto`
+    fills the caller's buffer with the bytes before the trailer."""
+
+    def __init__(self, body: BodyTap, size: int) -> None:
+        super().__init__(body, size)
+        self._tap = body
+
+    def readinto(self, buffer: Any, /) -> int:
+        view = memoryview(buffer).cast("B")[: self._left]
+        got = self._tap.readinto(view) if view else 0
+        self._left -= got
+        return got
+
+
+def upload_body(request: Request) -> RequestBody | BodyTap:
+    """The body to store: read from the socket by the storing thread where the server offers
+    that (:mod:`~mltrail.server.body_tap`), else received by the event loop."""
+    return open_tap(request.scope) or RequestBody(request)
 
 
 @router.put(
@@ -179,9 +201,11 @@ async def put_artifact(
         epoch=epoch,
         weights_hash_value=weights_hash,
     )
-    body = RequestBody(request)
+    body = upload_body(request)
     size = upload.size
-    source = TrailedBody(body, size) if trailed and size is not None else body
+    source: Readable = body
+    if trailed and size is not None:
+        source = TrailedTap(body, size) if isinstance(body, BodyTap) else TrailedBody(body, size)
     try:
         artifact = await anyio.to_thread.run_sync(
             store.put_artifact, project_id, experiment_id, upload, source

@@ -28,7 +28,13 @@ from mltrail.store.artifacts import (
     StagedBlob,
     file_chunks,
 )
-from mltrail.store.blobs.staging import HashingReader, write_behind, write_pieces
+from mltrail.store.blobs.staging import (
+    HashingReader,
+    copy_hashed,
+    verified,
+    write_behind,
+    write_pieces,
+)
 
 READ_BYTES = CHUNK_BYTES  # blocks that stay cached from the sha256 to the write (not 4 MiB)
 
@@ -65,6 +71,20 @@ class LocalStaged(StagedBlob):
         self._staging.unlink(missing_ok=True)
 
 
+def _write_hashed(
+    source: Readable, write: Callable[[memoryview], object], max_bytes: int
+) -> tuple[str, int]:
+    """``write`` the source's bytes; their (sha256, count). A source that fills buffers (the
+    server's socket, a file) is read into a few reused ones (:func:`copy_hashed`), any other
+    block by block."""
+    readinto = getattr(source, "readinto", None)
+    if callable(readinto):
+        return copy_hashed(readinto, write, max_bytes)
+    reader = HashingReader(source, max_bytes, READ_BYTES)
+    write_behind(partial(write_pieces, write), reader.blocks())
+    return reader.digest(), reader.size
+
+
 class LocalBlobs(BlobStore):
     """Blobs under ``root``.
 
@@ -88,18 +108,17 @@ class LocalBlobs(BlobStore):
     def stage(self, source: Readable, *, expected_sha256: str | None, max_bytes: int) -> StagedBlob:
         self.staging_dir.mkdir(parents=True, exist_ok=True)
         staging = self.staging_dir / f"{uuid.uuid4().hex}.part"
-        reader = HashingReader(source, max_bytes, READ_BYTES)
         try:
             with staging.open("wb") as out:
-                write_behind(partial(write_pieces, out.write), reader.blocks())
+                digest, size = _write_hashed(source, out.write, max_bytes)
                 if self.fsync:
                     out.flush()
                     os.fsync(out.fileno())
-            digest = reader.verified_digest(expected_sha256)
+            verified(digest, size, expected_sha256)
         except BaseException:
             staging.unlink(missing_ok=True)
             raise
-        return LocalStaged(self, staging, digest, reader.size)
+        return LocalStaged(self, staging, digest, size)
 
     def exists(self, sha256: str) -> bool:
         return self.path_of(sha256).is_file()

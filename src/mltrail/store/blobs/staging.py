@@ -51,12 +51,12 @@ class HashingReader:
     def _count(self, data: bytes) -> None:
         self.size += len(data)
         if self.size > self.max_bytes:
-            raise PayloadTooLargeError(
-                f"the file is over the limit of {self.max_bytes} bytes (per-file limit or the "
-                "project's remaining quota)",
-                "size",
-            )
+            raise over_limit(self.max_bytes)
         self._hash.update(data)
+
+    def digest(self) -> str:
+        """The sha256 of everything read so far."""
+        return self._hash.hexdigest()
 
     def verified_digest(self, expected: str | None, expected_size: int | None = None) -> str:
         """The digest of everything read, checked against what the upload declared.
@@ -64,16 +64,33 @@ class HashingReader:
         Raises:
             ValidationError: a different digest or size (field ``sha256`` / ``size``).
         """
-        digest = self._hash.hexdigest()
-        if expected_size is not None and expected_size != self.size:
-            raise ValidationError(
-                f"declared {expected_size} bytes, received {self.size} (upload cut short?)", "size"
-            )
-        if expected is not None and expected != digest:
-            raise ValidationError(
-                f"the bytes received hash to {digest}, not the declared {expected}", "sha256"
-            )
-        return digest
+        return verified(self.digest(), self.size, expected, expected_size)
+
+
+def over_limit(max_bytes: int) -> PayloadTooLargeError:
+    """The error for an upload over ``max_bytes``."""
+    return PayloadTooLargeError(
+        f"the file is over the limit of {max_bytes} bytes (per-file limit or the "
+        "project's remaining quota)",
+        "size",
+    )
+
+
+def verified(digest: str, size: int, expected: str | None, expected_size: int | None = None) -> str:
+    """``digest`` once it and ``size`` match what the upload declared.
+
+    Raises:
+        ValidationError: a different digest or size (field ``sha256`` / ``size``).
+    """
+    if expected_size is not None and expected_size != size:
+        raise ValidationError(
+            f"declared {expected_size} bytes, received {size} (upload cut short?)", "size"
+        )
+    if expected is not None and expected != digest:
+        raise ValidationError(
+            f"the bytes received hash to {digest}, not the declared {expected}", "sha256"
+        )
+    return digest
 
 
 def write_behind(write: Callable[[Block], object], blocks: Iterable[Block]) -> None:
@@ -161,14 +178,14 @@ def fill(readinto: Callable[[memoryview], int], buffer: bytearray) -> int:
     return held
 
 
-def copy_verified(
+def copy_hashed(
     readinto: Callable[[memoryview], int],
     write: Callable[[memoryview], object],
-    expected: str,
-    expected_size: int,
-) -> None:
-    """Copy a source to ``write`` through a few reusable buffers, hashed on the way; how a
-    download whose source fills a caller's buffer (a socket, a file) is checked as it is written.
+    max_bytes: int | None = None,
+) -> tuple[str, int]:
+    """Copy a source to ``write`` through a few reusable buffers, hashed on the way; the
+    bytes' (sha256, count). How an upload whose source fills a caller's buffer (the socket, a
+    file) is staged, and a download checked as it is written.
 
     This thread reads; one thread hashes and another writes each buffer meanwhile (sha256 and
     the page-cache copy each keep a core busy and release the GIL), so the three overlap, and
@@ -176,8 +193,7 @@ def copy_verified(
     cost its client about 1 s of CPU per GiB before any hashing).
 
     Raises:
-        ValidationError: fewer or more than ``expected_size`` bytes (field ``size``), or bytes
-            not hashing to ``expected`` (field ``sha256``); checked after the last write.
+        PayloadTooLargeError: more than ``max_bytes`` (as soon as they arrived, none written).
     """
     digest = hashlib.sha256()
     free = [bytearray(CHUNK_BYTES) for _ in range(COPY_BUFFERS)]
@@ -194,6 +210,8 @@ def copy_verified(
                 if not got:
                     break
                 size += got
+                if max_bytes is not None and size > max_bytes:
+                    raise over_limit(max_bytes)
                 view = memoryview(buffer)[:got]
                 hashed = hasher.submit(digest.update, view)
                 in_flight.append((buffer, hashed, writer.submit(write_pieces, write, view)))
@@ -203,11 +221,27 @@ def copy_verified(
             for _, hashed, written in in_flight:  # after an error: wait, the buffers are in use
                 hashed.exception()
                 written.exception()
+    return digest.hexdigest(), size
+
+
+def copy_verified(
+    readinto: Callable[[memoryview], int],
+    write: Callable[[memoryview], object],
+    expected: str,
+    expected_size: int,
+) -> None:
+    """:func:`copy_hashed`, checked after the last write.
+
+    Raises:
+        ValidationError: fewer or more than ``expected_size`` bytes (field ``size``), or bytes
+            not hashing to ``expected`` (field ``sha256``).
+    """
+    digest, size = copy_hashed(readinto, write)
     if size != expected_size:
         raise ValidationError(
             f"downloaded {size} bytes, not the artifact's {expected_size} (cut short?)", "size"
         )
-    _check_digest(digest.hexdigest(), expected)
+    _check_digest(digest, expected)
 
 
 def _settled(in_flight: deque[tuple[bytearray, Future[None], Future[None]]]) -> bytearray:
