@@ -4,18 +4,21 @@ every backend (SqlStore and HttpStore -> real server; SQLite and PostgreSQL; loc
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import BinaryIO
 
+import httpx
 import pytest
 
 from mltrail.api import Api
 from mltrail.api import artifacts as artifacts_api
 from mltrail.core.errors import NotFoundError, ValidationError
+from mltrail.store.blobs import open_blobs
 from mltrail.store.http import HttpStore
 from support.servers import unique_name
 
-from .conftest import ArtifactEnv
+from .conftest import ArtifactEnv, blob_digests
 
 
 class ChangedWhileSent(artifacts_api.ReadAhead):
@@ -55,6 +58,11 @@ def test_a_failed_reupload_keeps_the_earlier_version(
         _upload(api, ref, second, "new.csv")
     with pytest.raises(NotFoundError):
         artifact_env.store.open_artifact(*ref, "new.csv")
+    # nor left their bytes behind: S3 copied a staged upload to its digest's key before the
+    # check, an orphan until garbage collection
+    assert hashlib.sha256(second.read_bytes()).hexdigest() not in blob_digests(artifact_env.blobs)
+    staging = Path(artifact_env.location) / "staging"
+    assert not staging.is_dir() or not list(staging.iterdir())
     monkeypatch.undo()
     _upload(api, ref, second, "preds.csv")  # an honest re-upload still replaces
     assert _read(artifact_env, ref, "preds.csv") == second.read_bytes()
@@ -79,4 +87,44 @@ def test_a_failed_reupload_through_httpx_keeps_the_earlier_version(
         _upload(api, ref, file, "model.bin")
     with store.open_artifact(*ref, "model.bin") as reader:
         assert b"".join(reader.chunks) == b"weights v1"
+    store.close()
+
+
+@pytest.mark.parametrize("backend", ["local", "s3"])
+def test_a_trailer_is_checked_as_sha256_takes_it(artifact_servers, backend: str) -> None:
+    """``sha256=trailer`` from any client: hex digits in either case, anything else refused
+    with a JSON 4xx and nothing stored, as is a body that cannot hold a trailer."""
+    proc, location = artifact_servers("sqlite", backend)
+    token = proc.make_token(unique_name())
+    store = HttpStore(proc.url, token)
+    project = store.create_project("trailer").id
+    experiment = store.create_experiment(project).experiment_id
+    base = f"{proc.url}/api/v1/projects/{project}/experiments/{experiment}/artifacts"
+    auth = {"Authorization": f"Bearer {token}"}
+    data = b"a body from another client"
+    large = backend.encode() * (1 << 20)  # read from the socket by the storing thread
+    digest = hashlib.sha256(data).hexdigest()
+
+    def put(name: str, body: object, headers: dict[str, str] = auth) -> httpx.Response:
+        params = {"sha256": "trailer"}
+        return httpx.put(f"{base}/{name}", params=params, content=body, headers=headers)
+
+    assert put("upper.bin", data + digest.upper().encode()).json()["sha256"] == digest
+    refused = {
+        "not-hex.bin": put("not-hex.bin", data + b"z" * 64),
+        "too-long.bin": put("too-long.bin", data + digest.encode() + b"\n"),
+        "large.bin": put("large.bin", large + digest.encode()),
+        "short.bin": put("short.bin", b"abc"),
+        "chunked.bin": put("chunked.bin", iter([data, digest.encode()])),
+        "anonymous.bin": put("anonymous.bin", data + digest.encode(), {}),
+    }
+    for name, answer in refused.items():
+        assert 400 <= answer.status_code < 500, (name, answer.text)
+        assert answer.json()["error"]["field"] in ("sha256", "token"), (name, answer.text)
+    assert [a.path for a in store.list_artifacts(project, experiment)] == ["upper.bin"]
+    too_long = hashlib.sha256(data + digest[:1].encode()).hexdigest()
+    left = blob_digests(open_blobs(location))
+    assert too_long not in left and hashlib.sha256(large).hexdigest() not in left
+    staging = Path(location) / "staging"
+    assert not staging.is_dir() or not list(staging.iterdir())
     store.close()

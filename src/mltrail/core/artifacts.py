@@ -226,8 +226,9 @@ def sha256_trailer(digest: str | None) -> bytes:
 
 
 def read_sha256_trailer(data: bytes) -> str | None:
-    """The digest a trailer carries; None when it is not exactly one."""
-    text = data.decode("ascii", "replace")
+    """The digest a trailer carries (hex digits in either case, as ``sha256=`` takes them);
+    None when it is not exactly one."""
+    text = data.decode("ascii", "replace").lower()
     return text if _SHA256_RE.fullmatch(text) else None
 
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import BinaryIO, Protocol, runtime_checkable
 
 from mltrail.core.artifacts import Artifact, ArtifactUpload, GcReport
+from mltrail.core.errors import ValidationError
 
 CHUNK_BYTES = 1024 * 1024
 """Bytes per read and per streamed chunk."""
@@ -46,6 +47,26 @@ class DigestedSource(Readable, Protocol):
         """The sha256 of every byte the source gave, asked once they were all read; None when
         it cannot tell (the upload is then refused)."""
         ...
+
+
+def check_sent_digest(source: Readable, received: str) -> None:
+    """Refuse bytes that are not those a :class:`DigestedSource` hashed while giving them (a
+    file rewritten while it was sent, a body whose trailer does not match), before anything is
+    published: a blob store calls it before it completes a staged blob.
+
+    Raises:
+        ValidationError: (field ``sha256``) the digests differ.
+    """
+    if not isinstance(source, DigestedSource):
+        return
+    sent = source.sent_sha256()
+    if sent != received:
+        raise ValidationError(
+            f"the store received bytes hashing to {received}, not the sender's "
+            f"{sent or '(unknown: the file could not be read while sent, or no valid trailer)'}"
+            "; nothing was stored (an earlier version stays), upload it again",
+            "sha256",
+        )
 
 
 class ArtifactReader:

@@ -110,6 +110,7 @@ class TrailedBody:
         self._body = body
         self._left = size
         self._rest = b""
+        self._trailer: bytes | None = None
 
     def read(self, size: int = -1, /) -> bytes:
         if self._left == 0:
@@ -121,10 +122,12 @@ class TrailedBody:
         return block
 
     def sent_sha256(self) -> str | None:
-        tail = self._rest
-        while len(tail) <= TRAILER_BYTES and (more := self._body.read()):
-            tail += more
-        return read_sha256_trailer(tail)
+        if self._trailer is None:  # asked again (a blob store checks twice): read once
+            tail, self._rest = self._rest, b""
+            while len(tail) <= TRAILER_BYTES and (more := self._body.read()):
+                tail += more
+            self._trailer = tail
+        return read_sha256_trailer(self._trailer)
 
 
 def _declared_upload(

@@ -26,6 +26,7 @@ from mltrail.store.artifacts import (
     BlobStore,
     Readable,
     StagedBlob,
+    check_sent_digest,
     file_chunks,
 )
 from mltrail.store.blobs.staging import (
@@ -114,7 +115,7 @@ class LocalBlobs(BlobStore):
                 if self.fsync:
                     out.flush()
                     os.fsync(out.fileno())
-            verified(digest, size, expected_sha256)
+            check_sent_digest(source, verified(digest, size, expected_sha256))
         except BaseException:
             staging.unlink(missing_ok=True)
             raise

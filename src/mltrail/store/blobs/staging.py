@@ -10,7 +10,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
 from mltrail.core.errors import PayloadTooLargeError, ValidationError
-from mltrail.store.artifacts import CHUNK_BYTES, Readable
+from mltrail.store.artifacts import CHUNK_BYTES, Readable, check_sent_digest
 
 Block = TypeVar("Block")
 
@@ -62,9 +62,13 @@ class HashingReader:
         """The digest of everything read, checked against what the upload declared.
 
         Raises:
-            ValidationError: a different digest or size (field ``sha256`` / ``size``).
+            ValidationError: a different digest or size (field ``sha256`` / ``size``), or
+                not the digest a :class:`~mltrail.store.artifacts.DigestedSource` sent.
         """
-        return verified(self.digest(), self.size, expected, expected_size)
+        digest = verified(self.digest(), self.size, expected, expected_size)
+        # before the blob is completed: a failed check leaves no blob behind (S3 included)
+        check_sent_digest(self.source, digest)
+        return digest
 
 
 def over_limit(max_bytes: int) -> PayloadTooLargeError:

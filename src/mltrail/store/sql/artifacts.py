@@ -37,7 +37,6 @@ from mltrail.store.artifacts import (
     ArtifactStore,
     BlobMissingError,
     BlobStore,
-    DigestedSource,
     Readable,
     StagedBlob,
     file_chunks,
@@ -219,25 +218,6 @@ def collect_blob(db: Database, blobs: BlobStore, digest: str) -> int | None:
         return int(row[0])
 
 
-def check_sent_digest(source: Readable, received: str) -> None:
-    """Refuse bytes that are not those the source hashed while giving them (a file rewritten
-    while it was sent), before anything is recorded.
-
-    Raises:
-        ValidationError: (field ``sha256``) the digests differ.
-    """
-    if not isinstance(source, DigestedSource):
-        return
-    sent = source.sent_sha256()
-    if sent != received:
-        raise validation.ValidationError(
-            f"the store received bytes hashing to {received}, not the sender's "
-            f"{sent or '(unknown: the file could not be read while sent)'}; nothing was "
-            "stored (an earlier version stays), upload it again",
-            "sha256",
-        )
-
-
 class SqlArtifacts(SqlNoun, ArtifactStore):
     """The artifacts half of SqlStore: paths in the database, bytes in ``self._blobs``."""
 
@@ -265,7 +245,6 @@ class SqlArtifacts(SqlNoun, ArtifactStore):
                 raise validation.ValidationError(
                     f"declared {checked.size} bytes, received {staged.size}", "size"
                 )
-            check_sent_digest(source, staged.sha256)
             with self._db.write() as conn:
                 return record_artifact(
                     conn, self._db, self._scope, self._limits, ref, checked, staged
