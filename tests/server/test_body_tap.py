@@ -13,6 +13,7 @@ from starlette.requests import ClientDisconnect
 
 from mltrail.server.body_tap import BodyTap, open_tap
 from mltrail.server.http_protocol import LARGE_BODY_BYTES
+from mltrail.store.artifacts import CHUNK_BYTES
 
 from .test_zero_copy_send import read_answer, serve
 
@@ -184,3 +185,36 @@ def test_a_client_expecting_100_continue_gets_it_when_the_body_is_tapped() -> No
         writer.close()
 
     asyncio.run(serve(tapping_app, check))
+
+
+def test_read_gives_the_same_bytes_in_pieces_of_at_most_a_chunk() -> None:
+    """What a store that reads blocks (S3 parts) gets: the body, never a piece over CHUNK_BYTES
+    however much it asks for."""
+    pieces: list[int] = []
+
+    def read_all(tap: BodyTap) -> tuple[str, int]:
+        digest, size = hashlib.sha256(), 0
+        while data := tap.read(64 * CHUNK_BYTES):
+            pieces.append(len(data))
+            digest.update(data)
+            size += len(data)
+        return digest.hexdigest(), size
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        tap = open_tap(scope)
+        assert tap is not None
+        try:
+            digest, size = await asyncio.to_thread(read_all, tap)
+        finally:
+            tap.stop()
+        await answer(send, f"tapped {digest} {size}")
+
+    async def check(port: int, state: Any) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(put(BODY))
+        _, got = await read_answer(reader)
+        assert got == f"tapped {hashlib.sha256(BODY).hexdigest()} {len(BODY)}".encode()
+        writer.close()
+
+    asyncio.run(serve(app, check))
+    assert pieces and max(pieces) <= CHUNK_BYTES

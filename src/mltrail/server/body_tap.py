@@ -69,12 +69,36 @@ class BodyTap:
             return count
         if not self.remaining or not view:
             return 0
-        if self.broken:
-            raise ClientDisconnect()
         try:
-            got = self._sock.recv_into(view, min(len(view), self.remaining))
+            got = self._sock.recv_into(view, self._limit(len(view)))
         except OSError:  # a reset, or IDLE_SECONDS without a byte
             got = 0
+        return self._counted(got)
+
+    def read(self, size: int = -1, /) -> bytes:
+        """Up to ``size`` bytes (at most :data:`CHUNK_BYTES`); ``b""`` at the body's end."""
+        size = CHUNK_BYTES if size < 0 else min(size, CHUNK_BYTES)
+        if self._received:
+            data = bytes(self._received[:size])
+            self._received = self._received[len(data) :]
+            return data
+        if not self.remaining or not size:
+            return b""
+        try:
+            data = self._sock.recv(self._limit(size))
+        except OSError:
+            data = b""
+        self._counted(len(data))
+        return data
+
+    def _limit(self, size: int) -> int:
+        """Bytes one receive may take (never past the body); ClientDisconnect once broken."""
+        if self.broken:
+            raise ClientDisconnect()
+        return min(size, self.remaining)
+
+    def _counted(self, got: int) -> int:
+        """Count ``got`` bytes received; the socket's end before the body's is a disconnect."""
         if not got:
             self.broken = True
             self._owner.loop.call_soon_threadsafe(self._owner.tap_ended, self, False)
@@ -83,11 +107,6 @@ class BodyTap:
         if not self.remaining:
             self._owner.loop.call_soon_threadsafe(self._owner.tap_ended, self, True)
         return got
-
-    def read(self, size: int = -1, /) -> bytes:
-        """Up to ``size`` bytes (:data:`CHUNK_BYTES` for -1); ``b""`` at the body's end."""
-        buffer = bytearray(CHUNK_BYTES if size < 0 else size)
-        return bytes(memoryview(buffer)[: self.readinto(buffer)])
 
     def stop(self) -> None:
         """Close the tap's descriptor (the connection stays the protocol's, which closes it
