@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from mltrail.store.sql import SqlStore, wal
+from mltrail.store.sql.engine import make_engine
 
 _FILL = (  # about 1,500 pages of log: past the threshold, in one commit
     "INSERT INTO scratch SELECT randomblob(4000) FROM (WITH RECURSIVE n(i) AS "
@@ -75,3 +76,62 @@ def test_in_memory_databases_have_no_checkpointer() -> None:
         assert store._db._wal is None
     finally:
         store.close()
+
+
+def _past_the_threshold(path: Path) -> None:
+    Path(f"{path}-wal").write_bytes(b"\0" * wal.CHECKPOINT_BYTES)  # only stat reads it
+
+
+def test_a_thread_that_cannot_start_does_not_fail_the_committed_write(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "t.db"
+    engine = make_engine(f"sqlite:///{path}")
+    checkpointer = wal.WalCheckpointer(engine, path)
+    _past_the_threshold(path)
+
+    def refused(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", refused)
+    try:
+        checkpointer.after_commit()  # a committed write's caller must not see it fail
+        monkeypatch.undo()
+        checkpointer.after_commit()  # and the next commit still checkpoints
+        assert checkpointer._running is not None
+        checkpointer.close()
+    finally:
+        engine.dispose()
+
+
+def test_no_checkpoint_starts_after_close(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "c.db"
+    engine = make_engine(f"sqlite:///{path}")
+    checkpointer = wal.WalCheckpointer(engine, path)
+    ran: list[str] = []
+    monkeypatch.setattr(wal.WalCheckpointer, "_checkpoint", lambda self: ran.append("ran"))
+    _past_the_threshold(path)
+    checkpointer.close()
+    engine.dispose()
+    checkpointer.after_commit()  # a write finishing after Database.close
+    assert checkpointer._running is None and ran == []
+
+
+def test_an_unexpected_failure_in_the_checkpoint_thread_is_swallowed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "f.db"
+    engine = make_engine(f"sqlite:///{path}")
+    checkpointer = wal.WalCheckpointer(engine, path)
+    escaped: list[BaseException | None] = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: escaped.append(args.exc_value))
+
+    def broken(*_: object) -> None:
+        raise AssertionError("no driver connection")
+
+    monkeypatch.setattr(engine, "connect", broken)
+    _past_the_threshold(path)
+    checkpointer.after_commit()
+    checkpointer.close()
+    engine.dispose()
+    assert checkpointer._running is not None and escaped == []

@@ -18,12 +18,10 @@ it, SQLite's among them): the log is truncated when SQLite restarts it from the 
 from __future__ import annotations
 
 import os
-import sqlite3
 import threading
 from pathlib import Path
 
 from sqlalchemy import Engine
-from sqlalchemy.exc import SQLAlchemyError
 
 # SQLite's own default threshold (1,000 pages of 4 KiB): the log stays about as long as before
 CHECKPOINT_BYTES = 4_096_000
@@ -51,6 +49,7 @@ class WalCheckpointer:
         self._log = f"{path}-wal"
         self._guard = threading.Lock()
         self._running: threading.Thread | None = None
+        self._closed = False  # by close: no checkpoint starts on a disposed engine
 
     @classmethod
     def of_file(cls, engine: Engine) -> WalCheckpointer | None:
@@ -60,16 +59,22 @@ class WalCheckpointer:
 
     def after_commit(self) -> None:
         """Start a checkpoint when the log holds :data:`CHECKPOINT_BYTES` or more and none
-        is running; returns at once (it never waits, so the event loop may call it too)."""
+        is running; returns at once (it never waits, so the event loop may call it too).
+        Never raises: the write it follows is committed, and its caller must not read it as
+        failed (and retry it) because no thread could be started."""
         if log_bytes(self._log) < CHECKPOINT_BYTES:
             return
         with self._guard:
-            if self._running is not None and self._running.is_alive():
+            if self._closed or (self._running is not None and self._running.is_alive()):
                 return
-            self._running = threading.Thread(
+            thread = threading.Thread(
                 target=self._checkpoint, name="mltrail-wal-checkpoint", daemon=True
             )
-            self._running.start()
+            try:
+                thread.start()
+            except RuntimeError:  # no thread to be had: the next commit tries again
+                return
+            self._running = thread
 
     def _checkpoint(self) -> None:
         try:
@@ -77,12 +82,13 @@ class WalCheckpointer:
                 driver = conn.connection.driver_connection
                 assert driver is not None
                 driver.execute("PRAGMA wal_checkpoint(PASSIVE)").close()
-        except (SQLAlchemyError, sqlite3.Error):
+        except Exception:  # locked, disk full, a disposed engine: none may reach the writer
             pass  # the next commit past the threshold tries again; SQLite's own net is below
 
     def close(self) -> None:
-        """Wait for a running checkpoint (before the engine is disposed)."""
+        """Wait for a running checkpoint (before the engine is disposed); none starts after."""
         with self._guard:
+            self._closed = True
             running = self._running
         if running is not None:
             running.join()
