@@ -18,7 +18,8 @@ from mltrail.core.query import parse_query
 from mltrail.core.types import Status
 from mltrail.store.blobs import open_blobs
 from mltrail.store.sql import SqlStore
-from mltrail.store.sql.engine import MIGRATIONS_DIR, Database, make_engine
+from mltrail.store.sql.engine import Database, make_engine
+from mltrail.store.sql.migrate import MIGRATIONS_DIR
 from mltrail.store.sql.tables import (
     experiments,
     metadata,

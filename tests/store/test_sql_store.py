@@ -24,7 +24,7 @@ from mltrail.core.errors import (
     ValidationError,
 )
 from mltrail.core.types import MetricBatch, SeriesChunk
-from mltrail.store.sql import SqlStore, engine, rollup_levels, rollups, series
+from mltrail.store.sql import SqlStore, engine, migrate, rollup_levels, rollups, series
 from mltrail.store.sql.tables import (
     ingest_batches,
     metric_chunks,
@@ -216,15 +216,15 @@ def test_migrations_are_idempotent(db_url: str) -> None:
 
 def test_head_revision_is_the_one_alembic_finds() -> None:
     config = Config()
-    config.set_main_option("script_location", str(engine.MIGRATIONS_DIR))
-    assert engine.head_revision() == ScriptDirectory.from_config(config).get_current_head()
+    config.set_main_option("script_location", str(migrate.MIGRATIONS_DIR))
+    assert migrate.head_revision() == ScriptDirectory.from_config(config).get_current_head()
 
 
 def test_migrations_import_no_live_mltrail_code() -> None:
     """A migration is a snapshot: what it writes must not change when a live module does (a
     database upgraded later would get the new format under the old revision)."""
     found = {}
-    for path in sorted((engine.MIGRATIONS_DIR / "versions").glob("*.py")):
+    for path in sorted((migrate.MIGRATIONS_DIR / "versions").glob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
             if isinstance(node, ast.ImportFrom):

@@ -23,7 +23,8 @@ from sqlalchemy import select, text
 
 from mltrail.store.base import Store
 from mltrail.store.sql import SqlStore
-from mltrail.store.sql.engine import MIGRATIONS_DIR, Database, make_engine
+from mltrail.store.sql.engine import Database, make_engine
+from mltrail.store.sql.migrate import MIGRATIONS_DIR
 from mltrail.store.sql.tables import experiments
 
 

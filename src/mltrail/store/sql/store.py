@@ -22,13 +22,14 @@ from mltrail.store.sql.access import Scope
 from mltrail.store.sql.agents import SqlAgents
 from mltrail.store.sql.artifacts import SqlArtifacts
 from mltrail.store.sql.charts import SqlCharts
-from mltrail.store.sql.engine import Database, make_engine, upgrade
+from mltrail.store.sql.engine import Database, make_engine
 from mltrail.store.sql.experiments import SqlExperiments
 from mltrail.store.sql.external import SqlExternal
 from mltrail.store.sql.identity import SqlIdentity
 from mltrail.store.sql.jobs import SqlJobs
 from mltrail.store.sql.lifecycle import SqlLifecycle
 from mltrail.store.sql.logs import SqlLogs
+from mltrail.store.sql.migrate import upgrade
 from mltrail.store.sql.points import SqlPoints
 from mltrail.store.sql.projects import SqlProjects
 from mltrail.store.sql.rewind import SqlRewind
