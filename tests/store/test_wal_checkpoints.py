@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -78,60 +79,50 @@ def test_in_memory_databases_have_no_checkpointer() -> None:
         store.close()
 
 
-def _past_the_threshold(path: Path) -> None:
+@pytest.fixture
+def due(tmp_path: Path) -> Iterator[wal.WalCheckpointer]:
+    """A checkpointer whose log is past the threshold (the engine disposed after the test)."""
+    path = tmp_path / "due.db"
+    engine = make_engine(f"sqlite:///{path}")
     Path(f"{path}-wal").write_bytes(b"\0" * wal.CHECKPOINT_BYTES)  # only stat reads it
+    yield wal.WalCheckpointer(engine, path)
+    engine.dispose()
 
 
 def test_a_thread_that_cannot_start_does_not_fail_the_committed_write(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    due: wal.WalCheckpointer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = tmp_path / "t.db"
-    engine = make_engine(f"sqlite:///{path}")
-    checkpointer = wal.WalCheckpointer(engine, path)
-    _past_the_threshold(path)
-
     def refused(self: threading.Thread) -> None:
         raise RuntimeError("can't start new thread")
 
     monkeypatch.setattr(threading.Thread, "start", refused)
-    try:
-        checkpointer.after_commit()  # a committed write's caller must not see it fail
-        monkeypatch.undo()
-        checkpointer.after_commit()  # and the next commit still checkpoints
-        assert checkpointer._running is not None
-        checkpointer.close()
-    finally:
-        engine.dispose()
+    due.after_commit()  # a committed write's caller must not see it fail
+    monkeypatch.undo()
+    due.after_commit()  # and the next commit still checkpoints
+    assert due._running is not None
+    due.close()
 
 
-def test_no_checkpoint_starts_after_close(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = tmp_path / "c.db"
-    engine = make_engine(f"sqlite:///{path}")
-    checkpointer = wal.WalCheckpointer(engine, path)
+def test_no_checkpoint_starts_after_close(
+    due: wal.WalCheckpointer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     ran: list[str] = []
     monkeypatch.setattr(wal.WalCheckpointer, "_checkpoint", lambda self: ran.append("ran"))
-    _past_the_threshold(path)
-    checkpointer.close()
-    engine.dispose()
-    checkpointer.after_commit()  # a write finishing after Database.close
-    assert checkpointer._running is None and ran == []
+    due.close()
+    due.after_commit()  # a write finishing after Database.close
+    assert due._running is None and ran == []
 
 
 def test_an_unexpected_failure_in_the_checkpoint_thread_is_swallowed(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    due: wal.WalCheckpointer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = tmp_path / "f.db"
-    engine = make_engine(f"sqlite:///{path}")
-    checkpointer = wal.WalCheckpointer(engine, path)
     escaped: list[BaseException | None] = []
     monkeypatch.setattr(threading, "excepthook", lambda args: escaped.append(args.exc_value))
 
     def broken(*_: object) -> None:
         raise AssertionError("no driver connection")
 
-    monkeypatch.setattr(engine, "connect", broken)
-    _past_the_threshold(path)
-    checkpointer.after_commit()
-    checkpointer.close()
-    engine.dispose()
-    assert checkpointer._running is not None and escaped == []
+    monkeypatch.setattr(due._engine, "connect", broken)
+    due.after_commit()
+    due.close()
+    assert due._running is not None and escaped == []
