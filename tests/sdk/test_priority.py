@@ -120,29 +120,31 @@ class _Sink:
 def test_a_lone_large_batch_is_packed_by_the_drain_a_small_one_by_its_store():
     for points, packed in ((PACK_AHEAD_POINTS, True), (PACK_AHEAD_POINTS - 1, False)):
         chunks = [_chunk("a", points // 2), _chunk("b", points - points // 2)]
-        outbox = build_outbox(_Store(), "c", itertools.count(1), chunks, [], [], 50_000,  # type: ignore[arg-type]
-                              WriterPriority())  # fmt: skip
+        outbox = build_outbox(_Store(), "c", itertools.count(1), chunks, [], [], 50_000)  # type: ignore[arg-type]
         ((_, batch, _),) = outbox
         assert [c.packed is not None for c in batch.chunks] == [packed, packed], points
         assert [len(c) for c in batch.chunks] == [len(c) for c in chunks]
 
 
-def test_a_drains_batches_are_packed_by_the_drain_with_the_priority_held(monkeypatch):
-    priority, seen = WriterPriority(), []
-    original = outbox_module._packed
+def test_a_drains_batches_are_packed_by_the_drain_with_the_priority_held(monkeypatch, tmp_path):
+    writer = Writer(_Sink(), 1, 1, spool=Spool(tmp_path, 10**9), target="t", batch_points=100,
+                    flush_interval=60)  # fmt: skip
+    seen, original = [], outbox_module._packed
 
     def recording(batch):  # type: ignore[no-untyped-def]
-        seen.append((threading.current_thread().name, priority.held))
-        return original(batch)
+        seen.append((threading.current_thread().name, writer._priority.held))
+        packed = original(batch)
+        assert all(c.packed is not None for c in packed.chunks)
+        return packed
 
     monkeypatch.setattr(outbox_module, "_packed", recording)
-    chunks = [_chunk(f"k{i}", PACK_AHEAD_POINTS) for i in range(3)]
-    outbox = build_outbox(_Store(), "c", itertools.count(1), chunks, [], [], PACK_AHEAD_POINTS,  # type: ignore[arg-type]
-                          priority)  # fmt: skip
-    # every batch packed once build_outbox returns, on the drain's thread: none waits for
-    # another thread (and the GIL) while the drain's store call has begun
-    assert all(c.packed is not None for _, batch, _ in outbox for c in batch.chunks)
+    for i in range(300):  # three batches
+        writer.add_points("train", i, -1, 1e9 + i, {"a": float(i)})
+    writer.flush()
+    # every batch packed on the drain's thread before its store call: none waits for another
+    # thread (and the GIL) while the drain's store call has begun
     assert seen == [(threading.current_thread().name, True)] * 3
+    assert writer.store.points == 300  # type: ignore[attr-defined]
 
 
 def test_a_slow_packing_is_not_a_stalled_store(monkeypatch, tmp_path):
@@ -226,3 +228,36 @@ def test_the_writers_thread_sends_with_quick_switches(tmp_path):
         assert seen and set(seen) == {DRAIN_SWITCH_SECONDS}
         assert writer.store.points == 300  # type: ignore[attr-defined]
         assert sys.getswitchinterval() == found
+
+
+class _CountingLock:
+    """A lock that counts the acquires that gave up waiting."""
+
+    def __init__(self, lock: threading.RLock) -> None:
+        self.lock, self.gave_up = lock, 0
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        got = self.lock.acquire(blocking, timeout)
+        self.gave_up += not got
+        return got
+
+    def release(self) -> None:
+        self.lock.release()
+
+
+def test_a_drain_waits_for_a_leaked_hold_once(monkeypatch, tmp_path):
+    # a hold that never ends (leaked) costs a drain HOLD_WAIT_SECONDS (5 s), once: the packing
+    # inside the drain's hold must not wait for it all over again
+    monkeypatch.setattr(priority_module, "HOLD_WAIT_SECONDS", 0.05)
+    writer = Writer(_Sink(), 1, 1, spool=Spool(tmp_path, 10**9), target="t", batch_points=100,
+                    flush_interval=60)  # fmt: skip
+    for i in range(300):  # three batches: packed by the drain
+        writer.add_points("train", i, -1, 1e9 + i, {"a": float(i)})
+    counting = _CountingLock(writer._priority._lock)
+    writer._priority._lock = counting  # type: ignore[assignment]
+    with _held_by_another_thread(writer._priority):
+        drain = threading.Thread(target=writer.flush)
+        drain.start()
+        drain.join(30)
+    assert not drain.is_alive() and counting.gave_up == 1
+    assert writer.store.points == 300  # type: ignore[attr-defined]

@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 from mltrail.core.chunk_codec import pack_chunks
 from mltrail.core.types import LogBatch, LogLine, MetricBatch, SeriesChunk
 from mltrail.sdk.buffer import merge_series, metric_batches
-from mltrail.sdk.priority import WriterPriority
 from mltrail.sdk.records import encode_link, encode_logs, encode_metrics
 
 if TYPE_CHECKING:
@@ -34,24 +33,24 @@ def build_outbox(
     lines: Sequence[LogLine],
     links: Sequence[Link],
     batch_points: int,
-    priority: WriterPriority,
 ) -> list[Item]:
     """The items of one drain; ``seq`` numbers the batches (a retried one is stored once).
     ``chunks`` are joined into one per series first (:func:`merge_series`).
 
-    The metric batches are packed as stored here, by the caller holding ``priority`` (the
-    drain), when there are several or a lone one has at least :data:`PACK_AHEAD_POINTS`: so
-    the store keeps the bytes instead of packing the columns, and the packing waits neither
-    for the GIL behind every logging thread (as in its store call, once per chunk) nor for
-    another thread (a packer thread of its own waited for the GIL and for logging threads'
-    compactions, up to 0.76 s behind 8 logging threads, and that wait read as a stalled
-    store: the drain's batches went to the spool). A smaller lone batch is left to its store
-    call: an embedded store keeps small chunks undeflated for its compaction.
+    The metric batches are packed as stored here, by the caller holding its writer's priority
+    (the drain, :meth:`Writer._cut`: a hold taken here as well would wait for a leaked one
+    all over again), when there are several or a lone one has at least
+    :data:`PACK_AHEAD_POINTS`: so the store keeps the bytes instead of packing the columns,
+    and the packing waits neither for the GIL behind every logging thread (as in its store
+    call, once per chunk) nor for another thread (a packer thread of its own waited for the
+    GIL and for logging threads' compactions, up to 0.76 s behind 8 logging threads, and
+    that wait read as a stalled store: the drain's batches went to the spool). A smaller
+    lone batch is left to its store call: an embedded store keeps small chunks undeflated
+    for its compaction.
     """
     batches = metric_batches(client_id, seq, merge_series(chunks), batch_points)
     if len(batches) > 1 or (batches and batches[0].point_count >= PACK_AHEAD_POINTS):
-        with priority.hold():  # reentrant: the drain holds it already
-            batches = [_packed(batch) for batch in batches]
+        batches = [_packed(batch) for batch in batches]
     outbox: list[Item] = [(encode_metrics, batch, store.append_points) for batch in batches]
     for start in range(0, len(lines), BATCH_LINES):
         log_batch = LogBatch(client_id, next(seq), tuple(lines[start : start + BATCH_LINES]))

@@ -332,7 +332,7 @@ class Writer(Delivery):
             chunks = compacted + series_chunks(calls)
             del calls, compacted
             outbox = build_outbox(self.store, self.client_id, self._seq, chunks, lines, links,
-                                  self.batch_points, self._priority)  # fmt: skip
+                                  self.batch_points)  # fmt: skip
         return outbox, stamp
 
     def _drain(self) -> None:
