@@ -95,6 +95,9 @@ BAD_VALUES = [  # (toml key, its TOML text, the same value as an environment var
     ("resume", '"3"', "3"),
     ("system_metrics", '"maybe"', "maybe"),
     ("spool_limit_bytes", '"lots"', "lots"),
+    # limits that were not a plain count were ignored, leaving the default quota in force
+    ("artifact_quota_bytes", '"1e9"', "1e9"),
+    ("artifact_max_file_bytes", '"10GB"', "10GB"),
 ]
 
 
@@ -111,6 +114,20 @@ def test_a_bad_setting_names_where_it_was_written(tmp_path, key, toml, raw):
     with pytest.raises(ValueError) as from_env:
         Settings.from_env({"MLTRAIL_HOME": str(tmp_path), variable: raw})
     assert str(from_env.value).startswith(variable) and "config.toml" not in str(from_env.value)
+
+
+@pytest.mark.parametrize("key", ["crash_after", "spool_limit_bytes", "artifact_quota_bytes"])
+def test_a_boolean_is_not_taken_for_a_number(tmp_path, key):
+    # `true` read as "1": a crash_after of 1 s, a spool of 1 byte; `false` as "off"
+    path = tmp_path / "config.toml"
+    for value in ("true", "false"):
+        path.write_text(f"{key} = {value}\n")
+        with pytest.raises(ValueError, match="must be a number, got a boolean") as caught:
+            Settings.from_env({"MLTRAIL_HOME": str(tmp_path)})
+        assert str(caught.value).startswith(f"{path}: {key}")
+    path.write_text(f"{key} = true\nstrict = true\n")  # the environment's value wins
+    settings = Settings.from_env({"MLTRAIL_HOME": str(tmp_path), f"MLTRAIL_{key.upper()}": "7"})
+    assert settings.strict and getattr(settings, key) == 7
 
 
 def test_every_setting_read_has_its_config_key_and_every_key_is_read(tmp_path, monkeypatch):

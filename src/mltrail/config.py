@@ -9,6 +9,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import overload
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -112,8 +113,8 @@ class Settings:
             capture_console=capture != "off" and not _flag(values.get("MLTRAIL_NO_CAPTURE")),
             capture_fds=capture == "fd",
             artifacts=(values.get("MLTRAIL_ARTIFACTS") or None),
-            artifact_max_file_bytes=_number(values.get("MLTRAIL_ARTIFACT_MAX_FILE_BYTES")),
-            artifact_quota_bytes=_number(values.get("MLTRAIL_ARTIFACT_QUOTA_BYTES")),
+            artifact_max_file_bytes=_bytes(values, "MLTRAIL_ARTIFACT_MAX_FILE_BYTES", None),
+            artifact_quota_bytes=_bytes(values, "MLTRAIL_ARTIFACT_QUOTA_BYTES", None),
             crash_after=_seconds(values, "MLTRAIL_CRASH_AFTER", DEFAULT_CRASH_AFTER_SECONDS),
             trash_days=_seconds(values, "MLTRAIL_TRASH_DAYS", DEFAULT_TRASH_DAYS),
             resume=_resume(values, "MLTRAIL_RESUME"),
@@ -198,9 +199,11 @@ class _Values:
     file and its key."""
 
     def __init__(self, env: Mapping[str, str], config_file: Path) -> None:
-        from_file = read_config_file(config_file)
+        table = _config_table(config_file)
+        from_file = {name: _config_text(value) for name, value in table.items()}
         self._values = {**from_file, **env}
         self._from_file = {name for name in from_file if name not in env}
+        self._booleans = {n for n in self._from_file if isinstance(table[n], bool)}
         self._file = config_file
 
     def get(self, name: str) -> str | None:
@@ -212,14 +215,28 @@ class _Values:
             return f"{self._file}: {name.removeprefix('MLTRAIL_').lower()}"
         return name
 
+    def number_text(self, name: str) -> str:
+        """The value of a numeric setting, stripped ("" when unset); ValueError for a toml
+        boolean, which would read as 1 (``true``) or not a number (``false``)."""
+        if name in self._booleans:
+            raise ValueError(f"{self.origin(name)}: must be a number, got a boolean")
+        return (self.get(name) or "").strip()
+
 
 def _number(value: str | None) -> int | None:
     return int(value) if value and value.isdigit() else None
 
 
-def _bytes(values: _Values, name: str, default: int) -> int:
-    """A count of bytes; ValueError naming where it came from if it is not one."""
-    raw = (values.get(name) or "").strip()
+@overload
+def _bytes(values: _Values, name: str, default: int) -> int: ...
+@overload
+def _bytes(values: _Values, name: str, default: None) -> int | None: ...
+
+
+def _bytes(values: _Values, name: str, default: int | None) -> int | None:
+    """A count of bytes; ValueError naming where it came from if it is not one (a limit
+    ignored for a typo, "1e9" or "10GB", left the default in force unsaid)."""
+    raw = values.number_text(name)
     if not raw:
         return default
     if not raw.isdigit():
@@ -238,7 +255,7 @@ def _capture_level(values: _Values, name: str) -> str:
 
 def _seconds(values: _Values, name: str, default: float) -> float:
     """A positive, finite number of seconds; ValueError naming where it came from if bad."""
-    raw = values.get(name)
+    raw = values.number_text(name)
     if not raw:
         return default
     try:
@@ -255,6 +272,12 @@ def _seconds(values: _Values, name: str, default: float) -> float:
 def read_config_file(path: Path) -> dict[str, str]:
     """The file's settings as ``MLTRAIL_*`` variables (strings, as the environment has them);
     empty when the file does not exist."""
+    return {name: _config_text(value) for name, value in _config_table(path).items()}
+
+
+def _config_table(path: Path) -> dict[str, object]:
+    """The file's settings by ``MLTRAIL_*`` variable, as toml typed them; empty when the file
+    does not exist."""
     try:
         with open(path, "rb") as f:
             table = tomllib.load(f)
@@ -268,9 +291,12 @@ def read_config_file(path: Path) -> dict[str, str]:
             raise ValueError(f"{path}: {key}: must be a string, number or boolean")
         if key.lower() not in CONFIG_KEYS:  # a typo would be ignored silently otherwise
             raise ValueError(f"{path}: {key}: not a setting (one of {', '.join(CONFIG_KEYS)})")
-        text = ("1" if value else "off") if isinstance(value, bool) else str(value)
-        env[f"MLTRAIL_{key.upper()}"] = text
+        env[f"MLTRAIL_{key.upper()}"] = value
     return env
+
+
+def _config_text(value: object) -> str:
+    return ("1" if value else "off") if isinstance(value, bool) else str(value)
 
 
 def write_config_file(path: Path, changes: Mapping[str, str | float | bool]) -> None:
