@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -126,3 +128,18 @@ def test_an_unexpected_failure_in_the_checkpoint_thread_is_swallowed(
     due.after_commit()
     due.close()
     assert due._running is not None and escaped == []
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork is POSIX")
+def test_a_child_forked_while_a_checkpoint_starts_can_checkpoint(
+    due: wal.WalCheckpointer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(wal.WalCheckpointer, "_checkpoint", lambda self: None)
+    with due._guard:  # another thread of the parent starting a checkpoint at the fork
+        pid = os.fork()
+        if pid == 0:  # the child: its first commit past the threshold must not hang
+            signal.alarm(5)
+            due.after_commit()
+            os._exit(0 if due._running is not None else 3)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

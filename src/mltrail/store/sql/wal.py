@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import threading
+import weakref
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -50,6 +51,7 @@ class WalCheckpointer:
         self._guard = threading.Lock()
         self._running: threading.Thread | None = None
         self._closed = False  # by close: no checkpoint starts on a disposed engine
+        _ALL.add(self)
 
     @classmethod
     def of_file(cls, engine: Engine) -> WalCheckpointer | None:
@@ -92,6 +94,21 @@ class WalCheckpointer:
             running = self._running
         if running is not None:
             running.join()
+
+
+_ALL: weakref.WeakSet[WalCheckpointer] = weakref.WeakSet()
+
+
+def _reset_in_child() -> None:
+    """A forked child has none of the parent's threads: a guard one of them held (starting a
+    checkpoint) would never be released, and the child's first commit past the threshold
+    would wait for it forever."""
+    for checkpointer in list(_ALL):
+        checkpointer._guard, checkpointer._running = threading.Lock(), None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_in_child)
 
 
 def log_bytes(log: str) -> int:
