@@ -47,3 +47,28 @@ def test_a_project_name_given_where_an_id_is_needed_says_where_names_work() -> N
         "experiments.search and the CLI's -p also take a name"
     )
     assert project_id("3") == 3
+
+
+def test_a_name_lookup_asks_for_the_namesakes_not_every_project(
+    migrated_db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # each lookup listed all the user's projects (an administrator's: all of them), so a
+    # script resolving names in a loop paid for the whole list every time
+    from mltrail.core.errors import ValidationError
+
+    store = SqlStore.open(migrated_db_url)
+    try:
+        ids = [store.create_project(name).id for name in ("one", "twin", "twin", "other")]
+        store.delete_project(ids[0])
+
+        def listed(include: str = "active") -> list:
+            raise AssertionError("a name lookup listed every project")
+
+        monkeypatch.setattr(store, "list_projects", listed)
+        assert resolve_project(store, "one", create=False) == ids[0]  # only deleted: taken
+        with pytest.raises(ValidationError, match=rf"\(ids {ids[1]}, {ids[2]}\): give the id"):
+            resolve_project(store, "twin", create=False)
+        store.delete_project(ids[1])
+        assert resolve_project(store, "twin", create=False) == ids[2]
+    finally:
+        store.close()

@@ -134,6 +134,18 @@ def test_an_active_project_is_found_before_a_deleted_one_of_the_same_name(store:
     assert store.find_project("twin").id == new.id
 
 
+def test_every_project_of_a_name_is_found_active_ones_first(store: Store) -> None:
+    # the name lookups that refuse a shared name listed every project to find the namesakes
+    gone = store.create_project("namesake")
+    store.delete_project(gone.id)
+    first, second = store.create_project("namesake"), store.create_project("namesake")
+    store.create_project("namesake-not")
+    assert [p.id for p in store.find_projects("namesake")] == [first.id, second.id, gone.id]
+    assert store.find_projects("namesake")[2].deleted_at is not None
+    assert store.find_projects("nobody's") == []
+    assert store.find_projects("namesake\x00") == []
+
+
 def test_a_unique_name_is_refused_when_another_project_has_it(store: Store) -> None:
     taken = store.create_project("taken-name")
     other = store.create_project("other-name")

@@ -85,6 +85,15 @@ def test_members_see_only_their_projects(sql_store: SqlStore) -> None:
     assert err.value.field == "user_name"
 
 
+def test_a_name_lookup_finds_only_the_members_projects(sql_store: SqlStore) -> None:
+    # a refusal of a shared name lists their ids: never those of a project the user cannot see
+    alice = sql_store.as_user(sql_store.auth.create_user("alice"))
+    bob = sql_store.as_user(sql_store.auth.create_user("bob"))
+    mine = alice.create_project("shared name")
+    bob.create_project("shared name")
+    assert [p.id for p in alice.find_projects("shared name")] == [mine.id]
+
+
 def test_only_members_and_administrators_rename_delete_and_restore(sql_store: SqlStore) -> None:
     alice = sql_store.as_user(sql_store.auth.create_user("alice"))
     bob = sql_store.as_user(sql_store.auth.create_user("bob"))

@@ -165,7 +165,7 @@ def named_project(store: Store, name: str) -> int | None:
             none active, deleted ones): names may repeat, and taking one of them silently
             could act on the wrong project; the message names the ids to give instead.
     """
-    found = [p for p in store.list_projects("all") if p.display_name == name]
+    found = store.find_projects(name)  # one query: a script may look names up in a loop
     active = [p.id for p in found if p.deleted_at is None]
     ids = active or [p.id for p in found]
     return _the_one(ids, name, "projects") if ids else None

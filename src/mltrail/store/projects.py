@@ -53,6 +53,11 @@ class ProjectStore(abc.ABC):
         active one before a deleted one (``deleted_at`` set), which keeps its name."""
 
     @abc.abstractmethod
+    def find_projects(self, display_name: str) -> list[Project]:
+        """Every project of the user's with that display name (names may repeat): active ones
+        first, then deleted ones, each by id; one query, however many projects the user has."""
+
+    @abc.abstractmethod
     def update_project(
         self,
         project_id: int,

@@ -23,10 +23,13 @@ def list_projects(
     include: str = Query("active", description="active, deleted or all"),
 ) -> list[dict]:
     """The user's projects (``include``: active, deleted or all); ``display_name`` selects the
-    one with that name (an active one first)."""
-    if display_name is not None:
+    one with that name (an active one first), or with ``include=all`` every one of the name
+    (active ones first, each by id)."""
+    if display_name is not None and include == "all":
+        projects: list[Project] = store.find_projects(display_name)
+    elif display_name is not None:
         found = store.find_project(display_name)
-        projects: list[Project] = [found] if found else []
+        projects = [found] if found else []
     else:
         projects = store.list_projects(include)
     return [project_to_wire(p) for p in projects]

@@ -29,6 +29,10 @@ class HttpProjects(HttpNoun, ProjectStore):
         found = self._get("/projects", display_name=display_name)
         return codec.project_from_wire(found[0]) if found else None
 
+    def find_projects(self, display_name: str) -> list[Project]:
+        found = self._get("/projects", display_name=display_name, include="all")
+        return [codec.project_from_wire(p) for p in found]
+
     def update_project(
         self,
         project_id: int,

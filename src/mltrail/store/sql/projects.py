@@ -93,21 +93,28 @@ def get_project(conn: Connection, scope: Scope, project_id: Any) -> Project:
 
 def find_project(conn: Connection, scope: Scope, display_name: str) -> Project | None:
     """The project of that name, an active one first (a deleted one keeps its name)."""
+    found = find_projects(conn, scope, display_name, limit=1)
+    return found[0] if found else None
+
+
+def find_projects(
+    conn: Connection, scope: Scope, display_name: str, limit: int | None = None
+) -> list[Project]:
+    """The projects of that name, active ones first, each by id."""
     try:  # no project has a name it refuses; and PostgreSQL refuses NUL in a query's text
         validation.require_text(
             display_name, "display_name", max_len=validation.MAX_PROJECT_NAME_LEN
         )
     except ValidationError:
-        return None
+        return []
     query = (
         _project_query(scope)
         .where(projects.c.display_name == display_name)
         .order_by(None)
         .order_by(projects.c.deleted_at.is_not(None), projects.c.id)
-        .limit(1)
+        .limit(limit)
     )
-    row = conn.execute(query).first()
-    return None if row is None else _to_project(row)
+    return [_to_project(r) for r in conn.execute(query)]
 
 
 def check_name_free(conn: Connection, scope: Scope, name: str, project_id: int | None) -> None:
@@ -264,6 +271,10 @@ class SqlProjects(SqlNoun, ProjectStore):
     def find_project(self, display_name: str) -> Project | None:
         with self._db.read() as conn:
             return find_project(conn, self._scope, display_name)
+
+    def find_projects(self, display_name: str) -> list[Project]:
+        with self._db.read() as conn:
+            return find_projects(conn, self._scope, display_name)
 
     def update_project(
         self,
