@@ -122,6 +122,10 @@ def test_a_trailer_is_checked_as_sha256_takes_it(artifact_servers, backend: str)
         assert 400 <= answer.status_code < 500, (name, answer.text)
         assert answer.json()["error"]["field"] in ("sha256", "token"), (name, answer.text)
     assert [a.path for a in store.list_artifacts(project, experiment)] == ["upper.bin"]
+    large_digest = hashlib.sha256(large + b"!").hexdigest()  # read by TrailedTap, accepted
+    assert (
+        put("large-ok.bin", large + b"!" + large_digest.encode()).json()["size"] == len(large) + 1
+    )
     too_long = hashlib.sha256(data + digest[:1].encode()).hexdigest()
     left = blob_digests(open_blobs(location))
     assert too_long not in left and hashlib.sha256(large).hexdigest() not in left
