@@ -174,5 +174,29 @@ def test_a_batch_summarises_each_series_as_its_chunk_alone_would(seed: int) -> N
     assert _as_bits(_summaries(rows, chunks)) == _as_bits(want)
 
 
+@pytest.mark.parametrize("seed", range(10))
+def test_one_point_chunks_summarise_as_each_alone_would(seed: int) -> None:
+    """Chunks of one point each (synchronous log_metric calls) take a shortcut past the numpy
+    reductions: the same series rows, to the bit, NaN, infinities and signed zeros among them."""
+    from types import SimpleNamespace
+
+    from mltrail.store.sql.points import _summaries
+
+    rng = np.random.default_rng(seed)
+    rows, chunks = [], []
+    for i, value in enumerate(_ODD):
+        it = np.array([int(rng.integers(0, 9))])
+        chunks.append(SeriesChunk("k", "train", it, np.array([-1]), np.array([value]),
+                                  np.zeros(1)))  # fmt: skip
+        rows.append(SimpleNamespace(
+            id=i, count=1, last_value=0.5, last_epoch=1, last_iteration=int(rng.integers(0, 12)),
+            min_value=None if i % 3 == 0 else float(rng.choice([*_ODD, 1.5])),
+            max_value=None if i % 3 == 1 else float(rng.choice([*_ODD, 1.5])),
+        ))  # fmt: skip
+    for picked in (slice(None), slice(seed % len(_ODD), seed % len(_ODD) + 1)):
+        want = [_summary_alone(r, c) for r, c in zip(rows[picked], chunks[picked], strict=True)]
+        assert _as_bits(_summaries(rows[picked], chunks[picked])) == _as_bits(want)
+
+
 def _as_bits(rows: list[tuple]) -> list[list]:
     return [[struct.pack("<d", x) if isinstance(x, float) else x for x in row] for row in rows]

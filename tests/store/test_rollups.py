@@ -405,6 +405,25 @@ def test_a_lone_point_makes_the_rows_the_array_path_makes(seed: int) -> None:
     assert len(lone.new_buckets) + len(lone.merged_buckets) == len(rollups.LEVEL_SIZES)
 
 
+@pytest.mark.parametrize("seconds", [0.0005, 0.0015, 0.0025, 1.7e9 + 0.0005, 9.999e12, -0.0025])
+def test_a_lone_point_rounds_its_time_as_the_array_path_does(seconds: float) -> None:
+    """A lone point's milliseconds, rounded without arrays, are the array path's (half to
+    even) at ties and near the largest time a point may have."""
+    from types import SimpleNamespace
+
+    from mltrail.store.sql.points import _Writes
+
+    row = SimpleNamespace(id=3, count=5)
+    chunk = SeriesChunk("k", "train", np.array([5]), np.array([-1]), np.array([1.0]),
+                        np.array([seconds]))  # fmt: skip
+    lone, arrays = _Writes([row], [chunk]), _Writes([row], [chunk])
+    lone.add_lone_rollups({})
+    arrays.add_array_rollups({})
+    assert _same(lone.new_buckets, arrays.new_buckets), (lone.new_buckets, arrays.new_buckets)
+    first_time = lone.bucket_names.index("first_time")
+    assert lone.new_buckets[0][first_time] == int(np.round(seconds * 1000.0))
+
+
 @pytest.mark.parametrize("epochs_back", [False, True])
 def test_downsample_orders_by_iteration_then_epoch_ties_in_arrival_order(epochs_back: bool) -> None:
     """Picks re-logged at an iteration (with a lower epoch when ``epochs_back``) come out by

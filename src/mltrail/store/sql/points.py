@@ -244,9 +244,10 @@ class _Writes:
     def add_lone_rollups(self, stored: Partials) -> None:
         """:meth:`add_array_rollups` for a batch of one point, in plain Python."""
         row, chunk = self.rows[0], self.chunks[0]
-        millis = np.round(chunk.times * 1000.0).astype(np.int64)  # as add_array_rollups
+        # ms rounded half to even, as add_array_rollups' np.round (and without its arrays)
+        millis = round(float(chunk.times[0]) * 1000.0)
         point = (int(chunk.iterations[0]), int(chunk.epochs[0]), float(chunk.values[0]),
-                 int(millis[0]))  # fmt: skip
+                 millis)  # fmt: skip
         mine = {level: rollups.absolute_times(p[2:]) for (series_id, level), p in stored.items()
                 if series_id == row.id}  # fmt: skip
         self.bucket_names = ["bucket", *rollups.COLUMNS, "series_id", "level"]
@@ -346,13 +347,9 @@ def _summaries(rows: list[Any], chunks: list[SeriesChunk]) -> list[tuple[Any, ..
     extremes reduced at once (a chunk at a time, a 20-series batch paid a few hundred numpy
     calls): "last" is the point of the highest iteration (the latest to arrive among equals),
     as MLflow's latest metric is, whatever the arrival order; min and max skip NaN."""
-    lengths = [len(c) for c in chunks]
-    starts = np.cumsum([0, *lengths[:-1]])
-    v = np.concatenate([c.values for c in chunks]) if len(chunks) > 1 else chunks[0].values
-    new_min, new_max = _extremes(v, starts)
+    lows, highs = _chunk_extremes(chunks)
     out = []
-    for row, chunk, low, high in zip(rows, chunks, new_min.tolist(), new_max.tolist(),
-                                     strict=True):  # fmt: skip
+    for row, chunk, low, high in zip(rows, chunks, lows, highs, strict=True):
         last = (float(chunk.values[-1]), int(chunk.iterations[-1]), int(chunk.epochs[-1]))
         if row.count and row.last_iteration is not None and row.last_iteration > last[1]:
             last = (row.last_value, row.last_iteration, row.last_epoch)
@@ -362,6 +359,20 @@ def _summaries(rows: list[Any], chunks: list[SeriesChunk]) -> list[tuple[Any, ..
         extremes = (float(np.fmin(old_min, low)), float(np.fmax(old_max, high)))
         out.append((row.count + len(chunk), *last, *extremes, row.id))
     return out
+
+
+def _chunk_extremes(chunks: list[SeriesChunk]) -> tuple[list[float], list[float]]:
+    """Each chunk's smallest and largest non-NaN value (NaN for none). A point's own value is
+    both when every chunk holds one (a synchronous log_metric): the numpy reductions of
+    :func:`_extremes` were a seventh of such an append's own Python."""
+    if all(len(c) == 1 for c in chunks):
+        values = [float(c.values[0]) for c in chunks]
+        return values, values
+    lengths = [len(c) for c in chunks]
+    starts = np.cumsum([0, *lengths[:-1]])
+    v = np.concatenate([c.values for c in chunks]) if len(chunks) > 1 else chunks[0].values
+    new_min, new_max = _extremes(v, starts)
+    return new_min.tolist(), new_max.tolist()
 
 
 def _extremes(v: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
