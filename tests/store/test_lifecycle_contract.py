@@ -80,6 +80,20 @@ def test_a_finished_run_runs_again_only_by_resuming(store: Store) -> None:
     assert resumed.status is Status.RUNNING and resumed.ended_at is None
 
 
+def test_record_status_is_the_status_update_without_the_answer(store: Store) -> None:
+    project = store.create_project(unique_name("life")).id
+    store.create_experiment(project, tags=["kept"])
+    assert store.record_status(project, 1, Status.DONE) is None  # type: ignore[func-returns-value]
+    done = store.get_experiment(project, 1)
+    assert done.status is Status.DONE and done.ended_at is not None
+    assert done.tags == ("kept",)
+    with pytest.raises(ConflictError, match="resum"):  # the same rules as update_experiment
+        store.record_status(project, 1, Status.RUNNING)
+    assert store.get_experiment(project, 1).status is Status.DONE
+    with pytest.raises(NotFoundError):
+        store.record_status(project, 2, Status.DONE)
+
+
 def test_a_given_end_time_is_the_stored_end(store: Store) -> None:
     project = store.create_project(unique_name("life")).id
     store.create_experiment(project, started_at=1_000.0)

@@ -151,7 +151,7 @@ def _status(body: dict[str, Any]) -> _Send:
     status = Status(body["status"])
 
     def send(store: Store, p: int, e: int) -> int:
-        store.update_experiment(p, e, status=status)
+        store.record_status(p, e, status)
         return 0
 
     return send

@@ -21,7 +21,7 @@ def record_final_status(writer: Writer, status: Status) -> None:
         ref = writer.address.ref
         if ref is None:  # started offline, never numbered: the status waits in the spool
             raise TransportError("the run started offline has no number yet")
-        writer.store.update_experiment(*ref, status=status)
+        writer.store.record_status(*ref, status)
     except Exception as exc:
         if not is_transient(exc):
             warnings.warn(

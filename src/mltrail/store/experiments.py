@@ -112,6 +112,12 @@ class ExperimentStore(abc.ABC):
         changes).
         """
 
+    def record_status(self, project_id: int, experiment_id: int, status: Status) -> None:
+        """``update_experiment(..., status=status)`` without the experiment read back: what a
+        run's end records (its SDK has no use for the answer). A store overrides it when
+        reading the experiment back costs something (SqlStore, HttpStore)."""
+        self.update_experiment(project_id, experiment_id, status=status)
+
     @abc.abstractmethod
     def delete_experiment(self, project_id: int, experiment_id: int) -> Experiment:
         """Move the experiment to the trash: hidden from lists, restorable for the store's

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Header, Query, Response
 
 from mltrail.core import lifecycle
 from mltrail.core.codec import experiment_to_wire, liveness_to_wire
@@ -74,13 +74,34 @@ def get_experiment(project_id: ProjectId, experiment_id: ExperimentId, store: St
     return experiment_to_wire(store.get_experiment(project_id, experiment_id))
 
 
-@router.patch("/{experiment_id}", response_model=ExperimentOut)
+@router.patch(
+    "/{experiment_id}",
+    response_model=ExperimentOut,
+    responses={204: {"description": "changed, with `Prefer: return=minimal`: no body"}},
+)
 def update_experiment(
-    project_id: ProjectId, experiment_id: ExperimentId, body: ExperimentPatch, store: StoreDep
-) -> dict:
+    project_id: ProjectId,
+    experiment_id: ExperimentId,
+    body: ExperimentPatch,
+    store: StoreDep,
+    prefer: Annotated[str | None, Header(description="`return=minimal`: answer 204")] = None,
+) -> dict | Response:
     """Change the fields sent; hyperparameters, environment and source are merged."""
     fields = from_wire(body.model_dump(exclude_unset=True, exclude_none=True))
-    return experiment_to_wire(store.update_experiment(project_id, experiment_id, **fields))
+    if not _minimal(prefer):
+        return experiment_to_wire(store.update_experiment(project_id, experiment_id, **fields))
+    if fields.keys() == {"status"}:  # a run's end: the experiment is not read back
+        store.record_status(project_id, experiment_id, fields["status"])
+    else:
+        store.update_experiment(project_id, experiment_id, **fields)
+    return Response(status_code=204, headers={"Preference-Applied": "return=minimal"})
+
+
+def _minimal(prefer: str | None) -> bool:
+    """Whether a ``Prefer`` header (RFC 7240) asks for ``return=minimal``."""
+    if not prefer:
+        return False
+    return any(p.split(";")[0].strip().lower() == "return=minimal" for p in prefer.split(","))
 
 
 @router.delete("/{experiment_id}", response_model=ExperimentOut)

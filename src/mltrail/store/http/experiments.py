@@ -15,6 +15,9 @@ from mltrail.core.wire import to_wire
 from mltrail.store.experiments import LIST_PAGE_SIZE, ExperimentStore
 from mltrail.store.http.transport import HttpNoun
 
+# RFC 7240: the client has no use for the changed resource (docs/rest.md, PATCH experiment)
+RETURN_MINIMAL = {"Prefer": "return=minimal"}
+
 
 class HttpExperiments(HttpNoun, ExperimentStore):
     """The experiments half of HttpStore: each :class:`ExperimentStore` method is one request."""
@@ -129,6 +132,13 @@ class HttpExperiments(HttpNoun, ExperimentStore):
         # a repeated merge-update leaves the same state: safe to retry
         answer = self._http.call("PATCH", path, body=body, repeatable=True)
         return codec.experiment_from_wire(answer)
+
+    def record_status(self, project_id: int, experiment_id: int, status: Status) -> None:
+        path = self._experiment_path(project_id, experiment_id)
+        body = {"status": Status(status).value}
+        # no answer wanted: the server skips reading the experiment back (204, no body; an
+        # older server's 200 with the experiment is read and dropped)
+        self._http.call("PATCH", path, body=body, repeatable=True, headers=RETURN_MINIMAL)
 
     def delete_experiment(self, project_id: int, experiment_id: int) -> Experiment:
         path = self._experiment_path(project_id, experiment_id)

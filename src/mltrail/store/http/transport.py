@@ -56,15 +56,18 @@ def build_request(
     body: Any = None,
     params: Mapping[str, Any] | None = None,
     timeout: float | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> httpx.Request:
     """One request; ``body`` is already in wire form (tagged floats), sent as JSON bytes."""
-    headers = {"Content-Type": "application/json"} if body is not None else {}
+    sent = dict(headers or {})
+    if body is not None:
+        sent["Content-Type"] = "application/json"
     return client.build_request(
         method,
         path,
         content=None if body is None else dump_json(body),
         params=None if params is None else {k: v for k, v in params.items() if v is not None},
-        headers=headers,
+        headers=sent,
         timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout,
     )
 
@@ -192,10 +195,11 @@ class Transport:
         repeatable: bool = False,
         timeout: float | None = None,
         raw: bool = False,
+        headers: Mapping[str, str] | None = None,
     ) -> Any:
         """One Store call: build, send (retrying as ``repeatable`` allows), decode."""
         request = build_request(
-            self.client, method, path, body=body, params=params, timeout=timeout
+            self.client, method, path, body=body, params=params, timeout=timeout, headers=headers
         )
         return decode(send(self.client, request, self.policy, repeatable=repeatable), raw=raw)
 

@@ -159,7 +159,7 @@ def _created_before(conn: Connection, pid: int, client_id: str) -> int | None:
     return int(row.id)
 
 
-def update_experiment(
+def apply_changes(
     conn: Connection,
     scope: Scope,
     judge: Judge,
@@ -167,9 +167,13 @@ def update_experiment(
     changes: dict[str, Any],
     *,
     internal: bool = False,
-) -> Experiment:
+) -> int:
     """Apply changes; JSON fields merge into the old ones; status moves set timestamps.
-    Refused while the project is deleted, except the ``internal`` moves of a job's run."""
+    Refused while the project is deleted, except the ``internal`` moves of a job's run.
+
+    Returns:
+        The experiment's row id (reading it back, three queries, is the caller's choice).
+    """
     now = judge.now
     pk = experiment_pk(conn, scope, *ref, write=not internal)
     row = conn.execute(select(experiments).where(experiments.c.id == pk).with_for_update()).one()
@@ -202,7 +206,7 @@ def update_experiment(
     if changes.get("ended_at") is not None:
         values["ended_at"] = _given_end(changes["ended_at"], values.get("status", row.status))
     conn.execute(update(experiments).where(experiments.c.id == pk).values(**values))
-    return judged(conn, judge, pk)
+    return pk
 
 
 def _check_kept(old: dict[str, Any], new: dict[str, Any]) -> None:
@@ -439,7 +443,12 @@ class SqlExperiments(SqlNoun, ExperimentStore):
             if resume and moved is not None and not moved.is_final:
                 resume_experiment(conn, self._db, self._scope, judge, ref, moved)
                 changes["status"] = None  # resumed: the other changes apply on top
-            return update_experiment(conn, self._scope, judge, ref, changes)
+            return judged(conn, judge, apply_changes(conn, self._scope, judge, ref, changes))
+
+    def record_status(self, project_id: int, experiment_id: int, status: Status) -> None:
+        with self._db.write() as conn:
+            ref, changes = (project_id, experiment_id), {"status": status}
+            apply_changes(conn, self._scope, self._judge(), ref, changes)
 
     def request_stop(self, project_id: int, experiment_id: int) -> Experiment:
         with self._db.write() as conn:

@@ -51,7 +51,7 @@ def _set_experiment_status(
     ref = (row.project_id, row.number)
     # a job's claim or retry runs the experiment again, whatever it recorded last
     changes = {"status": status, "rerun": True}
-    exp.update_experiment(conn, scope, Judge.stored(now), ref, changes, internal=True)
+    exp.apply_changes(conn, scope, Judge.stored(now), ref, changes, internal=True)
 
 
 # --- submission and reads --------------------------------------------------------------------
