@@ -35,9 +35,11 @@ from __future__ import annotations
 
 import atexit
 import itertools
+import os
 import threading
 import time
 import warnings
+import weakref
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -138,6 +140,8 @@ class Writer(Delivery):
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._inherited = False  # a forked child's copy: the parent's thread sends the buffer
+        _WRITERS.add(self)
 
     # --- what the training thread calls --------------------------------------------------------
     def add_points(
@@ -273,6 +277,9 @@ class Writer(Delivery):
     def close(self, timeout: float = CLOSE_TIMEOUT_SECONDS) -> None:
         """Stop the thread after a last drain; retries give up (and spool) by ``timeout``."""
         atexit.unregister(self.close)
+        if self._inherited:
+            self._stop.set()
+            return
         self._deadline = time.monotonic() + timeout
         self._stop.set()
         self._wake.set()
@@ -336,6 +343,8 @@ class Writer(Delivery):
         return outbox, stamp
 
     def _drain(self) -> None:
+        if self._inherited:
+            return
         with self._send_lock:
             outbox, stamp = self._cut()
             for index, (encode, batch, call) in enumerate(outbox):
@@ -347,3 +356,22 @@ class Writer(Delivery):
             if self._spool_pending and not self._past_deadline():
                 # in file order: cut time, so the order things were logged
                 self._replay_spooled(final=self._stop.is_set())
+
+
+_WRITERS: weakref.WeakSet[Writer] = weakref.WeakSet()
+
+
+def _detach_in_child() -> None:
+    """A forked child's copies of the writers are never drained (their buffers are the
+    parent's to send, under the same client id and batch numbers: a store would take the
+    parent's next batch for a retry of the child's and keep only one), and their locks, which
+    the parent's writer thread may have held mid-drain at the fork, are new: closing one (at
+    the child's exit, through atexit) returned never."""
+    for writer in list(_WRITERS):
+        writer._inherited = True
+        writer._lock, writer._send_lock = threading.Lock(), threading.Lock()
+        atexit.unregister(writer.close)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_detach_in_child)
