@@ -235,11 +235,19 @@ class BlobStore(abc.ABC):
         """
 
     @abc.abstractmethod
-    def stage(self, source: Readable, *, expected_sha256: str | None, max_bytes: int) -> StagedBlob:
+    def stage(
+        self,
+        source: Readable,
+        *,
+        expected_sha256: str | None,
+        max_bytes: int,
+        expected_size: int | None = None,
+    ) -> StagedBlob:
         """Stream ``source`` to staging, hashing as it goes; nothing is visible yet.
 
         Raises:
-            ValidationError: the bytes' digest is not ``expected_sha256`` (field ``sha256``).
+            ValidationError: the bytes' digest is not ``expected_sha256`` (field ``sha256``),
+                or their count not ``expected_size`` (``size``), checked before a blob is kept.
             PayloadTooLargeError: more than ``max_bytes`` arrived (reading stops there).
         """
 

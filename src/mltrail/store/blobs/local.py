@@ -106,7 +106,14 @@ class LocalBlobs(BlobStore):
     def staging_dir(self) -> Path:
         return self.root / "staging"
 
-    def stage(self, source: Readable, *, expected_sha256: str | None, max_bytes: int) -> StagedBlob:
+    def stage(
+        self,
+        source: Readable,
+        *,
+        expected_sha256: str | None,
+        max_bytes: int,
+        expected_size: int | None = None,
+    ) -> StagedBlob:
         self.staging_dir.mkdir(parents=True, exist_ok=True)
         staging = self.staging_dir / f"{uuid.uuid4().hex}.part"
         try:
@@ -115,7 +122,7 @@ class LocalBlobs(BlobStore):
                 if self.fsync:
                     out.flush()
                     os.fsync(out.fileno())
-            check_sent_digest(source, verified(digest, size, expected_sha256))
+            check_sent_digest(source, verified(digest, size, expected_sha256, expected_size))
         except BaseException:
             staging.unlink(missing_ok=True)
             raise

@@ -131,30 +131,40 @@ class S3Blobs(BlobStore):
 
     # --- writing -------------------------------------------------------------------------------
     @_storage_faults
-    def stage(self, source: Readable, *, expected_sha256: str | None, max_bytes: int) -> StagedBlob:
+    def stage(
+        self,
+        source: Readable,
+        *,
+        expected_sha256: str | None,
+        max_bytes: int,
+        expected_size: int | None = None,
+    ) -> StagedBlob:
         part_bytes = max(MIN_PART_BYTES, math.ceil(max_bytes / MAX_PARTS))
         reader = HashingReader(source, max_bytes, part_bytes)
         if expected_sha256 is not None and self.exists(expected_sha256):
             for _ in reader.blocks():  # stored already: verify the bytes, keep none of them
                 pass
-            return S3Staged(self, reader.verified_digest(expected_sha256), reader.size)
+            digest = reader.verified_digest(expected_sha256, expected_size)
+            return S3Staged(self, digest, reader.size)
         key = (
             self.key_of(expected_sha256)
             if expected_sha256
             else f"{self.prefix}staging/{uuid.uuid4().hex}"
         )
-        self._upload(reader, key, expected_sha256)
-        digest = reader.verified_digest(expected_sha256)
+        self._upload(reader, key, expected_sha256, expected_size)
+        digest = reader.verified_digest(expected_sha256, expected_size)
         if key != self.key_of(digest):
             self._move(key, digest)
         return S3Staged(self, digest, reader.size)
 
-    def _upload(self, reader: HashingReader, key: str, expected: str | None) -> None:
+    def _upload(
+        self, reader: HashingReader, key: str, expected: str | None, size: int | None
+    ) -> None:
         blocks = reader.blocks()
         first = next(blocks, b"")
         second = next(blocks, None)
         if second is None:  # one part: verify, then a plain PUT
-            reader.verified_digest(expected)
+            reader.verified_digest(expected, size)
             self.client.put_object(Bucket=self.bucket, Key=key, Body=first)
             return
         upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"]
@@ -163,7 +173,9 @@ class S3Blobs(BlobStore):
             del first, second
             for number, block in enumerate(blocks, start=3):
                 parts.append(self._part(key, upload_id, number, block))
-            reader.verified_digest(expected)  # before completing: a wrong upload stays invisible
+            reader.verified_digest(
+                expected, size
+            )  # before completing: a wrong upload stays invisible
             self.client.complete_multipart_upload(
                 Bucket=self.bucket,
                 Key=key,

@@ -239,12 +239,10 @@ class SqlArtifacts(SqlNoun, ArtifactStore):
             _, room = room_for(conn, self._scope, self._limits, ref, checked.path)
         if checked.size is not None:
             _check_room(checked.size, room, self._limits)
-        staged = blobs.stage(source, expected_sha256=checked.sha256, max_bytes=room)
+        staged = blobs.stage(
+            source, expected_sha256=checked.sha256, max_bytes=room, expected_size=checked.size
+        )
         try:
-            if checked.size is not None and checked.size != staged.size:
-                raise validation.ValidationError(
-                    f"declared {checked.size} bytes, received {staged.size}", "size"
-                )
             with self._db.write() as conn:
                 return record_artifact(
                     conn, self._db, self._scope, self._limits, ref, checked, staged
