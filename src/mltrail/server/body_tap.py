@@ -18,6 +18,7 @@ import socket
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+import anyio.from_thread
 from starlette.requests import ClientDisconnect
 
 from mltrail.store.artifacts import CHUNK_BYTES
@@ -119,3 +120,42 @@ def open_tap(scope: Mapping[str, Any]) -> BodyTap | None:
     """The request's body tap when its server offers one (and nothing was tapped yet)."""
     offer = scope.get("extensions", {}).get(BODY_TAP)
     return offer["open"]() if offer else None
+
+
+class PendingTap:
+    """A request's body tap opened by its first read, from the storing thread (through the
+    event loop): the store checks the user's membership and the room left before it reads, so
+    a refused upload gets its answer with no ``100 Continue`` before it and none of its body
+    read (opening the tap answers the client's ``Expect: 100-continue``).
+
+    Raises (from the reads):
+        ClientDisconnect: the tap could not open (the connection is gone), or see
+            :meth:`BodyTap.readinto`.
+    """
+
+    def __init__(self, scope: Mapping[str, Any]) -> None:
+        self._scope = scope
+        self._tap: BodyTap | None = None
+
+    @staticmethod
+    def offered(scope: Mapping[str, Any]) -> bool:
+        """Whether the request's server offers its body as a tap."""
+        return BODY_TAP in scope.get("extensions", {})
+
+    def _opened(self) -> BodyTap:
+        if self._tap is None:
+            self._tap = anyio.from_thread.run_sync(open_tap, self._scope)
+            if self._tap is None:
+                raise ClientDisconnect()
+        return self._tap
+
+    def readinto(self, buffer: Any, /) -> int:
+        return self._opened().readinto(buffer)
+
+    def read(self, size: int = -1, /) -> bytes:
+        return self._opened().read(size)
+
+    def stop(self) -> None:
+        """:meth:`BodyTap.stop` once opened (on the event loop)."""
+        if self._tap is not None:
+            self._tap.stop()

@@ -32,7 +32,7 @@ from mltrail.core.artifacts import (
 )
 from mltrail.core.errors import ValidationError
 from mltrail.core.wire import dump_json
-from mltrail.server.body_tap import BodyTap, open_tap
+from mltrail.server.body_tap import PendingTap
 from mltrail.server.deps import ExperimentId, ProjectId, StoreDep
 from mltrail.server.errors import error_response
 from mltrail.server.http_protocol import ZERO_COPY_SEND
@@ -60,13 +60,18 @@ class RequestBody:
 
     A task on the event loop receives the body into blocks of :data:`BLOCK_BYTES` and queues
     up to :data:`BLOCKS_AHEAD` of them while the worker thread hashes and stores the previous
-    ones, so receiving and storing overlap and memory stays bounded (about 10 MiB).
+    ones, so receiving and storing overlap and memory stays bounded (about 10 MiB). Receiving
+    starts at the first read: the store checks membership and the room left first, and a
+    refused upload gets no ``100 Continue`` (the first receive sends it).
     """
 
     def __init__(self, request: Request) -> None:
         self._request = request
         self._queue: asyncio.Queue[bytes | BaseException] = asyncio.Queue(BLOCKS_AHEAD)
         self._done = False
+        self._task: asyncio.Task[None] | None = None
+
+    def _start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._receive())
 
     async def _receive(self) -> None:
@@ -88,6 +93,8 @@ class RequestBody:
     def read(self, size: int = -1, /) -> bytes:
         if self._done:
             return b""
+        if self._task is None:
+            anyio.from_thread.run_sync(self._start)
         item = anyio.from_thread.run(self._queue.get)
         if isinstance(item, BaseException):
             self._done = True
@@ -97,7 +104,8 @@ class RequestBody:
 
     def stop(self) -> None:
         """Stop receiving (the store finished or gave up early)."""
-        self._task.cancel()
+        if self._task is not None:
+            self._task.cancel()
 
 
 class TrailedBody:
@@ -106,7 +114,7 @@ class TrailedBody:
     (a :class:`~mltrail.store.artifacts.DigestedSource`, checked before anything is recorded).
     """
 
-    def __init__(self, body: RequestBody | BodyTap, size: int) -> None:
+    def __init__(self, body: RequestBody | PendingTap, size: int) -> None:
         self._body = body
         self._left = size
         self._rest = b""
@@ -151,7 +159,7 @@ class TrailedTap(TrailedBody):
     """A trailed body read from the socket (:mod:`~mltrail.server.body_tap`): :meth:`readinto`
     fills the caller's buffer with the bytes before the trailer."""
 
-    def __init__(self, body: BodyTap, size: int) -> None:
+    def __init__(self, body: PendingTap, size: int) -> None:
         super().__init__(body, size)
         self._tap = body
 
@@ -162,10 +170,13 @@ class TrailedTap(TrailedBody):
         return got
 
 
-def upload_body(request: Request) -> RequestBody | BodyTap:
+def upload_body(request: Request) -> RequestBody | PendingTap:
     """The body to store: read from the socket by the storing thread where the server offers
-    that (:mod:`~mltrail.server.body_tap`), else received by the event loop."""
-    return open_tap(request.scope) or RequestBody(request)
+    that (:mod:`~mltrail.server.body_tap`), else received by the event loop; either from its
+    first read on."""
+    if PendingTap.offered(request.scope):
+        return PendingTap(request.scope)
+    return RequestBody(request)
 
 
 @router.put(
@@ -208,7 +219,7 @@ async def put_artifact(
     size = upload.size
     source: Readable = body
     if trailed and size is not None:
-        source = TrailedTap(body, size) if isinstance(body, BodyTap) else TrailedBody(body, size)
+        source = TrailedTap(body, size) if isinstance(body, PendingTap) else TrailedBody(body, size)
     try:
         artifact = await anyio.to_thread.run_sync(
             store.put_artifact, project_id, experiment_id, upload, source
