@@ -47,3 +47,31 @@ def test_a_non_member_is_refused_before_any_100_continue(server, size):
     assert answer.startswith(b"HTTP/1.1 403 "), answer[:200]
     assert b"100 Continue" not in answer
     assert b'"permission_denied"' in answer
+
+
+def test_a_refused_large_upload_closes_its_connection_unread(server):
+    """Refused before its body was read (here: no token), a large body is not drained: the
+    connection closes, so the client cannot make the server take in its gigabytes."""
+    size = 256 * MIB
+    head = (
+        "PUT /api/v1/projects/1/experiments/1/artifacts/a.bin HTTP/1.1\r\n"
+        f"Host: 127.0.0.1\r\nContent-Length: {size}\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as conn:
+        conn.sendall(head)
+        answer = conn.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 401 "), answer[:200]
+        sent = 0
+        piece = bytes(MIB)
+        with pytest.raises(OSError):  # a reset or a broken pipe
+            while sent < size:
+                sent += conn.send(piece)
+    assert sent < size // 2
+
+
+def test_a_client_sending_a_refused_large_body_still_reads_its_refusal(server):
+    """The closed connection does not hide the answer from a client that keeps sending."""
+    url = server.url + "/api/v1/projects/1/experiments/1/artifacts/a.bin"
+    refused = httpx.put(url, content=bytes(64 * MIB), headers={"Authorization": "Bearer nope"})
+    assert refused.status_code == 401
+    assert refused.json()["error"]["type"] == "authentication_error"

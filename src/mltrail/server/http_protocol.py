@@ -26,7 +26,8 @@ a header deadline and a head-size limit, and the answers that must close their c
 * A body of :data:`LARGE_BODY_BYTES` or more may be read by the app's thread straight from the
   socket (:mod:`.body_tap`, the scope extension ``mltrail.body.tap``): reading stops until that
   body ends, then a fresh parser reads the next request (or the connection closes, when the app
-  answered before the body ended).
+  answered before the body ended). Such a body answered before it was read (a refused upload,
+  tapped or not) closes its connection too, rather than being drained.
 * Every 413 closes its connection too (``server/errors.py`` sets ``Connection: close``): the
   server stops reading a body over the limit instead of draining it.
 
@@ -154,6 +155,8 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         tap = self._tap
         if tap is not None:  # answered before its body ended: the connection cannot go on
             self.tap_ended(tap, complete=not tap.remaining and not tap.broken)
+        elif self._large_body_unread():
+            self.transport.close()  # rather than drain it (a refused upload's gigabytes)
         super().on_response_complete()
         if not self.transport.is_closing():
             self._arm_head_deadline()  # the next request's head has the same deadline
@@ -199,6 +202,12 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self.parser = httptools.HttpRequestParser(self)  # the old one expects the body
             self.on_message_complete()
         self._socket_transport.resume_reading()
+
+    def _large_body_unread(self) -> bool:
+        """Whether the current request's body, of :data:`LARGE_BODY_BYTES` or more, has not
+        all arrived (the app answered without reading it: a refused upload)."""
+        cycle = self.cycle
+        return cycle is not None and cycle.more_body and self._declared_length() >= LARGE_BODY_BYTES
 
     def _declared_length(self) -> int:
         for name, value in self.headers:
