@@ -28,18 +28,23 @@ def _answer(port: int, head: bytes) -> bytes:
     return got
 
 
-@pytest.mark.parametrize("size", [8 * MIB, 1000], ids=["tapped", "small"])
-def test_a_non_member_is_refused_before_any_100_continue(server, size):
-    owner = {"Authorization": f"Bearer {server.make_token(unique_name())}"}
+def _experiment(server, auth: dict[str, str]) -> str:
+    """A new project's experiment: its artifacts' URL path."""
     project = httpx.post(
-        server.url + "/api/v1/projects", json={"display_name": "p"}, headers=owner
+        server.url + "/api/v1/projects", json={"display_name": "p"}, headers=auth
     ).json()["id"]
     experiment = httpx.post(
-        server.url + f"/api/v1/projects/{project}/experiments", json={}, headers=owner
+        server.url + f"/api/v1/projects/{project}/experiments", json={}, headers=auth
     ).json()["experiment_id"]
+    return f"/api/v1/projects/{project}/experiments/{experiment}/artifacts"
+
+
+@pytest.mark.parametrize("size", [8 * MIB, 1000], ids=["tapped", "small"])
+def test_a_non_member_is_refused_before_any_100_continue(server, size):
+    base = _experiment(server, {"Authorization": f"Bearer {server.make_token(unique_name())}"})
     stranger = server.make_token(unique_name())
     head = (
-        f"PUT /api/v1/projects/{project}/experiments/{experiment}/artifacts/a.bin HTTP/1.1\r\n"
+        f"PUT {base}/a.bin HTTP/1.1\r\n"
         f"Host: 127.0.0.1\r\nAuthorization: Bearer {stranger}\r\n"
         f"Content-Length: {size}\r\nExpect: 100-continue\r\n\r\n"
     ).encode()
@@ -75,3 +80,28 @@ def test_a_client_sending_a_refused_large_body_still_reads_its_refusal(server):
     refused = httpx.put(url, content=bytes(64 * MIB), headers={"Authorization": "Bearer nope"})
     assert refused.status_code == 401
     assert refused.json()["error"]["type"] == "authentication_error"
+
+
+def test_idle_uploads_do_not_take_the_threads_of_other_routes(server):
+    """More uploads than the server has worker threads, each sending one byte of its body and
+    then nothing: they wait in their own pool, and a listing (a worker-thread route) answers."""
+    from mltrail.server.app import WORKER_THREADS
+
+    token = server.make_token(unique_name())
+    auth = {"Authorization": f"Bearer {token}"}
+    base = _experiment(server, auth)
+    idle = []
+    try:
+        for n in range(WORKER_THREADS + 6):
+            conn = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+            idle.append(conn)
+            conn.sendall(
+                f"PUT {base}/idle-{n}.bin HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                f"Authorization: Bearer {token}\r\nContent-Length: {8 * MIB}\r\n\r\nx".encode()
+            )
+        listed = httpx.get(server.url + base, headers=auth, timeout=10)
+        assert listed.status_code == 200
+        assert listed.json() == []
+    finally:
+        for conn in idle:
+            conn.close()

@@ -12,7 +12,6 @@ import re
 from collections.abc import Iterator
 from typing import Any
 
-import anyio.to_thread
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import RedirectResponse, StreamingResponse
 from starlette.requests import ClientDisconnect
@@ -23,7 +22,7 @@ from mltrail.core.types import ExperimentRef
 from mltrail.server.mlflow import shapes
 from mltrail.server.mlflow.errors import MlflowRoute, mlflow_error
 from mltrail.server.mlflow.messages import MessageDep, StoreDep
-from mltrail.server.routes.artifacts import upload_body
+from mltrail.server.routes.artifacts import store_upload, upload_body
 from mltrail.store.artifacts import ArtifactReader
 
 router = APIRouter(route_class=MlflowRoute)
@@ -53,9 +52,7 @@ async def upload_artifact(request: Request, path: str, store: StoreDep) -> dict[
     )
     body = upload_body(request)
     try:
-        await anyio.to_thread.run_sync(
-            store.put_artifact, ref.project_id, ref.experiment_id, upload, body
-        )
+        await store_upload(store.put_artifact, ref.project_id, ref.experiment_id, upload, body)
     except ClientDisconnect:
         raise ValidationError("the upload was cut short", "body") from None
     finally:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import re
-from collections.abc import Iterator
-from typing import Annotated, Any
+import weakref
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any, TypeVar
 from urllib.parse import quote
 
 import anyio.from_thread
@@ -48,6 +49,25 @@ Count = Annotated[int | None, Query(ge=0, le=2**63 - 1)]
 # 3.2-3.9 s with 4 MiB blocks, 1.8-2.0 s with 1 MiB)
 BLOCK_BYTES = CHUNK_BYTES
 BLOCKS_AHEAD = 8
+# uploads store in worker threads of their own: each holds its thread for as long as its client
+# takes to send the body, and slow (or idle) senders must not take every thread the other
+# routes run in (WORKER_THREADS in server/app.py)
+UPLOAD_THREADS = 16
+_upload_limiters: weakref.WeakKeyDictionary[Any, anyio.CapacityLimiter] = (
+    weakref.WeakKeyDictionary()
+)
+T = TypeVar("T")
+
+
+async def store_upload(put: Callable[..., T], *args: Any) -> T:
+    """``put(*args)`` (a store's ``put_artifact``, reading an upload's body) in a worker thread,
+    at most :data:`UPLOAD_THREADS` at a time per event loop: more uploads wait their turn
+    (their bodies unread, no ``100 Continue``) while every other route keeps its threads."""
+    loop = asyncio.get_running_loop()
+    limiter = _upload_limiters.get(loop)
+    if limiter is None:
+        limiter = _upload_limiters[loop] = anyio.CapacityLimiter(UPLOAD_THREADS)
+    return await anyio.to_thread.run_sync(put, *args, limiter=limiter)
 
 
 def is_upload(method: str, path: str) -> bool:
@@ -221,9 +241,7 @@ async def put_artifact(
     if trailed and size is not None:
         source = TrailedTap(body, size) if isinstance(body, PendingTap) else TrailedBody(body, size)
     try:
-        artifact = await anyio.to_thread.run_sync(
-            store.put_artifact, project_id, experiment_id, upload, source
-        )
+        artifact = await store_upload(store.put_artifact, project_id, experiment_id, upload, source)
     except ClientDisconnect:
         return error_response(400, "validation_error", "the upload was cut short", "body")
     finally:
