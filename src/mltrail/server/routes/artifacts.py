@@ -33,6 +33,7 @@ from mltrail.core.artifacts import (
 )
 from mltrail.core.errors import ValidationError
 from mltrail.core.wire import dump_json
+from mltrail.server import body_tap
 from mltrail.server.body_tap import PendingTap
 from mltrail.server.deps import ExperimentId, ProjectId, StoreDep
 from mltrail.server.errors import error_response
@@ -97,8 +98,13 @@ class RequestBody:
     async def _receive(self) -> None:
         parts: list[bytes] = []
         held = 0
+        chunks = self._request.stream().__aiter__()
         try:
-            async for chunk in self._request.stream():
+            # a body with no byte for IDLE_SECONDS is cut short, as a tapped one is (its
+            # sender would hold an upload thread for ever)
+            while (
+                chunk := await asyncio.wait_for(anext(chunks, None), body_tap.IDLE_SECONDS)
+            ) is not None:
                 parts.append(chunk)
                 held += len(chunk)
                 if held >= BLOCK_BYTES:
@@ -107,6 +113,8 @@ class RequestBody:
             if parts:
                 await self._queue.put(b"".join(parts))
             await self._queue.put(b"")
+        except TimeoutError:
+            await self._queue.put(ClientDisconnect())
         except Exception as exc:  # a client that went away: the reader raises it
             await self._queue.put(exc)
 
