@@ -52,8 +52,9 @@ class WriterPriority:
         _ALL.add(self)
 
     @contextmanager
-    def hold(self, timeout: float | None = None) -> Iterator[None]:
-        """Run the block ahead of logging threads (CPU work only: no I/O, no waiting).
+    def hold(self, timeout: float | None = None) -> Iterator[bool]:
+        """Run the block ahead of logging threads (CPU work only: no I/O, no waiting); the
+        block receives whether it got the priority.
 
         Args:
             timeout: the longest to wait for another holder, :data:`HOLD_WAIT_SECONDS` if
@@ -66,7 +67,7 @@ class WriterPriority:
             acquired = lock.acquire(timeout=wait)
             if acquired:
                 self.held = True
-            yield
+            yield acquired
         finally:
             if acquired:
                 self.held = outer

@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING
 from mltrail.core.types import LogLine, SeriesChunk
 from mltrail.sdk.buffer import Call, metric_batches, points_of, series_chunks, take
 from mltrail.sdk.delivery import RETRY_DELAYS, Delivery
-from mltrail.sdk.outbox import BATCH_LINES, Item, build_outbox
+from mltrail.sdk.outbox import BATCH_LINES, Item, build_outbox, ready
 from mltrail.sdk.priority import GIVE_WAY_SECONDS, WriterPriority, quick_switches
 from mltrail.sdk.records import encode_metrics
 from mltrail.sdk.spool import RunAddress, Spool, SpoolWarning, order_stamp
@@ -335,11 +335,11 @@ class Writer(Delivery):
             stamp = order_stamp()  # under the lock: an overflow cut later sorts after
         # priority only once the lock is ours: an overflow holds it while the spool's disk
         # catches up, and loggers must not give way to a drain waiting for that
-        with self._priority.hold():
+        with self._priority.hold() as held:
             chunks = compacted + series_chunks(calls)
             del calls, compacted
             outbox = build_outbox(self.store, self.client_id, self._seq, chunks, lines, links,
-                                  self.batch_points)  # fmt: skip
+                                  self.batch_points, self._priority if held else None)  # fmt: skip
         return outbox, stamp
 
     def _drain(self) -> None:
@@ -350,9 +350,11 @@ class Writer(Delivery):
             for index, (encode, batch, call) in enumerate(outbox):
                 if self._spool_pending:  # keep order: all that is left goes behind the spool
                     for left_encode, left_batch, _ in outbox[index:]:
-                        self._to_spool(left_encode, left_batch, None, stamp)
+                        self._to_spool(left_encode, ready(left_batch), None, stamp)
                     break
-                self._deliver(encode, batch, call, stamp)
+                # a batch still being packed is waited for here, not in its store call: the
+                # wait is the writer's CPU work, never a stalled store
+                self._deliver(encode, ready(batch), call, stamp)
             if self._spool_pending and not self._past_deadline():
                 # in file order: cut time, so the order things were logged
                 self._replay_spooled(final=self._stop.is_set())
