@@ -296,3 +296,23 @@ def test_a_drain_waits_for_a_leaked_hold_once(monkeypatch, tmp_path):
         drain.join(30)
     assert not drain.is_alive() and counting.gave_up == 1
     assert writer.store.points == 300  # type: ignore[attr-defined]
+
+
+def test_a_drain_without_a_packer_thread_sends_its_batches_unpacked(monkeypatch, tmp_path):
+    # a process at its thread limit: the batches after the first go as they are (their store
+    # call packs them), none lost and the drain not waiting for a packing that never runs
+    class NoThread:
+        def __init__(self, **_: object) -> None:
+            pass
+
+        def start(self) -> None:
+            raise RuntimeError("can't start new thread")
+
+    sink = _Sink()
+    writer = Writer(sink, 1, 1, spool=Spool(tmp_path, 10**9), target="t", batch_points=100,
+                    flush_interval=60)  # fmt: skip
+    for i in range(300):
+        writer.add_points("train", i, -1, 1e9 + i, {"a": float(i)})
+    monkeypatch.setattr(outbox_module.threading, "Thread", NoThread)  # the writer's is running
+    writer.flush()
+    assert sink.points == 300 and writer.spooled_batches == 0

@@ -46,9 +46,9 @@ def build_outbox(
     :meth:`Writer._cut`), the others by a :class:`Packer` thread while the drain sends the
     ones before (zlib and numpy release the GIL: one drain of 1M points was 8-10% slower
     packed in turn). The drain waits for a batch's packing with :func:`ready` before its
-    store call, so that wait never reads as a stalled store. ``patient`` says whether the
-    caller got the priority: if it waited for a leaked hold in vain, the packer packs
-    without it rather than wait all over again. A smaller lone batch is left to its store
+    store call, so that wait never reads as a stalled store. ``priority`` is the writer's
+    when the caller got it, None when it waited for a leaked hold in vain: the packer then
+    packs without it rather than wait all over again. A smaller lone batch is left to its store
     call: an embedded store keeps small chunks undeflated for its compaction.
     """
     batches = metric_batches(client_id, seq, merge_series(chunks), batch_points)
@@ -97,7 +97,11 @@ class Packer:
     def __init__(self, batches: Sequence[MetricBatch], priority: WriterPriority | None) -> None:
         self.pending = [PackedLater(batch) for batch in batches]
         self._priority = priority
-        threading.Thread(target=self._pack_all, name="mltrail-packer", daemon=True).start()
+        try:
+            threading.Thread(target=self._pack_all, name="mltrail-packer", daemon=True).start()
+        except RuntimeError:  # no thread to be had (a thread limit): each is sent as it is
+            for item in self.pending:  # and packed by its store call, as a failed packing is
+                item.done.set()
 
     def _pack_all(self) -> None:
         for item in self.pending:
