@@ -12,7 +12,8 @@ from sqlalchemy import func, select
 
 from mltrail.core.types import MetricBatch, SeriesChunk, SeriesQuery
 from mltrail.store.sql import SqlStore, rollup_blocks, rollups
-from mltrail.store.sql.engine import MIGRATIONS_DIR, Database, make_engine
+from mltrail.store.sql.engine import Database, make_engine
+from mltrail.store.sql.migrate import MIGRATIONS_DIR
 from mltrail.store.sql.tables import metric_rollup_blocks
 from support.factories import chunk
 

@@ -13,7 +13,7 @@ from sqlalchemy import select, update
 
 from mltrail.core.types import MetricBatch, SeriesChunk
 from mltrail.store.sql import SqlStore, rollup_blocks, rollups
-from mltrail.store.sql.engine import MIGRATIONS_DIR
+from mltrail.store.sql.migrate import MIGRATIONS_DIR
 from mltrail.store.sql.tables import metric_rollup_blocks, metric_rollups, metric_series
 
 _ODD = np.array([math.nan, -math.nan, math.inf, -math.inf, -0.0, 0.0])
