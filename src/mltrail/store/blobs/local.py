@@ -26,13 +26,12 @@ from mltrail.store.artifacts import (
     BlobStore,
     Readable,
     StagedBlob,
-    check_sent_digest,
     file_chunks,
 )
 from mltrail.store.blobs.staging import (
     HashingReader,
     copy_hashed,
-    verified,
+    verified_sent,
     write_behind,
     write_pieces,
 )
@@ -122,7 +121,7 @@ class LocalBlobs(BlobStore):
                 if self.fsync:
                     out.flush()
                     os.fsync(out.fileno())
-            check_sent_digest(source, verified(digest, size, expected_sha256, expected_size))
+            verified_sent(source, digest, size, expected_sha256, expected_size)
         except BaseException:
             staging.unlink(missing_ok=True)
             raise

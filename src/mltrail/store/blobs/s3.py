@@ -151,37 +151,37 @@ class S3Blobs(BlobStore):
             if expected_sha256
             else f"{self.prefix}staging/{uuid.uuid4().hex}"
         )
-        self._upload(reader, key, expected_sha256, expected_size)
-        digest = reader.verified_digest(expected_sha256, expected_size)
+        digest = self._upload(reader, key, expected_sha256, expected_size)
         if key != self.key_of(digest):
             self._move(key, digest)
         return S3Staged(self, digest, reader.size)
 
     def _upload(
         self, reader: HashingReader, key: str, expected: str | None, size: int | None
-    ) -> None:
+    ) -> str:
+        """Upload the reader's blocks to ``key``; their digest, verified before the object is
+        completed (a wrong upload stays invisible)."""
         blocks = reader.blocks()
         first = next(blocks, b"")
         second = next(blocks, None)
         if second is None:  # one part: verify, then a plain PUT
-            reader.verified_digest(expected, size)
+            digest = reader.verified_digest(expected, size)
             self.client.put_object(Bucket=self.bucket, Key=key, Body=first)
-            return
+            return digest
         upload_id = self.client.create_multipart_upload(Bucket=self.bucket, Key=key)["UploadId"]
         try:
             parts = [self._part(key, upload_id, 1, first), self._part(key, upload_id, 2, second)]
             del first, second
             for number, block in enumerate(blocks, start=3):
                 parts.append(self._part(key, upload_id, number, block))
-            reader.verified_digest(
-                expected, size
-            )  # before completing: a wrong upload stays invisible
+            digest = reader.verified_digest(expected, size)  # before completing
             self.client.complete_multipart_upload(
                 Bucket=self.bucket,
                 Key=key,
                 UploadId=upload_id,
                 MultipartUpload={"Parts": parts},
             )
+            return digest
         except BaseException:
             with contextlib.suppress(Exception):
                 self.client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)

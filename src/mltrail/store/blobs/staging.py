@@ -65,10 +65,7 @@ class HashingReader:
             ValidationError: a different digest or size (field ``sha256`` / ``size``), or
                 not the digest a :class:`~mltrail.store.artifacts.DigestedSource` sent.
         """
-        digest = verified(self.digest(), self.size, expected, expected_size)
-        # before the blob is completed: a failed check leaves no blob behind (S3 included)
-        check_sent_digest(self.source, digest)
-        return digest
+        return verified_sent(self.source, self.digest(), self.size, expected, expected_size)
 
 
 def over_limit(max_bytes: int) -> PayloadTooLargeError:
@@ -94,6 +91,16 @@ def verified(digest: str, size: int, expected: str | None, expected_size: int | 
         raise ValidationError(
             f"the bytes received hash to {digest}, not the declared {expected}", "sha256"
         )
+    return digest
+
+
+def verified_sent(
+    source: Readable, digest: str, size: int, expected: str | None, expected_size: int | None
+) -> str:
+    """:func:`verified`, and the digest a :class:`~mltrail.store.artifacts.DigestedSource`
+    sent checked too (:func:`~mltrail.store.artifacts.check_sent_digest`): called before a
+    blob is completed, so a failed check leaves no blob behind (S3 included)."""
+    check_sent_digest(source, verified(digest, size, expected, expected_size))
     return digest
 
 
