@@ -12,11 +12,13 @@ import io
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from mltrail.api.logs import UNREACHABLE_NOTE, print_logs
+from mltrail.api.logs import RATE_LIMITED_NOTE, UNREACHABLE_NOTE, print_logs
 from mltrail.core.errors import TransportError
 from mltrail.core.types import Status
 from mltrail.store.http import HttpStore
@@ -36,7 +38,9 @@ class Proxy(ThreadingHTTPServer):
         super().__init__(("127.0.0.1", 0), _Forward)
         self.upstream = upstream
         self.outage: int | None = None
+        self.retry_after: str | None = None  # the Retry-After sent with ``outage``
         self.refused = 0
+        self.refused_at: list[float] = []  # time.monotonic() of each
 
     @property
     def url(self) -> str:
@@ -56,8 +60,12 @@ class _Forward(BaseHTTPRequestHandler):
         status = self.server.outage
         if status is not None:
             self.server.refused += 1
+            self.server.refused_at.append(time.monotonic())
             page = f"<html><body><h1>{status} Bad Gateway or so</h1></body></html>".encode()
-            self._answer(status, {"Content-Type": "text/html"}, page)
+            headers = {"Content-Type": "text/html"}
+            if self.server.retry_after is not None:
+                headers["Retry-After"] = self.server.retry_after
+            self._answer(status, headers, page)
             return
         upstream = http.client.HTTPConnection(*self.server.upstream, timeout=60)
         headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_HEADERS}
@@ -100,7 +108,10 @@ def _wait_for(condition: Callable[[], bool], seconds: float = 60.0) -> None:
 class Follower:
     """``print_logs(follow=True)`` through the proxy in a thread of its own."""
 
-    def __init__(self, proxy: Proxy, token: str, ref: tuple[int, int]) -> None:
+    def __init__(
+        self, proxy: Proxy, token: str, ref: tuple[int, int], patience: float = 30.0
+    ) -> None:
+        self.patience = patience
         self.out, self.err = io.StringIO(), io.StringIO()
         self.raised: BaseException | None = None
         # the store's own retries kept short, so the follower's patience is what rides it out
@@ -112,7 +123,7 @@ class Follower:
         try:
             print_logs(
                 self.store, project, experiment, self.out, None,
-                colours=False, follow=True, err=self.err, retry_seconds=30.0,
+                colours=False, follow=True, err=self.err, retry_seconds=self.patience,
             )  # fmt: skip
         except BaseException as exc:
             self.raised = exc
@@ -134,6 +145,18 @@ def _running(server: ServerProcess) -> tuple[HttpStore, tuple[int, int]]:
     return store, (project, run)
 
 
+def _end_outage(direct: HttpStore, ref: tuple[int, int], proxy: Proxy, follower: Follower) -> None:
+    """A last line and the end while the proxy still refuses, then the outage over: the
+    follower prints every line once and ends without raising."""
+    direct.append_logs(*ref, log_batch("w", 3, "after"))
+    direct.update_experiment(*ref, status=Status.DONE)
+    proxy.outage = None
+    follower.join()
+    direct.close()
+    assert follower.raised is None
+    assert follower.messages() == ["before", "during", "after"]
+
+
 @pytest.mark.parametrize("status", [502, 503, 504])
 def test_a_gateway_outage_is_ridden_out(server: ServerProcess, proxy: Proxy, status: int) -> None:
     direct, ref = _running(server)
@@ -143,13 +166,7 @@ def test_a_gateway_outage_is_ridden_out(server: ServerProcess, proxy: Proxy, sta
     direct.append_logs(*ref, log_batch("w", 2, "during"))  # ends the long poll under way
     _wait_for(lambda: UNREACHABLE_NOTE in follower.err.getvalue() and proxy.refused >= 8)
     assert follower.thread.is_alive() and follower.raised is None
-    direct.append_logs(*ref, log_batch("w", 3, "after"))
-    direct.update_experiment(*ref, status=Status.DONE)
-    proxy.outage = None
-    follower.join()
-    direct.close()
-    assert follower.raised is None
-    assert follower.messages() == ["before", "during", "after"]
+    _end_outage(direct, ref, proxy, follower)
     assert follower.err.getvalue() == UNREACHABLE_NOTE + "\n"
 
 
@@ -162,3 +179,44 @@ def test_a_server_error_is_not_asked_again(server: ServerProcess, proxy: Proxy) 
     assert isinstance(follower.raised, TransportError)
     assert "HTTP 500" in str(follower.raised) and follower.raised.answered == 500
     assert proxy.refused == 1 and follower.err.getvalue() == ""
+
+
+@pytest.mark.parametrize("when", ["seconds", "date"])
+def test_a_rate_limit_is_waited_out_as_retry_after_asks(
+    server: ServerProcess, proxy: Proxy, when: str
+) -> None:
+    """A 429 (a proxy's rate limit) used to raise at once, as a plain MltrailError; now the
+    follower waits what Retry-After asks (3 s, as seconds or as a date) and goes on."""
+    direct, ref = _running(server)
+    follower = Follower(proxy, server.admin_token or "", ref)
+    _wait_for(lambda: follower.messages() == ["before"])
+    proxy.outage = 429
+    if when == "seconds":
+        proxy.retry_after = "3"
+    else:  # an HTTP date 4 s ahead: at least 3 s once whole seconds are cut
+        proxy.retry_after = format_datetime(datetime.now(UTC) + timedelta(seconds=4), usegmt=True)
+    direct.append_logs(*ref, log_batch("w", 2, "during"))  # ends the long poll under way
+    _wait_for(lambda: proxy.refused >= 3)
+    assert follower.thread.is_alive() and follower.raised is None
+    if when == "seconds":  # a date's wait shrinks as it nears; seconds' stay whole
+        gaps = [b - a for a, b in zip(proxy.refused_at, proxy.refused_at[1:], strict=False)]
+        assert min(gaps) >= 2.9  # without Retry-After: 0.5 s, then 1 s
+    else:
+        assert proxy.refused_at[1] - proxy.refused_at[0] >= 2.0
+    _end_outage(direct, ref, proxy, follower)
+    assert follower.err.getvalue() == RATE_LIMITED_NOTE + "\n"
+
+
+def test_a_rate_limit_asking_an_hour_still_ends_at_the_followers_patience(
+    server: ServerProcess, proxy: Proxy
+) -> None:
+    """Retry-After is capped: an hour asked does not hold the follower past its patience."""
+    direct, ref = _running(server)
+    direct.close()
+    proxy.outage, proxy.retry_after = 429, "3600"
+    follower = Follower(proxy, server.admin_token or "", ref, patience=2.0)
+    follower.join()
+    assert isinstance(follower.raised, TransportError)
+    assert follower.raised.answered == 429 and follower.raised.retry_after == 3600.0
+    assert "HTTP 429" in str(follower.raised)
+    assert proxy.refused == 2 and follower.err.getvalue() == RATE_LIMITED_NOTE + "\n"

@@ -25,7 +25,9 @@ from mltrail.store.base import Store
 
 FOLLOW_WAIT_SECONDS = 10.0  # one long poll; the store answers as soon as a line arrives
 FOLLOW_RETRY_SECONDS = 300.0  # a follower waits this long for an unreachable server, then fails
+FOLLOW_RETRY_AFTER_CAP = 60.0  # the longest one Retry-After is honoured for, in seconds
 UNREACHABLE_NOTE = "server unreachable, retrying..."
+RATE_LIMITED_NOTE = "server asked to wait (HTTP 429), retrying..."
 _RETRY_FIRST_DELAY = 0.5
 _RETRY_MAX_DELAY = 5.0
 
@@ -65,11 +67,12 @@ def print_logs(
     exports of millions of lines).
 
     A follower rides out a server restart: while the server is unreachable (a TransportError
-    with no answer, or a 502/503/504 from a proxy in front of it or from the server itself) it
-    says so once on ``err`` (stderr by default) and asks again, 0.5 s apart growing to 5 s,
-    then resumes after the last line it printed; after ``retry_seconds`` of one outage it
-    raises the TransportError. Other errors (401, 404, a 500, ...) raise at once, as without
-    ``follow``."""
+    with no answer, or a 502/503/504 from a proxy in front of it or from the server itself) or
+    rate-limits it (a 429) it says so once on ``err`` (stderr by default) and asks again, 0.5 s
+    apart growing to 5 s, or after the answer's ``Retry-After`` (seconds or a date, at most
+    60 s), then resumes after the last line it printed; after ``retry_seconds`` of one outage
+    it raises the TransportError. Other errors (401, 404, a 500, ...) raise at once, as
+    without ``follow``."""
     stamps = _Stamps()
     after = 0
     ask = _Patience(err or sys.stderr, retry_seconds).call if follow else _at_once
@@ -109,8 +112,9 @@ def _at_once(read: Callable[[], _T]) -> _T:
 
 class _Patience:
     """A follower's reads, asked again while the server is unreachable (restarting, or a proxy
-    before it answering 502/503/504; a 500 raises at once): one note on ``err`` when an outage
-    begins, waits of 0.5 s doubling to 5 s, and the TransportError
+    before it answering 502/503/504) or rate-limits them (429; a 500 raises at once): one note
+    on ``err`` when an outage begins, waits of 0.5 s doubling to 5 s or what the answer's
+    ``Retry-After`` asked (capped at :data:`FOLLOW_RETRY_AFTER_CAP`), and the TransportError
     raised once an outage has lasted ``seconds``. Ctrl-C during a wait interrupts it."""
 
     def __init__(self, err: IO[str], seconds: float) -> None:
@@ -129,12 +133,20 @@ class _Patience:
                 now = time.monotonic()
                 if began is None:
                     began = now
-                    self._err.write(UNREACHABLE_NOTE + "\n")
+                    self._err.write(
+                        (RATE_LIMITED_NOTE if exc.rate_limited else UNREACHABLE_NOTE) + "\n"
+                    )
                     self._err.flush()
                 left = began + self._seconds - now
                 if left <= 0:
                     raise
-                time.sleep(min(delay, left))
+                asked = exc.retry_after
+                wait = (
+                    delay
+                    if asked is None
+                    else min(max(asked, _RETRY_FIRST_DELAY), FOLLOW_RETRY_AFTER_CAP)
+                )
+                time.sleep(min(wait, left))
                 delay = min(delay * 2, _RETRY_MAX_DELAY)
 
 

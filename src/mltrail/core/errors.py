@@ -76,30 +76,48 @@ class PayloadTooLargeError(MltrailError):
 OUTAGE_STATUSES = frozenset({502, 503, 504})
 """Answers saying the server is away for now (a gateway before it, or the server itself while
 its database restarts), not that the request failed: a client may wait and ask again."""
+TOO_MANY_REQUESTS = 429
+"""A rate limit (a proxy's, or a hosted server's) asking the client to come back later, often
+saying when in ``Retry-After``: a client may wait and ask again too."""
 
 
 class TransportError(MltrailError, ConnectionError):
-    """The server could not be reached or answered with a server error.
+    """The server could not be reached, answered with a server error, or asked to be asked
+    later (429).
 
     Attributes:
         answered: the HTTP status the server (or a proxy before it) answered with; None when
             no answer came (refused, reset, timed out).
+        retry_after: the seconds the answer's ``Retry-After`` asked the client to wait (a
+            date already turned into seconds from now); None when it said nothing usable.
     """
 
     status_code = 503
     kind = "transport_error"
 
     def __init__(
-        self, message: str, field: str | None = None, *, answered: int | None = None
+        self,
+        message: str,
+        field: str | None = None,
+        *,
+        answered: int | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message, field)
         self.answered = answered
+        self.retry_after = retry_after
 
     @property
     def outage(self) -> bool:
-        """Whether the server is away for now (unreachable, or a 502/503/504: restarting
-        behind a proxy, its database busy) rather than failing on the request (a 500)."""
-        return self.answered is None or self.answered in OUTAGE_STATUSES
+        """Whether the server is away for now (unreachable, a 502/503/504: restarting behind a
+        proxy, its database busy; or a 429: rate-limited) rather than failing on the request
+        (a 500)."""
+        return self.answered is None or self.answered in OUTAGE_STATUSES or self.rate_limited
+
+    @property
+    def rate_limited(self) -> bool:
+        """Whether the answer was a 429 Too Many Requests."""
+        return self.answered == TOO_MANY_REQUESTS
 
 
 class ExperimentStopped(MltrailError):
@@ -125,14 +143,21 @@ ERRORS_BY_KIND: dict[str, type[MltrailError]] = {
 }
 
 
-def error_from_dict(body: dict[str, object], status_code: int) -> MltrailError:
-    """Rebuild the error a server sent, so HttpStore raises what SqlStore would have."""
+def error_from_dict(
+    body: dict[str, object], status_code: int, retry_after: float | None = None
+) -> MltrailError:
+    """Rebuild the error a server sent, so HttpStore raises what SqlStore would have (a 429 or
+    5xx of no known kind is a TransportError, ``retry_after`` the seconds its answer asked
+    the client to wait)."""
     kind = str(body.get("type", ""))
     cls = ERRORS_BY_KIND.get(kind)
     if cls is None:
-        cls = TransportError if status_code >= 500 else MltrailError
+        worth_waiting = status_code >= 500 or status_code == TOO_MANY_REQUESTS
+        cls = TransportError if worth_waiting else MltrailError
     field = body.get("field")
     message = str(body.get("message", f"HTTP {status_code}"))
     if issubclass(cls, TransportError):
-        return cls(message, str(field) if field else None, answered=status_code)
+        return cls(
+            message, str(field) if field else None, answered=status_code, retry_after=retry_after
+        )
     return cls(message, str(field) if field else None)

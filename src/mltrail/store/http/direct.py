@@ -165,4 +165,5 @@ def send_body(sock: socket.socket, source: Readable, size: int) -> int:
 
 def read_answer(response: http.client.HTTPResponse) -> Answer:
     """The whole answer (an error's JSON) for :func:`~.transport.decode`."""
-    return Answer(response.status, response.read())
+    headers = {name.lower(): value for name, value in response.getheaders()}
+    return Answer(response.status, response.read(), headers)

@@ -28,11 +28,13 @@ _RECV = 65536
 
 
 class Answer:
-    """The status and body of one answer (what :func:`~.transport.decode` reads)."""
+    """The status, head fields (names in lower case) and body of one answer (what
+    :func:`~.transport.decode` reads)."""
 
-    def __init__(self, status_code: int, content: bytes) -> None:
+    def __init__(self, status_code: int, content: bytes, headers: dict[str, str]) -> None:
         self.status_code = status_code
         self.content = content
+        self.headers = headers
 
     @property
     def is_success(self) -> bool:
@@ -142,7 +144,7 @@ class Poster:
             body += more
         if fields.get("connection", "").lower() == "close":
             self.close()
-        return Answer(status, body[:length])
+        return Answer(status, body[:length], fields)
 
 
 class _Closed(Exception):

@@ -14,12 +14,19 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import httpx
 
-from mltrail.core.errors import MltrailError, TransportError, ValidationError, error_from_dict
+from mltrail.core.errors import (
+    TOO_MANY_REQUESTS,
+    MltrailError,
+    TransportError,
+    ValidationError,
+    error_from_dict,
+)
 from mltrail.core.types import LogBatch, MetricBatch
 from mltrail.core.wire import dump_json, parse_json
 from mltrail.store.http.poster import Poster, lean_target
@@ -122,6 +129,25 @@ class _Answer(Protocol):
     def content(self) -> bytes: ...
     @property
     def text(self) -> str: ...
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+
+def retry_after_seconds(value: str | None, now: float | None = None) -> float | None:
+    """The seconds a ``Retry-After`` value asks a client to wait: a number of seconds, or an
+    HTTP date (RFC 9110) counted from ``now`` (the unix time; the clock when None), never
+    below 0. None for no value or one that is neither."""
+    if value is None or not (text := value.strip()):
+        return None
+    if text.isdigit():
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # an HTTP date is GMT; a zone-less one is read as such
+        return None
+    return max(when.timestamp() - (time.time() if now is None else now), 0.0)
 
 
 def decode(response: _Answer, *, raw: bool = False) -> Any:
@@ -135,11 +161,13 @@ def decode(response: _Answer, *, raw: bool = False) -> Any:
         error = json.loads(response.content)["error"]
     except (ValueError, KeyError, TypeError):
         error = None
+    status = response.status_code
+    retry_after = retry_after_seconds(response.headers.get("retry-after"))
     if isinstance(error, dict):
-        raise error_from_dict(error, response.status_code)
-    message = f"server answered HTTP {response.status_code}: {response.text[:200]}"
-    if response.status_code >= 500:
-        raise TransportError(message, answered=response.status_code)
+        raise error_from_dict(error, status, retry_after)
+    message = f"server answered HTTP {status}: {response.text[:200]}"
+    if status >= 500 or status == TOO_MANY_REQUESTS:  # a client may wait and ask again
+        raise TransportError(message, answered=status, retry_after=retry_after)
     raise MltrailError(message)
 
 
