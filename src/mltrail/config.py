@@ -64,7 +64,7 @@ class Settings:
     Every setting can also come from ``$MLTRAIL_HOME/config.toml`` (default
     ``~/.mltrail/config.toml``), keyed by the variable's name without ``MLTRAIL_`` in lower
     case (``url = "..."``, ``token = "..."``, ``system_metrics_interval = 30``); the environment
-    wins over the file.
+    wins over the file, but an empty variable (``MLTRAIL_URL=``) counts as unset.
     """
 
     url: str | None = None
@@ -201,6 +201,7 @@ class _Values:
     def __init__(self, env: Mapping[str, str], config_file: Path) -> None:
         table = _config_table(config_file)
         from_file = {name: _config_text(value) for name, value in table.items()}
+        env = _set_variables(env)
         self._values = {**from_file, **env}
         self._from_file = {name for name in from_file if name not in env}
         self._booleans = {n for n in self._from_file if isinstance(table[n], bool)}
@@ -221,6 +222,13 @@ class _Values:
         if name in self._booleans:
             raise ValueError(f"{self.origin(name)}: must be a number, got a boolean")
         return (self.get(name) or "").strip()
+
+
+def _set_variables(env: Mapping[str, str]) -> dict[str, str]:
+    """The ``MLTRAIL_*`` variables that are set: an empty one (``MLTRAIL_URL=``, or only
+    spaces) counts as unset, so the config file's value (or the default) applies, as it
+    would have without the variable."""
+    return {k: v for k, v in env.items() if k.startswith("MLTRAIL_") and v.strip()}
 
 
 def _number(value: str | None) -> int | None:
