@@ -30,6 +30,20 @@ class MltrailError(Exception):
         """The JSON body the server sends for this error."""
         return {"type": self.kind, "field": self.field, "message": self.message}
 
+    def __reduce__(self) -> tuple[object, ...]:
+        """Pickled as its class, its ``args`` and its attributes, rebuilt without calling
+        ``__init__`` (pickle's default, ``cls(*args)``, could not rebuild a QueryError and
+        dropped what ``args`` does not hold): an error raised in a worker process reaches
+        the parent whole (``field``, ``answered``, ``retry_after``...)."""
+        return (_rebuilt_error, (type(self), self.args), self.__dict__)
+
+
+def _rebuilt_error(cls: type[MltrailError], args: tuple[object, ...]) -> MltrailError:
+    """An error of ``cls`` with ``args``, its attributes left for pickle to restore."""
+    error = cls.__new__(cls)
+    error.args = args
+    return error
+
 
 class ValidationError(MltrailError, ValueError):
     """Input that is malformed, of the wrong type or out of range."""
