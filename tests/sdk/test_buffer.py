@@ -53,6 +53,19 @@ def test_series_chunks_keep_call_order_across_different_key_sets():
     assert val.times.tolist() == [2006.0, 2013.0, 2020.0, 2027.0]
 
 
+def test_series_chunks_of_threads_taking_turns_keep_each_threads_points():
+    # first, middle and last calls from thread a, thread b's in between: every call is
+    # looked at, not only those three
+    turns = [0, 1, 1, 0, 1, 0, 0]
+    calls = [("train", i, -1, float(i), {f"t{t}_loss": float(i), f"t{t}_acc": -float(i)})
+             for i, t in enumerate(turns)]  # fmt: skip
+    chunks = {c.key: c for c in series_chunks(calls)}
+    assert sorted(chunks) == ["t0_acc", "t0_loss", "t1_acc", "t1_loss"]
+    assert chunks["t0_loss"].iterations.tolist() == [0, 3, 5, 6]
+    assert chunks["t0_acc"].values.tolist() == [-0.0, -3.0, -5.0, -6.0]
+    assert chunks["t1_loss"].values.tolist() == chunks["t1_loss"].times.tolist() == [1.0, 2.0, 4.0]
+
+
 def test_metric_batches_fill_each_batch_splitting_series_and_number_batches():
     calls = [("train", i, -1, float(i), {"a": float(i), "b": -float(i)}) for i in range(25)]
     batches = metric_batches("c", itertools.count(7), series_chunks(calls), 10)

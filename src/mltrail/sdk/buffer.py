@@ -60,13 +60,17 @@ def _groups(calls: Sequence[Call]) -> dict[tuple[str, tuple[str, ...]], list[int
     """The calls' indices by signature: phase and keys in order (which lays out the values).
     ``None`` stands for every call: the usual case (one call site logging the same keys),
     told without a Python-level loop over the calls."""
+    n = len(calls)
     phases = list(map(_PHASE, calls))
     first = tuple(calls[0][4])
-    if phases.count(phases[0]) == len(calls):
+    # the last and middle calls first: calls of threads taking turns, each with its own keys,
+    # are told apart here, without the list of every call's keys below
+    alike = tuple(calls[-1][4]) == first == tuple(calls[n // 2][4])
+    if alike and phases.count(phases[0]) == n:
         # every dict's keys in a row equal to the first's repeated: as no dict repeats a key,
         # each then holds exactly the first's keys, in its order
         flat = list(itertools.chain.from_iterable(map(_VALUES, calls)))
-        if len(flat) == len(first) * len(calls) and flat == list(first) * len(calls):
+        if len(flat) == len(first) * n and flat == list(first) * n:
             return {(phases[0], first): None}
     groups: dict[tuple[str, tuple[str, ...]], list[int] | None] = {}
     keys = map(tuple, map(_VALUES, calls))
