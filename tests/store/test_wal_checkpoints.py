@@ -143,3 +143,47 @@ def test_a_child_forked_while_a_checkpoint_starts_can_checkpoint(
             os._exit(0 if due._running is not None else 3)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_a_hung_checkpoint_does_not_hang_close(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A checkpoint stuck in I/O (a stalled disk, a network filesystem: held here, as no real
+    disk stalls on demand) used to hold Database.close forever (a join without a timeout);
+    close now waits CLOSE_WAIT_SECONDS, says so, and goes on. SQLite's checkpoint is safe to
+    abandon: the database reopens whole, and the checkpoint finishing late harms nothing."""
+    path = tmp_path / "hung.db"
+    store = SqlStore.open(f"sqlite:///{path}")
+    release, original = threading.Event(), wal.WalCheckpointer._checkpoint
+
+    def hung(self: wal.WalCheckpointer) -> None:
+        release.wait()  # until the test ends: "forever" to close
+        original(self)
+
+    monkeypatch.setattr(wal.WalCheckpointer, "_checkpoint", hung)
+    monkeypatch.setattr(wal, "CLOSE_WAIT_SECONDS", 0.5)
+    db = store._db
+    with db.write() as conn:
+        conn.exec_driver_sql("CREATE TABLE scratch (b BLOB)")
+    with db.write() as conn:
+        conn.exec_driver_sql(_FILL)
+    assert db._wal is not None and db._wal._running is not None  # the checkpoint is hung
+    closing = threading.Thread(target=store.close, daemon=True)
+    closing.start()
+    closing.join(timeout=60)
+    try:
+        assert not closing.is_alive(), "close waited for the hung checkpoint"
+        assert f"{path}: a WAL checkpoint still running" in caplog.text
+        again = SqlStore.open(f"sqlite:///{path}")
+        with again._db.write() as conn:
+            conn.exec_driver_sql("INSERT INTO scratch VALUES (x'00')")
+        release.set()  # the abandoned checkpoint finishes beside the new writes
+        db._wal._running.join(timeout=60)
+        with again._db.write() as conn:
+            conn.exec_driver_sql("INSERT INTO scratch VALUES (x'01')")
+        with again._db.read() as conn:
+            assert conn.exec_driver_sql("SELECT count(*) FROM scratch").scalar() == 1502
+            assert conn.exec_driver_sql("PRAGMA integrity_check").scalar() == "ok"
+        again.close()
+    finally:
+        release.set()

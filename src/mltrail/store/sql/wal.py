@@ -17,6 +17,7 @@ it, SQLite's among them): the log is truncated when SQLite restarts it from the 
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import weakref
@@ -24,11 +25,19 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
+log = logging.getLogger(__name__)
+
 # SQLite's own default threshold (1,000 pages of 4 KiB): the log stays about as long as before
 CHECKPOINT_BYTES = 4_096_000
 # where a commit still checkpoints by itself: a log nobody checkpoints meanwhile (a process
 # that only writes from the event loop, a checkpoint that keeps failing) stays bounded
 AUTOCHECKPOINT_PAGES = 4_000
+
+# how long close waits for a running checkpoint (a few hundred ms, or a minute on a slow disk)
+# before it goes on without it: a checkpoint stuck in I/O must not hold a closing server or
+# script forever, and SQLite's checkpoint is safe to abandon (the log keeps what it has not
+# copied; the next checkpoint, this one finishing late, or the next open copies it)
+CLOSE_WAIT_SECONDS = 60.0
 
 CONNECTION_PRAGMAS = (
     f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}",
@@ -88,12 +97,21 @@ class WalCheckpointer:
             pass  # the next commit past the threshold tries again; SQLite's own net is below
 
     def close(self) -> None:
-        """Wait for a running checkpoint (before the engine is disposed); none starts after."""
+        """Wait for a running checkpoint (before the engine is disposed), at most
+        :data:`CLOSE_WAIT_SECONDS`, then go on without it, saying so; none starts after."""
         with self._guard:
             self._closed = True
             running = self._running
-        if running is not None:
-            running.join()
+        if running is None:
+            return
+        running.join(CLOSE_WAIT_SECONDS)
+        if running.is_alive():  # a daemon thread: it ends with its I/O, or with the process
+            log.warning(
+                "%s: a WAL checkpoint still running after %.0f s; closing without it "
+                "(the log keeps its pages, a later checkpoint copies them)",
+                self._log.removesuffix("-wal"),
+                CLOSE_WAIT_SECONDS,
+            )
 
 
 _ALL: weakref.WeakSet[WalCheckpointer] = weakref.WeakSet()
