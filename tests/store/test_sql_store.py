@@ -265,6 +265,8 @@ def test_sqlite_runs_in_wal_mode_with_foreign_keys(migrated_sqlite_url: str) -> 
             assert conn.exec_driver_sql("PRAGMA foreign_keys").scalar() == 1
             assert conn.exec_driver_sql("PRAGMA busy_timeout").scalar() >= 30_000
             assert conn.exec_driver_sql("PRAGMA synchronous").scalar() == 1  # NORMAL
+            # a bounded page cache per pooled connection (negative: KiB), not SQLite's 2 MB
+            assert conn.exec_driver_sql("PRAGMA cache_size").scalar() == -512
     finally:
         store.close()
 
