@@ -57,6 +57,39 @@ def test_a_commit_past_the_threshold_is_checkpointed_beside_it(
         store.close()
 
 
+def test_one_kept_thread_takes_each_checkpoint_in_turn(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "k.db"
+    store = SqlStore.open(f"sqlite:///{path}")
+    done, original = threading.Event(), wal.WalCheckpointer._checkpoint
+
+    def signalled(self: wal.WalCheckpointer) -> None:
+        original(self)
+        done.set()
+
+    monkeypatch.setattr(wal.WalCheckpointer, "_checkpoint", signalled)
+    db, threads = store._db, set()
+    try:
+        with db.write() as conn:
+            conn.exec_driver_sql("CREATE TABLE scratch (b BLOB)")
+        for _ in range(3):
+            with db.write() as conn:
+                conn.exec_driver_sql(_FILL)
+            assert done.wait(30)
+            done.clear()
+            assert db._wal is not None and db._wal._running is not None
+            threads.add(db._wal._running)
+            with db.write() as conn:  # finds the log copied: restarts it from the top
+                conn.exec_driver_sql("INSERT INTO scratch VALUES (x'00')")
+            assert wal.log_bytes(f"{path}-wal") < 100_000
+        (thread,) = threads  # not a thread per checkpoint
+        assert thread.is_alive()
+    finally:
+        store.close()
+    assert not thread.is_alive()  # ended by close
+
+
 def test_connections_keep_sqlites_own_checkpoint_as_a_safety_net(tmp_path: Path) -> None:
     store = SqlStore.open(f"sqlite:///{tmp_path / 'n.db'}")
     try:

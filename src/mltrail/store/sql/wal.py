@@ -6,8 +6,16 @@ which this process's write lock (:meth:`engine.Database.write`) kept every other
 waiting, so four runs ingesting at once stalled together. Connections here checkpoint by
 themselves only past :data:`AUTOCHECKPOINT_PAGES`, a safety net; after a write transaction
 commits, :meth:`WalCheckpointer.after_commit` sees the log holding :data:`CHECKPOINT_BYTES` or
-more and checkpoints it (``PASSIVE``) in a short-lived thread of its own. A passive checkpoint
-never blocks a writer, and the request that committed is answered without waiting for it.
+more and asks the file's checkpointing thread (started on first need, kept) to checkpoint it
+(``PASSIVE``). A passive checkpoint never blocks a writer, and the request that committed is
+answered without waiting for it.
+
+SQLite restarts the log from the top only at a write that finds every frame of it copied: a
+checkpoint during which writers committed leaves their frames behind, the log stays past the
+threshold, and the next commit asks again. With one-point appends (6-8 pages each, a commit
+every 1-3 ms) that asked every 15 commits; a thread started for each checkpoint was a thread
+start on the event loop each time (the caller waits until the new thread runs), a kept
+thread is woken instead.
 
 How much the log holds is read from its file's size (one ``stat`` a commit; never by opening
 it or the ``-shm`` index: closing any descriptor of a file drops the process's POSIX locks on
@@ -46,8 +54,8 @@ CONNECTION_PRAGMAS = (
 
 
 class WalCheckpointer:
-    """Checkpoints one SQLite file's log after the commits that grew it past the threshold,
-    one checkpoint at a time, each in a thread that ends with it.
+    """Checkpoints one SQLite file's log after the commits that grew it past the threshold, in
+    one thread of its own, started at the first checkpoint due and kept until :meth:`close`.
 
     Args:
         engine: the file's engine (a checkpoint takes a pooled connection of its own).
@@ -58,6 +66,8 @@ class WalCheckpointer:
         self._engine = engine
         self._log = f"{path}-wal"
         self._guard = threading.Lock()
+        self._wake = threading.Event()  # the thread's: a checkpoint is due, or it is closed
+        self._due = False  # a commit asked for a checkpoint the thread has not begun
         self._running: threading.Thread | None = None
         self._closed = False  # by close: no checkpoint starts on a disposed engine
         _ALL.add(self)
@@ -69,23 +79,39 @@ class WalCheckpointer:
         return None if name in ("", ":memory:") else cls(engine, Path(name).resolve())
 
     def after_commit(self) -> None:
-        """Start a checkpoint when the log holds :data:`CHECKPOINT_BYTES` or more and none
-        is running; returns at once (it never waits, so the event loop may call it too).
-        Never raises: the write it follows is committed, and its caller must not read it as
-        failed (and retry it) because no thread could be started."""
-        if log_bytes(self._log) < CHECKPOINT_BYTES:
+        """Ask for a checkpoint when the log holds :data:`CHECKPOINT_BYTES` or more; returns
+        at once (it never waits, so the event loop may call it too). Never raises: the write
+        it follows is committed, and its caller must not read it as failed (and retry it)
+        because no thread could be started."""
+        if self._due or log_bytes(self._log) < CHECKPOINT_BYTES:
             return
         with self._guard:
-            if self._closed or (self._running is not None and self._running.is_alive()):
+            if self._closed:
                 return
-            thread = threading.Thread(
-                target=self._checkpoint, name="mltrail-wal-checkpoint", daemon=True
-            )
-            try:
-                thread.start()
-            except RuntimeError:  # no thread to be had: the next commit tries again
+            if self._running is None or not self._running.is_alive():
+                thread = threading.Thread(
+                    target=self._serve, name="mltrail-wal-checkpoint", daemon=True
+                )
+                try:
+                    thread.start()
+                except RuntimeError:  # no thread to be had: the next commit tries again
+                    return
+                self._running = thread
+            self._due = True
+        self._wake.set()
+
+    def _serve(self) -> None:
+        """The checkpointing thread: a checkpoint each time one is due, until closed (the
+        one due then is still taken)."""
+        while True:
+            self._wake.wait()
+            self._wake.clear()
+            with self._guard:
+                due, self._due = self._due, False  # a commit from here on may ask again
+            if due:
+                self._checkpoint()
+            if self._closed:
                 return
-            self._running = thread
 
     def _checkpoint(self) -> None:
         try:
@@ -102,6 +128,7 @@ class WalCheckpointer:
         with self._guard:
             self._closed = True
             running = self._running
+        self._wake.set()  # the thread takes the checkpoint due, if any, and ends
         if running is None:
             return
         running.join(CLOSE_WAIT_SECONDS)
@@ -123,6 +150,7 @@ def _reset_in_child() -> None:
     would wait for it forever."""
     for checkpointer in list(_ALL):
         checkpointer._guard, checkpointer._running = threading.Lock(), None
+        checkpointer._wake, checkpointer._due = threading.Event(), False
 
 
 if hasattr(os, "register_at_fork"):
