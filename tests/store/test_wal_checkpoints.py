@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -57,18 +57,19 @@ def test_a_commit_past_the_threshold_is_checkpointed_beside_it(
         store.close()
 
 
+def _signalling(done: threading.Event) -> Callable[[wal.WalCheckpointer], None]:
+    """The checkpoint, then ``done`` set."""
+    checkpoint = wal.WalCheckpointer._checkpoint
+    return lambda self: (checkpoint(self), done.set())[-1]
+
+
 def test_one_kept_thread_takes_each_checkpoint_in_turn(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    done = threading.Event()
+    monkeypatch.setattr(wal.WalCheckpointer, "_checkpoint", _signalling(done))
     path = tmp_path / "k.db"
     store = SqlStore.open(f"sqlite:///{path}")
-    done, original = threading.Event(), wal.WalCheckpointer._checkpoint
-
-    def signalled(self: wal.WalCheckpointer) -> None:
-        original(self)
-        done.set()
-
-    monkeypatch.setattr(wal.WalCheckpointer, "_checkpoint", signalled)
     db, threads = store._db, set()
     try:
         with db.write() as conn:
