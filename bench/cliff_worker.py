@@ -176,8 +176,13 @@ def threads_log(args: dict[str, Any]) -> dict[str, Any]:
             started = time.perf_counter()
             for w in workers:
                 w.join()
+            logged = time.perf_counter()
             ids = _ids(exp)
-        out[f"{label}_points_per_s"] = keys * iterations / (time.perf_counter() - started)
+        committed = time.perf_counter()
+        out[f"{label}_points_per_s"] = keys * iterations / (committed - started)
+        # logging, then the wait for the rest to be sent and committed (what the writer had
+        # not sent while the threads logged): where a slower side loses
+        out[f"{label}_log_s"], out[f"{label}_commit_s"] = logged - started, committed - logged
         with _store() as store:
             for t, m in enumerate(values):
                 found = _thread_problems(store, ids, m, f"t{t}_m")

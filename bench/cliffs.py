@@ -128,6 +128,12 @@ def _compare_rows(res: Results, sizes: Sizes, r: dict[str, Any]) -> None:
 def _threads_row(res: Results, r: dict[str, Any]) -> None:
     single, threaded = r["single_points_per_s"], r["threaded_points_per_s"]
     _note(res, "exp.log from threads", r["problems"])
+    if "threaded_log_s" in r:  # logging, then the wait for the rest to be committed
+        res.notes.append(
+            f"exp.log from {r['threads']} threads vs 1: logging {r['threaded_log_s']:.2f} s vs "
+            f"{r['single_log_s']:.2f} s, then to commit {r['threaded_commit_s']:.2f} s vs "
+            f"{r['single_commit_s']:.2f} s"
+        )
     res.add(Row(f"exp.log into one experiment from {r['threads']} threads vs 1 (to commit)",
                 f"{fmt_rate(threaded)} vs {fmt_rate(single)} ({threaded / single:.2f}x)",
                 target=">= 1x, stored == logged",
