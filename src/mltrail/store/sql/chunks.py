@@ -10,7 +10,7 @@ from sqlalchemy import Connection, bindparam, delete
 
 from mltrail.core.chunk_codec import decode_many, encode_chunks
 from mltrail.core.types import SeriesChunk
-from mltrail.store.sql.engine import select_any_tuples
+from mltrail.store.sql.engine import driver_cursor, select_any_tuples
 from mltrail.store.sql.tables import metric_chunks
 
 __all__ = [
@@ -112,7 +112,8 @@ def _merge_groups(conn: Connection, groups: list[tuple[int, list[int]]]) -> None
     points in iteration order (stable: a merge of chunks already merged gives the very points
     merging them again gives), all groups read with one query and written with one insert."""
     spans = [(sid, members[0], members[-1]) for sid, members in groups]  # no others between
-    columns = ("series_id", "start", "count", "data")
+    sqlite = conn.dialect.name == "sqlite"
+    columns = ("series_id", "start", "count", "data", *(("rowid",) if sqlite else ()))
     tests = ("series_id =", "start >=", "start <=")
     rows = {(r[0], r[1]): r for r in select_any_tuples(conn, metric_chunks, tests, spans, columns)}
     wanted = [(sid, start) for sid, members in groups for start in members]
@@ -129,18 +130,30 @@ def _merge_groups(conn: Connection, groups: list[tuple[int, list[int]]]) -> None
         cols = [c[part] if order is None else c[part][order] for c in (it, ep, v, t)]
         chunks.append(SeriesChunk("", "", cols[0], cols[1], cols[2], cols[3]))
     conn.execute(_DELETE_CHUNKS, [{"s": sid, "lo": lo, "hi": hi} for sid, lo, hi in spans])
-    conn.execute(
-        metric_chunks.insert(),
-        [
-            {"series_id": sid, "start": members[0], "count": len(chunk),
-             "first_iteration": int(chunk.iterations[0]),
-             "last_iteration": int(chunk.iterations[-1]), "data": data}
-            for (sid, members), chunk, data in zip(groups, chunks, encode_chunks(chunks),
-                                                   strict=True)
-        ],
-    )  # fmt: skip
+    merged = [
+        {"series_id": sid, "start": members[0], "count": len(chunk),
+         "first_iteration": int(chunk.iterations[0]),
+         "last_iteration": int(chunk.iterations[-1]), "data": data}
+        for (sid, members), chunk, data in zip(groups, chunks, encode_chunks(chunks), strict=True)
+    ]  # fmt: skip
+    if not sqlite:
+        conn.execute(metric_chunks.insert(), merged)
+        return
+    # SQLite: each merge takes its first chunk's rowid, so it is stored where that chunk was
+    # (rowid order is page order) and the pages its other chunks held empty out whole: with a
+    # new rowid (at the end), long-lived merges sat beside short-lived small chunks, and the
+    # pages those left were up to half empty
+    params = [
+        (rows[sid, members[0]][4], *m.values())
+        for (sid, members), m in zip(groups, merged, strict=True)
+    ]
+    driver_cursor(conn, _INSERT_AT_ROWID, params, many=True).close()
 
 
+_INSERT_AT_ROWID = (
+    'INSERT INTO "metric_chunks" (rowid, "series_id", "start", "count", "first_iteration", '
+    '"last_iteration", "data") VALUES (?, ?, ?, ?, ?, ?, ?)'
+)
 _C = metric_chunks.c
 _DELETE_CHUNKS = delete(metric_chunks).where(
     _C.series_id == bindparam("s"), _C.start >= bindparam("lo"), _C.start <= bindparam("hi")
