@@ -30,6 +30,7 @@ from mltrail.core.errors import (
 from mltrail.core.types import LogBatch, MetricBatch
 from mltrail.core.wire import dump_json, parse_json
 from mltrail.store.http.poster import Poster, lean_target
+from mltrail.store.http.skew import explain_skew, unknown_to_server
 
 RETRY_STATUSES = frozenset({502, 503, 504})
 DEFAULT_TIMEOUT = 60.0
@@ -225,11 +226,26 @@ class Transport:
         raw: bool = False,
         headers: Mapping[str, str] | None = None,
     ) -> Any:
-        """One Store call: build, send (retrying as ``repeatable`` allows), decode."""
+        """One Store call: build, send (retrying as ``repeatable`` allows), decode; an answer
+        saying the server does not know the field or route asked gets both versions and
+        what to do (``store/http/skew.py``)."""
         request = build_request(
             self.client, method, path, body=body, params=params, timeout=timeout, headers=headers
         )
-        return decode(send(self.client, request, self.policy, repeatable=repeatable), raw=raw)
+        try:
+            return decode(send(self.client, request, self.policy, repeatable=repeatable), raw=raw)
+        except MltrailError as exc:
+            if isinstance(exc, TransportError) or not unknown_to_server(exc, body, params):
+                raise
+            raise explain_skew(exc, self.server_version) from None
+
+    def server_version(self) -> str | None:
+        """The version the server says it runs (``GET /identity``, asked once, not retried);
+        None when it does not say."""
+        request = build_request(self.client, "GET", "/identity", timeout=10.0)
+        answer = decode(send(self.client, request, RetryPolicy(retries=0), repeatable=False))
+        found = answer.get("version") if isinstance(answer, dict) else None
+        return found if isinstance(found, str) else None
 
     def post_bytes(self, path: str, content: bytes, content_type: str) -> Any:
         """A repeatable POST of a bytes body (point batches), decoded: through the lean
