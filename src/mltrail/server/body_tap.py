@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import time
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -27,6 +28,55 @@ BODY_TAP = "mltrail.body.tap"
 """The scope extension: ``scope["extensions"][BODY_TAP]["open"]()`` (on the event loop) gives a
 :class:`BodyTap`, or None when the body cannot be tapped (any more)."""
 IDLE_SECONDS = 300.0  # a tapped body with no byte for this long counts as cut short
+# a body's sender may keep the server waiting GRACE_SECONDS, plus a second for every
+# MIN_BYTES_PER_SECOND bytes it sent: after the grace, an average of at least 4 KiB/s (32 kbit/s,
+# a tenth of a poor mobile uplink). One byte every few minutes stayed under IDLE_SECONDS per
+# receive and held one of the 16 upload threads for as long as its sender liked.
+GRACE_SECONDS = 60.0
+MIN_BYTES_PER_SECOND = 4096
+
+
+class BodyTooSlow(ClientDisconnect):
+    """A body whose sender kept the server waiting past its :class:`Pace`: cut (a 408)."""
+
+    def __init__(self, received: int, waited: float) -> None:
+        super().__init__()
+        self.message = (
+            f"the body arrived slower than {MIN_BYTES_PER_SECOND // 1024} KiB/s on average "
+            f"after its first {GRACE_SECONDS:.0f} s ({received} bytes in {waited:.0f} s of "
+            "waiting for them): cut"
+        )
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class Pace:
+    """How long a body's sender may yet keep the server waiting for its next bytes: at most
+    :data:`IDLE_SECONDS` for one receive, and in all :data:`GRACE_SECONDS` plus a second for
+    every :data:`MIN_BYTES_PER_SECOND` bytes received. Only the time spent waiting for the
+    sender counts (not the time the server spent storing what came: a slow disk or bucket is
+    not the sender's fault)."""
+
+    def __init__(self) -> None:
+        self.received = 0
+        self.waited = 0.0
+
+    def patience(self) -> float:
+        """Seconds the next receive may wait; 0 once the sender is too slow."""
+        left = GRACE_SECONDS + self.received / MIN_BYTES_PER_SECOND - self.waited
+        return max(min(left, IDLE_SECONDS), 0.0)
+
+    def record(self, received: int, waited: float) -> None:
+        self.received += received
+        self.waited += waited
+
+    def cut(self) -> ClientDisconnect:
+        """What a receive that got nothing (in its patience) raises: :class:`BodyTooSlow`
+        once the sender used up its patience, else a plain disconnect."""
+        if self.patience() <= 0:
+            return BodyTooSlow(self.received, self.waited)
+        return ClientDisconnect()
 
 
 class TapOwner(Protocol):
@@ -51,7 +101,9 @@ class BodyTap:
     def __init__(self, owner: TapOwner, sock: socket.socket, received: bytes, remaining: int):
         self._owner = owner
         self._sock = socket.socket(fileno=os.dup(sock.fileno()))
+        self._timeout = IDLE_SECONDS
         self._sock.settimeout(IDLE_SECONDS)
+        self._pace = Pace()
         self._received = memoryview(received)
         self.remaining = remaining
         self.broken = False
@@ -70,11 +122,13 @@ class BodyTap:
             return count
         if not self.remaining or not view:
             return 0
+        limit = self._limit(len(view))
+        started = self._paced()
         try:
-            got = self._sock.recv_into(view, self._limit(len(view)))
-        except OSError:  # a reset, or IDLE_SECONDS without a byte
+            got = self._sock.recv_into(view, limit)
+        except OSError:  # a reset, or the sender's patience (Pace) used up
             got = 0
-        return self._counted(got)
+        return self._counted(got, started)
 
     def read(self, size: int = -1, /) -> bytes:
         """Up to ``size`` bytes (at most :data:`CHUNK_BYTES`); ``b""`` at the body's end."""
@@ -85,11 +139,13 @@ class BodyTap:
             return data
         if not self.remaining or not size:
             return b""
+        limit = self._limit(size)
+        started = self._paced()
         try:
-            data = self._sock.recv(self._limit(size))
+            data = self._sock.recv(limit)
         except OSError:
             data = b""
-        self._counted(len(data))
+        self._counted(len(data), started)
         return data
 
     def _limit(self, size: int) -> int:
@@ -98,12 +154,26 @@ class BodyTap:
             raise ClientDisconnect()
         return min(size, self.remaining)
 
-    def _counted(self, got: int) -> int:
-        """Count ``got`` bytes received; the socket's end before the body's is a disconnect."""
+    def _paced(self) -> float:
+        """Set the socket's timeout to the sender's patience (a system call only when it is
+        shorter than :data:`IDLE_SECONDS`, near the end of it); the clock now."""
+        patience = self._pace.patience()
+        if patience != self._timeout:
+            self._timeout = patience
+            self._sock.settimeout(patience or 1e-9)  # 0 would make the socket non-blocking
+        return time.monotonic()
+
+    def _counted(self, got: int, started: float) -> int:
+        """Count ``got`` bytes received after waiting since ``started``; the socket's end (or
+        the sender's patience) before the body's is a disconnect."""
+        self._pace.record(got, time.monotonic() - started)
         if not got:
             self.broken = True
-            self._owner.loop.call_soon_threadsafe(self._owner.tap_ended, self, False)
-            raise ClientDisconnect()
+            cut = self._pace.cut()
+            if not isinstance(cut, BodyTooSlow):  # the connection is gone: close it now;
+                # else the sender is there, and its answer (a 408) comes before the close
+                self._owner.loop.call_soon_threadsafe(self._owner.tap_ended, self, False)
+            raise cut
         self.remaining -= got
         if not self.remaining:
             self._owner.loop.call_soon_threadsafe(self._owner.tap_ended, self, True)

@@ -19,6 +19,7 @@ from starlette.requests import ClientDisconnect
 from mltrail.core.artifacts import artifact_path, artifact_upload
 from mltrail.core.errors import ValidationError
 from mltrail.core.types import ExperimentRef
+from mltrail.server.body_tap import BodyTooSlow
 from mltrail.server.mlflow import shapes
 from mltrail.server.mlflow.errors import MlflowRoute, mlflow_error
 from mltrail.server.mlflow.messages import MessageDep, StoreDep
@@ -53,8 +54,9 @@ async def upload_artifact(request: Request, path: str, store: StoreDep) -> dict[
     body = upload_body(request)
     try:
         await store_upload(store.put_artifact, ref.project_id, ref.experiment_id, upload, body)
-    except ClientDisconnect:
-        raise ValidationError("the upload was cut short", "body") from None
+    except ClientDisconnect as exc:  # BodyTooSlow: the pace it missed, in MLflow's shape
+        cut = str(exc) if isinstance(exc, BodyTooSlow) else "the upload was cut short"
+        raise ValidationError(cut, "body") from None
     finally:
         body.stop()
     return {}

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import re
+import time
 import weakref
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any, TypeVar
@@ -34,7 +35,7 @@ from mltrail.core.artifacts import (
 from mltrail.core.errors import ValidationError
 from mltrail.core.wire import dump_json
 from mltrail.server import body_tap
-from mltrail.server.body_tap import PendingTap
+from mltrail.server.body_tap import BodyTooSlow, PendingTap
 from mltrail.server.deps import ExperimentId, ProjectId, StoreDep
 from mltrail.server.errors import error_response
 from mltrail.server.http_protocol import ZERO_COPY_SEND
@@ -99,12 +100,17 @@ class RequestBody:
         parts: list[bytes] = []
         held = 0
         chunks = self._request.stream().__aiter__()
+        pace = body_tap.Pace()
         try:
-            # a body with no byte for IDLE_SECONDS is cut short, as a tapped one is (its
-            # sender would hold an upload thread for ever)
-            while (
-                chunk := await asyncio.wait_for(anext(chunks, None), body_tap.IDLE_SECONDS)
-            ) is not None:
+            # a body whose sender keeps it waiting past its pace (no byte for IDLE_SECONDS,
+            # or slower than the minimum average rate) is cut, as a tapped one is (its sender
+            # would hold an upload thread for as long as it liked)
+            while True:
+                started = time.monotonic()
+                chunk = await asyncio.wait_for(anext(chunks, None), pace.patience())
+                if chunk is None:
+                    break
+                pace.record(len(chunk), time.monotonic() - started)
                 parts.append(chunk)
                 held += len(chunk)
                 if held >= BLOCK_BYTES:
@@ -114,7 +120,8 @@ class RequestBody:
                 await self._queue.put(b"".join(parts))
             await self._queue.put(b"")
         except TimeoutError:
-            await self._queue.put(ClientDisconnect())
+            pace.record(0, time.monotonic() - started)
+            await self._queue.put(pace.cut())
         except Exception as exc:  # a client that went away: the reader raises it
             await self._queue.put(exc)
 
@@ -198,6 +205,14 @@ class TrailedTap(TrailedBody):
         return got
 
 
+def too_slow(exc: BodyTooSlow) -> Response:
+    """The answer to an upload cut for its pace: a 408 naming the body, closing the
+    connection (the rest of the body is never read)."""
+    answer = error_response(408, "validation_error", exc.message, "body")
+    answer.headers["Connection"] = "close"
+    return answer
+
+
 def upload_body(request: Request) -> RequestBody | PendingTap:
     """The body to store: read from the socket by the storing thread where the server offers
     that (:mod:`~mltrail.server.body_tap`), else received by the event loop; either from its
@@ -250,6 +265,8 @@ async def put_artifact(
         source = TrailedTap(body, size) if isinstance(body, PendingTap) else TrailedBody(body, size)
     try:
         artifact = await store_upload(store.put_artifact, project_id, experiment_id, upload, source)
+    except BodyTooSlow as exc:
+        return too_slow(exc)
     except ClientDisconnect:
         return error_response(400, "validation_error", "the upload was cut short", "body")
     finally:
