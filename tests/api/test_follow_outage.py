@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import http.client
 import io
+import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -41,6 +44,7 @@ class Proxy(ThreadingHTTPServer):
         self.retry_after: str | None = None  # the Retry-After sent with ``outage``
         self.refused = 0
         self.refused_at: list[float] = []  # time.monotonic() of each
+        self.page: str | None = None  # the page answered with ``outage`` (a default when None)
 
     @property
     def url(self) -> str:
@@ -61,7 +65,9 @@ class _Forward(BaseHTTPRequestHandler):
         if status is not None:
             self.server.refused += 1
             self.server.refused_at.append(time.monotonic())
-            page = f"<html><body><h1>{status} Bad Gateway or so</h1></body></html>".encode()
+            page = (
+                self.server.page or f"<html><body><h1>{status} Bad Gateway or so</h1></body></html>"
+            ).encode()
             headers = {"Content-Type": "text/html"}
             if self.server.retry_after is not None:
                 headers["Retry-After"] = self.server.retry_after
@@ -220,3 +226,32 @@ def test_a_rate_limit_asking_an_hour_still_ends_at_the_followers_patience(
     assert follower.raised.answered == 429 and follower.raised.retry_after == 3600.0
     assert "HTTP 429" in str(follower.raised)
     assert proxy.refused == 2 and follower.err.getvalue() == RATE_LIMITED_NOTE + "\n"
+
+
+_NGINX_500 = """<html>
+<head><title>500 Internal Server Error</title></head>
+<body>
+<center><h1>500 Internal Server Error</h1></center>
+<hr><center>nginx/1.24.0</center>
+</body>
+</html>
+"""
+
+
+def test_the_cli_says_a_proxys_page_in_one_line(server: ServerProcess, proxy: Proxy) -> None:
+    """A proxy's error page (nginx's is seven lines) used to come out as seven lines of
+    stderr; an error is one line and a non-zero exit."""
+    direct, (project, run) = _running(server)
+    direct.close()
+    proxy.outage, proxy.page = 500, _NGINX_500
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLTRAIL_")}
+    env |= {"MLTRAIL_URL": proxy.url, "MLTRAIL_TOKEN": server.admin_token or ""}
+    env["MLTRAIL_HOME"] = str(server.home / "cli")
+    done = subprocess.run(
+        [sys.executable, "-m", "mltrail", "experiments", "logs", "-p", str(project),
+         "-e", str(run)],
+        env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith("Error: server answered HTTP 500: <html> <head><title>500")

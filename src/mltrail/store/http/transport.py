@@ -166,7 +166,8 @@ def decode(response: _Answer, *, raw: bool = False) -> Any:
     retry_after = retry_after_seconds(response.headers.get("retry-after"))
     if isinstance(error, dict):
         raise error_from_dict(error, status, retry_after)
-    message = f"server answered HTTP {status}: {response.text[:200]}"
+    page = " ".join(response.text[:200].split())  # a proxy's HTML page, as one line
+    message = f"server answered HTTP {status}: {page}"
     if status >= 500 or status == TOO_MANY_REQUESTS:  # a client may wait and ask again
         raise TransportError(message, answered=status, retry_after=retry_after)
     raise MltrailError(message)
