@@ -66,6 +66,21 @@ def build_outbox(
     return outbox
 
 
+def full_batches(
+    chunks: list[SeriesChunk], batch_points: int
+) -> tuple[list[SeriesChunk], list[SeriesChunk]]:
+    """``chunks`` cut in two: those of the whole batches they fill, and the last batch's when
+    it would not be full (else nothing). A drain woken by ``batch_points`` points that took
+    a few more held them back for the next drain instead of sending a small batch: a server
+    spends on each chunk of a batch about as much as on thousands of its points, and merges
+    small chunks again later (the bench's ingest, 1 or 4 runs: about 10% less server CPU a
+    point once every batch but a run's last was full)."""
+    batches = metric_batches("", itertools.count(), merge_series(chunks), batch_points)
+    if len(batches) < 2 or batches[-1].point_count >= batch_points:
+        return chunks, []
+    return [c for b in batches[:-1] for c in b.chunks], list(batches[-1].chunks)
+
+
 def _link_item(store: Store, weights_hash: str, iteration: int | None, epoch: int | None) -> Item:
     def call(p: int, e: int, _: Any) -> Any:
         return store.link_weights_hash(p, e, weights_hash, iteration=iteration, epoch=epoch)

@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING
 from mltrail.core.types import LogLine, SeriesChunk
 from mltrail.sdk.buffer import Call, metric_batches, points_of, series_chunks, take
 from mltrail.sdk.delivery import RETRY_DELAYS, Delivery
-from mltrail.sdk.outbox import BATCH_LINES, Item, build_outbox, ready
+from mltrail.sdk.outbox import BATCH_LINES, Item, build_outbox, full_batches, ready
 from mltrail.sdk.priority import GIVE_WAY_SECONDS, WriterPriority, quick_switches
 from mltrail.sdk.records import encode_metrics
 from mltrail.sdk.spool import RunAddress, Spool, SpoolWarning, order_stamp
@@ -309,12 +309,12 @@ class Writer(Delivery):
     def _run(self) -> None:
         self._heartbeat()
         while True:
-            self._wake.wait(min(self.flush_interval, self._until_heartbeat()))
+            woken = self._wake.wait(min(self.flush_interval, self._until_heartbeat()))
             self._wake.clear()
             stopping = self._stop.is_set()
             try:
                 with quick_switches():  # its waits for the GIL behind logging threads: short
-                    self._drain()
+                    self._drain(hold_partial=woken and not stopping)
             except Exception as exc:  # a bug here must not kill the thread silently
                 self.error = exc
                 warnings.warn(f"mltrail writer failed: {exc!r}", RuntimeWarning, stacklevel=1)
@@ -324,8 +324,10 @@ class Writer(Delivery):
                 self._heartbeat()
 
     # --- sending -----------------------------------------------------------------------------------
-    def _cut(self) -> tuple[list[Item], int]:
-        """Take everything buffered and cut it into the drain's outbox, and its order stamp."""
+    def _cut(self, hold_partial: bool = False) -> tuple[list[Item], int]:
+        """Take everything buffered and cut it into the drain's outbox, and its order stamp.
+        With ``hold_partial``, a last metric batch that would not be full stays buffered for
+        the next drain (see :func:`~mltrail.sdk.outbox.full_batches`)."""
         with self._lock:
             compacted, calls = self._take_all()
             lines = take(self._lines)
@@ -338,15 +340,35 @@ class Writer(Delivery):
         with self._priority.hold() as held:
             chunks = compacted + series_chunks(calls)
             del calls, compacted
+            if hold_partial:
+                chunks = self._hold_partial(chunks)
             outbox = build_outbox(self.store, self.client_id, self._seq, chunks, lines, links,
                                   self.batch_points, self._priority if held else None)  # fmt: skip
         return outbox, stamp
 
-    def _drain(self) -> None:
+    def _hold_partial(self, chunks: list[SeriesChunk]) -> list[SeriesChunk]:
+        """The chunks of whole batches, to send now; the rest goes back in front of the
+        compacted buffer, unless the lock is busy or something was spooled since the cut
+        (then it is sent too: held points must not follow newer ones to the store)."""
+        sent, held = full_batches(chunks, self.batch_points)
+        if not held or not self._lock.acquire(blocking=False):
+            return chunks
+        try:
+            if self._overflowed or self._spool_pending:
+                return chunks
+            self._compacted[:0] = held
+            self._compacted_points += sum(map(len, held))
+            return sent
+        finally:
+            self._lock.release()
+
+    def _drain(self, hold_partial: bool = False) -> None:
+        """Send everything buffered, from the calling thread (see :meth:`_cut` for
+        ``hold_partial``)."""
         if self._inherited:
             return
         with self._send_lock:
-            outbox, stamp = self._cut()
+            outbox, stamp = self._cut(hold_partial)
             for index, (encode, batch, call) in enumerate(outbox):
                 if self._spool_pending:  # keep order: all that is left goes behind the spool
                     for left_encode, left_batch, _ in outbox[index:]:
