@@ -53,8 +53,9 @@ class ExperimentsApi(HistoryMethods):
             experiment: experiment id; the project's latest experiment when omitted.
             disable_colors: print without ANSI colours.
             follow: keep printing new lines until the experiment ends (Ctrl-C stops); a
-                server restart is ridden out (one note on stderr, then the lines after the
-                last one printed; TransportError after 5 minutes of one outage).
+                server restart or a rate limit (429, each wait what its Retry-After asks, at
+                most 60 s) is ridden out (one note on stderr, then the lines after the last
+                one printed; TransportError after 5 minutes of one outage).
             file: where to print; stdout by default.
             collect: return the lines printed; False keeps none (an export of millions of
                 lines then runs in bounded memory, page by page).

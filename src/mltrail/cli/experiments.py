@@ -140,6 +140,8 @@ def logs(
 
     A follower rides out a server restart: it says "server unreachable, retrying..." once on
     stderr and resumes after the last line it printed; it gives up after 5 minutes of one outage.
+    A rate limit (HTTP 429) is waited out alike, each wait what its Retry-After asks (at most
+    60 s).
     """
     colours = not disable_colors and sys.stdout.isatty()
     api.experiments.logs(
