@@ -38,6 +38,7 @@ from sqlalchemy.pool import QueuePool, StaticPool
 
 from mltrail.config import DEFAULT_CRASH_AFTER_SECONDS, DEFAULT_TRASH_DAYS
 from mltrail.core.errors import ValidationError
+from mltrail.store.sql.kept_connection import KeptConnections
 from mltrail.store.sql.wal import CONNECTION_PRAGMAS, WalCheckpointer
 from mltrail.store.waiting import WouldWait, waiting_forbidden
 
@@ -75,6 +76,7 @@ class Database:
     last_expiry: float = field(default=0.0, init=False)
     _write_lock: threading.RLock | None = field(default=None, init=False, repr=False)
     _wal: WalCheckpointer | None = field(default=None, init=False, repr=False)
+    _kept: KeptConnections | None = field(default=None, init=False, repr=False)
 
     @property
     def is_sqlite(self) -> bool:
@@ -94,7 +96,7 @@ class Database:
             self._write_lock = _sqlite_write_lock(self.engine)
             self._wal = WalCheckpointer.of_file(self.engine)
         if waiting_forbidden():
-            with self._write_now(), self._connect_now() as conn:
+            with self._write_now(), self._kept_now() as conn:
                 conn.execution_options(**{_WRITE: True})
                 with conn.begin():  # SQLite's lock without a busy timeout: see _on_begin
                     yield conn
@@ -123,7 +125,7 @@ class Database:
         if waiting_forbidden():
             if not self.is_sqlite:
                 raise WouldWait("a PostgreSQL read waits on the network")
-            with self._connect_now() as conn, conn.begin():
+            with self._kept_now() as conn, conn.begin():
                 yield conn
             return
         with self.engine.connect() as conn, conn.begin():
@@ -140,8 +142,15 @@ class Database:
             with self.read() as conn:
                 yield conn
             return
-        with self._connect_now() if waiting_forbidden() else self.engine.connect() as conn:
+        with self._kept_now() if waiting_forbidden() else self.engine.connect() as conn:
             yield conn
+
+    def _kept_now(self) -> Any:
+        """The calling thread's kept connection (``store/sql/kept_connection.py``) for a
+        call that must not wait."""
+        if self._kept is None:
+            self._kept = KeptConnections(self._connect_now, _reset_kept)
+        return self._kept.use()
 
     def _connect_now(self) -> Connection:
         """A connection from the pool, or :class:`WouldWait` when every one is taken (the
@@ -204,7 +213,19 @@ class Database:
     def close(self) -> None:
         if self._wal is not None:
             self._wal.close()
+        if self._kept is not None:
+            self._kept.close()
         self.engine.dispose()
+
+
+def _reset_kept(conn: Connection) -> None:
+    """What the pool's reset on return did to a connection kept after a use instead."""
+    if conn.in_transaction():
+        conn.rollback()
+    driver = conn.connection.driver_connection
+    if driver is not None and driver.in_transaction:  # a BEGIN issued to the driver itself
+        driver.rollback()
+    conn.execution_options(**{_WRITE: False})
 
 
 # Terms OR-ed in one statement by select_any: bounded, so the expression stays shallow.
