@@ -198,22 +198,23 @@ def copy_hashed(
     bytes' (sha256, count). How an upload whose source fills a caller's buffer (the socket, a
     file) is staged, and a download checked as it is written.
 
-    This thread reads; one thread hashes and another writes each buffer meanwhile (sha256 and
-    the page-cache copy each keep a core busy and release the GIL), so the three overlap, and
-    no bytes object is made per block (a download read as 64 KiB bytes objects through httpx
-    cost its client about 1 s of CPU per GiB before any hashing).
+    This thread reads each buffer and hashes it while it is still in this core's cache; one
+    other thread writes it meanwhile (the page-cache copy releases the GIL), and no bytes
+    object is made per block (a download read as 64 KiB bytes objects through httpx cost its
+    client about 1 s of CPU per GiB before any hashing). Hashing on a third thread overlapped
+    more but cost more: the buffer crossed cores twice and every 64 KiB write woke a thread
+    (33,000 futex calls per 2 GiB); a 2 GiB download took 1.46-2.08 s of client CPU per GiB
+    that way, 1.32-1.48 s hashed by the reader (7 runs each, alternated), and on this loaded
+    2-core machine CPU time is what the transfer's rate follows.
 
     Raises:
         PayloadTooLargeError: more than ``max_bytes`` (as soon as they arrived, none written).
     """
     digest = hashlib.sha256()
     free = [bytearray(CHUNK_BYTES) for _ in range(COPY_BUFFERS)]
-    in_flight: deque[tuple[bytearray, Future[None], Future[None]]] = deque()
+    in_flight: deque[tuple[bytearray, Future[None]]] = deque()
     size = 0
-    with (
-        ThreadPoolExecutor(1, thread_name_prefix="mltrail-copy-hash") as hasher,
-        ThreadPoolExecutor(1, thread_name_prefix="mltrail-copy-write") as writer,
-    ):
+    with ThreadPoolExecutor(1, thread_name_prefix="mltrail-copy-write") as writer:
         try:
             while True:
                 buffer = free.pop() if free else _settled(in_flight)
@@ -224,13 +225,12 @@ def copy_hashed(
                 if max_bytes is not None and size > max_bytes:
                     raise over_limit(max_bytes)
                 view = memoryview(buffer)[:got]
-                hashed = hasher.submit(digest.update, view)
-                in_flight.append((buffer, hashed, writer.submit(write_pieces, write, view)))
+                digest.update(view)
+                in_flight.append((buffer, writer.submit(write_pieces, write, view)))
             while in_flight:
                 _settled(in_flight)
         finally:
-            for _, hashed, written in in_flight:  # after an error: wait, the buffers are in use
-                hashed.exception()
+            for _, written in in_flight:  # after an error: wait, the buffers are in use
                 written.exception()
     return digest.hexdigest(), size
 
@@ -255,10 +255,9 @@ def copy_verified(
     _check_digest(digest, expected)
 
 
-def _settled(in_flight: deque[tuple[bytearray, Future[None], Future[None]]]) -> bytearray:
-    """The oldest buffer in flight, once hashed and written (their error raised)."""
-    buffer, hashed, written = in_flight.popleft()
-    hashed.result()
+def _settled(in_flight: deque[tuple[bytearray, Future[None]]]) -> bytearray:
+    """The oldest buffer in flight, once written (its error raised)."""
+    buffer, written = in_flight.popleft()
     written.result()
     return buffer
 
