@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import importlib
 import os
 import socket
 import sys
-import types
-import warnings
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -73,49 +70,6 @@ def _migrate_apart(url: str) -> None:
         finally:
             os._exit(code)
     os.waitpid(pid, 0)
-
-
-class _PydanticV1StandIn(types.ModuleType):
-    """``pydantic.v1`` in a serving process until something asks it for a name other than
-    ``BaseModel`` (or a dunder the import system probes): then the real module, loaded in
-    its place."""
-
-    class BaseModel:
-        """No model derives from it: while pydantic.v1 is not loaded, none of it exists."""
-
-        def __init_subclass__(cls, **kwargs: Any) -> None:
-            raise TypeError("pydantic.v1 models cannot be defined in the mltrail server")
-
-    def __getattr__(self, name: str) -> Any:
-        if name.startswith("__"):  # ``from pydantic.v1 import X`` probes __path__
-            raise AttributeError(name)
-        return getattr(_load_pydantic_v1(), name)
-
-
-def _load_pydantic_v1() -> types.ModuleType:
-    import pydantic
-
-    if isinstance(sys.modules.get("pydantic.v1"), _PydanticV1StandIn):
-        del sys.modules["pydantic.v1"]
-        vars(pydantic).pop("v1", None)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)  # pydantic.v1 on newer Pythons
-        return importlib.import_module("pydantic.v1")
-
-
-def _defer_pydantic_v1() -> None:
-    """Keep pydantic.v1 out of the serving process: FastAPI imports it (1.5 MB resident)
-    only to ask, of each route's models, whether they are pydantic.v1 models (which it
-    refuses). None is: the server's are pydantic 2 models. With the stand-in the server's
-    peak RSS during the benchmark's ingest was 1.5 to 2.6 MiB lower (92.0/91.4 against
-    94.6/93.1 MiB). Anything asking the stand-in for another name gets the real module."""
-    if "pydantic.v1" in sys.modules:
-        return
-    import pydantic
-
-    stand_in = _PydanticV1StandIn("pydantic.v1")
-    sys.modules["pydantic.v1"] = stand_in
-    setattr(pydantic, "v1", stand_in)  # noqa: B010 - ``import pydantic.v1`` then finds it
 
 
 def _freeze_long_lived_heap() -> None:
@@ -268,7 +222,6 @@ def server(
 
     On the first start on an empty database it creates user "admin" and prints its token once.
     """
-    _defer_pydantic_v1()  # before any route is built
     from mltrail.server import create_app
     from mltrail.server.security import allowed_host_list
 
@@ -346,7 +299,6 @@ def run_ui(
         port: TCP port.
         open_message: print the URL to open.
     """
-    _defer_pydantic_v1()  # before any route is built
     from mltrail.server import create_app
 
     store = _open_sql_store(settings, None)
