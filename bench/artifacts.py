@@ -4,7 +4,8 @@ checkpoint every epoch of a training loop against one local write of it.
 
 The loopback copy rate is ``curl`` downloading the same file from a static file server that
 answers with ``sendfile`` (the kernel copies; no Python in the data path) into a file on the same
-disk: the best a copy over loopback does here. The mltrail figures include everything a user gets:
+disk: the best a copy over loopback does here, measured before the upload (its reference) and
+after the download (the download's). The mltrail figures include everything a user gets:
 the client's sha256 of the file before sending, the server's hashing, the download's
 verification (the server runs with its defaults: no ``--artifacts-fsync``, so no fsync). Workers run in subprocesses (``python -m bench.artifacts worker ...``) so each
 process's RSS is its own.
@@ -193,7 +194,10 @@ def run(res: Any, side: Any, quick: bool, workdir: Path) -> None:
 
 
 def transfer(res: Any, side: Any, source: Path, folder: Path, size: int) -> None:
-    copy = loopback_copy_rate(source, folder / "copy.bin")  # both read the file just written
+    # each transfer against the copy measured next to it (the upload runs first, the download
+    # last): this VM's copy rate swung 2x within minutes, so one copy before both misjudged the
+    # download; every copy and transfer reads a file in the page cache (just written or read)
+    copies = {"upload": loopback_copy_rate(source, folder / "copy.bin")}
     server = PeakRss(side.server.proc.pid)
     got = run_worker(
         ["transfer", side.server.url, side.token, str(source), str(folder / "back.bin")],
@@ -201,9 +205,11 @@ def transfer(res: Any, side: Any, source: Path, folder: Path, size: int) -> None
     )
     server_growth = server.stop()
     (folder / "back.bin").unlink(missing_ok=True)
+    copies["download"] = loopback_copy_rate(source, folder / "copy.bin")
     label = f"{size // MIB} MiB" if size < GIB else f"{size // GIB} GiB"
     for kind in ("upload", "download"):
         rate = size / got[kind]
+        copy = copies[kind]
         ratio = rate / copy
         res.add(
             Row(
