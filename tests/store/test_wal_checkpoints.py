@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import threading
@@ -221,3 +222,56 @@ def test_a_hung_checkpoint_does_not_hang_close(
         again.close()
     finally:
         release.set()
+
+
+def _open_fds(path: Path) -> int:
+    """This process's descriptors open on ``path`` or its log."""
+    names = (str(path), f"{path}-wal")
+    fds = Path("/proc/self/fd")
+    return sum(1 for fd in fds.iterdir() if os.path.realpath(fd) in names)
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts /proc/self/fd")
+def test_a_store_dropped_without_close_leaves_no_checkpoint_thread(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store nobody closes (a notebook's, a script's helper) was freed with its connections
+    when dropped; a checkpointing thread kept for good held it, its engine and its open files
+    for the life of the process, one per database. An idle thread ends instead."""
+    monkeypatch.setattr(wal, "IDLE_SECONDS", 0.2, raising=False)
+    threads, files = [], []
+    for name in ("a", "b", "c"):
+        path = tmp_path / f"{name}.db"
+        store = SqlStore.open(f"sqlite:///{path}")
+        with store._db.write() as conn:
+            conn.exec_driver_sql("CREATE TABLE scratch (b BLOB)")
+        with store._db.write() as conn:
+            conn.exec_driver_sql(_FILL)
+        assert store._db._wal is not None and store._db._wal._running is not None
+        threads.append(store._db._wal._running)
+        files.append(path)
+        del store, conn  # dropped, never closed
+    for thread in threads:
+        thread.join(timeout=10)
+    assert not any(t.is_alive() for t in threads), "idle checkpoint threads kept"
+    gc.collect()
+    assert [_open_fds(p) for p in files] == [0, 0, 0]  # connections freed with their stores
+
+
+def test_a_checkpoint_due_after_the_idle_thread_ended_starts_another(
+    due: wal.WalCheckpointer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ran = threading.Semaphore(0)
+    monkeypatch.setattr(wal.WalCheckpointer, "_checkpoint", lambda self: ran.release())
+    monkeypatch.setattr(wal, "IDLE_SECONDS", 0.2, raising=False)
+    due.after_commit()
+    assert ran.acquire(timeout=30)
+    first = due._running
+    assert first is not None
+    first.join(timeout=10)  # idle: ended
+    assert not first.is_alive() and due._running is None
+    due.after_commit()  # the log is still past the threshold: a new thread takes it
+    assert ran.acquire(timeout=30)
+    assert due._running is not None and due._running is not first
+    due.close()
+    assert not due._running.is_alive()

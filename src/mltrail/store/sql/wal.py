@@ -47,6 +47,12 @@ AUTOCHECKPOINT_PAGES = 4_000
 # copied; the next checkpoint, this one finishing late, or the next open copies it)
 CLOSE_WAIT_SECONDS = 60.0
 
+# how long the checkpointing thread waits for the next checkpoint due before it ends (the next
+# one due starts another): while commits come every few ms one is due every ~15 commits, and
+# a thread kept for good held its file's engine, connections and descriptors for the life of
+# the process, one per database, also for a store dropped without close
+IDLE_SECONDS = 10.0
+
 CONNECTION_PRAGMAS = (
     f"PRAGMA wal_autocheckpoint={AUTOCHECKPOINT_PAGES}",
     "PRAGMA journal_size_limit=0",  # truncated at each restart: its size is what it holds
@@ -55,7 +61,8 @@ CONNECTION_PRAGMAS = (
 
 class WalCheckpointer:
     """Checkpoints one SQLite file's log after the commits that grew it past the threshold, in
-    one thread of its own, started at the first checkpoint due and kept until :meth:`close`.
+    one thread of its own, started at the first checkpoint due and kept until :meth:`close` or
+    until none was due for :data:`IDLE_SECONDS`.
 
     Args:
         engine: the file's engine (a checkpoint takes a pooled connection of its own).
@@ -102,12 +109,16 @@ class WalCheckpointer:
 
     def _serve(self) -> None:
         """The checkpointing thread: a checkpoint each time one is due, until closed (the
-        one due then is still taken)."""
+        one due then is still taken) or idle for :data:`IDLE_SECONDS`."""
         while True:
-            self._wake.wait()
+            woken = self._wake.wait(IDLE_SECONDS)
             self._wake.clear()
             with self._guard:
                 due, self._due = self._due, False  # a commit from here on may ask again
+                if not (woken or due or self._closed):  # idle: the next commit due starts one
+                    if self._running is threading.current_thread():
+                        self._running = None
+                    return
             if due:
                 self._checkpoint()
             if self._closed:
