@@ -3,12 +3,15 @@ wait for the next drain, in front of newer ones; a flush, a close or a timed dra
 
 from __future__ import annotations
 
+import threading
 import warnings
 
 import numpy as np
 
 from mltrail.core.types import MetricBatch, SeriesChunk
+from mltrail.core.wire import parse_json
 from mltrail.sdk.outbox import full_batches
+from mltrail.sdk.records import decode_metrics
 from mltrail.sdk.spool import Spool, SpoolWarning
 from mltrail.sdk.writer import Writer
 
@@ -97,3 +100,47 @@ def test_nothing_is_held_once_points_went_to_the_spool(tmp_path):
         writer._drain(hold_partial=True)  # so everything follows them, nothing stays behind
     assert writer.buffered_points == 0
     assert writer.wait_for_spooler(10)
+
+
+class _Stalled(_Sink):
+    """A store whose first call waits (a stalled server) until released."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered, self.release = threading.Event(), threading.Event()
+
+    def append_points(self, project_id: int, experiment_id: int, batch: MetricBatch) -> int:
+        self.entered.set()
+        assert self.release.wait(60)
+        return super().append_points(project_id, experiment_id, batch)
+
+
+def _spooled(writer: Writer) -> dict[str, list[int]]:
+    found: dict[str, list[int]] = {}
+    for path in writer.spool.files(writer.client_id):
+        for chunk in decode_metrics(parse_json(path.read_bytes())).chunks:
+            found.setdefault(chunk.key, []).extend(chunk.iterations.tolist())
+    return found
+
+
+def test_a_close_that_gives_up_on_a_stalled_drain_spools_the_held_points(tmp_path):
+    """exp.end(timeout) on a stalled store returns while the writer thread is stuck in a store
+    call; that call's batches are the thread's to retry or spool, but points the drain held
+    back were left only in memory, lost when the script then exits (the thread is a daemon):
+    they go to the spool too."""
+    sink = _Stalled()
+    writer = _writer(tmp_path, sink)
+    _log(writer, 0, 130)  # 260 points, the wake set: the thread's first drain is a woken one
+    writer.start()
+    try:
+        assert sink.entered.wait(60)  # the first full batch is stalled, 60 points held back
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SpoolWarning)
+            writer.close(timeout=0.5)  # gives up waiting for the stuck thread
+        assert writer.buffered_points == 0, "held points left only in memory"
+        assert _spooled(writer) == {"b": list(range(70, 130))}
+    finally:
+        sink.release.set()
+        assert writer._thread is not None
+        writer._thread.join(60)
+    assert _stored(sink) == {"a": list(range(130)), "b": list(range(70))}  # none twice

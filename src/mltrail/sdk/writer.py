@@ -287,11 +287,20 @@ class Writer(Delivery):
         if thread is not None and thread.is_alive() and thread is not threading.current_thread():
             thread.join(timeout)
             if thread.is_alive():  # stuck in a store call: it still owns its batch
+                self._spool_buffered()
                 self._spooler.close(max(self._deadline - time.monotonic(), 1.0))
                 return
         self._drain()  # whatever arrived while the thread was finishing
         self._spooler.close(max(self._deadline - time.monotonic(), 1.0))
         self._report_dropped_lines()
+
+    def _spool_buffered(self) -> None:
+        """Spool the points buffered beside a drain stuck in a store call (those it held back
+        for the next drain, and any logged since its cut), behind that drain's batches: left
+        in memory, they were lost when the script exited (the writer thread is a daemon)."""
+        with self._lock:
+            if self.buffered_points:
+                self._overflow()
 
     def _report_dropped_lines(self) -> None:
         if self.dropped_lines:
