@@ -149,3 +149,36 @@ def test_a_stall_after_plenty_was_sent_is_not_cut(served: Served) -> None:
     conn.sendall(b"b" * (size - size // 4))
     status, record, _ = _answer(conn)
     assert status == 201 and record["size"] == size
+
+
+@pytest.mark.parametrize("token", [False, True], ids=["anonymous", "with-token"])
+def test_a_trickled_request_body_of_any_route_is_cut(served: Served, token: bool) -> None:
+    """Only uploads had a pace: a JSON body (a project's creation, read by FastAPI before the
+    token check) trickled a byte every 0.4 s held its connection for as long as its sender
+    liked, without a token too (thousands of them: the server's file descriptors)."""
+    conn = socket.create_connection(served.sock.getsockname(), timeout=60)
+    auth = f"Authorization: Bearer {served.token}\r\n" if token else ""
+    conn.sendall(
+        f"POST /api/v1/projects HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}"
+        "Content-Type: application/json\r\nContent-Length: 100000\r\n\r\n".encode()
+    )
+    # main: never answered, the connection kept open
+    assert _trickle_until_answered(conn, 30), "the trickle was not cut"
+    status, error, after = _answer(conn)
+    conn.close()
+    assert status == 408 and after == b"", error  # and the connection closed
+    assert error["error"]["field"] == "body"
+    assert error["error"]["message"].startswith("the body arrived slower than")
+
+
+def test_a_long_poll_after_its_body_is_not_cut(served: Served) -> None:
+    """The pace is the body's: a request whose body arrived may wait on its connection (a
+    long poll listening for the client's disconnect) longer than the grace."""
+    project, run = served.run
+    conn = socket.create_connection(served.sock.getsockname(), timeout=60)
+    conn.sendall(
+        f"GET /api/v1/projects/{project}/experiments/{run}/logs?wait=3 HTTP/1.1\r\n"
+        f"Host: 127.0.0.1\r\nAuthorization: Bearer {served.token}\r\n\r\n".encode()
+    )
+    status, _, _ = _answer(conn)
+    assert status == 200

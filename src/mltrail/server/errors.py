@@ -5,7 +5,9 @@ User errors (MltrailError, request validation, a body over the limit) are 4xx, n
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Coroutine, MutableMapping
 from typing import Any
 
@@ -20,6 +22,7 @@ from mltrail.core.errors import (
     TransportError,
     ValidationError,
 )
+from mltrail.server import body_tap
 from mltrail.server.deps import OrjsonResponse
 
 log = logging.getLogger("mltrail.server")
@@ -75,6 +78,8 @@ async def _http_error(request: Request, exc: Exception) -> OrjsonResponse:
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 413:
         return _too_large(exc.detail if isinstance(exc, BodyTooLarge) else TOO_LARGE)
+    if isinstance(exc, BodyTooSlow):
+        return _too_slow(exc.detail)
     if exc.status_code == 400 and exc.detail == BODY_PARSE_ERROR:  # e.g. not UTF-8: bad input
         return error_response(422, "validation_error", "body is not valid UTF-8 JSON", "body")
     kind = _HTTP_KINDS.get(exc.status_code, "http_error")
@@ -185,6 +190,37 @@ class BodyTooLarge(StarletteHTTPException):
         super().__init__(413, message)
 
 
+class BodyTooSlow(StarletteHTTPException):
+    """A body whose sender kept the app waiting past its :class:`~.body_tap.Pace` (a 408)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(408, message)
+
+
+def _too_slow(message: str) -> OrjsonResponse:
+    """The 408 answer naming the body; it closes the connection (the rest is never read)."""
+    response = error_response(408, "validation_error", message, "body")
+    response.headers["Connection"] = "close"
+    return response
+
+
+async def paced(receive: Receive, pace: body_tap.Pace) -> Message:
+    """``receive()``, waiting for the sender at most its ``pace``'s patience.
+
+    Raises:
+        BodyTooSlow: the sender kept the app waiting past it.
+    """
+    started = time.monotonic()
+    try:
+        message = await asyncio.wait_for(receive(), pace.patience())
+    except TimeoutError:
+        pace.record(0, time.monotonic() - started)
+        cut = pace.cut()
+        raise BodyTooSlow(str(cut) or "the body's sender went silent: cut") from None
+    pace.record(len(message.get("body", b"")), time.monotonic() - started)
+    return message
+
+
 class BodyLimitMiddleware:
     """Answer 413 to bodies over ``max_bytes``: declared (Content-Length) or streamed.
 
@@ -192,6 +228,8 @@ class BodyLimitMiddleware:
     what a route answers without a token (login, a MissingLink token refresh) is small, and
     a route that parses its body before its token check (FastAPI reads ``Body()`` parameters
     first) must not make an anonymous client's megabytes cost the server seconds of CPU.
+    Until the body has arrived, each receive waits for its sender at most an upload's
+    :class:`~.body_tap.Pace`: past it, a 408 naming the body that closes the connection.
 
     Args:
         app: the wrapped ASGI app.
@@ -230,10 +268,15 @@ class BodyLimitMiddleware:
             return
         received = 0
         started = False
+        pace = body_tap.Pace()  # as an upload's: a trickled body held its connection for ever
+        body_pending = True  # paced until it ends: a long poll may then wait on receive()
 
         async def limited_receive() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, body_pending
+            if not body_pending:
+                return await receive()
+            message = await paced(receive, pace)
+            body_pending = message["type"] == "http.request" and message.get("more_body", False)
             received += len(message.get("body", b""))
             if received > limit:
                 raise BodyTooLarge(refusal)
@@ -250,6 +293,10 @@ class BodyLimitMiddleware:
             if started:
                 raise
             await _too_large(refusal)(scope, receive, send)
+        except BodyTooSlow as exc:
+            if started:
+                raise
+            await _too_slow(exc.detail)(scope, receive, send)
 
 
 class SurfaceRoute(APIRoute):
