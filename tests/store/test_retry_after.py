@@ -4,10 +4,13 @@
 from __future__ import annotations
 
 import pickle
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from mltrail.core.errors import TransportError, error_from_dict
+from mltrail.core.errors import NotFoundError, TransportError, error_from_dict
+from mltrail.store.http import HttpStore
 from mltrail.store.http.transport import retry_after_seconds
 
 NOW = 1_780_000_000.0  # a unix time; the dates below are counted from it
@@ -51,3 +54,44 @@ def test_a_transport_error_crosses_a_pickle_whole() -> None:
         3.0,
     )
     assert came.outage and came.rate_limited and str(came) == str(sent)
+
+
+class _Hostile(BaseHTTPRequestHandler):
+    """Every request: a 404 in the API's shape, with the server's Retry-After bytes."""
+
+    def do_GET(self) -> None:
+        body = b'{"error": {"type": "not_found", "field": null, "message": "no such project"}}'
+        self.send_response(404)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        # send_header encodes latin-1: these are the value's bytes as given
+        self.send_header("Retry-After", self.server.retry_after.decode("latin-1"))  # type: ignore[attr-defined]
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["\u00b2".encode(), "\u00b2".encode("latin-1"), b"Thu, 28 May 99999999999 20:26:50 GMT"],
+    ids=["superscript-utf8", "superscript-latin1", "year-past-9999"],
+)
+def test_a_hostile_retry_after_never_hides_the_servers_error(value: bytes) -> None:
+    """``Retry-After: ²`` (a digit to str.isdigit, not to float) raised ValueError, and a date
+    in the year 99999999999 OverflowError, from decode: the server's own 404 was lost (the
+    CLI a traceback, the SDK retrying a refusal). Unusable values are no value."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Hostile)
+    server.retry_after = value  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        with (
+            HttpStore(f"http://127.0.0.1:{server.server_port}", "t", retries=0) as store,
+            pytest.raises(NotFoundError, match="no such project"),
+        ):
+            store.get_project(1)
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -140,15 +140,15 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
     below 0. None for no value or one that is neither."""
     if value is None or not (text := value.strip()):
         return None
-    if text.isdigit():
+    if text.isascii() and text.isdigit():  # str.isdigit takes "²", which float does not
         return float(text)
-    try:
+    try:  # a year past 9999 is an OverflowError: a header never hides the answer's error
         when = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
+        if when.tzinfo is None:  # an HTTP date is GMT; a zone-less one is read as such
+            return None
+        return max(when.timestamp() - (time.time() if now is None else now), 0.0)
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
-    if when.tzinfo is None:  # an HTTP date is GMT; a zone-less one is read as such
-        return None
-    return max(when.timestamp() - (time.time() if now is None else now), 0.0)
 
 
 def decode(response: _Answer, *, raw: bool = False) -> Any:
