@@ -4,8 +4,11 @@ a real process (mltrail as installed); the client is made newer by its version s
 
 from __future__ import annotations
 
+import json
+import threading
 import uuid
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
@@ -104,3 +107,47 @@ def test_a_server_that_does_not_say_its_version_is_named_possibly_older(
         "colour: Extra inputs are not permitted (the server did not say its version; it may "
         f"be older than this client (mltrail {NEWER}): upgrade the server to mltrail {NEWER})"
     )
+
+
+class _SignInPage(BaseHTTPRequestHandler):
+    """A server behind a proxy that answers ``/identity`` with its sign-in page (200, HTML)
+    and refuses a field as an older server would."""
+
+    def do_GET(self) -> None:
+        self._answer(200, "text/html", b"<html><body>Sign in</body></html>")
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers["Content-Length"]))
+        error = {"type": "validation_error", "field": "colour", "message": "unknown field"}
+        self._answer(422, "application/json", json.dumps({"error": error}).encode())
+
+    def _answer(self, status: int, kind: str, body: bytes) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", kind)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_an_identity_that_is_no_json_leaves_the_servers_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The hint is extra: /identity answered with a page (a proxy's sign-in) raised the JSON
+    parser's ValueError in place of the server's 422."""
+    monkeypatch.setattr(version, "__version__", NEWER)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _SignInPage)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with (
+            HttpStore(f"http://127.0.0.1:{server.server_port}", "t", retries=0) as opened,
+            pytest.raises(ValidationError) as raised,
+        ):
+            opened._http.call("POST", "/projects", body={"display_name": "p", "colour": "red"})
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert raised.value.field == "colour"
+    assert str(raised.value).startswith("colour: unknown field (the server did not say its version")

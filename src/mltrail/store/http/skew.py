@@ -43,8 +43,8 @@ def explain_skew(error: MltrailError, server_version: Callable[[], str | None]) 
     client = version.__version__
     try:
         server = server_version()
-    except MltrailError:  # the hint is extra: never hide the error behind another one
-        server = None
+    except Exception:  # the hint is extra: never hide the error behind another one
+        server = None  # (an unreachable server, a proxy's sign-in page that is no JSON)
     if server == client:
         return error
     if server is None:
