@@ -182,3 +182,30 @@ def test_a_long_poll_after_its_body_is_not_cut(served: Served) -> None:
     )
     status, _, _ = _answer(conn)
     assert status == 200
+
+
+def test_one_user_cannot_hold_every_upload_thread(served: Served) -> None:
+    """A sender just fast enough for the pace may hold an upload thread for as long as its
+    declared body takes (64 GiB at 4 KiB/s: months). One user's 16 such uploads held all 16
+    threads, and another user's upload waited behind them; a user now holds at most half."""
+    held = [served.upload(f"held-{n}.bin", LARGE_BODY_BYTES * 64) for n in range(16)]
+    bob = served.store.as_user(served.store.auth.create_user("bob"))
+    project = bob.create_project("bobs").id
+    run = bob.create_experiment(project, display_name="b").experiment_id
+    conn = socket.create_connection(served.sock.getsockname(), timeout=60)
+    conn.sendall(
+        f"PUT /api/v1/projects/{project}/experiments/{run}/artifacts/small.bin HTTP/1.1\r\n"
+        f"Host: 127.0.0.1\r\nAuthorization: Bearer {served.store.auth.create_token('bob')}\r\n"
+        "Content-Length: 10\r\n\r\n0123456789".encode()
+    )
+    began = time.monotonic()
+    answered = False
+    while not answered and time.monotonic() - began < 15:  # main: never, while alice sends
+        for each in held:
+            each.sendall(b"h" * 200)  # 4,000 B/s each: twice the pace asks
+        answered = bool(select.select([conn], [], [], 0.05)[0])
+    assert answered, "another user's upload waited behind one user's slow ones"
+    status, record, _ = _answer(conn)
+    assert status == 201 and record["size"] == 10
+    for each in held:
+        each.close()

@@ -53,7 +53,7 @@ async def upload_artifact(request: Request, path: str, store: StoreDep) -> dict[
     )
     body = upload_body(request)
     try:
-        await store_upload(store.put_artifact, ref.project_id, ref.experiment_id, upload, body)
+        await store_upload(store, ref.project_id, ref.experiment_id, upload, body)
     except ClientDisconnect as exc:  # BodyTooSlow: the pace it missed, in MLflow's shape
         cut = str(exc) if isinstance(exc, BodyTooSlow) else "the upload was cut short"
         raise ValidationError(cut, "body") from None

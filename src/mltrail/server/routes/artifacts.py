@@ -13,8 +13,8 @@ import base64
 import re
 import time
 import weakref
-from collections.abc import Callable, Iterator
-from typing import Annotated, Any, TypeVar
+from collections.abc import Iterator
+from typing import Annotated, Any
 from urllib.parse import quote
 
 import anyio.from_thread
@@ -41,6 +41,7 @@ from mltrail.server.errors import error_response
 from mltrail.server.http_protocol import ZERO_COPY_SEND
 from mltrail.server.schemas import ERROR_RESPONSES, ArtifactOut, GcOut
 from mltrail.store.artifacts import CHUNK_BYTES, ArtifactReader, Readable
+from mltrail.store.base import Store
 
 router = APIRouter(tags=["artifacts"], responses=ERROR_RESPONSES)
 _EXPERIMENT = "/projects/{project_id}/experiments/{experiment_id}"
@@ -55,21 +56,41 @@ BLOCKS_AHEAD = 8
 # takes to send the body, and slow (or idle) senders must not take every thread the other
 # routes run in (WORKER_THREADS in server/app.py)
 UPLOAD_THREADS = 16
+# a sender just fast enough for its pace (body_tap.Pace) holds its thread for as long as its
+# declared body takes (64 GiB at 4 KiB/s: months): one user's uploads take at most half the
+# threads, so another user's upload never waits behind them all
+UPLOAD_THREADS_PER_USER = UPLOAD_THREADS // 2
 _upload_limiters: weakref.WeakKeyDictionary[Any, anyio.CapacityLimiter] = (
     weakref.WeakKeyDictionary()
 )
-T = TypeVar("T")
+_user_limiters: weakref.WeakKeyDictionary[Any, dict[object, anyio.CapacityLimiter]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
-async def store_upload(put: Callable[..., T], *args: Any) -> T:
-    """``put(*args)`` (a store's ``put_artifact``, reading an upload's body) in a worker thread,
-    at most :data:`UPLOAD_THREADS` at a time per event loop: more uploads wait their turn
-    (their bodies unread, no ``100 Continue``) while every other route keeps its threads."""
+async def store_upload(store: Store, *args: Any) -> Artifact:
+    """``store.put_artifact(*args)`` (reading an upload's body) in a worker thread, at most
+    :data:`UPLOAD_THREADS` at a time per event loop and :data:`UPLOAD_THREADS_PER_USER` of
+    them for the store's user (a server without users shares all): more uploads wait their
+    turn (their bodies unread, no ``100 Continue``) while every other route keeps its
+    threads."""
     loop = asyncio.get_running_loop()
     limiter = _upload_limiters.get(loop)
     if limiter is None:
         limiter = _upload_limiters[loop] = anyio.CapacityLimiter(UPLOAD_THREADS)
-    return await anyio.to_thread.run_sync(put, *args, limiter=limiter)
+    user = getattr(store, "user", None)
+    if user is None:
+        return await anyio.to_thread.run_sync(store.put_artifact, *args, limiter=limiter)
+    mine = _user_limiters.setdefault(loop, {})
+    own = mine.get(user.id)
+    if own is None:
+        own = mine[user.id] = anyio.CapacityLimiter(UPLOAD_THREADS_PER_USER)
+    try:
+        async with own:
+            return await anyio.to_thread.run_sync(store.put_artifact, *args, limiter=limiter)
+    finally:
+        if not own.borrowed_tokens and not own.statistics().tasks_waiting:
+            mine.pop(user.id, None)  # no limiter kept for every user that ever uploaded
 
 
 def is_upload(method: str, path: str) -> bool:
@@ -264,7 +285,7 @@ async def put_artifact(
     if trailed and size is not None:
         source = TrailedTap(body, size) if isinstance(body, PendingTap) else TrailedBody(body, size)
     try:
-        artifact = await store_upload(store.put_artifact, project_id, experiment_id, upload, source)
+        artifact = await store_upload(store, project_id, experiment_id, upload, source)
     except BodyTooSlow as exc:
         return too_slow(exc)
     except ClientDisconnect:
