@@ -140,7 +140,7 @@ class RequestBody:
             if parts:
                 await self._queue.put(b"".join(parts))
             await self._queue.put(b"")
-        except TimeoutError:
+        except (TimeoutError, asyncio.TimeoutError):  # the same class from 3.11 on
             pace.record(0, time.monotonic() - started)
             await self._queue.put(pace.cut())
         except Exception as exc:  # a client that went away: the reader raises it
