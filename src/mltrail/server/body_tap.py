@@ -12,12 +12,14 @@ request's head comes next), or closes it when the body was not read to its end.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import socket
+import sys
 import time
-from collections.abc import Mapping
-from typing import Any, Protocol
+from collections.abc import Awaitable, Mapping
+from typing import Any, Protocol, TypeVar
 
 import anyio.from_thread
 from starlette.requests import ClientDisconnect
@@ -28,6 +30,7 @@ BODY_TAP = "mltrail.body.tap"
 """The scope extension: ``scope["extensions"][BODY_TAP]["open"]()`` (on the event loop) gives a
 :class:`BodyTap`, or None when the body cannot be tapped (any more)."""
 IDLE_SECONDS = 300.0  # a tapped body with no byte for this long counts as cut short
+T = TypeVar("T")
 # a body's sender may keep the server waiting GRACE_SECONDS, plus a second for every
 # MIN_BYTES_PER_SECOND bytes it sent: after the grace, an average of at least 4 KiB/s (32 kbit/s,
 # a tenth of a poor mobile uplink). One byte every few minutes stayed under IDLE_SECONDS per
@@ -70,6 +73,25 @@ class Pace:
     def record(self, received: int, waited: float) -> None:
         self.received += received
         self.waited += waited
+
+    async def within(self, awaitable: Awaitable[T]) -> T:
+        """``awaitable``'s result (a receive on the event loop), waited for at most the
+        sender's patience; the time waited is recorded, the bytes are the caller's to record.
+
+        Raises:
+            TimeoutError: the builtin one on every Python, past the patience (then
+                :meth:`cut` says what to raise).
+        """
+        started = time.monotonic()
+        try:  # asyncio.timeout is a timer; wait_for makes a task too (3.6 vs 9.9 us of CPU)
+            if sys.version_info >= (3, 11):
+                async with asyncio.timeout(self.patience()):
+                    return await awaitable
+            return await asyncio.wait_for(awaitable, self.patience())
+        except (TimeoutError, asyncio.TimeoutError):  # the same class from 3.11 on
+            raise TimeoutError from None
+        finally:
+            self.waited += time.monotonic() - started
 
     def cut(self) -> ClientDisconnect:
         """What a receive that got nothing (in its patience) raises: :class:`BodyTooSlow`

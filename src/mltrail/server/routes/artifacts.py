@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import re
-import time
 import weakref
 from collections.abc import Iterator
 from typing import Annotated, Any
@@ -127,11 +126,10 @@ class RequestBody:
             # or slower than the minimum average rate) is cut, as a tapped one is (its sender
             # would hold an upload thread for as long as it liked)
             while True:
-                started = time.monotonic()
-                chunk = await asyncio.wait_for(anext(chunks, None), pace.patience())
+                chunk = await pace.within(anext(chunks, None))
                 if chunk is None:
                     break
-                pace.record(len(chunk), time.monotonic() - started)
+                pace.record(len(chunk), 0.0)
                 parts.append(chunk)
                 held += len(chunk)
                 if held >= BLOCK_BYTES:
@@ -140,8 +138,7 @@ class RequestBody:
             if parts:
                 await self._queue.put(b"".join(parts))
             await self._queue.put(b"")
-        except (TimeoutError, asyncio.TimeoutError):  # the same class from 3.11 on
-            pace.record(0, time.monotonic() - started)
+        except TimeoutError:
             await self._queue.put(pace.cut())
         except Exception as exc:  # a client that went away: the reader raises it
             await self._queue.put(exc)
