@@ -45,12 +45,13 @@ def as_api(url: str | None = None, token: str | None = None) -> Api:
 
     Args:
         url: server URL; defaults to ``MLTRAIL_URL``; embedded mode when neither is set.
-        token: API token; defaults to ``MLTRAIL_TOKEN``.
+        token: API token; defaults to ``MLTRAIL_TOKEN``, else the token ``mltrail login``
+            saved for that server (a token saved for another server is never sent).
     """
     from mltrail.api import Api
     from mltrail.config import Settings
 
     settings = Settings.from_env()
     if url is not None:
-        settings = settings.with_(url=url, token=token if token is not None else settings.token)
+        settings = settings.with_(url=url, token=token or settings.token)
     return Api.from_settings(settings)

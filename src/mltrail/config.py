@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import overload
+from urllib.parse import urlsplit
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -29,6 +30,7 @@ CONFIG_KEYS = (
     "artifacts", "artifact_max_file_bytes", "artifact_quota_bytes", "spool_limit_bytes",
     "crash_after", "trash_days", "resume", "system_metrics", "system_metrics_interval",
 )  # fmt: skip
+TOKENS_TABLE = "tokens"  # config.toml's [tokens]: a saved token per server (server_key: token)
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,11 @@ class Settings:
 
     Attributes:
         url: server URL; ``None`` selects embedded mode.
-        token: API token for the server.
+        token: an API token given explicitly (``MLTRAIL_TOKEN``, or an argument): sent to
+            whatever ``url`` is. Read :attr:`auth_token` for the token to send.
+        saved_tokens: the tokens ``mltrail login`` saved, by :func:`server_key` of the URL
+            each was saved for: each is sent to its own server only (``MLTRAIL_URL`` naming
+            another server must not receive it).
         home: directory holding the embedded database and the spool.
         project / experiment: set by the agent so the SDK attaches to a pre-created experiment.
         job: set by the agent: the job the process runs for.
@@ -63,12 +69,16 @@ class Settings:
 
     Every setting can also come from ``$MLTRAIL_HOME/config.toml`` (default
     ``~/.mltrail/config.toml``), keyed by the variable's name without ``MLTRAIL_`` in lower
-    case (``url = "..."``, ``token = "..."``, ``system_metrics_interval = 30``); the environment
-    wins over the file, but an empty variable (``MLTRAIL_URL=``) counts as unset.
+    case (``url = "..."``, ``system_metrics_interval = 30``); the environment wins over the
+    file, but an empty variable (``MLTRAIL_URL=``) counts as unset. Tokens in the file belong
+    to a server: ``[tokens]`` maps each server URL to its token, and a bare ``token = "..."``
+    (what older versions of ``mltrail login`` wrote) is the token of the file's ``url`` (sent
+    nowhere when the file has no ``url``).
     """
 
     url: str | None = None
-    token: str | None = None
+    token: str | None = field(default=None, repr=False)
+    saved_tokens: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
     home: Path = field(default_factory=lambda: Path("~/.mltrail").expanduser())
     project: str | None = None
     experiment: int | None = None
@@ -103,7 +113,8 @@ class Settings:
         capture = _capture_level(values, "MLTRAIL_CAPTURE")
         return cls(
             url=(values.get("MLTRAIL_URL") or None),
-            token=(values.get("MLTRAIL_TOKEN") or None),
+            token=(None if values.from_file("MLTRAIL_TOKEN") else values.get("MLTRAIL_TOKEN")),
+            saved_tokens=values.saved_tokens(),
             home=home,
             project=(values.get("MLTRAIL_PROJECT") or None),
             experiment=_number(values.get("MLTRAIL_EXPERIMENT")),
@@ -130,7 +141,7 @@ class Settings:
         env = {"MLTRAIL_HOME": str(self.home)}
         optional = {
             "MLTRAIL_URL": self.url,
-            "MLTRAIL_TOKEN": self.token,
+            "MLTRAIL_TOKEN": self.auth_token,  # bound to MLTRAIL_URL, set beside it
             "MLTRAIL_PROJECT": self.project,
             "MLTRAIL_EXPERIMENT": self.experiment,
             "MLTRAIL_JOB": self.job,
@@ -160,6 +171,16 @@ class Settings:
         env = {k: v for k, v in inherited.items() if not k.startswith("MLTRAIL_")}
         env.update(self.to_env())
         return env
+
+    @property
+    def auth_token(self) -> str | None:
+        """The token to send to :attr:`url`: the explicit :attr:`token`, else the one saved
+        for that server (None when neither: no token leaves for a server it was not saved
+        for)."""
+        if self.token or self.url is None:
+            return self.token
+        key = server_key(self.url)
+        return None if key is None else self.saved_tokens.get(key)
 
     @property
     def embedded(self) -> bool:
@@ -199,16 +220,26 @@ class _Values:
     file and its key."""
 
     def __init__(self, env: Mapping[str, str], config_file: Path) -> None:
-        table = _config_table(config_file)
-        from_file = {name: _config_text(value) for name, value in table.items()}
+        table, self._tokens = _read_config(config_file)
+        self._in_file = {name: _config_text(value) for name, value in table.items()}
         env = _set_variables(env)
-        self._values = {**from_file, **env}
-        self._from_file = {name for name in from_file if name not in env}
+        self._values = {**self._in_file, **env}
+        self._from_file = {name for name in self._in_file if name not in env}
         self._booleans = {n for n in self._from_file if isinstance(table[n], bool)}
         self._file = config_file
 
     def get(self, name: str) -> str | None:
         return self._values.get(name)
+
+    def from_file(self, name: str) -> bool:
+        """Whether the value of ``name`` is the config file's (no variable set it)."""
+        return name in self._from_file
+
+    def saved_tokens(self) -> dict[str, str]:
+        """The file's tokens by server: its ``[tokens]``, and a bare ``token`` bound to the
+        file's own ``url`` (what ``mltrail login`` wrote before ``[tokens]``); a bare token
+        with no ``url`` beside it belongs to no server and is sent to none."""
+        return _with_bare_token(self._tokens, self._in_file)
 
     def origin(self, name: str) -> str:
         """``MLTRAIL_X``, or ``<file>: x`` when the value came from the config file."""
@@ -279,28 +310,87 @@ def _seconds(values: _Values, name: str, default: float) -> float:
 
 def read_config_file(path: Path) -> dict[str, str]:
     """The file's settings as ``MLTRAIL_*`` variables (strings, as the environment has them);
-    empty when the file does not exist."""
-    return {name: _config_text(value) for name, value in _config_table(path).items()}
+    empty when the file does not exist. Its ``[tokens]`` are :func:`read_saved_tokens`'."""
+    return {name: _config_text(value) for name, value in _read_config(path)[0].items()}
 
 
-def _config_table(path: Path) -> dict[str, object]:
-    """The file's settings by ``MLTRAIL_*`` variable, as toml typed them; empty when the file
-    does not exist."""
+def read_saved_tokens(path: Path) -> dict[str, str]:
+    """The tokens the file keeps, by :func:`server_key` of the server each belongs to."""
+    table, tokens = _read_config(path)
+    return _with_bare_token(tokens, {n: _config_text(v) for n, v in table.items()})
+
+
+def server_key(url: str) -> str | None:
+    """Who a saved token belongs to: ``scheme://host:port/path`` of a server URL, the scheme
+    and host in lower case, the port written out, no trailing ``/`` or ``/api/v1`` (the same
+    server however it is spelled). None for no http(s) URL with a host, or one with user info
+    or a backslash (``http://good\\@evil``: parsers disagree on its host), which no saved
+    token is sent to."""
+    text = url.strip()
+    parts = urlsplit(text)
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or "@" in parts.netloc or "\\" in text:
+        return None
     try:
-        with open(path, "rb") as f:
-            table = tomllib.load(f)
-    except FileNotFoundError:
-        return {}
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ValueError(f"{path}: not a readable TOML file: {exc}") from None
+        port = parts.port or (443 if scheme == "https" else 80)
+    except ValueError:  # not a number, or out of range
+        return None
+    host = parts.hostname
+    if not host or any(c.isspace() or not c.isprintable() for c in text):
+        return None
+    host = f"[{host}]" if ":" in host else host
+    path = parts.path.rstrip("/").removesuffix("/api/v1").rstrip("/")
+    return f"{scheme}://{host}:{port}{path}"
+
+
+def _with_bare_token(tokens: Mapping[str, str], in_file: Mapping[str, str]) -> dict[str, str]:
+    """``tokens`` and the file's bare ``token``, bound to the file's ``url`` (a ``[tokens]``
+    entry for that server wins: it is the newer)."""
+    bare, url = in_file.get("MLTRAIL_TOKEN"), in_file.get("MLTRAIL_URL")
+    key = server_key(url) if url else None
+    if not bare or key is None:
+        return dict(tokens)
+    return {key: bare, **tokens}
+
+
+def _read_config(path: Path) -> tuple[dict[str, object], dict[str, str]]:
+    """The file's settings by ``MLTRAIL_*`` variable, as toml typed them, and its
+    ``[tokens]`` by server key; empty when the file does not exist."""
+    table = _load_toml(path)
     env = {}
+    tokens = _tokens_table(path, table.pop(TOKENS_TABLE, {}))
     for key, value in table.items():
         if isinstance(value, (dict, list)):
             raise ValueError(f"{path}: {key}: must be a string, number or boolean")
         if key.lower() not in CONFIG_KEYS:  # a typo would be ignored silently otherwise
             raise ValueError(f"{path}: {key}: not a setting (one of {', '.join(CONFIG_KEYS)})")
         env[f"MLTRAIL_{key.upper()}"] = value
-    return env
+    return env, tokens
+
+
+def _load_toml(path: Path) -> dict[str, object]:
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except FileNotFoundError:
+        return {}
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ValueError(f"{path}: not a readable TOML file: {exc}") from None
+
+
+def _tokens_table(path: Path, table: object) -> dict[str, str]:
+    """``[tokens]``: server URL = token; ValueError naming the entry that is not."""
+    if not isinstance(table, dict):
+        raise ValueError(f"{path}: {TOKENS_TABLE}: must be a table of server URL = token")
+    tokens = {}
+    for url, token in table.items():
+        key = server_key(url)
+        if key is None or not isinstance(token, str) or not token.strip():
+            raise ValueError(
+                f"{path}: {TOKENS_TABLE}: {url!r}: must be an http(s) server URL = a token"
+            )
+        tokens[key] = token.strip()
+    return tokens
 
 
 def _config_text(value: object) -> str:
@@ -308,14 +398,42 @@ def _config_text(value: object) -> str:
 
 
 def write_config_file(path: Path, changes: Mapping[str, str | float | bool]) -> None:
-    """Set ``changes`` in the config file (other settings kept), readable by its owner only
-    (0600: it may hold a token); written to a temporary file and renamed into place."""
-    table: dict[str, object] = {}
-    if path.exists():
-        with open(path, "rb") as f:
-            table = tomllib.load(f)
+    """Set ``changes`` in the config file (other settings and saved tokens kept), readable by
+    its owner only (0600: it may hold a token); written to a temporary file and renamed into
+    place."""
+    table = _load_toml(path)
     table.update(changes)
-    lines = [f"{key} = {_toml_value(value)}\n" for key, value in table.items()]
+    _write_table(path, table)
+
+
+def save_token(path: Path, url: str, token: str) -> None:
+    """Make ``url`` the config file's server and save ``token`` in its ``[tokens]`` as that
+    server's (tokens saved for other servers kept; a bare ``token`` moves into ``[tokens]``
+    under the ``url`` it was saved with, and is dropped when that had none).
+
+    Raises:
+        ValueError: ``url`` is not a server a token can be saved for (:func:`server_key`).
+    """
+    key = server_key(url)
+    if key is None:
+        raise ValueError(f"{url!r}: not an http(s) server URL a token can be saved for")
+    table = _load_toml(path)
+    tokens = read_saved_tokens(path)
+    tokens[key] = token
+    table.pop("token", None)
+    table.pop(TOKENS_TABLE, None)
+    table["url"] = url
+    table[TOKENS_TABLE] = tokens
+    _write_table(path, table)
+
+
+def _write_table(path: Path, table: Mapping[str, object]) -> None:
+    scalars = {k: v for k, v in table.items() if not isinstance(v, dict)}
+    lines = [f"{key} = {_toml_value(value)}\n" for key, value in scalars.items()]
+    tokens = table.get(TOKENS_TABLE)
+    if isinstance(tokens, dict) and tokens:
+        lines.append(f"\n[{TOKENS_TABLE}]\n")
+        lines += [f"{_toml_value(k)} = {_toml_value(v)}\n" for k, v in tokens.items()]
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
     fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)

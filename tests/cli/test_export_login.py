@@ -98,7 +98,7 @@ def test_login_stores_the_token_readable_by_its_owner_only(shared_server, tmp_pa
     mode = stat.S_IMODE((tmp_path / "config.toml").stat().st_mode)
     assert mode == 0o600
     settings = Settings.from_env({"MLTRAIL_HOME": str(tmp_path)})
-    assert (settings.url, settings.token) == (shared_server.url, shared_server.admin_token)
+    assert (settings.url, settings.auth_token) == (shared_server.url, shared_server.admin_token)
     assert settings.system_metrics_interval == 30.0  # other settings kept
     listed = _mltrail(env, "projects", "list")  # the next command talks to the server
     assert listed.returncode == 0, listed.stderr

@@ -46,7 +46,7 @@ def agent_factory(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Callable[..., AgentProcess]]:
     """``agent_factory(server, *args, token=None, token_file=False)``: start a real agent."""
-    from mltrail.config import write_config_file
+    from mltrail.config import save_token
 
     started: list[AgentProcess] = []
 
@@ -57,7 +57,7 @@ def agent_factory(
         stderr_path = home / "agent.stderr"
         token = token or server.admin_token
         if token_file:
-            write_config_file(home / "config.toml", {"token": token})
+            save_token(home / "config.toml", server.url, token)
         if "--job-user" not in args:
             args = (*args, *AS_TEST_USER)
         proc = subprocess.Popen(

@@ -35,7 +35,7 @@ def _log(exp, first: int, last: int, pause: float, flush_every: int = 0) -> None
 def main(argv: list[str]) -> None:
     name, n, pause, retries, mode = argv[0], int(argv[1]), float(argv[2]), int(argv[3]), argv[4]
     settings = Settings.from_env().with_(capture_console=False)
-    store = HttpStore(settings.url, settings.token, retries=retries, backoff=0.2)
+    store = HttpStore(settings.url, settings.auth_token, retries=retries, backoff=0.2)
     exp = start("faults", name, settings=settings, store=store)
     print("STARTED", exp.project_id, exp.experiment_id, flush=True)
     if mode == "flush-then-hang":

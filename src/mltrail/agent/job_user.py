@@ -16,7 +16,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from mltrail.config import Settings, read_config_file
+from mltrail.config import Settings, read_config_file, read_saved_tokens
 
 DEFAULT_JOB_USER = "nobody"  # exists on Debian, Ubuntu, Fedora and Alpine alike
 WORK_ROOT_MODE = 0o711  # the job user may pass through, not list other jobs' directories
@@ -144,7 +144,9 @@ def exposure_warning(settings: Settings) -> str:
     )
     token_file = settings.config_file
     try:
-        in_file = bool(read_config_file(token_file).get("MLTRAIL_TOKEN"))
+        in_file = bool(
+            read_config_file(token_file).get("MLTRAIL_TOKEN") or read_saved_tokens(token_file)
+        )
     except ValueError:
         in_file = False
     if in_file:

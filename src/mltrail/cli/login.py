@@ -1,11 +1,12 @@
-"""``mltrail login URL``: check a token against a server and keep both in the config file."""
+"""``mltrail login URL``: check a token against a server and save it in the config file as that
+server's token (sent to no other)."""
 
 from __future__ import annotations
 
 import click
 
 from mltrail.cli.common import get_settings
-from mltrail.config import write_config_file
+from mltrail.config import save_token, server_key
 from mltrail.core.errors import MltrailError
 
 
@@ -18,15 +19,22 @@ from mltrail.core.errors import MltrailError
     help="API token (asked for, unechoed, when not given).",
 )
 def login(url: str, token: str) -> None:
-    """Check TOKEN against the server at URL, then store both in $MLTRAIL_HOME/config.toml
-    (readable by you only), so later commands and runs use that server without
-    MLTRAIL_URL / MLTRAIL_TOKEN (which still win when set)."""
+    """Check TOKEN against the server at URL, then save it in $MLTRAIL_HOME/config.toml
+    (readable by you only) as that server's token, and URL as the server to use, so later
+    commands and runs use it without MLTRAIL_URL / MLTRAIL_TOKEN (which still win when set).
+    A saved token is sent only to the server it was saved for: MLTRAIL_URL naming another
+    server gets no token unless MLTRAIL_TOKEN gives one. Tokens saved for other servers are
+    kept (log in to each)."""
     from mltrail.api import Api
 
     settings = get_settings()
     url = url.rstrip("/")
-    if not url.startswith(("http://", "https://")):
-        raise click.BadParameter("must start with http:// or https://", param_hint="URL")
+    if not url.startswith(("http://", "https://")) or server_key(url) is None:
+        raise click.BadParameter(
+            "must be an http:// or https:// URL with a host (and no user@)", param_hint="URL"
+        )
+    if not token.strip():
+        raise click.BadParameter("must not be empty", param_hint="--token")
     api = Api.from_settings(settings.with_(url=url, token=token.strip()))
     try:
         api.store.list_projects()  # an authenticated request: refused for a bad token
@@ -34,5 +42,5 @@ def login(url: str, token: str) -> None:
         raise click.ClickException(f"login to {url} failed: {exc}") from None
     finally:
         api.close()
-    write_config_file(settings.config_file, {"url": url, "token": token.strip()})
+    save_token(settings.config_file, url, token.strip())
     click.echo(f"logged in to {url}; token saved in {settings.config_file}")

@@ -41,12 +41,14 @@ def write_config(output: Path) -> None:
         raise click.ClickException(
             "MLTRAIL_URL is not set: the MissingLink client talks to a server"
         )
-    if settings.token is None:
+    token = settings.auth_token
+    if token is None:
         raise click.ClickException(
-            "MLTRAIL_TOKEN is not set: it becomes the client's refresh_token"
+            f"no token for {settings.url} (set MLTRAIL_TOKEN, or `mltrail login "
+            f"{settings.url}`): it becomes the client's refresh_token"
         )
     path = output.expanduser()
-    _write_private(path, config_text(settings.url, settings.token))
+    _write_private(path, config_text(settings.url, token))
     click.echo(f"wrote {path}")
 
 

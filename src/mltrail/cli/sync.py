@@ -14,8 +14,8 @@ from mltrail.cli.common import cli_context, get_api, get_settings
     "--to",
     "to_url",
     metavar="URL",
-    help="Upload every spooled batch to the server at URL (with MLTRAIL_TOKEN), whichever "
-    "server or database it was spooled for.",
+    help="Upload every spooled batch to the server at URL (with MLTRAIL_TOKEN, else the "
+    "token `mltrail login` saved for URL), whichever server or database it was spooled for.",
 )
 @click.option(
     "--retry-rejected",

@@ -28,7 +28,7 @@ def open_store(
 
         return HttpStore(
             settings.url,
-            settings.token,
+            settings.auth_token,
             timeout=DEFAULT_TIMEOUT if http_timeout is None else http_timeout,
             retries=DEFAULT_RETRIES if http_retries is None else http_retries,
         )

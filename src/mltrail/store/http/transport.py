@@ -22,6 +22,7 @@ import httpx
 
 from mltrail.core.errors import (
     TOO_MANY_REQUESTS,
+    AuthenticationError,
     MltrailError,
     TransportError,
     ValidationError,
@@ -235,10 +236,23 @@ class Transport:
         )
         try:
             return decode(send(self.client, request, self.policy, repeatable=repeatable), raw=raw)
+        except AuthenticationError as exc:
+            if "Authorization" in self.headers:
+                raise
+            raise self._no_token_sent(exc) from None
         except MltrailError as exc:
             if isinstance(exc, TransportError) or not unknown_to_server(exc, body, params):
                 raise
             raise explain_skew(exc, self.server_version) from None
+
+    def _no_token_sent(self, exc: AuthenticationError) -> AuthenticationError:
+        """A 401 to a request that carried no token says how to give one: a token saved for
+        another server is not sent to this one (``Settings.auth_token``)."""
+        return AuthenticationError(
+            f"{exc.message} (no token was sent to {self.url}: set MLTRAIL_TOKEN, or save one "
+            f"for this server with `mltrail login {self.url}`)",
+            exc.field,
+        )
 
     def server_version(self) -> str | None:
         """The version the server says it runs (``GET /identity``, asked once, not retried);
