@@ -5,6 +5,15 @@ Columns are delta-encoded where regular (iterations, times in milliseconds), byt
 into planes, constant planes kept as one byte, the rest deflated. :func:`unpack_chunk` reads
 bytes from outside strictly (a malformed chunk raises :class:`ValidationError` naming it, and
 a chunk never inflates past its announced points).
+
+Formats (the header's first byte; every one stays readable):
+
+- 1: values as their float64 bits.
+- 2 (:data:`NARROW`): values as their float32 bits, for a chunk whose every value a float32
+  holds exactly (bit for bit: -0.0, infinities and the usual NaN too): what PyTorch's
+  ``loss.item()`` gives (a float32 widened). The value column's four high bytes are then zero
+  planes, kept as one byte each; the other four deflate to about half of a float64's. Written
+  by a store (``narrow=True``); the SDK sends format 1, which every server reads.
 """
 
 from __future__ import annotations
@@ -23,6 +32,8 @@ from mltrail.core.types import SeriesChunk
 _COLUMNS = 4  # iteration deltas, epochs, value bits, time deltas (ms): all int64
 _PLANES = _COLUMNS * 8
 _FORMAT = 1
+NARROW = 2  # the format of a chunk whose values are stored as float32 bits
+_FORMATS = (_FORMAT, NARROW)
 _HEADER = struct.Struct("<BqqI")  # format, first iteration, first time (ms), constant planes
 
 
@@ -44,7 +55,9 @@ def encode_chunk(chunk: SeriesChunk) -> bytes:
     return encode_chunks([chunk])[0]
 
 
-def encode_chunks(chunks: Sequence[SeriesChunk], stored_below: int = 0) -> list[bytes]:
+def encode_chunks(
+    chunks: Sequence[SeriesChunk], stored_below: int = 0, narrow: bool = False
+) -> list[bytes]:
     """:func:`encode_chunk` of each chunk, the byte planes of all of them built at once: a
     batch of 20 series paid the numpy calls of each one's planes 20 times over. An empty
     chunk packs to no bytes: a store refuses it by its count (``n``) before reading them.
@@ -52,12 +65,15 @@ def encode_chunks(chunks: Sequence[SeriesChunk], stored_below: int = 0) -> list[
     A chunk of fewer than ``stored_below`` points is deflated at level 0: the same format
     (stored deflate blocks, read as any other), without the search for matches, which cost a
     small chunk's packing most of its time and saved a few bytes at best (a 50-point chunk of
-    a noisy metric came out larger). For chunks that a compaction will pack again."""
+    a noisy metric came out larger). For chunks that a compaction will pack again.
+
+    ``narrow``: a chunk of several points whose values are all float32 ones is packed in
+    format :data:`NARROW` (a store's choice: older servers refuse it from a client)."""
     if len(chunks) == 1 and len(chunks[0]) == 1:
         return [_encode_lone(chunks[0], stored_below)]
     if not all(len(c) for c in chunks):
         full = [c for c in chunks if len(c)]
-        packed = iter(encode_chunks(full, stored_below) if full else [])
+        packed = iter(encode_chunks(full, stored_below, narrow) if full else [])
         return [next(packed) if len(c) else b"" for c in chunks]
     lengths = np.array([len(c) for c in chunks], dtype=np.int64)
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
@@ -68,6 +84,7 @@ def encode_chunks(chunks: Sequence[SeriesChunk], stored_below: int = 0) -> list[
     table[1] = np.concatenate([c.epochs for c in chunks])
     table[2] = np.concatenate([c.values for c in chunks]).astype("<f8", copy=False).view("<i8")
     table[3] = _chunk_deltas(millis, starts, lengths)
+    formats = _narrowed(table[2], starts, lengths) if narrow else [_FORMAT] * len(chunks)
     n = table.shape[1]
     planes = table.view(np.uint8).reshape(_COLUMNS, n, 8).transpose(0, 2, 1).reshape(_PLANES, n)
     # a plane is constant within a chunk when its smallest and largest byte there are equal
@@ -79,11 +96,34 @@ def encode_chunks(chunks: Sequence[SeriesChunk], stored_below: int = 0) -> list[
     for k, (start, length) in enumerate(zip(starts.tolist(), lengths.tolist(), strict=True)):
         part = planes[:, start : start + length]
         kept = constant[:, k]
-        header = _HEADER.pack(_FORMAT, int(iterations[start]), int(millis[start]), masks[k])
+        header = _HEADER.pack(formats[k], int(iterations[start]), int(millis[start]), masks[k])
         level = 0 if length < stored_below else 1
         body = zlib.compress(np.ascontiguousarray(part[~kept]).tobytes(), level)
         out.append(header + part[kept, 0].tobytes() + body)
     return out
+
+
+def _narrowed(bits: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> list[int]:
+    """Each chunk's format, the value bits (int64, all chunks') of the chunks of several
+    points whose values are all exact float32 ones replaced in place by their float32 bits
+    (zero-extended): the same bits back when widened again, so -0.0, infinities and NaN of
+    a float32's payload pass, a float64 NaN payload a float32 cannot hold does not."""
+    with np.errstate(over="ignore", invalid="ignore"):  # too large for a float32: not exact
+        narrow = bits.view("<f8").astype(np.float32)
+    exact = narrow.astype(np.float64).view("<i8") == bits
+    whole = np.logical_and.reduceat(exact, starts) & (lengths > 1)
+    if not whole.any():
+        return [_FORMAT] * len(starts)
+    low = narrow.view("<u4").astype(np.int64)
+    pick = np.repeat(whole, lengths)
+    bits[pick] = low[pick]
+    return np.where(whole, NARROW, _FORMAT).tolist()
+
+
+def _widen(bits: np.ndarray) -> None:
+    """Value bits of a :data:`NARROW` chunk (float32 bits, zero-extended) made float64 bits
+    in place."""
+    bits[:] = bits.astype("<u4").view("<f4").astype("<f8").view("<i8")
 
 
 # a lone point: every plane holds its one byte (all kept in the header), nothing to deflate
@@ -147,12 +187,14 @@ def decode_many(
     taken at once. The table is as large again as the points: for bounded reads only."""
     total = sum(n for _, n in rows)
     table = np.empty((total, _PLANES), dtype=np.uint8)
-    starts, firsts = [], []
+    starts, firsts, narrow = [], [], []
     at = 0
     for data, n in rows:
         if not n:
             continue
-        _format, first_iteration, first_millis, mask = _HEADER.unpack_from(data)
+        fmt, first_iteration, first_millis, mask = _HEADER.unpack_from(data)
+        if fmt == NARROW:
+            narrow.append((at, at + n))
         kept, rest = _planes_of(mask)
         part = table[at : at + n]
         if len(kept):
@@ -165,6 +207,8 @@ def decode_many(
         at += n
     words = table.view("<i8")  # (points, columns): the planes are each column's bytes
     columns = [np.ascontiguousarray(words[:, c]) for c in range(_COLUMNS)]
+    for lo, hi in narrow:
+        _widen(columns[2][lo:hi])
     if starts:
         at_start = np.array(starts, dtype=np.intp)
         lengths = np.diff(at_start, append=total)
@@ -194,7 +238,7 @@ def _as_points(columns: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.nd
 def _decode_into(data: bytes, table: list[np.ndarray], inflated: bytes | None = None) -> None:
     """One chunk into ``table`` (four int64 columns of its length): iterations, epochs, value
     bits, times in milliseconds. ``inflated``: its deflated planes, when already inflated."""
-    _format, first_iteration, first_millis, mask = _HEADER.unpack_from(data)
+    fmt, first_iteration, first_millis, mask = _HEADER.unpack_from(data)
     n = len(table[0])
     if not n:
         return
@@ -217,6 +261,8 @@ def _decode_into(data: bytes, table: list[np.ndarray], inflated: bytes | None = 
             planes[:, byte] = next(filled) if kept[byte] else next(stored)
     _undelta(table[0], first_iteration)
     _undelta(table[3], first_millis)
+    if fmt == NARROW:
+        _widen(table[2])
 
 
 def _undelta(deltas: np.ndarray, first: int) -> None:
@@ -233,12 +279,26 @@ def pack_chunks(chunks: Sequence[SeriesChunk]) -> list[SeriesChunk]:
     return [replace(c, packed=data) for c, data in zip(chunks, encode_chunks(chunks), strict=True)]
 
 
-def packed_data(chunks: Sequence[SeriesChunk], stored_below: int = 0) -> list[bytes]:
+def packed_data(
+    chunks: Sequence[SeriesChunk], stored_below: int = 0, narrow: bool = False
+) -> list[bytes]:
     """Each chunk's stored bytes: its ``packed`` when set, else packed now (together, as
-    :func:`encode_chunks` packs them with ``stored_below``)."""
+    :func:`encode_chunks` packs them with ``stored_below`` and ``narrow``)."""
     bare = [c for c in chunks if c.packed is None]
-    fresh = iter(encode_chunks(bare, stored_below) if bare else [])
+    fresh = iter(encode_chunks(bare, stored_below, narrow) if bare else [])
     return [c.packed if c.packed is not None else next(fresh) for c in chunks]
+
+
+# the value column's four high byte planes, zero in a NARROW chunk (its values are 32-bit)
+_NARROW_HIGH = tuple(range(2 * 8 + 4, 3 * 8))
+
+
+def _narrow_planes_zero(data: bytes, mask: int) -> bool:
+    """Whether a NARROW chunk's high value planes are constant planes of zero bytes."""
+    for plane in _NARROW_HIGH:
+        if not mask >> plane & 1 or data[_HEADER.size + (mask & ((1 << plane) - 1)).bit_count()]:
+            return False
+    return True
 
 
 def unpack_chunk(
@@ -254,12 +314,14 @@ def unpack_chunk(
     if len(data) < _HEADER.size:
         raise ValidationError(f"holds {len(data)} bytes, fewer than a chunk's header", field)
     fmt, _, _, mask = _HEADER.unpack_from(data)
-    if fmt != _FORMAT:
-        raise ValidationError(f"is of chunk format {fmt}, not {_FORMAT}", field)
+    if fmt not in _FORMATS:
+        raise ValidationError(f"is of chunk format {fmt}, not one of {list(_FORMATS)}", field)
     k = mask.bit_count()
     want = (_PLANES - k) * n
     if len(data) < _HEADER.size + k:
         raise ValidationError("ends inside its constant planes", field)
+    if fmt == NARROW and not _narrow_planes_zero(data, mask):
+        raise ValidationError("holds float32 values with bits past a float32's", field)
     inflater = zlib.decompressobj()
     try:
         inflated = inflater.decompress(data[_HEADER.size + k :], want + 1)

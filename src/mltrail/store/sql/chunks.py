@@ -130,11 +130,12 @@ def _merge_groups(conn: Connection, groups: list[tuple[int, list[int]]]) -> None
         cols = [c[part] if order is None else c[part][order] for c in (it, ep, v, t)]
         chunks.append(SeriesChunk("", "", cols[0], cols[1], cols[2], cols[3]))
     conn.execute(_DELETE_CHUNKS, [{"s": sid, "lo": lo, "hi": hi} for sid, lo, hi in spans])
+    packed = encode_chunks(chunks, narrow=True)  # float32 values as float32 bits (format 2)
     merged = [
         {"series_id": sid, "start": members[0], "count": len(chunk),
          "first_iteration": int(chunk.iterations[0]),
          "last_iteration": int(chunk.iterations[-1]), "data": data}
-        for (sid, members), chunk, data in zip(groups, chunks, encode_chunks(chunks), strict=True)
+        for (sid, members), chunk, data in zip(groups, chunks, packed, strict=True)
     ]  # fmt: skip
     if not sqlite:
         conn.execute(metric_chunks.insert(), merged)

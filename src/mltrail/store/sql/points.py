@@ -85,7 +85,7 @@ class PackedBatch:
     def __init__(self, batch: MetricBatch) -> None:
         self.client_id, self.seq = batch.client_id, batch.seq
         self.chunks = _merge_chunks(series_chunks(batch.chunks))
-        self.data = packed_data(self.chunks, COMPACTED_BELOW)
+        self.data = packed_data(self.chunks, COMPACTED_BELOW, narrow=True)
 
 
 def append_points(
@@ -227,7 +227,7 @@ class _Writes:
 
     def chunk_rows(self) -> list[tuple[Any, ...]]:
         """Rows of :data:`_CHUNK_COLUMNS`, one per series."""
-        data = self.data or packed_data(self.chunks)
+        data = self.data or packed_data(self.chunks, narrow=True)
         return [
             (row.id, row.count, len(chunk), int(chunk.iterations[0]), int(chunk.iterations[-1]),
              packed)
