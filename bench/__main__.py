@@ -9,6 +9,9 @@ last peer's server free), to ``bench/results/mlflow-client.md`` (not kept in git
 ``--only ingest`` runs mltrail's SDK-to-commit ingest rows alone (one run and 4 threads, at
 ``synchronous=FULL``, the physical floor, ``exp.log`` from 8 threads; a minute or two) and
 writes them to ``bench/results/ingest.md`` (not kept in git); the peer ratios need a full run.
+``--only bytes`` runs mltrail's bytes-per-point rows after realistic flushes (float64 and
+float32 values) and the reads of those series (a few minutes), to ``bench/results/bytes.md``
+(not kept in git).
 ``--only artifacts`` runs the artifact rows alone (2 GiB up and down against the loopback copy,
 RSS growth, checkpoint overhead; about a minute) and writes them to
 ``bench/results/artifacts.md`` (not kept in git).
@@ -48,10 +51,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--vs", action="append", default=[], choices=list(PEERS),
                         help="also measure this peer (repeatable)")  # fmt: skip
     parser.add_argument("--out", type=Path, help="results file (default bench/results/...)")
-    parser.add_argument("--only", choices=["mlflow-client", "ingest", "artifacts"],
+    parser.add_argument("--only", choices=["mlflow-client", "ingest", "artifacts", "bytes"],
                         help="mlflow-client: only the peers' MLflow-client workloads (no mltrail "
                              "SDK rows); ingest: only mltrail's ingest rows; artifacts: only "
-                             "mltrail's artifact rows")  # fmt: skip
+                             "mltrail's artifact rows; bytes: only mltrail's storage rows and "
+                             "the reads of the series they store")  # fmt: skip
     return parser.parse_args(argv)
 
 
@@ -67,6 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         return only_ingest(args, sizes, command + " --only ingest")
     if args.only == "artifacts":
         return only_artifacts(args, sizes, command + " --only artifacts")
+    if args.only == "bytes":
+        return only_bytes(args, sizes, command + " --only bytes")
     if args.only:
         return only_peers(args, sizes, peers, command + f" --only {args.only}")
     started = time.monotonic()
@@ -141,6 +147,24 @@ def only_artifacts(args: argparse.Namespace, sizes: Sizes, command: str) -> int:
     return write_part(res, command, args.out or RESULTS / "artifacts.md")
 
 
+def only_bytes(args: argparse.Namespace, sizes: Sizes, command: str) -> int:
+    """``--only bytes``: mltrail's bytes-per-point rows after realistic flushes (float64 and
+    float32 values) and the reads of the series stored so (chart reads, full read, scaling),
+    to ``bench/results/bytes.md``."""
+    res = workloads.Results()
+    with tempfile.TemporaryDirectory(prefix="mltrail-bench-") as tmp:
+        side = MltrailSide(Path(tmp))
+        try:
+            run_step(res, "realistic flushes", lambda: workloads.flushes(res, side, sizes))
+            run_step(res, "realistic flushes, float32 values", lambda: workloads.flushes(
+                res, side, sizes, name="flushes_f32", float32=True))  # fmt: skip
+            run_step(res, "reads and scaling", lambda: workloads.reads(res, side, sizes))
+        finally:
+            side.close()
+    rows.build(res, sizes)
+    return write_part(res, command, args.out or RESULTS / "bytes.md")
+
+
 def write_part(res: workloads.Results, command: str, path: Path) -> int:
     """Print and write the rows of a ``--only`` part; exit status 3 when a target failed."""
     table = results_table(res.rows, {})
@@ -170,6 +194,10 @@ def run(workdir: Path, sizes: Sizes, peers: list[str]) -> workloads.Results:
             ("exp.log call cost", lambda: workloads.calls(res, side, sizes)),
             ("ingest", lambda: workloads.ingest(res, side, sizes)),
             ("realistic flushes", lambda: workloads.flushes(res, side, sizes)),
+            (
+                "realistic flushes, float32 values",
+                lambda: workloads.flushes(res, side, sizes, name="flushes_f32", float32=True),
+            ),
             ("reads and scaling", lambda: workloads.reads(res, side, sizes)),
             ("experiment list", lambda: workloads.experiments_list(res, side, sizes)),
             ("stalled server", lambda: workloads.stalled_sdk(res, side, sizes)),

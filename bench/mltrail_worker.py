@@ -24,7 +24,7 @@ import numpy as np
 
 import mltrail
 from bench.procs import PeakSampler, rss
-from bench.series_data import SEED, key_names, random_walk
+from bench.series_data import SEED, as_item, key_names, random_walk
 
 CHART_POINTS = 2000
 _TICKS = os.sysconf("SC_CLK_TCK")
@@ -155,9 +155,12 @@ def ingest(args: dict[str, Any]) -> dict[str, Any]:
 
 def flushes(args: dict[str, Any]) -> dict[str, Any]:
     """keys x iterations points with ``exp.flush()`` every ``per_flush`` iterations: the small
-    batches a training loop sends when its writer flushes about once a second."""
+    batches a training loop sends when its writer flushes about once a second (``float32``:
+    the values rounded to float32, as PyTorch's ``.item()`` gives them)."""
     keys, iterations, per_flush = int(args["keys"]), int(args["iterations"]), int(args["per_flush"])
     values = random_walk(keys, iterations, int(args.get("seed", SEED)))
+    if args.get("float32"):  # values as PyTorch's .item() gives them
+        values = as_item(values)
     rows = list(_rows(values))
     with mltrail.start(args["project"], display_name=f"flushes-{keys}x{iterations}") as exp:
         started = time.perf_counter()

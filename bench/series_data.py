@@ -29,6 +29,13 @@ def random_walk(keys: int, iterations: int, seed: int = SEED) -> np.ndarray:
     return start * decay[:, None] + np.cumsum(steps, axis=0)
 
 
+def as_item(values: np.ndarray) -> np.ndarray:
+    """``values`` as PyTorch's ``.item()`` gives a float32 tensor's: rounded to float32, then
+    widened to a Python float (float64). Most training metrics (``loss.item()``,
+    ``tensor.mean().item()``) are such values."""
+    return values.astype(np.float32).astype(np.float64)
+
+
 def key_names(keys: int) -> list[str]:
     """The metric names of ``keys`` series, the same on every side."""
     return [f"metric_{k:02d}" for k in range(keys)]

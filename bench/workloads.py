@@ -63,11 +63,14 @@ def ingest(res: Results, side: MltrailSide, sizes: Sizes, name: str = "ingest") 
         )  # fmt: skip
 
 
-def flushes(res: Results, side: MltrailSide, sizes: Sizes, name: str = "flushes") -> None:
-    """Realistic flushes: random walks flushed every 10 iterations; bytes per point after."""
+def flushes(
+    res: Results, side: MltrailSide, sizes: Sizes, name: str = "flushes", float32: bool = False
+) -> None:
+    """Realistic flushes: random walks flushed every 10 iterations; bytes per point after.
+    ``float32``: the values as PyTorch's ``.item()`` gives them (rounded to float32)."""
     before = side.used_db_bytes()
     result = side.run("flushes", keys=sizes.ingest_keys, per_flush=sizes.flush_iterations,
-                      iterations=sizes.flush_experiment_iterations)  # fmt: skip
+                      iterations=sizes.flush_experiment_iterations, float32=float32)  # fmt: skip
     result["bytes_per_point"] = (side.used_db_bytes() - before) / result["points"]
     res.ours[name] = result
 
