@@ -13,6 +13,7 @@ from contract_seed import seed_experiment, seed_logs
 
 from mltrail import NotFoundError, PermissionDeniedError, ValidationError
 from mltrail.core.types import Status
+from support.bulk import bulk_experiments
 
 
 @pytest.fixture
@@ -61,13 +62,14 @@ def test_list_pages_through_to_the_last_experiment(api):
 
 def test_list_is_complete_for_ten_thousand_experiments(mode):
     if mode.name != "embedded-sqlite":
-        pytest.skip("10,000 creations once is enough; paging is tested in every mode above")
+        pytest.skip("10,000 experiments once is enough; paging is tested in every mode above")
     project = mode.api.projects.create("ten thousand")["project_id"]
-    for _ in range(10_000):
-        mode.api.store.create_experiment(project)
+    # written in one transaction: 10,000 create_experiment calls took 20 s and are not what is
+    # tested here (creation is, one call at a time, above)
+    bulk_experiments(mode.api.store.url, project, 10_000)
     rows = mode.api.experiments.list(project)
-    assert len(rows) == 10_000
-    assert rows[-1]["experiment_id"] == 10_000
+    assert [r["experiment_id"] for r in rows] == list(range(1, 10_001))
+    assert rows[-1]["display_name"] == "sweep-10000"
 
 
 def test_list_unknown_project_is_not_found(api):

@@ -8,7 +8,9 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 from playwright.sync_api import expect
-from ui_seed import add_demo_project, add_training_run, bulk_experiments, metric_batch
+from ui_seed import add_demo_project, add_training_run, metric_batch
+
+from support.bulk import bulk_experiments
 
 pytestmark = pytest.mark.browser
 

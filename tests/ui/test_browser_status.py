@@ -17,13 +17,13 @@ from ui_seed import (
     SCREENSHOTS,
     add_running_run,
     append_logs,
-    bulk_experiments,
     metric_batch,
     open_page,
     set_run_times,
 )
 
 from mltrail.core.types import Status
+from support.bulk import bulk_experiments
 from support.servers import ServerProcess
 from support.trainers import launch_trainer
 
