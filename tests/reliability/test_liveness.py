@@ -164,7 +164,7 @@ def test_a_sigkilled_trainer_reads_crashed_and_its_follower_returns(mode: Mode) 
     follower = Follower(mode.settings, p, e)
     follower.start()
     try:
-        time.sleep(2 * CRASH_AFTER)  # longer than crash_after: its heartbeats keep it running
+        time.sleep(1.5 * CRASH_AFTER)  # longer than crash_after: its heartbeats keep it running
         assert status_of(mode, p, e)["status"] == "running"
         assert follower.is_alive()
     finally:
@@ -210,12 +210,12 @@ def idle_mode(request: pytest.FixtureRequest, tmp_path: Path) -> Mode:
 
 
 def test_a_healthy_idle_run_stays_running_while_it_heartbeats(idle_mode: Mode) -> None:
-    mode, idle = idle_mode, 4 * CRASH_AFTER
+    mode, idle = idle_mode, 2.5 * CRASH_AFTER  # crash_after passes twice without a line logged
     proc, p, e = launch(mode, "idle", idle)
     follower = Follower(mode.settings, p, e)
     follower.start()
     seen: set[str] = set()
-    while proc.poll() is None:  # sleeping four times crash_after without logging anything
+    while proc.poll() is None:  # sleeping 2.5 times crash_after without logging anything
         seen.add(status_of(mode, p, e)["status"])
         time.sleep(0.2)
     assert proc.returncode == 0, proc.stderr.read()  # type: ignore[union-attr]
@@ -228,7 +228,9 @@ def test_a_healthy_idle_run_stays_running_while_it_heartbeats(idle_mode: Mode) -
     assert [line.message for line in follower.lines][-1] == "slept"
 
 
-STOP_CRASH_AFTER = 20.0  # long enough that stop, not crash detection, ends the follower
+# long enough that stop, not crash detection, ends the follower: the stop grace is 3 of its
+# 3 s heartbeats (9 s), 3 s sooner than crash detection would end it
+STOP_CRASH_AFTER = 12.0
 
 
 @pytest.fixture(params=["embedded", "sqlite", "postgres"])
