@@ -26,7 +26,7 @@ from mltrail.core.errors import TransportError
 from mltrail.core.types import Status
 from mltrail.store.http import HttpStore
 from support.factories import log_batch
-from support.servers import ServerProcess
+from support.servers import ServerProcess, unique_name
 
 _HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "host"}
 
@@ -93,6 +93,18 @@ class _Forward(BaseHTTPRequestHandler):
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _any
 
 
+@pytest.fixture(scope="module")
+def server(
+    module_migrated_urls: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """One real server for the module (a start costs seconds); each test follows a run of a
+    project of its own, through a proxy of its own."""
+    home = tmp_path_factory.mktemp("outage-server")
+    started = ServerProcess(module_migrated_urls("sqlite"), home).start()
+    yield started
+    started.close()
+
+
 @pytest.fixture
 def proxy(server: ServerProcess) -> Iterator[Proxy]:
     host, port = server.url.removeprefix("http://").split("/")[0].rsplit(":", 1)
@@ -145,7 +157,7 @@ class Follower:
 
 def _running(server: ServerProcess) -> tuple[HttpStore, tuple[int, int]]:
     store = HttpStore(server.url, server.admin_token)
-    project = store.create_project("behind-a-proxy").id
+    project = store.create_project(unique_name("behind-a-proxy")).id
     run = store.create_experiment(project, display_name="live").experiment_id
     store.append_logs(project, run, log_batch("w", 1, "before"))
     return store, (project, run)
@@ -192,23 +204,23 @@ def test_a_rate_limit_is_waited_out_as_retry_after_asks(
     server: ServerProcess, proxy: Proxy, when: str
 ) -> None:
     """A 429 (a proxy's rate limit) used to raise at once, as a plain MltrailError; now the
-    follower waits what Retry-After asks (3 s, as seconds or as a date) and goes on."""
+    follower waits what Retry-After asks (2 s, as seconds or as a date) and goes on."""
     direct, ref = _running(server)
     follower = Follower(proxy, server.admin_token or "", ref)
     _wait_for(lambda: follower.messages() == ["before"])
     proxy.outage = 429
     if when == "seconds":
-        proxy.retry_after = "3"
-    else:  # an HTTP date 4 s ahead: at least 3 s once whole seconds are cut
-        proxy.retry_after = format_datetime(datetime.now(UTC) + timedelta(seconds=4), usegmt=True)
+        proxy.retry_after = "2"
+    else:  # an HTTP date 3 s ahead: at least 2 s once whole seconds are cut
+        proxy.retry_after = format_datetime(datetime.now(UTC) + timedelta(seconds=3), usegmt=True)
     direct.append_logs(*ref, log_batch("w", 2, "during"))  # ends the long poll under way
     _wait_for(lambda: proxy.refused >= 3)
     assert follower.thread.is_alive() and follower.raised is None
     if when == "seconds":  # a date's wait shrinks as it nears; seconds' stay whole
         gaps = [b - a for a, b in zip(proxy.refused_at, proxy.refused_at[1:], strict=False)]
-        assert min(gaps) >= 2.9  # without Retry-After: 0.5 s, then 1 s
+        assert min(gaps) >= 1.9  # without Retry-After: 0.5 s, then 1 s
     else:
-        assert proxy.refused_at[1] - proxy.refused_at[0] >= 2.0
+        assert proxy.refused_at[1] - proxy.refused_at[0] >= 1.0  # twice the first backoff
     _end_outage(direct, ref, proxy, follower)
     assert follower.err.getvalue() == RATE_LIMITED_NOTE + "\n"
 
