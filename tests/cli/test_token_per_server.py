@@ -8,7 +8,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -24,6 +23,7 @@ from mltrail.config import (
     server_key,
 )
 from mltrail.core.errors import AuthenticationError
+from support.loopback import loopback_server
 
 
 class _Recording(BaseHTTPRequestHandler):
@@ -56,15 +56,8 @@ class Recorder:
 
 @pytest.fixture
 def evil() -> Iterator[Recorder]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recording)
-    server.seen = []  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with loopback_server(_Recording, seen=[]) as server:
         yield Recorder(server)
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def _env(home: Path, **variables: str) -> dict[str, str]:

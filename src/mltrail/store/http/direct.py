@@ -76,14 +76,17 @@ class DirectConnection:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def get(self, url: str) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
-        """Send a GET and read its answer's head (retried on faults and 502/503/504: a read
-        may be repeated); the caller reads the body and closes the connection.
+        """Send a GET and read its answer's head (retried on faults and 429/502/503/504, as
+        :meth:`RetryPolicy.pause` says: a read may be repeated); the caller reads the body and
+        closes the connection.
 
         Raises:
             TransportError: the server stayed unreachable or broke the connection.
         """
+        waited = 0.0
         for attempt in range(self.policy.retries + 1):
             last = attempt == self.policy.retries
+            pause = self.policy.delay(attempt)
             conn = self.connect()
             try:
                 conn.request("GET", url, headers=self.headers)
@@ -95,8 +98,14 @@ class DirectConnection:
             else:
                 if last or response.status not in RETRY_STATUSES:
                     return conn, response
+                header = response.getheader("Retry-After")
+                asked = self.policy.pause(attempt, waited, response.status, header)
+                if asked is None:  # it asks for longer than the patience left
+                    return conn, response
+                pause = asked
                 conn.close()
-            self.policy.sleep(self.policy.delay(attempt))
+            self.policy.sleep(pause)
+            waited += pause
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _unreachable(self, exc: BaseException) -> TransportError:

@@ -2,8 +2,9 @@
 the answer. Three small functions, so every Store method behaves alike on faults.
 
 Requests that are safe to repeat (reads, idempotent batch appends, set-style writes) are retried
-with backoff on connection faults and 502/503/504; others only when the request was never sent
-(connection refused). Errors the server sends come back as the same :mod:`mltrail.core.errors`
+with backoff on connection faults and 429/502/503/504, a 429 or 503 after the wait its
+``Retry-After`` asks when that fits in the policy's patience; others only when the request was
+never sent (connection refused). Errors the server sends come back as the same :mod:`mltrail.core.errors`
 classes SqlStore raises.
 """
 
@@ -33,7 +34,9 @@ from mltrail.core.wire import dump_json, parse_json
 from mltrail.store.http.poster import Poster, lean_target
 from mltrail.store.http.skew import explain_skew, unknown_to_server
 
-RETRY_STATUSES = frozenset({502, 503, 504})
+RETRY_STATUSES = frozenset({TOO_MANY_REQUESTS, 502, 503, 504})
+ASKS_WHEN_STATUSES = frozenset({TOO_MANY_REQUESTS, 503})
+"""Answers whose ``Retry-After`` says when to ask again (RFC 9110 15.5.20, 15.6.4)."""
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_RETRIES = 5
 _NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
@@ -55,6 +58,29 @@ class RetryPolicy:
 
     def delay(self, attempt: int) -> float:
         return min(self.backoff * 2**attempt, 5.0)
+
+    @property
+    def patience(self) -> float:
+        """The seconds one request may spend waiting between its attempts: the backoff's."""
+        return sum(self.delay(attempt) for attempt in range(self.retries))
+
+    def pause(
+        self,
+        attempt: int,
+        waited: float,
+        status: int | None = None,
+        retry_after: str | None = None,
+    ) -> float | None:
+        """The seconds to wait before sending again after ``attempt`` (counted from 0),
+        ``waited`` seconds having been waited already: the backoff, or what a 429/503's
+        ``Retry-After`` asks (:func:`retry_after_seconds`) when it fits in what is left of the
+        :attr:`patience`. None when it asks for longer: the answer stands (its error carries
+        the wait, for a caller that can wait longer). A value that is no wait is no value:
+        the backoff."""
+        asked = retry_after_seconds(retry_after) if status in ASKS_WHEN_STATUSES else None
+        if asked is None:
+            return self.delay(attempt)
+        return asked if waited + asked <= self.patience else None
 
 
 def build_request(
@@ -97,8 +123,10 @@ def send(
     Raises:
         TransportError: the server stayed unreachable.
     """
+    waited = 0.0
     for attempt in range(policy.retries + 1):
         last = attempt == policy.retries
+        pause = policy.delay(attempt)
         try:
             response = client.send(request, stream=stream)
         except _NEVER_SENT as exc:
@@ -110,8 +138,15 @@ def send(
         else:
             if not (repeatable and response.status_code in RETRY_STATUSES and not last):
                 return response
+            asked = policy.pause(
+                attempt, waited, response.status_code, response.headers.get("retry-after")
+            )
+            if asked is None:  # it asks for longer than the patience left
+                return response
+            pause = asked
             response.close()
-        policy.sleep(policy.delay(attempt))
+        policy.sleep(pause)
+        waited += pause
     raise AssertionError("unreachable")  # pragma: no cover
 
 
@@ -272,8 +307,10 @@ class Transport:
             )
             return decode(send(self.client, request, self.policy, repeatable=True))
         try:
+            waited = 0.0
             for attempt in range(self.policy.retries + 1):
                 last = attempt == self.policy.retries
+                pause = self.policy.delay(attempt)
                 try:
                     answer = self._poster.post(self._prefix + path, content, content_type)
                 except TransportError:
@@ -282,7 +319,13 @@ class Transport:
                 else:
                     if last or answer.status_code not in RETRY_STATUSES:
                         return decode(answer)
-                self.policy.sleep(self.policy.delay(attempt))
+                    status, header = answer.status_code, answer.headers.get("retry-after")
+                    asked = self.policy.pause(attempt, waited, status, header)
+                    if asked is None:  # it asks for longer than the patience left
+                        return decode(answer)
+                    pause = asked
+                self.policy.sleep(pause)
+                waited += pause
             raise AssertionError("unreachable")  # pragma: no cover
         finally:
             self._poster_lock.release()
