@@ -26,7 +26,7 @@ from mltrail.core.errors import (
 from mltrail.core.types import MetricBatch, SeriesChunk
 from mltrail.store.sql import SqlStore, engine, migrate, rollup_levels, rollups, series
 from mltrail.store.sql.tables import (
-    ingest_batches,
+    ingest_ranges,
     metric_chunks,
     metric_rollup_blocks,
     metric_rollups,
@@ -535,7 +535,7 @@ def test_a_batch_without_a_client_id_keeps_no_receipt(sql_store: SqlStore) -> No
     series = sql_store.read_series(project, number, "loss", "train")
     assert series.iterations.tolist() == [0, 0, 1] and series.values.tolist() == [1.0, 1.0, 2.0]
     with sql_store._db.engine.connect() as conn:
-        receipts = conn.execute(select(ingest_batches.c.client_id)).scalars().all()
+        receipts = conn.execute(select(ingest_ranges.c.client_id)).scalars().all()
     assert receipts == ["sdk"]
 
 
