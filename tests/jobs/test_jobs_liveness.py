@@ -1,6 +1,7 @@
 """An agent-run experiment does not read crashed while its agent is alive: a real server
 judging runs after 2 s, a real agent on a 30 s lease (it heartbeats every 10 s), a job that runs
-8 s without the SDK (no heartbeat of its own). The lease keeps it running; it ends done."""
+5 s (two and a half crash windows) without the SDK (no heartbeat of its own). The lease keeps
+it running; it ends done."""
 
 from __future__ import annotations
 
@@ -32,7 +33,7 @@ def store(judging_server: Any) -> Iterator[Any]:
 
 def test_a_live_agents_job_never_reads_crashed(judging_server, agent_factory, store) -> None:
     project = store.create_project("leased").id
-    job = store.submit_job(project, [sys.executable, "-c", "import time; time.sleep(8)"])
+    job = store.submit_job(project, [sys.executable, "-c", "import time; time.sleep(5)"])
     agent_factory(judging_server, "--lease-timeout", "30", "--poll", "1")
     wait_for(lambda: store.get_job(job.job_id).status is not Status.QUEUED, timeout=60)
     seen: list[Status] = []
