@@ -63,9 +63,10 @@ def test_a_sigkilled_agent_takes_its_job_down_and_the_retry_is_the_only_copy(
     wait_for(lambda: not any(process_alive(p) for p in second.values()) or None, timeout=30)
 
 
-# 50 MB: before the log queue was bounded the agent grew by 136 MiB printing it (57-61 MiB for
-# 20 MB, under the bound: the test could not fail); bounded, it grows by about 21 MiB for both
-FLOOD_LINES = 500_000
+# 25 MB: before the log queue was bounded the agent grew by 136 MiB printing 50 MB and 57-61
+# MiB printing 20 MB (about 2.6 MiB per MB: some 70 MiB for 25 MB, over the 40 MiB bound);
+# bounded (8 MiB of lines queued), it grows by about 21 MiB whatever the flood's size
+FLOOD_LINES = 250_000
 FLOOD_JOB = f"""
 import sys
 line = "y" * 99 + "\\n"
@@ -74,7 +75,7 @@ for i in range({FLOOD_LINES}):
     out.write(line)
 out.flush()
 """
-RSS_BOUND_MIB = 64
+RSS_BOUND_MIB = 40
 
 
 def _rss_mib(pid: int) -> float:
@@ -99,7 +100,7 @@ def test_an_output_flood_keeps_the_agent_under_its_memory_bound_and_loses_nothin
         peak = max(peak, _rss_mib(agent.proc.pid))
         time.sleep(0.05)
     done = http_store.get_job(job.job_id)
-    print(f"agent RSS {baseline:.0f} MiB at rest, peak {peak:.0f} MiB during a 50 MB flood")
+    print(f"agent RSS {baseline:.0f} MiB at rest, peak {peak:.0f} MiB during a 25 MB flood")
     assert done.status is Status.DONE
     assert peak - baseline < RSS_BOUND_MIB
     total = http_store.get_experiment(project, job.experiment_id)
