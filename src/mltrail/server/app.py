@@ -14,6 +14,7 @@ from mltrail.config import Settings
 from mltrail.core.version import __version__
 from mltrail.server import missinglink, mlflow
 from mltrail.server.deps import OrjsonResponse
+from mltrail.server.direct import DirectCalls
 from mltrail.server.errors import BodyLimitMiddleware, install_error_handlers
 from mltrail.server.http_protocol import FramingGuardMiddleware
 from mltrail.server.memory import ReleaseMemoryMiddleware
@@ -75,7 +76,9 @@ def create_app(
     app.state.settings = settings
     app.state.store = store
     app.state.require_auth = require_auth
-    install_error_handlers(app)
+    # innermost: the MLflow calls that need no routing, past FastAPI's layers and the routers
+    app.add_middleware(DirectCalls, routes=app.router.routes, mounted=_under_mlflow)
+    install_error_handlers(app)  # its last resort for unexpected errors wraps DirectCalls
     app.add_middleware(IncludeOnFirstUse, include=lambda: _include_rest(app), skip=_not_rest)
     app.add_middleware(IncludeOnFirstUse, include=lambda: _mount_mlflow(app), skip=_not_mlflow)
     app.add_middleware(
@@ -141,8 +144,12 @@ def _under(path: str, prefixes: Sequence[str]) -> bool:
     return any(path == prefix or path.startswith(prefix + "/") for prefix in prefixes)
 
 
+def _under_mlflow(path: str) -> bool:
+    return _under(path, (*mlflow.PREFIXES, *mlflow.ARTIFACT_PREFIXES))
+
+
 def _not_mlflow(path: str) -> bool:
-    return not _under(path, (*mlflow.PREFIXES, *mlflow.ARTIFACT_PREFIXES))
+    return not _under_mlflow(path)
 
 
 def _not_missinglink(path: str) -> bool:

@@ -180,7 +180,8 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _request_validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(Exception, _unexpected_error)  # once a response has started
-    app.add_middleware(AnswerUnexpectedErrors)  # innermost: added before every other one
+    # inside every other middleware but the ones added before it (server/app.py)
+    app.add_middleware(AnswerUnexpectedErrors)
 
 
 class BodyTooLarge(StarletteHTTPException):
