@@ -112,7 +112,7 @@ class Settings:
         values = _Values(env, config_file or home / CONFIG_FILE_NAME)
         capture = _capture_level(values, "MLTRAIL_CAPTURE")
         return cls(
-            url=(values.get("MLTRAIL_URL") or None),
+            url=_server_url(values, "MLTRAIL_URL"),
             token=(None if values.from_file("MLTRAIL_TOKEN") else values.get("MLTRAIL_TOKEN")),
             saved_tokens=values.saved_tokens(),
             home=home,
@@ -262,6 +262,34 @@ def _set_variables(env: Mapping[str, str]) -> dict[str, str]:
     return {k: v for k, v in env.items() if k.startswith("MLTRAIL_") and v.strip()}
 
 
+def _server_url(values: _Values, name: str) -> str | None:
+    """``MLTRAIL_URL``, stripped; ValueError naming where it came from unless it is an
+    http(s) URL with a host and a valid port (else a traceback from deep in httpx, or
+    "cannot reach" for a typo)."""
+    value = values.get(name)
+    if not value:
+        return None
+    problem = url_problem(value.strip())
+    if problem:
+        raise ValueError(f"{values.origin(name)}: {problem}, got {value!r}")
+    return value.strip()
+
+
+def url_problem(url: str) -> str | None:
+    """What makes ``url`` no server URL (None when it is one): the one check of
+    ``MLTRAIL_URL``, ``mltrail login URL`` and ``mltrail sync --to URL``."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises for a port not a number or out of range)
+    except ValueError as exc:
+        return f"must be an http:// or https:// URL ({exc})"
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        return "must be an http:// or https:// URL with a host"
+    if any(c.isspace() or not c.isprintable() for c in url):
+        return "must not hold spaces or control characters"
+    return None
+
+
 def _number(value: str | None) -> int | None:
     return int(value) if value and value.isdigit() else None
 
@@ -327,13 +355,13 @@ def server_key(url: str) -> str | None:
     or a backslash (``http://good\\@evil``: parsers disagree on its host), which no saved
     token is sent to."""
     text = url.strip()
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+        port = parts.port or (443 if parts.scheme.lower() == "https" else 80)
+    except ValueError:  # a port not a number or out of range, an unclosed "[::1"
+        return None
     scheme = parts.scheme.lower()
     if scheme not in ("http", "https") or "@" in parts.netloc or "\\" in text:
-        return None
-    try:
-        port = parts.port or (443 if scheme == "https" else 80)
-    except ValueError:  # not a number, or out of range
         return None
     host = parts.hostname
     if not host or any(c.isspace() or not c.isprintable() for c in text):

@@ -11,6 +11,7 @@ import pytest
 
 from mltrail.cli.common import run_cli
 from mltrail.cli.main import cli
+from mltrail.config import Settings
 from mltrail.store.http import HttpStore
 
 
@@ -43,3 +44,48 @@ def test_an_empty_variable_leaves_the_config_files_value(shared_server, tmp_path
     assert listed.returncode == 0, listed.stderr
     assert name in listed.stdout
     assert not (tmp_path / "mltrail.db").exists()  # no embedded database made
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("http://[::1", "Invalid IPv6 URL"),  # was httpx.InvalidURL's traceback
+        ("http://h:99999", "Port out of range"),  # was urllib's ValueError traceback
+        ("nope", "with a host"),  # was "cannot reach the mltrail server at nope"
+        ("ftp://files", "with a host"),
+    ],
+)
+def test_a_bad_server_url_is_one_line_naming_it(
+    monkeypatch: pytest.MonkeyPatch, capsys, url: str, problem: str
+) -> None:
+    monkeypatch.setenv("MLTRAIL_URL", url)
+    assert run_cli(cli, ["projects", "list"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("Error: MLTRAIL_URL: must be an http")
+    assert problem in err and repr(url) in err
+
+
+def test_a_bad_url_in_the_config_file_names_the_file(tmp_path, capsys) -> None:
+    (tmp_path / "config.toml").write_text('url = "http://h:port"\n')
+    with pytest.raises(ValueError, match=r"config\.toml: url: must be an http"):
+        Settings.from_env({"MLTRAIL_HOME": str(tmp_path)})
+
+
+@pytest.mark.parametrize("url", ["nope", "http://[::1", "http://alice@host"])
+def test_login_refuses_a_bad_url_before_asking_for_the_token(tmp_path, url: str) -> None:
+    """A typo used to be noticed only after the token prompt (Aborted on a closed stdin), and
+    'http://[::1' was a ValueError traceback."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLTRAIL_")}
+    env["MLTRAIL_HOME"] = str(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "mltrail", "login", url],
+        env=env, capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert done.returncode == 2 and "Token:" not in done.stdout + done.stderr
+    assert "Error: Invalid value for 'URL': must" in done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "config.toml").exists()
+
+
+def test_sync_to_a_bad_url_is_one_line(capsys) -> None:
+    assert run_cli(cli, ["sync", "--to", "http://[::1"]) == 2
+    assert "Invalid value for '--to': must be an http" in capsys.readouterr().err

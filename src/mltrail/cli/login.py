@@ -6,12 +6,23 @@ from __future__ import annotations
 import click
 
 from mltrail.cli.common import get_settings
-from mltrail.config import save_token, server_key
+from mltrail.config import save_token, server_key, url_problem
 from mltrail.core.errors import MltrailError
 
 
+def _server_url(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    """URL, checked before the token is asked for (a typo is not worth typing a token)."""
+    url = value.strip().rstrip("/")
+    problem = url_problem(url)
+    if problem is None and server_key(url) is None:
+        problem = "must not hold user@ (a token is saved for a host, not a user)"
+    if problem:
+        raise click.BadParameter(problem)
+    return url
+
+
 @click.command("login")
-@click.argument("url")
+@click.argument("url", callback=_server_url)
 @click.option(
     "--token",
     prompt=True,
@@ -28,11 +39,6 @@ def login(url: str, token: str) -> None:
     from mltrail.api import Api
 
     settings = get_settings()
-    url = url.rstrip("/")
-    if not url.startswith(("http://", "https://")) or server_key(url) is None:
-        raise click.BadParameter(
-            "must be an http:// or https:// URL with a host (and no user@)", param_hint="URL"
-        )
     if not token.strip():
         raise click.BadParameter("must not be empty", param_hint="--token")
     api = Api.from_settings(settings.with_(url=url, token=token.strip()))

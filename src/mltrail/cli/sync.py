@@ -7,6 +7,13 @@ import warnings
 import click
 
 from mltrail.cli.common import cli_context, get_api, get_settings
+from mltrail.config import url_problem
+
+
+def _server_url(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and (problem := url_problem(value.strip())):
+        raise click.BadParameter(problem)
+    return None if value is None else value.strip()
 
 
 @click.command()
@@ -14,6 +21,7 @@ from mltrail.cli.common import cli_context, get_api, get_settings
     "--to",
     "to_url",
     metavar="URL",
+    callback=_server_url,
     help="Upload every spooled batch to the server at URL (with MLTRAIL_TOKEN, else the "
     "token `mltrail login` saved for URL), whichever server or database it was spooled for.",
 )
