@@ -437,6 +437,11 @@ def _sqlite_engine(url: str) -> Engine:
         raise ValidationError("?synchronous= must be normal or full", "db_url")
     if "synchronous" in parsed.query:
         url = parsed.difference_update_query(["synchronous"]).render_as_string()
+    if parsed.database == "":  # SQLAlchemy would open a database in memory, gone at exit
+        raise ValidationError(
+            "sqlite:/// names no file: sqlite:///PATH (sqlite:// is a database in memory)",
+            "db_url",
+        )
     memory = url in ("sqlite://", "sqlite:///:memory:")
     if not memory and url.startswith("sqlite:///"):
         # the embedded database's folder ($MLTRAIL_HOME) is made on first use

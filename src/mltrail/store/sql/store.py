@@ -9,7 +9,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
 
 from mltrail.config import DEFAULT_CRASH_AFTER_SECONDS, DEFAULT_TRASH_DAYS
 from mltrail.core.artifacts import ArtifactLimits
@@ -126,13 +127,23 @@ class SqlStore(
         self._db.close()
 
 
+def _without_password(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:  # not a URL SQLAlchemy reads: show none of it
+        return "the database"
+
+
 def _unopenable(url: str, exc: Exception) -> Exception:
     """A clear error for a SQLite file that cannot be opened or written (read-only or full
     folder, no permission): one line naming the file and the fix, not SQLAlchemy's."""
+    # one line (psycopg's reason spans lines; SQLAlchemy adds a link to its own)
+    reason = " ".join(str(getattr(exc, "orig", None) or exc).split())
     if not url.startswith("sqlite:///"):
-        return exc if isinstance(exc, OSError) else TransportError(f"cannot open {url}: {exc}")
+        if isinstance(exc, OSError):
+            return exc
+        return TransportError(f"cannot open {_without_password(url)}: {reason}")
     path = url[len("sqlite:///") :].split("?", 1)[0]
-    reason = getattr(exc, "orig", None) or exc
     return ValidationError(
         f"cannot open the database {path} ({reason}): its folder must exist and be writable "
         "(set MLTRAIL_HOME to a writable folder, or MLTRAIL_URL to use a server)",
