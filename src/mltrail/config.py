@@ -113,7 +113,7 @@ class Settings:
         capture = _capture_level(values, "MLTRAIL_CAPTURE")
         return cls(
             url=_server_url(values, "MLTRAIL_URL"),
-            token=(None if values.from_file("MLTRAIL_TOKEN") else values.get("MLTRAIL_TOKEN")),
+            token=_explicit_token(values),
             saved_tokens=values.saved_tokens(),
             home=home,
             project=(values.get("MLTRAIL_PROJECT") or None),
@@ -260,6 +260,14 @@ def _set_variables(env: Mapping[str, str]) -> dict[str, str]:
     spaces) counts as unset, so the config file's value (or the default) applies, as it
     would have without the variable."""
     return {k: v for k, v in env.items() if k.startswith("MLTRAIL_") and v.strip()}
+
+
+def _explicit_token(values: _Values) -> str | None:
+    """``MLTRAIL_TOKEN`` from the environment, stripped (a token pasted with its newline);
+    the file's bare ``token`` is a saved one (:meth:`_Values.saved_tokens`)."""
+    if values.from_file("MLTRAIL_TOKEN"):
+        return None
+    return (values.get("MLTRAIL_TOKEN") or "").strip() or None
 
 
 def _server_url(values: _Values, name: str) -> str | None:

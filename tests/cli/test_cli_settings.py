@@ -89,3 +89,34 @@ def test_login_refuses_a_bad_url_before_asking_for_the_token(tmp_path, url: str)
 def test_sync_to_a_bad_url_is_one_line(capsys) -> None:
     assert run_cli(cli, ["sync", "--to", "http://[::1"]) == 2
     assert "Invalid value for '--to': must be an http" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("token", ["mlt_a\nb", "mlt_é", "mlt_a b", "mlt_\x01"])
+def test_a_token_no_header_can_carry_is_one_line_naming_it(
+    monkeypatch: pytest.MonkeyPatch, capsys, token: str
+) -> None:
+    """A newline was 'cannot reach the mltrail server' (a typo taken for an outage, which the
+    SDK would spool behind), 'é' a UnicodeEncodeError traceback, a control character the
+    server's 400 about malformed headers with a version-skew hint."""
+    monkeypatch.setenv("MLTRAIL_URL", "http://127.0.0.1:1")  # never reached
+    monkeypatch.setenv("MLTRAIL_TOKEN", token)
+    assert run_cli(cli, ["projects", "list"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("Error: token: must be printable ASCII")
+    assert "cannot reach" not in err
+
+
+def test_missinglink_config_writes_no_token_that_would_add_lines(
+    monkeypatch: pytest.MonkeyPatch, capsys, tmp_path
+) -> None:
+    monkeypatch.setenv("MLTRAIL_URL", "http://127.0.0.1:1")
+    monkeypatch.setenv("MLTRAIL_TOKEN", "mlt_x\napi_host = http://evil.example")
+    written = tmp_path / "missinglink.cfg"
+    assert run_cli(cli, ["missinglink", "config", "--output", str(written)]) == 1
+    assert "token: must be printable ASCII" in capsys.readouterr().err
+    assert not written.exists()
+
+
+def test_a_pasted_tokens_surrounding_whitespace_is_dropped(tmp_path) -> None:
+    env = {"MLTRAIL_URL": "http://h", "MLTRAIL_TOKEN": " mlt_abc\n"}
+    assert Settings.from_env(env, config_file=tmp_path / "none.toml").auth_token == "mlt_abc"

@@ -47,8 +47,11 @@ def write_config(output: Path) -> None:
             f"no token for {settings.url} (set MLTRAIL_TOKEN, or `mltrail login "
             f"{settings.url}`): it becomes the client's refresh_token"
         )
+    from mltrail.store.http.transport import bearer_token
+
     path = output.expanduser()
-    _write_private(path, config_text(settings.url, token))
+    # the client sends it as a bearer token too; a newline would also add lines to the file
+    _write_private(path, config_text(settings.url, bearer_token(token)))
     click.echo(f"wrote {path}")
 
 

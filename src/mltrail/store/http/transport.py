@@ -209,6 +209,26 @@ def decode(response: _Answer, *, raw: bool = False) -> Any:
     raise MltrailError(message)
 
 
+def bearer_token(token: str) -> str:
+    """``token`` as an ``Authorization: Bearer`` value may carry it: printable ASCII with no
+    space (what ``mltrail token create`` prints). A newline was 'cannot reach the server'
+    (the SDK spooling behind a typo), a non-ASCII letter a UnicodeEncodeError, a control
+    character the server's 400 about malformed headers.
+
+    Raises:
+        ValidationError: naming ``token``, without its value (it may be a real token with a
+            stray character).
+    """
+    bad = next((c for c in token if not "!" <= c <= "~"), None)
+    if bad is not None:
+        raise ValidationError(
+            f"must be printable ASCII without spaces (an API token as `mltrail token create` "
+            f"prints it); it holds {bad!r} at position {token.index(bad)}",
+            "token",
+        )
+    return token
+
+
 class Transport:
     """An httpx client on a server's ``/api/v1`` with the retry policy: what every
     ``Http<Noun>`` half of HttpStore calls through :meth:`call`.
@@ -233,7 +253,7 @@ class Transport:
         base = url.rstrip("/").removesuffix("/api/v1")
         headers = {"Accept": "application/json", "User-Agent": "mltrail-httpstore"}
         if token:
-            headers["Authorization"] = f"Bearer {token}"
+            headers["Authorization"] = f"Bearer {bearer_token(token)}"
         self.url = base
         self.policy = policy
         self.client = httpx.Client(
