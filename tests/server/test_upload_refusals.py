@@ -6,13 +6,25 @@ loop alike."""
 from __future__ import annotations
 
 import socket
+from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
 
-from support.servers import unique_name
+from support.servers import ServerProcess, unique_name
 
 MIB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def server(
+    module_migrated_urls: Callable[[str], str], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ServerProcess]:
+    """One real server for the module (a start costs seconds); each test acts as users and in
+    projects of its own, and closes the connections it held."""
+    started = ServerProcess(module_migrated_urls("sqlite"), tmp_path_factory.mktemp("refusals"))
+    yield started.start()
+    started.close()
 
 
 def _answer(port: int, head: bytes) -> bytes:

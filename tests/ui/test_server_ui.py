@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 import httpx
+import pytest
 
 from mltrail.server.ui import CONTENT_SECURITY_POLICY, UI_DIR, resolve_asset
+from support.servers import ServerProcess
+
+
+@pytest.fixture
+def server(shared_server: ServerProcess) -> ServerProcess:
+    """The session's shared server: these tests only read what it serves (a start costs
+    seconds each)."""
+    return shared_server
 
 
 def test_index_has_strict_csp_and_loads_the_module(server) -> None:
