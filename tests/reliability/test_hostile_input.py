@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -30,6 +31,20 @@ UNAUTHENTICATED_PATHS = [
     "/api/v1/projects/%00",
     "/api/v1/" + "a/" * 3000,
 ]
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def live_server(
+    request: pytest.FixtureRequest,
+    module_migrated_urls: Callable[[str], str],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[ServerProcess]:
+    """A real server on SQLite, then PostgreSQL, each shared by the module's two server tests
+    (a start costs seconds) and by them only: their stderr must hold no traceback."""
+    home = tmp_path_factory.mktemp("hostile-server")
+    started = ServerProcess(module_migrated_urls(request.param), home).start()
+    yield started
+    started.close()
 
 
 def _get(server: ServerProcess, path: str, token: str | None = None) -> httpx.Response:

@@ -71,7 +71,10 @@ def test_stalled_server_spools_past_the_cap_then_stores_everything_once(settings
             assert series.values.tolist() == [i + k / 10 for i in range(2000)], key
 
 
-def test_a_run_in_server_mode_gives_up_on_requests_sooner_than_httpstore_defaults(server):
+def test_a_run_in_server_mode_gives_up_on_requests_sooner_than_httpstore_defaults(
+    shared_server,
+):
+    server = shared_server  # only its address and token: no server of its own to start
     settings = Settings.from_env().with_(url=server.url, token=server.admin_token)
     with start("quick-giveup", settings=settings) as exp:
         assert isinstance(exp.store, HttpStore)
