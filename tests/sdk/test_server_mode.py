@@ -132,8 +132,9 @@ def test_server_back_before_the_end_gets_the_spool_from_the_writer(settings, ser
         assert check.get_experiment(exp.project_id, exp.experiment_id).status is Status.DONE
 
 
-def test_a_training_script_in_server_mode_never_imports_sqlalchemy(server):
+def test_a_training_script_in_server_mode_never_imports_sqlalchemy(shared_server):
     # (click is not checked: httpx imports it for its own command line when it is installed)
+    server = shared_server  # only its address: no server of its own to start
     code = (
         "import sys, mltrail\n"
         "with mltrail.start('light') as exp:\n"
