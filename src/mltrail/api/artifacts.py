@@ -52,6 +52,29 @@ def artifact_dict(a: Artifact) -> dict[str, Any]:
     return with_iso_times(codec.artifact_to_wire(a), ("created_at",))
 
 
+def _path_below(path: str, folder: str) -> str:
+    """``path``, listed by the store under ``folder``, relative to it: what a folder download
+    writes below its destination. A server's listing is not trusted, and every path is
+    checked before anything is written: ``folder/../x`` was refused only when its turn came,
+    after the files listed before it were written, and ``other/x`` was written as ``x``
+    (a name cut as if it began with ``folder/``).
+
+    Raises:
+        ValidationError: naming ``path``, before anything is written.
+    """
+    try:
+        checked = artifact_path(path)
+    except ValidationError:
+        checked = None
+    if checked is None or not checked.startswith(folder + "/"):
+        raise ValidationError(
+            f"the store listed {path!r} in the folder {folder!r}: not a path inside it, so "
+            "nothing was downloaded",
+            "path",
+        )
+    return checked[len(folder) + 1 :]
+
+
 def save_verified(reader: ArtifactReader, dest: Path) -> Path:
     """Write a download to ``dest`` only if its bytes hash to the artifact's sha256.
 
@@ -259,8 +282,8 @@ class ArtifactsApi:
                 f"no artifact or folder {name!r} in experiment {experiment} of project {project}",
                 "name",
             )
-        for artifact in found:
-            relative = artifact.path[len(name) + 1 :]
+        relatives = [_path_below(artifact.path, name) for artifact in found]  # all, first
+        for artifact, relative in zip(found, relatives, strict=True):
             save_verified(
                 self._store.open_artifact(project, experiment, artifact.path), dest / relative
             )
