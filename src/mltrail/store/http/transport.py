@@ -192,8 +192,17 @@ def decode(response: _Answer, *, raw: bool = False) -> Any:
     if response.is_success:
         if raw:
             return response.content
-        # orjson unless the body may hold integers beyond 64 bits (see wire.parse_json)
-        return parse_json(response.content) if response.content else None
+        if not response.content:
+            return None
+        try:  # orjson unless the body may hold integers beyond 64 bits (see wire.parse_json)
+            return parse_json(response.content)
+        except ValueError:  # a Wi-Fi or proxy sign-in page, or another program at the URL
+            page = " ".join(response.text[:200].split())
+            raise TransportError(
+                f"the server answered HTTP {response.status_code} with something that is not "
+                f"mltrail's JSON (a proxy's sign-in page, or not an mltrail server?): {page}",
+                answered=response.status_code,
+            ) from None
     try:
         error = json.loads(response.content)["error"]
     except (ValueError, KeyError, TypeError):

@@ -1,0 +1,51 @@
+"""An answer that is not mltrail's JSON (a Wi-Fi or proxy sign-in page answering 200, another
+program at the URL) is one TransportError naming what came, never a JSONDecodeError."""
+
+from __future__ import annotations
+
+from http.server import BaseHTTPRequestHandler
+
+import pytest
+
+from mltrail.cli.common import run_cli
+from mltrail.cli.main import cli
+from mltrail.core.errors import TransportError
+from mltrail.store.http import HttpStore
+from support.loopback import loopback_server
+
+PAGE = b"<html><body>Sign in to the Wi-Fi</body></html>"
+
+
+class _SignIn(BaseHTTPRequestHandler):
+    def _answer(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(PAGE)))
+        self.end_headers()
+        self.wfile.write(PAGE)
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_a_sign_in_page_is_a_transport_error_naming_it() -> None:
+    with loopback_server(_SignIn) as server:
+        url = f"http://127.0.0.1:{server.server_port}"
+        with HttpStore(url, "t", retries=0) as store, pytest.raises(TransportError) as raised:
+            store.list_projects()
+    assert raised.value.answered == 200
+    assert "not mltrail's JSON" in str(raised.value) and "Sign in to the Wi-Fi" in str(raised.value)
+
+
+@pytest.mark.parametrize("command", [["projects", "list"], ["projects", "create", "p"]])
+def test_the_cli_says_so_in_one_line(monkeypatch: pytest.MonkeyPatch, capsys, command) -> None:
+    """Was a JSONDecodeError traceback from every command."""
+    with loopback_server(_SignIn) as server:
+        monkeypatch.setenv("MLTRAIL_URL", f"http://127.0.0.1:{server.server_port}")
+        monkeypatch.setenv("MLTRAIL_TOKEN", "t")
+        assert run_cli(cli, command) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("Error: the server answered HTTP 200")
