@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -202,17 +203,29 @@ def echo_table(
 MAX_VALUE_CHARS = 200
 
 
+# C0 and C1 control characters but tab and newline: what a terminal acts on instead of showing
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
 def format_cell(value: Any) -> str:
+    """One table cell; control characters shown as ``\\x1b``, so a value another user logged
+    (a hyperparameter, a captured command line) cannot drive the reader's terminal (``ESC ]
+    52`` writes the clipboard on some terminals, ``ESC ] 0`` the window title)."""
     if value is None:
         return ""
     if isinstance(value, float):
         return f"{value:.6g}"
     if isinstance(value, dict):
-        return ", ".join(f"{k}={_shorten(str(v))}" for k, v in value.items())
+        return ", ".join(f"{_visible(str(k))}={_shorten(str(v))}" for k, v in value.items())
     return _shorten(str(value))
 
 
+def _visible(text: str) -> str:
+    return _CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", text)
+
+
 def _shorten(text: str) -> str:
+    text = _visible(text)
     if len(text) <= MAX_VALUE_CHARS:
         return text
     return f"{text[: MAX_VALUE_CHARS - 1]}… ({len(text):,} characters; -o json shows all)"
