@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any
 
 import anyio.to_thread
 from fastapi import APIRouter, FastAPI
@@ -72,6 +74,7 @@ def create_app(
         redoc_url=None,
         default_response_class=OrjsonResponse,
         lifespan=lifespan,
+        **_telemetry_option(),
     )
     app.state.settings = settings
     app.state.store = store
@@ -104,6 +107,33 @@ def create_app(
     # surface, MissingLink's, and /api/v1 with the UI for any other path (the OpenAPI schema is
     # such a request). A server the mltrail SDK alone talks to never imports the other two.
     return app
+
+
+# OpenTelemetry's stand-ins for a provider nobody configured (FastAPI's own test, by name)
+_UNSET_PROVIDERS = frozenset({"ProxyTracerProvider", "_ProxyMeterProvider", "ProxyLoggerProvider"})
+
+
+def _telemetry_option() -> dict[str, Any]:
+    """FastAPI's native OpenTelemetry (from 0.16x on), each of traces, metrics and logs on
+    only when its global provider is configured as the app is built (as
+    ``opentelemetry-instrument`` does before the program runs). Left to itself FastAPI asks
+    the three providers on every request whether one was configured since (reading the
+    environment each time): a twentieth of a one-point MLflow log_metric's work outside the
+    store and the token check. Nothing for a FastAPI without it."""
+    if "telemetry" not in inspect.signature(FastAPI.__init__).parameters:
+        return {}
+    from opentelemetry import _logs, metrics, trace
+
+    def configured(provider: object) -> bool:
+        return type(provider).__name__ not in _UNSET_PROVIDERS
+
+    return {
+        "telemetry": {
+            "tracing": configured(trace.get_tracer_provider()),
+            "metrics": configured(metrics.get_meter_provider()),
+            "logs": configured(_logs.get_logger_provider()),
+        }
+    }
 
 
 def _mount_mlflow(app: FastAPI) -> None:
