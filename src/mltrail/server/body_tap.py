@@ -18,7 +18,7 @@ import os
 import socket
 import sys
 import time
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol, TypeVar
 
 import anyio.from_thread
@@ -29,6 +29,9 @@ from mltrail.store.artifacts import CHUNK_BYTES
 BODY_TAP = "mltrail.body.tap"
 """The scope extension: ``scope["extensions"][BODY_TAP]["open"]()`` (on the event loop) gives a
 :class:`BodyTap`, or None when the body cannot be tapped (any more)."""
+BODY_ARRIVED = "mltrail.body.arrived"
+"""The scope extension: ``scope["extensions"][BODY_ARRIVED]["test"]()`` is True once the
+request's whole body was received (the next receive returns it without waiting)."""
 IDLE_SECONDS = 300.0  # a tapped body with no byte for this long counts as cut short
 T = TypeVar("T")
 # a body's sender may keep the server waiting GRACE_SECONDS, plus a second for every
@@ -99,6 +102,12 @@ class Pace:
         if self.patience() <= 0:
             return BodyTooSlow(self.received, self.waited)
         return ClientDisconnect()
+
+
+def arrived_test(scope: Mapping[str, Any]) -> Callable[[], bool] | None:
+    """The request's :data:`BODY_ARRIVED` test, None when the server offers none."""
+    offer = scope.get("extensions", {}).get(BODY_ARRIVED)
+    return None if offer is None else offer["test"]  # type: ignore[no-any-return]
 
 
 class TapOwner(Protocol):

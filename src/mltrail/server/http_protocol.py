@@ -53,7 +53,7 @@ from uvicorn.protocols.http.httptools_impl import (
     RequestResponseCycle,
 )
 
-from mltrail.server.body_tap import BODY_TAP, BodyTap
+from mltrail.server.body_tap import BODY_ARRIVED, BODY_TAP, BodyTap
 from mltrail.server.errors import Receive, Scope, Send, error_response
 
 HEADER_TIMEOUT_SECONDS = 10.0
@@ -116,8 +116,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         super().on_headers_complete()
         if large:
             self._set_read_size(LARGE_BODY_BYTES)
-        if self.cycle is not previous and self.cycle is not None:  # the app has not run yet
-            self.cycle.send = with_zero_copy_send(self.cycle)  # type: ignore[method-assign,assignment]
+        cycle = self.cycle
+        if cycle is not previous and cycle is not None:  # the app has not run yet
+            cycle.send = with_zero_copy_send(cycle)  # type: ignore[method-assign,assignment]
+            if "extensions" in self.scope:  # its whole body in: no wait to time (errors.py)
+                self.scope["extensions"][BODY_ARRIVED] = {"test": lambda: not cycle.more_body}
 
     def on_chunk_header(self) -> None:
         """After a chunk's size line come its data or, after the last one, trailers: header
