@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 
 from mltrail.core.types import SeriesChunk
-from mltrail.sdk.buffer import merge_series, metric_batches, series_chunks
+from mltrail.sdk.buffer import merge_series, metric_batches, record, series_chunks
 
 
 def _calls() -> list:
@@ -17,15 +17,17 @@ def _calls() -> list:
         if i % 3 == 0:
             values["lr"] = i / 100  # a key logged on some calls only, first or second
             values = dict(reversed(values.items())) if i % 2 else values
-        calls.append(("train", i, i // 10, 1000.0 + i, values))
+        calls.append(record("train", i, i // 10, 1000.0 + i, values))
         if i % 7 == 6:
-            calls.append(("validation", i, i // 10, 2000.0 + i, {"loss": -float(i)}))
-    calls.append(("train", 30, 3, 1030.0, {}))  # an empty call adds nothing
+            calls.append(record("validation", i, i // 10, 2000.0 + i, {"loss": -float(i)}))
+    calls.append(record("train", 30, 3, 1030.0, {}))  # an empty call adds nothing
     return calls
 
 
 def test_series_chunks_of_one_key_set_share_the_calls_columns_read_only():
-    calls = [("train", i, -1, 100.0 + i, {"loss": float(i), "acc": -float(i)}) for i in range(5)]
+    calls = [
+        record("train", i, -1, 100.0 + i, {"loss": float(i), "acc": -float(i)}) for i in range(5)
+    ]
     loss, acc = series_chunks(calls)
     assert (loss.key, acc.key) == ("loss", "acc")
     assert loss.iterations.tolist() == acc.iterations.tolist() == list(range(5))
@@ -57,7 +59,7 @@ def test_series_chunks_of_threads_taking_turns_keep_each_threads_points():
     # first, middle and last calls from thread a, thread b's in between: every call is
     # looked at, not only those three
     turns = [0, 1, 1, 0, 1, 0, 0]
-    calls = [("train", i, -1, float(i), {f"t{t}_loss": float(i), f"t{t}_acc": -float(i)})
+    calls = [record("train", i, -1, float(i), {f"t{t}_loss": float(i), f"t{t}_acc": -float(i)})
              for i, t in enumerate(turns)]  # fmt: skip
     chunks = {c.key: c for c in series_chunks(calls)}
     assert sorted(chunks) == ["t0_acc", "t0_loss", "t1_acc", "t1_loss"]
@@ -67,7 +69,7 @@ def test_series_chunks_of_threads_taking_turns_keep_each_threads_points():
 
 
 def test_metric_batches_fill_each_batch_splitting_series_and_number_batches():
-    calls = [("train", i, -1, float(i), {"a": float(i), "b": -float(i)}) for i in range(25)]
+    calls = [record("train", i, -1, float(i), {"a": float(i), "b": -float(i)}) for i in range(25)]
     batches = metric_batches("c", itertools.count(7), series_chunks(calls), 10)
     assert [b.seq for b in batches] == [7, 8, 9, 10, 11]  # every batch full but the last
     assert [[(c.key, len(c)) for c in b.chunks] for b in batches] == [
@@ -131,12 +133,14 @@ def test_merge_series_joins_each_series_pieces_in_order_bit_exact():
 
 
 def test_series_chunks_tell_keys_logged_in_another_order_from_the_same_keys():
-    calls = [("train", i, -1, float(i), {"a": float(i), "b": -float(i)}) for i in range(6)]
+    calls = [record("train", i, -1, float(i), {"a": float(i), "b": -float(i)}) for i in range(6)]
     same = {c.key: c.values.tolist() for c in series_chunks(calls)}
     assert same == {"a": [0.0, 1.0, 2.0, 3.0, 4.0, 5.0], "b": [-0.0, -1.0, -2.0, -3.0, -4.0, -5.0]}
-    calls[3] = ("train", 3, -1, 3.0, {"b": -3.0, "a": 3.0})  # same keys, the other way round
-    calls[4] = ("train", 4, -1, 4.0, {"a": 4.0})  # fewer keys...
-    calls.insert(5, ("train", 9, -1, 9.0, {"b": -9.0, "c": 9.0}))  # ...made up by the next call
+    calls[3] = record("train", 3, -1, 3.0, {"b": -3.0, "a": 3.0})  # same keys, the other way round
+    calls[4] = record("train", 4, -1, 4.0, {"a": 4.0})  # fewer keys...
+    calls.insert(
+        5, record("train", 9, -1, 9.0, {"b": -9.0, "c": 9.0})
+    )  # ...made up by the next call
     chunks = {c.key: c for c in series_chunks(calls)}
     assert chunks["a"].values.tolist() == [0.0, 1.0, 2.0, 3.0, 4.0, 5.0]
     assert chunks["b"].values.tolist() == [-0.0, -1.0, -2.0, -3.0, -9.0, -5.0]
@@ -145,7 +149,7 @@ def test_series_chunks_tell_keys_logged_in_another_order_from_the_same_keys():
 
 
 def test_merged_series_of_compactions_share_their_joined_columns():
-    calls = [("train", i, 0, 50.0 + i, {"loss": float(i), "acc": 1.0 - i}) for i in range(6)]
+    calls = [record("train", i, 0, 50.0 + i, {"loss": float(i), "acc": 1.0 - i}) for i in range(6)]
     pieces = series_chunks(calls[:4]) + series_chunks(calls[4:])  # two compactions
     loss, acc = merge_series(pieces)
     assert (loss.key, acc.key) == ("loss", "acc")

@@ -27,7 +27,7 @@ from mltrail.sdk.annotations import Annotations
 from mltrail.sdk.artifact_logging import ArtifactLogging
 from mltrail.sdk.buffer import MAX_INT64
 from mltrail.sdk.console import ConsoleCapture
-from mltrail.sdk.inputs import jsonable, metric_items, params_mapping
+from mltrail.sdk.inputs import NO_LAYOUT, jsonable, layout_of, metric_record, params_mapping
 from mltrail.sdk.offline import RunSpec, end_offline, number_run
 from mltrail.sdk.opening import epoch_field, int64_field, store_target
 from mltrail.sdk.resume import StoredSteps
@@ -85,6 +85,7 @@ class Experiment(ArtifactLogging, Annotations):
         self._iteration = self._stored.horizon  # -1: nothing logged yet
         self._epoch = self._stored.last_epoch  # -1: no epoch known yet
         self._keys: set[str] = set()
+        self._layout = NO_LAYOUT  # how exp.log reads the last call's keys; one tuple: atomic
         self._ended = False
         self._warned_after_end = False
         self._stop_requested = False
@@ -226,17 +227,27 @@ class Experiment(ArtifactLogging, Annotations):
             return
         if phase not in _PHASES:
             phase = validation.phase(phase)
-        # everything is checked before any state changes; a dict of known keys to floats (the
-        # common case) is only copied, anything else goes through the full checks
-        if type(metrics) is dict and self._keys.issuperset(metrics):
-            for value in metrics.values():
-                if type(value) is not float:
-                    metrics = metric_items(metrics, self._keys)
-                    break
+        # everything is checked before any state changes. The common case, a dict of the last
+        # call's keys (in any order) to floats: its values read in the order of those keys,
+        # which are the record's (see mltrail.sdk.buffer); a dict of other known keys to
+        # floats: read as it is; anything else goes through the full checks first
+        count, keys, read = self._layout
+        values = None
+        if type(metrics) is dict and len(metrics) == count:
+            try:
+                values = read(metrics)
+            except KeyError:  # other keys
+                pass
             else:
-                metrics = metrics.copy()
-        else:
-            metrics = metric_items(metrics, self._keys)
+                if count == 1:
+                    values = (values,)
+                for value in values:
+                    if type(value) is not float:
+                        values = None
+                        break
+        if values is None:
+            keys, values = metric_record(metrics, self._keys)
+            self._layout = layout_of(keys)
         if epoch is None:
             epoch = self._epoch
         elif type(epoch) is not int or not 0 <= epoch <= MAX_EPOCH:
@@ -247,11 +258,12 @@ class Experiment(ArtifactLogging, Annotations):
             iteration = self._next_iteration(iteration, phase)
         self._epoch = epoch
         if iteration <= self._stored.horizon:  # a resumed run logging a stored step again
-            metrics = self._stored.new_only(metrics, phase, iteration)
-            if not metrics:
+            kept = self._stored.new_only(dict(zip(keys, values, strict=True)), phase, iteration)
+            if not kept:
                 return
+            keys, values = tuple(kept), tuple(kept.values())
         writer = self._writer
-        writer.add_points(phase, iteration, epoch, _now(), metrics)
+        writer.add_record(phase, iteration, epoch, _now(), keys, values)
         if self._stop_requested or writer.error is not None:
             self._raise_pending()
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import numbers
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from operator import itemgetter
 from typing import Any
 
 from mltrail.core import validation
@@ -86,6 +87,29 @@ def metric_items(metrics: Any, known: set[str]) -> dict[str, float]:
             value = metric_number(value, key)
         items[key] = value
     return items
+
+
+def metric_record(metrics: Any, known: set[str]) -> tuple[tuple[str, ...], tuple[float, ...]]:
+    """``exp.log``'s metrics checked, as a record's keys and values (a value per key, see
+    :mod:`mltrail.sdk.buffer`): a dict of known keys to floats read as it is, anything else
+    through :func:`metric_items`."""
+    if type(metrics) is dict and known.issuperset(metrics):
+        keys, values = tuple(metrics), tuple(metrics.values())
+        if all(type(value) is float for value in values):
+            return keys, values
+    checked = metric_items(metrics, known)
+    return tuple(checked), tuple(checked.values())
+
+
+# how exp.log reads a dict of the last call's keys: their count, the keys, and the reader of
+# their values in that order (a lone value for one key)
+Layout = tuple[int, tuple[str, ...], Callable[[dict[str, float]], Any]]
+NO_LAYOUT: Layout = (-1, (), dict.values)
+
+
+def layout_of(keys: tuple[str, ...]) -> Layout:
+    """The layout of calls logging exactly ``keys``, in any order."""
+    return (len(keys), keys, itemgetter(*keys)) if keys else NO_LAYOUT
 
 
 def _check_metric_key(key: Any) -> None:

@@ -147,14 +147,27 @@ class Writer(Delivery):
     def add_points(
         self, phase: str, iteration: int, epoch: int, t: float, values: dict[str, float]
     ) -> None:
-        """Buffer one step's already-validated values. The hot path.
+        """Buffer one step's already-validated values, read at once (the dict stays the
+        caller's); :meth:`add_record` with the dict's keys and values."""
+        self.add_record(phase, iteration, epoch, t, tuple(values), tuple(values.values()))
 
-        ``values`` becomes the writer's: pass a dict nobody changes afterwards (a copy).
-        """
+    def add_record(
+        self,
+        phase: str,
+        iteration: int,
+        epoch: int,
+        t: float,
+        keys: tuple[str, ...],
+        values: tuple[float, ...],
+    ) -> None:
+        """Buffer one step's already-validated values, a value per key. The hot path.
+
+        Tuples, not a dict: the garbage collector stops tracking the record (see
+        :mod:`mltrail.sdk.buffer`)."""
         if self._priority.held:
             self._priority.give_way()
         calls = self._calls
-        calls.append((phase, iteration, epoch, t, values))  # atomic, so no lock
+        calls.append((phase, iteration, epoch, t, keys, values))  # atomic, so no lock
         held = len(calls) * len(values)  # no counter, threads would lose updates; exact per keys
         if held >= self.batch_points:
             if not self._wake.is_set():  # set() takes a lock: logging threads would queue on it
