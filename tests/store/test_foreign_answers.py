@@ -49,3 +49,47 @@ def test_the_cli_says_so_in_one_line(monkeypatch: pytest.MonkeyPatch, capsys, co
         assert run_cli(cli, command) == 1
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("Error: the server answered HTTP 200")
+
+
+class _OtherShape(BaseHTTPRequestHandler):
+    """JSON, but not mltrail's: what another program, or a server of another version, says."""
+
+    def do_GET(self) -> None:
+        body = b'{"weird": 1}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.mark.parametrize(
+    ("command", "method"),
+    [
+        (["projects", "list"], "list_projects"),
+        (["experiments", "list", "-p", "1"], "search_experiments"),
+        (["experiments", "get", "-p", "1", "-e", "1"], "get_experiment"),
+        (["jobs", "list"], "list_jobs"),
+    ],
+)
+def test_json_of_another_shape_is_one_line_naming_the_call(
+    monkeypatch: pytest.MonkeyPatch, capsys, command, method
+) -> None:
+    """Was a KeyError, TypeError or AttributeError traceback, whichever the shape met first."""
+    with loopback_server(_OtherShape) as server:
+        url = f"http://127.0.0.1:{server.server_port}"
+        monkeypatch.setenv("MLTRAIL_URL", url)
+        monkeypatch.setenv("MLTRAIL_TOKEN", "t")
+        assert run_cli(cli, command) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert err.startswith(f"Error: the server at {url} answered {method} in a shape this client")
+
+
+def test_a_bad_argument_is_still_the_callers_error() -> None:
+    """Raised before any answer came, a TypeError is the caller's: it passes unchanged."""
+    with HttpStore("http://127.0.0.1:1", "t", retries=0) as store, pytest.raises(TypeError):
+        store.get_project()  # type: ignore[call-arg]

@@ -8,6 +8,7 @@ purpose: httpx and orjson, no FastAPI or SQLAlchemy.
 
 from __future__ import annotations
 
+import inspect
 import time
 from collections.abc import Callable
 
@@ -27,8 +28,10 @@ from mltrail.store.http.projects import HttpProjects
 from mltrail.store.http.transport import (
     DEFAULT_RETRIES,
     DEFAULT_TIMEOUT,
+    HttpNoun,
     RetryPolicy,
     Transport,
+    answers_read,
 )
 from mltrail.store.http.users import HttpUsers
 from mltrail.store.http.weights import HttpWeights
@@ -79,3 +82,16 @@ class HttpStore(
 
     def close(self) -> None:
         self._http.close()
+
+
+def _read_answers_carefully(store: type[HttpStore]) -> None:
+    """Every public method of the ``Http<Noun>`` halves wrapped by :func:`answers_read`."""
+    for noun in store.__mro__:
+        if not (issubclass(noun, HttpNoun) and noun.__module__.startswith("mltrail.store.http")):
+            continue
+        for name, member in list(vars(noun).items()):
+            if not name.startswith("_") and inspect.isfunction(member):
+                setattr(noun, name, answers_read(member))
+
+
+_read_answers_carefully(HttpStore)

@@ -10,13 +10,14 @@ classes SqlStore raises.
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -34,6 +35,8 @@ from mltrail.core.wire import dump_json, parse_json
 from mltrail.store.http.poster import Poster, lean_target
 from mltrail.store.http.skew import explain_skew, unknown_to_server
 
+_decoded = threading.local()  # answers decoded on this thread: see answers_read
+_T = TypeVar("_T")
 RETRY_STATUSES = frozenset({TOO_MANY_REQUESTS, 502, 503, 504})
 ASKS_WHEN_STATUSES = frozenset({TOO_MANY_REQUESTS, 503})
 """Answers whose ``Retry-After`` says when to ask again (RFC 9110 15.5.20, 15.6.4)."""
@@ -190,6 +193,7 @@ def retry_after_seconds(value: str | None, now: float | None = None) -> float | 
 def decode(response: _Answer, *, raw: bool = False) -> Any:
     """The answer's JSON (its bytes with ``raw``), or the error the server sent, raised."""
     if response.is_success:
+        _decoded.count = getattr(_decoded, "count", 0) + 1
         if raw:
             return response.content
         if not response.content:
@@ -236,6 +240,29 @@ def bearer_token(token: str) -> str:
             "token",
         )
     return token
+
+
+def answers_read(method: Callable[..., _T]) -> Callable[..., _T]:
+    """Wrap a Store method of HttpStore: a KeyError, TypeError, AttributeError, IndexError or
+    ValueError raised after an answer was decoded in the call (an older or newer server's
+    shape, another program's JSON at the URL) becomes one MltrailError saying so, not a
+    traceback; raised before any answer (a caller's bad argument) it passes unchanged."""
+
+    @functools.wraps(method)
+    def reading(self: Any, *args: Any, **kwargs: Any) -> _T:
+        before = getattr(_decoded, "count", 0)
+        try:
+            return method(self, *args, **kwargs)
+        except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:
+            if isinstance(exc, MltrailError) or getattr(_decoded, "count", 0) == before:
+                raise
+            raise MltrailError(
+                f"the server at {self.url} answered {method.__name__} in a shape this client "
+                f"does not read ({type(exc).__name__}: {exc}): is it an mltrail server of a "
+                "matching version?"
+            ) from exc
+
+    return reading
 
 
 class Transport:
