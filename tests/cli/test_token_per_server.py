@@ -9,7 +9,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -23,10 +23,10 @@ from mltrail.config import (
     server_key,
 )
 from mltrail.core.errors import AuthenticationError
-from support.loopback import loopback_server
+from support.loopback import Answering, loopback_server
 
 
-class _Recording(BaseHTTPRequestHandler):
+class _Recording(Answering):
     """Records each request's Authorization; answers 401 without one, an empty list with."""
 
     def do_GET(self) -> None:
@@ -38,14 +38,7 @@ class _Recording(BaseHTTPRequestHandler):
             body += b'"message": "missing API token"}}'
         else:
             status, body = 200, b"[]"
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
+        self.answer(status, body)
 
 
 class Recorder:

@@ -3,32 +3,23 @@ program at the URL) is one TransportError naming what came, never a JSONDecodeEr
 
 from __future__ import annotations
 
-from http.server import BaseHTTPRequestHandler
-
 import pytest
 
 from mltrail.cli.common import run_cli
 from mltrail.cli.main import cli
 from mltrail.core.errors import TransportError
 from mltrail.store.http import HttpStore
-from support.loopback import loopback_server
+from support.loopback import Answering, loopback_server
 
 PAGE = b"<html><body>Sign in to the Wi-Fi</body></html>"
 
 
-class _SignIn(BaseHTTPRequestHandler):
-    def _answer(self) -> None:
+class _SignIn(Answering):
+    def _sign_in(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html")
-        self.send_header("Content-Length", str(len(PAGE)))
-        self.end_headers()
-        self.wfile.write(PAGE)
+        self.answer(200, PAGE, "text/html")
 
-    do_GET = do_POST = _answer
-
-    def log_message(self, *args: object) -> None:
-        pass
+    do_GET = do_POST = _sign_in
 
 
 def test_a_sign_in_page_is_a_transport_error_naming_it() -> None:
@@ -51,19 +42,11 @@ def test_the_cli_says_so_in_one_line(monkeypatch: pytest.MonkeyPatch, capsys, co
     assert len(err.splitlines()) == 1 and err.startswith("Error: the server answered HTTP 200")
 
 
-class _OtherShape(BaseHTTPRequestHandler):
+class _OtherShape(Answering):
     """JSON, but not mltrail's: what another program, or a server of another version, says."""
 
     def do_GET(self) -> None:
-        body = b'{"weird": 1}'
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
+        self.answer(200, b'{"weird": 1}')
 
 
 @pytest.mark.parametrize(

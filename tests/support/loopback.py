@@ -24,3 +24,21 @@ def loopback_server(
     finally:
         server.shutdown()
         server.server_close()
+
+
+class Answering(BaseHTTPRequestHandler):
+    """A quiet handler with :meth:`answer`, for the handlers of tests to build on."""
+
+    def answer(
+        self, status: int, body: bytes, content_type: str = "application/json", **headers: str
+    ) -> None:
+        """Send one whole answer (``headers`` by name, ``_`` for ``-``: ``Retry_After``)."""
+        self.send_response(status)
+        fields = {"Content-Type": content_type, "Content-Length": str(len(body))}
+        for name, value in {**fields, **headers}.items():
+            self.send_header(name.replace("_", "-"), value)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
