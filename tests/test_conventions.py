@@ -54,6 +54,9 @@ def test_a_malformed_config_file_names_itself(tmp_path):
     path.write_text("url = \n")
     with pytest.raises(ValueError, match=r"config\.toml"):
         Settings.from_env({"MLTRAIL_HOME": str(tmp_path)})
+    path.write_bytes(b"url = '\xff'\n")  # not UTF-8: was the codec's error, not naming the file
+    with pytest.raises(ValueError, match=r"config\.toml: not a readable TOML file"):
+        Settings.from_env({"MLTRAIL_HOME": str(tmp_path)})
     path.write_text("[server]\nurl = 'x'\n")
     with pytest.raises(ValueError, match="server: must be a string"):
         Settings.from_env({"MLTRAIL_HOME": str(tmp_path)})

@@ -410,7 +410,7 @@ def _load_toml(path: Path) -> dict[str, object]:
             return tomllib.load(f)
     except FileNotFoundError:
         return {}
-    except (OSError, tomllib.TOMLDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise ValueError(f"{path}: not a readable TOML file: {exc}") from None
 
 
