@@ -120,3 +120,14 @@ def test_missinglink_config_writes_no_token_that_would_add_lines(
 def test_a_pasted_tokens_surrounding_whitespace_is_dropped(tmp_path) -> None:
     env = {"MLTRAIL_URL": "http://h", "MLTRAIL_TOKEN": " mlt_abc\n"}
     assert Settings.from_env(env, config_file=tmp_path / "none.toml").auth_token == "mlt_abc"
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["server", "--port", "99999"], ["server", "--port", "-1"], ["ui", "--port", "70000"]],
+)
+def test_a_port_out_of_range_is_one_line_naming_the_option(capsys, command) -> None:
+    """Was bind()'s OverflowError traceback after the database was opened."""
+    assert run_cli(cli, command) == 2
+    err = capsys.readouterr().err
+    assert "Error: Invalid value for '--port'" in err and "Traceback" not in err

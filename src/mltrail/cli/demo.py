@@ -43,7 +43,10 @@ class RunResult:
 
 @click.command()
 @click.option("--no-serve", is_flag=True, help="Record the runs, print the summary, then exit.")
-@click.option("--port", default=DEFAULT_PORT, show_default=True, help="Port for the web UI.")
+@click.option(
+    "--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(1, 65535),
+    help="Port for the web UI.",
+)  # fmt: skip
 def demo(no_serve: bool, port: int) -> None:
     """Train a tiny numpy model a few ways, record it all, then open the web UI."""
     from mltrail.api import Api

@@ -15,6 +15,8 @@ import click
 from mltrail.cli.common import get_settings
 from mltrail.config import DEFAULT_HOST, DEFAULT_PORT, Settings
 
+PORT = click.IntRange(0, 65535)  # 0: a free port; beyond 65535 bind() raised OverflowError
+
 if TYPE_CHECKING:
     from mltrail.store.sql import SqlStore
 
@@ -181,7 +183,7 @@ def _serve_workers(build_app: Callable[[], Any], sock: socket.socket, workers: i
 @click.command()
 @click.option("--db", "db_url", default=None, help=DB_HELP)
 @click.option("--host", default=DEFAULT_HOST, show_default=True, help="Interface to listen on.")
-@click.option("--port", default=DEFAULT_PORT, show_default=True, type=int, help="TCP port.")
+@click.option("--port", default=DEFAULT_PORT, show_default=True, type=PORT, help="TCP port.")
 @click.option(
     "--allowed-host",
     "allowed_hosts",
@@ -313,7 +315,7 @@ def run_ui(
 
 
 @click.command()
-@click.option("--port", default=DEFAULT_PORT, show_default=True, type=int, help="TCP port.")
+@click.option("--port", default=DEFAULT_PORT, show_default=True, type=PORT, help="TCP port.")
 def ui(port: int) -> None:
     """Open the web UI on the embedded database (no token; 127.0.0.1 only)."""
     run_ui(get_settings(), port=port)
