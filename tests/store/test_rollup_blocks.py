@@ -1,5 +1,6 @@
 """Packed rollup blocks: exact to the bit, and buckets stored as rows before migration 0014
-(or after its downgrade) read the same and get packed by later appends."""
+(or after its downgrade) read the same and get packed by later appends; blocks of 128 buckets
+stored before migration 0018 read the same once split into blocks of 16."""
 
 from __future__ import annotations
 
@@ -8,14 +9,15 @@ import math
 import numpy as np
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 from mltrail.core.types import MetricBatch, SeriesChunk, SeriesQuery
 from mltrail.store.sql import SqlStore, rollup_blocks, rollups
 from mltrail.store.sql.engine import Database, make_engine
 from mltrail.store.sql.migrate import MIGRATIONS_DIR
-from mltrail.store.sql.tables import metric_rollup_blocks
+from mltrail.store.sql.tables import metric_rollup_blocks, metric_rollups
 from support.factories import chunk
+from support.stores import migrate
 
 
 def test_a_block_decodes_to_the_rows_it_packed() -> None:
@@ -127,3 +129,70 @@ def test_rows_from_before_blocks_read_alike_and_get_packed(db_url: str) -> None:
     assert np.nanmin(whole.values) == np.nanmin(values)
     assert np.nanmax(whole.values) == np.nanmax(values)
     store.close()
+
+
+def _pack_as_before_0018(db_url: str) -> int:
+    """The database taken back to migration 0017 (every block unpacked to rows), then each
+    complete block of 128 buckets packed from its rows and its rows deleted, as an append
+    sealed blocks before migration 0018: the number of blocks packed."""
+    migrate(db_url, "0017_ingest_ranges", down=True)
+    db = Database(make_engine(db_url))
+    r, old = metric_rollups.c, 128
+    with db.write() as conn:
+        keys = conn.execute(select(r.series_id, r.level).distinct()).all()
+        blocks = []
+        for series_id, level in keys:
+            query = select(r.bucket, *(r[c] for c in rollups.COLUMNS)).order_by(r.bucket)
+            rows = conn.execute(query.where(r.series_id == series_id, r.level == level)).all()
+            for start in range(0, len(rows) - old + 1, old):
+                part = rows[start : start + old]
+                if part[0][0] % old or part[-1][0] != part[0][0] + old - 1:
+                    continue
+                data = rollup_blocks.encode_block([tuple(row[1:]) for row in part])
+                if data is not None:
+                    last = 1 + rollups.COLUMNS.index("last_iteration")
+                    blocks.append({"series_id": series_id, "level": level,
+                                   "block": part[0][0] // old,
+                                   "first_iteration": min(row[2] for row in part),
+                                   "last_iteration": max(row[last] for row in part),
+                                   "data": data})  # fmt: skip
+                    conn.execute(delete(metric_rollups).where(
+                        r.series_id == series_id, r.level == level,
+                        r.bucket >= part[0][0], r.bucket <= part[-1][0]))  # fmt: skip
+        if blocks:
+            conn.execute(metric_rollup_blocks.insert(), blocks)
+    db.close()
+    return len(blocks)
+
+
+def test_blocks_of_128_buckets_stored_before_migration_0018_read_alike_split_in_eight(
+    db_url: str,
+) -> None:
+    rng = np.random.default_rng(18)
+    parts = [_points(start, 45_000, rng) for start in range(0, 135_000, 45_000)]
+    store = SqlStore.open(db_url)
+    p = store.create_project("blocks")
+    store.create_experiment(p.id)
+    for seq, part in enumerate(parts):
+        store.append_points(p.id, 1, MetricBatch("c", seq, (part,)))
+    want = _reads(store, p.id, 1)
+    store.close()
+
+    old = _pack_as_before_0018(db_url)
+    assert old >= 8  # level 1: 2,109 buckets of 64 points, 16 blocks of 128
+    store = SqlStore.open(db_url)  # migration 0018 splits each block in eight
+    try:
+        with store._db.read() as conn:
+            data = conn.execute(select(metric_rollup_blocks.c.data)).scalars().all()
+        assert len(data) == 8 * old
+        assert {rollup_blocks.HEADER.unpack_from(d)[1] for d in data} == {16}
+        _assert_same(_reads(store, p.id, 1), want)
+        more = _points(135_000, 5_000, rng)  # appends seal blocks of 16 after them
+        store.append_points(p.id, 1, MetricBatch("c", len(parts), (more,)))
+        assert _blocks(store) > 8 * old
+        whole = store.read_series(p.id, 1, "loss", "train", max_points=2000)
+        values = np.concatenate([c.values for c in [*parts, more]])
+        assert np.nanmin(whole.values) == np.nanmin(values)
+        assert np.nanmax(whole.values) == np.nanmax(values)
+    finally:
+        store.close()

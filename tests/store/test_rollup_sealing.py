@@ -55,11 +55,11 @@ def migration(name: str) -> ModuleType:
 
 def _sealed_from_rows(store: SqlStore) -> tuple[dict, list]:
     """Every block unpacked to rows (migration 0014's downgrade, with the block format of its
-    revision), then every complete block packed from its rows as stored, as sealing did
+    revision, in blocks of 16 since migration 0018), then every complete block packed from its rows as stored, as sealing did
     before: the blocks and rows it leaves."""
     r = metric_rollups.c
     with store._db.write() as conn:
-        migration("0014_rollup_blocks").unpack_all(conn)
+        migration("0014_rollup_blocks").unpack_all(conn, rollup_blocks.BLOCK_BUCKETS)
         counts = conn.execute(select(metric_series.c.id, metric_series.c.count)).all()
         blocks = []
         for series_id, count in counts:
@@ -107,7 +107,7 @@ def test_blocks_sealed_from_the_append_are_those_packed_from_the_rows(migrated_d
     p = store.create_project("sealing").id
     store.create_experiment(p)
     counts = {"a": 0, "b": 0}
-    # sizes straddling blocks (level 1: 8,192 points, level 2: 65,536), one-point appends
+    # sizes straddling blocks (of 128 buckets, and of 16), one-point appends
     # completing a block, and random ones
     plan = [("a", 8191), ("a", 1), ("b", 8190), ("b", 1), ("b", 1), ("a", 50), ("a", 3000)]
     plan += [(k, int(n)) for k, n in zip("abab", rng.integers(9_000, 70_000, 4), strict=True)]
@@ -131,8 +131,9 @@ def test_blocks_sealed_from_the_append_are_those_packed_from_the_rows(migrated_d
     assert any(level == 2 for _, level, _ in sealed[0])
     with store._db.read() as conn:  # the block of the bucket without times stayed rows
         r = metric_rollups.c
-        kept = select(r.bucket).where(r.level == 1, r.bucket >= 128, r.bucket < 256)
-        assert len(conn.execute(kept).all()) >= 128  # its block: 128 rows (of each series)
+        n = rollup_blocks.BLOCK_BUCKETS  # its block holds bucket 128 (8,242 // 64)
+        kept = select(r.bucket).where(r.level == 1, r.bucket >= 128, r.bucket < 128 + n)
+        assert len(conn.execute(kept).all()) >= n  # its block: a row a bucket (of each series)
     assert _sealed_from_rows(store) == sealed
     for got, want in zip(_reads(store, p), reads, strict=True):
         np.testing.assert_array_equal(got, want)

@@ -80,12 +80,13 @@ _BLOCKS = sa.table(
 )
 
 
-def decode_block(blob: bytes) -> np.ndarray:
+def decode_block(blob: bytes, buckets: int = BLOCK_BUCKETS) -> np.ndarray:
     """A block's (COLUMNS, buckets) int64 array, values as their bits: each column stored as
     offsets from its base in 0-8 bytes a bucket; the first iteration and first time as deltas
-    along the block, the other iterations after the bucket's first."""
+    along the block, the other iterations after the bucket's first. ``buckets``: the blocks'
+    size (migration 0018 made them 16 in the same format)."""
     form, size, widths, *numbers = _HEADER.unpack_from(blob)
-    if form != _FORMAT or size != BLOCK_BUCKETS:
+    if form != _FORMAT or size != buckets:
         raise ValueError(f"a rollup block of format {form} and {size} buckets")
     bases = np.array(numbers[:_WIDTH], dtype=np.int64).view(np.uint64)
     fields = [(f"c{j}", f"<u{w}") for j, w in enumerate(widths) if w]
@@ -102,25 +103,27 @@ def decode_block(blob: bytes) -> np.ndarray:
     return table
 
 
-def bucket_rows(series_id: int, level: int, block: int, data: bytes) -> list[dict[str, Any]]:
+def bucket_rows(
+    series_id: int, level: int, block: int, data: bytes, buckets: int = BLOCK_BUCKETS
+) -> list[dict[str, Any]]:
     """The ``metric_rollups`` rows of one block (a NaN value is NULL, as stored before)."""
-    ints = decode_block(data)
+    ints = decode_block(data, buckets)
     values = ints[_VALUES].view("<f8")
     rows = []
     for k in range(ints.shape[1]):
         row = dict(zip(COLUMNS, ints[:, k].tolist(), strict=True))
         for i, value in zip(_VALUES, values[:, k].tolist(), strict=True):
             row[COLUMNS[i]] = None if value != value else value
-        bucket = block * BLOCK_BUCKETS + k
+        bucket = block * buckets + k
         rows.append({"series_id": series_id, "level": level, "bucket": bucket, **row})
     return rows
 
 
-def unpack_all(conn: sa.Connection) -> None:
-    """Every block back into rows, then no block."""
+def unpack_all(conn: sa.Connection, buckets: int = BLOCK_BUCKETS) -> None:
+    """Every block (of ``buckets`` buckets) back into rows, then no block."""
     b = _BLOCKS.c
     for series_id, level, block, data in conn.execute(
         sa.select(b.series_id, b.level, b.block, b.data)
     ).all():
-        conn.execute(_ROWS.insert(), bucket_rows(series_id, level, block, bytes(data)))
+        conn.execute(_ROWS.insert(), bucket_rows(series_id, level, block, bytes(data), buckets))
     conn.execute(sa.delete(_BLOCKS))
