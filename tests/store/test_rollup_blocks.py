@@ -196,3 +196,33 @@ def test_blocks_of_128_buckets_stored_before_migration_0018_read_alike_split_in_
         assert np.nanmax(whole.values) == np.nanmax(values)
     finally:
         store.close()
+
+
+def test_blocks_of_one_length_and_of_several_decode_alike() -> None:
+    # a read parses the headers of blocks of one length as one array (rollup_reads._HEAD),
+    # those of several lengths one at a time: both give every column alike
+    from mltrail.store.sql.rollup_reads import _HEAD, _Blocks
+
+    assert _HEAD.itemsize == rollup_blocks.HEADER.size
+    rng = np.random.default_rng(5)
+    n = rollup_blocks.BLOCK_BUCKETS
+    blobs = []
+    for k in range(6):
+        first = np.arange(k * n, (k + 1) * n, dtype=np.int64) * 64
+        rows = [(64, int(f), -1, float(rng.normal()), 1_700_000_000_000 + int(f) * 10,
+                 int(f) + 63, -1, float(rng.normal()), 630 + (j * k) % (7 ** (k % 3 + 1)),
+                 int(f) + 3, -1, float(rng.normal()), 30, int(f) + 9, -1, float(rng.normal()), 90)
+                for j, f in enumerate(first)]  # fmt: skip
+        data = rollup_blocks.encode_block(rows)
+        assert data is not None
+        blobs.append(data)
+    assert len({len(b) for b in blobs}) > 1  # time offsets of no byte and of one
+    alike = [b for b in blobs if len(b) == len(blobs[-1])]
+    assert len(alike) > 1
+    for group in (blobs, alike):
+        want = rollup_blocks.decode_columns(group)
+        blocks = _Blocks(group)
+        for j in range(rollup_blocks.WIDTH):
+            np.testing.assert_array_equal(blocks.column(j), want[j].reshape(-1))
+            picked = np.array([0, n - 1, n, len(group) * n - 1])
+            np.testing.assert_array_equal(blocks.at(j, picked), want[j].reshape(-1)[picked])

@@ -165,15 +165,22 @@ class StoredLevel:
         return found
 
 
+# a block's header (rollup_blocks.HEADER) as a numpy record
+_HEAD = np.dtype([("format", "u1"), ("buckets", "<u4"), ("widths", "u1", (WIDTH,)),
+                  ("bases", "<i8", (WIDTH,)), ("starts", "<i8", (2,))])  # fmt: skip
+
+
 class _Blocks:
     """Blocks decoded a column at a time (:func:`decode_columns`' columns, each flat)."""
 
     def __init__(self, blobs: Sequence[bytes]) -> None:
         self._count = len(blobs)
         self._columns: dict[int, np.ndarray] = {}
+        self._whole: np.ndarray | None = None
+        if blobs and self._alike(blobs):
+            return
         heads = [HEADER.unpack_from(blob) for blob in blobs]
         widths = {head[2] for head in heads}
-        self._whole: np.ndarray | None = None
         if len(widths) > 1:  # blocks of several widths: decoded all at once
             self._whole = decode_columns(blobs)
             return
@@ -186,6 +193,30 @@ class _Blocks:
         body = b"".join([memoryview(blob)[HEADER.size :] for blob in blobs])
         records = np.frombuffer(body, dtype=fields) if fields else None  # None: no field
         self._records = records if records is None else records.reshape(-1, BLOCK_BUCKETS)
+
+    def _alike(self, blobs: Sequence[bytes]) -> bool:
+        """Blocks of one length (the usual case: the same column widths), their headers
+        read as one array instead of one ``struct`` call a block; False (nothing read)
+        when their lengths or widths differ."""
+        size = len(blobs[0])
+        if any(len(blob) != size for blob in blobs):
+            return False
+        body = b"".join(blobs)
+        table = np.frombuffer(body, np.uint8).reshape(len(blobs), size)
+        heads = table[:, : HEADER.size].copy().view(_HEAD)[:, 0]
+        widths = heads["widths"]
+        if np.any(widths != widths[0]) or np.any(heads["buckets"] != BLOCK_BUCKETS):
+            return False
+        self._widths = bytes(widths[0])
+        self._bases = heads["bases"].view(np.uint64)
+        self._starts = heads["starts"]
+        fields = [(f"c{j}", f"<u{w}") for j, w in enumerate(self._widths) if w]
+        if not fields:
+            self._records = None
+            return True
+        records = table[:, HEADER.size :].copy().view(fields)
+        self._records = records.reshape(-1, BLOCK_BUCKETS)
+        return True
 
     @property
     def held(self) -> int:
