@@ -131,3 +131,18 @@ def test_a_port_out_of_range_is_one_line_naming_the_option(capsys, command) -> N
     assert run_cli(cli, command) == 2
     err = capsys.readouterr().err
     assert "Error: Invalid value for '--port'" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("--poll", "nan"), ("--poll", "-1"), ("--poll", "inf"), ("--grace-period", "-5"),
+     ("--grace-period", "inf")],
+)  # fmt: skip
+def test_an_agent_wait_that_is_no_finite_number_of_seconds_is_refused(
+    capsys, option: str, value: str
+) -> None:
+    """'--poll nan' was socket.settimeout's ValueError traceback once the agent ran; -1, inf
+    and a negative or endless grace period were taken as given."""
+    assert run_cli(cli, ["agent", "--max-jobs", "1", option, value]) == 2
+    err = capsys.readouterr().err
+    assert f"Error: Invalid value for '{option}': must be from 0 to" in err

@@ -7,6 +7,7 @@ Parse, call ``api.jobs`` / ``api.agents``, render. The agent itself lives in
 from __future__ import annotations
 
 import logging
+import math
 import os
 import signal
 import socket
@@ -26,6 +27,30 @@ from mltrail.cli.common import (
     get_settings,
     output_format_option,
 )
+from mltrail.core.jobs import MAX_WAIT_SECONDS
+
+
+class Seconds(click.ParamType):
+    """A finite number of seconds from ``low`` to ``high`` (FloatRange lets nan through: it
+    compares false both ways, and reached socket.settimeout as a ValueError traceback)."""
+
+    name = "seconds"
+
+    def __init__(self, low: float, high: float) -> None:
+        self.low, self.high = low, high
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        try:
+            seconds = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number of seconds", param, ctx)
+        if not (math.isfinite(seconds) and self.low <= seconds <= self.high):
+            self.fail(
+                f"must be from {self.low:g} to {self.high:g} seconds, got {value}", param, ctx
+            )
+        return seconds
 
 
 # --- mltrail run -------------------------------------------------------------------------------
@@ -121,14 +146,14 @@ def _attach(project_id: int, experiment_id: int) -> None:
 )
 @click.option(
     "--grace-period",
-    type=float,
+    type=Seconds(0, 3600),
     default=10.0,
     show_default=True,
     help="Seconds between SIGTERM and SIGKILL when a job is stopped.",
 )
 @click.option(
     "--poll",
-    type=float,
+    type=Seconds(0, MAX_WAIT_SECONDS),
     default=20.0,
     show_default=True,
     help="Longest wait for a job in one long-poll.",
