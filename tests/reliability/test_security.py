@@ -11,6 +11,7 @@ import io
 import json
 import pickle
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -280,6 +281,25 @@ def test_unexpected_host_headers_are_refused(shared_server, host, status):
         assert "--allowed-host" in answer.json()["error"]["message"]
     ui = httpx.get(shared_server.url + "/", headers={"Host": host})
     assert ui.status_code == (403 if status == 403 else 200)
+
+
+@pytest.mark.parametrize("hosts", [("127.0.0.1", "evil.example"), ("evil.example", "127.0.0.1")])
+def test_two_host_headers_are_refused(shared_server, hosts):
+    """The guard read the first Host and answered 200 whatever the second said (a proxy or
+    framework reading the last one would see another host)."""
+    port = int(shared_server.url.rsplit(":", 1)[1])
+    head = "".join(f"Host: {host}\r\n" for host in hosts)
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        sock.sendall(f"GET /healthz HTTP/1.1\r\n{head}Connection: close\r\n\r\n".encode())
+        answer = b""
+        while chunk_ := sock.recv(65536):
+            answer += chunk_
+    status_line, _, rest = answer.partition(b"\r\n")
+    assert status_line.split()[1] == b"403", answer
+    body = json.loads(rest.partition(b"\r\n\r\n")[2])
+    assert body["error"] == {
+        "type": "permission_denied", "field": "host", "message": "more than one Host header",
+    }  # fmt: skip
 
 
 def test_allowed_host_option_adds_a_name(tmp_path):

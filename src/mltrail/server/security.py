@@ -83,6 +83,10 @@ def _header(scope: Scope, name: bytes) -> str | None:
     return None
 
 
+def _header_count(scope: Scope, name: bytes) -> int:
+    return sum(key.lower() == name for key, _ in scope.get("headers") or ())
+
+
 class HostGuardMiddleware:
     """403 for an unexpected ``Host`` header and for cross-origin writes.
 
@@ -111,6 +115,8 @@ class HostGuardMiddleware:
         """``(field, message)`` when the request must be refused, else None."""
         scheme = str(scope.get("scheme") or "http")
         host = _header(scope, b"host")
+        if _header_count(scope, b"host") > 1:  # the guard read the first, a proxy may the last
+            return "host", "more than one Host header"
         if host is not None and not self.any_host:
             name, _ = split_host(host, scheme)
             if name not in self.allowed:
