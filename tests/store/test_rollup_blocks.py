@@ -4,9 +4,11 @@ stored before migration 0018 read the same once split into blocks of 16."""
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
+import pytest
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import delete, func, select
@@ -226,3 +228,38 @@ def test_blocks_of_one_length_and_of_several_decode_alike() -> None:
             np.testing.assert_array_equal(blocks.column(j), want[j].reshape(-1))
             picked = np.array([0, n - 1, n, len(group) * n - 1])
             np.testing.assert_array_equal(blocks.at(j, picked), want[j].reshape(-1)[picked])
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_blocks_packed_together_are_those_packed_one_at_a_time(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = rollup_blocks.BLOCK_BUCKETS
+    for trial in range(20):
+        k = int(rng.integers(1, 9))
+        first = (2**62 if trial % 5 == 0 else 0) + np.cumsum(rng.integers(1, 200, k * n))
+        times = 1_700_000_000_000 + np.cumsum(rng.integers(0, 5000, k * n))
+        rows = []
+        for i, (f, t) in enumerate(zip(first.tolist(), times.tolist(), strict=True)):
+            values = rng.normal(size=4).tolist()
+            values[2] = math.nan if rng.random() < 0.05 else values[2]
+            later = [int(rng.integers(0, 300 if trial % 3 else 70_000)), int(rng.integers(300)), 5]
+            if trial % 4 == 0 and rng.random() < 0.02:
+                later[0] = None  # a bucket without times: its block stays rows
+            if trial % 7 == 0 and rng.random() < 0.02:
+                later[1] = 3.5  # not whole milliseconds: the same
+            epoch = -1 if trial % 2 else i
+            rows.append((64, f, epoch, values[0], t, f + 63, epoch, values[1], later[0],
+                         f + int(rng.integers(64)), epoch, values[2], later[1], f + 5, epoch,
+                         values[3], later[2]))  # fmt: skip
+        floats = np.array(rows, dtype=np.float64).reshape(k * n, rollup_blocks.WIDTH).T
+
+        def exact(part: list[tuple], j: int) -> np.ndarray:
+            return np.array([0 if r[j] is None else int(r[j]) for r in part], dtype=np.int64)
+
+        one_by_one = [
+            rollup_blocks.encode_columns(floats[:, s : s + n].copy(),
+                                         functools.partial(exact, rows[s : s + n]))
+            for s in range(0, k * n, n)
+        ]  # fmt: skip
+        together = rollup_blocks.encode_many(floats.copy(), functools.partial(exact, rows))
+        assert together == one_by_one

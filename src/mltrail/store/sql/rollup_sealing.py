@@ -22,7 +22,7 @@ from mltrail.store.sql.rollup_blocks import (
     TIMES,
     VALUES,
     WIDTH,
-    encode_columns,
+    encode_many,
 )
 from mltrail.store.sql.tables import metric_rollup_blocks, metric_rollups
 
@@ -128,22 +128,20 @@ def _level_blocks(
         new = floats[j, picked] if j in TIMES else columns[j][picked]  # times stored as doubles
         return np.concatenate([np.array(old, dtype=np.int64), new.astype(np.int64)])
 
-    blocks = []
-    for start in range(0, len(buckets), BLOCK_BUCKETS):
-        stop = start + BLOCK_BUCKETS
+    count = 0  # the complete blocks from the first bucket on (all, as buckets are written)
+    for start in range(0, len(buckets) - BLOCK_BUCKETS + 1, BLOCK_BUCKETS):
         first = buckets[start]
-        if (
-            stop > len(buckets)
-            or buckets[stop - 1] != first + BLOCK_BUCKETS - 1
-            or first % BLOCK_BUCKETS
-        ):
-            break  # buckets missing (never, as buckets are written): leave the rest as rows
-        data = encode_columns(
-            table[:, start:stop], functools.partial(exact, start=start, stop=stop)
-        )
-        if data is None:
-            continue
-        lowest = int(exact(FIRST_IT, start, stop).min())
-        highest = int(exact(INDEX["last_iteration"], start, stop).max())
-        blocks.append((series_id, number, first // BLOCK_BUCKETS, lowest, highest, data))
-    return blocks
+        if buckets[start + BLOCK_BUCKETS - 1] != first + BLOCK_BUCKETS - 1 or first % BLOCK_BUCKETS:
+            break  # buckets missing (never): leave the rest as rows
+        count += 1
+    if not count:
+        return []
+    stop = count * BLOCK_BUCKETS
+    packed = encode_many(table[:, :stop], functools.partial(exact, start=0, stop=stop))
+    lowest = exact(FIRST_IT, 0, stop).reshape(count, BLOCK_BUCKETS).min(axis=1).tolist()
+    last = exact(INDEX["last_iteration"], 0, stop).reshape(count, BLOCK_BUCKETS).max(axis=1)
+    return [
+        (series_id, number, buckets[i * BLOCK_BUCKETS] // BLOCK_BUCKETS, low, high, data)
+        for i, (low, high, data) in enumerate(zip(lowest, last.tolist(), packed, strict=True))
+        if data is not None
+    ]
