@@ -17,7 +17,7 @@ from mltrail.core.version import __version__
 from mltrail.server import missinglink, mlflow
 from mltrail.server.deps import OrjsonResponse
 from mltrail.server.direct import DirectCalls
-from mltrail.server.errors import BodyLimitMiddleware, install_error_handlers
+from mltrail.server.errors import BodyLimitMiddleware, http_error, install_error_handlers
 from mltrail.server.http_protocol import FramingGuardMiddleware
 from mltrail.server.memory import ReleaseMemoryMiddleware
 from mltrail.server.polling import STOPPING
@@ -80,7 +80,9 @@ def create_app(
     app.state.store = store
     app.state.require_auth = require_auth
     # innermost: the MLflow calls that need no routing, past FastAPI's layers and the routers
-    app.add_middleware(DirectCalls, routes=app.router.routes, mounted=_under_mlflow)
+    app.add_middleware(
+        DirectCalls, routes=app.router.routes, mounted=_under_mlflow, http_error=http_error
+    )
     install_error_handlers(app)  # its last resort for unexpected errors wraps DirectCalls
     app.add_middleware(IncludeOnFirstUse, include=lambda: _include_rest(app), skip=_not_rest)
     app.add_middleware(IncludeOnFirstUse, include=lambda: _mount_mlflow(app), skip=_not_mlflow)

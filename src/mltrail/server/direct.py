@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.routing import BaseRoute, Match, Mount
 
@@ -45,14 +46,22 @@ class DirectCalls:
             (the surface's mount is in place by then).
         mounted: whether a path is under a mount with direct handlers (mounted by the time
             such a request gets here).
+        http_error: the app's answer to an HTTPException a handler raises (a body over the
+            limit or too slow, raised by the body limit's receive: ``AnswerUnexpectedErrors``
+            outside this middleware would make it a 500).
     """
 
     def __init__(
-        self, app: ASGIApp, routes: Sequence[BaseRoute], mounted: Callable[[str], bool]
+        self,
+        app: ASGIApp,
+        routes: Sequence[BaseRoute],
+        mounted: Callable[[str], bool],
+        http_error: Callable[[Request, Exception], Awaitable[Any]],
     ) -> None:
         self.app = app
         self.routes = routes
         self.mounted = mounted
+        self.http_error = http_error
         self.table: dict[tuple[str, str], Handler] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -62,7 +71,11 @@ class DirectCalls:
                 table = self.table = direct_table(self.routes)
             handler = table.get((scope["method"], scope["path"])) if table else None
             if handler is not None:
-                response = await handler(Request(scope, receive, send))
+                request = Request(scope, receive, send)
+                try:
+                    response = await handler(request)
+                except HTTPException as exc:  # as the route's own wrapper had it answered
+                    response = await self.http_error(request, exc)
                 await response(scope, receive, send)
                 return
         await self.app(scope, receive, send)

@@ -72,7 +72,8 @@ async def _request_validation_error(request: Request, exc: Exception) -> OrjsonR
     return error_response(422, "validation_error", message, field)
 
 
-async def _http_error(request: Request, exc: Exception) -> OrjsonResponse:
+async def http_error(request: Request, exc: Exception) -> OrjsonResponse:
+    """The answer to an HTTPException (a body over the limit or too slow, a 404, a 405)."""
     assert isinstance(exc, StarletteHTTPException)
     if exc.status_code == 413:
         return _too_large(exc.detail if isinstance(exc, BodyTooLarge) else TOO_LARGE)
@@ -178,7 +179,7 @@ def install_error_handlers(app: FastAPI) -> None:
     """Map every exception to the one error body shape."""
     app.add_exception_handler(MltrailError, _mltrail_error)
     app.add_exception_handler(RequestValidationError, _request_validation_error)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(Exception, _unexpected_error)  # once a response has started
     # inside every other middleware but the ones added before it (server/app.py)
     app.add_middleware(AnswerUnexpectedErrors)
