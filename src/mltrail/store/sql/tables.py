@@ -196,6 +196,7 @@ metric_rollups = Table(
     *_point_columns("last"),
     *_point_columns("min"),
     *_point_columns("max"),
+    sqlite_with_rowid=False,  # stored in key order, no index beside it (migration 0019)
 )
 
 # Complete rollup buckets packed BLOCK_BUCKETS at a time (rollup_blocks.py, sealed by
