@@ -261,5 +261,14 @@ def test_blocks_packed_together_are_those_packed_one_at_a_time(seed: int) -> Non
                                          functools.partial(exact, rows[s : s + n]))
             for s in range(0, k * n, n)
         ]  # fmt: skip
-        together = rollup_blocks.encode_many(floats.copy(), functools.partial(exact, rows))
-        assert together == one_by_one
+        starts = range(0, k * n, n)
+        together = rollup_blocks.encode_many(
+            np.stack([floats[:, s : s + n] for s in starts]),
+            [functools.partial(exact, rows[s : s + n]) for s in starts],
+        )
+        assert [found and found[0] for found in together] == one_by_one
+        first, last = (rollup_blocks.INDEX[f"{p}_iteration"] for p in ("first", "last"))
+        for s, found in zip(starts, together, strict=True):  # each block's iterations
+            if found is not None:
+                block = functools.partial(exact, rows[s : s + n])
+                assert found[1:] == (block(first).min(), block(last).max())

@@ -38,6 +38,7 @@ VALUES = [INDEX[f"{p}_value"] for p in rollups.PARTS]
 TIMES = [INDEX[f"{p}_time"] for p in rollups.PARTS]
 ITERATIONS = [INDEX[f"{p}_iteration"] for p in rollups.PARTS[1:]]  # after first_iteration
 FIRST_IT, FIRST_TIME = INDEX["first_iteration"], INDEX["first_time"]
+LAST_IT = INDEX["last_iteration"]
 # a level's columns as read: n, iterations and epochs exact int64 (past 2^53 too), values and
 # times (ms) float64
 INTS = [j for j in range(WIDTH) if j not in VALUES and j not in TIMES]
@@ -83,50 +84,61 @@ def encode_columns(floats: np.ndarray, exact: Callable[[int], np.ndarray]) -> by
     return head + records.tobytes()
 
 
-def encode_many(floats: np.ndarray, exact: Callable[[int], np.ndarray]) -> list[bytes | None]:
-    """:func:`encode_columns` of each block of :data:`BLOCK_BUCKETS` consecutive buckets of
-    ``floats`` (COLUMNS, a multiple of BLOCK_BUCKETS), the same bytes, with numpy's work done
-    for all blocks at once (an append of 5,000 points a series seals a few blocks of each):
-    the blocks of the same column widths packed together, a header each."""
-    b = BLOCK_BUCKETS
-    k = floats.shape[1] // b
-    table = np.empty((WIDTH, k * b), dtype="<i8")
-    table[VALUES] = floats[VALUES].view("<i8")
+def encode_many(
+    floats: np.ndarray, exact: Sequence[Callable[[int], np.ndarray]]
+) -> list[tuple[bytes, int, int] | None]:
+    """:func:`encode_columns` of many blocks at once, the same bytes: ``floats`` their
+    (blocks, COLUMNS, buckets) float64 array, ``exact[b]`` block ``b``'s ``exact``. Each
+    block's data and its lowest and highest iteration (None where encode_columns gives None).
+    The array work is done for all blocks together (a block at a time, an append of 20
+    series paid a few dozen numpy calls for each of its ~50 blocks); blocks with an integer
+    past 2^53 go through :func:`encode_columns`."""
+    count, _, n = floats.shape
+    out: list[tuple[bytes, int, int] | None] = [None] * count
+    if not count:
+        return out
     others = [j for j in range(WIDTH) if j not in VALUES]
-    with np.errstate(invalid="ignore"):  # a NaN time: its block stays rows (below)
-        table[others] = floats[others].astype(np.int64)
-    whole = (table[TIMES] == floats[TIMES]).all(axis=0).reshape(k, b).all(axis=1)
-    for j in others:
-        if np.abs(floats[j]).max() >= BIG:  # beyond a double's whole numbers: exactly
-            table[j] = exact(j)
-    blocks = table.reshape(WIDTH, k, b)
-    blocks[ITERATIONS] -= blocks[FIRST_IT]
-    starts = blocks[[FIRST_IT, FIRST_TIME], :, 0].T.tolist()
+    table = np.empty(floats.shape, dtype="<i8")
+    table[:, VALUES] = floats[:, VALUES].view("<i8")
+    with np.errstate(invalid="ignore"):  # NaN times: those blocks are left out below
+        table[:, others] = floats[:, others].astype(np.int64)
+    times = floats[:, TIMES]
+    usable = ~np.isnan(times).any(axis=(1, 2)) & (table[:, TIMES] == times).all(axis=(1, 2))
+    big = (np.abs(floats[:, others]) >= BIG).any(axis=(1, 2))
+    for b in np.flatnonzero(usable & big).tolist():
+        data = encode_columns(floats[b], exact[b])
+        if data is not None:
+            out[b] = (data, int(exact[b](FIRST_IT).min()), int(exact[b](LAST_IT).max()))
+    picked = np.flatnonzero(usable & ~big)
+    if not len(picked):
+        return out
+    table = table[picked]
+    lowest = table[:, FIRST_IT].min(axis=1).tolist()
+    highest = table[:, LAST_IT].max(axis=1).tolist()
+    table[:, ITERATIONS] -= table[:, FIRST_IT, None]
+    starts = table[:, [FIRST_IT, FIRST_TIME], 0].tolist()
     for j in (FIRST_IT, FIRST_TIME):
-        blocks[j] = np.diff(blocks[j], axis=1, prepend=blocks[j, :, :1])
-    bases = blocks.min(axis=2)  # (WIDTH, k)
-    offsets = blocks.view(np.uint64) - bases.view(np.uint64)[:, :, None]  # wraps: >= 0
+        table[:, j] = np.diff(table[:, j], axis=1, prepend=table[:, j, :1])
+    bases = table.min(axis=2)
+    offsets = table.view(np.uint64) - bases.view(np.uint64)[:, :, None]  # wraps: >= 0
     largest = offsets.max(axis=2)
     widths = np.select(
         [largest < 1, largest < 2**8, largest < 2**16, largest < 2**32], [0, 1, 2, 4], 8
-    )
-    keys = [bytes(w) for w in widths.T.astype(np.uint8)]
-    out: list[bytes | None] = [None] * k
+    ).astype(np.uint8)
     groups: dict[bytes, list[int]] = {}
-    for i, key in enumerate(keys):
-        if whole[i]:
-            groups.setdefault(key, []).append(i)
-    heads = bases.T.tolist()
+    for i, key in enumerate(map(bytes, widths)):
+        groups.setdefault(key, []).append(i)
+    listed = bases.tolist()
     for key, members in groups.items():
         fields = [(f"c{j}", f"<u{w}") for j, w in enumerate(key) if w]
-        records = np.empty((len(members), b), dtype=fields)
+        records = np.empty((len(members), n), dtype=fields)
         for name, _ in fields:
-            records[name] = offsets[int(name[1:])][members]
+            records[name] = offsets[members, int(name[1:])]
         body = records.tobytes()
-        size = records.itemsize * b
-        for at, i in enumerate(members):
-            head = HEADER.pack(_FORMAT, b, key, *heads[i], *starts[i])
-            out[i] = head + body[at * size : (at + 1) * size]
+        size = len(body) // len(members)
+        for k, i in enumerate(members):
+            head = HEADER.pack(_FORMAT, n, key, *listed[i], *starts[i])
+            out[int(picked[i])] = (head + body[k * size : (k + 1) * size], lowest[i], highest[i])
     return out
 
 

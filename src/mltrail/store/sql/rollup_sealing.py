@@ -17,8 +17,6 @@ from mltrail.store.sql.engine import Database, DriverStatement
 from mltrail.store.sql.rollup_blocks import (
     BLOCK_BUCKETS,
     COLUMNS,
-    FIRST_IT,
-    INDEX,
     TIMES,
     VALUES,
     WIDTH,
@@ -30,6 +28,9 @@ from mltrail.store.sql.tables import metric_rollup_blocks, metric_rollups
 # :data:`rollups.COLUMNS` as stored (exact integers; times relative as in the rows)
 Fresh = tuple[np.ndarray, np.ndarray, list[np.ndarray]]
 Block = tuple[int, int, int, int, int, bytes]  # series, level, block, iterations, data
+# a complete block before packing: series, level, block, its (COLUMNS, buckets) float64
+# array as read and its exact integer columns (rollup_blocks.encode_many)
+_Pending = tuple[int, int, int, np.ndarray, Callable[[int], np.ndarray]]
 
 
 def seal_blocks(
@@ -45,7 +46,7 @@ def seal_blocks(
     read back only for the buckets stored before the append (the append's own come from
     ``fresh``, as the database would give them back: ``sqlite`` keeps no -0.0).
     The caller writes the blocks (:func:`store_blocks`) and no row of their buckets."""
-    blocks: list[Block] = []
+    pending: list[_Pending] = []
     levels: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, list[np.ndarray]]] = {}
     for series_id, before, after in grown:
         for level, size in enumerate(rollups.LEVEL_SIZES, start=1):
@@ -54,9 +55,14 @@ def seal_blocks(
                 if level not in levels:
                     levels[level] = _as_read(fresh(level), sqlite)
                 end = (after // span) * BLOCK_BUCKETS
-                blocks += _level_blocks(conn, (series_id, level), (before // size, end),
-                                        levels[level])  # fmt: skip
-    return blocks
+                pending += _level_blocks(conn, (series_id, level), (before // size, end),
+                                         levels[level])  # fmt: skip
+    if not pending:
+        return []
+    packed = encode_many(np.stack([p[3] for p in pending]), [p[4] for p in pending])
+    return [(s, level, k, *found[1:], found[0])
+            for (s, level, k, _, _), found in zip(pending, packed, strict=True)
+            if found is not None]  # fmt: skip
 
 
 def _as_read(fresh: Fresh, sqlite: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, list]:
@@ -107,10 +113,10 @@ def _level_blocks(
     key: tuple[int, int],
     bounds: tuple[int, int],
     level: tuple[np.ndarray, np.ndarray, np.ndarray, list[np.ndarray]],
-) -> list[Block]:
-    """The blocks packing every complete block of buckets below ``bounds[1]`` still stored as
-    rows, those from ``bounds[0]`` on (the append's) taken from ``level`` (a block with a
-    bucket without times stays rows)."""
+) -> list[_Pending]:
+    """Every complete block of buckets below ``bounds[1]`` still stored as rows, to pack
+    (those from ``bounds[0]`` on, the append's, taken from ``level``); :func:`seal_blocks`
+    packs them all at once (a block with a bucket without times stays rows)."""
     (series_id, number), (lo, end) = key, bounds
     rows = _BLOCK_ROWS.all(conn, {"s": series_id, "l": number, "end": lo})
     series, bucket, floats, columns = level
@@ -128,20 +134,17 @@ def _level_blocks(
         new = floats[j, picked] if j in TIMES else columns[j][picked]  # times stored as doubles
         return np.concatenate([np.array(old, dtype=np.int64), new.astype(np.int64)])
 
-    count = 0  # the complete blocks from the first bucket on (all, as buckets are written)
-    for start in range(0, len(buckets) - BLOCK_BUCKETS + 1, BLOCK_BUCKETS):
+    blocks: list[_Pending] = []
+    for start in range(0, len(buckets), BLOCK_BUCKETS):
+        stop = start + BLOCK_BUCKETS
         first = buckets[start]
-        if buckets[start + BLOCK_BUCKETS - 1] != first + BLOCK_BUCKETS - 1 or first % BLOCK_BUCKETS:
-            break  # buckets missing (never): leave the rest as rows
-        count += 1
-    if not count:
-        return []
-    stop = count * BLOCK_BUCKETS
-    packed = encode_many(table[:, :stop], functools.partial(exact, start=0, stop=stop))
-    lowest = exact(FIRST_IT, 0, stop).reshape(count, BLOCK_BUCKETS).min(axis=1).tolist()
-    last = exact(INDEX["last_iteration"], 0, stop).reshape(count, BLOCK_BUCKETS).max(axis=1)
-    return [
-        (series_id, number, buckets[i * BLOCK_BUCKETS] // BLOCK_BUCKETS, low, high, data)
-        for i, (low, high, data) in enumerate(zip(lowest, last.tolist(), packed, strict=True))
-        if data is not None
-    ]
+        if (
+            stop > len(buckets)
+            or buckets[stop - 1] != first + BLOCK_BUCKETS - 1
+            or first % BLOCK_BUCKETS
+        ):
+            break  # buckets missing (never, as buckets are written): leave the rest as rows
+        block_exact = functools.partial(exact, start=start, stop=stop)
+        blocks.append((series_id, number, first // BLOCK_BUCKETS, table[:, start:stop],
+                       block_exact))  # fmt: skip
+    return blocks
