@@ -15,21 +15,33 @@ from sqlalchemy import Connection, bindparam, exists, select, update
 
 from mltrail.core import validation
 from mltrail.store.sql.engine import Database
-from mltrail.store.sql.tables import ingest_ranges
+from mltrail.store.sql.tables import experiments, ingest_ranges
 
 
 def claim_batch(
-    conn: Connection, db: Database, experiment_pk: int, kind: str, client_id: Any, seq: Any
+    conn: Connection,
+    db: Database,
+    experiment_pk: int,
+    kind: str,
+    client_id: Any,
+    seq: Any,
+    *,
+    locked: bool = False,
 ) -> bool:
     """Record the batch; False when it was already stored (a retry), so the caller skips it.
 
     Runs in the caller's transaction, so the receipt commits or rolls back with the data.
-    Two claims of the same seq at once (PostgreSQL) cannot both succeed: the second's
-    extension waits for the first's, then finds the run moved past it, and sees the seq in
-    that run (or its new run collides with the run's end: unique), so it is a retry.
+    On PostgreSQL the claims of an experiment run one at a time, on its row's lock (taken
+    here unless ``locked``: the caller's transaction holds it already, as a points append
+    that touched the experiment does). Without it, a retry racing its first try could
+    extend a run to the seq while the first try's new run of that seq was not committed
+    yet, which the unique end refuses with an error instead of a retry (nothing is stored
+    twice either way: the unique end is what refuses it).
     """
     client = validation.require_text(client_id, "client_id", min_len=1, max_len=200)
     number = validation.require_int(seq, "seq", minimum=0, maximum=validation.MAX_DB_ID)
+    if not (locked or db.is_sqlite):  # SQLite: one writer at a time already
+        conn.execute(_LOCK_EXPERIMENT, {"b_pk": experiment_pk})
     key = {"b_pk": experiment_pk, "b_kind": kind, "b_client": client, "b_seq": number}
     if conn.execute(_EXTEND, key).rowcount == 1:  # the usual case: one statement
         return True
@@ -39,6 +51,12 @@ def claim_batch(
     return conn.execute(_start_statement(db), key).first() is not None
 
 
+# the lock an UPDATE of the experiment row takes (a points append's touch): one at a time
+_LOCK_EXPERIMENT = (
+    select(experiments.c.id)
+    .where(experiments.c.id == bindparam("b_pk"))
+    .with_for_update(key_share=True)
+)
 _R = ingest_ranges.c
 _MINE = (
     _R.experiment_id == bindparam("b_pk"),

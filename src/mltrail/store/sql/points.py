@@ -102,7 +102,13 @@ def append_points(
     chunks = packed.chunks
     pk = touched_experiment_pk(conn, scope, *ref, now=db.clock())  # its last activity
     if packed.client_id is not None and not claim_batch(
-        conn, db, pk, "points", packed.client_id, packed.seq
+        conn,
+        db,
+        pk,
+        "points",
+        packed.client_id,
+        packed.seq,
+        locked=True,  # touched: locked
     ):
         return 0
     if not chunks:
