@@ -25,6 +25,8 @@ from urllib.parse import urlsplit
 from mltrail.core.errors import TransportError
 
 _RECV = 65536
+MAX_HEAD_BYTES = 64 * 1024  # an answer's head past this is no server's (the server's own limit)
+MAX_ANSWER_BYTES = 64 * 1024 * 1024  # a point batch's answer is a receipt: far below this
 
 
 class Answer:
@@ -87,6 +89,11 @@ class Poster:
         for fresh in (self._sock is None, True):
             try:
                 return self._exchange(request)
+            except _Malformed as exc:
+                self.close()
+                raise TransportError(
+                    f"the server at {self.host}:{self.port} sent {exc} (not an mltrail server?)"
+                ) from None
             except (OSError, _Closed) as exc:
                 self.close()
                 if fresh or not isinstance(exc, _Closed | ConnectionError):
@@ -126,17 +133,19 @@ class Poster:
         if not data:
             raise _Closed("the server closed the connection")
         while b"\r\n\r\n" not in data:
+            if len(data) > MAX_HEAD_BYTES:  # else gathered without bound (and searched again)
+                raise _Malformed(f"an answer head over {MAX_HEAD_BYTES // 1024} KiB")
             more = sock.recv(_RECV)
             if not more:
                 raise _Closed("the answer's head was cut")
             data += more
         head, _, body = data.partition(b"\r\n\r\n")
         lines = head.decode("latin-1").split("\r\n")
-        status = int(lines[0].split(" ", 2)[1])
+        status = _status(lines[0])
         fields = dict(_field(line) for line in lines[1:] if ":" in line)
         if "chunked" in fields.get("transfer-encoding", ""):
             raise OSError("a chunked answer")  # the server never sends one to a POST
-        length = int(fields.get("content-length", "0"))
+        length = _length(fields.get("content-length", "0"))
         while len(body) < length:
             more = sock.recv(max(length - len(body), _RECV))
             if not more:
@@ -149,6 +158,33 @@ class Poster:
 
 class _Closed(Exception):
     """The connection ended before a whole answer came."""
+
+
+class _Malformed(Exception):
+    """An answer no HTTP server sends (the message says what came)."""
+
+
+def _status(line: str) -> int:
+    """The status of an answer's status line (``HTTP/1.1 200 OK``); _Malformed when none
+    (a TransportError to the caller, not a ValueError from deep in the read)."""
+    parts = line.split(" ", 2)
+    code = parts[1] if len(parts) > 1 and parts[0].startswith("HTTP/") else ""
+    if len(code) != 3 or not code.isascii() or not code.isdigit():
+        raise _Malformed(f"an answer whose status line is none: {line[:80]!r}")
+    return int(code)
+
+
+def _length(value: str) -> int:
+    """An answer's Content-Length; _Malformed for one that is no number or past
+    :data:`MAX_ANSWER_BYTES` (its read allocated that many bytes at once: a MemoryError)."""
+    if (
+        not value.isascii()
+        or not value.isdigit()
+        or len(value) > 18
+        or int(value) > MAX_ANSWER_BYTES
+    ):
+        raise _Malformed(f"an answer with Content-Length {value[:40]!r}")
+    return int(value)
 
 
 def _field(line: str) -> tuple[str, str]:
