@@ -11,6 +11,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from mltrail.core.errors import ValidationError
 from mltrail.core.points import batch_chunk_count, series_queries
@@ -63,7 +64,10 @@ def _points_schema() -> dict[str, Any]:
 async def _points_body(request: Request) -> tuple[bool, bytes]:
     """The body's bytes, and whether it is the binary form (decoded off the event loop)."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    return media_type == POINTS_MEDIA_TYPE, await request.body()
+    try:
+        return media_type == POINTS_MEDIA_TYPE, await request.body()
+    except ClientDisconnect:  # gone before its body ended: bad input, not a traceback and a 500
+        raise ValidationError("the connection ended before the body did", "body") from None
 
 
 class PointsRoute(APIRoute):
