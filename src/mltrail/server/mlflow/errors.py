@@ -18,7 +18,6 @@ from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import ClientDisconnect
 
 from mltrail.core.errors import MltrailError
 from mltrail.server.deps import PendingStore, authenticating, bearer, pending_store
@@ -139,9 +138,8 @@ def _direct_handler(
             else:
                 try:
                     kwargs[name] = await read_message(request)
-                except ClientDisconnect:  # gone before its body ended: no error of ours (a
-                    # traceback and a 500 in the log, before any token check), nobody to answer
-                    return mlflow_error("MALFORMED_REQUEST", CUT_SHORT, 400)
+                except MltrailError as exc:  # a body cut short (no error of ours)
+                    return error_of(exc)
         try:
             result = _WAITED
             if small_write and len(await request.body()) <= SMALL_WRITE_BYTES:
@@ -160,7 +158,6 @@ def _direct_handler(
     return handle
 
 
-CUT_SHORT = "body: the connection ended before the body did"
 SMALL_WRITE = "_mltrail_small_write"
 SMALL_WRITE_BYTES = 16 * 1024  # a larger body's parse would hold the event loop up
 _WAITED = object()

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
+from starlette.requests import ClientDisconnect
 
 from mltrail.core.errors import ValidationError
 from mltrail.core.wire import parse_json
@@ -68,7 +69,10 @@ async def read_message(request: Request) -> Message:
             values = query.getlist(name)
             fields[name] = values[0] if len(values) == 1 else values
         return Message(fields)
-    return Message(body=await request.body())
+    try:
+        return Message(body=await request.body())
+    except ClientDisconnect:  # gone before its body ended: bad input, not a traceback and a 500
+        raise ValidationError("the connection ended before the body did", "body") from None
 
 
 def _parse_body(raw: bytes) -> Mapping[str, Any]:
