@@ -55,3 +55,10 @@ def test_a_provider_configured_before_the_app_keeps_fastapis_telemetry(
     tmp_path, monkeypatch
 ) -> None:
     assert _asks(tmp_path, monkeypatch, configured=True) >= 5
+
+
+def test_fastapis_auto_configured_telemetry_is_left_to_fastapi(tmp_path, monkeypatch) -> None:
+    """FASTAPI_OTEL_AUTO_CONFIGURE=true: FastAPI configures providers from the environment as
+    the app starts, after it is built; telemetry decided at build turned them off for good."""
+    monkeypatch.setenv("FASTAPI_OTEL_AUTO_CONFIGURE", "true")
+    assert _asks(tmp_path, monkeypatch, configured=False) >= 5

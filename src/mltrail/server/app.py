@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import os
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
 
@@ -121,9 +122,13 @@ def _telemetry_option() -> dict[str, Any]:
     ``opentelemetry-instrument`` does before the program runs). Left to itself FastAPI asks
     the three providers on every request whether one was configured since (reading the
     environment each time): a twentieth of a one-point MLflow log_metric's work outside the
-    store and the token check. Nothing for a FastAPI without it."""
+    store and the token check. Nothing for a FastAPI without it, nor with
+    ``FASTAPI_OTEL_AUTO_CONFIGURE=true`` (FastAPI adds OTLP exporters from the environment
+    only as the app starts: decided at build, they were never used)."""
     if "telemetry" not in inspect.signature(FastAPI.__init__).parameters:
         return {}
+    if os.environ.get("FASTAPI_OTEL_AUTO_CONFIGURE", "").lower() == "true":
+        return {}  # FastAPI configures exporters as the app starts, after it is built: its call
     from opentelemetry import _logs, metrics, trace
 
     def configured(provider: object) -> bool:
