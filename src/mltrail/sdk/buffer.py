@@ -34,7 +34,8 @@ _TIME, _KEYS, _VALUES = itemgetter(3), itemgetter(4), itemgetter(5)
 
 
 def record(phase: str, iteration: int, epoch: int, t: float, values: dict[str, float]) -> Call:
-    """One call's record (what :meth:`Writer.add_points` appends, written out there)."""
+    """One call's record, as :meth:`Writer.add_record` appends it (``exp.log``'s hot path
+    builds the tuples itself)."""
     return (phase, iteration, epoch, t, tuple(values), tuple(values.values()))
 
 

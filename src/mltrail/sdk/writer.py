@@ -44,7 +44,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from mltrail.core.types import LogLine, SeriesChunk
-from mltrail.sdk.buffer import Call, metric_batches, points_of, series_chunks, take
+from mltrail.sdk.buffer import Call, metric_batches, points_of, record, series_chunks, take
 from mltrail.sdk.delivery import RETRY_DELAYS, Delivery
 from mltrail.sdk.outbox import BATCH_LINES, Item, build_outbox, full_batches, ready
 from mltrail.sdk.priority import GIVE_WAY_SECONDS, WriterPriority, quick_switches
@@ -149,7 +149,7 @@ class Writer(Delivery):
     ) -> None:
         """Buffer one step's already-validated values, read at once (the dict stays the
         caller's); :meth:`add_record` with the dict's keys and values."""
-        self.add_record(phase, iteration, epoch, t, tuple(values), tuple(values.values()))
+        self.add_record(*record(phase, iteration, epoch, t, values))
 
     def add_record(
         self,
