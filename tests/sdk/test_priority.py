@@ -59,6 +59,44 @@ def test_the_holding_thread_itself_does_not_wait():
     assert not priority.held
 
 
+class _SignallingLock:
+    """A lock that says when an acquire begins (before it waits)."""
+
+    def __init__(self, lock: threading.RLock) -> None:
+        self.lock, self.acquiring = lock, threading.Event()
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        self.acquiring.set()
+        return self.lock.acquire(blocking, timeout)
+
+    def release(self) -> None:
+        self.lock.release()
+
+
+def test_a_hold_that_waited_for_another_threads_hold_ends_with_no_hold_left():
+    # the drain's packer thread asks for the hold while the drain still has it: once both are
+    # done, nothing is held, else every exp.log after gave way (an RLock round trip per call,
+    # and with 8 logging threads a convoy on it)
+    priority = WriterPriority()
+    waited = threading.Event()
+
+    def packer() -> None:
+        with priority.hold():
+            waited.set()
+
+    with _held_by_another_thread(priority) as release:
+        signalling = _SignallingLock(priority._lock)
+        priority._lock = signalling  # type: ignore[assignment]
+        thread = threading.Thread(target=packer)
+        thread.start()
+        assert signalling.acquiring.wait(10)
+        assert not waited.is_set()  # still waiting for the first hold
+        release.set()
+        thread.join(10)
+    assert waited.is_set()
+    assert not priority.held
+
+
 def test_a_hold_that_never_ends_stalls_a_logging_thread_at_most_the_limit(monkeypatch):
     monkeypatch.setattr(priority_module, "GIVE_WAY_SECONDS", 0.05)
     priority = WriterPriority()
@@ -144,6 +182,7 @@ def test_a_drains_batches_are_packed_with_the_priority_held(monkeypatch, tmp_pat
     # the first by the drain itself, the others by its packer while the drain sends
     assert seen == [(threading.current_thread().name, True)] + [("mltrail-packer", True)] * 2
     assert writer.store.points == 300  # type: ignore[attr-defined]
+    assert not writer._priority.held  # logging threads no longer give way
 
 
 class _SlowFirstSink(_Sink):

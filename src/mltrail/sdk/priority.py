@@ -62,11 +62,15 @@ class WriterPriority:
         """
         wait = HOLD_WAIT_SECONDS if timeout is None else timeout
         lock = self._lock  # the one released: a fork's reset may replace self._lock meanwhile
-        acquired, outer = False, self.held
+        acquired, outer = False, False
         try:  # acquired inside the try: an interrupt right after it still releases the lock
             acquired = lock.acquire(timeout=wait)
             if acquired:
-                self.held = True
+                # read once the lock is ours: another thread's hold has ended and put back what
+                # it found, so this is our own outer hold only. Read before waiting, a hold
+                # that waited for another thread's (the packer's for the drain's) found True,
+                # put True back, and every exp.log after gave way to no one
+                outer, self.held = self.held, True
             yield acquired
         finally:
             if acquired:
