@@ -436,3 +436,31 @@ def test_downsample_orders_by_iteration_then_epoch_ties_in_arrival_order(epochs_
     want = points[:, np.lexsort((ep, it))]  # no two picks are the same point here
     for g, w in zip(got, want, strict=True):
         np.testing.assert_array_equal(g, w)
+
+
+def test_batch_buckets_made_in_slices_equal_one_call_on_every_point() -> None:
+    """Series sliced together (a lone one-point series joined to a neighbour, a long series
+    alone) give the buckets one compute_buckets call on the whole batch gives."""
+    rng = np.random.default_rng(7)
+    lengths, firsts = [1, 700, 3, 2_000, 1, 50, 1], [0, 130, 5, 64, 63, 0, 9]
+    chunks_ = []
+    for n in lengths:
+        values = rng.normal(size=n)
+        values[::7] = np.nan
+        it = np.arange(n, dtype=np.int64)
+        chunks_.append(SeriesChunk("k", "train", it, it % 3 - 1, values, rng.random(n) * 1e9))
+    whole = rollups.batch_buckets(firsts, chunks_, 64, limit=10**9)
+    series = np.repeat(np.arange(len(lengths)), lengths)
+    ordinals = np.concatenate([np.arange(f, f + n) for f, n in zip(firsts, lengths, strict=True)])
+    columns = [
+        np.concatenate([getattr(c, a) for c in chunks_]) for a in ("iterations", "epochs", "values")
+    ]
+    millis = np.round(np.concatenate([c.times for c in chunks_]) * 1000.0).astype(np.int64)
+    direct = rollups.compute_buckets(series, ordinals, 64, *columns, millis)
+    for limit in (1, 2, 60, 800, 2_100):
+        sliced = rollups.batch_buckets(firsts, chunks_, 64, limit=limit)
+        for got in (whole, sliced):
+            assert got.keys() == direct.keys()
+            for name, column in direct.items():
+                assert got[name].dtype == column.dtype
+                np.testing.assert_array_equal(got[name], column, err_msg=name)

@@ -270,21 +270,9 @@ class _Writes:
         """The buckets of any batch, all its series and levels at once: level 1 from the
         points, the coarser levels folded from it together, every stored partial merged in
         with one call and every row built with one call."""
-        lengths = [len(c) for c in self.chunks]
-        series = np.repeat(np.arange(len(lengths)), lengths)
-        ordinals = np.concatenate(
-            [
-                np.arange(r.count, r.count + n, dtype=np.int64)
-                for r, n in zip(self.rows, lengths, strict=True)
-            ]
-        )
-        it, ep, v, t = (
-            np.concatenate([getattr(c, a) for c in self.chunks])
-            for a in ("iterations", "epochs", "values", "times")
-        )
-        millis = np.round(t * 1000.0).astype(np.int64)  # as the chunk codec keeps them
         sizes = rollups.LEVEL_SIZES
-        fine = rollups.compute_buckets(series, ordinals, sizes[0], it, ep, v, millis)
+        counts = [r.count for r in self.rows]  # the points each series held before
+        fine = rollups.batch_buckets(counts, self.chunks, sizes[0])
         buckets, spans = rollups.all_levels(fine, sizes)
         owners, levels = self.series_ids[buckets["series"]], buckets["level"]
         # each (series, level)'s first bucket: the one a stored partial of it merges into

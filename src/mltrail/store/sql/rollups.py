@@ -132,6 +132,60 @@ def compute_buckets(
     return out
 
 
+# points whose level-1 buckets are computed together: each point costs about 90 bytes of
+# arrays while its buckets are made (series index, ordinal, the four columns, milliseconds,
+# bucket ids, the segment arrays), so a 50,000-point batch at once held 4 MiB more at the
+# server's peak than slices of this size; a slice keeps a few dozen numpy calls per ~8,000
+# points, so many small series still go together
+BUCKET_SLICE_POINTS = 8192
+
+
+def batch_buckets(
+    firsts: Sequence[int], chunks: Sequence[Any], size: int, limit: int = BUCKET_SLICE_POINTS
+) -> Buckets:
+    """:func:`compute_buckets` of several series' new points, ``chunks[i]`` (its
+    ``iterations``, ``epochs``, ``values`` and ``times`` in seconds) arriving after the
+    ``firsts[i]`` points its series holds; ``series`` indexes ``chunks``.
+
+    The same buckets as one call on every point, made a slice of whole series of about
+    ``limit`` points at a time: a bucket never spans two series, so the slices' buckets
+    side by side are the whole batch's."""
+    parts = []
+    for lo, hi in _slices([len(c) for c in chunks], limit):
+        mine = chunks[lo:hi]
+        lengths = [len(c) for c in mine]
+        series = np.repeat(np.arange(lo, hi), lengths)
+        ordinals = np.concatenate(
+            [np.arange(first, first + n, dtype=np.int64)
+             for first, n in zip(firsts[lo:hi], lengths, strict=True)]
+        )  # fmt: skip
+        it, ep, v, t = (
+            np.concatenate([getattr(c, a) for c in mine])
+            for a in ("iterations", "epochs", "values", "times")
+        )
+        millis = np.round(t * 1000.0).astype(np.int64)  # as the chunk codec keeps them
+        parts.append(compute_buckets(series, ordinals, size, it, ep, v, millis))
+    if len(parts) == 1:
+        return parts[0]
+    return {name: np.concatenate([part[name] for part in parts]) for name in parts[0]}
+
+
+def _slices(lengths: list[int], limit: int) -> list[tuple[int, int]]:
+    """``[lo, hi)`` runs of consecutive series of at most ``limit`` points together (a longer
+    series alone), none of a single point unless all are (:func:`compute_buckets` takes its
+    one-point path only for a batch of one point, as before)."""
+    runs, lo, total = [], 0, 0
+    for i, n in enumerate(lengths):
+        if total >= 2 and total + n > limit:
+            runs.append((lo, i))
+            lo, total = i, 0
+        total += n
+    runs.append((lo, len(lengths)))
+    if len(runs) > 1 and total < 2:  # a last run of one point joins the run before it
+        runs[-2:] = [(runs[-2][0], len(lengths))]
+    return runs
+
+
 def coarser_buckets(fine: Buckets, factor: int) -> Buckets:
     """Buckets ``factor`` times larger, folded from the finer buckets of the same points (those
     :func:`compute_buckets` made, before any stored partial is merged into them).
