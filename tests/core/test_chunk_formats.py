@@ -1,9 +1,11 @@
 """Chunk formats: values a float32 holds exactly are stored as float32 bits (format 2, the
-store's choice), everything else as float64 bits (format 1), and every format reads back
+store's choice), everything else as float64 bits (format 1); a store's chunk of at least
+DELTA_FROM points holds its values' differences (formats 4 and 3). Every format reads back
 bit for bit; a format-1 chunk packed as older versions packed it stays readable."""
 
 from __future__ import annotations
 
+import importlib
 import sqlite3
 import struct
 import zlib
@@ -12,16 +14,23 @@ import numpy as np
 import pytest
 
 from mltrail.core.chunk_codec import (
+    DELTA_FROM,
     NARROW,
+    NARROW_DELTA,
+    WIDE_DELTA,
     decode_chunks,
     decode_many,
     encode_chunks,
     pack_chunks,
     unpack_chunk,
 )
+from mltrail.core.errors import ValidationError
 from mltrail.core.types import MetricBatch, SeriesChunk
 from mltrail.store.sql import SqlStore
 
+DELTA_MIGRATION = importlib.import_module(
+    "mltrail.store.sql.migrations.versions.0021_chunk_delta_formats"
+)
 F32_SPECIAL = np.array(
     [0.0, -0.0, np.inf, -np.inf, np.nan, np.finfo(np.float32).max, np.finfo(np.float32).tiny,
      np.finfo(np.float32).smallest_subnormal, -np.finfo(np.float32).eps],
@@ -85,18 +94,77 @@ def test_chunks_of_any_values_round_trip_bit_for_bit_in_every_read(seed):
     for (data, n), v in zip(rows, values, strict=True):
         assert np.array_equal(_bits(unpack_chunk(data, n, "chunk")[2]), _bits(v))
         narrow = n > 1 and _f32_exact(v)
-        assert data[0] == (NARROW if narrow else 1), (n, v[:5])
+        if n >= DELTA_FROM:
+            assert data[0] == (NARROW_DELTA if narrow else WIDE_DELTA), (n, v[:5])
+        else:
+            assert data[0] == (NARROW if narrow else 1), (n, v[:5])
 
 
 @pytest.mark.parametrize("seed", range(4))
 def test_a_float32_random_walk_packs_smaller_as_float32_bits(seed):
     # format 1 already keeps a widened float32's three zero low bytes as constant planes;
-    # format 2 saves the fourth, which holds 3 of the mantissa's bits (about 0.2 B a point)
+    # format 2 saves the fourth, which holds 3 of the mantissa's bits (about 0.2 B a point);
+    # a chunk this long is packed as format 2's differences (format 4)
     rng = np.random.default_rng(seed)
     values = np.cumsum(rng.normal(0.0, 0.01, 4096)).astype(np.float32).astype(np.float64)
     wide, narrow = (encode_chunks([_chunk(values)], narrow=flag)[0] for flag in (False, True))
-    assert (wide[0], narrow[0]) == (1, NARROW)
+    assert (wide[0], narrow[0]) == (1, NARROW_DELTA)
     assert len(narrow) < len(wide)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_a_random_walk_packs_smaller_as_differences(seed):
+    # a step of 0.01 is ~10^5 units in a float32's last place: the differences' high bytes are
+    # near zero, where the values' own bytes are not (float32: ~2.65 B a value, not ~2.95)
+    rng = np.random.default_rng(seed)
+    walk = np.cumsum(rng.normal(0.0, 0.01, 4096)) + 1.5
+    for values, plain, delta, gain in ((walk.astype(np.float32).astype(np.float64), NARROW,
+                                        NARROW_DELTA, 0.92), (walk, 1, WIDE_DELTA, 0.98)):  # fmt: skip
+        short = encode_chunks([_chunk(values[: DELTA_FROM - 1])], narrow=True)[0]
+        long = encode_chunks([_chunk(values)], narrow=True)[0]
+        assert (short[0], long[0]) == (plain, delta)
+        undone = DELTA_MIGRATION.without_deltas(long, len(values))  # the same chunk, plain
+        assert undone[0] == plain
+        assert np.array_equal(_bits(decode_chunks([(undone, len(values))])[2]), _bits(values))
+        assert len(long) < gain * len(undone)
+
+
+def _bits_chunk(bits: np.ndarray, start: int) -> SeriesChunk:
+    n = len(bits)
+    it = start + np.arange(n, dtype=np.int64) * 3
+    epochs = (it - start) // 7
+    return SeriesChunk("m", "train", it, epochs, bits.view(np.float64), 1.7e9 + np.arange(n))
+
+
+@pytest.mark.parametrize("narrow", [False, True])
+def test_differences_wrap_exactly_across_every_special_value(narrow):
+    # neighbours as far apart as bits go (+NaN next to -inf, -0.0 next to the largest
+    # float32, subnormals of both widths): the differences wrap at 32 or 64 bits and sum back;
+    # iterations past 2^53 (not a double's whole numbers) keep every unit
+    f32 = F32_SPECIAL.view(np.int64)
+    pool = np.concatenate([f32, F64_ONLY.view(np.int64)]) if not narrow else f32
+    rng = np.random.default_rng(11)
+    bits = rng.choice(pool, 200)
+    bits[:4] = pool[[4, 3, 1, 5]] if narrow else [-1, 2**63 - 1, -(2**63), 1]
+    chunk = _bits_chunk(bits.astype(np.int64), 2**62 + 5)
+    (data,) = encode_chunks([chunk], narrow=True)
+    assert data[0] == (NARROW_DELTA if narrow else WIDE_DELTA)
+    for it, ep, v, _t in (decode_chunks([(data, 200)]), decode_many([(data, 200)]),
+                          unpack_chunk(data, 200, "chunk")):  # fmt: skip
+        assert np.array_equal(v.view(np.int64), bits)
+        assert np.array_equal(it, chunk.iterations) and np.array_equal(ep, chunk.epochs)
+
+
+def test_a_narrow_delta_chunk_with_bits_past_a_float32_is_refused_from_outside():
+    values = np.cumsum(np.full(40, 0.25))
+    (data,) = encode_chunks([_chunk(values)], narrow=True)
+    assert data[0] == NARROW_DELTA
+    forged = bytes([1]) + data[1:]  # planes as format 1 would read them: fine
+    unpack_chunk(forged, 40, "chunk")
+    wide = encode_chunks([_chunk(values + 0.1)], narrow=True)[0]  # WIDE_DELTA, high planes busy
+    assert wide[0] == WIDE_DELTA
+    with pytest.raises(ValidationError, match="bits past a float32"):
+        unpack_chunk(bytes([NARROW_DELTA]) + wide[1:], 40, "chunk")
 
 
 def test_the_sdk_packs_format_1_which_every_server_reads():

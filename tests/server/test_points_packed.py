@@ -123,7 +123,7 @@ def _constant_chunk(n: int) -> bytes:
         (_packed_body([_entry()], GOOD[:-1]), "body"),  # a byte short of what is announced
         (_packed_body([_entry()], GOOD + b"\0"), "body"),
         (_packed_body([_entry(size=10)], GOOD[:10]), "chunks[0].data"),  # shorter than a header
-        (_packed_body([_entry()], b"\3" + GOOD[1:]), "chunks[0].data"),  # another format
+        (_packed_body([_entry()], b"\x09" + GOOD[1:]), "chunks[0].data"),  # another format
         (_packed_body([_entry()], b"\2" + GOOD[1:]), "chunks[0].data"),  # float32 of 64 bits
         (_packed_body([_entry()], GOOD[:-4] + b"abcd"), "chunks[0].data"),  # corrupt deflate
         (_packed_body([_entry(n=5)], GOOD), "chunks[0].data"),  # inflates past 5 points

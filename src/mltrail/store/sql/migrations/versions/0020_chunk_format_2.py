@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Callable
 
 import numpy as np
 import sqlalchemy as sa
@@ -44,10 +45,16 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     """Every format-2 chunk rewritten as format 1, a few series at a time."""
+    rewrite_chunks({2}, as_format_1)
+
+
+def rewrite_chunks(formats: set[int], rewrite: Callable[[bytes, int], bytes]) -> None:
+    """Every chunk of one of ``formats`` replaced by ``rewrite(data, count)``, a few series at
+    a time (migration 0021's downgrade too)."""
     conn = op.get_bind()
     c = _CHUNKS.c
     series = conn.execute(sa.select(c.series_id).distinct().order_by(c.series_id)).scalars().all()
-    rewrite = (
+    statement = (
         sa.update(_CHUNKS)
         .where(c.series_id == sa.bindparam("s"), c.start == sa.bindparam("st"))
         .values(data=sa.bindparam("d"))
@@ -58,18 +65,18 @@ def downgrade() -> None:
             sa.select(c.series_id, c.start, c.count, c.data).where(c.series_id.in_(part))
         ).all()
         changed = [
-            {"s": s, "st": start, "d": as_format_1(bytes(data), n)}
+            {"s": s, "st": start, "d": rewrite(bytes(data), n)}
             for s, start, n, data in found
-            if n and bytes(data[:1]) == b"\2"
+            if n and data[0] in formats
         ]
         if changed:
-            conn.execute(rewrite, changed)
+            conn.execute(statement, changed)
 
 
-def as_format_1(data: bytes, n: int) -> bytes:
-    """A format-2 chunk of ``n`` points as format 1: its value planes hold float64 bits
-    instead of float32 ones (zero-extended); the other planes are kept as they are."""
-    _format, first_iteration, first_millis, mask = _HEADER.unpack_from(data)
+def unpack_planes(data: bytes, n: int) -> tuple[int, int, int, np.ndarray]:
+    """A chunk of ``n`` points: its format, first iteration, first time (ms) and its 32 byte
+    planes, ``(32, n)`` (migration 0021's downgrade too)."""
+    fmt, first_iteration, first_millis, mask = _HEADER.unpack_from(data)
     constant = [bool(mask >> p & 1) for p in range(_PLANES)]
     k = sum(constant)
     fills = iter(data[_HEADER.size : _HEADER.size + k])
@@ -77,11 +84,24 @@ def as_format_1(data: bytes, n: int) -> bytes:
     planes = np.empty((_PLANES, n), dtype=np.uint8)
     for p in range(_PLANES):
         planes[p] = next(fills) if constant[p] else next(rest)
+    return fmt, first_iteration, first_millis, planes
+
+
+def pack_planes(fmt: int, first_iteration: int, first_millis: int, planes: np.ndarray) -> bytes:
+    """A chunk of ``planes`` (as :func:`unpack_planes` gives them) in format ``fmt``: constant
+    planes in the header, the others deflated at level 1 (migration 0021's downgrade too)."""
+    kept = planes.min(axis=1) == planes.max(axis=1)
+    mask = sum(1 << p for p in range(_PLANES) if kept[p])
+    head = _HEADER.pack(fmt, first_iteration, first_millis, mask)
+    body = zlib.compress(np.ascontiguousarray(planes[~kept]).tobytes(), 1)
+    return head + planes[kept, 0].tobytes() + body
+
+
+def as_format_1(data: bytes, n: int) -> bytes:
+    """A format-2 chunk of ``n`` points as format 1: its value planes hold float64 bits
+    instead of float32 ones (zero-extended); the other planes are kept as they are."""
+    _format, first_iteration, first_millis, planes = unpack_planes(data, n)
     bits = np.ascontiguousarray(planes[_VALUE_PLANES].T).view("<u8")[:, 0]
     wide = bits.astype("<u4").view("<f4").astype("<f8")
     planes[_VALUE_PLANES] = wide.view(np.uint8).reshape(n, 8).T
-    kept = planes.min(axis=1) == planes.max(axis=1)
-    new_mask = sum(1 << p for p in range(_PLANES) if kept[p])
-    head = _HEADER.pack(1, first_iteration, first_millis, new_mask)
-    body = zlib.compress(np.ascontiguousarray(planes[~kept]).tobytes(), 1)
-    return head + planes[kept, 0].tobytes() + body
+    return pack_planes(1, first_iteration, first_millis, planes)
