@@ -5,6 +5,7 @@ stored before migration 0018 read the same once split into blocks of 16."""
 from __future__ import annotations
 
 import functools
+import importlib
 import math
 
 import numpy as np
@@ -272,3 +273,96 @@ def test_blocks_packed_together_are_those_packed_one_at_a_time(seed: int) -> Non
             if found is not None:
                 block = functools.partial(exact, rows[s : s + n])
                 assert found[1:] == (block(first).min(), block(last).max())
+
+
+def _float32_rows(rng: np.random.Generator, blocks: int, wide: bool = False) -> list[tuple]:
+    """Bucket rows of ``blocks`` blocks whose values are float32 ones widened (a random walk
+    with -0.0, infinities, a NaN and float32 subnormals among them), or float64 ones."""
+    n = rollup_blocks.BLOCK_BUCKETS
+    walk = np.cumsum(rng.normal(0.0, 0.01, (blocks * n, 4)), axis=0) + 1.0
+    values = walk if wide else walk.astype(np.float32).astype(np.float64)
+    odd = np.array([-0.0, np.inf, -np.inf, np.nan, 1e-45, -1e-45], np.float32).astype(np.float64)
+    values[rng.integers(0, blocks * n, 6), rng.integers(0, 4, 6)] = odd
+    first = 2**62 + np.arange(blocks * n, dtype=np.int64) * 64
+    return [(64, int(f), -1, v[0], 1_700_000_000_000 + k * 640, int(f) + 63, -1, v[1], 630,
+             int(f) + 3, -1, v[2], 30, int(f) + 9, -1, v[3], 90)
+            for k, (f, v) in enumerate(zip(first.tolist(), values.tolist(), strict=True))]  # fmt: skip
+
+
+def test_float32_values_are_stored_rotated_in_half_the_bytes_and_read_back_exactly() -> None:
+    from mltrail.store.sql.rollup_reads import _Blocks
+
+    rng = np.random.default_rng(9)
+    n = rollup_blocks.BLOCK_BUCKETS
+    narrow_rows, wide_rows = _float32_rows(rng, 3), _float32_rows(rng, 2, wide=True)
+    blobs = []
+    for rows in (narrow_rows, wide_rows):
+        for s in range(0, len(rows), n):
+            data = rollup_blocks.encode_block(rows[s : s + n])
+            assert data is not None
+            blobs.append(data)
+    assert [b[0] for b in blobs] == [3, 3, 3, 2, 2]  # float64 walks: no column rotated
+    v22 = importlib.import_module(
+        "mltrail.store.sql.migrations.versions.0022_rollup_blocks_rotated"
+    )
+    for blob in blobs[:3]:  # each as format 2 (its values as 8-byte offsets), and smaller
+        plain = v22.as_format_2(blob)
+        assert plain[0] == 2 and len(blob) < len(plain) - 16 * 4
+        np.testing.assert_array_equal(rollup_blocks.decode_columns([plain]),
+                                      rollup_blocks.decode_columns([blob]))  # fmt: skip
+    want = np.array([r for r in narrow_rows + wide_rows], dtype=np.float64).T
+    for group, rows in ((blobs, want), (blobs[:3], want[:, : 3 * n])):  # widths alike, several
+        got = rollup_blocks.decode_columns(group)
+        blocks = _Blocks(group)
+        for j in rollup_blocks.VALUES:
+            bits = rows[j].view(np.int64)
+            np.testing.assert_array_equal(got[j].reshape(-1), bits)
+            np.testing.assert_array_equal(blocks.column(j), bits)
+            picked = np.array([0, n - 1, n, rows.shape[1] - 1])
+            np.testing.assert_array_equal(_Blocks(group).at(j, picked), bits[picked])
+    floats = np.stack([want[:, s : s + n] for s in range(0, 3 * n, n)])
+
+    def exact(part: list[tuple], j: int) -> np.ndarray:  # past 2^53: from the rows
+        return np.array([int(r[j]) for r in part], dtype=np.int64)
+
+    parts = [functools.partial(exact, narrow_rows[s : s + n]) for s in range(0, 3 * n, n)]
+    assert [found and found[0] for found in rollup_blocks.encode_many(floats, parts)] == blobs[:3]
+
+
+def test_a_downgrade_past_rotated_blocks_leaves_blocks_revision_0021_reads(db_url: str) -> None:
+    rng = np.random.default_rng(12)
+    values = (np.cumsum(rng.normal(0.0, 0.01, 5_000)) + 1.0).astype(np.float32).astype(np.float64)
+    values[[7, 300, 2_222]] = [np.nan, -0.0, np.inf]
+    store = SqlStore.open(db_url)
+    try:
+        p = store.create_project("rotated").id
+        e = store.create_experiment(p).experiment_id
+        for seq, s in enumerate(range(0, 5_000, 10)):
+            it = np.arange(s, s + 10, dtype=np.int64)
+            store.append_points(
+                p, e, MetricBatch("c", seq, (chunk("loss", it, values[s : s + 10]),))
+            )
+        before = _reads(store, p, e)
+    finally:
+        store.close()
+    db = Database(make_engine(db_url))
+    stored = select(metric_rollup_blocks.c.data)
+    with db.read() as conn:
+        assert {bytes(d)[0] for d in conn.execute(stored).scalars()} == {3}
+    db.close()
+    migrate(db_url, "0021_chunk_delta_formats", down=True)
+    v14 = importlib.import_module("mltrail.store.sql.migrations.versions.0014_rollup_blocks")
+    db = Database(make_engine(db_url))
+    with db.read() as conn:
+        blobs = [bytes(d) for d in conn.execute(stored).scalars()]
+    db.close()
+    assert blobs and {b[0] for b in blobs} == {2}
+    for blob in blobs:  # as revision 0021 reads them (migration 0014's decoding is its format)
+        table = v14.decode_block(blob, rollup_blocks.BLOCK_BUCKETS)
+        got = table[rollup_blocks.VALUES].view(np.float64)
+        assert np.isin(got[~np.isnan(got)], values).all()
+    store = SqlStore.open(db_url)  # upgraded again: the same reads
+    try:
+        _assert_same(_reads(store, p, e), before)
+    finally:
+        store.close()

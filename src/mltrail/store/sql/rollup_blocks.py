@@ -14,6 +14,12 @@ under 8,192 points kept its whole first level as rows, ~1.7 B a point of a 5,000
 (a row and its index entry ~110 bytes a bucket). The header (174 bytes) is then ~11 bytes a
 bucket, and a block (~0.9 KB) fills SQLite's 4 KiB pages four at a time; blocks of 32 (~1.6
 KB) filled them two at a time, 70% full, and took more than blocks of 128 on a long series.
+
+Format 3: a value column may be stored as its bits rotated right by 29 (:data:`ROTATED` set
+in its width byte), when that takes fewer bytes: a float32 widened (``loss.item()``) has 29
+zero low bits, so its four values took 8 bytes each, and take 4 so (~0.2 B a point of a
+series' first level). Format 2 (no column rotated) is still written for any other block;
+older versions do not read format 3 (migration 0022's downgrade rewrites those blocks).
 """
 
 from __future__ import annotations
@@ -28,11 +34,13 @@ from mltrail.store.sql import rollups
 
 BLOCK_BUCKETS = 16  # 128 before migration 0018: a short series' level 1 stayed rows
 _FORMAT = 2
+_ROTATED_FORMAT = 3  # a block with a value column rotated
+ROTATED = 0x80  # in a column's width byte: its stored bits are the value bits rotated right
+_ROTATION = np.uint64(29)  # a float32's zero low bits in a float64
 COLUMNS = rollups.COLUMNS
 WIDTH = len(COLUMNS)
 # format, buckets, each column's width in bytes, its base, the two delta columns' first values
 HEADER = struct.Struct(f"<BI{WIDTH}s{WIDTH}q2q")
-_SIZES = (0, 1, 2, 4, 8)
 INDEX = {name: i for i, name in enumerate(COLUMNS)}
 VALUES = [INDEX[f"{p}_value"] for p in rollups.PARTS]
 TIMES = [INDEX[f"{p}_time"] for p in rollups.PARTS]
@@ -72,16 +80,54 @@ def encode_columns(floats: np.ndarray, exact: Callable[[int], np.ndarray]) -> by
     starts = table[[FIRST_IT, FIRST_TIME], 0].tolist()
     for j in (FIRST_IT, FIRST_TIME):
         table[j] = np.diff(table[j], prepend=table[j, :1])
+    rotated = _rotate_values(table[None])[0]
     bases = table.min(axis=1)
     offsets = table.view(np.uint64) - bases.view(np.uint64)[:, None]  # wraps: always >= 0
-    largest = offsets.max(axis=1).tolist()
-    widths = [next(w for w in _SIZES if x < 256**w) if x < 2**56 else 8 for x in largest]
-    fields = [(f"c{j}", f"<u{w}") for j, w in enumerate(widths) if w]
+    widths = _widths(offsets.max(axis=1))
+    fields = [(f"c{j}", f"<u{w}") for j, w in enumerate(widths.tolist()) if w]
     records = np.empty(n, dtype=fields)
     for name, _ in fields:
         records[name] = offsets[int(name[1:])]
-    head = HEADER.pack(_FORMAT, n, bytes(widths), *bases.tolist(), *starts)
+    widths[VALUES] |= np.where(rotated, ROTATED, 0).astype(np.uint8)
+    form = _ROTATED_FORMAT if rotated.any() else _FORMAT
+    head = HEADER.pack(form, n, bytes(widths), *bases.tolist(), *starts)
     return head + records.tobytes()
+
+
+def _widths(largest: np.ndarray) -> np.ndarray:
+    """The fewest whole bytes (0, 1, 2, 4 or 8) holding each of ``largest`` (uint64)."""
+    return np.select(
+        [largest < 1, largest < 2**8, largest < 2**16, largest < 2**32], [0, 1, 2, 4], 8
+    ).astype(np.uint8)
+
+
+def _spans(columns: np.ndarray) -> np.ndarray:
+    """Each column's largest offset from its smallest (int64 columns on the last axis)."""
+    return columns.max(axis=-1).view(np.uint64) - columns.min(axis=-1).view(np.uint64)
+
+
+def _rotate_values(table: np.ndarray) -> np.ndarray:
+    """Blocks' value columns (``table``: (blocks, COLUMNS, buckets) int64) rotated right by
+    29 bits in place where that needs fewer bytes a bucket; which were, (blocks, VALUES)."""
+    bits = table[:, VALUES].view(np.uint64)
+    turned = (bits >> _ROTATION) | (bits << (np.uint64(64) - _ROTATION))
+    better = _widths(_spans(turned.view(np.int64))) < _widths(_spans(bits.view(np.int64)))
+    if better.any():
+        table[:, VALUES] = np.where(better[:, :, None], turned, bits).view(np.int64)
+    return better
+
+
+def unrotate(column: np.ndarray, width: int) -> None:
+    """A value column as stored (uint64 or int64) made its value bits in place, if ``width``
+    (its width byte) says it was rotated."""
+    if width & ROTATED:
+        bits = column.view(np.uint64)
+        bits[...] = (bits << _ROTATION) | (bits >> (np.uint64(64) - _ROTATION))
+
+
+def fields_of(widths: bytes) -> list[tuple[str, str]]:
+    """The record fields of a block's columns of ``widths`` (width bytes, flags included)."""
+    return [(f"c{j}", f"<u{w & ~ROTATED}") for j, w in enumerate(widths) if w]
 
 
 def encode_many(
@@ -119,25 +165,25 @@ def encode_many(
     starts = table[:, [FIRST_IT, FIRST_TIME], 0].tolist()
     for j in (FIRST_IT, FIRST_TIME):
         table[:, j] = np.diff(table[:, j], axis=1, prepend=table[:, j, :1])
+    rotated = _rotate_values(table)
     bases = table.min(axis=2)
     offsets = table.view(np.uint64) - bases.view(np.uint64)[:, :, None]  # wraps: >= 0
-    largest = offsets.max(axis=2)
-    widths = np.select(
-        [largest < 1, largest < 2**8, largest < 2**16, largest < 2**32], [0, 1, 2, 4], 8
-    ).astype(np.uint8)
+    widths = _widths(offsets.max(axis=2))
+    widths[:, VALUES] |= np.where(rotated, ROTATED, 0).astype(np.uint8)
+    forms = np.where(rotated.any(axis=1), _ROTATED_FORMAT, _FORMAT).tolist()
     groups: dict[bytes, list[int]] = {}
     for i, key in enumerate(map(bytes, widths)):
         groups.setdefault(key, []).append(i)
     listed = bases.tolist()
     for key, members in groups.items():
-        fields = [(f"c{j}", f"<u{w}") for j, w in enumerate(key) if w]
+        fields = fields_of(key)
         records = np.empty((len(members), n), dtype=fields)
         for name, _ in fields:
             records[name] = offsets[members, int(name[1:])]
         body = records.tobytes()
         size = len(body) // len(members)
         for k, i in enumerate(members):
-            head = HEADER.pack(_FORMAT, n, key, *listed[i], *starts[i])
+            head = HEADER.pack(forms[i], n, key, *listed[i], *starts[i])
             out[int(picked[i])] = (head + body[k * size : (k + 1) * size], lowest[i], highest[i])
     return out
 
@@ -176,7 +222,7 @@ def decode_columns(blobs: Sequence[bytes]) -> np.ndarray:
     for widths, found in alike.items():
         numbers = np.array([x for _, _, x in found], dtype=np.int64)
         bases, starts = numbers[:, :WIDTH].view(np.uint64), numbers[:, WIDTH:]
-        fields = [(f"c{j}", f"<u{w}") for j, w in enumerate(widths) if w]
+        fields = fields_of(widths)
         body = b"".join([data for _, data, _ in found])
         records = np.frombuffer(body, dtype=fields).reshape(len(found), n)
         whole = len(alike) == 1
@@ -187,6 +233,7 @@ def decode_columns(blobs: Sequence[bytes]) -> np.ndarray:
                 np.add(records[f"c{j}"], bases[:, j, None], out=unsigned[j], casting="unsafe")
             else:
                 unsigned[j] = bases[:, j, None]
+            unrotate(unsigned[j], w)
         for i, j in enumerate((FIRST_IT, FIRST_TIME)):
             np.cumsum(part[j], axis=1, out=part[j])
             part[j] += starts[:, i, None]

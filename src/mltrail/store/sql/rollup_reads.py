@@ -35,6 +35,8 @@ from mltrail.store.sql.rollup_blocks import (
     WIDTH,
     decode_blocks,
     decode_columns,
+    fields_of,
+    unrotate,
 )
 from mltrail.store.sql.tables import metric_rollup_blocks, metric_rollups
 
@@ -189,7 +191,7 @@ class _Blocks:
         self._widths = next(iter(widths)) if heads else bytes(WIDTH)
         numbers = np.array([head[3:] for head in heads], dtype=np.int64).reshape(-1, WIDTH + 2)
         self._bases, self._starts = numbers[:, :WIDTH].view(np.uint64), numbers[:, WIDTH:]
-        fields = [(f"c{j}", f"<u{w}") for j, w in enumerate(self._widths) if w]
+        fields = fields_of(self._widths)
         body = b"".join([memoryview(blob)[HEADER.size :] for blob in blobs])
         records = np.frombuffer(body, dtype=fields) if fields else None  # None: no field
         self._records = records if records is None else records.reshape(-1, BLOCK_BUCKETS)
@@ -210,7 +212,7 @@ class _Blocks:
         self._widths = bytes(widths[0])
         self._bases = heads["bases"].view(np.uint64)
         self._starts = heads["starts"]
-        fields = [(f"c{j}", f"<u{w}") for j, w in enumerate(self._widths) if w]
+        fields = fields_of(self._widths)
         if not fields:
             self._records = None
             return True
@@ -232,6 +234,7 @@ class _Blocks:
         found = self._bases[block, j]
         if self._widths[j] and self._records is not None:
             found += self._records[f"c{j}"][block, bucket]  # uint64: wraps as column() does
+        unrotate(found, self._widths[j])
         signed = found.view(np.int64)
         if j in ITERATIONS:
             signed += self.column(FIRST_IT).take(where)
@@ -248,6 +251,7 @@ class _Blocks:
             np.add(self._records[f"c{j}"], self._bases[:, j, None], out=out, casting="unsafe")
         else:
             out[:] = self._bases[:, j, None]
+        unrotate(out, self._widths[j])
         signed = out.view(np.int64)
         if j in (FIRST_IT, FIRST_TIME):
             np.cumsum(signed, axis=1, out=signed)
