@@ -61,8 +61,10 @@ def test_large_writes_and_closes_do_not_wait() -> None:
     async def run() -> RecordingTransport:
         outer, inner = _wrapped()
         outer.write(b"head")
-        outer.write(b"x" * COALESCE_BYTES)
-        assert inner.writes == [b"head" + b"x" * COALESCE_BYTES]
+        body = b"x" * COALESCE_BYTES
+        outer.write(body)
+        # the head first, then the large body itself: never a copy of the two joined
+        assert inner.writes == [b"head", body] and inner.writes[1] is body
         outer.write(b"last words")
         outer.close()
         assert inner.closed and inner.writes[-1] == b"last words"
@@ -70,7 +72,7 @@ def test_large_writes_and_closes_do_not_wait() -> None:
         await asyncio.sleep(0)
         return inner
 
-    assert len(asyncio.run(run()).writes) == 2
+    assert len(asyncio.run(run()).writes) == 3
 
 
 def test_everything_else_is_the_wrapped_transports() -> None:
