@@ -94,6 +94,7 @@ def test_settings_round_trip_through_a_child_environment():
 BAD_VALUES = [  # (toml key, its TOML text, the same value as an environment variable's)
     ("crash_after", "0", "0"),
     ("system_metrics_interval", '"soon"', "soon"),
+    ("request_deadline", "-1", "-1"),
     ("capture", '"pipes"', "pipes"),
     ("resume", '"3"', "3"),
     ("system_metrics", '"maybe"', "maybe"),

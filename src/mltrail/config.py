@@ -29,6 +29,7 @@ CONFIG_KEYS = (
     "url", "token", "project", "experiment", "job", "strict", "capture", "no_capture",
     "artifacts", "artifact_max_file_bytes", "artifact_quota_bytes", "spool_limit_bytes",
     "crash_after", "trash_days", "resume", "system_metrics", "system_metrics_interval",
+    "request_deadline",
 )  # fmt: skip
 TOKENS_TABLE = "tokens"  # config.toml's [tokens]: a saved token per server (server_key: token)
 
@@ -66,6 +67,10 @@ class Settings:
         system_metrics: whether runs (and the agent, for its jobs) sample CPU, memory, disk,
             network and GPUs into ``system/`` series (``MLTRAIL_SYSTEM_METRICS=off`` stops it).
         system_metrics_interval: seconds between samples (``MLTRAIL_SYSTEM_METRICS_INTERVAL``).
+        request_deadline: seconds one call to a server may take, every retry included
+            (``MLTRAIL_REQUEST_DEADLINE``; None: the client's default, 120 s, 60 s for a run's
+            writer); an artifact's bytes must instead move 64 KiB in every such window, so a
+            dripping server fails and a large file on a slow link does not.
 
     Every setting can also come from ``$MLTRAIL_HOME/config.toml`` (default
     ``~/.mltrail/config.toml``), keyed by the variable's name without ``MLTRAIL_`` in lower
@@ -95,6 +100,7 @@ class Settings:
     resume: tuple[str, int] | None = None
     system_metrics: bool = True
     system_metrics_interval: float = DEFAULT_SYSTEM_METRICS_SECONDS
+    request_deadline: float | None = None
 
     @classmethod
     def from_env(
@@ -133,6 +139,7 @@ class Settings:
             system_metrics_interval=_seconds(
                 values, "MLTRAIL_SYSTEM_METRICS_INTERVAL", DEFAULT_SYSTEM_METRICS_SECONDS
             ),
+            request_deadline=_optional_seconds(values, "MLTRAIL_REQUEST_DEADLINE"),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -153,6 +160,9 @@ class Settings:
             "MLTRAIL_ARTIFACT_QUOTA_BYTES": self.artifact_quota_bytes,
             "MLTRAIL_RESUME": None if self.resume is None else "/".join(map(str, self.resume)),
             "MLTRAIL_SYSTEM_METRICS": None if self.system_metrics else "off",
+            "MLTRAIL_REQUEST_DEADLINE": (
+                None if self.request_deadline is None else repr(self.request_deadline)
+            ),
         }
         env.update({name: str(value) for name, value in optional.items() if value is not None})
         if self.spool_limit_bytes != Settings.spool_limit_bytes:
@@ -342,6 +352,11 @@ def _seconds(values: _Values, name: str, default: float) -> float:
             f"{values.origin(name)}: must be a positive number of seconds, got {raw!r}"
         )
     return value
+
+
+def _optional_seconds(values: _Values, name: str) -> float | None:
+    """A positive number of seconds, or None when unset (each client's own default)."""
+    return _seconds(values, name, math.nan) if values.number_text(name) else None
 
 
 def read_config_file(path: Path) -> dict[str, str]:

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 HTTP_TIMEOUT_SECONDS = 30.0  # per request of a run's own HttpStore (a 50,000-point batch fits)
 HTTP_RETRIES = 1  # the writer has its own retries, then the spool
+HTTP_DEADLINE_SECONDS = 60.0  # per call, unless MLTRAIL_REQUEST_DEADLINE says otherwise
 
 
 def int64_field(value: Any, field: str) -> int:
@@ -44,7 +45,12 @@ def open_run_store(settings: Settings) -> Store:
     defaults: the writer retries and spools by itself, so training is not held for minutes."""
     from mltrail.store import open_store
 
-    return open_store(settings, http_timeout=HTTP_TIMEOUT_SECONDS, http_retries=HTTP_RETRIES)
+    return open_store(
+        settings,
+        http_timeout=HTTP_TIMEOUT_SECONDS,
+        http_retries=HTTP_RETRIES,
+        http_deadline=HTTP_DEADLINE_SECONDS,
+    )
 
 
 def store_target(store: Store, settings: Settings) -> str:

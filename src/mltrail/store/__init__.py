@@ -11,7 +11,11 @@ if TYPE_CHECKING:
 
 
 def open_store(
-    settings: Settings, *, http_timeout: float | None = None, http_retries: int | None = None
+    settings: Settings,
+    *,
+    http_timeout: float | None = None,
+    http_retries: int | None = None,
+    http_deadline: float | None = None,
 ) -> Store:
     """The one way to open the store ``settings`` select: HttpStore when ``settings.url`` is
     set, else SqlStore on the embedded SQLite file under ``settings.home``.
@@ -22,15 +26,19 @@ def open_store(
         settings: read once by the caller's edge.
         http_timeout: seconds per request of an HttpStore (its default when None).
         http_retries: extra attempts of an HttpStore (its default when None).
+        http_deadline: seconds one call of an HttpStore may take, when the settings give
+            none (``MLTRAIL_REQUEST_DEADLINE`` wins; HttpStore's default when both are None).
     """
     if settings.url:
         from mltrail.store.http import DEFAULT_RETRIES, DEFAULT_TIMEOUT, HttpStore
+        from mltrail.store.http.deadline import DEFAULT_DEADLINE
 
         return HttpStore(
             settings.url,
             settings.auth_token,
             timeout=DEFAULT_TIMEOUT if http_timeout is None else http_timeout,
             retries=DEFAULT_RETRIES if http_retries is None else http_retries,
+            deadline=settings.request_deadline or http_deadline or DEFAULT_DEADLINE,
         )
     from mltrail.store.blobs import open_blobs
     from mltrail.store.sql import SqlStore

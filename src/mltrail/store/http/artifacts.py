@@ -28,6 +28,7 @@ from mltrail.store.artifacts import (
     DigestedSource,
     Readable,
 )
+from mltrail.store.http.deadline import Progress, bind_client, bounded, paced
 from mltrail.store.http.direct import DirectConnection, read_answer
 from mltrail.store.http.transport import HttpNoun, decode, send
 
@@ -42,11 +43,14 @@ def artifact_from_header(value: str) -> Artifact:
     return codec.artifact_from_wire(parse_json(base64.urlsafe_b64decode(padded)))
 
 
-def _chunks(source: Readable, trailer: Callable[[], bytes] | None) -> Iterator[bytes]:
+def _chunks(
+    source: Readable, trailer: Callable[[], bytes] | None, pace: Progress
+) -> Iterator[bytes]:
     while data := source.read(CHUNK_BYTES):
         yield data
     if trailer is not None:
         yield trailer()
+    pace.rest()  # all sent: the answer comes once the server stored it (the read timeout's)
 
 
 def _trailer_of(source: Readable, upload: ArtifactUpload) -> Callable[[], bytes] | None:
@@ -91,16 +95,17 @@ class HttpArtifacts(HttpNoun, ArtifactStore):
             headers["Content-Length"] = str(checked.size + extra)
         client = self._http.client
         timeout = httpx.Timeout(self._http.read_timeout, read=UPLOAD_READ_TIMEOUT)
+        pace = Progress(self._http.deadline)
         request = client.build_request(
             "PUT",
             path,
-            content=_chunks(source, trailer),
+            content=_chunks(source, trailer, pace),
             params={k: v for k, v in params.items() if v is not None},
             headers=headers,
             timeout=timeout,
         )
         # a streamed body cannot be sent twice: only never-sent requests are retried
-        response = send(client, request, self._http.policy, repeatable=False)
+        response = send(client, request, self._http.policy, repeatable=False, deadline=pace)
         return codec.artifact_from_wire(decode(response))
 
     def list_artifacts(
@@ -117,8 +122,10 @@ class HttpArtifacts(HttpNoun, ArtifactStore):
         if lean is None:
             return None
         prefix = self._http.client.base_url.raw_path.decode("ascii").rstrip("/")
-        timeout = self._http.read_timeout
-        return DirectConnection(*lean, prefix, self._http.headers, timeout, self._http.policy)
+        http = self._http
+        return DirectConnection(
+            *lean, prefix, http.headers, http.read_timeout, http.policy, http.deadline
+        )
 
     def open_artifact(self, project_id: int, experiment_id: int, path: str) -> ArtifactReader:
         direct = self._direct()
@@ -126,7 +133,10 @@ class HttpArtifacts(HttpNoun, ArtifactStore):
             return self._open_direct(direct, self._artifact_path(project_id, experiment_id, path))
         client = self._http.client
         request = client.build_request("GET", self._artifact_path(project_id, experiment_id, path))
-        response = send(client, request, self._http.policy, repeatable=True, stream=True)
+        bound = self._http.bound()
+        response = send(
+            client, request, self._http.policy, repeatable=True, stream=True, deadline=bound
+        )
         if response.is_redirect and ARTIFACT_HEADER in response.headers:
             location = response.headers["location"]
             response.close()
@@ -136,7 +146,9 @@ class HttpArtifacts(HttpNoun, ArtifactStore):
             response.close()
             decode(response)  # raises the error the server sent
         artifact = artifact_from_header(response.headers[ARTIFACT_HEADER])
-        return ArtifactReader(artifact, response.iter_raw(), response.close)
+        sender = f"the mltrail server at {self._http.url}"
+        chunks = paced(response.iter_raw(), Progress(self._http.deadline), sender)
+        return ArtifactReader(artifact, chunks, response.close)
 
     def _open_direct(self, direct: DirectConnection, path: str) -> ArtifactReader:
         """The download over a connection of its own, read into the caller's buffers."""
@@ -151,20 +163,21 @@ class HttpArtifacts(HttpNoun, ArtifactStore):
             finally:
                 conn.close()
             raise TransportError(f"the server answered HTTP {response.status} without a record")
-        chunks = iter(lambda: response.read(CHUNK_BYTES), b"")
-        return ArtifactReader(
-            artifact_from_header(record), chunks, conn.close, readinto=response.readinto
-        )
+        chunks, readinto = direct.body_readers(conn, response)
+        return ArtifactReader(artifact_from_header(record), chunks, conn.close, readinto=readinto)
 
     def _open_presigned(self, record: str, url: str) -> ArtifactReader:
         """Follow a presigned URL with a client of its own: the token must not go along."""
         artifact = artifact_from_header(record)
-        direct = httpx.Client(timeout=self._http.read_timeout)
+        direct = bind_client(httpx.Client(timeout=self._http.read_timeout))
+        bound = self._http.bound()
         try:
-            response = direct.send(direct.build_request("GET", url), stream=True)
+            with bounded(bound):
+                response = direct.send(direct.build_request("GET", url), stream=True)
         except httpx.TransportError as exc:
             direct.close()
-            raise TransportError(f"cannot fetch the artifact from its storage: {exc}") from exc
+            why = bound.explain() if bound.expired else str(exc)
+            raise TransportError(f"cannot fetch the artifact from its storage: {why}") from exc
         if not response.is_success:
             response.close()
             direct.close()
@@ -174,7 +187,9 @@ class HttpArtifacts(HttpNoun, ArtifactStore):
             response.close()
             direct.close()
 
-        return ArtifactReader(artifact, response.iter_raw(), close, url)
+        storage = f"the artifact storage at {response.url.scheme}://{response.url.host}"
+        chunks = paced(response.iter_raw(), Progress(self._http.deadline), storage)
+        return ArtifactReader(artifact, chunks, close, url)
 
     def delete_artifact(self, project_id: int, experiment_id: int, path: str) -> None:
         self._http.call("DELETE", self._artifact_path(project_id, experiment_id, path))

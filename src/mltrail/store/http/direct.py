@@ -10,18 +10,32 @@ the whole file. An upload from a local file goes out with ``sendfile`` (the kern
 from the page cache; the file is hashed by another thread meanwhile) where httpx sent 1 MiB
 bytes objects read in Python. Everything else, and every server reached over https or a proxy,
 goes through httpx.
+
+Deadlines (:mod:`.deadline`): a request's connect, send and answer head end within the deadline,
+every attempt included; the bytes of a transfer, either way, must move at least
+:data:`~.deadline.FLOOR_BYTES` in every deadline window instead, so a large file at a slow but
+steady rate is never cut off and a dripping one is.
 """
 
 from __future__ import annotations
 
 import http.client
 import socket
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from urllib.parse import urlencode
 
 from mltrail.core.artifacts import TRAILER_BYTES
 from mltrail.core.errors import TransportError, ValidationError
 from mltrail.store.artifacts import CHUNK_BYTES, Readable, SendableFile
+from mltrail.store.http.deadline import (
+    DEFAULT_DEADLINE,
+    Bound,
+    BoundSocket,
+    Deadline,
+    Progress,
+    clamp,
+    outlasts,
+)
 from mltrail.store.http.poster import Answer
 from mltrail.store.http.transport import RETRY_STATUSES, RetryPolicy
 
@@ -35,6 +49,8 @@ class DirectConnection:
         headers: sent with every request (``Authorization``, ``User-Agent``...).
         timeout: seconds one connect, send or read may block.
         policy: how often a request that may be repeated is sent again.
+        deadline: seconds a request may take up to its answer's head (every attempt), and the
+            window in which a transfer must move :data:`~.deadline.FLOOR_BYTES`.
     """
 
     def __init__(
@@ -45,34 +61,42 @@ class DirectConnection:
         headers: Mapping[str, str],
         timeout: float,
         policy: RetryPolicy,
+        deadline: float = DEFAULT_DEADLINE,
     ) -> None:
         self.host, self.port, self.prefix = host, port, prefix
         self.headers = dict(headers)
         self.timeout = timeout
         self.policy = policy
+        self.deadline = deadline
 
     def url(self, path: str, params: Mapping[str, object] | None = None) -> str:
         """The request target of API ``path`` (already %-quoted) with ``params``."""
         query = urlencode({k: v for k, v in (params or {}).items() if v is not None})
         return self.prefix + path + (f"?{query}" if query else "")
 
-    def connect(self) -> http.client.HTTPConnection:
-        """A connected connection; connection faults retried as the policy allows (nothing was
-        sent yet).
+    def connect(self, bound: Bound) -> http.client.HTTPConnection:
+        """A connected connection whose socket is a :class:`BoundSocket` under ``bound``;
+        connection faults retried as the policy and ``bound`` allow (nothing was sent yet).
 
         Raises:
             TransportError: the server stayed unreachable.
         """
         for attempt in range(self.policy.retries + 1):
-            conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+            pause = self.policy.delay(attempt)
+            conn = None
             try:
+                wait = clamp(bound, self.timeout)
+                conn = http.client.HTTPConnection(self.host, self.port, timeout=wait)
                 conn.connect()
+                assert conn.sock is not None
+                conn.sock = BoundSocket.adopt(conn.sock, bound, self.timeout)
                 return conn
             except OSError as exc:
-                conn.close()
-                if attempt == self.policy.retries:
-                    raise self._unreachable(exc) from exc
-            self.policy.sleep(self.policy.delay(attempt))
+                if conn is not None:
+                    conn.close()
+                if attempt == self.policy.retries or outlasts(bound, pause):
+                    raise self._unreachable(exc, bound) from exc
+            self.policy.sleep(pause)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def get(self, url: str) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
@@ -84,23 +108,26 @@ class DirectConnection:
             TransportError: the server stayed unreachable or broke the connection.
         """
         waited = 0.0
+        bound = Deadline(self.deadline)
         for attempt in range(self.policy.retries + 1):
             last = attempt == self.policy.retries
             pause = self.policy.delay(attempt)
-            conn = self.connect()
+            conn = self.connect(bound)
             try:
                 conn.request("GET", url, headers=self.headers)
                 response = conn.getresponse()
             except (OSError, http.client.HTTPException) as exc:
                 conn.close()
-                if last:
-                    raise self._unreachable(exc) from exc
+                if last or outlasts(bound, pause):
+                    raise self._unreachable(exc, bound) from exc
             else:
                 if last or response.status not in RETRY_STATUSES:
+                    self._pace(conn)
                     return conn, response
                 header = response.getheader("Retry-After")
                 asked = self.policy.pause(attempt, waited, response.status, header)
-                if asked is None:  # it asks for longer than the patience left
+                if asked is None or outlasts(bound, asked):  # past the patience left
+                    self._pace(conn)
                     return conn, response
                 pause = asked
                 conn.close()
@@ -108,10 +135,40 @@ class DirectConnection:
             waited += pause
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _unreachable(self, exc: BaseException) -> TransportError:
-        return TransportError(
-            f"cannot reach the mltrail server at {self.host}:{self.port}: {exc!r}"
-        )
+    def _pace(self, conn: http.client.HTTPConnection, limit: float | None = None) -> None:
+        """From here on, ``conn``'s bytes must move :data:`~.deadline.FLOOR_BYTES` in every
+        deadline window (its head came: the body of a large file may take hours)."""
+        sock = conn.sock
+        if isinstance(sock, BoundSocket):
+            sock.bound = Progress(self.deadline)
+            sock.limit = self.timeout if limit is None else limit
+
+    def body_readers(
+        self, conn: http.client.HTTPConnection, response: http.client.HTTPResponse
+    ) -> tuple[Iterator[bytes], Callable[[memoryview], int]]:
+        """The answer's body as chunks and as a ``readinto``; a fault or a stall while reading
+        is a :class:`TransportError` naming the server (a socket error before)."""
+        sock = conn.sock
+
+        def readinto(buffer: memoryview) -> int:
+            try:
+                return response.readinto(buffer)
+            except (OSError, http.client.HTTPException) as exc:
+                raise self._unreachable(exc, getattr(sock, "bound", None)) from exc
+
+        def read() -> bytes:
+            try:
+                return response.read(CHUNK_BYTES)
+            except (OSError, http.client.HTTPException) as exc:
+                raise self._unreachable(exc, getattr(sock, "bound", None)) from exc
+
+        return iter(read, b""), readinto
+
+    def _unreachable(self, exc: BaseException, bound: Bound | None = None) -> TransportError:
+        where = f"{self.host}:{self.port}"
+        if bound is not None and bound.expired:
+            return TransportError(f"the mltrail server at {where} was too slow: {bound.explain()}")
+        return TransportError(f"cannot reach the mltrail server at {where}: {exc!r}")
 
     def put(
         self,
@@ -132,13 +189,15 @@ class DirectConnection:
             ValidationError: the source held fewer than ``size`` bytes (field ``size``; the
                 connection is closed, so the server drops what it received).
         """
-        conn = self.connect()
+        bound = Deadline(self.deadline)
+        conn = self.connect(bound)
         try:
             conn.putrequest("PUT", url, skip_accept_encoding=True)
             length = size + (TRAILER_BYTES if trailer is not None else 0)
             for name, value in {**self.headers, **headers, "Content-Length": str(length)}.items():
                 conn.putheader(name, value)
             conn.endheaders()
+            self._pace(conn)
             sock = conn.sock
             try:
                 sent = send_body(sock, source, size)
@@ -152,10 +211,10 @@ class DirectConnection:
                     "being sent?)",
                     "size",
                 )
-            sock.settimeout(timeout)
+            self._pace(conn, timeout)  # the answer comes once the server stored it all
             return read_answer(conn.getresponse())
         except (OSError, http.client.HTTPException) as exc:
-            raise self._unreachable(exc) from exc
+            raise self._unreachable(exc, getattr(conn.sock, "bound", None)) from exc
         finally:
             conn.close()
 

@@ -6,11 +6,12 @@ interval (5 ms) behind those threads, longer with several of them. httpx (throug
 makes about ten GIL-releasing calls per request: a readability poll before reusing the
 connection, a poll and a send for the head, a poll and a send for the body, a poll and a read
 for the answer, two more polls after it. :class:`Poster` keeps one blocking connection and sends
-the whole request with one ``sendall`` and reads the answer with one ``recv`` (more only when
+the whole request with one ``send`` and reads the answer with one ``recv`` (more only when
 it is longer than 64 KiB or split), so a batch costs two waits for the GIL instead of ten.
 
 Timeouts are the socket's own (``SO_SNDTIMEO``/``SO_RCVTIMEO``), not Python's: a Python
-timeout would poll before each call. Only plain ``http://`` servers reached without a proxy use
+timeout would poll before each call. A request's deadline (:mod:`.deadline`) lowers them, with
+one ``setsockopt`` (which keeps the GIL), only when less is left of it than a timeout. Only plain ``http://`` servers reached without a proxy use
 it (:func:`lean_target`); everything else, and every other request, goes through httpx.
 """
 
@@ -23,6 +24,7 @@ import urllib.request
 from urllib.parse import urlsplit
 
 from mltrail.core.errors import TransportError
+from mltrail.store.http.deadline import Bound, clamp
 
 _RECV = 65536
 MAX_HEAD_BYTES = 64 * 1024  # an answer's head past this is no server's (the server's own limit)
@@ -73,22 +75,28 @@ class Poster:
         netloc = name if port == 80 else f"{name}:{port}"
         self._head = "".join(f"{k}: {v}\r\n" for k, v in {"Host": netloc, **headers}.items())
         self._sock: socket.socket | None = None
+        self._limits: dict[int, float] = {}  # SO_SNDTIMEO / SO_RCVTIMEO as set now
+        self._whole = float(max(int(timeout), 1))  # the kernel's timeout outside deadlines
 
-    def post(self, path: str, content: bytes, content_type: str) -> Answer:
-        """Send one request and read its answer; a kept connection the server closed in
-        between is reopened once (the request was not read: safe to send again).
+    def post(
+        self, path: str, content: bytes, content_type: str, bound: Bound | None = None
+    ) -> Answer:
+        """Send one request and read its answer, within ``bound`` (:mod:`.deadline`); a kept
+        connection the server closed in between is reopened once (the request was not read:
+        safe to send again).
 
         Raises:
-            TransportError: the server could not be reached or broke the connection.
+            TransportError: the server could not be reached, broke the connection, or was
+                still answering when ``bound`` ran out.
         """
         head = (
             f"POST {path} HTTP/1.1\r\n{self._head}Content-Type: {content_type}\r\n"
             f"Content-Length: {len(content)}\r\n\r\n"
         ).encode("latin-1")
-        request = head + content  # one sendall: one wait for the GIL
+        request = head + content  # one send: one wait for the GIL
         for fresh in (self._sock is None, True):
             try:
-                return self._exchange(request)
+                return self._exchange(request, bound)
             except _Malformed as exc:
                 self.close()
                 raise TransportError(
@@ -96,6 +104,11 @@ class Poster:
                 ) from None
             except (OSError, _Closed) as exc:
                 self.close()
+                if bound is not None and bound.expired:
+                    raise TransportError(
+                        f"the mltrail server at {self.host}:{self.port} was too slow: "
+                        f"{bound.explain()}"
+                    ) from exc
                 if fresh or not isinstance(exc, _Closed | ConnectionError):
                     raise TransportError(
                         f"cannot reach the mltrail server at {self.host}:{self.port}: {exc!r}"
@@ -115,26 +128,52 @@ class Poster:
             with contextlib.suppress(OSError):  # already closed
                 sock.shutdown(socket.SHUT_RDWR)
 
-    def _connect(self) -> socket.socket:
-        sock = socket.create_connection((self.host, self.port), timeout=self.timeout)
+    def _connect(self, bound: Bound | None) -> socket.socket:
+        wait = clamp(bound, self.timeout)
+        sock = socket.create_connection((self.host, self.port), timeout=wait)
         sock.settimeout(None)  # blocking: no poll before each call; the kernel times out
-        seconds = max(int(self.timeout), 1)
-        limit = struct.pack("ll", seconds, 0)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, limit)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, limit)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._limits = {}
         self._sock = sock
+        self._limit(socket.SO_SNDTIMEO, self._whole)
+        self._limit(socket.SO_RCVTIMEO, self._whole)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return sock
 
-    def _exchange(self, request: bytes) -> Answer:
-        sock = self._sock or self._connect()
-        sock.sendall(request)
+    def _limit(self, option: int, seconds: float) -> None:
+        """Set the kernel's ``SO_SNDTIMEO``/``SO_RCVTIMEO`` when it changes (0 would be none)."""
+        if self._limits.get(option) == seconds or self._sock is None:
+            return
+        whole, part = divmod(max(seconds, 0.001), 1.0)
+        self._sock.setsockopt(
+            socket.SOL_SOCKET, option, struct.pack("ll", int(whole), int(part * 1e6))
+        )
+        self._limits[option] = seconds
+
+    def _bound(self, option: int, bound: Bound | None) -> None:
+        """The kernel's timeout for the next call: the timeout, or less when ``bound`` leaves
+        less (``TimeoutError`` when it leaves nothing); no system call while it is unchanged."""
+        seconds = self._whole
+        left = None if bound is None else bound.remaining()
+        if left is not None and left < seconds:
+            seconds = clamp(bound, seconds) or seconds
+        if self._limits.get(option) != seconds:
+            self._limit(option, seconds)
+
+    def _exchange(self, request: bytes, bound: Bound | None) -> Answer:
+        sock = self._sock or self._connect(bound)
+        self._bound(socket.SO_SNDTIMEO, bound)
+        sent = sock.send(request)  # blocking: all of it unless SO_SNDTIMEO cut it short
+        while sent < len(request):
+            self._bound(socket.SO_SNDTIMEO, bound)
+            sent += sock.send(memoryview(request)[sent:])
+        self._bound(socket.SO_RCVTIMEO, bound)
         data = sock.recv(_RECV)
         if not data:
             raise _Closed("the server closed the connection")
         while b"\r\n\r\n" not in data:
             if len(data) > MAX_HEAD_BYTES:  # else gathered without bound (and searched again)
                 raise _Malformed(f"an answer head over {MAX_HEAD_BYTES // 1024} KiB")
+            self._bound(socket.SO_RCVTIMEO, bound)
             more = sock.recv(_RECV)
             if not more:
                 raise _Closed("the answer's head was cut")
@@ -147,6 +186,7 @@ class Poster:
             raise OSError("a chunked answer")  # the server never sends one to a POST
         length = _length(fields.get("content-length", "0"))
         while len(body) < length:
+            self._bound(socket.SO_RCVTIMEO, bound)
             more = sock.recv(max(length - len(body), _RECV))
             if not more:
                 raise _Closed("the answer's body was cut")

@@ -18,6 +18,7 @@ from mltrail.store.base import Store
 from mltrail.store.http.agents import HttpAgents
 from mltrail.store.http.artifacts import HttpArtifacts
 from mltrail.store.http.charts import HttpCharts
+from mltrail.store.http.deadline import DEFAULT_DEADLINE
 from mltrail.store.http.experiments import HttpExperiments
 from mltrail.store.http.external import HttpExternal
 from mltrail.store.http.identity import HttpIdentity
@@ -59,10 +60,12 @@ class HttpStore(
         token: API token sent as ``Authorization: Bearer``.
         transport: an httpx transport (tests pass one that runs the server app in-process);
             default: real HTTP.
-        timeout: seconds per request (long-poll reads add their wait).
+        timeout: seconds one connect, read or write may block (long-poll reads add their wait).
         retries: extra attempts for requests that may be repeated.
         backoff: first retry delay in seconds, doubled each attempt (capped at 5 s).
         sleep: injectable for tests.
+        deadline: seconds one call may take, every attempt included; an artifact's bytes
+            must instead move 64 KiB in every such window (``store/http/deadline.py``).
     """
 
     def __init__(
@@ -75,9 +78,12 @@ class HttpStore(
         retries: int = DEFAULT_RETRIES,
         backoff: float = 0.2,
         sleep: Callable[[float], None] = time.sleep,
+        deadline: float = DEFAULT_DEADLINE,
     ) -> None:
         policy = RetryPolicy(retries=retries, backoff=backoff, sleep=sleep)
-        self._http = Transport(url, token, transport=transport, timeout=timeout, policy=policy)
+        self._http = Transport(
+            url, token, transport=transport, timeout=timeout, policy=policy, deadline=deadline
+        )
         self.url = self._http.url
 
     def close(self) -> None:

@@ -32,6 +32,14 @@ from mltrail.core.errors import (
 )
 from mltrail.core.types import LogBatch, MetricBatch
 from mltrail.core.wire import dump_json, parse_json
+from mltrail.store.http.deadline import (
+    DEFAULT_DEADLINE,
+    Bound,
+    Deadline,
+    bind_client,
+    bounded,
+    outlasts,
+)
 from mltrail.store.http.poster import Poster, lean_target
 from mltrail.store.http.skew import explain_skew, unknown_to_server
 
@@ -117,34 +125,40 @@ def send(
     *,
     repeatable: bool,
     stream: bool = False,
+    deadline: Bound | None = None,
 ) -> httpx.Response:
-    """Send ``request``, retrying as its kind and the policy allow.
+    """Send ``request``, retrying as its kind and the policy allow, every attempt and wait
+    within ``deadline`` (a pause that would outlast it is not taken: the last answer stands, or
+    the fault is raised).
 
     Args:
-        stream: leave the body unread (the caller reads and closes the response).
+        stream: leave the body unread (the caller reads and closes the response); the
+            deadline then ends with the answer's head.
 
     Raises:
-        TransportError: the server stayed unreachable.
+        TransportError: the server stayed unreachable, or the deadline ran out (the message
+            says which, naming the server).
     """
     waited = 0.0
     for attempt in range(policy.retries + 1):
         last = attempt == policy.retries
         pause = policy.delay(attempt)
         try:
-            response = client.send(request, stream=stream)
+            with bounded(deadline):
+                response = client.send(request, stream=stream)
         except _NEVER_SENT as exc:
-            if last:
-                raise _unreachable(client, exc) from exc
+            if last or outlasts(deadline, pause):
+                raise _unreachable(client, exc, deadline) from exc
         except httpx.TransportError as exc:
-            if last or not repeatable:
-                raise _unreachable(client, exc) from exc
+            if last or not repeatable or outlasts(deadline, pause):
+                raise _unreachable(client, exc, deadline) from exc
         else:
             if not (repeatable and response.status_code in RETRY_STATUSES and not last):
                 return response
             asked = policy.pause(
                 attempt, waited, response.status_code, response.headers.get("retry-after")
             )
-            if asked is None:  # it asks for longer than the patience left
+            if asked is None or outlasts(deadline, asked):  # longer than the patience left
                 return response
             pause = asked
             response.close()
@@ -153,8 +167,17 @@ def send(
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def _unreachable(client: httpx.Client, exc: Exception) -> TransportError:
-    base = str(client.base_url).removesuffix("/api/v1/").removesuffix("/api/v1")
+def server_base(client: httpx.Client) -> str:
+    """The server's URL as a user wrote it (without ``/api/v1``)."""
+    return str(client.base_url).removesuffix("/api/v1/").removesuffix("/api/v1")
+
+
+def _unreachable(
+    client: httpx.Client, exc: Exception, deadline: Bound | None = None
+) -> TransportError:
+    base = server_base(client)
+    if deadline is not None and deadline.expired:
+        return TransportError(f"the mltrail server at {base} was too slow: {deadline.explain()}")
     return TransportError(f"cannot reach the mltrail server at {base}: {exc}")
 
 
@@ -273,8 +296,11 @@ class Transport:
         url: the server's base URL (a trailing ``/api/v1`` is accepted).
         token: API token sent as ``Authorization: Bearer``.
         transport: an httpx transport (tests run the server app in-process); real HTTP when None.
-        timeout: seconds per request (long polls add their wait).
+        timeout: seconds one connect, read or write may block (long polls add their wait).
         policy: the retry policy.
+        deadline: seconds one call may take, every attempt and wait included (a long poll's
+            own timeout when longer); a stream's bytes must move at least
+            :data:`~.deadline.FLOOR_BYTES` in every such window instead (:mod:`.deadline`).
     """
 
     def __init__(
@@ -285,6 +311,7 @@ class Transport:
         transport: httpx.BaseTransport | None,
         timeout: float,
         policy: RetryPolicy,
+        deadline: float = DEFAULT_DEADLINE,
     ) -> None:
         base = url.rstrip("/").removesuffix("/api/v1")
         headers = {"Accept": "application/json", "User-Agent": "mltrail-httpstore"}
@@ -292,8 +319,11 @@ class Transport:
             headers["Authorization"] = f"Bearer {bearer_token(token)}"
         self.url = base
         self.policy = policy
-        self.client = httpx.Client(
-            base_url=base + "/api/v1", headers=headers, transport=transport, timeout=timeout
+        self.deadline = deadline
+        self.client = bind_client(
+            httpx.Client(
+                base_url=base + "/api/v1", headers=headers, transport=transport, timeout=timeout
+            )
         )
         lean = lean_target(base) if transport is None else None
         self._poster = None if lean is None else Poster(*lean, headers, timeout)
@@ -325,8 +355,10 @@ class Transport:
         request = build_request(
             self.client, method, path, body=body, params=params, timeout=timeout, headers=headers
         )
+        bound = self.bound(timeout)
         try:
-            return decode(send(self.client, request, self.policy, repeatable=repeatable), raw=raw)
+            answer = send(self.client, request, self.policy, repeatable=repeatable, deadline=bound)
+            return decode(answer, raw=raw)
         except AuthenticationError as exc:
             if "Authorization" in self.headers:
                 raise
@@ -335,6 +367,11 @@ class Transport:
             if isinstance(exc, TransportError) or not unknown_to_server(exc, body, params):
                 raise
             raise explain_skew(exc, self.server_version) from None
+
+    def bound(self, timeout: float | None = None) -> Deadline:
+        """The deadline of a call starting now: :attr:`deadline`, or a long poll's ``timeout``
+        (its wait and a margin) when that is longer."""
+        return Deadline(max(self.deadline, timeout or 0.0))
 
     def _no_token_sent(self, exc: AuthenticationError) -> AuthenticationError:
         """A 401 to a request that carried no token says how to give one: a token saved for
@@ -349,7 +386,8 @@ class Transport:
         """The version the server says it runs (``GET /identity``, asked once, not retried);
         None when it does not say."""
         request = build_request(self.client, "GET", "/identity", timeout=10.0)
-        answer = decode(send(self.client, request, RetryPolicy(retries=0), repeatable=False))
+        once = RetryPolicy(retries=0)
+        answer = decode(send(self.client, request, once, repeatable=False, deadline=self.bound()))
         found = answer.get("version") if isinstance(answer, dict) else None
         return found if isinstance(found, str) else None
 
@@ -357,27 +395,28 @@ class Transport:
         """A repeatable POST of a bytes body (point batches), decoded: through the lean
         :class:`~mltrail.store.http.poster.Poster` (two system calls, so two waits for the GIL)
         when the server is plain HTTP and no other thread is using it, else through httpx."""
+        bound = self.bound()
         if self._poster is None or not self._poster_lock.acquire(blocking=False):
             request = self.client.build_request(
                 "POST", path, content=content, headers={"Content-Type": content_type}
             )
-            return decode(send(self.client, request, self.policy, repeatable=True))
+            return decode(send(self.client, request, self.policy, repeatable=True, deadline=bound))
         try:
             waited = 0.0
             for attempt in range(self.policy.retries + 1):
                 last = attempt == self.policy.retries
                 pause = self.policy.delay(attempt)
                 try:
-                    answer = self._poster.post(self._prefix + path, content, content_type)
+                    answer = self._poster.post(self._prefix + path, content, content_type, bound)
                 except TransportError:
-                    if last:
+                    if last or outlasts(bound, pause):
                         raise
                 else:
                     if last or answer.status_code not in RETRY_STATUSES:
                         return decode(answer)
                     status, header = answer.status_code, answer.headers.get("retry-after")
                     asked = self.policy.pause(attempt, waited, status, header)
-                    if asked is None:  # it asks for longer than the patience left
+                    if asked is None or outlasts(bound, asked):  # past the patience left
                         return decode(answer)
                     pause = asked
                 self.policy.sleep(pause)
