@@ -219,3 +219,22 @@ def test_a_file_rewritten_while_it_is_read_is_refused(tmp_path, monkeypatch):
     with pytest.raises(ValidationError, match="changed while it was read") as info:
         weights_hash_from_file("numpy", path)
     assert info.value.field == "model"
+
+
+def test_a_torch_checkpoint_is_the_same_bytes_whoever_saves_it(tmp_path, torch_model):
+    """log_checkpoint saves a PyTorch model on the training thread (``save_model``, to a file
+    of a random temporary name) or from its copy in memory (``save_snapshot``), whichever is
+    free. torch.save given a path names the archive's records after the file, so the same
+    weights made a different file each time: a sha256 of its own, a second blob, and the
+    README's artifacts listing could not be reproduced."""
+    from mltrail.sdk.checkpoint_files import save_model, save_snapshot, snapshot_state
+
+    _, model = torch_model
+    first, second = tmp_path / "3f2a9c-epoch-0001.pt", tmp_path / "b81e07-epoch-0001.pt"
+    save_model(model, first)
+    save_model(model, second)
+    snapshot = snapshot_state(model)
+    assert snapshot is not None
+    sha256, size = save_snapshot(snapshot, tmp_path / "snapshot.pt")
+    assert first.read_bytes() == second.read_bytes()
+    assert (hashlib.sha256(first.read_bytes()).hexdigest(), first.stat().st_size) == (sha256, size)

@@ -70,7 +70,11 @@ def save_model(model: Any, file: Path) -> None:
     if file.suffix == ".pt":
         import torch
 
-        torch.save(_torch_state(model), file)
+        # through a file object, as save_snapshot writes: given a path, torch.save names the
+        # archive's records after the file (a random temporary name here), so the same weights
+        # made different bytes, a sha256 of their own and a second blob, run after run
+        with file.open("wb") as out:
+            torch.save(_torch_state(model), out)
     elif file.suffix == ".keras":
         model.save(file)
     else:
