@@ -39,7 +39,9 @@ def test_the_writer_spools_a_dripping_servers_batches_and_sync_stores_them(setti
             writer.flush()
         took = elapsed(start)
     assert writer.spooled_batches == 2
-    assert took < 2 * 1.0 + 2.0  # two batches, one deadline each (the second tries once)
+    # two batches, one deadline each (the second tries once), and slack for a loaded machine:
+    # without deadlines the drip of 4,096 bytes at 0.2 s would hold each for 13 minutes
+    assert took < 2 * 1.0 + 10.0
     result = replay(spool, store, target)
     assert (result.sent, result.points, result.lines, result.remaining) == (2, 1, 1, 0)
     p, e = exp.project_id, exp.experiment_id
@@ -63,7 +65,7 @@ def test_a_run_against_a_dripping_server_starts_offline_ends_and_syncs_elsewhere
                 for step in range(300):
                     exp.log({"loss": 1.0 / (step + 1)})
         took = elapsed(started)
-    assert took < 20.0, took  # each request a deadline, not 4096 drips of 0.2 s
+    assert took < 90.0, took  # each request a deadline, not 4,096 drips of 0.2 s (13 minutes)
     assert Spool.from_settings(slow).files()
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLTRAIL_")}
     env |= {"MLTRAIL_HOME": str(settings.home), "MLTRAIL_URL": drip.url}
