@@ -135,10 +135,14 @@ def parse_points(items: list[Any]) -> Points:
     return _rows([_point(m, f"metrics[{i}].") for i, m in enumerate(items)])
 
 
+_NON_FINITE = {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}
+
+
 def _columns(items: list[Any]) -> Points | None:
     """The columns of a well-formed batch, None for anything the point-by-point read must
-    judge (strings for NaN or int64s, a bad key, a missing field, an overflow, a negative
-    step, a time past ``shapes.MAX_MILLIS``)."""
+    judge (strings for int64s or other than protobuf's non-finite values, a bad key, a
+    missing field, an overflow, a negative step, a time past ``shapes.MAX_MILLIS``). A batch
+    holding a NaN stays here: read point by point, a 1,000-metric batch took 3x as long."""
     try:
         names = [m["key"] for m in items]
         values = [m["value"] for m in items]
@@ -146,7 +150,11 @@ def _columns(items: list[Any]) -> Points | None:
         steps = [m.get("step", 0) for m in items]
     except (TypeError, KeyError, AttributeError):
         return None
-    plain = set(map(type, values)) <= {int, float} and set(map(type, millis)) <= {int}
+    value_types = set(map(type, values))
+    if str in value_types:  # protobuf JSON's "NaN", "Infinity", "-Infinity" (any other: None)
+        values = [_NON_FINITE.get(v, v) if type(v) is str else v for v in values]
+        value_types = set(map(type, values))
+    plain = value_types <= {int, float} and set(map(type, millis)) <= {int}
     if not (plain and set(map(type, steps)) <= {int} and set(map(type, names)) <= {str}):
         return None  # (a list or dict key cannot even go in the set of names)
     try:
