@@ -202,3 +202,18 @@ def test_a_format_1_chunk_written_before_format_2_reads_back_through_the_store(t
         store.close()
     assert np.array_equal(_bits(got.values), _bits(values))
     assert np.array_equal(got.iterations, np.arange(100))
+
+
+@pytest.mark.parametrize("fmt", [0, 5, 9, 255])
+def test_a_stored_chunk_of_a_format_this_version_does_not_know_fails_its_read(fmt: int) -> None:
+    """A later version's format (a rolling upgrade's newer process, a newer backup) must fail
+    the read loudly: read as deltas (any format past 2 was) its values came out as other numbers."""
+    values = (np.cumsum(np.linspace(0.1, 0.2, 40)) + 1.0).astype(np.float32).astype(np.float64)
+    it = np.arange(40, dtype=np.int64)
+    data = encode_chunks([SeriesChunk("k", "train", it, it * 0, values, 1.7e9 + it)], narrow=True)[
+        0
+    ]
+    future = bytes([fmt]) + data[1:]
+    for read in (decode_chunks, decode_many):
+        with pytest.raises(ValueError, match=f"format {fmt}"):
+            read([(future, 40)])

@@ -168,11 +168,18 @@ def _undo_deltas(bits: np.ndarray, fmt: int) -> None:
 
 
 def _values_of(bits: np.ndarray, fmt: int) -> None:
-    """A chunk's stored value bits (int64) made float64 bits in place, as its format says."""
+    """A chunk's stored value bits (int64) made float64 bits in place, as its format says.
+
+    Raises:
+        ValueError: a format this version does not know (a newer version's, read by a process
+            still running this one): failed, not read as another format's other numbers.
+    """
     if fmt == NARROW:
         _widen(bits)
-    elif fmt >= WIDE_DELTA:
+    elif fmt in (WIDE_DELTA, NARROW_DELTA):
         _undo_deltas(bits, fmt)
+    elif fmt != _FORMAT:
+        raise ValueError(f"a chunk of format {fmt}, which this version does not read")
 
 
 def _narrowed(bits: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> list[int]:
