@@ -366,3 +366,20 @@ def test_a_downgrade_past_rotated_blocks_leaves_blocks_revision_0021_reads(db_ur
         _assert_same(_reads(store, p, e), before)
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("form", [0, 1, 4, 255])
+def test_a_block_of_a_format_this_version_does_not_know_fails_its_read(form: int) -> None:
+    """A later version's block format with widths this one knows decoded as format 2: other
+    numbers, silently (a rolling upgrade's newer process, a newer backup)."""
+    from mltrail.store.sql.rollup_reads import _Blocks
+
+    rows = _float32_rows(np.random.default_rng(3), 2)
+    n = rollup_blocks.BLOCK_BUCKETS
+    blobs = [rollup_blocks.encode_block(rows[s : s + n]) for s in range(0, 2 * n, n)]
+    future = [bytes([form]) + blob[1:] for blob in blobs if blob is not None]
+    for group in (future, [future[0], b"\2" + future[1][1:]]):  # alike, and one of them
+        with pytest.raises(ValueError, match=f"format {form}"):
+            rollup_blocks.decode_columns(group)
+        with pytest.raises(ValueError, match=f"format {form}"):
+            _Blocks(group).column(rollup_blocks.VALUES[0])

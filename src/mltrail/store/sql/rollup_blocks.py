@@ -35,6 +35,7 @@ from mltrail.store.sql import rollups
 BLOCK_BUCKETS = 16  # 128 before migration 0018: a short series' level 1 stayed rows
 _FORMAT = 2
 _ROTATED_FORMAT = 3  # a block with a value column rotated
+FORMATS = (_FORMAT, _ROTATED_FORMAT)  # those this version reads
 ROTATED = 0x80  # in a column's width byte: its stored bits are the value bits rotated right
 _ROTATION = np.uint64(29)  # a float32's zero low bits in a float64
 COLUMNS = rollups.COLUMNS
@@ -123,6 +124,18 @@ def unrotate(column: np.ndarray, width: int) -> None:
     if width & ROTATED:
         bits = column.view(np.uint64)
         bits[...] = (bits << _ROTATION) | (bits >> (np.uint64(64) - _ROTATION))
+
+
+def check_formats(formats: Sequence[int]) -> None:
+    """Refuse blocks of a format this version does not read (a newer version's, read by a
+    process still running this one): read as format 2, their columns were other numbers.
+
+    Raises:
+        ValueError: naming the first such format.
+    """
+    for form in formats:
+        if form not in FORMATS:
+            raise ValueError(f"a rollup block of format {form}, which this version does not read")
 
 
 def fields_of(widths: bytes) -> list[tuple[str, str]]:
@@ -215,7 +228,8 @@ def decode_columns(blobs: Sequence[bytes]) -> np.ndarray:
     skip = HEADER.size
     for k, blob in enumerate(blobs):
         data = memoryview(blob)
-        _format, size, widths, *values = HEADER.unpack_from(data)
+        form, size, widths, *values = HEADER.unpack_from(data)
+        check_formats((form,))
         if size != n:
             raise ValueError(f"a rollup block of {size} buckets, not {n}")
         alike.setdefault(widths, []).append((k, data[skip:], tuple(values)))

@@ -33,6 +33,7 @@ from mltrail.store.sql.rollup_blocks import (
     ITERATIONS,
     VALUES,
     WIDTH,
+    check_formats,
     decode_blocks,
     decode_columns,
     fields_of,
@@ -182,6 +183,7 @@ class _Blocks:
         if blobs and self._alike(blobs):
             return
         heads = [HEADER.unpack_from(blob) for blob in blobs]
+        check_formats([head[0] for head in heads])
         widths = {head[2] for head in heads}
         if len(widths) > 1:  # blocks of several widths: decoded all at once
             self._whole = decode_columns(blobs)
@@ -206,6 +208,7 @@ class _Blocks:
         body = b"".join(blobs)
         table = np.frombuffer(body, np.uint8).reshape(len(blobs), size)
         heads = table[:, : HEADER.size].copy().view(_HEAD)[:, 0]
+        check_formats(np.unique(heads["format"]).tolist())
         widths = heads["widths"]
         if np.any(widths != widths[0]) or np.any(heads["buckets"] != BLOCK_BUCKETS):
             return False
