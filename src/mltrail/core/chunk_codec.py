@@ -21,8 +21,9 @@ Formats (the header's first byte; every one stays readable):
   skewed high plane of a difference as if it were noise). A loss-like random walk moves by a
   few thousand units in the last place a step, so its differences' high bytes are near zero:
   a float32 walk packs to ~2.65 B a value instead of ~2.95, a float64 one to ~6.3 instead of
-  ~6.5. Written by a store for a chunk of at least :data:`DELTA_FROM` points (a compaction's
-  merge); older versions do not read them (migration 0021's downgrade rewrites them).
+  ~6.5. Written by a store for a chunk of at least :data:`DELTA_FROM` points that it packs
+  itself (a compaction's merge, and an append's chunk that came unpacked or was merged or
+  sorted); older versions do not read them (migration 0021's downgrade rewrites them).
 """
 
 from __future__ import annotations
