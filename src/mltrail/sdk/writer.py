@@ -9,6 +9,10 @@ retried with backoff, then the batch goes to the spool (:mod:`mltrail.sdk.delive
 is never interrupted unless ``strict`` is set, in which case the fault is raised at the next
 ``log`` or at the end.
 
+The thread sends each drain's batches on a thread of its own (:mod:`mltrail.sdk.sender`) and
+cuts the next drain meanwhile, so the store does not wait for the cut; one drain's batches are
+sent at a time, in order, and a flush or a close waits for them.
+
 Memory stays bounded: once more than ``max_buffered_points`` points wait while the thread has
 been stuck sending one batch for ``stall_seconds`` (or the store is known to be unreachable),
 the training thread cuts them into batches and queues those for the spooler thread
@@ -49,6 +53,7 @@ from mltrail.sdk.delivery import RETRY_DELAYS, Delivery
 from mltrail.sdk.outbox import BATCH_LINES, Item, build_outbox, full_batches, ready
 from mltrail.sdk.priority import GIVE_WAY_SECONDS, WriterPriority, quick_switches
 from mltrail.sdk.records import encode_metrics
+from mltrail.sdk.sender import Sender
 from mltrail.sdk.spool import RunAddress, Spool, SpoolWarning, order_stamp
 from mltrail.sdk.spooler import Spoolable
 
@@ -125,6 +130,8 @@ class Writer(Delivery):
         self._seq = itertools.count(1)
         self._lock = threading.Lock()  # guards takes and the compacted buffer; appends go without
         self._send_lock = threading.Lock()  # one drain at a time, so batches stay in order
+        self._sender = Sender(f"mltrail-sender-{self.client_id}")  # sends while the next is cut
+        self._waiting: tuple[list[Item], int] | None = None  # cut, waiting for the sender
         self._priority = WriterPriority()  # loggers wait while a drain cuts and packs
         self._calls: list[Call] = []  # appended without the lock: see _take_calls
         self._sampled = 0  # points ever added by add_chunks (under the lock)
@@ -312,8 +319,13 @@ class Writer(Delivery):
         for the next drain, and any logged since its cut), behind that drain's batches: left
         in memory, they were lost when the script exited (the writer thread is a daemon)."""
         with self._lock:
+            waiting, self._waiting = self._waiting, None
             if self.buffered_points:
                 self._overflow()
+        if waiting is not None:  # cut ahead while the sender still sent: behind its batches
+            outbox, stamp = waiting
+            for encode, batch, _ in outbox:
+                self._to_spool(encode, ready(batch), None, stamp)
 
     def _report_dropped_lines(self) -> None:
         if self.dropped_lines:
@@ -336,37 +348,42 @@ class Writer(Delivery):
             stopping = self._stop.is_set()
             try:
                 with quick_switches():  # its waits for the GIL behind logging threads: short
-                    self._drain(hold_partial=woken and not stopping)
+                    self._drain(hold_partial=woken and not stopping, hand_over=not stopping)
             except Exception as exc:  # a bug here must not kill the thread silently
-                self.error = exc
-                warnings.warn(f"mltrail writer failed: {exc!r}", RuntimeWarning, stacklevel=1)
+                self._failed(exc)
             if stopping:
                 return
             if self._until_heartbeat() <= 0:
+                self._sender.wait()  # one store call at a time (and one stall clock)
                 self._heartbeat()
 
+    def _failed(self, exc: Exception) -> None:
+        self.error = exc
+        warnings.warn(f"mltrail writer failed: {exc!r}", RuntimeWarning, stacklevel=1)
+
     # --- sending -----------------------------------------------------------------------------------
-    def _cut(self, hold_partial: bool = False) -> tuple[list[Item], int]:
-        """Take everything buffered and cut it into the drain's outbox, and its order stamp.
-        With ``hold_partial``, a last metric batch that would not be full stays buffered for
-        the next drain (see :func:`~mltrail.sdk.outbox.full_batches`)."""
+    def _cut(self, hold_partial: bool = False) -> tuple[list[Item], int, bool]:
+        """Take everything buffered and cut it into the drain's outbox, its order stamp, and
+        whether it must go behind the spool (points were spooled before it was cut: the
+        drain sets ``_spool_pending`` once the sender is idle, so a replay finishing meanwhile
+        cannot clear it). With ``hold_partial``, a last metric batch that would not be full
+        stays buffered for the next drain (see :func:`~mltrail.sdk.outbox.full_batches`)."""
         with self._lock:
             compacted, calls = self._take_all()
             lines = take(self._lines)
             links = take(self._links)
-            if self._overflowed:  # newer batches must not overtake the spooled ones
-                self._overflowed, self._spool_pending = False, True
+            behind_spool, self._overflowed = self._overflowed, False
             stamp = order_stamp()  # under the lock: an overflow cut later sorts after
         # priority only once the lock is ours: an overflow holds it while the spool's disk
         # catches up, and loggers must not give way to a drain waiting for that
         with self._priority.hold() as held:
             chunks = compacted + series_chunks(calls)
             del calls, compacted
-            if hold_partial:
+            if hold_partial and not behind_spool:
                 chunks = self._hold_partial(chunks)
             outbox = build_outbox(self.store, self.client_id, self._seq, chunks, lines, links,
                                   self.batch_points, self._priority if held else None)  # fmt: skip
-        return outbox, stamp
+        return outbox, stamp, behind_spool
 
     def _hold_partial(self, chunks: list[SeriesChunk]) -> list[SeriesChunk]:
         """The chunks of whole batches, to send now; the rest goes back in front of the
@@ -384,24 +401,53 @@ class Writer(Delivery):
         finally:
             self._lock.release()
 
-    def _drain(self, hold_partial: bool = False) -> None:
-        """Send everything buffered, from the calling thread (see :meth:`_cut` for
-        ``hold_partial``)."""
+    def _drain(self, hold_partial: bool = False, hand_over: bool = False) -> None:
+        """Send everything buffered, from the calling thread, once the outbox handed over
+        before is sent (see :meth:`_cut` for ``hold_partial``). With ``hand_over`` (the
+        writer's thread), the sending goes to the :class:`~mltrail.sdk.sender.Sender` and
+        this returns once it started: the next cut overlaps it."""
         if self._inherited:
             return
         with self._send_lock:
-            outbox, stamp = self._cut(hold_partial)
-            for index, (encode, batch, call) in enumerate(outbox):
-                if self._spool_pending:  # keep order: all that is left goes behind the spool
-                    for left_encode, left_batch, _ in outbox[index:]:
-                        self._to_spool(left_encode, ready(left_batch), None, stamp)
-                    break
-                # a batch still being packed is waited for here, not in its store call: the
-                # wait is the writer's CPU work, never a stalled store
-                self._deliver(encode, ready(batch), call, stamp)
-            if self._spool_pending and not self._past_deadline():
-                # in file order: cut time, so the order things were logged
-                self._replay_spooled(final=self._stop.is_set())
+            if not hand_over or self._stalled():  # cut nothing ahead of a stalled store: the
+                self._sender.wait()  # points wait in the buffer, where the cap (or close) sees them
+            outbox, stamp, behind_spool = self._cut(hold_partial)
+            if self._sender.busy:
+                self._waiting = (outbox, stamp)  # a close that gives up on the sender spools it
+                self._sender.wait()
+                with self._lock:
+                    mine, self._waiting = self._waiting is not None, None
+                if not mine:
+                    return
+            if behind_spool:  # newer batches must not overtake the spooled ones
+                self._spool_pending = True
+            if not outbox and not self._spool_pending:
+                return
+            if not (hand_over and self._sender.hand_over(lambda: self._send_handed(outbox, stamp))):
+                self._send(outbox, stamp)
+
+    def _send_handed(self, outbox: list[Item], stamp: int) -> None:
+        """:meth:`_send` on the sender's thread."""
+        try:
+            with quick_switches():  # its waits for the GIL behind logging threads: short
+                self._send(outbox, stamp)
+        except Exception as exc:  # a bug here must not end the thread silently
+            self._failed(exc)
+
+    def _send(self, outbox: list[Item], stamp: int) -> None:
+        """Deliver one cut outbox in order, then replay the spool if anything is in it (the
+        send lock held, or on the sender's thread while a drain waits for it)."""
+        for index, (encode, batch, call) in enumerate(outbox):
+            if self._spool_pending:  # keep order: all that is left goes behind the spool
+                for left_encode, left_batch, _ in outbox[index:]:
+                    self._to_spool(left_encode, ready(left_batch), None, stamp)
+                break
+            # a batch still being packed is waited for here, not in its store call: the
+            # wait is the writer's CPU work, never a stalled store
+            self._deliver(encode, ready(batch), call, stamp)
+        if self._spool_pending and not self._past_deadline():
+            # in file order: cut time, so the order things were logged
+            self._replay_spooled(final=self._stop.is_set())
 
 
 _WRITERS: weakref.WeakSet[Writer] = weakref.WeakSet()
@@ -416,6 +462,7 @@ def _detach_in_child() -> None:
     for writer in list(_WRITERS):
         writer._inherited = True
         writer._lock, writer._send_lock = threading.Lock(), threading.Lock()
+        writer._sender = Sender(writer._sender.name)  # the parent's thread is not the child's
         atexit.unregister(writer.close)
 
 
