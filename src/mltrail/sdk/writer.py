@@ -132,6 +132,8 @@ class Writer(Delivery):
         self._send_lock = threading.Lock()  # one drain at a time, so batches stay in order
         self._sender = Sender(f"mltrail-sender-{self.client_id}")  # sends while the next is cut
         self._waiting: tuple[list[Item], int] | None = None  # cut, waiting for the sender
+        # the outbox being sent, from which item on, and its stamp (see _spool_buffered)
+        self._sending: tuple[list[Item], int, int] | None = None
         self._priority = WriterPriority()  # loggers wait while a drain cuts and packs
         self._calls: list[Call] = []  # appended without the lock: see _take_calls
         self._sampled = 0  # points ever added by add_chunks (under the lock)
@@ -315,9 +317,16 @@ class Writer(Delivery):
         self._report_dropped_lines()
 
     def _spool_buffered(self) -> None:
-        """Spool the points buffered beside a drain stuck in a store call (those it held back
-        for the next drain, and any logged since its cut), behind that drain's batches: left
-        in memory, they were lost when the script exited (the writer thread is a daemon)."""
+        """Spool what a drain stuck in a store call has not delivered: the batch in that call
+        and the ones after it in its outbox, then the points buffered beside it (those held
+        back for the next drain, and any logged since its cut), each in its order. Left to
+        the stuck thread, they were lost when the script exited (its threads are daemons) if
+        the call outlasted the close; a batch the call still stores is stored once (its seq)."""
+        sending, self._sending = self._sending, None
+        if sending is not None:
+            outbox, index, stamp = sending
+            for encode, batch, _ in outbox[index:]:
+                self._to_spool(encode, ready(batch), None, stamp)
         with self._lock:
             waiting, self._waiting = self._waiting, None
             if self.buffered_points:
@@ -442,9 +451,11 @@ class Writer(Delivery):
                 for left_encode, left_batch, _ in outbox[index:]:
                     self._to_spool(left_encode, ready(left_batch), None, stamp)
                 break
+            self._sending = (outbox, index, stamp)  # a close giving up on this call spools it
             # a batch still being packed is waited for here, not in its store call: the
             # wait is the writer's CPU work, never a stalled store
             self._deliver(encode, ready(batch), call, stamp)
+        self._sending = None
         if self._spool_pending and not self._past_deadline():
             # in file order: cut time, so the order things were logged
             self._replay_spooled(final=self._stop.is_set())
