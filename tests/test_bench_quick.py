@@ -39,12 +39,15 @@ ROWS = [  # the start of every row the quick run must produce
 ]  # fmt: skip
 
 
+# a guard against a hang, not a speed check (--quick's 2 minutes are the bench's business): it
+# ran past the 280 s this allowed before on a loaded machine, and CI's may be a slow one
+@pytest.mark.timeout(900)
 def test_quick_bench_reports_every_workload(tmp_path: Path) -> None:
     out = tmp_path / "quick.md"
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLTRAIL_")}
     done = subprocess.run(
         [sys.executable, "-m", "bench", "--quick", "--out", str(out)],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=280,
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=840,
     )  # fmt: skip
     assert done.returncode in (0, TARGET_FAILED), done.stderr[-4000:]
     report = out.read_text()
