@@ -72,8 +72,8 @@ def _record_paths(store: HttpStore) -> list[tuple[str, str, int]]:
     if poster is not None:
         post = poster.post
 
-        def recorded(path: str, content: bytes, content_type: str) -> Any:
-            answer = post(path, content, content_type)
+        def recorded(path: str, content: bytes, content_type: str, bound: Any = None) -> Any:
+            answer = post(path, content, content_type, bound)  # bound: the call's deadline
             seen.append(("POST", path, answer.status_code))
             return answer
 
