@@ -325,16 +325,19 @@ class Writer(Delivery):
         sending, self._sending = self._sending, None
         if sending is not None:
             outbox, index, stamp = sending
-            for encode, batch, _ in outbox[index:]:
-                self._to_spool(encode, ready(batch), None, stamp)
+            self._spool_items(outbox[index:], stamp)
         with self._lock:
             waiting, self._waiting = self._waiting, None
             if self.buffered_points:
                 self._overflow()
         if waiting is not None:  # cut ahead while the sender still sent: behind its batches
             outbox, stamp = waiting
-            for encode, batch, _ in outbox:
-                self._to_spool(encode, ready(batch), None, stamp)
+            self._spool_items(outbox, stamp)
+
+    def _spool_items(self, items: list[Item], stamp: int) -> None:
+        """Queue cut batches for the spool, in their order (each waited for if still packing)."""
+        for encode, batch, _ in items:
+            self._to_spool(encode, ready(batch), None, stamp)
 
     def _report_dropped_lines(self) -> None:
         if self.dropped_lines:
@@ -448,8 +451,7 @@ class Writer(Delivery):
         send lock held, or on the sender's thread while a drain waits for it)."""
         for index, (encode, batch, call) in enumerate(outbox):
             if self._spool_pending:  # keep order: all that is left goes behind the spool
-                for left_encode, left_batch, _ in outbox[index:]:
-                    self._to_spool(left_encode, ready(left_batch), None, stamp)
+                self._spool_items(outbox[index:], stamp)
                 break
             self._sending = (outbox, index, stamp)  # a close giving up on this call spools it
             # a batch still being packed is waited for here, not in its store call: the
