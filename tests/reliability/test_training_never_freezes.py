@@ -6,6 +6,8 @@ never returned. One store write slower than 0.5 s under a fast loop was enough, 
 in server mode. Here a 1,000,000-step loop runs as a real process with the defaults, with and
 without a stalled store (the SQLite file locked by another process; the server SIGSTOPped),
 under a time limit; afterwards (and after ``mltrail sync``) every point is stored exactly once.
+A stalled loop runs 600,000 steps: it pauses at 200,000, and the 400,000 after the pause are twice
+what the writer holds in memory before it spools, so the stall makes it spool (the freeze's path).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import time
 from pathlib import Path
 
 from mltrail.config import Settings
+from mltrail.sdk.writer import BATCH_POINTS, BUFFERED_BATCHES
 from mltrail.store import open_store
 from mltrail.store.http import HttpStore
 from reliability.test_faults import report
@@ -25,6 +28,8 @@ from support.servers import ServerProcess
 
 TRAINER = str(Path(__file__).with_name("plain_trainer.py"))
 STEPS = 1_000_000
+STALL_AT = 200_000  # where a stalled loop pauses while the test stalls the store
+STALLED_STEPS = STALL_AT + 2 * BUFFERED_BATCHES * BATCH_POINTS  # 600,000
 TIME_LIMIT = 240  # a healthy run takes seconds; a freeze runs into this
 STALL_SECONDS = 5.0
 
@@ -37,9 +42,9 @@ def _env(home: Path, server: ServerProcess | None = None) -> dict[str, str]:
     return env
 
 
-def _launch(env: dict[str, str], *args: object) -> subprocess.Popen[str]:
+def _launch(env: dict[str, str], *args: object, steps: int = STEPS) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, TRAINER, str(STEPS), *map(str, args)],
+        [sys.executable, TRAINER, str(steps), *map(str, args)],
         env=env,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -84,19 +89,21 @@ def _sync(env: dict[str, str]) -> None:
     assert done.returncode == 0, done.stderr
 
 
-def _check_stored(store, project: int, experiment: int, title: str) -> None:
+def _check_stored(store, project: int, experiment: int, title: str, steps: int = STEPS) -> None:
     series = store.read_series(project, experiment, "loss", "train")
     iterations = series.iterations.tolist()
     duplicates = len(iterations) - len(set(iterations))
-    report(title, STEPS, len(iterations), len(iterations), duplicates)
-    assert iterations == list(range(STEPS))
-    assert series.values[-1] == (STEPS - 1) * 0.5
+    report(title, steps, len(iterations), len(iterations), duplicates)
+    assert iterations == list(range(steps))
+    assert series.values[-1] == (steps - 1) * 0.5
 
 
-def _check_embedded(home: Path, project: str, experiment: str, title: str) -> None:
+def _check_embedded(
+    home: Path, project: str, experiment: str, title: str, steps: int = STEPS
+) -> None:
     settings = Settings.from_env({"MLTRAIL_HOME": str(home)})
     with open_store(settings) as store:
-        _check_stored(store, int(project), int(experiment), title)
+        _check_stored(store, int(project), int(experiment), title, steps)
 
 
 def _hold_sqlite_lock(db: Path, seconds: float) -> subprocess.Popen[str]:
@@ -135,7 +142,7 @@ def test_plain_million_step_loop_finishes_in_server_mode(tmp_path: Path, server:
 
 def test_sqlite_file_locked_by_another_process_never_freezes_training(tmp_path: Path):
     env = _env(tmp_path)
-    proc = _launch(env, STEPS // 5)
+    proc = _launch(env, STALL_AT, steps=STALLED_STEPS)
     project, experiment = _wait_for(proc, "STARTED")
     _wait_for(proc, "PAUSED")
     locker = _hold_sqlite_lock(tmp_path / "mltrail.db", STALL_SECONDS)
@@ -145,13 +152,13 @@ def test_sqlite_file_locked_by_another_process_never_freezes_training(tmp_path: 
     _finish(proc)
     assert locker.wait(60) == 0
     _sync(env)
-    _check_embedded(tmp_path, project, experiment, "embedded, file locked 5 s")
+    _check_embedded(tmp_path, project, experiment, "embedded, file locked 5 s", STALLED_STEPS)
 
 
 def test_sigstopped_server_never_freezes_training(tmp_path: Path, server: ServerProcess):
     assert server.proc is not None
     env = _env(tmp_path, server)
-    proc = _launch(env, STEPS // 5)
+    proc = _launch(env, STALL_AT, steps=STALLED_STEPS)
     project, experiment = _wait_for(proc, "STARTED")
     _wait_for(proc, "PAUSED")
     os.kill(server.proc.pid, signal.SIGSTOP)
@@ -165,4 +172,4 @@ def test_sigstopped_server_never_freezes_training(tmp_path: Path, server: Server
     _finish(proc)
     _sync(env)
     with HttpStore(server.url, server.admin_token) as store:
-        _check_stored(store, int(project), int(experiment), "server SIGSTOPped 5 s")
+        _check_stored(store, int(project), int(experiment), "server SIGSTOPped 5 s", STALLED_STEPS)
