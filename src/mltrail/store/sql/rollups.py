@@ -210,7 +210,9 @@ def all_levels(fine: Buckets, sizes: Sequence[int]) -> tuple[Buckets, list[slice
     m, coarser = len(fine["series"]), len(sizes) - 1
     factors = np.repeat(np.array([size // sizes[0] for size in sizes[1:]], np.int64), m)
     level = np.repeat(np.arange(2, len(sizes) + 1, dtype=np.int64), m)
-    tiled = {name: np.tile(column, coarser) for name, column in fine.items()}
+    # one index taken by every column: an np.tile of each was a third of this function's time
+    at = np.tile(np.arange(m), coarser)
+    tiled = {name: column[at] for name, column in fine.items()}
     folded, starts = _fold(tiled, tiled["bucket"] // factors, (tiled["series"], level))
     stacked = {name: np.concatenate([fine[name], folded[name]]) for name in fine}
     stacked["level"] = np.concatenate([np.ones(m, np.int64), level[starts]])
