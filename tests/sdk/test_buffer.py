@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 
 from mltrail.core.types import SeriesChunk
-from mltrail.sdk.buffer import merge_series, metric_batches, record, series_chunks
+from mltrail.sdk.buffer import _groups, merge_series, metric_batches, record, series_chunks
 
 
 def _calls() -> list:
@@ -66,6 +66,42 @@ def test_series_chunks_of_threads_taking_turns_keep_each_threads_points():
     assert chunks["t0_loss"].iterations.tolist() == [0, 3, 5, 6]
     assert chunks["t0_acc"].values.tolist() == [-0.0, -3.0, -5.0, -6.0]
     assert chunks["t1_loss"].values.tolist() == chunks["t1_loss"].times.tolist() == [1.0, 2.0, 4.0]
+
+
+def _groups_call_by_call(calls: list) -> dict:
+    groups: dict = {}
+    for index, call in enumerate(calls):
+        groups.setdefault((call[0], call[4]), []).append(index)
+    return groups
+
+
+def test_series_chunks_of_threads_logging_in_runs_keep_each_series_in_call_order():
+    # threads take turns by switch interval, each call site's keys one tuple: runs of calls
+    # grouped by identity. A run of equal keys in another tuple (a call site's own) and a
+    # run of another phase are grouped by equality, each series still in call order
+    keys = {t: (f"t{t}_loss", "shared") for t in range(3)}
+    turns = [0] * 20 + [1] * 30 + [0] * 10 + [2] * 25 + [1] * 15 + [0] * 12
+    calls = [
+        ("train", i, -1, float(i), keys[t], (float(i), -float(i))) for i, t in enumerate(turns)
+    ]
+    equal = tuple(["t0_loss", "shared"])  # equal to keys[0], another tuple
+    calls[100:112] = [
+        ("train", i, -1, float(i), equal, (float(i), -float(i))) for i in range(100, 112)
+    ]
+    calls += [("validation", i, -1, float(i), keys[1], (float(i), 0.5)) for i in range(112, 130)]
+    assert _groups(calls) == _groups_call_by_call(calls)  # grouped by runs, alike
+    chunks = {(c.key, c.phase): c for c in series_chunks(calls)}
+    for t in range(3):
+        want = [i for i, who in enumerate(turns) if who == t]
+        loss = chunks[(f"t{t}_loss", "train")]
+        assert loss.iterations.tolist() == loss.values.tolist() == want, t
+        assert loss.times.tolist() == [float(i) for i in want], t
+    shared = chunks[("shared", "train")]
+    assert shared.iterations.tolist() == list(range(112))  # every thread's, in call order
+    assert shared.values.tolist() == [-float(i) for i in range(112)]
+    assert chunks[("t1_loss", "validation")].iterations.tolist() == list(range(112, 130))
+    assert chunks[("shared", "validation")].values.tolist() == [0.5] * 18
+    assert sum(map(len, chunks.values())) == 2 * len(calls)
 
 
 def test_metric_batches_fill_each_batch_splitting_series_and_number_batches():

@@ -4,6 +4,7 @@ while drains (and the writer's priority over the logging threads) race the loggi
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import mltrail
@@ -17,21 +18,29 @@ def _small_batches(exp: Any) -> None:
     exp._writer.batch_points = 500
 
 
+def _log_from_threads(exp: Any, metrics: Callable[[int, int], dict[str, float]]) -> None:
+    """``exp.log(metrics(t, i), iteration=i)`` for ``ITERATIONS`` steps from ``THREADS``
+    threads started together, in small batches."""
+    _small_batches(exp)
+    gate = threading.Barrier(THREADS)
+
+    def log(t: int) -> None:
+        gate.wait()
+        for i in range(ITERATIONS):
+            exp.log(metrics(t, i), iteration=i)
+
+    threads = [threading.Thread(target=log, args=(t,)) for t in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
 def test_threads_logging_into_one_experiment_store_every_point_once_in_order(settings, store):
     with mltrail.start("threads", settings=settings, store=store) as exp:
-        _small_batches(exp)
-        gate = threading.Barrier(THREADS)
-
-        def log(t: int) -> None:
-            gate.wait()
-            for i in range(ITERATIONS):
-                exp.log({f"t{t}_loss": t + i / ITERATIONS, f"t{t}_acc": float(i)}, iteration=i)
-
-        threads = [threading.Thread(target=log, args=(t,)) for t in range(THREADS)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        _log_from_threads(
+            exp, lambda t, i: {f"t{t}_loss": t + i / ITERATIONS, f"t{t}_acc": float(i)}
+        )
         ids = (exp.project_id, exp.experiment_id)
     for t in range(THREADS):
         loss = store.read_series(*ids, f"t{t}_loss", "train")
@@ -39,6 +48,23 @@ def test_threads_logging_into_one_experiment_store_every_point_once_in_order(set
         assert loss.iterations.tolist() == list(range(ITERATIONS)), t
         assert loss.values.tolist() == [t + i / ITERATIONS for i in range(ITERATIONS)], t
         assert acc.values.tolist() == [float(i) for i in range(ITERATIONS)], t
+
+
+def test_threads_logging_the_same_key_lose_nothing_and_keep_each_threads_order(settings, store):
+    # every thread logs "loss" (and its own key): the series holds every thread's points,
+    # each thread's in the order it logged them
+    with mltrail.start("threads-same-key", settings=settings, store=store) as exp:
+        _log_from_threads(exp, lambda t, i: {"loss": float(t * ITERATIONS + i), f"t{t}": float(i)})
+        ids = (exp.project_id, exp.experiment_id)
+    loss = store.read_series(*ids, "loss", "train")
+    assert sorted(loss.values.tolist()) == [float(v) for v in range(THREADS * ITERATIONS)]
+    for t in range(THREADS):
+        mine = [(i, v) for i, v in zip(loss.iterations.tolist(), loss.values.tolist(), strict=True)
+                if t * ITERATIONS <= v < (t + 1) * ITERATIONS]  # fmt: skip
+        assert mine == [(i, float(t * ITERATIONS + i)) for i in range(ITERATIONS)], t
+        assert store.read_series(*ids, f"t{t}", "train").values.tolist() == list(
+            map(float, range(ITERATIONS))
+        ), t
 
 
 def test_flush_waits_for_what_other_threads_logged_before_it(settings, store):
