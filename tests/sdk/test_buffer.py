@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mltrail.core.types import SeriesChunk
-from mltrail.sdk.buffer import _groups, merge_series, metric_batches, record, series_chunks
+from mltrail.sdk.buffer import (
+    RUN_CALLS_AT_LEAST,
+    _groups,
+    merge_series,
+    metric_batches,
+    record,
+    series_chunks,
+)
 
 
 def _calls() -> list:
@@ -195,3 +205,60 @@ def test_merged_series_of_compactions_share_their_joined_columns():
     assert acc.values.tolist() == [1.0 - i for i in range(6)]
     assert loss.iterations is acc.iterations and not loss.iterations.flags.writeable
     assert not np.shares_memory(loss.values, acc.values)
+
+
+_KEY_SETS = [("loss",), ("loss", "lr"), ("lr", "loss"), ("acc", "loss", "lr"), ()]
+_VALUES = st.one_of(
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.sampled_from([-0.0, math.nan, 5e-324]),
+    st.integers(-(2**53), 2**53),
+    st.booleans(),
+    st.floats(width=32).map(np.float32),
+)
+
+
+@st.composite
+def _runs_of_calls(draw: st.DrawFn) -> list:
+    """Calls in runs around the grouping's switch (RUN_CALLS_AT_LEAST calls a run): each run
+    one key set, either one tuple for the run (a call site's) or a tuple per call (equal keys,
+    another object), in one of two phases spelt by one object or rebuilt; iterations go back."""
+    calls, iteration = [], draw(st.integers(-3, 3))
+    for _ in range(draw(st.integers(1, 10))):
+        keys = draw(st.sampled_from(_KEY_SETS))
+        phase, rebuilt = draw(st.sampled_from(["train", "validation"])), draw(st.booleans())
+        for _ in range(draw(st.integers(1, 2 * RUN_CALLS_AT_LEAST + 1))):
+            own = tuple(list(keys)) if rebuilt else keys
+            iteration += draw(st.integers(-2, 3))
+            values = tuple(draw(_VALUES) for _ in own)
+            at = draw(st.floats(0, 2e9))
+            calls.append(
+                ("".join(phase) if rebuilt else phase, iteration, iteration // 5, at, own, values)
+            )
+    return calls
+
+
+def _points_by_series(chunks: list[SeriesChunk]) -> dict[tuple[str, str], list[tuple]]:
+    points: dict[tuple[str, str], list[tuple]] = {}
+    for c in chunks:
+        bits = c.values.view(np.int64).tolist()
+        columns = zip(c.iterations.tolist(), c.epochs.tolist(), bits, c.times.tolist(), strict=True)
+        points.setdefault((c.phase, c.key), []).extend(columns)
+    return points
+
+
+@settings(max_examples=150, deadline=None)
+@given(_runs_of_calls(), st.integers(1, 40))
+def test_every_call_mix_keeps_each_series_points_bit_exact_in_call_order(calls, limit):
+    """Against a model of one step a call: whatever the runs of key sets (shared or equal
+    tuples, either side of the switch to grouping by runs), every point once, bit for bit, in
+    call order, through series_chunks, merge_series of two drains and metric_batches."""
+    want: dict[tuple[str, str], list[tuple]] = {}
+    for phase, iteration, epoch, at, keys, values in calls:
+        for key, value in zip(keys, values, strict=True):
+            bits = int(np.float64(value).view(np.int64))
+            want.setdefault((phase, key), []).append((iteration, epoch, bits, at))
+    assert _points_by_series(series_chunks(calls)) == want
+    half = len(calls) // 2
+    merged = merge_series([*series_chunks(calls[:half]), *series_chunks(calls[half:])])
+    batches = metric_batches("c", itertools.count(), merged, limit)
+    assert _points_by_series([c for b in batches for c in b.chunks]) == want
