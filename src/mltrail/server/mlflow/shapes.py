@@ -230,7 +230,6 @@ def params_text(value: Any) -> str:
 
 # --- records ---------------------------------------------------------------------------------
 _NON_FINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}
-_isfinite = math.isfinite  # looked up once: a search page asks 5,000 times
 
 
 def json_float(value: float) -> float | str:
@@ -265,8 +264,7 @@ def experiment_shape(project: Project) -> dict[str, Any]:
 
 def run_info(e: Experiment) -> dict[str, Any]:
     """The ``RunInfo`` of an mltrail experiment."""
-    # run_id and artifact_uri written out: a search page builds 1,000 of these
-    rid = f"{e.project_id}-{e.experiment_id}"
+    rid = run_id(e)
     info: dict[str, Any] = {
         "run_id": rid,
         "run_uuid": rid,
@@ -274,13 +272,13 @@ def run_info(e: Experiment) -> dict[str, Any]:
         "experiment_id": str(e.project_id),
         "user_id": str(e.environment.get("user", "")),
         "status": STATUS_TO_MLFLOW[e.status],  # a str enum: its value finds it too
-        "start_time": round((e.started_at or e.created_at) * 1000),
-        "artifact_uri": f"mlflow-artifacts:/{e.project_id}/{rid}/artifacts",
+        "start_time": _millis(e.started_at or e.created_at),
+        "artifact_uri": artifact_uri(e),  # not e.ref: a search page builds 1,000 of these
         # MLflow has two stages: an archived run is hidden from lists as a deleted one is
         "lifecycle_stage": "active" if e.state == "active" else "deleted",
     }
     if e.ended_at is not None:
-        info["end_time"] = round(e.ended_at * 1000)
+        info["end_time"] = _millis(e.ended_at)
     return info
 
 
@@ -290,14 +288,14 @@ def run_shape(e: Experiment, series: list[MetricSummary] | None = None) -> dict[
     ``series`` (the experiment's summaries) gives each metric's step; without it (a search
     page) the step is 0, as MLflow's own search answers for runs logged without steps.
     """
-    millis = round((e.ended_at or e.started_at or e.created_at) * 1000)
-    steps = {f"{s.phase}/{s.key}": s.last_iteration for s in series} if series else None
+    millis = _millis(e.ended_at or e.started_at or e.created_at)
+    steps = {f"{s.phase}/{s.key}": s.last_iteration for s in series} if series else {}
     metrics = [
         {
-            "key": name[_TRAIN_PREFIX:] if name[:_TRAIN_PREFIX] == "train/" else name,
-            "value": value if _isfinite(value) else json_float(value),
+            "key": name[_TRAIN_PREFIX:] if name.startswith("train/") else name,
+            "value": value if math.isfinite(value) else json_float(value),
             "timestamp": millis,
-            "step": 0 if steps is None else steps.get(name, 0),
+            "step": steps.get(name, 0),
         }
         for name, value in e.metrics.items()  # "<phase>/<key>": metric_name's inverse
     ]
