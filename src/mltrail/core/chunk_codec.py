@@ -165,11 +165,16 @@ def _undo_deltas(bits: np.ndarray, fmt: int) -> None:
     """The value bits (int64) of a :data:`WIDE_DELTA` or :data:`NARROW_DELTA` chunk made the
     bits :func:`_as_deltas` took, in place (then widened as a :data:`NARROW` chunk's)."""
     step = bits.view("<u8")
-    step[:] = (step >> np.uint64(1)) ^ (np.uint64(0) - (step & np.uint64(1)))  # unzigzag
+    step[:] = _unzigzag(step)
     np.cumsum(bits, out=bits)  # wraps at 64 bits
     if fmt == NARROW_DELTA:
         bits &= 0xFFFFFFFF  # the sums of 32-bit differences, modulo 2^32
         _widen(bits)
+
+
+def _unzigzag(step: np.ndarray) -> np.ndarray:
+    """Zigzagged differences (uint64) back to two's complement ones (as uint64 bits)."""
+    return (step >> np.uint64(1)) ^ (np.uint64(0) - (step & np.uint64(1)))
 
 
 def _values_of(bits: np.ndarray, fmt: int) -> None:
@@ -319,8 +324,7 @@ def _values_of_many(bits: np.ndarray, coded: list[tuple[int, int, int]]) -> None
     delta = np.repeat(fmts >= WIDE_DELTA, lengths)
     narrow = np.repeat(np.isin(fmts, _NARROWS), lengths)
     part = bits[where]
-    step = part.view("<u8")
-    unzig = ((step >> np.uint64(1)) ^ (np.uint64(0) - (step & np.uint64(1)))).view("<i8")
+    unzig = _unzigzag(part.view("<u8")).view("<i8")
     steps = np.where(delta, unzig, 0)
     sums = np.cumsum(steps)  # wraps at 64 bits
     firsts = np.cumsum(lengths) - lengths
@@ -328,7 +332,9 @@ def _values_of_many(bits: np.ndarray, coded: list[tuple[int, int, int]]) -> None
     part = np.where(delta, sums, part)
     part = np.where(narrow & delta, part & 0xFFFFFFFF, part)
     if narrow.any():
-        part[narrow] = part[narrow].astype("<u4").view("<f4").astype("<f8").view("<i8")
+        widened = part[narrow]
+        _widen(widened)
+        part[narrow] = widened
     bits[where] = part
 
 
