@@ -65,12 +65,18 @@ def demo_env(
     return env
 
 
-def test_python_block_prints_what_the_readme_shows(demo_env):
-    (code,), (expected,) = fenced("python"), fenced("text")
-    proc = subprocess.run(
-        [sys.executable, "-c", code], env=demo_env, capture_output=True, text=True, timeout=120
+def _run_python_block(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """The README's Python block run on ``env``'s demo store (noted as run there)."""
+    (code,) = fenced("python")
+    RAN_PYTHON_BLOCK.add(env["MLTRAIL_HOME"])
+    return subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
     )
-    RAN_PYTHON_BLOCK.add(demo_env["MLTRAIL_HOME"])
+
+
+def test_python_block_prints_what_the_readme_shows(demo_env):
+    (expected,) = fenced("text")
+    proc = _run_python_block(demo_env)
     assert proc.returncode == 0, proc.stderr
     assert normalise(proc.stdout) == normalise(expected)
 
@@ -79,15 +85,7 @@ def test_cli_block_prints_what_the_readme_shows(demo_env):
     # the CLI block continues from the state the Python block left: run it here unless the
     # Python block's test already ran it on this demo's store
     if demo_env["MLTRAIL_HOME"] not in RAN_PYTHON_BLOCK:
-        (code,) = fenced("python")
-        subprocess.run(
-            [sys.executable, "-c", code],
-            env=demo_env,
-            capture_output=True,
-            check=False,
-            timeout=120,
-        )
-        RAN_PYTHON_BLOCK.add(demo_env["MLTRAIL_HOME"])
+        _run_python_block(demo_env)
     (console,) = fenced("console")
     commands = re.split(r"^\$ ", console, flags=re.M)[1:]
     for block in commands:
