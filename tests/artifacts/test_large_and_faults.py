@@ -1,4 +1,4 @@
-"""Artifacts of any size, with faults: a 1 GiB round trip with bounded memory, an upload killed
+"""Artifacts of any size, with faults: a round trip in bounded memory, an upload killed
 halfway, a server SIGKILLed during an upload. Real server processes, SQLite and PostgreSQL,
 a local folder and S3 (moto)."""
 
@@ -21,9 +21,13 @@ from mltrail.store.http import HttpStore
 
 from .conftest import ArtifactEnv, blob_digests
 
-GIB = 1024**3
 MIB = 1024**2
 RSS_GROWTH_LIMIT = 160 * MIB  # the benchmark's target is 64 MiB; here room for allocator noise
+# The round trip's file: larger than the memory bound by 96 MiB, so a client or server that
+# held the file (or any buffer of more than 160 MiB of it) fails the bound; a 1 GiB file proved
+# no more and took four times as long (moto, a pure-Python S3 server, most of it). It is still
+# 32 parts of the S3 store's 8 MiB.
+LARGE = 256 * MIB
 _FOUR = [
     ("server", "sqlite", "local"),
     ("server", "postgres", "s3"),
@@ -83,13 +87,13 @@ class PeakRss:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(900)  # moto, a pure-Python S3 server, takes a minute or more for 1 GiB
+@pytest.mark.timeout(900)  # moto, a pure-Python S3 server, is slow on a loaded machine
 @FOUR_COMBINATIONS
-def test_one_gib_round_trip_is_byte_identical_with_bounded_memory(
+def test_a_file_larger_than_the_memory_bound_round_trips_byte_identical_in_it(
     artifact_env: ArtifactEnv, tmp_path: Path
 ) -> None:
-    source = tmp_path / "one-gib.bin"
-    digest = write_file(source, GIB)
+    source = tmp_path / "large.bin"
+    digest = write_file(source, LARGE)
     api = Api(artifact_env.store)
     project = artifact_env.store.create_project("large")
     number = artifact_env.store.create_experiment(project.id).experiment_id
@@ -98,17 +102,18 @@ def test_one_gib_round_trip_is_byte_identical_with_bounded_memory(
         PeakRss(psutil.Process().pid) as client,
         PeakRss(server_pid or psutil.Process().pid) as server,
     ):
-        stored = api.artifacts.upload(project.id, number, source, "data/one-gib.bin")
+        stored = api.artifacts.upload(project.id, number, source, "data/large.bin")
         written = api.artifacts.download(
-            project.id, number, "data/one-gib.bin", tmp_path / "back.bin"
+            project.id, number, "data/large.bin", tmp_path / "back.bin"
         )
-    assert stored[0]["sha256"] == digest and stored[0]["size"] == GIB
+    assert stored[0]["sha256"] == digest and stored[0]["size"] == LARGE
     assert file_digest(written) == digest
-    # pytest keeps the last runs' tmp folders: 2 GiB per combination would pile up on CI's disk
+    # pytest keeps the last runs' tmp folders: 512 MiB per combination would pile up on CI's disk
     source.unlink()
     written.unlink()
     assert client.growth < RSS_GROWTH_LIMIT, f"client RSS grew {client.growth / MIB:.0f} MiB"
     assert server.growth < RSS_GROWTH_LIMIT, f"server RSS grew {server.growth / MIB:.0f} MiB"
+    print(f"RSS growth: client {client.growth / MIB:.0f} MiB, server {server.growth / MIB:.0f} MiB")
 
 
 _HALF_UPLOAD = """
