@@ -46,10 +46,16 @@ def views(ui_server, sweep) -> list[tuple[str, str, str]]:
     ]
 
 
+# Every chart card has read its data (its data-points are set, or it says it has none): the
+# charts of a view settle after their data arrives. Polled at each animation frame.
+CHARTS_SETTLED = """() => [...document.querySelectorAll('.chart-card')].every(
+    (card) => card.dataset.points !== undefined || card.dataset.drawn === 'empty')"""
+
+
 def drawn(page, url: str, route: str, ready: str) -> None:
     page.goto(url + route)
     expect(page.locator(ready).first).to_be_visible(timeout=30_000)
-    page.wait_for_timeout(300)  # charts settle after their data arrives
+    page.wait_for_function(CHARTS_SETTLED, timeout=30_000)
 
 
 def luminance(css: str) -> float:
