@@ -29,7 +29,10 @@ from reliability.test_faults import (
 )
 from support.servers import ServerProcess
 
-BATCHES, SIZE = 24, 5_000  # about 5 MB of spool: more than the 2 MiB filesystem holds
+# About 5 MB of spool: more than the 2 MiB filesystem holds. Six batches, not 24 of 5,000: each
+# flush to the stopped server costs a retry's pause (0.2 s) whatever its size, and three or more
+# batches of 1 MB or less still fill the filesystem partway through.
+BATCHES, SIZE = 6, 20_000
 
 
 def _mount(folder: Path, options: str) -> Iterator[Path]:
