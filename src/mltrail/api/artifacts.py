@@ -2,9 +2,11 @@
 
 Downloads stream to a temporary file beside the destination, are checked against the
 artifact's sha256 while they are written, and are renamed into place only when they match, so
-a destination is either the whole verified file or untouched. Uploads stream the file once,
-hashing it on the way; the store checks the declared size and hashes what it received, and the
-two digests must agree before it records anything (else the path keeps its earlier version).
+a destination is either the whole verified file or untouched; one from a plain-HTTP server is
+written around the page cache (``O_DIRECT``, :mod:`~mltrail.store.blobs.uncached`). Uploads
+stream the file once, hashing it on the way; the store checks the declared size and hashes what
+it received, and the two digests must agree before it records anything (else the path keeps its
+earlier version).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from mltrail.core.errors import NotFoundError, ValidationError
 from mltrail.store.artifacts import ArtifactReader
 from mltrail.store.base import Store
 from mltrail.store.blobs.staging import copy_verified, write_verified
+from mltrail.store.blobs.uncached import UncachedFile
 
 HASH_BLOCK = 1024 * 1024
 
@@ -84,12 +87,14 @@ def save_verified(reader: ArtifactReader, dest: Path) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     partial = dest.with_name(f".{dest.name}.{uuid.uuid4().hex[:8]}.part")
     try:
-        with reader, partial.open("wb") as out:
+        with reader:
             artifact = reader.artifact
             if reader.readinto is not None:
-                copy_verified(reader.readinto, out.write, artifact.sha256, artifact.size)
+                with UncachedFile(partial) as uncached:  # the page cache's copy cost the most
+                    copy_verified(reader.readinto, uncached.write, artifact.sha256, artifact.size)
             else:
-                write_verified(out.writelines, reader.chunks, artifact.sha256)
+                with partial.open("wb") as out:
+                    write_verified(out.writelines, reader.chunks, artifact.sha256)
         os.replace(partial, dest)
     finally:
         partial.unlink(missing_ok=True)

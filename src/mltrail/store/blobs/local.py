@@ -77,11 +77,12 @@ def _write_hashed(
     """``write`` the source's bytes; their (sha256, count). A source that fills buffers (the
     server's socket, a file) is read into a few reused ones (:func:`copy_hashed`), any other
     block by block."""
+    in_pieces = partial(write_pieces, write)  # a buffered file: see write_pieces
     readinto = getattr(source, "readinto", None)
     if callable(readinto):
-        return copy_hashed(readinto, write, max_bytes)
+        return copy_hashed(readinto, in_pieces, max_bytes)
     reader = HashingReader(source, max_bytes, READ_BYTES)
-    write_behind(partial(write_pieces, write), reader.blocks())
+    write_behind(in_pieces, reader.blocks())
     return reader.digest(), reader.size
 
 

@@ -4,6 +4,7 @@ writing bytes from a second thread while the next ones arrive (uploads and downl
 from __future__ import annotations
 
 import hashlib
+import mmap
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -177,7 +178,7 @@ def write_pieces(write: Callable[[memoryview], object], data: bytes | memoryview
         write(view[start : start + WRITE_PIECE])
 
 
-def fill(readinto: Callable[[memoryview], int], buffer: bytearray) -> int:
+def fill(readinto: Callable[[memoryview], int], buffer: bytearray | mmap.mmap) -> int:
     """Read into ``buffer`` until it is full or the source ends; the bytes read."""
     view = memoryview(buffer)
     held = 0
@@ -198,6 +199,11 @@ def copy_hashed(
     bytes' (sha256, count). How an upload whose source fills a caller's buffer (the socket, a
     file) is staged, and a download checked as it is written.
 
+    ``write`` gets each buffer whole (a view of :data:`CHUNK_BYTES`, the last one shorter), and
+    the buffers start on a page boundary, so a file opened ``O_DIRECT``
+    (:class:`~mltrail.store.blobs.uncached.UncachedFile`) takes them as they are; a buffered
+    file's writer cuts them with :func:`write_pieces`.
+
     This thread reads each buffer and hashes it while it is still in this core's cache; one
     other thread writes it meanwhile (the page-cache copy releases the GIL), and no bytes
     object is made per block (a download read as 64 KiB bytes objects through httpx cost its
@@ -211,8 +217,8 @@ def copy_hashed(
         PayloadTooLargeError: more than ``max_bytes`` (as soon as they arrived, none written).
     """
     digest = hashlib.sha256()
-    free = [bytearray(CHUNK_BYTES) for _ in range(COPY_BUFFERS)]
-    in_flight: deque[tuple[bytearray, Future[None]]] = deque()
+    free = [mmap.mmap(-1, CHUNK_BYTES) for _ in range(COPY_BUFFERS)]  # page-aligned
+    in_flight: deque[tuple[mmap.mmap, Future[object]]] = deque()
     size = 0
     with ThreadPoolExecutor(1, thread_name_prefix="mltrail-copy-write") as writer:
         try:
@@ -226,7 +232,7 @@ def copy_hashed(
                     raise over_limit(max_bytes)
                 view = memoryview(buffer)[:got]
                 digest.update(view)
-                in_flight.append((buffer, writer.submit(write_pieces, write, view)))
+                in_flight.append((buffer, writer.submit(write, view)))
             while in_flight:
                 _settled(in_flight)
         finally:
@@ -255,7 +261,7 @@ def copy_verified(
     _check_digest(digest, expected)
 
 
-def _settled(in_flight: deque[tuple[bytearray, Future[None]]]) -> bytearray:
+def _settled(in_flight: deque[tuple[mmap.mmap, Future[object]]]) -> mmap.mmap:
     """The oldest buffer in flight, once written (its error raised)."""
     buffer, written = in_flight.popleft()
     written.result()
