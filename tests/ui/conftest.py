@@ -74,7 +74,10 @@ def empty_ui_server(server: ServerProcess) -> Iterator[UiServer]:
     yield from _ui_server(server)
 
 
-@pytest.fixture(scope="session")
+# One Chromium per module, not per session: Playwright's sync API keeps its event loop marked as
+# running in the main thread while it lives, and under pytest-xdist a worker goes on to other
+# modules (tests/server's run asyncio.run) after a browser module. A launch takes about 1 s.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not Path(CHROMIUM).exists():
         if os.environ.get("CI"):
