@@ -1,5 +1,6 @@
-"""The writer's priority over logging threads (:mod:`mltrail.sdk.priority`), and the drain's
-packing of its batches (:func:`mltrail.sdk.outbox.build_outbox`)."""
+"""The writer's priority over logging threads (:mod:`mltrail.sdk.priority`): its holds, the
+summon of the sleeping writer's thread by the logging thread that wakes it, the drain's packing
+of its batches (:func:`mltrail.sdk.outbox.build_outbox`) and the start of its sender's thread."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import numpy as np
 
@@ -17,6 +19,7 @@ from mltrail.sdk import outbox as outbox_module
 from mltrail.sdk import priority as priority_module
 from mltrail.sdk.outbox import PACK_AHEAD_POINTS, build_outbox
 from mltrail.sdk.priority import DRAIN_SWITCH_SECONDS, WriterPriority, quick_switches
+from mltrail.sdk.sender import Sender
 from mltrail.sdk.spool import Spool
 from mltrail.sdk.writer import Writer
 
@@ -355,3 +358,115 @@ def test_a_drain_without_a_packer_thread_sends_its_batches_unpacked(monkeypatch,
     monkeypatch.setattr(outbox_module.threading, "Thread", NoThread)  # the writer's is running
     writer.flush()
     assert sink.points == 300 and writer.spooled_batches == 0
+
+
+def _summoning(priority: WriterPriority) -> threading.Thread:
+    thread = threading.Thread(target=priority.summon, args=(lambda: True,), daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not priority._summoned and time.monotonic() < deadline:
+        time.sleep(0.001)
+    return thread
+
+
+def test_logging_threads_give_way_until_the_summoned_writer_runs(monkeypatch):
+    monkeypatch.setattr(priority_module, "SUMMON_SECONDS", 30.0)  # only arrive() ends it
+    priority = WriterPriority()
+    summoner = _summoning(priority)
+    gave_way = threading.Event()
+
+    def log() -> None:
+        priority.give_way()
+        gave_way.set()
+
+    other = threading.Thread(target=log, daemon=True)
+    other.start()
+    assert priority.held  # every logging thread sees it at its next call
+    assert not gave_way.wait(0.1)  # waits for the writer's thread...
+    priority.arrive()  # ...which runs
+    assert gave_way.wait(10)
+    summoner.join(10)
+    assert not summoner.is_alive()
+    assert not priority.held  # nothing left to give way to
+
+
+def test_a_summon_nobody_answers_holds_logging_up_at_most_the_limit(monkeypatch):
+    monkeypatch.setattr(priority_module, "SUMMON_SECONDS", 0.05)
+    priority = WriterPriority()
+    started = time.monotonic()
+    priority.summon(lambda: True)  # the writer's thread never runs: the summon ends by itself
+    assert time.monotonic() - started < 5  # generous: only "it returns" is asserted
+    assert not priority.held
+    priority.give_way()  # returns at once: no hold, no summon
+
+
+def test_a_summon_of_a_writer_that_woke_meanwhile_does_not_wait(monkeypatch):
+    # the writer's thread woke (a flush interval) between the logging thread's look and its
+    # summon: it has run already, so nobody gives way to it, no drain sees the flag up
+    monkeypatch.setattr(priority_module, "SUMMON_SECONDS", 30.0)
+    priority = WriterPriority()
+    started = time.monotonic()
+    priority.summon(lambda: False)
+    assert time.monotonic() - started < 5  # generous: not the 30 s
+    assert not priority.held
+
+
+def test_a_summon_during_a_hold_leaves_the_hold_held():
+    priority = WriterPriority()
+    with priority.hold():
+        summoner = _summoning(priority)
+        priority.arrive()
+        summoner.join(10)
+        assert priority.held  # the hold still runs: logging threads still give way
+    assert not priority.held
+
+
+def _writer(tmp_path: Any) -> Writer:
+    # a store without heartbeats: the writer's thread carries on without them
+    return Writer(_Sink(), 1, 1, spool=Spool(tmp_path, 10**9), target="t", batch_points=100,
+                  flush_interval=60)  # fmt: skip
+
+
+def test_the_logging_thread_that_wakes_the_sleeping_writer_summons_it(monkeypatch, tmp_path):
+    monkeypatch.setattr(priority_module, "SUMMON_SECONDS", 30.0)  # only its thread ends it
+    writer = _writer(tmp_path).start()
+    summons, original = [], WriterPriority.summon
+
+    def recording(priority: WriterPriority, asleep: Any) -> None:
+        original(priority, asleep)
+        summons.append(priority._arrived.is_set())  # ended by the writer's thread running
+
+    monkeypatch.setattr(WriterPriority, "summon", recording)
+    try:
+        deadline = time.monotonic() + 10
+        while not writer._idle and time.monotonic() < deadline:
+            time.sleep(0.001)
+        for i in range(100):  # a batch: wakes the writer
+            writer.add_points("train", i, -1, 1e9 + i, {"a": float(i)})
+        assert summons == [True]
+    finally:
+        writer.close()
+    assert writer.store.points == 100  # type: ignore[attr-defined]
+    assert not writer._priority.held
+
+
+def test_the_writer_starts_its_senders_thread_with_the_priority_held(monkeypatch, tmp_path):
+    writer = _writer(tmp_path).start()
+    seen, original = [], Sender.hand_over
+
+    def recording(sender: Sender, send: Any) -> bool:
+        seen.append(writer._priority.held)
+        return original(sender, send)
+
+    monkeypatch.setattr(Sender, "hand_over", recording)
+    try:
+        for i in range(300):
+            writer.add_points("train", i, -1, 1e9 + i, {"a": float(i)})
+        deadline = time.monotonic() + 10
+        while writer.store.points < 200 and time.monotonic() < deadline:  # type: ignore[attr-defined]
+            time.sleep(0.01)
+    finally:
+        writer.close()
+    assert seen and all(seen)
+    assert writer.store.points == 300  # type: ignore[attr-defined]
+    assert not writer._priority.held

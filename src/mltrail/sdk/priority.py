@@ -18,6 +18,14 @@ drain of the process ends (unless something else changed it meanwhile). Measured
 threads running Python code and one waiting 15 ms at a time: its wait for the GIL afterwards
 fell from a median of 19-20 ms to 4 ms, the busy threads' work per CPU second by 0-4%. This
 is process-wide: other threads switch more often too, during drains only.
+
+Waking the writer's thread is a wait for the GIL too: it was asleep, so it queues behind every
+logging thread, a switch interval each (5 ms, not yet lowered: no drain runs). With 8 threads
+logging, its first wait for the GIL was 30-100 ms, each time the buffer filled a batch: it cut
+and sent a third of the batches while they logged and the rest after (the store idle, then
+the run waiting for it). So the logging thread that wakes the idle writer :meth:`summons
+<WriterPriority.summon>` it: logging threads give way until its thread runs
+(:meth:`WriterPriority.arrive`), at most :data:`SUMMON_SECONDS`, and it takes the GIL at once.
 """
 
 from __future__ import annotations
@@ -26,13 +34,14 @@ import os
 import sys
 import threading
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 GIVE_WAY_SECONDS = 1.0  # the longest a logging thread waits for the writer's CPU work
 # the longest a drain waits for another holder: a hold leaked by an interrupt
 # must not freeze the writer, so past it the drain runs without priority
 HOLD_WAIT_SECONDS = 5.0
+SUMMON_SECONDS = 0.02  # the longest logging threads wait for a summoned writer's thread to run
 
 DRAIN_SWITCH_SECONDS = 0.001  # the interpreter's switch interval while a writer drains
 
@@ -44,10 +53,14 @@ _lowered = 0.0  # the switch interval it set (0: it set none, the interval was l
 
 
 class WriterPriority:
-    """While one thread runs :meth:`hold`, other threads' :meth:`give_way` waits for it."""
+    """While one thread runs :meth:`hold`, or a summoned writer's thread has not run yet
+    (:meth:`summon`), other threads' :meth:`give_way` waits for it."""
 
     def __init__(self) -> None:
         self._lock = threading.RLock()  # reentrant: a holder that logs does not wait on itself
+        self._depth = 0  # holds running (nested ones of the owner); changed by the owner only
+        self._arrived = threading.Event()  # set once a summoned writer's thread runs
+        self._summoned = False
         self.held = False  # read without the lock by logging threads: a hint, checked per call
         _ALL.add(self)
 
@@ -62,28 +75,61 @@ class WriterPriority:
         """
         wait = HOLD_WAIT_SECONDS if timeout is None else timeout
         lock = self._lock  # the one released: a fork's reset may replace self._lock meanwhile
-        acquired, outer = False, False
+        acquired = False
         try:  # acquired inside the try: an interrupt right after it still releases the lock
             acquired = lock.acquire(timeout=wait)
             if acquired:
-                # read once the lock is ours: another thread's hold has ended and put back what
-                # it found, so this is our own outer hold only. Read before waiting, a hold
-                # that waited for another thread's (the packer's for the drain's) found True,
-                # put True back, and every exp.log after gave way to no one
-                outer, self.held = self.held, True
+                self._depth += 1
+                self.held = True
             yield acquired
         finally:
             if acquired:
-                self.held = outer
+                # counted, not the flag found on entry put back: a hold that waited for another
+                # thread's (the packer's for the drain's) found True, and put back, every
+                # exp.log after gave way to no one
+                self._depth -= 1
+                self.held = self._depth > 0 or self._summoned
                 lock.release()
 
     def give_way(self) -> None:
-        """Wait until the holder is done (at once for the holding thread itself)."""
+        """Wait until the holder is done, or a summoned writer's thread runs (at once for the
+        holding thread itself)."""
+        if self._summoned:
+            self._arrived.wait(SUMMON_SECONDS)
         if self._lock.acquire(timeout=GIVE_WAY_SECONDS):
+            if not self._depth:  # no hold running (held may be left from an ended summon)
+                self.held = self._summoned
             self._lock.release()
+
+    def summon(self, asleep: Callable[[], bool]) -> None:
+        """Give way (this logging thread and the others) until the writer's thread, just woken
+        by this one, runs (:meth:`arrive`): at most :data:`SUMMON_SECONDS`.
+
+        Args:
+            asleep: whether the writer's thread still sleeps, read once the summon is on: one
+                that woke in between has arrived already, and is not waited for.
+        """
+        self._arrived.clear()
+        self._summoned = True
+        self.held = True
+        if asleep():
+            self._arrived.wait(SUMMON_SECONDS)
+        self._end_summon()
+
+    def arrive(self) -> None:
+        """The writer's thread runs: logging threads waiting for it go on."""
+        self._end_summon()
+        self._arrived.set()
+
+    def _end_summon(self) -> None:
+        self._summoned = False
+        self.held = self._depth > 0
 
     def _reset(self) -> None:
         self._lock = threading.RLock()
+        self._depth = 0
+        self._arrived = threading.Event()
+        self._summoned = False
         self.held = False
 
 

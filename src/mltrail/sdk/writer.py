@@ -147,6 +147,7 @@ class Writer(Delivery):
         self._links: list[tuple[str, int | None, int | None]] = []  # likewise
         self.dropped_lines = 0  # lines not held while the store stalled (MAX_HELD_LINES)
         self._wake = threading.Event()
+        self._idle = False  # the writer's thread sleeps, waiting for _wake (see add_record)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._inherited = False  # a forked child's copy: the parent's thread sends the buffer
@@ -181,6 +182,9 @@ class Writer(Delivery):
         if held >= self.batch_points:
             if not self._wake.is_set():  # set() takes a lock: logging threads would queue on it
                 self._wake.set()
+                if self._idle:  # asleep: it would queue for the GIL behind every logging thread
+                    self._priority.summon(lambda: self._idle)
+                    return  # its drain takes the records now (it may hold the priority already)
             if held >= self.max_buffered_points:
                 self._relieve(held)
 
@@ -355,7 +359,10 @@ class Writer(Delivery):
     def _run(self) -> None:
         self._heartbeat()
         while True:
+            self._idle = True
             woken = self._wake.wait(min(self.flush_interval, self._until_heartbeat()))
+            self._idle = False
+            self._priority.arrive()
             self._wake.clear()
             stopping = self._stop.is_set()
             try:
@@ -435,8 +442,16 @@ class Writer(Delivery):
                 self._spool_pending = True
             if not outbox and not self._spool_pending:
                 return
-            if not (hand_over and self._sender.hand_over(lambda: self._send_handed(outbox, stamp))):
+            if not (hand_over and self._hand_over(outbox, stamp)):
                 self._send(outbox, stamp)
+
+    def _hand_over(self, outbox: list[Item], stamp: int) -> bool:
+        """:meth:`Sender.hand_over` of the outbox's sending, with the priority held: starting a
+        thread is two waits for the GIL (the new thread's first, then this one's once it has
+        started), each behind every logging thread otherwise (CPU work: the hold ends before
+        the new thread's store call can wait on anything)."""
+        with self._priority.hold():
+            return self._sender.hand_over(lambda: self._send_handed(outbox, stamp))
 
     def _send_handed(self, outbox: list[Item], stamp: int) -> None:
         """:meth:`_send` on the sender's thread."""
@@ -474,6 +489,7 @@ def _detach_in_child() -> None:
     the child's exit, through atexit) returned never."""
     for writer in list(_WRITERS):
         writer._inherited = True
+        writer._idle = False  # no thread of its own to summon
         writer._lock, writer._send_lock = threading.Lock(), threading.Lock()
         writer._sender = Sender(writer._sender.name)  # the parent's thread is not the child's
         atexit.unregister(writer.close)
