@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from sqlalchemy import Connection, delete, select
 
-from mltrail.core.chunk_codec import decode_chunks, encode_chunks
+from mltrail.core.chunk_codec import MERGED_LEVEL, decode_chunks, encode_chunks
 from mltrail.core.types import MetricBatch, SeriesChunk
 from mltrail.store.sql import SqlStore, points
 from mltrail.store.sql.chunks import completed_windows, iteration_order
@@ -51,8 +51,11 @@ def _merge_window(conn: Connection, series_id: int, window: tuple[int, int]) -> 
         metric_chunks.insert().values(
             series_id=series_id, start=rows[0].start, count=len(it),
             first_iteration=int(it[0]), last_iteration=int(it[-1]),
-            # packed in the store's formats (float32 bits, differences), as a merge packs now
-            data=encode_chunks([SeriesChunk("", "", it, ep, v, t)], narrow=True)[0],
+            # packed in the store's formats (float32 bits, differences) and deflate level, as a
+            # merge packs now
+            data=encode_chunks(
+                [SeriesChunk("", "", it, ep, v, t)], narrow=True, level=MERGED_LEVEL
+            )[0],
         )
     )  # fmt: skip
     return len(rows) - 1

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from sqlalchemy import Connection, bindparam, delete
 
-from mltrail.core.chunk_codec import decode_many, encode_chunks
+from mltrail.core.chunk_codec import MERGED_LEVEL, decode_many, encode_chunks
 from mltrail.core.types import SeriesChunk
 from mltrail.store.sql.engine import driver_cursor, select_any_tuples
 from mltrail.store.sql.tables import metric_chunks
@@ -130,7 +130,8 @@ def _merge_groups(conn: Connection, groups: list[tuple[int, list[int]]]) -> None
         cols = [c[part] if order is None else c[part][order] for c in (it, ep, v, t)]
         chunks.append(SeriesChunk("", "", cols[0], cols[1], cols[2], cols[3]))
     conn.execute(_DELETE_CHUNKS, [{"s": sid, "lo": lo, "hi": hi} for sid, lo, hi in spans])
-    packed = encode_chunks(chunks, narrow=True)  # float32 values as float32 bits (format 2)
+    # float32 values as float32 bits (format 2); deflated harder than an append's chunk
+    packed = encode_chunks(chunks, narrow=True, level=MERGED_LEVEL)
     merged = [
         {"series_id": sid, "start": members[0], "count": len(chunk),
          "first_iteration": int(chunk.iterations[0]),
