@@ -134,6 +134,9 @@ def test_rows_from_before_blocks_read_alike_and_get_packed(db_url: str) -> None:
     store.close()
 
 
+_V23 = importlib.import_module("mltrail.store.sql.migrations.versions.0023_rollup_blocks_compact")
+
+
 def _pack_as_before_0018(db_url: str) -> int:
     """The database taken back to migration 0017 (every block unpacked to rows), then each
     complete block of 128 buckets packed from its rows and its rows deleted, as an append
@@ -153,6 +156,7 @@ def _pack_as_before_0018(db_url: str) -> int:
                     continue
                 data = rollup_blocks.encode_block([tuple(row[1:]) for row in part])
                 if data is not None:
+                    data = _V23.as_fixed_header(data)  # format 2, as then
                     last = 1 + rollups.COLUMNS.index("last_iteration")
                     blocks.append({"series_id": series_id, "level": level,
                                    "block": part[0][0] // old,
@@ -202,11 +206,11 @@ def test_blocks_of_128_buckets_stored_before_migration_0018_read_alike_split_in_
 
 
 def test_blocks_of_one_length_and_of_several_decode_alike() -> None:
-    # a read parses the headers of blocks of one length as one array (rollup_reads._HEAD),
-    # those of several lengths one at a time: both give every column alike
-    from mltrail.store.sql.rollup_reads import _HEAD, _Blocks
+    # a read parses the headers of one layout as one array (rollup_blocks.read_heads) and
+    # decodes blocks of one column widths together: blocks of one length and of several
+    # give every column alike
+    from mltrail.store.sql.rollup_reads import _Blocks
 
-    assert _HEAD.itemsize == rollup_blocks.HEADER.size
     rng = np.random.default_rng(5)
     n = rollup_blocks.BLOCK_BUCKETS
     blobs = []
@@ -222,7 +226,10 @@ def test_blocks_of_one_length_and_of_several_decode_alike() -> None:
     assert len({len(b) for b in blobs}) > 1  # time offsets of no byte and of one
     alike = [b for b in blobs if len(b) == len(blobs[-1])]
     assert len(alike) > 1
-    for group in (blobs, alike):
+    # the same widths under headers of two sizes (formats 4 and 2): each block's records
+    # found after its own header
+    mixed = [_V23.as_fixed_header(b) if k % 2 else b for k, b in enumerate(alike)]
+    for group in (blobs, alike, mixed):
         want = rollup_blocks.decode_columns(group)
         blocks = _Blocks(group)
         for j in range(rollup_blocks.WIDTH):
@@ -301,11 +308,13 @@ def test_float32_values_are_stored_rotated_in_half_the_bytes_and_read_back_exact
             data = rollup_blocks.encode_block(rows[s : s + n])
             assert data is not None
             blobs.append(data)
-    assert [b[0] for b in blobs] == [3, 3, 3, 2, 2]  # float64 walks: no column rotated
+    assert {b[0] for b in blobs} == {4}
     v22 = importlib.import_module(
         "mltrail.store.sql.migrations.versions.0022_rollup_blocks_rotated"
     )
-    for blob in blobs[:3]:  # each as format 2 (its values as 8-byte offsets), and smaller
+    fixed = [_V23.as_fixed_header(blob) for blob in blobs]
+    assert [b[0] for b in fixed] == [3, 3, 3, 2, 2]  # float64 walks: no column rotated
+    for blob in fixed[:3]:  # each as format 2 (its values as 8-byte offsets), and smaller
         plain = v22.as_format_2(blob)
         assert plain[0] == 2 and len(blob) < len(plain) - 16 * 4
         np.testing.assert_array_equal(rollup_blocks.decode_columns([plain]),
@@ -329,26 +338,35 @@ def test_float32_values_are_stored_rotated_in_half_the_bytes_and_read_back_exact
     assert [found and found[0] for found in rollup_blocks.encode_many(floats, parts)] == blobs[:3]
 
 
-def test_a_downgrade_past_rotated_blocks_leaves_blocks_revision_0021_reads(db_url: str) -> None:
-    rng = np.random.default_rng(12)
+def _flushed_float32_walk(
+    db_url: str, seed: int, odd: bool = False
+) -> tuple[int, int, np.ndarray, list[tuple[np.ndarray, ...]]]:
+    """A 5,000-point float32 walk (with a NaN, -0.0 and an infinity when ``odd``) appended
+    10 points at a time: its project, experiment, values and :func:`_reads`."""
+    rng = np.random.default_rng(seed)
     values = (np.cumsum(rng.normal(0.0, 0.01, 5_000)) + 1.0).astype(np.float32).astype(np.float64)
-    values[[7, 300, 2_222]] = [np.nan, -0.0, np.inf]
+    if odd:
+        values[[7, 300, 2_222]] = [np.nan, -0.0, np.inf]
     store = SqlStore.open(db_url)
     try:
-        p = store.create_project("rotated").id
+        p = store.create_project("walk").id
         e = store.create_experiment(p).experiment_id
         for seq, s in enumerate(range(0, 5_000, 10)):
             it = np.arange(s, s + 10, dtype=np.int64)
             store.append_points(
                 p, e, MetricBatch("c", seq, (chunk("loss", it, values[s : s + 10]),))
             )
-        before = _reads(store, p, e)
+        return p, e, values, _reads(store, p, e)
     finally:
         store.close()
+
+
+def test_a_downgrade_past_rotated_blocks_leaves_blocks_revision_0021_reads(db_url: str) -> None:
+    p, e, values, before = _flushed_float32_walk(db_url, 12, odd=True)
     db = Database(make_engine(db_url))
     stored = select(metric_rollup_blocks.c.data)
     with db.read() as conn:
-        assert {bytes(d)[0] for d in conn.execute(stored).scalars()} == {3}
+        assert {bytes(d)[0] for d in conn.execute(stored).scalars()} == {4}
     db.close()
     migrate(db_url, "0021_chunk_delta_formats", down=True)
     v14 = importlib.import_module("mltrail.store.sql.migrations.versions.0014_rollup_blocks")
@@ -368,7 +386,7 @@ def test_a_downgrade_past_rotated_blocks_leaves_blocks_revision_0021_reads(db_ur
         store.close()
 
 
-@pytest.mark.parametrize("form", [0, 1, 4, 255])
+@pytest.mark.parametrize("form", [0, 1, 5, 255])
 def test_a_block_of_a_format_this_version_does_not_know_fails_its_read(form: int) -> None:
     """A later version's block format with widths this one knows decoded as format 2: other
     numbers, silently (a rolling upgrade's newer process, a newer backup)."""
@@ -383,3 +401,33 @@ def test_a_block_of_a_format_this_version_does_not_know_fails_its_read(form: int
             rollup_blocks.decode_columns(group)
         with pytest.raises(ValueError, match=f"format {form}"):
             _Blocks(group).column(rollup_blocks.VALUES[0])
+
+
+def test_compact_headers_are_smaller_and_a_downgrade_puts_the_fixed_ones_back(db_url: str) -> None:
+    """Format 4 keeps each base in its fewest bytes (a float32 walk's first level: 174 header
+    bytes became ~70); migration 0023's downgrade leaves formats 2 and 3, the same columns."""
+    p, e, _, before = _flushed_float32_walk(db_url, 23)
+    stored = select(metric_rollup_blocks.c.data).order_by(metric_rollup_blocks.c.block)
+    db = Database(make_engine(db_url))
+    with db.read() as conn:
+        compact = [bytes(d) for d in conn.execute(stored).scalars()]
+    db.close()
+    assert len(compact) == 4 and {b[0] for b in compact} == {4}
+    heads = rollup_blocks.read_heads(compact)
+    assert max(heads.skips) <= 80
+    migrate(db_url, "0022_rollup_blocks_rotated", down=True)
+    db = Database(make_engine(db_url))
+    with db.read() as conn:
+        fixed = [bytes(d) for d in conn.execute(stored).scalars()]
+    db.close()
+    assert {b[0] for b in fixed} == {3}
+    assert [len(b) - rollup_blocks.HEADER.size for b in fixed] == [
+        len(b) - skip for b, skip in zip(compact, heads.skips, strict=True)
+    ]  # the same records
+    np.testing.assert_array_equal(rollup_blocks.decode_columns(fixed),
+                                  rollup_blocks.decode_columns(compact))  # fmt: skip
+    store = SqlStore.open(db_url)  # upgraded again: the same reads
+    try:
+        _assert_same(_reads(store, p, e), before)
+    finally:
+        store.close()

@@ -57,8 +57,13 @@ def _sealed_from_rows(store: SqlStore) -> tuple[dict, list]:
     """Every block unpacked to rows (migration 0014's downgrade, with the block format of its
     revision, in blocks of 16 since migration 0018), then every complete block packed from its rows as stored, as sealing did
     before: the blocks and rows it leaves."""
-    r = metric_rollups.c
+    r, b = metric_rollups.c, metric_rollup_blocks.c
+    fixed = migration("0023_rollup_blocks_compact").as_fixed_header
     with store._db.write() as conn:
+        for s, level, k, data in conn.execute(select(b.series_id, b.level, b.block, b.data)).all():
+            conn.execute(update(metric_rollup_blocks)
+                         .where(b.series_id == s, b.level == level, b.block == k)
+                         .values(data=fixed(bytes(data))))  # fmt: skip  # format 2, as then
         migration("0014_rollup_blocks").unpack_all(conn, rollup_blocks.BLOCK_BUCKETS)
         counts = conn.execute(select(metric_series.c.id, metric_series.c.count)).all()
         blocks = []

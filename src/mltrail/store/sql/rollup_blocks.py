@@ -20,13 +20,22 @@ in its width byte), when that takes fewer bytes: a float32 widened (``loss.item(
 zero low bits, so its four values took 8 bytes each, and take 4 so (~0.2 B a point of a
 series' first level). Format 2 (no column rotated) is still written for any other block;
 older versions do not read format 3 (migration 0022's downgrade rewrites those blocks).
+
+Format 4 (the one written): format 3's columns under a header of the fewest bytes. Each base
+and the two starts are kept in the fewest whole bytes that hold them signed (0, 1, 2, 4 or 8;
+a column's width byte holds its base's in bits 4-6, see :data:`BASE_SHIFT`), and the bucket
+count in one byte: ~70 bytes instead of 174 for a block of a float32 walk's first level, ~0.1
+B a point of 10-point flushes. Older versions do not read it (migration 0023's downgrade
+rewrites those blocks as format 3 or 2: the same records under the fixed header).
 """
 
 from __future__ import annotations
 
+import functools
+import operator
 import struct
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -35,13 +44,22 @@ from mltrail.store.sql import rollups
 BLOCK_BUCKETS = 16  # 128 before migration 0018: a short series' level 1 stayed rows
 _FORMAT = 2
 _ROTATED_FORMAT = 3  # a block with a value column rotated
-FORMATS = (_FORMAT, _ROTATED_FORMAT)  # those this version reads
+COMPACT_FORMAT = 4  # the header of the fewest bytes (the one written)
+FORMATS = (_FORMAT, _ROTATED_FORMAT, COMPACT_FORMAT)  # those this version reads
 ROTATED = 0x80  # in a column's width byte: its stored bits are the value bits rotated right
+SIZE_BITS = 0x0F  # in a column's width byte: its records' bytes (0, 1, 2, 4 or 8)
+BASE_SHIFT = 4  # format 4: a width byte's bits 4-6 are the code (_SIZES) of its base's bytes
+_SIZES = (0, 1, 2, 4, 8)  # by code: the bytes of a base or start kept signed
+_SIZE_CHARS = ("", "b", "h", "i", "q")  # by code: their struct letter
 _ROTATION = np.uint64(29)  # a float32's zero low bits in a float64
 COLUMNS = rollups.COLUMNS
 WIDTH = len(COLUMNS)
 # format, buckets, each column's width in bytes, its base, the two delta columns' first values
-HEADER = struct.Struct(f"<BI{WIDTH}s{WIDTH}q2q")
+HEADER = struct.Struct(f"<BI{WIDTH}s{WIDTH}q2q")  # formats 2 and 3
+# format 4's leading bytes: format, buckets, each column's width byte with its base's code,
+# the two starts' codes (first iteration: bits 0-3, first time: bits 4-7); then the bases
+# and starts of a code other than 0, each in its bytes
+LEAD = struct.Struct(f"<BB{WIDTH}sB")
 INDEX = {name: i for i, name in enumerate(COLUMNS)}
 VALUES = [INDEX[f"{p}_value"] for p in rollups.PARTS]
 TIMES = [INDEX[f"{p}_time"] for p in rollups.PARTS]
@@ -90,9 +108,33 @@ def encode_columns(floats: np.ndarray, exact: Callable[[int], np.ndarray]) -> by
     for name, _ in fields:
         records[name] = offsets[int(name[1:])]
     widths[VALUES] |= np.where(rotated, ROTATED, 0).astype(np.uint8)
-    form = _ROTATED_FORMAT if rotated.any() else _FORMAT
-    head = HEADER.pack(form, n, bytes(widths), *bases.tolist(), *starts)
-    return head + records.tobytes()
+    return compact_head(n, bytes(widths), bases.tolist(), starts) + records.tobytes()
+
+
+def _code(number: int) -> int:
+    """The code (:data:`_SIZES`) of the fewest whole bytes holding ``number`` signed."""
+    if not number:
+        return 0
+    if -(2**7) <= number < 2**7:
+        return 1
+    if -(2**15) <= number < 2**15:
+        return 2
+    return 3 if -(2**31) <= number < 2**31 else 4
+
+
+@functools.lru_cache(maxsize=4096)
+def _head_struct(codes: tuple[int, ...]) -> struct.Struct:
+    """Format 4's header for the codes of the bases, then of the two starts."""
+    return struct.Struct(LEAD.format + "".join(_SIZE_CHARS[c] for c in codes))
+
+
+def compact_head(n: int, widths: bytes, bases: Sequence[int], starts: Sequence[int]) -> bytes:
+    """The format-4 header of a block of ``n`` buckets: ``widths`` the columns' width bytes
+    (:data:`ROTATED` flags in), ``bases`` and ``starts`` as signed integers."""
+    codes = tuple(_code(number) for number in (*bases, *starts))
+    kept = [number for number in (*bases, *starts) if number]
+    lead = bytes(w | c << BASE_SHIFT for w, c in zip(widths, codes[:WIDTH], strict=True))
+    return _head_struct(codes).pack(COMPACT_FORMAT, n, lead, codes[-2] | codes[-1] << 4, *kept)
 
 
 def _widths(largest: np.ndarray) -> np.ndarray:
@@ -140,7 +182,7 @@ def check_formats(formats: Sequence[int]) -> None:
 
 def fields_of(widths: bytes) -> list[tuple[str, str]]:
     """The record fields of a block's columns of ``widths`` (width bytes, flags included)."""
-    return [(f"c{j}", f"<u{w & ~ROTATED}") for j, w in enumerate(widths) if w]
+    return [(f"c{j}", f"<u{w & SIZE_BITS}") for j, w in enumerate(widths) if w & SIZE_BITS]
 
 
 def encode_many(
@@ -183,7 +225,6 @@ def encode_many(
     offsets = table.view(np.uint64) - bases.view(np.uint64)[:, :, None]  # wraps: >= 0
     widths = _widths(offsets.max(axis=2))
     widths[:, VALUES] |= np.where(rotated, ROTATED, 0).astype(np.uint8)
-    forms = np.where(rotated.any(axis=1), _ROTATED_FORMAT, _FORMAT).tolist()
     groups: dict[bytes, list[int]] = {}
     for i, key in enumerate(map(bytes, widths)):
         groups.setdefault(key, []).append(i)
@@ -196,7 +237,7 @@ def encode_many(
         body = records.tobytes()
         size = len(body) // len(members)
         for k, i in enumerate(members):
-            head = HEADER.pack(forms[i], n, key, *listed[i], *starts[i])
+            head = compact_head(n, key, listed[i], starts[i])
             out[int(picked[i])] = (head + body[k * size : (k + 1) * size], lowest[i], highest[i])
     return out
 
@@ -224,26 +265,20 @@ def decode_columns(blobs: Sequence[bytes]) -> np.ndarray:
     (most of a series' blocks) decoded together."""
     n = BLOCK_BUCKETS
     ints = np.empty((WIDTH, len(blobs), n), dtype=np.int64)
-    alike: dict[bytes, list[tuple[int, Any, tuple[int, ...]]]] = {}
-    skip = HEADER.size
-    for k, blob in enumerate(blobs):
-        data = memoryview(blob)
-        form, size, widths, *values = HEADER.unpack_from(data)
-        check_formats((form,))
-        if size != n:
-            raise ValueError(f"a rollup block of {size} buckets, not {n}")
-        alike.setdefault(widths, []).append((k, data[skip:], tuple(values)))
+    heads = read_heads(blobs)
+    alike: dict[bytes, list[int]] = {}
+    for k, widths in enumerate(heads.widths):
+        alike.setdefault(widths, []).append(k)
     for widths, found in alike.items():
-        numbers = np.array([x for _, _, x in found], dtype=np.int64)
-        bases, starts = numbers[:, :WIDTH].view(np.uint64), numbers[:, WIDTH:]
+        bases, starts = heads.bases[found].view(np.uint64), heads.starts[found]
         fields = fields_of(widths)
-        body = b"".join([data for _, data, _ in found])
+        body = b"".join([memoryview(blobs[k])[heads.skips[k] :] for k in found])
         records = np.frombuffer(body, dtype=fields).reshape(len(found), n)
         whole = len(alike) == 1
         part = ints if whole else np.empty((WIDTH, len(found), n), dtype=np.int64)
         unsigned = part.view(np.uint64)
         for j, w in enumerate(widths):
-            if w:
+            if w & SIZE_BITS:
                 np.add(records[f"c{j}"], bases[:, j, None], out=unsigned[j], casting="unsafe")
             else:
                 unsigned[j] = bases[:, j, None]
@@ -254,5 +289,69 @@ def decode_columns(blobs: Sequence[bytes]) -> np.ndarray:
         part[ITERATIONS] += part[FIRST_IT]
         if whole:
             return ints  # every block, in order
-        ints[:, [k for k, _, _ in found]] = part
+        ints[:, found] = part
     return ints
+
+
+class Heads(NamedTuple):
+    """The headers of blocks (:func:`read_heads`)."""
+
+    widths: list[bytes]  # each block's width bytes: its columns' bytes and ROTATED flags
+    bases: np.ndarray  # (blocks, WIDTH) int64
+    starts: np.ndarray  # (blocks, 2) int64: first iteration, first time
+    skips: list[int]  # where each block's records start
+
+
+def read_heads(blobs: Sequence[bytes]) -> Heads:
+    """The headers of blocks of any format this version reads, each parsed by a ``struct``
+    made once for its layout (format 4's leading bytes fix it; a series' blocks take a few
+    dozen layouts, so a parse of each layout's headers as an array cost more).
+
+    Raises:
+        ValueError: a format this version does not read, or a block not of
+            :data:`BLOCK_BUCKETS` buckets.
+    """
+    check_formats(sorted({blob[0] for blob in blobs}))
+    widths, found, skips = [], [], []
+    for blob in blobs:
+        if blob[0] == COMPACT_FORMAT:
+            plain, head, pick = _compact_layout(bytes(blob[: LEAD.size]))
+            found.append(pick((*head.unpack_from(blob), 0)))
+            widths.append(plain)
+            skips.append(head.size)
+            continue
+        _, size, fixed, *numbers = HEADER.unpack_from(blob)
+        if size != BLOCK_BUCKETS:
+            raise ValueError(f"a rollup block of {size} buckets, not {BLOCK_BUCKETS}")
+        widths.append(fixed)
+        found.append(tuple(numbers))
+        skips.append(HEADER.size)
+    table = np.array(found, dtype=np.int64).reshape(-1, WIDTH + 2)
+    return Heads(widths, table[:, :WIDTH], table[:, WIDTH:], skips)
+
+
+@functools.lru_cache(maxsize=4096)
+def _compact_layout(
+    lead: bytes,
+) -> tuple[bytes, struct.Struct, Callable[[tuple[Any, ...]], tuple[int, ...]]]:
+    """A format-4 header's layout from its leading bytes (:data:`LEAD`): the width bytes
+    without their bases' codes, the header's ``struct``, and what takes its bases and starts
+    (0 for a code of 0) from what that unpacks (with a 0 after).
+
+    Raises:
+        ValueError: a block not of :data:`BLOCK_BUCKETS` buckets (not kept).
+    """
+    _, buckets, widths, _ = LEAD.unpack(lead)
+    if buckets != BLOCK_BUCKETS:
+        raise ValueError(f"a rollup block of {buckets} buckets, not {BLOCK_BUCKETS}")
+    codes = _codes(lead)
+    at = iter(range(4, 4 + WIDTH + 2))  # after LEAD's four fields
+    picks = [next(at) if c else -1 for c in codes]  # -1: the 0 appended
+    plain = bytes(w & (ROTATED | SIZE_BITS) for w in widths)
+    return plain, _head_struct(codes), operator.itemgetter(*picks)
+
+
+def _codes(lead: bytes) -> tuple[int, ...]:
+    """The codes (:data:`_SIZES`) of a format-4 header's bases, then of its starts."""
+    _, _, widths, starts = LEAD.unpack(lead)
+    return (*(w >> BASE_SHIFT & 7 for w in widths), starts & 0x0F, starts >> 4)

@@ -27,16 +27,16 @@ from mltrail.store.sql.rollup_blocks import (
     FIRST_IT,
     FIRST_TIME,
     FLOATS,
-    HEADER,
     INDEX,
     INTS,
     ITERATIONS,
+    SIZE_BITS,
     VALUES,
     WIDTH,
-    check_formats,
     decode_blocks,
     decode_columns,
     fields_of,
+    read_heads,
     unrotate,
 )
 from mltrail.store.sql.tables import metric_rollup_blocks, metric_rollups
@@ -168,11 +168,6 @@ class StoredLevel:
         return found
 
 
-# a block's header (rollup_blocks.HEADER) as a numpy record
-_HEAD = np.dtype([("format", "u1"), ("buckets", "<u4"), ("widths", "u1", (WIDTH,)),
-                  ("bases", "<i8", (WIDTH,)), ("starts", "<i8", (2,))])  # fmt: skip
-
-
 class _Blocks:
     """Blocks decoded a column at a time (:func:`decode_columns`' columns, each flat)."""
 
@@ -180,48 +175,18 @@ class _Blocks:
         self._count = len(blobs)
         self._columns: dict[int, np.ndarray] = {}
         self._whole: np.ndarray | None = None
-        if blobs and self._alike(blobs):
-            return
-        heads = [HEADER.unpack_from(blob) for blob in blobs]
-        check_formats([head[0] for head in heads])
-        widths = {head[2] for head in heads}
-        if len(widths) > 1:  # blocks of several widths: decoded all at once
+        heads = read_heads(blobs)
+        if len(set(heads.widths)) > 1:  # blocks of several widths: decoded all at once
             self._whole = decode_columns(blobs)
             return
-        if any(head[1] != BLOCK_BUCKETS for head in heads):
-            raise ValueError(f"a rollup block not of {BLOCK_BUCKETS} buckets")
-        self._widths = next(iter(widths)) if heads else bytes(WIDTH)
-        numbers = np.array([head[3:] for head in heads], dtype=np.int64).reshape(-1, WIDTH + 2)
-        self._bases, self._starts = numbers[:, :WIDTH].view(np.uint64), numbers[:, WIDTH:]
+        self._widths = heads.widths[0] if blobs else bytes(WIDTH)
+        self._bases, self._starts = heads.bases.view(np.uint64), heads.starts
         fields = fields_of(self._widths)
-        body = b"".join([memoryview(blob)[HEADER.size :] for blob in blobs])
-        records = np.frombuffer(body, dtype=fields) if fields else None  # None: no field
-        self._records = records if records is None else records.reshape(-1, BLOCK_BUCKETS)
-
-    def _alike(self, blobs: Sequence[bytes]) -> bool:
-        """Blocks of one length (the usual case: the same column widths), their headers
-        read as one array instead of one ``struct`` call a block; False (nothing read)
-        when their lengths or widths differ."""
-        size = len(blobs[0])
-        if any(len(blob) != size for blob in blobs):
-            return False
-        body = b"".join(blobs)
-        table = np.frombuffer(body, np.uint8).reshape(len(blobs), size)
-        heads = table[:, : HEADER.size].copy().view(_HEAD)[:, 0]
-        check_formats(np.unique(heads["format"]).tolist())
-        widths = heads["widths"]
-        if np.any(widths != widths[0]) or np.any(heads["buckets"] != BLOCK_BUCKETS):
-            return False
-        self._widths = bytes(widths[0])
-        self._bases = heads["bases"].view(np.uint64)
-        self._starts = heads["starts"]
-        fields = fields_of(self._widths)
-        if not fields:
-            self._records = None
-            return True
-        records = table[:, HEADER.size :].copy().view(fields)
-        self._records = records.reshape(-1, BLOCK_BUCKETS)
-        return True
+        self._records = None  # None: no field
+        if fields:
+            body = b"".join([memoryview(blob)[skip:]
+                             for blob, skip in zip(blobs, heads.skips, strict=True)])  # fmt: skip
+            self._records = np.frombuffer(body, dtype=fields).reshape(-1, BLOCK_BUCKETS)
 
     @property
     def held(self) -> int:
@@ -235,7 +200,7 @@ class _Blocks:
             return self.column(j).take(where)
         block, bucket = np.divmod(where, BLOCK_BUCKETS)
         found = self._bases[block, j]
-        if self._widths[j] and self._records is not None:
+        if self._widths[j] & SIZE_BITS and self._records is not None:
             found += self._records[f"c{j}"][block, bucket]  # uint64: wraps as column() does
         unrotate(found, self._widths[j])
         signed = found.view(np.int64)
@@ -250,7 +215,7 @@ class _Blocks:
         if j in self._columns:
             return self._columns[j]
         out = np.empty((self._count, BLOCK_BUCKETS), np.uint64)
-        if self._widths[j] and self._records is not None:
+        if self._widths[j] & SIZE_BITS and self._records is not None:
             np.add(self._records[f"c{j}"], self._bases[:, j, None], out=out, casting="unsafe")
         else:
             out[:] = self._bases[:, j, None]

@@ -16,6 +16,7 @@ Revises: 0021_chunk_delta_formats
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 
 import numpy as np
 import sqlalchemy as sa
@@ -45,7 +46,12 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     """Every format-3 block rewritten as format 2, a few series at a time."""
-    conn = op.get_bind()
+    rewrite_blocks(op.get_bind(), 3, as_format_2)
+
+
+def rewrite_blocks(conn: sa.Connection, form: int, convert: Callable[[bytes], bytes]) -> None:
+    """Every block of format ``form`` replaced by ``convert`` of it, a few series at a time
+    (migration 0023's downgrade rewrites its format so too)."""
     b = _BLOCKS.c
     series = conn.execute(sa.select(b.series_id).distinct().order_by(b.series_id)).scalars().all()
     rewrite = (
@@ -60,9 +66,9 @@ def downgrade() -> None:
             sa.select(b.series_id, b.level, b.block, b.data).where(b.series_id.in_(part))
         ).all()
         changed = [
-            {"s": s, "l": level, "k": block, "d": as_format_2(bytes(data))}
+            {"s": s, "l": level, "k": block, "d": convert(bytes(data))}
             for s, level, block, data in found
-            if data[0] == 3
+            if data[0] == form
         ]
         if changed:
             conn.execute(rewrite, changed)
