@@ -11,9 +11,10 @@ array operations for a compare view's thousand blocks.
 
 16 buckets a block (1,024 points at level 1): with 128 (migration 0018 split those), a series
 under 8,192 points kept its whole first level as rows, ~1.7 B a point of a 5,000-point series
-(a row and its index entry ~110 bytes a bucket). The header (174 bytes) is then ~11 bytes a
-bucket, and a block (~0.9 KB) fills SQLite's 4 KiB pages four at a time; blocks of 32 (~1.6
-KB) filled them two at a time, 70% full, and took more than blocks of 128 on a long series.
+(a row and its index entry ~110 bytes a bucket). The header (174 bytes; ~70 in format 4) is
+then ~11 bytes a bucket, and a block (~0.9 KB) fills SQLite's 4 KiB pages four at a time;
+blocks of 32 (~1.6 KB) filled them two at a time, 70% full, and took more than blocks of 128
+on a long series.
 
 Format 3: a value column may be stored as its bits rotated right by 29 (:data:`ROTATED` set
 in its width byte), when that takes fewer bytes: a float32 widened (``loss.item()``) has 29
