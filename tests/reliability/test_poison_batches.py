@@ -143,7 +143,9 @@ def test_sync_sets_bad_files_aside_reports_counts_and_fails_only_when_unreachabl
         return  # an embedded store is never unreachable (a locked file is waited for)
     write(80, 8_000)  # the server down now: the only case that exits non-zero
     mode.stop()
-    done = run_sync(_env(tmp_path, mode))
+    # the stopped server's port refuses at once: only the client's pauses between its retries
+    # (6.2 s by default) would take time; the user's 1 s request deadline ends them sooner
+    done = run_sync(_env(tmp_path, mode) | {"MLTRAIL_REQUEST_DEADLINE": "1"})
     assert done.returncode != 0
     assert "1 batches remain" in done.stderr, done.stderr
 
