@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 
+import httpx
 import pytest
 
 from mltrail.api import Api
@@ -37,16 +39,26 @@ def _requests(server: ServerProcess) -> list[tuple[str, str]]:
     return [(x["method"], x["path"]) for x in lines]
 
 
-def _new_requests(server: ServerProcess, before: int) -> list[tuple[str, str]]:
-    """Requests logged after the first ``before``, once the log has stopped growing."""
-    deadline, seen = time.monotonic() + 10, -1
+def _logged_upto_mark(server: ServerProcess) -> list[tuple[str, str]]:
+    """The requests logged before a marker request (an unknown path) that this sends: the
+    server logs a request after answering it, so a loaded machine may log the request before
+    the marker later than its answer came back, never after the marker's own line."""
+    mark = f"/mark-{uuid.uuid4().hex}"
+    httpx.get(server.url + mark)
+    deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        found = _requests(server)[before:]
-        if found and len(found) == seen:
-            return found
-        seen = len(found)
-        time.sleep(0.2)
-    return _requests(server)[before:]
+        logged = _requests(server)
+        if ("GET", mark) in logged:
+            return logged[: logged.index(("GET", mark))]
+        time.sleep(0.05)
+    raise AssertionError(f"the server never logged {mark}")
+
+
+def _requests_of(server: ServerProcess, call: Callable[[], object]) -> list[tuple[str, str]]:
+    """The requests ``call`` sent to ``server`` (marker requests excluded)."""
+    before = len(_logged_upto_mark(server))
+    call()
+    return [r for r in _logged_upto_mark(server)[before:] if not r[1].startswith("/mark-")]
 
 
 @pytest.fixture
@@ -74,9 +86,7 @@ def test_each_by_hash_write_is_one_request(server: ServerProcess, server_api: Ap
         ),
     ]
     for call, request in calls:
-        before = len(_requests(server))
-        call()
-        assert _new_requests(server, before) == [request]
+        assert _requests_of(server, call) == [request]
     for number in numbers:
         assert server_api.store.get_experiment(project, number).ex_metrics == {"ex_audit": "ok"}
         assert [c.spec.name for c in server_api.store.list_charts(project, number)] == ["roc"]

@@ -40,6 +40,26 @@ def unique_name(prefix: str = "user") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
+def _read_written(fd: int, pending: bytearray, lines: list[str]) -> None:
+    """Whatever the process has written to the non-blocking pipe ``fd`` so far, as lines."""
+    while True:
+        try:
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:
+            return
+        if not chunk:
+            return
+        pending += chunk
+        _split_lines(pending, lines)
+
+
+def _split_lines(pending: bytearray, lines: list[str]) -> None:
+    """Move the complete lines at the start of ``pending`` to ``lines``."""
+    *complete, rest = pending.split(b"\n")
+    lines.extend(line.decode(errors="replace") for line in complete)
+    pending[:] = rest
+
+
 def free_port() -> int:
     """A TCP port nobody listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -66,7 +86,7 @@ class ServerProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.admin_token: str | None = None
         self.stdout_lines: list[str] = []
-        self.proc: subprocess.Popen[str] | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
         self._stderr_path = home / f"server-{self.port}.stderr"
         self._sql_store = None
 
@@ -83,33 +103,44 @@ class ServerProcess:
             stdout=subprocess.PIPE,
             stderr=self._stderr_path.open("ab"),
             stdin=subprocess.DEVNULL,
-            text=True,
             env=env,
         )
+        assert self.proc.stdout is not None
         lines: list[str] = []
-        threading.Thread(target=self._read_stdout, args=(self.proc, lines), daemon=True).start()
         self.stdout_lines = lines
-        self._wait_healthy()
+        fd = self.proc.stdout.fileno()
+        os.set_blocking(fd, False)
+        pending = bytearray()
+        self._wait_healthy(lambda: _read_written(fd, pending, lines))
+        # the server prints its token and flushes before it listens, so once /healthz answers
+        # the token is in the pipe: read here, not by a thread a loaded machine may not run yet
+        _read_written(fd, pending, lines)
+        os.set_blocking(fd, True)
+        threading.Thread(
+            target=self._read_stdout, args=(self.proc, pending, lines), daemon=True
+        ).start()
         for line in lines:
             if line.startswith("admin token: "):
                 self.admin_token = line.split(": ", 1)[1].strip()
         return self
 
     @staticmethod
-    def _read_stdout(proc: subprocess.Popen[str], lines: list[str]) -> None:
+    def _read_stdout(proc: subprocess.Popen[bytes], pending: bytearray, lines: list[str]) -> None:
+        """The rest of the server's stdout (kept so the pipe never fills)."""
         assert proc.stdout is not None
-        for line in proc.stdout:
-            lines.append(line.rstrip("\n"))
+        for chunk in iter(lambda: proc.stdout.read1(65536), b""):  # type: ignore[union-attr]
+            pending += chunk
+            _split_lines(pending, lines)
 
-    def _wait_healthy(self) -> None:
+    def _wait_healthy(self, read_stdout: Callable[[], None]) -> None:
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             assert self.proc is not None
+            read_stdout()  # the pipe holds 64 KiB: a server printing more must not block
             if self.proc.poll() is not None:
                 raise RuntimeError(f"mltrail server exited {self.proc.returncode}: {self.stderr}")
             try:
                 if httpx.get(self.url + "/healthz", timeout=1.0).status_code == 200:
-                    time.sleep(0.05)  # let the stdout reader catch up with the token line
                     return
             except httpx.TransportError:
                 pass
