@@ -4,12 +4,8 @@ other target keeps a write), embedded and through a real server."""
 
 from __future__ import annotations
 
-import json
-import time
-import uuid
 from collections.abc import Callable, Iterator
 
-import httpx
 import pytest
 
 from mltrail.api import Api
@@ -34,31 +30,11 @@ def _seed(store) -> tuple[int, list[int]]:
     return project, numbers
 
 
-def _requests(server: ServerProcess) -> list[tuple[str, str]]:
-    lines = [json.loads(x) for x in server.stderr.splitlines() if x.startswith("{")]
-    return [(x["method"], x["path"]) for x in lines]
-
-
-def _logged_upto_mark(server: ServerProcess) -> list[tuple[str, str]]:
-    """The requests logged before a marker request (an unknown path) that this sends: the
-    server logs a request after answering it, so a loaded machine may log the request before
-    the marker later than its answer came back, never after the marker's own line."""
-    mark = f"/mark-{uuid.uuid4().hex}"
-    httpx.get(server.url + mark)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        logged = _requests(server)
-        if ("GET", mark) in logged:
-            return logged[: logged.index(("GET", mark))]
-        time.sleep(0.05)
-    raise AssertionError(f"the server never logged {mark}")
-
-
 def _requests_of(server: ServerProcess, call: Callable[[], object]) -> list[tuple[str, str]]:
-    """The requests ``call`` sent to ``server`` (marker requests excluded)."""
-    before = len(_logged_upto_mark(server))
+    """The requests ``call`` sent to ``server``, from its access log."""
+    before = len(server.access_log())
     call()
-    return [r for r in _logged_upto_mark(server)[before:] if not r[1].startswith("/mark-")]
+    return [(x["method"], x["path"]) for x in server.access_log()[before:]]
 
 
 @pytest.fixture

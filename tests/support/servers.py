@@ -17,6 +17,7 @@ admin=False)`` and ``stop()`` / ``kill()`` (SIGKILL) / ``start()`` (same port an
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -150,6 +151,22 @@ class ServerProcess:
     @property
     def stderr(self) -> str:
         return self._stderr_path.read_text(errors="replace") if self._stderr_path.exists() else ""
+
+    def access_log(self) -> list[dict]:
+        """The JSON access-log lines of every request answered so far. The server logs a
+        request after answering it, so a loaded machine may write a line later than its answer
+        came back: this sends a marker request (an unknown path) and waits for its line, which
+        comes after every earlier request's; the markers themselves are left out."""
+        mark = f"/mark-{uuid.uuid4().hex}"
+        httpx.get(self.url + mark)
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            lines = [json.loads(x) for x in self.stderr.splitlines() if x.startswith("{")]
+            paths = [x["path"] for x in lines]
+            if mark in paths:
+                return [x for x in lines[: paths.index(mark)] if not x["path"].startswith("/mark-")]
+            time.sleep(0.05)
+        raise AssertionError(f"the server never logged {mark}")
 
     @property
     def running(self) -> bool:
