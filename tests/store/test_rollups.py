@@ -378,7 +378,8 @@ def _same(a: list, b: list) -> bool:
 @pytest.mark.parametrize("seed", range(40))
 def test_a_lone_point_makes_the_rows_the_array_path_makes(seed: int) -> None:
     """A one-point append (synchronous log_metric) takes a plain-Python path; its rows, merged
-    with whatever partials are stored, are those of the general path."""
+    with whatever partials are stored (those of levels not stored yet borrowed from a finer
+    level), are those of the general path, the levels still not stored left out."""
     from types import SimpleNamespace
 
     from mltrail.store.sql.points import _Writes
@@ -395,14 +396,17 @@ def test_a_lone_point_makes_the_rows_the_array_path_makes(seed: int) -> None:
         for level, size in enumerate(rollups.LEVEL_SIZES, start=1)
         if count % size and rng.random() < 0.8
     }
+    borrowed = {key for key in stored if key[1] > rollups.stored_levels(count)}
     lone, arrays = _Writes([row], [chunk]), _Writes([row], [chunk])
-    lone.add_lone_rollups(stored)
-    arrays.add_array_rollups(stored)
+    lone.add_lone_rollups(stored, borrowed)
+    arrays.add_array_rollups(stored, borrowed)
     assert lone.bucket_names == arrays.bucket_names
     assert lone.merged_names == arrays.merged_names
     assert _same(lone.new_buckets, arrays.new_buckets), (lone.new_buckets, arrays.new_buckets)
     assert _same(lone.merged_buckets, arrays.merged_buckets)
-    assert len(lone.new_buckets) + len(lone.merged_buckets) == len(rollups.LEVEL_SIZES)
+    written = len(lone.new_buckets) + len(lone.merged_buckets)
+    assert written == rollups.stored_levels(count + 1)
+    assert len(lone.merged_buckets) == len(stored) - len(borrowed)
 
 
 @pytest.mark.parametrize("seconds", [0.0005, 0.0015, 0.0025, 1.7e9 + 0.0005, 9.999e12, -0.0025])
@@ -417,8 +421,8 @@ def test_a_lone_point_rounds_its_time_as_the_array_path_does(seconds: float) -> 
     chunk = SeriesChunk("k", "train", np.array([5]), np.array([-1]), np.array([1.0]),
                         np.array([seconds]))  # fmt: skip
     lone, arrays = _Writes([row], [chunk]), _Writes([row], [chunk])
-    lone.add_lone_rollups({})
-    arrays.add_array_rollups({})
+    lone.add_lone_rollups({}, set())
+    arrays.add_array_rollups({}, set())
     assert _same(lone.new_buckets, arrays.new_buckets), (lone.new_buckets, arrays.new_buckets)
     first_time = lone.bucket_names.index("first_time")
     assert lone.new_buckets[0][first_time] == int(np.round(seconds * 1000.0))

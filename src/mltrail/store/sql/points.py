@@ -116,7 +116,7 @@ def append_points(
     series = _lock_series(conn, db, pk, chunks)
     rows = [series[(c.key, c.phase)] for c in chunks]
     writes = _Writes(rows, chunks, packed.data)
-    writes.add_rollups(_stored_partials(conn, rows))
+    writes.add_rollups(*_stored_partials(conn, rows))
     grown = [(r.id, r.count, r.count + len(c)) for r, c in zip(rows, chunks, strict=True)]
     blocks = seal_blocks(conn, grown, writes.fresh, db.is_sqlite)  # before the rows are written
     writes.flush(conn, db, {(s, level, k) for s, level, k, *_ in blocks})
@@ -187,17 +187,31 @@ _PARTIAL_COLUMNS = ("series_id", "level", *rollups.COLUMNS)
 Partials = dict[tuple[int, int], tuple[Any, ...]]
 
 
-def _stored_partials(conn: Connection, rows: list[Any]) -> Partials:
-    """The partial last bucket of each level of each series, keyed (series_id, level)."""
-    wanted = [
-        (row.id, level, row.count // size)
-        for row in rows
-        for level, size in enumerate(rollups.LEVEL_SIZES, start=1)
-        if row.count % size
-    ]
+def _stored_partials(conn: Connection, rows: list[Any]) -> tuple[Partials, set[tuple[int, int]]]:
+    """The partial last bucket of each level of each series, keyed (series_id, level), and
+    the keys of those of levels not stored yet (:func:`rollups.stored_levels`): their partial
+    is the one bucket of the series' coarsest stored level, and their bucket a new row."""
+    wanted, whole = [], []
+    borrowed: dict[tuple[int, int], tuple[int, int]] = {}  # key: the key of the row it takes
+    for row in rows:
+        top = rollups.stored_levels(row.count)
+        for level, size in enumerate(rollups.LEVEL_SIZES[:top], start=1):
+            if row.count % size:
+                wanted.append((row.id, level, row.count // size))
+        if row.count and top < len(rollups.LEVEL_SIZES):  # its one bucket of level top
+            borrowed.update(((row.id, level), (row.id, top))
+                            for level in range(top + 1, len(rollups.LEVEL_SIZES) + 1))  # fmt: skip
+            if row.count == rollups.LEVEL_SIZES[top - 1]:  # complete: no partial of top
+                wanted.append((row.id, top, 0))
+                whole.append((row.id, top))
     tests = ("series_id =", "level =", "bucket =")
     found = select_any_tuples(conn, metric_rollups, tests, wanted, _PARTIAL_COLUMNS)
-    return {(r[0], r[1]): r for r in found}
+    partials = {(r[0], r[1]): r for r in found}
+    if borrowed:
+        partials.update((key, partials[at]) for key, at in borrowed.items() if at in partials)
+        for key in whole:
+            partials.pop(key, None)
+    return partials, set(borrowed)
 
 
 def _partial_columns(rows: list[tuple[Any, ...]]) -> dict[str, Any]:
@@ -240,14 +254,16 @@ class _Writes:
             for row, chunk, packed in zip(self.rows, self.chunks, data, strict=True)
         ]  # fmt: skip
 
-    def add_rollups(self, stored: Partials) -> None:
-        """Every level's buckets of the batch, merged with the ``stored`` partials."""
+    def add_rollups(self, stored: Partials, borrowed: set[tuple[int, int]]) -> None:
+        """Every level's buckets of the batch, merged with the ``stored`` partials (those of
+        keys ``borrowed`` from a finer level's row: their buckets are new rows), the rows of
+        levels the series does not store yet left out (:func:`rollups.stored_levels`)."""
         if len(self.chunks) == 1 and len(self.chunks[0]) == 1:
-            self.add_lone_rollups(stored)  # a synchronous log_metric: no arrays
+            self.add_lone_rollups(stored, borrowed)  # a synchronous log_metric: no arrays
         else:
-            self.add_array_rollups(stored)
+            self.add_array_rollups(stored, borrowed)
 
-    def add_lone_rollups(self, stored: Partials) -> None:
+    def add_lone_rollups(self, stored: Partials, borrowed: set[tuple[int, int]]) -> None:
         """:meth:`add_array_rollups` for a batch of one point, in plain Python."""
         row, chunk = self.rows[0], self.chunks[0]
         # ms rounded half to even, as add_array_rollups' np.round (and without its arrays)
@@ -258,15 +274,17 @@ class _Writes:
                 if series_id == row.id}  # fmt: skip
         self.bucket_names = ["bucket", *rollups.COLUMNS, "series_id", "level"]
         self.merged_names = list(rollups.COLUMNS)  # then _BUCKET_KEYS
-        series_id = int(row.id)
+        series_id, top = int(row.id), rollups.stored_levels(row.count + 1)
         for level, number, bucket, merged in rollups.lone_point_rows(row.count, point, mine):
             self.levels[level] = (series_id, number, bucket)
-            if merged:
+            if level > top:
+                continue
+            if merged and (series_id, level) not in borrowed:
                 self.merged_buckets.append((*bucket, series_id, level, number))
             else:
                 self.new_buckets.append((number, *bucket, series_id, level))
 
-    def add_array_rollups(self, stored: Partials) -> None:
+    def add_array_rollups(self, stored: Partials, borrowed: set[tuple[int, int]]) -> None:
         """The buckets of any batch, all its series and levels at once: level 1 from the
         points, the coarser levels folded from it together, every stored partial merged in
         with one call and every row built with one call."""
@@ -283,7 +301,10 @@ class _Writes:
         if picked:
             at = np.array([i for i, _ in picked], np.intp)
             rollups.merge_stored(buckets, at, _partial_columns([stored[k] for _, k in picked]))
-            merged[at] = True
+            merged[at] = [k not in borrowed for _, k in picked]
+        tops = [rollups.stored_levels(r.count + len(c)) for r, c in zip(self.rows, self.chunks,
+                                                                          strict=True)]  # fmt: skip
+        left_out = levels > np.array(tops, np.int64)[buckets["series"]]
         self.stacked = (owners, buckets, spans)
         names, rows = rollups.bucket_rows(buckets, {"series_id": owners, "level": levels}, spans)
         self.bucket_names = names
@@ -291,9 +312,9 @@ class _Writes:
         self.merged_names = [names[j] for j in values]
         reorder = operator.itemgetter(*values, *(names.index(k) for k in _BUCKET_KEYS))
         self.merged_buckets += [reorder(rows[i]) for i in np.flatnonzero(merged).tolist()]
-        if picked:
-            rows = [r for r, was_merged in zip(rows, merged.tolist(), strict=True)
-                    if not was_merged]  # fmt: skip
+        if picked or left_out.any():
+            rows = [r for r, skip in zip(rows, (merged | left_out).tolist(), strict=True)
+                    if not skip]  # fmt: skip
         self.new_buckets += rows
 
     def fresh(self, level: int) -> Fresh:

@@ -7,10 +7,16 @@ times were kept); first and last are the points of its lowest and highest iterat
 earliest and the latest to arrive among equals), which are its first and last to arrive
 when iterations only grow. Only the last bucket of a level can be partial, so an append merges
 into at most one stored bucket per level. min/max ignore NaN; an all-NaN bucket keeps NaN.
+
+A level whose one bucket holds the same points as the finer level's one bucket (a series of at
+most ``LEVEL_SIZES[k - 2]`` points at level k) is not stored (:func:`stored_levels`, migration
+0024): reads take the finer level, and an append that outgrows it starts the coarser level
+from the finer level's bucket.
 """
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import math
 from collections.abc import Mapping, Sequence
@@ -33,8 +39,15 @@ def groups_for(max_points: int) -> int:
     return max(1, (max_points - 2) // 2)
 
 
+def stored_levels(count: int) -> int:
+    """How many levels a series of ``count`` points stores: level k > 1 once the series
+    outgrows one bucket of level k - 1 (until then its one bucket would repeat that one)."""
+    return 1 + bisect.bisect_left(LEVEL_SIZES, count, hi=len(LEVEL_SIZES) - 1)
+
+
 def choose_level(total: int, max_points: int) -> int:
-    """The coarsest level with at least :func:`groups_for` buckets (0 = raw points).
+    """The coarsest stored level (:func:`stored_levels`) with at least :func:`groups_for`
+    buckets (0 = raw points).
 
     Every group of the downsampling then spans whole buckets (whose min and max are exact) and
     the read still returns about ``max_points`` points. The level above has fewer buckets than
@@ -46,7 +59,7 @@ def choose_level(total: int, max_points: int) -> int:
         return 0
     groups = groups_for(max_points)
     chosen = 0
-    for level, size in enumerate(LEVEL_SIZES, start=1):
+    for level, size in enumerate(LEVEL_SIZES[: stored_levels(total)], start=1):
         if math.ceil(total / size) < groups:
             break
         chosen = level
