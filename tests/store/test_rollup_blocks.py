@@ -431,3 +431,36 @@ def test_compact_headers_are_smaller_and_a_downgrade_puts_the_fixed_ones_back(db
         _assert_same(_reads(store, p, e), before)
     finally:
         store.close()
+
+
+def test_many_compact_headers_parse_as_arrays_alike(monkeypatch: pytest.MonkeyPatch) -> None:
+    # from MANY_HEADS format-4 blocks on, read_heads parses their headers as arrays: the same
+    # widths, bases (negative ones and every byte size), starts and record offsets as the
+    # one-struct-a-block parse, and a block of another bucket count still refused
+    rng = np.random.default_rng(11)
+    n = rollup_blocks.BLOCK_BUCKETS
+    blobs = []
+    for k in range(rollup_blocks.MANY_HEADS + 37):
+        scale = 10 ** int(rng.integers(0, 15))
+        first = (np.arange(n, dtype=np.int64) + k * n) * int(rng.integers(1, 5000))
+        first -= int(rng.integers(0, 2)) * 3 * scale  # negative iterations too
+        rows = [(64, int(f), int(rng.integers(-1, 3)), float(rng.normal() * scale),
+                 1_700_000_000_000 + int(f) * int(rng.integers(0, 9)), int(f) + 63, -1,
+                 float(rng.normal()), int(rng.integers(-scale, scale)), int(f) + 3, -1,
+                 float(np.float32(rng.normal())), 30, int(f) + 9, -1, float(rng.normal()), 90)
+                for f in first]  # fmt: skip
+        data = rollup_blocks.encode_block(rows)
+        assert data is not None and data[0] == rollup_blocks.COMPACT_FORMAT
+        blobs.append(data)
+    assert len({len(b) for b in blobs}) > 5  # headers and records of many lengths
+    arrays = rollup_blocks.read_heads(blobs)
+    monkeypatch.setattr(rollup_blocks, "MANY_HEADS", len(blobs) + 1)
+    structs = rollup_blocks.read_heads(blobs)
+    assert arrays.widths == structs.widths and arrays.skips == structs.skips
+    np.testing.assert_array_equal(arrays.bases, structs.bases)
+    np.testing.assert_array_equal(arrays.starts, structs.starts)
+    assert len({tuple(row) for row in structs.bases}) > 10
+    monkeypatch.setattr(rollup_blocks, "MANY_HEADS", 2)
+    wrong = [*blobs[:-1], blobs[-1][:1] + bytes([n * 2]) + blobs[-1][2:]]
+    with pytest.raises(ValueError, match=f"{n * 2} buckets"):
+        rollup_blocks.read_heads(wrong)

@@ -306,13 +306,17 @@ class Heads(NamedTuple):
 def read_heads(blobs: Sequence[bytes]) -> Heads:
     """The headers of blocks of any format this version reads, each parsed by a ``struct``
     made once for its layout (format 4's leading bytes fix it; a series' blocks take a few
-    dozen layouts, so a parse of each layout's headers as an array cost more).
+    dozen layouts, so a parse of each layout's headers as an array cost more); from
+    :data:`MANY_HEADS` format-4 blocks on, all at once as arrays (:func:`_compact_heads`).
 
     Raises:
         ValueError: a format this version does not read, or a block not of
             :data:`BLOCK_BUCKETS` buckets.
     """
-    check_formats(sorted({blob[0] for blob in blobs}))
+    formats = sorted({blob[0] for blob in blobs})
+    check_formats(formats)
+    if formats == [COMPACT_FORMAT] and len(blobs) >= MANY_HEADS:
+        return _compact_heads(blobs)
     widths, found, skips = [], [], []
     for blob in blobs:
         if blob[0] == COMPACT_FORMAT:
@@ -329,6 +333,44 @@ def read_heads(blobs: Sequence[bytes]) -> Heads:
         skips.append(HEADER.size)
     table = np.array(found, dtype=np.int64).reshape(-1, WIDTH + 2)
     return Heads(widths, table[:, :WIDTH], table[:, WIDTH:], skips)
+
+
+MANY_HEADS = 64  # from this many format-4 blocks on, their headers are parsed as arrays
+_SIZE_OF = np.array(_SIZES, dtype=np.int64)
+
+
+def _compact_heads(blobs: Sequence[bytes]) -> Heads:
+    """:func:`read_heads` of format-4 blocks, as array operations: a compare view reads
+    thousands of blocks (100 series of 100,000 points: 9,700), whose headers differ in length,
+    and a ``struct`` call a block was about 2.5 us of each one's read.
+
+    Raises:
+        ValueError: a block not of :data:`BLOCK_BUCKETS` buckets.
+    """
+    count = len(blobs)
+    lengths = np.fromiter(map(len, blobs), dtype=np.int64, count=count)
+    offsets = np.cumsum(lengths) - lengths
+    whole = b"".join([*blobs, bytes(8)])  # 8: a field's 8-byte read past the last block
+    table = np.frombuffer(whole, dtype=np.uint8)[offsets[:, None] + np.arange(LEAD.size)]
+    if np.any(table[:, 1] != BLOCK_BUCKETS):
+        found = int(table[table[:, 1] != BLOCK_BUCKETS][0, 1])
+        raise ValueError(f"a rollup block of {found} buckets, not {BLOCK_BUCKETS}")
+    width_bytes = table[:, 2 : 2 + WIDTH]
+    starts_code = table[:, LEAD.size - 1 :]
+    codes = np.concatenate(
+        [width_bytes >> BASE_SHIFT & 7, starts_code & 0x0F, starts_code >> 4], axis=1
+    )
+    sizes = _SIZE_OF[codes]  # (blocks, WIDTH + 2): each base's and start's bytes
+    ends = np.cumsum(sizes, axis=1)
+    # the 8 bytes from each byte of the blocks, as one unaligned little-endian uint64 view
+    words = np.ndarray((len(whole) - 7,), dtype="<u8", buffer=whole, strides=(1,))
+    raw = words[offsets[:, None] + (LEAD.size + ends - sizes)]
+    shift = ((64 - 8 * sizes) % 64).astype(np.uint64)  # a code of 0: zeroed below
+    numbers = (raw << shift).view(np.int64) >> shift.astype(np.int64)  # sign-extended
+    numbers[sizes == 0] = 0
+    plain = (width_bytes & (ROTATED | SIZE_BITS)).tobytes()
+    widths = [plain[k : k + WIDTH] for k in range(0, count * WIDTH, WIDTH)]
+    return Heads(widths, numbers[:, :WIDTH], numbers[:, WIDTH:], (LEAD.size + ends[:, -1]).tolist())
 
 
 @functools.lru_cache(maxsize=4096)
