@@ -19,8 +19,10 @@ the training thread cuts them into batches and queues those for the spooler thre
 (:mod:`mltrail.sdk.spooler`), which writes them to the spool or, when it cannot, drops the
 oldest with a warning and a counter. While the store answers, only slower than training logs,
 the training thread compacts the records into numpy columns instead, and spools only past
-``hard_limit_points``. While anything of this writer is spooled, every batch goes through the
-spool, so batches are stored in the order they were cut.
+``hard_limit_points``; but several threads logging at once past :data:`CATCH_UP_BATCHES` wait
+for the next take, briefly, while the store answers fast (:class:`~mltrail.sdk.priority.CatchUp`). While anything
+of this writer is spooled, every batch goes through the spool, so batches are stored in the order
+they were cut.
 
 No deadlock through console capture, by construction: console capture and the SDK call
 :meth:`Writer.add_line` from any thread, even from inside a ``print`` or a warning the writer
@@ -51,7 +53,7 @@ from mltrail.core.types import LogLine, SeriesChunk
 from mltrail.sdk.buffer import Call, metric_batches, points_of, record, series_chunks, take
 from mltrail.sdk.delivery import RETRY_DELAYS, Delivery
 from mltrail.sdk.outbox import BATCH_LINES, Item, build_outbox, full_batches, ready
-from mltrail.sdk.priority import GIVE_WAY_SECONDS, WriterPriority, quick_switches
+from mltrail.sdk.priority import GIVE_WAY_SECONDS, CatchUp, WriterPriority, quick_switches
 from mltrail.sdk.records import encode_metrics
 from mltrail.sdk.sender import Sender
 from mltrail.sdk.spool import RunAddress, Spool, SpoolWarning, order_stamp
@@ -67,6 +69,8 @@ CLOSE_TIMEOUT_SECONDS = 30.0
 BUFFERED_BATCHES = 4  # points held in memory while the store stalls, in batches
 HARD_LIMIT_BATCHES = 20  # points held whatever the store does (then spooled), in batches
 STALL_SECONDS = 0.5  # a store call this long counts as a stall
+CATCH_UP_BATCHES = 1.2  # buffered past this, threads logging at once wait for the next take
+CATCH_UP_CALL_SECONDS = 0.1  # unless a store call has been this long: the store is slow
 
 
 class Writer(Delivery):
@@ -146,6 +150,8 @@ class Writer(Delivery):
         self._lines: list[LogLine] = []  # appended without the lock, like _calls
         self._links: list[tuple[str, int | None, int | None]] = []  # likewise
         self.dropped_lines = 0  # lines not held while the store stalled (MAX_HELD_LINES)
+        self.catch_up_points = int(CATCH_UP_BATCHES * batch_points)
+        self._catch_up = CatchUp()  # threads logging at once, past catch_up_points
         self._wake = threading.Event()
         self._idle = False  # the writer's thread sleeps, waiting for _wake (see add_record)
         self._stop = threading.Event()
@@ -185,6 +191,12 @@ class Writer(Delivery):
                 if self._idle:  # asleep: it would queue for the GIL behind every logging thread
                     self._priority.summon(lambda: self._idle)
                     return  # its drain takes the records now (it may hold the priority already)
+            caught_up = (  # never without a thread to take them (a forked child's), nor a slow store
+                held >= self.catch_up_points and self._thread and not self._inherited
+                and not self._stalled(CATCH_UP_CALL_SECONDS) and self._catch_up.wait()
+            )  # fmt: skip
+            if caught_up:
+                return
             if held >= self.max_buffered_points:
                 self._relieve(held)
 
@@ -229,13 +241,15 @@ class Writer(Delivery):
         """Take every buffered call (with the lock held)."""
         taken = take(self._calls)
         self._taken += points_of(taken)
+        self._catch_up.taken()
         return taken
 
-    def _stalled(self) -> bool:
+    def _stalled(self, seconds: float | None = None) -> bool:
+        """Whether a store call has been running ``seconds`` (``stall_seconds`` if None)."""
         if self._spool_pending:
             return True
         since = self._busy_since
-        return since is not None and time.monotonic() - since >= self.stall_seconds
+        return since is not None and time.monotonic() - since >= (seconds or self.stall_seconds)
 
     def _overflow(self) -> None:
         """Queue the buffered points for the spool (with the buffer lock held: no I/O here)."""
