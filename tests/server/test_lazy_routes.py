@@ -157,3 +157,87 @@ def test_no_route_of_a_lazily_mounted_surface_answers_without_a_token(fresh, fir
             method, url, content=b"{}", headers={"Content-Type": "application/json"}
         )
         assert answer.status_code == _TOKENLESS.get(path, 401), (method, path, answer.text)
+
+
+_SDK_RUN = """
+import re
+import sys
+from starlette.testclient import TestClient
+from mltrail.config import Settings
+from mltrail.server import create_app
+from mltrail.store.sql import SqlStore
+
+def sdk_run(url, everything_first):
+    store = SqlStore.open(url)
+    auth = {"Authorization": f"Bearer {store.auth.ensure_admin()}"}
+    run = "/api/v1/projects/1/experiments/1"
+    with TestClient(create_app(Settings(), store, allowed_hosts=["testserver"])) as client:
+        if everything_first:
+            client.get("/api/v1/openapi.json")
+        answers = [
+            client.get("/api/v1/projects", headers=auth),
+            client.post("/api/v1/projects", json={"display_name": "p"}, headers=auth),
+            client.post("/api/v1/projects/1/experiments", json={}, headers=auth),
+            client.get("/api/v1/identity", headers=auth),
+            client.post(run + "/heartbeat", headers=auth),
+            client.post(run + "/points", json={"client_id": "c", "seq": 0, "chunks": []},
+                        headers=auth),
+            client.post(run + "/logs", json={"client_id": "c", "seq": 0, "lines": []},
+                        headers=auth),
+            client.get(run + "/series/read?key=loss", headers=auth),
+            client.patch(run, json={"status": "done"}, headers=auth),
+        ]
+    store.close()
+    # times and the store's id told apart
+    return [(a.status_code, re.sub(r"[0-9a-f]{32}|[0-9]+[.][0-9]+", "#", a.text)) for a in answers]
+
+lazy = sdk_run(sys.argv[1], everything_first=False)
+print(sorted(m.rsplit(".", 1)[1] for m in sys.modules if m.startswith("mltrail.server.routes.")))
+print(lazy == sdk_run(sys.argv[2], everything_first=True))
+"""
+
+
+def test_a_server_the_sdk_talks_to_imports_only_the_nouns_its_runs_call(tmp_path: Path) -> None:
+    """An SDK run's calls are answered by the first nouns, as a server with every noun
+    answers them: the others and the UI (1.2 MB) are imported only by a request none of
+    those answers, the OpenAPI schema being one."""
+    from mltrail.server.app import FIRST_NOUNS
+
+    urls = [f"sqlite:///{tmp_path / name}" for name in ("lazy.db", "eager.db")]
+    found = subprocess.run([sys.executable, "-c", _SDK_RUN, *urls], capture_output=True,
+                           text=True, timeout=60)  # fmt: skip
+    assert found.returncode == 0, found.stderr
+    nouns, same = found.stdout.splitlines()
+    assert nouns == str(sorted({*FIRST_NOUNS, "artifacts"}))  # artifacts: for the body limit
+    assert same == "True"  # the same answers as when every noun was there
+
+
+def test_a_later_noun_and_the_ui_answer_after_the_first_nouns(fresh) -> None:
+    client, auth = fresh
+    assert client.get("/api/v1/projects", headers=auth).status_code == 200  # the first nouns
+    users = client.get("/api/v1/me", headers=auth)
+    assert users.status_code == 200, users.text
+    assert client.get("/api/v1/me").status_code == 401
+    assert client.get("/projects/1").headers["content-type"].startswith("text/html")
+    assert client.get("/api/v1/no/such/thing", headers=auth).status_code == 404
+    paths = client.get("/api/v1/openapi.json").json()["paths"]
+    assert "/api/v1/me" in paths and "/api/v1/projects" in paths
+
+
+def test_the_requests_found_answered_are_remembered_within_a_bound() -> None:
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from mltrail.server.app import REMEMBERED_REQUESTS, AnsweredBy
+
+    answered = AnsweredBy()
+    answered.routes.append(Route("/runs/{n:int}", PlainTextResponse, methods=["POST"]))
+
+    def request(method: str, path: str) -> dict[str, str]:
+        return {"type": "http", "method": method, "path": path, "root_path": ""}
+
+    assert all(answered(request("POST", f"/runs/{n}")) for n in range(REMEMBERED_REQUESTS * 2))
+    assert answered(request("POST", "/runs/1"))
+    assert len(answered._answered) <= REMEMBERED_REQUESTS
+    assert not answered(request("GET", "/runs/1"))  # the path alone: not answered
+    assert not answered(request("POST", "/runs/x"))
