@@ -24,7 +24,7 @@ from mltrail.store.sql.tables import (
     experiments,
     metadata,
     metric_chunks,
-    metric_rollups,
+    metric_rollup_tails,
     metric_series,
 )
 from store.test_lifecycle_contract import _fill
@@ -37,7 +37,7 @@ def _rows_of(sql: SqlStore, pk: int, series: list[int]) -> dict[str, int]:
         for table in metadata.sorted_tables:
             if "experiment_id" in table.c:
                 where = table.c.experiment_id == pk
-            elif table in (metric_chunks, metric_rollups):
+            elif table in (metric_chunks, metric_rollup_tails):
                 where = table.c.series_id.in_(series or [-1])
             else:
                 continue

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from mltrail.core.types import MetricBatch, SeriesChunk
 from mltrail.store.sql import SqlStore, rollup_levels, rollups, series
-from mltrail.store.sql.tables import metric_rollups
+from mltrail.store.sql.tables import metric_series
 from support.factories import chunk
 
 
@@ -42,7 +42,7 @@ def test_level_read_equals_downsampling_every_column(migrated_db_url: str) -> No
                     conn, store._scope, (p.id, 1), "loss", "train", max_points
                 )
                 assert read.level >= 1
-                sid = conn.execute(select(metric_rollups.c.series_id).limit(1)).scalar_one()
+                sid = conn.execute(select(metric_series.c.id).limit(1)).scalar_one()
                 want = rollups.downsample(_full_rows(conn, sid, read.level), max_points)
                 s = read.series
                 got = (s.iterations, s.epochs, s.values, s.times)

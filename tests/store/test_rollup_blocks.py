@@ -18,8 +18,9 @@ from mltrail.core.types import MetricBatch, SeriesChunk, SeriesQuery
 from mltrail.store.sql import SqlStore, rollup_blocks, rollups
 from mltrail.store.sql.engine import Database, make_engine
 from mltrail.store.sql.migrate import MIGRATIONS_DIR
-from mltrail.store.sql.tables import metric_rollup_blocks, metric_rollups
+from mltrail.store.sql.tables import metric_rollup_blocks
 from support.factories import chunk
+from support.rollup_rows import legacy_rollups
 from support.stores import migrate
 
 
@@ -143,7 +144,7 @@ def _pack_as_before_0018(db_url: str) -> int:
     sealed blocks before migration 0018: the number of blocks packed."""
     migrate(db_url, "0017_ingest_ranges", down=True)
     db = Database(make_engine(db_url))
-    r, old = metric_rollups.c, 128
+    r, old = legacy_rollups.c, 128
     with db.write() as conn:
         keys = conn.execute(select(r.series_id, r.level).distinct()).all()
         blocks = []
@@ -163,7 +164,7 @@ def _pack_as_before_0018(db_url: str) -> int:
                                    "first_iteration": min(row[2] for row in part),
                                    "last_iteration": max(row[last] for row in part),
                                    "data": data})  # fmt: skip
-                    conn.execute(delete(metric_rollups).where(
+                    conn.execute(delete(legacy_rollups).where(
                         r.series_id == series_id, r.level == level,
                         r.bucket >= part[0][0], r.bucket <= part[-1][0]))  # fmt: skip
         if blocks:

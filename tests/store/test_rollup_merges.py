@@ -10,16 +10,12 @@ import struct
 
 import numpy as np
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from mltrail.core.types import MetricBatch, SeriesChunk
 from mltrail.store.sql import SqlStore, rollups
-from mltrail.store.sql.tables import (
-    experiments,
-    metric_rollup_blocks,
-    metric_rollups,
-    metric_series,
-)
+from mltrail.store.sql.tables import experiments, metric_rollup_blocks, metric_series
+from support.rollup_rows import clear_tail_columns, tail_rows
 
 _ODD = [math.nan, math.inf, -math.inf, -0.0, 0.0, 1.0, -1.0]
 
@@ -82,13 +78,13 @@ def _chunk(key: str, iterations: np.ndarray, rng: np.random.Generator) -> Series
 
 def _rollups(store: SqlStore, project: int, number: int) -> tuple[list, list]:
     """The experiment's rollup rows and blocks, by series key (NaN made comparable)."""
-    s, r, b, e = metric_series.c, metric_rollups.c, metric_rollup_blocks.c, experiments.c
+    s, b, e = metric_series.c, metric_rollup_blocks.c, experiments.c
     with store._db.read() as conn:
         pk = select(e.id).where(e.project_id == project, e.number == number).scalar_subquery()
         keys = dict(conn.execute(select(s.id, s.key).where(s.experiment_id == pk)).all())
         rows = [
             (keys[row[0]], *("NaN" if x != x else x for x in row[1:]))
-            for row in conn.execute(select(metric_rollups).where(r.series_id.in_(keys)))
+            for row in tail_rows(conn, list(keys))
         ]
         blocks = [(keys[row.series_id], *row[1:])
                   for row in conn.execute(select(metric_rollup_blocks)
@@ -125,8 +121,7 @@ def test_batches_store_the_rollups_of_the_same_points_appended_one_at_a_time(
                                     MetricBatch("s", seq * 10_000 + k * 1_000 + i, (one,)))  # fmt: skip
         if seq == 5:  # stored partials without times (as before migration 0012), in both
             with store._db.write() as conn:
-                conn.execute(update(metric_rollups).where(metric_rollups.c.level >= 2)
-                             .values(min_time=None, last_time=None))  # fmt: skip
+                clear_tail_columns(conn, ("min_time", "last_time"), lambda row: row[1] >= 2)
     got, want = _rollups(store, p, batched.experiment_id), _rollups(store, p, single.experiment_id)
     assert len(got[0]) > 20 and any(row[1] == 2 for row in got[0])
     assert got == want

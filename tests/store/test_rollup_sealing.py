@@ -1,6 +1,7 @@
 """An append seals its blocks from the buckets it computed (rollup_sealing.seal_blocks), not
 from its rows read back: the blocks must be the very bytes that packing the rows as stored
-gives (what sealing did before), on SQLite (no -0.0, NaN as NULL) and on PostgreSQL."""
+gives (what sealing did before, at revision 0024, a row a bucket), on SQLite (no -0.0, NaN as
+NULL) and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -13,8 +14,11 @@ from sqlalchemy import select, update
 
 from mltrail.core.types import MetricBatch, SeriesChunk
 from mltrail.store.sql import SqlStore, rollup_blocks, rollups
+from mltrail.store.sql.engine import Database, make_engine
 from mltrail.store.sql.migrate import MIGRATIONS_DIR
-from mltrail.store.sql.tables import metric_rollup_blocks, metric_rollups, metric_series
+from mltrail.store.sql.tables import metric_rollup_blocks, metric_series
+from support.rollup_rows import clear_tail_columns, legacy_rollups, tail_rows
+from support.stores import migrate
 
 _ODD = np.array([math.nan, -math.nan, math.inf, -math.inf, -0.0, 0.0])
 
@@ -30,17 +34,21 @@ def _chunk(key: str, start: int, n: int, rng: np.random.Generator) -> SeriesChun
     return SeriesChunk(key, "train", it, it // 1000, values, times)
 
 
-def _state(store: SqlStore) -> tuple[dict, list]:
-    b, r = metric_rollup_blocks.c, metric_rollups.c
-    with store._db.read() as conn:
+def _state(db: Database, legacy: bool = False) -> tuple[dict, list]:
+    """The blocks and the unsealed buckets' rows: from the tails at head, from the rows of
+    ``metric_rollups`` (``legacy``) at revision 0024."""
+    b, r = metric_rollup_blocks.c, legacy_rollups.c
+    with db.read() as conn:
         blocks = {
             (row[0], row[1], row[2]): (row[3], row[4], bytes(row[5]))
             for row in conn.execute(
                 select(b.series_id, b.level, b.block, b.first_iteration, b.last_iteration, b.data)
             )
         }
-        rows = [tuple("NaN" if x != x else x for x in row)  # NaN (PostgreSQL) equal to NaN
-                for row in conn.execute(select(metric_rollups).order_by(*r))]  # fmt: skip
+        found = (conn.execute(select(legacy_rollups).order_by(*r)) if legacy
+                 else tail_rows(conn))  # fmt: skip
+        rows = [tuple(math.nan if x is None else x for x in row) for row in found]
+        rows = [tuple("NaN" if x != x else x for x in row) for row in rows]  # NULL, NaN alike
     return blocks, rows
 
 
@@ -53,13 +61,14 @@ def migration(name: str) -> ModuleType:
     return module
 
 
-def _sealed_from_rows(store: SqlStore) -> tuple[dict, list]:
-    """Every block unpacked to rows (migration 0014's downgrade, with the block format of its
-    revision, in blocks of 16 since migration 0018), then every complete block packed from its rows as stored, as sealing did
-    before: the blocks and rows it leaves."""
-    r, b = metric_rollups.c, metric_rollup_blocks.c
+def _sealed_from_rows(db: Database) -> tuple[dict, list]:
+    """At revision 0024: every block unpacked to rows (migration 0014's downgrade, with the
+    block format of its revision, in blocks of 16 since migration 0018), then every complete
+    block packed from its rows as stored, as sealing did before: the blocks and rows it
+    leaves."""
+    r, b = legacy_rollups.c, metric_rollup_blocks.c
     fixed = migration("0023_rollup_blocks_compact").as_fixed_header
-    with store._db.write() as conn:
+    with db.write() as conn:
         for s, level, k, data in conn.execute(select(b.series_id, b.level, b.block, b.data)).all():
             conn.execute(update(metric_rollup_blocks)
                          .where(b.series_id == s, b.level == level, b.block == k)
@@ -82,7 +91,7 @@ def _sealed_from_rows(store: SqlStore) -> tuple[dict, list]:
                         highest = max(row[1 + rollups.COLUMNS.index("last_iteration")]
                                       for row in part)  # fmt: skip
                         blocks.append((series_id, level, k, lowest, highest, data))
-        store_rows = metric_rollups.delete()
+        store_rows = legacy_rollups.delete()
         for s, level, k, *_ in blocks:
             lo = k * rollup_blocks.BLOCK_BUCKETS
             conn.execute(store_rows.where(r.series_id == s, r.level == level, r.bucket >= lo,
@@ -92,7 +101,7 @@ def _sealed_from_rows(store: SqlStore) -> tuple[dict, list]:
             conn.execute(
                 metric_rollup_blocks.insert(), [dict(zip(names, b, strict=True)) for b in blocks]
             )
-    return _state(store)
+    return _state(db, legacy=True)
 
 
 def _reads(store: SqlStore, p: int) -> list[np.ndarray]:
@@ -119,10 +128,10 @@ def test_blocks_sealed_from_the_append_are_those_packed_from_the_rows(migrated_d
     plan += [("a", 130_000)] + [(k, int(rng.integers(1, 5_000))) for k in "abababab"]
     for seq, (key, n) in enumerate(plan):
         if seq == 6:  # a stored partial without times (as before migration 0012): its
-            nulls = {f"{part}_time": None for part in rollups.PARTS}  # block stays rows
+            times = [f"{part}_time" for part in rollups.PARTS]  # its block stays in the tails
+            at = (1, counts["a"] // 64)
             with store._db.write() as conn:
-                conn.execute(update(metric_rollups).where(metric_rollups.c.level == 1,
-                             metric_rollups.c.bucket == counts["a"] // 64).values(nulls))  # fmt: skip
+                clear_tail_columns(conn, times, lambda row, at=at: row[1:3] == at)
         chunks = [_chunk(key, counts[key], n, rng)]
         if seq % 3 == 0:
             other = "b" if key == "a" else "a"  # two series in one batch
@@ -130,16 +139,22 @@ def test_blocks_sealed_from_the_append_are_those_packed_from_the_rows(migrated_d
         for c in chunks:
             counts[c.key] += len(c.values)
         store.append_points(p, 1, MetricBatch("c", seq, tuple(chunks)))
-    sealed = _state(store)
+    sealed = _state(store._db)
     reads = _reads(store, p)
     assert len(sealed[0]) > 20
     assert any(level == 2 for _, level, _ in sealed[0])
-    with store._db.read() as conn:  # the block of the bucket without times stayed rows
-        r = metric_rollups.c
-        n = rollup_blocks.BLOCK_BUCKETS  # its block holds bucket 128 (8,242 // 64)
-        kept = select(r.bucket).where(r.level == 1, r.bucket >= 128, r.bucket < 128 + n)
-        assert len(conn.execute(kept).all()) >= n  # its block: a row a bucket (of each series)
-    assert _sealed_from_rows(store) == sealed
+    n = rollup_blocks.BLOCK_BUCKETS  # its block holds bucket 128 (8,242 // 64)
+    kept = [row for row in sealed[1] if row[1] == 1 and 128 <= row[2] < 128 + n]
+    assert len(kept) >= n  # the block of the bucket without times stayed in the tails
+    store.close()
+    migrate(migrated_db_url, "0024_rollups_without_repeats", down=True)  # the tails as rows
+    db = Database(make_engine(migrated_db_url))
+    assert _state(db, legacy=True) == sealed
+    assert _sealed_from_rows(db) == sealed
+    db.close()
+    migrate(migrated_db_url, "head", down=False)  # the rows packed in tails again
+    store = SqlStore.open(migrated_db_url)
+    assert _state(store._db) == sealed
     for got, want in zip(_reads(store, p), reads, strict=True):
         np.testing.assert_array_equal(got, want)
     store.close()

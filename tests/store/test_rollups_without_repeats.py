@@ -13,7 +13,8 @@ from sqlalchemy import func, select
 from mltrail.core.types import MetricBatch, SeriesChunk
 from mltrail.store.sql import SqlStore, rollup_levels, rollups
 from mltrail.store.sql.engine import Database, make_engine
-from mltrail.store.sql.tables import metric_rollup_blocks, metric_rollups, metric_series
+from mltrail.store.sql.tables import metric_rollup_blocks, metric_series
+from support.rollup_rows import legacy_rollups, tail_rows
 from support.stores import migrate
 
 _T0_MS = 1_700_000_000_000
@@ -34,11 +35,11 @@ def _level_columns(store: SqlStore, series_id: int, level: int) -> dict[str, np.
 
 
 def _stored_levels(store: SqlStore, series_id: int) -> set[int]:
-    r, b = metric_rollups.c, metric_rollup_blocks.c
+    b = metric_rollup_blocks.c
     with store._db.read() as conn:
-        rows = conn.execute(select(r.level).where(r.series_id == series_id).distinct()).scalars()
+        rows = {row[1] for row in tail_rows(conn, [series_id])}
         blocks = conn.execute(select(b.level).where(b.series_id == series_id).distinct())
-        return set(rows) | set(blocks.scalars())
+        return rows | set(blocks.scalars())
 
 
 @pytest.mark.parametrize("seed", range(2))
@@ -76,9 +77,8 @@ def test_each_stored_level_holds_the_buckets_of_the_points(migrated_db_url: str,
 
 
 def _rows(store: SqlStore) -> list[tuple]:
-    r = metric_rollups.c
     with store._db.read() as conn:
-        found = conn.execute(select(metric_rollups).order_by(r.series_id, r.level, r.bucket))
+        found = [tuple(math.nan if x is None else x for x in row) for row in tail_rows(conn)]
         return [tuple("NaN" if x != x else x for x in row) for row in found]
 
 
@@ -101,7 +101,7 @@ def test_the_downgrade_writes_the_repeated_levels_back_and_the_upgrade_drops_the
 
     migrate(migrated_db_url, "0023_rollup_blocks_compact", down=True)  # not opened: it upgrades
     db = Database(make_engine(migrated_db_url))
-    r, s = metric_rollups.c, metric_series.c
+    r, s = legacy_rollups.c, metric_series.c
     with db.read() as conn:
         ids = dict(conn.execute(select(s.key, s.id)).all())
         for key, n in counts.items():
@@ -110,7 +110,7 @@ def test_the_downgrade_writes_the_repeated_levels_back_and_the_upgrade_drops_the
                 assert conn.execute(select(func.count()).where(*at)).scalar_one() == 1, key
             top = rollups.stored_levels(n)
             one = [tuple("NaN" if x != x else x for x in row[3:]) for row in conn.execute(
-                select(metric_rollups).where(r.series_id == ids[key], r.level >= top)
+                select(legacy_rollups).where(r.series_id == ids[key], r.level >= top)
                 .order_by(r.level))]  # fmt: skip
             assert len(one) == 1 + len(rollups.LEVEL_SIZES) - top
             assert all(row == one[0] for row in one), key

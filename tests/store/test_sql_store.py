@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import itertools
+import math
 import os
 import subprocess
 import sys
@@ -37,11 +38,11 @@ from mltrail.store.sql.tables import (
     ingest_ranges,
     metric_chunks,
     metric_rollup_blocks,
-    metric_rollups,
     metric_series,
     users,
 )
 from support.factories import chunk
+from support.rollup_rows import tail_rows
 
 
 def _chunk(key: str, start: int, n: int, rng: np.random.Generator) -> SeriesChunk:
@@ -424,12 +425,9 @@ def test_incremental_rollups_equal_one_shot_rollups(migrated_sqlite_url: str) ->
             "x", "train", whole.iterations[a:b], whole.epochs[a:b], values[a:b], whole.times[a:b]
         )
         store.append_points(p.id, 2, MetricBatch("c", seq, (part,)))
-    cols = [c for c in metric_rollups.c if c.name != "series_id"]
     with store._db.read() as conn:
         by_series = [
-            conn.execute(
-                select(*cols).where(metric_rollups.c.series_id == sid).order_by("level", "bucket")
-            ).all()
+            [tuple(math.nan if x is None else x for x in row[1:]) for row in tail_rows(conn, [sid])]
             for sid in (1, 2)
         ]
         blocks = [

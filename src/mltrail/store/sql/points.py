@@ -28,15 +28,15 @@ from mltrail.core.types import (
     SeriesQuery,
 )
 from mltrail.store.points import PointStore
-from mltrail.store.sql import rollups
+from mltrail.store.sql import rollup_tails, rollups
 from mltrail.store.sql.access import Scope, SqlNoun, experiment_pk, touched_experiment_pk
 from mltrail.store.sql.batches import claim_batch
 from mltrail.store.sql.chunks import COMPACTED_BELOW, compact_after_append, iteration_order
-from mltrail.store.sql.engine import Database, driver_tuples, select_any_tuples
+from mltrail.store.sql.engine import Database, driver_tuples
 from mltrail.store.sql.rollup_blocks import BLOCK_BUCKETS
 from mltrail.store.sql.rollup_sealing import Fresh, seal_blocks, store_blocks
 from mltrail.store.sql.series import read_series, read_series_batch
-from mltrail.store.sql.tables import metric_chunks, metric_rollups, metric_series
+from mltrail.store.sql.tables import metric_chunks, metric_series
 
 
 def _merge_chunks(chunks: list[SeriesChunk]) -> list[SeriesChunk]:
@@ -116,10 +116,11 @@ def append_points(
     series = _lock_series(conn, db, pk, chunks)
     rows = [series[(c.key, c.phase)] for c in chunks]
     writes = _Writes(rows, chunks, packed.data)
-    writes.add_rollups(*_stored_partials(conn, rows))
+    tails = rollup_tails.fetch(conn, [r.id for r in rows])
+    writes.add_rollups(*_stored_partials(tails, rows))
     grown = [(r.id, r.count, r.count + len(c)) for r, c in zip(rows, chunks, strict=True)]
-    blocks = seal_blocks(conn, grown, writes.fresh, db.is_sqlite)  # before the rows are written
-    writes.flush(conn, db, {(s, level, k) for s, level, k, *_ in blocks})
+    blocks = seal_blocks(tails, grown, writes.fresh, db.is_sqlite)
+    writes.flush(conn, db, tails, {(s, level, k) for s, level, k, *_ in blocks})
     compact_after_append(conn, grown)
     store_blocks(conn, db, blocks)
     return sum(len(c) for c in chunks)
@@ -187,8 +188,11 @@ _PARTIAL_COLUMNS = ("series_id", "level", *rollups.COLUMNS)
 Partials = dict[tuple[int, int], tuple[Any, ...]]
 
 
-def _stored_partials(conn: Connection, rows: list[Any]) -> tuple[Partials, set[tuple[int, int]]]:
-    """The partial last bucket of each level of each series, keyed (series_id, level), and
+def _stored_partials(
+    tails: dict[int, np.ndarray], rows: list[Any]
+) -> tuple[Partials, set[tuple[int, int]]]:
+    """The partial last bucket of each level of each series (from its ``tails``, as
+    :func:`rollup_tails.fetch` found them), keyed (series_id, level), and
     the keys of those of levels not stored yet (:func:`rollups.stored_levels`): their partial
     is the one bucket of the series' coarsest stored level, and their bucket a new row."""
     wanted, whole = [], []
@@ -204,14 +208,29 @@ def _stored_partials(conn: Connection, rows: list[Any]) -> tuple[Partials, set[t
             if row.count == rollups.LEVEL_SIZES[top - 1]:  # complete: no partial of top
                 wanted.append((row.id, top, 0))
                 whole.append((row.id, top))
-    tests = ("series_id =", "level =", "bucket =")
-    found = select_any_tuples(conn, metric_rollups, tests, wanted, _PARTIAL_COLUMNS)
-    partials = {(r[0], r[1]): r for r in found}
+    partials = {(r[0], r[1]): r for r in _picked(tails, wanted)}
     if borrowed:
         partials.update((key, partials[at]) for key, at in borrowed.items() if at in partials)
         for key in whole:
             partials.pop(key, None)
     return partials, set(borrowed)
+
+
+def _picked(
+    tails: dict[int, np.ndarray], wanted: list[tuple[int, int, int]]
+) -> list[tuple[Any, ...]]:
+    """The stored buckets ``wanted`` (series id, level, bucket) found in ``tails``, each as
+    (series id, level, *COLUMNS)."""
+    mine = [s for s in dict.fromkeys(w[0] for w in wanted) if s in tails]
+    if not mine:
+        return []
+    joined = np.concatenate([tails[s] for s in mine], axis=1)
+    owners = np.repeat(mine, [tails[s].shape[1] for s in mine]).tolist()
+    asked = set(wanted)
+    keys = zip(owners, joined[0].tolist(), joined[1].tolist(), strict=True)
+    at = [i for i, key in enumerate(keys) if key in asked]
+    rows = rollup_tails.as_rows(joined[:, at])
+    return [(owners[i], row[0], *row[2:]) for i, row in zip(at, rows, strict=True)]
 
 
 def _partial_columns(rows: list[tuple[Any, ...]]) -> dict[str, Any]:
@@ -328,20 +347,29 @@ class _Writes:
         return owners[span], buckets["bucket"][span], columns
 
     def flush(
-        self, conn: Connection, db: Database, sealed: set[tuple[int, int, int]] | None = None
+        self,
+        conn: Connection,
+        db: Database,
+        tails: dict[int, np.ndarray],
+        sealed: set[tuple[int, int, int]] | None = None,
     ) -> None:
         """Every row of the batch, one executemany per statement (through the driver on
-        SQLite: SQLAlchemy's per-row parameter handling cost more than the statements), but
-        those of the ``sealed`` blocks (series id, level, block): they are packed instead."""
-        if sealed:
+        SQLite: SQLAlchemy's per-row parameter handling cost more than the statements), and
+        each series' tails (:mod:`rollup_tails`, over the stored ``tails``) but the buckets of
+        the ``sealed`` blocks (series id, level, block): they are packed instead."""
+        if sealed:  # left out before packing (a large batch seals most of its buckets)
             names, keys = self.bucket_names, (*self.merged_names, *_BUCKET_KEYS)
             self.new_buckets = _unsealed(self.new_buckets, sealed, names)
             self.merged_buckets = _unsealed(self.merged_buckets, sealed, keys)
         db.insert_rows(conn, metric_chunks, _CHUNK_COLUMNS, self.chunk_rows())
         summaries = _summaries(self.rows, self.chunks)
         db.update_rows(conn, metric_series, _SUMMARY_COLUMNS, ("id",), summaries)
-        db.update_rows(conn, metric_rollups, self.merged_names, _BUCKET_KEYS, self.merged_buckets)
-        db.insert_rows(conn, metric_rollups, self.bucket_names, self.new_buckets)
+        new = operator.itemgetter(*(self.bucket_names.index(k) for k in _TAIL_ORDER))
+        merged_names = [*self.merged_names, *_BUCKET_KEYS]
+        merged = operator.itemgetter(*(merged_names.index(k) for k in _TAIL_ORDER))
+        rows = [*map(new, self.new_buckets), *map(merged, self.merged_buckets)]
+        changed = rollup_tails.from_rows(rows, db.is_sqlite, lead=len(_BUCKET_KEYS))
+        rollup_tails.write(conn, db, tails, self.series_ids, changed, sealed or set())
 
 
 def _unsealed(
@@ -355,6 +383,7 @@ def _unsealed(
 _CHUNK_COLUMNS = ["series_id", "start", "count", "first_iteration", "last_iteration", "data"]
 _SUMMARY_COLUMNS = ["count", "last_value", "last_iteration", "last_epoch", "min_value", "max_value"]
 _BUCKET_KEYS = ("series_id", "level", "bucket")
+_TAIL_ORDER = (*_BUCKET_KEYS, *rollups.COLUMNS)  # a changed bucket as rollup_tails.write takes it
 
 
 def _summaries(rows: list[Any], chunks: list[SeriesChunk]) -> list[tuple[Any, ...]]:

@@ -24,7 +24,7 @@ from mltrail.store.sql.points import append_points
 from mltrail.store.sql.tables import (
     metric_chunks,
     metric_rollup_blocks,
-    metric_rollups,
+    metric_rollup_tails,
     metric_series,
 )
 
@@ -70,7 +70,8 @@ def _stored_points(conn: Connection, series_id: int) -> tuple[np.ndarray, ...]:
 
 
 def _delete_series(conn: Connection, series_id: int) -> None:
-    conn.execute(delete(metric_rollups).where(metric_rollups.c.series_id == series_id))
+    tails = metric_rollup_tails.c
+    conn.execute(delete(metric_rollup_tails).where(tails.series_id == series_id))
     blocks = metric_rollup_blocks.c
     conn.execute(delete(metric_rollup_blocks).where(blocks.series_id == series_id))
     conn.execute(delete(metric_chunks).where(metric_chunks.c.series_id == series_id))

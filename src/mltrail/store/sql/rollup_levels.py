@@ -2,7 +2,7 @@
 chart read of a series (:func:`level_tables`) and a compare view's batched read
 (``rollup_batch.downsample_level``) downsample.
 
-The blocks and rows of a level (:class:`rollup_reads.StoredLevel`) are laid out series by
+The blocks and tails of a level (:class:`rollup_reads.StoredLevel`) are laid out series by
 series in bucket order, a column decoded and gathered only when a read asks for it.
 """
 

@@ -1,9 +1,9 @@
 """Rollup levels read back as arrays: complete buckets from their blocks
 (:mod:`rollup_blocks`), the rest (the last block's buckets so far, and buckets stored before
-migration 0014) from their rows in ``metric_rollups``, one row each.
+migration 0014) from the series' tails (:mod:`rollup_tails`, one blob a series).
 
-A chart read of a level fetches a few blobs and at most a block's worth of rows, instead of a
-row per bucket (a 100,000-point series at 2,000 points: 12 blobs and 27 rows, not 1,563 rows).
+A chart read of a level fetches a few blobs and each series' tails, instead of a row per
+bucket (a 100,000-point series at 2,000 points: 12 blobs and its tails, not 1,563 rows).
 
 A level reads back as a :data:`Table`: n, iterations and epochs as exact int64 (past 2^53 too:
 blocks keep every integer column exactly, rows are taken exactly when a column reaches 2^53),
@@ -18,10 +18,9 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Connection, and_, bindparam, select
 
-from mltrail.store.sql import rollups
+from mltrail.store.sql import rollup_tails, rollups
 from mltrail.store.sql.access import fetch_tuples
 from mltrail.store.sql.rollup_blocks import (
-    BIG,
     BLOCK_BUCKETS,
     COLUMNS,
     FIRST_IT,
@@ -30,6 +29,7 @@ from mltrail.store.sql.rollup_blocks import (
     INDEX,
     INTS,
     ITERATIONS,
+    LAST_IT,
     SIZE_BITS,
     VALUES,
     WIDTH,
@@ -39,32 +39,11 @@ from mltrail.store.sql.rollup_blocks import (
     read_heads,
     unrotate,
 )
-from mltrail.store.sql.tables import metric_rollup_blocks, metric_rollups
+from mltrail.store.sql.tables import metric_rollup_blocks
 
 # "bucket" and COLUMNS: "bucket", n, iterations and epochs int64, values and times float64,
 # times absolute ms (NaN: none)
 Table = dict[str, np.ndarray]
-
-
-def _row_arrays(rows: Sequence[tuple[Any, ...]], lead: int) -> tuple[np.ndarray, np.ndarray]:
-    """Stored rows (``lead`` key columns, then :data:`COLUMNS`) as the int64 array of the key
-    columns and :data:`INTS` (exact past 2^53 too) and the float64 array of :data:`FLOATS`
-    (NULL: NaN)."""
-    floats = np.array(rows, dtype=np.float64).reshape(-1, lead + WIDTH).T
-    at, fat = _ROW_AT[lead]
-    exact = floats[at]
-    ints = exact.astype(np.int64)
-    if len(rows) and np.abs(exact, out=exact).max() >= BIG:
-        for i in np.flatnonzero(exact.max(axis=1) >= BIG).tolist():
-            ints[i] = np.array([row[at[i]] for row in rows], dtype=np.int64)
-    return ints, floats[fat]
-
-
-# per number of key columns: the rows' columns :func:`_row_arrays` takes as int64 and as float64
-_ROW_AT = {
-    lead: (np.array([*range(lead), *(lead + j for j in INTS)]), np.array(FLOATS) + lead)
-    for lead in (1, 2)
-}
 
 
 def _table(buckets: np.ndarray, ints: np.ndarray, floats: np.ndarray) -> Table:
@@ -83,28 +62,22 @@ def _table(buckets: np.ndarray, ints: np.ndarray, floats: np.ndarray) -> Table:
 
 def fetch_level(conn: Connection, level: int, series_ids: Sequence[int]) -> StoredLevel:
     """Every bucket of ``level`` of each series, as stored: one query for their blocks and
-    one for their rows (in parts of 500 series: SQLite bounds a statement's parameters)."""
+    one for their tails (in parts of 500 series: SQLite bounds a statement's parameters)."""
     blocks: list[tuple[Any, ...]] = []
-    rows: list[tuple[Any, ...]] = []
     for start in range(0, len(series_ids), 500):
         params = {"level": level, "ids": list(series_ids[start : start + 500])}
         blocks += fetch_tuples(conn, _LEVEL_BLOCKS, params)
-        rows += fetch_tuples(conn, _LEVEL_ROWS, params)
-    return StoredLevel(blocks, rows)
+    tails = rollup_tails.fetch(conn, sorted(set(series_ids)))
+    return StoredLevel(blocks, rollup_tails.level_arrays(tails, sorted(tails), level))
 
 
 # built once: building the statements (and their cache keys) per read cost more than a chart
 # read's two queries take to run
-_b, _r = metric_rollup_blocks.c, metric_rollups.c
+_b = metric_rollup_blocks.c
 _LEVEL_BLOCKS = (
     select(_b.series_id, _b.block, _b.data)
     .where(_b.level == bindparam("level"), _b.series_id.in_(bindparam("ids", expanding=True)))
     .order_by(_b.series_id, _b.block)
-)
-_LEVEL_ROWS = (
-    select(_r.series_id, _r.bucket, *(_r[c] for c in COLUMNS))
-    .where(_r.level == bindparam("level"), _r.series_id.in_(bindparam("ids", expanding=True)))
-    .order_by(_r.series_id, _r.bucket)
 )
 
 
@@ -112,13 +85,13 @@ class StoredLevel:
     """The buckets of a level of several series as :func:`fetch_level` found them, a column
     at a time (a read decodes only the columns it uses): :meth:`source` lists the blocks'
     buckets (``numbers``: series and block number of each block, by series, then block)
-    followed by the rows' (``row_keys``: series and bucket of each row, by series, then
-    bucket)."""
+    followed by the tails' (``row_keys``: series and bucket of each, by series, then
+    bucket; ``tails``: their :func:`rollup_tails.level_arrays`)."""
 
-    def __init__(self, blocks: list[tuple[Any, ...]], rows: list[tuple[Any, ...]]) -> None:
+    def __init__(self, blocks: list[tuple[Any, ...]], tails: tuple[np.ndarray, np.ndarray]) -> None:
         self.numbers = np.array([row[:2] for row in blocks], dtype=np.int64).reshape(-1, 2)
         self._blocks = _Blocks([row[2] for row in blocks])
-        self._ints, self._floats = _row_arrays(rows, 2)
+        self._ints, self._floats = tails
         self.row_keys = self._ints[:2]
         self._sources: dict[str, np.ndarray] = {}
 
@@ -247,16 +220,14 @@ def level_range(
     span: tuple[int, int] | None = None,
 ) -> Table:
     """The buckets of ``level`` whose iterations overlap ``bounds`` (inclusive), within the
-    bucket numbers ``span`` when given: the blocks overlapping them and the matching rows."""
+    bucket numbers ``span`` when given: the blocks overlapping them and the matching buckets
+    of the series' tails."""
     lo, hi = bounds
-    b, r = metric_rollup_blocks.c, metric_rollups.c
+    b = metric_rollup_blocks.c
     where = [b.series_id == series_id, b.level == level]
     where += [b.last_iteration >= lo, b.first_iteration <= hi]
-    rows_where = [r.series_id == series_id, r.level == level]
-    rows_where += [r.last_iteration >= lo, r.first_iteration <= hi]
     if span is not None:
         where += [b.block >= span[0] // BLOCK_BUCKETS, b.block <= span[1] // BLOCK_BUCKETS]
-        rows_where += [r.bucket >= span[0], r.bucket <= span[1]]
     found = []
     blocks = fetch_tuples(conn, select(b.block, b.data).where(and_(*where)))
     if blocks:
@@ -268,8 +239,12 @@ def level_range(
             if span is not None:
                 keep &= (buckets >= span[0]) & (buckets <= span[1])
             found.append((buckets[keep], i[:, keep], f[:, keep]))
-    rows = fetch_tuples(conn, select(r.bucket, *(r[c] for c in COLUMNS)).where(*rows_where))
-    if rows:
-        ints, floats = _row_arrays(rows, 1)
-        found.append((ints[0], ints[1:], floats))
+    ints, floats = rollup_tails.level_arrays(rollup_tails.fetch(conn, [series_id]), [series_id],
+                                             level)  # fmt: skip
+    buckets = ints[1]
+    keep = (ints[2 + INTS.index(LAST_IT)] >= lo) & (ints[2 + INTS.index(FIRST_IT)] <= hi)
+    if span is not None:
+        keep &= (buckets >= span[0]) & (buckets <= span[1])
+    if keep.any():
+        found.append((buckets[keep], ints[2:, keep], floats[:, keep]))
     return _joined(found)

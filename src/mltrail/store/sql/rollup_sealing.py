@@ -1,28 +1,28 @@
 """Sealing rollup blocks: an append packs the blocks its points complete (:func:`seal_blocks`)
-into ``metric_rollup_blocks`` (:func:`store_blocks`), in the form :mod:`rollup_blocks` defines,
-and deletes their buckets' rows. A sealed block never changes (only the last bucket of a level
-is ever partial), and a rewind deletes the series.
+into ``metric_rollup_blocks`` (:func:`store_blocks`), in the form :mod:`rollup_blocks` defines;
+the series' tails it writes (:mod:`rollup_tails`) leave their buckets out. A sealed block never
+changes (only the last bucket of a level is ever partial), and a rewind deletes the series.
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, bindparam, delete, select
+from sqlalchemy import Connection
 
-from mltrail.store.sql import rollups
-from mltrail.store.sql.engine import Database, DriverStatement
+from mltrail.store.sql import rollup_tails, rollups
+from mltrail.store.sql.engine import Database
 from mltrail.store.sql.rollup_blocks import (
     BLOCK_BUCKETS,
-    COLUMNS,
     TIMES,
     VALUES,
     WIDTH,
     encode_many,
 )
-from mltrail.store.sql.tables import metric_rollup_blocks, metric_rollups
+from mltrail.store.sql.tables import metric_rollup_blocks
 
 # A level's buckets an append computed: per bucket its series id and bucket number, and the
 # :data:`rollups.COLUMNS` as stored (exact integers; times relative as in the rows)
@@ -34,18 +34,19 @@ _Pending = tuple[int, int, int, np.ndarray, Callable[[int], np.ndarray]]
 
 
 def seal_blocks(
-    conn: Connection,
+    tails: dict[int, np.ndarray],
     grown: Sequence[tuple[int, int, int]],
     fresh: Callable[[int], Fresh],
     sqlite: bool,
 ) -> list[Block]:
     """The blocks an append completes: ``grown`` lists (series id, points before, points
     after), ``fresh(level)`` the level's buckets the append computed. A level's block is
-    complete once the series holds its every point; it packs the rows of its buckets as they
-    are stored after the append (those of earlier complete blocks still stored as rows too),
-    read back only for the buckets stored before the append (the append's own come from
-    ``fresh``, as the database would give them back: ``sqlite`` keeps no -0.0).
-    The caller writes the blocks (:func:`store_blocks`) and no row of their buckets."""
+    complete once the series holds its every point; it packs its buckets as they are stored
+    after the append (those of earlier complete blocks still in the tails too), taken from
+    the series' stored ``tails`` (:func:`rollup_tails.fetch`) for the buckets stored before
+    the append (the append's own come from ``fresh``, as the database would give them back:
+    ``sqlite`` keeps no -0.0). The caller writes the blocks (:func:`store_blocks`) and tails
+    without their buckets."""
     pending: list[_Pending] = []
     levels: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, list[np.ndarray]]] = {}
     for series_id, before, after in grown:
@@ -55,8 +56,8 @@ def seal_blocks(
                 if level not in levels:
                     levels[level] = _as_read(fresh(level), sqlite)
                 end = (after // span) * BLOCK_BUCKETS
-                pending += _level_blocks(conn, (series_id, level), (before // size, end),
-                                         levels[level])  # fmt: skip
+                pending += _level_blocks(tails.get(series_id), (series_id, level),
+                                         (before // size, end), levels[level])  # fmt: skip
     if not pending:
         return []
     packed = encode_many(np.stack([p[3] for p in pending]), [p[4] for p in pending])
@@ -79,46 +80,25 @@ def _as_read(fresh: Fresh, sqlite: bool) -> tuple[np.ndarray, np.ndarray, np.nda
 
 
 def store_blocks(conn: Connection, db: Database, blocks: list[Block]) -> None:
-    """Write the blocks :func:`seal_blocks` packed with one insert, and delete their buckets'
-    rows stored before the append with one executemany delete."""
+    """Write the blocks :func:`seal_blocks` packed with one insert."""
     if not blocks:
         return
     names = ["series_id", "level", "block", "first_iteration", "last_iteration", "data"]
     db.insert_rows(conn, metric_rollup_blocks, names, blocks)
-    gone = [{"s": s, "l": level, "lo": k * BLOCK_BUCKETS, "hi": (k + 1) * BLOCK_BUCKETS}
-            for s, level, k, *_ in blocks]  # fmt: skip
-    _DELETE_ROWS.run_many(conn, gone)
-
-
-_R = metric_rollups.c
-# built once: an append that completes blocks runs them per series and level, on SQLite
-# through the driver (SQLAlchemy's execution cost about as much as each query)
-_BLOCK_ROWS = DriverStatement(
-    select(_R.bucket, *(_R[c] for c in COLUMNS))
-    .where(_R.series_id == bindparam("s"), _R.level == bindparam("l"), _R.bucket < bindparam("end"))
-    .order_by(_R.bucket)
-)
-_DELETE_ROWS = DriverStatement(
-    delete(metric_rollups).where(
-        _R.series_id == bindparam("s"),
-        _R.level == bindparam("l"),
-        _R.bucket >= bindparam("lo"),
-        _R.bucket < bindparam("hi"),
-    )
-)
 
 
 def _level_blocks(
-    conn: Connection,
+    stored: np.ndarray | None,
     key: tuple[int, int],
     bounds: tuple[int, int],
     level: tuple[np.ndarray, np.ndarray, np.ndarray, list[np.ndarray]],
 ) -> list[_Pending]:
-    """Every complete block of buckets below ``bounds[1]`` still stored as rows, to pack
-    (those from ``bounds[0]`` on, the append's, taken from ``level``); :func:`seal_blocks`
+    """Every complete block of buckets below ``bounds[1]`` still in the series' tails
+    (``stored``), to pack (those from ``bounds[0]`` on, the append's, taken from ``level``);
+    :func:`seal_blocks`
     packs them all at once (a block with a bucket without times stays rows)."""
     (series_id, number), (lo, end) = key, bounds
-    rows = _BLOCK_ROWS.all(conn, {"s": series_id, "l": number, "end": lo})
+    rows = [] if stored is None else _stored_rows(stored, number, lo)
     series, bucket, floats, columns = level
     mine = np.flatnonzero((series == series_id) & (bucket < end))
     buckets = [row[0] for row in rows] + bucket[mine].tolist()
@@ -148,3 +128,10 @@ def _level_blocks(
         blocks.append((series_id, number, first // BLOCK_BUCKETS, table[:, start:stop],
                        block_exact))  # fmt: skip
     return blocks
+
+
+def _stored_rows(stored: np.ndarray, level: int, end: int) -> list[tuple[Any, ...]]:
+    """The stored buckets of ``level`` below ``end`` of a series' tails, by bucket, each as
+    (bucket, *COLUMNS) (as a row of them read back)."""
+    table = rollup_tails.of_level(stored, level)
+    return [row[1:] for row in rollup_tails.as_rows(table[:, table[1] < end])]

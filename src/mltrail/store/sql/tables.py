@@ -161,18 +161,6 @@ metric_chunks = Table(
 )
 
 
-def _point_columns(prefix: str) -> list[Column]:
-    return [
-        Column(f"{prefix}_iteration", BigInteger, nullable=False),
-        Column(f"{prefix}_epoch", Integer, nullable=False),
-        Column(f"{prefix}_value", Double),
-        # first_time: unix milliseconds; the others: milliseconds after first_time (small
-        # whole numbers SQLite stores in 1-3 bytes, see rollups.RELATIVE_TIMES); NULL in
-        # buckets written before migration 0012
-        Column(f"{prefix}_time", Double),
-    ]
-
-
 def _level_key(last: str) -> list[Column]:
     """(series_id, level, ``last``): the key of a rollup level's rows or blocks."""
     return [
@@ -187,21 +175,24 @@ def _level_key(last: str) -> list[Column]:
     ]
 
 
-metric_rollups = Table(
-    "metric_rollups",
+# The rollup buckets of a series not sealed in a block yet, every level's, packed in one blob
+# (rollup_tails.py; a row per bucket in metric_rollups before migration 0025)
+metric_rollup_tails = Table(
+    "metric_rollup_tails",
     metadata,
-    *_level_key("bucket"),
-    Column("n", Integer, nullable=False),
-    *_point_columns("first"),
-    *_point_columns("last"),
-    *_point_columns("min"),
-    *_point_columns("max"),
-    sqlite_with_rowid=False,  # stored in key order, no index beside it (migration 0019)
+    Column(
+        "series_id",
+        Integer,
+        ForeignKey("metric_series.id", ondelete="CASCADE"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    Column("data", LargeBinary, nullable=False),
 )
 
 # Complete rollup buckets packed BLOCK_BUCKETS at a time (rollup_blocks.py, sealed by
 # rollup_sealing.py): a chart read fetches a few blobs instead of a row per bucket; the buckets
-# of a block have no rows left.
+# of a block are no longer in the series' tails.
 metric_rollup_blocks = Table(
     "metric_rollup_blocks",
     metadata,
