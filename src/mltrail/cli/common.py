@@ -31,6 +31,10 @@ def run_cli(group: click.Group, argv: list[str] | None) -> int:
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         return 130
+    except click.UsageError as exc:  # a typo'd flag or command, a missing or bad option:
+        # the one line naming it, without Click's usage and help hint before it
+        click.echo(f"Error: {exc.format_message()}", err=True)
+        return exc.exit_code
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
