@@ -27,7 +27,9 @@ OUTPUT_FORMATS = ("table", "json")
 def run_cli(group: click.Group, argv: list[str] | None) -> int:
     """Run the group; mltrail errors become one line on stderr and exit code 1."""
     try:
-        group.main(args=argv, prog_name="mltrail", standalone_mode=False)
+        # without standalone mode Click returns, not raises, the code of a command's
+        # `raise click.exceptions.Exit(n)` (`run --attach` of a run that did not end `done`)
+        exit_code = group.main(args=argv, prog_name="mltrail", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("Aborted.", err=True)
         return 130
@@ -47,7 +49,8 @@ def run_cli(group: click.Group, argv: list[str] | None) -> int:
         # handles a closed pipe (`| head`) itself
         click.echo(f"Error: {_os_error_line(exc)}", err=True)
         return 1
-    return 0
+    # no command returns a value, so an int here is an Exit's code
+    return exit_code if isinstance(exit_code, int) else 0
 
 
 def _os_error_line(exc: OSError) -> str:
