@@ -104,7 +104,9 @@ def _torch_tensors(file: Path) -> Any:
     try:
         import torch
     except ImportError:
-        raise ValidationError("PyTorch is not installed: pip install torch", "framework") from None
+        raise ValidationError(
+            "PyTorch is not installed: pip install 'mltrail[torch]'", "framework"
+        ) from None
     try:
         loaded = _torch_load(torch, file)
     except Exception as exc:
@@ -157,7 +159,7 @@ def _safetensors(file: Path) -> list[Any]:
         from safetensors import numpy as as_numpy
     except ImportError:
         raise ValidationError(
-            "safetensors is not installed: pip install safetensors", "model"
+            "safetensors is not installed: pip install 'mltrail[torch]'", "model"
         ) from None
     data = file.read_bytes()
     try:

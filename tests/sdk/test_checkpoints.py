@@ -6,6 +6,7 @@ import hashlib
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -238,3 +239,14 @@ def test_a_torch_checkpoint_is_the_same_bytes_whoever_saves_it(tmp_path, torch_m
     sha256, size = save_snapshot(snapshot, tmp_path / "snapshot.pt")
     assert first.read_bytes() == second.read_bytes()
     assert (hashlib.sha256(first.read_bytes()).hexdigest(), first.stat().st_size) == (sha256, size)
+
+
+@pytest.mark.parametrize(("module", "suffix"), [("torch", ".pt"), ("safetensors", ".safetensors")])
+def test_a_missing_library_names_the_extra_that_installs_it(
+    module: str, suffix: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, module, None)  # import fails as if not installed
+    model = tmp_path / f"model{suffix}"
+    model.write_bytes(b"\0" * 16)
+    with pytest.raises(ValidationError, match=r"pip install 'mltrail\[torch\]'"):
+        weights_hash_from_file("pytorch", model)
