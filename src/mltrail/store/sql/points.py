@@ -116,11 +116,12 @@ def append_points(
     series = _lock_series(conn, db, pk, chunks)
     rows = [series[(c.key, c.phase)] for c in chunks]
     writes = _Writes(rows, chunks, packed.data)
-    tails = rollup_tails.fetch(conn, [r.id for r in rows])
+    stored = rollup_tails.fetch_tails(conn, [r.id for r in rows])
+    tails = {s: tail.table for s, tail in stored.items()}
     writes.add_rollups(*_stored_partials(tails, rows))
     grown = [(r.id, r.count, r.count + len(c)) for r, c in zip(rows, chunks, strict=True)]
     blocks = seal_blocks(tails, grown, writes.fresh, db.is_sqlite)
-    writes.flush(conn, db, tails, {(s, level, k) for s, level, k, *_ in blocks})
+    writes.flush(conn, db, stored, {(s, level, k) for s, level, k, *_ in blocks})
     compact_after_append(conn, grown)
     store_blocks(conn, db, blocks)
     return sum(len(c) for c in chunks)
@@ -350,7 +351,7 @@ class _Writes:
         self,
         conn: Connection,
         db: Database,
-        tails: dict[int, np.ndarray],
+        tails: dict[int, rollup_tails.Tail],
         sealed: set[tuple[int, int, int]] | None = None,
     ) -> None:
         """Every row of the batch, one executemany per statement (through the driver on

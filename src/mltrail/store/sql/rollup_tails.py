@@ -5,13 +5,19 @@ its buckets packed in one blob (migration 0025; a row per bucket before, ~0.25 B
 
 A blob holds a (:data:`KEYS` + WIDTH, buckets) int64 table: level, bucket, then
 :data:`rollups.COLUMNS` as a row held them (times after the first relative; values and times as
-their float64 bits, NULL as NaN), by level, then bucket. Its byte planes (each column's 8,
-lowest first) are kept whole, but those the same in every bucket, kept once: a header (format
-1, buckets: ``<BI``), a bit a plane saying which are constant (``np.packbits``), then raw
-deflate of the constant planes' bytes followed by the other planes'. An append reads the blobs
-of its series once (:func:`fetch`), takes the partials it merges into and the buckets of the
-blocks it seals from them, and writes each series' blob again (:func:`write`), all of them
-deflated by one compressor; a read decodes those of its series and keeps the level it reads.
+their float64 bits, NULL as NaN), by level, then bucket, as byte planes (each column's 8,
+lowest first). Format 2: a header (format, raw buckets, packed buckets: ``<BII``); the last
+bucket of each level (the partial one an append merges into), raw: a bit a plane saying which
+are zero in all of them (left out), then the others' bytes; then the other buckets packed: a
+bit a plane saying which are the same in every bucket (kept once), then raw deflate of the
+constant planes' bytes followed by the other planes'. Format 1 (``<BI``: format, buckets,
+then a packed part of every bucket) is what migration 0025 writes; an append writes format 2.
+An append reads the blobs of its series once (:func:`fetch_tails`), takes the partials it
+merges into and the buckets of the blocks it seals from them, and writes each series' blob
+again (:func:`write`): the packed part as stored when its buckets did not change (no zlib for
+an append that completes no bucket), else all of them deflated by one compressor. A process
+remembers the blobs it read or wrote lately, decoded: an append finds the blobs the last one
+wrote without decoding them. A read decodes those of its series and keeps the level it reads.
 """
 
 from __future__ import annotations
@@ -19,20 +25,20 @@ from __future__ import annotations
 import struct
 import zlib
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection
 
-from mltrail.store.sql.access import fetch_tuples
-from mltrail.store.sql.engine import Database
+from mltrail.store.sql.engine import Database, select_any_tuples
 from mltrail.store.sql.rollup_blocks import BIG, BLOCK_BUCKETS, FLOATS, INTS, VALUES, WIDTH
 from mltrail.store.sql.tables import metric_rollup_tails
 
-_FORMAT = 1
+_FORMAT = 2
 KEYS = 2  # level and bucket lead a blob's table
 PLANES = (KEYS + WIDTH) * 8  # a table's byte planes
-_HEAD = struct.Struct("<BI")  # format, buckets; then a bit a plane: constant (kept once)
+_HEAD = struct.Struct("<BII")  # format, raw buckets, packed buckets
+_HEAD_1 = struct.Struct("<I")  # format 1: buckets, then a packed part
 _MASK_BYTES = PLANES // 8
 _FLOAT_AT = np.array(FLOATS) + KEYS  # the table's rows held as float64 bits
 _INT_AT = np.array([*range(KEYS), *(j + KEYS for j in INTS)])
@@ -41,18 +47,118 @@ EMPTY = np.empty((KEYS + WIDTH, 0), np.int64)
 _LEVEL, _BUCKET = 0, 1
 
 
+class Tail(NamedTuple):
+    """A series' stored tails: its ``table`` (by level, then bucket), and for a blob of format
+    2 its packed part as stored (``packed``, reused unchanged by an append that changes only
+    the last buckets) and that part's buckets (``prefix``)."""
+
+    table: np.ndarray
+    prefix: np.ndarray | None
+    packed: bytes | None
+
+
 def encode(table: np.ndarray) -> bytes:
-    """A blob of a (KEYS + WIDTH, buckets) int64 table."""
-    return encode_many(table, np.array([0, table.shape[1]]), [0])[0]
+    """A blob of a (KEYS + WIDTH, buckets) int64 table (by level, then bucket)."""
+    return encode_tails(table, np.array([0, table.shape[1]]), [None])[0]
 
 
-def encode_many(table: np.ndarray, bounds: np.ndarray, picked: Sequence[int]) -> list[bytes]:
-    """The blobs of the ``picked`` parts of a (KEYS + WIDTH, buckets) int64 table, part ``k``
-    its buckets ``bounds[k]:bounds[k + 1]``: the byte planes (:data:`PLANES`, each column's
-    8, lowest first) constant over a part kept once, the others whole, deflated raw, parts
-    one after another by one compressor flushed whole between them (a deflate's setup and
-    its buffers once an append: they cost more than the few hundred bytes it packs a
-    series)."""
+def encode_tails(
+    table: np.ndarray,
+    bounds: np.ndarray,
+    stored: Sequence[Tail | None],
+    remember: bool = False,
+) -> list[bytes]:
+    """The blobs of the parts of a (KEYS + WIDTH, buckets) table, part ``k`` its buckets
+    ``bounds[k]:bounds[k + 1]`` (each by level, then bucket): the last bucket of each level (the
+    partial one an append merges into) kept raw (:func:`_raw`), the others packed
+    (:func:`_pack_many`), the packed part of the part's ``stored`` tail reused when its buckets
+    are the same. ``remember``: the table is not changed after, so :func:`decode_tail` may give
+    its parts for their blobs."""
+    cuts = np.zeros(table.shape[1], dtype=bool)
+    cuts[bounds[1:-1][bounds[1:-1] < table.shape[1]]] = True
+    last = np.ones(table.shape[1], dtype=bool)
+    last[:-1] = (table[_LEVEL, 1:] != table[_LEVEL, :-1]) | cuts[1:]
+    ranks = np.cumsum(last) - last  # a bucket's raw ones before it
+    edges = bounds.tolist()
+    raw_edges = [int(ranks[e]) if e < len(ranks) else int(last.sum()) for e in edges]
+    raws = _raw_many(table[:, last], np.array(raw_edges))
+    prefix_all = table[:, ~last]
+    prefix_edges = [e - r for e, r in zip(edges, raw_edges, strict=True)]
+    prefixes = [prefix_all[:, prefix_edges[k] : prefix_edges[k + 1]] for k in range(len(stored))]
+    packed: list[bytes | None] = [
+        old.packed
+        if old is not None
+        and old.prefix is not None
+        and old.prefix.shape == prefix.shape
+        and np.array_equal(old.prefix, prefix)
+        else None
+        for old, prefix in zip(stored, prefixes, strict=True)
+    ]
+    todo = [k for k, p in enumerate(packed) if p is None]
+    if todo:
+        sizes = [prefixes[k].shape[1] for k in todo]
+        joined = np.concatenate([prefixes[k] for k in todo], axis=1)
+        for k, made in zip(todo, _pack_many(joined, np.cumsum([0, *sizes])), strict=True):
+            packed[k] = made
+    out = []
+    for k, (raw, part, prefix) in enumerate(zip(raws, packed, prefixes, strict=True)):
+        head = _HEAD.pack(_FORMAT, raw_edges[k + 1] - raw_edges[k], prefix.shape[1])
+        data = head + raw + (part or b"")
+        out.append(data)
+        if remember:
+            whole = table[:, edges[k] : edges[k + 1]]
+            _remember(data, Tail(whole, prefix, part or b""))
+    return out
+
+
+def _raw_many(table: np.ndarray, bounds: np.ndarray) -> list[bytes]:
+    """The parts of a table (``bounds`` as :func:`encode_tails`'s), a few buckets each,
+    without deflate: a bit a byte plane saying which are zero in every bucket of the part (left
+    out), then the others' bytes."""
+    n = table.shape[1]
+    bits = np.ascontiguousarray(table, dtype="<i8").view(np.uint8)
+    planes = bits.reshape(KEYS + WIDTH, n, 8).transpose(0, 2, 1).reshape(PLANES, n)
+    parts = len(bounds) - 1
+    full = np.flatnonzero(bounds[1:] > bounds[:-1])
+    zero = np.ones((PLANES, parts), dtype=bool)
+    if len(full):
+        zero[:, full] = ~np.logical_or.reduceat(planes != 0, bounds[full], axis=1)
+    masks = np.packbits(zero, axis=0).T.tobytes()
+    edges = bounds.tolist()
+    return [
+        masks[k * _MASK_BYTES : (k + 1) * _MASK_BYTES]
+        + planes[~zero[:, k], edges[k] : edges[k + 1]].tobytes()
+        for k in range(parts)
+    ]
+
+
+def _unraw(data: bytes, at: int, n: int) -> tuple[np.ndarray, int]:
+    """The table :func:`_raw` wrote at ``at`` of ``data`` (``n`` buckets), and where it ends."""
+    zero = _mask(data, at)
+    kept = PLANES - int(zero.sum())
+    planes = np.zeros((PLANES, n), np.uint8)
+    body = np.frombuffer(data, np.uint8, count=kept * n, offset=at + _MASK_BYTES)
+    planes[~zero] = body.reshape(kept, n)
+    return _from_planes(planes, n), at + _MASK_BYTES + kept * n
+
+
+def _mask(data: bytes, at: int) -> np.ndarray:
+    mask = np.frombuffer(data, dtype=np.uint8, count=_MASK_BYTES, offset=at)
+    return np.unpackbits(mask, count=PLANES).astype(bool)
+
+
+def _from_planes(planes: np.ndarray, n: int) -> np.ndarray:
+    table = np.ascontiguousarray(planes.reshape(KEYS + WIDTH, 8, n).transpose(0, 2, 1))
+    return table.view("<i8").reshape(KEYS + WIDTH, n)
+
+
+def _pack_many(table: np.ndarray, bounds: np.ndarray) -> list[bytes]:
+    """The packed forms of the parts of a (KEYS + WIDTH, buckets) int64 table, part ``k``
+    its buckets ``bounds[k]:bounds[k + 1]`` (empty for none): a bit a byte plane (:data:`PLANES`,
+    each column's 8, lowest first) saying which are constant over the part (kept once), the
+    others whole, deflated raw, parts one after another by one compressor flushed whole
+    between them (a deflate's setup and its buffers once an append: they cost more than the
+    few hundred bytes it packs a series)."""
     n = table.shape[1]
     bits = np.ascontiguousarray(table, dtype="<i8").view(np.uint8)
     planes = bits.reshape(KEYS + WIDTH, n, 8).transpose(0, 2, 1).reshape(PLANES, n)
@@ -64,52 +170,89 @@ def encode_many(table: np.ndarray, bounds: np.ndarray, picked: Sequence[int]) ->
         same[:, full] = low == high
     deflate = zlib.compressobj(1, zlib.DEFLATED, -15, 2)  # a small hash: cleared a part
     out = []
-    for k in picked:
+    for k in range(len(bounds) - 1):
         lo, hi = int(bounds[k]), int(bounds[k + 1])
         if lo == hi:
-            out.append(_HEAD.pack(_FORMAT, 0) + bytes(_MASK_BYTES))
+            out.append(b"")
             continue
         const = same[:, k]
         raw = planes[const, lo].tobytes() + planes[~const, lo:hi].tobytes()
         packed = deflate.compress(raw) + deflate.flush(zlib.Z_FULL_FLUSH)
-        out.append(_HEAD.pack(_FORMAT, hi - lo) + np.packbits(const).tobytes() + packed)
+        out.append(np.packbits(const).tobytes() + packed)
     return out
 
 
-def decode(data: bytes) -> np.ndarray:
-    """The (KEYS + WIDTH, buckets) int64 table of a blob.
-
-    Raises:
-        ValueError: a format this version does not read.
-    """
-    form, n = _HEAD.unpack_from(data)
-    if form != _FORMAT:
-        raise ValueError(f"rollup tails of format {form}, which this version does not read")
-    at = _HEAD.size + _MASK_BYTES
-    mask = np.frombuffer(data, dtype=np.uint8, count=_MASK_BYTES, offset=_HEAD.size)
-    const = np.unpackbits(mask, count=PLANES).astype(bool)
-    raw = np.frombuffer(zlib.decompressobj(-15).decompress(data[at:]), dtype=np.uint8)
+def _unpack(data: bytes, n: int) -> np.ndarray:
+    """The ``n`` buckets of a packed part (:func:`_pack_many`)."""
+    if not n:
+        return EMPTY
+    const = _mask(data, 0)
+    raw = np.frombuffer(zlib.decompressobj(-15).decompress(data[_MASK_BYTES:]), dtype=np.uint8)
     planes = np.empty((PLANES, n), np.uint8)
     kept = int(const.sum())
     planes[const] = raw[:kept, None]
     planes[~const] = raw[kept:].reshape(PLANES - kept, n)
-    table = np.ascontiguousarray(planes.reshape(KEYS + WIDTH, 8, n).transpose(0, 2, 1))
-    return table.view("<i8").reshape(KEYS + WIDTH, n)
+    return _from_planes(planes, n)
+
+
+# blobs read or written lately, by their bytes (a blob always decodes the same): an append
+# finds the ones the last append wrote (a writer keeps appending to the same series) without
+# decoding them again; their tables are read-only
+_DECODED: dict[bytes, Tail] = {}
+_DECODED_MAX = 4096
+
+
+def _remember(data: bytes, tail: Tail) -> Tail:
+    tail.table.flags.writeable = False
+    if len(_DECODED) >= _DECODED_MAX:
+        _DECODED.clear()
+    _DECODED[data] = tail
+    return tail
+
+
+def decode(data: bytes) -> np.ndarray:
+    """The (KEYS + WIDTH, buckets) int64 table of a blob, by level, then bucket.
+
+    Raises:
+        ValueError: a format this version does not read.
+    """
+    return decode_tail(data).table
+
+
+def decode_tail(data: bytes) -> Tail:
+    """A blob as a :class:`Tail`.
+
+    Raises:
+        ValueError: a format this version does not read.
+    """
+    found = _DECODED.get(data)
+    if found is not None:
+        return found
+    form = data[0]
+    if form == 1:  # as migration 0025 wrote it before format 2
+        (n,) = _HEAD_1.unpack_from(data, 1)
+        return Tail(_unpack(bytes(data[1 + _HEAD_1.size :]), n), None, None)
+    if form != _FORMAT:
+        raise ValueError(f"rollup tails of format {form}, which this version does not read")
+    _, n_raw, n_packed = _HEAD.unpack_from(data)
+    raw, end = _unraw(data, _HEAD.size, n_raw)
+    packed = bytes(data[end:])
+    prefix = _unpack(packed, n_packed)
+    table = np.concatenate([prefix, raw], axis=1)
+    table = table[:, np.lexsort((table[_BUCKET], table[_LEVEL]))]
+    return _remember(bytes(data), Tail(table, prefix, packed))
 
 
 def fetch(conn: Connection, series_ids: Sequence[int]) -> dict[int, np.ndarray]:
-    """Each series' table (those with a blob), one query per 500 series (SQLite bounds a
-    statement's parameters)."""
-    found: dict[int, np.ndarray] = {}
-    ids = list(series_ids)
-    for start in range(0, len(ids), 500):
-        for series_id, data in fetch_tuples(conn, _FETCH, {"ids": ids[start : start + 500]}):
-            found[series_id] = decode(data)
-    return found
+    """Each series' table (those with a blob)."""
+    return {s: tail.table for s, tail in fetch_tails(conn, series_ids).items()}
 
 
-_t = metric_rollup_tails.c
-_FETCH = select(_t.series_id, _t.data).where(_t.series_id.in_(bindparam("ids", expanding=True)))
+def fetch_tails(conn: Connection, series_ids: Sequence[int]) -> dict[int, Tail]:
+    """Each series' :class:`Tail` (those with a blob), one query per 100 series."""
+    tests, wanted = ("series_id =",), [(s,) for s in series_ids]
+    found = select_any_tuples(conn, metric_rollup_tails, tests, wanted, ("series_id", "data"))
+    return {series_id: decode_tail(data) for series_id, data in found}
 
 
 def from_rows(rows: Sequence[Sequence[Any]], sqlite: bool, lead: int = KEYS) -> np.ndarray:
@@ -170,21 +313,25 @@ def level_arrays(
 def write(
     conn: Connection,
     db: Database,
-    stored: dict[int, np.ndarray],
+    stored: dict[int, Tail],
     series_ids: np.ndarray,
     changed: np.ndarray,
     sealed: set[tuple[int, int, int]],
 ) -> None:
-    """Write the tails of ``series_ids`` over ``stored`` (as :func:`fetch` found them):
+    """Write the tails of ``series_ids`` over ``stored`` (as :func:`fetch_tails` found them):
     ``changed`` is a (1 + KEYS + WIDTH, buckets) table led by the series id of the buckets an
     append made or merged into (each whole), which replace the stored ones of their keys; the
     buckets of ``sealed`` blocks (series id, level, block) are left out. One update for the
     series with a blob, one insert for the others."""
     owners = np.unique(series_ids)
-    old = [(s, stored[s]) for s in owners.tolist() if s in stored]
-    joined = np.concatenate(
-        [*(np.vstack([np.full(t.shape[1], s, np.int64), t]) for s, t in old), changed], axis=1
-    )
+    old = [(s, stored[s].table) for s in owners.tolist() if s in stored]
+    if old:
+        sizes = [t.shape[1] for _, t in old]
+        tables = np.concatenate([t for _, t in old], axis=1)
+        lead = np.repeat(np.array([s for s, _ in old], np.int64), sizes)
+        joined = np.concatenate([np.vstack([lead, tables]), changed], axis=1)
+    else:
+        joined = changed
     # by series, level, bucket; a changed bucket (after the stored ones) last of its key
     order = np.lexsort((joined[1 + _BUCKET], joined[1 + _LEVEL], joined[0]))
     joined = joined[:, order]
@@ -197,10 +344,11 @@ def write(
         keep &= np.fromiter((t not in sealed for t in trios), bool, count=len(keep))
     joined = joined[:, keep]
     bounds = np.append(np.searchsorted(joined[0], owners, side="left"), joined.shape[1])
-    blobs = encode_many(joined[1:], bounds, range(len(owners)))
+    ids = owners.tolist()
+    blobs = encode_tails(joined[1:], bounds, [stored.get(s) for s in ids], remember=True)
     updated: list[tuple[Any, ...]] = []
     inserted: list[tuple[Any, ...]] = []
-    for s, data in zip(owners.tolist(), blobs, strict=True):
+    for s, data in zip(ids, blobs, strict=True):
         if s in stored:
             updated.append((data, s))
         else:

@@ -132,20 +132,25 @@ def _encode(rows: Sequence[Sequence[Any]]) -> bytes:
 
 
 def _decode(data: bytes) -> list[tuple[Any, ...]]:
-    """The rows of a blob (:func:`_encode`), NaN values and times as None."""
-    form, n = _HEAD.unpack_from(data)
-    if form != _FORMAT:
+    """The rows of a blob (:func:`_encode`, or format 2: its last bucket of each level raw,
+    the others as format 1's body), NaN values and times as None."""
+    form = data[0]
+    if form == _FORMAT:
+        (n,) = struct.unpack_from("<I", data, 1)
+        table = _unpack(data[_HEAD.size :], n)
+    elif form == 2:
+        n_raw, n_packed = struct.unpack_from("<II", data, 1)
+        zero = _mask(data, 9)
+        kept = _PLANES - int(zero.sum())
+        planes = np.zeros((_PLANES, n_raw), np.uint8)
+        body = np.frombuffer(data, np.uint8, count=kept * n_raw, offset=9 + _PLANES // 8)
+        planes[~zero] = body.reshape(kept, n_raw)
+        raw = _table(planes, n_raw)
+        packed = _unpack(data[9 + _PLANES // 8 + kept * n_raw :], n_packed)
+        table = np.concatenate([packed, raw], axis=1)
+        table = table[:, np.lexsort((table[1], table[0]))]
+    else:
         raise RuntimeError(f"rollup tails of format {form}, which this migration does not read")
-    mask = np.frombuffer(data, dtype=np.uint8, count=_PLANES // 8, offset=_HEAD.size)
-    const = np.unpackbits(mask, count=_PLANES).astype(bool)
-    body = zlib.decompressobj(-15).decompress(data[_HEAD.size + _PLANES // 8 :])
-    raw = np.frombuffer(body, dtype=np.uint8)
-    kept = int(const.sum())
-    planes = np.empty((_PLANES, n), np.uint8)
-    planes[const] = raw[:kept, None]
-    planes[~const] = raw[kept:].reshape(_PLANES - kept, n)
-    table = np.ascontiguousarray(planes.reshape(len(_NAMES), 8, n).transpose(0, 2, 1))
-    table = table.view("<i8").reshape(len(_NAMES), n)
     columns: list[list[Any]] = []
     for i in range(len(_NAMES)):
         if i in _FLOATS:
@@ -153,3 +158,27 @@ def _decode(data: bytes) -> list[tuple[Any, ...]]:
         else:
             columns.append(table[i].tolist())
     return list(zip(*columns, strict=True))
+
+
+def _mask(data: bytes, at: int) -> np.ndarray:
+    mask = np.frombuffer(data, dtype=np.uint8, count=_PLANES // 8, offset=at)
+    return np.unpackbits(mask, count=_PLANES).astype(bool)
+
+
+def _unpack(data: bytes, n: int) -> np.ndarray:
+    """The ``n`` buckets of a deflated body: a bit a plane saying which are constant (kept
+    once), then raw deflate of their bytes followed by the other planes'."""
+    if not n:
+        return np.empty((len(_NAMES), 0), "<i8")
+    const = _mask(data, 0)
+    raw = np.frombuffer(zlib.decompressobj(-15).decompress(data[_PLANES // 8 :]), np.uint8)
+    kept = int(const.sum())
+    planes = np.empty((_PLANES, n), np.uint8)
+    planes[const] = raw[:kept, None]
+    planes[~const] = raw[kept:].reshape(_PLANES - kept, n)
+    return _table(planes, n)
+
+
+def _table(planes: np.ndarray, n: int) -> np.ndarray:
+    table = np.ascontiguousarray(planes.reshape(len(_NAMES), 8, n).transpose(0, 2, 1))
+    return table.view("<i8").reshape(len(_NAMES), n)
