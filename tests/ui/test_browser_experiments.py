@@ -153,3 +153,23 @@ def test_non_finite_values_are_shown_not_crashed_on(page, ui_server) -> None:
     expect(loss.locator("canvas")).to_have_count(1)
     expect(page.locator(".metric-summaries")).to_contain_text("last NaN")
     assert page.errors == []
+
+
+def test_a_live_refresh_racing_the_filters_read_clears_its_error(page, ui_server) -> None:
+    """The table's live refresh and the filter's read in flight at once: the later one (the
+    refresh) answers for the filter, so its answer clears the error the last filter showed."""
+    ids = add_demo_project(ui_server)
+    page.clock.install()
+    page.goto(f"{ui_server.url}/#/projects/{ids['project']}")
+    expect(page.locator("table.experiments tbody tr")).to_have_count(2)
+    page.clock.pause_at(page.evaluate("Date.now()") + 1000)  # timers fire only when run
+    page.fill("input.filter", "params.lr >")
+    page.clock.run_for(400)  # the typing pause (300 ms): the read answers 422
+    expect(page.locator(".filter-error")).to_contain_text("expected a value")
+    page.fill("input.filter", "params.lr > 1")
+    # one step fires the typing pause's read and then the live refresh (every 4 s): both in flight
+    page.clock.run_for(4500)
+    expect(page.locator("table.experiments tbody")).to_contain_text(
+        "No experiment matches the filter."
+    )
+    expect(page.locator(".filter-error")).to_have_text("")

@@ -88,8 +88,9 @@ class ExperimentsView {
     try {
       page = await pages.read(this.page * PAGE_SIZE, PAGE_SIZE);
     } catch (error) {
-      if (error?.status !== 422 || read !== this.readCount) throw error;
-      this.filterError.textContent = `${error.field ? `${error.field}: ` : ""}${error.message}`;
+      if (read !== this.readCount || this.ctx.signal.aborted) return; // stale: a newer read answers
+      if (error?.status !== 422) throw error;
+      this.showFilterError(error);
       if (initial) [this.items, this.total] = [[], 0];
       return;
     }
@@ -101,6 +102,10 @@ class ExperimentsView {
     this.take(page);
     this.filterError.textContent = "";
     if (!initial) this.update();
+  }
+
+  showFilterError(error) {
+    this.filterError.textContent = `${error.field ? `${error.field}: ` : ""}${error.message}`;
   }
 
   take(page) {
@@ -172,11 +177,14 @@ class ExperimentsView {
     while (!this.ctx.signal.aborted) {
       await sleep(REFRESH_MS, this.ctx.signal);
       if (this.ctx.signal.aborted) return;
+      // this read makes a reload in flight stale, so it answers for the filter as reload would:
+      // a 422 shows the filter's error, an answer clears it
+      const read = ++this.readCount;
       try {
         const before = JSON.stringify([this.items, this.total]);
-        const read = ++this.readCount;
         const page = await this.pages.read(this.page * PAGE_SIZE, PAGE_SIZE);
         if (read !== this.readCount) continue;
+        this.filterError.textContent = "";
         if (JSON.stringify([page.items, page.total]) !== before) {
           this.take(page);
           this.update();
@@ -184,6 +192,10 @@ class ExperimentsView {
         this.progress.textContent = "";
       } catch (error) {
         if (error?.name === "AbortError") return;
+        if (error?.status === 422) {
+          if (read === this.readCount) this.showFilterError(error);
+          continue;
+        }
         this.progress.textContent = `Connection problem (${error.message}); retrying…`;
       }
     }
