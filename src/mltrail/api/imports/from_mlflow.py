@@ -41,6 +41,7 @@ _SOURCE_TAGS = {
     "mlflow.source.git.repoURL": "remote",
 }
 _NAME_TAG, _NOTE_TAG = "mlflow.runName", "mlflow.note.content"
+_DEFAULT_EXPERIMENT = "0"  # the experiment every MLflow server starts with, named "Default"
 
 Progress = Callable[[int, int], None]  # (runs done, runs in all)
 
@@ -98,6 +99,8 @@ def import_mlflow(
         plan = [(e, list(_runs(client, e.experiment_id))) for e in _experiments(client, names)]
         total, done = sum(len(runs) for _, runs in plan), 0
         for source, runs in plan:
+            if not runs and not names and source.experiment_id == _DEFAULT_EXPERIMENT:
+                continue  # every MLflow server has it: an empty "Default" project is noise
             note = source.tags.get(_NOTE_TAG, "")
             project = project_named(store, source.name, note, report)
             for run in runs:
