@@ -369,6 +369,9 @@ class _Writes:
         merged_names = [*self.merged_names, *_BUCKET_KEYS]
         merged = operator.itemgetter(*(merged_names.index(k) for k in _TAIL_ORDER))
         rows = [*map(new, self.new_buckets), *map(merged, self.merged_buckets)]
+        lone = self.stacked is None and not sealed and rows  # a lone point's: plain Python
+        if lone and rollup_tails.write_lone(conn, db, tails, rows):
+            return
         changed = rollup_tails.from_rows(rows, db.is_sqlite, lead=len(_BUCKET_KEYS))
         rollup_tails.write(conn, db, tails, self.series_ids, changed, sealed or set())
 

@@ -15,13 +15,16 @@ then a packed part of every bucket) is what migration 0025 writes; an append wri
 An append reads the blobs of its series once (:func:`fetch_tails`), takes the partials it
 merges into and the buckets of the blocks it seals from them, and writes each series' blob
 again (:func:`write`): the packed part as stored when its buckets did not change (no zlib for
-an append that completes no bucket), else all of them deflated by one compressor. A process
+an append that completes no bucket; a lone point's such append makes the raw part in plain
+Python, :func:`write_lone`), else all of them deflated by one compressor. A process
 remembers the blobs it read or wrote lately, decoded: an append finds the blobs the last one
 wrote without decoding them. A read decodes those of its series and keeps the level it reads.
 """
 
 from __future__ import annotations
 
+import functools
+import operator
 import struct
 import zlib
 from collections.abc import Sequence
@@ -355,3 +358,81 @@ def write(
             inserted.append((s, data))
     db.update_rows(conn, metric_rollup_tails, ["data"], ("series_id",), updated)
     db.insert_rows(conn, metric_rollup_tails, ["series_id", "data"], inserted)
+
+
+# each of a row's columns: 0 integer, 1 float, 2 value (float, -0.0 stored as 0.0 on SQLite)
+_KINDS = [2 if j - KEYS in VALUES else 1 if j - KEYS in FLOATS else 0 for j in range(KEYS + WIDTH)]
+_NAN_BITS = int(_NAN)
+_DOUBLE = struct.Struct("<d")
+_BITS = struct.Struct("<q")
+
+
+def write_lone(
+    conn: Connection, db: Database, stored: dict[int, Tail], rows: Sequence[tuple[Any, ...]]
+) -> bool:
+    """:func:`write` for changed buckets ``rows`` (series id, level, bucket, *COLUMNS as
+    :func:`from_rows` takes them) of one series that are each the stored last bucket of their
+    level (a lone point's append completing no bucket, the usual synchronous log_metric): the
+    raw part of its blob made again in plain Python, its packed part kept, the same bytes
+    :func:`write` gives. False (nothing written) for any other append."""
+    series_id = rows[0][0]
+    tail = stored.get(series_id)
+    if tail is None or tail.prefix is None or tail.packed is None:
+        return False
+    table = tail.table
+    levels = table[_LEVEL]
+    last = np.ones(len(levels), dtype=bool)
+    last[:-1] = levels[1:] != levels[:-1]
+    at = np.flatnonzero(last)
+    raw = table[:, at].T.tolist()
+    where = {(b[_LEVEL], b[_BUCKET]): i for i, b in enumerate(raw)}
+    for row in rows:
+        i = where.get((row[1], row[2]))
+        if row[0] != series_id or i is None:
+            return False
+        bucket = _stored_ints(row[1:], db.is_sqlite)
+        if bucket is None:
+            return False
+        raw[i] = bucket
+    part = _raw_part(raw)
+    data = _HEAD.pack(_FORMAT, len(raw), tail.prefix.shape[1]) + part + tail.packed
+    changed = table.copy()
+    changed[:, at] = np.array(raw, np.int64).T
+    _remember(data, Tail(changed, tail.prefix, tail.packed))
+    db.update_rows(conn, metric_rollup_tails, ["data"], ("series_id",), [(data, series_id)])
+    return True
+
+
+def _stored_ints(row: Sequence[Any], sqlite: bool) -> list[int] | None:
+    """A row of level, bucket, then COLUMNS as :func:`from_rows` stores it (None for a row
+    it would not take)."""
+    out = []
+    for kind, v in zip(_KINDS, row, strict=True):
+        if kind:
+            f = float("nan") if v is None else float(v)
+            if sqlite and kind == 2:
+                f += 0.0
+            out.append(_NAN_BITS if f != f else _BITS.unpack(_DOUBLE.pack(f))[0])
+        elif v is None:
+            return None
+        else:
+            out.append(int(v))
+    return out
+
+
+def _raw_part(raw: list[list[int]]) -> bytes:
+    """:func:`_raw_many`'s part of the buckets ``raw`` (each KEYS + WIDTH int64s)."""
+    column = struct.Struct(f"<{len(raw)}q")
+    mask, body = bytearray(_MASK_BYTES), []
+    for c, values in enumerate(zip(*raw, strict=True)):
+        bits = functools.reduce(operator.or_, values) & 0xFFFF_FFFF_FFFF_FFFF  # every byte's
+        if not bits:
+            mask[c] = 0xFF
+            continue
+        data = column.pack(*values)
+        for b in range(8):
+            if bits >> (8 * b) & 0xFF:
+                body.append(data[b::8])
+            else:
+                mask[c] |= 0x80 >> b
+    return bytes(mask) + b"".join(body)
