@@ -73,7 +73,7 @@ def encode_tails(
 ) -> list[bytes]:
     """The blobs of the parts of a (KEYS + WIDTH, buckets) table, part ``k`` its buckets
     ``bounds[k]:bounds[k + 1]`` (each by level, then bucket): the last bucket of each level (the
-    partial one an append merges into) kept raw (:func:`_raw`), the others packed
+    partial one an append merges into) kept raw (:func:`_raw_many`), the others packed
     (:func:`_pack_many`), the packed part of the part's ``stored`` tail reused when its buckets
     are the same. ``remember``: the table is not changed after, so :func:`decode_tail` may give
     its parts for their blobs."""
@@ -118,9 +118,7 @@ def _raw_many(table: np.ndarray, bounds: np.ndarray) -> list[bytes]:
     """The parts of a table (``bounds`` as :func:`encode_tails`'s), a few buckets each,
     without deflate: a bit a byte plane saying which are zero in every bucket of the part (left
     out), then the others' bytes."""
-    n = table.shape[1]
-    bits = np.ascontiguousarray(table, dtype="<i8").view(np.uint8)
-    planes = bits.reshape(KEYS + WIDTH, n, 8).transpose(0, 2, 1).reshape(PLANES, n)
+    planes = _planes(table)
     parts = len(bounds) - 1
     full = np.flatnonzero(bounds[1:] > bounds[:-1])
     zero = np.ones((PLANES, parts), dtype=bool)
@@ -135,8 +133,16 @@ def _raw_many(table: np.ndarray, bounds: np.ndarray) -> list[bytes]:
     ]
 
 
+def _planes(table: np.ndarray) -> np.ndarray:
+    """The (PLANES, buckets) byte planes of a (KEYS + WIDTH, buckets) int64 table (each
+    column's 8, lowest first): :func:`_from_planes` undoes it."""
+    n = table.shape[1]
+    bits = np.ascontiguousarray(table, dtype="<i8").view(np.uint8)
+    return bits.reshape(KEYS + WIDTH, n, 8).transpose(0, 2, 1).reshape(PLANES, n)
+
+
 def _unraw(data: bytes, at: int, n: int) -> tuple[np.ndarray, int]:
-    """The table :func:`_raw` wrote at ``at`` of ``data`` (``n`` buckets), and where it ends."""
+    """The table :func:`_raw_many` wrote at ``at`` of ``data`` (``n`` buckets), and where it ends."""
     zero = _mask(data, at)
     kept = PLANES - int(zero.sum())
     planes = np.zeros((PLANES, n), np.uint8)
@@ -162,9 +168,7 @@ def _pack_many(table: np.ndarray, bounds: np.ndarray) -> list[bytes]:
     others whole, deflated raw, parts one after another by one compressor flushed whole
     between them (a deflate's setup and its buffers once an append: they cost more than the
     few hundred bytes it packs a series)."""
-    n = table.shape[1]
-    bits = np.ascontiguousarray(table, dtype="<i8").view(np.uint8)
-    planes = bits.reshape(KEYS + WIDTH, n, 8).transpose(0, 2, 1).reshape(PLANES, n)
+    planes = _planes(table)
     full = np.flatnonzero(bounds[1:] > bounds[:-1])  # the parts with a bucket
     same = np.zeros((PLANES, len(bounds) - 1), dtype=bool)
     if len(full):
