@@ -149,6 +149,19 @@ def packed_series_body(s: Series) -> bytearray:
     writes them), each column base64-encoded :data:`PIECE_POINTS` points at a time straight
     into the body: a long series' answer is made beside its columns without every column as
     text and orjson's output buffer (which reserves several times the text it copies) too."""
+    size, pieces = packed_series_pieces(s)
+    body = bytearray(size)
+    end = 0
+    for piece in pieces:
+        body[end : end + len(piece)] = piece
+        end += len(piece)
+    return body
+
+
+def packed_series_pieces(s: Series) -> tuple[int, Iterator[bytes]]:
+    """The length of :func:`packed_series_body` and its bytes in pieces of at most
+    :data:`PIECE_POINTS` points of one column, made as they are taken: a server sends them one
+    by one, never holding the whole body (nor a copy of its unsent rest) beside the columns."""
     columns = [("iterations", s.iterations, "<i8"), ("epochs", s.epochs, "<i8"),
                ("values", s.values, "<f8")]  # fmt: skip
     if s.times is not None:
@@ -156,12 +169,8 @@ def packed_series_body(s: Series) -> bytearray:
     opening = dump_json(_packed_head(s))[:-1]  # without its closing brace: columns follow
     n = len(s.iterations)
     text = 4 * -(-8 * n // 3)  # base64 characters of one column
-    body = bytearray(len(opening) + sum(len(f',"{name}":""') + text for name, _, _ in columns) + 1)
-    end = 0
-    for piece in _packed_pieces(opening, columns, n):
-        body[end : end + len(piece)] = piece
-        end += len(piece)
-    return body
+    size = len(opening) + sum(len(f',"{name}":""') + text for name, _, _ in columns) + 1
+    return size, _packed_pieces(opening, columns, n)
 
 
 def _packed_pieces(

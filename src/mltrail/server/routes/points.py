@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Annotated, Any, Literal
 
 import pydantic
@@ -12,6 +12,7 @@ from fastapi.responses import Response
 from fastapi.routing import APIRoute
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
+from starlette.types import Receive, Scope, Send
 
 from mltrail.core.errors import ValidationError
 from mltrail.core.points import batch_chunk_count, series_queries
@@ -19,7 +20,7 @@ from mltrail.core.series_codec import (
     POINTS_MEDIA_TYPE,
     metric_batch_from_binary,
     metric_batch_from_wire,
-    packed_series_body,
+    packed_series_pieces,
     series_answer_to_wire,
     series_to_wire,
     summary_to_wire,
@@ -203,8 +204,30 @@ def read_series(
     # returned as a response so large series skip response-model validation
     if format == "json":
         return OrjsonResponse(series_to_wire(series))
-    # an export: base64 written straight into the body (core/series_codec.py)
-    return Response(memoryview(packed_series_body(series)), media_type="application/json")
+    # an export: base64 made piece by piece as the client takes it (core/series_codec.py)
+    return PiecesResponse(*packed_series_pieces(series))
+
+
+class PiecesResponse(Response):
+    """A JSON body of known length sent in the pieces an iterator makes as they are sent:
+    the server never holds the whole body, nor (the transport's buffer pausing each send) a
+    copy of its unsent rest. A 50,000-point export held 1.5 MB of body beside its columns,
+    and the same again in asyncio's write buffer while the client read the first part."""
+
+    media_type = "application/json"
+
+    def __init__(self, size: int, pieces: Iterator[bytes]) -> None:
+        super().__init__(status_code=200)
+        self.raw_headers = [(b"content-length", str(size).encode()),
+                            (b"content-type", b"application/json")]  # fmt: skip
+        self._pieces = pieces
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        start = {"type": "http.response.start", "status": self.status_code}
+        await send(start | {"headers": self.raw_headers})
+        for piece in self._pieces:
+            await send({"type": "http.response.body", "body": piece, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 @router.post("/series/read")
