@@ -32,5 +32,5 @@ def downgrade() -> None:
     """Drop both columns."""
     with op.batch_alter_table("log_lines") as batch:
         batch.drop_column("escaped")
-    with op.batch_alter_table("experiments") as batch:
-        batch.drop_column("last_heartbeat")
+    # in place: a batch copy drops the table, and foreign keys then delete what it owns
+    op.execute("ALTER TABLE experiments DROP COLUMN last_heartbeat")

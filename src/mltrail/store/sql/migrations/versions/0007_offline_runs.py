@@ -37,5 +37,5 @@ def downgrade() -> None:
     """Drop both."""
     op.drop_table("store_identity")
     op.drop_index("uq_experiments_client_id", table_name="experiments")
-    with op.batch_alter_table("experiments") as batch:
-        batch.drop_column("client_id")
+    # in place: a batch copy drops the table, and foreign keys then delete what it owns
+    op.execute("ALTER TABLE experiments DROP COLUMN client_id")

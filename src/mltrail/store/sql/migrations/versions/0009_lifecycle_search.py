@@ -106,7 +106,6 @@ def downgrade() -> None:
     op.drop_table("experiment_tags")
     op.drop_table("experiment_params")
     op.drop_index("ix_experiments_project_state", table_name="experiments")
-    with op.batch_alter_table("experiments") as batch:
-        batch.drop_column("deleted_at")
-        batch.drop_column("state")
-        batch.drop_column("notes")
+    # in place: a batch copy drops the table, and foreign keys then delete what it owns
+    for column in ("deleted_at", "state", "notes"):
+        op.execute(f"ALTER TABLE experiments DROP COLUMN {column}")

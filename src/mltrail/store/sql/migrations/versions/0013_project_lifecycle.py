@@ -22,5 +22,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     """Drop it."""
-    with op.batch_alter_table("projects") as batch:
-        batch.drop_column("deleted_at")
+    # in place: a batch copy drops the table, and foreign keys then delete what it owns
+    op.execute("ALTER TABLE projects DROP COLUMN deleted_at")
