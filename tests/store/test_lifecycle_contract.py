@@ -202,3 +202,24 @@ def test_purge_leaves_nothing_behind_and_numbers_are_not_reused(store: Store) ->
     assert _numbers(store, project, "all") == [2, 3]
     assert store.create_experiment(project).experiment_id == 4
     assert hashlib.sha256(shared).hexdigest() == store.list_artifacts(project, 2)[-1].sha256
+
+
+def test_list_totals_stay_exact_through_trash_archive_and_purge(store: Store) -> None:
+    project = store.create_project(unique_name("life")).id
+    for _ in range(6):
+        store.create_experiment(project, status=Status.DONE)
+    store.delete_experiment(project, 2)
+    store.delete_experiment(project, 3)
+    store.archive_experiment(project, 4)
+    store.purge_experiment(project, 3)
+    store.purge_experiment(project, 5)  # purged straight from the active list
+    totals = {
+        state: store.search_experiments(project, include=include(state)).total
+        for state in ("active", "archived", "deleted", "all")
+    }
+    assert totals == {"active": 2, "archived": 1, "deleted": 1, "all": 4}
+    assert store.list_experiments(project, limit=1).total == 2
+    other = store.create_project(unique_name("life")).id  # another project's counts apart
+    store.create_experiment(other)
+    assert store.list_experiments(other).total == 1
+    assert store.list_experiments(project).total == 2

@@ -22,7 +22,7 @@ from mltrail.store.sql.access import Scope, SqlNoun, check_project, experiment_p
 from mltrail.store.sql.artifacts import collect_blob
 from mltrail.store.sql.experiment_rows import get_experiment
 from mltrail.store.sql.liveness import Judge
-from mltrail.store.sql.tables import agents, artifacts, experiments, jobs
+from mltrail.store.sql.tables import agents, artifacts, experiments, jobs, projects
 
 
 def set_state(
@@ -68,6 +68,12 @@ def purge_rows(conn: Connection, judge: Judge, pk: int, number: int) -> list[str
     found = list(digests)
     job_ids = select(jobs.c.id).where(jobs.c.experiment_id == pk)
     conn.execute(update(agents).where(agents.c.job_id.in_(job_ids)).values(job_id=None))
+    owner = select(experiments.c.project_id).where(experiments.c.id == pk).scalar_subquery()
+    conn.execute(
+        update(projects)
+        .where(projects.c.id == owner)
+        .values(purged_experiments=projects.c.purged_experiments + 1)
+    )
     conn.execute(experiments.delete().where(experiments.c.id == pk))
     return found
 

@@ -2,8 +2,9 @@
 stays flat as a project grows.
 
 * A filtered search counts at most ``COUNT_AHEAD`` matches past its page
-  (``Page.total_exact`` false beyond); an unfiltered one counts exactly through the
-  ``(project_id, state, number)`` index.
+  (``Page.total_exact`` false beyond); an unfiltered one is exact: the project's row count
+  (``next_experiment - 1 - purged_experiments``) less the rows in the states it leaves out,
+  counted through the ``(project_id, state, number)`` index.
 * Sorted first by a series metric the filter does not guarantee, the page is read in two
   parts: the experiments holding a value, in the metric's index order (the compiler
   inner-joins and orders by the bare column), then those without one; the second part is read
@@ -24,7 +25,7 @@ from mltrail.store.sql.access import among
 from mltrail.store.sql.experiment_rows import load_experiments
 from mltrail.store.sql.liveness import Judge
 from mltrail.store.sql.query import Compiler, needed
-from mltrail.store.sql.tables import experiments
+from mltrail.store.sql.tables import experiments, projects
 
 COUNT_AHEAD = 1000  # a filtered search counts this many matches past its page, no more
 
@@ -47,9 +48,10 @@ def search_experiments(
         experiments.c.project_id == pid, experiments.c.state.in_([s.value for s in include])
     )
     search = _Search(conn, judge, dense, scope)
-    whole = search.matches(query)
-    cap = None if query.filter is None else offset + limit + COUNT_AHEAD
-    total, exact = search.count(whole, cap)
+    if query.filter is None:
+        total, exact = _listed(conn, pid, include), True
+    else:
+        total, exact = search.count(search.matches(query), offset + limit + COUNT_AHEAD)
     split = _split_field(query)
     if split is None:
         rows = search.page(query, offset, limit)
@@ -61,6 +63,26 @@ def search_experiments(
     found = load_experiments(conn, ids, judge)
     found.sort(key=lambda e: order[e.experiment_id])
     return Page(tuple(found), total, offset, exact)
+
+
+def _listed(conn: Connection, pid: int, include: tuple[Lifecycle, ...]) -> int:
+    """How many of the project's experiments are in the ``include`` states, counting through
+    the ``(project_id, state, number)`` index only the states left out when active ones are
+    in: the project holds ``next_experiment - 1 - purged_experiments`` rows (numbers are never
+    given twice), so the count does not grow with a project of active experiments."""
+    c = experiments.c
+
+    def counted(states: set[Lifecycle]) -> int:
+        if not states:
+            return 0
+        where = (c.project_id == pid) & c.state.in_([s.value for s in states])
+        return int(conn.execute(select(func.count()).where(where)).scalar_one())
+
+    if Lifecycle.ACTIVE not in include:
+        return counted(set(include))
+    held = select(projects.c.next_experiment - 1 - projects.c.purged_experiments)
+    rows = int(conn.execute(held.where(projects.c.id == pid)).scalar_one())
+    return rows - counted(set(Lifecycle) - set(include))
 
 
 def _split_field(query: q.Query) -> q.Field | None:

@@ -40,6 +40,8 @@ projects = Table(
     Column("description", String(140), nullable=False, default=""),
     Column("created_at", Double, nullable=False),
     Column("next_experiment", Integer, nullable=False, default=1),
+    # experiments purged for good: the project holds next_experiment - 1 - purged_experiments
+    Column("purged_experiments", Integer, nullable=False, default=0, server_default="0"),
     Column("deleted_at", Double),  # NULL while active; set while deleted (restorable)
 )
 
