@@ -129,3 +129,24 @@ def test_a_runs_json_is_mlflows_run_shape() -> None:
         "lifecycle_stage": "active",
     }  # fmt: skip
     assert got["inputs"] == {}
+
+
+@pytest.mark.parametrize("name", ["loss", "validation/ä b:c-1.2"])
+@pytest.mark.parametrize("values", [
+    [],
+    [0.1],
+    [1e-7, 1e16, -0.0, 5e-324, 1.7976931348623157e308, 1 / 3, 2.5, 100.0],
+    [1.5, math.nan, math.inf, -math.inf, 0.0],
+])  # fmt: skip
+def test_history_json_is_the_json_of_the_records_point_by_point(
+    name: str, values: list[float]
+) -> None:
+    column = np.array(values, np.float64)
+    millis = np.arange(len(values), dtype=np.int64) * 10**12 - 10**15
+    steps = np.arange(len(values), dtype=np.int64) * (2**61)
+    records = [
+        {"key": name, "value": shapes.json_float(v), "timestamp": t, "step": s}
+        for v, t, s in zip(values, millis.tolist(), steps.tolist(), strict=True)
+    ]
+    got = shapes.history_json(name, column, millis, steps)
+    assert got == orjson.dumps({"metrics": records})

@@ -77,7 +77,8 @@ def get_history(message: MessageDep, store: StoreDep) -> Response:
         if exc.field != "key":
             raise
         return MlflowJSONResponse({"metrics": []})
-    return MlflowJSONResponse({"metrics": _history(series, name)})
+    body = shapes.history_json(name, series.values, _millis(series), series.iterations)
+    return Response(body, media_type="application/json")
 
 
 @router.get("/metrics/get-history-bulk-interval")
@@ -266,12 +267,17 @@ def _step_range(start: Any, end: Any) -> tuple[int | None, int | None]:
 
 
 def _history(series: Series, name: str) -> list[dict[str, Any]]:
-    """The points as MLflow ``Metric`` records (times in ms; 0 where none is known)."""
-    n = len(series.values)
-    times = series.times if series.times is not None else np.zeros(n)
-    millis = np.round(np.nan_to_num(times, nan=0.0) * 1000.0).astype(np.int64).tolist()
+    """The points as MLflow ``Metric`` records (see :func:`_millis`)."""
     values = shapes.json_floats(series.values)
     return [
         {"key": name, "value": v, "timestamp": t, "step": s}
-        for v, t, s in zip(values, millis, series.iterations.tolist(), strict=True)
+        for v, t, s in zip(
+            values, _millis(series).tolist(), series.iterations.tolist(), strict=True
+        )
     ]
+
+
+def _millis(series: Series) -> np.ndarray:
+    """The points' times in ms (0 where none is known)."""
+    times = series.times if series.times is not None else np.zeros(len(series.values))
+    return np.round(np.nan_to_num(times, nan=0.0) * 1000.0).astype(np.int64)

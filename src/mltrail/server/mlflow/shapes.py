@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
+import orjson
 
 from mltrail.core import validation
 from mltrail.core.errors import ValidationError
@@ -245,6 +246,29 @@ def json_floats(values: np.ndarray) -> list[float | str]:
     if not np.isfinite(values).all():
         out = [json_float(v) for v in out]  # type: ignore[arg-type]
     return out
+
+
+def history_json(name: str, values: np.ndarray, millis: np.ndarray, steps: np.ndarray) -> bytes:
+    """get-history's answer, ``{"metrics": [Metric, ...]}``, as the JSON orjson writes for the
+    records of :func:`json_floats` of ``values``, built a column at a time: each column is one
+    orjson call split into its numbers, and the points are one join of text (a dict per point,
+    then orjson over them, took 413 million instructions for 100,000 points, this 216; a join
+    of bytes instead of text was slower than the dicts).
+    """
+    if not len(values):
+        return b'{"metrics":[]}'
+    point = '},{"key":' + orjson.dumps(name).decode() + ',"value":'
+    parts = [point, "", ',"timestamp":', "", ',"step":', ""] * len(values)
+    parts[1::6] = _texts(values if np.isfinite(values).all() else json_floats(values))
+    parts[3::6] = _texts(millis)
+    parts[5::6] = _texts(steps)
+    parts[0] = point[2:]  # no "}," before the first point
+    return ('{"metrics":[' + "".join(parts) + "}]}").encode()
+
+
+def _texts(column: np.ndarray | list[float | str]) -> list[str]:
+    """Each item's JSON text (numbers, or protobuf's "NaN" and "Infinity": none holds a comma)."""
+    return orjson.dumps(column, option=orjson.OPT_SERIALIZE_NUMPY)[1:-1].decode().split(",")
 
 
 def experiment_shape(project: Project) -> dict[str, Any]:
