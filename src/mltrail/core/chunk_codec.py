@@ -2,9 +2,10 @@
 what a batch's binary body of packed chunks carries (the SDK packs, the server stores the bytes).
 
 Columns are delta-encoded where regular (iterations, times in milliseconds), byte-shuffled
-into planes, constant planes kept as one byte, the rest deflated. :func:`unpack_chunk` reads
-bytes from outside strictly (a malformed chunk raises :class:`ValidationError` naming it, and
-a chunk never inflates past its announced points).
+into planes, constant planes kept as one byte, the rest deflated (in format 1, a long chunk's
+value planes of noise in stored blocks of the same stream: :mod:`mltrail.core.noise_planes`).
+:func:`unpack_chunk` reads bytes from outside strictly (a malformed chunk raises
+:class:`ValidationError` naming it, and a chunk never inflates past its announced points).
 
 Formats (the header's first byte; every one stays readable):
 
@@ -39,6 +40,7 @@ from dataclasses import replace
 import numpy as np
 
 from mltrail.core.errors import ValidationError
+from mltrail.core.noise_planes import mixed_stream, noise_planes
 from mltrail.core.types import SeriesChunk
 
 _COLUMNS = 4  # iteration deltas, epochs, value bits, time deltas (ms): all int64
@@ -54,6 +56,7 @@ DELTA_FROM = 16  # the fewest points of a chunk a store packs in a delta format
 # float32 values, level 6 took ~0.06 B a point less than level 1 (mostly the time deltas'
 # plane) for 0.1 us a point more of packing; level 9 saved a few bytes more at 5x the time
 MERGED_LEVEL = 6
+_VALUE_PLANES = slice(2 * 8, 3 * 8)  # the value column's byte planes, low byte first
 _HEADER = struct.Struct("<BqqI")  # format, first iteration, first time (ms), constant planes
 
 
@@ -122,6 +125,9 @@ def encode_chunks(
         planes, starts, axis=1
     )
     masks = np.packbits(constant, axis=0, bitorder="little").T.copy().view("<u4")[:, 0].tolist()
+    noise = np.zeros_like(constant)
+    if level and not narrow:  # a store's chunks (narrow) of many points are delta formats
+        noise[_VALUE_PLANES] = noise_planes(planes[_VALUE_PLANES], starts, lengths)
     out = []
     for k, (start, length) in enumerate(zip(starts.tolist(), lengths.tolist(), strict=True)):
         part = planes[:, start : start + length]
@@ -130,6 +136,8 @@ def encode_chunks(
         deflate = 0 if length < stored_below else level
         if formats[k] >= WIDE_DELTA and deflate:
             body = _deflate_planes(part[~kept], deflate)
+        elif deflate and noise[:, k].any():
+            body = mixed_stream([p.tobytes() for p in part[~kept]], noise[~kept, k], deflate)
         else:
             body = zlib.compress(np.ascontiguousarray(part[~kept]).tobytes(), deflate)
         out.append(header + part[kept, 0].tobytes() + body)
