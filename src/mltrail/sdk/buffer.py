@@ -19,7 +19,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterable, Sequence
 from operator import and_, is_, itemgetter
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -52,11 +52,9 @@ def series_chunks(calls: Sequence[Call]) -> list[SeriesChunk]:
     for (phase, keys), indices in _groups(calls).items():
         if not keys:
             continue
-        picked = calls if indices is None else map(calls.__getitem__, indices)
-        count = n if indices is None else len(indices)
+        picked, count, where = _picked(calls, indices)
         flat = itertools.chain.from_iterable(map(_VALUES, picked))
         matrix = np.fromiter(flat, np.float64, count * len(keys)).reshape(count, len(keys))
-        where = None if indices is None else np.array(indices, dtype=np.int64)
         for column, key in enumerate(keys):
             pieces.setdefault((phase, key), []).append((where, matrix[:, column]))
     for shared in (iterations, epochs, times):
@@ -82,10 +80,28 @@ def series_chunks(calls: Sequence[Call]) -> list[SeriesChunk]:
     return out
 
 
-def _groups(calls: Sequence[Call]) -> dict[tuple[str, tuple[str, ...]], list[int] | None]:
+# a group's calls: None for every call, else their indices, or the ranges of its runs
+Group = list[int] | list[range] | None
+
+
+def _picked(calls: Sequence[Call], group: Group) -> tuple[Iterable[Call], int, np.ndarray | None]:
+    """A group's calls, their count and their indices (None: every call)."""
+    if group is None:
+        return calls, len(calls), None
+    if group and type(group[0]) is range:  # runs: sliced, not a lookup per call
+        runs = cast(list[range], group)
+        picked = itertools.chain.from_iterable(calls[r.start : r.stop] for r in runs)
+        where = np.concatenate([np.arange(r.start, r.stop, dtype=np.int64) for r in runs])
+        return picked, len(where), where
+    indices = cast(list[int], group)
+    return map(calls.__getitem__, indices), len(indices), np.array(indices, dtype=np.int64)
+
+
+def _groups(calls: Sequence[Call]) -> dict[tuple[str, tuple[str, ...]], Group]:
     """The calls' indices by signature: phase and keys in order (which lays out the values).
     ``None`` stands for every call: the usual case (one call site logging the same keys),
-    told without a Python-level loop over the calls."""
+    told without a Python-level loop over the calls; calls that come in runs are grouped as
+    the ranges of their runs."""
     n = len(calls)
     phases = list(map(_PHASE, calls))
     keys = list(map(_KEYS, calls))
@@ -98,14 +114,14 @@ def _groups(calls: Sequence[Call]) -> dict[tuple[str, tuple[str, ...]], list[int
         return _groups_of_runs(phases, keys, starts)
     if one_phase and keys.count(first) == n:  # equal keys, each call its own tuple
         return {(phases[0], first): None}
-    groups: dict[tuple[str, tuple[str, ...]], list[int] | None] = {}
+    groups: dict[tuple[str, tuple[str, ...]], list[int]] = {}
     for index, signature in enumerate(zip(phases, keys, strict=True)):
         group = groups.get(signature)
         if group is None:
             groups[signature] = [index]
         else:
             group.append(index)
-    return groups
+    return dict(groups)
 
 
 def _run_starts(
@@ -135,17 +151,13 @@ def _run_starts(
 
 def _groups_of_runs(
     phases: list[str], keys: list[tuple[str, ...]], starts: list[int]
-) -> dict[tuple[str, tuple[str, ...]], list[int] | None]:
-    """:func:`_groups` from the starts of runs of calls of one signature."""
-    groups: dict[tuple[str, tuple[str, ...]], list[int] | None] = {}
+) -> dict[tuple[str, tuple[str, ...]], Group]:
+    """:func:`_groups` from the starts of runs of calls of one signature: each signature's
+    runs as ranges (its calls are sliced, not looked up one by one)."""
+    groups: dict[tuple[str, tuple[str, ...]], list[range]] = {}
     for start, stop in zip(starts, [*starts[1:], len(keys)], strict=True):
-        signature = (phases[start], keys[start])
-        group = groups.get(signature)
-        if group is None:
-            groups[signature] = list(range(start, stop))
-        else:
-            group.extend(range(start, stop))
-    return groups
+        groups.setdefault((phases[start], keys[start]), []).append(range(start, stop))
+    return dict(groups)
 
 
 def _in_call_order(
