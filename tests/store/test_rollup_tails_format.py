@@ -9,7 +9,7 @@ import struct
 
 import numpy as np
 
-from mltrail.store.sql import rollup_tails
+from mltrail.store.sql import rollup_tail_codec, rollup_tails
 from mltrail.store.sql.rollup_tails import KEYS, WIDTH
 
 
@@ -50,6 +50,6 @@ def test_a_changed_last_bucket_keeps_the_packed_part() -> None:
 
 def test_a_blob_of_format_1_reads() -> None:
     table = _table(np.random.default_rng(9), {1: 4, 2: 1})
-    body = rollup_tails._pack_many(table, np.array([0, table.shape[1]]))[0]
+    body = rollup_tail_codec.pack_many(table, np.array([0, table.shape[1]]))[0]
     blob = b"\x01" + struct.pack("<I", table.shape[1]) + body
     np.testing.assert_array_equal(rollup_tails.decode(blob), table)

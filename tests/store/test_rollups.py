@@ -365,21 +365,12 @@ def _stored_partial(rng: np.random.Generator, count: int, level: int) -> tuple:
     return (7, level, *as_stored)
 
 
-def _same(a: list, b: list) -> bool:
-    """Rows equal value for value and type (NaN equal to NaN)."""
-    return len(a) == len(b) and all(
-        type(x) is type(y)
-        and (x == y or (isinstance(x, float) and math.isnan(x) and math.isnan(y)))
-        for ra, rb in zip(a, b, strict=True)
-        for x, y in zip(ra, rb, strict=True)
-    )
-
-
 @pytest.mark.parametrize("seed", range(40))
 def test_a_lone_point_makes_the_rows_the_array_path_makes(seed: int) -> None:
-    """A one-point append (synchronous log_metric) takes a plain-Python path; its rows, merged
-    with whatever partials are stored (those of levels not stored yet borrowed from a finer
-    level), are those of the general path, the levels still not stored left out."""
+    """A one-point append (synchronous log_metric) takes a plain-Python path; its buckets,
+    merged with whatever partials are stored (those of levels not stored yet borrowed from a
+    finer level), are those of the general path as the tails store them, the levels still not
+    stored left out."""
     from types import SimpleNamespace
 
     from mltrail.store.sql.points import _Writes
@@ -396,17 +387,13 @@ def test_a_lone_point_makes_the_rows_the_array_path_makes(seed: int) -> None:
         for level, size in enumerate(rollups.LEVEL_SIZES, start=1)
         if count % size and rng.random() < 0.8
     }
-    borrowed = {key for key in stored if key[1] > rollups.stored_levels(count)}
     lone, arrays = _Writes([row], [chunk]), _Writes([row], [chunk])
-    lone.add_lone_rollups(stored, borrowed)
-    arrays.add_array_rollups(stored, borrowed)
-    assert lone.bucket_names == arrays.bucket_names
-    assert lone.merged_names == arrays.merged_names
-    assert _same(lone.new_buckets, arrays.new_buckets), (lone.new_buckets, arrays.new_buckets)
-    assert _same(lone.merged_buckets, arrays.merged_buckets)
-    written = len(lone.new_buckets) + len(lone.merged_buckets)
-    assert written == rollups.stored_levels(count + 1)
-    assert len(lone.merged_buckets) == len(stored) - len(borrowed)
+    lone.add_lone_rollups(stored)
+    arrays.add_array_rollups(stored)
+    for sqlite in (False, True):
+        made = lone.changed(sqlite)
+        np.testing.assert_array_equal(made, arrays.changed(sqlite))
+        assert made.shape[1] == rollups.stored_levels(count + 1)
 
 
 @pytest.mark.parametrize("seconds", [0.0005, 0.0015, 0.0025, 1.7e9 + 0.0005, 9.999e12, -0.0025])
@@ -421,11 +408,13 @@ def test_a_lone_point_rounds_its_time_as_the_array_path_does(seconds: float) -> 
     chunk = SeriesChunk("k", "train", np.array([5]), np.array([-1]), np.array([1.0]),
                         np.array([seconds]))  # fmt: skip
     lone, arrays = _Writes([row], [chunk]), _Writes([row], [chunk])
-    lone.add_lone_rollups({}, set())
-    arrays.add_array_rollups({}, set())
-    assert _same(lone.new_buckets, arrays.new_buckets), (lone.new_buckets, arrays.new_buckets)
-    first_time = lone.bucket_names.index("first_time")
-    assert lone.new_buckets[0][first_time] == int(np.round(seconds * 1000.0))
+    lone.add_lone_rollups({})
+    arrays.add_array_rollups({})
+    np.testing.assert_array_equal(lone.changed(True), arrays.changed(True))
+    first_time = 3 + rollups.COLUMNS.index("first_time")  # after series id, level and bucket
+    assert lone.changed(True)[first_time, 0] == np.float64(np.round(seconds * 1000.0)).view(
+        np.int64
+    )
 
 
 @pytest.mark.parametrize("epochs_back", [False, True])

@@ -8,7 +8,6 @@ every rollup level, all in the caller's transaction.
 from __future__ import annotations
 
 import functools
-import operator
 from collections import namedtuple
 from collections.abc import Sequence
 from dataclasses import replace
@@ -33,7 +32,6 @@ from mltrail.store.sql.access import Scope, SqlNoun, experiment_pk, touched_expe
 from mltrail.store.sql.batches import claim_batch
 from mltrail.store.sql.chunks import COMPACTED_BELOW, compact_after_append, iteration_order
 from mltrail.store.sql.engine import Database, driver_tuples
-from mltrail.store.sql.rollup_blocks import BLOCK_BUCKETS
 from mltrail.store.sql.rollup_sealing import Fresh, seal_blocks, store_blocks
 from mltrail.store.sql.series import read_series, read_series_batch
 from mltrail.store.sql.tables import metric_chunks, metric_series
@@ -117,10 +115,9 @@ def append_points(
     rows = [series[(c.key, c.phase)] for c in chunks]
     writes = _Writes(rows, chunks, packed.data)
     stored = rollup_tails.fetch_tails(conn, [r.id for r in rows])
-    tails = {s: tail.table for s, tail in stored.items()}
-    writes.add_rollups(*_stored_partials(tails, rows))
+    writes.add_rollups(_stored_partials(stored, rows))
     grown = [(r.id, r.count, r.count + len(c)) for r, c in zip(rows, chunks, strict=True)]
-    blocks = seal_blocks(tails, grown, writes.fresh, db.is_sqlite)
+    blocks = seal_blocks(stored, grown, writes.fresh, db.is_sqlite)
     writes.flush(conn, db, stored, {(s, level, k) for s, level, k, *_ in blocks})
     compact_after_append(conn, grown)
     store_blocks(conn, db, blocks)
@@ -189,13 +186,11 @@ _PARTIAL_COLUMNS = ("series_id", "level", *rollups.COLUMNS)
 Partials = dict[tuple[int, int], tuple[Any, ...]]
 
 
-def _stored_partials(
-    tails: dict[int, np.ndarray], rows: list[Any]
-) -> tuple[Partials, set[tuple[int, int]]]:
+def _stored_partials(tails: dict[int, rollup_tails.Tail], rows: list[Any]) -> Partials:
     """The partial last bucket of each level of each series (from its ``tails``, as
-    :func:`rollup_tails.fetch` found them), keyed (series_id, level), and
-    the keys of those of levels not stored yet (:func:`rollups.stored_levels`): their partial
-    is the one bucket of the series' coarsest stored level, and their bucket a new row."""
+    :func:`rollup_tails.fetch_tails` found them), keyed (series_id, level); that of a level
+    not stored yet (:func:`rollups.stored_levels`) is the one bucket of the series' coarsest
+    stored level."""
     wanted, whole = [], []
     borrowed: dict[tuple[int, int], tuple[int, int]] = {}  # key: the key of the row it takes
     for row in rows:
@@ -214,19 +209,44 @@ def _stored_partials(
         partials.update((key, partials[at]) for key, at in borrowed.items() if at in partials)
         for key in whole:
             partials.pop(key, None)
-    return partials, set(borrowed)
+    return partials
 
 
 def _picked(
-    tails: dict[int, np.ndarray], wanted: list[tuple[int, int, int]]
+    tails: dict[int, rollup_tails.Tail], wanted: list[tuple[int, int, int]]
 ) -> list[tuple[Any, ...]]:
     """The stored buckets ``wanted`` (series id, level, bucket) found in ``tails``, each as
-    (series id, level, *COLUMNS)."""
-    mine = [s for s in dict.fromkeys(w[0] for w in wanted) if s in tails]
+    (series id, level, *COLUMNS). Those of one series (a lone point's append) from its last
+    buckets' plain ints (:func:`rollup_tails.last_rows`) when they are the last of their level
+    (partials are), the others from the tables (one array for many series)."""
+    if len({w[0] for w in wanted}) > 1:
+        return _picked_of_tables(tails, [w for w in wanted if w[0] in tails])
+    found, others = [], []
+    lasts: dict[int, dict[tuple[int, int], tuple[Any, ...]]] = {}
+    for key in wanted:
+        tail = tails.get(key[0])
+        if tail is None:
+            continue
+        mine = lasts.get(key[0])
+        if mine is None:
+            mine = lasts[key[0]] = rollup_tails.last_rows(tail)
+        row = mine.get(key[1:])
+        if row is not None:
+            found.append((key[0], *row[:1], *row[2:]))
+        else:
+            others.append(key)
+    return found + _picked_of_tables(tails, others) if others else found
+
+
+def _picked_of_tables(
+    tails: dict[int, rollup_tails.Tail], wanted: list[tuple[int, int, int]]
+) -> list[tuple[Any, ...]]:
+    """:func:`_picked` from the tails' tables."""
+    mine = list(dict.fromkeys(w[0] for w in wanted))
     if not mine:
         return []
-    joined = np.concatenate([tails[s] for s in mine], axis=1)
-    owners = np.repeat(mine, [tails[s].shape[1] for s in mine]).tolist()
+    joined = np.concatenate([tails[s].table for s in mine], axis=1)
+    owners = np.repeat(mine, [tails[s].table.shape[1] for s in mine]).tolist()
     asked = set(wanted)
     keys = zip(owners, joined[0].tolist(), joined[1].tolist(), strict=True)
     at = [i for i, key in enumerate(keys) if key in asked]
@@ -257,13 +277,13 @@ class _Writes:
         self.chunks = chunks
         self.data = data  # each chunk packed (packed_data), when done before the transaction
         self.series_ids = np.array([r.id for r in rows], dtype=np.int64)
-        self.bucket_names: list[str] = []
-        self.new_buckets: list[tuple[Any, ...]] = []
-        self.merged_names: list[str] = []  # the columns a merged bucket's UPDATE sets
-        self.merged_buckets: list[tuple[Any, ...]] = []  # those values, then _BUCKET_KEYS'
-        self.levels: dict[int, Any] = {}  # a lone point's bucket of each level
-        # the array path's buckets of every level: series ids, columns, each level's slice
-        self.stacked: tuple[np.ndarray, rollups.Buckets, list[slice]] | None = None
+        # a lone point's buckets: each level's (series id, number, COLUMNS as stored), and
+        # those of its stored levels as rollup_tails takes them (series id, level, bucket, ...)
+        self.levels: dict[int, Any] = {}
+        self.lone_rows: list[tuple[Any, ...]] = []
+        # the array path's buckets of every level: series ids, columns, each level's slice,
+        # and which of them are of levels their series stores
+        self.stacked: tuple[np.ndarray, rollups.Buckets, list[slice], np.ndarray] | None = None
 
     def chunk_rows(self) -> list[tuple[Any, ...]]:
         """Rows of :data:`_CHUNK_COLUMNS`, one per series."""
@@ -274,16 +294,15 @@ class _Writes:
             for row, chunk, packed in zip(self.rows, self.chunks, data, strict=True)
         ]  # fmt: skip
 
-    def add_rollups(self, stored: Partials, borrowed: set[tuple[int, int]]) -> None:
-        """Every level's buckets of the batch, merged with the ``stored`` partials (those of
-        keys ``borrowed`` from a finer level's row: their buckets are new rows), the rows of
+    def add_rollups(self, stored: Partials) -> None:
+        """Every level's buckets of the batch, merged with the ``stored`` partials, those of
         levels the series does not store yet left out (:func:`rollups.stored_levels`)."""
         if len(self.chunks) == 1 and len(self.chunks[0]) == 1:
-            self.add_lone_rollups(stored, borrowed)  # a synchronous log_metric: no arrays
+            self.add_lone_rollups(stored)  # a synchronous log_metric: no arrays
         else:
-            self.add_array_rollups(stored, borrowed)
+            self.add_array_rollups(stored)
 
-    def add_lone_rollups(self, stored: Partials, borrowed: set[tuple[int, int]]) -> None:
+    def add_lone_rollups(self, stored: Partials) -> None:
         """:meth:`add_array_rollups` for a batch of one point, in plain Python."""
         row, chunk = self.rows[0], self.chunks[0]
         # ms rounded half to even, as add_array_rollups' np.round (and without its arrays)
@@ -292,22 +311,16 @@ class _Writes:
                  millis)  # fmt: skip
         mine = {level: rollups.absolute_times(p[2:]) for (series_id, level), p in stored.items()
                 if series_id == row.id}  # fmt: skip
-        self.bucket_names = ["bucket", *rollups.COLUMNS, "series_id", "level"]
-        self.merged_names = list(rollups.COLUMNS)  # then _BUCKET_KEYS
         series_id, top = int(row.id), rollups.stored_levels(row.count + 1)
-        for level, number, bucket, merged in rollups.lone_point_rows(row.count, point, mine):
+        for level, number, bucket, _ in rollups.lone_point_rows(row.count, point, mine):
             self.levels[level] = (series_id, number, bucket)
-            if level > top:
-                continue
-            if merged and (series_id, level) not in borrowed:
-                self.merged_buckets.append((*bucket, series_id, level, number))
-            else:
-                self.new_buckets.append((number, *bucket, series_id, level))
+            if level <= top:
+                self.lone_rows.append((series_id, level, number, *bucket))
 
-    def add_array_rollups(self, stored: Partials, borrowed: set[tuple[int, int]]) -> None:
+    def add_array_rollups(self, stored: Partials) -> None:
         """The buckets of any batch, all its series and levels at once: level 1 from the
         points, the coarser levels folded from it together, every stored partial merged in
-        with one call and every row built with one call."""
+        with one call."""
         sizes = rollups.LEVEL_SIZES
         counts = [r.count for r in self.rows]  # the points each series held before
         fine = rollups.batch_buckets(counts, self.chunks, sizes[0])
@@ -317,35 +330,32 @@ class _Writes:
         firsts = np.flatnonzero(rollups.changes(buckets["series"]) | rollups.changes(levels))
         mine = zip(firsts.tolist(), owners[firsts].tolist(), levels[firsts].tolist(), strict=True)
         picked = [(i, (s, level)) for i, s, level in mine if (s, level) in stored]
-        merged = np.zeros(len(owners), dtype=bool)
         if picked:
             at = np.array([i for i, _ in picked], np.intp)
             rollups.merge_stored(buckets, at, _partial_columns([stored[k] for _, k in picked]))
-            merged[at] = [k not in borrowed for _, k in picked]
         tops = [rollups.stored_levels(r.count + len(c)) for r, c in zip(self.rows, self.chunks,
                                                                           strict=True)]  # fmt: skip
-        left_out = levels > np.array(tops, np.int64)[buckets["series"]]
-        self.stacked = (owners, buckets, spans)
-        names, rows = rollups.bucket_rows(buckets, {"series_id": owners, "level": levels}, spans)
-        self.bucket_names = names
-        values = [names.index(n) for n in names if n not in _BUCKET_KEYS]
-        self.merged_names = [names[j] for j in values]
-        reorder = operator.itemgetter(*values, *(names.index(k) for k in _BUCKET_KEYS))
-        self.merged_buckets += [reorder(rows[i]) for i in np.flatnonzero(merged).tolist()]
-        if picked or left_out.any():
-            rows = [r for r, skip in zip(rows, (merged | left_out).tolist(), strict=True)
-                    if not skip]  # fmt: skip
-        self.new_buckets += rows
+        kept = levels <= np.array(tops, np.int64)[buckets["series"]]
+        self.stacked = (owners, buckets, spans, kept)
 
     def fresh(self, level: int) -> Fresh:
         """The buckets of ``level`` (see :func:`seal_blocks`), as stored."""
         if self.stacked is None:  # a lone point's
             series_id, number, bucket = self.levels[level]
             return np.array([series_id]), np.array([number]), [np.array([v]) for v in bucket]
-        owners, buckets, spans = self.stacked
+        owners, buckets, spans, _ = self.stacked
         span = spans[level - 1]
         columns = [rollups.stored_column(buckets, name)[span] for name in rollups.COLUMNS]
         return owners[span], buckets["bucket"][span], columns
+
+    def changed(self, sqlite: bool) -> np.ndarray:
+        """The buckets of the batch's stored levels as :func:`rollup_tails.write` takes them."""
+        if self.stacked is None:
+            return rollup_tails.from_rows(self.lone_rows, sqlite, lead=1 + rollup_tails.KEYS)
+        owners, buckets, _, kept = self.stacked
+        columns = [rollups.stored_column(buckets, name)[kept] for name in rollups.COLUMNS]
+        keys = [owners[kept], buckets["level"][kept], buckets["bucket"][kept]]
+        return rollup_tails.from_columns(keys, columns, sqlite)
 
     def flush(
         self,
@@ -358,36 +368,18 @@ class _Writes:
         SQLite: SQLAlchemy's per-row parameter handling cost more than the statements), and
         each series' tails (:mod:`rollup_tails`, over the stored ``tails``) but the buckets of
         the ``sealed`` blocks (series id, level, block): they are packed instead."""
-        if sealed:  # left out before packing (a large batch seals most of its buckets)
-            names, keys = self.bucket_names, (*self.merged_names, *_BUCKET_KEYS)
-            self.new_buckets = _unsealed(self.new_buckets, sealed, names)
-            self.merged_buckets = _unsealed(self.merged_buckets, sealed, keys)
         db.insert_rows(conn, metric_chunks, _CHUNK_COLUMNS, self.chunk_rows())
         summaries = _summaries(self.rows, self.chunks)
         db.update_rows(conn, metric_series, _SUMMARY_COLUMNS, ("id",), summaries)
-        new = operator.itemgetter(*(self.bucket_names.index(k) for k in _TAIL_ORDER))
-        merged_names = [*self.merged_names, *_BUCKET_KEYS]
-        merged = operator.itemgetter(*(merged_names.index(k) for k in _TAIL_ORDER))
-        rows = [*map(new, self.new_buckets), *map(merged, self.merged_buckets)]
-        lone = self.stacked is None and not sealed and rows  # a lone point's: plain Python
-        if lone and rollup_tails.write_lone(conn, db, tails, rows):
+        lone = self.stacked is None and not sealed and self.lone_rows  # plain Python
+        if lone and rollup_tails.write_lone(conn, db, tails, self.lone_rows):
             return
-        changed = rollup_tails.from_rows(rows, db.is_sqlite, lead=len(_BUCKET_KEYS))
+        changed = self.changed(db.is_sqlite)
         rollup_tails.write(conn, db, tails, self.series_ids, changed, sealed or set())
-
-
-def _unsealed(
-    rows: list[tuple[Any, ...]], sealed: set[tuple[int, int, int]], names: Sequence[str]
-) -> list[tuple[Any, ...]]:
-    """The bucket rows (of columns ``names``) not in a ``sealed`` block."""
-    s, level, bucket = (list(names).index(k) for k in _BUCKET_KEYS)
-    return [r for r in rows if (r[s], r[level], r[bucket] // BLOCK_BUCKETS) not in sealed]
 
 
 _CHUNK_COLUMNS = ["series_id", "start", "count", "first_iteration", "last_iteration", "data"]
 _SUMMARY_COLUMNS = ["count", "last_value", "last_iteration", "last_epoch", "min_value", "max_value"]
-_BUCKET_KEYS = ("series_id", "level", "bucket")
-_TAIL_ORDER = (*_BUCKET_KEYS, *rollups.COLUMNS)  # a changed bucket as rollup_tails.write takes it
 
 
 def _summaries(rows: list[Any], chunks: list[SeriesChunk]) -> list[tuple[Any, ...]]:

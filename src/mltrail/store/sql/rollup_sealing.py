@@ -34,7 +34,7 @@ _Pending = tuple[int, int, int, np.ndarray, Callable[[int], np.ndarray]]
 
 
 def seal_blocks(
-    tails: dict[int, np.ndarray],
+    tails: dict[int, rollup_tails.Tail],
     grown: Sequence[tuple[int, int, int]],
     fresh: Callable[[int], Fresh],
     sqlite: bool,
@@ -43,7 +43,7 @@ def seal_blocks(
     after), ``fresh(level)`` the level's buckets the append computed. A level's block is
     complete once the series holds its every point; it packs its buckets as they are stored
     after the append (those of earlier complete blocks still in the tails too), taken from
-    the series' stored ``tails`` (:func:`rollup_tails.fetch`) for the buckets stored before
+    the series' stored ``tails`` (:func:`rollup_tails.fetch_tails`) for the buckets stored before
     the append (the append's own come from ``fresh``, as the database would give them back:
     ``sqlite`` keeps no -0.0). The caller writes the blocks (:func:`store_blocks`) and tails
     without their buckets."""
@@ -56,7 +56,9 @@ def seal_blocks(
                 if level not in levels:
                     levels[level] = _as_read(fresh(level), sqlite)
                 end = (after // span) * BLOCK_BUCKETS
-                pending += _level_blocks(tails.get(series_id), (series_id, level),
+                stored = tails.get(series_id)
+                table = None if stored is None else stored.table
+                pending += _level_blocks(table, (series_id, level),
                                          (before // size, end), levels[level])  # fmt: skip
     if not pending:
         return []

@@ -15,49 +15,97 @@ then a packed part of every bucket) is what migration 0025 writes; an append wri
 An append reads the blobs of its series once (:func:`fetch_tails`), takes the partials it
 merges into and the buckets of the blocks it seals from them, and writes each series' blob
 again (:func:`write`): the packed part as stored when its buckets did not change (no zlib for
-an append that completes no bucket; a lone point's such append makes the raw part in plain
-Python, :func:`write_lone`), else all of them deflated by one compressor. A process
-remembers the blobs it read or wrote lately, decoded: an append finds the blobs the last one
-wrote without decoding them. A read decodes those of its series and keeps the level it reads.
+an append that completes no bucket: only the raw part is made, a lone point's from plain
+ints, :func:`write_lone`), else all of them deflated by one
+compressor. A process remembers the blobs it read or wrote lately, decoded (:class:`Tail`,
+each part made when first asked for): an append finds the blobs the last one wrote without
+decoding them. A read decodes those of its series and keeps the level it reads.
 """
 
 from __future__ import annotations
 
-import functools
-import operator
 import struct
-import zlib
 from collections.abc import Sequence
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 from sqlalchemy import Connection
 
 from mltrail.store.sql.engine import Database, select_any_tuples
 from mltrail.store.sql.rollup_blocks import BIG, BLOCK_BUCKETS, FLOATS, INTS, VALUES, WIDTH
+from mltrail.store.sql.rollup_tail_codec import EMPTY as EMPTY
+from mltrail.store.sql.rollup_tail_codec import (
+    KEYS,
+    pack_many,
+    raw_many,
+    raw_part,
+    unpack,
+    unraw,
+)
 from mltrail.store.sql.tables import metric_rollup_tails
 
 _FORMAT = 2
-KEYS = 2  # level and bucket lead a blob's table
-PLANES = (KEYS + WIDTH) * 8  # a table's byte planes
 _HEAD = struct.Struct("<BII")  # format, raw buckets, packed buckets
 _HEAD_1 = struct.Struct("<I")  # format 1: buckets, then a packed part
-_MASK_BYTES = PLANES // 8
 _FLOAT_AT = np.array(FLOATS) + KEYS  # the table's rows held as float64 bits
 _INT_AT = np.array([*range(KEYS), *(j + KEYS for j in INTS)])
 _NAN = np.array(np.nan).view(np.int64)  # NULL (and NaN) as stored
-EMPTY = np.empty((KEYS + WIDTH, 0), np.int64)
 _LEVEL, _BUCKET = 0, 1
 
 
-class Tail(NamedTuple):
-    """A series' stored tails: its ``table`` (by level, then bucket), and for a blob of format
-    2 its packed part as stored (``packed``, reused unchanged by an append that changes only
-    the last buckets) and that part's buckets (``prefix``)."""
+class Tail:
+    """A series' stored tails: its ``table`` (by level, then bucket), for a blob of format 2
+    its packed part as stored (``packed``, reused unchanged by an append that changes only the
+    last buckets) and that part's buckets (``prefix``), and the last bucket of each level
+    (``lasts``: each as KEYS + WIDTH plain ints, by level). Each is made from the others when
+    first asked for (a lone point's append needs only ``lasts`` and ``packed``); read-only."""
 
-    table: np.ndarray
-    prefix: np.ndarray | None
-    packed: bytes | None
+    __slots__ = ("_lasts", "_raw", "_table", "packed", "prefix")
+
+    def __init__(
+        self,
+        table: np.ndarray | None,
+        prefix: np.ndarray | None,
+        packed: bytes | None,
+        raw: np.ndarray | None = None,
+        lasts: list[list[int]] | None = None,
+    ) -> None:
+        self._table, self.prefix, self.packed, self._raw, self._lasts = (
+            table, prefix, packed, raw, lasts)  # fmt: skip
+        if table is not None:
+            table.flags.writeable = False
+
+    @property
+    def table(self) -> np.ndarray:
+        if self._table is None:
+            assert self.prefix is not None  # a tail without its table has its packed part
+            table = np.concatenate([self.prefix, self.raw], axis=1)
+            self._table = table[:, np.lexsort((table[_BUCKET], table[_LEVEL]))]
+            self._table.flags.writeable = False
+        return self._table
+
+    @property
+    def raw(self) -> np.ndarray:
+        """The last bucket of each level, as a table."""
+        if self._raw is None:
+            if self._lasts is not None:
+                self._raw = np.array(self._lasts, np.int64).reshape(-1, KEYS + WIDTH).T
+            else:
+                self._raw = self.table[:, _last_of_levels(self.table[_LEVEL])]
+        return self._raw
+
+    @property
+    def lasts(self) -> list[list[int]]:
+        if self._lasts is None:
+            self._lasts = self.raw.T.tolist()
+        return self._lasts
+
+
+def _last_of_levels(levels: np.ndarray) -> np.ndarray:
+    """Which buckets of a table are the last of their level."""
+    last = np.ones(len(levels), dtype=bool)
+    last[:-1] = levels[1:] != levels[:-1]
+    return last
 
 
 def encode(table: np.ndarray) -> bytes:
@@ -73,8 +121,8 @@ def encode_tails(
 ) -> list[bytes]:
     """The blobs of the parts of a (KEYS + WIDTH, buckets) table, part ``k`` its buckets
     ``bounds[k]:bounds[k + 1]`` (each by level, then bucket): the last bucket of each level (the
-    partial one an append merges into) kept raw (:func:`_raw_many`), the others packed
-    (:func:`_pack_many`), the packed part of the part's ``stored`` tail reused when its buckets
+    partial one an append merges into) kept raw (:func:`raw_many`), the others packed
+    (:func:`pack_many`), the packed part of the part's ``stored`` tail reused when its buckets
     are the same. ``remember``: the table is not changed after, so :func:`decode_tail` may give
     its parts for their blobs."""
     cuts = np.zeros(table.shape[1], dtype=bool)
@@ -84,7 +132,8 @@ def encode_tails(
     ranks = np.cumsum(last) - last  # a bucket's raw ones before it
     edges = bounds.tolist()
     raw_edges = [int(ranks[e]) if e < len(ranks) else int(last.sum()) for e in edges]
-    raws = _raw_many(table[:, last], np.array(raw_edges))
+    raw_table = table[:, last]
+    raws = raw_many(raw_table, np.array(raw_edges))
     prefix_all = table[:, ~last]
     prefix_edges = [e - r for e, r in zip(edges, raw_edges, strict=True)]
     prefixes = [prefix_all[:, prefix_edges[k] : prefix_edges[k + 1]] for k in range(len(stored))]
@@ -101,7 +150,7 @@ def encode_tails(
     if todo:
         sizes = [prefixes[k].shape[1] for k in todo]
         joined = np.concatenate([prefixes[k] for k in todo], axis=1)
-        for k, made in zip(todo, _pack_many(joined, np.cumsum([0, *sizes])), strict=True):
+        for k, made in zip(todo, pack_many(joined, np.cumsum([0, *sizes])), strict=True):
             packed[k] = made
     out = []
     for k, (raw, part, prefix) in enumerate(zip(raws, packed, prefixes, strict=True)):
@@ -110,96 +159,9 @@ def encode_tails(
         out.append(data)
         if remember:
             whole = table[:, edges[k] : edges[k + 1]]
-            _remember(data, Tail(whole, prefix, part or b""))
+            raw_k = raw_table[:, raw_edges[k] : raw_edges[k + 1]]
+            _remember(data, Tail(whole, prefix, part or b"", raw=raw_k))
     return out
-
-
-def _raw_many(table: np.ndarray, bounds: np.ndarray) -> list[bytes]:
-    """The parts of a table (``bounds`` as :func:`encode_tails`'s), a few buckets each,
-    without deflate: a bit a byte plane saying which are zero in every bucket of the part (left
-    out), then the others' bytes."""
-    planes = _planes(table)
-    parts = len(bounds) - 1
-    full = np.flatnonzero(bounds[1:] > bounds[:-1])
-    zero = np.ones((PLANES, parts), dtype=bool)
-    if len(full):
-        zero[:, full] = ~np.logical_or.reduceat(planes != 0, bounds[full], axis=1)
-    masks = np.packbits(zero, axis=0).T.tobytes()
-    edges = bounds.tolist()
-    return [
-        masks[k * _MASK_BYTES : (k + 1) * _MASK_BYTES]
-        + planes[~zero[:, k], edges[k] : edges[k + 1]].tobytes()
-        for k in range(parts)
-    ]
-
-
-def _planes(table: np.ndarray) -> np.ndarray:
-    """The (PLANES, buckets) byte planes of a (KEYS + WIDTH, buckets) int64 table (each
-    column's 8, lowest first): :func:`_from_planes` undoes it."""
-    n = table.shape[1]
-    bits = np.ascontiguousarray(table, dtype="<i8").view(np.uint8)
-    return bits.reshape(KEYS + WIDTH, n, 8).transpose(0, 2, 1).reshape(PLANES, n)
-
-
-def _unraw(data: bytes, at: int, n: int) -> tuple[np.ndarray, int]:
-    """The table :func:`_raw_many` wrote at ``at`` of ``data`` (``n`` buckets), and where it ends."""
-    zero = _mask(data, at)
-    kept = PLANES - int(zero.sum())
-    planes = np.zeros((PLANES, n), np.uint8)
-    body = np.frombuffer(data, np.uint8, count=kept * n, offset=at + _MASK_BYTES)
-    planes[~zero] = body.reshape(kept, n)
-    return _from_planes(planes, n), at + _MASK_BYTES + kept * n
-
-
-def _mask(data: bytes, at: int) -> np.ndarray:
-    mask = np.frombuffer(data, dtype=np.uint8, count=_MASK_BYTES, offset=at)
-    return np.unpackbits(mask, count=PLANES).astype(bool)
-
-
-def _from_planes(planes: np.ndarray, n: int) -> np.ndarray:
-    table = np.ascontiguousarray(planes.reshape(KEYS + WIDTH, 8, n).transpose(0, 2, 1))
-    return table.view("<i8").reshape(KEYS + WIDTH, n)
-
-
-def _pack_many(table: np.ndarray, bounds: np.ndarray) -> list[bytes]:
-    """The packed forms of the parts of a (KEYS + WIDTH, buckets) int64 table, part ``k``
-    its buckets ``bounds[k]:bounds[k + 1]`` (empty for none): a bit a byte plane (:data:`PLANES`,
-    each column's 8, lowest first) saying which are constant over the part (kept once), the
-    others whole, deflated raw, parts one after another by one compressor flushed whole
-    between them (a deflate's setup and its buffers once an append: they cost more than the
-    few hundred bytes it packs a series)."""
-    planes = _planes(table)
-    full = np.flatnonzero(bounds[1:] > bounds[:-1])  # the parts with a bucket
-    same = np.zeros((PLANES, len(bounds) - 1), dtype=bool)
-    if len(full):
-        starts = bounds[full]
-        low, high = (f.reduceat(planes, starts, axis=1) for f in (np.minimum, np.maximum))
-        same[:, full] = low == high
-    deflate = zlib.compressobj(1, zlib.DEFLATED, -15, 2)  # a small hash: cleared a part
-    out = []
-    for k in range(len(bounds) - 1):
-        lo, hi = int(bounds[k]), int(bounds[k + 1])
-        if lo == hi:
-            out.append(b"")
-            continue
-        const = same[:, k]
-        raw = planes[const, lo].tobytes() + planes[~const, lo:hi].tobytes()
-        packed = deflate.compress(raw) + deflate.flush(zlib.Z_FULL_FLUSH)
-        out.append(np.packbits(const).tobytes() + packed)
-    return out
-
-
-def _unpack(data: bytes, n: int) -> np.ndarray:
-    """The ``n`` buckets of a packed part (:func:`_pack_many`)."""
-    if not n:
-        return EMPTY
-    const = _mask(data, 0)
-    raw = np.frombuffer(zlib.decompressobj(-15).decompress(data[_MASK_BYTES:]), dtype=np.uint8)
-    planes = np.empty((PLANES, n), np.uint8)
-    kept = int(const.sum())
-    planes[const] = raw[:kept, None]
-    planes[~const] = raw[kept:].reshape(PLANES - kept, n)
-    return _from_planes(planes, n)
 
 
 # blobs read or written lately, by their bytes (a blob always decodes the same): an append
@@ -210,7 +172,6 @@ _DECODED_MAX = 4096
 
 
 def _remember(data: bytes, tail: Tail) -> Tail:
-    tail.table.flags.writeable = False
     if len(_DECODED) >= _DECODED_MAX:
         _DECODED.clear()
     _DECODED[data] = tail
@@ -238,16 +199,13 @@ def decode_tail(data: bytes) -> Tail:
     form = data[0]
     if form == 1:  # as migration 0025 wrote it before format 2
         (n,) = _HEAD_1.unpack_from(data, 1)
-        return Tail(_unpack(bytes(data[1 + _HEAD_1.size :]), n), None, None)
+        return Tail(unpack(bytes(data[1 + _HEAD_1.size :]), n), None, None)
     if form != _FORMAT:
         raise ValueError(f"rollup tails of format {form}, which this version does not read")
     _, n_raw, n_packed = _HEAD.unpack_from(data)
-    raw, end = _unraw(data, _HEAD.size, n_raw)
+    raw, end = unraw(data, _HEAD.size, n_raw)
     packed = bytes(data[end:])
-    prefix = _unpack(packed, n_packed)
-    table = np.concatenate([prefix, raw], axis=1)
-    table = table[:, np.lexsort((table[_BUCKET], table[_LEVEL]))]
-    return _remember(bytes(data), Tail(table, prefix, packed))
+    return _remember(bytes(data), Tail(None, unpack(packed, n_packed), packed, raw=raw))
 
 
 def fetch(conn: Connection, series_ids: Sequence[int]) -> dict[int, np.ndarray]:
@@ -281,6 +239,25 @@ def from_rows(rows: Sequence[Sequence[Any]], sqlite: bool, lead: int = KEYS) -> 
         for i in np.flatnonzero(np.abs(exact).max(axis=1) >= BIG).tolist():
             at = int(int_at[i])
             table[at] = np.array([row[at] for row in rows], dtype=np.int64)
+    return table
+
+
+def from_columns(
+    keys: Sequence[np.ndarray], columns: Sequence[np.ndarray], sqlite: bool
+) -> np.ndarray:
+    """:func:`from_rows` of buckets given as columns: ``keys`` (integer arrays: a series id,
+    level and bucket), then :data:`rollups.COLUMNS` (values and times float, NaN for NULL)."""
+    lead = len(keys)
+    table = np.empty((lead + WIDTH, len(keys[0])), np.int64)
+    for at, column in enumerate(keys):
+        table[at] = column
+    for j in INTS:
+        table[lead + j] = columns[j]  # exact from integers, as from_rows' floats else
+    floats = np.array([columns[j] for j in FLOATS], np.float64).reshape(len(FLOATS), -1)
+    if sqlite:
+        floats[: len(VALUES)] += 0.0  # -0.0 + 0.0 is 0.0
+    floats[np.isnan(floats)] = np.nan
+    table[np.array(FLOATS) + lead] = floats.view(np.int64)
     return table
 
 
@@ -366,9 +343,22 @@ def write(
 
 # each of a row's columns: 0 integer, 1 float, 2 value (float, -0.0 stored as 0.0 on SQLite)
 _KINDS = [2 if j - KEYS in VALUES else 1 if j - KEYS in FLOATS else 0 for j in range(KEYS + WIDTH)]
-_NAN_BITS = int(_NAN)
-_DOUBLE = struct.Struct("<d")
-_BITS = struct.Struct("<q")
+_INT_COLUMNS = [j for j, kind in enumerate(_KINDS) if not kind]
+_FLOAT_COLUMNS = [(j, kind == 2) for j, kind in enumerate(_KINDS) if kind]
+_ROW = struct.Struct("<" + "".join("d" if kind else "q" for kind in _KINDS))  # a row's columns
+_BUCKET_BITS = struct.Struct(f"<{KEYS + WIDTH}q")  # ... as the int64s a table holds
+_NAN_FLOAT = struct.unpack("<d", struct.pack("<q", int(_NAN)))[0]  # NULL as stored
+
+
+def last_rows(tail: Tail) -> dict[tuple[int, int], tuple[Any, ...]]:
+    """The last bucket of each level of a tail as :func:`as_rows` gives it, by (level,
+    bucket): the partials an append merges into, without the table's arrays."""
+    out = {}
+    for bucket in tail.lasts:
+        row = _ROW.unpack(_BUCKET_BITS.pack(*bucket))
+        out[bucket[_LEVEL], bucket[_BUCKET]] = tuple(
+            None if v != v else v for v in row)  # fmt: skip
+    return out
 
 
 def write_lone(
@@ -377,18 +367,13 @@ def write_lone(
     """:func:`write` for changed buckets ``rows`` (series id, level, bucket, *COLUMNS as
     :func:`from_rows` takes them) of one series that are each the stored last bucket of their
     level (a lone point's append completing no bucket, the usual synchronous log_metric): the
-    raw part of its blob made again in plain Python, its packed part kept, the same bytes
-    :func:`write` gives. False (nothing written) for any other append."""
+    raw part of its blob made again from plain ints (:attr:`Tail.lasts`), its packed part kept,
+    the same bytes :func:`write` gives. False (nothing written) for any other append."""
     series_id = rows[0][0]
     tail = stored.get(series_id)
     if tail is None or tail.prefix is None or tail.packed is None:
         return False
-    table = tail.table
-    levels = table[_LEVEL]
-    last = np.ones(len(levels), dtype=bool)
-    last[:-1] = levels[1:] != levels[:-1]
-    at = np.flatnonzero(last)
-    raw = table[:, at].T.tolist()
+    raw = list(tail.lasts)
     where = {(b[_LEVEL], b[_BUCKET]): i for i, b in enumerate(raw)}
     for row in rows:
         i = where.get((row[1], row[2]))
@@ -398,11 +383,9 @@ def write_lone(
         if bucket is None:
             return False
         raw[i] = bucket
-    part = _raw_part(raw)
+    part = raw_part(np.array(raw, "<i8").reshape(len(raw), KEYS + WIDTH))
     data = _HEAD.pack(_FORMAT, len(raw), tail.prefix.shape[1]) + part + tail.packed
-    changed = table.copy()
-    changed[:, at] = np.array(raw, np.int64).T
-    _remember(data, Tail(changed, tail.prefix, tail.packed))
+    _remember(data, Tail(None, tail.prefix, tail.packed, lasts=raw))
     db.update_rows(conn, metric_rollup_tails, ["data"], ("series_id",), [(data, series_id)])
     return True
 
@@ -410,33 +393,17 @@ def write_lone(
 def _stored_ints(row: Sequence[Any], sqlite: bool) -> list[int] | None:
     """A row of level, bucket, then COLUMNS as :func:`from_rows` stores it (None for a row
     it would not take)."""
-    out = []
-    for kind, v in zip(_KINDS, row, strict=True):
-        if kind:
-            f = float("nan") if v is None else float(v)
-            if sqlite and kind == 2:
-                f += 0.0
-            out.append(_NAN_BITS if f != f else _BITS.unpack(_DOUBLE.pack(f))[0])
-        elif v is None:
+    found = list(row)
+    for j in _INT_COLUMNS:
+        if found[j] is None:
             return None
-        else:
-            out.append(int(v))
-    return out
-
-
-def _raw_part(raw: list[list[int]]) -> bytes:
-    """:func:`_raw_many`'s part of the buckets ``raw`` (each KEYS + WIDTH int64s)."""
-    column = struct.Struct(f"<{len(raw)}q")
-    mask, body = bytearray(_MASK_BYTES), []
-    for c, values in enumerate(zip(*raw, strict=True)):
-        bits = functools.reduce(operator.or_, values) & 0xFFFF_FFFF_FFFF_FFFF  # every byte's
-        if not bits:
-            mask[c] = 0xFF
-            continue
-        data = column.pack(*values)
-        for b in range(8):
-            if bits >> (8 * b) & 0xFF:
-                body.append(data[b::8])
-            else:
-                mask[c] |= 0x80 >> b
-    return bytes(mask) + b"".join(body)
+        found[j] = int(found[j])
+    for j, value in _FLOAT_COLUMNS:
+        v = found[j]
+        f = _NAN_FLOAT if v is None else float(v)
+        if f != f:
+            f = _NAN_FLOAT
+        elif value and sqlite:
+            f += 0.0  # -0.0 + 0.0 is 0.0
+        found[j] = f
+    return list(_BUCKET_BITS.unpack(_ROW.pack(*found)))
