@@ -21,6 +21,9 @@ from support.loopback import loopback_server
 
 BACKOFF = [0.2, 0.4, 0.8, 1.6, 3.2]  # the default policy's delays; patience 6.2 s
 MESSAGES = {429: b"slow down", 503: b"database busy"}
+# the proxy plays its script to this test's requests only: its port is a free one, which a
+# client of a server another test (or xdist worker) just closed on it may still be retrying
+TOKEN = "retry-after-test"
 
 
 class _Scripted(BaseHTTPRequestHandler):
@@ -31,6 +34,11 @@ class _Scripted(BaseHTTPRequestHandler):
 
     def _answer(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        if self.headers.get("Authorization") != f"Bearer {TOKEN}":  # a stray: not counted
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         script = self.server.script  # type: ignore[attr-defined]
         status, retry_after = script.pop(0) if script else (200, None)
         self.server.answered.append(status)  # type: ignore[attr-defined]
@@ -73,7 +81,7 @@ def proxy() -> Iterator[Scripted]:
 
 
 def _store(proxy: Scripted, waits: list[float]) -> HttpStore:
-    return HttpStore(proxy.url, "t", sleep=waits.append)
+    return HttpStore(proxy.url, TOKEN, sleep=waits.append)
 
 
 def _batch() -> MetricBatch:
@@ -134,7 +142,12 @@ def test_the_artifacts_direct_connection_waits_as_asked(proxy):
     waits: list[float] = []
     proxy.play((429, "2"))
     direct = DirectConnection(
-        "127.0.0.1", proxy.port, "/api/v1", {}, 10.0, RetryPolicy(sleep=waits.append)
+        "127.0.0.1",
+        proxy.port,
+        "/api/v1",
+        {"Authorization": f"Bearer {TOKEN}"},
+        10.0,
+        RetryPolicy(sleep=waits.append),
     )
     conn, response = direct.get("/api/v1/anything")
     try:
