@@ -310,7 +310,8 @@ def run_shape(e: Experiment, series: list[MetricSummary] | None = None) -> dict[
     """A ``Run``: info, and data with the latest metric values, params and tags.
 
     ``series`` (the experiment's summaries) gives each metric's step; without it (a search
-    page) the step is 0, as MLflow's own search answers for runs logged without steps.
+    page) the step is 0, where MLflow's own search gives each metric's latest step (a
+    difference ``docs/mlflow.md`` lists: a page's experiments carry no steps).
     """
     millis = _millis(e.ended_at or e.started_at or e.created_at)
     steps = {f"{s.phase}/{s.key}": s.last_iteration for s in series} if series else {}
