@@ -312,7 +312,7 @@ class _Writes:
         mine = {level: rollups.absolute_times(p[2:]) for (series_id, level), p in stored.items()
                 if series_id == row.id}  # fmt: skip
         series_id, top = int(row.id), rollups.stored_levels(row.count + 1)
-        for level, number, bucket, _ in rollups.lone_point_rows(row.count, point, mine):
+        for level, number, bucket in rollups.lone_point_rows(row.count, point, mine):
             self.levels[level] = (series_id, number, bucket)
             if level <= top:
                 self.lone_rows.append((series_id, level, number, *bucket))

@@ -448,11 +448,11 @@ def _finish(points: tuple[np.ndarray, ...], max_points: int) -> Points:
 
 def lone_point_rows(
     ordinal: int, point: tuple[Any, ...], stored: Mapping[int, Sequence[Any]]
-) -> list[tuple[int, int, list[Any], bool]]:
+) -> list[tuple[int, int, list[Any]]]:
     """Each level's bucket of one point at ``ordinal`` (iteration, epoch, value, integer ms),
     as plain Python, with the stored partial of that level (``stored[level]``: its
     :data:`COLUMNS`, times absolute) merged in as :func:`merge_into` merges it:
-    ``(level, bucket number, COLUMNS as stored, merged)`` per level.
+    ``(level, bucket number, COLUMNS as stored)`` per level.
 
     The same rows :func:`compute_buckets`, :func:`merge_into` and :func:`bucket_rows` give
     for a lone point, without their arrays: a synchronous ``log_metric`` appends one point,
@@ -468,7 +468,7 @@ def lone_point_rows(
         first = bucket[_FIRST_TIME]
         for at in _RELATIVE:
             bucket[at] = bucket[at] - first
-        out.append((level, ordinal // size, bucket, previous is not None))
+        out.append((level, ordinal // size, bucket))
     return out
 
 
