@@ -127,8 +127,8 @@ def encode_tails(
     its parts for their blobs."""
     cuts = np.zeros(table.shape[1], dtype=bool)
     cuts[bounds[1:-1][bounds[1:-1] < table.shape[1]]] = True
-    last = np.ones(table.shape[1], dtype=bool)
-    last[:-1] = (table[_LEVEL, 1:] != table[_LEVEL, :-1]) | cuts[1:]
+    last = _last_of_levels(table[_LEVEL])
+    last[:-1] |= cuts[1:]
     ranks = np.cumsum(last) - last  # a bucket's raw ones before it
     edges = bounds.tolist()
     raw_edges = [int(ranks[e]) if e < len(ranks) else int(last.sum()) for e in edges]
