@@ -12,7 +12,7 @@ import pytest
 from starlette.requests import ClientDisconnect
 
 from mltrail.server import body_tap
-from mltrail.server.routes.artifacts import RequestBody
+from mltrail.server.uploads import RequestBody
 
 
 class _StalledRequest:

@@ -22,8 +22,8 @@ from mltrail.core.types import ExperimentRef
 from mltrail.server.body_tap import BodyTooSlow
 from mltrail.server.mlflow import shapes
 from mltrail.server.mlflow.errors import MlflowRoute, mlflow_error
-from mltrail.server.mlflow.messages import MessageDep, StoreDep
-from mltrail.server.routes.artifacts import store_upload, upload_body
+from mltrail.server.mlflow.messages import MessageDep, PathDep, StoreDep
+from mltrail.server.uploads import store_upload, upload_body
 from mltrail.store.artifacts import ArtifactReader
 
 router = APIRouter(route_class=MlflowRoute)
@@ -44,7 +44,7 @@ def _locate(full: str) -> tuple[ExperimentRef, str | None]:
 
 
 @router.put("/artifacts/{path:path}")
-async def upload_artifact(request: Request, path: str, store: StoreDep) -> dict[str, Any]:
+async def upload_artifact(request: Request, path: PathDep, store: StoreDep) -> dict[str, Any]:
     """Store the body at the path of the run's tree."""
     ref, inner = _locate(path)
     declared = request.headers.get("content-length")
@@ -83,7 +83,7 @@ def list_artifacts(message: MessageDep, store: StoreDep) -> dict[str, Any]:
 
 
 @router.get("/artifacts/{path:path}", response_model=None)
-def download_artifact(path: str, store: StoreDep) -> Response:
+def download_artifact(path: PathDep, store: StoreDep) -> Response:
     """The artifact's bytes, streamed."""
     ref, inner = _locate(path)
     if inner is None:
@@ -99,7 +99,7 @@ def download_artifact(path: str, store: StoreDep) -> Response:
 
 
 @router.delete("/artifacts/{path:path}")
-def delete_artifact(path: str, store: StoreDep) -> dict[str, Any]:
+def delete_artifact(path: PathDep, store: StoreDep) -> dict[str, Any]:
     """Remove a file, or every file under a folder, from the run's tree."""
     ref, inner = _locate(path)
     found = store.list_artifacts(ref.project_id, ref.experiment_id, inner)

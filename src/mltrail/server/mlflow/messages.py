@@ -90,6 +90,23 @@ def _parse_body(raw: bytes) -> Mapping[str, Any]:
 MessageDep = Annotated[Message, Depends(read_message)]
 
 
+# A route's path parameters are read from the request by a dependency: declared as plain ``str``
+# parameters they made FastAPI check whether ``str`` is a pydantic.v1 model, importing pydantic.v1
+# (1.5 MiB resident) into a server only MLflow clients talk to. The values are the same strings.
+
+
+async def _path(request: Request) -> str:
+    return str(request.path_params["path"])
+
+
+async def _model(request: Request) -> str:
+    return str(request.path_params["model"])
+
+
+PathDep = Annotated[str, Depends(_path)]
+ModelDep = Annotated[str, Depends(_model)]
+
+
 def project_of(store: Store, experiment_id: Any, field: str = "experiment_id") -> int:
     """The mltrail project an MLflow ``experiment_id`` names; ``"0"`` (MLflow's Default, which
     the fluent client logs to when no experiment is set) is the user's project "Default",
@@ -101,4 +118,4 @@ def project_of(store: Store, experiment_id: Any, field: str = "experiment_id") -
     return (found or store.create_project(shapes.DEFAULT_EXPERIMENT_NAME)).id
 
 
-__all__ = ["Message", "MessageDep", "StoreDep", "project_of", "read_message"]
+__all__ = ["Message", "MessageDep", "ModelDep", "PathDep", "StoreDep", "project_of", "read_message"]

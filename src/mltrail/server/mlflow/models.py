@@ -18,7 +18,7 @@ from mltrail.core.errors import ValidationError
 from mltrail.core.types import ExperimentRef
 from mltrail.server.mlflow import shapes
 from mltrail.server.mlflow.errors import MlflowRoute
-from mltrail.server.mlflow.messages import MessageDep, StoreDep
+from mltrail.server.mlflow.messages import MessageDep, ModelDep, StoreDep
 from mltrail.store.base import Store
 
 router = APIRouter(route_class=MlflowRoute)
@@ -78,13 +78,13 @@ def create_logged_model(message: MessageDep, store: StoreDep) -> dict[str, Any]:
 
 
 @router.get("/logged-models/{model}")
-def get_logged_model(model: str, store: StoreDep) -> dict[str, Any]:
+def get_logged_model(model: ModelDep, store: StoreDep) -> dict[str, Any]:
     ref, name = parse_model_id(model)
     return _model(store, ref, name)
 
 
 @router.patch("/logged-models/{model}")
-def finalize_logged_model(model: str, message: MessageDep, store: StoreDep) -> dict[str, Any]:
+def finalize_logged_model(model: ModelDep, message: MessageDep, store: StoreDep) -> dict[str, Any]:
     """The status the client sets (READY once its files are uploaded)."""
     ref, name = parse_model_id(model)
     status = message.get("status")
@@ -95,7 +95,7 @@ def finalize_logged_model(model: str, message: MessageDep, store: StoreDep) -> d
 
 @router.patch("/logged-models/{model}/tags")
 @router.post("/logged-models/{model}/params")
-def model_tags_or_params(model: str, store: StoreDep) -> dict[str, Any]:
+def model_tags_or_params(model: ModelDep, store: StoreDep) -> dict[str, Any]:
     """Accepted for the model's run (checked), not kept."""
     ref, _ = parse_model_id(model)
     store.get_experiment(ref.project_id, ref.experiment_id)

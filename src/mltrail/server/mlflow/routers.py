@@ -8,13 +8,13 @@ from fastapi import APIRouter
 from mltrail.core.errors import NotFoundError
 from mltrail.server.mlflow import artifacts, experiments, metrics, models, runs, search
 from mltrail.server.mlflow.errors import MlflowJSONResponse, MlflowRoute
-from mltrail.server.mlflow.messages import StoreDep
+from mltrail.server.mlflow.messages import PathDep, StoreDep
 
 _unserved = APIRouter(route_class=MlflowRoute)
 
 
 @_unserved.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE"])
-def not_served(path: str, store: StoreDep) -> None:
+def not_served(path: PathDep, store: StoreDep) -> None:
     """Any other MLflow call (after the token check, as every route of the surface): a 404
     in MLflow's shape naming the call."""
     raise NotFoundError(
