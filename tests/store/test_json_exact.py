@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mltrail.core import wire
 from mltrail.core.codec import parse_json
@@ -96,3 +99,15 @@ def test_long_fractions_take_the_fast_parser(text: str) -> None:
 def test_long_integers_take_the_exact_parser(text: str) -> None:
     assert wire._may_hold_long_int(text)
     assert parse_json(text) == json.loads(text)
+
+
+# what the scan must find: an integer token of 19 digits or more (after anything but a digit,
+# a float's . e E + or a minus sign; a minus sign of its own may lead it)
+_LONG_INT_TOKEN = re.compile(rb"(?:^|[^0-9.eE+\-])-?[0-9]{19}")
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=60) | st.text("0123456789" * 6 + '.eE+- ,[]"a', max_size=80))
+def test_long_int_scan_finds_exactly_the_long_integer_tokens(text: str | bytes) -> None:
+    raw = text if isinstance(text, bytes) else text.encode()
+    assert wire._may_hold_long_int(text) == (_LONG_INT_TOKEN.search(raw) is not None)

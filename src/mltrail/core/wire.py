@@ -95,27 +95,43 @@ def unpack_array(text: str, dtype: str, length: int, field: str) -> np.ndarray:
     return np.frombuffer(raw, dtype=dtype).astype(dtype[1:], copy=False)
 
 
-# bytes.translate marks each byte: digits b"1", the bytes of a float's fraction or exponent
-# (. e E +) b"x", the minus sign b"-", anything else b"0". An integer token of 19 digits then
-# reads b"0" + 19 b"1" (b"0-" before a negative one): one C pass and two substring searches,
-# ~1 GB/s (a regex or a numpy scan took longer than parsing the body). Floats are not
-# matched: a metric value such as 0.0016565795211280765 holds 19 digits after its point, and
-# sent almost every MLflow log-batch body to the standard library's parser.
-_INT_MARKS = bytes(
-    0x31 if 0x30 <= i <= 0x39 else 0x78 if i in b".eE+" else 0x2D if i == 0x2D else 0x30
-    for i in range(256)
-)
-_LONG_INT = b"0" + b"1" * 19
-_LONG_NEGATIVE_INT = b"0-" + b"1" * 19
+# A byte that may stand just before an integer token: not a digit, nor a float's ``. e E +``,
+# nor ``-`` (a negative integer's own sign is looked past, see _may_hold_long_int).
+_DIGIT = np.zeros(256, np.bool_)
+_DIGIT[0x30:0x3A] = True
+_BEFORE_INT = ~_DIGIT
+_BEFORE_INT[list(b".eE+-")] = False
+_MINUS = 0x2D
+_ZERO, _TEN = np.uint8(0x30), np.uint8(10)
+_TWO_SPACES = np.frombuffer(b"  ", np.uint8)
 
 
 def _may_hold_long_int(text: str | bytes) -> bool:
     """Whether ``text`` has an integer token of 19 digits or more (a superset of the integers
-    beyond 64 bits: digits in strings count too, a float's fraction or exponent does not)."""
+    beyond 64 bits: digits in strings count too, a float's fraction or exponent does not).
+
+    numpy marks the digits and ANDs shifted copies of the marks (2, 4, 8, 16, then 19 digits
+    in a row): a few passes at vector speed (a table lookup per byte instead took 8 times as
+    long as the whole scan), where ``bytes.translate`` and two substring
+    searches took 2 million instructions on a 1,000-metric MLflow log-batch body (as much as
+    half of orjson's parse of it). Only runs of 19 digits are then judged by the byte before
+    them, so a metric value such as 0.0016565795211280765 (19 digits after its point) costs
+    nothing more and still goes to orjson."""
     if isinstance(text, str):
         text = text.encode(errors="surrogatepass")
-    marked = b"0" + text.translate(_INT_MARKS)
-    return _LONG_INT in marked or _LONG_NEGATIVE_INT in marked
+    if len(text) < 19:
+        return False
+    marks = np.frombuffer(text, np.uint8)
+    run = (marks - _ZERO) < _TEN  # bytes under "0" wrap around (uint8): not digits either
+    for width in (1, 2, 4, 8):  # run[i]: the 2 * width bytes from i are all digits
+        run = run[:-width] & run[width:]
+    run = run[:-3] & run[3:]  # 19 digits from i
+    if not run.any():
+        return False
+    starts = np.flatnonzero(run)
+    padded = np.concatenate((_TWO_SPACES, marks))  # padded[i + 2] is marks[i]
+    before, twice = padded[starts + 1], padded[starts]
+    return bool((_BEFORE_INT[before] | ((before == _MINUS) & _BEFORE_INT[twice])).any())
 
 
 def parse_json(text: str | bytes) -> Any:
