@@ -34,8 +34,9 @@ from mltrail.core.lifecycle import Lifecycle
 from mltrail.core.query import And, Comparison, Expr, Field, Membership, Not, Or, OrderKey, Query
 from mltrail.core.types import Experiment
 from mltrail.server.mlflow import shapes
-from mltrail.server.mlflow.errors import MlflowJSONResponse, MlflowRoute
+from mltrail.server.mlflow.errors import MlflowRoute
 from mltrail.server.mlflow.messages import MessageDep, StoreDep, project_of
+from mltrail.server.mlflow.run_pages import runs_page_json
 
 router = APIRouter(route_class=MlflowRoute)
 SEARCH_PAGE_SIZE = 1000  # MLflow's SEARCH_MAX_RESULTS_DEFAULT
@@ -175,10 +176,8 @@ def search_runs(message: MessageDep, store: StoreDep) -> Response:
         if len(found) == limit:
             more = more or project != projects[-1]
             break
-    answer: dict[str, Any] = {"runs": [shapes.run_shape(e) for e in found]}
-    if more:
-        answer["next_page_token"] = str(offset + len(found))
-    return MlflowJSONResponse(answer)
+    token = str(offset + len(found)) if more else None
+    return Response(runs_page_json(found, token), media_type="application/json")
 
 
 def _view(value: Any) -> tuple[Lifecycle, ...]:

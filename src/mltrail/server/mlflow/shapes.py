@@ -259,28 +259,28 @@ def history_json(name: str, values: np.ndarray, millis: np.ndarray, steps: np.nd
         return b'{"metrics":[]}'
     point = '},{"key":' + orjson.dumps(name).decode() + ',"value":'
     parts = [point, "", ',"timestamp":', "", ',"step":', ""] * len(values)
-    parts[1::6] = _texts(values if np.isfinite(values).all() else json_floats(values))
-    parts[3::6] = _texts(millis)
-    parts[5::6] = _texts(steps)
+    parts[1::6] = json_texts(values if np.isfinite(values).all() else json_floats(values))
+    parts[3::6] = json_texts(millis)
+    parts[5::6] = json_texts(steps)
     parts[0] = point[2:]  # no "}," before the first point
     return ('{"metrics":[' + "".join(parts) + "}]}").encode()
 
 
-def _texts(column: np.ndarray | list[float | str]) -> list[str]:
+def json_texts(column: np.ndarray | list[float | str]) -> list[str]:
     """Each item's JSON text (numbers, or protobuf's "NaN" and "Infinity": none holds a comma)."""
     return orjson.dumps(column, option=orjson.OPT_SERIALIZE_NUMPY)[1:-1].decode().split(",")
 
 
 def experiment_shape(project: Project) -> dict[str, Any]:
     """An mltrail project as an MLflow experiment."""
-    millis = _millis(project.last_activity or project.created_at)
+    millis = to_millis(project.last_activity or project.created_at)
     tags = [{"key": NOTE_TAG, "value": project.description}] if project.description else []
     return {
         "experiment_id": str(project.id),
         "name": project.display_name,
         "artifact_location": f"mlflow-artifacts:/{project.id}",
         "lifecycle_stage": "active" if project.deleted_at is None else "deleted",
-        "creation_time": _millis(project.created_at),
+        "creation_time": to_millis(project.created_at),
         "last_update_time": millis,
         "tags": tags,
     }
@@ -296,13 +296,13 @@ def run_info(e: Experiment) -> dict[str, Any]:
         "experiment_id": str(e.project_id),
         "user_id": str(e.environment.get("user", "")),
         "status": STATUS_TO_MLFLOW[e.status],  # a str enum: its value finds it too
-        "start_time": _millis(e.started_at or e.created_at),
+        "start_time": to_millis(e.started_at or e.created_at),
         "artifact_uri": artifact_uri(e),  # not e.ref: a search page builds 1,000 of these
         # MLflow has two stages: an archived run is hidden from lists as a deleted one is
         "lifecycle_stage": "active" if e.state == "active" else "deleted",
     }
     if e.ended_at is not None:
-        info["end_time"] = _millis(e.ended_at)
+        info["end_time"] = to_millis(e.ended_at)
     return info
 
 
@@ -313,7 +313,7 @@ def run_shape(e: Experiment, series: list[MetricSummary] | None = None) -> dict[
     page) the step is 0, where MLflow's own search gives each metric's latest step (a
     difference ``docs/mlflow.md`` lists: a page's experiments carry no steps).
     """
-    millis = _millis(e.ended_at or e.started_at or e.created_at)
+    millis = to_millis(e.ended_at or e.started_at or e.created_at)
     steps = {f"{s.phase}/{s.key}": s.last_iteration for s in series} if series else {}
     metrics = [
         {
@@ -344,6 +344,11 @@ _TRAIN_PREFIX = len(f"{Phase.TRAIN.value}/")
 
 def run_tags(e: Experiment) -> list[dict[str, str]]:
     """The run's MLflow tags: its name, description, source fields and mltrail tags."""
+    return [{"key": k, "value": v} for k, v in tag_map(e).items()]
+
+
+def tag_map(e: Experiment) -> dict[str, str]:
+    """:func:`run_tags` as a mapping of keys to values."""
     tags = {RUN_NAME_TAG: e.display_name}
     if e.description:
         tags[NOTE_TAG] = e.description
@@ -353,10 +358,11 @@ def run_tags(e: Experiment) -> list[dict[str, str]]:
                 tags[tag] = str(e.source[field])
     if e.tags:
         tags.update(label_tag(t) for t in e.tags)
-    return [{"key": k, "value": v} for k, v in tags.items()]
+    return tags
 
 
-def _millis(seconds: float | None) -> int:
+def to_millis(seconds: float | None) -> int:
+    """Unix seconds as whole milliseconds (0 for none)."""
     return 0 if seconds is None else round(seconds * 1000)
 
 
