@@ -91,14 +91,12 @@ def test_series_chunks_of_threads_logging_in_runs_keep_each_series_in_call_order
     # run of another phase are grouped by equality, each series still in call order
     keys = {t: (f"t{t}_loss", "shared") for t in range(3)}
     turns = [0] * 20 + [1] * 30 + [0] * 10 + [2] * 25 + [1] * 15 + [0] * 12
-    calls = [
-        ("train", i, -1, float(i), keys[t], (float(i), -float(i))) for i, t in enumerate(turns)
-    ]
+    calls = [("train", i, -1, float(i), keys[t], float(i), -float(i)) for i, t in enumerate(turns)]
     equal = tuple(["t0_loss", "shared"])  # equal to keys[0], another tuple
     calls[100:112] = [
-        ("train", i, -1, float(i), equal, (float(i), -float(i))) for i in range(100, 112)
+        ("train", i, -1, float(i), equal, float(i), -float(i)) for i in range(100, 112)
     ]
-    calls += [("validation", i, -1, float(i), keys[1], (float(i), 0.5)) for i in range(112, 130)]
+    calls += [("validation", i, -1, float(i), keys[1], float(i), 0.5) for i in range(112, 130)]
     by_runs = {k: [i for run in v for i in run] for k, v in _groups(calls).items()}  # ranges
     assert by_runs == _groups_call_by_call(calls)  # grouped by runs, alike
     chunks = {(c.key, c.phase): c for c in series_chunks(calls)}
@@ -233,7 +231,7 @@ def _runs_of_calls(draw: st.DrawFn) -> list:
             values = tuple(draw(_VALUES) for _ in own)
             at = draw(st.floats(0, 2e9))
             calls.append(
-                ("".join(phase) if rebuilt else phase, iteration, iteration // 5, at, own, values)
+                ("".join(phase) if rebuilt else phase, iteration, iteration // 5, at, own, *values)
             )
     return calls
 
@@ -254,7 +252,7 @@ def test_every_call_mix_keeps_each_series_points_bit_exact_in_call_order(calls, 
     tuples, either side of the switch to grouping by runs), every point once, bit for bit, in
     call order, through series_chunks, merge_series of two drains and metric_batches."""
     want: dict[tuple[str, str], list[tuple]] = {}
-    for phase, iteration, epoch, at, keys, values in calls:
+    for phase, iteration, epoch, at, keys, *values in calls:
         for key, value in zip(keys, values, strict=True):
             bits = int(np.float64(value).view(np.int64))
             want.setdefault((phase, key), []).append((iteration, epoch, bits, at))

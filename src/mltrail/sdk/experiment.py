@@ -27,7 +27,7 @@ from mltrail.sdk.annotations import Annotations
 from mltrail.sdk.artifact_logging import ArtifactLogging
 from mltrail.sdk.buffer import MAX_INT64
 from mltrail.sdk.console import ConsoleCapture
-from mltrail.sdk.inputs import NO_LAYOUT, jsonable, layout_of, metric_record, params_mapping
+from mltrail.sdk.inputs import NO_LAYOUT, Layouts, jsonable, params_mapping
 from mltrail.sdk.offline import RunSpec, end_offline, number_run
 from mltrail.sdk.opening import epoch_field, int64_field, store_target
 from mltrail.sdk.resume import StoredSteps
@@ -84,7 +84,7 @@ class Experiment(ArtifactLogging, Annotations):
         self._stored = stored or StoredSteps(())  # a resumed run's series ends
         self._iteration = self._stored.horizon  # -1: nothing logged yet
         self._epoch = self._stored.last_epoch  # -1: no epoch known yet
-        self._keys: set[str] = set()
+        self._layouts = Layouts()  # the key sets logged, checked
         self._layout = NO_LAYOUT  # how exp.log reads the last call's keys; one tuple: atomic
         self._ended = False
         self._warned_after_end = False
@@ -229,8 +229,8 @@ class Experiment(ArtifactLogging, Annotations):
             phase = validation.phase(phase)
         # everything is checked before any state changes. The common case, a dict of the last
         # call's keys (in any order) to floats: its values read in the order of those keys,
-        # which are the record's (see mltrail.sdk.buffer); a dict of other known keys to
-        # floats: read as it is; anything else goes through the full checks first
+        # which are the record's (see mltrail.sdk.buffer); a dict of keys logged before: read
+        # through their layout; anything else goes through the full checks first
         count, keys, read = self._layout
         values = None
         if type(metrics) is dict and len(metrics) == count:
@@ -246,14 +246,16 @@ class Experiment(ArtifactLogging, Annotations):
                         values = None
                         break
         if values is None:
-            keys, values = metric_record(metrics, self._keys)
-            self._layout = layout_of(keys)
+            layout, values = self._layouts.read(metrics)
+            keys, self._layout = layout[1], layout
         if epoch is None:
             epoch = self._epoch
         elif type(epoch) is not int or not 0 <= epoch <= MAX_EPOCH:
             epoch = epoch_field(epoch)
-        if iteration is None and phase == "train":  # the common case, inlined
+        if iteration is None and phase == "train":  # the common cases, inlined
             iteration = self._iteration = self._iteration + 1
+        elif type(iteration) is int and 0 <= iteration <= _MAX_INT64:
+            self._iteration = iteration
         else:
             iteration = self._next_iteration(iteration, phase)
         self._epoch = epoch

@@ -50,7 +50,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from mltrail.core.types import LogLine, SeriesChunk
-from mltrail.sdk.buffer import Call, metric_batches, points_of, record, series_chunks, take
+from mltrail.sdk.buffer import Call, metric_batches, points_of, series_chunks, take
 from mltrail.sdk.delivery import RETRY_DELAYS, Delivery
 from mltrail.sdk.outbox import BATCH_LINES, Item, build_outbox, full_batches, ready
 from mltrail.sdk.priority import GIVE_WAY_SECONDS, CatchUp, WriterPriority, quick_switches
@@ -165,7 +165,7 @@ class Writer(Delivery):
     ) -> None:
         """Buffer one step's already-validated values, read at once (the dict stays the
         caller's); :meth:`add_record` with the dict's keys and values."""
-        self.add_record(*record(phase, iteration, epoch, t, values))
+        self.add_record(phase, iteration, epoch, t, tuple(values), tuple(values.values()))
 
     def add_record(
         self,
@@ -178,12 +178,13 @@ class Writer(Delivery):
     ) -> None:
         """Buffer one step's already-validated values, a value per key. The hot path.
 
-        Tuples, not a dict: the garbage collector stops tracking the record (see
-        :mod:`mltrail.sdk.buffer`)."""
+        One tuple, the values in it, not a dict nor a tuple of their own: the garbage collector
+        stops tracking the record at its first collection (see :mod:`mltrail.sdk.buffer`)."""
         if self._priority.held:
             self._priority.give_way()
         calls = self._calls
-        calls.append((phase, iteration, epoch, t, keys, values))  # atomic, so no lock
+        # atomic, so no lock; a concatenation: a starred tuple is built through a list
+        calls.append((phase, iteration, epoch, t, keys) + values)  # noqa: RUF005
         held = len(calls) * len(values)  # no counter, threads would lose updates; exact per keys
         if held >= self.batch_points:
             if not self._wake.is_set():  # set() takes a lock: logging threads would queue on it
