@@ -97,6 +97,13 @@ def test_artifact_tree_previews_downloads_and_weights_links(page, ui_server, sto
     expect(weights.locator("ul.checkpoints button")).to_have_text(
         "Download checkpoints/epoch-0001.pt"
     )
+    # the running experiment's refresh (every 2 s: tables, then its artifacts read) keeps the
+    # opened hash open with its holders (it rebuilt the card and closed it, a loaded machine's
+    # test failing to click the link)
+    with page.expect_response(lambda r: r.url.endswith("/artifacts"), timeout=30_000):
+        pass
+    expect(weights.locator("details.weights-links")).to_have_attribute("open", "")
+    expect(holders.nth(1)).to_be_visible()
     holders.nth(1).locator("a").click()
     expect(page.locator("main h1")).to_contain_text("same-weights")
     page.go_back()

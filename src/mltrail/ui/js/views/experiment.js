@@ -321,25 +321,35 @@ class ExperimentView {
   renderTables(weights) {
     const e = this.experiment;
     const entries = (obj) => Object.entries(obj || {}).sort(([a], [b]) => a.localeCompare(b));
-    const weightsTable = weights.length ? h("div", { class: "table-scroll", tabindex: 0 }, h("table", { class: "data weights" },
-      h("thead", {}, h("tr", {}, ["Weights hash", "Iteration", "Epoch", "Checkpoint", "Recorded"].map((t) => h("th", {}, t)))),
-      h("tbody", {}, weights.map((w) => h("tr", {},
-        h("td", { class: "hash" }, weightsHashCell(w.weights_hash, this.ctx.signal)),
-        h("td", { class: "num" }, formatValue(w.iteration)),
-        h("td", { class: "num" }, formatValue(w.epoch)),
-        h("td", { class: "checkpoint" }, w.checkpoint || ""),
-        h("td", {}, formatTime(w.created_at)))))))
-      : h("p", { class: "muted" }, "No weights hashes recorded.");
     const summaryRows = (this.summaries || []).map((s) => [`${s.phase}/${s.key}`,
       `last ${formatValue(s.last)} · min ${formatValue(s.min)} · max ${formatValue(s.max)} · ${s.count} points`]);
+    // a live experiment re-renders every 2 s: the weights card is kept while its hashes stay the
+    // same, so a hash the user opened keeps its list of holders and checkpoints open
+    const weightsKey = JSON.stringify(weights);
+    if (weightsKey !== this.weightsKey) {
+      this.weightsKey = weightsKey;
+      this.weightsCard = card("Weights hashes", "weights", this.weightsTable(weights));
+    }
     this.tables.replaceChildren(
       card("Hyperparameters", "hyperparameters", keyValueTable(entries(e.hyperparameters), { format: formatValue })),
       card("External metrics", "ex-metrics", keyValueTable(entries(e.ex_metrics), { format: formatValue })),
       card("Metric summaries", "metric-summaries", keyValueTable(summaryRows)),
       card("Environment", "environment", keyValueTable(entries(e.environment), { format: formatValue })),
       card("Source", "source", keyValueTable(entries(e.source), { format: formatValue })),
-      card("Weights hashes", "weights", weightsTable),
+      this.weightsCard,
     );
+  }
+
+  weightsTable(weights) {
+    if (!weights.length) return h("p", { class: "muted" }, "No weights hashes recorded.");
+    return h("div", { class: "table-scroll", tabindex: 0 }, h("table", { class: "data weights" },
+      h("thead", {}, h("tr", {}, ["Weights hash", "Iteration", "Epoch", "Checkpoint", "Recorded"].map((t) => h("th", {}, t)))),
+      h("tbody", {}, weights.map((w) => h("tr", {},
+        h("td", { class: "hash" }, weightsHashCell(w.weights_hash, this.ctx.signal)),
+        h("td", { class: "num" }, formatValue(w.iteration)),
+        h("td", { class: "num" }, formatValue(w.epoch)),
+        h("td", { class: "checkpoint" }, w.checkpoint || ""),
+        h("td", {}, formatTime(w.created_at)))))));
   }
 }
 
