@@ -13,12 +13,20 @@ from pathlib import Path
 
 import pytest
 
+from support.pg import CONNECT_TIMEOUT, create_database
+
 PG_ADMIN_URL = os.environ.get("MLTRAIL_TEST_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 # real `mltrail server` subprocesses (server_factory, server, live_server, shared_server), store
 # fixtures (sql_store, sqlite_store) and private PostgreSQL clusters for restart tests (private_pg)
 # and a real S3-compatible server (moto) for artifact storage tests (s3_server, s3_location)
-pytest_plugins = ["support.servers", "support.stores", "support.pg_cluster", "support.s3"]
+pytest_plugins = [
+    "support.servers",
+    "support.stores",
+    "support.pg_cluster",
+    "support.s3",
+    "support.file_order",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -41,7 +49,7 @@ def _pg_connect(dbname: str = "postgres"):
     import psycopg
 
     url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + dbname
-    return psycopg.connect(url, autocommit=True, connect_timeout=3)
+    return psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT)
 
 
 @pytest.fixture(scope="session")
@@ -66,7 +74,7 @@ def _pg_database(pg_server: str, template: str | None = None) -> Iterator[str]:
     if template is None:
         name = f"mltrail_test_{uuid.uuid4().hex[:12]}"
         with _pg_connect() as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+            create_database(conn, name)
     else:
         name = _DATABASES.copy_of(template)
     yield pg_server.replace("postgresql://", "postgresql+psycopg://") + "/" + name
@@ -121,7 +129,7 @@ class _Databases:
                 with _pg_connect() as conn:
                     if kind == _CREATE:
                         name = f"mltrail_test_{uuid.uuid4().hex[:12]}"
-                        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{argument}"')
+                        create_database(conn, name, template=argument)
                         self._ready[argument].put(name)
                     else:
                         conn.execute(f'DROP DATABASE IF EXISTS "{argument}" WITH (FORCE)')
@@ -274,7 +282,7 @@ def pg_session_url(pg_server: str) -> Iterator[str]:
     """A fresh PostgreSQL database shared by a whole test session, dropped at its end."""
     name = f"mltrail_test_session_{uuid.uuid4().hex[:12]}"
     with _pg_connect() as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        create_database(conn, name)
     yield pg_server.replace("postgresql://", "postgresql+psycopg://") + "/" + name
     with _pg_connect() as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

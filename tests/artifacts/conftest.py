@@ -23,6 +23,7 @@ from mltrail.store.base import Store
 from mltrail.store.blobs import open_blobs
 from mltrail.store.http import HttpStore
 from mltrail.store.sql import SqlStore
+from support.pg import create_database
 from support.s3 import BUCKET
 from support.servers import ServerProcess, unique_name
 
@@ -84,7 +85,7 @@ def _make_pg_database(pg_server: str, databases: list[str]) -> str:
 
     name = f"mltrail_test_artifacts_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(pg_server + "/postgres", autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        create_database(conn, name)
     url = pg_server.replace("postgresql://", "postgresql+psycopg://") + "/" + name
     databases.append(url)
     return url

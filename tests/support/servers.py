@@ -32,6 +32,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from support.pg import create_database
+
 START_TIMEOUT = 60.0
 _LAUNCH = "import sys; from mltrail.cli.main import main; main(sys.argv[1:])"
 
@@ -261,7 +263,7 @@ def shared_pg_server(
     name = f"mltrail_test_shared_{uuid.uuid4().hex[:12]}"
     admin_url = pg_server + "/postgres"
     with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        create_database(conn, name)
     db_url = pg_server.replace("postgresql://", "postgresql+psycopg://") + "/" + name
     proc = ServerProcess(db_url, tmp_path_factory.mktemp("shared-pg-server")).start()
     yield proc
