@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import http.client
 import threading
+import time
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import psutil
@@ -55,3 +59,57 @@ def test_workers_share_the_port_and_the_data(request, server_factory, backend: s
     assert server.proc.returncode == 0
     _gone, alive = psutil.wait_procs(workers, timeout=10)
     assert not alive
+
+
+def test_connections_spread_over_the_workers(server_factory, migrated_sqlite_url) -> None:
+    """Keep-alive connections opened one after another go to the worker holding the fewest:
+    four to two workers are two each, whichever answered first; once one worker's two close,
+    the next two are its (``server/balance.py``)."""
+    server = server_factory(migrated_sqlite_url, extra_args=("--workers", "2"))
+    workers = psutil.Process(server.proc.pid).children()
+    opened = [_keep_alive(server.port) for _ in range(4)]
+    holders = _holders(workers, server.port, opened)
+    assert sorted(holders.values()) == [2, 2], holders
+    first = next(iter(holders))
+    leaving = [c for c in opened if _holder(workers, server.port, c) == first]
+    for connection in leaving:
+        connection.close()
+    _wait_until(lambda: all(_holder(workers, server.port, c) is None for c in leaving))
+    staying = [c for c in opened if c not in leaving]
+    more = [_keep_alive(server.port) for _ in range(2)]
+    assert _holders(workers, server.port, more) == {first: 2}
+    for connection in staying + more:
+        connection.close()
+
+
+def _keep_alive(port: int) -> http.client.HTTPConnection:
+    """A connection that has had one answer (accepted and served) and stays open."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    connection.request("GET", "/healthz")
+    answer = connection.getresponse()
+    answer.read()
+    assert answer.status == 200
+    connection.client_port = connection.sock.getsockname()[1]  # type: ignore[attr-defined]
+    return connection
+
+
+def _holder(workers: list[psutil.Process], port: int, connection: Any) -> int | None:
+    """The pid of the worker holding the server end of ``connection`` (None once closed)."""
+    for worker in workers:
+        for c in worker.net_connections(kind="tcp"):
+            if c.laddr.port == port and c.raddr and c.raddr.port == connection.client_port:
+                return worker.pid
+    return None
+
+
+def _holders(workers: list[psutil.Process], port: int, connections: list[Any]) -> dict[int, int]:
+    """How many of ``connections`` each worker pid holds."""
+    held = [_holder(workers, port, c) for c in connections]
+    return {pid: held.count(pid) for pid in set(held) if pid is not None}
+
+
+def _wait_until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)

@@ -18,6 +18,7 @@ from mltrail.config import DEFAULT_HOST, DEFAULT_PORT, Settings
 PORT = click.IntRange(0, 65535)  # 0: a free port; beyond 65535 bind() raised OverflowError
 
 if TYPE_CHECKING:
+    from mltrail.server.balance import BalancedListener
     from mltrail.store.sql import SqlStore
 
 DB_HELP = "Database URL: sqlite:///PATH or postgresql+psycopg://... [default: embedded SQLite]"
@@ -119,16 +120,38 @@ def _serve(app: Any, sock: socket.socket) -> None:
     _uvicorn_server(app).run(sockets=[sock])
 
 
-def _uvicorn_server(app: Any) -> Any:
+def _uvicorn_server(app: Any, listener: BalancedListener | None = None) -> Any:
     """uvicorn's Server for ``app``, which on SIGINT/SIGTERM also ends the long polls and log
     streams in progress (``server.polling.STOPPING``) so they answer before the graceful
-    shutdown's bound, instead of being cancelled into a 500."""
+    shutdown's bound, instead of being cancelled into a 500. With a ``listener`` (a worker of
+    ``--workers``), the listener accepts the connections, not asyncio's server: each worker
+    takes its share (``server/balance.py``)."""
     import uvicorn
 
     from mltrail.server.http_protocol import uvicorn_options
     from mltrail.server.polling import STOPPING
 
     class StoppingServer(uvicorn.Server):
+        def __init__(self, config: uvicorn.Config) -> None:
+            super().__init__(config)
+            if listener is not None:
+                state = self.server_state
+                state.connections = listener.track(state.connections)
+
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            if listener is None:
+                await super().startup(sockets)
+                return
+            await super().startup(sockets=[])  # no asyncio server: the listener accepts
+            config, state = self.config, self.server_state
+            listener.start(lambda: config.http_protocol_class(  # type: ignore[call-arg]
+                config=config, server_state=state, app_state=self.lifespan.state))  # fmt: skip
+
+        async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+            if listener is not None:
+                listener.stop()
+            await super().shutdown(sockets)
+
         def handle_exit(self, sig: int, frame: Any) -> None:
             STOPPING.set()
             super().handle_exit(sig, frame)
@@ -144,23 +167,28 @@ def _uvicorn_server(app: Any) -> Any:
 
 
 def _serve_workers(build_app: Callable[[], Any], sock: socket.socket, workers: int) -> int:
-    """Serve from ``workers`` processes sharing one listening socket (the kernel spreads the
-    connections). Each forks before opening its own store (no connection crosses a fork);
-    they share nothing but the database, which every request goes to, so any worker can
-    answer any request. The parent forwards SIGINT/SIGTERM and returns when all have ended
-    (their worst exit status)."""
+    """Serve from ``workers`` processes sharing one listening socket, a worker accepting a
+    connection only while no other holds fewer open (``server/balance.py``). Each forks
+    before opening its own store (no connection crosses a fork); they share nothing but the
+    database, which every request goes to, and the counts of open connections, so any worker
+    can answer any request. The parent forwards SIGINT/SIGTERM and returns when all have
+    ended (their worst exit status)."""
     import signal
     import traceback
 
+    from mltrail.server.balance import BalancedListener, ConnectionCounts
+
+    counts = ConnectionCounts(workers)
     children = []
-    for _ in range(workers):
+    for index in range(workers):
         pid = os.fork()
         if pid == 0:  # the worker: its own app and store, then serve until told to stop
             code = 0
             try:
                 app = build_app()
                 _prepare_serving()
-                _uvicorn_server(app).run(sockets=[sock])
+                listener = BalancedListener(sock, counts, index)
+                _uvicorn_server(app, listener).run(sockets=[sock])
             except BaseException:
                 traceback.print_exc()
                 code = 1
@@ -176,7 +204,12 @@ def _serve_workers(build_app: Callable[[], Any], sock: socket.socket, workers: i
 
     signal.signal(signal.SIGTERM, forward)
     signal.signal(signal.SIGINT, forward)
-    statuses = [os.waitstatus_to_exitcode(os.waitpid(child, 0)[1]) for child in children]
+    statuses: list[int] = []
+    while len(statuses) < len(children):
+        pid, status = os.wait()
+        if pid in children:
+            counts.leave(children.index(pid))  # the others stop leaving connections to it
+            statuses.append(os.waitstatus_to_exitcode(status))
     # uvicorn re-raises the signal it stopped on after its graceful shutdown: not a failure
     stopped = {-signal.SIGTERM, -signal.SIGINT}
     return max(0 if code in stopped else abs(code) for code in statuses)
@@ -204,7 +237,8 @@ def _serve_workers(build_app: Callable[[], Any], sock: socket.socket, workers: i
     default=1,
     show_default=True,
     type=click.IntRange(1, 64),
-    help="Server processes sharing the port (stateless over the database; POSIX only).",
+    help="Server processes sharing the port, each new connection to the one holding the fewest "
+    "(stateless over the database; POSIX only).",
 )
 @click.option(
     "--artifacts-fsync",

@@ -14,7 +14,7 @@ a header deadline and a head-size limit, and the answers that must close their c
   a request hidden in its body is never answered. llhttp already refuses that request before
   the app sees it; the middleware keeps the app safe under any other server or parser.
 * Every accepted connection has Nagle's algorithm off (``TCP_NODELAY``). asyncio sets it only
-  on sockets whose protocol number is ``IPPROTO_TCP``; ``--workers`` hands uvicorn a socket
+  on sockets whose protocol number is ``IPPROTO_TCP``; ``mltrail server`` listens on a socket
   from :func:`socket.create_server` (protocol 0), whose connections kept Nagle on, so each small
   answer waited for the client's delayed ACK (about 40 ms: a one-client log-batch loop ran at
   a fifth of its speed).
