@@ -12,6 +12,9 @@ writes them to ``bench/results/ingest.md`` (not kept in git); the peer ratios ne
 ``--only bytes`` runs mltrail's bytes-per-point rows after realistic flushes (float64 and
 float32 values) and the reads of those series (a few minutes), to ``bench/results/bytes.md``
 (not kept in git).
+``--only compare`` runs the compare-view rows alone (100 runs of 100,000 points filled, then
+read by 4 readers from one server process and from ``--workers 2``; a few minutes) and writes
+them to ``bench/results/compare.md`` (not kept in git).
 ``--only artifacts`` runs the artifact rows alone (2 GiB up and down against the loopback copy,
 RSS growth, checkpoint overhead; about a minute) and writes them to
 ``bench/results/artifacts.md`` (not kept in git).
@@ -51,11 +54,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--vs", action="append", default=[], choices=list(PEERS),
                         help="also measure this peer (repeatable)")  # fmt: skip
     parser.add_argument("--out", type=Path, help="results file (default bench/results/...)")
-    parser.add_argument("--only", choices=["mlflow-client", "ingest", "artifacts", "bytes"],
+    only = ["mlflow-client", "ingest", "artifacts", "bytes", "compare"]
+    parser.add_argument("--only", choices=only,
                         help="mlflow-client: only the peers' MLflow-client workloads (no mltrail "
                              "SDK rows); ingest: only mltrail's ingest rows; artifacts: only "
                              "mltrail's artifact rows; bytes: only mltrail's storage rows and "
-                             "the reads of the series they store")  # fmt: skip
+                             "the reads of the series they store; compare: only the compare "
+                             "view's rows")  # fmt: skip
     return parser.parse_args(argv)
 
 
@@ -73,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         return only_artifacts(args, sizes, command + " --only artifacts")
     if args.only == "bytes":
         return only_bytes(args, sizes, command + " --only bytes")
+    if args.only == "compare":
+        return only_compare(args, sizes, command + " --only compare")
     if args.only:
         return only_peers(args, sizes, peers, command + f" --only {args.only}")
     started = time.monotonic()
@@ -163,6 +170,16 @@ def only_bytes(args: argparse.Namespace, sizes: Sizes, command: str) -> int:
             side.close()
     rows.build(res, sizes)
     return write_part(res, command, args.out or RESULTS / "bytes.md")
+
+
+def only_compare(args: argparse.Namespace, sizes: Sizes, command: str) -> int:
+    """``--only compare``: the compare view's rows (one batched read against one per run, and
+    4 readers on ``--workers 2`` against one process), to ``bench/results/compare.md``."""
+    res = workloads.Results()
+    with tempfile.TemporaryDirectory(prefix="mltrail-bench-") as tmp:
+        run_step(res, "cliff: compare view", lambda: cliffs.compare(res, sizes, Path(tmp)))
+    rows.build(res, sizes)
+    return write_part(res, command, args.out or RESULTS / "compare.md")
 
 
 def write_part(res: workloads.Results, command: str, path: Path) -> int:
