@@ -147,47 +147,61 @@ def logs_export(args: dict[str, Any]) -> dict[str, Any]:
 
 
 def threads_log(args: dict[str, Any]) -> dict[str, Any]:
-    """``exp.log`` into one experiment from 1 thread, then from ``threads`` threads at once
-    (each its own keys, the same points in all), to commit; then every series checked."""
+    """``exp.log`` into one experiment from 1 thread and from ``threads`` threads at once
+    (each its own keys, the same points in all), to commit, in ``rounds`` alternating rounds
+    (1 then ``threads``, then the other way round: a load that drifts meanwhile favours
+    neither); each side's best round is its figure, every round's series checked."""
+    threads, keys, iterations = int(args["threads"]), int(args["keys"]), int(args["iterations"])
+    out: dict[str, Any] = {"problems": [], "threads": threads}
+    rounds: dict[str, list[tuple[float, float, float]]] = {"single": [], "threaded": []}
+    for r in range(int(args.get("rounds", 1))):
+        sides = (("single", 1), ("threaded", threads))
+        for label, count in sides if r % 2 == 0 else sides[::-1]:
+            rate, log_s, commit_s, problems = _threads_round(args, count, keys, iterations)
+            rounds[label].append((rate, log_s, commit_s))
+            out["problems"] += [f"{label} round {r + 1} thread {p}" for p in problems]
+    for label, figures in rounds.items():
+        rate, log_s, commit_s = max(figures)
+        # logging, then the wait for the rest to be sent and committed (what the writer had
+        # not sent while the threads logged): where a slower side loses
+        out[f"{label}_points_per_s"], out[f"{label}_log_s"] = rate, log_s
+        out[f"{label}_commit_s"] = commit_s
+        out[f"{label}_rounds_points_per_s"] = [f[0] for f in figures]
+    return out
+
+
+def _threads_round(
+    args: dict[str, Any], count: int, keys: int, iterations: int
+) -> tuple[float, float, float, list[str]]:
+    """One round of :func:`threads_log` from ``count`` threads: points per second to commit,
+    seconds logging, seconds then to commit, and what the series read back got wrong."""
     import threading
 
     import mltrail
-    from bench.mltrail_worker import _ids, _store
+    from bench.mltrail_worker import _ids, _store, run_at_once
     from bench.series_data import random_walk
 
-    threads, keys, iterations = int(args["threads"]), int(args["keys"]), int(args["iterations"])
-    out: dict[str, Any] = {"problems": []}
-    for label, count in (("single", 1), ("threaded", threads)):
-        values = [random_walk(keys, iterations // count, seed=t) for t in range(count)]
-        rows = [[{f"t{t}_m{k}": v for k, v in enumerate(r)} for r in m.tolist()] for t, m in
-                enumerate(values)]  # fmt: skip
-        gate = threading.Barrier(count + 1)
-        with mltrail.start(args["project"], display_name=f"threads-{count}") as exp:
+    values = [random_walk(keys, iterations // count, seed=t) for t in range(count)]
+    rows = [[{f"t{t}_m{k}": v for k, v in enumerate(r)} for r in m.tolist()] for t, m in
+            enumerate(values)]  # fmt: skip
+    gate = threading.Barrier(count + 1)
+    with mltrail.start(args["project"], display_name=f"threads-{count}") as exp:
 
-            def log(t: int, exp: Any = exp, gate: Any = gate, rows: Any = rows) -> None:
-                gate.wait()
-                for i, metrics in enumerate(rows[t]):
-                    exp.log(metrics, iteration=i)
-
-            workers = [threading.Thread(target=log, args=(t,)) for t in range(count)]
-            for w in workers:
-                w.start()
+        def log(t: int) -> None:
             gate.wait()
-            started = time.perf_counter()
-            for w in workers:
-                w.join()
-            logged = time.perf_counter()
-            ids = _ids(exp)
-        committed = time.perf_counter()
-        out[f"{label}_points_per_s"] = keys * iterations / (committed - started)
-        # logging, then the wait for the rest to be sent and committed (what the writer had
-        # not sent while the threads logged): where a slower side loses
-        out[f"{label}_log_s"], out[f"{label}_commit_s"] = logged - started, committed - logged
-        with _store() as store:
-            for t, m in enumerate(values):
-                found = _thread_problems(store, ids, m, f"t{t}_m")
-                out["problems"] += [f"{label} thread {t}: {p}" for p in found]
-    return out | {"threads": threads}
+            for i, metrics in enumerate(rows[t]):
+                exp.log(metrics, iteration=i)
+
+        workers = [threading.Thread(target=log, args=(t,)) for t in range(count)]
+        started, logged = run_at_once(workers, gate)
+        ids = _ids(exp)
+    committed = time.perf_counter()
+    problems = []
+    with _store() as store:
+        for t, m in enumerate(values):
+            problems += [f"{t}: {p}" for p in _thread_problems(store, ids, m, f"t{t}_m")]
+    rate = keys * iterations / (committed - started)
+    return rate, logged - started, committed - logged, problems
 
 
 def _thread_problems(store: Any, ids: tuple[int, int], values: Any, prefix: str) -> list[str]:

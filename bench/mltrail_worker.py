@@ -36,6 +36,18 @@ def _store() -> Any:
     return HttpStore(os.environ["MLTRAIL_URL"], os.environ["MLTRAIL_TOKEN"])
 
 
+def run_at_once(workers: list[threading.Thread], gate: threading.Barrier) -> tuple[float, float]:
+    """Start the workers, release them at once (each waits on ``gate`` first), join them:
+    the ``perf_counter`` at the release and once all ended."""
+    for w in workers:
+        w.start()
+    gate.wait()
+    started = time.perf_counter()
+    for w in workers:
+        w.join()
+    return started, time.perf_counter()
+
+
 def _ids(exp: Any) -> tuple[int, int]:
     return int(exp.project_id), int(exp.experiment_id)
 
@@ -137,14 +149,9 @@ def ingest(args: dict[str, Any]) -> dict[str, Any]:
             errors.append(exc)
             gate.abort()
 
-    workers = [threading.Thread(target=one, args=(t,)) for t in range(threads)]
-    for w in workers:
-        w.start()
-    gate.wait()
-    started = time.perf_counter()
-    for w in workers:
-        w.join()
-    seconds = time.perf_counter() - started
+    started, ended = run_at_once([threading.Thread(target=one, args=(t,)) for t in range(threads)],
+                                 gate)  # fmt: skip
+    seconds = ended - started
     if errors:
         raise errors[0]
     points = threads * keys * iterations
