@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import fcntl
+import os
 import threading
 
 import numpy as np
+import pytest
 
 from mltrail.core.types import MetricBatch
-from mltrail.store.sql import SqlStore
+from mltrail.store.sql import SqlStore, write_lock
+from mltrail.store.waiting import WouldWait, without_waiting
 from support.factories import batch, chunk
 
 
@@ -70,5 +74,39 @@ def test_sixteen_threads_appending_store_every_point_once(migrated_sqlite_url: s
         assert errors == []
         counts = [sum(s.count for s in store.list_series(project, e)) for e in exps]
         assert counts == [1000] * 16
+    finally:
+        store.close()
+
+
+def test_writers_of_other_processes_queue_on_the_file_beside_the_database(
+    migrated_sqlite_url: str,
+) -> None:
+    """Another process's writer (its own open file, as a process has) holds the lock: a write
+    that must not wait gives up at once, a write waits in the kernel, not in SQLite's busy
+    handler's sleeps, and goes ahead when that writer lets go."""
+    store = SqlStore.open(migrated_sqlite_url)
+    try:
+        project = store.create_project("p").id
+        exp = store.create_experiment(project).experiment_id
+        path = migrated_sqlite_url.removeprefix("sqlite:///") + write_lock.SUFFIX
+        other = os.open(path, os.O_RDONLY)
+        fcntl.flock(other, fcntl.LOCK_EX)
+        try:
+            with without_waiting(), pytest.raises(WouldWait):
+                store.append_points(project, exp, _batch("c", 1, 0, 10))
+            done = threading.Event()
+
+            def write() -> None:
+                store.append_points(project, exp, _batch("c", 1, 0, 10))
+                done.set()
+
+            writer = threading.Thread(target=write)
+            writer.start()
+            assert not done.wait(0.3)  # queued behind the other process's writer
+        finally:
+            os.close(other)  # releases its lock
+        writer.join(10)
+        assert done.is_set()
+        assert [s.count for s in store.list_series(project, exp)] == [10]
     finally:
         store.close()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import functools
 import sqlite3
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
@@ -40,6 +39,7 @@ from mltrail.config import DEFAULT_CRASH_AFTER_SECONDS, DEFAULT_TRASH_DAYS
 from mltrail.core.errors import ValidationError
 from mltrail.store.sql.kept_connection import KeptConnections
 from mltrail.store.sql.wal import CONNECTION_PRAGMAS, WalCheckpointer
+from mltrail.store.sql.write_lock import FileWriteLock, file_write_lock
 from mltrail.store.waiting import WouldWait, waiting_forbidden
 
 BUSY_TIMEOUT_MS = 30_000
@@ -74,7 +74,7 @@ class Database:
     crash_after: float = DEFAULT_CRASH_AFTER_SECONDS
     trash_retention: float = DEFAULT_TRASH_DAYS * 86400.0
     last_expiry: float = field(default=0.0, init=False)
-    _write_lock: threading.RLock | None = field(default=None, init=False, repr=False)
+    _write_lock: FileWriteLock | None = field(default=None, init=False, repr=False)
     _wal: WalCheckpointer | None = field(default=None, init=False, repr=False)
     _kept: KeptConnections | None = field(default=None, init=False, repr=False)
 
@@ -89,11 +89,12 @@ class Database:
         On SQLite, write transactions of this process queue on one lock per database file
         before taking a connection: SQLite's busy handler makes waiting writers poll with
         sleeps, so under many concurrent writers some waited seconds while newcomers went
-        first (p99 acknowledgements of 6-14 s with 16 trainers). Other processes still
-        queue on ``BEGIN IMMEDIATE`` and the busy timeout.
+        first (p99 acknowledgements of 6-14 s with 16 trainers). Other processes' writers
+        queue with them on a file lock beside the database (``write_lock.py``), so none polls
+        SQLite's lock with the busy handler's sleeps.
         """
         if self.is_sqlite and self._write_lock is None:
-            self._write_lock = _sqlite_write_lock(self.engine)
+            self._write_lock = file_write_lock(self.engine.url.database)
             self._wal = WalCheckpointer.of_file(self.engine)
         if waiting_forbidden():
             with self._write_now(), self._kept_now() as conn:
@@ -392,20 +393,6 @@ def _any_of(table: str, names: tuple[str, ...], tests: tuple[str, ...], count: i
 def in_write(conn: Connection) -> bool:
     """Whether ``conn`` is inside a :meth:`Database.write` transaction."""
     return bool(conn.get_execution_options().get(_WRITE, False))
-
-
-_SQLITE_WRITE_LOCKS: dict[str, threading.RLock] = {}
-_LOCKS_GUARD = threading.Lock()
-
-
-def _sqlite_write_lock(engine: Engine) -> threading.RLock:
-    """The process-wide write lock of the engine's SQLite file (re-entrant: a nested write
-    in one thread meets SQLite's own lock, as before, instead of hanging here)."""
-    name = engine.url.database or ""
-    if name in ("", ":memory:"):  # each in-memory engine is a database of its own
-        return threading.RLock()
-    with _LOCKS_GUARD:
-        return _SQLITE_WRITE_LOCKS.setdefault(str(Path(name).resolve()), threading.RLock())
 
 
 def make_engine(url: str) -> Engine:
