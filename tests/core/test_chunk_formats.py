@@ -22,6 +22,7 @@ from mltrail.core.chunk_codec import (
     decode_many,
     encode_chunks,
     pack_chunks,
+    stored_stream,
     unpack_chunk,
 )
 from mltrail.core.errors import ValidationError
@@ -217,3 +218,10 @@ def test_a_stored_chunk_of_a_format_this_version_does_not_know_fails_its_read(fm
     for read in (decode_chunks, decode_many):
         with pytest.raises(ValueError, match=f"format {fmt}"):
             read([(future, 40)])
+
+
+@pytest.mark.parametrize("size", [0, 1, 50, 1_600, 16_352, 65_000, 65_001, 200_000])
+def test_a_stored_stream_is_zlibs_own_at_level_0(size: int) -> None:
+    data = np.random.default_rng(size).integers(0, 256, size, dtype=np.uint8).tobytes()
+    assert stored_stream(data) == zlib.compress(data, 0)
+    assert zlib.decompress(stored_stream(data)) == data
