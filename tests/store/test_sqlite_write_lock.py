@@ -5,6 +5,8 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -78,35 +80,104 @@ def test_sixteen_threads_appending_store_every_point_once(migrated_sqlite_url: s
         store.close()
 
 
+@contextmanager
+def _held_by_another_process(url: str) -> Iterator[None]:
+    """The file lock held through an open file of its own, as another process's writer holds
+    it, until the block ends."""
+    other = os.open(url.removeprefix("sqlite:///") + write_lock.SUFFIX, os.O_RDONLY)
+    fcntl.flock(other, fcntl.LOCK_EX)
+    try:
+        yield
+    finally:
+        os.close(other)  # releases its lock
+
+
+def _start_write(
+    store: SqlStore, project: int, exp: int
+) -> tuple[threading.Thread, threading.Event]:
+    """A thread appending 10 points, and the event it sets once they are stored."""
+    done = threading.Event()
+
+    def write() -> None:
+        store.append_points(project, exp, _batch("c", 1, 0, 10))
+        done.set()
+
+    writer = threading.Thread(target=write)
+    writer.start()
+    return writer, done
+
+
 def test_writers_of_other_processes_queue_on_the_file_beside_the_database(
     migrated_sqlite_url: str,
 ) -> None:
-    """Another process's writer (its own open file, as a process has) holds the lock: a write
-    that must not wait gives up at once, a write waits in the kernel, not in SQLite's busy
-    handler's sleeps, and goes ahead when that writer lets go."""
+    """Another process's writer holds the lock: a write that must not wait gives up at once, a
+    write waits for the file lock, not in SQLite's busy handler's sleeps, and goes ahead when
+    that writer lets go."""
     store = SqlStore.open(migrated_sqlite_url)
     try:
         project = store.create_project("p").id
         exp = store.create_experiment(project).experiment_id
-        path = migrated_sqlite_url.removeprefix("sqlite:///") + write_lock.SUFFIX
-        other = os.open(path, os.O_RDONLY)
-        fcntl.flock(other, fcntl.LOCK_EX)
-        try:
+        with _held_by_another_process(migrated_sqlite_url):
             with without_waiting(), pytest.raises(WouldWait):
                 store.append_points(project, exp, _batch("c", 1, 0, 10))
-            done = threading.Event()
-
-            def write() -> None:
-                store.append_points(project, exp, _batch("c", 1, 0, 10))
-                done.set()
-
-            writer = threading.Thread(target=write)
-            writer.start()
+            writer, done = _start_write(store, project, exp)
             assert not done.wait(0.3)  # queued behind the other process's writer
-        finally:
-            os.close(other)  # releases its lock
         writer.join(10)
         assert done.is_set()
         assert [s.count for s in store.list_series(project, exp)] == [10]
+    finally:
+        store.close()
+
+
+def test_a_stopped_holder_of_the_file_lock_delays_a_write_only_so_long(
+    migrated_sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A holder that never lets go (a paused process) makes a writer go ahead to SQLite's own
+    lock after the bounded wait, instead of hanging."""
+    monkeypatch.setattr(write_lock, "WAIT_SECONDS", 0.3)
+    store = SqlStore.open(migrated_sqlite_url)
+    try:
+        project = store.create_project("p").id
+        exp = store.create_experiment(project).experiment_id
+        with _held_by_another_process(migrated_sqlite_url):
+            writer, done = _start_write(store, project, exp)
+            assert done.wait(20)  # not held up for good while the holder still holds it
+        writer.join()
+        assert [s.count for s in store.list_series(project, exp)] == [10]
+    finally:
+        store.close()
+
+
+def test_a_child_forked_while_the_lock_is_held_does_not_keep_it(migrated_sqlite_url: str) -> None:
+    """flock belongs to the open file: a forked child's copy would hold the lock after the
+    parent released it, for as long as the child lives; the child closes its copy."""
+    store = SqlStore.open(migrated_sqlite_url)
+    try:
+        store.create_project("p")
+        lock = store._db._write_lock
+        assert lock is not None
+        read, write = os.pipe()
+        ready_read, ready_write = os.pipe()
+        with lock:
+            pid = os.fork()
+            if pid == 0:  # the child (its fork hooks ran): stays alive until the parent checked
+                os.close(write)
+                os.write(ready_write, b"r")
+                os.read(read, 1)
+                os._exit(0)
+        os.close(read)
+        os.close(ready_write)
+        try:
+            assert os.read(ready_read, 1) == b"r"
+            os.close(ready_read)
+            path = migrated_sqlite_url.removeprefix("sqlite:///") + write_lock.SUFFIX
+            other = os.open(path, os.O_RDONLY)
+            try:  # another process's try succeeds at once: nobody holds it now
+                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            finally:
+                os.close(other)
+        finally:
+            os.close(write)  # the child ends
+            os.waitpid(pid, 0)
     finally:
         store.close()

@@ -5,19 +5,33 @@ SQLite's own lock makes a waiting writer poll with sleeps (its busy handler slee
 --workers 4``, a training run beside the server) slept on after the lock was free, and a
 writer that just committed took it again first. So a writer takes this process's lock for the
 file (a thread lock: its threads queue on it) and then an ``flock`` on a file beside the
-database (``<database>-writers``), on which writers of other processes wait in the kernel until
-it is released, before its ``BEGIN IMMEDIATE``: SQLite's lock is then free unless a program
-that does not take this lock holds it (SQLite's busy timeout still applies to it).
+database (``<database>-writers``) before its ``BEGIN IMMEDIATE``: writers of other processes
+try it again every :data:`POLL_MAX_SECONDS` at most (from a tenth of a millisecond up), so
+they follow its release within a couple of milliseconds. SQLite's lock is then free unless a
+program that does not take this lock holds it (SQLite's busy timeout still applies to it).
+
+The wait is bounded: past :data:`WAIT_SECONDS` (SQLite's busy timeout) a writer goes ahead
+without the file lock, to SQLite's own lock and busy timeout as before, so a holder that
+stopped (a paused process, one stuck in a debugger) makes writes fail as SQLite would, never
+hang. A forked child (a data loader's worker forked while the writer thread held the lock)
+closes its copy of the held file at once: an ``flock`` belongs to the open file, so the copy
+would otherwise keep the lock for as long as the child lives.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import threading
+import time
+import weakref
 from pathlib import Path
 
 SUFFIX = "-writers"
+WAIT_SECONDS = 30.0  # the longest a writer waits for the file lock (SQLite's busy timeout)
+POLL_MIN_SECONDS = 0.0001  # the first pause between tries; doubled up to the next
+POLL_MAX_SECONDS = 0.002
 
 
 class FileWriteLock:
@@ -29,6 +43,7 @@ class FileWriteLock:
         self._path = None if database is None else str(database) + SUFFIX
         self._depth = 0  # the holding thread's nested acquisitions
         self._fd: int | None = None  # the lock file while held (closing it releases the flock)
+        _HOLDERS.add(self)
 
     def acquire(self, blocking: bool = True) -> bool:
         """Take the lock, waiting for it unless not ``blocking``; whether it was taken."""
@@ -61,7 +76,8 @@ class FileWriteLock:
     def _lock_file(self, blocking: bool) -> bool:
         """Lock the file beside the database; False when another process holds it and not
         ``blocking``. A folder where the file cannot be made leaves SQLite's lock alone, as
-        before (read-only: no write would get far anyway)."""
+        before (read-only: no write would get far anyway), and so does a wait past
+        :data:`WAIT_SECONDS`."""
         if self._path is None:
             return True
         try:  # flock needs no write access: a file another user made serves as well
@@ -69,15 +85,59 @@ class FileWriteLock:
         except OSError:
             return True
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX if blocking else fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return False
+            taken = _try_lock(fd)
+            if not taken and blocking:
+                taken = _wait_for_lock(fd)
+                if not taken:  # a holder that stopped: SQLite's lock and timeout decide
+                    os.close(fd)
+                    return True
         except BaseException:
             os.close(fd)
             raise
+        if not taken:
+            os.close(fd)
+            return False
         self._fd = fd
         return True
+
+    def _forget_in_child(self) -> None:
+        """In a forked child: close the copy of the held lock file (the parent still holds the
+        lock through its own; the copy would hold it after the parent let go)."""
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def _try_lock(fd: int) -> bool:
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _wait_for_lock(fd: int) -> bool:
+    """Try the lock until it is taken (True) or :data:`WAIT_SECONDS` passed (False)."""
+    deadline = time.monotonic() + WAIT_SECONDS
+    pause = POLL_MIN_SECONDS
+    while time.monotonic() < deadline:
+        time.sleep(pause)
+        if _try_lock(fd):
+            return True
+        pause = min(pause * 2, POLL_MAX_SECONDS)
+    return False
+
+
+_HOLDERS: weakref.WeakSet[FileWriteLock] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for lock in list(_HOLDERS):
+        lock._forget_in_child()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 _LOCKS: dict[str, FileWriteLock] = {}
