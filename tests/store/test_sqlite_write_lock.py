@@ -5,7 +5,8 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 import numpy as np
@@ -81,13 +82,13 @@ def test_sixteen_threads_appending_store_every_point_once(migrated_sqlite_url: s
 
 
 @contextmanager
-def _held_by_another_process(url: str) -> Iterator[None]:
-    """The file lock held through an open file of its own, as another process's writer holds
-    it, until the block ends."""
+def _held_by_another_process(url: str) -> Iterator[int]:
+    """The file lock held through an open file of its own (given), as another process's
+    writer holds it, until the block ends."""
     other = os.open(url.removeprefix("sqlite:///") + write_lock.SUFFIX, os.O_RDONLY)
     fcntl.flock(other, fcntl.LOCK_EX)
     try:
-        yield
+        yield other
     finally:
         os.close(other)  # releases its lock
 
@@ -148,6 +149,43 @@ def test_a_stopped_holder_of_the_file_lock_delays_a_write_only_so_long(
         store.close()
 
 
+@contextmanager
+def _forked_child_alive(*not_its: int) -> Iterator[None]:
+    """A forked child (its fork hooks run) that lives until the block ends, closing at once
+    the files ``not_its`` (those of another process, which a real child would not have)."""
+    read, write = os.pipe()
+    ready_read, ready_write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: stays alive until the parent checked
+        for fd in not_its:
+            os.close(fd)
+        os.close(write)
+        os.write(ready_write, b"r")
+        os.read(read, 1)
+        os._exit(0)
+    os.close(read)
+    os.close(ready_write)
+    try:
+        assert os.read(ready_read, 1) == b"r"
+        os.close(ready_read)
+        yield
+    finally:
+        os.close(write)  # the child ends
+        os.waitpid(pid, 0)
+
+
+def _nobody_holds(url: str) -> bool:
+    """Whether another process's try of the file lock succeeds at once."""
+    other = os.open(url.removeprefix("sqlite:///") + write_lock.SUFFIX, os.O_RDONLY)
+    try:
+        fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    finally:
+        os.close(other)
+    return True
+
+
 def test_a_child_forked_while_the_lock_is_held_does_not_keep_it(migrated_sqlite_url: str) -> None:
     """flock belongs to the open file: a forked child's copy would hold the lock after the
     parent released it, for as long as the child lives; the child closes its copy."""
@@ -156,28 +194,53 @@ def test_a_child_forked_while_the_lock_is_held_does_not_keep_it(migrated_sqlite_
         store.create_project("p")
         lock = store._db._write_lock
         assert lock is not None
-        read, write = os.pipe()
-        ready_read, ready_write = os.pipe()
         with lock:
-            pid = os.fork()
-            if pid == 0:  # the child (its fork hooks ran): stays alive until the parent checked
-                os.close(write)
-                os.write(ready_write, b"r")
-                os.read(read, 1)
-                os._exit(0)
-        os.close(read)
-        os.close(ready_write)
+            child = _forked_child_alive()
+            child.__enter__()
         try:
-            assert os.read(ready_read, 1) == b"r"
-            os.close(ready_read)
-            path = migrated_sqlite_url.removeprefix("sqlite:///") + write_lock.SUFFIX
-            other = os.open(path, os.O_RDONLY)
-            try:  # another process's try succeeds at once: nobody holds it now
-                fcntl.flock(other, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            finally:
-                os.close(other)
+            assert _nobody_holds(migrated_sqlite_url)
         finally:
-            os.close(write)  # the child ends
-            os.waitpid(pid, 0)
+            child.__exit__(None, None, None)
     finally:
         store.close()
+
+
+def test_a_child_forked_while_a_writer_waits_does_not_keep_the_lock(
+    migrated_sqlite_url: str,
+) -> None:
+    """The file a writer waits on is closed in a forked child too: its copy would take over
+    the lock the parent's writer gets, for the child's life."""
+    store = SqlStore.open(migrated_sqlite_url)
+    try:
+        store.create_project("p")
+        lock = store._db._write_lock
+        assert lock is not None
+        got, done = threading.Event(), threading.Event()
+
+        def writer() -> None:
+            with lock:
+                got.set()
+                done.wait(10)
+
+        with _held_by_another_process(migrated_sqlite_url) as other:
+            thread = threading.Thread(target=writer)
+            thread.start()
+            _wait_for(lambda: lock._fd is not None)  # opened the file, waiting for its lock
+            child = _forked_child_alive(other)
+            child.__enter__()
+        try:
+            assert got.wait(10)
+            done.set()
+            thread.join(10)
+            assert _nobody_holds(migrated_sqlite_url)
+        finally:
+            child.__exit__(None, None, None)
+    finally:
+        store.close()
+
+
+def _wait_for(condition: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.001)

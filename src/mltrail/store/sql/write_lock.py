@@ -10,23 +10,29 @@ try it again every :data:`POLL_MAX_SECONDS` at most (from a tenth of a milliseco
 they follow its release within a couple of milliseconds. SQLite's lock is then free unless a
 program that does not take this lock holds it (SQLite's busy timeout still applies to it).
 
-The wait is bounded: past :data:`WAIT_SECONDS` (SQLite's busy timeout) a writer goes ahead
-without the file lock, to SQLite's own lock and busy timeout as before, so a holder that
-stopped (a paused process, one stuck in a debugger) makes writes fail as SQLite would, never
-hang. A forked child (a data loader's worker forked while the writer thread held the lock)
-closes its copy of the held file at once: an ``flock`` belongs to the open file, so the copy
-would otherwise keep the lock for as long as the child lives.
+The wait is bounded: past :data:`WAIT_SECONDS` a writer goes ahead without the file lock, to
+SQLite's own lock and busy timeout (30 s more) as before, so a holder that stopped (a paused
+process, one stuck in a debugger) makes writes fail, never hang. A forked child (a data
+loader's worker forked while the writer thread held or waited for the lock) closes its copy of
+the file at once: an ``flock`` belongs to the open file, so the copy would otherwise keep the
+lock for as long as the child lives; and it forgets a thread lock held by a thread of the
+parent, which does not run in the child. Where ``fcntl`` is missing (Windows), the thread
+lock and SQLite's own lock remain.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import threading
 import time
 import weakref
 from pathlib import Path
+
+try:
+    import fcntl
+except ImportError:  # not POSIX (Windows): this process's thread lock and SQLite's lock only
+    fcntl = None  # type: ignore[assignment]
 
 SUFFIX = "-writers"
 WAIT_SECONDS = 30.0  # the longest a writer waits for the file lock (SQLite's busy timeout)
@@ -40,9 +46,11 @@ class FileWriteLock:
 
     def __init__(self, database: Path | None) -> None:
         self._lock = threading.RLock()
-        self._path = None if database is None else str(database) + SUFFIX
+        self._path = None if database is None or fcntl is None else str(database) + SUFFIX
         self._depth = 0  # the holding thread's nested acquisitions
-        self._fd: int | None = None  # the lock file while held (closing it releases the flock)
+        # the lock file while the thread lock's holder waits for its flock or holds it (closing
+        # it releases the flock); touched by that thread only, and by a forked child
+        self._fd: int | None = None
         _HOLDERS.add(self)
 
     def acquire(self, blocking: bool = True) -> bool:
@@ -61,9 +69,8 @@ class FileWriteLock:
 
     def release(self) -> None:
         self._depth -= 1
-        if self._depth == 0 and self._fd is not None:
-            fd, self._fd = self._fd, None
-            os.close(fd)
+        if self._depth == 0:
+            self._close()
         self._lock.release()
 
     def __enter__(self) -> FileWriteLock:
@@ -81,7 +88,7 @@ class FileWriteLock:
         if self._path is None:
             return True
         try:  # flock needs no write access: a file another user made serves as well
-            fd = os.open(self._path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o666)
+            fd = self._fd = os.open(self._path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o666)
         except OSError:
             return True
         try:
@@ -89,27 +96,34 @@ class FileWriteLock:
             if not taken and blocking:
                 taken = _wait_for_lock(fd)
                 if not taken:  # a holder that stopped: SQLite's lock and timeout decide
-                    os.close(fd)
+                    self._close()
                     return True
         except BaseException:
-            os.close(fd)
+            self._close()
             raise
         if not taken:
-            os.close(fd)
-            return False
-        self._fd = fd
-        return True
+            self._close()
+        return taken
 
-    def _forget_in_child(self) -> None:
-        """In a forked child: close the copy of the held lock file (the parent still holds the
-        lock through its own; the copy would hold it after the parent let go)."""
+    def _close(self) -> None:
         fd, self._fd = self._fd, None
         if fd is not None:
             with contextlib.suppress(OSError):
                 os.close(fd)
 
+    def _forget_in_child(self) -> None:
+        """In a forked child: close the copy of a lock file held or waited for (the parent
+        keeps its own; the copy would hold the lock after the parent let go), and forget a
+        thread lock held by a thread of the parent (none of them runs here: it would never be
+        released). The forking thread's own hold stays, for it to release."""
+        self._close()
+        if not self._lock._is_owned():  # type: ignore[attr-defined]
+            self._lock = threading.RLock()
+            self._depth = 0
+
 
 def _try_lock(fd: int) -> bool:
+    assert fcntl is not None  # a lock file is only used where it is
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -137,7 +151,8 @@ def _after_fork_in_child() -> None:
         lock._forget_in_child()
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 _LOCKS: dict[str, FileWriteLock] = {}
