@@ -91,19 +91,54 @@ def test_a_worker_that_exited_no_longer_counts() -> None:
     asyncio.run(scenario())
 
 
-def test_a_connection_left_pending_is_taken_after_the_stall(monkeypatch) -> None:
-    monkeypatch.setattr(balance, "STALL_SECONDS", 0.2)
+def test_connections_left_pending_are_taken_after_one_stall(monkeypatch) -> None:
+    """A started worker whose loop is stuck holds the fewest: a pending connection waits for
+    it one stall, then the others take it and the ones after it at once (not a stall each),
+    until it accepts again."""
+    monkeypatch.setattr(balance, "STALL_SECONDS", 0.5)
 
-    async def scenario() -> float:
+    async def scenario() -> tuple[float, float]:
         listening = socket.create_server(("127.0.0.1", 0))
         counts = ConnectionCounts(2)
-        (only,) = _start(listening, counts, [1])  # worker 0 is stuck: never accepts
+        (only,) = _start(listening, counts, [1])
+        counts.set_open(0, 0)  # worker 0 started, then its loop got stuck: never accepts
         counts.set_open(1, 5)
         loop = asyncio.get_running_loop()
         started = loop.time()
-        client = (await asyncio.open_connection(*listening.getsockname()))[1]
+        clients = [(await asyncio.open_connection(*listening.getsockname()))[1]]
         await _settle(lambda: len(only) == 1)
-        client.close()
-        return loop.time() - started
+        first = loop.time() - started
+        for _ in range(3):
+            clients.append((await asyncio.open_connection(*listening.getsockname()))[1])
+        await _settle(lambda: len(only) == 4)
+        for client in clients:
+            client.close()
+        return first, loop.time() - started
 
-    assert asyncio.run(scenario()) >= 0.2
+    first, burst = asyncio.run(scenario())
+    assert first >= 0.5
+    assert burst < 1.0  # the three after it: no stall each (that would be 2 s)
+
+
+def test_a_worker_not_started_yet_is_not_waited_for() -> None:
+    async def scenario() -> None:
+        listening = socket.create_server(("127.0.0.1", 0))
+        counts = ConnectionCounts(2)
+        (only,) = _start(listening, counts, [1])  # worker 0 still starting (importing, say)
+        counts.set_open(1, 5)
+        client = (await asyncio.open_connection(*listening.getsockname()))[1]
+        await _settle(lambda: len(only) == 1)  # STALL_SECONDS is an hour here
+        client.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_connection_removed_from_the_set_is_counted_out() -> None:
+    """uvicorn's WebSocket protocols leave the set with ``remove``, not ``discard``."""
+    counts = ConnectionCounts(2)
+    with socket.socket() as unused:
+        connections = BalancedListener(unused, counts, 0).track(set())
+        connections.add("a")
+        assert counts.open(0) == 1
+        connections.remove("a")
+        assert counts.open(0) == 0

@@ -12,9 +12,13 @@ Here each worker accepts one connection at a time, and only while it holds no mo
 connections than the least loaded worker (counts kept in memory the workers share, as
 ``least_conn`` in nginx or ``leastconn`` in HAProxy balance): a busier worker leaves a pending
 connection to the idler one and looks again :data:`RECHECK_SECONDS` later (no polling while
-nothing is pending). A connection that nobody else accepted for :data:`STALL_SECONDS` (the
-least loaded worker's loop is stuck) is taken anyway, and a worker that exited no longer
-counts (:meth:`ConnectionCounts.leave`), so a stuck or dead worker never stops the others.
+nothing is pending). A connection that the least loaded workers left pending for
+:data:`STALL_SECONDS` (their loops are stuck) is taken anyway, and so are the ones after it,
+until one of them accepts again; a worker that has not started accepting, stopped accepting
+(its graceful shutdown) or exited does not count (:data:`STARTING`,
+:meth:`ConnectionCounts.leave`), so a stuck, starting or dead worker never stops the others.
+A connection leaves a worker's count however uvicorn lets go of it (``discard``, or
+``remove`` as its WebSocket protocols do).
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ RECHECK_SECONDS = 0.005  # a busier worker's next look at a pending connection
 # imports the API's modules on its event loop, which held a loaded machine's loop for 0.5 s
 STALL_SECONDS = 2.0
 RETRY_SECONDS = 1.0  # after running out of file descriptors or memory (as asyncio waits)
-GONE = 2**62  # the count of a worker that exited: never the least loaded
+GONE = 2**62  # the count of a worker that exited or stopped accepting: never the least loaded
+STARTING = 2**61  # the count of a worker not accepting yet: never the least loaded either
 RESOURCE_ERRORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
 logger = logging.getLogger(__name__)
@@ -48,6 +53,8 @@ class ConnectionCounts:
         self._memory = mmap.mmap(-1, 16 * workers)  # MAP_SHARED: survives fork() shared
         slots = memoryview(self._memory).cast("q")
         self._open, self._accepted = slots[:workers], slots[workers:]
+        for worker in range(workers):  # until each starts accepting (its first set_open)
+            self._open[worker] = STARTING
 
     def set_open(self, worker: int, count: int) -> None:
         if self._open[worker] != GONE:
@@ -57,7 +64,8 @@ class ConnectionCounts:
         self._accepted[worker] += 1
 
     def leave(self, worker: int) -> None:
-        """``worker`` exited: the others no longer leave connections to it."""
+        """``worker`` exited or stopped accepting: the others no longer leave connections
+        to it."""
         self._open[worker] = GONE
 
     def open(self, worker: int) -> int:
@@ -67,8 +75,15 @@ class ConnectionCounts:
         """Whether another worker holds fewer open connections than ``worker``."""
         return self._open[worker] > min(self._open)
 
-    def accepted_by_others(self, worker: int) -> int:
-        return sum(self._accepted) - self._accepted[worker]
+    def idlest_accepts(self, worker: int) -> tuple[int, ...]:
+        """The connections accepted so far by each other worker holding the fewest open (the
+        ones ``worker`` leaves a pending connection to): unchanged while they accept none."""
+        low = min(self._open)
+        return tuple(
+            int(self._accepted[w]) if self._open[w] == low else -1
+            for w in range(self.workers)
+            if w != worker
+        )
 
 
 class PublishingSet(set[Any]):
@@ -84,6 +99,10 @@ class PublishingSet(set[Any]):
 
     def discard(self, item: Any) -> None:
         super().discard(item)
+        self._changed()
+
+    def remove(self, item: Any) -> None:  # uvicorn's WebSocket protocols remove themselves
+        super().remove(item)
         self._changed()
 
 
@@ -107,7 +126,8 @@ class BalancedListener:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._reading = False
-        self._stall: tuple[float, int] | None = None  # since when, others' accepts then
+        # since when a pending connection waits for the idlest others, and their accepts then
+        self._stall: tuple[float, tuple[int, ...]] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
     def track(self, connections: set[Any]) -> PublishingSet:
@@ -124,7 +144,8 @@ class BalancedListener:
         self._watch()
 
     def stop(self) -> None:
-        """Accept no more connections (those open stay)."""
+        """Accept no more connections (those open stay); the others take every new one."""
+        self._counts.leave(self._worker)
         self._unwatch()
         if self._timer is not None:
             self._timer.cancel()
@@ -160,7 +181,8 @@ class BalancedListener:
     def _readable(self) -> None:
         """A connection is pending: take it, unless another worker is less loaded (and not
         stuck)."""
-        if self._counts.busier(self._worker) and not self._stalled():
+        waiting = self._counts.busier(self._worker)
+        if waiting and not self._stalled():
             self._pause(RECHECK_SECONDS)
             return
         try:
@@ -173,7 +195,8 @@ class BalancedListener:
             logger.error("accepting a connection: %s; retrying in %g s", exc, RETRY_SECONDS)
             self._pause(RETRY_SECONDS)
             return
-        self._stall = None
+        if not waiting:  # taken in turn; after a stall, the stalled ones stay passed over
+            self._stall = None  # until they accept again
         self._counts.count_accept(self._worker)
         self._pending += 1
         self._publish()
@@ -183,12 +206,13 @@ class BalancedListener:
         task.add_done_callback(self._tasks.discard)
 
     def _stalled(self) -> bool:
-        """Whether a connection has been pending for :data:`STALL_SECONDS` while no other
-        worker accepted any."""
+        """Whether connections have been pending for :data:`STALL_SECONDS` while none of
+        the idlest other workers accepted any (their loops stuck). Once so, it stays so until
+        one of them accepts again: a burst is not taken one connection per stall."""
         assert self._loop is not None
-        now, others = self._loop.time(), self._counts.accepted_by_others(self._worker)
-        if self._stall is None or self._stall[1] != others:
-            self._stall = (now, others)
+        now, idlest = self._loop.time(), self._counts.idlest_accepts(self._worker)
+        if self._stall is None or self._stall[1] != idlest:
+            self._stall = (now, idlest)
             return False
         return now - self._stall[0] >= STALL_SECONDS
 
