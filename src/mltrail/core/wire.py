@@ -13,6 +13,7 @@ import base64
 import binascii
 import json
 import math
+import sys
 from typing import Any
 
 import numpy as np
@@ -83,10 +84,22 @@ def pack_array(array: np.ndarray, dtype: str) -> str:
     return base64.b64encode(np.ascontiguousarray(array, dtype=dtype).tobytes()).decode("ascii")
 
 
+if sys.version_info >= (3, 11):
+
+    def _b64decode_strict(text: str) -> bytes:
+        """The checks of ``b64decode(validate=True)`` in C: 1.4-1.7x its speed (16 KB)."""
+        return binascii.a2b_base64(text, strict_mode=True)
+
+else:  # strict_mode is new in 3.11
+
+    def _b64decode_strict(text: str) -> bytes:
+        return base64.b64decode(text, validate=True)
+
+
 def unpack_array(text: str, dtype: str, length: int, field: str) -> np.ndarray:
     """Inverse of :func:`pack_array`, checking the length; ValidationError on bad input."""
-    try:  # strict_mode: the checks of b64decode(validate=True) in C, 1.7x its speed (16 KB)
-        raw = binascii.a2b_base64(text, strict_mode=True)
+    try:
+        raw = _b64decode_strict(text)
     except (binascii.Error, ValueError, TypeError):
         raise ValidationError("must be base64 of a little-endian array", field) from None
     width = np.dtype(dtype).itemsize
