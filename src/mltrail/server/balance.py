@@ -14,9 +14,10 @@ connections than the least loaded worker (counts kept in memory the workers shar
 connection to the idler one and looks again :data:`RECHECK_SECONDS` later (no polling while
 nothing is pending). A connection that the least loaded workers left pending for
 :data:`STALL_SECONDS` (their loops are stuck) is taken anyway, and so are the ones after it,
-until one of them accepts again; a worker that has not started accepting, stopped accepting
-(its graceful shutdown) or exited does not count (:data:`STARTING`,
-:meth:`ConnectionCounts.leave`), so a stuck, starting or dead worker never stops the others.
+until one of them accepts again; a worker that stopped accepting (its graceful shutdown) or
+exited does not count (:meth:`ConnectionCounts.leave`), so a stuck or dead worker never stops
+the others. A worker still starting counts none open: connections wait for it, a stall at
+most.
 A connection leaves a worker's count however uvicorn lets go of it (``discard``, or
 ``remove`` as its WebSocket protocols do).
 """
@@ -37,7 +38,6 @@ RECHECK_SECONDS = 0.005  # a busier worker's next look at a pending connection
 STALL_SECONDS = 2.0
 RETRY_SECONDS = 1.0  # after running out of file descriptors or memory (as asyncio waits)
 GONE = 2**62  # the count of a worker that exited or stopped accepting: never the least loaded
-STARTING = 2**61  # the count of a worker not accepting yet: never the least loaded either
 RESOURCE_ERRORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
 
 logger = logging.getLogger(__name__)
@@ -52,9 +52,10 @@ class ConnectionCounts:
         self.workers = workers
         self._memory = mmap.mmap(-1, 16 * workers)  # MAP_SHARED: survives fork() shared
         slots = memoryview(self._memory).cast("q")
+        # a worker still starting counts 0: the first connections wait for it (one stall at
+        # most), or keep-alive connections opened as the server comes up would all stay on the
+        # worker that started first
         self._open, self._accepted = slots[:workers], slots[workers:]
-        for worker in range(workers):  # until each starts accepting (its first set_open)
-            self._open[worker] = STARTING
 
     def set_open(self, worker: int, count: int) -> None:
         if self._open[worker] != GONE:
