@@ -22,10 +22,10 @@ from mltrail.core.chunk_codec import (
     decode_many,
     encode_chunks,
     pack_chunks,
-    stored_stream,
     unpack_chunk,
 )
 from mltrail.core.errors import ValidationError
+from mltrail.core.noise_planes import stored_stream
 from mltrail.core.types import MetricBatch, SeriesChunk
 from mltrail.store.sql import SqlStore
 

@@ -40,7 +40,7 @@ from dataclasses import replace
 import numpy as np
 
 from mltrail.core.errors import ValidationError
-from mltrail.core.noise_planes import mixed_stream, noise_planes
+from mltrail.core.noise_planes import mixed_stream, noise_planes, stored_stream
 from mltrail.core.types import SeriesChunk
 
 _COLUMNS = 4  # iteration deltas, epochs, value bits, time deltas (ms): all int64
@@ -144,29 +144,6 @@ def encode_chunks(
             body = stored_stream(np.ascontiguousarray(part[~kept]).tobytes())
         out.append(header + part[kept, 0].tobytes() + body)
     return out
-
-
-_STORED_HEAD = b"\x78\x01\x01"  # zlib's header at level 0, then a final stored block
-_STORED_MAX = 65_000  # bytes in one such block (zlib cuts a longer input into several)
-_LENGTHS = struct.Struct("<HH")  # the stored block's length and its one's complement
-_ADLER = struct.Struct(">I")
-
-
-def stored_stream(data: bytes) -> bytes:
-    """``zlib.compress(data, 0)``, the same bytes: the stream's header, one final stored block
-    and the Adler-32 of ``data``, without zlib's set-up for a stream (it zeroes a 128 KiB hash
-    table first: 70,000 instructions a chunk of an append's 20, for a few hundred bytes)."""
-    if len(data) > _STORED_MAX:
-        return zlib.compress(data, 0)
-    length = len(data)
-    return b"".join(
-        (
-            _STORED_HEAD,
-            _LENGTHS.pack(length, length ^ 0xFFFF),
-            data,
-            _ADLER.pack(zlib.adler32(data)),
-        )
-    )
 
 
 def _deflate_planes(planes: np.ndarray, level: int) -> bytes:

@@ -15,6 +15,9 @@ pairs, give or take 23). A plane of fewer or uneven values (a float's low byte t
 bits in some values: deflated to 0.97 of its size), or of slowly moving or repeating ones (a
 counter's low byte: a ramp, one difference), makes more and is deflated as before. Integer
 counting only: the same bytes on every machine.
+
+A chunk kept undeflated (small ones, until compaction merges them) is one stored block in a
+zlib stream: :func:`stored_stream` writes zlib's own bytes without zlib's set-up for a stream.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ MAX_PAIRS = 600  # equal pairs among the 512 bytes sampled (and their 508 differ
 _STORED_MAX = 65_535  # the most bytes one stored block holds
 _ZLIB_HEADER = b"\x78\x01"  # deflate, 32 KiB window, fastest (as zlib.compress(..., 1) writes)
 _STORED_HEAD = struct.Struct("<BHH")  # final-block bit and type 00, length, its complement
+_ONE_BLOCK_MAX = 65_000  # zlib.compress(data, 0) cuts a longer input into several blocks
 
 
 def noise_planes(planes: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
@@ -80,6 +84,16 @@ def mixed_stream(rows: Sequence[bytes], noise: Sequence[bool], level: int) -> by
         out.append(deflater.flush(zlib.Z_FINISH if last else zlib.Z_SYNC_FLUSH))
     out.append(adler.to_bytes(4, "big"))
     return b"".join(out)
+
+
+def stored_stream(data: bytes) -> bytes:
+    """``zlib.compress(data, 0)``, the same bytes: the stream's header, one final stored block
+    and the Adler-32 of ``data``, without zlib's set-up for a stream (it zeroes a 128 KiB hash
+    table first: 70,000 instructions a chunk of an append's 20, for a few hundred bytes)."""
+    if len(data) > _ONE_BLOCK_MAX:
+        return zlib.compress(data, 0)
+    head = _STORED_HEAD.pack(1, len(data), len(data) ^ 0xFFFF)
+    return b"".join((_ZLIB_HEADER, head, data, zlib.adler32(data).to_bytes(4, "big")))
 
 
 def _stored_blocks(data: bytes, last: bool) -> list[bytes]:
