@@ -92,18 +92,14 @@ class FileWriteLock:
         except OSError:
             return True
         try:
-            taken = _try_lock(fd)
-            if not taken and blocking:
-                taken = _wait_for_lock(fd)
-                if not taken:  # a holder that stopped: SQLite's lock and timeout decide
-                    self._close()
-                    return True
+            taken = _try_lock(fd) or (blocking and _wait_for_lock(fd))
         except BaseException:
             self._close()
             raise
         if not taken:
             self._close()
-        return taken
+        # a blocking writer past the wait (a holder that stopped): SQLite's lock decides
+        return taken or blocking
 
     def _close(self) -> None:
         fd, self._fd = self._fd, None
